@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+"""The project's two commands, needing only Python 3.11 on the machine.
+
+    python3 dev.py run     create .venv if needed, install, run a local log with a witness
+    python3 dev.py test    create .venv if needed, install, run the whole test suite
+    python3 dev.py bench   run the micro-benchmarks (figures in BENCHMARKS.md)
+
+The virtual environment is rebuilt when pyproject.toml changes.
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".installed-from"
+
+
+def ensure_environment() -> None:
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if PYTHON.exists() and STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("setting up .venv (first run, or pyproject.toml changed)...", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(VENV)
+    pip = [str(PYTHON), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "--upgrade", "pip"], check=True)
+    subprocess.run([*pip, "-e", f"{ROOT}[dev]"], check=True)
+    STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[1] if len(argv) > 1 else "help"
+    if command not in ("run", "test", "bench"):
+        print(__doc__)
+        return 2
+    ensure_environment()
+    os.chdir(ROOT)
+    if command == "test":
+        result = subprocess.run([str(PYTHON), "-m", "pytest", *argv[2:]])
+        if result.returncode == 5:
+            print("no tests ran: that is a failure", file=sys.stderr)
+            return 1
+        return result.returncode
+    if command == "bench":
+        return subprocess.run([str(PYTHON), "-m", "loadtest.core_bench", *argv[2:]]).returncode
+    print("the log server arrives with the log-server issue; nothing to run yet", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

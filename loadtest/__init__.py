@@ -1,0 +1,1 @@
+"""Load tests (locust scenarios) and the benchmark driver."""

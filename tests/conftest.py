@@ -1,0 +1,15 @@
+"""Shared test helpers: the public vectors in ../shared/vectors, loaded loudly."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+VECTORS = REPO.parent / "shared" / "vectors"
+
+if not (VECTORS / "README.md").is_file():  # fail the whole run, never skip
+    raise RuntimeError(f"test vectors not found at {VECTORS}: the suite needs ../shared/vectors")
+
+
+def load_vectors(relative: str) -> Any:
+    return json.loads((VECTORS / relative).read_text(encoding="utf-8"))

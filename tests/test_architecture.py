@@ -1,0 +1,83 @@
+"""Guards on the architecture (DESIGN.md, "Packages and the imports allowed between them"), and the static checks."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+CORE = "tlogcore"
+PROJECT = {CORE, "logserver", "witness", "monitor", "tools", "loadtest"}
+CLIENTS = {"logserver.client", "witness.client"}
+
+
+def allowed(package: str, module_path: Path, target: str) -> bool:
+    """Whether `module_path` in `package` may import module `target` (a project module)."""
+    top = target.split(".")[0]
+    if top == package:
+        return True
+    if top == CORE:
+        return True
+    if package == "logserver":
+        return target.startswith("witness.client") and module_path.name == "witnessing.py"
+    if package in ("monitor", "tools", "loadtest"):
+        return any(target == c or target.startswith(c + ".") for c in CLIENTS)
+    return False
+
+
+def imports_of(path: Path, package: str) -> list[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against the package
+                parts = path.relative_to(REPO).with_suffix("").parts[: -node.level]
+                base = ".".join(parts)
+                found.append(f"{base}.{node.module}" if node.module else base)
+            elif node.module:
+                found.extend(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def source_files() -> list[tuple[str, Path]]:
+    return [(pkg, path) for pkg in sorted(PROJECT) for path in sorted((REPO / pkg).rglob("*.py"))]
+
+
+def test_every_import_edge_is_allowed() -> None:
+    violations = []
+    for package, path in source_files():
+        for target in imports_of(path, package):
+            top = target.split(".")[0]
+            if package == CORE and top not in PROJECT:
+                if top not in sys.stdlib_module_names and top != "cryptography":
+                    violations.append(f"{path.relative_to(REPO)} imports {target}: core allows stdlib + cryptography")
+            elif top in PROJECT and not allowed(package, path, target):
+                violations.append(f"{path.relative_to(REPO)} imports {target}")
+    assert not violations, "forbidden import edges:\n" + "\n".join(violations)
+
+
+def test_the_guard_itself_catches_a_forbidden_edge(tmp_path: Path) -> None:
+    # The guard must be able to fail: a witness module importing the log server is refused.
+    assert not allowed("witness", REPO / "witness" / "app.py", "logserver.storage")
+    assert not allowed("logserver", REPO / "logserver" / "app.py", "witness.client")
+    assert allowed("logserver", REPO / "logserver" / "witnessing.py", "witness.client")
+    assert not allowed("monitor", REPO / "monitor" / "x.py", "logserver.storage")
+
+
+def test_only_cli_modules_start_servers() -> None:
+    offenders = [
+        str(path.relative_to(REPO))
+        for package, path in source_files()
+        if path.name != "cli.py" and any(t.split(".")[0] == "uvicorn" for t in imports_of(path, package))
+    ]
+    assert not offenders
+
+
+@pytest.mark.parametrize("tool", [["ruff", "check", "."], ["mypy"]], ids=["ruff", "mypy"])
+def test_static_checks(tool: list[str]) -> None:
+    result = subprocess.run([sys.executable, "-m", *tool], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,236 @@
+"""Offline proof bundles: c2sp.org/tlog-proof@v1, and a compact binary form of it for QR codes.
+
+Text form (tlog-proof v1; our bundle puts the signed statement, the leaf
+itself, in `extra`, so the leaf hash is SHA-256(0x00 || extra)):
+
+    c2sp.org/tlog-proof@v1
+    extra <base64 signed statement>
+    index <leaf index>
+    <base64 hash>...            inclusion proof, leaf side first
+    <empty line>
+    <signed checkpoint, verbatim, with its cosignatures>
+
+Binary form (our extension, for QR codes; same content, so it decodes to the
+very same text bundle and is verified the same way). Integers are unsigned
+LEB128 varints (minimal); `str8` is a one-byte length then UTF-8; all of it
+must be consumed and must re-encode to the same bytes:
+
+    "TL" 0x01                   magic and version
+    kind(1) time(varint) origin(str8)                statement fields...
+    signer name(str8) signer key(32)
+    document(32) | issuer name(str8) issuer key(32)  by kind
+    ref(str8, empty = absent) reason(str8, empty = absent)
+    statement signature(64)
+    index(varint) proof count(1) proof hashes(32 each)
+    size(varint) root(32) extension count(1) extensions(str8 each)
+    signature count(1), each: key name(str8, empty = the origin) blob length(varint) blob
+
+The checkpoint's origin is the statement's, so it is written once.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from tlogcore.checkpoint import MAX_CHECKPOINT_NOTE_SIZE, Checkpoint, parse_checkpoint
+from tlogcore.encoding import (
+    HASH_SIZE,
+    MAX_INT64,
+    Reader,
+    b64decode,
+    b64encode,
+    check_hash,
+    decode_utf8,
+    parse_decimal,
+    parse_hash_b64,
+    put_uvarint,
+)
+from tlogcore.errors import MalformedError, ProofError
+from tlogcore.keys import Ed25519Verifier
+from tlogcore.merkle import leaf_hash, verify_inclusion
+from tlogcore.note import Note, Signature, parse_note
+from tlogcore.policy import Policy, TrustedCheckpoint
+from tlogcore.statement import DOCUMENT_KINDS, KINDS, Statement, parse_ed25519_vkey, parse_statement
+
+HEADER = "c2sp.org/tlog-proof@v1"
+MAX_PROOF_HASHES = 63
+MAX_BUNDLE_SIZE = 128 * 1024
+BINARY_MAGIC = b"TL\x01"
+
+
+@dataclass(frozen=True)
+class TlogProof:
+    index: int
+    proof: tuple[bytes, ...]
+    checkpoint: bytes  # the signed checkpoint note, verbatim
+    extra: bytes | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index <= MAX_INT64:
+            raise MalformedError("proof index is out of range")
+        if len(self.proof) > MAX_PROOF_HASHES:
+            raise MalformedError(f"more than {MAX_PROOF_HASHES} proof hashes")
+        for item in self.proof:
+            check_hash(item, "proof hash")
+
+    def to_text(self) -> bytes:
+        lines = [HEADER]
+        if self.extra is not None:
+            lines.append(f"extra {b64encode(self.extra)}")
+        lines.append(f"index {self.index}")
+        lines.extend(b64encode(h) for h in self.proof)
+        return ("".join(line + "\n" for line in lines) + "\n").encode() + self.checkpoint
+
+
+def parse_tlog_proof(data: bytes) -> TlogProof:
+    """Parse the text form strictly; the checkpoint after the blank line is kept verbatim."""
+    if len(data) > MAX_BUNDLE_SIZE:
+        raise MalformedError(f"proof is more than {MAX_BUNDLE_SIZE} bytes")
+    head, sep, checkpoint = data.partition(b"\n\n")
+    if not sep or not checkpoint:
+        raise MalformedError("proof has no blank line before the checkpoint")
+    lines = decode_utf8(head, "proof").split("\n")
+    if lines[0] != HEADER:
+        raise MalformedError(f"proof does not start with {HEADER!r}")
+    lines = lines[1:]
+    extra = None
+    if lines and lines[0].startswith("extra "):
+        extra = b64decode(lines.pop(0)[len("extra "):], "proof extra")
+    if not lines or not lines[0].startswith("index "):
+        raise MalformedError("proof has no index line")
+    index = parse_decimal(lines.pop(0)[len("index "):], "proof index", MAX_INT64)
+    proof = tuple(parse_hash_b64(line, "proof hash") for line in lines)
+    return TlogProof(index, proof, checkpoint, extra)
+
+
+@dataclass(frozen=True)
+class VerifiedBundle:
+    statement: Statement
+    leaf: bytes
+    index: int
+    trusted: TrustedCheckpoint
+
+    @property
+    def checkpoint(self) -> Checkpoint:
+        return self.trusted.checkpoint
+
+
+def verify_bundle(
+    bundle: TlogProof, policy: Policy, now: float | None = None, document: bytes | None = None
+) -> VerifiedBundle:
+    """Check everything a bundle claims, trusting only `policy` (tlog-proof §Verification).
+
+    The statement's own signature; the checkpoint's log signature and witness
+    quorum; that the statement was made for that log; the inclusion proof; and,
+    given `document` (its SHA-256), that the statement is about it.
+    """
+    if bundle.extra is None:
+        raise MalformedError("bundle carries no statement")
+    statement = parse_statement(bundle.extra)
+    trusted = policy.verify_checkpoint(bundle.checkpoint, now)
+    if statement.origin != trusted.checkpoint.origin:
+        raise ProofError(f"statement is for log {statement.origin!r}, checkpoint is {trusted.checkpoint.origin!r}")
+    leaf = leaf_hash(bundle.extra)
+    verify_inclusion(leaf, bundle.index, trusted.checkpoint.size, bundle.proof, trusted.checkpoint.root)
+    if document is not None and statement.document != document:
+        raise ProofError("the statement is about another document")
+    return VerifiedBundle(statement, leaf, bundle.index, trusted)
+
+
+# --- binary form -------------------------------------------------------------
+
+
+def _str8(value: str) -> bytes:
+    raw = value.encode()
+    if len(raw) > 255:
+        raise MalformedError(f"{value[:30]!r} is too long for the binary form")
+    return bytes([len(raw)]) + raw
+
+
+def _read_str(reader: Reader, what: str) -> str:
+    return decode_utf8(reader.short_bytes(what), what)
+
+
+def _key_fields(vkey: str) -> bytes:
+    verifier = parse_ed25519_vkey(vkey, "key")
+    return _str8(verifier.name) + verifier.material
+
+
+def _read_vkey(reader: Reader, what: str) -> str:
+    name = _read_str(reader, what)
+    return Ed25519Verifier(name, reader.take(32, what)).vkey
+
+
+def to_binary(bundle: TlogProof) -> bytes:
+    """Encode a bundle made of one of our statements and a canonical checkpoint note."""
+    if bundle.extra is None:
+        raise MalformedError("bundle carries no statement")
+    statement = parse_statement(bundle.extra)
+    statement_note = parse_note(bundle.extra)
+    out = bytearray(BINARY_MAGIC)
+    out += bytes([KINDS.index(statement.kind)]) + put_uvarint(statement.time) + _str8(statement.origin)
+    out += _key_fields(statement.signer)
+    out += statement.document if statement.document is not None else _key_fields(statement.issuer or "")
+    out += _str8(statement.ref or "") + _str8(statement.reason or "")
+    out += statement_note.signatures[0].signature
+    out += put_uvarint(bundle.index) + bytes([len(bundle.proof)]) + b"".join(bundle.proof)
+    note = parse_note(bundle.checkpoint, MAX_CHECKPOINT_NOTE_SIZE)
+    checkpoint = parse_checkpoint(note.text)
+    if checkpoint.origin != statement.origin or note.to_bytes() != bundle.checkpoint:
+        raise MalformedError("checkpoint is not canonical or not for the statement's log")
+    out += put_uvarint(checkpoint.size) + checkpoint.root
+    out += bytes([len(checkpoint.extensions)]) + b"".join(_str8(e) for e in checkpoint.extensions)
+    out += bytes([len(note.signatures)])
+    for signature in note.signatures:
+        blob = signature.key_id.to_bytes(4, "big") + signature.signature
+        name = "" if signature.name == checkpoint.origin else signature.name
+        out += _str8(name) + put_uvarint(len(blob)) + blob
+    return bytes(out)
+
+
+def from_binary(data: bytes) -> TlogProof:
+    """Decode the binary form back into the text bundle it stands for; strict and canonical."""
+    if len(data) > MAX_BUNDLE_SIZE:
+        raise MalformedError("binary bundle is too large")
+    reader = Reader(data)
+    if reader.take(3, "magic") != BINARY_MAGIC:
+        raise MalformedError("not a binary proof bundle (bad magic or version)")
+    kind_index = reader.byte("statement kind")
+    if kind_index >= len(KINDS):
+        raise MalformedError("unknown statement kind")
+    kind = KINDS[kind_index]
+    time = reader.uvarint("statement time", MAX_INT64)
+    origin = _read_str(reader, "origin")
+    signer = _read_vkey(reader, "signer")
+    document = issuer = None
+    if kind in DOCUMENT_KINDS:
+        document = reader.take(HASH_SIZE, "document")
+    else:
+        issuer = _read_vkey(reader, "issuer")
+    ref = _read_str(reader, "ref") or None
+    reason = _read_str(reader, "reason") or None
+    statement = Statement(origin, kind, signer, time, document, issuer, ref, reason)
+    signer_verifier = statement.signer_verifier
+    statement_sig = Signature(signer_verifier.name, signer_verifier.key_id, reader.take(64, "statement signature"))
+    extra = Note(statement.text, (statement_sig,)).to_bytes()
+    index = reader.uvarint("index", MAX_INT64)
+    proof = tuple(reader.take(HASH_SIZE, "proof hash") for _ in range(reader.byte("proof count")))
+    size = reader.uvarint("tree size")
+    root = reader.take(HASH_SIZE, "root")
+    extensions = tuple(_read_str(reader, "extension") for _ in range(reader.byte("extension count")))
+    checkpoint = Checkpoint(origin, size, root, extensions)
+    signatures = []
+    for _ in range(reader.byte("signature count")):
+        name = _read_str(reader, "signature name") or origin
+        blob = reader.take(reader.uvarint("signature length", MAX_CHECKPOINT_NOTE_SIZE), "signature")
+        if len(blob) < 5:
+            raise MalformedError("signature is too short")
+        signatures.append(Signature(name, int.from_bytes(blob[:4], "big"), blob[4:]))
+    reader.done("binary bundle")
+    bundle = TlogProof(index, proof, Note(checkpoint.text, tuple(signatures)).to_bytes(), extra)
+    if to_binary(bundle) != data:
+        raise MalformedError("binary bundle is not in canonical form")
+    return bundle
+
+
+def make_bundle(statement: bytes, index: int, proof: Sequence[bytes], checkpoint: bytes) -> TlogProof:
+    return TlogProof(index, tuple(proof), checkpoint, statement)

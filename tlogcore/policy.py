@@ -1,0 +1,169 @@
+"""Trust policies in the C2SP tlog-policy text format: which logs, which witnesses, what quorum.
+
+    log <vkey> [<url>]                       the key name must equal the log origin
+    witness <name> <vkey> [<url>]            a cosigner (type 0x04 or 0x06 vkey)
+    group <name> <k|any|all> <member>...     k of the members (witnesses or earlier groups)
+    quorum <name|none>                       exactly once
+
+`#` starts a comment; blank lines are ignored. The Sigsum dialect, with raw
+64-hex Ed25519 keys instead of vkeys, is accepted too: a log key's origin is
+`sigsum.org/v1/tree/<hex SHA-256(key)>` and a witness's key name is its name.
+
+A checkpoint is trusted when a listed log signed it and the quorum node is
+satisfied by valid cosignatures (none dated over 10 minutes in the future).
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+
+from tlogcore.checkpoint import MAX_CHECKPOINT_NOTE_SIZE, Checkpoint, parse_checkpoint
+from tlogcore.cosignature import MAX_FUTURE_SKEW, CosignatureV1Verifier, signature_timestamp
+from tlogcore.errors import MalformedError, UnverifiedError
+from tlogcore.keys import Ed25519Verifier, Verifier
+from tlogcore.note import OpenedNote, open_note
+from tlogcore.vkeys import parse_verifier_key
+
+MAX_POLICY_SIZE = 256 * 1024
+MAX_ITEMS = 1000
+_TIMESTAMPED_TYPES = (0x04, 0x05, 0x06)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    threshold: int
+    members: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Policy:
+    logs: tuple[Verifier, ...]
+    witnesses: dict[str, Verifier] = field(default_factory=dict)
+    groups: dict[str, Group] = field(default_factory=dict)
+    quorum: str | None = None  # None: no cosignatures required ("quorum none")
+
+    def log_for(self, origin: str) -> Verifier:
+        for log in self.logs:
+            if log.name == origin:
+                return log
+        raise UnverifiedError(f"origin {origin!r} is not a log this policy trusts")
+
+    def is_satisfied(self, cosigned: set[str]) -> bool:
+        """Whether witnesses named in `cosigned` satisfy the quorum."""
+        return self.quorum is None or self._satisfied(self.quorum, cosigned)
+
+    def _satisfied(self, name: str, cosigned: set[str]) -> bool:
+        if name in self.witnesses:
+            return name in cosigned
+        group = self.groups[name]
+        return sum(self._satisfied(m, cosigned) for m in group.members) >= group.threshold
+
+    def verify_checkpoint(self, note: bytes, now: float | None = None) -> "TrustedCheckpoint":
+        """Open a signed checkpoint under this policy; raise unless log signature and quorum hold."""
+        opened = open_note(note, [*self.logs, *self.witnesses.values()], MAX_CHECKPOINT_NOTE_SIZE)
+        checkpoint = parse_checkpoint(opened.text)
+        log = self.log_for(checkpoint.origin)
+        if opened.verified_by(log) is None:
+            raise UnverifiedError(f"checkpoint is not signed by the log key of {checkpoint.origin!r}")
+        cosigned = set()
+        for name, witness in self.witnesses.items():
+            signature = opened.verified_by(witness)
+            if signature is None:
+                continue
+            timestamped = now is not None and witness.key_type in _TIMESTAMPED_TYPES
+            if timestamped and signature_timestamp(signature.signature) > (now or 0) + MAX_FUTURE_SKEW:
+                continue
+            cosigned.add(name)
+        if not self.is_satisfied(cosigned):
+            raise UnverifiedError(
+                f"witness quorum not met: cosigned by {sorted(cosigned) or 'none'} of {sorted(self.witnesses)}"
+            )
+        return TrustedCheckpoint(checkpoint, opened, frozenset(cosigned))
+
+
+@dataclass(frozen=True)
+class TrustedCheckpoint:
+    checkpoint: Checkpoint
+    opened: OpenedNote
+    witnesses: frozenset[str]
+
+
+def _parse_key(token: str, kind: str, name: str) -> Verifier:
+    if len(token) == 64 and all(c in "0123456789abcdef" for c in token):  # Sigsum dialect
+        key = bytes.fromhex(token)
+        if kind == "log":
+            return Ed25519Verifier(f"sigsum.org/v1/tree/{hashlib.sha256(key).hexdigest()}", key)
+        return CosignatureV1Verifier(name, key)
+    return parse_verifier_key(token)
+
+
+def parse_policy(text: str) -> Policy:
+    if len(text.encode()) > MAX_POLICY_SIZE:
+        raise MalformedError("policy is too large")
+    if any(not (c in "\t\n" or " " <= c <= "~" or ord(c) >= 0x80) for c in text):
+        raise MalformedError("policy contains a character outside tab, LF and printable ASCII")
+    logs: list[Verifier] = []
+    witnesses: dict[str, Verifier] = {}
+    groups: dict[str, Group] = {}
+    quorum: list[str | None] = []
+    keys_seen: set[tuple[str, int]] = set()
+    for number, raw in enumerate(text.split("\n"), 1):
+        words = raw.split("#", 1)[0].split()
+        if not words:
+            continue
+        where = f"policy line {number}"
+        kind, args = words[0], words[1:]
+        if len(logs) + len(witnesses) + len(groups) > MAX_ITEMS:
+            raise MalformedError(f"{where}: too many items")
+        if kind == "log" and len(args) in (1, 2):
+            verifier = _parse_key(args[0], "log", "")
+        elif kind == "witness" and len(args) in (2, 3):
+            if args[0] in witnesses or args[0] in groups:
+                raise MalformedError(f"{where}: name {args[0]!r} is defined twice")
+            verifier = _parse_key(args[1], "witness", args[0])
+            witnesses[args[0]] = verifier
+        elif kind == "group" and len(args) >= 3:
+            groups[args[0]] = _parse_group(args, witnesses, groups, where)
+            continue
+        elif kind == "quorum" and len(args) == 1:
+            if quorum:
+                raise MalformedError(f"{where}: quorum is given twice")
+            if args[0] != "none" and args[0] not in witnesses and args[0] not in groups:
+                raise MalformedError(f"{where}: quorum names undefined {args[0]!r}")
+            quorum.append(None if args[0] == "none" else args[0])
+            continue
+        else:
+            raise MalformedError(f"{where}: cannot parse {raw.strip()[:60]!r}")
+        identity = (verifier.name, verifier.key_id)
+        if identity in keys_seen:
+            raise MalformedError(f"{where}: key {verifier.name} is listed twice")
+        keys_seen.add(identity)
+        if kind == "log":
+            logs.append(verifier)
+    if not quorum:
+        raise MalformedError("policy has no quorum line")
+    if not logs:
+        raise MalformedError("policy lists no log")
+    return Policy(tuple(logs), witnesses, groups, quorum[0])
+
+
+def _parse_group(args: list[str], witnesses: dict[str, Verifier], groups: dict[str, Group], where: str) -> Group:
+    name, threshold_text, members = args[0], args[1], tuple(args[2:])
+    if name in witnesses or name in groups or name == "none":
+        raise MalformedError(f"{where}: name {name!r} is defined twice")
+    if len(set(members)) != len(members):
+        raise MalformedError(f"{where}: group {name!r} names a member twice")
+    for member in members:
+        if member not in witnesses and member not in groups:
+            raise MalformedError(f"{where}: group {name!r} names undefined {member!r}")
+    if threshold_text == "any":
+        threshold = 1
+    elif threshold_text == "all":
+        threshold = len(members)
+    elif threshold_text.isdigit() and str(int(threshold_text)) == threshold_text:
+        threshold = int(threshold_text)
+    else:
+        raise MalformedError(f"{where}: group threshold {threshold_text!r} is not a number, any or all")
+    if not 1 <= threshold <= len(members):
+        raise MalformedError(f"{where}: group threshold {threshold} is not in 1..{len(members)}")
+    return Group(name, threshold, members)

@@ -1,0 +1,161 @@
+"""Statements: the log's leaves. A signed note whose text is, line by line, in this order:
+
+    tlog-statement/v1
+    log <origin>                   the log it is for (replay into another log fails)
+    kind <issue|revoke|issuer-add|issuer-retire>
+    signer <vkey>                  the Ed25519 key that signs this statement
+    time <POSIX seconds>
+    document <64 lowercase hex>    issue, revoke: the document's SHA-256
+    issuer <vkey>                  issuer-add, issuer-retire: the issuer key concerned
+    ref <text>                     optional: document number or type; an issuer's display name
+    reason <text>                  optional, revoke and issuer-retire only
+
+followed by exactly one signature line, by `signer`. Issue and revoke
+statements are signed by an issuer key; the registry kinds by the log's
+registry key. Carrying the signer's public key makes a statement checkable on
+its own, offline; whether that key was allowed to write is the log's history
+(DESIGN.md "Statements"). Text values are NFC-normalised UTF-8 (Khmer
+included), 1..255 bytes, no control characters, no edge whitespace.
+"""
+
+import unicodedata
+from dataclasses import dataclass
+
+from tlogcore.encoding import MAX_INT64, parse_decimal, parse_hash_hex
+from tlogcore.errors import MalformedError, SignatureError
+from tlogcore.keys import Ed25519Signer, Ed25519Verifier
+from tlogcore.note import open_note, parse_note, sign_note
+from tlogcore.vkeys import parse_verifier_key
+
+HEADER = "tlog-statement/v1"
+ISSUE, REVOKE, ISSUER_ADD, ISSUER_RETIRE = "issue", "revoke", "issuer-add", "issuer-retire"
+DOCUMENT_KINDS = (ISSUE, REVOKE)
+REGISTRY_KINDS = (ISSUER_ADD, ISSUER_RETIRE)
+KINDS = DOCUMENT_KINDS + REGISTRY_KINDS
+MAX_STATEMENT_SIZE = 8 * 1024  # DESIGN.md
+MAX_TEXT_VALUE = 255
+
+
+def check_text_value(value: str, what: str) -> str:
+    size = len(value.encode())
+    if not 1 <= size <= MAX_TEXT_VALUE:
+        raise MalformedError(f"{what} must be 1..{MAX_TEXT_VALUE} bytes of UTF-8")
+    if value != value.strip() or unicodedata.normalize("NFC", value) != value:
+        raise MalformedError(f"{what} must be NFC-normalised with no leading or trailing whitespace")
+    if any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in value):
+        raise MalformedError(f"{what} contains a control character")
+    return value
+
+
+def parse_ed25519_vkey(vkey: str, what: str) -> Ed25519Verifier:
+    verifier = parse_verifier_key(vkey)
+    if not isinstance(verifier, Ed25519Verifier):
+        raise MalformedError(f"{what} must be an Ed25519 (type 0x01) key")
+    return verifier
+
+
+@dataclass(frozen=True)
+class Statement:
+    origin: str
+    kind: str
+    signer: str  # vkey
+    time: int
+    document: bytes | None = None  # SHA-256, for issue and revoke
+    issuer: str | None = None  # vkey, for the registry kinds
+    ref: str | None = None
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.origin or any(c.isspace() for c in self.origin) or "+" in self.origin:
+            raise MalformedError("statement origin must be a key name (no spaces, no '+')")
+        if self.kind not in KINDS:
+            raise MalformedError(f"unknown statement kind {self.kind[:20]!r}")
+        parse_ed25519_vkey(self.signer, "statement signer")
+        if not 0 < self.time <= MAX_INT64:
+            raise MalformedError("statement time must be positive POSIX seconds")
+        if (self.document is not None) != (self.kind in DOCUMENT_KINDS):
+            raise MalformedError(f"issue and revoke statements, and only they, name a document ({self.kind})")
+        if self.document is not None and len(self.document) != 32:
+            raise MalformedError("document hash must be 32 bytes (SHA-256)")
+        if (self.issuer is not None) != (self.kind in REGISTRY_KINDS):
+            raise MalformedError(f"registry statements, and only they, name an issuer key ({self.kind})")
+        if self.issuer is not None:
+            parse_ed25519_vkey(self.issuer, "issuer key")
+        if self.ref is not None:
+            check_text_value(self.ref, "ref")
+        if self.reason is not None:
+            if self.kind not in (REVOKE, ISSUER_RETIRE):
+                raise MalformedError(f"a {self.kind} statement has no reason")
+            check_text_value(self.reason, "reason")
+
+    @property
+    def signer_verifier(self) -> Ed25519Verifier:
+        return parse_ed25519_vkey(self.signer, "statement signer")
+
+    @property
+    def text(self) -> str:
+        lines = [HEADER, f"log {self.origin}", f"kind {self.kind}", f"signer {self.signer}", f"time {self.time}"]
+        if self.document is not None:
+            lines.append(f"document {self.document.hex()}")
+        if self.issuer is not None:
+            lines.append(f"issuer {self.issuer}")
+        if self.ref is not None:
+            lines.append(f"ref {self.ref}")
+        if self.reason is not None:
+            lines.append(f"reason {self.reason}")
+        return "".join(line + "\n" for line in lines)
+
+
+def _parse_text(text: str) -> Statement:
+    lines = text[:-1].split("\n") if text.endswith("\n") else []
+    if len(lines) < 6 or lines[0] != HEADER:
+        raise MalformedError(f"statement must start with {HEADER!r} and have at least 6 lines")
+    fields: dict[str, str] = {}
+    for line in lines[1:]:
+        key, sep, value = line.partition(" ")
+        if not sep or key in fields:
+            raise MalformedError(f"statement line {line[:40]!r} is malformed or repeated")
+        fields[key] = value
+    document = fields.pop("document", None)
+    statement = Statement(
+        origin=fields.pop("log", ""),
+        kind=fields.pop("kind", ""),
+        signer=fields.pop("signer", ""),
+        time=parse_decimal(fields.pop("time", ""), "statement time", MAX_INT64),
+        document=parse_hash_hex(document, "document") if document is not None else None,
+        issuer=fields.pop("issuer", None),
+        ref=fields.pop("ref", None),
+        reason=fields.pop("reason", None),
+    )
+    if fields:
+        raise MalformedError(f"statement has unknown fields {sorted(fields)}")
+    if statement.text != text:
+        raise MalformedError("statement is not in canonical form (field order or spelling)")
+    return statement
+
+
+def sign_statement(statement: Statement, signer: Ed25519Signer) -> bytes:
+    """The signed statement bytes: the leaf as it will be stored, byte for byte."""
+    if signer.verifier().vkey != statement.signer:
+        raise ValueError("the signing key is not the statement's signer")
+    return sign_note(statement.text, [signer])
+
+
+def parse_statement(data: bytes) -> Statement:
+    """Parse a signed statement strictly and check its signature against its own signer key.
+
+    Raises MalformedError for anything non-canonical and SignatureError for a
+    bad signature. Whether the signer may write to a log is the caller's check.
+    """
+    note = parse_note(data, MAX_STATEMENT_SIZE)
+    statement = _parse_text(note.text)
+    verifier = statement.signer_verifier
+    if len(note.signatures) != 1:
+        raise MalformedError("a statement carries exactly one signature")
+    signature = note.signatures[0]
+    if (signature.name, signature.key_id) != (verifier.name, verifier.key_id):
+        raise SignatureError("statement is not signed by its signer key")
+    open_note(data, [verifier], MAX_STATEMENT_SIZE)  # raises SignatureError on a bad signature
+    if note.to_bytes() != data:
+        raise MalformedError("statement is not in canonical form")
+    return statement

@@ -1,0 +1,1 @@
+"""The `tlog` command: keys, submission, proof bundles, QR codes and verification."""

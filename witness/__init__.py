@@ -1,0 +1,1 @@
+"""The witness: checks each checkpoint is consistent with the last it saw, then cosigns (c2sp.org/tlog-witness)."""
