@@ -48,8 +48,17 @@ def main(argv: list[str]) -> int:
         return result.returncode
     if command == "bench":
         return subprocess.run([str(PYTHON), "-m", "loadtest.core_bench", *argv[2:]]).returncode
-    print("the log server arrives with the log-server issue; nothing to run yet", file=sys.stderr)
-    return 1
+    return run_local_log(argv[2:])
+
+
+def run_local_log(extra: list[str]) -> int:
+    """A local log on SQLite under ./data (keys generated on first run), until Ctrl-C."""
+    server = [str(VENV / "bin" / "tlog-server"), "serve", "--data", str(ROOT / "data" / "log"),
+              "--listen", "127.0.0.1:8080", *extra]
+    try:
+        return subprocess.run(server).returncode
+    except KeyboardInterrupt:
+        return 0
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ def append_in_batches(entries: list[bytes], batch_sizes: list[int]) -> tuple[lis
         stored += appended.new_hashes
         size += count
         roots[size] = appended.root
+        assert appended.edge == [stored[merkle.stored_hash_index(lv, i)] for lv, i in merkle.right_edge(size)]
     assert size == len(entries)
     return stored, roots
 

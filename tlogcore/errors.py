@@ -21,5 +21,9 @@ class UnverifiedError(TlogError):
     """No signature from a trusted key, or too few cosignatures to meet the quorum."""
 
 
+class NotAllowedError(TlogError):
+    """The statement's signer may not write it: an unknown or retired issuer key, or not a registry key."""
+
+
 class ProofError(TlogError):
     """An inclusion or consistency proof does not verify (wrong shape or wrong hashes)."""

@@ -159,6 +159,12 @@ def format_signer_key(signer: Ed25519Signer) -> str:
     return f"PRIVATE+KEY+{signer.name}+{signer.key_id:08x}+{b64encode(bytes([ED25519]) + signer.seed)}"
 
 
+def check_private_key_mode(mode: int, where: str) -> None:
+    """Refuse a private key file that anyone but its owner can read or write (pure: give it st_mode)."""
+    if mode & 0o077:
+        raise MalformedError(f"{where} is accessible by others (mode {oct(mode & 0o777)}): run chmod 600 {where}")
+
+
 def parse_signer_key(text: str) -> Ed25519Signer:
     """Parse Go's private-key string strictly: the key ID must match the derived key."""
     parts = text.split("+", 4)

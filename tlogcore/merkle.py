@@ -93,10 +93,12 @@ def right_edge(size: int) -> list[Node]:
 
 @dataclass(frozen=True)
 class Appended:
-    """The result of appending leaves: hashes to store from `stored_hash_count(old)` on, and the new root."""
+    """The result of appending leaves: hashes to store from `stored_hash_count(old)` on, the new root,
+    and the hashes of `right_edge(new size)` for the next append."""
 
     new_hashes: list[bytes]
     root: bytes
+    edge: list[bytes]
 
 
 def append_leaves(size: int, edge_hashes: Sequence[bytes], leaf_hashes: Sequence[bytes]) -> Appended:
@@ -123,7 +125,7 @@ def append_leaves(size: int, edge_hashes: Sequence[bytes], leaf_hashes: Sequence
         stack_levels.append(level)
         stack_hashes.append(acc)
     root = fold_range(stack_hashes) if stack_hashes else EMPTY_ROOT
-    return Appended(out, root)
+    return Appended(out, root, stack_hashes)
 
 
 # --- proofs, phase one: which nodes ------------------------------------------

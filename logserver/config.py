@@ -1,0 +1,78 @@
+"""Server configuration: defaults, overridden by a TOML file (every option documented in config.example.toml)."""
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from tlogcore.errors import MalformedError
+from tlogcore.vkeys import parse_verifier_key
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    name: str  # a label for logs and metrics
+    url: str  # submission prefix: POST <url>/add-checkpoint
+    vkey: str  # the witness's cosignature verifier key
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    origin: str | None = None  # chosen on first run when unset; must then stay the same
+    listen: str = "127.0.0.1:8080"
+    flush_interval_ms: int = 100
+    max_batch: int = 10_000
+    max_pool: int = 50_000
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_batch_statements: int = 1000
+    max_future_seconds: int = 300
+    lease_ttl_seconds: float = 5.0
+    sqlite_busy_timeout_ms: int = 5000
+    witness_timeout_ms: int = 2000
+    witness_retries: int = 2
+    witnesses: tuple[WitnessConfig, ...] = field(default_factory=tuple)
+
+
+_SECTIONS: dict[str, dict[str, type]] = {
+    "log": {"origin": str},
+    "server": {"listen": str},
+    "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
+    "limits": {"max_body_bytes": int, "max_batch_statements": int, "max_future_seconds": int},
+    "storage": {"sqlite_busy_timeout_ms": int},
+    "witnessing": {"witness_timeout_ms": int, "witness_retries": int},
+}
+
+
+def config_from_toml(document: dict[str, Any]) -> ServerConfig:
+    """Build a ServerConfig from a parsed TOML document; unknown keys and wrong types are errors."""
+    values: dict[str, Any] = {}
+    for section, content in document.items():
+        if section == "witness":
+            values["witnesses"] = tuple(_witness(i, w) for i, w in enumerate(_list(content, "witness")))
+            continue
+        if section not in _SECTIONS or not isinstance(content, dict):
+            raise MalformedError(f"config: unknown section [{section}]")
+        for key, value in content.items():
+            want = _SECTIONS[section].get(key)
+            if want is None:
+                raise MalformedError(f"config: unknown option {section}.{key}")
+            if want is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, want) or isinstance(value, bool):
+                raise MalformedError(f"config: {section}.{key} must be a {want.__name__}")
+            if isinstance(value, int | float) and value <= 0:
+                raise MalformedError(f"config: {section}.{key} must be positive")
+            values[key] = value
+    known = {f.name for f in fields(ServerConfig)}
+    return ServerConfig(**{k: v for k, v in values.items() if k in known})
+
+
+def _list(content: Any, name: str) -> list[dict[str, Any]]:
+    if not isinstance(content, list) or not all(isinstance(x, dict) for x in content):
+        raise MalformedError(f"config: [[{name}]] must be an array of tables")
+    return content
+
+
+def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
+    if set(table) != {"name", "url", "vkey"} or not all(isinstance(v, str) for v in table.values()):
+        raise MalformedError(f"config: [[witness]] #{position + 1} needs exactly name, url and vkey (strings)")
+    parse_verifier_key(table["vkey"])
+    return WitnessConfig(table["name"], table["url"].rstrip("/"), table["vkey"])

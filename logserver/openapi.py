@@ -1,0 +1,85 @@
+"""OpenAPI 3.1 description of the log's JSON endpoints (served at /openapi.json)."""
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_B64_LIST = {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}} for c in codes}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": "OK", "content": {"application/json": {"schema": schema}}}
+
+
+def _int_param(name: str, required: bool) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": required, "schema": {"type": "integer", "minimum": 0}}
+
+
+OPENAPI: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "doc-tlog log server", "version": "1"},
+    "paths": {
+        "/api/v1/entries": {
+            "post": {
+                "summary": "Submit 1..1000 signed statements; answers once they are durably sequenced",
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["statements"],
+                    "properties": {"statements": {**_B64_LIST, "minItems": 1, "maxItems": 1000}},
+                }}}},
+                "responses": {
+                    "200": _json({"type": "object", "required": ["checkpoint", "entries"], "properties": {
+                        "checkpoint": {"type": "string"},
+                        "entries": {"type": "array", "items": {"type": "object", "properties": {
+                            "index": {"type": "integer"}, "leaf_hash": {"type": "string"},
+                            "duplicate": {"type": "boolean"}, "inclusion_proof": _B64_LIST,
+                        }}},
+                    }}),
+                    **_errors(400, 403, 413, 415, 422, 503),
+                },
+            }
+        },
+        "/api/v1/proof/inclusion": {
+            "get": {
+                "summary": "Inclusion proof by index or by leaf hash (hex)",
+                "parameters": [
+                    _int_param("index", False), _int_param("size", False),
+                    {"name": "leaf_hash", "in": "query", "required": False, "schema": {"type": "string"}},
+                ],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "index": {"type": "integer"}, "size": {"type": "integer"}, "proof": _B64_LIST}}),
+                    **_errors(400, 404)},
+            }
+        },
+        "/api/v1/proof/consistency": {
+            "get": {
+                "summary": "Consistency proof between two tree sizes",
+                "parameters": [_int_param("old", True), _int_param("new", False)],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "old": {"type": "integer"}, "new": {"type": "integer"}, "proof": _B64_LIST}}),
+                    **_errors(400)},
+            }
+        },
+        "/api/v1/documents/{sha256}": {
+            "get": {
+                "summary": "Every statement about a document, each with its proof bundle, and its status",
+                "parameters": [{"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {"200": _json({"type": "object", "properties": {
+                    "document": {"type": "string"},
+                    "status": {"enum": ["valid", "revoked", "unknown"]},
+                    "statements": {"type": "array", "items": {"type": "object"}},
+                }}), **_errors(400)},
+            }
+        },
+        "/api/v1/issuers": {"get": {"summary": "Issuer keys and their history",
+                                    "responses": {"200": _json({"type": "object"})}}},
+        "/api/v1/log": {"get": {"summary": "Origin, keys and sizes", "responses": {"200": _json({"type": "object"})}}},
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json({"type": "object"})}}},
+    },
+    "components": {"schemas": {"Error": {
+        "type": "object", "required": ["error", "message"],
+        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+    }}},
+}

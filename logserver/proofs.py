@@ -1,0 +1,55 @@
+"""Proofs, tiles and bundles read from storage: the core's two-phase plans, fetched in one query each."""
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+from logserver.storage import Storage
+from tlogcore import merkle
+from tlogcore.bundle import TlogProof, make_bundle
+from tlogcore.tiles import Tile, encode_entry_bundle, tile_bytes
+
+
+async def fetch_plans(storage: Storage, plans: Sequence[merkle.HashPlan]) -> list[list[bytes]]:
+    """Assemble several plans from one read of all the stored hashes they need."""
+    indexes = [i for plan in plans for i in plan.stored_indexes]
+    hashes = dict(zip(indexes, await storage.get_hashes(indexes), strict=True))
+    return [plan.assemble([hashes[i] for i in plan.stored_indexes]) for plan in plans]
+
+
+async def inclusion_proofs(storage: Storage, indexes: Sequence[int], size: int) -> list[list[bytes]]:
+    return await fetch_plans(storage, [merkle.inclusion_plan(i, size) for i in indexes])
+
+
+async def consistency_proof(storage: Storage, old: int, new: int) -> list[bytes]:
+    return (await fetch_plans(storage, [merkle.consistency_plan(old, new)]))[0]
+
+
+async def bundle_for(storage: Storage, index: int, size: int, checkpoint: bytes) -> TlogProof:
+    statement = (await storage.get_entries(index, index + 1))[0]
+    proof = (await inclusion_proofs(storage, [index], size))[0]
+    return make_bundle(statement, index, proof, checkpoint)
+
+
+class TileReader:
+    """Tile and entry-bundle bodies; full ones never change, so they are kept in a bounded LRU."""
+
+    def __init__(self, storage: Storage, cache_tiles: int = 2048) -> None:
+        self._storage = storage
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._limit = cache_tiles
+
+    async def read(self, tile: Tile) -> bytes:
+        cached = self._cache.get(tile.path)
+        if cached is not None:
+            self._cache.move_to_end(tile.path)
+            return cached
+        if tile.is_entries:
+            first = tile.index * 256
+            body = encode_entry_bundle(await self._storage.get_entries(first, first + tile.width))
+        else:
+            body = tile_bytes(tile, await self._storage.get_hashes(tile.stored_indexes))
+        if not tile.is_partial:
+            self._cache[tile.path] = body
+            if len(self._cache) > self._limit:
+                self._cache.popitem(last=False)
+        return body

@@ -1,0 +1,270 @@
+"""The single sequencer: submitters wait on a pool; one loop swaps it out and commits in a fixed order.
+
+Order of one flush, and what a crash at each step leaves behind:
+
+1. Swap the pool out. Crash: nothing was acknowledged; submitters see a broken
+   connection and resubmit (resubmission is idempotent).
+2. Re-check each statement against the issuer registry in log order, applying
+   registry changes as they come (pure). Statements refused here get their error.
+3. Compute leaf and node hashes and the new root from the in-memory right edge
+   (pure, about two hashes per leaf).
+4. Sign the new checkpoint. Crash: a signature that never left this process;
+   the next run may sign another tree of this size, but nobody ever saw this one.
+5. One transaction: leaves, hashes, the checkpoint, and a compare-and-swap of
+   the head on (old size, old root). Crash before the commit is durable: none of
+   it is stored, nothing was acknowledged. A lost compare-and-swap means another
+   process sequenced: stop sequencing, say why, never overwrite.
+6. Resolve every waiting submitter with its index: only now is an entry
+   acknowledged, and it is already on disk.
+7. Hand the checkpoint to witnessing, in the background (a slow witness never
+   slows sequencing).
+"""
+
+import asyncio
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
+from tlogcore import merkle
+from tlogcore.checkpoint import Checkpoint
+from tlogcore.errors import NotAllowedError
+from tlogcore.keys import Signer
+from tlogcore.note import sign_note
+from tlogcore.registry import Registry
+from tlogcore.statement import REGISTRY_KINDS, Statement, parse_statement
+
+log = logging.getLogger("logserver.sequencer")
+
+
+class PoolFullError(Exception):
+    """The pool is at its bound; the client should retry after `retry_after` seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"the sequencing pool is full; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+
+class NotSequencingError(Exception):
+    """This process cannot sequence now (another holds the lease, or the head moved under it)."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    data: bytes
+    statement: Statement
+    leaf_hash: bytes
+
+    @property
+    def record(self) -> EntryRecord:
+        kind = self.statement.kind
+        return EntryRecord(self.data, self.leaf_hash, kind, self.statement.document, kind in REGISTRY_KINDS)
+
+
+@dataclass(frozen=True)
+class Sequenced:
+    index: int
+    leaf_hash: bytes
+    duplicate: bool
+
+
+@dataclass
+class SequencerConfig:
+    origin: str
+    registry_keys: frozenset[str]
+    flush_interval: float = 0.1  # seconds; DESIGN.md asks for at most 250 ms
+    max_batch: int = 10_000
+    max_pool: int = 50_000
+    lease_ttl: float = 5.0
+    owner: str = "sequencer"
+    publish_without_witnesses: bool = True
+
+
+@dataclass
+class Sequencer:
+    storage: Storage
+    signer: Signer
+    config: SequencerConfig
+    clock: Callable[[], float] = time.time
+    on_checkpoint: Callable[[Head], Coroutine[Any, Any, None]] | None = None
+    head: Head | None = None
+    registry: Registry = field(default_factory=lambda: Registry(frozenset()))
+    not_sequencing: str | None = "not started"
+    _edge: list[bytes] = field(default_factory=list)
+    _pool: list[tuple[Submission, asyncio.Future[Sequenced]]] = field(default_factory=list)
+    _pending: dict[bytes, asyncio.Future[Sequenced]] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+    _last_lease: float = 0.0
+    batch_seconds: list[float] = field(default_factory=list)  # for metrics: drained by the app
+
+    @property
+    def size(self) -> int:
+        return self.head.size if self.head else 0
+
+    @property
+    def pool_size(self) -> int:
+        return len(self._pool)
+
+    async def load(self) -> None:
+        """(Re)load head, right edge and issuer registry from storage: the log's history is the truth."""
+        self.head = await self.storage.head()
+        nodes = merkle.right_edge(self.size)
+        self._edge = await self.storage.get_hashes([merkle.stored_hash_index(lv, i) for lv, i in nodes])
+        if self.head and merkle.fold_range(self._edge) != self.head.root:
+            raise StorageError("stored hashes do not match the stored head: refusing to sequence")
+        entries = await self.storage.registry_entries()
+        self.registry = Registry.replay(
+            self.config.registry_keys, ((e.index, parse_statement(e.data)) for e in entries)
+        )
+
+    async def take_lease(self) -> bool:
+        """Take or renew the sequencer lease; on taking it over, reload state first."""
+        holder = await self.storage.acquire_lease(self.config.owner, self.clock(), self.config.lease_ttl)
+        self._last_lease = self.clock()
+        if holder is not None:
+            self.not_sequencing = f"another tlog-server process ({holder}) is sequencing this log"
+            return False
+        if self.not_sequencing is not None:
+            await self.load()
+            if self.head is None:
+                await self._publish_empty_tree()
+            self.not_sequencing = None
+            log.info("sequencing %s from size %d", self.config.origin, self.size)
+        return True
+
+    async def _publish_empty_tree(self) -> None:
+        """A new log signs its size-0 checkpoint at once, so clients and witnesses have a starting point."""
+        note = sign_note(Checkpoint(self.config.origin, 0, merkle.EMPTY_ROOT).text, [self.signer])
+        head = Head(0, merkle.EMPTY_ROOT, note)
+        await self.storage.commit_batch(None, head, [], 0, [], publish=self.config.publish_without_witnesses)
+        self.head = head
+
+    async def submit(self, submissions: Sequence[Submission]) -> list[Sequenced]:
+        """Wait until every submission is durably sequenced; identical statements return their first entry."""
+        if self.not_sequencing is not None:
+            raise NotSequencingError(self.not_sequencing)
+        existing = await self.storage.find_leaves([s.leaf_hash for s in submissions])
+        new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
+        if len(self._pool) + len(new) > self.config.max_pool:
+            raise PoolFullError(retry_after=1)
+        loop = asyncio.get_running_loop()
+        waiters: list[asyncio.Future[Sequenced] | Sequenced] = []
+        for s in submissions:
+            if s.leaf_hash in existing:
+                waiters.append(Sequenced(existing[s.leaf_hash], s.leaf_hash, True))
+            elif s.leaf_hash in self._pending:
+                waiters.append(self._pending[s.leaf_hash])
+            else:
+                future: asyncio.Future[Sequenced] = loop.create_future()
+                self._pending[s.leaf_hash] = future
+                self._pool.append((s, future))
+                waiters.append(future)
+        if len(self._pool) >= self.config.max_batch:
+            self._wake.set()
+        return [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
+
+    async def run(self) -> None:
+        """The loop: flush on the interval or when the pool is full; renew the lease as it goes."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.config.flush_interval)
+            self._wake.clear()
+            if self.clock() - self._last_lease >= self.config.lease_ttl / 3 or self.not_sequencing:
+                try:
+                    await self.take_lease()
+                except StorageError as exc:
+                    log.error("lease renewal failed: %s", exc)
+                    continue
+            if self._pool and self.not_sequencing is None:
+                await self.flush()
+            elif self._pool:
+                self._fail_pool(NotSequencingError(self.not_sequencing or "not sequencing"))
+
+    def _fail_pool(self, error: Exception) -> None:
+        pool, self._pool = self._pool, []
+        for submission, future in pool:
+            self._pending.pop(submission.leaf_hash, None)
+            if not future.done():
+                future.set_exception(error)
+
+    async def flush(self) -> None:
+        started = time.perf_counter()
+        # 1. Swap the pool out (at most max_batch; the rest waits for the next round).
+        batch, self._pool = self._pool[: self.config.max_batch], self._pool[self.config.max_batch:]
+        # 2. Drop statements a racing request already logged; registry rules, in log order,
+        #    on a copy that becomes real only after the commit.
+        try:
+            logged = await self.storage.find_leaves([s.leaf_hash for s, _ in batch])
+        except StorageError as exc:
+            self._fail_batch(batch, exc)
+            return
+        registry = copy.deepcopy(self.registry)
+        accepted: list[tuple[Submission, asyncio.Future[Sequenced]]] = []
+        for submission, future in batch:
+            if submission.leaf_hash in logged:
+                self._pending.pop(submission.leaf_hash, None)
+                future.set_result(Sequenced(logged[submission.leaf_hash], submission.leaf_hash, True))
+                continue
+            try:
+                registry.apply(submission.statement, self.size + len(accepted))
+            except NotAllowedError as exc:
+                self._pending.pop(submission.leaf_hash, None)
+                future.set_exception(exc)
+                continue
+            accepted.append((submission, future))
+        if not accepted:
+            return
+        # 3. Hashes and root, from the right edge held in memory.
+        appended = merkle.append_leaves(self.size, self._edge, [s.leaf_hash for s, _ in accepted])
+        new_size = self.size + len(accepted)
+        # 4. Sign the checkpoint.
+        note = sign_note(Checkpoint(self.config.origin, new_size, appended.root).text, [self.signer])
+        new_head = Head(new_size, appended.root, note)
+        # 5. One transaction with a compare-and-swap on the head.
+        try:
+            await self.storage.commit_batch(
+                self.head,
+                new_head,
+                [s.record for s, _ in accepted],
+                merkle.stored_hash_count(self.size),
+                appended.new_hashes,
+                publish=self.config.publish_without_witnesses,
+            )
+        except HeadMovedError as exc:
+            self.not_sequencing = str(exc)
+            log.error("stopped sequencing: %s", exc)
+            self._fail_batch(accepted, NotSequencingError(str(exc)))
+            self._fail_pool(NotSequencingError(str(exc)))
+            return
+        except StorageError as exc:
+            log.error("commit failed, batch of %d refused: %s", len(accepted), exc)
+            self._fail_batch(accepted, exc)
+            return
+        # 6. Acknowledge: the entries are durable.
+        first = self.size
+        self.head, self._edge, self.registry = new_head, appended.edge, registry
+        for offset, (submission, future) in enumerate(accepted):
+            self._pending.pop(submission.leaf_hash, None)
+            if not future.done():
+                future.set_result(Sequenced(first + offset, submission.leaf_hash, False))
+        self.batch_seconds.append(time.perf_counter() - started)
+        # 7. Witnessing, in the background.
+        if self.on_checkpoint is not None:
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self.on_checkpoint(new_head))
+            task.add_done_callback(_log_failure)
+
+    def _fail_batch(self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]], error: Exception) -> None:
+        for submission, future in batch:
+            self._pending.pop(submission.leaf_hash, None)
+            if not future.done():
+                future.set_exception(error)
+
+
+def _log_failure(task: "asyncio.Task[None]") -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("witnessing failed: %s", task.exception())
+

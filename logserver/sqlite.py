@@ -1,0 +1,206 @@
+"""SQLite storage (aiosqlite, WAL): the embedded default, needing no setup.
+
+Durability: WAL journal with synchronous=FULL, so a commit is fsync'd before
+`commit_batch` returns (storage contract 1). The head update is
+`UPDATE head ... WHERE size = ? AND root = ?` inside the same transaction,
+checked by row count (contract 2, STYLE.md §8). Writes go through one
+connection, reads through another, so readers never wait for a commit.
+
+The sequencer lease is an exclusive `flock` on `<database>.sequencer.lock`:
+the kernel drops it the moment its process dies (even by kill -9), so a
+restarted server sequences at once and a second server on the same database
+is told who holds it. The compare-and-swap stays the last line of defence.
+"""
+
+import fcntl
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiosqlite
+
+from logserver.storage import EntryRecord, Head, HeadMovedError, StorageError, StoredEntry
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS leaves (
+    idx INTEGER PRIMARY KEY,
+    data BLOB NOT NULL,
+    leaf_hash BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    document BLOB,
+    registry INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leaves_by_document ON leaves(document) WHERE document IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leaves_registry ON leaves(idx) WHERE registry = 1;
+CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size INTEGER PRIMARY KEY,
+    root BLOB NOT NULL,
+    note BLOB NOT NULL,
+    published BLOB
+);
+CREATE TABLE IF NOT EXISTS head (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL
+);
+"""
+CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
+
+
+class SQLiteStorage:
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, lock_path: Path) -> None:
+        self._writer = writer
+        self._reader = reader
+        self._lock_path = lock_path
+        self._lock_fd: int | None = None
+
+    @classmethod
+    async def open(cls, path: Path, busy_timeout_ms: int = 5000) -> "SQLiteStorage":
+        try:
+            writer = await aiosqlite.connect(path, isolation_level=None)
+            await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await writer.execute("PRAGMA journal_mode = WAL")
+            await writer.execute("PRAGMA synchronous = FULL")
+            await writer.executescript(SCHEMA)
+            reader = await aiosqlite.connect(path, isolation_level=None)
+            await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            await reader.execute("PRAGMA query_only = 1")
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot open the SQLite database {path}: {exc}") from exc
+        return cls(writer, reader, path.with_name(path.name + ".sequencer.lock"))
+
+    async def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+        await self._reader.close()
+        await self._writer.close()
+
+    async def head(self) -> Head | None:
+        rows = await self._read(
+            "SELECT h.size, h.root, c.note FROM head h JOIN checkpoints c ON c.size = h.size WHERE h.id = 1", ()
+        )
+        return Head(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    async def commit_batch(
+        self,
+        old: Head | None,
+        new: Head,
+        entries: Sequence[EntryRecord],
+        first_hash: int,
+        hashes: Sequence[bytes],
+        publish: bool,
+    ) -> None:
+        old_size = old.size if old else 0
+        db = self._writer
+        try:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                if old is None:
+                    cursor = await db.execute(
+                        "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
+                        (new.size, new.root),
+                    )
+                else:
+                    cursor = await db.execute(
+                        "UPDATE head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
+                        (new.size, new.root, old.size, old.root),
+                    )
+                if cursor.rowcount != 1:
+                    raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
+                await db.executemany(
+                    "INSERT INTO leaves (idx, data, leaf_hash, kind, document, registry) VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (old_size + i, e.data, e.leaf_hash, e.kind, e.document, int(e.registry))
+                        for i, e in enumerate(entries)
+                    ],
+                )
+                await db.executemany(
+                    "INSERT INTO hashes (id, hash) VALUES (?, ?)", [(first_hash + i, h) for i, h in enumerate(hashes)]
+                )
+                await db.execute(
+                    "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
+                    (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
+                )
+                await db.execute("COMMIT")
+            except BaseException:
+                await db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"commit failed, nothing was stored: {exc}") from exc
+
+    async def _read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
+        try:
+            async with self._reader.execute(sql, params) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise StorageError(f"read failed: {exc}") from exc
+
+    async def get_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        found: dict[int, bytes] = {}
+        unique = sorted(set(indexes))
+        for start in range(0, len(unique), CHUNK):
+            chunk = unique[start:start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = await self._read(f"SELECT id, hash FROM hashes WHERE id IN ({marks})", chunk)
+            found.update((row[0], row[1]) for row in rows)
+        return [found[i] for i in indexes]
+
+    async def get_entries(self, start: int, end: int) -> list[bytes]:
+        rows = await self._read("SELECT data FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end))
+        if len(rows) != end - start:
+            raise KeyError(f"entries [{start}, {end}) are not all stored")
+        return [row[0] for row in rows]
+
+    async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        found: dict[bytes, int] = {}
+        for start in range(0, len(leaf_hashes), CHUNK):
+            chunk = list(leaf_hashes[start:start + CHUNK])
+            marks = ",".join("?" * len(chunk))
+            rows = await self._read(f"SELECT leaf_hash, idx FROM leaves WHERE leaf_hash IN ({marks})", chunk)
+            found.update((row[0], row[1]) for row in rows)
+        return found
+
+    async def document_entries(self, document: bytes) -> list[StoredEntry]:
+        rows = await self._read("SELECT idx, data FROM leaves WHERE document = ? ORDER BY idx", (document,))
+        return [StoredEntry(row[0], row[1]) for row in rows]
+
+    async def registry_entries(self) -> list[StoredEntry]:
+        rows = await self._read("SELECT idx, data FROM leaves WHERE registry = 1 ORDER BY idx", ())
+        return [StoredEntry(row[0], row[1]) for row in rows]
+
+    async def checkpoint_at(self, size: int) -> bytes | None:
+        rows = await self._read("SELECT coalesce(published, note) FROM checkpoints WHERE size = ?", (size,))
+        return rows[0][0] if rows else None
+
+    async def set_cosigned(self, size: int, note: bytes) -> None:
+        try:
+            await self._writer.execute("UPDATE checkpoints SET published = ? WHERE size = ?", (note, size))
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot record cosignatures: {exc}") from exc
+
+    async def latest_published(self) -> bytes | None:
+        rows = await self._read(
+            "SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1", ()
+        )
+        return rows[0][0] if rows else None
+
+    async def acquire_lease(self, owner: str, now: float, ttl: float) -> str | None:
+        if self._lock_fd is not None:
+            return None
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot open the sequencer lock {self._lock_path}: {exc}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            return holder
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, owner.encode(), 0)
+        self._lock_fd = fd
+        return None

@@ -1,0 +1,98 @@
+"""The log's storage, behind one Protocol, and its durability contract.
+
+Contract (every implementation, SQLite and PostgreSQL alike):
+
+1. `commit_batch` is atomic and durable: once it returns, the leaves, their
+   stored hashes and the new checkpoint are on disk together (an fsync'd
+   commit); if it raises, none of them are. A crash at any point leaves either
+   the old tree or the new one, never a mix.
+2. `commit_batch` is a compare-and-swap on the head (size, root): it fails with
+   `HeadMovedError`, writing nothing, unless the stored head is exactly the one
+   the caller extended. Two processes on one database can therefore never fork
+   the log, and a checkpoint size is never stored twice.
+3. Reads see only committed data; leaves and hashes never change once stored.
+4. Nothing is deleted.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class StorageError(Exception):
+    """The storage failed (I/O error, disk full, lock timeout); nothing was committed."""
+
+
+class HeadMovedError(StorageError):
+    """The head is no longer the one this writer extended: another sequencer wrote to this log."""
+
+
+@dataclass(frozen=True)
+class Head:
+    size: int
+    root: bytes
+    checkpoint: bytes  # the signed checkpoint note (log signature only)
+
+
+@dataclass(frozen=True)
+class EntryRecord:
+    """One leaf as stored: the statement bytes plus columns derived from them for lookups."""
+
+    data: bytes
+    leaf_hash: bytes
+    kind: str
+    document: bytes | None  # SHA-256 of the document, for issue and revoke
+    registry: bool  # an issuer-add or issuer-retire statement
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    index: int
+    data: bytes
+
+
+class Storage(Protocol):
+    async def head(self) -> Head | None:
+        """The latest committed checkpoint, or None for a log that has never signed one."""
+
+    async def commit_batch(
+        self,
+        old: Head | None,
+        new: Head,
+        entries: Sequence[EntryRecord],
+        first_hash: int,
+        hashes: Sequence[bytes],
+        publish: bool,
+    ) -> None:
+        """Atomically append `entries` at index `old.size`, `hashes` at stored index `first_hash`,
+        and make `new` the head, if and only if the head is still `old` (contract 1 and 2).
+        With `publish`, the new checkpoint is also the published one (no witnesses to wait for)."""
+
+    async def get_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        """Stored hashes by stored-hash index, in the order asked; KeyError if one is missing."""
+
+    async def get_entries(self, start: int, end: int) -> list[bytes]:
+        """Leaves [start, end) byte for byte."""
+
+    async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """Index of each leaf hash already in the log (absent ones are left out)."""
+
+    async def document_entries(self, document: bytes) -> list[StoredEntry]:
+        """Every issue or revoke statement about `document`, in log order."""
+
+    async def registry_entries(self) -> list[StoredEntry]:
+        """Every registry statement, in log order."""
+
+    async def checkpoint_at(self, size: int) -> bytes | None:
+        """The signed checkpoint of this size, with whatever cosignatures were attached."""
+
+    async def set_cosigned(self, size: int, note: bytes) -> None:
+        """Publish the checkpoint of `size` with the cosignatures it got (same text, more signature lines)."""
+
+    async def latest_published(self) -> bytes | None:
+        """The newest published checkpoint: with its cosignatures, or as signed when published without."""
+
+    async def acquire_lease(self, owner: str, now: float, ttl: float) -> str | None:
+        """Take or renew the sequencer lease; None on success, else the current holder."""
+
+    async def close(self) -> None: ...
