@@ -110,7 +110,7 @@ class LogState:
     metrics: Metrics = field(default_factory=Metrics)
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = time.time
-    witnesses: list[dict[str, Any]] = field(default_factory=list)
+    witness_status: Callable[[], list[dict[str, Any]]] = list
 
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage)
@@ -308,7 +308,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
             "published_size": parse_checkpoint(parse_note(published).text).size if published else 0,
             "sequencing": state.sequencer.not_sequencing is None,
             "not_sequencing_reason": state.sequencer.not_sequencing,
-            "witnesses": state.witnesses,
+            "witnesses": state.witness_status(),
         })
 
     async def healthz(request: Request) -> Response:

@@ -21,10 +21,12 @@ import uvicorn
 
 from logserver.app import LogState, RequestLog, build_app
 from logserver.config import ServerConfig, config_from_toml
+from logserver.metrics import Metrics
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import StorageError
 from logserver.submission import SubmissionRules
+from logserver.witnessing import Witnessing
 from tlogcore.errors import TlogError
 from tlogcore.keys import (
     Ed25519Signer,
@@ -114,6 +116,7 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
         click.echo("first run: generated the log key and the registry key")
     print_identity(log_key, registry_key)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
     try:
         asyncio.run(run_server(data, config, log_key, registry_key, host, port))
     except StorageError as exc:
@@ -125,6 +128,10 @@ async def run_server(
 ) -> None:
     storage = await SQLiteStorage.open(data / DATABASE, config.sqlite_busy_timeout_ms)
     registry_vkey = registry_key.verifier().vkey
+    metrics = Metrics()
+    witnessing = Witnessing.create(
+        storage, list(config.witnesses), metrics, config.witness_timeout_ms / 1000, config.witness_retries
+    )
     sequencer = Sequencer(
         storage,
         log_key,
@@ -136,32 +143,47 @@ async def run_server(
             max_pool=config.max_pool,
             lease_ttl=config.lease_ttl_seconds,
             owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
+            publish_without_witnesses=not config.witnesses,
         ),
+        on_checkpoint=witnessing.on_checkpoint if config.witnesses else None,
     )
     await sequencer.load()  # the registry and head, for reads and checks, even when another process sequences
     if not await sequencer.take_lease():
         logging.getLogger("logserver").warning("not sequencing: %s (serving reads)", sequencer.not_sequencing)
     state = LogState(
         storage, sequencer, SubmissionRules(log_key.name, config.max_future_seconds),
-        log_key.verifier().vkey, [registry_vkey],
+        log_key.verifier().vkey, [registry_vkey], metrics=metrics, witness_status=witnessing.status,
     )
     state.limits.max_body = config.max_body_bytes
     state.limits.max_batch = config.max_batch_statements
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        task = asyncio.create_task(sequencer.run())
+        tasks = [asyncio.create_task(sequencer.run())]
+        if config.witnesses and sequencer.head is not None:  # a head left unwitnessed by a crash
+            tasks.append(asyncio.create_task(witnessing.on_checkpoint(sequencer.head)))
         try:
             yield
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await witnessing.close()
             await storage.close()
 
     app = RequestLog(build_app(state, lifespan))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
     await server.serve()
+
+
+@main.command()
+@click.option("--data", "data", type=click.Path(path_type=Path), required=True, help="Directory for keys and database.")
+@click.option("--origin", default=None, help="The log's origin (default: a random tlog.localhost/...).")
+def init(data: Path, origin: str | None) -> None:
+    """Generate the log and registry keys (if missing) and print the identity. Example: tlog-server init --data d"""
+    log_key, registry_key, _ = load_or_create_keys(data, origin)
+    print_identity(log_key, registry_key)
 
 
 @main.command()

@@ -19,13 +19,13 @@ import hashlib
 from collections.abc import Callable
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa
 
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.encoding import MAX_INT64
 from tlogcore.errors import MalformedError
-from tlogcore.keys import Ed25519Signer, Verifier, key_id_for
+from tlogcore.keys import ECDSAVerifier, Ed25519Signer, Verifier, key_id_for
 
 COSIGNATURE_V1 = 0x04
 RFC6962_STH = 0x05
@@ -121,20 +121,10 @@ class MLDSA44CosignatureVerifier(Verifier):
         return True
 
 
-class RFC6962Verifier(Verifier):
+class RFC6962Verifier(ECDSAVerifier):
     """Type 0x05: an RFC 6962 TreeHeadSignature (ECDSA P-256) carried in a note (static-ct-api)."""
 
     key_type = RFC6962_STH
-
-    def __init__(self, name: str, material: bytes, key_id: int | None = None) -> None:
-        try:
-            key = serialization.load_der_public_key(material)
-        except ValueError as exc:
-            raise MalformedError("RFC 6962 key is not a DER public key") from exc
-        if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise MalformedError("type 0x05 key is not an ECDSA key")
-        self._key = key
-        super().__init__(name, material, key_id)
 
     def expected_key_id(self) -> int:
         return key_id_for(self.name, self.key_type, hashlib.sha256(self.material).digest())

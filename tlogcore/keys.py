@@ -131,9 +131,9 @@ class ECDSAVerifier(Verifier):
         try:
             key = serialization.load_der_public_key(material)
         except ValueError as exc:
-            raise MalformedError("ECDSA key is not a DER public key") from exc
+            raise MalformedError(f"type 0x{self.key_type:02x} key is not a DER public key") from exc
         if not isinstance(key, ec.EllipticCurvePublicKey):
-            raise MalformedError("type 0x02 key is not an ECDSA key")
+            raise MalformedError(f"type 0x{self.key_type:02x} key is not an ECDSA key")
         self._key = key
         super().__init__(name, material, key_id)
 

@@ -1,0 +1,743 @@
+"""Log-server benchmarks, each figure next to a baseline measured in the same run.
+
+    .venv/bin/python -m loadtest.log_bench            (about 6 minutes on 2 cores)
+    .venv/bin/python -m loadtest.log_bench --quick    (about 1 minute; smaller sizes, shorter phases)
+
+1. Integration rate: entries/s durably appended (leaves, hashes, signed checkpoint
+   in one fsync'd commit) by `Sequencer` + `SQLiteStorage` in-process, statements
+   signed and parsed beforehand -- next to pymerkle's `SqliteTree.append_entries`
+   on the same entry bytes (pip-installed on first use).
+2. HTTP end to end, every issuer signature verified by the server: batches of
+   1000 and single statements -- next to raw Ed25519 verifications/s.
+3. Submit -> durably sequenced latency at half the single-statement maximum,
+   from paced open-loop clients.
+4. Inclusion proofs by leaf hash over HTTP on trees of 10^5 and 10^6 entries
+   (built in-process, no HTTP) -- next to pymerkle's `prove_inclusion`.
+5. Bytes on disk per entry, and the server's RSS at each tree size.
+
+Prints figures; asserts nothing. Talks only to 127.0.0.1; starts and stops its own
+`tlog-server serve` processes on data directories in a temporary folder. The load
+generator is a minimal HTTP/1.1 client on asyncio streams (cheaper than httpx, which
+is also measured for proofs), and it shares the machine's cores with the server:
+each HTTP figure also says how much CPU the server and the client used.
+"""
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import importlib
+import itertools
+import os
+import platform
+import random
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import orjson
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+from loadtest import pymerkle_baseline
+from logserver import proofs
+from logserver.sequencer import Sequencer, SequencerConfig, Submission
+from logserver.sqlite import SQLiteStorage
+from logserver.storage import Head
+from tlogcore.keys import Ed25519Signer, format_signer_key
+from tlogcore.merkle import leaf_hash
+from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
+
+REPO = Path(__file__).resolve().parent.parent
+ORIGIN = "bench.localhost/log"
+LOG_SEED, REGISTRY_SEED, ISSUER_SEED = b"\x01" * 32, b"\x02" * 32, b"\x03" * 32
+DATABASE = "log.db"  # the name `tlog-server serve` gives its database in --data
+ENTRIES = "/api/v1/entries"
+POOL_CHUNK = 10_000  # statements signed per worker job
+TREE_BATCH = 10_000  # entries per commit when building the big trees
+HTTP_BATCH = 1000  # statements per request (the server's maximum)
+BATCH_CLIENTS = 4
+SINGLE_CLIENTS = 256
+PROOF_CLIENTS = 16
+MAX_PACED_CLIENTS = 1000
+
+Job = tuple[str, str, bytes]  # method, target, body
+Sender = Callable[[Job], Awaitable[int]]  # sends one request, returns the status
+
+
+@dataclass(frozen=True)
+class Profile:
+    integration_entries: int
+    batch_sizes: tuple[int, ...]
+    tree_sizes: tuple[int, ...]
+    seconds: float  # length of each timed HTTP phase
+    batch_budget: int  # statements available to each HTTP phase (distinct, so none is a duplicate)
+    single_budget: int
+    paced_budget: int
+
+
+FULL = Profile(200_000, (1000, 10_000), (100_000, 1_000_000), 10.0, 150_000, 60_000, 40_000)
+QUICK = Profile(20_000, (1000, 10_000), (100_000,), 3.0, 40_000, 20_000, 10_000)
+
+
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    value: str
+    baseline: str = ""  # the comparison measured in the same run
+    note: str = ""  # ratio, goal, or what limits the figure
+
+
+# --- keys and statements ------------------------------------------------------
+
+
+def log_key() -> Ed25519Signer:
+    return Ed25519Signer(ORIGIN, LOG_SEED)
+
+
+def registry_key() -> Ed25519Signer:
+    return Ed25519Signer(f"{ORIGIN}/registry", REGISTRY_SEED)
+
+
+def issuer_key() -> Ed25519Signer:
+    return Ed25519Signer("issuer.bench.localhost", ISSUER_SEED)
+
+
+def signed(statement: Statement, signer: Ed25519Signer) -> Submission:
+    data = sign_statement(statement, signer)
+    return Submission(data, statement, leaf_hash(data))
+
+
+def issuer_add(when: int) -> Submission:
+    registry, issuer = registry_key(), issuer_key()
+    statement = Statement(ORIGIN, ISSUER_ADD, registry.verifier().vkey, when,
+                          issuer=issuer.verifier().vkey, ref="Bench issuer")
+    return signed(statement, registry)
+
+
+def issue_chunk(job: tuple[int, int, int]) -> list[Submission]:
+    """Signed `issue` statements number start..start+count (runs in a worker process)."""
+    start, count, when = job
+    issuer = issuer_key()
+    vkey = issuer.verifier().vkey
+    return [
+        signed(Statement(ORIGIN, ISSUE, vkey, when, document=hashlib.sha256(b"document %d" % i).digest(),
+                         ref=f"Diploma 2026/{i}"), issuer)
+        for i in range(start, start + count)
+    ]
+
+
+def make_pool(count: int, when: int) -> list[Submission]:
+    """`count` distinct signed, parsed statements, signed on every core."""
+    jobs = [(start, min(POOL_CHUNK, count - start), when) for start in range(0, count, POOL_CHUNK)]
+    with ProcessPoolExecutor(os.cpu_count() or 1) as pool:
+        return [s for chunk in pool.map(issue_chunk, jobs) for s in chunk]
+
+
+def entries_body(submissions: Sequence[Submission]) -> bytes:
+    return orjson.dumps({"statements": [base64.b64encode(s.data).decode() for s in submissions]})
+
+
+def chunks(items: Sequence[Submission], size: int) -> list[Sequence[Submission]]:
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+# --- small helpers ------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[round(q * (len(ordered) - 1))] if ordered else float("nan")
+
+
+def per_s(value: float) -> str:
+    return f"{value:,.0f}/s"
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:,.1f} ms"
+
+
+def mib(size: float) -> str:
+    return f"{size / 2**20:,.0f} MiB"
+
+
+def machine_info() -> list[str]:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "?")
+    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal"))
+    return [
+        f"cores: {os.cpu_count()}, CPU: {model}, memory: {int(memory) / 2**20:.0f} GiB, {platform.machine()}",
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"cryptography {importlib.import_module('cryptography').__version__}, pymerkle {pymerkle_baseline.version()}",
+        f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+    ]
+
+
+# --- raw Ed25519 verification: the ceiling for end-to-end submission -----------
+
+MESSAGE = b"tlog-statement/v1\n" + b"x" * 300  # about a statement's text
+
+
+def cryptography_verifications(seconds: float) -> int:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(ISSUER_SEED)
+    public, signature = key.public_key(), key.sign(MESSAGE)
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(100):
+            public.verify(signature, MESSAGE)
+        done += 100
+    return done
+
+
+def nacl_verifications(seconds: float) -> int:
+    signing = importlib.import_module("nacl.signing")
+    key = signing.SigningKey(ISSUER_SEED)
+    verify, signature = key.verify_key.verify, key.sign(MESSAGE).signature
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(100):
+            verify(MESSAGE, signature)
+        done += 100
+    return done
+
+
+def parallel_rate(work: Callable[[float], int], workers: int, seconds: float, processes: bool = False) -> float:
+    executor = ProcessPoolExecutor(workers) if processes else ThreadPoolExecutor(workers)
+    with executor:
+        started = time.perf_counter()
+        total = sum(executor.map(work, [seconds] * workers))
+        return total / (time.perf_counter() - started)
+
+
+def verify_rows(seconds: float) -> tuple[list[Row], float]:
+    """Raw verify rates; also returns the best rate one server process could reach (threads, not processes)."""
+    one = parallel_rate(cryptography_verifications, 1, seconds)
+    two = parallel_rate(cryptography_verifications, 2, seconds)
+    procs = parallel_rate(cryptography_verifications, 2, seconds, processes=True)
+    rows = [
+        Row("raw Ed25519 verify, cryptography, 1 thread", per_s(one)),
+        Row("raw Ed25519 verify, cryptography, 2 threads", per_s(two), per_s(one), f"{two / one:.2f}x of 1 thread"),
+        Row("raw Ed25519 verify, cryptography, 2 processes", per_s(procs), per_s(one), f"{procs / one:.2f}x"),
+    ]
+    if pymerkle_baseline.ensure_installed("nacl", "pynacl") is not None:
+        nacl_one = parallel_rate(nacl_verifications, 1, seconds)
+        nacl_two = parallel_rate(nacl_verifications, 2, seconds)
+        rows += [
+            Row("raw Ed25519 verify, PyNaCl, 1 thread", per_s(nacl_one), per_s(one), f"{nacl_one / one:.2f}x"),
+            Row("raw Ed25519 verify, PyNaCl, 2 threads", per_s(nacl_two), per_s(nacl_one),
+                f"{nacl_two / nacl_one:.2f}x of 1 thread"),
+        ]
+    return rows, max(one, two)
+
+
+# --- 1. integration rate, in-process ------------------------------------------
+
+
+async def sequence(db: Path, submissions: Sequence[Submission], batch: int,
+                   prefix: Sequence[Submission] = ()) -> tuple[list[float], Head]:
+    """Append through the real Sequencer (its run loop, one commit per `batch`): seconds per batch, and the head."""
+    storage = await SQLiteStorage.open(db)
+    config = SequencerConfig(ORIGIN, frozenset([registry_key().verifier().vkey]),
+                             flush_interval=0.01, max_batch=batch, max_pool=2 * batch)
+    sequencer = Sequencer(storage, log_key(), config)
+    try:
+        await sequencer.load()
+        if not await sequencer.take_lease():
+            raise RuntimeError(f"cannot sequence {db}: {sequencer.not_sequencing}")
+        task = asyncio.create_task(sequencer.run())
+        try:
+            if prefix:
+                await sequencer.submit(prefix)
+            seconds = []
+            for start in range(0, len(submissions), batch):
+                started = time.perf_counter()
+                await sequencer.submit(submissions[start:start + batch])
+                seconds.append(time.perf_counter() - started)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if sequencer.head is None:
+            raise RuntimeError("no head after sequencing")
+        return seconds, sequencer.head
+    finally:
+        await storage.close()
+
+
+def integration_rows(tmp: Path, entries: Sequence[Submission], registry: Submission,
+                     batch_sizes: Iterable[int]) -> list[Row]:
+    rows = []
+    datas = [s.data for s in entries]
+    for batch in batch_sizes:
+        per_batch, head = asyncio.run(sequence(tmp / f"ours-{batch}.db", entries, batch, [registry]))
+        seconds = sum(per_batch)
+        plain = pymerkle_baseline.append(tmp / f"pymerkle-{batch}.db", [registry.data], datas, batch, False)
+        rooted = pymerkle_baseline.append(tmp / f"pymerkle-root-{batch}.db", [registry.data], datas, batch, True)
+        ours, theirs = len(entries) / seconds, len(entries) / plain.seconds
+        theirs_rooted = len(entries) / rooted.seconds
+        same = "same root" if head.root == plain.root == rooted.root else "ROOTS DIFFER"
+        rows += [
+            Row(f"integration, {len(entries):,} entries in batches of {batch:,}", per_s(ours),
+                f"pymerkle append_entries {per_s(theirs)}", f"{ours / theirs:.2f}x (goal >= 1.0x), {same}"),
+            Row("  pymerkle append_entries + get_root per batch (it stores no nodes)", per_s(theirs_rooted),
+                "", f"ours {ours / theirs_rooted:.2f}x"),
+        ]
+    return rows
+
+
+# --- HTTP: a server process and a minimal client --------------------------------
+
+
+def prepare_data(data: Path) -> None:
+    """A data directory with this benchmark's fixed log and registry keys (so pre-signed statements fit)."""
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, signer in (("log.key", log_key()), ("registry.key", registry_key())):
+        path = data / name
+        if not path.exists():
+            path.write_text(format_signer_key(signer) + "\n")
+            path.chmod(0o600)
+
+
+@dataclass
+class ServerProcess:
+    process: "subprocess.Popen[bytes]"
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def rss_bytes(self) -> int:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS"))
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.05)
+    raise TimeoutError("server did not start")
+
+
+@contextlib.contextmanager
+def running_server(data: Path) -> Iterator[ServerProcess]:
+    port = free_port()
+    args = [sys.executable, "-c", "from logserver.cli import main; main()", "serve",
+            "--data", str(data), "--listen", f"127.0.0.1:{port}"]
+    with (data.parent / f"{data.name}-server.log").open("ab") as log_file:
+        process = subprocess.Popen(args, cwd=REPO, stdout=log_file, stderr=log_file)
+    server = ServerProcess(process, port)
+    try:
+        wait_ready(server)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection; requests one at a time, Content-Length bodies only."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> "Connection":
+        return cls(*await asyncio.open_connection("127.0.0.1", port))
+
+    async def request(self, job: Job) -> int:
+        method, target, body = job
+        head = f"{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        if body:
+            head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        self.writer.write(head.encode() + b"\r\n" + body)
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("the server closed the connection")
+        length = 0
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1])
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+@contextlib.asynccontextmanager
+async def connections(port: int, count: int) -> AsyncIterator[list[Connection]]:
+    opened = [await Connection.open(port) for _ in range(count)]
+    try:
+        yield opened
+    finally:
+        for connection in opened:
+            await connection.close()
+
+
+@dataclass
+class Load:
+    requests: int = 0
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    server_cpu: float = 0.0  # CPU seconds the server used during the load
+    client_cpu: float = 0.0  # CPU seconds this process used
+
+    @property
+    def ok(self) -> int:
+        return self.statuses[200]
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds
+
+    def cpu_note(self) -> str:
+        errors = {k: v for k, v in self.statuses.items() if k != 200}
+        bad = f", non-200: {errors}" if errors else ""
+        return (f"server CPU {self.server_cpu / self.seconds:.0%}, client CPU "
+                f"{self.client_cpu / self.seconds:.0%} (of one core){bad}")
+
+
+async def closed_loop(senders: Sequence[Sender], seconds: float, jobs: Iterator[Job]) -> Load:
+    """Each sender sends its next job as soon as its last one is answered, until the time or the jobs run out."""
+    load = Load()
+    deadline = time.perf_counter() + seconds
+
+    async def worker(send: Sender) -> None:
+        while time.perf_counter() < deadline and (job := next(jobs, None)) is not None:
+            started = time.perf_counter()
+            load.statuses[await send(job)] += 1
+            load.latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(send) for send in senders))
+    load.seconds = time.perf_counter() - started
+    load.requests = len(load.latencies)
+    return load
+
+
+async def paced(senders: Sequence[Sender], rate: float, bodies: Sequence[bytes]) -> Load:
+    """Open loop: request n is due at start + n/rate, sender n % len(senders) sends it; latency counts from
+    when it was due (so a late send is not hidden)."""
+    load = Load()
+    count = len(senders)
+    start = time.perf_counter() + 0.2
+
+    async def worker(first: int, send: Sender) -> None:
+        for n in range(first, len(bodies), count):
+            due = start + n / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            load.statuses[await send(("POST", ENTRIES, bodies[n]))] += 1
+            load.latencies.append(time.perf_counter() - due)
+
+    await asyncio.gather(*(worker(i, send) for i, send in enumerate(senders)))
+    load.seconds = time.perf_counter() - start
+    load.requests = len(load.latencies)
+    return load
+
+
+def measured(server: ServerProcess, work: Callable[[], Awaitable[Load]]) -> Load:
+    """Run one load and record the CPU the server and this process spent on it."""
+    server_before, client_before = server.cpu_seconds(), time.process_time()
+
+    async def run() -> Load:
+        return await work()
+
+    load = asyncio.run(run())
+    load.server_cpu = server.cpu_seconds() - server_before
+    load.client_cpu = time.process_time() - client_before
+    return load
+
+
+def raw_closed_loop(port: int, clients: int, seconds: float, jobs: Iterator[Job]) -> Callable[[], Awaitable[Load]]:
+    async def work() -> Load:
+        async with connections(port, clients) as opened:
+            return await closed_loop([c.request for c in opened], seconds, jobs)
+
+    return work
+
+
+def httpx_closed_loop(url: str, clients: int, seconds: float, jobs: Iterator[Job]) -> Callable[[], Awaitable[Load]]:
+    async def work() -> Load:
+        limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+            async def send(job: Job) -> int:
+                return (await client.request(job[0], job[1], content=job[2] or None)).status_code
+
+            await send(("GET", "/healthz", b""))  # warm one connection
+            return await closed_loop([send] * clients, seconds, jobs)
+
+    return work
+
+
+def raw_paced(port: int, rate: float, bodies: Sequence[bytes]) -> Callable[[], Awaitable[Load]]:
+    clients = min(MAX_PACED_CLIENTS, max(16, int(rate * 0.5)))  # each sends every clients/rate s: >= 0.5 s apart
+
+    async def work() -> Load:
+        async with connections(port, clients) as opened:
+            return await paced([c.request for c in opened], rate, bodies)
+
+    return work
+
+
+# --- 2 and 3. end to end over HTTP ---------------------------------------------
+
+
+def register(server: ServerProcess, registry: Submission) -> None:
+    response = httpx.post(server.url + ENTRIES, content=entries_body([registry]),
+                          headers={"Content-Type": "application/json"}, timeout=30)
+    response.raise_for_status()
+
+
+def submission_jobs(bodies: Sequence[bytes]) -> Iterator[Job]:
+    return (("POST", ENTRIES, body) for body in bodies)
+
+
+@dataclass
+class HttpLoads:
+    health: Load
+    batch: Load
+    single: Load
+    open_loop: Load
+    open_loop_rate: float
+    rss: int
+
+
+def run_http_loads(data: Path, registry: Submission, batch_bodies: Sequence[bytes], single_bodies: Sequence[bytes],
+                   paced_bodies: Sequence[bytes], seconds: float) -> HttpLoads:
+    with running_server(data) as server:
+        register(server, registry)
+        health_jobs = itertools.repeat(("GET", "/healthz", b""))
+        health = measured(server, raw_closed_loop(server.port, 32, seconds / 2, health_jobs))
+        batch = measured(server, raw_closed_loop(server.port, BATCH_CLIENTS, seconds, submission_jobs(batch_bodies)))
+        single = measured(server, raw_closed_loop(server.port, SINGLE_CLIENTS, seconds, submission_jobs(single_bodies)))
+        rate = max(single.rate / 2, 1.0)
+        open_loop = measured(server, raw_paced(server.port, rate, paced_bodies[:int(rate * seconds)]))
+        return HttpLoads(health, batch, single, open_loop, rate, server.rss_bytes())
+
+
+def http_rows(tmp: Path, pool: Sequence[Submission], registry: Submission, profile: Profile,
+              verify_ceiling: float) -> list[Row]:
+    data = tmp / "http"
+    prepare_data(data)
+    cut1, cut2 = profile.batch_budget, profile.batch_budget + profile.single_budget
+    loads = run_http_loads(
+        data, registry,
+        [entries_body(c) for c in chunks(pool[:cut1], HTTP_BATCH)],
+        [entries_body([s]) for s in pool[cut1:cut2]],
+        [entries_body([s]) for s in pool[cut2:cut2 + profile.paced_budget]],
+        profile.seconds,
+    )
+    batch, single, open_loop = loads.batch, loads.single, loads.open_loop
+    batch_rate = batch.rate * HTTP_BATCH
+    logged = 1 + batch.ok * HTTP_BATCH + single.ok + open_loop.ok
+    return [
+        Row("server: one `tlog-server serve` process, default config", "", "",
+            "flush_interval 100 ms, max_batch 10,000; uvicorn (h11), started by this script"),
+        Row("HTTP GET /healthz (one head query), 32 clients", per_s(loads.health.rate), "", loads.health.cpu_note()),
+        Row(f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients: entries", per_s(batch_rate),
+            f"raw verify {per_s(verify_ceiling)}",
+            f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 10,000/s; "
+            f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}"),
+        Row(f"HTTP submit, single statements, {SINGLE_CLIENTS} clients", per_s(single.rate),
+            f"raw verify {per_s(verify_ceiling)}", f"p50 {ms(percentile(single.latencies, 0.5))}, "
+            f"p99 {ms(percentile(single.latencies, 0.99))}; {single.cpu_note()}"),
+        Row(f"latency submit -> durable, open loop at {per_s(loads.open_loop_rate)} ({open_loop.requests:,} requests)",
+            f"p50 {ms(percentile(open_loop.latencies, 0.5))}, p99 {ms(percentile(open_loop.latencies, 0.99))}",
+            "", f"goal p99 <= 1 s; achieved {per_s(open_loop.rate)}; {open_loop.cpu_note()}"),
+        Row("server RSS after these phases", mib(loads.rss), "", f"log of {logged:,} entries"),
+    ]
+
+
+# --- 4 and 5. proofs on big trees, disk, RSS ------------------------------------
+
+
+def disk_bytes(db: Path) -> int:
+    """Database + WAL after a checkpoint (what a closed log occupies)."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
+def disk_breakdown(db: Path, entries: int) -> str:
+    """Bytes per entry of each table and index (SQLite's dbstat), largest first."""
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        rows = connection.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC").fetchall()
+    return ", ".join(f"{name} {size / entries:,.0f}" for name, size in rows if size / entries >= 1)
+
+
+async def storage_proofs(db: Path, leaves: Sequence[bytes], seconds: float) -> Load:
+    """What the proof route does, minus HTTP: head, leaf lookup, proof hashes, through SQLiteStorage; one at a time."""
+    storage = await SQLiteStorage.open(db)
+    rng, load = random.Random(3), Load()
+    try:
+        started = time.perf_counter()
+        while (now := time.perf_counter()) < started + seconds:
+            head, leaf = await storage.head(), rng.choice(leaves)
+            index = (await storage.find_leaves([leaf]))[leaf]
+            await proofs.inclusion_proofs(storage, [index], head.size if head else 0)
+            load.latencies.append(time.perf_counter() - now)
+            load.statuses[200] += 1
+        load.seconds = time.perf_counter() - started
+    finally:
+        await storage.close()
+    return load
+
+
+def proof_jobs(leaves: Sequence[bytes], seed: int) -> Iterator[Job]:
+    rng = random.Random(seed)
+    while True:
+        yield ("GET", f"/api/v1/proof/inclusion?leaf_hash={rng.choice(leaves).hex()}", b"")
+
+
+def proof_note(load: Load) -> str:
+    per_core = load.ok / load.server_cpu if load.server_cpu else float("nan")
+    return (f"p99 {ms(percentile(load.latencies, 0.99))} (goal <= 10 ms); {per_s(per_core)} per server "
+            f"CPU-second (goal >= 5,000); {load.cpu_note()}")
+
+
+def server_proof_loads(data: Path, leaves: Sequence[bytes], seconds: float) -> tuple[Load, Load, int, int]:
+    """Proofs over HTTP with the raw client, then with httpx; the server's RSS before and after."""
+    with running_server(data) as server:
+        rss_start = server.rss_bytes()
+        raw = measured(server, raw_closed_loop(server.port, PROOF_CLIENTS, seconds, proof_jobs(leaves, 1)))
+        viahttpx = measured(server, httpx_closed_loop(server.url, PROOF_CLIENTS, seconds, proof_jobs(leaves, 2)))
+        return raw, viahttpx, rss_start, server.rss_bytes()
+
+
+def one_tree_rows(tmp: Path, data: Path, datas: Sequence[bytes], leaves: Sequence[bytes], appended: int,
+                  per_batch: Sequence[float], seconds: float) -> list[Row]:
+    """Figures for the log in `data` holding `datas` (the last `appended` of them appended in `per_batch` seconds
+    each), next to a pymerkle tree of the same entries."""
+    size, db = len(datas), data / DATABASE
+    disk, breakdown = disk_bytes(db), disk_breakdown(db, len(datas))
+    leaf_bytes = sum(map(len, datas)) / size
+    direct = asyncio.run(storage_proofs(db, leaves, seconds / 2))
+    raw, viahttpx, rss_start, rss_end = server_proof_loads(data, leaves, seconds)
+    baseline_db = tmp / f"pymerkle-tree-{size}.db"
+    built = pymerkle_baseline.append(baseline_db, [], datas, TREE_BATCH, False)
+    baseline = pymerkle_baseline.prove(baseline_db, size, seconds)
+    last = per_batch[-10:]  # about the last 100,000 entries: the rate at this size
+    in_last = appended - TREE_BATCH * (len(per_batch) - len(last))
+    return [
+        Row(f"tree of {size:,}: built in-process, batches of {TREE_BATCH:,}", per_s(appended / sum(per_batch)),
+            f"pymerkle append {per_s(size / built.seconds)}",
+            f"last {in_last:,} entries: {per_s(in_last / sum(last))}"),
+        Row(f"  inclusion proof by leaf hash over HTTP, {PROOF_CLIENTS} clients (raw client)", per_s(raw.rate),
+            f"pymerkle prove_inclusion by index, in-process: {per_s(baseline.rate)}, p99 {baseline.p99_ms:.2f} ms "
+            f"(after {baseline.warmup_seconds:.1f} s warm-up)", proof_note(raw)),
+        Row(f"  same, {PROOF_CLIENTS} httpx async clients", per_s(viahttpx.rate), "", proof_note(viahttpx)),
+        Row("  same steps in-process through SQLiteStorage (no HTTP), one at a time", per_s(direct.rate), "",
+            f"p99 {ms(percentile(direct.latencies, 0.99))}"),
+        Row("  bytes on disk per entry (db + wal after checkpoint)", f"{disk / size:,.0f} B",
+            f"minimum {leaf_bytes + 32:,.0f} B (average leaf {leaf_bytes:,.0f} + 32)",
+            f"{disk / size / (leaf_bytes + 32):.2f}x; pymerkle {baseline_db.stat().st_size / size:,.0f} B "
+            f"(leaves only); total {mib(disk)}; by table/index (B/entry): {breakdown}"),
+        Row("  server RSS", f"{mib(rss_start)} at start", "", f"{mib(rss_end)} after the proof phases"),
+    ]
+
+
+def tree_rows(tmp: Path, pool: Sequence[Submission], registry: Submission, sizes: Iterable[int],
+              seconds: float) -> list[Row]:
+    """Grow one log to each size in turn (leaf 0 is the registry statement) and measure it there."""
+    data = tmp / "tree"
+    prepare_data(data)
+    rows: list[Row] = []
+    done = 0
+    for size in sizes:
+        more = pool[done:size - 1]
+        per_batch, _ = asyncio.run(sequence(data / DATABASE, more, TREE_BATCH, [registry] if done == 0 else []))
+        done = size - 1
+        datas = [registry.data, *(s.data for s in pool[:done])]
+        rows += one_tree_rows(tmp, data, datas, [s.leaf_hash for s in pool[:done]], len(more), per_batch, seconds)
+    return rows
+
+
+# --- the report -------------------------------------------------------------------
+
+
+def print_rows(title: str, rows: Sequence[Row]) -> None:
+    print(f"\n{title}")
+    for row in rows:
+        print(f"  {row.figure:<78} {row.value:>16}")
+        for extra in (row.baseline, row.note):
+            if extra:
+                print(f"  {'':<6}{extra}")
+
+
+def print_markdown(rows: Sequence[Row]) -> None:
+    print("\n| figure | value | baseline in the same run | notes |\n|---|---:|---|---|")
+    for row in rows:
+        print(f"| {row.figure.strip()} | {row.value} | {row.baseline} | {row.note} |")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="about one minute: smaller sizes, shorter phases")
+    profile = QUICK if parser.parse_args(argv).quick else FULL
+    started = time.perf_counter()
+    print("log-server benchmark" + (" (--quick)" if profile is QUICK else ""))
+    for line in machine_info():
+        print("  " + line)
+    when = int(time.time()) - 3600
+    registry = issuer_add(when)
+    count = max(profile.tree_sizes[-1], profile.integration_entries,
+                profile.batch_budget + profile.single_budget + profile.paced_budget)
+    t = time.perf_counter()
+    pool = make_pool(count, when)
+    print(f"  signed {count:,} statements in {time.perf_counter() - t:.1f} s (not timed below)", flush=True)
+    all_rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="log-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        verify, ceiling = verify_rows(1.0 if profile is QUICK else 2.0)
+        print_rows("Ed25519 verification (the ceiling for submissions)", verify)
+        integration = integration_rows(tmp, pool[:profile.integration_entries], registry, profile.batch_sizes)
+        print_rows("1. Integration rate (in-process, no signature checks)", integration)
+        http = http_rows(tmp, pool, registry, profile, ceiling)
+        print_rows("2-3. End to end over HTTP, every signature verified", http)
+        trees = tree_rows(tmp, pool, registry, profile.tree_sizes, profile.seconds)
+        print_rows("4-5. Proofs, disk and memory on big trees", trees)
+        all_rows = verify + integration + http + trees
+    print_markdown(all_rows)
+    print(f"\ntotal time {time.perf_counter() - started:.0f} s; other processes on the machine may add noise "
+          f"(load average now {os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""The witness's HTTP API (c2sp.org/tlog-witness@v1.0.0, with DESIGN.md's choices from its current text).
+
+    POST /add-checkpoint              body: see `witness.witness`; 200 → cosignature line(s)
+    GET  /<hex SHA-256(origin)>/checkpoint   the latest cosigned checkpoint (404 if none)
+    GET  /healthz                     "ok"
+
+Statuses (tlog-witness §"add-checkpoint"; `STATUS` below is the only place
+errors become statuses): 400 malformed or old > size, 403 bad signature, 404
+unknown origin, 409 old ≠ stored size (`Content-Type: text/x.tlog.size`, body
+`<size>\\n`), 422 no consistency (and, per the current text, a second root for
+the stored size), 413 body over the limit.
+"""
+
+import hashlib
+from collections.abc import Awaitable, Callable
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from tlogcore.keys import Signer
+from witness.config import WitnessConfig
+from witness.storage import Evidence, LogState, WitnessStorage
+from witness.witness import (
+    AddCheckpoint,
+    BadProof,
+    BadRequest,
+    BadSignature,
+    Conflict,
+    Cosigned,
+    UnknownLog,
+    WitnessError,
+    check_update,
+    cosign,
+    parse_request,
+    verify_log_signature,
+)
+
+MAX_BODY_SIZE = 128 * 1024  # 64 KiB of checkpoint note + 63 proof lines, with room to spare
+SIZE_MEDIA_TYPE = "text/x.tlog.size"  # tlog-witness: the 409 body is the known size
+
+# Called after every check passed and before the compare-and-swap; tests use it to stall a request.
+BeforeCommit = Callable[[AddCheckpoint], Awaitable[None]]
+
+STATUS: dict[type[WitnessError], int] = {
+    BadRequest: 400,
+    BadSignature: 403,
+    UnknownLog: 404,
+    Conflict: 409,
+    BadProof: 422,
+}
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request body, refusing more than `limit` bytes before reading them all."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def error_response(error: WitnessError) -> Response:
+    status = STATUS[type(error)]
+    if isinstance(error, Conflict):
+        return Response(f"{error.known_size}\n", status, headers={"Content-Type": SIZE_MEDIA_TYPE})
+    return PlainTextResponse(f"{error}\n", status)
+
+
+def create_app(
+    config: WitnessConfig,
+    storage: WitnessStorage,
+    signer: Signer,
+    clock: Callable[[], float],
+    before_commit: BeforeCommit | None = None,
+    max_body_size: int = MAX_BODY_SIZE,
+) -> Starlette:
+    """The witness app. `signer` makes the cosignatures (e.g. `CosignatureV1Signer`, which has its own clock);
+    `clock` dates the evidence kept of refused checkpoints."""
+    trusted = config.trusted_keys()
+    origin_by_hash = {hashlib.sha256(origin.encode()).hexdigest(): origin for origin in trusted}
+
+    async def add(body: bytes) -> Cosigned:
+        request = parse_request(body)
+        opened = verify_log_signature(request, trusted)
+        checkpoint = request.checkpoint
+        stored = await storage.latest(checkpoint.origin)
+        head = stored.head if stored is not None else None
+        try:
+            check_update(request, head)
+        except BadProof as exc:  # validly signed, yet not consistent: keep it (tlog-witness "MAY log")
+            seen = Evidence(checkpoint.origin, checkpoint.size, checkpoint.root, str(exc), body, int(clock()))
+            await storage.record_evidence(seen)
+            raise
+        if before_commit is not None:
+            await before_commit(request)
+        cosigned = cosign(opened, [signer])
+        # Persist before answering (tlog-witness: "persist, then 200"); losing the race raises Conflict.
+        new = LogState(checkpoint.size, checkpoint.root, cosigned.note)
+        await storage.compare_and_swap(checkpoint.origin, head, new)
+        return cosigned
+
+    async def add_checkpoint(request: Request) -> Response:
+        try:
+            body = await read_body(request, max_body_size)
+        except BodyTooLarge:
+            return PlainTextResponse(f"request body is larger than {max_body_size} bytes\n", 413)
+        try:
+            cosigned = await add(body)
+        except WitnessError as error:
+            return error_response(error)
+        return PlainTextResponse("".join(cosigned.lines))
+
+    async def latest_checkpoint(request: Request) -> Response:
+        origin = origin_by_hash.get(request.path_params["origin_hash"])
+        stored = await storage.latest(origin) if origin is not None else None
+        if stored is None:
+            return PlainTextResponse("no cosigned checkpoint for this origin\n", 404)
+        return PlainTextResponse(stored.note, headers={"Cache-Control": "no-cache"})
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    return Starlette(
+        routes=[
+            Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
+            Route("/{origin_hash}/checkpoint", latest_checkpoint, methods=["GET"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ]
+    )

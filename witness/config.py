@@ -1,0 +1,113 @@
+"""The witness's TOML configuration, parsed strictly (text in, values out; `witness.cli` reads the file).
+
+    name = "witness.example.org"          # the witness's key name, in its cosignature lines
+    listen = "127.0.0.1:7380"             # optional; `serve --listen` overrides it
+
+    [[log]]                               # one table per log this witness cosigns
+    origin = "log.example.gov.kh/documents"
+    vkey = "log.example.gov.kh/documents+1d2f3a4b+AbC…="
+
+The log's key name must equal its origin (c2sp.org/tlog-checkpoint: "the key
+name SHOULD be the origin"; tlog-policy makes it a MUST, and so do we).
+"""
+
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tlogcore.encoding import parse_decimal
+from tlogcore.errors import MalformedError
+from tlogcore.keys import Verifier, check_key_name
+from tlogcore.vkeys import parse_verifier_key
+
+DEFAULT_NAME = "witness.localhost"
+DEFAULT_LISTEN = "127.0.0.1:7380"
+MAX_LOGS = 10_000
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    origin: str
+    verifier: Verifier
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    name: str
+    listen: str
+    logs: tuple[LogConfig, ...]
+
+    def trusted_keys(self) -> Mapping[str, Sequence[Verifier]]:
+        """Origin → the log keys whose signature makes a checkpoint of that origin acceptable."""
+        return {log.origin: (log.verifier,) for log in self.logs}
+
+
+def _string(table: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = table.get(key, default)
+    if value is None:
+        raise MalformedError(f"config: {where}: missing {key!r}")
+    if not isinstance(value, str):
+        raise MalformedError(f"config: {where}: {key!r} must be a string")
+    return value
+
+
+def _only_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise MalformedError(f"config: {where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _log(table: Any, number: int) -> LogConfig:
+    where = f"[[log]] #{number}"
+    if not isinstance(table, dict):
+        raise MalformedError(f"config: {where} must be a table")
+    _only_keys(table, {"origin", "vkey"}, where)
+    origin = _string(table, "origin", where)
+    try:
+        verifier = parse_verifier_key(_string(table, "vkey", where))
+    except MalformedError as exc:
+        raise MalformedError(f"config: {where}: vkey: {exc}") from None
+    if verifier.name != origin:
+        raise MalformedError(f"config: {where}: the vkey's key name {verifier.name!r} must equal the origin {origin!r}")
+    return LogConfig(origin, verifier)
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """`HOST:PORT` (an IPv6 host in brackets, `[::1]:7380`) → (host, port); port 1..65535 in canonical decimal."""
+    host, sep, port_text = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not sep or not host or any(c.isspace() for c in host):
+        raise MalformedError(f"listen address {text[:80]!r}: want HOST:PORT")
+    port = parse_decimal(port_text, f"listen address {text[:80]!r}: port", 65535)
+    if port == 0:
+        raise MalformedError(f"listen address {text[:80]!r}: port must be 1..65535")
+    return host, port
+
+
+def parse_config(text: str) -> WitnessConfig:
+    """Parse the TOML text; every problem is a MalformedError naming where it is."""
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise MalformedError(f"config: not valid TOML: {exc}") from None
+    _only_keys(document, {"name", "listen", "log"}, "top level")
+    try:
+        name = check_key_name(_string(document, "name", "top level", DEFAULT_NAME))
+    except MalformedError as exc:
+        raise MalformedError(f"config: name: {exc}") from None
+    listen = _string(document, "listen", "top level", DEFAULT_LISTEN)
+    parse_listen(listen)
+    tables = document.get("log", [])
+    if not isinstance(tables, list) or not tables:
+        raise MalformedError("config: at least one [[log]] table (origin, vkey) is needed")
+    if len(tables) > MAX_LOGS:
+        raise MalformedError(f"config: more than {MAX_LOGS} logs")
+    logs = tuple(_log(table, i + 1) for i, table in enumerate(tables))
+    seen: set[str] = set()
+    for log in logs:
+        if log.origin in seen:
+            raise MalformedError(f"config: origin {log.origin!r} appears in two [[log]] tables")
+        seen.add(log.origin)
+    return WitnessConfig(name, listen, logs)
