@@ -21,6 +21,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,13 +38,20 @@ from logserver.metrics import Metrics
 from logserver.openapi import OPENAPI
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
 from logserver.storage import Storage, StorageError
-from logserver.submission import ClockError, SubmissionRules, WrongLogError, check_submission
+from logserver.submission import (
+    ClockError,
+    PositionedError,
+    SubmissionRules,
+    WrongLogError,
+    check_submission,
+    parse_statements,
+)
 from tlogcore.bundle import to_binary
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.encoding import MAX_INT64, b64encode, parse_decimal, parse_hash_hex
 from tlogcore.errors import MalformedError, NotAllowedError, ProofError, SignatureError, TlogError
 from tlogcore.note import parse_note
-from tlogcore.statement import parse_statement
+from tlogcore.statement import Statement, parse_statement
 from tlogcore.tiles import TILE_HEIGHT, parse_tile_path
 
 log = logging.getLogger("logserver.requests")
@@ -51,6 +59,7 @@ log = logging.getLogger("logserver.requests")
 IMMUTABLE = "public, max-age=604800, immutable"  # DESIGN.md: full tiles and bundles
 PARTIAL = "public, max-age=5"
 JSON = "application/json"
+PARALLEL_FROM = 64  # batches at least this big are verified in the worker processes
 
 
 class HTTPError(Exception):
@@ -111,6 +120,8 @@ class LogState:
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = time.time
     witness_status: Callable[[], list[dict[str, Any]]] = list
+    parse_pool: Executor | None = None  # worker processes for signature checks of big batches
+    parse_workers: int = 1
 
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage)
@@ -167,7 +178,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         try:
             if state.sequencer.not_sequencing is not None:
                 raise NotSequencingError(state.sequencer.not_sequencing)
-            submissions = await asyncio.to_thread(check_all, datas)
+            submissions = check_all(datas, await parse_all(datas))
             sequenced = await state.sequencer.submit(submissions)
         except Exception as exc:
             state.metrics.refused[error_for(exc).code] += len(datas)
@@ -191,16 +202,39 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
             ],
         })
 
-    def check_all(datas: Sequence[bytes]) -> list[Submission]:
+    async def parse_all(datas: Sequence[bytes]) -> list[Statement]:
+        """Signatures checked in the worker processes (all cores) for big batches, inline for small ones."""
+        pool = state.parse_pool
+        if pool is None or len(datas) < PARALLEL_FROM:
+            try:
+                return parse_statements(datas)
+            except PositionedError as exc:
+                raise positioned(exc, len(datas), 0) from None
+        loop = asyncio.get_running_loop()
+        step = -(-len(datas) // state.parse_workers)
+        starts = range(0, len(datas), step)
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(pool, parse_statements, datas[i:i + step]) for i in starts),
+            return_exceptions=True,
+        )
+        statements: list[Statement] = []
+        for start, part in zip(starts, parts, strict=True):
+            if isinstance(part, PositionedError):
+                raise positioned(part, len(datas), start)
+            if isinstance(part, BaseException):
+                raise part
+            statements += part
+        return statements
+
+    def check_all(datas: Sequence[bytes], statements: Sequence[Statement]) -> list[Submission]:
         now = state.clock()
         registry = state.sequencer.registry
         out = []
-        for position, data in enumerate(datas):
+        for position, (data, statement) in enumerate(zip(datas, statements, strict=True)):
             try:
-                out.append(check_submission(data, state.rules, registry, now))
+                out.append(check_submission(data, statement, state.rules, registry, now))
             except TlogError as exc:
-                prefix = f"statement {position}: " if len(datas) > 1 else ""
-                raise type(exc)(prefix + str(exc)) from exc
+                raise positioned(PositionedError(position, exc), len(datas), 0) from None
         return out
 
     async def current_size(request: Request) -> int:
@@ -355,6 +389,12 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
                             405: not_found},
     )
     return app
+
+
+def positioned(exc: PositionedError, count: int, offset: int) -> TlogError:
+    """The error, its message naming the statement's position when the batch has more than one."""
+    prefix = f"statement {offset + exc.position}: " if count > 1 else ""
+    return type(exc.error)(prefix + str(exc.error))
 
 
 def parse_batch(body: bytes, max_batch: int) -> list[bytes]:

@@ -7,12 +7,14 @@
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import secrets
 import socket
 import sys
 import tomllib
 from collections.abc import AsyncIterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from logserver.metrics import Metrics
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import StorageError
-from logserver.submission import SubmissionRules
+from logserver.submission import SubmissionRules, parse_statements
 from logserver.witnessing import Witnessing
 from tlogcore.errors import TlogError
 from tlogcore.keys import (
@@ -154,11 +156,18 @@ async def run_server(
         storage, sequencer, SubmissionRules(log_key.name, config.max_future_seconds),
         log_key.verifier().vkey, [registry_vkey], metrics=metrics, witness_status=witnessing.status,
     )
+    workers = config.verify_workers or os.cpu_count() or 1
+    # Signature checks hold the GIL for half their time: worker processes let a batch use every core.
+    # "spawn", not fork: this process already runs threads (aiosqlite).
+    parse_pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    state.parse_pool, state.parse_workers = parse_pool, workers
     state.limits.max_body = config.max_body_bytes
     state.limits.max_batch = config.max_batch_statements
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(parse_pool, parse_statements, []) for _ in range(workers)))
         tasks = [asyncio.create_task(sequencer.run())]
         if config.witnesses and sequencer.head is not None:  # a head left unwitnessed by a crash
             tasks.append(asyncio.create_task(witnessing.on_checkpoint(sequencer.head)))
@@ -171,6 +180,7 @@ async def run_server(
                     await task
             await witnessing.close()
             await storage.close()
+            parse_pool.shutdown(wait=False, cancel_futures=True)
 
     app = RequestLog(build_app(state, lifespan))
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))

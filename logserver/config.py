@@ -18,6 +18,7 @@ class WitnessConfig:
 class ServerConfig:
     origin: str | None = None  # chosen on first run when unset; must then stay the same
     listen: str = "127.0.0.1:8080"
+    verify_workers: int | None = None  # processes checking signatures of big batches; default: one per core
     flush_interval_ms: int = 100
     max_batch: int = 10_000
     max_pool: int = 50_000
@@ -33,7 +34,7 @@ class ServerConfig:
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
-    "server": {"listen": str},
+    "server": {"listen": str, "verify_workers": int},
     "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
     "limits": {"max_body_bytes": int, "max_batch_statements": int, "max_future_seconds": int},
     "storage": {"sqlite_busy_timeout_ms": int},

@@ -61,8 +61,8 @@ class Submission:
 
     @property
     def record(self) -> EntryRecord:
-        kind = self.statement.kind
-        return EntryRecord(self.data, self.leaf_hash, kind, self.statement.document, kind in REGISTRY_KINDS)
+        statement = self.statement
+        return EntryRecord(self.data, self.leaf_hash, statement.document, statement.kind in REGISTRY_KINDS)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,15 @@ Durability: WAL journal with synchronous=FULL, so a commit is fsync'd before
 `commit_batch` returns (storage contract 1). The head update is
 `UPDATE head ... WHERE size = ? AND root = ?` inside the same transaction,
 checked by row count (contract 2, STYLE.md §8). Writes go through one
-connection, reads through another, so readers never wait for a commit.
+aiosqlite connection (the fsync happens off the event loop); reads use a plain
+read-only connection on the event loop itself: they are point reads of cached
+pages taking microseconds, and a thread hop per query cost several times more
+(BENCHMARKS.md, log server).
+
+Lookups by leaf hash and by document hash use indexes on the first 8 bytes of
+the hash (an INTEGER), and confirm the full hash on the rows found: random
+32-byte keys made every commit rewrite pages all over two large B-trees, and
+the leaf hash is already stored once, as the level-0 Merkle hash.
 
 The sequencer lease is an exclusive `flock` on `<database>.sequencer.lock`:
 the kernel drops it the moment its process dies (even by kill -9), so a
@@ -21,17 +29,18 @@ from pathlib import Path
 import aiosqlite
 
 from logserver.storage import EntryRecord, Head, HeadMovedError, StorageError, StoredEntry
+from tlogcore.merkle import leaf_hash
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
     idx INTEGER PRIMARY KEY,
     data BLOB NOT NULL,
-    leaf_hash BLOB NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    document BLOB,
+    leaf_key INTEGER NOT NULL,
+    document_key INTEGER,
     registry INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS leaves_by_document ON leaves(document) WHERE document IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leaves_by_leaf_key ON leaves(leaf_key);
+CREATE INDEX IF NOT EXISTS leaves_by_document_key ON leaves(document_key) WHERE document_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leaves_registry ON leaves(idx) WHERE registry = 1;
 CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -49,8 +58,13 @@ CREATE TABLE IF NOT EXISTS head (
 CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
 
 
+def hash_key(digest: bytes) -> int:
+    """The indexed prefix of a hash: its first 8 bytes as a signed 64-bit integer."""
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 class SQLiteStorage:
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, lock_path: Path) -> None:
+    def __init__(self, writer: aiosqlite.Connection, reader: sqlite3.Connection, lock_path: Path) -> None:
         self._writer = writer
         self._reader = reader
         self._lock_path = lock_path
@@ -64,9 +78,9 @@ class SQLiteStorage:
             await writer.execute("PRAGMA journal_mode = WAL")
             await writer.execute("PRAGMA synchronous = FULL")
             await writer.executescript(SCHEMA)
-            reader = await aiosqlite.connect(path, isolation_level=None)
-            await reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await reader.execute("PRAGMA query_only = 1")
+            reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            reader.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the SQLite database {path}: {exc}") from exc
         return cls(writer, reader, path.with_name(path.name + ".sequencer.lock"))
@@ -75,7 +89,7 @@ class SQLiteStorage:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
-        await self._reader.close()
+        self._reader.close()
         await self._writer.close()
 
     async def head(self) -> Head | None:
@@ -111,9 +125,10 @@ class SQLiteStorage:
                 if cursor.rowcount != 1:
                     raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
                 await db.executemany(
-                    "INSERT INTO leaves (idx, data, leaf_hash, kind, document, registry) VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)",
                     [
-                        (old_size + i, e.data, e.leaf_hash, e.kind, e.document, int(e.registry))
+                        (old_size + i, e.data, hash_key(e.leaf_hash),
+                         hash_key(e.document) if e.document else None, int(e.registry))
                         for i, e in enumerate(entries)
                     ],
                 )
@@ -133,8 +148,7 @@ class SQLiteStorage:
 
     async def _read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
         try:
-            async with self._reader.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            return self._reader.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"read failed: {exc}") from exc
 
@@ -155,17 +169,25 @@ class SQLiteStorage:
         return [row[0] for row in rows]
 
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        wanted = set(leaf_hashes)
         found: dict[bytes, int] = {}
-        for start in range(0, len(leaf_hashes), CHUNK):
-            chunk = list(leaf_hashes[start:start + CHUNK])
+        keys = sorted({hash_key(h) for h in wanted})
+        for start in range(0, len(keys), CHUNK):
+            chunk = keys[start:start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = await self._read(f"SELECT leaf_hash, idx FROM leaves WHERE leaf_hash IN ({marks})", chunk)
-            found.update((row[0], row[1]) for row in rows)
+            rows = await self._read(f"SELECT idx, data FROM leaves WHERE leaf_key IN ({marks})", chunk)
+            for index, data in rows:
+                digest = leaf_hash(data)
+                if digest in wanted:
+                    found.setdefault(digest, index)
         return found
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
-        rows = await self._read("SELECT idx, data FROM leaves WHERE document = ? ORDER BY idx", (document,))
-        return [StoredEntry(row[0], row[1]) for row in rows]
+        rows = await self._read(
+            "SELECT idx, data FROM leaves WHERE document_key = ? ORDER BY idx", (hash_key(document),)
+        )
+        line = b"\ndocument " + document.hex().encode() + b"\n"  # statements are canonical: one spelling
+        return [StoredEntry(row[0], row[1]) for row in rows if line in row[1]]
 
     async def registry_entries(self) -> list[StoredEntry]:
         rows = await self._read("SELECT idx, data FROM leaves WHERE registry = 1 ORDER BY idx", ())

@@ -40,7 +40,6 @@ class EntryRecord:
 
     data: bytes
     leaf_hash: bytes
-    kind: str
     document: bytes | None  # SHA-256 of the document, for issue and revoke
     registry: bool  # an issuer-add or issuer-retire statement
 

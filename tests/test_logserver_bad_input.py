@@ -63,6 +63,10 @@ def cases(origin: str) -> list[tuple[str, dict, int, str, str]]:
          413, "too_large", "larger than"),
         ("one bad in a batch", {"json": {"statements": [b64(good), b64(tampered)]}}, 422, "bad_signature",
          "statement 1"),
+        ("one bad in a big batch (checked in worker processes)",
+         {"json": {"statements": [b64(issue(origin, ISSUER, bytes([i]) * 32)) for i in range(100)][:70]
+                   + [b64(tampered)] + [b64(issue(origin, ISSUER, bytes([i]) * 32)) for i in range(100, 129)]}},
+         422, "bad_signature", "statement 70:"),
     ]
 
 

@@ -11,6 +11,7 @@ forged or the text tampered with); lines from unknown keys are kept and
 ignored; with no verified signature at all the note is not trusted.
 """
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -63,8 +64,11 @@ class OpenedNote:
         return None
 
 
+_CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
+
+
 def _check_characters(text: str, what: str) -> None:
-    if any(c < " " and c != "\n" for c in text):
+    if _CONTROL.search(text):
         raise MalformedError(f"{what} contains a control character")
 
 
