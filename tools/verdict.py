@@ -1,0 +1,98 @@
+"""Verdicts of `tlog verify` and their exit codes (pure: errors in, one verdict out).
+
+    0 genuine            the document is logged, every proof and signature checks out, not revoked
+    1 revoked            genuine, but its issuer has since revoked it (online mode)
+    2 not logged         the log holds no issue statement about this document (online mode)
+    3 tampered           the document's hash is not the one in the bundle, or a proof or the bundle is broken
+    4 signature invalid  a signature by a key the statement or the policy names does not verify
+    5 quorum not met     the checkpoint is not signed by a trusted log, or too few trusted witnesses cosigned it
+    6 error              usage or input error: an unreadable file, a policy that does not parse, no bundle found
+    7 network error      online mode: the log could not be reached or answered with an error
+"""
+
+import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tlogcore.checkpoint import Checkpoint
+from tlogcore.errors import MalformedError, ProofError, SignatureError, TlogError, UnverifiedError
+from tlogcore.statement import Statement
+
+GENUINE = "genuine"
+REVOKED = "revoked"
+NOT_LOGGED = "not logged"
+TAMPERED = "tampered"
+SIGNATURE_INVALID = "signature invalid"
+QUORUM_NOT_MET = "quorum not met"
+INPUT_ERROR = "error"
+NETWORK_ERROR = "network error"
+
+EXIT_CODES = {
+    GENUINE: 0,
+    REVOKED: 1,
+    NOT_LOGGED: 2,
+    TAMPERED: 3,
+    SIGNATURE_INVALID: 4,
+    QUORUM_NOT_MET: 5,
+    INPUT_ERROR: 6,
+    NETWORK_ERROR: 7,
+}
+
+
+def verdict_for_error(exc: TlogError) -> str:
+    """What a core error found while checking a bundle or a checkpoint means to a verifier."""
+    if isinstance(exc, SignatureError):
+        return SIGNATURE_INVALID
+    if isinstance(exc, UnverifiedError):
+        return QUORUM_NOT_MET
+    if isinstance(exc, ProofError | MalformedError):
+        return TAMPERED  # a bundle that no longer parses, or whose proof fails, was changed
+    return TAMPERED
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one verification: a verdict and what was established on the way."""
+
+    verdict: str
+    document: bytes | None
+    message: str
+    statement: Statement | None = None
+    index: int | None = None
+    checkpoint: Checkpoint | None = None
+    witnesses: Sequence[str] = field(default_factory=tuple)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict]
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.statement
+        return {
+            "verdict": self.verdict,
+            "document": self.document.hex() if self.document is not None else None,
+            "index": self.index,
+            "issuer": s.signer_verifier.name if s is not None else None,
+            "issuer_key": s.signer if s is not None else None,
+            "kind": s.kind if s is not None else None,
+            "time": s.time if s is not None else None,
+            "ref": s.ref if s is not None else None,
+            "checkpoint": {"origin": self.checkpoint.origin, "size": self.checkpoint.size}
+            if self.checkpoint is not None else None,
+            "witnesses": sorted(self.witnesses),
+            "message": self.message,
+            "exit_code": self.exit_code,
+        }
+
+    def line(self) -> str:
+        """The one verdict line a person reads."""
+        return f"{self.verdict.upper()}: {self.message}"
+
+
+def describe(statement: Statement, index: int, checkpoint: Checkpoint, witnesses: Sequence[str]) -> str:
+    when = datetime.datetime.fromtimestamp(statement.time, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    ref = f", ref {statement.ref!r}" if statement.ref else ""
+    cosigned = f", cosigned by {', '.join(sorted(witnesses))}" if witnesses else ", no witness cosignatures"
+    return (f"issued by {statement.signer_verifier.name}{ref} on {when}; entry {index} of {checkpoint.origin} "
+            f"(tree size {checkpoint.size}{cosigned})")

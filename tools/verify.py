@@ -1,0 +1,135 @@
+"""`tlog verify`: a document against a proof bundle (offline) or against the log (online); pure but for the client.
+
+Offline, only the trust policy is trusted: the bundle's statement signature, the checkpoint's log signature and
+witness quorum, the inclusion proof, and that the statement is about the document in hand (its SHA-256).
+
+Online, the log is asked and nothing it says is taken on its word: the current checkpoint must satisfy the
+policy, every statement it returns about the document must be signed by its signer and proven included in that
+checkpoint. The verdict is then computed here: revoked if the issuer of an included issue statement (same key
+name, as the log's status rule) included a revoke statement. A log could still hide a revocation from one
+verifier; monitors, which see every entry, are what catch that.
+"""
+
+import base64
+from collections.abc import Sequence
+from typing import Any
+
+from logserver.client import LogClient, LogClientError
+from tlogcore.bundle import TlogProof, VerifiedBundle, verify_bundle
+from tlogcore.errors import MalformedError, TlogError
+from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
+from tlogcore.policy import Policy, TrustedCheckpoint
+from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
+from tools.qr import OnlineRef, parse_payload
+from tools.verdict import (
+    GENUINE,
+    INPUT_ERROR,
+    NETWORK_ERROR,
+    NOT_LOGGED,
+    REVOKED,
+    TAMPERED,
+    Outcome,
+    describe,
+    verdict_for_error,
+)
+
+
+def load_bundle(data: bytes) -> TlogProof:
+    """A bundle in any of its forms: tlog-proof text, binary, or the base64url of the binary."""
+    found = parse_payload(data)
+    if isinstance(found, OnlineRef):
+        raise MalformedError("this is an online verify URL, not a bundle: use it with --qr-text alone")
+    return found
+
+
+def _witnesses(trusted: TrustedCheckpoint) -> tuple[str, ...]:
+    return tuple(sorted(trusted.witnesses))
+
+
+def check_bundle(document: bytes, bundle: TlogProof, policy: Policy, now: float) -> Outcome:
+    """Offline verification of one bundle for the document whose SHA-256 is `document`."""
+    try:
+        verified = verify_bundle(bundle, policy, now)
+    except TlogError as exc:
+        return Outcome(verdict_for_error(exc), document, f"the bundle does not verify: {exc}")
+    return _bundle_outcome(document, verified, online=False)
+
+
+def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> Outcome:
+    statement, checkpoint, witnesses = verified.statement, verified.checkpoint, _witnesses(verified.trusted)
+    where: dict[str, Any] = dict(statement=statement, index=verified.index, checkpoint=checkpoint,
+                                 witnesses=witnesses)
+    if statement.document is None:
+        return Outcome(INPUT_ERROR, document, f"the bundle is a {statement.kind} statement, not about a document",
+                       **where)
+    if statement.document != document:
+        return Outcome(TAMPERED, document, f"the document's SHA-256 {document.hex()[:16]}... is not the one the "
+                       f"bundle vouches for ({statement.document.hex()[:16]}...): the document was changed",
+                       **where)
+    about = describe(statement, verified.index, checkpoint, witnesses)
+    if statement.kind == REVOKE:
+        return Outcome(REVOKED, document, f"this bundle is a revocation, {about}", **where)
+    note = "" if online else " (offline: revocation not checked; use --log for it)"
+    return Outcome(GENUINE, document, about + note, **where)
+
+
+async def check_online(client: LogClient, document: bytes, policy: Policy, now: float,
+                       bundle: TlogProof | None = None) -> Outcome:
+    try:
+        return await _check_online(client, document, policy, now, bundle)
+    except LogClientError as exc:
+        return Outcome(NETWORK_ERROR, document, f"the log could not be asked: {exc}")
+    except (KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, TlogError):
+            return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
+        return Outcome(NETWORK_ERROR, document, f"the log answered something unexpected: {exc!r}")
+    except TlogError as exc:
+        return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
+
+
+async def _check_online(client: LogClient, document: bytes, policy: Policy, now: float,
+                        bundle: TlogProof | None) -> Outcome:
+    trusted = policy.verify_checkpoint(await client.checkpoint(), now)
+    current = trusted.checkpoint
+    if bundle is not None:  # the bundle must verify and its checkpoint must be a prefix of today's
+        offline = check_bundle(document, bundle, policy, now)
+        if offline.verdict != GENUINE or offline.checkpoint is None:
+            return offline
+        old = offline.checkpoint
+        if old.size > current.size:
+            await_note = f"the bundle's checkpoint (size {old.size}) is newer than the log's ({current.size})"
+            return Outcome(TAMPERED, document, await_note)
+        verify_consistency(old.size, current.size, old.root, current.root,
+                           await client.consistency_proof(old.size, current.size) if old.size else [])
+    lookup = await client.document(document)
+    included: list[tuple[int, Statement]] = []
+    for item in lookup.get("statements", []):
+        index = int(item["index"])
+        if index >= current.size:
+            continue  # not yet in a checkpoint the policy accepts
+        raw = base64.b64decode(item["statement"], validate=True)
+        statement = parse_statement(raw)
+        if statement.document != document or statement.origin != current.origin:
+            raise MalformedError(f"the log returned entry {index}, which is about another document or log")
+        verify_inclusion(leaf_hash(raw), index, current.size, await client.inclusion_proof(index, current.size),
+                         current.root)
+        included.append((index, statement))
+    return _online_verdict(document, included, trusted)
+
+
+def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]],
+                    trusted: TrustedCheckpoint) -> Outcome:
+    current, witnesses = trusted.checkpoint, _witnesses(trusted)
+    issues = [(i, s) for i, s in included if s.kind == ISSUE]
+    if not issues:
+        return Outcome(NOT_LOGGED, document, f"{current.origin} (tree size {current.size}) holds no issue statement "
+                       f"about SHA-256 {document.hex()}", checkpoint=current, witnesses=witnesses)
+    index, statement = issues[0]
+    issuers = {s.signer_verifier.name for _, s in issues}
+    where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
+    for revoke_index, revoke in included:
+        if revoke.kind == REVOKE and revoke.signer_verifier.name in issuers:
+            reason = f" ({revoke.reason})" if revoke.reason else ""
+            return Outcome(REVOKED, document, f"revoked{reason} by {revoke.signer_verifier.name} in entry "
+                           f"{revoke_index}; it was {describe(statement, index, current, witnesses)}", **where)
+    return Outcome(GENUINE, document, describe(statement, index, current, witnesses) + "; not revoked", **where)
