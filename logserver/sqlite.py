@@ -73,6 +73,7 @@ class SQLiteStorage:
     @classmethod
     async def open(cls, path: Path, busy_timeout_ms: int = 5000) -> "SQLiteStorage":
         try:
+            sqlite3.connect(path).close()  # fail cleanly here: a failed aiosqlite.connect leaks its thread
             writer = await aiosqlite.connect(path, isolation_level=None)
             await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await writer.execute("PRAGMA journal_mode = WAL")

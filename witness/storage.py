@@ -11,6 +11,7 @@ checks of `witness.witness` it guarantees the witness never cosigns two
 different roots for one size of one log.
 """
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -101,6 +102,9 @@ class SQLiteStorage:
 
     @classmethod
     async def open(cls, path: str) -> "SQLiteStorage":
+        # Probe synchronously first: a failed aiosqlite.connect leaves its worker thread calling back into a
+        # closed event loop, which prints a traceback after a clean error message.
+        sqlite3.connect(path).close()
         connection = await aiosqlite.connect(path, isolation_level=None)
         try:
             async with connection.execute("PRAGMA journal_mode = WAL") as cursor:
