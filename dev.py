@@ -34,6 +34,26 @@ def ensure_environment() -> None:
     STAMP.write_text(wanted)
 
 
+BROWSER = Path("/usr/bin/chromium")
+KHMER_FONT = Path("/usr/share/fonts/truetype/khmeros/KhmerOS.ttf")
+BROWSER_PACKAGES = ["chromium", "fonts-khmeros"]  # the web verifier's tests: Debian's Chromium, a Khmer font
+
+
+def ensure_browser() -> None:
+    """Install Debian's Chromium and a Khmer font for the web verifier's tests; fail loudly if that fails."""
+    if BROWSER.exists() and KHMER_FONT.exists():
+        return
+    print(f"installing {' '.join(BROWSER_PACKAGES)} for the web verifier tests...", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", *BROWSER_PACKAGES], check=True, env=env)
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise SystemExit(f"cannot install {BROWSER_PACKAGES} (needed by tests/test_web_*.py): {exc}") from exc
+    if not (BROWSER.exists() and KHMER_FONT.exists()):
+        raise SystemExit(f"{BROWSER} or {KHMER_FONT} is still missing after installing {BROWSER_PACKAGES}")
+
+
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "help"
     if command not in ("run", "test", "bench"):
@@ -42,6 +62,7 @@ def main(argv: list[str]) -> int:
     ensure_environment()
     os.chdir(ROOT)
     if command == "test":
+        ensure_browser()
         result = subprocess.run([str(PYTHON), "-m", "pytest", *argv[2:]])
         if result.returncode == 5:
             print("no tests ran: that is a failure", file=sys.stderr)

@@ -46,6 +46,7 @@ from logserver.submission import (
     check_submission,
     parse_statements,
 )
+from logserver.webpage import web_routes
 from tlogcore.bundle import to_binary
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.encoding import MAX_INT64, b64encode, parse_decimal, parse_hash_hex
@@ -371,6 +372,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
+        *web_routes(state.log_vkey, state.witness_status),
     ]
 
     async def handle_error(request: Request, exc: Exception) -> Response:

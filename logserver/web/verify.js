@@ -1,0 +1,693 @@
+// The document verifier, run entirely in this browser: parses the proof bundle (tlog-proof text, or the binary
+// form from an offline QR code), and checks with WebCrypto (SHA-256, Ed25519) the statement's issuer signature,
+// the leaf hash, the RFC 9162 inclusion proof, the log's checkpoint signature and the witness cosignatures
+// (cosignature/v1) against the trust policy (C2SP tlog-policy). Written for this project; no third-party code.
+"use strict";
+(() => {
+  const utf8 = new TextEncoder();
+  const utf8Strict = new TextDecoder("utf-8", { fatal: true });
+  const KINDS = ["issue", "revoke", "issuer-add", "issuer-retire"];
+  const MAX_FUTURE_SKEW = 600n;
+  const MAX_INT64 = (1n << 63n) - 1n;
+
+  class VerifyError extends Error {
+    // verdict: "tampered" | "cannot_verify" | "not_logged"; check: the i18n key of the failing check
+    constructor(verdict, check, message) {
+      super(message);
+      this.verdict = verdict;
+      this.check = check;
+    }
+  }
+  const tampered = (check, message) => new VerifyError("tampered", check, message);
+  const malformed = (message) => new VerifyError("tampered", "c_leaf", "damaged bundle: " + message);
+
+  // --- bytes ------------------------------------------------------------------------------------------------
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+  const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const hex = (bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  function b64encode(bytes) {
+    let s = "";
+    for (const b of bytes) s += String.fromCharCode(b);
+    return btoa(s);
+  }
+  function b64decode(text, what) {
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw malformed(what + " is not base64");
+    const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+    if (b64encode(bytes) !== text) throw malformed(what + " is not canonical base64");
+    return bytes;
+  }
+  function b64urlDecode(text) {
+    if (!/^[A-Za-z0-9_-]*$/.test(text)) throw malformed("the QR data is not base64url");
+    const std = text.replace(/-/g, "+").replace(/_/g, "/");
+    return b64decode(std + "=".repeat((4 - (std.length % 4)) % 4), "the QR data");
+  }
+  const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const bitLength = (n) => (n === 0n ? 0 : n.toString(2).length);
+  const popCount = (n) => n.toString(2).split("").filter((c) => c === "1").length;
+  function decimal(text, what) {
+    if (!/^(0|[1-9][0-9]{0,18})$/.test(text)) throw malformed(what + " is not a decimal number");
+    const n = BigInt(text);
+    if (n > MAX_INT64) throw malformed(what + " is out of range");
+    return n;
+  }
+
+  // --- Ed25519 through WebCrypto ----------------------------------------------------------------------------
+  async function ed25519Supported() {
+    try {
+      if (!window.crypto || !crypto.subtle) return false;
+      await crypto.subtle.importKey("raw", new Uint8Array(32).fill(1), { name: "Ed25519" }, false, ["verify"]);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  async function ed25519Verify(publicKey, signature, message) {
+    if (signature.length !== 64) return false;
+    try {
+      const key = await crypto.subtle.importKey("raw", publicKey, { name: "Ed25519" }, false, ["verify"]);
+      return await crypto.subtle.verify({ name: "Ed25519" }, key, signature, message);
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // --- verifier keys (c2sp.org/signed-note) -----------------------------------------------------------------
+  async function keyId(name, type, material) {
+    const digest = await sha256(concat(utf8.encode(name + "\n"), new Uint8Array([type]), material));
+    return ((digest[0] << 24) | (digest[1] << 16) | (digest[2] << 8) | digest[3]) >>> 0;
+  }
+  async function parseVkey(vkey, what) {
+    const first = vkey.indexOf("+");
+    const parts = [vkey.slice(0, first), vkey.slice(first + 1, first + 9), vkey.slice(first + 10)];
+    if (first <= 0 || vkey[first + 9] !== "+" || !/^[0-9a-f]{8}$/.test(parts[1])) throw malformed(what + " is not a vkey");
+    const raw = b64decode(parts[2], what);
+    const type = raw[0];
+    const material = raw.slice(1);
+    if ((type !== 0x01 && type !== 0x04) || material.length !== 32) {
+      throw new VerifyError("cannot_verify", "c_policy", what + ": only Ed25519 keys (0x01, 0x04) are checked here");
+    }
+    const id = await keyId(parts[0], type, material);
+    if (id !== parseInt(parts[1], 16)) throw malformed(what + ": key ID does not match the key");
+    return { name: parts[0], id, type, material, vkey };
+  }
+  async function vkeyString(name, type, material) {
+    const id = await keyId(name, type, material);
+    return name + "+" + id.toString(16).padStart(8, "0") + "+" + b64encode(concat(new Uint8Array([type]), material));
+  }
+
+  // --- signed notes -----------------------------------------------------------------------------------------
+  function parseNote(bytes, maxSize) {
+    if (bytes.length > maxSize) throw malformed("note is too large");
+    let whole;
+    try { whole = utf8Strict.decode(bytes); } catch (e) { throw malformed("note is not UTF-8"); }
+    if (/[\x00-\x09\x0b-\x1f]/.test(whole)) throw malformed("note contains a control character");
+    const split = whole.lastIndexOf("\n\n");
+    if (split < 0) throw malformed("note has no signature block");
+    const text = whole.slice(0, split + 1);
+    const block = whole.slice(split + 2);
+    if (!block.endsWith("\n")) throw malformed("note signature block must end with a newline");
+    const lines = block.slice(0, -1).split("\n");
+    if (lines.length > 100) throw malformed("too many signatures");
+    const signatures = lines.map((line) => {
+      if (!line.startsWith("\u2014 ")) throw malformed("bad signature line");
+      const rest = line.slice(2);
+      const space = rest.indexOf(" ");
+      if (space <= 0) throw malformed("bad signature line");
+      const name = rest.slice(0, space);
+      let blob = null;
+      try { blob = b64decode(rest.slice(space + 1), "signature"); } catch (e) { blob = null; }
+      if (blob !== null && blob.length < 5) throw malformed("signature is too short");
+      const id = blob === null ? -1 : ((blob[0] << 24) | (blob[1] << 16) | (blob[2] << 8) | blob[3]) >>> 0;
+      return { line, name, id, sig: blob === null ? new Uint8Array(0) : blob.slice(4) };
+    });
+    return { text, textBytes: utf8.encode(text), signatures };
+  }
+
+  // --- checkpoints and the trust policy ---------------------------------------------------------------------
+  function parseCheckpoint(text) {
+    if (!text.endsWith("\n") || text.includes("\r")) throw malformed("checkpoint lines");
+    const lines = text.slice(0, -1).split("\n");
+    if (lines.length < 3 || !lines[0] || lines.slice(3).some((l) => !l)) throw malformed("checkpoint lines");
+    const root = b64decode(lines[2], "checkpoint root");
+    if (root.length !== 32) throw malformed("checkpoint root");
+    return { origin: lines[0], size: decimal(lines[1], "checkpoint size"), root, extensions: lines.slice(3) };
+  }
+
+  async function parsePolicy(text) {
+    const policy = { logs: [], witnesses: new Map(), groups: new Map(), quorum: undefined };
+    for (const raw of text.split("\n")) {
+      const words = raw.split("#", 1)[0].trim().split(/\s+/).filter(Boolean);
+      if (!words.length) continue;
+      const [kind, ...args] = words;
+      if (kind === "log" && (args.length === 1 || args.length === 2)) {
+        const key = await parseVkey(args[0], "policy log key");
+        if (key.type !== 0x01) throw new VerifyError("cannot_verify", "c_policy", "policy log key is not Ed25519");
+        policy.logs.push(key);
+      } else if (kind === "witness" && (args.length === 2 || args.length === 3)) {
+        if (policy.witnesses.has(args[0]) || policy.groups.has(args[0])) throw policyError("name defined twice");
+        const key = await parseVkey(args[1], "policy witness key");
+        if (key.type !== 0x04) throw new VerifyError("cannot_verify", "c_policy", "witness key is not cosignature/v1");
+        policy.witnesses.set(args[0], key);
+      } else if (kind === "group" && args.length >= 3) {
+        const [name, k, ...members] = args;
+        if (policy.witnesses.has(name) || policy.groups.has(name) || name === "none") throw policyError("name twice");
+        if (new Set(members).size !== members.length) throw policyError("member twice");
+        for (const m of members) if (!policy.witnesses.has(m) && !policy.groups.has(m)) throw policyError("undefined");
+        const threshold = k === "any" ? 1 : k === "all" ? members.length : /^[1-9][0-9]*$/.test(k) ? Number(k) : 0;
+        if (threshold < 1 || threshold > members.length) throw policyError("bad threshold");
+        policy.groups.set(name, { threshold, members });
+      } else if (kind === "quorum" && args.length === 1) {
+        if (policy.quorum !== undefined) throw policyError("quorum twice");
+        if (args[0] !== "none" && !policy.witnesses.has(args[0]) && !policy.groups.has(args[0])) {
+          throw policyError("quorum names an undefined witness or group");
+        }
+        policy.quorum = args[0] === "none" ? null : args[0];
+      } else {
+        throw policyError("cannot parse a line");
+      }
+    }
+    if (policy.quorum === undefined || !policy.logs.length) throw policyError("no log or no quorum");
+    return policy;
+  }
+  const policyError = (m) => new VerifyError("cannot_verify", "c_policy", "trust policy: " + m);
+
+  function satisfied(policy, name, cosigned) {
+    if (policy.witnesses.has(name)) return cosigned.has(name);
+    const group = policy.groups.get(name);
+    return group.members.filter((m) => satisfied(policy, m, cosigned)).length >= group.threshold;
+  }
+  function quorumNeeds(policy) {
+    if (policy.quorum === null) return 0;
+    if (policy.witnesses.has(policy.quorum)) return 1;
+    return policy.groups.get(policy.quorum).threshold;
+  }
+
+  async function verifyCheckpoint(noteBytes, policy, now, checks) {
+    const note = parseNote(noteBytes, 64 * 1024);
+    const checkpoint = parseCheckpoint(note.text);
+    const log = policy.logs.find((k) => k.name === checkpoint.origin);
+    if (!log) {
+      checks.fail("c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
+      throw new VerifyError("cannot_verify", "c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
+    }
+    let logSigned = false;
+    const cosigned = new Map(); // witness name -> cosignature time (seconds)
+    const seen = new Set();
+    for (const sig of note.signatures) {
+      if (seen.has(sig.line)) continue;
+      seen.add(sig.line);
+      if (sig.name === log.name && sig.id === log.id) {
+        if (!(await ed25519Verify(log.material, sig.sig, note.textBytes))) {
+          checks.fail("c_log_sig", "the log's signature does not verify");
+          throw tampered("c_log_sig", "the log's signature on the checkpoint does not verify");
+        }
+        logSigned = true;
+        continue;
+      }
+      for (const [wname, key] of policy.witnesses) {
+        if (sig.name !== key.name || sig.id !== key.id) continue;
+        let ok = sig.sig.length === 72;
+        let time = 0n;
+        if (ok) {
+          for (const b of sig.sig.slice(0, 8)) time = (time << 8n) | BigInt(b);
+          ok = time <= MAX_INT64;
+        }
+        const message = concat(utf8.encode("cosignature/v1\ntime " + time.toString() + "\n"), note.textBytes);
+        if (!ok || !(await ed25519Verify(key.material, sig.sig.slice(8), message))) {
+          checks.fail("c_cosig", "cosignature by " + wname + " does not verify");
+          throw tampered("c_cosig", "the cosignature by witness " + wname + " does not verify");
+        }
+        if (time <= BigInt(Math.floor(now)) + MAX_FUTURE_SKEW) cosigned.set(wname, Number(time));
+      }
+    }
+    if (!logSigned) {
+      checks.fail("c_log_sig", "no signature by the log's key");
+      throw new VerifyError("cannot_verify", "c_log_sig", "the checkpoint is not signed by the log's key");
+    }
+    checks.pass("c_log_sig", checkpoint.origin);
+    const names = new Set(cosigned.keys());
+    const detail = [...names].sort().join(", ") || "none";
+    if (policy.quorum !== null && !satisfied(policy, policy.quorum, names)) {
+      checks.fail("c_cosig", "cosigned by " + detail + "; quorum needs " + quorumNeeds(policy));
+      throw new VerifyError("cannot_verify", "c_cosig",
+        "witness quorum not met: cosigned by " + detail + " of " + policy.witnesses.size);
+    }
+    checks.pass("c_cosig", detail);
+    return { checkpoint, cosigned };
+  }
+
+  // --- statements -------------------------------------------------------------------------------------------
+  function statementText(s) {
+    const lines = ["tlog-statement/v1", "log " + s.origin, "kind " + s.kind, "signer " + s.signer, "time " + s.time];
+    if (s.document !== undefined) lines.push("document " + s.document);
+    if (s.issuer !== undefined) lines.push("issuer " + s.issuer);
+    if (s.ref !== undefined) lines.push("ref " + s.ref);
+    if (s.reason !== undefined) lines.push("reason " + s.reason);
+    return lines.map((l) => l + "\n").join("");
+  }
+
+  async function parseStatement(bytes, checks) {
+    const note = parseNote(bytes, 8 * 1024);
+    const lines = note.text.slice(0, -1).split("\n");
+    if (lines[0] !== "tlog-statement/v1") throw malformed("not a statement");
+    const s = {};
+    const order = ["log", "kind", "signer", "time", "document", "issuer", "ref", "reason"];
+    let at = 0;
+    for (const line of lines.slice(1)) {
+      const space = line.indexOf(" ");
+      const key = line.slice(0, space);
+      const pos = order.indexOf(key, at);
+      if (space <= 0 || pos < 0) throw malformed("statement field order");
+      at = pos + 1;
+      s[key === "log" ? "origin" : key] = line.slice(space + 1);
+    }
+    if (!KINDS.includes(s.kind) || !s.origin || !s.signer || !s.time) throw malformed("statement fields");
+    s.time = decimal(s.time, "statement time").toString();
+    if ((s.document !== undefined) !== (s.kind === "issue" || s.kind === "revoke")) throw malformed("document");
+    if (s.document !== undefined && !/^[0-9a-f]{64}$/.test(s.document)) throw malformed("document hash");
+    if (statementText(s) !== note.text || note.signatures.length !== 1) throw malformed("statement is not canonical");
+    const signer = await parseVkey(s.signer, "statement signer");
+    const sig = note.signatures[0];
+    if (signer.type !== 0x01 || sig.name !== signer.name || sig.id !== signer.id ||
+        !(await ed25519Verify(signer.material, sig.sig, note.textBytes))) {
+      checks.fail("c_statement", "signature by " + signer.name + " does not verify");
+      throw tampered("c_statement", "the issuer's signature on the statement does not verify");
+    }
+    checks.pass("c_statement", signer.name);
+    s.issuerName = signer.name;
+    return s;
+  }
+
+  // --- RFC 9162 inclusion proof -----------------------------------------------------------------------------
+  const nodeHash = (left, right) => sha256(concat(new Uint8Array([1]), left, right));
+  async function rootFromInclusion(leaf, index, size, proof) {
+    if (!(size > 0n && index >= 0n && index < size)) throw tampered("c_inclusion", "index is not in the tree");
+    const inner = BigInt(bitLength(index ^ (size - 1n)));
+    if (proof.length !== Number(inner) + popCount(index >> inner)) {
+      throw tampered("c_inclusion", "the inclusion proof has the wrong length");
+    }
+    let fn = index;
+    let sn = size - 1n;
+    let acc = leaf;
+    for (const sibling of proof) {
+      if (sn === 0n) throw tampered("c_inclusion", "the inclusion proof is too long");
+      if ((fn & 1n) === 1n || fn === sn) {
+        acc = await nodeHash(sibling, acc);
+        while (fn !== 0n && (fn & 1n) === 0n) { fn >>= 1n; sn >>= 1n; }
+      } else {
+        acc = await nodeHash(acc, sibling);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    if (sn !== 0n) throw tampered("c_inclusion", "the inclusion proof does not reach the root");
+    return acc;
+  }
+
+  // --- bundles ----------------------------------------------------------------------------------------------
+  function parseTextBundle(bytes) {
+    let split = -1;
+    for (let i = 0; i + 1 < bytes.length; i++) if (bytes[i] === 10 && bytes[i + 1] === 10) { split = i; break; }
+    if (split < 0 || split + 2 >= bytes.length) throw malformed("no blank line before the checkpoint");
+    let head;
+    try { head = utf8Strict.decode(bytes.slice(0, split)); } catch (e) { throw malformed("bundle is not UTF-8"); }
+    const lines = head.split("\n");
+    if (lines.shift() !== "c2sp.org/tlog-proof@v1") throw malformed("not a tlog-proof bundle");
+    if (!lines.length || !lines[0].startsWith("extra ")) throw malformed("bundle carries no statement");
+    const extra = b64decode(lines.shift().slice(6), "statement");
+    if (!lines.length || !lines[0].startsWith("index ")) throw malformed("no index line");
+    const index = decimal(lines.shift().slice(6), "index");
+    if (lines.length > 63) throw malformed("too many proof hashes");
+    const proof = lines.map((l) => {
+      const h = b64decode(l, "proof hash");
+      if (h.length !== 32) throw malformed("proof hash");
+      return h;
+    });
+    return { extra, index, proof, checkpoint: bytes.slice(split + 2) };
+  }
+
+  class Reader {
+    constructor(bytes) { this.bytes = bytes; this.at = 0; }
+    take(n, what) {
+      if (this.at + n > this.bytes.length) throw malformed(what + " is cut short");
+      const out = this.bytes.slice(this.at, this.at + n);
+      this.at += n;
+      return out;
+    }
+    byte(what) { return this.take(1, what)[0]; }
+    uvarint(what) {
+      let value = 0n;
+      for (let shift = 0n; shift < 70n; shift += 7n) {
+        const b = this.byte(what);
+        if (b === 0 && shift > 0n) throw malformed(what + " is not a minimal varint");
+        value |= BigInt(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+          if (value > MAX_INT64) throw malformed(what + " is out of range");
+          return value;
+        }
+      }
+      throw malformed(what + " is too long");
+    }
+    str(what) {
+      const raw = this.take(this.byte(what), what);
+      try { return utf8Strict.decode(raw); } catch (e) { throw malformed(what + " is not UTF-8"); }
+    }
+  }
+
+  // The binary form (layout at the top of tlogcore/bundle.py), rebuilt into the very same text bundle.
+  async function fromBinary(bytes) {
+    const r = new Reader(bytes);
+    if (!equal(r.take(3, "magic"), new Uint8Array([0x54, 0x4c, 0x01]))) throw malformed("not a binary bundle");
+    const kindIndex = r.byte("kind");
+    if (kindIndex >= KINDS.length) throw malformed("unknown statement kind");
+    const s = { kind: KINDS[kindIndex], time: r.uvarint("time").toString(), origin: r.str("origin") };
+    const signerName = r.str("signer");
+    const signerKey = r.take(32, "signer key");
+    s.signer = await vkeyString(signerName, 0x01, signerKey);
+    if (s.kind === "issue" || s.kind === "revoke") {
+      s.document = hex(r.take(32, "document"));
+    } else {
+      const issuerName = r.str("issuer");
+      s.issuer = await vkeyString(issuerName, 0x01, r.take(32, "issuer key"));
+    }
+    const ref = r.str("ref");
+    const reason = r.str("reason");
+    if (ref) s.ref = ref;
+    if (reason) s.reason = reason;
+    const statementSig = r.take(64, "statement signature");
+    const signerId = await keyId(signerName, 0x01, signerKey);
+    const idBytes = (id) => new Uint8Array([id >>> 24, (id >>> 16) & 255, (id >>> 8) & 255, id & 255]);
+    const statement = statementText(s) + "\n\u2014 " + signerName + " " +
+      b64encode(concat(idBytes(signerId), statementSig)) + "\n";
+    const index = r.uvarint("index");
+    const proof = [];
+    for (let n = r.byte("proof count"); n > 0; n--) proof.push(r.take(32, "proof hash"));
+    const size = r.uvarint("tree size");
+    const root = r.take(32, "root");
+    const extensions = [];
+    for (let n = r.byte("extension count"); n > 0; n--) extensions.push(r.str("extension"));
+    const sigLines = [];
+    for (let n = r.byte("signature count"); n > 0; n--) {
+      const name = r.str("signature name") || s.origin;
+      const blob = r.take(Number(r.uvarint("signature length")), "signature");
+      if (blob.length < 5) throw malformed("signature is too short");
+      sigLines.push("\u2014 " + name + " " + b64encode(blob) + "\n");
+    }
+    if (r.at !== bytes.length) throw malformed("trailing bytes");
+    const checkpointText = [s.origin, size.toString(), b64encode(root), ...extensions].map((l) => l + "\n").join("");
+    const text = "c2sp.org/tlog-proof@v1\nextra " + b64encode(utf8.encode(statement)) + "\nindex " + index + "\n" +
+      proof.map((h) => b64encode(h) + "\n").join("") + "\n" + checkpointText + "\n" + sigLines.join("");
+    return utf8.encode(text);
+  }
+
+  async function verifyBundle(bundleBytes, policy, now, documentHex, checks) {
+    const bundle = parseTextBundle(bundleBytes);
+    const statement = await parseStatement(bundle.extra, checks);
+    const trusted = await verifyCheckpoint(bundle.checkpoint, policy, now, checks);
+    if (statement.origin !== trusted.checkpoint.origin) {
+      throw tampered("c_inclusion", "the statement is for another log");
+    }
+    const leaf = await sha256(concat(new Uint8Array([0]), bundle.extra));
+    checks.pass("c_leaf", hex(leaf).slice(0, 16) + "…");
+    const root = await rootFromInclusion(leaf, bundle.index, trusted.checkpoint.size, bundle.proof);
+    if (!equal(root, trusted.checkpoint.root)) {
+      checks.fail("c_inclusion", "does not lead to the checkpoint's root");
+      throw tampered("c_inclusion", "the inclusion proof does not lead to the checkpoint's root");
+    }
+    checks.pass("c_inclusion", "#" + bundle.index + " / " + trusted.checkpoint.size);
+    if (documentHex !== undefined) {
+      if (statement.document !== documentHex) {
+        checks.fail("c_document", "the statement is about another document");
+        throw tampered("c_document", "the log entry is about another document");
+      }
+      checks.pass("c_document", "");
+    }
+    return { statement, index: bundle.index, ...trusted };
+  }
+
+  // --- page -------------------------------------------------------------------------------------------------
+  const $ = (id) => document.getElementById(id);
+  const I18N = window.TLOG_I18N;
+  const state = { lang: "en", verdict: null, reasonKey: null, detail: "", facts: null, checks: [], fileKey: null,
+                  expected: null };
+
+  function t(key, vars) {
+    let s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
+    for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", String(v));
+    return s;
+  }
+
+  class Checks {
+    constructor() { this.items = []; }
+    pass(key, detail) { this.set(key, true, detail); }
+    fail(key, detail) { this.set(key, false, detail); }
+    set(key, ok, detail) {
+      const old = this.items.find((c) => c.key === key);
+      if (old && old.ok === false) return;
+      if (old) { old.ok = ok; old.detail = detail; } else this.items.push({ key, ok, detail });
+      state.checks = this.items;
+      renderChecks();
+    }
+  }
+
+  function renderChecks() {
+    const list = $("check-list");
+    list.replaceChildren(...state.checks.map((c) => {
+      const li = document.createElement("li");
+      li.className = c.ok ? "ok" : "fail";
+      const mark = document.createElement("span");
+      mark.className = "mark";
+      mark.setAttribute("aria-hidden", "true");
+      mark.textContent = c.ok ? "✓" : "✗";
+      const label = document.createElement("span");
+      label.textContent = t(c.key) + (c.ok ? "" : " — ✗");
+      li.append(mark, label);
+      if (c.detail) {
+        const d = document.createElement("span");
+        d.className = "detail";
+        d.lang = "en";
+        d.textContent = c.detail;
+        li.append(" ", d);
+      }
+      return li;
+    }));
+  }
+
+  function ageText(seconds) {
+    if (seconds < 60) return t("age_now");
+    if (seconds < 3600) return t("age_min", { n: Math.floor(seconds / 60) });
+    if (seconds < 86400) return t("age_hour", { n: Math.floor(seconds / 3600) });
+    return t("age_day", { n: Math.floor(seconds / 86400) });
+  }
+
+  function render() {
+    document.documentElement.lang = state.lang;
+    document.title = t("title");
+    for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+    $("lang-km").setAttribute("aria-pressed", String(state.lang === "km"));
+    $("lang-en").setAttribute("aria-pressed", String(state.lang === "en"));
+    const box = $("verdict");
+    box.className = "verdict " + (state.verdict || "pending");
+    box.dataset.verdict = state.verdict || "";
+    $("verdict-label").textContent = state.verdict ? t("v_" + state.verdict) : t("checking");
+    const reason = $("verdict-reason");
+    reason.replaceChildren();
+    if (state.reasonKey) reason.append(t(state.reasonKey));
+    if (state.detail) {
+      const d = document.createElement("span");
+      d.lang = "en";
+      d.className = "detail";
+      d.textContent = state.detail;
+      reason.append(state.reasonKey ? " " : "", d);
+    }
+    const f = state.facts;
+    $("details").hidden = !f;
+    if (f) {
+      $("f-issuer").textContent = f.issuer;
+      $("f-ref").textContent = f.ref || "—";
+      $("f-kind").textContent = t("kind_" + f.kind) === "kind_" + f.kind ? f.kind : t("kind_" + f.kind);
+      $("f-time").textContent = new Date(Number(f.time) * 1000).toISOString().slice(0, 10);
+      $("f-hash").textContent = f.document;
+      $("f-entry").textContent = "#" + f.index + " · " + f.origin + " · " + f.size;
+      $("f-witnesses").textContent = (f.witnesses.join(", ") || t("none")) + " — " +
+        t("quorum_of", { n: f.witnesses.length, m: f.witnessCount, k: f.quorumNeeds });
+      $("f-age").textContent = f.newest ? ageText(Math.max(0, Date.now() / 1000 - f.newest)) : "—";
+      $("f-mode").textContent = t(f.offline ? "mode_offline" : "mode_online");
+    }
+    $("file-result").textContent = state.fileKey ? t(state.fileKey) : "";
+    $("file-result").className = "file-result " + (state.fileKey === "file_match" ? "ok" : state.fileKey ? "fail" : "");
+    renderChecks();
+  }
+
+  function setVerdict(verdict, reasonKey, detail) {
+    state.verdict = verdict;
+    state.reasonKey = reasonKey;
+    state.detail = detail || "";
+    render();
+    document.body.dataset.done = "1";
+  }
+
+  function setLang(lang) {
+    state.lang = lang;
+    try { localStorage.setItem("tlog-lang", lang); } catch (e) { /* private mode */ }
+    render();
+  }
+
+  async function loadPolicy(checks) {
+    let text = null;
+    try {
+      const r = await fetch("/api/v1/policy", { cache: "no-cache" });
+      if (r.ok) text = await r.text();
+    } catch (e) { text = null; }
+    if (text !== null) {
+      try { localStorage.setItem("tlog-policy", text); } catch (e) { /* private mode */ }
+    } else {
+      try { text = localStorage.getItem("tlog-policy"); } catch (e) { text = null; }
+    }
+    if (text === null) {
+      checks.fail("c_policy", "no trust policy: the log is unreachable");
+      throw new VerifyError("cannot_verify", "c_policy", "");
+    }
+    $("policy-text").textContent = text;
+    let policy;
+    try {
+      policy = await parsePolicy(text);
+    } catch (e) {
+      throw new VerifyError("cannot_verify", "c_policy", "trust policy: " + e.message);
+    }
+    checks.pass("c_policy", policy.logs.map((l) => l.name).join(", "));
+    return policy;
+  }
+
+  function factsFrom(v, policy, offline) {
+    const times = [...v.cosigned.values()];
+    return {
+      issuer: v.statement.issuerName, ref: v.statement.ref, kind: v.statement.kind, time: v.statement.time,
+      document: v.statement.document, index: v.index.toString(), origin: v.checkpoint.origin,
+      size: v.checkpoint.size.toString(), witnesses: [...v.cosigned.keys()].sort(), witnessCount: policy.witnesses.size,
+      quorumNeeds: quorumNeeds(policy), newest: times.length ? Math.max(...times) : 0, offline,
+    };
+  }
+
+  async function fetchOk(url) {
+    let r;
+    try { r = await fetch(url, { cache: "no-cache" }); } catch (e) { throw new VerifyError("cannot_verify", null, "network"); }
+    return r;
+  }
+
+  async function verifyOnline(h, i, checks) {
+    if (!/^[0-9a-f]{64}$/.test(h) || !/^(0|[1-9][0-9]{0,18})$/.test(i)) {
+      throw new VerifyError("cannot_verify", null, "the link is malformed");
+    }
+    const policy = await loadPolicy(checks);
+    const now = Date.now() / 1000;
+    const docs = await fetchOk("/api/v1/documents/" + h);
+    if (!docs.ok) throw new VerifyError("cannot_verify", null, "the log answered " + docs.status);
+    const listing = await docs.json();
+    const bundleResponse = await fetchOk("/api/v1/bundle/" + i);
+    const issues = listing.statements.filter((s) => s.kind === "issue");
+    if (!issues.length) {
+      state.expected = h;
+      throw new VerifyError("not_logged", null, "");
+    }
+    if (!bundleResponse.ok) throw new VerifyError("cannot_verify", null, "bundle: the log answered " + bundleResponse.status);
+    const bundle = new Uint8Array(await bundleResponse.arrayBuffer());
+    const v = await verifyBundle(bundle, policy, now, h, checks);
+    state.expected = v.statement.document;
+    state.facts = factsFrom(v, policy, false);
+    if (v.statement.kind !== "issue") throw tampered("c_document", "the log entry is not an issue statement");
+    let revoked = null;
+    for (const s of listing.statements.filter((x) => x.kind === "revoke")) {
+      try {
+        const r = await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks());
+        if (r.statement.issuerName === v.statement.issuerName) revoked = r;
+      } catch (e) { /* a revocation whose proof fails does not count */ }
+    }
+    checks.pass("c_revocation", revoked ? "revoked at #" + revoked.index : "none");
+    if (revoked) return ["revoked", "r_revoked", revoked.statement.reason ? "reason: " + revoked.statement.reason : ""];
+    return ["genuine", "r_genuine", ""];
+  }
+
+  async function verifyOffline(b, checks) {
+    const policy = await loadPolicy(checks);
+    const bundle = await fromBinary(b64urlDecode(b));
+    const v = await verifyBundle(bundle, policy, Date.now() / 1000, undefined, checks);
+    state.expected = v.statement.document;
+    state.facts = factsFrom(v, policy, true);
+    if (v.statement.kind === "revoke") return ["revoked", "r_revoked", ""];
+    if (v.statement.kind !== "issue") throw tampered("c_document", "the bundle is not about a document");
+    return ["genuine", "r_genuine", ""];
+  }
+
+  async function run() {
+    state.verdict = null; state.facts = null; state.checks = []; state.fileKey = null; state.expected = null;
+    state.reasonKey = null; state.detail = "";
+    document.body.dataset.done = "";
+    render();
+    const params = new URLSearchParams(location.hash.slice(1));
+    const checks = new Checks();
+    if (!params.get("b") && !params.get("h")) { setVerdict("cannot_verify", "r_no_link", ""); return; }
+    if (!(await ed25519Supported())) { setVerdict("cannot_verify", "r_no_ed25519", ""); return; }
+    try {
+      const [verdict, key, detail] = params.get("b") ? await verifyOffline(params.get("b"), checks)
+        : await verifyOnline(params.get("h"), params.get("i") || "", checks);
+      setVerdict(verdict, key, detail);
+    } catch (e) {
+      if (!(e instanceof VerifyError)) { setVerdict("cannot_verify", null, String(e && e.message || e)); return; }
+      if (e.check) checks.fail(e.check, e.message);
+      if (e.verdict === "not_logged") setVerdict("not_logged", "r_not_logged", "");
+      else if (e.message === "network") setVerdict("cannot_verify", "r_network", "");
+      else setVerdict(e.verdict, null, e.message);
+    }
+  }
+
+  async function checkFile(file) {
+    if (!file) return;
+    const digest = hex(await sha256(new Uint8Array(await file.arrayBuffer())));
+    const checks = new Checks();
+    checks.items = state.checks;
+    if (!state.expected) {
+      state.fileKey = "file_none";
+    } else if (digest === state.expected) {
+      state.fileKey = "file_match";
+      checks.pass("c_file", digest.slice(0, 16) + "…");
+    } else {
+      state.fileKey = "file_mismatch";
+      checks.fail("c_file", "SHA-256 " + digest.slice(0, 16) + "… is not the logged " + state.expected.slice(0, 16) + "…");
+      if (state.verdict !== "not_logged") {
+        setVerdict("tampered", "file_mismatch", "");
+        return;
+      }
+    }
+    render();
+  }
+
+  function init() {
+    let lang = null;
+    try { lang = localStorage.getItem("tlog-lang"); } catch (e) { lang = null; }
+    state.lang = lang === "km" || lang === "en" ? lang : (navigator.language || "").startsWith("km") ? "km" : "en";
+    $("lang-km").addEventListener("click", () => setLang("km"));
+    $("lang-en").addEventListener("click", () => setLang("en"));
+    const input = $("file-input");
+    input.addEventListener("change", () => checkFile(input.files[0]));
+    const drop = $("drop");
+    drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+    drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      drop.classList.remove("over");
+      checkFile(e.dataTransfer.files[0]);
+    });
+    window.addEventListener("hashchange", run);
+    if ("serviceWorker" in navigator) {
+      navigator.serviceWorker.register("/verify-sw.js", { scope: "/verify" }).catch(() => { /* offline cache only */ });
+    }
+    run();
+  }
+  document.addEventListener("DOMContentLoaded", init);
+})();

@@ -1,0 +1,258 @@
+"""The web verifier page (/verify) in a real headless Chromium against a real log with three witnesses and the
+2-of-3 quorum it publishes: every verdict, computed in the browser by the page's own JavaScript, screenshotted at
+phone and desktop widths into docs/screenshots/; damaged bundles must not verify; offline works with the log down."""
+
+import base64
+import hashlib
+import io
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import zxingcpp
+from PIL import Image
+from playwright.sync_api import BrowserContext, Page
+from tools_stack import Stack, tlog, witnessed_log
+from web_browser import chromium, open_verdict, screenshot
+
+from logserver.webpage import CSP
+from tlogcore.bundle import from_binary, to_binary, verify_bundle
+from tlogcore.checkpoint import parse_checkpoint
+from tlogcore.note import Note, Signature, parse_note
+from tlogcore.policy import parse_policy
+
+PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n% Diploma 2026/17, Sok Dara\n%%EOF\n" * 20
+REVOKED_PDF = b"%PDF-1.7\n% Licence 2026/3, issued in error\n%%EOF\n" * 20
+
+
+@dataclass
+class World:
+    stack: Stack
+    tmp: Path
+    online_url: str  # decoded from the online QR code the tool printed
+    index: int
+    revoked_url: str
+    binary: bytes  # the offline bundle of PDF
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def wait_published(url: str, size: int) -> None:
+    """Until the published (cosigned) checkpoint covers `size` entries."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        body = httpx.get(url + "/checkpoint", timeout=5).content
+        if parse_checkpoint(parse_note(body).text).size >= size and body.count("\u2014".encode()) >= 3:
+            return
+        time.sleep(0.1)
+    raise TimeoutError("no cosigned checkpoint covers the new entries")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    tmp = tmp_path_factory.mktemp("web")
+    with witnessed_log(tmp) as stack:
+        key = tmp / "moeys.key"
+        made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
+        assert made.exit_code == 0, made.output
+        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", str(stack.server.data / "registry.key"),
+                     "--issuer", made.stdout.strip(), "--label", "Ministry of Education")
+        assert added.exit_code == 0, added.output
+        urls = []
+        for name, data, ref in (("diploma.pdf", PDF, "Diploma 2026/17"), ("licence.pdf", REVOKED_PDF, "Licence 3")):
+            (tmp / name).write_bytes(data)
+            done = tlog("submit", "--log", stack.url, "--key", str(key), "--ref", ref, "--qr", "online",
+                        str(tmp / name))
+            assert done.exit_code == 0, done.output
+            found = zxingcpp.read_barcodes(Image.open(io.BytesIO((tmp / f"{name}.qr.png").read_bytes())))
+            assert len(found) == 1
+            urls.append(found[0].text)
+        revoked = tlog("revoke", "--log", stack.url, "--key", str(key), str(tmp / "licence.pdf"),
+                       "--reason", "issued in error")
+        assert revoked.exit_code == 0, revoked.output
+        wait_published(stack.url, int(httpx.get(stack.url + "/api/v1/log").json()["size"]))
+        digest = hashlib.sha256(PDF).hexdigest()
+        index = int(httpx.get(f"{stack.url}/api/v1/documents/{digest}").json()["statements"][0]["index"])
+        assert urls[0] == f"{stack.url}/verify#h={digest}&i={index}"
+        binary = httpx.get(f"{stack.url}/api/v1/bundle/{index}?format=binary").content
+        yield World(stack, tmp, urls[0], index, urls[1], binary)
+
+
+@pytest.fixture(scope="module")
+def browser(world: World) -> Iterator[BrowserContext]:
+    with chromium(world.tmp / "profile") as context:
+        yield context
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    page = browser.new_page()
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    yield page
+    page.close()
+    assert not violations, violations  # the page itself never trips its own CSP
+
+
+def offline_url(world: World, binary: bytes) -> str:
+    return f"{world.stack.url}/verify#b={b64url(binary)}"
+
+
+def checkpoint_with(binary: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    """The offline bundle with its checkpoint's signature lines changed by `change`."""
+    bundle = from_binary(binary)
+    note = parse_note(bundle.checkpoint)
+    signatures = change(parse_checkpoint(note.text).origin, list(note.signatures))
+    changed = type(bundle)(bundle.index, bundle.proof, Note(note.text, tuple(signatures)).to_bytes(), bundle.extra)
+    return to_binary(changed)
+
+
+def test_served_with_a_strict_csp_and_the_published_policy(world: World) -> None:
+    url = world.stack.url
+    for path in ("/verify", "/verify/verify.js", "/verify/verify.css", "/verify/i18n.js", "/verify-sw.js"):
+        response = httpx.get(url + path)
+        assert response.status_code == 200 and response.headers["content-security-policy"] == CSP, path
+    html = httpx.get(url + "/verify").text
+    assert "<script>" not in html and "style=" not in html and "http" not in html.replace('"http', "")
+    assert httpx.get(url + "/verify/nope.js").status_code == 404
+    text = httpx.get(url + "/api/v1/policy").text
+    policy = parse_policy(text)
+    assert [log.vkey for log in policy.logs] == [world.stack.log_vkey]
+    assert sorted(w.vkey for w in policy.witnesses.values()) == sorted(w.vkey for w in world.stack.witnesses)
+    assert "group majority 2 w0 w1 w2\nquorum majority\n" in text
+    assert verify_bundle(from_binary(world.binary), policy)
+
+
+def test_genuine_online_then_the_right_file(world: World, page: Page) -> None:
+    verdict = open_verdict(page, world.online_url)
+    assert verdict == "genuine", (page.text_content("#verdict-reason"), page.text_content("#check-list"))
+    assert page.text_content("#f-issuer") == "moeys.gov.kh"
+    assert page.text_content("#f-ref") == "Diploma 2026/17"
+    assert page.text_content("#f-hash") == hashlib.sha256(PDF).hexdigest()
+    vouched = page.text_content("#f-witnesses") or ""
+    assert "2 of 3" in vouched or "3 of 3" in vouched, vouched
+    assert (page.text_content("#policy-text") or "").startswith(f"log {world.stack.log_vkey}\n")
+    assert open_verdict(page, world.online_url) == "genuine"
+    page.set_input_files("#file-input", str(world.tmp / "diploma.pdf"))
+    page.wait_for_selector("#file-result.ok")
+    assert page.get_attribute("#verdict", "data-verdict") == "genuine"
+    screenshot(page, "genuine")
+
+
+def test_genuine_in_khmer_with_a_khmer_font(world: World, page: Page) -> None:
+    assert open_verdict(page, world.online_url) == "genuine"
+    page.focus("#lang-km")
+    page.keyboard.press("Enter")  # keyboard operable
+    assert page.get_attribute("html", "lang") == "km"
+    assert page.text_content("#verdict-label") == "ពិតប្រាកដ"
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("DOM.enable")
+    cdp.send("CSS.enable")
+    root = cdp.send("DOM.getDocument")["root"]["nodeId"]
+    node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "#verdict-label"})["nodeId"]
+    fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
+    assert any("Khmer" in f["familyName"] for f in fonts), fonts  # rendered with a Khmer font, not tofu
+    screenshot(page, "genuine-km")
+    page.click("#lang-en")
+    assert page.get_attribute("html", "lang") == "en"
+
+
+def test_wrong_file_dropped(world: World, page: Page) -> None:
+    assert open_verdict(page, world.online_url) == "genuine"
+    other = world.tmp / "other.pdf"
+    other.write_bytes(PDF + b"% one more line\n")
+    page.set_input_files("#file-input", str(other))
+    page.wait_for_selector("#verdict[data-verdict='tampered']")
+    assert page.get_attribute("#file-result", "class") == "file-result fail"
+    screenshot(page, "wrong-file")
+
+
+def test_revoked(world: World, page: Page) -> None:
+    assert open_verdict(page, world.revoked_url) == "revoked"
+    assert "issued in error" in (page.text_content("#verdict-reason") or "")
+    screenshot(page, "revoked")
+
+
+def test_not_logged(world: World, page: Page) -> None:
+    unknown = hashlib.sha256(b"never issued").hexdigest()
+    assert open_verdict(page, f"{world.stack.url}/verify#h={unknown}&i={world.index}") == "not_logged"
+    screenshot(page, "not-logged")
+
+
+def test_link_to_another_documents_entry_is_tampered(world: World, page: Page) -> None:
+    revoked_hash = world.revoked_url.split("h=")[1].split("&")[0]
+    url = f"{world.stack.url}/verify#h={revoked_hash}&i={world.index}"  # entry of the diploma, hash of the licence
+    assert open_verdict(page, url) == "tampered"
+
+
+def test_genuine_offline_bundle_and_every_damage(world: World, page: Page) -> None:
+    assert open_verdict(page, offline_url(world, world.binary)) == "genuine"
+    assert "offline" in (page.text_content("#f-mode") or "")
+    bundle = from_binary(world.binary)
+    assert bundle.proof, "the diploma's proof has hashes to damage"
+    for what, position in (("proof hash", world.binary.index(bundle.proof[0]) + 3),
+                           ("statement signature", world.binary.index(parse_note(bundle.extra or b"").signatures[0]
+                                                                     .signature) + 7),
+                           ("document hash", world.binary.index(hashlib.sha256(PDF).digest()) + 1),
+                           ("checkpoint root", world.binary.index(parse_checkpoint(
+                               parse_note(bundle.checkpoint).text).root) + 2)):
+        damaged = bytearray(world.binary)
+        damaged[position] ^= 0x01
+        assert open_verdict(page, offline_url(world, bytes(damaged))) == "tampered", what
+        if what == "proof hash":
+            screenshot(page, "tampered")
+    assert open_verdict(page, offline_url(world, world.binary[:-1])) == "tampered"
+
+
+def test_bad_cosignature(world: World, page: Page) -> None:
+    def break_one(origin: str, signatures: list[Signature]) -> list[Signature]:
+        position = next(i for i, s in enumerate(signatures) if s.name != origin)
+        bad = bytearray(signatures[position].signature)
+        bad[-1] ^= 0x01
+        signatures[position] = Signature(signatures[position].name, signatures[position].key_id, bytes(bad))
+        return signatures
+
+    assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, break_one))) == "tampered"
+    assert "cosignature" in (page.text_content("#verdict-reason") or "")
+    screenshot(page, "bad-cosignature")
+
+
+def test_quorum_not_met(world: World, page: Page) -> None:
+    def keep_one(origin: str, signatures: list[Signature]) -> list[Signature]:
+        witnesses = [s for s in signatures if s.name != origin]
+        return [s for s in signatures if s.name == origin] + witnesses[:1]
+
+    assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, keep_one))) == "cannot_verify"
+    assert "quorum" in (page.text_content("#verdict-reason") or "")
+    screenshot(page, "quorum-not-met")
+
+    def no_log_signature(origin: str, signatures: list[Signature]) -> list[Signature]:
+        return [s for s in signatures if s.name != origin]
+
+    assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, no_log_signature))) == "cannot_verify"
+
+
+def test_no_link(world: World, page: Page) -> None:
+    assert open_verdict(page, world.stack.url + "/verify") == "cannot_verify"
+
+
+def test_zz_offline_with_the_server_stopped(world: World, page: Page) -> None:
+    """Last in this module: it stops the log. The page, once cached by its service worker, verifies the offline
+    bundle from the URL with nothing listening on the port any more."""
+    open_verdict(page, world.stack.url + "/verify")
+    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
+    page.wait_for_function("caches.open('tlog-verify-v1').then(c => c.keys()).then(k => k.length >= 5)")
+    world.stack.server.stop()
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(world.stack.url + "/healthz", timeout=2)
+    assert open_verdict(page, offline_url(world, world.binary)) == "genuine"
+    assert page.text_content("#f-issuer") == "moeys.gov.kh"
+    screenshot(page, "offline-server-stopped")
+    damaged = bytearray(world.binary)
+    damaged[world.binary.index(from_binary(world.binary).proof[0]) + 3] ^= 0x01
+    assert open_verdict(page, offline_url(world, bytes(damaged))) == "tampered"
