@@ -81,16 +81,28 @@ def run_local_log(extra: list[str]) -> int:
     data = ROOT / "data"
     tool = VENV / "bin"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the witness is stopped too
-    identity = subprocess.run([str(tool / "tlog-server"), "init", "--data", str(data / "log")],
-                              capture_output=True, text=True, check=True).stdout
+    identity = subprocess.run(
+        [str(tool / "tlog-server"), "init", "--data", str(data / "log")], capture_output=True, text=True, check=True
+    ).stdout
     fields = dict(line.split(":", 1) for line in identity.splitlines())
     origin, log_vkey = fields["origin"].strip(), fields["log key"].strip()
     witness_config = data / "witness.toml"
-    witness_config.write_text(f'name = "witness.localhost"\nlisten = "127.0.0.1:7380"\n\n'
-                              f'[[log]]\norigin = "{origin}"\nvkey = "{log_vkey}"\n')
-    witness = subprocess.Popen([str(tool / "tlog-witness"), "serve", "--data", str(data / "witness"),
-                                "--config", str(witness_config), "--no-access-log"],
-                               stdout=subprocess.PIPE, text=True)
+    witness_config.write_text(
+        f'name = "witness.localhost"\nlisten = "127.0.0.1:7380"\n\n[[log]]\norigin = "{origin}"\nvkey = "{log_vkey}"\n'
+    )
+    witness = subprocess.Popen(
+        [
+            str(tool / "tlog-witness"),
+            "serve",
+            "--data",
+            str(data / "witness"),
+            "--config",
+            str(witness_config),
+            "--no-access-log",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         witness_vkey = ""
         for line in witness.stdout or []:
@@ -99,11 +111,21 @@ def run_local_log(extra: list[str]) -> int:
                 witness_vkey = line.split()[1]
                 break
         log_config = data / "log.toml"
-        log_config.write_text(f'[[witness]]\nname = "witness.localhost"\nurl = "http://127.0.0.1:7380"\n'
-                              f'vkey = "{witness_vkey}"\n')
+        log_config.write_text(
+            f'[[witness]]\nname = "witness.localhost"\nurl = "http://127.0.0.1:7380"\nvkey = "{witness_vkey}"\n'
+        )
         print(f"trust policy for verifiers:\n  log {log_vkey}\n  witness W {witness_vkey}\n  quorum W")
-        server = [str(tool / "tlog-server"), "serve", "--data", str(data / "log"), "--config", str(log_config),
-                  "--listen", "127.0.0.1:8080", *extra]
+        server = [
+            str(tool / "tlog-server"),
+            "serve",
+            "--data",
+            str(data / "log"),
+            "--config",
+            str(log_config),
+            "--listen",
+            "127.0.0.1:8080",
+            *extra,
+        ]
         return subprocess.run(server).returncode
     except KeyboardInterrupt:
         return 0

@@ -119,8 +119,9 @@ def signed(statement: Statement, signer: Ed25519Signer) -> Submission:
 
 def issuer_add(when: int) -> Submission:
     registry, issuer = registry_key(), issuer_key()
-    statement = Statement(ORIGIN, ISSUER_ADD, registry.verifier().vkey, when,
-                          issuer=issuer.verifier().vkey, ref="Bench issuer")
+    statement = Statement(
+        ORIGIN, ISSUER_ADD, registry.verifier().vkey, when, issuer=issuer.verifier().vkey, ref="Bench issuer"
+    )
     return signed(statement, registry)
 
 
@@ -130,8 +131,12 @@ def issue_chunk(job: tuple[int, int, int]) -> list[Submission]:
     issuer = issuer_key()
     vkey = issuer.verifier().vkey
     return [
-        signed(Statement(ORIGIN, ISSUE, vkey, when, document=hashlib.sha256(b"document %d" % i).digest(),
-                         ref=f"Diploma 2026/{i}"), issuer)
+        signed(
+            Statement(
+                ORIGIN, ISSUE, vkey, when, document=hashlib.sha256(b"document %d" % i).digest(), ref=f"Diploma 2026/{i}"
+            ),
+            issuer,
+        )
         for i in range(start, start + count)
     ]
 
@@ -148,7 +153,7 @@ def entries_body(submissions: Sequence[Submission]) -> bytes:
 
 
 def chunks(items: Sequence[Submission], size: int) -> list[Sequence[Submission]]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 # --- small helpers ------------------------------------------------------------
@@ -172,10 +177,17 @@ def mib(size: float) -> str:
 
 
 def machine_info() -> list[str]:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor() or "?")
-    memory = next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal"))
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "?",
+    )
+    memory = next(
+        line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+    )
     return [
         f"cores: {os.cpu_count()}, CPU: {model}, memory: {int(memory) / 2**20:.0f} GiB, {platform.machine()}",
         f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
@@ -235,8 +247,12 @@ def verify_rows(seconds: float) -> tuple[list[Row], float]:
         nacl_two = parallel_rate(nacl_verifications, 2, seconds)
         rows += [
             Row("raw Ed25519 verify, PyNaCl, 1 thread", per_s(nacl_one), per_s(one), f"{nacl_one / one:.2f}x"),
-            Row("raw Ed25519 verify, PyNaCl, 2 threads", per_s(nacl_two), per_s(nacl_one),
-                f"{nacl_two / nacl_one:.2f}x of 1 thread"),
+            Row(
+                "raw Ed25519 verify, PyNaCl, 2 threads",
+                per_s(nacl_two),
+                per_s(nacl_one),
+                f"{nacl_two / nacl_one:.2f}x of 1 thread",
+            ),
         ]
     return rows, max(one, two)
 
@@ -244,12 +260,14 @@ def verify_rows(seconds: float) -> tuple[list[Row], float]:
 # --- 1. integration rate, in-process ------------------------------------------
 
 
-async def sequence(db: Path, submissions: Sequence[Submission], batch: int,
-                   prefix: Sequence[Submission] = ()) -> tuple[list[float], Head]:
+async def sequence(
+    db: Path, submissions: Sequence[Submission], batch: int, prefix: Sequence[Submission] = ()
+) -> tuple[list[float], Head]:
     """Append through the real Sequencer (its run loop, one commit per `batch`): seconds per batch, and the head."""
     storage = await SQLiteStorage.open(db)
-    config = SequencerConfig(ORIGIN, frozenset([registry_key().verifier().vkey]),
-                             flush_interval=0.01, max_batch=batch, max_pool=2 * batch)
+    config = SequencerConfig(
+        ORIGIN, frozenset([registry_key().verifier().vkey]), flush_interval=0.01, max_batch=batch, max_pool=2 * batch
+    )
     sequencer = Sequencer(storage, log_key(), config)
     try:
         await sequencer.load()
@@ -262,7 +280,7 @@ async def sequence(db: Path, submissions: Sequence[Submission], batch: int,
             seconds = []
             for start in range(0, len(submissions), batch):
                 started = time.perf_counter()
-                await sequencer.submit(submissions[start:start + batch])
+                await sequencer.submit(submissions[start : start + batch])
                 seconds.append(time.perf_counter() - started)
         finally:
             task.cancel()
@@ -275,8 +293,9 @@ async def sequence(db: Path, submissions: Sequence[Submission], batch: int,
         await storage.close()
 
 
-def integration_rows(tmp: Path, entries: Sequence[Submission], registry: Submission,
-                     batch_sizes: Iterable[int]) -> list[Row]:
+def integration_rows(
+    tmp: Path, entries: Sequence[Submission], registry: Submission, batch_sizes: Iterable[int]
+) -> list[Row]:
     rows = []
     datas = [s.data for s in entries]
     for batch in batch_sizes:
@@ -288,10 +307,18 @@ def integration_rows(tmp: Path, entries: Sequence[Submission], registry: Submiss
         theirs_rooted = len(entries) / rooted.seconds
         same = "same root" if head.root == plain.root == rooted.root else "ROOTS DIFFER"
         rows += [
-            Row(f"integration, {len(entries):,} entries in batches of {batch:,}", per_s(ours),
-                f"pymerkle append_entries {per_s(theirs)}", f"{ours / theirs:.2f}x (goal >= 1.0x), {same}"),
-            Row("  pymerkle append_entries + get_root per batch (it stores no nodes)", per_s(theirs_rooted),
-                "", f"ours {ours / theirs_rooted:.2f}x"),
+            Row(
+                f"integration, {len(entries):,} entries in batches of {batch:,}",
+                per_s(ours),
+                f"pymerkle append_entries {per_s(theirs)}",
+                f"{ours / theirs:.2f}x (goal >= 1.0x), {same}",
+            ),
+            Row(
+                "  pymerkle append_entries + get_root per batch (it stores no nodes)",
+                per_s(theirs_rooted),
+                "",
+                f"ours {ours / theirs_rooted:.2f}x",
+            ),
         ]
     return rows
 
@@ -348,8 +375,16 @@ def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
 @contextlib.contextmanager
 def running_server(data: Path) -> Iterator[ServerProcess]:
     port = free_port()
-    args = [sys.executable, "-c", "from logserver.cli import main; main()", "serve",
-            "--data", str(data), "--listen", f"127.0.0.1:{port}"]
+    args = [
+        sys.executable,
+        "-c",
+        "from logserver.cli import main; main()",
+        "serve",
+        "--data",
+        str(data),
+        "--listen",
+        f"127.0.0.1:{port}",
+    ]
     with (data.parent / f"{data.name}-server.log").open("ab") as log_file:
         process = subprocess.Popen(args, cwd=REPO, stdout=log_file, stderr=log_file)
     server = ServerProcess(process, port)
@@ -428,8 +463,10 @@ class Load:
     def cpu_note(self) -> str:
         errors = {k: v for k, v in self.statuses.items() if k != 200}
         bad = f", non-200: {errors}" if errors else ""
-        return (f"server CPU {self.server_cpu / self.seconds:.0%}, client CPU "
-                f"{self.client_cpu / self.seconds:.0%} (of one core){bad}")
+        return (
+            f"server CPU {self.server_cpu / self.seconds:.0%}, client CPU "
+            f"{self.client_cpu / self.seconds:.0%} (of one core){bad}"
+        )
 
 
 async def closed_loop(senders: Sequence[Sender], seconds: float, jobs: Iterator[Job]) -> Load:
@@ -519,8 +556,9 @@ def raw_paced(port: int, rate: float, bodies: Sequence[bytes]) -> Callable[[], A
 
 
 def register(server: ServerProcess, registry: Submission) -> None:
-    response = httpx.post(server.url + ENTRIES, content=entries_body([registry]),
-                          headers={"Content-Type": "application/json"}, timeout=30)
+    response = httpx.post(
+        server.url + ENTRIES, content=entries_body([registry]), headers={"Content-Type": "application/json"}, timeout=30
+    )
     response.raise_for_status()
 
 
@@ -538,8 +576,14 @@ class HttpLoads:
     rss: int
 
 
-def run_http_loads(data: Path, registry: Submission, batch_bodies: Sequence[bytes], single_bodies: Sequence[bytes],
-                   paced_bodies: Sequence[bytes], seconds: float) -> HttpLoads:
+def run_http_loads(
+    data: Path,
+    registry: Submission,
+    batch_bodies: Sequence[bytes],
+    single_bodies: Sequence[bytes],
+    paced_bodies: Sequence[bytes],
+    seconds: float,
+) -> HttpLoads:
     with running_server(data) as server:
         register(server, registry)
         health_jobs = itertools.repeat(("GET", "/healthz", b""))
@@ -547,39 +591,55 @@ def run_http_loads(data: Path, registry: Submission, batch_bodies: Sequence[byte
         batch = measured(server, raw_closed_loop(server.port, BATCH_CLIENTS, seconds, submission_jobs(batch_bodies)))
         single = measured(server, raw_closed_loop(server.port, SINGLE_CLIENTS, seconds, submission_jobs(single_bodies)))
         rate = max(single.rate / 2, 1.0)
-        open_loop = measured(server, raw_paced(server.port, rate, paced_bodies[:int(rate * seconds)]))
+        open_loop = measured(server, raw_paced(server.port, rate, paced_bodies[: int(rate * seconds)]))
         return HttpLoads(health, batch, single, open_loop, rate, server.rss_bytes())
 
 
-def http_rows(tmp: Path, pool: Sequence[Submission], registry: Submission, profile: Profile,
-              verify_ceiling: float) -> list[Row]:
+def http_rows(
+    tmp: Path, pool: Sequence[Submission], registry: Submission, profile: Profile, verify_ceiling: float
+) -> list[Row]:
     data = tmp / "http"
     prepare_data(data)
     cut1, cut2 = profile.batch_budget, profile.batch_budget + profile.single_budget
     loads = run_http_loads(
-        data, registry,
+        data,
+        registry,
         [entries_body(c) for c in chunks(pool[:cut1], HTTP_BATCH)],
         [entries_body([s]) for s in pool[cut1:cut2]],
-        [entries_body([s]) for s in pool[cut2:cut2 + profile.paced_budget]],
+        [entries_body([s]) for s in pool[cut2 : cut2 + profile.paced_budget]],
         profile.seconds,
     )
     batch, single, open_loop = loads.batch, loads.single, loads.open_loop
     batch_rate = batch.rate * HTTP_BATCH
     logged = 1 + batch.ok * HTTP_BATCH + single.ok + open_loop.ok
     return [
-        Row("server: one `tlog-server serve` process, default config", "", "",
-            "flush_interval 100 ms, max_batch 10,000; uvicorn (h11), started by this script"),
+        Row(
+            "server: one `tlog-server serve` process, default config",
+            "",
+            "",
+            "flush_interval 100 ms, max_batch 10,000; uvicorn (h11), started by this script",
+        ),
         Row("HTTP GET /healthz (one head query), 32 clients", per_s(loads.health.rate), "", loads.health.cpu_note()),
-        Row(f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients: entries", per_s(batch_rate),
+        Row(
+            f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients: entries",
+            per_s(batch_rate),
             f"raw verify {per_s(verify_ceiling)}",
             f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 10,000/s; "
-            f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}"),
-        Row(f"HTTP submit, single statements, {SINGLE_CLIENTS} clients", per_s(single.rate),
-            f"raw verify {per_s(verify_ceiling)}", f"p50 {ms(percentile(single.latencies, 0.5))}, "
-            f"p99 {ms(percentile(single.latencies, 0.99))}; {single.cpu_note()}"),
-        Row(f"latency submit -> durable, open loop at {per_s(loads.open_loop_rate)} ({open_loop.requests:,} requests)",
+            f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}",
+        ),
+        Row(
+            f"HTTP submit, single statements, {SINGLE_CLIENTS} clients",
+            per_s(single.rate),
+            f"raw verify {per_s(verify_ceiling)}",
+            f"p50 {ms(percentile(single.latencies, 0.5))}, "
+            f"p99 {ms(percentile(single.latencies, 0.99))}; {single.cpu_note()}",
+        ),
+        Row(
+            f"latency submit -> durable, open loop at {per_s(loads.open_loop_rate)} ({open_loop.requests:,} requests)",
             f"p50 {ms(percentile(open_loop.latencies, 0.5))}, p99 {ms(percentile(open_loop.latencies, 0.99))}",
-            "", f"goal p99 <= 1 s; achieved {per_s(open_loop.rate)}; {open_loop.cpu_note()}"),
+            "",
+            f"goal p99 <= 1 s; achieved {per_s(open_loop.rate)}; {open_loop.cpu_note()}",
+        ),
         Row("server RSS after these phases", mib(loads.rss), "", f"log of {logged:,} entries"),
     ]
 
@@ -628,8 +688,10 @@ def proof_jobs(leaves: Sequence[bytes], seed: int) -> Iterator[Job]:
 
 def proof_note(load: Load) -> str:
     per_core = load.ok / load.server_cpu if load.server_cpu else float("nan")
-    return (f"p99 {ms(percentile(load.latencies, 0.99))} (goal <= 10 ms); {per_s(per_core)} per server "
-            f"CPU-second (goal >= 5,000); {load.cpu_note()}")
+    return (
+        f"p99 {ms(percentile(load.latencies, 0.99))} (goal <= 10 ms); {per_s(per_core)} per server "
+        f"CPU-second (goal >= 5,000); {load.cpu_note()}"
+    )
 
 
 def server_proof_loads(data: Path, leaves: Sequence[bytes], seconds: float) -> tuple[Load, Load, int, int]:
@@ -641,8 +703,15 @@ def server_proof_loads(data: Path, leaves: Sequence[bytes], seconds: float) -> t
         return raw, viahttpx, rss_start, server.rss_bytes()
 
 
-def one_tree_rows(tmp: Path, data: Path, datas: Sequence[bytes], leaves: Sequence[bytes], appended: int,
-                  per_batch: Sequence[float], seconds: float) -> list[Row]:
+def one_tree_rows(
+    tmp: Path,
+    data: Path,
+    datas: Sequence[bytes],
+    leaves: Sequence[bytes],
+    appended: int,
+    per_batch: Sequence[float],
+    seconds: float,
+) -> list[Row]:
     """Figures for the log in `data` holding `datas` (the last `appended` of them appended in `per_batch` seconds
     each), next to a pymerkle tree of the same entries."""
     size, db = len(datas), data / DATABASE
@@ -656,32 +725,47 @@ def one_tree_rows(tmp: Path, data: Path, datas: Sequence[bytes], leaves: Sequenc
     last = per_batch[-10:]  # about the last 100,000 entries: the rate at this size
     in_last = appended - TREE_BATCH * (len(per_batch) - len(last))
     return [
-        Row(f"tree of {size:,}: built in-process, batches of {TREE_BATCH:,}", per_s(appended / sum(per_batch)),
+        Row(
+            f"tree of {size:,}: built in-process, batches of {TREE_BATCH:,}",
+            per_s(appended / sum(per_batch)),
             f"pymerkle append {per_s(size / built.seconds)}",
-            f"last {in_last:,} entries: {per_s(in_last / sum(last))}"),
-        Row(f"  inclusion proof by leaf hash over HTTP, {PROOF_CLIENTS} clients (raw client)", per_s(raw.rate),
+            f"last {in_last:,} entries: {per_s(in_last / sum(last))}",
+        ),
+        Row(
+            f"  inclusion proof by leaf hash over HTTP, {PROOF_CLIENTS} clients (raw client)",
+            per_s(raw.rate),
             f"pymerkle prove_inclusion by index, in-process: {per_s(baseline.rate)}, p99 {baseline.p99_ms:.2f} ms "
-            f"(after {baseline.warmup_seconds:.1f} s warm-up)", proof_note(raw)),
+            f"(after {baseline.warmup_seconds:.1f} s warm-up)",
+            proof_note(raw),
+        ),
         Row(f"  same, {PROOF_CLIENTS} httpx async clients", per_s(viahttpx.rate), "", proof_note(viahttpx)),
-        Row("  same steps in-process through SQLiteStorage (no HTTP), one at a time", per_s(direct.rate), "",
-            f"p99 {ms(percentile(direct.latencies, 0.99))}"),
-        Row("  bytes on disk per entry (db + wal after checkpoint)", f"{disk / size:,.0f} B",
+        Row(
+            "  same steps in-process through SQLiteStorage (no HTTP), one at a time",
+            per_s(direct.rate),
+            "",
+            f"p99 {ms(percentile(direct.latencies, 0.99))}",
+        ),
+        Row(
+            "  bytes on disk per entry (db + wal after checkpoint)",
+            f"{disk / size:,.0f} B",
             f"minimum {leaf_bytes + 32:,.0f} B (average leaf {leaf_bytes:,.0f} + 32)",
             f"{disk / size / (leaf_bytes + 32):.2f}x; pymerkle {baseline_db.stat().st_size / size:,.0f} B "
-            f"(leaves only); total {mib(disk)}; by table/index (B/entry): {breakdown}"),
+            f"(leaves only); total {mib(disk)}; by table/index (B/entry): {breakdown}",
+        ),
         Row("  server RSS", f"{mib(rss_start)} at start", "", f"{mib(rss_end)} after the proof phases"),
     ]
 
 
-def tree_rows(tmp: Path, pool: Sequence[Submission], registry: Submission, sizes: Iterable[int],
-              seconds: float) -> list[Row]:
+def tree_rows(
+    tmp: Path, pool: Sequence[Submission], registry: Submission, sizes: Iterable[int], seconds: float
+) -> list[Row]:
     """Grow one log to each size in turn (leaf 0 is the registry statement) and measure it there."""
     data = tmp / "tree"
     prepare_data(data)
     rows: list[Row] = []
     done = 0
     for size in sizes:
-        more = pool[done:size - 1]
+        more = pool[done : size - 1]
         per_batch, _ = asyncio.run(sequence(data / DATABASE, more, TREE_BATCH, [registry] if done == 0 else []))
         done = size - 1
         datas = [registry.data, *(s.data for s in pool[:done])]
@@ -717,8 +801,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("  " + line)
     when = int(time.time()) - 3600
     registry = issuer_add(when)
-    count = max(profile.tree_sizes[-1], profile.integration_entries,
-                profile.batch_budget + profile.single_budget + profile.paced_budget)
+    count = max(
+        profile.tree_sizes[-1],
+        profile.integration_entries,
+        profile.batch_budget + profile.single_budget + profile.paced_budget,
+    )
     t = time.perf_counter()
     pool = make_pool(count, when)
     print(f"  signed {count:,} statements in {time.perf_counter() - t:.1f} s (not timed below)", flush=True)
@@ -727,7 +814,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         tmp = Path(tmp_name)
         verify, ceiling = verify_rows(1.0 if profile is QUICK else 2.0)
         print_rows("Ed25519 verification (the ceiling for submissions)", verify)
-        integration = integration_rows(tmp, pool[:profile.integration_entries], registry, profile.batch_sizes)
+        integration = integration_rows(tmp, pool[: profile.integration_entries], registry, profile.batch_sizes)
         print_rows("1. Integration rate (in-process, no signature checks)", integration)
         http = http_rows(tmp, pool, registry, profile, ceiling)
         print_rows("2-3. End to end over HTTP, every signature verified", http)
@@ -735,8 +822,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         print_rows("4-5. Proofs, disk and memory on big trees", trees)
         all_rows = verify + integration + http + trees
     print_markdown(all_rows)
-    print(f"\ntotal time {time.perf_counter() - started:.0f} s; other processes on the machine may add noise "
-          f"(load average now {os.getloadavg()[0]:.2f})")
+    print(
+        f"\ntotal time {time.perf_counter() - started:.0f} s; other processes on the machine may add noise "
+        f"(load average now {os.getloadavg()[0]:.2f})"
+    )
 
 
 if __name__ == "__main__":

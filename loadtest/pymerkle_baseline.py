@@ -66,7 +66,7 @@ def append(db: Path, prefix: Sequence[bytes], entries: Sequence[bytes], batch: i
         tree.append_entries(list(prefix))
         started = time.perf_counter()
         for start in range(0, len(entries), batch):
-            tree.append_entries(entries[start:start + batch], chunksize=batch)
+            tree.append_entries(entries[start : start + batch], chunksize=batch)
             if with_root:
                 tree.get_root()
         seconds = time.perf_counter() - started

@@ -26,8 +26,9 @@ MODULE_MM, QUIET_ZONE = 0.5, 4  # as tools/qr.py (loadtest may not import tools:
 
 def make_qr(payload: bytes | str, error: str) -> segno.QRCode:
     """As tools.qr.make_qr: a full QR code, byte mode for bytes, no error-level boost."""
-    return segno.make_qr(payload, error=error.lower(), boost_error=False,
-                         mode="byte" if isinstance(payload, bytes) else None)
+    return segno.make_qr(
+        payload, error=error.lower(), boost_error=False, mode="byte" if isinstance(payload, bytes) else None
+    )
 
 
 def printed_mm(code: segno.QRCode) -> float:
@@ -41,14 +42,19 @@ def online_url(base_url: str, document: bytes, index: int) -> str:
 ORIGIN = "log.moeys.gov.kh/documents/2026"
 LOG = Ed25519Signer(ORIGIN, b"\x01" * 32)
 ISSUER = Ed25519Signer("moeys.gov.kh", b"\x02" * 32)
-WITNESSES = [CosignatureV1Signer(f"witness{i}.example.org", bytes([3 + i]) * 32, lambda: 1_790_000_000.0)
-             for i in range(3)]
+WITNESSES = [
+    CosignatureV1Signer(f"witness{i}.example.org", bytes([3 + i]) * 32, lambda: 1_790_000_000.0) for i in range(3)
+]
 
 
 def bundle_bytes(size: int, cosignatures: int, index: int | None = None) -> bytes:
     index = 0 if index is None else index  # entry 0 has the longest proof: ceil(log2 size) hashes
-    statement = sign_statement(Statement(ORIGIN, ISSUE, ISSUER.verifier().vkey, 1_790_000_000,
-                                         document=os.urandom(32), ref="Diploma 2026/0017"), ISSUER)
+    statement = sign_statement(
+        Statement(
+            ORIGIN, ISSUE, ISSUER.verifier().vkey, 1_790_000_000, document=os.urandom(32), ref="Diploma 2026/0017"
+        ),
+        ISSUER,
+    )
     proof = [os.urandom(32) for _ in range(inclusion_proof_length(index, size))]
     note = sign_note(Checkpoint(ORIGIN, size, os.urandom(32)).text, [LOG, *WITNESSES[:cosignatures]])
     return to_binary(make_bundle(statement, index, proof, note))

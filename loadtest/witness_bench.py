@@ -91,10 +91,25 @@ def ceiling(seconds: float = 1.0) -> tuple[float, float, float]:
 
 def start_witness(directory: Path, logs: list[BenchLog], port: int) -> subprocess.Popen[bytes]:
     config = directory / "witness.toml"
-    config.write_text('name = "bench.witness"\n' + "".join(
-        f'[[log]]\norigin = "{log.origin}"\nvkey = "{log.key.verifier().vkey}"\n' for log in logs))
-    command = [sys.executable, "-m", "witness.cli", "serve", "--data", str(directory / "data"), "--config",
-               str(config), "--listen", f"{LOCALHOST}:{port}", "--no-access-log", "--log-level", "warning"]
+    config.write_text(
+        'name = "bench.witness"\n'
+        + "".join(f'[[log]]\norigin = "{log.origin}"\nvkey = "{log.key.verifier().vkey}"\n' for log in logs)
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "witness.cli",
+        "serve",
+        "--data",
+        str(directory / "data"),
+        "--config",
+        str(config),
+        "--listen",
+        f"{LOCALHOST}:{port}",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     with httpx.Client() as http:
@@ -174,12 +189,19 @@ async def drive_raw(url: str, bodies: Bodies, tasks: int, seconds: float) -> tup
                 if time.perf_counter() >= stop_at:
                     return
                 began = time.perf_counter()
-                writer.write(b"POST /add-checkpoint HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s"
-                             % (LOCALHOST.encode(), len(body), body) if body else healthz)
+                writer.write(
+                    b"POST /add-checkpoint HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s"
+                    % (LOCALHOST.encode(), len(body), body)
+                    if body
+                    else healthz
+                )
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head.split(b" ", 2)[1])
-                length = next(int(line.split(b":", 1)[1]) for line in head.lower().split(b"\r\n")
-                              if line.startswith(b"content-length:"))
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
                 await reader.readexactly(length)
                 tally.add(status, time.perf_counter() - began)
             tally.exhausted += 1
@@ -222,8 +244,10 @@ def main() -> None:
     parser.add_argument("--httpx-concurrency", type=int, default=8, help="connections of the httpx client")
     args = parser.parse_args()
 
-    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    print(
+        f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )
     signs, verifies, pairs = ceiling()
     print("\nceiling (this process, one core)")
     print(f"  {'raw Ed25519 sign calls':<54} {signs:>19,.0f}/s")
@@ -239,12 +263,16 @@ def main() -> None:
         origin = f"bench.example/{name}"
         return BenchLog(origin, Ed25519Signer(origin, seed.to_bytes(32, "big")), hashes)
 
-    growing = {kind: [make_log(f"{kind}-grow-{i}", 1000 * k + i + 1) for i in range(tasks[kind])]
-               for k, kind in enumerate(DRIVERS)}
+    growing = {
+        kind: [make_log(f"{kind}-grow-{i}", 1000 * k + i + 1) for i in range(tasks[kind])]
+        for k, kind in enumerate(DRIVERS)
+    }
     fixed = {kind: make_log(f"{kind}-fixed", 999_000 + k) for k, kind in enumerate(DRIVERS)}
     print(f"\nbuilding {sum(tasks[k] * steps[k] for k in DRIVERS):,} advance requests…", flush=True)
-    advance = {kind: [[log.body(0, 1)] + [log.body(n, n + 1) for n in range(1, steps[kind])] for log in logs]
-               for kind, logs in growing.items()}
+    advance = {
+        kind: [[log.body(0, 1)] + [log.body(n, n + 1) for n in range(1, steps[kind])] for log in logs]
+        for kind, logs in growing.items()
+    }
 
     with tempfile.TemporaryDirectory(prefix="witness-bench-") as directory:
         port = free_port()
@@ -252,10 +280,14 @@ def main() -> None:
         process = start_witness(Path(directory), every_log, port)
         url = f"http://{LOCALHOST}:{port}"
         try:
-            print(f"\nwitness over HTTP on 127.0.0.1: 1 uvicorn process (h11), SQLite WAL with an fsync per "
-                  f"cosignature; {args.seconds:g} s per row")
-            print(f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
-                  "  of ceiling  other")
+            print(
+                f"\nwitness over HTTP on 127.0.0.1: 1 uvicorn process (h11), SQLite WAL with an fsync per "
+                f"cosignature; {args.seconds:g} s per row"
+            )
+            print(
+                f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
+                "  of ceiling  other"
+            )
             for kind, drive in DRIVERS.items():
                 asyncio.run(first_checkpoint(url, fixed[kind], 1000))
                 same = fixed[kind].body(1000, 1000)

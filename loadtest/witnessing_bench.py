@@ -63,8 +63,13 @@ def started(args: list[str], url: str, log: Path) -> Iterator[subprocess.Popen[b
 
 
 def identity(data: Path) -> tuple[str, str]:
-    out = subprocess.run([sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     fields = dict(line.split(":", 1) for line in out.splitlines())
     return fields["origin"].strip(), fields["log key"].strip()
 
@@ -88,11 +93,18 @@ def measure(url: str, data: Path, rounds: int, cosignatures: int) -> list[float]
             response.raise_for_status()
             return int(response.json()["entries"][0]["index"])
 
-        submit(sign_statement(Statement(origin, ISSUER_ADD, registry.verifier().vkey, int(time.time()),
-                                        issuer=issuer.verifier().vkey), registry))
+        submit(
+            sign_statement(
+                Statement(
+                    origin, ISSUER_ADD, registry.verifier().vkey, int(time.time()), issuer=issuer.verifier().vkey
+                ),
+                registry,
+            )
+        )
         for i in range(rounds):
-            statement = Statement(origin, ISSUE, issuer.verifier().vkey, int(time.time()),
-                                  document=i.to_bytes(32, "big"))
+            statement = Statement(
+                origin, ISSUE, issuer.verifier().vkey, int(time.time()), document=i.to_bytes(32, "big")
+            )
             index = submit(sign_statement(statement, issuer))
             acknowledged = time.perf_counter()
             while True:
@@ -119,19 +131,47 @@ def run(tmp: Path, rounds: int, witnesses: int) -> list[float]:
             config = tmp / f"w{witnesses}-{i}.toml"
             config.write_text(f'name = "witness{i}.bench"\n\n[[log]]\norigin = "{origin}"\nvkey = "{log_vkey}"\n')
             out = tmp / f"w{witnesses}-{i}.out"
-            stack.enter_context(started(
-                ["from witness.cli import main; main()", "serve", "--data", str(tmp / f"w{witnesses}-{i}"),
-                 "--config", str(config), "--listen", f"127.0.0.1:{port}", "--no-access-log",
-                 "--log-level", "warning"], f"http://127.0.0.1:{port}", out))
+            stack.enter_context(
+                started(
+                    [
+                        "from witness.cli import main; main()",
+                        "serve",
+                        "--data",
+                        str(tmp / f"w{witnesses}-{i}"),
+                        "--config",
+                        str(config),
+                        "--listen",
+                        f"127.0.0.1:{port}",
+                        "--no-access-log",
+                        "--log-level",
+                        "warning",
+                    ],
+                    f"http://127.0.0.1:{port}",
+                    out,
+                )
+            )
             vkey = witness_vkey(out)
             tables.append(f'[[witness]]\nname = "w{i}"\nurl = "http://127.0.0.1:{port}"\nvkey = "{vkey}"\n')
         config = tmp / f"log{witnesses}.toml"
         config.write_text("".join(tables))
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        stack.enter_context(started(
-            ["from logserver.cli import main; main()", "serve", "--data", str(data), "--config", str(config),
-             "--listen", f"127.0.0.1:{port}"], url, tmp / f"log{witnesses}.out"))
+        stack.enter_context(
+            started(
+                [
+                    "from logserver.cli import main; main()",
+                    "serve",
+                    "--data",
+                    str(data),
+                    "--config",
+                    str(config),
+                    "--listen",
+                    f"127.0.0.1:{port}",
+                ],
+                url,
+                tmp / f"log{witnesses}.out",
+            )
+        )
         return measure(url, data, rounds, witnesses)
 
 

@@ -173,7 +173,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
 
     async def submit(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
-            raise HTTPError(415, "unsupported_media_type", "send application/json: {\"statements\": [base64, ...]}")
+            raise HTTPError(415, "unsupported_media_type", 'send application/json: {"statements": [base64, ...]}')
         datas = parse_batch(await read_body(request, state.limits.max_body), state.limits.max_batch)
         started = time.perf_counter()
         try:
@@ -190,18 +190,20 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         if head is None:
             raise HTTPError(503, "not_sequencing", "no checkpoint yet")
         proofs_for = await proofs.inclusion_proofs(state.storage, [s.index for s in sequenced], head.size)
-        return json_response({
-            "checkpoint": head.checkpoint.decode(),
-            "entries": [
-                {
-                    "index": s.index,
-                    "leaf_hash": s.leaf_hash.hex(),
-                    "duplicate": s.duplicate,
-                    "inclusion_proof": [b64encode(h) for h in proof],
-                }
-                for s, proof in zip(sequenced, proofs_for, strict=True)
-            ],
-        })
+        return json_response(
+            {
+                "checkpoint": head.checkpoint.decode(),
+                "entries": [
+                    {
+                        "index": s.index,
+                        "leaf_hash": s.leaf_hash.hex(),
+                        "duplicate": s.duplicate,
+                        "inclusion_proof": [b64encode(h) for h in proof],
+                    }
+                    for s, proof in zip(sequenced, proofs_for, strict=True)
+                ],
+            }
+        )
 
     async def parse_all(datas: Sequence[bytes]) -> list[Statement]:
         """Signatures checked in the worker processes (all cores) for big batches, inline for small ones."""
@@ -215,7 +217,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         step = -(-len(datas) // state.parse_workers)
         starts = range(0, len(datas), step)
         parts = await asyncio.gather(
-            *(loop.run_in_executor(pool, parse_statements, datas[i:i + step]) for i in starts),
+            *(loop.run_in_executor(pool, parse_statements, datas[i : i + step]) for i in starts),
             return_exceptions=True,
         )
         statements: list[Statement] = []
@@ -300,17 +302,19 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         for entry, statement in zip(entries, statements, strict=True):
             size, note = await checkpoint_covering(entry.index)
             item = await proofs.bundle_for(state.storage, entry.index, size, note)
-            items.append({
-                "index": entry.index,
-                "kind": statement.kind,
-                "issuer": statement.signer_verifier.name,
-                "signer": statement.signer,
-                "time": statement.time,
-                "ref": statement.ref,
-                "reason": statement.reason,
-                "statement": b64encode(entry.data),
-                "bundle": item.to_text().decode(),
-            })
+            items.append(
+                {
+                    "index": entry.index,
+                    "kind": statement.kind,
+                    "issuer": statement.signer_verifier.name,
+                    "signer": statement.signer,
+                    "time": statement.time,
+                    "ref": statement.ref,
+                    "reason": statement.reason,
+                    "statement": b64encode(entry.data),
+                    "bundle": item.to_text().decode(),
+                }
+            )
         return json_response({"document": digest.hex(), "status": document_status(statements), "statements": items})
 
     async def issuers(request: Request) -> Response:
@@ -318,33 +322,43 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         by_name: dict[str, list[dict[str, Any]]] = {}
         for key in registry.keys.values():
             name = key.vkey.split("+", 1)[0]
-            by_name.setdefault(name, []).append({
-                "vkey": key.vkey,
-                "label": key.label,
-                "active": key.active,
-                "added": {"index": key.added_index, "time": key.added_time},
-                "retired": None if key.active else {
-                    "index": key.retired_index, "time": key.retired_time, "reason": key.retire_reason,
-                },
-            })
-        return json_response({
-            "registry_keys": state.registry_vkeys,
-            "issuers": [{"name": n, "keys": keys} for n, keys in sorted(by_name.items())],
-        })
+            by_name.setdefault(name, []).append(
+                {
+                    "vkey": key.vkey,
+                    "label": key.label,
+                    "active": key.active,
+                    "added": {"index": key.added_index, "time": key.added_time},
+                    "retired": None
+                    if key.active
+                    else {
+                        "index": key.retired_index,
+                        "time": key.retired_time,
+                        "reason": key.retire_reason,
+                    },
+                }
+            )
+        return json_response(
+            {
+                "registry_keys": state.registry_vkeys,
+                "issuers": [{"name": n, "keys": keys} for n, keys in sorted(by_name.items())],
+            }
+        )
 
     async def info(request: Request) -> Response:
         head = await state.storage.head()
         published = await state.storage.latest_published()
-        return json_response({
-            "origin": state.rules.origin,
-            "log_vkey": state.log_vkey,
-            "registry_vkeys": state.registry_vkeys,
-            "size": head.size if head else 0,
-            "published_size": parse_checkpoint(parse_note(published).text).size if published else 0,
-            "sequencing": state.sequencer.not_sequencing is None,
-            "not_sequencing_reason": state.sequencer.not_sequencing,
-            "witnesses": state.witness_status(),
-        })
+        return json_response(
+            {
+                "origin": state.rules.origin,
+                "log_vkey": state.log_vkey,
+                "registry_vkeys": state.registry_vkeys,
+                "size": head.size if head else 0,
+                "published_size": parse_checkpoint(parse_note(published).text).size if published else 0,
+                "sequencing": state.sequencer.not_sequencing is None,
+                "not_sequencing_reason": state.sequencer.not_sequencing,
+                "witnesses": state.witness_status(),
+            }
+        )
 
     async def healthz(request: Request) -> Response:
         await state.storage.head()  # the database answers
@@ -386,9 +400,15 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPError: handle_error, TlogError: handle_error, PoolFullError: handle_error,
-                            NotSequencingError: handle_error, StorageError: handle_error, 404: not_found,
-                            405: not_found},
+        exception_handlers={
+            HTTPError: handle_error,
+            TlogError: handle_error,
+            PoolFullError: handle_error,
+            NotSequencingError: handle_error,
+            StorageError: handle_error,
+            404: not_found,
+            405: not_found,
+        },
     )
     return app
 
@@ -442,10 +462,14 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info(orjson.dumps({
-                "request_id": request_id,
-                "method": scope["method"],
-                "path": scope["path"],
-                "status": status,
-                "ms": round((self.clock() - started) * 1000, 2),
-            }).decode())
+            log.info(
+                orjson.dumps(
+                    {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "ms": round((self.clock() - started) * 1000, 2),
+                    }
+                ).decode()
+            )

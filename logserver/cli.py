@@ -1,7 +1,7 @@
 """`tlog-server`: run a log (`serve`) and show its identity (`info`). The only module here that touches files.
 
-    tlog-server serve --data ./data --listen 127.0.0.1:8080 [--config server.toml]
-    tlog-server info --data ./data
+tlog-server serve --data ./data --listen 127.0.0.1:8080 [--config server.toml]
+tlog-server info --data ./data
 """
 
 import asyncio
@@ -153,8 +153,13 @@ async def run_server(
     if not await sequencer.take_lease():
         logging.getLogger("logserver").warning("not sequencing: %s (serving reads)", sequencer.not_sequencing)
     state = LogState(
-        storage, sequencer, SubmissionRules(log_key.name, config.max_future_seconds),
-        log_key.verifier().vkey, [registry_vkey], metrics=metrics, witness_status=witnessing.status,
+        storage,
+        sequencer,
+        SubmissionRules(log_key.name, config.max_future_seconds),
+        log_key.verifier().vkey,
+        [registry_vkey],
+        metrics=metrics,
+        witness_status=witnessing.status,
     )
     workers = config.verify_workers or os.cpu_count() or 1
     # Signature checks hold the GIL for half their time: worker processes let a batch use every core.

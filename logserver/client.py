@@ -71,7 +71,9 @@ class LogClient:
             data["checkpoint"].encode(),
             [
                 SubmittedEntry(
-                    e["index"], bytes.fromhex(e["leaf_hash"]), e["duplicate"],
+                    e["index"],
+                    bytes.fromhex(e["leaf_hash"]),
+                    e["duplicate"],
                     [parse_hash_b64(h, "proof hash") for h in e["inclusion_proof"]],
                 )
                 for e in data["entries"]
@@ -125,5 +127,8 @@ def _raise_for(response: httpx.Response) -> None:
         message, code = body.get("message", response.text), body.get("error")
     except ValueError:
         message, code = response.text[:200], None
-    raise LogClientError(f"{response.request.method} {response.request.url.path}: {response.status_code} {message}",
-                         response.status_code, code)
+    raise LogClientError(
+        f"{response.request.method} {response.request.url.path}: {response.status_code} {message}",
+        response.status_code,
+        code,
+    )

@@ -66,7 +66,9 @@ class Metrics:
         ]
         for name, histogram in sorted(self.witness_latency.items()):
             lines += histogram.render("tlog_witness_cosign_seconds", f'witness="{name}"')
-        lines += ["# HELP tlog_witness_failures_total Failed cosigning requests, by witness.",
-                  "# TYPE tlog_witness_failures_total counter"]
+        lines += [
+            "# HELP tlog_witness_failures_total Failed cosigning requests, by witness.",
+            "# TYPE tlog_witness_failures_total counter",
+        ]
         lines += [f'tlog_witness_failures_total{{witness="{w}"}} {n}' for w, n in sorted(self.witness_failures.items())]
         return "\n".join(lines) + "\n"

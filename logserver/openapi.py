@@ -25,18 +25,40 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/entries": {
             "post": {
                 "summary": "Submit 1..1000 signed statements; answers once they are durably sequenced",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": {
-                    "type": "object", "required": ["statements"],
-                    "properties": {"statements": {**_B64_LIST, "minItems": 1, "maxItems": 1000}},
-                }}}},
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["statements"],
+                                "properties": {"statements": {**_B64_LIST, "minItems": 1, "maxItems": 1000}},
+                            }
+                        }
+                    },
+                },
                 "responses": {
-                    "200": _json({"type": "object", "required": ["checkpoint", "entries"], "properties": {
-                        "checkpoint": {"type": "string"},
-                        "entries": {"type": "array", "items": {"type": "object", "properties": {
-                            "index": {"type": "integer"}, "leaf_hash": {"type": "string"},
-                            "duplicate": {"type": "boolean"}, "inclusion_proof": _B64_LIST,
-                        }}},
-                    }}),
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "required": ["checkpoint", "entries"],
+                            "properties": {
+                                "checkpoint": {"type": "string"},
+                                "entries": {
+                                    "type": "array",
+                                    "items": {
+                                        "type": "object",
+                                        "properties": {
+                                            "index": {"type": "integer"},
+                                            "leaf_hash": {"type": "string"},
+                                            "duplicate": {"type": "boolean"},
+                                            "inclusion_proof": _B64_LIST,
+                                        },
+                                    },
+                                },
+                            },
+                        }
+                    ),
                     **_errors(400, 403, 413, 415, 422, 503),
                 },
             }
@@ -45,41 +67,72 @@ OPENAPI: dict[str, Any] = {
             "get": {
                 "summary": "Inclusion proof by index or by leaf hash (hex)",
                 "parameters": [
-                    _int_param("index", False), _int_param("size", False),
+                    _int_param("index", False),
+                    _int_param("size", False),
                     {"name": "leaf_hash", "in": "query", "required": False, "schema": {"type": "string"}},
                 ],
-                "responses": {"200": _json({"type": "object", "properties": {
-                    "index": {"type": "integer"}, "size": {"type": "integer"}, "proof": _B64_LIST}}),
-                    **_errors(400, 404)},
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "index": {"type": "integer"},
+                                "size": {"type": "integer"},
+                                "proof": _B64_LIST,
+                            },
+                        }
+                    ),
+                    **_errors(400, 404),
+                },
             }
         },
         "/api/v1/proof/consistency": {
             "get": {
                 "summary": "Consistency proof between two tree sizes",
                 "parameters": [_int_param("old", True), _int_param("new", False)],
-                "responses": {"200": _json({"type": "object", "properties": {
-                    "old": {"type": "integer"}, "new": {"type": "integer"}, "proof": _B64_LIST}}),
-                    **_errors(400)},
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {"old": {"type": "integer"}, "new": {"type": "integer"}, "proof": _B64_LIST},
+                        }
+                    ),
+                    **_errors(400),
+                },
             }
         },
         "/api/v1/documents/{sha256}": {
             "get": {
                 "summary": "Every statement about a document, each with its proof bundle, and its status",
                 "parameters": [{"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": _json({"type": "object", "properties": {
-                    "document": {"type": "string"},
-                    "status": {"enum": ["valid", "revoked", "unknown"]},
-                    "statements": {"type": "array", "items": {"type": "object"}},
-                }}), **_errors(400)},
+                "responses": {
+                    "200": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "document": {"type": "string"},
+                                "status": {"enum": ["valid", "revoked", "unknown"]},
+                                "statements": {"type": "array", "items": {"type": "object"}},
+                            },
+                        }
+                    ),
+                    **_errors(400),
+                },
             }
         },
-        "/api/v1/issuers": {"get": {"summary": "Issuer keys and their history",
-                                    "responses": {"200": _json({"type": "object"})}}},
+        "/api/v1/issuers": {
+            "get": {"summary": "Issuer keys and their history", "responses": {"200": _json({"type": "object"})}}
+        },
         "/api/v1/log": {"get": {"summary": "Origin, keys and sizes", "responses": {"200": _json({"type": "object"})}}},
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json({"type": "object"})}}},
     },
-    "components": {"schemas": {"Error": {
-        "type": "object", "required": ["error", "message"],
-        "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-    }}},
+    "components": {
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error", "message"],
+                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
+            }
+        }
+    },
 }

@@ -194,7 +194,7 @@ class Sequencer:
     async def flush(self) -> None:
         started = time.perf_counter()
         # 1. Swap the pool out (at most max_batch; the rest waits for the next round).
-        batch, self._pool = self._pool[: self.config.max_batch], self._pool[self.config.max_batch:]
+        batch, self._pool = self._pool[: self.config.max_batch], self._pool[self.config.max_batch :]
         # 2. Drop statements a racing request already logged; registry rules, in log order,
         #    on a copy that becomes real only after the commit.
         try:
@@ -267,4 +267,3 @@ class Sequencer:
 def _log_failure(task: "asyncio.Task[None]") -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("witnessing failed: %s", task.exception())
-

@@ -128,8 +128,13 @@ class SQLiteStorage:
                 await db.executemany(
                     "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)",
                     [
-                        (old_size + i, e.data, hash_key(e.leaf_hash),
-                         hash_key(e.document) if e.document else None, int(e.registry))
+                        (
+                            old_size + i,
+                            e.data,
+                            hash_key(e.leaf_hash),
+                            hash_key(e.document) if e.document else None,
+                            int(e.registry),
+                        )
                         for i, e in enumerate(entries)
                     ],
                 )
@@ -157,7 +162,7 @@ class SQLiteStorage:
         found: dict[int, bytes] = {}
         unique = sorted(set(indexes))
         for start in range(0, len(unique), CHUNK):
-            chunk = unique[start:start + CHUNK]
+            chunk = unique[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = await self._read(f"SELECT id, hash FROM hashes WHERE id IN ({marks})", chunk)
             found.update((row[0], row[1]) for row in rows)
@@ -174,7 +179,7 @@ class SQLiteStorage:
         found: dict[bytes, int] = {}
         keys = sorted({hash_key(h) for h in wanted})
         for start in range(0, len(keys), CHUNK):
-            chunk = keys[start:start + CHUNK]
+            chunk = keys[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = await self._read(f"SELECT idx, data FROM leaves WHERE leaf_key IN ({marks})", chunk)
             for index, data in rows:

@@ -50,8 +50,9 @@ class PositionedError(Exception):
         self.position, self.error = position, error
 
 
-def check_submission(data: bytes, statement: Statement, rules: SubmissionRules, registry: Registry,
-                     now: float) -> Submission:
+def check_submission(
+    data: bytes, statement: Statement, rules: SubmissionRules, registry: Registry, now: float
+) -> Submission:
     """The stateful half, in the server process: the log it names, its time, and the registry."""
     if statement.origin != rules.origin:
         raise WrongLogError(f"statement is for log {statement.origin!r}, this log is {rules.origin!r}")

@@ -64,8 +64,15 @@ class Witnessing:
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
 
     @classmethod
-    def create(cls, storage: Storage, configs: list[WitnessConfig], metrics: Metrics, timeout: float,
-               retries: int, clock: Callable[[], float] = time.time) -> "Witnessing":
+    def create(
+        cls,
+        storage: Storage,
+        configs: list[WitnessConfig],
+        metrics: Metrics,
+        timeout: float,
+        retries: int,
+        clock: Callable[[], float] = time.time,
+    ) -> "Witnessing":
         states = [WitnessState(c, WitnessClient(c.url, timeout)) for c in configs]
         return cls(storage, states, metrics, retries, clock)
 
@@ -141,8 +148,7 @@ class Witnessing:
         """Keep only lines that verify with the witness key we were configured with."""
         try:
             verifier = parse_verifier_key(witness.config.vkey)
-            opened = open_note(parse_note(head.checkpoint).text.encode() + b"\n" + "".join(lines).encode(),
-                               [verifier])
+            opened = open_note(parse_note(head.checkpoint).text.encode() + b"\n" + "".join(lines).encode(), [verifier])
         except TlogError:
             return False
         return opened.verified_by(verifier) is not None

@@ -45,14 +45,22 @@ def mini_log(count: int = 20) -> MiniLog:
     witnesses = [CosignatureV1Signer(f"witness{i}.example.org", bytes([0x10 + i]) * 32, lambda: NOW) for i in range(3)]
     entries = [
         sign_statement(
-            Statement(ORIGIN, ISSUE, issuer_key.verifier().vkey, NOW - 100 + i, document=document_hash(i),
-                      ref=f"បរិញ្ញាបត្រ No. {i}"),
+            Statement(
+                ORIGIN,
+                ISSUE,
+                issuer_key.verifier().vkey,
+                NOW - 100 + i,
+                document=document_hash(i),
+                ref=f"បរិញ្ញាបត្រ No. {i}",
+            ),
             issuer_key,
         )
         for i in range(count)
     ]
     stored = merkle.append_leaves(0, [], [merkle.leaf_hash(e) for e in entries]).new_hashes
-    policy_text = f"log {log_key.verifier().vkey}\n" + "".join(
-        f"witness W{i} {w.verifier().vkey}\n" for i, w in enumerate(witnesses)
-    ) + "group two-of-three 2 W0 W1 W2\nquorum two-of-three\n"
+    policy_text = (
+        f"log {log_key.verifier().vkey}\n"
+        + "".join(f"witness W{i} {w.verifier().vkey}\n" for i, w in enumerate(witnesses))
+        + "group two-of-three 2 W0 W1 W2\nquorum two-of-three\n"
+    )
     return MiniLog(log_key, issuer_key, witnesses, entries, stored, parse_policy(policy_text))

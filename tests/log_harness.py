@@ -40,8 +40,17 @@ class LogProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait: bool = True) -> "LogProcess":
-        args = [sys.executable, "-c", "from logserver.cli import main; main()", "serve",
-                "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}", *self.extra_args]
+        args = [
+            sys.executable,
+            "-c",
+            "from logserver.cli import main; main()",
+            "serve",
+            "--data",
+            str(self.data),
+            "--listen",
+            f"127.0.0.1:{self.port}",
+            *self.extra_args,
+        ]
         if self.config is not None:
             args += ["--config", str(self.config)]
         with (self.data.parent / f"server-{self.port}.log").open("ab") as log_file:
@@ -105,8 +114,9 @@ def post_statements(client: httpx.Client, statements: list[bytes]) -> httpx.Resp
 def register_issuer(client: httpx.Client, server: LogProcess, issuer: Ed25519Signer, label: str = "Issuer") -> int:
     registry = server.key("registry.key")
     origin = client.get("/api/v1/log").json()["origin"]
-    statement = Statement(origin, ISSUER_ADD, registry.verifier().vkey, int(time.time()),
-                          issuer=issuer.verifier().vkey, ref=label)
+    statement = Statement(
+        origin, ISSUER_ADD, registry.verifier().vkey, int(time.time()), issuer=issuer.verifier().vkey, ref=label
+    )
     response = post_statements(client, [sign_statement(statement, registry)])
     response.raise_for_status()
     return int(response.json()["entries"][0]["index"])

@@ -58,8 +58,14 @@ def verify_tiles(client: httpx.Client, checkpoint: Checkpoint) -> list[bytes]:
     return entries
 
 
-def verify_proofs(client: httpx.Client, log_key: Verifier, checkpoint: Checkpoint, entries: list[bytes],
-                  sample: list[int], old_roots: dict[int, bytes]) -> None:
+def verify_proofs(
+    client: httpx.Client,
+    log_key: Verifier,
+    checkpoint: Checkpoint,
+    entries: list[bytes],
+    sample: list[int],
+    old_roots: dict[int, bytes],
+) -> None:
     policy = parse_policy(f"log {log_key.vkey}\nquorum none\n")
     for index in sample:
         for query in ({"index": index}, {"leaf_hash": merkle.leaf_hash(entries[index]).hex()}):

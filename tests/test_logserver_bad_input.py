@@ -37,15 +37,21 @@ def cases(origin: str) -> list[tuple[str, dict, int, str, str]]:
     def signed(text: str) -> bytes:
         return sign_note(text, [ISSUER])
 
-    non_canonical = signed(f"tlog-statement/v1\nlog {origin}\nkind issue\nsigner {vkey}\ntime 0{now}\n"
-                           f"document {'ab' * 32}\n")
+    non_canonical = signed(
+        f"tlog-statement/v1\nlog {origin}\nkind issue\nsigner {vkey}\ntime 0{now}\ndocument {'ab' * 32}\n"
+    )
     tampered = good.replace(b"kind issue", b"kind revoke")
     other_log = sign_statement(Statement("other.example/log", "issue", vkey, now, document=b"\x07" * 32), ISSUER)
     future = issue(origin, ISSUER, b"\x08" * 32, when=now + 3600)
     unknown_key = issue(origin, STRANGER, b"\x09" * 32)
     return [
-        ("wrong content type", {"content": b"{}", "headers": {"content-type": "text/plain"}}, 415,
-         "unsupported_media_type", "application/json"),
+        (
+            "wrong content type",
+            {"content": b"{}", "headers": {"content-type": "text/plain"}},
+            415,
+            "unsupported_media_type",
+            "application/json",
+        ),
         ("not json", {"content": b"{nope", "headers": {"content-type": "application/json"}}, 400, "malformed", "JSON"),
         ("no statements", {"json": {"statements": []}}, 400, "malformed", "at least one"),
         ("not base64", {"json": {"statements": ["***"]}}, 400, "malformed", "base64"),
@@ -55,18 +61,42 @@ def cases(origin: str) -> list[tuple[str, dict, int, str, str]]:
         ("bad signature", {"json": {"statements": [b64(tampered)]}}, 422, "bad_signature", "does not verify"),
         ("another log", {"json": {"statements": [b64(other_log)]}}, 422, "wrong_log", "other.example/log"),
         ("time in the future", {"json": {"statements": [b64(future)]}}, 422, "time_in_future", "future"),
-        ("unknown issuer key", {"json": {"statements": [b64(unknown_key)]}}, 403, "signer_not_allowed",
-         "not registered"),
+        (
+            "unknown issuer key",
+            {"json": {"statements": [b64(unknown_key)]}},
+            403,
+            "signer_not_allowed",
+            "not registered",
+        ),
         ("oversize statement", {"json": {"statements": [b64(good + b"x" * 9000)]}}, 400, "malformed", "8192"),
         ("batch too large", {"json": {"statements": [b64(good)] * 1001}}, 413, "batch_too_large", "1000"),
-        ("huge body", {"content": b"{" + b" " * (5 * 1024 * 1024), "headers": {"content-type": "application/json"}},
-         413, "too_large", "larger than"),
-        ("one bad in a batch", {"json": {"statements": [b64(good), b64(tampered)]}}, 422, "bad_signature",
-         "statement 1"),
-        ("one bad in a big batch (checked in worker processes)",
-         {"json": {"statements": [b64(issue(origin, ISSUER, bytes([i]) * 32)) for i in range(100)][:70]
-                   + [b64(tampered)] + [b64(issue(origin, ISSUER, bytes([i]) * 32)) for i in range(100, 129)]}},
-         422, "bad_signature", "statement 70:"),
+        (
+            "huge body",
+            {"content": b"{" + b" " * (5 * 1024 * 1024), "headers": {"content-type": "application/json"}},
+            413,
+            "too_large",
+            "larger than",
+        ),
+        (
+            "one bad in a batch",
+            {"json": {"statements": [b64(good), b64(tampered)]}},
+            422,
+            "bad_signature",
+            "statement 1",
+        ),
+        (
+            "one bad in a big batch (checked in worker processes)",
+            {
+                "json": {
+                    "statements": [b64(issue(origin, ISSUER, bytes([i]) * 32)) for i in range(100)][:70]
+                    + [b64(tampered)]
+                    + [b64(issue(origin, ISSUER, bytes([i]) * 32)) for i in range(100, 129)]
+                }
+            },
+            422,
+            "bad_signature",
+            "statement 70:",
+        ),
     ]
 
 
@@ -86,13 +116,23 @@ def test_bad_inputs_are_refused_clearly_and_change_nothing(log) -> None:  # type
 def test_bad_reads_are_4xx(log) -> None:  # type: ignore[no-untyped-def]
     _server, client, _origin = log
     for path, status in [
-        ("/tile/0/001", 404), ("/tile/0/000.p/9", 404), ("/tile/0/0001", 404), ("/tile/64/000", 404),
-        ("/tile/entries/x000/001", 404), ("/api/v1/proof/inclusion?index=99", 400),
-        ("/api/v1/proof/inclusion?index=01", 400), ("/api/v1/proof/inclusion?index=-1", 400),
-        ("/api/v1/proof/inclusion", 400), ("/api/v1/proof/inclusion?leaf_hash=zz", 400),
-        ("/api/v1/proof/inclusion?leaf_hash=" + "00" * 32, 404), ("/api/v1/proof/consistency?old=5&new=1", 400),
-        ("/api/v1/proof/consistency?old=1&new=999", 400), ("/api/v1/bundle/999", 404), ("/api/v1/bundle/x", 400),
-        ("/api/v1/documents/abc", 400), ("/api/v1/nothing", 404),
+        ("/tile/0/001", 404),
+        ("/tile/0/000.p/9", 404),
+        ("/tile/0/0001", 404),
+        ("/tile/64/000", 404),
+        ("/tile/entries/x000/001", 404),
+        ("/api/v1/proof/inclusion?index=99", 400),
+        ("/api/v1/proof/inclusion?index=01", 400),
+        ("/api/v1/proof/inclusion?index=-1", 400),
+        ("/api/v1/proof/inclusion", 400),
+        ("/api/v1/proof/inclusion?leaf_hash=zz", 400),
+        ("/api/v1/proof/inclusion?leaf_hash=" + "00" * 32, 404),
+        ("/api/v1/proof/consistency?old=5&new=1", 400),
+        ("/api/v1/proof/consistency?old=1&new=999", 400),
+        ("/api/v1/bundle/999", 404),
+        ("/api/v1/bundle/x", 400),
+        ("/api/v1/documents/abc", 400),
+        ("/api/v1/nothing", 404),
     ]:
         response = client.get(path)
         assert response.status_code == status, (path, response.text)

@@ -25,8 +25,16 @@ ISSUER = Ed25519Signer("registry-office.example.gov.kh", seed(21))
 
 
 class Submitter(threading.Thread):
-    def __init__(self, url: str, origin: str, log_key, rng: random.Random, acked: dict[bytes, int],  # type: ignore[no-untyped-def]
-                 checkpoints: dict[int, set[bytes]], lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        url: str,
+        origin: str,
+        log_key,
+        rng: random.Random,
+        acked: dict[bytes, int],  # type: ignore[no-untyped-def]
+        checkpoints: dict[int, set[bytes]],
+        lock: threading.Lock,
+    ) -> None:
         super().__init__(daemon=True)
         self.url, self.origin, self.log_key, self.rng = url, origin, log_key, rng
         self.acked, self.checkpoints, self.lock = acked, checkpoints, lock
@@ -64,8 +72,10 @@ def test_kill_9_during_submissions_loses_nothing_and_never_forks(tmp_path: Path)
             register_issuer(client, server, ISSUER)
             origin = client.get("/api/v1/log").json()["origin"]
             for _ in range(KILLS):
-                submitters = [Submitter(server.url, origin, log_key, random.Random(rng.random()), acked, checkpoints,
-                                        lock) for _ in range(2)]
+                submitters = [
+                    Submitter(server.url, origin, log_key, random.Random(rng.random()), acked, checkpoints, lock)
+                    for _ in range(2)
+                ]
                 for s in submitters:
                     s.start()
                 time.sleep(rng.uniform(0.3, 0.9))

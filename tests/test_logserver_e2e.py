@@ -79,8 +79,9 @@ def test_resubmission_returns_the_original_entry_and_lookup_reports_status(tmp_p
         foreign = Statement(origin, REVOKE, other.verifier().vkey, int(time.time()), document=document)
         submit_and_check(client, log_key, [sign_statement(foreign, other)])
         assert client.get(f"/api/v1/documents/{document.hex()}").json()["status"] == "valid"
-        revoke = Statement(origin, REVOKE, issuer.verifier().vkey, int(time.time()), document=document,
-                           reason="appeal granted")
+        revoke = Statement(
+            origin, REVOKE, issuer.verifier().vkey, int(time.time()), document=document, reason="appeal granted"
+        )
         submit_and_check(client, log_key, [sign_statement(revoke, issuer)])
         result = client.get(f"/api/v1/documents/{document.hex()}").json()
         assert result["status"] == "revoked"
@@ -101,8 +102,14 @@ def test_issuer_registry_is_rebuilt_from_the_log_on_restart(tmp_path: Path) -> N
         added_at = register_issuer(client, server, issuer, "Royal University")
         assert post_statements(client, [issue(origin, issuer, bytes(32))]).status_code == 200
         registry = server.key("registry.key")
-        retire = Statement(origin, "issuer-retire", registry.verifier().vkey, int(time.time()),
-                           issuer=issuer.verifier().vkey, reason="key rotated")
+        retire = Statement(
+            origin,
+            "issuer-retire",
+            registry.verifier().vkey,
+            int(time.time()),
+            issuer=issuer.verifier().vkey,
+            reason="key rotated",
+        )
         assert post_statements(client, [sign_statement(retire, registry)]).status_code == 200
         server.stop()
         restarted = LogProcess(server.data, server.port).start()
@@ -123,9 +130,16 @@ def test_cli_info_prints_the_identity(tmp_path: Path, name: str) -> None:
 
     with running_log(tmp_path) as server, httpx.Client(base_url=server.url) as client:
         vkey = client.get("/api/v1/log").json()["log_vkey"]
-    out = subprocess.run([sys.executable, "-c", "from logserver.cli import main; main()", name, "--data",
-                          str(server.data)], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "from logserver.cli import main; main()", name, "--data", str(server.data)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert vkey in out and "registry key:" in out
-    missing = subprocess.run([sys.executable, "-c", "from logserver.cli import main; main()", name, "--data",
-                              str(tmp_path)], capture_output=True, text=True)
+    missing = subprocess.run(
+        [sys.executable, "-c", "from logserver.cli import main; main()", name, "--data", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode != 0 and "Traceback" not in missing.stderr and "does not exist" in missing.stderr

@@ -44,8 +44,9 @@ def test_second_server_refuses_to_sequence_and_takes_over_when_the_first_dies(tm
                 after = verified_checkpoint(two, log_key)
                 assert after.size == seen.size + 1
                 proof = two.get("/api/v1/proof/consistency", params={"old": seen.size, "new": after.size}).json()
-                merkle.verify_consistency(seen.size, after.size, seen.root, after.root,
-                                          [base64.b64decode(h) for h in proof["proof"]])
+                merkle.verify_consistency(
+                    seen.size, after.size, seen.root, after.root, [base64.b64decode(h) for h in proof["proof"]]
+                )
     finally:
         first.stop()
         second.stop()

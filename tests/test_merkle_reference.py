@@ -17,7 +17,7 @@ def append_in_batches(entries: list[bytes], batch_sizes: list[int]) -> tuple[lis
     size = 0
     for count in batch_sizes:
         edge = [stored[merkle.stored_hash_index(level, index)] for level, index in merkle.right_edge(size)]
-        appended = merkle.append_leaves(size, edge, [merkle.leaf_hash(e) for e in entries[size:size + count]])
+        appended = merkle.append_leaves(size, edge, [merkle.leaf_hash(e) for e in entries[size : size + count]])
         stored += appended.new_hashes
         size += count
         roots[size] = appended.root
@@ -100,7 +100,7 @@ def test_every_single_byte_mutation_of_a_proof_is_rejected(
         for i, item in enumerate(proof):
             for pos in range(len(item)):
                 bad = list(proof)
-                bad[i] = item[:pos] + bytes([item[pos] ^ 0x01]) + item[pos + 1:]
+                bad[i] = item[:pos] + bytes([item[pos] ^ 0x01]) + item[pos + 1 :]
                 with pytest.raises(ProofError):
                     merkle.verify_inclusion(leaf, index, size, bad, roots[size])
         for wrong in [proof[:-1], [*proof, proof[0] if proof else leaf], proof[1:] + proof[:1]]:
@@ -115,7 +115,7 @@ def test_every_single_byte_mutation_of_a_proof_is_rejected(
         for i, item in enumerate(proof):
             for pos in range(len(item)):
                 bad = list(proof)
-                bad[i] = item[:pos] + bytes([item[pos] ^ 0x80]) + item[pos + 1:]
+                bad[i] = item[:pos] + bytes([item[pos] ^ 0x80]) + item[pos + 1 :]
                 with pytest.raises(ProofError):
                     merkle.verify_consistency(old, new, roots[old], roots[new], bad)
         with pytest.raises(ProofError):

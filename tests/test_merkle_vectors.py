@@ -85,7 +85,7 @@ def build_batched(entries: list[bytes]) -> tuple[list[bytes], list[bytes]]:
     roots: list[bytes] = []
     size = 0
     for batch_size in (1, 254, 1, 999, 65000, 10_000):
-        batch = entries[size:size + batch_size]
+        batch = entries[size : size + batch_size]
         edge = [stored[merkle.stored_hash_index(level, index)] for level, index in merkle.right_edge(size)]
         appended = merkle.append_leaves(size, edge, [merkle.leaf_hash(e) for e in batch])
         stored += appended.new_hashes

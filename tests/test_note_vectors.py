@@ -98,7 +98,10 @@ def test_signed_checkpoints(case: dict) -> None:
     checkpoint = parse_checkpoint(parse_note(case["signed_note"].encode()).text)
     body = case["body"]
     assert (checkpoint.origin, checkpoint.size, checkpoint.root.hex(), list(checkpoint.extensions)) == (
-        body["origin"], body["tree_size"], body["root_hash_hex"], body["extension_lines"],
+        body["origin"],
+        body["tree_size"],
+        body["root_hash_hex"],
+        body["extension_lines"],
     )
     if "private_seed_hex" in case:  # signing must reproduce the line byte for byte
         signer = Ed25519Signer(body["origin"], bytes.fromhex(case["private_seed_hex"]))
@@ -117,7 +120,10 @@ def test_checkpoint_body_parsing(case: dict) -> None:
     checkpoint = parse_checkpoint(case["body"])
     parsed = case["parsed"]
     assert (checkpoint.origin, checkpoint.size, checkpoint.root.hex(), list(checkpoint.extensions)) == (
-        parsed["origin"], parsed["tree_size"], parsed["root_hash_hex"], parsed["extension_lines"],
+        parsed["origin"],
+        parsed["tree_size"],
+        parsed["root_hash_hex"],
+        parsed["extension_lines"],
     )
     assert checkpoint.text == case["body"]
 

@@ -90,19 +90,22 @@ def test_sigsum_builtin_policy() -> None:
     assert policy.quorum == expected["quorum"]
 
 
-@pytest.mark.parametrize("bad", [
-    "quorum none\n",  # no log
-    "log a+00000000+AAAA\nquorum none\n",
-    "log {log}\nwitness W {w}\nwitness W {w}\nquorum W\n",  # name twice
-    "log {log}\nwitness W {w}\ngroup G 2 W\nquorum G\n",  # threshold above member count
-    "log {log}\nwitness W {w}\ngroup G any W W\nquorum G\n",  # member twice
-    "log {log}\nquorum X\n",  # undefined
-    "log {log}\nquorum none\nquorum none\n",
-    "log {log}\ngroup G 1 W\nwitness W {w}\nquorum G\n",  # used before defined
-    "log {log}\nwitness W {w}\ngroup G 01 W\nquorum G\n",  # non-canonical number
-    "log {log}\nlog {log}\nquorum none\n",  # duplicate key
-    "log {log}\x01\nquorum none\n",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "quorum none\n",  # no log
+        "log a+00000000+AAAA\nquorum none\n",
+        "log {log}\nwitness W {w}\nwitness W {w}\nquorum W\n",  # name twice
+        "log {log}\nwitness W {w}\ngroup G 2 W\nquorum G\n",  # threshold above member count
+        "log {log}\nwitness W {w}\ngroup G any W W\nquorum G\n",  # member twice
+        "log {log}\nquorum X\n",  # undefined
+        "log {log}\nquorum none\nquorum none\n",
+        "log {log}\ngroup G 1 W\nwitness W {w}\nquorum G\n",  # used before defined
+        "log {log}\nwitness W {w}\ngroup G 01 W\nquorum G\n",  # non-canonical number
+        "log {log}\nlog {log}\nquorum none\n",  # duplicate key
+        "log {log}\x01\nquorum none\n",
+    ],
+)
 def test_bad_policies_are_refused(bad: str) -> None:
     log = WITNESS["log_vkey"]
     witness = WITNESS["witness"]["vkey"]

@@ -53,24 +53,27 @@ def test_every_single_byte_mutation_of_a_statement_is_rejected(statement: Statem
     signed = sign_statement(statement, signer)
     for pos in range(len(signed)):
         for flip in (0x01, 0x20):
-            mutated = signed[:pos] + bytes([signed[pos] ^ flip]) + signed[pos + 1:]
+            mutated = signed[:pos] + bytes([signed[pos] ^ flip]) + signed[pos + 1 :]
             with pytest.raises(TlogError):
                 parse_statement(mutated)
 
 
-@pytest.mark.parametrize("text", [
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 01\ndocument {d}\n",  # leading zero
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {D}\n",  # uppercase hex
-    "tlog-statement/v1\nlog {o}\nkind issue\ntime 5\nsigner {s}\ndocument {d}\n",  # field order
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nref  padded\n",
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nreason no\n",  # reason on issue
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nextra 1\n",
-    "tlog-statement/v1\nlog {o}\nkind publish\nsigner {s}\ntime 5\ndocument {d}\n",
-    "tlog-statement/v2\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\n",
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\nissuer {s}\n",
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 0\ndocument {d}\n",
-    "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nref e\u0301\n",  # not NFC
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 01\ndocument {d}\n",  # leading zero
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {D}\n",  # uppercase hex
+        "tlog-statement/v1\nlog {o}\nkind issue\ntime 5\nsigner {s}\ndocument {d}\n",  # field order
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nref  padded\n",
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nreason no\n",  # reason on issue
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nextra 1\n",
+        "tlog-statement/v1\nlog {o}\nkind publish\nsigner {s}\ntime 5\ndocument {d}\n",
+        "tlog-statement/v2\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\n",
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\nissuer {s}\n",
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 0\ndocument {d}\n",
+        "tlog-statement/v1\nlog {o}\nkind issue\nsigner {s}\ntime 5\ndocument {d}\nref e\u0301\n",  # not NFC
+    ],
+)
 def test_non_canonical_statements_are_refused(text: str) -> None:
     body = text.format(o=ORIGIN, s=ISSUER.verifier().vkey, d="ab" * 32, D="AB" * 32)
     with pytest.raises(MalformedError):
@@ -129,12 +132,12 @@ def test_every_single_byte_mutation_of_a_bundle_is_rejected() -> None:
     bundle = LOG.bundle(5, 20, cosigners=2)  # exactly the quorum, so losing any cosignature fails too
     text = bundle.to_text()
     for pos in range(len(text)):
-        mutated = text[:pos] + bytes([text[pos] ^ 0x01]) + text[pos + 1:]
+        mutated = text[:pos] + bytes([text[pos] ^ 0x01]) + text[pos + 1 :]
         with pytest.raises(TlogError):
             verify_bundle(parse_tlog_proof(mutated), LOG.policy, NOW, document_hash(5))
     binary = to_binary(bundle)
     for pos in range(len(binary)):
-        mutated = binary[:pos] + bytes([binary[pos] ^ 0x01]) + binary[pos + 1:]
+        mutated = binary[:pos] + bytes([binary[pos] ^ 0x01]) + binary[pos + 1 :]
         with pytest.raises(TlogError):
             verify_bundle(from_binary(mutated), LOG.policy, NOW, document_hash(5))
     for cut in range(len(binary)):
@@ -150,7 +153,7 @@ def test_every_single_byte_mutation_of_a_checkpoint_and_cosignature_is_rejected(
     opened = open_note(signed, keys)
     assert len(opened.verified) == 3
     for pos in range(len(signed)):
-        mutated = signed[:pos] + bytes([signed[pos] ^ 0x01]) + signed[pos + 1:]
+        mutated = signed[:pos] + bytes([signed[pos] ^ 0x01]) + signed[pos + 1 :]
         try:
             result = LOG.policy.verify_checkpoint(mutated, NOW)
         except TlogError:
@@ -165,7 +168,7 @@ def test_mutated_notes_never_open() -> None:
     signed = sign_note(text, [ISSUER])
     verifier = ISSUER.verifier()
     for pos in range(len(signed)):
-        mutated = signed[:pos] + bytes([signed[pos] ^ 0x04]) + signed[pos + 1:]
+        mutated = signed[:pos] + bytes([signed[pos] ^ 0x04]) + signed[pos + 1 :]
         with pytest.raises(TlogError):
             open_note(mutated, [verifier])
 

@@ -33,7 +33,7 @@ def test_entry_bundle_paths(case: dict) -> None:
     assert entry_bundle_for(case["entry_index"], case["tree_size"]).path == case["bundle_path"]
 
 
-@pytest.mark.parametrize("case", PATHS["parse"], ids=lambda c: f'{c["level_element"]}/{c["index_elements"]}')
+@pytest.mark.parametrize("case", PATHS["parse"], ids=lambda c: f"{c['level_element']}/{c['index_elements']}")
 def test_parse(case: dict) -> None:
     path = f"tile/{case['level_element']}/{case['index_elements']}"
     if not case["expect_valid"]:
@@ -55,12 +55,15 @@ def test_inventory(case: dict) -> None:
     assert {t.level for t in tiles} == {row["level"] for row in case["levels"]}
 
 
-@pytest.mark.parametrize("case", PATHS["node_to_tile"], ids=lambda c: f'{c["tree_level"]}/{c["tree_index"]}')
+@pytest.mark.parametrize("case", PATHS["node_to_tile"], ids=lambda c: f"{c['tree_level']}/{c['tree_index']}")
 def test_node_to_tile(case: dict) -> None:
     size = 1 << 40
     address = tile_for_node(case["tree_level"], case["tree_index"], size)
     assert (address.tile.level, address.tile.index, address.level_in_tile, address.index_in_tile) == (
-        case["tile_level"], case["tile_index"], case["level_within_tile"], case["index_within_tile_row"],
+        case["tile_level"],
+        case["tile_index"],
+        case["level_within_tile"],
+        case["index_within_tile_row"],
     )
 
 
@@ -76,12 +79,12 @@ def test_entry_bundles_of_the_70000_log() -> None:
     for case in TILED["entry_bundles"]:
         tile = parse_tile_path(case["path"])
         first = tile.index * 256
-        body = encode_entry_bundle(entries[first:first + tile.width])
+        body = encode_entry_bundle(entries[first : first + tile.width])
         if "bundle_hex" in case:
             assert body.hex() == case["bundle_hex"]
         if "sha256_of_bundle" in case:
             assert hashlib.sha256(body).hexdigest() == case["sha256_of_bundle"]
-        assert decode_entry_bundle(body, tile.width) == entries[first:first + tile.width]
+        assert decode_entry_bundle(body, tile.width) == entries[first : first + tile.width]
 
 
 def test_node_hashes_from_tiles_match_stored_hashes() -> None:

@@ -23,8 +23,9 @@ def test_bulk_submit_interrupted_and_rerun_logs_each_document_once(tmp_path: Pat
     csv = tmp_path / "hashes.csv"
     csv.write_text("sha256,ref\n" + "".join(f"{h},Birth certificate {i}\n" for i, h in enumerate(hashes)))
     with running_log(tmp_path) as server:
-        added = tlog("issuer", "add", "--log", server.url, "--registry-key", str(server.data / "registry.key"),
-                     "--issuer", vkey)
+        added = tlog(
+            "issuer", "add", "--log", server.url, "--registry-key", str(server.data / "registry.key"), "--issuer", vkey
+        )
         assert added.exit_code == 0, added.output
         first = tlog_process("submit", "--log", server.url, "--key", str(key), "--csv", str(csv), "--batch", "250")
         deadline = time.monotonic() + 30
@@ -40,8 +41,9 @@ def test_bulk_submit_interrupted_and_rerun_logs_each_document_once(tmp_path: Pat
         state = csv.with_name(csv.name + ".tlog-submit.json")
         assert state.exists()
         started = time.monotonic()
-        rerun = CliRunner().invoke(main, ["submit", "--log", server.url, "--key", str(key), "--csv", str(csv)],
-                                   catch_exceptions=False)
+        rerun = CliRunner().invoke(
+            main, ["submit", "--log", server.url, "--key", str(key), "--csv", str(csv)], catch_exceptions=False
+        )
         assert rerun.exit_code == 0, rerun.output
         assert f"{COUNT} documents: all logged" in rerun.stdout
         assert time.monotonic() - started < 40

@@ -36,8 +36,21 @@ def test_keygen_issuer_add_submit_and_bundles_verify(tmp_path: Path) -> None:
         os.chmod(key, 0o600)
         refused = runner.invoke(main, ["submit", "--log", server.url, "--key", str(key), str(docs[0])])
         assert refused.exit_code != 0 and "not registered" in refused.output and "Traceback" not in refused.output
-        added = runner.invoke(main, ["issuer", "add", "--log", server.url, "--registry-key",
-                                     str(server.data / "registry.key"), "--issuer", vkey, "--label", "Ministry"])
+        added = runner.invoke(
+            main,
+            [
+                "issuer",
+                "add",
+                "--log",
+                server.url,
+                "--registry-key",
+                str(server.data / "registry.key"),
+                "--issuer",
+                vkey,
+                "--label",
+                "Ministry",
+            ],
+        )
         assert added.exit_code == 0, added.output
         submitted = runner.invoke(main, ["submit", "--log", server.url, "--key", str(key), *map(str, docs)])
         assert submitted.exit_code == 0, submitted.output

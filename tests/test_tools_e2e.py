@@ -35,15 +35,35 @@ def issued(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
         key = tmp / "moeys.key"
         made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
         assert made.exit_code == 0, made.output
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", str(stack.server.data / "registry.key"),
-                     "--issuer", made.stdout.strip(), "--label", "Ministry of Education")
+        added = tlog(
+            "issuer",
+            "add",
+            "--log",
+            stack.url,
+            "--registry-key",
+            str(stack.server.data / "registry.key"),
+            "--issuer",
+            made.stdout.strip(),
+            "--label",
+            "Ministry of Education",
+        )
         assert added.exit_code == 0, added.output
         policy = tmp / "trust.policy"
         policy.write_text(stack.policy_text)
         pdf = tmp / "diploma.pdf"
         pdf.write_bytes(PDF)
-        submitted = tlog("submit", "--log", stack.url, "--key", str(key), "--policy", str(policy),
-                         "--ref", "Diploma 2026/17", str(pdf))
+        submitted = tlog(
+            "submit",
+            "--log",
+            stack.url,
+            "--key",
+            str(key),
+            "--policy",
+            str(policy),
+            "--ref",
+            "Diploma 2026/17",
+            str(pdf),
+        )
         assert submitted.exit_code == 0, submitted.output
         assert "offline QR version" in submitted.stdout
         yield stack, tmp, key, policy, pdf
@@ -138,8 +158,8 @@ def test_changed_bytes_in_the_bundle(issued) -> None:  # type: ignore[no-untyped
     text = (tmp / "diploma.pdf.tlog-proof").read_bytes()
     at = text.index(b"\nindex ") + 1
     line_end = text.index(b"\n", text.index(b"\n", at) + 1)
-    other = b"A" if text[line_end - 5:line_end - 4] != b"A" else b"B"
-    damaged_text = text[: line_end - 5] + other + text[line_end - 4:]
+    other = b"A" if text[line_end - 5 : line_end - 4] != b"A" else b"B"
+    damaged_text = text[: line_end - 5] + other + text[line_end - 4 :]
     (tmp / "damaged.tlog-proof").write_bytes(damaged_text)
     code, line = verify(str(pdf), "--policy", str(policy), "--bundle", str(tmp / "damaged.tlog-proof"))
     assert code == 3 and line.startswith("TAMPERED"), line
@@ -151,7 +171,7 @@ def test_changed_policy(issued) -> None:  # type: ignore[no-untyped-def]
     text = stack.policy_text
     at = text.index(stack.log_vkey) + len(stack.log_vkey) - 5
     broken = tmp / "broken.policy"
-    broken.write_text(text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1:])
+    broken.write_text(text[:at] + ("A" if text[at] != "A" else "B") + text[at + 1 :])
     code, line = verify(str(pdf), "--policy", str(broken))
     assert code == 6 and "policy" in line, line
     # Another log key under the same name: an untrusted log.
@@ -160,8 +180,10 @@ def test_changed_policy(issued) -> None:  # type: ignore[no-untyped-def]
     code, line = verify(str(pdf), "--policy", str(tmp / "other-log.policy"))
     assert code == 5 and line.startswith("QUORUM NOT MET"), line
     # The quorum raised from 2 to 3 of 3 still holds only if all three cosigned; 2-of-2 of keys nobody holds fails.
-    fake = [CosignatureV1Signer(f"witness{i}.example.org", bytes([i + 9]) * 32, lambda: 0.0).verifier().vkey
-            for i in range(3)]
+    fake = [
+        CosignatureV1Signer(f"witness{i}.example.org", bytes([i + 9]) * 32, lambda: 0.0).verifier().vkey
+        for i in range(3)
+    ]
     fake_text = text
     for witness, vkey in zip(stack.witnesses, fake, strict=True):
         fake_text = fake_text.replace(witness.vkey, vkey)
@@ -179,14 +201,19 @@ def test_online_genuine_revoked_not_logged_and_errors(issued) -> None:  # type: 
     code, line = verify(str(stranger), "--policy", str(policy), "--log", stack.url)
     assert code == 2 and line.startswith("NOT LOGGED"), line
     # Online with the bundle too: the bundle's checkpoint must be consistent with today's.
-    code, line = verify(str(pdf), "--policy", str(policy), "--log", stack.url, "--bundle",
-                        str(tmp / "diploma.pdf.tlog-proof"))
+    code, line = verify(
+        str(pdf), "--policy", str(policy), "--log", stack.url, "--bundle", str(tmp / "diploma.pdf.tlog-proof")
+    )
     assert code == 0, line
     # Revoke a second document and see it revoked online, while its bundle alone still verifies offline.
     second = tmp / "second.pdf"
     second.write_bytes(PDF + b"second")
-    assert tlog("submit", "--log", stack.url, "--key", str(key), "--policy", str(policy), "--qr", "online",
-                str(second)).exit_code == 0
+    assert (
+        tlog(
+            "submit", "--log", stack.url, "--key", str(key), "--policy", str(policy), "--qr", "online", str(second)
+        ).exit_code
+        == 0
+    )
     revoked = tlog("revoke", "--log", stack.url, "--key", str(key), "--reason", "issued in error", str(second))
     assert revoked.exit_code == 0, revoked.output
     deadline = time.monotonic() + 15
@@ -233,18 +260,45 @@ def test_operator_commands(issued) -> None:  # type: ignore[no-untyped-def]
     assert cp.exit_code == 0 and f"origin {stack.origin}" in cp.stdout and "verified; cosigned by" in cp.stdout
     listed = tlog("issuer", "list", "--log", stack.url)
     assert listed.exit_code == 0 and "moeys.gov.kh 'Ministry of Education': active" in listed.stdout, listed.output
-    inclusion = tlog("proof", "inclusion", "--log", stack.url, "--policy", str(policy),
-                     "--bundle", str(tmp / "diploma.pdf.tlog-proof"))
+    inclusion = tlog(
+        "proof",
+        "inclusion",
+        "--log",
+        stack.url,
+        "--policy",
+        str(policy),
+        "--bundle",
+        str(tmp / "diploma.pdf.tlog-proof"),
+    )
     assert inclusion.exit_code == 0 and "ok: the entry is included" in inclusion.stdout, inclusion.output
-    consistency = tlog("proof", "consistency", "--log", stack.url, "--policy", str(policy),
-                       "--old", str(tmp / "diploma.pdf.tlog-proof"))
+    consistency = tlog(
+        "proof",
+        "consistency",
+        "--log",
+        stack.url,
+        "--policy",
+        str(policy),
+        "--old",
+        str(tmp / "diploma.pdf.tlog-proof"),
+    )
     assert consistency.exit_code == 0 and "ok: the current checkpoint is consistent" in consistency.stdout
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    commands = [["keygen"], ["vkey"], ["submit"], ["revoke"], ["verify"], ["policy", "check"], ["checkpoint"],
-                ["issuer", "add"], ["issuer", "retire"], ["issuer", "list"], ["proof", "inclusion"],
-                ["proof", "consistency"]]
+    commands = [
+        ["keygen"],
+        ["vkey"],
+        ["submit"],
+        ["revoke"],
+        ["verify"],
+        ["policy", "check"],
+        ["checkpoint"],
+        ["issuer", "add"],
+        ["issuer", "retire"],
+        ["issuer", "list"],
+        ["proof", "inclusion"],
+        ["proof", "consistency"],
+    ]
     for command in commands:
         result = tlog(*command, "--help")
         assert result.exit_code == 0 and "Example" in result.stdout, command

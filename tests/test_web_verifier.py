@@ -60,20 +60,32 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         key = tmp / "moeys.key"
         made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
         assert made.exit_code == 0, made.output
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", str(stack.server.data / "registry.key"),
-                     "--issuer", made.stdout.strip(), "--label", "Ministry of Education")
+        added = tlog(
+            "issuer",
+            "add",
+            "--log",
+            stack.url,
+            "--registry-key",
+            str(stack.server.data / "registry.key"),
+            "--issuer",
+            made.stdout.strip(),
+            "--label",
+            "Ministry of Education",
+        )
         assert added.exit_code == 0, added.output
         urls = []
         for name, data, ref in (("diploma.pdf", PDF, "Diploma 2026/17"), ("licence.pdf", REVOKED_PDF, "Licence 3")):
             (tmp / name).write_bytes(data)
-            done = tlog("submit", "--log", stack.url, "--key", str(key), "--ref", ref, "--qr", "online",
-                        str(tmp / name))
+            done = tlog(
+                "submit", "--log", stack.url, "--key", str(key), "--ref", ref, "--qr", "online", str(tmp / name)
+            )
             assert done.exit_code == 0, done.output
             found = zxingcpp.read_barcodes(Image.open(io.BytesIO((tmp / f"{name}.qr.png").read_bytes())))
             assert len(found) == 1
             urls.append(found[0].text)
-        revoked = tlog("revoke", "--log", stack.url, "--key", str(key), str(tmp / "licence.pdf"),
-                       "--reason", "issued in error")
+        revoked = tlog(
+            "revoke", "--log", stack.url, "--key", str(key), str(tmp / "licence.pdf"), "--reason", "issued in error"
+        )
         assert revoked.exit_code == 0, revoked.output
         wait_published(stack.url, int(httpx.get(stack.url + "/api/v1/log").json()["size"]))
         digest = hashlib.sha256(PDF).hexdigest()
@@ -195,12 +207,12 @@ def test_genuine_offline_bundle_and_every_damage(world: World, page: Page) -> No
     assert "offline" in (page.text_content("#f-mode") or "")
     bundle = from_binary(world.binary)
     assert bundle.proof, "the diploma's proof has hashes to damage"
-    for what, position in (("proof hash", world.binary.index(bundle.proof[0]) + 3),
-                           ("statement signature", world.binary.index(parse_note(bundle.extra or b"").signatures[0]
-                                                                     .signature) + 7),
-                           ("document hash", world.binary.index(hashlib.sha256(PDF).digest()) + 1),
-                           ("checkpoint root", world.binary.index(parse_checkpoint(
-                               parse_note(bundle.checkpoint).text).root) + 2)):
+    for what, position in (
+        ("proof hash", world.binary.index(bundle.proof[0]) + 3),
+        ("statement signature", world.binary.index(parse_note(bundle.extra or b"").signatures[0].signature) + 7),
+        ("document hash", world.binary.index(hashlib.sha256(PDF).digest()) + 1),
+        ("checkpoint root", world.binary.index(parse_checkpoint(parse_note(bundle.checkpoint).text).root) + 2),
+    ):
         damaged = bytearray(world.binary)
         damaged[position] ^= 0x01
         assert open_verdict(page, offline_url(world, bytes(damaged))) == "tampered", what

@@ -47,8 +47,9 @@ def test_a_key_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
     config = write_config(tmp_path / "w.toml", "witness.cli.test", [(log.origin, log.vkey)])
     write_key(tmp_path / "data", "witness.cli.test", b"\x05" * 32)
     (tmp_path / "data" / "witness.key").chmod(mode)
-    assert_one_line_error(cli("serve", "--data", str(tmp_path / "data"), "--config", str(config)),
-                          "chmod 600", f"{mode:04o}")
+    assert_one_line_error(
+        cli("serve", "--data", str(tmp_path / "data"), "--config", str(config)), "chmod 600", f"{mode:04o}"
+    )
     assert_one_line_error(cli("info", "--data", str(tmp_path / "data")), "chmod 600")
 
 
@@ -56,8 +57,9 @@ def test_a_key_made_for_another_name_is_refused(tmp_path: Path) -> None:
     log = tiny_log()
     config = write_config(tmp_path / "w.toml", "witness.cli.test", [(log.origin, log.vkey)])
     write_key(tmp_path / "data", "another.name", b"\x05" * 32)
-    assert_one_line_error(cli("serve", "--data", str(tmp_path / "data"), "--config", str(config)),
-                          "'another.name'", "'witness.cli.test'")
+    assert_one_line_error(
+        cli("serve", "--data", str(tmp_path / "data"), "--config", str(config)), "'another.name'", "'witness.cli.test'"
+    )
 
 
 def test_a_damaged_key_file_is_refused(tmp_path: Path) -> None:
@@ -105,10 +107,12 @@ def test_a_busy_port_or_an_unusable_database_stops_cleanly(tmp_path: Path) -> No
     log = tiny_log()
     config = write_config(tmp_path / "w.toml", "witness.cli.test", [(log.origin, log.vkey)])
     with WitnessProcess(tmp_path / "one", config) as running:
-        busy = cli("serve", "--data", str(tmp_path / "two"), "--config", str(config), "--listen",
-                   f"127.0.0.1:{running.port}")
+        busy = cli(
+            "serve", "--data", str(tmp_path / "two"), "--config", str(config), "--listen", f"127.0.0.1:{running.port}"
+        )
         assert busy.returncode != 0 and "Traceback" not in busy.stderr
         assert "address already in use" in busy.stderr
     (tmp_path / "three" / "witness.sqlite").mkdir(parents=True)  # a directory where the database should be
-    assert_one_line_error(cli("serve", "--data", str(tmp_path / "three"), "--config", str(config)),
-                          "cannot open the database")
+    assert_one_line_error(
+        cli("serve", "--data", str(tmp_path / "three"), "--config", str(config)), "cannot open the database"
+    )

@@ -44,7 +44,10 @@ def test_parse_request_reads_every_field() -> None:
     request = parse_request(request_body(3, proof, LOG.checkpoint(10)))
     assert (request.old_size, request.proof, request.note_bytes) == (3, tuple(proof), LOG.checkpoint(10))
     assert (request.checkpoint.origin, request.checkpoint.size, request.checkpoint.root) == (
-        LOG.origin, 10, LOG.root(10))
+        LOG.origin,
+        10,
+        LOG.root(10),
+    )
 
 
 def test_request_body_is_the_spec_layout() -> None:
@@ -142,21 +145,26 @@ def test_config_defaults_and_values() -> None:
     assert (config.name, config.listen) == (DEFAULT_NAME, DEFAULT_LISTEN)
     assert [v.vkey for v in config.trusted_keys()[LOG.origin]] == [LOG.vkey]
     other = tiny_log("b.example/log", 0x55)
-    config = parse_config(f'name = "w.example"\nlisten = "[::1]:9000"\n[[log]]\norigin = "{LOG.origin}"\n'
-                          f'vkey = "{LOG.vkey}"\n[[log]]\norigin = "{other.origin}"\nvkey = "{other.vkey}"\n')
+    config = parse_config(
+        f'name = "w.example"\nlisten = "[::1]:9000"\n[[log]]\norigin = "{LOG.origin}"\n'
+        f'vkey = "{LOG.vkey}"\n[[log]]\norigin = "{other.origin}"\nvkey = "{other.vkey}"\n'
+    )
     assert config.name == "w.example" and set(config.trusted_keys()) == {LOG.origin, other.origin}
     assert parse_listen(config.listen) == ("::1", 9000)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[[log]]\norigin = "a.example"\n', "missing 'vkey'"),
-    ('[[log]]\norigin = 5\nvkey = "x"\n', "'origin' must be a string"),
-    ('log = "x"\n', "at least one [[log]]"),
-    ('name = ["x"]\n', "'name' must be a string"),
-    ("[[log]]\nextra = 1\n", "unknown key 'extra'"),
-    ("[[log]]\n[[log]]\n", "missing 'origin'"),
-    ('[log]\norigin = "x"\n', "at least one [[log]]"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[[log]]\norigin = "a.example"\n', "missing 'vkey'"),
+        ('[[log]]\norigin = 5\nvkey = "x"\n', "'origin' must be a string"),
+        ('log = "x"\n', "at least one [[log]]"),
+        ('name = ["x"]\n', "'name' must be a string"),
+        ("[[log]]\nextra = 1\n", "unknown key 'extra'"),
+        ("[[log]]\n[[log]]\n", "missing 'origin'"),
+        ('[log]\norigin = "x"\n', "at least one [[log]]"),
+    ],
+)
 def test_config_errors(text: str, message: str) -> None:
     with pytest.raises(MalformedError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_config(text)
@@ -178,8 +186,9 @@ def test_listen_errors(text: str) -> None:
 
 
 def answer(status: int, body: bytes, content_type: str = "text/plain; charset=utf-8") -> httpx.MockTransport:
-    return httpx.MockTransport(lambda request: httpx.Response(status, content=body,
-                                                              headers={"content-type": content_type}))
+    return httpx.MockTransport(
+        lambda request: httpx.Response(status, content=body, headers={"content-type": content_type})
+    )
 
 
 async def add_via(transport: httpx.MockTransport) -> list[str]:
@@ -193,9 +202,15 @@ def test_client_reads_answers_strictly() -> None:
     with pytest.raises(ConflictError) as conflict:
         asyncio.run(add_via(answer(409, b"12\n", "text/x.tlog.size")))
     assert conflict.value.known_size == 12 and conflict.value.status == 409
-    for bad in [answer(409, b"012\n", "text/x.tlog.size"), answer(409, b"12", "text/x.tlog.size"),
-                answer(409, b"12\n", "text/plain"), answer(200, b"not a signature\n"), answer(200, b""),
-                answer(200, (line + "\n" + line).encode()), answer(200, b"x" * (200 * 1024))]:
+    for bad in [
+        answer(409, b"012\n", "text/x.tlog.size"),
+        answer(409, b"12", "text/x.tlog.size"),
+        answer(409, b"12\n", "text/plain"),
+        answer(200, b"not a signature\n"),
+        answer(200, b""),
+        answer(200, (line + "\n" + line).encode()),
+        answer(200, b"x" * (200 * 1024)),
+    ]:
         with pytest.raises(WitnessProtocolError):
             asyncio.run(add_via(bad))
     with pytest.raises(WitnessClientError, match="403 invalid signature") as refused:

@@ -59,8 +59,9 @@ async def push(url: str, log: TinyLog, seen: Seen, rng: random.Random, stop_at: 
 async def race_branches(url: str, branches: list[TinyLog], seen: Seen, seconds: float, seed: int) -> None:
     stop_at = time.monotonic() + seconds
     rng = random.Random(seed)
-    await asyncio.gather(*(push(url, log, seen, random.Random(rng.random()), stop_at)
-                           for log in branches for _ in range(3)))
+    await asyncio.gather(
+        *(push(url, log, seen, random.Random(rng.random()), stop_at) for log in branches for _ in range(3))
+    )
 
 
 async def killed_during_race(pid: int, delay: float, url: str, branches: list[TinyLog], seen: Seen, seed: int) -> None:
@@ -80,8 +81,9 @@ def test_kill_9_mid_stream_resumes_and_never_cosigns_two_roots(tmp_path: Path) -
         asyncio.run(race_branches(witness.url, [honest], seen, 0.3, 1))  # a first stretch, then the fork joins
         for cycle in range(3):
             assert witness.process is not None
-            asyncio.run(killed_during_race(witness.process.pid, 0.3 + 0.2 * cycle, witness.url, [honest, fork], seen,
-                                           cycle))
+            asyncio.run(
+                killed_during_race(witness.process.pid, 0.3 + 0.2 * cycle, witness.url, [honest, fork], seen, cycle)
+            )
             witness.process.wait(10)
             witness.process = None
             answered = seen.largest

@@ -38,8 +38,9 @@ class Stall:
             await self.release.wait()
 
 
-async def with_witness(tmp_path: Path, log: TinyLog, hook: Stall,
-                       body: Callable[[httpx.AsyncClient, SQLiteStorage], Awaitable[None]]) -> None:
+async def with_witness(
+    tmp_path: Path, log: TinyLog, hook: Stall, body: Callable[[httpx.AsyncClient, SQLiteStorage], Awaitable[None]]
+) -> None:
     config = parse_config(f'name = "{SIGNER.name}"\n[[log]]\norigin = "{log.origin}"\nvkey = "{log.vkey}"\n')
     storage = await SQLiteStorage.open(str(tmp_path / "witness.sqlite"))
     try:
@@ -152,9 +153,11 @@ def test_storage_compare_and_swap_between_two_connections(tmp_path: Path) -> Non
                 await two.compare_and_swap(log.origin, None, state(3))
             assert first_insert.value.known_size == 2
             from_two = TreeHead(2, log.root(2))
-            results = await asyncio.gather(one.compare_and_swap(log.origin, from_two, state(4)),
-                                           two.compare_and_swap(log.origin, from_two, state(5, log.forked(3))),
-                                           return_exceptions=True)
+            results = await asyncio.gather(
+                one.compare_and_swap(log.origin, from_two, state(4)),
+                two.compare_and_swap(log.origin, from_two, state(5, log.forked(3))),
+                return_exceptions=True,
+            )
             assert sorted(type(r).__name__ for r in results) == ["Conflict", "NoneType"]
             winner = await two.latest(log.origin)
             assert winner is not None and winner.size in (4, 5)

@@ -79,7 +79,9 @@ def test_a_fork_is_refused(witness: WitnessProcess) -> None:
     # Same size, another root (tlog-witness HEAD: 422, not 409).
     response = post(witness, request_body(5, [], fork.checkpoint(5)))
     assert (response.status_code, response.text) == (
-        422, "conflicting root: size 5 was already cosigned with a different root (a fork)\n")
+        422,
+        "conflicting root: size 5 was already cosigned with a different root (a fork)\n",
+    )
     # A larger fork with a proof valid inside the fork, but not from the root the witness holds.
     response = post(witness, fork.body(5, 9))
     assert response.status_code == 422 and "bad consistency proof" in response.text
@@ -246,8 +248,15 @@ def test_refused_but_validly_signed_checkpoints_are_kept_as_evidence(witness: Wi
     forked_body = request_body(6, [], fork.checkpoint(6))
     assert post(witness, forked_body).status_code == 422
     assert post(witness, forked_body).status_code == 422  # kept once
-    assert post(witness, request_body(6, [], sign_note(Checkpoint(log.origin, 6, bytes(32)).text,
-                                                       [Ed25519Signer(log.origin, b"\x97" * 32)]))).status_code == 403
+    assert (
+        post(
+            witness,
+            request_body(
+                6, [], sign_note(Checkpoint(log.origin, 6, bytes(32)).text, [Ed25519Signer(log.origin, b"\x97" * 32)])
+            ),
+        ).status_code
+        == 403
+    )
 
     async def kept() -> list[tuple[int, bytes, bytes]]:
         storage = await SQLiteStorage.open(str(witness.data / "witness.sqlite"))  # a second reader, as WAL allows

@@ -96,4 +96,3 @@ def test_replay_against_the_cli_server(tmp_path: Path) -> None:
     with WitnessProcess(data, config) as witness:
         assert witness.vkey == WITNESS["vkey"]
         asyncio.run(replay(witness.url, pinned=False))
-

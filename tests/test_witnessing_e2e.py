@@ -20,8 +20,13 @@ ISSUER = Ed25519Signer("civil-registry.example.gov.kh", seed(41))
 
 
 def init_log(data: Path) -> tuple[str, str]:
-    out = subprocess.run([sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     fields = dict(line.split(":", 1) for line in out.splitlines())
     return fields["origin"].strip(), fields["log key"].strip()
 
@@ -50,11 +55,16 @@ def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
         witness.start()
         witnesses.append(witness)
     log_config = tmp_path / "log.toml"
-    log_config.write_text("[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n" + "".join(
-        f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for i, w in enumerate(witnesses)))
+    log_config.write_text(
+        "[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n"
+        + "".join(f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for i, w in enumerate(witnesses))
+    )
     server = LogProcess(tmp_path / "log", free_port(), config=log_config).start()
-    policy = parse_policy(f"log {log_vkey}\n" + "".join(f"witness W{i} {w.vkey}\n" for i, w in enumerate(witnesses))
-                          + "group two-of-three 2 W0 W1 W2\nquorum two-of-three\n")
+    policy = parse_policy(
+        f"log {log_vkey}\n"
+        + "".join(f"witness W{i} {w.vkey}\n" for i, w in enumerate(witnesses))
+        + "group two-of-three 2 W0 W1 W2\nquorum two-of-three\n"
+    )
     try:
         yield server, witnesses, policy, origin
     finally:

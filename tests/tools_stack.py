@@ -31,8 +31,13 @@ class Stack:
 
 
 def init_log(data: Path) -> tuple[str, str]:
-    out = subprocess.run([sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
-                         cwd=REPO, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     fields = dict(line.split(":", 1) for line in out.splitlines())
     return fields["origin"].strip(), fields["log key"].strip()
 
@@ -48,11 +53,18 @@ def witnessed_log(tmp: Path) -> Iterator[Stack]:
             witness.start()
             witnesses.append(witness)
         log_config = tmp / "log.toml"
-        log_config.write_text("[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n" + "".join(
-            f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for i, w in enumerate(witnesses)))
+        log_config.write_text(
+            "[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n"
+            + "".join(
+                f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for i, w in enumerate(witnesses)
+            )
+        )
         server = LogProcess(tmp / "log", free_port(), config=log_config).start()
-        policy = (f"log {log_vkey}\n" + "".join(f"witness W{i} {w.vkey}\n" for i, w in enumerate(witnesses))
-                  + "group two-of-three 2 W0 W1 W2\nquorum two-of-three\n")
+        policy = (
+            f"log {log_vkey}\n"
+            + "".join(f"witness W{i} {w.vkey}\n" for i, w in enumerate(witnesses))
+            + "group two-of-three 2 W0 W1 W2\nquorum two-of-three\n"
+        )
         try:
             yield Stack(server, witnesses, origin, log_vkey, policy)
         finally:
@@ -69,8 +81,13 @@ def tlog(*args: str) -> Result:
 
 def tlog_process(*args: str) -> subprocess.Popen[bytes]:
     """`tlog ARGS` as a real process (to be killed mid-way); its output is not kept."""
-    return subprocess.Popen([sys.executable, "-c", "from tools.cli import main; main()", *args], cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, "-c", "from tools.cli import main; main()", *args],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def all_entries(url: str) -> list[bytes]:

@@ -9,8 +9,16 @@ from log_harness import REPO
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCREENSHOTS = REPO / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 800}
@@ -24,8 +32,14 @@ def chromium(profile: Path) -> Iterator[BrowserContext]:
     """A persistent context (so the service worker and its cache survive navigations) on a fresh profile."""
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), args=ARGS, headless=True, viewport=DESKTOP,
-            service_workers="allow", timeout=30_000)
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=ARGS,
+            headless=True,
+            viewport=DESKTOP,
+            service_workers="allow",
+            timeout=30_000,
+        )
         context.set_default_timeout(20_000)
         try:
             yield context

@@ -117,8 +117,14 @@ def free_port() -> int:
 
 def cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
     """Run `python -m witness.cli ARGS` to completion."""
-    return subprocess.run([sys.executable, "-m", "witness.cli", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "witness.cli", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 class WitnessProcess:
@@ -138,9 +144,25 @@ class WitnessProcess:
         err = (self.data.parent / f"{self.data.name}-{self.port}-{self.starts}.err").open("wb")
         with out, err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "witness.cli", "serve", "--data", str(self.data), "--config", str(self.config),
-                 "--listen", f"{LOCALHOST}:{self.port}", "--no-access-log", "--log-level", "warning"],
-                cwd=REPO, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "witness.cli",
+                    "serve",
+                    "--data",
+                    str(self.data),
+                    "--config",
+                    str(self.config),
+                    "--listen",
+                    f"{LOCALHOST}:{self.port}",
+                    "--no-access-log",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=REPO,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
             )
         self.stdout_path, self.stderr_path = Path(out.name), Path(err.name)
         deadline = time.monotonic() + timeout
@@ -197,8 +219,9 @@ async def serve_in_process(app: ASGIApp) -> AsyncIterator[str]:
     sock = socket.socket()
     sock.bind((LOCALHOST, 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                           timeout_graceful_shutdown=5))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=5)
+    )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         while not server.started:

@@ -94,10 +94,10 @@ def parse_tlog_proof(data: bytes) -> TlogProof:
     lines = lines[1:]
     extra = None
     if lines and lines[0].startswith("extra "):
-        extra = b64decode(lines.pop(0)[len("extra "):], "proof extra")
+        extra = b64decode(lines.pop(0)[len("extra ") :], "proof extra")
     if not lines or not lines[0].startswith("index "):
         raise MalformedError("proof has no index line")
-    index = parse_decimal(lines.pop(0)[len("index "):], "proof index", MAX_INT64)
+    index = parse_decimal(lines.pop(0)[len("index ") :], "proof index", MAX_INT64)
     proof = tuple(parse_hash_b64(line, "proof hash") for line in lines)
     return TlogProof(index, proof, checkpoint, extra)
 

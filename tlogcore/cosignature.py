@@ -100,10 +100,13 @@ class MLDSA44CosignatureVerifier(Verifier):
             return False
         message = (
             b"subtree/v1\n\x00"
-            + bytes([len(name)]) + name
+            + bytes([len(name)])
+            + name
             + signature[:8]
-            + bytes([len(origin)]) + origin
-            + (0).to_bytes(8, "big") + checkpoint.size.to_bytes(8, "big")
+            + bytes([len(origin)])
+            + origin
+            + (0).to_bytes(8, "big")
+            + checkpoint.size.to_bytes(8, "big")
             + checkpoint.root
         )
         try:

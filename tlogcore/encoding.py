@@ -100,7 +100,7 @@ class Reader:
         end = self._pos + count
         if count < 0 or end > len(self._data):
             raise MalformedError(f"{what}: truncated input")
-        chunk = self._data[self._pos:end]
+        chunk = self._data[self._pos : end]
         self._pos = end
         return chunk
 

@@ -178,4 +178,3 @@ def parse_signer_key(text: str) -> Ed25519Signer:
     if len(key_id_hex) != 8 or f"{signer.key_id:08x}" != key_id_hex:
         raise MalformedError("private key: key ID does not match the key")
     return signer
-

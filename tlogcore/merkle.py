@@ -152,7 +152,7 @@ class HashPlan:
         out, pos = [], 0
         for start, end in self.ranges:
             count = len(range_nodes(start, end))
-            out.append(fold_range(node_hashes[pos:pos + count]))
+            out.append(fold_range(node_hashes[pos : pos + count]))
             pos += count
         return out
 
@@ -258,9 +258,7 @@ def consistency_proof_length(old_size: int, new_size: int) -> int:
     return start + inner - shift + border
 
 
-def verify_consistency(
-    old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
-) -> None:
+def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> None:
     """RFC 9162 §2.1.4.2, with the tlog-witness rules for the cases it leaves out.
 
     old == new: the proof is empty and the roots are equal. old == 0: the proof is

@@ -75,7 +75,7 @@ def _check_characters(text: str, what: str) -> None:
 def _parse_signature_line(line: str) -> Signature:
     if not line.startswith(SIGNATURE_PREFIX):
         raise MalformedError("note signature line does not start with '\u2014 '")
-    name, sep, blob_b64 = line[len(SIGNATURE_PREFIX):].partition(" ")
+    name, sep, blob_b64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
     if not sep or not is_valid_key_name(name):
         raise MalformedError("note signature line has an invalid key name")
     try:
@@ -96,7 +96,7 @@ def parse_note(data: bytes, max_size: int = DEFAULT_MAX_NOTE_SIZE) -> Note:
     split = whole.rfind("\n\n")
     if split < 0:
         raise MalformedError("note has no signature block")
-    text, block = whole[:split + 1], whole[split + 2:]
+    text, block = whole[: split + 1], whole[split + 2 :]
     if not block.endswith("\n"):
         raise MalformedError("note signature block must end with a newline")
     lines = block[:-1].split("\n")

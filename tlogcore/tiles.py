@@ -84,7 +84,7 @@ def parse_tile_path(path: str) -> Tile:
     """Strictly parse 'tile/<L>/<N>[.p/<W>]' or 'tile/entries/<N>[.p/<W>]'; one encoding per tile."""
     if len(path) > 64 or not path.startswith("tile/"):
         raise MalformedError(f"not a tile path: {path[:64]!r}")
-    level_text, _, rest = path[len("tile/"):].partition("/")
+    level_text, _, rest = path[len("tile/") :].partition("/")
     index_text, partial, width_text = rest.partition(".p/")
     if not _INDEX_ELEMENTS.fullmatch(index_text):
         raise MalformedError(f"tile path {path!r}: bad index elements")
@@ -144,7 +144,7 @@ class TileAddress:
         end = start + (HASH_SIZE << self.level_in_tile)
         if end > len(tile_data):
             raise MalformedError(f"tile {self.tile.path} is too short for this node")
-        hashes = [tile_data[i:i + HASH_SIZE] for i in range(start, end, HASH_SIZE)]
+        hashes = [tile_data[i : i + HASH_SIZE] for i in range(start, end, HASH_SIZE)]
         while len(hashes) > 1:
             hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
         return hashes[0]
@@ -171,7 +171,7 @@ def split_tile(tile: Tile, data: bytes) -> list[bytes]:
     """The hashes of a tile body, checking its length against the tile's width."""
     if len(data) != tile.width * HASH_SIZE:
         raise MalformedError(f"tile {tile.path} is {len(data)} bytes, want {tile.width * HASH_SIZE}")
-    return [data[i:i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
+    return [data[i : i + HASH_SIZE] for i in range(0, len(data), HASH_SIZE)]
 
 
 def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:
@@ -189,10 +189,10 @@ def decode_entry_bundle(data: bytes, count: int | None = None) -> list[bytes]:
     while pos < len(data):
         if pos + 2 > len(data):
             raise MalformedError("entry bundle: truncated length")
-        length = int.from_bytes(data[pos:pos + 2], "big")
+        length = int.from_bytes(data[pos : pos + 2], "big")
         if pos + 2 + length > len(data):
             raise MalformedError("entry bundle: truncated entry")
-        entries.append(data[pos + 2:pos + 2 + length])
+        entries.append(data[pos + 2 : pos + 2 + length])
         pos += 2 + length
         if len(entries) > TILE_WIDTH:
             raise MalformedError(f"entry bundle holds more than {TILE_WIDTH} entries")

@@ -108,11 +108,19 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--name", required=True, help="Key name, e.g. moeys.gov.kh (no spaces, no '+'). A log key's name is "
-              "the log's origin.")
+@click.option(
+    "--name",
+    required=True,
+    help="Key name, e.g. moeys.gov.kh (no spaces, no '+'). A log key's name is the log's origin.",
+)
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Private key file to create.")
-@click.option("--kind", type=click.Choice(KINDS), default="issuer", show_default=True,
-              help="witness keys publish a cosignature (type 0x04) verifier key; the others Ed25519 (0x01).")
+@click.option(
+    "--kind",
+    type=click.Choice(KINDS),
+    default="issuer",
+    show_default=True,
+    help="witness keys publish a cosignature (type 0x04) verifier key; the others Ed25519 (0x01).",
+)
 def keygen(name: str, out: Path, kind: str) -> None:
     """Generate an Ed25519 key (file mode 0600; never overwrites) and print its verifier key.
 
@@ -170,8 +178,10 @@ def policy_check(path: Path, log_url: str | None) -> None:
             trusted = p.verify_checkpoint(note, time.time())
         except TlogError as exc:
             raise click.ClickException(f"the log's checkpoint does not meet this policy: {exc}") from exc
-        click.echo(f"ok: checkpoint of {trusted.checkpoint.origin} at size {trusted.checkpoint.size}, cosigned by "
-                   f"{', '.join(sorted(trusted.witnesses)) or 'none'}")
+        click.echo(
+            f"ok: checkpoint of {trusted.checkpoint.origin} at size {trusted.checkpoint.size}, cosigned by "
+            f"{', '.join(sorted(trusted.witnesses)) or 'none'}"
+        )
 
 
 async def _fetch_checkpoint(log_url: str) -> bytes:
@@ -194,8 +204,12 @@ class TerminalProgress:
         elapsed = max(time.monotonic() - self.started, 1e-6)
         rate = p.done / elapsed
         eta = (p.total - p.done) / rate if rate else 0.0
-        click.echo(f"\r{p.done}/{p.total} documents, {p.submitted} logged, {p.skipped} already logged, "
-                   f"{rate:,.0f} entries/s, ETA {eta:,.0f} s   ", nl=False, err=True)
+        click.echo(
+            f"\r{p.done}/{p.total} documents, {p.submitted} logged, {p.skipped} already logged, "
+            f"{rate:,.0f} entries/s, ETA {eta:,.0f} s   ",
+            nl=False,
+            err=True,
+        )
         if p.done == p.total:
             click.echo("", err=True)
 
@@ -236,34 +250,90 @@ def _write_qr(bundle_path: Path, bundle: TlogProof, mode: str, error: str, publi
 
 @main.command()
 @log_option
-@click.option("--key", "key_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
-              help="Issuer key (from tlog keygen; registered with tlog issuer add).")
-@click.option("--csv", "csv_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="A CSV of precomputed hashes: header 'sha256[,name][,ref]'.")
+@click.option(
+    "--key",
+    "key_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="Issuer key (from tlog keygen; registered with tlog issuer add).",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="A CSV of precomputed hashes: header 'sha256[,name][,ref]'.",
+)
 @click.option("--ref", default=None, help="Reference put in every statement (document type or number).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Write bundles and QR codes here as <name>.tlog-proof (default: beside each file).")
-@click.option("--qr", "qr_mode", type=click.Choice(["offline", "online", "none"]), default=None,
-              help="QR codes (PNG and SVG) per document: the whole bundle, or a URL to the verify page. "
-                   "Default: offline for files, none for --csv.")
-@click.option("--qr-ec", type=click.Choice(qrcodes.ERROR_LEVELS), default="M", show_default=True,
-              help="QR error-correction level.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Write bundles and QR codes here as <name>.tlog-proof (default: beside each file).",
+)
+@click.option(
+    "--qr",
+    "qr_mode",
+    type=click.Choice(["offline", "online", "none"]),
+    default=None,
+    help="QR codes (PNG and SVG) per document: the whole bundle, or a URL to the verify page. "
+    "Default: offline for files, none for --csv.",
+)
+@click.option(
+    "--qr-ec",
+    type=click.Choice(qrcodes.ERROR_LEVELS),
+    default="M",
+    show_default=True,
+    help="QR error-correction level.",
+)
 @click.option("--public-url", default=None, help="Base URL in online QR codes (default: --log).")
-@click.option("--policy", "policy_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Trust policy: wait for a checkpoint that meets it and check every bundle before writing it.")
-@click.option("--wait", "wait_seconds", type=float, default=60.0, show_default=True,
-              help="How long to wait for a published (cosigned) checkpoint covering the new entries.")
+@click.option(
+    "--policy",
+    "policy_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Trust policy: wait for a checkpoint that meets it and check every bundle before writing it.",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="How long to wait for a published (cosigned) checkpoint covering the new entries.",
+)
 @click.option("--batch", type=click.IntRange(1, 1000), default=BATCH, show_default=True)
-@click.option("--state", "state_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help=f"Resume file (default: <out>/{STATE_NAME}, or <csv>.tlog-submit.json).")
-@click.option("--lookup/--no-lookup", default=None,
-              help="Ask the log which documents this key already logged before submitting them. Default: only "
-                   "when there is no state file to resume from (a resumed run re-signs with the saved time, so a "
-                   "statement the log already holds comes back as a duplicate, not a second entry).")
+@click.option(
+    "--state",
+    "state_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"Resume file (default: <out>/{STATE_NAME}, or <csv>.tlog-submit.json).",
+)
+@click.option(
+    "--lookup/--no-lookup",
+    default=None,
+    help="Ask the log which documents this key already logged before submitting them. Default: only "
+    "when there is no state file to resume from (a resumed run re-signs with the saved time, so a "
+    "statement the log already holds comes back as a duplicate, not a second entry).",
+)
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path, exists=True))
-def submit(log_url: str, key_path: Path, csv_path: Path | None, ref: str | None, out: Path | None,
-           qr_mode: str | None, qr_ec: str, public_url: str | None, policy_path: Path | None, wait_seconds: float,
-           batch: int, state_path: Path | None, lookup: bool | None, inputs: tuple[Path, ...]) -> None:
+def submit(
+    log_url: str,
+    key_path: Path,
+    csv_path: Path | None,
+    ref: str | None,
+    out: Path | None,
+    qr_mode: str | None,
+    qr_ec: str,
+    public_url: str | None,
+    policy_path: Path | None,
+    wait_seconds: float,
+    batch: int,
+    state_path: Path | None,
+    lookup: bool | None,
+    inputs: tuple[Path, ...],
+) -> None:
     """Hash documents locally (they never leave this machine), sign `issue` statements and log them in batches;
     write each document's proof bundle (and QR codes). Re-running skips what this key already logged.
 
@@ -294,8 +364,13 @@ def submit(log_url: str, key_path: Path, csv_path: Path | None, ref: str | None,
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
     if state_path is None:
-        state_path = (out / STATE_NAME if out is not None
-                      else csv_path.with_name(csv_path.name + ".tlog-submit.json") if csv_path is not None else None)
+        state_path = (
+            out / STATE_NAME
+            if out is not None
+            else csv_path.with_name(csv_path.name + ".tlog-submit.json")
+            if csv_path is not None
+            else None
+        )
     progress = TerminalProgress(sys.stderr.isatty())
 
     async def go() -> None:
@@ -318,8 +393,17 @@ def submit(log_url: str, key_path: Path, csv_path: Path | None, ref: str | None,
                 if state_path is not None:
                     write_atomic(state_path, s.to_text().encode())
 
-            await submit_items(client, signer, items, state, save, progress, ref=ref, batch=batch,
-                               lookup=not resumed if lookup is None else lookup)
+            await submit_items(
+                client,
+                signer,
+                items,
+                state,
+                save,
+                progress,
+                ref=ref,
+                batch=batch,
+                lookup=not resumed if lookup is None else lookup,
+            )
             missing = [i for i in items if i.sha256.hex() not in done_bundles] if want_bundles else []
             if missing:
                 indexes = [state.logged[i.sha256.hex()] for i in missing]
@@ -328,12 +412,17 @@ def submit(log_url: str, key_path: Path, csv_path: Path | None, ref: str | None,
                 for item, bundle in zip(missing, bundles, strict=True):
                     path = _outputs(item, out)
                     write_atomic(path, bundle.to_text())
-                    qr_note = ("" if qr_mode == "none"
-                               else ", " + _write_qr(path, bundle, str(qr_mode), qr_ec, public_url or log_url))
+                    qr_note = (
+                        ""
+                        if qr_mode == "none"
+                        else ", " + _write_qr(path, bundle, str(qr_mode), qr_ec, public_url or log_url)
+                    )
                     click.echo(f"{item.path or item.name}: entry {bundle.index}, bundle {path}{qr_note}")
             already = len(items) - len(missing) if want_bundles else 0
-            click.echo(f"{len(items)} documents: all logged by {signer.name} in {origin}"
-                       + (f" ({already} bundles were already written)" if already else ""))
+            click.echo(
+                f"{len(items)} documents: all logged by {signer.name} in {origin}"
+                + (f" ({already} bundles were already written)" if already else "")
+            )
 
     run(go())
 
@@ -372,8 +461,9 @@ def revoke(log_url: str, key_path: Path, sha256_hex: str | None, reason: str | N
 class VerifyCommand(click.Command):
     """Usage errors exit 6, not click's 2 (which `verify` uses for 'not logged')."""
 
-    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None,
-                     **extra: Any) -> click.Context:
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
@@ -396,23 +486,56 @@ def _fail(message: str, as_json: bool, document: bytes | None = None) -> None:
     _emit(Outcome(INPUT_ERROR, document, message), as_json)
 
 
-@main.command(cls=VerifyCommand, epilog="Exit codes: 0 genuine, 1 revoked, 2 not logged, 3 tampered, "
-              "4 signature invalid, 5 quorum not met or untrusted log, 6 usage or input error, 7 network error.")
+@main.command(
+    cls=VerifyCommand,
+    epilog="Exit codes: 0 genuine, 1 revoked, 2 not logged, 3 tampered, "
+    "4 signature invalid, 5 quorum not met or untrusted log, 6 usage or input error, 7 network error.",
+)
 @click.argument("document", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--policy", "policy_path", envvar="TLOG_POLICY", required=True,
-              type=click.Path(path_type=Path, dir_okay=False),
-              help="Trust policy (C2SP tlog-policy text): the only thing trusted. Env: TLOG_POLICY.")
-@click.option("--bundle", "bundle_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Proof bundle, text or binary (default: DOCUMENT.tlog-proof, when not --log).")
-@click.option("--qr-image", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="A picture of the document's QR code (PNG, JPEG).")
-@click.option("--qr-text", default=None, help="The QR code's content as text: base64url of the binary bundle, "
-              "tlog-proof text, or a verify URL (which means online).")
-@click.option("--log", "log_url", default=None, metavar="URL",
-              help="Online: ask this log for the current checkpoint, proofs and revocation status.")
+@click.option(
+    "--policy",
+    "policy_path",
+    envvar="TLOG_POLICY",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Trust policy (C2SP tlog-policy text): the only thing trusted. Env: TLOG_POLICY.",
+)
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Proof bundle, text or binary (default: DOCUMENT.tlog-proof, when not --log).",
+)
+@click.option(
+    "--qr-image",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="A picture of the document's QR code (PNG, JPEG).",
+)
+@click.option(
+    "--qr-text",
+    default=None,
+    help="The QR code's content as text: base64url of the binary bundle, "
+    "tlog-proof text, or a verify URL (which means online).",
+)
+@click.option(
+    "--log",
+    "log_url",
+    default=None,
+    metavar="URL",
+    help="Online: ask this log for the current checkpoint, proofs and revocation status.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the verdict line.")
-def verify(document: Path, policy_path: Path, bundle_path: Path | None, qr_image: Path | None, qr_text: str | None,
-           log_url: str | None, as_json: bool) -> None:
+def verify(
+    document: Path,
+    policy_path: Path,
+    bundle_path: Path | None,
+    qr_image: Path | None,
+    qr_text: str | None,
+    log_url: str | None,
+    as_json: bool,
+) -> None:
     """Check DOCUMENT: offline against a bundle or QR code (no network: only the trust policy is trusted), or
     online with --log. Prints one verdict line: genuine, revoked, not logged, tampered, signature invalid,
     quorum not met.
@@ -450,8 +573,11 @@ def verify(document: Path, policy_path: Path, bundle_path: Path | None, qr_image
         elif log_url is None:
             default = document.with_name(document.name + BUNDLE_SUFFIX)
             if not default.exists():
-                _fail(f"no bundle: give --bundle, --qr-image or --qr-text, or --log for online ({default} is "
-                      "missing)", as_json, digest)
+                _fail(
+                    f"no bundle: give --bundle, --qr-image or --qr-text, or --log for online ({default} is missing)",
+                    as_json,
+                    digest,
+                )
             source = default.read_bytes()
     except (OSError, UnicodeEncodeError) as exc:
         _fail(f"cannot read the bundle or QR code: {exc}", as_json, digest)
@@ -465,8 +591,15 @@ def verify(document: Path, policy_path: Path, bundle_path: Path | None, qr_image
             return
         if isinstance(found, qrcodes.OnlineRef):
             if found.document != digest:
-                _emit(Outcome(TAMPERED, digest, f"the QR code names document {found.document.hex()[:16]}..., this "
-                              f"document's SHA-256 is {digest.hex()[:16]}...: the document was changed"), as_json)
+                _emit(
+                    Outcome(
+                        TAMPERED,
+                        digest,
+                        f"the QR code names document {found.document.hex()[:16]}..., this "
+                        f"document's SHA-256 is {digest.hex()[:16]}...: the document was changed",
+                    ),
+                    as_json,
+                )
             log_url = log_url or found.base_url
         else:
             bundle = found
@@ -490,12 +623,14 @@ def issuer() -> None:
     """Operator: add, retire and list issuer keys (registry statements, signed by the registry key)."""
 
 
-async def _registry_statement(log_url: str, registry: Ed25519Signer, kind: str, issuer_vkey: str,
-                              label: str | None, reason: str | None) -> None:
+async def _registry_statement(
+    log_url: str, registry: Ed25519Signer, kind: str, issuer_vkey: str, label: str | None, reason: str | None
+) -> None:
     async with LogClient(log_url) as client:
         origin = (await client.info())["origin"]
-        statement = Statement(origin, kind, registry.verifier().vkey, int(time.time()), issuer=issuer_vkey,
-                              ref=label, reason=reason)
+        statement = Statement(
+            origin, kind, registry.verifier().vkey, int(time.time()), issuer=issuer_vkey, ref=label, reason=reason
+        )
         result = await client.submit([sign_statement(statement, registry)])
         click.echo(f"{kind} {issuer_vkey.split('+')[0]}: entry {result.entries[0].index}")
 
@@ -525,6 +660,7 @@ def issuer_retire(log_url: str, registry_key: Path, issuer_vkey: str, reason: st
 @click.option("--json", "as_json", is_flag=True)
 def issuer_list(log_url: str, as_json: bool) -> None:
     """List every issuer key the log's registry ever held. Example: tlog issuer list --log URL"""
+
     async def go() -> dict[str, Any]:
         async with LogClient(log_url) as client:
             return await client.issuers()
@@ -542,8 +678,14 @@ def issuer_list(log_url: str, as_json: bool) -> None:
 
 @main.command()
 @log_option
-@click.option("--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False),
-              default=None, help="Verify the checkpoint under this trust policy (env TLOG_POLICY).")
+@click.option(
+    "--policy",
+    "policy_path",
+    envvar="TLOG_POLICY",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Verify the checkpoint under this trust policy (env TLOG_POLICY).",
+)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Save the note here.")
 def checkpoint(log_url: str, policy_path: Path | None, out: Path | None) -> None:
     """Fetch the log's current checkpoint, verify it (with --policy) and show it.
@@ -572,10 +714,16 @@ def proof() -> None:
 @proof.command("inclusion")
 @log_option
 @click.option("--index", type=click.IntRange(0), default=None, help="Entry index.")
-@click.option("--bundle", "bundle_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
-              help="Take the entry from a bundle and prove it in the current checkpoint.")
-@click.option("--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False),
-              default=None)
+@click.option(
+    "--bundle",
+    "bundle_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    default=None,
+    help="Take the entry from a bundle and prove it in the current checkpoint.",
+)
+@click.option(
+    "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), default=None
+)
 def proof_inclusion(log_url: str, index: int | None, bundle_path: Path | None, policy_path: Path | None) -> None:
     """Inclusion proof of an entry in the current tree.
 
@@ -596,8 +744,11 @@ def proof_inclusion(log_url: str, index: int | None, bundle_path: Path | None, p
     async def go(i: int) -> None:
         async with LogClient(log_url) as client:
             note = await client.checkpoint()
-            cp = (trust.verify_checkpoint(note, time.time()).checkpoint if trust is not None
-                  else parse_checkpoint(parse_note(note).text))
+            cp = (
+                trust.verify_checkpoint(note, time.time()).checkpoint
+                if trust is not None
+                else parse_checkpoint(parse_note(note).text)
+            )
             hashes = await client.inclusion_proof(i, cp.size)
             click.echo(f"index {i}\nsize {cp.size}\nroot {cp.root.hex()}")
             for h in hashes:
@@ -611,10 +762,16 @@ def proof_inclusion(log_url: str, index: int | None, bundle_path: Path | None, p
 
 @proof.command("consistency")
 @log_option
-@click.option("--old", "old_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
-              help="An older checkpoint (saved with tlog checkpoint --out, or a bundle) to prove consistent.")
-@click.option("--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False),
-              required=True)
+@click.option(
+    "--old",
+    "old_path",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="An older checkpoint (saved with tlog checkpoint --out, or a bundle) to prove consistent.",
+)
+@click.option(
+    "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), required=True
+)
 def proof_consistency(log_url: str, old_path: Path, policy_path: Path) -> None:
     """Prove that the log's current tree extends an older checkpoint (no fork, no rewrite).
 
@@ -640,4 +797,3 @@ def proof_consistency(log_url: str, old_path: Path, policy_path: Path) -> None:
             click.echo("ok: the current checkpoint is consistent with the old one")
 
     run(go())
-

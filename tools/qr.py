@@ -57,8 +57,9 @@ def make_qr(payload: bytes | str, error: str = "M") -> segno.QRCode:
     """A QR code (never a Micro QR); bytes go in byte mode. segno raises DataOverflowError past version 40."""
     if error not in ERROR_LEVELS:
         raise MalformedError(f"error correction must be one of {', '.join(ERROR_LEVELS)}")
-    return segno.make_qr(payload, error=error.lower(), boost_error=False,
-                         mode="byte" if isinstance(payload, bytes) else None)
+    return segno.make_qr(
+        payload, error=error.lower(), boost_error=False, mode="byte" if isinstance(payload, bytes) else None
+    )
 
 
 def offline_qr(bundle: TlogProof, error: str = "M") -> segno.QRCode:

@@ -43,8 +43,19 @@ class SubmitState:
     pending_time: int | None = None
 
     def to_text(self) -> str:
-        return json.dumps({"version": STATE_VERSION, "origin": self.origin, "signer": self.signer,
-                           "pending_time": self.pending_time, "logged": self.logged}, indent=0) + "\n"
+        return (
+            json.dumps(
+                {
+                    "version": STATE_VERSION,
+                    "origin": self.origin,
+                    "signer": self.signer,
+                    "pending_time": self.pending_time,
+                    "logged": self.logged,
+                },
+                indent=0,
+            )
+            + "\n"
+        )
 
     @classmethod
     def from_text(cls, text: str, origin: str, signer: str) -> "SubmitState":
@@ -103,7 +114,7 @@ async def submit_items(
     vkey = signer.verifier().vkey
     skipped = submitted = 0
     for start in range(0, len(items), batch):
-        chunk = [i for i in items[start:start + batch] if i.sha256.hex() not in state.logged]
+        chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
         skipped += min(batch, len(items) - start) - len(chunk)
         if lookup and chunk:
             found = await _gather_limited([partial(find_logged, client, i.sha256, state.origin, vkey) for i in chunk])
@@ -116,8 +127,13 @@ async def submit_items(
             if state.pending_time is None:
                 state.pending_time = int(clock())
                 save(state)
-            statements = [sign_statement(Statement(state.origin, ISSUE, vkey, state.pending_time,
-                                                   document=i.sha256, ref=i.ref or ref), signer) for i in chunk]
+            statements = [
+                sign_statement(
+                    Statement(state.origin, ISSUE, vkey, state.pending_time, document=i.sha256, ref=i.ref or ref),
+                    signer,
+                )
+                for i in chunk
+            ]
             result = await client.submit(statements)
             for item, entry in zip(chunk, result.entries, strict=True):
                 state.logged[item.sha256.hex()] = entry.index
@@ -130,16 +146,25 @@ async def submit_items(
     return state
 
 
-async def wait_for_checkpoint(client: LogClient, size: int, policy: Policy | None, timeout: float,
-                              clock: Callable[[], float] = time.time, poll: float = 0.1) -> int:
+async def wait_for_checkpoint(
+    client: LogClient,
+    size: int,
+    policy: Policy | None,
+    timeout: float,
+    clock: Callable[[], float] = time.time,
+    poll: float = 0.1,
+) -> int:
     """Wait until the published checkpoint covers `size` entries (and meets `policy`); return its size."""
     deadline = clock() + timeout
     last = "no checkpoint yet"
     while True:
         note = await client.checkpoint()
         try:
-            current = (policy.verify_checkpoint(note, clock()).checkpoint if policy is not None
-                       else parse_checkpoint(parse_note(note).text))
+            current = (
+                policy.verify_checkpoint(note, clock()).checkpoint
+                if policy is not None
+                else parse_checkpoint(parse_note(note).text)
+            )
             if current.size >= size:
                 return current.size
             last = f"the published checkpoint has size {current.size}, want {size}"
@@ -148,14 +173,18 @@ async def wait_for_checkpoint(client: LogClient, size: int, policy: Policy | Non
         except Exception as exc:  # UnverifiedError while witnesses are slow: keep waiting
             last = str(exc)
         if clock() >= deadline:
-            raise LogClientError(f"no published checkpoint covers the entries after {timeout:.0f} s: {last}; "
-                                 "re-run later to write the bundles")
+            raise LogClientError(
+                f"no published checkpoint covers the entries after {timeout:.0f} s: {last}; "
+                "re-run later to write the bundles"
+            )
         await asyncio.sleep(poll)
 
 
-async def fetch_bundles(client: LogClient, indexes: Sequence[int], policy: Policy | None,
-                        clock: Callable[[], float] = time.time) -> list[TlogProof]:
+async def fetch_bundles(
+    client: LogClient, indexes: Sequence[int], policy: Policy | None, clock: Callable[[], float] = time.time
+) -> list[TlogProof]:
     """The log's bundle for each index, each checked (under `policy` when given) before it is written."""
+
     async def one(index: int) -> TlogProof:
         bundle = parse_tlog_proof(await client.bundle(index))
         if bundle.index != index:
@@ -168,5 +197,6 @@ async def fetch_bundles(client: LogClient, indexes: Sequence[int], policy: Polic
 
 
 def revoke_statement(origin: str, signer: Ed25519Signer, document: bytes, reason: str | None, when: int) -> bytes:
-    return sign_statement(Statement(origin, REVOKE, signer.verifier().vkey, when, document=document, reason=reason),
-                          signer)
+    return sign_statement(
+        Statement(origin, REVOKE, signer.verifier().vkey, when, document=document, reason=reason), signer
+    )

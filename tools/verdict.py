@@ -1,13 +1,13 @@
 """Verdicts of `tlog verify` and their exit codes (pure: errors in, one verdict out).
 
-    0 genuine            the document is logged, every proof and signature checks out, not revoked
-    1 revoked            genuine, but its issuer has since revoked it (online mode)
-    2 not logged         the log holds no issue statement about this document (online mode)
-    3 tampered           the document's hash is not the one in the bundle, or a proof or the bundle is broken
-    4 signature invalid  a signature by a key the statement or the policy names does not verify
-    5 quorum not met     the checkpoint is not signed by a trusted log, or too few trusted witnesses cosigned it
-    6 error              usage or input error: an unreadable file, a policy that does not parse, no bundle found
-    7 network error      online mode: the log could not be reached or answered with an error
+0 genuine            the document is logged, every proof and signature checks out, not revoked
+1 revoked            genuine, but its issuer has since revoked it (online mode)
+2 not logged         the log holds no issue statement about this document (online mode)
+3 tampered           the document's hash is not the one in the bundle, or a proof or the bundle is broken
+4 signature invalid  a signature by a key the statement or the policy names does not verify
+5 quorum not met     the checkpoint is not signed by a trusted log, or too few trusted witnesses cosigned it
+6 error              usage or input error: an unreadable file, a policy that does not parse, no bundle found
+7 network error      online mode: the log could not be reached or answered with an error
 """
 
 import datetime
@@ -79,7 +79,8 @@ class Outcome:
             "time": s.time if s is not None else None,
             "ref": s.ref if s is not None else None,
             "checkpoint": {"origin": self.checkpoint.origin, "size": self.checkpoint.size}
-            if self.checkpoint is not None else None,
+            if self.checkpoint is not None
+            else None,
             "witnesses": sorted(self.witnesses),
             "message": self.message,
             "exit_code": self.exit_code,
@@ -94,5 +95,7 @@ def describe(statement: Statement, index: int, checkpoint: Checkpoint, witnesses
     when = datetime.datetime.fromtimestamp(statement.time, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     ref = f", ref {statement.ref!r}" if statement.ref else ""
     cosigned = f", cosigned by {', '.join(sorted(witnesses))}" if witnesses else ", no witness cosignatures"
-    return (f"issued by {statement.signer_verifier.name}{ref} on {when}; entry {index} of {checkpoint.origin} "
-            f"(tree size {checkpoint.size}{cosigned})")
+    return (
+        f"issued by {statement.signer_verifier.name}{ref} on {when}; entry {index} of {checkpoint.origin} "
+        f"(tree size {checkpoint.size}{cosigned})"
+    )

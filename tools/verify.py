@@ -57,15 +57,19 @@ def check_bundle(document: bytes, bundle: TlogProof, policy: Policy, now: float)
 
 def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> Outcome:
     statement, checkpoint, witnesses = verified.statement, verified.checkpoint, _witnesses(verified.trusted)
-    where: dict[str, Any] = dict(statement=statement, index=verified.index, checkpoint=checkpoint,
-                                 witnesses=witnesses)
+    where: dict[str, Any] = dict(statement=statement, index=verified.index, checkpoint=checkpoint, witnesses=witnesses)
     if statement.document is None:
-        return Outcome(INPUT_ERROR, document, f"the bundle is a {statement.kind} statement, not about a document",
-                       **where)
+        return Outcome(
+            INPUT_ERROR, document, f"the bundle is a {statement.kind} statement, not about a document", **where
+        )
     if statement.document != document:
-        return Outcome(TAMPERED, document, f"the document's SHA-256 {document.hex()[:16]}... is not the one the "
-                       f"bundle vouches for ({statement.document.hex()[:16]}...): the document was changed",
-                       **where)
+        return Outcome(
+            TAMPERED,
+            document,
+            f"the document's SHA-256 {document.hex()[:16]}... is not the one the "
+            f"bundle vouches for ({statement.document.hex()[:16]}...): the document was changed",
+            **where,
+        )
     about = describe(statement, verified.index, checkpoint, witnesses)
     if statement.kind == REVOKE:
         return Outcome(REVOKED, document, f"this bundle is a revocation, {about}", **where)
@@ -73,8 +77,9 @@ def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> 
     return Outcome(GENUINE, document, about + note, **where)
 
 
-async def check_online(client: LogClient, document: bytes, policy: Policy, now: float,
-                       bundle: TlogProof | None = None) -> Outcome:
+async def check_online(
+    client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None = None
+) -> Outcome:
     try:
         return await _check_online(client, document, policy, now, bundle)
     except LogClientError as exc:
@@ -87,8 +92,9 @@ async def check_online(client: LogClient, document: bytes, policy: Policy, now: 
         return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
 
 
-async def _check_online(client: LogClient, document: bytes, policy: Policy, now: float,
-                        bundle: TlogProof | None) -> Outcome:
+async def _check_online(
+    client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None
+) -> Outcome:
     trusted = policy.verify_checkpoint(await client.checkpoint(), now)
     current = trusted.checkpoint
     if bundle is not None:  # the bundle must verify and its checkpoint must be a prefix of today's
@@ -99,8 +105,13 @@ async def _check_online(client: LogClient, document: bytes, policy: Policy, now:
         if old.size > current.size:
             await_note = f"the bundle's checkpoint (size {old.size}) is newer than the log's ({current.size})"
             return Outcome(TAMPERED, document, await_note)
-        verify_consistency(old.size, current.size, old.root, current.root,
-                           await client.consistency_proof(old.size, current.size) if old.size else [])
+        verify_consistency(
+            old.size,
+            current.size,
+            old.root,
+            current.root,
+            await client.consistency_proof(old.size, current.size) if old.size else [],
+        )
     lookup = await client.document(document)
     included: list[tuple[int, Statement]] = []
     for item in lookup.get("statements", []):
@@ -111,25 +122,35 @@ async def _check_online(client: LogClient, document: bytes, policy: Policy, now:
         statement = parse_statement(raw)
         if statement.document != document or statement.origin != current.origin:
             raise MalformedError(f"the log returned entry {index}, which is about another document or log")
-        verify_inclusion(leaf_hash(raw), index, current.size, await client.inclusion_proof(index, current.size),
-                         current.root)
+        verify_inclusion(
+            leaf_hash(raw), index, current.size, await client.inclusion_proof(index, current.size), current.root
+        )
         included.append((index, statement))
     return _online_verdict(document, included, trusted)
 
 
-def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]],
-                    trusted: TrustedCheckpoint) -> Outcome:
+def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]], trusted: TrustedCheckpoint) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
     issues = [(i, s) for i, s in included if s.kind == ISSUE]
     if not issues:
-        return Outcome(NOT_LOGGED, document, f"{current.origin} (tree size {current.size}) holds no issue statement "
-                       f"about SHA-256 {document.hex()}", checkpoint=current, witnesses=witnesses)
+        return Outcome(
+            NOT_LOGGED,
+            document,
+            f"{current.origin} (tree size {current.size}) holds no issue statement about SHA-256 {document.hex()}",
+            checkpoint=current,
+            witnesses=witnesses,
+        )
     index, statement = issues[0]
     issuers = {s.signer_verifier.name for _, s in issues}
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
     for revoke_index, revoke in included:
         if revoke.kind == REVOKE and revoke.signer_verifier.name in issuers:
             reason = f" ({revoke.reason})" if revoke.reason else ""
-            return Outcome(REVOKED, document, f"revoked{reason} by {revoke.signer_verifier.name} in entry "
-                           f"{revoke_index}; it was {describe(statement, index, current, witnesses)}", **where)
+            return Outcome(
+                REVOKED,
+                document,
+                f"revoked{reason} by {revoke.signer_verifier.name} in entry "
+                f"{revoke_index}; it was {describe(statement, index, current, witnesses)}",
+                **where,
+            )
     return Outcome(GENUINE, document, describe(statement, index, current, witnesses) + "; not revoked", **where)

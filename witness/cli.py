@@ -113,7 +113,12 @@ def cosigner(signer: Ed25519Signer) -> CosignatureV1Signer:
 
 
 async def run_server(
-    config: WitnessConfig, signer: CosignatureV1Signer, database: Path, host: str, port: int, log_level: str,
+    config: WitnessConfig,
+    signer: CosignatureV1Signer,
+    database: Path,
+    host: str,
+    port: int,
+    log_level: str,
     access_log: bool,
 ) -> None:
     try:
@@ -122,8 +127,7 @@ async def run_server(
         raise SetupError(f"cannot open the database {database}: {exc}") from None
     try:
         app = create_app(config, storage, signer, time.time)
-        settings = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log,
-                                  lifespan="off")
+        settings = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log, lifespan="off")
         await uvicorn.Server(settings).serve()
     finally:
         await storage.close()
@@ -134,14 +138,23 @@ def main() -> None:
     """A C2SP tlog-witness: cosigns checkpoints of the logs it is configured for, never two roots for one size."""
 
 
-DATA_OPTION = click.option("--data", required=True, type=click.Path(file_okay=False, path_type=Path),
-                           help="Directory of the witness key and database.")
+DATA_OPTION = click.option(
+    "--data",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory of the witness key and database.",
+)
 
 
 @main.command()
 @DATA_OPTION
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The witness TOML config (name, [[log]] origin + vkey).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The witness TOML config (name, [[log]] origin + vkey).",
+)
 @click.option("--listen", default=None, help="HOST:PORT to listen on (default: the config's `listen`).")
 @click.option("--log-level", default="info", type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @click.option("--access-log/--no-access-log", default=True, help="Log every request (default: on).")

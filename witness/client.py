@@ -98,8 +98,10 @@ class WitnessClient:
                 async for chunk in response.aiter_bytes():
                     total += len(chunk)
                     if total > MAX_RESPONSE_SIZE:
-                        raise WitnessProtocolError(f"witness {self.base_url}: {method} {path}: answer over "
-                                                   f"{MAX_RESPONSE_SIZE} bytes", response.status_code)
+                        raise WitnessProtocolError(
+                            f"witness {self.base_url}: {method} {path}: answer over {MAX_RESPONSE_SIZE} bytes",
+                            response.status_code,
+                        )
                     chunks.append(chunk)
                 media_type = response.headers.get("content-type", "").split(";")[0].strip()
                 return response.status_code, media_type, b"".join(chunks)

@@ -81,9 +81,7 @@ class WitnessStorage(Protocol):
 
 def check_forward(expected: TreeHead | None, new: LogState) -> None:
     """A last guard against a bug upstream: the state only grows, and one size has one root."""
-    if expected is not None and (
-        new.size < expected.size or (new.size == expected.size and new.root != expected.root)
-    ):
+    if expected is not None and (new.size < expected.size or (new.size == expected.size and new.root != expected.root)):
         raise ValueError(f"refusing to move size {expected.size} back to size {new.size}, or to another root")
 
 
@@ -130,12 +128,16 @@ class SQLiteStorage:
         check_forward(expected, new)
         # One statement, committed (and fsynced) when it completes; RETURNING says whether it matched.
         if expected is None:
-            sql = ("INSERT INTO latest (origin, size, root, note) VALUES (?, ?, ?, ?)"
-                   " ON CONFLICT (origin) DO NOTHING RETURNING size")
+            sql = (
+                "INSERT INTO latest (origin, size, root, note) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (origin) DO NOTHING RETURNING size"
+            )
             parameters: tuple[object, ...] = (origin, new.size, new.root, new.note)
         else:
-            sql = ("UPDATE latest SET size = ?, root = ?, note = ? WHERE origin = ? AND size = ? AND root = ?"
-                   " RETURNING size")
+            sql = (
+                "UPDATE latest SET size = ?, root = ?, note = ? WHERE origin = ? AND size = ? AND root = ?"
+                " RETURNING size"
+            )
             parameters = (new.size, new.root, new.note, origin, expected.size, expected.root)
         won = list(await self._db.execute_fetchall(sql, parameters))
         if not won:  # someone else moved the state between our read and this write

@@ -1,0 +1,174 @@
+"""Monitor benchmark: how fast `tlog-monitor audit-once` audits a local log from its tiles, next to raw SHA-256.
+
+    .venv/bin/python -m loadtest.monitor_bench            (about 4 minutes on 2 cores: a 10^6-entry log)
+    .venv/bin/python -m loadtest.monitor_bench --quick    (about 1 minute: 10^5 entries)
+
+1. A log of 10^6 `issue` statements (plus the registry entry) is built in-process with the real `Sequencer` and
+   `SQLiteStorage` (statements signed on every core beforehand; not timed), then served by a real
+   `tlog-server serve` on 127.0.0.1.
+2. The real CLI, `tlog-monitor audit-once`, audits it from scratch, downloading only tiles and entry bundles,
+   authenticating every tile against the signed root and every entry against its level-0 tile:
+   - `verify = "tree"`: the Merkle audit alone (no statement parsing);
+   - `verify = "parse"`: plus strict statement parsing, origin, issuer registry and watch rules, no Ed25519;
+   - `verify = "signatures"`: plus every statement's Ed25519 signature (1 and 2 worker processes), on the
+     first 10^5 entries (a second log) to keep the run short.
+   Each figure: entries / wall time of the whole command (process start, state, HTTP and all), and the CPU
+   seconds the monitor and the log server each used, since they share the machine's cores.
+3. Raw `hashlib.sha256` calls/s (64-byte input) in the same run: the Merkle audit costs about 2 hashes per
+   entry (the leaf hash, and ~1 node hash per leaf to fold each level-0 tile into its parent).
+
+Prints figures; asserts nothing. Talks only to 127.0.0.1.
+"""
+
+import argparse
+import asyncio
+import hashlib
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.log_bench import (
+    DATABASE,
+    ServerProcess,
+    issuer_add,
+    log_key,
+    machine_info,
+    make_pool,
+    prepare_data,
+    registry_key,
+    running_server,
+    sequence,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+MONITOR = [sys.executable, "-c", "from monitor.cli import main; main()"]
+TREE_BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class Profile:
+    entries: int  # the big log, audited in "tree" and "parse" modes
+    signed_entries: int  # the log audited with every signature checked
+
+
+FULL = Profile(1_000_000, 100_000)
+QUICK = Profile(100_000, 20_000)
+
+
+@dataclass(frozen=True)
+class Audit:
+    label: str
+    entries: int
+    seconds: float
+    monitor_cpu: float
+    server_cpu: float
+
+    @property
+    def rate(self) -> float:
+        return self.entries / self.seconds
+
+
+def sha256_rate(seconds: float = 1.0) -> float:
+    data, sha256 = b"\x01" * 64, hashlib.sha256
+    done, deadline = 0, time.perf_counter() + seconds
+    started = time.perf_counter()
+    while time.perf_counter() < deadline:
+        for _ in range(1000):
+            sha256(data).digest()
+        done += 1000
+    return done / (time.perf_counter() - started)
+
+
+def build_log(data: Path, count: int, when: int) -> None:
+    prepare_data(data)
+    pool = make_pool(count, when)
+    asyncio.run(sequence(data / DATABASE, pool, TREE_BATCH, [issuer_add(when)]))
+
+
+def write_config(path: Path, url: str, verify: str, workers: int) -> Path:
+    registry = registry_key().verifier().vkey
+    path.write_text(
+        f'state = "{path.stem}.db"\nverify = "{verify}"\nworkers = {workers}\nchunk_tiles = 32\n'
+        f'max_concurrent_requests = 16\n\n[[log]]\nurl = "{url}"\n'
+        f'policy = """\nlog {log_key().verifier().vkey}\nquorum none\n"""\nregistry_vkeys = ["{registry}"]\n\n'
+        '[[watch]]\nname = "registry"\nregistry = true\n\n[[sink]]\ntype = "file"\npath = "alerts.jsonl"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audit:
+    server_cpu = server.cpu_seconds()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    result = subprocess.run(
+        [*MONITOR, "audit-once", "--config", str(config)], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    seconds = time.perf_counter() - started
+    if result.returncode not in (0, 3):
+        raise RuntimeError(f"audit-once failed ({result.returncode}): {result.stderr[-2000:]}")
+    if f"verified size {entries}" not in result.stderr:
+        raise RuntimeError(f"the monitor did not verify size {entries}: {result.stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    monitor_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    return Audit(label, entries, seconds, monitor_cpu, server.cpu_seconds() - server_cpu)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="about one minute: 10^5 entries")
+    profile = QUICK if parser.parse_args(argv).quick else FULL
+    began = time.perf_counter()
+    print("monitor benchmark" + (" (--quick)" if profile is QUICK else ""))
+    for line in machine_info():
+        print("  " + line)
+    when = int(time.time()) - 3600
+    audits: list[Audit] = []
+    with tempfile.TemporaryDirectory(prefix="monitor-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        t = time.perf_counter()
+        build_log(tmp / "big", profile.entries, when)
+        build_log(tmp / "signed", profile.signed_entries, when)
+        print(
+            f"  built logs of {profile.entries + 1:,} and {profile.signed_entries + 1:,} entries in "
+            f"{time.perf_counter() - t:.0f} s (not timed below)",
+            flush=True,
+        )
+        hashes = sha256_rate()
+        with running_server(tmp / "big") as server:
+            size = profile.entries + 1
+            for verify in ("tree", "parse"):
+                config = write_config(tmp / f"big-{verify}.toml", server.url, verify, 1)
+                audits.append(audit(server, config, f'verify = "{verify}"', size))
+                print(f"  {audits[-1].label}: {audits[-1].rate:,.0f} entries/s", flush=True)
+        with running_server(tmp / "signed") as server:
+            size = profile.signed_entries + 1
+            for workers in (1, 2):
+                config = write_config(tmp / f"signed-{workers}.toml", server.url, "signatures", workers)
+                audits.append(audit(server, config, f'verify = "signatures", workers = {workers}', size))
+                print(f"  {audits[-1].label}: {audits[-1].rate:,.0f} entries/s", flush=True)
+    print(
+        f"\nraw hashlib.sha256 (64 bytes), 1 core: {hashes:,.0f} calls/s; "
+        f"the Merkle audit's ceiling at ~2 hashes per entry: {hashes / 2:,.0f} entries/s"
+    )
+    print(
+        "\n| audit (tlog-monitor audit-once, from scratch) | entries | entries/s | monitor CPU s | server CPU s | "
+        "entries per monitor CPU s |\n|---|---:|---:|---:|---:|---:|"
+    )
+    for a in audits:
+        if "workers = 1" in a.label or "workers" not in a.label:
+            cpu, per_cpu = f"{a.monitor_cpu:.1f}", f"{a.entries / a.monitor_cpu:,.0f}"
+        else:  # the worker processes are the forkserver's children: getrusage does not count them
+            cpu, per_cpu = f"{a.monitor_cpu:.1f} + workers", "—"
+        print(f"| {a.label} | {a.entries:,} | {a.rate:,.0f} | {cpu} | {a.server_cpu:.1f} | {per_cpu} |")
+    print(f"| raw `hashlib.sha256` calls/s (64 bytes), same run | | {hashes:,.0f} | | | |")
+    print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
