@@ -52,7 +52,7 @@ from loadtest import pymerkle_baseline
 from logserver import proofs
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
-from logserver.storage import Head
+from logserver.storage import Head, Storage
 from tlogcore.keys import Ed25519Signer, format_signer_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
@@ -260,32 +260,45 @@ def verify_rows(seconds: float) -> tuple[list[Row], float]:
 # --- 1. integration rate, in-process ------------------------------------------
 
 
+@contextlib.asynccontextmanager
+async def running_sequencer(storage: Storage, batch: int) -> AsyncIterator[Sequencer]:
+    """The real Sequencer on `storage` with its run loop going (one commit per `batch`), for in-process appends."""
+    config = SequencerConfig(
+        ORIGIN, frozenset([registry_key().verifier().vkey]), flush_interval=0.01, max_batch=batch, max_pool=2 * batch
+    )
+    sequencer = Sequencer(storage, log_key(), config)
+    await sequencer.load()
+    if not await sequencer.take_lease():
+        raise RuntimeError(f"cannot sequence: {sequencer.not_sequencing}")
+    task = asyncio.create_task(sequencer.run())
+    try:
+        yield sequencer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def append_timed(sequencer: Sequencer, submissions: Sequence[Submission], batch: int) -> list[float]:
+    """Submit in batches of `batch`, waiting for each to be durable: seconds per batch."""
+    seconds = []
+    for start in range(0, len(submissions), batch):
+        started = time.perf_counter()
+        await sequencer.submit(submissions[start : start + batch])
+        seconds.append(time.perf_counter() - started)
+    return seconds
+
+
 async def sequence(
     db: Path, submissions: Sequence[Submission], batch: int, prefix: Sequence[Submission] = ()
 ) -> tuple[list[float], Head]:
     """Append through the real Sequencer (its run loop, one commit per `batch`): seconds per batch, and the head."""
     storage = await SQLiteStorage.open(db)
-    config = SequencerConfig(
-        ORIGIN, frozenset([registry_key().verifier().vkey]), flush_interval=0.01, max_batch=batch, max_pool=2 * batch
-    )
-    sequencer = Sequencer(storage, log_key(), config)
     try:
-        await sequencer.load()
-        if not await sequencer.take_lease():
-            raise RuntimeError(f"cannot sequence {db}: {sequencer.not_sequencing}")
-        task = asyncio.create_task(sequencer.run())
-        try:
+        async with running_sequencer(storage, batch) as sequencer:
             if prefix:
                 await sequencer.submit(prefix)
-            seconds = []
-            for start in range(0, len(submissions), batch):
-                started = time.perf_counter()
-                await sequencer.submit(submissions[start : start + batch])
-                seconds.append(time.perf_counter() - started)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            seconds = await append_timed(sequencer, submissions, batch)
         if sequencer.head is None:
             raise RuntimeError("no head after sequencing")
         return seconds, sequencer.head
@@ -373,7 +386,7 @@ def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
 
 
 @contextlib.contextmanager
-def running_server(data: Path) -> Iterator[ServerProcess]:
+def running_server(data: Path, extra_args: Sequence[str] = ()) -> Iterator[ServerProcess]:
     port = free_port()
     args = [
         sys.executable,
@@ -384,6 +397,7 @@ def running_server(data: Path) -> Iterator[ServerProcess]:
         str(data),
         "--listen",
         f"127.0.0.1:{port}",
+        *extra_args,
     ]
     with (data.parent / f"{data.name}-server.log").open("ab") as log_file:
         process = subprocess.Popen(args, cwd=REPO, stdout=log_file, stderr=log_file)

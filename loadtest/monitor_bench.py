@@ -44,6 +44,7 @@ from loadtest.log_bench import (
     running_server,
     sequence,
 )
+from logserver.sequencer import Submission
 
 REPO = Path(__file__).resolve().parent.parent
 MONITOR = [sys.executable, "-c", "from monitor.cli import main; main()"]
@@ -84,10 +85,12 @@ def sha256_rate(seconds: float = 1.0) -> float:
     return done / (time.perf_counter() - started)
 
 
-def build_log(data: Path, count: int, when: int) -> None:
+def build_log(data: Path, count: int, when: int) -> list[Submission]:
+    """A log of the registry statement then `count` signed `issue` statements; returns those statements."""
     prepare_data(data)
     pool = make_pool(count, when)
     asyncio.run(sequence(data / DATABASE, pool, TREE_BATCH, [issuer_add(when)]))
+    return pool
 
 
 def write_config(path: Path, url: str, verify: str, workers: int) -> Path:

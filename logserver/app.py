@@ -36,6 +36,7 @@ from logserver import proofs
 from logserver.documents import document_status
 from logserver.metrics import Metrics
 from logserver.openapi import OPENAPI
+from logserver.ratelimit import RateLimiter
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
 from logserver.storage import Storage, StorageError
 from logserver.submission import (
@@ -108,6 +109,8 @@ def error_response(error: HTTPError) -> Response:
 class Limits:
     max_body: int = 4 * 1024 * 1024
     max_batch: int = 1000
+    body_timeout: float = 30.0  # seconds to receive a whole request body (slow clients, RELIABILITY.md)
+    issuer_limiter: RateLimiter | None = None  # statements per issuer key (logserver/ratelimit.py); None = off
 
 
 @dataclass
@@ -128,15 +131,21 @@ class LogState:
         self.tiles = proofs.TileReader(self.storage)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise HTTPError(413, "too_large", f"request body is larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPError(413, "too_large", f"request body is larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout):  # a client trickling its body must not hold a worker for ever
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:  # chunked bodies have no Content-Length: counted as they arrive
+                    raise HTTPError(413, "too_large", f"request body is larger than {limit} bytes")
+    except TimeoutError:
+        raise HTTPError(
+            408, "body_timeout", f"the request body did not arrive within {timeout:g} s", {"Connection": "close"}
+        ) from None
     return bytes(body)
 
 
@@ -174,12 +183,15 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
     async def submit(request: Request) -> Response:
         if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
             raise HTTPError(415, "unsupported_media_type", 'send application/json: {"statements": [base64, ...]}')
-        datas = parse_batch(await read_body(request, state.limits.max_body), state.limits.max_batch)
+        body = await read_body(request, state.limits.max_body, state.limits.body_timeout)
+        datas = parse_batch(body, state.limits.max_batch)
         started = time.perf_counter()
         try:
-            if state.sequencer.not_sequencing is not None:
-                raise NotSequencingError(state.sequencer.not_sequencing)
-            submissions = check_all(datas, await parse_all(datas))
+            if not state.sequencer.accepts_submissions:  # a standby on PostgreSQL accepts (sequencer.py)
+                raise NotSequencingError(state.sequencer.not_sequencing or "not sequencing")
+            statements = await parse_all(datas)
+            submissions = check_all(datas, statements)
+            limit_issuers(statements)  # after the signature and registry checks: only real issuers have budgets
             sequenced = await state.sequencer.submit(submissions)
         except Exception as exc:
             state.metrics.refused[error_for(exc).code] += len(datas)
@@ -228,6 +240,24 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
                 raise part
             statements += part
         return statements
+
+    def limit_issuers(statements: Sequence[Statement]) -> None:
+        limiter = state.limits.issuer_limiter
+        if limiter is None:
+            return
+        costs: dict[str, float] = {}
+        for statement in statements:
+            costs[statement.signer] = costs.get(statement.signer, 0) + 1
+        refusal = limiter.take_many(costs)
+        if refusal is None:
+            return
+        if refusal.impossible:
+            message = f"{int(costs[refusal.key])} statements from {refusal.key} in one request: at most "
+            message += f"{limiter.burst:g} per request for one issuer (limits.issuer_burst); split the batch"
+        else:
+            message = f"issuer {refusal.key} is over its rate limit (limits.issuer_statements_per_second = "
+            message += f"{limiter.rate:g}); retry after {refusal.retry_after} s"
+        raise HTTPError(429, "issuer_rate_limited", message, {"Retry-After": str(refusal.retry_after)})
 
     def check_all(datas: Sequence[bytes], statements: Sequence[Statement]) -> list[Submission]:
         now = state.clock()
@@ -473,3 +503,39 @@ class RequestLog:
                     }
                 ).decode()
             )
+
+
+class ClientRateLimit:
+    """ASGI middleware: requests per client address (token bucket), 429 with Retry-After beyond it.
+
+    The address is the TCP peer's, or, when `trusted_proxy_header` is set (only behind a proxy that sets it on
+    every request), the last address in that header: the one the proxy itself saw. /healthz is never limited
+    (load balancers poll it).
+    """
+
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, trusted_proxy_header: str = "") -> None:
+        self.app, self.limiter = app, limiter
+        self.header = trusted_proxy_header.lower().encode()
+
+    def client_of(self, scope: Scope) -> str:
+        if self.header:
+            for name, value in scope["headers"]:
+                if name == self.header:
+                    last: str = value.decode("latin-1").split(",")[-1].strip()
+                    if last:
+                        return last
+        client = scope.get("client")
+        return str(client[0]) if client else "unknown"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        refusal = self.limiter.take(self.client_of(scope))
+        if refusal is None:
+            await self.app(scope, receive, send)
+            return
+        message = f"client {refusal.key} is over its rate limit (limits.client_requests_per_second = "
+        message += f"{self.limiter.rate:g}); retry after {refusal.retry_after} s"
+        error = HTTPError(429, "client_rate_limited", message, {"Retry-After": str(refusal.retry_after)})
+        await error_response(error)(scope, receive, send)

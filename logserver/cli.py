@@ -1,6 +1,8 @@
-"""`tlog-server`: run a log (`serve`) and show its identity (`info`). The only module here that touches files.
+"""`tlog-server`: run a log (`serve`) and show its identity (`info`). The only module here that touches files
+(besides static_tiles.py, which writes the static tiles directory).
 
 tlog-server serve --data ./data --listen 127.0.0.1:8080 [--config server.toml]
+tlog-server export-tiles --data ./data --out ./tiles [--verify]
 tlog-server info --data ./data
 """
 
@@ -12,6 +14,8 @@ import os
 import secrets
 import socket
 import sys
+import threading
+import time
 import tomllib
 from collections.abc import AsyncIterator
 from concurrent.futures import ProcessPoolExecutor
@@ -20,13 +24,17 @@ from typing import Any
 
 import click
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from logserver.app import LogState, RequestLog, build_app
+from logserver.app import ClientRateLimit, LogState, RequestLog, build_app
 from logserver.config import ServerConfig, config_from_toml
 from logserver.metrics import Metrics
+from logserver.postgres import PostgresStorage
+from logserver.ratelimit import RateLimiter
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
-from logserver.storage import StorageError
+from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable
+from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
 from logserver.witnessing import Witnessing
 from tlogcore.errors import TlogError
@@ -84,6 +92,8 @@ def load_config(path: Path | None) -> ServerConfig:
         return config_from_toml(tomllib.loads(path.read_text()))
     except (OSError, tomllib.TOMLDecodeError, TlogError) as exc:
         raise UsageError(f"config {path}: {exc}") from exc
+    except RecursionError:  # fuzzing: tomllib recurses once per nested [ or {
+        raise UsageError(f"config {path}: not valid TOML: nested too deeply") from None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -114,6 +124,8 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
     config = load_config(config_path)
     log_key, registry_key, created = load_or_create_keys(data, origin or config.origin)
     host, port = parse_listen(listen or config.listen)
+    if config.tiles_dir:
+        writable_tiles_dir(Path(config.tiles_dir))
     if created:
         click.echo("first run: generated the log key and the registry key")
     print_identity(log_key, registry_key)
@@ -125,15 +137,36 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
         raise UsageError(str(exc)) from exc
 
 
+async def open_storage(data: Path, config: ServerConfig) -> Storage:
+    """[storage] engine: SQLite in the data directory, or a PostgreSQL database several servers may share."""
+    if config.engine == "postgresql":
+        return await PostgresStorage.open(config.postgresql_dsn, config.postgresql_pool_size)
+    return await SQLiteStorage.open(data / DATABASE, config.sqlite_busy_timeout_ms)
+
+
 async def run_server(
     data: Path, config: ServerConfig, log_key: Ed25519Signer, registry_key: Ed25519Signer, host: str, port: int
 ) -> None:
-    storage = await SQLiteStorage.open(data / DATABASE, config.sqlite_busy_timeout_ms)
+    storage = await open_storage(data, config)
     registry_vkey = registry_key.verifier().vkey
     metrics = Metrics()
     witnessing = Witnessing.create(
         storage, list(config.witnesses), metrics, config.witness_timeout_ms / 1000, config.witness_retries
     )
+    # Only the sequencing process writes the static directory (README "Static tiles").
+    static = (
+        StaticTiles(storage, Path(config.tiles_dir), is_active=lambda: sequencer.not_sequencing is None)
+        if config.tiles_dir
+        else None
+    )
+
+    async def on_checkpoint(head: Head) -> None:
+        """After each commit: witnessing publishes the (cosigned) checkpoint, then the static directory follows."""
+        if config.witnesses:
+            await witnessing.on_checkpoint(head)
+        if static is not None:
+            static.notify()
+
     sequencer = Sequencer(
         storage,
         log_key,
@@ -147,7 +180,7 @@ async def run_server(
             owner=f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}",
             publish_without_witnesses=not config.witnesses,
         ),
-        on_checkpoint=witnessing.on_checkpoint if config.witnesses else None,
+        on_checkpoint=on_checkpoint if config.witnesses or static is not None else None,
     )
     await sequencer.load()  # the registry and head, for reads and checks, even when another process sequences
     if not await sequencer.take_lease():
@@ -164,10 +197,17 @@ async def run_server(
     workers = config.verify_workers or os.cpu_count() or 1
     # Signature checks hold the GIL for half their time: worker processes let a batch use every core.
     # "spawn", not fork: this process already runs threads (aiosqlite).
-    parse_pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    parse_pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent, initargs=(os.getpid(),)
+    )
     state.parse_pool, state.parse_workers = parse_pool, workers
     state.limits.max_body = config.max_body_bytes
     state.limits.max_batch = config.max_batch_statements
+    state.limits.body_timeout = config.body_timeout_seconds
+    if config.issuer_statements_per_second:
+        state.limits.issuer_limiter = RateLimiter(
+            config.issuer_statements_per_second, config.issuer_burst, time.monotonic, config.rate_limit_max_keys
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -175,7 +215,9 @@ async def run_server(
         await asyncio.gather(*(loop.run_in_executor(parse_pool, parse_statements, []) for _ in range(workers)))
         tasks = [asyncio.create_task(sequencer.run())]
         if config.witnesses and sequencer.head is not None:  # a head left unwitnessed by a crash
-            tasks.append(asyncio.create_task(witnessing.on_checkpoint(sequencer.head)))
+            tasks.append(asyncio.create_task(on_checkpoint(sequencer.head)))
+        if static is not None:  # catches up at once: a crash between commit and file writes heals here
+            tasks.append(asyncio.create_task(static.run()))
         try:
             yield
         finally:
@@ -187,9 +229,124 @@ async def run_server(
             await storage.close()
             parse_pool.shutdown(wait=False, cancel_futures=True)
 
-    app = RequestLog(build_app(state, lifespan))
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    app: Any = build_app(state, lifespan)
+    if config.client_requests_per_second:
+        limiter = RateLimiter(
+            config.client_requests_per_second, config.client_burst, time.monotonic, config.rate_limit_max_keys
+        )
+        app = ClientRateLimit(app, limiter, config.trusted_proxy_header)
+    app = RequestLog(app)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            http=header_deadline_protocol(config.header_timeout_seconds),  # slowloris: uvicorn has no such deadline
+            timeout_keep_alive=max(1, round(config.keep_alive_seconds)),
+            limit_concurrency=config.max_connections,  # beyond it uvicorn answers 503
+        )
+    )
     await server.serve()
+
+
+class HeaderDeadlineProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP protocol plus a deadline for each request's headers (slowloris).
+
+    uvicorn 0.54 arms `timeout_keep_alive` only after a response and cancels it on the first byte received: a client
+    that connects and sends nothing, or trickles a header line now and then, would hold its connection (and a slot
+    of `limit_concurrency`) for ever. Here the connection is closed when a request's headers are not complete
+    `header_timeout` seconds after the connection opened or the request's first byte arrived. The body has its own
+    deadline in the app (`read_body`).
+    """
+
+    header_timeout: float = 10.0
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        self._header_deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
+def header_deadline_protocol(header_timeout: float) -> type[HeaderDeadlineProtocol]:
+    """A protocol class for `uvicorn.Config(http=...)` with this deadline (uvicorn takes a class, not an instance)."""
+    return type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout})
+
+
+def exit_with_parent(parent: int) -> None:
+    """In each worker process: exit when the server dies. After a kill -9 nobody shuts the pool down, and the
+    workers (which hold their own end of the task pipe, so never see EOF) would stay for ever (RELIABILITY.md)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def writable_tiles_dir(path: Path) -> None:
+    try:
+        check_writable(path)
+    except StaticTilesError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+@main.command("export-tiles")
+@click.option("--data", "data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="The static tiles directory.")
+@click.option("--verify", is_flag=True, help="Compare every file byte for byte and rewrite those that differ.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+def export_tiles(data: Path, out: Path, verify: bool, config_path: Path | None) -> None:
+    """Write or catch up a static tiles directory from the database ([storage] of --config; default SQLite).
+
+    Example: tlog-server export-tiles --data ./data --out ./tiles
+    """
+    config = load_config(config_path)
+    if config.engine == "sqlite" and not (data / DATABASE).exists():
+        raise UsageError(f"{data / DATABASE} does not exist: run tlog-server serve --data {data} first")
+    writable_tiles_dir(out)
+
+    async def export() -> None:
+        storage = await open_storage(data, config)
+        try:
+            result = await StaticTiles(storage, out).sync(verify=verify)
+        finally:
+            await storage.close()
+        checkpoint = "rewrote the checkpoint" if result.checkpoint_written else "checkpoint unchanged"
+        click.echo(f"size {result.size}: wrote {result.written} tile files, {checkpoint}, pruned {result.pruned}")
+
+    try:
+        asyncio.run(export())
+    except (StorageError, StaticTilesError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
 
 
 @main.command()

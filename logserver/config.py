@@ -1,5 +1,6 @@
 """Server configuration: defaults, overridden by a TOML file (every option documented in config.example.toml)."""
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,20 +26,52 @@ class ServerConfig:
     max_body_bytes: int = 4 * 1024 * 1024
     max_batch_statements: int = 1000
     max_future_seconds: int = 300
+    # [limits], abuse (RELIABILITY.md "Limits and abuse"); a rate of 0 means off (the default).
+    client_requests_per_second: float = 0.0
+    client_burst: int = 100
+    issuer_statements_per_second: float = 0.0
+    issuer_burst: int = 1000
+    rate_limit_max_keys: int = 100_000  # buckets kept per limiter (memory bound); least recently used go first
+    trusted_proxy_header: str = ""  # e.g. "x-forwarded-for", only behind a proxy that always sets it
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    keep_alive_seconds: float = 5.0
+    max_connections: int = 1000
     lease_ttl_seconds: float = 5.0
     sqlite_busy_timeout_ms: int = 5000
+    engine: str = "sqlite"  # [storage]: "sqlite" (log.db in --data) or "postgresql" (postgresql_dsn)
+    postgresql_dsn: str = ""  # e.g. "postgresql://tlog@db.example/tlog"; several servers may share one database
+    postgresql_pool_size: int = 10  # connections per process for reads and commits (plus one for the lease)
     witness_timeout_ms: int = 2000
     witness_retries: int = 2
     witnesses: tuple[WitnessConfig, ...] = field(default_factory=tuple)
+    tiles_dir: str = ""  # [static]: keep the read path as files here (logserver/static_tiles.py); "" = off
 
+
+_ZERO_MEANS_OFF = frozenset({"client_requests_per_second", "issuer_statements_per_second"})
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
     "server": {"listen": str, "verify_workers": int},
     "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
-    "limits": {"max_body_bytes": int, "max_batch_statements": int, "max_future_seconds": int},
-    "storage": {"sqlite_busy_timeout_ms": int},
+    "limits": {
+        "max_body_bytes": int,
+        "max_batch_statements": int,
+        "max_future_seconds": int,
+        "client_requests_per_second": float,
+        "client_burst": int,
+        "issuer_statements_per_second": float,
+        "issuer_burst": int,
+        "rate_limit_max_keys": int,
+        "trusted_proxy_header": str,
+        "header_timeout_seconds": float,
+        "body_timeout_seconds": float,
+        "keep_alive_seconds": float,
+        "max_connections": int,
+    },
+    "storage": {"sqlite_busy_timeout_ms": int, "engine": str, "postgresql_dsn": str, "postgresql_pool_size": int},
     "witnessing": {"witness_timeout_ms": int, "witness_retries": int},
+    "static": {"tiles_dir": str},
 }
 
 
@@ -56,14 +89,23 @@ def config_from_toml(document: dict[str, Any]) -> ServerConfig:
             if want is None:
                 raise MalformedError(f"config: unknown option {section}.{key}")
             if want is float and isinstance(value, int) and not isinstance(value, bool):
+                if abs(value) > 2**1023:  # fuzzing: float() of a TOML integer this large raises OverflowError
+                    raise MalformedError(f"config: {section}.{key} must be a finite number")
                 value = float(value)
             if not isinstance(value, want) or isinstance(value, bool):
                 raise MalformedError(f"config: {section}.{key} must be a {want.__name__}")
-            if isinstance(value, int | float) and value <= 0:
+            if isinstance(value, float) and not math.isfinite(value):  # fuzzing: TOML has nan and inf
+                raise MalformedError(f"config: {section}.{key} must be a finite number")
+            if isinstance(value, int | float) and (value < 0 or (value == 0 and key not in _ZERO_MEANS_OFF)):
                 raise MalformedError(f"config: {section}.{key} must be positive")
             values[key] = value
     known = {f.name for f in fields(ServerConfig)}
-    return ServerConfig(**{k: v for k, v in values.items() if k in known})
+    config = ServerConfig(**{k: v for k, v in values.items() if k in known})
+    if config.engine not in ("sqlite", "postgresql"):
+        raise MalformedError(f'config: storage.engine must be "sqlite" or "postgresql", not {config.engine!r}')
+    if config.engine == "postgresql" and not config.postgresql_dsn:
+        raise MalformedError('config: storage.engine = "postgresql" needs storage.postgresql_dsn')
+    return config
 
 
 def _list(content: Any, name: str) -> list[dict[str, Any]]:

@@ -3,11 +3,16 @@
 from typing import Any
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
+_HEX64 = "^[0-9a-f]{64}$"
 _B64_LIST = {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
     return {str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}} for c in codes}
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +109,9 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/documents/{sha256}": {
             "get": {
                 "summary": "Every statement about a document, each with its proof bundle, and its status",
-                "parameters": [{"name": "sha256", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "parameters": [
+                    {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": _HEX64}}
+                ],
                 "responses": {
                     "200": _json(
                         {
@@ -117,6 +124,38 @@ OPENAPI: dict[str, Any] = {
                         }
                     ),
                     **_errors(400),
+                },
+            }
+        },
+        "/checkpoint": {
+            "get": {
+                "summary": "The latest published checkpoint, cosigned (c2sp.org/tlog-tiles)",
+                "responses": {"200": _text("the signed checkpoint note"), **_errors(404)},
+            }
+        },
+        "/tile/{path}": {
+            "get": {
+                "summary": "A hash tile or entry bundle (c2sp.org/tlog-tiles), e.g. 0/x001/234 or entries/000",
+                "parameters": [{"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}],
+                "responses": {
+                    "200": {"description": "tile bytes", "content": {"application/octet-stream": {}}},
+                    **_errors(404),
+                },
+            }
+        },
+        "/api/v1/bundle/{index}": {
+            "get": {
+                "summary": "The proof bundle (c2sp.org/tlog-proof) of one entry; ?format=binary for the QR form",
+                "parameters": [
+                    {"name": "index", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "format", "in": "query", "required": False, "schema": {"enum": ["text", "binary"]}},
+                ],
+                "responses": {
+                    "200": {
+                        "description": "the bundle",
+                        "content": {"text/plain": {"schema": {"type": "string"}}, "application/octet-stream": {}},
+                    },
+                    **_errors(400, 404),
                 },
             }
         },
@@ -136,3 +175,15 @@ OPENAPI: dict[str, Any] = {
         }
     },
 }
+
+
+def _add_limit_responses(paths: dict[str, Any]) -> None:
+    """Answers any route may give once [limits] are on (RELIABILITY.md "Limits and abuse"):
+    429 from the per-client limit (every route but /healthz), 408 and 429 (per issuer) on submissions."""
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            codes = ([429] if path != "/healthz" else []) + ([408] if method == "post" else [])
+            operation["responses"].update(_errors(*codes))
+
+
+_add_limit_responses(OPENAPI["paths"])

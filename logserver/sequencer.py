@@ -18,6 +18,15 @@ Order of one flush, and what a crash at each step leaves behind:
    acknowledged, and it is already on disk.
 7. Hand the checkpoint to witnessing, in the background (a slow witness never
    slows sequencing).
+
+On a shared storage (PostgreSQL, a SharedQueue) a process that does not
+sequence still accepts submissions: it queues them durably and waits until
+they are in the log (or refused); the sequencing process drains the queue into
+its pool on every flush. A crash anywhere leaves queued statements queued, to
+be logged by whichever process sequences next; a submitter is only answered
+once its entry is in the log. A failed commit (the database went away, maybe
+mid-commit) reloads the head before the next flush, since the outcome is not
+known: the compare-and-swap decides, never a guess.
 """
 
 import asyncio
@@ -29,10 +38,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
+from logserver.storage import EntryRecord, Head, HeadMovedError, SharedQueue, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
-from tlogcore.errors import NotAllowedError
+from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import Signer
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
@@ -82,6 +91,8 @@ class SequencerConfig:
     lease_ttl: float = 5.0
     owner: str = "sequencer"
     publish_without_witnesses: bool = True
+    queue_poll: float = 0.05  # seconds between checks of a submitter waiting on a shared queue
+    queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
 
 
 @dataclass
@@ -99,6 +110,7 @@ class Sequencer:
     _pending: dict[bytes, asyncio.Future[Sequenced]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_lease: float = 0.0
+    _from_queue: set[bytes] = field(default_factory=set)  # leaf hashes in the pool that came from a SharedQueue
     batch_seconds: list[float] = field(default_factory=list)  # for metrics: drained by the app
 
     @property
@@ -109,12 +121,17 @@ class Sequencer:
     def pool_size(self) -> int:
         return len(self._pool)
 
+    @property
+    def accepts_submissions(self) -> bool:
+        """True when sequencing, or when the storage lets another process sequence what this one accepts."""
+        return self.not_sequencing is None or isinstance(self.storage, SharedQueue)
+
     async def load(self) -> None:
         """(Re)load head, right edge and issuer registry from storage: the log's history is the truth."""
         self.head = await self.storage.head()
         nodes = merkle.right_edge(self.size)
         self._edge = await self.storage.get_hashes([merkle.stored_hash_index(lv, i) for lv, i in nodes])
-        if self.head and merkle.fold_range(self._edge) != self.head.root:
+        if self.head is not None and self.head.size and merkle.fold_range(self._edge) != self.head.root:
             raise StorageError("stored hashes do not match the stored head: refusing to sequence")
         entries = await self.storage.registry_entries()
         self.registry = Registry.replay(
@@ -146,6 +163,8 @@ class Sequencer:
     async def submit(self, submissions: Sequence[Submission]) -> list[Sequenced]:
         """Wait until every submission is durably sequenced; identical statements return their first entry."""
         if self.not_sequencing is not None:
+            if isinstance(self.storage, SharedQueue):
+                return await self._submit_through_queue(self.storage, submissions)
             raise NotSequencingError(self.not_sequencing)
         existing = await self.storage.find_leaves([s.leaf_hash for s in submissions])
         new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
@@ -167,18 +186,98 @@ class Sequencer:
             self._wake.set()
         return [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
 
+    async def _submit_through_queue(self, queue: SharedQueue, submissions: Sequence[Submission]) -> list[Sequenced]:
+        """Standby path: queue durably, then wait until the sequencing process has logged every statement."""
+        hashes = [s.leaf_hash for s in submissions]
+        found = await self.storage.find_leaves(hashes)
+        duplicates = set(found)
+        waiting = {s.leaf_hash: s.data for s in submissions if s.leaf_hash not in found}
+        if waiting:
+            await queue.enqueue(list(waiting.items()))
+        deadline = time.monotonic() + self.config.queue_timeout
+        while waiting:
+            await asyncio.sleep(self.config.queue_poll)
+            found.update(await self.storage.find_leaves(list(waiting)))
+            refused = await queue.queue_refusals([h for h in waiting if h not in found])
+            if refused:
+                raise NotAllowedError(next(iter(refused.values())))
+            waiting = {h: d for h, d in waiting.items() if h not in found}
+            if waiting and time.monotonic() > deadline:
+                raise NotSequencingError(
+                    f"{len(waiting)} statements are queued but no process has sequenced them within "
+                    f"{self.config.queue_timeout:g} s; they will be logged, resubmit later to get their entries"
+                )
+        fresh = await self.storage.head()
+        if self.not_sequencing is not None and fresh is not None and fresh.size > self.size:
+            self.head = fresh  # the response's checkpoint must cover the entries (only the sequencer moves it else)
+        return [Sequenced(found[h], h, h in duplicates) for h in hashes]
+
+    async def _follow(self) -> None:
+        """Standby: keep head and issuer registry current, so reads and submission checks see the log as it is."""
+        fresh = await self.storage.head()
+        if fresh is not None and (self.head is None or fresh.size != self.head.size):
+            await self.load()
+
+    async def _drain_queue(self, queue: SharedQueue) -> None:
+        """Move statements other processes queued into the pool (their signatures were checked on the way in)."""
+        room = self.config.max_batch - len(self._pool)
+        if room <= 0:
+            return
+        refusals: dict[bytes, str] = {}
+        loop = asyncio.get_running_loop()
+        for data in await queue.queued(room):
+            digest = merkle.leaf_hash(data)
+            if digest in self._pending:
+                continue
+            try:
+                statement = parse_statement(data, check_signature=False)
+            except TlogError as exc:
+                refusals[digest] = f"malformed queued statement: {exc}"
+                continue
+            future: asyncio.Future[Sequenced] = loop.create_future()
+            future.add_done_callback(_nobody_waits)
+            self._pending[digest] = future
+            self._from_queue.add(digest)
+            self._pool.append((Submission(data, statement, digest), future))
+        if refusals:
+            await queue.refuse_queued(refusals)
+
+    async def _settle_queue(self, logged: Sequence[bytes], refusals: dict[bytes, str]) -> None:
+        """After a flush: forget queued statements now in the log, and record the refused ones for their waiters."""
+        if not isinstance(self.storage, SharedQueue):
+            return
+        logged = [h for h in logged if h in self._from_queue]
+        refusals = {h: r for h, r in refusals.items() if h in self._from_queue}
+        self._from_queue.difference_update(logged)
+        self._from_queue.difference_update(refusals)
+        try:
+            if logged:
+                await self.storage.dequeue(logged)
+            if refusals:
+                await self.storage.refuse_queued(refusals)
+        except StorageError as exc:  # harmless: they are drained again, found logged or refused again
+            log.warning("queue bookkeeping failed: %s", exc)
+
     async def run(self) -> None:
         """The loop: flush on the interval or when the pool is full; renew the lease as it goes."""
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.flush_interval)
             self._wake.clear()
-            if self.clock() - self._last_lease >= self.config.lease_ttl / 3 or self.not_sequencing:
+            # abs(): a wall clock stepping back must not stop the renewals until it catches up again.
+            if abs(self.clock() - self._last_lease) >= self.config.lease_ttl / 3 or self.not_sequencing:
                 try:
                     await self.take_lease()
                 except StorageError as exc:
                     log.error("lease renewal failed: %s", exc)
                     continue
+            try:
+                if self.not_sequencing is not None:
+                    await self._follow()
+                elif isinstance(self.storage, SharedQueue):
+                    await self._drain_queue(self.storage)
+            except StorageError as exc:
+                log.error("storage unavailable: %s", exc)
             if self._pool and self.not_sequencing is None:
                 await self.flush()
             elif self._pool:
@@ -188,6 +287,7 @@ class Sequencer:
         pool, self._pool = self._pool, []
         for submission, future in pool:
             self._pending.pop(submission.leaf_hash, None)
+            self._from_queue.discard(submission.leaf_hash)
             if not future.done():
                 future.set_exception(error)
 
@@ -204,6 +304,7 @@ class Sequencer:
             return
         registry = copy.deepcopy(self.registry)
         accepted: list[tuple[Submission, asyncio.Future[Sequenced]]] = []
+        refusals: dict[bytes, str] = {}
         for submission, future in batch:
             if submission.leaf_hash in logged:
                 self._pending.pop(submission.leaf_hash, None)
@@ -214,9 +315,11 @@ class Sequencer:
             except NotAllowedError as exc:
                 self._pending.pop(submission.leaf_hash, None)
                 future.set_exception(exc)
+                refusals[submission.leaf_hash] = str(exc)
                 continue
             accepted.append((submission, future))
         if not accepted:
+            await self._settle_queue(list(logged), refusals)
             return
         # 3. Hashes and root, from the right edge held in memory.
         appended = merkle.append_leaves(self.size, self._edge, [s.leaf_hash for s, _ in accepted])
@@ -243,6 +346,7 @@ class Sequencer:
         except StorageError as exc:
             log.error("commit failed, batch of %d refused: %s", len(accepted), exc)
             self._fail_batch(accepted, exc)
+            self.not_sequencing = f"reloading after a failed commit: {exc}"  # it may have committed after all
             return
         # 6. Acknowledge: the entries are durable.
         first = self.size
@@ -252,6 +356,7 @@ class Sequencer:
             if not future.done():
                 future.set_result(Sequenced(first + offset, submission.leaf_hash, False))
         self.batch_seconds.append(time.perf_counter() - started)
+        await self._settle_queue([*logged, *(s.leaf_hash for s, _ in accepted)], refusals)
         # 7. Witnessing, in the background.
         if self.on_checkpoint is not None:
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self.on_checkpoint(new_head))
@@ -260,8 +365,15 @@ class Sequencer:
     def _fail_batch(self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]], error: Exception) -> None:
         for submission, future in batch:
             self._pending.pop(submission.leaf_hash, None)
+            self._from_queue.discard(submission.leaf_hash)  # still queued: drained again later
             if not future.done():
                 future.set_exception(error)
+
+
+def _nobody_waits(future: "asyncio.Future[Sequenced]") -> None:
+    """A queued statement's waiter is in another process: mark any exception as seen."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _log_failure(task: "asyncio.Task[None]") -> None:

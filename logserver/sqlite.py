@@ -147,7 +147,8 @@ class SQLiteStorage:
                 )
                 await db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL or an I/O error
+                    await db.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
             raise StorageError(f"commit failed, nothing was stored: {exc}") from exc

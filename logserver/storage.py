@@ -11,12 +11,17 @@ Contract (every implementation, SQLite and PostgreSQL alike):
    the caller extended. Two processes on one database can therefore never fork
    the log, and a checkpoint size is never stored twice.
 3. Reads see only committed data; leaves and hashes never change once stored.
-4. Nothing is deleted.
+4. Nothing is deleted (from the log; a SharedQueue's pending rows are not
+   part of it).
+5. A storage several processes share (PostgreSQL) is also a SharedQueue: a
+   process that does not sequence stores submissions with `enqueue` (durable
+   once it returns) and the sequencing process drains them; an entry is
+   acknowledged only once `find_leaves` finds it in the log.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class StorageError(Exception):
@@ -95,3 +100,23 @@ class Storage(Protocol):
         """Take or renew the sequencer lease; None on success, else the current holder."""
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SharedQueue(Protocol):
+    """Submissions accepted by a process that does not sequence, waiting for the one that does (contract 5)."""
+
+    async def enqueue(self, entries: Sequence[tuple[bytes, bytes]]) -> None:
+        """Durably queue (leaf hash, statement) pairs; ones already queued are left as they are."""
+
+    async def queued(self, limit: int) -> list[bytes]:
+        """The oldest queued statements not yet refused, at most `limit`."""
+
+    async def dequeue(self, leaf_hashes: Sequence[bytes]) -> None:
+        """Forget queued statements that are now in the log."""
+
+    async def refuse_queued(self, refusals: dict[bytes, str]) -> None:
+        """Mark queued statements the sequencer refused, with the reason, for their submitters to collect."""
+
+    async def queue_refusals(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, str]:
+        """Collect (and forget) the refusals among these leaf hashes."""

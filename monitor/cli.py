@@ -70,6 +70,8 @@ def load_config(path: Path) -> MonitorConfig:
         raise UsageError(f"cannot read config {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"config {path}: not valid TOML: {exc}") from None
+    except RecursionError:  # fuzzing: tomllib recurses once per nested [ or {
+        raise UsageError(f"config {path}: not valid TOML: nested too deeply") from None
     except TlogError as exc:
         raise UsageError(f"config {path}: {exc}") from None
 

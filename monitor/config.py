@@ -7,6 +7,7 @@ are resolved against the config file's directory. Every option is shown in
 `[[log.witness]]` tables and a `quorum` count.
 """
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,9 +99,13 @@ _TOP: dict[str, type] = {
 
 def _typed(value: Any, want: type, where: str) -> Any:
     if want is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 2**1023:  # fuzzing: float() of a TOML integer this large raises OverflowError
+            raise MalformedError(f"{where} must be a finite number")
         value = float(value)
     if (isinstance(value, bool) and want is not bool) or not isinstance(value, want):
         raise MalformedError(f"{where} must be a {want.__name__}")
+    if isinstance(value, float) and not math.isfinite(value):  # fuzzing: TOML has nan and inf; nan <= 0 is false
+        raise MalformedError(f"{where} must be a finite number")
     return value
 
 

@@ -7,6 +7,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO.parent / "shared" / "vectors"
 
+pytest_plugins = ["pg_cluster"]  # the throwaway PostgreSQL cluster fixtures (tests/pg_cluster.py)
+
 if not (VECTORS / "README.md").is_file():  # fail the whole run, never skip
     raise RuntimeError(f"test vectors not found at {VECTORS}: the suite needs ../shared/vectors")
 

@@ -34,6 +34,7 @@ class LogProcess:
     process: subprocess.Popen[bytes] | None = None
     config: Path | None = None
     extra_args: list[str] = field(default_factory=list)
+    dsn: str | None = None  # a PostgreSQL database to use instead of SQLite (keys stay in `data`)
 
     @property
     def url(self) -> str:
@@ -51,8 +52,12 @@ class LogProcess:
             f"127.0.0.1:{self.port}",
             *self.extra_args,
         ]
-        if self.config is not None:
-            args += ["--config", str(self.config)]
+        config = self.config
+        if self.dsn is not None:
+            config = self.data.parent / f"server-{self.port}.toml"
+            config.write_text(postgres_config(self.dsn) + (self.config.read_text() if self.config else ""))
+        if config is not None:
+            args += ["--config", str(config)]
         with (self.data.parent / f"server-{self.port}.log").open("ab") as log_file:
             self.process = subprocess.Popen(args, cwd=REPO, stdout=log_file, stderr=log_file)
         if wait:
@@ -93,14 +98,21 @@ class LogProcess:
         return parse_signer_key((self.data / name).read_text().strip())
 
 
+def postgres_config(dsn: str) -> str:
+    return f'[storage]\nengine = "postgresql"\npostgresql_dsn = "{dsn}"\npostgresql_pool_size = 4\n'
+
+
 @contextmanager
-def running_log(tmp: Path, name: str = "log", config_text: str | None = None) -> Iterator[LogProcess]:
+def running_log(
+    tmp: Path, name: str = "log", config_text: str | None = None, dsn: str | None = None
+) -> Iterator[LogProcess]:
+    """A server on SQLite, or on PostgreSQL with `dsn` (see the `log_dsn` fixture in pg_cluster.py)."""
     data = tmp / name
     config = None
     if config_text is not None:
         config = tmp / f"{name}.toml"
         config.write_text(config_text)
-    server = LogProcess(data, free_port(), config=config).start()
+    server = LogProcess(data, free_port(), config=config, dsn=dsn).start()
     try:
         yield server
     finally:

@@ -35,3 +35,12 @@ def test_bad_config_is_refused(text: str, words: str) -> None:
 def test_overrides() -> None:
     config = config_from_toml({"sequencer": {"flush_interval_ms": 50, "lease_ttl_seconds": 2}, "log": {"origin": "x"}})
     assert (config.flush_interval_ms, config.lease_ttl_seconds, config.origin) == (50, 2.0, "x")
+
+
+def test_a_rate_limit_of_zero_means_off_but_other_zeros_and_negatives_are_refused() -> None:
+    text = "[limits]\nclient_requests_per_second = 0\nissuer_statements_per_second = 0"
+    config = config_from_toml(tomllib.loads(text))
+    assert (config.client_requests_per_second, config.issuer_statements_per_second) == (0.0, 0.0)
+    for text in ("[limits]\nclient_requests_per_second = -1", "[limits]\nclient_burst = 0"):
+        with pytest.raises(MalformedError, match="must be positive"):
+            config_from_toml(tomllib.loads(text))

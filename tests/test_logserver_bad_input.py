@@ -16,8 +16,11 @@ STRANGER = Ed25519Signer("stranger.example", seed(12))
 
 
 @pytest.fixture(scope="module")
-def log(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    with running_log(tmp_path_factory.mktemp("bad")) as server, httpx.Client(base_url=server.url, timeout=30) as c:
+def log(tmp_path_factory: pytest.TempPathFactory, module_log_dsn: str | None):  # type: ignore[no-untyped-def]
+    with (
+        running_log(tmp_path_factory.mktemp("bad"), dsn=module_log_dsn) as server,
+        httpx.Client(base_url=server.url, timeout=30) as c,
+    ):
         register_issuer(c, server, ISSUER)
         origin = c.get("/api/v1/log").json()["origin"]
         assert post_statements(c, [issue(origin, ISSUER, b"\x05" * 32)]).status_code == 200

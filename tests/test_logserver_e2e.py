@@ -32,9 +32,9 @@ def submit_and_check(client: httpx.Client, log_key, statements: list[bytes]) -> 
     return indexes
 
 
-def test_everything_served_verifies_across_tile_boundaries(tmp_path: Path) -> None:
+def test_everything_served_verifies_across_tile_boundaries(tmp_path: Path, log_dsn: str | None) -> None:
     issuer = Ed25519Signer("ministry.example.gov.kh", seed(1))
-    with running_log(tmp_path) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+    with running_log(tmp_path, dsn=log_dsn) as server, httpx.Client(base_url=server.url, timeout=60) as client:
         log_key = log_verifier(client)
         empty = verified_checkpoint(client, log_key)
         assert empty.size == 0 and empty.root == merkle.EMPTY_ROOT
@@ -59,10 +59,10 @@ def test_everything_served_verifies_across_tile_boundaries(tmp_path: Path) -> No
         assert "tlog_tree_size 65537" in metrics and "tlog_submissions_accepted_total" in metrics
 
 
-def test_resubmission_returns_the_original_entry_and_lookup_reports_status(tmp_path: Path) -> None:
+def test_resubmission_returns_the_original_entry_and_lookup_reports_status(tmp_path: Path, log_dsn: str | None) -> None:
     issuer = Ed25519Signer("court.example.gov.kh", seed(2))
     other = Ed25519Signer("impostor.example", seed(3))
-    with running_log(tmp_path) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+    with running_log(tmp_path, dsn=log_dsn) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         log_key = log_verifier(client)
         register_issuer(client, server, issuer, "Supreme Court")
         register_issuer(client, server, other, "Another issuer")
@@ -91,11 +91,11 @@ def test_resubmission_returns_the_original_entry_and_lookup_reports_status(tmp_p
         assert {i["name"] for i in issuers} == {"court.example.gov.kh", "impostor.example"}
 
 
-def test_issuer_registry_is_rebuilt_from_the_log_on_restart(tmp_path: Path) -> None:
+def test_issuer_registry_is_rebuilt_from_the_log_on_restart(tmp_path: Path, log_dsn: str | None) -> None:
     from log_harness import LogProcess
 
     issuer = Ed25519Signer("university.example.edu.kh", seed(4))
-    with running_log(tmp_path) as server, httpx.Client(base_url=server.url, timeout=30) as client:
+    with running_log(tmp_path, dsn=log_dsn) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         origin = client.get("/api/v1/log").json()["origin"]
         refused = post_statements(client, [issue(origin, issuer, bytes(32))])
         assert refused.status_code == 403 and refused.json()["error"] == "signer_not_allowed"
@@ -112,7 +112,7 @@ def test_issuer_registry_is_rebuilt_from_the_log_on_restart(tmp_path: Path) -> N
         )
         assert post_statements(client, [sign_statement(retire, registry)]).status_code == 200
         server.stop()
-        restarted = LogProcess(server.data, server.port).start()
+        restarted = LogProcess(server.data, server.port, dsn=log_dsn).start()
         try:
             retired = post_statements(client, [issue(origin, issuer, b"\x01" * 32)])
             assert retired.status_code == 403 and "retired" in retired.json()["message"]

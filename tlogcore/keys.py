@@ -14,7 +14,7 @@ Verifier key string: `<name>+<8 hex key ID>+<base64(type || key material)>`.
 import hashlib
 from abc import ABC, abstractmethod
 
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
@@ -130,7 +130,7 @@ class ECDSAVerifier(Verifier):
     def __init__(self, name: str, material: bytes, key_id: int | None = None) -> None:
         try:
             key = serialization.load_der_public_key(material)
-        except ValueError as exc:
+        except (ValueError, UnsupportedAlgorithm) as exc:  # found by fuzzing: an unknown key OID is the latter
             raise MalformedError(f"type 0x{self.key_type:02x} key is not a DER public key") from exc
         if not isinstance(key, ec.EllipticCurvePublicKey):
             raise MalformedError(f"type 0x{self.key_type:02x} key is not an ECDSA key")

@@ -3,6 +3,7 @@
     POST /add-checkpoint              body: see `witness.witness`; 200 → cosignature line(s)
     GET  /<hex SHA-256(origin)>/checkpoint   the latest cosigned checkpoint (404 if none)
     GET  /healthz                     "ok"
+    GET  /openapi.json                this API's OpenAPI description (`witness.openapi`)
 
 Statuses (tlog-witness §"add-checkpoint"; `STATUS` below is the only place
 errors become statuses): 400 malformed or old > size, 403 bad signature, 404
@@ -16,11 +17,12 @@ from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tlogcore.keys import Signer
 from witness.config import WitnessConfig
+from witness.openapi import OPENAPI
 from witness.storage import Evidence, LogState, WitnessStorage
 from witness.witness import (
     AddCheckpoint,
@@ -132,10 +134,14 @@ def create_app(
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(OPENAPI)
+
     return Starlette(
         routes=[
             Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
             Route("/{origin_hash}/checkpoint", latest_checkpoint, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
         ]
     )

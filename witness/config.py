@@ -92,6 +92,8 @@ def parse_config(text: str) -> WitnessConfig:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise MalformedError(f"config: not valid TOML: {exc}") from None
+    except RecursionError:  # fuzzing: tomllib recurses once per nested [ or {
+        raise MalformedError("config: not valid TOML: nested too deeply") from None
     _only_keys(document, {"name", "listen", "log"}, "top level")
     try:
         name = check_key_name(_string(document, "name", "top level", DEFAULT_NAME))

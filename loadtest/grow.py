@@ -1,0 +1,417 @@
+"""Growth driver: grows a log to 10^7 entries and reports how it behaves at 10^5, 10^6 and 10^7.
+
+    .venv/bin/python -m loadtest.grow                                  (10^5, 10^6, 10^7 on SQLite: hours on 2 cores)
+    .venv/bin/python -m loadtest.grow --sizes 1e5,1e6 --engines sqlite,postgresql
+    .venv/bin/python -m loadtest.grow --quick                          (2*10^4 and 10^5, 3-second phases)
+
+For each storage engine, side by side, and at each size:
+- integration rate: entries/s durably appended by the real `Sequencer` in-process (batches of 10,000, one
+  fsync'd commit each), over the last 100,000 entries before the size was reached, and over the whole stage;
+- inclusion proofs by leaf hash and proof bundles (`GET /api/v1/bundle/<i>`) over HTTP from a real
+  `tlog-server serve` on that database: requests/s and latency p50/p99 (16 keep-alive clients);
+- level-0 hash tiles read over HTTP, random full tiles across the tree: reads/s;
+- bytes on disk per entry, and the server's RSS after the reads.
+
+Every leaf is a distinct `issue` statement, really signed by the registered issuer key (the server would accept
+each one): statements are signed in chunks of 100,000 on every core, between timed appends, never during them.
+Prints figures as it goes (flushed, so the output can be followed in a log file) and asserts nothing.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from loadtest.log_bench import (
+    DATABASE,
+    PROOF_CLIENTS,
+    Job,
+    Load,
+    ServerProcess,
+    append_timed,
+    disk_bytes,
+    issue_chunk,
+    issuer_add,
+    machine_info,
+    measured,
+    percentile,
+    prepare_data,
+    proof_jobs,
+    raw_closed_loop,
+    running_sequencer,
+    running_server,
+)
+from loadtest.pgcluster import PgCluster, start_cluster
+from logserver.postgres import PostgresStorage
+from logserver.sequencer import Sequencer, Submission
+from logserver.sqlite import SQLiteStorage
+from logserver.storage import Storage
+from tlogcore.tiles import TILE_WIDTH, Tile
+
+SIGN_CHUNK = 100_000  # statements signed (on every core) before each timed stretch of appends
+SIGN_JOB = 10_000  # statements per worker job
+APPEND_BATCH = 10_000  # entries per commit, as in log_bench's big trees
+RATE_WINDOW = 100_000  # the integration rate "at" a size: over this many entries before it
+APPEND_TIMEOUT = 600.0  # seconds for one chunk: a sequencer that stopped must not hang the run
+SAMPLE_EVERY = 97  # keep every 97th leaf hash for the proof requests (spread over the whole tree)
+
+
+class Engine(Protocol):
+    """A storage engine the driver can grow a log in and serve it from."""
+
+    name: str
+
+    async def open(self) -> Storage: ...
+
+    def serve(self) -> contextlib.AbstractContextManager[ServerProcess]: ...
+
+    def disk_bytes(self) -> int: ...
+
+
+@dataclass
+class SQLiteEngine:
+    data: Path
+    name: str = "sqlite"
+
+    def __post_init__(self) -> None:
+        prepare_data(self.data)
+
+    async def open(self) -> Storage:
+        return await SQLiteStorage.open(self.data / DATABASE)
+
+    def serve(self) -> contextlib.AbstractContextManager[ServerProcess]:
+        return running_server(self.data)
+
+    def disk_bytes(self) -> int:
+        return disk_bytes(self.data / DATABASE)
+
+
+@dataclass
+class PostgresEngine:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (loadtest/pgcluster.py), served with storage.engine = postgresql."""
+
+    data: Path
+    cluster: PgCluster
+    database: str = "grow"
+    name: str = "postgresql"
+
+    @classmethod
+    @contextlib.contextmanager
+    def started(cls, data: Path) -> Iterator["PostgresEngine"]:
+        cluster = start_cluster()
+        try:
+            engine = cls(data, cluster)
+            cluster.create_database(engine.database)
+            prepare_data(data)
+            (data / "server.toml").write_text(
+                f'[storage]\nengine = "postgresql"\npostgresql_dsn = "{engine.dsn}"\n', encoding="utf-8"
+            )
+            yield engine
+        finally:
+            cluster.stop()
+
+    @property
+    def dsn(self) -> str:
+        return self.cluster.dsn(self.database)
+
+    async def open(self) -> Storage:
+        return await PostgresStorage.open(self.dsn)
+
+    def serve(self) -> contextlib.AbstractContextManager[ServerProcess]:
+        return running_server(self.data, ["--config", str(self.data / "server.toml")])
+
+    def disk_bytes(self) -> int:
+        """The database's tables and indexes (pg_database_size; WAL not counted, as SQLite's is checkpointed)."""
+        self.cluster.psql("CHECKPOINT")
+        return int(self.cluster.psql(f"SELECT pg_database_size('{self.database}')"))
+
+
+@dataclass
+class Figures:
+    engine: str
+    size: int
+    rate_at_size: float  # entries/s over the last RATE_WINDOW entries
+    rate_stage: float  # entries/s over the whole stage
+    proofs: Load
+    bundles: Load
+    tiles: Load
+    disk_per_entry: float
+    rss: int
+    rss_start: int
+
+
+@dataclass
+class Grower:
+    """One engine's log, appended to through the real Sequencer; remembers what it needs for the reads."""
+
+    engine: Engine
+    size: int = 0
+    sample: list[bytes] = field(default_factory=list)  # leaf hashes of every SAMPLE_EVERY-th entry
+    seconds: list[tuple[int, float]] = field(default_factory=list)  # (entries, seconds) per commit
+
+    async def append(self, sequencer: Sequencer, chunk: Sequence[Submission]) -> None:
+        per_batch = await asyncio.wait_for(append_timed(sequencer, chunk, APPEND_BATCH), APPEND_TIMEOUT)
+        lengths = [min(APPEND_BATCH, len(chunk) - i) for i in range(0, len(chunk), APPEND_BATCH)]
+        self.seconds += zip(lengths, per_batch, strict=True)
+        first_sampled = (SAMPLE_EVERY - self.size % SAMPLE_EVERY) % SAMPLE_EVERY
+        self.sample += [s.leaf_hash for s in chunk[first_sampled::SAMPLE_EVERY]]
+        self.size += len(chunk)
+
+    def rate_over(self, entries: int) -> float:
+        """Entries/s over (about) the last `entries` entries appended."""
+        done, seconds = 0, 0.0
+        for count, spent in reversed(self.seconds):
+            if done >= entries:
+                break
+            done, seconds = done + count, seconds + spent
+        return done / seconds if seconds else float("nan")
+
+
+def signed(first: int, count: int, when: int, pool: ProcessPoolExecutor) -> list[Submission]:
+    """Signed `issue` statements number first..first+count, signed on every core."""
+    end = first + count
+    jobs = [(start, min(SIGN_JOB, end - start), when) for start in range(first, end, SIGN_JOB)]
+    return [s for part in pool.map(issue_chunk, jobs) for s in part]
+
+
+async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: ProcessPoolExecutor) -> None:
+    """Grow every engine's log to `target`: each chunk is signed once, then appended to each engine in turn, so the
+    engines are measured on the same statements under the same machine load."""
+    async with contextlib.AsyncExitStack() as stack:
+        sequencers = []
+        for grower in growers:
+            storage = await grower.engine.open()
+            stack.push_async_callback(storage.close)
+            sequencers.append(await stack.enter_async_context(running_sequencer(storage, APPEND_BATCH)))
+        size = growers[0].size
+        if size == 0:
+            for grower, sequencer in zip(growers, sequencers, strict=True):
+                await sequencer.submit([issuer_add(when)])  # leaf 0: the issuer is registered
+                grower.size = 1
+            size = 1
+        while size < target:
+            # statement n is leaf n + 1 (leaf 0 is the registry statement), so every document is distinct
+            chunk = signed(size - 1, min(SIGN_CHUNK, target - size), when, pool)
+            for grower, sequencer in zip(growers, sequencers, strict=True):
+                try:
+                    await grower.append(sequencer, chunk)
+                except TimeoutError:
+                    raise RuntimeError(
+                        f"{grower.engine.name}: {len(chunk):,} entries not sequenced in {APPEND_TIMEOUT} s "
+                        f"(sequencer: {sequencer.not_sequencing or 'sequencing'})"
+                    ) from None
+            size += len(chunk)
+
+
+# --- reads over HTTP -------------------------------------------------------------
+
+
+def bundle_jobs(size: int, seed: int) -> Iterator[Job]:
+    rng = random.Random(seed)
+    while True:
+        yield ("GET", f"/api/v1/bundle/{rng.randrange(size)}", b"")
+
+
+def tile_jobs(size: int, seed: int) -> Iterator[Job]:
+    """Random full level-0 hash tiles from anywhere in the tree (what a monitor or a CDN miss asks for)."""
+    rng, full = random.Random(seed), max(1, size // TILE_WIDTH)
+    while True:
+        yield ("GET", "/" + Tile(0, rng.randrange(full)).path, b"")
+
+
+def measure(engine: Engine, grower: Grower, stage_seconds: float, stage_entries: int, seconds: float) -> Figures:
+    disk = engine.disk_bytes()
+    with engine.serve() as server:
+        rss_start = server.rss_bytes()
+
+        def load(jobs: Iterator[Job]) -> Load:
+            return measured(server, raw_closed_loop(server.port, PROOF_CLIENTS, seconds, jobs))
+
+        proofs = load(proof_jobs(grower.sample, grower.size))
+        bundles = load(bundle_jobs(grower.size, grower.size + 1))
+        tiles = load(tile_jobs(grower.size, grower.size + 2))
+        rss = server.rss_bytes()
+    return Figures(
+        engine.name,
+        grower.size,
+        grower.rate_over(RATE_WINDOW),
+        stage_entries / stage_seconds,
+        proofs,
+        bundles,
+        tiles,
+        disk / grower.size,
+        rss,
+        rss_start,
+    )
+
+
+# --- the report ---------------------------------------------------------------------
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f}"
+
+
+def latency(load: Load) -> str:
+    return f"{ms(percentile(load.latencies, 0.5))} / {ms(percentile(load.latencies, 0.99))}"
+
+
+def failures(load: Load) -> str:
+    bad = load.requests - load.ok
+    return f" ({bad} non-200: {dict(load.statuses)})" if bad else ""
+
+
+def print_figures(f: Figures) -> None:
+    print(
+        f"  [{f.engine}] size {f.size:,}: integration {f.rate_at_size:,.0f}/s over the last "
+        f"{min(RATE_WINDOW, f.size):,} "
+        f"({f.rate_stage:,.0f}/s over the stage); proofs {f.proofs.rate:,.0f}/s p50/p99 {latency(f.proofs)} ms"
+        f"{failures(f.proofs)}; bundles {f.bundles.rate:,.0f}/s p50/p99 {latency(f.bundles)} ms{failures(f.bundles)}; "
+        f"tiles {f.tiles.rate:,.0f}/s{failures(f.tiles)}; disk {f.disk_per_entry:,.0f} B/entry; "
+        f"RSS {f.rss_start / 2**20:,.0f} -> {f.rss / 2**20:,.0f} MiB; load average {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+
+
+def print_table(figures: Sequence[Figures]) -> None:
+    print(
+        "\n| engine | entries | integration, last 10^5 (entries/s) | integration, whole stage | "
+        "inclusion by leaf hash /s | p50 / p99 ms | bundles /s | p50 / p99 ms | level-0 tiles /s | "
+        "disk B/entry | server RSS MiB (start → after reads) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
+    for f in figures:
+        print(
+            f"| {f.engine} | {f.size:,} | {f.rate_at_size:,.0f} | {f.rate_stage:,.0f} | {f.proofs.rate:,.0f} | "
+            f"{latency(f.proofs)} | {f.bundles.rate:,.0f} | {latency(f.bundles)} | {f.tiles.rate:,.0f} | "
+            f"{f.disk_per_entry:,.0f} | {f.rss_start / 2**20:,.0f} → {f.rss / 2**20:,.0f} |"
+        )
+
+
+@dataclass(frozen=True)
+class Goal:
+    name: str
+    value: Callable[[Figures], float]
+    higher_is_better: bool
+
+
+GOALS = (
+    Goal("integration rate", lambda f: f.rate_at_size, True),
+    Goal("inclusion proofs/s", lambda f: f.proofs.rate, True),
+    Goal("inclusion proof p99", lambda f: percentile(f.proofs.latencies, 0.99), False),
+    Goal("bundles/s", lambda f: f.bundles.rate, True),
+    Goal("bundle p99", lambda f: percentile(f.bundles.latencies, 0.99), False),
+    Goal("tile reads/s", lambda f: f.tiles.rate, True),
+    Goal("bytes on disk per entry", lambda f: f.disk_per_entry, False),
+    Goal("server RSS", lambda f: f.rss, False),
+)
+
+
+def print_goals(figures: Sequence[Figures]) -> None:
+    """Goal: no figure more than 2x worse from the smallest size to the largest; RSS flat; PostgreSQL
+    integration >= 50% of SQLite's at each size."""
+    print("\nGoals")
+    for engine in dict.fromkeys(f.engine for f in figures):
+        mine = [f for f in figures if f.engine == engine]
+        first, last = mine[0], mine[-1]
+        if first is last:
+            continue
+        for goal in GOALS:
+            a, b = goal.value(first), goal.value(last)
+            worse = a / b if goal.higher_is_better else b / a
+            limit = 1.25 if goal.name == "server RSS" else 2.0  # "flat": within 25%
+            verdict = "met" if worse <= limit else "NOT met"
+            change = f"{worse:.2f}x worse" if worse > 1 else f"not worse ({worse:.2f}x)"
+            print(f"  [{engine}] {goal.name}, {first.size:,} -> {last.size:,}: {change} (limit {limit}x): {verdict}")
+    by_size = {(f.engine, f.size): f for f in figures}
+    for f in figures:
+        if f.engine == "postgresql" and ("sqlite", f.size) in by_size:
+            share = f.rate_at_size / by_size["sqlite", f.size].rate_at_size
+            print(
+                f"  PostgreSQL integration at {f.size:,}: {share:.0%} of SQLite's (goal >= 50%): "
+                f"{'met' if share >= 0.5 else 'NOT met'}"
+            )
+
+
+# --- main ----------------------------------------------------------------------------
+
+
+def parse_sizes(text: str) -> list[int]:
+    sizes = sorted({int(float(part)) for part in text.split(",") if part.strip()})
+    if not sizes or sizes[0] < 2 * TILE_WIDTH:
+        raise argparse.ArgumentTypeError(f"sizes must be at least {2 * TILE_WIDTH}: {text!r}")
+    return sizes
+
+
+def make_engine(name: str, tmp: Path, stack: contextlib.ExitStack) -> Engine:
+    if name == "sqlite":
+        return SQLiteEngine(tmp / "sqlite")
+    if name == "postgresql":
+        return stack.enter_context(PostgresEngine.started(tmp / "postgresql"))
+    raise argparse.ArgumentTypeError(f"unknown engine {name!r}: sqlite or postgresql")
+
+
+def signing_pool() -> ProcessPoolExecutor:
+    # forkserver, not fork: a forked worker would inherit the SQLite sequencer lock's file descriptor (a flock),
+    # and keep the lease held after the in-process sequencer closes, so no server could sequence afterwards
+    return ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver"))
+
+
+def run(engine_names: Sequence[str], sizes: Sequence[int], seconds: float, tmp: Path) -> list[Figures]:
+    when = int(time.time()) - 3600
+    figures: list[Figures] = []
+    with contextlib.ExitStack() as stack, signing_pool() as pool:
+        growers = [Grower(make_engine(name, tmp, stack)) for name in engine_names]
+        for size in sizes:
+            before = [(g.size, sum(s for _, s in g.seconds)) for g in growers]
+            asyncio.run(grow_all(growers, size, when, pool))
+            for grower, (size_before, seconds_before) in zip(growers, before, strict=True):
+                stage_seconds = sum(s for _, s in grower.seconds) - seconds_before
+                figures.append(measure(grower.engine, grower, stage_seconds, grower.size - size_before, seconds))
+                print_figures(figures[-1])
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=None, help="comma-separated, e.g. 1e5,1e6,1e7")
+    parser.add_argument("--engines", default="sqlite", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--seconds", type=float, default=None, help="length of each HTTP read phase (default 10)")
+    parser.add_argument("--quick", action="store_true", help="sizes 2e4,1e5 and 3-second read phases")
+    parser.add_argument("--keep", type=Path, default=None, help="grow the logs in this folder and keep them")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups (PostgreSQL cluster, temp folder)
+    sizes = args.sizes or ([20_000, 100_000] if args.quick else [100_000, 1_000_000, 10_000_000])
+    seconds = args.seconds or (3.0 if args.quick else 10.0)
+    engine_names = [name.strip() for name in args.engines.split(",") if name.strip()]
+    began = time.perf_counter()
+    print(f"growth driver: sizes {', '.join(f'{s:,}' for s in sizes)}; engines {', '.join(engine_names)}")
+    for line in machine_info():
+        print("  " + line)
+    print(
+        f"  statements: distinct `issue` statements, each signed by the registered issuer key, {SIGN_CHUNK:,} at a "
+        f"time on every core between timed appends (not timed); reads: {PROOF_CLIENTS} keep-alive clients, "
+        f"{seconds:g} s per phase",
+        flush=True,
+    )
+    with contextlib.ExitStack() as stack:
+        folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grow-")))
+        folder.mkdir(parents=True, exist_ok=True)
+        figures = run(engine_names, sizes, seconds, folder)
+    print_table(figures)
+    print_goals(figures)
+    print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,194 @@
+"""A throwaway PostgreSQL cluster on 127.0.0.1, for tests and benchmarks.
+
+    cluster = start_cluster()           # initdb into a temp dir, postgres on a free port
+    dsn = cluster.create_database("t1")  # postgresql://postgres@127.0.0.1:PORT/t1
+    cluster.stop()                       # and the temp dir is removed
+
+PostgreSQL refuses to run as root, so as root the cluster runs as `nobody`
+(setpriv), in a directory `nobody` owns. fsync stays on: the figures and the
+durability tests mean what they say. Raises ClusterError, never skips.
+"""
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+PG_ROOT = Path("/usr/lib/postgresql")
+
+
+class ClusterError(RuntimeError):
+    """PostgreSQL could not be set up or started."""
+
+
+def postgres_bin() -> Path:
+    """The newest installed PostgreSQL's bin directory (or PG_BIN)."""
+    if "PG_BIN" in os.environ:
+        return Path(os.environ["PG_BIN"])
+    versions = sorted((p for p in PG_ROOT.glob("*/bin") if (p / "initdb").exists()), key=lambda p: int(p.parent.name))
+    if not versions:
+        raise ClusterError(f"no PostgreSQL server found under {PG_ROOT} (apt install postgresql), or set PG_BIN")
+    return versions[-1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class PgCluster:
+    directory: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    bin: Path
+    as_user: list[str]
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.directory / "sock"
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run one SQL command as the superuser; its output, or ClusterError with PostgreSQL's message."""
+        args = [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-h", str(self.socket_dir), "-p", str(self.port)]
+        result = subprocess.run(
+            [*self.as_user, *args, "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1", "-c", sql],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode != 0:
+            raise ClusterError(f"psql {sql!r}: {result.stderr.strip()}")
+        return result.stdout.strip()
+
+    def create_database(self, name: str) -> str:
+        """A new empty database (a copy of template1); returns its DSN."""
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.dsn(name)
+
+    def terminate_backends(self, database: str, where: str = "true") -> int:
+        """pg_terminate_backend every client session of `database` matching `where`; how many were ended."""
+        out = self.psql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            f" WHERE datname = '{database}' AND pid <> pg_backend_pid() AND ({where})"
+        )
+        return int(out or 0)
+
+    def stop(self, remove: bool = True) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)  # fast shutdown: clients disconnected, then a clean stop
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        if remove:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def restart(self) -> None:
+        """Start the stopped cluster again on the same port and data."""
+        self.stop(remove=False)
+        self.process = _launch(self.bin, self.directory, self.port, self.as_user)
+        _wait_ready(self)
+
+
+def _unprivileged() -> tuple[list[str], int, int]:
+    """The command prefix that drops root, and the uid/gid to own the files; nothing when not root."""
+    if os.geteuid() != 0:
+        return [], os.geteuid(), os.getegid()
+    user = pwd.getpwnam("nobody")
+    prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", "--"]
+    return prefix, user.pw_uid, user.pw_gid
+
+
+def _launch(bin_dir: Path, directory: Path, port: int, as_user: list[str]) -> subprocess.Popen[bytes]:
+    args = [
+        str(bin_dir / "postgres"),
+        "-D",
+        str(directory / "data"),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "-k",
+        str(directory / "sock"),
+        "-c",
+        "max_connections=200",
+        "-c",
+        "shared_buffers=128MB",
+        "-c",
+        "fsync=on",
+        "-c",
+        "synchronous_commit=on",
+    ]
+    log = (directory / "postgres.log").open("ab")
+    with log:
+        return subprocess.Popen([*as_user, *args], stdout=log, stderr=log, start_new_session=True)
+
+
+def _wait_ready(cluster: PgCluster, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cluster.process.poll() is not None:
+            raise ClusterError(f"postgres exited with {cluster.process.returncode}: {_tail(cluster.directory)}")
+        ready = subprocess.run(
+            [str(cluster.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(cluster.port)], check=False
+        )
+        if ready.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise ClusterError(f"postgres did not accept connections within {timeout:g} s: {_tail(cluster.directory)}")
+
+
+def _tail(directory: Path) -> str:
+    path = directory / "postgres.log"
+    return path.read_text(errors="replace")[-2000:] if path.exists() else "(no log)"
+
+
+def start_cluster(base: Path | None = None) -> PgCluster:
+    """initdb into a new temp dir and start postgres on a free port of 127.0.0.1; ready when it returns."""
+    bin_dir = postgres_bin()
+    as_user, uid, gid = _unprivileged()
+    directory = Path(tempfile.mkdtemp(prefix="tlog-pg-", dir=base))
+    (directory / "sock").mkdir()
+    for path in (directory, directory / "sock"):
+        os.chown(path, uid, gid)
+    os.chmod(directory, 0o700)
+    init = subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(directory / "data"),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if init.returncode != 0:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise ClusterError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
+    port = free_port()
+    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user), bin_dir, as_user)
+    try:
+        _wait_ready(cluster)
+    except BaseException:
+        cluster.stop()
+        raise
+    return cluster

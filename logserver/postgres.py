@@ -1,0 +1,330 @@
+"""PostgreSQL storage (asyncpg): several tlog-server processes on one database, one of them sequencing.
+
+    storage = await PostgresStorage.open("postgresql://tlog@db.example/tlog", pool_size=10)
+
+Durability: every connection runs with synchronous_commit = on, so a commit
+is flushed to PostgreSQL's WAL before `commit_batch` returns (storage contract
+1). The head update is `UPDATE head ... WHERE size = $ AND root = $` in the
+same transaction, checked by row count (contract 2, STYLE.md §8). Leaves and
+node hashes go in with binary COPY (a batch holds up to 10,000 leaves); every
+query runs on a pooled connection, so a connection PostgreSQL dropped is
+replaced on the next call. Lookups use the same 8-byte hash-prefix indexes as
+logserver/sqlite.py, confirmed against the full hash.
+
+The sequencer lease is a session-level advisory lock held on one dedicated
+connection, not a lease row with an expiry: PostgreSQL releases it the moment
+that session ends (its process killed with -9, its socket closed), so a
+standby takes over on its next try (every flush interval) instead of waiting
+out a TTL, and no clocks have to agree. A holder's own view is checked on
+each renewal; the compare-and-swap stays the last line of defence if the
+session died unnoticed.
+
+A standby accepts submissions through the `pending` table (the SharedQueue
+Protocol in logserver/storage.py): it inserts them durably, the sequencer
+drains the table on each flush, and the submitter's process polls until its
+leaves are in the log (or refused).
+"""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
+
+from logserver.storage import EntryRecord, Head, HeadMovedError, StorageError, StoredEntry
+from tlogcore.merkle import leaf_hash
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS leaves (
+    idx bigint PRIMARY KEY,
+    data bytea NOT NULL,
+    leaf_key bigint NOT NULL,
+    document_key bigint,
+    registry boolean NOT NULL
+);
+CREATE INDEX IF NOT EXISTS leaves_by_leaf_key ON leaves(leaf_key);
+CREATE INDEX IF NOT EXISTS leaves_by_document_key ON leaves(document_key) WHERE document_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS leaves_registry ON leaves(idx) WHERE registry;
+CREATE TABLE IF NOT EXISTS hashes (id bigint PRIMARY KEY, hash bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    size bigint PRIMARY KEY,
+    root bytea NOT NULL,
+    note bytea NOT NULL,
+    published bytea
+);
+CREATE TABLE IF NOT EXISTS head (id integer PRIMARY KEY CHECK (id = 1), size bigint NOT NULL, root bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    leaf_hash bytea PRIMARY KEY,
+    data bytea NOT NULL,
+    error text,
+    seq bigserial
+);
+CREATE TABLE IF NOT EXISTS lease (id integer PRIMARY KEY CHECK (id = 1), owner text NOT NULL);
+"""
+SCHEMA_LOCK = 0x746C6F67_00000001  # advisory lock keys ("tlog"): one for schema creation, one for the lease
+LEASE_LOCK = 0x746C6F67_00000002
+LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one retry of a read
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+)
+SETTINGS = {"synchronous_commit": "on"}
+# Everything a lost connection or a dead server raises (InternalClientError: a connection killed mid-operation).
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
+
+
+def hash_key(digest: bytes) -> int:
+    """The indexed prefix of a hash: its first 8 bytes as a signed 64-bit integer (as in sqlite.py)."""
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class PostgresStorage:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, timeout: float) -> None:
+        self._pool = pool
+        self._dsn = dsn
+        self._timeout = timeout
+        self._lease_conn: asyncpg.Connection | None = None
+        self._lease_held = False
+
+    @classmethod
+    async def open(cls, dsn: str, pool_size: int = 10, timeout: float = 10.0) -> "PostgresStorage":
+        """Connect (a pool of at most `pool_size` connections) and create the schema if missing.
+
+        `timeout` bounds connecting and each statement, so a dead database fails a call instead of hanging it."""
+        try:
+            pool = await asyncpg.create_pool(
+                dsn,
+                min_size=1,
+                max_size=pool_size,
+                timeout=timeout,
+                command_timeout=timeout,
+                server_settings=SETTINGS,
+            )
+        except (*DB_ERRORS, ValueError) as exc:
+            raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+        storage = cls(pool, dsn, timeout)
+        try:
+            async with storage._conn() as conn, conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)  # servers starting together
+                await conn.execute(SCHEMA)
+        except BaseException:
+            await pool.close()
+            raise
+        return storage
+
+    @contextlib.asynccontextmanager
+    async def _conn(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with self._pool.acquire(timeout=self._timeout) as conn:
+                yield conn
+        except DB_ERRORS as exc:
+            raise StorageError(f"PostgreSQL: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._lease_conn is not None:
+            with contextlib.suppress(*DB_ERRORS):
+                await self._lease_conn.close(timeout=2)
+            self._lease_conn = None
+        await self._pool.close()
+
+    async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
+        """A read; retried once on another connection if its pooled one had been dropped (the pool cannot tell
+        before using it, e.g. after a PostgreSQL restart). Reads are idempotent; writes are never retried."""
+        for attempt in (1, 2):
+            try:
+                async with self._conn() as conn:
+                    result: list[asyncpg.Record] = await conn.fetch(sql, *args)
+                    return result
+            except StorageError as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, LOST_CONNECTION):
+                    raise
+                await self._pool.expire_connections()  # its siblings were most likely dropped too
+        raise AssertionError("unreachable")
+
+    async def head(self) -> Head | None:
+        rows = await self._fetch(
+            "SELECT h.size, h.root, c.note FROM head h JOIN checkpoints c ON c.size = h.size WHERE h.id = 1"
+        )
+        return Head(rows[0][0], bytes(rows[0][1]), bytes(rows[0][2])) if rows else None
+
+    async def commit_batch(
+        self,
+        old: Head | None,
+        new: Head,
+        entries: Sequence[EntryRecord],
+        first_hash: int,
+        hashes: Sequence[bytes],
+        publish: bool,
+    ) -> None:
+        old_size = old.size if old else 0
+        try:
+            async with self._conn() as conn, conn.transaction():
+                if old is None:
+                    status = await conn.execute(
+                        "INSERT INTO head (id, size, root) VALUES (1, $1, $2) ON CONFLICT DO NOTHING",
+                        new.size,
+                        new.root,
+                    )
+                else:
+                    status = await conn.execute(
+                        "UPDATE head SET size = $1, root = $2 WHERE id = 1 AND size = $3 AND root = $4",
+                        new.size,
+                        new.root,
+                        old.size,
+                        old.root,
+                    )
+                if not status.endswith(" 1"):  # "UPDATE 1" / "INSERT 0 1": exactly one row
+                    raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
+                if entries:
+                    await conn.copy_records_to_table(
+                        "leaves",
+                        columns=("idx", "data", "leaf_key", "document_key", "registry"),
+                        records=[
+                            (
+                                old_size + i,
+                                e.data,
+                                hash_key(e.leaf_hash),
+                                hash_key(e.document) if e.document else None,
+                                e.registry,
+                            )
+                            for i, e in enumerate(entries)
+                        ],
+                    )
+                if hashes:
+                    await conn.copy_records_to_table(
+                        "hashes", columns=("id", "hash"), records=[(first_hash + i, h) for i, h in enumerate(hashes)]
+                    )
+                await conn.execute(
+                    "INSERT INTO checkpoints (size, root, note, published) VALUES ($1, $2, $3, $4)",
+                    new.size,
+                    new.root,
+                    new.checkpoint,
+                    new.checkpoint if publish else None,
+                )
+        except StorageError as exc:
+            if isinstance(exc, HeadMovedError):
+                raise
+            raise StorageError(f"commit failed, nothing was acknowledged: {exc}") from exc
+
+    async def get_hashes(self, indexes: Sequence[int]) -> list[bytes]:
+        rows = await self._fetch("SELECT id, hash FROM hashes WHERE id = ANY($1::bigint[])", sorted(set(indexes)))
+        found = {row[0]: bytes(row[1]) for row in rows}
+        return [found[i] for i in indexes]
+
+    async def get_entries(self, start: int, end: int) -> list[bytes]:
+        rows = await self._fetch("SELECT data FROM leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, end)
+        if len(rows) != end - start:
+            raise KeyError(f"entries [{start}, {end}) are not all stored")
+        return [bytes(row[0]) for row in rows]
+
+    async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        wanted = set(leaf_hashes)
+        if not wanted:
+            return {}
+        rows = await self._fetch(
+            "SELECT idx, data FROM leaves WHERE leaf_key = ANY($1::bigint[]) ORDER BY idx",
+            sorted({hash_key(h) for h in wanted}),
+        )
+        found: dict[bytes, int] = {}
+        for index, data in rows:
+            digest = leaf_hash(bytes(data))
+            if digest in wanted:
+                found.setdefault(digest, index)
+        return found
+
+    async def document_entries(self, document: bytes) -> list[StoredEntry]:
+        rows = await self._fetch(
+            "SELECT idx, data FROM leaves WHERE document_key = $1 ORDER BY idx", hash_key(document)
+        )
+        line = b"\ndocument " + document.hex().encode() + b"\n"  # statements are canonical: one spelling
+        return [StoredEntry(row[0], bytes(row[1])) for row in rows if line in bytes(row[1])]
+
+    async def registry_entries(self) -> list[StoredEntry]:
+        rows = await self._fetch("SELECT idx, data FROM leaves WHERE registry ORDER BY idx")
+        return [StoredEntry(row[0], bytes(row[1])) for row in rows]
+
+    async def checkpoint_at(self, size: int) -> bytes | None:
+        rows = await self._fetch("SELECT coalesce(published, note) FROM checkpoints WHERE size = $1", size)
+        return bytes(rows[0][0]) if rows else None
+
+    async def set_cosigned(self, size: int, note: bytes) -> None:
+        async with self._conn() as conn:
+            await conn.execute("UPDATE checkpoints SET published = $1 WHERE size = $2", note, size)
+
+    async def latest_published(self) -> bytes | None:
+        rows = await self._fetch(
+            "SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1"
+        )
+        return bytes(rows[0][0]) if rows else None
+
+    async def acquire_lease(self, owner: str, now: float, ttl: float) -> str | None:
+        """Hold the advisory lock on the dedicated connection; `now` and `ttl` are not needed (see module doc)."""
+        try:
+            if self._lease_held and self._lease_conn is not None:
+                try:
+                    await self._lease_conn.fetchval("SELECT 1", timeout=self._timeout)
+                    return None  # the session is alive, so the lock is still ours
+                except DB_ERRORS:
+                    await self._drop_lease_conn()  # the lock went with the session: try again below
+            if self._lease_conn is None or self._lease_conn.is_closed():
+                self._lease_conn = await asyncpg.connect(
+                    self._dsn, timeout=self._timeout, command_timeout=self._timeout, server_settings=SETTINGS
+                )
+            conn = self._lease_conn
+            if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEASE_LOCK):
+                await conn.execute(
+                    "INSERT INTO lease (id, owner) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET owner = $1", owner
+                )
+                self._lease_held = True
+                return None
+            holder: str | None = await conn.fetchval("SELECT owner FROM lease WHERE id = 1")
+            return holder or "another process"
+        except DB_ERRORS as exc:
+            await self._drop_lease_conn()
+            raise StorageError(f"sequencer lease: {exc}") from exc
+
+    async def _drop_lease_conn(self) -> None:
+        self._lease_held = False
+        if self._lease_conn is not None:
+            self._lease_conn.terminate()
+            self._lease_conn = None
+
+    # SharedQueue (logserver/storage.py): submissions a standby accepted, waiting for the sequencer.
+
+    async def enqueue(self, entries: Sequence[tuple[bytes, bytes]]) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO pending (leaf_hash, data) SELECT * FROM unnest($1::bytea[], $2::bytea[])"
+                " ON CONFLICT (leaf_hash) DO NOTHING",
+                [h for h, _ in entries],
+                [d for _, d in entries],
+            )
+
+    async def queued(self, limit: int) -> list[bytes]:
+        rows = await self._fetch("SELECT data FROM pending WHERE error IS NULL ORDER BY seq LIMIT $1", limit)
+        return [bytes(row[0]) for row in rows]
+
+    async def dequeue(self, leaf_hashes: Sequence[bytes]) -> None:
+        async with self._conn() as conn:
+            await conn.execute("DELETE FROM pending WHERE leaf_hash = ANY($1::bytea[])", list(leaf_hashes))
+
+    async def refuse_queued(self, refusals: dict[bytes, str]) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "UPDATE pending p SET error = r.error FROM unnest($1::bytea[], $2::text[]) AS r(leaf_hash, error)"
+                " WHERE p.leaf_hash = r.leaf_hash",
+                list(refusals),
+                list(refusals.values()),
+            )
+
+    async def queue_refusals(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, str]:
+        async with self._conn() as conn:
+            rows = await conn.fetch(
+                "DELETE FROM pending WHERE leaf_hash = ANY($1::bytea[]) AND error IS NOT NULL"
+                " RETURNING leaf_hash, error",
+                list(leaf_hashes),
+            )
+        return {bytes(row[0]): str(row[1]) for row in rows}

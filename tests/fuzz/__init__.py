@@ -1,0 +1,1 @@
+"""Fuzzing: hypothesis properties, atheris harnesses and their corpora (see RELIABILITY.md "Fuzzing")."""

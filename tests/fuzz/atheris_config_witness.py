@@ -1,0 +1,11 @@
+"""Atheris harness for the config_witness parser (libFuzzer flags and corpus directories as arguments).
+
+The property it checks is `properties.TARGETS["config_witness"]` (tests/fuzz/properties.py). Run it with
+`python -m tests.fuzz.run_atheris --parser config_witness`
+(or `python -m tests.fuzz.atheris_config_witness CORPUS_DIR`).
+"""
+
+from .atheris_harness import main
+
+if __name__ == "__main__":
+    main("config_witness")
