@@ -82,16 +82,18 @@ class Engine(Protocol):
 @dataclass
 class SQLiteEngine:
     data: Path
+    server_settings: str = ""  # TOML for the served log's config, e.g. a [server] section
     name: str = "sqlite"
 
     def __post_init__(self) -> None:
         prepare_data(self.data)
+        (self.data / "server.toml").write_text(self.server_settings, encoding="utf-8")
 
     async def open(self) -> Storage:
         return await SQLiteStorage.open(self.data / DATABASE)
 
     def serve(self) -> contextlib.AbstractContextManager[ServerProcess]:
-        return running_server(self.data)
+        return running_server(self.data, ["--config", str(self.data / "server.toml")])
 
     def disk_bytes(self) -> int:
         return disk_bytes(self.data / DATABASE)
@@ -108,14 +110,15 @@ class PostgresEngine:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, data: Path) -> Iterator["PostgresEngine"]:
+    def started(cls, data: Path, server_settings: str = "") -> Iterator["PostgresEngine"]:
         cluster = start_cluster()
         try:
             engine = cls(data, cluster)
             cluster.create_database(engine.database)
             prepare_data(data)
             (data / "server.toml").write_text(
-                f'[storage]\nengine = "postgresql"\npostgresql_dsn = "{engine.dsn}"\n', encoding="utf-8"
+                f'[storage]\nengine = "postgresql"\npostgresql_dsn = "{engine.dsn}"\n\n{server_settings}',
+                encoding="utf-8",
             )
             yield engine
         finally:
@@ -353,11 +356,11 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def make_engine(name: str, tmp: Path, stack: contextlib.ExitStack) -> Engine:
+def make_engine(name: str, tmp: Path, stack: contextlib.ExitStack, server_settings: str) -> Engine:
     if name == "sqlite":
-        return SQLiteEngine(tmp / "sqlite")
+        return SQLiteEngine(tmp / "sqlite", server_settings)
     if name == "postgresql":
-        return stack.enter_context(PostgresEngine.started(tmp / "postgresql"))
+        return stack.enter_context(PostgresEngine.started(tmp / "postgresql", server_settings))
     raise argparse.ArgumentTypeError(f"unknown engine {name!r}: sqlite or postgresql")
 
 
@@ -367,11 +370,13 @@ def signing_pool() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(os.cpu_count() or 1, mp_context=multiprocessing.get_context("forkserver"))
 
 
-def run(engine_names: Sequence[str], sizes: Sequence[int], seconds: float, tmp: Path) -> list[Figures]:
+def run(
+    engine_names: Sequence[str], sizes: Sequence[int], seconds: float, tmp: Path, server_settings: str = ""
+) -> list[Figures]:
     when = int(time.time()) - 3600
     figures: list[Figures] = []
     with contextlib.ExitStack() as stack, signing_pool() as pool:
-        growers = [Grower(make_engine(name, tmp, stack)) for name in engine_names]
+        growers = [Grower(make_engine(name, tmp, stack, server_settings)) for name in engine_names]
         for size in sizes:
             before = [(g.size, sum(s for _, s in g.seconds)) for g in growers]
             asyncio.run(grow_all(growers, size, when, pool))
@@ -389,7 +394,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="length of each HTTP read phase (default 10)")
     parser.add_argument("--quick", action="store_true", help="sizes 2e4,1e5 and 3-second read phases")
     parser.add_argument("--keep", type=Path, default=None, help="grow the logs in this folder and keep them")
+    parser.add_argument(
+        "--tile-cache-bytes", type=int, default=None, help="the served log's tile_cache_bytes (default: the server's)"
+    )
     args = parser.parse_args(argv)
+    settings = "" if args.tile_cache_bytes is None else f"[server]\ntile_cache_bytes = {args.tile_cache_bytes}\n"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the cleanups (PostgreSQL cluster, temp folder)
     sizes = args.sizes or ([20_000, 100_000] if args.quick else [100_000, 1_000_000, 10_000_000])
     seconds = args.seconds or (3.0 if args.quick else 10.0)
@@ -407,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grow-")))
         folder.mkdir(parents=True, exist_ok=True)
-        figures = run(engine_names, sizes, seconds, folder)
+        figures = run(engine_names, sizes, seconds, folder, settings)
     print_table(figures)
     print_goals(figures)
     print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")

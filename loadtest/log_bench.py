@@ -32,7 +32,6 @@ import itertools
 import os
 import platform
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -49,6 +48,7 @@ import orjson
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from loadtest import pymerkle_baseline
+from loadtest.localproc import free_port
 from logserver import proofs
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
@@ -365,12 +365,6 @@ class ServerProcess:
     def cpu_seconds(self) -> float:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:

@@ -13,12 +13,13 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from loadtest.localproc import free_port
 
 PG_ROOT = Path("/usr/lib/postgresql")
 
@@ -35,12 +36,6 @@ def postgres_bin() -> Path:
     if not versions:
         raise ClusterError(f"no PostgreSQL server found under {PG_ROOT} (apt install postgresql), or set PG_BIN")
     return versions[-1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

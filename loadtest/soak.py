@@ -20,7 +20,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from loadtest.localproc import free_port
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.keys import Ed25519Signer, Verifier, parse_signer_key
 from tlogcore.merkle import append_leaves, leaf_hash, verify_consistency, verify_inclusion
@@ -44,12 +44,6 @@ from tlogcore.vkeys import parse_verifier_key
 
 REPO = Path(__file__).resolve().parent.parent
 QUORUM = 2  # cosignatures the merge-delay prober waits for (2 of 3)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_kib(pid: int) -> int:

@@ -27,7 +27,6 @@ import asyncio
 import itertools
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from pathlib import Path
 
 import httpx
 
+from loadtest.localproc import free_port
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Ed25519Signer
@@ -121,13 +121,6 @@ def start_witness(directory: Path, logs: list[BenchLog], port: int) -> subproces
                 time.sleep(0.05)
     process.kill()
     raise SystemExit("witness did not start")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Tally:

@@ -13,7 +13,6 @@ stops its own processes in a temporary folder. Prints figures, asserts nothing.
 import argparse
 import base64
 import contextlib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from loadtest.localproc import free_port, log_identity
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.keys import Ed25519Signer, parse_signer_key
 from tlogcore.note import parse_note
@@ -30,12 +30,6 @@ from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
 
 REPO = Path(__file__).resolve().parent.parent
 POLL = 0.001
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
@@ -60,18 +54,6 @@ def started(args: list[str], url: str, log: Path) -> Iterator[subprocess.Popen[b
     finally:
         process.terminate()
         process.wait(10)
-
-
-def identity(data: Path) -> tuple[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines())
-    return fields["origin"].strip(), fields["log key"].strip()
 
 
 def witness_vkey(out: Path) -> str:
@@ -123,7 +105,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def run(tmp: Path, rounds: int, witnesses: int) -> list[float]:
     data = tmp / f"log{witnesses}"
-    origin, log_vkey = identity(data)
+    ident = log_identity(data)
+    origin, log_vkey = ident.origin, ident.log_vkey
     with contextlib.ExitStack() as stack:
         tables = []
         for i in range(witnesses):

@@ -126,9 +126,10 @@ class LogState:
     witness_status: Callable[[], list[dict[str, Any]]] = list
     parse_pool: Executor | None = None  # worker processes for signature checks of big batches
     parse_workers: int = 1
+    tile_cache_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:
-        self.tiles = proofs.TileReader(self.storage)
+        self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)
 
 
 async def read_body(request: Request, limit: int, timeout: float = 30.0) -> bytes:

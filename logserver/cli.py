@@ -193,6 +193,7 @@ async def run_server(
         [registry_vkey],
         metrics=metrics,
         witness_status=witnessing.status,
+        tile_cache_bytes=config.tile_cache_bytes,
     )
     workers = config.verify_workers or os.cpu_count() or 1
     # Signature checks hold the GIL for half their time: worker processes let a batch use every core.

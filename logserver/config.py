@@ -20,6 +20,7 @@ class ServerConfig:
     origin: str | None = None  # chosen on first run when unset; must then stay the same
     listen: str = "127.0.0.1:8080"
     verify_workers: int | None = None  # processes checking signatures of big batches; default: one per core
+    tile_cache_bytes: int = 16 * 1024 * 1024  # full tiles and entry bundles kept in memory; 0 = off
     flush_interval_ms: int = 100
     max_batch: int = 10_000
     max_pool: int = 50_000
@@ -48,11 +49,11 @@ class ServerConfig:
     tiles_dir: str = ""  # [static]: keep the read path as files here (logserver/static_tiles.py); "" = off
 
 
-_ZERO_MEANS_OFF = frozenset({"client_requests_per_second", "issuer_statements_per_second"})
+_ZERO_MEANS_OFF = frozenset({"client_requests_per_second", "issuer_statements_per_second", "tile_cache_bytes"})
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
-    "server": {"listen": str, "verify_workers": int},
+    "server": {"listen": str, "verify_workers": int, "tile_cache_bytes": int},
     "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
     "limits": {
         "max_body_bytes": int,

@@ -31,12 +31,22 @@ async def bundle_for(storage: Storage, index: int, size: int, checkpoint: bytes)
 
 
 class TileReader:
-    """Tile and entry-bundle bodies; full ones never change, so they are kept in a bounded LRU."""
+    """Tile and entry-bundle bodies; full ones never change, so they are kept in an LRU bounded in bytes.
 
-    def __init__(self, storage: Storage, cache_tiles: int = 2048) -> None:
+    The bound is in bytes, not tiles: a level-0 hash tile is 8 KiB, a full entry bundle 256 statements (about
+    100 KiB here), so a count bound would let a monitor reading bundles hold ten times the memory of one reading
+    hash tiles. 0 turns the cache off."""
+
+    def __init__(self, storage: Storage, cache_bytes: int = 16 * 1024 * 1024) -> None:
         self._storage = storage
         self._cache: OrderedDict[str, bytes] = OrderedDict()
-        self._limit = cache_tiles
+        self._limit = cache_bytes
+        self.cached_bytes = 0
+
+    @property
+    def cached_paths(self) -> list[str]:
+        """What the cache holds, least recently used first."""
+        return list(self._cache)
 
     async def read(self, tile: Tile) -> bytes:
         cached = self._cache.get(tile.path)
@@ -49,7 +59,15 @@ class TileReader:
         else:
             body = tile_bytes(tile, await self._storage.get_hashes(tile.stored_indexes))
         if not tile.is_partial:
-            self._cache[tile.path] = body
-            if len(self._cache) > self._limit:
-                self._cache.popitem(last=False)
+            self._remember(tile.path, body)
         return body
+
+    def _remember(self, path: str, body: bytes) -> None:
+        # Another request may have cached the same tile while this one awaited storage.
+        if path in self._cache or len(body) > self._limit:
+            return
+        self._cache[path] = body
+        self.cached_bytes += len(body)
+        while self.cached_bytes > self._limit:
+            _, evicted = self._cache.popitem(last=False)
+            self.cached_bytes -= len(evicted)

@@ -244,7 +244,7 @@ class StaticTiles:
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
-        self._reader = TileReader(self.storage, cache_tiles=0)  # each full tile is written once: no cache
+        self._reader = TileReader(self.storage, cache_bytes=0)  # each full tile is written once: no cache
 
     def notify(self) -> None:
         self._wake.set()

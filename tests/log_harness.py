@@ -3,7 +3,6 @@
 import base64
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,12 @@ from pathlib import Path
 
 import httpx
 
+from loadtest.localproc import free_port
 from tlogcore.keys import Ed25519Signer, parse_signer_key
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
 from tlogcore.vkeys import parse_verifier_key
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

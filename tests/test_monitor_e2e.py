@@ -4,14 +4,11 @@ reload without restart; and a kill -9 in the middle of catching up misses nothin
 
 import json
 import signal
-import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from log_harness import REPO
 from monitor_helpers import (
     FilledLog,
     MonitorProcess,
@@ -29,6 +26,7 @@ from monitor_helpers import (
 )
 from witness_helpers import WitnessProcess, write_config
 
+from loadtest.localproc import log_identity
 from tlogcore.statement import REVOKE, Statement, sign_statement
 
 ENTRIES = 20_000
@@ -38,15 +36,8 @@ MOEYS, OTHER = "moeys.example.gov.kh", "other.example.gov.kh"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilledLog, str]]:
     tmp = tmp_path_factory.mktemp("monitor-e2e")
-    out = subprocess.run(
-        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(tmp / "log")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines())
-    origin, log_vkey = fields["origin"].strip(), fields["log key"].strip()
+    ident = log_identity(tmp / "log")
+    origin, log_vkey = ident.origin, ident.log_vkey
     witnesses = []
     for i in range(2):
         witness = WitnessProcess(

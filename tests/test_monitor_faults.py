@@ -10,15 +10,12 @@ too few.
 
 import base64
 import hashlib
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from log_harness import REPO
 from monitor_faults import FaultProxy, StaticTree
 from monitor_helpers import (
     FilledLog,
@@ -33,6 +30,7 @@ from monitor_helpers import (
 )
 from witness_helpers import WitnessProcess, write_config
 
+from loadtest.localproc import log_identity
 from tlogcore import merkle
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import ProofError
@@ -51,15 +49,8 @@ expected = "expected.txt"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilledLog, WitnessProcess]]:
     tmp = tmp_path_factory.mktemp("monitor-faults")
-    out = subprocess.run(
-        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(tmp / "log")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines())
-    origin, log_vkey = fields["origin"].strip(), fields["log key"].strip()
+    ident = log_identity(tmp / "log")
+    origin, log_vkey = ident.origin, ident.log_vkey
     witness = WitnessProcess(tmp / "w0", write_config(tmp / "w0.toml", "w0.example.org", [(origin, log_vkey)]))
     witness.start()
     config = tmp / "log.toml"

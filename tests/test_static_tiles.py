@@ -22,6 +22,8 @@ from log_harness import REPO, LogProcess, free_port, issue, post_statements, reg
 from monitor_helpers import MONITOR, wait_for
 from witness_helpers import WitnessProcess, write_config
 
+from loadtest.localproc import log_identity
+from logserver.proofs import TileReader
 from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import CHECKPOINT, StaticTiles, StaticTilesError, plan_growth
 from logserver.storage import EntryRecord, Head
@@ -150,6 +152,33 @@ def built_log(tmp: Path) -> Iterator[tuple[asyncio.Runner, BuiltLog]]:
             runner.run(storage.close())
 
 
+def test_tile_cache_is_bounded_in_bytes_and_answers_like_storage(tmp_path: Path) -> None:
+    """The server's cache of full tiles (logserver/proofs.py): least recently used out, never over its bytes."""
+    with built_log(tmp_path) as (runner, log):
+        runner.run(log.grow(TILE_WIDTH * 5 + 7))
+        assert log.head is not None
+        size = log.head.size
+        a, b, c = (tile_at(0, i, size) for i in range(3))
+        reader = TileReader(log.storage, cache_bytes=2 * 8192)  # two full level-0 hash tiles
+        for tile in (a, b, a, c):
+            runner.run(reader.read(tile))
+        assert reader.cached_paths == [a.path, c.path]  # b was the least recently used
+        assert reader.cached_bytes == 2 * 8192
+
+        every = tiles_for_size(size) + [tile_at(ENTRIES_LEVEL, i, size) for i in range(6)]
+        uncached = TileReader(log.storage, cache_bytes=0)
+        for tile in every + every:  # the second pass answers partly from the cache
+            assert runner.run(reader.read(tile)) == runner.run(uncached.read(tile)), tile.path
+            assert reader.cached_bytes <= 2 * 8192
+        assert uncached.cached_bytes == 0 and uncached.cached_paths == []
+        assert not any(tile_at(0, 5, size).path == p for p in reader.cached_paths)  # partial tiles are never kept
+
+        bundle = tile_at(ENTRIES_LEVEL, 0, size)
+        small = TileReader(log.storage, cache_bytes=len(runner.run(uncached.read(bundle))) - 1)
+        runner.run(small.read(bundle))
+        assert small.cached_paths == []  # a body larger than the whole cache is not kept
+
+
 def tree_files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
@@ -245,12 +274,6 @@ def test_first_sync_heals_missing_and_damaged_files_and_never_rolls_back(tmp_pat
 # --- end to end: a real log with a witness, read back through a plain static file server --------------------
 
 
-def init_log(data: Path) -> tuple[str, str, str]:
-    out = subprocess.run([*SERVER, "init", "--data", str(data)], cwd=REPO, capture_output=True, text=True, check=True)
-    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in out.stdout.splitlines())}
-    return fields["origin"], fields["log key"], fields["registry key"]
-
-
 @contextmanager
 def static_server(directory: Path) -> Iterator[str]:
     """`python -m http.server` on 127.0.0.1 serving `directory`: files only, no knowledge of the log."""
@@ -286,7 +309,8 @@ def shown_size(root: Path) -> int:
 
 @pytest.fixture
 def witnessed_log(tmp_path: Path) -> Iterator[tuple[LogProcess, WitnessProcess, str, str, str, Path]]:
-    origin, log_vkey, registry_vkey = init_log(tmp_path / "log")
+    ident = log_identity(tmp_path / "log")
+    origin, log_vkey, registry_vkey = ident.origin, ident.log_vkey, ident.registry_vkey
     witness = WitnessProcess(tmp_path / "w", write_config(tmp_path / "w.toml", "w.example.org", [(origin, log_vkey)]))
     witness.start()
     tiles = tmp_path / "tiles"
@@ -440,7 +464,7 @@ def test_unwritable_tiles_dir_is_one_clear_line(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     config = tmp_path / "log.toml"
     config.write_text(f"[static]\ntiles_dir = {json.dumps(str(blocker / 'tiles'))}\n")
-    init_log(tmp_path / "log")
+    log_identity(tmp_path / "log")
     (tmp_path / "log" / "log.db").touch()  # export-tiles wants a database before it looks at --out
     for args in (
         ["serve", "--data", str(tmp_path / "log"), "--listen", f"127.0.0.1:{free_port()}", "--config", str(config)],

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pg_cluster import PgDatabase
 
-from loadtest.pgcluster import free_port
+from loadtest.localproc import free_port
 from logserver.postgres import PostgresStorage
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError

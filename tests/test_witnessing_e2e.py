@@ -1,34 +1,21 @@
 """A log with three real witnesses: every published checkpoint satisfies a 2-of-3 policy held as public keys only,
 and witnesses that die, lag or come back never stop the log."""
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-from log_harness import REPO, LogProcess, free_port, issue, post_statements, register_issuer, seed
+from log_harness import LogProcess, free_port, issue, post_statements, register_issuer, seed
 from witness_helpers import WitnessProcess, write_config
 
+from loadtest.localproc import log_identity
 from tlogcore.bundle import parse_tlog_proof, verify_bundle
 from tlogcore.errors import UnverifiedError
 from tlogcore.keys import Ed25519Signer
 from tlogcore.policy import Policy, TrustedCheckpoint, parse_policy
 
 ISSUER = Ed25519Signer("civil-registry.example.gov.kh", seed(41))
-
-
-def init_log(data: Path) -> tuple[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines())
-    return fields["origin"].strip(), fields["log key"].strip()
 
 
 def wait_published(client: httpx.Client, policy: Policy, size: int, timeout: float = 10) -> TrustedCheckpoint:
@@ -47,7 +34,8 @@ def wait_published(client: httpx.Client, policy: Policy, size: int, timeout: flo
 
 @pytest.fixture
 def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
-    origin, log_vkey = init_log(tmp_path / "log")
+    ident = log_identity(tmp_path / "log")
+    origin, log_vkey = ident.origin, ident.log_vkey
     witnesses = []
     for i in range(3):
         config = write_config(tmp_path / f"w{i}.toml", f"witness{i}.example.org", [(origin, log_vkey)])

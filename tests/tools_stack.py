@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 from log_harness import REPO, LogProcess, free_port
 from witness_helpers import WitnessProcess, write_config
 
+from loadtest.localproc import log_identity
 from tlogcore.tiles import decode_entry_bundle, entry_bundle_for
 from tools.cli import main
 
@@ -30,21 +31,10 @@ class Stack:
         return self.server.url
 
 
-def init_log(data: Path) -> tuple[str, str]:
-    out = subprocess.run(
-        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    fields = dict(line.split(":", 1) for line in out.splitlines())
-    return fields["origin"].strip(), fields["log key"].strip()
-
-
 @contextmanager
 def witnessed_log(tmp: Path) -> Iterator[Stack]:
-    origin, log_vkey = init_log(tmp / "log")
+    ident = log_identity(tmp / "log")
+    origin, log_vkey = ident.origin, ident.log_vkey
     witnesses: list[WitnessProcess] = []
     try:
         for i in range(3):

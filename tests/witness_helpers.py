@@ -23,6 +23,7 @@ import httpx
 import uvicorn
 from starlette.types import ASGIApp
 
+from loadtest.localproc import free_port
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Ed25519Signer, format_signer_key
@@ -103,13 +104,6 @@ def write_key(data: Path, name: str, seed: bytes) -> None:
     path = data / "witness.key"
     path.write_text(format_signer_key(Ed25519Signer(name, seed)) + "\n", encoding="ascii")
     path.chmod(0o600)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOCALHOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # --- a witness in a subprocess ---------------------------------------------------------

@@ -1,0 +1,38 @@
+"""Small helpers for starting the project's own processes on 127.0.0.1, shared by benchmarks and tests."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass(frozen=True)
+class LogIdentity:
+    origin: str
+    log_vkey: str
+    registry_vkey: str
+
+
+def log_identity(data: Path) -> LogIdentity:
+    """Run `tlog-server init --data DATA` (keys generated on first use) and read back what it prints."""
+    out = subprocess.run(
+        [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    fields = {key.strip(): value.strip() for key, value in (line.split(":", 1) for line in out.splitlines())}
+    return LogIdentity(fields["origin"], fields["log key"], fields["registry key"])
