@@ -33,6 +33,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logserver import proofs
+from logserver.config import DEFAULT_TILE_CACHE_BYTES
 from logserver.documents import document_status
 from logserver.metrics import Metrics
 from logserver.openapi import OPENAPI
@@ -126,7 +127,7 @@ class LogState:
     witness_status: Callable[[], list[dict[str, Any]]] = list
     parse_pool: Executor | None = None  # worker processes for signature checks of big batches
     parse_workers: int = 1
-    tile_cache_bytes: int = 16 * 1024 * 1024
+    tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES
 
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)

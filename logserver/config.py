@@ -7,6 +7,8 @@ from typing import Any
 from tlogcore.errors import MalformedError
 from tlogcore.vkeys import parse_verifier_key
 
+DEFAULT_TILE_CACHE_BYTES = 16 * 1024 * 1024
+
 
 @dataclass(frozen=True)
 class WitnessConfig:
@@ -20,7 +22,7 @@ class ServerConfig:
     origin: str | None = None  # chosen on first run when unset; must then stay the same
     listen: str = "127.0.0.1:8080"
     verify_workers: int | None = None  # processes checking signatures of big batches; default: one per core
-    tile_cache_bytes: int = 16 * 1024 * 1024  # full tiles and entry bundles kept in memory; 0 = off
+    tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES  # full tiles and entry bundles kept in memory; 0 = off
     flush_interval_ms: int = 100
     max_batch: int = 10_000
     max_pool: int = 50_000

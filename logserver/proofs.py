@@ -37,7 +37,7 @@ class TileReader:
     100 KiB here), so a count bound would let a monitor reading bundles hold ten times the memory of one reading
     hash tiles. 0 turns the cache off."""
 
-    def __init__(self, storage: Storage, cache_bytes: int = 16 * 1024 * 1024) -> None:
+    def __init__(self, storage: Storage, cache_bytes: int) -> None:
         self._storage = storage
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._limit = cache_bytes
