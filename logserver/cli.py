@@ -365,9 +365,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     uvicorn 0.54 arms `timeout_keep_alive` only after a response and cancels it on the first byte received: a client
     that connects and sends nothing, or trickles a header line now and then, would hold its connection (and a slot
-    of `limit_concurrency`) for ever. Here the connection is closed when a request's headers are not complete
-    `header_timeout` seconds after the connection opened or the request's first byte arrived. The body has its own
-    deadline in the app (`read_body`).
+    of `limit_concurrency`) for ever. So would one that, answered without its body being read (a GET with
+    Content-Length, a 413 or 415), sends one more byte: that byte cancels the keep-alive timer, and being body, not
+    a new request, never re-arms anything (issue 18, item 4). Here every connection that is not running a request
+    is bounded: closed when a request's headers are not complete `header_timeout` seconds after the connection
+    opened, the previous response completed, or the request's first byte arrived, whatever it sends meanwhile.
+    The body has its own deadline in the app (`read_body`).
     """
 
     header_timeout: float = 10.0
@@ -384,6 +387,12 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Idle again (no pipelined request started): bounded until the next request's headers are complete.
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
