@@ -5,13 +5,18 @@ Each test drives the real processes on 127.0.0.1 and stops by itself (bounded lo
 """
 
 import asyncio
+import socket
+import threading
 import time
 from pathlib import Path
 
 import httpx
 
+from loadtest.localproc import log_identity
 from logserver.config import ServerConfig
-from tests.log_harness import running_log
+from tests.log_harness import register_issuer, running_log, seed
+from tests.witness_helpers import WitnessProcess, write_config
+from tlogcore.keys import Ed25519Signer
 
 DEFAULTS = ServerConfig()
 ATTACK = b"GET /checkpoint HTTP/1.1\r\nHost: attacker\r\nContent-Length: 5\r\n\r\n"  # a body the route never reads
@@ -74,3 +79,82 @@ def test_a_thousand_sockets_sending_one_byte_more_cannot_lock_clients_out(tmp_pa
     assert opened == DEFAULTS.max_connections
     assert statuses[-1] == 200, statuses  # served while the attacker still holds its sockets
     assert closed == opened  # every attacking connection was closed by the server, none by the attacker
+
+
+# --- a witness answering a byte every 0.5 s never holds publication ---------------------------------------------
+
+
+class TricklingWitness:
+    """Answers every request `200` with a declared 1,000-byte body, one byte every 0.5 s: per-read timeouts never
+    fire. Stops (closes every connection) on close()."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.trickle, args=(conn,), daemon=True).start()
+
+    def trickle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n")
+                for _ in range(1000):
+                    if self.stopped.wait(0.5):
+                        return
+                    conn.sendall(b"-")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
+def cosigned_by(note: bytes, witness_vkey: str) -> bool:
+    name = witness_vkey.split("+", 1)[0]
+    return any(line.startswith(f"— {name} ") for line in note.decode().splitlines())
+
+
+def test_a_witness_trickling_its_answer_does_not_hold_publication(tmp_path: Path) -> None:
+    trickling = TricklingWitness()
+    identity = log_identity(tmp_path / "log")
+    config = write_config(tmp_path / "w.toml", "witness.good", [(identity.origin, identity.log_vkey)])
+    timeout, retries = 1.0, 1
+    try:
+        with WitnessProcess(tmp_path / "w", config) as good:
+            log_config = (
+                f"[witnessing]\nwitness_timeout_ms = {int(timeout * 1000)}\nwitness_retries = {retries}\n"
+                f'[[witness]]\nname = "good"\nurl = "{good.url}"\nvkey = "{good.vkey}"\n'
+                f'[[witness]]\nname = "slow"\nurl = "http://127.0.0.1:{trickling.port}"\nvkey = "{good.vkey}"\n'
+            )
+            with running_log(tmp_path, config_text=log_config) as log, httpx.Client(base_url=log.url) as client:
+                bound = timeout * (retries + 1)
+                assert wait_published(client, good.vkey, 0, bound * 3 + 5) is not None  # the first round, at start
+                register_issuer(client, log, Ed25519Signer("issuer.example", seed(8)))
+                waited = wait_published(client, good.vkey, 1, 30)
+    finally:
+        trickling.close()
+    assert waited is not None and waited < bound + 1.0, waited  # before: ~150 s
+
+
+def wait_published(client: httpx.Client, witness_vkey: str, size: int, limit: float) -> float | None:
+    """Seconds until /checkpoint shows `size` cosigned by the witness; None if not within `limit`."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        response = client.get("/checkpoint")
+        shown = response.status_code == 200 and response.text.split("\n")[1] == str(size)
+        if shown and cosigned_by(response.content, witness_vkey):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
