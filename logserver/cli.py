@@ -270,13 +270,18 @@ def limits_of(config: ServerConfig) -> Limits:
     return Limits(config.max_body_bytes, config.max_batch_statements, config.body_timeout_seconds, issuer_limiter)
 
 
-def signature_pool(workers: int) -> HealingProcessPool:
+def signature_pool(workers: int, metrics: Metrics) -> HealingProcessPool:
     """Signature checks hold the GIL for half their time: worker processes let a batch use every core.
     "spawn", not fork: this process already runs threads (aiosqlite). A dead worker is replaced (workerpool.py)."""
     parent = os.getpid()
     context = multiprocessing.get_context("spawn")
+
+    def replaced() -> None:
+        metrics.worker_pools_replaced += 1
+
     return HealingProcessPool(
-        lambda: ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with_parent, initargs=(parent,))
+        lambda: ProcessPoolExecutor(workers, mp_context=context, initializer=exit_with_parent, initargs=(parent,)),
+        replaced,
     )
 
 
@@ -337,7 +342,7 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, host: str,
     parts = build_parts(data, config, keys, storage)
     await start_sequencing(parts, keys, data, database_name(data, config))
     workers = config.verify_workers or os.cpu_count() or 1
-    pool = signature_pool(workers)
+    pool = signature_pool(workers, parts.metrics)
     state = LogState(
         storage,
         parts.sequencer,

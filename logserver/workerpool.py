@@ -20,11 +20,11 @@ T = TypeVar("T")
 
 
 class HealingProcessPool(Executor):
-    def __init__(self, make_pool: Callable[[], ProcessPoolExecutor]) -> None:
+    def __init__(self, make_pool: Callable[[], ProcessPoolExecutor], on_replace: Callable[[], None] = lambda: None):
         self._make_pool = make_pool
+        self._on_replace = on_replace  # e.g. a metric; called from the pool's own thread
         self._lock = threading.Lock()
         self._pool = make_pool()
-        self.replaced = 0  # pools replaced so far (metrics, tests)
 
     def _replace(self, broken: ProcessPoolExecutor) -> ProcessPoolExecutor:
         """A fresh pool in place of `broken`, unless another task replaced it already."""
@@ -33,7 +33,7 @@ class HealingProcessPool(Executor):
                 log.warning("a signature worker process died: starting a fresh pool")
                 broken.shutdown(wait=False, cancel_futures=True)
                 self._pool = self._make_pool()
-                self.replaced += 1
+                self._on_replace()
             return self._pool
 
     def _submit_inner(self, fn: Callable[..., T], args: tuple[Any, ...]) -> tuple[ProcessPoolExecutor, "Future[T]"]:

@@ -5,6 +5,8 @@ Each test drives the real processes on 127.0.0.1 and stops by itself (bounded lo
 """
 
 import asyncio
+import os
+import signal
 import socket
 import threading
 import time
@@ -14,7 +16,7 @@ import httpx
 
 from loadtest.localproc import log_identity
 from logserver.config import ServerConfig
-from tests.log_harness import register_issuer, running_log, seed
+from tests.log_harness import issue, post_statements, register_issuer, running_log, seed
 from tests.witness_helpers import WitnessProcess, write_config
 from tlogcore.keys import Ed25519Signer
 
@@ -158,3 +160,39 @@ def wait_published(client: httpx.Client, witness_vkey: str, size: int, limit: fl
             return time.monotonic() - started
         time.sleep(0.05)
     return None
+
+
+# --- a signature worker killed: the pool heals ------------------------------------------------------------------
+
+
+def workers_of(pid: int) -> list[int]:
+    """The server's signature worker processes (spawned children; not multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_signature_worker_is_replaced_and_big_batches_go_on(tmp_path: Path) -> None:
+    with running_log(tmp_path) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        assert server.process is not None
+        issuer = Ed25519Signer("issuer.example", seed(9))
+        register_issuer(client, server, issuer)
+        origin = client.get("/api/v1/log").json()["origin"]
+        batches = ([issue(origin, issuer, (b * 1000 + i).to_bytes(32, "big")) for i in range(100)] for b in range(3))
+        assert post_statements(client, next(batches)).status_code == 200  # the workers are up and used
+        workers = workers_of(server.process.pid)
+        assert workers, "no worker processes found"
+        os.kill(workers[0], signal.SIGKILL)
+        for _ in range(2):  # the batch the dead worker broke, then one on the fresh pool
+            response = post_statements(client, next(batches))
+            assert response.status_code == 200, response.text
+            assert len(response.json()["entries"]) == 100
+        metrics = client.get("/metrics").text
+    assert "tlog_worker_pools_replaced_total 1" in metrics
