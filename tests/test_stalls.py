@@ -11,13 +11,14 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from loadtest.localproc import log_identity
 from logserver.config import ServerConfig
 from tests.log_harness import issue, post_statements, register_issuer, running_log, seed
-from tests.witness_helpers import WitnessProcess, write_config
+from tests.witness_helpers import TinyLog, WitnessProcess, write_config
 from tlogcore.keys import Ed25519Signer
 
 DEFAULTS = ServerConfig()
@@ -196,3 +197,42 @@ def test_a_killed_signature_worker_is_replaced_and_big_batches_go_on(tmp_path: P
             assert len(response.json()["entries"]) == 100
         metrics = client.get("/metrics").text
     assert "tlog_worker_pools_replaced_total 1" in metrics
+
+
+# --- a witness answering 422 raises an alarm ------------------------------------------------------------------------
+
+
+def test_a_witness_holding_another_tree_raises_an_alarm_with_evidence(tmp_path: Path) -> None:
+    """The log key was used elsewhere (a stolen key): a witness cosigned another size-3 tree of this origin. When the
+    log reaches size 4 the witness answers 422: a distinct log line, a metric, /api/v1/log, and the evidence kept."""
+    identity = log_identity(tmp_path / "log")
+    config = write_config(tmp_path / "w.toml", "witness.alarm", [(identity.origin, identity.log_vkey)])
+    with WitnessProcess(tmp_path / "w", config) as witness:
+        log_config = f'[[witness]]\nname = "w"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
+        with running_log(tmp_path, config_text=log_config) as log, httpx.Client(base_url=log.url, timeout=30) as client:
+            assert wait_published(client, witness.vkey, 0, 20) is not None
+            stolen = TinyLog(identity.origin, log.key("log.key"))
+            assert httpx.post(witness.url + "/add-checkpoint", content=stolen.body(0, 3)).status_code == 200
+            issuer = Ed25519Signer("issuer.example", seed(10))
+            register_issuer(client, log, issuer)
+            docs = [issue(identity.origin, issuer, i.to_bytes(32, "big")) for i in range(3)]
+            assert post_statements(client, docs).status_code == 200
+            alarm = wait_for_alarm(client, 20)
+            metrics = client.get("/metrics").text
+        output = log.output()
+    assert alarm["size"] == 4 and "422" in alarm["answer"]
+    assert "\n3\n" in alarm["witness_checkpoint"]  # the witness's own tree, signed by our key: the evidence
+    assert 'tlog_witness_fork_alarms_total{witness="w"} 1' in metrics
+    assert sum("ALARM: witness w holds another tree" in line for line in output.splitlines()) == 1
+    kept = list((log.data / "evidence").iterdir())
+    assert len(kept) == 1 and alarm["witness_checkpoint"] in kept[0].read_text()
+
+
+def wait_for_alarm(client: httpx.Client, limit: float) -> dict[str, Any]:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        alarm = client.get("/api/v1/log").json()["witnesses"][0].get("alarm")
+        if alarm:
+            return dict(alarm)
+        time.sleep(0.1)
+    raise AssertionError("no alarm in /api/v1/log")
