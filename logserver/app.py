@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -148,6 +148,8 @@ async def read_body(request: Request, limit: int, timeout: float = 30.0) -> byte
         raise HTTPError(
             408, "body_timeout", f"the request body did not arrive within {timeout:g} s", {"Connection": "close"}
         ) from None
+    except ClientDisconnect:  # the client's doing: one log line (RequestLog), no 5xx, no traceback
+        raise HTTPError(400, "client_disconnected", "the connection closed before the whole body arrived") from None
     return bytes(body)
 
 
@@ -253,9 +255,10 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         refusal = limiter.take_many(costs)
         if refusal is None:
             return
-        if refusal.impossible:
+        if refusal.impossible:  # waiting never helps: 413, not 429 with a Retry-After (issue 18, item 14)
             message = f"{int(costs[refusal.key])} statements from {refusal.key} in one request: at most "
             message += f"{limiter.burst:g} per request for one issuer (limits.issuer_burst); split the batch"
+            raise HTTPError(413, "issuer_burst_exceeded", message)
         else:
             message = f"issuer {refusal.key} is over its rate limit (limits.issuer_statements_per_second = "
             message += f"{limiter.rate:g}); retry after {refusal.retry_after} s"

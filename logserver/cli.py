@@ -183,13 +183,23 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
     host, port = parse_listen(listen or config.listen)
     if config.tiles_dir:
         writable_tiles_dir(Path(config.tiles_dir))
+    listener = listening_socket(host, port)  # before anything starts: a taken port is one line, not a hang
     print_identity(keys.log, keys.registry)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
     try:
-        asyncio.run(run_server(data, config, keys, host, port))
+        asyncio.run(run_server(data, config, keys, listener))
     except (StorageError, ForkRefused) as exc:
         raise UsageError(str(exc)) from exc
+    finally:
+        listener.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
 
 
 async def open_storage(data: Path, config: ServerConfig) -> Storage:
@@ -322,12 +332,10 @@ def lifespan_of(parts: LogParts, pool: HealingProcessPool, workers: int) -> Any:
     return lifespan
 
 
-def http_server(app: Any, config: ServerConfig, host: str, port: int) -> uvicorn.Server:
+def http_server(app: Any, config: ServerConfig) -> uvicorn.Server:
     return uvicorn.Server(
         uvicorn.Config(
             app,
-            host=host,
-            port=port,
             log_level="warning",
             access_log=False,
             http=header_deadline_protocol(config.header_timeout_seconds),  # slowloris: uvicorn has no such deadline
@@ -337,7 +345,7 @@ def http_server(app: Any, config: ServerConfig, host: str, port: int) -> uvicorn
     )
 
 
-async def run_server(data: Path, config: ServerConfig, keys: LogKeys, host: str, port: int) -> None:
+async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: socket.socket) -> None:
     storage = await open_storage(data, config)
     parts = build_parts(data, config, keys, storage)
     await start_sequencing(parts, keys, data, database_name(data, config))
@@ -362,7 +370,7 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, host: str,
             config.client_requests_per_second, config.client_burst, time.monotonic, config.rate_limit_max_keys
         )
         app = ClientRateLimit(app, limiter, config.trusted_proxy_header)
-    await http_server(RequestLog(app), config, host, port).serve()
+    await http_server(RequestLog(app), config).serve(sockets=[listener])
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
