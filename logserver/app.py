@@ -30,6 +30,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logserver import api, proofs
+from logserver.homepage import home_routes
 from logserver.httpkit import HTTPError, error_for, error_response, json_response, query_int
 from logserver.intake import submit
 from logserver.logstate import Limits, LogState, state_of
@@ -260,7 +261,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def build_app(state: LogState, lifespan: Any = None) -> Starlette:
     app = Starlette(
-        routes=[*ROUTES, *web_routes(state.log_vkey, state.witness_status)],
+        routes=[*ROUTES, *web_routes(state.log_vkey, state.witness_status), *home_routes()],
         lifespan=lifespan,
         exception_handlers={
             HTTPError: _handle_error,
