@@ -1,9 +1,11 @@
-"""A document's status from every statement about it (pure; one rule for the server, `tlog verify` and the web
-page, which runs the same vectors: tests/vectors/status/).
+"""A document's status from the statements about it (pure). One rule for the server (/api/v1/documents), `tlog
+verify` and the web page (logserver/web/verify.js, `documentStatus`), which all run the same vectors:
+tests/vectors/status/status.json.
 
-valid: an issuer issued it and did not revoke it. revoked: the issuer that issued it (same key name) revoked it.
+valid: an issuer issued it and did not revoke it. revoked: an issuer that issued it (same key name) revoked it.
 unknown: nothing was issued. A revocation by another issuer is listed, but does not change the status: only the
-issuer can revoke its own document.
+issuer can revoke its own document. Order does not matter; registry statements are ignored. Verifiers pass only
+the statements they have verified (signature, inclusion); the server passes every statement it holds.
 """
 
 from collections.abc import Sequence
@@ -17,9 +19,13 @@ REVOKED: Status = "revoked"
 UNKNOWN: Status = "unknown"
 
 
-def document_status(statements: Sequence[Statement]) -> Status:
+def counted_revocations(statements: Sequence[Statement]) -> list[Statement]:
+    """The revoke statements that count: by the key name of an issuer that issued the document."""
     issuers = {s.signer_verifier.name for s in statements if s.kind == ISSUE}
-    if not issuers:
+    return [s for s in statements if s.kind == REVOKE and s.signer_verifier.name in issuers]
+
+
+def document_status(statements: Sequence[Statement]) -> Status:
+    if not any(s.kind == ISSUE for s in statements):
         return UNKNOWN
-    revoked = any(s.kind == REVOKE and s.signer_verifier.name in issuers for s in statements)
-    return REVOKED if revoked else VALID
+    return REVOKED if counted_revocations(statements) else VALID

@@ -5,9 +5,8 @@ witness quorum, the inclusion proof, and that the statement is about the documen
 
 Online, the log is asked and nothing it says is taken on its word: the current checkpoint must satisfy the
 policy, every statement it returns about the document must be signed by its signer and proven included in that
-checkpoint. The verdict is then computed here: revoked if the issuer of an included issue statement (same key
-name, as the log's status rule) included a revoke statement. A log could still hide a revocation from one
-verifier; monitors, which see every entry, are what catch that.
+checkpoint. The verdict then follows the one status rule (tlogcore/status.py) over the verified statements. A
+log could still hide a revocation from one verifier; monitors, which see every entry, are what catch that.
 """
 
 from collections.abc import Sequence
@@ -19,6 +18,8 @@ from tlogcore.errors import MalformedError, TlogError
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
+from tlogcore.status import REVOKED as REVOKED_STATUS
+from tlogcore.status import UNKNOWN, counted_revocations, document_status
 from tools.qr import OnlineRef, parse_payload
 from tools.verdict import (
     GENUINE,
@@ -125,8 +126,9 @@ async def _check_online(
 
 def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]], trusted: TrustedCheckpoint) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
-    issues = [(i, s) for i, s in included if s.kind == ISSUE]
-    if not issues:
+    statements = [s for _, s in included]
+    status = document_status(statements)
+    if status == UNKNOWN:
         return Outcome(
             NOT_LOGGED,
             document,
@@ -134,17 +136,17 @@ def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]], 
             checkpoint=current,
             witnesses=witnesses,
         )
-    index, statement = issues[0]
-    issuers = {s.signer_verifier.name for _, s in issues}
+    index, statement = next((i, s) for i, s in included if s.kind == ISSUE)
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
-    for revoke_index, revoke in included:
-        if revoke.kind == REVOKE and revoke.signer_verifier.name in issuers:
-            reason = f" ({revoke.reason})" if revoke.reason else ""
-            return Outcome(
-                REVOKED,
-                document,
-                f"revoked{reason} by {revoke.signer_verifier.name} in entry "
-                f"{revoke_index}; it was {describe(statement, index, current, witnesses)}",
-                **where,
-            )
+    if status == REVOKED_STATUS:
+        revoke = counted_revocations(statements)[0]
+        revoke_index = next(i for i, s in included if s is revoke)
+        reason = f" ({revoke.reason})" if revoke.reason else ""
+        return Outcome(
+            REVOKED,
+            document,
+            f"revoked{reason} by {revoke.signer_verifier.name} in entry "
+            f"{revoke_index}; it was {describe(statement, index, current, witnesses)}",
+            **where,
+        )
     return Outcome(GENUINE, document, describe(statement, index, current, witnesses) + "; not revoked", **where)

@@ -580,6 +580,15 @@
     return r;
   }
 
+  // A document's status from the statements about it that this page verified: [{kind, issuer}] with the
+  // issuer's key name. The one rule of tlogcore/status.py; both run tests/vectors/status/status.json.
+  function documentStatus(statements) {
+    const issuers = new Set(statements.filter((s) => s.kind === "issue").map((s) => s.issuer));
+    if (!issuers.size) return "unknown";
+    return statements.some((s) => s.kind === "revoke" && issuers.has(s.issuer)) ? "revoked" : "valid";
+  }
+  window.TLOG_STATUS = Object.freeze({ documentStatus });
+
   async function verifyOnline(h, i, checks) {
     if (!/^[0-9a-f]{64}$/.test(h) || !/^(0|[1-9][0-9]{0,18})$/.test(i)) {
       throw new VerifyError("cannot_verify", null, "the link is malformed");
@@ -601,15 +610,19 @@
     state.expected = v.statement.document;
     state.facts = factsFrom(v, policy, false);
     if (v.statement.kind !== "issue") throw tampered("c_document", "the log entry is not an issue statement");
-    let revoked = null;
+    const verified = [v];
     for (const s of listing.statements.filter((x) => x.kind === "revoke")) {
       try {
-        const r = await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks());
-        if (r.statement.issuerName === v.statement.issuerName) revoked = r;
+        verified.push(await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks()));
       } catch (e) { /* a revocation whose proof fails does not count */ }
     }
-    checks.pass("c_revocation", revoked ? "revoked at #" + revoked.index : "none");
-    if (revoked) return ["revoked", "r_revoked", revoked.statement.reason ? "reason: " + revoked.statement.reason : ""];
+    const status = documentStatus(verified.map((r) => ({ kind: r.statement.kind, issuer: r.statement.issuerName })));
+    // for the message: the revocation that made the status (by the issuer of the verified issue statement)
+    const revoked = verified.find((r) => r.statement.kind === "revoke" && r.statement.issuerName === v.statement.issuerName);
+    checks.pass("c_revocation", status === "revoked" ? "revoked at #" + revoked.index : "none");
+    if (status === "revoked") {
+      return ["revoked", "r_revoked", revoked.statement.reason ? "reason: " + revoked.statement.reason : ""];
+    }
     return ["genuine", "r_genuine", ""];
   }
 
