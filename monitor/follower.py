@@ -41,11 +41,11 @@ from monitor.fetch import TileFetcher, Unavailable
 from monitor.rules import UNEXPECTED, match_all
 from monitor.splitview import open_witness_checkpoint, proof_conflict, same_size_conflict
 from monitor.state import LogRow, Signed, State, StateError
-from monitor.treeview import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore import merkle
 from tlogcore.errors import MalformedError, NotAllowedError, SignatureError, TlogError, UnverifiedError
 from tlogcore.registry import Registry
 from tlogcore.statement import Statement, parse_ed25519_vkey, parse_statement
+from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile, tile_at
 from witness.client import WitnessClient, WitnessClientError
 
