@@ -35,6 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from logserver import proofs
 from logserver.config import DEFAULT_TILE_CACHE_BYTES
 from logserver.documents import document_status
+from logserver.homepage import home_routes
 from logserver.metrics import Metrics
 from logserver.openapi import OPENAPI
 from logserver.ratelimit import RateLimiter
@@ -419,6 +420,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         Route("/metrics", metrics),
         Route("/openapi.json", openapi),
         *web_routes(state.log_vkey, state.witness_status),
+        *home_routes(),
     ]
 
     async def handle_error(request: Request, exc: Exception) -> Response:

@@ -8,6 +8,7 @@ tlog-server info --data ./data
 
 import asyncio
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
@@ -103,7 +104,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def print_identity(log_key: Ed25519Signer, registry_key: Ed25519Signer) -> None:
+def print_identity(log_key: Ed25519Signer, registry_key: Ed25519Signer, as_json: bool = False) -> None:
+    if as_json:  # for scripts: no scraping of the text lines
+        keys = {"origin": log_key.name, "log_vkey": log_key.verifier().vkey}
+        click.echo(json.dumps(keys | {"registry_vkey": registry_key.verifier().vkey}))
+        return
     click.echo(f"origin:       {log_key.name}")
     click.echo(f"log key:      {log_key.verifier().vkey}")
     click.echo(f"registry key: {registry_key.verifier().vkey}")
@@ -353,17 +358,19 @@ def export_tiles(data: Path, out: Path, verify: bool, config_path: Path | None) 
 @main.command()
 @click.option("--data", "data", type=click.Path(path_type=Path), required=True, help="Directory for keys and database.")
 @click.option("--origin", default=None, help="The log's origin (default: a random tlog.localhost/...).")
-def init(data: Path, origin: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the identity as one JSON object.")
+def init(data: Path, origin: str | None, as_json: bool) -> None:
     """Generate the log and registry keys (if missing) and print the identity. Example: tlog-server init --data d"""
     log_key, registry_key, _ = load_or_create_keys(data, origin)
-    print_identity(log_key, registry_key)
+    print_identity(log_key, registry_key, as_json)
 
 
 @main.command()
 @click.option("--data", "data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
-def info(data: Path) -> None:
-    """Print the log's origin and public keys. Example: tlog-server info --data ./data"""
+@click.option("--json", "as_json", is_flag=True, help="Print the identity as one JSON object.")
+def info(data: Path, as_json: bool) -> None:
+    """Print the log's origin and public keys. Example: tlog-server info --data ./data --json"""
     for name in (LOG_KEY, REGISTRY_KEY):
         if not (data / name).exists():
             raise UsageError(f"{data / name} does not exist: run tlog-server serve --data {data} first")
-    print_identity(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY))
+    print_identity(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY), as_json)
