@@ -159,6 +159,13 @@ def test_plans_refuse_misuse() -> None:
         plan.supply({(1, 1): Leaf(b"\x01" * 32, new_record([1]).to_bytes())})
     with pytest.raises(ValueError, match="not finished"):
         PathPlan([b"\x01" * 32]).apply({b"\x01" * 32: new_record([1])})
+    with pytest.raises(ValueError, match="not finished"):
+        PathPlan([b"\x01" * 32]).lookup(b"\x01" * 32)
+    with pytest.raises(ValueError, match="not finished"):
+        PathPlan([]).root_hash()  # even a plan for no key reads the root first
+    rows: Rows = {}
+    apply_batch(rows, {}, {b"\x01" * 32: new_record([1])})
+    assert read_paths(PathPlan([]), rows).root_hash() == ref.root({b"\x01" * 32: new_record([1]).to_bytes()})
     with pytest.raises(MalformedError):
         PathPlan([b"\x01" * 31])
 

@@ -115,25 +115,31 @@ class PathPlan:
 
     def __init__(self, keys: Iterable[bytes], size_hint: int = 0) -> None:
         self.nodes: dict[NodeId, StoredNode] = {}
-        self._next: dict[int, int] = {}  # key bits -> the depth still to read on its path (open keys only)
-        for key in keys:
-            if len(key) != HASH_SIZE:
-                raise MalformedError(f"status index key is {len(key)} bytes, want {HASH_SIZE}")
-            self._next[key_int(key)] = 0
+        keys = list(keys)
+        if any(len(key) != HASH_SIZE for key in keys):
+            raise MalformedError(f"status index keys are {HASH_SIZE} bytes")
+        # Open keys, in key order, each with the depth still to read on its path.
+        self._open: dict[int, int] = dict.fromkeys(sorted({key_int(key) for key in keys}), 0)
         # A key's path is about log2(documents) + 2 deep: ask for that much at once, a few more later if needed.
         self._window = max(LATER_WINDOW, size_hint.bit_length() + 4)
+        self._round_window = 0
         self._asked: set[NodeId] = set()
+        self._root_read = False  # the first round always asks for the root, even with no keys
 
     def wanted(self) -> list[NodeId]:
-        """The node ids to read next; empty once every path is complete."""
-        ids = {
-            path_id(bits, depth)
-            for bits, start in self._next.items()
-            for depth in range(start, min(start + self._window, KEY_BITS + 1))
-        }
-        self._window = LATER_WINDOW
+        """The node ids to read next (the next `window` depths of every open path); empty once all are read."""
+        ids: set[NodeId] = set() if self._root_read else {(0, 0)}
+        previous, previous_start = 0, -1
+        for bits, start in self._open.items():
+            low = start
+            if start == previous_start:  # keys in order: the prefix shared with the previous key is asked already
+                low = max(start, KEY_BITS + 1 - (bits ^ previous).bit_length())
+            end = min(start + self._window, KEY_BITS + 1)
+            ids.update([(depth, bits >> (KEY_BITS - depth)) for depth in range(low, end)])
+            previous, previous_start = bits, start
+        self._round_window, self._window = self._window, LATER_WINDOW
         self._asked = ids
-        return sorted(ids)
+        return list(ids)
 
     def supply(self, found: Mapping[NodeId, StoredNode]) -> None:
         """Phase two of a round: the rows found among `wanted()`; an id not in `found` has no row."""
@@ -141,18 +147,30 @@ class PathPlan:
         if stray:
             raise ValueError(f"rows supplied that were not asked for: {sorted(stray)[:3]}")
         self.nodes.update(found)
-        for bits, depth in list(self._next.items()):
-            while path_id(bits, depth) in self._asked:
-                node = self.nodes.get(path_id(bits, depth))
-                if not isinstance(node, Interior) or depth == KEY_BITS:
-                    del self._next[bits]  # the path ends here: an empty subtree or a leaf
-                    break
-                if (node.right if _bit(bits, depth) else node.left) == EMPTY:
-                    del self._next[bits]  # the path ends in the empty child: nothing below to read
-                    break
-                depth += 1
+        self._root_read = True
+        previous, previous_start, previous_stop = 0, -1, 0
+        for bits, start in list(self._open.items()):
+            depth = start
+            if start == previous_start:  # the previous key walked the shared prefix: start where the paths part
+                depth = max(start, min(KEY_BITS - (bits ^ previous).bit_length(), previous_stop))
+            stop, finished = self._walk(bits, depth, min(start + self._round_window, KEY_BITS + 1))
+            if finished:
+                del self._open[bits]
             else:
-                self._next[bits] = depth
+                self._open[bits] = stop
+            previous, previous_start, previous_stop = bits, start, stop
+
+    def _walk(self, bits: int, depth: int, end: int) -> tuple[int, bool]:
+        """Follow the key's path down from `depth` through the nodes read; where it stops, and whether it ended."""
+        nodes = self.nodes
+        while depth < end:
+            node = nodes.get((depth, bits >> (KEY_BITS - depth)))
+            if not isinstance(node, Interior) or depth == KEY_BITS:
+                return depth, True  # an empty subtree or a leaf ends the path
+            if (node.right if (bits >> (KEY_BITS - 1 - depth)) & 1 else node.left) == EMPTY:
+                return depth, True  # the key's side is empty: nothing below to read
+            depth += 1
+        return depth, False
 
     def stored_child(self, node: NodeId, expected_hash: bytes) -> StoredNode | None:
         """The stored node that a parent says has `expected_hash` (None for EMPTY), checked to be there."""
@@ -163,13 +181,20 @@ class PathPlan:
             raise IndexStorageError(f"index node {node_id_bytes(node).hex()} is missing, but its parent names it")
         return found
 
+    def _check_read(self, keys: Iterable[int]) -> None:
+        unread = [f"{bits:064x}" for bits in keys if bits in self._open]
+        if not self._root_read or unread:
+            raise ValueError(f"the plan has not finished reading (the root, or the paths of {unread[:3]})")
+
     def root_hash(self) -> bytes:
+        self._check_read(())
         root = self.nodes.get((0, 0))
         return EMPTY if root is None else root.hash
 
     def lookup(self, key: bytes) -> tuple[StatusRecord | None, StatusProof]:
         """The key's record (None: absent) and its proof, from the nodes read (docs/status-proofs.md §4)."""
         bits = key_int(key)
+        self._check_read([bits])
         depth, bitmap, siblings = 0, 0, []
         node = self.nodes.get((0, 0))
         while isinstance(node, Interior):
@@ -216,9 +241,7 @@ class PathPlan:
     def apply(self, records: Mapping[bytes, StatusRecord]) -> Update:
         """Set each key's record (keys must be among the plan's); returns the rows to write and the new root."""
         items = sorted((key_int(key), key, record.to_bytes()) for key, record in records.items())
-        missing = [key.hex() for bits, key, _ in items if bits in self._next]
-        if missing:
-            raise ValueError(f"the plan has not finished reading the paths of {missing[:3]}")
+        self._check_read(bits for bits, _, _ in items)
         writes: dict[NodeId, StoredNode] = {}
         batch = _Batch([bits for bits, _, _ in items], [Leaf(key, record) for _, key, record in items], self, writes)
         root = batch.update(0, 0, self.nodes.get((0, 0)), 0, len(items)) if items else self.root_hash()
@@ -277,5 +300,5 @@ class _Batch:
 def read_paths(plan: PathPlan, rows: Mapping[NodeId, StoredNode]) -> PathPlan:
     """Run every round of `plan` against rows held in memory (tests, benchmarks, a monitor's own copy)."""
     while wanted := plan.wanted():
-        plan.supply({node: rows[node] for node in wanted if node in rows})
+        plan.supply({node: row for node in wanted if (row := rows.get(node)) is not None})
     return plan
