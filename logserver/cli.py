@@ -9,6 +9,7 @@ tlog-server info --data ./data
 
 import asyncio
 import contextlib
+import json
 import logging
 import multiprocessing
 import os
@@ -159,7 +160,11 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def print_identity(log_key: Ed25519Signer, registry_key: Ed25519Signer) -> None:
+def print_identity(log_key: Ed25519Signer, registry_key: Ed25519Signer, as_json: bool = False) -> None:
+    if as_json:  # for scripts: no scraping of the text lines
+        keys = {"origin": log_key.name, "log_vkey": log_key.verifier().vkey}
+        click.echo(json.dumps(keys | {"registry_vkey": registry_key.verifier().vkey}))
+        return
     click.echo(f"origin:       {log_key.name}")
     click.echo(f"log key:      {log_key.verifier().vkey}")
     click.echo(f"registry key: {registry_key.verifier().vkey}")
@@ -484,7 +489,8 @@ def export_tiles(data: Path, out: Path, verify: bool, config_path: Path | None) 
 @click.option("--data", "data", type=click.Path(path_type=Path), required=True, help="Directory for keys and database.")
 @click.option("--origin", default=None, help="The log's origin (default: a random tlog.localhost/...).")
 @click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
-def init(data: Path, origin: str | None, config_path: Path | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the identity as one JSON object.")
+def init(data: Path, origin: str | None, config_path: Path | None, as_json: bool) -> None:
     """Make a new log's keys and record its identity in the database (run again: checks and prints it).
 
     Keys are made only when --data has none and the database is empty. Example: tlog-server init --data ./data
@@ -506,7 +512,7 @@ def init(data: Path, origin: str | None, config_path: Path | None) -> None:
                 raise UsageError(f"{where} already holds {owner} but {data} has no keys: put that log's keys back")
             else:
                 keys = create_keys(data, origin)
-                click.echo("new log: generated the log key and the registry key")
+                click.echo("new log: generated the log key and the registry key", err=as_json)
             check_origin(keys, origin, data)
             await claim_database(storage, keys, where)
             return keys
@@ -517,14 +523,15 @@ def init(data: Path, origin: str | None, config_path: Path | None) -> None:
         keys = asyncio.run(claim())
     except StorageError as exc:
         raise UsageError(str(exc)) from exc
-    print_identity(keys.log, keys.registry)
+    print_identity(keys.log, keys.registry, as_json)
 
 
 @main.command()
 @click.option("--data", "data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
-def info(data: Path) -> None:
-    """Print the log's origin and public keys. Example: tlog-server info --data ./data"""
+@click.option("--json", "as_json", is_flag=True, help="Print the identity as one JSON object.")
+def info(data: Path, as_json: bool) -> None:
+    """Print the log's origin and public keys. Example: tlog-server info --data ./data --json"""
     for name in (LOG_KEY, REGISTRY_KEY):
         if not (data / name).exists():
             raise UsageError(f"{data / name} does not exist: run tlog-server init --data {data} first")
-    print_identity(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY))
+    print_identity(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY), as_json)

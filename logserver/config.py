@@ -12,7 +12,7 @@ DEFAULT_TILE_CACHE_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class WitnessConfig:
-    name: str  # a label for logs and metrics
+    name: str  # for status, metrics and the published policy; by default the witness key's own name
     url: str  # submission prefix: POST <url>/add-checkpoint
     vkey: str  # the witness's cosignature verifier key
 
@@ -118,7 +118,8 @@ def _list(content: Any, name: str) -> list[dict[str, Any]]:
 
 
 def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
-    if set(table) != {"name", "url", "vkey"} or not all(isinstance(v, str) for v in table.values()):
-        raise MalformedError(f"config: [[witness]] #{position + 1} needs exactly name, url and vkey (strings)")
-    parse_verifier_key(table["vkey"])
-    return WitnessConfig(table["name"], table["url"].rstrip("/"), table["vkey"])
+    keys = set(table)
+    if not {"url", "vkey"} <= keys <= {"name", "url", "vkey"} or not all(isinstance(v, str) for v in table.values()):
+        raise MalformedError(f"config: [[witness]] #{position + 1} needs url and vkey, and may have name (strings)")
+    vkey = parse_verifier_key(table["vkey"])
+    return WitnessConfig(table.get("name", vkey.name), table["url"].rstrip("/"), table["vkey"])

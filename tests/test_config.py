@@ -23,7 +23,8 @@ def test_example_config_is_the_defaults() -> None:
         ("[sequencer]\nmax_pool = -5\n", "positive"),
         ("[sequencer]\nmax_poll = 5\n", "unknown option"),
         ("[limits]\nmax_future_seconds = true\n", "must be a int"),
-        ("[[witness]]\nname = 'w'\nurl = 'http://x'\n", "exactly name, url and vkey"),
+        ("[[witness]]\nname = 'w'\nurl = 'http://x'\n", "needs url and vkey, and may have name"),
+        ("[[witness]]\nurl = 'http://x'\nvkey = 'k'\nlabel = 'w'\n", "needs url and vkey, and may have name"),
         ("[[witness]]\nname = 'w'\nurl = 'http://x'\nvkey = 'bad'\n", "verifier key"),
     ],
 )
@@ -44,3 +45,11 @@ def test_a_rate_limit_of_zero_means_off_but_other_zeros_and_negatives_are_refuse
     for text in ("[limits]\nclient_requests_per_second = -1", "[limits]\nclient_burst = 0"):
         with pytest.raises(MalformedError, match="must be positive"):
             config_from_toml(tomllib.loads(text))
+
+
+def test_a_witness_is_named_by_its_key_name_unless_told_otherwise() -> None:
+    vkey = "witness1.example.org+58da6cf5+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
+    config = config_from_toml(tomllib.loads(f"[[witness]]\nurl = 'http://x/'\nvkey = '{vkey}'\n"))
+    assert [(w.name, w.url, w.vkey) for w in config.witnesses] == [("witness1.example.org", "http://x", vkey)]
+    named = config_from_toml(tomllib.loads(f"[[witness]]\nname = 'w1'\nurl = 'http://x'\nvkey = '{vkey}'\n"))
+    assert named.witnesses[0].name == "w1"

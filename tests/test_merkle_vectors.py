@@ -1,4 +1,4 @@
-"""The Merkle vectors in ../shared/vectors/merkle, one parametrized test per file."""
+"""The Merkle vectors in tests/vectors/merkle, one parametrized test per file."""
 
 import hashlib
 

@@ -1,4 +1,4 @@
-"""Signed notes, verifier keys, checkpoints and cosignatures against ../shared/vectors."""
+"""Signed notes, verifier keys, checkpoints and cosignatures against tests/vectors."""
 
 import pytest
 from conftest import load_vectors

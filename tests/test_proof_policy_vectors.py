@@ -1,4 +1,4 @@
-"""tlog-proof, tlog-policy and the witness session's core checks against ../shared/vectors."""
+"""tlog-proof, tlog-policy and the witness session's core checks against tests/vectors."""
 
 import base64
 

@@ -1,4 +1,4 @@
-"""Tile paths, inventories, node coordinates and entry bundles against ../shared/vectors."""
+"""Tile paths, inventories, node coordinates and entry bundles against tests/vectors."""
 
 import hashlib
 

@@ -1,6 +1,7 @@
 """The web verifier page (/verify) in a real headless Chromium against a real log with three witnesses and the
 2-of-3 quorum it publishes: every verdict, computed in the browser by the page's own JavaScript, screenshotted at
-phone and desktop widths into docs/screenshots/; damaged bundles must not verify; offline works with the log down."""
+phone and desktop widths into build/screenshots/ (docs/screenshots/ via `python3 dev.py screenshots`); damaged
+bundles must not verify; offline works with the log down."""
 
 import base64
 import hashlib

@@ -1,5 +1,6 @@
 """`tlog-witness serve` / `info`: key file made once with mode 0600, unsafe keys refused, bad input → one line."""
 
+import json
 import stat
 from pathlib import Path
 
@@ -68,7 +69,7 @@ def test_a_damaged_key_file_is_refused(tmp_path: Path) -> None:
     key_file = data / "witness.key"
     key_file.write_text(key_file.read_text().replace("+", "+x", 3))
     assert_one_line_error(cli("info", "--data", str(data)), "key file")
-    assert_one_line_error(cli("info", "--data", str(tmp_path / "missing")), "cannot open key file")
+    assert_one_line_error(cli("info", "--data", str(tmp_path / "missing")), "does not exist", "tlog-witness init")
 
 
 def bad_configs(vkey: str, origin: str) -> dict[str, str]:
@@ -116,3 +117,34 @@ def test_a_busy_port_or_an_unusable_database_stops_cleanly(tmp_path: Path) -> No
     assert_one_line_error(
         cli("serve", "--data", str(tmp_path / "three"), "--config", str(config)), "cannot open the database"
     )
+
+
+def test_init_makes_the_key_before_the_first_run_and_info_prints_json(tmp_path: Path) -> None:
+    data = tmp_path / "w1"
+    missing = cli("info", "--data", str(data))
+    assert_one_line_error(missing, "does not exist", "tlog-witness init")
+    made = cli("init", "--data", str(data), "--name", "w1.example.org", "--json")
+    assert made.returncode == 0, made.stderr
+    identity = json.loads(made.stdout)
+    assert identity["name"] == "w1.example.org" and identity["vkey"].startswith("w1.example.org+")
+    assert stat.S_IMODE((data / "witness.key").stat().st_mode) == 0o600
+    again = cli("init", "--data", str(data), "--name", "w1.example.org", "--json")  # never a second key
+    assert json.loads(again.stdout) == identity
+    assert json.loads(cli("info", "--data", str(data), "--json").stdout) == identity
+    assert cli("info", "--data", str(data)).stdout == f"name w1.example.org\nvkey {identity['vkey']}\n"
+    log = tiny_log()
+    config = write_config(tmp_path / "w.toml", "w1.example.org", [(log.origin, log.vkey)])
+    with WitnessProcess(data, config) as witness:
+        assert witness.vkey == identity["vkey"]  # serve uses the key init made
+
+
+def test_init_takes_the_name_from_the_config_and_refuses_a_renamed_key(tmp_path: Path) -> None:
+    log = tiny_log()
+    config = write_config(tmp_path / "w.toml", "w2.example.org", [(log.origin, log.vkey)])
+    made = cli("init", "--data", str(tmp_path / "w2"), "--config", str(config), "--json")
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["name"] == "w2.example.org"
+    assert_one_line_error(cli("init", "--data", str(tmp_path / "w2"), "--name", "other.example.org"), "other")
+    assert_one_line_error(cli("init", "--data", str(tmp_path / "w3")), "exactly one of --name")
+    assert_one_line_error(cli("init", "--data", str(tmp_path / "w3"), "--name", "bad name"), "bad name")
+    assert not (tmp_path / "w3" / "witness.key").exists()

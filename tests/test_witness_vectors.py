@@ -1,4 +1,4 @@
-"""Replay ../shared/vectors/witness/add_checkpoint_sequence.json against real witnesses over HTTP.
+"""Replay tests/vectors/witness/add_checkpoint_sequence.json against real witnesses over HTTP.
 
 Statuses are the vectors' `spec_status` (c2sp.org/tlog-witness: 404 for an
 unknown origin, where litewitness answered 403). The witness is configured

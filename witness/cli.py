@@ -1,15 +1,18 @@
-"""`tlog-witness`: run a witness, or show its key. The only witness module that reads files or starts a server.
+"""`tlog-witness`: make a witness key, run a witness, or show its key. The only witness module that reads files or
+starts a server.
 
+    tlog-witness init --data DIR (--name NAME | --config witness.toml) [--json]
     tlog-witness serve --data DIR --config witness.toml [--listen 127.0.0.1:7380]
-    tlog-witness info --data DIR
+    tlog-witness info --data DIR [--json]
 
 DIR holds `witness.key` (the Ed25519 seed in Go's `PRIVATE+KEY+…` form, mode
-0600, made on first run) and `witness.sqlite` (the state). The cosignature
+0600, made by `init` or on first run) and `witness.sqlite` (the state). The cosignature
 verifier key printed is what logs and verifiers put in their trust policy
 (`witness <name> <vkey>`, c2sp.org/tlog-policy).
 """
 
 import asyncio
+import json
 import os
 import sqlite3
 import stat
@@ -232,16 +235,54 @@ def serve(data: Path, config_path: Path, listen: str | None, log_level: str, acc
         raise click.ClickException(str(exc)) from None
 
 
+def print_identity(signer: CosignatureV1Signer, as_json: bool) -> None:
+    if as_json:  # for scripts: no scraping of the text lines
+        click.echo(json.dumps({"name": signer.name, "vkey": signer.verifier().vkey}))
+        return
+    click.echo(f"name {signer.name}")
+    click.echo(f"vkey {signer.verifier().vkey}")
+
+
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print name and vkey as one JSON object.")
+
+
 @main.command()
 @DATA_OPTION
-def info(data: Path) -> None:
+@click.option("--name", default=None, help="The witness's name (the key name in its vkey), e.g. witness1.example.org.")
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Take the name from this witness config instead of --name.",
+)
+@JSON_OPTION
+def init(data: Path, name: str | None, config_path: Path | None, as_json: bool) -> None:
+    """Make the witness key (if missing) and print its name and vkey, before the witness first runs, so the log's
+    config and the verifiers' trust policy can be written. Example: tlog-witness init --data ./w1 --name w1.example.org
+    """
+    if (name is None) == (config_path is None):
+        raise click.ClickException("give exactly one of --name NAME or --config witness.toml")
+    try:
+        chosen = read_config(config_path).name if config_path is not None else str(name)
+        signer = cosigner(load_or_create_key(data, chosen))
+    except (MalformedError, SetupError, OSError) as exc:
+        raise click.ClickException(str(exc)) from None
+    print_identity(signer, as_json)
+
+
+@main.command()
+@DATA_OPTION
+@JSON_OPTION
+def info(data: Path, as_json: bool) -> None:
     """Print the witness name and its cosignature verifier key (for trust policies)."""
+    if not (data / KEY_FILE).exists() and not (data / KEY_FILE).is_symlink():
+        raise click.ClickException(f"{data / KEY_FILE} does not exist: run tlog-witness init --data {data} --name NAME")
     try:
         signer = cosigner(read_key_file(data / KEY_FILE))
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"name {signer.name}")
-    click.echo(f"vkey {signer.verifier().vkey}")
+    print_identity(signer, as_json)
 
 
 if __name__ == "__main__":

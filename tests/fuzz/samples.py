@@ -1,4 +1,4 @@
-"""Valid encodings of every fuzzed format, made with the real signers and taken from ../shared/vectors.
+"""Valid encodings of every fuzzed format, made with the real signers and taken from tests/vectors.
 
 They seed the hypothesis mutators and the atheris corpora (`run_atheris --seed`).
 Keys are fixed seeds and the witness clock is fixed, so the samples are the same on every run.
@@ -19,7 +19,7 @@ from tlogcore.note import sign_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, sign_statement
 from tlogcore.tiles import Tile, encode_entry_bundle
 
-VECTORS = Path(__file__).resolve().parents[3] / "shared" / "vectors"
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 ORIGIN = "log.example.gov.kh/documents"
 NOW = 1_790_000_000
 

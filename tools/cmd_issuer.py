@@ -1,0 +1,71 @@
+"""`tlog issuer add|retire|list`: the operator's registry statements."""
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from logserver import api
+from logserver.client import LogClient
+from tlogcore.keys import Ed25519Signer
+from tlogcore.statement import ISSUER_ADD, ISSUER_RETIRE, Statement, sign_statement
+from tools.clikit import log_option, read_key, run
+
+
+@click.group()
+def issuer() -> None:
+    """Operator: add, retire and list issuer keys (registry statements, signed by the registry key)."""
+
+
+async def _registry_statement(
+    log_url: str, registry: Ed25519Signer, kind: str, issuer_vkey: str, label: str | None, reason: str | None
+) -> None:
+    async with LogClient(log_url) as client:
+        origin = (await client.info()).origin
+        statement = Statement(
+            origin, kind, registry.verifier().vkey, int(time.time()), issuer=issuer_vkey, ref=label, reason=reason
+        )
+        result = await client.submit([sign_statement(statement, registry)])
+        click.echo(f"{kind} {issuer_vkey.split('+')[0]}: entry {result.entries[0].index}")
+
+
+@issuer.command("add")
+@log_option
+@click.option("--registry-key", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--issuer", "issuer_vkey", required=True, help="The issuer's verifier key (from tlog keygen).")
+@click.option("--label", default=None, help="The issuer's display name, e.g. 'Ministry of Education'.")
+def issuer_add(log_url: str, registry_key: Path, issuer_vkey: str, label: str | None) -> None:
+    """Register an issuer key. Example: tlog issuer add --log URL --registry-key data/registry.key --issuer VKEY"""
+    run(_registry_statement(log_url, read_key(registry_key), ISSUER_ADD, issuer_vkey, label, None))
+
+
+@issuer.command("retire")
+@log_option
+@click.option("--registry-key", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--issuer", "issuer_vkey", required=True)
+@click.option("--reason", default=None)
+def issuer_retire(log_url: str, registry_key: Path, issuer_vkey: str, reason: str | None) -> None:
+    """Retire an issuer key. Example: tlog issuer retire --log URL --registry-key data/registry.key --issuer VKEY"""
+    run(_registry_statement(log_url, read_key(registry_key), ISSUER_RETIRE, issuer_vkey, None, reason))
+
+
+@issuer.command("list")
+@log_option
+@click.option("--json", "as_json", is_flag=True)
+def issuer_list(log_url: str, as_json: bool) -> None:
+    """List every issuer key the log's registry ever held. Example: tlog issuer list --log URL"""
+
+    async def go() -> api.IssuerRegistry:
+        async with LogClient(log_url) as client:
+            return await client.issuers()
+
+    registry = run(go())
+    if as_json:
+        click.echo(json.dumps(registry.to_json(), ensure_ascii=False))
+        return
+    for entry in registry.issuers:
+        for key in entry.keys:
+            state = f"retired in entry {key.retired.index}" if key.retired else "active"
+            label = f" {key.label!r}" if key.label else ""
+            click.echo(f"{entry.name}{label}: {state} (added in entry {key.added.index}) {key.vkey}")
