@@ -346,6 +346,17 @@ class IssuerRegistry(WireValue):
 
 
 @dataclass(frozen=True)
+class WitnessAlarm(WireValue):
+    """A witness answered 422: it holds another tree for this log, evidence of a fork or a stolen log key."""
+
+    size: Uint  # of our checkpoint it refused
+    at: float  # when (Unix seconds)
+    answer: str  # the witness's answer
+    our_checkpoint: str
+    witness_checkpoint: str | None  # its newest checkpoint of this log, signed by the log key: the evidence
+
+
+@dataclass(frozen=True)
 class WitnessStatus(WireValue):
     name: str
     url: str
@@ -353,6 +364,7 @@ class WitnessStatus(WireValue):
     last_cosigned_size: int | None
     last_cosigned_at: float | None
     last_error: str | None
+    alarm: WitnessAlarm | None  # the newest 422 (logserver/witnessing.py); None while all is well
 
 
 @dataclass(frozen=True)
