@@ -5,6 +5,7 @@ tlog-server init --data ./data [--origin O] [--config server.toml]     (a new lo
 tlog-server serve --data ./data --listen 127.0.0.1:8080 [--config server.toml]
 tlog-server export-tiles --data ./data --out ./tiles [--verify]
 tlog-server info --data ./data
+tlog-server check --data ./data                                           (audit the database, read only)
 """
 
 import asyncio
@@ -30,6 +31,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from logserver.app import ClientRateLimit, Limits, LogState, RequestLog, build_app
+from logserver.check import Audit, audit
 from logserver.config import ServerConfig, config_from_toml
 from logserver.keyguard import RECORD_NAME, ExternalHead, ForkRefused, KeyGuard, RecordFile, verified_head
 from logserver.metrics import Metrics
@@ -45,11 +47,13 @@ from logserver.workerpool import HealingProcessPool
 from tlogcore.errors import TlogError
 from tlogcore.keys import (
     Ed25519Signer,
+    Verifier,
     check_private_key_mode,
     format_signer_key,
     generate_ed25519_seed,
     parse_signer_key,
 )
+from tlogcore.vkeys import parse_verifier_key
 
 LOG_KEY, REGISTRY_KEY, DATABASE = "log.key", "registry.key", "log.db"
 
@@ -535,3 +539,45 @@ def info(data: Path, as_json: bool) -> None:
         if not (data / name).exists():
             raise UsageError(f"{data / name} does not exist: run tlog-server init --data {data} first")
     print_identity(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY), as_json)
+
+
+async def log_verifier(storage: Storage, data: Path) -> tuple[str, Verifier]:
+    """The log's origin and key, from the identity `init` recorded (else from log.key): what audits trust."""
+    identity = await storage.identity()
+    if identity is not None:
+        return identity.origin, parse_verifier_key(identity.log_vkey)
+    keys = read_keys(data)
+    return keys.log.name, keys.log.verifier()
+
+
+@main.command()
+@click.option("--data", "data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+def check(data: Path, config_path: Path | None) -> None:
+    """Audit the database (read only): every leaf rehashed, every stored node, every checkpoint's signature and
+    root. Exit 0 when all hold. Example: tlog-server check --data ./data"""
+    config = load_config(config_path)
+    if config.engine == "sqlite" and not (data / DATABASE).exists():
+        raise UsageError(f"{data / DATABASE} does not exist: nothing to check")
+
+    async def run() -> Audit:
+        storage = await open_storage(data, config)
+        try:
+            origin, verifier = await log_verifier(storage, data)
+            return await audit(storage, origin, verifier)
+        finally:
+            await storage.close()
+
+    try:
+        result = asyncio.run(run())
+    except StorageError as exc:
+        raise UsageError(str(exc)) from exc
+    for problem in result.problems:
+        click.echo(problem)
+    summary = f"{result.entries} entries, {result.hashes} inner hashes, {result.checkpoints} checkpoints"
+    if result.problems:
+        raise UsageError(
+            f"{database_name(data, config)} is damaged ({summary} read; problems listed above): restore a backup, "
+            "or rebuild it with tlog-server recover (docs/key-guard.md)"
+        )
+    click.echo(f"ok: {summary} verified")
