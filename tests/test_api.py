@@ -48,7 +48,9 @@ EXAMPLES: list[api.WireValue] = [
         ("registry+1+AA",),
         (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None)),)),),
     ),
-    api.LogInfo(ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)),
+    api.LogInfo(
+        ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)
+    ),
     api.Health(True, True),
     api.ErrorBody("malformed", "what was wrong"),
 ]
