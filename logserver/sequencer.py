@@ -38,11 +38,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from logserver.handoff import QueueTimeout, handoff_for
 from logserver.keyguard import ForkRefused, KeyGuard
-from logserver.storage import EntryRecord, Head, HeadMovedError, SharedQueue, Storage, StorageError
+from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
-from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.errors import NotAllowedError
 from tlogcore.keys import Signer
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
@@ -112,7 +113,6 @@ class Sequencer:
     _pending: dict[bytes, asyncio.Future[Sequenced]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_lease: float = 0.0
-    _from_queue: set[bytes] = field(default_factory=set)  # leaf hashes in the pool that came from a SharedQueue
     _group_of: dict[bytes, int] = field(default_factory=dict)  # leaf hash → the submit() call (request) it came in
     _requests_seen: int = 0
     batch_seconds: list[float] = field(default_factory=list)  # for metrics: drained by the app
@@ -120,6 +120,7 @@ class Sequencer:
     _refused_at: float | None = None  # when the guard last refused to sequence (retried every lease_ttl)
 
     def __post_init__(self) -> None:
+        self.handoff = handoff_for(self.storage)  # the one seam between the two kinds of storage (handoff.py)
         if self.guard is None:
             self.guard = KeyGuard(self.config.origin, self.signer.verifier())
 
@@ -139,7 +140,7 @@ class Sequencer:
     @property
     def accepts_submissions(self) -> bool:
         """True when sequencing, or when the storage lets another process sequence what this one accepts."""
-        return self.not_sequencing is None or isinstance(self.storage, SharedQueue)
+        return self.not_sequencing is None or self.handoff.accepts_as_standby
 
     async def load(self) -> None:
         """(Re)load head, right edge and issuer registry from storage: the log's history is the truth."""
@@ -199,8 +200,8 @@ class Sequencer:
     async def submit(self, submissions: Sequence[Submission]) -> list[Sequenced]:
         """Wait until every submission is durably sequenced; identical statements return their first entry."""
         if self.not_sequencing is not None:
-            if isinstance(self.storage, SharedQueue):
-                return await self._submit_through_queue(self.storage, submissions)
+            if self.handoff.accepts_as_standby:
+                return await self._submit_as_standby(submissions)
             raise NotSequencingError(self.not_sequencing)
         existing = await self.storage.find_leaves([s.leaf_hash for s in submissions])
         new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
@@ -224,27 +225,16 @@ class Sequencer:
             self._wake.set()
         return [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
 
-    async def _submit_through_queue(self, queue: SharedQueue, submissions: Sequence[Submission]) -> list[Sequenced]:
-        """Standby path: queue durably, then wait until the sequencing process has logged every statement."""
+    async def _submit_as_standby(self, submissions: Sequence[Submission]) -> list[Sequenced]:
+        """Hand the statements to the sequencing process (handoff.py) and wait until they are in the log."""
         hashes = [s.leaf_hash for s in submissions]
-        found = await self.storage.find_leaves(hashes)
-        duplicates = set(found)
-        waiting = {s.leaf_hash: s.data for s in submissions if s.leaf_hash not in found}
-        if waiting:
-            await queue.enqueue(list(waiting.items()))
-        deadline = time.monotonic() + self.config.queue_timeout
-        while waiting:
-            await asyncio.sleep(self.config.queue_poll)
-            found.update(await self.storage.find_leaves(list(waiting)))
-            refused = await queue.queue_refusals([h for h in waiting if h not in found])
-            if refused:
-                raise NotAllowedError(next(iter(refused.values())))
-            waiting = {h: d for h, d in waiting.items() if h not in found}
-            if waiting and time.monotonic() > deadline:
-                raise NotSequencingError(
-                    f"{len(waiting)} statements are queued but no process has sequenced them within "
-                    f"{self.config.queue_timeout:g} s; they will be logged, resubmit later to get their entries"
-                )
+        duplicates = set(await self.storage.find_leaves(hashes))
+        try:
+            found = await self.handoff.submit(
+                [(s.leaf_hash, s.data) for s in submissions], self.config.queue_timeout, self.config.queue_poll
+            )
+        except QueueTimeout as exc:
+            raise NotSequencingError(str(exc)) from None
         fresh = await self.storage.head()
         if self.not_sequencing is not None and fresh is not None and fresh.size > self.size:
             self.head = fresh  # the response's checkpoint must cover the entries (only the sequencer moves it else)
@@ -261,43 +251,18 @@ class Sequencer:
                 except OSError as exc:
                     log.warning("cannot record the followed checkpoint beside the log key: %s", exc)
 
-    async def _drain_queue(self, queue: SharedQueue) -> None:
-        """Move statements other processes queued into the pool (their signatures were checked on the way in)."""
-        room = self.config.max_batch - len(self._pool)
-        if room <= 0:
-            return
-        refusals: dict[bytes, str] = {}
+    async def _drain_queue(self) -> None:
+        """Move statements other processes queued into the pool."""
         loop = asyncio.get_running_loop()
-        for data in await queue.queued(room):
-            digest = merkle.leaf_hash(data)
-            if digest in self._pending:
-                continue
-            try:
-                statement = parse_statement(data, check_signature=False)
-            except TlogError as exc:
-                refusals[digest] = f"malformed queued statement: {exc}"
-                continue
+        for queued in await self.handoff.drain(self.config.max_batch - len(self._pool), self._pending):
             future: asyncio.Future[Sequenced] = loop.create_future()
             future.add_done_callback(_nobody_waits)
-            self._pending[digest] = future
-            self._from_queue.add(digest)
-            self._pool.append((Submission(data, statement, digest), future))
-        if refusals:
-            await queue.refuse_queued(refusals)
+            self._pending[queued.leaf_hash] = future
+            self._pool.append((Submission(queued.data, queued.statement, queued.leaf_hash), future))
 
     async def _settle_queue(self, logged: Sequence[bytes], refusals: dict[bytes, str]) -> None:
-        """After a flush: forget queued statements now in the log, and record the refused ones for their waiters."""
-        if not isinstance(self.storage, SharedQueue):
-            return
-        logged = [h for h in logged if h in self._from_queue]
-        refusals = {h: r for h, r in refusals.items() if h in self._from_queue}
-        self._from_queue.difference_update(logged)
-        self._from_queue.difference_update(refusals)
         try:
-            if logged:
-                await self.storage.dequeue(logged)
-            if refusals:
-                await self.storage.refuse_queued(refusals)
+            await self.handoff.settle(logged, refusals)
         except StorageError as exc:  # harmless: they are drained again, found logged or refused again
             log.warning("queue bookkeeping failed: %s", exc)
 
@@ -318,8 +283,8 @@ class Sequencer:
             try:
                 if self.not_sequencing is not None:
                     await self._follow()
-                elif isinstance(self.storage, SharedQueue):
-                    await self._drain_queue(self.storage)
+                else:
+                    await self._drain_queue()
             except StorageError as exc:
                 log.error("storage unavailable: %s", exc)
             if self._pool and self.not_sequencing is None:
@@ -344,7 +309,7 @@ class Sequencer:
         for submission, future in pool:
             self._pending.pop(submission.leaf_hash, None)
             self._group_of.pop(submission.leaf_hash, None)
-            self._from_queue.discard(submission.leaf_hash)
+            self.handoff.forget(submission.leaf_hash)
             if not future.done():
                 future.set_exception(error)
 
@@ -488,7 +453,7 @@ class Sequencer:
         for submission, future in batch:
             self._pending.pop(submission.leaf_hash, None)
             self._group_of.pop(submission.leaf_hash, None)
-            self._from_queue.discard(submission.leaf_hash)  # still queued: drained again later
+            self.handoff.forget(submission.leaf_hash)  # still queued: drained again later
             if not future.done():
                 future.set_exception(error)
 
