@@ -83,6 +83,7 @@ def test_a_thousand_sockets_sending_one_byte_more_cannot_lock_clients_out(tmp_pa
             return closed, len(connections), statuses
 
         closed, opened, statuses = asyncio.run(attack())
+    print(f"\nfigure: {closed} of {opened} attacking connections closed by the server; honest statuses {statuses}")
     assert opened == DEFAULTS.max_connections
     assert statuses[-1] == 200, statuses  # served while the attacker still holds its sockets
     assert closed == opened  # every attacking connection was closed by the server, none by the attacker
@@ -152,6 +153,7 @@ def test_a_witness_trickling_its_answer_does_not_hold_publication(tmp_path: Path
                 waited = wait_published(client, good.vkey, 1, 30)
     finally:
         trickling.close()
+    print(f"\nfigure: published {waited} s after the entry was acknowledged; bound {bound} s")
     assert waited is not None and waited < bound + 1.0, waited  # before: ~150 s
 
 
