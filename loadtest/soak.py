@@ -104,8 +104,8 @@ class Service:
         raise TimeoutError(f"{self.name} did not start; see {self.out}")
 
     def start_expecting_refusal(self, timeout: float = 60) -> str:
-        """Start, and return the one line the process printed when it refused to start ("" if it did start)."""
-        self.starts += 1
+        """Start, and return the one line the process printed when it refused to start ("" if it did start).
+        Not counted in `starts`: a refused start is not a life of the server."""
         mark = self.out.stat().st_size if self.out.exists() else 0
         with self.out.open("ab") as out:
             self.process = subprocess.Popen([sys.executable, "-c", *self.args], cwd=REPO, stdout=out, stderr=out)

@@ -9,7 +9,7 @@ from loadtest.soak import Soak
 
 
 def test_one_minute_soak_with_kill_9(tmp_path: Path) -> None:
-    result = Soak(tmp_path, minutes=1.0, kill_every=12.0, submitters=2, readers=1).run()
+    result = Soak(tmp_path, minutes=1.0, kill_every=10.0, submitters=2, readers=1).run()
     assert result["log_restarts"] >= 2 and result["witness_restarts"] >= 1, result["events"]
     assert result["entries_lost"] == 0
     assert result["forks"] == 0
