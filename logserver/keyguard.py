@@ -232,13 +232,13 @@ class KeyGuard:
         if head is None or head.size < newest.size:
             held = f"size {head.size}" if head is not None else "no tree"
             raise ForkRefused(
-                f"refusing to sign: the log key has signed {newest} ({self.where}) but the database holds {held}; "
+                f"refusing to sign: the log key has signed {newest}, {self.where}, but the database holds {held}; "
                 + RECOVER_HINT
             )
         if not await holds(storage, head, newest):
             raise ForkRefused(
-                f"refusing to sign: the database holds another tree than the {newest} the log key signed "
-                f"({self.where}); {RECOVER_HINT}"
+                f"refusing to sign: the database holds another tree than the {newest} the log key signed, "
+                f"{self.where}; {RECOVER_HINT}"
             )
 
     async def _check_external(self, storage: Storage, head: Head | None, found: ExternalHead) -> None:
