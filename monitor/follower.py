@@ -44,7 +44,7 @@ from monitor.state import LogRow, Signed, State, StateError
 from tlogcore import merkle
 from tlogcore.errors import MalformedError, NotAllowedError, SignatureError, TlogError, UnverifiedError
 from tlogcore.registry import Registry
-from tlogcore.statement import Statement, parse_ed25519_vkey, parse_statement
+from tlogcore.statement import Statement, parse_statement, parse_statement_key
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile, tile_at
 from witness.client import WitnessClient, WitnessClientError
@@ -234,7 +234,7 @@ class Follower:
             try:
                 vkeys = (await self.client.info()).registry_vkeys
                 for vkey in vkeys:
-                    parse_ed25519_vkey(vkey, "registry key")
+                    parse_statement_key(vkey, "registry key")
             except (LogClientError, TlogError) as exc:
                 raise Unavailable(f"cannot learn the log's registry keys: {exc}") from None
             log.info("%s: pinned the registry keys the log names: %s", self.origin, ", ".join(vkeys))
