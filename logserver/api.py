@@ -346,6 +346,17 @@ class IssuerRegistry(WireValue):
 
 
 @dataclass(frozen=True)
+class WitnessAlarm(WireValue):
+    """The newest 422 from a witness: it holds another tree for this log (a fork, or a stolen log key)."""
+
+    size: Uint  # of our checkpoint it refused
+    at: float  # when, POSIX seconds
+    answer: str
+    our_checkpoint: str
+    witness_checkpoint: str | None  # its newest, signed by our log key: the evidence
+
+
+@dataclass(frozen=True)
 class WitnessStatus(WireValue):
     name: str
     url: str
@@ -353,6 +364,7 @@ class WitnessStatus(WireValue):
     last_cosigned_size: int | None
     last_cosigned_at: float | None
     last_error: str | None
+    alarm: WitnessAlarm | None
 
 
 @dataclass(frozen=True)

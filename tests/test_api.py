@@ -18,17 +18,21 @@ import pytest
 from logserver import api
 from logserver.app import ROUTES, LogState, build_app
 from logserver.client import LogClient, LogClientError
+from logserver.config import WitnessConfig as LogWitnessConfig
 from logserver.openapi import OPENAPI
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.submission import SubmissionRules
+from logserver.witnessing import WitnessState
 from tests.log_harness import seed
 from tlogcore.checkpoint import parse_checkpoint
+from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.errors import MalformedError
 from tlogcore.keys import Ed25519Signer
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.note import parse_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, sign_statement
+from witness.client import WitnessClient
 
 ORIGIN = "api.example/log"
 LOG_KEY = Ed25519Signer(ORIGIN, seed(201))
@@ -48,7 +52,10 @@ EXAMPLES: list[api.WireValue] = [
         ("registry+1+AA",),
         (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None)),)),),
     ),
-    api.LogInfo(ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None),)),
+    api.LogInfo(
+        ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)
+    ),
+    api.WitnessStatus("w", "u", "k", 3, 1.5, "422", api.WitnessAlarm(4, 1.5, "422 ...", "note", None)),
     api.Health(True, True),
     api.ErrorBody("malformed", "what was wrong"),
 ]
@@ -67,7 +74,7 @@ def test_a_missing_or_mistyped_field_is_named(value: api.WireValue) -> None:
         without = {k: v for k, v in wire.items() if k != field.name}
         with pytest.raises(MalformedError, match=f"^{field.name}: missing"):
             type(value).from_json(without)
-        with pytest.raises(MalformedError, match=f"^{field.name}(\\[0\\])?: want"):
+        with pytest.raises(MalformedError, match=f"^{field.name}(\\[0\\]|\\.\\w+)?: (want|missing)"):
             type(value).from_json({**wire, field.name: {"not": "this"}})
 
 
@@ -125,6 +132,15 @@ def test_the_openapi_document_is_generated_from_the_values() -> None:
     described = {p.replace("{path}", "{path:path}") for p in paths}
     served = {route.path for route in ROUTES} - {"/metrics", "/openapi.json"}  # not JSON bodies of the protocol
     assert served <= described, served - described
+
+
+def test_the_servers_witness_status_has_exactly_the_protocols_fields() -> None:
+    """/api/v1/log reads `Witnessing.status()` through api.WitnessStatus: a field added there and not here would
+    be dropped from the answer without a sound, so the two must list the same names."""
+    config = LogWitnessConfig("w", "http://127.0.0.1:1", CosignatureV1Signer("w", seed(9), time.time).verifier().vkey)
+    status = WitnessState(config, WitnessClient("http://127.0.0.1:1", 1.0)).status()
+    assert set(status) == {f.name for f in fields(api.WitnessStatus)}
+    assert api.WitnessStatus.from_json(status).to_json() == status
 
 
 # --- the real app, in-process ---------------------------------------------------------------------------------
