@@ -271,6 +271,11 @@ def test_operator_commands(issued) -> None:  # type: ignore[no-untyped-def]
         str(tmp / "diploma.pdf.tlog-proof"),
     )
     assert inclusion.exit_code == 0 and "ok: the entry is included" in inclusion.stdout, inclusion.output
+    bundle = str(tmp / "diploma.pdf.tlog-proof")
+    from_tiles = tlog(
+        "proof", "inclusion", "--log", stack.url, "--policy", str(policy), "--bundle", bundle, "--from-tiles"
+    )
+    assert from_tiles.exit_code == 0 and from_tiles.stdout == inclusion.stdout, from_tiles.output
     consistency = tlog(
         "proof",
         "consistency",
@@ -282,6 +287,8 @@ def test_operator_commands(issued) -> None:  # type: ignore[no-untyped-def]
         str(tmp / "diploma.pdf.tlog-proof"),
     )
     assert consistency.exit_code == 0 and "ok: the current checkpoint is consistent" in consistency.stdout
+    tiles = tlog("proof", "consistency", "--log", stack.url, "--policy", str(policy), "--old", bundle, "--from-tiles")
+    assert tiles.exit_code == 0 and tiles.stdout == consistency.stdout, tiles.output
 
 
 def test_every_command_has_help_with_an_example() -> None:
