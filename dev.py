@@ -175,7 +175,9 @@ def tool_json(*args: str) -> dict[str, str]:
 
 
 def serve_log_and_witness(options: argparse.Namespace, data: Path, storage_toml: str, extra: list[str]) -> int:
-    log = tool_json("tlog-server", "init", "--data", str(data / "log"))
+    data.mkdir(parents=True, exist_ok=True)
+    (data / "storage.toml").write_text(storage_toml)  # init records the log's identity in the database serve uses
+    log = tool_json("tlog-server", "init", "--data", str(data / "log"), "--config", str(data / "storage.toml"))
     witness_id = tool_json("tlog-witness", "init", "--data", str(data / "witness"), "--name", "witness.localhost")
     witness_url = f"http://127.0.0.1:{options.witness_port}"
     (data / "witness.toml").write_text(

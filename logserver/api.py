@@ -356,13 +356,13 @@ class IssuerRegistry(WireValue):
 
 @dataclass(frozen=True)
 class WitnessAlarm(WireValue):
-    """The newest 422 from a witness: it holds another tree for this log (a fork, or a stolen log key)."""
+    """A witness answered 422: it holds another tree for this log, evidence of a fork or a stolen log key."""
 
     size: Uint  # of our checkpoint it refused
-    at: float  # when, POSIX seconds
-    answer: str
+    at: float  # when (Unix seconds)
+    answer: str  # the witness's answer
     our_checkpoint: str
-    witness_checkpoint: str | None  # its newest, signed by our log key: the evidence
+    witness_checkpoint: str | None  # its newest checkpoint of this log, signed by the log key: the evidence
 
 
 @dataclass(frozen=True)
@@ -373,7 +373,7 @@ class WitnessStatus(WireValue):
     last_cosigned_size: int | None
     last_cosigned_at: float | None
     last_error: str | None
-    alarm: WitnessAlarm | None
+    alarm: WitnessAlarm | None  # the newest 422 (logserver/witnessing.py); None while all is well
 
 
 @dataclass(frozen=True)
