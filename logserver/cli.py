@@ -233,7 +233,8 @@ async def run_server(
                     await task
             await witnessing.close()
             await storage.close()
-            parse_pool.shutdown(wait=False, cancel_futures=True)
+            # wait: workers that outlive this process leave their semaphores to the resource tracker's warning
+            parse_pool.shutdown(wait=True, cancel_futures=True)
 
     app: Any = build_app(state, lifespan)
     if config.client_requests_per_second:
