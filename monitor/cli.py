@@ -275,8 +275,10 @@ async def _audit_once(config: MonitorConfig, start_at_end: bool) -> int:
         new = [a for a in runtime.state.alerts() if a["id"] not in before]
         for follower in runtime.followers:
             row = runtime.state.log(follower.origin)
-            size = row.verified.size if row is not None and row.verified is not None else 0
-            log.info("%s: verified size %d", follower.origin, size)
+            if row is None or row.verified is None:  # never "size 0": nothing was verified
+                log.info("%s: no checkpoint verified yet", follower.origin)
+            else:
+                log.info("%s: verified size %d", follower.origin, row.verified.size)
         log.info("%d new alerts", len(new))
     finally:
         await runtime.close()

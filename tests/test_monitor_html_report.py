@@ -6,9 +6,11 @@ import re
 import time
 from pathlib import Path
 
+from log_harness import free_port
 from monitor_helpers import doc, issuer_key, monitor_cli, monitor_config, start_log
 from web_browser import chromium, screenshot
 
+from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUER_RETIRE, REVOKE, Statement, sign_statement
 
 WATCH = '[[watch]]\nname = "moeys-key"\nissuer_names = ["moeys.example.gov.kh"]\n'
@@ -67,3 +69,14 @@ def test_html_report_is_self_contained_and_shows_the_audit(tmp_path: Path) -> No
         page.click("details:has(.alert) summary, .alert details summary")
         assert '"entry"' in page.inner_text(".alert pre")  # the evidence to re-check the alert
         screenshot(page, "monitor-report")
+
+
+def test_audit_with_the_log_down_says_not_audited_and_claims_nothing(tmp_path: Path) -> None:
+    vkey = Ed25519Signer("log.down.example", bytes(range(32))).verifier().vkey
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    config = monitor_config(tmp_path / "monitor.toml", url, f"log {vkey}\nquorum none\n")
+    result = monitor_cli("audit-once", "--config", str(config))
+    assert result.returncode == 2, result.stderr
+    assert "not audited" in result.stderr
+    assert "verified size" not in result.stderr, result.stderr  # it verified nothing: it must not print a size
+    assert "log.down.example: no checkpoint verified yet" in result.stderr
