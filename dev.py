@@ -177,14 +177,15 @@ def tool_json(*args: str) -> dict[str, str]:
 
 
 def serve_log_and_witness(options: argparse.Namespace, data: Path, storage_toml: str, extra: list[str]) -> int:
-    log = tool_json("tlog-server", "init", "--data", str(data / "log"))
+    data.mkdir(parents=True, exist_ok=True)
     witness_id = tool_json("tlog-witness", "init", "--data", str(data / "witness"), "--name", "witness.localhost")
     witness_url = f"http://127.0.0.1:{options.witness_port}"
+    (data / "log.toml").write_text(f'{storage_toml}[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n')
+    log = tool_json("tlog-server", "init", "--data", str(data / "log"), "--config", str(data / "log.toml"))
     (data / "witness.toml").write_text(
         f'name = "witness.localhost"\nlisten = "127.0.0.1:{options.witness_port}"\n\n'
         f'[[log]]\norigin = "{log["origin"]}"\nvkey = "{log["log_vkey"]}"\n'
     )
-    (data / "log.toml").write_text(f'{storage_toml}[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n')
     witness_args = ["serve", "--data", str(data / "witness"), "--config", str(data / "witness.toml")]
     witness_args.append("--no-access-log")
     witness = subprocess.Popen([str(TOOLS / "tlog-witness"), *witness_args], stdout=subprocess.DEVNULL)
