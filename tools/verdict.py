@@ -88,7 +88,10 @@ class Outcome:
 
     def line(self) -> str:
         """The one verdict line a person reads."""
-        return f"{self.verdict.upper()}: {self.message}"
+        reason = self.message
+        if self.verdict == QUORUM_NOT_MET and "witness quorum" not in reason:  # tlogcore.policy: no trusted log key
+            reason = f"this proof is not from the log you trust ({reason})"
+        return f"{self.verdict.upper()}: {reason}"
 
 
 def describe(statement: Statement, index: int, checkpoint: Checkpoint, witnesses: Sequence[str]) -> str:
