@@ -4,15 +4,17 @@ Exactly once, across interruptions (kill -9 included):
 
 1. A state (cli.py keeps it in a JSON file) maps each logged document's SHA-256 to its entry index; those are
    skipped at once.
-2. With `lookup` (cli.py: when there is no state to resume from), every other document is first looked up in
-   the log (`GET /api/v1/documents/<sha256>`): an issue statement by this issuer key already there is recorded,
-   not submitted again.
+2. With `lookup` (cmd_submit.py: when there is no state to resume from), every other document is first looked
+   up in the log (`GET /api/v1/documents/<sha256>`), all before anything is submitted: an issue statement by
+   this issuer already there is recorded, not submitted again; a document this issuer revoked is refused
+   unless `--reissue`, which logs a new issue statement for it.
 3. Before a batch is sent, the statement time it uses is saved as `pending_time`; a re-run after an interruption
    signs with that same time, so a statement the log took in a batch whose answer never arrived is the identical
    statement, and the log answers with its first entry (Ed25519 is deterministic) instead of adding a second.
 """
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -27,7 +29,7 @@ from tlogcore.errors import MalformedError
 from tlogcore.keys import Ed25519Signer
 from tlogcore.note import parse_note
 from tlogcore.policy import Policy
-from tlogcore.statement import ISSUE, REVOKE, Statement, sign_statement
+from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement, sign_statement
 from tools.hashing import Item
 
 BATCH = 1000
@@ -90,12 +92,53 @@ async def _gather_limited(jobs: Sequence[Callable[[], Awaitable[Any]]], limit: i
     return list(await asyncio.gather(*(one(job) for job in jobs)))
 
 
-async def find_logged(client: LogClient, document: bytes, origin: str, signer: str) -> int | None:
-    """The index of an issue statement by `signer` about `document` already in the log, if any."""
+@dataclass(frozen=True)
+class Logged:
+    """What the log holds about one document from this issuer (by key name, the log's status rule)."""
+
+    index: int | None  # its latest issue statement
+    revoked_at: int | None  # a revoke statement after that issue, if any
+    issue_time: int = 0  # the latest issue statement's time: a re-issue must be later, or it is the same statement
+
+
+async def document_status(client: LogClient, document: bytes, issuer_name: str) -> Logged:
+    issue = revoke = None
+    issue_time = 0
     for item in (await client.document(document)).get("statements", []):
-        if item.get("kind") == ISSUE and item.get("signer") == signer:
-            return int(item["index"])
-    return None
+        if str(item.get("signer", "")).split("+", 1)[0] != issuer_name:
+            continue
+        index = int(item["index"])
+        if item.get("kind") == ISSUE and (issue is None or index > issue):
+            issue = index
+            issue_time = parse_statement(base64.b64decode(str(item.get("statement", "")))).time
+        elif item.get("kind") == REVOKE:
+            revoke = index if revoke is None else max(revoke, index)
+    revoked = revoke is not None and (issue is None or revoke > issue)
+    return Logged(issue, revoke if revoked else None, issue_time)
+
+
+@dataclass
+class Lookup:
+    revoked: list[tuple[Item, int]]  # refused: (document, revoke index)
+    reissue_after: int  # statement times must be later than this (the re-issued documents' last issue)
+
+
+async def lookup_logged(
+    client: LogClient, items: Sequence[Item], state: SubmitState, issuer_name: str, reissue: bool
+) -> Lookup:
+    """Ask the log about every document not in `state` before anything is submitted: record those already
+    issued; collect the revoked ones, which are not issued again unless `reissue`."""
+    todo = [i for i in items if i.sha256.hex() not in state.logged]
+    found = await _gather_limited([partial(document_status, client, i.sha256, issuer_name) for i in todo])
+    result = Lookup([], 0)
+    for item, logged in zip(todo, found, strict=True):
+        if logged.revoked_at is not None:
+            if not reissue:
+                result.revoked.append((item, logged.revoked_at))
+            result.reissue_after = max(result.reissue_after, logged.issue_time)
+        elif logged.index is not None:
+            state.logged[item.sha256.hex()] = logged.index
+    return result
 
 
 async def submit_items(
@@ -108,24 +151,18 @@ async def submit_items(
     ref: str | None = None,
     clock: Callable[[], float] = time.time,
     batch: int = BATCH,
-    lookup: bool = True,
+    not_before: int = 0,
 ) -> SubmitState:
-    """Log every item once; `save` is called with the state before and after each batch."""
+    """Log every item not yet in `state`, once; `save` is called with the state before and after each batch.
+    Statement times are later than `not_before` (a re-issue must differ from the statement it replaces)."""
     vkey = signer.verifier().vkey
     skipped = submitted = 0
     for start in range(0, len(items), batch):
         chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
         skipped += min(batch, len(items) - start) - len(chunk)
-        if lookup and chunk:
-            found = await _gather_limited([partial(find_logged, client, i.sha256, state.origin, vkey) for i in chunk])
-            for item, index in zip(chunk, found, strict=True):
-                if index is not None:
-                    state.logged[item.sha256.hex()] = index
-            skipped += sum(index is not None for index in found)
-            chunk = [i for i, index in zip(chunk, found, strict=True) if index is None]
         if chunk:
             if state.pending_time is None:
-                state.pending_time = int(clock())
+                state.pending_time = max(int(clock()), not_before + 1)
                 save(state)
             statements = [
                 sign_statement(
