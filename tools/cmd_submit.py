@@ -24,6 +24,7 @@ from tools.outputs import Outputs, manifest_bytes, plan_outputs, written_index
 from tools.paperinput import json_items, salt_deriver
 from tools.submit import (
     BATCH,
+    Lookup,
     Progress,
     SubmitState,
     fetch_bundles,
@@ -154,9 +155,11 @@ def write_document(run: Run, item: Item, outputs: Outputs, bundle: Any) -> dict[
     return row
 
 
-async def log_documents(run: Run, client: LogClient, origin: str) -> tuple[SubmitState, set[str]]:
-    """Resume or look up, refuse revoked documents, then submit; returns the state and the documents whose
-    bundles an earlier run already wrote."""
+async def log_documents(
+    run: Run, client: LogClient, origin: str
+) -> tuple[SubmitState, set[str], list[tuple[Item, int]]]:
+    """Resume or look up, then submit; returns the state, the documents whose bundles an earlier run already
+    wrote, and the documents refused as revoked."""
     vkey = run.signer.verifier().vkey
     state = SubmitState(origin, vkey)
     if run.state_path is not None and run.state_path.exists():
@@ -169,35 +172,30 @@ async def log_documents(run: Run, client: LogClient, origin: str) -> tuple[Submi
         if index is not None:
             state.logged[item.sha256.hex()] = index
             written.add(item.sha256.hex())
-    not_before = 0
+    lookup = None
     if (not resumed if run.lookup is None else run.lookup) or run.reissue:
-        found = await lookup_logged(client, run.items, state, run.signer.name, run.reissue)
-        not_before = found.reissue_after
-        if found.revoked:
-            (first, at), more = found.revoked[0], len(found.revoked) - 1
-            others = f" (and {more} more)" if more else ""
-            raise click.ClickException(
-                f"{first.shown}: revoked by {run.signer.name} in entry {at}{others}; nothing was logged. "
-                "Give --reissue to issue it again with a new statement, or leave it out"
-            )
+
+        async def lookup(chunk: list[Item]) -> Lookup:
+            return await lookup_logged(client, chunk, state, run.signer.name, run.reissue)
 
     def save(s: SubmitState) -> None:
         if run.state_path is not None:
             write_atomic(run.state_path, s.to_text().encode())
 
     progress = TerminalProgress(sys.stderr.isatty())
-    await submit_items(
-        client, run.signer, run.items, state, save, progress, ref=run.ref, batch=run.batch, not_before=not_before
+    refused = await submit_items(
+        client, run.signer, run.items, state, save, progress, ref=run.ref, batch=run.batch, lookup=lookup
     )
-    return state, written
+    return state, written, refused
 
 
 async def submit_run(run: Run) -> None:
     async with LogClient(run.log_url) as client:
         origin = str((await client.info())["origin"])
         await check_policy(run, client, origin)
-        state, written = await log_documents(run, client, origin)
-        missing = [i for i in run.items if i.sha256 in run.outputs and i.sha256.hex() not in written]
+        state, written, refused = await log_documents(run, client, origin)
+        missing = [i for i in run.items if i.sha256 in run.outputs and i.sha256.hex() in state.logged]
+        missing = [i for i in missing if i.sha256.hex() not in written]
         rows: list[dict[str, Any]] = []
         if missing:
             indexes = [state.logged[i.sha256.hex()] for i in missing]
@@ -210,10 +208,17 @@ async def submit_run(run: Run) -> None:
             rows += [
                 {"input": i.shown, "sha256": i.sha256.hex(), "index": state.logged[i.sha256.hex()]}
                 for i in run.items
-                if i.sha256.hex() not in done
+                if i.sha256.hex() not in done and i.sha256.hex() in state.logged
             ]
             header = {"log": origin, "issuer": run.signer.name, "verifier": run.verifier_url}
             write_atomic(run.manifest, manifest_bytes(run.manifest, rows, header))
+        if refused:
+            (first, at), more = refused[0], len(refused) - 1
+            others = f" (and {more} more; the other documents were logged)" if more else ""
+            raise click.ClickException(
+                f"{first.shown}: revoked by {run.signer.name} in entry {at}{others}; not issued again. "
+                "Give --reissue to issue it again with a new statement, or leave it out"
+            )
         already = len(written)
         click.echo(
             f"{len(run.items)} documents: all logged by {run.signer.name} in {origin}"

@@ -141,6 +141,9 @@ async def lookup_logged(
     return result
 
 
+Lookup_ = Callable[[list[Item]], Awaitable["Lookup"]]
+
+
 async def submit_items(
     client: LogClient,
     signer: Ed25519Signer,
@@ -151,18 +154,30 @@ async def submit_items(
     ref: str | None = None,
     clock: Callable[[], float] = time.time,
     batch: int = BATCH,
-    not_before: int = 0,
-) -> SubmitState:
-    """Log every item not yet in `state`, once; `save` is called with the state before and after each batch.
-    Statement times are later than `not_before` (a re-issue must differ from the statement it replaces)."""
+    lookup: Lookup_ | None = None,
+) -> list[tuple[Item, int]]:
+    """Log every item not yet in `state`, once, batch by batch, each batch first looked up when `lookup` is given
+    (so logging starts at once); `save` is called with the state before and after each batch. Returns the
+    documents refused as revoked (with the revoke's index); the others are logged."""
     vkey = signer.verifier().vkey
     skipped = submitted = 0
+    refused: list[tuple[Item, int]] = []
     for start in range(0, len(items), batch):
         chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
         skipped += min(batch, len(items) - start) - len(chunk)
+        reissue_after = 0
+        if lookup is not None and chunk:
+            found = await lookup(chunk)
+            reissue_after = found.reissue_after
+            refused += found.revoked
+            skipped += sum(i.sha256.hex() in state.logged for i in chunk)
+            no = {i.sha256 for i, _ in found.revoked}
+            chunk = [i for i in chunk if i.sha256.hex() not in state.logged and i.sha256 not in no]
+            if state.pending_time is not None and state.pending_time <= reissue_after:
+                state.pending_time = None  # a re-issue must be later than the statement it replaces
         if chunk:
             if state.pending_time is None:
-                state.pending_time = max(int(clock()), not_before + 1)
+                state.pending_time = max(int(clock()), reissue_after + 1)
                 save(state)
             statements = [
                 sign_statement(
@@ -180,7 +195,7 @@ async def submit_items(
     if state.pending_time is not None:
         state.pending_time = None
         save(state)
-    return state
+    return refused
 
 
 async def wait_for_checkpoint(
