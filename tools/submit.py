@@ -34,6 +34,7 @@ from tools.hashing import Item
 
 BATCH = 1000
 CONCURRENCY = 16
+PIPELINE = 4  # batches in flight: the log sequences one while the next ones travel and are signed
 STATE_VERSION = 1
 
 
@@ -156,46 +157,101 @@ async def submit_items(
     batch: int = BATCH,
     lookup: Lookup_ | None = None,
 ) -> list[tuple[Item, int]]:
-    """Log every item not yet in `state`, once, batch by batch, each batch first looked up when `lookup` is given
-    (so logging starts at once); `save` is called with the state before and after each batch. Returns the
-    documents refused as revoked (with the revoke's index); the others are logged."""
-    vkey = signer.verifier().vkey
-    skipped = submitted = 0
+    """Log every item not yet in `state`, once, in batches of which PIPELINE are in flight at a time; each batch
+    is first looked up when `lookup` is given (so logging starts at once). `save` is called with the state before
+    a batch is signed with a new time and after each batch. Returns the documents refused as revoked (with the
+    revoke's index); the others are logged."""
+    sender = _Sender(client, signer, state, save, progress, ref, len(items))
     refused: list[tuple[Item, int]] = []
-    for start in range(0, len(items), batch):
-        chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
-        skipped += min(batch, len(items) - start) - len(chunk)
-        reissue_after = 0
-        if lookup is not None and chunk:
-            found = await lookup(chunk)
-            reissue_after = found.reissue_after
-            refused += found.revoked
-            skipped += sum(i.sha256.hex() in state.logged for i in chunk)
-            no = {i.sha256 for i, _ in found.revoked}
-            chunk = [i for i in chunk if i.sha256.hex() not in state.logged and i.sha256 not in no]
+    try:
+        for start in range(0, len(items), batch):
+            chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
+            sender.skipped += min(batch, len(items) - start) - len(chunk)
+            reissue_after = 0
+            if lookup is not None and chunk:
+                found = await lookup(chunk)
+                refused += found.revoked
+                reissue_after = found.reissue_after
+                no = {i.sha256 for i, _ in found.revoked} | {i.sha256 for i in chunk if i.sha256.hex() in state.logged}
+                sender.skipped += len(no)
+                chunk = [i for i in chunk if i.sha256 not in no]
             if state.pending_time is not None and state.pending_time <= reissue_after:
+                await sender.drain()  # every batch signed with the old time is answered before the time changes
                 state.pending_time = None  # a re-issue must be later than the statement it replaces
-        if chunk:
-            if state.pending_time is None:
+            if state.pending_time is None and chunk:
                 state.pending_time = max(int(clock()), reissue_after + 1)
                 save(state)
-            statements = [
-                sign_statement(
-                    Statement(state.origin, ISSUE, vkey, state.pending_time, document=i.sha256, ref=i.ref or ref),
-                    signer,
-                )
-                for i in chunk
-            ]
-            result = await client.submit(statements)
-            for item, entry in zip(chunk, result.entries, strict=True):
-                state.logged[item.sha256.hex()] = entry.index
-            submitted += len(chunk)
-            save(state)
-        progress(Progress(min(start + batch, len(items)), len(items), skipped, submitted))
+            await sender.send(chunk, state.pending_time or 0, min(start + batch, len(items)))
+        await sender.drain()
+    finally:
+        sender.cancel()
     if state.pending_time is not None:
         state.pending_time = None
         save(state)
     return refused
+
+
+class _Sender:
+    """Signs and submits batches, PIPELINE at a time; records each answer in the state as it comes."""
+
+    def __init__(
+        self,
+        client: LogClient,
+        signer: Ed25519Signer,
+        state: SubmitState,
+        save: Callable[[SubmitState], None],
+        progress: Callable[[Progress], None],
+        ref: str | None,
+        total: int,
+    ) -> None:
+        self.client, self.signer, self.state, self.save, self.progress, self.ref = (
+            client,
+            signer,
+            state,
+            save,
+            progress,
+            ref,
+        )
+        self.vkey, self.total = signer.verifier().vkey, total
+        self.skipped = self.submitted = 0
+        self.slots = asyncio.Semaphore(PIPELINE)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, chunk: list[Item], when: int, done: int) -> None:
+        for task in [t for t in self.tasks if t.done()]:
+            self.tasks.discard(task)
+            task.result()  # a failed batch stops the run here
+        if not chunk:
+            self.progress(Progress(done, self.total, self.skipped, self.submitted))
+            return
+        await self.slots.acquire()
+        statements = [
+            sign_statement(
+                Statement(self.state.origin, ISSUE, self.vkey, when, document=i.sha256, ref=i.ref or self.ref),
+                self.signer,
+            )
+            for i in chunk
+        ]
+        self.tasks.add(asyncio.create_task(self._submit(chunk, statements, done)))
+
+    async def _submit(self, chunk: list[Item], statements: list[bytes], done: int) -> None:
+        try:
+            result = await self.client.submit(statements)
+        finally:
+            self.slots.release()
+        for item, entry in zip(chunk, result.entries, strict=True):
+            self.state.logged[item.sha256.hex()] = entry.index
+        self.submitted += len(chunk)
+        self.save(self.state)
+        self.progress(Progress(done, self.total, self.skipped, self.submitted))
+
+    async def drain(self) -> None:
+        tasks, self.tasks = self.tasks, set()
+        await asyncio.gather(*tasks)
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
 
 
 async def wait_for_checkpoint(
