@@ -191,7 +191,7 @@ async def log_documents(
 
 async def submit_run(run: Run) -> None:
     async with LogClient(run.log_url) as client:
-        origin = str((await client.info())["origin"])
+        origin = (await client.info()).origin
         await check_policy(run, client, origin)
         state, written, refused = await log_documents(run, client, origin)
         missing = [i for i in run.items if i.sha256 in run.outputs and i.sha256.hex() in state.logged]

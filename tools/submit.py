@@ -14,7 +14,6 @@ Exactly once, across interruptions (kill -9 included):
 """
 
 import asyncio
-import base64
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -29,7 +28,7 @@ from tlogcore.errors import MalformedError
 from tlogcore.keys import Ed25519Signer
 from tlogcore.note import parse_note
 from tlogcore.policy import Policy
-from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement, sign_statement
+from tlogcore.statement import ISSUE, REVOKE, Statement, sign_statement
 from tools.hashing import Item
 
 BATCH = 1000
@@ -105,15 +104,13 @@ class Logged:
 async def document_status(client: LogClient, document: bytes, issuer_name: str) -> Logged:
     issue = revoke = None
     issue_time = 0
-    for item in (await client.document(document)).get("statements", []):
-        if str(item.get("signer", "")).split("+", 1)[0] != issuer_name:
+    for item in (await client.document(document)).statements:
+        if item.issuer != issuer_name:
             continue
-        index = int(item["index"])
-        if item.get("kind") == ISSUE and (issue is None or index > issue):
-            issue = index
-            issue_time = parse_statement(base64.b64decode(str(item.get("statement", "")))).time
-        elif item.get("kind") == REVOKE:
-            revoke = index if revoke is None else max(revoke, index)
+        if item.kind == ISSUE and (issue is None or item.index > issue):
+            issue, issue_time = item.index, item.time
+        elif item.kind == REVOKE:
+            revoke = item.index if revoke is None else max(revoke, item.index)
     revoked = revoke is not None and (issue is None or revoke > issue)
     return Logged(issue, revoke if revoked else None, issue_time)
 

@@ -607,17 +607,27 @@
     return r;
   }
 
-  // The revocation of document h by the issuer of the verified issue statement, if the listing holds one whose
-  // proof verifies.
-  async function revocationOf(listing, policy, now, h, issuerName) {
-    let revoked = null;
+  // A document's status from the statements about it that this page verified: [{kind, issuer}] with the
+  // issuer's key name. The one rule of tlogcore/status.py; both run tests/vectors/status/status.json.
+  function documentStatus(statements) {
+    const issuers = new Set(statements.filter((s) => s.kind === "issue").map((s) => s.issuer));
+    if (!issuers.size) return "unknown";
+    return statements.some((s) => s.kind === "revoke" && issuers.has(s.issuer)) ? "revoked" : "valid";
+  }
+  window.TLOG_STATUS = Object.freeze({ documentStatus });
+
+  // The revocation that makes document h revoked under the one status rule (documentStatus), among the listing's
+  // revoke statements whose proofs verify; null when the document stands.
+  async function revocationOf(listing, policy, now, h, issue) {
+    const verified = [issue];
     for (const s of listing.statements.filter((x) => x.kind === "revoke")) {
       try {
-        const r = await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks(true));
-        if (r.statement.issuerName === issuerName) revoked = r;
+        verified.push(await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks(true)));
       } catch (e) { /* a revocation whose proof fails does not count */ }
     }
-    return revoked;
+    const status = documentStatus(verified.map((r) => ({ kind: r.statement.kind, issuer: r.statement.issuerName })));
+    if (status !== "revoked") return null;
+    return verified.find((r) => r.statement.kind === "revoke" && r.statement.issuerName === issue.statement.issuerName);
   }
 
   function statusVerdict(revoked, checks) {
@@ -658,7 +668,7 @@
     state.expected = v.statement.document;
     state.facts = factsFrom(v, policy, false);
     if (v.statement.kind !== "issue") throw tampered("c_document", "the log entry is not an issue statement");
-    const revoked = await revocationOf(listing, policy, now, h, v.statement.issuerName);
+    const revoked = await revocationOf(listing, policy, now, h, v);
     await newestCheckpoint(policy, now, checks);
     return statusVerdict(revoked, checks);
   }
@@ -679,7 +689,7 @@
     } catch (e) { listing = null; }
     if (!listing || !Array.isArray(listing.statements)) return ["genuine", state.paper ? "r_genuine_paper" : "r_genuine", ""];
     state.facts.checked = true;
-    const revoked = await revocationOf(listing, policy, now, v.statement.document, v.statement.issuerName);
+    const revoked = await revocationOf(listing, policy, now, v.statement.document, v);
     await newestCheckpoint(policy, now, checks);
     return statusVerdict(revoked, checks);
   }

@@ -1,0 +1,75 @@
+"""A document's status record: the value the status index maps a document's SHA-256 to (docs/status-proofs.md §2).
+
+The record lists the log entries that name the document: the indexes of its `issue` statements and of its `revoke`
+statements, nothing else. Which of those count (the status rule: only the issuer that issued may revoke) is decided
+by the verifier from the entries themselves, fetched with their inclusion proofs, so the index never has to be
+trusted for anything but completeness. Byte for byte (one canonical encoding; every integer big-endian):
+
+    0x01                          format version
+    u16  I                        number of issue entries, then I x u64 entry index, strictly ascending
+    u16  R                        number of revoke entries, then R x u64 entry index, strictly ascending
+                                  every index < 2^63; no index in both lists; I + R >= 1; no trailing bytes
+
+A browser decodes it with a `DataView` (`getUint16`, `getBigUint64`): no varints, no text.
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from tlogcore.encoding import MAX_INT64, Reader
+from tlogcore.errors import MalformedError
+
+RECORD_VERSION = 0x01
+MAX_ENTRIES_PER_LIST = 0xFFFF  # u16 count: the log refuses a 65,536th issue (or revoke) of one document
+
+
+def _check_indexes(indexes: tuple[int, ...], what: str) -> None:
+    if len(indexes) > MAX_ENTRIES_PER_LIST:
+        raise MalformedError(f"status record: more than {MAX_ENTRIES_PER_LIST} {what} entries")
+    previous = -1
+    for index in indexes:
+        if not previous < index <= MAX_INT64:
+            raise MalformedError(f"status record: {what} entry indexes must be strictly ascending and below 2^63")
+        previous = index
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRecord:
+    issued: tuple[int, ...]  # log indexes of the `issue` statements about the document
+    revoked: tuple[int, ...]  # log indexes of the `revoke` statements about the document
+
+    def __post_init__(self) -> None:
+        _check_indexes(self.issued, "issue")
+        _check_indexes(self.revoked, "revoke")
+        if not self.issued and not self.revoked:
+            raise MalformedError("status record: a document in the index has at least one entry")
+        if set(self.issued) & set(self.revoked):
+            raise MalformedError("status record: one entry cannot both issue and revoke")
+
+    def to_bytes(self) -> bytes:
+        out = bytearray([RECORD_VERSION])
+        for indexes in (self.issued, self.revoked):
+            out += len(indexes).to_bytes(2, "big")
+            for index in indexes:
+                out += index.to_bytes(8, "big")
+        return bytes(out)
+
+    def with_entries(self, issued: Iterable[int] = (), revoked: Iterable[int] = ()) -> "StatusRecord":
+        return StatusRecord(tuple(sorted({*self.issued, *issued})), tuple(sorted({*self.revoked, *revoked})))
+
+
+def new_record(issued: Iterable[int] = (), revoked: Iterable[int] = ()) -> StatusRecord:
+    return StatusRecord(tuple(sorted(set(issued))), tuple(sorted(set(revoked))))
+
+
+def parse_record(data: bytes) -> StatusRecord:
+    """Parse exactly the encoding `StatusRecord.to_bytes` produces; anything else is MalformedError."""
+    reader = Reader(data)
+    if reader.byte("status record version") != RECORD_VERSION:
+        raise MalformedError(f"status record: unknown format version (want {RECORD_VERSION})")
+    lists = []
+    for what in ("issue", "revoke"):
+        count = reader.uint(2, f"status record {what} count")
+        lists.append(tuple(reader.uint(8, f"status record {what} index") for _ in range(count)))
+    reader.done("status record")
+    return StatusRecord(lists[0], lists[1])
