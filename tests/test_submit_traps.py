@@ -190,3 +190,12 @@ def test_key_material_is_never_printed(world: World) -> None:
         assert "PRIVATE" not in result.output and secret.rsplit("+", 1)[1][:8] not in result.output, result.output
         assert "Traceback" not in result.output
     assert "private key" in verify.output and str(world.key) in verify.output
+
+
+@pytest.mark.parametrize("command", ["revoke", "checkpoint"])
+def test_a_down_log_is_one_plain_line_for_every_command(world: World, command: str) -> None:
+    down = f"http://127.0.0.1:{free_port()}"
+    args = ["revoke", "--log", down, "--key", str(world.key), "--sha256", "00" * 32] if command == "revoke" else []
+    result = tlog(*(args or ["checkpoint", "--log", down]))
+    line = one_line_error(result)
+    assert "ConnectError" not in line and "cannot reach" in line, line

@@ -13,7 +13,7 @@ from logserver.client import LogClient, LogClientError
 from tlogcore.errors import TlogError
 from tlogcore.keys import Ed25519Signer, check_private_key_mode, parse_signer_key
 from tlogcore.policy import Policy, parse_policy
-from tools.verdict import private_key_refusal
+from tools.verdict import plain_client_error, private_key_refusal
 
 T = TypeVar("T")
 
@@ -59,7 +59,9 @@ def write_atomic(path: Path, data: bytes) -> None:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
-    except (LogClientError, TlogError) as exc:
+    except LogClientError as exc:
+        raise click.ClickException(plain_client_error(None, exc)) from exc
+    except TlogError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

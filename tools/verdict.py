@@ -43,16 +43,17 @@ EXIT_CODES = {
 }
 
 
-def plain_client_error(url: str, exc: LogClientError) -> str:
+def plain_client_error(url: str | None, exc: LogClientError) -> str:
     """A network failure in words a person can act on (never an exception's repr)."""
+    where = f"the log at {url}" if url else "the log (--log)"
     cause = exc.__cause__
     if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):
-        return f"cannot reach the log at {url}: nothing answers there; check --log and that the server is running"
+        return f"cannot reach {where}: nothing answers there; check --log and that the server is running"
     if isinstance(cause, httpx.TimeoutException):
-        return f"the log at {url} did not answer in time; try again later"
+        return f"{where} did not answer in time; try again later"
     if isinstance(cause, httpx.HTTPError):
-        return f"the connection to the log at {url} failed ({type(cause).__name__}); try again later"
-    return f"the log at {url} refused: {exc}"
+        return f"the connection to {where} failed ({type(cause).__name__}); try again later"
+    return f"{where} refused: {exc}"
 
 
 def private_key_refusal(path: object, text: str) -> str | None:
