@@ -1,25 +1,38 @@
 #!/usr/bin/env python3
-"""The project's two commands, needing only Python 3.11 on the machine.
+"""The project's commands, needing only Python 3.11 on the machine.
 
-    python3 dev.py run     create .venv if needed, install, run a local log with a witness
-    python3 dev.py test    create .venv if needed, install, run the whole test suite
-    python3 dev.py bench   run the micro-benchmarks (figures in BENCHMARKS.md)
+    python3 dev.py run           create .venv if needed, install, run a local log with a witness
+                                 [--data DIR] [--port 8080] [--witness-port 7380] [--engine sqlite|postgresql]
+    python3 dev.py demo          (with `run` going) register a demo issuer, issue a sample certificate, write its
+                                 PDF, QR codes and printable label into ./data/demo/    [--log URL] [--data DIR]
+    python3 dev.py test          create .venv if needed, install, run the whole test suite (pytest arguments pass)
+    python3 dev.py screenshots   refresh the pictures in docs/screenshots/ (tests write theirs to build/screenshots/)
+    python3 dev.py bench         run the micro-benchmarks (figures in BENCHMARKS.md)
 
 The virtual environment is rebuilt when pyproject.toml changes.
 """
 
+import argparse
 import hashlib
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
 import venv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".installed-from"
+TOOLS = VENV / "bin"
 
 
 def ensure_environment() -> None:
@@ -36,103 +49,194 @@ def ensure_environment() -> None:
 
 BROWSER = Path("/usr/bin/chromium")
 KHMER_FONT = Path("/usr/share/fonts/truetype/khmeros/KhmerOS.ttf")
-BROWSER_PACKAGES = ["chromium", "fonts-khmeros"]  # the web verifier's tests: Debian's Chromium, a Khmer font
+BROWSER_PACKAGES = ["chromium", "fonts-khmeros"]  # the web pages' tests: Debian's Chromium, a Khmer font
+POSTGRES_ROOT = Path("/usr/lib/postgresql")
+POSTGRES_PACKAGES = ["postgresql"]  # the PostgreSQL engine's tests start throwaway clusters (loadtest/pgcluster.py)
 
 
-def ensure_browser() -> None:
-    """Install Debian's Chromium and a Khmer font for the web verifier's tests; fail loudly if that fails."""
-    if BROWSER.exists() and KHMER_FONT.exists():
-        return
-    print(f"installing {' '.join(BROWSER_PACKAGES)} for the web verifier tests...", flush=True)
+def postgres_installed() -> bool:
+    return "PG_BIN" in os.environ or any(POSTGRES_ROOT.glob("*/bin/initdb"))
+
+
+def apt_install(packages: list[str], why: str) -> None:
+    """Install Debian packages the tests need; fail loudly (never skip) if that is not possible."""
+    print(f"installing {' '.join(packages)} ({why})...", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
-        subprocess.run(["apt-get", "install", "-y", "-q", *BROWSER_PACKAGES], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *packages], check=True, env=env)
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise SystemExit(f"cannot install {BROWSER_PACKAGES} (needed by tests/test_web_*.py): {exc}") from exc
+        raise SystemExit(f"cannot install {packages} ({why}): {exc}; install them and run again") from exc
+
+
+def ensure_system_packages() -> None:
+    """Chromium and a Khmer font for the pages' tests, PostgreSQL's server for the scale-out engine's tests."""
     if not (BROWSER.exists() and KHMER_FONT.exists()):
-        raise SystemExit(f"{BROWSER} or {KHMER_FONT} is still missing after installing {BROWSER_PACKAGES}")
+        apt_install(BROWSER_PACKAGES, "for the web pages' tests")
+        if not (BROWSER.exists() and KHMER_FONT.exists()):
+            raise SystemExit(f"{BROWSER} or {KHMER_FONT} is still missing after installing {BROWSER_PACKAGES}")
+    if not postgres_installed():
+        apt_install(POSTGRES_PACKAGES, "for the PostgreSQL engine's tests")
+        if not postgres_installed():
+            raise SystemExit(f"no initdb under {POSTGRES_ROOT} after installing {POSTGRES_PACKAGES}")
+
+
+# The tests that take pictures, and where the README's pictures live.
+SCREENSHOT_TESTS = ["tests/test_web_verifier.py", "tests/test_homepage.py", "tests/test_monitor_html_report.py"]
+SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
 def main(argv: list[str]) -> int:
     command = argv[1] if len(argv) > 1 else "help"
-    if command not in ("run", "test", "bench"):
+    if command not in ("run", "test", "bench", "demo", "screenshots"):
         print(__doc__)
         return 2
     ensure_environment()
     os.chdir(ROOT)
     if command == "test":
-        ensure_browser()
+        ensure_system_packages()
         result = subprocess.run([str(PYTHON), "-m", "pytest", *argv[2:]])
         if result.returncode == 5:
             print("no tests ran: that is a failure", file=sys.stderr)
             return 1
         return result.returncode
+    if command == "screenshots":
+        ensure_system_packages()
+        env = {**os.environ, "TLOG_SCREENSHOTS_DIR": str(SCREENSHOTS)}
+        tests = [t for t in SCREENSHOT_TESTS if (ROOT / t).exists()]
+        return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *tests, *argv[2:]], env=env).returncode
     if command == "bench":
         return subprocess.run([str(PYTHON), "-m", "loadtest.core_bench", *argv[2:]]).returncode
+    if command == "demo":  # in the virtual environment: it uses the project's own QR code module
+        return subprocess.run([str(PYTHON), str(ROOT / "dev.py"), "demo-in-venv", *argv[2:]]).returncode
     return run_local_log(argv[2:])
 
 
-def run_local_log(extra: list[str]) -> int:
-    """A local log on 127.0.0.1:8080 with one witness on 127.0.0.1:7380, on SQLite under ./data, until Ctrl-C.
+def run_options(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="python3 dev.py run", description=run_local_log.__doc__)
+    parser.add_argument("--data", type=Path, default=ROOT / "data", help="keys and state (default ./data)")
+    parser.add_argument("--port", type=int, default=8080, help="the log's port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--witness-port", type=int, default=7380, help="the witness's port (default 7380)")
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    return parser.parse_known_args(args)  # anything else goes to `tlog-server serve`
 
-    Keys are generated on first run. The witness follows the log; the log asks it to cosign every checkpoint.
+
+class Stop(Exception):
+    """SIGTERM: stop the log and the witness the way Ctrl-C does."""
+
+
+def run_local_log(args: list[str]) -> int:
+    """A local log on 127.0.0.1:8080 with one witness on 127.0.0.1:7380, until Ctrl-C or SIGTERM.
+
+    Keys are generated on first run (tlog-server init, tlog-witness init). The witness follows the log; the log asks
+    it to cosign every checkpoint. With --engine postgresql the log runs on a throwaway PostgreSQL cluster, and its
+    keys and state live in a temporary directory removed at the end (a fresh log every time).
     """
-    data = ROOT / "data"
-    tool = VENV / "bin"
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # so the witness is stopped too
-    identity = subprocess.run(
-        [str(tool / "tlog-server"), "init", "--data", str(data / "log")], capture_output=True, text=True, check=True
-    ).stdout
-    fields = dict(line.split(":", 1) for line in identity.splitlines())
-    origin, log_vkey = fields["origin"].strip(), fields["log key"].strip()
-    witness_config = data / "witness.toml"
-    witness_config.write_text(
-        f'name = "witness.localhost"\nlisten = "127.0.0.1:7380"\n\n[[log]]\norigin = "{origin}"\nvkey = "{log_vkey}"\n'
-    )
-    witness = subprocess.Popen(
-        [
-            str(tool / "tlog-witness"),
-            "serve",
-            "--data",
-            str(data / "witness"),
-            "--config",
-            str(witness_config),
-            "--no-access-log",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    options, extra = run_options(args)
+
+    def stop(*_: object) -> None:
+        raise Stop
+
+    signal.signal(signal.SIGTERM, stop)
     try:
-        witness_vkey = ""
-        for line in witness.stdout or []:
-            print(f"witness {line.rstrip()}")
-            if line.startswith("vkey "):
-                witness_vkey = line.split()[1]
-                break
-        log_config = data / "log.toml"
-        log_config.write_text(
-            f'[[witness]]\nname = "witness.localhost"\nurl = "http://127.0.0.1:7380"\nvkey = "{witness_vkey}"\n'
-        )
-        print(f"trust policy for verifiers:\n  log {log_vkey}\n  witness W {witness_vkey}\n  quorum W")
-        server = [
-            str(tool / "tlog-server"),
-            "serve",
-            "--data",
-            str(data / "log"),
-            "--config",
-            str(log_config),
-            "--listen",
-            "127.0.0.1:8080",
-            *extra,
-        ]
-        return subprocess.run(server).returncode
-    except KeyboardInterrupt:
+        with log_storage(options) as (data, storage_toml):
+            return serve_log_and_witness(options, data, storage_toml, extra)
+    except (KeyboardInterrupt, Stop):
         return 0
+
+
+@contextmanager
+def log_storage(options: argparse.Namespace) -> Iterator[tuple[Path, str]]:
+    """The data directory and the log config's [storage] table: SQLite in --data, or a throwaway PostgreSQL."""
+    if options.engine == "sqlite":
+        yield options.data, ""
+        return
+    if not postgres_installed():
+        apt_install(POSTGRES_PACKAGES, "for --engine postgresql")
+    sys.path.insert(0, str(ROOT))
+    from loadtest.pgcluster import start_cluster
+
+    cluster = start_cluster()
+    scratch = Path(tempfile.mkdtemp(prefix="tlog-run-pg-"))
+    try:
+        dsn = cluster.create_database("tlog")
+        print(f"PostgreSQL: a throwaway cluster at {dsn}; keys and witness state in {scratch} (removed at the end)")
+        yield scratch, f'[storage]\nengine = "postgresql"\npostgresql_dsn = "{dsn}"\n\n'
     finally:
-        witness.terminate()
-        witness.wait(10)
+        cluster.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def tool_json(*args: str) -> dict[str, str]:
+    result = subprocess.run([str(TOOLS / args[0]), *args[1:], "--json"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr.strip() or f"{args[0]} {args[1]} failed")
+    return dict(json.loads(result.stdout))
+
+
+def serve_log_and_witness(options: argparse.Namespace, data: Path, storage_toml: str, extra: list[str]) -> int:
+    log = tool_json("tlog-server", "init", "--data", str(data / "log"))
+    witness_id = tool_json("tlog-witness", "init", "--data", str(data / "witness"), "--name", "witness.localhost")
+    witness_url = f"http://127.0.0.1:{options.witness_port}"
+    (data / "witness.toml").write_text(
+        f'name = "witness.localhost"\nlisten = "127.0.0.1:{options.witness_port}"\n\n'
+        f'[[log]]\norigin = "{log["origin"]}"\nvkey = "{log["log_vkey"]}"\n'
+    )
+    (data / "log.toml").write_text(f'{storage_toml}[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n')
+    witness_args = ["serve", "--data", str(data / "witness"), "--config", str(data / "witness.toml")]
+    witness = subprocess.Popen([str(TOOLS / "tlog-witness"), *witness_args, "--no-access-log"], stdout=subprocess.DEVNULL)
+    server = None
+    try:
+        wait_healthy(witness_url, witness)
+        log_url = f"http://127.0.0.1:{options.port}"
+        server = subprocess.Popen(
+            [str(TOOLS / "tlog-server"), "serve", "--data", str(data / "log"), "--config", str(data / "log.toml")]
+            + ["--listen", f"127.0.0.1:{options.port}", *extra]
+        )
+        wait_healthy(log_url, server)
+        print_next_steps(log_url, log, witness_id["vkey"], options.port, data)
+        return server.wait()
+    finally:
+        for process in (server, witness):  # SIGTERM, then wait: each shuts down cleanly (no leaked workers)
+            if process is not None and process.poll() is None:
+                process.terminate()
+                process.wait(20)
+
+
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{process.args[0]} exited with status {process.returncode} (its message is above)")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer /healthz within {timeout:.0f} s")
+
+
+def print_next_steps(log_url: str, log: dict[str, str], witness_vkey: str, port: int, data: Path) -> None:
+    demo = "python3 dev.py demo" + ("" if port == 8080 else f" --log {log_url}")
+    if data != ROOT / "data":
+        demo += f" --data {data}"
+    print(
+        f"\nThe log {log['origin']} is running.\n"
+        f"  home page:  {log_url}/\n"
+        f"  verifier:   {log_url}/verify\n"
+        f"  first document: in another terminal, {demo}\n"
+        f"    (registers a demo issuer, issues a sample certificate, writes its PDF, QR codes and label to {data / 'demo'})\n"
+        f"trust policy for verifiers ({log_url}/api/v1/policy):\n"
+        f"  log {log['log_vkey']}\n  witness W {witness_vkey}\n  quorum W\n"
+        "Stop with Ctrl-C.\n",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["demo-in-venv"]:
+        sys.path.insert(0, str(ROOT))
+        from contrib.demo import run_demo
+
+        sys.exit(run_demo(sys.argv[2:]))
     sys.exit(main(sys.argv))

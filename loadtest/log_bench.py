@@ -381,6 +381,10 @@ def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
 
 @contextlib.contextmanager
 def running_server(data: Path, extra_args: Sequence[str] = ()) -> Iterator[ServerProcess]:
+    # `serve` needs the database claimed by `init` (docs/key-guard.md); init adopts one this log key filled.
+    config = list(extra_args[extra_args.index("--config") :][:2]) if "--config" in extra_args else []
+    init = [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data), *config]
+    subprocess.run(init, cwd=REPO, check=True, capture_output=True)
     port = free_port()
     args = [
         sys.executable,

@@ -1,84 +1,137 @@
-"""How big is a typical offline proof bundle, and which QR code holds it, at tree sizes 10^3, 10^6 and 10^9?
+"""How big is the printed QR code, and does a phone camera read it? QR links (tlogcore.qrlink) at tree sizes
+10^3, 10^6 and 10^9, beside the old binary bundle in byte mode.
 
     .venv/bin/python -m loadtest.qr_sizes
 
-A realistic bundle: an `issue` statement (origin of 30 characters, issuer key name moeys.gov.kh, a 16-character
-ref), the inclusion proof of the worst case (ceil(log2 n) hashes, random values of the right count), and a
-checkpoint signed by the log and cosigned by 3 witnesses. Printed side at 0.5 mm per module,
-with the 4-module quiet zone. Also: at 10^9 with fewer cosignatures, an early entry proven against an older
-checkpoint of 10^6, and the online URL.
+A realistic entry: an `issue` statement (origin of 30 characters, issuer key name moeys.gov.kh, a 17-character
+ref), the inclusion proof of the worst case (entry 0: ceil(log2 n) hashes), a checkpoint signed by the log and
+by the witnesses kept in the code (the quorum's 2 of 3 unless said). Printed side at 0.45 mm per module with the
+4-module quiet zone (ISO/IEC 18004). The goal: a log of 10^6 entries, 2-of-3 quorum, level M, offline form
+<= 60 mm wide. Each offline link at level M is also photographed (rendered at 6 px/module, rotated 7 degrees,
+Gaussian blur of radius 1.2 px, JPEG quality 55) and read back with zxing-cpp: "read" means the decoded text is
+exactly the URL.
 """
 
+import io
 import os
 
 import segno
+import zxingcpp
+from PIL import Image, ImageFilter
 
-from tlogcore.bundle import make_bundle, to_binary
+from tlogcore.bundle import TlogProof, make_bundle, to_binary
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.keys import Ed25519Signer
 from tlogcore.merkle import inclusion_proof_length
 from tlogcore.note import sign_note
+from tlogcore.paperfields import PaperFields
+from tlogcore.qrlink import link_url, offline_payload, online_payload, qr_segments
 from tlogcore.statement import ISSUE, Statement, sign_statement
 
-MODULE_MM, QUIET_ZONE = 0.5, 4  # as tools/qr.py (loadtest may not import tools: DESIGN.md's table)
-
-
-def make_qr(payload: bytes | str, error: str) -> segno.QRCode:
-    """As tools.qr.make_qr: a full QR code, byte mode for bytes, no error-level boost."""
-    return segno.make_qr(
-        payload, error=error.lower(), boost_error=False, mode="byte" if isinstance(payload, bytes) else None
-    )
-
-
-def printed_mm(code: segno.QRCode) -> float:
-    return float(code.symbol_size(scale=1, border=QUIET_ZONE)[0]) * MODULE_MM
-
-
-def online_url(base_url: str, document: bytes, index: int) -> str:
-    return f"{base_url}/verify#h={document.hex()}&i={index}"
-
-
+MODULE_MM, QUIET_ZONE = 0.45, 4
+GOAL_MM = 60.0
+VERIFIER = "https://log.moeys.gov.kh/verify"
 ORIGIN = "log.moeys.gov.kh/documents/2026"
 LOG = Ed25519Signer(ORIGIN, b"\x01" * 32)
 ISSUER = Ed25519Signer("moeys.gov.kh", b"\x02" * 32)
 WITNESSES = [
     CosignatureV1Signer(f"witness{i}.example.org", bytes([3 + i]) * 32, lambda: 1_790_000_000.0) for i in range(3)
 ]
+PAPER = PaperFields(
+    (("ឈ្មោះ", "សុខ ដារា"), ("Name", "Sok Dara"), ("Degree", "Bachelor of Law"), ("Date", "2026-07-01")),
+    os.urandom(16),
+)
+SEGMENT_MODES = {"byte": segno.consts.MODE_BYTE, "alphanumeric": segno.consts.MODE_ALPHANUMERIC}
 
 
-def bundle_bytes(size: int, cosignatures: int, index: int | None = None) -> bytes:
-    index = 0 if index is None else index  # entry 0 has the longest proof: ceil(log2 size) hashes
+def make_code(content: str | bytes, error: str) -> segno.QRCode:
+    """As the tools make them: a QR link in its two segments; other text or bytes in one segment."""
+    if isinstance(content, str) and "#TL1:" in content:
+        segments = [(text, SEGMENT_MODES[mode]) for text, mode in qr_segments(content)]
+        # segno takes a list of (text, mode) segments (segno.encoder.prepare_data); its type hints do not say so
+        return segno.make_qr(segments, error=error.lower(), boost_error=False)  # type: ignore[arg-type]
+    mode = "byte" if isinstance(content, bytes) else None
+    return segno.make_qr(content, error=error.lower(), boost_error=False, mode=mode)
+
+
+def printed_mm(code: segno.QRCode) -> float:
+    return float(code.symbol_size(scale=1, border=QUIET_ZONE)[0]) * MODULE_MM
+
+
+def bundle(size: int, cosignatures: int, document: bytes | None = None) -> TlogProof:
     statement = sign_statement(
         Statement(
-            ORIGIN, ISSUE, ISSUER.verifier().vkey, 1_790_000_000, document=os.urandom(32), ref="Diploma 2026/0017"
+            ORIGIN,
+            ISSUE,
+            ISSUER.verifier().vkey,
+            1_790_000_000,
+            document=document or os.urandom(32),
+            ref="Diploma 2026/0017",
         ),
         ISSUER,
     )
-    proof = [os.urandom(32) for _ in range(inclusion_proof_length(index, size))]
+    proof = [os.urandom(32) for _ in range(inclusion_proof_length(0, size))]
     note = sign_note(Checkpoint(ORIGIN, size, os.urandom(32)).text, [LOG, *WITNESSES[:cosignatures]])
-    return to_binary(make_bundle(statement, index, proof, note))
+    return make_bundle(statement, 0, proof, note)
 
 
-def qr_cell(payload: bytes | str, error: str) -> str:
+def photographed(code: segno.QRCode) -> Image.Image:
+    out = io.BytesIO()
+    code.save(out, kind="png", scale=6, border=QUIET_ZONE)
+    image = Image.open(io.BytesIO(out.getvalue())).convert("L")
+    image = image.rotate(7, expand=True, fillcolor=255).filter(ImageFilter.GaussianBlur(1.2))
+    jpeg = io.BytesIO()
+    image.save(jpeg, "JPEG", quality=55)
+    return Image.open(io.BytesIO(jpeg.getvalue()))
+
+
+def read_back(code: segno.QRCode, url: str) -> bool:
+    found = zxingcpp.read_barcodes(photographed(code))
+    return len(found) == 1 and found[0].text == url
+
+
+def cell(content: str | bytes, error: str, photo: bool = False) -> str:
     try:
-        code = make_qr(payload, error)
+        code = make_code(content, error)
     except segno.DataOverflowError:
         return "does not fit (over version 40)"
-    return f"v{code.version}, {printed_mm(code):.1f} mm"
+    size = printed_mm(code)
+    mark = " ✓" if size <= GOAL_MM else ""
+    read = ""
+    if photo and isinstance(content, str):
+        read = ", photo read" if read_back(code, content) else ", photo NOT read"
+    return f"v{code.version}, {size:.1f} mm{mark}{read}"
+
+
+def rows() -> list[tuple[str, str | bytes]]:
+    out: list[tuple[str, str | bytes]] = []
+    for exponent in (3, 6, 9):
+        size = 10**exponent
+        out.append(
+            (f"10^{exponent}, offline link, 2 cosignatures", link_url(VERIFIER, offline_payload(bundle(size, 2))))
+        )
+    paper_bundle = bundle(10**6, 2, PAPER.document)
+    out.append(
+        (
+            "10^6, offline link, paper fields (4, Khmer and English)",
+            link_url(VERIFIER, offline_payload(paper_bundle, PAPER)),
+        )
+    )
+    out.append(("10^6, offline link, 3 cosignatures", link_url(VERIFIER, offline_payload(bundle(10**6, 3)))))
+    out.append(("10^6, old binary bundle in byte mode, 3 cosignatures", to_binary(bundle(10**6, 3))))
+    out.append(("online link (any size)", link_url(VERIFIER, online_payload(os.urandom(32), 999_999_999))))
+    out.append(("online link, paper fields", link_url(VERIFIER, online_payload(PAPER.document, 999_999, PAPER))))
+    return out
 
 
 def main() -> None:
-    rows = [(f"10^{e}", bundle_bytes(10**e, 3)) for e in (3, 6, 9)]
-    rows.append(("10^9, 1 cosignature", bundle_bytes(10**9, 1)))
-    rows.append(("10^9, no cosignature", bundle_bytes(10**9, 0)))
-    rows.append(("10^9 log, entry proven in an older checkpoint of 10^6", bundle_bytes(10**6, 3)))
-    print("| tree size | binary bundle | QR level L | QR level M |")
+    print(f"✓ = at most {GOAL_MM:.0f} mm wide at {MODULE_MM} mm/module, quiet zone included\n")
+    print("| code | payload | QR level L | QR level M (photo test) |")
     print("|---|---|---|---|")
-    for label, data in rows:
-        print(f"| {label} | {len(data)} B | {qr_cell(data, 'L')} | {qr_cell(data, 'M')} |")
-    url = online_url("https://log.moeys.gov.kh", os.urandom(32), 999_999_999)
-    print(f"| online URL (any size) | {len(url)} chars | {qr_cell(url, 'L')} | {qr_cell(url, 'M')} |")
+    for label, content in rows():
+        length = f"{len(content)} chars" if isinstance(content, str) else f"{len(content)} B"
+        print(f"| {label} | {length} | {cell(content, 'L')} | {cell(content, 'M', photo=True)} |")
 
 
 if __name__ == "__main__":

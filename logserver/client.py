@@ -1,16 +1,17 @@
 """An async client for the log's HTTP API (httpx; the transport is injectable, so tests can drive the app in-process).
 
-It returns what the server says and verifies nothing by itself: callers check
-proofs and signatures with tlogcore against keys they trust.
+It returns what the server says, as the typed values of `logserver.api` (an answer that does not parse is a
+`LogClientError`, like a refusal), and verifies nothing by itself: callers check proofs and signatures with tlogcore
+against keys they trust.
 """
 
-import base64
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from tlogcore.encoding import parse_hash_b64
+from logserver import api
+
+W = TypeVar("W", bound=api.WireValue)
 
 
 class LogClientError(Exception):
@@ -19,20 +20,6 @@ class LogClientError(Exception):
     def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status, self.code = status, code
-
-
-@dataclass(frozen=True)
-class SubmittedEntry:
-    index: int
-    leaf_hash: bytes
-    duplicate: bool
-    inclusion_proof: list[bytes]
-
-
-@dataclass(frozen=True)
-class SubmitResult:
-    checkpoint: bytes
-    entries: list[SubmittedEntry]
 
 
 class LogClient:
@@ -59,26 +46,17 @@ class LogClient:
         _raise_for(response)
         return response
 
-    async def submit(self, statements: list[bytes]) -> SubmitResult:
-        body = {"statements": [base64.b64encode(s).decode() for s in statements]}
+    async def _get_json(self, path: str, kind: type[W], params: dict[str, Any] | None = None) -> W:
+        return _parse(await self._get(path, params), kind)
+
+    async def submit(self, statements: list[bytes]) -> api.SubmitResponse:
+        body = api.SubmitRequest(tuple(statements)).to_json()
         try:
             response = await self._http.post("/api/v1/entries", json=body)
         except httpx.HTTPError as exc:
             raise LogClientError(f"POST /api/v1/entries: {exc!r}") from exc
         _raise_for(response)
-        data = response.json()
-        return SubmitResult(
-            data["checkpoint"].encode(),
-            [
-                SubmittedEntry(
-                    e["index"],
-                    bytes.fromhex(e["leaf_hash"]),
-                    e["duplicate"],
-                    [parse_hash_b64(h, "proof hash") for h in e["inclusion_proof"]],
-                )
-                for e in data["entries"]
-            ],
-        )
+        return _parse(response, api.SubmitResponse)
 
     async def checkpoint(self) -> bytes:
         response = await self._get("/checkpoint")
@@ -91,32 +69,36 @@ class LogClient:
         _raise_for(response)
         return response.content
 
-    async def inclusion_proof(self, index: int, size: int) -> list[bytes]:
-        response = await self._get("/api/v1/proof/inclusion", {"index": index, "size": size})
-        return [parse_hash_b64(h, "proof hash") for h in response.json()["proof"]]
+    async def inclusion_proof(self, index: int, size: int) -> api.InclusionProof:
+        return await self._get_json("/api/v1/proof/inclusion", api.InclusionProof, {"index": index, "size": size})
 
-    async def consistency_proof(self, old: int, new: int) -> list[bytes]:
-        response = await self._get("/api/v1/proof/consistency", {"old": old, "new": new})
-        return [parse_hash_b64(h, "proof hash") for h in response.json()["proof"]]
+    async def consistency_proof(self, old: int, new: int) -> api.ConsistencyProof:
+        return await self._get_json("/api/v1/proof/consistency", api.ConsistencyProof, {"old": old, "new": new})
 
     async def bundle(self, index: int, binary: bool = False) -> bytes:
         response = await self._get(f"/api/v1/bundle/{index}", {"format": "binary"} if binary else None)
         return response.content
 
-    async def document(self, sha256: bytes) -> dict[str, Any]:
-        response = await self._get(f"/api/v1/documents/{sha256.hex()}")
-        result: dict[str, Any] = response.json()
-        return result
+    async def document(self, sha256: bytes) -> api.DocumentHistory:
+        return await self._get_json(f"/api/v1/documents/{sha256.hex()}", api.DocumentHistory)
 
-    async def issuers(self) -> dict[str, Any]:
-        response = await self._get("/api/v1/issuers")
-        result: dict[str, Any] = response.json()
-        return result
+    async def issuers(self) -> api.IssuerRegistry:
+        return await self._get_json("/api/v1/issuers", api.IssuerRegistry)
 
-    async def info(self) -> dict[str, Any]:
-        response = await self._get("/api/v1/log")
-        result: dict[str, Any] = response.json()
-        return result
+    async def info(self) -> api.LogInfo:
+        return await self._get_json("/api/v1/log", api.LogInfo)
+
+
+def _parse(response: httpx.Response, kind: type[W]) -> W:
+    """The answer as `kind`; a body that is not one is the server's fault, reported like a refusal."""
+    try:
+        return kind.from_json(response.json())
+    except ValueError as exc:  # JSON syntax, or api's MalformedError naming the field
+        raise LogClientError(
+            f"{response.request.method} {response.request.url.path}: the log's answer is malformed: {exc}",
+            response.status_code,
+            "malformed_answer",
+        ) from None
 
 
 def _raise_for(response: httpx.Response) -> None:

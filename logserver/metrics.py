@@ -40,6 +40,8 @@ class Metrics:
     sequencing_latency: Histogram = field(default_factory=Histogram)
     witness_latency: dict[str, Histogram] = field(default_factory=dict)
     witness_failures: Counter[str] = field(default_factory=Counter)
+    witness_alarms: Counter[str] = field(default_factory=Counter)  # 422: the witness holds another tree
+    worker_pools_replaced: int = 0  # signature worker pools rebuilt after a worker died (workerpool.py)
 
     def render(self, tree_size: int, pool: int, published_size: int) -> str:
         lines = [
@@ -71,4 +73,15 @@ class Metrics:
             "# TYPE tlog_witness_failures_total counter",
         ]
         lines += [f'tlog_witness_failures_total{{witness="{w}"}} {n}' for w, n in sorted(self.witness_failures.items())]
+        lines += [
+            "# HELP tlog_witness_fork_alarms_total Witness answers 422: it holds another tree for this log.",
+            "# TYPE tlog_witness_fork_alarms_total counter",
+        ]
+        alarms = sorted(self.witness_alarms.items())
+        lines += [f'tlog_witness_fork_alarms_total{{witness="{w}"}} {n}' for w, n in alarms]
+        lines += [
+            "# HELP tlog_worker_pools_replaced_total Signature worker pools replaced after a worker process died.",
+            "# TYPE tlog_worker_pools_replaced_total counter",
+            f"tlog_worker_pools_replaced_total {self.worker_pools_replaced}",
+        ]
         return "\n".join(lines) + "\n"

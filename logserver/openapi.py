@@ -1,10 +1,12 @@
-"""OpenAPI 3.1 description of the log's JSON endpoints (served at /openapi.json)."""
+"""OpenAPI 3.1 description of the log's endpoints (served at /openapi.json). Every JSON body's schema is generated
+from its value in `logserver.api`; the paths and parameters are written here."""
 
 from typing import Any
 
+from logserver import api
+
 _ERROR = {"$ref": "#/components/schemas/Error"}
 _HEX64 = "^[0-9a-f]{64}$"
-_B64_LIST = {"type": "array", "items": {"type": "string", "contentEncoding": "base64"}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
@@ -32,38 +34,10 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Submit 1..1000 signed statements; answers once they are durably sequenced",
                 "requestBody": {
                     "required": True,
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["statements"],
-                                "properties": {"statements": {**_B64_LIST, "minItems": 1, "maxItems": 1000}},
-                            }
-                        }
-                    },
+                    "content": {"application/json": {"schema": api.SubmitRequest.json_schema()}},
                 },
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "required": ["checkpoint", "entries"],
-                            "properties": {
-                                "checkpoint": {"type": "string"},
-                                "entries": {
-                                    "type": "array",
-                                    "items": {
-                                        "type": "object",
-                                        "properties": {
-                                            "index": {"type": "integer"},
-                                            "leaf_hash": {"type": "string"},
-                                            "duplicate": {"type": "boolean"},
-                                            "inclusion_proof": _B64_LIST,
-                                        },
-                                    },
-                                },
-                            },
-                        }
-                    ),
+                    "200": _json(api.SubmitResponse.json_schema()),
                     **_errors(400, 403, 413, 415, 422, 503),
                 },
             }
@@ -77,16 +51,7 @@ OPENAPI: dict[str, Any] = {
                     {"name": "leaf_hash", "in": "query", "required": False, "schema": {"type": "string"}},
                 ],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "index": {"type": "integer"},
-                                "size": {"type": "integer"},
-                                "proof": _B64_LIST,
-                            },
-                        }
-                    ),
+                    "200": _json(api.InclusionProof.json_schema()),
                     **_errors(400, 404),
                 },
             }
@@ -96,12 +61,7 @@ OPENAPI: dict[str, Any] = {
                 "summary": "Consistency proof between two tree sizes",
                 "parameters": [_int_param("old", True), _int_param("new", False)],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {"old": {"type": "integer"}, "new": {"type": "integer"}, "proof": _B64_LIST},
-                        }
-                    ),
+                    "200": _json(api.ConsistencyProof.json_schema()),
                     **_errors(400),
                 },
             }
@@ -113,16 +73,7 @@ OPENAPI: dict[str, Any] = {
                     {"name": "sha256", "in": "path", "required": True, "schema": {"type": "string", "pattern": _HEX64}}
                 ],
                 "responses": {
-                    "200": _json(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "document": {"type": "string"},
-                                "status": {"enum": ["valid", "revoked", "unknown"]},
-                                "statements": {"type": "array", "items": {"type": "object"}},
-                            },
-                        }
-                    ),
+                    "200": _json(api.DocumentHistory.json_schema()),
                     **_errors(400),
                 },
             }
@@ -160,18 +111,19 @@ OPENAPI: dict[str, Any] = {
             }
         },
         "/api/v1/issuers": {
-            "get": {"summary": "Issuer keys and their history", "responses": {"200": _json({"type": "object"})}}
+            "get": {
+                "summary": "Issuer keys and their history",
+                "responses": {"200": _json(api.IssuerRegistry.json_schema())},
+            }
         },
-        "/api/v1/log": {"get": {"summary": "Origin, keys and sizes", "responses": {"200": _json({"type": "object"})}}},
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json({"type": "object"})}}},
+        "/api/v1/log": {
+            "get": {"summary": "Origin, keys and sizes", "responses": {"200": _json(api.LogInfo.json_schema())}}
+        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(api.Health.json_schema())}}},
     },
     "components": {
         "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error", "message"],
-                "properties": {"error": {"type": "string"}, "message": {"type": "string"}},
-            }
+            "Error": api.ErrorBody.json_schema(),
         }
     },
 }

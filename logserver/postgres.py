@@ -32,7 +32,15 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from logserver.storage import EntryRecord, Head, HeadMovedError, StorageError, StoredEntry
+from logserver.storage import (
+    EntryRecord,
+    Head,
+    HeadMovedError,
+    IdentityError,
+    LogIdentity,
+    StorageError,
+    StoredEntry,
+)
 from tlogcore.merkle import leaf_hash
 
 SCHEMA = """
@@ -61,6 +69,12 @@ CREATE TABLE IF NOT EXISTS pending (
     seq bigserial
 );
 CREATE TABLE IF NOT EXISTS lease (id integer PRIMARY KEY CHECK (id = 1), owner text NOT NULL);
+CREATE TABLE IF NOT EXISTS identity (
+    id integer PRIMARY KEY CHECK (id = 1),
+    origin text NOT NULL,
+    log_vkey text NOT NULL,
+    registry_vkey text NOT NULL
+);
 """
 SCHEMA_LOCK = 0x746C6F67_00000001  # advisory lock keys ("tlog"): one for schema creation, one for the lease
 LEASE_LOCK = 0x746C6F67_00000002
@@ -259,6 +273,34 @@ class PostgresStorage:
             "SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1"
         )
         return bytes(rows[0][0]) if rows else None
+
+    async def identity(self) -> LogIdentity | None:
+        rows = await self._fetch("SELECT origin, log_vkey, registry_vkey FROM identity WHERE id = 1")
+        return LogIdentity(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    async def record_identity(self, identity: LogIdentity) -> None:
+        async with self._conn() as conn:
+            await conn.execute(
+                "INSERT INTO identity (id, origin, log_vkey, registry_vkey) VALUES (1, $1, $2, $3)"
+                " ON CONFLICT DO NOTHING",
+                identity.origin,
+                identity.log_vkey,
+                identity.registry_vkey,
+            )
+        stored = await self.identity()
+        if stored != identity:
+            raise IdentityError(f"the database already belongs to log {stored.origin if stored else '?'!r}")
+
+    async def is_empty(self) -> bool:
+        rows = await self._fetch(
+            "SELECT EXISTS (SELECT 1 FROM leaves) OR EXISTS (SELECT 1 FROM hashes)"
+            " OR EXISTS (SELECT 1 FROM checkpoints) OR EXISTS (SELECT 1 FROM head)"
+        )
+        return not rows[0][0]
+
+    async def checkpoint_sizes(self, after: int, limit: int) -> list[int]:
+        rows = await self._fetch("SELECT size FROM checkpoints WHERE size > $1 ORDER BY size LIMIT $2", after, limit)
+        return [int(row[0]) for row in rows]
 
     async def acquire_lease(self, owner: str, now: float, ttl: float) -> str | None:
         """Hold the advisory lock on the dedicated connection; `now` and `ttl` are not needed (see module doc)."""

@@ -38,6 +38,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from logserver.keyguard import ForkRefused, KeyGuard
 from logserver.storage import EntryRecord, Head, HeadMovedError, SharedQueue, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
@@ -112,6 +113,17 @@ class Sequencer:
     _last_lease: float = 0.0
     _from_queue: set[bytes] = field(default_factory=set)  # leaf hashes in the pool that came from a SharedQueue
     batch_seconds: list[float] = field(default_factory=list)  # for metrics: drained by the app
+    guard: KeyGuard | None = None  # default: the same rules with the record in memory (tests, benchmarks)
+    _refused_at: float | None = None  # when the guard last refused to sequence (retried every lease_ttl)
+
+    def __post_init__(self) -> None:
+        if self.guard is None:
+            self.guard = KeyGuard(self.config.origin, self.signer.verifier())
+
+    @property
+    def key_guard(self) -> KeyGuard:
+        assert self.guard is not None  # set in __post_init__
+        return self.guard
 
     @property
     def size(self) -> int:
@@ -147,6 +159,7 @@ class Sequencer:
             return False
         if self.not_sequencing is not None:
             await self.load()
+            await self.key_guard.reconcile(self.storage, self.head)  # ForkRefused: never sign behind or beside
             if self.head is None:
                 await self._publish_empty_tree()
             self.not_sequencing = None
@@ -157,8 +170,23 @@ class Sequencer:
         """A new log signs its size-0 checkpoint at once, so clients and witnesses have a starting point."""
         note = sign_note(Checkpoint(self.config.origin, 0, merkle.EMPTY_ROOT).text, [self.signer])
         head = Head(0, merkle.EMPTY_ROOT, note)
+        await self._record_signed(None, head)
         await self.storage.commit_batch(None, head, [], 0, [], publish=self.config.publish_without_witnesses)
+        await self._record_committed(head)
         self.head = head
+
+    async def _record_signed(self, extends: Head | None, new: Head) -> None:
+        """Key guard, before the commit that publishes `new` (ForkRefused passes through)."""
+        try:
+            await self.key_guard.before_publish(extends, new)
+        except OSError as exc:
+            raise StorageError(f"cannot record the signed checkpoint beside the log key: {exc}") from exc
+
+    async def _record_committed(self, new: Head) -> None:
+        try:
+            await self.key_guard.committed(new)
+        except OSError as exc:  # harmless: the pending record already covers `new` (keyguard.check_signing)
+            log.warning("cannot record the committed checkpoint beside the log key: %s", exc)
 
     async def submit(self, submissions: Sequence[Submission]) -> list[Sequenced]:
         """Wait until every submission is durably sequenced; identical statements return their first entry."""
@@ -217,6 +245,11 @@ class Sequencer:
         fresh = await self.storage.head()
         if fresh is not None and (self.head is None or fresh.size != self.head.size):
             await self.load()
+            if self.head is not None:
+                try:
+                    await self.key_guard.followed(self.head)
+                except OSError as exc:
+                    log.warning("cannot record the followed checkpoint beside the log key: %s", exc)
 
     async def _drain_queue(self, queue: SharedQueue) -> None:
         """Move statements other processes queued into the pool (their signatures were checked on the way in)."""
@@ -264,13 +297,14 @@ class Sequencer:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.flush_interval)
             self._wake.clear()
-            # abs(): a wall clock stepping back must not stop the renewals until it catches up again.
-            if abs(self.clock() - self._last_lease) >= self.config.lease_ttl / 3 or self.not_sequencing:
+            if self._lease_due():
                 try:
                     await self.take_lease()
                 except StorageError as exc:
                     log.error("lease renewal failed: %s", exc)
                     continue
+                except ForkRefused as exc:
+                    self._refuse(str(exc))
             try:
                 if self.not_sequencing is not None:
                     await self._follow()
@@ -282,6 +316,18 @@ class Sequencer:
                 await self.flush()
             elif self._pool:
                 self._fail_pool(NotSequencingError(self.not_sequencing or "not sequencing"))
+
+    def _lease_due(self) -> bool:
+        if self._refused_at is not None and abs(self.clock() - self._refused_at) < self.config.lease_ttl:
+            return False  # the key guard refused: look again later, not on every flush
+        # abs(): a wall clock stepping back must not stop the renewals until it catches up again.
+        return abs(self.clock() - self._last_lease) >= self.config.lease_ttl / 3 or self.not_sequencing is not None
+
+    def _refuse(self, reason: str) -> None:
+        """The key guard refused to sign: stop sequencing, say so once (reads go on)."""
+        if reason != self.not_sequencing:
+            log.error("%s", reason)
+        self.not_sequencing, self._refused_at = reason, self.clock()
 
     def _fail_pool(self, error: Exception) -> None:
         pool, self._pool = self._pool, []
@@ -327,6 +373,14 @@ class Sequencer:
         # 4. Sign the checkpoint.
         note = sign_note(Checkpoint(self.config.origin, new_size, appended.root).text, [self.signer])
         new_head = Head(new_size, appended.root, note)
+        try:
+            await self._record_signed(self.head, new_head)
+        except (ForkRefused, StorageError) as exc:
+            self._fail_batch(accepted, NotSequencingError(str(exc)))
+            if isinstance(exc, ForkRefused):
+                self._refuse(str(exc))
+                self._fail_pool(NotSequencingError(str(exc)))
+            return
         # 5. One transaction with a compare-and-swap on the head.
         try:
             await self.storage.commit_batch(
@@ -338,6 +392,8 @@ class Sequencer:
                 publish=self.config.publish_without_witnesses,
             )
         except HeadMovedError as exc:
+            with contextlib.suppress(OSError):
+                await self.key_guard.abandoned()  # nothing was stored: that signature never left this process
             self.not_sequencing = str(exc)
             log.error("stopped sequencing: %s", exc)
             self._fail_batch(accepted, NotSequencingError(str(exc)))
@@ -348,6 +404,7 @@ class Sequencer:
             self._fail_batch(accepted, exc)
             self.not_sequencing = f"reloading after a failed commit: {exc}"  # it may have committed after all
             return
+        await self._record_committed(new_head)
         # 6. Acknowledge: the entries are durable.
         first = self.size
         self.head, self._edge, self.registry = new_head, appended.edge, registry

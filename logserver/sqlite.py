@@ -28,7 +28,15 @@ from pathlib import Path
 
 import aiosqlite
 
-from logserver.storage import EntryRecord, Head, HeadMovedError, StorageError, StoredEntry
+from logserver.storage import (
+    EntryRecord,
+    Head,
+    HeadMovedError,
+    IdentityError,
+    LogIdentity,
+    StorageError,
+    StoredEntry,
+)
 from tlogcore.merkle import leaf_hash
 
 SCHEMA = """
@@ -53,6 +61,12 @@ CREATE TABLE IF NOT EXISTS head (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     size INTEGER NOT NULL,
     root BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    origin TEXT NOT NULL,
+    log_vkey TEXT NOT NULL,
+    registry_vkey TEXT NOT NULL
 );
 """
 CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
@@ -215,6 +229,34 @@ class SQLiteStorage:
             "SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1", ()
         )
         return rows[0][0] if rows else None
+
+    async def identity(self) -> LogIdentity | None:
+        rows = await self._read("SELECT origin, log_vkey, registry_vkey FROM identity WHERE id = 1", ())
+        return LogIdentity(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    async def record_identity(self, identity: LogIdentity) -> None:
+        try:
+            await self._writer.execute(
+                "INSERT INTO identity (id, origin, log_vkey, registry_vkey) VALUES (1, ?, ?, ?) ON CONFLICT DO NOTHING",
+                (identity.origin, identity.log_vkey, identity.registry_vkey),
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot record the log's identity: {exc}") from exc
+        stored = await self.identity()
+        if stored != identity:
+            raise IdentityError(f"the database already belongs to log {stored.origin if stored else '?'!r}")
+
+    async def is_empty(self) -> bool:
+        rows = await self._read(
+            "SELECT EXISTS (SELECT 1 FROM leaves) OR EXISTS (SELECT 1 FROM hashes)"
+            " OR EXISTS (SELECT 1 FROM checkpoints) OR EXISTS (SELECT 1 FROM head)",
+            (),
+        )
+        return not rows[0][0]
+
+    async def checkpoint_sizes(self, after: int, limit: int) -> list[int]:
+        rows = await self._read("SELECT size FROM checkpoints WHERE size > ? ORDER BY size LIMIT ?", (after, limit))
+        return [row[0] for row in rows]
 
     async def acquire_lease(self, owner: str, now: float, ttl: float) -> str | None:
         if self._lock_fd is not None:

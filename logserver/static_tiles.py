@@ -39,6 +39,7 @@ from tlogcore.checkpoint import Checkpoint, parse_checkpoint
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import TlogError
 from tlogcore.note import parse_note
+from tlogcore.tileauth import TreeMismatch, TreeView, bundle_of
 from tlogcore.tiles import ENTRIES_LEVEL, MAX_LEVEL, TILE_HEIGHT, TILE_WIDTH, Tile
 
 log = logging.getLogger("logserver.static_tiles")
@@ -294,6 +295,8 @@ class StaticTiles:
             )
             written += count
         self.synced_size, self.last_checkpoint = checkpoint.size, published
+        if verify:  # and then read back as a client would: every file must hash up to the checkpoint's root
+            await asyncio.to_thread(authenticate_directory, self.root)
         return SyncResult(checkpoint.size, written, new_checkpoint is not None, pruned)
 
     def _refuse_rollback(self, shown: Checkpoint, published: Checkpoint) -> None:
@@ -343,3 +346,40 @@ def _differing(root: Path, bodies: Sequence[tuple[str, bytes]]) -> list[tuple[st
         if not same:
             out.append((path, body))
     return out
+
+
+def authenticate_directory(root: Path) -> int:
+    """(Blocking) Read the directory back as a client would and authenticate it against its `checkpoint` file
+    (tlogcore.tileauth): every hash tile and entry bundle of that size must hash up to the checkpoint's root.
+    Returns the number of entries checked; StaticTilesError names the first file that is missing or wrong.
+    One chunk of level-0 tiles is held at a time, so a big log is checked in flat memory."""
+    shown = read_checkpoint_file(root)
+    if shown is None:
+        return 0
+    checkpoint = shown[1]
+    view = TreeView(checkpoint.size, checkpoint.root)
+    hash_tiles = [t for t in plan_growth(0, checkpoint.size).write if not t.is_entries]
+    level0 = [t for t in hash_tiles if t.level == 0 and not t.is_partial]
+    try:
+        view.add({t.path: _read_tile(root, t) for t in hash_tiles if t not in level0})  # the root, upper levels
+        for start in range(0, len(level0), CHUNK):
+            chunk = level0[start : start + CHUNK]
+            view.add({t.path: _read_tile(root, t) for t in chunk})
+            for tile in chunk:
+                view.entries(tile, _read_tile(root, bundle_of(tile)))
+            view.drop(chunk)
+        edge = [t for t in hash_tiles if t.level == 0 and t.is_partial]
+        for tile in edge:
+            view.entries(tile, _read_tile(root, bundle_of(tile)))
+    except TreeMismatch as exc:
+        evidence = exc.evidence
+        files = evidence.get("bundle") or evidence.get("tile") or " or ".join(evidence.get("tiles", {}))
+        raise StaticTilesError(f"{root}: {files}: {exc}; run export-tiles --verify again") from None
+    return checkpoint.size
+
+
+def _read_tile(root: Path, tile: Tile) -> bytes:
+    try:
+        return (root / tile.path).read_bytes()
+    except OSError as exc:
+        raise StaticTilesError(f"{root / tile.path}: cannot read it ({exc.strerror or exc})") from None

@@ -32,6 +32,19 @@ class HeadMovedError(StorageError):
     """The head is no longer the one this writer extended: another sequencer wrote to this log."""
 
 
+class IdentityError(StorageError):
+    """The database already belongs to another log (another origin or other keys)."""
+
+
+@dataclass(frozen=True)
+class LogIdentity:
+    """Who the log is, recorded in its database by `tlog-server init` (docs/key-guard.md)."""
+
+    origin: str
+    log_vkey: str
+    registry_vkey: str
+
+
 @dataclass(frozen=True)
 class Head:
     size: int
@@ -98,6 +111,18 @@ class Storage(Protocol):
 
     async def acquire_lease(self, owner: str, now: float, ttl: float) -> str | None:
         """Take or renew the sequencer lease; None on success, else the current holder."""
+
+    async def identity(self) -> LogIdentity | None:
+        """The identity `record_identity` stored, or None for a database no `init` has claimed."""
+
+    async def record_identity(self, identity: LogIdentity) -> None:
+        """Store the identity once; IdentityError, changing nothing, if another one is already stored."""
+
+    async def is_empty(self) -> bool:
+        """True when no leaf, stored hash, checkpoint or head row exists (a damaged log is not empty)."""
+
+    async def checkpoint_sizes(self, after: int, limit: int) -> list[int]:
+        """Sizes of the stored checkpoints above `after`, ascending, at most `limit` (for audits)."""
 
     async def close(self) -> None: ...
 

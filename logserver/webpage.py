@@ -31,6 +31,7 @@ SECURITY_HEADERS = {
 }
 ASSETS = {
     "verify.js": "text/javascript; charset=utf-8",
+    "qrlink.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "verify.css": "text/css; charset=utf-8",
 }

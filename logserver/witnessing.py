@@ -1,12 +1,19 @@
 """The log's side of witnessing (c2sp.org/tlog-witness@v1.0.0): collect cosignatures, publish the checkpoint.
 
 After each new checkpoint every configured witness is asked in parallel, with a
-timeout per request and a few retries. A witness answers 409 with the size it
+deadline on each whole request (a witness trickling its answer a byte at a time
+never holds a round longer than timeout × (retries + 1)) and a few retries. A witness answers 409 with the size it
 knows when our `old` is wrong (first contact, or after it missed checkpoints):
 we resend with a consistency proof from that size. The cosignature lines we
 get are checked against the witness's own key before they are attached; the
 checkpoint is then published with whatever cosignatures arrived (verifiers
 decide the quorum).
+
+A 422 answer is an alarm, not a failure: the witness holds another tree for
+this log, evidence of a fork or of a stolen log key (tlog-witness). It gets its
+own log line, metric and `/api/v1/log` status, is not retried, and the evidence
+(our checkpoint, the witness's answer and its newest checkpoint) is kept in
+`evidence_dir`.
 
 One round runs at a time; checkpoints made during a round are coalesced into
 the next one, which uses the newest head. Rounds run as background tasks, so a
@@ -18,13 +25,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from logserver.config import WitnessConfig
+from logserver.keyguard import ExternalHead, verified_head
 from logserver.metrics import Histogram, Metrics
 from logserver.proofs import consistency_proof
 from logserver.storage import Head, Storage, StorageError
 from tlogcore.errors import TlogError
+from tlogcore.keys import Verifier
 from tlogcore.note import Note, open_note, parse_note
 from tlogcore.vkeys import parse_verifier_key
 from witness.client import ConflictError, WitnessClient, WitnessClientError
@@ -40,9 +50,11 @@ class WitnessState:
     last_cosigned_size: int | None = None
     last_cosigned_at: float | None = None
     last_error: str | None = None
+    alarm: dict[str, Any] | None = None  # the newest 422: the witness holds another tree for this log
 
     def status(self) -> dict[str, Any]:
         return {
+            "alarm": self.alarm,
             "name": self.config.name,
             "url": self.config.url,
             "vkey": self.config.vkey,
@@ -59,6 +71,8 @@ class Witnessing:
     metrics: Metrics
     retries: int = 2
     clock: Callable[[], float] = time.time
+    timeout: float = 2.0  # seconds for one whole request, answer included
+    evidence_dir: Path | None = None
     _next: Head | None = None
     _running: bool = False
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -72,9 +86,10 @@ class Witnessing:
         timeout: float,
         retries: int,
         clock: Callable[[], float] = time.time,
+        evidence_dir: Path | None = None,
     ) -> "Witnessing":
         states = [WitnessState(c, WitnessClient(c.url, timeout)) for c in configs]
-        return cls(storage, states, metrics, retries, clock)
+        return cls(storage, states, metrics, retries, clock, timeout, evidence_dir)
 
     def status(self) -> list[dict[str, Any]]:
         return [w.status() for w in self.witnesses]
@@ -119,14 +134,25 @@ class Witnessing:
             old = witness.known_size if witness.known_size <= head.size else 0
             try:
                 proof = await consistency_proof(self.storage, old, head.size) if old else []
-                lines = await witness.client.add_checkpoint(old, proof, head.checkpoint)
+                async with asyncio.timeout(self.timeout):  # the whole request: per-read timeouts miss a trickle
+                    lines = await witness.client.add_checkpoint(old, proof, head.checkpoint)
+            except TimeoutError:
+                witness.last_error = f"no complete answer within {self.timeout:g} s"
+                continue
             except ConflictError as conflict:
                 witness.known_size = conflict.known_size
                 if conflict.known_size > head.size:
                     witness.last_error = f"witness knows size {conflict.known_size}, beyond ours ({head.size})"
                     break
                 continue  # a 409 is an answer, not a failure: resend from the size it knows
-            except (WitnessClientError, StorageError, TlogError) as exc:
+            except WitnessClientError as exc:
+                witness.last_error = str(exc)
+                if exc.status == 422:
+                    await self._alarm(witness, head, str(exc))
+                    return []
+                await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
+                continue
+            except (StorageError, TlogError) as exc:
                 witness.last_error = str(exc)
                 await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
                 continue
@@ -143,6 +169,44 @@ class Witnessing:
         log.warning("witness %s did not cosign size %d: %s", witness.config.name, head.size, witness.last_error)
         return []
 
+    async def _alarm(self, witness: WitnessState, head: Head, answer: str) -> None:
+        """422: the witness holds a tree this checkpoint is not consistent with. Never retried: say it loudly."""
+        name = witness.config.name
+        theirs = None
+        try:
+            async with asyncio.timeout(self.timeout):
+                theirs = await witness.client.latest_checkpoint(parse_checkpoint_origin(head))
+        except (WitnessClientError, TimeoutError) as exc:
+            log.warning("witness %s: could not fetch its newest checkpoint as evidence: %s", name, exc)
+        witness.alarm = {
+            "size": head.size,
+            "at": self.clock(),
+            "answer": answer,
+            "our_checkpoint": head.checkpoint.decode(),
+            "witness_checkpoint": theirs.decode(errors="replace") if theirs is not None else None,
+        }
+        self.metrics.witness_alarms[name] += 1
+        log.error(
+            "ALARM: witness %s holds another tree for this log (422 on size %d): a fork or a stolen log key; "
+            "evidence kept%s",
+            name,
+            head.size,
+            f" in {self._keep_evidence(name, witness.alarm)}" if self.evidence_dir else " in /api/v1/log",
+        )
+
+    def _keep_evidence(self, name: str, alarm: dict[str, Any]) -> Path | None:
+        assert self.evidence_dir is not None
+        path = self.evidence_dir / f"witness-422-{name}-{alarm['size']}-{int(alarm['at'])}.txt"
+        text = f"witness {name} answered: {alarm['answer']}\n\n-- our checkpoint --\n{alarm['our_checkpoint']}\n"
+        text += f"-- the witness's newest checkpoint --\n{alarm['witness_checkpoint']}\n"
+        try:
+            self.evidence_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as exc:
+            log.error("could not keep the witness evidence in %s: %s", path, exc)
+            return None
+        return path
+
     @staticmethod
     def _genuine(witness: WitnessState, head: Head, lines: list[str]) -> bool:
         """Keep only lines that verify with the witness key we were configured with."""
@@ -152,3 +216,28 @@ class Witnessing:
         except TlogError:
             return False
         return opened.verified_by(verifier) is not None
+
+
+def parse_checkpoint_origin(head: Head) -> str:
+    return parse_note(head.checkpoint).text.split("\n", 1)[0]
+
+
+async def newest_from_witnesses(
+    configs: list[WitnessConfig], timeout: float, origin: str, verifier: Verifier
+) -> list[ExternalHead]:
+    """For the key guard at start and takeover: the newest checkpoint of this log each witness holds, signed by
+    this log key. A witness that cannot be asked is skipped (it must not keep the log from starting)."""
+
+    async def ask(config: WitnessConfig) -> ExternalHead | None:
+        async with WitnessClient(config.url, timeout) as client:
+            try:
+                async with asyncio.timeout(timeout):
+                    note = await client.latest_checkpoint(origin)
+            except (WitnessClientError, TimeoutError) as exc:
+                log.warning("could not ask witness %s for its newest checkpoint: %s", config.name, exc)
+                return None
+        head = verified_head(note, origin, verifier) if note is not None else None
+        return ExternalHead(f"witness {config.name}", head) if head is not None else None
+
+    found = await asyncio.gather(*(ask(c) for c in configs))
+    return [f for f in found if f is not None]

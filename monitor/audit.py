@@ -17,12 +17,12 @@ the log verified signatures; for fast catch-up), `tree` (no statement checks:
 only that every entry is in the tree; no registry, no watch rules).
 """
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from monitor.config import PARSE, SIGNATURES, TREE
 from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry
 from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
 
@@ -46,7 +46,7 @@ def check_statements(entries: Sequence[bytes], first: int, origin: str, mode: st
     """Steps 1-2 for entries first, first+1, …  (a top-level function, so worker processes can run it)."""
     out = []
     for offset, data in enumerate(entries):
-        index, leaf = first + offset, hashlib.sha256(b"\x00" + data).digest()
+        index, leaf = first + offset, leaf_hash(data)
         if mode == TREE:
             out.append(Checked(index, leaf, None))
             continue

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 
 from logserver.client import LogClient, LogClientError
 from monitor.state import State
-from monitor.treeview import TreeMismatch, TreeView
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import MalformedError
+from tlogcore.tileauth import TreeMismatch, TreeView
 from tlogcore.tiles import ENTRIES_LEVEL, Tile, decode_entry_bundle, encode_entry_bundle
 
 

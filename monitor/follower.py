@@ -41,11 +41,11 @@ from monitor.fetch import TileFetcher, Unavailable
 from monitor.rules import UNEXPECTED, match_all
 from monitor.splitview import open_witness_checkpoint, proof_conflict, same_size_conflict
 from monitor.state import LogRow, Signed, State, StateError
-from monitor.treeview import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore import merkle
 from tlogcore.errors import MalformedError, NotAllowedError, SignatureError, TlogError, UnverifiedError
 from tlogcore.registry import Registry
 from tlogcore.statement import Statement, parse_ed25519_vkey, parse_statement
+from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile, tile_at
 from witness.client import WitnessClient, WitnessClientError
 
@@ -232,10 +232,10 @@ class Follower:
         vkeys = self.log_config.registry_vkeys
         if vkeys is None:
             try:
-                vkeys = tuple((await self.client.info())["registry_vkeys"])
+                vkeys = (await self.client.info()).registry_vkeys
                 for vkey in vkeys:
                     parse_ed25519_vkey(vkey, "registry key")
-            except (LogClientError, KeyError, TypeError, TlogError) as exc:
+            except (LogClientError, TlogError) as exc:
                 raise Unavailable(f"cannot learn the log's registry keys: {exc}") from None
             log.info("%s: pinned the registry keys the log names: %s", self.origin, ", ".join(vkeys))
         now = self.now()
@@ -261,19 +261,10 @@ class Follower:
         """--start-at-end: the registry entries the log lists, each authenticated and replayed in order.
         (Completeness rests on the log's index: the history before the start is not audited.)"""
         try:
-            listing = await self.client.issuers()
-            indexes = sorted(
-                {
-                    event["index"]
-                    for issuer in listing["issuers"]
-                    for key in issuer["keys"]
-                    for event in (key["added"], key["retired"])
-                    if event is not None
-                }
-            )
-        except (LogClientError, KeyError, TypeError) as exc:
+            indexes = (await self.client.issuers()).registry_indexes()
+        except LogClientError as exc:
             raise Unavailable(f"cannot read the log's registry index: {exc}") from None
-        indexes = [i for i in indexes if isinstance(i, int) and 0 <= i < signed.size]
+        indexes = [i for i in indexes if i < signed.size]
         entries: dict[int, bytes] = {}
         for index in indexes:
             tile = tile_at(0, index // TILE_WIDTH, signed.size)
@@ -376,7 +367,7 @@ class Follower:
             plan = merkle.consistency_plan(old.size, new.size)
             await self._checked_view(view, view.tiles_for_nodes(plan.nodes), new.note)
             return view.assemble(plan)
-        return await self.client.consistency_proof(old.size, new.size)
+        return list((await self.client.consistency_proof(old.size, new.size)).proof)
 
     # --- auditing entries ---------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
 from tlogcore.vkeys import parse_verifier_key
 
 REPO = Path(__file__).resolve().parent.parent
+SERVER = [sys.executable, "-c", "from logserver.cli import main; main()"]
 
 
 @dataclass
@@ -34,24 +35,20 @@ class LogProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, wait: bool = True) -> "LogProcess":
-        args = [
-            sys.executable,
-            "-c",
-            "from logserver.cli import main; main()",
-            "serve",
-            "--data",
-            str(self.data),
-            "--listen",
-            f"127.0.0.1:{self.port}",
-            *self.extra_args,
-        ]
+    def start(self, wait: bool = True, init: bool = True) -> "LogProcess":
+        """Start `tlog-server serve`; with `init`, first `tlog-server init` (keys on first use, the database's
+        identity), as an operator does for a new log (docs/key-guard.md)."""
         config = self.config
         if self.dsn is not None:
             config = self.data.parent / f"server-{self.port}.toml"
             config.write_text(postgres_config(self.dsn) + (self.config.read_text() if self.config else ""))
-        if config is not None:
-            args += ["--config", str(config)]
+        config_args = ["--config", str(config)] if config is not None else []
+        if init:
+            subprocess.run(
+                [*SERVER, "init", "--data", str(self.data), *config_args], cwd=REPO, check=True, capture_output=True
+            )
+        args = [*SERVER, "serve", "--data", str(self.data), "--listen", f"127.0.0.1:{self.port}", *self.extra_args]
+        args += config_args
         with (self.data.parent / f"server-{self.port}.log").open("ab") as log_file:
             self.process = subprocess.Popen(args, cwd=REPO, stdout=log_file, stderr=log_file)
         if wait:

@@ -10,7 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 CORE = "tlogcore"
 PROJECT = {CORE, "logserver", "witness", "monitor", "tools", "loadtest"}
-CLIENTS = {"logserver.client", "witness.client"}
+# What clients (monitor, tools, loadtest) may import from the services: the clients and the log's wire protocol.
+CLIENTS = {"logserver.api", "logserver.client", "witness.client"}
 
 
 def allowed(package: str, module_path: Path, target: str) -> bool:
@@ -69,6 +70,19 @@ def test_the_guard_itself_catches_a_forbidden_edge(tmp_path: Path) -> None:
     assert allowed("logserver", REPO / "logserver" / "witnessing.py", "witness.client")
     assert not allowed("monitor", REPO / "monitor" / "x.py", "logserver.storage")
     assert not allowed("loadtest", REPO / "loadtest" / "x.py", "witness.storage")
+    assert allowed("tools", REPO / "tools" / "x.py", "logserver.api")
+    assert not allowed("tools", REPO / "tools" / "x.py", "logserver.app")
+
+
+def test_what_clients_may_import_depends_on_nothing_of_the_servers() -> None:
+    """The modules clients import stand alone: the core, each other, and nothing else of the project (a client
+    must never pull the server's storage or sequencer in through the protocol module)."""
+    for name in CLIENTS:
+        path = REPO / (name.replace(".", "/") + ".py")
+        for target in imports_of(path, name.split(".")[0]):
+            top = target.split(".")[0]
+            if top in PROJECT and top != CORE:
+                assert any(target == c or target.startswith(c + ".") for c in CLIENTS), f"{name} imports {target}"
 
 
 def test_only_cli_modules_start_servers() -> None:

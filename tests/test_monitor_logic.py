@@ -15,7 +15,6 @@ from monitor.progress import Progress
 from monitor.rules import ISSUER_ADDED, ISSUER_RETIRED, REVOCATION, UNEXPECTED, match_rule, parse_expected
 from monitor.splitview import open_witness_checkpoint, proof_conflict, same_size_conflict
 from monitor.state import Signed
-from monitor.treeview import TreeMismatch, TreeView, bundle_of, level0_tiles, partial_tiles
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.cosignature import CosignatureV1Signer
@@ -25,6 +24,7 @@ from tlogcore.note import Note, Signature, sign_note
 from tlogcore.policy import parse_policy
 from tlogcore.registry import Registry
 from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, sign_statement
+from tlogcore.tileauth import TreeMismatch, TreeView, bundle_of, level0_tiles, partial_tiles
 from tlogcore.tiles import Tile
 
 REPO = Path(__file__).resolve().parent.parent

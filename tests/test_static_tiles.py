@@ -25,7 +25,7 @@ from witness_helpers import WitnessProcess, write_config
 from loadtest.localproc import log_identity
 from logserver.proofs import TileReader
 from logserver.sqlite import SQLiteStorage
-from logserver.static_tiles import CHECKPOINT, StaticTiles, StaticTilesError, plan_growth
+from logserver.static_tiles import CHECKPOINT, StaticTiles, StaticTilesError, authenticate_directory, plan_growth
 from logserver.storage import EntryRecord, Head
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint, parse_checkpoint
@@ -237,6 +237,26 @@ def test_writer_follows_growth_prunes_partials_and_crosses_a_level_1_tile(tmp_pa
         again = runner.run(static.sync())
         assert (again.written, again.checkpoint_written) == (0, True)
         assert (root / CHECKPOINT).read_bytes() == cosigned != log.head.checkpoint
+
+
+def test_the_export_check_authenticates_the_directory_against_its_checkpoint(tmp_path: Path) -> None:
+    """`--verify` ends by reading the directory back as a client would (tlogcore.tileauth): every tile and entry
+    bundle must hash up to the checkpoint's root. A same-length change in a file is named, as is a missing one."""
+    root = tmp_path / "tiles"
+    with built_log(tmp_path) as (runner, log):
+        runner.run(log.grow(TILE_WIDTH * 3 + 9))
+        runner.run(StaticTiles(log.storage, root).sync(verify=True))
+        assert authenticate_directory(root) == TILE_WIDTH * 3 + 9
+        for path in ("tile/0/001", "tile/entries/002", "tile/0/003.p/9", "tile/entries/003.p/9"):
+            good = (root / path).read_bytes()
+            (root / path).write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+            with pytest.raises(StaticTilesError, match=r"tile/(0|entries)/00"):
+                authenticate_directory(root)
+            (root / path).unlink()
+            with pytest.raises(StaticTilesError, match="cannot read it"):
+                authenticate_directory(root)
+            (root / path).write_bytes(good)
+        assert authenticate_directory(root) == TILE_WIDTH * 3 + 9
 
 
 def test_first_sync_heals_missing_and_damaged_files_and_never_rolls_back(tmp_path: Path) -> None:

@@ -3,10 +3,10 @@
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
+from logserver import api
 from logserver.client import LogClient
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUER_ADD, ISSUER_RETIRE, Statement, sign_statement
@@ -22,7 +22,7 @@ async def _registry_statement(
     log_url: str, registry: Ed25519Signer, kind: str, issuer_vkey: str, label: str | None, reason: str | None
 ) -> None:
     async with LogClient(log_url) as client:
-        origin = (await client.info())["origin"]
+        origin = (await client.info()).origin
         statement = Statement(
             origin, kind, registry.verifier().vkey, int(time.time()), issuer=issuer_vkey, ref=label, reason=reason
         )
@@ -56,16 +56,16 @@ def issuer_retire(log_url: str, registry_key: Path, issuer_vkey: str, reason: st
 def issuer_list(log_url: str, as_json: bool) -> None:
     """List every issuer key the log's registry ever held. Example: tlog issuer list --log URL"""
 
-    async def go() -> dict[str, Any]:
+    async def go() -> api.IssuerRegistry:
         async with LogClient(log_url) as client:
             return await client.issuers()
 
-    data = run(go())
+    registry = run(go())
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False))
+        click.echo(json.dumps(registry.to_json(), ensure_ascii=False))
         return
-    for entry in data.get("issuers", []):
-        for key in entry["keys"]:
-            state = "active" if key["active"] else f"retired in entry {key['retired']['index']}"
-            label = f" {key['label']!r}" if key.get("label") else ""
-            click.echo(f"{entry['name']}{label}: {state} (added in entry {key['added']['index']}) {key['vkey']}")
+    for entry in registry.issuers:
+        for key in entry.keys:
+            state = f"retired in entry {key.retired.index}" if key.retired else "active"
+            label = f" {key.label!r}" if key.label else ""
+            click.echo(f"{entry.name}{label}: {state} (added in entry {key.added.index}) {key.vkey}")

@@ -89,7 +89,7 @@ def proof_inclusion(log_url: str, index: int | None, bundle_path: Path | None, p
                 if trust is not None
                 else parse_checkpoint(parse_note(note).text)
             )
-            hashes = await client.inclusion_proof(i, cp.size)
+            hashes = (await client.inclusion_proof(i, cp.size)).proof
             click.echo(f"index {i}\nsize {cp.size}\nroot {cp.root.hex()}")
             for h in hashes:
                 click.echo(b64encode(h))
@@ -129,7 +129,7 @@ def proof_consistency(log_url: str, old_path: Path, policy_path: Path) -> None:
     async def go() -> None:
         async with LogClient(log_url) as client:
             new = trust.verify_checkpoint(await client.checkpoint(), time.time()).checkpoint
-            hashes = await client.consistency_proof(old.size, new.size) if old.size else []
+            hashes = (await client.consistency_proof(old.size, new.size)).proof if old.size else ()
             click.echo(f"old {old.size} {old.root.hex()}\nnew {new.size} {new.root.hex()}")
             for h in hashes:
                 click.echo(b64encode(h))

@@ -36,7 +36,7 @@ def revoke(log_url: str, key_path: Path, sha256_hex: str | None, reason: str | N
 
     async def go() -> None:
         async with LogClient(log_url) as client:
-            origin = str((await client.info())["origin"])
+            origin = (await client.info()).origin
             result = await client.submit([revoke_statement(origin, signer, document, reason, int(time.time()))])
             click.echo(f"revoked {document.hex()}: entry {result.entries[0].index}")
 

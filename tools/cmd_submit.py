@@ -211,7 +211,7 @@ def submit(
 
     async def go() -> None:
         async with LogClient(log_url) as client:
-            origin = str((await client.info())["origin"])
+            origin = (await client.info()).origin
             signer_vkey = signer.verifier().vkey
             state = SubmitState(origin, signer_vkey)
             if state_path is not None and state_path.exists():

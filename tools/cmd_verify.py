@@ -47,6 +47,42 @@ def _fail(message: str, as_json: bool, document: bytes | None = None) -> None:
     _emit(Outcome(INPUT_ERROR, document, message), as_json)
 
 
+def _read_source(
+    document: Path,
+    digest: bytes,
+    bundle_path: Path | None,
+    qr_image: Path | None,
+    qr_text: str | None,
+    log_url: str | None,
+    as_json: bool,
+) -> bytes | None:
+    """The bundle or QR payload to check, from the one place given (exits with a verdict if it cannot be read);
+    None when only the log is asked."""
+    source: bytes | None = None
+    try:
+        if qr_image is not None:
+            source = qrcodes.decode_image(qr_image.read_bytes())
+        elif qr_text is not None:
+            text = qr_text.strip()
+            source = text.encode("latin-1") if text.isascii() else qr_text.encode("latin-1", "strict")
+        elif bundle_path is not None:
+            source = bundle_path.read_bytes()
+        elif log_url is None:
+            default = document.with_name(document.name + BUNDLE_SUFFIX)
+            if not default.exists():
+                _fail(
+                    f"no bundle: give --bundle, --qr-image or --qr-text, or --log for online ({default} is missing)",
+                    as_json,
+                    digest,
+                )
+            source = default.read_bytes()
+    except (OSError, UnicodeEncodeError) as exc:
+        _fail(f"cannot read the bundle or QR code: {exc}", as_json, digest)
+    except TlogError as exc:  # an image with no readable QR code in it
+        _fail(f"cannot read the QR code: {exc}", as_json, digest)
+    return source
+
+
 @click.command(
     cls=VerifyCommand,
     epilog="Exit codes: 0 genuine, 1 revoked, 2 not logged, 3 tampered, "
@@ -121,29 +157,8 @@ def verify(
     except (OSError, UnicodeDecodeError, TlogError) as exc:
         _fail(f"the trust policy {policy_path} is not usable: {exc}", as_json, digest)
         return
+    source = _read_source(document, digest, bundle_path, qr_image, qr_text, log_url, as_json)
     bundle: TlogProof | None = None
-    source: bytes | None = None
-    try:
-        if qr_image is not None:
-            source = qrcodes.decode_image(qr_image.read_bytes())
-        elif qr_text is not None:
-            text = qr_text.strip()
-            source = text.encode("latin-1") if text.isascii() else qr_text.encode("latin-1", "strict")
-        elif bundle_path is not None:
-            source = bundle_path.read_bytes()
-        elif log_url is None:
-            default = document.with_name(document.name + BUNDLE_SUFFIX)
-            if not default.exists():
-                _fail(
-                    f"no bundle: give --bundle, --qr-image or --qr-text, or --log for online ({default} is missing)",
-                    as_json,
-                    digest,
-                )
-            source = default.read_bytes()
-    except (OSError, UnicodeEncodeError) as exc:
-        _fail(f"cannot read the bundle or QR code: {exc}", as_json, digest)
-    except TlogError as exc:  # an image with no readable QR code in it
-        _fail(f"cannot read the QR code: {exc}", as_json, digest)
     if source is not None:
         try:
             found = qrcodes.parse_payload(source)

@@ -92,9 +92,9 @@ async def _gather_limited(jobs: Sequence[Callable[[], Awaitable[Any]]], limit: i
 
 async def find_logged(client: LogClient, document: bytes, origin: str, signer: str) -> int | None:
     """The index of an issue statement by `signer` about `document` already in the log, if any."""
-    for item in (await client.document(document)).get("statements", []):
-        if item.get("kind") == ISSUE and item.get("signer") == signer:
-            return int(item["index"])
+    for item in (await client.document(document)).statements:
+        if item.kind == ISSUE and item.signer == signer:
+            return item.index
     return None
 
 

@@ -5,12 +5,10 @@ witness quorum, the inclusion proof, and that the statement is about the documen
 
 Online, the log is asked and nothing it says is taken on its word: the current checkpoint must satisfy the
 policy, every statement it returns about the document must be signed by its signer and proven included in that
-checkpoint. The verdict is then computed here: revoked if the issuer of an included issue statement (same key
-name, as the log's status rule) included a revoke statement. A log could still hide a revocation from one
-verifier; monitors, which see every entry, are what catch that.
+checkpoint. The verdict then follows the one status rule (tlogcore/status.py) over the verified statements. A
+log could still hide a revocation from one verifier; monitors, which see every entry, are what catch that.
 """
 
-import base64
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +18,8 @@ from tlogcore.errors import MalformedError, TlogError
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
+from tlogcore.status import REVOKED as REVOKED_STATUS
+from tlogcore.status import UNKNOWN, counted_revocations, document_status
 from tools.qr import OnlineRef, parse_payload
 from tools.verdict import (
     GENUINE,
@@ -84,10 +84,6 @@ async def check_online(
         return await _check_online(client, document, policy, now, bundle)
     except LogClientError as exc:
         return Outcome(NETWORK_ERROR, document, f"the log could not be asked: {exc}")
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, TlogError):
-            return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
-        return Outcome(NETWORK_ERROR, document, f"the log answered something unexpected: {exc!r}")
     except TlogError as exc:
         return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
 
@@ -110,20 +106,19 @@ async def _check_online(
             current.size,
             old.root,
             current.root,
-            await client.consistency_proof(old.size, current.size) if old.size else [],
+            (await client.consistency_proof(old.size, current.size)).proof if old.size else (),
         )
     lookup = await client.document(document)
     included: list[tuple[int, Statement]] = []
-    for item in lookup.get("statements", []):
-        index = int(item["index"])
+    for item in lookup.statements:
+        index, raw = item.index, item.statement
         if index >= current.size:
             continue  # not yet in a checkpoint the policy accepts
-        raw = base64.b64decode(item["statement"], validate=True)
         statement = parse_statement(raw)
         if statement.document != document or statement.origin != current.origin:
             raise MalformedError(f"the log returned entry {index}, which is about another document or log")
         verify_inclusion(
-            leaf_hash(raw), index, current.size, await client.inclusion_proof(index, current.size), current.root
+            leaf_hash(raw), index, current.size, (await client.inclusion_proof(index, current.size)).proof, current.root
         )
         included.append((index, statement))
     return _online_verdict(document, included, trusted)
@@ -131,8 +126,9 @@ async def _check_online(
 
 def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]], trusted: TrustedCheckpoint) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
-    issues = [(i, s) for i, s in included if s.kind == ISSUE]
-    if not issues:
+    statements = [s for _, s in included]
+    status = document_status(statements)
+    if status == UNKNOWN:
         return Outcome(
             NOT_LOGGED,
             document,
@@ -140,17 +136,17 @@ def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]], 
             checkpoint=current,
             witnesses=witnesses,
         )
-    index, statement = issues[0]
-    issuers = {s.signer_verifier.name for _, s in issues}
+    index, statement = next((i, s) for i, s in included if s.kind == ISSUE)
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
-    for revoke_index, revoke in included:
-        if revoke.kind == REVOKE and revoke.signer_verifier.name in issuers:
-            reason = f" ({revoke.reason})" if revoke.reason else ""
-            return Outcome(
-                REVOKED,
-                document,
-                f"revoked{reason} by {revoke.signer_verifier.name} in entry "
-                f"{revoke_index}; it was {describe(statement, index, current, witnesses)}",
-                **where,
-            )
+    if status == REVOKED_STATUS:
+        revoke = counted_revocations(statements)[0]
+        revoke_index = next(i for i, s in included if s is revoke)
+        reason = f" ({revoke.reason})" if revoke.reason else ""
+        return Outcome(
+            REVOKED,
+            document,
+            f"revoked{reason} by {revoke.signer_verifier.name} in entry "
+            f"{revoke_index}; it was {describe(statement, index, current, witnesses)}",
+            **where,
+        )
     return Outcome(GENUINE, document, describe(statement, index, current, witnesses) + "; not revoked", **where)

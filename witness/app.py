@@ -12,18 +12,20 @@ unknown origin, 409 old ≠ stored size (`Content-Type: text/x.tlog.size`, body
 the stored size), 413 body over the limit.
 """
 
+import asyncio
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from tlogcore.keys import Signer
 from witness.config import WitnessConfig
 from witness.openapi import OPENAPI
-from witness.storage import Evidence, LogState, WitnessStorage
+from witness.storage import Evidence, LogState, StorageUnavailable, WitnessStorage
 from witness.witness import (
     AddCheckpoint,
     BadProof,
@@ -40,6 +42,10 @@ from witness.witness import (
 )
 
 MAX_BODY_SIZE = 128 * 1024  # 64 KiB of checkpoint note + 63 proof lines, with room to spare
+BODY_TIMEOUT = 10.0  # seconds to receive a whole body: a client trickling it must not hold a connection for ever
+RETRY_AFTER = "5"  # seconds, on 503 (the database failed: a full disk, an I/O error)
+
+log = logging.getLogger("witness.app")
 SIZE_MEDIA_TYPE = "text/x.tlog.size"  # tlog-witness: the 409 body is the known size
 
 # Called after every check passed and before the compare-and-swap; tests use it to stall a request.
@@ -58,19 +64,24 @@ class BodyTooLarge(Exception):
     pass
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes before reading them all."""
+async def read_body(request: Request, limit: int, timeout: float = BODY_TIMEOUT) -> bytes:
+    """The request body, refusing more than `limit` bytes before reading them all; TimeoutError after `timeout`."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.stream():
-        total += len(chunk)
-        if total > limit:
-            raise BodyTooLarge
-        chunks.append(chunk)
+    async with asyncio.timeout(timeout):
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > limit:
+                raise BodyTooLarge
+            chunks.append(chunk)
     return b"".join(chunks)
+
+
+def json_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": code, "message": message}, status, headers)
 
 
 def error_response(error: WitnessError) -> Response:
@@ -118,15 +129,27 @@ def create_app(
             body = await read_body(request, max_body_size)
         except BodyTooLarge:
             return PlainTextResponse(f"request body is larger than {max_body_size} bytes\n", 413)
+        except TimeoutError:
+            message = f"the request body did not arrive within {BODY_TIMEOUT:g} s"
+            return json_error(408, "body_timeout", message, {"Connection": "close"})
+        except ClientDisconnect:  # the client's doing, not ours: one line, no 5xx
+            log.info("client went away before sending its whole body")
+            return json_error(400, "client_disconnected", "the connection closed before the whole body arrived")
         try:
             cosigned = await add(body)
         except WitnessError as error:
             return error_response(error)
+        except StorageUnavailable as exc:
+            log.error("%s", exc)
+            return json_error(503, "storage_unavailable", str(exc), {"Retry-After": RETRY_AFTER})
         return PlainTextResponse("".join(cosigned.lines))
 
     async def latest_checkpoint(request: Request) -> Response:
         origin = origin_by_hash.get(request.path_params["origin_hash"])
-        stored = await storage.latest(origin) if origin is not None else None
+        try:
+            stored = await storage.latest(origin) if origin is not None else None
+        except StorageUnavailable as exc:
+            return json_error(503, "storage_unavailable", str(exc), {"Retry-After": RETRY_AFTER})
         if stored is None:
             return PlainTextResponse("no cosigned checkpoint for this origin\n", 404)
         return PlainTextResponse(stored.note, headers={"Cache-Control": "no-cache"})

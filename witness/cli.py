@@ -21,6 +21,7 @@ from pathlib import Path
 
 import click
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.errors import MalformedError
@@ -32,6 +33,9 @@ from witness.storage import SQLiteStorage
 KEY_FILE = "witness.key"
 DATABASE_FILE = "witness.sqlite"
 MAX_FILE_SIZE = 1024 * 1024
+HEADER_TIMEOUT = 10.0  # seconds for a request's headers (slowloris); the body has its own deadline (app.py)
+MAX_CONNECTIONS = 256  # beyond it uvicorn answers 503 at once; a witness has few clients (its logs, monitors)
+KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
 
 
 class SetupError(Exception):
@@ -115,6 +119,50 @@ def cosigner(signer: Ed25519Signer) -> CosignatureV1Signer:
     return CosignatureV1Signer(signer.name, signer.seed, time.time)
 
 
+class HeaderDeadline(HttpToolsProtocol):
+    """uvicorn's protocol plus one rule (as logserver/cli.py's, which the import rules keep apart): a connection not
+    running a request is closed when the next request's headers are not complete HEADER_TIMEOUT seconds after it
+    opened, the previous answer went out, or the request's first byte arrived. uvicorn alone let half-sent headers
+    hold a connection for ever (issue 18, item 6)."""
+
+    _deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm()
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._close)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _close(self) -> None:
+        self._deadline = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+
 async def run_server(
     config: WitnessConfig,
     signer: CosignatureV1Signer,
@@ -130,7 +178,17 @@ async def run_server(
         raise SetupError(f"cannot open the database {database}: {exc}") from None
     try:
         app = create_app(config, storage, signer, time.time)
-        settings = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=access_log, lifespan="off")
+        settings = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=access_log,
+            lifespan="off",
+            http=HeaderDeadline,
+            limit_concurrency=MAX_CONNECTIONS,
+            timeout_keep_alive=KEEP_ALIVE,
+        )
         await uvicorn.Server(settings).serve()
     finally:
         await storage.close()

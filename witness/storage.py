@@ -11,7 +11,9 @@ checks of `witness.witness` it guarantees the witness never cosigns two
 different roots for one size of one log.
 """
 
+import contextlib
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,6 +63,18 @@ class Evidence:
     reason: str
     request: bytes  # the whole add-checkpoint body: old size, proof and signed checkpoint
     seen_at: int
+
+
+class StorageUnavailable(Exception):
+    """The database failed (disk full, I/O error, locked too long): nothing was stored; try again later."""
+
+
+@contextlib.contextmanager
+def unavailable_on_error() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise StorageUnavailable(f"the witness database failed, nothing was stored: {exc}") from exc
 
 
 class WitnessStorage(Protocol):
@@ -118,7 +132,10 @@ class SQLiteStorage:
         return cls(connection)
 
     async def latest(self, origin: str) -> LogState | None:
-        rows = list(await self._db.execute_fetchall("SELECT size, root, note FROM latest WHERE origin = ?", (origin,)))
+        with unavailable_on_error():
+            rows = list(
+                await self._db.execute_fetchall("SELECT size, root, note FROM latest WHERE origin = ?", (origin,))
+            )
         if not rows:
             return None
         size, root, note = rows[0]
@@ -139,17 +156,19 @@ class SQLiteStorage:
                 " RETURNING size"
             )
             parameters = (new.size, new.root, new.note, origin, expected.size, expected.root)
-        won = list(await self._db.execute_fetchall(sql, parameters))
+        with unavailable_on_error():
+            won = list(await self._db.execute_fetchall(sql, parameters))
         if not won:  # someone else moved the state between our read and this write
             current = await self.latest(origin)
             raise Conflict(current.size if current is not None else 0)
 
     async def record_evidence(self, evidence: Evidence) -> None:
-        await self._db.execute_fetchall(
-            "INSERT INTO evidence (origin, size, root, reason, request, seen_at) VALUES (?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT DO NOTHING",
-            (evidence.origin, evidence.size, evidence.root, evidence.reason, evidence.request, evidence.seen_at),
-        )
+        with unavailable_on_error():
+            await self._db.execute_fetchall(
+                "INSERT INTO evidence (origin, size, root, reason, request, seen_at) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT DO NOTHING",
+                (evidence.origin, evidence.size, evidence.root, evidence.reason, evidence.request, evidence.seen_at),
+            )
 
     async def evidence(self, origin: str) -> list[Evidence]:
         rows = await self._db.execute_fetchall(

@@ -53,7 +53,17 @@ window.TLOG_I18N = {
     c_cosig: "Witness cosignatures meet the quorum",
     c_document: "Statement is about this document",
     c_revocation: "Revocations looked up in the log",
-    c_file: "File in hand hashed and compared"
+    c_file: "File in hand hashed and compared",
+    c_newest: "Newest checkpoint of the log verified",
+    offline_unchecked: "Offline: not checked for revocation. This proof shows the document was issued; connect to the internet and scan again to learn whether it was revoked since.",
+    mode_offline_checked: "offline proof in the QR code; revocation checked with the log now",
+    newest: "Newest checkpoint of the log",
+    newest_size: "{n} entries, verified now",
+    newest_unknown: "not fetched (offline)",
+    paper_title: "Compare these with the paper in your hand",
+    paper_help: "These are the fields the issuer logged. If any letter or number on the paper differs, the paper is not the document that was issued.",
+    r_genuine_paper: "Signed by its issuer and included in the log. It is genuine only if the fields below are exactly those on the paper.",
+    r_paper_mismatch: "The fields in this code do not match the document the issuer logged."
   },
   km: {
     title: "ផ្ទៀងផ្ទាត់ឯកសារ",
@@ -107,6 +117,16 @@ window.TLOG_I18N = {
     c_cosig: "ហត្ថលេខារួមរបស់សាក្សីគ្រប់កូរ៉ុម",
     c_document: "សេចក្ដីថ្លែងការណ៍និយាយអំពីឯកសារនេះ",
     c_revocation: "បានស្វែងរកការដកហូតនៅក្នុងបញ្ជី",
-    c_file: "បានគណនាហាស និងប្រៀបធៀបឯកសារក្នុងដៃ"
+    c_file: "បានគណនាហាស និងប្រៀបធៀបឯកសារក្នុងដៃ",
+    c_newest: "បានផ្ទៀងផ្ទាត់ចំណុចត្រួតពិនិត្យថ្មីបំផុតរបស់បញ្ជី",
+    offline_unchecked: "ក្រៅបណ្ដាញ៖ មិនបានពិនិត្យការដកហូតទេ។ ភស្តុតាងនេះបង្ហាញថាឯកសារត្រូវបានចេញ។ សូមភ្ជាប់អ៊ីនធឺណិត ហើយស្កេនម្ដងទៀត ដើម្បីដឹងថាវាត្រូវបានដកហូតឬអត់។",
+    mode_offline_checked: "ភស្តុតាងក្រៅបណ្ដាញក្នុងកូដ QR ហើយបានពិនិត្យការដកហូតជាមួយបញ្ជីឥឡូវនេះ",
+    newest: "ចំណុចត្រួតពិនិត្យថ្មីបំផុតរបស់បញ្ជី",
+    newest_size: "{n} ធាតុ បានផ្ទៀងផ្ទាត់ឥឡូវនេះ",
+    newest_unknown: "មិនបានទាញយក (ក្រៅបណ្ដាញ)",
+    paper_title: "ប្រៀបធៀបព័ត៌មានទាំងនេះជាមួយក្រដាសនៅក្នុងដៃរបស់អ្នក",
+    paper_help: "ទាំងនេះជាព័ត៌មានដែលអ្នកចេញបានកត់ត្រា។ ប្រសិនបើអក្សរ ឬលេខណាមួយនៅលើក្រដាសខុសគ្នា ក្រដាសនោះមិនមែនជាឯកសារដែលបានចេញទេ។",
+    r_genuine_paper: "បានចុះហត្ថលេខាដោយអ្នកចេញ និងមាននៅក្នុងបញ្ជី។ វាពិតប្រាកដ លុះត្រាតែព័ត៌មានខាងក្រោមដូចគ្នាទាំងស្រុងនឹងក្រដាស។",
+    r_paper_mismatch: "ព័ត៌មាននៅក្នុងកូដនេះមិនត្រូវគ្នានឹងឯកសារដែលអ្នកចេញបានកត់ត្រាទេ។"
   }
 };

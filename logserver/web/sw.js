@@ -2,7 +2,8 @@
 // offline QR link (#b=...) verifies with the log unreachable. Network first, the cache when the network fails.
 "use strict";
 const CACHE = "tlog-verify-v1";
-const CACHED = ["/verify", "/verify/verify.js", "/verify/verify.css", "/verify/i18n.js", "/api/v1/policy"];
+const CACHED = ["/verify", "/verify/verify.js", "/verify/qrlink.js", "/verify/verify.css", "/verify/i18n.js",
+  "/api/v1/policy"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(CACHED)).then(() => self.skipWaiting()));

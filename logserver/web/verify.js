@@ -331,37 +331,11 @@
     return { extra, index, proof, checkpoint: bytes.slice(split + 2) };
   }
 
-  class Reader {
-    constructor(bytes) { this.bytes = bytes; this.at = 0; }
-    take(n, what) {
-      if (this.at + n > this.bytes.length) throw malformed(what + " is cut short");
-      const out = this.bytes.slice(this.at, this.at + n);
-      this.at += n;
-      return out;
-    }
-    byte(what) { return this.take(1, what)[0]; }
-    uvarint(what) {
-      let value = 0n;
-      for (let shift = 0n; shift < 70n; shift += 7n) {
-        const b = this.byte(what);
-        if (b === 0 && shift > 0n) throw malformed(what + " is not a minimal varint");
-        value |= BigInt(b & 0x7f) << shift;
-        if (!(b & 0x80)) {
-          if (value > MAX_INT64) throw malformed(what + " is out of range");
-          return value;
-        }
-      }
-      throw malformed(what + " is too long");
-    }
-    str(what) {
-      const raw = this.take(this.byte(what), what);
-      try { return utf8Strict.decode(raw); } catch (e) { throw malformed(what + " is not UTF-8"); }
-    }
-  }
+  const QR = window.TLOG_QRLINK;
 
   // The binary form (layout at the top of tlogcore/bundle.py), rebuilt into the very same text bundle.
   async function fromBinary(bytes) {
-    const r = new Reader(bytes);
+    const r = new QR.Reader(bytes, malformed);
     if (!equal(r.take(3, "magic"), new Uint8Array([0x54, 0x4c, 0x01]))) throw malformed("not a binary bundle");
     const kindIndex = r.byte("kind");
     if (kindIndex >= KINDS.length) throw malformed("unknown statement kind");
@@ -379,11 +353,7 @@
     const reason = r.str("reason");
     if (ref) s.ref = ref;
     if (reason) s.reason = reason;
-    const statementSig = r.take(64, "statement signature");
-    const signerId = await keyId(signerName, 0x01, signerKey);
-    const idBytes = (id) => new Uint8Array([id >>> 24, (id >>> 16) & 255, (id >>> 8) & 255, id & 255]);
-    const statement = statementText(s) + "\n\u2014 " + signerName + " " +
-      b64encode(concat(idBytes(signerId), statementSig)) + "\n";
+    const statement = await signedStatement(s, signerName, signerKey, r.take(64, "statement signature"));
     const index = r.uvarint("index");
     const proof = [];
     for (let n = r.byte("proof count"); n > 0; n--) proof.push(r.take(32, "proof hash"));
@@ -400,9 +370,44 @@
     }
     if (r.at !== bytes.length) throw malformed("trailing bytes");
     const checkpointText = [s.origin, size.toString(), b64encode(root), ...extensions].map((l) => l + "\n").join("");
+    return textBundle(statement, index, proof, checkpointText, sigLines);
+  }
+
+  const idBytes = (id) => new Uint8Array([id >>> 24, (id >>> 16) & 255, (id >>> 8) & 255, id & 255]);
+  async function signedStatement(s, signerName, signerKey, signature) {
+    const signerId = await keyId(signerName, 0x01, signerKey);
+    return statementText(s) + "\n\u2014 " + signerName + " " + b64encode(concat(idBytes(signerId), signature)) + "\n";
+  }
+  function textBundle(statement, index, proof, checkpointText, sigLines) {
     const text = "c2sp.org/tlog-proof@v1\nextra " + b64encode(utf8.encode(statement)) + "\nindex " + index + "\n" +
       proof.map((h) => b64encode(h) + "\n").join("") + "\n" + checkpointText + "\n" + sigLines.join("");
     return utf8.encode(text);
+  }
+
+  // A QR link's offline parts (tlogcore/qrlink.py) rebuilt into the tlog-proof bundle they stand for: the origin
+  // and key names from the trust policy, the checkpoint's root from the inclusion proof (a wrong one fails the
+  // log's signature). Cosignatures by keys the policy does not hold are left out: they could not count.
+  async function bundleFromLink(parts, documentHex, policy) {
+    if (parts.origin === null && policy.logs.length !== 1) throw malformed("the code names no log");
+    const origin = parts.origin === null ? policy.logs[0].name : parts.origin;
+    const log = policy.logs.find((k) => k.name === origin);
+    if (!log) throw new VerifyError("cannot_verify", "c_log_sig", "log " + origin + " is not in the trust policy");
+    const s = { kind: "issue", time: parts.time.toString(), origin, document: documentHex };
+    s.signer = await vkeyString(parts.signerName, 0x01, parts.signerKey);
+    if (parts.ref) s.ref = parts.ref;
+    const statement = await signedStatement(s, parts.signerName, parts.signerKey, parts.statementSig);
+    const leaf = await sha256(concat(new Uint8Array([0]), utf8.encode(statement)));
+    const root = await rootFromInclusion(leaf, parts.index, parts.size, parts.proof);
+    const sigLines = ["\u2014 " + origin + " " + b64encode(concat(idBytes(log.id), parts.logSig)) + "\n"];
+    for (const c of parts.cosigs) {
+      const witness = [...policy.witnesses.values()].find((w) => w.id === c.keyId);
+      if (!witness) continue;
+      const time = new Uint8Array(8);
+      new DataView(time.buffer).setBigUint64(0, c.time);
+      sigLines.push("\u2014 " + witness.name + " " + b64encode(concat(idBytes(c.keyId), time, c.sig)) + "\n");
+    }
+    const checkpointText = origin + "\n" + parts.size + "\n" + b64encode(root) + "\n";
+    return textBundle(statement, parts.index, parts.proof, checkpointText, sigLines);
   }
 
   async function verifyBundle(bundleBytes, policy, now, documentHex, checks) {
@@ -434,7 +439,7 @@
   const $ = (id) => document.getElementById(id);
   const I18N = window.TLOG_I18N;
   const state = { lang: "en", verdict: null, reasonKey: null, detail: "", facts: null, checks: [], fileKey: null,
-                  expected: null };
+                  expected: null, paper: null, base: null };
 
   function t(key, vars) {
     let s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
@@ -443,13 +448,15 @@
   }
 
   class Checks {
-    constructor() { this.items = []; }
+    // quiet: a side check (a revocation's proof, the newest checkpoint) that must not replace the list shown
+    constructor(quiet) { this.items = []; this.quiet = Boolean(quiet); }
     pass(key, detail) { this.set(key, true, detail); }
     fail(key, detail) { this.set(key, false, detail); }
     set(key, ok, detail) {
       const old = this.items.find((c) => c.key === key);
       if (old && old.ok === false) return;
       if (old) { old.ok = ok; old.detail = detail; } else this.items.push({ key, ok, detail });
+      if (this.quiet) return;
       state.checks = this.items;
       renderChecks();
     }
@@ -517,11 +524,30 @@
       $("f-witnesses").textContent = (f.witnesses.join(", ") || t("none")) + " — " +
         t("quorum_of", { n: f.witnesses.length, m: f.witnessCount, k: f.quorumNeeds });
       $("f-age").textContent = f.newest ? ageText(Math.max(0, Date.now() / 1000 - f.newest)) : "—";
-      $("f-mode").textContent = t(f.offline ? "mode_offline" : "mode_online");
+      $("f-mode").textContent = t(!f.offline ? "mode_online" : f.checked ? "mode_offline_checked" : "mode_offline");
+      $("f-newest").textContent = f.newestSize ? t("newest_size", { n: f.newestSize }) : t("newest_unknown");
     }
+    const unchecked = Boolean(f && f.offline && !f.checked && state.verdict && state.verdict !== "tampered");
+    $("verdict-note").hidden = !unchecked;
+    renderPaper();
     $("file-result").textContent = state.fileKey ? t(state.fileKey) : "";
     $("file-result").className = "file-result " + (state.fileKey === "file_match" ? "ok" : state.fileKey ? "fail" : "");
     renderChecks();
+  }
+
+  // The paper's fields as the issuer logged them (their hash is the logged document), large, to compare by eye.
+  function renderPaper() {
+    // Shown only once verified: fields that do not hash to a logged document are not to be compared with anything.
+    $("paper").hidden = !state.paper || !["genuine", "revoked"].includes(state.verdict);
+    $("file").hidden = Boolean(state.paper);
+    if (!state.paper) return;
+    $("paper-fields").replaceChildren(...state.paper.flatMap(([name, value]) => {
+      const dt = document.createElement("dt");
+      dt.textContent = name;
+      const dd = document.createElement("dd");
+      dd.textContent = value;
+      return [dt, dd];
+    }));
   }
 
   function setVerdict(verdict, reasonKey, detail) {
@@ -571,6 +597,7 @@
       document: v.statement.document, index: v.index.toString(), origin: v.checkpoint.origin,
       size: v.checkpoint.size.toString(), witnesses: [...v.cosigned.keys()].sort(), witnessCount: policy.witnesses.size,
       quorumNeeds: quorumNeeds(policy), newest: times.length ? Math.max(...times) : 0, offline,
+      checked: !offline, newestSize: null,
     };
   }
 
@@ -578,6 +605,46 @@
     let r;
     try { r = await fetch(url, { cache: "no-cache" }); } catch (e) { throw new VerifyError("cannot_verify", null, "network"); }
     return r;
+  }
+
+  // A document's status from the statements about it that this page verified: [{kind, issuer}] with the
+  // issuer's key name. The one rule of tlogcore/status.py; both run tests/vectors/status/status.json.
+  function documentStatus(statements) {
+    const issuers = new Set(statements.filter((s) => s.kind === "issue").map((s) => s.issuer));
+    if (!issuers.size) return "unknown";
+    return statements.some((s) => s.kind === "revoke" && issuers.has(s.issuer)) ? "revoked" : "valid";
+  }
+  window.TLOG_STATUS = Object.freeze({ documentStatus });
+
+  // The revocation that makes document h revoked under the one status rule (documentStatus), among the listing's
+  // revoke statements whose proofs verify; null when the document stands.
+  async function revocationOf(listing, policy, now, h, issue) {
+    const verified = [issue];
+    for (const s of listing.statements.filter((x) => x.kind === "revoke")) {
+      try {
+        verified.push(await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks(true)));
+      } catch (e) { /* a revocation whose proof fails does not count */ }
+    }
+    const status = documentStatus(verified.map((r) => ({ kind: r.statement.kind, issuer: r.statement.issuerName })));
+    if (status !== "revoked") return null;
+    return verified.find((r) => r.statement.kind === "revoke" && r.statement.issuerName === issue.statement.issuerName);
+  }
+
+  function statusVerdict(revoked, checks) {
+    checks.pass("c_revocation", revoked ? "revoked at #" + revoked.index : "none");
+    if (revoked) return ["revoked", "r_revoked", revoked.statement.reason ? "reason: " + revoked.statement.reason : ""];
+    return ["genuine", state.paper ? "r_genuine_paper" : "r_genuine", ""];
+  }
+
+  // The log's newest checkpoint, verified under the policy: how far the log has grown since the proof. Best effort.
+  async function newestCheckpoint(policy, now, checks) {
+    try {
+      const r = await fetch("/checkpoint", { cache: "no-cache" });
+      if (!r.ok) return;
+      const trusted = await verifyCheckpoint(new Uint8Array(await r.arrayBuffer()), policy, now, new Checks(true));
+      state.facts.newestSize = trusted.checkpoint.size.toString();
+      checks.pass("c_newest", "size " + trusted.checkpoint.size);
+    } catch (e) { /* unreachable, or not vouched for: shown as not checked */ }
   }
 
   async function verifyOnline(h, i, checks) {
@@ -601,54 +668,96 @@
     state.expected = v.statement.document;
     state.facts = factsFrom(v, policy, false);
     if (v.statement.kind !== "issue") throw tampered("c_document", "the log entry is not an issue statement");
-    let revoked = null;
-    for (const s of listing.statements.filter((x) => x.kind === "revoke")) {
-      try {
-        const r = await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks());
-        if (r.statement.issuerName === v.statement.issuerName) revoked = r;
-      } catch (e) { /* a revocation whose proof fails does not count */ }
-    }
-    checks.pass("c_revocation", revoked ? "revoked at #" + revoked.index : "none");
-    if (revoked) return ["revoked", "r_revoked", revoked.statement.reason ? "reason: " + revoked.statement.reason : ""];
-    return ["genuine", "r_genuine", ""];
+    const revoked = await revocationOf(listing, policy, now, h, v);
+    await newestCheckpoint(policy, now, checks);
+    return statusVerdict(revoked, checks);
   }
 
-  async function verifyOffline(b, checks) {
-    const policy = await loadPolicy(checks);
-    const bundle = await fromBinary(b64urlDecode(b));
-    const v = await verifyBundle(bundle, policy, Date.now() / 1000, undefined, checks);
+  // An offline proof, verified on this device; then, whenever the log answers, its revocations and newest
+  // checkpoint. When it does not, the verdict stands on the proof alone and the page says so at the top.
+  async function verifyOfflineBundle(bundle, policy, documentHex, checks) {
+    const now = Date.now() / 1000;
+    const v = await verifyBundle(bundle, policy, now, documentHex, checks);
     state.expected = v.statement.document;
     state.facts = factsFrom(v, policy, true);
     if (v.statement.kind === "revoke") return ["revoked", "r_revoked", ""];
     if (v.statement.kind !== "issue") throw tampered("c_document", "the bundle is not about a document");
-    return ["genuine", "r_genuine", ""];
+    let listing = null;
+    try {
+      const r = await fetch("/api/v1/documents/" + v.statement.document, { cache: "no-cache" });
+      if (r.ok) listing = await r.json();
+    } catch (e) { listing = null; }
+    if (!listing || !Array.isArray(listing.statements)) return ["genuine", state.paper ? "r_genuine_paper" : "r_genuine", ""];
+    state.facts.checked = true;
+    const revoked = await revocationOf(listing, policy, now, v.statement.document, v);
+    await newestCheckpoint(policy, now, checks);
+    return statusVerdict(revoked, checks);
+  }
+
+  async function verifyOffline(b, checks) {
+    const policy = await loadPolicy(checks);
+    return verifyOfflineBundle(await fromBinary(b64urlDecode(b)), policy, undefined, checks);
+  }
+
+  // A QR link (tlogcore/qrlink.py): the document is the file's hash, or the hash of the paper fields it carries.
+  async function verifyLink(fragment, checks) {
+    const policy = await loadPolicy(checks);
+    const payload = QR.decodePayload(QR.base43Decode(fragment.slice(QR.PREFIX.length), malformed), malformed);
+    let documentHex = payload.document === null ? null : hex(payload.document);
+    if (payload.paper) {
+      documentHex = hex(await sha256(payload.paper.canonical));
+      state.paper = payload.paper.fields;
+      render();
+    }
+    if (!payload.offline) return verifyOnline(documentHex, payload.index.toString(), checks);
+    return verifyOfflineBundle(await bundleFromLink(payload.offline, documentHex, policy), policy, documentHex, checks);
+  }
+
+  function verdictOfError(e, checks) {
+    if (!(e instanceof VerifyError)) return ["cannot_verify", null, String(e && e.message || e)];
+    if (e.check) checks.fail(e.check, e.message);
+    const fieldsDiffer = e.verdict === "not_logged" || ["c_statement", "c_document"].includes(e.check);
+    if (state.paper && fieldsDiffer) return ["tampered", "r_paper_mismatch", ""];
+    if (e.verdict === "not_logged") return ["not_logged", "r_not_logged", ""];
+    if (e.message === "network") return ["cannot_verify", "r_network", ""];
+    return [e.verdict, null, e.message];
   }
 
   async function run() {
     state.verdict = null; state.facts = null; state.checks = []; state.fileKey = null; state.expected = null;
-    state.reasonKey = null; state.detail = "";
+    state.reasonKey = null; state.detail = ""; state.paper = null; state.base = null;
     document.body.dataset.done = "";
     render();
-    const params = new URLSearchParams(location.hash.slice(1));
+    const fragment = location.hash.slice(1);
+    const link = fragment.startsWith(QR.PREFIX);
+    const params = new URLSearchParams(link ? "" : fragment);
     const checks = new Checks();
-    if (!params.get("b") && !params.get("h")) { setVerdict("cannot_verify", "r_no_link", ""); return; }
-    if (!(await ed25519Supported())) { setVerdict("cannot_verify", "r_no_ed25519", ""); return; }
-    try {
-      const [verdict, key, detail] = params.get("b") ? await verifyOffline(params.get("b"), checks)
-        : await verifyOnline(params.get("h"), params.get("i") || "", checks);
-      setVerdict(verdict, key, detail);
-    } catch (e) {
-      if (!(e instanceof VerifyError)) { setVerdict("cannot_verify", null, String(e && e.message || e)); return; }
-      if (e.check) checks.fail(e.check, e.message);
-      if (e.verdict === "not_logged") setVerdict("not_logged", "r_not_logged", "");
-      else if (e.message === "network") setVerdict("cannot_verify", "r_network", "");
-      else setVerdict(e.verdict, null, e.message);
+    let outcome;
+    if (!link && !params.get("b") && !params.get("h")) {
+      outcome = ["cannot_verify", "r_no_link", ""];
+    } else if (!(await ed25519Supported())) {
+      outcome = ["cannot_verify", "r_no_ed25519", ""];
+    } else {
+      try {
+        outcome = link ? await verifyLink(fragment, checks) : params.get("b") ? await verifyOffline(params.get("b"), checks)
+          : await verifyOnline(params.get("h"), params.get("i") || "", checks);
+      } catch (e) {
+        outcome = verdictOfError(e, checks);
+      }
     }
+    // What the code alone says: a file check starts again from here each time a file is chosen.
+    state.base = { verdict: outcome[0], reasonKey: outcome[1], detail: outcome[2],
+                   checks: state.checks.map((c) => ({ ...c })) };
+    setVerdict(...outcome);
   }
 
   async function checkFile(file) {
     if (!file) return;
     const digest = hex(await sha256(new Uint8Array(await file.arrayBuffer())));
+    if (state.base) {
+      Object.assign(state, { verdict: state.base.verdict, reasonKey: state.base.reasonKey, detail: state.base.detail });
+      state.checks = state.base.checks.map((c) => ({ ...c }));
+    }
     const checks = new Checks();
     checks.items = state.checks;
     if (!state.expected) {
@@ -674,7 +783,11 @@
     $("lang-km").addEventListener("click", () => setLang("km"));
     $("lang-en").addEventListener("click", () => setLang("en"));
     const input = $("file-input");
-    input.addEventListener("change", () => checkFile(input.files[0]));
+    input.addEventListener("change", () => {
+      const file = input.files[0];
+      input.value = ""; // choosing the same file again checks it again
+      checkFile(file);
+    });
     const drop = $("drop");
     drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
     drop.addEventListener("dragleave", () => drop.classList.remove("over"));

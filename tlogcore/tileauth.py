@@ -1,4 +1,6 @@
 """Tiles authenticated against one checkpoint: nothing fetched is used before it hashes up to the signed root.
+(sumdb keeps its equivalent, `TileHashReader`, in its core too: the monitor, the tools and the static-tiles
+export check all need it.)
 
 Pure (no I/O), in two phases like tlogcore's proofs: `missing(tiles)` names
 the tiles to fetch (the ones asked for plus every ancestor not yet
@@ -69,11 +71,11 @@ def partial_tiles(size: int) -> list[Tile]:
 
 
 def fold_tile(body: bytes) -> bytes:
-    """The root of a full tile: its 256 hashes hashed pairwise 8 times."""
+    """The root of a full tile: its 256 hashes hashed pairwise 8 times (RFC 9162 §2.1.1 node hashes)."""
     hashes = [body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)]
-    sha256 = hashlib.sha256
+    node_hash = merkle.node_hash
     while len(hashes) > 1:
-        hashes = [sha256(b"\x01" + hashes[i] + hashes[i + 1]).digest() for i in range(0, len(hashes), 2)]
+        hashes = [node_hash(hashes[i], hashes[i + 1]) for i in range(0, len(hashes), 2)]
     return hashes[0]
 
 
@@ -235,10 +237,9 @@ class TreeView:
                     "tile_body": b64(hashes),
                 },
             ) from None
-        sha256 = hashlib.sha256
         first = tile.index * TILE_WIDTH
         for j, entry in enumerate(entries):
-            leaf = sha256(b"\x00" + entry).digest()
+            leaf = merkle.leaf_hash(entry)
             if leaf != hashes[j * HASH_SIZE : (j + 1) * HASH_SIZE]:
                 expected = hashes[j * HASH_SIZE : (j + 1) * HASH_SIZE]
                 raise TreeMismatch(

@@ -1,0 +1,392 @@
+"""The log's JSON wire protocol, in one place: a frozen value for the body of every JSON request and response.
+
+Each value reads itself with `from_json` (strict: every field present with its one JSON type and encoding, else a
+`MalformedError` naming the field, e.g. `entries[3].leaf_hash: want 64 lowercase hex digits`), writes itself with
+`to_json`, and describes itself with `json_schema` (what /openapi.json serves). The server's handlers, the client,
+the monitor and the tools all use these values, so a field is named and typed once.
+
+The codec is derived from the type hints: `int`, `str`, `bool`, `float`, `X | None`, `tuple[X, ...]`, a `Literal`,
+a nested value, and bytes with an explicit encoding (`HexHash`, `B64Hash`, `B64Bytes`, `NoteText`). Fields the
+reader does not know are ignored, so a newer server's extra field never breaks an older monitor; a missing or
+mistyped field always does.
+"""
+
+import base64
+import binascii
+import types
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from enum import Enum
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin, get_type_hints
+
+from tlogcore.encoding import HASH_SIZE, MAX_INT64, b64encode
+from tlogcore.errors import MalformedError
+
+
+class Encoding(Enum):
+    """How a bytes (or bounded int) field is written in JSON."""
+
+    HEX_HASH = "64 lowercase hex digits"
+    B64_HASH = "a base64 SHA-256 hash"
+    B64 = "base64"
+    TEXT = "UTF-8 text"
+    UINT = "an integer from 0 to 2^63-1"
+
+
+HexHash = Annotated[bytes, Encoding.HEX_HASH]
+B64Hash = Annotated[bytes, Encoding.B64_HASH]
+B64Bytes = Annotated[bytes, Encoding.B64]  # padding bits are not checked: the statement inside is (tlogcore)
+NoteText = Annotated[bytes, Encoding.TEXT]  # a signed note or tlog-proof text, carried as a JSON string
+Uint = Annotated[int, Encoding.UINT]
+
+Decode = Callable[[object, str], Any]
+Encode = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Codec:
+    decode: Decode
+    encode: Encode
+    schema: dict[str, Any]
+
+
+def _want(where: str, what: str) -> MalformedError:
+    return MalformedError(f"{where}: want {what}")
+
+
+def _scalar(kind: type, json_type: str) -> _Codec:
+    def decode(value: object, where: str) -> Any:
+        # bool is an int in Python; JSON keeps them apart, and so do we
+        if type(value) is not kind and not (kind is float and type(value) is int):
+            raise _want(where, f"a JSON {json_type}")
+        return value
+
+    return _Codec(decode, lambda value: value, {"type": json_type})
+
+
+def _uint() -> _Codec:
+    def decode(value: object, where: str) -> int:
+        if type(value) is not int or not 0 <= value <= MAX_INT64:
+            raise _want(where, Encoding.UINT.value)
+        return value
+
+    return _Codec(decode, lambda value: value, {"type": "integer", "minimum": 0, "maximum": MAX_INT64})
+
+
+def _hex_hash(value: object, where: str) -> bytes:
+    if not isinstance(value, str) or len(value) != 2 * HASH_SIZE or value.strip("0123456789abcdef"):
+        raise _want(where, Encoding.HEX_HASH.value)
+    return bytes.fromhex(value)
+
+
+def _b64(value: object, where: str) -> bytes:
+    try:
+        if isinstance(value, str):
+            return base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        pass
+    raise _want(where, Encoding.B64.value)
+
+
+def _b64_hash(value: object, where: str) -> bytes:
+    try:
+        data = _b64(value, where)
+    except MalformedError:
+        data = b""
+    if len(data) != HASH_SIZE or b64encode(data) != value:  # one encoding: canonical padding bits too
+        raise _want(where, Encoding.B64_HASH.value)
+    return data
+
+
+def _text(value: object, where: str) -> bytes:
+    try:
+        if isinstance(value, str):
+            return value.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    raise _want(where, Encoding.TEXT.value)
+
+
+_BYTES = {
+    Encoding.HEX_HASH: _Codec(_hex_hash, bytes.hex, {"type": "string", "pattern": "^[0-9a-f]{64}$"}),
+    Encoding.B64_HASH: _Codec(_b64_hash, b64encode, {"type": "string", "contentEncoding": "base64"}),
+    Encoding.B64: _Codec(_b64, b64encode, {"type": "string", "contentEncoding": "base64"}),
+    Encoding.TEXT: _Codec(_text, lambda value: value.decode("utf-8"), {"type": "string"}),
+}
+_SCALARS = {
+    int: _scalar(int, "integer"),
+    str: _scalar(str, "string"),
+    bool: _scalar(bool, "boolean"),
+    float: _scalar(float, "number"),
+}
+
+
+def _optional(inner: _Codec) -> _Codec:
+    def decode(value: object, where: str) -> Any:
+        return None if value is None else inner.decode(value, where)
+
+    def encode(value: Any) -> Any:
+        return None if value is None else inner.encode(value)
+
+    return _Codec(decode, encode, {"anyOf": [inner.schema, {"type": "null"}]})
+
+
+def _sequence(inner: _Codec) -> _Codec:
+    def decode(value: object, where: str) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise _want(where, "a JSON array")
+        return tuple(inner.decode(item, f"{where}[{i}]") for i, item in enumerate(value))
+
+    def encode(value: tuple[Any, ...]) -> list[Any]:
+        return [inner.encode(item) for item in value]
+
+    return _Codec(decode, encode, {"type": "array", "items": inner.schema})
+
+
+def _literal(choices: tuple[str, ...]) -> _Codec:
+    def decode(value: object, where: str) -> str:
+        if value not in choices or not isinstance(value, str):
+            raise _want(where, "one of " + ", ".join(choices))
+        return value
+
+    return _Codec(decode, lambda value: value, {"enum": list(choices)})
+
+
+def _codec(hint: Any) -> _Codec:
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Annotated:
+        base, encoding = args[0], args[1]
+        return _uint() if encoding is Encoding.UINT and base is int else _BYTES[encoding]
+    if origin is types.UnionType and len(args) == 2 and type(None) in args:
+        return _optional(_codec(next(a for a in args if a is not type(None))))
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return _sequence(_codec(args[0]))
+    if origin is Literal:
+        return _literal(args)
+    if isinstance(hint, type) and issubclass(hint, WireValue):
+        return hint.codec()
+    if hint in _SCALARS:
+        return _SCALARS[hint]
+    raise TypeError(f"no JSON codec for {hint!r}")
+
+
+class WireValue:
+    """Base of the protocol's values (each a frozen dataclass); the codec is built once per class."""
+
+    _codecs: ClassVar[dict[type, _Codec]] = {}
+
+    @classmethod
+    def codec(cls) -> _Codec:
+        found = WireValue._codecs.get(cls)
+        if found is None:
+            found = WireValue._codecs[cls] = _object_codec(cls)
+        return found
+
+    @classmethod
+    def from_json(cls, data: object, where: str = "body") -> Self:
+        value: Self = cls.codec().decode(data, where)
+        return value
+
+    def to_json(self) -> dict[str, Any]:
+        encoded: dict[str, Any] = self.codec().encode(self)
+        return encoded
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        return cls.codec().schema
+
+
+def _object_codec(cls: type[WireValue]) -> _Codec:
+    hints = get_type_hints(cls, include_extras=True)
+    members = [(f.name, _codec(hints[f.name])) for f in fields(cls)]  # type: ignore[arg-type]
+
+    def decode(value: object, where: str) -> Any:
+        if not isinstance(value, dict):
+            raise _want(where, "a JSON object")
+        prefix = "" if where == "body" else where + "."
+        values = {}
+        for name, codec in members:
+            if name not in value:
+                raise MalformedError(f"{prefix}{name}: missing")
+            values[name] = codec.decode(value[name], prefix + name)
+        return cls(**values)
+
+    def encode(value: Any) -> dict[str, Any]:
+        return {name: codec.encode(getattr(value, name)) for name, codec in members}
+
+    schema = {
+        "type": "object",
+        "required": [name for name, _ in members],
+        "properties": {name: codec.schema for name, codec in members},
+    }
+    return _Codec(decode, encode, schema)
+
+
+# --- POST /api/v1/entries ------------------------------------------------------------------------------------
+
+MAX_BATCH = 1000  # statements in one request; the server may be configured lower (limits.max_batch)
+
+
+@dataclass(frozen=True)
+class SubmitRequest(WireValue):
+    """`{"statements": ["<base64 signed statement>", ...]}`, at least one."""
+
+    statements: tuple[B64Bytes, ...]
+
+    def __post_init__(self) -> None:
+        if not self.statements:
+            raise MalformedError("statements: want at least one statement")
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        schema = super().json_schema()
+        statements = {**schema["properties"]["statements"], "minItems": 1, "maxItems": MAX_BATCH}
+        return {**schema, "properties": {"statements": statements}}
+
+
+@dataclass(frozen=True)
+class SubmittedEntry(WireValue):
+    index: Uint
+    leaf_hash: HexHash
+    duplicate: bool  # the identical statement was already logged: this is its first entry
+    inclusion_proof: tuple[B64Hash, ...]  # in the response's checkpoint
+
+
+@dataclass(frozen=True)
+class SubmitResponse(WireValue):
+    checkpoint: NoteText  # signed by the log, maybe not yet cosigned
+    entries: tuple[SubmittedEntry, ...]  # one per statement, in request order
+
+
+# --- GET /api/v1/proof/inclusion, /api/v1/proof/consistency ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InclusionProof(WireValue):
+    index: Uint
+    size: Uint
+    proof: tuple[B64Hash, ...]  # RFC 9162 §2.1.3
+
+
+@dataclass(frozen=True)
+class ConsistencyProof(WireValue):
+    old: Uint
+    new: Uint
+    proof: tuple[B64Hash, ...]  # RFC 9162 §2.1.4
+
+
+# --- GET /api/v1/documents/<sha256> ---------------------------------------------------------------------------
+
+DocumentStatus = Literal["valid", "revoked", "unknown"]
+
+
+@dataclass(frozen=True)
+class DocumentStatement(WireValue):
+    index: Uint
+    kind: str
+    issuer: str  # the signer's key name
+    signer: str  # the signer's verifier key
+    time: Uint
+    ref: str | None
+    reason: str | None
+    statement: B64Bytes  # the signed statement, as logged
+    bundle: NoteText  # its tlog-proof bundle
+
+
+@dataclass(frozen=True)
+class DocumentHistory(WireValue):
+    document: HexHash
+    status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
+    statements: tuple[DocumentStatement, ...]
+
+
+# --- GET /api/v1/issuers --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyAdded(WireValue):
+    index: Uint
+    time: Uint
+
+
+@dataclass(frozen=True)
+class KeyRetired(WireValue):
+    index: Uint
+    time: Uint
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class IssuerKey(WireValue):
+    vkey: str
+    label: str | None
+    active: bool
+    added: KeyAdded
+    retired: KeyRetired | None
+
+
+@dataclass(frozen=True)
+class Issuer(WireValue):
+    name: str
+    keys: tuple[IssuerKey, ...]
+
+
+@dataclass(frozen=True)
+class IssuerRegistry(WireValue):
+    registry_keys: tuple[str, ...]
+    issuers: tuple[Issuer, ...]
+
+    def registry_indexes(self) -> list[int]:
+        """Every entry that added or retired an issuer key, in log order."""
+        events = [e for issuer in self.issuers for key in issuer.keys for e in (key.added, key.retired) if e]
+        return sorted({event.index for event in events})
+
+
+# --- GET /api/v1/log, /healthz, errors -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WitnessStatus(WireValue):
+    name: str
+    url: str
+    vkey: str
+    last_cosigned_size: int | None
+    last_cosigned_at: float | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class LogInfo(WireValue):
+    origin: str
+    log_vkey: str
+    registry_vkeys: tuple[str, ...]
+    size: Uint  # sequenced
+    published_size: Uint  # in the newest published (cosigned) checkpoint
+    sequencing: bool
+    not_sequencing_reason: str | None
+    witnesses: tuple[WitnessStatus, ...]
+
+
+@dataclass(frozen=True)
+class Health(WireValue):
+    ok: bool
+    sequencing: bool
+
+
+@dataclass(frozen=True)
+class ErrorBody(WireValue):
+    error: str  # a machine-readable code, e.g. "bad_signature"
+    message: str  # for people: what was wrong and what to do
+
+
+# Every JSON body of the protocol, for the OpenAPI document and its test.
+RESPONSES: tuple[type[WireValue], ...] = (
+    SubmitResponse,
+    InclusionProof,
+    ConsistencyProof,
+    DocumentHistory,
+    IssuerRegistry,
+    LogInfo,
+    Health,
+    ErrorBody,
+)

@@ -1,0 +1,123 @@
+"""POST /api/v1/entries: a batch of signed statements, checked in order, then durably sequenced.
+
+Order (DESIGN.md "The write path"): media type, body size and time, JSON shape (`api.SubmitRequest`), batch size,
+this process may sequence, canonical form and signatures (worker processes for big batches), the log named and
+the time, the registry, the issuer's rate limit; then the sequencer, which answers once the entries are durable.
+"""
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from logserver import api, proofs
+from logserver.httpkit import JSON, HTTPError, error_for, json_response, read_body, read_json
+from logserver.logstate import LogState, state_of
+from logserver.sequencer import NotSequencingError, Sequenced, Submission
+from logserver.submission import PositionedError, check_submission, parse_statements
+from tlogcore.errors import TlogError
+from tlogcore.statement import Statement
+
+PARALLEL_FROM = 64  # batches at least this big are verified in the worker processes
+
+
+async def submit(request: Request) -> Response:
+    state = state_of(request)
+    if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
+        raise HTTPError(415, "unsupported_media_type", 'send application/json: {"statements": [base64, ...]}')
+    body = await read_body(request, state.limits.max_body, state.limits.body_timeout)
+    datas = api.SubmitRequest.from_json(read_json(body)).statements
+    if len(datas) > state.limits.max_batch:
+        raise HTTPError(
+            413, "batch_too_large", f"{len(datas)} statements; at most {state.limits.max_batch} per request"
+        )
+    started = time.perf_counter()
+    try:
+        sequenced = await _sequence(state, datas)
+    except Exception as exc:
+        state.metrics.refused[error_for(exc).code] += len(datas)
+        raise
+    state.metrics.accepted += len(sequenced)
+    state.metrics.sequencing_latency.observe(time.perf_counter() - started)
+    head = state.sequencer.head
+    if head is None:
+        raise HTTPError(503, "not_sequencing", "no checkpoint yet")
+    proofs_for = await proofs.inclusion_proofs(state.storage, [s.index for s in sequenced], head.size)
+    entries = tuple(
+        api.SubmittedEntry(s.index, s.leaf_hash, s.duplicate, tuple(proof))
+        for s, proof in zip(sequenced, proofs_for, strict=True)
+    )
+    return json_response(api.SubmitResponse(head.checkpoint, entries))
+
+
+async def _sequence(state: LogState, datas: Sequence[bytes]) -> list[Sequenced]:
+    if not state.sequencer.accepts_submissions:  # a standby on PostgreSQL accepts (sequencer.py)
+        raise NotSequencingError(state.sequencer.not_sequencing or "not sequencing")
+    statements = await _parse_all(state, datas)
+    submissions = _check_all(state, datas, statements)
+    _limit_issuers(state, statements)  # after the signature and registry checks: only real issuers have budgets
+    return await state.sequencer.submit(submissions)
+
+
+async def _parse_all(state: LogState, datas: Sequence[bytes]) -> list[Statement]:
+    """Signatures checked in the worker processes (all cores) for big batches, inline for small ones."""
+    pool = state.parse_pool
+    if pool is None or len(datas) < PARALLEL_FROM:
+        try:
+            return parse_statements(datas)
+        except PositionedError as exc:
+            raise positioned(exc, len(datas), 0) from None
+    loop = asyncio.get_running_loop()
+    step = -(-len(datas) // state.parse_workers)
+    starts = range(0, len(datas), step)
+    parts = await asyncio.gather(
+        *(loop.run_in_executor(pool, parse_statements, datas[i : i + step]) for i in starts),
+        return_exceptions=True,
+    )
+    statements: list[Statement] = []
+    for start, part in zip(starts, parts, strict=True):
+        if isinstance(part, PositionedError):
+            raise positioned(part, len(datas), start)
+        if isinstance(part, BaseException):
+            raise part
+        statements += part
+    return statements
+
+
+def _limit_issuers(state: LogState, statements: Sequence[Statement]) -> None:
+    limiter = state.limits.issuer_limiter
+    if limiter is None:
+        return
+    costs: dict[str, float] = {}
+    for statement in statements:
+        costs[statement.signer] = costs.get(statement.signer, 0) + 1
+    refusal = limiter.take_many(costs)
+    if refusal is None:
+        return
+    if refusal.impossible:
+        message = f"{int(costs[refusal.key])} statements from {refusal.key} in one request: at most "
+        message += f"{limiter.burst:g} per request for one issuer (limits.issuer_burst); split the batch"
+    else:
+        message = f"issuer {refusal.key} is over its rate limit (limits.issuer_statements_per_second = "
+        message += f"{limiter.rate:g}); retry after {refusal.retry_after} s"
+    raise HTTPError(429, "issuer_rate_limited", message, {"Retry-After": str(refusal.retry_after)})
+
+
+def _check_all(state: LogState, datas: Sequence[bytes], statements: Sequence[Statement]) -> list[Submission]:
+    now = state.clock()
+    registry = state.sequencer.registry
+    out = []
+    for position, (data, statement) in enumerate(zip(datas, statements, strict=True)):
+        try:
+            out.append(check_submission(data, statement, state.rules, registry, now))
+        except TlogError as exc:
+            raise positioned(PositionedError(position, exc), len(datas), 0) from None
+    return out
+
+
+def positioned(exc: PositionedError, count: int, offset: int) -> TlogError:
+    """The error, its message naming the statement's position when the batch has more than one."""
+    prefix = f"statement {offset + exc.position}: " if count > 1 else ""
+    return type(exc.error)(prefix + str(exc.error))

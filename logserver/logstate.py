@@ -1,0 +1,51 @@
+"""What the log's endpoints share: storage, sequencer, rules, keys, limits and metrics, passed in by `cli.py`
+(DESIGN.md: configuration and collaborators passed in, nothing global)."""
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+
+from logserver import proofs
+from logserver.config import DEFAULT_TILE_CACHE_BYTES
+from logserver.metrics import Metrics
+from logserver.ratelimit import RateLimiter
+from logserver.sequencer import Sequencer
+from logserver.storage import Storage
+from logserver.submission import SubmissionRules
+
+
+@dataclass
+class Limits:
+    max_body: int = 4 * 1024 * 1024
+    max_batch: int = 1000
+    body_timeout: float = 30.0  # seconds to receive a whole request body (slow clients, RELIABILITY.md)
+    issuer_limiter: RateLimiter | None = None  # statements per issuer key (logserver/ratelimit.py); None = off
+
+
+@dataclass
+class LogState:
+    storage: Storage
+    sequencer: Sequencer
+    rules: SubmissionRules
+    log_vkey: str
+    registry_vkeys: list[str]
+    metrics: Metrics = field(default_factory=Metrics)
+    limits: Limits = field(default_factory=Limits)
+    clock: Callable[[], float] = time.time
+    witness_status: Callable[[], list[dict[str, Any]]] = list
+    parse_pool: Executor | None = None  # worker processes for signature checks of big batches
+    parse_workers: int = 1
+    tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES
+
+    def __post_init__(self) -> None:
+        self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)
+
+
+def state_of(request: Request) -> LogState:
+    """The state `build_app` put on the application."""
+    state: LogState = request.app.state.log
+    return state

@@ -1,0 +1,249 @@
+"""The log's wire protocol (logserver/api.py): strict reading that names the field, the OpenAPI document generated
+from the same values, and the real app driven in-process through httpx's ASGI transport (fast; the real-process
+end-to-end tests stay beside these)."""
+
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from logserver import api
+from logserver.app import ROUTES, LogState, build_app
+from logserver.client import LogClient, LogClientError
+from logserver.openapi import OPENAPI
+from logserver.sequencer import Sequencer, SequencerConfig
+from logserver.sqlite import SQLiteStorage
+from logserver.submission import SubmissionRules
+from tests.log_harness import seed
+from tlogcore.checkpoint import parse_checkpoint
+from tlogcore.errors import MalformedError
+from tlogcore.keys import Ed25519Signer
+from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
+from tlogcore.note import parse_note
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, sign_statement
+
+ORIGIN = "api.example/log"
+LOG_KEY = Ed25519Signer(ORIGIN, seed(201))
+REGISTRY_KEY = Ed25519Signer(ORIGIN + "/registry", seed(202))
+ISSUER = Ed25519Signer("issuer.api.example", seed(203))
+HASH = bytes(range(32))
+
+EXAMPLES: list[api.WireValue] = [
+    api.SubmitRequest((b"statement one", b"two")),
+    api.SubmitResponse(b"note\n", (api.SubmittedEntry(3, HASH, False, (HASH, HASH)),)),
+    api.InclusionProof(1, 9, (HASH,)),
+    api.ConsistencyProof(0, 9, ()),
+    api.DocumentHistory(
+        HASH, "revoked", (api.DocumentStatement(4, "revoke", "i.example", "vkey", 1790000000, None, "x", b"s", b"b"),)
+    ),
+    api.IssuerRegistry(
+        ("registry+1+AA",),
+        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None)),)),),
+    ),
+    api.LogInfo(ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None),)),
+    api.Health(True, True),
+    api.ErrorBody("malformed", "what was wrong"),
+]
+
+
+@pytest.mark.parametrize("value", EXAMPLES, ids=lambda v: type(v).__name__)
+def test_every_value_reads_back_what_it_writes_through_json(value: api.WireValue) -> None:
+    wire = orjson.loads(orjson.dumps(value.to_json()))
+    assert type(value).from_json(wire) == value
+
+
+@pytest.mark.parametrize("value", EXAMPLES, ids=lambda v: type(v).__name__)
+def test_a_missing_or_mistyped_field_is_named(value: api.WireValue) -> None:
+    wire = value.to_json()
+    for field in fields(value):  # type: ignore[arg-type]
+        without = {k: v for k, v in wire.items() if k != field.name}
+        with pytest.raises(MalformedError, match=f"^{field.name}: missing"):
+            type(value).from_json(without)
+        with pytest.raises(MalformedError, match=f"^{field.name}(\\[0\\])?: want"):
+            type(value).from_json({**wire, field.name: {"not": "this"}})
+
+
+@pytest.mark.parametrize(
+    ("wire", "named"),
+    [
+        ({"checkpoint": "n", "entries": [{"index": 1, "leaf_hash": "AB" * 32, "duplicate": False}]}, "entries[0]"),
+        ({"checkpoint": "n", "entries": [{"index": True, "leaf_hash": "ab" * 32}]}, "entries[0].index"),
+        ({"checkpoint": "n", "entries": [{"index": -1}]}, "entries[0].index"),
+        ({"checkpoint": "n", "entries": [{"index": 2**63}]}, "entries[0].index"),
+        ({"checkpoint": 7, "entries": []}, "checkpoint"),
+    ],
+)
+def test_strict_reading_names_the_nested_field(wire: dict[str, Any], named: str) -> None:
+    with pytest.raises(MalformedError, match="^" + re.escape(named)):
+        api.SubmitResponse.from_json(wire)
+
+
+def test_hashes_have_one_encoding() -> None:
+    good = api.InclusionProof(0, 1, (HASH,)).to_json()
+    assert api.InclusionProof.from_json(good).proof == (HASH,)
+    for bad in ["AAEC", good["proof"][0].rstrip("="), good["proof"][0][:-2] + "x="]:
+        with pytest.raises(MalformedError, match=r"^proof\[0\]: want a base64 SHA-256 hash"):
+            api.InclusionProof.from_json({**good, "proof": [bad]})
+    with pytest.raises(MalformedError, match=r"^document: want 64 lowercase hex"):
+        api.DocumentHistory.from_json({"document": HASH.hex().upper(), "status": "valid", "statements": []})
+    with pytest.raises(MalformedError, match=r"^status: want one of valid, revoked, unknown"):
+        api.DocumentHistory.from_json({"document": HASH.hex(), "status": "fine", "statements": []})
+
+
+def test_a_submission_needs_a_statement() -> None:
+    with pytest.raises(MalformedError, match="at least one"):
+        api.SubmitRequest.from_json({"statements": []})
+    with pytest.raises(MalformedError, match=r"^statements\[1\]: want base64"):
+        api.SubmitRequest.from_json({"statements": ["AAAA", "***"]})
+
+
+def test_the_openapi_document_is_generated_from_the_values() -> None:
+    """Each JSON endpoint's 200 schema is its value's schema; every route of the app is described."""
+    paths = OPENAPI["paths"]
+
+    def schema(path: str, method: str = "get") -> Any:
+        return paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
+
+    assert schema("/api/v1/entries", "post") == api.SubmitResponse.json_schema()
+    request = paths["/api/v1/entries"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert request == api.SubmitRequest.json_schema()
+    assert schema("/api/v1/proof/inclusion") == api.InclusionProof.json_schema()
+    assert schema("/api/v1/proof/consistency") == api.ConsistencyProof.json_schema()
+    assert schema("/api/v1/documents/{sha256}") == api.DocumentHistory.json_schema()
+    assert schema("/api/v1/issuers") == api.IssuerRegistry.json_schema()
+    assert schema("/api/v1/log") == api.LogInfo.json_schema()
+    assert schema("/healthz") == api.Health.json_schema()
+    assert OPENAPI["components"]["schemas"]["Error"] == api.ErrorBody.json_schema()
+    described = {p.replace("{path}", "{path:path}") for p in paths}
+    served = {route.path for route in ROUTES} - {"/metrics", "/openapi.json"}  # not JSON bodies of the protocol
+    assert served <= described, served - described
+
+
+# --- the real app, in-process ---------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def app_client(
+    tmp_path: Path, wrap: Callable[[Any], Any] = lambda app: app
+) -> AsyncIterator[tuple[LogClient, httpx.AsyncClient]]:
+    """The log as `tlog-server serve` wires it (SQLite, the sequencer running), reached through ASGITransport by
+    the project's client and by a plain HTTP client (for requests the project's client never sends)."""
+    storage = await SQLiteStorage.open(tmp_path / "log.db", 5000)
+    registry = REGISTRY_KEY.verifier().vkey
+    sequencer = Sequencer(
+        storage, LOG_KEY, SequencerConfig(ORIGIN, frozenset([registry]), publish_without_witnesses=True)
+    )
+    await sequencer.load()
+    if not await sequencer.take_lease():
+        raise RuntimeError("a fresh database must give the lease")
+    state = LogState(storage, sequencer, SubmissionRules(ORIGIN, 300), LOG_KEY.verifier().vkey, [registry])
+    task = asyncio.create_task(sequencer.run())
+    transport = httpx.ASGITransport(app=wrap(build_app(state)))
+    try:
+        async with (
+            LogClient("http://log.test", 10, transport) as client,
+            httpx.AsyncClient(transport=transport, base_url="http://log.test") as raw,
+        ):
+            yield client, raw
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await storage.close()
+
+
+def statement(kind: str, signer: Ed25519Signer, **fields: Any) -> bytes:
+    return sign_statement(Statement(ORIGIN, kind, signer.verifier().vkey, int(time.time()), **fields), signer)
+
+
+def test_the_client_gets_typed_values_from_the_real_app(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with app_client(tmp_path) as (client, _raw):
+            add = statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry")
+            issued = statement(ISSUE, ISSUER, document=HASH)
+            assert (await client.submit([add])).entries[0].index == 0
+            first = await client.submit([issued])
+            assert first.entries[0].index == 1 and not first.entries[0].duplicate
+            again = await client.submit([issued])
+            assert again.entries[0].index == 1 and again.entries[0].duplicate
+            signed = parse_checkpoint(parse_note(first.checkpoint).text)
+            proof = await client.inclusion_proof(1, signed.size)
+            verify_inclusion(leaf_hash(issued), 1, signed.size, proof.proof, signed.root)
+
+            history = await client.document(HASH)
+            assert history.status == "valid" and [s.index for s in history.statements] == [1]
+            assert history.statements[0].statement == issued and history.statements[0].issuer == ISSUER.name
+
+            await client.submit([statement(REVOKE, ISSUER, document=HASH, reason="error")])
+            assert (await client.document(HASH)).status == "revoked"
+            info = await client.info()
+            assert (info.origin, info.size, info.sequencing) == (ORIGIN, 3, True)
+            old = await client.consistency_proof(2, 3)
+            new = parse_checkpoint(parse_note(await client.checkpoint()).text)
+            verify_consistency(2, 3, signed.root, new.root, old.proof)
+            registry = await client.issuers()
+            assert registry.registry_indexes() == [0]
+            assert registry.issuers[0].keys[0].label == "Ministry"
+
+    asyncio.run(scenario())
+
+
+def test_refusals_come_back_as_named_json_errors(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with app_client(tmp_path) as (client, raw):
+            with pytest.raises(LogClientError) as refused:
+                await client.submit([statement(ISSUE, ISSUER, document=HASH)])  # not registered
+            assert (refused.value.status, refused.value.code) == (403, "signer_not_allowed")
+            with pytest.raises(LogClientError) as beyond:
+                await client.inclusion_proof(5, 10)
+            assert (beyond.value.status, beyond.value.code) == (400, "bad_request")
+            answer = await raw.post("/api/v1/entries", json={"statements": ["AAAA", 5]})
+            assert answer.status_code == 400
+            assert api.ErrorBody.from_json(answer.json()).message.startswith("statements[1]: want base64")
+
+    asyncio.run(scenario())
+
+
+def corrupting(path: str, change: Callable[[dict[str, Any]], None]) -> Callable[[Any], Any]:
+    """A log that lies in one JSON answer: the real app, with one field of one response rewritten."""
+
+    def wrap(app: Any) -> Any:
+        async def lying(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http" or scope["path"] != path:
+                await app(scope, receive, send)
+                return
+
+            async def rewrite(message: Any) -> None:
+                if message["type"] == "http.response.body" and message.get("body"):
+                    body = orjson.loads(message["body"])
+                    change(body)
+                    message = {**message, "body": orjson.dumps(body)}
+                if message["type"] == "http.response.start":
+                    message = {**message, "headers": [h for h in message["headers"] if h[0] != b"content-length"]}
+                await send(message)
+
+            await app(scope, receive, rewrite)
+
+        return lying
+
+    return wrap
+
+
+def test_a_malformed_answer_is_a_client_error_naming_the_field(tmp_path: Path) -> None:
+    def mistype_registry_keys(body: dict[str, Any]) -> None:
+        body["registry_vkeys"] = "not a list"
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, corrupting("/api/v1/log", mistype_registry_keys)) as (client, _):
+            with pytest.raises(LogClientError, match="malformed: registry_vkeys: want a JSON array") as bad:
+                await client.info()
+            assert bad.value.code == "malformed_answer"
+
+    asyncio.run(scenario())

@@ -1,0 +1,19 @@
+"""The printed-size goal of the QR link (issue 17), checked on the benchmark's own realistic entry: a log of 10^6
+entries, 2-of-3 quorum, level M, offline form at most 60 mm wide at 0.45 mm/module with the quiet zone, and
+read back by zxing-cpp from a rotated, blurred JPEG photo of it."""
+
+from loadtest import qr_sizes
+from tlogcore.qrlink import link_url, offline_payload
+
+
+def test_offline_link_for_a_million_entries_fits_60_mm_and_reads_from_a_photo() -> None:
+    url = link_url(qr_sizes.VERIFIER, offline_payload(qr_sizes.bundle(10**6, 2)))
+    code = qr_sizes.make_code(url, "M")
+    assert qr_sizes.printed_mm(code) <= 60.0, (code.version, qr_sizes.printed_mm(code))
+    assert qr_sizes.read_back(code, url)
+
+
+def test_a_damaged_photo_is_not_read_as_some_other_url() -> None:
+    url = link_url(qr_sizes.VERIFIER, offline_payload(qr_sizes.bundle(10**3, 2)))
+    code = qr_sizes.make_code(url, "M")
+    assert not qr_sizes.read_back(code, url + "0")  # read_back compares the whole text

@@ -1,0 +1,238 @@
+"""Never stall (issue 18, promise 3): every connection is bounded in idle time whatever it sends; a slow witness
+never holds publication; a dead signature worker heals; the witness server bounds headers, bodies and connections.
+
+Each test drives the real processes on 127.0.0.1 and stops by itself (bounded loops and time).
+"""
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from loadtest.localproc import log_identity
+from logserver.config import ServerConfig
+from tests.log_harness import issue, post_statements, register_issuer, running_log, seed
+from tests.witness_helpers import TinyLog, WitnessProcess, write_config
+from tlogcore.keys import Ed25519Signer
+
+DEFAULTS = ServerConfig()
+ATTACK = b"GET /checkpoint HTTP/1.1\r\nHost: attacker\r\nContent-Length: 5\r\n\r\n"  # a body the route never reads
+
+
+async def lock_out(port: int, sockets: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """Open `sockets` connections; on each, a GET with a declared body, wait for the answer, send one byte more."""
+
+    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(ATTACK)
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+        lines = head.lower().split(b"\r\n")
+        length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
+        await reader.readexactly(length)
+        writer.write(b"x")  # the byte that cancelled uvicorn's keep-alive timer for good
+        await writer.drain()
+        return reader, writer
+
+    opened = []
+    for start in range(0, sockets, 100):  # in waves, so the attack itself is not refused for the cap
+        opened += await asyncio.gather(*(one() for _ in range(min(100, sockets - start))))
+    return opened
+
+
+async def closed_by_server(connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> int:
+    async def closed(reader: asyncio.StreamReader) -> bool:
+        try:
+            return await asyncio.wait_for(reader.read(1), 0.5) == b""
+        except (TimeoutError, ConnectionError):
+            return False
+
+    return sum(await asyncio.gather(*(closed(r) for r, _ in connections)))
+
+
+def test_a_thousand_sockets_sending_one_byte_more_cannot_lock_clients_out(tmp_path: Path) -> None:
+    """Default config (max_connections 1000): the server closes each attacking connection within the header
+    deadline, while the attacker keeps them open, and honest clients are served again."""
+    assert DEFAULTS.max_connections == 1000
+    with running_log(tmp_path) as server:
+
+        async def attack() -> tuple[int, int, list[int]]:
+            connections = await lock_out(server.port, DEFAULTS.max_connections)
+            started = time.monotonic()
+            statuses = []
+            async with httpx.AsyncClient(base_url=server.url, timeout=5) as honest:
+                deadline = started + DEFAULTS.header_timeout_seconds + DEFAULTS.keep_alive_seconds + 10
+                while time.monotonic() < deadline:
+                    statuses.append((await honest.get("/checkpoint", headers={"Connection": "close"})).status_code)
+                    if statuses[-1] == 200 and time.monotonic() - started > DEFAULTS.header_timeout_seconds + 1:
+                        break
+                    await asyncio.sleep(0.5)
+            closed = await closed_by_server(connections)
+            for _, writer in connections:
+                writer.close()
+            return closed, len(connections), statuses
+
+        closed, opened, statuses = asyncio.run(attack())
+    assert opened == DEFAULTS.max_connections
+    assert statuses[-1] == 200, statuses  # served while the attacker still holds its sockets
+    assert closed == opened  # every attacking connection was closed by the server, none by the attacker
+
+
+# --- a witness answering a byte every 0.5 s never holds publication ---------------------------------------------
+
+
+class TricklingWitness:
+    """Answers every request `200` with a declared 1,000-byte body, one byte every 0.5 s: per-read timeouts never
+    fire. Stops (closes every connection) on close()."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.stopped = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.trickle, args=(conn,), daemon=True).start()
+
+    def trickle(self, conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.recv(65536)
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n")
+                for _ in range(1000):
+                    if self.stopped.wait(0.5):
+                        return
+                    conn.sendall(b"-")
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.sock.close()
+
+
+def cosigned_by(note: bytes, witness_vkey: str) -> bool:
+    name = witness_vkey.split("+", 1)[0]
+    return any(line.startswith(f"— {name} ") for line in note.decode().splitlines())
+
+
+def test_a_witness_trickling_its_answer_does_not_hold_publication(tmp_path: Path) -> None:
+    trickling = TricklingWitness()
+    identity = log_identity(tmp_path / "log")
+    config = write_config(tmp_path / "w.toml", "witness.good", [(identity.origin, identity.log_vkey)])
+    timeout, retries = 1.0, 1
+    try:
+        with WitnessProcess(tmp_path / "w", config) as good:
+            log_config = (
+                f"[witnessing]\nwitness_timeout_ms = {int(timeout * 1000)}\nwitness_retries = {retries}\n"
+                f'[[witness]]\nname = "good"\nurl = "{good.url}"\nvkey = "{good.vkey}"\n'
+                f'[[witness]]\nname = "slow"\nurl = "http://127.0.0.1:{trickling.port}"\nvkey = "{good.vkey}"\n'
+            )
+            with running_log(tmp_path, config_text=log_config) as log, httpx.Client(base_url=log.url) as client:
+                bound = timeout * (retries + 1)
+                assert wait_published(client, good.vkey, 0, bound * 3 + 5) is not None  # the first round, at start
+                register_issuer(client, log, Ed25519Signer("issuer.example", seed(8)))
+                waited = wait_published(client, good.vkey, 1, 30)
+    finally:
+        trickling.close()
+    assert waited is not None and waited < bound + 1.0, waited  # before: ~150 s
+
+
+def wait_published(client: httpx.Client, witness_vkey: str, size: int, limit: float) -> float | None:
+    """Seconds until /checkpoint shows `size` cosigned by the witness; None if not within `limit`."""
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        response = client.get("/checkpoint")
+        shown = response.status_code == 200 and response.text.split("\n")[1] == str(size)
+        if shown and cosigned_by(response.content, witness_vkey):
+            return time.monotonic() - started
+        time.sleep(0.05)
+    return None
+
+
+# --- a signature worker killed: the pool heals ------------------------------------------------------------------
+
+
+def workers_of(pid: int) -> list[int]:
+    """The server's signature worker processes (spawned children; not multiprocessing's resource tracker)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in command:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def test_a_killed_signature_worker_is_replaced_and_big_batches_go_on(tmp_path: Path) -> None:
+    with running_log(tmp_path) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        assert server.process is not None
+        issuer = Ed25519Signer("issuer.example", seed(9))
+        register_issuer(client, server, issuer)
+        origin = client.get("/api/v1/log").json()["origin"]
+        batches = ([issue(origin, issuer, (b * 1000 + i).to_bytes(32, "big")) for i in range(100)] for b in range(3))
+        assert post_statements(client, next(batches)).status_code == 200  # the workers are up and used
+        workers = workers_of(server.process.pid)
+        assert workers, "no worker processes found"
+        os.kill(workers[0], signal.SIGKILL)
+        for _ in range(2):  # the batch the dead worker broke, then one on the fresh pool
+            response = post_statements(client, next(batches))
+            assert response.status_code == 200, response.text
+            assert len(response.json()["entries"]) == 100
+        metrics = client.get("/metrics").text
+    assert "tlog_worker_pools_replaced_total 1" in metrics
+
+
+# --- a witness answering 422 raises an alarm ------------------------------------------------------------------------
+
+
+def test_a_witness_holding_another_tree_raises_an_alarm_with_evidence(tmp_path: Path) -> None:
+    """The log key was used elsewhere (a stolen key): a witness cosigned another size-3 tree of this origin. When the
+    log reaches size 4 the witness answers 422: a distinct log line, a metric, /api/v1/log, and the evidence kept."""
+    identity = log_identity(tmp_path / "log")
+    config = write_config(tmp_path / "w.toml", "witness.alarm", [(identity.origin, identity.log_vkey)])
+    with WitnessProcess(tmp_path / "w", config) as witness:
+        log_config = f'[[witness]]\nname = "w"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
+        with running_log(tmp_path, config_text=log_config) as log, httpx.Client(base_url=log.url, timeout=30) as client:
+            assert wait_published(client, witness.vkey, 0, 20) is not None
+            stolen = TinyLog(identity.origin, log.key("log.key"))
+            assert httpx.post(witness.url + "/add-checkpoint", content=stolen.body(0, 3)).status_code == 200
+            issuer = Ed25519Signer("issuer.example", seed(10))
+            register_issuer(client, log, issuer)
+            docs = [issue(identity.origin, issuer, i.to_bytes(32, "big")) for i in range(3)]
+            assert post_statements(client, docs).status_code == 200
+            alarm = wait_for_alarm(client, 20)
+            metrics = client.get("/metrics").text
+        output = log.output()
+    assert alarm["size"] == 4 and "422" in alarm["answer"]
+    assert "\n3\n" in alarm["witness_checkpoint"]  # the witness's own tree, signed by our key: the evidence
+    assert 'tlog_witness_fork_alarms_total{witness="w"} 1' in metrics
+    assert sum("ALARM: witness w holds another tree" in line for line in output.splitlines()) == 1
+    kept = list((log.data / "evidence").iterdir())
+    assert len(kept) == 1 and alarm["witness_checkpoint"] in kept[0].read_text()
+
+
+def wait_for_alarm(client: httpx.Client, limit: float) -> dict[str, Any]:
+    started = time.monotonic()
+    while time.monotonic() - started < limit:
+        alarm = client.get("/api/v1/log").json()["witnesses"][0].get("alarm")
+        if alarm:
+            return dict(alarm)
+        time.sleep(0.1)
+    raise AssertionError("no alarm in /api/v1/log")
