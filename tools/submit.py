@@ -194,7 +194,7 @@ class _Sender:
     def __init__(
         self,
         client: LogClient,
-        signer: Ed25519Signer,
+        signer: Signer,
         state: SubmitState,
         save: Callable[[SubmitState], None],
         progress: Callable[[Progress], None],
