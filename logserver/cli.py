@@ -258,7 +258,8 @@ def lifespan_of(parts: LogParts, pool: HealingProcessPool, workers: int) -> Any:
                     await task
             await parts.witnessing.close()
             await parts.storage.close()
-            pool.shutdown(wait=False, cancel_futures=True)
+            # wait: workers that outlive this process leave their semaphores to the resource tracker's warning
+            pool.shutdown(wait=True, cancel_futures=True)
 
     return lifespan
 
