@@ -121,13 +121,11 @@ class Sequencer:
 
     def __post_init__(self) -> None:
         self.handoff = handoff_for(self.storage)  # the one seam between the two kinds of storage (handoff.py)
-        if self.guard is None:
-            self.guard = KeyGuard(self.config.origin, self.signer.verifier())
+        self._guard = self.guard or KeyGuard(self.config.origin, self.signer.verifier())
 
     @property
     def key_guard(self) -> KeyGuard:
-        assert self.guard is not None  # set in __post_init__
-        return self.guard
+        return self._guard
 
     @property
     def size(self) -> int:

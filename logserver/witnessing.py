@@ -191,21 +191,8 @@ class Witnessing:
             "evidence kept%s",
             name,
             head.size,
-            f" in {self._keep_evidence(name, witness.alarm)}" if self.evidence_dir else " in /api/v1/log",
+            f" in {keep_evidence(self.evidence_dir, name, witness.alarm)}" if self.evidence_dir else " in /api/v1/log",
         )
-
-    def _keep_evidence(self, name: str, alarm: dict[str, Any]) -> Path | None:
-        assert self.evidence_dir is not None
-        path = self.evidence_dir / f"witness-422-{name}-{alarm['size']}-{int(alarm['at'])}.txt"
-        text = f"witness {name} answered: {alarm['answer']}\n\n-- our checkpoint --\n{alarm['our_checkpoint']}\n"
-        text += f"-- the witness's newest checkpoint --\n{alarm['witness_checkpoint']}\n"
-        try:
-            self.evidence_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.write_text(text)
-        except OSError as exc:
-            log.error("could not keep the witness evidence in %s: %s", path, exc)
-            return None
-        return path
 
     @staticmethod
     def _genuine(witness: WitnessState, head: Head, lines: list[str]) -> bool:
@@ -216,6 +203,20 @@ class Witnessing:
         except TlogError:
             return False
         return opened.verified_by(verifier) is not None
+
+
+def keep_evidence(directory: Path, name: str, alarm: dict[str, Any]) -> Path | None:
+    """Write a witness's 422 evidence to a file of its own in `directory`; None if that failed (logged)."""
+    path = directory / f"witness-422-{name}-{alarm['size']}-{int(alarm['at'])}.txt"
+    text = f"witness {name} answered: {alarm['answer']}\n\n-- our checkpoint --\n{alarm['our_checkpoint']}\n"
+    text += f"-- the witness's newest checkpoint --\n{alarm['witness_checkpoint']}\n"
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        log.error("could not keep the witness evidence in %s: %s", path, exc)
+        return None
+    return path
 
 
 def parse_checkpoint_origin(head: Head) -> str:
