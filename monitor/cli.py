@@ -32,8 +32,9 @@ from monitor import alerts as A
 from monitor.config import MonitorConfig, config_from_toml
 from monitor.expected import ExpectedError, Watchlist
 from monitor.fetch import Unavailable
-from monitor.follower import Follower, Misbehaviour, NotVerified, Shared, follow
+from monitor.follower import Follower, follow
 from monitor.htmlreport import LogPage, render_html
+from monitor.logcontext import Misbehaviour, NotVerified, Shared
 from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending

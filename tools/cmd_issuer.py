@@ -8,7 +8,7 @@ import click
 
 from logserver import api
 from logserver.client import LogClient
-from tlogcore.keys import Ed25519Signer
+from tlogcore.keys import Signer
 from tlogcore.statement import ISSUER_ADD, ISSUER_RETIRE, Statement, sign_statement
 from tools.clikit import log_option, read_key, run
 
@@ -19,7 +19,7 @@ def issuer() -> None:
 
 
 async def _registry_statement(
-    log_url: str, registry: Ed25519Signer, kind: str, issuer_vkey: str, label: str | None, reason: str | None
+    log_url: str, registry: Signer, kind: str, issuer_vkey: str, label: str | None, reason: str | None
 ) -> None:
     async with LogClient(log_url) as client:
         origin = (await client.info()).origin
