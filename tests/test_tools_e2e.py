@@ -299,6 +299,7 @@ def test_every_command_has_help_with_an_example() -> None:
         ["issuer", "list"],
         ["proof", "inclusion"],
         ["proof", "consistency"],
+        ["verifier-site"],
     ]
     for command in commands:
         result = tlog(*command, "--help")

@@ -607,7 +607,7 @@
   function acceptNewTrust() {
     try { localStorage.setItem("tlog-trust", pinnedKey(state.trust)); } catch (e) { /* private mode */ }
     state.trustChanged = false;
-    render();
+    run();
   }
 
   async function loadPolicy(checks) {
@@ -838,7 +838,10 @@
     const params = new URLSearchParams(link ? "" : fragment);
     const checks = new Checks();
     let outcome;
-    if (!link && !params.get("b") && !params.get("h")) {
+    if (state.trustChanged) {
+      // Keys that changed since the first visit are not used until the person accepts them (the warning says why).
+      outcome = ["cannot_verify", "r_trust_changed", ""];
+    } else if (!link && !params.get("b") && !params.get("h")) {
       outcome = ["cannot_verify", "r_no_link", ""];
     } else if (!(await ed25519Supported())) {
       outcome = ["cannot_verify", "r_no_ed25519", ""];
