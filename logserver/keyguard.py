@@ -65,6 +65,9 @@ class ExternalHead:
     head: TreeHead
 
 
+EMPTY_TREE = TreeHead(0, merkle.EMPTY_ROOT)
+
+
 def head_of(head: Head) -> TreeHead:
     return TreeHead(head.size, head.root)
 
@@ -224,7 +227,7 @@ class KeyGuard:
 
     async def _check_database(self, storage: Storage, head: Head | None, record: SignedRecord) -> None:
         newest = record.newest
-        if newest is None:
+        if newest is None or newest == EMPTY_TREE:  # the empty tree has one root: signing it again forks nothing
             return
         if head is None or head.size < newest.size:
             held = f"size {head.size}" if head is not None else "no tree"
@@ -239,6 +242,8 @@ class KeyGuard:
             )
 
     async def _check_external(self, storage: Storage, head: Head | None, found: ExternalHead) -> None:
+        if found.head == EMPTY_TREE:
+            return
         size = head.size if head is not None else -1
         if found.head.size > size:
             raise ForkRefused(

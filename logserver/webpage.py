@@ -68,7 +68,8 @@ def web_routes(
     async def page_asset(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ASSETS:
-            return Response(b"not found\n", 404, headers=SECURITY_HEADERS, media_type="text/plain")
+            body = b'{"error": "not_found", "message": "no such file of the verifier page"}'
+            return Response(body, 404, headers=SECURITY_HEADERS, media_type="application/json")
         return Response(verifierpage.asset(name), media_type=ASSETS[name], headers=SECURITY_HEADERS)
 
     async def service_worker(request: Request) -> Response:

@@ -24,6 +24,7 @@ from tlogcore.bundle import from_binary, to_binary, verify_bundle
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.note import Note, Signature, parse_note
 from tlogcore.policy import parse_policy
+from tlogcore.qrlink import link_url, online_payload
 
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n% Diploma 2026/17, Sok Dara\n%%EOF\n" * 20
 REVOKED_PDF = b"%PDF-1.7\n% Licence 2026/3, issued in error\n%%EOF\n" * 20
@@ -91,7 +92,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         wait_published(stack.url, int(httpx.get(stack.url + "/api/v1/log").json()["size"]))
         digest = hashlib.sha256(PDF).hexdigest()
         index = int(httpx.get(f"{stack.url}/api/v1/documents/{digest}").json()["statements"][0]["index"])
-        assert urls[0] == f"{stack.url}/verify#h={digest}&i={index}"
+        assert urls[0] == link_url(f"{stack.url}/verify", online_payload(bytes.fromhex(digest), index))
         binary = httpx.get(f"{stack.url}/api/v1/bundle/{index}?format=binary").content
         yield World(stack, tmp, urls[0], index, urls[1], binary)
 
@@ -205,7 +206,7 @@ def test_not_logged(world: World, page: Page) -> None:
 
 
 def test_link_to_another_documents_entry_is_tampered(world: World, page: Page) -> None:
-    revoked_hash = world.revoked_url.split("h=")[1].split("&")[0]
+    revoked_hash = hashlib.sha256(REVOKED_PDF).hexdigest()
     url = f"{world.stack.url}/verify#h={revoked_hash}&i={world.index}"  # entry of the diploma, hash of the licence
     assert open_verdict(page, url) == "tampered"
 

@@ -8,7 +8,7 @@ import click
 
 from logserver import api
 from logserver.client import LogClient
-from tlogcore.keys import Ed25519Signer
+from tlogcore.keys import Signer
 from tlogcore.statement import ISSUER_ADD, ISSUER_RETIRE, Statement, sign_statement
 from tools.clikit import log_option, read_key, run
 
@@ -20,7 +20,7 @@ def issuer() -> None:
 
 async def _registry_statement(
     log_url: str,
-    registry: Ed25519Signer,
+    registry: Signer,
     kind: str,
     issuer_vkey: str,
     label: str | None,

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
+from logserver.client import LogClientError
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import MalformedError, ProofError, SignatureError, TlogError, UnverifiedError
 from tlogcore.statement import Statement
@@ -42,6 +45,26 @@ EXIT_CODES = {
     NETWORK_ERROR: 7,
     NOT_REGISTERED: 8,
 }
+
+
+def plain_client_error(url: str | None, exc: LogClientError) -> str:
+    """A network failure in words a person can act on (never an exception's repr)."""
+    where = f"the log at {url}" if url else "the log (--log)"
+    cause = exc.__cause__
+    if isinstance(cause, httpx.ConnectError | httpx.ConnectTimeout):
+        return f"cannot reach {where}: nothing answers there; check --log and that the server is running"
+    if isinstance(cause, httpx.TimeoutException):
+        return f"{where} did not answer in time; try again later"
+    if isinstance(cause, httpx.HTTPError):
+        return f"the connection to {where} failed ({type(cause).__name__}); try again later"
+    return f"{where} refused: {exc}"
+
+
+def private_key_refusal(path: object, text: str) -> str | None:
+    """A private key given where a public file belongs: say so, and never echo a byte of it."""
+    if "PRIVATE+KEY" in text:
+        return f"{path} is a private key, not a trust policy: give the policy file, and keep the key secret"
+    return None
 
 
 def verdict_for_error(exc: TlogError) -> str:
@@ -103,7 +126,10 @@ class Outcome:
 
     def line(self) -> str:
         """The one verdict line a person reads."""
-        return f"{self.verdict.upper()}: {self.message}"
+        reason = self.message
+        if self.verdict == QUORUM_NOT_MET and "witness quorum" not in reason:  # tlogcore.policy: no trusted log key
+            reason = f"this proof is not from the log you trust ({reason})"
+        return f"{self.verdict.upper()}: {reason}"
 
 
 def issuer_words(statement: Statement, registered: Registered | None, online: bool) -> str:

@@ -37,6 +37,7 @@ from tools.verdict import (
     Outcome,
     Registered,
     describe,
+    plain_client_error,
     verdict_for_error,
 )
 
@@ -85,12 +86,12 @@ def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> 
 
 
 async def check_online(
-    client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None = None
+    client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None = None, url: str = ""
 ) -> Outcome:
     try:
         return await _check_online(client, document, policy, now, bundle)
     except LogClientError as exc:
-        return Outcome(NETWORK_ERROR, document, f"the log could not be asked: {exc}")
+        return Outcome(NETWORK_ERROR, document, plain_client_error(url or "the configured URL", exc))
     except TlogError as exc:
         return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
 
