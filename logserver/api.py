@@ -293,8 +293,9 @@ DocumentStatus = Literal["valid", "revoked", "unknown"]
 class DocumentStatement(WireValue):
     index: Uint
     kind: str
-    issuer: str  # the signer's key name
+    issuer: str  # the signer's key name (chosen by the key's holder: not an identity)
     signer: str  # the signer's verifier key
+    label: str | None  # the signer's registered label (the registry's name for the issuer); None: not registered
     time: Uint
     ref: str | None
     reason: str | None
@@ -303,10 +304,23 @@ class DocumentStatement(WireValue):
 
 
 @dataclass(frozen=True)
+class Registration(WireValue):
+    """The `issuer-add` entry that registered a signer's key, or a key it continues, with its proof."""
+
+    key: str  # the registered verifier key
+    label: str | None
+    continues: str | None  # the key this one continues (rotation), as the registry statement says
+    index: Uint
+    statement: B64Bytes  # the issuer-add statement, as logged
+    bundle: NoteText  # its tlog-proof bundle, under the same checkpoint as the statements' bundles
+
+
+@dataclass(frozen=True)
 class DocumentHistory(WireValue):
     document: HexHash
     status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
     statements: tuple[DocumentStatement, ...]
+    registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
 
 
 # --- GET /api/v1/issuers --------------------------------------------------------------------------------------
@@ -332,6 +346,7 @@ class IssuerKey(WireValue):
     active: bool
     added: KeyAdded
     retired: KeyRetired | None
+    continues: str | None  # the key of the same issuer this one continues (rotation); None for an issuer's first
 
 
 @dataclass(frozen=True)
@@ -356,13 +371,13 @@ class IssuerRegistry(WireValue):
 
 @dataclass(frozen=True)
 class WitnessAlarm(WireValue):
-    """The newest 422 from a witness: it holds another tree for this log (a fork, or a stolen log key)."""
+    """A witness answered 422: it holds another tree for this log, evidence of a fork or a stolen log key."""
 
     size: Uint  # of our checkpoint it refused
-    at: float  # when, POSIX seconds
-    answer: str
+    at: float  # when (Unix seconds)
+    answer: str  # the witness's answer
     our_checkpoint: str
-    witness_checkpoint: str | None  # its newest, signed by our log key: the evidence
+    witness_checkpoint: str | None  # its newest checkpoint of this log, signed by the log key: the evidence
 
 
 @dataclass(frozen=True)
@@ -373,7 +388,7 @@ class WitnessStatus(WireValue):
     last_cosigned_size: int | None
     last_cosigned_at: float | None
     last_error: str | None
-    alarm: WitnessAlarm | None
+    alarm: WitnessAlarm | None  # the newest 422 (logserver/witnessing.py); None while all is well
 
 
 @dataclass(frozen=True)

@@ -360,6 +360,13 @@ class State:
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def checkpoint_history(self, origin: str) -> list[tuple[float, int]]:
+        """(when seen, size) of the verified checkpoints kept for `origin`, oldest first (for the HTML report)."""
+        rows = self._db.execute(
+            "SELECT seen, size FROM checkpoints WHERE origin = ? ORDER BY seen, size", (origin,)
+        ).fetchall()
+        return [(float(r[0]), int(r[1])) for r in rows]
+
     def counters(self, origin: str) -> dict[str, int]:
         rows = self._db.execute("SELECT name, value FROM counters WHERE origin = ?", (origin,)).fetchall()
         return {r[0]: r[1] for r in rows}

@@ -37,11 +37,14 @@ EXAMPLES: list[api.WireValue] = [
     api.InclusionProof(1, 9, (HASH,)),
     api.ConsistencyProof(0, 9, ()),
     api.DocumentHistory(
-        HASH, "revoked", (api.DocumentStatement(4, "revoke", "i.example", "vkey", 1790000000, None, "x", b"s", b"b"),)
+        HASH,
+        "revoked",
+        (api.DocumentStatement(4, "revoke", "i.example", "vkey", "Ministry", 1790000000, None, "x", b"s", b"b"),),
+        (api.Registration("vkey", "Ministry", None, 1, b"s", b"b"),),
     ),
     api.IssuerRegistry(
         ("registry+1+AA",),
-        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None)),)),),
+        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None), None),)),),
     ),
     api.LogInfo(
         ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)
@@ -91,9 +94,11 @@ def test_hashes_have_one_encoding() -> None:
         with pytest.raises(MalformedError, match=r"^proof\[0\]: want a base64 SHA-256 hash"):
             api.InclusionProof.from_json({**good, "proof": [bad]})
     with pytest.raises(MalformedError, match=r"^document: want 64 lowercase hex"):
-        api.DocumentHistory.from_json({"document": HASH.hex().upper(), "status": "valid", "statements": []})
+        api.DocumentHistory.from_json(
+            {"document": HASH.hex().upper(), "status": "valid", "statements": [], "registrations": []}
+        )
     with pytest.raises(MalformedError, match=r"^status: want one of valid, revoked, unknown"):
-        api.DocumentHistory.from_json({"document": HASH.hex(), "status": "fine", "statements": []})
+        api.DocumentHistory.from_json({"document": HASH.hex(), "status": "fine", "statements": [], "registrations": []})
 
 
 def test_a_submission_needs_a_statement() -> None:

@@ -1,6 +1,7 @@
 """The printable label (tools/label.py): the PDF rendered by PDFium and the SVG rendered by Debian's Chromium are
 both read back by zxing-cpp to the very link; Khmer is shaped (the shaped rendering differs from the unshaped
-one); the label fits an A4 certificate; a missing font is one clear error. Renderings go to the screenshots folder (build/screenshots/; docs/screenshots/ via `python3 dev.py screenshots`)."""
+one); the label fits an A4 certificate; a missing font is one clear error. Renderings go to the screenshots
+folder (build/screenshots/; docs/screenshots/ via `python3 dev.py screenshots`)."""
 
 import io
 import json

@@ -20,7 +20,9 @@ from tlogcore.bundle import from_binary, parse_tlog_proof, to_binary, verify_bun
 from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.errors import ProofError, TlogError
 from tlogcore.keys import Ed25519Signer
+from tlogcore.note import parse_note
 from tlogcore.policy import parse_policy
+from tlogcore.qrlink import decode_payload, link_url, online_payload, split_link, to_bundle
 from tools.verdict import verdict_for_error
 from tools.verify import check_bundle
 
@@ -79,7 +81,8 @@ def verify(*args: str) -> tuple[int, str]:
 def test_pdf_bundle_verifies_offline_with_quorum(issued) -> None:  # type: ignore[no-untyped-def]
     stack, tmp, _key, policy, pdf = issued
     code, line = verify(str(pdf), "--policy", str(policy))
-    assert code == 0 and line.startswith("GENUINE: issued by moeys.gov.kh, ref 'Diploma 2026/17'"), line
+    assert code == 0 and line.startswith("GENUINE: issued by key moeys.gov.kh+"), line
+    assert "(registration not checked offline; use --log for it), ref 'Diploma 2026/17'" in line, line
     code, out = verify(str(pdf), "--policy", str(policy), "--json")
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "genuine" and data["kind"] == "issue"
@@ -96,14 +99,22 @@ def test_qr_image_decodes_with_a_real_decoder_to_a_bundle_that_verifies(issued) 
     assert svg.read_bytes().startswith(b"<?xml") and b"<svg" in svg.read_bytes()
     found = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.read_bytes())))
     assert len(found) == 1 and found[0].format == zxingcpp.BarcodeFormat.QRCode
-    bundle = from_binary(bytes(found[0].bytes))
-    assert bundle == parse_tlog_proof((tmp / "diploma.pdf.tlog-proof").read_bytes())
+    link = found[0].text  # every code is a link a phone camera opens; the offline one carries the bundle
+    assert link.startswith(f"{stack.url}/verify#TL1:")
+    parts = decode_payload(split_link(link)[1]).offline
+    assert parts is not None
+    bundle = to_bundle(parts, parse_policy(stack.policy_text))
+    written = parse_tlog_proof((tmp / "diploma.pdf.tlog-proof").read_bytes())
+    assert (bundle.extra, bundle.index, bundle.proof) == (written.extra, written.index, written.proof)
+    assert len(parse_note(bundle.checkpoint).signatures) == 3  # the log and the quorum's 2 of 3 witnesses
     assert verify_bundle(bundle, parse_policy(stack.policy_text), document=hashlib.sha256(PDF).digest())
     with pytest.raises(ProofError):
         verify_bundle(bundle, parse_policy(stack.policy_text), document=hashlib.sha256(PDF + b"x").digest())
     code, line = verify(str(pdf), "--policy", str(policy), "--qr-image", str(png))
     assert code == 0 and line.startswith("GENUINE"), line
-    text = base64.urlsafe_b64encode(bytes(found[0].bytes)).rstrip(b"=").decode()
+    code, line = verify(str(pdf), "--policy", str(policy), "--qr-text", link)
+    assert code == 0 and line.startswith("GENUINE"), line
+    text = base64.urlsafe_b64encode(to_binary(written)).rstrip(b"=").decode()  # codes printed before links
     code, line = verify(str(pdf), "--policy", str(policy), "--qr-text", text)
     assert code == 0 and line.startswith("GENUINE"), line
 
@@ -229,7 +240,7 @@ def test_online_genuine_revoked_not_logged_and_errors(issued) -> None:  # type: 
     found = zxingcpp.read_barcodes(Image.open(tmp / "second.pdf.qr.png"))
     url = found[0].text
     index = parse_tlog_proof((tmp / "second.pdf.tlog-proof").read_bytes()).index
-    assert url == f"{stack.url}/verify#h={hashlib.sha256(PDF + b'second').hexdigest()}&i={index}"
+    assert url == link_url(f"{stack.url}/verify", online_payload(hashlib.sha256(PDF + b"second").digest(), index))
     code, line = verify(str(second), "--policy", str(policy), "--qr-text", url)
     assert code == 1 and line.startswith("REVOKED"), line
     code, line = verify(str(pdf), "--policy", str(policy), "--qr-text", url)
@@ -305,6 +316,7 @@ def test_every_command_has_help_with_an_example() -> None:
         ["issuer", "list"],
         ["proof", "inclusion"],
         ["proof", "consistency"],
+        ["verifier-site"],
     ]
     for command in commands:
         result = tlog(*command, "--help")

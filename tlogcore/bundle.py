@@ -172,6 +172,8 @@ def to_binary(bundle: TlogProof) -> bytes:
     if bundle.extra is None:
         raise MalformedError("bundle carries no statement")
     statement = parse_statement(bundle.extra)
+    if statement.continues is not None:  # a field the binary form (made for QR codes) does not carry
+        raise MalformedError("a rotation (issuer-add that continues a key) has no binary bundle; use the text form")
     statement_note = parse_note(bundle.extra)
     out = bytearray(BINARY_MAGIC)
     out += bytes([KINDS.index(statement.kind)]) + put_uvarint(statement.time) + _str8(statement.origin)

@@ -13,6 +13,7 @@ from logserver.client import LogClient, LogClientError
 from tlogcore.errors import TlogError
 from tlogcore.keys import Ed25519Signer, check_private_key_mode, parse_signer_key
 from tlogcore.policy import Policy, parse_policy
+from tools.verdict import plain_client_error, private_key_refusal
 
 T = TypeVar("T")
 
@@ -28,7 +29,11 @@ def read_key(path: Path) -> Ed25519Signer:
 
 def read_policy(path: Path) -> Policy:
     try:
-        return parse_policy(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        refusal = private_key_refusal(path, text)
+        if refusal is not None:
+            raise click.ClickException(refusal)
+        return parse_policy(text)
     except (OSError, UnicodeDecodeError, TlogError) as exc:
         raise click.ClickException(f"policy {path}: {exc}") from exc
 
@@ -54,7 +59,9 @@ def write_atomic(path: Path, data: bytes) -> None:
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
-    except (LogClientError, TlogError) as exc:
+    except LogClientError as exc:
+        raise click.ClickException(plain_client_error(None, exc)) from exc
+    except TlogError as exc:
         raise click.ClickException(str(exc)) from exc
 
 

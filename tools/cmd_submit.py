@@ -1,29 +1,41 @@
-"""`tlog submit`: hash documents locally, log signed `issue` statements, write bundles and QR codes."""
+"""`tlog submit`: hash documents locally (or take paper fields), log signed `issue` statements, and write each
+document's bundle, QR link codes, labels and one manifest. Everything that can be checked before logging is:
+the inputs, the output names, files already there, the trust policy against the log, revoked documents."""
 
+import asyncio
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
-import segno
 
-from logserver.client import LogClient
-from tlogcore.bundle import TlogProof, parse_tlog_proof
-from tlogcore.errors import TlogError
-from tlogcore.statement import parse_statement
+from logserver.client import LogClient, LogClientError
+from tlogcore.errors import MalformedError, SignatureError, TlogError, UnverifiedError
+from tlogcore.keys import Ed25519Signer
+from tlogcore.note import open_note
+from tlogcore.policy import Policy
 from tools import qr as qrcodes
-from tools.clikit import log_option, read_key, read_policy, run, write_atomic
-from tools.hashing import BUNDLE_SUFFIX, Item, file_items, parse_csv, unique
+from tools.clikit import log_option, read_key, read_policy, write_atomic
+from tools.hashing import Item, file_items, parse_csv, unique
+from tools.label import Label, label_pdf, label_svg
+from tools.outputs import Outputs, manifest_bytes, plan_outputs, written_index
+from tools.paperinput import json_items, salt_deriver
 from tools.submit import (
     BATCH,
+    Lookup,
     Progress,
     SubmitState,
     fetch_bundles,
+    lookup_logged,
     submit_items,
     wait_for_checkpoint,
 )
+from tools.verdict import plain_client_error
 
 STATE_NAME = ".tlog-submit.json"
+MANIFEST_NAME = "manifest.json"
 
 
 class TerminalProgress:
@@ -48,40 +60,170 @@ class TerminalProgress:
             click.echo("", err=True)
 
 
-def _existing_bundle(path: Path, item: Item, vkey_: str) -> int | None:
-    """The index in an existing bundle for this document by this issuer (a finished earlier run), if any."""
+@dataclass
+class Run:
+    """One `tlog submit`, decided before the network is touched."""
+
+    log_url: str
+    signer: Ed25519Signer
+    items: list[Item]
+    outputs: dict[bytes, Outputs]
+    trust: Policy | None
+    policy_path: Path | None
+    qr_mode: str
+    qr_ec: str
+    verifier_url: str
+    labels: bool
+    ref: str | None
+    state_path: Path | None
+    manifest: Path | None
+    reissue: bool
+    lookup: bool | None
+    batch: int
+    wait_seconds: float
+
+
+def read_items(inputs: tuple[Path, ...], csv_path: Path | None, fields: bool, signer: Ed25519Signer) -> list[Item]:
+    salt_for = salt_deriver(signer) if fields else None
     try:
-        bundle = parse_tlog_proof(path.read_bytes())
-        statement = parse_statement(bundle.extra or b"")
-    except (OSError, TlogError):
-        return None
-    return bundle.index if statement.document == item.sha256 and statement.signer == vkey_ else None
+        items = json_items(inputs, salt_deriver(signer)) if fields else file_items(inputs)
+        if csv_path is not None:
+            items += parse_csv(csv_path.read_text(encoding="utf-8"), str(csv_path), salt_for)
+    except (OSError, UnicodeDecodeError, TlogError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not items:
+        what = "JSON files of paper fields" if fields else "documents"
+        shown = ", ".join(str(p) for p in inputs) or str(csv_path)
+        raise click.ClickException(f"{shown}: no {what} found (hidden files are skipped); give files or a CSV")
+    return unique(items)
 
 
-def _outputs(item: Item, out: Path | None) -> Path:
-    """The bundle path; QR codes go beside it as <name>.qr.png and <name>.qr.svg."""
-    if out is not None:
-        return out / (item.name + BUNDLE_SUFFIX)
-    if item.path is None:  # `submit` refuses CSV input without --out before it gets here
-        raise click.UsageError(f"{item.name}: a document from --csv needs --out DIR for its bundle")
-    return item.path.with_name(item.path.name + BUNDLE_SUFFIX)
+def prepare_out(out: Path | None) -> None:
+    if out is None:
+        return
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise click.ClickException(
+            f"--out {out}: cannot create this directory ({exc.strerror or exc}); choose another --out"
+        ) from exc
 
 
-def _write_qr(bundle_path: Path, bundle: TlogProof, mode: str, error: str, public_url: str) -> str:
-    stem = bundle_path.with_name(bundle_path.name[: -len(BUNDLE_SUFFIX)])
-    if mode == "offline":
-        try:
-            code = qrcodes.offline_qr(bundle, error)
-        except segno.DataOverflowError:
-            mode = "online"  # too big even for version 40: fall back to the URL, and say so
-    if mode == "online":
-        statement = parse_statement(bundle.extra or b"")
-        if statement.document is None:
-            raise click.ClickException(f"{bundle_path}: the bundle's statement names no document")
-        code = qrcodes.make_qr(qrcodes.online_url(public_url, statement.document, bundle.index), error)
-    write_atomic(stem.with_name(stem.name + ".qr.png"), qrcodes.png_bytes(code))
-    write_atomic(stem.with_name(stem.name + ".qr.svg"), qrcodes.svg_bytes(code))
-    return f"{mode} QR version {code.version}"
+async def check_policy(run: Run, client: LogClient, origin: str) -> None:
+    """The trust policy must trust the key this log signs with, before anything is submitted."""
+    if run.trust is None:
+        return
+    where = f"{run.policy_path}: the log at {run.log_url} ({origin})"
+    try:
+        log = run.trust.log_for(origin)
+        opened = open_note(await client.checkpoint(), [log])
+    except (UnverifiedError, SignatureError) as exc:
+        raise click.ClickException(
+            f"{where} does not sign with a key this policy trusts; use the policy of this log "
+            f"({run.log_url}/api/v1/policy) or check --log"
+        ) from exc
+    if opened.verified_by(log) is None:
+        raise click.ClickException(f"{where} is not signed by this policy's log key; check --policy and --log")
+
+
+def write_document(run: Run, item: Item, outputs: Outputs, bundle: Any) -> dict[str, Any]:
+    """The bundle, QR codes and labels of one document; its manifest row."""
+    outputs.bundle.parent.mkdir(parents=True, exist_ok=True)  # the input tree, mirrored under --out
+    write_atomic(outputs.bundle, bundle.to_text())
+    row: dict[str, Any] = {
+        "input": item.shown,
+        "sha256": item.sha256.hex(),
+        "index": bundle.index,
+        "ref": item.ref or run.ref or "",
+        "bundle": str(outputs.bundle),
+    }
+    if run.qr_mode == "none":
+        click.echo(f"{item.shown}: entry {bundle.index}, bundle {outputs.bundle}")
+        return row
+    link = qrcodes.document_link(run.verifier_url, bundle, item.sha256, run.qr_mode, run.qr_ec, item.paper, run.trust)
+    write_atomic(outputs.qr_png, qrcodes.png_bytes(link.code))
+    write_atomic(outputs.qr_svg, qrcodes.svg_bytes(link.code))
+    row.update(qr_png=str(outputs.qr_png), qr_svg=str(outputs.qr_svg), link=link.url)
+    if run.labels:
+        label = Label(link.url, f"{row['ref'] or item.name} · #{bundle.index}", run.qr_ec)
+        write_atomic(outputs.label_svg, label_svg(label))
+        write_atomic(outputs.label_pdf, label_pdf(label))
+        row.update(label_svg=str(outputs.label_svg), label_pdf=str(outputs.label_pdf))
+    click.echo(
+        f"{item.shown}: entry {bundle.index}, bundle {outputs.bundle}, {link.form} QR version {link.code.version}"
+    )
+    return row
+
+
+async def log_documents(
+    run: Run, client: LogClient, origin: str
+) -> tuple[SubmitState, set[str], list[tuple[Item, int]]]:
+    """Resume or look up, then submit; returns the state, the documents whose bundles an earlier run already
+    wrote, and the documents refused as revoked."""
+    vkey = run.signer.verifier().vkey
+    state = SubmitState(origin, vkey)
+    if run.state_path is not None and run.state_path.exists():
+        state = SubmitState.from_text(run.state_path.read_text(encoding="utf-8"), origin, vkey)
+    resumed = bool(state.logged) or state.pending_time is not None
+    written: set[str] = set()
+    for item in run.items:
+        outputs = run.outputs.get(item.sha256)
+        index = written_index(outputs, item, vkey) if outputs is not None else None
+        if index is not None:
+            state.logged[item.sha256.hex()] = index
+            written.add(item.sha256.hex())
+    lookup = None
+    if (not resumed if run.lookup is None else run.lookup) or run.reissue:
+
+        async def lookup(chunk: list[Item]) -> Lookup:
+            return await lookup_logged(client, chunk, state, run.signer.name, run.reissue)
+
+    def save(s: SubmitState) -> None:
+        if run.state_path is not None:
+            write_atomic(run.state_path, s.to_text().encode())
+
+    progress = TerminalProgress(sys.stderr.isatty())
+    refused = await submit_items(
+        client, run.signer, run.items, state, save, progress, ref=run.ref, batch=run.batch, lookup=lookup
+    )
+    return state, written, refused
+
+
+async def submit_run(run: Run) -> None:
+    async with LogClient(run.log_url) as client:
+        origin = (await client.info()).origin
+        await check_policy(run, client, origin)
+        state, written, refused = await log_documents(run, client, origin)
+        missing = [i for i in run.items if i.sha256 in run.outputs and i.sha256.hex() in state.logged]
+        missing = [i for i in missing if i.sha256.hex() not in written]
+        rows: list[dict[str, Any]] = []
+        if missing:
+            indexes = [state.logged[i.sha256.hex()] for i in missing]
+            await wait_for_checkpoint(client, max(indexes) + 1, run.trust, run.wait_seconds)
+            bundles = await fetch_bundles(client, indexes, run.trust)
+            for item, bundle in zip(missing, bundles, strict=True):
+                rows.append(write_document(run, item, run.outputs[item.sha256], bundle))
+        if run.manifest is not None:
+            done = {row["sha256"] for row in rows}
+            rows += [
+                {"input": i.shown, "sha256": i.sha256.hex(), "index": state.logged[i.sha256.hex()]}
+                for i in run.items
+                if i.sha256.hex() not in done and i.sha256.hex() in state.logged
+            ]
+            header = {"log": origin, "issuer": run.signer.name, "verifier": run.verifier_url}
+            write_atomic(run.manifest, manifest_bytes(run.manifest, rows, header))
+        if refused:
+            (first, at), more = refused[0], len(refused) - 1
+            others = f" (and {more} more; the other documents were logged)" if more else ""
+            raise click.ClickException(
+                f"{first.shown}: revoked by {run.signer.name} in entry {at}{others}; not issued again. "
+                "Give --reissue to issue it again with a new statement, or leave it out"
+            )
+        already = len(written)
+        click.echo(
+            f"{len(run.items)} documents: all logged by {run.signer.name} in {origin}"
+            + (f" ({already} bundles were already written)" if already else "")
+        )
 
 
 @click.command()
@@ -98,22 +240,29 @@ def _write_qr(bundle_path: Path, bundle: TlogProof, mode: str, error: str, publi
     "csv_path",
     type=click.Path(path_type=Path, exists=True, dir_okay=False),
     default=None,
-    help="A CSV of precomputed hashes: header 'sha256[,name][,ref]'.",
+    help="A CSV of precomputed hashes (header 'sha256[,name][,ref]'), or with --fields of paper documents "
+    "(header 'name,ref,field:<name>,...').",
+)
+@click.option(
+    "--fields",
+    is_flag=True,
+    help="Paper documents: INPUTS are JSON files of fields (one document each) and the CSV has field: columns; "
+    "the fields and a salt are hashed and carried in the QR code (docs/printed-code.md).",
 )
 @click.option("--ref", default=None, help="Reference put in every statement (document type or number).")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Write bundles and QR codes here as <name>.tlog-proof (default: beside each file).",
+    help="Write outputs here, mirroring the input tree (default: beside each file).",
 )
 @click.option(
     "--qr",
     "qr_mode",
     type=click.Choice(["offline", "online", "none"]),
     default=None,
-    help="QR codes (PNG and SVG) per document: the whole bundle, or a URL to the verify page. "
-    "Default: offline for files, none for --csv.",
+    help="QR link per document (PNG and SVG): offline carries the whole proof, online the entry reference. "
+    "Default: offline for files and paper documents, none for a CSV of hashes.",
 )
 @click.option(
     "--qr-ec",
@@ -122,14 +271,28 @@ def _write_qr(bundle_path: Path, bundle: TlogProof, mode: str, error: str, publi
     show_default=True,
     help="QR error-correction level.",
 )
-@click.option("--public-url", default=None, help="Base URL in online QR codes (default: --log).")
+@click.option("--public-url", default=None, help="The log's public base URL (default: --log).")
+@click.option(
+    "--verifier-url",
+    default=None,
+    help="The verification page the QR links open (default: <public URL>/verify), e.g. a pinned static verifier.",
+)
+@click.option("--label", "labels", is_flag=True, help="Also write a printable label per document (SVG and PDF).")
+@click.option(
+    "--manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help=f"Manifest file, .json or .csv (default: <out>/{MANIFEST_NAME} with --out).",
+)
 @click.option(
     "--policy",
     "policy_path",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Trust policy: wait for a checkpoint that meets it and check every bundle before writing it.",
+    help="Trust policy: checked against the log before submitting; bundles are checked with it before writing, "
+    "and offline codes keep only the cosignatures its quorum needs.",
 )
+@click.option("--reissue", is_flag=True, help="Issue again documents this issuer revoked (a new issue statement).")
 @click.option(
     "--wait",
     "wait_seconds",
@@ -149,21 +312,25 @@ def _write_qr(bundle_path: Path, bundle: TlogProof, mode: str, error: str, publi
 @click.option(
     "--lookup/--no-lookup",
     default=None,
-    help="Ask the log which documents this key already logged before submitting them. Default: only "
-    "when there is no state file to resume from (a resumed run re-signs with the saved time, so a "
-    "statement the log already holds comes back as a duplicate, not a second entry).",
+    help="Ask the log, before submitting, which documents this issuer already logged or revoked. Default: only "
+    "when there is no state file to resume from. --no-lookup skips the revocation check too.",
 )
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path, exists=True))
 def submit(
     log_url: str,
     key_path: Path,
     csv_path: Path | None,
+    fields: bool,
     ref: str | None,
     out: Path | None,
     qr_mode: str | None,
     qr_ec: str,
     public_url: str | None,
+    verifier_url: str | None,
+    labels: bool,
+    manifest: Path | None,
     policy_path: Path | None,
+    reissue: bool,
     wait_seconds: float,
     batch: int,
     state_path: Path | None,
@@ -171,13 +338,16 @@ def submit(
     inputs: tuple[Path, ...],
 ) -> None:
     """Hash documents locally (they never leave this machine), sign `issue` statements and log them in batches;
-    write each document's proof bundle (and QR codes). Re-running skips what this key already logged.
+    write each document's proof bundle, QR link codes (and labels), and a manifest. Re-running skips what this
+    key already logged.
 
     INPUTS are files and directories (walked recursively). Examples:
 
         tlog submit --log http://127.0.0.1:8080 --key moeys.key diploma.pdf
 
-        tlog submit --log URL --key moeys.key --out proofs/ --qr offline diplomas/
+        tlog submit --log URL --key moeys.key --policy trust.policy --out proofs/ --label diplomas/
+
+        tlog submit --log URL --key moeys.key --fields --out proofs/ --csv students.csv     # paper documents
 
         tlog submit --log URL --key moeys.key --csv hashes.csv            # log only; add --out DIR for bundles
     """
@@ -185,20 +355,16 @@ def submit(
     trust = read_policy(policy_path) if policy_path is not None else None
     if not inputs and csv_path is None:
         raise click.UsageError("give files, directories or --csv")
+    items = read_items(inputs, csv_path, fields, signer)
+    has_files = bool(inputs) or fields
+    qr_mode = qr_mode or ("offline" if has_files else "none")
+    if out is None and any(i.path is None for i in items) and (qr_mode != "none" or labels):
+        raise click.UsageError("QR codes and labels for CSV rows need --out DIR")
+    prepare_out(out)
     try:
-        items = file_items(inputs)
-        if csv_path is not None:
-            items += parse_csv(csv_path.read_text(encoding="utf-8"), str(csv_path))
-    except (OSError, UnicodeDecodeError, TlogError) as exc:
+        outputs = plan_outputs(items, out)
+    except MalformedError as exc:
         raise click.ClickException(str(exc)) from exc
-    items = unique(items)
-    want_bundles = out is not None or csv_path is None
-    if qr_mode is None:
-        qr_mode = "offline" if csv_path is None else "none"
-    if qr_mode != "none" and not want_bundles:
-        raise click.UsageError("QR codes for --csv input need --out DIR")
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
     if state_path is None:
         state_path = (
             out / STATE_NAME
@@ -207,57 +373,28 @@ def submit(
             if csv_path is not None
             else None
         )
-    progress = TerminalProgress(sys.stderr.isatty())
-
-    async def go() -> None:
-        async with LogClient(log_url) as client:
-            origin = (await client.info()).origin
-            signer_vkey = signer.verifier().vkey
-            state = SubmitState(origin, signer_vkey)
-            if state_path is not None and state_path.exists():
-                state = SubmitState.from_text(state_path.read_text(encoding="utf-8"), origin, signer_vkey)
-            resumed = bool(state.logged) or state.pending_time is not None
-            done_bundles: set[str] = set()
-            if want_bundles:
-                for item in items:
-                    index = _existing_bundle(_outputs(item, out), item, signer_vkey)
-                    if index is not None:
-                        state.logged[item.sha256.hex()] = index
-                        done_bundles.add(item.sha256.hex())
-
-            def save(s: SubmitState) -> None:
-                if state_path is not None:
-                    write_atomic(state_path, s.to_text().encode())
-
-            await submit_items(
-                client,
-                signer,
-                items,
-                state,
-                save,
-                progress,
-                ref=ref,
-                batch=batch,
-                lookup=not resumed if lookup is None else lookup,
-            )
-            missing = [i for i in items if i.sha256.hex() not in done_bundles] if want_bundles else []
-            if missing:
-                indexes = [state.logged[i.sha256.hex()] for i in missing]
-                await wait_for_checkpoint(client, max(indexes) + 1, trust, wait_seconds)
-                bundles = await fetch_bundles(client, indexes, trust)
-                for item, bundle in zip(missing, bundles, strict=True):
-                    path = _outputs(item, out)
-                    write_atomic(path, bundle.to_text())
-                    qr_note = (
-                        ""
-                        if qr_mode == "none"
-                        else ", " + _write_qr(path, bundle, str(qr_mode), qr_ec, public_url or log_url)
-                    )
-                    click.echo(f"{item.path or item.name}: entry {bundle.index}, bundle {path}{qr_note}")
-            already = len(items) - len(missing) if want_bundles else 0
-            click.echo(
-                f"{len(items)} documents: all logged by {signer.name} in {origin}"
-                + (f" ({already} bundles were already written)" if already else "")
-            )
-
-    run(go())
+    run = Run(
+        log_url,
+        signer,
+        items,
+        outputs,
+        trust,
+        policy_path,
+        qr_mode,
+        qr_ec,
+        verifier_url or f"{(public_url or log_url).rstrip('/')}/verify",
+        labels,
+        ref,
+        state_path,
+        manifest or (out / MANIFEST_NAME if out is not None else None),
+        reissue,
+        lookup,
+        batch,
+        wait_seconds,
+    )
+    try:
+        asyncio.run(submit_run(run))
+    except LogClientError as exc:
+        raise click.ClickException(plain_client_error(log_url, exc)) from exc
+    except (TlogError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc

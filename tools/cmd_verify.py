@@ -15,7 +15,7 @@ from tlogcore.errors import TlogError
 from tlogcore.policy import parse_policy
 from tools import qr as qrcodes
 from tools.hashing import BUNDLE_SUFFIX, sha256_file
-from tools.verdict import EXIT_CODES, INPUT_ERROR, TAMPERED, Outcome, verdict_for_error
+from tools.verdict import EXIT_CODES, INPUT_ERROR, TAMPERED, Outcome, private_key_refusal, verdict_for_error
 from tools.verify import check_bundle, check_online
 
 
@@ -153,7 +153,11 @@ def verify(
         _fail(f"cannot read the document: {exc.strerror or exc}: {document}", as_json)
         return
     try:
-        trust = parse_policy(policy_path.read_text(encoding="utf-8"))
+        policy_text = policy_path.read_text(encoding="utf-8")
+        refusal = private_key_refusal(policy_path, policy_text)
+        if refusal is not None:
+            _fail(refusal, as_json, digest)
+        trust = parse_policy(policy_text)
     except (OSError, UnicodeDecodeError, TlogError) as exc:
         _fail(f"the trust policy {policy_path} is not usable: {exc}", as_json, digest)
         return
@@ -161,7 +165,11 @@ def verify(
     bundle: TlogProof | None = None
     if source is not None:
         try:
-            found = qrcodes.parse_payload(source)
+            found = qrcodes.parse_payload(source, trust)
+        except qrcodes.NotACodeError as exc:
+            given = f"{bundle_path} is not a proof bundle (is it the document itself?): give {document}{BUNDLE_SUFFIX}"
+            _fail(given if bundle_path is not None else f"cannot read the QR code: {exc}", as_json, digest)
+            return
         except TlogError as exc:
             _emit(Outcome(verdict_for_error(exc), digest, f"the bundle is damaged: {exc}"), as_json)
             return
@@ -188,6 +196,6 @@ def verify(
 
     async def online(url: str) -> Outcome:
         async with LogClient(url, timeout=20) as client:
-            return await check_online(client, digest, trust, time.time(), bundle)
+            return await check_online(client, digest, trust, time.time(), bundle, url)
 
     _emit(asyncio.run(online(log_url)), as_json)

@@ -23,19 +23,15 @@ from xml.sax.saxutils import escape
 import segno
 
 from tlogcore.errors import MalformedError
-from tlogcore.qrlink import qr_segments
+from tools.qr import MODULE_MM, QUIET_ZONE, dark_runs, link_qr
 
-MODULE_MM = 0.45
-QUIET_ZONE = 4
 TEXT_WIDTH_MM = 72.0
 GAP_MM = 3.0
 MIN_HEIGHT_MM = 40.0
 KHMER_FONT = Path("/usr/share/fonts/truetype/khmeros/KhmerOS.ttf")
 SCAN_KM = "ស្កេនដើម្បីផ្ទៀងផ្ទាត់"
 SCAN_EN = "Scan to verify"
-# (text, font size in pt, baseline in mm from the top of the text column)
 _PT_MM = 25.4 / 72
-_SEGMENT_MODES = {"byte": segno.consts.MODE_BYTE, "alphanumeric": segno.consts.MODE_ALPHANUMERIC}
 
 
 @dataclass(frozen=True)
@@ -53,12 +49,7 @@ class Label:
         return parts.netloc + parts.path
 
     def code(self) -> segno.QRCode:
-        try:
-            segments = [(text, _SEGMENT_MODES[mode]) for text, mode in qr_segments(self.link)]
-        except MalformedError:  # not a TL1 link (an older URL): one segment
-            return segno.make_qr(self.link, error=self.error.lower(), boost_error=False)
-        # segno takes a list of (text, mode) segments (segno.encoder.prepare_data); its type hints do not say so
-        return segno.make_qr(segments, error=self.error.lower(), boost_error=False)  # type: ignore[arg-type]
+        return link_qr(self.link, self.error)
 
     def lines(self) -> list[tuple[str, float, bool]]:
         """(text, size in pt, bold-looking weight) from top to bottom of the text column."""
@@ -89,20 +80,6 @@ def layout(label: Label, code: segno.QRCode) -> Layout:
         y += step
         baselines.append(y - 0.7 * size * _PT_MM)
     return Layout(side, side + GAP_MM + TEXT_WIDTH_MM, height, side + GAP_MM, tuple(baselines))
-
-
-def dark_runs(code: segno.QRCode) -> list[tuple[int, int, int]]:
-    """(row, first column, length) of each horizontal run of dark modules, quiet zone included in the numbering."""
-    runs = []
-    for row, modules in enumerate(code.matrix_iter(scale=1, border=QUIET_ZONE)):
-        start = None
-        for column, dark in enumerate([*modules, 0]):
-            if dark and start is None:
-                start = column
-            elif not dark and start is not None:
-                runs.append((row, start, column - start))
-                start = None
-    return runs
 
 
 def label_svg(label: Label) -> bytes:

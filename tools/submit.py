@@ -4,9 +4,10 @@ Exactly once, across interruptions (kill -9 included):
 
 1. A state (cli.py keeps it in a JSON file) maps each logged document's SHA-256 to its entry index; those are
    skipped at once.
-2. With `lookup` (cli.py: when there is no state to resume from), every other document is first looked up in
-   the log (`GET /api/v1/documents/<sha256>`): an issue statement by this issuer key already there is recorded,
-   not submitted again.
+2. With `lookup` (cmd_submit.py: when there is no state to resume from), every other document is first looked
+   up in the log (`GET /api/v1/documents/<sha256>`), all before anything is submitted: an issue statement by
+   this issuer already there is recorded, not submitted again; a document this issuer revoked is refused
+   unless `--reissue`, which logs a new issue statement for it.
 3. Before a batch is sent, the statement time it uses is saved as `pending_time`; a re-run after an interruption
    signs with that same time, so a statement the log took in a batch whose answer never arrived is the identical
    statement, and the log answers with its first entry (Ed25519 is deterministic) instead of adding a second.
@@ -32,6 +33,7 @@ from tools.hashing import Item
 
 BATCH = 1000
 CONCURRENCY = 16
+PIPELINE = 4  # batches in flight: the log sequences one while the next ones travel and are signed
 STATE_VERSION = 1
 
 
@@ -90,12 +92,54 @@ async def _gather_limited(jobs: Sequence[Callable[[], Awaitable[Any]]], limit: i
     return list(await asyncio.gather(*(one(job) for job in jobs)))
 
 
-async def find_logged(client: LogClient, document: bytes, origin: str, signer: str) -> int | None:
-    """The index of an issue statement by `signer` about `document` already in the log, if any."""
+@dataclass(frozen=True)
+class Logged:
+    """What the log holds about one document from this issuer (by key name, the log's status rule)."""
+
+    index: int | None  # its latest issue statement
+    revoked_at: int | None  # a revoke statement after that issue, if any
+    issue_time: int = 0  # the latest issue statement's time: a re-issue must be later, or it is the same statement
+
+
+async def document_status(client: LogClient, document: bytes, issuer_name: str) -> Logged:
+    issue = revoke = None
+    issue_time = 0
     for item in (await client.document(document)).statements:
-        if item.kind == ISSUE and item.signer == signer:
-            return item.index
-    return None
+        if item.issuer != issuer_name:
+            continue
+        if item.kind == ISSUE and (issue is None or item.index > issue):
+            issue, issue_time = item.index, item.time
+        elif item.kind == REVOKE:
+            revoke = item.index if revoke is None else max(revoke, item.index)
+    revoked = revoke is not None and (issue is None or revoke > issue)
+    return Logged(issue, revoke if revoked else None, issue_time)
+
+
+@dataclass
+class Lookup:
+    revoked: list[tuple[Item, int]]  # refused: (document, revoke index)
+    reissue_after: int  # statement times must be later than this (the re-issued documents' last issue)
+
+
+async def lookup_logged(
+    client: LogClient, items: Sequence[Item], state: SubmitState, issuer_name: str, reissue: bool
+) -> Lookup:
+    """Ask the log about every document not in `state` before anything is submitted: record those already
+    issued; collect the revoked ones, which are not issued again unless `reissue`."""
+    todo = [i for i in items if i.sha256.hex() not in state.logged]
+    found = await _gather_limited([partial(document_status, client, i.sha256, issuer_name) for i in todo])
+    result = Lookup([], 0)
+    for item, logged in zip(todo, found, strict=True):
+        if logged.revoked_at is not None:
+            if not reissue:
+                result.revoked.append((item, logged.revoked_at))
+            result.reissue_after = max(result.reissue_after, logged.issue_time)
+        elif logged.index is not None:
+            state.logged[item.sha256.hex()] = logged.index
+    return result
+
+
+Lookup_ = Callable[[list[Item]], Awaitable["Lookup"]]
 
 
 async def submit_items(
@@ -108,42 +152,103 @@ async def submit_items(
     ref: str | None = None,
     clock: Callable[[], float] = time.time,
     batch: int = BATCH,
-    lookup: bool = True,
-) -> SubmitState:
-    """Log every item once; `save` is called with the state before and after each batch."""
-    vkey = signer.verifier().vkey
-    skipped = submitted = 0
-    for start in range(0, len(items), batch):
-        chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
-        skipped += min(batch, len(items) - start) - len(chunk)
-        if lookup and chunk:
-            found = await _gather_limited([partial(find_logged, client, i.sha256, state.origin, vkey) for i in chunk])
-            for item, index in zip(chunk, found, strict=True):
-                if index is not None:
-                    state.logged[item.sha256.hex()] = index
-            skipped += sum(index is not None for index in found)
-            chunk = [i for i, index in zip(chunk, found, strict=True) if index is None]
-        if chunk:
-            if state.pending_time is None:
-                state.pending_time = int(clock())
+    lookup: Lookup_ | None = None,
+) -> list[tuple[Item, int]]:
+    """Log every item not yet in `state`, once, in batches of which PIPELINE are in flight at a time; each batch
+    is first looked up when `lookup` is given (so logging starts at once). `save` is called with the state before
+    a batch is signed with a new time and after each batch. Returns the documents refused as revoked (with the
+    revoke's index); the others are logged."""
+    sender = _Sender(client, signer, state, save, progress, ref, len(items))
+    refused: list[tuple[Item, int]] = []
+    try:
+        for start in range(0, len(items), batch):
+            chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
+            sender.skipped += min(batch, len(items) - start) - len(chunk)
+            reissue_after = 0
+            if lookup is not None and chunk:
+                found = await lookup(chunk)
+                refused += found.revoked
+                reissue_after = found.reissue_after
+                no = {i.sha256 for i, _ in found.revoked} | {i.sha256 for i in chunk if i.sha256.hex() in state.logged}
+                sender.skipped += len(no)
+                chunk = [i for i in chunk if i.sha256 not in no]
+            if state.pending_time is not None and state.pending_time <= reissue_after:
+                await sender.drain()  # every batch signed with the old time is answered before the time changes
+                state.pending_time = None  # a re-issue must be later than the statement it replaces
+            if state.pending_time is None and chunk:
+                state.pending_time = max(int(clock()), reissue_after + 1)
                 save(state)
-            statements = [
-                sign_statement(
-                    Statement(state.origin, ISSUE, vkey, state.pending_time, document=i.sha256, ref=i.ref or ref),
-                    signer,
-                )
-                for i in chunk
-            ]
-            result = await client.submit(statements)
-            for item, entry in zip(chunk, result.entries, strict=True):
-                state.logged[item.sha256.hex()] = entry.index
-            submitted += len(chunk)
-            save(state)
-        progress(Progress(min(start + batch, len(items)), len(items), skipped, submitted))
+            await sender.send(chunk, state.pending_time or 0, min(start + batch, len(items)))
+        await sender.drain()
+    finally:
+        sender.cancel()
     if state.pending_time is not None:
         state.pending_time = None
         save(state)
-    return state
+    return refused
+
+
+class _Sender:
+    """Signs and submits batches, PIPELINE at a time; records each answer in the state as it comes."""
+
+    def __init__(
+        self,
+        client: LogClient,
+        signer: Signer,
+        state: SubmitState,
+        save: Callable[[SubmitState], None],
+        progress: Callable[[Progress], None],
+        ref: str | None,
+        total: int,
+    ) -> None:
+        self.client, self.signer, self.state, self.save, self.progress, self.ref = (
+            client,
+            signer,
+            state,
+            save,
+            progress,
+            ref,
+        )
+        self.vkey, self.total = signer.verifier().vkey, total
+        self.skipped = self.submitted = 0
+        self.slots = asyncio.Semaphore(PIPELINE)
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def send(self, chunk: list[Item], when: int, done: int) -> None:
+        for task in [t for t in self.tasks if t.done()]:
+            self.tasks.discard(task)
+            task.result()  # a failed batch stops the run here
+        if not chunk:
+            self.progress(Progress(done, self.total, self.skipped, self.submitted))
+            return
+        await self.slots.acquire()
+        statements = [
+            sign_statement(
+                Statement(self.state.origin, ISSUE, self.vkey, when, document=i.sha256, ref=i.ref or self.ref),
+                self.signer,
+            )
+            for i in chunk
+        ]
+        self.tasks.add(asyncio.create_task(self._submit(chunk, statements, done)))
+
+    async def _submit(self, chunk: list[Item], statements: list[bytes], done: int) -> None:
+        try:
+            result = await self.client.submit(statements)
+        finally:
+            self.slots.release()
+        for item, entry in zip(chunk, result.entries, strict=True):
+            self.state.logged[item.sha256.hex()] = entry.index
+        self.submitted += len(chunk)
+        self.save(self.state)
+        self.progress(Progress(done, self.total, self.skipped, self.submitted))
+
+    async def drain(self) -> None:
+        tasks, self.tasks = self.tasks, set()
+        await asyncio.gather(*tasks)
+
+    def cancel(self) -> None:
+        for task in self.tasks:
+            task.cancel()
 
 
 async def wait_for_checkpoint(
