@@ -2,7 +2,8 @@
 """The project's commands, needing only Python 3.11 on the machine.
 
     python3 dev.py run           create .venv if needed, install, run a local log with a witness
-                                 [--data DIR] [--port 8080] [--witness-port 7380] [--engine sqlite|postgresql]
+                                 [--data DIR] [--host 127.0.0.1] [--port 8080] [--witness-port 7380]
+                                 [--engine sqlite|postgresql]
     python3 dev.py demo          (with `run` going) register a demo issuer, issue a sample certificate, write its
                                  PDF, QR codes and printable label into ./data/demo/    [--log URL] [--data DIR]
     python3 dev.py test          create .venv if needed, install, run the whole test suite (pytest arguments pass)
@@ -82,7 +83,14 @@ def ensure_system_packages() -> None:
 
 
 # The tests that take pictures, and where the README's pictures live.
-SCREENSHOT_TESTS = ["tests/test_web_verifier.py", "tests/test_homepage.py", "tests/test_monitor_html_report.py"]
+SCREENSHOT_TESTS = [
+    "tests/test_web_verifier.py",
+    "tests/test_web_printed_code.py",
+    "tests/test_label.py",
+    "tests/test_homepage.py",
+    "tests/test_monitor_html_report.py",
+    "tests/test_dev_commands.py",
+]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 
@@ -115,7 +123,8 @@ def main(argv: list[str]) -> int:
 def run_options(args: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser = argparse.ArgumentParser(prog="python3 dev.py run", description=run_local_log.__doc__)
     parser.add_argument("--data", type=Path, default=ROOT / "data", help="keys and state (default ./data)")
-    parser.add_argument("--port", type=int, default=8080, help="the log's port on 127.0.0.1 (default 8080)")
+    parser.add_argument("--host", default="127.0.0.1", help="the log's address (0.0.0.0: reachable by phones)")
+    parser.add_argument("--port", type=int, default=8080, help="the log's port (default 8080)")
     parser.add_argument("--witness-port", type=int, default=7380, help="the witness's port (default 7380)")
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     return parser.parse_known_args(args)  # anything else goes to `tlog-server serve`
@@ -175,23 +184,25 @@ def tool_json(*args: str) -> dict[str, str]:
 
 
 def serve_log_and_witness(options: argparse.Namespace, data: Path, storage_toml: str, extra: list[str]) -> int:
-    log = tool_json("tlog-server", "init", "--data", str(data / "log"))
+    data.mkdir(parents=True, exist_ok=True)
     witness_id = tool_json("tlog-witness", "init", "--data", str(data / "witness"), "--name", "witness.localhost")
     witness_url = f"http://127.0.0.1:{options.witness_port}"
+    (data / "log.toml").write_text(f'{storage_toml}[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n')
+    log = tool_json("tlog-server", "init", "--data", str(data / "log"), "--config", str(data / "log.toml"))
     (data / "witness.toml").write_text(
         f'name = "witness.localhost"\nlisten = "127.0.0.1:{options.witness_port}"\n\n'
         f'[[log]]\norigin = "{log["origin"]}"\nvkey = "{log["log_vkey"]}"\n'
     )
-    (data / "log.toml").write_text(f'{storage_toml}[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n')
     witness_args = ["serve", "--data", str(data / "witness"), "--config", str(data / "witness.toml")]
-    witness = subprocess.Popen([str(TOOLS / "tlog-witness"), *witness_args, "--no-access-log"], stdout=subprocess.DEVNULL)
+    witness_args.append("--no-access-log")
+    witness = subprocess.Popen([str(TOOLS / "tlog-witness"), *witness_args], stdout=subprocess.DEVNULL)
     server = None
     try:
         wait_healthy(witness_url, witness)
         log_url = f"http://127.0.0.1:{options.port}"
         server = subprocess.Popen(
             [str(TOOLS / "tlog-server"), "serve", "--data", str(data / "log"), "--config", str(data / "log.toml")]
-            + ["--listen", f"127.0.0.1:{options.port}", *extra]
+            + ["--listen", f"{options.host}:{options.port}", *extra]
         )
         wait_healthy(log_url, server)
         print_next_steps(log_url, log, witness_id["vkey"], options.port, data)
@@ -207,7 +218,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 60
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{process.args[0]} exited with status {process.returncode} (its message is above)")
+            raise SystemExit(f"the process for {url} exited with status {process.returncode} (its message is above)")
         try:
             with urllib.request.urlopen(url + "/healthz", timeout=2):
                 return
@@ -225,7 +236,8 @@ def print_next_steps(log_url: str, log: dict[str, str], witness_vkey: str, port:
         f"  home page:  {log_url}/\n"
         f"  verifier:   {log_url}/verify\n"
         f"  first document: in another terminal, {demo}\n"
-        f"    (registers a demo issuer, issues a sample certificate, writes its PDF, QR codes and label to {data / 'demo'})\n"
+        "    (registers a demo issuer, issues a sample certificate, writes its PDF, QR codes and label to\n"
+        f"    {data / 'demo'})\n"
         f"trust policy for verifiers ({log_url}/api/v1/policy):\n"
         f"  log {log['log_vkey']}\n  witness W {witness_vkey}\n  quorum W\n"
         "Stop with Ctrl-C.\n",

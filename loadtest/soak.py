@@ -5,11 +5,15 @@
 Submitters send batches and retry the identical bytes until acknowledged (idempotent: the log answers a resent
 statement with its first entry); readers fetch checkpoints, proofs, bundles and tiles; a prober measures how long
 an acknowledged entry takes to reach a published checkpoint with 2 of 3 cosignatures. Every `--kill-every`
-seconds the log (every other time) or one witness is killed with SIGKILL and restarted. At the end, with nothing
+seconds the log (every other time) or one witness and one of the log's signature workers are killed with SIGKILL
+and restarted (the worker pool heals itself). Once, at the first log kill, the log's database is replaced by an
+older copy taken at the start: the log must refuse to start on it (the key guard: it never signs beside or behind
+what it signed), and starts again once the real database is back. At the end, with nothing
 killed any more, it checks every acknowledged entry against the final checkpoint (a verifying inclusion proof:
 "lost" counts the ones without) and every checkpoint seen (from the log, its submit answers and the witnesses)
 for forks (two roots for one size, or no verifying consistency proof to the final tree), then prints the
-figures. Only 127.0.0.1; starts and stops its own processes; exit status 1 if anything was lost or forked.
+figures. Only 127.0.0.1; starts and stops its own processes; exit status 1 if anything was lost or forked,
+or if the log started on the older copy.
 """
 
 import argparse
@@ -19,7 +23,9 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -97,6 +103,20 @@ class Service:
             time.sleep(0.05)
         raise TimeoutError(f"{self.name} did not start; see {self.out}")
 
+    def start_expecting_refusal(self, timeout: float = 60) -> str:
+        """Start, and return the one line the process printed when it refused to start ("" if it did start).
+        Not counted in `starts`: a refused start is not a life of the server."""
+        mark = self.out.stat().st_size if self.out.exists() else 0
+        with self.out.open("ab") as out:
+            self.process = subprocess.Popen([sys.executable, "-c", *self.args], cwd=REPO, stdout=out, stderr=out)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return ""
+        printed = self.out.read_bytes()[mark:].decode(errors="replace").splitlines()
+        return next((line for line in reversed(printed) if line.startswith("Error:")), "")
+
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGKILL)
@@ -109,6 +129,17 @@ class Service:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def kill_one_worker(self) -> bool:
+        """kill -9 one of this server's signature worker processes (spawned children, not the resource tracker)."""
+        if self.process is None or self.process.poll() is not None:
+            return False
+        for pid in children(self.process.pid):
+            with contextlib.suppress(OSError):
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
+                    return True
+        return False
 
     def sample_memory(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -150,6 +181,9 @@ class Soak:
         self.issuer = Ed25519Signer("soak.example", os.urandom(32))
         self.origin = ""
         self.log_verifier: Verifier
+        self.old_copy = self.dir / "old-copy.db"
+        self.old_copy_refusal = ""  # the line the log printed when started on the older copy
+        self.worker_kills = 0
 
     # --- setup ----------------------------------------------------------------------------------------------
 
@@ -201,6 +235,7 @@ class Soak:
         with httpx.Client(base_url=self.log.url, timeout=30) as client:
             submitted = client.post("/api/v1/entries", json={"statements": [b64(sign_statement(add, registry))]})
             submitted.raise_for_status()
+        self.take_old_copy()  # size 1: every later checkpoint is bigger, so the log must refuse this copy
 
     # --- load -----------------------------------------------------------------------------------------------
 
@@ -210,7 +245,8 @@ class Soak:
         with httpx.Client(base_url=self.log.url, timeout=15) as client:
             while not self.stop_load.is_set():
                 batch = []
-                for _ in range(rng.randint(1, 20)):
+                big = number == 0 and rng.random() < 0.1  # >= 64 statements: checked by the signature workers
+                for _ in range(80 if big else rng.randint(1, 20)):
                     document = f"soak {number} {counter}".encode().ljust(32, b".")[:32]
                     counter += 1
                     statement = Statement(
@@ -316,15 +352,41 @@ class Soak:
                 self.log.kill()
                 with self.tally.lock:
                     self.tally.epoch += 1
+                if round_ == 1:
+                    events.append(f"{time.monotonic():.0f} kill -9 log, {self.start_on_old_copy()}")
                 self.log.start()
                 events.append(f"{time.monotonic():.0f} kill -9 log, restarted")
             else:
                 witness = rng.choice(self.witnesses)
                 witness.kill()
+                if self.log.kill_one_worker():
+                    self.worker_kills += 1
+                    events.append(f"{time.monotonic():.0f} kill -9 a signature worker of the log")
                 time.sleep(2)
                 witness.start()
                 events.append(f"{time.monotonic():.0f} kill -9 {witness.name}, restarted after 2 s")
         return events
+
+    def take_old_copy(self) -> None:
+        """A consistent copy of the log's database as it is now (SQLite's online backup), for start_on_old_copy."""
+        with sqlite3.connect(self.dir / "log" / "log.db") as source, sqlite3.connect(self.old_copy) as copy:
+            source.backup(copy)
+
+    def start_on_old_copy(self) -> str:
+        """The operator's mistake: the database replaced by an older copy. The log must refuse to start on it."""
+        data, aside = self.dir / "log", self.dir / "current-db"
+        aside.mkdir(exist_ok=True)
+        for path in data.glob("log.db*"):
+            path.rename(aside / path.name)
+        shutil.copy2(self.old_copy, data / "log.db")
+        try:
+            self.old_copy_refusal = self.log.start_expecting_refusal()
+        finally:
+            for path in data.glob("log.db*"):
+                path.unlink()
+            for path in aside.iterdir():
+                path.rename(data / path.name)
+        return f"started on an older copy of its database: {self.old_copy_refusal or 'NOT REFUSED'}"
 
     # --- the audit ------------------------------------------------------------------------------------------
 
@@ -430,6 +492,8 @@ class Soak:
             "peak_rss_log_workers_mib": round(self.log.peak_children_rss_kib / 1024, 1),
             "child_processes_seen": len(self.log.children_seen),
             "leftover_processes": len(self.leftover_processes()),
+            "worker_kills": self.worker_kills,
+            "old_copy_refusal": self.old_copy_refusal,
             "events": events,
         }
 
@@ -460,7 +524,8 @@ def main(argv: list[str] | None = None) -> int:
     with workdir(args.dir) as path:
         result = Soak(path, args.minutes, args.kill_every, args.submitters, args.readers).run()
     print(json.dumps(result, indent=2))
-    return 1 if result["entries_lost"] or result["forks"] else 0
+    refused = result["old_copy_refusal"] or result["log_restarts"] == 0  # no log kill: no older copy was tried
+    return 1 if result["entries_lost"] or result["forks"] or not refused else 0
 
 
 if __name__ == "__main__":

@@ -7,12 +7,15 @@ parses rows and every write encodes them, as the server will; only SQL itself is
 given twice: the raw row bytes, and the size of a SQLite file holding the same rows (WITHOUT ROWID, primary key
 on the node id). Proof sizes at --shape-size (10^7 by default) are computed exactly from the key distribution
 (sorted random keys; which siblings are non-empty and how deep each path ends) without building the tree, and
-that shape model is checked against the real proofs at the built sizes. Prints figures; asserts nothing.
+that shape model is checked against the real proofs at the built sizes. Rates are per CPU second of this one
+process (time.process_time), and the SHA-256 ceiling is re-measured before each section the same way, so a busy
+shared machine slows the run down but does not bend the figures. Prints figures; asserts nothing.
 """
 
 import argparse
 import bisect
 import hashlib
+import itertools
 import os
 import platform
 import random
@@ -55,8 +58,9 @@ def read_all(plan: PathPlan, rows: BytesRows) -> PathPlan:
 
 
 def rate(work: Callable[[], int], min_seconds: float = 1.0) -> float:
-    done, start = 0, time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < min_seconds:
+    """Operations per CPU second of this process (the machine is shared: wall time would measure the neighbours)."""
+    done, start = 0, time.process_time()
+    while (elapsed := time.process_time() - start) < min_seconds:
         done += work()
     return done / elapsed
 
@@ -83,14 +87,21 @@ def grow(rows: BytesRows, keys: list[bytes], target: int, batch: int, rng: rando
     while len(keys) < target:
         count = min(batch, target - len(keys))
         new = {rng.randbytes(32): new_record([len(keys) + i]) for i in range(count)}
-        began = time.perf_counter()
+        began = time.process_time()
         update = read_all(PathPlan(new, size_hint=len(keys)), rows).apply(new)
         rows.write(update.writes)
-        seconds += time.perf_counter() - began
+        seconds += time.process_time() - began
         keys.extend(new)
         # One SHA-256 per interior row written; two per leaf row (the record's hash, then the leaf hash).
         hashes += sum(2 if isinstance(node, Leaf) else 1 for node in update.writes.values())
     return (len(keys) - start) / seconds, hashes / (len(keys) - start)
+
+
+def batch_rates(rows: BytesRows, keys: list[bytes], batches: list[int], rng: random.Random, sha: float) -> None:
+    """One update of each batch size at the current size: how fast an indexer that fell behind catches up."""
+    for batch in batches:
+        updates, hashes = grow(rows, keys, len(keys) + batch, batch, rng)
+        row(f"one batch of {batch:,} new documents at this size: documents/s", updates, ceiling=sha / hashes)
 
 
 def proofs(rows: BytesRows, keys: list[bytes], probes: list[bytes], root: bytes) -> tuple[float, float, list[bytes]]:
@@ -200,20 +211,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="100000,1000000", help="index sizes to grow to and measure at")
     parser.add_argument("--batch", type=int, default=10_000, help="documents per update batch")
+    parser.add_argument("--batches", default="1000,10000,100000", help="batch sizes timed once at each size")
     parser.add_argument("--probes", type=int, default=1000, help="proofs made and verified per size")
     parser.add_argument("--shape-size", type=int, default=10_000_000, help="size for the proof-size model (0: skip)")
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false", help="skip the SQLite size measurement")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}")
-    sha = sha256_ceiling()
-    row("ceiling: raw hashlib.sha256 calls, 65-byte input", sha)
+    print("every rate is per CPU second of this process (time.process_time), the ceiling's too")
+    sizes, batches = [int(s) for s in args.sizes.split(",")], [int(b) for b in args.batches.split(",") if b]
+    if any(later <= earlier + sum(batches) for earlier, later in itertools.pairwise(sizes)):
+        parser.error("each size must exceed the previous one plus the --batches timed there")
     rng, rows, keys = random.Random(19), BytesRows(), list[bytes]()
-    for size in (int(s) for s in args.sizes.split(",")):
+    for size in sizes:
+        sha = sha256_ceiling()
         updates, hashes = grow(rows, keys, size, args.batch, rng)
         print(f"\nIndex of {size:,} documents (grown in batches of {args.batch:,})")
+        row("ceiling: raw hashlib.sha256 calls, 65-byte input", sha)
         row("documents indexed/s while growing to this size", updates, ceiling=sha / hashes)
         row("SHA-256 calls per document (counted from rows written)", hashes, unit="  ")
         measure_size(rows, keys, args, sha, rng)
+        batch_rates(rows, keys, batches, rng, sha)
     if args.shape_size:
         shape_at(args.shape_size, args.probes, rng)
 

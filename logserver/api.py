@@ -64,13 +64,10 @@ def _scalar(kind: type, json_type: str) -> _Codec:
     return _Codec(decode, lambda value: value, {"type": json_type})
 
 
-def _uint() -> _Codec:
-    def decode(value: object, where: str) -> int:
-        if type(value) is not int or not 0 <= value <= MAX_INT64:
-            raise _want(where, Encoding.UINT.value)
-        return value
-
-    return _Codec(decode, lambda value: value, {"type": "integer", "minimum": 0, "maximum": MAX_INT64})
+def _uint(value: object, where: str) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_INT64:
+        raise _want(where, Encoding.UINT.value)
+    return value
 
 
 def _hex_hash(value: object, where: str) -> bytes:
@@ -113,6 +110,7 @@ _BYTES = {
     Encoding.B64: _Codec(_b64, b64encode, {"type": "string", "contentEncoding": "base64"}),
     Encoding.TEXT: _Codec(_text, lambda value: value.decode("utf-8"), {"type": "string"}),
 }
+_UINT = _Codec(_uint, lambda value: value, {"type": "integer", "minimum": 0, "maximum": MAX_INT64})
 _SCALARS = {
     int: _scalar(int, "integer"),
     str: _scalar(str, "string"),
@@ -135,7 +133,13 @@ def _sequence(inner: _Codec) -> _Codec:
     def decode(value: object, where: str) -> tuple[Any, ...]:
         if not isinstance(value, list):
             raise _want(where, "a JSON array")
-        return tuple(inner.decode(item, f"{where}[{i}]") for i, item in enumerate(value))
+        decode_item = inner.decode
+        try:
+            return tuple([decode_item(item, where) for item in value])
+        except MalformedError:  # name the item: decode again with its index (decoders are pure; errors only)
+            for i, item in enumerate(value):
+                decode_item(item, f"{where}[{i}]")
+            raise
 
     def encode(value: tuple[Any, ...]) -> list[Any]:
         return [inner.encode(item) for item in value]
@@ -156,7 +160,7 @@ def _codec(hint: Any) -> _Codec:
     origin, args = get_origin(hint), get_args(hint)
     if origin is Annotated:
         base, encoding = args[0], args[1]
-        return _uint() if encoding is Encoding.UINT and base is int else _BYTES[encoding]
+        return _UINT if encoding is Encoding.UINT and base is int else _BYTES[encoding]
     if origin is types.UnionType and len(args) == 2 and type(None) in args:
         return _optional(_codec(next(a for a in args if a is not type(None))))
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -211,8 +215,13 @@ def _object_codec(cls: type[WireValue]) -> _Codec:
             values[name] = codec.decode(value[name], prefix + name)
         return cls(**values)
 
+    # Fields whose JSON is the Python value itself (int, str, bool) are copied without a call: the write path
+    # encodes every entry of a 1000-statement batch.
+    plain = {id(c) for c in (*_SCALARS.values(), _UINT)}
+    encoders = [(name, None if id(codec) in plain else codec.encode) for name, codec in members]
+
     def encode(value: Any) -> dict[str, Any]:
-        return {name: codec.encode(getattr(value, name)) for name, codec in members}
+        return {name: getattr(value, name) if enc is None else enc(getattr(value, name)) for name, enc in encoders}
 
     schema = {
         "type": "object",
@@ -284,8 +293,9 @@ DocumentStatus = Literal["valid", "revoked", "unknown"]
 class DocumentStatement(WireValue):
     index: Uint
     kind: str
-    issuer: str  # the signer's key name
+    issuer: str  # the signer's key name (chosen by the key's holder: not an identity)
     signer: str  # the signer's verifier key
+    label: str | None  # the signer's registered label (the registry's name for the issuer); None: not registered
     time: Uint
     ref: str | None
     reason: str | None
@@ -294,10 +304,23 @@ class DocumentStatement(WireValue):
 
 
 @dataclass(frozen=True)
+class Registration(WireValue):
+    """The `issuer-add` entry that registered a signer's key, or a key it continues, with its proof."""
+
+    key: str  # the registered verifier key
+    label: str | None
+    continues: str | None  # the key this one continues (rotation), as the registry statement says
+    index: Uint
+    statement: B64Bytes  # the issuer-add statement, as logged
+    bundle: NoteText  # its tlog-proof bundle, under the same checkpoint as the statements' bundles
+
+
+@dataclass(frozen=True)
 class DocumentHistory(WireValue):
     document: HexHash
     status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
     statements: tuple[DocumentStatement, ...]
+    registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
 
 
 # --- GET /api/v1/issuers --------------------------------------------------------------------------------------
@@ -323,6 +346,7 @@ class IssuerKey(WireValue):
     active: bool
     added: KeyAdded
     retired: KeyRetired | None
+    continues: str | None  # the key of the same issuer this one continues (rotation); None for an issuer's first
 
 
 @dataclass(frozen=True)
@@ -346,6 +370,17 @@ class IssuerRegistry(WireValue):
 
 
 @dataclass(frozen=True)
+class WitnessAlarm(WireValue):
+    """A witness answered 422: it holds another tree for this log, evidence of a fork or a stolen log key."""
+
+    size: Uint  # of our checkpoint it refused
+    at: float  # when (Unix seconds)
+    answer: str  # the witness's answer
+    our_checkpoint: str
+    witness_checkpoint: str | None  # its newest checkpoint of this log, signed by the log key: the evidence
+
+
+@dataclass(frozen=True)
 class WitnessStatus(WireValue):
     name: str
     url: str
@@ -353,6 +388,7 @@ class WitnessStatus(WireValue):
     last_cosigned_size: int | None
     last_cosigned_at: float | None
     last_error: str | None
+    alarm: WitnessAlarm | None  # the newest 422 (logserver/witnessing.py); None while all is well
 
 
 @dataclass(frozen=True)

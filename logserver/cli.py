@@ -5,6 +5,8 @@ tlog-server init --data ./data [--origin O] [--config server.toml]     (a new lo
 tlog-server serve --data ./data --listen 127.0.0.1:8080 [--config server.toml]
 tlog-server export-tiles --data ./data --out ./tiles [--verify]
 tlog-server info --data ./data
+tlog-server check --data ./data                                           (audit the database, read only)
+tlog-server recover --data ./data --from ./tiles                          (rebuild it from a static tiles copy)
 """
 
 import asyncio
@@ -30,116 +32,40 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from logserver.app import ClientRateLimit, Limits, LogState, RequestLog, build_app
+from logserver.check import Audit, audit
 from logserver.config import ServerConfig, config_from_toml
+from logserver.identity import (
+    LOG_KEY,
+    REGISTRY_KEY,
+    LogKeys,
+    UsageError,
+    check_identity,
+    check_origin,
+    claim_database,
+    create_keys,
+    read_key,
+    read_keys,
+)
 from logserver.keyguard import RECORD_NAME, ExternalHead, ForkRefused, KeyGuard, RecordFile, verified_head
 from logserver.metrics import Metrics
 from logserver.postgres import PostgresStorage
 from logserver.ratelimit import RateLimiter
+from logserver.recover import RecoverError, check_against_record, read_tiles, write_back
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
-from logserver.storage import Head, LogIdentity, Storage, StorageError
+from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
 from tlogcore.errors import TlogError
 from tlogcore.keys import (
     Ed25519Signer,
-    check_private_key_mode,
-    format_signer_key,
-    generate_ed25519_seed,
-    parse_signer_key,
+    Verifier,
 )
+from tlogcore.vkeys import parse_verifier_key
 
-LOG_KEY, REGISTRY_KEY, DATABASE = "log.key", "registry.key", "log.db"
-
-
-class UsageError(click.ClickException):
-    """One readable line and exit code 1 (click prints 'Error: ...')."""
-
-
-def write_key(path: Path, signer: Ed25519Signer) -> None:
-    """Create a private key file readable by its owner only; never overwrite one."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(format_signer_key(signer) + "\n")
-
-
-def read_key(path: Path) -> Ed25519Signer:
-    try:
-        check_private_key_mode(path.stat().st_mode, str(path))
-        return parse_signer_key(path.read_text().strip())
-    except TlogError as exc:
-        raise UsageError(f"{path}: {exc}") from exc
-
-
-@dataclass(frozen=True)
-class LogKeys:
-    log: Ed25519Signer
-    registry: Ed25519Signer
-
-    @property
-    def identity(self) -> LogIdentity:
-        return LogIdentity(self.log.name, self.log.verifier().vkey, self.registry.verifier().vkey)
-
-
-def read_keys(data: Path) -> LogKeys:
-    """The log's keys; `serve` never makes them (docs/key-guard.md: only `init` does, on an empty database)."""
-    for name in (LOG_KEY, REGISTRY_KEY):
-        if not (data / name).exists():
-            raise UsageError(
-                f"{data / name} does not exist: for a new log run tlog-server init --data {data} first; "
-                "for an existing log, put its keys back (never make new ones for it)"
-            )
-    return LogKeys(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY))
-
-
-def create_keys(data: Path, origin: str | None) -> LogKeys:
-    """New keys for a new log (named after the origin; a random tlog.localhost/... without one)."""
-    if (data / LOG_KEY).exists() or (data / REGISTRY_KEY).exists():
-        present = LOG_KEY if (data / LOG_KEY).exists() else REGISTRY_KEY
-        raise UsageError(f"{data / present} exists without its pair: restore the log's other key into {data}")
-    data.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = origin or f"tlog.localhost/{secrets.token_hex(4)}"
-    write_key(data / LOG_KEY, Ed25519Signer(name, generate_ed25519_seed()))
-    write_key(data / REGISTRY_KEY, Ed25519Signer(f"{name}/registry", generate_ed25519_seed()))
-    return read_keys(data)
-
-
-def check_origin(keys: LogKeys, origin: str | None, data: Path) -> None:
-    if origin is not None and origin != keys.log.name:
-        raise UsageError(f"config says origin {origin!r} but {data / LOG_KEY} is the key of {keys.log.name!r}")
-
-
-def describe(identity: LogIdentity) -> str:
-    return f"log {identity.origin!r} (log key {identity.log_vkey}, registry key {identity.registry_vkey})"
-
-
-async def check_identity(storage: Storage, keys: LogKeys, data: Path, where: str) -> None:
-    """`serve`: the database must have been claimed by `init` for exactly these keys."""
-    stored = await storage.identity()
-    if stored is None:
-        raise UsageError(f"{where} records no log identity: run tlog-server init --data {data} (same --config) first")
-    if stored != keys.identity:
-        raise UsageError(
-            f"{where} belongs to {describe(stored)}, not to the keys in {data}: start with that log's keys "
-            "(docs/key-guard.md)"
-        )
-
-
-async def claim_database(storage: Storage, keys: LogKeys, where: str) -> None:
-    """`init`: record these keys as the database's identity, if it has none and holds nothing else's."""
-    stored = await storage.identity()
-    if stored == keys.identity:
-        return
-    if stored is not None:
-        raise UsageError(f"{where} already belongs to {describe(stored)}: init never changes a log's identity")
-    head = await storage.head()
-    # A database from before identities were recorded: adopt it only if this key signed its head.
-    adoptable = head is not None and verified_head(head.checkpoint, keys.log.name, keys.log.verifier()) is not None
-    if not adoptable and not await storage.is_empty():
-        raise UsageError(f"{where} holds a log that the key in {LOG_KEY} did not sign: use that log's keys")
-    await storage.record_identity(keys.identity)
+DATABASE = "log.db"
 
 
 def load_config(path: Path | None) -> ServerConfig:
@@ -188,13 +114,23 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
     host, port = parse_listen(listen or config.listen)
     if config.tiles_dir:
         writable_tiles_dir(Path(config.tiles_dir))
+    listener = listening_socket(host, port)  # before anything starts: a taken port is one line, not a hang
     print_identity(keys.log, keys.registry)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
     try:
-        asyncio.run(run_server(data, config, keys, host, port))
+        asyncio.run(run_server(data, config, keys, listener))
     except (StorageError, ForkRefused) as exc:
         raise UsageError(str(exc)) from exc
+    finally:
+        listener.close()
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    try:
+        return socket.create_server((host, port))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
 
 
 async def open_storage(data: Path, config: ServerConfig) -> Storage:
@@ -322,17 +258,16 @@ def lifespan_of(parts: LogParts, pool: HealingProcessPool, workers: int) -> Any:
                     await task
             await parts.witnessing.close()
             await parts.storage.close()
-            pool.shutdown(wait=False, cancel_futures=True)
+            # wait: workers that outlive this process leave their semaphores to the resource tracker's warning
+            pool.shutdown(wait=True, cancel_futures=True)
 
     return lifespan
 
 
-def http_server(app: Any, config: ServerConfig, host: str, port: int) -> uvicorn.Server:
+def http_server(app: Any, config: ServerConfig) -> uvicorn.Server:
     return uvicorn.Server(
         uvicorn.Config(
             app,
-            host=host,
-            port=port,
             log_level="warning",
             access_log=False,
             http=header_deadline_protocol(config.header_timeout_seconds),  # slowloris: uvicorn has no such deadline
@@ -342,7 +277,7 @@ def http_server(app: Any, config: ServerConfig, host: str, port: int) -> uvicorn
     )
 
 
-async def run_server(data: Path, config: ServerConfig, keys: LogKeys, host: str, port: int) -> None:
+async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: socket.socket) -> None:
     storage = await open_storage(data, config)
     parts = build_parts(data, config, keys, storage)
     await start_sequencing(parts, keys, data, database_name(data, config))
@@ -367,7 +302,7 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, host: str,
             config.client_requests_per_second, config.client_burst, time.monotonic, config.rate_limit_max_keys
         )
         app = ClientRateLimit(app, limiter, config.trusted_proxy_header)
-    await http_server(RequestLog(app), config, host, port).serve()
+    await http_server(RequestLog(app), config).serve(sockets=[listener])
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
@@ -527,3 +462,76 @@ def info(data: Path, as_json: bool) -> None:
         if not (data / name).exists():
             raise UsageError(f"{data / name} does not exist: run tlog-server init --data {data} first")
     print_identity(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY), as_json)
+
+
+async def log_verifier(storage: Storage, data: Path) -> tuple[str, Verifier]:
+    """The log's origin and key, from the identity `init` recorded (else from log.key): what audits trust."""
+    identity = await storage.identity()
+    if identity is not None:
+        return identity.origin, parse_verifier_key(identity.log_vkey)
+    keys = read_keys(data)
+    return keys.log.name, keys.log.verifier()
+
+
+@main.command()
+@click.option("--data", "data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+def check(data: Path, config_path: Path | None) -> None:
+    """Audit the database (read only): every leaf rehashed, every stored node, every checkpoint's signature and
+    root. Exit 0 when all hold. Example: tlog-server check --data ./data"""
+    config = load_config(config_path)
+    if config.engine == "sqlite" and not (data / DATABASE).exists():
+        raise UsageError(f"{data / DATABASE} does not exist: nothing to check")
+
+    async def run() -> Audit:
+        storage = await open_storage(data, config)
+        try:
+            origin, verifier = await log_verifier(storage, data)
+            return await audit(storage, origin, verifier)
+        finally:
+            await storage.close()
+
+    try:
+        result = asyncio.run(run())
+    except StorageError as exc:
+        raise UsageError(str(exc)) from exc
+    for problem in result.problems:
+        click.echo(problem)
+    summary = f"{result.entries} entries, {result.hashes} inner hashes, {result.checkpoints} checkpoints"
+    if result.problems:
+        raise UsageError(
+            f"{database_name(data, config)} is damaged ({summary} read; problems listed above): restore a backup, "
+            "or rebuild it with tlog-server recover (docs/key-guard.md)"
+        )
+    click.echo(f"ok: {summary} verified")
+
+
+@main.command()
+@click.option("--data", "data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--from", "source", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+def recover(data: Path, source: Path, config_path: Path | None) -> None:
+    """Rebuild an empty database from a static tiles directory that proves itself against the log key and the
+    newest checkpoint it signed. Example: tlog-server recover --data ./data --from ./tiles"""
+    config = load_config(config_path)
+    keys = read_keys(data)
+    try:
+        rebuilt = read_tiles(source, keys.log.name, keys.log.verifier())
+        record_file = RecordFile(data / RECORD_NAME)
+        check_against_record(rebuilt, record_file.read(), record_file.path)
+    except (RecoverError, ForkRefused) as exc:
+        raise UsageError(str(exc)) from exc
+
+    async def write() -> None:
+        storage = await open_storage(data, config)
+        try:
+            await claim_database(storage, keys, database_name(data, config))
+            await write_back(storage, rebuilt, record_file)
+        finally:
+            await storage.close()
+
+    try:
+        asyncio.run(write())
+    except (RecoverError, StorageError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    click.echo(f"recovered size {rebuilt.head.size} from {source}; check it with tlog-server check --data {data}")

@@ -5,7 +5,7 @@ import asyncio
 from typing import Any
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from logserver import api
@@ -74,6 +74,8 @@ async def read_body(request: Request, limit: int, timeout: float = 30.0) -> byte
         raise HTTPError(
             408, "body_timeout", f"the request body did not arrive within {timeout:g} s", {"Connection": "close"}
         ) from None
+    except ClientDisconnect:  # the client's doing: one log line (RequestLog), no 5xx, no traceback (issue 18)
+        raise HTTPError(400, "client_disconnected", "the connection closed before the whole body arrived") from None
     return bytes(body)
 
 

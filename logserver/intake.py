@@ -96,9 +96,10 @@ def _limit_issuers(state: LogState, statements: Sequence[Statement]) -> None:
     refusal = limiter.take_many(costs)
     if refusal is None:
         return
-    if refusal.impossible:
+    if refusal.impossible:  # waiting never helps: 413, not 429 with a Retry-After (issue 18, item 14)
         message = f"{int(costs[refusal.key])} statements from {refusal.key} in one request: at most "
         message += f"{limiter.burst:g} per request for one issuer (limits.issuer_burst); split the batch"
+        raise HTTPError(413, "issuer_burst_exceeded", message)
     else:
         message = f"issuer {refusal.key} is over its rate limit (limits.issuer_statements_per_second = "
         message += f"{limiter.rate:g}); retry after {refusal.retry_after} s"

@@ -65,6 +65,9 @@ class ExternalHead:
     head: TreeHead
 
 
+EMPTY_TREE = TreeHead(0, merkle.EMPTY_ROOT)
+
+
 def head_of(head: Head) -> TreeHead:
     return TreeHead(head.size, head.root)
 
@@ -224,21 +227,23 @@ class KeyGuard:
 
     async def _check_database(self, storage: Storage, head: Head | None, record: SignedRecord) -> None:
         newest = record.newest
-        if newest is None:
+        if newest is None or newest == EMPTY_TREE:  # the empty tree has one root: signing it again forks nothing
             return
         if head is None or head.size < newest.size:
             held = f"size {head.size}" if head is not None else "no tree"
             raise ForkRefused(
-                f"refusing to sign: the log key has signed {newest} ({self.where}) but the database holds {held}; "
+                f"refusing to sign: the log key has signed {newest}, {self.where}, but the database holds {held}; "
                 + RECOVER_HINT
             )
         if not await holds(storage, head, newest):
             raise ForkRefused(
-                f"refusing to sign: the database holds another tree than the {newest} the log key signed "
-                f"({self.where}); {RECOVER_HINT}"
+                f"refusing to sign: the database holds another tree than the {newest} the log key signed, "
+                f"{self.where}; {RECOVER_HINT}"
             )
 
     async def _check_external(self, storage: Storage, head: Head | None, found: ExternalHead) -> None:
+        if found.head == EMPTY_TREE:
+            return
         size = head.size if head is not None else -1
         if found.head.size > size:
             raise ForkRefused(

@@ -38,17 +38,19 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from logserver.handoff import QueueTimeout, handoff_for
 from logserver.keyguard import ForkRefused, KeyGuard
-from logserver.storage import EntryRecord, Head, HeadMovedError, SharedQueue, Storage, StorageError
+from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
-from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.errors import NotAllowedError
 from tlogcore.keys import Signer
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
 from tlogcore.statement import REGISTRY_KINDS, Statement, parse_statement
 
 log = logging.getLogger("logserver.sequencer")
+DAMAGED = "run tlog-server check for the details, then restore a backup or run tlog-server recover (docs/key-guard.md)"
 
 
 class PoolFullError(Exception):
@@ -111,12 +113,14 @@ class Sequencer:
     _pending: dict[bytes, asyncio.Future[Sequenced]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_lease: float = 0.0
-    _from_queue: set[bytes] = field(default_factory=set)  # leaf hashes in the pool that came from a SharedQueue
+    _group_of: dict[bytes, int] = field(default_factory=dict)  # leaf hash → the submit() call (request) it came in
+    _requests_seen: int = 0
     batch_seconds: list[float] = field(default_factory=list)  # for metrics: drained by the app
     guard: KeyGuard | None = None  # default: the same rules with the record in memory (tests, benchmarks)
     _refused_at: float | None = None  # when the guard last refused to sequence (retried every lease_ttl)
 
     def __post_init__(self) -> None:
+        self.handoff = handoff_for(self.storage)  # the one seam between the two kinds of storage (handoff.py)
         if self.guard is None:
             self.guard = KeyGuard(self.config.origin, self.signer.verifier())
 
@@ -136,15 +140,20 @@ class Sequencer:
     @property
     def accepts_submissions(self) -> bool:
         """True when sequencing, or when the storage lets another process sequence what this one accepts."""
-        return self.not_sequencing is None or isinstance(self.storage, SharedQueue)
+        return self.not_sequencing is None or self.handoff.accepts_as_standby
 
     async def load(self) -> None:
         """(Re)load head, right edge and issuer registry from storage: the log's history is the truth."""
         self.head = await self.storage.head()
+        if self.head is None and not await self.storage.is_empty():
+            raise StorageError(f"the database holds entries but no head checkpoint: it is damaged; {DAMAGED}")
         nodes = merkle.right_edge(self.size)
-        self._edge = await self.storage.get_hashes([merkle.stored_hash_index(lv, i) for lv, i in nodes])
+        try:
+            self._edge = await self.storage.get_hashes([merkle.stored_hash_index(lv, i) for lv, i in nodes])
+        except KeyError:
+            raise StorageError(f"stored hashes of the head's tree are missing (damaged database); {DAMAGED}") from None
         if self.head is not None and self.head.size and merkle.fold_range(self._edge) != self.head.root:
-            raise StorageError("stored hashes do not match the stored head: refusing to sequence")
+            raise StorageError(f"stored hashes do not match the stored head: refusing to sequence; {DAMAGED}")
         entries = await self.storage.registry_entries()
         self.registry = Registry.replay(
             self.config.registry_keys, ((e.index, parse_statement(e.data)) for e in entries)
@@ -191,8 +200,8 @@ class Sequencer:
     async def submit(self, submissions: Sequence[Submission]) -> list[Sequenced]:
         """Wait until every submission is durably sequenced; identical statements return their first entry."""
         if self.not_sequencing is not None:
-            if isinstance(self.storage, SharedQueue):
-                return await self._submit_through_queue(self.storage, submissions)
+            if self.handoff.accepts_as_standby:
+                return await self._submit_as_standby(submissions)
             raise NotSequencingError(self.not_sequencing)
         existing = await self.storage.find_leaves([s.leaf_hash for s in submissions])
         new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
@@ -200,6 +209,7 @@ class Sequencer:
             raise PoolFullError(retry_after=1)
         loop = asyncio.get_running_loop()
         waiters: list[asyncio.Future[Sequenced] | Sequenced] = []
+        self._requests_seen += 1
         for s in submissions:
             if s.leaf_hash in existing:
                 waiters.append(Sequenced(existing[s.leaf_hash], s.leaf_hash, True))
@@ -208,33 +218,23 @@ class Sequencer:
             else:
                 future: asyncio.Future[Sequenced] = loop.create_future()
                 self._pending[s.leaf_hash] = future
+                self._group_of[s.leaf_hash] = self._requests_seen
                 self._pool.append((s, future))
                 waiters.append(future)
         if len(self._pool) >= self.config.max_batch:
             self._wake.set()
         return [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
 
-    async def _submit_through_queue(self, queue: SharedQueue, submissions: Sequence[Submission]) -> list[Sequenced]:
-        """Standby path: queue durably, then wait until the sequencing process has logged every statement."""
+    async def _submit_as_standby(self, submissions: Sequence[Submission]) -> list[Sequenced]:
+        """Hand the statements to the sequencing process (handoff.py) and wait until they are in the log."""
         hashes = [s.leaf_hash for s in submissions]
-        found = await self.storage.find_leaves(hashes)
-        duplicates = set(found)
-        waiting = {s.leaf_hash: s.data for s in submissions if s.leaf_hash not in found}
-        if waiting:
-            await queue.enqueue(list(waiting.items()))
-        deadline = time.monotonic() + self.config.queue_timeout
-        while waiting:
-            await asyncio.sleep(self.config.queue_poll)
-            found.update(await self.storage.find_leaves(list(waiting)))
-            refused = await queue.queue_refusals([h for h in waiting if h not in found])
-            if refused:
-                raise NotAllowedError(next(iter(refused.values())))
-            waiting = {h: d for h, d in waiting.items() if h not in found}
-            if waiting and time.monotonic() > deadline:
-                raise NotSequencingError(
-                    f"{len(waiting)} statements are queued but no process has sequenced them within "
-                    f"{self.config.queue_timeout:g} s; they will be logged, resubmit later to get their entries"
-                )
+        duplicates = set(await self.storage.find_leaves(hashes))
+        try:
+            found = await self.handoff.submit(
+                [(s.leaf_hash, s.data) for s in submissions], self.config.queue_timeout, self.config.queue_poll
+            )
+        except QueueTimeout as exc:
+            raise NotSequencingError(str(exc)) from None
         fresh = await self.storage.head()
         if self.not_sequencing is not None and fresh is not None and fresh.size > self.size:
             self.head = fresh  # the response's checkpoint must cover the entries (only the sequencer moves it else)
@@ -251,43 +251,18 @@ class Sequencer:
                 except OSError as exc:
                     log.warning("cannot record the followed checkpoint beside the log key: %s", exc)
 
-    async def _drain_queue(self, queue: SharedQueue) -> None:
-        """Move statements other processes queued into the pool (their signatures were checked on the way in)."""
-        room = self.config.max_batch - len(self._pool)
-        if room <= 0:
-            return
-        refusals: dict[bytes, str] = {}
+    async def _drain_queue(self) -> None:
+        """Move statements other processes queued into the pool."""
         loop = asyncio.get_running_loop()
-        for data in await queue.queued(room):
-            digest = merkle.leaf_hash(data)
-            if digest in self._pending:
-                continue
-            try:
-                statement = parse_statement(data, check_signature=False)
-            except TlogError as exc:
-                refusals[digest] = f"malformed queued statement: {exc}"
-                continue
+        for queued in await self.handoff.drain(self.config.max_batch - len(self._pool), self._pending):
             future: asyncio.Future[Sequenced] = loop.create_future()
             future.add_done_callback(_nobody_waits)
-            self._pending[digest] = future
-            self._from_queue.add(digest)
-            self._pool.append((Submission(data, statement, digest), future))
-        if refusals:
-            await queue.refuse_queued(refusals)
+            self._pending[queued.leaf_hash] = future
+            self._pool.append((Submission(queued.data, queued.statement, queued.leaf_hash), future))
 
     async def _settle_queue(self, logged: Sequence[bytes], refusals: dict[bytes, str]) -> None:
-        """After a flush: forget queued statements now in the log, and record the refused ones for their waiters."""
-        if not isinstance(self.storage, SharedQueue):
-            return
-        logged = [h for h in logged if h in self._from_queue]
-        refusals = {h: r for h, r in refusals.items() if h in self._from_queue}
-        self._from_queue.difference_update(logged)
-        self._from_queue.difference_update(refusals)
         try:
-            if logged:
-                await self.storage.dequeue(logged)
-            if refusals:
-                await self.storage.refuse_queued(refusals)
+            await self.handoff.settle(logged, refusals)
         except StorageError as exc:  # harmless: they are drained again, found logged or refused again
             log.warning("queue bookkeeping failed: %s", exc)
 
@@ -308,8 +283,8 @@ class Sequencer:
             try:
                 if self.not_sequencing is not None:
                     await self._follow()
-                elif isinstance(self.storage, SharedQueue):
-                    await self._drain_queue(self.storage)
+                else:
+                    await self._drain_queue()
             except StorageError as exc:
                 log.error("storage unavailable: %s", exc)
             if self._pool and self.not_sequencing is None:
@@ -333,37 +308,94 @@ class Sequencer:
         pool, self._pool = self._pool, []
         for submission, future in pool:
             self._pending.pop(submission.leaf_hash, None)
-            self._from_queue.discard(submission.leaf_hash)
+            self._group_of.pop(submission.leaf_hash, None)
+            self.handoff.forget(submission.leaf_hash)
             if not future.done():
                 future.set_exception(error)
+
+    def _take_batch(self) -> list[tuple[Submission, asyncio.Future[Sequenced]]]:
+        """Up to max_batch from the pool, never cutting one request's statements in two (issue 18, item 11)."""
+        cut = min(self.config.max_batch, len(self._pool))
+        while 0 < cut < len(self._pool) and self._group_at(cut) is not None:
+            if self._group_at(cut) != self._group_at(cut - 1):
+                break
+            cut += 1
+        batch, self._pool = self._pool[:cut], self._pool[cut:]
+        return batch
+
+    def _group_at(self, position: int) -> int | None:
+        return self._group_of.get(self._pool[position][0].leaf_hash)
+
+    def _apply_rules(
+        self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]], logged: dict[bytes, int]
+    ) -> tuple[Registry, list[tuple[Submission, asyncio.Future[Sequenced]]], dict[bytes, str]]:
+        """Registry rules in log order, on a copy that becomes real only after the commit. A request is all or
+        nothing: one refused statement refuses its whole request, and the registry goes back to before it."""
+        registry = copy.deepcopy(self.registry)
+        accepted: list[tuple[Submission, asyncio.Future[Sequenced]]] = []
+        refusals: dict[bytes, str] = {}
+        for group in self._requests(batch):
+            fresh = []
+            for submission, future in group:
+                if submission.leaf_hash in logged:  # a racing request already logged it
+                    self._resolve(
+                        submission, future, Sequenced(logged[submission.leaf_hash], submission.leaf_hash, True)
+                    )
+                else:
+                    fresh.append((submission, future))
+            changes_registry = any(s.statement.kind in REGISTRY_KINDS for s, _ in fresh)
+            before = copy.deepcopy(registry) if changes_registry and len(fresh) > 1 else registry
+            try:
+                for offset, (submission, _) in enumerate(fresh):
+                    registry.apply(submission.statement, self.size + len(accepted) + offset)
+            except NotAllowedError as exc:
+                registry = before
+                error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(fresh) > 1 else exc
+                for submission, future in fresh:
+                    self._resolve(submission, future, error)
+                    refusals[submission.leaf_hash] = str(exc)
+                continue
+            accepted += fresh
+        return registry, accepted, refusals
+
+    def _requests(
+        self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]]
+    ) -> list[list[tuple[Submission, asyncio.Future[Sequenced]]]]:
+        """The batch cut into requests: runs of one submit() call (queued statements stand alone)."""
+        groups: list[list[tuple[Submission, asyncio.Future[Sequenced]]]] = []
+        previous: int | None = None
+        for item in batch:
+            group = self._group_of.get(item[0].leaf_hash)
+            if groups and group is not None and group == previous:
+                groups[-1].append(item)
+            else:
+                groups.append([item])
+            previous = group
+        return groups
+
+    def _resolve(
+        self, submission: Submission, future: "asyncio.Future[Sequenced]", outcome: Sequenced | Exception
+    ) -> None:
+        self._pending.pop(submission.leaf_hash, None)
+        self._group_of.pop(submission.leaf_hash, None)
+        if future.done():
+            return
+        if isinstance(outcome, Exception):
+            future.set_exception(outcome)
+        else:
+            future.set_result(outcome)
 
     async def flush(self) -> None:
         started = time.perf_counter()
         # 1. Swap the pool out (at most max_batch; the rest waits for the next round).
-        batch, self._pool = self._pool[: self.config.max_batch], self._pool[self.config.max_batch :]
-        # 2. Drop statements a racing request already logged; registry rules, in log order,
-        #    on a copy that becomes real only after the commit.
+        batch = self._take_batch()
+        # 2. Drop statements a racing request already logged; registry rules, in log order.
         try:
             logged = await self.storage.find_leaves([s.leaf_hash for s, _ in batch])
         except StorageError as exc:
             self._fail_batch(batch, exc)
             return
-        registry = copy.deepcopy(self.registry)
-        accepted: list[tuple[Submission, asyncio.Future[Sequenced]]] = []
-        refusals: dict[bytes, str] = {}
-        for submission, future in batch:
-            if submission.leaf_hash in logged:
-                self._pending.pop(submission.leaf_hash, None)
-                future.set_result(Sequenced(logged[submission.leaf_hash], submission.leaf_hash, True))
-                continue
-            try:
-                registry.apply(submission.statement, self.size + len(accepted))
-            except NotAllowedError as exc:
-                self._pending.pop(submission.leaf_hash, None)
-                future.set_exception(exc)
-                refusals[submission.leaf_hash] = str(exc)
-                continue
-            accepted.append((submission, future))
+        registry, accepted, refusals = self._apply_rules(batch, logged)
         if not accepted:
             await self._settle_queue(list(logged), refusals)
             return
@@ -409,9 +441,7 @@ class Sequencer:
         first = self.size
         self.head, self._edge, self.registry = new_head, appended.edge, registry
         for offset, (submission, future) in enumerate(accepted):
-            self._pending.pop(submission.leaf_hash, None)
-            if not future.done():
-                future.set_result(Sequenced(first + offset, submission.leaf_hash, False))
+            self._resolve(submission, future, Sequenced(first + offset, submission.leaf_hash, False))
         self.batch_seconds.append(time.perf_counter() - started)
         await self._settle_queue([*logged, *(s.leaf_hash for s, _ in accepted)], refusals)
         # 7. Witnessing, in the background.
@@ -422,7 +452,8 @@ class Sequencer:
     def _fail_batch(self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]], error: Exception) -> None:
         for submission, future in batch:
             self._pending.pop(submission.leaf_hash, None)
-            self._from_queue.discard(submission.leaf_hash)  # still queued: drained again later
+            self._group_of.pop(submission.leaf_hash, None)
+            self.handoff.forget(submission.leaf_hash)  # still queued: drained again later
             if not future.done():
                 future.set_exception(error)
 

@@ -32,7 +32,9 @@ from monitor import alerts as A
 from monitor.config import MonitorConfig, config_from_toml
 from monitor.expected import ExpectedError, Watchlist
 from monitor.fetch import Unavailable
-from monitor.follower import Follower, Misbehaviour, NotVerified, Shared, follow
+from monitor.follower import Follower, follow
+from monitor.htmlreport import LogPage, render_html
+from monitor.logcontext import Misbehaviour, NotVerified, Shared
 from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
@@ -274,8 +276,10 @@ async def _audit_once(config: MonitorConfig, start_at_end: bool) -> int:
         new = [a for a in runtime.state.alerts() if a["id"] not in before]
         for follower in runtime.followers:
             row = runtime.state.log(follower.origin)
-            size = row.verified.size if row is not None and row.verified is not None else 0
-            log.info("%s: verified size %d", follower.origin, size)
+            if row is None or row.verified is None:  # never "size 0": nothing was verified
+                log.info("%s: no checkpoint verified yet", follower.origin)
+            else:
+                log.info("%s: verified size %d", follower.origin, row.verified.size)
         log.info("%d new alerts", len(new))
     finally:
         await runtime.close()
@@ -324,15 +328,25 @@ def test_alert(config_path: Path) -> None:
 @main.command("report")
 @CONFIG
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def report_command(config_path: Path, as_json: bool) -> None:
-    """Per log: last verified checkpoint, issuer keys and their history, counts, revocations, alerts."""
+@click.option("--html", "html_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a publishable page.")
+def report_command(config_path: Path, as_json: bool, html_out: Path | None) -> None:
+    """Per log: last verified checkpoint, issuer keys and their history, counts, revocations, alerts.
+
+    Example: tlog-monitor report --config monitor.toml --html report.html"""
     config = load_config(config_path)
     state = open_state(config)
     try:
         data = report(state, [lc.origin for lc in config.logs])
+        pages = [LogPage(d, state.alerts(d["origin"]), state.checkpoint_history(d["origin"])) for d in data["logs"]]
     finally:
         state.close()
-    if as_json:
+    if html_out is not None:
+        try:
+            html_out.write_text(render_html(pages, time.time()), encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {html_out}: {exc.strerror}") from None
+        click.echo(f"wrote {html_out}")
+    elif as_json:
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     else:
         click.echo(render_text(data), nl=False)

@@ -15,8 +15,7 @@ from typing import Any
 
 from tlogcore.errors import MalformedError, TlogError
 from tlogcore.policy import Policy, parse_policy
-from tlogcore.statement import parse_ed25519_vkey
-from tlogcore.vkeys import parse_verifier_key
+from tlogcore.statement import parse_statement_key
 
 SIGNATURES, PARSE, TREE = "signatures", "parse", "tree"
 VERIFY_MODES = (SIGNATURES, PARSE, TREE)
@@ -230,7 +229,7 @@ def _log(position: int, value: Any, base: Path, read_file: Callable[[Path], str]
         registry = _strings(registry, f"{where}.registry_vkeys")
         try:
             for vkey in registry:
-                parse_ed25519_vkey(vkey, "registry key")
+                parse_statement_key(vkey, "registry key")
         except TlogError as exc:
             raise MalformedError(f"{where}: {exc}") from None
     return LogConfig(_url(table["url"], where), origin, policy, urls, registry)
@@ -286,7 +285,7 @@ def _watch(position: int, value: Any, base: Path) -> WatchRule:
     keys = _strings(table.get("issuer_keys", []), f"{where}.issuer_keys")
     try:
         for vkey in keys:
-            parse_verifier_key(vkey)
+            parse_statement_key(vkey, "issuer key")
     except TlogError as exc:
         raise MalformedError(f"{where}: {exc}") from None
     names = _strings(table.get("issuer_names", []), f"{where}.issuer_names")

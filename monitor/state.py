@@ -21,7 +21,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +71,20 @@ class Signed:
     size: int
     root: bytes
     note: bytes
+
+
+@dataclass(frozen=True)
+class AuditedChunk:
+    """What auditing one chunk of entries found; `State.commit_chunk` stores it in one transaction."""
+
+    next_index: int  # the first entry not yet audited
+    registry: Registry | None = None  # as of next_index; None: not tracked (mode tree)
+    issued: Mapping[str, int] = field(default_factory=dict)  # per signer vkey
+    revoked: Mapping[str, int] = field(default_factory=dict)
+    counters: Mapping[str, int] = field(default_factory=dict)  # added to the per-log counters
+    alerts: Sequence[Alert] = ()
+    tiles: Mapping[str, bytes] = field(default_factory=dict)  # authenticated full tiles worth keeping
+    verified: Signed | None = None  # the target, once its last entry is audited
 
 
 @dataclass
@@ -196,21 +210,17 @@ class State:
     def touch_verified(self, origin: str, now: float) -> None:
         self._transaction([("UPDATE logs SET verified_at = ? WHERE origin = ?", (now, origin))])
 
-    def commit_chunk(
-        self,
-        origin: str,
-        next_index: int,
-        registry: Registry | None,
-        issued: Mapping[str, int],
-        revoked: Mapping[str, int],
-        counters: Mapping[str, int],
-        alerts: Sequence[Alert],
-        tiles: Mapping[str, bytes],
-        verified: Signed | None,
-        now: float,
-    ) -> None:
-        """One transaction: the audit advances to `next_index` (and to `verified`, when the target is done),
-        with the registry, counts, cached tiles and alerts found on the way."""
+    def commit_chunk(self, origin: str, chunk: AuditedChunk, now: float) -> None:
+        """One transaction: the audit advances to `chunk.next_index` (and to `chunk.verified`, when the target is
+        done), with the registry, counts, cached tiles and alerts found on the way."""
+        next_index, registry, verified = chunk.next_index, chunk.registry, chunk.verified
+        issued, revoked, counters, alerts, tiles = (
+            chunk.issued,
+            chunk.revoked,
+            chunk.counters,
+            chunk.alerts,
+            chunk.tiles,
+        )
         statements: list[tuple[str, Sequence[Any]]] = [
             ("UPDATE logs SET next_index = ? WHERE origin = ?", (next_index, origin)),
         ]
@@ -349,6 +359,13 @@ class State:
             "SELECT signer, issued, revoked FROM issuer_counts WHERE origin = ? ORDER BY signer", (origin,)
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    def checkpoint_history(self, origin: str) -> list[tuple[float, int]]:
+        """(when seen, size) of the verified checkpoints kept for `origin`, oldest first (for the HTML report)."""
+        rows = self._db.execute(
+            "SELECT seen, size FROM checkpoints WHERE origin = ? ORDER BY seen, size", (origin,)
+        ).fetchall()
+        return [(float(r[0]), int(r[1])) for r in rows]
 
     def counters(self, origin: str) -> dict[str, int]:
         rows = self._db.execute("SELECT name, value FROM counters WHERE origin = ?", (origin,)).fetchall()

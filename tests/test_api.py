@@ -5,35 +5,29 @@ end-to-end tests stay beside these)."""
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import pytest
 
 from logserver import api
-from logserver.app import ROUTES, LogState, build_app
-from logserver.client import LogClient, LogClientError
+from logserver.app import ROUTES
+from logserver.client import LogClientError
+from logserver.config import WitnessConfig as LogWitnessConfig
 from logserver.openapi import OPENAPI
-from logserver.sequencer import Sequencer, SequencerConfig
-from logserver.sqlite import SQLiteStorage
-from logserver.submission import SubmissionRules
+from logserver.witnessing import WitnessState
+from tests.api_helpers import ISSUER, ORIGIN, REGISTRY_KEY, app_client, corrupting, statement
 from tests.log_harness import seed
 from tlogcore.checkpoint import parse_checkpoint
+from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.errors import MalformedError
-from tlogcore.keys import Ed25519Signer
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.note import parse_note
-from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, sign_statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
+from witness.client import WitnessClient
 
-ORIGIN = "api.example/log"
-LOG_KEY = Ed25519Signer(ORIGIN, seed(201))
-REGISTRY_KEY = Ed25519Signer(ORIGIN + "/registry", seed(202))
-ISSUER = Ed25519Signer("issuer.api.example", seed(203))
 HASH = bytes(range(32))
 
 EXAMPLES: list[api.WireValue] = [
@@ -42,13 +36,19 @@ EXAMPLES: list[api.WireValue] = [
     api.InclusionProof(1, 9, (HASH,)),
     api.ConsistencyProof(0, 9, ()),
     api.DocumentHistory(
-        HASH, "revoked", (api.DocumentStatement(4, "revoke", "i.example", "vkey", 1790000000, None, "x", b"s", b"b"),)
+        HASH,
+        "revoked",
+        (api.DocumentStatement(4, "revoke", "i.example", "vkey", "Ministry", 1790000000, None, "x", b"s", b"b"),),
+        (api.Registration("vkey", "Ministry", None, 1, b"s", b"b"),),
     ),
     api.IssuerRegistry(
         ("registry+1+AA",),
-        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None)),)),),
+        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None), None),)),),
     ),
-    api.LogInfo(ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None),)),
+    api.LogInfo(
+        ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)
+    ),
+    api.WitnessStatus("w", "u", "k", 3, 1.5, "422", api.WitnessAlarm(4, 1.5, "422 ...", "note", None)),
     api.Health(True, True),
     api.ErrorBody("malformed", "what was wrong"),
 ]
@@ -67,7 +67,7 @@ def test_a_missing_or_mistyped_field_is_named(value: api.WireValue) -> None:
         without = {k: v for k, v in wire.items() if k != field.name}
         with pytest.raises(MalformedError, match=f"^{field.name}: missing"):
             type(value).from_json(without)
-        with pytest.raises(MalformedError, match=f"^{field.name}(\\[0\\])?: want"):
+        with pytest.raises(MalformedError, match=f"^{field.name}(\\[0\\]|\\.\\w+)?: (want|missing)"):
             type(value).from_json({**wire, field.name: {"not": "this"}})
 
 
@@ -93,9 +93,11 @@ def test_hashes_have_one_encoding() -> None:
         with pytest.raises(MalformedError, match=r"^proof\[0\]: want a base64 SHA-256 hash"):
             api.InclusionProof.from_json({**good, "proof": [bad]})
     with pytest.raises(MalformedError, match=r"^document: want 64 lowercase hex"):
-        api.DocumentHistory.from_json({"document": HASH.hex().upper(), "status": "valid", "statements": []})
+        api.DocumentHistory.from_json(
+            {"document": HASH.hex().upper(), "status": "valid", "statements": [], "registrations": []}
+        )
     with pytest.raises(MalformedError, match=r"^status: want one of valid, revoked, unknown"):
-        api.DocumentHistory.from_json({"document": HASH.hex(), "status": "fine", "statements": []})
+        api.DocumentHistory.from_json({"document": HASH.hex(), "status": "fine", "statements": [], "registrations": []})
 
 
 def test_a_submission_needs_a_statement() -> None:
@@ -127,40 +129,16 @@ def test_the_openapi_document_is_generated_from_the_values() -> None:
     assert served <= described, served - described
 
 
+def test_the_servers_witness_status_has_exactly_the_protocols_fields() -> None:
+    """/api/v1/log reads `Witnessing.status()` through api.WitnessStatus: a field added there and not here would
+    be dropped from the answer without a sound, so the two must list the same names."""
+    config = LogWitnessConfig("w", "http://127.0.0.1:1", CosignatureV1Signer("w", seed(9), time.time).verifier().vkey)
+    status = WitnessState(config, WitnessClient("http://127.0.0.1:1", 1.0)).status()
+    assert set(status) == {f.name for f in fields(api.WitnessStatus)}
+    assert api.WitnessStatus.from_json(status).to_json() == status
+
+
 # --- the real app, in-process ---------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def app_client(
-    tmp_path: Path, wrap: Callable[[Any], Any] = lambda app: app
-) -> AsyncIterator[tuple[LogClient, httpx.AsyncClient]]:
-    """The log as `tlog-server serve` wires it (SQLite, the sequencer running), reached through ASGITransport by
-    the project's client and by a plain HTTP client (for requests the project's client never sends)."""
-    storage = await SQLiteStorage.open(tmp_path / "log.db", 5000)
-    registry = REGISTRY_KEY.verifier().vkey
-    sequencer = Sequencer(
-        storage, LOG_KEY, SequencerConfig(ORIGIN, frozenset([registry]), publish_without_witnesses=True)
-    )
-    await sequencer.load()
-    if not await sequencer.take_lease():
-        raise RuntimeError("a fresh database must give the lease")
-    state = LogState(storage, sequencer, SubmissionRules(ORIGIN, 300), LOG_KEY.verifier().vkey, [registry])
-    task = asyncio.create_task(sequencer.run())
-    transport = httpx.ASGITransport(app=wrap(build_app(state)))
-    try:
-        async with (
-            LogClient("http://log.test", 10, transport) as client,
-            httpx.AsyncClient(transport=transport, base_url="http://log.test") as raw,
-        ):
-            yield client, raw
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await storage.close()
-
-
-def statement(kind: str, signer: Ed25519Signer, **fields: Any) -> bytes:
-    return sign_statement(Statement(ORIGIN, kind, signer.verifier().vkey, int(time.time()), **fields), signer)
 
 
 def test_the_client_gets_typed_values_from_the_real_app(tmp_path: Path) -> None:
@@ -211,34 +189,9 @@ def test_refusals_come_back_as_named_json_errors(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def corrupting(path: str, change: Callable[[dict[str, Any]], None]) -> Callable[[Any], Any]:
-    """A log that lies in one JSON answer: the real app, with one field of one response rewritten."""
-
-    def wrap(app: Any) -> Any:
-        async def lying(scope: Any, receive: Any, send: Any) -> None:
-            if scope["type"] != "http" or scope["path"] != path:
-                await app(scope, receive, send)
-                return
-
-            async def rewrite(message: Any) -> None:
-                if message["type"] == "http.response.body" and message.get("body"):
-                    body = orjson.loads(message["body"])
-                    change(body)
-                    message = {**message, "body": orjson.dumps(body)}
-                if message["type"] == "http.response.start":
-                    message = {**message, "headers": [h for h in message["headers"] if h[0] != b"content-length"]}
-                await send(message)
-
-            await app(scope, receive, rewrite)
-
-        return lying
-
-    return wrap
-
-
 def test_a_malformed_answer_is_a_client_error_naming_the_field(tmp_path: Path) -> None:
-    def mistype_registry_keys(body: dict[str, Any]) -> None:
-        body["registry_vkeys"] = "not a list"
+    def mistype_registry_keys(body: bytes) -> bytes:
+        return orjson.dumps({**orjson.loads(body), "registry_vkeys": "not a list"})
 
     async def scenario() -> None:
         async with app_client(tmp_path, corrupting("/api/v1/log", mistype_registry_keys)) as (client, _):

@@ -5,6 +5,7 @@ Each operator mistake the hostile tester made is replayed against the real `tlog
 server refuses with one line naming what it found and the way out, and signs nothing.
 """
 
+import hashlib
 import shutil
 import subprocess
 import time
@@ -13,9 +14,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtest.localproc import free_port
+from loadtest.localproc import free_port, log_identity
 from tests.log_harness import REPO, SERVER, LogProcess, postgres_config, register_issuer, seed
 from tests.pg_cluster import PgDatabase
+from tests.witness_helpers import WitnessProcess, write_config
 from tlogcore.keys import Ed25519Signer
 
 
@@ -151,6 +153,7 @@ def test_a_lost_database_is_refused(tmp_path: Path, log_dsn: str | None, request
     assert run("init", "--data", str(server.data), *config).returncode == 0  # an empty database may be claimed
     refused = run(*serve_args(server.data, config))
     one_line_refusal(refused, "has signed size 2", "holds no tree", "tlog-server recover")
+    assert run("check", "--data", str(server.data), *config).stdout.startswith("ok: 0 entries")  # nothing signed
 
 
 def test_an_older_copy_of_the_database_is_refused(tmp_path: Path) -> None:
@@ -220,3 +223,39 @@ def wait_for_file_size(path: Path, marker: bytes, timeout: float = 20) -> None:
             return
         time.sleep(0.1)
     raise AssertionError(f"{path} never showed {marker!r}")
+
+
+def test_a_whole_data_directory_restored_is_caught_by_a_witness(tmp_path: Path) -> None:
+    """The same mistake with no static directory: the witness's newest cosigned checkpoint gives it away."""
+    identity = log_identity(tmp_path / "log")
+    witness_config = write_config(tmp_path / "w.toml", "witness.guard", [(identity.origin, identity.log_vkey)])
+    with WitnessProcess(tmp_path / "w", witness_config) as witness:
+        config = tmp_path / "log.toml"
+        config.write_text(f'[[witness]]\nname = "w"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
+        server = LogProcess(tmp_path / "log", free_port(), config=config).start()
+        try:
+            grow(server, 1)
+        finally:
+            server.stop()
+        shutil.copytree(server.data, tmp_path / "old-data")
+        server.start()
+        try:
+            grow(server, 2, first=1)
+            wait_cosigned(witness.url, identity.origin, b"\n3\n")
+        finally:
+            server.stop()
+        shutil.rmtree(server.data)
+        shutil.copytree(tmp_path / "old-data", server.data)
+        refused = run(*serve_args(server.data, ["--config", str(config)]))
+    one_line_refusal(refused, "witness w holds size 3", "restore the newer database")
+
+
+def wait_cosigned(url: str, origin: str, marker: bytes, timeout: float = 20) -> None:
+    path = f"{url}/{hashlib.sha256(origin.encode()).hexdigest()}/checkpoint"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        answer = httpx.get(path)
+        if answer.status_code == 200 and marker in answer.content:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the witness never cosigned {marker!r}")

@@ -121,7 +121,8 @@ def test_per_issuer_limit(tmp_path: Path) -> None:
         assert refused.json()["error"] == "issuer_rate_limited"
         assert hungry.verifier().vkey in refused.json()["message"]
         too_big = post_statements(client, statements(hungry, 4))  # can never fit the burst
-        assert too_big.status_code == 429 and "split the batch" in too_big.json()["message"]
+        assert too_big.status_code == 413 and "split the batch" in too_big.json()["message"]  # waiting never helps
+        assert too_big.json()["error"] == "issuer_burst_exceeded" and "retry-after" not in too_big.headers
         mixed = post_statements(client, statements(patient, 1) + statements(hungry, 1))
         assert mixed.status_code == 429  # all or nothing: the patient issuer's statement is not stored either
         assert size_of(client) == before

@@ -18,7 +18,7 @@ from monitor.alerts import WATCH, Alert
 from monitor.config import WatchRule
 from monitor.expected import ExpectedError, Watchlist
 from monitor.sinks import CommandSink, FileSink, SinkError, WebhookSink, deliver_pending
-from monitor.state import LogRow, Signed, State
+from monitor.state import AuditedChunk, LogRow, Signed, State
 from monitor.transport import StreamTransport
 from tlogcore.registry import IssuerKey, Registry
 
@@ -205,8 +205,9 @@ def test_state_commits_progress_and_alerts_together(tmp_path: Path) -> None:
     state.set_target("o", target, 6.0)
     registry.keys["k"] = IssuerKey("k", "Ministry", 0, 1)
     alert = Alert("moeys", WATCH, "o", "entry 3", "s", 7)
-    state.commit_chunk("o", 4, registry, {"k": 3}, {"k": 1}, {"entries": 4}, [alert], {"tile/1/000": b"t"}, None, 7.0)
-    state.commit_chunk("o", 10, registry, {"k": 6}, {}, {"entries": 6}, [alert], {}, target, 8.0)
+    first = AuditedChunk(4, registry, {"k": 3}, {"k": 1}, {"entries": 4}, [alert], {"tile/1/000": b"t"})
+    state.commit_chunk("o", first, 7.0)
+    state.commit_chunk("o", AuditedChunk(10, registry, {"k": 6}, {}, {"entries": 6}, [alert], verified=target), 8.0)
     state.close()
     state = State.open(tmp_path / "s.db")
     row = state.log("o")

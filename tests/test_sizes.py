@@ -11,9 +11,11 @@ MAX_MODULE_LINES = 600
 
 # Pending work in other lanes' files, named so the lead removes each entry when that work merges.
 ALLOWED_LONG_FUNCTIONS = {
-    # lane 18 splits run_server (issue 15, "logserver/cli.py: run_server")
-    "logserver/cli.py:run_server",
+    # lane 18 owns logserver/sequencer.py (never-fork key guard): flush grew to 81 lines there
+    "logserver/sequencer.py:flush",
 }
+# `assert` as a runtime check, in lane 18's files (the key guard and the witness-alarm evidence, both new there).
+ALLOWED_ASSERTS = {"logserver/sequencer.py", "logserver/witnessing.py"}
 
 
 def sources() -> list[Path]:
@@ -59,7 +61,7 @@ def test_no_assert_as_a_runtime_check() -> None:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
         if isinstance(node, ast.Assert)
     ]
-    assert not found
+    assert {f.split(":")[0] for f in found} <= ALLOWED_ASSERTS, found
 
 
 def test_the_walk_itself_finds_a_long_function(tmp_path: Path) -> None:

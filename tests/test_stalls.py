@@ -26,43 +26,59 @@ ATTACK = b"GET /checkpoint HTTP/1.1\r\nHost: attacker\r\nContent-Length: 5\r\n\r
 
 
 async def lock_out(port: int, sockets: int) -> list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """Open `sockets` connections; on each, a GET with a declared body, wait for the answer, send one byte more."""
+    """Open `sockets` connections; on each, a GET with a declared body, wait for the answer, send one byte more.
+    The connections answered 200 and still open are returned (beyond the cap uvicorn answers 503 and closes)."""
 
-    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def one() -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(ATTACK)
-        await writer.drain()
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
-        lines = head.lower().split(b"\r\n")
-        length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
-        await reader.readexactly(length)
-        writer.write(b"x")  # the byte that cancelled uvicorn's keep-alive timer for good
-        await writer.drain()
+        try:
+            writer.write(ATTACK)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 60)
+            lines = head.lower().split(b"\r\n")
+            length = next(int(line.split(b":")[1]) for line in lines if line.startswith(b"content-length"))
+            await reader.readexactly(length)
+            if not head.startswith(b"HTTP/1.1 200"):
+                writer.close()
+                return None
+            writer.write(b"x")  # the byte that cancelled uvicorn's keep-alive timer for good
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            writer.close()
+            return None
         return reader, writer
 
     opened = []
-    for start in range(0, sockets, 100):  # in waves, so the attack itself is not refused for the cap
+    for start in range(0, sockets, 100):  # in waves of 100, then one at a time until the cap answers 503
         opened += await asyncio.gather(*(one() for _ in range(min(100, sockets - start))))
-    return opened
+    held = [c for c in opened if c is not None]
+    while len(held) < sockets and (more := await one()) is not None:
+        held.append(more)
+    return held
 
 
-async def closed_by_server(connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]) -> int:
+async def closed_by_server(connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]], within: float) -> int:
+    """How many of the connections the server closed (end of stream) within `within` seconds from now."""
+
     async def closed(reader: asyncio.StreamReader) -> bool:
         try:
-            return await asyncio.wait_for(reader.read(1), 0.5) == b""
-        except (TimeoutError, ConnectionError):
+            return await asyncio.wait_for(reader.read(1), within) == b""
+        except TimeoutError:
             return False
+        except ConnectionError:
+            return True
 
     return sum(await asyncio.gather(*(closed(r) for r, _ in connections)))
 
 
 def test_a_thousand_sockets_sending_one_byte_more_cannot_lock_clients_out(tmp_path: Path) -> None:
-    """Default config (max_connections 1000): the server closes each attacking connection within the header
-    deadline, while the attacker keeps them open, and honest clients are served again."""
+    """Default config (max_connections 1000): the attack fills the cap, so an honest client gets 503; the server then
+    closes each attacking connection within the header deadline, while the attacker keeps them open, and honest
+    clients are served again. Before the fix they got 503 until the attacker left."""
     assert DEFAULTS.max_connections == 1000
     with running_log(tmp_path) as server:
 
-        async def attack() -> tuple[int, int, list[int]]:
+        async def attack() -> tuple[int, int, list[int], float]:
             connections = await lock_out(server.port, DEFAULTS.max_connections)
             started = time.monotonic()
             statuses = []
@@ -70,18 +86,22 @@ def test_a_thousand_sockets_sending_one_byte_more_cannot_lock_clients_out(tmp_pa
                 deadline = started + DEFAULTS.header_timeout_seconds + DEFAULTS.keep_alive_seconds + 10
                 while time.monotonic() < deadline:
                     statuses.append((await honest.get("/checkpoint", headers={"Connection": "close"})).status_code)
-                    if statuses[-1] == 200 and time.monotonic() - started > DEFAULTS.header_timeout_seconds + 1:
+                    if statuses[-1] == 200:
                         break
                     await asyncio.sleep(0.5)
-            closed = await closed_by_server(connections)
+            served_after = time.monotonic() - started
+            closed = await closed_by_server(connections, 5.0)
             for _, writer in connections:
                 writer.close()
-            return closed, len(connections), statuses
+            return closed, len(connections), statuses, served_after
 
-        closed, opened, statuses = asyncio.run(attack())
-    assert opened == DEFAULTS.max_connections
-    assert statuses[-1] == 200, statuses  # served while the attacker still holds its sockets
-    assert closed == opened  # every attacking connection was closed by the server, none by the attacker
+        closed, held, statuses, served_after = asyncio.run(attack())
+    print(f"\nfigure: {held} connections held, {closed} closed by the server; honest served after {served_after:.1f} s")
+    assert held >= DEFAULTS.max_connections - 5  # the attack filled the cap...
+    assert statuses[0] == 503, statuses  # ...so an honest client was locked out at first
+    assert statuses[-1] == 200, statuses  # and is served again while the attacker still holds its sockets
+    assert served_after < DEFAULTS.header_timeout_seconds + 5
+    assert closed == held  # every attacking connection was closed by the server, none by the attacker
 
 
 # --- a witness answering a byte every 0.5 s never holds publication ---------------------------------------------
@@ -148,6 +168,7 @@ def test_a_witness_trickling_its_answer_does_not_hold_publication(tmp_path: Path
                 waited = wait_published(client, good.vkey, 1, 30)
     finally:
         trickling.close()
+    print(f"\nfigure: published {waited} s after the entry was acknowledged; bound {bound} s")
     assert waited is not None and waited < bound + 1.0, waited  # before: ~150 s
 
 

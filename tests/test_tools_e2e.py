@@ -81,7 +81,8 @@ def verify(*args: str) -> tuple[int, str]:
 def test_pdf_bundle_verifies_offline_with_quorum(issued) -> None:  # type: ignore[no-untyped-def]
     stack, tmp, _key, policy, pdf = issued
     code, line = verify(str(pdf), "--policy", str(policy))
-    assert code == 0 and line.startswith("GENUINE: issued by moeys.gov.kh, ref 'Diploma 2026/17'"), line
+    assert code == 0 and line.startswith("GENUINE: issued by key moeys.gov.kh+"), line
+    assert "(registration not checked offline; use --log for it), ref 'Diploma 2026/17'" in line, line
     code, out = verify(str(pdf), "--policy", str(policy), "--json")
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "genuine" and data["kind"] == "issue"
@@ -281,6 +282,11 @@ def test_operator_commands(issued) -> None:  # type: ignore[no-untyped-def]
         str(tmp / "diploma.pdf.tlog-proof"),
     )
     assert inclusion.exit_code == 0 and "ok: the entry is included" in inclusion.stdout, inclusion.output
+    bundle = str(tmp / "diploma.pdf.tlog-proof")
+    from_tiles = tlog(
+        "proof", "inclusion", "--log", stack.url, "--policy", str(policy), "--bundle", bundle, "--from-tiles"
+    )
+    assert from_tiles.exit_code == 0 and from_tiles.stdout == inclusion.stdout, from_tiles.output
     consistency = tlog(
         "proof",
         "consistency",
@@ -292,6 +298,8 @@ def test_operator_commands(issued) -> None:  # type: ignore[no-untyped-def]
         str(tmp / "diploma.pdf.tlog-proof"),
     )
     assert consistency.exit_code == 0 and "ok: the current checkpoint is consistent" in consistency.stdout
+    tiles = tlog("proof", "consistency", "--log", stack.url, "--policy", str(policy), "--old", bundle, "--from-tiles")
+    assert tiles.exit_code == 0 and tiles.stdout == consistency.stdout, tiles.output
 
 
 def test_every_command_has_help_with_an_example() -> None:
@@ -308,6 +316,7 @@ def test_every_command_has_help_with_an_example() -> None:
         ["issuer", "list"],
         ["proof", "inclusion"],
         ["proof", "consistency"],
+        ["verifier-site"],
     ]
     for command in commands:
         result = tlog(*command, "--help")

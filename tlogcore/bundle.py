@@ -17,10 +17,10 @@ must be consumed and must re-encode to the same bytes:
 
     "TL" 0x01                   magic and version
     kind(1) time(varint) origin(str8)                statement fields...
-    signer name(str8) signer key(32)
+    signer name(str8) signer key(32)                  Ed25519 keys: BINARY_KEY's key_size
     document(32) | issuer name(str8) issuer key(32)  by kind
     ref(str8, empty = absent) reason(str8, empty = absent)
-    statement signature(64)
+    statement signature(64)                          BINARY_KEY's signature_size
     index(varint) proof count(1) proof hashes(32 each)
     size(varint) root(32) extension count(1) extensions(str8 each)
     signature count(1), each: key name(str8, empty = the origin) blob length(varint) blob
@@ -49,12 +49,17 @@ from tlogcore.keys import Ed25519Verifier
 from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.note import Note, Signature, parse_note
 from tlogcore.policy import Policy, TrustedCheckpoint
-from tlogcore.statement import DOCUMENT_KINDS, KINDS, Statement, parse_ed25519_vkey, parse_statement
+from tlogcore.statement import DOCUMENT_KINDS, KINDS, Statement, parse_statement, parse_statement_key
 
 HEADER = "c2sp.org/tlog-proof@v1"
 MAX_PROOF_HASHES = 63
 MAX_BUNDLE_SIZE = 128 * 1024
 BINARY_MAGIC = b"TL\x01"
+# Version 1 of the binary form carries the statement keys of one algorithm, with sizes fixed by its verifier
+# type; a second issuer algorithm needs a version with a key type byte (FORMATS.md).
+BINARY_KEY = Ed25519Verifier
+KEY_SIZE: int = Ed25519Verifier.key_size or 0
+SIGNATURE_SIZE: int = Ed25519Verifier.signature_size or 0
 
 
 @dataclass(frozen=True)
@@ -151,13 +156,15 @@ def _read_str(reader: Reader, what: str) -> str:
 
 
 def _key_fields(vkey: str) -> bytes:
-    verifier = parse_ed25519_vkey(vkey, "key")
+    verifier = parse_statement_key(vkey, "key")
+    if type(verifier) is not BINARY_KEY:
+        raise MalformedError(f"the binary form v1 carries {BINARY_KEY.__name__} keys only: use the text bundle")
     return _str8(verifier.name) + verifier.material
 
 
 def _read_vkey(reader: Reader, what: str) -> str:
     name = _read_str(reader, what)
-    return Ed25519Verifier(name, reader.take(32, what)).vkey
+    return BINARY_KEY(name, reader.take(KEY_SIZE, what)).vkey
 
 
 def to_binary(bundle: TlogProof) -> bytes:
@@ -165,6 +172,8 @@ def to_binary(bundle: TlogProof) -> bytes:
     if bundle.extra is None:
         raise MalformedError("bundle carries no statement")
     statement = parse_statement(bundle.extra)
+    if statement.continues is not None:  # a field the binary form (made for QR codes) does not carry
+        raise MalformedError("a rotation (issuer-add that continues a key) has no binary bundle; use the text form")
     statement_note = parse_note(bundle.extra)
     out = bytearray(BINARY_MAGIC)
     out += bytes([KINDS.index(statement.kind)]) + put_uvarint(statement.time) + _str8(statement.origin)
@@ -210,7 +219,8 @@ def from_binary(data: bytes) -> TlogProof:
     reason = _read_str(reader, "reason") or None
     statement = Statement(origin, kind, signer, time, document, issuer, ref, reason)
     signer_verifier = statement.signer_verifier
-    statement_sig = Signature(signer_verifier.name, signer_verifier.key_id, reader.take(64, "statement signature"))
+    signature = reader.take(SIGNATURE_SIZE, "statement signature")
+    statement_sig = Signature(signer_verifier.name, signer_verifier.key_id, signature)
     extra = Note(statement.text, (statement_sig,)).to_bytes()
     index = reader.uvarint("index", MAX_INT64)
     proof = tuple(reader.take(HASH_SIZE, "proof hash") for _ in range(reader.byte("proof count")))

@@ -48,6 +48,7 @@ class CosignatureV1Verifier(Ed25519Verifier):
     """Type 0x04: an Ed25519 key (its own key ID) verifying cosignature/v1 messages."""
 
     key_type = COSIGNATURE_V1
+    signature_size = 8 + 64  # timestamp, then the Ed25519 signature
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         if len(signature) != 8 + 64:

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 from tlogcore.encoding import MAX_INT64, b64encode, parse_decimal, parse_hash_b64
 from tlogcore.errors import MalformedError, SignatureError
-from tlogcore.keys import Ed25519Signer, Ed25519Verifier
+from tlogcore.keys import Ed25519Signer, Verifier
 from tlogcore.note import parse_note, sign_note
-from tlogcore.statement import parse_ed25519_vkey
+from tlogcore.statement import parse_statement_key
 
 HEADER = "tlog-index-root/v1"
 FIELDS = ("log", "signer", "time", "size", "root")
@@ -47,7 +47,7 @@ class IndexRoot:
     def __post_init__(self) -> None:
         if not self.origin or any(c.isspace() for c in self.origin) or "+" in self.origin:
             raise MalformedError("index-root origin must be a key name (no spaces, no '+')")
-        parse_ed25519_vkey(self.signer, "index-root signer")
+        parse_statement_key(self.signer, "index-root signer")
         if not 0 < self.time <= MAX_INT64:
             raise MalformedError("index-root time must be positive POSIX seconds")
         if not 0 <= self.size <= MAX_INT64:
@@ -56,8 +56,8 @@ class IndexRoot:
             raise MalformedError("index-root root must be 32 bytes")
 
     @property
-    def signer_verifier(self) -> Ed25519Verifier:
-        return parse_ed25519_vkey(self.signer, "index-root signer")
+    def signer_verifier(self) -> Verifier:
+        return parse_statement_key(self.signer, "index-root signer")
 
     @property
     def text(self) -> str:

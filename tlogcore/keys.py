@@ -4,8 +4,13 @@ Every signature type lives behind the same two small classes, so a second
 algorithm (ML-DSA-44 for post-quantum) is one more subclass, not a rewrite:
 
 * a `Verifier` knows its key name, 4-byte key ID and type, and checks the
-  signature bytes that follow the key ID in a signature line;
+  signature bytes that follow the key ID in a signature line; fixed-size
+  algorithms also say their key and signature sizes (`key_size`,
+  `signature_size`), which compact encodings read instead of hard-coding;
 * a `Signer` makes those bytes.
+
+Which key types a role accepts (statement signer, log, witness) is decided in
+one place, `tlogcore.vkeys`, by exact class.
 
 Key ID = SHA-256(name || 0x0A || type || public key)[:4] (signed-note §"Signatures").
 Verifier key string: `<name>+<8 hex key ID>+<base64(type || key material)>`.
@@ -13,6 +18,7 @@ Verifier key string: `<name>+<8 hex key ID>+<base64(type || key material)>`.
 
 import hashlib
 from abc import ABC, abstractmethod
+from typing import ClassVar
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -46,6 +52,8 @@ class Verifier(ABC):
     """Checks one key's signatures. `material` is the key as it appears in the vkey after the type byte."""
 
     key_type: int
+    key_size: ClassVar[int | None] = None  # bytes of `material`, when the algorithm fixes it
+    signature_size: ClassVar[int | None] = None  # bytes after the key ID, when the algorithm fixes it
 
     def __init__(self, name: str, material: bytes, key_id: int | None = None) -> None:
         self.name = check_key_name(name)
@@ -84,6 +92,8 @@ class Ed25519Verifier(Verifier):
     """Type 0x01: pure Ed25519 over the note text."""
 
     key_type = ED25519
+    key_size = 32
+    signature_size = 64
 
     def __init__(self, name: str, material: bytes, key_id: int | None = None) -> None:
         if len(material) != 32:

@@ -21,7 +21,7 @@ from tlogcore.cosignature import MAX_FUTURE_SKEW, CosignatureV1Verifier, signatu
 from tlogcore.errors import MalformedError, UnverifiedError
 from tlogcore.keys import Ed25519Verifier, Verifier
 from tlogcore.note import OpenedNote, open_note
-from tlogcore.vkeys import parse_verifier_key
+from tlogcore.vkeys import LOG_KEYS, WITNESS_KEYS, parse_key_for
 
 MAX_POLICY_SIZE = 256 * 1024
 MAX_ITEMS = 1000
@@ -98,7 +98,7 @@ def _parse_key(token: str, kind: str, name: str) -> Verifier:
         if kind == "log":
             return Ed25519Verifier(f"sigsum.org/v1/tree/{hashlib.sha256(key).hexdigest()}", key)
         return CosignatureV1Verifier(name, key)
-    return parse_verifier_key(token)
+    return parse_key_for(token, LOG_KEYS if kind == "log" else WITNESS_KEYS, f"{kind} key")
 
 
 def parse_policy(text: str) -> Policy:

@@ -49,7 +49,7 @@ from tlogcore.merkle import leaf_hash, root_from_inclusion_proof
 from tlogcore.note import Note, Signature, parse_note
 from tlogcore.paperfields import PaperFields, read_paper_fields
 from tlogcore.policy import Policy
-from tlogcore.statement import ISSUE, Statement, parse_ed25519_vkey, parse_statement
+from tlogcore.statement import ISSUE, Statement, parse_statement, parse_statement_key
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ$*+-./:"
 PREFIX = "TL1:"
@@ -171,7 +171,7 @@ def offline_payload(
     if checkpoint.origin != statement.origin or checkpoint.extensions or note.to_bytes() != bundle.checkpoint:
         raise MalformedError("checkpoint is not canonical, has extensions, or is for another log")
     flags = OFFLINE | (PAPER if paper else 0) | (ORIGIN if write_origin else 0)
-    signer = parse_ed25519_vkey(statement.signer, "statement signer")
+    signer = parse_statement_key(statement.signer, "statement signer")
     out = bytearray([flags])
     out += paper.body() if paper else b""
     out += _str8(statement.origin) if write_origin else b""

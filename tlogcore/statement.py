@@ -3,10 +3,12 @@
     tlog-statement/v1
     log <origin>                   the log it is for (replay into another log fails)
     kind <issue|revoke|issuer-add|issuer-retire>
-    signer <vkey>                  the Ed25519 key that signs this statement
+    signer <vkey>                  the key that signs this statement (tlogcore.vkeys.STATEMENT_KEYS)
     time <POSIX seconds>
     document <64 lowercase hex>    issue, revoke: the document's SHA-256
     issuer <vkey>                  issuer-add, issuer-retire: the issuer key concerned
+    continues <vkey>               optional, issuer-add only: the registered key of the same issuer that this new
+                                   key continues (rotation); the registry refuses a key name held by another issuer
     ref <text>                     optional: document number or type; an issuer's display name
     reason <text>                  optional, revoke and issuer-retire only
 
@@ -24,9 +26,9 @@ from dataclasses import dataclass
 
 from tlogcore.encoding import MAX_INT64, parse_decimal, parse_hash_hex
 from tlogcore.errors import MalformedError, SignatureError
-from tlogcore.keys import Ed25519Signer, Ed25519Verifier, Verifier
+from tlogcore.keys import Signer, Verifier
 from tlogcore.note import parse_note, sign_note
-from tlogcore.vkeys import parse_verifier_key
+from tlogcore.vkeys import STATEMENT_KEYS, check_key_role, parse_verifier_key
 
 HEADER = "tlog-statement/v1"
 ISSUE, REVOKE, ISSUER_ADD, ISSUER_RETIRE = "issue", "revoke", "issuer-add", "issuer-retire"
@@ -48,11 +50,9 @@ def check_text_value(value: str, what: str) -> str:
     return value
 
 
-def parse_ed25519_vkey(vkey: str, what: str) -> Ed25519Verifier:
-    verifier = _cached_vkey(vkey)
-    if not isinstance(verifier, Ed25519Verifier):
-        raise MalformedError(f"{what} must be an Ed25519 (type 0x01) key")
-    return verifier
+def parse_statement_key(vkey: str, what: str) -> Verifier:
+    """A key that may sign statements (an issuer's or the registry's): tlogcore.vkeys.STATEMENT_KEYS, exactly."""
+    return check_key_role(_cached_vkey(vkey), STATEMENT_KEYS, what)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -71,13 +71,14 @@ class Statement:
     issuer: str | None = None  # vkey, for the registry kinds
     ref: str | None = None
     reason: str | None = None
+    continues: str | None = None  # vkey, for issuer-add only: rotation within one issuer (tlogcore/registry.py)
 
     def __post_init__(self) -> None:
         if not self.origin or any(c.isspace() for c in self.origin) or "+" in self.origin:
             raise MalformedError("statement origin must be a key name (no spaces, no '+')")
         if self.kind not in KINDS:
             raise MalformedError(f"unknown statement kind {self.kind[:20]!r}")
-        parse_ed25519_vkey(self.signer, "statement signer")
+        parse_statement_key(self.signer, "statement signer")
         if not 0 < self.time <= MAX_INT64:
             raise MalformedError("statement time must be positive POSIX seconds")
         if (self.document is not None) != (self.kind in DOCUMENT_KINDS):
@@ -87,7 +88,11 @@ class Statement:
         if (self.issuer is not None) != (self.kind in REGISTRY_KINDS):
             raise MalformedError(f"registry statements, and only they, name an issuer key ({self.kind})")
         if self.issuer is not None:
-            parse_ed25519_vkey(self.issuer, "issuer key")
+            parse_statement_key(self.issuer, "issuer key")
+        if self.continues is not None:
+            if self.kind != ISSUER_ADD:
+                raise MalformedError(f"a {self.kind} statement continues no key")
+            parse_statement_key(self.continues, "continued key")
         if self.ref is not None:
             check_text_value(self.ref, "ref")
         if self.reason is not None:
@@ -96,8 +101,8 @@ class Statement:
             check_text_value(self.reason, "reason")
 
     @property
-    def signer_verifier(self) -> Ed25519Verifier:
-        return parse_ed25519_vkey(self.signer, "statement signer")
+    def signer_verifier(self) -> Verifier:
+        return parse_statement_key(self.signer, "statement signer")
 
     @property
     def text(self) -> str:
@@ -106,6 +111,8 @@ class Statement:
             lines.append(f"document {self.document.hex()}")
         if self.issuer is not None:
             lines.append(f"issuer {self.issuer}")
+        if self.continues is not None:
+            lines.append(f"continues {self.continues}")
         if self.ref is not None:
             lines.append(f"ref {self.ref}")
         if self.reason is not None:
@@ -133,6 +140,7 @@ def _parse_text(text: str) -> Statement:
         issuer=fields.pop("issuer", None),
         ref=fields.pop("ref", None),
         reason=fields.pop("reason", None),
+        continues=fields.pop("continues", None),
     )
     if fields:
         raise MalformedError(f"statement has unknown fields {sorted(fields)}")
@@ -141,7 +149,7 @@ def _parse_text(text: str) -> Statement:
     return statement
 
 
-def sign_statement(statement: Statement, signer: Ed25519Signer) -> bytes:
+def sign_statement(statement: Statement, signer: Signer) -> bytes:
     """The signed statement bytes: the leaf as it will be stored, byte for byte."""
     if signer.verifier().vkey != statement.signer:
         raise ValueError("the signing key is not the statement's signer")

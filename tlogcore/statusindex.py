@@ -5,10 +5,11 @@ Keys and positions. The key is the document's SHA-256, 32 bytes, read as 256 bit
 first: bit i = (int.from_bytes(key, "big") >> (255 - i)) & 1. The tree has depth 256; a node at depth d is named
 by the first d bits of the keys below it; bit d chooses its child (0 left, 1 right).
 
-Compression (after Diem's sparse Merkle tree): a subtree holding no key is EMPTY; a subtree holding exactly one
-key is that key's leaf hash, wherever the subtree sits (a leaf binds its whole key, so its depth need not be
-hashed); only a subtree holding two or more keys is an interior node. The root is therefore a function of the
-set of (key, record) pairs alone, and a proof is as long as the key's shortcut path (about log2 n siblings).
+Compression (the shape of Libra/Diem's binary sparse Merkle tree): a subtree holding no key is EMPTY; a subtree
+holding exactly one key is that key's leaf hash, wherever the subtree sits (a leaf binds its whole key, so its
+depth need not be hashed); only a subtree holding two or more keys is an interior node. The root is therefore a
+function of the set of (key, record) pairs alone, and a proof is as long as the key's shortcut path (about
+log2 n siblings).
 
 Hashes, RFC 9162 §2.1.1 style, with prefixes distinct from the log tree's 0x00/0x01 so no index hash can be
 taken for a log hash or the other way round:

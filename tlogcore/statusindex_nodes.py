@@ -19,7 +19,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from tlogcore.encoding import HASH_SIZE, Reader
+from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import MalformedError
 from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import (
@@ -82,18 +82,14 @@ def node_id_bytes(node: NodeId) -> bytes:
 
 
 def parse_node(data: bytes) -> StoredNode:
-    reader = Reader(data)
-    tag = reader.byte("index node tag")
-    if tag == INTERIOR_TAG:
-        node: StoredNode = Interior(reader.take(HASH_SIZE, "left hash"), reader.take(HASH_SIZE, "right hash"))
-        reader.done("index interior node")
-        return node
-    if tag == LEAF_TAG:
-        key = reader.take(HASH_SIZE, "leaf key")
+    """Parse a stored row strictly (the rows of a proof are read on every lookup: no Reader, plain slices)."""
+    if len(data) == 1 + 2 * HASH_SIZE and data[0] == INTERIOR_TAG:
+        return Interior(data[1 : 1 + HASH_SIZE], data[1 + HASH_SIZE :])
+    if len(data) > 1 + HASH_SIZE and data[0] == LEAF_TAG:
         record = data[1 + HASH_SIZE :]
         parse_record(record)
-        return Leaf(key, record)
-    raise MalformedError(f"index node tag {tag:#04x} is unknown")
+        return Leaf(data[1 : 1 + HASH_SIZE], record)
+    raise MalformedError(f"index row of {len(data)} bytes is neither an interior row (65) nor a leaf row")
 
 
 def path_id(bits: int, depth: int) -> NodeId:

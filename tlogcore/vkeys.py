@@ -15,6 +15,13 @@ VERIFIER_TYPES: dict[int, type[Verifier]] = {
 }
 MAX_VKEY_SIZE = 4096
 
+# The key types each role accepts, as exact classes. A witness's cosignature key (type 0x04) is an Ed25519 key
+# underneath and its class subclasses Ed25519Verifier, but it never signs a statement or a checkpoint; nor does
+# a log or issuer key cosign. A second issuer algorithm is one Verifier subclass added to STATEMENT_KEYS.
+STATEMENT_KEYS: tuple[type[Verifier], ...] = (Ed25519Verifier,)  # issuer and registry keys
+LOG_KEYS: tuple[type[Verifier], ...] = (Ed25519Verifier, ECDSAVerifier, RFC6962Verifier)  # ours, and CT logs'
+WITNESS_KEYS: tuple[type[Verifier], ...] = (CosignatureV1Verifier, MLDSA44CosignatureVerifier)
+
 
 def parse_verifier_key(vkey: str) -> Verifier:
     """Parse a vkey; split on the first two '+' only, since base64 may contain '+'."""
@@ -33,3 +40,16 @@ def parse_verifier_key(vkey: str) -> Verifier:
     if verifier.key_id != verifier.expected_key_id():
         raise MalformedError(f"verifier key {name[:60]!r}: key ID does not match the key")
     return verifier
+
+
+def check_key_role(verifier: Verifier, accepted: tuple[type[Verifier], ...], what: str) -> Verifier:
+    """`verifier`, if its exact type is one `accepted` for this role; else a MalformedError naming both."""
+    if type(verifier) not in accepted:
+        want = " or ".join(f"0x{cls.key_type:02x}" for cls in accepted)
+        raise MalformedError(f"{what}: a type 0x{verifier.key_type:02x} key cannot be used here (want type {want})")
+    return verifier
+
+
+def parse_key_for(vkey: str, accepted: tuple[type[Verifier], ...], what: str) -> Verifier:
+    """Parse a vkey for one role (STATEMENT_KEYS, LOG_KEYS, WITNESS_KEYS)."""
+    return check_key_role(parse_verifier_key(vkey), accepted, what)

@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from logserver.client import LogClient
+from tlogcore import merkle
 from tlogcore.bundle import BINARY_MAGIC
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.encoding import b64encode
@@ -13,6 +14,7 @@ from tlogcore.errors import TlogError
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.note import parse_note
 from tools.clikit import fetch_checkpoint, log_option, read_policy, run, write_atomic
+from tools.tileproofs import proof_from_tiles
 from tools.verify import load_bundle
 
 
@@ -64,7 +66,14 @@ def proof() -> None:
 @click.option(
     "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), default=None
 )
-def proof_inclusion(log_url: str, index: int | None, bundle_path: Path | None, policy_path: Path | None) -> None:
+@click.option(
+    "--from-tiles",
+    is_flag=True,
+    help="Compute the proof from the log's tiles, each checked against the checkpoint, not from its proof API.",
+)
+def proof_inclusion(
+    log_url: str, index: int | None, bundle_path: Path | None, policy_path: Path | None, from_tiles: bool
+) -> None:
     """Inclusion proof of an entry in the current tree.
 
     Example: tlog proof inclusion --log http://127.0.0.1:8080 --bundle diploma.pdf.tlog-proof --policy trust.policy
@@ -89,7 +98,10 @@ def proof_inclusion(log_url: str, index: int | None, bundle_path: Path | None, p
                 if trust is not None
                 else parse_checkpoint(parse_note(note).text)
             )
-            hashes = (await client.inclusion_proof(i, cp.size)).proof
+            if from_tiles:
+                hashes = await proof_from_tiles(client, cp.size, cp.root, merkle.inclusion_plan(i, cp.size))
+            else:
+                hashes = list((await client.inclusion_proof(i, cp.size)).proof)
             click.echo(f"index {i}\nsize {cp.size}\nroot {cp.root.hex()}")
             for h in hashes:
                 click.echo(b64encode(h))
@@ -112,7 +124,12 @@ def proof_inclusion(log_url: str, index: int | None, bundle_path: Path | None, p
 @click.option(
     "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), required=True
 )
-def proof_consistency(log_url: str, old_path: Path, policy_path: Path) -> None:
+@click.option(
+    "--from-tiles",
+    is_flag=True,
+    help="Compute the proof from the log's tiles, each checked against the checkpoint, not from its proof API.",
+)
+def proof_consistency(log_url: str, old_path: Path, policy_path: Path, from_tiles: bool) -> None:
     """Prove that the log's current tree extends an older checkpoint (no fork, no rewrite).
 
     Example: tlog proof consistency --log http://127.0.0.1:8080 --old saved.checkpoint --policy trust.policy
@@ -129,7 +146,12 @@ def proof_consistency(log_url: str, old_path: Path, policy_path: Path) -> None:
     async def go() -> None:
         async with LogClient(log_url) as client:
             new = trust.verify_checkpoint(await client.checkpoint(), time.time()).checkpoint
-            hashes = (await client.consistency_proof(old.size, new.size)).proof if old.size else ()
+            hashes: list[bytes] = []
+            if old.size and from_tiles:
+                plan = merkle.consistency_plan(old.size, new.size)
+                hashes = await proof_from_tiles(client, new.size, new.root, plan)
+            elif old.size:
+                hashes = list((await client.consistency_proof(old.size, new.size)).proof)
             click.echo(f"old {old.size} {old.root.hex()}\nnew {new.size} {new.root.hex()}")
             for h in hashes:
                 click.echo(b64encode(h))

@@ -25,7 +25,7 @@ from logserver.client import LogClient, LogClientError
 from tlogcore.bundle import TlogProof, parse_tlog_proof, verify_bundle
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import MalformedError
-from tlogcore.keys import Ed25519Signer
+from tlogcore.keys import Signer
 from tlogcore.note import parse_note
 from tlogcore.policy import Policy
 from tlogcore.statement import ISSUE, REVOKE, Statement, sign_statement
@@ -144,7 +144,7 @@ Lookup_ = Callable[[list[Item]], Awaitable["Lookup"]]
 
 async def submit_items(
     client: LogClient,
-    signer: Ed25519Signer,
+    signer: Signer,
     items: Sequence[Item],
     state: SubmitState,
     save: Callable[[SubmitState], None],
@@ -194,7 +194,7 @@ class _Sender:
     def __init__(
         self,
         client: LogClient,
-        signer: Ed25519Signer,
+        signer: Signer,
         state: SubmitState,
         save: Callable[[SubmitState], None],
         progress: Callable[[Progress], None],
@@ -301,7 +301,7 @@ async def fetch_bundles(
     return await _gather_limited([partial(one, i) for i in indexes])
 
 
-def revoke_statement(origin: str, signer: Ed25519Signer, document: bytes, reason: str | None, when: int) -> bytes:
+def revoke_statement(origin: str, signer: Signer, document: bytes, reason: str | None, when: int) -> bytes:
     return sign_statement(
         Statement(origin, REVOKE, signer.verifier().vkey, when, document=document, reason=reason), signer
     )

@@ -1,0 +1,168 @@
+"""Round step 5: the entries up to the target's size, a chunk of level-0 tiles at a time. Each tile is linked to
+the root and each entry bundle to its tile (tlogcore.tileauth); then the statement checks (audit.py, in worker
+processes), the registry and the watch rules (rules.py); one commit per chunk (state.py says why that loses and
+repeats no alert). The last chunk makes the target the verified checkpoint."""
+
+import asyncio
+import base64
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from monitor import alerts as A
+from monitor.audit import Checked, Tally, apply_registry, check_statements
+from monitor.config import TREE
+from monitor.logcontext import LogContext, log, note_text, statement_json
+from monitor.rules import UNEXPECTED, match_all
+from monitor.state import AuditedChunk, LogRow, Signed
+from tlogcore import merkle
+from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
+from tlogcore.tiles import TILE_WIDTH, Tile
+
+
+@dataclass
+class EntryAudit:
+    context: LogContext
+
+    async def _fetch_chunk(self, view: TreeView, tiles: list[Tile], note: bytes) -> dict[str, bytes]:
+        """Authenticate a chunk's level-0 tiles; fetch their entry bundles alongside."""
+        bundles = asyncio.ensure_future(self.context.fetcher.fetch_all([bundle_of(t) for t in tiles]))
+        try:
+            await self.context.checked_view(view, tiles, note)
+        except BaseException:
+            bundles.cancel()
+            await asyncio.gather(bundles, return_exceptions=True)
+            raise
+        return await bundles
+
+    async def _check(self, entries: list[bytes], first: int) -> list[Checked]:
+        mode, origin = self.context.shared.config.verify, self.context.origin
+        if mode == TREE:
+            return []  # the entries are in the tree (checked against their tile): nothing more to do
+        loop = asyncio.get_running_loop()
+        workers = self.context.shared.config.workers if self.context.shared.executor is not None else 1
+        step = max(1, -(-len(entries) // workers))
+        parts = [(entries[i : i + step], first + i) for i in range(0, len(entries), step)]
+        results = await asyncio.gather(
+            *(
+                loop.run_in_executor(
+                    self.context.shared.executor, functools.partial(check_statements, part, start, origin, mode)
+                )
+                for part, start in parts
+            )
+        )
+        return [item for result in results for item in result]
+
+    def _chunks(self, start: int, end: int, size: int) -> list[list[Tile]]:
+        tiles = level0_tiles(start, end, size)
+        step = self.context.shared.config.chunk_tiles
+        return [tiles[i : i + step] for i in range(0, len(tiles), step)]
+
+    async def run(self, row: LogRow, target: Signed, view: TreeView) -> None:
+        chunks = self._chunks(row.next_index, target.size, target.size)
+        prefetch: asyncio.Future[dict[str, bytes]] | None = None
+        try:
+            for number, tiles in enumerate(chunks):
+                current = prefetch or asyncio.ensure_future(self._fetch_chunk(view, tiles, target.note))
+                # While this chunk is checked, the next one downloads.
+                prefetch = None
+                if number + 1 < len(chunks):
+                    prefetch = asyncio.ensure_future(self._fetch_chunk(view, chunks[number + 1], target.note))
+                await self._audit_chunk(row, target, view, tiles, await current)
+                if self.context.shared.progress is not None:
+                    self.context.shared.progress(self.context.origin, row.next_index, target.size)
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
+                await asyncio.gather(prefetch, return_exceptions=True)
+        if row.next_index >= target.size and row.target is not None:  # nothing left (e.g. a size-0 target)
+            self.context.state.commit_chunk(
+                self.context.origin, AuditedChunk(row.next_index, verified=target), self.context.now()
+            )
+            row.verified, row.target = target, None
+
+    async def _audit_chunk(
+        self, row: LogRow, target: Signed, view: TreeView, tiles: list[Tile], bundles: dict[str, bytes]
+    ) -> None:
+        start, end = row.next_index, min(target.size, (tiles[-1].index + 1) * TILE_WIDTH)
+        entries: list[bytes] = []
+        for tile in tiles:
+            try:
+                got = view.entries(tile, bundles[bundle_of(tile).path])
+            except TreeMismatch as exc:
+                raise self.context.mismatch(exc, target.note) from None
+            entries += got
+            await asyncio.sleep(0)  # let the next chunk's downloads progress between tiles
+        entries = entries[start - tiles[0].index * TILE_WIDTH :]
+        checked = await self._check(entries, start)
+        registry = row.registry
+        tally = Tally()
+        alerts: list[A.Alert] = []
+        if self.context.shared.config.verify != TREE:
+            checked = apply_registry(registry, checked)
+            tally.add(checked)
+            alerts = await self._entry_alerts(view, target, checked, entries, start)
+        done = end >= target.size
+        fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}
+        counters = {"entries": len(entries), "bad_entries": tally.bad_entries}
+        tracked = registry if self.context.shared.config.verify != TREE else None
+        chunk = AuditedChunk(
+            end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None
+        )
+        self.context.state.commit_chunk(self.context.origin, chunk, self.context.now())
+        self.context.fetcher.stored.update(fresh)
+        row.next_index = end
+        if alerts and self.context.shared.alerts_committed is not None:
+            self.context.shared.alerts_committed()
+        if done:
+            row.verified, row.target = target, None
+            log.info("%s: verified size %d", self.context.origin, target.size)
+        view.drop(tiles)
+
+    async def _entry_alerts(
+        self, view: TreeView, target: Signed, checked: list[Checked], entries: list[bytes], start: int
+    ) -> list[A.Alert]:
+        watchlist = self.context.shared.watchlist
+        rules = watchlist.rules
+        matches = [(item, match_all(rules, watchlist.expected, self.context.origin, item)) for item in checked]
+        if any(m.what == UNEXPECTED for _, ms in matches for m in ms):
+            # An issuer may list a document just before logging it: look again before saying "unexpected".
+            for error in await asyncio.to_thread(watchlist.refresh, True):
+                log.warning("%s", error)
+            matches = [(item, match_all(rules, watchlist.expected, self.context.origin, item)) for item in checked]
+        good_indexes, good_leaves = self.context.state.known_good(self.context.origin)
+        out = []
+        for item, found in matches:
+            watch = [m for m in found if item.index not in good_indexes and item.leaf_hash not in good_leaves]
+            if item.problem is None and not watch:
+                continue
+            evidence = await self._entry_evidence(view, target, item, entries[item.index - start])
+            if item.problem is not None:
+                out.append(
+                    self.context.alert(
+                        A.RULE_ENTRY,
+                        A.MISBEHAVIOUR,
+                        f"entry {item.index} {item.leaf_hash.hex()}",
+                        f"entry {item.index}: the log accepted a statement it must refuse: {item.problem}",
+                        evidence,
+                    )
+                )
+            for match in watch:
+                out.append(
+                    self.context.alert(
+                        match.rule, A.WATCH, match.key(item), match.summary, {**evidence, "matched": match.what}
+                    )
+                )
+        return out
+
+    async def _entry_evidence(self, view: TreeView, target: Signed, item: Checked, entry: bytes) -> dict[str, Any]:
+        plan = merkle.inclusion_plan(item.index, target.size)
+        await self.context.checked_view(view, view.tiles_for_nodes(plan.nodes), target.note)
+        return {
+            "index": item.index,
+            "leaf_hash": item.leaf_hash.hex(),
+            "entry": base64.b64encode(entry).decode(),
+            "statement": statement_json(item.statement),
+            "inclusion_proof": [b64(h) for h in view.assemble(plan)],
+            "checkpoint": note_text(target.note),
+        }

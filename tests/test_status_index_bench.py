@@ -1,0 +1,18 @@
+"""The status index benchmark runs end to end at a small size, and its shape model agrees with the real proofs."""
+
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_the_benchmark_runs_small_and_its_shape_model_matches_real_proofs() -> None:
+    command = [sys.executable, "-m", "loadtest.status_index_bench", "--sizes", "3000,6000", "--batch", "1000"]
+    command += ["--batches", "100,1000", "--probes", "50", "--shape-size", "20000"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("shape model gives the same sizes as the real proofs: yes") == 2, out
+    assert "ceiling: raw hashlib.sha256" in out and "SQLite file bytes per entry" in out
+    assert "Proof sizes at 20,000 documents" in out
+    assert out.count("one batch of 1,000 new documents at this size") == 2
