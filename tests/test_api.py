@@ -3,18 +3,19 @@ from the same values, and the real app driven in-process through httpx's ASGI tr
 end-to-end tests stay beside these)."""
 
 import asyncio
+import inspect
 import re
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import orjson
 import pytest
 
 from logserver import api
 from logserver.app import ROUTES
-from logserver.client import LogClientError
+from logserver.client import LogClient, LogClientError
 from logserver.config import WitnessConfig as LogWitnessConfig
 from logserver.openapi import OPENAPI
 from logserver.witnessing import WitnessState
@@ -200,3 +201,16 @@ def test_a_malformed_answer_is_a_client_error_naming_the_field(tmp_path: Path) -
             assert bad.value.code == "malformed_answer"
 
     asyncio.run(scenario())
+
+
+def test_the_client_returns_typed_values_not_dicts() -> None:
+    """Every JSON endpoint's method returns a value of logserver.api; the others return bytes (notes, tiles)."""
+    returns = {
+        name: get_type_hints(method)["return"]
+        for name, method in inspect.getmembers(LogClient, inspect.iscoroutinefunction)
+        if not name.startswith("_") and name not in ("close", "__aenter__", "__aexit__")
+    }
+    assert returns["info"] is api.LogInfo and returns["document"] is api.DocumentHistory
+    for name, kind in returns.items():
+        typed = isinstance(kind, type) and issubclass(kind, api.WireValue)
+        assert typed or kind in (bytes, bytes | None), f"LogClient.{name} returns {kind}"

@@ -9,13 +9,10 @@ PACKAGES = ("tlogcore", "logserver", "witness", "monitor", "tools")
 MAX_FUNCTION_LINES = 80
 MAX_MODULE_LINES = 600
 
-# Pending work in other lanes' files, named so the lead removes each entry when that work merges.
-ALLOWED_LONG_FUNCTIONS = {
-    # lane 18 owns logserver/sequencer.py (never-fork key guard): flush grew to 81 lines there
-    "logserver/sequencer.py:flush",
-}
-# `assert` as a runtime check, in lane 18's files (the key guard and the witness-alarm evidence, both new there).
-ALLOWED_ASSERTS = {"logserver/sequencer.py", "logserver/witnessing.py"}
+# Functions allowed over the limit, each with the reason; the list only ever shrinks (it is empty: keep it so).
+ALLOWED_LONG_FUNCTIONS: set[str] = set()
+# `assert` as a runtime check, in lane 18's files (the key guard, the witness-alarm evidence, recover; all new there).
+ALLOWED_ASSERTS = {"logserver/recover.py", "logserver/sequencer.py", "logserver/witnessing.py"}
 
 
 def sources() -> list[Path]:
