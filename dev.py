@@ -83,7 +83,15 @@ def ensure_system_packages() -> None:
 
 
 # The tests that take pictures, and where the README's pictures live.
-SCREENSHOT_TESTS = ["tests/test_web_verifier.py", "tests/test_homepage.py", "tests/test_monitor_html_report.py"]
+SCREENSHOT_TESTS = [
+    "tests/test_web_verifier.py",
+    "tests/test_web_printed_code.py",
+    "tests/test_web_trust.py",
+    "tests/test_label.py",
+    "tests/test_homepage.py",
+    "tests/test_monitor_html_report.py",
+    "tests/test_dev_commands.py",
+]
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 
 

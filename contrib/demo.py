@@ -4,29 +4,27 @@ Registers a demo issuer (its key in DATA/demo/issuer.key, registered with the lo
 writes a sample certificate as a PDF, logs it with the `tlog` tool (which waits for a checkpoint that meets the
 log's own published trust policy), and writes into DATA/demo/:
 
-    certificate-N.pdf                  the sample certificate (the paper fields are printed on it)
-    certificate-N.pdf.tlog-proof       its proof bundle (c2sp.org/tlog-proof)
-    certificate-N.online-qr.png/.svg   a link to the log's verifier page: scan it with a phone
-    certificate-N.offline-qr.png       the whole proof, for `tlog verify certificate-N.pdf --qr-image ...`
-    certificate-N.label.html           a printable label (Khmer and English) with the link's QR code
-    trust-policy.txt                   the log's trust policy, for `tlog verify --policy`
+    certificate-N.pdf                        the sample certificate, with its fields printed on it
+    certificate-N.pdf.qr.png / .svg          a link to the log's verifier page (online form): scan it with a phone
+    certificate-N.pdf.label.pdf / .svg       a printable label with that code (tools/label.py)
+    certificate-N.pdf.tlog-proof             the proof bundle (c2sp.org/tlog-proof), for `tlog verify`
+    certificate-N.fields.json                the same certificate as paper fields (docs/printed-code.md)
+    certificate-N.fields.json.qr.png / ...   its code: the fields and the whole proof (offline form), and a label
+    trust-policy.txt                         the log's trust policy, for `tlog verify --policy`
 
 Each run issues a new certificate. For a phone on the same network, run the log on the machine's address
 (`python3 dev.py run --host 0.0.0.0`) and give `--public-url http://<machine address>:8080` here.
 """
 
 import argparse
-import base64
 import datetime
-import hashlib
-import html
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
 
-from tlogcore.bundle import parse_tlog_proof
 from tools import qr as qrcodes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -91,7 +89,7 @@ def issuer_key(log_url: str, data: Path, out: Path) -> Path:
 
 
 def certificate(out: Path) -> tuple[Path, str, list[tuple[str, str]]]:
-    number = 1 + sum(1 for _ in out.glob("certificate-*.pdf"))
+    number = 1 + sum(1 for p in out.glob("certificate-*.pdf") if p.stem.removeprefix("certificate-").isdigit())
     today = datetime.date.today().isoformat()
     ref = f"DEMO-{today}-{number}"
     fields = [
@@ -108,48 +106,34 @@ def certificate(out: Path) -> tuple[Path, str, list[tuple[str, str]]]:
     return path, ref, fields
 
 
-def label_html(ref: str, fields: list[tuple[str, str]], qr_png: bytes, url: str) -> str:
-    """A printable label: the QR code, what to do in Khmer and English, and the printed fields."""
-    image = base64.b64encode(qr_png).decode()
-    rows = "".join(f"<tr><th>{html.escape(n)}</th><td>{html.escape(v)}</td></tr>" for n, v in fields)
-    return f"""<!doctype html>
-<html lang="km"><head><meta charset="utf-8"><title>{html.escape(ref)}</title><style>
-@page {{ size: 90mm 60mm; margin: 4mm; }}
-body {{ font-family: "Khmer OS", "Noto Sans Khmer", sans-serif; margin: 0; width: 82mm; }}
-.label {{ display: flex; gap: 3mm; border: 0.3mm solid #000; padding: 2mm; }}
-img {{ width: 30mm; height: 30mm; image-rendering: pixelated; }}
-p {{ margin: 0 0 1mm; font-size: 9pt; }} table {{ font-size: 7pt; border-collapse: collapse; }}
-th {{ text-align: left; padding-right: 1mm; }} .url {{ font-family: monospace; font-size: 5pt; word-break: break-all; }}
-</style></head><body><div class="label">
-<img src="data:image/png;base64,{image}" alt="QR">
-<div><p lang="km">ស្កេនកូដ QR ដើម្បីពិនិត្យឯកសារនេះ</p><p lang="en">Scan to check this document</p>
-<table>{rows}</table><p class="url">{html.escape(url)}</p></div>
-</div></body></html>
-"""
+def submit(log_url: str, key: Path, policy: Path, public_url: str, *options: str) -> None:
+    """`tlog submit` with a label, waiting for a checkpoint that meets the log's own policy."""
+    tlog("submit", "--log", log_url, "--key", str(key), "--policy", str(policy), "--public-url", public_url, *options)
 
 
-def run(log_url: str, data: Path, public_url: str) -> Path:
+def link_of(code_png: Path) -> str:
+    return qrcodes.decode_image(code_png.read_bytes()).decode("ascii")
+
+
+def run(log_url: str, data: Path, public_url: str) -> tuple[Path, Path]:
     out = data / "demo"
     out.mkdir(parents=True, exist_ok=True)
     key = issuer_key(log_url, data, out)
     policy = out / "trust-policy.txt"
     policy.write_text(httpx.get(f"{log_url}/api/v1/policy", timeout=10).text)
     pdf, ref, fields = certificate(out)
-    submit = ["--log", log_url, "--key", str(key), "--ref", ref, "--qr", "online", "--public-url", public_url]
-    tlog("submit", *submit, "--policy", str(policy), str(pdf))  # waits for a checkpoint meeting the policy
-    bundle = parse_tlog_proof(Path(f"{pdf}.tlog-proof").read_bytes())
-    online = out / f"{pdf.stem}.online-qr.png"
-    Path(f"{pdf}.qr.png").replace(online)
-    Path(f"{pdf}.qr.svg").replace(out / f"{pdf.stem}.online-qr.svg")
-    (out / f"{pdf.stem}.offline-qr.png").write_bytes(qrcodes.png_bytes(qrcodes.offline_qr(bundle)))
-    url = qrcodes.online_url(public_url, hashlib.sha256(pdf.read_bytes()).digest(), bundle.index)
-    label = label_html(ref, fields, online.read_bytes(), url)
-    (out / f"{pdf.stem}.label.html").write_text(label, encoding="utf-8")
-    print(f"issued {pdf.name} as entry {bundle.index} of {log_url}; files in {out}:")
-    for path in sorted(out.glob(f"{pdf.stem}*")):
+    submit(log_url, key, policy, public_url, "--ref", ref, "--qr", "online", "--label", str(pdf))
+    paper = pdf.with_name(pdf.stem + ".fields.json")
+    khmer = [("ឈ្មោះ", "សុខ ដារា")]  # printed in Khmer and English, as on a real certificate
+    paper.write_text(json.dumps({"fields": dict(khmer + fields), "ref": ref}, ensure_ascii=False), encoding="utf-8")
+    submit(log_url, key, policy, public_url, "--fields", "--qr", "offline", "--label", str(paper))
+    print(f"issued {pdf.name} (a file) and {paper.name} (paper fields) in {log_url}; files in {out}:")
+    for path in sorted(out.glob(f"{pdf.stem}.*")):
         print(f"  {path.name}")
-    print(f"check it: open {url}\n   or: {TLOG} verify {pdf} --policy {policy}")
-    return pdf
+    print(f"scan or open (online form): {link_of(Path(f'{pdf}.qr.png'))}")
+    print(f"scan or open (paper, offline form): {link_of(Path(f'{paper}.qr.png'))}")
+    print(f"check the file: {TLOG} verify {pdf} --policy {policy}")
+    return pdf, paper
 
 
 def run_demo(argv: list[str]) -> int:

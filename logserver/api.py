@@ -293,8 +293,9 @@ DocumentStatus = Literal["valid", "revoked", "unknown"]
 class DocumentStatement(WireValue):
     index: Uint
     kind: str
-    issuer: str  # the signer's key name
+    issuer: str  # the signer's key name (chosen by the key's holder: not an identity)
     signer: str  # the signer's verifier key
+    label: str | None  # the signer's registered label (the registry's name for the issuer); None: not registered
     time: Uint
     ref: str | None
     reason: str | None
@@ -303,10 +304,23 @@ class DocumentStatement(WireValue):
 
 
 @dataclass(frozen=True)
+class Registration(WireValue):
+    """The `issuer-add` entry that registered a signer's key, or a key it continues, with its proof."""
+
+    key: str  # the registered verifier key
+    label: str | None
+    continues: str | None  # the key this one continues (rotation), as the registry statement says
+    index: Uint
+    statement: B64Bytes  # the issuer-add statement, as logged
+    bundle: NoteText  # its tlog-proof bundle, under the same checkpoint as the statements' bundles
+
+
+@dataclass(frozen=True)
 class DocumentHistory(WireValue):
     document: HexHash
     status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
     statements: tuple[DocumentStatement, ...]
+    registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
 
 
 # --- GET /api/v1/issuers --------------------------------------------------------------------------------------
@@ -332,6 +346,7 @@ class IssuerKey(WireValue):
     active: bool
     added: KeyAdded
     retired: KeyRetired | None
+    continues: str | None  # the key of the same issuer this one continues (rotation); None for an issuer's first
 
 
 @dataclass(frozen=True)

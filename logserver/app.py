@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -38,14 +39,15 @@ from logserver.openapi import OPENAPI
 from logserver.ratelimit import RateLimiter
 from logserver.sequencer import NotSequencingError, PoolFullError
 from logserver.storage import StorageError
-from logserver.webpage import web_routes
+from logserver.webpage import PublicReads, web_routes
 from tlogcore.bundle import to_binary
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.encoding import MAX_INT64, parse_decimal, parse_hash_hex
 from tlogcore.errors import MalformedError, TlogError
 from tlogcore.note import parse_note
+from tlogcore.registry import IssuerKey, Registry
 from tlogcore.statement import parse_statement
-from tlogcore.status import document_status
+from tlogcore.status import continued_keys, document_status
 from tlogcore.tiles import TILE_HEIGHT, parse_tile_path
 
 __all__ = ["ROUTES", "ClientRateLimit", "Limits", "LogState", "RequestLog", "build_app"]
@@ -156,21 +158,27 @@ async def bundle(request: Request) -> Response:
 
 
 async def document(request: Request) -> Response:
+    """Every statement about a document and the registrations of their signers, all proven under one checkpoint
+    (the newest published one that holds them), and the status by the one rule (tlogcore/status.py)."""
     state = state_of(request)
     digest = parse_hash_hex(request.path_params["sha256"], "document SHA-256")
     entries = await state.storage.document_entries(digest)
     statements = [parse_statement(e.data) for e in entries]
+    registry = state.sequencer.registry
+    registered = _registered_chain(registry, {s.signer for s in statements})
+    indexes = [e.index for e in entries] + [k.added_index for k in registered]
+    size, note = await _checkpoint_covering(state, max(indexes)) if indexes else (0, b"")
     items = []
     for entry, statement in zip(entries, statements, strict=True):
-        size, note = await _checkpoint_covering(state, entry.index)
         item = await proofs.bundle_for(state.storage, entry.index, size, note)
-        issuer = statement.signer_verifier.name
+        key = registry.keys.get(statement.signer)
         items.append(
             api.DocumentStatement(
                 entry.index,
                 statement.kind,
-                issuer,
+                statement.signer_verifier.name,
                 statement.signer,
+                key.label if key is not None else None,
                 statement.time,
                 statement.ref,
                 statement.reason,
@@ -178,7 +186,24 @@ async def document(request: Request) -> Response:
                 item.to_text(),
             )
         )
-    return json_response(api.DocumentHistory(digest, document_status(statements), tuple(items)))
+    registrations = []
+    for key in registered:
+        item = await proofs.bundle_for(state.storage, key.added_index, size, note)
+        registrations.append(
+            api.Registration(key.vkey, key.label, key.continues, key.added_index, item.extra or b"", item.to_text())
+        )
+    status = document_status(statements, registry.continuations())
+    return json_response(api.DocumentHistory(digest, status, tuple(items), tuple(registrations)))
+
+
+def _registered_chain(registry: Registry, signers: set[str]) -> list[IssuerKey]:
+    """The registered keys among `signers`, and every key they continue, in log order."""
+    found: dict[str, IssuerKey] = {}
+    for vkey in signers:
+        for key in continued_keys(vkey, registry.continuations()):
+            if key in registry.keys:
+                found[key] = registry.keys[key]
+    return sorted(found.values(), key=lambda k: k.added_index)
 
 
 # --- the registry and the log itself ---------------------------------------------------------------------------
@@ -192,7 +217,9 @@ async def issuers(request: Request) -> Response:
         if not key.active:
             retired = api.KeyRetired(key.retired_index or 0, key.retired_time or 0, key.retire_reason)
         by_name.setdefault(key.vkey.split("+", 1)[0], []).append(
-            api.IssuerKey(key.vkey, key.label, key.active, api.KeyAdded(key.added_index, key.added_time), retired)
+            api.IssuerKey(
+                key.vkey, key.label, key.active, api.KeyAdded(key.added_index, key.added_time), retired, key.continues
+            )
         )
     listed = tuple(api.Issuer(name, tuple(keys)) for name, keys in sorted(by_name.items()))
     return json_response(api.IssuerRegistry(tuple(state.registry_vkeys), listed))
@@ -261,7 +288,12 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 def build_app(state: LogState, lifespan: Any = None) -> Starlette:
     app = Starlette(
-        routes=[*ROUTES, *web_routes(state.log_vkey, state.witness_status), *home_routes()],
+        routes=[
+            *ROUTES,
+            *web_routes(state.log_vkey, state.witness_status, state.rules.origin, state.registry_vkeys),
+            *home_routes(),
+        ],
+        middleware=[Middleware(PublicReads)],
         lifespan=lifespan,
         exception_handlers={
             HTTPError: _handle_error,

@@ -221,7 +221,9 @@ class Sequencer:
                 waiters.append(future)
         if len(self._pool) >= self.config.max_batch:
             self._wake.set()
-        return [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
+        sequenced = [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
+        await self._head_covering(sequenced)
+        return sequenced
 
     async def _submit_as_standby(self, submissions: Sequence[Submission]) -> list[Sequenced]:
         """Hand the statements to the sequencing process (handoff.py) and wait until they are in the log."""
@@ -233,10 +235,27 @@ class Sequencer:
             )
         except QueueTimeout as exc:
             raise NotSequencingError(str(exc)) from None
-        fresh = await self.storage.head()
-        if self.not_sequencing is not None and fresh is not None and fresh.size > self.size:
-            self.head = fresh  # the response's checkpoint must cover the entries (only the sequencer moves it else)
-        return [Sequenced(found[h], h, h in duplicates) for h in hashes]
+        sequenced = [Sequenced(found[h], h, h in duplicates) for h in hashes]
+        await self._head_covering(sequenced)
+        return sequenced
+
+    async def _head_covering(self, sequenced: Sequence[Sequenced]) -> None:
+        """Return once `self.head` covers every entry: the response's checkpoint must prove them. Entries found in
+        the database can be ahead of it: a flush commits, records the commit beside the key (an fsync), and only
+        then moves the head. A standby takes the stored head; a sequencing process waits for its own flush."""
+        needed = max((s.index for s in sequenced), default=-1) + 1
+        deadline = time.monotonic() + self.config.queue_timeout
+        while self.size < needed:
+            if self.not_sequencing is not None:
+                fresh = await self.storage.head()
+                if fresh is not None and fresh.size > self.size:
+                    self.head = fresh  # only the sequencer moves it else
+                    continue
+            if time.monotonic() > deadline:
+                raise NotSequencingError(
+                    f"the log's head did not reach size {needed} in {self.config.queue_timeout:g} s"
+                )
+            await asyncio.sleep(self.config.queue_poll)
 
     async def _follow(self) -> None:
         """Standby: keep head and issuer registry current, so reads and submission checks see the log as it is."""

@@ -1,5 +1,6 @@
-"""The web verifier: a static page at /verify that checks a document's proofs in the browser, and the trust
-policy the log publishes for it.
+"""The web verifier: a page at /verify that checks a document's proofs in the browser, with this log's trust policy
+and registry keys built into its HTML (logserver/verifierpage.py: never fetched at verification time), and the
+trust policy the log publishes for tools.
 
     GET /verify                  the page (verify.html); #h=<hex sha256>&i=<index> online, #b=<base64url> offline
     GET /verify/<asset>          its script, style sheet and translations, shipped in logserver/web/
@@ -7,17 +8,22 @@ policy the log publishes for it.
     GET /api/v1/policy           the C2SP tlog-policy text: this log's key, its witnesses, a majority quorum
 
 Every response of the page carries one strict Content-Security-Policy: no inline script or style, nothing from
-another origin. The page's scripts are plain JavaScript written for it; no third-party code.
+another origin. The page's scripts are plain JavaScript written for it; no third-party code. The log's public reads
+(checkpoint, bundles, document lookups, tiles) allow any origin (`PublicReads`), so a copy of the page hosted on
+another site can ask this log; they are public data, and the page trusts none of it without proof.
 """
 
 import re
 from collections.abc import Callable, Sequence
-from importlib import resources
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from logserver import verifierpage
+from logserver.verifierpage import ASSETS, LOG_LAYOUT, SERVICE_WORKER, Trust, render_page
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -29,17 +35,8 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-ASSETS = {
-    "verify.js": "text/javascript; charset=utf-8",
-    "qrlink.js": "text/javascript; charset=utf-8",
-    "i18n.js": "text/javascript; charset=utf-8",
-    "verify.css": "text/css; charset=utf-8",
-}
 _POLICY_NAME = re.compile(r"[^A-Za-z0-9._-]")
-
-
-def _asset(name: str) -> bytes:
-    return resources.files("logserver").joinpath("web", name).read_bytes()
+_PUBLIC_READS = ("/checkpoint", "/tile/", "/api/v1/bundle/", "/api/v1/documents/", "/api/v1/log", "/api/v1/issuers")
 
 
 def policy_text(log_vkey: str, witnesses: Sequence[dict[str, Any]]) -> str:
@@ -60,19 +57,25 @@ def policy_text(log_vkey: str, witnesses: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def web_routes(log_vkey: str, witness_status: Callable[[], list[dict[str, Any]]]) -> list[Route]:
+def web_routes(
+    log_vkey: str, witness_status: Callable[[], list[dict[str, Any]]], origin: str, registry_vkeys: Sequence[str]
+) -> list[Route]:
     async def page(request: Request) -> Response:
-        return Response(_asset("verify.html"), media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
+        trust = Trust(origin, log_vkey, tuple(registry_vkeys), policy_text(log_vkey, witness_status()))
+        body = render_page(trust, LOG_LAYOUT)
+        return Response(body, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
-    async def asset(request: Request) -> Response:
+    async def page_asset(request: Request) -> Response:
         name = request.path_params["name"]
         if name not in ASSETS:
             body = b'{"error": "not_found", "message": "no such file of the verifier page"}'
             return Response(body, 404, headers=SECURITY_HEADERS, media_type="application/json")
-        return Response(_asset(name), media_type=ASSETS[name], headers=SECURITY_HEADERS)
+        return Response(verifierpage.asset(name), media_type=ASSETS[name], headers=SECURITY_HEADERS)
 
     async def service_worker(request: Request) -> Response:
-        return Response(_asset("sw.js"), media_type="text/javascript; charset=utf-8", headers=SECURITY_HEADERS)
+        return Response(
+            verifierpage.asset(SERVICE_WORKER), media_type="text/javascript; charset=utf-8", headers=SECURITY_HEADERS
+        )
 
     async def policy(request: Request) -> Response:
         text = policy_text(log_vkey, witness_status())
@@ -80,7 +83,28 @@ def web_routes(log_vkey: str, witness_status: Callable[[], list[dict[str, Any]]]
 
     return [
         Route("/verify", page),
-        Route("/verify/{name}", asset),
+        Route("/verify/{name}", page_asset),
         Route("/verify-sw.js", service_worker),
         Route("/api/v1/policy", policy),
     ]
+
+
+class PublicReads:
+    """ASGI middleware: the log's public GET reads may be fetched from any origin (CORS), for verifier pages hosted
+    on other sites (`tlog verifier-site`). No credentials are involved; writes are not opened."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if scope.get("method") != "GET" or not path.startswith(_PUBLIC_READS):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_open(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"access-control-allow-origin", b"*"))
+            await send(message)
+
+        await self.app(scope, receive, send_open)

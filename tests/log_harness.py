@@ -114,7 +114,9 @@ def post_statements(client: httpx.Client, statements: list[bytes]) -> httpx.Resp
     return client.post("/api/v1/entries", json={"statements": [base64.b64encode(s).decode() for s in statements]})
 
 
-def register_issuer(client: httpx.Client, server: LogProcess, issuer: Ed25519Signer, label: str = "Issuer") -> int:
+def register_issuer(client: httpx.Client, server: LogProcess, issuer: Ed25519Signer, label: str | None = None) -> int:
+    """An issuer-add for `issuer`, labelled `label` or, by default, after its key name (labels belong to one issuer)."""
+    label = label or f"Issuer {issuer.verifier().name}"
     registry = server.key("registry.key")
     origin = client.get("/api/v1/log").json()["origin"]
     statement = Statement(

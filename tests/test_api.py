@@ -3,18 +3,19 @@ from the same values, and the real app driven in-process through httpx's ASGI tr
 end-to-end tests stay beside these)."""
 
 import asyncio
+import inspect
 import re
 import time
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import orjson
 import pytest
 
 from logserver import api
 from logserver.app import ROUTES
-from logserver.client import LogClientError
+from logserver.client import LogClient, LogClientError
 from logserver.config import WitnessConfig as LogWitnessConfig
 from logserver.openapi import OPENAPI
 from logserver.witnessing import WitnessState
@@ -36,11 +37,14 @@ EXAMPLES: list[api.WireValue] = [
     api.InclusionProof(1, 9, (HASH,)),
     api.ConsistencyProof(0, 9, ()),
     api.DocumentHistory(
-        HASH, "revoked", (api.DocumentStatement(4, "revoke", "i.example", "vkey", 1790000000, None, "x", b"s", b"b"),)
+        HASH,
+        "revoked",
+        (api.DocumentStatement(4, "revoke", "i.example", "vkey", "Ministry", 1790000000, None, "x", b"s", b"b"),),
+        (api.Registration("vkey", "Ministry", None, 1, b"s", b"b"),),
     ),
     api.IssuerRegistry(
         ("registry+1+AA",),
-        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None)),)),),
+        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None), None),)),),
     ),
     api.LogInfo(
         ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)
@@ -90,9 +94,11 @@ def test_hashes_have_one_encoding() -> None:
         with pytest.raises(MalformedError, match=r"^proof\[0\]: want a base64 SHA-256 hash"):
             api.InclusionProof.from_json({**good, "proof": [bad]})
     with pytest.raises(MalformedError, match=r"^document: want 64 lowercase hex"):
-        api.DocumentHistory.from_json({"document": HASH.hex().upper(), "status": "valid", "statements": []})
+        api.DocumentHistory.from_json(
+            {"document": HASH.hex().upper(), "status": "valid", "statements": [], "registrations": []}
+        )
     with pytest.raises(MalformedError, match=r"^status: want one of valid, revoked, unknown"):
-        api.DocumentHistory.from_json({"document": HASH.hex(), "status": "fine", "statements": []})
+        api.DocumentHistory.from_json({"document": HASH.hex(), "status": "fine", "statements": [], "registrations": []})
 
 
 def test_a_submission_needs_a_statement() -> None:
@@ -195,3 +201,16 @@ def test_a_malformed_answer_is_a_client_error_naming_the_field(tmp_path: Path) -
             assert bad.value.code == "malformed_answer"
 
     asyncio.run(scenario())
+
+
+def test_the_client_returns_typed_values_not_dicts() -> None:
+    """Every JSON endpoint's method returns a value of logserver.api; the others return bytes (notes, tiles)."""
+    returns = {
+        name: get_type_hints(method)["return"]
+        for name, method in inspect.getmembers(LogClient, inspect.iscoroutinefunction)
+        if not name.startswith("_") and name not in ("close", "__aenter__", "__aexit__")
+    }
+    assert returns["info"] is api.LogInfo and returns["document"] is api.DocumentHistory
+    for name, kind in returns.items():
+        typed = isinstance(kind, type) and issubclass(kind, api.WireValue)
+        assert typed or kind in (bytes, bytes | None), f"LogClient.{name} returns {kind}"

@@ -11,7 +11,8 @@ REPO = Path(__file__).resolve().parent.parent
 CORE = "tlogcore"
 PROJECT = {CORE, "logserver", "witness", "monitor", "tools", "loadtest"}
 # What clients (monitor, tools, loadtest) may import from the services: the clients and the log's wire protocol.
-CLIENTS = {"logserver.api", "logserver.client", "witness.client"}
+# And the verifier page's builder, which `tlog verifier-site` shares with the log's own /verify (issue 16).
+CLIENTS = {"logserver.api", "logserver.client", "logserver.verifierpage", "witness.client"}
 
 
 def allowed(package: str, module_path: Path, target: str) -> bool:

@@ -40,8 +40,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         registry = ["--log", stack.url, "--registry-key", str(stack.server.data / "registry.key")]
         _, old_key = keygen(tmp, "moeys.gov.kh", "old.key")
         new_file, new_key = keygen(tmp, "moeys.gov.kh", "new.key")
-        for key in (old_key, new_key):
-            added = tlog("issuer", "add", *registry, "--issuer", key, "--label", "Ministry of Education")
+        for key, rotation in ((old_key, []), (new_key, ["--continues", old_key])):  # the new key continues the old
+            added = tlog("issuer", "add", *registry, "--issuer", key, "--label", "Ministry of Education", *rotation)
             assert added.exit_code == 0, added.output
         retired = tlog("issuer", "retire", *registry, "--issuer", old_key, "--reason", "key rotated")
         assert retired.exit_code == 0, retired.output

@@ -16,8 +16,10 @@ from log_harness import LogProcess, free_port, log_verifier, register_issuer, se
 from pg_cluster import PgDatabase
 from test_logserver_crash import Submitter, check_log
 
+from logserver.keyguard import KeyGuard
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
+from logserver.storage import Head
 from tlogcore import merkle
 from tlogcore.errors import NotAllowedError
 from tlogcore.keys import Ed25519Signer
@@ -158,5 +160,68 @@ def test_a_standby_queues_submissions_the_sequencer_logs_or_refuses(pg_database:
                 task.cancel()
             for store in stores:
                 await store.close()
+
+    asyncio.run(scenario())
+
+
+class HeldCommitRecord(KeyGuard):
+    """The key guard's record of a commit, held until released: the window, after the commit, in which the entries
+    are in the database but the sequencer's head has not moved yet (its fsync is slow on a loaded machine)."""
+
+    def __init__(self, origin: str, signer: Ed25519Signer) -> None:
+        super().__init__(origin, signer.verifier())
+        self.reached, self.release = asyncio.Event(), asyncio.Event()
+
+    async def committed(self, new: Head) -> None:
+        if new.size > 0:
+            self.reached.set()
+            await self.release.wait()
+        await super().committed(new)
+
+
+async def answered_with_head(sequencer: Sequencer, submissions: list[Submission]) -> tuple[int, int]:
+    """(the entry's index, the size of the head the response's checkpoint would come from) as intake.py takes them."""
+    [sequenced] = await sequencer.submit(submissions)
+    return sequenced.index, sequencer.size
+
+
+def test_an_answer_found_in_the_database_during_a_commit_waits_for_the_head_covering_it(
+    pg_database: PgDatabase,
+) -> None:
+    """Found in the database before the sequencer moved its head (a statement queued while this process did not
+    sequence, or resubmitted): the answer waits for the head that proves it. Before, the index was past the head
+    and intake.py answered 400 'index n is not in a tree of size n' for a valid submission (seen under load)."""
+    origin = "window.log.example"
+    log_key, registry = Ed25519Signer(origin, seed(61)), Ed25519Signer(origin + "/registry", seed(62))
+
+    def issuer_add() -> Submission:
+        issuer = Ed25519Signer("office.example.gov.kh", seed(70)).verifier().vkey
+        statement = Statement(origin, ISSUER_ADD, registry.verifier().vkey, int(time.time()), issuer=issuer)
+        return submission(statement, registry)
+
+    async def scenario() -> None:
+        store = await PostgresStorage.open(pg_database.dsn, pool_size=4)
+        guard = HeldCommitRecord(origin, log_key)
+        config = SequencerConfig(origin, frozenset([registry.verifier().vkey]), flush_interval=0.02, queue_poll=0.01)
+        sequencer = Sequencer(store, log_key, config, guard=guard)
+        task = None
+        try:
+            await sequencer.load()
+            assert sequencer.not_sequencing is not None  # accepted as a standby: queued for whoever sequences
+            first = issuer_add()
+            queued = asyncio.create_task(answered_with_head(sequencer, [first]))
+            await asyncio.sleep(0.2)
+            task = asyncio.create_task(sequencer.run())  # this process sequences now, and drains the queue
+            await asyncio.wait_for(guard.reached.wait(), 20)
+            again = asyncio.create_task(answered_with_head(sequencer, [first]))  # a resubmission
+            await asyncio.sleep(0.3)  # the queued submission polls the database meanwhile and finds its entry
+            guard.release.set()
+            answers = await asyncio.wait_for(asyncio.gather(queued, again), 20)
+            assert answers == [(0, 1), (0, 1)], answers  # (index, head size): before, the head was size 0
+        finally:
+            guard.release.set()
+            if task is not None:
+                task.cancel()
+            await store.close()
 
     asyncio.run(scenario())

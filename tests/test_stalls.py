@@ -90,13 +90,19 @@ def test_a_thousand_sockets_sending_one_byte_more_cannot_lock_clients_out(tmp_pa
                         break
                     await asyncio.sleep(0.5)
             served_after = time.monotonic() - started
-            closed = await closed_by_server(connections, 5.0)
+            # Each connection's deadline runs from its own answer; on a loaded machine the last wave is answered
+            # long after the first: wait (bounded, returning as soon as all are closed) a whole deadline and more.
+            closed = await closed_by_server(connections, DEFAULTS.header_timeout_seconds + 30)
+            closing = time.monotonic() - started - served_after
             for _, writer in connections:
                 writer.close()
-            return closed, len(connections), statuses, served_after
+            return closed, len(connections), statuses, served_after, closing
 
-        closed, held, statuses, served_after = asyncio.run(attack())
-    print(f"\nfigure: {held} connections held, {closed} closed by the server; honest served after {served_after:.1f} s")
+        closed, held, statuses, served_after, closing = asyncio.run(attack())
+    print(
+        f"\nfigure: {held} connections held, {closed} closed by the server (the last {closing:.1f} s after the honest"
+        f" client was served); honest served after {served_after:.1f} s"
+    )
     assert held >= DEFAULTS.max_connections - 5  # the attack filled the cap...
     assert statuses[0] == 503, statuses  # ...so an honest client was locked out at first
     assert statuses[-1] == 200, statuses  # and is served again while the attacker still holds its sockets

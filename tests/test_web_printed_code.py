@@ -23,6 +23,7 @@ from playwright.sync_api import BrowserContext, Page, Route
 from tools_stack import Stack, tlog, witnessed_log
 from web_browser import chromium, open_verdict, screenshot
 
+from logserver.verifierpage import LOG_LAYOUT, Trust, render_page
 from logserver.webpage import CSP
 from tlogcore.bundle import parse_tlog_proof
 from tlogcore.checkpoint import parse_checkpoint
@@ -159,7 +160,7 @@ def test_qr_photo_decodes_to_the_link_that_opens_the_page_genuine(world: World, 
 def test_revoked_documents_offline_code_with_the_log_reachable_is_revoked(world: World, page: Page) -> None:
     link = world.offline_link(hashlib.sha256(REVOKED_PDF).digest())
     assert open_verdict(page, link) == "revoked", page.text_content("#verdict-reason")
-    assert "error" in (page.text_content("#verdict-reason") or "")
+    assert "error" in (page.text_content("#verdict-why") or "")  # the reason the issuer gave
     screenshot(page, "printed-revoked-offline-code")
 
 
@@ -228,36 +229,54 @@ def test_wrong_file_then_the_right_one_is_genuine(world: World, page: Page) -> N
     page.wait_for_selector("#verdict[data-verdict='tampered']")
 
 
-def serve_vectors(page: BrowserContext) -> None:
-    """The vector file's trust policy and entries in place of the real log's; no newest checkpoint. Routed on the
-    context, so that requests the page's service worker makes are served from the vectors too."""
+def serve_vectors(page: BrowserContext, offline: dict[str, bool]) -> None:
+    """The vector file's trust (built into the page, as the log builds its own) and entries in place of the real
+    log's; no newest checkpoint. The vectors' issuer key was never added by any registry: while `offline["now"]` the
+    log is unreachable (the offline proof stands alone), else it answers with no registration for that key. Routed on
+    the context, so that requests the page's service worker makes are served from the vectors too."""
     bundles = {g["index"]: g["bundle"] for g in VECTORS["good"] if g["bundle"]}
+    log_vkey = VECTORS["policy"].split("\n")[0].removeprefix("log ")
+    trust = Trust(log_vkey.split("+")[0], log_vkey, (), VECTORS["policy"])
 
     def documents(route: Route) -> None:
+        if offline["now"]:
+            route.abort()
+            return
         document = route.request.url.rsplit("/", 1)[1]
         found = [g for g in VECTORS["good"] if g["document"] == document and g["bundle"]]
         statements = [{"kind": "issue", "index": g["index"], "bundle": g["bundle"]} for g in found[:1]]
-        route.fulfill(status=200, content_type="application/json", body=json.dumps({"statements": statements}))
+        listing = {"statements": statements, "registrations": []}
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(listing))
 
     def bundle(route: Route) -> None:
         index = int(route.request.url.rsplit("/", 1)[1].split("?")[0])
         route.fulfill(status=200, content_type="text/plain", body=bundles[index])
 
-    page.route("**/api/v1/policy", lambda r: r.fulfill(status=200, content_type="text/plain", body=VECTORS["policy"]))
+    page_html = render_page(trust, LOG_LAYOUT)
+    page.route("**/verify", lambda r: r.fulfill(status=200, content_type="text/html", body=page_html))
     page.route("**/api/v1/documents/*", documents)
     page.route("**/api/v1/bundle/*", bundle)
     page.route("**/checkpoint", lambda r: r.abort())
 
 
 def test_the_pages_decoder_reads_the_shared_vectors(world: World, browser: BrowserContext, page: Page) -> None:
-    """The vectors' trust policy is served for this test only; the service worker's cache is emptied afterwards
-    so that it never reaches another test."""
-    serve_vectors(browser)
+    """The vectors' trust is served for this test only; the service worker's cache is emptied afterwards so that it
+    never reaches another test."""
+    offline = {"now": False}
+    serve_vectors(browser, offline)
     try:
-        check_vectors(page, world.stack.url + "/verify#")
+        # The vectors' trust replaces the real log's at the same site: forget the pinned one, as the person would
+        # by accepting new keys, so that the page pins the vectors' on this first use (and the real one after).
+        page.goto(world.stack.url + "/verify")
+        page.evaluate(FORGET_PINNED_TRUST)
+        check_vectors(page, world.stack.url + "/verify#", offline)
     finally:
+        page.evaluate(FORGET_PINNED_TRUST)
         browser.unroute_all()
         page.evaluate(FORGET_SERVICE_WORKER)
+
+
+FORGET_PINNED_TRUST = "localStorage.removeItem('tlog-trust')"
 
 
 FORGET_SERVICE_WORKER = """async () => {
@@ -266,15 +285,26 @@ FORGET_SERVICE_WORKER = """async () => {
 }"""
 
 
-def check_vectors(page: Page, base: str) -> None:
+def check_vectors(page: Page, base: str, offline: dict[str, bool]) -> None:
+    """Every good link decodes and its proofs verify: offline codes with the log unreachable are genuine on the
+    proof alone; online codes are "not from a registered issuer" (the vectors' key is in no registry), with every
+    other check passed. Bad links are never genuine."""
     for item in VECTORS["good"]:
+        offline["now"] = item["offline"]
         verdict = open_verdict(page, base + item["url"].partition("#")[2])
-        assert verdict == "genuine", (item["name"], page.text_content("#verdict-reason"))
+        wanted = "genuine" if item["offline"] else "unregistered"
+        assert verdict == wanted, (item["name"], page.text_content("#verdict-reason"))
+        failed = page.locator("#check-list li.fail").all_text_contents()
+        if item["offline"]:
+            assert failed == [], (item["name"], failed)
+        else:  # the one failed check is the registration
+            assert len(failed) == 1 and failed[0].startswith("✗Issuer's key registered"), (item["name"], failed)
         assert page.text_content("#f-hash") == item["document"], item["name"]
         assert page.text_content("#f-entry", timeout=1000).startswith(f"#{item['index']} "), item["name"]
-        if item["paper"]:
+        if item["paper"] and item["offline"]:  # the paper is shown only for a verified genuine or revoked document
             for _name, value in item["paper"]["fields"]:
                 assert value in (page.text_content("#paper") or ""), item["name"]
+    offline["now"] = False
     for item in VECTORS["bad"]:
         assert open_verdict(page, base + item["url"].partition("#")[2]) != "genuine", item["why"]
 
@@ -283,4 +313,4 @@ def test_the_link_decoder_is_served_with_the_pages_csp_and_cached_for_offline(wo
     response = httpx.get(world.stack.url + "/verify/qrlink.js")
     assert response.status_code == 200 and response.headers["content-security-policy"] == CSP
     assert "TLOG_QRLINK" in response.text
-    assert '"/verify/qrlink.js"' in httpx.get(world.stack.url + "/verify-sw.js").text
+    assert '"qrlink.js"' in httpx.get(world.stack.url + "/verify-sw.js").text

@@ -1,5 +1,6 @@
 """The page's status rule (`documentStatus` in logserver/web/verify.js) on the same vectors as tlogcore/status.py
-(tests/vectors/status/status.json), run in headless Chromium on the page as the log serves it."""
+(tests/vectors/status/status.json), run in headless Chromium on the page as the log serves it. The page takes the
+vectors' key tokens as the keys themselves: two tokens that share a key name are still two keys."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,9 @@ def statuses(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
         page = context.new_page()
         page.goto(f"{server.url}/verify")
         page.wait_for_selector("body[data-done='1']")
-        answers = page.evaluate("(cases) => cases.map((c) => window.TLOG_STATUS.documentStatus(c.statements))", CASES)
+        answers = page.evaluate(
+            "(cases) => cases.map((c) => window.TLOG_STATUS.documentStatus(c.statements, c.continues))", CASES
+        )
         yield [str(a) for a in answers]
 
 

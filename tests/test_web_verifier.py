@@ -145,12 +145,18 @@ def test_served_with_a_strict_csp_and_the_published_policy(world: World) -> None
 def test_genuine_online_then_the_right_file(world: World, page: Page) -> None:
     verdict = open_verdict(page, world.online_url)
     assert verdict == "genuine", (page.text_content("#verdict-reason"), page.text_content("#check-list"))
-    assert page.text_content("#f-issuer") == "moeys.gov.kh"
+    issuer = page.text_content("#f-issuer") or ""
+    assert issuer.startswith("Ministry of Education — registered by the log's registry in entry #0"), issuer
+    assert "(moeys.gov.kh+" in issuer  # the key, beside the registered label
+    assert page.text_content("#site-host") == world.stack.url.removeprefix("http://")
+    assert page.text_content("#site-log") == world.stack.origin
     assert page.text_content("#f-ref") == "Diploma 2026/17"
     assert page.text_content("#f-hash") == hashlib.sha256(PDF).hexdigest()
     vouched = page.text_content("#f-witnesses") or ""
     assert "2 of 3" in vouched or "3 of 3" in vouched, vouched
     assert (page.text_content("#policy-text") or "").startswith(f"log {world.stack.log_vkey}\n")
+    assert "Registered issuer" not in (page.text_content("#check-list") or "")
+    assert "Issuer's key registered before the document" in (page.text_content("#check-list") or "")
     assert open_verdict(page, world.online_url) == "genuine"
     page.set_input_files("#file-input", str(world.tmp / "diploma.pdf"))
     page.wait_for_selector("#file-result.ok")
@@ -188,7 +194,8 @@ def test_wrong_file_dropped(world: World, page: Page) -> None:
 
 def test_revoked(world: World, page: Page) -> None:
     assert open_verdict(page, world.revoked_url) == "revoked"
-    assert "issued in error" in (page.text_content("#verdict-reason") or "")
+    assert page.text_content("#verdict-reason") == "The issuer has revoked this document."
+    assert page.text_content("#verdict-why") == "Reason given by the issuer: issued in error"
     screenshot(page, "revoked")
 
 
@@ -232,7 +239,13 @@ def test_bad_cosignature(world: World, page: Page) -> None:
         return signatures
 
     assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, break_one))) == "tampered"
-    assert "cosignature" in (page.text_content("#verdict-reason") or "")
+    assert page.text_content("#verdict-reason") == (
+        "A witness's signature on the log's record does not match: the proof was changed."
+    )
+    assert "cosignature" in (page.text_content("#verdict-detail") or "")  # the technical detail, one click away
+    assert not page.is_visible("#verdict-detail")
+    page.click("#verdict-more summary")
+    assert page.is_visible("#verdict-detail")
     screenshot(page, "bad-cosignature")
 
 
@@ -242,7 +255,8 @@ def test_quorum_not_met(world: World, page: Page) -> None:
         return [s for s in signatures if s.name == origin] + witnesses[:1]
 
     assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, keep_one))) == "cannot_verify"
-    assert "quorum" in (page.text_content("#verdict-reason") or "")
+    assert page.text_content("#verdict-reason") == "Not enough independent witnesses vouched for the log's record."
+    assert "quorum" in (page.text_content("#verdict-detail") or "")
     screenshot(page, "quorum-not-met")
 
     def no_log_signature(origin: str, signatures: list[Signature]) -> list[Signature]:
@@ -260,12 +274,12 @@ def test_zz_offline_with_the_server_stopped(world: World, page: Page) -> None:
     bundle from the URL with nothing listening on the port any more."""
     open_verdict(page, world.stack.url + "/verify")
     page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
-    page.wait_for_function("caches.open('tlog-verify-v1').then(c => c.keys()).then(k => k.length >= 5)")
+    page.wait_for_function("caches.open('tlog-verify-v2').then(c => c.keys()).then(k => k.length >= 5)")
     world.stack.server.stop()
     with pytest.raises(httpx.HTTPError):
         httpx.get(world.stack.url + "/healthz", timeout=2)
     assert open_verdict(page, offline_url(world, world.binary)) == "genuine"
-    assert page.text_content("#f-issuer") == "moeys.gov.kh"
+    assert (page.text_content("#f-issuer") or "").startswith("moeys.gov.kh — registration not checked (offline)")
     screenshot(page, "offline-server-stopped")
     damaged = bytearray(world.binary)
     damaged[world.binary.index(from_binary(world.binary).proof[0]) + 3] ^= 0x01

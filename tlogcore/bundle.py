@@ -42,6 +42,7 @@ from tlogcore.encoding import (
     decode_utf8,
     parse_decimal,
     parse_hash_b64,
+    put_str8,
     put_uvarint,
 )
 from tlogcore.errors import MalformedError, ProofError
@@ -50,6 +51,8 @@ from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.note import Note, Signature, parse_note
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import DOCUMENT_KINDS, KINDS, Statement, parse_statement, parse_statement_key
+
+FORM = "the binary form"  # named in errors from put_str8
 
 HEADER = "c2sp.org/tlog-proof@v1"
 MAX_PROOF_HASHES = 63
@@ -144,26 +147,15 @@ def verify_bundle(
 # --- binary form -------------------------------------------------------------
 
 
-def _str8(value: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > 255:
-        raise MalformedError(f"{value[:30]!r} is too long for the binary form")
-    return bytes([len(raw)]) + raw
-
-
-def _read_str(reader: Reader, what: str) -> str:
-    return decode_utf8(reader.short_bytes(what), what)
-
-
 def _key_fields(vkey: str) -> bytes:
     verifier = parse_statement_key(vkey, "key")
     if type(verifier) is not BINARY_KEY:
         raise MalformedError(f"the binary form v1 carries {BINARY_KEY.__name__} keys only: use the text bundle")
-    return _str8(verifier.name) + verifier.material
+    return put_str8(verifier.name, FORM) + verifier.material
 
 
 def _read_vkey(reader: Reader, what: str) -> str:
-    name = _read_str(reader, what)
+    name = reader.str8(what)
     return BINARY_KEY(name, reader.take(KEY_SIZE, what)).vkey
 
 
@@ -172,12 +164,14 @@ def to_binary(bundle: TlogProof) -> bytes:
     if bundle.extra is None:
         raise MalformedError("bundle carries no statement")
     statement = parse_statement(bundle.extra)
+    if statement.continues is not None:  # a field the binary form (made for QR codes) does not carry
+        raise MalformedError("a rotation (issuer-add that continues a key) has no binary bundle; use the text form")
     statement_note = parse_note(bundle.extra)
     out = bytearray(BINARY_MAGIC)
-    out += bytes([KINDS.index(statement.kind)]) + put_uvarint(statement.time) + _str8(statement.origin)
+    out += bytes([KINDS.index(statement.kind)]) + put_uvarint(statement.time) + put_str8(statement.origin, FORM)
     out += _key_fields(statement.signer)
     out += statement.document if statement.document is not None else _key_fields(statement.issuer or "")
-    out += _str8(statement.ref or "") + _str8(statement.reason or "")
+    out += put_str8(statement.ref or "", FORM) + put_str8(statement.reason or "", FORM)
     out += statement_note.signatures[0].signature
     out += put_uvarint(bundle.index) + bytes([len(bundle.proof)]) + b"".join(bundle.proof)
     note = parse_note(bundle.checkpoint, MAX_CHECKPOINT_NOTE_SIZE)
@@ -185,12 +179,12 @@ def to_binary(bundle: TlogProof) -> bytes:
     if checkpoint.origin != statement.origin or note.to_bytes() != bundle.checkpoint:
         raise MalformedError("checkpoint is not canonical or not for the statement's log")
     out += put_uvarint(checkpoint.size) + checkpoint.root
-    out += bytes([len(checkpoint.extensions)]) + b"".join(_str8(e) for e in checkpoint.extensions)
+    out += bytes([len(checkpoint.extensions)]) + b"".join(put_str8(e, FORM) for e in checkpoint.extensions)
     out += bytes([len(note.signatures)])
     for signature in note.signatures:
         blob = signature.key_id.to_bytes(4, "big") + signature.signature
         name = "" if signature.name == checkpoint.origin else signature.name
-        out += _str8(name) + put_uvarint(len(blob)) + blob
+        out += put_str8(name, FORM) + put_uvarint(len(blob)) + blob
     return bytes(out)
 
 
@@ -206,15 +200,15 @@ def from_binary(data: bytes) -> TlogProof:
         raise MalformedError("unknown statement kind")
     kind = KINDS[kind_index]
     time = reader.uvarint("statement time", MAX_INT64)
-    origin = _read_str(reader, "origin")
+    origin = reader.str8("origin")
     signer = _read_vkey(reader, "signer")
     document = issuer = None
     if kind in DOCUMENT_KINDS:
         document = reader.take(HASH_SIZE, "document")
     else:
         issuer = _read_vkey(reader, "issuer")
-    ref = _read_str(reader, "ref") or None
-    reason = _read_str(reader, "reason") or None
+    ref = reader.str8("ref") or None
+    reason = reader.str8("reason") or None
     statement = Statement(origin, kind, signer, time, document, issuer, ref, reason)
     signer_verifier = statement.signer_verifier
     signature = reader.take(SIGNATURE_SIZE, "statement signature")
@@ -224,11 +218,11 @@ def from_binary(data: bytes) -> TlogProof:
     proof = tuple(reader.take(HASH_SIZE, "proof hash") for _ in range(reader.byte("proof count")))
     size = reader.uvarint("tree size")
     root = reader.take(HASH_SIZE, "root")
-    extensions = tuple(_read_str(reader, "extension") for _ in range(reader.byte("extension count")))
+    extensions = tuple(reader.str8("extension") for _ in range(reader.byte("extension count")))
     checkpoint = Checkpoint(origin, size, root, extensions)
     signatures = []
     for _ in range(reader.byte("signature count")):
-        name = _read_str(reader, "signature name") or origin
+        name = reader.str8("signature name") or origin
         blob = reader.take(reader.uvarint("signature length", MAX_CHECKPOINT_NOTE_SIZE), "signature")
         if len(blob) < 5:
             raise MalformedError("signature is too short")

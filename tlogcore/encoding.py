@@ -89,6 +89,15 @@ def put_uvarint(value: int) -> bytes:
             return bytes(out)
 
 
+def put_str8(value: str, form: str) -> bytes:
+    """`value` as UTF-8 after a one-byte length (the `str8` of our binary forms); `form` names the binary form
+    in the error when it does not fit."""
+    raw = value.encode()
+    if len(raw) > 255:
+        raise MalformedError(f"{value[:30]!r} is too long for {form}")
+    return bytes([len(raw)]) + raw
+
+
 class Reader:
     """Bounds-checked cursor over binary input; every read names what it was reading."""
 
@@ -126,6 +135,10 @@ class Reader:
     def short_bytes(self, what: str) -> bytes:
         """A length-prefixed (one byte) string of at most 255 bytes."""
         return self.take(self.byte(what), what)
+
+    def str8(self, what: str) -> str:
+        """UTF-8 text written by `put_str8`."""
+        return decode_utf8(self.short_bytes(what), what)
 
     def done(self, what: str) -> None:
         if self._pos != len(self._data):

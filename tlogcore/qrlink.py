@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 from tlogcore.bundle import TlogProof
 from tlogcore.checkpoint import MAX_CHECKPOINT_NOTE_SIZE, Checkpoint, parse_checkpoint
-from tlogcore.encoding import HASH_SIZE, MAX_INT64, Reader, decode_utf8, put_uvarint
+from tlogcore.encoding import HASH_SIZE, MAX_INT64, Reader, put_str8, put_uvarint
 from tlogcore.errors import MalformedError
 from tlogcore.keys import Ed25519Verifier
 from tlogcore.merkle import leaf_hash, root_from_inclusion_proof
@@ -50,6 +50,8 @@ from tlogcore.note import Note, Signature, parse_note
 from tlogcore.paperfields import PaperFields, read_paper_fields
 from tlogcore.policy import Policy
 from tlogcore.statement import ISSUE, Statement, parse_statement, parse_statement_key
+
+FORM = "a QR link"  # named in errors from put_str8
 
 ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ$*+-./:"
 PREFIX = "TL1:"
@@ -129,17 +131,6 @@ class QrPayload:
         return self.document
 
 
-def _str8(value: str) -> bytes:
-    raw = value.encode()
-    if len(raw) > 255:
-        raise MalformedError(f"{value[:30]!r} is too long for a QR link")
-    return bytes([len(raw)]) + raw
-
-
-def _read_str(reader: Reader, what: str) -> str:
-    return decode_utf8(reader.short_bytes(what), what)
-
-
 def online_payload(document: bytes, index: int, paper: PaperFields | None = None) -> bytes:
     """The online form: which entry, about which document (or which paper fields)."""
     if paper is not None and paper.document != document:
@@ -174,10 +165,10 @@ def offline_payload(
     signer = parse_statement_key(statement.signer, "statement signer")
     out = bytearray([flags])
     out += paper.body() if paper else b""
-    out += _str8(statement.origin) if write_origin else b""
-    out += put_uvarint(statement.time) + _str8(signer.name) + signer.material
+    out += put_str8(statement.origin, FORM) if write_origin else b""
+    out += put_uvarint(statement.time) + put_str8(signer.name, FORM) + signer.material
     out += b"" if paper else statement.document
-    out += _str8(statement.ref or "") + parse_note(bundle.extra).signatures[0].signature
+    out += put_str8(statement.ref or "", FORM) + parse_note(bundle.extra).signatures[0].signature
     out += put_uvarint(bundle.index) + bytes([len(bundle.proof)]) + b"".join(bundle.proof)
     out += put_uvarint(checkpoint.size) + _log_signature(note, checkpoint.origin)
     kept = [s for s in note.signatures if s.name != checkpoint.origin and len(s.signature) == COSIGNATURE_BLOB - 4]
@@ -210,11 +201,11 @@ def decode_payload(data: bytes) -> QrPayload:
         index = reader.uvarint("index", MAX_INT64)
         reader.done("QR payload")
         return QrPayload(paper, document, index, None)
-    origin = _read_str(reader, "origin") if flags & ORIGIN else None
+    origin = reader.str8("origin") if flags & ORIGIN else None
     time = reader.uvarint("statement time", MAX_INT64)
-    signer = Ed25519Verifier(_read_str(reader, "signer name"), reader.take(32, "signer key"))
+    signer = Ed25519Verifier(reader.str8("signer name"), reader.take(32, "signer key"))
     document = paper.document if paper else reader.take(HASH_SIZE, "document")
-    ref = _read_str(reader, "ref") or None
+    ref = reader.str8("ref") or None
     statement = Statement(origin or "-", ISSUE, signer.vkey, time, document=document, ref=ref)
     statement_signature = reader.take(64, "statement signature")
     index = reader.uvarint("index", MAX_INT64)

@@ -8,6 +8,15 @@ log server (on start) and in any monitor, so nobody can add a key quietly.
 
 Rules: a key is added once (a retired key cannot come back: retirement usually
 means compromise); only an active key can be retired.
+
+Issuer identity belongs to the registry, not to a key's self-chosen name. A key
+name, and a label (the issuer's display name), belong to the first issuer that
+registered them: an `issuer-add` for a name or label another issuer holds is
+refused, naming the holder. A new key for the same issuer (rotation) is an
+`issuer-add` that says which registered key it `continues`; it may reuse that
+issuer's name and label. The continuation also lets the new key revoke what the
+old one issued (tlogcore/status.py). Retiring a key stops it writing; what it
+issued before stays issued.
 """
 
 from collections.abc import Iterable
@@ -26,6 +35,7 @@ class IssuerKey:
     retired_index: int | None = None
     retired_time: int | None = None
     retire_reason: str | None = None
+    continues: str | None = None  # the vkey this key continues (rotation), from its issuer-add
 
     @property
     def active(self) -> bool:
@@ -36,6 +46,26 @@ class IssuerKey:
 class Registry:
     registry_keys: frozenset[str]  # vkeys allowed to sign registry statements
     keys: dict[str, IssuerKey] = field(default_factory=dict)
+
+    def continuations(self) -> dict[str, str]:
+        """Each rotated key -> the key it continues: what the status rule needs (tlogcore/status.py)."""
+        return {k.vkey: k.continues for k in self.keys.values() if k.continues is not None}
+
+    def issuer_of(self, vkey: str) -> str:
+        """The issuer a registered key belongs to: the first key of its chain of continuations."""
+        seen = {vkey}
+        while (before := self.keys[vkey].continues) is not None and before not in seen:
+            vkey = before
+            seen.add(vkey)
+        return vkey
+
+    def holder(self, name: str, label: str | None) -> IssuerKey | None:
+        """A registered key that holds this key name, or (when given) this label, whoever's issuer it is."""
+        folded = label.casefold() if label is not None else None
+        for key in self.keys.values():
+            if key.vkey.split("+", 1)[0] == name or (folded is not None and (key.label or "").casefold() == folded):
+                return key
+        return None
 
     def is_active(self, vkey: str) -> bool:
         key = self.keys.get(vkey)
@@ -51,16 +81,33 @@ class Registry:
             return
         if statement.signer not in self.registry_keys:
             raise NotAllowedError("registry statements must be signed by the log's registry key")
-        if statement.kind == ISSUER_ADD and statement.issuer in self.keys:
-            raise NotAllowedError("this issuer key was already added (a retired key cannot be re-added)")
+        if statement.kind == ISSUER_ADD:
+            self._check_add(statement.issuer or "", statement.ref, statement.continues)
         if statement.kind == ISSUER_RETIRE and not self.is_active(statement.issuer or ""):
             raise NotAllowedError("only an active issuer key can be retired")
+
+    def _check_add(self, vkey: str, label: str | None, continues: str | None) -> None:
+        if vkey in self.keys:
+            raise NotAllowedError("this issuer key was already added (a retired key cannot be re-added)")
+        if continues is not None and continues not in self.keys:
+            raise NotAllowedError(f"the key it continues, {continues}, is not registered in this log")
+        holder = self.holder(vkey.split("+", 1)[0], label)
+        if holder is None:
+            return
+        if continues is not None and self.issuer_of(holder.vkey) == self.issuer_of(continues):
+            return  # the same issuer's new key may keep its name and label
+        held_by = f"{holder.label!r} (key {holder.vkey})" if holder.label else f"key {holder.vkey}"
+        raise NotAllowedError(
+            f"key name {vkey.split('+', 1)[0]!r} or label {label!r} is already held by issuer {held_by}; "
+            "a new key for that issuer must say which of its keys it continues"
+        )
 
     def apply(self, statement: Statement, index: int) -> None:
         """Check, then record the statement logged at `index`."""
         self.check(statement)
         if statement.kind == ISSUER_ADD and statement.issuer is not None:
-            self.keys[statement.issuer] = IssuerKey(statement.issuer, statement.ref, index, statement.time)
+            key = IssuerKey(statement.issuer, statement.ref, index, statement.time, continues=statement.continues)
+            self.keys[statement.issuer] = key
         elif statement.kind == ISSUER_RETIRE and statement.issuer is not None:
             key = self.keys[statement.issuer]
             key.retired_index, key.retired_time, key.retire_reason = index, statement.time, statement.reason

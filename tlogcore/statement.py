@@ -7,6 +7,8 @@
     time <POSIX seconds>
     document <64 lowercase hex>    issue, revoke: the document's SHA-256
     issuer <vkey>                  issuer-add, issuer-retire: the issuer key concerned
+    continues <vkey>               optional, issuer-add only: the registered key of the same issuer that this new
+                                   key continues (rotation); the registry refuses a key name held by another issuer
     ref <text>                     optional: document number or type; an issuer's display name
     reason <text>                  optional, revoke and issuer-retire only
 
@@ -69,6 +71,7 @@ class Statement:
     issuer: str | None = None  # vkey, for the registry kinds
     ref: str | None = None
     reason: str | None = None
+    continues: str | None = None  # vkey, for issuer-add only: rotation within one issuer (tlogcore/registry.py)
 
     def __post_init__(self) -> None:
         if not self.origin or any(c.isspace() for c in self.origin) or "+" in self.origin:
@@ -86,6 +89,10 @@ class Statement:
             raise MalformedError(f"registry statements, and only they, name an issuer key ({self.kind})")
         if self.issuer is not None:
             parse_statement_key(self.issuer, "issuer key")
+        if self.continues is not None:
+            if self.kind != ISSUER_ADD:
+                raise MalformedError(f"a {self.kind} statement continues no key")
+            parse_statement_key(self.continues, "continued key")
         if self.ref is not None:
             check_text_value(self.ref, "ref")
         if self.reason is not None:
@@ -104,6 +111,8 @@ class Statement:
             lines.append(f"document {self.document.hex()}")
         if self.issuer is not None:
             lines.append(f"issuer {self.issuer}")
+        if self.continues is not None:
+            lines.append(f"continues {self.continues}")
         if self.ref is not None:
             lines.append(f"ref {self.ref}")
         if self.reason is not None:
@@ -131,6 +140,7 @@ def _parse_text(text: str) -> Statement:
         issuer=fields.pop("issuer", None),
         ref=fields.pop("ref", None),
         reason=fields.pop("reason", None),
+        continues=fields.pop("continues", None),
     )
     if fields:
         raise MalformedError(f"statement has unknown fields {sorted(fields)}")

@@ -2,13 +2,17 @@
 verify` and the web page (logserver/web/verify.js, `documentStatus`), which all run the same vectors:
 tests/vectors/status/status.json.
 
-valid: an issuer issued it and did not revoke it. revoked: an issuer that issued it (same key name) revoked it.
-unknown: nothing was issued. A revocation by another issuer is listed, but does not change the status: only the
-issuer can revoke its own document. Order does not matter; registry statements are ignored. Verifiers pass only
-the statements they have verified (signature, inclusion); the server passes every statement it holds.
+valid: an issuer issued it and did not revoke it. revoked: a revocation counts. unknown: nothing was issued.
+
+A revocation counts only when it is signed by the very key that issued the document, or by a key the registry
+declares to continue that key (an `issuer-add ... continues`, followed through any number of rotations: the new
+key can revoke what the old one issued, never the reverse). Key names are not identity: a revocation by another
+key that merely carries the same name, or by any other issuer, is listed and ignored. Order does not matter;
+registry statements are ignored. Verifiers pass only the statements and continuations they have verified
+(signature, inclusion); the server passes every statement it holds and its registry's continuations.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from tlogcore.statement import ISSUE, REVOKE, Statement
@@ -19,13 +23,24 @@ REVOKED: Status = "revoked"
 UNKNOWN: Status = "unknown"
 
 
-def counted_revocations(statements: Sequence[Statement]) -> list[Statement]:
-    """The revoke statements that count: by the key name of an issuer that issued the document."""
-    issuers = {s.signer_verifier.name for s in statements if s.kind == ISSUE}
-    return [s for s in statements if s.kind == REVOKE and s.signer_verifier.name in issuers]
+def continued_keys(vkey: str, continues: Mapping[str, str]) -> set[str]:
+    """The key itself and every key it continues, through the chain of rotations (cycles cannot loop)."""
+    keys = {vkey}
+    while (before := continues.get(vkey)) is not None and before not in keys:
+        keys.add(before)
+        vkey = before
+    return keys
 
 
-def document_status(statements: Sequence[Statement]) -> Status:
+def counted_revocations(statements: Sequence[Statement], continues: Mapping[str, str]) -> list[Statement]:
+    """The revoke statements that count: by a key that issued the document, or one that continues it."""
+    issuing_keys = {s.signer for s in statements if s.kind == ISSUE}
+    return [
+        s for s in statements if s.kind == REVOKE and not issuing_keys.isdisjoint(continued_keys(s.signer, continues))
+    ]
+
+
+def document_status(statements: Sequence[Statement], continues: Mapping[str, str]) -> Status:
     if not any(s.kind == ISSUE for s in statements):
         return UNKNOWN
-    return REVOKED if counted_revocations(statements) else VALID
+    return REVOKED if counted_revocations(statements, continues) else VALID

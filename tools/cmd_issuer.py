@@ -19,12 +19,25 @@ def issuer() -> None:
 
 
 async def _registry_statement(
-    log_url: str, registry: Signer, kind: str, issuer_vkey: str, label: str | None, reason: str | None
+    log_url: str,
+    registry: Signer,
+    kind: str,
+    issuer_vkey: str,
+    label: str | None,
+    reason: str | None,
+    continues: str | None = None,
 ) -> None:
     async with LogClient(log_url) as client:
         origin = (await client.info()).origin
         statement = Statement(
-            origin, kind, registry.verifier().vkey, int(time.time()), issuer=issuer_vkey, ref=label, reason=reason
+            origin,
+            kind,
+            registry.verifier().vkey,
+            int(time.time()),
+            issuer=issuer_vkey,
+            ref=label,
+            reason=reason,
+            continues=continues,
         )
         result = await client.submit([sign_statement(statement, registry)])
         click.echo(f"{kind} {issuer_vkey.split('+')[0]}: entry {result.entries[0].index}")
@@ -35,9 +48,19 @@ async def _registry_statement(
 @click.option("--registry-key", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--issuer", "issuer_vkey", required=True, help="The issuer's verifier key (from tlog keygen).")
 @click.option("--label", default=None, help="The issuer's display name, e.g. 'Ministry of Education'.")
-def issuer_add(log_url: str, registry_key: Path, issuer_vkey: str, label: str | None) -> None:
-    """Register an issuer key. Example: tlog issuer add --log URL --registry-key data/registry.key --issuer VKEY"""
-    run(_registry_statement(log_url, read_key(registry_key), ISSUER_ADD, issuer_vkey, label, None))
+@click.option(
+    "--continues",
+    default=None,
+    metavar="VKEY",
+    help="Rotation: the registered key of the same issuer that this new key continues (it may then keep that "
+    "issuer's key name and label, and revoke what the old key issued).",
+)
+def issuer_add(log_url: str, registry_key: Path, issuer_vkey: str, label: str | None, continues: str | None) -> None:
+    """Register an issuer key. Example: tlog issuer add --log URL --registry-key data/registry.key --issuer VKEY
+
+    A key name and a label belong to the issuer that registered them first; another issuer's key with the same
+    name or label is refused. A new key for the same issuer: add it with --continues OLD_VKEY."""
+    run(_registry_statement(log_url, read_key(registry_key), ISSUER_ADD, issuer_vkey, label, None, continues))
 
 
 @issuer.command("retire")

@@ -17,6 +17,12 @@ from tools.clikit import fetch_checkpoint, log_option, read_policy, run, write_a
 from tools.tileproofs import proof_from_tiles
 from tools.verify import load_bundle
 
+from_tiles_option = click.option(
+    "--from-tiles",
+    is_flag=True,
+    help="Compute the proof from the log's tiles, each checked against the checkpoint, not from its proof API.",
+)
+
 
 @click.command()
 @log_option
@@ -66,11 +72,7 @@ def proof() -> None:
 @click.option(
     "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), default=None
 )
-@click.option(
-    "--from-tiles",
-    is_flag=True,
-    help="Compute the proof from the log's tiles, each checked against the checkpoint, not from its proof API.",
-)
+@from_tiles_option
 def proof_inclusion(
     log_url: str, index: int | None, bundle_path: Path | None, policy_path: Path | None, from_tiles: bool
 ) -> None:
@@ -124,11 +126,7 @@ def proof_inclusion(
 @click.option(
     "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), required=True
 )
-@click.option(
-    "--from-tiles",
-    is_flag=True,
-    help="Compute the proof from the log's tiles, each checked against the checkpoint, not from its proof API.",
-)
+@from_tiles_option
 def proof_consistency(log_url: str, old_path: Path, policy_path: Path, from_tiles: bool) -> None:
     """Prove that the log's current tree extends an older checkpoint (no fork, no rewrite).
 

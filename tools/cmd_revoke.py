@@ -1,18 +1,39 @@
-"""`tlog revoke`: log a signed `revoke` statement for a document this issuer key issued."""
+"""`tlog revoke`: log a signed `revoke` statement for a document this issuer key issued.
+
+Before submitting, the log is asked about the document: a key may revoke only what it issued, or what a key it
+continues issued (tlogcore/status.py), and only once. Anything else is refused here, so the log never holds a
+revocation that does not count."""
 
 import time
 from pathlib import Path
 
 import click
 
+from logserver import api
 from logserver.client import LogClient
 from tlogcore.encoding import parse_hash_hex
 from tlogcore.errors import TlogError
+from tlogcore.statement import ISSUE, REVOKE, parse_statement
+from tlogcore.status import REVOKED, continued_keys, document_status
 from tools.clikit import log_option, read_key, run
 from tools.hashing import sha256_file
 from tools.submit import (
     revoke_statement,
 )
+
+
+def revocation_refusal(history: api.DocumentHistory, issuers: api.IssuerRegistry, vkey: str) -> str | None:
+    """Why this key may not revoke the document, by the one status rule; None when it may."""
+    statements = [parse_statement(item.statement) for item in history.statements]
+    keys = [key for issuer in issuers.issuers for key in issuer.keys]
+    continues = {key.vkey: key.continues for key in keys if key.continues is not None}
+    mine = continued_keys(vkey, continues)
+    issued = [s for s in statements if s.kind == ISSUE and s.signer in mine]
+    if not issued:
+        return "this key (or a key it continues) never issued this document in this log"
+    if document_status(issued + [s for s in statements if s.kind == REVOKE], continues) == REVOKED:
+        return "this document is already revoked by its issuer"
+    return None
 
 
 @click.command()
@@ -37,6 +58,10 @@ def revoke(log_url: str, key_path: Path, sha256_hex: str | None, reason: str | N
     async def go() -> None:
         async with LogClient(log_url) as client:
             origin = (await client.info()).origin
+            history, issuers = await client.document(document), await client.issuers()
+            refusal = revocation_refusal(history, issuers, signer.verifier().vkey)
+            if refusal is not None:
+                raise click.ClickException(f"{document.hex()}: {refusal}; nothing was submitted")
             result = await client.submit([revoke_statement(origin, signer, document, reason, int(time.time()))])
             click.echo(f"revoked {document.hex()}: entry {result.entries[0].index}")
 

@@ -98,6 +98,12 @@ def read_items(inputs: tuple[Path, ...], csv_path: Path | None, fields: bool, si
     return unique(items)
 
 
+def default_state(out: Path | None, csv_path: Path | None) -> Path | None:
+    if out is not None:
+        return out / STATE_NAME
+    return csv_path.with_name(csv_path.name + ".tlog-submit.json") if csv_path is not None else None
+
+
 def prepare_out(out: Path | None) -> None:
     if out is None:
         return
@@ -365,14 +371,7 @@ def submit(
         outputs = plan_outputs(items, out)
     except MalformedError as exc:
         raise click.ClickException(str(exc)) from exc
-    if state_path is None:
-        state_path = (
-            out / STATE_NAME
-            if out is not None
-            else csv_path.with_name(csv_path.name + ".tlog-submit.json")
-            if csv_path is not None
-            else None
-        )
+    state_path = state_path or default_state(out, csv_path)
     run = Run(
         log_url,
         signer,

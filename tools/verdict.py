@@ -8,6 +8,8 @@
 5 quorum not met     the checkpoint is not signed by a trusted log, or too few trusted witnesses cosigned it
 6 error              usage or input error: an unreadable file, a policy that does not parse, no bundle found
 7 network error      online mode: the log could not be reached or answered with an error
+8 not from a registered issuer  online mode: signed and logged, but by a key the log's registry did not add
+                     before the document's entry: whoever signed it is nobody the registry vouches for
 """
 
 import datetime
@@ -30,6 +32,7 @@ SIGNATURE_INVALID = "signature invalid"
 QUORUM_NOT_MET = "quorum not met"
 INPUT_ERROR = "error"
 NETWORK_ERROR = "network error"
+NOT_REGISTERED = "not from a registered issuer"
 
 EXIT_CODES = {
     GENUINE: 0,
@@ -40,6 +43,7 @@ EXIT_CODES = {
     QUORUM_NOT_MET: 5,
     INPUT_ERROR: 6,
     NETWORK_ERROR: 7,
+    NOT_REGISTERED: 8,
 }
 
 
@@ -75,6 +79,14 @@ def verdict_for_error(exc: TlogError) -> str:
 
 
 @dataclass(frozen=True)
+class Registered:
+    """What the registry says of the issuing key, from its issuer-add entry proven in the log (online)."""
+
+    label: str | None
+    index: int  # the issuer-add entry
+
+
+@dataclass(frozen=True)
 class Outcome:
     """The result of one verification: a verdict and what was established on the way."""
 
@@ -85,6 +97,7 @@ class Outcome:
     index: int | None = None
     checkpoint: Checkpoint | None = None
     witnesses: Sequence[str] = field(default_factory=tuple)
+    registered: Registered | None = None  # None: offline (not checked), or not registered
 
     @property
     def exit_code(self) -> int:
@@ -98,6 +111,8 @@ class Outcome:
             "index": self.index,
             "issuer": s.signer_verifier.name if s is not None else None,
             "issuer_key": s.signer if s is not None else None,
+            "issuer_label": self.registered.label if self.registered is not None else None,
+            "issuer_registered_at": self.registered.index if self.registered is not None else None,
             "kind": s.kind if s is not None else None,
             "time": s.time if s is not None else None,
             "ref": s.ref if s is not None else None,
@@ -117,11 +132,28 @@ class Outcome:
         return f"{self.verdict.upper()}: {reason}"
 
 
-def describe(statement: Statement, index: int, checkpoint: Checkpoint, witnesses: Sequence[str]) -> str:
+def issuer_words(statement: Statement, registered: Registered | None, online: bool) -> str:
+    """The issuer as people should read it: its registered label and key, or what is not known of it."""
+    if registered is not None:
+        label = repr(registered.label) if registered.label else "(no label)"
+        return f"{label} (key {statement.signer}, registered in entry {registered.index})"
+    if online:
+        return f"key {statement.signer}, which the log's registry never added"
+    return f"key {statement.signer} (registration not checked offline; use --log for it)"
+
+
+def describe(
+    statement: Statement,
+    index: int,
+    checkpoint: Checkpoint,
+    witnesses: Sequence[str],
+    registered: Registered | None = None,
+    online: bool = False,
+) -> str:
     when = datetime.datetime.fromtimestamp(statement.time, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     ref = f", ref {statement.ref!r}" if statement.ref else ""
     cosigned = f", cosigned by {', '.join(sorted(witnesses))}" if witnesses else ", no witness cosignatures"
     return (
-        f"issued by {statement.signer_verifier.name}{ref} on {when}; entry {index} of {checkpoint.origin} "
-        f"(tree size {checkpoint.size}{cosigned})"
+        f"issued by {issuer_words(statement, registered, online)}{ref} on {when}; entry {index} of "
+        f"{checkpoint.origin} (tree size {checkpoint.size}{cosigned})"
     )

@@ -5,19 +5,24 @@ witness quorum, the inclusion proof, and that the statement is about the documen
 
 Online, the log is asked and nothing it says is taken on its word: the current checkpoint must satisfy the
 policy, every statement it returns about the document must be signed by its signer and proven included in that
-checkpoint. The verdict then follows the one status rule (tlogcore/status.py) over the verified statements. A
-log could still hide a revocation from one verifier; monitors, which see every entry, are what catch that.
+checkpoint, and so must the `issuer-add` entries that registered the signers' keys (signed by the registry key the
+log names). The issuing key must have been registered before the document's entry, else the verdict is "not from a
+registered issuer"; the issuer is named by its registered label. The verdict then follows the one status rule
+(tlogcore/status.py) over the verified statements and the verified continuations. A log could still hide a
+revocation from one verifier; monitors, which see every entry, are what catch that.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from logserver import api
 from logserver.client import LogClient, LogClientError
 from tlogcore.bundle import TlogProof, VerifiedBundle, verify_bundle
+from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import MalformedError, TlogError
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
-from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
 from tlogcore.status import UNKNOWN, counted_revocations, document_status
 from tools.qr import OnlineRef, parse_payload
@@ -26,9 +31,11 @@ from tools.verdict import (
     INPUT_ERROR,
     NETWORK_ERROR,
     NOT_LOGGED,
+    NOT_REGISTERED,
     REVOKED,
     TAMPERED,
     Outcome,
+    Registered,
     describe,
     plain_client_error,
     verdict_for_error,
@@ -112,23 +119,53 @@ async def _check_online(
     lookup = await client.document(document)
     included: list[tuple[int, Statement]] = []
     for item in lookup.statements:
-        index, raw = item.index, item.statement
-        if index >= current.size:
+        if item.index >= current.size:
             continue  # not yet in a checkpoint the policy accepts
-        statement = parse_statement(raw)
-        if statement.document != document or statement.origin != current.origin:
-            raise MalformedError(f"the log returned entry {index}, which is about another document or log")
-        verify_inclusion(
-            leaf_hash(raw), index, current.size, (await client.inclusion_proof(index, current.size)).proof, current.root
-        )
-        included.append((index, statement))
-    return _online_verdict(document, included, trusted)
+        statement = await _proven(client, item.index, item.statement, current)
+        if statement.document != document:
+            raise MalformedError(f"the log returned entry {item.index}, which is about another document")
+        included.append((item.index, statement))
+    registry_keys = frozenset((await client.info()).registry_vkeys)
+    registered = await _registrations(client, lookup.registrations, registry_keys, current)
+    return online_verdict(document, included, registered, trusted)
 
 
-def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]], trusted: TrustedCheckpoint) -> Outcome:
+async def _proven(client: LogClient, index: int, raw: bytes, current: Checkpoint) -> Statement:
+    """A statement the log returned, signed by its signer and proven included in the trusted checkpoint."""
+    statement = parse_statement(raw)
+    if statement.origin != current.origin:
+        raise MalformedError(f"the log returned entry {index}, which is for another log")
+    proof = (await client.inclusion_proof(index, current.size)).proof
+    verify_inclusion(leaf_hash(raw), index, current.size, proof, current.root)
+    return statement
+
+
+async def _registrations(
+    client: LogClient, listed: Sequence[api.Registration], registry_keys: frozenset[str], current: Checkpoint
+) -> dict[str, tuple[int, Statement]]:
+    """The issuer-add entries the log returned, each proven included and signed by a registry key: vkey -> entry.
+    Which keys are the registry's is the log's word (GET /api/v1/log); monitors audit it (DESIGN.md)."""
+    found: dict[str, tuple[int, Statement]] = {}
+    for item in listed:
+        if item.index >= current.size:
+            continue
+        statement = await _proven(client, item.index, item.statement, current)
+        if statement.kind != ISSUER_ADD or statement.issuer != item.key or statement.signer not in registry_keys:
+            raise MalformedError(f"entry {item.index} is not an issuer-add of {item.key} by the registry key")
+        found[item.key] = (item.index, statement)
+    return found
+
+
+def online_verdict(
+    document: bytes,
+    included: Sequence[tuple[int, Statement]],
+    registered: Mapping[str, tuple[int, Statement]],
+    trusted: TrustedCheckpoint,
+) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
     statements = [s for _, s in included]
-    status = document_status(statements)
+    continues = {key: s.continues for key, (_, s) in registered.items() if s.continues is not None}
+    status = document_status(statements, continues)
     if status == UNKNOWN:
         return Outcome(
             NOT_LOGGED,
@@ -138,16 +175,21 @@ def _online_verdict(document: bytes, included: Sequence[tuple[int, Statement]], 
             witnesses=witnesses,
         )
     index, statement = next((i, s) for i, s in included if s.kind == ISSUE)
+    entry = registered.get(statement.signer)
+    known = Registered(entry[1].ref, entry[0]) if entry is not None and entry[0] < index else None
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
+    about = describe(statement, index, current, witnesses, known, online=True)
+    if known is None:
+        return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)
+    where["registered"] = known
     if status == REVOKED_STATUS:
-        revoke = counted_revocations(statements)[0]
+        revoke = counted_revocations(statements, continues)[0]
         revoke_index = next(i for i, s in included if s is revoke)
         reason = f" ({revoke.reason})" if revoke.reason else ""
         return Outcome(
             REVOKED,
             document,
-            f"revoked{reason} by {revoke.signer_verifier.name} in entry "
-            f"{revoke_index}; it was {describe(statement, index, current, witnesses)}",
+            f"revoked{reason} by key {revoke.signer} in entry {revoke_index}; it was {about}",
             **where,
         )
-    return Outcome(GENUINE, document, describe(statement, index, current, witnesses) + "; not revoked", **where)
+    return Outcome(GENUINE, document, about + "; not revoked", **where)

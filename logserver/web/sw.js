@@ -1,9 +1,13 @@
-// Service worker for the verifier page: keeps the page, its assets and the trust policy cached so that an
-// offline QR link (#b=...) verifies with the log unreachable. Network first, the cache when the network fails.
+// Service worker for the verifier page: keeps the page and its assets cached so that an offline QR link (#b=...)
+// verifies with the log unreachable. The trust policy is built into the page itself, so it is cached with it.
+// Network first, the cache when the network fails. Its query names the page and the asset folder it caches, so
+// one script serves the log's /verify and a static copy hosted elsewhere (logserver/verifierpage.py).
 "use strict";
-const CACHE = "tlog-verify-v1";
-const CACHED = ["/verify", "/verify/verify.js", "/verify/qrlink.js", "/verify/verify.css", "/verify/i18n.js",
-  "/api/v1/policy"];
+const CACHE = "tlog-verify-v2";
+const PARAMS = new URL(self.location.href).searchParams;
+const PAGE = new URL(PARAMS.get("page") || "/verify", self.location.href).pathname;
+const ASSETS = new URL(PARAMS.get("assets") || "/verify/", self.location.href).pathname;
+const CACHED = [PAGE, ...["verify.js", "qrlink.js", "verify.css", "i18n.js"].map((name) => ASSETS + name)];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(CACHED)).then(() => self.skipWaiting()));

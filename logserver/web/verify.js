@@ -246,6 +246,7 @@
     const lines = ["tlog-statement/v1", "log " + s.origin, "kind " + s.kind, "signer " + s.signer, "time " + s.time];
     if (s.document !== undefined) lines.push("document " + s.document);
     if (s.issuer !== undefined) lines.push("issuer " + s.issuer);
+    if (s.continues !== undefined) lines.push("continues " + s.continues);
     if (s.ref !== undefined) lines.push("ref " + s.ref);
     if (s.reason !== undefined) lines.push("reason " + s.reason);
     return lines.map((l) => l + "\n").join("");
@@ -256,7 +257,7 @@
     const lines = note.text.slice(0, -1).split("\n");
     if (lines[0] !== "tlog-statement/v1") throw malformed("not a statement");
     const s = {};
-    const order = ["log", "kind", "signer", "time", "document", "issuer", "ref", "reason"];
+    const order = ["log", "kind", "signer", "time", "document", "issuer", "continues", "ref", "reason"];
     let at = 0;
     for (const line of lines.slice(1)) {
       const space = line.indexOf(" ");
@@ -270,6 +271,7 @@
     s.time = decimal(s.time, "statement time").toString();
     if ((s.document !== undefined) !== (s.kind === "issue" || s.kind === "revoke")) throw malformed("document");
     if (s.document !== undefined && !/^[0-9a-f]{64}$/.test(s.document)) throw malformed("document hash");
+    if (s.continues !== undefined && s.kind !== "issuer-add") throw malformed("only an issuer-add continues a key");
     if (statementText(s) !== note.text || note.signatures.length !== 1) throw malformed("statement is not canonical");
     const signer = await parseVkey(s.signer, "statement signer");
     const sig = note.signatures[0];
@@ -439,7 +441,7 @@
   const $ = (id) => document.getElementById(id);
   const I18N = window.TLOG_I18N;
   const state = { lang: "en", verdict: null, reasonKey: null, detail: "", facts: null, checks: [], fileKey: null,
-                  expected: null, paper: null, base: null };
+                  expected: null, paper: null, base: null, trust: null, trustChanged: false, revokeReason: "" };
 
   function t(key, vars) {
     let s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
@@ -502,27 +504,25 @@
     box.className = "verdict " + (state.verdict || "pending");
     box.dataset.verdict = state.verdict || "";
     $("verdict-label").textContent = state.verdict ? t("v_" + state.verdict) : t("checking");
-    const reason = $("verdict-reason");
-    reason.replaceChildren();
-    if (state.reasonKey) reason.append(t(state.reasonKey));
-    if (state.detail) {
-      const d = document.createElement("span");
-      d.lang = "en";
-      d.className = "detail";
-      d.textContent = state.detail;
-      reason.append(state.reasonKey ? " " : "", d);
-    }
+    $("verdict-reason").textContent = state.reasonKey ? t(state.reasonKey) : "";
+    $("verdict-why").hidden = !state.revokeReason || state.verdict !== "revoked";
+    $("verdict-why").textContent = t("reason_given", { reason: state.revokeReason });
+    // Technical detail (English, as the code found it) one click away, never in place of the plain reason.
+    $("verdict-more").hidden = !state.detail;
+    $("verdict-detail").textContent = state.detail;
+    renderSite();
     const f = state.facts;
     $("details").hidden = !f;
     if (f) {
-      $("f-issuer").textContent = f.issuer;
+      $("f-issuer").textContent = issuerText(f);
       $("f-ref").textContent = f.ref || "—";
       $("f-kind").textContent = t("kind_" + f.kind) === "kind_" + f.kind ? f.kind : t("kind_" + f.kind);
       $("f-time").textContent = new Date(Number(f.time) * 1000).toISOString().slice(0, 10);
       $("f-hash").textContent = f.document;
       $("f-entry").textContent = "#" + f.index + " · " + f.origin + " · " + f.size;
-      $("f-witnesses").textContent = (f.witnesses.join(", ") || t("none")) + " — " +
-        t("quorum_of", { n: f.witnesses.length, m: f.witnessCount, k: f.quorumNeeds });
+      // With no witnesses configured nothing is "vouched for": say that the log alone stands behind its record.
+      $("f-witnesses").textContent = f.witnessCount === 0 ? t("witnesses_none") : (f.witnesses.join(", ") || t("none")) +
+        " — " + t("quorum_of", { n: f.witnesses.length, m: f.witnessCount, k: f.quorumNeeds });
       $("f-age").textContent = f.newest ? ageText(Math.max(0, Date.now() / 1000 - f.newest)) : "—";
       $("f-mode").textContent = t(!f.offline ? "mode_online" : f.checked ? "mode_offline_checked" : "mode_offline");
       $("f-newest").textContent = f.newestSize ? t("newest_size", { n: f.newestSize }) : t("newest_unknown");
@@ -533,6 +533,22 @@
     $("file-result").textContent = state.fileKey ? t(state.fileKey) : "";
     $("file-result").className = "file-result " + (state.fileKey === "file_match" ? "ok" : state.fileKey ? "fail" : "");
     renderChecks();
+  }
+
+  // The issuer as the registry names it (its label), with its key; or what is not known of it.
+  function issuerText(f) {
+    const r = f.registration;
+    if (r === "unchecked") return f.issuer + " — " + t("issuer_unchecked") + " (" + f.key + ")";
+    if (r === "none" || r === null) return t("issuer_unregistered") + " (" + f.key + ")";
+    return (r.label || f.issuer) + " — " + t("registered_at", { n: r.index }) + " (" + f.key + ")";
+  }
+
+  // Which site runs this check and for which log: an impostor page has to show another host or another log.
+  function renderSite() {
+    const trust = state.trust;
+    $("site-host").textContent = location.host || location.protocol;
+    $("site-log").textContent = trust ? trust.origin : "—";
+    $("trust-warning").hidden = !state.trustChanged;
   }
 
   // The paper's fields as the issuer logged them (their hash is the logged document), large, to compare by eye.
@@ -564,25 +580,46 @@
     render();
   }
 
-  async function loadPolicy(checks) {
-    let text = null;
+  // The trust this page was built with (logserver/webpage.py, or `tlog verifier-site`): a JSON data block in the
+  // HTML, never fetched at verification time. {origin, log_vkey, registry: [vkey], policy: tlog-policy text,
+  // log_url: where the log answers, "" for this host}. Remembered per site on first use; a change is shown loudly.
+  function builtInTrust() {
+    const el = document.getElementById("tlog-trust");
     try {
-      const r = await fetch("/api/v1/policy", { cache: "no-cache" });
-      if (r.ok) text = await r.text();
-    } catch (e) { text = null; }
-    if (text !== null) {
-      try { localStorage.setItem("tlog-policy", text); } catch (e) { /* private mode */ }
-    } else {
-      try { text = localStorage.getItem("tlog-policy"); } catch (e) { text = null; }
+      const trust = el ? JSON.parse(el.textContent) : null;
+      if (trust && typeof trust.policy === "string" && Array.isArray(trust.registry) &&
+          typeof trust.origin === "string" && typeof trust.log_url === "string") return trust;
+    } catch (e) { /* treated as missing */ }
+    return null;
+  }
+
+  function pinnedKey(trust) { return JSON.stringify({ policy: trust.policy, registry: trust.registry }); }
+
+  function rememberTrust(trust) {
+    let pinned = null;
+    try { pinned = localStorage.getItem("tlog-trust"); } catch (e) { return; /* private mode: nothing remembered */ }
+    if (pinned === null) {
+      try { localStorage.setItem("tlog-trust", pinnedKey(trust)); } catch (e) { /* full */ }
     }
-    if (text === null) {
-      checks.fail("c_policy", "no trust policy: the log is unreachable");
+    state.trustChanged = pinned !== null && pinned !== pinnedKey(trust);
+  }
+
+  function acceptNewTrust() {
+    try { localStorage.setItem("tlog-trust", pinnedKey(state.trust)); } catch (e) { /* private mode */ }
+    state.trustChanged = false;
+    run();
+  }
+
+  async function loadPolicy(checks) {
+    const trust = state.trust;
+    if (!trust) {
+      checks.fail("c_policy", "this copy of the page carries no trust policy");
       throw new VerifyError("cannot_verify", "c_policy", "");
     }
-    $("policy-text").textContent = text;
+    $("policy-text").textContent = trust.policy + trust.registry.map((k) => "# registry " + k + "\n").join("");
     let policy;
     try {
-      policy = await parsePolicy(text);
+      policy = await parsePolicy(trust.policy);
     } catch (e) {
       throw new VerifyError("cannot_verify", "c_policy", "trust policy: " + e.message);
     }
@@ -590,10 +627,12 @@
     return policy;
   }
 
+  const logUrl = (path) => (state.trust ? state.trust.log_url : "") + path;
+
   function factsFrom(v, policy, offline) {
     const times = [...v.cosigned.values()];
     return {
-      issuer: v.statement.issuerName, ref: v.statement.ref, kind: v.statement.kind, time: v.statement.time,
+      issuer: v.statement.issuerName, key: v.statement.signer, registration: offline ? "unchecked" : null, ref: v.statement.ref, kind: v.statement.kind, time: v.statement.time,
       document: v.statement.document, index: v.index.toString(), origin: v.checkpoint.origin,
       size: v.checkpoint.size.toString(), witnesses: [...v.cosigned.keys()].sort(), witnessCount: policy.witnesses.size,
       quorumNeeds: quorumNeeds(policy), newest: times.length ? Math.max(...times) : 0, offline,
@@ -603,43 +642,100 @@
 
   async function fetchOk(url) {
     let r;
-    try { r = await fetch(url, { cache: "no-cache" }); } catch (e) { throw new VerifyError("cannot_verify", null, "network"); }
+    try { r = await fetch(logUrl(url), { cache: "no-cache" }); } catch (e) { throw new VerifyError("cannot_verify", null, "network"); }
     return r;
   }
 
-  // A document's status from the statements about it that this page verified: [{kind, issuer}] with the
-  // issuer's key name. The one rule of tlogcore/status.py; both run tests/vectors/status/status.json.
-  function documentStatus(statements) {
-    const issuers = new Set(statements.filter((s) => s.kind === "issue").map((s) => s.issuer));
-    if (!issuers.size) return "unknown";
-    return statements.some((s) => s.kind === "revoke" && issuers.has(s.issuer)) ? "revoked" : "valid";
+  // A document's status from the statements about it that this page verified: [{kind, key}] with the signer's
+  // verifier key, and the registry's verified continuations {new key: the key it continues}. The one rule of
+  // tlogcore/status.py (a revocation counts only by the issuing key or a key that continues it; key names are not
+  // identity); both run tests/vectors/status/status.json.
+  function continuedKeys(key, continues) {
+    const keys = new Set([key]);
+    for (let k = continues.get(key); k !== undefined && !keys.has(k); k = continues.get(k)) keys.add(k);
+    return keys;
+  }
+  function documentStatus(statements, continues) {
+    const rotations = new Map(Object.entries(continues || {}));
+    const issuing = new Set(statements.filter((s) => s.kind === "issue").map((s) => s.key));
+    if (!issuing.size) return "unknown";
+    const counts = (s) => s.kind === "revoke" && [...continuedKeys(s.key, rotations)].some((k) => issuing.has(k));
+    return statements.some(counts) ? "revoked" : "valid";
   }
   window.TLOG_STATUS = Object.freeze({ documentStatus });
 
+  // The registry's word on each key the listing names: the issuer-add entries the log returned, each verified here
+  // (its proof under a checkpoint the policy accepts, signed by a registry key this page pins). Map vkey -> {index,
+  // label, continues}. A key with no such entry was never added by the registry, as far as this log answered.
+  async function registrationsOf(listing, policy, now, trust) {
+    const found = new Map();
+    for (const r of Array.isArray(listing.registrations) ? listing.registrations : []) {
+      let v;
+      try {
+        v = await verifyBundle(utf8.encode(r.bundle), policy, now, undefined, new Checks(true));
+      } catch (e) { continue; /* a registration whose proof fails proves nothing */ }
+      const s = v.statement;
+      if (s.kind !== "issuer-add" || s.issuer !== r.key || !trust.registry.includes(s.signer)) continue;
+      found.set(s.issuer, { index: v.index, label: s.ref, continues: s.continues });
+    }
+    return found;
+  }
+
+  function continuationsOf(registered) {
+    const out = {};
+    for (const [key, r] of registered) if (r.continues !== undefined) out[key] = r.continues;
+    return out;
+  }
+
   // The revocation that makes document h revoked under the one status rule (documentStatus), among the listing's
   // revoke statements whose proofs verify; null when the document stands.
-  async function revocationOf(listing, policy, now, h, issue) {
+  async function revocationOf(listing, policy, now, h, issue, registered) {
     const verified = [issue];
     for (const s of listing.statements.filter((x) => x.kind === "revoke")) {
       try {
         verified.push(await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks(true)));
       } catch (e) { /* a revocation whose proof fails does not count */ }
     }
-    const status = documentStatus(verified.map((r) => ({ kind: r.statement.kind, issuer: r.statement.issuerName })));
+    const continues = continuationsOf(registered);
+    const counted = (r) => r.statement.kind === "revoke" &&
+      documentStatus([{ kind: "issue", key: issue.statement.signer }, { kind: "revoke", key: r.statement.signer }],
+        continues) === "revoked";
+    const status = documentStatus(verified.map((r) => ({ kind: r.statement.kind, key: r.statement.signer })), continues);
     if (status !== "revoked") return null;
-    return verified.find((r) => r.statement.kind === "revoke" && r.statement.issuerName === issue.statement.issuerName);
+    return verified.find(counted);
+  }
+
+  // The issuing key must have been added by the registry before the document's entry (tlog verify does the same).
+  function registrationVerdict(v, registered, checks) {
+    const r = registered.get(v.statement.signer);
+    if (!r || !(r.index < v.index)) {
+      state.facts.registration = "none";
+      checks.fail("c_registered", "key " + v.statement.signer + " has no issuer-add entry before #" + v.index);
+      return ["unregistered", "r_unregistered", ""];
+    }
+    state.facts.registration = { label: r.label, index: r.index.toString() };
+    checks.pass("c_registered", (r.label || "") + " #" + r.index);
+    return null;
+  }
+
+  function genuineReason() {
+    if (state.paper) return "r_genuine_paper";
+    return state.facts && state.facts.quorumNeeds === 0 ? "r_genuine_nowitness" : "r_genuine";
   }
 
   function statusVerdict(revoked, checks) {
-    checks.pass("c_revocation", revoked ? "revoked at #" + revoked.index : "none");
-    if (revoked) return ["revoked", "r_revoked", revoked.statement.reason ? "reason: " + revoked.statement.reason : ""];
-    return ["genuine", state.paper ? "r_genuine_paper" : "r_genuine", ""];
+    checks.pass("c_revocation", revoked ? "#" + revoked.index : t("none"));
+    if (revoked) {
+      state.revokeReason = revoked.statement.reason || "";
+      return ["revoked", "r_revoked", ""];
+    }
+    return ["genuine", genuineReason(), ""];
   }
 
   // The log's newest checkpoint, verified under the policy: how far the log has grown since the proof. Best effort.
   async function newestCheckpoint(policy, now, checks) {
     try {
-      const r = await fetch("/checkpoint", { cache: "no-cache" });
+      const r = await fetch(logUrl("/checkpoint"), { cache: "no-cache" });
       if (!r.ok) return;
       const trusted = await verifyCheckpoint(new Uint8Array(await r.arrayBuffer()), policy, now, new Checks(true));
       state.facts.newestSize = trusted.checkpoint.size.toString();
@@ -668,7 +764,10 @@
     state.expected = v.statement.document;
     state.facts = factsFrom(v, policy, false);
     if (v.statement.kind !== "issue") throw tampered("c_document", "the log entry is not an issue statement");
-    const revoked = await revocationOf(listing, policy, now, h, v);
+    const registered = await registrationsOf(listing, policy, now, state.trust);
+    const unregistered = registrationVerdict(v, registered, checks);
+    if (unregistered) return unregistered;
+    const revoked = await revocationOf(listing, policy, now, h, v, registered);
     await newestCheckpoint(policy, now, checks);
     return statusVerdict(revoked, checks);
   }
@@ -680,16 +779,19 @@
     const v = await verifyBundle(bundle, policy, now, documentHex, checks);
     state.expected = v.statement.document;
     state.facts = factsFrom(v, policy, true);
-    if (v.statement.kind === "revoke") return ["revoked", "r_revoked", ""];
+    if (v.statement.kind === "revoke") return ["revoked", "r_revoked", ""];  // the proof is of the revocation itself
     if (v.statement.kind !== "issue") throw tampered("c_document", "the bundle is not about a document");
     let listing = null;
     try {
-      const r = await fetch("/api/v1/documents/" + v.statement.document, { cache: "no-cache" });
+      const r = await fetch(logUrl("/api/v1/documents/" + v.statement.document), { cache: "no-cache" });
       if (r.ok) listing = await r.json();
     } catch (e) { listing = null; }
-    if (!listing || !Array.isArray(listing.statements)) return ["genuine", state.paper ? "r_genuine_paper" : "r_genuine", ""];
+    if (!listing || !Array.isArray(listing.statements)) return ["genuine", genuineReason(), ""];
     state.facts.checked = true;
-    const revoked = await revocationOf(listing, policy, now, v.statement.document, v);
+    const registered = await registrationsOf(listing, policy, now, state.trust);
+    const unregistered = registrationVerdict(v, registered, checks);
+    if (unregistered) return unregistered;
+    const revoked = await revocationOf(listing, policy, now, v.statement.document, v, registered);
     await newestCheckpoint(policy, now, checks);
     return statusVerdict(revoked, checks);
   }
@@ -714,18 +816,21 @@
   }
 
   function verdictOfError(e, checks) {
-    if (!(e instanceof VerifyError)) return ["cannot_verify", null, String(e && e.message || e)];
+    if (!(e instanceof VerifyError)) return ["cannot_verify", "r_cannot_verify", String(e && e.message || e)];
     if (e.check) checks.fail(e.check, e.message);
     const fieldsDiffer = e.verdict === "not_logged" || ["c_statement", "c_document"].includes(e.check);
     if (state.paper && fieldsDiffer) return ["tampered", "r_paper_mismatch", ""];
     if (e.verdict === "not_logged") return ["not_logged", "r_not_logged", ""];
     if (e.message === "network") return ["cannot_verify", "r_network", ""];
-    return [e.verdict, null, e.message];
+    // A failing check has its own plain reason; a broken signature (tampered) reads differently from a missing one.
+    const keys = e.check ? ["r_" + e.check + (e.verdict === "tampered" ? "_bad" : ""), "r_" + e.check] : [];
+    const specific = keys.find((k) => I18N.en[k]);
+    return [e.verdict, specific || (e.verdict === "tampered" ? "r_tampered" : "r_cannot_verify"), e.message];
   }
 
   async function run() {
     state.verdict = null; state.facts = null; state.checks = []; state.fileKey = null; state.expected = null;
-    state.reasonKey = null; state.detail = ""; state.paper = null; state.base = null;
+    state.reasonKey = null; state.detail = ""; state.paper = null; state.base = null; state.revokeReason = "";
     document.body.dataset.done = "";
     render();
     const fragment = location.hash.slice(1);
@@ -733,7 +838,10 @@
     const params = new URLSearchParams(link ? "" : fragment);
     const checks = new Checks();
     let outcome;
-    if (!link && !params.get("b") && !params.get("h")) {
+    if (state.trustChanged) {
+      // Keys that changed since the first visit are not used until the person accepts them (the warning says why).
+      outcome = ["cannot_verify", "r_trust_changed", ""];
+    } else if (!link && !params.get("b") && !params.get("h")) {
       outcome = ["cannot_verify", "r_no_link", ""];
     } else if (!(await ed25519Supported())) {
       outcome = ["cannot_verify", "r_no_ed25519", ""];
@@ -782,6 +890,9 @@
     state.lang = lang === "km" || lang === "en" ? lang : (navigator.language || "").startsWith("km") ? "km" : "en";
     $("lang-km").addEventListener("click", () => setLang("km"));
     $("lang-en").addEventListener("click", () => setLang("en"));
+    $("trust-accept").addEventListener("click", acceptNewTrust);
+    state.trust = builtInTrust();
+    if (state.trust) rememberTrust(state.trust);
     const input = $("file-input");
     input.addEventListener("change", () => {
       const file = input.files[0];
@@ -798,7 +909,9 @@
     });
     window.addEventListener("hashchange", run);
     if ("serviceWorker" in navigator) {
-      navigator.serviceWorker.register("/verify-sw.js", { scope: "/verify" }).catch(() => { /* offline cache only */ });
+      const sw = document.documentElement.dataset.sw || "/verify-sw.js";
+      const scope = document.documentElement.dataset.swScope || "/verify";
+      navigator.serviceWorker.register(sw, { scope }).catch(() => { /* offline cache only */ });
     }
     run();
   }

@@ -8,31 +8,61 @@ The file drives the Python test (tests/test_status.py) and the page's JavaScript
 import json
 from pathlib import Path
 
-A, B = "moeys.gov.kh", "other.gov.kh"
-REGISTRY = "log.example/registry"
+# Keys are named by a token; KEYS gives the key name each token's key carries. Two tokens may carry one key name:
+# names are not identity. The tests make one Ed25519 key per token; the page takes the tokens as they are.
+KEYS = {
+    "A": "moeys.gov.kh",  # the ministry's first key
+    "A2": "moeys.gov.kh",  # its new key, registered as continuing A
+    "A3": "moeys.gov.kh",  # a later key, continuing A2
+    "X": "moeys.gov.kh",  # another issuer's key carrying the ministry's key name
+    "B": "other.gov.kh",
+    "R": "log.example-registry",
+}
+ROTATIONS = {"A2": "A", "A3": "A2"}  # registered continuations: new key -> the key it continues
 
 
-def s(kind: str, issuer: str) -> dict[str, str]:
-    return {"kind": kind, "issuer": issuer}
+def s(kind: str, key: str) -> dict[str, str]:
+    return {"kind": kind, "key": key}
 
 
+NONE: dict[str, str] = {}
 CASES = [
-    ("nothing about the document", [], "unknown"),
-    ("issued", [s("issue", A)], "valid"),
-    ("issued, then revoked by its issuer", [s("issue", A), s("revoke", A)], "revoked"),
-    ("a revocation by another issuer does not count", [s("issue", A), s("revoke", B)], "valid"),
-    ("a revocation alone is not an issue", [s("revoke", A)], "unknown"),
-    ("order does not matter", [s("revoke", A), s("issue", A)], "revoked"),
-    ("issued twice by two issuers, one revokes its own", [s("issue", A), s("issue", B), s("revoke", B)], "revoked"),
-    ("issued twice by one issuer, neither revoked", [s("issue", A), s("issue", A)], "valid"),
-    ("registry statements are ignored", [s("issuer-add", REGISTRY), s("issue", A)], "valid"),
-    ("only registry statements", [s("issuer-add", REGISTRY), s("issuer-retire", REGISTRY)], "unknown"),
+    ("nothing about the document", [], NONE, "unknown"),
+    ("issued", [s("issue", "A")], NONE, "valid"),
+    ("issued, then revoked by its issuing key", [s("issue", "A"), s("revoke", "A")], NONE, "revoked"),
+    ("a revocation by another issuer does not count", [s("issue", "A"), s("revoke", "B")], NONE, "valid"),
+    ("a revocation alone is not an issue", [s("revoke", "A")], NONE, "unknown"),
+    ("order does not matter", [s("revoke", "A"), s("issue", "A")], NONE, "revoked"),
+    (
+        "issued by two issuers, one revokes its own",
+        [s("issue", "A"), s("issue", "B"), s("revoke", "B")],
+        NONE,
+        "revoked",
+    ),
+    ("issued twice by one key, neither revoked", [s("issue", "A"), s("issue", "A")], NONE, "valid"),
+    ("registry statements are ignored", [s("issuer-add", "R"), s("issue", "A")], NONE, "valid"),
+    ("only registry statements", [s("issuer-add", "R"), s("issuer-retire", "R")], NONE, "unknown"),
+    ("another key with the issuer's key name cannot revoke", [s("issue", "A"), s("revoke", "X")], ROTATIONS, "valid"),
+    ("the key that continues the issuing key can revoke", [s("issue", "A"), s("revoke", "A2")], ROTATIONS, "revoked"),
+    ("continuation is followed through rotations", [s("issue", "A"), s("revoke", "A3")], ROTATIONS, "revoked"),
+    ("an older key cannot revoke what its successor issued", [s("issue", "A2"), s("revoke", "A")], ROTATIONS, "valid"),
+    (
+        "without the registry's continuation the new key cannot revoke",
+        [s("issue", "A"), s("revoke", "A2")],
+        NONE,
+        "valid",
+    ),
+    ("a continuation of another key does not help", [s("issue", "B"), s("revoke", "A2")], ROTATIONS, "valid"),
 ]
 
 
 def main() -> None:
-    cases = [{"why": why, "statements": statements, "status": status} for why, statements, status in CASES]
-    text = json.dumps({"rule": "tlogcore/status.py", "cases": cases}, indent=1, ensure_ascii=False) + "\n"
+    cases = [
+        {"why": why, "statements": statements, "continues": continues, "status": status}
+        for why, statements, continues, status in CASES
+    ]
+    data = {"rule": "tlogcore/status.py", "keys": KEYS, "cases": cases}
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
     (Path(__file__).resolve().parent / "status.json").write_text(text, encoding="utf-8")
 
 

@@ -1,0 +1,86 @@
+"""The verifier page with its trust built in (pure but for reading the shipped assets).
+
+One builder for the page the log serves at /verify and for the static copy `tlog verifier-site` writes for others to
+host: the trust policy (C2SP tlog-policy text), the registry keys and the log's identity go into the HTML as a JSON
+data block (`<script type="application/json">`, which browsers never execute and the strict CSP allows), so the page
+never asks the host it verifies against which keys to trust. Each script and style sheet is pinned by its SHA-384
+(Subresource Integrity): a host that swaps the script for another gets a page that does not run.
+"""
+
+import base64
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+ASSETS = {
+    "verify.js": "text/javascript; charset=utf-8",
+    "qrlink.js": "text/javascript; charset=utf-8",
+    "i18n.js": "text/javascript; charset=utf-8",
+    "verify.css": "text/css; charset=utf-8",
+}
+SERVICE_WORKER = "sw.js"
+_ASSET_REF = re.compile(r'(src|href)="/verify/([a-z0-9]+\.(?:js|css))"')
+
+
+def asset(name: str) -> bytes:
+    return resources.files("logserver").joinpath("web", name).read_bytes()
+
+
+def integrity(data: bytes) -> str:
+    """The Subresource Integrity value of `data` (SHA-384, as the W3C SRI spec recommends)."""
+    return "sha384-" + base64.b64encode(hashlib.sha384(data).digest()).decode()
+
+
+@dataclass(frozen=True)
+class Trust:
+    """What the page trusts: a log (by origin and key), its registry keys, and the tlog-policy text (log key,
+    witnesses, quorum). `log_url` is where the log answers; "" when the page is served by the log itself."""
+
+    origin: str
+    log_vkey: str
+    registry_vkeys: tuple[str, ...]
+    policy: str
+    log_url: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "origin": self.origin,
+            "log_vkey": self.log_vkey,
+            "registry": list(self.registry_vkeys),
+            "policy": self.policy,
+            "log_url": self.log_url,
+        }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the page finds its assets and service worker: the log's own paths, or one flat folder."""
+
+    assets: str  # prefix of verify.js etc.
+    service_worker: str  # the service worker's URL, with the page and asset paths it caches in its query
+    scope: str
+
+
+LOG_LAYOUT = Layout("/verify/", "/verify-sw.js?page=/verify&assets=/verify/", "/verify")
+FOLDER_LAYOUT = Layout("./", "./sw.js?page=./&assets=./", "./")
+
+
+def render_page(trust: Trust, layout: Layout, head_extra: str = "") -> bytes:
+    """verify.html with each asset pinned by its hash, the service worker's place, and the trust built in."""
+    html = asset("verify.html").decode()
+    hashes = {name: integrity(asset(name)) for name in ASSETS}
+
+    def pinned(match: re.Match[str]) -> str:
+        attribute, name = match.group(1), match.group(2)
+        return f'{attribute}="{layout.assets}{name}" integrity="{hashes[name]}"'
+
+    html = _ASSET_REF.sub(pinned, html)
+    # "<" escaped so that no text in the policy can close the data block (HTML spec, script data state).
+    data = json.dumps(trust.to_json(), ensure_ascii=False).replace("<", "\\u003c")
+    block = f'<script type="application/json" id="tlog-trust">{data}</script>\n'
+    html = html.replace("</head>", head_extra + block + "</head>", 1)
+    attributes = f'data-sw="{layout.service_worker}" data-sw-scope="{layout.scope}"'
+    html = html.replace('<html lang="en">', f'<html lang="en" {attributes}>', 1)
+    return html.encode()
