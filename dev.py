@@ -86,6 +86,7 @@ def ensure_system_packages() -> None:
 SCREENSHOT_TESTS = [
     "tests/test_web_verifier.py",
     "tests/test_web_printed_code.py",
+    "tests/test_web_trust.py",
     "tests/test_label.py",
     "tests/test_homepage.py",
     "tests/test_monitor_html_report.py",

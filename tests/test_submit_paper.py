@@ -68,6 +68,10 @@ def test_paper_documents_from_csv_and_json_with_labels(tmp_path: Path) -> None:
             image = pdf[0].render(scale=300 / 72).to_pil().convert("L")
             pdf.close()
             assert zxingcpp.read_barcodes(image)[0].text == link
+        checked = tlog(
+            "verify", str(policy_path), "--policy", str(policy_path), "--qr-text", manifest["documents"][0]["link"]
+        )
+        assert checked.exit_code == 6 and "paper document" in checked.output, checked.output  # not "tampered"
         sok = next(r for r in manifest["documents"] if r["input"] == "sok-dara")
         sok_fields = decode_payload(split_link(sok["link"])[1]).paper
         assert sok_fields is not None and sok_fields.fields[0] == ("ឈ្មោះ", "សុខ ដារា")

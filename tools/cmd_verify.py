@@ -80,6 +80,13 @@ def _read_source(
         _fail(f"cannot read the bundle or QR code: {exc}", as_json, digest)
     except TlogError as exc:  # an image with no readable QR code in it
         _fail(f"cannot read the QR code: {exc}", as_json, digest)
+    if source is not None and qrcodes.paper_fields_in(source) is not None:
+        _fail(
+            "this code is for a paper document (it carries its fields): open the link on a phone or in a browser "
+            "to compare them with the paper; tlog verify checks files",
+            as_json,
+            digest,
+        )
     return source
 
 

@@ -219,6 +219,17 @@ def parse_url(url: str, policy: Policy | None) -> TlogProof | OnlineRef:
     return OnlineRef(base, parse_hash_hex(match[1], "document hash"), parse_decimal(match[2], "index", MAX_INT64))
 
 
+def paper_fields_in(data: bytes) -> PaperFields | None:
+    """The paper fields a link carries, if it is a link of a paper document (else None, also for non-links)."""
+    text = data.decode("latin-1").strip()
+    if "#" + PREFIX not in text:
+        return None
+    try:
+        return decode_payload(split_link(text)[1]).paper
+    except MalformedError:
+        return None
+
+
 def parse_payload(data: bytes, policy: Policy | None = None) -> TlogProof | OnlineRef:
     """Whatever a QR code (or its text, or a bundle file) carries. Raises NotACodeError for input that is none
     of the known forms (e.g. the document itself), MalformedError for a damaged one."""
