@@ -170,8 +170,11 @@ class Runtime:
         """Send alerts as they are committed (and retry failed sinks every few seconds), apart from the
         followers, so a slow or dead sink never holds up auditing."""
         while True:
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation (SIGTERM) that lands as the
+            # event is set, and the loop would run on for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await self._wake.wait()
             self._wake.clear()
             await self.deliver()
 

@@ -37,7 +37,8 @@ class StreamTransport(httpx.AsyncBaseTransport):
                 self._fallback = httpx.AsyncHTTPTransport()
             return await self._fallback.handle_async_request(request)
         try:
-            return await asyncio.wait_for(self._get(request), self.timeout)
+            async with asyncio.timeout(self.timeout):  # not wait_for: on 3.11 it can drop a cancellation (cli.py)
+                return await self._get(request)
         except TimeoutError:
             raise httpx.ReadTimeout(f"no answer in {self.timeout} s", request=request) from None
         except (OSError, asyncio.IncompleteReadError, ValueError) as exc:

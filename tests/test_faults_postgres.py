@@ -89,12 +89,19 @@ def test_connections_killed_mid_commit_lose_nothing_and_never_fork(tmp_path: Pat
             time.sleep(rng.uniform(0.1, 0.4))
             killed += pg_database.cluster.terminate_backends(pg_database.name, "application_name <> 'psql'")
         time.sleep(0.5)
+        during_kills = stream.statuses[200]
+        # A loaded machine acknowledges fewer batches between the kills: the stream goes on (bounded) until enough
+        # acknowledged entries are there to check, so the count below measures the log, not the machine.
+        deadline = time.monotonic() + 60
+        while stream.statuses[200] <= 20 and time.monotonic() < deadline and stream.is_alive():
+            time.sleep(0.1)
         stream.stop.set()
         stream.join(60)
         assert killed >= 15, "the fault was never injected"
         assert server.process is not None and server.process.poll() is None, "the server died"
-        assert stream.statuses[500] == 0 and stream.statuses[0] == 0, stream.statuses
-        assert stream.statuses[200] > 20, stream.statuses
+        # Valid submissions: acknowledged or "try again" (503), never refused (a 400 was, see sequencer.py), no 500.
+        assert set(stream.statuses) <= {200, 503}, stream.statuses
+        assert during_kills > 0 and stream.statuses[200] > 20, (during_kills, stream.statuses)
         healthy_and_accepting(server, origin)
         with httpx.Client(base_url=server.url, timeout=30) as client:
             check_log(client, log_key, stream.acked, stream.checkpoints)

@@ -1,6 +1,7 @@
 """`tlog-monitor` as a user meets it: one readable line for bad input, a test alert through real sinks, a report,
 mark-good's checks, and a log that stops growing or answering raising one availability alert each."""
 
+import asyncio
 import sys
 import time
 from collections.abc import Iterator
@@ -132,3 +133,29 @@ def test_a_log_that_stops_growing_then_answering_raises_one_alert_each(tmp_path:
     assert rules.count("log-stale") == 1 and rules.count("log-unreachable") == 1, rules
     stale = next(a for a in read_alerts(alerts) if a["rule"] == "log-stale")
     assert stale["category"] == "availability" and stale["evidence"]["size"] == small_log.size
+
+
+def test_stopping_while_an_alert_wakes_the_delivery_task_still_stops(tmp_path: Path) -> None:
+    """SIGTERM cancels every task; one that is woken in the same moment must still end. Python 3.11's
+    asyncio.wait_for returns the result and drops the cancellation when its awaitable is already done: the delivery
+    loop then ran on and `tlog-monitor run` had to be killed (seen once under load, exit -9)."""
+    from monitor.cli import Runtime, load_config
+
+    config = load_config(monitor_config(tmp_path / "m.toml", "http://127.0.0.1:9", POLICY))
+
+    async def stop_as_woken(steps: int) -> bool:
+        runtime = Runtime(config, False, progress=False)
+        try:
+            task = asyncio.create_task(runtime.deliver_forever())
+            await asyncio.sleep(0.2)  # waiting to be woken
+            runtime.notify()
+            for _ in range(steps):  # the cancellation lands at each point of the wake-up in turn
+                await asyncio.sleep(0)
+            task.cancel()
+            done, _ = await asyncio.wait([task], timeout=10)
+            return bool(done) and task.cancelled()
+        finally:
+            await runtime.close()
+
+    stopped = [asyncio.run(stop_as_woken(steps)) for steps in range(6)]
+    assert all(stopped), stopped
