@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tlogcore.errors import MalformedError
-from tlogcore.vkeys import parse_verifier_key
+from tlogcore.vkeys import WITNESS_KEYS, parse_key_for
 
 DEFAULT_TILE_CACHE_BYTES = 16 * 1024 * 1024
 
@@ -121,5 +121,7 @@ def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
     keys = set(table)
     if not {"url", "vkey"} <= keys <= {"name", "url", "vkey"} or not all(isinstance(v, str) for v in table.values()):
         raise MalformedError(f"config: [[witness]] #{position + 1} needs url and vkey, and may have name (strings)")
-    vkey = parse_verifier_key(table["vkey"])
+    vkey = parse_key_for(
+        table["vkey"], WITNESS_KEYS, f"config: [[witness]] #{position + 1} vkey (a witness's cosignature key)"
+    )
     return WitnessConfig(table.get("name", vkey.name), table["url"].rstrip("/"), table["vkey"])

@@ -96,3 +96,22 @@ def test_the_monitors_log_key() -> None:
 @pytest.mark.parametrize("roles", [STATEMENT_KEYS, LOG_KEYS, WITNESS_KEYS])
 def test_each_role_names_exact_classes(roles: tuple[type[Verifier], ...]) -> None:
     assert len({cls.key_type for cls in roles}) == len(roles)  # one class per type: no subclass slips in
+
+
+def test_the_log_servers_witness_list() -> None:
+    from logserver.config import config_from_toml as server_config
+
+    good = server_config({"witness": [{"url": "http://127.0.0.1:1", "vkey": COSIGNATURE.verifier().vkey}]})
+    assert good.witnesses[0].vkey == COSIGNATURE.verifier().vkey
+    with pytest.raises(MalformedError, match=r"\[\[witness\]\] #1 vkey .*a type 0x01 key cannot be used here"):
+        server_config({"witness": [{"url": "http://127.0.0.1:1", "vkey": ED25519.verifier().vkey}]})
+
+
+def test_the_witness_list_of_logs() -> None:
+    from witness.config import parse_config
+
+    cosigner = CosignatureV1Signer(ORIGIN, b"\x08" * 32, lambda: 1790000000).verifier().vkey
+    config = 'listen = "127.0.0.1:7380"\nname = "w.example"\n\n[[log]]\norigin = "{o}"\nvkey = "{k}"\n'
+    assert parse_config(config.format(o=ORIGIN, k=LOG)).logs
+    with pytest.raises(MalformedError, match=r"\[\[log\]\] #1: vkey: a log key: a type 0x04 key cannot be used here"):
+        parse_config(config.format(o=ORIGIN, k=cosigner))

@@ -19,7 +19,7 @@ from typing import Any
 from tlogcore.encoding import parse_decimal
 from tlogcore.errors import MalformedError
 from tlogcore.keys import Verifier, check_key_name
-from tlogcore.vkeys import parse_verifier_key
+from tlogcore.vkeys import LOG_KEYS, parse_key_for
 
 DEFAULT_NAME = "witness.localhost"
 DEFAULT_LISTEN = "127.0.0.1:7380"
@@ -65,7 +65,7 @@ def _log(table: Any, number: int) -> LogConfig:
     _only_keys(table, {"origin", "vkey"}, where)
     origin = _string(table, "origin", where)
     try:
-        verifier = parse_verifier_key(_string(table, "vkey", where))
+        verifier = parse_key_for(_string(table, "vkey", where), LOG_KEYS, "a log key")
     except MalformedError as exc:
         raise MalformedError(f"config: {where}: vkey: {exc}") from None
     if verifier.name != origin:
