@@ -250,7 +250,9 @@ def test_a_changed_trust_policy_raises_a_loud_warning(
     world: World, site: tuple[str, Path], lookalike: tuple[LogProcess, bytes], page: Page
 ) -> None:
     url, out = site
-    assert open_verdict(page, world.link(url + "/", NEW_PDF)) == "genuine"
+    # Each visit asks for the page under its own query, so that no HTTP cache of the browser or its service worker
+    # hands back the file as it was before this test rewrote it (python's file server sends no Cache-Control).
+    assert open_verdict(page, world.link(url + "/?visit=1", NEW_PDF)) == "genuine"
     assert not page.is_visible("#trust-warning")  # first use: remembered, nothing to warn about
     lookalike_policy = world.tmp / "lookalike.policy"
     lookalike_policy.write_text(f"log {lookalike[0].key('log.key').verifier().vkey}\nquorum none\n")
@@ -259,7 +261,7 @@ def test_a_changed_trust_policy_raises_a_loud_warning(
     assert made.exit_code == 0, made.output
     try:
         # Not checked with keys that changed: no verdict on the look-alike's document until the person accepts.
-        assert open_verdict(page, world.link(url + "/", FORGED_PDF)) == "cannot_verify"
+        assert open_verdict(page, world.link(url + "/?visit=2", FORGED_PDF)) == "cannot_verify"
         assert page.is_visible("#trust-warning")
         assert "keys this site trusts have changed" in (page.text_content("#verdict-reason") or "")
         assert "have changed since your last visit" in (page.text_content("#trust-warning") or "")
@@ -269,7 +271,7 @@ def test_a_changed_trust_policy_raises_a_loud_warning(
         page.click("#lang-en")
     finally:
         (out / "index.html").write_bytes(original)
-    open_verdict(page, world.link(url + "/", NEW_PDF))
+    assert open_verdict(page, world.link(url + "/?visit=3", NEW_PDF)) == "genuine"
     assert not page.is_visible("#trust-warning")  # back to the remembered keys
 
 
