@@ -706,8 +706,15 @@
   }
 
   // The issuing key must have been added by the registry before the document's entry (tlog verify does the same).
-  function registrationVerdict(v, registered, checks) {
+  // A registration the log offered but whose proof does not verify here (e.g. under a checkpoint the witnesses have
+  // not cosigned yet) proves nothing either way: "cannot verify", never "not from a registered issuer".
+  function registrationVerdict(v, registered, checks, listing) {
     const r = registered.get(v.statement.signer);
+    const offered = (Array.isArray(listing.registrations) ? listing.registrations : [])
+      .some((x) => x.key === v.statement.signer);
+    if (!r && offered) {
+      throw new VerifyError("cannot_verify", "c_registered", "the log's proof of this key's registration does not verify here");
+    }
     if (!r || !(r.index < v.index)) {
       state.facts.registration = "none";
       checks.fail("c_registered", "key " + v.statement.signer + " has no issuer-add entry before #" + v.index);
@@ -765,7 +772,7 @@
     state.facts = factsFrom(v, policy, false);
     if (v.statement.kind !== "issue") throw tampered("c_document", "the log entry is not an issue statement");
     const registered = await registrationsOf(listing, policy, now, state.trust);
-    const unregistered = registrationVerdict(v, registered, checks);
+    const unregistered = registrationVerdict(v, registered, checks, listing);
     if (unregistered) return unregistered;
     const revoked = await revocationOf(listing, policy, now, h, v, registered);
     await newestCheckpoint(policy, now, checks);
@@ -789,7 +796,7 @@
     if (!listing || !Array.isArray(listing.statements)) return ["genuine", genuineReason(), ""];
     state.facts.checked = true;
     const registered = await registrationsOf(listing, policy, now, state.trust);
-    const unregistered = registrationVerdict(v, registered, checks);
+    const unregistered = registrationVerdict(v, registered, checks, listing);
     if (unregistered) return unregistered;
     const revoked = await revocationOf(listing, policy, now, v.statement.document, v, registered);
     await newestCheckpoint(policy, now, checks);
