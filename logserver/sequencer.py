@@ -286,8 +286,11 @@ class Sequencer:
     async def run(self) -> None:
         """The loop: flush on the interval or when the pool is full; renew the lease as it goes."""
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation (SIGTERM) that lands as
+            # the event is set, and the loop would run on (monitor/cli.py has the test that showed it).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.config.flush_interval)
+                async with asyncio.timeout(self.config.flush_interval):
+                    await self._wake.wait()
             self._wake.clear()
             if self._lease_due():
                 try:

@@ -263,8 +263,11 @@ class StaticTiles:
                     self.synced_size = None
             else:
                 self.synced_size = None  # another process writes now; rescan if we take over
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation (SIGTERM) that lands as
+            # the event is set, and the loop would run on (monitor/cli.py has the test that showed it).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wake.wait()
             self._wake.clear()
 
     async def sync(self, verify: bool = False) -> SyncResult:
