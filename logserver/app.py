@@ -116,6 +116,8 @@ async def inclusion(request: Request) -> Response:
         index = found[leaf]
     else:
         index = query_int(request, "index")
+    if index >= size and "leaf_hash" in request.query_params and "size" not in request.query_params:
+        size = await _size(state)  # committed between reading the size and finding the leaf: the newer tree has it
     if index >= size:
         raise HTTPError(400, "bad_request", f"index {index} is not in a tree of size {size}")
     proof = (await proofs.inclusion_proofs(state.storage, [index], size))[0]

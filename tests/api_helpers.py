@@ -27,10 +27,11 @@ ISSUER = Ed25519Signer("issuer.api.example", seed(203))
 
 @asynccontextmanager
 async def app_client(
-    tmp_path: Path, wrap: Callable[[Any], Any] = lambda app: app
+    tmp_path: Path, wrap: Callable[[Any], Any] = lambda app: app, reads: Callable[[Any], Any] = lambda storage: storage
 ) -> AsyncIterator[tuple[LogClient, httpx.AsyncClient]]:
     """The log as `tlog-server serve` wires it (SQLite, the sequencer running), reached through ASGITransport by
-    the project's client and by a plain HTTP client (for requests the project's client never sends)."""
+    the project's client and by a plain HTTP client (for requests the project's client never sends). `reads` may
+    put a view in front of the storage the handlers read (the sequencer keeps the real one), to stage races."""
     storage = await SQLiteStorage.open(tmp_path / "log.db", 5000)
     registry = REGISTRY_KEY.verifier().vkey
     sequencer = Sequencer(
@@ -39,7 +40,7 @@ async def app_client(
     await sequencer.load()
     if not await sequencer.take_lease():
         raise RuntimeError("a fresh database must give the lease")
-    state = LogState(storage, sequencer, SubmissionRules(ORIGIN, 300), LOG_KEY.verifier().vkey, [registry])
+    state = LogState(reads(storage), sequencer, SubmissionRules(ORIGIN, 300), LOG_KEY.verifier().vkey, [registry])
     task = asyncio.create_task(sequencer.run())
     transport = httpx.ASGITransport(app=wrap(build_app(state)))
     try:

@@ -214,3 +214,45 @@ def test_the_client_returns_typed_values_not_dicts() -> None:
     for name, kind in returns.items():
         typed = isinstance(kind, type) and issubclass(kind, api.WireValue)
         assert typed or kind in (bytes, bytes | None), f"LogClient.{name} returns {kind}"
+
+
+class StaleHeadOnce:
+    """The storage as a reader sees it when a commit lands between its reading the head and finding a leaf: the
+    first head() answers the head from before the last commit; everything else is the real storage."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.stale: Any = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+    async def head(self) -> Any:
+        stale, self.stale = self.stale, None
+        return stale if stale is not None else await self.storage.head()
+
+
+def test_a_leaf_committed_while_its_proof_is_asked_for_is_proven_not_refused(tmp_path: Path) -> None:
+    """A proof by leaf hash without `size` read the size, then found the leaf: an entry committed in between got
+    400 "index n is not in a tree of size n" for a valid question."""
+    view: list[StaleHeadOnce] = []
+
+    def reads(storage: Any) -> StaleHeadOnce:
+        view.append(StaleHeadOnce(storage))
+        return view[0]
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, reads=reads) as (client, raw):
+            await client.submit([statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry")])
+            before = await view[0].storage.head()
+            issued = statement(ISSUE, ISSUER, document=HASH)
+            await client.submit([issued])
+            view[0].stale = before  # the reader saw size 1; the issue statement is entry 1
+            answer = await raw.get("/api/v1/proof/inclusion", params={"leaf_hash": leaf_hash(issued).hex()})
+            assert answer.status_code == 200, answer.text
+            proof = api.InclusionProof.from_json(answer.json())
+            assert (proof.index, proof.size) == (1, 2)
+            root = (await view[0].storage.head()).root
+            verify_inclusion(leaf_hash(issued), 1, 2, list(proof.proof), root)
+
+    asyncio.run(scenario())
