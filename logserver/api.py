@@ -323,6 +323,51 @@ class DocumentHistory(WireValue):
     registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
 
 
+# --- POST /api/v1/documents:lookup ---------------------------------------------------------------------------
+
+MAX_LOOKUP = 1000  # documents in one lookup request, like a submission batch
+
+
+@dataclass(frozen=True)
+class LookupRequest(WireValue):
+    """`{"documents": ["<hex SHA-256>", ...]}`: 1..MAX_LOOKUP documents, asked about in one round trip."""
+
+    documents: tuple[HexHash, ...]
+
+    def __post_init__(self) -> None:
+        if not self.documents:
+            raise MalformedError("documents: want at least one document SHA-256")
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        schema = super().json_schema()
+        documents = {**schema["properties"]["documents"], "minItems": 1, "maxItems": MAX_LOOKUP}
+        return {**schema, "properties": {"documents": documents}}
+
+
+@dataclass(frozen=True)
+class LookupStatement(WireValue):
+    """One statement about a document, without its proof (GET /api/v1/documents/<sha256> has the proofs)."""
+
+    index: Uint
+    kind: str
+    issuer: str  # the signer's key name
+    signer: str  # the signer's verifier key
+    time: Uint
+
+
+@dataclass(frozen=True)
+class DocumentSummary(WireValue):
+    document: HexHash
+    status: DocumentStatus  # the server's reading (tlogcore.status), as in DocumentHistory
+    statements: tuple[LookupStatement, ...]  # in log order; empty for a document the log never saw
+
+
+@dataclass(frozen=True)
+class LookupResponse(WireValue):
+    documents: tuple[DocumentSummary, ...]  # one per document asked, in request order
+
+
 # --- GET /api/v1/issuers --------------------------------------------------------------------------------------
 
 
@@ -421,6 +466,7 @@ RESPONSES: tuple[type[WireValue], ...] = (
     InclusionProof,
     ConsistencyProof,
     DocumentHistory,
+    LookupResponse,
     IssuerRegistry,
     LogInfo,
     Health,

@@ -5,8 +5,8 @@ Exactly once, across interruptions (kill -9 included):
 1. A state (cli.py keeps it in a JSON file) maps each logged document's SHA-256 to its entry index; those are
    skipped at once.
 2. With `lookup` (cmd_submit.py: when there is no state to resume from), every other document is first looked
-   up in the log (`GET /api/v1/documents/<sha256>`), all before anything is submitted: an issue statement by
-   this issuer already there is recorded, not submitted again; a document this issuer revoked is refused
+   up in the log (`POST /api/v1/documents:lookup`, a batch per request) before it is submitted: an issue
+   statement by this issuer already there is recorded, not submitted again; a document this issuer revoked is refused
    unless `--reissue`, which logs a new issue statement for it.
 3. Before a batch is sent, the statement time it uses is saved as `pending_time`; a re-run after an interruption
    signs with that same time, so a statement the log took in a batch whose answer never arrived is the identical
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from logserver import api
 from logserver.client import LogClient, LogClientError
 from tlogcore.bundle import TlogProof, parse_tlog_proof, verify_bundle
 from tlogcore.checkpoint import parse_checkpoint
@@ -101,10 +102,11 @@ class Logged:
     issue_time: int = 0  # the latest issue statement's time: a re-issue must be later, or it is the same statement
 
 
-async def document_status(client: LogClient, document: bytes, issuer_name: str) -> Logged:
+def logged_of(summary: api.DocumentSummary, issuer_name: str) -> Logged:
+    """This issuer's latest issue of the document and a later revoke, from the log's lookup answer."""
     issue = revoke = None
     issue_time = 0
-    for item in (await client.document(document)).statements:
+    for item in summary.statements:
         if item.issuer != issuer_name:
             continue
         if item.kind == ISSUE and (issue is None or item.index > issue):
@@ -124,18 +126,24 @@ class Lookup:
 async def lookup_logged(
     client: LogClient, items: Sequence[Item], state: SubmitState, issuer_name: str, reissue: bool
 ) -> Lookup:
-    """Ask the log about every document not in `state` before anything is submitted: record those already
-    issued; collect the revoked ones, which are not issued again unless `reissue`."""
+    """Ask the log about every document not in `state` (one request per api.MAX_LOOKUP documents) before they
+    are submitted: record those already issued; collect the revoked ones, which are not issued again unless
+    `reissue`."""
     todo = [i for i in items if i.sha256.hex() not in state.logged]
-    found = await _gather_limited([partial(document_status, client, i.sha256, issuer_name) for i in todo])
     result = Lookup([], 0)
-    for item, logged in zip(todo, found, strict=True):
-        if logged.revoked_at is not None:
-            if not reissue:
-                result.revoked.append((item, logged.revoked_at))
-            result.reissue_after = max(result.reissue_after, logged.issue_time)
-        elif logged.index is not None:
-            state.logged[item.sha256.hex()] = logged.index
+    for start in range(0, len(todo), api.MAX_LOOKUP):
+        chunk = todo[start : start + api.MAX_LOOKUP]
+        answer = await client.lookup([i.sha256 for i in chunk])
+        if [d.document for d in answer.documents] != [i.sha256 for i in chunk]:
+            raise MalformedError("the log's lookup answer is not about the documents asked, in order")
+        for item, summary in zip(chunk, answer.documents, strict=True):
+            logged = logged_of(summary, issuer_name)
+            if logged.revoked_at is not None:
+                if not reissue:
+                    result.revoked.append((item, logged.revoked_at))
+                result.reissue_after = max(result.reissue_after, logged.issue_time)
+            elif logged.index is not None:
+                state.logged[item.sha256.hex()] = logged.index
     return result
 
 
