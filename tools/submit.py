@@ -21,16 +21,19 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import orjson
+
 from logserver import api
 from logserver.client import LogClient, LogClientError
 from tlogcore.bundle import TlogProof, parse_tlog_proof, verify_bundle
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import MalformedError
-from tlogcore.keys import Signer
+from tlogcore.keys import Ed25519Signer, Signer
 from tlogcore.note import parse_note
 from tlogcore.policy import Policy
 from tlogcore.statement import ISSUE, REVOKE, Statement, sign_statement
 from tools.hashing import Item
+from tools.signing import BatchSigner, worker_count
 
 BATCH = 1000
 CONCURRENCY = 16
@@ -46,19 +49,16 @@ class SubmitState:
     pending_time: int | None = None
 
     def to_text(self) -> str:
-        return (
-            json.dumps(
-                {
-                    "version": STATE_VERSION,
-                    "origin": self.origin,
-                    "signer": self.signer,
-                    "pending_time": self.pending_time,
-                    "logged": self.logged,
-                },
-                indent=0,
-            )
-            + "\n"
-        )
+        # orjson: the state is saved after every batch, and json's pure-Python indenting encoder took 1.8 s of
+        # a 20,000-document run (issue 20's profile)
+        data = {
+            "version": STATE_VERSION,
+            "origin": self.origin,
+            "signer": self.signer,
+            "pending_time": self.pending_time,
+            "logged": self.logged,
+        }
+        return orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE).decode()
 
     @classmethod
     def from_text(cls, text: str, origin: str, signer: str) -> "SubmitState":
@@ -152,7 +152,7 @@ Lookup_ = Callable[[list[Item]], Awaitable["Lookup"]]
 
 async def submit_items(
     client: LogClient,
-    signer: Signer,
+    signer: Ed25519Signer,
     items: Sequence[Item],
     state: SubmitState,
     save: Callable[[SubmitState], None],
@@ -166,7 +166,8 @@ async def submit_items(
     is first looked up when `lookup` is given (so logging starts at once). `save` is called with the state before
     a batch is signed with a new time and after each batch. Returns the documents refused as revoked (with the
     revoke's index); the others are logged."""
-    sender = _Sender(client, signer, state, save, progress, ref, len(items))
+    batch_signer = BatchSigner(signer, state.origin, worker_count(len(items), batch))
+    sender = _Sender(client, batch_signer, state, save, progress, ref, len(items))
     refused: list[tuple[Item, int]] = []
     try:
         for start in range(0, len(items), batch):
@@ -202,7 +203,7 @@ class _Sender:
     def __init__(
         self,
         client: LogClient,
-        signer: Signer,
+        signer: BatchSigner,
         state: SubmitState,
         save: Callable[[SubmitState], None],
         progress: Callable[[Progress], None],
@@ -217,7 +218,7 @@ class _Sender:
             progress,
             ref,
         )
-        self.vkey, self.total = signer.verifier().vkey, total
+        self.total = total
         self.skipped = self.submitted = 0
         self.slots = asyncio.Semaphore(PIPELINE)
         self.tasks: set[asyncio.Task[None]] = set()
@@ -230,17 +231,11 @@ class _Sender:
             self.progress(Progress(done, self.total, self.skipped, self.submitted))
             return
         await self.slots.acquire()
-        statements = [
-            sign_statement(
-                Statement(self.state.origin, ISSUE, self.vkey, when, document=i.sha256, ref=i.ref or self.ref),
-                self.signer,
-            )
-            for i in chunk
-        ]
-        self.tasks.add(asyncio.create_task(self._submit(chunk, statements, done)))
+        self.tasks.add(asyncio.create_task(self._submit(chunk, when, done)))
 
-    async def _submit(self, chunk: list[Item], statements: list[bytes], done: int) -> None:
+    async def _submit(self, chunk: list[Item], when: int, done: int) -> None:
         try:
+            statements = await self.signer.sign(when, [(i.sha256, i.ref or self.ref) for i in chunk])
             result = await self.client.submit(statements)
         finally:
             self.slots.release()
@@ -257,6 +252,7 @@ class _Sender:
     def cancel(self) -> None:
         for task in self.tasks:
             task.cancel()
+        self.signer.close()
 
 
 async def wait_for_checkpoint(
