@@ -62,6 +62,11 @@ class LogClient:
         body = orjson.dumps(api.SubmitRequest(tuple(statements)).to_json())
         return await self._post_json("/api/v1/entries", body, api.SubmitResponse)
 
+    async def submit_receipt(self, statements: list[bytes]) -> api.SubmitReceipt:
+        """`submit`, reading only each entry's index, leaf hash and duplicate flag (no proofs, no checkpoint)."""
+        body = orjson.dumps(api.SubmitRequest(tuple(statements)).to_json())
+        return await self._post_json("/api/v1/entries", body, api.SubmitReceipt)
+
     async def checkpoint(self) -> bytes:
         response = await self._get("/checkpoint")
         return response.content

@@ -29,6 +29,7 @@ from tlogcore.bundle import TlogProof, parse_tlog_proof, verify_bundle
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import MalformedError
 from tlogcore.keys import Ed25519Signer, Signer
+from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.policy import Policy
 from tlogcore.statement import ISSUE, REVOKE, Statement, sign_statement
@@ -236,10 +237,14 @@ class _Sender:
     async def _submit(self, chunk: list[Item], when: int, done: int) -> None:
         try:
             statements = await self.signer.sign(when, [(i.sha256, i.ref or self.ref) for i in chunk])
-            result = await self.client.submit(statements)
+            result = await self.client.submit_receipt(statements)
         finally:
             self.slots.release()
-        for item, entry in zip(chunk, result.entries, strict=True):
+        if len(result.entries) != len(chunk):
+            raise MalformedError(f"the log answered {len(result.entries)} entries for {len(chunk)} statements")
+        for item, statement, entry in zip(chunk, statements, result.entries, strict=True):
+            if entry.leaf_hash != leaf_hash(statement):  # the log took exactly the statement signed here
+                raise MalformedError(f"the log's entry {entry.index} for {item.shown} is not the statement sent")
             self.state.logged[item.sha256.hex()] = entry.index
         self.submitted += len(chunk)
         self.save(self.state)
