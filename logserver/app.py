@@ -38,6 +38,7 @@ from logserver.logstate import Limits, LogState, state_of
 from logserver.openapi import OPENAPI
 from logserver.ratelimit import RateLimiter
 from logserver.sequencer import NotSequencingError, PoolFullError
+from logserver.statuslookup import status_index_proof
 from logserver.storage import StorageError
 from logserver.webpage import PublicReads, web_routes
 from tlogcore.bundle import to_binary
@@ -195,7 +196,8 @@ async def document(request: Request) -> Response:
             api.Registration(key.vkey, key.label, key.continues, key.added_index, item.extra or b"", item.to_text())
         )
     status = document_status(statements, registry.continuations())
-    return json_response(api.DocumentHistory(digest, status, tuple(items), tuple(registrations)))
+    index = await status_index_proof(state.storage, state.status, digest) if state.status is not None else None
+    return json_response(api.DocumentHistory(digest, status, tuple(items), tuple(registrations), index))
 
 
 def _registered_chain(registry: Registry, signers: set[str]) -> list[IssuerKey]:

@@ -98,6 +98,7 @@ class Outcome:
     checkpoint: Checkpoint | None = None
     witnesses: Sequence[str] = field(default_factory=tuple)
     registered: Registered | None = None  # None: offline (not checked), or not registered
+    status_proven: bool = False  # online: "not revoked" / "not logged" proven by the log's status index
 
     @property
     def exit_code(self) -> int:
@@ -120,6 +121,7 @@ class Outcome:
             if self.checkpoint is not None
             else None,
             "witnesses": sorted(self.witnesses),
+            "status_proven": self.status_proven,
             "message": self.message,
             "exit_code": self.exit_code,
         }

@@ -19,13 +19,14 @@ from logserver import api
 from logserver.client import LogClient, LogClientError
 from tlogcore.bundle import TlogProof, VerifiedBundle, verify_bundle
 from tlogcore.checkpoint import Checkpoint
-from tlogcore.errors import MalformedError, TlogError
+from tlogcore.errors import MalformedError, ProofError, TlogError
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
 from tlogcore.status import UNKNOWN, counted_revocations, document_status
 from tools.qr import OnlineRef, parse_payload
+from tools.statusproof import ProvenStatus, prove_status
 from tools.verdict import (
     GENUINE,
     INPUT_ERROR,
@@ -127,7 +128,28 @@ async def _check_online(
         included.append((item.index, statement))
     registry_keys = frozenset((await client.info()).registry_vkeys)
     registered = await _registrations(client, lookup.registrations, registry_keys, current)
-    return online_verdict(document, included, registered, trusted)
+    proven = None
+    if lookup.index is not None:
+        proven = await prove_status(client, document, lookup.index, current, registry_keys)
+        check_complete(proven, included)
+    return online_verdict(document, included, registered, trusted, proven)
+
+
+def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement]]) -> None:
+    """The statements the log returned are exactly the ones its own index lists (and the gap holds), each of
+    the listed kind: a revocation left out of the answer is caught here (docs/status-proofs.md §9, step 4)."""
+    kinds = {index: statement.kind for index, statement in included}
+    for index in sorted(proven.listed):
+        if index not in kinds:
+            raise ProofError(
+                f"the log's own status index lists entry {index} about this document, but the log did not return "
+                "it: a revocation may be hidden from you"
+            )
+        if kinds[index] != (ISSUE if index in proven.issued else REVOKE):
+            raise ProofError(f"entry {index} is not the kind of statement the log's status index lists")
+    extra = [index for index in kinds if index < proven.checked_to and index not in proven.listed]
+    if extra:
+        raise ProofError(f"entry {extra[0]} is about this document, but the log's status index does not list it")
 
 
 async def _proven(client: LogClient, index: int, raw: bytes, current: Checkpoint) -> Statement:
@@ -161,8 +183,10 @@ def online_verdict(
     included: Sequence[tuple[int, Statement]],
     registered: Mapping[str, tuple[int, Statement]],
     trusted: TrustedCheckpoint,
+    proven: ProvenStatus | None = None,
 ) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
+    proof_words = proven.words() if proven is not None else "not proven: the log gave no status index proof"
     statements = [s for _, s in included]
     continues = {key: s.continues for key, (_, s) in registered.items() if s.continues is not None}
     status = document_status(statements, continues)
@@ -170,14 +194,17 @@ def online_verdict(
         return Outcome(
             NOT_LOGGED,
             document,
-            f"{current.origin} (tree size {current.size}) holds no issue statement about SHA-256 {document.hex()}",
+            f"{current.origin} (tree size {current.size}) holds no issue statement about SHA-256 {document.hex()}"
+            f"; {proof_words}",
             checkpoint=current,
             witnesses=witnesses,
+            status_proven=proven is not None,
         )
     index, statement = next((i, s) for i, s in included if s.kind == ISSUE)
     entry = registered.get(statement.signer)
     known = Registered(entry[1].ref, entry[0]) if entry is not None and entry[0] < index else None
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
+    where["status_proven"] = proven is not None
     about = describe(statement, index, current, witnesses, known, online=True)
     if known is None:
         return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)
@@ -192,4 +219,4 @@ def online_verdict(
             f"revoked{reason} by key {revoke.signer} in entry {revoke_index}; it was {about}",
             **where,
         )
-    return Outcome(GENUINE, document, about + "; not revoked", **where)
+    return Outcome(GENUINE, document, f"{about}; not revoked: {proof_words}", **where)
