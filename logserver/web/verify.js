@@ -725,13 +725,101 @@
     return null;
   }
 
+  // --- provable status (docs/status-proofs.md §9): the log's complete list of entries about the document ------
+  const SP = window.TLOG_STATUS_PROOF;
+  const MAX_PAGE_GAP = 64n; // entries after the index root this page reads itself, one proven bundle each
+  const INDEX_ROOT_HEADER = utf8.encode("tlog-index-root/v1\n");
+  const startsWith = (bytes, prefix) => bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
+  const hexBytes = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+
+  // Entry `index` of the log, proven included under a checkpoint the policy accepts (its bundle from the log).
+  async function provenEntry(index, policy, now) {
+    const r = await fetchOk("/api/v1/bundle/" + index);
+    if (!r.ok) throw new VerifyError("cannot_verify", "c_status_list", "entry " + index + ": the log answered " + r.status);
+    const bundle = parseTextBundle(new Uint8Array(await r.arrayBuffer()));
+    const trusted = await verifyCheckpoint(bundle.checkpoint, policy, now, new Checks(true));
+    const leaf = await sha256(concat(new Uint8Array([0]), bundle.extra));
+    const root = await rootFromInclusion(leaf, bundle.index, trusted.checkpoint.size, bundle.proof);
+    if (bundle.index !== BigInt(index) || !equal(root, trusted.checkpoint.root)) {
+      throw tampered("c_status_list", "entry " + index + " is not proven in the log");
+    }
+    return { data: bundle.extra, checkpoint: trusted.checkpoint };
+  }
+
+  // The logged index-root the proof is for: included, signed by a registry key this page pins, for this log,
+  // covering only entries before itself, and stating the root and size the proof names.
+  async function indexRootOf(served, policy, now) {
+    const at = BigInt(served.index_root.index);
+    const entry = await provenEntry(at, policy, now);
+    const note = parseNote(entry.data, 1024);
+    let root;
+    try { root = SP.parseIndexRootText(note.text); } catch (e) { throw tampered("c_status_list", String(e.message)); }
+    const signer = await parseVkey(root.signer, "index-root signer");
+    const sig = note.signatures[0];
+    if (!state.trust.registry.includes(root.signer) || note.signatures.length !== 1 || sig.name !== signer.name ||
+        sig.id !== signer.id || !(await ed25519Verify(signer.material, sig.sig, note.textBytes))) {
+      throw tampered("c_status_list", "the index root is not signed by the log's registry key");
+    }
+    if (root.origin !== entry.checkpoint.origin || root.size > at) throw tampered("c_status_list", "the index root is for another log");
+    if (root.size !== BigInt(served.size) || b64encode(root.root) !== served.root) {
+      throw tampered("c_status_list", "the status proof is not for the logged index root");
+    }
+    return { ...root, entry: at, end: entry.checkpoint.size };
+  }
+
+  // The issue and revoke entries about h among entries [from, to), each read here from its proven bundle.
+  async function gapEntries(h, from, to, policy, now) {
+    const found = [];
+    for (let i = from; i < to; i++) {
+      const data = (await provenEntry(i, policy, now)).data;
+      if (startsWith(data, INDEX_ROOT_HEADER)) continue;
+      const s = await parseStatement(data, new Checks(true));
+      if (s.document === h) found.push({ index: i, kind: s.kind });
+    }
+    return found;
+  }
+
+  // Every entry about h that the index (and the gap) lists must be in the log's answer, of the listed kind, with a
+  // proof that verifies; and the answer holds no other entry below the point checked. Null: no index proof given
+  // (then the page never says the list is complete: statusVerdict writes "not proven").
+  async function provenStatus(listing, h, policy, now, checks) {
+    const served = listing.index;
+    if (!served) return null; // said in the revocation check's detail: "none — not proven"
+    const root = await indexRootOf(served, policy, now);
+    let record;
+    try {
+      const recordBytes = served.record === null ? null : b64decode(served.record, "status record");
+      record = await SP.verifyStatus(hexBytes(h), recordBytes, b64decode(served.proof, "status proof"), root.root);
+    } catch (e) {
+      if (e instanceof SP.StatusProofError) throw tampered("c_status_list", e.message);
+      throw e;
+    }
+    const listed = new Map();
+    for (const i of record ? record.issued : []) listed.set(i, "issue");
+    for (const i of record ? record.revoked : []) listed.set(i, "revoke");
+    const checkedTo = root.end - root.size <= MAX_PAGE_GAP ? root.end : root.size;
+    for (const e of await gapEntries(h, root.size, checkedTo, policy, now)) listed.set(e.index, e.kind);
+    for (const [i, kind] of listed) {
+      const item = listing.statements.find((s) => BigInt(s.index) === i);
+      if (!item || item.kind !== kind) {
+        throw tampered("c_status_list", "the log's own index lists entry " + i + " (" + kind + "), but the log did not return it");
+      }
+      await verifyBundle(utf8.encode(item.bundle), policy, now, h, new Checks(true));
+    }
+    const extra = listing.statements.find((s) => BigInt(s.index) < checkedTo && !listed.has(BigInt(s.index)));
+    if (extra) throw tampered("c_status_list", "entry " + extra.index + " is not in the log's own index");
+    const gap = checkedTo > root.size ? ", " + root.size + "–" + (checkedTo - 1n) : "";
+    checks.pass("c_status", "#0–" + (root.size - 1n) + gap + " (index root #" + root.entry + ")");
+    return { size: root.size, checkedTo };
+  }
+
   function genuineReason() {
     if (state.paper) return "r_genuine_paper";
     return state.facts && state.facts.quorumNeeds === 0 ? "r_genuine_nowitness" : "r_genuine";
   }
 
-  function statusVerdict(revoked, checks) {
-    checks.pass("c_revocation", revoked ? "#" + revoked.index : t("none"));
+  function statusVerdict(revoked, checks, proven) {
+    checks.pass(proven || revoked ? "c_revocation" : "c_revocation_unproven", revoked ? "#" + revoked.index : t("none"));
     if (revoked) {
       state.revokeReason = revoked.statement.reason || "";
       return ["revoked", "r_revoked", ""];
@@ -759,6 +847,7 @@
     const docs = await fetchOk("/api/v1/documents/" + h);
     if (!docs.ok) throw new VerifyError("cannot_verify", null, "the log answered " + docs.status);
     const listing = await docs.json();
+    const proven = await provenStatus(listing, h, policy, now, checks);
     const bundleResponse = await fetchOk("/api/v1/bundle/" + i);
     const issues = listing.statements.filter((s) => s.kind === "issue");
     if (!issues.length) {
@@ -776,7 +865,7 @@
     if (unregistered) return unregistered;
     const revoked = await revocationOf(listing, policy, now, h, v, registered);
     await newestCheckpoint(policy, now, checks);
-    return statusVerdict(revoked, checks);
+    return statusVerdict(revoked, checks, proven);
   }
 
   // An offline proof, verified on this device; then, whenever the log answers, its revocations and newest
@@ -795,12 +884,13 @@
     } catch (e) { listing = null; }
     if (!listing || !Array.isArray(listing.statements)) return ["genuine", genuineReason(), ""];
     state.facts.checked = true;
+    const proven = await provenStatus(listing, v.statement.document, policy, now, checks);
     const registered = await registrationsOf(listing, policy, now, state.trust);
     const unregistered = registrationVerdict(v, registered, checks, listing);
     if (unregistered) return unregistered;
     const revoked = await revocationOf(listing, policy, now, v.statement.document, v, registered);
     await newestCheckpoint(policy, now, checks);
-    return statusVerdict(revoked, checks);
+    return statusVerdict(revoked, checks, proven);
   }
 
   async function verifyOffline(b, checks) {
