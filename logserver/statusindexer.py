@@ -118,10 +118,10 @@ class StatusIndexer:
         """Step until cancelled; a failing step is logged and retried (the log itself is never held up)."""
         while True:
             try:
+                await self.measure_lag()  # before catching up: the gauge shows the worst point of each cycle
                 if self.may_write():
                     while await self.step():
                         pass
-                await self.measure_lag()
             except (StorageError, TlogError, OSError) as exc:
                 log.warning("status index update failed (retried): %s", exc)
             await asyncio.sleep(self.interval)
