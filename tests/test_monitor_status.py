@@ -10,9 +10,10 @@ import time
 from pathlib import Path
 
 import httpx
-from log_harness import LogProcess, free_port, issue, post_statements, register_issuer
+from log_harness import LogProcess, issue, post_statements, register_issuer
 from monitor_helpers import monitor_cli, monitor_config, read_alerts, wait_for
 
+from loadtest.localproc import free_port
 from monitor.statusaudit import RULE_STATUS_INDEX
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import REVOKE, Statement, sign_statement
