@@ -7,14 +7,10 @@ from pathlib import Path
 
 import pytest
 from log_harness import free_port
+from refresh_helpers import forked_bundle
 from tools_stack import tlog, witnessed_log
 
-from tlogcore import merkle
-from tlogcore.bundle import BINARY_MAGIC, from_binary, make_bundle, parse_tlog_proof, to_binary, verify_bundle
-from tlogcore.checkpoint import Checkpoint
-from tlogcore.cosignature import CosignatureV1Signer
-from tlogcore.keys import parse_signer_key
-from tlogcore.note import sign_note
+from tlogcore.bundle import BINARY_MAGIC, from_binary, parse_tlog_proof, to_binary, verify_bundle
 from tlogcore.policy import parse_policy
 
 PDF = b"%PDF-1.7\n% Land title 2026/5, Phnom Penh\n%%EOF\n" * 10
@@ -89,30 +85,10 @@ def test_verify_online_with_an_old_bundle_relies_on_the_newest_checkpoint_and_sa
     assert f"refreshed from the bundle's (tree size {before})" in result.stdout
 
 
-def _forked_bundle(stack, old: bytes) -> bytes:  # type: ignore[no-untyped-def]
-    """The same statement at the same index, in a tree whose other leaves differ from the log's: signed by the real
-    log key and cosigned by two of the real witnesses' keys (what a log that forked would hand out)."""
-    bundle = parse_tlog_proof(old)
-    size = bundle.index + 2
-    leaves = [merkle.leaf_hash(b"forked %d" % i) for i in range(size)]
-    leaves[bundle.index] = merkle.leaf_hash(bundle.extra or b"")
-    stored = merkle.append_leaves(0, [], leaves).new_hashes
-    plan, root_plan = merkle.inclusion_plan(bundle.index, size), merkle.root_plan(size)
-    proof = plan.assemble([stored[i] for i in plan.stored_indexes])
-    root = root_plan.assemble([stored[i] for i in root_plan.stored_indexes])[0]
-    log_key = parse_signer_key((stack.server.data / "log.key").read_text().strip())
-    cosigners = []
-    for w in stack.witnesses[:2]:
-        key = parse_signer_key((w.data / "witness.key").read_text().strip())
-        cosigners.append(CosignatureV1Signer(key.name, key.seed, time.time))
-    note = sign_note(Checkpoint(log_key.name, size, root).text, [log_key, *cosigners])
-    return make_bundle(bundle.extra or b"", bundle.index, proof, note).to_text()
-
-
 def test_a_bundle_from_a_forked_tree_is_log_misbehaved_and_never_rewritten(issued) -> None:  # type: ignore[no-untyped-def]
     stack, tmp, policy, pdf, old = issued
     forked = tmp / "forked.tlog-proof"
-    forked.write_bytes(_forked_bundle(stack, old.read_bytes()))
+    forked.write_bytes(forked_bundle(stack, old.read_bytes()))
     offline = tlog("verify", str(pdf), "--policy", str(policy), "--bundle", str(forked))
     assert offline.exit_code == 0, offline.output  # offline, the fork cannot be seen: that is what refresh is for
     online = tlog("verify", str(pdf), "--policy", str(policy), "--bundle", str(forked), "--log", stack.url)

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page
-from test_tools_refresh import _forked_bundle
+from refresh_helpers import forked_bundle
 from test_web_verifier import b64url, wait_published
 from tools_stack import Stack, tlog, witnessed_log
 from web_browser import chromium, open_verdict, screenshot
@@ -82,7 +82,7 @@ def test_an_old_offline_proof_is_judged_against_the_newest_checkpoint(world: Wor
 
 
 def test_a_proof_from_a_forked_tree_is_log_misbehaved(world: World, page: Page) -> None:
-    forked = _forked_bundle(world.stack, world.old)
+    forked = forked_bundle(world.stack, world.old)
     assert open_verdict(page, _url(world, forked)) == "log_misbehaved"
     assert "contradict each other" in (page.text_content("#verdict-reason") or "")
     assert "not a prefix" in (page.text_content("#verdict-detail") or "")
