@@ -443,8 +443,8 @@
   // RFC 9162 §2.1.4.2, the twin of verify_consistency in tlogcore/merkle.py: true when the old tree is a prefix
   // of the new one. Sizes are BigInt; a bundle's tree is never empty.
   async function consistent(oldSize, newSize, oldRoot, newRoot, proof) {
+    if (!(0n < oldSize && oldSize <= newSize)) return false;
     if (oldSize === newSize) return proof.length === 0 && equal(oldRoot, newRoot);
-    if (!(0n < oldSize && oldSize < newSize)) return false;
     const path = (oldSize & (oldSize - 1n)) === 0n ? [oldRoot, ...proof] : proof.slice();
     if (!path.length || path.some((h) => h.length !== 32)) return false;
     let fn = oldSize - 1n;
@@ -466,6 +466,8 @@
     }
     return sn === 0n && equal(oldAcc, oldRoot) && equal(newAcc, newRoot);
   }
+
+  window.TLOG_MERKLE = Object.freeze({ consistent });  // for tests/test_web_consistency.py (the shared vectors)
 
   const misbehaved = (message) => new VerifyError("log_misbehaved", "c_refresh", message);
 
