@@ -12,11 +12,12 @@ from tlogcore.keys import parse_signer_key
 from tlogcore.note import sign_note
 
 
-def forked_bundle(stack: Stack, old: bytes) -> bytes:
-    """The same statement at the same index, in a tree whose other leaves differ from the log's: signed by the real
-    log key and cosigned by two of the real witnesses' keys (what a log that forked would hand out)."""
+def forked_bundle(stack: Stack, old: bytes, size: int | None = None) -> bytes:
+    """The same statement at the same index, in a tree (of `size` leaves; default two past it) whose other leaves
+    differ from the log's: signed by the real log key and cosigned by two of the real witnesses' keys (what a log
+    that forked would hand out)."""
     bundle = parse_tlog_proof(old)
-    size = bundle.index + 2
+    size = size or bundle.index + 2
     leaves = [merkle.leaf_hash(b"forked %d" % i) for i in range(size)]
     leaves[bundle.index] = merkle.leaf_hash(bundle.extra or b"")
     stored = merkle.append_leaves(0, [], leaves).new_hashes

@@ -100,6 +100,17 @@ def test_a_bundle_from_a_forked_tree_is_log_misbehaved_and_never_rewritten(issue
     assert forked.read_bytes() == kept
 
 
+def test_a_bundle_on_a_bigger_tree_than_the_logs_newest_is_log_misbehaved(issued) -> None:  # type: ignore[no-untyped-def]
+    """A log that signed a tree of size N and now shows a smaller one as its newest has gone back in time."""
+    stack, tmp, policy, pdf, old = issued
+    ahead = tmp / "ahead.tlog-proof"
+    ahead.write_bytes(forked_bundle(stack, old.read_bytes(), size=1000))
+    online = tlog("verify", str(pdf), "--policy", str(policy), "--bundle", str(ahead), "--log", stack.url)
+    assert online.exit_code == 9 and "is smaller than the bundle's (size 1000)" in online.stdout, online.output
+    refused = tlog("refresh", str(ahead), "--log", stack.url, "--policy", str(policy))
+    assert refused.exit_code == 1 and "the log misbehaved" in refused.output
+
+
 def test_refresh_refuses_what_is_not_a_bundle_in_one_line(issued) -> None:  # type: ignore[no-untyped-def]
     stack, tmp, policy, pdf, old = issued
     refused = tlog("refresh", str(pdf), "--log", stack.url, "--policy", str(policy))

@@ -94,6 +94,12 @@ def test_a_proof_from_a_forked_tree_is_log_misbehaved(world: World, page: Page) 
     page.click("#lang-en")
 
 
+def test_a_proof_on_a_bigger_tree_than_the_logs_newest_is_log_misbehaved(world: World, page: Page) -> None:
+    ahead = forked_bundle(world.stack, world.old, size=1000)
+    assert open_verdict(page, _url(world, ahead)) == "log_misbehaved"
+    assert "is smaller than this proof's (1000)" in (page.text_content("#verdict-detail") or "")
+
+
 def test_a_damaged_consistency_proof_from_the_log_is_not_genuine(world: World, page: Page) -> None:
     """The page computes the consistency itself: a log answering another proof cannot make a fork pass."""
     page.route("**/api/v1/proof/consistency*", lambda route: route.fulfill(status=200, json={"proof": []}))
