@@ -2,6 +2,7 @@
 bundle is moved onto the newest cosigned checkpoint and the verdict names that checkpoint; a bundle whose
 checkpoint the log's history contradicts is "log misbehaved" (exit 9), never genuine, and is never rewritten."""
 
+import json
 import time
 from pathlib import Path
 
@@ -83,6 +84,9 @@ def test_verify_online_with_an_old_bundle_relies_on_the_newest_checkpoint_and_sa
     before = _size(old.read_bytes(), policy)
     assert "relied on the log's newest checkpoint of tree size" in result.stdout
     assert f"refreshed from the bundle's (tree size {before})" in result.stdout
+    as_json = tlog("verify", str(pdf), "--policy", str(policy), "--bundle", str(old), "--log", stack.url, "--json")
+    checkpoint = json.loads(as_json.stdout)["checkpoint"]
+    assert checkpoint["refreshed_from"] == before and checkpoint["size"] > before, as_json.output
 
 
 def test_a_bundle_from_a_forked_tree_is_log_misbehaved_and_never_rewritten(issued) -> None:  # type: ignore[no-untyped-def]

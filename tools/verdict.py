@@ -102,6 +102,7 @@ class Outcome:
     checkpoint: Checkpoint | None = None
     witnesses: Sequence[str] = field(default_factory=tuple)
     registered: Registered | None = None  # None: offline (not checked), or not registered
+    refreshed_from: int | None = None  # online with a bundle: the tree size of the bundle's own checkpoint
 
     @property
     def exit_code(self) -> int:
@@ -120,7 +121,11 @@ class Outcome:
             "kind": s.kind if s is not None else None,
             "time": s.time if s is not None else None,
             "ref": s.ref if s is not None else None,
-            "checkpoint": {"origin": self.checkpoint.origin, "size": self.checkpoint.size}
+            "checkpoint": {
+                "origin": self.checkpoint.origin,
+                "size": self.checkpoint.size,
+                "refreshed_from": self.refreshed_from,
+            }
             if self.checkpoint is not None
             else None,
             "witnesses": sorted(self.witnesses),

@@ -194,7 +194,7 @@ def with_refresh_words(outcome: Outcome, refreshed: Refreshed) -> Outcome:
         )
     else:
         words = f"relied on the bundle's own {newest}, which is the log's newest"
-    return dataclasses.replace(outcome, message=f"{outcome.message}; {words}")
+    return dataclasses.replace(outcome, message=f"{outcome.message}; {words}", refreshed_from=refreshed.previous.size)
 
 
 async def _proven(client: LogClient, index: int, raw: bytes, current: Checkpoint) -> Statement:
