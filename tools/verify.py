@@ -12,15 +12,18 @@ registered issuer"; the issuer is named by its registered label. The verdict the
 revocation from one verifier; monitors, which see every entry, are what catch that.
 """
 
+import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from logserver import api
 from logserver.client import LogClient, LogClientError
-from tlogcore.bundle import TlogProof, VerifiedBundle, verify_bundle
+from tlogcore.bundle import InconsistentLogError, Refreshed, TlogProof, VerifiedBundle, refresh_bundle, verify_bundle
 from tlogcore.checkpoint import Checkpoint
+from tlogcore.cosignature import signature_timestamp
 from tlogcore.errors import MalformedError, ProofError, TlogError
-from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
+from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
@@ -30,6 +33,7 @@ from tools.statusproof import ProvenStatus, prove_status
 from tools.verdict import (
     GENUINE,
     INPUT_ERROR,
+    LOG_MISBEHAVED,
     NETWORK_ERROR,
     NOT_LOGGED,
     NOT_REGISTERED,
@@ -100,23 +104,23 @@ async def check_online(
 async def _check_online(
     client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None
 ) -> Outcome:
-    trusted = policy.verify_checkpoint(await client.checkpoint(), now)
-    current = trusted.checkpoint
-    if bundle is not None:  # the bundle must verify and its checkpoint must be a prefix of today's
+    newest = await client.checkpoint()
+    trusted = policy.verify_checkpoint(newest, now)
+    refreshed: Refreshed | None = None
+    if bundle is not None:  # the bundle must verify and be refreshed onto today's checkpoint
         offline = check_bundle(document, bundle, policy, now)
-        if offline.verdict != GENUINE or offline.checkpoint is None:
+        if offline.verdict != GENUINE:
             return offline
-        old = offline.checkpoint
-        if old.size > current.size:
-            await_note = f"the bundle's checkpoint (size {old.size}) is newer than the log's ({current.size})"
-            return Outcome(TAMPERED, document, await_note)
-        verify_consistency(
-            old.size,
-            current.size,
-            old.root,
-            current.root,
-            (await client.consistency_proof(old.size, current.size)).proof if old.size else (),
-        )
+        found = await refresh_online(client, bundle, newest, policy, now)
+        if isinstance(found, InconsistentLogError):
+            return misbehaved_outcome(document, found)
+        refreshed = found
+    outcome = await _judge_online(client, document, trusted)
+    return outcome if refreshed is None else with_refresh_words(outcome, refreshed)
+
+
+async def _judge_online(client: LogClient, document: bytes, trusted: TrustedCheckpoint) -> Outcome:
+    current = trusted.checkpoint
     lookup = await client.document(document)
     included: list[tuple[int, Statement]] = []
     for item in lookup.statements:
@@ -150,6 +154,69 @@ def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement
     extra = [index for index in kinds if index < proven.checked_to and index not in proven.listed]
     if extra:
         raise ProofError(f"entry {extra[0]} is about this document, but the log's status index does not list it")
+
+
+# --- refresh (docs/thirty-years.md, "Refresh") ---------------------------------
+
+
+async def refresh_online(
+    client: LogClient, bundle: TlogProof, newest: bytes, policy: Policy, now: float
+) -> Refreshed | InconsistentLogError:
+    """The bundle moved onto the log's newest checkpoint with the log's proofs, or the evidence that the log forked.
+
+    The bundle must already verify under `policy`; nothing the log sends is taken on its word (refresh_bundle)."""
+    old = verify_bundle(bundle, policy, now).checkpoint
+    new = policy.verify_checkpoint(newest, now).checkpoint
+    if new.size < old.size:
+        return InconsistentLogError(
+            f"the log's newest checkpoint (size {new.size}) is smaller than the bundle's (size {old.size})",
+            bundle.checkpoint,
+            newest,
+            (),
+        )
+    consistency = (await client.consistency_proof(old.size, new.size)).proof if 0 < old.size < new.size else ()
+    inclusion = (await client.inclusion_proof(bundle.index, new.size)).proof
+    try:
+        return refresh_bundle(bundle, newest, consistency, inclusion, policy, now)
+    except InconsistentLogError as exc:
+        return exc
+
+
+def misbehaved_outcome(document: bytes, exc: InconsistentLogError) -> Outcome:
+    """Two validly signed checkpoints that are not one history: the loud verdict, with what proves it."""
+    return Outcome(
+        LOG_MISBEHAVED,
+        document,
+        f"the log misbehaved: {exc}. Keep the bundle and report it to the log's operator and its monitors; "
+        "the document cannot be judged against this log",
+    )
+
+
+def relied_on(trusted: TrustedCheckpoint) -> str:
+    """The checkpoint a verdict stands on, in words: size, newest cosignature time if any, cosigners."""
+    times = [
+        signature_timestamp(signature.signature)
+        for signature, verifier in trusted.opened.verified
+        if verifier.key_type in (0x04, 0x05, 0x06) and len(signature.signature) >= 8
+    ]
+    when = ""
+    if times:
+        stamp = datetime.datetime.fromtimestamp(max(times), datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = f", cosigned at {stamp}"
+    cosigners = ", ".join(sorted(trusted.witnesses)) or "no witness"
+    return f"checkpoint of tree size {trusted.checkpoint.size}{when} by {cosigners}"
+
+
+def with_refresh_words(outcome: Outcome, refreshed: Refreshed) -> Outcome:
+    """The verdict, saying that it relied on the log's newest checkpoint rather than the bundle's own."""
+    newest = relied_on(refreshed.verified.trusted)
+    if refreshed.changed:
+        words = (
+            f"relied on the log's newest {newest}, refreshed from the bundle's (tree size {refreshed.previous.size})"
+        )
+    else:
+        words = f"relied on the bundle's own {newest}, which is the log's newest"
+    return dataclasses.replace(outcome, message=f"{outcome.message}; {words}", refreshed_from=refreshed.previous.size)
 
 
 async def _proven(client: LogClient, index: int, raw: bytes, current: Checkpoint) -> Statement:

@@ -91,7 +91,11 @@ window.TLOG_I18N = {
     paper_title: "Compare these with the paper in your hand",
     paper_help: "These are the fields the issuer logged. If any letter or number on the paper differs, the paper is not the document that was issued.",
     r_genuine_paper: "Signed by its issuer and included in the log. It is genuine only if the fields below are exactly those on the paper.",
-    r_paper_mismatch: "The fields in this code do not match the document the issuer logged."
+    r_paper_mismatch: "The fields in this code do not match the document the issuer logged.",
+    v_log_misbehaved: "Log misbehaved",
+    r_log_misbehaved: "The log's records contradict each other: it showed this proof one history and shows another now. Do not rely on this document through this log; keep this proof and tell the log's operator.",
+    c_refresh: "Proof brought up to the log's newest checkpoint",
+    refreshed_from: "checked against the newest checkpoint (the proof carried size {n})"
   },
   km: {
     title: "ផ្ទៀងផ្ទាត់ឯកសារ",
@@ -183,6 +187,10 @@ window.TLOG_I18N = {
     paper_title: "ប្រៀបធៀបព័ត៌មានទាំងនេះជាមួយក្រដាសនៅក្នុងដៃរបស់អ្នក",
     paper_help: "ទាំងនេះជាព័ត៌មានដែលអ្នកចេញបានកត់ត្រា។ ប្រសិនបើអក្សរ ឬលេខណាមួយនៅលើក្រដាសខុសគ្នា ក្រដាសនោះមិនមែនជាឯកសារដែលបានចេញទេ។",
     r_genuine_paper: "បានចុះហត្ថលេខាដោយអ្នកចេញ និងមាននៅក្នុងបញ្ជី។ វាពិតប្រាកដ លុះត្រាតែព័ត៌មានខាងក្រោមដូចគ្នាទាំងស្រុងនឹងក្រដាស។",
-    r_paper_mismatch: "ព័ត៌មាននៅក្នុងកូដនេះមិនត្រូវគ្នានឹងឯកសារដែលអ្នកចេញបានកត់ត្រាទេ។"
+    r_paper_mismatch: "ព័ត៌មាននៅក្នុងកូដនេះមិនត្រូវគ្នានឹងឯកសារដែលអ្នកចេញបានកត់ត្រាទេ។",
+    v_log_misbehaved: "បញ្ជីប្រព្រឹត្តខុស",
+    r_log_misbehaved: "កំណត់ត្រារបស់បញ្ជីផ្ទុយគ្នា៖ វាបានបង្ហាញភស្តុតាងនេះនូវប្រវត្តិមួយ ហើយឥឡូវបង្ហាញប្រវត្តិមួយទៀត។ កុំពឹងលើឯកសារនេះតាមរយៈបញ្ជីនេះ។ សូមរក្សាភស្តុតាងនេះទុក ហើយប្រាប់អ្នកគ្រប់គ្រងបញ្ជី។",
+    c_refresh: "ភស្តុតាងត្រូវបានធ្វើបច្ចុប្បន្នភាពទៅចំណុចត្រួតពិនិត្យថ្មីបំផុតរបស់បញ្ជី",
+    refreshed_from: "បានពិនិត្យជាមួយចំណុចត្រួតពិនិត្យថ្មីបំផុត (ភស្តុតាងមានទំហំ {n})"
   }
 };
