@@ -316,11 +316,24 @@ class Registration(WireValue):
 
 
 @dataclass(frozen=True)
+class Retirement(WireValue):
+    """The `issuer-retire` entry of a signer's key, with its proof; `unsafe_from` when the key was reported stolen:
+    what it signed at that index or later is flagged (tlogcore/status.py)."""
+
+    key: str  # the retired verifier key
+    unsafe_from: int | None  # from the statement, which verifiers read themselves
+    index: Uint
+    statement: B64Bytes  # the issuer-retire statement, as logged
+    bundle: NoteText  # its tlog-proof bundle, under the same checkpoint as the statements' bundles
+
+
+@dataclass(frozen=True)
 class DocumentHistory(WireValue):
     document: HexHash
     status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
     statements: tuple[DocumentStatement, ...]
     registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
+    retirements: tuple[Retirement, ...] = ()  # of the keys above that were retired, in log order
 
 
 # --- GET /api/v1/issuers --------------------------------------------------------------------------------------
@@ -337,6 +350,7 @@ class KeyRetired(WireValue):
     index: Uint
     time: Uint
     reason: str | None
+    unsafe_from: int | None = None  # reported stolen: entries the key signed at this index or later are flagged
 
 
 @dataclass(frozen=True)
@@ -362,7 +376,9 @@ class IssuerRegistry(WireValue):
 
     def registry_indexes(self) -> list[int]:
         """Every entry that added or retired an issuer key, in log order."""
-        events = [e for issuer in self.issuers for key in issuer.keys for e in (key.added, key.retired) if e]
+        events: list[KeyAdded | KeyRetired] = [
+            e for issuer in self.issuers for key in issuer.keys for e in (key.added, key.retired) if e
+        ]
         return sorted({event.index for event in events})
 
 

@@ -10,6 +10,8 @@
 7 network error      online mode: the log could not be reached or answered with an error
 8 not from a registered issuer  online mode: signed and logged, but by a key the log's registry did not add
                      before the document's entry: whoever signed it is nobody the registry vouches for
+9 signed with a stolen key  online mode: signed by a key the registry retired as reported stolen, at or after the
+                     entry from which it is unsafe (`unsafe-from`): a thief may have signed it (tlogcore/status.py)
 """
 
 import datetime
@@ -33,6 +35,7 @@ QUORUM_NOT_MET = "quorum not met"
 INPUT_ERROR = "error"
 NETWORK_ERROR = "network error"
 NOT_REGISTERED = "not from a registered issuer"
+STOLEN_KEY = "signed with a stolen key"
 
 EXIT_CODES = {
     GENUINE: 0,
@@ -44,6 +47,7 @@ EXIT_CODES = {
     INPUT_ERROR: 6,
     NETWORK_ERROR: 7,
     NOT_REGISTERED: 8,
+    STOLEN_KEY: 9,
 }
 
 
