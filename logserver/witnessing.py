@@ -58,6 +58,7 @@ class WitnessState:
             "name": self.config.name,
             "url": self.config.url,
             "vkey": self.config.vkey,
+            "vkeys": list(self.config.vkeys),  # every key of the witness (the published policy lists them all)
             "last_cosigned_size": self.last_cosigned_size,
             "last_cosigned_at": self.last_cosigned_at,
             "last_error": self.last_error,
