@@ -405,6 +405,7 @@ class WitnessStatus(WireValue):
     last_cosigned_at: float | None
     last_error: str | None
     alarm: WitnessAlarm | None  # the newest 422 (logserver/witnessing.py); None while all is well
+    vkeys: tuple[str, ...] = ()  # every key of the witness (Ed25519 and ML-DSA-44), `vkey` first
 
 
 @dataclass(frozen=True)
