@@ -336,12 +336,25 @@ class StatusIndexProof(WireValue):
 
 
 @dataclass(frozen=True)
+class Retirement(WireValue):
+    """The `issuer-retire` entry of a signer's key, with its proof; `unsafe_from` when the key was reported stolen:
+    what it signed at that index or later is flagged (tlogcore/status.py)."""
+
+    key: str  # the retired verifier key
+    unsafe_from: int | None  # from the statement, which verifiers read themselves
+    index: Uint
+    statement: B64Bytes  # the issuer-retire statement, as logged
+    bundle: NoteText  # its tlog-proof bundle, under the same checkpoint as the statements' bundles
+
+
+@dataclass(frozen=True)
 class DocumentHistory(WireValue):
     document: HexHash
     status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
     statements: tuple[DocumentStatement, ...]
     registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
     index: StatusIndexProof | None = None  # None: no index root is inside the published checkpoint yet
+    retirements: tuple[Retirement, ...] = ()  # of the keys above that were retired, in log order
 
 
 # --- GET /api/v1/issuers --------------------------------------------------------------------------------------
@@ -358,6 +371,7 @@ class KeyRetired(WireValue):
     index: Uint
     time: Uint
     reason: str | None
+    unsafe_from: int | None = None  # reported stolen: entries the key signed at this index or later are flagged
 
 
 @dataclass(frozen=True)
@@ -383,7 +397,9 @@ class IssuerRegistry(WireValue):
 
     def registry_indexes(self) -> list[int]:
         """Every entry that added or retired an issuer key, in log order."""
-        events = [e for issuer in self.issuers for key in issuer.keys for e in (key.added, key.retired) if e]
+        events: list[KeyAdded | KeyRetired] = [
+            e for issuer in self.issuers for key in issuer.keys for e in (key.added, key.retired) if e
+        ]
         return sorted({event.index for event in events})
 
 
@@ -410,6 +426,7 @@ class WitnessStatus(WireValue):
     last_cosigned_at: float | None
     last_error: str | None
     alarm: WitnessAlarm | None  # the newest 422 (logserver/witnessing.py); None while all is well
+    vkeys: tuple[str, ...] = ()  # every key of the witness (Ed25519 and ML-DSA-44), `vkey` first
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@
                      before the document's entry: whoever signed it is nobody the registry vouches for
 9 log misbehaved     online mode: the bundle's checkpoint and the log's newest are both validly signed but are
                      not one append-only history (a fork, or a log that went back): evidence, never "genuine"
+10 signed with a stolen key  online mode: signed by a key the registry retired as reported stolen, at or after the
+                     entry from which it is unsafe (`unsafe-from`): a thief may have signed it (tlogcore/status.py)
 """
 
 import datetime
@@ -36,6 +38,7 @@ INPUT_ERROR = "error"
 NETWORK_ERROR = "network error"
 NOT_REGISTERED = "not from a registered issuer"
 LOG_MISBEHAVED = "log misbehaved"
+STOLEN_KEY = "signed with a stolen key"
 
 EXIT_CODES = {
     GENUINE: 0,
@@ -48,6 +51,7 @@ EXIT_CODES = {
     NETWORK_ERROR: 7,
     NOT_REGISTERED: 8,
     LOG_MISBEHAVED: 9,
+    STOLEN_KEY: 10,
 }
 
 

@@ -7,9 +7,11 @@ Online, the log is asked and nothing it says is taken on its word: the current c
 policy, every statement it returns about the document must be signed by its signer and proven included in that
 checkpoint, and so must the `issuer-add` entries that registered the signers' keys (signed by the registry key the
 log names). The issuing key must have been registered before the document's entry, else the verdict is "not from a
-registered issuer"; the issuer is named by its registered label. The verdict then follows the one status rule
-(tlogcore/status.py) over the verified statements and the verified continuations. A log could still hide a
-revocation from one verifier; monitors, which see every entry, are what catch that.
+registered issuer"; the issuer is named by its registered label. The `issuer-retire` entries of those keys are proven
+the same way: a key retired as stolen (`unsafe-from N`) that signed the document at entry N or later gives "signed
+with a stolen key" (tlogcore/status.py); a key merely retired leaves its documents valid. The verdict then follows
+the one status rule (tlogcore/status.py) over the verified statements and the verified continuations. A log could
+still hide a revocation from one verifier; monitors, which see every entry, are what catch that.
 """
 
 import dataclasses
@@ -25,9 +27,9 @@ from tlogcore.cosignature import signature_timestamp
 from tlogcore.errors import MalformedError, ProofError, TlogError
 from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
-from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, parse_statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
-from tlogcore.status import UNKNOWN, counted_revocations, document_status
+from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe
 from tools.qr import OnlineRef, parse_payload
 from tools.statusproof import ProvenStatus, prove_status
 from tools.verdict import (
@@ -38,6 +40,7 @@ from tools.verdict import (
     NOT_LOGGED,
     NOT_REGISTERED,
     REVOKED,
+    STOLEN_KEY,
     TAMPERED,
     Outcome,
     Registered,
@@ -86,7 +89,11 @@ def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> 
     about = describe(statement, verified.index, checkpoint, witnesses)
     if statement.kind == REVOKE:
         return Outcome(REVOKED, document, f"this bundle is a revocation, {about}", **where)
-    note = "" if online else " (offline: revocation not checked; use --log for it)"
+    note = (
+        ""
+        if online
+        else " (offline: revocation not checked, nor whether the key was reported stolen; use --log for it)"
+    )
     return Outcome(GENUINE, document, about + note, **where)
 
 
@@ -132,11 +139,12 @@ async def _judge_online(client: LogClient, document: bytes, trusted: TrustedChec
         included.append((item.index, statement))
     registry_keys = frozenset((await client.info()).registry_vkeys)
     registered = await _registrations(client, lookup.registrations, registry_keys, current)
+    unsafe = await _stolen_keys(client, lookup.retirements, registry_keys, current)
     proven = None
     if lookup.index is not None:
         proven = await prove_status(client, document, lookup.index, current, registry_keys)
         check_complete(proven, included)
-    return online_verdict(document, included, registered, trusted, proven)
+    return online_verdict(document, included, registered, trusted, proven, unsafe)
 
 
 def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement]]) -> None:
@@ -245,12 +253,30 @@ async def _registrations(
     return found
 
 
+async def _stolen_keys(
+    client: LogClient, listed: Sequence[api.Retirement], registry_keys: frozenset[str], current: Checkpoint
+) -> dict[str, int]:
+    """Keys retired as stolen, from the issuer-retire entries the log returned, each proven included and signed by a
+    registry key: vkey -> the first unsafe index (its `unsafe-from`, as the signed statement says)."""
+    found: dict[str, int] = {}
+    for item in listed:
+        if item.index >= current.size:
+            continue
+        statement = await _proven(client, item.index, item.statement, current)
+        if statement.kind != ISSUER_RETIRE or statement.issuer != item.key or statement.signer not in registry_keys:
+            raise MalformedError(f"entry {item.index} is not an issuer-retire of {item.key} by the registry key")
+        if statement.unsafe_from is not None:
+            found[item.key] = statement.unsafe_from
+    return found
+
+
 def online_verdict(
     document: bytes,
     included: Sequence[tuple[int, Statement]],
     registered: Mapping[str, tuple[int, Statement]],
     trusted: TrustedCheckpoint,
     proven: ProvenStatus | None = None,
+    unsafe_from: Mapping[str, int] | None = None,
 ) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
     proof_words = proven.words() if proven is not None else "not proven: the log gave no status index proof"
@@ -276,6 +302,15 @@ def online_verdict(
     if known is None:
         return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)
     where["registered"] = known
+    if signed_while_unsafe(statement.signer, index, unsafe_from or {}):
+        marker = (unsafe_from or {})[statement.signer]
+        return Outcome(
+            STOLEN_KEY,
+            document,
+            f"do not trust this document: the issuer reported its key stolen, unsafe from entry {marker}, and this "
+            f"document was signed in entry {index}, so a thief may have made it; it was {about}",
+            **where,
+        )
     if status == REVOKED_STATUS:
         revoke = counted_revocations(statements, continues)[0]
         revoke_index = next(i for i, s in included if s is revoke)
