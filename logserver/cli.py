@@ -29,7 +29,6 @@ from typing import Any
 
 import click
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from logserver.app import ClientRateLimit, Limits, LogState, RequestLog, build_app
 from logserver.check import Audit, audit
@@ -64,6 +63,7 @@ from tlogcore.keys import (
     Verifier,
 )
 from tlogcore.vkeys import parse_verifier_key
+from witness.headerdeadline import header_deadline_protocol
 
 DATABASE = "log.db"
 
@@ -303,64 +303,6 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: 
         )
         app = ClientRateLimit(app, limiter, config.trusted_proxy_header)
     await http_server(RequestLog(app), config).serve(sockets=[listener])
-
-
-class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol plus a deadline for each request's headers (slowloris).
-
-    uvicorn 0.54 arms `timeout_keep_alive` only after a response and cancels it on the first byte received: a client
-    that connects and sends nothing, or trickles a header line now and then, would hold its connection (and a slot
-    of `limit_concurrency`) for ever. So would one that, answered without its body being read (a GET with
-    Content-Length, a 413 or 415), sends one more byte: that byte cancels the keep-alive timer, and being body, not
-    a new request, never re-arms anything (issue 18, item 4). Here every connection that is not running a request
-    is bounded: closed when a request's headers are not complete `header_timeout` seconds after the connection
-    opened, the previous response completed, or the request's first byte arrived, whatever it sends meanwhile.
-    The body has its own deadline in the app (`read_body`).
-    """
-
-    header_timeout: float = 10.0
-    _header_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._arm()
-
-    def on_headers_complete(self) -> None:
-        self._disarm()
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # Idle again (no pipelined request started): bounded until the next request's headers are complete.
-        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
-            self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _too_slow(self) -> None:
-        self._header_deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-
-def header_deadline_protocol(header_timeout: float) -> type[HeaderDeadlineProtocol]:
-    """A protocol class for `uvicorn.Config(http=...)` with this deadline (uvicorn takes a class, not an instance)."""
-    return type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout})
 
 
 def exit_with_parent(parent: int) -> None:

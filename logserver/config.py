@@ -12,7 +12,7 @@ DEFAULT_TILE_CACHE_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class WitnessConfig:
-    name: str  # for status, metrics and the published policy; by default the witness key's own name
+    name: str  # for status, metrics and the published policy: always the witness key's own name
     url: str  # submission prefix: POST <url>/add-checkpoint
     vkey: str  # the witness's cosignature verifier key
 
@@ -83,7 +83,7 @@ def config_from_toml(document: dict[str, Any]) -> ServerConfig:
     values: dict[str, Any] = {}
     for section, content in document.items():
         if section == "witness":
-            values["witnesses"] = tuple(_witness(i, w) for i, w in enumerate(_list(content, "witness")))
+            values["witnesses"] = _witnesses(_list(content, "witness"))
             continue
         if section not in _SECTIONS or not isinstance(content, dict):
             raise MalformedError(f"config: unknown section [{section}]")
@@ -117,6 +117,19 @@ def _list(content: Any, name: str) -> list[dict[str, Any]]:
     return content
 
 
+def _witnesses(tables: list[dict[str, Any]]) -> tuple[WitnessConfig, ...]:
+    witnesses: list[WitnessConfig] = []
+    for position, table in enumerate(tables):
+        witness = _witness(position, table)
+        if any(w.name == witness.name for w in witnesses):
+            raise MalformedError(
+                f"config: [[witness]] #{position + 1} names witness {witness.name!r}, already configured: "
+                "list each witness once"
+            )
+        witnesses.append(witness)
+    return tuple(witnesses)
+
+
 def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
     keys = set(table)
     if not {"url", "vkey"} <= keys <= {"name", "url", "vkey"} or not all(isinstance(v, str) for v in table.values()):
@@ -124,4 +137,11 @@ def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
     vkey = parse_key_for(
         table["vkey"], WITNESS_KEYS, f"config: [[witness]] #{position + 1} vkey (a witness's cosignature key)"
     )
-    return WitnessConfig(table.get("name", vkey.name), table["url"].rstrip("/"), table["vkey"])
+    # Issue 21: the name is the witness key's own (what `tlog-witness info` prints, what its cosignatures carry);
+    # a free label here named the same witness two ways. `name` may be left out; when given it must agree.
+    if table.get("name", vkey.name) != vkey.name:
+        raise MalformedError(
+            f"config: [[witness]] #{position + 1} name {table['name']!r} is not its key's name {vkey.name!r}: "
+            "use the key's name or leave name out"
+        )
+    return WitnessConfig(vkey.name, table["url"].rstrip("/"), table["vkey"])

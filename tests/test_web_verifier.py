@@ -6,6 +6,7 @@ bundles must not verify; offline works with the log down."""
 import base64
 import hashlib
 import io
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,6 +114,9 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     assert not violations, violations  # the page itself never trips its own CSP
 
 
+ENGLISH = re.compile(r"\b(is|not|by|does|verify|none|size|of|the|no|quorum|needs|cosigned)\b")
+
+
 def offline_url(world: World, binary: bytes) -> str:
     return f"{world.stack.url}/verify#b={b64url(binary)}"
 
@@ -138,7 +142,8 @@ def test_served_with_a_strict_csp_and_the_published_policy(world: World) -> None
     policy = parse_policy(text)
     assert [log.vkey for log in policy.logs] == [world.stack.log_vkey]
     assert sorted(w.vkey for w in policy.witnesses.values()) == sorted(w.vkey for w in world.stack.witnesses)
-    assert "group majority 2 w0 w1 w2\nquorum majority\n" in text
+    names = " ".join(f"witness{i}.example.org" for i in range(3))
+    assert f"group majority 2 {names}\nquorum majority\n" in text
     assert verify_bundle(from_binary(world.binary), policy)
 
 
@@ -263,6 +268,37 @@ def test_quorum_not_met(world: World, page: Page) -> None:
         return [s for s in signatures if s.name != origin]
 
     assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, no_log_signature))) == "cannot_verify"
+
+
+def test_technical_detail_in_khmer_keeps_identifiers(world: World, page: Page) -> None:
+    """Lane 16 (e): the technical detail lines (the checks list and "technical detail") were English in the Khmer
+    view. In Khmer they are Khmer, with key names, origins and sizes as they are."""
+
+    def keep_one(origin: str, signatures: list[Signature]) -> list[Signature]:
+        witnesses = [s for s in signatures if s.name != origin]
+        return [s for s in signatures if s.name == origin] + witnesses[:1]
+
+    kept = next(s.name for s in parse_note(from_binary(world.binary).checkpoint).signatures if "witness" in s.name)
+    assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, keep_one))) == "cannot_verify"
+    page.click("#lang-km")
+    try:
+        detail = page.text_content("#verdict-detail") or ""
+        assert page.get_attribute("#verdict-detail", "lang") == "km", detail
+        assert "សាក្សីមិនគ្រប់ចំនួន" in detail and kept in detail and " of " not in detail, detail
+        spans = page.eval_on_selector_all("#check-list .detail", "ds => ds.map(d => [d.lang, d.textContent])")
+        assert any(world.stack.origin in text for _, text in spans), spans  # the origin is kept as it is
+        names = [world.stack.origin, kept, "moeys.gov.kh", "Ministry of Education"]  # identifiers and data
+        for lang, text in spans:
+            words = text
+            for name in names:
+                words = words.replace(name, "")
+            assert not ENGLISH.search(words), (lang, text)  # an English line left in the Khmer view
+            assert lang == "km" or not words.strip(" #/…0123456789abcdef,"), (lang, text)
+        screenshot(page, "quorum-not-met-km")
+    finally:
+        page.click("#lang-en")
+    assert page.get_attribute("#verdict-detail", "lang") == "en"
+    assert "quorum" in (page.text_content("#verdict-detail") or "")
 
 
 def test_no_link(world: World, page: Page) -> None:

@@ -182,7 +182,7 @@ async def log_documents(
     if (not resumed if run.lookup is None else run.lookup) or run.reissue:
 
         async def lookup(chunk: list[Item]) -> Lookup:
-            return await lookup_logged(client, chunk, state, run.signer.name, run.reissue)
+            return await lookup_logged(client, chunk, state, run.signer.name)
 
     def save(s: SubmitState) -> None:
         if run.state_path is not None:
@@ -222,8 +222,9 @@ async def submit_run(run: Run) -> None:
             (first, at), more = refused[0], len(refused) - 1
             others = f" (and {more} more; the other documents were logged)" if more else ""
             raise click.ClickException(
-                f"{first.shown}: revoked by {run.signer.name} in entry {at}{others}; not issued again. "
-                "Give --reissue to issue it again with a new statement, or leave it out"
+                f"{first.shown}: revoked by {run.signer.name} in entry {at}{others}; a revocation is final, so it "
+                "is not issued again: issue a corrected document instead (a new file, or new paper fields), "
+                "or leave it out"
             )
         already = len(written)
         click.echo(
@@ -298,7 +299,9 @@ async def submit_run(run: Run) -> None:
     help="Trust policy: checked against the log before submitting; bundles are checked with it before writing, "
     "and offline codes keep only the cosignatures its quorum needs.",
 )
-@click.option("--reissue", is_flag=True, help="Issue again documents this issuer revoked (a new issue statement).")
+# Issue 17: a revocation is final (tlogcore/status.py); `--reissue` no longer logs anything new. Kept, hidden, so
+# that an old script gets the one line saying why and what to do instead, not "no such option".
+@click.option("--reissue", is_flag=True, hidden=True, help="Refused for revoked documents: a revocation is final.")
 @click.option(
     "--wait",
     "wait_seconds",

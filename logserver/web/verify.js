@@ -449,6 +449,21 @@
     return s;
   }
 
+  // A technical detail line in the chosen language: Khmer through window.TLOG_DETAIL_KM (i18n.js), identifiers
+  // kept as they are; a line it does not know stays English. Returns [text, lang].
+  function detailText(text) {
+    if (state.lang !== "km" || !text) return [text, "en"];
+    for (const [pattern, template] of window.TLOG_DETAIL_KM || []) {
+      const m = pattern.exec(text);
+      if (!m) continue;
+      const nested = template.startsWith("…");
+      const inner = nested ? detailText(m[1])[0] : null;
+      const out = (nested ? template.slice(1) : template).replace(/\$(\d)/g, (_, i) => (nested ? inner : m[+i]));
+      return [out, "km"];
+    }
+    return [text, "en"];
+  }
+
   class Checks {
     // quiet: a side check (a revocation's proof, the newest checkpoint) that must not replace the list shown
     constructor(quiet) { this.items = []; this.quiet = Boolean(quiet); }
@@ -479,8 +494,7 @@
       if (c.detail) {
         const d = document.createElement("span");
         d.className = "detail";
-        d.lang = "en";
-        d.textContent = c.detail;
+        [d.textContent, d.lang] = detailText(c.detail);
         li.append(" ", d);
       }
       return li;
@@ -507,9 +521,9 @@
     $("verdict-reason").textContent = state.reasonKey ? t(state.reasonKey) : "";
     $("verdict-why").hidden = !state.revokeReason || state.verdict !== "revoked";
     $("verdict-why").textContent = t("reason_given", { reason: state.revokeReason });
-    // Technical detail (English, as the code found it) one click away, never in place of the plain reason.
+    // Technical detail one click away, never in place of the plain reason; in Khmer too, identifiers as they are.
     $("verdict-more").hidden = !state.detail;
-    $("verdict-detail").textContent = state.detail;
+    [$("verdict-detail").textContent, $("verdict-detail").lang] = detailText(state.detail);
     renderSite();
     const f = state.facts;
     $("details").hidden = !f;
