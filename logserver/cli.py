@@ -11,6 +11,7 @@ tlog-server recover --data ./data --from ./tiles                          (rebui
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -50,6 +51,7 @@ from logserver.metrics import Metrics
 from logserver.postgres import PostgresStorage
 from logserver.ratelimit import RateLimiter
 from logserver.recover import RecoverError, check_against_record, read_tiles, write_back
+from logserver.registryrule import names_owned_from
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
@@ -57,7 +59,7 @@ from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
-from tlogcore.errors import TlogError
+from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import (
     Ed25519Signer,
     Verifier,
@@ -230,7 +232,14 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
     """Identity, state and lease, in that order; any refusal closes the storage and reaches `serve` as one line."""
     try:
         await check_identity(parts.storage, keys, data, where)
-        await parts.sequencer.load()  # the registry and head, for reads and checks, even as a standby
+        owned_from = await names_owned_from(parts.storage, parts.sequencer.config.registry_keys, data)
+        parts.sequencer.config = dataclasses.replace(parts.sequencer.config, names_owned_from=owned_from)
+        try:
+            await parts.sequencer.load()
+        except NotAllowedError as exc:  # an entry the log itself would have refused: one line, not a traceback
+            raise StorageError(
+                f"the registry in {where} does not replay ({exc}): run tlog-server check, then restore a backup"
+            ) from None  # the registry and head, for reads and checks, even as a standby
         if not await parts.sequencer.take_lease():  # taking it runs the key guard (ForkRefused)
             logging.getLogger("logserver").warning("not sequencing: %s (serving reads)", parts.sequencer.not_sequencing)
     except BaseException:

@@ -251,8 +251,8 @@ def test_a_witness_holding_another_tree_raises_an_alarm_with_evidence(tmp_path: 
         output = log.output()
     assert alarm["size"] == 4 and "422" in alarm["answer"]
     assert "\n3\n" in alarm["witness_checkpoint"]  # the witness's own tree, signed by our key: the evidence
-    assert 'tlog_witness_fork_alarms_total{witness="w"} 1' in metrics
-    assert sum("ALARM: witness w holds another tree" in line for line in output.splitlines()) == 1
+    assert 'tlog_witness_fork_alarms_total{witness="witness.alarm"} 1' in metrics
+    assert sum("ALARM: witness witness.alarm holds another tree" in line for line in output.splitlines()) == 1
     kept = list((log.data / "evidence").iterdir())
     assert len(kept) == 1 and alarm["witness_checkpoint"] in kept[0].read_text()
 

@@ -151,7 +151,7 @@ def write_document(run: Run, item: Item, outputs: Outputs, bundle: Any) -> dict[
     write_atomic(outputs.qr_svg, qrcodes.svg_bytes(link.code))
     row.update(qr_png=str(outputs.qr_png), qr_svg=str(outputs.qr_svg), link=link.url)
     if run.labels:
-        label = Label(link.url, f"{row['ref'] or item.name} · #{bundle.index}", run.qr_ec)
+        label = Label(link.url, f"{row['ref'] or item.name} · #{bundle.index}", link.code.error.upper())
         write_atomic(outputs.label_svg, label_svg(label))
         write_atomic(outputs.label_pdf, label_pdf(label))
         row.update(label_svg=str(outputs.label_svg), label_pdf=str(outputs.label_pdf))
@@ -273,10 +273,10 @@ async def submit_run(run: Run) -> None:
 )
 @click.option(
     "--qr-ec",
-    type=click.Choice(qrcodes.ERROR_LEVELS),
-    default="M",
+    type=click.Choice([qrcodes.AUTO, *qrcodes.ERROR_LEVELS]),
+    default=qrcodes.AUTO,
     show_default=True,
-    help="QR error-correction level.",
+    help="QR error-correction level; auto: M, or L where M would be wider than 60 mm at 0.45 mm/module.",
 )
 @click.option("--public-url", default=None, help="The log's public base URL (default: --log).")
 @click.option(
