@@ -10,8 +10,10 @@ import platform
 import random
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from nacl.signing import SigningKey
 
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
@@ -96,9 +98,8 @@ def main() -> None:
     row(f"inclusion proofs verified/s (size {BATCH:,})", rate("inclv", inclusion_verify_only), sha_ceiling / 18)
     row(f"consistency proofs built + verified/s (new {BATCH:,})", rate("cons", consistency))
 
-    print("\nEd25519 (cryptography package)")
+    print("\nEd25519 (cryptography signs; tlogcore verifies with PyNaCl first)")
     key = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x05" * 32)
-    public = key.public_key()
     message = b"example.com/log\n100000\n" + b"A" * 44 + b"\n"
     signature = key.sign(message)
 
@@ -107,9 +108,11 @@ def main() -> None:
             key.sign(message)
         return 500
 
+    nacl_key = SigningKey(b"\x05" * 32).verify_key
+
     def raw_verify() -> int:
         for _ in range(500):
-            public.verify(signature, message)
+            nacl_key.verify(message, signature)
         return 500
 
     sign_ceiling = rate("sign", raw_sign)
@@ -131,8 +134,67 @@ def main() -> None:
 
     row("ceiling: raw Ed25519 sign calls", sign_ceiling)
     row("checkpoint notes signed/s", rate("nsign", note_sign), sign_ceiling)
-    row("ceiling: raw Ed25519 verify calls", verify_ceiling)
+    row("ceiling: raw Ed25519 verify calls (PyNaCl)", verify_ceiling)
     row("checkpoint notes opened + verified/s", rate("nopen", note_open), verify_ceiling)
+    verify_library_rows()
+
+
+STATEMENT = b"tlog-statement/v1\n" + b"x" * 300  # about a statement's text
+SEED = b"\x05" * 32
+
+
+def cryptography_verifies(seconds: float) -> int:
+    key = ed25519.Ed25519PrivateKey.from_private_bytes(SEED)
+    public, signature = key.public_key(), key.sign(STATEMENT)
+    return repeat(lambda: public.verify(signature, STATEMENT), seconds)
+
+
+def nacl_verifies(seconds: float) -> int:
+    key = SigningKey(SEED)
+    verify, signature = key.verify_key.verify, key.sign(STATEMENT).signature
+    return repeat(lambda: verify(STATEMENT, signature), seconds)
+
+
+def project_verifies(seconds: float) -> int:
+    signer = Ed25519Signer("example.com/issuer", SEED)
+    verifier, signature = signer.verifier(), signer.sign(STATEMENT)
+    return repeat(lambda: verifier.verify(STATEMENT, signature), seconds)
+
+
+def nacl_signs(seconds: float) -> int:
+    key = SigningKey(SEED)
+    return repeat(lambda: key.sign(STATEMENT), seconds)
+
+
+def repeat(call: Callable[[], object], seconds: float) -> int:
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(100):
+            call()
+        done += 100
+    return done
+
+
+def in_processes(work: Callable[[float], int], processes: int, seconds: float = 1.5) -> float:
+    """Operations per second of `processes` worker processes running `work` side by side (all cores)."""
+    with ProcessPoolExecutor(processes) as pool:
+        list(pool.map(work, [0.05] * processes))  # start the workers before the clock runs
+        started = time.perf_counter()
+        total = sum(pool.map(work, [seconds] * processes))
+        return total / (time.perf_counter() - started)
+
+
+def verify_library_rows() -> None:
+    """The Ed25519 verify ceiling of both libraries, 1 and 2 processes (tlogcore/keys.py uses libsodium first)."""
+    print("\nEd25519 verify of a statement-sized text: cryptography (OpenSSL) vs PyNaCl (libsodium)")
+    ossl_one = in_processes(cryptography_verifies, 1)
+    row("cryptography verify, 1 process", ossl_one)
+    row("cryptography verify, 2 processes", in_processes(cryptography_verifies, 2), ossl_one)
+    nacl_one = in_processes(nacl_verifies, 1)
+    row("PyNaCl verify, 1 process", nacl_one, ossl_one)
+    row("PyNaCl verify, 2 processes (the ceiling for submissions)", in_processes(nacl_verifies, 2), nacl_one)
+    row("Ed25519Verifier.verify (tlogcore), 1 process", in_processes(project_verifies, 1), nacl_one)
+    row("PyNaCl sign, 1 process (cryptography signs: see above)", in_processes(nacl_signs, 1))
 
 
 if __name__ == "__main__":
