@@ -10,9 +10,8 @@ import httpx
 import pytest
 from log_harness import LogProcess, free_port
 from playwright.sync_api import BrowserContext, Page
-from test_web_verifier import wait_published
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import chromium, screenshot
+from web_browser import chromium, screenshot, wait_published
 
 from logserver.webpage import CSP
 

@@ -49,7 +49,13 @@ def test_html_report_is_self_contained_and_shows_the_audit(tmp_path: Path) -> No
     assert "<script" not in page_html and "<link" not in page_html and "@import" not in page_html
     urls = set(re.findall(r"(?:src|href)\s*=\s*\"([^\"]+)\"", page_html))
     assert urls == set(), urls  # images are inline SVG; nothing is fetched
-    assert page_html.count("<svg") == 3  # growth, issued/revoked, key timeline
+    # growth, issued/revoked, key timeline, and (lane 16, f) one per-day chart per issuer key that issued
+    assert page_html.count("<svg") == 5
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert page_html.count('class="days"') == 2
+    assert f"<title>{today}: 3 issued, 0 revoked</title>" in page_html  # moeys, per day
+    assert f"<title>{today}: 5 issued, 1 revoked</title>" in page_html  # other: its revocation on its day
+    assert "តាមថ្ងៃ" in page_html
     assert "Content-Security-Policy" in page_html and "default-src 'none'" in page_html
     assert "របាយការណ៍" in page_html  # Khmer alongside English
 

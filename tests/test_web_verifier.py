@@ -7,7 +7,6 @@ import base64
 import hashlib
 import io
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import chromium, open_verdict, screenshot
+from web_browser import checked_page, chromium, open_verdict, screenshot, wait_published
 
 from logserver.webpage import CSP
 from tlogcore.bundle import from_binary, to_binary, verify_bundle
@@ -43,17 +42,6 @@ class World:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def wait_published(url: str, size: int) -> None:
-    """Until the published (cosigned) checkpoint covers `size` entries."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        body = httpx.get(url + "/checkpoint", timeout=5).content
-        if parse_checkpoint(parse_note(body).text).size >= size and body.count("\u2014".encode()) >= 3:
-            return
-        time.sleep(0.1)
-    raise TimeoutError("no cosigned checkpoint covers the new entries")
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +78,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "revoke", "--log", stack.url, "--key", str(key), str(tmp / "licence.pdf"), "--reason", "issued in error"
         )
         assert revoked.exit_code == 0, revoked.output
-        wait_published(stack.url, int(httpx.get(stack.url + "/api/v1/log").json()["size"]))
+        wait_published(stack.url)
         digest = hashlib.sha256(PDF).hexdigest()
         index = int(httpx.get(f"{stack.url}/api/v1/documents/{digest}").json()["statements"][0]["index"])
         assert urls[0] == link_url(f"{stack.url}/verify", online_payload(bytes.fromhex(digest), index))
@@ -106,12 +94,8 @@ def browser(world: World) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
-    page = browser.new_page()
-    violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    yield page
-    page.close()
-    assert not violations, violations  # the page itself never trips its own CSP
+    with checked_page(browser) as page:
+        yield page
 
 
 ENGLISH = re.compile(r"\b(is|not|by|does|verify|none|size|of|the|no|quorum|needs|cosigned)\b")
