@@ -116,15 +116,16 @@ def days_chart(label: str, rows: Sequence[tuple[str, int, int]]) -> str:
     axis = pad + (height - 2 * pad) * 2 / 3
     top = max(1, max(max(i, r) for i, r in counts.values()))
     step = (width - 2 * pad) / len(days)
+    bar = min(24.0, max(1.0, step - 1))  # a single day is a bar, not a wall
     parts = [f'<line x1="{pad}" y1="{axis:.1f}" x2="{width - pad}" y2="{axis:.1f}" stroke="#999"/>']
     for n, d in enumerate(days):
         issued, revoked = counts.get(d.isoformat(), (0, 0))
         x, up, down = pad + n * step, issued / top * (axis - pad), revoked / top * (height - pad - axis)
         title = f"{d.isoformat()}: {issued} issued, {revoked} revoked"
         parts.append(
-            f'<rect x="{x:.1f}" y="{axis - up:.1f}" width="{max(1.0, step - 1):.1f}" height="{up:.1f}" '
+            f'<rect x="{x:.1f}" y="{axis - up:.1f}" width="{bar:.1f}" height="{up:.1f}" '
             f'fill="{ISSUED}"><title>{title}</title></rect>'
-            f'<rect x="{x:.1f}" y="{axis:.1f}" width="{max(1.0, step - 1):.1f}" height="{down:.1f}" '
+            f'<rect x="{x:.1f}" y="{axis:.1f}" width="{bar:.1f}" height="{down:.1f}" '
             f'fill="{REVOKED}"><title>{title}</title></rect>'
         )
     parts.append(f'<text x="{pad}" y="{pad - 10}" font-size="12">{html.escape(label[:60])} · max {top:,}/day</text>')
