@@ -6,8 +6,9 @@ Exactly once, across interruptions (kill -9 included):
    skipped at once.
 2. With `lookup` (cmd_submit.py: when there is no state to resume from), every other document is first looked
    up in the log (`POST /api/v1/documents:lookup`, a batch per request) before it is submitted: an issue
-   statement by this issuer already there is recorded, not submitted again; a document this issuer revoked is refused
-   unless `--reissue`, which logs a new issue statement for it.
+   statement by this issuer already there is recorded, not submitted again; a document this issuer revoked is refused:
+   a revocation is final under the one status rule (tlogcore/status.py), so a new issue statement would change
+   nothing but the log's size (docs/printed-code.md).
 3. Before a batch is sent, the statement time it uses is saved as `pending_time`; a re-run after an interruption
    signs with that same time, so a statement the log took in a batch whose answer never arrived is the identical
    statement, and the log answers with its first entry (Ed25519 is deterministic) instead of adding a second.
@@ -99,39 +100,32 @@ class Logged:
     """What the log holds about one document from this issuer (by key name, the log's status rule)."""
 
     index: int | None  # its latest issue statement
-    revoked_at: int | None  # a revoke statement after that issue, if any
-    issue_time: int = 0  # the latest issue statement's time: a re-issue must be later, or it is the same statement
+    revoked_at: int | None  # its latest revoke statement, if any: a revocation is final, whatever came after
 
 
 def logged_of(summary: api.DocumentSummary, issuer_name: str) -> Logged:
     """This issuer's latest issue of the document and a later revoke, from the log's lookup answer."""
     issue = revoke = None
-    issue_time = 0
     for item in summary.statements:
         if item.issuer != issuer_name:
             continue
         if item.kind == ISSUE and (issue is None or item.index > issue):
-            issue, issue_time = item.index, item.time
+            issue = item.index
         elif item.kind == REVOKE:
             revoke = item.index if revoke is None else max(revoke, item.index)
-    revoked = revoke is not None and (issue is None or revoke > issue)
-    return Logged(issue, revoke if revoked else None, issue_time)
+    return Logged(issue, revoke)
 
 
 @dataclass
 class Lookup:
     revoked: list[tuple[Item, int]]  # refused: (document, revoke index)
-    reissue_after: int  # statement times must be later than this (the re-issued documents' last issue)
 
 
-async def lookup_logged(
-    client: LogClient, items: Sequence[Item], state: SubmitState, issuer_name: str, reissue: bool
-) -> Lookup:
+async def lookup_logged(client: LogClient, items: Sequence[Item], state: SubmitState, issuer_name: str) -> Lookup:
     """Ask the log about every document not in `state` (one request per api.MAX_LOOKUP documents) before they
-    are submitted: record those already issued; collect the revoked ones, which are not issued again unless
-    `reissue`."""
+    are submitted: record those already issued; collect the revoked ones, which are never issued again."""
     todo = [i for i in items if i.sha256.hex() not in state.logged]
-    result = Lookup([], 0)
+    result = Lookup([])
     for start in range(0, len(todo), api.MAX_LOOKUP):
         chunk = todo[start : start + api.MAX_LOOKUP]
         answer = await client.lookup([i.sha256 for i in chunk])
@@ -140,9 +134,7 @@ async def lookup_logged(
         for item, summary in zip(chunk, answer.documents, strict=True):
             logged = logged_of(summary, issuer_name)
             if logged.revoked_at is not None:
-                if not reissue:
-                    result.revoked.append((item, logged.revoked_at))
-                result.reissue_after = max(result.reissue_after, logged.issue_time)
+                result.revoked.append((item, logged.revoked_at))
             elif logged.index is not None:
                 state.logged[item.sha256.hex()] = logged.index
     return result
@@ -174,19 +166,14 @@ async def submit_items(
         for start in range(0, len(items), batch):
             chunk = [i for i in items[start : start + batch] if i.sha256.hex() not in state.logged]
             sender.skipped += min(batch, len(items) - start) - len(chunk)
-            reissue_after = 0
             if lookup is not None and chunk:
                 found = await lookup(chunk)
                 refused += found.revoked
-                reissue_after = found.reissue_after
                 no = {i.sha256 for i, _ in found.revoked} | {i.sha256 for i in chunk if i.sha256.hex() in state.logged}
                 sender.skipped += len(no)
                 chunk = [i for i in chunk if i.sha256 not in no]
-            if state.pending_time is not None and state.pending_time <= reissue_after:
-                await sender.drain()  # every batch signed with the old time is answered before the time changes
-                state.pending_time = None  # a re-issue must be later than the statement it replaces
             if state.pending_time is None and chunk:
-                state.pending_time = max(int(clock()), reissue_after + 1)
+                state.pending_time = int(clock())
                 save(state)
             await sender.send(chunk, state.pending_time or 0, min(start + batch, len(items)))
         await sender.drain()
