@@ -140,8 +140,8 @@ def serve_worker(data: Path, config: ServerConfig, keys: LogKeys, sockets: Socke
     """One of `[server] workers` processes; a refusal is one line, and the supervisor starts it again."""
     try:
         asyncio.run(run_server(data, config, keys, sockets.public, sockets))
-    except (StorageError, ForkRefused) as exc:
-        click.echo(f"tlog-server worker {os.getpid()}: {exc}", err=True)
+    except Exception as exc:  # one line, as `serve` gives; the supervisor starts the worker again
+        click.echo(f"tlog-server worker {os.getpid()} stopped: {exc}", err=True)
         sys.exit(1)
 
 

@@ -14,6 +14,7 @@ serve reads and forward submissions to it.
   contract 5; they are not forwarded.)
 - Requests on the private socket come from a sibling only: they skip the per-client rate limit (the sibling
   applied it to the real client) and are never forwarded again.
+- The first worker starts alone (its start-up checks write files in --data); the others once it serves.
 - SIGTERM or SIGINT to the supervisor: every worker gets SIGTERM and shuts down as `serve` does with one process.
   A worker that dies otherwise is started again.
 """
@@ -24,6 +25,7 @@ import os
 import signal
 import socket
 import time
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -195,7 +197,9 @@ def supervise(run: Run, address: tuple[str, int], count: int, watch: Callable[[i
         process.start()
         return process
 
-    processes = [start(i) for i in range(count)]
+    processes = [start(0)]
+    _wait_serving(urls[0], processes[0])  # the start-up checks (identity, key guard, files in --data) run once, alone
+    processes += [start(i) for i in range(1, count)]
     log.info("serving with %d worker processes: %s", count, ", ".join(str(p.pid) for p in processes))
     while not stopping:
         time.sleep(0.2)
@@ -205,6 +209,16 @@ def supervise(run: Run, address: tuple[str, int], count: int, watch: Callable[[i
                 time.sleep(RESTART_PAUSE)
                 processes[i] = start(i)
     return _stop_all(processes)
+
+
+def _wait_serving(url: str, process: BaseProcess, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while process.is_alive() and time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
 
 
 def _stop_all(processes: list[BaseProcess]) -> int:
