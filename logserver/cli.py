@@ -61,7 +61,7 @@ from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
-from logserver.workers import Sockets, reserve_port, supervise, worker_app
+from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
 from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import (
     Ed25519Signer,
@@ -147,7 +147,7 @@ def serve_worker(data: Path, config: ServerConfig, keys: LogKeys, sockets: Socke
 
 def listening_socket(host: str, port: int) -> socket.socket:
     try:
-        return socket.create_server((host, port))
+        return serving_socket((host, port))
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
 
