@@ -52,7 +52,7 @@ def test_documents_are_looked_up_once_per_batch_not_once_each(tmp_path: Path) ->
             await client.submit([statement(ISSUE, ISSUER, document=docs[7].sha256)])
             await client.submit([statement(REVOKE, ISSUER, document=docs[8].sha256, reason="error")])
             state = SubmitState(ORIGIN, ISSUER.verifier().vkey)
-            found = await lookup_logged(client, docs, state, ISSUER.name, reissue=False)
+            found = await lookup_logged(client, docs, state, ISSUER.name)
             assert state.logged == {docs[7].sha256.hex(): 1}
             assert [(item.name, at) for item, at in found.revoked] == [("doc-8", 2)]
 
@@ -72,7 +72,7 @@ def test_a_run_over_several_batches_logs_every_document_once(tmp_path: Path) -> 
             state = SubmitState(ORIGIN, ISSUER.verifier().vkey)
 
             async def lookup(chunk: list[Item]) -> Any:
-                return await lookup_logged(client, chunk, state, ISSUER.name, False)
+                return await lookup_logged(client, chunk, state, ISSUER.name)
 
             def save(s: SubmitState) -> None:
                 saved.append(s.to_text().encode())
