@@ -38,6 +38,7 @@ from logserver.logstate import Limits, LogState, state_of
 from logserver.openapi import OPENAPI
 from logserver.ratelimit import RateLimiter
 from logserver.sequencer import NotSequencingError, PoolFullError
+from logserver.statuslookup import status_index_proof
 from logserver.storage import StorageError
 from logserver.webpage import PublicReads, web_routes
 from tlogcore.bundle import to_binary
@@ -168,7 +169,8 @@ async def document(request: Request) -> Response:
     statements = [parse_statement(e.data) for e in entries]
     registry = state.sequencer.registry
     registered = _registered_chain(registry, {s.signer for s in statements})
-    indexes = [e.index for e in entries] + [k.added_index for k in registered]
+    retired = [k for k in registered if k.retired_index is not None]
+    indexes = [e.index for e in entries] + [k.added_index for k in registered] + [k.retired_index or 0 for k in retired]
     size, note = await _checkpoint_covering(state, max(indexes)) if indexes else (0, b"")
     items = []
     for entry, statement in zip(entries, statements, strict=True):
@@ -194,8 +196,18 @@ async def document(request: Request) -> Response:
         registrations.append(
             api.Registration(key.vkey, key.label, key.continues, key.added_index, item.extra or b"", item.to_text())
         )
+    retirements = []
+    for key in retired:
+        item = await proofs.bundle_for(state.storage, key.retired_index or 0, size, note)
+        retirements.append(
+            api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.to_text())
+        )
     status = document_status(statements, registry.continuations())
-    return json_response(api.DocumentHistory(digest, status, tuple(items), tuple(registrations)))
+    index = await status_index_proof(state.storage, state.status, digest) if state.status is not None else None
+    history = api.DocumentHistory(
+        digest, status, tuple(items), tuple(registrations), index=index, retirements=tuple(retirements)
+    )
+    return json_response(history)
 
 
 def _registered_chain(registry: Registry, signers: set[str]) -> list[IssuerKey]:
@@ -217,7 +229,7 @@ async def issuers(request: Request) -> Response:
     for key in state.sequencer.registry.keys.values():
         retired = None
         if not key.active:
-            retired = api.KeyRetired(key.retired_index or 0, key.retired_time or 0, key.retire_reason)
+            retired = api.KeyRetired(key.retired_index or 0, key.retired_time or 0, key.retire_reason, key.unsafe_from)
         by_name.setdefault(key.vkey.split("+", 1)[0], []).append(
             api.IssuerKey(
                 key.vkey, key.label, key.active, api.KeyAdded(key.added_index, key.added_time), retired, key.continues

@@ -15,6 +15,12 @@ class WitnessConfig:
     name: str  # for status, metrics and the published policy; by default the witness key's own name
     url: str  # submission prefix: POST <url>/add-checkpoint
     vkey: str  # the witness's cosignature verifier key
+    more_vkeys: tuple[str, ...] = ()  # its other keys: a witness that also cosigns with ML-DSA-44 (type 0x06)
+
+    @property
+    def vkeys(self) -> tuple[str, ...]:
+        """Every cosignature key of this witness: a line is attached only when one of them verifies it."""
+        return (self.vkey, *self.more_vkeys)
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,13 @@ class ServerConfig:
     witness_retries: int = 2
     witnesses: tuple[WitnessConfig, ...] = field(default_factory=tuple)
     tiles_dir: str = ""  # [static]: keep the read path as files here (logserver/static_tiles.py); "" = off
+    # [status_index]: provable status (docs/status-proofs.md): update the index and log its root this often; 0 = off
+    index_interval_ms: int = 0
 
 
-_ZERO_MEANS_OFF = frozenset({"client_requests_per_second", "issuer_statements_per_second", "tile_cache_bytes"})
+_ZERO_MEANS_OFF = frozenset(
+    {"client_requests_per_second", "issuer_statements_per_second", "tile_cache_bytes", "index_interval_ms"}
+)
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
@@ -75,6 +85,7 @@ _SECTIONS: dict[str, dict[str, type]] = {
     "storage": {"sqlite_busy_timeout_ms": int, "engine": str, "postgresql_dsn": str, "postgresql_pool_size": int},
     "witnessing": {"witness_timeout_ms": int, "witness_retries": int},
     "static": {"tiles_dir": str},
+    "status_index": {"index_interval_ms": int},
 }
 
 
@@ -118,10 +129,21 @@ def _list(content: Any, name: str) -> list[dict[str, Any]]:
 
 
 def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
+    """`vkey` is one key, or a list of the witness's keys (e.g. its Ed25519 and its ML-DSA-44 key, same name)."""
+    where = f"config: [[witness]] #{position + 1}"
     keys = set(table)
-    if not {"url", "vkey"} <= keys <= {"name", "url", "vkey"} or not all(isinstance(v, str) for v in table.values()):
-        raise MalformedError(f"config: [[witness]] #{position + 1} needs url and vkey, and may have name (strings)")
-    vkey = parse_key_for(
-        table["vkey"], WITNESS_KEYS, f"config: [[witness]] #{position + 1} vkey (a witness's cosignature key)"
-    )
-    return WitnessConfig(table.get("name", vkey.name), table["url"].rstrip("/"), table["vkey"])
+    vkey_value = table.get("vkey")
+    vkeys: list[str] = [vkey_value] if isinstance(vkey_value, str) else _string_list(vkey_value)
+    strings = all(isinstance(table[k], str) for k in keys - {"vkey"})
+    if not {"url", "vkey"} <= keys <= {"name", "url", "vkey"} or not strings or not vkeys:
+        raise MalformedError(f"{where} needs url and vkey, and may have name (vkey: a string, or a list of its keys)")
+    parsed = [parse_key_for(v, WITNESS_KEYS, f"{where} vkey (a witness's cosignature key)") for v in vkeys]
+    if len({v.vkey for v in parsed}) != len(parsed) or len({v.name for v in parsed}) != 1:
+        raise MalformedError(f"{where}: the vkeys must be different keys of one witness (one key name)")
+    return WitnessConfig(table.get("name", parsed[0].name), table["url"].rstrip("/"), vkeys[0], tuple(vkeys[1:]))
+
+
+def _string_list(value: Any) -> list[str]:
+    """`value` if it is a list of 1 to 4 strings, else an empty list."""
+    ok = isinstance(value, list) and 0 < len(value) <= 4 and all(isinstance(v, str) for v in value)
+    return list(value) if ok else []

@@ -16,7 +16,12 @@ refused, naming the holder. A new key for the same issuer (rotation) is an
 `issuer-add` that says which registered key it `continues`; it may reuse that
 issuer's name and label. The continuation also lets the new key revoke what the
 old one issued (tlogcore/status.py). Retiring a key stops it writing; what it
-issued before stays issued.
+issued before stays issued (retire is not revoke).
+
+A key reported stolen is retired with `unsafe-from N`: from log index N on, whoever
+signed with it may not have been the issuer, so what it signed at N or later is
+flagged (tlogcore/status.py, `signed_while_unsafe`); what it signed before N stays
+valid. N cannot precede the key's own registration.
 """
 
 from collections.abc import Iterable
@@ -36,6 +41,7 @@ class IssuerKey:
     retired_time: int | None = None
     retire_reason: str | None = None
     continues: str | None = None  # the vkey this key continues (rotation), from its issuer-add
+    unsafe_from: int | None = None  # reported stolen: entries it signed at this index or later are flagged
 
     @property
     def active(self) -> bool:
@@ -50,6 +56,10 @@ class Registry:
     def continuations(self) -> dict[str, str]:
         """Each rotated key -> the key it continues: what the status rule needs (tlogcore/status.py)."""
         return {k.vkey: k.continues for k in self.keys.values() if k.continues is not None}
+
+    def unsafe_from(self) -> dict[str, int]:
+        """Each key reported stolen -> the first log index from which its signatures are not to be trusted."""
+        return {k.vkey: k.unsafe_from for k in self.keys.values() if k.unsafe_from is not None}
 
     def issuer_of(self, vkey: str) -> str:
         """The issuer a registered key belongs to: the first key of its chain of continuations."""
@@ -85,6 +95,13 @@ class Registry:
             self._check_add(statement.issuer or "", statement.ref, statement.continues)
         if statement.kind == ISSUER_RETIRE and not self.is_active(statement.issuer or ""):
             raise NotAllowedError("only an active issuer key can be retired")
+        if statement.kind == ISSUER_RETIRE and statement.unsafe_from is not None:
+            added = self.keys[statement.issuer or ""].added_index
+            if statement.unsafe_from < added:
+                raise NotAllowedError(
+                    f"unsafe-from {statement.unsafe_from} is before the key was registered (entry {added}): "
+                    f"give {added} to flag everything it signed"
+                )
 
     def _check_add(self, vkey: str, label: str | None, continues: str | None) -> None:
         if vkey in self.keys:
@@ -111,6 +128,7 @@ class Registry:
         elif statement.kind == ISSUER_RETIRE and statement.issuer is not None:
             key = self.keys[statement.issuer]
             key.retired_index, key.retired_time, key.retire_reason = index, statement.time, statement.reason
+            key.unsafe_from = statement.unsafe_from
 
     @classmethod
     def replay(cls, registry_keys: Iterable[str], entries: Iterable[tuple[int, Statement]]) -> "Registry":

@@ -12,6 +12,8 @@
                      before the document's entry: whoever signed it is nobody the registry vouches for
 9 log misbehaved     online mode: the bundle's checkpoint and the log's newest are both validly signed but are
                      not one append-only history (a fork, or a log that went back): evidence, never "genuine"
+10 signed with a stolen key  online mode: signed by a key the registry retired as reported stolen, at or after the
+                     entry from which it is unsafe (`unsafe-from`): a thief may have signed it (tlogcore/status.py)
 """
 
 import datetime
@@ -36,6 +38,7 @@ INPUT_ERROR = "error"
 NETWORK_ERROR = "network error"
 NOT_REGISTERED = "not from a registered issuer"
 LOG_MISBEHAVED = "log misbehaved"
+STOLEN_KEY = "signed with a stolen key"
 
 EXIT_CODES = {
     GENUINE: 0,
@@ -48,6 +51,7 @@ EXIT_CODES = {
     NETWORK_ERROR: 7,
     NOT_REGISTERED: 8,
     LOG_MISBEHAVED: 9,
+    STOLEN_KEY: 10,
 }
 
 
@@ -102,6 +106,7 @@ class Outcome:
     checkpoint: Checkpoint | None = None
     witnesses: Sequence[str] = field(default_factory=tuple)
     registered: Registered | None = None  # None: offline (not checked), or not registered
+    status_proven: bool = False  # online: "not revoked" / "not logged" proven by the log's status index
     refreshed_from: int | None = None  # online with a bundle: the tree size of the bundle's own checkpoint
 
     @property
@@ -129,6 +134,7 @@ class Outcome:
             if self.checkpoint is not None
             else None,
             "witnesses": sorted(self.witnesses),
+            "status_proven": self.status_proven,
             "message": self.message,
             "exit_code": self.exit_code,
         }

@@ -7,9 +7,11 @@ Online, the log is asked and nothing it says is taken on its word: the current c
 policy, every statement it returns about the document must be signed by its signer and proven included in that
 checkpoint, and so must the `issuer-add` entries that registered the signers' keys (signed by the registry key the
 log names). The issuing key must have been registered before the document's entry, else the verdict is "not from a
-registered issuer"; the issuer is named by its registered label. The verdict then follows the one status rule
-(tlogcore/status.py) over the verified statements and the verified continuations. A log could still hide a
-revocation from one verifier; monitors, which see every entry, are what catch that.
+registered issuer"; the issuer is named by its registered label. The `issuer-retire` entries of those keys are proven
+the same way: a key retired as stolen (`unsafe-from N`) that signed the document at entry N or later gives "signed
+with a stolen key" (tlogcore/status.py); a key merely retired leaves its documents valid. The verdict then follows
+the one status rule (tlogcore/status.py) over the verified statements and the verified continuations. A log could
+still hide a revocation from one verifier; monitors, which see every entry, are what catch that.
 """
 
 import dataclasses
@@ -22,13 +24,14 @@ from logserver.client import LogClient, LogClientError
 from tlogcore.bundle import InconsistentLogError, Refreshed, TlogProof, VerifiedBundle, refresh_bundle, verify_bundle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.cosignature import signature_timestamp
-from tlogcore.errors import MalformedError, TlogError
+from tlogcore.errors import MalformedError, ProofError, TlogError
 from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
-from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, parse_statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
-from tlogcore.status import UNKNOWN, counted_revocations, document_status
+from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe
 from tools.qr import OnlineRef, parse_payload
+from tools.statusproof import ProvenStatus, prove_status
 from tools.verdict import (
     GENUINE,
     INPUT_ERROR,
@@ -37,6 +40,7 @@ from tools.verdict import (
     NOT_LOGGED,
     NOT_REGISTERED,
     REVOKED,
+    STOLEN_KEY,
     TAMPERED,
     Outcome,
     Registered,
@@ -85,7 +89,11 @@ def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> 
     about = describe(statement, verified.index, checkpoint, witnesses)
     if statement.kind == REVOKE:
         return Outcome(REVOKED, document, f"this bundle is a revocation, {about}", **where)
-    note = "" if online else " (offline: revocation not checked; use --log for it)"
+    note = (
+        ""
+        if online
+        else " (offline: revocation not checked, nor whether the key was reported stolen; use --log for it)"
+    )
     return Outcome(GENUINE, document, about + note, **where)
 
 
@@ -131,7 +139,29 @@ async def _judge_online(client: LogClient, document: bytes, trusted: TrustedChec
         included.append((item.index, statement))
     registry_keys = frozenset((await client.info()).registry_vkeys)
     registered = await _registrations(client, lookup.registrations, registry_keys, current)
-    return online_verdict(document, included, registered, trusted)
+    unsafe = await _stolen_keys(client, lookup.retirements, registry_keys, current)
+    proven = None
+    if lookup.index is not None:
+        proven = await prove_status(client, document, lookup.index, current, registry_keys)
+        check_complete(proven, included)
+    return online_verdict(document, included, registered, trusted, proven, unsafe)
+
+
+def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement]]) -> None:
+    """The statements the log returned are exactly the ones its own index lists (and the gap holds), each of
+    the listed kind: a revocation left out of the answer is caught here (docs/status-proofs.md §9, step 4)."""
+    kinds = {index: statement.kind for index, statement in included}
+    for index in sorted(proven.listed):
+        if index not in kinds:
+            raise ProofError(
+                f"the log's own status index lists entry {index} about this document, but the log did not return "
+                "it: a revocation may be hidden from you"
+            )
+        if kinds[index] != (ISSUE if index in proven.issued else REVOKE):
+            raise ProofError(f"entry {index} is not the kind of statement the log's status index lists")
+    extra = [index for index in kinds if index < proven.checked_to and index not in proven.listed]
+    if extra:
+        raise ProofError(f"entry {extra[0]} is about this document, but the log's status index does not list it")
 
 
 # --- refresh (docs/thirty-years.md, "Refresh") ---------------------------------
@@ -223,13 +253,33 @@ async def _registrations(
     return found
 
 
+async def _stolen_keys(
+    client: LogClient, listed: Sequence[api.Retirement], registry_keys: frozenset[str], current: Checkpoint
+) -> dict[str, int]:
+    """Keys retired as stolen, from the issuer-retire entries the log returned, each proven included and signed by a
+    registry key: vkey -> the first unsafe index (its `unsafe-from`, as the signed statement says)."""
+    found: dict[str, int] = {}
+    for item in listed:
+        if item.index >= current.size:
+            continue
+        statement = await _proven(client, item.index, item.statement, current)
+        if statement.kind != ISSUER_RETIRE or statement.issuer != item.key or statement.signer not in registry_keys:
+            raise MalformedError(f"entry {item.index} is not an issuer-retire of {item.key} by the registry key")
+        if statement.unsafe_from is not None:
+            found[item.key] = statement.unsafe_from
+    return found
+
+
 def online_verdict(
     document: bytes,
     included: Sequence[tuple[int, Statement]],
     registered: Mapping[str, tuple[int, Statement]],
     trusted: TrustedCheckpoint,
+    proven: ProvenStatus | None = None,
+    unsafe_from: Mapping[str, int] | None = None,
 ) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
+    proof_words = proven.words() if proven is not None else "not proven: the log gave no status index proof"
     statements = [s for _, s in included]
     continues = {key: s.continues for key, (_, s) in registered.items() if s.continues is not None}
     status = document_status(statements, continues)
@@ -237,18 +287,30 @@ def online_verdict(
         return Outcome(
             NOT_LOGGED,
             document,
-            f"{current.origin} (tree size {current.size}) holds no issue statement about SHA-256 {document.hex()}",
+            f"{current.origin} (tree size {current.size}) holds no issue statement about SHA-256 {document.hex()}"
+            f"; {proof_words}",
             checkpoint=current,
             witnesses=witnesses,
+            status_proven=proven is not None,
         )
     index, statement = next((i, s) for i, s in included if s.kind == ISSUE)
     entry = registered.get(statement.signer)
     known = Registered(entry[1].ref, entry[0]) if entry is not None and entry[0] < index else None
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
+    where["status_proven"] = proven is not None
     about = describe(statement, index, current, witnesses, known, online=True)
     if known is None:
         return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)
     where["registered"] = known
+    if signed_while_unsafe(statement.signer, index, unsafe_from or {}):
+        marker = (unsafe_from or {})[statement.signer]
+        return Outcome(
+            STOLEN_KEY,
+            document,
+            f"do not trust this document: the issuer reported its key stolen, unsafe from entry {marker}, and this "
+            f"document was signed in entry {index}, so a thief may have made it; it was {about}",
+            **where,
+        )
     if status == REVOKED_STATUS:
         revoke = counted_revocations(statements, continues)[0]
         revoke_index = next(i for i, s in included if s is revoke)
@@ -259,4 +321,4 @@ def online_verdict(
             f"revoked{reason} by key {revoke.signer} in entry {revoke_index}; it was {about}",
             **where,
         )
-    return Outcome(GENUINE, document, about + "; not revoked", **where)
+    return Outcome(GENUINE, document, f"{about}; not revoked: {proof_words}", **where)
