@@ -17,7 +17,7 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args, get_origin, get_type_hints
 
 from tlogcore.encoding import HASH_SIZE, MAX_INT64, b64encode
 from tlogcore.errors import MalformedError
@@ -161,7 +161,7 @@ def _codec(hint: Any) -> _Codec:
     if origin is Annotated:
         base, encoding = args[0], args[1]
         return _UINT if encoding is Encoding.UINT and base is int else _BYTES[encoding]
-    if origin is types.UnionType and len(args) == 2 and type(None) in args:
+    if origin in (types.UnionType, Union) and len(args) == 2 and type(None) in args:  # Union: `Annotated | None`
         return _optional(_codec(next(a for a in args if a is not type(None))))
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return _sequence(_codec(args[0]))
@@ -316,6 +316,26 @@ class Registration(WireValue):
 
 
 @dataclass(frozen=True)
+class IndexRootEntry(WireValue):
+    """The logged `index-root` statement a status proof is checked against (tlogcore/indexroot.py)."""
+
+    index: Uint  # its entry in the log: verifiers prove its inclusion in their trusted checkpoint
+    statement: B64Bytes  # the signed statement, as logged
+
+
+@dataclass(frozen=True)
+class StatusIndexProof(WireValue):
+    """The document's status record and its proof in the status index (docs/status-proofs.md §4, §9): the
+    complete list of entries in [0, size) that name the document, or the proof that none does."""
+
+    size: Uint  # the index covers entries [0, size)
+    root: B64Hash  # the index root, as the index-root statement states it
+    record: B64Bytes | None  # the status record (§2); None: the document is absent from the index
+    proof: B64Bytes  # the §4 proof of presence or absence
+    index_root: IndexRootEntry
+
+
+@dataclass(frozen=True)
 class Retirement(WireValue):
     """The `issuer-retire` entry of a signer's key, with its proof; `unsafe_from` when the key was reported stolen:
     what it signed at that index or later is flagged (tlogcore/status.py)."""
@@ -333,6 +353,7 @@ class DocumentHistory(WireValue):
     status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
     statements: tuple[DocumentStatement, ...]
     registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
+    index: StatusIndexProof | None = None  # None: no index root is inside the published checkpoint yet
     retirements: tuple[Retirement, ...] = ()  # of the keys above that were retired, in log order
 
 
@@ -438,6 +459,8 @@ RESPONSES: tuple[type[WireValue], ...] = (
     InclusionProof,
     ConsistencyProof,
     DocumentHistory,
+    StatusIndexProof,
+    IndexRootEntry,
     IssuerRegistry,
     LogInfo,
     Health,

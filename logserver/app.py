@@ -38,6 +38,7 @@ from logserver.logstate import Limits, LogState, state_of
 from logserver.openapi import OPENAPI
 from logserver.ratelimit import RateLimiter
 from logserver.sequencer import NotSequencingError, PoolFullError
+from logserver.statuslookup import status_index_proof
 from logserver.storage import StorageError
 from logserver.webpage import PublicReads, web_routes
 from tlogcore.bundle import to_binary
@@ -202,7 +203,10 @@ async def document(request: Request) -> Response:
             api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.to_text())
         )
     status = document_status(statements, registry.continuations())
-    history = api.DocumentHistory(digest, status, tuple(items), tuple(registrations), tuple(retirements))
+    index = await status_index_proof(state.storage, state.status, digest) if state.status is not None else None
+    history = api.DocumentHistory(
+        digest, status, tuple(items), tuple(registrations), index=index, retirements=tuple(retirements)
+    )
     return json_response(history)
 
 

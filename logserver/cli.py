@@ -54,6 +54,7 @@ from logserver.recover import RecoverError, check_against_record, read_tiles, wr
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
+from logserver.statusindexer import StatusIndexer, logged_by, open_status_store
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
 from logserver.witnessing import Witnessing, newest_from_witnesses
@@ -238,13 +239,15 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
         raise
 
 
-def lifespan_of(parts: LogParts, pool: HealingProcessPool, workers: int) -> Any:
+def lifespan_of(parts: LogParts, pool: HealingProcessPool, workers: int, indexer: StatusIndexer | None) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(pool, parse_statements, []) for _ in range(workers)))
         sequencer, static = parts.sequencer, parts.static
         tasks = [asyncio.create_task(sequencer.run())]
+        if indexer is not None:
+            tasks.append(asyncio.create_task(indexer.run()))
         if parts.witnessing.witnesses and sequencer.head is not None:  # a head left unwitnessed by a crash
             tasks.append(asyncio.create_task(parts.witnessing.on_checkpoint(sequencer.head)))
         if static is not None:  # catches up at once: a crash between commit and file writes heals here
@@ -257,11 +260,33 @@ def lifespan_of(parts: LogParts, pool: HealingProcessPool, workers: int) -> Any:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await parts.witnessing.close()
+            if indexer is not None:
+                await indexer.store.close()
             await parts.storage.close()
             # wait: workers that outlive this process leave their semaphores to the resource tracker's warning
             pool.shutdown(wait=True, cancel_futures=True)
 
     return lifespan
+
+
+async def status_indexer(data: Path, config: ServerConfig, keys: LogKeys, parts: LogParts) -> StatusIndexer | None:
+    """The status index beside the log (docs/status-proofs.md §9), updated by the sequencing process only;
+    None unless [status_index] index_interval_ms is set."""
+    if not config.index_interval_ms:
+        return None
+    dsn = config.postgresql_dsn if config.engine == "postgresql" else None
+    store = await open_status_store(data / DATABASE, dsn)
+    sequencer = parts.sequencer
+    return StatusIndexer(
+        parts.storage,
+        store,
+        keys.registry,
+        keys.log.name,
+        logged_by(sequencer),
+        interval=config.index_interval_ms / 1000,
+        metrics=parts.metrics,
+        may_write=lambda: sequencer.not_sequencing is None,
+    )
 
 
 def http_server(app: Any, config: ServerConfig) -> uvicorn.Server:
@@ -282,6 +307,7 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: 
     parts = build_parts(data, config, keys, storage)
     await start_sequencing(parts, keys, data, database_name(data, config))
     workers = config.verify_workers or os.cpu_count() or 1
+    indexer = await status_indexer(data, config, keys, parts)
     pool = signature_pool(workers, parts.metrics)
     state = LogState(
         storage,
@@ -295,8 +321,9 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: 
         parse_pool=pool,
         parse_workers=workers,
         tile_cache_bytes=config.tile_cache_bytes,
+        status=indexer.store if indexer is not None else None,
     )
-    app: Any = build_app(state, lifespan_of(parts, pool, workers))
+    app: Any = build_app(state, lifespan_of(parts, pool, workers, indexer))
     if config.client_requests_per_second:
         limiter = RateLimiter(
             config.client_requests_per_second, config.client_burst, time.monotonic, config.rate_limit_max_keys

@@ -55,9 +55,13 @@ class ServerConfig:
     witness_retries: int = 2
     witnesses: tuple[WitnessConfig, ...] = field(default_factory=tuple)
     tiles_dir: str = ""  # [static]: keep the read path as files here (logserver/static_tiles.py); "" = off
+    # [status_index]: provable status (docs/status-proofs.md): update the index and log its root this often; 0 = off
+    index_interval_ms: int = 0
 
 
-_ZERO_MEANS_OFF = frozenset({"client_requests_per_second", "issuer_statements_per_second", "tile_cache_bytes"})
+_ZERO_MEANS_OFF = frozenset(
+    {"client_requests_per_second", "issuer_statements_per_second", "tile_cache_bytes", "index_interval_ms"}
+)
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
@@ -81,6 +85,7 @@ _SECTIONS: dict[str, dict[str, type]] = {
     "storage": {"sqlite_busy_timeout_ms": int, "engine": str, "postgresql_dsn": str, "postgresql_pool_size": int},
     "witnessing": {"witness_timeout_ms": int, "witness_retries": int},
     "static": {"tiles_dir": str},
+    "status_index": {"index_interval_ms": int},
 }
 
 

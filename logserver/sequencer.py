@@ -44,6 +44,7 @@ from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, Storag
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import NotAllowedError
+from tlogcore.indexroot import IndexRoot
 from tlogcore.keys import Signer
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
@@ -68,7 +69,7 @@ class NotSequencingError(Exception):
 @dataclass(frozen=True)
 class Submission:
     data: bytes
-    statement: Statement
+    statement: Statement | IndexRoot  # an index-root is logged by the status indexer (statusindexer.py)
     leaf_hash: bytes
 
     @property
@@ -367,7 +368,8 @@ class Sequencer:
             before = copy.deepcopy(registry) if changes_registry and len(fresh) > 1 else registry
             try:
                 for offset, (submission, _) in enumerate(fresh):
-                    registry.apply(submission.statement, self.size + len(accepted) + offset)
+                    if isinstance(submission.statement, Statement):  # an index-root is no registry matter
+                        registry.apply(submission.statement, self.size + len(accepted) + offset)
             except NotAllowedError as exc:
                 registry = before
                 error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(fresh) > 1 else exc

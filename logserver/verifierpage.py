@@ -17,6 +17,7 @@ from importlib import resources
 ASSETS = {
     "verify.js": "text/javascript; charset=utf-8",
     "qrlink.js": "text/javascript; charset=utf-8",
+    "statusproof.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "verify.css": "text/css; charset=utf-8",
 }

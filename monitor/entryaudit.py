@@ -15,6 +15,7 @@ from monitor.config import TREE
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
+from monitor.statusaudit import status_chunk_alerts
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
@@ -103,6 +104,10 @@ class EntryAudit:
             checked = apply_registry(registry, checked)
             tally.add(checked)
             alerts = await self._entry_alerts(view, target, checked, entries, start)
+            alerts += await status_chunk_alerts(  # the log's status index, recomputed (statusaudit.py)
+                self.context, checked, entries, start, registry,
+                lambda i: self._entry_evidence(view, target, checked[i - start], entries[i - start]),
+            )  # fmt: skip
             alerts += await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
         done = end >= target.size
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}

@@ -61,7 +61,7 @@ def test_a_key_reported_stolen_flags_what_it_signed_from_n_on(tmp_path: Path) ->
     assert verdicts["before.pdf"].exit_code == 0, verdicts["before.pdf"].output
     assert verdicts["before.pdf"].stdout.startswith("GENUINE"), verdicts["before.pdf"].output
     after = verdicts["after.pdf"]
-    assert after.exit_code == 9 and after.stdout.startswith("SIGNED WITH A STOLEN KEY"), after.output
+    assert after.exit_code == 10 and after.stdout.startswith("SIGNED WITH A STOLEN KEY"), after.output
     assert f"unsafe from entry {indexes[1]}" in after.stdout and f"signed in entry {indexes[1]}" in after.stdout
     with running_log(tmp_path) as again:
         config = monitor_config(tmp_path / "m.toml", again.url, policy_text)

@@ -80,6 +80,10 @@ window.TLOG_I18N = {
     c_cosig: "Witness cosignatures meet the quorum",
     c_document: "Statement is about this document",
     c_revocation: "Revocations looked up in the log",
+    c_status: "The log's complete list of entries about this document: proven",
+    c_status_list: "The log's complete list of entries about this document",
+    r_c_status_list_bad: "The log's answer leaves out part of this document's record (for example a revocation), or its proof is broken. Do not trust this answer.",
+    c_revocation_unproven: "Revocations looked up in the log (its word only: it gave no proof that its list is complete)",
     c_file: "File in hand hashed and compared",
     c_newest: "Newest checkpoint of the log verified",
     offline_unchecked: "Offline: not checked for revocation. This proof shows the document was issued; connect to the internet and scan again to learn whether it was revoked since.",
@@ -90,7 +94,11 @@ window.TLOG_I18N = {
     paper_title: "Compare these with the paper in your hand",
     paper_help: "These are the fields the issuer logged. If any letter or number on the paper differs, the paper is not the document that was issued.",
     r_genuine_paper: "Signed by its issuer and included in the log. It is genuine only if the fields below are exactly those on the paper.",
-    r_paper_mismatch: "The fields in this code do not match the document the issuer logged."
+    r_paper_mismatch: "The fields in this code do not match the document the issuer logged.",
+    v_log_misbehaved: "Log misbehaved",
+    r_log_misbehaved: "The log's records contradict each other: it showed this proof one history and shows another now. Do not rely on this document through this log; keep this proof and tell the log's operator.",
+    c_refresh: "Proof brought up to the log's newest checkpoint",
+    refreshed_from: "checked against the newest checkpoint (the proof carried size {n})"
   },
   km: {
     title: "ផ្ទៀងផ្ទាត់ឯកសារ",
@@ -171,6 +179,10 @@ window.TLOG_I18N = {
     c_cosig: "ហត្ថលេខារួមរបស់សាក្សីគ្រប់កូរ៉ុម",
     c_document: "សេចក្ដីថ្លែងការណ៍និយាយអំពីឯកសារនេះ",
     c_revocation: "បានស្វែងរកការដកហូតនៅក្នុងបញ្ជី",
+    c_status: "បញ្ជីពេញលេញនៃកំណត់ត្រាទាំងអស់អំពីឯកសារនេះ៖ បានបញ្ជាក់",
+    c_status_list: "បញ្ជីពេញលេញនៃកំណត់ត្រាទាំងអស់អំពីឯកសារនេះ",
+    r_c_status_list_bad: "ចម្លើយរបស់បញ្ជីបានលាក់ផ្នែកមួយនៃកំណត់ត្រារបស់ឯកសារនេះ (ឧទាហរណ៍ ការដកហូត) ឬភស្តុតាងរបស់វាខូច។ កុំទុកចិត្តចម្លើយនេះ។",
+    c_revocation_unproven: "បានស្វែងរកការដកហូតនៅក្នុងបញ្ជី (តាមពាក្យរបស់បញ្ជីប៉ុណ្ណោះ៖ មិនមានភស្តុតាងថាបញ្ជីនេះពេញលេញទេ)",
     c_file: "បានគណនាហាស និងប្រៀបធៀបឯកសារក្នុងដៃ",
     c_newest: "បានផ្ទៀងផ្ទាត់ចំណុចត្រួតពិនិត្យថ្មីបំផុតរបស់បញ្ជី",
     offline_unchecked: "ក្រៅបណ្ដាញ៖ មិនបានពិនិត្យការដកហូតទេ។ ភស្តុតាងនេះបង្ហាញថាឯកសារត្រូវបានចេញ។ សូមភ្ជាប់អ៊ីនធឺណិត ហើយស្កេនម្ដងទៀត ដើម្បីដឹងថាវាត្រូវបានដកហូតឬអត់។",
@@ -181,6 +193,10 @@ window.TLOG_I18N = {
     paper_title: "ប្រៀបធៀបព័ត៌មានទាំងនេះជាមួយក្រដាសនៅក្នុងដៃរបស់អ្នក",
     paper_help: "ទាំងនេះជាព័ត៌មានដែលអ្នកចេញបានកត់ត្រា។ ប្រសិនបើអក្សរ ឬលេខណាមួយនៅលើក្រដាសខុសគ្នា ក្រដាសនោះមិនមែនជាឯកសារដែលបានចេញទេ។",
     r_genuine_paper: "បានចុះហត្ថលេខាដោយអ្នកចេញ និងមាននៅក្នុងបញ្ជី។ វាពិតប្រាកដ លុះត្រាតែព័ត៌មានខាងក្រោមដូចគ្នាទាំងស្រុងនឹងក្រដាស។",
-    r_paper_mismatch: "ព័ត៌មាននៅក្នុងកូដនេះមិនត្រូវគ្នានឹងឯកសារដែលអ្នកចេញបានកត់ត្រាទេ។"
+    r_paper_mismatch: "ព័ត៌មាននៅក្នុងកូដនេះមិនត្រូវគ្នានឹងឯកសារដែលអ្នកចេញបានកត់ត្រាទេ។",
+    v_log_misbehaved: "បញ្ជីប្រព្រឹត្តខុស",
+    r_log_misbehaved: "កំណត់ត្រារបស់បញ្ជីផ្ទុយគ្នា៖ វាបានបង្ហាញភស្តុតាងនេះនូវប្រវត្តិមួយ ហើយឥឡូវបង្ហាញប្រវត្តិមួយទៀត។ កុំពឹងលើឯកសារនេះតាមរយៈបញ្ជីនេះ។ សូមរក្សាភស្តុតាងនេះទុក ហើយប្រាប់អ្នកគ្រប់គ្រងបញ្ជី។",
+    c_refresh: "ភស្តុតាងត្រូវបានធ្វើបច្ចុប្បន្នភាពទៅចំណុចត្រួតពិនិត្យថ្មីបំផុតរបស់បញ្ជី",
+    refreshed_from: "បានពិនិត្យជាមួយចំណុចត្រួតពិនិត្យថ្មីបំផុត (ភស្តុតាងមានទំហំ {n})"
   }
 };

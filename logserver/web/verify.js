@@ -250,8 +250,9 @@
   async function verifyCheckpoint(noteBytes, policy, now, checks) {
     const note = parseNote(noteBytes, 64 * 1024);
     const checkpoint = parseCheckpoint(note.text);
-    const log = policy.logs.find((k) => k.name === checkpoint.origin);
-    if (!log) {
+    // A log whose key was rotated is listed once per key (docs/thirty-years.md): any listed key of it will do.
+    const logs = policy.logs.filter((k) => k.name === checkpoint.origin);
+    if (!logs.length) {
       checks.fail("c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
       throw new VerifyError("cannot_verify", "c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
     }
@@ -262,7 +263,8 @@
     for (const sig of note.signatures) {
       if (seen.has(sig.line)) continue;
       seen.add(sig.line);
-      if (sig.name === log.name && sig.id === log.id) {
+      const log = logs.find((k) => sig.name === k.name && sig.id === k.id);
+      if (log) {
         if (!(await ed25519Verify(log.material, sig.sig, note.textBytes))) {
           checks.fail("c_log_sig", "the log's signature does not verify");
           throw tampered("c_log_sig", "the log's signature on the checkpoint does not verify");
@@ -501,7 +503,88 @@
       }
       checks.pass("c_document", "");
     }
-    return { statement, index: bundle.index, ...trusted };
+    return { statement, index: bundle.index, leaf, ...trusted };
+  }
+
+  // --- refresh (docs/thirty-years.md, "Refresh") -----------------------------------------------------------
+  // RFC 9162 §2.1.4.2, the twin of verify_consistency in tlogcore/merkle.py: true when the old tree is a prefix
+  // of the new one. Sizes are BigInt; a bundle's tree is never empty.
+  async function consistent(oldSize, newSize, oldRoot, newRoot, proof) {
+    if (!(0n < oldSize && oldSize <= newSize)) return false;
+    if (oldSize === newSize) return proof.length === 0 && equal(oldRoot, newRoot);
+    const path = (oldSize & (oldSize - 1n)) === 0n ? [oldRoot, ...proof] : proof.slice();
+    if (!path.length || path.some((h) => h.length !== 32)) return false;
+    let fn = oldSize - 1n;
+    let sn = newSize - 1n;
+    while ((fn & 1n) === 1n) { fn >>= 1n; sn >>= 1n; }
+    let oldAcc = path[0];
+    let newAcc = path[0];
+    for (const sibling of path.slice(1)) {
+      if (sn === 0n) return false;
+      if ((fn & 1n) === 1n || fn === sn) {
+        oldAcc = await nodeHash(sibling, oldAcc);
+        newAcc = await nodeHash(sibling, newAcc);
+        while (fn !== 0n && (fn & 1n) === 0n) { fn >>= 1n; sn >>= 1n; }
+      } else {
+        newAcc = await nodeHash(newAcc, sibling);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    return sn === 0n && equal(oldAcc, oldRoot) && equal(newAcc, newRoot);
+  }
+
+  window.TLOG_MERKLE = Object.freeze({ consistent });  // for tests/test_web_consistency.py (the shared vectors)
+
+  const misbehaved = (message) => new VerifyError("log_misbehaved", "c_refresh", message);
+
+  async function proofHashes(path) {
+    const r = await fetchOk(path);
+    if (!r.ok) throw new VerifyError("cannot_verify", null, path + ": the log answered " + r.status);
+    const body = await r.json();
+    if (!body || !Array.isArray(body.proof)) throw new VerifyError("cannot_verify", null, path + ": no proof");
+    return body.proof.map((h) => b64decode(String(h), "proof hash"));
+  }
+
+  // Move a verified bundle onto the log's newest checkpoint: verified under the policy, proven an extension of the
+  // bundle's own (else the log misbehaved: loud, never genuine), and the entry proven in it. Returns the newest
+  // (the verdict then stands on it), or null when the log cannot be asked (the bundle's own checkpoint stands).
+  async function refreshOnPage(v, policy, now, checks) {
+    let newest;
+    try {
+      const r = await fetch(logUrl("/checkpoint"), { cache: "no-cache" });
+      if (!r.ok) return null;
+      newest = await verifyCheckpoint(new Uint8Array(await r.arrayBuffer()), policy, now, new Checks(true));
+    } catch (e) { return null; /* unreachable, or not vouched for by the policy */ }
+    const from = v.checkpoint;
+    const to = newest.checkpoint;
+    state.facts.newestSize = to.size.toString();
+    if (to.size < from.size) {
+      throw misbehaved("the log's newest checkpoint (size " + to.size + ") is smaller than this proof's (" + from.size + ")");
+    }
+    const proof = to.size > from.size ? await proofHashes("/api/v1/proof/consistency?old=" + from.size + "&new=" + to.size) : [];
+    if (!(await consistent(from.size, to.size, from.root, to.root, proof))) {
+      throw misbehaved("this proof's checkpoint (size " + from.size + ") is not a prefix of the log's newest (size " +
+        to.size + "): the log forked its history");
+    }
+    const inclusion = to.size > from.size ? await proofHashes("/api/v1/proof/inclusion?index=" + v.index + "&size=" + to.size) : null;
+    if (inclusion && !equal(await rootFromInclusion(v.leaf, v.index, to.size, inclusion), to.root)) {
+      throw misbehaved("the log's proof of entry #" + v.index + " in its newest checkpoint does not hold");
+    }
+    checks.pass("c_refresh", "size " + from.size + " → " + to.size);
+    return newest;
+  }
+
+  // The facts now stand on the newest checkpoint: its size, its cosigners and their time; the old size is kept.
+  function reliedOn(newest, from, policy) {
+    if (!newest) return;
+    const f = state.facts;
+    const times = [...newest.cosigned.values()];
+    Object.assign(f, {
+      size: newest.checkpoint.size.toString(), witnesses: [...newest.cosigned.keys()].sort(),
+      newest: times.length ? Math.max(...times) : 0, newestSize: newest.checkpoint.size.toString(),
+      refreshedFrom: newest.checkpoint.size === from.size ? null : from.size.toString(), witnessCount: policy.witnesses.size,
+    });
   }
 
   // --- page -------------------------------------------------------------------------------------------------
@@ -586,7 +669,8 @@
       $("f-kind").textContent = t("kind_" + f.kind) === "kind_" + f.kind ? f.kind : t("kind_" + f.kind);
       $("f-time").textContent = new Date(Number(f.time) * 1000).toISOString().slice(0, 10);
       $("f-hash").textContent = f.document;
-      $("f-entry").textContent = "#" + f.index + " · " + f.origin + " · " + f.size;
+      $("f-entry").textContent = "#" + f.index + " · " + f.origin + " · " + f.size +
+        (f.refreshedFrom ? " — " + t("refreshed_from", { n: f.refreshedFrom }) : "");
       // With no witnesses configured nothing is "vouched for": say that the log alone stands behind its record.
       $("f-witnesses").textContent = f.witnessCount === 0 ? t("witnesses_none") : (f.witnesses.join(", ") || t("none")) +
         " — " + t("quorum_of", { n: f.witnesses.length, m: f.witnessCount, k: f.quorumNeeds });
@@ -594,7 +678,8 @@
       $("f-mode").textContent = t(!f.offline ? "mode_online" : f.checked ? "mode_offline_checked" : "mode_offline");
       $("f-newest").textContent = f.newestSize ? t("newest_size", { n: f.newestSize }) : t("newest_unknown");
     }
-    const unchecked = Boolean(f && f.offline && !f.checked && state.verdict && state.verdict !== "tampered");
+    const unchecked = Boolean(f && f.offline && !f.checked && state.verdict &&
+      !["tampered", "log_misbehaved"].includes(state.verdict));
     $("verdict-note").hidden = !unchecked;
     renderPaper();
     $("file-result").textContent = state.fileKey ? t(state.fileKey) : "";
@@ -825,13 +910,101 @@
     return null;
   }
 
+  // --- provable status (docs/status-proofs.md §9): the log's complete list of entries about the document ------
+  const SP = window.TLOG_STATUS_PROOF;
+  const MAX_PAGE_GAP = 64n; // entries after the index root this page reads itself, one proven bundle each
+  const INDEX_ROOT_HEADER = utf8.encode("tlog-index-root/v1\n");
+  const startsWith = (bytes, prefix) => bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
+  const hexBytes = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+
+  // Entry `index` of the log, proven included under a checkpoint the policy accepts (its bundle from the log).
+  async function provenEntry(index, policy, now) {
+    const r = await fetchOk("/api/v1/bundle/" + index);
+    if (!r.ok) throw new VerifyError("cannot_verify", "c_status_list", "entry " + index + ": the log answered " + r.status);
+    const bundle = parseTextBundle(new Uint8Array(await r.arrayBuffer()));
+    const trusted = await verifyCheckpoint(bundle.checkpoint, policy, now, new Checks(true));
+    const leaf = await sha256(concat(new Uint8Array([0]), bundle.extra));
+    const root = await rootFromInclusion(leaf, bundle.index, trusted.checkpoint.size, bundle.proof);
+    if (bundle.index !== BigInt(index) || !equal(root, trusted.checkpoint.root)) {
+      throw tampered("c_status_list", "entry " + index + " is not proven in the log");
+    }
+    return { data: bundle.extra, checkpoint: trusted.checkpoint };
+  }
+
+  // The logged index-root the proof is for: included, signed by a registry key this page pins, for this log,
+  // covering only entries before itself, and stating the root and size the proof names.
+  async function indexRootOf(served, policy, now) {
+    const at = BigInt(served.index_root.index);
+    const entry = await provenEntry(at, policy, now);
+    const note = parseNote(entry.data, 1024);
+    let root;
+    try { root = SP.parseIndexRootText(note.text); } catch (e) { throw tampered("c_status_list", String(e.message)); }
+    const signer = await parseVkey(root.signer, "index-root signer");
+    const sig = note.signatures[0];
+    if (!state.trust.registry.includes(root.signer) || note.signatures.length !== 1 || sig.name !== signer.name ||
+        sig.id !== signer.id || !(await ed25519Verify(signer.material, sig.sig, note.textBytes))) {
+      throw tampered("c_status_list", "the index root is not signed by the log's registry key");
+    }
+    if (root.origin !== entry.checkpoint.origin || root.size > at) throw tampered("c_status_list", "the index root is for another log");
+    if (root.size !== BigInt(served.size) || b64encode(root.root) !== served.root) {
+      throw tampered("c_status_list", "the status proof is not for the logged index root");
+    }
+    return { ...root, entry: at, end: entry.checkpoint.size };
+  }
+
+  // The issue and revoke entries about h among entries [from, to), each read here from its proven bundle.
+  async function gapEntries(h, from, to, policy, now) {
+    const found = [];
+    for (let i = from; i < to; i++) {
+      const data = (await provenEntry(i, policy, now)).data;
+      if (startsWith(data, INDEX_ROOT_HEADER)) continue;
+      const s = await parseStatement(data, new Checks(true));
+      if (s.document === h) found.push({ index: i, kind: s.kind });
+    }
+    return found;
+  }
+
+  // Every entry about h that the index (and the gap) lists must be in the log's answer, of the listed kind, with a
+  // proof that verifies; and the answer holds no other entry below the point checked. Null: no index proof given
+  // (then the page never says the list is complete: statusVerdict writes "not proven").
+  async function provenStatus(listing, h, policy, now, checks) {
+    const served = listing.index;
+    if (!served) return null; // said in the revocation check's detail: "none — not proven"
+    const root = await indexRootOf(served, policy, now);
+    let record;
+    try {
+      const recordBytes = served.record === null ? null : b64decode(served.record, "status record");
+      record = await SP.verifyStatus(hexBytes(h), recordBytes, b64decode(served.proof, "status proof"), root.root);
+    } catch (e) {
+      if (e instanceof SP.StatusProofError) throw tampered("c_status_list", e.message);
+      throw e;
+    }
+    const listed = new Map();
+    for (const i of record ? record.issued : []) listed.set(i, "issue");
+    for (const i of record ? record.revoked : []) listed.set(i, "revoke");
+    const checkedTo = root.end - root.size <= MAX_PAGE_GAP ? root.end : root.size;
+    for (const e of await gapEntries(h, root.size, checkedTo, policy, now)) listed.set(e.index, e.kind);
+    for (const [i, kind] of listed) {
+      const item = listing.statements.find((s) => BigInt(s.index) === i);
+      if (!item || item.kind !== kind) {
+        throw tampered("c_status_list", "the log's own index lists entry " + i + " (" + kind + "), but the log did not return it");
+      }
+      await verifyBundle(utf8.encode(item.bundle), policy, now, h, new Checks(true));
+    }
+    const extra = listing.statements.find((s) => BigInt(s.index) < checkedTo && !listed.has(BigInt(s.index)));
+    if (extra) throw tampered("c_status_list", "entry " + extra.index + " is not in the log's own index");
+    const gap = checkedTo > root.size ? ", " + root.size + "–" + (checkedTo - 1n) : "";
+    checks.pass("c_status", "#0–" + (root.size - 1n) + gap + " (index root #" + root.entry + ")");
+    return { size: root.size, checkedTo };
+  }
+
   function genuineReason() {
     if (state.paper) return "r_genuine_paper";
     return state.facts && state.facts.quorumNeeds === 0 ? "r_genuine_nowitness" : "r_genuine";
   }
 
-  function statusVerdict(revoked, checks) {
-    checks.pass("c_revocation", revoked ? "#" + revoked.index : t("none"));
+  function statusVerdict(revoked, checks, proven) {
+    checks.pass(proven || revoked ? "c_revocation" : "c_revocation_unproven", revoked ? "#" + revoked.index : t("none"));
     if (revoked) {
       state.revokeReason = revoked.statement.reason || "";
       return ["revoked", "r_revoked", ""];
@@ -859,6 +1032,7 @@
     const docs = await fetchOk("/api/v1/documents/" + h);
     if (!docs.ok) throw new VerifyError("cannot_verify", null, "the log answered " + docs.status);
     const listing = await docs.json();
+    const proven = await provenStatus(listing, h, policy, now, checks);
     const bundleResponse = await fetchOk("/api/v1/bundle/" + i);
     const issues = listing.statements.filter((s) => s.kind === "issue");
     if (!issues.length) {
@@ -878,7 +1052,7 @@
     if (stolen) return stolen;
     const revoked = await revocationOf(listing, policy, now, h, v, registered);
     await newestCheckpoint(policy, now, checks);
-    return statusVerdict(revoked, checks);
+    return statusVerdict(revoked, checks, proven);
   }
 
   // An offline proof, verified on this device; then, whenever the log answers, its revocations and newest
@@ -896,7 +1070,9 @@
       if (r.ok) listing = await r.json();
     } catch (e) { listing = null; }
     if (!listing || !Array.isArray(listing.statements)) return ["genuine", genuineReason(), ""];
+    reliedOn(await refreshOnPage(v, policy, now, checks), v.checkpoint, policy);
     state.facts.checked = true;
+    const proven = await provenStatus(listing, v.statement.document, policy, now, checks);
     const registered = await registrationsOf(listing, policy, now, state.trust);
     const unregistered = registrationVerdict(v, registered, checks, listing);
     if (unregistered) return unregistered;
@@ -904,7 +1080,7 @@
     if (stolen) return stolen;
     const revoked = await revocationOf(listing, policy, now, v.statement.document, v, registered);
     await newestCheckpoint(policy, now, checks);
-    return statusVerdict(revoked, checks);
+    return statusVerdict(revoked, checks, proven);
   }
 
   async function verifyOffline(b, checks) {
@@ -932,6 +1108,7 @@
     const fieldsDiffer = e.verdict === "not_logged" || ["c_statement", "c_document"].includes(e.check);
     if (state.paper && fieldsDiffer) return ["tampered", "r_paper_mismatch", ""];
     if (e.verdict === "not_logged") return ["not_logged", "r_not_logged", ""];
+    if (e.verdict === "log_misbehaved") return ["log_misbehaved", "r_log_misbehaved", e.message];
     if (e.message === "network") return ["cannot_verify", "r_network", ""];
     // A failing check has its own plain reason; a broken signature (tampered) reads differently from a missing one.
     const keys = e.check ? ["r_" + e.check + (e.verdict === "tampered" ? "_bad" : ""), "r_" + e.check] : [];
