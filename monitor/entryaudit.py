@@ -12,6 +12,7 @@ from typing import Any
 from monitor import alerts as A
 from monitor.audit import Checked, Tally, apply_registry, check_statements
 from monitor.config import TREE
+from monitor.daily import count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
@@ -113,8 +114,9 @@ class EntryAudit:
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}
         counters = {"entries": len(entries), "bad_entries": tally.bad_entries}
         tracked = registry if self.context.shared.config.verify != TREE else None
+        days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
         chunk = AuditedChunk(
-            end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None
+            end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None, days
         )
         self.context.state.commit_chunk(self.context.origin, chunk, self.context.now())
         self.context.fetcher.stored.update(fresh)

@@ -77,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PQWorld]:
     with WitnessProcess(tmp / "w", config) as witness:
         assert key_type(witness.vkey) == 0x06  # an ML-DSA-44 key only
         log_config = tmp / "log.toml"
-        log_config.write_text(f'[[witness]]\nname = "pq"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
+        log_config.write_text(f'[[witness]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
         server = LogProcess(tmp / "log", free_port(), config=log_config).start()
         try:
             with httpx.Client(base_url=server.url, timeout=20) as client:
