@@ -155,7 +155,7 @@ def test_kill_9_in_the_middle_of_merging_loses_nothing(engine: tuple[str, str]) 
     code = CHILD.format(tests=str(REPO / "tests"), kind=kind, where=where, count=count)
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
     assert child.stdout is not None
-    lines = []
+    lines: list[str] = []
     deadline = time.monotonic() + 120
     while len([line for line in lines if line == "merged\n"]) < 5 and time.monotonic() < deadline:
         line = child.stdout.readline()
