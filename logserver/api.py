@@ -13,11 +13,12 @@ mistyped field always does.
 
 import base64
 import binascii
+import contextlib
 import types
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, Self, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args, get_origin, get_type_hints
 
 from tlogcore.encoding import HASH_SIZE, MAX_INT64, b64encode
 from tlogcore.errors import MalformedError
@@ -85,13 +86,18 @@ def _b64(value: object, where: str) -> bytes:
     raise _want(where, Encoding.B64.value)
 
 
+_B64_HASH_LENGTH = 44  # 32 bytes: 43 characters and one '='
+
+
 def _b64_hash(value: object, where: str) -> bytes:
-    try:
-        data = _b64(value, where)
-    except MalformedError:
-        data = b""
-    if len(data) != HASH_SIZE or b64encode(data) != value:  # one encoding: canonical padding bits too
-        raise _want(where, Encoding.B64_HASH.value)
+    # Straight to binascii: a submission's answer carries ~12 proof hashes per entry (the issuer tool reads
+    # 20,000 entries' worth), and base64.b64decode's argument handling cost more than the decoding.
+    data = b""
+    if isinstance(value, str) and len(value) == _B64_HASH_LENGTH:
+        with contextlib.suppress(binascii.Error, ValueError):  # ValueError: a non-ASCII character
+            data = binascii.a2b_base64(value, strict_mode=True)
+    if len(data) != HASH_SIZE or binascii.b2a_base64(data, newline=False).decode("ascii") != value:
+        raise _want(where, Encoding.B64_HASH.value)  # one encoding: canonical padding bits too
     return data
 
 
@@ -161,7 +167,7 @@ def _codec(hint: Any) -> _Codec:
     if origin is Annotated:
         base, encoding = args[0], args[1]
         return _UINT if encoding is Encoding.UINT and base is int else _BYTES[encoding]
-    if origin is types.UnionType and len(args) == 2 and type(None) in args:
+    if origin in (types.UnionType, Union) and len(args) == 2 and type(None) in args:  # Union: `Annotated | None`
         return _optional(_codec(next(a for a in args if a is not type(None))))
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         return _sequence(_codec(args[0]))
@@ -267,6 +273,22 @@ class SubmitResponse(WireValue):
     entries: tuple[SubmittedEntry, ...]  # one per statement, in request order
 
 
+@dataclass(frozen=True)
+class EntryReceipt(WireValue):
+    index: Uint
+    leaf_hash: HexHash
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class SubmitReceipt(WireValue):
+    """A SubmitResponse read for its entries' places only (unknown fields are ignored): a bulk submitter that
+    does not check inclusion proofs skips decoding ~12 proof hashes per entry, the issuer tool's largest cost
+    after signing (issue 20's profile)."""
+
+    entries: tuple[EntryReceipt, ...]  # one per statement, in request order
+
+
 # --- GET /api/v1/proof/inclusion, /api/v1/proof/consistency ---------------------------------------------------
 
 
@@ -316,11 +338,90 @@ class Registration(WireValue):
 
 
 @dataclass(frozen=True)
+class IndexRootEntry(WireValue):
+    """The logged `index-root` statement a status proof is checked against (tlogcore/indexroot.py)."""
+
+    index: Uint  # its entry in the log: verifiers prove its inclusion in their trusted checkpoint
+    statement: B64Bytes  # the signed statement, as logged
+
+
+@dataclass(frozen=True)
+class StatusIndexProof(WireValue):
+    """The document's status record and its proof in the status index (docs/status-proofs.md §4, §9): the
+    complete list of entries in [0, size) that name the document, or the proof that none does."""
+
+    size: Uint  # the index covers entries [0, size)
+    root: B64Hash  # the index root, as the index-root statement states it
+    record: B64Bytes | None  # the status record (§2); None: the document is absent from the index
+    proof: B64Bytes  # the §4 proof of presence or absence
+    index_root: IndexRootEntry
+
+
+@dataclass(frozen=True)
+class Retirement(WireValue):
+    """The `issuer-retire` entry of a signer's key, with its proof; `unsafe_from` when the key was reported stolen:
+    what it signed at that index or later is flagged (tlogcore/status.py)."""
+
+    key: str  # the retired verifier key
+    unsafe_from: int | None  # from the statement, which verifiers read themselves
+    index: Uint
+    statement: B64Bytes  # the issuer-retire statement, as logged
+    bundle: NoteText  # its tlog-proof bundle, under the same checkpoint as the statements' bundles
+
+
+@dataclass(frozen=True)
 class DocumentHistory(WireValue):
     document: HexHash
     status: DocumentStatus  # the server's reading; verifiers recompute it (tlogcore.status)
     statements: tuple[DocumentStatement, ...]
     registrations: tuple[Registration, ...]  # of every signer above and the keys they continue, in log order
+    index: StatusIndexProof | None = None  # None: no index root is inside the published checkpoint yet
+    retirements: tuple[Retirement, ...] = ()  # of the keys above that were retired, in log order
+
+
+# --- POST /api/v1/documents:lookup ---------------------------------------------------------------------------
+
+MAX_LOOKUP = 1000  # documents in one lookup request, like a submission batch
+
+
+@dataclass(frozen=True)
+class LookupRequest(WireValue):
+    """`{"documents": ["<hex SHA-256>", ...]}`: 1..MAX_LOOKUP documents, asked about in one round trip."""
+
+    documents: tuple[HexHash, ...]
+
+    def __post_init__(self) -> None:
+        if not self.documents:
+            raise MalformedError("documents: want at least one document SHA-256")
+
+    @classmethod
+    def json_schema(cls) -> dict[str, Any]:
+        schema = super().json_schema()
+        documents = {**schema["properties"]["documents"], "minItems": 1, "maxItems": MAX_LOOKUP}
+        return {**schema, "properties": {"documents": documents}}
+
+
+@dataclass(frozen=True)
+class LookupStatement(WireValue):
+    """One statement about a document, without its proof (GET /api/v1/documents/<sha256> has the proofs)."""
+
+    index: Uint
+    kind: str
+    issuer: str  # the signer's key name
+    signer: str  # the signer's verifier key
+    time: Uint
+
+
+@dataclass(frozen=True)
+class DocumentSummary(WireValue):
+    document: HexHash
+    status: DocumentStatus  # the server's reading (tlogcore.status), as in DocumentHistory
+    statements: tuple[LookupStatement, ...]  # in log order; empty for a document the log never saw
+
+
+@dataclass(frozen=True)
+class LookupResponse(WireValue):
+    documents: tuple[DocumentSummary, ...]  # one per document asked, in request order
 
 
 # --- GET /api/v1/issuers --------------------------------------------------------------------------------------
@@ -337,6 +438,7 @@ class KeyRetired(WireValue):
     index: Uint
     time: Uint
     reason: str | None
+    unsafe_from: int | None = None  # reported stolen: entries the key signed at this index or later are flagged
 
 
 @dataclass(frozen=True)
@@ -362,7 +464,9 @@ class IssuerRegistry(WireValue):
 
     def registry_indexes(self) -> list[int]:
         """Every entry that added or retired an issuer key, in log order."""
-        events = [e for issuer in self.issuers for key in issuer.keys for e in (key.added, key.retired) if e]
+        events: list[KeyAdded | KeyRetired] = [
+            e for issuer in self.issuers for key in issuer.keys for e in (key.added, key.retired) if e
+        ]
         return sorted({event.index for event in events})
 
 
@@ -389,6 +493,7 @@ class WitnessStatus(WireValue):
     last_cosigned_at: float | None
     last_error: str | None
     alarm: WitnessAlarm | None  # the newest 422 (logserver/witnessing.py); None while all is well
+    vkeys: tuple[str, ...] = ()  # every key of the witness (Ed25519 and ML-DSA-44), `vkey` first
 
 
 @dataclass(frozen=True)
@@ -421,6 +526,9 @@ RESPONSES: tuple[type[WireValue], ...] = (
     InclusionProof,
     ConsistencyProof,
     DocumentHistory,
+    LookupResponse,
+    StatusIndexProof,
+    IndexRootEntry,
     IssuerRegistry,
     LogInfo,
     Health,

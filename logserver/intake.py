@@ -56,8 +56,9 @@ async def _sequence(state: LogState, datas: Sequence[bytes]) -> list[Sequenced]:
     if not state.sequencer.accepts_submissions:  # a standby on PostgreSQL accepts (sequencer.py)
         raise NotSequencingError(state.sequencer.not_sequencing or "not sequencing")
     submissions = await _prepare_all(state, datas)
-    _check_registry(state, submissions)
-    _limit_issuers(state, [s.statement for s in submissions])  # after the checks: only real issuers have budgets
+    statements = [s.statement for s in submissions if isinstance(s.statement, Statement)]  # all of them: parsed here
+    _check_registry(state, statements)
+    _limit_issuers(state, statements)  # after the checks: only real issuers have budgets
     return await state.sequencer.submit(submissions)
 
 
@@ -107,14 +108,14 @@ def _limit_issuers(state: LogState, statements: Sequence[Statement]) -> None:
     raise HTTPError(429, "issuer_rate_limited", message, {"Retry-After": str(refusal.retry_after)})
 
 
-def _check_registry(state: LogState, submissions: Sequence[Submission]) -> None:
+def _check_registry(state: LogState, statements: Sequence[Statement]) -> None:
     """Whether each signer may write: state, so in the server process (the rest was checked in _prepare_all)."""
     registry = state.sequencer.registry
-    for position, submission in enumerate(submissions):
+    for position, statement in enumerate(statements):
         try:
-            registry.check(submission.statement)
+            registry.check(statement)
         except TlogError as exc:
-            raise positioned(PositionedError(position, exc), len(submissions), 0) from None
+            raise positioned(PositionedError(position, exc), len(statements), 0) from None
 
 
 def positioned(exc: PositionedError, count: int, offset: int) -> TlogError:

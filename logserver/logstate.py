@@ -14,6 +14,7 @@ from logserver.config import DEFAULT_TILE_CACHE_BYTES
 from logserver.metrics import Metrics
 from logserver.ratelimit import RateLimiter
 from logserver.sequencer import Sequencer
+from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from logserver.submission import SubmissionRules
 
@@ -40,6 +41,7 @@ class LogState:
     parse_pool: Executor | None = None  # worker processes for signature checks of big batches
     parse_workers: int = 1
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES
+    status: StatusStore | None = None  # the status index (statusstore.py); None: lookups carry no index proof
 
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)

@@ -42,6 +42,7 @@ class Metrics:
     witness_failures: Counter[str] = field(default_factory=Counter)
     witness_alarms: Counter[str] = field(default_factory=Counter)  # 422: the witness holds another tree
     worker_pools_replaced: int = 0  # signature worker pools rebuilt after a worker died (workerpool.py)
+    status_index_lag: int | None = None  # published entries no logged index root covers (statusindexer.py)
 
     def render(self, tree_size: int, pool: int, published_size: int) -> str:
         lines = [
@@ -84,4 +85,10 @@ class Metrics:
             "# TYPE tlog_worker_pools_replaced_total counter",
             f"tlog_worker_pools_replaced_total {self.worker_pools_replaced}",
         ]
+        if self.status_index_lag is not None:
+            lines += [
+                "# HELP tlog_status_index_lag_entries Published entries not yet covered by a logged index root.",
+                "# TYPE tlog_status_index_lag_entries gauge",
+                f"tlog_status_index_lag_entries {self.status_index_lag}",
+            ]
         return "\n".join(lines) + "\n"

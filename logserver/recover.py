@@ -19,6 +19,7 @@ from pathlib import Path
 
 from logserver.keyguard import RecordFile, SignedRecord, TreeHead, verified_head
 from logserver.static_tiles import read_checkpoint_file
+from logserver.statusindexer import is_index_root
 from logserver.storage import EntryRecord, Head, Storage
 from tlogcore import merkle
 from tlogcore.errors import TlogError
@@ -73,6 +74,8 @@ def _entries(root: Path, size: int) -> list[bytes]:
 
 
 def _record(index: int, data: bytes) -> EntryRecord:
+    if is_index_root(data):  # the status index's root (statusindexer.py): names no document, no registry change
+        return EntryRecord(data, merkle.leaf_hash(data), None, False)
     try:
         statement = parse_statement(data, check_signature=False)  # its bytes are covered by the root already
     except TlogError as exc:

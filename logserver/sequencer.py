@@ -44,6 +44,7 @@ from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, Storag
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import NotAllowedError
+from tlogcore.indexroot import IndexRoot
 from tlogcore.keys import Signer
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
@@ -68,7 +69,7 @@ class NotSequencingError(Exception):
 @dataclass(frozen=True)
 class Submission:
     data: bytes
-    statement: Statement
+    statement: Statement | IndexRoot  # an index-root is logged by the status indexer (statusindexer.py)
     leaf_hash: bytes
 
     @property
@@ -98,6 +99,7 @@ class SequencerConfig:
     queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
     merge_rows: int = 100_000  # leaves indexed for lookups per merge: bigger merges touch each page less often
     merge_idle: float = 0.2  # seconds between merges when none is waiting
+    names_owned_from: int = 0  # the registry's ownership rule from this index on (logserver/registryrule.py)
 
 
 @dataclass
@@ -156,7 +158,9 @@ class Sequencer:
             raise StorageError(f"stored hashes do not match the stored head: refusing to sequence; {DAMAGED}")
         entries = await self.storage.registry_entries()
         self.registry = Registry.replay(
-            self.config.registry_keys, ((e.index, parse_statement(e.data)) for e in entries)
+            self.config.registry_keys,
+            ((e.index, parse_statement(e.data)) for e in entries),
+            self.config.names_owned_from,
         )
 
     async def take_lease(self) -> bool:
@@ -390,7 +394,8 @@ class Sequencer:
             before = copy.deepcopy(registry) if changes_registry and len(fresh) > 1 else registry
             try:
                 for offset, (submission, _) in enumerate(fresh):
-                    registry.apply(submission.statement, self.size + len(accepted) + offset)
+                    if isinstance(submission.statement, Statement):  # an index-root is no registry matter
+                        registry.apply(submission.statement, self.size + len(accepted) + offset)
             except NotAllowedError as exc:
                 registry = before
                 error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(fresh) > 1 else exc

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from monitor.config import PARSE, SIGNATURES, TREE
+from monitor.indexroots import index_root_problem, is_index_root
 from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry
@@ -49,6 +50,9 @@ def check_statements(entries: Sequence[bytes], first: int, origin: str, mode: st
         index, leaf = first + offset, leaf_hash(data)
         if mode == TREE:
             out.append(Checked(index, leaf, None))
+            continue
+        if is_index_root(data):  # the log's status index root (indexroots.py), not a statement
+            out.append(Checked(index, leaf, None, index_root_problem(data, index, origin, mode == SIGNATURES)[1]))
             continue
         try:
             statement = parse_statement(data) if mode == SIGNATURES else parse_unsigned(data)

@@ -14,6 +14,8 @@ from logserver.app import LogState, build_app
 from logserver.client import LogClient
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
+from logserver.statusindexer import StatusIndexer, logged_by
+from logserver.statusstore import SQLiteStatusStore
 from logserver.submission import SubmissionRules
 from tests.log_harness import seed
 from tlogcore.keys import Ed25519Signer
@@ -27,11 +29,15 @@ ISSUER = Ed25519Signer("issuer.api.example", seed(203))
 
 @asynccontextmanager
 async def app_client(
-    tmp_path: Path, wrap: Callable[[Any], Any] = lambda app: app, reads: Callable[[Any], Any] = lambda storage: storage
+    tmp_path: Path,
+    wrap: Callable[[Any], Any] = lambda app: app,
+    reads: Callable[[Any], Any] = lambda storage: storage,
+    indexed: bool = False,
 ) -> AsyncIterator[tuple[LogClient, httpx.AsyncClient]]:
     """The log as `tlog-server serve` wires it (SQLite, the sequencer running), reached through ASGITransport by
     the project's client and by a plain HTTP client (for requests the project's client never sends). `reads` may
-    put a view in front of the storage the handlers read (the sequencer keeps the real one), to stage races."""
+    put a view in front of the storage the handlers read (the sequencer keeps the real one), to stage races.
+    With `indexed`, the status indexer runs too (logserver/statusindexer.py) and lookups carry status proofs."""
     storage = await SQLiteStorage.open(tmp_path / "log.db", 5000)
     registry = REGISTRY_KEY.verifier().vkey
     sequencer = Sequencer(
@@ -41,7 +47,11 @@ async def app_client(
     if not await sequencer.take_lease():
         raise RuntimeError("a fresh database must give the lease")
     state = LogState(reads(storage), sequencer, SubmissionRules(ORIGIN, 300), LOG_KEY.verifier().vkey, [registry])
-    task = asyncio.create_task(sequencer.run())
+    tasks = [asyncio.create_task(sequencer.run())]
+    if indexed:
+        state.status = await SQLiteStatusStore.open(tmp_path / "log.db")
+        indexer = StatusIndexer(storage, state.status, REGISTRY_KEY, ORIGIN, logged_by(sequencer), interval=0.02)
+        tasks.append(asyncio.create_task(indexer.run()))
     transport = httpx.ASGITransport(app=wrap(build_app(state)))
     try:
         async with (
@@ -50,8 +60,11 @@ async def app_client(
         ):
             yield client, raw
     finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if state.status is not None:
+            await state.status.close()
         await storage.close()
 
 

@@ -55,6 +55,9 @@ class IndexRoot:
         if len(self.root) != 32:
             raise MalformedError("index-root root must be 32 bytes")
 
+    kind = "index-root"  # beside the statement kinds: an entry names no document and changes no registry
+    document = None
+
     @property
     def signer_verifier(self) -> Verifier:
         return parse_statement_key(self.signer, "index-root signer")

@@ -1,0 +1,173 @@
+"""Status lookups over HTTP (GET /api/v1/documents/<sha256>, each with its status index proof) on one real
+`tlog-server serve` process, measured with wrk beside GET /healthz on the same server in the same run (the ceiling:
+the HTTP stack with no work), and the index's lag behind sequencing under a submission load (docs/status-proofs.md).
+
+    .venv/bin/python -m loadtest.status_http_bench [--documents 20000] [--seconds 10] [--connections 16]
+
+Phases: (1) submit `documents` issue statements as fast as the server takes them (batches of 1000), sampling the
+`tlog_status_index_lag_entries` gauge of /metrics every 0.1 s, then time how long the index takes to cover them
+all; (2) wrk on /healthz, then on lookups rotating over 1,000 documents (half present, half never logged). Prints
+figures and the load average; asserts nothing.
+"""
+
+import argparse
+import hashlib
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+from loadtest.localproc import REPO, free_port, log_identity
+from tlogcore.keys import Ed25519Signer, parse_signer_key
+from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
+
+SERVER = [sys.executable, "-c", "from logserver.cli import main; main()"]
+BATCH = 1000
+LAG = re.compile(rb"^tlog_status_index_lag_entries (\d+)$", re.M)
+
+
+def start_server(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    config = data.parent / "log.toml"
+    config.write_text("[status_index]\nindex_interval_ms = 100\n")
+    port = free_port()
+    log = (data.parent / "server.log").open("ab")
+    args = [*SERVER, "serve", "--data", str(data), "--listen", f"127.0.0.1:{port}", "--config", str(config)]
+    process = subprocess.Popen(args, cwd=REPO, stdout=log, stderr=log)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    process.kill()
+    raise SystemExit("the server did not start: see " + str(data.parent / "server.log"))
+
+
+def post(client: httpx.Client, statements: list[bytes]) -> httpx.Response:
+    import base64
+
+    body = {"statements": [base64.b64encode(s).decode() for s in statements]}
+    response = client.post("/api/v1/entries", json=body)
+    response.raise_for_status()
+    return response
+
+
+def lag(client: httpx.Client) -> int | None:
+    found = LAG.search(client.get("/metrics").content)
+    return int(found.group(1)) if found else None
+
+
+def fill(client: httpx.Client, data: Path, documents: int) -> dict[str, float]:
+    """Phase 1: submit, sample the lag, wait until the index covers everything."""
+    origin = client.get("/api/v1/log").json()["origin"]
+    registry = parse_signer_key((data / "registry.key").read_text().strip())
+    issuer = Ed25519Signer("bench.issuer", b"\x42" * 32)
+    add = Statement(origin, ISSUER_ADD, registry.verifier().vkey, int(time.time()), issuer=issuer.verifier().vkey)
+    post(client, [sign_statement(add, registry)])
+    now = int(time.time())
+    statements = [
+        sign_statement(Statement(origin, ISSUE, issuer.verifier().vkey, now, document=doc(i)), issuer)
+        for i in range(documents)
+    ]
+    samples: list[int] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+            while not stop.is_set():
+                value = lag(own)
+                if value is not None:
+                    samples.append(value)
+                time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    started = time.perf_counter()
+    for first in range(0, documents, BATCH):
+        post(client, statements[first : first + BATCH])
+    submitted = time.perf_counter()
+    size = int(client.get("/api/v1/log").json()["size"])
+    covered_at = None
+    while time.perf_counter() - submitted < 120:
+        served = client.get(f"/api/v1/documents/{doc(-1).hex()}").json()["index"]
+        if served is not None and served["size"] >= size:
+            covered_at = time.perf_counter()
+            break
+        time.sleep(0.05)
+    stop.set()
+    sampler.join()
+    return {
+        "documents/s sequenced": documents / (submitted - started),
+        "max lag (entries)": max(samples, default=-1),
+        "seconds from last submission to a proof covering it": (covered_at or float("nan")) - submitted,
+    }
+
+
+def doc(i: int) -> bytes:
+    return hashlib.sha256(b"bench document %d" % i).digest()
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None) -> float:
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s"]
+    args += ["-s", str(script)] if script is not None else []
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if found is None or errors is not None:
+        raise SystemExit("wrk: " + out)
+    return float(found.group(1))
+
+
+def lookup_script(tmp: Path, documents: int) -> Path:
+    paths = [f"/api/v1/documents/{doc(i).hex()}" for i in range(0, documents, max(1, documents // 500))][:500]
+    paths += [f"/api/v1/documents/{doc(-1 - i).hex()}" for i in range(500)]  # never logged: proofs of absence
+    script = tmp / "lookups.lua"
+    listed = ",\n".join(f'"{p}"' for p in paths)
+    script.write_text(
+        f"local paths = {{\n{listed}\n}}\nlocal i = 0\n"
+        'request = function()\n  i = i + 1\n  return wrk.format("GET", paths[(i % #paths) + 1])\nend\n'
+    )
+    return script
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--documents", type=int, default=20_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        data = tmp / "log"
+        log_identity(data)
+        process, url = start_server(data)
+        try:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                filled = fill(client, data, args.documents)
+                proof = client.get(f"/api/v1/documents/{doc(0).hex()}").json()["index"]
+            healthz = wrk(url + "/healthz", args.seconds, args.connections, None)
+            lookups = wrk(url, args.seconds, args.connections, lookup_script(tmp, args.documents))
+        finally:
+            process.terminate()
+            process.wait(20)
+    print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
+    print(f"{args.documents} documents, one server process (SQLite), [status_index] index_interval_ms = 100")
+    for what, value in filled.items():
+        print(f"  {what}: {value:,.2f}")
+    print(f"  index proof bytes for a present document: {len(proof['proof']) * 3 // 4}")
+    print(f"ceiling: GET /healthz {healthz:,.0f} requests/s (wrk -t2 -c{args.connections}, {args.seconds} s)")
+    print(
+        f"GET /api/v1/documents/<sha256> with status proof: {lookups:,.0f} requests/s ({lookups / healthz:.2f} of it)"
+    )
+
+
+if __name__ == "__main__":
+    main()

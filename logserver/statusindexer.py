@@ -1,0 +1,144 @@
+"""The status indexer: keeps the status index up with the log, off the commit path (docs/status-proofs.md §9).
+
+One task in the sequencing process. Each step:
+1. the index covers entries [0, N) (statusstore head), the log holds [0, S); if S > N, read entries [N, S) and
+   keep their `issue` and `revoke` statements (index, kind, document);
+2. read the rows on those documents' paths at version N in rounds (tlogcore PathPlan), compute the update, and
+   commit it at version S with a compare-and-swap of the index head, in one transaction;
+3. sign `index-root(size S, root, time)` with the log's registry key and log it as an ordinary entry, then
+   record where it landed.
+A crash (kill -9) anywhere leaves either version N or version S whole; a version whose statement was not logged
+yet is logged on the next step (the signature is deterministic and its time is stored with the version, so the
+resubmission is the same leaf and the sequencer answers with the entry it already has).
+
+Entries that are themselves `index-root` statements name no document: a range holding nothing else does not make
+a new version (otherwise each statement would call for the next, one entry per step forever).
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from logserver.metrics import Metrics
+from logserver.sequencer import Sequencer, Submission
+from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore, StatusStore
+from logserver.storage import Storage, StorageError
+from tlogcore.checkpoint import parse_checkpoint
+from tlogcore.errors import TlogError
+from tlogcore.indexroot import HEADER as INDEX_ROOT_HEADER
+from tlogcore.indexroot import IndexRoot, parse_index_root, sign_index_root
+from tlogcore.keys import Ed25519Signer
+from tlogcore.merkle import leaf_hash
+from tlogcore.note import parse_note
+from tlogcore.statement import DOCUMENT_KINDS, parse_statement
+from tlogcore.statusindex_nodes import PathPlan
+
+log = logging.getLogger("logserver.statusindexer")
+MAX_ENTRIES_PER_STEP = 100_000  # an indexer far behind catches up in big batches (cheaper per document, §8)
+INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
+
+
+def is_index_root(data: bytes) -> bool:
+    return data.startswith(INDEX_ROOT_PREFIX)
+
+
+def document_entries(datas: Sequence[bytes], first: int) -> tuple[list[tuple[int, str, bytes]], bool]:
+    """The (index, kind, document) of the issue and revoke statements among entries first, first+1, …, and
+    whether any entry is not an index-root statement (then the range calls for a new index version)."""
+    found, other = [], False
+    for offset, data in enumerate(datas):
+        if is_index_root(data):
+            continue
+        other = True
+        statement = parse_statement(data, check_signature=False)  # logged: checked when it was submitted
+        if statement.kind in DOCUMENT_KINDS and statement.document is not None:
+            found.append((first + offset, statement.kind, statement.document))
+    return found, other
+
+
+async def read_plan(store: StatusStore, plan: PathPlan, version: int) -> PathPlan:
+    """Every round of `plan` against the stored rows as of `version`."""
+    while wanted := plan.wanted():
+        plan.supply(await store.read_nodes(wanted, version))
+    return plan
+
+
+@dataclass
+class StatusIndexer:
+    storage: Storage
+    store: StatusStore
+    registry_key: Ed25519Signer
+    origin: str
+    log_statement: Callable[[bytes], Awaitable[int]]  # logs an entry, returns its index once durable
+    clock: Callable[[], float] = time.time
+    interval: float = 0.25
+    metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
+    may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
+
+    async def step(self) -> bool:
+        """One update if the log has grown; True if the index advanced."""
+        head = await self.store.head()
+        if head is not None and head.entry is None:
+            await self._log_root(head)  # committed before a crash, its statement not yet logged
+        log_head = await self.storage.head()
+        covered, size = (head.size if head else 0), (log_head.size if log_head else 0)
+        if size <= covered:
+            return False
+        end = min(size, covered + MAX_ENTRIES_PER_STEP)
+        entries, grows = document_entries(await self.storage.get_entries(covered, end), covered)
+        if not grows:
+            return False
+        plan = await read_plan(self.store, PathPlan([doc for _, _, doc in entries], covered), covered)
+        update = plan.apply_entries(entries)
+        new = IndexVersion(end, update.root, int(self.clock()))
+        await self.store.commit(head, new, update.writes)
+        await self._log_root(new)
+        return True
+
+    async def _log_root(self, version: IndexVersion) -> None:
+        signer = self.registry_key.verifier().vkey
+        statement = IndexRoot(self.origin, signer, version.time, version.size, version.root)
+        entry = await self.log_statement(sign_index_root(statement, self.registry_key))
+        await self.store.set_entry(version.size, entry)
+
+    async def measure_lag(self) -> int:
+        """Entries of the newest published checkpoint that no index root inside it covers (§9: the lag)."""
+        published = await self.storage.latest_published()
+        size = parse_checkpoint(parse_note(published).text).size if published else 0
+        logged = await self.store.newest_logged(size)
+        lag = size - (logged.size if logged else 0)
+        if self.metrics is not None:
+            self.metrics.status_index_lag = lag
+        return lag
+
+    async def run(self) -> None:
+        """Step until cancelled; a failing step is logged and retried (the log itself is never held up)."""
+        while True:
+            try:
+                await self.measure_lag()  # before catching up: the gauge shows the worst point of each cycle
+                if self.may_write():
+                    while await self.step():
+                        pass
+            except (StorageError, TlogError, OSError) as exc:
+                log.warning("status index update failed (retried): %s", exc)
+            await asyncio.sleep(self.interval)
+
+
+def logged_by(sequencer: Sequencer) -> Callable[[bytes], Awaitable[int]]:
+    """Log an index-root statement through the sequencer's pool, like any entry; its index once durable."""
+
+    async def log_statement(data: bytes) -> int:
+        submission = Submission(data, parse_index_root(data), leaf_hash(data))
+        return (await sequencer.submit([submission]))[0].index
+
+    return log_statement
+
+
+async def open_status_store(sqlite_path: Path, dsn: str | None) -> StatusStore:
+    """The index beside the log: in the same PostgreSQL database, or the same SQLite file."""
+    if dsn is not None:
+        return await PostgresStatusStore.open(dsn)
+    return await SQLiteStatusStore.open(sqlite_path)

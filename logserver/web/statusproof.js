@@ -1,0 +1,122 @@
+// The status index's record and proof, checked in this browser (docs/status-proofs.md §2, §4, §5; the twin of
+// tlogcore/statusrecord.py and tlogcore/statusindex.py, both run tests/vectors/statusindex/*.json). Pure: bytes in,
+// a record or an error out; SHA-256 through WebCrypto. Written for this project; no third-party code.
+"use strict";
+(() => {
+  const KEY_BITS = 256;
+  const MAX_INDEX = (1n << 63n) - 1n;
+  const PRESENT = 0, ABSENT_EMPTY = 1, ABSENT_OTHER_LEAF = 2;
+
+  class StatusProofError extends Error {}
+  const fail = (message) => { throw new StatusProofError(message); };
+
+  function concat(...parts) {
+    const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let at = 0;
+    for (const p of parts) { out.set(p, at); at += p.length; }
+    return out;
+  }
+  const equal = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+  const sha256 = async (bytes) => new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  const bit = (bytes, i) => (bytes[i >> 3] >> (7 - (i & 7))) & 1;
+
+  // §2: 0x01, u16 I, I x u64 (issue entries), u16 R, R x u64 (revoke entries); strictly ascending, < 2^63,
+  // disjoint, I + R >= 1, nothing after.
+  function parseRecord(bytes) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    let at = 0;
+    const need = (n) => { if (at + n > bytes.length) fail("status record is cut short"); };
+    need(1);
+    if (bytes[at++] !== 0x01) fail("status record: unknown format version");
+    const lists = [];
+    for (const what of ["issue", "revoke"]) {
+      need(2);
+      const count = view.getUint16(at);
+      at += 2;
+      need(8 * count);
+      const list = [];
+      for (let i = 0; i < count; i++, at += 8) {
+        const index = view.getBigUint64(at);
+        if (index > MAX_INDEX || (list.length && index <= list[list.length - 1])) {
+          fail("status record: " + what + " entry indexes must be strictly ascending and below 2^63");
+        }
+        list.push(index);
+      }
+      lists.push(list);
+    }
+    if (at !== bytes.length) fail("status record has trailing bytes");
+    const [issued, revoked] = lists;
+    if (!issued.length && !revoked.length) fail("status record lists no entry");
+    if (issued.some((i) => revoked.includes(i))) fail("status record: one entry cannot both issue and revoke");
+    return { issued, revoked };
+  }
+
+  const EMPTY_INPUT = new Uint8Array([0x12]);
+  const leafHashOf = (key, valueHash) => sha256(concat(new Uint8Array([0x10]), key, valueHash));
+  const nodeHash = (left, right) => sha256(concat(new Uint8Array([0x11]), left, right));
+
+  // §5: the root `proof` leads to for `key` holding `record` (its bytes), or none (record === null).
+  async function rootFromProof(key, record, proof) {
+    if (key.length !== 32) fail("a status key is 32 bytes");
+    if (proof.length < 33 || proof.length > 33 + KEY_BITS * 32 + 64) fail("status proof has an impossible length");
+    const kind = proof[0];
+    const bitmap = proof.slice(1, 33);
+    let count = 0, depth = 0;
+    for (let i = 0; i < KEY_BITS; i++) if (bit(bitmap, i)) { count++; depth = i + 1; }
+    if (kind > ABSENT_OTHER_LEAF) fail("status proof: unknown kind");
+    if (proof.length !== 33 + 32 * count + (kind === ABSENT_OTHER_LEAF ? 64 : 0)) fail("status proof length");
+    const siblings = [];
+    for (let i = 0; i < count; i++) siblings.push(proof.slice(33 + 32 * i, 65 + 32 * i));
+    let terminal;
+    if (kind === PRESENT) {
+      if (record === null) fail("a proof of presence needs the record");
+      parseRecord(record);
+      terminal = await leafHashOf(key, await sha256(record));
+    } else if (record !== null) {
+      fail("a proof of absence cannot carry a record");
+    } else if (kind === ABSENT_EMPTY) {
+      terminal = await sha256(EMPTY_INPUT);
+    } else {
+      const other = proof.slice(33 + 32 * count, 65 + 32 * count);
+      if (equal(other, key)) fail("the other leaf is the key itself");
+      for (let i = 0; i < depth; i++) if (bit(other, i) !== bit(key, i)) fail("the other leaf is off the key's path");
+      terminal = await leafHashOf(other, proof.slice(65 + 32 * count));
+    }
+    const empty = await sha256(EMPTY_INPUT);
+    let next = 0;
+    for (let j = depth - 1; j >= 0; j--) {
+      const sibling = bit(bitmap, j) ? siblings[next++] : empty;
+      terminal = bit(key, j) ? await nodeHash(sibling, terminal) : await nodeHash(terminal, sibling);
+    }
+    return terminal;
+  }
+
+  async function verifyStatus(key, record, proof, root) {
+    if (root.length !== 32) fail("an index root is 32 bytes");
+    if (!equal(await rootFromProof(key, record, proof), root)) fail("the status proof does not lead to the index root");
+    return record === null ? null : parseRecord(record);
+  }
+
+  // tlogcore/indexroot.py: the text of an index-root note, strictly (the signature is the caller's, as for notes).
+  const FIELDS = ["log", "signer", "time", "size", "root"];
+  function parseIndexRootText(text) {
+    const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : [];
+    if (lines.length !== 1 + FIELDS.length || lines[0] !== "tlog-index-root/v1") fail("not an index-root statement");
+    const values = {};
+    FIELDS.forEach((name, i) => {
+      const line = lines[i + 1];
+      if (!line.startsWith(name + " ") || line.length === name.length + 1) fail("index-root line " + name);
+      values[name] = line.slice(name.length + 1);
+    });
+    for (const name of ["time", "size"]) {
+      if (!/^(0|[1-9][0-9]{0,18})$/.test(values[name]) || BigInt(values[name]) > MAX_INDEX) fail("index-root " + name);
+    }
+    let root = new Uint8Array(0);
+    try { root = Uint8Array.from(atob(values.root), (c) => c.charCodeAt(0)); } catch (e) { fail("index-root root"); }
+    if (root.length !== 32 || btoa(String.fromCharCode(...root)) !== values.root) fail("index-root root");
+    return { origin: values.log, signer: values.signer, time: BigInt(values.time), size: BigInt(values.size), root };
+  }
+
+  window.TLOG_STATUS_PROOF = Object.freeze({ parseRecord, rootFromProof, verifyStatus, parseIndexRootText,
+                                             StatusProofError });
+})();

@@ -1,0 +1,211 @@
+"""The monitor's own status index (docs/status-proofs.md §9 "Monitor"): recomputed from the entries it audits, and
+compared with every `index-root` entry the log appends.
+
+Each `index-root` entry is audited like a statement (canonical, signed by its own signer, for this log, covering
+only entries before itself: `index_root_problem`, called from audit.py). Then, in log order (`StatusAudit.chunk`,
+called from entryaudit.py for each audited chunk):
+- its signer must be one of the log's registry keys and its size must not go back;
+- the monitor's root over entries [0, size) must equal the statement's root: else the log's index hides or invents
+  entries, and every status proof checked against that root is worthless;
+- a log that has logged an index root must keep doing so: more than MAX_UNINDEXED entries after the last one
+  without a new one is an alert (its verifiers fall back to reading ever longer gaps, or to "not proven").
+Every alert carries the statement, its inclusion proof and the checkpoint, the monitor's root, and the entry range.
+
+The rows live in their own SQLite file beside the state database (`<state>.status-index`), written after the
+chunk's entries are applied and before the chunk itself is committed: a crash in between makes the monitor audit the
+chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes).
+A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
+"""
+
+import base64
+import sqlite3
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from monitor import alerts as A
+from monitor.audit import Checked
+from monitor.indexroots import is_index_root
+from monitor.logcontext import LogContext
+from monitor.state import StateError
+from tlogcore.errors import TlogError
+from tlogcore.indexroot import parse_index_root
+from tlogcore.registry import Registry
+from tlogcore.statement import DOCUMENT_KINDS, Statement
+from tlogcore.statusindex import EMPTY
+from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode, node_id_bytes, parse_node
+
+RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
+MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS rows (origin TEXT NOT NULL, node BLOB NOT NULL, data BLOB NOT NULL,
+                                 PRIMARY KEY (origin, node)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS head (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
+                                 last_root_entry INTEGER, last_root_size INTEGER);
+"""
+
+
+@dataclass
+class Finding:
+    """Something the index audit found wrong: what, about which entry (None: a range), and the evidence."""
+
+    index: int | None
+    summary: str
+    evidence: dict[str, Any]
+
+
+@dataclass
+class _Head:
+    size: int  # the monitor's index covers entries [0, size)
+    root: bytes
+    last_root_entry: int | None  # where the log last logged an index root, and the size it stated
+    last_root_size: int | None
+
+
+class StatusAudit:
+    """One log's recomputed index in `<state>.status-index` (a file of its own: state.py stays as it is)."""
+
+    def __init__(self, state_path: Path, origin: str) -> None:
+        self.origin = origin
+        self.db = sqlite3.connect(state_path.with_name(state_path.name + ".status-index"), isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _head(self, start: int) -> _Head | None:
+        row = self.db.execute(
+            "SELECT size, root, last_root_entry, last_root_size FROM head WHERE origin = ?", (self.origin,)
+        ).fetchone()
+        if row is not None:
+            return _Head(*row)
+        return _Head(0, EMPTY, None, None) if start == 0 else None  # entries before `start` were never seen
+
+    def _read(self, ids: Sequence[NodeId]) -> dict[NodeId, StoredNode]:
+        by_bytes = {node_id_bytes(node): node for node in ids}
+        found: dict[NodeId, StoredNode] = {}
+        keys = list(by_bytes)
+        for first in range(0, len(keys), 400):
+            chunk = keys[first : first + 400]
+            rows = self.db.execute(
+                f"SELECT node, data FROM rows WHERE origin = ? AND node IN ({','.join('?' * len(chunk))})",
+                [self.origin, *chunk],
+            ).fetchall()
+            found.update({by_bytes[node]: parse_node(data) for node, data in rows})
+        return found
+
+    def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
+        """Add the entries (all below `size`) and write the rows; the head then covers [0, size)."""
+        plan = PathPlan([document for _, _, document in entries], head.size)
+        while wanted := plan.wanted():
+            plan.supply(self._read(wanted))
+        update = plan.apply_entries(entries)
+        self.db.execute("BEGIN IMMEDIATE")
+        self.db.executemany(
+            "INSERT OR REPLACE INTO rows (origin, node, data) VALUES (?, ?, ?)",
+            [(self.origin, node_id_bytes(node), row.to_bytes()) for node, row in update.writes.items()],
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) VALUES (?, ?, ?, ?, ?)",
+            (self.origin, size, update.root, head.last_root_entry, head.last_root_size),
+        )
+        self.db.execute("COMMIT")
+        head.size, head.root = size, update.root
+
+    def chunk(
+        self, entries: Sequence[bytes], statements: Mapping[int, Statement], start: int, registry_keys: frozenset[str]
+    ) -> list[Finding]:
+        """Audit entries start, start+1, … (with their parsed statements, by index); what is wrong with the index."""
+        head = self._head(start)
+        if head is None or start + len(entries) <= head.size:
+            return []
+        findings: list[Finding] = []
+        pending: list[tuple[int, str, bytes]] = []
+        for offset, data in enumerate(entries):
+            index = start + offset
+            if index < head.size:
+                continue  # applied before a crash, chunk audited again
+            statement = statements.get(index)
+            if statement is not None and statement.kind in DOCUMENT_KINDS and statement.document is not None:
+                pending.append((index, statement.kind, statement.document))
+            elif is_index_root(data):
+                findings += self._index_root(head, data, index, pending, registry_keys)
+                pending = [item for item in pending if item[0] >= head.size]
+        self._apply(head, pending, start + len(entries))
+        if head.last_root_entry is not None and start + len(entries) - head.last_root_entry > MAX_UNINDEXED:
+            findings.append(self._missing(head, start + len(entries)))
+        return findings
+
+    def _index_root(
+        self, head: _Head, data: bytes, index: int, pending: list[tuple[int, str, bytes]], registry_keys: frozenset[str]
+    ) -> list[Finding]:
+        try:
+            statement = parse_index_root(data, check_signature=False)  # its form: audit.py reports a bad one
+        except TlogError:
+            return []
+        evidence = {"index": index, "entry": base64.b64encode(data).decode(), "size": statement.size}
+        if statement.signer not in registry_keys:
+            return [Finding(index, f"entry {index}: index-root not signed by the log's registry key", evidence)]
+        if head.last_root_size is not None and statement.size < head.last_root_size:
+            summary = f"entry {index}: index-root covers {statement.size} entries, fewer than the previous one"
+            return [Finding(index, summary, evidence)]
+        if statement.size > index or statement.size < head.size:
+            return []  # audit.py reports the first; the second cannot be checked any more (it is below our index)
+        self._apply(head, [item for item in pending if item[0] < statement.size], statement.size)
+        head.last_root_entry, head.last_root_size = index, statement.size
+        self._save_last_root(head)
+        if head.root != statement.root:
+            evidence |= {
+                "logged_root": base64.b64encode(statement.root).decode(),
+                "monitor_root": base64.b64encode(head.root).decode(),
+                "entries": [0, statement.size],
+            }
+            summary = f"entry {index}: the log's status index root for entries 0-{statement.size - 1} is not the "
+            summary += "one the monitor computes from those entries: its status proofs cannot be trusted"
+            return [Finding(index, summary, evidence)]
+        return []
+
+    def _save_last_root(self, head: _Head) -> None:
+        self.db.execute(
+            "UPDATE head SET last_root_entry = ?, last_root_size = ? WHERE origin = ?",
+            (head.last_root_entry, head.last_root_size, self.origin),
+        )
+
+    def _missing(self, head: _Head, end: int) -> Finding:
+        summary = f"no index-root since entry {head.last_root_entry}: {end - (head.last_root_entry or 0)} entries "
+        summary += "are not covered by the log's status index"
+        return Finding(
+            None, summary, {"last_index_root_entry": head.last_root_entry, "entries": [head.last_root_entry, end]}
+        )
+
+
+async def status_chunk_alerts(
+    context: LogContext,
+    checked: Sequence[Checked],
+    entries: Sequence[bytes],
+    start: int,
+    registry: Registry,
+    evidence_of: Callable[[int], Awaitable[dict[str, Any]]],
+) -> list[A.Alert]:
+    """The hook entryaudit.py calls for each audited chunk: the alerts about the log's status index, each with the
+    entry's inclusion proof and the checkpoint (`evidence_of`)."""
+    statements = {c.index: c.statement for c in checked if c.statement is not None and c.problem is None}
+    audit = StatusAudit(context.shared.config.state, context.origin)
+    try:
+        findings = audit.chunk(entries, statements, start, registry.registry_keys)
+    except sqlite3.Error as exc:
+        raise StateError(f"the monitor's status index: {exc}") from None
+    finally:
+        audit.close()
+    alerts = []
+    for finding in findings:
+        evidence = dict(finding.evidence)
+        key = f"missing index-root after {finding.evidence.get('last_index_root_entry')}"
+        if finding.index is not None:
+            evidence |= await evidence_of(finding.index)
+            key = f"index-root {finding.index}"
+        alerts.append(context.alert(RULE_STATUS_INDEX, A.MISBEHAVIOUR, key, finding.summary, evidence))
+    return alerts

@@ -1,0 +1,111 @@
+"""A child process for tests/test_status_crash.py: log a batch, update the status index, and kill itself with
+SIGKILL at the named step of the update (nothing is flushed or cleaned up: it is kill -9)."""
+
+import asyncio
+import hashlib
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import asyncpg  # type: ignore[import-untyped]
+
+from logserver.postgres import PostgresStorage
+from logserver.sequencer import Sequencer, SequencerConfig
+from logserver.sqlite import SQLiteStorage
+from logserver.statusindexer import StatusIndexer, logged_by
+from logserver.statusstore import PostgresStatusStore, SQLiteStatusStore
+from logserver.submission import SubmissionRules, check_submission
+from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, parse_statement
+
+STEPS = ("read", "before-commit", "mid-commit", "after-commit", "after-log", "none")
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Crashing:
+    """The real store, killing the process at one step of the update."""
+
+    def __init__(self, store: Any, step: str) -> None:
+        self.store, self.step = store, step
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+    async def read_nodes(self, ids: Any, version: int) -> Any:
+        if self.step == "read":
+            die()
+        return await self.store.read_nodes(ids, version)
+
+    async def commit(self, old: Any, new: Any, writes: Any) -> None:
+        if self.step == "before-commit":
+            die()
+        await self.store.commit(old, new, writes)
+        if self.step == "after-commit":
+            die()
+
+    async def set_entry(self, size: int, entry: int) -> None:
+        if self.step == "after-log":
+            die()
+        await self.store.set_entry(size, entry)
+
+
+def crash_mid_commit(store: Any) -> None:
+    """Kill after the rows are written inside the transaction, before its COMMIT."""
+    if isinstance(store, SQLiteStatusStore):
+        writer, execute = store._writer, store._writer.execute
+
+        async def killing(sql: str, *args: Any) -> Any:
+            if sql == "COMMIT":
+                die()
+            return await execute(sql, *args)
+
+        writer.execute = killing  # type: ignore[method-assign]
+    else:
+        copy = asyncpg.Connection.copy_records_to_table
+
+        async def killing_copy(self: Any, *args: Any, **kwargs: Any) -> Any:
+            await copy(self, *args, **kwargs)
+            die()
+
+        asyncpg.Connection.copy_records_to_table = killing_copy
+
+
+async def main(where: str, step: str, round_number: int) -> None:
+    pg = where.startswith("postgresql://")
+    storage: Any = await (PostgresStorage.open(where, 3) if pg else SQLiteStorage.open(Path(where), 5000))
+    store: Any = await (PostgresStatusStore.open(where, 2) if pg else SQLiteStatusStore.open(Path(where)))
+    if step == "mid-commit":
+        crash_mid_commit(store)
+    registry = REGISTRY_KEY.verifier().vkey
+    config = SequencerConfig(ORIGIN, frozenset([registry]), flush_interval=0.02)
+    sequencer = Sequencer(storage, LOG_KEY, config)
+    await sequencer.load()
+    if not await sequencer.take_lease():
+        raise SystemExit("no lease")
+    task = asyncio.create_task(sequencer.run())
+    datas = [] if sequencer.registry.keys else [statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey)]
+    docs = [hashlib.sha256(b"doc %d %d" % (round_number, i)).digest() for i in range(40)]
+    datas += [statement(ISSUE, ISSUER, document=d) for d in docs]
+    datas += [statement(REVOKE, ISSUER, document=hashlib.sha256(b"doc %d 0" % max(0, round_number - 1)).digest())]
+    rules = SubmissionRules(ORIGIN, 300)
+    for data in datas:  # one at a time: an issuer-add must be applied before the issues it allows
+        await sequencer.submit([check_submission(data, parse_statement(data), rules, sequencer.registry, time.time())])
+    indexer = StatusIndexer(storage, Crashing(store, step), REGISTRY_KEY, ORIGIN, logged_by(sequencer))
+    while await indexer.step():
+        pass
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    await store.close()
+    await storage.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))

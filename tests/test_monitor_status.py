@@ -1,0 +1,86 @@
+"""tlog-monitor recomputes the log's status index from the entries it audits (monitor/statusaudit.py): an honest
+indexed log raises no alert (its index-root entries are not "bad entries"), and a log whose index hides a
+revocation (its stored index rewritten, so the next index-root it signs and logs is wrong) is caught, with the
+statement, its inclusion proof, both roots and the entry range as evidence."""
+
+import base64
+import hashlib
+import sqlite3
+import time
+from pathlib import Path
+
+import httpx
+from log_harness import LogProcess, issue, post_statements, register_issuer
+from monitor_helpers import monitor_cli, monitor_config, read_alerts, wait_for
+
+from loadtest.localproc import free_port
+from monitor.statusaudit import RULE_STATUS_INDEX
+from tlogcore.keys import Ed25519Signer
+from tlogcore.statement import REVOKE, Statement, sign_statement
+from tlogcore.statusindex_nodes import LEAF_TAG
+
+ISSUER = Ed25519Signer("moeys.gov.kh", b"\x51" * 32)
+INDEXED = "[status_index]\nindex_interval_ms = 50\n"
+
+
+def indexed_log(tmp: Path) -> LogProcess:
+    config = tmp / "log.toml"
+    config.write_text(INDEXED)
+    return LogProcess(tmp / "log", free_port(), config=config).start()
+
+
+def wait_index_root(client: httpx.Client, size: int) -> None:
+    """Until the log's lookups carry an index proof covering `size` entries (the root is logged and published)."""
+    probe = hashlib.sha256(b"probe").hexdigest()
+
+    def covered() -> bool:
+        served = client.get(f"/api/v1/documents/{probe}").json()["index"]
+        return served is not None and served["size"] >= size
+
+    wait_for(covered, 30, f"an index root covering {size} entries")
+    published = client.get("/api/v1/log").json()
+    wait_for(lambda: client.get("/api/v1/log").json()["published_size"] >= published["size"], 15, "publication")
+
+
+def audit(tmp: Path, server: LogProcess, policy: str) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    config = monitor_config(tmp / "monitor.toml", server.url, policy)
+    result = monitor_cli("audit-once", "--config", str(config))
+    return result.returncode, read_alerts(tmp / "alerts.jsonl")
+
+
+def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tmp_path: Path) -> None:
+    server = indexed_log(tmp_path)
+    try:
+        with httpx.Client(base_url=server.url, timeout=20) as client:
+            info = client.get("/api/v1/log").json()
+            origin, policy = info["origin"], f"log {info['log_vkey']}\nquorum none\n"
+            register_issuer(client, server, ISSUER, "Ministry of Education")
+            docs = [hashlib.sha256(b"doc %d" % i).digest() for i in range(20)]
+            assert post_statements(client, [issue(origin, ISSUER, d) for d in docs]).status_code == 200
+            revoke = Statement(origin, REVOKE, ISSUER.verifier().vkey, int(time.time()), document=docs[3])
+            answer = post_statements(client, [sign_statement(revoke, ISSUER)]).json()
+            wait_index_root(client, answer["entries"][0]["index"] + 1)
+            code, alerts = audit(tmp_path, server, policy)
+            assert code == 0 and alerts == [], alerts
+            # The operator's database is changed: the revoked document's record loses its revocation, in every version.
+            db = sqlite3.connect(server.data / "log.db", timeout=10)
+            leaf = bytes([LEAF_TAG]) + docs[3]
+            for node, version, data in db.execute("SELECT node, version, data FROM status_node").fetchall():
+                if data.startswith(leaf):
+                    fake = leaf + bytes([1, 0, 1]) + data[len(leaf) + 3 : len(leaf) + 11] + bytes([0, 0])
+                    db.execute("UPDATE status_node SET data = ? WHERE node = ? AND version = ?", (fake, node, version))
+            db.commit()
+            db.close()
+            # The document is issued again: the next update rewrites its leaf from the tampered row, revocation gone.
+            again = issue(origin, ISSUER, docs[3], when=int(time.time()) + 1)
+            later = post_statements(client, [again]).json()
+            wait_index_root(client, later["entries"][0]["index"] + 1)
+        code, alerts = audit(tmp_path, server, policy)
+        found = [a for a in alerts if a["rule"] == RULE_STATUS_INDEX]
+        assert code == 3 and len(found) == 1, alerts
+        evidence = found[0]["evidence"]
+        assert evidence["logged_root"] != evidence["monitor_root"] and evidence["entries"][0] == 0
+        assert evidence["inclusion_proof"] and evidence["checkpoint"] and base64.b64decode(evidence["entry"])
+        assert "cannot be trusted" in found[0]["summary"]
+    finally:
+        server.stop()

@@ -1,0 +1,123 @@
+"""Provable status end to end, in-process (docs/status-proofs.md §9): the log's document lookup carries the status
+index proof bound to a logged index-root, `tlog verify` (online) checks all of it before it says "not revoked" or
+"not logged", and a log or a proxy that hides a revocation is caught."""
+
+import asyncio
+import hashlib
+import sqlite3
+import time
+from pathlib import Path
+
+import orjson
+
+from logserver.client import LogClient
+from tests.api_helpers import ISSUER, LOG_KEY, REGISTRY_KEY, app_client, corrupting, statement
+from tlogcore.indexroot import parse_index_root
+from tlogcore.policy import parse_policy
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
+from tlogcore.statusindex_nodes import LEAF_TAG
+from tools.verdict import GENUINE, NOT_LOGGED, REVOKED, TAMPERED, Outcome
+from tools.verify import check_online
+
+POLICY = parse_policy(f"log {LOG_KEY.verifier().vkey}\nquorum none\n")
+KEPT, REVOKED_DOC, NEVER = (hashlib.sha256(name).digest() for name in (b"kept", b"revoked", b"never"))
+
+
+async def populate(client: LogClient) -> int:
+    """An issuer, two documents issued, one revoked; the log's size after the revocation."""
+    await client.submit([statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry")])
+    await client.submit([statement(ISSUE, ISSUER, document=d) for d in (KEPT, REVOKED_DOC)])
+    answer = await client.submit([statement(REVOKE, ISSUER, document=REVOKED_DOC, reason="error")])
+    return answer.entries[0].index + 1
+
+
+async def indexed_up_to(client: LogClient, size: int) -> int:
+    """Wait (bounded) until lookups carry a proof for an index covering `size` entries; the index's size."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        found = (await client.document(NEVER)).index
+        if found is not None and found.size >= size:
+            return found.size
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no index proof covering {size} entries within 20 s")
+
+
+async def verify(client: LogClient, document: bytes) -> Outcome:
+    return await check_online(client, document, POLICY, time.time())
+
+
+def test_lookup_carries_a_proof_bound_to_a_logged_index_root(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with app_client(tmp_path, indexed=True) as (client, _):
+            size = await indexed_up_to(client, await populate(client))
+            served = (await client.document(REVOKED_DOC)).index
+            assert served is not None and served.record is not None
+            logged = parse_index_root(served.index_root.statement)
+            assert (logged.size, logged.root, logged.signer) == (size, served.root, REGISTRY_KEY.verifier().vkey)
+            assert served.index_root.index >= size
+            genuine, revoked, never = [await verify(client, d) for d in (KEPT, REVOKED_DOC, NEVER)]
+            assert genuine.verdict == GENUINE and genuine.status_proven, genuine.message
+            assert "not revoked: proven by the log's status index" in genuine.message
+            assert revoked.verdict == REVOKED and revoked.status_proven
+            assert never.verdict == NOT_LOGGED and never.status_proven and "proven" in never.message
+
+    asyncio.run(scenario())
+
+
+def test_entries_after_the_index_root_are_read_and_checked(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with app_client(tmp_path, indexed=True) as (client, _):
+            await populate(client)
+            await indexed_up_to(client, 4)
+            late = hashlib.sha256(b"late").digest()
+            await client.submit([statement(ISSUE, ISSUER, document=late)])
+            outcome = await verify(client, late)  # in the gap, or already indexed: proven either way
+            assert outcome.verdict == GENUINE and outcome.status_proven, outcome.message
+
+    asyncio.run(scenario())
+
+
+def drop_revocations(body: bytes) -> bytes:
+    answer = orjson.loads(body)
+    answer["statements"] = [s for s in answer["statements"] if s["kind"] != REVOKE]
+    answer["status"] = "valid"
+    return orjson.dumps(answer)
+
+
+def test_a_proxy_that_drops_a_revocation_is_caught(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = f"/api/v1/documents/{REVOKED_DOC.hex()}"
+        async with app_client(tmp_path, corrupting(path, drop_revocations), indexed=True) as (client, _):
+            await populate(client)
+            await indexed_up_to(client, 4)
+            outcome = await verify(client, REVOKED_DOC)
+            assert outcome.verdict == TAMPERED, outcome.message
+            assert "a revocation may be hidden" in outcome.message
+
+    asyncio.run(scenario())
+
+
+def test_a_tampered_index_row_is_caught(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with app_client(tmp_path, indexed=True) as (client, _):
+            await indexed_up_to(client, await populate(client))  # the revocation is inside the index itself
+            assert (await verify(client, REVOKED_DOC)).verdict == REVOKED
+            # Rewrite the revoked document's leaf row, in every version: its record now lists no revocation.
+            db = sqlite3.connect(tmp_path / "log.db")
+            leaf = bytes([LEAF_TAG]) + REVOKED_DOC
+            rows = db.execute("SELECT node, version, data FROM status_node").fetchall()
+            changed = 0
+            for node, version, data in rows:
+                if data.startswith(leaf):
+                    fake = leaf + bytes([1, 0, 1]) + data[len(leaf) + 3 : len(leaf) + 11] + bytes([0, 0])
+                    db.execute("UPDATE status_node SET data = ? WHERE node = ? AND version = ?", (fake, node, version))
+                    changed += 1
+            db.commit()
+            db.close()
+            assert changed
+            lying = await client.document(REVOKED_DOC)
+            assert lying.index is not None and lying.index.record is not None
+            outcome = await verify(client, REVOKED_DOC)
+            assert outcome.verdict == TAMPERED, outcome.message
+
+    asyncio.run(scenario())

@@ -1,0 +1,135 @@
+"""The status index served from storage (docs/status-proofs.md §9): both engines, versioned rows, the
+compare-and-swap of the index head, and the indexer that keeps it up with the log and logs its index-root."""
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logserver.postgres import PostgresStorage
+from logserver.sequencer import Sequencer, SequencerConfig
+from logserver.sqlite import SQLiteStorage
+from logserver.statusindexer import StatusIndexer, logged_by, read_plan
+from logserver.statusstore import IndexMovedError, IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from logserver.storage import Storage
+from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
+from tlogcore.indexroot import parse_index_root
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
+from tlogcore.statusindex import verify_status
+from tlogcore.statusindex_nodes import PathPlan, read_paths
+
+Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
+
+
+def doc(i: int) -> bytes:
+    return hashlib.sha256(b"document %d" % i).digest()
+
+
+async def open_parts(engine: str, tmp_path: Path, dsn: str | None) -> Parts:
+    storage: Storage
+    if engine == "sqlite":
+        storage = await SQLiteStorage.open(tmp_path / "log.db", 5000)
+        store: Any = await SQLiteStatusStore.open(tmp_path / "log.db")
+    else:
+        assert dsn is not None
+        storage = await PostgresStorage.open(dsn, pool_size=3)
+        store = await PostgresStatusStore.open(dsn, pool_size=2)
+    registry = REGISTRY_KEY.verifier().vkey
+    config = SequencerConfig(ORIGIN, frozenset([registry]), flush_interval=0.02, publish_without_witnesses=True)
+    sequencer = Sequencer(storage, LOG_KEY, config)
+    await sequencer.load()
+    assert await sequencer.take_lease()
+    indexer = StatusIndexer(storage, store, REGISTRY_KEY, ORIGIN, logged_by(sequencer), clock=lambda: 1_790_000_000)
+    return storage, store, sequencer, indexer
+
+
+def run_engine(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, body: Callable[[Parts], Awaitable[None]]
+) -> None:
+    dsn = request.getfixturevalue("pg_database").dsn if engine == "postgresql" else None
+
+    async def scenario() -> None:
+        parts = await open_parts(engine, tmp_path, dsn)
+        task = asyncio.create_task(parts[2].run())
+        try:
+            await body(parts)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await parts[1].close()
+            await parts[0].close()
+
+    asyncio.run(scenario())
+
+
+async def log(sequencer: Sequencer, *datas: bytes) -> list[int]:
+    from logserver.submission import SubmissionRules, check_submission
+    from tlogcore.statement import parse_statement
+
+    rules = SubmissionRules(ORIGIN, 300)
+    subs = [check_submission(d, parse_statement(d), rules, sequencer.registry, time.time()) for d in datas]
+    return [s.index for s in await sequencer.submit(subs)]
+
+
+def expected_rows(entries: list[tuple[int, str, bytes]]) -> bytes:
+    """The root from the same entries, computed in memory (the rows never touch storage)."""
+    plan = read_paths(PathPlan([d for _, _, d in entries]), {})
+    return plan.apply_entries(entries).root
+
+
+ENGINES = ["sqlite", "postgresql"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_indexer_follows_the_log_and_logs_its_signed_root(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, indexer = parts
+        add = statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry")
+        await log(sequencer, add)
+        first = await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(5)))
+        assert await indexer.step()
+        head = await store.head()
+        assert head is not None and head.size == 6 and head.entry == 6
+        logged = parse_index_root((await storage.get_entries(6, 7))[0])
+        assert (logged.size, logged.root, logged.origin) == (6, head.root, ORIGIN)
+        assert logged.signer == REGISTRY_KEY.verifier().vkey
+        assert head.root == expected_rows([(i, ISSUE, doc(i - first[0])) for i in first])
+        assert not await indexer.step()  # only its own index-root since: no new version
+        revoked = await log(sequencer, statement(REVOKE, ISSUER, document=doc(2), reason="error"))
+        assert await indexer.step()
+        newer = await store.head()
+        assert newer is not None and newer.size == revoked[0] + 1
+        # The old version is still served whole, beside the new one (a proof for the cosigned root).
+        for version, root in ((6, head.root), (newer.size, newer.root)):
+            plan = await read_plan(store, PathPlan([doc(2), doc(99)], version), version)
+            record, proof = plan.lookup(doc(2))
+            verify_status(doc(2), record, proof.to_bytes(), root)
+            assert record is not None and record.revoked == (() if version == 6 else (revoked[0],))
+            absent, absence = plan.lookup(doc(99))
+            assert absent is None
+            verify_status(doc(99), None, absence.to_bytes(), root)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_index_head_moves_only_by_compare_and_swap(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async def body(parts: Parts) -> None:
+        store = parts[1]
+        first = IndexVersion(3, b"\x01" * 32, 1)
+        await store.commit(None, first, {})
+        with pytest.raises(IndexMovedError):
+            await store.commit(None, IndexVersion(4, b"\x02" * 32, 1), {})
+        with pytest.raises(IndexMovedError):
+            await store.commit(IndexVersion(2, b"\x01" * 32, 1), IndexVersion(5, b"\x03" * 32, 1), {})
+        assert await store.head() == first
+
+    run_engine(engine, tmp_path, request, body)

@@ -1,0 +1,117 @@
+"""`tlog verify` online: the log's status index proof, checked against the trusted checkpoint (docs/status-proofs.md
+§9 "What tlog verify, the page and the monitor check").
+
+1. The `index-root` statement is included at its entry p in the trusted checkpoint, is signed by one of the log's
+   registry keys, names this log, and covers N <= p entries; its root is the one the proof is for.
+2. The status proof verifies for SHA-256(document): the record lists ALL the entries in [0, N) that name the
+   document (presence), or there is none (absence).
+3. The gap [N, size of the checkpoint): the entries after the index root, read from the log's tiles and
+   authenticated against the checkpoint (at most MAX_GAP of them; a longer gap is named, not read).
+The caller then requires every listed entry (and every gap entry naming the document) to be among the statements
+it verified, with the listed kind: a log (or a proxy) that leaves a revocation out is caught here.
+"""
+
+from dataclasses import dataclass
+
+from logserver import api
+from logserver.client import LogClient
+from tlogcore import tileauth
+from tlogcore.checkpoint import Checkpoint
+from tlogcore.errors import MalformedError, ProofError
+from tlogcore.indexroot import HEADER, parse_index_root
+from tlogcore.merkle import leaf_hash, verify_inclusion
+from tlogcore.statement import DOCUMENT_KINDS, ISSUE, parse_statement
+from tlogcore.statusindex import verify_status
+from tlogcore.statusrecord import parse_record
+from tlogcore.tiles import TILE_WIDTH
+
+MAX_GAP = 1024  # entries after the index root a verifier reads itself (four entry tiles)
+
+
+@dataclass(frozen=True)
+class ProvenStatus:
+    """What the index proved: the entries naming the document, complete up to `checked_to`."""
+
+    size: int  # N: the index covers [0, N)
+    index_root_entry: int  # p
+    time: int  # when the log computed the root
+    issued: tuple[int, ...]  # from the record and the gap
+    revoked: tuple[int, ...]
+    checked_to: int  # the gap was read up to here (the checkpoint's size), or N when it was too long to read
+
+    @property
+    def listed(self) -> set[int]:
+        return {*self.issued, *self.revoked}
+
+    def words(self) -> str:
+        gap = f"and entries {self.size}-{self.checked_to - 1} read one by one" if self.checked_to > self.size else ""
+        return (
+            f"proven by the log's status index (all entries 0-{self.size - 1} about this document, index root "
+            f"signed and logged in entry {self.index_root_entry}{', ' + gap if gap else ''})"
+        )
+
+
+async def prove_status(
+    client: LogClient,
+    document: bytes,
+    served: api.StatusIndexProof,
+    current: Checkpoint,
+    registry_keys: frozenset[str],
+) -> ProvenStatus:
+    """Steps 1-3; ProofError or MalformedError (the answer is tampered) if anything does not hold."""
+    entry = served.index_root.index
+    if entry >= current.size:
+        raise ProofError(f"the index root's entry {entry} is not in the trusted checkpoint (size {current.size})")
+    raw = served.index_root.statement
+    verify_inclusion(leaf_hash(raw), entry, current.size, (await client.inclusion_proof(entry, current.size)).proof,
+                     current.root)  # fmt: skip
+    statement = parse_index_root(raw)
+    if statement.signer not in registry_keys:
+        raise ProofError("the index root is not signed by the log's registry key")
+    if statement.origin != current.origin or statement.size > entry:
+        raise ProofError(f"the index root in entry {entry} is for another log or covers entries after itself")
+    if (statement.size, statement.root) != (served.size, served.root):
+        raise ProofError("the status proof is not for the root the logged index-root states")
+    record = parse_record(served.record) if served.record is not None else None
+    verify_status(document, record, served.proof, statement.root)
+    issued, revoked = (list(record.issued), list(record.revoked)) if record is not None else ([], [])
+    checked_to = statement.size
+    if current.size - statement.size <= MAX_GAP:
+        for index, kind in await _gap(client, document, statement.size, current):
+            (issued if kind == ISSUE else revoked).append(index)
+        checked_to = current.size
+    return ProvenStatus(statement.size, entry, statement.time, tuple(issued), tuple(revoked), checked_to)
+
+
+async def _gap(client: LogClient, document: bytes, start: int, current: Checkpoint) -> list[tuple[int, str]]:
+    """(index, kind) of the entries in [start, size) naming the document, read from tiles authenticated
+    against the checkpoint."""
+    if start >= current.size:
+        return []
+    view = tileauth.TreeView(current.size, current.root)
+    tiles = tileauth.level0_tiles(start, current.size, current.size)
+    bodies = {}
+    for tile in view.missing(tiles):
+        bodies[tile.path] = await _tile(client, tile.path)
+    found = []
+    try:
+        view.add(bodies)
+        bundles = [(tile, view.entries(tile, await _tile(client, tileauth.bundle_of(tile).path))) for tile in tiles]
+    except tileauth.TreeMismatch as exc:
+        raise ProofError(f"the log's tiles do not match its checkpoint: {exc}") from None
+    for tile, entries in bundles:
+        first = tile.index * TILE_WIDTH
+        for offset, data in enumerate(entries):
+            if first + offset < start or data.startswith(HEADER.encode()):
+                continue
+            statement = parse_statement(data, check_signature=False)  # only its kind and document matter here
+            if statement.kind in DOCUMENT_KINDS and statement.document == document:
+                found.append((first + offset, statement.kind))
+    return found
+
+
+async def _tile(client: LogClient, path: str) -> bytes:
+    body = await client.tile(path)
+    if body is None:
+        raise MalformedError(f"the log does not serve {path}")
+    return body
