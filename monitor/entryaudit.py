@@ -13,6 +13,7 @@ from typing import Any
 from monitor import alerts as A
 from monitor.audit import Checked, Tally, apply_registry, check_packed, unpack
 from monitor.config import TREE
+from monitor.daily import count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
@@ -148,8 +149,9 @@ class EntryAudit:
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}
         counters = {"entries": len(chunk.entries), "bad_entries": tally.bad_entries}
         tracked = registry if self.context.shared.config.verify != TREE else None
+        days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
         audited = AuditedChunk(
-            chunk.end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None
+            chunk.end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None, days
         )
         self.context.state.commit_chunk(self.context.origin, audited, self.context.now())
         self.context.fetcher.stored.update(fresh)
