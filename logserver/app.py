@@ -11,6 +11,7 @@ Dynamic (JSON unless said otherwise; described in /openapi.json):
     GET  /api/v1/proof/consistency     ?old=M&new=N
     GET  /api/v1/bundle/<index>        an offline proof bundle (tlog-proof text, or ?format=binary)
     GET  /api/v1/documents/<sha256>    every statement about a document, with proofs, and its status
+    POST /api/v1/documents:lookup      statements (no proofs) and status of up to 1000 documents at once
     GET  /api/v1/issuers               issuer keys, their history and the entries that made it
     GET  /api/v1/log                   origin, keys, sizes
     GET  /healthz, /metrics, /openapi.json
@@ -32,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logserver import api, proofs
 from logserver.homepage import home_routes
-from logserver.httpkit import HTTPError, error_for, error_response, json_response, query_int
+from logserver.httpkit import JSON, HTTPError, error_for, error_response, json_response, query_int, read_body, read_json
 from logserver.intake import submit
 from logserver.logstate import Limits, LogState, state_of
 from logserver.openapi import OPENAPI
@@ -169,7 +170,8 @@ async def document(request: Request) -> Response:
     statements = [parse_statement(e.data) for e in entries]
     registry = state.sequencer.registry
     registered = _registered_chain(registry, {s.signer for s in statements})
-    indexes = [e.index for e in entries] + [k.added_index for k in registered]
+    retired = [k for k in registered if k.retired_index is not None]
+    indexes = [e.index for e in entries] + [k.added_index for k in registered] + [k.retired_index or 0 for k in retired]
     size, note = await _checkpoint_covering(state, max(indexes)) if indexes else (0, b"")
     items = []
     for entry, statement in zip(entries, statements, strict=True):
@@ -195,9 +197,41 @@ async def document(request: Request) -> Response:
         registrations.append(
             api.Registration(key.vkey, key.label, key.continues, key.added_index, item.extra or b"", item.to_text())
         )
+    retirements = []
+    for key in retired:
+        item = await proofs.bundle_for(state.storage, key.retired_index or 0, size, note)
+        retirements.append(
+            api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.to_text())
+        )
     status = document_status(statements, registry.continuations())
     index = await status_index_proof(state.storage, state.status, digest) if state.status is not None else None
-    return json_response(api.DocumentHistory(digest, status, tuple(items), tuple(registrations), index))
+    history = api.DocumentHistory(
+        digest, status, tuple(items), tuple(registrations), index=index, retirements=tuple(retirements)
+    )
+    return json_response(history)
+
+
+async def lookup_documents(request: Request) -> Response:
+    """What the log holds about each of up to api.MAX_LOOKUP documents, in one round trip (an issuer's tool asks
+    before it submits a batch): every statement's index, kind, signer and time, and the status by the one rule.
+    No proofs: GET /api/v1/documents/<sha256> gives them, one document at a time."""
+    state = state_of(request)
+    if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
+        raise HTTPError(415, "unsupported_media_type", 'send application/json: {"documents": [hex SHA-256, ...]}')
+    body = await read_body(request, state.limits.max_body, state.limits.body_timeout)
+    documents = api.LookupRequest.from_json(read_json(body)).documents
+    if len(documents) > api.MAX_LOOKUP:
+        raise HTTPError(413, "batch_too_large", f"{len(documents)} documents; at most {api.MAX_LOOKUP} per lookup")
+    continues = state.sequencer.registry.continuations()
+    summaries = []
+    for digest in documents:
+        statements = [(e.index, parse_statement(e.data)) for e in await state.storage.document_entries(digest)]
+        listed = tuple(
+            api.LookupStatement(index, s.kind, s.signer_verifier.name, s.signer, s.time) for index, s in statements
+        )
+        status = document_status([s for _, s in statements], continues)
+        summaries.append(api.DocumentSummary(digest, status, listed))
+    return json_response(api.LookupResponse(tuple(summaries)))
 
 
 def _registered_chain(registry: Registry, signers: set[str]) -> list[IssuerKey]:
@@ -219,7 +253,7 @@ async def issuers(request: Request) -> Response:
     for key in state.sequencer.registry.keys.values():
         retired = None
         if not key.active:
-            retired = api.KeyRetired(key.retired_index or 0, key.retired_time or 0, key.retire_reason)
+            retired = api.KeyRetired(key.retired_index or 0, key.retired_time or 0, key.retire_reason, key.unsafe_from)
         by_name.setdefault(key.vkey.split("+", 1)[0], []).append(
             api.IssuerKey(
                 key.vkey, key.label, key.active, api.KeyAdded(key.added_index, key.added_time), retired, key.continues
@@ -271,6 +305,7 @@ ROUTES = [
     Route("/api/v1/proof/inclusion", inclusion),
     Route("/api/v1/proof/consistency", consistency),
     Route("/api/v1/bundle/{index}", bundle),
+    Route("/api/v1/documents:lookup", lookup_documents, methods=["POST"]),
     Route("/api/v1/documents/{sha256}", document),
     Route("/api/v1/issuers", issuers),
     Route("/api/v1/log", info),

@@ -97,6 +97,7 @@ class SequencerConfig:
     publish_without_witnesses: bool = True
     queue_poll: float = 0.05  # seconds between checks of a submitter waiting on a shared queue
     queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
+    names_owned_from: int = 0  # the registry's ownership rule from this index on (logserver/registryrule.py)
 
 
 @dataclass
@@ -155,7 +156,9 @@ class Sequencer:
             raise StorageError(f"stored hashes do not match the stored head: refusing to sequence; {DAMAGED}")
         entries = await self.storage.registry_entries()
         self.registry = Registry.replay(
-            self.config.registry_keys, ((e.index, parse_statement(e.data)) for e in entries)
+            self.config.registry_keys,
+            ((e.index, parse_statement(e.data)) for e in entries),
+            self.config.names_owned_from,
         )
 
     async def take_lease(self) -> bool:

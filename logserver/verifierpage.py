@@ -44,6 +44,9 @@ class Trust:
     registry_vkeys: tuple[str, ...]
     policy: str
     log_url: str = ""
+    # Rotations from trusts pages were built with before to this one, each {"policy", "registry", "note"}: the
+    # trust it leads to and the signed note authorising it (tlogcore/trustrotation.py); `tlog trust-rotation`.
+    rotations: tuple[dict[str, object], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -52,6 +55,7 @@ class Trust:
             "registry": list(self.registry_vkeys),
             "policy": self.policy,
             "log_url": self.log_url,
+            "rotations": list(self.rotations),
         }
 
 

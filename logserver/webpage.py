@@ -40,17 +40,33 @@ _PUBLIC_READS = ("/checkpoint", "/tile/", "/api/v1/bundle/", "/api/v1/documents/
 
 
 def policy_text(log_vkey: str, witnesses: Sequence[dict[str, Any]]) -> str:
-    """The trust policy this log publishes: its key, each configured witness, a majority of them as quorum."""
+    """The trust policy this log publishes: its key, each configured witness, a majority of them as quorum.
+
+    A witness with several keys (Ed25519 and ML-DSA-44, `vkeys`) is one member of the majority: each key is a
+    policy witness of its own, and a group `<name>-any` is satisfied by any of them, so it is never counted twice.
+    A verifier that requires post-quantum witnesses writes its own policy (docs/thirty-years.md)."""
     lines = [f"log {log_vkey}"]
-    names: list[str] = []
-    for position, witness in enumerate(witnesses):
-        name = _POLICY_NAME.sub("-", str(witness.get("name") or "")) or f"witness{position}"
-        while name in names or name in ("none", "majority"):
+    taken: set[str] = {"none", "majority"}
+    members: list[str] = []
+
+    def fresh(name: str, position: int) -> str:
+        while name in taken:
             name += f"-{position}"
-        names.append(name)
-        lines.append(f"witness {name} {witness['vkey']}")
-    if names:
-        lines.append(f"group majority {len(names) // 2 + 1} {' '.join(names)}")
+        taken.add(name)
+        return name
+
+    for position, witness in enumerate(witnesses):
+        name = fresh(_POLICY_NAME.sub("-", str(witness.get("name") or "")) or f"witness{position}", position)
+        vkeys = list(witness.get("vkeys") or [witness["vkey"]])
+        keys = [name] + [fresh(f"{name}-key{n + 2}", position) for n in range(len(vkeys) - 1)]
+        lines += [f"witness {key_name} {vkey}" for key_name, vkey in zip(keys, vkeys, strict=True)]
+        if len(keys) > 1:
+            group = fresh(f"{name}-any", position)
+            lines.append(f"group {group} any {' '.join(keys)}")
+            keys = [group]
+        members.append(keys[0])
+    if members:
+        lines.append(f"group majority {len(members) // 2 + 1} {' '.join(members)}")
         lines.append("quorum majority")
     else:
         lines.append("quorum none")

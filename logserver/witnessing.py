@@ -58,6 +58,7 @@ class WitnessState:
             "name": self.config.name,
             "url": self.config.url,
             "vkey": self.config.vkey,
+            "vkeys": list(self.config.vkeys),  # every key of the witness (the published policy lists them all)
             "last_cosigned_size": self.last_cosigned_size,
             "last_cosigned_at": self.last_cosigned_at,
             "last_error": self.last_error,
@@ -156,7 +157,8 @@ class Witnessing:
                 witness.last_error = str(exc)
                 await asyncio.sleep(min(0.05 * 2**attempt, 0.5))
                 continue
-            if not self._genuine(witness, head, lines):
+            lines = self._genuine(witness, head, lines)
+            if not lines:
                 witness.last_error = "cosignature does not verify with the configured key"
                 break
             witness.known_size = head.size
@@ -195,14 +197,16 @@ class Witnessing:
         )
 
     @staticmethod
-    def _genuine(witness: WitnessState, head: Head, lines: list[str]) -> bool:
-        """Keep only lines that verify with the witness key we were configured with."""
+    def _genuine(witness: WitnessState, head: Head, lines: list[str]) -> list[str]:
+        """The lines that verify with one of the witness keys we were configured with (Ed25519 and/or ML-DSA-44);
+        a line by another key is not attached: we publish only what we checked."""
         try:
-            verifier = parse_verifier_key(witness.config.vkey)
-            opened = open_note(parse_note(head.checkpoint).text.encode() + b"\n" + "".join(lines).encode(), [verifier])
+            verifiers = [parse_verifier_key(vkey) for vkey in witness.config.vkeys]
+            text = parse_note(head.checkpoint).text.encode()
+            opened = open_note(text + b"\n" + "".join(lines).encode(), verifiers)
         except TlogError:
-            return False
-        return opened.verified_by(verifier) is not None
+            return []
+        return [signature.line for signature, _ in opened.verified]
 
 
 def keep_evidence(directory: Path, name: str, alarm: dict[str, Any]) -> Path | None:

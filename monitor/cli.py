@@ -341,7 +341,11 @@ def report_command(config_path: Path, as_json: bool, html_out: Path | None) -> N
     state = open_state(config)
     try:
         data = report(state, [lc.origin for lc in config.logs])
-        pages = [LogPage(d, state.alerts(d["origin"]), state.checkpoint_history(d["origin"])) for d in data["logs"]]
+        pages = [
+            LogPage(d, state.alerts(o), state.checkpoint_history(o), state.issuer_days(o))
+            for d in data["logs"]
+            for o in (d["origin"],)
+        ]
     finally:
         state.close()
     if html_out is not None:

@@ -12,10 +12,12 @@ from typing import Any
 from monitor import alerts as A
 from monitor.audit import Checked, Tally, apply_registry, check_statements
 from monitor.config import TREE
+from monitor.daily import count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
 from monitor.statusaudit import status_chunk_alerts
+from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile
@@ -107,12 +109,14 @@ class EntryAudit:
                 self.context, checked, entries, start, registry,
                 lambda i: self._entry_evidence(view, target, checked[i - start], entries[i - start]),
             )  # fmt: skip
+            alerts += await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
         done = end >= target.size
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}
         counters = {"entries": len(entries), "bad_entries": tally.bad_entries}
         tracked = registry if self.context.shared.config.verify != TREE else None
+        days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
         chunk = AuditedChunk(
-            end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None
+            end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None, days
         )
         self.context.state.commit_chunk(self.context.origin, chunk, self.context.now())
         self.context.fetcher.stored.update(fresh)

@@ -41,10 +41,15 @@ EXAMPLES: list[api.WireValue] = [
         "revoked",
         (api.DocumentStatement(4, "revoke", "i.example", "vkey", "Ministry", 1790000000, None, "x", b"s", b"b"),),
         (api.Registration("vkey", "Ministry", None, 1, b"s", b"b"),),
+        retirements=(api.Retirement("vkey", 3, 9, b"s", b"b"), api.Retirement("vkey2", None, 10, b"s", b"b")),
     ),
     api.IssuerRegistry(
         ("registry+1+AA",),
-        (api.Issuer("i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None), None),)),),
+        (
+            api.Issuer(
+                "i", (api.IssuerKey("vkey", None, False, api.KeyAdded(0, 1), api.KeyRetired(5, 6, None, 4), None),)
+            ),
+        ),
     ),
     api.LogInfo(
         ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)

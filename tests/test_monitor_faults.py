@@ -55,8 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilledLog,
     witness.start()
     config = tmp / "log.toml"
     config.write_text(
-        f'[witnessing]\nwitness_timeout_ms = 2000\n[[witness]]\nname = "w0"\nurl = "{witness.url}"\n'
-        f'vkey = "{witness.vkey}"\n'
+        f'[witnessing]\nwitness_timeout_ms = 2000\n[[witness]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
     )
     log = start_log(tmp, config=config)
     try:

@@ -47,7 +47,7 @@ from tlogcore.encoding import (
 )
 from tlogcore.errors import MalformedError, ProofError
 from tlogcore.keys import Ed25519Verifier
-from tlogcore.merkle import leaf_hash, verify_inclusion
+from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.note import Note, Signature, parse_note
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import DOCUMENT_KINDS, KINDS, Statement, parse_statement, parse_statement_key
@@ -142,6 +142,74 @@ def verify_bundle(
     if document is not None and statement.document != document:
         raise ProofError("the statement is about another document")
     return VerifiedBundle(statement, leaf, bundle.index, trusted)
+
+
+# --- refresh (docs/thirty-years.md, "Refresh") ---------------------------------
+
+
+class InconsistentLogError(ProofError):
+    """The bundle's checkpoint and the log's newest are not one append-only history: the log misbehaved.
+
+    Carries both checkpoints and the failing proof, so anyone can re-check it (STYLE.md §6)."""
+
+    def __init__(self, message: str, old: bytes, new: bytes, proof: Sequence[bytes]) -> None:
+        super().__init__(message)
+        self.old, self.new, self.proof = old, new, tuple(proof)
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    """A bundle re-anchored on a newer trusted checkpoint, and what it was re-anchored from."""
+
+    bundle: TlogProof
+    verified: VerifiedBundle  # the new bundle, verified
+    previous: Checkpoint  # the checkpoint the old bundle carried
+
+    @property
+    def changed(self) -> bool:
+        return self.previous.size != self.verified.checkpoint.size
+
+
+def refresh_bundle(
+    bundle: TlogProof,
+    newest: bytes,
+    consistency: Sequence[bytes],
+    inclusion: Sequence[bytes],
+    policy: Policy,
+    now: float | None = None,
+) -> Refreshed:
+    """Move a verified bundle onto the log's newest checkpoint (tlog-proof §Verification, then RFC 9162 §2.1.4).
+
+    The old bundle must verify under `policy` (its own checkpoint, signed by the key of its time); `newest`
+    must verify under `policy` too; `consistency` must prove the old tree a prefix of the newest (an old
+    checkpoint that is not is InconsistentLogError, never a pass); `inclusion` must prove the same leaf at
+    the same index in the newest tree. The result is a bundle no weaker than the old one: same statement,
+    same index, a tree at least as large.
+    """
+    old = verify_bundle(bundle, policy, now)
+    new = policy.verify_checkpoint(newest, now)
+    before, after = old.checkpoint, new.checkpoint
+    if after.origin != before.origin:
+        raise ProofError(f"the newest checkpoint is of log {after.origin!r}, the bundle's of {before.origin!r}")
+    if after.size < before.size:
+        raise InconsistentLogError(
+            f"the log's newest checkpoint (size {after.size}) is smaller than the bundle's (size {before.size})",
+            bundle.checkpoint,
+            newest,
+            consistency,
+        )
+    try:
+        verify_consistency(before.size, after.size, before.root, after.root, consistency)
+    except ProofError as exc:
+        raise InconsistentLogError(
+            f"the bundle's checkpoint (size {before.size}) is not a prefix of the log's newest "
+            f"(size {after.size}): {exc}",
+            bundle.checkpoint,
+            newest,
+            consistency,
+        ) from exc
+    refreshed = TlogProof(bundle.index, tuple(inclusion), newest, bundle.extra)
+    return Refreshed(refreshed, verify_bundle(refreshed, policy, now), before)
 
 
 # --- binary form -------------------------------------------------------------

@@ -8,8 +8,8 @@ over the message
     <checkpoint text, extension lines included>
 
 Type 0x06, ML-DSA-44 subtree cosignature (tlog-cosignature v1.1.0): verified
-here so documents cosigned by post-quantum witnesses stay checkable; we do not
-sign with it yet.
+here; witnesses sign it with `tlogcore.mldsa.MLDSA44CosignatureSigner`, which
+builds its message with the same `subtree_message`.
 
 Type 0x05, RFC 6962 TreeHeadSignature (c2sp.org/static-ct-api): a CT log's
 checkpoint signature; verified so that CT checkpoints open here too.
@@ -42,6 +42,28 @@ def signature_timestamp(signature: bytes) -> int:
     if len(signature) < 8:
         raise MalformedError("timestamped signature is shorter than 8 bytes")
     return int.from_bytes(signature[:8], "big")
+
+
+def subtree_message(name: str, timestamp: bytes, origin: str, size: int, root: bytes) -> bytes | None:
+    """The binary message an ML-DSA-44 cosignature signs, for a whole checkpoint (start 0, end = size), or None
+    when a length does not fit its field (tlog-cosignature v1.1.0, "subtree/v1"; integers big-endian):
+
+        "subtree/v1\n\0" || u8 len || cosigner name || u64 timestamp || u8 len || origin || u64 0 || u64 size || root
+    """
+    name_bytes, origin_bytes = name.encode(), origin.encode()
+    if len(name_bytes) > 255 or len(origin_bytes) > 255 or len(timestamp) != 8 or not 0 <= size < 2**64:
+        return None
+    return (
+        b"subtree/v1\n\x00"
+        + bytes([len(name_bytes)])
+        + name_bytes
+        + timestamp
+        + bytes([len(origin_bytes)])
+        + origin_bytes
+        + (0).to_bytes(8, "big")
+        + size.to_bytes(8, "big")
+        + root
+    )
 
 
 class CosignatureV1Verifier(Ed25519Verifier):
@@ -95,21 +117,9 @@ class MLDSA44CosignatureVerifier(Verifier):
             checkpoint = parse_checkpoint(text.decode())
         except (MalformedError, UnicodeDecodeError):
             return False
-        origin = checkpoint.origin.encode()
-        name = self.name.encode()
-        if len(origin) > 255 or len(name) > 255 or checkpoint.size > 2**64 - 1:
+        message = subtree_message(self.name, signature[:8], checkpoint.origin, checkpoint.size, checkpoint.root)
+        if message is None:
             return False
-        message = (
-            b"subtree/v1\n\x00"
-            + bytes([len(name)])
-            + name
-            + signature[:8]
-            + bytes([len(origin)])
-            + origin
-            + (0).to_bytes(8, "big")
-            + checkpoint.size.to_bytes(8, "big")
-            + checkpoint.root
-        )
         try:
             self._key.verify(signature[8:], message)
         except InvalidSignature:

@@ -37,6 +37,25 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
+def leaf_hashes(entries: Sequence[bytes]) -> bytes:
+    """The leaf hashes of `entries`, concatenated (a level-0 tile's body): one C call per entry, no function call
+    per entry in Python (the monitor's Merkle audit hashes every entry of a log)."""
+    sha256 = hashlib.sha256
+    return b"".join([sha256(b"\x00" + entry).digest() for entry in entries])
+
+
+def perfect_root(hashes: bytes) -> bytes:
+    """MTH of 2^k hashes given concatenated (a full tile's body, k = 8): each level's pairs are adjacent, so a
+    node hashes one slice, SHA-256(0x01 || left || right), with no per-node split or call (RFC 9162 §2.1.1)."""
+    count = len(hashes) // HASH_SIZE
+    if count == 0 or count & (count - 1) or len(hashes) % HASH_SIZE:
+        raise MalformedError(f"{len(hashes)} bytes are not a power of two of {HASH_SIZE}-byte hashes")
+    sha256, pair = hashlib.sha256, 2 * HASH_SIZE
+    while len(hashes) > HASH_SIZE:
+        hashes = b"".join([sha256(b"\x01" + hashes[i : i + pair]).digest() for i in range(0, len(hashes), pair)])
+    return hashes
+
+
 def _check_size(size: int, what: str = "tree size") -> None:
     if not 0 <= size <= MAX_TREE_SIZE:
         raise MalformedError(f"{what} {size} is outside 0..2^63-1")

@@ -1,6 +1,7 @@
 """Trust policies in the C2SP tlog-policy text format: which logs, which witnesses, what quorum.
 
-    log <vkey> [<url>]                       the key name must equal the log origin
+    log <vkey> [<url>]                       the key name must equal the log origin; a log whose key was
+                                             rotated is listed once per key, same origin (docs/thirty-years.md)
     witness <name> <vkey> [<url>]            a cosigner (type 0x04 or 0x06 vkey)
     group <name> <k|any|all> <member>...     k of the members (witnesses or earlier groups)
     quorum <name|none>                       exactly once
@@ -11,15 +12,20 @@
 
 A checkpoint is trusted when a listed log signed it and the quorum node is
 satisfied by valid cosignatures (none dated over 10 minutes in the future).
+With the log's key rotations known (`following`, tlogcore/logkey.py), a
+checkpoint must carry the key its tree size calls for, and no key retired for
+that size: the old key's signature after a rotation is refused.
 """
 
 import hashlib
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 from tlogcore.checkpoint import MAX_CHECKPOINT_NOTE_SIZE, Checkpoint, parse_checkpoint
 from tlogcore.cosignature import MAX_FUTURE_SKEW, CosignatureV1Verifier, signature_timestamp
 from tlogcore.errors import MalformedError, UnverifiedError
 from tlogcore.keys import Ed25519Verifier, Verifier
+from tlogcore.logkey import LogKeyRotation, check_chain, key_rule
 from tlogcore.note import OpenedNote, open_note
 from tlogcore.vkeys import LOG_KEYS, WITNESS_KEYS, parse_key_for
 
@@ -41,12 +47,56 @@ class Policy:
     witnesses: dict[str, Verifier] = field(default_factory=dict)
     groups: dict[str, Group] = field(default_factory=dict)
     quorum: str | None = None  # None: no cosignatures required ("quorum none")
+    rotations: tuple[LogKeyRotation, ...] = ()  # the logs' announced key rotations, in log order (`following`)
 
     def log_for(self, origin: str) -> Verifier:
         for log in self.logs:
             if log.name == origin:
                 return log
         raise UnverifiedError(f"origin {origin!r} is not a log this policy trusts")
+
+    def following(self, rotations: Sequence[LogKeyRotation]) -> "Policy":
+        """This policy, applying the key rotations a log announced (each already proven in a trusted tree).
+
+        Both keys of a rotation must be listed here: the announcement tells which key signs which sizes, the
+        policy's owner decides which keys are trusted at all (docs/thirty-years.md, "Log key rotation").
+        """
+        listed = {log.vkey for log in self.logs}
+        for rotation in rotations:
+            for vkey in (rotation.old, rotation.new):
+                if vkey not in listed:
+                    raise UnverifiedError(
+                        f"the log {rotation.origin!r} announced a key rotation to {rotation.new}; "
+                        f"this policy does not list {vkey}: add 'log {vkey}' to the policy to follow it"
+                    )
+        known = {r.text for r in self.rotations}
+        chain = (*self.rotations, *(r for r in rotations if r.text not in known))
+        for origin in {r.origin for r in chain}:
+            check_chain([r for r in chain if r.origin == origin])
+        return replace(self, rotations=chain)
+
+    def _check_log_signature(self, checkpoint: Checkpoint, opened: OpenedNote) -> None:
+        keys = [log for log in self.logs if log.name == checkpoint.origin]
+        if not keys:
+            raise UnverifiedError(f"origin {checkpoint.origin!r} is not a log this policy trusts")
+        signed = {log.vkey for log in keys if opened.verified_by(log) is not None}
+        rotations = [r for r in self.rotations if r.origin == checkpoint.origin]
+        if not rotations:  # no rotation known: any listed key of this log will do
+            if not signed:
+                raise UnverifiedError(f"checkpoint is not signed by the log key of {checkpoint.origin!r}")
+            return
+        rule = key_rule(rotations[0].old, rotations, checkpoint.size)
+        if rule.required not in signed:
+            raise UnverifiedError(
+                f"checkpoint of size {checkpoint.size} is not signed by the log key {rule.required} that the "
+                f"log's key rotation calls for from that size"
+            )
+        retired = signed - rule.allowed
+        if retired:
+            raise UnverifiedError(
+                f"checkpoint of size {checkpoint.size} is signed by the log key {sorted(retired)[0]}, which the "
+                "log retired before that size: the log misbehaved or its old key is misused"
+            )
 
     def is_satisfied(self, cosigned: set[str]) -> bool:
         """Whether witnesses named in `cosigned` satisfy the quorum.
@@ -66,9 +116,7 @@ class Policy:
         """Open a signed checkpoint under this policy; raise unless log signature and quorum hold."""
         opened = open_note(note, [*self.logs, *self.witnesses.values()], MAX_CHECKPOINT_NOTE_SIZE)
         checkpoint = parse_checkpoint(opened.text)
-        log = self.log_for(checkpoint.origin)
-        if opened.verified_by(log) is None:
-            raise UnverifiedError(f"checkpoint is not signed by the log key of {checkpoint.origin!r}")
+        self._check_log_signature(checkpoint, opened)
         cosigned = set()
         for name, witness in self.witnesses.items():
             signature = opened.verified_by(witness)

@@ -9,6 +9,8 @@
     issuer <vkey>                  issuer-add, issuer-retire: the issuer key concerned
     continues <vkey>               optional, issuer-add only: the registered key of the same issuer that this new
                                    key continues (rotation); the registry refuses a key name held by another issuer
+    unsafe-from <index>            optional, issuer-retire only: the key was reported stolen; whatever it signed at
+                                   this log index or later is flagged (tlogcore/status.py); decimal, canonical
     ref <text>                     optional: document number or type; an issuer's display name
     reason <text>                  optional, revoke and issuer-retire only
 
@@ -72,6 +74,7 @@ class Statement:
     ref: str | None = None
     reason: str | None = None
     continues: str | None = None  # vkey, for issuer-add only: rotation within one issuer (tlogcore/registry.py)
+    unsafe_from: int | None = None  # issuer-retire only: the key was stolen; entries at this index on are flagged
 
     def __post_init__(self) -> None:
         if not self.origin or any(c.isspace() for c in self.origin) or "+" in self.origin:
@@ -93,6 +96,11 @@ class Statement:
             if self.kind != ISSUER_ADD:
                 raise MalformedError(f"a {self.kind} statement continues no key")
             parse_statement_key(self.continues, "continued key")
+        if self.unsafe_from is not None:
+            if self.kind != ISSUER_RETIRE:
+                raise MalformedError(f"a {self.kind} statement has no unsafe-from (only issuer-retire)")
+            if not 0 <= self.unsafe_from <= MAX_INT64:
+                raise MalformedError("unsafe-from must be a log index from 0 to 2^63-1")
         if self.ref is not None:
             check_text_value(self.ref, "ref")
         if self.reason is not None:
@@ -113,6 +121,8 @@ class Statement:
             lines.append(f"issuer {self.issuer}")
         if self.continues is not None:
             lines.append(f"continues {self.continues}")
+        if self.unsafe_from is not None:
+            lines.append(f"unsafe-from {self.unsafe_from}")
         if self.ref is not None:
             lines.append(f"ref {self.ref}")
         if self.reason is not None:
@@ -131,6 +141,7 @@ def _parse_text(text: str) -> Statement:
             raise MalformedError(f"statement line {line[:40]!r} is malformed or repeated")
         fields[key] = value
     document = fields.pop("document", None)
+    unsafe_from = fields.pop("unsafe-from", None)
     statement = Statement(
         origin=fields.pop("log", ""),
         kind=fields.pop("kind", ""),
@@ -141,6 +152,7 @@ def _parse_text(text: str) -> Statement:
         ref=fields.pop("ref", None),
         reason=fields.pop("reason", None),
         continues=fields.pop("continues", None),
+        unsafe_from=parse_decimal(unsafe_from, "unsafe-from", MAX_INT64) if unsafe_from is not None else None,
     )
     if fields:
         raise MalformedError(f"statement has unknown fields {sorted(fields)}")

@@ -10,6 +10,13 @@ key can revoke what the old one issued, never the reverse). Key names are not id
 key that merely carries the same name, or by any other issuer, is listed and ignored. Order does not matter;
 registry statements are ignored. Verifiers pass only the statements and continuations they have verified
 (signature, inclusion); the server passes every statement it holds and its registry's continuations.
+
+Stolen keys (issue 22): a key retired with `unsafe-from N` (tlogcore/registry.py) signed, from log index N on,
+possibly in a thief's hands. A statement it signed at index N or later is flagged, whatever the status says: a
+verifier shows "signed with a key reported stolen" instead of "valid". Before N, its documents stay valid: a key
+that is merely retired, or stolen later, does not undo what it issued while it was safe (retire is not revoke).
+The page implements the same rule (verify.js, `signedWhileUnsafe`) over the same vectors:
+tests/vectors/registry/unsafe_from.json.
 """
 
 from collections.abc import Mapping, Sequence
@@ -44,3 +51,9 @@ def document_status(statements: Sequence[Statement], continues: Mapping[str, str
     if not any(s.kind == ISSUE for s in statements):
         return UNKNOWN
     return REVOKED if counted_revocations(statements, continues) else VALID
+
+
+def signed_while_unsafe(signer: str, index: int, unsafe_from: Mapping[str, int]) -> bool:
+    """Whether the statement `signer` signed at log `index` falls at or after its key's unsafe-from marker."""
+    marker = unsafe_from.get(signer)
+    return marker is not None and index >= marker

@@ -26,6 +26,7 @@ async def _registry_statement(
     label: str | None,
     reason: str | None,
     continues: str | None = None,
+    unsafe_from: int | None = None,
 ) -> None:
     async with LogClient(log_url) as client:
         origin = (await client.info()).origin
@@ -38,6 +39,7 @@ async def _registry_statement(
             ref=label,
             reason=reason,
             continues=continues,
+            unsafe_from=unsafe_from,
         )
         result = await client.submit([sign_statement(statement, registry)])
         click.echo(f"{kind} {issuer_vkey.split('+')[0]}: entry {result.entries[0].index}")
@@ -68,9 +70,24 @@ def issuer_add(log_url: str, registry_key: Path, issuer_vkey: str, label: str | 
 @click.option("--registry-key", type=click.Path(path_type=Path, exists=True), required=True)
 @click.option("--issuer", "issuer_vkey", required=True)
 @click.option("--reason", default=None)
-def issuer_retire(log_url: str, registry_key: Path, issuer_vkey: str, reason: str | None) -> None:
-    """Retire an issuer key. Example: tlog issuer retire --log URL --registry-key data/registry.key --issuer VKEY"""
-    run(_registry_statement(log_url, read_key(registry_key), ISSUER_RETIRE, issuer_vkey, None, reason))
+@click.option(
+    "--unsafe-from",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="N",
+    help="The key was stolen: whatever it signed at log entry N or later is flagged to every verifier "
+    "(N: the first entry you cannot vouch for; its documents before N stay valid).",
+)
+def issuer_retire(
+    log_url: str, registry_key: Path, issuer_vkey: str, reason: str | None, unsafe_from: int | None
+) -> None:
+    """Retire an issuer key; what it issued stays valid (retiring is not revoking). A stolen key: add
+    --unsafe-from N. Example: tlog issuer retire --log URL --registry-key data/registry.key --issuer VKEY"""
+    run(
+        _registry_statement(
+            log_url, read_key(registry_key), ISSUER_RETIRE, issuer_vkey, None, reason, unsafe_from=unsafe_from
+        )
+    )
 
 
 @issuer.command("list")
@@ -90,5 +107,7 @@ def issuer_list(log_url: str, as_json: bool) -> None:
     for entry in registry.issuers:
         for key in entry.keys:
             state = f"retired in entry {key.retired.index}" if key.retired else "active"
+            if key.retired is not None and key.retired.unsafe_from is not None:
+                state += f", reported stolen: unsafe from entry {key.retired.unsafe_from}"
             label = f" {key.label!r}" if key.label else ""
             click.echo(f"{entry.name}{label}: {state} (added in entry {key.added.index}) {key.vkey}")

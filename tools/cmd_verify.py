@@ -93,7 +93,8 @@ def _read_source(
 @click.command(
     cls=VerifyCommand,
     epilog="Exit codes: 0 genuine, 1 revoked, 2 not logged, 3 tampered, "
-    "4 signature invalid, 5 quorum not met or untrusted log, 6 usage or input error, 7 network error.",
+    "4 signature invalid, 5 quorum not met or untrusted log, 6 usage or input error, 7 network error, "
+    "8 not from a registered issuer, 9 log misbehaved, 10 signed with a stolen key (reported stolen by its issuer).",
 )
 @click.argument("document", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(

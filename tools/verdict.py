@@ -10,6 +10,10 @@
 7 network error      online mode: the log could not be reached or answered with an error
 8 not from a registered issuer  online mode: signed and logged, but by a key the log's registry did not add
                      before the document's entry: whoever signed it is nobody the registry vouches for
+9 log misbehaved     online mode: the bundle's checkpoint and the log's newest are both validly signed but are
+                     not one append-only history (a fork, or a log that went back): evidence, never "genuine"
+10 signed with a stolen key  online mode: signed by a key the registry retired as reported stolen, at or after the
+                     entry from which it is unsafe (`unsafe-from`): a thief may have signed it (tlogcore/status.py)
 """
 
 import datetime
@@ -33,6 +37,8 @@ QUORUM_NOT_MET = "quorum not met"
 INPUT_ERROR = "error"
 NETWORK_ERROR = "network error"
 NOT_REGISTERED = "not from a registered issuer"
+LOG_MISBEHAVED = "log misbehaved"
+STOLEN_KEY = "signed with a stolen key"
 
 EXIT_CODES = {
     GENUINE: 0,
@@ -44,6 +50,8 @@ EXIT_CODES = {
     INPUT_ERROR: 6,
     NETWORK_ERROR: 7,
     NOT_REGISTERED: 8,
+    LOG_MISBEHAVED: 9,
+    STOLEN_KEY: 10,
 }
 
 
@@ -99,6 +107,7 @@ class Outcome:
     witnesses: Sequence[str] = field(default_factory=tuple)
     registered: Registered | None = None  # None: offline (not checked), or not registered
     status_proven: bool = False  # online: "not revoked" / "not logged" proven by the log's status index
+    refreshed_from: int | None = None  # online with a bundle: the tree size of the bundle's own checkpoint
 
     @property
     def exit_code(self) -> int:
@@ -117,7 +126,11 @@ class Outcome:
             "kind": s.kind if s is not None else None,
             "time": s.time if s is not None else None,
             "ref": s.ref if s is not None else None,
-            "checkpoint": {"origin": self.checkpoint.origin, "size": self.checkpoint.size}
+            "checkpoint": {
+                "origin": self.checkpoint.origin,
+                "size": self.checkpoint.size,
+                "refreshed_from": self.refreshed_from,
+            }
             if self.checkpoint is not None
             else None,
             "witnesses": sorted(self.witnesses),

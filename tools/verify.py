@@ -7,33 +7,40 @@ Online, the log is asked and nothing it says is taken on its word: the current c
 policy, every statement it returns about the document must be signed by its signer and proven included in that
 checkpoint, and so must the `issuer-add` entries that registered the signers' keys (signed by the registry key the
 log names). The issuing key must have been registered before the document's entry, else the verdict is "not from a
-registered issuer"; the issuer is named by its registered label. The verdict then follows the one status rule
-(tlogcore/status.py) over the verified statements and the verified continuations. A log could still hide a
-revocation from one verifier; monitors, which see every entry, are what catch that.
+registered issuer"; the issuer is named by its registered label. The `issuer-retire` entries of those keys are proven
+the same way: a key retired as stolen (`unsafe-from N`) that signed the document at entry N or later gives "signed
+with a stolen key" (tlogcore/status.py); a key merely retired leaves its documents valid. The verdict then follows
+the one status rule (tlogcore/status.py) over the verified statements and the verified continuations. A log could
+still hide a revocation from one verifier; monitors, which see every entry, are what catch that.
 """
 
+import dataclasses
+import datetime
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from logserver import api
 from logserver.client import LogClient, LogClientError
-from tlogcore.bundle import TlogProof, VerifiedBundle, verify_bundle
+from tlogcore.bundle import InconsistentLogError, Refreshed, TlogProof, VerifiedBundle, refresh_bundle, verify_bundle
 from tlogcore.checkpoint import Checkpoint
+from tlogcore.cosignature import signature_timestamp
 from tlogcore.errors import MalformedError, ProofError, TlogError
-from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
+from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
-from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, parse_statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
-from tlogcore.status import UNKNOWN, counted_revocations, document_status
+from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe
 from tools.qr import OnlineRef, parse_payload
 from tools.statusproof import ProvenStatus, prove_status
 from tools.verdict import (
     GENUINE,
     INPUT_ERROR,
+    LOG_MISBEHAVED,
     NETWORK_ERROR,
     NOT_LOGGED,
     NOT_REGISTERED,
     REVOKED,
+    STOLEN_KEY,
     TAMPERED,
     Outcome,
     Registered,
@@ -82,7 +89,11 @@ def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> 
     about = describe(statement, verified.index, checkpoint, witnesses)
     if statement.kind == REVOKE:
         return Outcome(REVOKED, document, f"this bundle is a revocation, {about}", **where)
-    note = "" if online else " (offline: revocation not checked; use --log for it)"
+    note = (
+        ""
+        if online
+        else " (offline: revocation not checked, nor whether the key was reported stolen; use --log for it)"
+    )
     return Outcome(GENUINE, document, about + note, **where)
 
 
@@ -100,23 +111,23 @@ async def check_online(
 async def _check_online(
     client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None
 ) -> Outcome:
-    trusted = policy.verify_checkpoint(await client.checkpoint(), now)
-    current = trusted.checkpoint
-    if bundle is not None:  # the bundle must verify and its checkpoint must be a prefix of today's
+    newest = await client.checkpoint()
+    trusted = policy.verify_checkpoint(newest, now)
+    refreshed: Refreshed | None = None
+    if bundle is not None:  # the bundle must verify and be refreshed onto today's checkpoint
         offline = check_bundle(document, bundle, policy, now)
-        if offline.verdict != GENUINE or offline.checkpoint is None:
+        if offline.verdict != GENUINE:
             return offline
-        old = offline.checkpoint
-        if old.size > current.size:
-            await_note = f"the bundle's checkpoint (size {old.size}) is newer than the log's ({current.size})"
-            return Outcome(TAMPERED, document, await_note)
-        verify_consistency(
-            old.size,
-            current.size,
-            old.root,
-            current.root,
-            (await client.consistency_proof(old.size, current.size)).proof if old.size else (),
-        )
+        found = await refresh_online(client, bundle, newest, policy, now)
+        if isinstance(found, InconsistentLogError):
+            return misbehaved_outcome(document, found)
+        refreshed = found
+    outcome = await _judge_online(client, document, trusted)
+    return outcome if refreshed is None else with_refresh_words(outcome, refreshed)
+
+
+async def _judge_online(client: LogClient, document: bytes, trusted: TrustedCheckpoint) -> Outcome:
+    current = trusted.checkpoint
     lookup = await client.document(document)
     included: list[tuple[int, Statement]] = []
     for item in lookup.statements:
@@ -128,11 +139,12 @@ async def _check_online(
         included.append((item.index, statement))
     registry_keys = frozenset((await client.info()).registry_vkeys)
     registered = await _registrations(client, lookup.registrations, registry_keys, current)
+    unsafe = await _stolen_keys(client, lookup.retirements, registry_keys, current)
     proven = None
     if lookup.index is not None:
         proven = await prove_status(client, document, lookup.index, current, registry_keys)
         check_complete(proven, included)
-    return online_verdict(document, included, registered, trusted, proven)
+    return online_verdict(document, included, registered, trusted, proven, unsafe)
 
 
 def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement]]) -> None:
@@ -150,6 +162,69 @@ def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement
     extra = [index for index in kinds if index < proven.checked_to and index not in proven.listed]
     if extra:
         raise ProofError(f"entry {extra[0]} is about this document, but the log's status index does not list it")
+
+
+# --- refresh (docs/thirty-years.md, "Refresh") ---------------------------------
+
+
+async def refresh_online(
+    client: LogClient, bundle: TlogProof, newest: bytes, policy: Policy, now: float
+) -> Refreshed | InconsistentLogError:
+    """The bundle moved onto the log's newest checkpoint with the log's proofs, or the evidence that the log forked.
+
+    The bundle must already verify under `policy`; nothing the log sends is taken on its word (refresh_bundle)."""
+    old = verify_bundle(bundle, policy, now).checkpoint
+    new = policy.verify_checkpoint(newest, now).checkpoint
+    if new.size < old.size:
+        return InconsistentLogError(
+            f"the log's newest checkpoint (size {new.size}) is smaller than the bundle's (size {old.size})",
+            bundle.checkpoint,
+            newest,
+            (),
+        )
+    consistency = (await client.consistency_proof(old.size, new.size)).proof if 0 < old.size < new.size else ()
+    inclusion = (await client.inclusion_proof(bundle.index, new.size)).proof
+    try:
+        return refresh_bundle(bundle, newest, consistency, inclusion, policy, now)
+    except InconsistentLogError as exc:
+        return exc
+
+
+def misbehaved_outcome(document: bytes, exc: InconsistentLogError) -> Outcome:
+    """Two validly signed checkpoints that are not one history: the loud verdict, with what proves it."""
+    return Outcome(
+        LOG_MISBEHAVED,
+        document,
+        f"the log misbehaved: {exc}. Keep the bundle and report it to the log's operator and its monitors; "
+        "the document cannot be judged against this log",
+    )
+
+
+def relied_on(trusted: TrustedCheckpoint) -> str:
+    """The checkpoint a verdict stands on, in words: size, newest cosignature time if any, cosigners."""
+    times = [
+        signature_timestamp(signature.signature)
+        for signature, verifier in trusted.opened.verified
+        if verifier.key_type in (0x04, 0x05, 0x06) and len(signature.signature) >= 8
+    ]
+    when = ""
+    if times:
+        stamp = datetime.datetime.fromtimestamp(max(times), datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = f", cosigned at {stamp}"
+    cosigners = ", ".join(sorted(trusted.witnesses)) or "no witness"
+    return f"checkpoint of tree size {trusted.checkpoint.size}{when} by {cosigners}"
+
+
+def with_refresh_words(outcome: Outcome, refreshed: Refreshed) -> Outcome:
+    """The verdict, saying that it relied on the log's newest checkpoint rather than the bundle's own."""
+    newest = relied_on(refreshed.verified.trusted)
+    if refreshed.changed:
+        words = (
+            f"relied on the log's newest {newest}, refreshed from the bundle's (tree size {refreshed.previous.size})"
+        )
+    else:
+        words = f"relied on the bundle's own {newest}, which is the log's newest"
+    return dataclasses.replace(outcome, message=f"{outcome.message}; {words}", refreshed_from=refreshed.previous.size)
 
 
 async def _proven(client: LogClient, index: int, raw: bytes, current: Checkpoint) -> Statement:
@@ -178,12 +253,30 @@ async def _registrations(
     return found
 
 
+async def _stolen_keys(
+    client: LogClient, listed: Sequence[api.Retirement], registry_keys: frozenset[str], current: Checkpoint
+) -> dict[str, int]:
+    """Keys retired as stolen, from the issuer-retire entries the log returned, each proven included and signed by a
+    registry key: vkey -> the first unsafe index (its `unsafe-from`, as the signed statement says)."""
+    found: dict[str, int] = {}
+    for item in listed:
+        if item.index >= current.size:
+            continue
+        statement = await _proven(client, item.index, item.statement, current)
+        if statement.kind != ISSUER_RETIRE or statement.issuer != item.key or statement.signer not in registry_keys:
+            raise MalformedError(f"entry {item.index} is not an issuer-retire of {item.key} by the registry key")
+        if statement.unsafe_from is not None:
+            found[item.key] = statement.unsafe_from
+    return found
+
+
 def online_verdict(
     document: bytes,
     included: Sequence[tuple[int, Statement]],
     registered: Mapping[str, tuple[int, Statement]],
     trusted: TrustedCheckpoint,
     proven: ProvenStatus | None = None,
+    unsafe_from: Mapping[str, int] | None = None,
 ) -> Outcome:
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
     proof_words = proven.words() if proven is not None else "not proven: the log gave no status index proof"
@@ -209,6 +302,15 @@ def online_verdict(
     if known is None:
         return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)
     where["registered"] = known
+    if signed_while_unsafe(statement.signer, index, unsafe_from or {}):
+        marker = (unsafe_from or {})[statement.signer]
+        return Outcome(
+            STOLEN_KEY,
+            document,
+            f"do not trust this document: the issuer reported its key stolen, unsafe from entry {marker}, and this "
+            f"document was signed in entry {index}, so a thief may have made it; it was {about}",
+            **where,
+        )
     if status == REVOKED_STATUS:
         revoke = counted_revocations(statements, continues)[0]
         revoke_index = next(i for i, s in included if s is revoke)

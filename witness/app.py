@@ -15,7 +15,7 @@ the stored size), 413 body over the limit.
 import asyncio
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
@@ -94,13 +94,15 @@ def error_response(error: WitnessError) -> Response:
 def create_app(
     config: WitnessConfig,
     storage: WitnessStorage,
-    signer: Signer,
+    signer: Signer | Sequence[Signer],
     clock: Callable[[], float],
     before_commit: BeforeCommit | None = None,
     max_body_size: int = MAX_BODY_SIZE,
 ) -> Starlette:
-    """The witness app. `signer` makes the cosignatures (e.g. `CosignatureV1Signer`, which has its own clock);
-    `clock` dates the evidence kept of refused checkpoints."""
+    """The witness app. `signer` makes the cosignatures (e.g. `CosignatureV1Signer`, which has its own clock), or
+    several do, one line each (Ed25519 and ML-DSA-44, witness/config.py `algorithms`); `clock` dates the evidence
+    kept of refused checkpoints."""
+    signers = [signer] if isinstance(signer, Signer) else list(signer)
     trusted = config.trusted_keys()
     origin_by_hash = {hashlib.sha256(origin.encode()).hexdigest(): origin for origin in trusted}
 
@@ -118,7 +120,7 @@ def create_app(
             raise
         if before_commit is not None:
             await before_commit(request)
-        cosigned = cosign(opened, [signer])
+        cosigned = cosign(opened, signers)
         # Persist before answering (tlog-witness: "persist, then 200"); losing the race raises Conflict.
         new = LogState(checkpoint.size, checkpoint.root, cosigned.note)
         await storage.compare_and_swap(checkpoint.origin, head, new)

@@ -5,41 +5,35 @@ starts a server.
     tlog-witness serve --data DIR --config witness.toml [--listen 127.0.0.1:7380]
     tlog-witness info --data DIR [--json]
 
-DIR holds `witness.key` (the Ed25519 seed in Go's `PRIVATE+KEY+…` form, mode
-0600, made by `init` or on first run) and `witness.sqlite` (the state). The cosignature
-verifier key printed is what logs and verifiers put in their trust policy
-(`witness <name> <vkey>`, c2sp.org/tlog-policy).
+DIR holds one key file per cosignature algorithm the config lists (`witness.key`, Ed25519; `witness-mldsa44.key`,
+ML-DSA-44; witness/keyfiles.py), mode 0600, made by `init` or on first run, and `witness.sqlite` (the state). Each
+cosignature verifier key printed (`vkey …`, one line per key, Ed25519 first) is what logs and verifiers put in their
+trust policy (`witness <name> <vkey>`, c2sp.org/tlog-policy).
 """
 
 import asyncio
 import json
-import os
 import sqlite3
-import stat
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.errors import MalformedError
-from tlogcore.keys import Ed25519Signer, format_signer_key, generate_ed25519_seed, parse_signer_key
+from tlogcore.keys import Signer
 from witness.app import create_app
-from witness.config import WitnessConfig, parse_config, parse_listen
+from witness.config import ALGORITHMS, ED25519, WitnessConfig, parse_config, parse_listen
+from witness.headerdeadline import header_deadline_protocol
+from witness.keyfiles import SetupError, existing_keys, load_or_create_keys
 from witness.storage import SQLiteStorage
 
-KEY_FILE = "witness.key"
 DATABASE_FILE = "witness.sqlite"
 MAX_FILE_SIZE = 1024 * 1024
 HEADER_TIMEOUT = 10.0  # seconds for a request's headers (slowloris); the body has its own deadline (app.py)
 MAX_CONNECTIONS = 256  # beyond it uvicorn answers 503 at once; a witness has few clients (its logs, monitors)
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
-
-
-class SetupError(Exception):
-    """A file the witness needs is missing, unreadable, or not safe to use."""
 
 
 def read_config(path: Path) -> WitnessConfig:
@@ -58,114 +52,9 @@ def read_config(path: Path) -> WitnessConfig:
         raise MalformedError(f"{path}: {exc}") from None
 
 
-def create_key_file(path: Path, name: str) -> Ed25519Signer:
-    """Write a new seed with owner-only permissions; O_EXCL so an existing key is never overwritten."""
-    signer = Ed25519Signer(name, generate_ed25519_seed())
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, (format_signer_key(signer) + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-    return signer
-
-
-def read_key_file(path: Path) -> Ed25519Signer:
-    """Read the seed, refusing a key file that anyone but its owner may read or write."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError as exc:
-        raise SetupError(f"cannot open key file {path}: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise SetupError(f"key file {path} is not a regular file")
-        mode = stat.S_IMODE(info.st_mode)
-        if mode & 0o077:
-            raise SetupError(f"key file {path} has mode {mode:04o}, readable by others: run chmod 600 {path}")
-        data = os.read(fd, 4096)
-    finally:
-        os.close(fd)
-    text = data.decode("ascii", "replace")
-    if not text.endswith("\n") or text.count("\n") != 1:
-        raise SetupError(f"key file {path}: want one line PRIVATE+KEY+<name>+<id>+<key>")
-    try:
-        return parse_signer_key(text[:-1])
-    except MalformedError as exc:
-        raise SetupError(f"key file {path}: {exc}") from None
-
-
-def load_or_create_key(data: Path, name: str) -> Ed25519Signer:
-    path = data / KEY_FILE
-    if not path.exists() and not path.is_symlink():
-        data.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return create_key_file(path, name)
-    signer = read_key_file(path)
-    if signer.name != name:
-        raise SetupError(
-            f"key file {path} was made for witness name {signer.name!r} but the config says {name!r}; "
-            "the name is part of the key ID, so changing it changes the witness's identity"
-        )
-    return signer
-
-
-def cosigner(signer: Ed25519Signer) -> CosignatureV1Signer:
-    return CosignatureV1Signer(signer.name, signer.seed, time.time)
-
-
-class HeaderDeadline(HttpToolsProtocol):
-    """uvicorn's protocol plus one rule (as logserver/cli.py's, which the import rules keep apart): a connection not
-    running a request is closed when the next request's headers are not complete HEADER_TIMEOUT seconds after it
-    opened, the previous answer went out, or the request's first byte arrived. uvicorn alone let half-sent headers
-    hold a connection for ever (issue 18, item 6)."""
-
-    _deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._arm()
-
-    def on_headers_complete(self) -> None:
-        self._disarm()
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
-            self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._close)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _close(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-
 async def run_server(
     config: WitnessConfig,
-    signer: CosignatureV1Signer,
+    signers: Sequence[Signer],
     database: Path,
     host: str,
     port: int,
@@ -177,7 +66,7 @@ async def run_server(
     except (sqlite3.Error, OSError, RuntimeError) as exc:
         raise SetupError(f"cannot open the database {database}: {exc}") from None
     try:
-        app = create_app(config, storage, signer, time.time)
+        app = create_app(config, storage, signers, time.time)
         settings = uvicorn.Config(
             app,
             host=host,
@@ -185,7 +74,7 @@ async def run_server(
             log_level=log_level,
             access_log=access_log,
             lifespan="off",
-            http=HeaderDeadline,
+            http=header_deadline_protocol(HEADER_TIMEOUT),
             limit_concurrency=MAX_CONNECTIONS,
             timeout_keep_alive=KEEP_ALIVE,
         )
@@ -224,26 +113,28 @@ def serve(data: Path, config_path: Path, listen: str | None, log_level: str, acc
     try:
         config = read_config(config_path)
         host, port = parse_listen(listen if listen is not None else config.listen)
-        signer = cosigner(load_or_create_key(data, config.name))
+        signers = load_or_create_keys(data, config.name, config.algorithms, time.time)
     except (MalformedError, SetupError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"name {signer.name}")
-    click.echo(f"vkey {signer.verifier().vkey}")
+    print_identity(signers, False)
     try:
-        asyncio.run(run_server(config, signer, data / DATABASE_FILE, host, port, log_level, access_log))
+        asyncio.run(run_server(config, signers, data / DATABASE_FILE, host, port, log_level, access_log))
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def print_identity(signer: CosignatureV1Signer, as_json: bool) -> None:
+def print_identity(signers: Sequence[Signer], as_json: bool) -> None:
+    """`name`, then one `vkey` line per key (Ed25519 first); JSON: `vkey` is the first, `vkeys` all of them."""
+    vkeys = [signer.verifier().vkey for signer in signers]
     if as_json:  # for scripts: no scraping of the text lines
-        click.echo(json.dumps({"name": signer.name, "vkey": signer.verifier().vkey}))
+        click.echo(json.dumps({"name": signers[0].name, "vkey": vkeys[0], "vkeys": vkeys}))
         return
-    click.echo(f"name {signer.name}")
-    click.echo(f"vkey {signer.verifier().vkey}")
+    click.echo(f"name {signers[0].name}")
+    for vkey in vkeys:
+        click.echo(f"vkey {vkey}")
 
 
-JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print name and vkey as one JSON object.")
+JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print name and vkeys as one JSON object.")
 
 
 @main.command()
@@ -256,33 +147,45 @@ JSON_OPTION = click.option("--json", "as_json", is_flag=True, help="Print name a
     type=click.Path(dir_okay=False, path_type=Path),
     help="Take the name from this witness config instead of --name.",
 )
+@click.option(
+    "--algorithm",
+    "algorithms",
+    multiple=True,
+    type=click.Choice(ALGORITHMS),
+    help="With --name: a cosignature algorithm to make a key for; repeat for both (default: ed25519). "
+    "With --config the config's `algorithms` decide.",
+)
 @JSON_OPTION
-def init(data: Path, name: str | None, config_path: Path | None, as_json: bool) -> None:
-    """Make the witness key (if missing) and print its name and vkey, before the witness first runs, so the log's
-    config and the verifiers' trust policy can be written. Example: tlog-witness init --data ./w1 --name w1.example.org
-    """
+def init(data: Path, name: str | None, config_path: Path | None, algorithms: tuple[str, ...], as_json: bool) -> None:
+    """Make the witness keys (those missing) and print its name and vkeys, before the witness first runs, so the
+    log's config and the verifiers' trust policy can be written.
+    Example: tlog-witness init --data ./w1 --name w1.example.org --algorithm ed25519 --algorithm ml-dsa-44"""
     if (name is None) == (config_path is None):
         raise click.ClickException("give exactly one of --name NAME or --config witness.toml")
+    if config_path is not None and algorithms:
+        raise click.ClickException("--algorithm goes with --name; with --config, the config's `algorithms` decide")
     try:
-        chosen = read_config(config_path).name if config_path is not None else str(name)
-        signer = cosigner(load_or_create_key(data, chosen))
+        if config_path is not None:
+            config = read_config(config_path)
+            chosen, algorithms = config.name, config.algorithms
+        else:
+            chosen, algorithms = str(name), algorithms or (ED25519,)
+        signers = load_or_create_keys(data, chosen, algorithms, time.time)
     except (MalformedError, SetupError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
-    print_identity(signer, as_json)
+    print_identity(signers, as_json)
 
 
 @main.command()
 @DATA_OPTION
 @JSON_OPTION
 def info(data: Path, as_json: bool) -> None:
-    """Print the witness name and its cosignature verifier key (for trust policies)."""
-    if not (data / KEY_FILE).exists() and not (data / KEY_FILE).is_symlink():
-        raise click.ClickException(f"{data / KEY_FILE} does not exist: run tlog-witness init --data {data} --name NAME")
+    """Print the witness name and its cosignature verifier keys, one per algorithm (for trust policies)."""
     try:
-        signer = cosigner(read_key_file(data / KEY_FILE))
+        signers = existing_keys(data, time.time)
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
-    print_identity(signer, as_json)
+    print_identity(signers, as_json)
 
 
 if __name__ == "__main__":

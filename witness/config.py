@@ -2,6 +2,7 @@
 
     name = "witness.example.org"          # the witness's key name, in its cosignature lines
     listen = "127.0.0.1:7380"             # optional; `serve --listen` overrides it
+    algorithms = ["ed25519", "ml-dsa-44"] # optional, default ["ed25519"]: the cosignatures it signs, in this order
 
     [[log]]                               # one table per log this witness cosigns
     origin = "log.example.gov.kh/documents"
@@ -9,6 +10,9 @@
 
 The log's key name must equal its origin (c2sp.org/tlog-checkpoint: "the key
 name SHOULD be the origin"; tlog-policy makes it a MUST, and so do we).
+
+`algorithms` (tlog-cosignature v1.1.0): "ed25519" signs type 0x04 cosignatures, "ml-dsa-44" the post-quantum
+type 0x06; both, beside each other, let today's verifiers and post-quantum policies rely on one witness.
 """
 
 import tomllib
@@ -24,6 +28,8 @@ from tlogcore.vkeys import LOG_KEYS, parse_key_for
 DEFAULT_NAME = "witness.localhost"
 DEFAULT_LISTEN = "127.0.0.1:7380"
 MAX_LOGS = 10_000
+ED25519, ML_DSA_44 = "ed25519", "ml-dsa-44"
+ALGORITHMS = (ED25519, ML_DSA_44)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,7 @@ class WitnessConfig:
     name: str
     listen: str
     logs: tuple[LogConfig, ...]
+    algorithms: tuple[str, ...] = (ED25519,)
 
     def trusted_keys(self) -> Mapping[str, Sequence[Verifier]]:
         """Origin → the log keys whose signature makes a checkpoint of that origin acceptable."""
@@ -94,7 +101,7 @@ def parse_config(text: str) -> WitnessConfig:
         raise MalformedError(f"config: not valid TOML: {exc}") from None
     except RecursionError:  # fuzzing: tomllib recurses once per nested [ or {
         raise MalformedError("config: not valid TOML: nested too deeply") from None
-    _only_keys(document, {"name", "listen", "log"}, "top level")
+    _only_keys(document, {"name", "listen", "log", "algorithms"}, "top level")
     try:
         name = check_key_name(_string(document, "name", "top level", DEFAULT_NAME))
     except MalformedError as exc:
@@ -112,4 +119,16 @@ def parse_config(text: str) -> WitnessConfig:
         if log.origin in seen:
             raise MalformedError(f"config: origin {log.origin!r} appears in two [[log]] tables")
         seen.add(log.origin)
-    return WitnessConfig(name, listen, logs)
+    return WitnessConfig(name, listen, logs, parse_algorithms(document.get("algorithms", [ED25519])))
+
+
+def parse_algorithms(value: Any) -> tuple[str, ...]:
+    """The `algorithms` list: one or both of "ed25519" and "ml-dsa-44", each once."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise MalformedError(f'config: algorithms must be a non-empty list of strings, e.g. ["{ED25519}"]')
+    for algorithm in value:
+        if algorithm not in ALGORITHMS:
+            raise MalformedError(f"config: algorithms: unknown {algorithm[:40]!r} (known: {', '.join(ALGORITHMS)})")
+    if len(set(value)) != len(value):
+        raise MalformedError("config: algorithms: an algorithm is listed twice")
+    return tuple(value)

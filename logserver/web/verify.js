@@ -76,6 +76,62 @@
     }
   }
 
+  // --- cosignatures (c2sp.org/tlog-cosignature@v1.1.0) -------------------------------------------------------
+  // One function per signature type; verifyCosignature picks by the key's type. Each answers {ok, time}, where
+  // time is the signed timestamp (BigInt); {unsupported: true} when this browser cannot check that type.
+  function signedTime(sig) {
+    let time = 0n;
+    for (const b of sig.slice(0, 8)) time = (time << 8n) | BigInt(b);
+    return time;
+  }
+  async function verifyCosignature(key, sig, textBytes, checkpoint) {
+    if (key.type === 0x06) return mldsa44Cosignature(key, sig, checkpoint);
+    return ed25519Cosignature(key, sig, textBytes);
+  }
+  // Type 0x04: Ed25519 over "cosignature/v1\ntime <t>\n" || the checkpoint text.
+  async function ed25519Cosignature(key, sig, textBytes) {
+    if (sig.length !== 72) return { ok: false, time: 0n };
+    const time = signedTime(sig);
+    if (time > MAX_INT64) return { ok: false, time };
+    const message = concat(utf8.encode("cosignature/v1\ntime " + time.toString() + "\n"), textBytes);
+    return { ok: await ed25519Verify(key.material, sig.slice(8), message), time };
+  }
+  // Type 0x06: ML-DSA-44 (FIPS 204, empty context) over the binary subtree/v1 message for [0, size):
+  //   "subtree/v1\n\0" || u8 len || cosigner name || u64 time || u8 len || origin || u64 0 || u64 size || root
+  // (tlogcore/cosignature.py `subtree_message` builds the same bytes). Extension lines are not covered.
+  function subtreeMessage(name, timeBytes, checkpoint) {
+    const nameBytes = utf8.encode(name);
+    const originBytes = utf8.encode(checkpoint.origin);
+    if (nameBytes.length > 255 || originBytes.length > 255) return null;
+    const size = new Uint8Array(8);
+    new DataView(size.buffer).setBigUint64(0, BigInt(checkpoint.size));
+    return concat(utf8.encode("subtree/v1\n"), new Uint8Array([0, nameBytes.length]), nameBytes, timeBytes,
+      new Uint8Array([originBytes.length]), originBytes, new Uint8Array(8), size, checkpoint.root);
+  }
+  async function mldsa44Supported() {
+    try {
+      if (!window.crypto || !crypto.subtle) return false;
+      await crypto.subtle.importKey("raw-public", new Uint8Array(1312), { name: "ML-DSA-44" }, false, ["verify"]);
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+  async function mldsa44Cosignature(key, sig, checkpoint) {
+    if (sig.length !== 8 + 2420) return { ok: false, time: 0n };
+    const time = signedTime(sig);
+    const message = subtreeMessage(key.name, sig.slice(0, 8), checkpoint);
+    if (message === null) return { ok: false, time };
+    if (!(await mldsa44Supported())) return { unsupported: true, time };
+    try {
+      const imported = await crypto.subtle.importKey("raw-public", key.material, { name: "ML-DSA-44" }, false,
+        ["verify"]);
+      return { ok: await crypto.subtle.verify({ name: "ML-DSA-44" }, imported, sig.slice(8), message), time };
+    } catch (e) {
+      return { ok: false, time };
+    }
+  }
+
   // --- verifier keys (c2sp.org/signed-note) -----------------------------------------------------------------
   async function keyId(name, type, material) {
     const digest = await sha256(concat(utf8.encode(name + "\n"), new Uint8Array([type]), material));
@@ -88,8 +144,10 @@
     const raw = b64decode(parts[2], what);
     const type = raw[0];
     const material = raw.slice(1);
-    if ((type !== 0x01 && type !== 0x04) || material.length !== 32) {
-      throw new VerifyError("cannot_verify", "c_policy", what + ": only Ed25519 keys (0x01, 0x04) are checked here");
+    const ed25519 = (type === 0x01 || type === 0x04) && material.length === 32;
+    if (!ed25519 && !(type === 0x06 && material.length === 1312)) {
+      throw new VerifyError("cannot_verify", "c_policy",
+        what + ": only Ed25519 (0x01, 0x04) and ML-DSA-44 cosignature (0x06) keys are checked here");
     }
     const id = await keyId(parts[0], type, material);
     if (id !== parseInt(parts[1], 16)) throw malformed(what + ": key ID does not match the key");
@@ -151,7 +209,9 @@
       } else if (kind === "witness" && (args.length === 2 || args.length === 3)) {
         if (policy.witnesses.has(args[0]) || policy.groups.has(args[0])) throw policyError("name defined twice");
         const key = await parseVkey(args[1], "policy witness key");
-        if (key.type !== 0x04) throw new VerifyError("cannot_verify", "c_policy", "witness key is not cosignature/v1");
+        if (key.type !== 0x04 && key.type !== 0x06) {
+          throw new VerifyError("cannot_verify", "c_policy", "witness key is not a cosignature key (0x04, 0x06)");
+        }
         policy.witnesses.set(args[0], key);
       } else if (kind === "group" && args.length >= 3) {
         const [name, k, ...members] = args;
@@ -190,18 +250,21 @@
   async function verifyCheckpoint(noteBytes, policy, now, checks) {
     const note = parseNote(noteBytes, 64 * 1024);
     const checkpoint = parseCheckpoint(note.text);
-    const log = policy.logs.find((k) => k.name === checkpoint.origin);
-    if (!log) {
+    // A log whose key was rotated is listed once per key (docs/thirty-years.md): any listed key of it will do.
+    const logs = policy.logs.filter((k) => k.name === checkpoint.origin);
+    if (!logs.length) {
       checks.fail("c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
       throw new VerifyError("cannot_verify", "c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
     }
     let logSigned = false;
     const cosigned = new Map(); // witness name -> cosignature time (seconds)
+    const uncheckable = []; // post-quantum cosignatures this browser cannot check (no ML-DSA-44 in WebCrypto)
     const seen = new Set();
     for (const sig of note.signatures) {
       if (seen.has(sig.line)) continue;
       seen.add(sig.line);
-      if (sig.name === log.name && sig.id === log.id) {
+      const log = logs.find((k) => sig.name === k.name && sig.id === k.id);
+      if (log) {
         if (!(await ed25519Verify(log.material, sig.sig, note.textBytes))) {
           checks.fail("c_log_sig", "the log's signature does not verify");
           throw tampered("c_log_sig", "the log's signature on the checkpoint does not verify");
@@ -211,18 +274,16 @@
       }
       for (const [wname, key] of policy.witnesses) {
         if (sig.name !== key.name || sig.id !== key.id) continue;
-        let ok = sig.sig.length === 72;
-        let time = 0n;
-        if (ok) {
-          for (const b of sig.sig.slice(0, 8)) time = (time << 8n) | BigInt(b);
-          ok = time <= MAX_INT64;
+        const found = await verifyCosignature(key, sig.sig, note.textBytes, checkpoint);
+        if (found.unsupported) {  // not counted, never a failure: another browser may check it
+          uncheckable.push(wname);
+          continue;
         }
-        const message = concat(utf8.encode("cosignature/v1\ntime " + time.toString() + "\n"), note.textBytes);
-        if (!ok || !(await ed25519Verify(key.material, sig.sig.slice(8), message))) {
+        if (!found.ok) {
           checks.fail("c_cosig", "cosignature by " + wname + " does not verify");
           throw tampered("c_cosig", "the cosignature by witness " + wname + " does not verify");
         }
-        if (time <= BigInt(Math.floor(now)) + MAX_FUTURE_SKEW) cosigned.set(wname, Number(time));
+        if (found.time <= BigInt(Math.floor(now)) + MAX_FUTURE_SKEW) cosigned.set(wname, Number(found.time));
       }
     }
     if (!logSigned) {
@@ -231,7 +292,9 @@
     }
     checks.pass("c_log_sig", checkpoint.origin);
     const names = new Set(cosigned.keys());
-    const detail = [...names].sort().join(", ") || "none";
+    const detail = ([...names].sort().join(", ") || "none") + (uncheckable.length
+      ? "; this browser cannot check the post-quantum (ML-DSA-44) cosignatures of " + uncheckable.sort().join(", ")
+      : "");
     if (policy.quorum !== null && !satisfied(policy, policy.quorum, names)) {
       checks.fail("c_cosig", "cosigned by " + detail + "; quorum needs " + quorumNeeds(policy));
       throw new VerifyError("cannot_verify", "c_cosig",
@@ -247,6 +310,7 @@
     if (s.document !== undefined) lines.push("document " + s.document);
     if (s.issuer !== undefined) lines.push("issuer " + s.issuer);
     if (s.continues !== undefined) lines.push("continues " + s.continues);
+    if (s.unsafeFrom !== undefined) lines.push("unsafe-from " + s.unsafeFrom);
     if (s.ref !== undefined) lines.push("ref " + s.ref);
     if (s.reason !== undefined) lines.push("reason " + s.reason);
     return lines.map((l) => l + "\n").join("");
@@ -257,7 +321,8 @@
     const lines = note.text.slice(0, -1).split("\n");
     if (lines[0] !== "tlog-statement/v1") throw malformed("not a statement");
     const s = {};
-    const order = ["log", "kind", "signer", "time", "document", "issuer", "continues", "ref", "reason"];
+    const order = ["log", "kind", "signer", "time", "document", "issuer", "continues", "unsafe-from", "ref", "reason"];
+    const field = { log: "origin", "unsafe-from": "unsafeFrom" };
     let at = 0;
     for (const line of lines.slice(1)) {
       const space = line.indexOf(" ");
@@ -265,13 +330,17 @@
       const pos = order.indexOf(key, at);
       if (space <= 0 || pos < 0) throw malformed("statement field order");
       at = pos + 1;
-      s[key === "log" ? "origin" : key] = line.slice(space + 1);
+      s[field[key] || key] = line.slice(space + 1);
     }
     if (!KINDS.includes(s.kind) || !s.origin || !s.signer || !s.time) throw malformed("statement fields");
     s.time = decimal(s.time, "statement time").toString();
     if ((s.document !== undefined) !== (s.kind === "issue" || s.kind === "revoke")) throw malformed("document");
     if (s.document !== undefined && !/^[0-9a-f]{64}$/.test(s.document)) throw malformed("document hash");
     if (s.continues !== undefined && s.kind !== "issuer-add") throw malformed("only an issuer-add continues a key");
+    if (s.unsafeFrom !== undefined) {  // the stolen-key marker: issuer-retire only, canonical decimal
+      if (s.kind !== "issuer-retire") throw malformed("only an issuer-retire carries unsafe-from");
+      s.unsafeFrom = decimal(s.unsafeFrom, "unsafe-from").toString();
+    }
     if (statementText(s) !== note.text || note.signatures.length !== 1) throw malformed("statement is not canonical");
     const signer = await parseVkey(s.signer, "statement signer");
     const sig = note.signatures[0];
@@ -434,19 +503,115 @@
       }
       checks.pass("c_document", "");
     }
-    return { statement, index: bundle.index, ...trusted };
+    return { statement, index: bundle.index, leaf, ...trusted };
+  }
+
+  // --- refresh (docs/thirty-years.md, "Refresh") -----------------------------------------------------------
+  // RFC 9162 §2.1.4.2, the twin of verify_consistency in tlogcore/merkle.py: true when the old tree is a prefix
+  // of the new one. Sizes are BigInt; a bundle's tree is never empty.
+  async function consistent(oldSize, newSize, oldRoot, newRoot, proof) {
+    if (!(0n < oldSize && oldSize <= newSize)) return false;
+    if (oldSize === newSize) return proof.length === 0 && equal(oldRoot, newRoot);
+    const path = (oldSize & (oldSize - 1n)) === 0n ? [oldRoot, ...proof] : proof.slice();
+    if (!path.length || path.some((h) => h.length !== 32)) return false;
+    let fn = oldSize - 1n;
+    let sn = newSize - 1n;
+    while ((fn & 1n) === 1n) { fn >>= 1n; sn >>= 1n; }
+    let oldAcc = path[0];
+    let newAcc = path[0];
+    for (const sibling of path.slice(1)) {
+      if (sn === 0n) return false;
+      if ((fn & 1n) === 1n || fn === sn) {
+        oldAcc = await nodeHash(sibling, oldAcc);
+        newAcc = await nodeHash(sibling, newAcc);
+        while (fn !== 0n && (fn & 1n) === 0n) { fn >>= 1n; sn >>= 1n; }
+      } else {
+        newAcc = await nodeHash(newAcc, sibling);
+      }
+      fn >>= 1n;
+      sn >>= 1n;
+    }
+    return sn === 0n && equal(oldAcc, oldRoot) && equal(newAcc, newRoot);
+  }
+
+  window.TLOG_MERKLE = Object.freeze({ consistent });  // for tests/test_web_consistency.py (the shared vectors)
+
+  const misbehaved = (message) => new VerifyError("log_misbehaved", "c_refresh", message);
+
+  async function proofHashes(path) {
+    const r = await fetchOk(path);
+    if (!r.ok) throw new VerifyError("cannot_verify", null, path + ": the log answered " + r.status);
+    const body = await r.json();
+    if (!body || !Array.isArray(body.proof)) throw new VerifyError("cannot_verify", null, path + ": no proof");
+    return body.proof.map((h) => b64decode(String(h), "proof hash"));
+  }
+
+  // Move a verified bundle onto the log's newest checkpoint: verified under the policy, proven an extension of the
+  // bundle's own (else the log misbehaved: loud, never genuine), and the entry proven in it. Returns the newest
+  // (the verdict then stands on it), or null when the log cannot be asked (the bundle's own checkpoint stands).
+  async function refreshOnPage(v, policy, now, checks) {
+    let newest;
+    try {
+      const r = await fetch(logUrl("/checkpoint"), { cache: "no-cache" });
+      if (!r.ok) return null;
+      newest = await verifyCheckpoint(new Uint8Array(await r.arrayBuffer()), policy, now, new Checks(true));
+    } catch (e) { return null; /* unreachable, or not vouched for by the policy */ }
+    const from = v.checkpoint;
+    const to = newest.checkpoint;
+    state.facts.newestSize = to.size.toString();
+    if (to.size < from.size) {
+      throw misbehaved("the log's newest checkpoint (size " + to.size + ") is smaller than this proof's (" + from.size + ")");
+    }
+    const proof = to.size > from.size ? await proofHashes("/api/v1/proof/consistency?old=" + from.size + "&new=" + to.size) : [];
+    if (!(await consistent(from.size, to.size, from.root, to.root, proof))) {
+      throw misbehaved("this proof's checkpoint (size " + from.size + ") is not a prefix of the log's newest (size " +
+        to.size + "): the log forked its history");
+    }
+    const inclusion = to.size > from.size ? await proofHashes("/api/v1/proof/inclusion?index=" + v.index + "&size=" + to.size) : null;
+    if (inclusion && !equal(await rootFromInclusion(v.leaf, v.index, to.size, inclusion), to.root)) {
+      throw misbehaved("the log's proof of entry #" + v.index + " in its newest checkpoint does not hold");
+    }
+    checks.pass("c_refresh", "size " + from.size + " → " + to.size);
+    return newest;
+  }
+
+  // The facts now stand on the newest checkpoint: its size, its cosigners and their time; the old size is kept.
+  function reliedOn(newest, from, policy) {
+    if (!newest) return;
+    const f = state.facts;
+    const times = [...newest.cosigned.values()];
+    Object.assign(f, {
+      size: newest.checkpoint.size.toString(), witnesses: [...newest.cosigned.keys()].sort(),
+      newest: times.length ? Math.max(...times) : 0, newestSize: newest.checkpoint.size.toString(),
+      refreshedFrom: newest.checkpoint.size === from.size ? null : from.size.toString(), witnessCount: policy.witnesses.size,
+    });
   }
 
   // --- page -------------------------------------------------------------------------------------------------
   const $ = (id) => document.getElementById(id);
   const I18N = window.TLOG_I18N;
   const state = { lang: "en", verdict: null, reasonKey: null, detail: "", facts: null, checks: [], fileKey: null,
-                  expected: null, paper: null, base: null, trust: null, trustChanged: false, revokeReason: "" };
+                  expected: null, paper: null, base: null, trust: null, trustChanged: false, trustRotated: false, revokeReason: "" };
 
   function t(key, vars) {
     let s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
     for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", String(v));
     return s;
+  }
+
+  // A technical detail line in the chosen language: Khmer through window.TLOG_DETAIL_KM (i18n.js), identifiers
+  // kept as they are; a line it does not know stays English. Returns [text, lang].
+  function detailText(text) {
+    if (state.lang !== "km" || !text) return [text, "en"];
+    for (const [pattern, template] of window.TLOG_DETAIL_KM || []) {
+      const m = pattern.exec(text);
+      if (!m) continue;
+      const nested = template.startsWith("…");
+      const inner = nested ? detailText(m[1])[0] : null;
+      const out = (nested ? template.slice(1) : template).replace(/\$(\d)/g, (_, i) => (nested ? inner : m[+i]));
+      return [out, "km"];
+    }
+    return [text, "en"];
   }
 
   class Checks {
@@ -479,8 +644,7 @@
       if (c.detail) {
         const d = document.createElement("span");
         d.className = "detail";
-        d.lang = "en";
-        d.textContent = c.detail;
+        [d.textContent, d.lang] = detailText(c.detail);
         li.append(" ", d);
       }
       return li;
@@ -507,9 +671,9 @@
     $("verdict-reason").textContent = state.reasonKey ? t(state.reasonKey) : "";
     $("verdict-why").hidden = !state.revokeReason || state.verdict !== "revoked";
     $("verdict-why").textContent = t("reason_given", { reason: state.revokeReason });
-    // Technical detail (English, as the code found it) one click away, never in place of the plain reason.
+    // Technical detail one click away, never in place of the plain reason; in Khmer too, identifiers as they are.
     $("verdict-more").hidden = !state.detail;
-    $("verdict-detail").textContent = state.detail;
+    [$("verdict-detail").textContent, $("verdict-detail").lang] = detailText(state.detail);
     renderSite();
     const f = state.facts;
     $("details").hidden = !f;
@@ -519,7 +683,8 @@
       $("f-kind").textContent = t("kind_" + f.kind) === "kind_" + f.kind ? f.kind : t("kind_" + f.kind);
       $("f-time").textContent = new Date(Number(f.time) * 1000).toISOString().slice(0, 10);
       $("f-hash").textContent = f.document;
-      $("f-entry").textContent = "#" + f.index + " · " + f.origin + " · " + f.size;
+      $("f-entry").textContent = "#" + f.index + " · " + f.origin + " · " + f.size +
+        (f.refreshedFrom ? " — " + t("refreshed_from", { n: f.refreshedFrom }) : "");
       // With no witnesses configured nothing is "vouched for": say that the log alone stands behind its record.
       $("f-witnesses").textContent = f.witnessCount === 0 ? t("witnesses_none") : (f.witnesses.join(", ") || t("none")) +
         " — " + t("quorum_of", { n: f.witnesses.length, m: f.witnessCount, k: f.quorumNeeds });
@@ -527,7 +692,8 @@
       $("f-mode").textContent = t(!f.offline ? "mode_online" : f.checked ? "mode_offline_checked" : "mode_offline");
       $("f-newest").textContent = f.newestSize ? t("newest_size", { n: f.newestSize }) : t("newest_unknown");
     }
-    const unchecked = Boolean(f && f.offline && !f.checked && state.verdict && state.verdict !== "tampered");
+    const unchecked = Boolean(f && f.offline && !f.checked && state.verdict &&
+      !["tampered", "log_misbehaved"].includes(state.verdict));
     $("verdict-note").hidden = !unchecked;
     renderPaper();
     $("file-result").textContent = state.fileKey ? t(state.fileKey) : "";
@@ -549,6 +715,7 @@
     $("site-host").textContent = location.host || location.protocol;
     $("site-log").textContent = trust ? trust.origin : "—";
     $("trust-warning").hidden = !state.trustChanged;
+    $("trust-notice").hidden = !state.trustRotated || state.trustChanged;
   }
 
   // The paper's fields as the issuer logged them (their hash is the logged document), large, to compare by eye.
@@ -595,13 +762,59 @@
 
   function pinnedKey(trust) { return JSON.stringify({ policy: trust.policy, registry: trust.registry }); }
 
-  function rememberTrust(trust) {
+  async function rememberTrust(trust) {
     let pinned = null;
     try { pinned = localStorage.getItem("tlog-trust"); } catch (e) { return; /* private mode: nothing remembered */ }
-    if (pinned === null) {
-      try { localStorage.setItem("tlog-trust", pinnedKey(trust)); } catch (e) { /* full */ }
+    if (pinned === null || pinned === pinnedKey(trust)) {
+      if (pinned === null) try { localStorage.setItem("tlog-trust", pinnedKey(trust)); } catch (e) { /* full */ }
+      return;
     }
-    state.trustChanged = pinned !== null && pinned !== pinnedKey(trust);
+    let old = null;
+    try { old = JSON.parse(pinned); } catch (e) { old = null; }
+    if (old && typeof old.policy === "string" && Array.isArray(old.registry) && await authorisedChange(old, trust)) {
+      try { localStorage.setItem("tlog-trust", pinnedKey(trust)); } catch (e) { /* full */ }
+      state.trustRotated = true; // quietly accepted, with a notice
+      return;
+    }
+    state.trustChanged = true;
+  }
+
+  // A change of trust the remembered trust authorised (tlogcore/trustrotation.py, its twin): a chain of rotations
+  // from the remembered trust to this page's, each a signed note "tlog-trust-rotation/v1 / from <old> / to <new>"
+  // (SHA-256 of each trust text) signed by a registry key of the trust it leaves. Anything else warns loudly.
+  const trustText = (t) => t.policy + t.registry.map((k) => "# registry " + k + "\n").join("");
+  const trustDigest = async (t) => hex(await sha256(utf8.encode(trustText(t))));
+
+  async function authorisedChange(old, trust) {
+    const target = await trustDigest(trust);
+    const rotations = Array.isArray(trust.rotations) ? trust.rotations : [];
+    let current = old;
+    for (let step = 0; step <= rotations.length; step++) {
+      const from = await trustDigest(current);
+      if (from === target) return step > 0;
+      let next = null;
+      for (const r of rotations) if (await rotationSigned(r, current, from)) { next = r; break; }
+      if (!next) return false;
+      current = { policy: next.policy, registry: next.registry };
+    }
+    return false;
+  }
+
+  async function rotationSigned(r, current, from) {
+    try {
+      if (typeof r.policy !== "string" || !Array.isArray(r.registry) || typeof r.note !== "string") return false;
+      const note = parseNote(utf8.encode(r.note), 4096);
+      const to = await trustDigest(r);
+      if (note.text !== "tlog-trust-rotation/v1\nfrom " + from + "\nto " + to + "\n") return false;
+      for (const vkey of current.registry) {
+        const key = await parseVkey(vkey, "registry key");
+        for (const s of note.signatures) {
+          if (key.type === 0x01 && s.name === key.name && s.id === key.id &&
+              await ed25519Verify(key.material, s.sig, note.textBytes)) return true;
+        }
+      }
+    } catch (e) { /* a rotation that does not parse authorises nothing */ }
+    return false;
   }
 
   function acceptNewTrust() {
@@ -662,7 +875,13 @@
     const counts = (s) => s.kind === "revoke" && [...continuedKeys(s.key, rotations)].some((k) => issuing.has(k));
     return statements.some(counts) ? "revoked" : "valid";
   }
-  window.TLOG_STATUS = Object.freeze({ documentStatus });
+  // Stolen keys (tlogcore/status.py `signed_while_unsafe`, same vectors): what a key retired with unsafe-from N
+  // signed at log index N or later is flagged; before N it stays valid. unsafe: Map vkey -> N (BigInt).
+  function signedWhileUnsafe(signer, index, unsafe) {
+    const marker = unsafe.get(signer);
+    return marker !== undefined && BigInt(index) >= marker;
+  }
+  window.TLOG_STATUS = Object.freeze({ documentStatus, signedWhileUnsafe });
 
   // The registry's word on each key the listing names: the issuer-add entries the log returned, each verified here
   // (its proof under a checkpoint the policy accepts, signed by a registry key this page pins). Map vkey -> {index,
@@ -679,6 +898,33 @@
       found.set(s.issuer, { index: v.index, label: s.ref, continues: s.continues });
     }
     return found;
+  }
+
+  // The keys reported stolen among the listing's retirements: each issuer-retire entry verified here like a
+  // registration (its proof under a checkpoint the policy accepts, signed by a pinned registry key). vkey -> N.
+  async function stolenKeysOf(listing, policy, now, trust) {
+    const found = new Map();
+    for (const r of Array.isArray(listing.retirements) ? listing.retirements : []) {
+      let v;
+      try {
+        v = await verifyBundle(utf8.encode(r.bundle), policy, now, undefined, new Checks(true));
+      } catch (e) { continue; /* a retirement whose proof fails proves nothing */ }
+      const s = v.statement;
+      if (s.kind !== "issuer-retire" || s.issuer !== r.key || !trust.registry.includes(s.signer)) continue;
+      if (s.unsafeFrom !== undefined) found.set(s.issuer, BigInt(s.unsafeFrom));
+    }
+    return found;
+  }
+  function stolenKeyVerdict(v, stolen, checks) {
+    if (!signedWhileUnsafe(v.statement.signer, v.index, stolen)) {
+      checks.pass("c_key_safe", stolen.has(v.statement.signer)
+        ? "signed in #" + v.index + ", before the key was reported stolen (#" + stolen.get(v.statement.signer) + ")"
+        : t("none"));
+      return null;
+    }
+    checks.fail("c_key_safe", "signed in #" + v.index + "; key reported stolen, unsafe from #" +
+      stolen.get(v.statement.signer));
+    return ["stolen", "r_stolen", ""];
   }
 
   function continuationsOf(registered) {
@@ -863,6 +1109,8 @@
     const registered = await registrationsOf(listing, policy, now, state.trust);
     const unregistered = registrationVerdict(v, registered, checks, listing);
     if (unregistered) return unregistered;
+    const stolen = stolenKeyVerdict(v, await stolenKeysOf(listing, policy, now, state.trust), checks);
+    if (stolen) return stolen;
     const revoked = await revocationOf(listing, policy, now, h, v, registered);
     await newestCheckpoint(policy, now, checks);
     return statusVerdict(revoked, checks, proven);
@@ -883,11 +1131,14 @@
       if (r.ok) listing = await r.json();
     } catch (e) { listing = null; }
     if (!listing || !Array.isArray(listing.statements)) return ["genuine", genuineReason(), ""];
+    reliedOn(await refreshOnPage(v, policy, now, checks), v.checkpoint, policy);
     state.facts.checked = true;
     const proven = await provenStatus(listing, v.statement.document, policy, now, checks);
     const registered = await registrationsOf(listing, policy, now, state.trust);
     const unregistered = registrationVerdict(v, registered, checks, listing);
     if (unregistered) return unregistered;
+    const stolen = stolenKeyVerdict(v, await stolenKeysOf(listing, policy, now, state.trust), checks);
+    if (stolen) return stolen;
     const revoked = await revocationOf(listing, policy, now, v.statement.document, v, registered);
     await newestCheckpoint(policy, now, checks);
     return statusVerdict(revoked, checks, proven);
@@ -918,6 +1169,7 @@
     const fieldsDiffer = e.verdict === "not_logged" || ["c_statement", "c_document"].includes(e.check);
     if (state.paper && fieldsDiffer) return ["tampered", "r_paper_mismatch", ""];
     if (e.verdict === "not_logged") return ["not_logged", "r_not_logged", ""];
+    if (e.verdict === "log_misbehaved") return ["log_misbehaved", "r_log_misbehaved", e.message];
     if (e.message === "network") return ["cannot_verify", "r_network", ""];
     // A failing check has its own plain reason; a broken signature (tampered) reads differently from a missing one.
     const keys = e.check ? ["r_" + e.check + (e.verdict === "tampered" ? "_bad" : ""), "r_" + e.check] : [];
@@ -989,7 +1241,7 @@
     $("lang-en").addEventListener("click", () => setLang("en"));
     $("trust-accept").addEventListener("click", acceptNewTrust);
     state.trust = builtInTrust();
-    if (state.trust) rememberTrust(state.trust);
+    const remembered = state.trust ? rememberTrust(state.trust) : Promise.resolve();
     const input = $("file-input");
     input.addEventListener("change", () => {
       const file = input.files[0];
@@ -1010,7 +1262,7 @@
       const scope = document.documentElement.dataset.swScope || "/verify";
       navigator.serviceWorker.register(sw, { scope }).catch(() => { /* offline cache only */ });
     }
-    run();
+    remembered.then(run, run);
   }
   document.addEventListener("DOMContentLoaded", init);
 })();
