@@ -42,6 +42,7 @@ BENCHES = [
     Bench("witnessing_bench", ("--rounds", "100"), ("--rounds", "300")),
     Bench("status_http_bench", ("--documents", "5000", "--seconds", "3")),
     Bench("status_index_bench", ("--sizes", "100000", "--batches", "1000,10000", "--shape-size", "0")),
+    Bench("status_http_bench", ("--documents", "5000", "--seconds", "5"), ("--documents", "100000", "--seconds", "20")),
     Bench("static_tiles_bench", ("--quick",)),
     Bench("storage_bench", ("--entries", "20000", "--failovers", "2"), (), in_quick=False),
     Bench("qr_sizes", ()),
