@@ -59,6 +59,7 @@ from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable
 from logserver.statusindexer import StatusIndexer, logged_by, open_status_store
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
+from logserver.verifierpage import ROTATIONS_DIR, read_rotations
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
 from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
@@ -356,6 +357,7 @@ async def run_server(
         parse_workers=workers,
         tile_cache_bytes=config.tile_cache_bytes,
         status=indexer.store if indexer is not None else None,
+        trust_rotations=lambda: read_rotations(data / ROTATIONS_DIR),
     )
     inner: Any = build_app(state, lifespan_of(parts, pool, workers, indexer))
     app = inner
