@@ -4,8 +4,8 @@ signing ML-DSA-44 cosignatures (no Ed25519 key at all, so the quorum rests on th
 - the page verifies the ML-DSA-44 cosignature with WebCrypto, online and from an offline proof in the link; one
   changed byte in that cosignature makes the page say "tampered", never "genuine";
 - in a browser whose WebCrypto has no ML-DSA-44 (removed by an init script), the page loads the vendored
-  @noble/post-quantum bundle (logserver/web/vendor/) under its CSP and SRI and gives the same two verdicts; a
-  browser with it never fetches the bundle;
+  @noble/post-quantum bundle (logserver/web/vendor/) under its CSP and SRI and gives the same two verdicts, offline
+  too (the service worker caches it); a bundle that misses its pin never runs; a browser with it never runs the bundle;
 - a key reported stolen (`tlog issuer retire --unsafe-from N`): the document it signed before N stays genuine, the
   one signed at N is shown as "signed with a stolen key", in English and Khmer;
 - the page's `signedWhileUnsafe` gives each answer of tests/vectors/registry/unsafe_from.json, as tlogcore does."""
@@ -173,6 +173,24 @@ def test_without_webcrypto_mldsa_the_vendored_bundle_verifies_and_catches_a_chan
     assert open_verdict(page, offline_link(world, SAFE, flip_from_end=100)) == "tampered"
     assert "witness" in (page.text_content("#verdict-reason") or "")
     screenshot(page, "pq-witness-tampered-vendored")
+
+
+def test_without_webcrypto_mldsa_and_offline_the_cached_bundle_still_verifies(
+    world: PQWorld, browser: BrowserContext, page_without_webcrypto_mldsa: Page
+) -> None:
+    """The service worker keeps the bundle with the page: a printed offline proof with an ML-DSA-44 cosignature is
+    checked with the network cut, in a browser that needs the fallback."""
+    page = page_without_webcrypto_mldsa
+    open_verdict(page, f"{world.url}/verify")
+    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
+    page.wait_for_function("caches.open('tlog-verify-v2').then(c => c.match('/verify/mldsa44.js')).then(Boolean)")
+    browser.set_offline(True)
+    try:
+        assert open_verdict(page, offline_link(world, SAFE)) == "genuine", page.text_content("#verdict-reason")
+        assert vendored_bundle_state(page)["loaded"] == "object"
+        assert open_verdict(page, offline_link(world, SAFE, flip_from_end=100)) == "tampered"
+    finally:
+        browser.set_offline(False)
 
 
 # Changes the bundle's SRI pin as the page is parsed, before verify.js reads it: as if a host swapped the bundle.
