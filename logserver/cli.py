@@ -12,6 +12,7 @@ tlog-server recover --data ./data --from ./tiles                          (rebui
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import multiprocessing
@@ -61,6 +62,7 @@ from logserver.submission import SubmissionRules, parse_statements
 from logserver.verifierpage import ROTATIONS_DIR, read_rotations
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
+from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
 from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import (
     Ed25519Signer,
@@ -118,21 +120,42 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
     host, port = parse_listen(listen or config.listen)
     if config.tiles_dir:
         writable_tiles_dir(Path(config.tiles_dir))
-    listener = listening_socket(host, port)  # before anything starts: a taken port is one line, not a hang
+    # before anything starts: a taken port is one line, not a hang
+    listener = listening_socket(host, port) if config.workers == 1 else reserved_port(host, port)
     print_identity(keys.log, keys.registry)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
     try:
-        asyncio.run(run_server(data, config, keys, listener))
+        if config.workers > 1:  # N processes on this port, one sequencing (logserver/workers.py)
+            run = functools.partial(serve_worker, data, config, keys)
+            supervise(run, (host, port), config.workers, exit_with_parent)
+        else:
+            asyncio.run(run_server(data, config, keys, listener))
     except (StorageError, ForkRefused) as exc:
         raise UsageError(str(exc)) from exc
     finally:
         listener.close()
 
 
+def serve_worker(data: Path, config: ServerConfig, keys: LogKeys, sockets: Sockets) -> None:
+    """One of `[server] workers` processes; a refusal is one line, and the supervisor starts it again."""
+    try:
+        asyncio.run(run_server(data, config, keys, sockets.public, sockets))
+    except Exception as exc:  # one line, as `serve` gives; the supervisor starts the worker again
+        click.echo(f"tlog-server worker {os.getpid()} stopped: {exc}", err=True)
+        sys.exit(1)
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     try:
-        return socket.create_server((host, port))
+        return serving_socket((host, port))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
+
+
+def reserved_port(host: str, port: int) -> socket.socket:
+    try:
+        return reserve_port(host, port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
 
@@ -312,7 +335,9 @@ def http_server(app: Any, config: ServerConfig) -> uvicorn.Server:
     )
 
 
-async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: socket.socket) -> None:
+async def run_server(
+    data: Path, config: ServerConfig, keys: LogKeys, listener: socket.socket, sockets: Sockets | None = None
+) -> None:
     storage = await open_storage(data, config)
     parts = build_parts(data, config, keys, storage)
     await start_sequencing(parts, keys, data, database_name(data, config))
@@ -334,13 +359,19 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: 
         status=indexer.store if indexer is not None else None,
         trust_rotations=lambda: read_rotations(data / ROTATIONS_DIR),
     )
-    app: Any = build_app(state, lifespan_of(parts, pool, workers, indexer))
+    inner: Any = build_app(state, lifespan_of(parts, pool, workers, indexer))
+    app = inner
     if config.client_requests_per_second:
         limiter = RateLimiter(
             config.client_requests_per_second, config.client_burst, time.monotonic, config.rate_limit_max_keys
         )
         app = ClientRateLimit(app, limiter, config.trusted_proxy_header)
-    await http_server(RequestLog(app), config).serve(sockets=[listener])
+    if sockets is None:
+        await http_server(RequestLog(app), config).serve(sockets=[listener])
+        return
+    sequencer = parts.sequencer
+    served = worker_app(RequestLog(app), RequestLog(inner), sockets, lambda: sequencer.accepts_submissions)
+    await http_server(served, config).serve(sockets=[listener, sockets.private])
 
 
 def exit_with_parent(parent: int) -> None:

@@ -28,6 +28,7 @@ class ServerConfig:
     origin: str | None = None  # chosen on first run when unset; must then stay the same
     listen: str = "127.0.0.1:8080"
     verify_workers: int | None = None  # processes checking signatures of big batches; default: one per core
+    workers: int = 1  # processes serving the port; one sequences, the others forward submissions (workers.py)
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES  # full tiles and entry bundles kept in memory; 0 = off
     flush_interval_ms: int = 100
     max_batch: int = 10_000
@@ -65,7 +66,7 @@ _ZERO_MEANS_OFF = frozenset(
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
-    "server": {"listen": str, "verify_workers": int, "tile_cache_bytes": int},
+    "server": {"listen": str, "verify_workers": int, "workers": int, "tile_cache_bytes": int},
     "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
     "limits": {
         "max_body_bytes": int,

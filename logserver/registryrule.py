@@ -58,7 +58,8 @@ def read_rule(path: Path) -> int:
 
 
 def write_rule(path: Path, start: int) -> None:
-    temporary = path.with_suffix(".tmp")
+    # One temporary file per process: with `[server] workers`, every process starts through here at once.
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
     temporary.write_text(json.dumps({"names_owned_from": start}) + "\n", encoding="utf-8")
     with temporary.open("rb") as file:
         os.fsync(file.fileno())
