@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 ASSETS = {
     "verify.js": "text/javascript; charset=utf-8",
@@ -20,13 +21,18 @@ ASSETS = {
     "statusproof.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "verify.css": "text/css; charset=utf-8",
+    # Loaded by verify.js only where WebCrypto lacks ML-DSA-44 (web/vendor/README.md: a bundle of @noble/post-quantum).
+    "mldsa44.js": "text/javascript; charset=utf-8",
 }
 SERVICE_WORKER = "sw.js"
+# Assets kept outside web/ itself; served and exported under their flat name like the others.
+_ASSET_FILES = {"mldsa44.js": "vendor/mldsa44.js"}
+LAZY_SCRIPT = "mldsa44.js"
 _ASSET_REF = re.compile(r'(src|href)="/verify/([a-z0-9]+\.(?:js|css))"')
 
 
 def asset(name: str) -> bytes:
-    return resources.files("logserver").joinpath("web", name).read_bytes()
+    return resources.files("logserver").joinpath("web", *_ASSET_FILES.get(name, name).split("/")).read_bytes()
 
 
 def integrity(data: bytes) -> str:
@@ -72,6 +78,32 @@ LOG_LAYOUT = Layout("/verify/", "/verify-sw.js?page=/verify&assets=/verify/", "/
 FOLDER_LAYOUT = Layout("./", "./sw.js?page=./&assets=./", "./")
 
 
+ROTATIONS_DIR = "trust-rotations"  # in the log's data directory: the rotations its own /verify page carries
+ROTATION_FIELDS = {"policy": str, "registry": list, "note": str}
+
+
+def rotation_from_json(data: object) -> dict[str, object] | None:
+    """A rotation as `tlog trust-rotation` writes it ({policy, registry, note}), or None when it is not one."""
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), t) for k, t in ROTATION_FIELDS.items()):
+        return None
+    return {k: data[k] for k in ROTATION_FIELDS}
+
+
+def read_rotations(directory: Path) -> tuple[dict[str, object], ...]:
+    """The rotations the log's own /verify page carries: every `*.json` in `directory` (`<data>/trust-rotations/`),
+    in name order; read at each page request, so a new one needs no restart. Unreadable files are skipped: the page
+    then warns, as for any change it cannot follow (docs/trust.md)."""
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            rotation = rotation_from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if rotation is not None:
+            found.append(rotation)
+    return tuple(found)
+
+
 def render_page(trust: Trust, layout: Layout, head_extra: str = "") -> bytes:
     """verify.html with each asset pinned by its hash, the service worker's place, and the trust built in."""
     html = asset("verify.html").decode()
@@ -87,5 +119,7 @@ def render_page(trust: Trust, layout: Layout, head_extra: str = "") -> bytes:
     block = f'<script type="application/json" id="tlog-trust">{data}</script>\n'
     html = html.replace("</head>", head_extra + block + "</head>", 1)
     attributes = f'data-sw="{layout.service_worker}" data-sw-scope="{layout.scope}"'
+    # The lazily loaded script's place and SRI pin: verify.js adds it with both, so it runs under the same rules.
+    attributes += f' data-mldsa44="{layout.assets}{LAZY_SCRIPT}" data-mldsa44-integrity="{hashes[LAZY_SCRIPT]}"'
     html = html.replace('<html lang="en">', f'<html lang="en" {attributes}>', 1)
     return html.encode()
