@@ -212,8 +212,15 @@ class PathPlan:
         return None, StatusProof(ABSENT_OTHER_LEAF, bitmap, tuple(siblings), node.key, value_hash)
 
     def record(self, key: bytes) -> StatusRecord | None:
-        """The key's current record, from the nodes read (None: not in the index)."""
-        return self.lookup(key)[0]
+        """The key's current record, from the nodes read (None: not in the index); `lookup` without the proof."""
+        bits = key_int(key)
+        self._check_read([bits])
+        depth, node = 0, self.nodes.get((0, 0))
+        while isinstance(node, Interior):
+            child_hash = node.right if (bits >> (KEY_BITS - 1 - depth)) & 1 else node.left
+            depth += 1
+            node = self.stored_child((depth, bits >> (KEY_BITS - depth)), child_hash)
+        return parse_record(node.record) if node is not None and node.key == key else None
 
     def apply_entries(self, entries: Iterable[tuple[int, str, bytes]]) -> Update:
         """Add log entries (index, statement kind, document SHA-256) to the records they name; then `apply`.

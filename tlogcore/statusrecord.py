@@ -13,6 +13,7 @@ trusted for anything but completeness. Byte for byte (one canonical encoding; ev
 A browser decodes it with a `DataView` (`getUint16`, `getBigUint64`): no varints, no text.
 """
 
+import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -64,6 +65,21 @@ def new_record(issued: Iterable[int] = (), revoked: Iterable[int] = ()) -> Statu
 
 def parse_record(data: bytes) -> StatusRecord:
     """Parse exactly the encoding `StatusRecord.to_bytes` produces; anything else is MalformedError."""
+    # Every stored index row is parsed when read: lengths first, then one struct call per list; a record whose
+    # lengths do not add up goes through the Reader below, which names what is wrong.
+    if len(data) >= 5 and data[0] == RECORD_VERSION:
+        issues = int.from_bytes(data[1:3], "big")
+        cut = 3 + 8 * issues
+        if len(data) >= cut + 2:
+            revokes = int.from_bytes(data[cut : cut + 2], "big")
+            if len(data) == cut + 2 + 8 * revokes:
+                return StatusRecord(
+                    struct.unpack_from(f">{issues}Q", data, 3), struct.unpack_from(f">{revokes}Q", data, cut + 2)
+                )
+    return _parse_with_reader(data)
+
+
+def _parse_with_reader(data: bytes) -> StatusRecord:
     reader = Reader(data)
     if reader.byte("status record version") != RECORD_VERSION:
         raise MalformedError(f"status record: unknown format version (want {RECORD_VERSION})")
