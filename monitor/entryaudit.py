@@ -17,7 +17,7 @@ from monitor.daily import count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
-from monitor.statusaudit import status_chunk_alerts
+from monitor.statusaudit import StatusAudit, open_status_audit, status_chunk_alerts
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
 from tlogcore.encoding import HASH_SIZE
@@ -40,6 +40,7 @@ class _Prepared:
 @dataclass
 class EntryAudit:
     context: LogContext
+    status: StatusAudit | None = None  # the log's recomputed status index, open while `run` audits chunks
 
     async def _fetch_chunk(self, view: TreeView, tiles: list[Tile], note: bytes) -> dict[str, bytes]:
         """Authenticate a chunk's level-0 tiles; fetch their entry bundles alongside."""
@@ -109,6 +110,9 @@ class EntryAudit:
                 if pending is not None:
                     pending.cancel()
                     await asyncio.gather(pending, return_exceptions=True)
+            if self.status is not None:
+                self.status.close()
+                self.status = None
         if row.next_index >= target.size and row.target is not None:  # nothing left (e.g. a size-0 target)
             self.context.state.commit_chunk(
                 self.context.origin, AuditedChunk(row.next_index, verified=target), self.context.now()
@@ -169,8 +173,10 @@ class EntryAudit:
         self, view: TreeView, target: Signed, checked: list[Checked], chunk: "_Prepared", registry: Registry
     ) -> list[A.Alert]:
         start, entries = chunk.first, chunk.entries
+        if self.status is None:
+            self.status = open_status_audit(self.context)
         alerts = await status_chunk_alerts(  # the log's status index, recomputed (statusaudit.py)
-            self.context, checked, entries, start, registry,
+            self.context, self.status, checked, entries, start, registry,
             lambda i: self._entry_evidence(view, target, checked[i - start], entries[i - start]),
         )  # fmt: skip
         return alerts + await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)

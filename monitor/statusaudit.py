@@ -15,6 +15,12 @@ The rows live in their own SQLite file beside the state database (`<state>.statu
 chunk's entries are applied and before the chunk itself is committed: a crash in between makes the monitor audit the
 chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
+
+Cost: entryaudit.py keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
+with no issue or revoke statement only moves the index's size. Once a chunk brings many documents, the top of the
+tree (every node down to CACHED_DEPTH) is read into memory and kept in step with each commit: every big chunk
+rewrites those nodes, and a key's path below them is read only where its node at CACHED_DEPTH is interior (in the
+compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6).
 """
 
 import base64
@@ -34,11 +40,21 @@ from tlogcore.indexroot import parse_index_root
 from tlogcore.registry import Registry
 from tlogcore.statement import DOCUMENT_KINDS, Statement
 from tlogcore.statusindex import EMPTY
-from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode, node_id_bytes, parse_node
+from tlogcore.statusindex_nodes import (
+    Interior,
+    NodeId,
+    PathPlan,
+    StoredNode,
+    node_id_bytes,
+    node_id_from_bytes,
+    parse_node,
+)
 from tlogcore.statusrecord import StatusRecord
 
 RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
 MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
+CACHED_DEPTH = 16  # nodes kept in memory while a round lasts: at most 2^17 rows (tens of MB)
+CACHE_FROM = 1024  # documents in one chunk that make reading the top of the tree into memory worth it
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rows (origin TEXT NOT NULL, node BLOB NOT NULL, data BLOB NOT NULL,
                                  PRIMARY KEY (origin, node)) WITHOUT ROWID;
@@ -73,6 +89,7 @@ class StatusAudit:
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = FULL")
         self.db.executescript(SCHEMA)
+        self._upper: dict[NodeId, StoredNode] | None = None  # the nodes down to CACHED_DEPTH, once read
 
     def close(self) -> None:
         self.db.close()
@@ -98,6 +115,29 @@ class StatusAudit:
             found.update({by_bytes[node]: parse_node(data) for node, data in rows})
         return found
 
+    def _read_upper(self) -> dict[NodeId, StoredNode]:
+        if self._upper is None:
+            rows = self.db.execute(
+                "SELECT node, data FROM rows WHERE origin = ? AND node < ?",
+                (self.origin, (CACHED_DEPTH + 1).to_bytes(2, "big")),  # node ids start with their u16 depth
+            ).fetchall()
+            self._upper = {node_id_from_bytes(node): parse_node(data) for node, data in rows}
+        return self._upper
+
+    def _read_cached(self, ids: Sequence[NodeId], upper: Mapping[NodeId, StoredNode]) -> dict[NodeId, StoredNode]:
+        """`_read`, answering the top of the tree from memory and asking SQLite only below interior nodes."""
+        found: dict[NodeId, StoredNode] = {}
+        deep: list[NodeId] = []
+        for node in ids:
+            depth, prefix = node
+            if depth <= CACHED_DEPTH:
+                if (row := upper.get(node)) is not None:
+                    found[node] = row
+            elif isinstance(upper.get((CACHED_DEPTH, prefix >> (depth - CACHED_DEPTH))), Interior):
+                deep.append(node)
+        found.update(self._read(deep))
+        return found
+
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
         """The document's record in this monitor's index, and the index's size (None: no index kept)."""
         head = self._head(1)
@@ -110,21 +150,33 @@ class StatusAudit:
 
     def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
         """Add the entries (all below `size`) and write the rows; the head then covers [0, size)."""
+        if not entries:  # nothing for the index in these entries: only its size moves
+            self._write(head, {}, size, head.root)
+            return
+        if self._upper is None and len(entries) >= CACHE_FROM:
+            self._read_upper()
+        upper = self._upper
         plan = PathPlan([document for _, _, document in entries], head.size)
         while wanted := plan.wanted():
-            plan.supply(self._read(wanted))
+            plan.supply(self._read(wanted) if upper is None else self._read_cached(wanted, upper))
         update = plan.apply_entries(entries)
+        self._write(head, update.writes, size, update.root)
+        if upper is not None:  # after the commit: the memory copy never runs ahead of the file
+            upper.update((node, row) for node, row in update.writes.items() if node[0] <= CACHED_DEPTH)
+
+    def _write(self, head: _Head, writes: Mapping[NodeId, StoredNode], size: int, root: bytes) -> None:
+        """The rows and the new head, in one transaction."""
         self.db.execute("BEGIN IMMEDIATE")
         self.db.executemany(
             "INSERT OR REPLACE INTO rows (origin, node, data) VALUES (?, ?, ?)",
-            [(self.origin, node_id_bytes(node), row.to_bytes()) for node, row in update.writes.items()],
+            [(self.origin, node_id_bytes(node), row.to_bytes()) for node, row in writes.items()],
         )
         self.db.execute(
             "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) VALUES (?, ?, ?, ?, ?)",
-            (self.origin, size, update.root, head.last_root_entry, head.last_root_size),
+            (self.origin, size, root, head.last_root_entry, head.last_root_size),
         )
         self.db.execute("COMMIT")
-        head.size, head.root = size, update.root
+        head.size, head.root = size, root
 
     def chunk(
         self, entries: Sequence[bytes], statements: Mapping[int, Statement], start: int, registry_keys: frozenset[str]
@@ -193,8 +245,17 @@ class StatusAudit:
         )
 
 
+def open_status_audit(context: LogContext) -> StatusAudit:
+    """The log's recomputed index, opened once for a round of chunks (entryaudit.py closes it)."""
+    try:
+        return StatusAudit(context.shared.config.state, context.origin)
+    except sqlite3.Error as exc:
+        raise StateError(f"the monitor's status index: {exc}") from None
+
+
 async def status_chunk_alerts(
     context: LogContext,
+    audit: StatusAudit,
     checked: Sequence[Checked],
     entries: Sequence[bytes],
     start: int,
@@ -204,13 +265,10 @@ async def status_chunk_alerts(
     """The hook entryaudit.py calls for each audited chunk: the alerts about the log's status index, each with the
     entry's inclusion proof and the checkpoint (`evidence_of`)."""
     statements = {c.index: c.statement for c in checked if c.statement is not None and c.problem is None}
-    audit = StatusAudit(context.shared.config.state, context.origin)
     try:
         findings = audit.chunk(entries, statements, start, registry.registry_keys)
     except sqlite3.Error as exc:
         raise StateError(f"the monitor's status index: {exc}") from None
-    finally:
-        audit.close()
     alerts = []
     for finding in findings:
         evidence = dict(finding.evidence)

@@ -81,6 +81,18 @@ def node_id_bytes(node: NodeId) -> bytes:
     return depth.to_bytes(2, "big") + (prefix << (8 * width - depth)).to_bytes(width, "big")
 
 
+def node_id_from_bytes(data: bytes) -> NodeId:
+    """The inverse of `node_id_bytes` (a stored row's key, read back to name the node)."""
+    depth = int.from_bytes(data[:2], "big")
+    width = (depth + 7) // 8
+    if len(data) != 2 + width or depth > KEY_BITS:
+        raise IndexStorageError(f"index node id {data.hex()} has the wrong length for its depth")
+    prefix = int.from_bytes(data[2:], "big")
+    if prefix & ((1 << (8 * width - depth)) - 1):
+        raise IndexStorageError(f"index node id {data.hex()} has bits set past its depth")
+    return depth, prefix >> (8 * width - depth)
+
+
 def parse_node(data: bytes) -> StoredNode:
     """Parse a stored row strictly (the rows of a proof are read on every lookup: no Reader, plain slices)."""
     if len(data) == 1 + 2 * HASH_SIZE and data[0] == INTERIOR_TAG:
