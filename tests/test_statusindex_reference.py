@@ -150,6 +150,10 @@ def test_a_missing_row_is_reported_as_damage_not_as_absence() -> None:
         damaged.lookup(victim)
     with pytest.raises(IndexStorageError, match="missing"):
         damaged.apply({victim: new_record([99])})
+    with pytest.raises(IndexStorageError, match="missing"):
+        damaged.record(victim)  # the proof-less walk the batch update uses
+    with pytest.raises(IndexStorageError, match="missing"):
+        damaged.apply_entries([(99, "issue", victim)])
 
 
 def test_plans_refuse_misuse() -> None:

@@ -227,11 +227,22 @@ class PathPlan:
         """The key's current record, from the nodes read (None: not in the index); `lookup` without the proof."""
         bits = key_int(key)
         self._check_read([bits])
-        depth, node = 0, self.nodes.get((0, 0))
+        return self._record_of(key, bits)
+
+    def _record_of(self, key: bytes, bits: int) -> StatusRecord | None:
+        """`record` once the key's path is known to be read: one dict lookup per level (called for every key
+        of a batch update)."""
+        nodes, depth = self.nodes, 0
+        node = nodes.get((0, 0))
         while isinstance(node, Interior):
-            child_hash = node.right if (bits >> (KEY_BITS - 1 - depth)) & 1 else node.left
+            if (node.right if (bits >> (KEY_BITS - 1 - depth)) & 1 else node.left) == EMPTY:
+                return None
             depth += 1
-            node = self.stored_child((depth, bits >> (KEY_BITS - depth)), child_hash)
+            node = nodes.get((depth, bits >> (KEY_BITS - depth)))
+            if node is None:
+                raise IndexStorageError(
+                    f"index node {node_id_bytes(path_id(bits, depth)).hex()} is missing, but its parent names it"
+                )
         return parse_record(node.record) if node is not None and node.key == key else None
 
     def apply_entries(self, entries: Iterable[tuple[int, str, bytes]]) -> Update:
@@ -245,9 +256,10 @@ class PathPlan:
                 raise ValueError(f"a {kind!r} statement names no document")
             issued, revoked = added.setdefault(document, ([], []))
             (issued if kind == ISSUE else revoked).append(index)
+        self._check_read(key_int(document) for document in added)
         records = {}
         for document, (issued, revoked) in added.items():
-            current = self.record(document)
+            current = self._record_of(document, key_int(document))
             records[document] = (
                 new_record(issued, revoked) if current is None else current.with_entries(issued, revoked)
             )
