@@ -190,7 +190,9 @@ def serve_log_and_witness(options: argparse.Namespace, data: Path, storage_toml:
     data.mkdir(parents=True, exist_ok=True)
     witness_id = tool_json("tlog-witness", "init", "--data", str(data / "witness"), "--name", "witness.localhost")
     witness_url = f"http://127.0.0.1:{options.witness_port}"
-    (data / "log.toml").write_text(f'{storage_toml}[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n')
+    status_index = "[status_index]\nindex_interval_ms = 250\n"  # provable status on (docs/status-proofs.md)
+    witness = f'[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n'
+    (data / "log.toml").write_text(f"{storage_toml}{status_index}{witness}")
     log = tool_json("tlog-server", "init", "--data", str(data / "log"), "--config", str(data / "log.toml"))
     (data / "witness.toml").write_text(
         f'name = "witness.localhost"\nlisten = "127.0.0.1:{options.witness_port}"\n\n'

@@ -329,7 +329,9 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
     app = Starlette(
         routes=[
             *ROUTES,
-            *web_routes(state.log_vkey, state.witness_status, state.rules.origin, state.registry_vkeys),
+            *web_routes(
+                state.log_vkey, state.witness_status, state.rules.origin, state.registry_vkeys, state.trust_rotations
+            ),
             *home_routes(),
         ],
         middleware=[Middleware(PublicReads)],

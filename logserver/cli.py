@@ -59,9 +59,10 @@ from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable
 from logserver.statusindexer import StatusIndexer, logged_by, open_status_store
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
+from logserver.verifierpage import ROTATIONS_DIR, read_rotations
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
-from logserver.workers import Sockets, reserve_port, supervise, worker_app
+from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
 from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import (
     Ed25519Signer,
@@ -140,14 +141,14 @@ def serve_worker(data: Path, config: ServerConfig, keys: LogKeys, sockets: Socke
     """One of `[server] workers` processes; a refusal is one line, and the supervisor starts it again."""
     try:
         asyncio.run(run_server(data, config, keys, sockets.public, sockets))
-    except (StorageError, ForkRefused) as exc:
-        click.echo(f"tlog-server worker {os.getpid()}: {exc}", err=True)
+    except Exception as exc:  # one line, as `serve` gives; the supervisor starts the worker again
+        click.echo(f"tlog-server worker {os.getpid()} stopped: {exc}", err=True)
         sys.exit(1)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
     try:
-        return socket.create_server((host, port))
+        return serving_socket((host, port))
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
 
@@ -356,6 +357,7 @@ async def run_server(
         parse_workers=workers,
         tile_cache_bytes=config.tile_cache_bytes,
         status=indexer.store if indexer is not None else None,
+        trust_rotations=lambda: read_rotations(data / ROTATIONS_DIR),
     )
     inner: Any = build_app(state, lifespan_of(parts, pool, workers, indexer))
     app = inner

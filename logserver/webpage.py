@@ -74,10 +74,15 @@ def policy_text(log_vkey: str, witnesses: Sequence[dict[str, Any]]) -> str:
 
 
 def web_routes(
-    log_vkey: str, witness_status: Callable[[], list[dict[str, Any]]], origin: str, registry_vkeys: Sequence[str]
+    log_vkey: str,
+    witness_status: Callable[[], list[dict[str, Any]]],
+    origin: str,
+    registry_vkeys: Sequence[str],
+    rotations: Callable[[], tuple[dict[str, object], ...]] = tuple,
 ) -> list[Route]:
     async def page(request: Request) -> Response:
-        trust = Trust(origin, log_vkey, tuple(registry_vkeys), policy_text(log_vkey, witness_status()))
+        policy = policy_text(log_vkey, witness_status())
+        trust = Trust(origin, log_vkey, tuple(registry_vkeys), policy, rotations=rotations())
         body = render_page(trust, LOG_LAYOUT)
         return Response(body, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 

@@ -5,6 +5,7 @@ SIGTERM stops every process cleanly."""
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from log_harness import LogProcess, issue, post_statements, register_issuer, running_log, seed
 
+from logserver.workers import serving_socket
 from tlogcore.keys import Ed25519Signer
 from tlogcore.merkle import leaf_hash
 
@@ -130,3 +132,14 @@ def test_sigterm_stops_every_process(two_workers: LogProcess) -> None:
     assert server.process.wait(30) == 0
     assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
     assert "Traceback" not in server.output()
+
+
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_served_connections_send_at_once(reuse_port: bool) -> None:
+    """TCP_NODELAY on every connection the server accepts: without it a response written in two parts waited for
+    the client's delayed ACK (40 ms; wrk measured ~20 answers/s per keep-alive connection)."""
+    listener = serving_socket(("127.0.0.1", 0), reuse_port=reuse_port)
+    with listener, socket.create_connection(listener.getsockname()[:2], timeout=5) as _client:
+        accepted, _ = listener.accept()
+        with accepted:
+            assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -27,6 +27,7 @@ from tools_stack import Stack, witnessed_log
 from web_browser import checked_page, chromium, open_verdict, screenshot, wait_published
 
 from loadtest.localproc import free_port
+from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.keys import Ed25519Signer, format_signer_key, parse_signer_key
 from tlogcore.note import sign_note
 from tlogcore.statement import REVOKE, Statement, sign_statement
@@ -324,6 +325,39 @@ def test_a_trust_change_signed_by_the_old_registry_key_is_accepted_quietly(
             (out / name).write_bytes(data)
         page.evaluate("localStorage.removeItem('tlog-trust')")  # the next visit pins the original trust again
     assert open_verdict(page, world.link(url + "/?visit=r4", NEW_PDF)) == "genuine"
+
+
+def test_the_logs_own_page_follows_a_rotation_in_its_data_directory(tmp_path: Path, browser: BrowserContext) -> None:
+    """Lane 16 (a), the log's own /verify: its trust comes from the log's configuration, so adding a witness changes
+    it. A rotation signed by the registry key, dropped into <data>/trust-rotations/, makes the change quiet at the
+    next visit (read at each request: no restart)."""
+    server = LogProcess(tmp_path / "log", free_port()).start()
+    try:
+        with checked_page(browser) as page:
+            open_verdict(page, server.url + "/verify?visit=1")  # first use: remembers this trust
+            assert not page.is_visible("#trust-warning") and not page.is_visible("#trust-notice")
+            registry = server.key("registry.key")
+            registry_vkey = registry.verifier().vkey
+            old = httpx.get(server.url + "/api/v1/policy").text
+            server.stop()
+            witness = CosignatureV1Signer("witness.new.example", b"\x42" * 32, time.time).verifier().vkey
+            server.config = tmp_path / "log.toml"
+            server.config.write_text(f'[[witness]]\nurl = "http://127.0.0.1:9"\nvkey = "{witness}"\n')
+            server.start(init=False)
+            new = httpx.get(server.url + "/api/v1/policy").text
+            assert witness in new and new != old
+            open_verdict(page, server.url + "/verify?visit=2")
+            assert page.is_visible("#trust-warning")  # a change nobody signed: loud
+            rotations = server.data / "trust-rotations"
+            rotations.mkdir()
+            text = rotation_text(trust_digest(old, [registry_vkey]), trust_digest(new, [registry_vkey]))
+            note = sign_note(text, [registry]).decode()
+            rotation = {"policy": new, "registry": [registry_vkey], "note": note}
+            (rotations / "2026-12-witness.json").write_text(json.dumps(rotation))
+            open_verdict(page, server.url + "/verify?visit=3")
+            assert not page.is_visible("#trust-warning") and page.is_visible("#trust-notice")
+    finally:
+        server.stop()
 
 
 def forger_file(tmp: Path, signer: Ed25519Signer) -> Path:

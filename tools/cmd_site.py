@@ -106,10 +106,10 @@ def read_rotation(path: Path) -> dict[str, object]:
         raise click.ClickException(
             f"--rotation {path}: cannot read it ({exc}); give a file from tlog trust-rotation"
         ) from None
-    fields = {"policy": str, "registry": list, "note": str}
-    if not isinstance(data, dict) or any(not isinstance(data.get(k), t) for k, t in fields.items()):
+    rotation = verifierpage.rotation_from_json(data)
+    if rotation is None:
         raise click.ClickException(f"--rotation {path}: not a rotation from tlog trust-rotation")
-    return {k: data[k] for k in fields}
+    return rotation
 
 
 def read_trust(path: Path, what: str) -> tuple[str, list[str]]:

@@ -608,7 +608,7 @@
       if (!m) continue;
       const nested = template.startsWith("…");
       const inner = nested ? detailText(m[1])[0] : null;
-      const out = (nested ? template.slice(1) : template).replace(/\$(\d)/g, (_, i) => (nested ? inner : m[+i]));
+      const out = (nested ? template.slice(1) : template).replace(/\$(\d)/g, (_, i) => (nested ? inner : m[+i] ?? ""));
       return [out, "km"];
     }
     return [text, "en"];
