@@ -14,7 +14,7 @@ from logserver.client import LogClient
 from tlogcore.bundle import BINARY_MAGIC, HEADER, InconsistentLogError, Refreshed, TlogProof, to_binary
 from tlogcore.errors import TlogError
 from tlogcore.policy import Policy
-from tools.clikit import log_option, read_policy, run, write_atomic
+from tools.clikit import log_option, policy_option, read_policy, run, write_atomic
 from tools.qr import parse_payload
 from tools.verify import refresh_online, relied_on
 
@@ -54,14 +54,7 @@ async def _refresh(log_url: str, bundle: TlogProof, policy: Policy, path: Path) 
 @click.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, dir_okay=False))
 @log_option
-@click.option(
-    "--policy",
-    "policy_path",
-    envvar="TLOG_POLICY",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Trust policy (C2SP tlog-policy text); it must list the log's keys, old and new. Env: TLOG_POLICY.",
-)
+@policy_option("Trust policy (C2SP tlog-policy text); it must list the log's keys, old and new. Env: TLOG_POLICY.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),
