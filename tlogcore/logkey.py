@@ -56,6 +56,9 @@ class LogKeyRotation:
     start: int  # "from": the first tree size the new key signs
     until: int  # the first tree size the old key no longer signs
 
+    kind = "log-key"  # beside the statement kinds: names no document; the sequencer replays it like a registry change
+    document = None
+
     def __post_init__(self) -> None:
         old, new = self.old_verifier, self.new_verifier
         if old.name != self.origin or new.name != self.origin:
