@@ -543,7 +543,7 @@ def recover(data: Path, source: Path, config_path: Path | None) -> None:
     config = load_config(config_path)
     keys = read_keys(data)
     try:
-        rebuilt = read_tiles(source, keys.log.name, keys.log.verifier())
+        rebuilt = read_tiles(source, keys.log.name, keys.ring.verifiers())
         record_file = RecordFile(data / RECORD_NAME)
         check_against_record(rebuilt, record_file.read(), record_file.path)
     except (RecoverError, ForkRefused) as exc:

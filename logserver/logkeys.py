@@ -12,14 +12,7 @@ from pathlib import Path
 
 from tlogcore.errors import NotAllowedError
 from tlogcore.keys import Signer, Verifier
-from tlogcore.logkey import HEADER, LogKeyRotation, key_rule, parse_log_key_rotation
-
-LOG_KEY_PREFIX = (HEADER + "\n").encode()
-
-
-def is_log_key(data: bytes) -> bool:
-    """A `tlog-log-key/v1` entry (its first line differs from every other kind's: logkey.py)."""
-    return data.startswith(LOG_KEY_PREFIX)
+from tlogcore.logkey import LogKeyRotation, is_log_key, key_rule, parse_log_key_rotation
 
 
 def successor_key_path(data: Path, number: int) -> Path:
@@ -81,6 +74,11 @@ class KeyRing:
         for index, data in datas:
             ring = ring.extended(parse_log_key_rotation(data), index)
         return ring
+
+
+def announced_keys(datas: Sequence[bytes]) -> list[Verifier]:
+    """The new keys of the `tlog-log-key/v1` entries among `datas` (each statement's signatures checked)."""
+    return [parse_log_key_rotation(data).new_verifier for data in datas if is_log_key(data)]
 
 
 def successor_paths(data: Path) -> list[Path]:

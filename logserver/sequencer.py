@@ -40,14 +40,14 @@ from typing import Any
 
 from logserver.handoff import QueueTimeout, handoff_for
 from logserver.keyguard import ForkRefused, KeyGuard
-from logserver.logkeys import KeyRing, is_log_key
+from logserver.logkeys import KeyRing
 from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import NotAllowedError
 from tlogcore.indexroot import IndexRoot
 from tlogcore.keys import Signer
-from tlogcore.logkey import LogKeyRotation
+from tlogcore.logkey import LogKeyRotation, is_log_key
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
 from tlogcore.statement import REGISTRY_KINDS, Statement, parse_statement

@@ -16,8 +16,9 @@ from log_harness import REPO, SERVER
 from tools_stack import Stack, all_entries, tlog, witnessed_log
 from witness_helpers import write_config
 
-from logserver.logkeys import is_log_key, successor_key_path
-from tlogcore.logkey import parse_log_key_rotation
+from loadtest.localproc import free_port
+from logserver.logkeys import successor_key_path
+from tlogcore.logkey import is_log_key, parse_log_key_rotation
 from tlogcore.note import parse_note
 
 PDF = b"%PDF-1.7\n% Diploma 2026/7, Royal University of Phnom Penh\n%%EOF\n" * 10
@@ -63,6 +64,13 @@ class Rotated:
     new_vkey: str
     done: subprocess.CompletedProcess[str]  # rotate-key's run
     backup: Path  # the database as it was before the rotation
+
+
+def both_keys_policy(rotated: Rotated) -> Path:
+    """The policy after the rotation: both log keys (docs/thirty-years.md), the same witnesses."""
+    policy = rotated.tmp / "both.policy"
+    policy.write_text(f"log {rotated.new_vkey}\n" + rotated.stack.policy_text)
+    return policy
 
 
 def key_id(vkey: str) -> int:
@@ -116,8 +124,7 @@ def test_rotate_key_logs_the_announcement_signed_by_the_old_key_and_the_registry
 
 def test_the_overlap_carries_both_keys_and_afterwards_only_the_new_one(rotated: Rotated) -> None:
     stack, tmp, new_vkey = rotated.stack, rotated.tmp, rotated.new_vkey
-    policy = tmp / "both.policy"
-    policy.write_text(f"log {new_vkey}\n" + stack.policy_text)
+    policy = both_keys_policy(rotated)
     rotation = next(parse_log_key_rotation(e) for e in all_entries(stack.url) if is_log_key(e))
     during = published_checkpoint(stack, rotation.start)
     assert int(parse_note(during).text.split("\n")[1]) < rotation.until, "the test needs a checkpoint in the overlap"
@@ -128,3 +135,32 @@ def test_the_overlap_carries_both_keys_and_afterwards_only_the_new_one(rotated: 
     assert log_signers(after) == {key_id(new_vkey)}
     cosigners = {s.name for s in parse_note(after).signatures} - {stack.origin}
     assert len(cosigners) == 3  # the witnesses, given the new key, keep cosigning
+
+
+def test_the_key_guard_refuses_a_database_from_before_the_rotation(rotated: Rotated) -> None:
+    """The record beside the keys (log.key.signed) is one for both keys: a restored old database, on which the
+    old key alone would sign sizes the log already published under the new key, is refused at start."""
+    stack, tmp = rotated.stack, rotated.tmp
+    restored = tmp / "restored"
+    shutil.copytree(stack.server.data, restored, ignore=shutil.ignore_patterns("log.db*", "*.lock"))
+    shutil.copy(rotated.backup, restored / "log.db")
+    refused = subprocess.run(
+        [*SERVER, "serve", "--data", str(restored), "--listen", f"127.0.0.1:{free_port()}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "refusing to sign" in refused.stderr and "log.key.signed" in refused.stderr
+    assert "the log key has signed size" in refused.stderr
+
+
+def test_check_accepts_checkpoints_signed_by_the_announced_key(rotated: Rotated) -> None:
+    """`tlog-server check` verifies every stored checkpoint: after the rotation some carry the new key only."""
+    stack = rotated.stack
+    for i in range(OVERLAP + 1):
+        submit(stack, rotated.tmp, rotated.issuer_key, both_keys_policy(rotated), f"checked{i}")
+    audited = tlog_server("check", "--data", str(stack.server.data), "--config", str(stack.server.config))
+    assert audited.returncode == 0, audited.stdout + audited.stderr
+    assert audited.stdout.startswith("ok: ")

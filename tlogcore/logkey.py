@@ -44,6 +44,12 @@ from tlogcore.vkeys import LOG_KEYS, parse_key_for
 HEADER = "tlog-log-key/v1"
 FIELDS = ("log", "old", "new", "registry", "time", "from", "until")
 MAX_LOG_KEY_SIZE = 2048  # the text is about 450 bytes; two signature lines add about 200
+PREFIX = (HEADER + "\n").encode()
+
+
+def is_log_key(data: bytes) -> bool:
+    """A `tlog-log-key/v1` entry (its first line differs from every other kind's)."""
+    return data.startswith(PREFIX)
 
 
 @dataclass(frozen=True)
