@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 from monitor.config import PARSE, SIGNATURES, TREE
 from monitor.indexroots import index_root_problem, is_index_root
+from monitor.logkeyentry import log_key_problem
 from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry
 from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
@@ -53,6 +55,9 @@ def check_statements(entries: Sequence[bytes], first: int, origin: str, mode: st
             continue
         if is_index_root(data):  # the log's status index root (indexroots.py), not a statement
             out.append(Checked(index, leaf, None, index_root_problem(data, index, origin, mode == SIGNATURES)[1]))
+            continue
+        if is_log_key(data):  # a log key rotation (logkeyentry.py), not a statement
+            out.append(Checked(index, leaf, None, log_key_problem(data, origin)))
             continue
         try:
             statement = parse_statement(data) if mode == SIGNATURES else parse_unsigned(data)

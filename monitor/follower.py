@@ -37,6 +37,7 @@ from monitor.config import LogConfig
 from monitor.entryaudit import EntryAudit
 from monitor.fetch import Unavailable
 from monitor.logcontext import LogContext, Misbehaviour, NotVerified, Shared, note_text
+from monitor.logkeys import check_log_keys
 from monitor.state import LogRow, Signed, StateError
 from monitor.witnesscheck import WitnessCheck
 from tlogcore import merkle
@@ -84,6 +85,7 @@ class Follower:
         except LogClientError as exc:
             raise Unavailable(str(exc)) from None
         signed = self._verify(note)
+        await check_log_keys(self.context, self.client, signed)  # a key the log's rotation retired: logkeys.py
         row = await self._row(signed)
         latest = row.target or row.verified
         if latest is not None and signed.size < latest.size:

@@ -3,6 +3,7 @@ the announcement is logged, signed by the old log key and the registry key; chec
 signatures during the overlap and only the new key's after it; witnesses given the new key keep cosigning; a bundle
 made before the rotation still verifies; the key guard's one record covers both keys."""
 
+import base64
 import shutil
 import subprocess
 import time
@@ -13,13 +14,19 @@ from pathlib import Path
 import httpx
 import pytest
 from log_harness import REPO, SERVER
+from monitor_faults import FaultProxy
+from monitor_helpers import monitor_cli, monitor_config, read_alerts
 from tools_stack import Stack, all_entries, tlog, witnessed_log
 from witness_helpers import write_config
 
 from loadtest.localproc import free_port
 from logserver.logkeys import successor_key_path
-from tlogcore.logkey import is_log_key, parse_log_key_rotation
-from tlogcore.note import parse_note
+from tlogcore.bundle import parse_tlog_proof
+from tlogcore.checkpoint import parse_checkpoint
+from tlogcore.errors import ProofError
+from tlogcore.logkey import LogKeyRotation, is_log_key, parse_log_key_rotation, proven_rotations
+from tlogcore.note import Note, parse_note, sign_note
+from tlogcore.policy import parse_policy
 
 PDF = b"%PDF-1.7\n% Diploma 2026/7, Royal University of Phnom Penh\n%%EOF\n" * 10
 OVERLAP = 2
@@ -164,3 +171,95 @@ def test_check_accepts_checkpoints_signed_by_the_announced_key(rotated: Rotated)
     audited = tlog_server("check", "--data", str(stack.server.data), "--config", str(stack.server.config))
     assert audited.returncode == 0, audited.stdout + audited.stderr
     assert audited.stdout.startswith("ok: ")
+
+
+def past_the_overlap(rotated: Rotated) -> tuple[LogKeyRotation, bytes]:
+    """The rotation, and a published checkpoint of a size after its overlap (submitting documents until there is)."""
+    stack = rotated.stack
+    rotation = next(parse_log_key_rotation(e) for e in all_entries(stack.url) if is_log_key(e))
+    for i in range(OVERLAP + 2):
+        size = int(parse_note(httpx.get(stack.url + "/checkpoint", timeout=5).content).text.split("\n")[1])
+        if size >= rotation.until:
+            break
+        submit(stack, rotated.tmp, rotated.issuer_key, both_keys_policy(rotated), f"past{i}")
+    return rotation, published_checkpoint(stack, rotation.until)
+
+
+def forged_with_the_old_key(rotated: Rotated, note: bytes) -> bytes:
+    """`note` with its log signature replaced by one of the OLD log key; the witnesses' cosignatures still verify
+    (they sign the checkpoint text): what a thief of the retired key could show after the rotation."""
+    parsed = parse_note(note)
+    old_signature = parse_note(sign_note(parsed.text, [rotated.stack.server.key("log.key")])).signatures
+    cosignatures = tuple(s for s in parsed.signatures if s.name != rotated.stack.origin)
+    return Note(parsed.text, old_signature + cosignatures).to_bytes()
+
+
+def test_the_log_publishes_both_keys_and_lists_its_rotation_with_a_proof(rotated: Rotated) -> None:
+    stack = rotated.stack
+    policy = httpx.get(stack.url + "/api/v1/policy", timeout=5).text
+    assert f"log {stack.log_vkey}\nlog {rotated.new_vkey}\n" in policy
+    published = parse_checkpoint(parse_note(published_checkpoint(stack, 1)).text)
+    history = httpx.get(stack.url + "/api/v1/log-keys", params={"size": published.size}, timeout=5).json()
+    assert history["size"] == published.size and len(history["entries"]) == 1
+    entry = history["entries"][0]
+    data, proof = base64.b64decode(entry["statement"]), [base64.b64decode(h) for h in entry["inclusion_proof"]]
+    [rotation] = proven_rotations([(entry["index"], data, proof)], published)
+    assert rotation.new == rotated.new_vkey
+    with pytest.raises(ProofError):
+        proven_rotations([(entry["index"] + 1, data, proof)], published)
+    too_big = httpx.get(stack.url + "/api/v1/log-keys", params={"size": 10**9}, timeout=5)
+    assert too_big.status_code == 400 and "beyond" in too_big.json()["message"]
+
+
+def test_old_and_new_bundles_verify_after_the_rotation_through_refresh(rotated: Rotated) -> None:
+    stack, tmp = rotated.stack, rotated.tmp
+    past_the_overlap(rotated)
+    policy = both_keys_policy(rotated)
+    pdf = tmp / "before.pdf"
+    online = tlog("verify", str(pdf), "--policy", str(policy), "--bundle", str(rotated.old_bundle), "--log", stack.url)
+    assert online.exit_code == 0 and online.stdout.startswith("GENUINE"), online.output
+    assert "refreshed from the bundle's" in online.stdout
+    refreshed = tmp / "refreshed.tlog-proof"
+    shutil.copy(rotated.old_bundle, refreshed)
+    done = tlog("refresh", str(refreshed), "--log", stack.url, "--policy", str(policy))
+    assert done.exit_code == 0, done.output
+    assert log_signers(parse_tlog_proof(refreshed.read_bytes()).checkpoint) == {key_id(rotated.new_vkey)}
+    offline = tlog("verify", str(pdf), "--policy", str(policy), "--bundle", str(refreshed))
+    assert offline.exit_code == 0 and offline.stdout.startswith("GENUINE"), offline.output
+    new_pdf = submit(stack, tmp, rotated.issuer_key, policy, "new-after-rotation")
+    new = tlog("verify", str(new_pdf), "--policy", str(policy), "--bundle", f"{new_pdf}.tlog-proof", "--log", stack.url)
+    assert new.exit_code == 0 and new.stdout.startswith("GENUINE"), new.output
+
+
+def test_a_policy_without_the_new_key_is_told_to_add_it(rotated: Rotated) -> None:
+    stack, tmp = rotated.stack, rotated.tmp
+    past_the_overlap(rotated)
+    pdf, old_only = tmp / "before.pdf", tmp / "before.policy"
+    result = tlog(
+        "verify", str(pdf), "--policy", str(old_only), "--bundle", str(rotated.old_bundle), "--log", stack.url
+    )
+    assert result.exit_code != 0 and not result.stdout.startswith("GENUINE"), result.output
+    assert f"add 'log {rotated.new_vkey}' to the policy" in result.output
+
+
+def test_a_checkpoint_signed_by_the_old_key_after_the_rotation_is_refused_and_alerted(rotated: Rotated) -> None:
+    stack, tmp = rotated.stack, rotated.tmp
+    rotation, published = past_the_overlap(rotated)
+    forged = forged_with_the_old_key(rotated, published)
+    policy = both_keys_policy(rotated)
+    parse_policy(policy.read_text()).verify_checkpoint(forged)  # without the rotation, either listed key would do
+    with FaultProxy(stack.url) as proxy:
+        config = monitor_config(tmp / "monitor.toml", proxy.url, policy.read_text())
+        clean = monitor_cli("audit-once", "--config", str(config))
+        assert clean.returncode == 0, clean.stderr  # the log-key entry is audited, no false alarm
+        proxy.checkpoint = forged
+        pdf = tmp / "before.pdf"
+        refused = tlog(
+            "verify", str(pdf), "--policy", str(policy), "--bundle", str(rotated.old_bundle), "--log", proxy.url
+        )
+        assert refused.exit_code != 0 and not refused.stdout.startswith("GENUINE"), refused.output
+        assert "that the log's key rotation calls for from that size" in refused.output
+        alerted = monitor_cli("audit-once", "--config", str(config))
+    assert alerted.returncode == 3, alerted.stderr  # 3: new alerts
+    [alert] = [a for a in read_alerts(tmp / "alerts.jsonl") if a["rule"] == "log-retired-key"]
+    assert stack.log_vkey in alert["summary"] and f"from size {rotation.until}" in alert["summary"]

@@ -34,9 +34,11 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tlogcore.checkpoint import Checkpoint
 from tlogcore.encoding import MAX_INT64, parse_decimal
 from tlogcore.errors import MalformedError, SignatureError
 from tlogcore.keys import Signer, Verifier
+from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.note import parse_note, sign_note
 from tlogcore.statement import parse_statement_key
 from tlogcore.vkeys import LOG_KEYS, parse_key_for
@@ -143,6 +145,21 @@ def parse_log_key_rotation(data: bytes) -> LogKeyRotation:
         if not verifier.verify(note.text.encode(), signature.signature):
             raise SignatureError(f"signature by {verifier.name} ({verifier.key_id:08x}) does not verify")
     return statement
+
+
+def proven_rotations(
+    entries: Sequence[tuple[int, bytes, Sequence[bytes]]], checkpoint: Checkpoint
+) -> list[LogKeyRotation]:
+    """The log-key statements a log listed as (index, statement, inclusion proof), each proven included in the
+    trusted `checkpoint` (RFC 9162 §2.1.3.2), signed as the format says, and of this log; in log order."""
+    rotations = []
+    for index, data, proof in entries:
+        verify_inclusion(leaf_hash(data), index, checkpoint.size, list(proof), checkpoint.root)
+        rotation = parse_log_key_rotation(data)
+        if rotation.origin != checkpoint.origin:
+            raise MalformedError(f"the log listed, as entry {index}, a key rotation of another log")
+        rotations.append(rotation)
+    return rotations
 
 
 @dataclass(frozen=True)
