@@ -8,7 +8,9 @@
                                  PDF, QR codes and printable label into ./data/demo/    [--log URL] [--data DIR]
     python3 dev.py test          create .venv if needed, install, run the whole test suite (pytest arguments pass)
     python3 dev.py screenshots   refresh the pictures in docs/screenshots/ (tests write theirs to build/screenshots/)
-    python3 dev.py bench         run the micro-benchmarks (figures in BENCHMARKS.md)
+    python3 dev.py bench         run the whole benchmark set and print a summary (figures in BENCHMARKS.md)
+                                 [--quick: a few minutes] [--only submit_bench,wrk_reads] [--list]
+                                 (HTTP reads use wrk: apt-get install wrk)
 
 The virtual environment is rebuilt when pyproject.toml changes.
 """
@@ -115,7 +117,7 @@ def main(argv: list[str]) -> int:
         tests = [t for t in SCREENSHOT_TESTS if (ROOT / t).exists()]
         return subprocess.run([str(PYTHON), "-m", "pytest", "-q", *tests, *argv[2:]], env=env).returncode
     if command == "bench":
-        return subprocess.run([str(PYTHON), "-m", "loadtest.core_bench", *argv[2:]]).returncode
+        return subprocess.run([str(PYTHON), "-m", "loadtest.bench_set", *argv[2:]]).returncode
     if command == "demo":  # in the virtual environment: it uses the project's own QR code module
         return subprocess.run([str(PYTHON), str(ROOT / "dev.py"), "demo-in-venv", *argv[2:]]).returncode
     return run_local_log(argv[2:])
@@ -188,7 +190,9 @@ def serve_log_and_witness(options: argparse.Namespace, data: Path, storage_toml:
     data.mkdir(parents=True, exist_ok=True)
     witness_id = tool_json("tlog-witness", "init", "--data", str(data / "witness"), "--name", "witness.localhost")
     witness_url = f"http://127.0.0.1:{options.witness_port}"
-    (data / "log.toml").write_text(f'{storage_toml}[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n')
+    status_index = "[status_index]\nindex_interval_ms = 250\n"  # provable status on (docs/status-proofs.md)
+    witness = f'[[witness]]\nurl = "{witness_url}"\nvkey = "{witness_id["vkey"]}"\n'
+    (data / "log.toml").write_text(f"{storage_toml}{status_index}{witness}")
     log = tool_json("tlog-server", "init", "--data", str(data / "log"), "--config", str(data / "log.toml"))
     (data / "witness.toml").write_text(
         f'name = "witness.localhost"\nlisten = "127.0.0.1:{options.witness_port}"\n\n'

@@ -15,7 +15,8 @@
    Each figure: entries / wall time of the whole command (process start, state, HTTP and all), and the CPU
    seconds the monitor and the log server each used, since they share the machine's cores.
 3. Raw `hashlib.sha256` calls/s (64-byte input) in the same run: the Merkle audit costs about 2 hashes per
-   entry (the leaf hash, and ~1 node hash per leaf to fold each level-0 tile into its parent).
+   entry (the leaf hash, and ~1 node hash per leaf to fold each level-0 tile into its parent). And Ed25519
+   verifications/s through tlogcore (1 and 2 processes): the ceiling of `verify = "signatures"`.
 
 Prints figures; asserts nothing. Talks only to 127.0.0.1.
 """
@@ -39,6 +40,7 @@ from loadtest.log_bench import (
     log_key,
     machine_info,
     make_pool,
+    parallel_rate,
     prepare_data,
     registry_key,
     running_server,
@@ -83,6 +85,19 @@ def sha256_rate(seconds: float = 1.0) -> float:
             sha256(data).digest()
         done += 1000
     return done / (time.perf_counter() - started)
+
+
+def ed25519_verifications(seconds: float) -> int:
+    """Statement-signature checks through tlogcore's verifier (the library the monitor uses) for `seconds`."""
+    signer = registry_key()
+    verifier, message = signer.verifier(), b"tlog-statement/v1\n" * 12
+    signature = signer.sign(message)
+    done, deadline = 0, time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        for _ in range(100):
+            verifier.verify(message, signature)
+        done += 100
+    return done
 
 
 def build_log(data: Path, count: int, when: int) -> list[Submission]:
@@ -143,6 +158,7 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         hashes = sha256_rate()
+        verifies = {n: parallel_rate(ed25519_verifications, n, 1.0, processes=n > 1) for n in (1, 2)}
         with running_server(tmp / "big") as server:
             size = profile.entries + 1
             for verify in ("tree", "parse"):
@@ -170,6 +186,9 @@ def main(argv: list[str] | None = None) -> None:
             cpu, per_cpu = f"{a.monitor_cpu:.1f} + workers", "—"
         print(f"| {a.label} | {a.entries:,} | {a.rate:,.0f} | {cpu} | {a.server_cpu:.1f} | {per_cpu} |")
     print(f"| raw `hashlib.sha256` calls/s (64 bytes), same run | | {hashes:,.0f} | | | |")
+    for n, rate in verifies.items():
+        label = f"Ed25519 verifications/s (tlogcore), {n} process{'es' if n > 1 else ''}, same run"
+        print(f"| {label} | | {rate:,.0f} | | | |")
     print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")
 
 

@@ -213,7 +213,7 @@ class Soak:
             )
             witness.start()
             vkey = next(ln.split()[1] for ln in witness.out.read_text().splitlines() if ln.startswith("vkey "))
-            tables.append(f'[[witness]]\nname = "w{i}"\nurl = "{witness.url}"\nvkey = "{vkey}"\n')
+            tables.append(f'[[witness]]\nurl = "{witness.url}"\nvkey = "{vkey}"\n')
             self.witnesses.append(witness)
         config = self.dir / "log.toml"
         config.write_text("[witnessing]\nwitness_timeout_ms = 1000\nwitness_retries = 1\n\n" + "".join(tables))

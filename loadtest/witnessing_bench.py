@@ -134,7 +134,7 @@ def run(tmp: Path, rounds: int, witnesses: int) -> list[float]:
                 )
             )
             vkey = witness_vkey(out)
-            tables.append(f'[[witness]]\nname = "w{i}"\nurl = "http://127.0.0.1:{port}"\nvkey = "{vkey}"\n')
+            tables.append(f'[[witness]]\nurl = "http://127.0.0.1:{port}"\nvkey = "{vkey}"\n')
         config = tmp / f"log{witnesses}.toml"
         config.write_text("".join(tables))
         port = free_port()

@@ -11,6 +11,7 @@ Dynamic (JSON unless said otherwise; described in /openapi.json):
     GET  /api/v1/proof/consistency     ?old=M&new=N
     GET  /api/v1/bundle/<index>        an offline proof bundle (tlog-proof text, or ?format=binary)
     GET  /api/v1/documents/<sha256>    every statement about a document, with proofs, and its status
+    POST /api/v1/documents:lookup      statements (no proofs) and status of up to 1000 documents at once
     GET  /api/v1/issuers               issuer keys, their history and the entries that made it
     GET  /api/v1/log                   origin, keys, sizes
     GET  /healthz, /metrics, /openapi.json
@@ -32,7 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logserver import api, proofs
 from logserver.homepage import home_routes
-from logserver.httpkit import HTTPError, error_for, error_response, json_response, query_int
+from logserver.httpkit import JSON, HTTPError, error_for, error_response, json_response, query_int, read_body, read_json
 from logserver.intake import submit
 from logserver.logstate import Limits, LogState, state_of
 from logserver.openapi import OPENAPI
@@ -211,6 +212,29 @@ async def document(request: Request) -> Response:
     return json_response(history)
 
 
+async def lookup_documents(request: Request) -> Response:
+    """What the log holds about each of up to api.MAX_LOOKUP documents, in one round trip (an issuer's tool asks
+    before it submits a batch): every statement's index, kind, signer and time, and the status by the one rule.
+    No proofs: GET /api/v1/documents/<sha256> gives them, one document at a time."""
+    state = state_of(request)
+    if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
+        raise HTTPError(415, "unsupported_media_type", 'send application/json: {"documents": [hex SHA-256, ...]}')
+    body = await read_body(request, state.limits.max_body, state.limits.body_timeout)
+    documents = api.LookupRequest.from_json(read_json(body)).documents
+    if len(documents) > api.MAX_LOOKUP:
+        raise HTTPError(413, "batch_too_large", f"{len(documents)} documents; at most {api.MAX_LOOKUP} per lookup")
+    continues = state.sequencer.registry.continuations()
+    summaries = []
+    for digest in documents:
+        statements = [(e.index, parse_statement(e.data)) for e in await state.storage.document_entries(digest)]
+        listed = tuple(
+            api.LookupStatement(index, s.kind, s.signer_verifier.name, s.signer, s.time) for index, s in statements
+        )
+        status = document_status([s for _, s in statements], continues)
+        summaries.append(api.DocumentSummary(digest, status, listed))
+    return json_response(api.LookupResponse(tuple(summaries)))
+
+
 def _registered_chain(registry: Registry, signers: set[str]) -> list[IssuerKey]:
     """The registered keys among `signers`, and every key they continue, in log order."""
     found: dict[str, IssuerKey] = {}
@@ -292,6 +316,7 @@ ROUTES = [
     Route("/api/v1/proof/inclusion", inclusion),
     Route("/api/v1/proof/consistency", consistency),
     Route("/api/v1/bundle/{index}", bundle),
+    Route("/api/v1/documents:lookup", lookup_documents, methods=["POST"]),
     Route("/api/v1/documents/{sha256}", document),
     Route("/api/v1/issuers", issuers),
     Route("/api/v1/log", info),
@@ -316,7 +341,9 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
     app = Starlette(
         routes=[
             *ROUTES,
-            *web_routes(state.log_vkeys, state.witness_status, state.rules.origin, state.registry_vkeys),
+            *web_routes(
+                state.log_vkeys, state.witness_status, state.rules.origin, state.registry_vkeys, state.trust_rotations
+            ),
             *home_routes(),
         ],
         middleware=[Middleware(PublicReads)],

@@ -12,6 +12,8 @@ tlog-server rotate-key --data ./data [--overlap N]                        (a new
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
 import logging
 import multiprocessing
@@ -30,7 +32,6 @@ from typing import Any
 
 import click
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from logserver.app import ClientRateLimit, Limits, LogState, RequestLog, build_app
 from logserver.check import Audit, audit
@@ -52,6 +53,7 @@ from logserver.metrics import Metrics
 from logserver.postgres import PostgresStorage
 from logserver.ratelimit import RateLimiter
 from logserver.recover import RecoverError, check_against_record, read_tiles, write_back
+from logserver.registryrule import names_owned_from
 from logserver.rotatekey import rotate, take_lease
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
@@ -59,11 +61,14 @@ from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable
 from logserver.statusindexer import StatusIndexer, logged_by, open_status_store
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, parse_statements
+from logserver.verifierpage import ROTATIONS_DIR, read_rotations
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
-from tlogcore.errors import TlogError
+from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
+from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import Ed25519Signer, Verifier
 from tlogcore.vkeys import parse_verifier_key
+from witness.headerdeadline import header_deadline_protocol
 
 DATABASE = "log.db"
 
@@ -114,21 +119,42 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
     host, port = parse_listen(listen or config.listen)
     if config.tiles_dir:
         writable_tiles_dir(Path(config.tiles_dir))
-    listener = listening_socket(host, port)  # before anything starts: a taken port is one line, not a hang
+    # before anything starts: a taken port is one line, not a hang
+    listener = listening_socket(host, port) if config.workers == 1 else reserved_port(host, port)
     print_identity(keys.log, keys.registry)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
     try:
-        asyncio.run(run_server(data, config, keys, listener))
+        if config.workers > 1:  # N processes on this port, one sequencing (logserver/workers.py)
+            run = functools.partial(serve_worker, data, config, keys)
+            supervise(run, (host, port), config.workers, exit_with_parent)
+        else:
+            asyncio.run(run_server(data, config, keys, listener))
     except (StorageError, ForkRefused) as exc:
         raise UsageError(str(exc)) from exc
     finally:
         listener.close()
 
 
+def serve_worker(data: Path, config: ServerConfig, keys: LogKeys, sockets: Sockets) -> None:
+    """One of `[server] workers` processes; a refusal is one line, and the supervisor starts it again."""
+    try:
+        asyncio.run(run_server(data, config, keys, sockets.public, sockets))
+    except Exception as exc:  # one line, as `serve` gives; the supervisor starts the worker again
+        click.echo(f"tlog-server worker {os.getpid()} stopped: {exc}", err=True)
+        sys.exit(1)
+
+
 def listening_socket(host: str, port: int) -> socket.socket:
     try:
-        return socket.create_server((host, port))
+        return serving_socket((host, port))
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
+
+
+def reserved_port(host: str, port: int) -> socket.socket:
+    try:
+        return reserve_port(host, port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
 
@@ -231,7 +257,14 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
     """Identity, state and lease, in that order; any refusal closes the storage and reaches `serve` as one line."""
     try:
         await check_identity(parts.storage, keys, data, where)
-        await parts.sequencer.load()  # the registry and head, for reads and checks, even as a standby
+        owned_from = await names_owned_from(parts.storage, parts.sequencer.config.registry_keys, data)
+        parts.sequencer.config = dataclasses.replace(parts.sequencer.config, names_owned_from=owned_from)
+        try:
+            await parts.sequencer.load()
+        except NotAllowedError as exc:  # an entry the log itself would have refused: one line, not a traceback
+            raise StorageError(
+                f"the registry in {where} does not replay ({exc}): run tlog-server check, then restore a backup"
+            ) from None  # the registry and head, for reads and checks, even as a standby
         if not await parts.sequencer.take_lease():  # taking it runs the key guard (ForkRefused)
             logging.getLogger("logserver").warning("not sequencing: %s (serving reads)", parts.sequencer.not_sequencing)
     except BaseException:
@@ -302,7 +335,9 @@ def http_server(app: Any, config: ServerConfig) -> uvicorn.Server:
     )
 
 
-async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: socket.socket) -> None:
+async def run_server(
+    data: Path, config: ServerConfig, keys: LogKeys, listener: socket.socket, sockets: Sockets | None = None
+) -> None:
     storage = await open_storage(data, config)
     parts = build_parts(data, config, keys, storage)
     await start_sequencing(parts, keys, data, database_name(data, config))
@@ -322,72 +357,21 @@ async def run_server(data: Path, config: ServerConfig, keys: LogKeys, listener: 
         parse_workers=workers,
         tile_cache_bytes=config.tile_cache_bytes,
         status=indexer.store if indexer is not None else None,
+        trust_rotations=lambda: read_rotations(data / ROTATIONS_DIR),
     )
-    app: Any = build_app(state, lifespan_of(parts, pool, workers, indexer))
+    inner: Any = build_app(state, lifespan_of(parts, pool, workers, indexer))
+    app = inner
     if config.client_requests_per_second:
         limiter = RateLimiter(
             config.client_requests_per_second, config.client_burst, time.monotonic, config.rate_limit_max_keys
         )
         app = ClientRateLimit(app, limiter, config.trusted_proxy_header)
-    await http_server(RequestLog(app), config).serve(sockets=[listener])
-
-
-class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol plus a deadline for each request's headers (slowloris).
-
-    uvicorn 0.54 arms `timeout_keep_alive` only after a response and cancels it on the first byte received: a client
-    that connects and sends nothing, or trickles a header line now and then, would hold its connection (and a slot
-    of `limit_concurrency`) for ever. So would one that, answered without its body being read (a GET with
-    Content-Length, a 413 or 415), sends one more byte: that byte cancels the keep-alive timer, and being body, not
-    a new request, never re-arms anything (issue 18, item 4). Here every connection that is not running a request
-    is bounded: closed when a request's headers are not complete `header_timeout` seconds after the connection
-    opened, the previous response completed, or the request's first byte arrived, whatever it sends meanwhile.
-    The body has its own deadline in the app (`read_body`).
-    """
-
-    header_timeout: float = 10.0
-    _header_deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._arm()
-
-    def on_headers_complete(self) -> None:
-        self._disarm()
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        # Idle again (no pipelined request started): bounded until the next request's headers are complete.
-        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
-            self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
-
-    def _disarm(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _too_slow(self) -> None:
-        self._header_deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-
-def header_deadline_protocol(header_timeout: float) -> type[HeaderDeadlineProtocol]:
-    """A protocol class for `uvicorn.Config(http=...)` with this deadline (uvicorn takes a class, not an instance)."""
-    return type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout})
+    if sockets is None:
+        await http_server(RequestLog(app), config).serve(sockets=[listener])
+        return
+    sequencer = parts.sequencer
+    served = worker_app(RequestLog(app), RequestLog(inner), sockets, lambda: sequencer.accepts_submissions)
+    await http_server(served, config).serve(sockets=[listener, sockets.private])
 
 
 def exit_with_parent(parent: int) -> None:
@@ -579,6 +563,8 @@ def rotate_key(data: Path, config_path: Path | None, overlap: int) -> None:
         try:
             await check_identity(storage, keys, data, database_name(data, config))
             parts = build_parts(data, config, keys, storage)
+            owned_from = await names_owned_from(storage, parts.sequencer.config.registry_keys, data)
+            parts.sequencer.config = dataclasses.replace(parts.sequencer.config, names_owned_from=owned_from)
             await take_lease(parts.sequencer)
             done = await rotate(parts.sequencer, keys, data, overlap)
         finally:
@@ -590,5 +576,5 @@ def rotate_key(data: Path, config_path: Path | None, overlap: int) -> None:
 
     try:
         asyncio.run(run())
-    except (StorageError, OSError) as exc:
+    except (StorageError, OSError, TlogError) as exc:
         raise UsageError(str(exc)) from exc

@@ -8,6 +8,7 @@ against keys they trust.
 from typing import Any, TypeVar
 
 import httpx
+import orjson
 
 from logserver import api
 
@@ -49,14 +50,22 @@ class LogClient:
     async def _get_json(self, path: str, kind: type[W], params: dict[str, Any] | None = None) -> W:
         return _parse(await self._get(path, params), kind)
 
-    async def submit(self, statements: list[bytes]) -> api.SubmitResponse:
-        body = api.SubmitRequest(tuple(statements)).to_json()
+    async def _post_json(self, path: str, body: bytes, kind: type[W]) -> W:
         try:
-            response = await self._http.post("/api/v1/entries", json=body)
+            response = await self._http.post(path, content=body, headers={"content-type": "application/json"})
         except httpx.HTTPError as exc:
-            raise LogClientError(f"POST /api/v1/entries: {exc!r}") from exc
+            raise LogClientError(f"POST {path}: {exc!r}") from exc
         _raise_for(response)
-        return _parse(response, api.SubmitResponse)
+        return _parse(response, kind)
+
+    async def submit(self, statements: list[bytes]) -> api.SubmitResponse:
+        body = orjson.dumps(api.SubmitRequest(tuple(statements)).to_json())
+        return await self._post_json("/api/v1/entries", body, api.SubmitResponse)
+
+    async def submit_receipt(self, statements: list[bytes]) -> api.SubmitReceipt:
+        """`submit`, reading only each entry's index, leaf hash and duplicate flag (no proofs, no checkpoint)."""
+        body = orjson.dumps(api.SubmitRequest(tuple(statements)).to_json())
+        return await self._post_json("/api/v1/entries", body, api.SubmitReceipt)
 
     async def checkpoint(self) -> bytes:
         response = await self._get("/checkpoint")
@@ -82,6 +91,11 @@ class LogClient:
     async def document(self, sha256: bytes) -> api.DocumentHistory:
         return await self._get_json(f"/api/v1/documents/{sha256.hex()}", api.DocumentHistory)
 
+    async def lookup(self, documents: list[bytes]) -> api.LookupResponse:
+        """Statements and status of up to api.MAX_LOOKUP documents, in one request."""
+        body = orjson.dumps(api.LookupRequest(tuple(documents)).to_json())
+        return await self._post_json("/api/v1/documents:lookup", body, api.LookupResponse)
+
     async def issuers(self) -> api.IssuerRegistry:
         return await self._get_json("/api/v1/issuers", api.IssuerRegistry)
 
@@ -95,7 +109,7 @@ class LogClient:
 def _parse(response: httpx.Response, kind: type[W]) -> W:
     """The answer as `kind`; a body that is not one is the server's fault, reported like a refusal."""
     try:
-        return kind.from_json(response.json())
+        return kind.from_json(orjson.loads(response.content))
     except ValueError as exc:  # JSON syntax, or api's MalformedError naming the field
         raise LogClientError(
             f"{response.request.method} {response.request.url.path}: the log's answer is malformed: {exc}",

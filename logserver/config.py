@@ -12,7 +12,7 @@ DEFAULT_TILE_CACHE_BYTES = 16 * 1024 * 1024
 
 @dataclass(frozen=True)
 class WitnessConfig:
-    name: str  # for status, metrics and the published policy; by default the witness key's own name
+    name: str  # for status, metrics and the published policy: always the witness key's own name
     url: str  # submission prefix: POST <url>/add-checkpoint
     vkey: str  # the witness's cosignature verifier key
     more_vkeys: tuple[str, ...] = ()  # its other keys: a witness that also cosigns with ML-DSA-44 (type 0x06)
@@ -28,6 +28,7 @@ class ServerConfig:
     origin: str | None = None  # chosen on first run when unset; must then stay the same
     listen: str = "127.0.0.1:8080"
     verify_workers: int | None = None  # processes checking signatures of big batches; default: one per core
+    workers: int = 1  # processes serving the port; one sequences, the others forward submissions (workers.py)
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES  # full tiles and entry bundles kept in memory; 0 = off
     flush_interval_ms: int = 100
     max_batch: int = 10_000
@@ -65,7 +66,7 @@ _ZERO_MEANS_OFF = frozenset(
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
-    "server": {"listen": str, "verify_workers": int, "tile_cache_bytes": int},
+    "server": {"listen": str, "verify_workers": int, "workers": int, "tile_cache_bytes": int},
     "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
     "limits": {
         "max_body_bytes": int,
@@ -94,7 +95,7 @@ def config_from_toml(document: dict[str, Any]) -> ServerConfig:
     values: dict[str, Any] = {}
     for section, content in document.items():
         if section == "witness":
-            values["witnesses"] = tuple(_witness(i, w) for i, w in enumerate(_list(content, "witness")))
+            values["witnesses"] = _witnesses(_list(content, "witness"))
             continue
         if section not in _SECTIONS or not isinstance(content, dict):
             raise MalformedError(f"config: unknown section [{section}]")
@@ -128,6 +129,19 @@ def _list(content: Any, name: str) -> list[dict[str, Any]]:
     return content
 
 
+def _witnesses(tables: list[dict[str, Any]]) -> tuple[WitnessConfig, ...]:
+    witnesses: list[WitnessConfig] = []
+    for position, table in enumerate(tables):
+        witness = _witness(position, table)
+        if any(w.name == witness.name for w in witnesses):
+            raise MalformedError(
+                f"config: [[witness]] #{position + 1} names witness {witness.name!r}, already configured: "
+                "list each witness once"
+            )
+        witnesses.append(witness)
+    return tuple(witnesses)
+
+
 def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
     """`vkey` is one key, or a list of the witness's keys (e.g. its Ed25519 and its ML-DSA-44 key, same name)."""
     where = f"config: [[witness]] #{position + 1}"
@@ -140,7 +154,12 @@ def _witness(position: int, table: dict[str, Any]) -> WitnessConfig:
     parsed = [parse_key_for(v, WITNESS_KEYS, f"{where} vkey (a witness's cosignature key)") for v in vkeys]
     if len({v.vkey for v in parsed}) != len(parsed) or len({v.name for v in parsed}) != 1:
         raise MalformedError(f"{where}: the vkeys must be different keys of one witness (one key name)")
-    return WitnessConfig(table.get("name", parsed[0].name), table["url"].rstrip("/"), vkeys[0], tuple(vkeys[1:]))
+    # Issue 21: the name is the witness key's own (what `tlog-witness info` prints, what its cosignatures carry);
+    # a free label here named the same witness two ways. `name` may be left out; when given it must agree.
+    name = parsed[0].name
+    if table.get("name", name) != name:
+        raise MalformedError(f"{where} name {table['name']!r} is not its key's name {name!r}: use it or leave name out")
+    return WitnessConfig(name, table["url"].rstrip("/"), vkeys[0], tuple(vkeys[1:]))
 
 
 def _string_list(value: Any) -> list[str]:

@@ -16,7 +16,7 @@ from logserver import api, proofs
 from logserver.httpkit import JSON, HTTPError, error_for, json_response, read_body, read_json
 from logserver.logstate import LogState, state_of
 from logserver.sequencer import NotSequencingError, Sequenced, Submission
-from logserver.submission import PositionedError, check_submission, parse_statements
+from logserver.submission import PositionedError, prepare_submissions
 from tlogcore.errors import TlogError
 from tlogcore.statement import Statement
 
@@ -55,35 +55,37 @@ async def submit(request: Request) -> Response:
 async def _sequence(state: LogState, datas: Sequence[bytes]) -> list[Sequenced]:
     if not state.sequencer.accepts_submissions:  # a standby on PostgreSQL accepts (sequencer.py)
         raise NotSequencingError(state.sequencer.not_sequencing or "not sequencing")
-    statements = await _parse_all(state, datas)
-    submissions = _check_all(state, datas, statements)
-    _limit_issuers(state, statements)  # after the signature and registry checks: only real issuers have budgets
+    submissions = await _prepare_all(state, datas)
+    statements = [s.statement for s in submissions if isinstance(s.statement, Statement)]  # all of them: parsed here
+    _check_registry(state, statements)
+    _limit_issuers(state, statements)  # after the checks: only real issuers have budgets
     return await state.sequencer.submit(submissions)
 
 
-async def _parse_all(state: LogState, datas: Sequence[bytes]) -> list[Statement]:
-    """Signatures checked in the worker processes (all cores) for big batches, inline for small ones."""
-    pool = state.parse_pool
+async def _prepare_all(state: LogState, datas: Sequence[bytes]) -> list[Submission]:
+    """Each statement parsed and checked once: in the worker processes (all cores) for big batches, cut in one
+    part per worker, inline for small ones. The event loop gets Submissions back, ready to sequence."""
+    pool, now = state.parse_pool, state.clock()
     if pool is None or len(datas) < PARALLEL_FROM:
         try:
-            return parse_statements(datas)
+            return prepare_submissions(datas, state.rules, now)
         except PositionedError as exc:
             raise positioned(exc, len(datas), 0) from None
     loop = asyncio.get_running_loop()
     step = -(-len(datas) // state.parse_workers)
     starts = range(0, len(datas), step)
     parts = await asyncio.gather(
-        *(loop.run_in_executor(pool, parse_statements, datas[i : i + step]) for i in starts),
+        *(loop.run_in_executor(pool, prepare_submissions, datas[i : i + step], state.rules, now) for i in starts),
         return_exceptions=True,
     )
-    statements: list[Statement] = []
+    submissions: list[Submission] = []
     for start, part in zip(starts, parts, strict=True):
         if isinstance(part, PositionedError):
             raise positioned(part, len(datas), start)
         if isinstance(part, BaseException):
             raise part
-        statements += part
-    return statements
+        submissions += part
+    return submissions
 
 
 def _limit_issuers(state: LogState, statements: Sequence[Statement]) -> None:
@@ -106,16 +108,14 @@ def _limit_issuers(state: LogState, statements: Sequence[Statement]) -> None:
     raise HTTPError(429, "issuer_rate_limited", message, {"Retry-After": str(refusal.retry_after)})
 
 
-def _check_all(state: LogState, datas: Sequence[bytes], statements: Sequence[Statement]) -> list[Submission]:
-    now = state.clock()
+def _check_registry(state: LogState, statements: Sequence[Statement]) -> None:
+    """Whether each signer may write: state, so in the server process (the rest was checked in _prepare_all)."""
     registry = state.sequencer.registry
-    out = []
-    for position, (data, statement) in enumerate(zip(datas, statements, strict=True)):
+    for position, statement in enumerate(statements):
         try:
-            out.append(check_submission(data, statement, state.rules, registry, now))
+            registry.check(statement)
         except TlogError as exc:
-            raise positioned(PositionedError(position, exc), len(datas), 0) from None
-    return out
+            raise positioned(PositionedError(position, exc), len(statements), 0) from None
 
 
 def positioned(exc: PositionedError, count: int, offset: int) -> TlogError:

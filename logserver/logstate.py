@@ -42,6 +42,7 @@ class LogState:
     parse_workers: int = 1
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES
     status: StatusStore | None = None  # the status index (statusstore.py); None: lookups carry no index proof
+    trust_rotations: Callable[[], tuple[dict[str, object], ...]] = tuple  # for /verify (verifierpage.read_rotations)
 
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)

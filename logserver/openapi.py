@@ -78,6 +78,19 @@ OPENAPI: dict[str, Any] = {
                 },
             }
         },
+        "/api/v1/documents:lookup": {
+            "post": {
+                "summary": "Statements (without proofs) and status of 1..1000 documents, in request order",
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": api.LookupRequest.json_schema()}},
+                },
+                "responses": {
+                    "200": _json(api.LookupResponse.json_schema()),
+                    **_errors(400, 413, 415),
+                },
+            }
+        },
         "/checkpoint": {
             "get": {
                 "summary": "The latest published checkpoint, cosigned (c2sp.org/tlog-tiles)",

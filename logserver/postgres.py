@@ -8,8 +8,10 @@ is flushed to PostgreSQL's WAL before `commit_batch` returns (storage contract
 same transaction, checked by row count (contract 2, STYLE.md §8). Leaves and
 node hashes go in with binary COPY (a batch holds up to 10,000 leaves); every
 query runs on a pooled connection, so a connection PostgreSQL dropped is
-replaced on the next call. Lookups use the same 8-byte hash-prefix indexes as
-logserver/sqlite.py, confirmed against the full hash.
+replaced on the next call. Lookups use the same 8-byte hash prefixes and the same
+lookup tables merged off the commit path as logserver/sqlite.py (storage
+contract 6), confirmed against the full hash; a merge commits with
+synchronous_commit off (a crash may lose it, never half of it: it is redone).
 
 The sequencer lease is a session-level advisory lock held on one dedicated
 connection, not a lease row with an expiry: PostgreSQL releases it the moment
@@ -51,8 +53,6 @@ CREATE TABLE IF NOT EXISTS leaves (
     document_key bigint,
     registry boolean NOT NULL
 );
-CREATE INDEX IF NOT EXISTS leaves_by_leaf_key ON leaves(leaf_key);
-CREATE INDEX IF NOT EXISTS leaves_by_document_key ON leaves(document_key) WHERE document_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leaves_registry ON leaves(idx) WHERE registry;
 CREATE TABLE IF NOT EXISTS hashes (id bigint PRIMARY KEY, hash bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -75,6 +75,25 @@ CREATE TABLE IF NOT EXISTS identity (
     log_vkey text NOT NULL,
     registry_vkey text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leaf_lookup (key bigint NOT NULL, idx bigint NOT NULL, PRIMARY KEY (key, idx));
+CREATE TABLE IF NOT EXISTS document_lookup (key bigint NOT NULL, idx bigint NOT NULL, PRIMARY KEY (key, idx));
+CREATE TABLE IF NOT EXISTS lookup_state (id integer PRIMARY KEY CHECK (id = 1), merged bigint NOT NULL);
+INSERT INTO lookup_state (id, merged) VALUES (1, 0) ON CONFLICT DO NOTHING;
+"""
+OLD_INDEXES = ["leaves_by_leaf_key", "leaves_by_document_key"]  # before issue 20: updated inside every commit
+MERGE = (  # leaves [$1, $2) into the lookup tables, in key order, and the watermark past them: one transaction
+    "INSERT INTO leaf_lookup (key, idx) SELECT leaf_key, idx FROM leaves WHERE idx >= $1 AND idx < $2 ORDER BY 1, 2",
+    "INSERT INTO document_lookup (key, idx) SELECT document_key, idx FROM leaves"
+    " WHERE idx >= $1 AND idx < $2 AND document_key IS NOT NULL ORDER BY 1, 2",
+    "UPDATE lookup_state SET merged = $2 WHERE id = 1 AND merged = $1",
+)
+# As in sqlite.py: the lookup table below the watermark, the short tail above it, in one statement's snapshot.
+FIND = """
+SELECT l.idx, l.data FROM {table} k JOIN leaves l ON l.idx = k.idx WHERE k.key = ANY($1::bigint[])
+UNION ALL
+SELECT idx, data FROM leaves
+    WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND {column} = ANY($1::bigint[])
+ORDER BY 1
 """
 SCHEMA_LOCK = 0x746C6F67_00000001  # advisory lock keys ("tlog"): one for schema creation, one for the lease
 LEASE_LOCK = 0x746C6F67_00000002
@@ -93,6 +112,22 @@ DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClie
 def hash_key(digest: bytes) -> int:
     """The indexed prefix of a hash: its first 8 bytes as a signed 64-bit integer (as in sqlite.py)."""
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def migrate_lookups(conn: asyncpg.Connection) -> None:
+    """A database from before issue 20: fill the lookup tables from the leaves and drop the old indexes, in the
+    schema transaction (a crash leaves the old schema, migrated again on the next start)."""
+    old = await conn.fetchval(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY($1::text[])",
+        OLD_INDEXES,
+    )
+    if not old:
+        return
+    end = await conn.fetchval("SELECT coalesce(max(idx) + 1, 0) FROM leaves")
+    for statement in MERGE:
+        await conn.execute(statement, 0, end)
+    for index in OLD_INDEXES:
+        await conn.execute(f"DROP INDEX IF EXISTS {index}")
 
 
 class PostgresStorage:
@@ -124,6 +159,7 @@ class PostgresStorage:
             async with storage._conn() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)  # servers starting together
                 await conn.execute(SCHEMA)
+                await migrate_lookups(conn)
         except BaseException:
             await pool.close()
             raise
@@ -239,8 +275,7 @@ class PostgresStorage:
         if not wanted:
             return {}
         rows = await self._fetch(
-            "SELECT idx, data FROM leaves WHERE leaf_key = ANY($1::bigint[]) ORDER BY idx",
-            sorted({hash_key(h) for h in wanted}),
+            FIND.format(table="leaf_lookup", column="leaf_key"), sorted({hash_key(h) for h in wanted})
         )
         found: dict[bytes, int] = {}
         for index, data in rows:
@@ -250,11 +285,25 @@ class PostgresStorage:
         return found
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
-        rows = await self._fetch(
-            "SELECT idx, data FROM leaves WHERE document_key = $1 ORDER BY idx", hash_key(document)
-        )
+        rows = await self._fetch(FIND.format(table="document_lookup", column="document_key"), [hash_key(document)])
         line = b"\ndocument " + document.hex().encode() + b"\n"  # statements are canonical: one spelling
         return [StoredEntry(row[0], bytes(row[1])) for row in rows if line in bytes(row[1])]
+
+    async def merge_lookups(self, limit: int) -> int:
+        """Move up to `limit` leaves past the watermark into the lookup tables; how many it moved. Without
+        waiting for the WAL flush (synchronous_commit off): a merge lost in a crash is redone, never half kept."""
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SET LOCAL synchronous_commit = off")
+            row = await conn.fetchrow(
+                "SELECT merged, (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1"
+                " FOR UPDATE"
+            )
+            merged, stored = (int(row[0]), int(row[1])) if row else (0, 0)
+            end = min(stored, merged + limit)
+            if end > merged:
+                for statement in MERGE:
+                    await conn.execute(statement, merged, end)
+        return end - merged
 
     async def registry_entries(self) -> list[StoredEntry]:
         rows = await self._fetch("SELECT idx, data FROM leaves WHERE registry ORDER BY idx")

@@ -101,6 +101,9 @@ class SequencerConfig:
     publish_without_witnesses: bool = True
     queue_poll: float = 0.05  # seconds between checks of a submitter waiting on a shared queue
     queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
+    merge_rows: int = 100_000  # leaves indexed for lookups per merge: bigger merges touch each page less often
+    merge_idle: float = 0.2  # seconds between merges when none is waiting
+    names_owned_from: int = 0  # the registry's ownership rule from this index on (logserver/registryrule.py)
 
 
 @dataclass
@@ -160,7 +163,9 @@ class Sequencer:
             raise StorageError(f"stored hashes do not match the stored head: refusing to sequence; {DAMAGED}")
         entries = await self.storage.registry_entries()
         self.registry = Registry.replay(
-            self.config.registry_keys, ((e.index, parse_statement(e.data)) for e in entries if not is_log_key(e.data))
+            self.config.registry_keys,
+            ((e.index, parse_statement(e.data)) for e in entries if not is_log_key(e.data)),
+            self.config.names_owned_from,
         )
         if self.keys is not None:
             self.keys = self.keys.replayed([(e.index, e.data) for e in entries if is_log_key(e.data)])
@@ -295,7 +300,28 @@ class Sequencer:
             log.warning("queue bookkeeping failed: %s", exc)
 
     async def run(self) -> None:
-        """The loop: flush on the interval or when the pool is full; renew the lease as it goes."""
+        """The loop: flush on the interval or when the pool is full; renew the lease as it goes. Beside it, the
+        lookup merger (storage contract 6), so that only the process that writes the log merges."""
+        merger = asyncio.get_running_loop().create_task(self._merge_lookups())
+        try:
+            await self._sequence_loop()
+        finally:
+            merger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await merger
+
+    async def _merge_lookups(self) -> None:
+        """Index committed leaves for lookups, off the commit path; bounded work per transaction."""
+        while True:
+            moved = 0
+            if self.not_sequencing is None:
+                try:
+                    moved = await self.storage.merge_lookups(self.config.merge_rows)
+                except StorageError as exc:
+                    log.warning("%s", exc)
+            await asyncio.sleep(0 if moved else self.config.merge_idle)
+
+    async def _sequence_loop(self) -> None:
         while True:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation (SIGTERM) that lands as
             # the event is set, and the loop would run on (monitor/cli.py has the test that showed it).

@@ -9,10 +9,16 @@ read-only connection on the event loop itself: they are point reads of cached
 pages taking microseconds, and a thread hop per query cost several times more
 (BENCHMARKS.md, log server).
 
-Lookups by leaf hash and by document hash use indexes on the first 8 bytes of
-the hash (an INTEGER), and confirm the full hash on the rows found: random
-32-byte keys made every commit rewrite pages all over two large B-trees, and
-the leaf hash is already stored once, as the level-0 Merkle hash.
+Lookups by leaf hash and by document hash use the first 8 bytes of the hash
+(an INTEGER), and confirm the full hash on the rows found. They are kept off
+the fsync'd commit (storage contract 6, docs/performance.md): a commit only
+appends leaves in index order; `merge_lookups` later copies their keys, in key
+order, into the `leaf_lookup` and `document_lookup` tables and moves the
+`lookup_state` watermark, in one transaction on its own connection
+(synchronous = NORMAL: WAL mode cannot be corrupted by it, and a merge lost to
+a power cut is simply redone). A read looks up the tables below the watermark
+and scans the unmerged tail above it in one statement, so one snapshot.
+The read connection has a large page cache and a memory map for big logs.
 
 The sequencer lease is an exclusive `flock` on `<database>.sequencer.lock`:
 the kernel drops it the moment its process dies (even by kill -9), so a
@@ -47,8 +53,6 @@ CREATE TABLE IF NOT EXISTS leaves (
     document_key INTEGER,
     registry INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS leaves_by_leaf_key ON leaves(leaf_key);
-CREATE INDEX IF NOT EXISTS leaves_by_document_key ON leaves(document_key) WHERE document_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS leaves_registry ON leaves(idx) WHERE registry = 1;
 CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS checkpoints (
@@ -68,8 +72,54 @@ CREATE TABLE IF NOT EXISTS identity (
     log_vkey TEXT NOT NULL,
     registry_vkey TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS leaf_lookup (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx))
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS document_lookup (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx))
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS lookup_state (id INTEGER PRIMARY KEY CHECK (id = 1), merged INTEGER NOT NULL);
+INSERT INTO lookup_state (id, merged) VALUES (1, 0) ON CONFLICT DO NOTHING;
 """
-CHUNK = 500  # SQLite's bound-parameter limit is 999 on old builds
+OLD_INDEXES = ("leaves_by_leaf_key", "leaves_by_document_key")  # before issue 20: updated inside every commit
+CHUNK = 400  # hashes per query on old builds, whose bound-parameter limit is 999
+BIG_CHUNK = 10_000  # where the build allows it (SQLite >= 3.32): one query, so one tail scan, for a 10,000 batch
+READ_CACHE_BYTES = 256 * 1024 * 1024  # the read connection's page cache (SQLite's default is 2 MiB)
+READ_MMAP_BYTES = 0x7FFF0000  # memory-mapped reads (the OS page cache, no copy), at the usual build cap of ~2 GiB
+MERGE = (  # leaves [?1, ?2) into the lookup tables, in key order, and the watermark past them: one transaction
+    "INSERT INTO leaf_lookup (key, idx) SELECT leaf_key, idx FROM leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY 1, 2",
+    "INSERT INTO document_lookup (key, idx) SELECT document_key, idx FROM leaves"
+    " WHERE idx >= ?1 AND idx < ?2 AND document_key IS NOT NULL ORDER BY 1, 2",
+    "UPDATE lookup_state SET merged = ?2 WHERE id = 1 AND merged = ?1",
+)
+# Every committed leaf is found: through the lookup table below the watermark, by scanning the short tail above it.
+# One statement is one snapshot, so a merge committing meanwhile can neither hide nor double an entry.
+FIND = """
+SELECT l.idx, l.data FROM {table} k JOIN leaves l ON l.idx = k.idx WHERE k.key IN ({marks})
+UNION ALL
+SELECT idx, data FROM leaves WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND {column} IN ({marks})
+ORDER BY 1
+"""
+
+
+def create_schema(path: Path) -> None:
+    """Create the tables; a database from before issue 20 gets its lookup tables filled from the old indexes,
+    which are then dropped, all in one transaction (a crash leaves the old schema, done again next time)."""
+    db = sqlite3.connect(path, isolation_level=None)
+    try:
+        db.execute("PRAGMA journal_mode = WAL")
+        old = db.execute(f"SELECT count(*) FROM sqlite_master WHERE name IN {OLD_INDEXES}").fetchone()[0]
+        db.execute("BEGIN IMMEDIATE")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        if old:
+            end = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM leaves").fetchone()[0]
+            for statement in MERGE:
+                db.execute(statement, (0, end))
+            for index in OLD_INDEXES:
+                db.execute(f"DROP INDEX IF EXISTS {index}")
+        db.execute("COMMIT")
+    finally:
+        db.close()
 
 
 def hash_key(digest: bytes) -> int:
@@ -83,28 +133,43 @@ class SQLiteStorage:
         self._reader = reader
         self._lock_path = lock_path
         self._lock_fd: int | None = None
+        self._merger: aiosqlite.Connection | None = None  # opened by the first merge_lookups
 
     @classmethod
-    async def open(cls, path: Path, busy_timeout_ms: int = 5000) -> "SQLiteStorage":
+    async def open(
+        cls,
+        path: Path,
+        busy_timeout_ms: int = 5000,
+        read_cache_bytes: int = READ_CACHE_BYTES,
+        read_mmap_bytes: int = READ_MMAP_BYTES,
+    ) -> "SQLiteStorage":
+        """Open (creating or migrating the schema). The read connection's page cache and memory map matter at
+        10^7 entries, where the lookup tables and hashes outgrow SQLite's 2 MiB default (issue 20)."""
         try:
-            sqlite3.connect(path).close()  # fail cleanly here: a failed aiosqlite.connect leaks its thread
+            create_schema(path)  # also fails cleanly here: a failed aiosqlite.connect leaks its thread
             writer = await aiosqlite.connect(path, isolation_level=None)
             await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await writer.execute("PRAGMA journal_mode = WAL")
             await writer.execute("PRAGMA synchronous = FULL")
-            await writer.executescript(SCHEMA)
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
+            reader.execute(f"PRAGMA cache_size = {-max(0, int(read_cache_bytes)) // 1024}")  # negative: KiB
+            reader.execute(f"PRAGMA mmap_size = {max(0, int(read_mmap_bytes))}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the SQLite database {path}: {exc}") from exc
         return cls(writer, reader, path.with_name(path.name + ".sequencer.lock"))
+
+    @property
+    def _db_name(self) -> str:
+        return self._lock_path.name.removesuffix(".sequencer.lock")
 
     async def close(self) -> None:
         if self._lock_fd is not None:
             os.close(self._lock_fd)  # releases the flock
             self._lock_fd = None
         self._reader.close()
+        if self._merger is not None:
+            await self._merger.close()
         await self._writer.close()
 
     async def head(self) -> Head | None:
@@ -193,22 +258,50 @@ class SQLiteStorage:
         wanted = set(leaf_hashes)
         found: dict[bytes, int] = {}
         keys = sorted({hash_key(h) for h in wanted})
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = await self._read(f"SELECT idx, data FROM leaves WHERE leaf_key IN ({marks})", chunk)
+        step = BIG_CHUNK if self._reader.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) > BIG_CHUNK else CHUNK
+        for start in range(0, len(keys), step):
+            chunk = keys[start : start + step]
+            marks = ",".join(f"?{i + 1}" for i in range(len(chunk)))
+            rows = await self._read(FIND.format(table="leaf_lookup", column="leaf_key", marks=marks), chunk)
             for index, data in rows:
                 digest = leaf_hash(data)
                 if digest in wanted:
-                    found.setdefault(digest, index)
+                    found[digest] = min(index, found.get(digest, index))
         return found
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
-        rows = await self._read(
-            "SELECT idx, data FROM leaves WHERE document_key = ? ORDER BY idx", (hash_key(document),)
-        )
+        sql = FIND.format(table="document_lookup", column="document_key", marks="?1")
+        rows = await self._read(sql, (hash_key(document),))
         line = b"\ndocument " + document.hex().encode() + b"\n"  # statements are canonical: one spelling
         return [StoredEntry(row[0], row[1]) for row in rows if line in row[1]]
+
+    async def merge_lookups(self, limit: int) -> int:
+        """Move up to `limit` leaves past the watermark into the lookup tables; how many it moved. On its own
+        connection with synchronous = NORMAL: never corrupt (WAL), and a merge lost in a power cut is redone."""
+        try:
+            if self._merger is None:
+                self._merger = await aiosqlite.connect(self._lock_path.with_name(self._db_name), isolation_level=None)
+                await self._merger.execute("PRAGMA busy_timeout = 5000")
+                await self._merger.execute("PRAGMA synchronous = NORMAL")
+            db = self._merger
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                async with db.execute(
+                    "SELECT merged, (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1"
+                ) as cursor:
+                    merged, stored = await cursor.fetchone() or (0, 0)
+                end = min(stored, merged + limit)
+                if end > merged:
+                    for statement in MERGE:
+                        await db.execute(statement, (merged, end))
+                await db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    await db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StorageError(f"merging the lookup tables failed (they stay correct): {exc}") from exc
+        return int(end - merged)
 
     async def registry_entries(self) -> list[StoredEntry]:
         rows = await self._read("SELECT idx, data FROM leaves WHERE registry = 1 ORDER BY idx", ())

@@ -35,10 +35,10 @@ from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
-from tlogcore.statusindex_nodes import PathPlan
+from tlogcore.statusindex_nodes import NodeId, PathPlan
 
 log = logging.getLogger("logserver.statusindexer")
-MAX_ENTRIES_PER_STEP = 100_000  # an indexer far behind catches up in big batches (cheaper per document, §8)
+MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 
 
@@ -78,6 +78,10 @@ class StatusIndexer:
     interval: float = 0.25
     metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
     may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
+    # Versions this process wrote, with the nodes they rewrote: once no lookup reads below a version, the older
+    # rows of those nodes are deleted (`prune`). Lost on restart: a crash leaks at most a few updates' old rows.
+    _rewritten: list[tuple[int, list[NodeId]]] = field(default_factory=list)
+    _served: int = 0  # the version lookups were served at, as of the previous cycle
 
     async def step(self) -> bool:
         """One update if the log has grown; True if the index advanced."""
@@ -96,6 +100,7 @@ class StatusIndexer:
         update = plan.apply_entries(entries)
         new = IndexVersion(end, update.root, int(self.clock()))
         await self.store.commit(head, new, update.writes)
+        self._rewritten.append((new.size, list(update.writes)))
         await self._log_root(new)
         return True
 
@@ -113,7 +118,16 @@ class StatusIndexer:
         lag = size - (logged.size if logged else 0)
         if self.metrics is not None:
             self.metrics.status_index_lag = lag
+        await self.prune(logged.size if logged else 0)
         return lag
+
+    async def prune(self, served: int) -> None:
+        """Delete rows superseded at or below the version served one cycle ago: a lookup that began then (it reads
+        in a few rounds, in milliseconds) has finished, and every later one reads at that version or newer."""
+        while self._rewritten and self._rewritten[0][0] <= self._served:
+            version, nodes = self._rewritten.pop(0)
+            await self.store.prune(version, nodes)
+        self._served = served
 
     async def run(self) -> None:
         """Step until cancelled; a failing step is logged and retried (the log itself is never held up)."""

@@ -73,6 +73,10 @@ class StatusStore(Protocol):
     async def newest_logged(self, below: int) -> IndexVersion | None:
         """The newest version whose index-root statement is logged at an index below `below`."""
 
+    async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
+        """Delete the rows of `nodes` older than `version` (which rewrote them): once no read asks for an older
+        version, they are dead weight."""
+
     async def close(self) -> None: ...
 
 
@@ -176,6 +180,14 @@ class SQLiteStatusStore:
         )
         return _version(rows[0]) if rows else None
 
+    async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
+        try:
+            await self._writer.executemany(
+                "DELETE FROM status_node WHERE node = ? AND version < ?", [(node_id_bytes(n), version) for n in nodes]
+            )
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot prune the status index: {exc}") from exc
+
 
 class PostgresStatusStore:
     """The index in the log's PostgreSQL database (its own tables, its own small pool)."""
@@ -263,3 +275,14 @@ class PostgresStatusStore:
             below,
         )
         return _version(rows[0]) if rows else None
+
+    async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute(
+                    "DELETE FROM status_node WHERE node = ANY($1::bytea[]) AND version < $2",
+                    [node_id_bytes(n) for n in nodes],
+                    version,
+                )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            raise StorageError(f"cannot prune the status index: {exc}") from exc

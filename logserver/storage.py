@@ -17,6 +17,12 @@ Contract (every implementation, SQLite and PostgreSQL alike):
    process that does not sequence stores submissions with `enqueue` (durable
    once it returns) and the sequencing process drains them; an entry is
    acknowledged only once `find_leaves` finds it in the log.
+6. Lookups by leaf hash and by document hash (`find_leaves`, `document_entries`)
+   see every committed entry at every moment. Their indexes are kept off the
+   fsync'd commit (issue 20): `merge_lookups` moves committed leaves into
+   sorted lookup tables in the background, up to a watermark stored with them;
+   reads use the tables below the watermark and scan the short tail above it,
+   in one snapshot. Merging never changes an answer, only its cost.
 """
 
 from collections.abc import Sequence
@@ -96,6 +102,9 @@ class Storage(Protocol):
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
         """Every issue or revoke statement about `document`, in log order."""
+
+    async def merge_lookups(self, limit: int) -> int:
+        """Index up to `limit` more committed leaves for lookups (contract 6); how many (0: none are waiting)."""
 
     async def registry_entries(self) -> list[StoredEntry]:
         """Every registry statement, in log order."""

@@ -13,6 +13,7 @@ import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 ASSETS = {
     "verify.js": "text/javascript; charset=utf-8",
@@ -44,6 +45,9 @@ class Trust:
     registry_vkeys: tuple[str, ...]
     policy: str
     log_url: str = ""
+    # Rotations from trusts pages were built with before to this one, each {"policy", "registry", "note"}: the
+    # trust it leads to and the signed note authorising it (tlogcore/trustrotation.py); `tlog trust-rotation`.
+    rotations: tuple[dict[str, object], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -52,6 +56,7 @@ class Trust:
             "registry": list(self.registry_vkeys),
             "policy": self.policy,
             "log_url": self.log_url,
+            "rotations": list(self.rotations),
         }
 
 
@@ -66,6 +71,32 @@ class Layout:
 
 LOG_LAYOUT = Layout("/verify/", "/verify-sw.js?page=/verify&assets=/verify/", "/verify")
 FOLDER_LAYOUT = Layout("./", "./sw.js?page=./&assets=./", "./")
+
+
+ROTATIONS_DIR = "trust-rotations"  # in the log's data directory: the rotations its own /verify page carries
+ROTATION_FIELDS = {"policy": str, "registry": list, "note": str}
+
+
+def rotation_from_json(data: object) -> dict[str, object] | None:
+    """A rotation as `tlog trust-rotation` writes it ({policy, registry, note}), or None when it is not one."""
+    if not isinstance(data, dict) or any(not isinstance(data.get(k), t) for k, t in ROTATION_FIELDS.items()):
+        return None
+    return {k: data[k] for k in ROTATION_FIELDS}
+
+
+def read_rotations(directory: Path) -> tuple[dict[str, object], ...]:
+    """The rotations the log's own /verify page carries: every `*.json` in `directory` (`<data>/trust-rotations/`),
+    in name order; read at each page request, so a new one needs no restart. Unreadable files are skipped: the page
+    then warns, as for any change it cannot follow (docs/trust.md)."""
+    found = []
+    for path in sorted(directory.glob("*.json")) if directory.is_dir() else []:
+        try:
+            rotation = rotation_from_json(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, ValueError):
+            continue
+        if rotation is not None:
+            found.append(rotation)
+    return tuple(found)
 
 
 def render_page(trust: Trust, layout: Layout, head_extra: str = "") -> bytes:

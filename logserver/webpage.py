@@ -79,12 +79,14 @@ def web_routes(
     witness_status: Callable[[], list[dict[str, Any]]],
     origin: str,
     registry_vkeys: Sequence[str],
+    rotations: Callable[[], tuple[dict[str, object], ...]] = tuple,
 ) -> list[Route]:
     """`log_vkeys`: the log's keys as the log announced them so far, the first one first (logkeys.py)."""
 
     async def page(request: Request) -> Response:
         keys = log_vkeys()
-        trust = Trust(origin, keys[-1], tuple(registry_vkeys), policy_text(keys, witness_status()))
+        policy = policy_text(keys, witness_status())
+        trust = Trust(origin, keys[-1], tuple(registry_vkeys), policy, rotations=rotations())
         body = render_page(trust, LOG_LAYOUT)
         return Response(body, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 

@@ -9,14 +9,16 @@ Pure. For each entry, in log order (DESIGN.md "Statements"):
    rules the log applies, replayed from the log's own history.
 
 An entry that fails any of these is log misbehaviour: the log must have refused
-it. Step 1 is independent per entry, so `check_statements` can run in worker
-processes; steps 2-3 run in order in `apply_registry`.
+it. Steps 1-2 are independent per entry, so `check_packed` runs in worker
+processes (each statement parsed there, once); step 3 runs in order in
+`apply_registry`.
 
 Modes: `signatures` (everything), `parse` (skip the Ed25519 check: trusts that
 the log verified signatures; for fast catch-up), `tree` (no statement checks:
 only that every entry is in the tree; no registry, no watch rules).
 """
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -45,30 +47,56 @@ def parse_unsigned(data: bytes) -> Statement:
     return parse_statement(data, check_signature=False)
 
 
-def check_statements(entries: Sequence[bytes], first: int, origin: str, mode: str) -> list[Checked]:
-    """Steps 1-2 for entries first, first+1, …  (a top-level function, so worker processes can run it)."""
-    out = []
+# What a worker sends back per entry: the statement's fields (or None) and the problem (or None). Plain tuples
+# pickle in a quarter of the time of Statement objects, and the leaf hash is not sent: the caller has it in the
+# entry's authenticated level-0 tile.
+Packed = list[tuple[tuple[object, ...] | None, str | None]]
+_FIELDS = tuple(f.name for f in dataclasses.fields(Statement))
+
+
+def check_packed(entries: Sequence[bytes], first: int, origin: str, mode: str) -> Packed:
+    """Steps 1-2 for entries first, first+1, …, in a worker process: each statement parsed once, here."""
+    out: Packed = []
     for offset, data in enumerate(entries):
-        index, leaf = first + offset, leaf_hash(data)
-        if mode == TREE:
-            out.append(Checked(index, leaf, None))
-            continue
         if is_index_root(data):  # the log's status index root (indexroots.py), not a statement
-            out.append(Checked(index, leaf, None, index_root_problem(data, index, origin, mode == SIGNATURES)[1]))
+            out.append((None, index_root_problem(data, first + offset, origin, mode == SIGNATURES)[1]))
             continue
         if is_log_key(data):  # a log key rotation (logkeyentry.py), not a statement
-            out.append(Checked(index, leaf, None, log_key_problem(data, origin)))
+            out.append((None, log_key_problem(data, origin)))
             continue
         try:
             statement = parse_statement(data) if mode == SIGNATURES else parse_unsigned(data)
         except TlogError as exc:
-            out.append(Checked(index, leaf, None, f"not a valid signed statement: {exc}"))
+            out.append((None, f"not a valid signed statement: {exc}"))
             continue
+        fields = tuple(getattr(statement, name) for name in _FIELDS)
         if statement.origin != origin:
-            out.append(Checked(index, leaf, statement, f"statement is for log {statement.origin!r}, not this one"))
+            out.append((fields, f"statement is for log {statement.origin!r}, not this one"))
             continue
-        out.append(Checked(index, leaf, statement))
+        out.append((fields, None))
     return out
+
+
+def _statement(fields: tuple[object, ...]) -> Statement:
+    """The Statement a worker parsed and checked, rebuilt as unpickling would (no second validation)."""
+    statement = object.__new__(Statement)
+    statement.__dict__.update(zip(_FIELDS, fields, strict=True))
+    return statement
+
+
+def unpack(packed: Packed, first: int, leaf_hashes: Sequence[bytes]) -> list[Checked]:
+    return [
+        Checked(first + offset, leaf, _statement(fields) if fields is not None else None, problem)
+        for offset, ((fields, problem), leaf) in enumerate(zip(packed, leaf_hashes, strict=True))
+    ]
+
+
+def check_statements(entries: Sequence[bytes], first: int, origin: str, mode: str) -> list[Checked]:
+    """Steps 1-2 for entries first, first+1, …, in this process."""
+    leaves = [leaf_hash(data) for data in entries]
+    if mode == TREE:
+        return [Checked(first + offset, leaf, None) for offset, leaf in enumerate(leaves)]
+    return unpack(check_packed(entries, first, origin, mode), first, leaves)
 
 
 def apply_registry(registry: Registry, checked: Sequence[Checked]) -> list[Checked]:

@@ -29,6 +29,7 @@ import orjson
 
 from logserver.client import LogClient
 from monitor import alerts as A
+from monitor.checkstatus import check_status_file
 from monitor.config import MonitorConfig, config_from_toml
 from monitor.expected import ExpectedError, Watchlist
 from monitor.fetch import Unavailable
@@ -340,7 +341,11 @@ def report_command(config_path: Path, as_json: bool, html_out: Path | None) -> N
     state = open_state(config)
     try:
         data = report(state, [lc.origin for lc in config.logs])
-        pages = [LogPage(d, state.alerts(d["origin"]), state.checkpoint_history(d["origin"])) for d in data["logs"]]
+        pages = [
+            LogPage(d, state.alerts(o), state.checkpoint_history(o), state.issuer_days(o))
+            for d in data["logs"]
+            for o in (d["origin"],)
+        ]
     finally:
         state.close()
     if html_out is not None:
@@ -353,6 +358,23 @@ def report_command(config_path: Path, as_json: bool, html_out: Path | None) -> N
         click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     else:
         click.echo(render_text(data), nl=False)
+
+
+@main.command("check-status")
+@CONFIG
+@click.argument("answer", type=click.Path(path_type=Path, dir_okay=False))
+def check_status(config_path: Path, answer: Path) -> None:
+    """Check a saved lookup answer's status proof against this monitor's own index (monitor/checkstatus.py).
+
+    Example: tlog-monitor check-status --config monitor.toml answer.json"""
+    config = load_config(config_path)
+    state = open_state(config)
+    try:
+        checked = check_status_file(answer, state, config.state, time.time())
+    finally:
+        state.close()
+    click.echo(checked.line)
+    sys.exit(checked.code)
 
 
 @main.command("mark-good")

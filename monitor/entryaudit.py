@@ -1,7 +1,8 @@
 """Round step 5: the entries up to the target's size, a chunk of level-0 tiles at a time. Each tile is linked to
 the root and each entry bundle to its tile (tlogcore.tileauth); then the statement checks (audit.py, in worker
-processes), the registry and the watch rules (rules.py); one commit per chunk (state.py says why that loses and
-repeats no alert). The last chunk makes the target the verified checkpoint."""
+processes, while the chunk before is finished here), the registry and the watch rules (rules.py); one commit per
+chunk, in log order (state.py says why that loses and repeats no alert). The last chunk makes the target the
+verified checkpoint."""
 
 import asyncio
 import base64
@@ -10,16 +11,30 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor import alerts as A
-from monitor.audit import Checked, Tally, apply_registry, check_statements
+from monitor.audit import Checked, Tally, apply_registry, check_packed, unpack
 from monitor.config import TREE
+from monitor.daily import count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
 from monitor.statusaudit import status_chunk_alerts
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
+from tlogcore.encoding import HASH_SIZE
+from tlogcore.registry import Registry
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile
+
+
+@dataclass
+class _Prepared:
+    """A chunk whose entries are authenticated and whose statement checks are running in the workers."""
+
+    tiles: list[Tile]
+    first: int  # the index of entries[0]
+    end: int  # one past the chunk's last index
+    entries: list[bytes]
+    checks: "asyncio.Future[list[Checked]]"
 
 
 @dataclass
@@ -37,23 +52,25 @@ class EntryAudit:
             raise
         return await bundles
 
-    async def _check(self, entries: list[bytes], first: int) -> list[Checked]:
+    async def _check(self, entries: list[bytes], leaves: list[bytes], first: int) -> list[Checked]:
         mode, origin = self.context.shared.config.verify, self.context.origin
         if mode == TREE:
             return []  # the entries are in the tree (checked against their tile): nothing more to do
         loop = asyncio.get_running_loop()
         workers = self.context.shared.config.workers if self.context.shared.executor is not None else 1
         step = max(1, -(-len(entries) // workers))
-        parts = [(entries[i : i + step], first + i) for i in range(0, len(entries), step)]
+        starts = range(0, len(entries), step)
         results = await asyncio.gather(
             *(
                 loop.run_in_executor(
-                    self.context.shared.executor, functools.partial(check_statements, part, start, origin, mode)
+                    self.context.shared.executor,
+                    functools.partial(check_packed, entries[i : i + step], first + i, origin, mode),
                 )
-                for part, start in parts
+                for i in starts
             )
         )
-        return [item for result in results for item in result]
+        parts = zip(starts, results, strict=True)
+        return [item for i, packed in parts for item in unpack(packed, first + i, leaves[i : i + step])]
 
     def _chunks(self, start: int, end: int, size: int) -> list[list[Tile]]:
         tiles = level0_tiles(start, end, size)
@@ -61,70 +78,102 @@ class EntryAudit:
         return [tiles[i : i + step] for i in range(0, len(tiles), step)]
 
     async def run(self, row: LogRow, target: Signed, view: TreeView) -> None:
+        """Chunk after chunk, three stages in flight: the next chunk downloads, this one's statements are checked
+        in the workers, and the one before is tallied, matched and committed here meanwhile, so the workers are
+        never idle while this process works. Commits stay in log order."""
         chunks = self._chunks(row.next_index, target.size, target.size)
         prefetch: asyncio.Future[dict[str, bytes]] | None = None
+        checking: _Prepared | None = None
         try:
             for number, tiles in enumerate(chunks):
                 current = prefetch or asyncio.ensure_future(self._fetch_chunk(view, tiles, target.note))
-                # While this chunk is checked, the next one downloads.
                 prefetch = None
                 if number + 1 < len(chunks):
                     prefetch = asyncio.ensure_future(self._fetch_chunk(view, chunks[number + 1], target.note))
-                await self._audit_chunk(row, target, view, tiles, await current)
-                if self.context.shared.progress is not None:
-                    self.context.shared.progress(self.context.origin, row.next_index, target.size)
+                first = row.next_index if checking is None else tiles[0].index * TILE_WIDTH
+                try:
+                    prepared = await self._prepare(view, target, tiles, first, await current)
+                except Exception:  # the chunk before still counts: commit it, then stop (as before pipelining)
+                    if checking is not None:
+                        await self._finish(row, target, view, checking)
+                    checking = None
+                    raise
+                if checking is not None:
+                    await self._finish(row, target, view, checking)
+                checking = prepared
+            if checking is not None:
+                await self._finish(row, target, view, checking)
+                checking = None
         finally:
-            if prefetch is not None:
-                prefetch.cancel()
-                await asyncio.gather(prefetch, return_exceptions=True)
+            for pending in (prefetch, checking.checks if checking is not None else None):
+                if pending is not None:
+                    pending.cancel()
+                    await asyncio.gather(pending, return_exceptions=True)
         if row.next_index >= target.size and row.target is not None:  # nothing left (e.g. a size-0 target)
             self.context.state.commit_chunk(
                 self.context.origin, AuditedChunk(row.next_index, verified=target), self.context.now()
             )
             row.verified, row.target = target, None
 
-    async def _audit_chunk(
-        self, row: LogRow, target: Signed, view: TreeView, tiles: list[Tile], bundles: dict[str, bytes]
-    ) -> None:
-        start, end = row.next_index, min(target.size, (tiles[-1].index + 1) * TILE_WIDTH)
+    async def _prepare(
+        self, view: TreeView, target: Signed, tiles: list[Tile], first: int, bundles: dict[str, bytes]
+    ) -> "_Prepared":
+        """A chunk's entries, each checked against its authenticated tile, and its statement checks started."""
         entries: list[bytes] = []
+        leaves: list[bytes] = []
         for tile in tiles:
             try:
-                got = view.entries(tile, bundles[bundle_of(tile).path])
+                entries += view.entries(tile, bundles[bundle_of(tile).path])
             except TreeMismatch as exc:
                 raise self.context.mismatch(exc, target.note) from None
-            entries += got
+            body = view.body(tile)
+            leaves += [body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)]
             await asyncio.sleep(0)  # let the next chunk's downloads progress between tiles
-        entries = entries[start - tiles[0].index * TILE_WIDTH :]
-        checked = await self._check(entries, start)
+        skip = first - tiles[0].index * TILE_WIDTH
+        entries, leaves = entries[skip:], leaves[skip:]
+        checks = asyncio.ensure_future(self._check(entries, leaves, first))
+        return _Prepared(tiles, first, min(target.size, (tiles[-1].index + 1) * TILE_WIDTH), entries, checks)
+
+    async def _finish(self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared") -> None:
+        """Registry, tallies, watch rules and the chunk's commit, once its statement checks are back."""
+        checked = await chunk.checks
         registry = row.registry
         tally = Tally()
         alerts: list[A.Alert] = []
         if self.context.shared.config.verify != TREE:
             checked = apply_registry(registry, checked)
             tally.add(checked)
-            alerts = await self._entry_alerts(view, target, checked, entries, start)
-            alerts += await status_chunk_alerts(  # the log's status index, recomputed (statusaudit.py)
-                self.context, checked, entries, start, registry,
-                lambda i: self._entry_evidence(view, target, checked[i - start], entries[i - start]),
-            )  # fmt: skip
-            alerts += await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
-        done = end >= target.size
+            alerts = await self._entry_alerts(view, target, checked, chunk.entries, chunk.first)
+            alerts += await self._index_alerts(view, target, checked, chunk, registry)
+        done = chunk.end >= target.size
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}
-        counters = {"entries": len(entries), "bad_entries": tally.bad_entries}
+        counters = {"entries": len(chunk.entries), "bad_entries": tally.bad_entries}
         tracked = registry if self.context.shared.config.verify != TREE else None
-        chunk = AuditedChunk(
-            end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None
+        days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
+        audited = AuditedChunk(
+            chunk.end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None, days
         )
-        self.context.state.commit_chunk(self.context.origin, chunk, self.context.now())
+        self.context.state.commit_chunk(self.context.origin, audited, self.context.now())
         self.context.fetcher.stored.update(fresh)
-        row.next_index = end
+        row.next_index = chunk.end
         if alerts and self.context.shared.alerts_committed is not None:
             self.context.shared.alerts_committed()
         if done:
             row.verified, row.target = target, None
             log.info("%s: verified size %d", self.context.origin, target.size)
-        view.drop(tiles)
+        view.drop(chunk.tiles)
+        if self.context.shared.progress is not None:
+            self.context.shared.progress(self.context.origin, row.next_index, target.size)
+
+    async def _index_alerts(
+        self, view: TreeView, target: Signed, checked: list[Checked], chunk: "_Prepared", registry: Registry
+    ) -> list[A.Alert]:
+        start, entries = chunk.first, chunk.entries
+        alerts = await status_chunk_alerts(  # the log's status index, recomputed (statusaudit.py)
+            self.context, checked, entries, start, registry,
+            lambda i: self._entry_evidence(view, target, checked[i - start], entries[i - start]),
+        )  # fmt: skip
+        return alerts + await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
 
     async def _entry_alerts(
         self, view: TreeView, target: Signed, checked: list[Checked], entries: list[bytes], start: int

@@ -11,8 +11,8 @@ Pure: data in (`monitor.report.report` plus each log's alerts and checkpoint his
 import datetime
 import html
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -40,6 +40,7 @@ class LogPage:
     report: dict[str, Any]
     alerts: Sequence[dict[str, Any]]
     history: Sequence[tuple[float, int]]  # (when seen, size), oldest first
+    days: Mapping[str, Sequence[tuple[str, int, int]]] = field(default_factory=dict)  # vkey -> (day, issued, revoked)
 
 
 def both(english: str, khmer: str) -> str:
@@ -97,6 +98,45 @@ def growth_chart(history: Sequence[tuple[float, int]]) -> str:
         f'<text x="{pad}" y="{height - 12}" font-size="11">{html.escape(day(t0))}</text>'
         f'<text x="{width - pad}" y="{height - 12}" font-size="11" text-anchor="end">{html.escape(day(t1))}</text>'
         "</svg>"
+    )
+
+
+MAX_DAYS = 92  # the newest days a chart shows: a quarter, readable at 640 px
+
+
+def days_chart(label: str, rows: Sequence[tuple[str, int, int]]) -> str:
+    """One issuer key over time: per calendar day, issued above the axis (blue) and revoked below it (red)."""
+    if not rows:
+        return ""
+    counts = {d: (i, r) for d, i, r in rows}
+    last = datetime.date.fromisoformat(rows[-1][0])
+    first = max(datetime.date.fromisoformat(rows[0][0]), last - datetime.timedelta(days=MAX_DAYS - 1))
+    days = [first + datetime.timedelta(days=n) for n in range((last - first).days + 1)]
+    width, height, pad = 640, 150, 30
+    axis = pad + (height - 2 * pad) * 2 / 3
+    top = max(1, max(max(i, r) for i, r in counts.values()))
+    step = (width - 2 * pad) / len(days)
+    bar = min(24.0, max(1.0, step - 1))  # a single day is a bar, not a wall
+    parts = [f'<line x1="{pad}" y1="{axis:.1f}" x2="{width - pad}" y2="{axis:.1f}" stroke="#999"/>']
+    for n, d in enumerate(days):
+        issued, revoked = counts.get(d.isoformat(), (0, 0))
+        x, up, down = pad + n * step, issued / top * (axis - pad), revoked / top * (height - pad - axis)
+        title = f"{d.isoformat()}: {issued} issued, {revoked} revoked"
+        parts.append(
+            f'<rect x="{x:.1f}" y="{axis - up:.1f}" width="{bar:.1f}" height="{up:.1f}" '
+            f'fill="{ISSUED}"><title>{title}</title></rect>'
+            f'<rect x="{x:.1f}" y="{axis:.1f}" width="{bar:.1f}" height="{down:.1f}" '
+            f'fill="{REVOKED}"><title>{title}</title></rect>'
+        )
+    parts.append(f'<text x="{pad}" y="{pad - 10}" font-size="12">{html.escape(label[:60])} · max {top:,}/day</text>')
+    parts.append(f'<text x="{pad}" y="{height - 6}" font-size="11">{days[0].isoformat()}</text>')
+    parts.append(
+        f'<text x="{width - pad}" y="{height - 6}" font-size="11" text-anchor="end">{days[-1].isoformat()}</text>'
+    )
+    return (
+        f'<svg role="img" aria-label="issued and revoked per day: {html.escape(label)}" class="days" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" xmlns="http://www.w3.org/2000/svg">'
+        f"{''.join(parts)}</svg>"
     )
 
 
@@ -167,6 +207,12 @@ def alert_items(alerts: Sequence[dict[str, Any]]) -> str:
     return "".join(items)
 
 
+def per_day_charts(issuers: Sequence[dict[str, Any]], days: Mapping[str, Sequence[tuple[str, int, int]]]) -> str:
+    charts = [days_chart(k["label"] or k["name"], days.get(k["vkey"], ())) for k in issuers]
+    shown = "".join(c for c in charts if c)
+    return shown or f"<p>{both('Nothing issued yet.', 'មិនទាន់មានឯកសារបានចេញទេ។')}</p>"
+
+
 def log_section(page: LogPage, now: float) -> str:
     report = page.report
     origin = html.escape(report["origin"])
@@ -191,6 +237,8 @@ def log_section(page: LogPage, now: float) -> str:
         f"<h3>{both('Size of the log over time', 'ទំហំបញ្ជីតាមពេលវេលា')}</h3>{growth_chart(page.history)}"
         f"<h3>{both('Documents issued and revoked, per issuer key', 'ឯកសារបានចេញ និងដកហូត តាមកូនសោ')}</h3>"
         f"{legend}{bar_chart(bars)}"
+        f"<h3>{both('Issued and revoked per day, per issuer key', 'ឯកសារបានចេញ និងដកហូត តាមថ្ងៃ តាមកូនសោ')}</h3>"
+        f"{legend}{per_day_charts(issuers, page.days)}"
         f"<h3>{both('Issuer keys: added and retired', 'កូនសោ៖ បន្ថែម និងឈប់ប្រើ')}</h3>{key_timeline(issuers, now)}"
         f"{issuer_rows(issuers)}"
         f"<h3>{both('Alerts', 'ការជូនដំណឹង')}</h3>{alert_items(page.alerts)}</section>"

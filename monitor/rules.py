@@ -61,30 +61,38 @@ def match_rule(rule: WatchRule, expected: frozenset[bytes] | None, item: Checked
     statement = item.statement
     if statement is None or item.problem is not None:
         return []
-    at = f"entry {item.index}: {describe(statement)}"
+    what = _matched(rule, expected, statement)
+    if what is None:
+        return []
+    return [Match(rule.name, what[0], f"entry {item.index}: {describe(statement)}{what[1]}")]
+
+
+def _matched(rule: WatchRule, expected: frozenset[bytes] | None, statement: Statement) -> tuple[str, str] | None:
+    """What the rule matches in the statement, and the end of its summary; None for most entries of a log, so
+    the summary is written only for a match (the monitor asks this of every entry)."""
     if rule.registry:
         if statement.kind == ISSUER_ADD:
-            return [Match(rule.name, ISSUER_ADDED, f"{at} (label {statement.ref!r}): a new issuer key")]
+            return ISSUER_ADDED, f" (label {statement.ref!r}): a new issuer key"
         if statement.kind == ISSUER_RETIRE:
-            return [Match(rule.name, ISSUER_RETIRED, f"{at}: an issuer key was retired")]
+            return ISSUER_RETIRED, ": an issuer key was retired"
         if statement.kind == REVOKE and rule.revocations:
-            return [Match(rule.name, REVOCATION, f"{at}: a revocation")]
-        return []
+            return REVOCATION, ": a revocation"
+        return None
     if statement.kind in (ISSUER_ADD, ISSUER_RETIRE):
         if statement.issuer is not None and rule.watches_key(statement.issuer):
             what = ISSUER_ADDED if statement.kind == ISSUER_ADD else ISSUER_RETIRED
-            return [Match(rule.name, what, f"{at}: a watched key was {what.split('-')[1]}")]
-        return []
+            return what, f": a watched key was {what.split('-')[1]}"
+        return None
     if not rule.watches_key(statement.signer) or statement.document is None:
-        return []
+        return None
     unexpected = expected is None or statement.document not in expected
     if statement.kind == REVOKE and rule.revocations:
         note = "not in the expected documents" if unexpected else "an expected document"
-        return [Match(rule.name, REVOCATION, f"{at}: a revocation by a watched key ({note})")]
+        return REVOCATION, f": a revocation by a watched key ({note})"
     if unexpected and statement.kind in (ISSUE, REVOKE):
         why = "no expected documents are configured" if expected is None else "not in the expected documents"
-        return [Match(rule.name, UNEXPECTED, f"{at}: signed by a watched key, {why}")]
-    return []
+        return UNEXPECTED, f": signed by a watched key, {why}"
+    return None
 
 
 def match_all(

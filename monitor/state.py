@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor import daily
 from monitor.alerts import Alert
 from tlogcore.registry import IssuerKey, Registry
 
@@ -85,6 +86,7 @@ class AuditedChunk:
     alerts: Sequence[Alert] = ()
     tiles: Mapping[str, bytes] = field(default_factory=dict)  # authenticated full tiles worth keeping
     verified: Signed | None = None  # the target, once its last entry is audited
+    days: daily.Days = field(default_factory=dict)  # issued and revoked per signer and day (monitor/daily.py)
 
 
 @dataclass
@@ -126,7 +128,7 @@ class State:
             db = sqlite3.connect(path, isolation_level=None, timeout=10.0)
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + daily.SCHEMA)
         except (sqlite3.Error, OSError) as exc:
             raise StateError(f"cannot open the state database {path}: {exc}") from None
         return cls(db)
@@ -243,6 +245,7 @@ class State:
                     (origin, name, value),
                 )
             )
+        statements += daily.statements(origin, chunk.days)
         statements += self._alert_inserts(alerts)
         statements += [
             ("INSERT OR IGNORE INTO tiles (origin, path, body) VALUES (?, ?, ?)", (origin, p, b))
@@ -359,6 +362,9 @@ class State:
             "SELECT signer, issued, revoked FROM issuer_counts WHERE origin = ? ORDER BY signer", (origin,)
         ).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
+
+    def issuer_days(self, origin: str) -> dict[str, list[tuple[str, int, int]]]:
+        return daily.per_day(self._db, origin)
 
     def checkpoint_history(self, origin: str) -> list[tuple[float, int]]:
         """(when seen, size) of the verified checkpoints kept for `origin`, oldest first (for the HTML report)."""

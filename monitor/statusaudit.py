@@ -35,6 +35,7 @@ from tlogcore.registry import Registry
 from tlogcore.statement import DOCUMENT_KINDS, Statement
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode, node_id_bytes, parse_node
+from tlogcore.statusrecord import StatusRecord
 
 RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
 MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
@@ -96,6 +97,16 @@ class StatusAudit:
             ).fetchall()
             found.update({by_bytes[node]: parse_node(data) for node, data in rows})
         return found
+
+    def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
+        """The document's record in this monitor's index, and the index's size (None: no index kept)."""
+        head = self._head(1)
+        if head is None:
+            return None, None
+        plan = PathPlan([document], head.size)
+        while wanted := plan.wanted():
+            plan.supply(self._read(wanted))
+        return plan.record(document), head.size
 
     def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
         """Add the entries (all below `size`) and write the rows; the head then covers [0, size)."""

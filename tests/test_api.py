@@ -41,7 +41,7 @@ EXAMPLES: list[api.WireValue] = [
         "revoked",
         (api.DocumentStatement(4, "revoke", "i.example", "vkey", "Ministry", 1790000000, None, "x", b"s", b"b"),),
         (api.Registration("vkey", "Ministry", None, 1, b"s", b"b"),),
-        (api.Retirement("vkey", 3, 9, b"s", b"b"), api.Retirement("vkey2", None, 10, b"s", b"b")),
+        retirements=(api.Retirement("vkey", 3, 9, b"s", b"b"), api.Retirement("vkey2", None, 10, b"s", b"b")),
     ),
     api.IssuerRegistry(
         ("registry+1+AA",),

@@ -47,9 +47,28 @@ def test_a_rate_limit_of_zero_means_off_but_other_zeros_and_negatives_are_refuse
             config_from_toml(tomllib.loads(text))
 
 
-def test_a_witness_is_named_by_its_key_name_unless_told_otherwise() -> None:
+def test_a_witness_is_named_by_its_key_name() -> None:
     vkey = "witness1.example.org+58da6cf5+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
     config = config_from_toml(tomllib.loads(f"[[witness]]\nurl = 'http://x/'\nvkey = '{vkey}'\n"))
     assert [(w.name, w.url, w.vkey) for w in config.witnesses] == [("witness1.example.org", "http://x", vkey)]
-    named = config_from_toml(tomllib.loads(f"[[witness]]\nname = 'w1'\nurl = 'http://x'\nvkey = '{vkey}'\n"))
-    assert named.witnesses[0].name == "w1"
+    text = f"[[witness]]\nname = 'witness1.example.org'\nurl = 'http://x'\nvkey = '{vkey}'\n"
+    named = config_from_toml(tomllib.loads(text))
+    assert named.witnesses[0].name == "witness1.example.org"
+
+
+def test_a_witness_name_that_is_not_its_key_name_is_refused_in_one_line() -> None:
+    # Issue 21: the log's `[[witness]] name` was a free label, unrelated to the witness's key name (confusing: the
+    # published policy and the status page named it one way, the witness's own `info` another).
+    vkey = "witness1.example.org+58da6cf5+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
+    with pytest.raises(MalformedError) as caught:
+        config_from_toml(tomllib.loads(f"[[witness]]\nname = 'w1'\nurl = 'http://x'\nvkey = '{vkey}'\n"))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "'w1'" in message and "'witness1.example.org'" in message and "#1" in message
+
+
+def test_two_witness_tables_with_one_name_are_refused() -> None:
+    vkey = "witness1.example.org+58da6cf5+BOpKbGPinFIKvvVQexMuxfmVR3auvr57kkIe6mkURtIs"
+    table = f"[[witness]]\nurl = 'http://x'\nvkey = '{vkey}'\n"
+    with pytest.raises(MalformedError, match=r"#2 .*witness1\.example\.org.* already"):
+        config_from_toml(tomllib.loads(table + table))

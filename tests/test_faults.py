@@ -287,10 +287,11 @@ def test_a_hanging_witness_slows_nothing(tmp_path: Path) -> None:
     config = write_config(tmp_path / "w.toml", "witness.faults", [(origin, log_vkey)])
     try:
         with WitnessProcess(tmp_path / "w", config) as good:
+            hanging_vkey = CosignatureV1Signer("witness.hanging", seed(7), time.time).verifier().vkey
             log_config = (
                 "[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n"
-                f'[[witness]]\nname = "good"\nurl = "{good.url}"\nvkey = "{good.vkey}"\n'
-                f'[[witness]]\nname = "hanging"\nurl = "http://127.0.0.1:{hanging.port}"\nvkey = "{good.vkey}"\n'
+                f'[[witness]]\nurl = "{good.url}"\nvkey = "{good.vkey}"\n'
+                f'[[witness]]\nurl = "http://127.0.0.1:{hanging.port}"\nvkey = "{hanging_vkey}"\n'
             )
             with running_log(tmp_path, config_text=log_config) as log, httpx.Client(base_url=log.url) as client:
                 issuer = Ed25519Signer("issuer.example", seed(8))
@@ -311,8 +312,9 @@ def test_a_hanging_witness_slows_nothing(tmp_path: Path) -> None:
                     time.sleep(0.1)
                 assert parse_checkpoint(note.text).size == 21 and len(note.signatures) == 2  # log + good witness
                 status = {w["name"]: w for w in client.get("/api/v1/log").json()["witnesses"]}
-                assert status["good"]["last_cosigned_size"] == 21
-                assert status["hanging"]["last_cosigned_size"] is None and status["hanging"]["last_error"]
+                assert status["witness.faults"]["last_cosigned_size"] == 21
+                hung = status["witness.hanging"]
+                assert hung["last_cosigned_size"] is None and hung["last_error"]
         assert hanging.waits, "the log never reached the hanging witness"
         assert max(hanging.waits) < 0.5 + 1.0  # each request was given up after the configured 500 ms
     finally:

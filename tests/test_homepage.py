@@ -10,9 +10,8 @@ import httpx
 import pytest
 from log_harness import LogProcess, free_port
 from playwright.sync_api import BrowserContext, Page
-from test_web_verifier import wait_published
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import chromium, screenshot
+from web_browser import chromium, screenshot, wait_published
 
 from logserver.webpage import CSP
 
@@ -98,14 +97,19 @@ def test_shows_identity_size_witnesses_and_issuers(home: Home, page: Page) -> No
     assert page.inner_text("#f-age").startswith(f"size {info['published_size']}, less than a minute ago")
     witnesses = page.inner_text("#witnesses")
     for i, witness in enumerate(stack.witnesses):
-        assert f"w{i}" in witnesses and witness.vkey in witnesses
+        assert f"witness{i}.example.org" in witnesses and witness.vkey in witnesses
     assert witnesses.count("vouched for size") == 3
     issuers = page.inner_text("#issuers")
     assert "Ministry of Education — moeys.gov.kh" in issuers
     assert home.old_key in issuers and home.new_key in issuers
     retired = page.inner_text(".keys li.retired")
     assert home.old_key in retired and "retired" in retired and "reason: key rotated" in retired
-    assert home.new_key in page.inner_text(".keys li.active")
+    active = page.inner_text(".keys li.active")
+    assert home.new_key in active
+    # Lane 16 (d): the rotation the registry recorded (issuer-add ... --continues) is shown on the new key, naming
+    # the key it continues; the first key continues none.
+    assert "continues key " + home.old_key in active and "may revoke what that key issued" in active
+    assert "continues" not in retired
     screenshot(page, "home")
 
 
@@ -132,6 +136,7 @@ def test_in_khmer(home: Home, page: Page) -> None:
     assert page.inner_text("#log-h") == "បញ្ជីនេះ"
     assert page.inner_text("#witnesses").count("បានធានាទំហំ") == 3
     assert "ឈប់ប្រើ" in page.inner_text(".keys li.retired")
+    assert "បន្តពីកូនសោ " + home.old_key in page.inner_text(".keys li.active")
     screenshot(page, "home-km")
     page.click("#lang-en")  # the choice is remembered; leave English for the other tests
 

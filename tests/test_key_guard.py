@@ -231,7 +231,7 @@ def test_a_whole_data_directory_restored_is_caught_by_a_witness(tmp_path: Path) 
     witness_config = write_config(tmp_path / "w.toml", "witness.guard", [(identity.origin, identity.log_vkey)])
     with WitnessProcess(tmp_path / "w", witness_config) as witness:
         config = tmp_path / "log.toml"
-        config.write_text(f'[[witness]]\nname = "w"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
+        config.write_text(f'[[witness]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
         server = LogProcess(tmp_path / "log", free_port(), config=config).start()
         try:
             grow(server, 1)
@@ -247,7 +247,7 @@ def test_a_whole_data_directory_restored_is_caught_by_a_witness(tmp_path: Path) 
         shutil.rmtree(server.data)
         shutil.copytree(tmp_path / "old-data", server.data)
         refused = run(*serve_args(server.data, ["--config", str(config)]))
-    one_line_refusal(refused, "witness w holds size 3", "restore the newer database")
+    one_line_refusal(refused, "witness witness.guard holds size 3", "restore the newer database")
 
 
 def wait_cosigned(url: str, origin: str, marker: bytes, timeout: float = 20) -> None:

@@ -105,6 +105,10 @@ def test_the_log_servers_witness_list() -> None:
     assert good.witnesses[0].vkey == COSIGNATURE.verifier().vkey
     with pytest.raises(MalformedError, match=r"\[\[witness\]\] #1 vkey .*a type 0x01 key cannot be used here"):
         server_config({"witness": [{"url": "http://127.0.0.1:1", "vkey": ED25519.verifier().vkey}]})
+    # The list form (a witness with an Ed25519 and an ML-DSA-44 key): every key in it is role-checked.
+    listed = [COSIGNATURE.verifier().vkey, ED25519.verifier().vkey]
+    with pytest.raises(MalformedError, match=r"\[\[witness\]\] #1 vkey .*a type 0x01 key cannot be used here"):
+        server_config({"witness": [{"url": "http://127.0.0.1:1", "vkey": listed}]})
 
 
 def test_the_witness_list_of_logs() -> None:

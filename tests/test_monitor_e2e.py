@@ -48,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilledLog,
     config = tmp / "log.toml"
     config.write_text(
         "[witnessing]\nwitness_timeout_ms = 5000\n"
-        + "".join(f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for i, w in enumerate(witnesses))
+        + "".join(f'[[witness]]\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for w in witnesses)
     )
     log = start_log(tmp, config=config)
     try:

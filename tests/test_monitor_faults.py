@@ -55,8 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilledLog,
     witness.start()
     config = tmp / "log.toml"
     config.write_text(
-        f'[witnessing]\nwitness_timeout_ms = 2000\n[[witness]]\nname = "w0"\nurl = "{witness.url}"\n'
-        f'vkey = "{witness.vkey}"\n'
+        f'[witnessing]\nwitness_timeout_ms = 2000\n[[witness]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
     )
     log = start_log(tmp, config=config)
     try:
@@ -262,6 +261,14 @@ def bad_statement(log: FilledLog, kind: str) -> bytes:
     return Note(statement.text, (wrong,)).to_bytes()
 
 
+def bad_statement_at(log: FilledLog, index: int) -> bytes:
+    """A statement by a registered issuer whose signature is over other bytes: a forgery only Ed25519 catches."""
+    moeys = log.issuers["moeys"]
+    statement = Statement(log.origin, ISSUE, moeys.verifier().vkey, 1790000000, document=doc(index, b"forged"))
+    wrong = Signature(moeys.name, moeys.key_id, moeys.sign(b"something else"))
+    return Note(statement.text, (wrong,)).to_bytes()
+
+
 @pytest.mark.parametrize("kind", ["inactive-key", "bad-signature", "other-log"])
 def test_entry_the_log_must_have_refused(
     tmp_path: Path, stack: tuple[FilledLog, WitnessProcess], proxy: FaultProxy, kind: str
@@ -280,6 +287,36 @@ def test_entry_the_log_must_have_refused(
     merkle.verify_inclusion(merkle.leaf_hash(base64.b64decode(evidence["entry"])), n, size, proof, root)
     assert verified_size(config) == n + 1  # the tree itself is sound: the bad entry is in it, for good
     assert report_json(config)["bad_entries"] == 1
+
+
+def test_bad_signatures_deep_in_a_big_batch_checked_by_workers_are_alerted_at_their_indexes(
+    tmp_path: Path, stack: tuple[FilledLog, WitnessProcess], proxy: FaultProxy
+) -> None:
+    """Issue 20: the statement checks run in 2 worker processes, several chunks in flight at once. Two forged
+    signatures among 3,000 good statements (one inside a worker's half of a chunk, one in the last chunk) are each
+    alerted with their own index and evidence; nothing else is flagged and the audit reaches the end."""
+    log, witness = stack
+    n = log.size  # everything the witness may have cosigned: the tree below extends it
+    good = log.issue("other", [doc(i, b"workers") for i in range(3000)])
+    forged = [n + 1700, n + 2950]
+    entries = list(log.statements) + good
+    for index in forged:
+        entries[index] = bad_statement_at(log, index)
+    proxy.tree = StaticTree(log.origin, log.server.key("log.key"), entries)
+    (tmp_path / "expected.txt").write_text("")
+    config = monitor_config(
+        tmp_path / "monitor.toml", proxy.url, policy(log, witness), watch=WATCH, extra="workers = 2\nchunk_tiles = 2"
+    )
+    assert audit(config) == 3
+    alerts = [a for a in read_alerts(tmp_path / "alerts.jsonl") if a["category"] == "misbehaviour"]
+    assert sorted(a["evidence"]["index"] for a in alerts) == forged
+    assert {a["rule"] for a in alerts} == {"log-bad-entry"}
+    for alert in alerts:
+        evidence = alert["evidence"]
+        assert base64.b64decode(evidence["entry"]) == entries[evidence["index"]]
+        assert "does not verify" in alert["summary"]
+    assert verified_size(config) == len(entries)
+    assert report_json(config)["bad_entries"] == 2
 
 
 def test_start_at_end_learns_the_registry_and_watches_new_entries(

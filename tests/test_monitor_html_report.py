@@ -10,8 +10,10 @@ from log_harness import free_port
 from monitor_helpers import doc, issuer_key, monitor_cli, monitor_config, start_log
 from web_browser import chromium, screenshot
 
+from monitor.daily import count_days
+from monitor.htmlreport import MAX_DAYS, days_chart
 from tlogcore.keys import Ed25519Signer
-from tlogcore.statement import ISSUER_RETIRE, REVOKE, Statement, sign_statement
+from tlogcore.statement import ISSUE, ISSUER_RETIRE, REVOKE, Statement, sign_statement
 
 WATCH = '[[watch]]\nname = "moeys-key"\nissuer_names = ["moeys.example.gov.kh"]\n'
 
@@ -49,7 +51,13 @@ def test_html_report_is_self_contained_and_shows_the_audit(tmp_path: Path) -> No
     assert "<script" not in page_html and "<link" not in page_html and "@import" not in page_html
     urls = set(re.findall(r"(?:src|href)\s*=\s*\"([^\"]+)\"", page_html))
     assert urls == set(), urls  # images are inline SVG; nothing is fetched
-    assert page_html.count("<svg") == 3  # growth, issued/revoked, key timeline
+    # growth, issued/revoked, key timeline, and (lane 16, f) one per-day chart per issuer key that issued
+    assert page_html.count("<svg") == 5
+    today = time.strftime("%Y-%m-%d", time.gmtime())
+    assert page_html.count('class="days"') == 2
+    assert f"<title>{today}: 3 issued, 0 revoked</title>" in page_html  # moeys, per day
+    assert f"<title>{today}: 5 issued, 1 revoked</title>" in page_html  # other: its revocation on its day
+    assert "តាមថ្ងៃ" in page_html
     assert "Content-Security-Policy" in page_html and "default-src 'none'" in page_html
     assert "របាយការណ៍" in page_html  # Khmer alongside English
 
@@ -80,3 +88,23 @@ def test_audit_with_the_log_down_says_not_audited_and_claims_nothing(tmp_path: P
     assert "not audited" in result.stderr
     assert "verified size" not in result.stderr, result.stderr  # it verified nothing: it must not print a size
     assert "log.down.example: no checkpoint verified yet" in result.stderr
+
+
+def test_the_per_day_chart_has_every_calendar_day_and_only_the_newest_quarter() -> None:
+    chart = days_chart("moeys", [("2026-11-01", 3, 0), ("2026-11-03", 0, 1)])
+    assert chart.count("<title>") == 6  # issued and revoked for each of the 3 days, the empty one included
+    assert "<title>2026-11-02: 0 issued, 0 revoked</title>" in chart
+    assert "<title>2026-11-03: 0 issued, 1 revoked</title>" in chart
+    long = days_chart("moeys", [("2025-01-01", 1, 0), ("2026-11-30", 2, 0)])
+    assert long.count("<title>") == 2 * MAX_DAYS and "2025-01-01" not in long
+
+
+def test_days_are_counted_per_signer_by_the_statements_utc_date() -> None:
+    key = issuer_key("moeys.example.gov.kh", 21)
+    vkey = key.verifier().vkey
+    at = 1_790_000_000  # 2026-09-21 UTC
+    made = [
+        Statement("log.example", kind, vkey, at + offset, document=bytes([n]) * 32)
+        for n, (kind, offset) in enumerate([(ISSUE, 0), (ISSUE, 60), (REVOKE, 86_400)])
+    ]
+    assert count_days(made) == {(vkey, "2026-09-21"): (2, 0), (vkey, "2026-09-22"): (0, 1)}

@@ -62,6 +62,9 @@ def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tm
             wait_index_root(client, answer["entries"][0]["index"] + 1)
             code, alerts = audit(tmp_path, server, policy)
             assert code == 0 and alerts == [], alerts
+            honest = save_answer(client, tmp_path / "honest.json", docs[3])
+            checked = monitor_cli("check-status", "--config", str(tmp_path / "monitor.toml"), str(honest))
+            assert checked.returncode == 0 and "consistent" in checked.stdout, checked.stdout + checked.stderr
             # The operator's database is changed: the revoked document's record loses its revocation, in every version.
             db = sqlite3.connect(server.data / "log.db", timeout=10)
             leaf = bytes([LEAF_TAG]) + docs[3]
@@ -75,6 +78,7 @@ def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tm
             again = issue(origin, ISSUER, docs[3], when=int(time.time()) + 1)
             later = post_statements(client, [again]).json()
             wait_index_root(client, later["entries"][0]["index"] + 1)
+            lying = save_answer(client, tmp_path / "lying.json", docs[3])
         code, alerts = audit(tmp_path, server, policy)
         found = [a for a in alerts if a["rule"] == RULE_STATUS_INDEX]
         assert code == 3 and len(found) == 1, alerts
@@ -82,5 +86,16 @@ def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tm
         assert evidence["logged_root"] != evidence["monitor_root"] and evidence["entries"][0] == 0
         assert evidence["inclusion_proof"] and evidence["checkpoint"] and base64.b64decode(evidence["entry"])
         assert "cannot be trusted" in found[0]["summary"]
+        # The proof a citizen was shown for the re-issued document: signed by the log, and a lie.
+        checked = monitor_cli("check-status", "--config", str(tmp_path / "monitor.toml"), str(lying))
+        assert checked.returncode == 3 and "CONTRADICTS" in checked.stdout, checked.stdout + checked.stderr
+        assert checked.stdout.count("\n") == 1 and "Traceback" not in checked.stderr
+        assert monitor_cli("check-status", "--config", str(tmp_path / "monitor.toml"), str(honest)).returncode == 0
     finally:
         server.stop()
+
+
+def save_answer(client: httpx.Client, path: Path, document: bytes) -> Path:
+    """What a citizen's page was given for `document`, saved as the file they hand to a monitor."""
+    path.write_bytes(client.get(f"/api/v1/documents/{document.hex()}").content)
+    return path

@@ -192,3 +192,21 @@ def test_the_note_signer_puts_an_mldsa_line_a_note_parser_reads() -> None:
     note = sign_note(checkpoint_text().decode(), [signer])
     opened = open_note(note, [signer.verifier()], 1 << 16)
     assert len(opened.verified) == 1
+
+
+def test_an_mldsa_key_made_for_another_name_is_refused_in_one_line(tmp_path: Path) -> None:
+    """The name is inside the ML-DSA-44 key ID and signed message: a key made for another name is another witness."""
+    made = cli("init", "--data", str(tmp_path / "w"), "--name", "old.name.test", "--algorithm", "ml-dsa-44")
+    assert made.returncode == 0, made.stderr
+    log = tiny_log()
+    config = write_pq_config(tmp_path / "w.toml", log.origin, log.vkey, '["ml-dsa-44"]')
+    result = cli("init", "--data", str(tmp_path / "w"), "--config", str(config))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "witness-mldsa44.key" in result.stderr and "'old.name.test'" in result.stderr
+
+
+def test_info_without_any_key_says_what_to_run(tmp_path: Path) -> None:
+    result = cli("info", "--data", str(tmp_path / "empty"))
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "tlog-witness init --data" in result.stderr and len(result.stderr.strip().splitlines()) == 1

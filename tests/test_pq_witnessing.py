@@ -73,7 +73,7 @@ def pq_stack(tmp_path: Path) -> Iterator[PQStack]:
         log_config.write_text(
             "[witnessing]\nwitness_timeout_ms = 2000\nwitness_retries = 1\n"
             + "".join(
-                f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = ["{vkeys[i][0]}", "{vkeys[i][1]}"]\n'
+                f'[[witness]]\nurl = "{w.url}"\nvkey = ["{vkeys[i][0]}", "{vkeys[i][1]}"]\n'
                 for i, w in enumerate(witnesses)
             )
         )

@@ -19,6 +19,7 @@ from loadtest.localproc import log_identity
 from logserver.config import ServerConfig
 from tests.log_harness import issue, post_statements, register_issuer, running_log, seed
 from tests.witness_helpers import TinyLog, WitnessProcess, write_config
+from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.keys import Ed25519Signer
 
 DEFAULTS = ServerConfig()
@@ -162,10 +163,11 @@ def test_a_witness_trickling_its_answer_does_not_hold_publication(tmp_path: Path
     timeout, retries = 1.0, 1
     try:
         with WitnessProcess(tmp_path / "w", config) as good:
+            slow_vkey = CosignatureV1Signer("witness.slow", seed(7), time.time).verifier().vkey
             log_config = (
                 f"[witnessing]\nwitness_timeout_ms = {int(timeout * 1000)}\nwitness_retries = {retries}\n"
-                f'[[witness]]\nname = "good"\nurl = "{good.url}"\nvkey = "{good.vkey}"\n'
-                f'[[witness]]\nname = "slow"\nurl = "http://127.0.0.1:{trickling.port}"\nvkey = "{good.vkey}"\n'
+                f'[[witness]]\nurl = "{good.url}"\nvkey = "{good.vkey}"\n'
+                f'[[witness]]\nurl = "http://127.0.0.1:{trickling.port}"\nvkey = "{slow_vkey}"\n'
             )
             with running_log(tmp_path, config_text=log_config) as log, httpx.Client(base_url=log.url) as client:
                 bound = timeout * (retries + 1)
@@ -235,7 +237,7 @@ def test_a_witness_holding_another_tree_raises_an_alarm_with_evidence(tmp_path: 
     identity = log_identity(tmp_path / "log")
     config = write_config(tmp_path / "w.toml", "witness.alarm", [(identity.origin, identity.log_vkey)])
     with WitnessProcess(tmp_path / "w", config) as witness:
-        log_config = f'[[witness]]\nname = "w"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
+        log_config = f'[[witness]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
         with running_log(tmp_path, config_text=log_config) as log, httpx.Client(base_url=log.url, timeout=30) as client:
             assert wait_published(client, witness.vkey, 0, 20) is not None
             stolen = TinyLog(identity.origin, log.key("log.key"))
@@ -249,8 +251,8 @@ def test_a_witness_holding_another_tree_raises_an_alarm_with_evidence(tmp_path: 
         output = log.output()
     assert alarm["size"] == 4 and "422" in alarm["answer"]
     assert "\n3\n" in alarm["witness_checkpoint"]  # the witness's own tree, signed by our key: the evidence
-    assert 'tlog_witness_fork_alarms_total{witness="w"} 1' in metrics
-    assert sum("ALARM: witness w holds another tree" in line for line in output.splitlines()) == 1
+    assert 'tlog_witness_fork_alarms_total{witness="witness.alarm"} 1' in metrics
+    assert sum("ALARM: witness witness.alarm holds another tree" in line for line in output.splitlines()) == 1
     kept = list((log.data / "evidence").iterdir())
     assert len(kept) == 1 and alarm["witness_checkpoint"] in kept[0].read_text()
 

@@ -336,8 +336,7 @@ def witnessed_log(tmp_path: Path) -> Iterator[tuple[LogProcess, WitnessProcess, 
     tiles = tmp_path / "tiles"
     config = tmp_path / "log.toml"
     config.write_text(
-        f"[static]\ntiles_dir = {json.dumps(str(tiles))}\n"
-        f'[[witness]]\nname = "w"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
+        f'[static]\ntiles_dir = {json.dumps(str(tiles))}\n[[witness]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n'
     )
     server = LogProcess(tmp_path / "log", free_port(), config=config).start()
     try:

@@ -8,13 +8,15 @@ import sqlite3
 import time
 from pathlib import Path
 
+import httpx
 import orjson
+from log_harness import issue, post_statements, register_issuer, running_log
 
 from logserver.client import LogClient
 from tests.api_helpers import ISSUER, LOG_KEY, REGISTRY_KEY, app_client, corrupting, statement
 from tlogcore.indexroot import parse_index_root
 from tlogcore.policy import parse_policy
-from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, sign_statement
 from tlogcore.statusindex_nodes import LEAF_TAG
 from tools.verdict import GENUINE, NOT_LOGGED, REVOKED, TAMPERED, Outcome
 from tools.verify import check_online
@@ -121,3 +123,26 @@ def test_a_tampered_index_row_is_caught(tmp_path: Path) -> None:
             assert outcome.verdict == TAMPERED, outcome.message
 
     asyncio.run(scenario())
+
+
+def test_a_real_server_on_both_engines_serves_proofs_tlog_verify_accepts(tmp_path: Path, log_dsn: str | None) -> None:
+    """`tlog-server serve` with [status_index] on, on SQLite and on PostgreSQL, checked by `tlog verify`'s code."""
+    config = "[status_index]\nindex_interval_ms = 50\n"
+    with running_log(tmp_path, config_text=config, dsn=log_dsn) as server:
+        with httpx.Client(base_url=server.url, timeout=20) as plain:
+            info = plain.get("/api/v1/log").json()
+            register_issuer(plain, server, ISSUER, "Ministry")
+            origin, policy = info["origin"], parse_policy(f"log {info['log_vkey']}\nquorum none\n")
+            post_statements(plain, [issue(origin, ISSUER, KEPT), issue(origin, ISSUER, REVOKED_DOC)])
+            revoke = sign_statement(Statement(origin, REVOKE, ISSUER.verifier().vkey, int(time.time()),
+                                              document=REVOKED_DOC), ISSUER)  # fmt: skip
+            size = post_statements(plain, [revoke]).json()["entries"][0]["index"] + 1
+
+        async def scenario() -> list[Outcome]:
+            async with LogClient(server.url, 20) as client:
+                await indexed_up_to(client, size)
+                return [await check_online(client, d, policy, time.time()) for d in (KEPT, REVOKED_DOC, NEVER)]
+
+        kept, revoked, never = asyncio.run(scenario())
+        assert (kept.verdict, revoked.verdict, never.verdict) == (GENUINE, REVOKED, NOT_LOGGED)
+        assert kept.status_proven and revoked.status_proven and never.status_proven, kept.message

@@ -77,7 +77,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PQWorld]:
     with WitnessProcess(tmp / "w", config) as witness:
         assert key_type(witness.vkey) == 0x06  # an ML-DSA-44 key only
         log_config = tmp / "log.toml"
-        log_config.write_text(f'[[witness]]\nname = "pq"\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
+        log_config.write_text(f'[[witness]]\nurl = "{witness.url}"\nvkey = "{witness.vkey}"\n')
         server = LogProcess(tmp / "log", free_port(), config=log_config).start()
         try:
             with httpx.Client(base_url=server.url, timeout=20) as client:
@@ -147,6 +147,9 @@ def test_a_document_signed_after_the_key_was_stolen_is_flagged_and_one_before_is
     assert page.text_content("#verdict-label") == "Signed with a stolen key"
     assert "may have made it" in (page.text_content("#verdict-reason") or "")
     assert f"unsafe from #{world.unsafe_from}" in (page.text_content("#check-list") or "")
+    # From the offline proof in a printed code too: the page asks the log whenever it answers.
+    assert open_verdict(page, offline_link(world, STOLEN)) == "stolen"
+    assert open_verdict(page, world.link(STOLEN)) == "stolen"
     screenshot(page, "stolen-key-en")
     page.click("#lang-km")
     assert page.text_content("#verdict-label") == "ចុះហត្ថលេខាដោយសោដែលត្រូវបានលួច"

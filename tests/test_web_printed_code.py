@@ -8,7 +8,6 @@ import csv
 import hashlib
 import io
 import json
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,13 +20,11 @@ import zxingcpp
 from PIL import Image, ImageFilter
 from playwright.sync_api import BrowserContext, Page, Route
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import chromium, open_verdict, screenshot
+from web_browser import checked_page, chromium, open_verdict, screenshot, wait_published
 
 from logserver.verifierpage import LOG_LAYOUT, Trust, render_page
 from logserver.webpage import CSP
 from tlogcore.bundle import parse_tlog_proof
-from tlogcore.checkpoint import parse_checkpoint
-from tlogcore.note import parse_note
 from tlogcore.paperfields import PaperFields
 from tlogcore.qrlink import link_url, offline_payload, online_payload, qr_segments, split_link
 
@@ -57,16 +54,6 @@ class World:
         return link_url(self.stack.url + "/verify", online_payload(document, self.index[document.hex()], paper))
 
 
-def wait_published(url: str, size: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        body = httpx.get(url + "/checkpoint", timeout=5).content
-        if parse_checkpoint(parse_note(body).text).size >= size and body.count("\u2014".encode()) >= 3:
-            return
-        time.sleep(0.1)
-    raise TimeoutError("no cosigned checkpoint covers the new entries")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("printed")
@@ -89,7 +76,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         (tmp / "licence.pdf").write_bytes(REVOKED_PDF)
         revoked = tlog("revoke", "--log", stack.url, "--key", str(key), str(tmp / "licence.pdf"), "--reason", "error")
         assert revoked.exit_code == 0, revoked.output
-        wait_published(stack.url, int(httpx.get(stack.url + "/api/v1/log").json()["size"]))
+        wait_published(stack.url)
         index = {}
         for document in (hashlib.sha256(PDF).digest(), hashlib.sha256(REVOKED_PDF).digest(), PAPER.document):
             listing = httpx.get(f"{stack.url}/api/v1/documents/{document.hex()}").json()
@@ -106,13 +93,8 @@ def browser(world: World) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
-    page = browser.new_page()
-    violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    yield page
-    page.unroute_all()
-    page.close()
-    assert not violations, violations
+    with checked_page(browser) as page:
+        yield page
 
 
 def photo_of(url: str) -> Image.Image:
@@ -178,9 +160,13 @@ def test_offline_code_with_the_network_cut_after_load_says_so_at_the_top(
         note_box = page.locator("#verdict-note").bounding_box()
         assert note_box is not None and note_box["y"] < 300, note_box  # at the top, not below the fold
         assert "not checked for revocation" in (page.text_content("#verdict-note") or "")
+        # Lane 16 (b): the offline code does not carry the issuer's registration (it would not fit: docs/trust.md);
+        # the note says so plainly.
+        assert "nor that the issuer's key is registered" in (page.text_content("#verdict-note") or "")
         screenshot(page, "printed-offline-not-checked")
         page.click("#lang-km")
         assert "ដកហូត" in (page.text_content("#verdict-note") or "")
+        assert "ចុះឈ្មោះ" in (page.text_content("#verdict-note") or "")
         page.click("#lang-en")
     finally:
         browser.set_offline(False)

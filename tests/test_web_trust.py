@@ -10,6 +10,7 @@
 
 import base64
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -23,11 +24,14 @@ import pytest
 from log_harness import REPO, LogProcess, issue, post_statements, register_issuer, running_log
 from playwright.sync_api import BrowserContext, Page
 from tools_stack import Stack, witnessed_log
-from web_browser import chromium, open_verdict, screenshot
+from web_browser import checked_page, chromium, open_verdict, screenshot, wait_published
 
 from loadtest.localproc import free_port
-from tlogcore.keys import Ed25519Signer, parse_signer_key
+from tlogcore.cosignature import CosignatureV1Signer
+from tlogcore.keys import Ed25519Signer, format_signer_key, parse_signer_key
+from tlogcore.note import sign_note
 from tlogcore.statement import REVOKE, Statement, sign_statement
+from tlogcore.trustrotation import rotation_text, split_trust_text, trust_digest
 
 OLD_PDF = b"%PDF-1.7\n% Diploma 2025/4, issued with the ministry's first key\n%%EOF\n" * 10
 NEW_PDF = b"%PDF-1.7\n% Diploma 2026/8, issued with the ministry's new key\n%%EOF\n" * 10
@@ -90,16 +94,6 @@ def signed_revoke(url: str, key: Path, pdf: bytes) -> bytes:
     return sign_statement(statement, signer)
 
 
-def wait_published(url: str) -> None:
-    size = int(httpx.get(url + "/api/v1/log").json()["size"])
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if int(httpx.get(url + "/api/v1/log").json()["published_size"]) >= size:
-            return
-        time.sleep(0.1)
-    raise TimeoutError("no cosigned checkpoint covers every entry")
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("web-trust")
@@ -134,13 +128,8 @@ def browser(world: World) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    yield page
-    page.close()
-    assert not problems, problems
+    with checked_page(browser) as page:
+        yield page
 
 
 def test_a_same_named_key_cannot_revoke_but_its_continuation_can(world: World, page: Page) -> None:
@@ -275,6 +264,109 @@ def test_a_changed_trust_policy_raises_a_loud_warning(
     assert not page.is_visible("#trust-warning")  # back to the remembered keys
 
 
+def test_a_trust_change_signed_by_the_old_registry_key_is_accepted_quietly(
+    world: World, site: tuple[str, Path], page: Page
+) -> None:
+    """Lane 16 (a): every change of a site's trust warned, even one its operator signed with the old keys. A change
+    a registry key of the remembered trust signed (tlog trust-rotation) is accepted with a notice; a rotation
+    signed by any other key still raises the loud warning."""
+    url, out = site
+    original = {name: (out / name).read_bytes() for name in ("index.html", "trust-policy.txt")}
+    old_site = world.tmp / "site-old"  # the site's trust as the page remembers it (the fixture's export, again)
+    assert (
+        tlog("verifier-site", "--policy", str(world.policy), "--log", world.stack.url, "--out", str(old_site)).exit_code
+        == 0
+    )
+    old_text = old_site / "trust-policy.txt"
+    real_registry = (world.stack.server.data / "registry.key").read_text().strip()
+    real_vkey = parse_signer_key(real_registry).verifier().vkey
+    _, extra = keyfile(world.tmp, "registry2.log.example")
+    base = ["verifier-site", "--policy", str(world.policy), "--log", world.stack.url, "--registry-key", real_vkey]
+    try:
+        assert open_verdict(page, world.link(url + "/?visit=r1", NEW_PDF)) == "genuine"  # remembers the old trust
+        new_site = world.tmp / "site-new"
+        assert tlog(*base, "--registry-key", extra, "--out", str(new_site)).exit_code == 0
+        rotation = world.tmp / "rotation.json"
+        signed = tlog(
+            "trust-rotation",
+            *("--from", str(old_text), "--to", str(new_site / "trust-policy.txt")),
+            *("--registry-key", str(world.stack.server.data / "registry.key"), "--out", str(rotation)),
+        )
+        assert signed.exit_code == 0, signed.output
+        made = tlog(*base, "--registry-key", extra, "--rotation", str(rotation), "--out", str(out))
+        assert made.exit_code == 0, made.output
+        assert open_verdict(page, world.link(url + "/?visit=r2", NEW_PDF)) == "genuine"
+        assert not page.is_visible("#trust-warning")
+        assert page.is_visible("#trust-notice")
+        assert "signed by the keys you trusted before" in (page.text_content("#trust-notice") or "")
+        screenshot(page, "trust-rotated-notice")
+        # The next change, "signed" by a key the remembered trust does not hold: loud, as any other change.
+        forger = Ed25519Signer("registry2.log.example", b"\x77" * 32)
+        _, third = keyfile(world.tmp, "registry3.log.example")
+        third_site = world.tmp / "site-third"
+        assert tlog(*base, "--registry-key", third, "--out", str(third_site)).exit_code == 0
+        refused = tlog(
+            "trust-rotation",
+            *("--from", str(new_site / "trust-policy.txt"), "--to", str(third_site / "trust-policy.txt")),
+            *("--registry-key", str(forger_file(world.tmp, forger)), "--out", str(world.tmp / "forged.json")),
+        )
+        assert refused.exit_code == 1 and "not one of the registry keys" in refused.output
+        forged = world.tmp / "forged.json"
+        new_trust = split_trust_text((new_site / "trust-policy.txt").read_text())
+        third_trust = split_trust_text((third_site / "trust-policy.txt").read_text())
+        note = sign_note(rotation_text(trust_digest(*new_trust), trust_digest(*third_trust)), [forger]).decode()
+        forged.write_text(json.dumps({"policy": third_trust[0], "registry": third_trust[1], "note": note}))
+        made = tlog(*base, "--registry-key", third, "--rotation", str(forged), "--out", str(out))
+        assert made.exit_code == 0, made.output
+        assert open_verdict(page, world.link(url + "/?visit=r3", NEW_PDF)) == "cannot_verify"
+        assert page.is_visible("#trust-warning") and not page.is_visible("#trust-notice")
+    finally:
+        for name, data in original.items():
+            (out / name).write_bytes(data)
+        page.evaluate("localStorage.removeItem('tlog-trust')")  # the next visit pins the original trust again
+    assert open_verdict(page, world.link(url + "/?visit=r4", NEW_PDF)) == "genuine"
+
+
+def test_the_logs_own_page_follows_a_rotation_in_its_data_directory(tmp_path: Path, browser: BrowserContext) -> None:
+    """Lane 16 (a), the log's own /verify: its trust comes from the log's configuration, so adding a witness changes
+    it. A rotation signed by the registry key, dropped into <data>/trust-rotations/, makes the change quiet at the
+    next visit (read at each request: no restart)."""
+    server = LogProcess(tmp_path / "log", free_port()).start()
+    try:
+        with checked_page(browser) as page:
+            open_verdict(page, server.url + "/verify?visit=1")  # first use: remembers this trust
+            assert not page.is_visible("#trust-warning") and not page.is_visible("#trust-notice")
+            registry = server.key("registry.key")
+            registry_vkey = registry.verifier().vkey
+            old = httpx.get(server.url + "/api/v1/policy").text
+            server.stop()
+            witness = CosignatureV1Signer("witness.new.example", b"\x42" * 32, time.time).verifier().vkey
+            server.config = tmp_path / "log.toml"
+            server.config.write_text(f'[[witness]]\nurl = "http://127.0.0.1:9"\nvkey = "{witness}"\n')
+            server.start(init=False)
+            new = httpx.get(server.url + "/api/v1/policy").text
+            assert witness in new and new != old
+            open_verdict(page, server.url + "/verify?visit=2")
+            assert page.is_visible("#trust-warning")  # a change nobody signed: loud
+            rotations = server.data / "trust-rotations"
+            rotations.mkdir()
+            text = rotation_text(trust_digest(old, [registry_vkey]), trust_digest(new, [registry_vkey]))
+            note = sign_note(text, [registry]).decode()
+            rotation = {"policy": new, "registry": [registry_vkey], "note": note}
+            (rotations / "2026-12-witness.json").write_text(json.dumps(rotation))
+            open_verdict(page, server.url + "/verify?visit=3")
+            assert not page.is_visible("#trust-warning") and page.is_visible("#trust-notice")
+    finally:
+        server.stop()
+
+
+def forger_file(tmp: Path, signer: Ed25519Signer) -> Path:
+    path = tmp / f"forger-{uuid.uuid4().hex[:8]}.key"
+    path.write_text(format_signer_key(signer) + "\n")
+    path.chmod(0o600)
+    return path
+
+
 def test_the_export_refuses_bad_input_in_one_line(world: World) -> None:
     bad = tlog("verifier-site", "--policy", str(world.policy), "--log", "ftp://x", "--out", str(world.tmp / "x"))
     assert bad.exit_code == 1 and "http(s)" in bad.output and "Traceback" not in bad.output
@@ -297,7 +389,7 @@ def test_with_no_witnesses_the_page_never_says_vouched_for(tmp_path: Path, brows
         origin = client.get("/api/v1/log").json()["origin"]
         digest = hashlib.sha256(b"a licence on a log without witnesses").digest()
         index = post_statements(client, [issue(origin, issuer, digest)]).json()["entries"][0]["index"]
-        wait_published(server.url)
+        wait_published(server.url, cosignatures=0)
         page = browser.new_page()
         try:
             assert open_verdict(page, f"{server.url}/verify#h={digest.hex()}&i={index}") == "genuine"

@@ -6,7 +6,7 @@ bundles must not verify; offline works with the log down."""
 import base64
 import hashlib
 import io
-import time
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import chromium, open_verdict, screenshot
+from web_browser import checked_page, chromium, open_verdict, screenshot, wait_published
 
 from logserver.webpage import CSP
 from tlogcore.bundle import from_binary, to_binary, verify_bundle
@@ -42,17 +42,6 @@ class World:
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def wait_published(url: str, size: int) -> None:
-    """Until the published (cosigned) checkpoint covers `size` entries."""
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        body = httpx.get(url + "/checkpoint", timeout=5).content
-        if parse_checkpoint(parse_note(body).text).size >= size and body.count("\u2014".encode()) >= 3:
-            return
-        time.sleep(0.1)
-    raise TimeoutError("no cosigned checkpoint covers the new entries")
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +78,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             "revoke", "--log", stack.url, "--key", str(key), str(tmp / "licence.pdf"), "--reason", "issued in error"
         )
         assert revoked.exit_code == 0, revoked.output
-        wait_published(stack.url, int(httpx.get(stack.url + "/api/v1/log").json()["size"]))
+        wait_published(stack.url)
         digest = hashlib.sha256(PDF).hexdigest()
         index = int(httpx.get(f"{stack.url}/api/v1/documents/{digest}").json()["statements"][0]["index"])
         assert urls[0] == link_url(f"{stack.url}/verify", online_payload(bytes.fromhex(digest), index))
@@ -105,12 +94,11 @@ def browser(world: World) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
-    page = browser.new_page()
-    violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    yield page
-    page.close()
-    assert not violations, violations  # the page itself never trips its own CSP
+    with checked_page(browser) as page:
+        yield page
+
+
+ENGLISH = re.compile(r"\b(is|not|by|does|verify|none|size|of|the|no|quorum|needs|cosigned)\b")
 
 
 def offline_url(world: World, binary: bytes) -> str:
@@ -138,7 +126,8 @@ def test_served_with_a_strict_csp_and_the_published_policy(world: World) -> None
     policy = parse_policy(text)
     assert [log.vkey for log in policy.logs] == [world.stack.log_vkey]
     assert sorted(w.vkey for w in policy.witnesses.values()) == sorted(w.vkey for w in world.stack.witnesses)
-    assert "group majority 2 w0 w1 w2\nquorum majority\n" in text
+    names = " ".join(f"witness{i}.example.org" for i in range(3))
+    assert f"group majority 2 {names}\nquorum majority\n" in text
     assert verify_bundle(from_binary(world.binary), policy)
 
 
@@ -263,6 +252,37 @@ def test_quorum_not_met(world: World, page: Page) -> None:
         return [s for s in signatures if s.name != origin]
 
     assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, no_log_signature))) == "cannot_verify"
+
+
+def test_technical_detail_in_khmer_keeps_identifiers(world: World, page: Page) -> None:
+    """Lane 16 (e): the technical detail lines (the checks list and "technical detail") were English in the Khmer
+    view. In Khmer they are Khmer, with key names, origins and sizes as they are."""
+
+    def keep_one(origin: str, signatures: list[Signature]) -> list[Signature]:
+        witnesses = [s for s in signatures if s.name != origin]
+        return [s for s in signatures if s.name == origin] + witnesses[:1]
+
+    kept = next(s.name for s in parse_note(from_binary(world.binary).checkpoint).signatures if "witness" in s.name)
+    assert open_verdict(page, offline_url(world, checkpoint_with(world.binary, keep_one))) == "cannot_verify"
+    page.click("#lang-km")
+    try:
+        detail = page.text_content("#verdict-detail") or ""
+        assert page.get_attribute("#verdict-detail", "lang") == "km", detail
+        assert "សាក្សីមិនគ្រប់ចំនួន" in detail and kept in detail and " of " not in detail, detail
+        spans = page.eval_on_selector_all("#check-list .detail", "ds => ds.map(d => [d.lang, d.textContent])")
+        assert any(world.stack.origin in text for _, text in spans), spans  # the origin is kept as it is
+        names = [world.stack.origin, kept, "moeys.gov.kh", "Ministry of Education"]  # identifiers and data
+        for lang, text in spans:
+            words = text
+            for name in names:
+                words = words.replace(name, "")
+            assert not ENGLISH.search(words), (lang, text)  # an English line left in the Khmer view
+            assert lang == "km" or not words.strip(" #/…0123456789abcdef,"), (lang, text)
+        screenshot(page, "quorum-not-met-km")
+    finally:
+        page.click("#lang-en")
+    assert page.get_attribute("#verdict-detail", "lang") == "en"
+    assert "quorum" in (page.text_content("#verdict-detail") or "")
 
 
 def test_no_link(world: World, page: Page) -> None:

@@ -65,11 +65,11 @@ def test_a_failed_database_answers_503_json_with_retry_after(tmp_path: Path) -> 
         config = parse_config(f'name = "{SIGNER.name}"\n[[log]]\norigin = "{log.origin}"\nvkey = "{log.vkey}"\n')
         storage = await SQLiteStorage.open(str(tmp_path / "witness.sqlite"))
         try:
-            await storage._db.execute("PRAGMA query_only = 1")  # SQLite now fails every write, as on a full disk
+            storage._writer.execute("PRAGMA query_only = 1")  # SQLite now fails every write, as on a full disk
             app = create_app(config, storage, SIGNER, time.time)
             async with serve_in_process(app) as url, httpx.AsyncClient(base_url=url, timeout=10) as client:
                 refused = await client.post("/add-checkpoint", content=log.body(0, 3))
-                await storage._db.execute("PRAGMA query_only = 0")
+                storage._writer.execute("PRAGMA query_only = 0")
                 accepted = await client.post("/add-checkpoint", content=log.body(0, 3))
                 return refused, accepted
         finally:

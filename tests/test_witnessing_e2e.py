@@ -45,7 +45,7 @@ def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
     log_config = tmp_path / "log.toml"
     log_config.write_text(
         "[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n"
-        + "".join(f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for i, w in enumerate(witnesses))
+        + "".join(f'[[witness]]\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for w in witnesses)
     )
     server = LogProcess(tmp_path / "log", free_port(), config=log_config).start()
     policy = parse_policy(
@@ -74,7 +74,7 @@ def test_every_published_checkpoint_meets_two_of_three(stack) -> None:  # type: 
             assert trusted.witnesses == {"W0", "W1", "W2"}
         status = client.get("/api/v1/log").json()["witnesses"]
         assert [w["last_cosigned_size"] for w in status] == [size] * 3
-        assert 'tlog_witness_cosign_seconds_count{witness="w0"}' in client.get("/metrics").text
+        assert 'tlog_witness_cosign_seconds_count{witness="witness0.example.org"}' in client.get("/metrics").text
         # A bundle fetched from the log carries the cosignatures and verifies offline under the policy.
         bundle = parse_tlog_proof(client.get("/api/v1/bundle/3").content)
         assert verify_bundle(bundle, policy, now=time.time()).trusted.witnesses == {"W0", "W1", "W2"}

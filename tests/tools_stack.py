@@ -45,9 +45,7 @@ def witnessed_log(tmp: Path) -> Iterator[Stack]:
         log_config = tmp / "log.toml"
         log_config.write_text(
             "[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n"
-            + "".join(
-                f'[[witness]]\nname = "w{i}"\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for i, w in enumerate(witnesses)
-            )
+            + "".join(f'[[witness]]\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for w in witnesses)
         )
         server = LogProcess(tmp / "log", free_port(), config=log_config).start()
         policy = (

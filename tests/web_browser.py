@@ -2,12 +2,17 @@
 headless, with a fresh profile, and screenshots of each verdict at phone and desktop widths."""
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from log_harness import REPO
 from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from tlogcore.checkpoint import parse_checkpoint
+from tlogcore.note import parse_note
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -65,3 +70,30 @@ def screenshot(page: Page, name: str) -> None:
         page.set_viewport_size(size)
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
     page.set_viewport_size(DESKTOP)
+
+
+@contextmanager
+def checked_page(browser: BrowserContext) -> Iterator[Page]:
+    """A new page that must not trip its own Content-Security-Policy nor throw: checked when the test is done."""
+    page = browser.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    page.on("pageerror", lambda e: problems.append(str(e)))
+    yield page
+    page.unroute_all()
+    page.close()
+    assert not problems, problems  # the page itself never trips its own CSP, and its script never throws
+
+
+def wait_published(url: str, size: int | None = None, cosignatures: int = 2) -> None:
+    """Until the published checkpoint covers `size` entries (default: all the log holds now) with the log's
+    signature and `cosignatures` witnesses' (the stacks' 2-of-3 quorum)."""
+    if size is None:
+        size = int(httpx.get(url + "/api/v1/log", timeout=5).json()["size"])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        body = httpx.get(url + "/checkpoint", timeout=5).content
+        if parse_checkpoint(parse_note(body).text).size >= size and body.count("\u2014".encode()) >= 1 + cosignatures:
+            return
+        time.sleep(0.1)
+    raise TimeoutError("no cosigned checkpoint covers the new entries")

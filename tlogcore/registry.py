@@ -22,6 +22,11 @@ A key reported stolen is retired with `unsafe-from N`: from log index N on, whoe
 signed with it may not have been the issuer, so what it signed at N or later is
 flagged (tlogcore/status.py, `signed_while_unsafe`); what it signed before N stays
 valid. N cannot precede the key's own registration.
+
+A log made before the ownership rule may already hold `issuer-add` entries that
+break it. They stay as logged: replay with `names_owned_from` lets an entry below
+that index through (listed in `grandfathered`) and applies the rule from it on;
+the log server records the index once (logserver/registryrule.py).
 """
 
 from collections.abc import Iterable
@@ -29,6 +34,10 @@ from dataclasses import dataclass, field
 
 from tlogcore.errors import NotAllowedError
 from tlogcore.statement import DOCUMENT_KINDS, ISSUER_ADD, ISSUER_RETIRE, Statement
+
+
+class NameHeldError(NotAllowedError):
+    """An `issuer-add` for a key name or label another issuer holds (the ownership rule)."""
 
 
 @dataclass
@@ -52,6 +61,8 @@ class IssuerKey:
 class Registry:
     registry_keys: frozenset[str]  # vkeys allowed to sign registry statements
     keys: dict[str, IssuerKey] = field(default_factory=dict)
+    names_owned_from: int = 0  # the ownership rule applies to entries from this index on
+    grandfathered: list[int] = field(default_factory=list)  # issuer-add entries below it that break the rule
 
     def continuations(self) -> dict[str, str]:
         """Each rotated key -> the key it continues: what the status rule needs (tlogcore/status.py)."""
@@ -114,14 +125,19 @@ class Registry:
         if continues is not None and self.issuer_of(holder.vkey) == self.issuer_of(continues):
             return  # the same issuer's new key may keep its name and label
         held_by = f"{holder.label!r} (key {holder.vkey})" if holder.label else f"key {holder.vkey}"
-        raise NotAllowedError(
+        raise NameHeldError(
             f"key name {vkey.split('+', 1)[0]!r} or label {label!r} is already held by issuer {held_by}; "
             "a new key for that issuer must say which of its keys it continues"
         )
 
     def apply(self, statement: Statement, index: int) -> None:
         """Check, then record the statement logged at `index`."""
-        self.check(statement)
+        try:
+            self.check(statement)
+        except NameHeldError:
+            if index >= self.names_owned_from:
+                raise
+            self.grandfathered.append(index)  # logged before the ownership rule: it stays as it is
         if statement.kind == ISSUER_ADD and statement.issuer is not None:
             key = IssuerKey(statement.issuer, statement.ref, index, statement.time, continues=statement.continues)
             self.keys[statement.issuer] = key
@@ -131,8 +147,10 @@ class Registry:
             key.unsafe_from = statement.unsafe_from
 
     @classmethod
-    def replay(cls, registry_keys: Iterable[str], entries: Iterable[tuple[int, Statement]]) -> "Registry":
-        registry = cls(frozenset(registry_keys))
+    def replay(
+        cls, registry_keys: Iterable[str], entries: Iterable[tuple[int, Statement]], names_owned_from: int = 0
+    ) -> "Registry":
+        registry = cls(frozenset(registry_keys), names_owned_from=names_owned_from)
         for index, statement in entries:
             registry.apply(statement, index)
         return registry

@@ -185,15 +185,16 @@ def encode_entry_bundle(entries: Iterable[bytes]) -> bytes:
 
 def decode_entry_bundle(data: bytes, count: int | None = None) -> list[bytes]:
     """Split an entry bundle; with `count`, insist on exactly that many entries."""
-    entries, pos = [], 0
-    while pos < len(data):
-        if pos + 2 > len(data):
+    entries: list[bytes] = []
+    append, pos, size = entries.append, 0, len(data)  # a monitor splits every entry of a log: keep the loop lean
+    while pos < size:
+        if pos + 2 > size:
             raise MalformedError("entry bundle: truncated length")
-        length = int.from_bytes(data[pos : pos + 2], "big")
-        if pos + 2 + length > len(data):
+        start = pos + 2
+        pos = start + (data[pos] << 8 | data[pos + 1])  # the 2-byte big-endian length
+        if pos > size:
             raise MalformedError("entry bundle: truncated entry")
-        entries.append(data[pos + 2 : pos + 2 + length])
-        pos += 2 + length
+        append(data[start:pos])
         if len(entries) > TILE_WIDTH:
             raise MalformedError(f"entry bundle holds more than {TILE_WIDTH} entries")
     if count is not None and len(entries) != count:

@@ -10,6 +10,7 @@ TLOG_POLICY). Every command has --help with an example.
     tlog refresh diploma.pdf.tlog-proof --log URL --policy trust.policy   [--out F]
     tlog policy check trust.policy
     tlog verifier-site --policy trust.policy --log URL --out DIR   (a static verifier page others can host)
+    tlog trust-rotation --from OLD/trust-policy.txt --to NEW/trust-policy.txt --registry-key K --out R.json
     tlog checkpoint --log URL --policy trust.policy
     tlog proof inclusion|consistency --log URL ...
 """
@@ -22,7 +23,7 @@ from tools.cmd_policy import policy
 from tools.cmd_read import checkpoint, proof
 from tools.cmd_refresh import refresh
 from tools.cmd_revoke import revoke
-from tools.cmd_site import verifier_site
+from tools.cmd_site import trust_rotation, verifier_site
 from tools.cmd_submit import submit
 from tools.cmd_verify import verify
 
@@ -32,5 +33,18 @@ def main() -> None:
     """Issue, submit and verify documents on a transparency log."""
 
 
-for command in (keygen, vkey, policy, submit, revoke, verify, refresh, issuer, checkpoint, proof, verifier_site):
+for command in (
+    keygen,
+    vkey,
+    policy,
+    submit,
+    revoke,
+    verify,
+    refresh,
+    issuer,
+    checkpoint,
+    proof,
+    verifier_site,
+    trust_rotation,
+):
     main.add_command(command)

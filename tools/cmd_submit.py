@@ -151,7 +151,7 @@ def write_document(run: Run, item: Item, outputs: Outputs, bundle: Any) -> dict[
     write_atomic(outputs.qr_svg, qrcodes.svg_bytes(link.code))
     row.update(qr_png=str(outputs.qr_png), qr_svg=str(outputs.qr_svg), link=link.url)
     if run.labels:
-        label = Label(link.url, f"{row['ref'] or item.name} · #{bundle.index}", run.qr_ec)
+        label = Label(link.url, f"{row['ref'] or item.name} · #{bundle.index}", link.code.error.upper())
         write_atomic(outputs.label_svg, label_svg(label))
         write_atomic(outputs.label_pdf, label_pdf(label))
         row.update(label_svg=str(outputs.label_svg), label_pdf=str(outputs.label_pdf))
@@ -182,7 +182,7 @@ async def log_documents(
     if (not resumed if run.lookup is None else run.lookup) or run.reissue:
 
         async def lookup(chunk: list[Item]) -> Lookup:
-            return await lookup_logged(client, chunk, state, run.signer.name, run.reissue)
+            return await lookup_logged(client, chunk, state, run.signer.name)
 
     def save(s: SubmitState) -> None:
         if run.state_path is not None:
@@ -222,8 +222,9 @@ async def submit_run(run: Run) -> None:
             (first, at), more = refused[0], len(refused) - 1
             others = f" (and {more} more; the other documents were logged)" if more else ""
             raise click.ClickException(
-                f"{first.shown}: revoked by {run.signer.name} in entry {at}{others}; not issued again. "
-                "Give --reissue to issue it again with a new statement, or leave it out"
+                f"{first.shown}: revoked by {run.signer.name} in entry {at}{others}; a revocation is final, so it "
+                "is not issued again: issue a corrected document instead (a new file, or new paper fields), "
+                "or leave it out"
             )
         already = len(written)
         click.echo(
@@ -272,10 +273,10 @@ async def submit_run(run: Run) -> None:
 )
 @click.option(
     "--qr-ec",
-    type=click.Choice(qrcodes.ERROR_LEVELS),
-    default="M",
+    type=click.Choice([qrcodes.AUTO, *qrcodes.ERROR_LEVELS]),
+    default=qrcodes.AUTO,
     show_default=True,
-    help="QR error-correction level.",
+    help="QR error-correction level; auto: M, or L where M would be wider than 60 mm at 0.45 mm/module.",
 )
 @click.option("--public-url", default=None, help="The log's public base URL (default: --log).")
 @click.option(
@@ -298,7 +299,9 @@ async def submit_run(run: Run) -> None:
     help="Trust policy: checked against the log before submitting; bundles are checked with it before writing, "
     "and offline codes keep only the cosignatures its quorum needs.",
 )
-@click.option("--reissue", is_flag=True, help="Issue again documents this issuer revoked (a new issue statement).")
+# Issue 17: a revocation is final (tlogcore/status.py); `--reissue` no longer logs anything new. Kept, hidden, so
+# that an old script gets the one line saying why and what to do instead, not "no such option".
+@click.option("--reissue", is_flag=True, hidden=True, help="Refused for revoked documents: a revocation is final.")
 @click.option(
     "--wait",
     "wait_seconds",

@@ -41,7 +41,9 @@ from tlogcore.qrlink import (
 )
 
 ERROR_LEVELS = ("L", "M", "Q", "H")
+AUTO = "auto"  # level M, or L where M would be wider than GOAL_MM and L is not (fitted_qr)
 MODULE_MM = 0.45  # printed size of one module (docs/printed-code.md)
+GOAL_MM = 60.0  # issue 17: an offline code at most this wide, quiet zone included
 QUIET_ZONE = 4  # modules on each side (ISO/IEC 18004)
 _SEGMENT_MODES = {"byte": segno.consts.MODE_BYTE, "alphanumeric": segno.consts.MODE_ALPHANUMERIC}
 
@@ -72,6 +74,19 @@ def link_qr(url: str, error: str = "M") -> segno.QRCode:
     return segno.make_qr(segments, error=error.lower(), boost_error=False)  # type: ignore[arg-type]
 
 
+def fitted_qr(url: str, error: str = AUTO) -> segno.QRCode:
+    """`link_qr` at `error`; with "auto", level M (15 % of the symbol may be damaged) unless that is wider than
+    GOAL_MM at MODULE_MM and level L (7 %) is not: a paper-fields offline code of a log of 10^6 entries is v28 at M,
+    61.6 mm, and v24 at L, 54.5 mm (docs/printed-code.md, "Sizes"; loadtest/qr_sizes.py photographs both)."""
+    if error != AUTO:
+        return link_qr(url, error)
+    code = link_qr(url, "M")
+    if printed_mm(code) <= GOAL_MM:
+        return code
+    lower = link_qr(url, "L")
+    return lower if printed_mm(lower) <= GOAL_MM else code
+
+
 def quorum_cosigners(bundle: TlogProof, policy: Policy) -> list[int]:
     """Key IDs of the fewest cosignatures in `bundle` that still meet the policy's quorum (a smaller code)."""
     cosigned = sorted(policy.verify_checkpoint(bundle.checkpoint).witnesses)
@@ -94,7 +109,7 @@ def document_link(
     bundle: TlogProof,
     document: bytes,
     form: str,
-    error: str = "M",
+    error: str = AUTO,
     paper: PaperFields | None = None,
     policy: Policy | None = None,
 ) -> Link:
@@ -106,11 +121,11 @@ def document_link(
         several = policy is not None and len(policy.logs) > 1
         url = link_url(verifier_url, offline_payload(bundle, paper, several, cosigners))
         try:
-            return Link(url, "offline", link_qr(url, error))
+            return Link(url, "offline", fitted_qr(url, error))
         except segno.DataOverflowError:
             pass
     url = link_url(verifier_url, online_payload(document, bundle.index, paper))
-    return Link(url, "online", link_qr(url, error))
+    return Link(url, "online", fitted_qr(url, error))
 
 
 def png_bytes(qr: segno.QRCode, scale: int = 4) -> bytes:

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import click
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tlogcore.errors import MalformedError
 from tlogcore.keys import Signer
 from witness.app import create_app
 from witness.config import ALGORITHMS, ED25519, WitnessConfig, parse_config, parse_listen
+from witness.headerdeadline import header_deadline_protocol
 from witness.keyfiles import SetupError, existing_keys, load_or_create_keys
 from witness.storage import SQLiteStorage
 
@@ -52,50 +52,6 @@ def read_config(path: Path) -> WitnessConfig:
         raise MalformedError(f"{path}: {exc}") from None
 
 
-class HeaderDeadline(HttpToolsProtocol):
-    """uvicorn's protocol plus one rule (as logserver/cli.py's, which the import rules keep apart): a connection not
-    running a request is closed when the next request's headers are not complete HEADER_TIMEOUT seconds after it
-    opened, the previous answer went out, or the request's first byte arrived. uvicorn alone let half-sent headers
-    hold a connection for ever (issue 18, item 6)."""
-
-    _deadline: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self._arm()
-
-    def on_headers_complete(self) -> None:
-        self._disarm()
-        super().on_headers_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
-            self._arm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(HEADER_TIMEOUT, self._close)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-
-    def _close(self) -> None:
-        self._deadline = None
-        if not self.transport.is_closing():
-            self.transport.close()
-
-
 async def run_server(
     config: WitnessConfig,
     signers: Sequence[Signer],
@@ -118,7 +74,7 @@ async def run_server(
             log_level=log_level,
             access_log=access_log,
             lifespan="off",
-            http=HeaderDeadline,
+            http=header_deadline_protocol(HEADER_TIMEOUT),
             limit_concurrency=MAX_CONNECTIONS,
             timeout_keep_alive=KEEP_ALIVE,
         )

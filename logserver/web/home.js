@@ -30,6 +30,7 @@
       key_active: "in use since {time} (entry {index})",
       key_retired: "retired {time} (entry {index})",
       key_reason: "reason: {reason}",
+      key_continues: "continues key {key} (a key rotation recorded by the registry: this key may revoke what that key issued)",
       tech_h: "For developers and auditors",
       openapi: "API description (OpenAPI)",
       checkpoint: "The latest checkpoint, with its cosignatures",
@@ -71,6 +72,7 @@
       key_active: "កំពុងប្រើ ចាប់ពី {time} (ធាតុ {index})",
       key_retired: "ឈប់ប្រើ {time} (ធាតុ {index})",
       key_reason: "មូលហេតុ៖ {reason}",
+      key_continues: "បន្តពីកូនសោ {key} (ការប្តូរកូនសោ ដែលបញ្ជីចុះឈ្មោះបានកត់ត្រា៖ កូនសោនេះអាចដកហូតឯកសារដែលកូនសោនោះបានចេញ)",
       tech_h: "សម្រាប់អ្នកអភិវឌ្ឍ និងសវនករ",
       openapi: "ការពិពណ៌នា API (OpenAPI)",
       checkpoint: "ចំណុចត្រួតពិនិត្យចុងក្រោយ ជាមួយហត្ថលេខារបស់សាក្សី",
@@ -161,6 +163,8 @@
     const item = element("li", key.active ? "active" : "retired");
     item.append(element("div", "label", key.label || ""), element("div", "mono", key.vkey));
     item.append(element("div", "", t("key_active", { time: dateText(key.added.time), index: key.added.index })));
+    // A rotation (issuer-add ... continues): the one status rule lets the new key revoke what the old one issued.
+    if (key.continues) item.append(element("div", "rotation", t("key_continues", { key: key.continues })));
     if (!key.active) {
       item.append(element("div", "", t("key_retired", { time: dateText(key.retired.time), index: key.retired.index })));
       if (key.retired.reason) item.append(element("div", "", t("key_reason", { reason: key.retired.reason })));

@@ -591,12 +591,27 @@
   const $ = (id) => document.getElementById(id);
   const I18N = window.TLOG_I18N;
   const state = { lang: "en", verdict: null, reasonKey: null, detail: "", facts: null, checks: [], fileKey: null,
-                  expected: null, paper: null, base: null, trust: null, trustChanged: false, revokeReason: "" };
+                  expected: null, paper: null, base: null, trust: null, trustChanged: false, trustRotated: false, revokeReason: "" };
 
   function t(key, vars) {
     let s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
     for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", String(v));
     return s;
+  }
+
+  // A technical detail line in the chosen language: Khmer through window.TLOG_DETAIL_KM (i18n.js), identifiers
+  // kept as they are; a line it does not know stays English. Returns [text, lang].
+  function detailText(text) {
+    if (state.lang !== "km" || !text) return [text, "en"];
+    for (const [pattern, template] of window.TLOG_DETAIL_KM || []) {
+      const m = pattern.exec(text);
+      if (!m) continue;
+      const nested = template.startsWith("…");
+      const inner = nested ? detailText(m[1])[0] : null;
+      const out = (nested ? template.slice(1) : template).replace(/\$(\d)/g, (_, i) => (nested ? inner : m[+i] ?? ""));
+      return [out, "km"];
+    }
+    return [text, "en"];
   }
 
   class Checks {
@@ -629,8 +644,7 @@
       if (c.detail) {
         const d = document.createElement("span");
         d.className = "detail";
-        d.lang = "en";
-        d.textContent = c.detail;
+        [d.textContent, d.lang] = detailText(c.detail);
         li.append(" ", d);
       }
       return li;
@@ -657,9 +671,9 @@
     $("verdict-reason").textContent = state.reasonKey ? t(state.reasonKey) : "";
     $("verdict-why").hidden = !state.revokeReason || state.verdict !== "revoked";
     $("verdict-why").textContent = t("reason_given", { reason: state.revokeReason });
-    // Technical detail (English, as the code found it) one click away, never in place of the plain reason.
+    // Technical detail one click away, never in place of the plain reason; in Khmer too, identifiers as they are.
     $("verdict-more").hidden = !state.detail;
-    $("verdict-detail").textContent = state.detail;
+    [$("verdict-detail").textContent, $("verdict-detail").lang] = detailText(state.detail);
     renderSite();
     const f = state.facts;
     $("details").hidden = !f;
@@ -701,6 +715,7 @@
     $("site-host").textContent = location.host || location.protocol;
     $("site-log").textContent = trust ? trust.origin : "—";
     $("trust-warning").hidden = !state.trustChanged;
+    $("trust-notice").hidden = !state.trustRotated || state.trustChanged;
   }
 
   // The paper's fields as the issuer logged them (their hash is the logged document), large, to compare by eye.
@@ -747,13 +762,59 @@
 
   function pinnedKey(trust) { return JSON.stringify({ policy: trust.policy, registry: trust.registry }); }
 
-  function rememberTrust(trust) {
+  async function rememberTrust(trust) {
     let pinned = null;
     try { pinned = localStorage.getItem("tlog-trust"); } catch (e) { return; /* private mode: nothing remembered */ }
-    if (pinned === null) {
-      try { localStorage.setItem("tlog-trust", pinnedKey(trust)); } catch (e) { /* full */ }
+    if (pinned === null || pinned === pinnedKey(trust)) {
+      if (pinned === null) try { localStorage.setItem("tlog-trust", pinnedKey(trust)); } catch (e) { /* full */ }
+      return;
     }
-    state.trustChanged = pinned !== null && pinned !== pinnedKey(trust);
+    let old = null;
+    try { old = JSON.parse(pinned); } catch (e) { old = null; }
+    if (old && typeof old.policy === "string" && Array.isArray(old.registry) && await authorisedChange(old, trust)) {
+      try { localStorage.setItem("tlog-trust", pinnedKey(trust)); } catch (e) { /* full */ }
+      state.trustRotated = true; // quietly accepted, with a notice
+      return;
+    }
+    state.trustChanged = true;
+  }
+
+  // A change of trust the remembered trust authorised (tlogcore/trustrotation.py, its twin): a chain of rotations
+  // from the remembered trust to this page's, each a signed note "tlog-trust-rotation/v1 / from <old> / to <new>"
+  // (SHA-256 of each trust text) signed by a registry key of the trust it leaves. Anything else warns loudly.
+  const trustText = (t) => t.policy + t.registry.map((k) => "# registry " + k + "\n").join("");
+  const trustDigest = async (t) => hex(await sha256(utf8.encode(trustText(t))));
+
+  async function authorisedChange(old, trust) {
+    const target = await trustDigest(trust);
+    const rotations = Array.isArray(trust.rotations) ? trust.rotations : [];
+    let current = old;
+    for (let step = 0; step <= rotations.length; step++) {
+      const from = await trustDigest(current);
+      if (from === target) return step > 0;
+      let next = null;
+      for (const r of rotations) if (await rotationSigned(r, current, from)) { next = r; break; }
+      if (!next) return false;
+      current = { policy: next.policy, registry: next.registry };
+    }
+    return false;
+  }
+
+  async function rotationSigned(r, current, from) {
+    try {
+      if (typeof r.policy !== "string" || !Array.isArray(r.registry) || typeof r.note !== "string") return false;
+      const note = parseNote(utf8.encode(r.note), 4096);
+      const to = await trustDigest(r);
+      if (note.text !== "tlog-trust-rotation/v1\nfrom " + from + "\nto " + to + "\n") return false;
+      for (const vkey of current.registry) {
+        const key = await parseVkey(vkey, "registry key");
+        for (const s of note.signatures) {
+          if (key.type === 0x01 && s.name === key.name && s.id === key.id &&
+              await ed25519Verify(key.material, s.sig, note.textBytes)) return true;
+        }
+      }
+    } catch (e) { /* a rotation that does not parse authorises nothing */ }
+    return false;
   }
 
   function acceptNewTrust() {
@@ -1181,7 +1242,7 @@
     $("lang-en").addEventListener("click", () => setLang("en"));
     $("trust-accept").addEventListener("click", acceptNewTrust);
     state.trust = builtInTrust();
-    if (state.trust) rememberTrust(state.trust);
+    const remembered = state.trust ? rememberTrust(state.trust) : Promise.resolve();
     const input = $("file-input");
     input.addEventListener("change", () => {
       const file = input.files[0];
@@ -1202,7 +1263,7 @@
       const scope = document.documentElement.dataset.swScope || "/verify";
       navigator.serviceWorker.register(sw, { scope }).catch(() => { /* offline cache only */ });
     }
-    run();
+    remembered.then(run, run);
   }
   document.addEventListener("DOMContentLoaded", init);
 })();

@@ -136,7 +136,7 @@ def _config_text(which: str) -> bytes:
             f'[log]\norigin = "{ORIGIN}"\n[server]\nlisten = "127.0.0.1:8080"\nverify_workers = 2\n'
             "[sequencer]\nflush_interval_ms = 100\nmax_batch = 10000\nlease_ttl_seconds = 5.0\n"
             "[limits]\nmax_body_bytes = 4194304\n[witnessing]\nwitness_timeout_ms = 2000\n"
-            f'[[witness]]\nname = "w0"\nurl = "http://127.0.0.1:7380/"\nvkey = "{witness_vkey}"\n'
+            f'[[witness]]\nurl = "http://127.0.0.1:7380/"\nvkey = "{witness_vkey}"\n'
         )
     elif which == "witness":
         text = (

@@ -53,6 +53,20 @@ CASES = [
         "valid",
     ),
     ("a continuation of another key does not help", [s("issue", "B"), s("revoke", "A2")], ROTATIONS, "valid"),
+    # Issue 17: a revocation is final. A later issue statement by the same key (what `tlog submit --reissue` used to
+    # log) does not re-validate: a thief of the issuing key could otherwise undo every revocation (docs/trust.md).
+    (
+        "a revocation is final: issuing again does not undo it",
+        [s("issue", "A"), s("revoke", "A"), s("issue", "A")],
+        NONE,
+        "revoked",
+    ),
+    (
+        "nor does issuing again with the continuing key",
+        [s("issue", "A"), s("revoke", "A"), s("issue", "A2")],
+        ROTATIONS,
+        "revoked",
+    ),
 ]
 
 

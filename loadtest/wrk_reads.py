@@ -1,0 +1,135 @@
+"""Reads over HTTP measured with wrk, beside `GET /healthz` on the same server as the ceiling.
+
+    apt-get install wrk                                   (Debian package `wrk`: a C load generator; the Python
+                                                           clients cap near the server's own rate)
+    .venv/bin/python -m loadtest.wrk_reads --quick        (2*10^4 entries, 1 and 2 processes, 5-second runs)
+    .venv/bin/python -m loadtest.wrk_reads --sizes 2e4,1e6 --workers 1,2
+    .venv/bin/python -m loadtest.wrk_reads --sizes 1e7    (10^7: the log is grown in-process first, signed on every
+                                                           core: a few hours on 2 cores and ~4 GB of disk)
+
+For each size, a SQLite log is grown with the real Sequencer (loadtest/grow.py: every leaf a distinct, really
+signed `issue` statement), then served by `tlog-server serve` with `[server] workers = N` for each N asked; wrk
+(2 threads, 16 connections) asks for inclusion proofs by leaf hash of random leaves spread over the whole tree
+(`GET /api/v1/proof/inclusion?leaf_hash=...`), then `GET /healthz` for the same time: the ceiling of the server's
+HTTP stack on this machine. Prints requests/s and latency p50/p99 for both; asserts nothing.
+"""
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.grow import Grower, SQLiteEngine, grow_all, parse_sizes, signing_pool
+from loadtest.log_bench import machine_info
+
+WRK = "/usr/bin/wrk"
+THREADS, CONNECTIONS = 2, 16
+LUA = """-- a random path from the file named by WRK_PATHS, per request
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16))
+request = function() return wrk.format("GET", paths[math.random(#paths)]) end
+"""
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    rate: float  # requests/s
+    p50_ms: float
+    p99_ms: float
+    errors: int  # non-2xx answers and socket errors
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """The figures of `wrk --latency` output."""
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1))  # type: ignore[union-attr]
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
+    return WrkResult(rate, p50, p99, errors)
+
+
+def run_wrk(url: str, seconds: float, paths_file: Path | None, lua: Path) -> WrkResult:
+    args = [WRK, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds:g}s", "--latency"]
+    env = dict(os.environ)
+    if paths_file is not None:
+        args += ["-s", str(lua)]
+        env["WRK_PATHS"] = str(paths_file)
+    done = subprocess.run([*args, url], capture_output=True, text=True, check=True, env=env)
+    return parse_wrk(done.stdout)
+
+
+def measure(engine: SQLiteEngine, grower: Grower, workers: int, seconds: float, tmp: Path) -> tuple[WrkResult, ...]:
+    paths = tmp / "proof-paths.txt"
+    paths.write_text("".join(f"/api/v1/proof/inclusion?leaf_hash={h.hex()}\n" for h in grower.sample))
+    lua = tmp / "paths.lua"
+    lua.write_text(LUA)
+    settings = f"[server]\nworkers = {workers}\n" if workers > 1 else ""
+    (engine.data / "server.toml").write_text(settings, encoding="utf-8")
+    with engine.serve() as server:
+        run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
+        proofs = run_wrk(server.url, seconds, paths, lua)
+        health = run_wrk(server.url + "/healthz", seconds, None, lua)
+    return proofs, health
+
+
+def row(size: int, workers: int, what: str, result: WrkResult, ceiling: WrkResult | None) -> str:
+    beside = f"{result.rate / ceiling.rate:.0%} of /healthz" if ceiling is not None else "ceiling"
+    return (
+        f"| {size:,} | {workers} | {what} | {result.rate:,.0f}/s | {result.p50_ms:.1f} ms | {result.p99_ms:.1f} ms "
+        f"| {result.errors} | {beside} |"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=parse_sizes, default=None, help="comma-separated, e.g. 2e4,1e6 (1e7: hours)")
+    parser.add_argument("--workers", default="1,2", help="server processes to compare, e.g. 1,2")
+    parser.add_argument("--seconds", type=float, default=None, help="length of each wrk run (default 10)")
+    parser.add_argument("--quick", action="store_true", help="2*10^4 entries, 5-second runs")
+    args = parser.parse_args(argv)
+    if shutil.which(WRK) is None and not Path(WRK).exists():
+        raise SystemExit(f"{WRK} is missing: install the Debian package `wrk` (apt-get install wrk)")
+    sizes = args.sizes or ([20_000] if args.quick else [20_000, 1_000_000])
+    seconds = args.seconds or (5.0 if args.quick else 10.0)
+    workers = [int(n) for n in args.workers.split(",")]
+    print("\n".join(machine_info()))
+    print(
+        f"wrk: {THREADS} threads, {CONNECTIONS} connections, {seconds:g} s per run; load average before: "
+        f"{os.getloadavg()[0]:.2f}"
+    )
+    lines = [
+        "| entries | processes | request | rate | p50 | p99 | errors | beside |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    with tempfile.TemporaryDirectory() as name, signing_pool() as pool:
+        tmp = Path(name)
+        engine = SQLiteEngine(tmp / "sqlite")
+        grower = Grower(engine)
+        when = int(time.time()) - 3600
+        for size in sizes:
+            asyncio.run(grow_all([grower], size, when, pool))
+            for n in workers:
+                proofs, health = measure(engine, grower, n, seconds, tmp)
+                lines.append(row(grower.size, n, "inclusion proof by leaf hash", proofs, health))
+                lines.append(row(grower.size, n, "GET /healthz", health, None))
+                print(lines[-2], lines[-1], sep="\n", flush=True)
+    print("\n" + "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,274 @@
+"""Lookups off the commit path (storage contract 6): exact at every moment, across the merge boundary, after a
+kill -9 in the middle of a merge, and on a database from before the lookup tables (SQLite and PostgreSQL)."""
+
+import asyncio
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+from pg_cluster import PgDatabase
+
+from loadtest import log_bench
+from logserver.postgres import PostgresStorage
+from logserver.sequencer import Sequencer, SequencerConfig, Submission
+from logserver.sqlite import SQLiteStorage
+from logserver.storage import EntryRecord, Head
+from tlogcore.merkle import leaf_hash
+
+REPO = Path(__file__).resolve().parent.parent
+Opener = Callable[[], Awaitable[Any]]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(engine, where): a SQLite file or a PostgreSQL DSN, one fresh database per test."""
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "log.db")
+    database: PgDatabase = request.getfixturevalue("pg_database")
+    return "postgresql", database.dsn
+
+
+async def open_engine(engine: tuple[str, str]) -> Any:
+    kind, where = engine
+    return await (SQLiteStorage.open(Path(where)) if kind == "sqlite" else PostgresStorage.open(where, pool_size=2))
+
+
+def record(i: int) -> EntryRecord:
+    document = hashlib.sha256(b"doc %d" % (i % 7)).digest()  # seven documents, each issued many times
+    data = b"log.example\nissue\ndocument " + document.hex().encode() + b"\nentry %d\n" % i
+    return EntryRecord(data, leaf_hash(data), document, False)
+
+
+def head(size: int) -> Head:
+    root = hashlib.sha256(b"root %d" % size).digest()
+    return Head(size, root, b"checkpoint %d\n" % size)
+
+
+async def append(storage: Any, records: Sequence[EntryRecord], old: Head | None) -> Head:
+    size = old.size if old else 0
+    new = head(size + len(records))
+    await storage.commit_batch(old, new, records, 2 * size, [b"\x00" * 32] * len(records), publish=True)
+    return new
+
+
+async def check_lookups(storage: Any, records: Sequence[EntryRecord]) -> None:
+    """Every leaf found at its index, every document's entries exactly, an absent hash absent."""
+    absent = hashlib.sha256(b"never logged").digest()
+    found = await storage.find_leaves([r.leaf_hash for r in records] + [absent])
+    assert found == {r.leaf_hash: i for i, r in enumerate(records)}
+    for d in range(7):
+        document = hashlib.sha256(b"doc %d" % d).digest()
+        want = [i for i, r in enumerate(records) if r.document == document]
+        assert [e.index for e in await storage.document_entries(document)] == want
+
+
+def test_lookups_are_exact_before_during_and_after_merging(engine: tuple[str, str]) -> None:
+    async def scenario() -> None:
+        storage = await open_engine(engine)
+        try:
+            records = [record(i) for i in range(60)]
+            now = await append(storage, [], None)
+            now = await append(storage, records[:25], now)
+            await check_lookups(storage, records[:25])  # nothing merged: all in the tail
+            assert await storage.merge_lookups(10) == 10
+            await check_lookups(storage, records[:25])  # across the watermark
+            now = await append(storage, records[25:], now)
+            for step in (7, 1, 30, 100):
+                await storage.merge_lookups(step)
+                await check_lookups(storage, records)
+            assert await storage.merge_lookups(100) == 0  # all merged
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def sequencer_on(storage: Any) -> Sequencer:
+    """The real Sequencer, its own merger off (merge_rows 0): the test merges by hand at chosen moments."""
+    config = SequencerConfig(
+        log_bench.ORIGIN, frozenset([log_bench.registry_key().verifier().vkey]), flush_interval=0.01, merge_rows=0
+    )
+    return Sequencer(storage, log_bench.log_key(), config)
+
+
+def test_an_identical_statement_returns_its_first_entry_across_the_merge_boundary(engine: tuple[str, str]) -> None:
+    async def scenario() -> None:
+        when = int(time.time()) - 60
+        statements: list[Submission] = log_bench.issue_chunk((0, 40, when))
+        storage = await open_engine(engine)
+        try:
+            sequencer = sequencer_on(storage)
+            await sequencer.load()
+            assert await sequencer.take_lease()
+            task = asyncio.create_task(sequencer.run())
+            await sequencer.submit([log_bench.issuer_add(when)])
+            first = await sequencer.submit(statements[:30])
+            assert [s.duplicate for s in first] == [False] * 30
+            await storage.merge_lookups(13)  # entries 0..12 merged (0 is the issuer), 13..30 in the tail
+            again = await sequencer.submit(statements)
+            assert [(s.index, s.duplicate) for s in again[:30]] == [(s.index, True) for s in first]
+            assert [s.duplicate for s in again[30:]] == [False] * 10
+            await storage.merge_lookups(1000)
+            final = await sequencer.submit(list(reversed(statements)))
+            assert [(s.index, s.duplicate) for s in final] == [(s.index, True) for s in reversed(again)]
+            assert sequencer.size == 41
+            task.cancel()
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from test_lookup_merge import append, open_engine, record
+
+async def main():
+    storage = await open_engine(({kind!r}, {where!r}))
+    now = None
+    for start in range(0, {count}, 2000):
+        now = await append(storage, [record(i) for i in range(start, start + 2000)], now)
+    print("built", flush=True)
+    while await storage.merge_lookups(300):
+        print("merged", flush=True)
+    print("done", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_kill_9_in_the_middle_of_merging_loses_nothing(engine: tuple[str, str]) -> None:
+    """A real SIGKILL while merges run back to back; the restarted storage finds every entry, then merges on."""
+    count = 20_000
+    kind, where = engine
+    code = CHILD.format(tests=str(REPO / "tests"), kind=kind, where=where, count=count)
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    assert child.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    while len([line for line in lines if line == "merged\n"]) < 5 and time.monotonic() < deadline:
+        line = child.stdout.readline()
+        assert line, f"the child stopped early: {lines[-3:]}"
+        lines.append(line)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stdout.close()
+    assert child.returncode == -signal.SIGKILL and "done\n" not in lines
+
+    async def after() -> None:
+        storage = await open_engine(engine)
+        try:
+            records = [record(i) for i in range(count)]
+            await check_lookups(storage, records)
+            assert await storage.merge_lookups(5000) > 0  # it was killed with merging still to do
+            while await storage.merge_lookups(5000):
+                pass
+            await check_lookups(storage, records)
+        finally:
+            await storage.close()
+
+    asyncio.run(after())
+
+
+OLD_SQLITE = """
+CREATE TABLE leaves (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_key INTEGER NOT NULL, document_key INTEGER,
+    registry INTEGER NOT NULL);
+CREATE INDEX leaves_by_leaf_key ON leaves(leaf_key);
+CREATE INDEX leaves_by_document_key ON leaves(document_key) WHERE document_key IS NOT NULL;
+"""
+OLD_POSTGRES = """
+CREATE TABLE leaves (idx bigint PRIMARY KEY, data bytea NOT NULL, leaf_key bigint NOT NULL, document_key bigint,
+    registry boolean NOT NULL);
+CREATE INDEX leaves_by_leaf_key ON leaves(leaf_key);
+CREATE INDEX leaves_by_document_key ON leaves(document_key) WHERE document_key IS NOT NULL;
+"""
+
+
+def old_rows(records: Sequence[EntryRecord]) -> list[tuple[int, bytes, int, int | None, bool]]:
+    def key(digest: bytes) -> int:
+        return int.from_bytes(digest[:8], "big", signed=True)
+
+    return [
+        (i, r.data, key(r.leaf_hash), key(r.document) if r.document else None, False) for i, r in enumerate(records)
+    ]
+
+
+def test_a_database_with_the_old_indexes_is_migrated_and_keeps_working(engine: tuple[str, str]) -> None:
+    kind, where = engine
+    records = [record(i) for i in range(50)]
+
+    async def make_old() -> None:
+        if kind == "sqlite":
+            db = sqlite3.connect(where)
+            db.executescript(OLD_SQLITE)
+            db.executemany("INSERT INTO leaves VALUES (?, ?, ?, ?, ?)", old_rows(records))
+            db.commit()
+            db.close()
+            return
+        conn = await asyncpg.connect(where)
+        try:
+            await conn.execute(OLD_POSTGRES)
+            await conn.copy_records_to_table("leaves", records=old_rows(records))
+        finally:
+            await conn.close()
+
+    async def scenario() -> None:
+        await make_old()
+        storage = await open_engine(engine)
+        try:
+            await check_lookups(storage, records)
+            assert await storage.merge_lookups(100) == 0  # the migration indexed them all
+            more = [record(i) for i in range(50, 60)]
+            await storage.commit_batch(None, head(50), [], 0, [], publish=True)
+            await append(storage, more, head(50))  # appends go on after it
+            await check_lookups(storage, records + more)
+        finally:
+            await storage.close()
+        assert not await old_indexes(kind, where)
+
+    asyncio.run(scenario())
+
+
+async def old_indexes(kind: str, where: str) -> list[str]:
+    names = ("leaves_by_leaf_key", "leaves_by_document_key")
+    if kind == "sqlite":
+        db = sqlite3.connect(where)
+        try:
+            return [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'") if r[0] in names]
+        finally:
+            db.close()
+    conn = await asyncpg.connect(where)
+    try:
+        return [r[0] for r in await conn.fetch("SELECT indexname FROM pg_indexes") if r[0] in names]
+    finally:
+        await conn.close()
+
+
+def test_the_sqlite_read_connection_has_a_large_page_cache_and_a_memory_map(tmp_path: Path) -> None:
+    """Defaults sized for 10^7 entries, and both configurable (0 turns the map off)."""
+
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        small = await SQLiteStorage.open(tmp_path / "log.db", read_cache_bytes=1024 * 1024, read_mmap_bytes=0)
+        try:
+            reader, small_reader = storage._reader, small._reader
+            assert reader.execute("PRAGMA cache_size").fetchone()[0] == -256 * 1024  # KiB
+            assert reader.execute("PRAGMA mmap_size").fetchone()[0] == 0x7FFF0000
+            assert small_reader.execute("PRAGMA cache_size").fetchone()[0] == -1024
+            assert small_reader.execute("PRAGMA mmap_size").fetchone()[0] == 0
+        finally:
+            await small.close()
+            await storage.close()
+
+    asyncio.run(scenario())
