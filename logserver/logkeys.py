@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from tlogcore.errors import NotAllowedError
+from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import Signer, Verifier
 from tlogcore.logkey import LogKeyRotation, is_log_key, key_rule, parse_log_key_rotation
 
@@ -72,7 +72,11 @@ class KeyRing:
         """The ring after the `tlog-log-key/v1` entries (index, bytes) the log already holds, in log order."""
         ring = replace(self, rotations=())
         for index, data in datas:
-            ring = ring.extended(parse_log_key_rotation(data), index)
+            try:
+                rotation = parse_log_key_rotation(data)
+            except TlogError as exc:  # logged, so checked when it was: a damaged database (serve says so in a line)
+                raise NotAllowedError(f"the log-key entry {index} does not verify: {exc}") from None
+            ring = ring.extended(rotation, index)
         return ring
 
 

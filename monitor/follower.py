@@ -85,7 +85,6 @@ class Follower:
         except LogClientError as exc:
             raise Unavailable(str(exc)) from None
         signed = self._verify(note)
-        await check_log_keys(self.context, self.client, signed)  # a key the log's rotation retired: logkeys.py
         row = await self._row(signed)
         latest = row.target or row.verified
         if latest is not None and signed.size < latest.size:
@@ -99,6 +98,7 @@ class Follower:
         new_target = row.target is None and (row.verified is None or signed.size > row.verified.size)
         view = await self._open(signed, row.verified) if new_target else None
         await self.witness_check.run(signed, view)
+        await check_log_keys(self.context, self.client, signed)  # a key the log's rotation retired: logkeys.py
         self.context.state.record_checkpoint(self.origin, signed, "log", self.now())
         if new_target:
             self._view = view

@@ -8,9 +8,10 @@ it promised not to. The entry audit checks every rotation entry too (logkeyentry
 needs only the list.
 """
 
+import logging
+
 from logserver.client import LogClient, LogClientError
 from monitor import alerts as A
-from monitor.fetch import Unavailable
 from monitor.logcontext import LogContext, NotVerified, note_text
 from monitor.state import Signed
 from tlogcore.checkpoint import parse_checkpoint
@@ -19,16 +20,21 @@ from tlogcore.logkey import LogKeyRotation, key_rule, proven_rotations
 from tlogcore.note import open_note, parse_note
 
 NOT_FOUND = 404  # a log from before rotations were built lists none
+log = logging.getLogger("monitor.logkeys")
+
+
+def signed_origin(signed: Signed) -> str:
+    return parse_checkpoint(parse_note(signed.note).text).origin
 
 
 async def announced(client: LogClient, signed: Signed) -> list[LogKeyRotation]:
     """The rotations in the tree of `signed`, proven against it; NotVerified when the list does not prove."""
     try:
         history = await client.log_keys(signed.size)
-    except LogClientError as exc:
-        if exc.status == NOT_FOUND:
-            return []
-        raise Unavailable(str(exc)) from None
+    except LogClientError as exc:  # the tree and its entries are still audited; this check waits for a round
+        if exc.status != NOT_FOUND:  # that can read the list (the entry audit checks each rotation entry meanwhile)
+            log.warning("%s: cannot read the log's key rotations: %s", signed_origin(signed), exc)
+        return []
     checkpoint = parse_checkpoint(parse_note(signed.note).text)
     try:
         return proven_rotations([(e.index, e.statement, e.inclusion_proof) for e in history.entries], checkpoint)
