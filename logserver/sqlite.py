@@ -284,6 +284,8 @@ class SQLiteStorage:
                 await self._merger.execute("PRAGMA busy_timeout = 5000")
                 await self._merger.execute("PRAGMA synchronous = NORMAL")
             db = self._merger
+            if not await self.merge_pending():
+                return 0  # idle: no write lock taken
             await db.execute("BEGIN IMMEDIATE")
             try:
                 async with db.execute(
@@ -302,6 +304,13 @@ class SQLiteStorage:
         except sqlite3.Error as exc:
             raise StorageError(f"merging the lookup tables failed (they stay correct): {exc}") from exc
         return int(end - merged)
+
+    async def merge_pending(self) -> bool:
+        """Whether committed leaves wait for `merge_lookups` (False: the merger has nothing to write)."""
+        rows = await self._read(
+            "SELECT merged < (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1", ()
+        )
+        return bool(rows and rows[0][0])
 
     async def registry_entries(self) -> list[StoredEntry]:
         rows = await self._read("SELECT idx, data FROM leaves WHERE registry = 1 ORDER BY idx", ())

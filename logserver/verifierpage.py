@@ -21,13 +21,18 @@ ASSETS = {
     "statusproof.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
     "verify.css": "text/css; charset=utf-8",
+    # Loaded by verify.js only where WebCrypto lacks ML-DSA-44 (web/vendor/README.md: a bundle of @noble/post-quantum).
+    "mldsa44.js": "text/javascript; charset=utf-8",
 }
 SERVICE_WORKER = "sw.js"
+# Assets kept outside web/ itself; served and exported under their flat name like the others.
+_ASSET_FILES = {"mldsa44.js": "vendor/mldsa44.js"}
+LAZY_SCRIPT = "mldsa44.js"
 _ASSET_REF = re.compile(r'(src|href)="/verify/([a-z0-9]+\.(?:js|css))"')
 
 
 def asset(name: str) -> bytes:
-    return resources.files("logserver").joinpath("web", name).read_bytes()
+    return resources.files("logserver").joinpath("web", *_ASSET_FILES.get(name, name).split("/")).read_bytes()
 
 
 def integrity(data: bytes) -> str:
@@ -114,5 +119,7 @@ def render_page(trust: Trust, layout: Layout, head_extra: str = "") -> bytes:
     block = f'<script type="application/json" id="tlog-trust">{data}</script>\n'
     html = html.replace("</head>", head_extra + block + "</head>", 1)
     attributes = f'data-sw="{layout.service_worker}" data-sw-scope="{layout.scope}"'
+    # The lazily loaded script's place and SRI pin: verify.js adds it with both, so it runs under the same rules.
+    attributes += f' data-mldsa44="{layout.assets}{LAZY_SCRIPT}" data-mldsa44-integrity="{hashes[LAZY_SCRIPT]}"'
     html = html.replace('<html lang="en">', f'<html lang="en" {attributes}>', 1)
     return html.encode()

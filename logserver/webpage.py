@@ -8,7 +8,8 @@ trust policy the log publishes for tools.
     GET /api/v1/policy           the C2SP tlog-policy text: this log's key, its witnesses, a majority quorum
 
 Every response of the page carries one strict Content-Security-Policy: no inline script or style, nothing from
-another origin. The page's scripts are plain JavaScript written for it; no third-party code. The log's public reads
+another origin. The page's scripts are plain JavaScript written for it, but for one vendored bundle (ML-DSA-44 from
+@noble/post-quantum, logserver/web/vendor/README.md) loaded only where WebCrypto lacks it. The log's public reads
 (checkpoint, bundles, document lookups, tiles) allow any origin (`PublicReads`), so a copy of the page hosted on
 another site can ask this log; they are public data, and the page trusts none of it without proof.
 """

@@ -98,12 +98,12 @@ class EntryAudit:
                         await self._finish(row, target, view, checking)
                     checking = None
                     raise
-                if checking is not None:
-                    await self._finish(row, target, view, checking)
-                checking = prepared
-            if checking is not None:
-                await self._finish(row, target, view, checking)
-                checking = None
+                previous, checking = checking, prepared  # `checking` is what `finally` cancels if this fails
+                if previous is not None:
+                    await self._finish(row, target, view, previous)
+            last, checking = checking, None
+            if last is not None:
+                await self._finish(row, target, view, last)
         finally:
             for pending in (prefetch, checking.checks if checking is not None else None):
                 if pending is not None:

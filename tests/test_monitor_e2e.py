@@ -219,7 +219,8 @@ def test_kill_9_mid_catch_up_resumes_without_missing_or_repeating(tmp_path: Path
     assert {k["name"]: (k["issued"], k["revoked"]) for k in report["issuers"]} == counts_by_issuer(log)
     assert report["entries_audited"] == log.size  # every entry audited exactly once across the two runs
     # Nothing committed before the kill was downloaded again: a full entry bundle is fetched twice at most for
-    # the chunks in flight when the process died (the one being checked and the one prefetched: 2 x 2 tiles).
+    # the chunks in flight when the process died (entryaudit.py pipelines three: the one being committed, the one
+    # in the workers and the one prefetched: 3 x 2 tiles).
     bundles: Counter[str] = Counter()
     with server_log.open("rb") as handle:
         handle.seek(offset)
@@ -229,4 +230,4 @@ def test_kill_9_mid_catch_up_resumes_without_missing_or_repeating(tmp_path: Path
                 if path.startswith("/tile/entries/") and ".p/" not in path:
                     bundles[path] += 1
     assert len(bundles) == log.size // 256
-    assert sum(count - 1 for count in bundles.values()) <= 4, bundles.most_common(6)
+    assert sum(count - 1 for count in bundles.values()) <= 6, bundles.most_common(8)

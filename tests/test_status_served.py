@@ -146,3 +146,5 @@ def test_a_real_server_on_both_engines_serves_proofs_tlog_verify_accepts(tmp_pat
         kept, revoked, never = asyncio.run(scenario())
         assert (kept.verdict, revoked.verdict, never.verdict) == (GENUINE, REVOKED, NOT_LOGGED)
         assert kept.status_proven and revoked.status_proven and never.status_proven, kept.message
+        lag = httpx.get(server.url + "/metrics").text.split("\ntlog_status_index_lag_entries ")[1].split("\n")[0]
+        assert 0 <= int(lag) <= 5, lag  # caught up: about the newest index-root itself is not covered

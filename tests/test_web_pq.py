@@ -3,6 +3,9 @@ signing ML-DSA-44 cosignatures (no Ed25519 key at all, so the quorum rests on th
 
 - the page verifies the ML-DSA-44 cosignature with WebCrypto, online and from an offline proof in the link; one
   changed byte in that cosignature makes the page say "tampered", never "genuine";
+- in a browser whose WebCrypto has no ML-DSA-44 (removed by an init script), the page loads the vendored
+  @noble/post-quantum bundle (logserver/web/vendor/) under its CSP and SRI and gives the same two verdicts, offline
+  too (the service worker caches it); a bundle that misses its pin never runs; a browser with it never runs the bundle;
 - a key reported stolen (`tlog issuer retire --unsafe-from N`): the document it signed before N stays genuine, the
   one signed at N is shown as "signed with a stolen key", in English and Khmer;
 - the page's `signedWhileUnsafe` gives each answer of tests/vectors/registry/unsafe_from.json, as tlogcore does."""
@@ -20,7 +23,7 @@ import pytest
 from conftest import load_vectors
 from log_harness import REPO, LogProcess, free_port, issue, post_statements, register_issuer, seed
 from playwright.sync_api import BrowserContext, Page
-from web_browser import chromium, open_verdict, screenshot
+from web_browser import checked_page, chromium, open_verdict, screenshot
 from witness_helpers import WitnessProcess
 
 from loadtest.localproc import log_identity
@@ -109,6 +112,39 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     assert not problems, problems
 
 
+# What a browser without ML-DSA in WebCrypto answers: importKey, verify and generateKey refuse the algorithm, as
+# they do for any name they do not know (W3C WebCrypto, "normalize an algorithm": NotSupportedError).
+NO_WEBCRYPTO_MLDSA = """(() => {
+  const subtle = window.crypto && crypto.subtle;
+  if (!subtle) return; // about:blank between pages has no WebCrypto at all
+  const named = (algorithm) => String(typeof algorithm === "string" ? algorithm : algorithm && algorithm.name);
+  for (const [method, at] of [["importKey", 2], ["verify", 0], ["generateKey", 0]]) {
+    const original = subtle[method].bind(subtle);
+    subtle[method] = (...args) => named(args[at]).toUpperCase().startsWith("ML-DSA")
+      ? Promise.reject(new DOMException("Unrecognized algorithm name", "NotSupportedError"))
+      : original(...args);
+  }
+})();"""
+
+
+@pytest.fixture
+def page_without_webcrypto_mldsa(browser: BrowserContext) -> Iterator[Page]:
+    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
+        page.add_init_script(NO_WEBCRYPTO_MLDSA)
+        yield page
+
+
+def vendored_bundle_state(page: Page) -> dict[str, object]:
+    return dict(
+        page.evaluate("""async () => {
+        const script = document.querySelector('script[src$="mldsa44.js"]');
+        const webcrypto = await crypto.subtle.importKey("raw-public", new Uint8Array(1312), {name: "ML-DSA-44"},
+            false, ["verify"]).then(() => "yes", () => "no");
+        return {loaded: typeof window.tlogMlDsa44, integrity: script ? script.integrity : null, webcrypto};
+    }""")
+    )
+
+
 def test_the_published_policy_rests_on_the_mldsa_witness_alone(world: PQWorld) -> None:
     policy = httpx.get(f"{world.url}/api/v1/policy").text
     [witness_line] = [line for line in policy.splitlines() if line.startswith("witness ")]
@@ -118,7 +154,63 @@ def test_the_published_policy_rests_on_the_mldsa_witness_alone(world: PQWorld) -
 def test_the_page_verifies_an_mldsa_cosignature_online(world: PQWorld, page: Page) -> None:
     assert open_verdict(page, world.link(SAFE)) == "genuine", page.text_content("#verdict-reason")
     assert "pq" in (page.text_content("#check-list") or "")
+    assert vendored_bundle_state(page) == {"loaded": "undefined", "integrity": None, "webcrypto": "yes"}
     screenshot(page, "pq-witness-genuine")
+
+
+def test_without_webcrypto_mldsa_the_vendored_bundle_verifies_and_catches_a_changed_cosignature(
+    world: PQWorld, page_without_webcrypto_mldsa: Page
+) -> None:
+    page = page_without_webcrypto_mldsa
+    assert open_verdict(page, world.link(SAFE)) == "genuine", page.text_content("#verdict-reason")
+    assert "pq" in (page.text_content("#check-list") or "")
+    state = vendored_bundle_state(page)
+    assert state == {"loaded": "object", "integrity": state["integrity"], "webcrypto": "no"}
+    assert state["integrity"] == page.get_attribute("html", "data-mldsa44-integrity")
+    assert str(state["integrity"]).startswith("sha384-")
+    screenshot(page, "pq-witness-genuine-vendored")
+    assert open_verdict(page, offline_link(world, SAFE)) == "genuine", page.text_content("#verdict-reason")
+    assert open_verdict(page, offline_link(world, SAFE, flip_from_end=100)) == "tampered"
+    assert "witness" in (page.text_content("#verdict-reason") or "")
+    screenshot(page, "pq-witness-tampered-vendored")
+
+
+def test_without_webcrypto_mldsa_and_offline_the_cached_bundle_still_verifies(
+    world: PQWorld, browser: BrowserContext, page_without_webcrypto_mldsa: Page
+) -> None:
+    """The service worker keeps the bundle with the page: a printed offline proof with an ML-DSA-44 cosignature is
+    checked with the network cut, in a browser that needs the fallback."""
+    page = page_without_webcrypto_mldsa
+    open_verdict(page, f"{world.url}/verify")
+    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
+    page.wait_for_function("caches.open('tlog-verify-v2').then(c => c.match('/verify/mldsa44.js')).then(Boolean)")
+    browser.set_offline(True)
+    try:
+        assert open_verdict(page, offline_link(world, SAFE)) == "genuine", page.text_content("#verdict-reason")
+        assert vendored_bundle_state(page)["loaded"] == "object"
+        assert open_verdict(page, offline_link(world, SAFE, flip_from_end=100)) == "tampered"
+    finally:
+        browser.set_offline(False)
+
+
+# Changes the bundle's SRI pin as the page is parsed, before verify.js reads it: as if a host swapped the bundle.
+WRONG_PIN = """new MutationObserver((changes, observer) => {
+  const root = document.documentElement;
+  if (root && root.dataset.mldsa44Integrity) {
+    root.dataset.mldsa44Integrity = "sha384-" + btoa("not the bundle's hash, forty-eight bytes long....");
+    observer.disconnect();
+  }
+}).observe(document, { childList: true, subtree: true });"""
+
+
+def test_a_bundle_that_does_not_match_its_pin_is_not_run(world: PQWorld, page_without_webcrypto_mldsa: Page) -> None:
+    """SRI: a bundle that is not the one pinned never runs, so the cosignature is uncheckable, never genuine."""
+    page = page_without_webcrypto_mldsa
+    page.add_init_script(WRONG_PIN)
+    assert open_verdict(page, world.link(SAFE)) == "cannot_verify", page.text_content("#verdict-reason")
+    assert "cannot check the post-quantum (ML-DSA-44)" in (page.text_content("#check-list") or "")
+    assert vendored_bundle_state(page)["loaded"] == "undefined"
+    screenshot(page, "pq-witness-vendored-wrong-pin")
 
 
 def offline_link(world: PQWorld, document: bytes, flip_from_end: int | None = None) -> str:

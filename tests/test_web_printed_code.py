@@ -151,7 +151,7 @@ def test_offline_code_with_the_network_cut_after_load_says_so_at_the_top(
 ) -> None:
     open_verdict(page, world.stack.url + "/verify")
     page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller !== null")
-    page.wait_for_function("caches.open('tlog-verify-v1').then(c => c.keys()).then(k => k.length >= 6)")
+    page.wait_for_function("caches.open('tlog-verify-v2').then(c => c.keys()).then(k => k.length >= 6)")
     browser.set_offline(True)
     try:
         link = world.offline_link(hashlib.sha256(REVOKED_PDF).digest())

@@ -91,7 +91,12 @@ def test_kill_9_mid_stream_resumes_and_never_cosigns_two_roots(tmp_path: Path) -
             assert witness.vkey == vkey
             stored = httpx_latest(witness, honest)
             assert stored is not None and stored[0] >= answered  # nothing answered 200 was lost
-        asyncio.run(race_branches(witness.url, [honest, fork], seen, 0.5, 99))
+        # A last race, repeated (bounded) until both branches were tried enough: on a loaded machine one
+        # half-second stretch may cosign little, and what is checked below is safety, not speed.
+        deadline, seed = time.monotonic() + 20, 99
+        while (len(seen.cosigned) <= 5 or seen.refused == 0) and time.monotonic() < deadline:
+            asyncio.run(race_branches(witness.url, [honest, fork], seen, 0.5, seed))
+            seed += 1
 
     assert seen.refused > 0  # the losing branch was refused, not silently cosigned
     assert all(len(roots) == 1 for roots in seen.cosigned.values()), "two roots cosigned for one size"

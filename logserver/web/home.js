@@ -6,7 +6,7 @@
     en: {
       title: "Document transparency log",
       intro_h: "What this is",
-      intro: "Official documents are recorded here in a public, append-only list. Anyone can check that a document was really issued, and not revoked, without trusting this server alone: independent witnesses vouch for every version of the list.",
+      intro: "Official documents are recorded here in a public, append-only list. Anyone can check that a document was really issued without trusting this server alone: independent witnesses vouch for every version of the list. Where this log keeps its status index, the check also proves that a document was not revoked, or was never recorded here; otherwise that part is the log's word, watched by independent monitors.",
       verify_link: "Verify a document",
       policy_link: "Download the trust policy",
       loading: "Loading…",
@@ -48,7 +48,7 @@
     km: {
       title: "បញ្ជីឯកសារផ្លូវការសាធារណៈ",
       intro_h: "នេះជាអ្វី",
-      intro: "ឯកសារផ្លូវការត្រូវបានកត់ត្រានៅទីនេះ ក្នុងបញ្ជីសាធារណៈដែលគ្រាន់តែបន្ថែម មិនអាចលុបឬកែបាន។ អ្នកណាក៏អាចពិនិត្យថាឯកសារមួយពិតជាត្រូវបានចេញ ហើយមិនត្រូវបានដកហូតវិញ ដោយមិនចាំបាច់ទុកចិត្តលើម៉ាស៊ីនមេនេះតែមួយ៖ សាក្សីឯករាជ្យធានាគ្រប់កំណែនៃបញ្ជី។",
+      intro: "ឯកសារផ្លូវការត្រូវបានកត់ត្រានៅទីនេះ ក្នុងបញ្ជីសាធារណៈដែលគ្រាន់តែបន្ថែម មិនអាចលុបឬកែបាន។ អ្នកណាក៏អាចពិនិត្យថាឯកសារមួយពិតជាត្រូវបានចេញ ដោយមិនចាំបាច់ទុកចិត្តលើម៉ាស៊ីនមេនេះតែមួយ៖ សាក្សីឯករាជ្យធានាគ្រប់កំណែនៃបញ្ជី។ នៅពេលបញ្ជីនេះរក្សាលិបិក្រមស្ថានភាព ការពិនិត្យក៏បញ្ជាក់ផងដែរថាឯកសារមិនត្រូវបានដកហូតវិញ ឬមិនដែលត្រូវបានកត់ត្រានៅទីនេះ។ បើមិនដូច្នោះទេ ផ្នែកនោះគ្រាន់តែជាពាក្យរបស់បញ្ជី ដែលអ្នកតាមដានឯករាជ្យត្រួតពិនិត្យ។",
       verify_link: "ពិនិត្យឯកសារ",
       policy_link: "ទាញយកគោលការណ៍ទុកចិត្ត",
       loading: "កំពុងផ្ទុក…",

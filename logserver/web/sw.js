@@ -7,7 +7,7 @@ const CACHE = "tlog-verify-v2";
 const PARAMS = new URL(self.location.href).searchParams;
 const PAGE = new URL(PARAMS.get("page") || "/verify", self.location.href).pathname;
 const ASSETS = new URL(PARAMS.get("assets") || "/verify/", self.location.href).pathname;
-const CACHED = [PAGE, ...["verify.js", "qrlink.js", "statusproof.js", "verify.css", "i18n.js"].map((name) => ASSETS + name)];
+const CACHED = [PAGE, ...["verify.js", "qrlink.js", "statusproof.js", "verify.css", "i18n.js", "mldsa44.js"].map((name) => ASSETS + name)];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(CACHED)).then(() => self.skipWaiting()));

@@ -1,7 +1,8 @@
 // The document verifier, run entirely in this browser: parses the proof bundle (tlog-proof text, or the binary
 // form from an offline QR code), and checks with WebCrypto (SHA-256, Ed25519) the statement's issuer signature,
 // the leaf hash, the RFC 9162 inclusion proof, the log's checkpoint signature and the witness cosignatures
-// (cosignature/v1) against the trust policy (C2SP tlog-policy). Written for this project; no third-party code.
+// (cosignature/v1) against the trust policy (C2SP tlog-policy). Written for this project; the one third-party
+// piece, ML-DSA-44 for browsers whose WebCrypto lacks it, is a vendored bundle loaded only then (vendor/README.md).
 "use strict";
 (() => {
   const utf8 = new TextEncoder();
@@ -108,25 +109,54 @@
     return concat(utf8.encode("subtree/v1\n"), new Uint8Array([0, nameBytes.length]), nameBytes, timeBytes,
       new Uint8Array([originBytes.length]), originBytes, new Uint8Array(8), size, checkpoint.root);
   }
-  async function mldsa44Supported() {
-    try {
-      if (!window.crypto || !crypto.subtle) return false;
-      await crypto.subtle.importKey("raw-public", new Uint8Array(1312), { name: "ML-DSA-44" }, false, ["verify"]);
-      return true;
-    } catch (e) {
-      return false;
+  // ML-DSA-44 from WebCrypto where the browser has it; otherwise from the vendored @noble/post-quantum bundle
+  // (vendor/README.md), fetched only then, as a script pinned by its SHA-384 like the page's own (the page names
+  // its place and pin in data-mldsa44*, logserver/verifierpage.py). Answers verify(publicKey, signature, message),
+  // or null when this browser has neither (then the cosignature is reported as uncheckable, never as valid).
+  let mldsa44Verifier = null;
+  function mldsa44() {
+    if (mldsa44Verifier === null) {
+      mldsa44Verifier = webCryptoMldsa44().then((found) => found || vendoredMldsa44());
+      mldsa44Verifier.then((found) => { if (!found) mldsa44Verifier = null; }); // offline now: try again later
     }
+    return mldsa44Verifier;
+  }
+  async function webCryptoMldsa44() {
+    try {
+      if (!window.crypto || !crypto.subtle) return null;
+      await crypto.subtle.importKey("raw-public", new Uint8Array(1312), { name: "ML-DSA-44" }, false, ["verify"]);
+    } catch (e) {
+      return null;
+    }
+    return async (publicKey, signature, message) => {
+      const key = await crypto.subtle.importKey("raw-public", publicKey, { name: "ML-DSA-44" }, false, ["verify"]);
+      return crypto.subtle.verify({ name: "ML-DSA-44" }, key, signature, message);
+    };
+  }
+  function vendoredMldsa44() {
+    const { mldsa44: src, mldsa44Integrity: integrity } = document.documentElement.dataset;
+    if (!src || !integrity) return Promise.resolve(null);
+    return new Promise((resolve) => {
+      const script = document.createElement("script");
+      script.src = src;
+      script.integrity = integrity;
+      script.onload = () => {
+        const bundle = window.tlogMlDsa44;
+        resolve(bundle ? async (publicKey, signature, message) => bundle.verify(signature, message, publicKey) : null);
+      };
+      script.onerror = () => { script.remove(); resolve(null); };
+      document.head.appendChild(script);
+    });
   }
   async function mldsa44Cosignature(key, sig, checkpoint) {
     if (sig.length !== 8 + 2420) return { ok: false, time: 0n };
     const time = signedTime(sig);
     const message = subtreeMessage(key.name, sig.slice(0, 8), checkpoint);
     if (message === null) return { ok: false, time };
-    if (!(await mldsa44Supported())) return { unsupported: true, time };
+    const verify = await mldsa44();
+    if (!verify) return { unsupported: true, time };
     try {
-      const imported = await crypto.subtle.importKey("raw-public", key.material, { name: "ML-DSA-44" }, false,
-        ["verify"]);
-      return { ok: await crypto.subtle.verify({ name: "ML-DSA-44" }, imported, sig.slice(8), message), time };
+      return { ok: (await verify(key.material, sig.slice(8), message)) === true, time };
     } catch (e) {
       return { ok: false, time };
     }
