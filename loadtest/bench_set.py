@@ -40,7 +40,6 @@ BENCHES = [
     Bench("monitor_bench", ("--quick",)),
     Bench("witness_bench", ("--seconds", "3")),
     Bench("witnessing_bench", ("--rounds", "100"), ("--rounds", "300")),
-    Bench("status_http_bench", ("--documents", "5000", "--seconds", "3")),
     Bench("status_index_bench", ("--sizes", "100000", "--batches", "1000,10000", "--shape-size", "0")),
     Bench("status_http_bench", ("--documents", "5000", "--seconds", "5"), ("--documents", "100000", "--seconds", "20")),
     Bench("static_tiles_bench", ("--quick",)),
@@ -51,6 +50,7 @@ NOT_IN_THE_SET = {
     "soak": "a durability soak (kill -9 every 20 s for 15 minutes), not a figure; run it by itself",
     "run_locust": "a locust scenario driver (python -m loadtest.run_locust); wrk and the scripts above give figures",
     "bench_set": "this runner",
+    "mldsa_fallback_bench": "needs Node.js (it runs the page's vendored ML-DSA-44 bundle in V8); run it by itself",
 }
 
 

@@ -233,7 +233,8 @@ def parallel_rate(work: Callable[[float], int], workers: int, seconds: float, pr
 
 
 def verify_rows(seconds: float) -> tuple[list[Row], float]:
-    """Raw verify rates; also returns the best rate one server process could reach (threads, not processes)."""
+    """Raw verify rates; also returns the ceiling of the library tlogcore verifies with (PyNaCl, libsodium), on
+    every core (processes), which is how the server verifies a big batch."""
     one = parallel_rate(cryptography_verifications, 1, seconds)
     two = parallel_rate(cryptography_verifications, 2, seconds)
     procs = parallel_rate(cryptography_verifications, 2, seconds, processes=True)
@@ -242,19 +243,20 @@ def verify_rows(seconds: float) -> tuple[list[Row], float]:
         Row("raw Ed25519 verify, cryptography, 2 threads", per_s(two), per_s(one), f"{two / one:.2f}x of 1 thread"),
         Row("raw Ed25519 verify, cryptography, 2 processes", per_s(procs), per_s(one), f"{procs / one:.2f}x"),
     ]
-    if pymerkle_baseline.ensure_installed("nacl", "pynacl") is not None:
-        nacl_one = parallel_rate(nacl_verifications, 1, seconds)
-        nacl_two = parallel_rate(nacl_verifications, 2, seconds)
-        rows += [
-            Row("raw Ed25519 verify, PyNaCl, 1 thread", per_s(nacl_one), per_s(one), f"{nacl_one / one:.2f}x"),
-            Row(
-                "raw Ed25519 verify, PyNaCl, 2 threads",
-                per_s(nacl_two),
-                per_s(nacl_one),
-                f"{nacl_two / nacl_one:.2f}x of 1 thread",
-            ),
-        ]
-    return rows, max(one, two)
+    nacl_one = parallel_rate(nacl_verifications, 1, seconds)
+    nacl_two = parallel_rate(nacl_verifications, 2, seconds)
+    nacl_procs = parallel_rate(nacl_verifications, 2, seconds, processes=True)
+    rows += [
+        Row("raw Ed25519 verify, PyNaCl, 1 thread", per_s(nacl_one), per_s(one), f"{nacl_one / one:.2f}x"),
+        Row("raw Ed25519 verify, PyNaCl, 2 threads", per_s(nacl_two), per_s(nacl_one), f"{nacl_two / nacl_one:.2f}x"),
+        Row(
+            "raw Ed25519 verify, PyNaCl, 2 processes (the ceiling: the library in use)",
+            per_s(nacl_procs),
+            per_s(nacl_one),
+            f"{nacl_procs / nacl_one:.2f}x of 1 process",
+        ),
+    ]
+    return rows, max(nacl_one, nacl_two, nacl_procs)
 
 
 # --- 1. integration rate, in-process ------------------------------------------
@@ -636,7 +638,7 @@ def http_rows(
             f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients: entries",
             per_s(batch_rate),
             f"raw verify {per_s(verify_ceiling)}",
-            f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 10,000/s; "
+            f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 15,000/s and >= 0.6 of it; "
             f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}",
         ),
         Row(

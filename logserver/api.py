@@ -509,6 +509,24 @@ class LogInfo(WireValue):
 
 
 @dataclass(frozen=True)
+class LogKeyEntry(WireValue):
+    """A `tlog-log-key/v1` entry (tlogcore/logkey.py): the log announced a new key from tree size `from`."""
+
+    index: Uint
+    statement: B64Bytes  # the signed statement, as logged
+    inclusion_proof: tuple[B64Hash, ...]  # RFC 9162 §2.1.3, in the tree of the answer's `size`
+
+
+@dataclass(frozen=True)
+class LogKeyHistory(WireValue):
+    """Every key rotation the log announced in its tree of `size`, in log order, each with its inclusion proof:
+    what a verifier applies with `Policy.following` (docs/thirty-years.md, "Log key rotation")."""
+
+    size: Uint
+    entries: tuple[LogKeyEntry, ...]
+
+
+@dataclass(frozen=True)
 class Health(WireValue):
     ok: bool
     sequencing: bool
@@ -531,6 +549,7 @@ RESPONSES: tuple[type[WireValue], ...] = (
     IndexRootEntry,
     IssuerRegistry,
     LogInfo,
+    LogKeyHistory,
     Health,
     ErrorBody,
 )

@@ -46,6 +46,7 @@ from tlogcore.bundle import to_binary
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.encoding import MAX_INT64, parse_decimal, parse_hash_hex
 from tlogcore.errors import MalformedError, TlogError
+from tlogcore.logkey import is_log_key
 from tlogcore.note import parse_note
 from tlogcore.registry import IssuerKey, Registry
 from tlogcore.statement import parse_statement
@@ -281,6 +282,16 @@ async def info(request: Request) -> Response:
     )
 
 
+async def log_keys(request: Request) -> Response:
+    """The log's `tlog-log-key/v1` entries below `size` (default: the head), each with its inclusion proof."""
+    state = state_of(request)
+    size = await _size_param(request, state)
+    found = [e for e in await state.storage.registry_entries() if e.index < size and is_log_key(e.data)]
+    paths = await proofs.inclusion_proofs(state.storage, [e.index for e in found], size)
+    entries = (api.LogKeyEntry(e.index, e.data, tuple(p)) for e, p in zip(found, paths, strict=True))
+    return json_response(api.LogKeyHistory(size, tuple(entries)))
+
+
 async def healthz(request: Request) -> Response:
     state = state_of(request)
     await state.storage.head()  # the database answers
@@ -309,6 +320,7 @@ ROUTES = [
     Route("/api/v1/documents/{sha256}", document),
     Route("/api/v1/issuers", issuers),
     Route("/api/v1/log", info),
+    Route("/api/v1/log-keys", log_keys),
     Route("/healthz", healthz),
     Route("/metrics", metrics),
     Route("/openapi.json", openapi),
@@ -330,7 +342,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         routes=[
             *ROUTES,
             *web_routes(
-                state.log_vkey, state.witness_status, state.rules.origin, state.registry_vkeys, state.trust_rotations
+                state.log_vkeys, state.witness_status, state.rules.origin, state.registry_vkeys, state.trust_rotations
             ),
             *home_routes(),
         ],

@@ -1,17 +1,19 @@
 """`tlog-server check`: a full integrity audit of a log's database, read only.
 
 Every leaf is rehashed and compared with its stored level-0 hash; every stored inner node is recomputed from its
-two children; every stored checkpoint must verify with the log key, name this log, and have the root the stored
-tree gives at its size (so all of them are consistent with each other and with the head: RFC 9162 §2.1.4 proofs
-come from the same hashes). The head's root must be the root of the whole tree. What a damaged database looks like
-(a zeroed hash, a deleted leaf, a lost head row) is named with the first index it touches.
+two children; every stored checkpoint must verify with a log key (the first, or one the log announced in a
+`tlog-log-key/v1` entry), name this log, and have the root the stored tree gives at its size (so all of them are
+consistent with each other and with the head: RFC 9162 §2.1.4 proofs come from the same hashes). The head's root
+must be the root of the whole tree. What a damaged database looks like (a zeroed hash, a deleted leaf, a lost head
+row) is named with the first index it touches.
 """
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from logserver.keyguard import verified_head
+from logserver.logkeys import announced_keys
 from logserver.storage import Head, Storage
 from tlogcore import merkle
 from tlogcore.keys import Verifier
@@ -40,7 +42,8 @@ async def audit(storage: Storage, origin: str, verifier: Verifier) -> Audit:
         return result
     await _check_leaves(storage, head.size, result)
     await _check_nodes(storage, head.size, result)
-    await _check_checkpoints(storage, head, origin, verifier, result)
+    announced = announced_keys([entry.data for entry in await storage.registry_entries()])
+    await _check_checkpoints(storage, head, origin, [verifier, *announced], result)
     return result
 
 
@@ -104,7 +107,9 @@ async def _check_nodes(storage: Storage, size: int, result: Audit) -> None:
         level += 1
 
 
-async def _check_checkpoints(storage: Storage, head: Head, origin: str, verifier: Verifier, result: Audit) -> None:
+async def _check_checkpoints(
+    storage: Storage, head: Head, origin: str, verifier: Sequence[Verifier], result: Audit
+) -> None:
     after = -1
     while sizes := await storage.checkpoint_sizes(after, CHUNK):
         for size in sizes:

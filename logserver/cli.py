@@ -7,6 +7,7 @@ tlog-server export-tiles --data ./data --out ./tiles [--verify]
 tlog-server info --data ./data
 tlog-server check --data ./data                                           (audit the database, read only)
 tlog-server recover --data ./data --from ./tiles                          (rebuild it from a static tiles copy)
+tlog-server rotate-key --data ./data [--overlap N]                        (a new log key, announced in the log)
 """
 
 import asyncio
@@ -53,6 +54,7 @@ from logserver.postgres import PostgresStorage
 from logserver.ratelimit import RateLimiter
 from logserver.recover import RecoverError, check_against_record, read_tiles, write_back
 from logserver.registryrule import names_owned_from
+from logserver.rotatekey import rotate, take_lease
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
@@ -64,10 +66,7 @@ from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import HealingProcessPool
 from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
 from tlogcore.errors import NotAllowedError, TlogError
-from tlogcore.keys import (
-    Ed25519Signer,
-    Verifier,
-)
+from tlogcore.keys import Ed25519Signer, Verifier
 from tlogcore.vkeys import parse_verifier_key
 from witness.headerdeadline import header_deadline_protocol
 
@@ -201,9 +200,9 @@ def build_parts(data: Path, config: ServerConfig, keys: LogKeys, storage: Storag
 
     async def external() -> list[ExternalHead]:
         """For the key guard: what the witnesses and the static directory hold of this log."""
-        found = await newest_from_witnesses(list(config.witnesses), timeout, keys.log.name, keys.log.verifier())
+        found = await newest_from_witnesses(list(config.witnesses), timeout, keys.log.name, keys.ring.verifiers())
         shown = read_checkpoint_file(tiles) if tiles else None
-        head = verified_head(shown[0], keys.log.name, keys.log.verifier()) if shown else None
+        head = verified_head(shown[0], keys.log.name, keys.ring.verifiers()) if shown else None
         return found + ([ExternalHead(f"the static tiles directory {tiles}", head)] if head else [])
 
     sequencer = Sequencer(
@@ -211,7 +210,8 @@ def build_parts(data: Path, config: ServerConfig, keys: LogKeys, storage: Storag
         keys.log,
         sequencer_config(config, keys),
         on_checkpoint=on_checkpoint if config.witnesses or static is not None else None,
-        guard=KeyGuard(keys.log.name, keys.log.verifier(), RecordFile(data / RECORD_NAME), external),
+        guard=KeyGuard(keys.log.name, keys.ring.verifiers(), RecordFile(data / RECORD_NAME), external),
+        keys=keys.ring,
     )
     return LogParts(storage, sequencer, witnessing, static, metrics)
 
@@ -527,7 +527,7 @@ def recover(data: Path, source: Path, config_path: Path | None) -> None:
     config = load_config(config_path)
     keys = read_keys(data)
     try:
-        rebuilt = read_tiles(source, keys.log.name, keys.log.verifier())
+        rebuilt = read_tiles(source, keys.log.name, keys.ring.verifiers())
         record_file = RecordFile(data / RECORD_NAME)
         check_against_record(rebuilt, record_file.read(), record_file.path)
     except (RecoverError, ForkRefused) as exc:
@@ -546,3 +546,35 @@ def recover(data: Path, source: Path, config_path: Path | None) -> None:
     except (RecoverError, StorageError, OSError) as exc:
         raise UsageError(str(exc)) from exc
     click.echo(f"recovered size {rebuilt.head.size} from {source}; check it with tlog-server check --data {data}")
+
+
+@main.command("rotate-key")
+@click.option("--data", "data", type=click.Path(path_type=Path, exists=True, file_okay=False), required=True)
+@click.option("--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None)
+@click.option("--overlap", type=click.IntRange(0, 1 << 40), default=1000, help="Sizes signed by both keys.")
+def rotate_key(data: Path, config_path: Path | None, overlap: int) -> None:
+    """Make a new log key and announce it in the log, signed by the old key and the registry key (stop serve
+    first). Example: tlog-server rotate-key --data ./data --overlap 1000"""
+    config = load_config(config_path)
+    keys = read_keys(data)
+
+    async def run() -> None:
+        storage = await open_storage(data, config)
+        try:
+            await check_identity(storage, keys, data, database_name(data, config))
+            parts = build_parts(data, config, keys, storage)
+            owned_from = await names_owned_from(storage, parts.sequencer.config.registry_keys, data)
+            parts.sequencer.config = dataclasses.replace(parts.sequencer.config, names_owned_from=owned_from)
+            await take_lease(parts.sequencer)
+            done = await rotate(parts.sequencer, keys, data, overlap)
+        finally:
+            await storage.close()
+        rotation = done.statement
+        click.echo(f"logged the rotation as entry {done.index}; new log key (private key in {done.key_file}):")
+        click.echo(f"log {rotation.new}")
+        click.echo(f"from size {rotation.start} checkpoints carry it; until size {rotation.until} the old key's too")
+
+    try:
+        asyncio.run(run())
+    except (StorageError, OSError, TlogError) as exc:
+        raise UsageError(str(exc)) from exc

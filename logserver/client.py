@@ -99,6 +99,9 @@ class LogClient:
     async def issuers(self) -> api.IssuerRegistry:
         return await self._get_json("/api/v1/issuers", api.IssuerRegistry)
 
+    async def log_keys(self, size: int) -> api.LogKeyHistory:
+        return await self._get_json("/api/v1/log-keys", api.LogKeyHistory, {"size": size})
+
     async def info(self) -> api.LogInfo:
         return await self._get_json("/api/v1/log", api.LogInfo)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from logserver.keyguard import verified_head
+from logserver.logkeys import KeyRing, successor_paths
 from logserver.storage import LogIdentity, Storage
 from tlogcore.errors import TlogError
 from tlogcore.keys import (
@@ -43,8 +44,14 @@ def read_key(path: Path) -> Ed25519Signer:
 
 @dataclass(frozen=True)
 class LogKeys:
-    log: Ed25519Signer
+    log: Ed25519Signer  # the key the log started with (log.key): its identity
     registry: Ed25519Signer
+    successors: tuple[Ed25519Signer, ...] = ()  # log.key.1, log.key.2, …: made by `rotate-key` (logkeys.py)
+
+    @property
+    def ring(self) -> KeyRing:
+        """All the log's keys; which signs what comes from the log's own rotation entries (Sequencer.load)."""
+        return KeyRing(self.log, self.registry.verifier().vkey, self.successors)
 
     @property
     def identity(self) -> LogIdentity:
@@ -59,7 +66,13 @@ def read_keys(data: Path) -> LogKeys:
                 f"{data / name} does not exist: for a new log run tlog-server init --data {data} first; "
                 "for an existing log, put its keys back (never make new ones for it)"
             )
-    return LogKeys(read_key(data / LOG_KEY), read_key(data / REGISTRY_KEY))
+    log = read_key(data / LOG_KEY)
+    successors = []
+    for path in successor_paths(data):
+        successors.append(read_key(path))
+        if successors[-1].name != log.name:
+            raise UsageError(f"{path} is a key of {successors[-1].name!r}, not of the log {log.name!r}: remove it")
+    return LogKeys(log, read_key(data / REGISTRY_KEY), tuple(successors))
 
 
 def create_keys(data: Path, origin: str | None) -> LogKeys:

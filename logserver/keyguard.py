@@ -23,7 +23,7 @@ import asyncio
 import json
 import os
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -119,10 +119,12 @@ def record_from_json(data: bytes, where: str) -> SignedRecord:
         raise ForkRefused(f"{where} is damaged ({exc}): restore it from a backup of the log key") from None
 
 
-def verified_head(note: bytes, origin: str, verifier: Verifier) -> TreeHead | None:
-    """The tree head of a checkpoint note if the log key signed it for this origin, else None."""
+def verified_head(note: bytes, origin: str, verifier: Verifier | Sequence[Verifier]) -> TreeHead | None:
+    """The tree head of a checkpoint note if the log key signed it for this origin, else None.
+
+    A rotated log passes all its keys (logkeys.py): whichever signed the note, it is this log's tree."""
     try:
-        checkpoint = parse_checkpoint(open_note(note, [verifier]).text)
+        checkpoint = parse_checkpoint(open_note(note, [verifier] if isinstance(verifier, Verifier) else verifier).text)
     except TlogError:
         return None
     return TreeHead(checkpoint.size, checkpoint.root) if checkpoint.origin == origin else None
@@ -190,7 +192,7 @@ class KeyGuard:
     def __init__(
         self,
         origin: str,
-        verifier: Verifier,
+        verifier: Verifier | Sequence[Verifier],  # every key of the log: one record covers them all (logkeys.py)
         store: RecordFile | MemoryRecord | None = None,
         external: ExternalSources = _no_sources,
     ) -> None:

@@ -47,6 +47,11 @@ class LogState:
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)
 
+    def log_vkeys(self) -> list[str]:
+        """The log's keys, the first one first, then each its rotations announced (logkeys.py)."""
+        keys = self.sequencer.keys
+        return [self.log_vkey, *(r.new for r in keys.rotations)] if keys is not None else [self.log_vkey]
+
 
 def state_of(request: Request) -> LogState:
     """The state `build_app` put on the application."""

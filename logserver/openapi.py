@@ -132,6 +132,13 @@ OPENAPI: dict[str, Any] = {
         "/api/v1/log": {
             "get": {"summary": "Origin, keys and sizes", "responses": {"200": _json(api.LogInfo.json_schema())}}
         },
+        "/api/v1/log-keys": {
+            "get": {
+                "summary": "The log's key rotations (tlog-log-key/v1 entries) with inclusion proofs in a tree size",
+                "parameters": [_int_param("size", False)],
+                "responses": {"200": _json(api.LogKeyHistory.json_schema()), **_errors(400)},
+            }
+        },
         "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(api.Health.json_schema())}}},
     },
     "components": {

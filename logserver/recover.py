@@ -14,6 +14,7 @@ Only then is it written into an empty database, in one commit: the leaves, every
 the head (published, with the cosignatures it carried). The log then starts from exactly the tree it had published.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from logserver.storage import EntryRecord, Head, Storage
 from tlogcore import merkle
 from tlogcore.errors import TlogError
 from tlogcore.keys import Verifier
+from tlogcore.logkey import is_log_key
 from tlogcore.note import Note, open_note, parse_note
 from tlogcore.statement import REGISTRY_KINDS, parse_statement
 from tlogcore.tiles import TILE_WIDTH, decode_entry_bundle, entry_bundle_for
@@ -41,11 +43,12 @@ class Rebuilt:
     hashes: list[bytes]  # every stored hash, by stored-hash index
 
 
-def read_tiles(root: Path, origin: str, verifier: Verifier) -> Rebuilt:
+def read_tiles(root: Path, origin: str, verifiers: Sequence[Verifier]) -> Rebuilt:
+    """`verifiers`: every key of the log (logkeys.py: a rotated log's checkpoint may carry the new key only)."""
     shown = read_checkpoint_file(root)
     if shown is None:
         raise RecoverError(f"{root / 'checkpoint'} is missing or unreadable")
-    signed = verified_head(shown[0], origin, verifier)
+    signed = verified_head(shown[0], origin, verifiers)
     if signed is None:
         raise RecoverError(f"{root / 'checkpoint'} is not a checkpoint of {origin} signed by its log key")
     datas = _entries(root, signed.size)
@@ -53,10 +56,8 @@ def read_tiles(root: Path, origin: str, verifier: Verifier) -> Rebuilt:
     if (appended.root if signed.size else merkle.EMPTY_ROOT) != signed.root:
         raise RecoverError(f"the entry bundles in {root} do not make the tree its signed checkpoint names")
     note = parse_note(shown[0])
-    ours = open_note(shown[0], [verifier]).verified_by(verifier)
-    if ours is None:  # verified_head checked it already; kept for the type
-        raise RecoverError(f"{root / 'checkpoint'} is not signed by the log key")
-    head = Head(signed.size, signed.root, Note(note.text, (ours,)).to_bytes())
+    ours = tuple(signature for signature, _ in open_note(shown[0], verifiers).verified)  # both during an overlap
+    head = Head(signed.size, signed.root, Note(note.text, ours).to_bytes())
     return Rebuilt(head, shown[0], [_record(i, d) for i, d in enumerate(datas)], list(appended.new_hashes))
 
 
@@ -76,6 +77,8 @@ def _entries(root: Path, size: int) -> list[bytes]:
 def _record(index: int, data: bytes) -> EntryRecord:
     if is_index_root(data):  # the status index's root (statusindexer.py): names no document, no registry change
         return EntryRecord(data, merkle.leaf_hash(data), None, False)
+    if is_log_key(data):  # a key rotation (logkeys.py): stored among the registry's entries, which load() replays
+        return EntryRecord(data, merkle.leaf_hash(data), None, True)
     try:
         statement = parse_statement(data, check_signature=False)  # its bytes are covered by the root already
     except TlogError as exc:

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 
 from logserver.storage import Storage, StorageError
+from tlogcore.logkey import is_log_key
 from tlogcore.registry import Registry
 from tlogcore.statement import parse_statement
 
@@ -29,7 +30,8 @@ async def names_owned_from(storage: Storage, registry_keys: frozenset[str], data
     entries = await storage.registry_entries()
     head = await storage.head()
     start = head.size if head is not None else 0
-    replayed = Registry.replay(registry_keys, ((e.index, parse_statement(e.data)) for e in entries), start)
+    statements = ((e.index, parse_statement(e.data)) for e in entries if not is_log_key(e.data))  # logkeys.py
+    replayed = Registry.replay(registry_keys, statements, start)
     if not replayed.grandfathered:
         start = 0
     else:

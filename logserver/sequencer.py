@@ -40,12 +40,14 @@ from typing import Any
 
 from logserver.handoff import QueueTimeout, handoff_for
 from logserver.keyguard import ForkRefused, KeyGuard
+from logserver.logkeys import KeyRing
 from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import NotAllowedError
 from tlogcore.indexroot import IndexRoot
 from tlogcore.keys import Signer
+from tlogcore.logkey import LogKeyRotation, is_log_key
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
 from tlogcore.statement import REGISTRY_KINDS, Statement, parse_statement
@@ -69,13 +71,15 @@ class NotSequencingError(Exception):
 @dataclass(frozen=True)
 class Submission:
     data: bytes
-    statement: Statement | IndexRoot  # an index-root is logged by the status indexer (statusindexer.py)
+    # an index-root is logged by the status indexer (statusindexer.py), a log-key by `tlog-server rotate-key`
+    statement: Statement | IndexRoot | LogKeyRotation
     leaf_hash: bytes
 
     @property
     def record(self) -> EntryRecord:
-        statement = self.statement
-        return EntryRecord(self.data, self.leaf_hash, statement.document, statement.kind in REGISTRY_KINDS)
+        statement = self.statement  # a log-key entry is stored among the registry's: load() replays both
+        replayed = statement.kind in REGISTRY_KINDS or isinstance(statement, LogKeyRotation)
+        return EntryRecord(self.data, self.leaf_hash, statement.document, replayed)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class Sequencer:
     batch_seconds: list[float] = field(default_factory=list)  # for metrics: drained by the app
     guard: KeyGuard | None = None  # default: the same rules with the record in memory (tests, benchmarks)
     _refused_at: float | None = None  # when the guard last refused to sequence (retried every lease_ttl)
+    keys: KeyRing | None = None  # the log's keys across rotations (logkeys.py); None: `signer` signs everything
 
     def __post_init__(self) -> None:
         self.handoff = handoff_for(self.storage)  # the one seam between the two kinds of storage (handoff.py)
@@ -159,9 +164,14 @@ class Sequencer:
         entries = await self.storage.registry_entries()
         self.registry = Registry.replay(
             self.config.registry_keys,
-            ((e.index, parse_statement(e.data)) for e in entries),
+            ((e.index, parse_statement(e.data)) for e in entries if not is_log_key(e.data)),
             self.config.names_owned_from,
         )
+        if self.keys is not None:
+            self.keys = self.keys.replayed([(e.index, e.data) for e in entries if is_log_key(e.data)])
+
+    def _signers(self, size: int, keys: KeyRing | None) -> list[Signer]:
+        return keys.signers(size) if keys is not None else [self.signer]
 
     async def take_lease(self) -> bool:
         """Take or renew the sequencer lease; on taking it over, reload state first."""
@@ -375,10 +385,10 @@ class Sequencer:
 
     def _apply_rules(
         self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]], logged: dict[bytes, int]
-    ) -> tuple[Registry, list[tuple[Submission, asyncio.Future[Sequenced]]], dict[bytes, str]]:
+    ) -> tuple[Registry, KeyRing | None, list[tuple[Submission, asyncio.Future[Sequenced]]], dict[bytes, str]]:
         """Registry rules in log order, on a copy that becomes real only after the commit. A request is all or
         nothing: one refused statement refuses its whole request, and the registry goes back to before it."""
-        registry = copy.deepcopy(self.registry)
+        registry, keys = copy.deepcopy(self.registry), self.keys
         accepted: list[tuple[Submission, asyncio.Future[Sequenced]]] = []
         refusals: dict[bytes, str] = {}
         for group in self._requests(batch):
@@ -392,19 +402,29 @@ class Sequencer:
                     fresh.append((submission, future))
             changes_registry = any(s.statement.kind in REGISTRY_KINDS for s, _ in fresh)
             before = copy.deepcopy(registry) if changes_registry and len(fresh) > 1 else registry
+            keys_before = keys
             try:
                 for offset, (submission, _) in enumerate(fresh):
-                    if isinstance(submission.statement, Statement):  # an index-root is no registry matter
-                        registry.apply(submission.statement, self.size + len(accepted) + offset)
+                    statement, index = submission.statement, self.size + len(accepted) + offset
+                    if isinstance(statement, Statement):  # an index-root is no registry matter
+                        registry.apply(statement, index)
+                    elif isinstance(statement, LogKeyRotation):
+                        keys = self._rotated(keys, statement, index)
             except NotAllowedError as exc:
-                registry = before
+                registry, keys = before, keys_before
                 error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(fresh) > 1 else exc
                 for submission, future in fresh:
                     self._resolve(submission, future, error)
                     refusals[submission.leaf_hash] = str(exc)
                 continue
             accepted += fresh
-        return registry, accepted, refusals
+        return registry, keys, accepted, refusals
+
+    @staticmethod
+    def _rotated(keys: KeyRing | None, rotation: LogKeyRotation, index: int) -> KeyRing:
+        if keys is None:
+            raise NotAllowedError("this log server was started without its key ring: it cannot rotate its key")
+        return keys.extended(rotation, index)
 
     def _requests(
         self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]]
@@ -443,7 +463,7 @@ class Sequencer:
         except StorageError as exc:
             self._fail_batch(batch, exc)
             return
-        registry, accepted, refusals = self._apply_rules(batch, logged)
+        registry, keys, accepted, refusals = self._apply_rules(batch, logged)
         if not accepted:
             await self._settle_queue(list(logged), refusals)
             return
@@ -451,7 +471,7 @@ class Sequencer:
         appended = merkle.append_leaves(self.size, self._edge, [s.leaf_hash for s, _ in accepted])
         new_size = self.size + len(accepted)
         # 4. Sign the checkpoint.
-        note = sign_note(Checkpoint(self.config.origin, new_size, appended.root).text, [self.signer])
+        note = sign_note(Checkpoint(self.config.origin, new_size, appended.root).text, self._signers(new_size, keys))
         new_head = Head(new_size, appended.root, note)
         try:
             await self._record_signed(self.head, new_head)
@@ -487,7 +507,7 @@ class Sequencer:
         await self._record_committed(new_head)
         # 6. Acknowledge: the entries are durable.
         first = self.size
-        self.head, self._edge, self.registry = new_head, appended.edge, registry
+        self.head, self._edge, self.registry, self.keys = new_head, appended.edge, registry, keys
         for offset, (submission, future) in enumerate(accepted):
             self._resolve(submission, future, Sequenced(first + offset, submission.leaf_hash, False))
         self.batch_seconds.append(time.perf_counter() - started)

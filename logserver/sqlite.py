@@ -26,10 +26,11 @@ restarted server sequences at once and a second server on the same database
 is told who holds it. The compare-and-swap stays the last line of defence.
 """
 
+import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import aiosqlite
@@ -44,6 +45,26 @@ from logserver.storage import (
     StoredEntry,
 )
 from tlogcore.merkle import leaf_hash
+
+MERGE_FAILED = "merging the lookup tables failed (they stay correct)"
+
+
+@contextlib.asynccontextmanager
+async def immediate_transaction(db: aiosqlite.Connection, failed: str) -> AsyncIterator[aiosqlite.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: on any failure a rollback (unless SQLite has already rolled back, as it does
+    after SQLITE_FULL or an I/O error), and an SQLite error becomes one StorageError starting with `failed`."""
+    try:
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise StorageError(f"{failed}: {exc}") from exc
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
@@ -188,49 +209,39 @@ class SQLiteStorage:
         publish: bool,
     ) -> None:
         old_size = old.size if old else 0
-        db = self._writer
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                if old is None:
-                    cursor = await db.execute(
-                        "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
-                        (new.size, new.root),
+        async with immediate_transaction(self._writer, "commit failed, nothing was stored") as db:
+            if old is None:
+                cursor = await db.execute(
+                    "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
+                    (new.size, new.root),
+                )
+            else:
+                cursor = await db.execute(
+                    "UPDATE head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
+                    (new.size, new.root, old.size, old.root),
+                )
+            if cursor.rowcount != 1:
+                raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
+            await db.executemany(
+                "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (
+                        old_size + i,
+                        e.data,
+                        hash_key(e.leaf_hash),
+                        hash_key(e.document) if e.document else None,
+                        int(e.registry),
                     )
-                else:
-                    cursor = await db.execute(
-                        "UPDATE head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
-                        (new.size, new.root, old.size, old.root),
-                    )
-                if cursor.rowcount != 1:
-                    raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
-                await db.executemany(
-                    "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)",
-                    [
-                        (
-                            old_size + i,
-                            e.data,
-                            hash_key(e.leaf_hash),
-                            hash_key(e.document) if e.document else None,
-                            int(e.registry),
-                        )
-                        for i, e in enumerate(entries)
-                    ],
-                )
-                await db.executemany(
-                    "INSERT INTO hashes (id, hash) VALUES (?, ?)", [(first_hash + i, h) for i, h in enumerate(hashes)]
-                )
-                await db.execute(
-                    "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
-                    (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
-                )
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL or an I/O error
-                    await db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StorageError(f"commit failed, nothing was stored: {exc}") from exc
+                    for i, e in enumerate(entries)
+                ],
+            )
+            await db.executemany(
+                "INSERT INTO hashes (id, hash) VALUES (?, ?)", [(first_hash + i, h) for i, h in enumerate(hashes)]
+            )
+            await db.execute(
+                "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
+                (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
+            )
 
     async def _read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
         try:
@@ -284,8 +295,9 @@ class SQLiteStorage:
                 await self._merger.execute("PRAGMA busy_timeout = 5000")
                 await self._merger.execute("PRAGMA synchronous = NORMAL")
             db = self._merger
-            await db.execute("BEGIN IMMEDIATE")
-            try:
+            if not await self.merge_pending():
+                return 0  # idle: no write lock taken
+            async with immediate_transaction(db, MERGE_FAILED):
                 async with db.execute(
                     "SELECT merged, (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1"
                 ) as cursor:
@@ -294,14 +306,16 @@ class SQLiteStorage:
                 if end > merged:
                     for statement in MERGE:
                         await db.execute(statement, (merged, end))
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-                raise
         except sqlite3.Error as exc:
-            raise StorageError(f"merging the lookup tables failed (they stay correct): {exc}") from exc
+            raise StorageError(f"{MERGE_FAILED}: {exc}") from exc
         return int(end - merged)
+
+    async def merge_pending(self) -> bool:
+        """Whether committed leaves wait for `merge_lookups` (False: the merger has nothing to write)."""
+        rows = await self._read(
+            "SELECT merged < (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1", ()
+        )
+        return bool(rows and rows[0][0])
 
     async def registry_entries(self) -> list[StoredEntry]:
         rows = await self._read("SELECT idx, data FROM leaves WHERE registry = 1 ORDER BY idx", ())

@@ -31,6 +31,7 @@ from tlogcore.errors import TlogError
 from tlogcore.indexroot import HEADER as INDEX_ROOT_HEADER
 from tlogcore.indexroot import IndexRoot, parse_index_root, sign_index_root
 from tlogcore.keys import Ed25519Signer
+from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
@@ -50,7 +51,7 @@ def document_entries(datas: Sequence[bytes], first: int) -> tuple[list[tuple[int
     whether any entry is not an index-root statement (then the range calls for a new index version)."""
     found, other = [], False
     for offset, data in enumerate(datas):
-        if is_index_root(data):
+        if is_index_root(data) or is_log_key(data):  # neither names a document (a log-key: logkeys.py)
             continue
         other = True
         statement = parse_statement(data, check_signature=False)  # logged: checked when it was submitted

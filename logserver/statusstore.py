@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import aiosqlite
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
+from logserver.sqlite import immediate_transaction
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, parse_node
 
@@ -140,31 +141,21 @@ class SQLiteStatusStore:
         return found
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
-        db = self._writer
-        try:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                if old is None:
-                    sql, params = "INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", [new.size]
-                else:
-                    sql, params = "UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", [new.size, old.size]
-                if (await db.execute(sql, params)).rowcount != 1:
-                    raise IndexMovedError("the status index head moved: another indexer wrote")
-                await db.executemany(
-                    "INSERT OR REPLACE INTO status_node (node, version, data) VALUES (?, ?, ?)",
-                    [(node_id_bytes(node), new.size, row.to_bytes()) for node, row in writes.items()],
-                )
-                await db.execute(
-                    "INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)",
-                    (new.size, new.root, new.time),
-                )
-                await db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    await db.execute("ROLLBACK")
-                raise
-        except sqlite3.Error as exc:
-            raise StorageError(f"status index update failed, nothing was stored: {exc}") from exc
+        async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
+            if old is None:
+                sql, params = "INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", [new.size]
+            else:
+                sql, params = "UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", [new.size, old.size]
+            if (await db.execute(sql, params)).rowcount != 1:
+                raise IndexMovedError("the status index head moved: another indexer wrote")
+            await db.executemany(
+                "INSERT OR REPLACE INTO status_node (node, version, data) VALUES (?, ?, ?)",
+                [(node_id_bytes(node), new.size, row.to_bytes()) for node, row in writes.items()],
+            )
+            await db.execute(
+                "INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)",
+                (new.size, new.root, new.time),
+            )
 
     async def set_entry(self, size: int, entry: int) -> None:
         try:

@@ -40,13 +40,14 @@ _POLICY_NAME = re.compile(r"[^A-Za-z0-9._-]")
 _PUBLIC_READS = ("/checkpoint", "/tile/", "/api/v1/bundle/", "/api/v1/documents/", "/api/v1/log", "/api/v1/issuers")
 
 
-def policy_text(log_vkey: str, witnesses: Sequence[dict[str, Any]]) -> str:
-    """The trust policy this log publishes: its key, each configured witness, a majority of them as quorum.
+def policy_text(log_vkey: str | Sequence[str], witnesses: Sequence[dict[str, Any]]) -> str:
+    """The trust policy this log publishes: its key (a rotated log: every key, first to newest, docs/thirty-years.md
+    "Log key rotation"), each configured witness, a majority of them as quorum.
 
     A witness with several keys (Ed25519 and ML-DSA-44, `vkeys`) is one member of the majority: each key is a
     policy witness of its own, and a group `<name>-any` is satisfied by any of them, so it is never counted twice.
     A verifier that requires post-quantum witnesses writes its own policy (docs/thirty-years.md)."""
-    lines = [f"log {log_vkey}"]
+    lines = [f"log {vkey}" for vkey in ([log_vkey] if isinstance(log_vkey, str) else log_vkey)]
     taken: set[str] = {"none", "majority"}
     members: list[str] = []
 
@@ -75,15 +76,18 @@ def policy_text(log_vkey: str, witnesses: Sequence[dict[str, Any]]) -> str:
 
 
 def web_routes(
-    log_vkey: str,
+    log_vkeys: Callable[[], Sequence[str]],
     witness_status: Callable[[], list[dict[str, Any]]],
     origin: str,
     registry_vkeys: Sequence[str],
     rotations: Callable[[], tuple[dict[str, object], ...]] = tuple,
 ) -> list[Route]:
+    """`log_vkeys`: the log's keys as the log announced them so far, the first one first (logkeys.py)."""
+
     async def page(request: Request) -> Response:
-        policy = policy_text(log_vkey, witness_status())
-        trust = Trust(origin, log_vkey, tuple(registry_vkeys), policy, rotations=rotations())
+        keys = log_vkeys()
+        policy = policy_text(keys, witness_status())
+        trust = Trust(origin, keys[-1], tuple(registry_vkeys), policy, rotations=rotations())
         body = render_page(trust, LOG_LAYOUT)
         return Response(body, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 
@@ -100,7 +104,7 @@ def web_routes(
         )
 
     async def policy(request: Request) -> Response:
-        text = policy_text(log_vkey, witness_status())
+        text = policy_text(log_vkeys(), witness_status())
         return Response(text, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
     return [

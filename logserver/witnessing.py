@@ -23,7 +23,7 @@ witness that is down or slow never stops or slows sequencing.
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -228,7 +228,7 @@ def parse_checkpoint_origin(head: Head) -> str:
 
 
 async def newest_from_witnesses(
-    configs: list[WitnessConfig], timeout: float, origin: str, verifier: Verifier
+    configs: list[WitnessConfig], timeout: float, origin: str, verifier: Verifier | Sequence[Verifier]
 ) -> list[ExternalHead]:
     """For the key guard at start and takeover: the newest checkpoint of this log each witness holds, signed by
     this log key. A witness that cannot be asked is skipped (it must not keep the log from starting)."""

@@ -24,7 +24,9 @@ from dataclasses import dataclass, field
 
 from monitor.config import PARSE, SIGNATURES, TREE
 from monitor.indexroots import index_root_problem, is_index_root
+from monitor.logkeyentry import log_key_problem
 from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry
 from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
@@ -58,6 +60,9 @@ def check_packed(entries: Sequence[bytes], first: int, origin: str, mode: str) -
     for offset, data in enumerate(entries):
         if is_index_root(data):  # the log's status index root (indexroots.py), not a statement
             out.append((None, index_root_problem(data, first + offset, origin, mode == SIGNATURES)[1]))
+            continue
+        if is_log_key(data):  # a log key rotation (logkeyentry.py), not a statement
+            out.append((None, log_key_problem(data, origin)))
             continue
         try:
             statement = parse_statement(data) if mode == SIGNATURES else parse_unsigned(data)

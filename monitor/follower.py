@@ -37,6 +37,7 @@ from monitor.config import LogConfig
 from monitor.entryaudit import EntryAudit
 from monitor.fetch import Unavailable
 from monitor.logcontext import LogContext, Misbehaviour, NotVerified, Shared, note_text
+from monitor.logkeys import check_log_keys
 from monitor.state import LogRow, Signed, StateError
 from monitor.witnesscheck import WitnessCheck
 from tlogcore import merkle
@@ -97,6 +98,7 @@ class Follower:
         new_target = row.target is None and (row.verified is None or signed.size > row.verified.size)
         view = await self._open(signed, row.verified) if new_target else None
         await self.witness_check.run(signed, view)
+        await check_log_keys(self.context, self.client, signed)  # a key the log's rotation retired: logkeys.py
         self.context.state.record_checkpoint(self.origin, signed, "log", self.now())
         if new_target:
             self._view = view

@@ -153,6 +153,10 @@ def test_database_full_during_a_commit(tmp_path: Path) -> None:
             await register(client)
             first = await client.post("/api/v1/entries", json=statement_body(documents(0, 10)))
             assert first.status_code == 200
+            for _ in range(100):  # the lookup merger idle (it writes too): the page limit below is the commit's alone
+                if not await storage.merge_pending():
+                    break
+                await asyncio.sleep(0.05)
             writer = storage._writer  # the server's own connection: the limit applies to its commits
             pages = (await (await writer.execute("PRAGMA page_count")).fetchone() or [0])[0]
             await writer.execute(f"PRAGMA max_page_count = {pages + 2}")  # "the disk is full"

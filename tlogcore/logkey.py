@@ -34,9 +34,11 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tlogcore.checkpoint import Checkpoint
 from tlogcore.encoding import MAX_INT64, parse_decimal
 from tlogcore.errors import MalformedError, SignatureError
 from tlogcore.keys import Signer, Verifier
+from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.note import parse_note, sign_note
 from tlogcore.statement import parse_statement_key
 from tlogcore.vkeys import LOG_KEYS, parse_key_for
@@ -44,6 +46,12 @@ from tlogcore.vkeys import LOG_KEYS, parse_key_for
 HEADER = "tlog-log-key/v1"
 FIELDS = ("log", "old", "new", "registry", "time", "from", "until")
 MAX_LOG_KEY_SIZE = 2048  # the text is about 450 bytes; two signature lines add about 200
+PREFIX = (HEADER + "\n").encode()
+
+
+def is_log_key(data: bytes) -> bool:
+    """A `tlog-log-key/v1` entry (its first line differs from every other kind's)."""
+    return data.startswith(PREFIX)
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,9 @@ class LogKeyRotation:
     time: int
     start: int  # "from": the first tree size the new key signs
     until: int  # the first tree size the old key no longer signs
+
+    kind = "log-key"  # beside the statement kinds: names no document; the sequencer replays it like a registry change
+    document = None
 
     def __post_init__(self) -> None:
         old, new = self.old_verifier, self.new_verifier
@@ -134,6 +145,21 @@ def parse_log_key_rotation(data: bytes) -> LogKeyRotation:
         if not verifier.verify(note.text.encode(), signature.signature):
             raise SignatureError(f"signature by {verifier.name} ({verifier.key_id:08x}) does not verify")
     return statement
+
+
+def proven_rotations(
+    entries: Sequence[tuple[int, bytes, Sequence[bytes]]], checkpoint: Checkpoint
+) -> list[LogKeyRotation]:
+    """The log-key statements a log listed as (index, statement, inclusion proof), each proven included in the
+    trusted `checkpoint` (RFC 9162 §2.1.3.2), signed as the format says, and of this log; in log order."""
+    rotations = []
+    for index, data, proof in entries:
+        verify_inclusion(leaf_hash(data), index, checkpoint.size, list(proof), checkpoint.root)
+        rotation = parse_log_key_rotation(data)
+        if rotation.origin != checkpoint.origin:
+            raise MalformedError(f"the log listed, as entry {index}, a key rotation of another log")
+        rotations.append(rotation)
+    return rotations
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ coroutine with its errors shown as one line, and the --log option."""
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -66,6 +66,12 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 log_option = click.option("--log", "log_url", required=True, metavar="URL", help="The log's base URL.")
+
+
+def policy_option(help_text: str, required: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--policy FILE` (env TLOG_POLICY): the trust policy, the one thing a verifying command trusts."""
+    path = click.Path(path_type=Path, dir_okay=False)
+    return click.option("--policy", "policy_path", envvar="TLOG_POLICY", required=required, type=path, help=help_text)
 
 
 async def fetch_checkpoint(log_url: str) -> bytes:

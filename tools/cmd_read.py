@@ -13,7 +13,7 @@ from tlogcore.encoding import b64encode
 from tlogcore.errors import TlogError
 from tlogcore.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tlogcore.note import parse_note
-from tools.clikit import fetch_checkpoint, log_option, read_policy, run, write_atomic
+from tools.clikit import fetch_checkpoint, log_option, policy_option, read_policy, run, write_atomic
 from tools.tileproofs import proof_from_tiles
 from tools.verify import load_bundle
 
@@ -26,14 +26,7 @@ from_tiles_option = click.option(
 
 @click.command()
 @log_option
-@click.option(
-    "--policy",
-    "policy_path",
-    envvar="TLOG_POLICY",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Verify the checkpoint under this trust policy (env TLOG_POLICY).",
-)
+@policy_option("Verify the checkpoint under this trust policy (env TLOG_POLICY).", required=False)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Save the note here.")
 def checkpoint(log_url: str, policy_path: Path | None, out: Path | None) -> None:
     """Fetch the log's current checkpoint, verify it (with --policy) and show it.
@@ -69,9 +62,7 @@ def proof() -> None:
     default=None,
     help="Take the entry from a bundle and prove it in the current checkpoint.",
 )
-@click.option(
-    "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), default=None
-)
+@policy_option("Check the proof's checkpoint under this trust policy (env TLOG_POLICY).", required=False)
 @from_tiles_option
 def proof_inclusion(
     log_url: str, index: int | None, bundle_path: Path | None, policy_path: Path | None, from_tiles: bool
@@ -123,9 +114,7 @@ def proof_inclusion(
     required=True,
     help="An older checkpoint (saved with tlog checkpoint --out, or a bundle) to prove consistent.",
 )
-@click.option(
-    "--policy", "policy_path", envvar="TLOG_POLICY", type=click.Path(path_type=Path, dir_okay=False), required=True
-)
+@policy_option("Trust policy (C2SP tlog-policy text) both checkpoints must meet (env TLOG_POLICY).")
 @from_tiles_option
 def proof_consistency(log_url: str, old_path: Path, policy_path: Path, from_tiles: bool) -> None:
     """Prove that the log's current tree extends an older checkpoint (no fork, no rewrite).

@@ -14,7 +14,8 @@ from logserver.client import LogClient
 from tlogcore.bundle import BINARY_MAGIC, HEADER, InconsistentLogError, Refreshed, TlogProof, to_binary
 from tlogcore.errors import TlogError
 from tlogcore.policy import Policy
-from tools.clikit import log_option, read_policy, run, write_atomic
+from tools.clikit import log_option, policy_option, read_policy, run, write_atomic
+from tools.logkeys import following_rotations
 from tools.qr import parse_payload
 from tools.verify import refresh_online, relied_on
 
@@ -40,7 +41,9 @@ async def _refresh(log_url: str, bundle: TlogProof, policy: Policy, path: Path) 
     now = time.time()
     try:
         async with LogClient(log_url, timeout=20) as client:
-            found = await refresh_online(client, bundle, await client.checkpoint(), policy, now)
+            newest = await client.checkpoint()
+            policy = await following_rotations(client, newest, policy, now)  # a rotated log key: tools/logkeys.py
+            found = await refresh_online(client, bundle, newest, policy, now)
     except TlogError as exc:  # the bundle's own check, or the log's newest checkpoint, failing under the policy
         raise click.ClickException(f"{path}: cannot refresh, nothing written: {exc}") from exc
     if isinstance(found, InconsistentLogError):
@@ -54,14 +57,7 @@ async def _refresh(log_url: str, bundle: TlogProof, policy: Policy, path: Path) 
 @click.command()
 @click.argument("bundle_path", metavar="BUNDLE", type=click.Path(path_type=Path, dir_okay=False))
 @log_option
-@click.option(
-    "--policy",
-    "policy_path",
-    envvar="TLOG_POLICY",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Trust policy (C2SP tlog-policy text); it must list the log's keys, old and new. Env: TLOG_POLICY.",
-)
+@policy_option("Trust policy (C2SP tlog-policy text); it must list the log's keys, old and new. Env: TLOG_POLICY.")
 @click.option(
     "--out",
     type=click.Path(path_type=Path, dir_okay=False),

@@ -14,6 +14,7 @@ from tlogcore.bundle import TlogProof
 from tlogcore.errors import TlogError
 from tlogcore.policy import parse_policy
 from tools import qr as qrcodes
+from tools.clikit import policy_option
 from tools.hashing import BUNDLE_SUFFIX, sha256_file
 from tools.verdict import EXIT_CODES, INPUT_ERROR, TAMPERED, Outcome, private_key_refusal, verdict_for_error
 from tools.verify import check_bundle, check_online
@@ -97,14 +98,7 @@ def _read_source(
     "8 not from a registered issuer, 9 log misbehaved, 10 signed with a stolen key (reported stolen by its issuer).",
 )
 @click.argument("document", type=click.Path(path_type=Path, dir_okay=False))
-@click.option(
-    "--policy",
-    "policy_path",
-    envvar="TLOG_POLICY",
-    required=True,
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Trust policy (C2SP tlog-policy text): the only thing trusted. Env: TLOG_POLICY.",
-)
+@policy_option("Trust policy (C2SP tlog-policy text): the only thing trusted. Env: TLOG_POLICY.")
 @click.option(
     "--bundle",
     "bundle_path",

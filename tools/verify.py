@@ -30,6 +30,7 @@ from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
 from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe
+from tools.logkeys import following_rotations
 from tools.qr import OnlineRef, parse_payload
 from tools.statusproof import ProvenStatus, prove_status
 from tools.verdict import (
@@ -112,6 +113,7 @@ async def _check_online(
     client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None
 ) -> Outcome:
     newest = await client.checkpoint()
+    policy = await following_rotations(client, newest, policy, now)  # a rotated log key: tools/logkeys.py
     trusted = policy.verify_checkpoint(newest, now)
     refreshed: Refreshed | None = None
     if bundle is not None:  # the bundle must verify and be refreshed onto today's checkpoint

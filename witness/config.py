@@ -46,8 +46,12 @@ class WitnessConfig:
     algorithms: tuple[str, ...] = (ED25519,)
 
     def trusted_keys(self) -> Mapping[str, Sequence[Verifier]]:
-        """Origin → the log keys whose signature makes a checkpoint of that origin acceptable."""
-        return {log.origin: (log.verifier,) for log in self.logs}
+        """Origin → the log keys whose signature makes a checkpoint of that origin acceptable. A log that rotated
+        its key (docs/thirty-years.md, "Log key rotation") has one [[log]] table per key, all with its origin."""
+        keys: dict[str, tuple[Verifier, ...]] = {}
+        for log in self.logs:
+            keys[log.origin] = (*keys.get(log.origin, ()), log.verifier)
+        return keys
 
 
 def _string(table: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
@@ -115,10 +119,10 @@ def parse_config(text: str) -> WitnessConfig:
         raise MalformedError(f"config: more than {MAX_LOGS} logs")
     logs = tuple(_log(table, i + 1) for i, table in enumerate(tables))
     seen: set[str] = set()
-    for log in logs:
-        if log.origin in seen:
-            raise MalformedError(f"config: origin {log.origin!r} appears in two [[log]] tables")
-        seen.add(log.origin)
+    for log in logs:  # the same origin twice is a rotated log's second key; the same key twice is a mistake
+        if log.verifier.vkey in seen:
+            raise MalformedError(f"config: the log key {log.verifier.vkey[:80]!r} appears in two [[log]] tables")
+        seen.add(log.verifier.vkey)
     return WitnessConfig(name, listen, logs, parse_algorithms(document.get("algorithms", [ED25519])))
 
 

@@ -1005,6 +1005,7 @@
   const SP = window.TLOG_STATUS_PROOF;
   const MAX_PAGE_GAP = 64n; // entries after the index root this page reads itself, one proven bundle each
   const INDEX_ROOT_HEADER = utf8.encode("tlog-index-root/v1\n");
+  const LOG_KEY_HEADER = utf8.encode("tlog-log-key/v1\n"); // tlogcore/logkey.py: a log key rotation, no document
   const startsWith = (bytes, prefix) => bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
   const hexBytes = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
 
@@ -1048,7 +1049,7 @@
     const found = [];
     for (let i = from; i < to; i++) {
       const data = (await provenEntry(i, policy, now)).data;
-      if (startsWith(data, INDEX_ROOT_HEADER)) continue;
+      if (startsWith(data, INDEX_ROOT_HEADER) || startsWith(data, LOG_KEY_HEADER)) continue;
       const s = await parseStatement(data, new Checks(true));
       if (s.document === h) found.push({ index: i, kind: s.kind });
     }
