@@ -34,6 +34,8 @@ from witness.config import WitnessConfig
 
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 LOG_WRITES = {("/api/v1/entries", "POST")}
+# POSTs that only read: the bulk lookup carries up to 1,000 hashes in its body (test_a_read_only_post_writes_nothing).
+LOG_READ_ONLY_POSTS = {("/api/v1/documents:lookup", "POST")}
 WITNESS_WRITES = {("/add-checkpoint", "POST")}
 
 
@@ -57,11 +59,11 @@ def test_the_log_and_the_witness_have_exactly_one_write_route_each(tmp_path: Pat
             log_writes = write_routes(build_app(state).routes)
         finally:
             await storage.close()
-        witness = create_app(WitnessConfig("w.example", "127.0.0.1:0", ()), None, None, time.time)  # type: ignore[arg-type]
+        witness = create_app(WitnessConfig("w.example", "127.0.0.1:0", ()), None, (), time.time)  # type: ignore[arg-type]
         return log_writes, write_routes(witness.routes)
 
     log_writes, witness_writes = asyncio.run(tables())
-    assert log_writes == LOG_WRITES
+    assert log_writes == LOG_WRITES | LOG_READ_ONLY_POSTS
     assert witness_writes == WITNESS_WRITES
 
 
@@ -98,6 +100,16 @@ def test_every_other_method_on_every_log_route_is_refused(log: LogProcess) -> No
                     continue
                 response = client.request(method, path, content=b"{}")
                 assert response.status_code in (404, 405), (method, path, response.status_code)
+        assert client.get("/api/v1/log").json()["size"] == before
+
+
+def test_a_read_only_post_writes_nothing(log: LogProcess) -> None:
+    with httpx.Client(base_url=log.url, timeout=10) as client:
+        before = client.get("/api/v1/log").json()["size"]
+        for path, method in LOG_READ_ONLY_POSTS:
+            answer = client.request(method, path, json={"documents": ["00" * 32, "ab" * 32]})
+            assert answer.status_code == 200, answer.text
+            assert [d["status"] for d in answer.json()["documents"]] == ["unknown", "unknown"]
         assert client.get("/api/v1/log").json()["size"] == before
 
 
