@@ -342,7 +342,12 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         routes=[
             *ROUTES,
             *web_routes(
-                state.log_vkeys, state.witness_status, state.rules.origin, state.registry_vkeys, state.trust_rotations
+                state.log_vkeys,
+                state.witness_status,
+                state.rules.origin,
+                state.registry_vkeys,
+                state.trust_rotations,
+                state.log_key_rotations,
             ),
             *home_routes(),
         ],

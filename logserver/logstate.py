@@ -17,6 +17,7 @@ from logserver.sequencer import Sequencer
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from logserver.submission import SubmissionRules
+from tlogcore.logkey import LogKeyRotation
 
 
 @dataclass
@@ -51,6 +52,11 @@ class LogState:
         """The log's keys, the first one first, then each its rotations announced (logkeys.py)."""
         keys = self.sequencer.keys
         return [self.log_vkey, *(r.new for r in keys.rotations)] if keys is not None else [self.log_vkey]
+
+    def log_key_rotations(self) -> tuple[LogKeyRotation, ...]:
+        """The rotations the log holds, in log order (checked when they were logged)."""
+        keys = self.sequencer.keys
+        return keys.rotations if keys is not None else ()
 
 
 def state_of(request: Request) -> LogState:

@@ -11,9 +11,12 @@ import base64
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+
+from tlogcore.logkey import LogKeyRotation
 
 ASSETS = {
     "verify.js": "text/javascript; charset=utf-8",
@@ -53,6 +56,9 @@ class Trust:
     # Rotations from trusts pages were built with before to this one, each {"policy", "registry", "note"}: the
     # trust it leads to and the signed note authorising it (tlogcore/trustrotation.py); `tlog trust-rotation`.
     rotations: tuple[dict[str, object], ...] = ()
+    # The log's key rotations ({origin, old, new, from, until}; `log_key_ranges`): the page applies the same rule
+    # as `tlogcore.logkey.key_rule`, so a checkpoint signed by a key the log replaced is refused.
+    log_keys: tuple[dict[str, str], ...] = ()
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -62,7 +68,17 @@ class Trust:
             "policy": self.policy,
             "log_url": self.log_url,
             "rotations": list(self.rotations),
+            "log_keys": list(self.log_keys),
         }
+
+
+def log_key_ranges(rotations: Sequence[LogKeyRotation]) -> tuple[dict[str, str], ...]:
+    """Which key signs which sizes, from rotations already proven (logged by this log, or `proven_rotations`).
+
+    Sizes as decimal strings: JSON numbers lose precision above 2^53 in the browser."""
+    return tuple(
+        {"origin": r.origin, "old": r.old, "new": r.new, "from": str(r.start), "until": str(r.until)} for r in rotations
+    )
 
 
 @dataclass(frozen=True)

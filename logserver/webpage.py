@@ -24,7 +24,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from logserver import verifierpage
-from logserver.verifierpage import ASSETS, LOG_LAYOUT, SERVICE_WORKER, Trust, render_page
+from logserver.verifierpage import ASSETS, LOG_LAYOUT, SERVICE_WORKER, Trust, log_key_ranges, render_page
+from tlogcore.logkey import LogKeyRotation
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
@@ -37,7 +38,15 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-cache",
 }
 _POLICY_NAME = re.compile(r"[^A-Za-z0-9._-]")
-_PUBLIC_READS = ("/checkpoint", "/tile/", "/api/v1/bundle/", "/api/v1/documents/", "/api/v1/log", "/api/v1/issuers")
+_PUBLIC_READS = (
+    "/checkpoint",
+    "/tile/",
+    "/api/v1/bundle/",
+    "/api/v1/documents/",
+    "/api/v1/log",
+    "/api/v1/issuers",
+    "/api/v1/proof/",  # refresh on a page hosted elsewhere: consistency and inclusion proofs
+)
 
 
 def policy_text(log_vkey: str | Sequence[str], witnesses: Sequence[dict[str, Any]]) -> str:
@@ -81,13 +90,16 @@ def web_routes(
     origin: str,
     registry_vkeys: Sequence[str],
     rotations: Callable[[], tuple[dict[str, object], ...]] = tuple,
+    log_key_rotations: Callable[[], Sequence[LogKeyRotation]] = tuple,
 ) -> list[Route]:
-    """`log_vkeys`: the log's keys as the log announced them so far, the first one first (logkeys.py)."""
+    """`log_vkeys`: the log's keys as the log announced them so far, the first one first (logkeys.py);
+    `log_key_rotations`: the announcements themselves, which the page applies (docs/thirty-years.md)."""
 
     async def page(request: Request) -> Response:
         keys = log_vkeys()
         policy = policy_text(keys, witness_status())
-        trust = Trust(origin, keys[-1], tuple(registry_vkeys), policy, rotations=rotations())
+        ranges = log_key_ranges(log_key_rotations())
+        trust = Trust(origin, keys[-1], tuple(registry_vkeys), policy, rotations=rotations(), log_keys=ranges)
         body = render_page(trust, LOG_LAYOUT)
         return Response(body, media_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)
 

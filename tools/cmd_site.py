@@ -6,6 +6,7 @@ its SHA-384), the page's scripts and style sheet, its service worker, and trust-
 people to compare). The page asks the log at --log for proofs and trusts nothing it says without them."""
 
 import json
+import time
 import urllib.parse
 from pathlib import Path
 
@@ -15,9 +16,11 @@ from logserver import verifierpage
 from logserver.client import LogClient
 from tlogcore.errors import TlogError
 from tlogcore.note import sign_note
+from tlogcore.policy import Policy
 from tlogcore.trustrotation import REGISTRY_LINE, rotation_text, split_trust_text, trust_digest
 from tlogcore.vkeys import parse_verifier_key
 from tools.clikit import read_key, read_policy, run, write_atomic
+from tools.logkeys import announced_rotations
 
 FILES = (*verifierpage.ASSETS, verifierpage.SERVICE_WORKER)
 
@@ -35,6 +38,15 @@ def site_csp(log_url: str) -> str:
 async def _registry_of(log_url: str) -> tuple[str, ...]:
     async with LogClient(log_url) as client:
         return (await client.info()).registry_vkeys
+
+
+async def _log_key_ranges(log_url: str, policy: Policy) -> tuple[dict[str, str], ...]:
+    """The key rotations the log announced, proven in its newest checkpoint under `policy` and followed by it (both
+    keys listed), as the page's ranges (docs/thirty-years.md, "Log key rotation")."""
+    async with LogClient(log_url) as client:
+        rotations = await announced_rotations(client, await client.checkpoint(), policy, time.time())
+    policy.following(rotations)  # UnverifiedError naming the key to add when the policy does not list it
+    return verifierpage.log_key_ranges(rotations)
 
 
 def write_site(out: Path, trust: verifierpage.Trust) -> list[Path]:
@@ -78,7 +90,7 @@ def verifier_site(
     Example: tlog verifier-site --policy trust.policy --log https://log.example.gov.kh --out ./verify-site
     """
     policy = read_policy(policy_path)
-    if len(policy.logs) != 1:
+    if len({log.name for log in policy.logs}) != 1:  # a rotated log is listed once per key, under one origin
         raise click.ClickException(f"{policy_path}: the policy must name exactly one log for a verifier site")
     if not log_url.startswith(("https://", "http://")):
         raise click.ClickException(f"--log {log_url!r}: give the log's http(s) URL")
@@ -91,7 +103,10 @@ def verifier_site(
     log = policy.logs[0]
     text = policy_path.read_text(encoding="utf-8")
     rotations = tuple(read_rotation(path) for path in rotation_paths)
-    trust = verifierpage.Trust(log.name, log.vkey, tuple(pinned), text, log_url.rstrip("/"), rotations)
+    # A policy with one key of the log cannot follow a rotation (Policy.following): nothing to fetch then.
+    ranges = run(_log_key_ranges(log_url, policy)) if len(policy.logs) > 1 else ()
+    current = ranges[-1]["new"] if ranges else log.vkey  # the key the log signs with now, as the log's own page
+    trust = verifierpage.Trust(log.name, current, tuple(pinned), text, log_url.rstrip("/"), rotations, ranges)
     try:
         written = write_site(out, trust)
     except OSError as exc:

@@ -227,7 +227,7 @@
   }
 
   async function parsePolicy(text) {
-    const policy = { logs: [], witnesses: new Map(), groups: new Map(), quorum: undefined };
+    const policy = { logs: [], witnesses: new Map(), groups: new Map(), quorum: undefined, keyRanges: [] };
     for (const raw of text.split("\n")) {
       const words = raw.split("#", 1)[0].trim().split(/\s+/).filter(Boolean);
       if (!words.length) continue;
@@ -286,7 +286,7 @@
       checks.fail("c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
       throw new VerifyError("cannot_verify", "c_log_sig", "log " + checkpoint.origin + " is not in the trust policy");
     }
-    let logSigned = false;
+    const logSigned = new Set(); // the vkeys of the listed log keys that signed it
     const cosigned = new Map(); // witness name -> cosignature time (seconds)
     const uncheckable = []; // post-quantum cosignatures this browser cannot check (no ML-DSA-44 in WebCrypto)
     const seen = new Set();
@@ -299,7 +299,7 @@
           checks.fail("c_log_sig", "the log's signature does not verify");
           throw tampered("c_log_sig", "the log's signature on the checkpoint does not verify");
         }
-        logSigned = true;
+        logSigned.add(log.vkey);
         continue;
       }
       for (const [wname, key] of policy.witnesses) {
@@ -316,11 +316,12 @@
         if (found.time <= BigInt(Math.floor(now)) + MAX_FUTURE_SKEW) cosigned.set(wname, Number(found.time));
       }
     }
-    if (!logSigned) {
+    if (!logSigned.size) {
       checks.fail("c_log_sig", "no signature by the log's key");
       throw new VerifyError("cannot_verify", "c_log_sig", "the checkpoint is not signed by the log's key");
     }
     checks.pass("c_log_sig", checkpoint.origin);
+    checkLogKeyRule(policy, checkpoint, logSigned, checks);
     const names = new Set(cosigned.keys());
     const detail = ([...names].sort().join(", ") || "none") + (uncheckable.length
       ? "; this browser cannot check the post-quantum (ML-DSA-44) cosignatures of " + uncheckable.sort().join(", ")
@@ -332,6 +333,47 @@
     }
     checks.pass("c_cosig", detail);
     return { checkpoint, cosigned };
+  }
+
+  // --- log key rotation (docs/thirty-years.md, "Log key rotation") ------------------------------------------
+  // The twin of key_rule in tlogcore/logkey.py over the ranges the page's trust carries (verifierpage.py):
+  // {required: vkey, allowed: [vkey]} for a checkpoint of `size`, or null when no rotation of this log is known.
+  function logKeyRule(ranges, origin, size) {
+    const chain = ranges.filter((r) => r.origin === origin);
+    if (!chain.length) return null;
+    let rule = { required: chain[0].old, allowed: [chain[0].old] };
+    for (const r of chain) {
+      if (size < r.from) break;
+      rule = { required: r.new, allowed: size < r.until ? [r.new, r.old] : [r.new] };
+    }
+    return rule;
+  }
+
+  // A checkpoint must carry the key its size calls for and no key the log replaced before that size: one signed
+  // by a retired key is loud (the log misbehaved or its old key is misused), never genuine.
+  function checkLogKeyRule(policy, checkpoint, signedBy, checks) {
+    const rule = logKeyRule(policy.keyRanges, checkpoint.origin, checkpoint.size);
+    if (!rule) return;
+    const retired = [...signedBy].filter((k) => !rule.allowed.includes(k));
+    if (signedBy.has(rule.required) && !retired.length) {
+      checks.pass("c_log_key", "size " + checkpoint.size);
+      return;
+    }
+    const used = retired.length ? retired[0] : [...signedBy][0];
+    const detail = "the checkpoint of size " + checkpoint.size + " is signed by the log key " + used +
+      ", which the log replaced before that size; its key rotation calls for " + rule.required;
+    checks.fail("c_log_key", detail);
+    throw new VerifyError("log_misbehaved", "c_log_key", detail);
+  }
+
+  // The ranges the page's trust carries, checked for shape; sizes as BigInt like checkpoint sizes.
+  function keyRangesOf(trust) {
+    const ranges = Array.isArray(trust.log_keys) ? trust.log_keys : [];
+    return ranges.map((r) => {
+      const fields = ["origin", "old", "new", "from", "until"];
+      if (!r || fields.some((f) => typeof r[f] !== "string")) throw policyError("a log key rotation is damaged");
+      return { origin: r.origin, old: r.old, new: r.new, from: decimal(r.from, "from"), until: decimal(r.until, "until") };
+    });
   }
 
   // --- statements -------------------------------------------------------------------------------------------
@@ -585,7 +627,13 @@
       const r = await fetch(logUrl("/checkpoint"), { cache: "no-cache" });
       if (!r.ok) return null;
       newest = await verifyCheckpoint(new Uint8Array(await r.arrayBuffer()), policy, now, new Checks(true));
-    } catch (e) { return null; /* unreachable, or not vouched for by the policy */ }
+    } catch (e) {
+      if (e instanceof VerifyError && e.check === "c_log_key") {  // signed by a replaced key: loud, never skipped
+        checks.fail("c_log_key", e.message);
+        throw e;
+      }
+      return null; /* unreachable, or not vouched for by the policy */
+    }
     const from = v.checkpoint;
     const to = newest.checkpoint;
     state.facts.newestSize = to.size.toString();
@@ -863,6 +911,7 @@
     let policy;
     try {
       policy = await parsePolicy(trust.policy);
+      policy.keyRanges = keyRangesOf(trust);
     } catch (e) {
       throw new VerifyError("cannot_verify", "c_policy", "trust policy: " + e.message);
     }
@@ -1200,7 +1249,9 @@
     const fieldsDiffer = e.verdict === "not_logged" || ["c_statement", "c_document"].includes(e.check);
     if (state.paper && fieldsDiffer) return ["tampered", "r_paper_mismatch", ""];
     if (e.verdict === "not_logged") return ["not_logged", "r_not_logged", ""];
-    if (e.verdict === "log_misbehaved") return ["log_misbehaved", "r_log_misbehaved", e.message];
+    if (e.verdict === "log_misbehaved") {  // a forked history, or a key the log replaced (its own plain words)
+      return ["log_misbehaved", e.check === "c_log_key" ? "r_c_log_key" : "r_log_misbehaved", e.message];
+    }
     if (e.message === "network") return ["cannot_verify", "r_network", ""];
     // A failing check has its own plain reason; a broken signature (tampered) reads differently from a missing one.
     const keys = e.check ? ["r_" + e.check + (e.verdict === "tampered" ? "_bad" : ""), "r_" + e.check] : [];
