@@ -111,6 +111,7 @@ def test_the_page_carries_the_key_ranges_and_refreshes_an_old_bundle_onto_the_ne
     checks = page.text_content("#check-list") or ""
     assert "brought up to the log's newest checkpoint" in checks, checks
     assert "Signed by the log key in use at this size" in checks, checks
+    assert f"Trust policy loaded {stack.origin}" in checks and f"{stack.origin}, {stack.origin}" not in checks, checks
 
 
 def test_a_checkpoint_signed_by_the_replaced_key_after_the_overlap_is_refused_on_the_page(
@@ -124,6 +125,8 @@ def test_a_checkpoint_signed_by_the_replaced_key_after_the_overlap_is_refused_on
         assert REPLACED in (page.text_content("#verdict-reason") or "")
         detail = page.text_content("#verdict-detail") or ""
         assert f"signed by the log key {stack.log_vkey}" in detail and world.log.new_vkey in detail, detail
+        size = world.published.split(b"\n")[1].decode()
+        assert (page.text_content("#f-newest") or "") == f"{size} entries, REFUSED: {REPLACED}"
         screenshot(page, "log-key-replaced")
         page.click("#lang-km")
         assert "សោរបស់បញ្ជីដែលត្រូវបានជំនួស" in (page.text_content("#verdict-reason") or "")

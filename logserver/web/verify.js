@@ -363,7 +363,9 @@
     const detail = "the checkpoint of size " + checkpoint.size + " is signed by the log key " + used +
       ", which the log replaced before that size; its key rotation calls for " + rule.required;
     checks.fail("c_log_key", detail);
-    throw new VerifyError("log_misbehaved", "c_log_key", detail);
+    const error = new VerifyError("log_misbehaved", "c_log_key", detail);
+    error.size = checkpoint.size.toString();  // shown beside the facts when it is the log's newest checkpoint
+    throw error;
   }
 
   // The ranges the page's trust carries, checked for shape; sizes as BigInt like checkpoint sizes.
@@ -630,6 +632,7 @@
     } catch (e) {
       if (e instanceof VerifyError && e.check === "c_log_key") {  // signed by a replaced key: loud, never skipped
         checks.fail("c_log_key", e.message);
+        state.facts.newestRefused = e.size;
         throw e;
       }
       return null; /* unreachable, or not vouched for by the policy */
@@ -768,7 +771,8 @@
         " — " + t("quorum_of", { n: f.witnesses.length, m: f.witnessCount, k: f.quorumNeeds });
       $("f-age").textContent = f.newest ? ageText(Math.max(0, Date.now() / 1000 - f.newest)) : "—";
       $("f-mode").textContent = t(!f.offline ? "mode_online" : f.checked ? "mode_offline_checked" : "mode_offline");
-      $("f-newest").textContent = f.newestSize ? t("newest_size", { n: f.newestSize }) : t("newest_unknown");
+      $("f-newest").textContent = f.newestRefused ? t("newest_refused", { n: f.newestRefused })
+        : f.newestSize ? t("newest_size", { n: f.newestSize }) : t("newest_unknown");
     }
     const unchecked = Boolean(f && f.offline && !f.checked && state.verdict &&
       !["tampered", "log_misbehaved"].includes(state.verdict));
@@ -915,7 +919,7 @@
     } catch (e) {
       throw new VerifyError("cannot_verify", "c_policy", "trust policy: " + e.message);
     }
-    checks.pass("c_policy", policy.logs.map((l) => l.name).join(", "));
+    checks.pass("c_policy", [...new Set(policy.logs.map((l) => l.name))].join(", ")); // a rotated log named once
     return policy;
   }
 
