@@ -29,6 +29,7 @@ from web_browser import chromium, open_verdict, screenshot, wait_published
 from witness_helpers import WitnessProcess
 
 from loadtest.localproc import free_port, log_identity
+from monitor.splitview import open_witness_checkpoint
 from tlogcore.bundle import TlogProof, parse_tlog_proof, verify_bundle
 from tlogcore.errors import TlogError, UnverifiedError
 from tlogcore.logkey import is_log_key, parse_log_key_rotation
@@ -270,3 +271,11 @@ def test_a_post_quantum_group_that_cannot_be_met_gives_quorum_not_met(decades: D
                   "--log", decades.stack.url)  # fmt: skip
     assert result.exit_code != 0 and not result.stdout.startswith("GENUINE"), result.output
     assert "quorum not met" in result.output, result.output
+
+
+def test_the_monitor_reads_a_witness_checkpoint_signed_by_the_new_key(decades: Decades) -> None:
+    """The split-view check opens each witness's checkpoint with the log's keys: after the rotation the new one
+    (listed second, as the log publishes them) must be accepted, not reported as a witness's bad answer."""
+    policy = parse_policy(verifier_policy([decades.stack.log_vkey, decades.new_vkey], decades.witness_keys))
+    signed = open_witness_checkpoint(decades.newest, policy, decades.stack.origin, "P0")
+    assert signed.size == int(decades.newest.split(b"\n")[1]) and signed.note == decades.newest
