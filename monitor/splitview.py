@@ -24,13 +24,14 @@ from tlogcore.policy import Policy
 
 def open_witness_checkpoint(note: bytes, policy: Policy, origin: str, witness: str) -> Signed:
     """A witness's checkpoint, if both the log and the witness signed it; raises TlogError otherwise."""
-    log_key = policy.log_for(origin)
+    log_keys = policy.log_keys_for(origin)  # a rotated log: the old key or the new (docs/thirty-years.md)
     witness_key = policy.witnesses[witness]
-    opened = open_note(note, [log_key, witness_key], MAX_CHECKPOINT_NOTE_SIZE)
+    opened = open_note(note, [*log_keys, witness_key], MAX_CHECKPOINT_NOTE_SIZE)
     checkpoint = parse_checkpoint(opened.text)
     if checkpoint.origin != origin:
         raise UnverifiedError(f"witness {witness} answered with a checkpoint of {checkpoint.origin!r}")
-    if opened.verified_by(log_key) is None or opened.verified_by(witness_key) is None:
+    log_signed = any(opened.verified_by(key) is not None for key in log_keys)
+    if not log_signed or opened.verified_by(witness_key) is None:
         raise UnverifiedError(f"witness {witness}'s checkpoint lacks the log's signature or its cosignature")
     return Signed(checkpoint.size, checkpoint.root, note)
 

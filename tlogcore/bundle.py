@@ -180,13 +180,13 @@ def refresh_bundle(
 ) -> Refreshed:
     """Move a verified bundle onto the log's newest checkpoint (tlog-proof §Verification, then RFC 9162 §2.1.4).
 
-    The old bundle must verify under `policy` (its own checkpoint, signed by the key of its time); `newest`
-    must verify under `policy` too; `consistency` must prove the old tree a prefix of the newest (an old
-    checkpoint that is not is InconsistentLogError, never a pass); `inclusion` must prove the same leaf at
-    the same index in the newest tree. The result is a bundle no weaker than the old one: same statement,
-    same index, a tree at least as large.
+    The old bundle must verify under `policy.for_refresh()` (its own checkpoint, signed by the key of its time;
+    the quorum is the newest's to meet); `newest` must verify under `policy`; `consistency` must prove the old
+    tree a prefix of the newest (an old checkpoint that is not is InconsistentLogError, never a pass);
+    `inclusion` must prove the same leaf at the same index in the newest tree. The result is a bundle no weaker
+    than the old one: same statement, same index, a tree at least as large, today's quorum.
     """
-    old = verify_bundle(bundle, policy, now)
+    old = verify_bundle(bundle, policy.for_refresh(), now)
     new = policy.verify_checkpoint(newest, now)
     before, after = old.checkpoint, new.checkpoint
     if after.origin != before.origin:

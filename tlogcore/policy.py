@@ -55,6 +55,22 @@ class Policy:
                 return log
         raise UnverifiedError(f"origin {origin!r} is not a log this policy trusts")
 
+    def log_keys_for(self, origin: str) -> tuple[Verifier, ...]:
+        """Every key listed for `origin`, in policy order: after a rotation a log signs with either (the old
+        before the overlap's end, the new after it; docs/thirty-years.md, "Log key rotation")."""
+        keys = tuple(log for log in self.logs if log.name == origin)
+        if not keys:
+            raise UnverifiedError(f"origin {origin!r} is not a log this policy trusts")
+        return keys
+
+    def for_refresh(self) -> "Policy":
+        """This policy for a bundle about to be moved onto the log's newest checkpoint, which must meet the
+        quorum itself: the bundle's own checkpoint needs the log's signature by a listed key (cosignatures on it
+        must still verify) but not today's quorum. The consistency proof carries trust from the newest back to it
+        (RFC 9162 §2.1.4), so a proof printed with Ed25519 cosignatures reaches a post-quantum quorum
+        (docs/thirty-years.md, "Refresh")."""
+        return replace(self, quorum=None)
+
     def following(self, rotations: Sequence[LogKeyRotation]) -> "Policy":
         """This policy, applying the key rotations a log announced (each already proven in a trusted tree).
 

@@ -225,22 +225,26 @@ def decode_payload(data: bytes) -> QrPayload:
 def to_bundle(parts: OfflineParts, policy: Policy) -> TlogProof:
     """Rebuild the tlog-proof bundle, taking the origin and key names from `policy` and the root from the proof.
     Cosignatures by keys the policy does not know are left out: they could not count anyway."""
-    if parts.origin is None and len(policy.logs) != 1:
+    if parts.origin is None and len({log.name for log in policy.logs}) != 1:  # one origin may have several keys
         raise MalformedError("the QR code names no log and the trust policy has several")
     origin = parts.origin if parts.origin is not None else policy.logs[0].name
-    log = policy.log_for(origin)
+    keys = policy.log_keys_for(origin)
     s = parts.statement
     statement = Statement(origin, ISSUE, s.signer, s.time, document=s.document, ref=s.ref)
     signer = statement.signer_verifier
     extra = Note(statement.text, (Signature(signer.name, signer.key_id, parts.statement_signature),)).to_bytes()
     root = root_from_inclusion_proof(leaf_hash(extra), parts.index, parts.size, parts.proof)
+    text = Checkpoint(origin, parts.size, root).text
+    # The code leaves out the log key's ID: after a rotation the policy lists both keys, so take the one whose
+    # signature verifies (the first if none does; the bundle then fails as any tampered one).
+    log = next((key for key in keys if key.verify(text.encode(), parts.log_signature)), keys[0])
     signatures = [Signature(origin, log.key_id, parts.log_signature)]
     witnesses = {w.key_id: w for w in policy.witnesses.values()}
     for cosig in parts.cosignatures:
         if cosig.key_id in witnesses:
             blob = cosig.time.to_bytes(8, "big") + cosig.signature
             signatures.append(Signature(witnesses[cosig.key_id].name, cosig.key_id, blob))
-    checkpoint = Note(Checkpoint(origin, parts.size, root).text, tuple(signatures)).to_bytes()
+    checkpoint = Note(text, tuple(signatures)).to_bytes()
     return TlogProof(parts.index, parts.proof, checkpoint, extra)
 
 

@@ -121,14 +121,14 @@ async def check_policy(run: Run, client: LogClient, origin: str) -> None:
         return
     where = f"{run.policy_path}: the log at {run.log_url} ({origin})"
     try:
-        log = run.trust.log_for(origin)
-        opened = open_note(await client.checkpoint(), [log])
+        logs = run.trust.log_keys_for(origin)  # a rotated log signs with the new key, listed after the old
+        opened = open_note(await client.checkpoint(), list(logs))
     except (UnverifiedError, SignatureError) as exc:
         raise click.ClickException(
             f"{where} does not sign with a key this policy trusts; use the policy of this log "
             f"({run.log_url}/api/v1/policy) or check --log"
         ) from exc
-    if opened.verified_by(log) is None:
+    if all(opened.verified_by(log) is None for log in logs):
         raise click.ClickException(f"{where} is not signed by this policy's log key; check --policy and --log")
 
 

@@ -118,7 +118,7 @@ def document_link(
     to the online form."""
     if form == "offline":
         cosigners = quorum_cosigners(bundle, policy) if policy is not None else None
-        several = policy is not None and len(policy.logs) > 1
+        several = policy is not None and len({log.name for log in policy.logs}) > 1  # origins, not keys
         url = link_url(verifier_url, offline_payload(bundle, paper, several, cosigners))
         try:
             return Link(url, "offline", fitted_qr(url, error))

@@ -116,8 +116,8 @@ async def _check_online(
     policy = await following_rotations(client, newest, policy, now)  # a rotated log key: tools/logkeys.py
     trusted = policy.verify_checkpoint(newest, now)
     refreshed: Refreshed | None = None
-    if bundle is not None:  # the bundle must verify and be refreshed onto today's checkpoint
-        offline = check_bundle(document, bundle, policy, now)
+    if bundle is not None:  # the bundle must verify (today's quorum is the newest's) and be refreshed onto it
+        offline = check_bundle(document, bundle, policy.for_refresh(), now)
         if offline.verdict != GENUINE:
             return offline
         found = await refresh_online(client, bundle, newest, policy, now)
@@ -174,8 +174,9 @@ async def refresh_online(
 ) -> Refreshed | InconsistentLogError:
     """The bundle moved onto the log's newest checkpoint with the log's proofs, or the evidence that the log forked.
 
-    The bundle must already verify under `policy`; nothing the log sends is taken on its word (refresh_bundle)."""
-    old = verify_bundle(bundle, policy, now).checkpoint
+    The bundle must already verify under `policy.for_refresh()`; nothing the log sends is taken on its word
+    (refresh_bundle)."""
+    old = verify_bundle(bundle, policy.for_refresh(), now).checkpoint
     new = policy.verify_checkpoint(newest, now).checkpoint
     if new.size < old.size:
         return InconsistentLogError(

@@ -533,16 +533,25 @@
   // and key names from the trust policy, the checkpoint's root from the inclusion proof (a wrong one fails the
   // log's signature). Cosignatures by keys the policy does not hold are left out: they could not count.
   async function bundleFromLink(parts, documentHex, policy) {
-    if (parts.origin === null && policy.logs.length !== 1) throw malformed("the code names no log");
+    const origins = new Set(policy.logs.map((k) => k.name));  // a rotated log: one origin, several keys
+    if (parts.origin === null && origins.size !== 1) throw malformed("the code names no log");
     const origin = parts.origin === null ? policy.logs[0].name : parts.origin;
-    const log = policy.logs.find((k) => k.name === origin);
-    if (!log) throw new VerifyError("cannot_verify", "c_log_sig", "log " + origin + " is not in the trust policy");
+    const keys = policy.logs.filter((k) => k.name === origin);
+    if (!keys.length) {
+      throw new VerifyError("cannot_verify", "c_log_sig", "log " + origin + " is not in the trust policy");
+    }
     const s = { kind: "issue", time: parts.time.toString(), origin, document: documentHex };
     s.signer = await vkeyString(parts.signerName, 0x01, parts.signerKey);
     if (parts.ref) s.ref = parts.ref;
     const statement = await signedStatement(s, parts.signerName, parts.signerKey, parts.statementSig);
     const leaf = await sha256(concat(new Uint8Array([0]), utf8.encode(statement)));
     const root = await rootFromInclusion(leaf, parts.index, parts.size, parts.proof);
+    const checkpointText = origin + "\n" + parts.size + "\n" + b64encode(root) + "\n";
+    // The code leaves out the log key's ID: the key whose signature verifies (the first, if none does: tampered).
+    let log = keys[0];
+    for (const k of keys) {
+      if (await ed25519Verify(k.material, parts.logSig, utf8.encode(checkpointText))) log = k;
+    }
     const sigLines = ["\u2014 " + origin + " " + b64encode(concat(idBytes(log.id), parts.logSig)) + "\n"];
     for (const c of parts.cosigs) {
       const witness = [...policy.witnesses.values()].find((w) => w.id === c.keyId);
@@ -551,7 +560,6 @@
       new DataView(time.buffer).setBigUint64(0, c.time);
       sigLines.push("\u2014 " + witness.name + " " + b64encode(concat(idBytes(c.keyId), time, c.sig)) + "\n");
     }
-    const checkpointText = origin + "\n" + parts.size + "\n" + b64encode(root) + "\n";
     return textBundle(statement, parts.index, parts.proof, checkpointText, sigLines);
   }
 
@@ -652,7 +660,10 @@
     if (inclusion && !equal(await rootFromInclusion(v.leaf, v.index, to.size, inclusion), to.root)) {
       throw misbehaved("the log's proof of entry #" + v.index + " in its newest checkpoint does not hold");
     }
-    checks.pass("c_refresh", "size " + from.size + " → " + to.size);
+    // Name the witnesses the verdict now stands on: after a refresh they are the newest checkpoint's (its
+    // post-quantum cosignatures among them), not the ones the old proof carried (docs/thirty-years.md, "Refresh").
+    const by = [...newest.cosigned.keys()].sort().join(", ") || "none";
+    checks.pass("c_refresh", "size " + from.size + " → " + to.size + ", cosigned by " + by);
     return newest;
   }
 
