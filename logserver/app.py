@@ -225,8 +225,9 @@ async def lookup_documents(request: Request) -> Response:
         raise HTTPError(413, "batch_too_large", f"{len(documents)} documents; at most {api.MAX_LOOKUP} per lookup")
     continues = state.sequencer.registry.continuations()
     summaries = []
+    found = await state.storage.documents_entries(documents)  # one read for the whole batch
     for digest in documents:
-        statements = [(e.index, parse_statement(e.data)) for e in await state.storage.document_entries(digest)]
+        statements = [(e.index, parse_statement(e.data)) for e in found[digest]]
         listed = tuple(
             api.LookupStatement(index, s.kind, s.signer_verifier.name, s.signer, s.time) for index, s in statements
         )

@@ -42,6 +42,7 @@ from logserver.storage import (
     LogIdentity,
     StorageError,
     StoredEntry,
+    by_document,
 )
 from tlogcore.merkle import leaf_hash
 
@@ -285,9 +286,12 @@ class PostgresStorage:
         return found
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
-        rows = await self._fetch(FIND.format(table="document_lookup", column="document_key"), [hash_key(document)])
-        line = b"\ndocument " + document.hex().encode() + b"\n"  # statements are canonical: one spelling
-        return [StoredEntry(row[0], bytes(row[1])) for row in rows if line in bytes(row[1])]
+        return (await self.documents_entries([document]))[document]
+
+    async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
+        keys = sorted({hash_key(d) for d in documents})
+        rows = await self._fetch(FIND.format(table="document_lookup", column="document_key"), keys)
+        return by_document(documents, [(row[0], bytes(row[1])) for row in rows])
 
     async def merge_lookups(self, limit: int) -> int:
         """Move up to `limit` leaves past the watermark into the lookup tables; how many it moved. Without

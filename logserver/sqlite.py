@@ -43,6 +43,7 @@ from logserver.storage import (
     LogIdentity,
     StorageError,
     StoredEntry,
+    by_document,
 )
 from tlogcore.merkle import leaf_hash
 
@@ -281,10 +282,18 @@ class SQLiteStorage:
         return found
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
-        sql = FIND.format(table="document_lookup", column="document_key", marks="?1")
-        rows = await self._read(sql, (hash_key(document),))
-        line = b"\ndocument " + document.hex().encode() + b"\n"  # statements are canonical: one spelling
-        return [StoredEntry(row[0], row[1]) for row in rows if line in row[1]]
+        return (await self.documents_entries([document]))[document]
+
+    async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
+        keys = sorted({hash_key(d) for d in documents})
+        step = BIG_CHUNK if self._reader.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) > BIG_CHUNK else CHUNK
+        rows: list[tuple[int, bytes]] = []
+        for start in range(0, len(keys), step):
+            chunk = keys[start : start + step]
+            marks = ",".join(f"?{i + 1}" for i in range(len(chunk)))
+            found = await self._read(FIND.format(table="document_lookup", column="document_key", marks=marks), chunk)
+            rows += [(row[0], row[1]) for row in found]
+        return by_document(documents, rows)
 
     async def merge_lookups(self, limit: int) -> int:
         """Move up to `limit` leaves past the watermark into the lookup tables; how many it moved. On its own

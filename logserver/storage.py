@@ -74,6 +74,28 @@ class StoredEntry:
     data: bytes
 
 
+def named_document(data: bytes) -> bytes | None:
+    """The document a stored issue or revoke statement names (its one canonical `document <hex>` line), else None."""
+    at = data.find(b"\ndocument ")
+    if at < 0:
+        return None
+    digest = data[at + 10 : at + 74]
+    try:
+        return bytes.fromhex(digest.decode()) if data[at + 74 : at + 75] == b"\n" else None
+    except ValueError:
+        return None
+
+
+def by_document(documents: Sequence[bytes], rows: Sequence[tuple[int, bytes]]) -> dict[bytes, list[StoredEntry]]:
+    """Rows of a lookup by document key (keys may collide: 64 bits) sorted to the documents they really name."""
+    found: dict[bytes, list[StoredEntry]] = {d: [] for d in documents}
+    for index, data in sorted(rows):
+        named = named_document(data)
+        if named in found:
+            found[named].append(StoredEntry(index, data))
+    return found
+
+
 class Storage(Protocol):
     async def head(self) -> Head | None:
         """The latest committed checkpoint, or None for a log that has never signed one."""
@@ -102,6 +124,9 @@ class Storage(Protocol):
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
         """Every issue or revoke statement about `document`, in log order."""
+
+    async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
+        """`document_entries` for many documents in one read per chunk of keys (the bulk lookup)."""
 
     async def merge_lookups(self, limit: int) -> int:
         """Index up to `limit` more committed leaves for lookups (contract 6); how many (0: none are waiting)."""

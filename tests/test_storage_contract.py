@@ -77,6 +77,13 @@ def test_commit_then_read_back_byte_for_byte(open_storage: Opener) -> None:
             document = entries[0].document
             assert document is not None
             assert [e.index for e in await s.document_entries(document)] == [0, 3]  # entry 1 is a registry one
+            many = await s.documents_entries([document, absent, entries[2].document or b"", entries[4].document or b""])
+            assert {d: [e.index for e in found] for d, found in many.items()} == {
+                document: [0, 3],
+                absent: [],
+                entries[2].document: [2],
+                entries[4].document: [4],
+            }  # the bulk lookup: one read, each document its own entries in log order
             assert [(e.index, e.data) for e in await s.registry_entries()] == [(1, entries[1].data)]
             # Published: size 0 at once; size 5 only once cosigned.
             assert await s.latest_published() == head(0).checkpoint

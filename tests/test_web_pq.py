@@ -104,12 +104,8 @@ def browser(world: PQWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
-    page = browser.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(str(e)))
-    yield page
-    page.close()
-    assert not problems, problems
+    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
+        yield page
 
 
 # What a browser without ML-DSA in WebCrypto answers: importKey, verify and generateKey refuse the algorithm, as

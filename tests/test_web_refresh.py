@@ -12,7 +12,7 @@ from playwright.sync_api import BrowserContext, Page
 from refresh_helpers import forked_bundle
 from test_web_verifier import b64url, wait_published
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import chromium, open_verdict, screenshot
+from web_browser import checked_page, chromium, open_verdict, screenshot
 
 from tlogcore.bundle import parse_tlog_proof, to_binary
 
@@ -57,9 +57,8 @@ def browser(world: World) -> Iterator[BrowserContext]:
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
-    page = browser.new_page()
-    yield page
-    page.close()
+    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
+        yield page
 
 
 def _url(world: World, text_bundle: bytes) -> str:

@@ -17,7 +17,7 @@ import pytest
 from conftest import load_vectors
 from log_harness import LogProcess, issue, post_statements, register_issuer, running_log
 from playwright.sync_api import BrowserContext, Page, Route
-from web_browser import chromium, open_verdict, screenshot
+from web_browser import checked_page, chromium, open_verdict, screenshot
 
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import REVOKE, Statement, sign_statement
@@ -70,11 +70,8 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext
 
 @pytest.fixture
 def page(browser: BrowserContext) -> Iterator[Page]:
-    page = browser.new_page()
-    try:
+    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
         yield page
-    finally:
-        page.close()
 
 
 def hexed(b64: str | None) -> str | None:
