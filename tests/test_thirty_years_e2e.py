@@ -239,6 +239,9 @@ def test_the_page_opens_the_old_offline_link_genuine_on_the_newest_checkpoint(de
         for number in range(3):  # each witness's ML-DSA-44 key (its second key in the log's policy) verified
             assert f"witness{number}.example.org-key2" in refreshed.split("✓", 1)[0], checks
         assert "cannot check the post-quantum" not in checks
+        # Three witnesses, each cosigning with two keys: people are told of three witnesses, not six keys.
+        vouched = page.text_content("#f-witnesses") or ""
+        assert vouched.startswith("witness0.example.org, witness1.example.org, witness2.example.org — 3 of 3"), vouched
         screenshot(page, "thirty-years-refreshed-pq")
         page.click("#lang-km")
         assert f"ទំហំ {decades.old_size} → {newest_size}, ចុះហត្ថលេខាដោយ" in (page.text_content("#check-list") or "")

@@ -271,6 +271,12 @@
     const group = policy.groups.get(name);
     return group.members.filter((m) => satisfied(policy, m, cosigned)).length >= group.threshold;
   }
+  // A witness may cosign with several keys (Ed25519 and ML-DSA-44, one `witness` line each, grouped as one member of
+  // the quorum): people count witnesses, so the facts name each by its keys' name, once (docs/thirty-years.md).
+  function witnessNames(policy, names) {
+    return [...new Set(names.map((n) => policy.witnesses.get(n).name))].sort();
+  }
+
   function quorumNeeds(policy) {
     if (policy.quorum === null) return 0;
     if (policy.witnesses.has(policy.quorum)) return 1;
@@ -673,9 +679,10 @@
     const f = state.facts;
     const times = [...newest.cosigned.values()];
     Object.assign(f, {
-      size: newest.checkpoint.size.toString(), witnesses: [...newest.cosigned.keys()].sort(),
+      size: newest.checkpoint.size.toString(), witnesses: witnessNames(policy, [...newest.cosigned.keys()]),
       newest: times.length ? Math.max(...times) : 0, newestSize: newest.checkpoint.size.toString(),
-      refreshedFrom: newest.checkpoint.size === from.size ? null : from.size.toString(), witnessCount: policy.witnesses.size,
+      refreshedFrom: newest.checkpoint.size === from.size ? null : from.size.toString(),
+      witnessCount: witnessNames(policy, [...policy.witnesses.keys()]).length,
     });
   }
 
@@ -941,7 +948,8 @@
     return {
       issuer: v.statement.issuerName, key: v.statement.signer, registration: offline ? "unchecked" : null, ref: v.statement.ref, kind: v.statement.kind, time: v.statement.time,
       document: v.statement.document, index: v.index.toString(), origin: v.checkpoint.origin,
-      size: v.checkpoint.size.toString(), witnesses: [...v.cosigned.keys()].sort(), witnessCount: policy.witnesses.size,
+      size: v.checkpoint.size.toString(), witnesses: witnessNames(policy, [...v.cosigned.keys()]),
+      witnessCount: witnessNames(policy, [...policy.witnesses.keys()]).length,
       quorumNeeds: quorumNeeds(policy), newest: times.length ? Math.max(...times) : 0, offline,
       checked: !offline, newestSize: null,
     };
