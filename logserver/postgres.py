@@ -96,6 +96,9 @@ SELECT idx, data FROM leaves
     WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND {column} = ANY($1::bigint[])
 ORDER BY 1
 """
+FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
+    "SELECT l.idx, l.data FROM leaf_lookup k JOIN leaves l ON l.idx = k.idx WHERE k.key = ANY($1::bigint[]) ORDER BY 1"
+)
 SCHEMA_LOCK = 0x746C6F67_00000001  # advisory lock keys ("tlog"): one for schema creation, one for the lease
 LEASE_LOCK = 0x746C6F67_00000002
 LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one retry of a read
@@ -272,12 +275,21 @@ class PostgresStorage:
         return [bytes(row[0]) for row in rows]
 
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return await self._find(FIND.format(table="leaf_lookup", column="leaf_key"), leaf_hashes)
+
+    async def find_merged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return await self._find(FIND_MERGED, leaf_hashes)
+
+    async def lookup_watermark(self) -> int:
+        rows = await self._fetch("SELECT merged FROM lookup_state WHERE id = 1")
+        return int(rows[0][0]) if rows else 0
+
+    async def _find(self, sql: str, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The rows `sql` finds by key (in index order), confirmed against the full hash; the first index of each."""
         wanted = set(leaf_hashes)
         if not wanted:
             return {}
-        rows = await self._fetch(
-            FIND.format(table="leaf_lookup", column="leaf_key"), sorted({hash_key(h) for h in wanted})
-        )
+        rows = await self._fetch(sql, sorted({hash_key(h) for h in wanted}))
         found: dict[bytes, int] = {}
         for index, data in rows:
             digest = leaf_hash(bytes(data))

@@ -26,6 +26,7 @@ restarted server sequences at once and a second server on the same database
 is told who holds it. The compare-and-swap stays the last line of defence.
 """
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -45,6 +46,7 @@ from logserver.storage import (
     StoredEntry,
     by_document,
 )
+from tlogcore.encoding import HASH_SIZE
 from tlogcore.merkle import leaf_hash
 
 MERGE_FAILED = "merging the lookup tables failed (they stay correct)"
@@ -101,6 +103,12 @@ CREATE TABLE IF NOT EXISTS document_lookup (key INTEGER NOT NULL, idx INTEGER NO
 CREATE TABLE IF NOT EXISTS lookup_state (id INTEGER PRIMARY KEY CHECK (id = 1), merged INTEGER NOT NULL);
 INSERT INTO lookup_state (id, merged) VALUES (1, 0) ON CONFLICT DO NOTHING;
 """
+# A batch's node hashes as one blob, cut into rows by SQLite itself: one statement instead of two Python-bound rows
+# per leaf (about 3 us per leaf saved, issue 20). Every stored hash is a SHA-256, 32 bytes.
+INSERT_HASHES = (
+    "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?3)"
+    " INSERT INTO hashes (id, hash) SELECT ?1 + i, substr(?2, 32 * i + 1, 32) FROM n"
+)
 OLD_INDEXES = ("leaves_by_leaf_key", "leaves_by_document_key")  # before issue 20: updated inside every commit
 CHUNK = 400  # hashes per query on old builds, whose bound-parameter limit is 999
 READ_CACHE_BYTES = 256 * 1024 * 1024  # the read connection's page cache (SQLite's default is 2 MiB)
@@ -123,6 +131,10 @@ SELECT idx, data FROM leaves WHERE idx >= (SELECT merged FROM lookup_state WHERE
 ORDER BY 1
 """
 FIND_LEAVES = FIND.format(table="leaf_lookup", column="leaf_key")
+FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
+    "SELECT l.idx, l.data FROM leaf_lookup k JOIN leaves l ON l.idx = k.idx"
+    " WHERE k.key IN (SELECT value FROM json_each(?1))"
+)
 FIND_DOCUMENTS = FIND.format(table="document_lookup", column="document_key")
 
 
@@ -153,6 +165,14 @@ def hash_key(digest: bytes) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def hash_blob(hashes: Sequence[bytes]) -> bytes:
+    """The hashes end to end, for INSERT_HASHES; a hash of another length would shift every row after it."""
+    blob = b"".join(hashes)
+    if len(blob) != HASH_SIZE * len(hashes):
+        raise StorageError("commit refused: a stored hash is not 32 bytes")
+    return blob
+
+
 def json_keys(digests: Iterable[bytes]) -> str:
     """The distinct lookup keys of `digests` as one JSON array of integers, for FIND's json_each."""
     return "[" + ",".join(str(key) for key in {hash_key(d) for d in digests}) + "]"
@@ -165,6 +185,9 @@ class SQLiteStorage:
         self._lock_path = lock_path
         self._lock_fd: int | None = None
         self._merger: aiosqlite.Connection | None = None  # opened by the first merge_lookups
+        # Commits and merges take turns here rather than in SQLite's busy handler, which sleeps 1 to 100 ms
+        # between tries: a commit waits exactly as long as a running merge, no longer.
+        self._write_turn = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -219,7 +242,7 @@ class SQLiteStorage:
         publish: bool,
     ) -> None:
         old_size = old.size if old else 0
-        async with immediate_transaction(self._writer, "commit failed, nothing was stored") as db:
+        async with self._write_turn, immediate_transaction(self._writer, "commit failed, nothing was stored") as db:
             if old is None:
                 cursor = await db.execute(
                     "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
@@ -245,9 +268,8 @@ class SQLiteStorage:
                     for i, e in enumerate(entries)
                 ],
             )
-            await db.executemany(
-                "INSERT INTO hashes (id, hash) VALUES (?, ?)", [(first_hash + i, h) for i, h in enumerate(hashes)]
-            )
+            if hashes:
+                await db.execute(INSERT_HASHES, (first_hash, hash_blob(hashes), len(hashes)))
             await db.execute(
                 "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
                 (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
@@ -276,11 +298,22 @@ class SQLiteStorage:
         return [row[0] for row in rows]
 
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return await self._find(FIND_LEAVES, leaf_hashes)
+
+    async def find_merged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return await self._find(FIND_MERGED, leaf_hashes)
+
+    async def lookup_watermark(self) -> int:
+        rows = await self._read("SELECT merged FROM lookup_state WHERE id = 1", ())
+        return int(rows[0][0]) if rows else 0
+
+    async def _find(self, sql: str, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The rows `sql` finds by key, confirmed against the full hash; the first index of each."""
         wanted = set(leaf_hashes)
         found: dict[bytes, int] = {}
         if not wanted:
             return found
-        for index, data in await self._read(FIND_LEAVES, (json_keys(wanted),)):
+        for index, data in await self._read(sql, (json_keys(wanted),)):
             digest = leaf_hash(data)
             if digest in wanted:
                 found[digest] = min(index, found.get(digest, index))
@@ -304,7 +337,7 @@ class SQLiteStorage:
             db = self._merger
             if not await self.merge_pending():
                 return 0  # idle: no write lock taken
-            async with immediate_transaction(db, MERGE_FAILED):
+            async with self._write_turn, immediate_transaction(db, MERGE_FAILED):
                 async with db.execute(
                     "SELECT merged, (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1"
                 ) as cursor:

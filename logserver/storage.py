@@ -23,6 +23,9 @@ Contract (every implementation, SQLite and PostgreSQL alike):
    sorted lookup tables in the background, up to a watermark stored with them;
    reads use the tables below the watermark and scan the short tail above it,
    in one snapshot. Merging never changes an answer, only its cost.
+   A process that knows every leaf from the watermark on (the sequencer, which
+   committed them) may ask the tables alone: `lookup_watermark`, then
+   `find_merged`, in that order, find every leaf below the watermark read.
 """
 
 from collections.abc import Sequence
@@ -121,6 +124,12 @@ class Storage(Protocol):
 
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
         """Index of each leaf hash already in the log (absent ones are left out)."""
+
+    async def find_merged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """`find_leaves` in the lookup table only, without the scan of the unmerged tail (contract 6)."""
+
+    async def lookup_watermark(self) -> int:
+        """How many leaves, from index 0, the lookup tables hold (contract 6)."""
 
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
         """Every issue or revoke statement about `document`, in log order."""
