@@ -334,7 +334,8 @@ class Sequencer:
                         self._recent.merged_up_to(await self.storage.lookup_watermark())
                 except StorageError as exc:
                     log.warning("%s", exc)
-            await asyncio.sleep(0 if moved else self.config.merge_idle)
+            # Polled at the flush interval: _merge_due looks at memory only, and merge_idle may be long.
+            await asyncio.sleep(0 if moved else min(self.config.merge_idle, self.config.flush_interval))
 
     def _merge_due(self) -> bool:
         """Enough leaves wait for one merge, or the log is idle: merge only what is worth a merge's page writes."""
