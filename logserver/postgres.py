@@ -43,6 +43,8 @@ from logserver.storage import (
     StorageError,
     StoredEntry,
     by_document,
+    hash_keys,
+    lookup_rows,
 )
 from tlogcore.merkle import leaf_hash
 
@@ -236,16 +238,7 @@ class PostgresStorage:
                     await conn.copy_records_to_table(
                         "leaves",
                         columns=("idx", "data", "leaf_key", "document_key", "registry"),
-                        records=[
-                            (
-                                old_size + i,
-                                e.data,
-                                hash_key(e.leaf_hash),
-                                hash_key(e.document) if e.document else None,
-                                e.registry,
-                            )
-                            for i, e in enumerate(entries)
-                        ],
+                        records=lookup_rows(old_size, entries),
                     )
                 if hashes:
                     await conn.copy_records_to_table(
@@ -289,7 +282,7 @@ class PostgresStorage:
         wanted = set(leaf_hashes)
         if not wanted:
             return {}
-        rows = await self._fetch(sql, sorted({hash_key(h) for h in wanted}))
+        rows = await self._fetch(sql, sorted(set(hash_keys(wanted))))
         found: dict[bytes, int] = {}
         for index, data in rows:
             digest = leaf_hash(bytes(data))
@@ -301,7 +294,7 @@ class PostgresStorage:
         return (await self.documents_entries([document]))[document]
 
     async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
-        keys = sorted({hash_key(d) for d in documents})
+        keys = sorted(set(hash_keys(documents)))
         rows = await self._fetch(FIND.format(table="document_lookup", column="document_key"), keys)
         return by_document(documents, [(row[0], bytes(row[1])) for row in rows])
 

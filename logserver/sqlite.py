@@ -45,6 +45,8 @@ from logserver.storage import (
     StorageError,
     StoredEntry,
     by_document,
+    hash_keys,
+    lookup_rows,
 )
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.merkle import leaf_hash
@@ -175,7 +177,7 @@ def hash_blob(hashes: Sequence[bytes]) -> bytes:
 
 def json_keys(digests: Iterable[bytes]) -> str:
     """The distinct lookup keys of `digests` as one JSON array of integers, for FIND's json_each."""
-    return "[" + ",".join(str(key) for key in {hash_key(d) for d in digests}) + "]"
+    return "[" + ",".join(map(str, set(hash_keys(digests)))) + "]"
 
 
 class SQLiteStorage:
@@ -257,16 +259,7 @@ class SQLiteStorage:
                 raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
             await db.executemany(
                 "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (
-                        old_size + i,
-                        e.data,
-                        hash_key(e.leaf_hash),
-                        hash_key(e.document) if e.document else None,
-                        int(e.registry),
-                    )
-                    for i, e in enumerate(entries)
-                ],
+                lookup_rows(old_size, entries),
             )
             if hashes:
                 await db.execute(INSERT_HASHES, (first_hash, hash_blob(hashes), len(hashes)))

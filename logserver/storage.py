@@ -28,7 +28,8 @@ Contract (every implementation, SQLite and PostgreSQL alike):
    `find_merged`, in that order, find every leaf below the watermark read.
 """
 
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -75,6 +76,24 @@ class EntryRecord:
 class StoredEntry:
     index: int
     data: bytes
+
+
+def hash_keys(digests: Iterable[bytes]) -> list[int]:
+    """The indexed prefix of each hash (its first 8 bytes as a signed 64-bit integer), as both engines store it
+    in `leaf_key` and `document_key`: one struct call for them all, not one int.from_bytes each (issue 20)."""
+    prefixes = b"".join([digest[:8] for digest in digests])
+    return list(struct.unpack(f">{len(prefixes) // 8}q", prefixes))
+
+
+def lookup_rows(first: int, entries: Sequence[EntryRecord]) -> list[tuple[int, bytes, int, int | None, bool]]:
+    """The `leaves` rows of `entries` appended at index `first`: (idx, data, leaf_key, document_key, registry)."""
+    leaf_keys = hash_keys([e.leaf_hash for e in entries])
+    documented = [e.document for e in entries if e.document]
+    document_keys = iter(hash_keys(documented))
+    return [
+        (first + i, e.data, leaf_keys[i], next(document_keys) if e.document else None, e.registry)
+        for i, e in enumerate(entries)
+    ]
 
 
 def named_document(data: bytes) -> bytes | None:
