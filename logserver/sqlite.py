@@ -327,6 +327,8 @@ class SQLiteStorage:
                 self._merger = await aiosqlite.connect(self._lock_path.with_name(self._db_name), isolation_level=None)
                 await self._merger.execute("PRAGMA busy_timeout = 5000")
                 await self._merger.execute("PRAGMA synchronous = NORMAL")
+                await self._merger.execute("PRAGMA wal_autocheckpoint = 0")
+                await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the merger checkpoints from now on
             db = self._merger
             if not await self.merge_pending():
                 return 0  # idle: no write lock taken
@@ -339,6 +341,9 @@ class SQLiteStorage:
                 if end > merged:
                     for statement in MERGE:
                         await db.execute(statement, (merged, end))
+            # The WAL copied into the database here, beside the commits rather than inside one of them (SQLite's
+            # automatic checkpoint runs in whichever commit crosses 1,000 pages). PASSIVE: no lock, no waiting.
+            await db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             raise StorageError(f"{MERGE_FAILED}: {exc}") from exc
         return int(end - merged)
