@@ -110,21 +110,29 @@ async def _size_param(request: Request, state: LogState) -> int:
 
 async def inclusion(request: Request) -> Response:
     state = state_of(request)
-    size = await _size_param(request, state)
     if "leaf_hash" in request.query_params:
-        leaf = parse_hash_hex(request.query_params["leaf_hash"], "leaf_hash")
-        found = await state.storage.find_leaves([leaf])
-        if leaf not in found:
-            raise HTTPError(404, "not_found", "no entry with this leaf hash")
-        index = found[leaf]
-    else:
-        index = query_int(request, "index")
-    if index >= size and "leaf_hash" in request.query_params and "size" not in request.query_params:
-        size = await _size(state)  # committed between reading the size and finding the leaf: the newer tree has it
+        return await _inclusion_by_leaf(request, state)
+    size = await _size_param(request, state)
+    index = query_int(request, "index")
     if index >= size:
         raise HTTPError(400, "bad_request", f"index {index} is not in a tree of size {size}")
     proof = (await proofs.inclusion_proofs(state.storage, [index], size))[0]
     return json_response(api.InclusionProof(index, size, tuple(proof)))
+
+
+async def _inclusion_by_leaf(request: Request, state: LogState) -> Response:
+    """The head, the leaf and its proof in one read of storage (logserver/leafproof.py), so one snapshot: a leaf
+    found is always inside the head read with it."""
+    asked = query_int(request, "size") if "size" in request.query_params else None
+    leaf = parse_hash_hex(request.query_params["leaf_hash"], "leaf_hash")
+    found = await state.storage.leaf_inclusion(leaf, asked)
+    if asked is not None and asked > found.head:
+        raise HTTPError(400, "bad_request", f"size {asked} is beyond the tree of size {found.head}")
+    if found.index is None:
+        raise HTTPError(404, "not_found", "no entry with this leaf hash")
+    if found.index >= found.size:
+        raise HTTPError(400, "bad_request", f"index {found.index} is not in a tree of size {found.size}")
+    return json_response(api.InclusionProof(found.index, found.size, found.proof))
 
 
 async def consistency(request: Request) -> Response:
