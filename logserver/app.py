@@ -18,8 +18,8 @@ Dynamic (JSON unless said otherwise; described in /openapi.json):
 """
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -386,7 +386,7 @@ class RequestLog:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = uuid.uuid4().hex[:16]
+        request_id = os.urandom(8).hex()
         started, status = self.clock(), 500
 
         async def send_with_id(message: Message) -> None:
@@ -399,17 +399,12 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            log.info(
-                orjson.dumps(
-                    {
-                        "request_id": request_id,
-                        "method": scope["method"],
-                        "path": scope["path"],
-                        "status": status,
-                        "ms": round((self.clock() - started) * 1000, 2),
-                    }
-                ).decode()
-            )
+            if log.isEnabledFor(logging.INFO):
+                line = {"request_id": request_id, "method": scope["method"], "path": scope["path"], "status": status}
+                line["ms"] = round((self.clock() - started) * 1000, 2)
+                # The record made directly: `log.info` would also walk the stack for its caller, which no line shows
+                # (a visible share of a cheap request in the profile under wrk: docs/performance.md, issue 20).
+                log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, orjson.dumps(line).decode(), (), None))
 
 
 class ClientRateLimit:

@@ -77,7 +77,7 @@ def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes) -> LeafProof:
             head, size = row[0], row[1]
         else:
             found.setdefault(row[2], {})[row[3]] = row[4]
-    for index in sorted(found):
+    for index in sorted(found):  # almost always one
         hashes = found[index]
         if hashes.get(leaf_id(index)) != leaf_hash:
             continue
@@ -85,13 +85,17 @@ def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes) -> LeafProof:
             return LeafProof(head, size, index, ())
         proof = []
         for group in inclusion_ids(index, size):
-            parts = [hashes.get(i) for i in group]
-            present = [part for part in parts if part is not None]
-            if len(present) != len(parts):
+            parts = tuple(hashes.get(i) for i in group)
+            if None in parts:
                 raise StorageError(f"stored hashes {list(group)} of the proof for entry {index} are missing")
-            proof.append(present[0] if len(present) == 1 else fold_range(present))
-        return LeafProof(head, size, index, tuple(proof))
+            proof.append(parts[0] if len(parts) == 1 else _fold(parts))
+        return LeafProof(head, size, index, tuple(proof))  # type: ignore[arg-type]
     return LeafProof(head, size, None, ())
+
+
+@functools.lru_cache(maxsize=256)  # the right edge's range is the same for most proofs in a tree of one size
+def _fold(parts: tuple[bytes, ...]) -> bytes:
+    return fold_range(parts)
 
 
 # The head, and the size asked for (never above the head: the handler refuses that, and no arithmetic runs past it).
