@@ -172,12 +172,11 @@ class SQLiteStatusStore:
         return _version(rows[0]) if rows else None
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
-        try:
-            await self._writer.executemany(
+        # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
+        async with immediate_transaction(self._writer, "cannot prune the status index") as db:
+            await db.executemany(
                 "DELETE FROM status_node WHERE node = ? AND version < ?", [(node_id_bytes(n), version) for n in nodes]
             )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot prune the status index: {exc}") from exc
 
 
 class PostgresStatusStore:
