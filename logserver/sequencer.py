@@ -224,7 +224,7 @@ class Sequencer:
             if self.handoff.accepts_as_standby:
                 return await self._submit_as_standby(submissions)
             raise NotSequencingError(self.not_sequencing)
-        existing = await self._find_logged([s.leaf_hash for s in submissions])
+        existing = await self.find_leaves([s.leaf_hash for s in submissions])
         new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
         if len(self._pool) + len(new) > self.config.max_pool:
             raise PoolFullError(retry_after=1)
@@ -248,9 +248,9 @@ class Sequencer:
         await self._head_covering(sequenced)
         return sequenced
 
-    async def _find_logged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        """`Storage.find_leaves`; while sequencing, the tail comes from memory instead of a scan in storage."""
-        if self._recent is None:
+    async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """`Storage.find_leaves`; while sequencing, the unmerged tail comes from memory, not a scan in storage."""
+        if self._recent is None or self.not_sequencing is not None:  # another process may be appending
             return await self.storage.find_leaves(leaf_hashes)
         return await self._recent.find(self.storage, leaf_hashes)
 
@@ -483,7 +483,7 @@ class Sequencer:
         batch = self._take_batch()
         # 2. Drop statements a racing request already logged; registry rules, in log order.
         try:
-            logged = await self._find_logged([s.leaf_hash for s, _ in batch])
+            logged = await self.find_leaves([s.leaf_hash for s, _ in batch])
         except StorageError as exc:
             self._fail_batch(batch, exc)
             return
