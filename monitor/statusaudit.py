@@ -16,11 +16,17 @@ chunk's entries are applied and before the chunk itself is committed: a crash in
 chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
 
-Cost: entryaudit.py keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
+Where it runs: statusworker.py, in a process of its own when the monitor has workers (it is about half of the
+main process's work per entry otherwise), fed the chunk's `StatusItem`s (status_items_of). Its cost per document is
+of the kind of the log's own indexer's (the same tlogcore code, in batches of one chunk, split at each index-root);
+loadtest/monitor_bench.py prints it.
+
+Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
 with no issue or revoke statement only moves the index's size. Once a chunk brings many documents, the top of the
 tree (every node down to CACHED_DEPTH) is read into memory and kept in step with each commit: every big chunk
 rewrites those nodes, and a key's path below them is read only where its node at CACHED_DEPTH is interior (in the
-compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6).
+compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6). Rows are written in
+key order.
 """
 
 import base64
