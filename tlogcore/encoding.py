@@ -54,9 +54,12 @@ def parse_hash_b64(text: str, what: str) -> bytes:
     return data
 
 
+_LOWER_HEX = frozenset("0123456789abcdef")
+
+
 def parse_hash_hex(text: str, what: str) -> bytes:
     """Parse 64 lowercase hex digits (the one form we emit)."""
-    if len(text) != 2 * HASH_SIZE or any(c not in "0123456789abcdef" for c in text):
+    if len(text) != 2 * HASH_SIZE or not _LOWER_HEX.issuperset(text):  # a set test in C, not a loop per character
         raise MalformedError(f"{what}: want {2 * HASH_SIZE} lowercase hex digits")
     return bytes.fromhex(text)
 
