@@ -151,6 +151,14 @@ def test_config_defaults_and_values() -> None:
     )
     assert config.name == "w.example" and set(config.trusted_keys()) == {LOG.origin, other.origin}
     assert parse_listen(config.listen) == ("::1", 9000)
+    assert config.workers == 2  # the default: verify and cosign in two processes beside the server
+    assert parse_config(f'workers = 0\n[[log]]\norigin = "{LOG.origin}"\nvkey = "{LOG.vkey}"\n').workers == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "true", '"2"', "1.5"])
+def test_config_workers_errors(value: str) -> None:
+    with pytest.raises(MalformedError, match="workers must be a whole number from 0 to 64"):
+        parse_config(f'workers = {value}\n[[log]]\norigin = "{LOG.origin}"\nvkey = "{LOG.vkey}"\n')
 
 
 @pytest.mark.parametrize(

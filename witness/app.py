@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from tlogcore.keys import Signer
 from witness.config import WitnessConfig
+from witness.cosigner import Cosigner, InlineCosigner, WorkersUnavailable
 from witness.openapi import OPENAPI
 from witness.storage import Evidence, LogState, StorageUnavailable, WitnessStorage
 from witness.witness import (
@@ -36,9 +37,6 @@ from witness.witness import (
     UnknownLog,
     WitnessError,
     check_update,
-    cosign,
-    parse_request,
-    verify_log_signature,
 )
 
 MAX_BODY_SIZE = 128 * 1024  # 64 KiB of checkpoint note + 63 proof lines, with room to spare
@@ -91,6 +89,33 @@ def error_response(error: WitnessError) -> Response:
     return PlainTextResponse(f"{error}\n", status)
 
 
+async def add_checkpoint_body(
+    body: bytes,
+    cosigner: Cosigner,
+    storage: WitnessStorage,
+    clock: Callable[[], float],
+    before_commit: BeforeCommit | None,
+) -> Cosigned:
+    """Steps 1-8 of FORMATS.md §e, then the durable compare-and-swap; raises a WitnessError to refuse."""
+    signed = await cosigner.sign(body)  # steps 1-3 and the cosignature (witness/cosigner.py)
+    request, checkpoint = signed.request, signed.request.checkpoint
+    stored = await storage.latest(checkpoint.origin)
+    head = stored.head if stored is not None else None
+    try:
+        check_update(request, head)
+    except BadProof as exc:  # validly signed, yet not consistent: keep it (tlog-witness "MAY log")
+        seen = Evidence(checkpoint.origin, checkpoint.size, checkpoint.root, str(exc), body, int(clock()))
+        await storage.record_evidence(seen)
+        raise
+    if before_commit is not None:
+        await before_commit(request)
+    # Persist before answering (tlog-witness: "persist, then 200"); losing the race raises Conflict and the
+    # cosignature is dropped unseen.
+    new = LogState(checkpoint.size, checkpoint.root, signed.cosigned.note)
+    await storage.compare_and_swap(checkpoint.origin, head, new)
+    return signed.cosigned
+
+
 def create_app(
     config: WitnessConfig,
     storage: WitnessStorage,
@@ -98,33 +123,20 @@ def create_app(
     clock: Callable[[], float],
     before_commit: BeforeCommit | None = None,
     max_body_size: int = MAX_BODY_SIZE,
+    cosigner: Cosigner | None = None,
 ) -> Starlette:
     """The witness app. `signer` makes the cosignatures (e.g. `CosignatureV1Signer`, which has its own clock), or
     several do, one line each (Ed25519 and ML-DSA-44, witness/config.py `algorithms`); `clock` dates the evidence
-    kept of refused checkpoints."""
+    kept of refused checkpoints. `cosigner` parses, verifies and cosigns (default: in the event loop with `signer`;
+    `tlog-witness serve` passes worker processes with the same keys, witness/cosigner.py)."""
     signers = [signer] if isinstance(signer, Signer) else list(signer)
     trusted = config.trusted_keys()
     origin_by_hash = {hashlib.sha256(origin.encode()).hexdigest(): origin for origin in trusted}
 
+    cosigner = cosigner if cosigner is not None else InlineCosigner(trusted, signers)
+
     async def add(body: bytes) -> Cosigned:
-        request = parse_request(body)
-        opened = verify_log_signature(request, trusted)
-        checkpoint = request.checkpoint
-        stored = await storage.latest(checkpoint.origin)
-        head = stored.head if stored is not None else None
-        try:
-            check_update(request, head)
-        except BadProof as exc:  # validly signed, yet not consistent: keep it (tlog-witness "MAY log")
-            seen = Evidence(checkpoint.origin, checkpoint.size, checkpoint.root, str(exc), body, int(clock()))
-            await storage.record_evidence(seen)
-            raise
-        if before_commit is not None:
-            await before_commit(request)
-        cosigned = cosign(opened, signers)
-        # Persist before answering (tlog-witness: "persist, then 200"); losing the race raises Conflict.
-        new = LogState(checkpoint.size, checkpoint.root, cosigned.note)
-        await storage.compare_and_swap(checkpoint.origin, head, new)
-        return cosigned
+        return await add_checkpoint_body(body, cosigner, storage, clock, before_commit)
 
     async def add_checkpoint(request: Request) -> Response:
         try:
@@ -144,6 +156,9 @@ def create_app(
         except StorageUnavailable as exc:
             log.error("%s", exc)
             return json_error(503, "storage_unavailable", str(exc), {"Retry-After": RETRY_AFTER})
+        except WorkersUnavailable as exc:
+            log.error("%s", exc)
+            return json_error(503, "workers_unavailable", str(exc), {"Retry-After": RETRY_AFTER})
         return PlainTextResponse("".join(cosigned.lines))
 
     async def latest_checkpoint(request: Request) -> Response:
