@@ -21,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from tlogcore.keys import Signer
 from witness.config import WitnessConfig
@@ -177,11 +178,30 @@ def create_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(OPENAPI)
 
-    return Starlette(
+    return WitnessApp(
+        add_checkpoint,
         routes=[
             Route("/add-checkpoint", add_checkpoint, methods=["POST"]),
             Route("/{origin_hash}/checkpoint", latest_checkpoint, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
-        ]
+        ],
     )
+
+
+class WitnessApp(Starlette):
+    """Starlette, with `POST /add-checkpoint` (nearly every request a witness serves) answered before the
+    middleware stack and the router: the same handler and response, without about a sixth of the server's CPU
+    per cosignature spent passing through layers that do nothing for it (docs/performance.md, "The witness").
+    The route stays in the table, so the app describes itself the same way (tests/test_operator_access.py)."""
+
+    def __init__(self, add_checkpoint: Callable[[Request], Awaitable[Response]], routes: list[Route]) -> None:
+        super().__init__(routes=routes)
+        self._add_checkpoint = add_checkpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/add-checkpoint" and scope["method"] == "POST":
+            response = await self._add_checkpoint(Request(scope, receive, send))
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
