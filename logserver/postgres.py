@@ -34,6 +34,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
+from logserver import leafproof
 from logserver.storage import (
     EntryRecord,
     Head,
@@ -43,6 +44,8 @@ from logserver.storage import (
     StorageError,
     StoredEntry,
     by_document,
+    hash_keys,
+    lookup_rows,
 )
 from tlogcore.merkle import leaf_hash
 
@@ -96,6 +99,9 @@ SELECT idx, data FROM leaves
     WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND {column} = ANY($1::bigint[])
 ORDER BY 1
 """
+FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
+    "SELECT l.idx, l.data FROM leaf_lookup k JOIN leaves l ON l.idx = k.idx WHERE k.key = ANY($1::bigint[]) ORDER BY 1"
+)
 SCHEMA_LOCK = 0x746C6F67_00000001  # advisory lock keys ("tlog"): one for schema creation, one for the lease
 LEASE_LOCK = 0x746C6F67_00000002
 LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one retry of a read
@@ -233,16 +239,7 @@ class PostgresStorage:
                     await conn.copy_records_to_table(
                         "leaves",
                         columns=("idx", "data", "leaf_key", "document_key", "registry"),
-                        records=[
-                            (
-                                old_size + i,
-                                e.data,
-                                hash_key(e.leaf_hash),
-                                hash_key(e.document) if e.document else None,
-                                e.registry,
-                            )
-                            for i, e in enumerate(entries)
-                        ],
+                        records=lookup_rows(old_size, entries),
                     )
                 if hashes:
                     await conn.copy_records_to_table(
@@ -272,12 +269,21 @@ class PostgresStorage:
         return [bytes(row[0]) for row in rows]
 
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return await self._find(FIND.format(table="leaf_lookup", column="leaf_key"), leaf_hashes)
+
+    async def find_merged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        return await self._find(FIND_MERGED, leaf_hashes)
+
+    async def lookup_watermark(self) -> int:
+        rows = await self._fetch("SELECT merged FROM lookup_state WHERE id = 1")
+        return int(rows[0][0]) if rows else 0
+
+    async def _find(self, sql: str, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """The rows `sql` finds by key (in index order), confirmed against the full hash; the first index of each."""
         wanted = set(leaf_hashes)
         if not wanted:
             return {}
-        rows = await self._fetch(
-            FIND.format(table="leaf_lookup", column="leaf_key"), sorted({hash_key(h) for h in wanted})
-        )
+        rows = await self._fetch(sql, sorted(set(hash_keys(wanted))))
         found: dict[bytes, int] = {}
         for index, data in rows:
             digest = leaf_hash(bytes(data))
@@ -289,7 +295,7 @@ class PostgresStorage:
         return (await self.documents_entries([document]))[document]
 
     async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
-        keys = sorted({hash_key(d) for d in documents})
+        keys = sorted(set(hash_keys(documents)))
         rows = await self._fetch(FIND.format(table="document_lookup", column="document_key"), keys)
         return by_document(documents, [(row[0], bytes(row[1])) for row in rows])
 
@@ -423,3 +429,11 @@ class PostgresStorage:
                 list(leaf_hashes),
             )
         return {bytes(row[0]): str(row[1]) for row in rows}
+
+    # --- reads added for issue 20's proofs by leaf hash (logserver/leafproof.py) ---
+
+    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> leafproof.LeafProof:
+        """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
+        one statement: one round trip, one snapshot (leafproof.py)."""
+        rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size)
+        return leafproof.assemble(rows, leaf_hash)

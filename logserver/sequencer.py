@@ -41,6 +41,7 @@ from typing import Any
 from logserver.handoff import QueueTimeout, handoff_for
 from logserver.keyguard import ForkRefused, KeyGuard
 from logserver.logkeys import KeyRing
+from logserver.recentleaves import RecentLeaves
 from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
@@ -103,6 +104,9 @@ class SequencerConfig:
     queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
     merge_rows: int = 100_000  # leaves indexed for lookups per merge: bigger merges touch each page less often
     merge_idle: float = 0.2  # seconds between merges when none is waiting
+    # A merge waits for this many leaves (or for merge_idle seconds without a commit): a merge of 1,000 leaves
+    # cost ~10x more per leaf than one of 10,000, since each rewrites most pages of the lookup tables it touches.
+    merge_min: int = 10_000
     names_owned_from: int = 0  # the registry's ownership rule from this index on (logserver/registryrule.py)
 
 
@@ -127,6 +131,8 @@ class Sequencer:
     guard: KeyGuard | None = None  # default: the same rules with the record in memory (tests, benchmarks)
     _refused_at: float | None = None  # when the guard last refused to sequence (retried every lease_ttl)
     keys: KeyRing | None = None  # the log's keys across rotations (logkeys.py); None: `signer` signs everything
+    _recent: RecentLeaves | None = None  # the unmerged tail, while sequencing (recentleaves.py)
+    _committed_at: float = 0.0  # time.monotonic() of the last commit, for the merger's idle rule
 
     def __post_init__(self) -> None:
         self.handoff = handoff_for(self.storage)  # the one seam between the two kinds of storage (handoff.py)
@@ -182,6 +188,7 @@ class Sequencer:
             return False
         if self.not_sequencing is not None:
             await self.load()
+            self._recent = await RecentLeaves.load(self.storage, self.size)
             await self.key_guard.reconcile(self.storage, self.head)  # ForkRefused: never sign behind or beside
             if self.head is None:
                 await self._publish_empty_tree()
@@ -217,7 +224,7 @@ class Sequencer:
             if self.handoff.accepts_as_standby:
                 return await self._submit_as_standby(submissions)
             raise NotSequencingError(self.not_sequencing)
-        existing = await self.storage.find_leaves([s.leaf_hash for s in submissions])
+        existing = await self._find_logged([s.leaf_hash for s in submissions])
         new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
         if len(self._pool) + len(new) > self.config.max_pool:
             raise PoolFullError(retry_after=1)
@@ -240,6 +247,12 @@ class Sequencer:
         sequenced = [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
         await self._head_covering(sequenced)
         return sequenced
+
+    async def _find_logged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """`Storage.find_leaves`; while sequencing, the tail comes from memory instead of a scan in storage."""
+        if self._recent is None:
+            return await self.storage.find_leaves(leaf_hashes)
+        return await self._recent.find(self.storage, leaf_hashes)
 
     async def _submit_as_standby(self, submissions: Sequence[Submission]) -> list[Sequenced]:
         """Hand the statements to the sequencing process (handoff.py) and wait until they are in the log."""
@@ -314,12 +327,23 @@ class Sequencer:
         """Index committed leaves for lookups, off the commit path; bounded work per transaction."""
         while True:
             moved = 0
-            if self.not_sequencing is None:
+            if self.not_sequencing is None and self._merge_due():
                 try:
                     moved = await self.storage.merge_lookups(self.config.merge_rows)
+                    if self._recent is not None:
+                        self._recent.merged_up_to(await self.storage.lookup_watermark())
                 except StorageError as exc:
                     log.warning("%s", exc)
-            await asyncio.sleep(0 if moved else self.config.merge_idle)
+            # Polled at the flush interval: _merge_due looks at memory only, and merge_idle may be long.
+            await asyncio.sleep(0 if moved else min(self.config.merge_idle, self.config.flush_interval))
+
+    def _merge_due(self) -> bool:
+        """Enough leaves wait for one merge, or the log is idle: merge only what is worth a merge's page writes."""
+        if self._recent is None:
+            return True
+        waiting = self.size - self._recent.floor
+        idle = time.monotonic() - self._committed_at >= self.config.merge_idle
+        return waiting >= self.config.merge_min or (waiting > 0 and idle)
 
     async def _sequence_loop(self) -> None:
         while True:
@@ -459,7 +483,7 @@ class Sequencer:
         batch = self._take_batch()
         # 2. Drop statements a racing request already logged; registry rules, in log order.
         try:
-            logged = await self.storage.find_leaves([s.leaf_hash for s, _ in batch])
+            logged = await self._find_logged([s.leaf_hash for s, _ in batch])
         except StorageError as exc:
             self._fail_batch(batch, exc)
             return
@@ -506,7 +530,9 @@ class Sequencer:
             return
         await self._record_committed(new_head)
         # 6. Acknowledge: the entries are durable.
-        first = self.size
+        first, self._committed_at = self.size, time.monotonic()
+        if self._recent is not None:
+            self._recent.added(first, [s.leaf_hash for s, _ in accepted])
         self.head, self._edge, self.registry, self.keys = new_head, appended.edge, registry, keys
         for offset, (submission, future) in enumerate(accepted):
             self._resolve(submission, future, Sequenced(first + offset, submission.leaf_hash, False))

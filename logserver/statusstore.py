@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import aiosqlite
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from logserver.sqlite import immediate_transaction
+from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, parse_node
 
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS status_head (id integer PRIMARY KEY CHECK (id = 1), s
 """
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
 CHUNK = 400
+CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
 
 
 class IndexMovedError(HeadMovedError):
@@ -102,10 +103,15 @@ class SQLiteStatusStore:
             writer = await aiosqlite.connect(path, isolation_level=None)
             await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await writer.execute("PRAGMA synchronous = FULL")
+            # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
+            # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
+            await writer.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
             await writer.executescript(SQLITE_SCHEMA)
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
+            reader.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
+            reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the status index in {path}: {exc}") from exc
         return cls(writer, reader)
@@ -172,12 +178,11 @@ class SQLiteStatusStore:
         return _version(rows[0]) if rows else None
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
-        try:
-            await self._writer.executemany(
+        # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
+        async with immediate_transaction(self._writer, "cannot prune the status index") as db:
+            await db.executemany(
                 "DELETE FROM status_node WHERE node = ? AND version < ?", [(node_id_bytes(n), version) for n in nodes]
             )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot prune the status index: {exc}") from exc
 
 
 class PostgresStatusStore:

@@ -23,11 +23,18 @@ Contract (every implementation, SQLite and PostgreSQL alike):
    sorted lookup tables in the background, up to a watermark stored with them;
    reads use the tables below the watermark and scan the short tail above it,
    in one snapshot. Merging never changes an answer, only its cost.
+   A process that knows every leaf from the watermark on (the sequencer, which
+   committed them) may ask the tables alone: `lookup_watermark`, then
+   `find_merged`, in that order, find every leaf below the watermark read.
 """
 
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # leafproof.py imports StorageError from here
+    from logserver.leafproof import LeafProof
 
 
 class StorageError(Exception):
@@ -72,6 +79,24 @@ class EntryRecord:
 class StoredEntry:
     index: int
     data: bytes
+
+
+def hash_keys(digests: Iterable[bytes]) -> list[int]:
+    """The indexed prefix of each hash (its first 8 bytes as a signed 64-bit integer), as both engines store it
+    in `leaf_key` and `document_key`: one struct call for them all, not one int.from_bytes each (issue 20)."""
+    prefixes = b"".join([digest[:8] for digest in digests])
+    return list(struct.unpack(f">{len(prefixes) // 8}q", prefixes))
+
+
+def lookup_rows(first: int, entries: Sequence[EntryRecord]) -> list[tuple[int, bytes, int, int | None, bool]]:
+    """The `leaves` rows of `entries` appended at index `first`: (idx, data, leaf_key, document_key, registry)."""
+    leaf_keys = hash_keys([e.leaf_hash for e in entries])
+    documented = [e.document for e in entries if e.document]
+    document_keys = iter(hash_keys(documented))
+    return [
+        (first + i, e.data, leaf_keys[i], next(document_keys) if e.document else None, e.registry)
+        for i, e in enumerate(entries)
+    ]
 
 
 def named_document(data: bytes) -> bytes | None:
@@ -122,11 +147,21 @@ class Storage(Protocol):
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
         """Index of each leaf hash already in the log (absent ones are left out)."""
 
+    async def find_merged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """`find_leaves` in the lookup table only, without the scan of the unmerged tail (contract 6)."""
+
+    async def lookup_watermark(self) -> int:
+        """How many leaves, from index 0, the lookup tables hold (contract 6)."""
+
     async def document_entries(self, document: bytes) -> list[StoredEntry]:
         """Every issue or revoke statement about `document`, in log order."""
 
     async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
         """`document_entries` for many documents in one read per chunk of keys (the bulk lookup)."""
+
+    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> "LeafProof":
+        """The head's size, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head),
+        in one statement, so one round trip and one snapshot (issue 20; logserver/leafproof.py)."""
 
     async def merge_lookups(self, limit: int) -> int:
         """Index up to `limit` more committed leaves for lookups (contract 6); how many (0: none are waiting)."""

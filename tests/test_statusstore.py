@@ -168,3 +168,28 @@ async def count_rows(store: Any) -> int:
         return int(store._reader.execute("SELECT count(*) FROM status_node").fetchone()[0])
     async with store._pool.acquire() as conn:
         return int(await conn.fetchval("SELECT count(*) FROM status_node"))
+
+
+def test_pruning_an_update_is_one_sqlite_transaction(tmp_path: Path) -> None:
+    """One fsync for all the superseded rows of an update: in autocommit each DELETE was its own transaction, and
+    with synchronous = FULL its own fsync (an update of 10^4 documents rewrites about 10^5 rows: minutes)."""
+
+    async def scenario() -> None:
+        store = await SQLiteStatusStore.open(tmp_path / "index.db")
+        try:
+            first = read_paths(PathPlan([doc(i) for i in range(50)]), {})
+            writes = first.apply_entries([(i, ISSUE, doc(i)) for i in range(50)])
+            await store.commit(None, IndexVersion(50, writes.root, 1), writes.writes)
+            statements: list[str] = []
+            await store._writer.set_trace_callback(statements.append)
+            await store.prune(60, list(writes.writes))
+            await store._writer.set_trace_callback(None)
+            deletes = [s for s in statements if s.startswith("DELETE")]
+            assert len(deletes) == len(writes.writes) > 50
+            assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT", statements[:2]
+            assert sum(s.startswith("BEGIN") for s in statements) == 1
+            assert await count_rows(store) == 0
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
