@@ -35,9 +35,10 @@ from witness.witness import (
     BadSignature,
     Conflict,
     Cosigned,
+    TreeHead,
     UnknownLog,
     WitnessError,
-    check_update,
+    parse_request,
 )
 
 MAX_BODY_SIZE = 128 * 1024  # 64 KiB of checkpoint note + 63 proof lines, with room to spare
@@ -97,23 +98,22 @@ async def add_checkpoint_body(
     clock: Callable[[], float],
     before_commit: BeforeCommit | None,
 ) -> Cosigned:
-    """Steps 1-8 of FORMATS.md §e, then the durable compare-and-swap; raises a WitnessError to refuse."""
-    signed = await cosigner.sign(body)  # steps 1-3 and the cosignature (witness/cosigner.py)
-    request, checkpoint = signed.request, signed.request.checkpoint
-    stored = await storage.latest(checkpoint.origin)
-    head = stored.head if stored is not None else None
+    """Steps 1-8 of FORMATS.md §e and the cosignature (witness/cosigner.py), then the durable compare-and-swap from
+    the head the checks ran against; raises a WitnessError to refuse."""
     try:
-        check_update(request, head)
+        signed = await cosigner.sign(body)
     except BadProof as exc:  # validly signed, yet not consistent: keep it (tlog-witness "MAY log")
+        checkpoint = parse_request(body).checkpoint  # it parsed where it was checked; once more, for the record
         seen = Evidence(checkpoint.origin, checkpoint.size, checkpoint.root, str(exc), body, int(clock()))
         await storage.record_evidence(seen)
         raise
     if before_commit is not None:
-        await before_commit(request)
+        await before_commit(signed.request)
     # Persist before answering (tlog-witness: "persist, then 200"); losing the race raises Conflict and the
     # cosignature is dropped unseen.
+    checkpoint = signed.request.checkpoint
     new = LogState(checkpoint.size, checkpoint.root, signed.cosigned.note)
-    await storage.compare_and_swap(checkpoint.origin, head, new)
+    await storage.compare_and_swap(checkpoint.origin, signed.head, new)
     return signed.cosigned
 
 
@@ -134,7 +134,11 @@ def create_app(
     trusted = config.trusted_keys()
     origin_by_hash = {hashlib.sha256(origin.encode()).hexdigest(): origin for origin in trusted}
 
-    cosigner = cosigner if cosigner is not None else InlineCosigner(trusted, signers)
+    async def stored_head(origin: str) -> TreeHead | None:
+        stored = await storage.latest(origin)
+        return stored.head if stored is not None else None
+
+    cosigner = cosigner if cosigner is not None else InlineCosigner(trusted, signers, stored_head)
 
     async def add(body: bytes) -> Cosigned:
         return await add_checkpoint_body(body, cosigner, storage, clock, before_commit)

@@ -16,6 +16,7 @@ import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
@@ -25,7 +26,7 @@ from tlogcore.errors import MalformedError
 from tlogcore.keys import Signer
 from witness.app import create_app
 from witness.config import ALGORITHMS, ED25519, WitnessConfig, parse_config, parse_listen
-from witness.cosigner import Cosigner, InlineCosigner, PoolCosigner, WorkerSetup
+from witness.cosigner import Cosigner, PoolCosigner, WorkerSetup
 from witness.headerdeadline import header_deadline_protocol
 from witness.keyfiles import SetupError, existing_keys, load_or_create_keys
 from witness.storage import SQLiteStorage
@@ -59,17 +60,39 @@ def read_config(path: Path) -> WitnessConfig:
     return read_config_text(path)[0]
 
 
-def cosigner_for(config: WitnessConfig, config_text: str, signers: Sequence[Signer], data: Path) -> Cosigner:
-    """Worker processes that verify and cosign with the keys in `data` (config `workers`), or the event loop."""
+def cosigner_for(config: WitnessConfig, config_text: str, data: Path) -> Cosigner | None:
+    """Worker processes that check and cosign with the keys in `data` (config `workers`); None: the event loop."""
     if config.workers == 0:
-        return InlineCosigner(config.trusted_keys(), signers)
-    return PoolCosigner(WorkerSetup(config_text, str(data)), config.workers)
+        return None
+    return PoolCosigner(WorkerSetup(config_text, str(data), str(data / DATABASE_FILE)), config.workers)
+
+
+def server_settings(app: Any, listen: tuple[str, int], log_level: str, access_log: bool) -> uvicorn.Config:
+    """uvicorn as the witness runs it (loadtest/witness_bench.py serves its no-work bound with the same)."""
+    host, port = listen
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="off",
+        http=header_deadline_protocol(HEADER_TIMEOUT, one_write=True),
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=KEEP_ALIVE,
+    )
+
+
+def serve_app(app: Any, listen: tuple[str, int]) -> None:
+    """Serve `app` as `serve` serves the witness, until SIGINT or SIGTERM (loadtest/witness_bench.py measures the
+    HTTP stack's own bound this way: a handler that reads the body and does no work)."""
+    uvloop.run(uvicorn.Server(server_settings(app, listen, "warning", False)).serve())
 
 
 async def run_server(
     config: WitnessConfig,
     signers: Sequence[Signer],
-    cosigner: Cosigner,
+    cosigner: Cosigner | None,
     database: Path,
     listen: tuple[str, int],
     log_level: str,
@@ -80,28 +103,20 @@ async def run_server(
     except (sqlite3.Error, OSError, RuntimeError) as exc:
         raise SetupError(f"cannot open the database {database}: {exc}") from None
     try:
-        await cosigner.start()
+        if cosigner is not None:  # after the storage: the workers read the database it made
+            await cosigner.start()
     except (OSError, TimeoutError, EOFError) as exc:
-        await cosigner.close()
+        if cosigner is not None:
+            await cosigner.close()
         await storage.close()
         raise SetupError(f"the cosigning worker processes did not start: {exc}") from None
-    host, port = listen
     try:
         app = create_app(config, storage, signers, time.time, cosigner=cosigner)
-        settings = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=access_log,
-            lifespan="off",
-            http=header_deadline_protocol(HEADER_TIMEOUT, one_write=True),
-            limit_concurrency=MAX_CONNECTIONS,
-            timeout_keep_alive=KEEP_ALIVE,
-        )
+        settings = server_settings(app, listen, log_level, access_log)
         await uvicorn.Server(settings).serve()
     finally:
-        await cosigner.close()
+        if cosigner is not None:
+            await cosigner.close()
         await storage.close()
 
 
@@ -139,7 +154,7 @@ def serve(data: Path, config_path: Path, listen: str | None, log_level: str, acc
     except (MalformedError, SetupError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     print_identity(signers, False)
-    cosigner = cosigner_for(config, config_text, signers, data)
+    cosigner = cosigner_for(config, config_text, data)
     try:  # uvloop: uvicorn picks it only when it makes the loop itself, which it does not here
         uvloop.run(run_server(config, signers, cosigner, data / DATABASE_FILE, address, log_level, access_log))
     except SetupError as exc:

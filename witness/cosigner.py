@@ -1,23 +1,26 @@
-"""Parse, verify and cosign add-checkpoint bodies: in the event loop, or in batches on worker processes.
+"""Steps 1-8 of an add-checkpoint request (FORMATS.md §e) and its cosignature: in the event loop, or in batches on
+worker processes.
 
-What needs no stored state (FORMATS.md §e steps 1-3: the syntax, a configured origin, a valid log signature) and
-the cosignature itself are pure, CPU-bound, and most of a request's cost: one Ed25519 verify, one sign, two parses.
-In one process they shared one core with the HTTP stack, which bounded the witness at about a quarter of its
-sign + verify ceiling (docs/performance.md, "The witness"). `PoolCosigner` sends the bodies that arrive in one turn
-of the event loop as one task per worker process, so both cores sign while the loop serves HTTP.
+Parsing, the log signature check, the consistency proof and the cosignature are CPU-bound and most of a request's
+cost: one Ed25519 verify, one sign, SHA-256 up a proof path. In one process they shared one core with the HTTP
+stack, which bounded the witness at about a quarter of its sign + verify ceiling (docs/performance.md, "The
+witness"). `PoolCosigner` sends the bodies that arrive in one turn of the event loop as one task per worker
+process; each worker reads the stored tree head from the database itself (its own read-only use of it), so the
+event loop is left with HTTP and the durable compare-and-swap.
 
-The order of the promise is unchanged: the state check (steps 4-8) and the durable compare-and-swap run in the
-event loop after this, and a cosignature made here reaches the client only if both pass; otherwise it is dropped
-unseen, as one that lost the compare-and-swap always was. Only checkpoints with a valid signature of a configured
-log are ever signed.
+The promise is unchanged: the checks run against the head last committed, and the cosignature reaches the client
+only if the compare-and-swap from exactly that head then wins (witness/storage.py); if another request moved the
+state meanwhile, it loses (409) and the cosignature is dropped unseen. Only a checkpoint signed by a configured log
+and consistent with the stored head is ever cosigned.
 """
 
 import asyncio
 import collections
 import functools
 import logging
+import sqlite3
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +28,16 @@ from typing import Protocol
 from tlogcore.keys import Signer, Verifier
 from witness.config import parse_config
 from witness.keyfiles import read_key
-from witness.witness import AddCheckpoint, Cosigned, cosign, parse_request, verify_log_signature
+from witness.storage import connect, read_latest, unavailable_on_error
+from witness.witness import (
+    AddCheckpoint,
+    Cosigned,
+    TreeHead,
+    check_update,
+    cosign,
+    parse_request,
+    verify_log_signature,
+)
 from witness.workerprocess import WorkerProcess
 
 log = logging.getLogger("witness.cosigner")
@@ -33,9 +45,10 @@ log = logging.getLogger("witness.cosigner")
 
 @dataclass(frozen=True)
 class Signed:
-    """A request that parsed, whose checkpoint a configured log signed, and the cosignature made for it."""
+    """A request that passed every check against `head`, and the cosignature made for it."""
 
     request: AddCheckpoint
+    head: TreeHead | None  # the stored head the checks ran against (None: never cosigned): the swap's expected value
     cosigned: Cosigned
 
 
@@ -48,28 +61,42 @@ class Cosigner(Protocol):
         """Ready to sign (worker processes started), or an error naming why not."""
 
     async def sign(self, body: bytes) -> Signed:
-        """Parse, verify and cosign one body; raises BadRequest, UnknownLog or BadSignature (witness.witness)."""
+        """Check and cosign one body; raises the WitnessError that refuses it, or StorageUnavailable."""
 
     async def close(self) -> None: ...
 
 
-def check_and_cosign(body: bytes, trusted: Mapping[str, Sequence[Verifier]], signers: Sequence[Signer]) -> Signed:
+Trusted = Mapping[str, Sequence[Verifier]]
+
+
+def check_and_cosign(
+    body: bytes, head_of: Callable[[str], TreeHead | None], trusted: Trusted, signers: Sequence[Signer]
+) -> Signed:
+    """Steps 1-8 in their order (a bad signature is refused before the state is read), then the cosignature."""
     request = parse_request(body)
     opened = verify_log_signature(request, trusted)
-    return Signed(request, cosign(opened, signers))
+    head = head_of(request.checkpoint.origin)
+    check_update(request, head)
+    return Signed(request, head, cosign(opened, signers))
 
 
 class InlineCosigner:
-    """In the event loop itself (tests, `workers = 0`)."""
+    """In the event loop itself (tests, `workers = 0`), reading the head through the server's storage."""
 
-    def __init__(self, trusted: Mapping[str, Sequence[Verifier]], signers: Sequence[Signer]) -> None:
-        self._trusted, self._signers = trusted, list(signers)
+    def __init__(
+        self, trusted: Trusted, signers: Sequence[Signer], latest: Callable[[str], Awaitable[TreeHead | None]]
+    ) -> None:
+        self._trusted, self._signers, self._latest = trusted, list(signers), latest
 
     async def start(self) -> None:
         pass
 
     async def sign(self, body: bytes) -> Signed:
-        return check_and_cosign(body, self._trusted, self._signers)
+        request = parse_request(body)
+        opened = verify_log_signature(request, self._trusted)
+        head = await self._latest(request.checkpoint.origin)
+        check_update(request, head)
+        return Signed(request, head, cosign(opened, self._signers))
 
     async def close(self) -> None:
         pass
@@ -83,27 +110,38 @@ Outcomes = list[Signed | Exception]  # one per body, in order: a refusal (Witnes
 
 @dataclass(frozen=True)
 class WorkerSetup:
-    """What a worker needs to build the log keys and the witness keys itself: no key material crosses a pipe."""
+    """What a worker needs to build the log keys and the witness keys itself (no key material crosses a pipe) and
+    to read the stored heads."""
 
     config_text: str
     data: str  # the witness's data directory (its key files)
+    database: str  # the witness's SQLite state (WAL: reads see the last commit and never wait for a write)
 
 
 def batch_handler(setup: WorkerSetup) -> Callable[[list[bytes]], Outcomes]:
     """In a worker, once: the trusted log keys and the signers, in the config's order (as `tlog-witness serve`
-    has them), bound to `sign_batch`."""
+    has them), and a connection to read the stored heads, bound to `sign_batch`."""
     config = parse_config(setup.config_text)
     signers = [read_key(Path(setup.data), algorithm, time.time) for algorithm in config.algorithms]
-    return functools.partial(sign_batch, config.trusted_keys(), signers)
+    head_of = functools.partial(stored_head, connect(setup.database))
+    return functools.partial(sign_batch, head_of, config.trusted_keys(), signers)
 
 
-def sign_batch(trusted: Mapping[str, Sequence[Verifier]], signers: Sequence[Signer], bodies: list[bytes]) -> Outcomes:
+def stored_head(connection: sqlite3.Connection, origin: str) -> TreeHead | None:
+    with unavailable_on_error():
+        state = read_latest(connection, origin)
+    return state.head if state is not None else None
+
+
+def sign_batch(
+    head_of: Callable[[str], TreeHead | None], trusted: Trusted, signers: Sequence[Signer], bodies: list[bytes]
+) -> Outcomes:
     """In a worker: each body's outcome, in order. A refusal is a value here, so one bad body fails only itself;
     so is an unexpected error (a bug), which its request alone then raises."""
     outcomes: Outcomes = []
     for body in bodies:
         try:
-            outcomes.append(check_and_cosign(body, trusted, signers))
+            outcomes.append(check_and_cosign(body, head_of, trusted, signers))
         except Exception as error:
             outcomes.append(error)
     return outcomes

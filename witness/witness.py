@@ -59,6 +59,9 @@ class Conflict(WitnessError):
         super().__init__(f"known tree size is {known_size}")
         self.known_size = known_size
 
+    def __reduce__(self) -> tuple[type["Conflict"], tuple[int]]:  # pickled from a worker process (witness/cosigner.py)
+        return Conflict, (self.known_size,)
+
 
 # --- values -------------------------------------------------------------------
 
