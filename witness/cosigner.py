@@ -28,11 +28,12 @@ from typing import Protocol
 from tlogcore.keys import Signer, Verifier
 from witness.config import parse_config
 from witness.keyfiles import read_key
-from witness.storage import connect, read_latest, unavailable_on_error
+from witness.storage import StorageUnavailable, connect, read_latest, unavailable_on_error
 from witness.witness import (
     AddCheckpoint,
     Cosigned,
     TreeHead,
+    WitnessError,
     check_update,
     cosign,
     parse_request,
@@ -137,13 +138,16 @@ def sign_batch(
     head_of: Callable[[str], TreeHead | None], trusted: Trusted, signers: Sequence[Signer], bodies: list[bytes]
 ) -> Outcomes:
     """In a worker: each body's outcome, in order. A refusal is a value here, so one bad body fails only itself;
-    so is an unexpected error (a bug), which its request alone then raises."""
+    so is an unexpected error (a bug), which its request alone then raises, as a RuntimeError naming it (any
+    exception class would not survive the pickle back, and a worker that cannot answer is a worker lost)."""
     outcomes: Outcomes = []
     for body in bodies:
         try:
             outcomes.append(check_and_cosign(body, head_of, trusted, signers))
+        except (WitnessError, StorageUnavailable) as refusal:
+            outcomes.append(refusal)
         except Exception as error:
-            outcomes.append(error)
+            outcomes.append(RuntimeError(f"cosigning failed: {error!r}"[:500]))
     return outcomes
 
 
