@@ -3,6 +3,7 @@
 what it held is signed again, and the workers leave with the witness, even after a kill -9 of the witness."""
 
 import asyncio
+import hashlib
 import os
 import signal
 import time
@@ -135,3 +136,34 @@ def test_workers_0_signs_in_the_server_itself(tmp_path: Path) -> None:
         assert witness.process is not None and not children(witness.process.pid, workers_only=False)
         body = LOGS[2].body(0, 4)
         check_cosigned(witness, LOGS[2], body, asyncio.run(post_all(witness.url, [body]))[0])
+
+
+def test_a_worker_killed_mid_stream_loses_no_request(tmp_path: Path) -> None:
+    """Six logs advancing one entry at a time, concurrently; a worker is killed -9 once the streams are under way:
+    whatever it held is signed again, so every request is answered 200 and every log reaches its end."""
+    steps = 10
+
+    async def stream(url: str, log: TinyLog, statuses: list[int], started: asyncio.Event) -> None:
+        async with httpx.AsyncClient(base_url=url, timeout=20) as http:
+            for size in range(1, steps + 1):
+                response = await http.post("/add-checkpoint", content=log.body(size - 1, size))
+                statuses.append(response.status_code)
+                if size == 2:
+                    started.set()
+
+    async def run(witness: WitnessProcess, pid: int) -> list[int]:
+        statuses: list[int] = []
+        started = asyncio.Event()
+        streams = [asyncio.create_task(stream(witness.url, log, statuses, started)) for log in LOGS]
+        await started.wait()
+        os.kill(min(children(pid)), signal.SIGKILL)
+        await asyncio.gather(*streams)
+        return statuses
+
+    with witness_for(tmp_path) as witness:
+        assert witness.process is not None
+        statuses = asyncio.run(run(witness, witness.process.pid))
+        assert statuses == [200] * (steps * len(LOGS))
+        for log in LOGS:
+            head = httpx.get(f"{witness.url}/{hashlib.sha256(log.origin.encode()).hexdigest()}/checkpoint", timeout=10)
+            assert head.status_code == 200 and head.content.split(b"\n")[1] == str(steps).encode()
