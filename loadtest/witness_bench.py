@@ -21,7 +21,12 @@ minimal asyncio HTTP/1.1 client whose cost is a few µs per request, so its rows
 measure the server. Per request the witness verifies one Ed25519 log signature
 and makes one Ed25519 cosignature: "sign + verify" on one core is the ceiling.
 
-The raw client also drives a no-work bound: the witness's own app class, served
+wrk (Debian package `wrk`: `apt-get install wrk`; a C load generator, on one thread) posts the
+resubmit body and GETs /healthz too: it costs the machine a few µs a request where the Python
+clients cost tens, so its rows leave both cores to the server. The advance rows need each log's
+requests in order, one connection per log, which only the Python clients do.
+
+The raw client (and wrk) also drive a no-work bound: the witness's own app class, served
 with the witness's own uvicorn settings, whose POST /add-checkpoint reads the
 same body and answers a cosignature-sized line without parsing, verifying,
 signing or storing anything (`--bare-server`). Each row also gives the CPU the
@@ -49,6 +54,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from loadtest.localproc import free_port
+from loadtest.wrk_reads import WRK, parse_wrk
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Ed25519Signer
@@ -304,14 +310,45 @@ def print_ceiling() -> float:
     return pairs
 
 
+WRK_POST = """-- POST the file named by WRK_BODY with every request
+local file = io.open(os.getenv("WRK_BODY"), "rb")
+wrk.method, wrk.body = "POST", file:read("*a")
+file:close()
+"""
+
+
+def wrk_rows(url: str, pid: int, body: bytes, connections: int, seconds: float, pairs: float, what: str) -> None:
+    """wrk (C; a few µs a request, so nearly both cores stay the server's) POSTing `body` again and again, and
+    GET /healthz, on one thread; skipped with a line when wrk is not installed."""
+    if not Path(WRK).exists():
+        print(f"  wrk: {WRK} is missing (apt-get install wrk): its rows are skipped")
+        return
+    with tempfile.TemporaryDirectory(prefix="witness-wrk-") as directory:
+        lua, body_file = Path(directory) / "post.lua", Path(directory) / "body"
+        lua.write_text(WRK_POST)
+        body_file.write_bytes(body)
+        for name, script, target in [(what, ["-s", str(lua)], "/add-checkpoint"), ("GET /healthz", [], "/healthz")]:
+            before = process_cpu(pid)
+            command = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", *script, url + target]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env={"WRK_BODY": str(body_file)})
+            result, cpu = parse_wrk(done.stdout), process_cpu(pid) - before
+            share = f"{result.rate / pairs:5.2f}" if target != "/healthz" else "    -"
+            print(
+                f"  {f'wrk ({connections}): {name}':<54} {'':>8} {result.rate:>8,.0f}/s {result.p50_ms:>7.1f} "
+                f"{result.p99_ms:>7.1f} {cpu * 1e6 / max(1.0, result.rate * seconds):6.0f}   {share}   "
+                f"{f'errors or non-200: {result.errors}' if result.errors else '-'}"
+            )
+
+
 def measure_bare(directory: Path, body: bytes, tasks: int, seconds: float, pairs: float) -> None:
-    """The no-work bound: the witness's HTTP stack alone, POSTed the same body by the raw client."""
+    """The no-work bound: the witness's HTTP stack alone, POSTed the same body by the raw client and by wrk."""
     port = free_port()
     process = start_server([sys.executable, "-m", "loadtest.witness_bench", "--bare-server", str(port)], port)
     try:
         url = f"http://{LOCALHOST}:{port}"
         scenario: Scenario = ("POST, same body, no work (the HTTP stack's bound)", repeat(body), pairs)
         run_rows(url, process.pid, "raw", tasks, seconds, [scenario])
+        wrk_rows(url, process.pid, body, tasks, seconds, pairs, "POST, same body, no work (the HTTP bound)")
     finally:
         process.terminate()
         process.wait(10)
@@ -379,11 +416,14 @@ def main(argv: list[str] | None = None) -> None:
                     ("resubmit: same size, empty proof, 1 log", repeat(same), pairs),
                 ]
                 run_rows(url, process.pid, kind, tasks[kind], args.seconds, scenarios)
+            same = fixed["raw"].body(FIXED_SIZE, FIXED_SIZE)
+            wrk_rows(url, process.pid, same, tasks["raw"], args.seconds, pairs, "resubmit: same size, empty proof")
         finally:
             process.terminate()
             process.wait(10)
         measure_bare(Path(directory), fixed["raw"].body(FIXED_SIZE, FIXED_SIZE), tasks["raw"], args.seconds, pairs)
-    print("\nCPU µs: the server's CPU per answer, its worker processes included (/proc; the clients' not counted)")
+    print("\nCPU µs: the server's CPU per answer, its worker processes included (/proc; the clients' not counted);")
+    print("wrk rows: a C client on one thread, so the server has nearly both cores (the rate wrk_reads.py reports)")
     print("anchor: a Go witness (litewitness) ~250-290 req/s published; goal here >= 0.5 of the sign + verify ceiling")
 
 
