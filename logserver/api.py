@@ -184,6 +184,9 @@ class WireValue:
     """Base of the protocol's values (each a frozen dataclass); the codec is built once per class."""
 
     _codecs: ClassVar[dict[type, _Codec]] = {}
+    # Fields a reader may find absent, taking their default: options added to a request later, so that the
+    # requests of older clients still read. Every other field must be present.
+    absent_means_default: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def codec(cls) -> _Codec:
@@ -209,6 +212,7 @@ class WireValue:
 def _object_codec(cls: type[WireValue]) -> _Codec:
     hints = get_type_hints(cls, include_extras=True)
     members = [(f.name, _codec(hints[f.name])) for f in fields(cls)]  # type: ignore[arg-type]
+    may_be_absent = cls.absent_means_default
 
     def decode(value: object, where: str) -> Any:
         if not isinstance(value, dict):
@@ -216,9 +220,10 @@ def _object_codec(cls: type[WireValue]) -> _Codec:
         prefix = "" if where == "body" else where + "."
         values = {}
         for name, codec in members:
-            if name not in value:
+            if name in value:
+                values[name] = codec.decode(value[name], prefix + name)
+            elif name not in may_be_absent:
                 raise MalformedError(f"{prefix}{name}: missing")
-            values[name] = codec.decode(value[name], prefix + name)
         return cls(**values)
 
     # Fields whose JSON is the Python value itself (int, str, bool) are copied without a call: the write path
@@ -231,7 +236,7 @@ def _object_codec(cls: type[WireValue]) -> _Codec:
 
     schema = {
         "type": "object",
-        "required": [name for name, _ in members],
+        "required": [name for name, _ in members if name not in may_be_absent],
         "properties": {name: codec.schema for name, codec in members},
     }
     return _Codec(decode, encode, schema)
@@ -244,9 +249,15 @@ MAX_BATCH = 1000  # statements in one request; the server may be configured lowe
 
 @dataclass(frozen=True)
 class SubmitRequest(WireValue):
-    """`{"statements": ["<base64 signed statement>", ...]}`, at least one."""
+    """`{"statements": ["<base64 signed statement>", ...], "inclusion_proofs": false}`, at least one statement.
+
+    `inclusion_proofs` (optional, default true): false asks for a `SubmitReceipt`, each entry's place without its
+    inclusion proof. A bulk submitter that keeps no proofs (`tlog submit`) saves the server building ~12 hashes per
+    entry, which cost it more than sequencing them (issue 20's profile); proofs stay one GET away."""
 
     statements: tuple[B64Bytes, ...]
+    inclusion_proofs: bool = True
+    absent_means_default: ClassVar[frozenset[str]] = frozenset({"inclusion_proofs"})
 
     def __post_init__(self) -> None:
         if not self.statements:
@@ -256,7 +267,7 @@ class SubmitRequest(WireValue):
     def json_schema(cls) -> dict[str, Any]:
         schema = super().json_schema()
         statements = {**schema["properties"]["statements"], "minItems": 1, "maxItems": MAX_BATCH}
-        return {**schema, "properties": {"statements": statements}}
+        return {**schema, "properties": {**schema["properties"], "statements": statements}}
 
 
 @dataclass(frozen=True)
@@ -282,10 +293,11 @@ class EntryReceipt(WireValue):
 
 @dataclass(frozen=True)
 class SubmitReceipt(WireValue):
-    """A SubmitResponse read for its entries' places only (unknown fields are ignored): a bulk submitter that
-    does not check inclusion proofs skips decoding ~12 proof hashes per entry, the issuer tool's largest cost
-    after signing (issue 20's profile)."""
+    """The answer to a submission that asked for no inclusion proofs (`"inclusion_proofs": false`); a full
+    SubmitResponse reads as one too (unknown fields are ignored), so a bulk submitter that does not check proofs
+    skips decoding ~12 proof hashes per entry whichever answer it gets (issue 20's profile)."""
 
+    checkpoint: NoteText  # signed by the log, maybe not yet cosigned; it contains every entry below
     entries: tuple[EntryReceipt, ...]  # one per statement, in request order
 
 
@@ -541,6 +553,7 @@ class ErrorBody(WireValue):
 # Every JSON body of the protocol, for the OpenAPI document and its test.
 RESPONSES: tuple[type[WireValue], ...] = (
     SubmitResponse,
+    SubmitReceipt,
     InclusionProof,
     ConsistencyProof,
     DocumentHistory,

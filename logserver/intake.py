@@ -28,7 +28,8 @@ async def submit(request: Request) -> Response:
     if request.headers.get("content-type", "").split(";")[0].strip() != JSON:
         raise HTTPError(415, "unsupported_media_type", 'send application/json: {"statements": [base64, ...]}')
     body = await read_body(request, state.limits.max_body, state.limits.body_timeout)
-    datas = api.SubmitRequest.from_json(read_json(body)).statements
+    asked = api.SubmitRequest.from_json(read_json(body))
+    datas = asked.statements
     if len(datas) > state.limits.max_batch:
         raise HTTPError(
             413, "batch_too_large", f"{len(datas)} statements; at most {state.limits.max_batch} per request"
@@ -44,12 +45,20 @@ async def submit(request: Request) -> Response:
     head = state.sequencer.head
     if head is None:
         raise HTTPError(503, "not_sequencing", "no checkpoint yet")
-    proofs_for = await proofs.inclusion_proofs(state.storage, [s.index for s in sequenced], head.size)
+    if not asked.inclusion_proofs:
+        places = tuple(api.EntryReceipt(s.index, s.leaf_hash, s.duplicate) for s in sequenced)
+        return json_response(api.SubmitReceipt(head.checkpoint, places))
+    return json_response(await _with_proofs(state, sequenced, head.size, head.checkpoint))
+
+
+async def _with_proofs(state: LogState, sequenced: Sequence[Sequenced], size: int, note: bytes) -> api.SubmitResponse:
+    """The default answer: each entry with its inclusion proof in the checkpoint `note` of tree size `size`."""
+    proofs_for = await proofs.inclusion_proofs(state.storage, [s.index for s in sequenced], size)
     entries = tuple(
         api.SubmittedEntry(s.index, s.leaf_hash, s.duplicate, tuple(proof))
         for s, proof in zip(sequenced, proofs_for, strict=True)
     )
-    return json_response(api.SubmitResponse(head.checkpoint, entries))
+    return api.SubmitResponse(note, entries)
 
 
 async def _sequence(state: LogState, datas: Sequence[bytes]) -> list[Sequenced]:

@@ -36,8 +36,8 @@ OPENAPI: dict[str, Any] = {
                     "required": True,
                     "content": {"application/json": {"schema": api.SubmitRequest.json_schema()}},
                 },
-                "responses": {
-                    "200": _json(api.SubmitResponse.json_schema()),
+                "responses": {  # with "inclusion_proofs": false, a SubmitReceipt (each entry's place, no proof)
+                    "200": _json({"oneOf": [api.SubmitResponse.json_schema(), api.SubmitReceipt.json_schema()]}),
                     **_errors(400, 403, 413, 415, 422, 503),
                 },
             }

@@ -34,6 +34,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
+from logserver import leafproof
 from logserver.storage import (
     EntryRecord,
     Head,
@@ -428,3 +429,11 @@ class PostgresStorage:
                 list(leaf_hashes),
             )
         return {bytes(row[0]): str(row[1]) for row in rows}
+
+    # --- reads added for issue 20's proofs by leaf hash (logserver/leafproof.py) ---
+
+    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> leafproof.LeafProof:
+        """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
+        one statement: one round trip, one snapshot (leafproof.py)."""
+        rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size)
+        return leafproof.assemble(rows, leaf_hash)

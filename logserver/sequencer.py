@@ -96,6 +96,7 @@ class SequencerConfig:
     registry_keys: frozenset[str]
     flush_interval: float = 0.1  # seconds; DESIGN.md asks for at most 250 ms
     max_batch: int = 10_000
+    flush_at: int = 1_000  # statements waiting that wake the sequencer before the interval (submit(), issue 20)
     max_pool: int = 50_000
     lease_ttl: float = 5.0
     owner: str = "sequencer"
@@ -242,8 +243,8 @@ class Sequencer:
                 self._group_of[s.leaf_hash] = self._requests_seen
                 self._pool.append((s, future))
                 waiters.append(future)
-        if len(self._pool) >= self.config.max_batch:
-            self._wake.set()
+        if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
+            self._wake.set()  # a commit's worth (a bulk request, api.MAX_BATCH) waits for no tick; trickles gather
         sequenced = [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
         await self._head_covering(sequenced)
         return sequenced

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from logserver import leafproof
 from logserver.sqlite_schema import MERGE, attach_lookups, create_schema, lookup_path
 from logserver.storage import (
     EntryRecord,
@@ -362,3 +363,16 @@ class SQLiteStorage:
         os.pwrite(fd, owner.encode(), 0)
         self._lock_fd = fd
         return None
+
+    # --- reads added for issue 20's proofs by leaf hash (logserver/leafproof.py) ---
+
+    _inclusion_function = False  # tlog_inclusion_ids registered on the read connection
+
+    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> leafproof.LeafProof:
+        """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
+        one statement, so one snapshot (leafproof.py)."""
+        if not self._inclusion_function:
+            self._reader.create_function(leafproof.SQLITE_FUNCTION, 2, leafproof.sqlite_ids, deterministic=True)
+            self._inclusion_function = True
+        rows = await self._read(leafproof.SQLITE, (hash_key(leaf_hash), size))
+        return leafproof.assemble(rows, leaf_hash)

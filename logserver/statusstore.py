@@ -21,9 +21,9 @@ from typing import Any, Protocol
 import aiosqlite
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from logserver.sqlite import immediate_transaction
+from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
 from logserver.storage import HeadMovedError, StorageError
-from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, parse_node
+from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, node_id_from_bytes, parse_node
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS status_node (
@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS status_head (id integer PRIMARY KEY CHECK (id = 1), s
 """
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
 CHUNK = 400
+CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
 
 
 class IndexMovedError(HeadMovedError):
@@ -64,6 +65,9 @@ class StatusStore(Protocol):
 
     async def read_nodes(self, ids: Sequence[NodeId], version: int) -> dict[NodeId, StoredNode]:
         """The rows of these node ids as of `version` (absent ids have no row)."""
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        """Every row at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps it)."""
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         """Write the rows at version new.size and make `new` the head, iff the head is still `old`."""
@@ -89,6 +93,15 @@ def _rows(rows: Sequence[Sequence[Any]], by_bytes: Mapping[bytes, NodeId]) -> di
     return {by_bytes[bytes(row[0])]: parse_node(bytes(row[1])) for row in rows}
 
 
+def _upper_rows(rows: Sequence[Sequence[Any]]) -> dict[NodeId, StoredNode]:
+    return {node_id_from_bytes(bytes(row[0])): parse_node(bytes(row[1])) for row in rows}
+
+
+def _upper_bound(depth: int) -> bytes:
+    """Node ids start with their u16 depth, so the ids of depth <= `depth` are exactly those below this."""
+    return (depth + 1).to_bytes(2, "big")
+
+
 class SQLiteStatusStore:
     """The index in the log's SQLite file (its own tables; its own connections, so the sequencer never waits)."""
 
@@ -102,10 +115,15 @@ class SQLiteStatusStore:
             writer = await aiosqlite.connect(path, isolation_level=None)
             await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await writer.execute("PRAGMA synchronous = FULL")
+            # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
+            # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
+            await writer.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
             await writer.executescript(SQLITE_SCHEMA)
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
+            reader.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
+            reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the status index in {path}: {exc}") from exc
         return cls(writer, reader)
@@ -132,13 +150,20 @@ class SQLiteStatusStore:
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT s.node, s.data FROM status_node s WHERE s.node IN ({marks}) AND s.version = "
-                "(SELECT MAX(version) FROM status_node WHERE node = s.node AND version <= ?)",
+            rows = self._read(  # SQLite takes the bare columns from the row holding the MAX (one seek per id)
+                f"SELECT node, data, MAX(version) FROM status_node WHERE node IN ({marks}) AND version <= ? "
+                "GROUP BY node",
                 [*chunk, version],
             )
             found.update(_rows(rows, by_bytes))
         return found
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        rows = self._read(
+            "SELECT node, data, MAX(version) FROM status_node WHERE node < ? AND version <= ? GROUP BY node",
+            (_upper_bound(depth), version),
+        )
+        return _upper_rows(rows)
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
@@ -172,12 +197,11 @@ class SQLiteStatusStore:
         return _version(rows[0]) if rows else None
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
-        try:
-            await self._writer.executemany(
+        # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
+        async with immediate_transaction(self._writer, "cannot prune the status index") as db:
+            await db.executemany(
                 "DELETE FROM status_node WHERE node = ? AND version < ?", [(node_id_bytes(n), version) for n in nodes]
             )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot prune the status index: {exc}") from exc
 
 
 class PostgresStatusStore:
@@ -226,6 +250,15 @@ class PostgresStatusStore:
             version,
         )
         return _rows(rows, by_bytes)
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        rows = await self._fetch(
+            "SELECT DISTINCT ON (node) node, data FROM status_node WHERE node < $1 AND version <= $2 "
+            "ORDER BY node, version DESC",
+            _upper_bound(depth),
+            version,
+        )
+        return _upper_rows(rows)
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         try:

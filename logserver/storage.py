@@ -31,7 +31,10 @@ Contract (every implementation, SQLite and PostgreSQL alike):
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # leafproof.py imports StorageError from here
+    from logserver.leafproof import LeafProof
 
 
 class StorageError(Exception):
@@ -155,6 +158,10 @@ class Storage(Protocol):
 
     async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
         """`document_entries` for many documents in one read per chunk of keys (the bulk lookup)."""
+
+    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> "LeafProof":
+        """The head's size, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head),
+        in one statement, so one round trip and one snapshot (issue 20; logserver/leafproof.py)."""
 
     async def merge_lookups(self, limit: int) -> int:
         """Index up to `limit` more committed leaves for lookups (contract 6); how many (0: none are waiting)."""

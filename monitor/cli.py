@@ -30,7 +30,7 @@ import orjson
 from logserver.client import LogClient
 from monitor import alerts as A
 from monitor.checkstatus import check_status_file
-from monitor.config import MonitorConfig, config_from_toml
+from monitor.config import TREE, LogConfig, MonitorConfig, config_from_toml
 from monitor.expected import ExpectedError, Watchlist
 from monitor.fetch import Unavailable
 from monitor.follower import Follower, follow
@@ -40,7 +40,7 @@ from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
 from monitor.state import State, StateError
-from monitor.transport import StreamTransport
+from monitor.transport import RawTiles, StreamTransport
 from tlogcore.encoding import parse_hash_hex
 from tlogcore.errors import TlogError
 from witness.client import WitnessClient
@@ -136,6 +136,9 @@ class Runtime:
         self.executor: Executor | None = None
         if config.workers > 1:  # forkserver: workers forked from a clean process, not from this threaded one
             self.executor = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("forkserver"))
+        self.status_executor: Executor | None = None
+        if config.workers > 1 and config.verify != TREE:  # the status index beside the main process: statusworker.py
+            self.status_executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
         self._deliver_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         bar = Progress(sys.stderr, sys.stderr.isatty(), time.monotonic)
@@ -148,16 +151,15 @@ class Runtime:
             bar.update if progress else None,
             start_at_end,
             self.notify,
+            self.status_executor,
         )
-        self.followers = [
-            Follower(
-                lc,
-                self.shared,
-                LogClient(lc.url, config.timeout, StreamTransport(config.timeout)),
-                {name: WitnessClient(url, config.timeout) for name, url in sorted(lc.witness_urls.items())},
-            )
-            for lc in config.logs
-        ]
+        self.followers = [self._follower(lc, StreamTransport(config.timeout)) for lc in config.logs]
+
+    def _follower(self, lc: LogConfig, transport: StreamTransport) -> Follower:
+        """One log's follower; its tile GETs go straight through the transport (closed with the client)."""
+        witnesses = {name: WitnessClient(url, self.config.timeout) for name, url in sorted(lc.witness_urls.items())}
+        client = LogClient(lc.url, self.config.timeout, transport)
+        return Follower(lc, self.shared, client, witnesses, RawTiles.for_url(transport, lc.url))
 
     def notify(self) -> None:
         """New alerts are in the state: wake the delivery task."""
@@ -188,6 +190,8 @@ class Runtime:
             await sink.close()
         if self.executor is not None:
             self.executor.shutdown(cancel_futures=True)
+        if self.status_executor is not None:
+            self.status_executor.shutdown(cancel_futures=True)
         self.state.close()
 
 

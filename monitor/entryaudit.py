@@ -1,27 +1,29 @@
 """Round step 5: the entries up to the target's size, a chunk of level-0 tiles at a time. Each tile is linked to
 the root and each entry bundle to its tile (tlogcore.tileauth); then the statement checks (audit.py, in worker
-processes, while the chunk before is finished here), the registry and the watch rules (rules.py); one commit per
-chunk, in log order (state.py says why that loses and repeats no alert). The last chunk makes the target the
+processes), the registry and the watch rules (rules.py) here, the log's status index (statusaudit.py, in its own
+process when there are workers: statusworker.py); one commit per chunk, in log order (state.py says why that loses
+and repeats no alert). The stages overlap across chunks (`EntryAudit.run`). The last chunk makes the target the
 verified checkpoint."""
 
 import asyncio
 import base64
 import functools
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from monitor import alerts as A
 from monitor.audit import Checked, Tally, apply_registry, check_packed, unpack
 from monitor.config import TREE
-from monitor.daily import count_days
+from monitor.daily import Days, count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
-from monitor.statusaudit import StatusAudit, open_status_audit, status_chunk_alerts
+from monitor.statusaudit import Finding, status_alerts, status_items_of
+from monitor.statusworker import StatusRunner, findings_of
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
 from tlogcore.encoding import HASH_SIZE
-from tlogcore.registry import Registry
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile
 
@@ -38,9 +40,21 @@ class _Prepared:
 
 
 @dataclass
+class _Resolved:
+    """A chunk whose checks are back and applied (registry, watch rules), whose status index is being computed."""
+
+    chunk: _Prepared
+    checked: list[Checked]
+    tally: Tally
+    alerts: list[A.Alert]  # the watch-rule, bad-entry and stolen-key alerts; the status index's come at commit
+    findings: "asyncio.Future[list[Finding]]"
+    days: Days
+
+
+@dataclass
 class EntryAudit:
     context: LogContext
-    status: StatusAudit | None = None  # the log's recomputed status index, open while `run` audits chunks
+    status: StatusRunner | None = None  # the log's recomputed status index, open while `run` audits chunks
 
     async def _fetch_chunk(self, view: TreeView, tiles: list[Tile], note: bytes) -> dict[str, bytes]:
         """Authenticate a chunk's level-0 tiles; fetch their entry bundles alongside."""
@@ -79,12 +93,15 @@ class EntryAudit:
         return [tiles[i : i + step] for i in range(0, len(tiles), step)]
 
     async def run(self, row: LogRow, target: Signed, view: TreeView) -> None:
-        """Chunk after chunk, three stages in flight: the next chunk downloads, this one's statements are checked
-        in the workers, and the one before is tallied, matched and committed here meanwhile, so the workers are
-        never idle while this process works. Commits stay in log order."""
+        """Chunk after chunk, four stages in flight: the next chunk downloads, this one's statements are checked in
+        the workers, the one before is resolved here (registry, watch rules) while its status index is computed in
+        the status process, and the one before that is committed. Commits stay in log order, and the registry a
+        commit stores is the one as of its chunk's end (a chunk is resolved only after the one before is committed)."""
         chunks = self._chunks(row.next_index, target.size, target.size)
         prefetch: asyncio.Future[dict[str, bytes]] | None = None
         checking: _Prepared | None = None
+        resolved: _Resolved | None = None
+        self.status = StatusRunner(self.context.shared.config.state, self.context.origin, self._status_executor())
         try:
             for number, tiles in enumerate(chunks):
                 current = prefetch or asyncio.ensure_future(self._fetch_chunk(view, tiles, target.note))
@@ -94,30 +111,45 @@ class EntryAudit:
                 first = row.next_index if checking is None else tiles[0].index * TILE_WIDTH
                 try:
                     prepared = await self._prepare(view, target, tiles, first, await current)
-                except Exception:  # the chunk before still counts: commit it, then stop (as before pipelining)
-                    if checking is not None:
-                        await self._finish(row, target, view, checking)
-                    checking = None
+                except Exception:  # the chunks before still count: commit them, then stop (as before pipelining)
+                    await self._drain(row, target, view, resolved, checking)
+                    resolved = checking = None
                     raise
                 previous, checking = checking, prepared  # `checking` is what `finally` cancels if this fails
+                done, resolved = resolved, None
+                if done is not None:
+                    await self._commit(row, target, view, done)
                 if previous is not None:
-                    await self._finish(row, target, view, previous)
-            last, checking = checking, None
-            if last is not None:
-                await self._finish(row, target, view, last)
+                    resolved = await self._resolve(row, target, view, previous)
+            last, checking, done, resolved = checking, None, resolved, None
+            await self._drain(row, target, view, done, last)
         finally:
             for pending in (prefetch, checking.checks if checking is not None else None):
                 if pending is not None:
                     pending.cancel()
                     await asyncio.gather(pending, return_exceptions=True)
-            if self.status is not None:
-                self.status.close()
-                self.status = None
+            if resolved is not None:  # its rows may be being written: let that end before the index is closed
+                await asyncio.gather(resolved.findings, return_exceptions=True)
+            await self.status.close()
+            self.status = None
         if row.next_index >= target.size and row.target is not None:  # nothing left (e.g. a size-0 target)
             self.context.state.commit_chunk(
                 self.context.origin, AuditedChunk(row.next_index, verified=target), self.context.now()
             )
             row.verified, row.target = target, None
+
+    def _status_executor(self) -> Executor | None:
+        shared = self.context.shared
+        return shared.status_executor if shared.config.verify != TREE else None
+
+    async def _drain(
+        self, row: LogRow, target: Signed, view: TreeView, resolved: "_Resolved | None", checking: "_Prepared | None"
+    ) -> None:
+        """Commit what is in flight, in order: the resolved chunk, then the one being checked."""
+        if resolved is not None:
+            await self._commit(row, target, view, resolved)
+        if checking is not None:
+            await self._commit(row, target, view, await self._resolve(row, target, view, checking))
 
     async def _prepare(
         self, view: TreeView, target: Signed, tiles: list[Tile], first: int, bundles: dict[str, bytes]
@@ -125,38 +157,59 @@ class EntryAudit:
         """A chunk's entries, each checked against its authenticated tile, and its statement checks started."""
         entries: list[bytes] = []
         leaves: list[bytes] = []
+        tree_only = self.context.shared.config.verify == TREE
         for tile in tiles:
             try:
                 entries += view.entries(tile, bundles[bundle_of(tile).path])
             except TreeMismatch as exc:
                 raise self.context.mismatch(exc, target.note) from None
-            body = view.body(tile)
-            leaves += [body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)]
+            if not tree_only:  # without statement checks the leaf hashes are not needed one by one
+                body = view.body(tile)
+                leaves += [body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)]
             await asyncio.sleep(0)  # let the next chunk's downloads progress between tiles
         skip = first - tiles[0].index * TILE_WIDTH
         entries, leaves = entries[skip:], leaves[skip:]
         checks = asyncio.ensure_future(self._check(entries, leaves, first))
         return _Prepared(tiles, first, min(target.size, (tiles[-1].index + 1) * TILE_WIDTH), entries, checks)
 
-    async def _finish(self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared") -> None:
-        """Registry, tallies, watch rules and the chunk's commit, once its statement checks are back."""
+    async def _resolve(self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared") -> "_Resolved":
+        """Once a chunk's statement checks are back: the registry, tallies and watch rules here, and its status index
+        started in the status process."""
         checked = await chunk.checks
         registry = row.registry
         tally = Tally()
         alerts: list[A.Alert] = []
-        if self.context.shared.config.verify != TREE:
+        findings: asyncio.Future[list[Finding]] | None = None
+        if self.context.shared.config.verify != TREE and self.status is not None:
             checked = apply_registry(registry, checked)
             tally.add(checked)
+            items = status_items_of(checked, chunk.entries, chunk.first)
+            findings = self.status.submit(items, (chunk.first, chunk.end), registry.registry_keys)
             alerts = await self._entry_alerts(view, target, checked, chunk.entries, chunk.first)
-            alerts += await self._index_alerts(view, target, checked, chunk, registry)
+            alerts += await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
+        if findings is None:
+            findings = asyncio.get_running_loop().create_future()
+            findings.set_result([])
+        days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
+        return _Resolved(chunk, checked, tally, alerts, findings, days)
+
+    async def _commit(self, row: LogRow, target: Signed, view: TreeView, resolved: "_Resolved") -> None:
+        """The chunk's status-index alerts (its rows are written first), then its commit."""
+        chunk, checked, tally = resolved.chunk, resolved.checked, resolved.tally
+        start = chunk.first
+        alerts = await status_alerts(
+            self.context, await findings_of(resolved.findings),
+            lambda i: self._entry_evidence(view, target, checked[i - start], chunk.entries[i - start]),
+        )  # fmt: skip
+        alerts = resolved.alerts + alerts
         done = chunk.end >= target.size
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}
         counters = {"entries": len(chunk.entries), "bad_entries": tally.bad_entries}
-        tracked = registry if self.context.shared.config.verify != TREE else None
-        days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
+        tracked = row.registry if self.context.shared.config.verify != TREE else None
         audited = AuditedChunk(
-            chunk.end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None, days
-        )
+            chunk.end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None,
+            resolved.days,
+        )  # fmt: skip
         self.context.state.commit_chunk(self.context.origin, audited, self.context.now())
         self.context.fetcher.stored.update(fresh)
         row.next_index = chunk.end
@@ -168,18 +221,6 @@ class EntryAudit:
         view.drop(chunk.tiles)
         if self.context.shared.progress is not None:
             self.context.shared.progress(self.context.origin, row.next_index, target.size)
-
-    async def _index_alerts(
-        self, view: TreeView, target: Signed, checked: list[Checked], chunk: "_Prepared", registry: Registry
-    ) -> list[A.Alert]:
-        start, entries = chunk.first, chunk.entries
-        if self.status is None:
-            self.status = open_status_audit(self.context)
-        alerts = await status_chunk_alerts(  # the log's status index, recomputed (statusaudit.py)
-            self.context, self.status, checked, entries, start, registry,
-            lambda i: self._entry_evidence(view, target, checked[i - start], entries[i - start]),
-        )  # fmt: skip
-        return alerts + await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
 
     async def _entry_alerts(
         self, view: TreeView, target: Signed, checked: list[Checked], entries: list[bytes], start: int

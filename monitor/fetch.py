@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from logserver.client import LogClient, LogClientError
 from monitor.state import State
+from monitor.transport import RawTiles, TileGetError
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import MalformedError
 from tlogcore.tileauth import TreeMismatch, TreeView
@@ -22,8 +23,10 @@ class Unavailable(Exception):
 
 
 class TileFetcher:
-    def __init__(self, client: LogClient, state: State, origin: str, max_concurrent: int) -> None:
-        self.client, self.state, self.origin = client, state, origin
+    def __init__(
+        self, client: LogClient, state: State, origin: str, max_concurrent: int, raw: RawTiles | None = None
+    ) -> None:
+        self.client, self.state, self.origin, self.raw = client, state, origin, raw  # raw: http:// logs
         self.stored: set[str] = set()  # paths known to be in the state's tile cache
         self._max_concurrent = max_concurrent
         self._semaphore: asyncio.Semaphore | None = None
@@ -34,15 +37,29 @@ class TileFetcher:
             self._semaphore = asyncio.Semaphore(self._max_concurrent)
         async with self._semaphore:
             try:
-                body = await self.client.tile(tile.path)
+                body = await self._body(tile.path)
                 if body is None and tile.is_partial:
-                    full = await self.client.tile(Tile(tile.level, tile.index).path)
+                    full = await self._body(Tile(tile.level, tile.index).path)
                     if full is not None:
                         body = _cut(full, tile)
             except LogClientError as exc:
                 raise Unavailable(str(exc)) from None
         if body is None:
             raise Unavailable(f"the log does not serve {tile.path}")
+        return body
+
+    async def _body(self, path: str) -> bytes | None:
+        """The body served at `path`; None for 404. Raises LogClientError or Unavailable."""
+        if self.raw is None:
+            return await self.client.tile(path)
+        try:
+            status, body = await self.raw.get(path)
+        except TileGetError as exc:
+            raise Unavailable(str(exc)) from None
+        if status == 404:
+            return None
+        if status >= 400:
+            raise Unavailable(f"GET /{path}: {status} {body[:200].decode('utf-8', 'replace')}")
         return body
 
     async def fetch_all(self, tiles: Sequence[Tile]) -> dict[str, bytes]:

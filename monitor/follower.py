@@ -39,6 +39,7 @@ from monitor.fetch import Unavailable
 from monitor.logcontext import LogContext, Misbehaviour, NotVerified, Shared, note_text
 from monitor.logkeys import check_log_keys
 from monitor.state import LogRow, Signed, StateError
+from monitor.transport import RawTiles
 from monitor.witnesscheck import WitnessCheck
 from tlogcore import merkle
 from tlogcore.errors import MalformedError, NotAllowedError, SignatureError, TlogError, UnverifiedError
@@ -57,12 +58,13 @@ class Follower:
     shared: Shared
     client: LogClient
     witnesses: dict[str, WitnessClient] = field(default_factory=dict)
+    raw_tiles: RawTiles | None = None  # tile GETs without httpx for an http:// log (transport.py)
     _view: TreeView | None = None  # the target's authenticated tiles, kept between poll and audit
     failing_since: float | None = None
     last_error: str | None = None
 
     def __post_init__(self) -> None:
-        self.context = LogContext(self.log_config, self.shared, self.client)
+        self.context = LogContext(self.log_config, self.shared, self.client, self.raw_tiles)
         self.witness_check = WitnessCheck(self.context, self.witnesses, self.check_fork)
         self.entry_audit = EntryAudit(self.context)
 

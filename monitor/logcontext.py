@@ -16,6 +16,7 @@ from monitor.config import LogConfig, MonitorConfig
 from monitor.expected import Watchlist
 from monitor.fetch import TileFetcher
 from monitor.state import State
+from monitor.transport import RawTiles
 from tlogcore.statement import Statement
 from tlogcore.tileauth import TreeMismatch, TreeView
 from tlogcore.tiles import Tile
@@ -43,6 +44,7 @@ class Shared:
     progress: Callable[[str, int, int], None] | None = None
     start_at_end: bool = False
     alerts_committed: Callable[[], None] | None = None  # told when new alerts are in the state (wakes delivery)
+    status_executor: Executor | None = None  # the one process that keeps the status index (statusworker.py)
 
 
 def note_text(note: bytes) -> str:
@@ -67,9 +69,10 @@ def statement_json(statement: Statement | None) -> dict[str, Any] | None:
 class LogContext:
     """One log, as every step of a round sees it."""
 
-    def __init__(self, log_config: LogConfig, shared: Shared, client: LogClient) -> None:
+    def __init__(self, log_config: LogConfig, shared: Shared, client: LogClient, raw: RawTiles | None = None) -> None:
         self.log_config, self.shared, self.client = log_config, shared, client
-        self.fetcher = TileFetcher(client, shared.state, log_config.origin, shared.config.max_concurrent_requests)
+        concurrent = shared.config.max_concurrent_requests
+        self.fetcher = TileFetcher(client, shared.state, log_config.origin, concurrent, raw)
 
     @property
     def origin(self) -> str:

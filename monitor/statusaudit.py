@@ -13,17 +13,27 @@ Every alert carries the statement, its inclusion proof and the checkpoint, the m
 
 The rows live in their own SQLite file beside the state database (`<state>.status-index`), written after the
 chunk's entries are applied and before the chunk itself is committed: a crash in between makes the monitor audit the
-chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes).
+chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes). What
+the audit found about an entry is stored (table `findings`) before the index moves past it, and a chunk audited again
+gets those findings back: its alerts are raised even if the first commit was lost (they are sent once: an alert's id
+is its rule, log and key).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
 
-Cost: entryaudit.py keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
+Where it runs: statusworker.py, in a process of its own when the monitor has workers (it is about half of the
+main process's work per entry otherwise), fed the chunk's `StatusItem`s (status_items_of). Its cost per document is
+of the kind of the log's own indexer's (the same tlogcore code, in batches of one chunk, split at each index-root);
+loadtest/monitor_bench.py prints it.
+
+Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
 with no issue or revoke statement only moves the index's size. Once a chunk brings many documents, the top of the
 tree (every node down to CACHED_DEPTH) is read into memory and kept in step with each commit: every big chunk
 rewrites those nodes, and a key's path below them is read only where its node at CACHED_DEPTH is interior (in the
-compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6).
+compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6). Rows are written in
+key order.
 """
 
 import base64
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,10 +44,8 @@ from monitor import alerts as A
 from monitor.audit import Checked
 from monitor.indexroots import is_index_root
 from monitor.logcontext import LogContext
-from monitor.state import StateError
 from tlogcore.errors import TlogError
 from tlogcore.indexroot import parse_index_root
-from tlogcore.registry import Registry
 from tlogcore.statement import DOCUMENT_KINDS, Statement
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import (
@@ -60,6 +68,8 @@ CREATE TABLE IF NOT EXISTS rows (origin TEXT NOT NULL, node BLOB NOT NULL, data 
                                  PRIMARY KEY (origin, node)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS head (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
                                  last_root_entry INTEGER, last_root_size INTEGER);
+CREATE TABLE IF NOT EXISTS findings (origin TEXT NOT NULL, idx INTEGER NOT NULL, summary TEXT NOT NULL,
+                                     evidence TEXT NOT NULL, PRIMARY KEY (origin, idx)) WITHOUT ROWID;
 """
 
 
@@ -70,6 +80,23 @@ class Finding:
     index: int | None
     summary: str
     evidence: dict[str, Any]
+
+
+# What the index needs of one entry: (index, "issue" or "revoke", the document's SHA-256) for a statement about a
+# document, (index, None, the entry) for an `index-root` entry; other entries need nothing.
+StatusItem = tuple[int, str | None, bytes]
+
+
+def status_items(entries: Sequence[bytes], statements: Mapping[int, Statement], start: int) -> list[StatusItem]:
+    """The items of entries start, start+1, … in log order (statements: the checked ones, by index)."""
+    items: list[StatusItem] = []
+    for offset, data in enumerate(entries):
+        statement = statements.get(start + offset)
+        if statement is not None and statement.kind in DOCUMENT_KINDS and statement.document is not None:
+            items.append((start + offset, statement.kind, statement.document))
+        elif is_index_root(data):
+            items.append((start + offset, None, data))
+    return items
 
 
 @dataclass
@@ -167,10 +194,9 @@ class StatusAudit:
     def _write(self, head: _Head, writes: Mapping[NodeId, StoredNode], size: int, root: bytes) -> None:
         """The rows and the new head, in one transaction."""
         self.db.execute("BEGIN IMMEDIATE")
-        self.db.executemany(
-            "INSERT OR REPLACE INTO rows (origin, node, data) VALUES (?, ?, ?)",
-            [(self.origin, node_id_bytes(node), row.to_bytes()) for node, row in writes.items()],
-        )
+        origin = self.origin  # rows in key order: each B-tree page is visited once, not once per row
+        rows = sorted([(origin, node_id_bytes(node), row.to_bytes()) for node, row in writes.items()])
+        self.db.executemany("INSERT OR REPLACE INTO rows (origin, node, data) VALUES (?, ?, ?)", rows)
         self.db.execute(
             "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) VALUES (?, ?, ?, ?, ?)",
             (self.origin, size, root, head.last_root_entry, head.last_root_size),
@@ -182,24 +208,31 @@ class StatusAudit:
         self, entries: Sequence[bytes], statements: Mapping[int, Statement], start: int, registry_keys: frozenset[str]
     ) -> list[Finding]:
         """Audit entries start, start+1, … (with their parsed statements, by index); what is wrong with the index."""
+        return self.chunk_items(status_items(entries, statements, start), start, start + len(entries), registry_keys)
+
+    def chunk_items(
+        self, items: Sequence[StatusItem], start: int, end: int, registry_keys: frozenset[str]
+    ) -> list[Finding]:
+        """`chunk` from what the index needs of entries [start, end) (`status_items`): small enough to send to the
+        process that keeps the index (statusworker.py)."""
         head = self._head(start)
-        if head is None or start + len(entries) <= head.size:
+        if head is None:
             return []
-        findings: list[Finding] = []
+        findings = self._found_before(start, min(end, head.size))  # this chunk again, after a crash
+        if end <= head.size:
+            return findings
         pending: list[tuple[int, str, bytes]] = []
-        for offset, data in enumerate(entries):
-            index = start + offset
+        for index, kind, data in items:
             if index < head.size:
                 continue  # applied before a crash, chunk audited again
-            statement = statements.get(index)
-            if statement is not None and statement.kind in DOCUMENT_KINDS and statement.document is not None:
-                pending.append((index, statement.kind, statement.document))
-            elif is_index_root(data):
-                findings += self._index_root(head, data, index, pending, registry_keys)
+            if kind is not None:
+                pending.append((index, kind, data))
+            else:
+                findings += self._keep(self._index_root(head, data, index, pending, registry_keys))
                 pending = [item for item in pending if item[0] >= head.size]
-        self._apply(head, pending, start + len(entries))
-        if head.last_root_entry is not None and start + len(entries) - head.last_root_entry > MAX_UNINDEXED:
-            findings.append(self._missing(head, start + len(entries)))
+        self._apply(head, pending, end)
+        if head.last_root_entry is not None and end - head.last_root_entry > MAX_UNINDEXED:
+            findings.append(self._missing(head, end))
         return findings
 
     def _index_root(
@@ -231,6 +264,24 @@ class StatusAudit:
             return [Finding(index, summary, evidence)]
         return []
 
+    def _keep(self, findings: list[Finding]) -> list[Finding]:
+        """Store findings about an entry before the index moves past it: if the chunk's commit in the state is lost,
+        the chunk is audited again with the index already past that entry, and `_found_before` answers."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO findings (origin, idx, summary, evidence) VALUES (?, ?, ?, ?)",
+            [(self.origin, f.index, f.summary, json.dumps(f.evidence)) for f in findings],
+        )
+        return findings
+
+    def _found_before(self, start: int, end: int) -> list[Finding]:
+        if start >= end:
+            return []
+        rows = self.db.execute(
+            "SELECT idx, summary, evidence FROM findings WHERE origin = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (self.origin, start, end),
+        ).fetchall()
+        return [Finding(index, summary, json.loads(evidence)) for index, summary, evidence in rows]
+
     def _save_last_root(self, head: _Head) -> None:
         self.db.execute(
             "UPDATE head SET last_root_entry = ?, last_root_size = ? WHERE origin = ?",
@@ -245,30 +296,17 @@ class StatusAudit:
         )
 
 
-def open_status_audit(context: LogContext) -> StatusAudit:
-    """The log's recomputed index, opened once for a round of chunks (entryaudit.py closes it)."""
-    try:
-        return StatusAudit(context.shared.config.state, context.origin)
-    except sqlite3.Error as exc:
-        raise StateError(f"the monitor's status index: {exc}") from None
-
-
-async def status_chunk_alerts(
-    context: LogContext,
-    audit: StatusAudit,
-    checked: Sequence[Checked],
-    entries: Sequence[bytes],
-    start: int,
-    registry: Registry,
-    evidence_of: Callable[[int], Awaitable[dict[str, Any]]],
-) -> list[A.Alert]:
-    """The hook entryaudit.py calls for each audited chunk: the alerts about the log's status index, each with the
-    entry's inclusion proof and the checkpoint (`evidence_of`)."""
+def status_items_of(checked: Sequence[Checked], entries: Sequence[bytes], start: int) -> list[StatusItem]:
+    """The items of an audited chunk: only statements the checks and the registry accepted name a document."""
     statements = {c.index: c.statement for c in checked if c.statement is not None and c.problem is None}
-    try:
-        findings = audit.chunk(entries, statements, start, registry.registry_keys)
-    except sqlite3.Error as exc:
-        raise StateError(f"the monitor's status index: {exc}") from None
+    return status_items(entries, statements, start)
+
+
+async def status_alerts(
+    context: LogContext, findings: Sequence[Finding], evidence_of: Callable[[int], Awaitable[dict[str, Any]]]
+) -> list[A.Alert]:
+    """The alerts about the log's status index from a chunk's findings, each with the entry's inclusion proof and the
+    checkpoint (`evidence_of`)."""
     alerts = []
     for finding in findings:
         evidence = dict(finding.evidence)

@@ -46,18 +46,27 @@ class StreamTransport(httpx.AsyncBaseTransport):
 
     async def _get(self, request: httpx.Request) -> httpx.Response:
         host, port = request.url.host, request.url.port or 80
+        target = request.url.raw_path.decode("ascii")
+        status, headers, body = await self.exchange(host, port, target, request.headers.raw)
+        return httpx.Response(status, headers=headers, content=body, request=request)
+
+    async def exchange(
+        self, host: str, port: int, target: str, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """One GET on a kept-alive connection: (status, headers, body). Raises OSError, IncompleteReadError or
+        ValueError (a malformed answer)."""
         idle = self._idle.setdefault((host, port), [])
         reused = bool(idle)
         connection = idle.pop() if idle else _Connection(*await asyncio.open_connection(host, port))
         try:
-            status, headers, body, keep = await self._exchange(connection, request, host, port)
+            status, headers, body, keep = await self._exchange(connection, target, extra or [], host, port)
         except (OSError, asyncio.IncompleteReadError):
             connection.close()
             if not reused:
                 raise
             # The server closed an idle keep-alive connection: one retry on a fresh one (GET is idempotent).
             connection = _Connection(*await asyncio.open_connection(host, port))
-            status, headers, body, keep = await self._exchange(connection, request, host, port)
+            status, headers, body, keep = await self._exchange(connection, target, extra or [], host, port)
         except BaseException:
             connection.close()
             raise
@@ -65,14 +74,13 @@ class StreamTransport(httpx.AsyncBaseTransport):
             idle.append(connection)
         else:
             connection.close()
-        return httpx.Response(status, headers=headers, content=body, request=request)
+        return status, headers, body
 
     async def _exchange(
-        self, connection: _Connection, request: httpx.Request, host: str, port: int
+        self, connection: _Connection, target: str, extra: list[tuple[bytes, bytes]], host: str, port: int
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
-        target = request.url.raw_path.decode("ascii")
         head = f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept-Encoding: identity\r\n"
-        for name, value in request.headers.raw:
+        for name, value in extra:
             if name.lower() not in (b"host", b"accept-encoding", b"connection", b"content-length"):
                 head += f"{name.decode('latin-1')}: {value.decode('latin-1')}\r\n"
         connection.writer.write((head + "\r\n").encode("latin-1"))
@@ -130,3 +138,35 @@ class StreamTransport(httpx.AsyncBaseTransport):
         self._idle.clear()
         if self._fallback is not None:
             await self._fallback.aclose()
+
+
+class RawTiles:
+    """Tile and entry-bundle GETs under one http:// log URL straight through a StreamTransport, without httpx's
+    Request and Response objects: a catch-up makes two GETs per 256 entries, and httpx's own work per request (URL
+    parsing, models, hooks) was most of their CPU in the monitor's profile (docs/performance.md, "The monitor")."""
+
+    def __init__(self, transport: StreamTransport, host: str, port: int, prefix: str) -> None:
+        self.transport, self.host, self.port, self.prefix = transport, host, port, prefix
+
+    @classmethod
+    def for_url(cls, transport: StreamTransport, base_url: str) -> "RawTiles | None":
+        """For an http:// log URL; None for anything else (https goes through httpx)."""
+        url = httpx.URL(base_url)
+        if url.scheme != "http" or url.query:
+            return None
+        return cls(transport, url.host, url.port or 80, url.raw_path.decode("ascii").rstrip("/"))
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        """(status, body) of GET <log URL>/<path>. Raises TileGetError when there is no HTTP answer."""
+        try:
+            async with asyncio.timeout(self.transport.timeout):
+                status, _, body = await self.transport.exchange(self.host, self.port, f"{self.prefix}/{path}")
+        except TimeoutError:
+            raise TileGetError(f"GET /{path}: no answer in {self.transport.timeout} s") from None
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            raise TileGetError(f"GET /{path}: {type(exc).__name__}: {exc}") from None
+        return status, body
+
+
+class TileGetError(Exception):
+    """No HTTP answer to a tile GET (connection refused or reset, timeout, malformed answer)."""

@@ -33,6 +33,8 @@ HASH = bytes(range(32))
 
 EXAMPLES: list[api.WireValue] = [
     api.SubmitRequest((b"statement one", b"two")),
+    api.SubmitRequest((b"statement one",), inclusion_proofs=False),
+    api.SubmitReceipt(b"note\n", (api.EntryReceipt(3, HASH, True),)),
     api.SubmitResponse(b"note\n", (api.SubmittedEntry(3, HASH, False, (HASH, HASH)),)),
     api.InclusionProof(1, 9, (HASH,)),
     api.ConsistencyProof(0, 9, ()),
@@ -71,8 +73,11 @@ def test_a_missing_or_mistyped_field_is_named(value: api.WireValue) -> None:
     wire = value.to_json()
     for field in fields(value):  # type: ignore[arg-type]
         without = {k: v for k, v in wire.items() if k != field.name}
-        with pytest.raises(MalformedError, match=f"^{field.name}: missing"):
-            type(value).from_json(without)
+        if field.name in value.absent_means_default:  # an option: absent, it reads as its default
+            assert getattr(type(value).from_json(without), field.name) == field.default
+        else:
+            with pytest.raises(MalformedError, match=f"^{field.name}: missing"):
+                type(value).from_json(without)
         with pytest.raises(MalformedError, match=f"^{field.name}(\\[0\\]|\\.\\w+)?: (want|missing)"):
             type(value).from_json({**wire, field.name: {"not": "this"}})
 
@@ -120,7 +125,9 @@ def test_the_openapi_document_is_generated_from_the_values() -> None:
     def schema(path: str, method: str = "get") -> Any:
         return paths[path][method]["responses"]["200"]["content"]["application/json"]["schema"]
 
-    assert schema("/api/v1/entries", "post") == api.SubmitResponse.json_schema()
+    assert schema("/api/v1/entries", "post") == {
+        "oneOf": [api.SubmitResponse.json_schema(), api.SubmitReceipt.json_schema()]
+    }  # the receipt when the request asks for no inclusion proofs
     request = paths["/api/v1/entries"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert request == api.SubmitRequest.json_schema()
     assert schema("/api/v1/proof/inclusion") == api.InclusionProof.json_schema()

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from log_harness import LogProcess, issue, post_statements, register_issuer
 from monitor_helpers import monitor_cli, monitor_config, read_alerts, wait_for
 
@@ -42,13 +43,15 @@ def wait_index_root(client: httpx.Client, size: int) -> None:
     wait_for(lambda: client.get("/api/v1/log").json()["published_size"] >= published["size"], 15, "publication")
 
 
-def audit(tmp: Path, server: LogProcess, policy: str) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
-    config = monitor_config(tmp / "monitor.toml", server.url, policy)
+def audit(tmp: Path, server: LogProcess, policy: str, workers: int) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
+    # workers > 1: the index is recomputed in the status process (monitor/statusworker.py), else in the main one
+    config = monitor_config(tmp / "monitor.toml", server.url, policy, extra=f"workers = {workers}")
     result = monitor_cli("audit-once", "--config", str(config))
     return result.returncode, read_alerts(tmp / "alerts.jsonl")
 
 
-def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tmp_path: Path, workers: int) -> None:
     server = indexed_log(tmp_path)
     try:
         with httpx.Client(base_url=server.url, timeout=20) as client:
@@ -60,7 +63,7 @@ def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tm
             revoke = Statement(origin, REVOKE, ISSUER.verifier().vkey, int(time.time()), document=docs[3])
             answer = post_statements(client, [sign_statement(revoke, ISSUER)]).json()
             wait_index_root(client, answer["entries"][0]["index"] + 1)
-            code, alerts = audit(tmp_path, server, policy)
+            code, alerts = audit(tmp_path, server, policy, workers)
             assert code == 0 and alerts == [], alerts
             honest = save_answer(client, tmp_path / "honest.json", docs[3])
             checked = monitor_cli("check-status", "--config", str(tmp_path / "monitor.toml"), str(honest))
@@ -79,7 +82,7 @@ def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tm
             later = post_statements(client, [again]).json()
             wait_index_root(client, later["entries"][0]["index"] + 1)
             lying = save_answer(client, tmp_path / "lying.json", docs[3])
-        code, alerts = audit(tmp_path, server, policy)
+        code, alerts = audit(tmp_path, server, policy, workers)
         found = [a for a in alerts if a["rule"] == RULE_STATUS_INDEX]
         assert code == 3 and len(found) == 1, alerts
         evidence = found[0]["evidence"]

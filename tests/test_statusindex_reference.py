@@ -136,6 +136,32 @@ def test_entries_become_issue_and_revoke_records() -> None:
         plan.apply_entries([(10, "issuer-add", document)])
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_entries_on_documents_already_indexed_match_the_reference(seed: int) -> None:
+    """apply_entries finds each document's stored record at its leaf during the update: random batches of issue
+    and revoke entries, many on documents indexed earlier (or twice in one batch), next to new documents that
+    share long prefixes with them, give the reference's root and proofs after every batch."""
+    rng = random.Random(100 + seed)
+    rows: Rows = {}
+    lists: dict[bytes, tuple[list[int], list[int]]] = {}
+    base, index = rng.randbytes(32), 0
+    for _ in range(rng.randrange(6, 14)):
+        entries = []
+        for _ in range(rng.choice([1, 2, 5, 20, 60])):
+            reuse = lists and rng.random() < 0.5
+            document = rng.choice(sorted(lists)) if reuse else clustered_key(rng, base)
+            kind = "revoke" if reuse and rng.random() < 0.5 else "issue"
+            entries.append((index, kind, document))
+            issued, revoked = lists.setdefault(document, ([], []))
+            (issued if kind == "issue" else revoked).append(index)
+            index += 1
+        update = read_paths(PathPlan({d for _, _, d in entries}, size_hint=len(lists)), rows).apply_entries(entries)
+        rows.update(update.writes)
+        known = {document: new_record(*pair).to_bytes() for document, pair in lists.items()}
+        assert update.root == ref.root(known)
+        check_proofs(rows, known, update.root, rng.sample(sorted(known), min(6, len(known))))
+
+
 def test_a_missing_row_is_reported_as_damage_not_as_absence() -> None:
     rng = random.Random(3)
     rows: Rows = {}

@@ -28,7 +28,7 @@ def parse_decimal(text: str, what: str, maximum: int = MAX_UINT64) -> int:
 
 
 def b64encode(data: bytes) -> str:
-    return base64.b64encode(data).decode("ascii")
+    return binascii.b2a_base64(data, newline=False).decode("ascii")  # base64.b64encode without its wrapper
 
 
 def b64decode(text: str, what: str) -> bytes:
@@ -56,7 +56,7 @@ def parse_hash_b64(text: str, what: str) -> bytes:
 
 def parse_hash_hex(text: str, what: str) -> bytes:
     """Parse 64 lowercase hex digits (the one form we emit)."""
-    if len(text) != 2 * HASH_SIZE or any(c not in "0123456789abcdef" for c in text):
+    if len(text) != 2 * HASH_SIZE or text.strip("0123456789abcdef"):  # one C call, not a loop (issue 20)
         raise MalformedError(f"{what}: want {2 * HASH_SIZE} lowercase hex digits")
     return bytes.fromhex(text)
 

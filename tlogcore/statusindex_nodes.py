@@ -36,6 +36,7 @@ from tlogcore.statusindex import (
 from tlogcore.statusrecord import StatusRecord, new_record, parse_record
 
 NodeId = tuple[int, int]  # (depth, the first `depth` bits of the keys below, as an integer)
+Added = tuple[list[int], list[int]]  # the issue and revoke entries a batch adds to one document
 INTERIOR_TAG, LEAF_TAG = 0x01, 0x02
 LATER_WINDOW = 8  # depths asked for per key in every round after the first
 
@@ -73,12 +74,18 @@ class Leaf:
 StoredNode = Interior | Leaf
 
 
+# Per depth: the id's u16 head, the prefix's byte width, and the shift that left-aligns it (ids are made for every
+# row read or written, so these are looked up, not recomputed).
+_ID_HEADS = [depth.to_bytes(2, "big") for depth in range(KEY_BITS + 1)]
+_ID_WIDTHS = [(depth + 7) // 8 for depth in range(KEY_BITS + 1)]
+_ID_SHIFTS = [8 * ((depth + 7) // 8) - depth for depth in range(KEY_BITS + 1)]
+
+
 def node_id_bytes(node: NodeId) -> bytes:
     depth, prefix = node
-    if not 0 <= depth <= KEY_BITS or not 0 <= prefix < 1 << depth:
+    if not 0 <= depth <= KEY_BITS or prefix < 0 or prefix.bit_length() > depth:
         raise ValueError(f"no node at depth {depth} with prefix {prefix}")
-    width = (depth + 7) // 8
-    return depth.to_bytes(2, "big") + (prefix << (8 * width - depth)).to_bytes(width, "big")
+    return _ID_HEADS[depth] + (prefix << _ID_SHIFTS[depth]).to_bytes(_ID_WIDTHS[depth], "big")
 
 
 def node_id_from_bytes(data: bytes) -> NodeId:
@@ -121,7 +128,12 @@ class Update:
 class PathPlan:
     """The stored nodes on the paths of some keys, gathered in rounds; then proofs or a batch update."""
 
-    def __init__(self, keys: Iterable[bytes], size_hint: int = 0) -> None:
+    def __init__(
+        self, keys: Iterable[bytes], size_hint: int = 0, first_window: int = 0, later_window: int = LATER_WINDOW
+    ) -> None:
+        """`first_window` depths are asked per key in the first round (0: about as deep as a path in an index of
+        `size_hint` keys), `later_window` in each later one: fewer rounds against more ids asked past a path's
+        end. A reader holding the top levels in memory asks them all at once and then goes one level at a time."""
         self.nodes: dict[NodeId, StoredNode] = {}
         keys = list(keys)
         if any(len(key) != HASH_SIZE for key in keys):
@@ -129,7 +141,10 @@ class PathPlan:
         # Open keys, in key order, each with the depth still to read on its path.
         self._open: dict[int, int] = dict.fromkeys(sorted({key_int(key) for key in keys}), 0)
         # A key's path is about log2(documents) + 2 deep: ask for that much at once, a few more later if needed.
-        self._window = max(LATER_WINDOW, size_hint.bit_length() + 4)
+        self._window = first_window or max(LATER_WINDOW, size_hint.bit_length() + 4)
+        self._later_window = later_window
+        if self._window < 1 or later_window < 1:
+            raise ValueError("a read plan asks for at least one depth per round")
         self._round_window = 0
         self._asked: set[NodeId] = set()
         self._root_read = False  # the first round always asks for the root, even with no keys
@@ -145,7 +160,7 @@ class PathPlan:
             end = min(start + self._window, KEY_BITS + 1)
             ids.update([(depth, bits >> (KEY_BITS - depth)) for depth in range(low, end)])
             previous, previous_start = bits, start
-        self._round_window, self._window = self._window, LATER_WINDOW
+        self._round_window, self._window = self._window, self._later_window
         self._asked = ids
         return list(ids)
 
@@ -230,8 +245,7 @@ class PathPlan:
         return self._record_of(key, bits)
 
     def _record_of(self, key: bytes, bits: int) -> StatusRecord | None:
-        """`record` once the key's path is known to be read: one dict lookup per level (called for every key
-        of a batch update)."""
+        """`record` once the key's path is known to be read: one dict lookup per level."""
         nodes, depth = self.nodes, 0
         node = nodes.get((0, 0))
         while isinstance(node, Interior):
@@ -246,9 +260,10 @@ class PathPlan:
         return parse_record(node.record) if node is not None and node.key == key else None
 
     def apply_entries(self, entries: Iterable[tuple[int, str, bytes]]) -> Update:
-        """Add log entries (index, statement kind, document SHA-256) to the records they name; then `apply`.
+        """Add log entries (index, statement kind, document SHA-256) to the records they name; then as `apply`.
 
-        Only `issue` and `revoke` statements name a document; the caller passes those alone.
+        Only `issue` and `revoke` statements name a document; the caller passes those alone. A document already
+        in the index is found at its leaf while the update walks down (no separate walk per document).
         """
         added: dict[bytes, tuple[list[int], list[int]]] = {}
         for index, kind, document in entries:
@@ -256,21 +271,19 @@ class PathPlan:
                 raise ValueError(f"a {kind!r} statement names no document")
             issued, revoked = added.setdefault(document, ([], []))
             (issued if kind == ISSUE else revoked).append(index)
-        self._check_read(key_int(document) for document in added)
-        records = {}
-        for document, (issued, revoked) in added.items():
-            current = self._record_of(document, key_int(document))
-            records[document] = (
-                new_record(issued, revoked) if current is None else current.with_entries(issued, revoked)
-            )
-        return self.apply(records)
+        records = {document: new_record(issued, revoked) for document, (issued, revoked) in added.items()}
+        return self._update(records, added)
 
     def apply(self, records: Mapping[bytes, StatusRecord]) -> Update:
         """Set each key's record (keys must be among the plan's); returns the rows to write and the new root."""
+        return self._update(records, None)
+
+    def _update(self, records: Mapping[bytes, StatusRecord], added: Mapping[bytes, Added] | None) -> Update:
         items = sorted((key_int(key), key, record.to_bytes()) for key, record in records.items())
         self._check_read(bits for bits, _, _ in items)
         writes: dict[NodeId, StoredNode] = {}
-        batch = _Batch([bits for bits, _, _ in items], [Leaf(key, record) for _, key, record in items], self, writes)
+        leaves = [Leaf(key, record) for _, key, record in items]
+        batch = _Batch([bits for bits, _, _ in items], leaves, self, writes, added)
         root = batch.update(0, 0, self.nodes.get((0, 0)), 0, len(items)) if items else self.root_hash()
         return Update(root, writes)
 
@@ -283,17 +296,23 @@ class _Batch:
     leaves: list[Leaf]
     plan: PathPlan
     writes: dict[NodeId, StoredNode]
+    added: Mapping[bytes, Added] | None  # apply_entries: merge these into a key's stored record
 
     def update(self, depth: int, prefix: int, current: StoredNode | None, lo: int, hi: int) -> bytes:
         """The new hash of subtree (depth, prefix) holding `current`, after setting leaves[lo:hi] in it."""
         if isinstance(current, Interior):
             return self._interior(depth, prefix, current, lo, hi)
-        if isinstance(current, Leaf) and current.key not in {leaf.key for leaf in self.leaves[lo:hi]}:
+        if isinstance(current, Leaf):
+            where = bisect.bisect_left(self.bits, key_int(current.key), lo, hi)
+            if where < hi and self.leaves[where].key == current.key:
+                if self.added is not None:  # the document is in the index already: its entries are added
+                    record = parse_record(current.record).with_entries(*self.added[current.key])
+                    self.leaves[where] = Leaf(current.key, record.to_bytes())
+                return self._fresh(depth, prefix, self.bits, self.leaves, lo, hi)
             # The one key already here moves down beside the new ones: build the subtree from both.
             bits, leaves = self.bits[lo:hi], self.leaves[lo:hi]
-            where = bisect.bisect_left(bits, key_int(current.key))
-            bits.insert(where, key_int(current.key))
-            leaves.insert(where, current)
+            bits.insert(where - lo, key_int(current.key))
+            leaves.insert(where - lo, current)
             return self._fresh(depth, prefix, bits, leaves, 0, len(bits))
         return self._fresh(depth, prefix, self.bits, self.leaves, lo, hi)
 

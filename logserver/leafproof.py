@@ -1,0 +1,146 @@
+"""An inclusion proof by leaf hash in one read of storage (issue 20: "proofs with one round trip to storage").
+
+`GET /api/v1/proof/inclusion?leaf_hash=H` used to read storage three times: the head (the tree size), the leaf's
+index, then the proof's hashes, whose stored ids depend on both. Here one SQL statement does all three: it reads the
+head, finds the candidate leaves by the 8-byte key of H (the lookup table below the watermark and the unmerged tail,
+as `find_leaves` does, storage contract 6), and reads, for each candidate, its own stored leaf hash and the stored
+hashes its proof needs. One statement is one snapshot, so the head and the leaf always agree (the old three reads
+needed a second look at the head when a commit landed between them).
+
+The stored ids of PATH(index, size) (RFC 9162 §2.1.3.1) in the layout of `tlogcore.merkle.stored_hash_index`:
+walking up from the leaf, level l holds the node `index >> l`; its sibling is part of the path when it exists in the
+tree. A left sibling, or a right one that lies wholly inside the tree, is one perfect subtree: one stored hash. A
+right sibling cut by the tree's right edge is the one range of the path that is not stored whole: the nodes
+`range_nodes(start, size)` of the right edge, folded right to left. `inclusion_ids` is that rule, written once:
+SQLite calls it from the statement (a function on the read connection), and PostgreSQL's statement computes a
+superset of the same ids in SQL (the same walk, per level, plus every right-edge node), which
+`tests/test_leafproof.py` checks against `tlogcore.merkle.inclusion_plan` on both engines.
+
+Trees are bounded by what storage can hold: stored ids are below 2·size, so sizes stay below 2^62 here.
+"""
+
+import functools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from logserver.storage import StorageError
+from tlogcore.merkle import fold_range, range_nodes, stored_hash_index
+
+
+@dataclass(frozen=True)
+class LeafProof:
+    """What one read found: the head's size, the size proven against, the leaf's index (None: not in the log) and
+    its inclusion proof (empty when the leaf is not in a tree of `size`)."""
+
+    head: int
+    size: int
+    index: int | None
+    proof: tuple[bytes, ...]
+
+
+@functools.lru_cache(maxsize=64)  # asked twice per request: by the statement (SQLite), then to assemble its rows
+def inclusion_ids(index: int, size: int) -> tuple[tuple[int, ...], ...]:
+    """The stored ids of PATH(index, D[0:size]), leaf side first: one tuple per proof hash (several ids: fold them
+    with `fold_range`, the right edge's range that is not one perfect subtree)."""
+    groups: list[tuple[int, ...]] = []
+    for level in range((size - 1).bit_length()):
+        node = index >> level
+        sibling = node ^ 1
+        start = sibling << level
+        if sibling < node or start + (1 << level) <= size:  # a whole perfect subtree
+            groups.append((stored_hash_index(level, sibling),))
+        elif start < size:  # cut by the right edge
+            groups.append(tuple(stored_hash_index(lv, i) for lv, i in range_nodes(start, size)))
+    return tuple(groups)
+
+
+def leaf_id(index: int) -> int:
+    return stored_hash_index(0, index)
+
+
+def sqlite_ids(index: int, size: int) -> str:
+    """For SQLite's statement: the leaf's own id, then its proof's ids (if it is in the tree), comma-separated."""
+    ids = [leaf_id(index)]
+    if index < size:
+        ids += [i for group in inclusion_ids(index, size) for i in group]
+    return ",".join(map(str, ids))
+
+
+def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes) -> LeafProof:
+    """Rows of either statement, (head, size, None, None, None) once and (None, None, index, id, hash) per node
+    read, into the proof of the first candidate whose stored leaf hash is `leaf_hash` (8-byte keys may collide)."""
+    head = size = 0
+    found: dict[int, dict[int, bytes | None]] = {}
+    for row in rows:
+        if row[2] is None:
+            head, size = row[0], row[1]
+        else:
+            found.setdefault(row[2], {})[row[3]] = row[4]
+    for index in sorted(found):  # almost always one
+        hashes = found[index]
+        if hashes.get(leaf_id(index)) != leaf_hash:
+            continue
+        if index >= size:
+            return LeafProof(head, size, index, ())
+        proof = []
+        for group in inclusion_ids(index, size):
+            parts = tuple(hashes.get(i) for i in group)
+            if None in parts:
+                raise StorageError(f"stored hashes {list(group)} of the proof for entry {index} are missing")
+            proof.append(parts[0] if len(parts) == 1 else _fold(parts))
+        return LeafProof(head, size, index, tuple(proof))  # type: ignore[arg-type]
+    return LeafProof(head, size, None, ())
+
+
+@functools.lru_cache(maxsize=256)  # the right edge's range is the same for most proofs in a tree of one size
+def _fold(parts: tuple[bytes, ...]) -> bytes:
+    return fold_range(parts)
+
+
+# The head, and the size asked for (never above the head: the handler refuses that, and no arithmetic runs past it).
+_TREE = """tree(head, n) AS (
+    SELECT h, CASE WHEN {size} IS NULL OR {size} > h THEN h ELSE {size} END
+    FROM (SELECT coalesce((SELECT size FROM head WHERE id = 1), 0) AS h) AS x
+)"""
+# Every committed leaf whose key matches, as `find_leaves` reads them: the lookup table, and the tail above it.
+_CANDIDATE = """candidate(idx) AS (
+    SELECT idx FROM leaf_lookup WHERE key = {key}
+    UNION ALL
+    SELECT idx FROM leaves WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND leaf_key = {key}
+)"""
+
+SQLITE_FUNCTION = "tlog_inclusion_ids"
+SQLITE = f"""WITH {_TREE.format(size="?2")},
+{_CANDIDATE.format(key="?1")}
+SELECT head, n, NULL, NULL, NULL FROM tree
+UNION ALL
+SELECT NULL, NULL, c.idx, h.id, h.hash FROM candidate c CROSS JOIN tree t CROSS JOIN hashes h
+    WHERE h.id IN (SELECT value FROM json_each('[' || {SQLITE_FUNCTION}(c.idx, t.n) || ']'))
+"""
+
+
+def _pg_id(m: str, level: str) -> str:
+    """stored_hash_index in SQL, from m, the last leaf the node covers: 2m - popcount(m) + level."""
+    return f"(2 * ({m}) - length(replace((({m})::bit(64))::text, '0', '')) + {level})"
+
+
+_NODE = "(c.idx >> l)"
+POSTGRES = f"""WITH {_TREE.format(size="$2::bigint")},
+{_CANDIDATE.format(key="$1::bigint")},
+ids(idx, id) AS (
+    SELECT c.idx, {_pg_id("c.idx", "0")} FROM candidate c
+    UNION ALL
+    SELECT c.idx, CASE WHEN {_NODE} & 1 = 1 THEN {_pg_id(f"({_NODE} << l) - 1", "l")}
+                       ELSE {_pg_id(f"(({_NODE} + 2) << l) - 1", "l")} END
+    FROM candidate c CROSS JOIN tree t CROSS JOIN generate_series(0, 62) AS l
+    WHERE c.idx < t.n AND ((t.n - 1) >> l) > 0 AND ({_NODE} & 1 = 1 OR (({_NODE} + 2) << l) <= t.n)
+    UNION ALL
+    SELECT c.idx, {_pg_id("((t.n >> l) << l) - 1", "l")}
+    FROM candidate c CROSS JOIN tree t CROSS JOIN generate_series(0, 62) AS l
+    WHERE c.idx < t.n AND (t.n >> l) & 1 = 1
+)
+SELECT head, n, NULL, NULL, NULL FROM tree
+UNION ALL
+SELECT NULL, NULL, ids.idx, ids.id, h.hash FROM ids LEFT JOIN hashes h ON h.id = ids.id
+"""

@@ -1,0 +1,86 @@
+"""Where the monitor's recomputed status index runs (statusaudit.py): in a process of its own when the monitor has
+worker processes (`workers > 1`), else in the main process.
+
+Why a process: recomputing the index (reading the rows on each document's path, hashing the new nodes, writing them)
+is about half of the main process's work per audited entry, and the main process is what bounds an audit with
+signatures (docs/performance.md, "The monitor"). In its own process the index of chunk k is computed while the main
+process prepares chunk k+1 and resolves chunk k+1's checks (entryaudit.py pipelines them).
+
+One process, not a pool: it keeps each log's index connection, and the top of the tree in memory, from chunk to
+chunk; a second process would hold a second copy of that memory, which would go stale as soon as the first wrote.
+What crosses the process boundary is small: the chunk's `StatusItem`s (index, kind, 32-byte document) and the
+findings (rare). The rows of chunk k are committed before chunk k is (entryaudit.py awaits the findings first), so
+the crash rule of statusaudit.py holds unchanged.
+"""
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+from monitor.state import StateError
+from monitor.statusaudit import Finding, StatusAudit, StatusItem
+
+_OPEN: dict[tuple[str, str], StatusAudit] = {}  # this process's open indexes, by (state file, origin)
+
+
+def audit_chunk(
+    state: str, origin: str, items: Sequence[StatusItem], span: tuple[int, int], registry_keys: frozenset[str]
+) -> list[Finding]:
+    """`StatusAudit.chunk_items` for entries [start, end) of one log, on the index this process keeps open."""
+    try:
+        audit = _OPEN.get((state, origin))
+        if audit is None:
+            audit = _OPEN[(state, origin)] = StatusAudit(Path(state), origin)
+        return audit.chunk_items(items, span[0], span[1], registry_keys)
+    except sqlite3.Error as exc:
+        close_index(state, origin)
+        raise StateError(f"the monitor's status index: {exc}") from None
+
+
+def close_index(state: str, origin: str) -> None:
+    audit = _OPEN.pop((state, origin), None)
+    if audit is not None:
+        audit.close()
+
+
+class StatusRunner:
+    """One log's index for one round: chunks submitted in log order, each answered with its findings."""
+
+    def __init__(self, state: Path, origin: str, executor: Executor | None) -> None:
+        self.state, self.origin, self.executor = str(state), origin, executor
+
+    def submit(
+        self, items: Sequence[StatusItem], span: tuple[int, int], registry_keys: frozenset[str]
+    ) -> "asyncio.Future[list[Finding]]":
+        """The chunk's findings: computed now in this process, or in the status process while the caller goes on."""
+        if self.executor is not None:
+            return asyncio.wrap_future(
+                self.executor.submit(audit_chunk, self.state, self.origin, items, span, registry_keys)
+            )
+        future: asyncio.Future[list[Finding]] = asyncio.get_running_loop().create_future()
+        try:
+            future.set_result(audit_chunk(self.state, self.origin, items, span, registry_keys))
+        except StateError as exc:
+            future.set_exception(exc)
+        return future
+
+    async def close(self) -> None:
+        """Close the index for this round (its connection, and the memory copy of the top of the tree)."""
+        if self.executor is None:
+            close_index(self.state, self.origin)
+            return
+        with contextlib.suppress(BrokenProcessPool):  # the process is gone, and its connection with it
+            await asyncio.wrap_future(self.executor.submit(close_index, self.state, self.origin))
+
+
+async def findings_of(future: "asyncio.Future[list[Finding]]") -> list[Finding]:
+    """The findings, or StateError when the status process died (its rows are then not committed: the chunk is not
+    committed either, and the next round audits it again)."""
+    try:
+        return await future
+    except BrokenProcessPool:
+        raise StateError("the monitor's status index process stopped") from None

@@ -1,0 +1,169 @@
+"""Inclusion proofs by leaf hash in one statement (logserver/leafproof.py), on SQLite and PostgreSQL: the ids it reads
+are the ones tlogcore's plan names, and every proof it returns is the one the three-read path gave, at every size,
+across the lookup-merge watermark, under an 8-byte key collision, and for absent leaves."""
+
+import asyncio
+import hashlib
+import random
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logserver import leafproof, proofs
+from logserver.postgres import PostgresStorage
+from logserver.sqlite import SQLiteStorage
+from logserver.storage import EntryRecord, Head, StorageError
+from tlogcore import merkle
+
+
+def test_inclusion_ids_are_the_plan_of_tlogcore_for_every_leaf_of_small_trees() -> None:
+    for size in range(1, 260):
+        for index in range(size):
+            plan = merkle.inclusion_plan(index, size)
+            groups = leafproof.inclusion_ids(index, size)
+            assert [i for g in groups for i in g] == plan.stored_indexes, (index, size)
+            assert [len(g) for g in groups] == [len(merkle.range_nodes(s, e)) for s, e in plan.ranges], (index, size)
+
+
+def test_inclusion_ids_are_the_plan_of_tlogcore_in_big_trees() -> None:
+    rng = random.Random(20)
+    for size in [10**6, 10**7, 2**40 + 12345, 2**61 - 1, 2**32, 2**32 + 1]:
+        for index in [0, size - 1, size // 2, *(rng.randrange(size) for _ in range(50))]:
+            plan = merkle.inclusion_plan(index, size)
+            assert [i for g in leafproof.inclusion_ids(index, size) for i in g] == plan.stored_indexes
+
+
+class Log:
+    """A real tree in a storage, appended in batches through commit_batch (the hashes of merkle.append_leaves)."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.leaves: list[bytes] = []
+        self.edge: list[bytes] = []
+        self.head: Head | None = None
+
+    async def append(self, entries: Sequence[EntryRecord]) -> None:
+        size = len(self.leaves)
+        appended = merkle.append_leaves(size, self.edge, [e.leaf_hash for e in entries])
+        new = Head(size + len(entries), appended.root, b"checkpoint %d\n" % (size + len(entries)))
+        if self.head is None:
+            await self.storage.commit_batch(None, Head(0, merkle.EMPTY_ROOT, b"checkpoint 0\n"), [], 0, [], True)
+            self.head = Head(0, merkle.EMPTY_ROOT, b"checkpoint 0\n")
+        first = merkle.stored_hash_count(size)
+        await self.storage.commit_batch(self.head, new, entries, first, appended.new_hashes, True)
+        self.head, self.edge = new, appended.edge
+        self.leaves += [e.leaf_hash for e in entries]
+
+
+def entry(i: int, leaf: bytes | None = None) -> EntryRecord:
+    data = b"leafproof.example\nissue\n%d\n" % i
+    return EntryRecord(data, leaf or merkle.leaf_hash(data), None, False)
+
+
+async def check_every_leaf(log: Log, size: int | None = None) -> None:
+    head = len(log.leaves)
+    tree = head if size is None else size
+    root = (
+        merkle.fold_range(
+            [
+                h
+                for h in await log.storage.get_hashes(
+                    [merkle.stored_hash_index(lv, i) for lv, i in merkle.range_nodes(0, tree)]
+                )
+            ]
+        )
+        if tree
+        else merkle.EMPTY_ROOT
+    )
+    for index, leaf in enumerate(log.leaves):
+        found = await log.storage.leaf_inclusion(leaf, size)
+        assert (found.head, found.size, found.index) == (head, tree, index)
+        if index < tree:
+            expected = (await proofs.inclusion_proofs(log.storage, [index], tree))[0]
+            assert list(found.proof) == expected, (index, tree)
+            merkle.verify_inclusion(leaf, index, tree, found.proof, root)
+        else:
+            assert found.proof == ()
+
+
+async def open_engine(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    if engine == "sqlite":
+        return await SQLiteStorage.open(tmp_path / "log.db")
+    return await PostgresStorage.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_every_leaf_at_every_size_across_the_merge_watermark(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async def scenario() -> None:
+        storage = await open_engine(engine, tmp_path, request)
+        try:
+            log = Log(storage)
+            empty = await storage.leaf_inclusion(hashlib.sha256(b"absent").digest(), None)
+            assert empty == leafproof.LeafProof(0, 0, None, ())
+            count = 0
+            for batch in [1, 1, 2, 3, 9, 16, 1, 31, 6, 64, 37]:
+                await log.append([entry(count + i) for i in range(batch)])
+                count += batch
+                if count % 2:
+                    await storage.merge_lookups(count // 2)  # some leaves in the lookup table, some in the tail
+                await check_every_leaf(log)
+            await storage.merge_lookups(10**6)
+            await check_every_leaf(log)
+            for size in [1, 2, 3, 7, 64, 100, count - 1]:
+                await check_every_leaf(log, size)  # leaves at or beyond `size` are found but not proven
+            absent = await storage.leaf_inclusion(hashlib.sha256(b"absent").digest(), None)
+            assert absent == leafproof.LeafProof(count, count, None, ())
+            beyond = await storage.leaf_inclusion(log.leaves[3], count + 5)
+            assert (beyond.head, beyond.size) == (count, count)  # never computed past the head: the handler refuses
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_leaves_whose_8_byte_keys_collide_each_get_their_own_proof(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    prefix = hashlib.sha256(b"shared prefix").digest()[:8]
+
+    def colliding(tag: bytes) -> bytes:
+        return prefix + hashlib.sha256(tag).digest()[8:]
+
+    async def scenario() -> None:
+        storage = await open_engine(engine, tmp_path, request)
+        try:
+            log = Log(storage)
+            await log.append([entry(i) for i in range(5)] + [entry(5, colliding(b"a"))] + [entry(6)])
+            await storage.merge_lookups(6)  # the first colliding leaf in the lookup table
+            await log.append([entry(7), entry(8, colliding(b"b")), entry(9)])  # the second in the tail
+            await check_every_leaf(log)
+            assert (await storage.leaf_inclusion(colliding(b"b"), None)).index == 8
+            assert (await storage.leaf_inclusion(colliding(b"c"), None)).index is None  # the key alone is not enough
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_stored_hash_missing_is_a_storage_error_not_a_wrong_proof(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        try:
+            log = Log(storage)
+            await log.append([entry(i) for i in range(6)])
+            db = sqlite3.connect(tmp_path / "log.db")
+            with db:
+                db.execute("DELETE FROM hashes WHERE id = ?", (merkle.stored_hash_index(1, 2),))  # damage on disk
+            db.close()
+            with pytest.raises(StorageError, match="missing"):
+                await storage.leaf_inclusion(log.leaves[0], None)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
