@@ -103,7 +103,9 @@ class SequencerConfig:
     publish_without_witnesses: bool = True
     queue_poll: float = 0.05  # seconds between checks of a submitter waiting on a shared queue
     queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
-    merge_rows: int = 100_000  # leaves indexed for lookups per merge: bigger merges touch each page less often
+    # At most this many leaves per merge. A merge takes all that wait (up to this), so a merger that falls behind
+    # makes bigger merges, which touch each page of the lookup tables once for more leaves, and catches up.
+    merge_rows: int = 1_000_000
     merge_idle: float = 0.2  # seconds between merges when none is waiting
     # A merge waits for this many leaves (or for merge_idle seconds without a commit): a merge of 1,000 leaves
     # cost ~10x more per leaf than one of 10,000, since each rewrites most pages of the lookup tables it touches.
