@@ -753,11 +753,15 @@ def http_rows(
 
 
 def disk_bytes(db: Path) -> int:
-    """Database + WAL after a checkpoint (what a closed log occupies)."""
-    with contextlib.closing(sqlite3.connect(db)) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    wal = db.with_name(db.name + "-wal")
-    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    """Database + WAL after a checkpoint (what a closed log occupies), and the same for its lookup file."""
+    total = 0
+    for path in (db, sqlite_schema.lookup_path(db)):
+        if path.exists():
+            with contextlib.closing(sqlite3.connect(path)) as connection:
+                connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            wal = path.with_name(path.name + "-wal")
+            total += path.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+    return total
 
 
 def disk_breakdown(db: Path, entries: int) -> str:
