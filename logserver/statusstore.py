@@ -23,7 +23,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
 from logserver.storage import HeadMovedError, StorageError
-from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, parse_node
+from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, node_id_from_bytes, parse_node
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS status_node (
@@ -66,6 +66,9 @@ class StatusStore(Protocol):
     async def read_nodes(self, ids: Sequence[NodeId], version: int) -> dict[NodeId, StoredNode]:
         """The rows of these node ids as of `version` (absent ids have no row)."""
 
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        """Every row at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps it)."""
+
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         """Write the rows at version new.size and make `new` the head, iff the head is still `old`."""
 
@@ -88,6 +91,15 @@ def _version(row: Sequence[Any]) -> IndexVersion:
 
 def _rows(rows: Sequence[Sequence[Any]], by_bytes: Mapping[bytes, NodeId]) -> dict[NodeId, StoredNode]:
     return {by_bytes[bytes(row[0])]: parse_node(bytes(row[1])) for row in rows}
+
+
+def _upper_rows(rows: Sequence[Sequence[Any]]) -> dict[NodeId, StoredNode]:
+    return {node_id_from_bytes(bytes(row[0])): parse_node(bytes(row[1])) for row in rows}
+
+
+def _upper_bound(depth: int) -> bytes:
+    """Node ids start with their u16 depth, so the ids of depth <= `depth` are exactly those below this."""
+    return (depth + 1).to_bytes(2, "big")
 
 
 class SQLiteStatusStore:
@@ -138,13 +150,20 @@ class SQLiteStatusStore:
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT s.node, s.data FROM status_node s WHERE s.node IN ({marks}) AND s.version = "
-                "(SELECT MAX(version) FROM status_node WHERE node = s.node AND version <= ?)",
+            rows = self._read(  # SQLite takes the bare columns from the row holding the MAX (one seek per id)
+                f"SELECT node, data, MAX(version) FROM status_node WHERE node IN ({marks}) AND version <= ? "
+                "GROUP BY node",
                 [*chunk, version],
             )
             found.update(_rows(rows, by_bytes))
         return found
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        rows = self._read(
+            "SELECT node, data, MAX(version) FROM status_node WHERE node < ? AND version <= ? GROUP BY node",
+            (_upper_bound(depth), version),
+        )
+        return _upper_rows(rows)
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
@@ -231,6 +250,15 @@ class PostgresStatusStore:
             version,
         )
         return _rows(rows, by_bytes)
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        rows = await self._fetch(
+            "SELECT DISTINCT ON (node) node, data FROM status_node WHERE node < $1 AND version <= $2 "
+            "ORDER BY node, version DESC",
+            _upper_bound(depth),
+            version,
+        )
+        return _upper_rows(rows)
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         try:
