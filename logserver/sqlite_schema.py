@@ -89,22 +89,29 @@ def create_schema(path: Path) -> None:
         for statement in (LOG_SCHEMA + LOOKUP_SCHEMA).split(";"):
             if statement.strip():
                 db.execute(statement)
+        db.execute("COMMIT")
+        # The reconciliation writes the lookup file only: log.db is read, so a running sequencer keeps committing
+        # (a server restarting beside it, workers = N). Its first statement takes the lookup file's write lock.
+        db.execute("BEGIN")
+        db.execute("UPDATE lk.lookup_state SET merged = merged WHERE id = 1")
         reconcile(db)
         db.execute("COMMIT")
         # Only once the lookup file holds everything (its commit above): the old layouts' indexes and tables go.
         # A crash in between leaves them, and the next open drops them (reconcile has nothing left to do).
-        db.execute("BEGIN IMMEDIATE")
-        for index in OLD_INDEXES:
-            db.execute(f"DROP INDEX IF EXISTS main.{index}")
-        for table in OLD_TABLES:
-            db.execute(f"DROP TABLE IF EXISTS main.{table}")
-        db.execute("COMMIT")
+        names = ", ".join(f"'{name}'" for name in OLD_INDEXES + OLD_TABLES)
+        if db.execute(f"SELECT count(*) FROM main.sqlite_master WHERE name IN ({names})").fetchone()[0]:
+            db.execute("BEGIN IMMEDIATE")
+            for index in OLD_INDEXES:
+                db.execute(f"DROP INDEX IF EXISTS main.{index}")
+            for table in OLD_TABLES:
+                db.execute(f"DROP TABLE IF EXISTS main.{table}")
+            db.execute("COMMIT")
     finally:
         db.close()
 
 
 def reconcile(db: sqlite3.Connection) -> None:
-    """Inside a write transaction on both files: trim lookup rows past the log's end, then merge every leaf above
+    """Inside a write transaction on the lookup file: trim lookup rows past the log's end, then merge every leaf above
     the watermark (all of them for a new or lost lookup file)."""
     end = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM main.leaves").fetchone()[0]
     merged = db.execute("SELECT merged FROM lk.lookup_state WHERE id = 1").fetchone()[0]
