@@ -21,7 +21,7 @@ NAME = "witness.example.test"
 
 
 def children(pid: int, workers_only: bool = True) -> set[int]:
-    """The processes whose parent is `pid` (Linux /proc): the workers, or also multiprocessing's resource tracker."""
+    """The processes whose parent is `pid` (Linux /proc): the workers only, or any."""
     found = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -30,7 +30,9 @@ def children(pid: int, workers_only: bool = True) -> set[int]:
                 command = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and (b"spawn_main" in command or not workers_only):
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and (
+                b"witness.workerprocess" in command or not workers_only
+            ):
                 found.add(int(entry))
     return found
 
