@@ -49,12 +49,12 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from loadtest import pymerkle_baseline
 from loadtest.localproc import free_port
-from logserver import proofs
+from logserver import proofs, sqlite, sqlite_schema
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
-from logserver.storage import Head, Storage
+from logserver.storage import Head, Storage, lookup_rows
 from tlogcore.keys import Ed25519Signer, format_signer_key
-from tlogcore.merkle import leaf_hash
+from tlogcore.merkle import leaf_hash, stored_hash_count
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,10 +83,11 @@ class Profile:
     batch_budget: int  # statements available to each HTTP phase (distinct, so none is a duplicate)
     single_budget: int
     paced_budget: int
+    proofs_budget: int = 30_000  # the batch phase whose answers carry every inclusion proof
 
 
 FULL = Profile(200_000, (1000, 10_000), (100_000, 1_000_000), 10.0, 150_000, 60_000, 40_000)
-QUICK = Profile(20_000, (1000, 10_000), (100_000,), 3.0, 40_000, 20_000, 10_000)
+QUICK = Profile(20_000, (1000, 10_000), (100_000,), 3.0, 60_000, 20_000, 10_000)
 
 
 @dataclass(frozen=True)
@@ -148,8 +149,13 @@ def make_pool(count: int, when: int) -> list[Submission]:
         return [s for chunk in pool.map(issue_chunk, jobs) for s in chunk]
 
 
-def entries_body(submissions: Sequence[Submission]) -> bytes:
-    return orjson.dumps({"statements": [base64.b64encode(s.data).decode() for s in submissions]})
+def entries_body(submissions: Sequence[Submission], inclusion_proofs: bool = True) -> bytes:
+    """A POST /api/v1/entries body; `inclusion_proofs=False` asks for the answer without proofs, as `tlog submit`
+    does (logserver/api.py SubmitRequest)."""
+    body: dict[str, object] = {"statements": [base64.b64encode(s.data).decode() for s in submissions]}
+    if not inclusion_proofs:
+        body["inclusion_proofs"] = False
+    return orjson.dumps(body)
 
 
 def chunks(items: Sequence[Submission], size: int) -> list[Sequence[Submission]]:
@@ -308,14 +314,61 @@ async def sequence(
         await storage.close()
 
 
+def fsyncs_per_second(folder: Path, seconds: float = 1.0) -> float:
+    """4 KiB written and fsync'd, again and again, in `folder`: the disk's bound on durable commits per second."""
+    path, done = folder / "fsync-probe", 0
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        started = time.perf_counter()
+        while (elapsed := time.perf_counter() - started) < seconds:
+            os.pwrite(fd, b"\0" * 4096, (done % 256) * 4096)
+            os.fsync(fd)
+            done += 1
+    finally:
+        os.close(fd)
+        path.unlink()
+    return done / elapsed
+
+
+def raw_commit_seconds(db: Path, entries: Sequence[Submission], batch: int) -> float:
+    """The rows a commit of `entries` writes (leaves, node hashes, a checkpoint, the head), in batches, with plain
+    sqlite3 and nothing else: the storage's own ceiling for the integration rate (the same schema, WAL,
+    synchronous = FULL, one fsync per batch). The hashes are random bytes of the right count."""
+    sqlite_schema.create_schema(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("INSERT INTO head (id, size, root) VALUES (1, 0, zeroblob(32))")
+    records = [s.record for s in entries]
+    spent, hashes = 0.0, 0
+    for start in range(0, len(records), batch):
+        part = records[start : start + batch]
+        end, blob = start + len(part), os.urandom(32 * (stored_hash_count(start + len(part)) - hashes))
+        rows = lookup_rows(start, part)
+        began = time.perf_counter()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE head SET size = ?, root = zeroblob(32) WHERE id = 1 AND size = ?", (end, start))
+        conn.executemany(
+            "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)", rows
+        )
+        conn.execute(sqlite.INSERT_HASHES, (hashes, blob, len(blob) // 32))
+        conn.execute("INSERT INTO checkpoints (size, root, note) VALUES (?, zeroblob(32), zeroblob(200))", (end,))
+        conn.execute("COMMIT")
+        spent += time.perf_counter() - began
+        hashes += len(blob) // 32
+    conn.close()
+    return spent
+
+
 def integration_rows(
     tmp: Path, entries: Sequence[Submission], registry: Submission, batch_sizes: Iterable[int]
 ) -> list[Row]:
-    rows = []
+    fsyncs = fsyncs_per_second(tmp)
+    rows = [Row("fsync of 4 KiB, same disk", per_s(fsyncs), "", "one per commit: the bound on commits/s")]
     datas = [s.data for s in entries]
     for batch in batch_sizes:
         per_batch, head = asyncio.run(sequence(tmp / f"ours-{batch}.db", entries, batch, [registry]))
         seconds = sum(per_batch)
+        raw = len(entries) / raw_commit_seconds(tmp / f"raw-{batch}.db", entries, batch)
         plain = pymerkle_baseline.append(tmp / f"pymerkle-{batch}.db", [registry.data], datas, batch, False)
         rooted = pymerkle_baseline.append(tmp / f"pymerkle-root-{batch}.db", [registry.data], datas, batch, True)
         ours, theirs = len(entries) / seconds, len(entries) / plain.seconds
@@ -333,6 +386,12 @@ def integration_rows(
                 per_s(theirs_rooted),
                 "",
                 f"ours {ours / theirs_rooted:.2f}x",
+            ),
+            Row(
+                "  the same rows by plain sqlite3, nothing else (the storage's ceiling)",
+                per_s(raw),
+                f"fsync bound {per_s(fsyncs * batch)}",
+                f"ours {ours / raw:.2f}x of it",
             ),
         ]
     return rows
@@ -365,8 +424,21 @@ class ServerProcess:
         return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS"))
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return process_cpu_seconds(self.process.pid)
+
+    def workers_cpu_seconds(self) -> float:
+        """CPU seconds of the server's live child processes (its signature workers), now."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
+        total = 0.0
+        for child in children:
+            with contextlib.suppress(OSError):  # a worker that exited meanwhile
+                total += process_cpu_seconds(int(child))
+        return total
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
@@ -465,6 +537,7 @@ class Load:
     statuses: Counter[int] = field(default_factory=Counter)
     server_cpu: float = 0.0  # CPU seconds the server used during the load
     client_cpu: float = 0.0  # CPU seconds this process used
+    workers_cpu: float = 0.0  # CPU seconds the server's worker processes (signature checks) used
 
     @property
     def ok(self) -> int:
@@ -477,8 +550,9 @@ class Load:
     def cpu_note(self) -> str:
         errors = {k: v for k, v in self.statuses.items() if k != 200}
         bad = f", non-200: {errors}" if errors else ""
+        workers = f", its signature workers {self.workers_cpu / self.seconds:.0%}" if self.workers_cpu else ""
         return (
-            f"server CPU {self.server_cpu / self.seconds:.0%}, client CPU "
+            f"server CPU {self.server_cpu / self.seconds:.0%}{workers}, client CPU "
             f"{self.client_cpu / self.seconds:.0%} (of one core){bad}"
         )
 
@@ -524,6 +598,7 @@ async def paced(senders: Sequence[Sender], rate: float, bodies: Sequence[bytes])
 def measured(server: ServerProcess, work: Callable[[], Awaitable[Load]]) -> Load:
     """Run one load and record the CPU the server and this process spent on it."""
     server_before, client_before = server.cpu_seconds(), time.process_time()
+    workers_before = server.workers_cpu_seconds()
 
     async def run() -> Load:
         return await work()
@@ -531,6 +606,7 @@ def measured(server: ServerProcess, work: Callable[[], Awaitable[Load]]) -> Load
     load = asyncio.run(run())
     load.server_cpu = server.cpu_seconds() - server_before
     load.client_cpu = time.process_time() - client_before
+    load.workers_cpu = max(0.0, server.workers_cpu_seconds() - workers_before)  # a replaced worker: not counted
     return load
 
 
@@ -584,29 +660,77 @@ def submission_jobs(bodies: Sequence[bytes]) -> Iterator[Job]:
 class HttpLoads:
     health: Load
     batch: Load
+    with_proofs: Load
     single: Load
     open_loop: Load
     open_loop_rate: float
     rss: int
 
 
-def run_http_loads(
-    data: Path,
-    registry: Submission,
-    batch_bodies: Sequence[bytes],
-    single_bodies: Sequence[bytes],
-    paced_bodies: Sequence[bytes],
-    seconds: float,
-) -> HttpLoads:
+@dataclass(frozen=True)
+class HttpBodies:
+    batch: Sequence[bytes]  # batches of HTTP_BATCH asking for no inclusion proofs (as `tlog submit` does)
+    with_proofs: Sequence[bytes]  # batches of HTTP_BATCH with the default answer: every inclusion proof
+    single: Sequence[bytes]
+    paced: Sequence[bytes]
+
+
+def http_bodies(pool: Sequence[Submission], profile: Profile) -> HttpBodies:
+    cuts = list(itertools.accumulate([0, profile.batch_budget, profile.proofs_budget, profile.single_budget]))
+    parts = [pool[a:b] for a, b in itertools.pairwise(cuts)] + [pool[cuts[-1] : cuts[-1] + profile.paced_budget]]
+    return HttpBodies(
+        [entries_body(c, inclusion_proofs=False) for c in chunks(parts[0], HTTP_BATCH)],
+        [entries_body(c) for c in chunks(parts[1], HTTP_BATCH)],
+        [entries_body([s]) for s in parts[2]],
+        [entries_body([s]) for s in parts[3]],
+    )
+
+
+def run_http_loads(data: Path, registry: Submission, bodies: HttpBodies, seconds: float) -> HttpLoads:
     with running_server(data) as server:
         register(server, registry)
         health_jobs = itertools.repeat(("GET", "/healthz", b""))
         health = measured(server, raw_closed_loop(server.port, 32, seconds / 2, health_jobs))
-        batch = measured(server, raw_closed_loop(server.port, BATCH_CLIENTS, seconds, submission_jobs(batch_bodies)))
-        single = measured(server, raw_closed_loop(server.port, SINGLE_CLIENTS, seconds, submission_jobs(single_bodies)))
+        batch = measured(server, raw_closed_loop(server.port, BATCH_CLIENTS, seconds, submission_jobs(bodies.batch)))
+        proven = measured(
+            server, raw_closed_loop(server.port, BATCH_CLIENTS, seconds, submission_jobs(bodies.with_proofs))
+        )
+        single = measured(server, raw_closed_loop(server.port, SINGLE_CLIENTS, seconds, submission_jobs(bodies.single)))
         rate = max(single.rate / 2, 1.0)
-        open_loop = measured(server, raw_paced(server.port, rate, paced_bodies[: int(rate * seconds)]))
-        return HttpLoads(health, batch, single, open_loop, rate, server.rss_bytes())
+        open_loop = measured(server, raw_paced(server.port, rate, bodies.paced[: int(rate * seconds)]))
+        return HttpLoads(health, batch, proven, single, open_loop, rate, server.rss_bytes())
+
+
+def verify_cpu_seconds(count: int = 2000) -> float:
+    """CPU seconds (this thread's) of one raw PyNaCl verification, best of three rounds: a cost that other
+    programs on the machine do not stretch the way they stretch wall time."""
+    signing = importlib.import_module("nacl.signing")
+    key = signing.SigningKey(ISSUER_SEED)
+    verify, signature = key.verify_key.verify, key.sign(MESSAGE).signature
+    best = float("inf")
+    for _ in range(3):
+        started = time.thread_time()
+        for _ in range(count):
+            verify(MESSAGE, signature)
+        best = min(best, time.thread_time() - started)
+    return best / count
+
+
+def cpu_bound_row(load: Load, per_request: int) -> Row:
+    """The most a submission path can reach on this machine's cores, from the CPU it spent per entry in `load`
+    (server process, its signature workers, this client): every core busy, no wait anywhere. Beside it, raw
+    verification's CPU per entry: their ratio is the best ratio to the verify ceiling this path can show on a
+    quiet machine, whatever else ran during this one."""
+    entries, cores = max(1, load.ok * per_request), os.cpu_count() or 1
+    main, workers, client = (1e6 * cpu / entries for cpu in (load.server_cpu, load.workers_cpu, load.client_cpu))
+    spent, verify = main + workers + client, 1e6 * verify_cpu_seconds()
+    return Row(
+        "  its CPU per entry, and the rate that allows with every core busy",
+        per_s(cores * 1e6 / spent),
+        f"raw verify {verify:.0f} us of CPU per entry: {per_s(cores * 1e6 / verify)} on {cores} cores",
+        f"{verify / spent:.2f} of raw verify at most; server process {main:.0f} us + signature workers "
+        f"{workers:.0f} us + client {client:.0f} us per entry",
+    )
 
 
 def http_rows(
@@ -614,18 +738,10 @@ def http_rows(
 ) -> list[Row]:
     data = tmp / "http"
     prepare_data(data)
-    cut1, cut2 = profile.batch_budget, profile.batch_budget + profile.single_budget
-    loads = run_http_loads(
-        data,
-        registry,
-        [entries_body(c) for c in chunks(pool[:cut1], HTTP_BATCH)],
-        [entries_body([s]) for s in pool[cut1:cut2]],
-        [entries_body([s]) for s in pool[cut2 : cut2 + profile.paced_budget]],
-        profile.seconds,
-    )
-    batch, single, open_loop = loads.batch, loads.single, loads.open_loop
-    batch_rate = batch.rate * HTTP_BATCH
-    logged = 1 + batch.ok * HTTP_BATCH + single.ok + open_loop.ok
+    loads = run_http_loads(data, registry, http_bodies(pool, profile), profile.seconds)
+    batch, proven, single, open_loop = loads.batch, loads.with_proofs, loads.single, loads.open_loop
+    batch_rate, proven_rate = batch.rate * HTTP_BATCH, proven.rate * HTTP_BATCH
+    logged = 1 + (batch.ok + proven.ok) * HTTP_BATCH + single.ok + open_loop.ok
     return [
         Row(
             "server: one `tlog-server serve` process, default config",
@@ -635,11 +751,19 @@ def http_rows(
         ),
         Row("HTTP GET /healthz (one head query), 32 clients", per_s(loads.health.rate), "", loads.health.cpu_note()),
         Row(
-            f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients: entries",
+            f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients, no proofs asked (as tlog submit): entries",
             per_s(batch_rate),
             f"raw verify {per_s(verify_ceiling)}",
             f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 15,000/s and >= 0.6 of it; "
             f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}",
+        ),
+        cpu_bound_row(batch, HTTP_BATCH),
+        Row(
+            f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients, every inclusion proof in the answer",
+            per_s(proven_rate),
+            f"raw verify {per_s(verify_ceiling)}",
+            f"{proven_rate / verify_ceiling:.2f} of raw verify (the default answer); "
+            f"request p50 {ms(percentile(proven.latencies, 0.5))}; {proven.cpu_note()}",
         ),
         Row(
             f"HTTP submit, single statements, {SINGLE_CLIENTS} clients",
@@ -818,7 +942,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     count = max(
         profile.tree_sizes[-1],
         profile.integration_entries,
-        profile.batch_budget + profile.single_budget + profile.paced_budget,
+        profile.batch_budget + profile.proofs_budget + profile.single_budget + profile.paced_budget,
     )
     t = time.perf_counter()
     pool = make_pool(count, when)

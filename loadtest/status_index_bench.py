@@ -1,6 +1,9 @@
 """Status index benchmark (issue 19): update throughput, proof rates and sizes, bytes per entry, beside raw SHA-256/s.
 
     .venv/bin/python -m loadtest.status_index_bench [--sizes 100000,1000000] [--batch 10000] [--shape-size 10000000]
+    .venv/bin/python -m loadtest.status_index_bench --store sqlite|postgresql --sizes 1000000 --batches 10000,20000
+
+With --store, the indexer's own update loop runs through real storage instead (loadtest/status_index_store.py).
 
 Rows live in a dict of encoded bytes (node id -> row bytes, exactly what a database would hold), so every read
 parses rows and every write encodes them, as the server will; only SQL itself is left out. Bytes per entry are
@@ -26,6 +29,7 @@ import time
 from array import array
 from collections.abc import Callable
 
+from loadtest import status_index_store
 from tlogcore.statusindex import parse_proof, verify_status
 from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, node_id_bytes, parse_node
 from tlogcore.statusrecord import StatusRecord, new_record
@@ -215,7 +219,13 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=1000, help="proofs made and verified per size")
     parser.add_argument("--shape-size", type=int, default=10_000_000, help="size for the proof-size model (0: skip)")
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false", help="skip the SQLite size measurement")
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], help="run the indexer's loop through storage")
+    parser.add_argument("--updates", type=int, default=3, help="--store: updates timed per batch size")
+    parser.add_argument("--path-order", action="store_true", help="--store sqlite: also time rows in path order")
     args = parser.parse_args()
+    if args.store:
+        status_index_store.run(args, sha256_ceiling)
+        return
     print(f"machine: {platform.machine()}, {os.cpu_count()} cpus, Python {platform.python_version()}")
     print("every rate is per CPU second of this process (time.process_time), the ceiling's too")
     sizes, batches = [int(s) for s in args.sizes.split(",")], [int(b) for b in args.batches.split(",") if b]

@@ -3,9 +3,10 @@
     .venv/bin/python -m loadtest.witness_bench [--seconds 10] [--concurrency 32] [--httpx-concurrency 8]
     .venv/bin/python -m loadtest.witness_bench --quick          (3 s per row, about 40 s)
 
-Starts `tlog-witness serve` (uvicorn, SQLite WAL + synchronous=FULL, group commit: every
-cosignature is committed and fsynced before it is returned) in a subprocess on
-127.0.0.1, then drives it over keep-alive connections, per client:
+Starts `tlog-witness serve` (uvicorn on uvloop + httptools, two worker processes that verify
+and cosign, SQLite WAL + synchronous=FULL, group commit: every cosignature is committed and
+fsynced before it is returned) in a subprocess on 127.0.0.1, then drives it over keep-alive
+connections, per client:
 
 * GET /healthz: the HTTP stack alone (uvicorn + httptools + starlette), no work;
 * advance: one log per connection, each request growing its log by one entry
@@ -18,9 +19,20 @@ Two clients: httpx (what `witness.client` uses; on this machine its async
 client, not the witness, is the limit, as its /healthz row shows) and a
 minimal asyncio HTTP/1.1 client whose cost is a few µs per request, so its rows
 measure the server. Per request the witness verifies one Ed25519 log signature
-and makes one Ed25519 cosignature: "sign + verify" is the ceiling. Published
-anchor: a Go witness (litewitness) sustains about 250–290 requests/s. Prints
-figures; asserts nothing.
+and makes one Ed25519 cosignature: "sign + verify" on one core is the ceiling.
+
+wrk (Debian package `wrk`: `apt-get install wrk`; a C load generator, on one thread) posts the
+resubmit body and GETs /healthz too: it costs the machine a few µs a request where the Python
+clients cost tens, so its rows leave both cores to the server. The advance rows need each log's
+requests in order, one connection per log, which only the Python clients do.
+
+The raw client (and wrk) also drive a no-work bound: the witness's own app class, served
+with the witness's own uvicorn settings, whose POST /add-checkpoint reads the
+same body and answers a cosignature-sized line without parsing, verifying,
+signing or storing anything (`--bare-server`). Each row also gives the CPU the
+server used per answer (its process and its workers, from /proc): a figure a
+busy machine disturbs less than the rate. Published anchor: a Go witness
+(litewitness) sustains about 250–290 requests/s. Prints figures; asserts nothing.
 """
 
 import argparse
@@ -37,17 +49,25 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from loadtest.localproc import free_port
+from loadtest.wrk_reads import WRK, parse_wrk
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Ed25519Signer
 from tlogcore.note import sign_note
+from witness.app import MAX_BODY_SIZE, WitnessApp, read_body
+from witness.cli import serve_app
 from witness.client import request_body
 
 LOCALHOST = "127.0.0.1"
 Bodies = Callable[[int], Iterable[bytes]]  # sender number → the request bodies it posts, in order
 FIXED_SIZE = 1000  # the size of the log the "resubmit" rows post again and again
+# What the no-work server answers: as long as one Ed25519 cosignature line of a witness named "bench.witness".
+BARE_ANSWER = "\u2014 bench.witness " + "A" * 100 + "\n"
 
 
 class BenchLog:
@@ -97,23 +117,30 @@ def start_witness(directory: Path, logs: list[BenchLog], port: int) -> subproces
         'name = "bench.witness"\n'
         + "".join(f'[[log]]\norigin = "{log.origin}"\nvkey = "{log.key.verifier().vkey}"\n' for log in logs)
     )
-    command = [
-        sys.executable,
-        "-m",
-        "witness.cli",
-        "serve",
-        "--data",
-        str(directory / "data"),
-        "--config",
-        str(config),
-        "--listen",
-        f"{LOCALHOST}:{port}",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
+    return start_server(
+        [
+            sys.executable,
+            "-m",
+            "witness.cli",
+            "serve",
+            "--data",
+            str(directory / "data"),
+            "--config",
+            str(config),
+            "--listen",
+            f"{LOCALHOST}:{port}",
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        port,
+    )
+
+
+def start_server(command: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Run `command` and wait until it answers GET /healthz on `port`."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 30
     with httpx.Client() as http:
         while time.monotonic() < deadline:
             try:
@@ -122,7 +149,58 @@ def start_witness(directory: Path, logs: list[BenchLog], port: int) -> subproces
             except httpx.TransportError:
                 time.sleep(0.05)
     process.kill()
-    raise SystemExit("witness did not start")
+    raise SystemExit(f"{command[2]} did not start")
+
+
+def bare_app() -> WitnessApp:
+    """The witness's app class with a POST /add-checkpoint that reads the body, then answers without any work."""
+
+    async def add_checkpoint(request: Request) -> Response:
+        await read_body(request, MAX_BODY_SIZE)
+        return PlainTextResponse(BARE_ANSWER)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    return WitnessApp(add_checkpoint, [Route("/healthz", healthz, methods=["GET"])])
+
+
+def _cpu_seconds(stat: Path) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of one /proc stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds used by `pid` with its children still running (the witness's workers), and by its main thread
+    alone (the event loop, which one core bounds), from /proc (Linux; zeros elsewhere)."""
+    if not os.path.isdir("/proc"):
+        return 0.0, 0.0
+    total = 0.0
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            parent, seconds = _cpu_seconds(Path(f"/proc/{entry}/stat"))
+        except OSError:  # it ended meanwhile
+            continue
+        if int(entry) == pid or parent == pid:
+            total += seconds
+    try:
+        loop = _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))[1]
+    except OSError:
+        loop = 0.0
+    return total, loop
+
+
+def cpu_since(pid: int, before: tuple[float, float]) -> tuple[float, float]:
+    now = process_cpu(pid)
+    return now[0] - before[0], now[1] - before[1]
+
+
+def per_answer(cpu: tuple[float, float], answers: float) -> str:
+    """'all/loop' µs of CPU per answer."""
+    if answers <= 0:
+        return f"{'-':>9}"
+    return f"{cpu[0] * 1e6 / answers:4.0f}/{cpu[1] * 1e6 / answers:<4.0f}"
 
 
 class Tally:
@@ -220,7 +298,7 @@ def per_sender(bodies: list[list[bytes]]) -> Bodies:
 DRIVERS = {"httpx": drive_httpx, "raw": drive_raw}
 
 
-def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None) -> None:
+def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None, cpu: tuple[float, float]) -> None:
     ok = len(tally.latencies)
     rate = ok / elapsed
     lat = sorted(tally.latencies) or [0.0]
@@ -229,7 +307,74 @@ def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None) ->
     if tally.exhausted:
         others.append(f"{tally.exhausted} senders ran out of requests")
     share = f"{rate / ceiling_pairs:5.2f}" if ceiling_pairs else "    -"
-    print(f"  {name:<54} {ok:>8,} {rate:>8,.0f}/s {p50:>7.1f} {p99:>7.1f}   {share}   {', '.join(others) or '-'}")
+    print(
+        f"  {name:<54} {ok:>8,} {rate:>8,.0f}/s {p50:>7.1f} {p99:>7.1f} {per_answer(cpu, ok)}   {share}   "
+        f"{', '.join(others) or '-'}"
+    )
+
+
+Scenario = tuple[str, Bodies, float | None]  # name, what each sender posts, the ceiling its rate is compared with
+
+
+def run_rows(url: str, pid: int, kind: str, tasks: int, seconds: float, scenarios: list[Scenario]) -> None:
+    """Each scenario for `seconds` through client `kind`, one row each, with the server's CPU per answer."""
+    for name, bodies, ceiling_pairs in scenarios:
+        cpu_before = process_cpu(pid)
+        tally, elapsed = asyncio.run(DRIVERS[kind](url, bodies, tasks, seconds))
+        row(f"{kind} ({tasks}): {name}", tally, elapsed, ceiling_pairs, cpu_since(pid, cpu_before))
+
+
+def print_ceiling() -> float:
+    signs, verifies, pairs = ceiling()
+    print("\nceiling (this process, one core)")
+    print(f"  {'raw Ed25519 sign calls':<54} {signs:>19,.0f}/s")
+    print(f"  {'raw Ed25519 verify calls':<54} {verifies:>19,.0f}/s")
+    print(f"  {'sign + verify (one cosignature of work)':<54} {pairs:>19,.0f}/s")
+    return pairs
+
+
+WRK_POST = """-- POST the file named by WRK_BODY with every request
+local file = io.open(os.getenv("WRK_BODY"), "rb")
+wrk.method, wrk.body = "POST", file:read("*a")
+file:close()
+"""
+
+
+def wrk_rows(url: str, pid: int, body: bytes, connections: int, seconds: float, pairs: float, what: str) -> None:
+    """wrk (C; a few µs a request, so nearly both cores stay the server's) POSTing `body` again and again, and
+    GET /healthz, on one thread; skipped with a line when wrk is not installed."""
+    if not Path(WRK).exists():
+        print(f"  wrk: {WRK} is missing (apt-get install wrk): its rows are skipped")
+        return
+    with tempfile.TemporaryDirectory(prefix="witness-wrk-") as directory:
+        lua, body_file = Path(directory) / "post.lua", Path(directory) / "body"
+        lua.write_text(WRK_POST)
+        body_file.write_bytes(body)
+        for name, script, target in [(what, ["-s", str(lua)], "/add-checkpoint"), ("GET /healthz", [], "/healthz")]:
+            before = process_cpu(pid)
+            command = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", *script, url + target]
+            done = subprocess.run(command, capture_output=True, text=True, check=True, env={"WRK_BODY": str(body_file)})
+            result, cpu = parse_wrk(done.stdout), cpu_since(pid, before)
+            share = f"{result.rate / pairs:5.2f}" if target != "/healthz" else "    -"
+            print(
+                f"  {f'wrk ({connections}): {name}':<54} {'':>8} {result.rate:>8,.0f}/s {result.p50_ms:>7.1f} "
+                f"{result.p99_ms:>7.1f} {per_answer(cpu, result.rate * seconds)}   {share}   "
+                f"{f'errors or non-200: {result.errors}' if result.errors else '-'}"
+            )
+
+
+def measure_bare(directory: Path, body: bytes, tasks: int, seconds: float, pairs: float) -> None:
+    """The no-work bound: the witness's HTTP stack alone, POSTed the same body by the raw client and by wrk."""
+    port = free_port()
+    process = start_server([sys.executable, "-m", "loadtest.witness_bench", "--bare-server", str(port)], port)
+    try:
+        url = f"http://{LOCALHOST}:{port}"
+        scenario: Scenario = ("POST, same body, no work (the HTTP stack's bound)", repeat(body), pairs)
+        run_rows(url, process.pid, "raw", tasks, seconds, [scenario])
+        wrk_rows(url, process.pid, body, tasks, seconds, pairs, "POST, same body, no work (the HTTP bound)")
+    finally:
+        process.terminate()
+        process.wait(10)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -238,22 +383,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each row")
     parser.add_argument("--concurrency", type=int, default=32, help="connections of the raw client")
     parser.add_argument("--httpx-concurrency", type=int, default=8, help="connections of the httpx client")
+    parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the no-work server
     args = parser.parse_args(argv)
+    if args.bare_server is not None:
+        serve_app(bare_app(), (LOCALHOST, args.bare_server))
+        return
     if args.quick:
         args.seconds = 3.0
 
     print(
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}"
+        f"Python {platform.python_version()}; load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
-    signs, verifies, pairs = ceiling()
-    print("\nceiling (this process, one core)")
-    print(f"  {'raw Ed25519 sign calls':<54} {signs:>19,.0f}/s")
-    print(f"  {'raw Ed25519 verify calls':<54} {verifies:>19,.0f}/s")
-    print(f"  {'sign + verify (one cosignature of work)':<54} {pairs:>19,.0f}/s")
-
+    pairs = print_ceiling()
     tasks = {"httpx": args.httpx_concurrency, "raw": args.concurrency}
-    rate_cap = {"httpx": 1500, "raw": 4000}  # advance requests prepared per second of run
+    rate_cap = {"httpx": 1500, "raw": 8000}  # advance requests prepared per second of run
     steps = {kind: int(rate_cap[kind] * args.seconds * 1.2 / tasks[kind]) + 2 for kind in DRIVERS}
     hashes = stored_hashes(max(*steps.values(), FIXED_SIZE) + 2)
 
@@ -271,7 +415,6 @@ def main(argv: list[str] | None = None) -> None:
         kind: [[log.body(0, 1)] + [log.body(n, n + 1) for n in range(1, steps[kind])] for log in logs]
         for kind, logs in growing.items()
     }
-
     with tempfile.TemporaryDirectory(prefix="witness-bench-") as directory:
         port = free_port()
         every_log = [log for logs in growing.values() for log in logs] + list(fixed.values())
@@ -279,28 +422,33 @@ def main(argv: list[str] | None = None) -> None:
         url = f"http://{LOCALHOST}:{port}"
         try:
             print(
-                f"\nwitness over HTTP on 127.0.0.1: 1 uvicorn process (httptools), SQLite WAL, group commit (every "
-                f"cosignature fsynced before it is answered); {args.seconds:g} s per row"
+                "\nwitness over HTTP on 127.0.0.1: uvicorn on uvloop (httptools), 2 worker processes verify and "
+                "cosign, SQLite WAL, group commit (every cosignature fsynced before it is answered); "
+                f"{args.seconds:g} s per row"
             )
             print(
                 f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
-                "  of ceiling  other"
+                " CPU µs all/loop  of ceiling  other"
             )
-            for kind, drive in DRIVERS.items():
+            for kind in DRIVERS:
                 asyncio.run(first_checkpoint(url, fixed[kind], FIXED_SIZE))
                 same = fixed[kind].body(FIXED_SIZE, FIXED_SIZE)
-                scenarios: list[tuple[str, Bodies, float | None]] = [
+                scenarios: list[Scenario] = [
                     ("GET /healthz (HTTP stack, no work)", repeat(b""), None),
                     ("advance: +1 entry, valid proof, log/conn", per_sender(advance[kind]), pairs),
                     ("resubmit: same size, empty proof, 1 log", repeat(same), pairs),
                 ]
-                for name, bodies, ceiling_pairs in scenarios:
-                    tally, elapsed = asyncio.run(drive(url, bodies, tasks[kind], args.seconds))
-                    row(f"{kind} ({tasks[kind]}): {name}", tally, elapsed, ceiling_pairs)
+                run_rows(url, process.pid, kind, tasks[kind], args.seconds, scenarios)
+            same = fixed["raw"].body(FIXED_SIZE, FIXED_SIZE)
+            wrk_rows(url, process.pid, same, tasks["raw"], args.seconds, pairs, "resubmit: same size, empty proof")
         finally:
             process.terminate()
             process.wait(10)
-    print("\nanchor: a Go witness (litewitness) ~250-290 req/s published; goal here >= 1,000 cosignatures/s")
+        measure_bare(Path(directory), fixed["raw"].body(FIXED_SIZE, FIXED_SIZE), tasks["raw"], args.seconds, pairs)
+    print("\nCPU µs: the server's CPU per answer, all (its worker processes included) / its event loop's thread alone")
+    print("(/proc; the clients' not counted);")
+    print("wrk rows: a C client on one thread, so the server has nearly both cores (the rate wrk_reads.py reports)")
+    print("anchor: a Go witness (litewitness) ~250-290 req/s published; goal here >= 0.5 of the sign + verify ceiling")
 
 
 async def first_checkpoint(url: str, log: BenchLog, size: int) -> None:

@@ -96,6 +96,7 @@ class SequencerConfig:
     registry_keys: frozenset[str]
     flush_interval: float = 0.1  # seconds; DESIGN.md asks for at most 250 ms
     max_batch: int = 10_000
+    flush_at: int = 1_000  # statements waiting that wake the sequencer before the interval (submit(), issue 20)
     max_pool: int = 50_000
     lease_ttl: float = 5.0
     owner: str = "sequencer"
@@ -224,7 +225,7 @@ class Sequencer:
             if self.handoff.accepts_as_standby:
                 return await self._submit_as_standby(submissions)
             raise NotSequencingError(self.not_sequencing)
-        existing = await self._find_logged([s.leaf_hash for s in submissions])
+        existing = await self.find_leaves([s.leaf_hash for s in submissions])
         new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
         if len(self._pool) + len(new) > self.config.max_pool:
             raise PoolFullError(retry_after=1)
@@ -242,15 +243,15 @@ class Sequencer:
                 self._group_of[s.leaf_hash] = self._requests_seen
                 self._pool.append((s, future))
                 waiters.append(future)
-        if len(self._pool) >= self.config.max_batch:
-            self._wake.set()
+        if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
+            self._wake.set()  # a commit's worth (a bulk request, api.MAX_BATCH) waits for no tick; trickles gather
         sequenced = [w if isinstance(w, Sequenced) else await asyncio.shield(w) for w in waiters]
         await self._head_covering(sequenced)
         return sequenced
 
-    async def _find_logged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        """`Storage.find_leaves`; while sequencing, the tail comes from memory instead of a scan in storage."""
-        if self._recent is None:
+    async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+        """`Storage.find_leaves`; while sequencing, the unmerged tail comes from memory, not a scan in storage."""
+        if self._recent is None or self.not_sequencing is not None:  # another process may be appending
             return await self.storage.find_leaves(leaf_hashes)
         return await self._recent.find(self.storage, leaf_hashes)
 
@@ -483,7 +484,7 @@ class Sequencer:
         batch = self._take_batch()
         # 2. Drop statements a racing request already logged; registry rules, in log order.
         try:
-            logged = await self._find_logged([s.leaf_hash for s, _ in batch])
+            logged = await self.find_leaves([s.leaf_hash for s, _ in batch])
         except StorageError as exc:
             self._fail_batch(batch, exc)
             return

@@ -16,8 +16,10 @@ appends leaves in index order; `merge_lookups` later copies their keys, in key
 order, into the `leaf_lookup` and `document_lookup` tables and moves the
 `lookup_state` watermark, in one transaction on its own connection
 (synchronous = NORMAL: WAL mode cannot be corrupted by it, and a merge lost to
-a power cut is simply redone). A read looks up the tables below the watermark
-and scans the unmerged tail above it in one statement, so one snapshot.
+a power cut is simply redone). The lookup tables live in their own file beside
+the log (logserver/sqlite_schema.py), so a merge never holds the write lock a
+commit needs. A read looks up the tables below the watermark and scans the
+unmerged tail above it in one statement.
 The read connection has a large page cache and a memory map for big logs.
 
 The sequencer lease is an exclusive `flock` on `<database>.sequencer.lock`:
@@ -26,7 +28,6 @@ restarted server sequences at once and a second server on the same database
 is told who holds it. The compare-and-swap stays the last line of defence.
 """
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -37,6 +38,7 @@ from pathlib import Path
 import aiosqlite
 
 from logserver import leafproof
+from logserver.sqlite_schema import MERGE, attach_lookups, create_schema, lookup_path
 from logserver.storage import (
     EntryRecord,
     Head,
@@ -56,11 +58,14 @@ MERGE_FAILED = "merging the lookup tables failed (they stay correct)"
 
 
 @contextlib.asynccontextmanager
-async def immediate_transaction(db: aiosqlite.Connection, failed: str) -> AsyncIterator[aiosqlite.Connection]:
+async def immediate_transaction(
+    db: aiosqlite.Connection, failed: str, begin: str = "BEGIN IMMEDIATE"
+) -> AsyncIterator[aiosqlite.Connection]:
     """BEGIN IMMEDIATE ... COMMIT: on any failure a rollback (unless SQLite has already rolled back, as it does
-    after SQLITE_FULL or an I/O error), and an SQLite error becomes one StorageError starting with `failed`."""
+    after SQLITE_FULL or an I/O error), and an SQLite error becomes one StorageError starting with `failed`.
+    A plain BEGIN locks each file only as it writes to it (the merger writes the lookup file alone)."""
     try:
-        await db.execute("BEGIN IMMEDIATE")
+        await db.execute(begin)
         try:
             yield db
             await db.execute("COMMIT")
@@ -72,95 +77,32 @@ async def immediate_transaction(db: aiosqlite.Connection, failed: str) -> AsyncI
         raise StorageError(f"{failed}: {exc}") from exc
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS leaves (
-    idx INTEGER PRIMARY KEY,
-    data BLOB NOT NULL,
-    leaf_key INTEGER NOT NULL,
-    document_key INTEGER,
-    registry INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS leaves_registry ON leaves(idx) WHERE registry = 1;
-CREATE TABLE IF NOT EXISTS hashes (id INTEGER PRIMARY KEY, hash BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS checkpoints (
-    size INTEGER PRIMARY KEY,
-    root BLOB NOT NULL,
-    note BLOB NOT NULL,
-    published BLOB
-);
-CREATE TABLE IF NOT EXISTS head (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    size INTEGER NOT NULL,
-    root BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS identity (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    origin TEXT NOT NULL,
-    log_vkey TEXT NOT NULL,
-    registry_vkey TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leaf_lookup (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx))
-    WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS document_lookup (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx))
-    WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS lookup_state (id INTEGER PRIMARY KEY CHECK (id = 1), merged INTEGER NOT NULL);
-INSERT INTO lookup_state (id, merged) VALUES (1, 0) ON CONFLICT DO NOTHING;
-"""
 # A batch's node hashes as one blob, cut into rows by SQLite itself: one statement instead of two Python-bound rows
 # per leaf (about 3 us per leaf saved, issue 20). Every stored hash is a SHA-256, 32 bytes.
 INSERT_HASHES = (
     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?3)"
     " INSERT INTO hashes (id, hash) SELECT ?1 + i, substr(?2, 32 * i + 1, 32) FROM n"
 )
-OLD_INDEXES = ("leaves_by_leaf_key", "leaves_by_document_key")  # before issue 20: updated inside every commit
 CHUNK = 400  # hashes per query on old builds, whose bound-parameter limit is 999
 READ_CACHE_BYTES = 256 * 1024 * 1024  # the read connection's page cache (SQLite's default is 2 MiB)
 READ_MMAP_BYTES = 0x7FFF0000  # memory-mapped reads (the OS page cache, no copy), at the usual build cap of ~2 GiB
-MERGE = (  # leaves [?1, ?2) into the lookup tables, in key order, and the watermark past them: one transaction
-    "INSERT INTO leaf_lookup (key, idx) SELECT leaf_key, idx FROM leaves WHERE idx >= ?1 AND idx < ?2 ORDER BY 1, 2",
-    "INSERT INTO document_lookup (key, idx) SELECT document_key, idx FROM leaves"
-    " WHERE idx >= ?1 AND idx < ?2 AND document_key IS NOT NULL ORDER BY 1, 2",
-    "UPDATE lookup_state SET merged = ?2 WHERE id = 1 AND merged = ?1",
-)
 # Every committed leaf is found: through the lookup table below the watermark, by scanning the short tail above it.
 # One statement is one snapshot, so a merge committing meanwhile can neither hide nor double an entry. The keys come
 # as one JSON array (json_each): the statement text never changes with their number, so it is prepared once and
 # cached. A list of 10,000 `?` took SQLite ~0.7 s to prepare, for each new count of keys (issue 20).
 FIND = """
-SELECT l.idx, l.data FROM {table} k JOIN leaves l ON l.idx = k.idx WHERE k.key IN (SELECT value FROM json_each(?1))
+SELECT l.idx, l.data FROM lk.{table} k JOIN leaves l ON l.idx = k.idx WHERE k.key IN (SELECT value FROM json_each(?1))
 UNION ALL
-SELECT idx, data FROM leaves WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1)
+SELECT idx, data FROM leaves WHERE idx >= (SELECT merged FROM lk.lookup_state WHERE id = 1)
     AND {column} IN (SELECT value FROM json_each(?1))
 ORDER BY 1
 """
 FIND_LEAVES = FIND.format(table="leaf_lookup", column="leaf_key")
 FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
-    "SELECT l.idx, l.data FROM leaf_lookup k JOIN leaves l ON l.idx = k.idx"
+    "SELECT l.idx, l.data FROM lk.leaf_lookup k JOIN leaves l ON l.idx = k.idx"
     " WHERE k.key IN (SELECT value FROM json_each(?1))"
 )
 FIND_DOCUMENTS = FIND.format(table="document_lookup", column="document_key")
-
-
-def create_schema(path: Path) -> None:
-    """Create the tables; a database from before issue 20 gets its lookup tables filled from the old indexes,
-    which are then dropped, all in one transaction (a crash leaves the old schema, done again next time)."""
-    db = sqlite3.connect(path, isolation_level=None)
-    try:
-        db.execute("PRAGMA journal_mode = WAL")
-        old = db.execute(f"SELECT count(*) FROM sqlite_master WHERE name IN {OLD_INDEXES}").fetchone()[0]
-        db.execute("BEGIN IMMEDIATE")
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
-        if old:
-            end = db.execute("SELECT coalesce(max(idx) + 1, 0) FROM leaves").fetchone()[0]
-            for statement in MERGE:
-                db.execute(statement, (0, end))
-            for index in OLD_INDEXES:
-                db.execute(f"DROP INDEX IF EXISTS {index}")
-        db.execute("COMMIT")
-    finally:
-        db.close()
 
 
 def hash_key(digest: bytes) -> int:
@@ -188,9 +130,6 @@ class SQLiteStorage:
         self._lock_path = lock_path
         self._lock_fd: int | None = None
         self._merger: aiosqlite.Connection | None = None  # opened by the first merge_lookups
-        # Commits and merges take turns here rather than in SQLite's busy handler, which sleeps 1 to 100 ms
-        # between tries: a commit waits exactly as long as a running merge, no longer.
-        self._write_turn = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -208,6 +147,7 @@ class SQLiteStorage:
             await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             await writer.execute("PRAGMA synchronous = FULL")
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            attach_lookups(reader, path)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
             reader.execute(f"PRAGMA cache_size = {-max(0, int(read_cache_bytes)) // 1024}")  # negative: KiB
@@ -245,7 +185,7 @@ class SQLiteStorage:
         publish: bool,
     ) -> None:
         old_size = old.size if old else 0
-        async with self._write_turn, immediate_transaction(self._writer, "commit failed, nothing was stored") as db:
+        async with immediate_transaction(self._writer, "commit failed, nothing was stored") as db:
             if old is None:
                 cursor = await db.execute(
                     "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
@@ -298,7 +238,7 @@ class SQLiteStorage:
         return await self._find(FIND_MERGED, leaf_hashes)
 
     async def lookup_watermark(self) -> int:
-        rows = await self._read("SELECT merged FROM lookup_state WHERE id = 1", ())
+        rows = await self._read("SELECT merged FROM lk.lookup_state WHERE id = 1", ())
         return int(rows[0][0]) if rows else 0
 
     async def _find(self, sql: str, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
@@ -325,21 +265,28 @@ class SQLiteStorage:
         connection with synchronous = NORMAL: never corrupt (WAL), and a merge lost in a power cut is redone."""
         try:
             if self._merger is None:
-                self._merger = await aiosqlite.connect(self._lock_path.with_name(self._db_name), isolation_level=None)
+                path = self._lock_path.with_name(self._db_name)
+                self._merger = await aiosqlite.connect(path, isolation_level=None)
                 await self._merger.execute("PRAGMA busy_timeout = 5000")
-                await self._merger.execute("PRAGMA synchronous = NORMAL")
+                await self._merger.execute("ATTACH DATABASE ? AS lk", (str(lookup_path(path)),))
+                await self._merger.execute("PRAGMA lk.synchronous = NORMAL")
+                await self._merger.execute("PRAGMA wal_autocheckpoint = 0")
+                await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the merger checkpoints from now on
             db = self._merger
             if not await self.merge_pending():
                 return 0  # idle: no write lock taken
-            async with self._write_turn, immediate_transaction(db, MERGE_FAILED):
+            async with immediate_transaction(db, MERGE_FAILED, begin="BEGIN"):  # log.db is only read: no lock
                 async with db.execute(
-                    "SELECT merged, (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1"
+                    "SELECT merged, (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lk.lookup_state WHERE id = 1"
                 ) as cursor:
                     merged, stored = await cursor.fetchone() or (0, 0)
                 end = min(stored, merged + limit)
                 if end > merged:
                     for statement in MERGE:
                         await db.execute(statement, (merged, end))
+            # The WAL copied into the database here, beside the commits rather than inside one of them (SQLite's
+            # automatic checkpoint runs in whichever commit crosses 1,000 pages). PASSIVE: no lock, no waiting.
+            await db.execute("PRAGMA main.wal_checkpoint(PASSIVE)")
         except sqlite3.Error as exc:
             raise StorageError(f"{MERGE_FAILED}: {exc}") from exc
         return int(end - merged)
@@ -347,7 +294,7 @@ class SQLiteStorage:
     async def merge_pending(self) -> bool:
         """Whether committed leaves wait for `merge_lookups` (False: the merger has nothing to write)."""
         rows = await self._read(
-            "SELECT merged < (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lookup_state WHERE id = 1", ()
+            "SELECT merged < (SELECT coalesce(max(idx) + 1, 0) FROM leaves) FROM lk.lookup_state WHERE id = 1", ()
         )
         return bool(rows and rows[0][0])
 

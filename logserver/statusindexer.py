@@ -18,7 +18,7 @@ a new version (otherwise each statement would call for the next, one entry per s
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,10 +35,12 @@ from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
-from tlogcore.statusindex_nodes import NodeId, PathPlan
+from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
+UPPER_DEPTH = 16  # depths the indexer keeps in memory: at most 2^17 - 1 rows (40 MB measured), whatever the size
+KEEP_FROM = 1024  # documents in one update from which the top is worth loading (an indexer catching up)
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 
 
@@ -67,6 +69,54 @@ async def read_plan(store: StatusStore, plan: PathPlan, version: int) -> PathPla
     return plan
 
 
+class UpperLevels:
+    """The rows at depth <= UPPER_DEPTH as of one index version, kept in memory between updates.
+
+    The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top rows
+    without reading them; any other version (a restart, another writer, a commit that failed) reads them again.
+    Below the kept depths a path is read one level per round: each id asked then names a row its parent says
+    exists, so no read is spent past a path's end. The top is loaded only for a batch of `keep_from` documents or
+    more (an indexer catching up, as the monitor does, §9): a small batch reads its few paths from storage.
+    """
+
+    def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM) -> None:
+        self._store, self._keep_from = store, keep_from
+        self._version: int | None = None
+        self._nodes: dict[NodeId, StoredNode] = {}
+
+    async def plan(self, keys: Sequence[bytes], version: int) -> PathPlan:
+        """A read plan for `keys` at `version` (the index head), every round done."""
+        if self._version != version:
+            self.forget()
+            if len(keys) < self._keep_from:
+                return await read_plan(self._store, PathPlan(keys, version), version)
+            self._nodes = await self._store.read_upper(UPPER_DEPTH, version)
+            self._version = version
+        plan = PathPlan(keys, version, first_window=UPPER_DEPTH + 2, later_window=1)
+        while wanted := plan.wanted():
+            found = {
+                node: row for node in wanted if node[0] <= UPPER_DEPTH and (row := self._nodes.get(node)) is not None
+            }
+            deeper = [node for node in wanted if node[0] > UPPER_DEPTH]
+            if deeper:
+                found.update(await self._store.read_nodes(deeper, version))
+            plan.supply(found)
+            await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
+        return plan
+
+    def committed(self, old: int, new: int, writes: Mapping[NodeId, StoredNode]) -> None:
+        """The update from version `old` to `new` is committed with these rows: if the top held was `old`'s,
+        they make it `new`'s."""
+        if self._version != old:
+            self.forget()
+            return
+        self._nodes.update((node, row) for node, row in writes.items() if node[0] <= UPPER_DEPTH)
+        self._version = new
+
+    def forget(self) -> None:
+        self._version, self._nodes = None, {}
+
+
 @dataclass
 class StatusIndexer:
     storage: Storage
@@ -82,6 +132,8 @@ class StatusIndexer:
     # rows of those nodes are deleted (`prune`). Lost on restart: a crash leaks at most a few updates' old rows.
     _rewritten: list[tuple[int, list[NodeId]]] = field(default_factory=list)
     _served: int = 0  # the version lookups were served at, as of the previous cycle
+    keep_upper_from: int = KEEP_FROM  # UpperLevels
+    _upper: UpperLevels | None = None
 
     async def step(self) -> bool:
         """One update if the log has grown; True if the index advanced."""
@@ -93,13 +145,22 @@ class StatusIndexer:
         if size <= covered:
             return False
         end = min(size, covered + MAX_ENTRIES_PER_STEP)
-        entries, grows = document_entries(await self.storage.get_entries(covered, end), covered)
+        # Parsing and hashing run in a thread: the event loop (sequencing, lookups) goes on meanwhile (§9).
+        entries, grows = await asyncio.to_thread(
+            document_entries, await self.storage.get_entries(covered, end), covered
+        )
         if not grows:
             return False
-        plan = await read_plan(self.store, PathPlan([doc for _, _, doc in entries], covered), covered)
-        update = plan.apply_entries(entries)
-        new = IndexVersion(end, update.root, int(self.clock()))
-        await self.store.commit(head, new, update.writes)
+        upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from)
+        try:
+            plan = await upper.plan([doc for _, _, doc in entries], covered)
+            update = await asyncio.to_thread(plan.apply_entries, entries)
+            new = IndexVersion(end, update.root, int(self.clock()))
+            await self.store.commit(head, new, update.writes)
+        except BaseException:
+            upper.forget()  # the commit may or may not have landed: read the top again next time
+            raise
+        upper.committed(covered, new.size, update.writes)
         self._rewritten.append((new.size, list(update.writes)))
         await self._log_root(new)
         return True

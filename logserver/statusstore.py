@@ -12,6 +12,7 @@ version = its size, inserts the version and moves the head from the old size to 
 a crash before the commit leaves the old version whole, after it the new one; a second indexer loses the swap.
 """
 
+import asyncio
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
 from logserver.storage import HeadMovedError, StorageError
-from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, parse_node
+from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, node_id_from_bytes, parse_node
 
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS status_node (
@@ -66,6 +67,9 @@ class StatusStore(Protocol):
     async def read_nodes(self, ids: Sequence[NodeId], version: int) -> dict[NodeId, StoredNode]:
         """The rows of these node ids as of `version` (absent ids have no row)."""
 
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        """Every row at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps it)."""
+
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         """Write the rows at version new.size and make `new` the head, iff the head is still `old`."""
 
@@ -88,6 +92,19 @@ def _version(row: Sequence[Any]) -> IndexVersion:
 
 def _rows(rows: Sequence[Sequence[Any]], by_bytes: Mapping[bytes, NodeId]) -> dict[NodeId, StoredNode]:
     return {by_bytes[bytes(row[0])]: parse_node(bytes(row[1])) for row in rows}
+
+
+def _encoded(writes: Mapping[NodeId, StoredNode], version: int) -> list[tuple[bytes, int, bytes]]:
+    return [(node_id_bytes(node), version, row.to_bytes()) for node, row in writes.items()]
+
+
+def _upper_rows(rows: Sequence[Sequence[Any]]) -> dict[NodeId, StoredNode]:
+    return {node_id_from_bytes(bytes(row[0])): parse_node(bytes(row[1])) for row in rows}
+
+
+def _upper_bound(depth: int) -> bytes:
+    """Node ids start with their u16 depth, so the ids of depth <= `depth` are exactly those below this."""
+    return (depth + 1).to_bytes(2, "big")
 
 
 class SQLiteStatusStore:
@@ -138,15 +155,26 @@ class SQLiteStatusStore:
         for start in range(0, len(keys), CHUNK):
             chunk = keys[start : start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            rows = self._read(
-                f"SELECT s.node, s.data FROM status_node s WHERE s.node IN ({marks}) AND s.version = "
-                "(SELECT MAX(version) FROM status_node WHERE node = s.node AND version <= ?)",
+            rows = self._read(  # SQLite takes the bare columns from the row holding the MAX (one seek per id)
+                f"SELECT node, data, MAX(version) FROM status_node WHERE node IN ({marks}) AND version <= ? "
+                "GROUP BY node",
                 [*chunk, version],
             )
             found.update(_rows(rows, by_bytes))
+            if start + CHUNK < len(keys):
+                await asyncio.sleep(0)  # these reads block: let the event loop run between chunks
         return found
 
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        rows = self._read(
+            "SELECT node, data, MAX(version) FROM status_node WHERE node < ? AND version <= ? GROUP BY node",
+            (_upper_bound(depth), version),
+        )
+        return _upper_rows(rows)
+
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
+        # Encoded before BEGIN: the write lock, which the sequencer's commits wait on, is held for SQL alone.
+        rows = await asyncio.to_thread(_encoded, writes, new.size)
         async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
             if old is None:
                 sql, params = "INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", [new.size]
@@ -154,10 +182,7 @@ class SQLiteStatusStore:
                 sql, params = "UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", [new.size, old.size]
             if (await db.execute(sql, params)).rowcount != 1:
                 raise IndexMovedError("the status index head moved: another indexer wrote")
-            await db.executemany(
-                "INSERT OR REPLACE INTO status_node (node, version, data) VALUES (?, ?, ?)",
-                [(node_id_bytes(node), new.size, row.to_bytes()) for node, row in writes.items()],
-            )
+            await db.executemany("INSERT OR REPLACE INTO status_node (node, version, data) VALUES (?, ?, ?)", rows)
             await db.execute(
                 "INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)",
                 (new.size, new.root, new.time),
@@ -179,10 +204,9 @@ class SQLiteStatusStore:
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
+        keys = await asyncio.to_thread(lambda: [(node_id_bytes(node), version) for node in nodes])
         async with immediate_transaction(self._writer, "cannot prune the status index") as db:
-            await db.executemany(
-                "DELETE FROM status_node WHERE node = ? AND version < ?", [(node_id_bytes(n), version) for n in nodes]
-            )
+            await db.executemany("DELETE FROM status_node WHERE node = ? AND version < ?", keys)
 
 
 class PostgresStatusStore:
@@ -231,6 +255,15 @@ class PostgresStatusStore:
             version,
         )
         return _rows(rows, by_bytes)
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        rows = await self._fetch(
+            "SELECT DISTINCT ON (node) node, data FROM status_node WHERE node < $1 AND version <= $2 "
+            "ORDER BY node, version DESC",
+            _upper_bound(depth),
+            version,
+        )
+        return _upper_rows(rows)
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
         try:

@@ -29,9 +29,13 @@ def utc_day(unix_seconds: int) -> str:
 def count_days(statements: Iterable[Statement]) -> dict[tuple[str, str], tuple[int, int]]:
     """Issue and revoke statements (already checked) counted per signer and day."""
     days: dict[tuple[str, str], tuple[int, int]] = {}
+    names: dict[int, str] = {}  # POSIX day number -> "YYYY-MM-DD": one strftime per day, not one per statement
     for s in statements:
         if s.kind in (ISSUE, REVOKE):
-            key = (s.signer, utc_day(s.time))
+            name = names.get(s.time // 86_400)  # POSIX time has no leap seconds: a UTC day is 86,400 of them
+            if name is None:
+                name = names[s.time // 86_400] = utc_day(s.time)
+            key = (s.signer, name)
             issued, revoked = days.get(key, (0, 0))
             days[key] = (issued + 1, revoked) if s.kind == ISSUE else (issued, revoked + 1)
     return days

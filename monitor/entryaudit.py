@@ -1,7 +1,8 @@
 """Round step 5: the entries up to the target's size, a chunk of level-0 tiles at a time. Each tile is linked to
 the root and each entry bundle to its tile (tlogcore.tileauth); then the statement checks (audit.py, in worker
-processes, while the chunk before is finished here), the registry and the watch rules (rules.py); one commit per
-chunk, in log order (state.py says why that loses and repeats no alert). The last chunk makes the target the
+processes), the registry and the watch rules (rules.py) here, the log's status index (statusaudit.py, in its own
+process when there are workers: statusworker.py); one commit per chunk, in log order (state.py says why that loses
+and repeats no alert). The stages overlap across chunks (`EntryAudit.run`). The last chunk makes the target the
 verified checkpoint."""
 
 import asyncio
@@ -156,13 +157,15 @@ class EntryAudit:
         """A chunk's entries, each checked against its authenticated tile, and its statement checks started."""
         entries: list[bytes] = []
         leaves: list[bytes] = []
+        tree_only = self.context.shared.config.verify == TREE
         for tile in tiles:
             try:
                 entries += view.entries(tile, bundles[bundle_of(tile).path])
             except TreeMismatch as exc:
                 raise self.context.mismatch(exc, target.note) from None
-            body = view.body(tile)
-            leaves += [body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)]
+            if not tree_only:  # without statement checks the leaf hashes are not needed one by one
+                body = view.body(tile)
+                leaves += [body[i : i + HASH_SIZE] for i in range(0, len(body), HASH_SIZE)]
             await asyncio.sleep(0)  # let the next chunk's downloads progress between tiles
         skip = first - tiles[0].index * TILE_WIDTH
         entries, leaves = entries[skip:], leaves[skip:]

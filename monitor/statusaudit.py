@@ -13,17 +13,27 @@ Every alert carries the statement, its inclusion proof and the checkpoint, the m
 
 The rows live in their own SQLite file beside the state database (`<state>.status-index`), written after the
 chunk's entries are applied and before the chunk itself is committed: a crash in between makes the monitor audit the
-chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes).
+chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes). What
+the audit found about an entry is stored (table `findings`) before the index moves past it, and a chunk audited again
+gets those findings back: its alerts are raised even if the first commit was lost (they are sent once: an alert's id
+is its rule, log and key).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
 
-Cost: entryaudit.py keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
+Where it runs: statusworker.py, in a process of its own when the monitor has workers (it is about half of the
+main process's work per entry otherwise), fed the chunk's `StatusItem`s (status_items_of). Its cost per document is
+of the kind of the log's own indexer's (the same tlogcore code, in batches of one chunk, split at each index-root);
+loadtest/monitor_bench.py prints it.
+
+Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
 with no issue or revoke statement only moves the index's size. Once a chunk brings many documents, the top of the
 tree (every node down to CACHED_DEPTH) is read into memory and kept in step with each commit: every big chunk
 rewrites those nodes, and a key's path below them is read only where its node at CACHED_DEPTH is interior (in the
-compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6).
+compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6). Rows are written in
+key order.
 """
 
 import base64
+import json
 import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -58,6 +68,8 @@ CREATE TABLE IF NOT EXISTS rows (origin TEXT NOT NULL, node BLOB NOT NULL, data 
                                  PRIMARY KEY (origin, node)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS head (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
                                  last_root_entry INTEGER, last_root_size INTEGER);
+CREATE TABLE IF NOT EXISTS findings (origin TEXT NOT NULL, idx INTEGER NOT NULL, summary TEXT NOT NULL,
+                                     evidence TEXT NOT NULL, PRIMARY KEY (origin, idx)) WITHOUT ROWID;
 """
 
 
@@ -204,9 +216,11 @@ class StatusAudit:
         """`chunk` from what the index needs of entries [start, end) (`status_items`): small enough to send to the
         process that keeps the index (statusworker.py)."""
         head = self._head(start)
-        if head is None or end <= head.size:
+        if head is None:
             return []
-        findings: list[Finding] = []
+        findings = self._found_before(start, min(end, head.size))  # this chunk again, after a crash
+        if end <= head.size:
+            return findings
         pending: list[tuple[int, str, bytes]] = []
         for index, kind, data in items:
             if index < head.size:
@@ -214,7 +228,7 @@ class StatusAudit:
             if kind is not None:
                 pending.append((index, kind, data))
             else:
-                findings += self._index_root(head, data, index, pending, registry_keys)
+                findings += self._keep(self._index_root(head, data, index, pending, registry_keys))
                 pending = [item for item in pending if item[0] >= head.size]
         self._apply(head, pending, end)
         if head.last_root_entry is not None and end - head.last_root_entry > MAX_UNINDEXED:
@@ -249,6 +263,24 @@ class StatusAudit:
             summary += "one the monitor computes from those entries: its status proofs cannot be trusted"
             return [Finding(index, summary, evidence)]
         return []
+
+    def _keep(self, findings: list[Finding]) -> list[Finding]:
+        """Store findings about an entry before the index moves past it: if the chunk's commit in the state is lost,
+        the chunk is audited again with the index already past that entry, and `_found_before` answers."""
+        self.db.executemany(
+            "INSERT OR REPLACE INTO findings (origin, idx, summary, evidence) VALUES (?, ?, ?, ?)",
+            [(self.origin, f.index, f.summary, json.dumps(f.evidence)) for f in findings],
+        )
+        return findings
+
+    def _found_before(self, start: int, end: int) -> list[Finding]:
+        if start >= end:
+            return []
+        rows = self.db.execute(
+            "SELECT idx, summary, evidence FROM findings WHERE origin = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (self.origin, start, end),
+        ).fetchall()
+        return [Finding(index, summary, json.loads(evidence)) for index, summary, evidence in rows]
 
     def _save_last_root(self, head: _Head) -> None:
         self.db.execute(

@@ -28,6 +28,10 @@ def allowed(package: str, module_path: Path, target: str) -> bool:
         return target.startswith("witness.client") and module_path.name == "witnessing.py"
     if package == "loadtest" and top == "logserver":
         return True  # README "Layout": the benchmark driver measures storage and sequencer in-process
+    if package == "loadtest" and top == "monitor":  # the monitor benchmark measures the audit's stages in-process
+        return module_path.name in ("monitor_bench.py", "monitor_bounds.py")
+    if package == "loadtest" and top == "witness" and module_path.name == "witness_bench.py":
+        return True  # the HTTP stack's no-work bound, served by the witness's own app class and uvicorn settings
     if package in ("monitor", "tools", "loadtest"):
         return any(target == c or target.startswith(c + ".") for c in CLIENTS)
     return False

@@ -108,3 +108,15 @@ def test_days_are_counted_per_signer_by_the_statements_utc_date() -> None:
         for n, (kind, offset) in enumerate([(ISSUE, 0), (ISSUE, 60), (REVOKE, 86_400)])
     ]
     assert count_days(made) == {(vkey, "2026-09-21"): (2, 0), (vkey, "2026-09-22"): (0, 1)}
+
+
+def test_a_day_ends_at_midnight_utc_in_the_count() -> None:
+    """count_days names each day once (by its POSIX day number): the last second of a day and the first of the next
+    are two days, as `utc_day` says."""
+    vkey = issuer_key("moeys.example.gov.kh", 21).verifier().vkey
+    midnight = 20_352 * 86_400  # 2025-09-21 00:00:00 UTC
+    made = [
+        Statement("log.example", ISSUE, vkey, at, document=bytes([n]) * 32)
+        for n, at in enumerate([midnight - 1, midnight, midnight + 86_399, midnight - 86_400])
+    ]
+    assert count_days(made) == {(vkey, "2025-09-20"): (2, 0), (vkey, "2025-09-21"): (2, 0)}

@@ -82,3 +82,22 @@ def test_a_status_process_that_dies_is_a_state_error(tmp_path: Path) -> None:
         with pytest.raises(StateError, match="status index process stopped"):
             asyncio.run(one_chunk())
     close_index(str(tmp_path / "state.db"), ORIGIN)
+
+
+def test_a_chunk_audited_again_after_a_crash_finds_what_it_found_before(tmp_path: Path) -> None:
+    """The index's rows are committed before the chunk is (statusaudit.py): a crash in between makes the monitor
+    audit the chunk again, with the index already past it. Its findings must come back (from the index file), or
+    the alert about a lying index-root would be lost for good."""
+    keys = frozenset([REGISTRY.verifier().vkey])
+    chunk = items(0, 40) + [wrong_root(40)] + items(41, 10)
+    audit = StatusAudit(tmp_path / "state.db", ORIGIN)
+    first = [(f.index, f.summary, f.evidence) for f in audit.chunk_items(chunk, 0, 51, keys)]
+    audit.close()  # the crash: the chunk's commit in the state never happened
+    again = StatusAudit(tmp_path / "state.db", ORIGIN)
+    try:
+        second = [(f.index, f.summary, f.evidence) for f in again.chunk_items(chunk, 0, 51, keys)]
+        assert len(first) == 1 and first[0][0] == 40
+        assert second == first
+        assert again.chunk_items(items(51, 5), 51, 56, keys) == []  # the next chunk does not repeat it
+    finally:
+        again.close()

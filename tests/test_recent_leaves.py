@@ -88,6 +88,9 @@ def test_the_sequencer_finds_its_tail_in_memory_and_every_entry_exactly(engine: 
             assert [(s.index, s.duplicate) for s in final] == [(s.index, True) for s in reversed(again)]
             assert sequencer.size == 61 and reads.full == 0
             await stop(task)
+            sequencer.not_sequencing = "another process took the lease"  # its memory may miss their entries now
+            assert await sequencer.find_leaves([statements[0].leaf_hash]) == {statements[0].leaf_hash: 1}
+            assert reads.full == 1  # so storage answers, scanning the tail
         finally:
             await storage.close()
 

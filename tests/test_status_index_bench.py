@@ -16,3 +16,18 @@ def test_the_benchmark_runs_small_and_its_shape_model_matches_real_proofs() -> N
     assert "ceiling: raw hashlib.sha256" in out and "SQLite file bytes per entry" in out
     assert "Proof sizes at 20,000 documents" in out
     assert out.count("one batch of 1,000 new documents at this size") == 2
+
+
+def test_the_benchmark_runs_the_indexers_loop_through_sqlite() -> None:
+    """--store: the indexer's update loop (UpperLevels kept from 1,024 documents) through real SQLite, each phase
+    timed, beside the hashing bound and the storage-alone bound; --path-order times the next step's layout."""
+    command = [sys.executable, "-m", "loadtest.status_index_bench", "--store", "sqlite", "--sizes", "5000"]
+    command += ["--batches", "1100", "--updates", "1", "--path-order"]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Index of 5,000 documents in sqlite" in out and "bytes on disk per document" in out
+    for phase in ("parse", "read", "apply", "commit", "prune"):
+        assert f"    {phase} " in out, out
+    assert "ceiling: raw SHA-256/s" in out and "ceiling: the storage alone" in out
+    assert "rows in path order" in out

@@ -15,7 +15,7 @@ from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.statusindexer import StatusIndexer, logged_by, read_plan
 from logserver.statusstore import IndexMovedError, IndexVersion, PostgresStatusStore, SQLiteStatusStore
-from logserver.storage import Storage
+from logserver.storage import Storage, StorageError
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
 from tlogcore.indexroot import parse_index_root
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
@@ -183,7 +183,6 @@ def test_pruning_an_update_is_one_sqlite_transaction(tmp_path: Path) -> None:
             statements: list[str] = []
             await store._writer.set_trace_callback(statements.append)
             await store.prune(60, list(writes.writes))
-            await store._writer.set_trace_callback(None)
             deletes = [s for s in statements if s.startswith("DELETE")]
             assert len(deletes) == len(writes.writes) > 50
             assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT", statements[:2]
@@ -193,3 +192,59 @@ def test_pruning_an_update_is_one_sqlite_transaction(tmp_path: Path) -> None:
             await store.close()
 
     asyncio.run(scenario())
+
+
+def deep_doc(i: int) -> bytes:
+    """Documents sharing their first 20 bits: their paths run past the depths the indexer keeps in memory."""
+    return bytes(2) + b"\x07" + hashlib.sha256(b"deep %d" % i).digest()[3:]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_indexers_kept_top_levels_equal_the_stored_rows(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """UpperLevels (statusindexer.py) holds the rows at depth <= 16 as of the head, updated from its own commits;
+    a commit that raised (here: after it landed) makes it read them again; roots match the in-memory index."""
+
+    async def body(parts: Parts) -> None:
+        _, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        entries: list[tuple[int, str, bytes]] = []
+        first = 0
+        real_commit, calls = store.commit, [0]
+
+        async def commit_then_fail(*args: Any) -> None:
+            await real_commit(*args)
+            calls[0] += 1
+            if calls[0] == 3:
+                raise StorageError("the connection broke after COMMIT")
+
+        store.commit = commit_then_fail
+        indexer.keep_upper_from = 1  # from 1,024 documents in the server: these batches are small
+        for batch in range(5):
+            docs = [deep_doc(40 * batch + i) for i in range(40)] + [doc(40 * batch + i) for i in range(40)]
+            kind = REVOKE if batch == 4 else ISSUE
+            if batch == 4:
+                docs = [deep_doc(i) for i in range(0, 80, 3)]  # documents indexed before: their records grow
+            extra = {"reason": "error"} if kind == REVOKE else {}
+            indexes = await log(sequencer, *(statement(kind, ISSUER, document=d, **extra) for d in docs))
+            entries += [(i, kind, d) for i, d in zip(indexes, docs, strict=True)]
+            try:
+                assert await indexer.step(), batch
+            except StorageError:
+                assert batch == 2  # the third commit landed, then raised
+            head = await store.head()
+            assert head is not None and head.root == expected_rows(entries)
+            first = first or head.size
+            kept = indexer._upper
+            assert kept is not None
+            if batch == 2:
+                assert kept._version is None  # forgotten: read again on the next step
+            else:
+                assert kept._version == head.size
+                assert kept._nodes == await store.read_upper(16, head.size)
+                assert any(depth > 16 for depth, _ in (await read_plan(store, PathPlan(docs), head.size)).nodes)
+        older = await store.read_upper(16, first)  # an older version's top, read beside the newer rows
+        assert indexer._upper is not None and older and older != indexer._upper._nodes
+
+    run_engine(engine, tmp_path, request, body)

@@ -11,7 +11,7 @@ from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.errors import MalformedError
-from tlogcore.keys import Ed25519Signer
+from tlogcore.keys import Ed25519Signer, is_valid_key_name
 from tlogcore.note import open_note, sign_note
 from witness.client import (
     ConflictError,
@@ -151,6 +151,14 @@ def test_config_defaults_and_values() -> None:
     )
     assert config.name == "w.example" and set(config.trusted_keys()) == {LOG.origin, other.origin}
     assert parse_listen(config.listen) == ("::1", 9000)
+    assert config.workers == 2  # the default: verify and cosign in two processes beside the server
+    assert parse_config(f'workers = 0\n[[log]]\norigin = "{LOG.origin}"\nvkey = "{LOG.vkey}"\n').workers == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "65", "true", '"2"', "1.5"])
+def test_config_workers_errors(value: str) -> None:
+    with pytest.raises(MalformedError, match="workers must be a whole number from 0 to 64"):
+        parse_config(f'workers = {value}\n[[log]]\norigin = "{LOG.origin}"\nvkey = "{LOG.vkey}"\n')
 
 
 @pytest.mark.parametrize(
@@ -223,3 +231,14 @@ def test_parse_cosignatures() -> None:
     for bad in [b"\xff", "— a.example AAAAAQI=".encode(), "— a b c\n".encode(), "— a.example AAAA\n".encode()]:
         with pytest.raises(MalformedError):
             parse_cosignatures(bad)
+
+
+def test_key_names_refuse_exactly_the_unicode_whitespace() -> None:
+    """The key-name check (one regex search, not a loop over characters) refuses every character str.isspace calls
+    whitespace, and only those (among printable characters), as the loop it replaced did."""
+    for code in range(0x110000):
+        char = chr(code)
+        if char.isspace():
+            assert not is_valid_key_name(f"a{char}b"), hex(code)
+        elif char.isprintable() and char != "+":
+            assert is_valid_key_name(f"a{char}b"), hex(code)

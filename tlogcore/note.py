@@ -111,7 +111,11 @@ def open_note(data: bytes, verifiers: Iterable[Verifier], max_size: int = DEFAUL
     Raises MalformedError, SignatureError (a trusted key's signature fails) or
     UnverifiedError (no trusted key signed it).
     """
-    note = parse_note(data, max_size)
+    return open_parsed_note(parse_note(data, max_size), verifiers)
+
+
+def open_parsed_note(note: Note, verifiers: Iterable[Verifier]) -> OpenedNote:
+    """`open_note` for a note already parsed (the witness parses its request once)."""
     known: dict[tuple[str, int], Verifier] = {}
     for verifier in verifiers:
         if known.setdefault((verifier.name, verifier.key_id), verifier) is not verifier:

@@ -128,7 +128,12 @@ class Update:
 class PathPlan:
     """The stored nodes on the paths of some keys, gathered in rounds; then proofs or a batch update."""
 
-    def __init__(self, keys: Iterable[bytes], size_hint: int = 0) -> None:
+    def __init__(
+        self, keys: Iterable[bytes], size_hint: int = 0, first_window: int = 0, later_window: int = LATER_WINDOW
+    ) -> None:
+        """`first_window` depths are asked per key in the first round (0: about as deep as a path in an index of
+        `size_hint` keys), `later_window` in each later one: fewer rounds against more ids asked past a path's
+        end. A reader holding the top levels in memory asks them all at once and then goes one level at a time."""
         self.nodes: dict[NodeId, StoredNode] = {}
         keys = list(keys)
         if any(len(key) != HASH_SIZE for key in keys):
@@ -136,7 +141,10 @@ class PathPlan:
         # Open keys, in key order, each with the depth still to read on its path.
         self._open: dict[int, int] = dict.fromkeys(sorted({key_int(key) for key in keys}), 0)
         # A key's path is about log2(documents) + 2 deep: ask for that much at once, a few more later if needed.
-        self._window = max(LATER_WINDOW, size_hint.bit_length() + 4)
+        self._window = first_window or max(LATER_WINDOW, size_hint.bit_length() + 4)
+        self._later_window = later_window
+        if self._window < 1 or later_window < 1:
+            raise ValueError("a read plan asks for at least one depth per round")
         self._round_window = 0
         self._asked: set[NodeId] = set()
         self._root_read = False  # the first round always asks for the root, even with no keys
@@ -152,7 +160,7 @@ class PathPlan:
             end = min(start + self._window, KEY_BITS + 1)
             ids.update([(depth, bits >> (KEY_BITS - depth)) for depth in range(low, end)])
             previous, previous_start = bits, start
-        self._round_window, self._window = self._window, LATER_WINDOW
+        self._round_window, self._window = self._window, self._later_window
         self._asked = ids
         return list(ids)
 

@@ -11,20 +11,22 @@ cosignature verifier key printed (`vkey …`, one line per key, Ed25519 first) i
 trust policy (`witness <name> <vkey>`, c2sp.org/tlog-policy).
 """
 
-import asyncio
 import json
 import sqlite3
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 import uvicorn
+import uvloop
 
 from tlogcore.errors import MalformedError
 from tlogcore.keys import Signer
 from witness.app import create_app
 from witness.config import ALGORITHMS, ED25519, WitnessConfig, parse_config, parse_listen
+from witness.cosigner import Cosigner, PoolCosigner, WorkerSetup
 from witness.headerdeadline import header_deadline_protocol
 from witness.keyfiles import SetupError, existing_keys, load_or_create_keys
 from witness.storage import SQLiteStorage
@@ -36,7 +38,8 @@ MAX_CONNECTIONS = 256  # beyond it uvicorn answers 503 at once; a witness has fe
 KEEP_ALIVE = 5  # seconds an idle keep-alive connection stays open
 
 
-def read_config(path: Path) -> WitnessConfig:
+def read_config_text(path: Path) -> tuple[WitnessConfig, str]:
+    """The parsed config and its text (the text goes to the worker processes, which parse it themselves)."""
     try:
         with path.open("rb") as file:
             data = file.read(MAX_FILE_SIZE + 1)
@@ -45,19 +48,53 @@ def read_config(path: Path) -> WitnessConfig:
     if len(data) > MAX_FILE_SIZE:
         raise MalformedError(f"config {path} is larger than {MAX_FILE_SIZE} bytes")
     try:
-        return parse_config(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        return parse_config(text), text
     except UnicodeDecodeError:
         raise MalformedError(f"config {path} is not UTF-8") from None
     except MalformedError as exc:
         raise MalformedError(f"{path}: {exc}") from None
 
 
+def read_config(path: Path) -> WitnessConfig:
+    return read_config_text(path)[0]
+
+
+def cosigner_for(config: WitnessConfig, config_text: str, data: Path) -> Cosigner | None:
+    """Worker processes that check and cosign with the keys in `data` (config `workers`); None: the event loop."""
+    if config.workers == 0:
+        return None
+    return PoolCosigner(WorkerSetup(config_text, str(data), str(data / DATABASE_FILE)), config.workers)
+
+
+def server_settings(app: Any, listen: tuple[str, int], log_level: str, access_log: bool) -> uvicorn.Config:
+    """uvicorn as the witness runs it (loadtest/witness_bench.py serves its no-work bound with the same)."""
+    host, port = listen
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="off",
+        http=header_deadline_protocol(HEADER_TIMEOUT, one_write=True),
+        limit_concurrency=MAX_CONNECTIONS,
+        timeout_keep_alive=KEEP_ALIVE,
+    )
+
+
+def serve_app(app: Any, listen: tuple[str, int]) -> None:
+    """Serve `app` as `serve` serves the witness, until SIGINT or SIGTERM (loadtest/witness_bench.py measures the
+    HTTP stack's own bound this way: a handler that reads the body and does no work)."""
+    uvloop.run(uvicorn.Server(server_settings(app, listen, "warning", False)).serve())
+
+
 async def run_server(
     config: WitnessConfig,
     signers: Sequence[Signer],
+    cosigner: Cosigner | None,
     database: Path,
-    host: str,
-    port: int,
+    listen: tuple[str, int],
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -66,20 +103,20 @@ async def run_server(
     except (sqlite3.Error, OSError, RuntimeError) as exc:
         raise SetupError(f"cannot open the database {database}: {exc}") from None
     try:
-        app = create_app(config, storage, signers, time.time)
-        settings = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            log_level=log_level,
-            access_log=access_log,
-            lifespan="off",
-            http=header_deadline_protocol(HEADER_TIMEOUT),
-            limit_concurrency=MAX_CONNECTIONS,
-            timeout_keep_alive=KEEP_ALIVE,
-        )
+        if cosigner is not None:  # after the storage: the workers read the database it made
+            await cosigner.start()
+    except (OSError, TimeoutError, EOFError) as exc:
+        if cosigner is not None:
+            await cosigner.close()
+        await storage.close()
+        raise SetupError(f"the cosigning worker processes did not start: {exc}") from None
+    try:
+        app = create_app(config, storage, signers, time.time, cosigner=cosigner)
+        settings = server_settings(app, listen, log_level, access_log)
         await uvicorn.Server(settings).serve()
     finally:
+        if cosigner is not None:
+            await cosigner.close()
         await storage.close()
 
 
@@ -111,14 +148,15 @@ DATA_OPTION = click.option(
 def serve(data: Path, config_path: Path, listen: str | None, log_level: str, access_log: bool) -> None:
     """Run the witness HTTP server."""
     try:
-        config = read_config(config_path)
-        host, port = parse_listen(listen if listen is not None else config.listen)
+        config, config_text = read_config_text(config_path)
+        address = parse_listen(listen if listen is not None else config.listen)
         signers = load_or_create_keys(data, config.name, config.algorithms, time.time)
     except (MalformedError, SetupError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     print_identity(signers, False)
-    try:
-        asyncio.run(run_server(config, signers, data / DATABASE_FILE, host, port, log_level, access_log))
+    cosigner = cosigner_for(config, config_text, data)
+    try:  # uvloop: uvicorn picks it only when it makes the loop itself, which it does not here
+        uvloop.run(run_server(config, signers, cosigner, data / DATABASE_FILE, address, log_level, access_log))
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -3,6 +3,7 @@
     name = "witness.example.org"          # the witness's key name, in its cosignature lines
     listen = "127.0.0.1:7380"             # optional; `serve --listen` overrides it
     algorithms = ["ed25519", "ml-dsa-44"] # optional, default ["ed25519"]: the cosignatures it signs, in this order
+    workers = 2                           # optional, default 2: processes that verify and cosign; 0: in the server
 
     [[log]]                               # one table per log this witness cosigns
     origin = "log.example.gov.kh/documents"
@@ -13,6 +14,9 @@ name SHOULD be the origin"; tlog-policy makes it a MUST, and so do we).
 
 `algorithms` (tlog-cosignature v1.1.0): "ed25519" signs type 0x04 cosignatures, "ml-dsa-44" the post-quantum
 type 0x06; both, beside each other, let today's verifiers and post-quantum policies rely on one witness.
+
+`workers` (witness/cosigner.py): the log signature checks and the cosignatures run in this many processes beside
+the server's own, so they use every core; the state and its durable compare-and-swap stay in the server.
 """
 
 import tomllib
@@ -28,6 +32,8 @@ from tlogcore.vkeys import LOG_KEYS, parse_key_for
 DEFAULT_NAME = "witness.localhost"
 DEFAULT_LISTEN = "127.0.0.1:7380"
 MAX_LOGS = 10_000
+DEFAULT_WORKERS = 2  # the two cores of the reference machine (docs/performance.md, "The witness")
+MAX_WORKERS = 64
 ED25519, ML_DSA_44 = "ed25519", "ml-dsa-44"
 ALGORITHMS = (ED25519, ML_DSA_44)
 
@@ -44,6 +50,7 @@ class WitnessConfig:
     listen: str
     logs: tuple[LogConfig, ...]
     algorithms: tuple[str, ...] = (ED25519,)
+    workers: int = DEFAULT_WORKERS
 
     def trusted_keys(self) -> Mapping[str, Sequence[Verifier]]:
         """Origin → the log keys whose signature makes a checkpoint of that origin acceptable. A log that rotated
@@ -105,7 +112,7 @@ def parse_config(text: str) -> WitnessConfig:
         raise MalformedError(f"config: not valid TOML: {exc}") from None
     except RecursionError:  # fuzzing: tomllib recurses once per nested [ or {
         raise MalformedError("config: not valid TOML: nested too deeply") from None
-    _only_keys(document, {"name", "listen", "log", "algorithms"}, "top level")
+    _only_keys(document, {"name", "listen", "log", "algorithms", "workers"}, "top level")
     try:
         name = check_key_name(_string(document, "name", "top level", DEFAULT_NAME))
     except MalformedError as exc:
@@ -123,7 +130,14 @@ def parse_config(text: str) -> WitnessConfig:
         if log.verifier.vkey in seen:
             raise MalformedError(f"config: the log key {log.verifier.vkey[:80]!r} appears in two [[log]] tables")
         seen.add(log.verifier.vkey)
-    return WitnessConfig(name, listen, logs, parse_algorithms(document.get("algorithms", [ED25519])))
+    algorithms = parse_algorithms(document.get("algorithms", [ED25519]))
+    return WitnessConfig(name, listen, logs, algorithms, parse_workers(document.get("workers", DEFAULT_WORKERS)))
+
+
+def parse_workers(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WORKERS:
+        raise MalformedError(f"config: workers must be a whole number from 0 to {MAX_WORKERS} (0: sign in the server)")
+    return value
 
 
 def parse_algorithms(value: Any) -> tuple[str, ...]:

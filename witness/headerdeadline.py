@@ -16,15 +16,18 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from witness.onewrite import OneWriteTransport
+
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
     """uvicorn's HTTP protocol plus the header deadline; make one with `header_deadline_protocol`."""
 
     header_timeout: float = 10.0
+    one_write: bool = False  # each response in one send (witness/onewrite.py)
     _header_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(OneWriteTransport(transport, self.loop) if self.one_write else transport)
         self._arm()
 
     def on_message_begin(self) -> None:
@@ -60,6 +63,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def header_deadline_protocol(header_timeout: float) -> type[HeaderDeadlineProtocol]:
-    """A protocol class for `uvicorn.Config(http=...)` with this deadline (uvicorn takes a class, not an instance)."""
-    return type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout})
+def header_deadline_protocol(header_timeout: float, one_write: bool = False) -> type[HeaderDeadlineProtocol]:
+    """A protocol class for `uvicorn.Config(http=...)` with this deadline (uvicorn takes a class, not an instance);
+    `one_write`: each response leaves in one send rather than two (witness/onewrite.py)."""
+    return type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout": header_timeout, "one_write": one_write})

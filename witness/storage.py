@@ -151,14 +151,14 @@ class SQLiteStorage:
 
     @classmethod
     def _open(cls, path: str) -> "SQLiteStorage":
-        writer = _connect(path)
+        writer = connect(path)
         try:
             mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode is None or str(mode[0]).lower() != "wal":
                 raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode!r})")
             writer.execute("PRAGMA synchronous = FULL")
             writer.executescript(SCHEMA)
-            reader = _connect(path)
+            reader = connect(path)
         except BaseException:
             writer.close()
             raise
@@ -170,7 +170,7 @@ class SQLiteStorage:
 
     async def latest(self, origin: str) -> LogState | None:
         with unavailable_on_error():
-            return _latest(self._reader, origin)
+            return read_latest(self._reader, origin)
 
     async def compare_and_swap(self, origin: str, expected: TreeHead | None, new: LogState) -> None:
         check_forward(expected, new)
@@ -222,13 +222,13 @@ class SQLiteStorage:
         self._reader.close()
 
 
-def _connect(path: str) -> sqlite3.Connection:
+def connect(path: str) -> sqlite3.Connection:
     connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     connection.execute("PRAGMA busy_timeout = 5000")
     return connection
 
 
-def _latest(connection: sqlite3.Connection, origin: str) -> LogState | None:
+def read_latest(connection: sqlite3.Connection, origin: str) -> LogState | None:
     row = connection.execute("SELECT size, root, note FROM latest WHERE origin = ?", (origin,)).fetchone()
     return LogState(int(row[0]), bytes(row[1]), bytes(row[2])) if row is not None else None
 
@@ -243,7 +243,7 @@ def _commit(connection: sqlite3.Connection, batch: list[_Swap]) -> list[int | No
             if won:
                 outcomes.append(None)
             else:
-                current = _latest(connection, swap.origin)
+                current = read_latest(connection, swap.origin)
                 outcomes.append(current.size if current is not None else 0)
         connection.execute("COMMIT")  # synchronous = FULL: fsynced when this returns
     except BaseException:

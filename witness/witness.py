@@ -24,7 +24,7 @@ from tlogcore.checkpoint import MAX_CHECKPOINT_NOTE_SIZE, Checkpoint, parse_chec
 from tlogcore.encoding import parse_decimal, parse_hash_b64
 from tlogcore.errors import MalformedError, ProofError, SignatureError, UnverifiedError
 from tlogcore.keys import Signer, Verifier
-from tlogcore.note import Note, OpenedNote, Signature, open_note, parse_note, signature_for
+from tlogcore.note import Note, OpenedNote, Signature, open_parsed_note, parse_note, signature_for
 
 MAX_PROOF_LINES = 63  # tlog-witness: "at most 63 consistency proof lines"
 
@@ -59,6 +59,9 @@ class Conflict(WitnessError):
         super().__init__(f"known tree size is {known_size}")
         self.known_size = known_size
 
+    def __reduce__(self) -> tuple[type["Conflict"], tuple[int]]:  # pickled from a worker process (witness/cosigner.py)
+        return Conflict, (self.known_size,)
+
 
 # --- values -------------------------------------------------------------------
 
@@ -79,6 +82,7 @@ class AddCheckpoint:
     proof: tuple[bytes, ...]
     note_bytes: bytes  # the signed checkpoint as sent
     checkpoint: Checkpoint
+    note: Note  # note_bytes parsed (signatures not checked yet)
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,7 @@ def parse_request(body: bytes) -> AddCheckpoint:
         raise BadRequest(f"malformed request: {exc}") from None
     if checkpoint.size > merkle.MAX_TREE_SIZE:  # DESIGN.md: sizes stay below 2^63
         raise BadRequest(f"malformed request: checkpoint size {checkpoint.size} is not below 2^63")
-    return AddCheckpoint(old_size, proof, note_bytes, checkpoint)
+    return AddCheckpoint(old_size, proof, note_bytes, checkpoint, note)
 
 
 # --- the checks, in tlog-witness order (FORMATS.md §e, steps 2-8) ---------------
@@ -128,13 +132,11 @@ def verify_log_signature(request: AddCheckpoint, trusted: Mapping[str, Sequence[
     if not verifiers:
         raise UnknownLog(f"unknown log: origin {origin[:200]!r} is not configured at this witness")
     try:
-        return open_note(request.note_bytes, verifiers, MAX_CHECKPOINT_NOTE_SIZE)
+        return open_parsed_note(request.note, verifiers)
     except SignatureError as exc:
         raise BadSignature(f"invalid signature: {exc}") from None
     except UnverifiedError:
         raise BadSignature(f"invalid signature: no valid signature by a key of log {origin[:200]!r}") from None
-    except MalformedError as exc:  # parse_request already parsed it; kept for safety
-        raise BadRequest(f"malformed request: {exc}") from None
 
 
 def check_update(request: AddCheckpoint, stored: TreeHead | None) -> None:

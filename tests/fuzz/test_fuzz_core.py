@@ -138,7 +138,10 @@ def test_bundle_round_trips(statement: Statement, index: int, proof: list[bytes]
 @given(old_size=st.integers(0, 4), proof=st.lists(hashes, max_size=63), size=st.integers(0, 4))
 def test_witness_request_round_trip(old_size: int, proof: list[bytes], size: int) -> None:
     note = signed_checkpoint(size)
-    body = encode_witness_request(AddCheckpoint(old_size, tuple(proof), note, parse_checkpoint(parse_note(note).text)))
+    parsed_note = parse_note(note)
+    body = encode_witness_request(
+        AddCheckpoint(old_size, tuple(proof), note, parse_checkpoint(parsed_note.text), parsed_note)
+    )
     parsed = parse_request(body)
     assert (parsed.old_size, parsed.proof, parsed.note_bytes) == (old_size, tuple(proof), note)
     assert encode_witness_request(parsed) == body

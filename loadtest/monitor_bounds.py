@@ -1,0 +1,147 @@
+"""The monitor's ceilings, measured in the benchmark's own run and printed by loadtest/monitor_bench.py.
+
+1. Merkle audit (`verify = "tree"`), per level-0 tile of 256 entries: the SHA-256 work alone (256 leaf hashes of
+   the real entries and 255 node hashes, in tight loops), tlogcore's Python around it as the monitor runs it
+   (decoding the entry bundle, the leaf hashes of the tile in one call, the compare with the tile, folding the
+   tile into its parent's hash), the rest of the monitor's CPU (HTTP, the pipeline, the state), and the log
+   server's CPU for serving the tile and its bundle. The monitor and the server share the 2 cores, so the bound of
+   the whole audit is 2 cores / (monitor + server CPU per entry).
+2. Audit with every signature checked: CPU per entry of each stage the audit must do (Ed25519 verification and
+   statement parsing in the workers; the status-index recomputation per document; the rest of the main process,
+   from the `workers = 1` run's CPU minus those three; the log server), and the 2-core bound they give together.
+"""
+
+import hashlib
+import pickle
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from monitor.audit import check_packed
+from monitor.statusaudit import StatusAudit, StatusItem
+from tlogcore import merkle
+from tlogcore.tileauth import fold_tile
+from tlogcore.tiles import TILE_WIDTH, decode_entry_bundle, encode_entry_bundle
+
+CHUNK = 32 * TILE_WIDTH  # the benchmark's chunk_tiles = 32
+
+
+def per_call_seconds(work: Callable[[], object], seconds: float = 0.5) -> float:
+    """CPU seconds of one call of `work`, repeated for about `seconds`."""
+    done, started = 0, time.process_time()
+    while (spent := time.process_time() - started) < seconds:
+        work()
+        done += 1
+    return spent / done
+
+
+def hashing_per_tile(entries: Sequence[bytes]) -> float:
+    """SHA-256 alone for one tile: the 256 leaf hashes of these entries and 255 node hashes, no other Python."""
+    sha256, tile = hashlib.sha256, [b"\x00" + e for e in entries[:TILE_WIDTH]]
+    node = b"\x01" + b"\x02" * 64
+
+    def leaves() -> None:
+        for data in tile:
+            sha256(data).digest()
+
+    def nodes() -> None:
+        for _ in range(TILE_WIDTH - 1):
+            sha256(node).digest()
+
+    return per_call_seconds(leaves) + per_call_seconds(nodes)
+
+
+def tlogcore_per_tile(entries: Sequence[bytes]) -> float:
+    """What the monitor's tlogcore calls cost for one full tile: `TreeView.entries` (decode, leaf hashes, compare)
+    and `fold_tile` (authenticating the tile against its parent)."""
+    bundle = encode_entry_bundle(entries[:TILE_WIDTH])
+    body = merkle.leaf_hashes(entries[:TILE_WIDTH])
+
+    def one_tile() -> None:
+        if merkle.leaf_hashes(decode_entry_bundle(bundle, TILE_WIDTH)) != body:
+            raise AssertionError("the tile does not match its own entries")
+        fold_tile(body)
+
+    return per_call_seconds(one_tile)
+
+
+def check_per_entry(entries: Sequence[bytes], origin: str, mode: str) -> float:
+    """Worker-side statement checks (`check_packed`) in `mode` ("parse": without Ed25519; "signatures"), CPU seconds
+    per entry: CPU time, not wall time, so that other tenants' load does not count."""
+    sample = list(entries[:2000])
+    return per_call_seconds(lambda: check_packed(sample, 1, origin, mode), 1.0) / len(sample)
+
+
+def crossing_per_entry(entries: Sequence[bytes], origin: str) -> float:
+    """What crosses the process boundary per entry with `workers > 1`: the entries pickled to a worker and its
+    results (plain tuples) pickled back, both unpickled (rebuilding Statements is in the main process's rest)."""
+    sample = list(entries[:2000])
+    packed = check_packed(sample, 1, origin, "parse")
+
+    def cross() -> None:
+        pickle.loads(pickle.dumps(sample, pickle.HIGHEST_PROTOCOL))
+        pickle.loads(pickle.dumps(packed, pickle.HIGHEST_PROTOCOL))
+
+    return per_call_seconds(cross) / len(sample)
+
+
+def status_per_document(items: Sequence[StatusItem]) -> float:
+    """The monitor's status-index recomputation (statusaudit.py, chunks of CHUNK entries into a fresh index file),
+    CPU seconds per document. `items` are entries 0, 1, … each naming a document."""
+    with tempfile.TemporaryDirectory(prefix="monitor-bounds-") as tmp:
+        audit = StatusAudit(Path(tmp) / "state.db", "bench")
+        try:
+            started = time.process_time()
+            for first in range(0, len(items), CHUNK):
+                chunk = items[first : first + CHUNK]
+                if audit.chunk_items(chunk, first, first + len(chunk), frozenset()):
+                    raise AssertionError("a finding in an honest index")
+            if audit.record(items[-1][2])[1] != len(items):
+                raise AssertionError("the index did not take every document")
+            return (time.process_time() - started) / len(items)
+        finally:
+            audit.close()
+
+
+@dataclass(frozen=True)
+class TreeBound:
+    hashing: float  # seconds per tile
+    tlogcore: float
+    monitor: float  # the monitor's whole CPU per tile in the tree audit
+    server: float  # the log server's CPU per tile in the tree audit
+
+    def rows(self) -> list[tuple[str, float]]:
+        rest = max(0.0, self.monitor - self.tlogcore)
+        return [
+            ("SHA-256 alone (256 leaf hashes of these entries + 255 node hashes)", self.hashing),
+            ("tlogcore per tile as the monitor calls it (decode, leaf hashes, compare, fold)", self.tlogcore),
+            ("the rest of the monitor (HTTP client, pipeline, state), from its CPU in the tree audit", rest),
+            ("the log server serving the tile and its bundle, from its CPU in the tree audit", self.server),
+        ]
+
+    @property
+    def two_cores(self) -> float:
+        """Entries/s if the monitor and the server shared 2 cores perfectly."""
+        return 2 * TILE_WIDTH / (self.monitor + self.server)
+
+
+def print_tree_bound(bound: TreeBound) -> None:
+    print("\n| Merkle audit, per level-0 tile of 256 entries (CPU) | µs per tile | entries/s on one core |")
+    print("|---|---:|---:|")
+    for label, seconds in bound.rows():
+        print(f"| {label} | {seconds * 1e6:,.0f} | {TILE_WIDTH / seconds if seconds else 0:,.0f} |")
+    print(
+        f"| bound of the tree audit on 2 cores (monitor + server CPU per tile) | "
+        f"{(bound.monitor + bound.server) * 1e6:,.0f} | {bound.two_cores:,.0f} (2 cores) |"
+    )
+
+
+def print_signature_bound(stages: dict[str, float]) -> None:
+    """`stages`: CPU seconds per entry of each stage; prints them and the 2-core bound."""
+    print("\n| audit with signatures, CPU per entry | µs | entries/s on one core |\n|---|---:|---:|")
+    for label, seconds in stages.items():
+        print(f"| {label} | {seconds * 1e6:,.1f} | {1 / seconds if seconds else 0:,.0f} |")
+    total = sum(stages.values())
+    print(f"| all of it: the bound on 2 cores | {total * 1e6:,.1f} | {2 / total:,.0f} (2 cores) |")

@@ -1,0 +1,280 @@
+"""The status indexer's own update loop through real storage (issue 19; docs/status-proofs.md §11).
+
+    .venv/bin/python -m loadtest.status_index_bench --store sqlite --sizes 1000000 --batches 10000,20000
+
+At each size: the index of that many random documents is built in memory and stored as one version (not timed);
+then, per batch size, `--updates` updates run exactly as the indexer runs them (logserver/statusindexer.py):
+the issue statements parsed (`document_entries`), the paths read (`UpperLevels`: the top 16 depths in memory,
+deeper rows one level per round), `apply_entries`, the commit, and the prune of the version before (in the
+server a cycle later). Each phase is timed in wall seconds and in CPU seconds of this process (its threads
+included; PostgreSQL's own CPU is its server's). Beside them, measured in the same run:
+  - raw SHA-256/s over the SHA-256 calls per document the update made (the hashing bound);
+  - the storage alone: the same rows, already encoded, inserted in one transaction and deleted in another, with
+    no Python work around them (the storage bound of this row layout).
+Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_node with its index.
+Prints figures; asserts nothing.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import sqlite3
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logserver.statusindexer import UpperLevels, document_entries
+from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from tlogcore.keys import Ed25519Signer
+from tlogcore.statement import ISSUE, Statement, sign_statement
+from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, node_id_bytes, node_id_from_bytes, read_paths
+from tlogcore.statusrecord import new_record
+
+PHASES = ("parse", "read", "apply", "commit", "prune")
+ORIGIN = "bench.status.example"
+
+
+class LoopPauses:
+    """The longest time the event loop went without running a 5 ms ticker (the sequencer shares that loop)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+
+    async def run(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            self.longest, last = max(self.longest, now - last - 0.005), now
+
+
+@dataclass
+class Phases:
+    wall: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    cpu: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
+    documents: int = 0
+    hashes: int = 0
+    rows: int = 0
+    pauses: LoopPauses = field(default_factory=LoopPauses)
+
+    async def timed(self, phase: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = await work()
+        self.wall[phase] += time.perf_counter() - wall
+        self.cpu[phase] += time.process_time() - cpu
+        return result
+
+
+def statements(count: int, first_time: int, rng: random.Random, signer: Ed25519Signer) -> list[bytes]:
+    """Issue statements as the log holds them (signed: the indexer parses them, without checking signatures)."""
+    vkey = signer.verifier().vkey
+    made = []
+    for i in range(count):
+        statement = Statement(ORIGIN, ISSUE, vkey, first_time + i, document=rng.randbytes(32))
+        made.append(sign_statement(statement, signer))
+    return made
+
+
+async def open_store(engine: str, directory: Path, dsn: str | None) -> Any:
+    if engine == "postgresql" and dsn is not None:
+        return await PostgresStatusStore.open(dsn, timeout=600.0)  # the preload is one COPY of millions of rows
+    path = directory / "index.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA journal_mode = WAL")  # as the log's own file is (logserver/sqlite.py)
+    return await SQLiteStatusStore.open(path)
+
+
+async def preload(store: Any, size: int, rng: random.Random) -> IndexVersion:
+    """`size` random documents, stored as one version (the rows an index of that size holds)."""
+    records = {rng.randbytes(32): new_record([i]) for i in range(size)}
+    update = read_paths(PathPlan([]), {}).apply(records)
+    version = IndexVersion(size, update.root, 1)
+    await store.commit(None, version, update.writes)
+    return version
+
+
+async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: list[bytes], phases: Phases) -> Any:
+    """One indexer step at `head` over the entries `datas` (logged at head.size, head.size + 1, ...)."""
+
+    async def parse() -> Any:  # in a thread, as StatusIndexer.step does
+        return (await asyncio.to_thread(document_entries, datas, head.size))[0]
+
+    entries = await phases.timed("parse", parse)
+    plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size))
+    update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
+    new = IndexVersion(head.size + len(datas), update.root, 1)
+    await phases.timed("commit", lambda: store.commit(head, new, update.writes))
+    upper.committed(head.size, new.size, update.writes)
+    phases.documents += len(entries)
+    phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
+    phases.rows += len(update.writes)
+    return new, update.writes
+
+
+async def run_updates(
+    store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random
+) -> tuple[IndexVersion, Phases, dict[NodeId, StoredNode]]:
+    """`updates` + 1 updates of `batch` documents; the first (it loads the kept top levels) is not counted."""
+    signer = Ed25519Signer("issuer.bench.example", rng.randbytes(32))
+    upper, phases, previous = UpperLevels(store), Phases(), None
+    last_writes: dict[NodeId, StoredNode] = {}
+    for step in range(updates + 1):
+        datas = statements(batch, 1_790_000_000 + head.size, rng, signer)
+        counted = phases if step else Phases()
+        ticker = asyncio.create_task(counted.pauses.run())
+        head, last_writes = await one_update(store, upper, head, datas, counted)
+        if previous is not None:
+            version, nodes = previous
+            await counted.timed("prune", lambda v=version, n=nodes: store.prune(v, n))  # type: ignore[misc]
+        ticker.cancel()
+        previous = (head.size, list(last_writes))
+    return head, phases, last_writes
+
+
+async def storage_alone(store: Any, head: IndexVersion, writes: dict[NodeId, StoredNode]) -> tuple[float, float]:
+    """Wall and CPU seconds to insert `writes` (encoded beforehand) at a new version in one transaction and delete
+    them again in another (as a prune deletes as many): the storage's share of one update, no Python around it."""
+    rows = sorted((node_id_bytes(node), head.size + 1, row.to_bytes()) for node, row in writes.items())
+    deletes = [(node, head.size + 1) for node, _, _ in rows]  # the same rows again: the index stays as it was
+    began, cpu = time.perf_counter(), time.process_time()
+    if isinstance(store, SQLiteStatusStore):
+        db = store._writer
+        await db.execute("BEGIN IMMEDIATE")
+        await db.executemany("INSERT INTO status_node (node, version, data) VALUES (?, ?, ?)", rows)
+        await db.execute("COMMIT")
+        await db.execute("BEGIN IMMEDIATE")
+        await db.executemany("DELETE FROM status_node WHERE node = ? AND version = ?", deletes)
+        await db.execute("COMMIT")
+    else:
+        async with store._pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.copy_records_to_table("status_node", records=rows, columns=["node", "version", "data"])
+            async with conn.transaction():
+                await conn.execute(
+                    "DELETE FROM status_node WHERE node = ANY($1::bytea[]) AND version = $2",
+                    [node for node, _ in deletes],
+                    head.size + 1,
+                )
+    return time.perf_counter() - began, time.process_time() - cpu
+
+
+async def bytes_on_disk(store: Any, directory: Path) -> int:
+    if isinstance(store, SQLiteStatusStore):
+        await store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return sum(f.stat().st_size for f in directory.iterdir() if f.name.startswith("index.db"))
+    async with store._pool.acquire() as conn:
+        return int(await conn.fetchval("SELECT pg_total_relation_size('status_node')"))
+
+
+def report(size: int, batch: int, phases: Phases, sha: float, alone: tuple[float, float], updates: int) -> None:
+    wall, cpu = sum(phases.wall.values()), sum(phases.cpu.values())
+    per_doc = phases.hashes / phases.documents
+    print(
+        f"\n  one update of {batch:,} documents at {size:,}, {updates} updates ({phases.rows / phases.documents:.1f}"
+        f" rows written per document):"
+    )
+    for phase in PHASES:
+        print(f"    {phase:<8} {phases.wall[phase] / updates:7.3f} s wall  {phases.cpu[phase] / updates:7.3f} s CPU")
+    hashing_bound = sha / per_doc
+    storage_bound = batch / alone[0]
+    print(
+        f"    documents indexed/s, wall:           {phases.documents / wall:>12,.0f}"
+        f"   {phases.documents / wall / hashing_bound:.3f} of the hashing bound"
+    )
+    print(f"    documents indexed per CPU second:    {phases.documents / cpu:>12,.0f}")
+    print(f"    longest pause of the event loop during an update: {phases.pauses.longest * 1000:,.0f} ms")
+    print(
+        f"    ceiling: raw SHA-256/s {sha:,.0f} / {per_doc:.1f} SHA-256 per document = {hashing_bound:,.0f} documents/s"
+    )
+    print(
+        f"    ceiling: the storage alone (same rows, pre-encoded, insert + delete): {storage_bound:,.0f} documents/s"
+        f"   (indexer at {phases.documents / wall / storage_bound:.3f} of it)"
+    )
+    print(f"      the same per CPU second of this process (SQLite runs in it): {batch / alone[1]:,.0f} documents/s")
+
+
+async def measure(engine: str, sizes: list[int], batches: list[int], updates: int, dsn: str | None,
+                  sha256_ceiling: Callable[[], float], path_order: bool) -> None:  # fmt: skip
+    rng = random.Random(19)
+    for size in sizes:
+        with tempfile.TemporaryDirectory(prefix="status-index-") as name:
+            directory = Path(name)
+            store = await open_store(engine, directory, dsn)
+            try:
+                if engine == "postgresql":
+                    await reset_postgres(store)
+                began = time.perf_counter()
+                head = await preload(store, size, rng)
+                took = time.perf_counter() - began
+                print(f"\nIndex of {size:,} documents in {engine} (built and stored in {took:.0f} s)")
+                on_disk = await bytes_on_disk(store, directory)
+                print(f"  bytes on disk per document: {on_disk / size:.1f} ({on_disk / 1e6:,.0f} MB)")
+                for batch in batches:
+                    sha = sha256_ceiling()
+                    head, phases, writes = await run_updates(store, head, batch, updates, rng)
+                    alone = await storage_alone(store, head, writes)
+                    report(size, batch, phases, sha, alone, updates)
+                    if engine == "sqlite" and path_order:
+                        took = await path_order_alone(store, directory, writes, head.size)
+                        print(f"    the storage alone with rows in path order (not built; the next step): "
+                              f"{batch / took:,.0f} documents/s")  # fmt: skip
+            finally:
+                await store.close()
+
+
+async def reset_postgres(store: Any) -> None:
+    async with store._pool.acquire() as conn:
+        await conn.execute("TRUNCATE status_node, status_version, status_head")
+
+
+def run(args: argparse.Namespace, sha256_ceiling: Callable[[], float]) -> None:
+    sizes, batches = [int(s) for s in args.sizes.split(",")], [int(b) for b in args.batches.split(",") if b]
+    cluster = None
+    dsn = None
+    if args.store == "postgresql":
+        from loadtest.pgcluster import start_cluster
+
+        cluster = start_cluster()
+        dsn = cluster.create_database("status_index")
+    try:
+        print(f"storage: {args.store}; load average {os.getloadavg()[0]:.1f} (rates in wall seconds are shared)")
+        asyncio.run(measure(args.store, sizes, batches, args.updates, dsn, sha256_ceiling, args.path_order))
+    finally:
+        if cluster is not None:
+            cluster.stop()
+
+
+def path_order_id(node: NodeId) -> bytes:
+    """A node id that sorts the tree in pre-order (a subtree's rows together): the prefix left-aligned in 32 bytes,
+    then the depth. Not the stored layout (u16 depth first, statusindex_nodes.py); measured as the next step."""
+    depth, prefix = node
+    return (prefix << (256 - depth)).to_bytes(32, "big") + depth.to_bytes(2, "big")
+
+
+async def path_order_alone(store: Any, directory: Path, writes: dict[NodeId, StoredNode], head: int) -> float:
+    """The storage-alone measure again, in a copy of the table whose ids are in path order (SQLite only), through a
+    connection opened afresh (its page cache cold: the comparison leans against the new layout, not for it)."""
+    rows = sorted((path_order_id(node), head + 1, row.to_bytes()) for node, row in writes.items())
+    with contextlib.closing(sqlite3.connect(directory / "index.db", isolation_level=None)) as db:
+        db.execute("CREATE TABLE path_node (node BLOB, version INTEGER, data BLOB, PRIMARY KEY (node, version)) "
+                   "WITHOUT ROWID")  # fmt: skip
+        db.create_function("path_order", 1, lambda node: path_order_id(node_id_from_bytes(node)))
+        db.execute("INSERT INTO path_node SELECT path_order(node), version, data FROM status_node ORDER BY 1, 2")
+    with contextlib.closing(sqlite3.connect(directory / "index.db", isolation_level=None)) as db:
+        db.execute(f"PRAGMA cache_size = {-256 * 1024}")  # as the index's own connections (statusstore.py)
+        db.execute("PRAGMA synchronous = FULL")
+        began = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO path_node (node, version, data) VALUES (?, ?, ?)", rows)
+        db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("DELETE FROM path_node WHERE node = ? AND version = ?", [(n, v) for n, v, _ in rows])
+        db.execute("COMMIT")
+        took = time.perf_counter() - began
+        db.execute("DROP TABLE path_node")
+    return took

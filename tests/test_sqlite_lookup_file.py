@@ -1,0 +1,138 @@
+"""The SQLite lookup tables in their own file (logserver/sqlite_schema.py): a merge never holds the lock a commit
+needs, and the file is rebuilt or trimmed at open whatever happened to it (lost, behind, ahead of a restored
+log.db), and a log with the lookup tables inside log.db moves them out."""
+
+import asyncio
+import shutil
+import sqlite3
+from pathlib import Path
+
+from test_lookup_merge import append, check_lookups, record
+
+from logserver.sqlite import SQLiteStorage
+from logserver.sqlite_schema import lookup_path
+from logserver.storage import EntryRecord
+from tlogcore.merkle import leaf_hash
+
+
+def other_record(i: int) -> EntryRecord:
+    data = b"log.example\nissue\nanother log's entry %d\n" % i
+    return EntryRecord(data, leaf_hash(data), None, False)
+
+
+def test_a_commit_does_not_wait_for_a_merge_holding_the_lookup_file(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        path = tmp_path / "log.db"
+        storage = await SQLiteStorage.open(path, busy_timeout_ms=300)
+        try:
+            records = [record(i) for i in range(40)]
+            now = await append(storage, [], None)
+            now = await append(storage, records[:20], now)
+            merging = sqlite3.connect(lookup_path(path), isolation_level=None)
+            merging.execute("BEGIN IMMEDIATE")  # what a merge holds while it writes the lookup tables
+            merging.execute("UPDATE lookup_state SET merged = merged")
+            now = await append(storage, records[20:], now)  # the commit goes on, no "database is locked"
+            await check_lookups(storage, records)  # and so do the lookups, from the tail
+            merging.execute("ROLLBACK")
+            merging.close()
+            assert await storage.merge_lookups(100) == 40
+            await check_lookups(storage, records)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_lookup_file_is_rebuilt_when_lost_and_trimmed_when_ahead_of_a_restored_log(tmp_path: Path) -> None:
+    path, saved = tmp_path / "log.db", tmp_path / "backup.db"
+    records = [record(i) for i in range(50)]
+
+    async def grow() -> None:
+        storage = await SQLiteStorage.open(path)
+        try:
+            now = await append(storage, [], None)
+            now = await append(storage, records[:30], now)
+            backup = sqlite3.connect(saved)
+            storage._reader.backup(backup)  # what docs/operating.md does: the log database alone
+            backup.close()
+            await append(storage, records[30:], now)
+            assert await storage.merge_lookups(100) == 50
+        finally:
+            await storage.close()
+
+    async def restored() -> None:
+        storage = await SQLiteStorage.open(path)  # log.db holds 30 leaves; the lookup file knew 50
+        try:
+            assert await storage.lookup_watermark() == 30
+            await check_lookups(storage, records[:30])
+            now = await storage.head()
+            others = [other_record(i) for i in range(30, 50)]  # the log goes on with other entries
+            await append(storage, others, now)
+            found = await storage.find_leaves([r.leaf_hash for r in records[30:] + others])
+            assert found == {r.leaf_hash: 30 + i for i, r in enumerate(others)}
+        finally:
+            await storage.close()
+
+    async def rebuilt() -> None:
+        storage = await SQLiteStorage.open(path)
+        try:
+            assert await storage.lookup_watermark() == 50
+            await check_lookups(storage, records[:30])
+        finally:
+            await storage.close()
+
+    asyncio.run(grow())
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    shutil.copy(saved, path)
+    asyncio.run(restored())
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{lookup_path(path)}{suffix}").unlink(missing_ok=True)
+    asyncio.run(rebuilt())
+
+
+PREVIOUS_LAYOUT = """
+CREATE TABLE leaves (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, leaf_key INTEGER NOT NULL, document_key INTEGER,
+    registry INTEGER NOT NULL);
+CREATE TABLE leaf_lookup (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID;
+CREATE TABLE document_lookup (key INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID;
+CREATE TABLE lookup_state (id INTEGER PRIMARY KEY CHECK (id = 1), merged INTEGER NOT NULL);
+INSERT INTO lookup_state (id, merged) VALUES (1, 0);
+"""
+
+
+def test_lookup_tables_inside_log_db_move_to_their_own_file(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    records = [record(i) for i in range(30)]
+    db = sqlite3.connect(path)
+    db.executescript(PREVIOUS_LAYOUT)
+    db.executemany(
+        "INSERT INTO leaves VALUES (?, ?, ?, ?, 0)",
+        [
+            (
+                i,
+                r.data,
+                int.from_bytes(r.leaf_hash[:8], "big", signed=True),
+                None if r.document is None else int.from_bytes(r.document[:8], "big", signed=True),
+            )
+            for i, r in enumerate(records)
+        ],
+    )
+    db.execute("INSERT INTO leaf_lookup SELECT leaf_key, idx FROM leaves WHERE idx < 10")
+    db.execute("UPDATE lookup_state SET merged = 10")
+    db.commit()
+    db.close()
+
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(path)
+        try:
+            assert await storage.lookup_watermark() == 30
+            await check_lookups(storage, records)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+    db = sqlite3.connect(path)
+    left = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    db.close()
+    assert left.isdisjoint({"leaf_lookup", "document_lookup", "lookup_state"}) and "leaves" in left
