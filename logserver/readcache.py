@@ -14,7 +14,7 @@ Each part is a function of a key that names everything it is made of, so a cache
 - the size a published checkpoint note names, by the note's bytes.
 
 A new checkpoint or index version is a new key, so nothing is ever invalidated; old keys age out. The bounds are in
-entries (a bundle is ~1-2 KB; 4,096 of each kind stay under ~10 MB).
+entries: 4,096 bundles (~2 KB each) and status proofs (~1 KB), 16,384 statements (~1 KB): about 30 MB at most.
 """
 
 from collections import OrderedDict

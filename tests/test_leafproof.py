@@ -167,3 +167,27 @@ def test_a_stored_hash_missing_is_a_storage_error_not_a_wrong_proof(tmp_path: Pa
             await storage.close()
 
     asyncio.run(scenario())
+
+
+def test_postgresql_reads_each_hash_by_its_key_even_in_a_generic_plan(request: pytest.FixtureRequest) -> None:
+    """asyncpg prepares the statement, and after five runs PostgreSQL may use a generic plan: a join there hashed the
+    whole hashes table (21 ms at 2·10^4 entries, growing with the log). Each hash must stay a primary-key probe."""
+
+    async def scenario() -> None:
+        storage = await PostgresStorage.open(request.getfixturevalue("pg_database").dsn, pool_size=1)
+        try:
+            log = Log(storage)
+            for first in range(0, 3000, 1000):
+                await log.append([entry(first + i) for i in range(1000)])
+            async with storage._pool.acquire() as conn:
+                await conn.execute("SET plan_cache_mode = force_generic_plan")
+                sql = leafproof.POSTGRES.replace("$1::bigint", "$1").replace("$2::bigint", "$2")
+                await conn.execute(f"PREPARE leaf_inclusion (bigint, bigint) AS {sql}")
+                key = int.from_bytes(log.leaves[1234][:8], "big", signed=True)
+                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE leaf_inclusion({key}, NULL)"))
+            assert "hashes_pkey" in plan and "Seq Scan on hashes" not in plan and "Hash" not in plan, plan
+            assert (await storage.leaf_inclusion(log.leaves[1234], None)).index == 1234
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
