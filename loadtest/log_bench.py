@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -269,11 +270,11 @@ def verify_rows(seconds: float) -> tuple[list[Row], float]:
 
 
 @contextlib.asynccontextmanager
-async def running_sequencer(storage: Storage, batch: int) -> AsyncIterator[Sequencer]:
-    """The real Sequencer on `storage` with its run loop going (one commit per `batch`), for in-process appends."""
-    config = SequencerConfig(
-        ORIGIN, frozenset([registry_key().verifier().vkey]), flush_interval=0.01, max_batch=batch, max_pool=2 * batch
-    )
+async def running_sequencer(storage: Storage, batch: int, **settings: Any) -> AsyncIterator[Sequencer]:
+    """The real Sequencer on `storage` with its run loop going (one commit per `batch`), for in-process appends;
+    `settings` override the other SequencerConfig fields."""
+    settings = {"flush_interval": 0.01, "max_batch": batch, "max_pool": 2 * batch, **settings}
+    config = SequencerConfig(ORIGIN, frozenset([registry_key().verifier().vkey]), **settings)
     sequencer = Sequencer(storage, log_key(), config)
     await sequencer.load()
     if not await sequencer.take_lease():

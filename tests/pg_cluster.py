@@ -7,6 +7,7 @@ cannot start, the tests that need it fail with the reason: they never skip.
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -51,6 +52,15 @@ def log_dsn(request: pytest.FixtureRequest) -> str | None:
         return None
     database: PgDatabase = request.getfixturevalue("pg_database")
     return database.dsn
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(engine, where): a SQLite file or a PostgreSQL DSN, one fresh database per test."""
+    if request.param == "sqlite":
+        return "sqlite", str(tmp_path / "log.db")
+    database: PgDatabase = request.getfixturevalue("pg_database")
+    return "postgresql", database.dsn
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

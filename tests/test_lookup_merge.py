@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
-import pytest
-from pg_cluster import PgDatabase
 
 from loadtest import log_bench
 from logserver.postgres import PostgresStorage
@@ -27,15 +25,6 @@ from tlogcore.merkle import leaf_hash
 
 REPO = Path(__file__).resolve().parent.parent
 Opener = Callable[[], Awaitable[Any]]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """(engine, where): a SQLite file or a PostgreSQL DSN, one fresh database per test."""
-    if request.param == "sqlite":
-        return "sqlite", str(tmp_path / "log.db")
-    database: PgDatabase = request.getfixturevalue("pg_database")
-    return "postgresql", database.dsn
 
 
 async def open_engine(engine: tuple[str, str]) -> Any:

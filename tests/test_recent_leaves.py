@@ -5,25 +5,13 @@ with a tail left unmerged), and merges only once enough leaves wait or the log i
 import asyncio
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-import pytest
-from pg_cluster import PgDatabase
 from test_lookup_merge import append, open_engine, record
 
 from loadtest import log_bench
 from logserver.recentleaves import RecentLeaves
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
-    """(engine, where): a SQLite file or a PostgreSQL DSN, one fresh database per test."""
-    if request.param == "sqlite":
-        return "sqlite", str(tmp_path / "log.db")
-    database: PgDatabase = request.getfixturevalue("pg_database")
-    return "postgresql", database.dsn
 
 
 def sequencer_on(storage: Any, **config: Any) -> Sequencer:

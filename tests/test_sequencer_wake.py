@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from loadtest import log_bench
-from logserver.sequencer import Sequencer, SequencerConfig, Submission
+from logserver.sequencer import Sequencer, Submission
 from logserver.sqlite import SQLiteStorage
 
 HOUR = 3600.0  # a flush interval no test waits for: what is committed here was woken, not timed
@@ -19,20 +19,10 @@ HOUR = 3600.0  # a flush interval no test waits for: what is committed here was 
 
 @contextlib.asynccontextmanager
 async def sequencing(tmp_path: Path, flush_at: int) -> AsyncIterator[Sequencer]:
-    registry = log_bench.registry_key().verifier().vkey
-    config = SequencerConfig(log_bench.ORIGIN, frozenset([registry]), flush_interval=HOUR, flush_at=flush_at)
     storage = await SQLiteStorage.open(tmp_path / "log.db")
     try:
-        sequencer = Sequencer(storage, log_bench.log_key(), config)
-        await sequencer.load()
-        assert await sequencer.take_lease()
-        task = asyncio.create_task(sequencer.run())
-        try:
+        async with log_bench.running_sequencer(storage, 1000, flush_interval=HOUR, flush_at=flush_at) as sequencer:
             yield sequencer
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
     finally:
         await storage.close()
 
