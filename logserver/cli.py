@@ -331,7 +331,8 @@ def http_server(app: Any, config: ServerConfig) -> uvicorn.Server:
             app,
             log_level="warning",
             access_log=False,
-            http=header_deadline_protocol(config.header_timeout_seconds),  # slowloris: uvicorn has no such deadline
+            # the header deadline (slowloris: uvicorn has none) and each answer in one send (witness/onewrite.py)
+            http=header_deadline_protocol(config.header_timeout_seconds, one_write=True),
             timeout_keep_alive=max(1, round(config.keep_alive_seconds)),
             limit_concurrency=config.max_connections,  # beyond it uvicorn answers 503
         )
