@@ -206,6 +206,7 @@ async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: Proc
         while size < target:
             # statement n is leaf n + 1 (leaf 0 is the registry statement), so every document is distinct
             chunk = signed(size - 1, min(SIGN_CHUNK, target - size), when, pool)
+            progress = []
             for grower, sequencer in zip(growers, sequencers, strict=True):
                 try:
                     await grower.append(sequencer, chunk)
@@ -214,7 +215,10 @@ async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: Proc
                         f"{grower.engine.name}: {len(chunk):,} entries not sequenced in {APPEND_TIMEOUT} s "
                         f"(sequencer: {sequencer.not_sequencing or 'sequencing'})"
                     ) from None
+                progress.append(f"{grower.engine.name} {grower.rate_over(len(chunk)):,.0f}/s")
             size += len(chunk)
+            # the trend between the stages, to tell a steady fall from one slow stretch (load average beside it)
+            print(f"    {size:,}: {', '.join(progress)}; load {os.getloadavg()[0]:.1f}", flush=True)
 
 
 # --- reads over HTTP -------------------------------------------------------------

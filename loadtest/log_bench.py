@@ -701,6 +701,38 @@ def run_http_loads(data: Path, registry: Submission, bodies: HttpBodies, seconds
         return HttpLoads(health, batch, proven, single, open_loop, rate, server.rss_bytes())
 
 
+def verify_cpu_seconds(count: int = 2000) -> float:
+    """CPU seconds (this thread's) of one raw PyNaCl verification, best of three rounds: a cost that other
+    programs on the machine do not stretch the way they stretch wall time."""
+    signing = importlib.import_module("nacl.signing")
+    key = signing.SigningKey(ISSUER_SEED)
+    verify, signature = key.verify_key.verify, key.sign(MESSAGE).signature
+    best = float("inf")
+    for _ in range(3):
+        started = time.thread_time()
+        for _ in range(count):
+            verify(MESSAGE, signature)
+        best = min(best, time.thread_time() - started)
+    return best / count
+
+
+def cpu_bound_row(load: Load, per_request: int) -> Row:
+    """The most a submission path can reach on this machine's cores, from the CPU it spent per entry in `load`
+    (server process, its signature workers, this client): every core busy, no wait anywhere. Beside it, raw
+    verification's CPU per entry: their ratio is the best ratio to the verify ceiling this path can show on a
+    quiet machine, whatever else ran during this one."""
+    entries, cores = max(1, load.ok * per_request), os.cpu_count() or 1
+    main, workers, client = (1e6 * cpu / entries for cpu in (load.server_cpu, load.workers_cpu, load.client_cpu))
+    spent, verify = main + workers + client, 1e6 * verify_cpu_seconds()
+    return Row(
+        "  its CPU per entry, and the rate that allows with every core busy",
+        per_s(cores * 1e6 / spent),
+        f"raw verify {verify:.0f} us of CPU per entry: {per_s(cores * 1e6 / verify)} on {cores} cores",
+        f"{verify / spent:.2f} of raw verify at most; server process {main:.0f} us + signature workers "
+        f"{workers:.0f} us + client {client:.0f} us per entry",
+    )
+
+
 def http_rows(
     tmp: Path, pool: Sequence[Submission], registry: Submission, profile: Profile, verify_ceiling: float
 ) -> list[Row]:
@@ -725,6 +757,7 @@ def http_rows(
             f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 15,000/s and >= 0.6 of it; "
             f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}",
         ),
+        cpu_bound_row(batch, HTTP_BATCH),
         Row(
             f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients, every inclusion proof in the answer",
             per_s(proven_rate),

@@ -39,6 +39,20 @@ PHASES = ("parse", "read", "apply", "commit", "prune")
 ORIGIN = "bench.status.example"
 
 
+class LoopPauses:
+    """The longest time the event loop went without running a 5 ms ticker (the sequencer shares that loop)."""
+
+    def __init__(self) -> None:
+        self.longest = 0.0
+
+    async def run(self) -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.005)
+            now = time.perf_counter()
+            self.longest, last = max(self.longest, now - last - 0.005), now
+
+
 @dataclass
 class Phases:
     wall: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
@@ -46,6 +60,7 @@ class Phases:
     documents: int = 0
     hashes: int = 0
     rows: int = 0
+    pauses: LoopPauses = field(default_factory=LoopPauses)
 
     async def timed(self, phase: str, work: Callable[[], Awaitable[Any]]) -> Any:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -86,16 +101,12 @@ async def preload(store: Any, size: int, rng: random.Random) -> IndexVersion:
 async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: list[bytes], phases: Phases) -> Any:
     """One indexer step at `head` over the entries `datas` (logged at head.size, head.size + 1, ...)."""
 
-    async def parse() -> Any:
-        return document_entries(datas, head.size)[0]
+    async def parse() -> Any:  # in a thread, as StatusIndexer.step does
+        return (await asyncio.to_thread(document_entries, datas, head.size))[0]
 
     entries = await phases.timed("parse", parse)
     plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size))
-
-    async def apply() -> Any:
-        return plan.apply_entries(entries)
-
-    update = await phases.timed("apply", apply)
+    update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
     new = IndexVersion(head.size + len(datas), update.root, 1)
     await phases.timed("commit", lambda: store.commit(head, new, update.writes))
     upper.committed(head.size, new.size, update.writes)
@@ -115,10 +126,12 @@ async def run_updates(
     for step in range(updates + 1):
         datas = statements(batch, 1_790_000_000 + head.size, rng, signer)
         counted = phases if step else Phases()
+        ticker = asyncio.create_task(counted.pauses.run())
         head, last_writes = await one_update(store, upper, head, datas, counted)
         if previous is not None:
             version, nodes = previous
             await counted.timed("prune", lambda v=version, n=nodes: store.prune(v, n))  # type: ignore[misc]
+        ticker.cancel()
         previous = (head.size, list(last_writes))
     return head, phases, last_writes
 
@@ -174,6 +187,7 @@ def report(size: int, batch: int, phases: Phases, sha: float, alone: tuple[float
         f"   {phases.documents / wall / hashing_bound:.3f} of the hashing bound"
     )
     print(f"    documents indexed per CPU second:    {phases.documents / cpu:>12,.0f}")
+    print(f"    longest pause of the event loop during an update: {phases.pauses.longest * 1000:,.0f} ms")
     print(
         f"    ceiling: raw SHA-256/s {sha:,.0f} / {per_doc:.1f} SHA-256 per document = {hashing_bound:,.0f} documents/s"
     )

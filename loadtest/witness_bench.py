@@ -165,21 +165,42 @@ def bare_app() -> WitnessApp:
     return WitnessApp(add_checkpoint, [Route("/healthz", healthz, methods=["GET"])])
 
 
-def process_cpu(pid: int) -> float:
-    """CPU seconds used by `pid` and its children still running (the witness's workers), from /proc (Linux; 0
-    elsewhere)."""
+def _cpu_seconds(stat: Path) -> tuple[int, float]:
+    """(parent pid, user + system CPU seconds) of one /proc stat file."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds used by `pid` with its children still running (the witness's workers), and by its main thread
+    alone (the event loop, which one core bounds), from /proc (Linux; zeros elsewhere)."""
+    if not os.path.isdir("/proc"):
+        return 0.0, 0.0
     total = 0.0
-    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if not entry.isdigit():
-            continue
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            parent, seconds = _cpu_seconds(Path(f"/proc/{entry}/stat"))
+        except OSError:  # it ended meanwhile
             continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / ticks
-    return total
+        if int(entry) == pid or parent == pid:
+            total += seconds
+    try:
+        loop = _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))[1]
+    except OSError:
+        loop = 0.0
+    return total, loop
+
+
+def cpu_since(pid: int, before: tuple[float, float]) -> tuple[float, float]:
+    now = process_cpu(pid)
+    return now[0] - before[0], now[1] - before[1]
+
+
+def per_answer(cpu: tuple[float, float], answers: float) -> str:
+    """'all/loop' µs of CPU per answer."""
+    if answers <= 0:
+        return f"{'-':>9}"
+    return f"{cpu[0] * 1e6 / answers:4.0f}/{cpu[1] * 1e6 / answers:<4.0f}"
 
 
 class Tally:
@@ -277,7 +298,7 @@ def per_sender(bodies: list[list[bytes]]) -> Bodies:
 DRIVERS = {"httpx": drive_httpx, "raw": drive_raw}
 
 
-def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None, cpu_seconds: float) -> None:
+def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None, cpu: tuple[float, float]) -> None:
     ok = len(tally.latencies)
     rate = ok / elapsed
     lat = sorted(tally.latencies) or [0.0]
@@ -286,8 +307,10 @@ def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None, cp
     if tally.exhausted:
         others.append(f"{tally.exhausted} senders ran out of requests")
     share = f"{rate / ceiling_pairs:5.2f}" if ceiling_pairs else "    -"
-    cpu = f"{cpu_seconds * 1e6 / ok:6.0f}" if ok else "     -"
-    print(f"  {name:<54} {ok:>8,} {rate:>8,.0f}/s {p50:>7.1f} {p99:>7.1f} {cpu}   {share}   {', '.join(others) or '-'}")
+    print(
+        f"  {name:<54} {ok:>8,} {rate:>8,.0f}/s {p50:>7.1f} {p99:>7.1f} {per_answer(cpu, ok)}   {share}   "
+        f"{', '.join(others) or '-'}"
+    )
 
 
 Scenario = tuple[str, Bodies, float | None]  # name, what each sender posts, the ceiling its rate is compared with
@@ -298,7 +321,7 @@ def run_rows(url: str, pid: int, kind: str, tasks: int, seconds: float, scenario
     for name, bodies, ceiling_pairs in scenarios:
         cpu_before = process_cpu(pid)
         tally, elapsed = asyncio.run(DRIVERS[kind](url, bodies, tasks, seconds))
-        row(f"{kind} ({tasks}): {name}", tally, elapsed, ceiling_pairs, process_cpu(pid) - cpu_before)
+        row(f"{kind} ({tasks}): {name}", tally, elapsed, ceiling_pairs, cpu_since(pid, cpu_before))
 
 
 def print_ceiling() -> float:
@@ -331,11 +354,11 @@ def wrk_rows(url: str, pid: int, body: bytes, connections: int, seconds: float, 
             before = process_cpu(pid)
             command = [WRK, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", *script, url + target]
             done = subprocess.run(command, capture_output=True, text=True, check=True, env={"WRK_BODY": str(body_file)})
-            result, cpu = parse_wrk(done.stdout), process_cpu(pid) - before
+            result, cpu = parse_wrk(done.stdout), cpu_since(pid, before)
             share = f"{result.rate / pairs:5.2f}" if target != "/healthz" else "    -"
             print(
                 f"  {f'wrk ({connections}): {name}':<54} {'':>8} {result.rate:>8,.0f}/s {result.p50_ms:>7.1f} "
-                f"{result.p99_ms:>7.1f} {cpu * 1e6 / max(1.0, result.rate * seconds):6.0f}   {share}   "
+                f"{result.p99_ms:>7.1f} {per_answer(cpu, result.rate * seconds)}   {share}   "
                 f"{f'errors or non-200: {result.errors}' if result.errors else '-'}"
             )
 
@@ -405,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(
                 f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
-                " CPU µs  of ceiling  other"
+                " CPU µs all/loop  of ceiling  other"
             )
             for kind in DRIVERS:
                 asyncio.run(first_checkpoint(url, fixed[kind], FIXED_SIZE))
@@ -422,7 +445,8 @@ def main(argv: list[str] | None = None) -> None:
             process.terminate()
             process.wait(10)
         measure_bare(Path(directory), fixed["raw"].body(FIXED_SIZE, FIXED_SIZE), tasks["raw"], args.seconds, pairs)
-    print("\nCPU µs: the server's CPU per answer, its worker processes included (/proc; the clients' not counted);")
+    print("\nCPU µs: the server's CPU per answer, all (its worker processes included) / its event loop's thread alone")
+    print("(/proc; the clients' not counted);")
     print("wrk rows: a C client on one thread, so the server has nearly both cores (the rate wrk_reads.py reports)")
     print("anchor: a Go witness (litewitness) ~250-290 req/s published; goal here >= 0.5 of the sign + verify ceiling")
 

@@ -49,7 +49,6 @@ from tlogcore.errors import MalformedError, TlogError
 from tlogcore.logkey import is_log_key
 from tlogcore.note import parse_note
 from tlogcore.registry import IssuerKey, Registry
-from tlogcore.statement import parse_statement
 from tlogcore.status import continued_keys, document_status
 from tlogcore.tiles import TILE_HEIGHT, parse_tile_path
 
@@ -147,11 +146,11 @@ async def consistency(request: Request) -> Response:
     return json_response(api.ConsistencyProof(old, new, tuple(proof)))
 
 
-async def _checkpoint_covering(state: LogState, index: int) -> tuple[int, bytes]:
-    """The newest published checkpoint that contains `index`, else the head's (log-signed only)."""
-    published = await state.storage.latest_published()
+async def _checkpoint_covering(state: LogState, index: int, published: bytes | None) -> tuple[int, bytes]:
+    """The newest published checkpoint (`published`, read by the caller) if it contains `index`, else the head's
+    (log-signed only)."""
     if published is not None:
-        size = parse_checkpoint(parse_note(published).text).size
+        size = state.reads.published_size(published)
         if index < size:
             return size, published
     head = await state.storage.head()
@@ -163,7 +162,7 @@ async def _checkpoint_covering(state: LogState, index: int) -> tuple[int, bytes]
 async def bundle(request: Request) -> Response:
     state = state_of(request)
     index = parse_decimal(request.path_params["index"], "index", MAX_INT64)
-    size, note = await _checkpoint_covering(state, index)
+    size, note = await _checkpoint_covering(state, index, await state.storage.latest_published())
     result = await proofs.bundle_for(state.storage, index, size, note)
     if request.query_params.get("format") == "binary":
         return Response(to_binary(result), media_type="application/octet-stream")
@@ -172,19 +171,22 @@ async def bundle(request: Request) -> Response:
 
 async def document(request: Request) -> Response:
     """Every statement about a document and the registrations of their signers, all proven under one checkpoint
-    (the newest published one that holds them), and the status by the one rule (tlogcore/status.py)."""
-    state = state_of(request)
+    (the newest published one that holds them), and the status by the one rule (tlogcore/status.py). The parts
+    that do not change (parsed statements, bundles per checkpoint, the status proof per index version) come from
+    `state.reads` (logserver/readcache.py); the answer's bytes are the same either way."""
+    state, reads = state_of(request), state_of(request).reads
     digest = parse_hash_hex(request.path_params["sha256"], "document SHA-256")
+    published = await state.storage.latest_published()  # one read for the bundles' checkpoint and the status proof
     entries = await state.storage.document_entries(digest)
-    statements = [parse_statement(e.data) for e in entries]
+    statements = [reads.statement(e) for e in entries]
     registry = state.sequencer.registry
     registered = _registered_chain(registry, {s.signer for s in statements})
     retired = [k for k in registered if k.retired_index is not None]
     indexes = [e.index for e in entries] + [k.added_index for k in registered] + [k.retired_index or 0 for k in retired]
-    size, note = await _checkpoint_covering(state, max(indexes)) if indexes else (0, b"")
+    size, note = await _checkpoint_covering(state, max(indexes), published) if indexes else (0, b"")
     items = []
     for entry, statement in zip(entries, statements, strict=True):
-        item = await proofs.bundle_for(state.storage, entry.index, size, note)
+        item = await reads.bundle(entry.index, size, note)
         key = registry.keys.get(statement.signer)
         items.append(
             api.DocumentStatement(
@@ -202,18 +204,20 @@ async def document(request: Request) -> Response:
         )
     registrations = []
     for key in registered:
-        item = await proofs.bundle_for(state.storage, key.added_index, size, note)
+        item = await reads.bundle(key.added_index, size, note)
         registrations.append(
             api.Registration(key.vkey, key.label, key.continues, key.added_index, item.extra or b"", item.to_text())
         )
     retirements = []
     for key in retired:
-        item = await proofs.bundle_for(state.storage, key.retired_index or 0, size, note)
+        item = await reads.bundle(key.retired_index or 0, size, note)
         retirements.append(
             api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.to_text())
         )
     status = document_status(statements, registry.continuations())
-    index = await status_index_proof(state.storage, state.status, digest) if state.status is not None else None
+    index = None
+    if state.status is not None:
+        index = await status_index_proof(state.storage, state.status, digest, published, reads)
     history = api.DocumentHistory(
         digest, status, tuple(items), tuple(registrations), index=index, retirements=tuple(retirements)
     )
@@ -235,7 +239,7 @@ async def lookup_documents(request: Request) -> Response:
     summaries = []
     found = await state.storage.documents_entries(documents)  # one read for the whole batch
     for digest in documents:
-        statements = [(e.index, parse_statement(e.data)) for e in found[digest]]
+        statements = [(e.index, state.reads.statement(e)) for e in found[digest]]
         listed = tuple(
             api.LookupStatement(index, s.kind, s.signer_verifier.name, s.signer, s.time) for index, s in statements
         )

@@ -16,7 +16,7 @@ from logserver import api, proofs
 from logserver.httpkit import JSON, HTTPError, error_for, json_response, read_body, read_json
 from logserver.logstate import LogState, state_of
 from logserver.sequencer import NotSequencingError, Sequenced, Submission
-from logserver.submission import PositionedError, prepare_submissions
+from logserver.submission import PositionedError, check_statements, prepare_submissions
 from tlogcore.errors import TlogError
 from tlogcore.statement import Statement
 
@@ -84,7 +84,7 @@ async def _prepare_all(state: LogState, datas: Sequence[bytes]) -> list[Submissi
     step = -(-len(datas) // state.parse_workers)
     starts = range(0, len(datas), step)
     parts = await asyncio.gather(
-        *(loop.run_in_executor(pool, prepare_submissions, datas[i : i + step], state.rules, now) for i in starts),
+        *(loop.run_in_executor(pool, check_statements, datas[i : i + step], state.rules, now) for i in starts),
         return_exceptions=True,
     )
     submissions: list[Submission] = []
@@ -93,7 +93,8 @@ async def _prepare_all(state: LogState, datas: Sequence[bytes]) -> list[Submissi
             raise positioned(part, len(datas), start)
         if isinstance(part, BaseException):
             raise part
-        submissions += part
+        chunk = datas[start : start + step]  # the bytes stayed here: the worker sent back what it parsed from them
+        submissions += [Submission(d, statement, digest) for d, (statement, digest) in zip(chunk, part, strict=True)]
     return submissions
 
 

@@ -13,6 +13,7 @@ from logserver import proofs
 from logserver.config import DEFAULT_TILE_CACHE_BYTES
 from logserver.metrics import Metrics
 from logserver.ratelimit import RateLimiter
+from logserver.readcache import ReadCache
 from logserver.sequencer import Sequencer
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
@@ -47,6 +48,7 @@ class LogState:
 
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)
+        self.reads = ReadCache(self.storage)  # parts of read answers that do not change (readcache.py)
 
     def log_vkeys(self) -> list[str]:
         """The log's keys, the first one first, then each its rotations announced (logkeys.py)."""

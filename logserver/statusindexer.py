@@ -101,6 +101,7 @@ class UpperLevels:
             if deeper:
                 found.update(await self._store.read_nodes(deeper, version))
             plan.supply(found)
+            await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return plan
 
     def committed(self, old: int, new: int, writes: Mapping[NodeId, StoredNode]) -> None:
@@ -144,13 +145,16 @@ class StatusIndexer:
         if size <= covered:
             return False
         end = min(size, covered + MAX_ENTRIES_PER_STEP)
-        entries, grows = document_entries(await self.storage.get_entries(covered, end), covered)
+        # Parsing and hashing run in a thread: the event loop (sequencing, lookups) goes on meanwhile (§9).
+        entries, grows = await asyncio.to_thread(
+            document_entries, await self.storage.get_entries(covered, end), covered
+        )
         if not grows:
             return False
         upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from)
         try:
             plan = await upper.plan([doc for _, _, doc in entries], covered)
-            update = plan.apply_entries(entries)
+            update = await asyncio.to_thread(plan.apply_entries, entries)
             new = IndexVersion(end, update.root, int(self.clock()))
             await self.store.commit(head, new, update.writes)
         except BaseException:

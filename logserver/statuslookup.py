@@ -3,32 +3,39 @@
 The proof is served for the newest index version whose `index-root` statement is inside the newest published
 (cosigned) checkpoint, read at that version (newer rows may already be written beside it), so a verifier holding
 that checkpoint can check everything: the statement's inclusion, its signature, and the proof against its root.
+A version's rows never change, so the proof is kept per (document, version) (logserver/readcache.py).
 """
 
 from logserver import api
+from logserver.readcache import ReadCache
 from logserver.statusindexer import read_plan
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
-from tlogcore.checkpoint import parse_checkpoint
-from tlogcore.note import parse_note
 from tlogcore.statusindex_nodes import PathPlan
 
 
-async def status_index_proof(storage: Storage, store: StatusStore, document: bytes) -> api.StatusIndexProof | None:
-    """The record and proof of `document` under the newest logged index root in the published checkpoint."""
-    published = await storage.latest_published()
+async def status_index_proof(
+    storage: Storage, store: StatusStore, document: bytes, published: bytes | None, cache: ReadCache
+) -> api.StatusIndexProof | None:
+    """The record and proof of `document` under the newest logged index root in `published`, the newest published
+    checkpoint (read once by the caller, for the bundles too)."""
     if published is None:
         return None
-    version = await store.newest_logged(parse_checkpoint(parse_note(published).text).size)
+    version = await store.newest_logged(cache.published_size(published))
     if version is None or version.entry is None:
         return None
+    key = (document, version)
+    found = cache.status_proofs.get(key)
+    if found is not None:
+        return found
     plan = await read_plan(store, PathPlan([document], version.size), version.size)
     record, proof = plan.lookup(document)
     statement = (await storage.get_entries(version.entry, version.entry + 1))[0]
-    return api.StatusIndexProof(
+    answer = api.StatusIndexProof(
         version.size,
         version.root,
         record.to_bytes() if record is not None else None,
         proof.to_bytes(),
         api.IndexRootEntry(version.entry, statement),
     )
+    return cache.status_proofs.put(key, answer)

@@ -12,6 +12,7 @@ version = its size, inserts the version and moves the head from the old size to 
 a crash before the commit leaves the old version whole, after it the new one; a second indexer loses the swap.
 """
 
+import asyncio
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -93,6 +94,10 @@ def _rows(rows: Sequence[Sequence[Any]], by_bytes: Mapping[bytes, NodeId]) -> di
     return {by_bytes[bytes(row[0])]: parse_node(bytes(row[1])) for row in rows}
 
 
+def _encoded(writes: Mapping[NodeId, StoredNode], version: int) -> list[tuple[bytes, int, bytes]]:
+    return [(node_id_bytes(node), version, row.to_bytes()) for node, row in writes.items()]
+
+
 def _upper_rows(rows: Sequence[Sequence[Any]]) -> dict[NodeId, StoredNode]:
     return {node_id_from_bytes(bytes(row[0])): parse_node(bytes(row[1])) for row in rows}
 
@@ -156,6 +161,8 @@ class SQLiteStatusStore:
                 [*chunk, version],
             )
             found.update(_rows(rows, by_bytes))
+            if start + CHUNK < len(keys):
+                await asyncio.sleep(0)  # these reads block: let the event loop run between chunks
         return found
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
@@ -166,6 +173,8 @@ class SQLiteStatusStore:
         return _upper_rows(rows)
 
     async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
+        # Encoded before BEGIN: the write lock, which the sequencer's commits wait on, is held for SQL alone.
+        rows = await asyncio.to_thread(_encoded, writes, new.size)
         async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
             if old is None:
                 sql, params = "INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", [new.size]
@@ -173,10 +182,7 @@ class SQLiteStatusStore:
                 sql, params = "UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", [new.size, old.size]
             if (await db.execute(sql, params)).rowcount != 1:
                 raise IndexMovedError("the status index head moved: another indexer wrote")
-            await db.executemany(
-                "INSERT OR REPLACE INTO status_node (node, version, data) VALUES (?, ?, ?)",
-                [(node_id_bytes(node), new.size, row.to_bytes()) for node, row in writes.items()],
-            )
+            await db.executemany("INSERT OR REPLACE INTO status_node (node, version, data) VALUES (?, ?, ?)", rows)
             await db.execute(
                 "INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)",
                 (new.size, new.root, new.time),
@@ -198,10 +204,9 @@ class SQLiteStatusStore:
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
+        keys = await asyncio.to_thread(lambda: [(node_id_bytes(node), version) for node in nodes])
         async with immediate_transaction(self._writer, "cannot prune the status index") as db:
-            await db.executemany(
-                "DELETE FROM status_node WHERE node = ? AND version < ?", [(node_id_bytes(n), version) for n in nodes]
-            )
+            await db.executemany("DELETE FROM status_node WHERE node = ? AND version < ?", keys)
 
 
 class PostgresStatusStore:

@@ -3,6 +3,7 @@ the one port; a submission that lands on the process that does not sequence is f
 it is in the log; a worker killed with kill -9 is started again (the sequencer's role passes to the survivor); and
 SIGTERM stops every process cleanly."""
 
+import base64
 import os
 import signal
 import socket
@@ -143,3 +144,26 @@ def test_served_connections_send_at_once(reuse_port: bool) -> None:
         accepted, _ = listener.accept()
         with accepted:
             assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_an_answer_without_proofs_is_the_same_whichever_process_takes_it(two_workers: LogProcess) -> None:
+    """`"inclusion_proofs": false` (what `tlog submit` sends) crosses the forwarding between processes intact: every
+    answer, forwarded or not, is the receipt without proofs, and each acknowledged entry is in the log."""
+    server = two_workers
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        register_issuer(client, server, ISSUER)
+        origin = client.get("/api/v1/log").json()["origin"]
+    forwarded, acknowledged = set(), []
+    for _ in range(40):
+        statement = issue(origin, ISSUER, os.urandom(32))
+        body = {"statements": [base64.b64encode(statement).decode()], "inclusion_proofs": False}
+        with httpx.Client(base_url=server.url, timeout=30) as fresh:
+            answer = fresh.post("/api/v1/entries", json=body)
+        assert answer.status_code == 200, answer.text
+        forwarded.add(answer.headers.get("x-tlog-forwarded") == "1")
+        entry = answer.json()["entries"][0]
+        assert set(entry) == {"index", "leaf_hash", "duplicate"}, entry  # no inclusion_proof
+        assert bytes.fromhex(entry["leaf_hash"]) == leaf_hash(statement)
+        acknowledged.append((statement, int(entry["index"])))
+    assert forwarded == {True, False}
+    assert_in_log(server.url, acknowledged)

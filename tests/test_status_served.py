@@ -104,6 +104,10 @@ def test_a_tampered_index_row_is_caught(tmp_path: Path) -> None:
         async with app_client(tmp_path, indexed=True) as (client, _):
             await indexed_up_to(client, await populate(client))  # the revocation is inside the index itself
             assert (await verify(client, REVOKED_DOC)).verdict == REVOKED
+            # The server keeps each index version's proofs (rows of a version never change: logserver/readcache.py),
+            # so the lie goes into the rows of a version it has not served yet: one more document, indexed.
+            later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"later").digest())])
+            await indexed_up_to(client, later.entries[0].index + 1)
             # Rewrite the revoked document's leaf row, in every version: its record now lists no revocation.
             db = sqlite3.connect(tmp_path / "log.db")
             leaf = bytes([LEAF_TAG]) + REVOKED_DOC

@@ -90,7 +90,9 @@ def test_kill_9_mid_stream_resumes_and_never_cosigns_two_roots(tmp_path: Path) -
             witness.start()  # same data directory, same port
             assert witness.vkey == vkey
             stored = httpx_latest(witness, honest)
-            assert stored is not None and stored[0] >= answered  # nothing answered 200 was lost
+            # Nothing answered 200 was lost. On a loaded machine a stretch may end before any 200 (answered 0):
+            # then nothing need be stored yet.
+            assert (stored[0] if stored is not None else 0) >= answered
         # A last race, repeated (bounded) until both branches were tried enough: on a loaded machine one
         # half-second stretch may cosign little, and what is checked below is safety, not speed.
         deadline, seed = time.monotonic() + 20, 99

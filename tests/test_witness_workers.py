@@ -21,7 +21,7 @@ NAME = "witness.example.test"
 
 
 def children(pid: int, workers_only: bool = True) -> set[int]:
-    """The processes whose parent is `pid` (Linux /proc): the workers, or also multiprocessing's resource tracker."""
+    """The processes whose parent is `pid` (Linux /proc): the workers only, or any."""
     found = set()
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -30,7 +30,9 @@ def children(pid: int, workers_only: bool = True) -> set[int]:
                 command = Path(f"/proc/{entry}/cmdline").read_bytes()
             except OSError:
                 continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and (b"spawn_main" in command or not workers_only):
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and (
+                b"witness.workerprocess" in command or not workers_only
+            ):
                 found.add(int(entry))
     return found
 
@@ -167,3 +169,26 @@ def test_a_worker_killed_mid_stream_loses_no_request(tmp_path: Path) -> None:
         for log in LOGS:
             head = httpx.get(f"{witness.url}/{hashlib.sha256(log.origin.encode()).hexdigest()}/checkpoint", timeout=10)
             assert head.status_code == 200 and head.content.split(b"\n")[1] == str(steps).encode()
+
+
+def test_when_no_worker_can_start_the_answer_is_503_and_the_witness_recovers(tmp_path: Path) -> None:
+    """Workers killed while their key file is away cannot be replaced: requests get 503 with a JSON reason and
+    Retry-After (not a hang, not a 500); with the file back, the next request starts a worker and is cosigned."""
+    with witness_for(tmp_path) as witness:
+        assert witness.process is not None
+        pid = witness.process.pid
+        key, away = witness.data / "witness.key", witness.data / "witness.key.away"
+        key.rename(away)
+        for worker in children(pid):
+            os.kill(worker, signal.SIGKILL)
+        refused = httpx.post(f"{witness.url}/add-checkpoint", content=LOGS[3].body(0, 2), timeout=60)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"] == "workers_unavailable" and refused.headers["retry-after"]
+        away.rename(key)
+        deadline = time.monotonic() + 60
+        while True:  # a start begun while the file was away may still fail once
+            response = httpx.post(f"{witness.url}/add-checkpoint", content=LOGS[3].body(0, 2), timeout=60)
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        check_cosigned(witness, LOGS[3], LOGS[3].body(0, 2), response)

@@ -163,24 +163,48 @@ class PoolCosigner:
         self._make_handler = functools.partial(batch_handler, setup)
         self._count, self._ready_timeout = workers, ready_timeout
         self._workers: list[WorkerProcess] = []
+        self._starting = 0  # workers being started: batches wait for them rather than fail
         self._in_flight: dict[WorkerProcess, collections.deque[tuple[Waiting, bool]]] = {}
-        self._readers: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # readers and starts, cancelled at close
         self._waiting: list[tuple[Waiting, bool]] = []  # (batch, may be retried)
         self._loose: Waiting = []  # single bodies of this turn, not yet a batch
         self._closed = False
 
     async def start(self) -> None:
         """Start every worker; raises if one cannot build its keys within the timeout (it exits, or hangs)."""
-        await asyncio.gather(*(self._add_worker() for _ in range(self._count)))
+        await asyncio.gather(*(self._start_worker() for _ in range(self._count)))
 
-    async def _add_worker(self) -> None:
-        worker = await WorkerProcess.start(self._make_handler, self._ready_timeout)
+    def _start_worker(self) -> "asyncio.Task[None]":
+        """Start one worker in the background, counted as starting from now on."""
+        self._starting += 1
+        task = asyncio.create_task(self._run_start())
+        self._keep(task)
+        return task
+
+    async def _run_start(self) -> None:
+        try:
+            worker = await WorkerProcess.start(self._make_handler, self._ready_timeout)
+        except BaseException:
+            self._starting -= 1
+            self._dispatch()  # if nothing runs now, what waits is refused rather than left waiting
+            raise
+        self._starting -= 1
+        if self._closed:
+            worker.stop()
+            return
         self._workers.append(worker)
         self._in_flight[worker] = collections.deque()
-        reader = asyncio.create_task(self._read_answers(worker))
-        self._readers.add(reader)
-        reader.add_done_callback(self._readers.discard)
+        self._keep(asyncio.create_task(self._read_answers(worker)))
         self._dispatch()
+
+    def _keep(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._forget)
+
+    def _forget(self, task: "asyncio.Task[None]") -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("cosigning worker: %s", task.exception())
 
     async def sign(self, body: bytes) -> Signed:
         loop = asyncio.get_running_loop()
@@ -202,6 +226,12 @@ class PoolCosigner:
             batch, retry = self._waiting.pop(0)
             self._in_flight[worker].append((batch, retry))
             worker.send([body for body, _ in batch])
+        if self._waiting and not self._workers and not self._starting:  # the last start failed
+            for batch, _ in self._waiting:
+                fail(batch, WorkersUnavailable("no cosigning worker process is running; try again"))
+            self._waiting.clear()
+            if not self._closed:
+                self._start_worker()  # and try again, for the next requests
 
     async def _read_answers(self, worker: WorkerProcess) -> None:
         try:
@@ -210,38 +240,33 @@ class PoolCosigner:
                 batch, _ = self._in_flight[worker].popleft()
                 settle(batch, outcomes)
         except EOFError:
-            await self._lost(worker)
+            self._lost(worker)
+        except Exception:  # an answer that does not unpickle or fit its batch: this worker is not to be trusted
+            log.exception("a cosigning worker answered something unreadable: replacing it")
+            self._lost(worker)
 
-    async def _lost(self, worker: WorkerProcess) -> None:
-        """A worker died: send what it held again (once), start another in its place."""
+    def _lost(self, worker: WorkerProcess) -> None:
+        """A worker died: start another in its place and send what it held again (once)."""
         self._workers.remove(worker)
         held = self._in_flight.pop(worker)
         worker.stop()
+        if not self._closed:
+            log.warning("a cosigning worker process died: starting another")
+            self._start_worker()
         for batch, retry in held:
             if retry:
                 self._waiting.append((batch, False))
             else:
                 fail(batch, WorkersUnavailable("the cosigning worker processes failed twice; try again"))
-        self._dispatch()  # to the workers still running
-        if self._closed:
-            return
-        log.warning("a cosigning worker process died: starting another")
-        try:
-            await self._add_worker()
-        except Exception as exc:
-            log.error("could not start a cosigning worker: %s", exc)
-            if not self._workers:
-                for batch, _ in self._waiting:
-                    fail(batch, WorkersUnavailable("no cosigning worker process is running; try again"))
-                self._waiting.clear()
+        self._dispatch()  # to the workers still running, or to the new one once it is ready
 
     async def close(self) -> None:
         self._closed = True
         for worker in self._workers:
             worker.stop()
-        for reader in list(self._readers):
-            reader.cancel()
-        await asyncio.gather(*self._readers, return_exceptions=True)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 def settle(batch: Waiting, outcomes: Outcomes) -> None:

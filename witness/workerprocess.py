@@ -6,14 +6,18 @@ pickles each call and a manager thread reads each result, both taking the GIL fr
 the server's CPU per cosignature (docs/performance.md, "The witness"). Here one `send` carries a batch and the
 loop reads the answer like any other socket; no thread is added to the server.
 
-The worker reads until end of file: when the server dies, even by kill -9, the kernel closes its end and the
-worker exits. The pickles travel only between this server and the children it spawned.
+A worker is `python -m witness.workerprocess FD`, not a `multiprocessing` child: it imports only what its
+handler needs (a spawned child re-imports the server's whole main module, uvicorn and all: a second more per start
+on a busy machine) and leaves no resource-tracker process behind. Its first request is the picklable function that
+builds its handler. It reads until end of file: when the server dies, even by kill -9, the kernel closes the
+server's end and the worker exits. The pickles travel only between this server and the children it started.
 """
 
 import asyncio
-import multiprocessing
 import pickle
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -36,38 +40,51 @@ def _frame(value: object) -> bytes:
     return len(data).to_bytes(LENGTH, "big") + data
 
 
-def serve_requests(sock: socket.socket, make_handler: Callable[[], Handler]) -> None:
-    """The worker's whole life: build the handler, say so (None: ready), then answer each request until EOF."""
+def _read_frame(sock: socket.socket) -> Any:
+    """The next request, or None at end of file."""
+    head = _read_exactly(sock, LENGTH)
+    body = _read_exactly(sock, int.from_bytes(head, "big")) if head is not None else None
+    return pickle.loads(body) if body is not None else None
+
+
+def serve_requests(sock: socket.socket) -> None:
+    """The worker's whole life: build the handler the first frame names, say so (None: ready), then answer each
+    request until end of file."""
     with sock:
+        make_handler = _read_frame(sock)
+        if make_handler is None:
+            return
         handler = make_handler()
         sock.sendall(_frame(None))
-        while (head := _read_exactly(sock, LENGTH)) is not None:
-            body = _read_exactly(sock, int.from_bytes(head, "big"))
-            if body is None:
-                return
-            sock.sendall(_frame(handler(pickle.loads(body))))
+        while (request := _read_frame(sock)) is not None:
+            sock.sendall(_frame(handler(request)))
 
 
 class WorkerProcess:
     """The server's side of one worker: `send` a request, `receive` the answers in the same order."""
 
-    def __init__(self, process: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, process: "subprocess.Popen[bytes]", reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
         self.process, self._reader, self._writer = process, reader, writer
 
     @classmethod
     async def start(cls, make_handler: Callable[[], Handler], ready_timeout: float) -> "WorkerProcess":
-        """Spawn (not fork: the server runs threads) a worker and wait until its handler is built."""
+        """Start a worker (a new interpreter, not a fork: the server runs threads) and wait until it has built its
+        handler with `make_handler` (picklable: a module-level function, or a partial of one)."""
         ours, theirs = socket.socketpair()
-        process = multiprocessing.get_context("spawn").Process(
-            target=serve_requests, args=(theirs, make_handler), daemon=True, name="witness-cosigner"
-        )
         try:
-            process.start()
+            command = [sys.executable, "-m", "witness.workerprocess", str(theirs.fileno())]
+            process = subprocess.Popen(command, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(),))
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         reader, writer = await asyncio.open_connection(sock=ours)
         worker = cls(process, reader, writer)
         try:
+            worker.send(make_handler)
             async with asyncio.timeout(ready_timeout):
                 await worker.receive()
         except BaseException:
@@ -86,8 +103,16 @@ class WorkerProcess:
         except (asyncio.IncompleteReadError, ConnectionError) as exc:
             raise EOFError("the worker process is gone") from exc
 
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
+
     def stop(self) -> None:
         self._writer.close()
-        if self.process.is_alive():
+        if self.process.poll() is None:
             self.process.kill()
-        self.process.join(5)
+        self.process.wait(5)
+
+
+if __name__ == "__main__":
+    serve_requests(socket.socket(fileno=int(sys.argv[1])))

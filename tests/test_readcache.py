@@ -1,0 +1,84 @@
+"""The read cache (logserver/readcache.py) never changes an answer: `GET /api/v1/documents/<sha256>` gives the same
+bytes from a warm cache as from a server with no cache, before and after the log moves on, and a revocation logged
+after a cached lookup shows at once."""
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from logserver.readcache import Lru, ReadCache
+from tests.api_helpers import ISSUER, REGISTRY_KEY, app_client, statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
+
+DOCS = [hashlib.sha256(b"readcache %d" % i).digest() for i in range(3)]
+NEVER = hashlib.sha256(b"readcache never").digest()
+
+
+def test_lru_keeps_the_recently_used_within_its_bound() -> None:
+    lru: Lru[int, str] = Lru(2)
+    lru.put(1, "a")
+    lru.put(2, "b")
+    assert lru.get(1) == "a"  # 1 is now the most recently used
+    lru.put(3, "c")
+    assert (lru.get(2), lru.get(1), lru.get(3), len(lru)) == (None, "a", "c", 2)
+    off: Lru[int, str] = Lru(0)
+    assert off.put(1, "a") == "a" and off.get(1) is None and len(off) == 0
+
+
+async def answers(raw: httpx.AsyncClient, uncached: httpx.AsyncClient) -> list[tuple[bytes, bytes]]:
+    """Each document's answer twice from the cached server (cold, then warm) and once from the uncached one."""
+    found = []
+    for digest in [*DOCS, NEVER]:
+        path = f"/api/v1/documents/{digest.hex()}"
+        cold, warm, plain = (await raw.get(path)), (await raw.get(path)), (await uncached.get(path))
+        assert cold.status_code == warm.status_code == plain.status_code == 200, plain.text
+        assert cold.content == warm.content == plain.content, digest.hex()
+        found.append((digest, warm.content))
+    return found
+
+
+def test_answers_are_the_same_bytes_warm_cold_and_uncached_as_the_log_moves(tmp_path: Path) -> None:
+    apps: list[Any] = []
+
+    def keep(app: Any) -> Any:
+        apps.append(app)
+        return app
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, keep, indexed=True) as (client, raw):
+            state = apps[0].state.log
+            transport = httpx.ASGITransport(app=apps[0])
+            async with httpx.AsyncClient(transport=transport, base_url="http://log.test") as uncached:
+
+                async def no_cache(request: httpx.Request) -> None:
+                    state.reads = ReadCache(state.storage, 0)  # this request is answered with nothing remembered
+
+                async def with_cache(request: httpx.Request) -> None:
+                    state.reads = warm_cache
+
+                warm_cache = state.reads
+                uncached.event_hooks["request"] = [no_cache]
+                raw.event_hooks["request"] = [with_cache]
+                await client.submit([statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="M")])
+                await client.submit([statement(ISSUE, ISSUER, document=d) for d in DOCS])
+                before = dict(await answers(raw, uncached))
+                assert len(warm_cache.bundles) and len(warm_cache.statements)
+                revoked = await client.submit([statement(REVOKE, ISSUER, document=DOCS[1], reason="error")])
+                after = dict(await answers(raw, uncached))
+                assert b'"revoked"' in after[DOCS[1]] and b'"revoked"' not in before[DOCS[1]]  # shown at once
+                assert after[DOCS[0]] != before[DOCS[0]]  # proven under the new checkpoint, not the cached one
+                covered = False
+                for _ in range(200):  # until the index covers the revocation: a new version, new cache keys
+                    index = (await client.document(NEVER)).index
+                    covered = index is not None and index.size > revoked.entries[0].index
+                    if covered:
+                        break
+                    await asyncio.sleep(0.05)
+                assert covered, "the status index did not cover the revocation within 10 s"
+                indexed = dict(await answers(raw, uncached))
+                assert indexed[DOCS[1]] != after[DOCS[1]]  # the status proof of the new version
+
+    asyncio.run(scenario())
