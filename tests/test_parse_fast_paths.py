@@ -1,6 +1,7 @@
 """The statement parser's fast paths (issue 20: parsing was a quarter of a signature worker's time) decide exactly
 as the plain definitions they replace, kept here as the slow, obviously-correct reference (STYLE.md §13)."""
 
+import base64
 import random
 import sys
 import unicodedata
@@ -84,3 +85,78 @@ def test_hex_hashes_are_read_only_in_lowercase_ascii_hex(alphabet: str) -> None:
         else:
             with pytest.raises(MalformedError, match=r"^h: want 64 lowercase hex digits$"):
                 parse_hash_hex(text, "h")
+
+
+def _statement_texts() -> list[str]:
+    from tlogcore.keys import Ed25519Signer
+
+    issuer = Ed25519Signer("issuer.example", b"\x01" * 32).verifier().vkey
+    other = Ed25519Signer("issuer.example", b"\x02" * 32).verifier().vkey
+    registry = Ed25519Signer("log.example/registry", b"\x03" * 32).verifier().vkey
+    S = statements.Statement
+    made = [
+        S("log.example", statements.ISSUE, issuer, 1700000000, document=b"\xab" * 32, ref="Diploma 2026/1"),
+        S("log.example", statements.ISSUE, issuer, 5, document=b"\x00" * 32),
+        S("log.example", statements.REVOKE, issuer, 7, document=b"\x01" * 32, ref="ស្ថាប័ន", reason="lost"),
+        S("log.example", statements.ISSUER_ADD, registry, 9, issuer=other, continues=issuer, ref="Ministry"),
+        S("log.example", statements.ISSUER_RETIRE, registry, 9, issuer=issuer, unsafe_from=12, reason="stolen"),
+        S("log.example", statements.ISSUER_RETIRE, registry, 9, issuer=issuer),
+    ]
+    return [s.text for s in made]
+
+
+def _mutations(text: str, rng: random.Random) -> list[str]:
+    lines = text[:-1].split("\n")
+    out = [text, text[:-1], text + "\n", text + "ref x\n", text.replace("\n", "\r\n"), "\n".join(lines[:5]) + "\n"]
+    for i in range(len(lines)):
+        out.append("\n".join(lines[:i] + lines[i + 1 :]) + "\n")  # a line dropped
+        out.append("\n".join(lines[: i + 1] + lines[i:]) + "\n")  # a line twice
+        if i + 1 < len(lines):
+            out.append("\n".join(lines[:i] + [lines[i + 1], lines[i]] + lines[i + 2 :]) + "\n")  # two swapped
+        key = lines[i].partition(" ")[0]
+        for value in ["", " x", "01", "AB" * 32, "ab" * 32, "0", "x y", "issue", "\u00a0"]:
+            out.append("\n".join(lines[:i] + [f"{key} {value}"] + lines[i + 1 :]) + "\n")
+        for extra in ["continues " + lines[3][7:], "unsafe-from 3", "reason r", "ref r", "document " + "cd" * 32]:
+            out.append("\n".join(lines[: i + 1] + [extra] + lines[i + 1 :]) + "\n")
+    for _ in range(200):  # single characters changed, dropped or added anywhere
+        at = rng.randrange(len(text))
+        char = rng.choice(["", " ", "\n", "x", "0", "A", "-"])
+        out.append(text[:at] + char + text[at + rng.randint(0, 1) :])
+    return out
+
+
+def _outcome(parse: object, text: str) -> object:
+    try:
+        return parse(text)  # type: ignore[operator]
+    except MalformedError as exc:
+        return (type(exc), str(exc))
+
+
+def test_the_canonical_text_match_decides_as_the_line_by_line_parse() -> None:
+    """`_parse_text` takes a canonical statement in one regular-expression match and hands anything else to
+    `_parse_lines` (the general parse it used to be): both give the same statement, or the same refusal."""
+    rng, fast = random.Random(20), 0
+    for text in _statement_texts():
+        for variant in _mutations(text, rng):
+            assert _outcome(statements._parse_text, variant) == _outcome(statements._parse_lines, variant), variant
+            fast += statements._CANONICAL.fullmatch(variant) is not None
+    assert fast > 100  # the fast path was taken, for good texts and for texts whose values are then refused
+
+
+def test_a_statement_signature_with_stray_padding_bits_is_refused_as_not_canonical() -> None:
+    """parse_statement no longer prints the note back to compare: one signature line that parses prints back as
+    it came unless its base64 had non-zero padding bits (note.py), which is what it checks."""
+    from tlogcore.encoding import b64encode
+    from tlogcore.keys import Ed25519Signer
+    from tlogcore.note import sign_note
+
+    signer, text = Ed25519Signer("issuer.example", b"\x01" * 32), _statement_texts()[0]  # its signer's key
+    good = sign_note(text, [signer])
+    assert statements.parse_statement(good).text == text
+    head, _, blob = good.rstrip(b"\n").rpartition(b" ")
+    raw = base64.b64decode(blob)
+    assert b64encode(raw).encode() == blob and blob.endswith(b"=")
+    stray = blob[:-2] + bytes([blob[-2] + 1]) + b"="  # the last character's unused bits set: same bytes decoded
+    assert base64.b64decode(stray) == raw
+    with pytest.raises(MalformedError, match="canonical form"):
+        statements.parse_statement(head + b" " + stray + b"\n")
