@@ -160,3 +160,23 @@ def test_a_statement_signature_with_stray_padding_bits_is_refused_as_not_canonic
     assert base64.b64decode(stray) == raw
     with pytest.raises(MalformedError, match="canonical form"):
         statements.parse_statement(head + b" " + stray + b"\n")
+
+
+def test_control_characters_are_found_in_the_bytes_as_in_the_text() -> None:
+    """parse_note looks for control characters in the UTF-8 bytes (one C pass), not the decoded text: the same
+    verdict for every character, alone and among Khmer and ASCII."""
+    from tlogcore import note
+
+    chars = [chr(c) for c in range(0x300)] + ["\u17d2", "\u2014", "\ud7ff", "\U0001f600", "\u2028"]
+    for c in chars:
+        for text in (c, "ក" + c + "a", "a\n" + c):
+            with_text = with_bytes = "ok"
+            try:
+                note._check_characters(text, "note")
+            except MalformedError as exc:
+                with_text = str(exc)
+            try:
+                note._check_bytes(text.encode(), "note")
+            except MalformedError as exc:
+                with_bytes = str(exc)
+            assert with_text == with_bytes, repr(text)

@@ -67,8 +67,19 @@ class OpenedNote:
 _CONTROL = re.compile("[\x00-\x09\x0b-\x1f]")
 
 
+_CONTROL_BYTES = bytes(range(0x0A)) + bytes(range(0x0B, 0x20))
+
+
 def _check_characters(text: str, what: str) -> None:
     if _CONTROL.search(text):
+        raise MalformedError(f"{what} contains a control character")
+
+
+def _check_bytes(data: bytes, what: str) -> None:
+    """`_check_characters` on the UTF-8 bytes: U+0000..U+001F are those single bytes, and no other character's
+    encoding holds a byte below 0x80. Deleting them and comparing lengths is one C pass, about six times faster
+    than the regular expression on the decoded text (issue 20: a fifth of a statement's parse)."""
+    if len(data.translate(None, _CONTROL_BYTES)) != len(data):
         raise MalformedError(f"{what} contains a control character")
 
 
@@ -92,7 +103,7 @@ def parse_note(data: bytes, max_size: int = DEFAULT_MAX_NOTE_SIZE) -> Note:
     if len(data) > max_size:
         raise MalformedError(f"note is {len(data)} bytes, more than {max_size}")
     whole = decode_utf8(data, "note")
-    _check_characters(whole, "note")
+    _check_bytes(data, "note")
     split = whole.rfind("\n\n")
     if split < 0:
         raise MalformedError("note has no signature block")
