@@ -180,3 +180,25 @@ def test_control_characters_are_found_in_the_bytes_as_in_the_text() -> None:
             except MalformedError as exc:
                 with_bytes = str(exc)
             assert with_text == with_bytes, repr(text)
+
+
+def test_signature_base64_is_read_as_the_strict_decoder_reads_it() -> None:
+    """note._canonical_b64 (one C call) accepts exactly the text `b64decode` accepts, with the same bytes; anything
+    else goes to the general path, which names the fault or marks stray padding bits."""
+    from tlogcore.encoding import b64decode, b64encode
+    from tlogcore.note import _canonical_b64
+
+    rng = random.Random(64)
+    texts = [b64encode(rng.randbytes(n)) for n in range(0, 80)]
+    alphabet = list("ABCxyz019+/=-_ \n\t") + ["\u00e9", "\u17d2"]
+    for text in list(texts):
+        for _ in range(8):
+            at = rng.randrange(len(text) + 1)
+            texts.append(text[:at] + rng.choice(alphabet) + text[at + rng.randint(0, 1) :])
+    texts += ["", "=", "==", "A===", "AA==AA==", "QQ", "QR==", "QQ==\n"]
+    for text in texts:
+        try:
+            expected: bytes | None = b64decode(text, "x")
+        except MalformedError:
+            expected = None
+        assert _canonical_b64(text) == expected, repr(text)
