@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import itertools
 import os
+import pickle
 import platform
 import statistics
 import subprocess
@@ -47,6 +48,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from starlette.requests import Request
@@ -57,11 +59,15 @@ from loadtest.localproc import free_port
 from loadtest.wrk_reads import WRK, parse_wrk
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
+from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.keys import Ed25519Signer
-from tlogcore.note import sign_note
+from tlogcore.note import OpenedNote, sign_note
 from witness.app import MAX_BODY_SIZE, WitnessApp, read_body
 from witness.cli import serve_app
 from witness.client import request_body
+from witness.cosigner import Signed, stored_head
+from witness.storage import LogState, SQLiteStorage, connect
+from witness.witness import AddCheckpoint, TreeHead, check_update, cosign, parse_request, verify_log_signature
 
 LOCALHOST = "127.0.0.1"
 Bodies = Callable[[int], Iterable[bytes]]  # sender number → the request bodies it posts, in order
@@ -383,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each row")
     parser.add_argument("--concurrency", type=int, default=32, help="connections of the raw client")
     parser.add_argument("--httpx-concurrency", type=int, default=8, help="connections of the httpx client")
+    parser.add_argument("--phases", type=int, metavar="N", help="only time a worker's steps, each over N bodies")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the no-work server
     args = parser.parse_args(argv)
     if args.bare_server is not None:
@@ -390,6 +397,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.quick:
         args.seconds = 3.0
+    if args.phases:
+        print_ceiling()
+        print_phases(args.phases)
+        return
 
     print(
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, {os.cpu_count()} cores, "
@@ -456,6 +467,66 @@ async def first_checkpoint(url: str, log: BenchLog, size: int) -> None:
         response = await http.post("/add-checkpoint", content=request_body(0, [], log.checkpoint(size)))
         if response.status_code != 200:
             raise SystemExit(f"could not start log {log.origin} at size {size}: {response.status_code} {response.text}")
+
+
+# --- --phases: where a worker's CPU goes, step by step, in this process -----------------------------------------
+
+
+def phase_costs(count: int) -> list[tuple[str, float]]:
+    """µs of this thread's CPU per cosignature in each step a worker takes (witness/cosigner.py `check_and_cosign`,
+    then the answer's pickle both ways), each step run over `count` advance bodies against a real SQLite head."""
+    log = BenchLog("bench.example/phases", Ed25519Signer("bench.example/phases", b"\x05" * 32), stored_hashes(12))
+    trusted = {log.origin: [log.key.verifier()]}
+    signers = [CosignatureV1Signer("bench.witness", b"\x06" * 32, time.time)]
+    with tempfile.TemporaryDirectory(prefix="witness-phases-") as directory:
+        database = str(Path(directory) / "witness.db")
+        first = parse_request(log.body(0, 10)).checkpoint
+        asyncio.run(store_head(database, log.origin, LogState(first.size, first.root, log.checkpoint(10))))
+        reader = connect(database)
+        costs: list[tuple[str, float]] = []
+        values: list[Any] = [log.body(10, 11)] * count
+
+        def run(name: str, step: Callable[[Any], Any]) -> None:
+            nonlocal values
+            start = time.thread_time_ns()
+            values = [step(value) for value in values]
+            costs.append((name, (time.thread_time_ns() - start) / count / 1000))
+
+        run("parse the body (request, note, checkpoint)", parse_request)
+        run("verify the log signature", lambda request: (request, verify_log_signature(request, trusted)))
+        run("read the stored head (SQLite, WAL)", lambda pair: (*pair, stored_head(reader, log.origin)))
+        run("check the old size and the consistency proof", checked)
+        run(
+            "cosign (sign, lines, the note to keep)",
+            lambda t: Signed(t[0].old_size, t[0].checkpoint, t[2], cosign(t[1], signers)),
+        )
+        run("pickle the outcome (in the worker)", lambda signed: pickle.dumps([signed], pickle.HIGHEST_PROTOCOL))
+        run("unpickle it (in the event loop)", pickle.loads)
+        reader.close()
+    return costs
+
+
+def checked(
+    values: tuple[AddCheckpoint, OpenedNote, TreeHead | None],
+) -> tuple[AddCheckpoint, OpenedNote, TreeHead | None]:
+    check_update(values[0], values[2])
+    return values
+
+
+async def store_head(database: str, origin: str, state: LogState) -> None:
+    storage = await SQLiteStorage.open(database)
+    try:
+        await storage.compare_and_swap(origin, None, state)
+    finally:
+        await storage.close()
+
+
+def print_phases(count: int) -> None:
+    costs = phase_costs(count)
+    print(f"\none worker's steps, µs of CPU per cosignature ({count:,} advance bodies each, this process):")
+    for name, micros in costs:
+        print(f"  {name:<54} {micros:>8.1f}")
+    print(f"  {'all steps':<54} {sum(micros for _, micros in costs):>8.1f}")
 
 
 if __name__ == "__main__":

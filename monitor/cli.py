@@ -14,13 +14,12 @@ audited (unreachable, quorum not met) and 3 when new alerts were raised.
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import signal
 import sys
 import time
 import tomllib
 from collections.abc import Coroutine
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +35,7 @@ from monitor.fetch import Unavailable
 from monitor.follower import Follower, follow
 from monitor.htmlreport import LogPage, render_html
 from monitor.logcontext import Misbehaviour, NotVerified, Shared
+from monitor.processes import process_pool
 from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
@@ -134,11 +134,11 @@ class Runtime:
         self.state = open_state(config)
         self.sinks: list[Sink] = build_sinks(config.sinks, sys.stdout)
         self.executor: Executor | None = None
-        if config.workers > 1:  # forkserver: workers forked from a clean process, not from this threaded one
-            self.executor = ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("forkserver"))
+        if config.workers > 1:  # forked from a clean, preloaded server process: processes.py
+            self.executor = process_pool(config.workers)
         self.status_executor: Executor | None = None
         if config.workers > 1 and config.verify != TREE:  # the status index beside the main process: statusworker.py
-            self.status_executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("forkserver"))
+            self.status_executor = process_pool(1)
         self._deliver_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         bar = Progress(sys.stderr, sys.stderr.isatty(), time.monotonic)

@@ -19,7 +19,7 @@ from monitor.config import WatchRule
 from monitor.expected import ExpectedError, Watchlist
 from monitor.sinks import CommandSink, FileSink, SinkError, WebhookSink, deliver_pending
 from monitor.state import AuditedChunk, LogRow, Signed, State
-from monitor.transport import StreamTransport
+from monitor.transport import RawTiles, StreamTransport, TileGetError
 from tlogcore.registry import IssuerKey, Registry
 
 ALERT = Alert(
@@ -323,3 +323,30 @@ def test_the_tile_transport_reports_a_dead_server_as_an_http_error() -> None:
         return "answered"
 
     assert "ReadError" in asyncio.run(go())
+
+
+def test_the_tile_transport_refuses_an_oversized_header_as_an_http_error() -> None:
+    """A header line longer than the 64 KiB a response's head may take: a TileGetError naming it, not the stream's
+    LimitOverrunError escaping the round as a traceback."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nX-Long: " + b"a" * 70_000 + b"\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    async def go() -> str:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = StreamTransport(5.0)
+        try:
+            await RawTiles(transport, "127.0.0.1", port, "").get("tile/0/000")
+        except TileGetError as exc:
+            return str(exc)
+        finally:
+            await transport.aclose()
+            server.close()
+            await server.wait_closed()
+        return "answered"
+
+    assert asyncio.run(go()) == "GET /tile/0/000: ValueError: response headers too large"

@@ -17,8 +17,9 @@ from tlogcore.note import open_note
 from witness.app import create_app
 from witness.client import WitnessClient, WitnessUnavailableError
 from witness.config import parse_config
+from witness.cosigner import Signed
 from witness.storage import LogState, SQLiteStorage
-from witness.witness import AddCheckpoint, Conflict, TreeHead
+from witness.witness import Conflict, TreeHead
 
 NOW = 1_750_000_000
 SIGNER = CosignatureV1Signer("witness.race.test", b"\x44" * 32, lambda: NOW)
@@ -27,12 +28,12 @@ SIGNER = CosignatureV1Signer("witness.race.test", b"\x44" * 32, lambda: NOW)
 class Stall:
     """A before_commit hook that holds the first request matching `select` until released."""
 
-    def __init__(self, select: Callable[[AddCheckpoint], bool]) -> None:
+    def __init__(self, select: Callable[[Signed], bool]) -> None:
         self.select = select
         self.reached = asyncio.Event()
         self.release = asyncio.Event()
 
-    async def __call__(self, request: AddCheckpoint) -> None:
+    async def __call__(self, request: Signed) -> None:
         if not self.reached.is_set() and self.select(request):
             self.reached.set()
             await self.release.wait()

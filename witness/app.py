@@ -25,11 +25,10 @@ from starlette.types import Receive, Scope, Send
 
 from tlogcore.keys import Signer
 from witness.config import WitnessConfig
-from witness.cosigner import Cosigner, InlineCosigner, WorkersUnavailable
+from witness.cosigner import Cosigner, InlineCosigner, Signed, WorkersUnavailable
 from witness.openapi import OPENAPI
 from witness.storage import Evidence, LogState, StorageUnavailable, WitnessStorage
 from witness.witness import (
-    AddCheckpoint,
     BadProof,
     BadRequest,
     BadSignature,
@@ -49,7 +48,7 @@ log = logging.getLogger("witness.app")
 SIZE_MEDIA_TYPE = "text/x.tlog.size"  # tlog-witness: the 409 body is the known size
 
 # Called after every check passed and before the compare-and-swap; tests use it to stall a request.
-BeforeCommit = Callable[[AddCheckpoint], Awaitable[None]]
+BeforeCommit = Callable[[Signed], Awaitable[None]]
 
 STATUS: dict[type[WitnessError], int] = {
     BadRequest: 400,
@@ -108,10 +107,10 @@ async def add_checkpoint_body(
         await storage.record_evidence(seen)
         raise
     if before_commit is not None:
-        await before_commit(signed.request)
+        await before_commit(signed)
     # Persist before answering (tlog-witness: "persist, then 200"); losing the race raises Conflict and the
     # cosignature is dropped unseen.
-    checkpoint = signed.request.checkpoint
+    checkpoint = signed.checkpoint
     new = LogState(checkpoint.size, checkpoint.root, signed.cosigned.note)
     await storage.compare_and_swap(checkpoint.origin, signed.head, new)
     return signed.cosigned
