@@ -18,11 +18,23 @@ import httpx
 from log_harness import REPO, LogProcess, free_port, issue, post_statements, seed
 
 from monitor.audit import parse_unsigned
+from monitor.statusaudit import StatusAudit
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUER_ADD, Statement, sign_statement
 
 MONITOR = [sys.executable, "-c", "from monitor.cli import main; main()"]
 BATCH = 1000
+
+
+def status_head(state: Path, origin: str) -> tuple[int, bytes]:
+    """The size and root of the status index a monitor's state database holds."""
+    audit = StatusAudit(state, origin)
+    try:
+        head = audit._head(0)
+        assert head is not None
+        return head.size, head.root
+    finally:
+        audit.close()
 
 
 def doc(i: int, tag: bytes = b"doc") -> bytes:

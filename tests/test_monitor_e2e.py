@@ -21,13 +21,13 @@ from monitor_helpers import (
     report_json,
     start_log,
     state_progress,
+    status_head,
     undelivered,
     wait_for,
 )
 from witness_helpers import WitnessProcess, write_config
 
 from loadtest.localproc import log_identity
-from monitor.statusaudit import StatusAudit
 from tlogcore.statement import DOCUMENT_KINDS, REVOKE, Statement, sign_statement
 from tlogcore.statusindex_nodes import PathPlan, read_paths
 
@@ -78,16 +78,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FilledLog,
         log.close()
         for witness in witnesses:
             witness.stop()
-
-
-def status_head(state: Path, origin: str) -> tuple[int, bytes]:
-    audit = StatusAudit(state, origin)
-    try:
-        head = audit._head(0)
-        assert head is not None
-        return head.size, head.root
-    finally:
-        audit.close()
 
 
 def status_root_from_scratch(log: FilledLog) -> bytes:

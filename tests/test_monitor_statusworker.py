@@ -11,6 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
+from monitor_helpers import status_head
 
 from monitor.state import StateError
 from monitor.statusaudit import StatusAudit, StatusItem
@@ -45,16 +46,6 @@ async def run_chunks(state: Path, executor: ProcessPoolExecutor | None) -> list[
     return found
 
 
-def head(state: Path) -> tuple[int, bytes]:
-    audit = StatusAudit(state, ORIGIN)
-    try:
-        found = audit._head(0)
-        assert found is not None
-        return found.size, found.root
-    finally:
-        audit.close()
-
-
 def test_the_status_process_reaches_the_same_root_and_findings_as_the_main_process(tmp_path: Path) -> None:
     local = asyncio.run(run_chunks(tmp_path / "local.db", None))
     context = multiprocessing.get_context("forkserver")
@@ -62,8 +53,8 @@ def test_the_status_process_reaches_the_same_root_and_findings_as_the_main_proce
         remote = asyncio.run(run_chunks(tmp_path / "remote.db", executor))
     assert local == remote
     assert [len(f) for f in local] == [0, 1, 0] and "is not the one the monitor computes" in local[1][0]
-    assert head(tmp_path / "local.db") == head(tmp_path / "remote.db")
-    assert head(tmp_path / "local.db")[0] == 3541
+    assert status_head(tmp_path / "local.db", ORIGIN) == status_head(tmp_path / "remote.db", ORIGIN)
+    assert status_head(tmp_path / "local.db", ORIGIN)[0] == 3541
 
 
 def test_a_status_process_that_dies_is_a_state_error(tmp_path: Path) -> None:
