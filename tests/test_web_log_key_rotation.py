@@ -29,7 +29,7 @@ from test_rotate_key import (  # noqa: F401  (`rotated` is the module-scoped fix
 )
 from test_web_verifier import b64url
 from tools_stack import tlog
-from web_browser import checked_page, chromium, open_verdict, screenshot
+from web_browser import chromium, open_verdict, screenshot
 
 from loadtest.localproc import free_port
 from tlogcore.bundle import TlogProof, parse_tlog_proof, to_binary
@@ -76,12 +76,6 @@ def world(rotated: Rotated) -> World:  # noqa: F811
 def browser(world: World) -> Iterator[BrowserContext]:
     with chromium(world.log.tmp / "profile") as context:
         yield context
-
-
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
-        yield page
 
 
 def offline(base: str, bundle: TlogProof) -> str:

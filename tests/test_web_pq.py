@@ -102,12 +102,6 @@ def browser(world: PQWorld, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         yield context
 
 
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
-        yield page
-
-
 # What a browser without ML-DSA in WebCrypto answers: importKey, verify and generateKey refuse the algorithm, as
 # they do for any name they do not know (W3C WebCrypto, "normalize an algorithm": NotSupportedError).
 NO_WEBCRYPTO_MLDSA = """(() => {

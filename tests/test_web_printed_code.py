@@ -20,7 +20,7 @@ import zxingcpp
 from PIL import Image, ImageFilter
 from playwright.sync_api import BrowserContext, Page, Route
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import checked_page, chromium, open_verdict, screenshot, wait_published
+from web_browser import chromium, open_verdict, screenshot, wait_published
 
 from logserver.verifierpage import LOG_LAYOUT, Trust, render_page
 from logserver.webpage import CSP
@@ -89,12 +89,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def browser(world: World) -> Iterator[BrowserContext]:
     with chromium(world.tmp / "profile") as context:
         yield context
-
-
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    with checked_page(browser) as page:
-        yield page
 
 
 def photo_of(url: str) -> Image.Image:

@@ -12,7 +12,7 @@ from playwright.sync_api import BrowserContext, Page
 from refresh_helpers import forked_bundle
 from test_web_verifier import b64url, wait_published
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import checked_page, chromium, open_verdict, screenshot
+from web_browser import chromium, open_verdict, screenshot
 
 from tlogcore.bundle import parse_tlog_proof, to_binary
 
@@ -53,12 +53,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def browser(world: World) -> Iterator[BrowserContext]:
     with chromium(world.tmp / "profile") as context:
         yield context
-
-
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
-        yield page
 
 
 def _url(world: World, text_bundle: bytes) -> str:

@@ -17,7 +17,7 @@ import pytest
 from conftest import load_vectors
 from log_harness import LogProcess, issue, post_statements, register_issuer, running_log
 from playwright.sync_api import BrowserContext, Page, Route
-from web_browser import checked_page, chromium, open_verdict, screenshot
+from web_browser import chromium, open_verdict, screenshot
 
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import REVOKE, Statement, sign_statement
@@ -66,12 +66,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     with chromium(tmp_path_factory.mktemp("profile")) as context:
         yield context
-
-
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    with checked_page(browser) as page:  # fails the test on a CSP violation or a script error
-        yield page
 
 
 def hexed(b64: str | None) -> str | None:

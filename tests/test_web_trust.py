@@ -126,12 +126,6 @@ def browser(world: World) -> Iterator[BrowserContext]:
         yield context
 
 
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    with checked_page(browser) as page:
-        yield page
-
-
 def test_a_same_named_key_cannot_revoke_but_its_continuation_can(world: World, page: Page) -> None:
     new_hash, old_hash = hashlib.sha256(NEW_PDF).hexdigest(), hashlib.sha256(OLD_PDF).hexdigest()
     assert httpx.get(f"{world.stack.url}/api/v1/documents/{new_hash}").json()["status"] == "valid"

@@ -17,7 +17,7 @@ import zxingcpp
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
 from tools_stack import Stack, tlog, witnessed_log
-from web_browser import checked_page, chromium, open_verdict, screenshot, wait_published
+from web_browser import chromium, open_verdict, screenshot, wait_published
 
 from logserver.webpage import CSP
 from tlogcore.bundle import from_binary, to_binary, verify_bundle
@@ -90,12 +90,6 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def browser(world: World) -> Iterator[BrowserContext]:
     with chromium(world.tmp / "profile") as context:
         yield context
-
-
-@pytest.fixture
-def page(browser: BrowserContext) -> Iterator[Page]:
-    with checked_page(browser) as page:
-        yield page
 
 
 ENGLISH = re.compile(r"\b(is|not|by|does|verify|none|size|of|the|no|quorum|needs|cosigned)\b")
