@@ -41,23 +41,21 @@ from logserver.ratelimit import RateLimiter
 from logserver.sequencer import NotSequencingError, PoolFullError
 from logserver.statuslookup import status_index_proof
 from logserver.storage import StorageError
+from logserver.tileroute import IMMUTABLE, PARTIAL, TILE_PREFIX, TileRoute
 from logserver.webpage import PublicReads, web_routes
 from tlogcore.bundle import to_binary
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.encoding import MAX_INT64, parse_decimal, parse_hash_hex
-from tlogcore.errors import MalformedError, TlogError
+from tlogcore.errors import TlogError
 from tlogcore.logkey import is_log_key
 from tlogcore.note import parse_note
 from tlogcore.registry import IssuerKey, Registry
 from tlogcore.status import continued_keys, document_status
-from tlogcore.tiles import TILE_HEIGHT, parse_tile_path
 
 __all__ = ["ROUTES", "ClientRateLimit", "Limits", "LogState", "RequestLog", "build_app"]
 
 log = logging.getLogger("logserver.requests")
 
-IMMUTABLE = "public, max-age=604800, immutable"  # DESIGN.md: full tiles and bundles
-PARTIAL = "public, max-age=5"
 TEXT = "text/plain; charset=utf-8"
 
 
@@ -72,16 +70,8 @@ async def checkpoint(request: Request) -> Response:
 
 
 async def tile(request: Request) -> Response:
-    state, path = state_of(request), "tile/" + request.path_params["path"]
-    try:
-        wanted = parse_tile_path(path)
-    except MalformedError as exc:
-        raise HTTPError(404, "not_found", f"no such tile: {exc}") from exc
-    size = await _size(state)
-    available = size if wanted.is_entries else size >> (TILE_HEIGHT * wanted.level)
-    if wanted.index * 256 + wanted.width > available:
-        raise HTTPError(404, "not_found", f"{path} is beyond the tree of size {size}")
-    body = await state.tiles.read(wanted)
+    """HEAD (a GET is answered before the router: logserver/tileroute.py, the same `TileRoute.body`)."""
+    wanted, body = await request.app.tile_route.body("tile/" + request.path_params["path"])
     cache = PARTIAL if wanted.is_partial else IMMUTABLE
     return Response(body, media_type="application/octet-stream", headers={"Cache-Control": cache})
 
@@ -361,7 +351,10 @@ class LogApp(Starlette):
     stack and the router, as the witness does for its POST (witness/app.py WitnessApp): the same handler, the same
     answer and CORS header, the same JSON errors, without about a tenth of a proof's CPU spent in layers that do
     nothing for it (docs/performance.md, "Proofs by leaf hash"). The request log and the rate limit wrap this app,
-    so they see the request as before; the route stays in the table (openapi, HEAD)."""
+    so they see the request as before; the route stays in the table (openapi, HEAD). Tile GETs likewise
+    (`tile_route`, logserver/tileroute.py)."""
+
+    tile_route: TileRoute
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] == PROOF_PATH and scope["method"] == "GET":
@@ -372,6 +365,9 @@ class LogApp(Starlette):
                 response = error_response(error_for(exc))
             response.raw_headers.append(CORS)
             await response(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(TILE_PREFIX):
+            await self.tile_route(scope, receive, send)  # a monitor's two GETs per 256 entries (tileroute.py)
             return
         await super().__call__(scope, receive, send)
 
@@ -399,6 +395,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
         },
     )
     app.state.log = state
+    app.tile_route = TileRoute(state)
     return app
 
 
