@@ -125,6 +125,13 @@ def describe_watch(config: MonitorConfig, watchlist: Watchlist) -> list[str]:
     return lines
 
 
+def tile_transport(config: MonitorConfig) -> StreamTransport:
+    """One log's HTTP transport, keeping as many idle connections as GETs may be in flight (+1: the checkpoint's).
+    With fewer, every burst of concurrent tile GETs closed the extra connections and opened new ones: a TCP setup
+    on both sides for about one GET in three (the profile of `audit-once` in docs/performance.md, "The monitor")."""
+    return StreamTransport(config.timeout, max_idle=config.max_concurrent_requests + 1)
+
+
 class Runtime:
     """The collaborators of one `run` or `audit-once`: state, sinks, clients, a worker pool."""
 
@@ -153,7 +160,7 @@ class Runtime:
             self.notify,
             self.status_executor,
         )
-        self.followers = [self._follower(lc, StreamTransport(config.timeout)) for lc in config.logs]
+        self.followers = [self._follower(lc, tile_transport(config)) for lc in config.logs]
 
     def _follower(self, lc: LogConfig, transport: StreamTransport) -> Follower:
         """One log's follower; its tile GETs go straight through the transport (closed with the client)."""

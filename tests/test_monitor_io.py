@@ -2,6 +2,7 @@
 with backoff, command hook, deduplicating file), expected-document sources and their reload, the state."""
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -21,6 +22,7 @@ from monitor.sinks import CommandSink, FileSink, SinkError, WebhookSink, deliver
 from monitor.state import AuditedChunk, LogRow, Signed, State
 from monitor.transport import RawTiles, StreamTransport, TileGetError
 from tlogcore.registry import IssuerKey, Registry
+from tlogcore.tiles import Tile
 
 ALERT = Alert(
     "moeys", WATCH, "log.example/x", "entry 1 aa unexpected", "entry 1: unexpected", 1790000000, {"index": 1}
@@ -350,3 +352,51 @@ def test_the_tile_transport_refuses_an_oversized_header_as_an_http_error() -> No
         return "answered"
 
     assert asyncio.run(go()) == "GET /tile/0/000: ValueError: response headers too large"
+
+
+def test_concurrent_tile_gets_reuse_their_connections(tmp_path: Path) -> None:
+    """A round's tile GETs, `max_concurrent_requests` at a time, through the transport the monitor builds: each
+    connection is kept for the next GET, so a catch-up opens at most one per request in flight. (With 8 idle
+    connections kept for 16 in flight, those beyond 8 were closed after each burst: these 160 GETs opened 88.)"""
+    from monitor.cli import Runtime, load_config
+    from tests.log_harness import seed
+    from tests.monitor_helpers import monitor_config
+    from tlogcore.keys import Ed25519Signer
+
+    policy = f"log {Ed25519Signer('io.example/log', seed(9)).verifier().vkey}\nquorum none\n"
+    opened: list[asyncio.StreamWriter] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        opened.append(writer)
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                await reader.readuntil(b"\r\n\r\n")
+                await asyncio.sleep(0.001)  # the GETs overlap
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 32\r\n\r\n" + b"h" * 32)
+                await writer.drain()
+        writer.close()
+
+    async def go() -> list[bytes]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        config = load_config(monitor_config(tmp_path / "m.toml", url, policy, extra="max_concurrent_requests = 16"))
+        runtime = Runtime(config, False, progress=False)
+        try:
+            fetcher = runtime.followers[0].context.fetcher
+            bodies: list[bytes] = []
+            for burst in range(10):
+                got = await fetcher.fetch_all([Tile(1, burst * 16 + n) for n in range(16)])
+                bodies += got.values()
+            return bodies
+        finally:
+            await runtime.close()
+            server.close()
+            for writer in opened:
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+            await server.wait_closed()
+
+    bodies = asyncio.run(go())
+    assert bodies == [b"h" * 32] * 160
+    assert len(opened) <= 17, len(opened)

@@ -174,3 +174,39 @@ def test_hash_tiles_refuse_hashes_of_the_wrong_length() -> None:
             assert "needs 3 hashes of 32 bytes" in str(exc)
         else:
             raise AssertionError(f"hashes of lengths {[len(h) for h in bad]} made a tile")
+
+
+def test_entry_bundles_decode_as_the_plain_loop_did() -> None:
+    """The decoder (bounded by its loop) against the plain one: the same entries for every bundle the plain loop
+    read, and a MalformedError for every one it refused (truncated, or more than 256 entries)."""
+
+    def plain(data: bytes) -> list[bytes]:
+        entries, pos = [], 0
+        while pos < len(data):
+            if pos + 2 > len(data):
+                raise MalformedError("truncated length")
+            end = pos + 2 + int.from_bytes(data[pos : pos + 2], "big")
+            if end > len(data):
+                raise MalformedError("truncated entry")
+            entries.append(data[pos + 2 : end])
+            pos = end
+        if len(entries) > 256:
+            raise MalformedError("too many")
+        return entries
+
+    rng = random.Random(11)
+    bodies = [b"", b"\x00", b"\x00\x00", b"\x00\x05abc", b"\x00\x00" * 256, b"\x00\x00" * 257, b"\x00\x01a" * 257]
+    for _ in range(300):
+        body = encode_entry_bundle([rng.randbytes(rng.randrange(0, 60)) for _ in range(rng.randrange(0, 258))])
+        cut = rng.choice([len(body), rng.randrange(0, len(body) + 1)])
+        bodies.append(body[:cut])
+    for body in bodies:
+        try:
+            want: list[bytes] | None = plain(body)
+        except MalformedError:
+            want = None
+        try:
+            got: list[bytes] | None = decode_entry_bundle(body)
+        except MalformedError:
+            got = None
+        assert got == want, body[:40]

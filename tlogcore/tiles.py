@@ -12,6 +12,7 @@ An entry bundle is the entries of one level-0 tile, each as a big-endian
 uint16 length followed by the entry bytes.
 """
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,8 +54,9 @@ class Tile:
     def is_partial(self) -> bool:
         return self.width < TILE_WIDTH
 
-    @property
+    @functools.cached_property
     def path(self) -> str:
+        """Made once per tile: a monitor's round names each tile's path many times (fetch, authenticate, cache)."""
         level = "entries" if self.is_entries else str(self.level)
         suffix = f".p/{self.width}" if self.is_partial else ""
         return f"tile/{level}/{format_index(self.index)}{suffix}"
@@ -206,16 +208,18 @@ def decode_entry_bundle(data: bytes, count: int | None = None) -> list[bytes]:
     """Split an entry bundle; with `count`, insist on exactly that many entries."""
     entries: list[bytes] = []
     append, pos, size = entries.append, 0, len(data)  # a monitor splits every entry of a log: keep the loop lean
-    while pos < size:
-        if pos + 2 > size:
-            raise MalformedError("entry bundle: truncated length")
+    for _ in range(TILE_WIDTH):  # the bound on the count is the loop's, not a test per entry
+        if pos >= size:
+            break
         start = pos + 2
+        if start > size:
+            raise MalformedError("entry bundle: truncated length")
         pos = start + (data[pos] << 8 | data[pos + 1])  # the 2-byte big-endian length
         if pos > size:
             raise MalformedError("entry bundle: truncated entry")
         append(data[start:pos])
-        if len(entries) > TILE_WIDTH:
-            raise MalformedError(f"entry bundle holds more than {TILE_WIDTH} entries")
+    if pos < size:
+        raise MalformedError(f"entry bundle holds more than {TILE_WIDTH} entries")
     if count is not None and len(entries) != count:
         raise MalformedError(f"entry bundle holds {len(entries)} entries, want {count}")
     return entries
