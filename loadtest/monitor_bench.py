@@ -252,6 +252,8 @@ def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submis
             bounds.tlogcore_per_tile(entries),
             (tree.monitor_cpu - start) / tiles,
             tree.server_cpu / tiles,
+            start,
+            tree.entries,
         )
     )
     origin = signed[0].statement.origin
