@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 import orjson
+import uvloop
 
 from logserver.client import LogClient
 from monitor import alerts as A
@@ -99,8 +100,10 @@ def setup_logging() -> None:
 
 
 def run_async(coroutine: Coroutine[Any, Any, int]) -> int:
+    """On uvloop, as the log server (logserver/cli.py): a catch-up makes two GETs per 256 entries, and the pure-Python
+    loop's callbacks, futures and stream reads were a visible part of the monitor's own CPU per tile."""
     try:
-        return asyncio.run(coroutine)
+        return uvloop.run(coroutine)
     except StateError as exc:
         raise UsageError(str(exc)) from None
 
