@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import aiosqlite
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
+from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, node_id_from_bytes, parse_node
@@ -220,7 +221,7 @@ class PostgresStatusStore:
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=pool_size, timeout=timeout, command_timeout=timeout,
-                server_settings={"synchronous_commit": "on"},
+                server_settings=POSTGRES_SETTINGS,
             )  # fmt: skip
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
