@@ -10,6 +10,9 @@ The processes are started at once, so they are up while the main process reads t
 
 import multiprocessing
 import os
+import select
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 
 PRELOAD = ["monitor.audit", "monitor.statusworker"]  # what the processes run: check_packed, audit_chunk
@@ -19,7 +22,37 @@ def process_pool(processes: int) -> ProcessPoolExecutor:
     """A pool of `processes` processes forked from the preloaded forkserver, started now."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)  # takes effect when the server starts: the first pool of this process
-    pool = ProcessPoolExecutor(processes, mp_context=context)
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=exit_with, initargs=(os.getpid(),))
     for _ in range(processes):  # each submit with no idle process starts one (forkserver pools start them lazily)
         pool.submit(os.getpid)
     return pool
+
+
+def exit_with(monitor: int) -> None:
+    """In each process: exit when the monitor's main process is gone. After a kill -9 nobody shuts the pool down; a
+    worker blocked on its task pipe (it holds that pipe's write end too) never sees EOF, and the forkserver stays as
+    long as any process it forked does (each holds its liveness pipe): four processes for ever per kill with
+    `workers = 2`, as the log's signature workers once did (logserver/cli.py: exit_with_parent). Their parent is
+    the forkserver, so `getppid` cannot tell; a pidfd can."""
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(monitor)
+        except ProcessLookupError:
+            os._exit(0)
+        except OSError:  # no pidfd (old kernel): ask every second
+            while _alive(monitor):
+                time.sleep(1)
+            os._exit(0)
+        select.select([handle], [], [])  # readable once the process has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-monitor").start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

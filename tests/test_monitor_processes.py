@@ -3,8 +3,11 @@ forkserver, however the monitor was started: here with `python -c`, as loadtest/
 the forkserver has no `__main__` script to import."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,3 +29,51 @@ def test_worker_processes_start_with_the_monitor_modules_imported() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     found = json.loads(done.stdout)
     assert found == [["monitor.audit", "monitor.statusworker"]] * 4
+
+
+KILLED = """
+import os, time
+from monitor.processes import process_pool
+pool = process_pool(2)
+[pool.submit(os.getpid).result(timeout=60) for _ in range(4)]
+for _ in range(600):  # both started (process_pool starts them at once)
+    if len(pool._processes) == 2:
+        break
+    time.sleep(0.1)
+pids = set(pool._processes)
+print(" ".join(map(str, sorted(pids))), flush=True)
+time.sleep(120)
+"""
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def _gone(pids: set[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_the_processes_exit_when_the_monitor_is_killed() -> None:
+    """kill -9 of the monitor's main process: its worker processes and their forkserver exit within seconds.
+    (Before, the workers waited on their task pipe for ever and kept the forkserver alive: the e2e kill -9 test left
+    four processes behind at each run.)"""
+    probe = subprocess.Popen([sys.executable, "-c", KILLED], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert probe.stdout is not None
+        workers = {int(p) for p in probe.stdout.readline().split()}
+        assert len(workers) == 2, workers
+        forkservers = {_parent_of(pid) for pid in workers}
+        assert probe.pid not in forkservers  # forked from the forkserver, not from the monitor
+    finally:
+        probe.kill()
+        probe.wait(10)
+        if probe.stdout is not None:
+            probe.stdout.close()
+    deadline = time.monotonic() + 20
+    while not _gone(workers | forkservers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = {pid for pid in workers | forkservers if Path(f"/proc/{pid}").exists()}
+    for pid in left:  # the test's own leftovers, by id
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"still running after the monitor was killed: {sorted(left)}"
