@@ -221,7 +221,6 @@ def main() -> None:
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false", help="skip the SQLite size measurement")
     parser.add_argument("--store", choices=["sqlite", "postgresql"], help="run the indexer's loop through storage")
     parser.add_argument("--updates", type=int, default=3, help="--store: updates timed per batch size")
-    parser.add_argument("--path-order", action="store_true", help="--store sqlite: also time rows in path order")
     args = parser.parse_args()
     if args.store:
         status_index_store.run(args, sha256_ceiling)

@@ -1,0 +1,166 @@
+"""The status index's stored pages: one row per 4 levels of the tree (docs/status-proofs.md §6).
+
+The tree, its hashes, proofs and roots are those of statusindex.py and statusindex_nodes.py, node by node; only
+the storage groups them. A page holds the non-empty nodes of the 4 depths from a depth that is a multiple of 4,
+under one prefix. An update that rewrites a path rewrites about a quarter as many rows as one row per node did
+(SQLite and PostgreSQL spend most of an update's time per row, not per byte):
+
+    page id     the node id of the page's root (u16 depth, a multiple of 4, || its prefix bits: §6)
+    page row    u16 interior mask || u16 leaf mask || the page's nodes in position order
+    position    a node `r` levels below the page's root (r = 0..3) whose `r` key bits below it are `b`: 2^r + b
+                (1 the root, 2-3 its children, 4-7, 8-15); mask bit (1 << position) is set iff that node is
+                interior / a leaf; bit 0 is never set and no position is in both masks
+    interior    left child hash (32) || right child hash (32)
+    leaf        key (32) || status record (§2, delimited by its own counts)
+
+A full page of 15 interior nodes is 4 + 15 * 64 = 964 bytes: it stays inside one SQLite page of 4 KiB (a row
+over about 1,000 bytes would spill to an overflow page).
+"""
+
+from collections.abc import Iterable, Mapping
+
+from tlogcore.encoding import HASH_SIZE
+from tlogcore.errors import MalformedError
+from tlogcore.statusindex import KEY_BITS
+from tlogcore.statusindex_nodes import (
+    IndexStorageError,
+    Interior,
+    Leaf,
+    NodeId,
+    StoredNode,
+    node_id_bytes,
+    node_id_from_bytes,
+)
+from tlogcore.statusrecord import parse_record
+
+STRIDE = 4  # depths per page
+POSITIONS = range(1, 1 << STRIDE)
+Page = dict[int, StoredNode]  # position -> node
+_MASKS = 4
+
+
+def page_of(node: NodeId) -> NodeId:
+    """The id of the page holding `node`: its ancestor at the nearest depth above that is a multiple of STRIDE."""
+    depth, prefix = node
+    below = depth % STRIDE
+    return depth - below, prefix >> below
+
+
+def position_of(node: NodeId) -> int:
+    depth, prefix = node
+    below = depth % STRIDE
+    return (1 << below) | (prefix & ((1 << below) - 1))
+
+
+def node_at(page: NodeId, position: int) -> NodeId:
+    below = position.bit_length() - 1
+    return page[0] + below, (page[1] << below) | (position ^ (1 << below))
+
+
+def page_id_bytes(page: NodeId) -> bytes:
+    if page[0] % STRIDE:
+        raise ValueError(f"no page starts at depth {page[0]}")
+    return node_id_bytes(page)
+
+
+def page_id_from_bytes(data: bytes) -> NodeId:
+    page = node_id_from_bytes(data)
+    if page[0] % STRIDE:
+        raise IndexStorageError(f"index page id {data.hex()} does not start at a multiple of {STRIDE} levels")
+    return page
+
+
+def encode_page(page: Mapping[int, StoredNode]) -> bytes:
+    interior = leaf = 0
+    parts = []
+    for position in sorted(page):
+        node = page[position]
+        if isinstance(node, Interior):
+            interior |= 1 << position
+            parts.append(node.left + node.right)
+        else:
+            leaf |= 1 << position
+            parts.append(node.key + node.record)
+    return interior.to_bytes(2, "big") + leaf.to_bytes(2, "big") + b"".join(parts)
+
+
+def _record_end(data: bytes, start: int) -> int:
+    """Where the status record starting at `start` ends, from its two counts (§2); parse_record checks the rest."""
+    if start + 3 > len(data):
+        raise MalformedError("index page ends inside a status record")
+    revokes_at = start + 3 + 8 * int.from_bytes(data[start + 1 : start + 3], "big")
+    if revokes_at + 2 > len(data):
+        raise MalformedError("index page ends inside a status record")
+    return revokes_at + 2 + 8 * int.from_bytes(data[revokes_at : revokes_at + 2], "big")
+
+
+def decode_page(depth: int, data: bytes) -> Page:
+    """Parse a stored page whose root is at `depth`, strictly: one encoding per page (module docstring)."""
+    if len(data) < _MASKS:
+        raise MalformedError(f"index page of {len(data)} bytes has no masks")
+    interior, leaf = int.from_bytes(data[0:2], "big"), int.from_bytes(data[2:4], "big")
+    present = interior | leaf
+    if interior & leaf or present & 1 or not present & 2:
+        raise MalformedError("index page masks: a position in both, bit 0 set, or no root")
+    page: Page = {}
+    offset = _MASKS
+    for position in POSITIONS:
+        bit = 1 << position
+        if not present & bit:
+            continue
+        node_depth = depth + position.bit_length() - 1
+        if position > 1 and not interior & (1 << (position >> 1)):
+            raise MalformedError(f"index page: node at position {position} under no interior node")
+        if node_depth > KEY_BITS or (node_depth == KEY_BITS and interior & bit):
+            raise MalformedError(f"index page: no {'interior ' if interior & bit else ''}node at depth {node_depth}")
+        if interior & bit:
+            end = offset + 2 * HASH_SIZE
+            if end > len(data):
+                raise MalformedError("index page ends inside an interior node")
+            page[position] = Interior(data[offset : offset + HASH_SIZE], data[offset + HASH_SIZE : end])
+        else:
+            end = _record_end(data, offset + HASH_SIZE)
+            if end > len(data):
+                raise MalformedError("index page ends inside a leaf")
+            record = data[offset + HASH_SIZE : end]
+            parse_record(record)
+            page[position] = Leaf(data[offset : offset + HASH_SIZE], record)
+        offset = end
+    if offset != len(data):
+        raise MalformedError(f"index page has {len(data) - offset} bytes after its nodes")
+    return page
+
+
+def pages_of(ids: Iterable[NodeId]) -> set[NodeId]:
+    return {page_of(node) for node in ids}
+
+
+def nodes_in(ids: Iterable[NodeId], pages: Mapping[NodeId, Page]) -> dict[NodeId, StoredNode]:
+    """The rows of `ids` found in `pages` (which hold every page of them; an id absent there has no row)."""
+    found = {}
+    for node in ids:
+        row = pages[page_of(node)].get(position_of(node))
+        if row is not None:
+            found[node] = row
+    return found
+
+
+def changed_pages(writes: Mapping[NodeId, StoredNode]) -> dict[NodeId, Page]:
+    """An update's rows (statusindex_nodes.Update.writes), grouped by page: only the nodes it writes."""
+    pages: dict[NodeId, Page] = {}
+    for node, row in writes.items():
+        pages.setdefault(page_of(node), {})[position_of(node)] = row
+    return pages
+
+
+def merge_pages(current: Mapping[NodeId, Page], changes: Mapping[NodeId, Page]) -> dict[NodeId, Page]:
+    """Each changed page whole: its nodes as stored (`current`, as of the version the update read), overwritten
+    by the update's. An update never removes a node (the index never forgets a document), so a page is exactly
+    its stored nodes plus the written ones. `current` must hold every changed page that is stored."""
+    merged = {}
+    for page, change in changes.items():
+        stored = current.get(page)
+        if stored is None:
+            raise ValueError(f"index page {page_id_bytes(page).hex()} changed but its stored nodes were not given")
+        merged[page] = {**stored, **change}
+    return merged
