@@ -37,6 +37,7 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
+from tlogcore.statusindex_pages import STRIDE
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
@@ -78,9 +79,10 @@ class UpperLevels:
 
     The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top rows
     without reading them; any other version (a restart, another writer, a commit that failed) reads them again.
-    Below the kept depths a path is read one level per round: each id asked then names a row its parent says
-    exists, so no read is spent past a path's end. The top is loaded only for a batch of `keep_from` documents or
-    more (an indexer catching up, as the monitor does, §9): a small batch reads its few paths from storage.
+    Below the kept depths a path is read a page per round (its 4 levels: one stored row, statusindex_pages.py),
+    so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The top is loaded
+    only for a batch of `keep_from` documents or more (an indexer catching up, as the monitor does, §9): a small
+    batch reads its few paths from storage.
     """
 
     def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM) -> None:
@@ -97,7 +99,7 @@ class UpperLevels:
                 return await read_plan(self._store, PathPlan(keys, version), version, pages)
             self._nodes = await self._store.read_upper(UPPER_DEPTH, version)
             self._version = version
-        plan = PathPlan(keys, version, first_window=UPPER_DEPTH + 2, later_window=1)
+        plan = PathPlan(keys, version, first_window=UPPER_DEPTH + 1 + STRIDE, later_window=STRIDE)
         while wanted := plan.wanted():
             found = {
                 node: row for node in wanted if node[0] <= UPPER_DEPTH and (row := self._nodes.get(node)) is not None

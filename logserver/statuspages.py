@@ -15,14 +15,15 @@ from tlogcore.statusindex_nodes import NodeId, StoredNode
 from tlogcore.statusindex_pages import (
     Page,
     changed_pages,
-    decode_page,
-    encode_page,
+    encode_raw,
     merge_pages,
     node_at,
     nodes_in,
     page_id_bytes,
     page_id_from_bytes,
     pages_of,
+    scan_page,
+    stored_node,
 )
 
 
@@ -41,12 +42,13 @@ def decoded(rows: Sequence[Sequence[Any]]) -> dict[NodeId, Page]:
     pages = {}
     for page_bytes, data, *_ in rows:
         page = page_id_from_bytes(bytes(page_bytes))
-        pages[page] = decode_page(page[0], bytes(data))
+        pages[page] = scan_page(page[0], bytes(data))
     return pages
 
 
 def encoded(merged: Mapping[NodeId, Page], version: int) -> list[tuple[bytes, int, bytes]]:
-    return [(page_id_bytes(page), version, encode_page(nodes)) for page, nodes in merged.items()]
+    """The rows, in key order: the B-tree takes them in one pass instead of one random descent each."""
+    return sorted((page_id_bytes(page), version, encode_raw(nodes)) for page, nodes in merged.items())
 
 
 class PagedNodes:
@@ -83,8 +85,8 @@ class PagedNodes:
 def upper_nodes(rows: Sequence[Sequence[Any]], depth: int) -> dict[NodeId, StoredNode]:
     """The nodes at depth <= `depth` in the pages read (every page starting at that depth or above)."""
     return {
-        node: row
+        node: stored_node(raw)
         for page, nodes in decoded(rows).items()
-        for position, row in nodes.items()
+        for position, raw in nodes.items()
         if (node := node_at(page, position))[0] <= depth
     }

@@ -266,7 +266,7 @@ class SQLiteStatusStore:
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
-        keys = await asyncio.to_thread(lambda: [(page_id_bytes(page), version) for page in pages_of(nodes)])
+        keys = await asyncio.to_thread(lambda: sorted((page_id_bytes(page), version) for page in pages_of(nodes)))
         async with immediate_transaction(self._writer, "cannot prune the status index") as db:
             await db.executemany("DELETE FROM status_page WHERE page = ? AND version < ?", keys)
 

@@ -16,6 +16,7 @@ from tlogcore.statusindex_pages import (
     changed_pages,
     decode_page,
     encode_page,
+    encode_raw,
     merge_pages,
     node_at,
     nodes_in,
@@ -24,6 +25,7 @@ from tlogcore.statusindex_pages import (
     page_of,
     pages_of,
     position_of,
+    scan_page,
 )
 from tlogcore.statusrecord import new_record
 
@@ -36,7 +38,7 @@ class PagedRows:
 
     def pages(self, ids: set[NodeId]) -> dict[NodeId, dict[int, StoredNode]]:
         found = {page: self.rows.get(page_id_bytes(page)) for page in ids}
-        return {page: decode_page(page[0], data) if data is not None else {} for page, data in found.items()}
+        return {page: scan_page(page[0], data) if data is not None else {} for page, data in found.items()}
 
     def read(self, plan: PathPlan) -> PathPlan:
         while wanted := plan.wanted():
@@ -46,7 +48,7 @@ class PagedRows:
     def write(self, writes: dict[NodeId, StoredNode]) -> None:
         changes = changed_pages(writes)
         merged = merge_pages(self.pages(set(changes)), changes)
-        self.rows.update((page_id_bytes(page), encode_page(nodes)) for page, nodes in merged.items())
+        self.rows.update((page_id_bytes(page), encode_raw(nodes)) for page, nodes in merged.items())
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -62,7 +64,7 @@ def test_pages_written_in_batches_are_the_tree_grouped_by_page(seed: int) -> Non
         known.update({key: record.to_bytes() for key, record in batch.items()})
         assert update.root == ref.root(known)
     # Each stored page holds exactly the tree's nodes under it (none lost by a merge, none left over).
-    assert paged.rows == {page_id_bytes(p): encode_page(n) for p, n in changed_pages(every_node).items()}
+    assert paged.rows == {page_id_bytes(p): encode_raw(n) for p, n in changed_pages(every_node).items()}
     probes = rng.sample(sorted(known), 5) + [rng.randbytes(32) for _ in range(5)]
     plan = paged.read(PathPlan(probes, size_hint=len(known)))
     for key in probes:

@@ -35,7 +35,8 @@ from tlogcore.statusrecord import parse_record
 
 STRIDE = 4  # depths per page
 POSITIONS = range(1, 1 << STRIDE)
-Page = dict[int, StoredNode]  # position -> node
+RawNode = tuple[bool, bytes]  # (is a leaf, its bytes in a page row): a stored node not parsed yet
+Page = dict[int, RawNode]  # position -> node
 _MASKS = 4
 
 
@@ -70,18 +71,35 @@ def page_id_from_bytes(data: bytes) -> NodeId:
     return page
 
 
-def encode_page(page: Mapping[int, StoredNode]) -> bytes:
+def raw_node(node: StoredNode) -> RawNode:
+    return (False, node.left + node.right) if isinstance(node, Interior) else (True, node.key + node.record)
+
+
+def stored_node(raw: RawNode) -> StoredNode:
+    """The node, its record (if a leaf) parsed strictly (§2)."""
+    is_leaf, body = raw
+    if not is_leaf:
+        return Interior(body[:HASH_SIZE], body[HASH_SIZE:])
+    record = body[HASH_SIZE:]
+    parse_record(record)
+    return Leaf(body[:HASH_SIZE], record)
+
+
+def encode_raw(page: Mapping[int, RawNode]) -> bytes:
     interior = leaf = 0
     parts = []
     for position in sorted(page):
-        node = page[position]
-        if isinstance(node, Interior):
-            interior |= 1 << position
-            parts.append(node.left + node.right)
-        else:
+        is_leaf, body = page[position]
+        if is_leaf:
             leaf |= 1 << position
-            parts.append(node.key + node.record)
+        else:
+            interior |= 1 << position
+        parts.append(body)
     return interior.to_bytes(2, "big") + leaf.to_bytes(2, "big") + b"".join(parts)
+
+
+def encode_page(page: Mapping[int, StoredNode]) -> bytes:
+    return encode_raw({position: raw_node(node) for position, node in page.items()})
 
 
 def _record_end(data: bytes, start: int) -> int:
@@ -94,41 +112,38 @@ def _record_end(data: bytes, start: int) -> int:
     return revokes_at + 2 + 8 * int.from_bytes(data[revokes_at : revokes_at + 2], "big")
 
 
-def decode_page(depth: int, data: bytes) -> Page:
-    """Parse a stored page whose root is at `depth`, strictly: one encoding per page (module docstring)."""
+def scan_page(depth: int, data: bytes) -> Page:
+    """Split a stored page whose root is at `depth` into its nodes, checking its structure strictly (module
+    docstring); a leaf's record is parsed when the node is (`stored_node`): a read needs a few nodes of a page."""
     if len(data) < _MASKS:
         raise MalformedError(f"index page of {len(data)} bytes has no masks")
     interior, leaf = int.from_bytes(data[0:2], "big"), int.from_bytes(data[2:4], "big")
     present = interior | leaf
     if interior & leaf or present & 1 or not present & 2:
         raise MalformedError("index page masks: a position in both, bit 0 set, or no root")
+    if depth + (present.bit_length() - 1).bit_length() - 1 > KEY_BITS or (depth == KEY_BITS and interior):
+        raise MalformedError(f"index page at depth {depth}: a node past depth {KEY_BITS}, or interior at it")
     page: Page = {}
     offset = _MASKS
     for position in POSITIONS:
         bit = 1 << position
         if not present & bit:
             continue
-        node_depth = depth + position.bit_length() - 1
         if position > 1 and not interior & (1 << (position >> 1)):
             raise MalformedError(f"index page: node at position {position} under no interior node")
-        if node_depth > KEY_BITS or (node_depth == KEY_BITS and interior & bit):
-            raise MalformedError(f"index page: no {'interior ' if interior & bit else ''}node at depth {node_depth}")
-        if interior & bit:
-            end = offset + 2 * HASH_SIZE
-            if end > len(data):
-                raise MalformedError("index page ends inside an interior node")
-            page[position] = Interior(data[offset : offset + HASH_SIZE], data[offset + HASH_SIZE : end])
-        else:
-            end = _record_end(data, offset + HASH_SIZE)
-            if end > len(data):
-                raise MalformedError("index page ends inside a leaf")
-            record = data[offset + HASH_SIZE : end]
-            parse_record(record)
-            page[position] = Leaf(data[offset : offset + HASH_SIZE], record)
+        end = offset + 2 * HASH_SIZE if interior & bit else _record_end(data, offset + HASH_SIZE)
+        if end > len(data):
+            raise MalformedError("index page ends inside a node")
+        page[position] = (not interior & bit, data[offset:end])
         offset = end
     if offset != len(data):
         raise MalformedError(f"index page has {len(data) - offset} bytes after its nodes")
     return page
+
+
+def decode_page(depth: int, data: bytes) -> dict[int, StoredNode]:
+    """Parse a stored page whose root is at `depth`, strictly: one encoding per page (module docstring)."""
+    return {position: stored_node(raw) for position, raw in scan_page(depth, data).items()}
 
 
 def pages_of(ids: Iterable[NodeId]) -> set[NodeId]:
@@ -139,9 +154,9 @@ def nodes_in(ids: Iterable[NodeId], pages: Mapping[NodeId, Page]) -> dict[NodeId
     """The rows of `ids` found in `pages` (which hold every page of them; an id absent there has no row)."""
     found = {}
     for node in ids:
-        row = pages[page_of(node)].get(position_of(node))
-        if row is not None:
-            found[node] = row
+        raw = pages[page_of(node)].get(position_of(node))
+        if raw is not None:
+            found[node] = stored_node(raw)
     return found
 
 
@@ -149,7 +164,7 @@ def changed_pages(writes: Mapping[NodeId, StoredNode]) -> dict[NodeId, Page]:
     """An update's rows (statusindex_nodes.Update.writes), grouped by page: only the nodes it writes."""
     pages: dict[NodeId, Page] = {}
     for node, row in writes.items():
-        pages.setdefault(page_of(node), {})[position_of(node)] = row
+        pages.setdefault(page_of(node), {})[position_of(node)] = raw_node(row)
     return pages
 
 
