@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from logserver.statusindexer import UpperLevels, document_entries
-from logserver.statuspages import PageSet
+from logserver.statuspages import PagedNodes, PageSet, upper_nodes
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
@@ -175,6 +175,49 @@ async def storage_alone(store: Any, head: IndexVersion) -> tuple[float, float, i
     return time.perf_counter() - began, time.process_time() - cpu, len(rows)
 
 
+class MemoryPages:
+    """The store's reads and commits over page rows held in a dict (the newest version only): the same Python as
+    through storage (pages split, nodes parsed, pages merged and encoded) with no SQL. Its CPU per document is
+    the bound of the indexer's Python alone."""
+
+    def __init__(self, rows: dict[bytes, bytes]) -> None:
+        self.rows = rows
+        self._pages = PagedNodes(self._select)
+
+    async def _select(self, pages: list[bytes], version: int) -> list[tuple[bytes, bytes]]:
+        return [(page, data) for page in pages if (data := self.rows.get(page)) is not None]
+
+    async def read_nodes(self, ids: Any, version: int, pages: PageSet | None = None) -> dict[NodeId, StoredNode]:
+        return await self._pages.nodes(ids, version, pages)
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        bound = (depth + 1).to_bytes(2, "big")
+        return upper_nodes([(page, data) for page, data in self.rows.items() if page < bound], depth)
+
+    async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None) -> None:
+        rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
+        self.rows.update((page, data) for page, _, data in rows)
+
+    async def prune(self, version: int, nodes: Any) -> None:
+        pass
+
+
+async def newest_rows(store: Any, version: int) -> dict[bytes, bytes]:
+    sql = "SELECT page, data, MAX(version) FROM status_page WHERE version <= {} GROUP BY page"
+    if isinstance(store, SQLiteStatusStore):
+        return {bytes(p): bytes(d) for p, d, _ in store._reader.execute(sql.format("?"), (version,)).fetchall()}
+    sql = "SELECT DISTINCT ON (page) page, data FROM status_page WHERE version <= $1 ORDER BY page, version DESC"
+    async with store._pool.acquire() as conn:
+        return {bytes(p): bytes(d) for p, d in await conn.fetch(sql, version)}
+
+
+async def python_alone(store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random) -> float:
+    """Documents per CPU second of the same updates with the rows in a dict (MemoryPages): the Python's bound."""
+    memory = MemoryPages(await newest_rows(store, head.size))
+    _, phases, _ = await run_updates(memory, head, batch, updates, rng)
+    return phases.documents / sum(phases.cpu.values())
+
+
 async def bytes_on_disk(store: Any, directory: Path) -> int:
     if isinstance(store, SQLiteStatusStore):
         await store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -232,13 +275,16 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                     head, phases, _ = await run_updates(store, head, batch, updates, rng)
                     alone = await storage_alone(store, head)
                     report(size, batch, phases, sha, alone, updates)
+                    python = await python_alone(store, head, batch, updates, rng)
+                    print(f"    ceiling: the indexer's Python alone (the same updates, rows in a dict, no SQL): "
+                          f"{python:,.0f} documents per CPU second")  # fmt: skip
             finally:
                 await store.close()
 
 
 async def reset_postgres(store: Any) -> None:
     async with store._pool.acquire() as conn:
-        await conn.execute("TRUNCATE status_node, status_version, status_head")
+        await conn.execute("TRUNCATE status_page, status_version, status_head")
 
 
 def run(args: argparse.Namespace, sha256_ceiling: Callable[[], float]) -> None:

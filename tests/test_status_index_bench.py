@@ -30,4 +30,5 @@ def test_the_benchmark_runs_the_indexers_loop_through_sqlite() -> None:
     for phase in ("parse", "read", "apply", "commit", "prune"):
         assert f"    {phase} " in out, out
     assert "ceiling: raw SHA-256/s" in out and "ceiling: the storage alone" in out
+    assert "ceiling: the indexer's Python alone" in out
     assert "rows (pages of 4 levels) written per document" in out
