@@ -226,7 +226,9 @@ async def bytes_on_disk(store: Any, directory: Path) -> int:
         return int(await conn.fetchval("SELECT pg_total_relation_size('status_node')"))
 
 
-def report(size: int, batch: int, phases: Phases, sha: float, alone: tuple[float, float, int], updates: int) -> None:
+def report(
+    size: int, batch: int, phases: Phases, sha: float, alone: tuple[float, float, int], updates: int, sqlite: bool
+) -> None:
     wall, cpu = sum(phases.wall.values()), sum(phases.cpu.values())
     per_doc = phases.hashes / phases.documents
     print(
@@ -251,7 +253,8 @@ def report(size: int, batch: int, phases: Phases, sha: float, alone: tuple[float
         f" {storage_bound:,.0f} documents/s"
         f"   (indexer at {phases.documents / wall / storage_bound:.3f} of it)"
     )
-    print(f"      the same per CPU second of this process (SQLite runs in it): {batch / alone[1]:,.0f} documents/s")
+    if sqlite:
+        print(f"      the same per CPU second of this process (SQLite runs in it): {batch / alone[1]:,.0f} documents/s")
 
 
 async def measure(engine: str, sizes: list[int], batches: list[int], updates: int, dsn: str | None,
@@ -274,7 +277,7 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                     sha = sha256_ceiling()
                     head, phases, _ = await run_updates(store, head, batch, updates, rng)
                     alone = await storage_alone(store, head)
-                    report(size, batch, phases, sha, alone, updates)
+                    report(size, batch, phases, sha, alone, updates, engine == "sqlite")
                     python = await python_alone(store, head, batch, updates, rng)
                     print(f"    ceiling: the indexer's Python alone (the same updates, rows in a dict, no SQL): "
                           f"{python:,.0f} documents per CPU second")  # fmt: skip
