@@ -11,7 +11,7 @@ included; PostgreSQL's own CPU is its server's). Beside them, measured in the sa
   - raw SHA-256/s over the SHA-256 calls per document the update made (the hashing bound);
   - the storage alone: the same rows, already encoded, inserted in one transaction and deleted in another, with
     no Python work around them (the storage bound of this row layout).
-Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_node with its index.
+Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_page with its index.
 Prints figures; asserts nothing.
 """
 
@@ -223,7 +223,7 @@ async def bytes_on_disk(store: Any, directory: Path) -> int:
         await store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return sum(f.stat().st_size for f in directory.iterdir() if f.name.startswith("index.db"))
     async with store._pool.acquire() as conn:
-        return int(await conn.fetchval("SELECT pg_total_relation_size('status_node')"))
+        return int(await conn.fetchval("SELECT pg_total_relation_size('status_page')"))
 
 
 def report(
