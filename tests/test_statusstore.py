@@ -15,7 +15,13 @@ from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, logged_by, read_plan
-from logserver.statusstore import IndexMovedError, IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from logserver.statusstore import (
+    IndexLayoutError,
+    IndexMovedError,
+    IndexVersion,
+    PostgresStatusStore,
+    SQLiteStatusStore,
+)
 from logserver.storage import Storage, StorageError
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
 from tlogcore.indexroot import parse_index_root
@@ -307,3 +313,19 @@ def test_an_index_of_the_former_layout_is_rebuilt_from_the_log(
             await reopened.close()
 
     run_engine(engine, tmp_path, request, body)
+
+
+def test_a_layout_this_version_does_not_read_is_refused(tmp_path: Path) -> None:
+    """A store whose recorded layout is not 4 levels per row (a later release's) is refused, never misread."""
+
+    async def scenario() -> None:
+        store = await SQLiteStatusStore.open(tmp_path / "index.db")
+        try:
+            assert await store.log_roots_from() == 0
+            await store._writer.execute("UPDATE status_layout SET stride = 8")
+            with pytest.raises(IndexLayoutError, match="8 levels per row, not 4"):
+                await store.log_roots_from()
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
