@@ -54,6 +54,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from loadtest.localproc import free_port
 from loadtest.wrk_reads import WRK, parse_wrk
@@ -62,7 +63,7 @@ from tlogcore.checkpoint import Checkpoint
 from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.keys import Ed25519Signer
 from tlogcore.note import OpenedNote, sign_note
-from witness.app import MAX_BODY_SIZE, WitnessApp, read_body
+from witness.app import MAX_BODY_SIZE, WitnessApp, read_body, send_text
 from witness.cli import serve_app
 from witness.client import request_body
 from witness.cosigner import Signed, stored_head
@@ -161,9 +162,9 @@ def start_server(command: list[str], port: int) -> subprocess.Popen[bytes]:
 def bare_app() -> WitnessApp:
     """The witness's app class with a POST /add-checkpoint that reads the body, then answers without any work."""
 
-    async def add_checkpoint(request: Request) -> Response:
-        await read_body(request, MAX_BODY_SIZE)
-        return PlainTextResponse(BARE_ANSWER)
+    async def add_checkpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await read_body(scope, receive, MAX_BODY_SIZE)
+        await send_text(send, BARE_ANSWER)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
