@@ -203,6 +203,15 @@ def cpu_since(pid: int, before: tuple[float, float]) -> tuple[float, float]:
     return now[0] - before[0], now[1] - before[1]
 
 
+def cpu_bound(cpu: tuple[float, float], answers: float, pairs: float | None) -> str:
+    """The share of the ceiling the server would reach with every core of the machine busy at this row's CPU per
+    answer (clients given nothing): what stops the row once it is above its figure, the CPU the server spends per
+    cosignature rather than waiting. Under the row's share, the rest is idle time or the client's CPU."""
+    if answers <= 0 or cpu[0] <= 0 or not pairs:
+        return "    -"
+    return f"{(os.cpu_count() or 1) * answers / cpu[0] / pairs:5.2f}"
+
+
 def per_answer(cpu: tuple[float, float], answers: float) -> str:
     """'all/loop' µs of CPU per answer."""
     if answers <= 0:
@@ -316,6 +325,7 @@ def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None, cp
     share = f"{rate / ceiling_pairs:5.2f}" if ceiling_pairs else "    -"
     print(
         f"  {name:<54} {ok:>8,} {rate:>8,.0f}/s {p50:>7.1f} {p99:>7.1f} {per_answer(cpu, ok)}   {share}   "
+        f"{cpu_bound(cpu, ok, ceiling_pairs)}   "
         f"{', '.join(others) or '-'}"
     )
 
@@ -366,6 +376,7 @@ def wrk_rows(url: str, pid: int, body: bytes, connections: int, seconds: float, 
             print(
                 f"  {f'wrk ({connections}): {name}':<54} {'':>8} {result.rate:>8,.0f}/s {result.p50_ms:>7.1f} "
                 f"{result.p99_ms:>7.1f} {per_answer(cpu, result.rate * seconds)}   {share}   "
+                f"{cpu_bound(cpu, result.rate * seconds, pairs if target != '/healthz' else None)}   "
                 f"{f'errors or non-200: {result.errors}' if result.errors else '-'}"
             )
 
@@ -440,7 +451,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(
                 f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
-                " CPU µs all/loop  of ceiling  other"
+                " CPU µs all/loop  of ceiling  CPU bound  other"
             )
             for kind in DRIVERS:
                 asyncio.run(first_checkpoint(url, fixed[kind], FIXED_SIZE))
@@ -452,13 +463,16 @@ def main(argv: list[str] | None = None) -> None:
                 ]
                 run_rows(url, process.pid, kind, tasks[kind], args.seconds, scenarios)
             same = fixed["raw"].body(FIXED_SIZE, FIXED_SIZE)
-            wrk_rows(url, process.pid, same, tasks["raw"], args.seconds, pairs, "resubmit: same size, empty proof")
+            for connections in (tasks["raw"], 4):  # 4: small batches, each hand-off and commit shared by few
+                wrk_rows(url, process.pid, same, connections, args.seconds, pairs, "resubmit: same size, empty proof")
         finally:
             process.terminate()
             process.wait(10)
         measure_bare(Path(directory), fixed["raw"].body(FIXED_SIZE, FIXED_SIZE), tasks["raw"], args.seconds, pairs)
     print("\nCPU µs: the server's CPU per answer, all (its worker processes included) / its event loop's thread alone")
-    print("(/proc; the clients' not counted);")
+    print("(/proc; the clients' not counted); CPU bound: the share of the ceiling with every core busy at that CPU")
+    print("per answer: near 'of ceiling', the server's CPU per cosignature is what stops the rate; the 4-connection")
+    print("wrk row shows that CPU growing as the batches (per worker hand-off and per commit) shrink")
     print("wrk rows: a C client on one thread, so the server has nearly both cores (the rate wrk_reads.py reports)")
     print("anchor: a Go witness (litewitness) ~250-290 req/s published; goal here >= 0.5 of the sign + verify ceiling")
 
