@@ -31,8 +31,10 @@ with the witness's own uvicorn settings, whose POST /add-checkpoint reads the
 same body and answers a cosignature-sized line without parsing, verifying,
 signing or storing anything (`--bare-server`). Each row also gives the CPU the
 server used per answer (its process and its workers, from /proc): a figure a
-busy machine disturbs less than the rate. Published anchor: a Go witness
-(litewitness) sustains about 250–290 requests/s. Prints figures; asserts nothing.
+busy machine disturbs less than the rate, and the share of the ceiling that CPU would give with every core
+busy ("CPU bound": near the row's own share, CPU per cosignature is what stops it). A second wrk row with 4
+connections shows that CPU growing as the batches shrink (docs/performance.md, "The witness"). Published
+anchor: a Go witness (litewitness) sustains about 250–290 requests/s. Prints figures; asserts nothing.
 """
 
 import argparse
