@@ -2,6 +2,7 @@
 
     .venv/bin/python -m loadtest.log_bench            (about 6 minutes on 2 cores)
     .venv/bin/python -m loadtest.log_bench --quick    (about 1 minute; smaller sizes, shorter phases)
+    .venv/bin/python -m loadtest.log_bench --submit-only    (the verify ceiling and the HTTP submit batch phase)
 
 1. Integration rate: entries/s durably appended (leaves, hashes, signed checkpoint
    in one fsync'd commit) by `Sequencer` + `SQLiteStorage` in-process, statements
@@ -89,6 +90,7 @@ class Profile:
 
 FULL = Profile(200_000, (1000, 10_000), (100_000, 1_000_000), 10.0, 150_000, 60_000, 40_000)
 QUICK = Profile(20_000, (1000, 10_000), (100_000,), 3.0, 60_000, 20_000, 10_000)
+SUBMIT_ONLY = Profile(0, (), (), 6.0, 120_000, 0, 0, 0)  # --submit-only: the batch phase alone
 
 
 @dataclass(frozen=True)
@@ -753,6 +755,30 @@ def cpu_bound_row(load: Load, per_request: int) -> Row:
     )
 
 
+def batch_row(batch: Load, verify_ceiling: float) -> Row:
+    batch_rate = batch.rate * HTTP_BATCH
+    return Row(
+        f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients, no proofs asked (as tlog submit): entries",
+        per_s(batch_rate),
+        f"raw verify {per_s(verify_ceiling)}",
+        f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 15,000/s and >= 0.6 of it; "
+        f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}",
+    )
+
+
+def submit_only_rows(tmp: Path, pool: Sequence[Submission], registry: Submission, verify_ceiling: float) -> list[Row]:
+    """--submit-only: issue 20's HTTP submit figure alone (batches of 1,000, no proofs asked), a few seconds per
+    run, for alternating before/after runs on a shared machine."""
+    data = tmp / "http"
+    prepare_data(data)
+    bodies = [entries_body(c, inclusion_proofs=False) for c in chunks(pool, HTTP_BATCH)]
+    with running_server(data) as server:
+        register(server, registry)
+        jobs = submission_jobs(bodies)
+        batch = measured(server, raw_closed_loop(server.port, BATCH_CLIENTS, SUBMIT_ONLY.seconds, jobs))
+    return [batch_row(batch, verify_ceiling), cpu_bound_row(batch, HTTP_BATCH)]
+
+
 def http_rows(
     tmp: Path, pool: Sequence[Submission], registry: Submission, profile: Profile, verify_ceiling: float
 ) -> list[Row]:
@@ -760,7 +786,7 @@ def http_rows(
     prepare_data(data)
     loads = run_http_loads(data, registry, http_bodies(pool, profile), profile.seconds)
     batch, proven, single, open_loop = loads.batch, loads.with_proofs, loads.single, loads.open_loop
-    batch_rate, proven_rate = batch.rate * HTTP_BATCH, proven.rate * HTTP_BATCH
+    proven_rate = proven.rate * HTTP_BATCH
     logged = 1 + (batch.ok + proven.ok) * HTTP_BATCH + single.ok + open_loop.ok
     return [
         Row(
@@ -770,13 +796,7 @@ def http_rows(
             "flush_interval 100 ms, max_batch 10,000; uvicorn (h11), started by this script",
         ),
         Row("HTTP GET /healthz (one head query), 32 clients", per_s(loads.health.rate), "", loads.health.cpu_note()),
-        Row(
-            f"HTTP submit, batches of {HTTP_BATCH}, {BATCH_CLIENTS} clients, no proofs asked (as tlog submit): entries",
-            per_s(batch_rate),
-            f"raw verify {per_s(verify_ceiling)}",
-            f"{batch_rate / verify_ceiling:.2f} of raw verify; goal >= 15,000/s and >= 0.6 of it; "
-            f"request p50 {ms(percentile(batch.latencies, 0.5))}; {batch.cpu_note()}",
-        ),
+        batch_row(batch, verify_ceiling),
         cpu_bound_row(batch, HTTP_BATCH),
         parse_row([s.data for s in pool[:2000]]),
         Row(
@@ -957,7 +977,9 @@ def print_markdown(rows: Sequence[Row]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about one minute: smaller sizes, shorter phases")
-    profile = QUICK if parser.parse_args(argv).quick else FULL
+    parser.add_argument("--submit-only", action="store_true", help="the HTTP submit batch figure alone (A/B runs)")
+    args = parser.parse_args(argv)
+    profile = SUBMIT_ONLY if args.submit_only else QUICK if args.quick else FULL
     started = time.perf_counter()
     print("log-server benchmark" + (" (--quick)" if profile is QUICK else ""))
     for line in machine_info():
@@ -965,7 +987,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     when = int(time.time()) - 3600
     registry = issuer_add(when)
     count = max(
-        profile.tree_sizes[-1],
+        *profile.tree_sizes,
         profile.integration_entries,
         profile.batch_budget + profile.proofs_budget + profile.single_budget + profile.paced_budget,
     )
@@ -975,8 +997,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     all_rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="log-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        verify, ceiling = verify_rows(1.0 if profile is QUICK else 2.0)
+        verify, ceiling = verify_rows(2.0 if profile is FULL else 1.0)
         print_rows("Ed25519 verification (the ceiling for submissions)", verify)
+        if profile is SUBMIT_ONLY:
+            submit = submit_only_rows(tmp, pool[: profile.batch_budget], registry, ceiling)
+            print_rows("2. HTTP submit, every signature verified", submit)
+            return
         integration = integration_rows(tmp, pool[: profile.integration_entries], registry, profile.batch_sizes)
         print_rows("1. Integration rate (in-process, no signature checks)", integration)
         http = http_rows(tmp, pool, registry, profile, ceiling)

@@ -5,10 +5,13 @@ log it names, its time (all in a worker process for big batches), then whether
 its signer may write (the registry, in the server process: it is state).
 """
 
-from collections.abc import Sequence
+import functools
+import gc
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from logserver.sequencer import Submission
+from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import MalformedError, TlogError
 from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry
@@ -45,23 +48,48 @@ def parse_statements(datas: Sequence[bytes]) -> list[Statement]:
 def prepare_submissions(datas: Sequence[bytes], rules: SubmissionRules, now: float) -> list[Submission]:
     """The costly, stateless half, done once per statement: canonical form, signature, the log it names, its
     time, and its leaf hash (PositionedError names the first bad one)."""
-    checked = check_statements(datas, rules, now)
-    return [Submission(data, statement, digest) for data, (statement, digest) in zip(datas, checked, strict=True)]
+    statements = checked_statements(datas, rules, now)
+    return [Submission(data, s, leaf_hash(data)) for data, s in zip(datas, statements, strict=True)]
 
 
-def check_statements(datas: Sequence[bytes], rules: SubmissionRules, now: float) -> list[tuple[Statement, bytes]]:
-    """`prepare_submissions` as the worker processes run it for big batches (a module-level function of picklable
-    values): each statement and its leaf hash, not the bytes, which the caller holds already. The answer crossing
-    back is then about half as big, and the event loop is left with the registry check alone (issue 20)."""
+def checked_statements(datas: Sequence[bytes], rules: SubmissionRules, now: float) -> list[Statement]:
+    """Each statement parsed, its signature checked, and the log it names and its time checked."""
     statements = parse_statements(datas)
-    out = []
-    for position, (data, statement) in enumerate(zip(datas, statements, strict=True)):
+    for position, statement in enumerate(statements):
         try:
             check_origin_and_time(statement, rules, now)
         except TlogError as exc:
             raise PositionedError(position, exc) from None
-        out.append((statement, leaf_hash(data)))
-    return out
+    return statements
+
+
+# --- in a signature worker process (logserver/workerpool.py) ---------------------------------------------------
+
+Checked = tuple[list[Statement], bytes]  # the statements of a part, and their leaf hashes end to end (32 bytes each)
+
+
+def batch_checker(rules: SubmissionRules) -> Callable[[tuple[float, Sequence[bytes]]], "Checked | PositionedError"]:
+    """In a worker, once: `check_part` bound to the log's rules. What the import left is frozen out of the
+    collector's sight: full collections then scan only what the parts create."""
+    gc.collect()
+    gc.freeze()
+    return functools.partial(check_part, rules)
+
+
+def check_part(rules: SubmissionRules, request: tuple[float, Sequence[bytes]]) -> "Checked | PositionedError":
+    """`checked_statements` on one part of a batch, `(now, statements)`, and their leaf hashes: only what the
+    server does not hold already (it keeps the bytes). A refusal is a value, so the worker goes on. The hashes
+    travel as one bytes value: one pickle opcode, not a tuple and a bytes object per statement."""
+    now, datas = request
+    try:
+        statements = checked_statements(datas, rules, now)
+    except PositionedError as exc:
+        return exc
+    return statements, b"".join(map(leaf_hash, datas))
+
+
+def leaf_hashes(joined: bytes) -> list[bytes]:
+    return [joined[i : i + HASH_SIZE] for i in range(0, len(joined), HASH_SIZE)]
 
 
 class PositionedError(Exception):
