@@ -16,7 +16,7 @@ from logserver import api, proofs
 from logserver.httpkit import JSON, HTTPError, error_for, json_response, read_body, read_json
 from logserver.logstate import LogState, state_of
 from logserver.sequencer import NotSequencingError, Sequenced, Submission
-from logserver.submission import PositionedError, leaf_hashes, prepare_submissions
+from logserver.submission import PositionedError, leaf_hashes, prepare_submissions, statements_from
 from logserver.workerpool import WorkersUnavailable
 from tlogcore.errors import TlogError
 from tlogcore.statement import Statement
@@ -91,9 +91,9 @@ async def _prepare_all(state: LogState, datas: Sequence[bytes]) -> list[Submissi
     for start, part in zip(starts, parts, strict=True):
         if isinstance(part, PositionedError):
             raise positioned(part, len(datas), start)
-        statements, hashes = part
+        rows, hashes = part
         chunk = datas[start : start + step]  # the bytes stayed here: the worker sent back what it parsed from them
-        submissions += map(Submission, chunk, statements, leaf_hashes(hashes))
+        submissions += map(Submission, chunk, statements_from(rows), leaf_hashes(hashes))
     return submissions
 
 

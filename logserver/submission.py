@@ -5,10 +5,13 @@ log it names, its time (all in a worker process for big batches), then whether
 its signer may write (the registry, in the server process: it is state).
 """
 
+import dataclasses
 import functools
 import gc
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from logserver.sequencer import Submission
 from tlogcore.encoding import HASH_SIZE
@@ -65,7 +68,12 @@ def checked_statements(datas: Sequence[bytes], rules: SubmissionRules, now: floa
 
 # --- in a signature worker process (logserver/workerpool.py) ---------------------------------------------------
 
-Checked = tuple[list[Statement], bytes]  # the statements of a part, and their leaf hashes end to end (32 bytes each)
+# A part's answer: each statement as the tuple of its fields, and their leaf hashes end to end (32 bytes each).
+# Builtins only: a pickled dataclass is a class reference and a dict per statement, which cost the worker about
+# 1 µs per statement to write and the server 1.4 to read; tuples, 0.4 and (with `statements_from`) 0.9.
+Checked = tuple[list[tuple[Any, ...]], bytes]
+FIELDS = tuple(f.name for f in dataclasses.fields(Statement))
+_fields_of = operator.attrgetter(*FIELDS)
 
 
 def batch_checker(rules: SubmissionRules) -> Callable[[tuple[float, Sequence[bytes]]], "Checked | PositionedError"]:
@@ -78,14 +86,24 @@ def batch_checker(rules: SubmissionRules) -> Callable[[tuple[float, Sequence[byt
 
 def check_part(rules: SubmissionRules, request: tuple[float, Sequence[bytes]]) -> "Checked | PositionedError":
     """`checked_statements` on one part of a batch, `(now, statements)`, and their leaf hashes: only what the
-    server does not hold already (it keeps the bytes). A refusal is a value, so the worker goes on. The hashes
-    travel as one bytes value: one pickle opcode, not a tuple and a bytes object per statement."""
+    server does not hold already (it keeps the bytes). A refusal is a value, so the worker goes on."""
     now, datas = request
     try:
         statements = checked_statements(datas, rules, now)
     except PositionedError as exc:
         return exc
-    return statements, b"".join(map(leaf_hash, datas))
+    return [_fields_of(s) for s in statements], b"".join(map(leaf_hash, datas))
+
+
+def statements_from(rows: Sequence[tuple[Any, ...]]) -> list[Statement]:
+    """In the server: the statements a worker parsed and checked, rebuilt from their fields as unpickling
+    rebuilds a dataclass (its checks ran in the worker, on the bytes the server keeps)."""
+    new, out = object.__new__, []
+    for row in rows:
+        statement = new(Statement)
+        statement.__dict__.update(zip(FIELDS, row, strict=True))
+        out.append(statement)
+    return out
 
 
 def leaf_hashes(joined: bytes) -> list[bytes]:

@@ -18,6 +18,7 @@ from logserver.submission import (
     batch_checker,
     leaf_hashes,
     prepare_submissions,
+    statements_from,
 )
 from logserver.workerpool import SignaturePool, WorkersUnavailable
 from tlogcore.errors import SignatureError
@@ -38,9 +39,9 @@ def pool_of(workers: int, replaced: list[int]) -> SignaturePool:
 
 def same_as_in_process(datas: Sequence[bytes], answer: object) -> None:
     assert isinstance(answer, tuple)
-    checked, hashes = answer
+    rows, hashes = answer
     expected = prepare_submissions(datas, RULES, time.time())
-    assert checked == [s.statement for s in expected]
+    assert statements_from(rows) == [s.statement for s in expected]
     assert leaf_hashes(hashes) == [s.leaf_hash for s in expected]
 
 
@@ -83,7 +84,8 @@ async def killed_while_holding(pool: SignaturePool, part: list[bytes], kills: in
 
 
 def test_a_worker_killed_holding_a_part_is_replaced_and_the_part_checked_again() -> None:
-    datas, replaced = statements(2000, 10_000), []  # ~0.15 s of checks: the kill lands while the worker holds them
+    # ~0.15 s of checks: the kill lands while the worker holds them
+    datas, replaced = statements(2000, 10_000), list[int]()
 
     async def run() -> tuple[object, list[int], list[int]]:
         pool = pool_of(1, replaced)
@@ -101,7 +103,7 @@ def test_a_worker_killed_holding_a_part_is_replaced_and_the_part_checked_again()
 
 
 def test_a_part_that_loses_two_workers_is_refused_and_the_pool_goes_on() -> None:
-    datas, replaced = statements(2000, 20_000), []
+    datas, replaced = statements(2000, 20_000), list[int]()
 
     async def run() -> object:
         pool = pool_of(1, replaced)
