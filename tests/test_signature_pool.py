@@ -8,9 +8,10 @@ import os
 import signal
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
-from log_harness import issue, seed
+from log_harness import issue, running_log, seed
 
 from logserver.submission import (
     PositionedError,
@@ -131,3 +132,29 @@ def test_closing_the_pool_stops_its_workers() -> None:
     for pid in asyncio.run(run()):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
+
+
+def signature_workers(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if parent == pid and b"witness.workerprocess" in command:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def test_the_workers_of_a_server_killed_with_9_exit_with_it(tmp_path: Path) -> None:
+    """Nobody stops them after a kill -9 of the server: the end of file on their socket does."""
+    with running_log(tmp_path) as server:
+        assert server.process is not None
+        workers = signature_workers(server.process.pid)
+        assert workers, "no signature worker found"
+        server.kill()
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
