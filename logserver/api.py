@@ -79,8 +79,10 @@ def _hex_hash(value: object, where: str) -> bytes:
 
 def _b64(value: object, where: str) -> bytes:
     if isinstance(value, str):  # canonical text by one strict binascii call: a submission carries 1,000 (issue 20)
-        with contextlib.suppress(binascii.Error, ValueError):  # the general way below decides what it refuses
+        try:
             return binascii.a2b_base64(value, strict_mode=True)
+        except (binascii.Error, ValueError):  # the general way below decides what this refuses
+            pass
     try:
         if isinstance(value, str):
             return base64.b64decode(value.encode("ascii"), validate=True)
