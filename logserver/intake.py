@@ -91,6 +91,8 @@ async def _prepare_all(state: LogState, datas: Sequence[bytes]) -> list[Submissi
     for start, part in zip(starts, parts, strict=True):
         if isinstance(part, PositionedError):
             raise positioned(part, len(datas), start)
+        if isinstance(part, RuntimeError):  # a bug in the checks, not the client's doing
+            raise part
         rows, hashes = part
         chunk = datas[start : start + step]  # the bytes stayed here: the worker sent back what it parsed from them
         submissions += map(Submission, chunk, statements_from(rows), leaf_hashes(hashes))

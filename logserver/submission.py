@@ -76,7 +76,9 @@ FIELDS = tuple(f.name for f in dataclasses.fields(Statement))
 _fields_of = operator.attrgetter(*FIELDS)
 
 
-def batch_checker(rules: SubmissionRules) -> Callable[[tuple[float, Sequence[bytes]]], "Checked | PositionedError"]:
+def batch_checker(
+    rules: SubmissionRules,
+) -> Callable[[tuple[float, Sequence[bytes]]], "Checked | PositionedError | RuntimeError"]:
     """In a worker, once: `check_part` bound to the log's rules. What the import left is frozen out of the
     collector's sight: full collections then scan only what the parts create."""
     gc.collect()
@@ -84,15 +86,20 @@ def batch_checker(rules: SubmissionRules) -> Callable[[tuple[float, Sequence[byt
     return functools.partial(check_part, rules)
 
 
-def check_part(rules: SubmissionRules, request: tuple[float, Sequence[bytes]]) -> "Checked | PositionedError":
+def check_part(
+    rules: SubmissionRules, request: tuple[float, Sequence[bytes]]
+) -> "Checked | PositionedError | RuntimeError":
     """`checked_statements` on one part of a batch, `(now, statements)`, and their leaf hashes: only what the
-    server does not hold already (it keeps the bytes). A refusal is a value, so the worker goes on."""
+    server does not hold already (it keeps the bytes). A refusal is a value, and so is an unexpected error
+    (a RuntimeError naming it: any exception class might not survive the pickle back), so the worker goes on."""
     now, datas = request
     try:
         statements = checked_statements(datas, rules, now)
+        return [_fields_of(s) for s in statements], b"".join(map(leaf_hash, datas))
     except PositionedError as exc:
         return exc
-    return [_fields_of(s) for s in statements], b"".join(map(leaf_hash, datas))
+    except Exception as error:  # a bug: its request alone fails, as it would in-process; the worker goes on
+        return RuntimeError(f"checking statements failed: {error!r}"[:500])
 
 
 def statements_from(rows: Sequence[tuple[Any, ...]]) -> list[Statement]:

@@ -17,6 +17,7 @@ from logserver.submission import (
     PositionedError,
     SubmissionRules,
     batch_checker,
+    check_part,
     leaf_hashes,
     prepare_submissions,
     statements_from,
@@ -158,3 +159,9 @@ def test_the_workers_of_a_server_killed_with_9_exit_with_it(tmp_path: Path) -> N
     while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]
+
+
+def test_an_unexpected_error_in_the_checks_is_an_answer_not_a_lost_worker() -> None:
+    """A bug (here: an item that is not bytes) fails its request alone, as in-process; the worker goes on."""
+    answer = check_part(RULES, (time.time(), [statements(1)[0], None]))  # type: ignore[list-item]
+    assert isinstance(answer, RuntimeError) and "checking statements failed" in str(answer)
