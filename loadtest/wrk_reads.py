@@ -11,7 +11,8 @@ For each size, a SQLite log is grown with the real Sequencer (loadtest/grow.py: 
 signed `issue` statement), then served by `tlog-server serve` with `[server] workers = N` for each N asked; wrk
 (2 threads, 16 connections) asks for inclusion proofs by leaf hash of random leaves spread over the whole tree
 (`GET /api/v1/proof/inclusion?leaf_hash=...`), then `GET /healthz` for the same time: the ceiling of the server's
-HTTP stack on this machine. Prints requests/s and latency p50/p99 for both; asserts nothing.
+HTTP stack on this machine. Prints requests/s, latency p50/p99 and the server's CPU per answer (every process of
+it, from /proc: on a shared machine the load moves it far less than the rates) for both; asserts nothing.
 """
 
 import argparse
@@ -45,6 +46,13 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers and socket errors
+    requests: int = 0
+    server_cpu_us: float = float("nan")  # the server's CPU (all its processes) per answer: the load moves it less
+
+
+def with_cpu(result: WrkResult, cpu_seconds: float) -> WrkResult:
+    per_answer = cpu_seconds / result.requests * 1e6 if result.requests else float("nan")
+    return WrkResult(result.rate, result.p50_ms, result.p99_ms, result.errors, result.requests, per_answer)
 
 
 def _ms(text: str) -> float:
@@ -60,7 +68,8 @@ def parse_wrk(output: str) -> WrkResult:
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
-    return WrkResult(rate, p50, p99, errors)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return WrkResult(rate, p50, p99, errors, requests)
 
 
 def run_wrk(url: str, seconds: float, paths_file: Path | None, lua: Path) -> WrkResult:
@@ -82,16 +91,23 @@ def measure(engine: SQLiteEngine, grower: Grower, workers: int, seconds: float, 
     (engine.data / "server.toml").write_text(settings, encoding="utf-8")
     with engine.serve() as server:
         run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
+
+        def cpu() -> float:
+            return server.cpu_seconds() + server.workers_cpu_seconds()
+
+        before = cpu()
         proofs = run_wrk(server.url, seconds, paths, lua)
+        between = cpu()
         health = run_wrk(server.url + "/healthz", seconds, None, lua)
-    return proofs, health
+        after = cpu()
+    return with_cpu(proofs, between - before), with_cpu(health, after - between)
 
 
 def row(size: int, workers: int, what: str, result: WrkResult, ceiling: WrkResult | None) -> str:
     beside = f"{result.rate / ceiling.rate:.0%} of /healthz" if ceiling is not None else "ceiling"
     return (
         f"| {size:,} | {workers} | {what} | {result.rate:,.0f}/s | {result.p50_ms:.1f} ms | {result.p99_ms:.1f} ms "
-        f"| {result.errors} | {beside} |"
+        f"| {result.server_cpu_us:.0f} us | {result.errors} | {beside} |"
     )
 
 
@@ -113,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{os.getloadavg()[0]:.2f}"
     )
     lines = [
-        "| entries | processes | request | rate | p50 | p99 | errors | beside |",
-        "|---|---|---|---|---|---|---|---|",
+        "| entries | processes | request | rate | p50 | p99 | server CPU per answer | errors | beside |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as name, signing_pool() as pool:
         tmp = Path(name)

@@ -50,8 +50,23 @@ SPLIT_LEVEL = 8  # a path's ids from this level up depend on `index >> SPLIT_LEV
 def inclusion_ids(index: int, size: int) -> tuple[tuple[int, ...], ...]:
     """The stored ids of PATH(index, D[0:size]), leaf side first: one tuple per proof hash (several ids: fold them
     with `fold_range`, the right edge's range that is not one perfect subtree)."""
-    levels = (size - 1).bit_length()
-    return _path_ids(index, size, 0, min(levels, SPLIT_LEVEL)) + _upper_ids(index >> SPLIT_LEVEL, size)
+    block = index >> SPLIT_LEVEL
+    if (block + 1) << SPLIT_LEVEL > size:  # the last block, cut by the right edge
+        return _path_ids(index, size, 0, min((size - 1).bit_length(), SPLIT_LEVEL)) + _upper_ids(block, size)
+    base = leaf_id(block << SPLIT_LEVEL)
+    return tuple([(base + i,) for i in _block_ids()[index & _BLOCK_MASK]]) + _upper_ids(block, size)
+
+
+_BLOCK_MASK = (1 << SPLIT_LEVEL) - 1
+
+
+@functools.cache
+def _block_ids() -> tuple[tuple[int, ...], ...]:
+    """For each leaf of a whole block: the ids of its path inside the block, less its first leaf's id. Inside an
+    aligned block that difference is the same for every block (the popcount of the last leaf a node covers is the
+    block's bits' plus the leaf's own), so the per-leaf walk below the block is done once, here."""
+    width = 1 << SPLIT_LEVEL
+    return tuple(tuple(g[0] for g in _path_ids(i, width, 0, SPLIT_LEVEL)) for i in range(width))
 
 
 @functools.lru_cache(maxsize=4096)  # proofs of leaves in one block of 2^SPLIT_LEVEL share these
