@@ -1,0 +1,159 @@
+"""Integration rate at the size a kept growth run reached, beside a fresh log's rate at 10^5, in one quiet run.
+
+    .venv/bin/python -m loadtest.grow --sizes 1e5,1e6,1e7 --engines sqlite,postgresql --keep DIR   (hours)
+    .venv/bin/python -m loadtest.grow_resume --keep DIR --engines sqlite,postgresql                  (minutes)
+
+Issue 20 asks the integration rate to stay flat from 10^5 to 10^7 (at most 1.25x lower). Growing to 10^7 takes
+hours, and on a shared machine the load moves during them, so the growth run's own 10^5 and 10^7 figures are
+taken under different loads. This script takes both in a few minutes: it appends `--entries` more statements to
+each kept log (SQLite's database and PostgreSQL's kept cluster, started again) through the real `Sequencer` in
+batches of 10,000, exactly as `loadtest.grow` does, and grows a fresh log of each engine to `--baseline` entries
+the same way, then prints both rates and their ratio. Each statement is a distinct, really signed `issue`
+statement, signed on every core before the timed appends. Then, with `--wrk-seconds`, it serves each kept log and
+asks for inclusion proofs by leaf hash of random leaves over the whole tree with wrk (loadtest/wrk_reads.py), beside
+`GET /healthz`: issue 20's p99 at 10^7. Prints figures and asserts nothing.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from loadtest.grow import (
+    Engine,
+    Grower,
+    PostgresEngine,
+    SQLiteEngine,
+    grow_all,
+    parse_sizes,
+    signing_pool,
+)
+from loadtest.log_bench import machine_info
+from loadtest.wrk_reads import LUA, run_wrk
+from tlogcore.merkle import stored_hash_index
+
+FLAT_LIMIT = 1.25  # issue 20: at most 1.25x lower at 10^7 than at 10^5
+
+
+@contextlib.contextmanager
+def kept_engine(name: str, folder: Path) -> Iterator[Engine]:
+    if name == "sqlite":
+        if not (folder / "sqlite").exists():
+            raise SystemExit(f"{folder / 'sqlite'}: no kept SQLite log (grow it with loadtest.grow --keep)")
+        yield SQLiteEngine(folder / "sqlite")
+    elif name == "postgresql":
+        with PostgresEngine.reopened(folder / "postgresql") as engine:
+            yield engine
+    else:
+        raise SystemExit(f"unknown engine {name!r}: sqlite or postgresql")
+
+
+@contextlib.contextmanager
+def fresh_engine(name: str, folder: Path) -> Iterator[Engine]:
+    if name == "sqlite":
+        yield SQLiteEngine(folder / "sqlite")
+    else:
+        with PostgresEngine.started(folder / "postgresql") as engine:
+            yield engine
+
+
+async def head_size(engine: Engine) -> int:
+    storage = await engine.open()
+    try:
+        head = await storage.head()
+    finally:
+        await storage.close()
+    return head.size if head else 0
+
+
+def appended_rate(engine: Engine, entries: int, pool: ProcessPoolExecutor) -> tuple[int, float]:
+    """(size before, entries/s over `entries` more appended) for a log that already has entries."""
+    grower = Grower(engine, size=asyncio.run(head_size(engine)))
+    start = grower.size
+    if start == 0:
+        raise SystemExit(f"{engine.name}: the kept log is empty")
+    asyncio.run(grow_all([grower], start + entries, int(time.time()) - 3600, pool))
+    return start, grower.rate_over(entries)
+
+
+def fresh_rate(engine: Engine, size: int, pool: ProcessPoolExecutor) -> float:
+    grower = Grower(engine)
+    asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
+    return grower.rate_over(size)
+
+
+async def leaf_sample(engine: Engine, size: int, count: int) -> list[bytes]:
+    storage = await engine.open()
+    try:
+        picked = random.Random(size).sample(range(size), min(count, size))
+        return await storage.get_hashes([stored_hash_index(0, i) for i in picked])
+    finally:
+        await storage.close()
+
+
+def wrk_proofs(engine: Engine, size: int, seconds: float, tmp: Path) -> str:
+    """Inclusion proofs by leaf hash of 2,000 random leaves, then /healthz, each `seconds` with wrk, one process."""
+    paths, lua = tmp / "proof-paths.txt", tmp / "paths.lua"
+    sample = asyncio.run(leaf_sample(engine, size, 2_000))
+    paths.write_text("".join(f"/api/v1/proof/inclusion?leaf_hash={h.hex()}\n" for h in sample))
+    lua.write_text(LUA)
+    with engine.serve() as server:
+        run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections
+        proofs = run_wrk(server.url, seconds, paths, lua)
+        health = run_wrk(server.url + "/healthz", seconds, None, lua)
+    return (
+        f"| {engine.name} | {size:,} | {proofs.rate:,.0f}/s, p50 {proofs.p50_ms:.1f} ms, p99 {proofs.p99_ms:.1f} ms "
+        f"({proofs.errors} errors) | {health.rate:,.0f}/s ({proofs.rate / health.rate:.2f}) | "
+        f"{'met' if proofs.p99_ms <= 10 else 'NOT met'} |"
+    )
+
+
+def measure(name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor) -> str:
+    with tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp, fresh_engine(name, Path(tmp)) as engine:
+        base = fresh_rate(engine, baseline, pool)
+    print(f"  [{name}] fresh log to {baseline:,}: {base:,.0f}/s; load {os.getloadavg()[0]:.2f}", flush=True)
+    with kept_engine(name, folder) as engine:
+        size, rate = appended_rate(engine, entries, pool)
+    print(f"  [{name}] kept log at {size:,}: {rate:,.0f}/s; load {os.getloadavg()[0]:.2f}", flush=True)
+    worse = base / rate
+    verdict = "met" if worse <= FLAT_LIMIT else "NOT met"
+    return (
+        f"| {name} | {base:,.0f}/s over the first {baseline:,} | {rate:,.0f}/s over {entries:,} appended at "
+        f"{size:,} | {worse:.2f}x | {verdict} (limit {FLAT_LIMIT}x) |"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", type=Path, required=True, help="the folder a `loadtest.grow --keep` run left")
+    parser.add_argument("--engines", default="sqlite", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--entries", type=parse_sizes, default=[100_000], help="entries appended to each kept log")
+    parser.add_argument("--baseline", type=parse_sizes, default=[100_000], help="size of the fresh log")
+    parser.add_argument("--wrk-seconds", type=float, default=0.0, help="then proofs by leaf hash with wrk (0: no)")
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.engines.split(",") if name.strip()]
+    print("integration at the kept size beside a fresh log, same run")
+    for line in machine_info():
+        print("  " + line)
+    with signing_pool() as pool:
+        rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
+    print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
+    print("\n".join(rows))
+    if args.wrk_seconds > 0:
+        reads = []
+        for name in names:
+            with tempfile.TemporaryDirectory() as tmp, kept_engine(name, args.keep) as engine:
+                reads.append(wrk_proofs(engine, asyncio.run(head_size(engine)), args.wrk_seconds, Path(tmp)))
+                print(reads[-1], flush=True)
+        print("\n| engine | entries | proofs by leaf hash, wrk, 1 process | /healthz (ratio) | p99 <= 10 ms? |")
+        print("|---|---|---|---|---|\n" + "\n".join(reads))
+
+
+if __name__ == "__main__":
+    main()
