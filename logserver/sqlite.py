@@ -4,7 +4,9 @@ Durability: WAL journal with synchronous=FULL, so a commit is fsync'd before
 `commit_batch` returns (storage contract 1). The head update is
 `UPDATE head ... WHERE size = ? AND root = ?` inside the same transaction,
 checked by row count (contract 2, STYLE.md §8). Writes go through one
-aiosqlite connection (the fsync happens off the event loop); reads use a plain
+connection on its own thread (the fsync happens off the event loop), a whole
+commit in one hand-off to that thread: while it runs, the event loop prepares
+the next batch (logserver/sequencer.py, issue 20); reads use a plain
 read-only connection on the event loop itself: they are point reads of cached
 pages taking microseconds, and a thread hop per query cost several times more
 (BENCHMARKS.md, log server).
@@ -28,12 +30,15 @@ restarted server sequences at once and a second server on the same database
 is told who holds it. The compare-and-swap stays the last line of defence.
 """
 
+import asyncio
 import contextlib
 import fcntl
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -55,6 +60,8 @@ from tlogcore.encoding import HASH_SIZE
 from tlogcore.merkle import leaf_hash
 
 MERGE_FAILED = "merging the lookup tables failed (they stay correct)"
+COMMIT_FAILED = "commit failed, nothing was stored"
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -123,9 +130,50 @@ def json_keys(digests: Iterable[bytes]) -> str:
     return "[" + ",".join(map(str, set(hash_keys(digests)))) + "]"
 
 
+def commit_rows(
+    db: sqlite3.Connection,
+    old: Head | None,
+    new: Head,
+    rows: Sequence[tuple[object, ...]],
+    first_hash: int,
+    blob: bytes,
+    publish: bool,
+) -> None:
+    """One commit on the writer's thread: the compare-and-swap on the head, leaves, node hashes, the checkpoint.
+    One hand-off from the event loop for all of it (six awaited statements cost six thread switches)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if old is None:
+            cursor = db.execute(
+                "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING", (new.size, new.root)
+            )
+        else:
+            cursor = db.execute(
+                "UPDATE head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
+                (new.size, new.root, old.size, old.root),
+            )
+        if cursor.rowcount != 1:
+            raise HeadMovedError(
+                f"the head moved from size {old.size if old else 0}: another sequencer wrote to this log"
+            )
+        db.executemany("INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)", rows)
+        if blob:
+            db.execute(INSERT_HASHES, (first_hash, blob, len(blob) // HASH_SIZE))
+        db.execute(
+            "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
+            (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL or an I/O error
+            db.execute("ROLLBACK")
+        raise
+
+
 class SQLiteStorage:
-    def __init__(self, writer: aiosqlite.Connection, reader: sqlite3.Connection, lock_path: Path) -> None:
-        self._writer = writer
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, lock_path: Path) -> None:
+        self._writer = writer  # used on _write_thread only
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="log-db-write")
         self._reader = reader
         self._lock_path = lock_path
         self._lock_fd: int | None = None
@@ -143,9 +191,9 @@ class SQLiteStorage:
         10^7 entries, where the lookup tables and hashes outgrow SQLite's 2 MiB default (issue 20)."""
         try:
             create_schema(path)  # also fails cleanly here: a failed aiosqlite.connect leaks its thread
-            writer = await aiosqlite.connect(path, isolation_level=None)
-            await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await writer.execute("PRAGMA synchronous = FULL")
+            writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            writer.execute("PRAGMA synchronous = FULL")
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             attach_lookups(reader, path)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -167,7 +215,15 @@ class SQLiteStorage:
         self._reader.close()
         if self._merger is not None:
             await self._merger.close()
-        await self._writer.close()
+        await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
+        self._write_thread.shutdown()
+
+    async def _write(self, work: Callable[[], T], failed: str) -> T:
+        """`work` on the writer's thread; an SQLite error becomes one StorageError starting with `failed`."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._write_thread, work)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{failed}: {exc}") from exc
 
     async def head(self) -> Head | None:
         rows = await self._read(
@@ -184,30 +240,9 @@ class SQLiteStorage:
         hashes: Sequence[bytes],
         publish: bool,
     ) -> None:
-        old_size = old.size if old else 0
-        async with immediate_transaction(self._writer, "commit failed, nothing was stored") as db:
-            if old is None:
-                cursor = await db.execute(
-                    "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
-                    (new.size, new.root),
-                )
-            else:
-                cursor = await db.execute(
-                    "UPDATE head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
-                    (new.size, new.root, old.size, old.root),
-                )
-            if cursor.rowcount != 1:
-                raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
-            await db.executemany(
-                "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)",
-                lookup_rows(old_size, entries),
-            )
-            if hashes:
-                await db.execute(INSERT_HASHES, (first_hash, hash_blob(hashes), len(hashes)))
-            await db.execute(
-                "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
-                (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
-            )
+        rows = lookup_rows(old.size if old else 0, entries)
+        blob = hash_blob(hashes)
+        await self._write(lambda: commit_rows(self._writer, old, new, rows, first_hash, blob, publish), COMMIT_FAILED)
 
     async def _read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
         try:
@@ -271,7 +306,8 @@ class SQLiteStorage:
                 await self._merger.execute("ATTACH DATABASE ? AS lk", (str(lookup_path(path)),))
                 await self._merger.execute("PRAGMA lk.synchronous = NORMAL")
                 await self._merger.execute("PRAGMA wal_autocheckpoint = 0")
-                await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the merger checkpoints from now on
+                off = "PRAGMA wal_autocheckpoint = 0"  # the merger checkpoints from now on
+                await self._write(lambda: self._writer.execute(off), MERGE_FAILED)
             db = self._merger
             if not await self.merge_pending():
                 return 0  # idle: no write lock taken
@@ -307,10 +343,8 @@ class SQLiteStorage:
         return rows[0][0] if rows else None
 
     async def set_cosigned(self, size: int, note: bytes) -> None:
-        try:
-            await self._writer.execute("UPDATE checkpoints SET published = ? WHERE size = ?", (note, size))
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot record cosignatures: {exc}") from exc
+        sql = "UPDATE checkpoints SET published = ? WHERE size = ?"
+        await self._write(lambda: self._writer.execute(sql, (note, size)), "cannot record cosignatures")
 
     async def latest_published(self) -> bytes | None:
         rows = await self._read(
@@ -323,13 +357,9 @@ class SQLiteStorage:
         return LogIdentity(rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     async def record_identity(self, identity: LogIdentity) -> None:
-        try:
-            await self._writer.execute(
-                "INSERT INTO identity (id, origin, log_vkey, registry_vkey) VALUES (1, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (identity.origin, identity.log_vkey, identity.registry_vkey),
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot record the log's identity: {exc}") from exc
+        sql = "INSERT INTO identity (id, origin, log_vkey, registry_vkey) VALUES (1, ?, ?, ?) ON CONFLICT DO NOTHING"
+        values = (identity.origin, identity.log_vkey, identity.registry_vkey)
+        await self._write(lambda: self._writer.execute(sql, values), "cannot record the log's identity")
         stored = await self.identity()
         if stored != identity:
             raise IdentityError(f"the database already belongs to log {stored.origin if stored else '?'!r}")
