@@ -52,7 +52,7 @@ from loadtest.log_bench import (
     running_sequencer,
     running_server,
 )
-from loadtest.pgcluster import PgCluster, start_cluster
+from loadtest.pgcluster import PgCluster, reopen_cluster, start_cluster
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
 from logserver.sqlite import SQLiteStorage
@@ -64,6 +64,7 @@ SIGN_JOB = 10_000  # statements per worker job
 APPEND_BATCH = 10_000  # entries per commit, as in log_bench's big trees
 RATE_WINDOW = 100_000  # the integration rate "at" a size: over this many entries before it
 APPEND_TIMEOUT = 600.0  # seconds for one chunk: a sequencer that stopped must not hang the run
+CLUSTER_DIR = "cluster-dir"  # with --keep: the name of the kept PostgreSQL cluster's folder inside the engine's
 SAMPLE_EVERY = 97  # keep every 97th leaf hash for the proof requests (spread over the whole tree)
 
 
@@ -110,19 +111,41 @@ class PostgresEngine:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, data: Path, server_settings: str = "") -> Iterator["PostgresEngine"]:
-        cluster = start_cluster()
+    def started(cls, data: Path, server_settings: str = "", keep: bool = False) -> Iterator["PostgresEngine"]:
+        """A new cluster; with `keep`, its files stay beside `data` (named in CLUSTER_DIR) for
+        `loadtest.grow_resume` (not inside: `data` is private to root, the cluster runs as another user)."""
+        prepare_data(data)
+        cluster = start_cluster(data.parent if keep else None)
         try:
+            if keep:
+                (data / CLUSTER_DIR).write_text(cluster.directory.name, encoding="utf-8")
             engine = cls(data, cluster)
             cluster.create_database(engine.database)
-            prepare_data(data)
-            (data / "server.toml").write_text(
-                f'[storage]\nengine = "postgresql"\npostgresql_dsn = "{engine.dsn}"\n\n{server_settings}',
-                encoding="utf-8",
-            )
+            engine.write_settings(server_settings)
             yield engine
         finally:
-            cluster.stop()
+            cluster.stop(remove=not keep)
+
+    @classmethod
+    @contextlib.contextmanager
+    def reopened(cls, data: Path, server_settings: str = "") -> Iterator["PostgresEngine"]:
+        """The cluster a `keep` run left in `data`, started again on a new port."""
+        kept = data / CLUSTER_DIR
+        if not kept.exists():
+            raise RuntimeError(f"{data}: no kept PostgreSQL cluster (grow it with --keep)")
+        cluster = reopen_cluster(data.parent / kept.read_text(encoding="utf-8").strip())
+        try:
+            engine = cls(data, cluster)
+            engine.write_settings(server_settings)
+            yield engine
+        finally:
+            cluster.stop(remove=False)
+
+    def write_settings(self, server_settings: str) -> None:
+        (self.data / "server.toml").write_text(
+            f'[storage]\nengine = "postgresql"\npostgresql_dsn = "{self.dsn}"\n\n{server_settings}',
+            encoding="utf-8",
+        )
 
     @property
     def dsn(self) -> str:
@@ -360,11 +383,11 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def make_engine(name: str, tmp: Path, stack: contextlib.ExitStack, server_settings: str) -> Engine:
+def make_engine(name: str, tmp: Path, stack: contextlib.ExitStack, server_settings: str, keep: bool = False) -> Engine:
     if name == "sqlite":
         return SQLiteEngine(tmp / "sqlite", server_settings)
     if name == "postgresql":
-        return stack.enter_context(PostgresEngine.started(tmp / "postgresql", server_settings))
+        return stack.enter_context(PostgresEngine.started(tmp / "postgresql", server_settings, keep))
     raise argparse.ArgumentTypeError(f"unknown engine {name!r}: sqlite or postgresql")
 
 
@@ -375,12 +398,17 @@ def signing_pool() -> ProcessPoolExecutor:
 
 
 def run(
-    engine_names: Sequence[str], sizes: Sequence[int], seconds: float, tmp: Path, server_settings: str = ""
+    engine_names: Sequence[str],
+    sizes: Sequence[int],
+    seconds: float,
+    tmp: Path,
+    server_settings: str = "",
+    keep: bool = False,
 ) -> list[Figures]:
     when = int(time.time()) - 3600
     figures: list[Figures] = []
     with contextlib.ExitStack() as stack, signing_pool() as pool:
-        growers = [Grower(make_engine(name, tmp, stack, server_settings)) for name in engine_names]
+        growers = [Grower(make_engine(name, tmp, stack, server_settings, keep)) for name in engine_names]
         for size in sizes:
             before = [(g.size, sum(s for _, s in g.seconds)) for g in growers]
             asyncio.run(grow_all(growers, size, when, pool))
@@ -397,7 +425,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engines", default="sqlite", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--seconds", type=float, default=None, help="length of each HTTP read phase (default 10)")
     parser.add_argument("--quick", action="store_true", help="sizes 2e4,1e5 and 3-second read phases")
-    parser.add_argument("--keep", type=Path, default=None, help="grow the logs in this folder and keep them")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="grow the logs here and keep them, PostgreSQL's cluster too"
+    )
     parser.add_argument(
         "--tile-cache-bytes", type=int, default=None, help="the served log's tile_cache_bytes (default: the server's)"
     )
@@ -420,7 +450,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grow-")))
         folder.mkdir(parents=True, exist_ok=True)
-        figures = run(engine_names, sizes, seconds, folder, settings)
+        figures = run(engine_names, sizes, seconds, folder, settings, keep=args.keep is not None)
     print_table(figures)
     print_goals(figures)
     print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")

@@ -187,3 +187,20 @@ def start_cluster(base: Path | None = None) -> PgCluster:
         cluster.stop()
         raise
     return cluster
+
+
+def reopen_cluster(directory: Path) -> PgCluster:
+    """Start a cluster kept by an earlier `start_cluster` + `stop(remove=False)` again, on a new free port of
+    127.0.0.1 (its data as it was left); ready when it returns."""
+    if not (directory / "data" / "PG_VERSION").exists():
+        raise ClusterError(f"{directory} holds no kept PostgreSQL cluster (no data/PG_VERSION)")
+    bin_dir = postgres_bin()
+    as_user, _, _ = _unprivileged()
+    port = free_port()
+    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user), bin_dir, as_user)
+    try:
+        _wait_ready(cluster)
+    except BaseException:
+        cluster.stop(remove=False)
+        raise
+    return cluster

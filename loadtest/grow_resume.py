@@ -1,0 +1,119 @@
+"""Integration rate at the size a kept growth run reached, beside a fresh log's rate at 10^5, in one quiet run.
+
+    .venv/bin/python -m loadtest.grow --sizes 1e5,1e6,1e7 --engines sqlite,postgresql --keep DIR   (hours)
+    .venv/bin/python -m loadtest.grow_resume --keep DIR --engines sqlite,postgresql                  (minutes)
+
+Issue 20 asks the integration rate to stay flat from 10^5 to 10^7 (at most 1.25x lower). Growing to 10^7 takes
+hours, and on a shared machine the load moves during them, so the growth run's own 10^5 and 10^7 figures are
+taken under different loads. This script takes both in a few minutes: it appends `--entries` more statements to
+each kept log (SQLite's database and PostgreSQL's kept cluster, started again) through the real `Sequencer` in
+batches of 10,000, exactly as `loadtest.grow` does, and grows a fresh log of each engine to `--baseline` entries
+the same way, then prints both rates and their ratio. Each statement is a distinct, really signed `issue`
+statement, signed on every core before the timed appends. Prints figures and asserts nothing.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from loadtest.grow import (
+    Engine,
+    Grower,
+    PostgresEngine,
+    SQLiteEngine,
+    grow_all,
+    parse_sizes,
+    signing_pool,
+)
+from loadtest.log_bench import machine_info
+
+FLAT_LIMIT = 1.25  # issue 20: at most 1.25x lower at 10^7 than at 10^5
+
+
+@contextlib.contextmanager
+def kept_engine(name: str, folder: Path) -> Iterator[Engine]:
+    if name == "sqlite":
+        if not (folder / "sqlite").exists():
+            raise SystemExit(f"{folder / 'sqlite'}: no kept SQLite log (grow it with loadtest.grow --keep)")
+        yield SQLiteEngine(folder / "sqlite")
+    elif name == "postgresql":
+        with PostgresEngine.reopened(folder / "postgresql") as engine:
+            yield engine
+    else:
+        raise SystemExit(f"unknown engine {name!r}: sqlite or postgresql")
+
+
+@contextlib.contextmanager
+def fresh_engine(name: str, folder: Path) -> Iterator[Engine]:
+    if name == "sqlite":
+        yield SQLiteEngine(folder / "sqlite")
+    else:
+        with PostgresEngine.started(folder / "postgresql") as engine:
+            yield engine
+
+
+async def head_size(engine: Engine) -> int:
+    storage = await engine.open()
+    try:
+        head = await storage.head()
+    finally:
+        await storage.close()
+    return head.size if head else 0
+
+
+def appended_rate(engine: Engine, entries: int, pool: ProcessPoolExecutor) -> tuple[int, float]:
+    """(size before, entries/s over `entries` more appended) for a log that already has entries."""
+    grower = Grower(engine, size=asyncio.run(head_size(engine)))
+    start = grower.size
+    if start == 0:
+        raise SystemExit(f"{engine.name}: the kept log is empty")
+    asyncio.run(grow_all([grower], start + entries, int(time.time()) - 3600, pool))
+    return start, grower.rate_over(entries)
+
+
+def fresh_rate(engine: Engine, size: int, pool: ProcessPoolExecutor) -> float:
+    grower = Grower(engine)
+    asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
+    return grower.rate_over(size)
+
+
+def measure(name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor) -> str:
+    with tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp, fresh_engine(name, Path(tmp)) as engine:
+        base = fresh_rate(engine, baseline, pool)
+    print(f"  [{name}] fresh log to {baseline:,}: {base:,.0f}/s; load {os.getloadavg()[0]:.2f}", flush=True)
+    with kept_engine(name, folder) as engine:
+        size, rate = appended_rate(engine, entries, pool)
+    print(f"  [{name}] kept log at {size:,}: {rate:,.0f}/s; load {os.getloadavg()[0]:.2f}", flush=True)
+    worse = base / rate
+    verdict = "met" if worse <= FLAT_LIMIT else "NOT met"
+    return (
+        f"| {name} | {base:,.0f}/s over the first {baseline:,} | {rate:,.0f}/s over {entries:,} appended at "
+        f"{size:,} | {worse:.2f}x | {verdict} (limit {FLAT_LIMIT}x) |"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--keep", type=Path, required=True, help="the folder a `loadtest.grow --keep` run left")
+    parser.add_argument("--engines", default="sqlite", help="comma-separated: sqlite, postgresql")
+    parser.add_argument("--entries", type=parse_sizes, default=[100_000], help="entries appended to each kept log")
+    parser.add_argument("--baseline", type=parse_sizes, default=[100_000], help="size of the fresh log")
+    args = parser.parse_args(argv)
+    names = [name.strip() for name in args.engines.split(",") if name.strip()]
+    print("integration at the kept size beside a fresh log, same run")
+    for line in machine_info():
+        print("  " + line)
+    with signing_pool() as pool:
+        rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
+    print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
