@@ -9,13 +9,16 @@ taken under different loads. This script takes both in a few minutes: it appends
 each kept log (SQLite's database and PostgreSQL's kept cluster, started again) through the real `Sequencer` in
 batches of 10,000, exactly as `loadtest.grow` does, and grows a fresh log of each engine to `--baseline` entries
 the same way, then prints both rates and their ratio. Each statement is a distinct, really signed `issue`
-statement, signed on every core before the timed appends. Prints figures and asserts nothing.
+statement, signed on every core before the timed appends. Then, with `--wrk-seconds`, it serves each kept log and
+asks for inclusion proofs by leaf hash of random leaves over the whole tree with wrk (loadtest/wrk_reads.py), beside
+`GET /healthz`: issue 20's p99 at 10^7. Prints figures and asserts nothing.
 """
 
 import argparse
 import asyncio
 import contextlib
 import os
+import random
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +35,8 @@ from loadtest.grow import (
     signing_pool,
 )
 from loadtest.log_bench import machine_info
+from loadtest.wrk_reads import LUA, run_wrk
+from tlogcore.merkle import stored_hash_index
 
 FLAT_LIMIT = 1.25  # issue 20: at most 1.25x lower at 10^7 than at 10^5
 
@@ -83,6 +88,32 @@ def fresh_rate(engine: Engine, size: int, pool: ProcessPoolExecutor) -> float:
     return grower.rate_over(size)
 
 
+async def leaf_sample(engine: Engine, size: int, count: int) -> list[bytes]:
+    storage = await engine.open()
+    try:
+        picked = random.Random(size).sample(range(size), min(count, size))
+        return await storage.get_hashes([stored_hash_index(0, i) for i in picked])
+    finally:
+        await storage.close()
+
+
+def wrk_proofs(engine: Engine, size: int, seconds: float, tmp: Path) -> str:
+    """Inclusion proofs by leaf hash of 2,000 random leaves, then /healthz, each `seconds` with wrk, one process."""
+    paths, lua = tmp / "proof-paths.txt", tmp / "paths.lua"
+    sample = asyncio.run(leaf_sample(engine, size, 2_000))
+    paths.write_text("".join(f"/api/v1/proof/inclusion?leaf_hash={h.hex()}\n" for h in sample))
+    lua.write_text(LUA)
+    with engine.serve() as server:
+        run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections
+        proofs = run_wrk(server.url, seconds, paths, lua)
+        health = run_wrk(server.url + "/healthz", seconds, None, lua)
+    return (
+        f"| {engine.name} | {size:,} | {proofs.rate:,.0f}/s, p50 {proofs.p50_ms:.1f} ms, p99 {proofs.p99_ms:.1f} ms "
+        f"({proofs.errors} errors) | {health.rate:,.0f}/s ({proofs.rate / health.rate:.2f}) | "
+        f"{'met' if proofs.p99_ms <= 10 else 'NOT met'} |"
+    )
+
+
 def measure(name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor) -> str:
     with tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp, fresh_engine(name, Path(tmp)) as engine:
         base = fresh_rate(engine, baseline, pool)
@@ -104,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engines", default="sqlite", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--entries", type=parse_sizes, default=[100_000], help="entries appended to each kept log")
     parser.add_argument("--baseline", type=parse_sizes, default=[100_000], help="size of the fresh log")
+    parser.add_argument("--wrk-seconds", type=float, default=0.0, help="then proofs by leaf hash with wrk (0: no)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     print("integration at the kept size beside a fresh log, same run")
@@ -113,6 +145,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
     print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
     print("\n".join(rows))
+    if args.wrk_seconds > 0:
+        reads = []
+        for name in names:
+            with tempfile.TemporaryDirectory() as tmp, kept_engine(name, args.keep) as engine:
+                reads.append(wrk_proofs(engine, asyncio.run(head_size(engine)), args.wrk_seconds, Path(tmp)))
+                print(reads[-1], flush=True)
+        print("\n| engine | entries | proofs by leaf hash, wrk, 1 process | /healthz (ratio) | p99 <= 10 ms? |")
+        print("|---|---|---|---|---|\n" + "\n".join(reads))
 
 
 if __name__ == "__main__":

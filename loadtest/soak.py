@@ -131,12 +131,13 @@ class Service:
                 self.kill()
 
     def kill_one_worker(self) -> bool:
-        """kill -9 one of this server's signature worker processes (spawned children, not the resource tracker)."""
+        """kill -9 one of this server's signature worker processes (logserver/workerpool.py: `python -m
+        witness.workerprocess FD`)."""
         if self.process is None or self.process.poll() is not None:
             return False
         for pid in children(self.process.pid):
             with contextlib.suppress(OSError):
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if b"witness.workerprocess" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     os.kill(pid, signal.SIGKILL)
                     return True
         return False

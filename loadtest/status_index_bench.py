@@ -5,12 +5,12 @@
 
 With --store, the indexer's own update loop runs through real storage instead (loadtest/status_index_store.py).
 
-Rows live in a dict of encoded bytes (node id -> row bytes, exactly what a database would hold), so every read
-parses rows and every write encodes them, as the server will; only SQL itself is left out. Bytes per entry are
-given twice: the raw row bytes, and the size of a SQLite file holding the same rows (WITHOUT ROWID, primary key
-on the node id). Proof sizes at --shape-size (10^7 by default) are computed exactly from the key distribution
-(sorted random keys; which siblings are non-empty and how deep each path ends) without building the tree, and
-that shape model is checked against the real proofs at the built sizes. Rates are per CPU second of this one
+Rows live in a dict of encoded bytes (page id -> page row, exactly what the database holds), so every read
+parses rows and every write merges and encodes pages, as the server does; only SQL itself is left out. Bytes
+per entry are given twice: the raw row bytes, and the size of a SQLite file holding the same rows (WITHOUT ROWID,
+primary key on the page id). Proof sizes at --shape-size (10^7 by default) are computed exactly from the key
+distribution (sorted random keys; which siblings are non-empty and how deep each path ends) without building the
+tree, and that shape model is checked against the real proofs at the built sizes. Rates are per CPU second of this one
 process (time.process_time), and the SHA-256 ceiling is re-measured before each section the same way, so a busy
 shared machine slows the run down but does not bend the figures. Prints figures; asserts nothing.
 """
@@ -31,28 +31,39 @@ from collections.abc import Callable
 
 from loadtest import status_index_store
 from tlogcore.statusindex import parse_proof, verify_status
-from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, node_id_bytes, parse_node
+from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode
+from tlogcore.statusindex_pages import (
+    Page,
+    changed_pages,
+    encode_raw,
+    merge_pages,
+    nodes_in,
+    page_id_bytes,
+    pages_of,
+    scan_page,
+)
 from tlogcore.statusrecord import StatusRecord, new_record
 
 SHAPE_BITS = 64  # the shape model works on 64-bit key prefixes; exact while no two keys share 64 bits
 
 
 class BytesRows:
-    """Rows as a database holds them: encoded node id -> encoded row."""
+    """Rows as a database holds them: page id -> page row (pages of 4 levels, tlogcore/statusindex_pages.py)."""
 
     def __init__(self) -> None:
         self.rows: dict[bytes, bytes] = {}
 
+    def pages(self, ids: set[NodeId]) -> dict[NodeId, Page]:
+        found = {page: self.rows.get(page_id_bytes(page)) for page in ids}
+        return {page: scan_page(page[0], data) if data is not None else {} for page, data in found.items()}
+
     def read(self, wanted: list[NodeId]) -> dict[NodeId, StoredNode]:
-        found = {}
-        for node in wanted:
-            data = self.rows.get(node_id_bytes(node))
-            if data is not None:
-                found[node] = parse_node(data)
-        return found
+        return nodes_in(wanted, self.pages(pages_of(wanted)))
 
     def write(self, writes: dict[NodeId, StoredNode]) -> None:
-        self.rows.update((node_id_bytes(node), row.to_bytes()) for node, row in writes.items())
+        changes = changed_pages(writes)
+        merged = merge_pages(self.pages(set(changes)), changes)
+        self.rows.update((page_id_bytes(page), encode_raw(nodes)) for page, nodes in merged.items())
 
 
 def read_all(plan: PathPlan, rows: BytesRows) -> PathPlan:
@@ -132,8 +143,8 @@ def sqlite_bytes_per_entry(rows: BytesRows, entries: int) -> float:
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "index.db")
         db = sqlite3.connect(path)
-        db.execute("CREATE TABLE status_node (node BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
-        db.executemany("INSERT INTO status_node VALUES (?, ?)", sorted(rows.rows.items()))
+        db.execute("CREATE TABLE status_page (page BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID")
+        db.executemany("INSERT INTO status_page VALUES (?, ?)", sorted(rows.rows.items()))
         db.commit()
         db.execute("VACUUM")
         db.close()
@@ -192,8 +203,8 @@ def measure_size(rows: BytesRows, keys: list[bytes], args: argparse.Namespace, s
     print(f"  proof size, present: {summary(present_sizes)}")
     print(f"  proof size, absent:  {summary(absent_sizes)}")
     raw = sum(len(k) + len(v) for k, v in rows.rows.items()) / size
-    row("stored bytes per entry (node id + row, raw)", raw, unit=" B")
-    row("rows per entry", len(rows.rows) / size, unit="  ")
+    row("stored bytes per entry (page id + page row, raw)", raw, unit=" B")
+    row("rows (pages of 4 levels) per entry", len(rows.rows) / size, unit="  ")
     if args.sqlite:
         row("SQLite file bytes per entry (WITHOUT ROWID, after VACUUM)", sqlite_bytes_per_entry(rows, size), unit=" B")
     model = array("Q", sorted(prefix64(k) for k in keys))
@@ -221,7 +232,6 @@ def main() -> None:
     parser.add_argument("--no-sqlite", dest="sqlite", action="store_false", help="skip the SQLite size measurement")
     parser.add_argument("--store", choices=["sqlite", "postgresql"], help="run the indexer's loop through storage")
     parser.add_argument("--updates", type=int, default=3, help="--store: updates timed per batch size")
-    parser.add_argument("--path-order", action="store_true", help="--store sqlite: also time rows in path order")
     args = parser.parse_args()
     if args.store:
         status_index_store.run(args, sha256_ceiling)

@@ -11,13 +11,12 @@ included; PostgreSQL's own CPU is its server's). Beside them, measured in the sa
   - raw SHA-256/s over the SHA-256 calls per document the update made (the hashing bound);
   - the storage alone: the same rows, already encoded, inserted in one transaction and deleted in another, with
     no Python work around them (the storage bound of this row layout).
-Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_node with its index.
+Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_page with its index.
 Prints figures; asserts nothing.
 """
 
 import argparse
 import asyncio
-import contextlib
 import os
 import random
 import sqlite3
@@ -29,10 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from logserver.statusindexer import UpperLevels, document_entries
+from logserver.statuspages import PagedNodes, PageSet, upper_nodes
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
-from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, node_id_bytes, node_id_from_bytes, read_paths
+from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, read_paths
+from tlogcore.statusindex_pages import STRIDE, pages_of
 from tlogcore.statusrecord import new_record
 
 PHASES = ("parse", "read", "apply", "commit", "prune")
@@ -105,14 +106,15 @@ async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: 
         return (await asyncio.to_thread(document_entries, datas, head.size))[0]
 
     entries = await phases.timed("parse", parse)
-    plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size))
+    pages = PageSet(head.size)
+    plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size, pages))
     update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
     new = IndexVersion(head.size + len(datas), update.root, 1)
-    await phases.timed("commit", lambda: store.commit(head, new, update.writes))
+    await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages))
     upper.committed(head.size, new.size, update.writes)
     phases.documents += len(entries)
     phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
-    phases.rows += len(update.writes)
+    phases.rows += len(pages_of(update.writes))
     return new, update.writes
 
 
@@ -136,31 +138,84 @@ async def run_updates(
     return head, phases, last_writes
 
 
-async def storage_alone(store: Any, head: IndexVersion, writes: dict[NodeId, StoredNode]) -> tuple[float, float]:
-    """Wall and CPU seconds to insert `writes` (encoded beforehand) at a new version in one transaction and delete
-    them again in another (as a prune deletes as many): the storage's share of one update, no Python around it."""
-    rows = sorted((node_id_bytes(node), head.size + 1, row.to_bytes()) for node, row in writes.items())
-    deletes = [(node, head.size + 1) for node, _, _ in rows]  # the same rows again: the index stays as it was
+async def written_rows(store: Any, version: int) -> list[tuple[bytes, bytes]]:
+    """The rows (page, data) the update to `version` wrote, as stored."""
+    sql = "SELECT page, data FROM status_page WHERE version = {} ORDER BY page"
+    if isinstance(store, SQLiteStatusStore):
+        return [(bytes(p), bytes(d)) for p, d in store._reader.execute(sql.format("?"), (version,)).fetchall()]
+    async with store._pool.acquire() as conn:
+        return [(bytes(p), bytes(d)) for p, d in await conn.fetch(sql.format("$1"), version)]
+
+
+async def storage_alone(store: Any, head: IndexVersion) -> tuple[float, float, int]:
+    """Wall and CPU seconds to insert the rows of the last update (already encoded, as stored) at a new version in
+    one transaction and delete them again in another (as a prune deletes as many): the storage's share of one
+    update, no Python around it; and how many rows that is."""
+    rows = [(page, head.size + 1, data) for page, data in await written_rows(store, head.size)]
+    deletes = [(page, head.size + 1) for page, _, _ in rows]  # the same rows again: the index stays as it was
     began, cpu = time.perf_counter(), time.process_time()
     if isinstance(store, SQLiteStatusStore):
         db = store._writer
         await db.execute("BEGIN IMMEDIATE")
-        await db.executemany("INSERT INTO status_node (node, version, data) VALUES (?, ?, ?)", rows)
+        await db.executemany("INSERT INTO status_page (page, version, data) VALUES (?, ?, ?)", rows)
         await db.execute("COMMIT")
         await db.execute("BEGIN IMMEDIATE")
-        await db.executemany("DELETE FROM status_node WHERE node = ? AND version = ?", deletes)
+        await db.executemany("DELETE FROM status_page WHERE page = ? AND version = ?", deletes)
         await db.execute("COMMIT")
     else:
         async with store._pool.acquire() as conn:
             async with conn.transaction():
-                await conn.copy_records_to_table("status_node", records=rows, columns=["node", "version", "data"])
+                await conn.copy_records_to_table("status_page", records=rows, columns=["page", "version", "data"])
             async with conn.transaction():
                 await conn.execute(
-                    "DELETE FROM status_node WHERE node = ANY($1::bytea[]) AND version = $2",
-                    [node for node, _ in deletes],
+                    "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version = $2",
+                    [page for page, _ in deletes],
                     head.size + 1,
                 )
-    return time.perf_counter() - began, time.process_time() - cpu
+    return time.perf_counter() - began, time.process_time() - cpu, len(rows)
+
+
+class MemoryPages:
+    """The store's reads and commits over page rows held in a dict (the newest version only): the same Python as
+    through storage (pages split, nodes parsed, pages merged and encoded) with no SQL. Its CPU per document is
+    the bound of the indexer's Python alone."""
+
+    def __init__(self, rows: dict[bytes, bytes]) -> None:
+        self.rows = rows
+        self._pages = PagedNodes(self._select)
+
+    async def _select(self, pages: list[bytes], version: int) -> list[tuple[bytes, bytes]]:
+        return [(page, data) for page in pages if (data := self.rows.get(page)) is not None]
+
+    async def read_nodes(self, ids: Any, version: int, pages: PageSet | None = None) -> dict[NodeId, StoredNode]:
+        return await self._pages.nodes(ids, version, pages)
+
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+        bound = (depth + 1).to_bytes(2, "big")
+        return upper_nodes([(page, data) for page, data in self.rows.items() if page < bound], depth)
+
+    async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None) -> None:
+        rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
+        self.rows.update((page, data) for page, _, data in rows)
+
+    async def prune(self, version: int, nodes: Any) -> None:
+        pass
+
+
+async def newest_rows(store: Any, version: int) -> dict[bytes, bytes]:
+    sql = "SELECT page, data, MAX(version) FROM status_page WHERE version <= {} GROUP BY page"
+    if isinstance(store, SQLiteStatusStore):
+        return {bytes(p): bytes(d) for p, d, _ in store._reader.execute(sql.format("?"), (version,)).fetchall()}
+    sql = "SELECT DISTINCT ON (page) page, data FROM status_page WHERE version <= $1 ORDER BY page, version DESC"
+    async with store._pool.acquire() as conn:
+        return {bytes(p): bytes(d) for p, d in await conn.fetch(sql, version)}
+
+
+async def python_alone(store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random) -> float:
+    """Documents per CPU second of the same updates with the rows in a dict (MemoryPages): the Python's bound."""
+    memory = MemoryPages(await newest_rows(store, head.size))
+    _, phases, _ = await run_updates(memory, head, batch, updates, rng)
+    return phases.documents / sum(phases.cpu.values())
 
 
 async def bytes_on_disk(store: Any, directory: Path) -> int:
@@ -168,15 +223,17 @@ async def bytes_on_disk(store: Any, directory: Path) -> int:
         await store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return sum(f.stat().st_size for f in directory.iterdir() if f.name.startswith("index.db"))
     async with store._pool.acquire() as conn:
-        return int(await conn.fetchval("SELECT pg_total_relation_size('status_node')"))
+        return int(await conn.fetchval("SELECT pg_total_relation_size('status_page')"))
 
 
-def report(size: int, batch: int, phases: Phases, sha: float, alone: tuple[float, float], updates: int) -> None:
+def report(
+    size: int, batch: int, phases: Phases, sha: float, alone: tuple[float, float, int], updates: int, sqlite: bool
+) -> None:
     wall, cpu = sum(phases.wall.values()), sum(phases.cpu.values())
     per_doc = phases.hashes / phases.documents
     print(
-        f"\n  one update of {batch:,} documents at {size:,}, {updates} updates ({phases.rows / phases.documents:.1f}"
-        f" rows written per document):"
+        f"\n  one update of {batch:,} documents at {size:,}, {updates} updates ({phases.rows / phases.documents:.2f}"
+        f" rows (pages of {STRIDE} levels) written per document):"
     )
     for phase in PHASES:
         print(f"    {phase:<8} {phases.wall[phase] / updates:7.3f} s wall  {phases.cpu[phase] / updates:7.3f} s CPU")
@@ -192,14 +249,16 @@ def report(size: int, batch: int, phases: Phases, sha: float, alone: tuple[float
         f"    ceiling: raw SHA-256/s {sha:,.0f} / {per_doc:.1f} SHA-256 per document = {hashing_bound:,.0f} documents/s"
     )
     print(
-        f"    ceiling: the storage alone (same rows, pre-encoded, insert + delete): {storage_bound:,.0f} documents/s"
+        f"    ceiling: the storage alone (the last update's {alone[2]:,} rows as stored, insert + delete):"
+        f" {storage_bound:,.0f} documents/s"
         f"   (indexer at {phases.documents / wall / storage_bound:.3f} of it)"
     )
-    print(f"      the same per CPU second of this process (SQLite runs in it): {batch / alone[1]:,.0f} documents/s")
+    if sqlite:
+        print(f"      the same per CPU second of this process (SQLite runs in it): {batch / alone[1]:,.0f} documents/s")
 
 
 async def measure(engine: str, sizes: list[int], batches: list[int], updates: int, dsn: str | None,
-                  sha256_ceiling: Callable[[], float], path_order: bool) -> None:  # fmt: skip
+                  sha256_ceiling: Callable[[], float]) -> None:  # fmt: skip
     rng = random.Random(19)
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="status-index-") as name:
@@ -216,20 +275,19 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                 print(f"  bytes on disk per document: {on_disk / size:.1f} ({on_disk / 1e6:,.0f} MB)")
                 for batch in batches:
                     sha = sha256_ceiling()
-                    head, phases, writes = await run_updates(store, head, batch, updates, rng)
-                    alone = await storage_alone(store, head, writes)
-                    report(size, batch, phases, sha, alone, updates)
-                    if engine == "sqlite" and path_order:
-                        took = await path_order_alone(store, directory, writes, head.size)
-                        print(f"    the storage alone with rows in path order (not built; the next step): "
-                              f"{batch / took:,.0f} documents/s")  # fmt: skip
+                    head, phases, _ = await run_updates(store, head, batch, updates, rng)
+                    alone = await storage_alone(store, head)
+                    report(size, batch, phases, sha, alone, updates, engine == "sqlite")
+                    python = await python_alone(store, head, batch, updates, rng)
+                    print(f"    ceiling: the indexer's Python alone (the same updates, rows in a dict, no SQL): "
+                          f"{python:,.0f} documents per CPU second")  # fmt: skip
             finally:
                 await store.close()
 
 
 async def reset_postgres(store: Any) -> None:
     async with store._pool.acquire() as conn:
-        await conn.execute("TRUNCATE status_node, status_version, status_head")
+        await conn.execute("TRUNCATE status_page, status_version, status_head")
 
 
 def run(args: argparse.Namespace, sha256_ceiling: Callable[[], float]) -> None:
@@ -243,38 +301,7 @@ def run(args: argparse.Namespace, sha256_ceiling: Callable[[], float]) -> None:
         dsn = cluster.create_database("status_index")
     try:
         print(f"storage: {args.store}; load average {os.getloadavg()[0]:.1f} (rates in wall seconds are shared)")
-        asyncio.run(measure(args.store, sizes, batches, args.updates, dsn, sha256_ceiling, args.path_order))
+        asyncio.run(measure(args.store, sizes, batches, args.updates, dsn, sha256_ceiling))
     finally:
         if cluster is not None:
             cluster.stop()
-
-
-def path_order_id(node: NodeId) -> bytes:
-    """A node id that sorts the tree in pre-order (a subtree's rows together): the prefix left-aligned in 32 bytes,
-    then the depth. Not the stored layout (u16 depth first, statusindex_nodes.py); measured as the next step."""
-    depth, prefix = node
-    return (prefix << (256 - depth)).to_bytes(32, "big") + depth.to_bytes(2, "big")
-
-
-async def path_order_alone(store: Any, directory: Path, writes: dict[NodeId, StoredNode], head: int) -> float:
-    """The storage-alone measure again, in a copy of the table whose ids are in path order (SQLite only), through a
-    connection opened afresh (its page cache cold: the comparison leans against the new layout, not for it)."""
-    rows = sorted((path_order_id(node), head + 1, row.to_bytes()) for node, row in writes.items())
-    with contextlib.closing(sqlite3.connect(directory / "index.db", isolation_level=None)) as db:
-        db.execute("CREATE TABLE path_node (node BLOB, version INTEGER, data BLOB, PRIMARY KEY (node, version)) "
-                   "WITHOUT ROWID")  # fmt: skip
-        db.create_function("path_order", 1, lambda node: path_order_id(node_id_from_bytes(node)))
-        db.execute("INSERT INTO path_node SELECT path_order(node), version, data FROM status_node ORDER BY 1, 2")
-    with contextlib.closing(sqlite3.connect(directory / "index.db", isolation_level=None)) as db:
-        db.execute(f"PRAGMA cache_size = {-256 * 1024}")  # as the index's own connections (statusstore.py)
-        db.execute("PRAGMA synchronous = FULL")
-        began = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany("INSERT INTO path_node (node, version, data) VALUES (?, ?, ?)", rows)
-        db.execute("COMMIT")
-        db.execute("BEGIN IMMEDIATE")
-        db.executemany("DELETE FROM path_node WHERE node = ? AND version = ?", [(n, v) for n, v, _ in rows])
-        db.execute("COMMIT")
-        took = time.perf_counter() - began
-        db.execute("DROP TABLE path_node")
-    return took

@@ -31,8 +31,10 @@ with the witness's own uvicorn settings, whose POST /add-checkpoint reads the
 same body and answers a cosignature-sized line without parsing, verifying,
 signing or storing anything (`--bare-server`). Each row also gives the CPU the
 server used per answer (its process and its workers, from /proc): a figure a
-busy machine disturbs less than the rate. Published anchor: a Go witness
-(litewitness) sustains about 250–290 requests/s. Prints figures; asserts nothing.
+busy machine disturbs less than the rate, and the share of the ceiling that CPU would give with every core
+busy ("CPU bound": near the row's own share, CPU per cosignature is what stops it). A second wrk row with 4
+connections shows that CPU growing as the batches shrink (docs/performance.md, "The witness"). Published
+anchor: a Go witness (litewitness) sustains about 250–290 requests/s. Prints figures; asserts nothing.
 """
 
 import argparse
@@ -54,6 +56,7 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from loadtest.localproc import free_port
 from loadtest.wrk_reads import WRK, parse_wrk
@@ -62,7 +65,7 @@ from tlogcore.checkpoint import Checkpoint
 from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.keys import Ed25519Signer
 from tlogcore.note import OpenedNote, sign_note
-from witness.app import MAX_BODY_SIZE, WitnessApp, read_body
+from witness.app import MAX_BODY_SIZE, WitnessApp, read_body, send_text
 from witness.cli import serve_app
 from witness.client import request_body
 from witness.cosigner import Signed, stored_head
@@ -161,9 +164,9 @@ def start_server(command: list[str], port: int) -> subprocess.Popen[bytes]:
 def bare_app() -> WitnessApp:
     """The witness's app class with a POST /add-checkpoint that reads the body, then answers without any work."""
 
-    async def add_checkpoint(request: Request) -> Response:
-        await read_body(request, MAX_BODY_SIZE)
-        return PlainTextResponse(BARE_ANSWER)
+    async def add_checkpoint(scope: Scope, receive: Receive, send: Send) -> None:
+        await read_body(scope, receive, MAX_BODY_SIZE)
+        await send_text(send, BARE_ANSWER)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
@@ -200,6 +203,15 @@ def process_cpu(pid: int) -> tuple[float, float]:
 def cpu_since(pid: int, before: tuple[float, float]) -> tuple[float, float]:
     now = process_cpu(pid)
     return now[0] - before[0], now[1] - before[1]
+
+
+def cpu_bound(cpu: tuple[float, float], answers: float, pairs: float | None) -> str:
+    """The share of the ceiling the server would reach with every core of the machine busy at this row's CPU per
+    answer (clients given nothing): what stops the row once it is above its figure, the CPU the server spends per
+    cosignature rather than waiting. Under the row's share, the rest is idle time or the client's CPU."""
+    if answers <= 0 or cpu[0] <= 0 or not pairs:
+        return "    -"
+    return f"{(os.cpu_count() or 1) * answers / cpu[0] / pairs:5.2f}"
 
 
 def per_answer(cpu: tuple[float, float], answers: float) -> str:
@@ -315,6 +327,7 @@ def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None, cp
     share = f"{rate / ceiling_pairs:5.2f}" if ceiling_pairs else "    -"
     print(
         f"  {name:<54} {ok:>8,} {rate:>8,.0f}/s {p50:>7.1f} {p99:>7.1f} {per_answer(cpu, ok)}   {share}   "
+        f"{cpu_bound(cpu, ok, ceiling_pairs)}   "
         f"{', '.join(others) or '-'}"
     )
 
@@ -365,6 +378,7 @@ def wrk_rows(url: str, pid: int, body: bytes, connections: int, seconds: float, 
             print(
                 f"  {f'wrk ({connections}): {name}':<54} {'':>8} {result.rate:>8,.0f}/s {result.p50_ms:>7.1f} "
                 f"{result.p99_ms:>7.1f} {per_answer(cpu, result.rate * seconds)}   {share}   "
+                f"{cpu_bound(cpu, result.rate * seconds, pairs if target != '/healthz' else None)}   "
                 f"{f'errors or non-200: {result.errors}' if result.errors else '-'}"
             )
 
@@ -439,7 +453,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(
                 f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
-                " CPU µs all/loop  of ceiling  other"
+                " CPU µs all/loop  of ceiling  CPU bound  other"
             )
             for kind in DRIVERS:
                 asyncio.run(first_checkpoint(url, fixed[kind], FIXED_SIZE))
@@ -451,13 +465,16 @@ def main(argv: list[str] | None = None) -> None:
                 ]
                 run_rows(url, process.pid, kind, tasks[kind], args.seconds, scenarios)
             same = fixed["raw"].body(FIXED_SIZE, FIXED_SIZE)
-            wrk_rows(url, process.pid, same, tasks["raw"], args.seconds, pairs, "resubmit: same size, empty proof")
+            for connections in (tasks["raw"], 4):  # 4: small batches, each hand-off and commit shared by few
+                wrk_rows(url, process.pid, same, connections, args.seconds, pairs, "resubmit: same size, empty proof")
         finally:
             process.terminate()
             process.wait(10)
         measure_bare(Path(directory), fixed["raw"].body(FIXED_SIZE, FIXED_SIZE), tasks["raw"], args.seconds, pairs)
     print("\nCPU µs: the server's CPU per answer, all (its worker processes included) / its event loop's thread alone")
-    print("(/proc; the clients' not counted);")
+    print("(/proc; the clients' not counted); CPU bound: the share of the ceiling with every core busy at that CPU")
+    print("per answer: near 'of ceiling', the server's CPU per cosignature is what stops the rate; the 4-connection")
+    print("wrk row shows that CPU growing as the batches (per worker hand-off and per commit) shrink")
     print("wrk rows: a C client on one thread, so the server has nearly both cores (the rate wrk_reads.py reports)")
     print("anchor: a Go witness (litewitness) ~250-290 req/s published; goal here >= 0.5 of the sign + verify ceiling")
 

@@ -4,6 +4,8 @@
                                                            clients cap near the server's own rate)
     .venv/bin/python -m loadtest.wrk_reads --quick        (2*10^4 entries, 1 and 2 processes, 5-second runs)
     .venv/bin/python -m loadtest.wrk_reads --sizes 2e4,1e6 --workers 1,2
+    .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --workers 1 --in-process   (also the app's CPU per request,
+                                                           in-process without sockets: the figure least moved by load)
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e7    (10^7: the log is grown in-process first, signed on every
                                                            core: a few hours on 2 cores and ~4 GB of disk)
 
@@ -11,11 +13,13 @@ For each size, a SQLite log is grown with the real Sequencer (loadtest/grow.py: 
 signed `issue` statement), then served by `tlog-server serve` with `[server] workers = N` for each N asked; wrk
 (2 threads, 16 connections) asks for inclusion proofs by leaf hash of random leaves spread over the whole tree
 (`GET /api/v1/proof/inclusion?leaf_hash=...`), then `GET /healthz` for the same time: the ceiling of the server's
-HTTP stack on this machine. Prints requests/s and latency p50/p99 for both; asserts nothing.
+HTTP stack on this machine. Prints requests/s, latency p50/p99 and the server's CPU per answer (every process of
+it, from /proc: on a shared machine the load moves it far less than the rates) for both; asserts nothing.
 """
 
 import argparse
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -25,9 +29,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from loadtest.grow import Grower, SQLiteEngine, grow_all, parse_sizes, signing_pool
 from loadtest.log_bench import machine_info
+from logserver import cli
+from logserver.app import RequestLog, build_app
+from logserver.identity import read_keys
+from logserver.logstate import LogState
+from logserver.submission import SubmissionRules
 
 WRK = "/usr/bin/wrk"
 THREADS, CONNECTIONS = 2, 16
@@ -45,6 +55,13 @@ class WrkResult:
     p50_ms: float
     p99_ms: float
     errors: int  # non-2xx answers and socket errors
+    requests: int = 0
+    server_cpu_us: float = float("nan")  # the server's CPU (all its processes) per answer: the load moves it less
+
+
+def with_cpu(result: WrkResult, cpu_seconds: float) -> WrkResult:
+    per_answer = cpu_seconds / result.requests * 1e6 if result.requests else float("nan")
+    return WrkResult(result.rate, result.p50_ms, result.p99_ms, result.errors, result.requests, per_answer)
 
 
 def _ms(text: str) -> float:
@@ -60,7 +77,8 @@ def parse_wrk(output: str) -> WrkResult:
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
-    return WrkResult(rate, p50, p99, errors)
+    requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    return WrkResult(rate, p50, p99, errors, requests)
 
 
 def run_wrk(url: str, seconds: float, paths_file: Path | None, lua: Path) -> WrkResult:
@@ -82,16 +100,94 @@ def measure(engine: SQLiteEngine, grower: Grower, workers: int, seconds: float, 
     (engine.data / "server.toml").write_text(settings, encoding="utf-8")
     with engine.serve() as server:
         run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
+
+        def cpu() -> float:
+            return server.cpu_seconds() + server.workers_cpu_seconds()
+
+        before = cpu()
         proofs = run_wrk(server.url, seconds, paths, lua)
+        between = cpu()
         health = run_wrk(server.url + "/healthz", seconds, None, lua)
-    return proofs, health
+        after = cpu()
+    return with_cpu(proofs, between - before), with_cpu(health, after - between)
+
+
+async def in_process(data: Path, sample: Sequence[bytes], rounds: int = 7, per_round: int = 1500) -> dict[str, float]:
+    """CPU per request (best of `rounds`) of the server's app, request log around it as `serve` runs it, driven
+    without sockets: the proofs by leaf hash of `sample`, then `GET /healthz`. What the app itself costs, apart from
+    the HTTP stack and the machine's load (the figure the third round's A/B compared). The request log is on, as
+    `serve` has it (there to stderr, here to /dev/null)."""
+    config = cli.load_config(data / "server.toml")
+    keys = read_keys(data)
+    storage = await cli.open_storage(data, config)
+    requests = logging.getLogger("logserver.requests")
+    saved = requests.level, requests.propagate
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed below)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    requests.addHandler(handler)
+    requests.setLevel(logging.INFO)
+    requests.propagate = False
+    try:
+        parts = cli.build_parts(data, config, keys, storage)
+        await parts.sequencer.load()
+        rules = SubmissionRules(keys.log.name, config.max_future_seconds)
+        state = LogState(storage, parts.sequencer, rules, keys.log.verifier().vkey, [keys.registry.verifier().vkey])
+        app = RequestLog(build_app(state))
+        paths = [f"/api/v1/proof/inclusion?leaf_hash={leaf.hex()}" for leaf in sample]
+        return {
+            "proof": await _cpu_per_request(app, paths, rounds, per_round),
+            "/healthz": await _cpu_per_request(app, ["/healthz"], rounds, per_round),
+        }
+    finally:
+        requests.removeHandler(handler)
+        handler.stream.close()
+        requests.level, requests.propagate = saved
+        await storage.close()
+
+
+async def _cpu_per_request(app: Any, paths: Sequence[str], rounds: int, per_round: int) -> float:
+    statuses: set[int] = set()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.add(message["status"])
+
+    async def call(target: str) -> None:
+        path, _, query = target.partition("?")
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "headers": [(b"host", b"bench")],
+            "http_version": "1.1",
+            "scheme": "http",
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 2),
+            "root_path": "",
+        }
+        await app(scope, receive, send)
+
+    best = float("inf")
+    for turn in range(rounds):
+        started = time.process_time()
+        for i in range(per_round):
+            await call(paths[(turn * per_round + i) % len(paths)])
+        best = min(best, (time.process_time() - started) / per_round * 1e6)
+    if statuses != {200}:
+        raise RuntimeError(f"in-process answers were {sorted(statuses)}, not all 200")
+    return best
 
 
 def row(size: int, workers: int, what: str, result: WrkResult, ceiling: WrkResult | None) -> str:
     beside = f"{result.rate / ceiling.rate:.0%} of /healthz" if ceiling is not None else "ceiling"
     return (
         f"| {size:,} | {workers} | {what} | {result.rate:,.0f}/s | {result.p50_ms:.1f} ms | {result.p99_ms:.1f} ms "
-        f"| {result.errors} | {beside} |"
+        f"| {result.server_cpu_us:.0f} us | {result.errors} | {beside} |"
     )
 
 
@@ -101,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--workers", default="1,2", help="server processes to compare, e.g. 1,2")
     parser.add_argument("--seconds", type=float, default=None, help="length of each wrk run (default 10)")
     parser.add_argument("--quick", action="store_true", help="2*10^4 entries, 5-second runs")
+    parser.add_argument("--in-process", action="store_true", help="also the app's CPU per request without sockets")
     args = parser.parse_args(argv)
     if shutil.which(WRK) is None and not Path(WRK).exists():
         raise SystemExit(f"{WRK} is missing: install the Debian package `wrk` (apt-get install wrk)")
@@ -113,8 +210,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{os.getloadavg()[0]:.2f}"
     )
     lines = [
-        "| entries | processes | request | rate | p50 | p99 | errors | beside |",
-        "|---|---|---|---|---|---|---|---|",
+        "| entries | processes | request | rate | p50 | p99 | server CPU per answer | errors | beside |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     with tempfile.TemporaryDirectory() as name, signing_pool() as pool:
         tmp = Path(name)
@@ -123,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         when = int(time.time()) - 3600
         for size in sizes:
             asyncio.run(grow_all([grower], size, when, pool))
+            if args.in_process:
+                cpu = asyncio.run(in_process(engine.data, grower.sample))
+                print(f"in-process, {grower.size:,} entries: " + ", ".join(f"{k} {v:.1f} us" for k, v in cpu.items()))
             for n in workers:
                 proofs, health = measure(engine, grower, n, seconds, tmp)
                 lines.append(row(grower.size, n, "inclusion proof by leaf hash", proofs, health))

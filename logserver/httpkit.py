@@ -2,6 +2,8 @@
 strict query parameters (STYLE.md §5: named errors, mapped to HTTP in exactly one place)."""
 
 import asyncio
+import binascii
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -53,6 +55,13 @@ def error_for(exc: BaseException) -> HTTPError:
 
 def json_response(body: api.WireValue, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(body.to_json()), status, headers, media_type=JSON)
+
+
+def inclusion_proof_json(index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """`api.InclusionProof(index, size, proof)` as `json_response` writes it, byte for byte, without the generic
+    codec: a quarter of its cost, on the read a verifier makes most (issue 20). Base64 needs no JSON escaping."""
+    hashes = b'","'.join([binascii.b2a_base64(h, newline=False) for h in proof])
+    return b'{"index":%d,"size":%d,"proof":[%s]}' % (index, size, b'"' + hashes + b'"' if proof else b"")
 
 
 def error_response(error: HTTPError) -> Response:

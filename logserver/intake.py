@@ -16,7 +16,8 @@ from logserver import api, proofs
 from logserver.httpkit import JSON, HTTPError, error_for, json_response, read_body, read_json
 from logserver.logstate import LogState, state_of
 from logserver.sequencer import NotSequencingError, Sequenced, Submission
-from logserver.submission import PositionedError, check_statements, prepare_submissions
+from logserver.submission import PositionedError, leaf_hashes, prepare_submissions, statements_from
+from logserver.workerpool import WorkersUnavailable
 from tlogcore.errors import TlogError
 from tlogcore.statement import Statement
 
@@ -80,21 +81,21 @@ async def _prepare_all(state: LogState, datas: Sequence[bytes]) -> list[Submissi
             return prepare_submissions(datas, state.rules, now)
         except PositionedError as exc:
             raise positioned(exc, len(datas), 0) from None
-    loop = asyncio.get_running_loop()
     step = -(-len(datas) // state.parse_workers)
     starts = range(0, len(datas), step)
-    parts = await asyncio.gather(
-        *(loop.run_in_executor(pool, check_statements, datas[i : i + step], state.rules, now) for i in starts),
-        return_exceptions=True,
-    )
+    try:
+        parts = await asyncio.gather(*(pool.call((now, datas[i : i + step])) for i in starts))
+    except WorkersUnavailable as exc:
+        raise HTTPError(503, "workers_unavailable", f"{exc}; retry", {"Retry-After": "1"}) from None
     submissions: list[Submission] = []
     for start, part in zip(starts, parts, strict=True):
         if isinstance(part, PositionedError):
             raise positioned(part, len(datas), start)
-        if isinstance(part, BaseException):
+        if isinstance(part, RuntimeError):  # a bug in the checks, not the client's doing
             raise part
+        rows, hashes = part
         chunk = datas[start : start + step]  # the bytes stayed here: the worker sent back what it parsed from them
-        submissions += [Submission(d, statement, digest) for d, (statement, digest) in zip(chunk, part, strict=True)]
+        submissions += map(Submission, chunk, statements_from(rows), leaf_hashes(hashes))
     return submissions
 
 

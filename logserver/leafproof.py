@@ -16,6 +16,10 @@ SQLite calls it from the statement (a function on the read connection), and Post
 superset of the same ids in SQL (the same walk, per level, plus every right-edge node), which
 `tests/test_leafproof.py` checks against `tlogcore.merkle.inclusion_plan` on both engines.
 
+On SQLite the hashes above the leaf's block of 2^8 leaves, and the right edge's, are kept in memory once read
+(`KnownHashes`: stored hashes never change), so the statement reads the leaf and its 8 block siblings: at 10^6
+leaves 9 rows instead of about 27 (docs/performance.md, "Proofs by leaf hash").
+
 Trees are bounded by what storage can hold: stored ids are below 2·size, so sizes stay below 2^62 here.
 """
 
@@ -39,12 +43,41 @@ class LeafProof:
     proof: tuple[bytes, ...]
 
 
+SPLIT_LEVEL = 8  # a path's ids from this level up depend on `index >> SPLIT_LEVEL` alone: computed once per block
+
+
 @functools.lru_cache(maxsize=64)  # asked twice per request: by the statement (SQLite), then to assemble its rows
 def inclusion_ids(index: int, size: int) -> tuple[tuple[int, ...], ...]:
     """The stored ids of PATH(index, D[0:size]), leaf side first: one tuple per proof hash (several ids: fold them
     with `fold_range`, the right edge's range that is not one perfect subtree)."""
+    block = index >> SPLIT_LEVEL
+    if (block + 1) << SPLIT_LEVEL > size:  # the last block, cut by the right edge
+        return _path_ids(index, size, 0, min((size - 1).bit_length(), SPLIT_LEVEL)) + _upper_ids(block, size)
+    base = leaf_id(block << SPLIT_LEVEL)
+    return tuple([(base + i,) for i in _block_ids()[index & _BLOCK_MASK]]) + _upper_ids(block, size)
+
+
+_BLOCK_MASK = (1 << SPLIT_LEVEL) - 1
+
+
+@functools.cache
+def _block_ids() -> tuple[tuple[int, ...], ...]:
+    """For each leaf of a whole block: the ids of its path inside the block, less its first leaf's id. Inside an
+    aligned block that difference is the same for every block (the popcount of the last leaf a node covers is the
+    block's bits' plus the leaf's own), so the per-leaf walk below the block is done once, here."""
+    width = 1 << SPLIT_LEVEL
+    return tuple(tuple(g[0] for g in _path_ids(i, width, 0, SPLIT_LEVEL)) for i in range(width))
+
+
+@functools.lru_cache(maxsize=4096)  # proofs of leaves in one block of 2^SPLIT_LEVEL share these
+def _upper_ids(block: int, size: int) -> tuple[tuple[int, ...], ...]:
+    return _path_ids(block << SPLIT_LEVEL, size, SPLIT_LEVEL, (size - 1).bit_length())
+
+
+def _path_ids(index: int, size: int, first: int, last: int) -> tuple[tuple[int, ...], ...]:
+    """The groups of `inclusion_ids` for levels first..last-1."""
     groups: list[tuple[int, ...]] = []
-    for level in range((size - 1).bit_length()):
+    for level in range(first, last):
         node = index >> level
         sibling = node ^ 1
         start = sibling << level
@@ -59,17 +92,48 @@ def leaf_id(index: int) -> int:
     return stored_hash_index(0, index)
 
 
-def sqlite_ids(index: int, size: int) -> str:
-    """For SQLite's statement: the leaf's own id, then its proof's ids (if it is in the tree), comma-separated."""
-    ids = [leaf_id(index)]
-    if index < size:
-        ids += [i for group in inclusion_ids(index, size) for i in group]
-    return ",".join(map(str, ids))
+KEPT_LEVEL = 8
+KEPT_LIMIT = 1 << 17  # entries: ~20 MB; a log of up to ~1.6·10^7 leaves keeps every node at level 8 and above
 
 
-def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes) -> LeafProof:
+class KnownHashes:
+    """Stored hashes kept in memory, so a proof's statement reads only its leaf's own block from storage.
+
+    A proof of leaf i reads its leaf, the siblings inside i's block of 2^level leaves (different for every leaf),
+    and the nodes above the block and on the right edge, which every proof of the block, of its neighbours and of
+    most of the tree read again: about 8,000 nodes at level 8 and above in a tree of 10^6 leaves, 78,000 at 10^7.
+    Those are kept once read. A stored hash never changes once written (storage contract 3), so a kept hash is the
+    stored one in every later snapshot, whatever its tree size. Bounded: beyond `limit` entries the whole set is
+    dropped (before a statement decides what to skip) and fills again from the next proofs."""
+
+    def __init__(self, level: int = KEPT_LEVEL, limit: int = KEPT_LIMIT) -> None:
+        self.level, self.limit = level, limit
+        self.hashes: dict[int, bytes] = {}
+
+    def ids_to_read(self, index: int, size: int) -> str:
+        """For SQLite's statement: the leaf's own id, then the ids its proof needs (if it is in the tree) that are
+        not kept, comma-separated."""
+        if len(self.hashes) > self.limit:
+            self.hashes.clear()
+        ids = [leaf_id(index)]
+        if index < size:
+            known = self.hashes
+            ids += [i for group in inclusion_ids(index, size) for i in group if i not in known]
+        return ",".join(map(str, ids))
+
+    def keep(self, index: int, read: dict[int, bytes | None]) -> None:
+        """Keep what a proof of `index` read outside the leaf's block (ids in post order: the block's nodes below
+        its root are the ids from its first leaf's up to its root's)."""
+        block = index >> self.level
+        first, root = leaf_id(block << self.level), stored_hash_index(self.level, block)
+        self.hashes.update((i, h) for i, h in read.items() if h is not None and not first <= i < root)
+
+
+def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes, known: KnownHashes | None = None) -> LeafProof:
     """Rows of either statement, (head, size, None, None, None) once and (None, None, index, id, hash) per node
-    read, into the proof of the first candidate whose stored leaf hash is `leaf_hash` (8-byte keys may collide)."""
+    read, into the proof of the first candidate whose stored leaf hash is `leaf_hash` (8-byte keys may collide).
+    Ids the statement skipped because `known` keeps them are taken from it; what it read outside the leaf's block
+    is kept there."""
     head = size = 0
     found: dict[int, dict[int, bytes | None]] = {}
     for row in rows:
@@ -83,20 +147,24 @@ def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes) -> LeafProof:
             continue
         if index >= size:
             return LeafProof(head, size, index, ())
-        proof: list[bytes] = []
-        for group in inclusion_ids(index, size):
-            part = hashes.get(group[0]) if len(group) == 1 else _fold_stored(group, hashes)
-            if part is None:
-                raise StorageError(f"stored hashes {list(group)} of the proof for entry {index} are missing")
-            proof.append(part)
-        return LeafProof(head, size, index, tuple(proof))
+        if known is not None:
+            known.keep(index, hashes)
+        return LeafProof(head, size, index, _proof(index, size, hashes, known.hashes if known is not None else {}))
     return LeafProof(head, size, None, ())
 
 
-def _fold_stored(group: tuple[int, ...], hashes: dict[int, bytes | None]) -> bytes | None:
-    parts = [hashes.get(i) for i in group]
-    present = [part for part in parts if part is not None]
-    return _fold(tuple(present)) if len(present) == len(parts) else None
+def _proof(index: int, size: int, read: dict[int, bytes | None], kept: dict[int, bytes]) -> tuple[bytes, ...]:
+    proof: list[bytes | None] = []
+    for group in inclusion_ids(index, size):
+        if len(group) == 1:
+            proof.append(read.get(group[0]) or kept.get(group[0]))
+        else:
+            parts = [read.get(i) or kept.get(i) for i in group]
+            proof.append(None if None in parts else _fold(tuple(parts)))
+    if None in proof:
+        missing = [list(g) for g, part in zip(inclusion_ids(index, size), proof, strict=True) if part is None]
+        raise StorageError(f"stored hashes {missing[0]} of the proof for entry {index} are missing")
+    return tuple(proof)  # type: ignore[arg-type]
 
 
 @functools.lru_cache(maxsize=256)  # the right edge's range is the same for most proofs in a tree of one size

@@ -3,7 +3,6 @@
 
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +17,7 @@ from logserver.sequencer import Sequencer
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from logserver.submission import SubmissionRules
+from logserver.workerpool import SignaturePool
 from tlogcore.logkey import LogKeyRotation
 
 
@@ -40,7 +40,7 @@ class LogState:
     limits: Limits = field(default_factory=Limits)
     clock: Callable[[], float] = time.time
     witness_status: Callable[[], list[dict[str, Any]]] = list
-    parse_pool: Executor | None = None  # worker processes for signature checks of big batches
+    parse_pool: SignaturePool | None = None  # worker processes for signature checks of big batches
     parse_workers: int = 1
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES
     status: StatusStore | None = None  # the status index (statusstore.py); None: lookups carry no index proof

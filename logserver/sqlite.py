@@ -200,6 +200,8 @@ class SQLiteStorage:
         self._lock_path = lock_path
         self._lock_fd: int | None = None
         self._merger: aiosqlite.Connection | None = None  # opened by the first merge_lookups
+        self.known = leafproof.KnownHashes()  # stored hashes of the tree's upper nodes, for leaf_inclusion
+        self._known_function: leafproof.KnownHashes | None = None
 
     @classmethod
     async def open(
@@ -423,13 +425,11 @@ class SQLiteStorage:
 
     # --- reads added for issue 20's proofs by leaf hash (logserver/leafproof.py) ---
 
-    _inclusion_function = False  # tlog_inclusion_ids registered on the read connection
-
     async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> leafproof.LeafProof:
         """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
-        one statement, so one snapshot (leafproof.py)."""
-        if not self._inclusion_function:
-            self._reader.create_function(leafproof.SQLITE_FUNCTION, 2, leafproof.sqlite_ids, deterministic=True)
-            self._inclusion_function = True
+        one statement, so one snapshot (leafproof.py); the tree's upper nodes come from memory once read."""
+        if self._known_function is not self.known:  # registered on the read connection at first use
+            self._reader.create_function(leafproof.SQLITE_FUNCTION, 2, self.known.ids_to_read)
+            self._known_function = self.known
         rows = await self._read(leafproof.SQLITE, (hash_key(leaf_hash), size))
-        return leafproof.assemble(rows, leaf_hash)
+        return leafproof.assemble(rows, leaf_hash, self.known)

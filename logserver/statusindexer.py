@@ -24,6 +24,7 @@ from pathlib import Path
 
 from logserver.metrics import Metrics
 from logserver.sequencer import Sequencer, Submission
+from logserver.statuspages import PageSet
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore, StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.checkpoint import parse_checkpoint
@@ -36,10 +37,13 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
+from tlogcore.statusindex_pages import STRIDE
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
-UPPER_DEPTH = 16  # depths the indexer keeps in memory: at most 2^17 - 1 rows (40 MB measured), whatever the size
+# Depths the indexer keeps in memory: the pages starting at depth 12 or above (statusindex_pages.py), at most
+# 2^16 - 1 nodes (about 20 MB), whatever the size.
+UPPER_DEPTH = 15
 KEEP_FROM = 1024  # documents in one update from which the top is worth loading (an indexer catching up)
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 
@@ -62,21 +66,23 @@ def document_entries(datas: Sequence[bytes], first: int) -> tuple[list[tuple[int
     return found, other
 
 
-async def read_plan(store: StatusStore, plan: PathPlan, version: int) -> PathPlan:
-    """Every round of `plan` against the stored rows as of `version`."""
+async def read_plan(store: StatusStore, plan: PathPlan, version: int, pages: PageSet | None = None) -> PathPlan:
+    """Every round of `plan` against the stored rows as of `version` (each page read once, kept in `pages`)."""
+    pages = pages or PageSet(version)
     while wanted := plan.wanted():
-        plan.supply(await store.read_nodes(wanted, version))
+        plan.supply(await store.read_nodes(wanted, version, pages))
     return plan
 
 
 class UpperLevels:
-    """The rows at depth <= UPPER_DEPTH as of one index version, kept in memory between updates.
+    """The nodes at depth <= UPPER_DEPTH as of one index version, kept in memory between updates.
 
     The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top rows
     without reading them; any other version (a restart, another writer, a commit that failed) reads them again.
-    Below the kept depths a path is read one level per round: each id asked then names a row its parent says
-    exists, so no read is spent past a path's end. The top is loaded only for a batch of `keep_from` documents or
-    more (an indexer catching up, as the monitor does, §9): a small batch reads its few paths from storage.
+    Below the kept depths a path is read a page per round (its 4 levels: one stored row, statusindex_pages.py),
+    so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The top is loaded
+    only for a batch of `keep_from` documents or more (an indexer catching up, as the monitor does, §9): a small
+    batch reads its few paths from storage.
     """
 
     def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM) -> None:
@@ -84,22 +90,23 @@ class UpperLevels:
         self._version: int | None = None
         self._nodes: dict[NodeId, StoredNode] = {}
 
-    async def plan(self, keys: Sequence[bytes], version: int) -> PathPlan:
-        """A read plan for `keys` at `version` (the index head), every round done."""
+    async def plan(self, keys: Sequence[bytes], version: int, pages: PageSet) -> PathPlan:
+        """A read plan for `keys` at `version` (the index head), every round done; `pages` keeps the pages read
+        (for the commit)."""
         if self._version != version:
             self.forget()
             if len(keys) < self._keep_from:
-                return await read_plan(self._store, PathPlan(keys, version), version)
+                return await read_plan(self._store, PathPlan(keys, version), version, pages)
             self._nodes = await self._store.read_upper(UPPER_DEPTH, version)
             self._version = version
-        plan = PathPlan(keys, version, first_window=UPPER_DEPTH + 2, later_window=1)
+        plan = PathPlan(keys, version, first_window=UPPER_DEPTH + 1 + STRIDE, later_window=STRIDE)
         while wanted := plan.wanted():
             found = {
                 node: row for node in wanted if node[0] <= UPPER_DEPTH and (row := self._nodes.get(node)) is not None
             }
             deeper = [node for node in wanted if node[0] > UPPER_DEPTH]
             if deeper:
-                found.update(await self._store.read_nodes(deeper, version))
+                found.update(await self._store.read_nodes(deeper, version, pages))
             plan.supply(found)
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return plan
@@ -137,8 +144,8 @@ class StatusIndexer:
 
     async def step(self) -> bool:
         """One update if the log has grown; True if the index advanced."""
-        head = await self.store.head()
-        if head is not None and head.entry is None:
+        head, log_from = await self.store.head(), await self.store.log_roots_from()
+        if head is not None and head.entry is None and head.size >= log_from:
             await self._log_root(head)  # committed before a crash, its statement not yet logged
         log_head = await self.storage.head()
         covered, size = (head.size if head else 0), (log_head.size if log_head else 0)
@@ -153,16 +160,18 @@ class StatusIndexer:
             return False
         upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from)
         try:
-            plan = await upper.plan([doc for _, _, doc in entries], covered)
+            pages = PageSet(covered)
+            plan = await upper.plan([doc for _, _, doc in entries], covered, pages)
             update = await asyncio.to_thread(plan.apply_entries, entries)
             new = IndexVersion(end, update.root, int(self.clock()))
-            await self.store.commit(head, new, update.writes)
+            await self.store.commit(head, new, update.writes, pages)
         except BaseException:
             upper.forget()  # the commit may or may not have landed: read the top again next time
             raise
         upper.committed(covered, new.size, update.writes)
         self._rewritten.append((new.size, list(update.writes)))
-        await self._log_root(new)
+        if new.size >= log_from:  # a rebuild states no size below one already stated (the monitor's rule)
+            await self._log_root(new)
         return True
 
     async def _log_root(self, version: IndexVersion) -> None:

@@ -1,18 +1,25 @@
 """Where the status index lives (docs/status-proofs.md §6, §9): one class per engine, in tables of their own.
 
-    status_node(node, version, data)       one row per non-empty subtree (tlogcore/statusindex_nodes.py), kept in
-                                           every version it was written at: a proof for an older root (the one
-                                           inside the cosigned checkpoint) is still served while newer ones land
+    status_page(page, version, data)       one row per page of the tree (4 levels of nodes: statusindex_pages.py),
+                                           kept in every version it was written at: a proof for an older root
+                                           (the one inside the cosigned checkpoint) is still served while newer
+                                           ones land
     status_version(size, root, time, entry)  every index version: it covers log entries [0, size); `entry` is
                                            where its `index-root` statement was logged (NULL until it is)
     status_head(id = 1, size)              the newest version, swapped by compare-and-swap
+    status_layout(id = 1, stride, log_roots_from)  the row layout; index roots are logged again only from this size
+                                           (an index rebuilt from the log must not state a size that goes back)
 
-A read at version V takes, per node id, the row with the largest version <= V. An update writes its rows at
+A read at version V takes, per page, the row with the largest version <= V. An update writes its pages whole at
 version = its size, inserts the version and moves the head from the old size to the new one in ONE transaction:
 a crash before the commit leaves the old version whole, after it the new one; a second indexer loses the swap.
+
+A file or database holding the former layout (status_node: one row per node) is not read: at open its index
+tables are emptied in one transaction and the indexer rebuilds the index from the log (§6 "Layout change").
 """
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,27 +29,43 @@ from typing import Any, Protocol
 import aiosqlite
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
+from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
+from logserver.statuspages import PagedNodes, PageSet, upper_nodes
 from logserver.storage import HeadMovedError, StorageError
-from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_bytes, node_id_from_bytes, parse_node
+from tlogcore.statusindex_nodes import NodeId, StoredNode
+from tlogcore.statusindex_pages import STRIDE, page_id_bytes, pages_of
 
+log = logging.getLogger("logserver.statusstore")
 SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS status_node (
-    node BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (node, version)
+CREATE TABLE IF NOT EXISTS status_page (
+    page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (page, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS status_version (
     size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, entry INTEGER
 );
 CREATE TABLE IF NOT EXISTS status_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS status_layout (
+    id INTEGER PRIMARY KEY CHECK (id = 1), stride INTEGER NOT NULL, log_roots_from INTEGER NOT NULL
+);
 """
 POSTGRES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS status_node (
-    node bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (node, version)
+CREATE TABLE IF NOT EXISTS status_page (
+    page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (page, version)
 );
 CREATE TABLE IF NOT EXISTS status_version (size bigint PRIMARY KEY, root bytea NOT NULL, time bigint NOT NULL,
     entry bigint);
 CREATE TABLE IF NOT EXISTS status_head (id integer PRIMARY KEY CHECK (id = 1), size bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS status_layout (id integer PRIMARY KEY CHECK (id = 1), stride integer NOT NULL,
+    log_roots_from bigint NOT NULL);
 """
+# The former layout, one row per node: its rows are dropped, its versions forgotten, the size it had logged kept.
+FORMER_LAYOUT = """
+DROP TABLE status_node;
+DELETE FROM status_version;
+DELETE FROM status_head;
+"""
+LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
 CHUNK = 400
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
@@ -50,6 +73,10 @@ CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded
 
 class IndexMovedError(HeadMovedError):
     """The status index head is no longer the one this indexer extended (another indexer wrote)."""
+
+
+class IndexLayoutError(StorageError):
+    """The stored index has a row layout this version does not read."""
 
 
 @dataclass(frozen=True)
@@ -64,14 +91,28 @@ class StatusStore(Protocol):
     async def head(self) -> IndexVersion | None:
         """The newest version, or None before the first update."""
 
-    async def read_nodes(self, ids: Sequence[NodeId], version: int) -> dict[NodeId, StoredNode]:
-        """The rows of these node ids as of `version` (absent ids have no row)."""
+    async def log_roots_from(self) -> int:
+        """The size from which versions get an index-root statement: 0, or, for an index rebuilt from the log
+        after a layout change, the largest size an index-root statement already stated."""
+
+    async def read_nodes(
+        self, ids: Sequence[NodeId], version: int, pages: PageSet | None = None
+    ) -> dict[NodeId, StoredNode]:
+        """The rows of these node ids as of `version` (absent ids have no row); `pages` (of that version) keeps
+        the pages read, for the next rounds of one plan and its commit."""
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
-        """Every row at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps it)."""
+        """Every node at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps it)."""
 
-    async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
-        """Write the rows at version new.size and make `new` the head, iff the head is still `old`."""
+    async def commit(
+        self,
+        old: IndexVersion | None,
+        new: IndexVersion,
+        writes: Mapping[NodeId, StoredNode],
+        pages: PageSet | None = None,
+    ) -> None:
+        """Write the nodes (their pages whole, the rest of each from `pages` if it is of version old.size, else
+        read) at version new.size and make `new` the head, iff the head is still `old`."""
 
     async def set_entry(self, size: int, entry: int) -> None:
         """Record where the version's index-root statement was logged."""
@@ -80,8 +121,8 @@ class StatusStore(Protocol):
         """The newest version whose index-root statement is logged at an index below `below`."""
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
-        """Delete the rows of `nodes` older than `version` (which rewrote them): once no read asks for an older
-        version, they are dead weight."""
+        """Delete the rows older than `version` of the pages holding `nodes` (which it rewrote): once no read asks
+        for an older version, they are dead weight."""
 
     async def close(self) -> None: ...
 
@@ -90,21 +131,29 @@ def _version(row: Sequence[Any]) -> IndexVersion:
     return IndexVersion(int(row[0]), bytes(row[1]), int(row[2]), None if row[3] is None else int(row[3]))
 
 
-def _rows(rows: Sequence[Sequence[Any]], by_bytes: Mapping[bytes, NodeId]) -> dict[NodeId, StoredNode]:
-    return {by_bytes[bytes(row[0])]: parse_node(bytes(row[1])) for row in rows}
-
-
-def _encoded(writes: Mapping[NodeId, StoredNode], version: int) -> list[tuple[bytes, int, bytes]]:
-    return [(node_id_bytes(node), version, row.to_bytes()) for node, row in writes.items()]
-
-
-def _upper_rows(rows: Sequence[Sequence[Any]]) -> dict[NodeId, StoredNode]:
-    return {node_id_from_bytes(bytes(row[0])): parse_node(bytes(row[1])) for row in rows}
-
-
 def _upper_bound(depth: int) -> bytes:
-    """Node ids start with their u16 depth, so the ids of depth <= `depth` are exactly those below this."""
+    """Page ids start with their u16 depth, so the pages starting at depth <= `depth` are exactly those below."""
     return (depth + 1).to_bytes(2, "big")
+
+
+def _check_layout(row: Sequence[Any] | None) -> int:
+    if row is None or int(row[0]) != STRIDE:
+        raise IndexLayoutError(f"the status index's layout is {row and row[0]} levels per row, not {STRIDE}")
+    return int(row[1])
+
+
+async def _sqlite_layout(writer: aiosqlite.Connection) -> None:
+    """Create the tables; a file of the former layout has its index emptied (rebuilt from the log), in one
+    transaction with the new tables."""
+    async with immediate_transaction(writer, "cannot create the status index tables") as db:
+        cursor = await db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_node'")
+        former = await cursor.fetchone() is not None
+        logged = int((await (await db.execute(LOGGED_SIZE)).fetchone() or [0])[0]) if former else 0
+        for sql in filter(str.strip, (SQLITE_SCHEMA + (FORMER_LAYOUT if former else "")).split(";")):
+            await db.execute(sql)
+        await db.execute("INSERT OR IGNORE INTO status_layout VALUES (1, ?, ?)", (STRIDE, logged))
+    if former:
+        log.warning("status index: former row layout found; rebuilding it from the log (roots logged from %d)", logged)
 
 
 class SQLiteStatusStore:
@@ -112,6 +161,7 @@ class SQLiteStatusStore:
 
     def __init__(self, writer: aiosqlite.Connection, reader: sqlite3.Connection) -> None:
         self._writer, self._reader = writer, reader
+        self._pages = PagedNodes(self._select_pages)
 
     @classmethod
     async def open(cls, path: Path, busy_timeout_ms: int = 5000) -> "SQLiteStatusStore":
@@ -123,7 +173,7 @@ class SQLiteStatusStore:
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
             # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
             await writer.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
-            await writer.executescript(SQLITE_SCHEMA)
+            await _sqlite_layout(writer)
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
@@ -143,38 +193,51 @@ class SQLiteStatusStore:
         except sqlite3.Error as exc:
             raise StorageError(f"status index read failed: {exc}") from exc
 
+    async def _select_pages(self, pages: list[bytes], version: int) -> list[Any]:
+        found = []
+        for start in range(0, len(pages), CHUNK):
+            chunk = pages[start : start + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found += self._read(  # SQLite takes the bare columns from the row holding the MAX (one seek per id)
+                f"SELECT page, data, MAX(version) FROM status_page WHERE page IN ({marks}) AND version <= ? "
+                "GROUP BY page",
+                [*chunk, version],
+            )
+            if start + CHUNK < len(pages):
+                await asyncio.sleep(0)  # these reads block: let the event loop run between chunks
+        return found
+
     async def head(self) -> IndexVersion | None:
         rows = self._read(
             "SELECT v.size, v.root, v.time, v.entry FROM status_head h JOIN status_version v ON v.size = h.size", ()
         )
         return _version(rows[0]) if rows else None
 
-    async def read_nodes(self, ids: Sequence[NodeId], version: int) -> dict[NodeId, StoredNode]:
-        by_bytes = {node_id_bytes(node): node for node in ids}
-        keys, found = list(by_bytes), {}
-        for start in range(0, len(keys), CHUNK):
-            chunk = keys[start : start + CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._read(  # SQLite takes the bare columns from the row holding the MAX (one seek per id)
-                f"SELECT node, data, MAX(version) FROM status_node WHERE node IN ({marks}) AND version <= ? "
-                "GROUP BY node",
-                [*chunk, version],
-            )
-            found.update(_rows(rows, by_bytes))
-            if start + CHUNK < len(keys):
-                await asyncio.sleep(0)  # these reads block: let the event loop run between chunks
-        return found
+    async def log_roots_from(self) -> int:
+        rows = self._read("SELECT stride, log_roots_from FROM status_layout WHERE id = 1", ())
+        return _check_layout(rows[0] if rows else None)
+
+    async def read_nodes(
+        self, ids: Sequence[NodeId], version: int, pages: PageSet | None = None
+    ) -> dict[NodeId, StoredNode]:
+        return await self._pages.nodes(ids, version, pages)
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
         rows = self._read(
-            "SELECT node, data, MAX(version) FROM status_node WHERE node < ? AND version <= ? GROUP BY node",
+            "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
             (_upper_bound(depth), version),
         )
-        return _upper_rows(rows)
+        return upper_nodes(rows, depth)
 
-    async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
-        # Encoded before BEGIN: the write lock, which the sequencer's commits wait on, is held for SQL alone.
-        rows = await asyncio.to_thread(_encoded, writes, new.size)
+    async def commit(
+        self,
+        old: IndexVersion | None,
+        new: IndexVersion,
+        writes: Mapping[NodeId, StoredNode],
+        pages: PageSet | None = None,
+    ) -> None:
+        # Merged and encoded before BEGIN: the write lock, which the sequencer's commits wait on, is held for SQL.
+        rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
         async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
             if old is None:
                 sql, params = "INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", [new.size]
@@ -182,7 +245,7 @@ class SQLiteStatusStore:
                 sql, params = "UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", [new.size, old.size]
             if (await db.execute(sql, params)).rowcount != 1:
                 raise IndexMovedError("the status index head moved: another indexer wrote")
-            await db.executemany("INSERT OR REPLACE INTO status_node (node, version, data) VALUES (?, ?, ?)", rows)
+            await db.executemany("INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)", rows)
             await db.execute(
                 "INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)",
                 (new.size, new.root, new.time),
@@ -204,9 +267,9 @@ class SQLiteStatusStore:
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
-        keys = await asyncio.to_thread(lambda: [(node_id_bytes(node), version) for node in nodes])
+        keys = await asyncio.to_thread(lambda: sorted((page_id_bytes(page), version) for page in pages_of(nodes)))
         async with immediate_transaction(self._writer, "cannot prune the status index") as db:
-            await db.executemany("DELETE FROM status_node WHERE node = ? AND version < ?", keys)
+            await db.executemany("DELETE FROM status_page WHERE page = ? AND version < ?", keys)
 
 
 class PostgresStatusStore:
@@ -214,19 +277,27 @@ class PostgresStatusStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._pages = PagedNodes(self._select_pages)
 
     @classmethod
     async def open(cls, dsn: str, pool_size: int = 4, timeout: float = 10.0) -> "PostgresStatusStore":
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=pool_size, timeout=timeout, command_timeout=timeout,
-                server_settings={"synchronous_commit": "on"},
+                server_settings=POSTGRES_SETTINGS,
             )  # fmt: skip
             async with pool.acquire() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)
-                await conn.execute(POSTGRES_SCHEMA)
+                former = await conn.fetchval("SELECT to_regclass('status_node') IS NOT NULL")
+                logged = int(await conn.fetchval(LOGGED_SIZE)) if former else 0
+                await conn.execute(POSTGRES_SCHEMA + (FORMER_LAYOUT if former else ""))
+                await conn.execute(
+                    "INSERT INTO status_layout VALUES (1, $1, $2) ON CONFLICT DO NOTHING", STRIDE, logged
+                )
         except (asyncpg.PostgresError, OSError, TimeoutError, ValueError) as exc:
             raise StorageError(f"cannot open the status index in PostgreSQL: {exc}") from exc
+        if former:
+            log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
         return cls(pool)
 
     async def close(self) -> None:
@@ -240,32 +311,46 @@ class PostgresStatusStore:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise StorageError(f"status index: PostgreSQL: {exc}") from exc
 
+    async def _select_pages(self, pages: list[bytes], version: int) -> list[Any]:
+        return await self._fetch(
+            "SELECT DISTINCT ON (page) page, data FROM status_page WHERE page = ANY($1::bytea[]) AND version <= $2 "
+            "ORDER BY page, version DESC",
+            pages,
+            version,
+        )
+
     async def head(self) -> IndexVersion | None:
         rows = await self._fetch(
             "SELECT v.size, v.root, v.time, v.entry FROM status_head h JOIN status_version v ON v.size = h.size"
         )
         return _version(rows[0]) if rows else None
 
-    async def read_nodes(self, ids: Sequence[NodeId], version: int) -> dict[NodeId, StoredNode]:
-        by_bytes = {node_id_bytes(node): node for node in ids}
-        rows = await self._fetch(
-            "SELECT DISTINCT ON (node) node, data FROM status_node WHERE node = ANY($1::bytea[]) AND version <= $2 "
-            "ORDER BY node, version DESC",
-            list(by_bytes),
-            version,
-        )
-        return _rows(rows, by_bytes)
+    async def log_roots_from(self) -> int:
+        rows = await self._fetch("SELECT stride, log_roots_from FROM status_layout WHERE id = 1")
+        return _check_layout(rows[0] if rows else None)
+
+    async def read_nodes(
+        self, ids: Sequence[NodeId], version: int, pages: PageSet | None = None
+    ) -> dict[NodeId, StoredNode]:
+        return await self._pages.nodes(ids, version, pages)
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
         rows = await self._fetch(
-            "SELECT DISTINCT ON (node) node, data FROM status_node WHERE node < $1 AND version <= $2 "
-            "ORDER BY node, version DESC",
+            "SELECT DISTINCT ON (page) page, data FROM status_page WHERE page < $1 AND version <= $2 "
+            "ORDER BY page, version DESC",
             _upper_bound(depth),
             version,
         )
-        return _upper_rows(rows)
+        return upper_nodes(rows, depth)
 
-    async def commit(self, old: IndexVersion | None, new: IndexVersion, writes: Mapping[NodeId, StoredNode]) -> None:
+    async def commit(
+        self,
+        old: IndexVersion | None,
+        new: IndexVersion,
+        writes: Mapping[NodeId, StoredNode],
+        pages: PageSet | None = None,
+    ) -> None:
+        rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 if old is None:
@@ -278,11 +363,7 @@ class PostgresStatusStore:
                     )
                 if not status.endswith(" 1"):
                     raise IndexMovedError("the status index head moved: another indexer wrote")
-                await conn.copy_records_to_table(
-                    "status_node",
-                    records=[(node_id_bytes(node), new.size, row.to_bytes()) for node, row in writes.items()],
-                    columns=["node", "version", "data"],
-                )
+                await conn.copy_records_to_table("status_page", records=rows, columns=["page", "version", "data"])
                 await conn.execute(
                     "INSERT INTO status_version (size, root, time, entry) VALUES ($1, $2, $3, NULL)",
                     new.size, new.root, new.time,
@@ -309,8 +390,8 @@ class PostgresStatusStore:
         try:
             async with self._pool.acquire() as conn:
                 await conn.execute(
-                    "DELETE FROM status_node WHERE node = ANY($1::bytea[]) AND version < $2",
-                    [node_id_bytes(n) for n in nodes],
+                    "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2",
+                    [page_id_bytes(page) for page in pages_of(nodes)],
                     version,
                 )
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:

@@ -5,10 +5,16 @@ log it names, its time (all in a worker process for big batches), then whether
 its signer may write (the registry, in the server process: it is state).
 """
 
-from collections.abc import Sequence
+import dataclasses
+import functools
+import gc
+import operator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from logserver.sequencer import Submission
+from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import MalformedError, TlogError
 from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry
@@ -45,23 +51,70 @@ def parse_statements(datas: Sequence[bytes]) -> list[Statement]:
 def prepare_submissions(datas: Sequence[bytes], rules: SubmissionRules, now: float) -> list[Submission]:
     """The costly, stateless half, done once per statement: canonical form, signature, the log it names, its
     time, and its leaf hash (PositionedError names the first bad one)."""
-    checked = check_statements(datas, rules, now)
-    return [Submission(data, statement, digest) for data, (statement, digest) in zip(datas, checked, strict=True)]
+    statements = checked_statements(datas, rules, now)
+    return [Submission(data, s, leaf_hash(data)) for data, s in zip(datas, statements, strict=True)]
 
 
-def check_statements(datas: Sequence[bytes], rules: SubmissionRules, now: float) -> list[tuple[Statement, bytes]]:
-    """`prepare_submissions` as the worker processes run it for big batches (a module-level function of picklable
-    values): each statement and its leaf hash, not the bytes, which the caller holds already. The answer crossing
-    back is then about half as big, and the event loop is left with the registry check alone (issue 20)."""
+def checked_statements(datas: Sequence[bytes], rules: SubmissionRules, now: float) -> list[Statement]:
+    """Each statement parsed, its signature checked, and the log it names and its time checked."""
     statements = parse_statements(datas)
-    out = []
-    for position, (data, statement) in enumerate(zip(datas, statements, strict=True)):
+    for position, statement in enumerate(statements):
         try:
             check_origin_and_time(statement, rules, now)
         except TlogError as exc:
             raise PositionedError(position, exc) from None
-        out.append((statement, leaf_hash(data)))
+    return statements
+
+
+# --- in a signature worker process (logserver/workerpool.py) ---------------------------------------------------
+
+# A part's answer: each statement as the tuple of its fields, and their leaf hashes end to end (32 bytes each).
+# Builtins only: a pickled dataclass is a class reference and a dict per statement, which cost the worker about
+# 1 µs per statement to write and the server 1.4 to read; tuples, 0.4 and (with `statements_from`) 0.9.
+Checked = tuple[list[tuple[Any, ...]], bytes]
+FIELDS = tuple(f.name for f in dataclasses.fields(Statement))
+_fields_of = operator.attrgetter(*FIELDS)
+
+
+def batch_checker(
+    rules: SubmissionRules,
+) -> Callable[[tuple[float, Sequence[bytes]]], "Checked | PositionedError | RuntimeError"]:
+    """In a worker, once: `check_part` bound to the log's rules. What the import left is frozen out of the
+    collector's sight: full collections then scan only what the parts create."""
+    gc.collect()
+    gc.freeze()
+    return functools.partial(check_part, rules)
+
+
+def check_part(
+    rules: SubmissionRules, request: tuple[float, Sequence[bytes]]
+) -> "Checked | PositionedError | RuntimeError":
+    """`checked_statements` on one part of a batch, `(now, statements)`, and their leaf hashes: only what the
+    server does not hold already (it keeps the bytes). A refusal is a value, and so is an unexpected error
+    (a RuntimeError naming it: any exception class might not survive the pickle back), so the worker goes on."""
+    now, datas = request
+    try:
+        statements = checked_statements(datas, rules, now)
+        return [_fields_of(s) for s in statements], b"".join(map(leaf_hash, datas))
+    except PositionedError as exc:
+        return exc
+    except Exception as error:  # a bug: its request alone fails, as it would in-process; the worker goes on
+        return RuntimeError(f"checking statements failed: {error!r}"[:500])
+
+
+def statements_from(rows: Sequence[tuple[Any, ...]]) -> list[Statement]:
+    """In the server: the statements a worker parsed and checked, rebuilt from their fields as unpickling
+    rebuilds a dataclass (its checks ran in the worker, on the bytes the server keeps)."""
+    new, out = object.__new__, []
+    for row in rows:
+        statement = new(Statement)
+        statement.__dict__.update(zip(FIELDS, row, strict=True))
+        out.append(statement)
     return out
+
+
+def leaf_hashes(joined: bytes) -> list[bytes]:
+    return [joined[i : i + HASH_SIZE] for i in range(0, len(joined), HASH_SIZE)]
 
 
 class PositionedError(Exception):

@@ -39,15 +39,15 @@ class Crashing:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.store, name)
 
-    async def read_nodes(self, ids: Any, version: int) -> Any:
+    async def read_nodes(self, ids: Any, version: int, *pages: Any) -> Any:
         if self.step == "read":
             die()
-        return await self.store.read_nodes(ids, version)
+        return await self.store.read_nodes(ids, version, *pages)
 
-    async def commit(self, old: Any, new: Any, writes: Any) -> None:
+    async def commit(self, old: Any, new: Any, writes: Any, *pages: Any) -> None:
         if self.step == "before-commit":
             die()
-        await self.store.commit(old, new, writes)
+        await self.store.commit(old, new, writes, *pages)
         if self.step == "after-commit":
             die()
 

@@ -25,6 +25,8 @@ def allowed(package: str, module_path: Path, target: str) -> bool:
     if package == "logserver":
         if target.startswith("witness.headerdeadline"):  # both servers' slowloris deadline, written once
             return module_path.name == "cli.py"
+        if target.startswith("witness.workerprocess"):  # both servers' socket-pair worker process, written once
+            return module_path.name == "workerpool.py"
         return target.startswith("witness.client") and module_path.name == "witnessing.py"
     if package == "loadtest" and top == "logserver":
         return True  # README "Layout": the benchmark driver measures storage and sequencer in-process

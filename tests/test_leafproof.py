@@ -151,6 +151,58 @@ def test_leaves_whose_8_byte_keys_collide_each_get_their_own_proof(
     asyncio.run(scenario())
 
 
+@pytest.mark.parametrize(("level", "limit"), [(1, leafproof.KEPT_LIMIT), (3, leafproof.KEPT_LIMIT), (2, 6)])
+def test_proofs_with_kept_upper_hashes_are_the_same_at_every_size(level: int, limit: int, tmp_path: Path) -> None:
+    """The hashes above each leaf's block come from memory once read (leafproof.KnownHashes): every proof is still
+    the plan's, as the tree grows past hashes kept from smaller trees, for sizes below the head, and when the kept
+    set outgrows its bound and is dropped (limit 6: dropped again and again)."""
+
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        storage.known = leafproof.KnownHashes(level, limit)
+        try:
+            log, count = Log(storage), 0
+            for batch in [1, 2, 3, 9, 16, 1, 31, 6, 64, 37]:
+                await log.append([entry(count + i) for i in range(batch)])
+                count += batch
+                await storage.merge_lookups(count // 2)
+                await check_every_leaf(log)
+                assert storage.known.hashes or count <= 2**level
+                assert len(storage.known.hashes) <= limit + 2 * count.bit_length()  # one proof's worth past it
+            for size in [1, 2, 3, 7, 64, 100, count - 1]:
+                await check_every_leaf(log, size)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_once_the_upper_hashes_are_kept_a_proof_reads_only_its_leafs_block(tmp_path: Path) -> None:
+    """At 5,000 leaves a proof needs 13 stored hashes, and its block of 2^8 leaves holds 8 of them: once the
+    upper ones are kept, the statement reads the leaf and those 8 (before: every one of them, each time)."""
+
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        try:
+            log = Log(storage)
+            for first in range(0, 5000, 1000):
+                await log.append([entry(first + i) for i in range(1000)])
+            await storage.merge_lookups(5000)
+            for leaf in log.leaves:
+                await storage.leaf_inclusion(leaf, None)
+            whole_blocks = 5000 >> leafproof.KEPT_LEVEL << leafproof.KEPT_LEVEL
+            for index in range(0, whole_blocks, 7):
+                key = int.from_bytes(log.leaves[index][:8], "big", signed=True)
+                rows = storage._reader.execute(leafproof.SQLITE, (key, None)).fetchall()
+                assert len(rows) == 1 + 1 + leafproof.KEPT_LEVEL, index  # the head, the leaf, its block's siblings
+            assert len(storage.known.hashes) < 2 * (5000 >> leafproof.KEPT_LEVEL) + 64  # the upper nodes and edge
+            await check_every_leaf(log)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_stored_hash_missing_is_a_storage_error_not_a_wrong_proof(tmp_path: Path) -> None:
     async def scenario() -> None:
         storage = await SQLiteStorage.open(tmp_path / "log.db")
@@ -186,6 +238,39 @@ def test_postgresql_reads_each_hash_by_its_key_even_in_a_generic_plan(request: p
                 key = int.from_bytes(log.leaves[1234][:8], "big", signed=True)
                 plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE leaf_inclusion({key}, NULL)"))
             assert "hashes_pkey" in plan and "Seq Scan on hashes" not in plan and "Hash" not in plan, plan
+            assert (await storage.leaf_inclusion(log.leaves[1234], None)).index == 1234
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_postgresql_point_reads_never_start_parallel_workers(request: pytest.FixtureRequest) -> None:
+    """At 10^6 entries the tail branch (`idx >= merged`, a parameter the planner cannot see) was planned as a
+    parallel index scan: every proof started two worker processes (35-48 ms, 95-113 proofs/s in a growth run).
+    The storage's connections turn parallel plans off: its reads are point reads. The planner is made eager for
+    parallel plans here, so a small table shows what a big one does."""
+
+    async def scenario() -> None:
+        storage = await PostgresStorage.open(request.getfixturevalue("pg_database").dsn, pool_size=1)
+        try:
+            log = Log(storage)
+            for first in range(0, 2000, 1000):
+                await log.append([entry(first + i) for i in range(1000)])
+            async with storage._pool.acquire() as conn:
+                for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_index_scan_size",
+                                "min_parallel_table_scan_size"):  # fmt: skip
+                    await conn.execute(f"SET {setting} = 0")
+                await conn.execute("SET plan_cache_mode = force_generic_plan")
+                sql = leafproof.POSTGRES.replace("$1::bigint", "$1").replace("$2::bigint", "$2")
+                await conn.execute(f"PREPARE parallel_probe (bigint, bigint) AS {sql}")
+                key = int.from_bytes(log.leaves[1234][:8], "big", signed=True)
+                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE parallel_probe({key}, NULL)"))
+                await conn.execute("DEALLOCATE parallel_probe")
+                for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_index_scan_size",
+                                "min_parallel_table_scan_size", "plan_cache_mode"):  # fmt: skip
+                    await conn.execute(f"RESET {setting}")
+            assert "Gather" not in plan and "Parallel" not in plan, plan
             assert (await storage.leaf_inclusion(log.leaves[1234], None)).index == 1234
         finally:
             await storage.close()

@@ -16,9 +16,9 @@ from monitor_helpers import monitor_cli, monitor_config, read_alerts, wait_for
 
 from loadtest.localproc import free_port
 from monitor.statusaudit import RULE_STATUS_INDEX
+from tests.status_tamper import drop_stored_revocations
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import REVOKE, Statement, sign_statement
-from tlogcore.statusindex_nodes import LEAF_TAG
 
 ISSUER = Ed25519Signer("moeys.gov.kh", b"\x51" * 32)
 INDEXED = "[status_index]\nindex_interval_ms = 50\n"
@@ -70,11 +70,7 @@ def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tm
             assert checked.returncode == 0 and "consistent" in checked.stdout, checked.stdout + checked.stderr
             # The operator's database is changed: the revoked document's record loses its revocation, in every version.
             db = sqlite3.connect(server.data / "log.db", timeout=10)
-            leaf = bytes([LEAF_TAG]) + docs[3]
-            for node, version, data in db.execute("SELECT node, version, data FROM status_node").fetchall():
-                if data.startswith(leaf):
-                    fake = leaf + bytes([1, 0, 1]) + data[len(leaf) + 3 : len(leaf) + 11] + bytes([0, 0])
-                    db.execute("UPDATE status_node SET data = ? WHERE node = ? AND version = ?", (fake, node, version))
+            assert drop_stored_revocations(db, docs[3])
             db.commit()
             db.close()
             # The document is issued again: the next update rewrites its leaf from the tampered row, revocation gone.

@@ -6,9 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
+import pytest
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from logserver import api
+from logserver.app import plain_leaf_query
+from logserver.httpkit import inclusion_proof_json
 from tests.api_helpers import ISSUER, REGISTRY_KEY, app_client, statement
 from tlogcore.merkle import leaf_hash
 from tlogcore.statement import ISSUE, ISSUER_ADD
@@ -41,6 +46,12 @@ def questions(leaf: bytes) -> list[str]:
         f"{base}?leaf_hash={leaf.hex()}&size=9",  # beyond the tree
         f"{base}?leaf_hash={'00' * 32}",  # no such entry
         f"{base}?leaf_hash=zz",
+        f"{base}?leaf_hash={leaf.hex().upper()}",  # the plain form is lowercase: refused, by the general parse too
+        f"{base}?leaf_hash=%{ord(leaf.hex()[0]):02x}{leaf.hex()[1:]}",  # percent-encoded: the general parse decodes it
+        f"{base}?leaf_hash={leaf.hex()}&leaf_hash={'00' * 32}",
+        f"{base}?leaf_hash={leaf.hex()}&size=",
+        f"{base}?leaf_hasX={leaf.hex()}",  # as long as the plain form, another name
+        f"{base}?leaf_hash={leaf.hex()[:63]}",
         f"{base}?index=1",
         f"{base}?index=1&size=2",
         f"{base}?index=2",
@@ -97,3 +108,26 @@ def test_only_the_proof_route_skips_the_middleware_stack(tmp_path: Path) -> None
             assert (await raw.get("/healthz")).status_code == 418
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 20, 63])
+def test_the_proof_body_is_the_codecs_byte_for_byte(count: int) -> None:
+    hashes = tuple(bytes([i]) * 32 for i in range(count))
+    for index, size in [(0, 1), (count, count + 1), (2**63 - 2, 2**63 - 1)]:
+        assert inclusion_proof_json(index, size, hashes) == orjson.dumps(
+            api.InclusionProof(index, size, hashes).to_json()
+        )
+
+
+def test_only_the_plain_leaf_hash_query_is_read_without_the_query_parser() -> None:
+    digest = bytes(range(32))
+    assert plain_leaf_query(b"leaf_hash=" + digest.hex().encode()) == digest
+    for other in [
+        b"leaf_hash=" + digest.hex().upper().encode(),
+        b"leaf_hash=%30" + digest.hex().encode()[1:],
+        b"leaf_hash=" + digest.hex().encode() + b"&size=3",
+        b"leaf_hasX=" + digest.hex().encode(),
+        b"leaf_hash=" + digest.hex().encode()[:-1],
+        b"",
+    ]:
+        assert plain_leaf_query(other) is None, other

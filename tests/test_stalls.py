@@ -196,7 +196,7 @@ def wait_published(client: httpx.Client, witness_vkey: str, size: int, limit: fl
 
 
 def workers_of(pid: int) -> list[int]:
-    """The server's signature worker processes (spawned children; not multiprocessing's resource tracker)."""
+    """The server's signature worker processes (logserver/workerpool.py: `python -m witness.workerprocess FD`)."""
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -204,7 +204,7 @@ def workers_of(pid: int) -> list[int]:
             command = (stat.parent / "cmdline").read_bytes()
         except OSError:
             continue
-        if int(fields[1]) == pid and b"spawn_main" in command:
+        if int(fields[1]) == pid and b"witness.workerprocess" in command:
             found.append(int(stat.parent.name))
     return found
 

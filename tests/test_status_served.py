@@ -14,10 +14,10 @@ from log_harness import issue, post_statements, register_issuer, running_log
 
 from logserver.client import LogClient
 from tests.api_helpers import ISSUER, LOG_KEY, REGISTRY_KEY, app_client, corrupting, statement
+from tests.status_tamper import drop_stored_revocations
 from tlogcore.indexroot import parse_index_root
 from tlogcore.policy import parse_policy
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, sign_statement
-from tlogcore.statusindex_nodes import LEAF_TAG
 from tools.verdict import GENUINE, NOT_LOGGED, REVOKED, TAMPERED, Outcome
 from tools.verify import check_online
 
@@ -108,16 +108,9 @@ def test_a_tampered_index_row_is_caught(tmp_path: Path) -> None:
             # so the lie goes into the rows of a version it has not served yet: one more document, indexed.
             later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"later").digest())])
             await indexed_up_to(client, later.entries[0].index + 1)
-            # Rewrite the revoked document's leaf row, in every version: its record now lists no revocation.
+            # Rewrite the revoked document's leaf, in every version: its record now lists no revocation.
             db = sqlite3.connect(tmp_path / "log.db")
-            leaf = bytes([LEAF_TAG]) + REVOKED_DOC
-            rows = db.execute("SELECT node, version, data FROM status_node").fetchall()
-            changed = 0
-            for node, version, data in rows:
-                if data.startswith(leaf):
-                    fake = leaf + bytes([1, 0, 1]) + data[len(leaf) + 3 : len(leaf) + 11] + bytes([0, 0])
-                    db.execute("UPDATE status_node SET data = ? WHERE node = ? AND version = ?", (fake, node, version))
-                    changed += 1
+            changed = drop_stored_revocations(db, REVOKED_DOC)
             db.commit()
             db.close()
             assert changed

@@ -10,17 +10,25 @@ from typing import Any
 
 import pytest
 
+from logserver import statusindexer
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
-from logserver.statusindexer import StatusIndexer, logged_by, read_plan
-from logserver.statusstore import IndexMovedError, IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, logged_by, read_plan
+from logserver.statusstore import (
+    IndexLayoutError,
+    IndexMovedError,
+    IndexVersion,
+    PostgresStatusStore,
+    SQLiteStatusStore,
+)
 from logserver.storage import Storage, StorageError
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
 from tlogcore.indexroot import parse_index_root
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, read_paths
+from tlogcore.statusindex_pages import pages_of
 
 Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
 
@@ -151,10 +159,11 @@ def test_superseded_rows_are_pruned_once_no_lookup_reads_them(
         await indexer.measure_lag()  # ... and, a cycle later, prunes below it
         after = await count_rows(store)
         assert after < before
-        # What remains is exactly one row per non-empty subtree, and every proof at the served version verifies.
+        # What remains is exactly one row per page holding a non-empty subtree, and every proof at the served
+        # version verifies.
         rows = read_paths(PathPlan([doc(100 * b + i) for b in range(4) for i in range(10)]), {})
         everything = rows.apply_entries([(1 + i, ISSUE, doc(100 * b + i)) for b in range(4) for i in range(10)])
-        assert after == len(everything.writes)
+        assert after == len(pages_of(everything.writes)) < len(everything.writes)
         plan = await read_plan(store, PathPlan([doc(0), doc(301), doc(999)], head.size), head.size)
         for key in (doc(0), doc(301), doc(999)):
             record, proof = plan.lookup(key)
@@ -165,9 +174,9 @@ def test_superseded_rows_are_pruned_once_no_lookup_reads_them(
 
 async def count_rows(store: Any) -> int:
     if isinstance(store, SQLiteStatusStore):
-        return int(store._reader.execute("SELECT count(*) FROM status_node").fetchone()[0])
+        return int(store._reader.execute("SELECT count(*) FROM status_page").fetchone()[0])
     async with store._pool.acquire() as conn:
-        return int(await conn.fetchval("SELECT count(*) FROM status_node"))
+        return int(await conn.fetchval("SELECT count(*) FROM status_page"))
 
 
 def test_pruning_an_update_is_one_sqlite_transaction(tmp_path: Path) -> None:
@@ -184,7 +193,7 @@ def test_pruning_an_update_is_one_sqlite_transaction(tmp_path: Path) -> None:
             await store._writer.set_trace_callback(statements.append)
             await store.prune(60, list(writes.writes))
             deletes = [s for s in statements if s.startswith("DELETE")]
-            assert len(deletes) == len(writes.writes) > 50
+            assert len(deletes) == len(pages_of(writes.writes)) > 10
             assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT", statements[:2]
             assert sum(s.startswith("BEGIN") for s in statements) == 1
             assert await count_rows(store) == 0
@@ -203,8 +212,8 @@ def deep_doc(i: int) -> bytes:
 def test_the_indexers_kept_top_levels_equal_the_stored_rows(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """UpperLevels (statusindexer.py) holds the rows at depth <= 16 as of the head, updated from its own commits;
-    a commit that raised (here: after it landed) makes it read them again; roots match the in-memory index."""
+    """UpperLevels (statusindexer.py) holds the nodes at depth <= UPPER_DEPTH as of the head, updated from its own
+    commits; a commit that raised (here: after it landed) makes it read them again; roots match the in-memory index."""
 
     async def body(parts: Parts) -> None:
         _, store, sequencer, indexer = parts
@@ -242,9 +251,81 @@ def test_the_indexers_kept_top_levels_equal_the_stored_rows(
                 assert kept._version is None  # forgotten: read again on the next step
             else:
                 assert kept._version == head.size
-                assert kept._nodes == await store.read_upper(16, head.size)
-                assert any(depth > 16 for depth, _ in (await read_plan(store, PathPlan(docs), head.size)).nodes)
-        older = await store.read_upper(16, first)  # an older version's top, read beside the newer rows
+                assert kept._nodes == await store.read_upper(UPPER_DEPTH, head.size)
+                deeper = (await read_plan(store, PathPlan(docs), head.size)).nodes
+                assert any(depth > UPPER_DEPTH for depth, _ in deeper)
+        older = await store.read_upper(UPPER_DEPTH, first)  # an older version's top, read beside the newer rows
         assert indexer._upper is not None and older and older != indexer._upper._nodes
 
     run_engine(engine, tmp_path, request, body)
+
+
+async def execute(store: Any, sql: str) -> None:
+    if isinstance(store, SQLiteStatusStore):
+        await store._writer.executescript(sql)
+    else:
+        async with store._pool.acquire() as conn:
+            await conn.execute(sql)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_index_of_the_former_layout_is_rebuilt_from_the_log(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index stored one row per node (status_node, before pages) is never read as pages: at open its tables are
+    emptied, the indexer rebuilds it from the log, and logs no index root for a size below one already logged (the
+    monitor alerts on a size that goes back); the rebuilt index gives the same roots and proofs."""
+    monkeypatch.setattr(statusindexer, "MAX_ENTRIES_PER_STEP", 4)  # the rebuild takes several steps
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        indexes = await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(12)))
+        while await indexer.step():
+            pass
+        logged = await store.head()
+        assert logged is not None and logged.entry is not None and logged.size > 8
+        await execute(store, "ALTER TABLE status_page RENAME TO status_node; DROP TABLE status_layout")
+        reopened: Any = await (
+            SQLiteStatusStore.open(tmp_path / "log.db")
+            if engine == "sqlite"
+            else PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn)
+        )
+        try:
+            assert await reopened.head() is None and await reopened.newest_logged(10**9) is None
+            assert await reopened.log_roots_from() == logged.size
+            before = (await storage.head()).size  # type: ignore[union-attr]
+            rebuilder = StatusIndexer(storage, reopened, REGISTRY_KEY, ORIGIN, logged_by(sequencer), clock=time.time)
+            while await rebuilder.step():
+                pass
+            after = await storage.get_entries(before, (await storage.head()).size)  # type: ignore[union-attr]
+            sizes = [parse_index_root(data).size for data in after]
+            assert sizes and min(sizes) >= logged.size, sizes  # none below what was already stated
+            head = await reopened.head()
+            assert head is not None and head.size >= logged.size and head.entry is not None
+            entries = [(i, ISSUE, doc(i - indexes[0])) for i in indexes]
+            assert head.root == expected_rows(entries)
+            plan = await read_plan(reopened, PathPlan([doc(3), doc(99)], head.size), head.size)
+            for key in (doc(3), doc(99)):
+                record, proof = plan.lookup(key)
+                verify_status(key, record, proof.to_bytes(), head.root)
+        finally:
+            await reopened.close()
+
+    run_engine(engine, tmp_path, request, body)
+
+
+def test_a_layout_this_version_does_not_read_is_refused(tmp_path: Path) -> None:
+    """A store whose recorded layout is not 4 levels per row (a later release's) is refused, never misread."""
+
+    async def scenario() -> None:
+        store = await SQLiteStatusStore.open(tmp_path / "index.db")
+        try:
+            assert await store.log_roots_from() == 0
+            await store._writer.execute("UPDATE status_layout SET stride = 8")
+            with pytest.raises(IndexLayoutError, match="8 levels per row, not 4"):
+                await store.log_roots_from()
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())

@@ -100,3 +100,32 @@ def test_a_read_after_a_won_swap_sees_it(tmp_path: Path) -> None:
             await storage.close()
 
     assert asyncio.run(run()) == list(range(1, 30))
+
+
+def test_a_cancelled_request_leaves_its_batch_and_its_own_swap_committed(tmp_path: Path) -> None:
+    """compare_and_swap awaits its own future (no asyncio.shield, docs/performance.md "The witness", third round):
+    a request cancelled while its swap waits for the commit is cancelled alone; its swap is committed all the same
+    (the committer skips a future already done), and the others of its batch hear that they won."""
+    path = tmp_path / "w.sqlite"
+
+    async def run() -> tuple[bool, list[BaseException | None]]:
+        storage = await SQLiteStorage.open(str(path))
+        try:
+            swaps = [
+                asyncio.create_task(storage.compare_and_swap(f"log.example/{i}", None, state(i + 1))) for i in range(4)
+            ]
+            await asyncio.sleep(0)  # every swap is waiting for the commit
+            swaps[1].cancel()
+            outcomes = await asyncio.gather(*swaps, return_exceptions=True)
+            again = await asyncio.gather(  # the committer is still sound: one more batch, from the stored heads
+                *(storage.compare_and_swap(f"log.example/{i}", head(i + 1), state(i + 2)) for i in range(4)),
+                return_exceptions=True,
+            )
+            return swaps[1].cancelled(), [*outcomes, *again]
+        finally:
+            await storage.close()
+
+    cancelled, outcomes = asyncio.run(run())
+    assert cancelled and isinstance(outcomes[1], asyncio.CancelledError)
+    assert [outcomes[i] for i in (0, 2, 3)] == [None, None, None] and outcomes[4:] == [None] * 4
+    assert [stored_size(path, f"log.example/{i}") for i in range(4)] == [2, 3, 4, 5]

@@ -17,7 +17,7 @@ from witness_helpers import TinyLog, WitnessProcess, tiny_log, write_config, wri
 from tlogcore.cosignature import CosignatureV1Signer
 from tlogcore.note import open_note
 from tlogcore.vkeys import parse_verifier_key
-from witness.cosigner import check_and_cosign
+from witness.cosigner import MIN_SHARE, check_and_cosign, split_batches
 from witness.witness import TreeHead
 
 LOGS = [tiny_log(f"log.example.test/workers-{i}", 0x60 + i) for i in range(6)]
@@ -217,3 +217,22 @@ def test_a_cosignature_crosses_from_a_worker_as_builtins_and_arrives_whole() -> 
         assert b"witness.witness" not in wire and b"tlogcore" not in wire and b"Cosigned" not in wire
         assert pickle.loads(wire) == [signed]
         assert signed.old_size == old and signed.checkpoint.size == 9 and signed.head == head
+
+
+def test_a_turns_bodies_are_split_over_the_workers_only_in_shares_worth_a_hand_off() -> None:
+    """Each batch costs a worker wake-up and a pickle each way (docs/performance.md, "The witness", third round):
+    a few bodies go to one worker whole; a turn of many is split, one share per worker, order kept."""
+    assert split_batches([], 2) == []
+    assert split_batches(list(range(5)), 2) == [list(range(5))]
+    assert split_batches(list(range(MIN_SHARE * 2 - 1)), 2) == [list(range(MIN_SHARE * 2 - 1))]
+    assert split_batches(list(range(32)), 2) == [list(range(16)), list(range(16, 32))]
+    assert split_batches(list(range(33)), 2) == [list(range(17)), list(range(17, 33))]
+    assert split_batches(list(range(32)), 3) == [list(range(11)), list(range(11, 22)), list(range(22, 32))]
+    assert split_batches(list(range(7)), 1) == [list(range(7))] and split_batches(list(range(3)), 0) == [[0, 1, 2]]
+    for count in range(1, 80):
+        for workers in (1, 2, 3):
+            batches = split_batches(list(range(count)), workers)
+            assert [item for batch in batches for item in batch] == list(range(count))
+            assert len(batches) == max(1, min(workers, count // MIN_SHARE))
+            assert len(batches) == 1 or min(map(len, batches)) >= MIN_SHARE
+            assert max(map(len, batches)) - min(map(len, batches)) <= 1

@@ -23,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Signer, Verifier
@@ -172,6 +172,26 @@ def sign_batch(
 
 
 Waiting = list[tuple[bytes, "asyncio.Future[Signed]"]]
+T = TypeVar("T")
+
+# A turn's bodies are split over the workers only in shares of at least this many. Each batch costs its worker a
+# wake-up, a read, a pickle each way and a send, and the event loop a write and a read: with shares of a few bodies
+# these cost more than the bodies' own Python (CPU per cosignature 400 against 250 µs at 8 connections, wrk,
+# docs/performance.md "The witness", third round).
+MIN_SHARE = 8
+
+
+def split_batches(items: list[T], workers: int) -> list[list[T]]:
+    """`items` in order, in as many batches as there are workers but each of at least MIN_SHARE items (one batch
+    if there are fewer), their sizes differing by at most one."""
+    count = max(1, min(workers, len(items) // MIN_SHARE))
+    size, larger = divmod(len(items), count)
+    batches, start = [], 0
+    for i in range(count):
+        end = start + size + (i < larger)
+        batches.append(items[start:end])
+        start = end
+    return [batch for batch in batches if batch]
 
 
 class PoolCosigner:
@@ -236,8 +256,7 @@ class PoolCosigner:
 
     def _batch_loose(self) -> None:
         loose, self._loose = self._loose, []
-        share = -(-len(loose) // max(1, len(self._workers)))
-        self._waiting.extend((loose[i : i + share], True) for i in range(0, len(loose), share))
+        self._waiting.extend((batch, True) for batch in split_batches(loose, len(self._workers)))
         self._dispatch()
 
     def _dispatch(self) -> None:

@@ -178,7 +178,9 @@ class SQLiteStorage:
         self._pending.append(swap)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_pending())
-        lost_to = await asyncio.shield(swap.done)  # a cancelled request must not cancel its batch's commit
+        # A cancelled request cancels only its own future: the committer skips a future already done and commits
+        # the swap all the same (no shield: one future and two callbacks less per cosignature).
+        lost_to = await swap.done
         if lost_to is not None:  # someone else moved the state between our read and this write
             raise Conflict(lost_to)
 

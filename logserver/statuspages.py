@@ -1,0 +1,92 @@
+"""The status index's rows as pages, for both engines (docs/status-proofs.md §6, §9).
+
+A read plan goes down its paths in rounds, level by level below the top its reader keeps; an update then rewrites
+whole pages. A `PageSet` holds the pages one plan has read, as of its version, so that the 4 levels of a page are
+read from storage once, and the update's commit finds the nodes it does not change without reading them again.
+It lives as long as one plan and its update (a page as of a version never changes, but a set kept longer would
+hide from readers what an operator did to the stored rows; the tests that tamper with them rely on that).
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from tlogcore.statusindex_nodes import NodeId, StoredNode
+from tlogcore.statusindex_pages import (
+    Page,
+    changed_pages,
+    encode_raw,
+    merge_pages,
+    node_at,
+    nodes_in,
+    page_id_bytes,
+    page_id_from_bytes,
+    pages_of,
+    scan_page,
+    stored_node,
+)
+
+
+class PageSet:
+    """Pages as of one version, each read once ({} for a page with no row)."""
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+        self.pages: dict[NodeId, Page] = {}
+
+
+Select = Callable[[list[bytes], int], Awaitable[Sequence[Sequence[Any]]]]  # page ids, version -> (page, data) rows
+
+
+def decoded(rows: Sequence[Sequence[Any]]) -> dict[NodeId, Page]:
+    pages = {}
+    for page_bytes, data, *_ in rows:
+        page = page_id_from_bytes(bytes(page_bytes))
+        pages[page] = scan_page(page[0], bytes(data))
+    return pages
+
+
+def encoded(merged: Mapping[NodeId, Page], version: int) -> list[tuple[bytes, int, bytes]]:
+    """The rows, in key order: the B-tree takes them in one pass instead of one random descent each."""
+    return sorted((page_id_bytes(page), version, encode_raw(nodes)) for page, nodes in merged.items())
+
+
+class PagedNodes:
+    """Both engines' page logic over their own SELECT: node ids to pages, and the whole pages an update writes."""
+
+    def __init__(self, select: Select) -> None:
+        self._select = select
+
+    async def whole(self, pages: Iterable[NodeId], version: int, known: PageSet | None = None) -> dict[NodeId, Page]:
+        """These pages as of `version` ({} for a page with no row): from `known` if it is of that version (and
+        then added to it), else from storage."""
+        wanted = set(pages)
+        have = known.pages if known is not None and known.version == version else {}
+        missing = [page for page in wanted if page not in have]
+        fetched: dict[NodeId, Page] = {page: {} for page in missing}
+        if missing:
+            fetched.update(decoded(await self._select([page_id_bytes(page) for page in missing], version)))
+            if known is not None and known.version == version:
+                known.pages.update(fetched)
+        return {page: fetched[page] if page in fetched else have[page] for page in wanted}
+
+    async def nodes(self, ids: Sequence[NodeId], version: int, known: PageSet | None) -> dict[NodeId, StoredNode]:
+        return nodes_in(ids, await self.whole(pages_of(ids), version, known))
+
+    async def to_write(
+        self, old: int | None, new: int, writes: Mapping[NodeId, StoredNode], known: PageSet | None
+    ) -> list[tuple[bytes, int, bytes]]:
+        """The rows that store `writes` at version `new` over version `old` (None: nothing stored yet)."""
+        changes = changed_pages(writes)
+        current = {page: {} for page in changes} if old is None else await self.whole(changes, old, known)
+        return await asyncio.to_thread(encoded, merge_pages(current, changes), new)  # encoded off the event loop
+
+
+def upper_nodes(rows: Sequence[Sequence[Any]], depth: int) -> dict[NodeId, StoredNode]:
+    """The nodes at depth <= `depth` in the pages read (every page starting at that depth or above)."""
+    return {
+        node: stored_node(raw)
+        for page, nodes in decoded(rows).items()
+        for position, raw in nodes.items()
+        if (node := node_at(page, position))[0] <= depth
+    }

@@ -1,0 +1,191 @@
+"""The status index's stored pages: one row per 4 levels of the tree (docs/status-proofs.md §6).
+
+The tree, its hashes, proofs and roots are those of statusindex.py and statusindex_nodes.py, node by node; only
+the storage groups them. A page holds the non-empty nodes of the 4 depths from a depth that is a multiple of 4,
+under one prefix. An update that rewrites a path rewrites about a quarter as many rows as one row per node did
+(SQLite and PostgreSQL spend most of an update's time per row, not per byte):
+
+    page id     the node id of the page's root (u16 depth, a multiple of 4, || its prefix bits: §6)
+    page row    u16 interior mask || u16 leaf mask || the page's nodes in position order
+    position    a node `r` levels below the page's root (r = 0..3) whose `r` key bits below it are `b`: 2^r + b
+                (1 the root, 2-3 its children, 4-7, 8-15); mask bit (1 << position) is set iff that node is
+                interior / a leaf; bit 0 is never set and no position is in both masks
+    interior    left child hash (32) || right child hash (32)
+    leaf        key (32) || status record (§2, delimited by its own counts)
+
+A full page of 15 interior nodes is 4 + 15 * 64 = 964 bytes: it stays inside one SQLite page of 4 KiB (a row
+over about 1,000 bytes would spill to an overflow page).
+"""
+
+from collections.abc import Iterable, Mapping
+
+from tlogcore.encoding import HASH_SIZE
+from tlogcore.errors import MalformedError
+from tlogcore.statusindex import KEY_BITS
+from tlogcore.statusindex_nodes import (
+    IndexStorageError,
+    Interior,
+    Leaf,
+    NodeId,
+    StoredNode,
+    node_id_bytes,
+    node_id_from_bytes,
+)
+from tlogcore.statusrecord import parse_record
+
+STRIDE = 4  # depths per page
+POSITIONS = range(1, 1 << STRIDE)
+RawNode = tuple[bool, bytes]  # (is a leaf, its bytes in a page row): a stored node not parsed yet
+Page = dict[int, RawNode]  # position -> node
+_MASKS = 4
+
+
+def page_of(node: NodeId) -> NodeId:
+    """The id of the page holding `node`: its ancestor at the nearest depth above that is a multiple of STRIDE."""
+    depth, prefix = node
+    below = depth % STRIDE
+    return depth - below, prefix >> below
+
+
+def position_of(node: NodeId) -> int:
+    depth, prefix = node
+    below = depth % STRIDE
+    return (1 << below) | (prefix & ((1 << below) - 1))
+
+
+def node_at(page: NodeId, position: int) -> NodeId:
+    below = position.bit_length() - 1
+    return page[0] + below, (page[1] << below) | (position ^ (1 << below))
+
+
+def page_id_bytes(page: NodeId) -> bytes:
+    if page[0] % STRIDE:
+        raise ValueError(f"no page starts at depth {page[0]}")
+    return node_id_bytes(page)
+
+
+def page_id_from_bytes(data: bytes) -> NodeId:
+    page = node_id_from_bytes(data)
+    if page[0] % STRIDE:
+        raise IndexStorageError(f"index page id {data.hex()} does not start at a multiple of {STRIDE} levels")
+    return page
+
+
+def raw_node(node: StoredNode) -> RawNode:
+    return (False, node.left + node.right) if isinstance(node, Interior) else (True, node.key + node.record)
+
+
+def stored_node(raw: RawNode) -> StoredNode:
+    """The node, its record (if a leaf) parsed strictly (§2)."""
+    is_leaf, body = raw
+    if not is_leaf:
+        return Interior(body[:HASH_SIZE], body[HASH_SIZE:])
+    record = body[HASH_SIZE:]
+    parse_record(record)
+    return Leaf(body[:HASH_SIZE], record)
+
+
+def encode_raw(page: Mapping[int, RawNode]) -> bytes:
+    interior = leaf = 0
+    parts = []
+    for position in sorted(page):
+        is_leaf, body = page[position]
+        if is_leaf:
+            leaf |= 1 << position
+        else:
+            interior |= 1 << position
+        parts.append(body)
+    return interior.to_bytes(2, "big") + leaf.to_bytes(2, "big") + b"".join(parts)
+
+
+def encode_page(page: Mapping[int, StoredNode]) -> bytes:
+    return encode_raw({position: raw_node(node) for position, node in page.items()})
+
+
+def _record_end(data: bytes, start: int) -> int:
+    """Where the status record starting at `start` ends, from its two counts (§2); parse_record checks the rest."""
+    if start + 3 > len(data):
+        raise MalformedError("index page ends inside a status record")
+    revokes_at = start + 3 + 8 * int.from_bytes(data[start + 1 : start + 3], "big")
+    if revokes_at + 2 > len(data):
+        raise MalformedError("index page ends inside a status record")
+    return revokes_at + 2 + 8 * int.from_bytes(data[revokes_at : revokes_at + 2], "big")
+
+
+def scan_page(depth: int, data: bytes) -> Page:
+    """Split a stored page whose root is at `depth` into its nodes, checking its structure strictly (module
+    docstring); a leaf's record is parsed when the node is (`stored_node`): a read needs a few nodes of a page."""
+    if len(data) < _MASKS:
+        raise MalformedError(f"index page of {len(data)} bytes has no masks")
+    interior, leaf = int.from_bytes(data[0:2], "big"), int.from_bytes(data[2:4], "big")
+    present = interior | leaf
+    if interior & leaf or present & 1 or not present & 2:
+        raise MalformedError("index page masks: a position in both, bit 0 set, or no root")
+    if depth + (present.bit_length() - 1).bit_length() - 1 > KEY_BITS or (depth == KEY_BITS and interior):
+        raise MalformedError(f"index page at depth {depth}: a node past depth {KEY_BITS}, or interior at it")
+    page: Page = {}
+    offset = _MASKS
+    for position in POSITIONS:
+        bit = 1 << position
+        if not present & bit:
+            continue
+        if position > 1 and not interior & (1 << (position >> 1)):
+            raise MalformedError(f"index page: node at position {position} under no interior node")
+        end = offset + 2 * HASH_SIZE if interior & bit else _record_end(data, offset + HASH_SIZE)
+        if end > len(data):
+            raise MalformedError("index page ends inside a node")
+        page[position] = (not interior & bit, data[offset:end])
+        offset = end
+    if offset != len(data):
+        raise MalformedError(f"index page has {len(data) - offset} bytes after its nodes")
+    return page
+
+
+def decode_page(depth: int, data: bytes) -> dict[int, StoredNode]:
+    """Parse a stored page whose root is at `depth`, strictly: one encoding per page (module docstring)."""
+    return {position: stored_node(raw) for position, raw in scan_page(depth, data).items()}
+
+
+# pages_of, nodes_in and changed_pages run for every node an update reads or writes (about 10 per document):
+# they compute page_of and position_of inline, as the functions above define them.
+
+
+def pages_of(ids: Iterable[NodeId]) -> set[NodeId]:
+    return {(depth - depth % STRIDE, prefix >> depth % STRIDE) for depth, prefix in ids}
+
+
+def nodes_in(ids: Iterable[NodeId], pages: Mapping[NodeId, Page]) -> dict[NodeId, StoredNode]:
+    """The rows of `ids` found in `pages` (which hold every page of them; an id absent there has no row)."""
+    found = {}
+    for node in ids:
+        depth, prefix = node
+        below = depth % STRIDE
+        raw = pages[depth - below, prefix >> below].get((1 << below) | (prefix & ((1 << below) - 1)))
+        if raw is not None:
+            found[node] = stored_node(raw)
+    return found
+
+
+def changed_pages(writes: Mapping[NodeId, StoredNode]) -> dict[NodeId, Page]:
+    """An update's rows (statusindex_nodes.Update.writes), grouped by page: only the nodes it writes."""
+    pages: dict[NodeId, Page] = {}
+    for (depth, prefix), row in writes.items():
+        below = depth % STRIDE
+        page = pages.get((depth - below, prefix >> below))
+        if page is None:
+            page = pages[depth - below, prefix >> below] = {}
+        page[(1 << below) | (prefix & ((1 << below) - 1))] = raw_node(row)
+    return pages
+
+
+def merge_pages(current: Mapping[NodeId, Page], changes: Mapping[NodeId, Page]) -> dict[NodeId, Page]:
+    """Each changed page whole: its nodes as stored (`current`, as of the version the update read), overwritten
+    by the update's. An update never removes a node (the index never forgets a document), so a page is exactly
+    its stored nodes plus the written ones. `current` must hold every changed page that is stored."""
+    merged = {}
+    for page, change in changes.items():
+        stored = current.get(page)
+        if stored is None:
+            raise ValueError(f"index page {page_id_bytes(page).hex()} changed but its stored nodes were not given")
+        merged[page] = {**stored, **change}
+    return merged
