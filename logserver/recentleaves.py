@@ -57,7 +57,14 @@ class RecentLeaves:
 
     async def find(self, storage: Storage, hashes: Sequence[bytes]) -> dict[bytes, int]:
         """Index of each leaf hash already in the log (`Storage.find_leaves`), without scanning the tail."""
-        found = await storage.find_merged(hashes)
+        while True:
+            floor = self.floor
+            found = await storage.find_merged(hashes)
+            # A merge that ended while the table was read (PostgreSQL reads wait) may have taken runs out of memory
+            # that the table's older snapshot lacks: read it again. Unchanged, the floor was at most the watermark
+            # the table had when asked, so the two together still hold every leaf.
+            if self.floor == floor:
+                break
         index = self._index
         for digest in hashes:
             at = index.get(digest)

@@ -31,27 +31,31 @@ known: the compare-and-swap decides, never a guess.
 
 import asyncio
 import contextlib
-import copy
 import logging
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from logserver import batchrules
+from logserver.batchrules import RulesOutcome
 from logserver.handoff import QueueTimeout, handoff_for
 from logserver.keyguard import ForkRefused, KeyGuard
 from logserver.logkeys import KeyRing
 from logserver.recentleaves import RecentLeaves
-from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
+from logserver.sequencing import Pooled, PreparedBatch
+from logserver.sequencing import Sequenced as Sequenced
+from logserver.sequencing import SequencerConfig as SequencerConfig
+from logserver.sequencing import Submission as Submission
+from logserver.storage import Head, HeadMovedError, Storage, StorageError
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import NotAllowedError
-from tlogcore.indexroot import IndexRoot
 from tlogcore.keys import Signer
-from tlogcore.logkey import LogKeyRotation, is_log_key
+from tlogcore.logkey import is_log_key
 from tlogcore.note import sign_note
 from tlogcore.registry import Registry
-from tlogcore.statement import REGISTRY_KINDS, Statement, parse_statement
+from tlogcore.statement import parse_statement
 
 log = logging.getLogger("logserver.sequencer")
 DAMAGED = "run tlog-server check for the details, then restore a backup or run tlog-server recover (docs/key-guard.md)"
@@ -69,50 +73,6 @@ class NotSequencingError(Exception):
     """This process cannot sequence now (another holds the lease, or the head moved under it)."""
 
 
-@dataclass(frozen=True)
-class Submission:
-    data: bytes
-    # an index-root is logged by the status indexer (statusindexer.py), a log-key by `tlog-server rotate-key`
-    statement: Statement | IndexRoot | LogKeyRotation
-    leaf_hash: bytes
-
-    @property
-    def record(self) -> EntryRecord:
-        statement = self.statement  # a log-key entry is stored among the registry's: load() replays both
-        replayed = statement.kind in REGISTRY_KINDS or isinstance(statement, LogKeyRotation)
-        return EntryRecord(self.data, self.leaf_hash, statement.document, replayed)
-
-
-@dataclass(frozen=True)
-class Sequenced:
-    index: int
-    leaf_hash: bytes
-    duplicate: bool
-
-
-@dataclass
-class SequencerConfig:
-    origin: str
-    registry_keys: frozenset[str]
-    flush_interval: float = 0.1  # seconds; DESIGN.md asks for at most 250 ms
-    max_batch: int = 10_000
-    flush_at: int = 1_000  # statements waiting that wake the sequencer before the interval (submit(), issue 20)
-    max_pool: int = 50_000
-    lease_ttl: float = 5.0
-    owner: str = "sequencer"
-    publish_without_witnesses: bool = True
-    queue_poll: float = 0.05  # seconds between checks of a submitter waiting on a shared queue
-    queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
-    # At most this many leaves per merge. A merge takes all that wait (up to this), so a merger that falls behind
-    # makes bigger merges, which touch each page of the lookup tables once for more leaves, and catches up.
-    merge_rows: int = 1_000_000
-    merge_idle: float = 0.2  # seconds between merges when none is waiting
-    # A merge waits for this many leaves (or for merge_idle seconds without a commit): a merge of 1,000 leaves
-    # cost ~10x more per leaf than one of 10,000, since each rewrites most pages of the lookup tables it touches.
-    merge_min: int = 10_000
-    names_owned_from: int = 0  # the registry's ownership rule from this index on (logserver/registryrule.py)
-
-
 @dataclass
 class Sequencer:
     storage: Storage
@@ -124,7 +84,7 @@ class Sequencer:
     registry: Registry = field(default_factory=lambda: Registry(frozenset()))
     not_sequencing: str | None = "not started"
     _edge: list[bytes] = field(default_factory=list)
-    _pool: list[tuple[Submission, asyncio.Future[Sequenced]]] = field(default_factory=list)
+    _pool: list[Pooled] = field(default_factory=list)
     _pending: dict[bytes, asyncio.Future[Sequenced]] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_lease: float = 0.0
@@ -136,6 +96,8 @@ class Sequencer:
     keys: KeyRing | None = None  # the log's keys across rotations (logkeys.py); None: `signer` signs everything
     _recent: RecentLeaves | None = None  # the unmerged tail, while sequencing (recentleaves.py)
     _committed_at: float = 0.0  # time.monotonic() of the last commit, for the merger's idle rule
+    # Pooled statements whose first lookup may have missed a commit: looked up again before their batch commits
+    _recheck: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.handoff = handoff_for(self.storage)  # the one seam between the two kinds of storage (handoff.py)
@@ -192,6 +154,7 @@ class Sequencer:
         if self.not_sequencing is not None:
             await self.load()
             self._recent = await RecentLeaves.load(self.storage, self.size)
+            self._recheck.update(s.leaf_hash for s, _ in self._pool)  # the log may have moved while we did not sequence
             await self.key_guard.reconcile(self.storage, self.head)  # ForkRefused: never sign behind or beside
             if self.head is None:
                 await self._publish_empty_tree()
@@ -227,7 +190,9 @@ class Sequencer:
             if self.handoff.accepts_as_standby:
                 return await self._submit_as_standby(submissions)
             raise NotSequencingError(self.not_sequencing)
+        head = self.head
         existing = await self.find_leaves([s.leaf_hash for s in submissions])
+        stale = self.head is not head  # a commit landed during the lookup (PostgreSQL): the flush looks again
         new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
         if len(self._pool) + len(new) > self.config.max_pool:
             raise PoolFullError(retry_after=1)
@@ -245,6 +210,8 @@ class Sequencer:
                 self._group_of[s.leaf_hash] = self._requests_seen
                 self._pool.append((s, future))
                 waiters.append(future)
+                if stale:
+                    self._recheck.add(s.leaf_hash)
         if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
             self._wake.set()  # a commit's worth (a bulk request, api.MAX_BATCH) waits for no tick; trickles gather
         # One flush resolves a request's futures together: after the first wait the rest are done, and reading
@@ -311,6 +278,7 @@ class Sequencer:
             future: asyncio.Future[Sequenced] = loop.create_future()
             future.add_done_callback(_nobody_waits)
             self._pending[queued.leaf_hash] = future
+            self._recheck.add(queued.leaf_hash)  # another process took it: it may be in the log already
             self._pool.append((Submission(queued.data, queued.statement, queued.leaf_hash), future))
 
     async def _settle_queue(self, logged: Sequence[bytes], refusals: dict[bytes, str]) -> None:
@@ -397,11 +365,12 @@ class Sequencer:
         for submission, future in pool:
             self._pending.pop(submission.leaf_hash, None)
             self._group_of.pop(submission.leaf_hash, None)
+            self._recheck.discard(submission.leaf_hash)
             self.handoff.forget(submission.leaf_hash)
             if not future.done():
                 future.set_exception(error)
 
-    def _take_batch(self) -> list[tuple[Submission, asyncio.Future[Sequenced]]]:
+    def _take_batch(self) -> list[Pooled]:
         """Up to max_batch from the pool, never cutting one request's statements in two (issue 18, item 11)."""
         cut = min(self.config.max_batch, len(self._pool))
         while 0 < cut < len(self._pool) and self._group_at(cut) is not None:
@@ -415,53 +384,38 @@ class Sequencer:
         return self._group_of.get(self._pool[position][0].leaf_hash)
 
     def _apply_rules(
-        self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]], logged: dict[bytes, int]
-    ) -> tuple[Registry, KeyRing | None, list[tuple[Submission, asyncio.Future[Sequenced]]], dict[bytes, str]]:
-        """Registry rules in log order, on a copy that becomes real only after the commit. A request is all or
-        nothing: one refused statement refuses its whole request, and the registry goes back to before it."""
-        registry, keys = copy.deepcopy(self.registry), self.keys
-        accepted: list[tuple[Submission, asyncio.Future[Sequenced]]] = []
-        refusals: dict[bytes, str] = {}
+        self, batch: list[Pooled], logged: dict[bytes, int], first: int, registry: Registry, keys: KeyRing | None
+    ) -> tuple[RulesOutcome, list[Pooled], dict[bytes, str]]:
+        """Registry rules in log order from index `first` (logserver/batchrules.py), on a copy that becomes real
+        only after the commit. A request is all or nothing: one refused statement refuses its whole request."""
+        requests = []
         for group in self._requests(batch):
-            fresh = []
-            for submission, future in group:
-                if submission.leaf_hash in logged:  # a racing request already logged it
-                    self._resolve(
-                        submission, future, Sequenced(logged[submission.leaf_hash], submission.leaf_hash, True)
-                    )
-                else:
-                    fresh.append((submission, future))
-            changes_registry = any(s.statement.kind in REGISTRY_KINDS for s, _ in fresh)
-            before = copy.deepcopy(registry) if changes_registry and len(fresh) > 1 else registry
-            keys_before = keys
-            try:
-                for offset, (submission, _) in enumerate(fresh):
-                    statement, index = submission.statement, self.size + len(accepted) + offset
-                    if isinstance(statement, Statement):  # an index-root is no registry matter
-                        registry.apply(statement, index)
-                    elif isinstance(statement, LogKeyRotation):
-                        keys = self._rotated(keys, statement, index)
-            except NotAllowedError as exc:
-                registry, keys = before, keys_before
-                error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(fresh) > 1 else exc
-                for submission, future in fresh:
-                    self._resolve(submission, future, error)
-                    refusals[submission.leaf_hash] = str(exc)
+            if logged:  # a racing request already logged these
+                for submission, future in group:
+                    if submission.leaf_hash in logged:
+                        self._resolve(
+                            submission, future, Sequenced(logged[submission.leaf_hash], submission.leaf_hash, True)
+                        )
+                group = [item for item in group if item[0].leaf_hash not in logged]
+            if group:
+                requests.append(group)
+        outcome = batchrules.apply_rules([[s.statement for s, _ in g] for g in requests], first, registry, keys)
+        accepted: list[Pooled] = []
+        refusals: dict[bytes, str] = {}
+        for number, group in enumerate(requests):
+            exc = outcome.refused.get(number)
+            if exc is None:
+                accepted += group
                 continue
-            accepted += fresh
-        return registry, keys, accepted, refusals
+            error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(group) > 1 else exc
+            for submission, future in group:
+                self._resolve(submission, future, error)
+                refusals[submission.leaf_hash] = str(exc)
+        return outcome, accepted, refusals
 
-    @staticmethod
-    def _rotated(keys: KeyRing | None, rotation: LogKeyRotation, index: int) -> KeyRing:
-        if keys is None:
-            raise NotAllowedError("this log server was started without its key ring: it cannot rotate its key")
-        return keys.extended(rotation, index)
-
-    def _requests(
-        self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]]
-    ) -> list[list[tuple[Submission, asyncio.Future[Sequenced]]]]:
+    def _requests(self, batch: list[Pooled]) -> list[list[Pooled]]:
         """The batch cut into requests: runs of one submit() call (queued statements stand alone)."""
-        groups: list[list[tuple[Submission, asyncio.Future[Sequenced]]]] = []
+        groups: list[list[Pooled]] = []
         previous: int | None = None
         for item in batch:
             group = self._group_of.get(item[0].leaf_hash)
@@ -477,6 +431,7 @@ class Sequencer:
     ) -> None:
         self._pending.pop(submission.leaf_hash, None)
         self._group_of.pop(submission.leaf_hash, None)
+        self._recheck.discard(submission.leaf_hash)
         if future.done():
             return
         if isinstance(outcome, Exception):
@@ -485,25 +440,76 @@ class Sequencer:
             future.set_result(outcome)
 
     async def flush(self) -> None:
+        """Commit what waits in the pool, a batch at a time. While requests keep arriving, the next batch's lookups,
+        rules and hashes are done while the previous batch commits (the writer waits on its fsync meanwhile), on
+        the log as that commit leaves it; it is signed and committed only after that commit (issue 20)."""
+        prepared = await self._prepare(self._take_batch(), self.size, self._edge, self.registry, self.keys)
+        while prepared is not None:
+            commit = asyncio.get_running_loop().create_task(self._publish(prepared))
+            try:
+                following = await self._prepare_beside(commit, prepared)
+                committed = await commit
+            except BaseException:
+                commit.cancel()
+                raise
+            if following is not None and (not committed or self.size != following.first):
+                self._return_to_pool(following.accepted)  # prepared on a tree that was not committed: again
+                following = None
+            prepared = following
+        if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
+            self._wake.set()  # what arrived meanwhile goes at once (flush_at)
+
+    async def _prepare_beside(self, commit: "asyncio.Task[bool]", prepared: PreparedBatch) -> PreparedBatch | None:
+        """The next batch, made ready on the tree `prepared` makes, from what waits or arrives while it commits.
+        Only on rules no commit can change (a registry or key change is committed alone first): if the commit fails,
+        what the next batch's rules decided still holds, and only its hashes are redone."""
+        await asyncio.sleep(0)  # the commit signs and hands its work to the key guard and the writer
+        while not commit.done() and not prepared.changes_rules and not self._lease_due():
+            if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
+                tip = prepared.outcome
+                following = await self._prepare(
+                    self._take_batch(), prepared.size, prepared.appended.edge, tip.registry, tip.keys
+                )
+                if following is not None:
+                    return following
+                continue
+            self._wake.clear()
+            woken = asyncio.get_running_loop().create_task(self._wake.wait())
+            await asyncio.wait((commit, woken), return_when=asyncio.FIRST_COMPLETED)
+            woken.cancel()
+        return None
+
+    async def _prepare(
+        self, batch: list[Pooled], first: int, edge: list[bytes], registry: Registry, keys: KeyRing | None
+    ) -> "PreparedBatch | None":
+        """Steps 2 and 3 for `batch` appended at `first` to the tree whose right edge is `edge`; None when
+        nothing of it is left to commit."""
         started = time.perf_counter()
-        # 1. Swap the pool out (at most max_batch; the rest waits for the next round).
-        batch = self._take_batch()
-        # 2. Drop statements a racing request already logged; registry rules, in log order.
+        # 2. Drop statements a racing request already logged (only those whose first lookup may be stale).
         try:
-            logged = await self.find_leaves([s.leaf_hash for s, _ in batch])
+            logged = await self.find_leaves([s.leaf_hash for s, _ in batch if s.leaf_hash in self._recheck])
         except StorageError as exc:
             self._fail_batch(batch, exc)
-            return
-        registry, keys, accepted, refusals = self._apply_rules(batch, logged)
+            return None
+        outcome, accepted, refusals = self._apply_rules(batch, logged, first, registry, keys)
+        await asyncio.sleep(0)  # a commit running beside this one takes its next step (flush), then this goes on
         if not accepted:
             await self._settle_queue(list(logged), refusals)
-            return
-        # 3. Hashes and root, from the right edge held in memory.
-        appended = merkle.append_leaves(self.size, self._edge, [s.leaf_hash for s, _ in accepted])
-        new_size = self.size + len(accepted)
+            return None
+        # 3. Hashes and root, from the right edge.
+        hashes = [s.leaf_hash for s, _ in accepted]
+        appended = merkle.append_leaves(first, edge, hashes)
+        changes = batchrules.changes_rules([s.statement for s, _ in accepted])
+        records = [s.record for s, _ in accepted]
+        return PreparedBatch(started, first, accepted, hashes, records, logged, refusals, outcome, appended, changes)
+
+    async def _publish(self, prepared: "PreparedBatch") -> bool:
+        """Steps 4 to 7 for a prepared batch extending the current head; whether it was committed."""
+        accepted, new_size, keys = prepared.accepted, prepared.size, prepared.outcome.keys
         # 4. Sign the checkpoint.
-        note = sign_note(Checkpoint(self.config.origin, new_size, appended.root).text, self._signers(new_size, keys))
-        new_head = Head(new_size, appended.root, note)
+        root = prepared.appended.root
+        note = sign_note(Checkpoint(self.config.origin, new_size, root).text, self._signers(new_size, keys))
+        new_head = Head(new_size, root, note)
         try:
             await self._record_signed(self.head, new_head)
         except (ForkRefused, StorageError) as exc:
@@ -511,15 +517,15 @@ class Sequencer:
             if isinstance(exc, ForkRefused):
                 self._refuse(str(exc))
                 self._fail_pool(NotSequencingError(str(exc)))
-            return
+            return False
         # 5. One transaction with a compare-and-swap on the head.
         try:
             await self.storage.commit_batch(
                 self.head,
                 new_head,
-                [s.record for s, _ in accepted],
+                prepared.records,
                 merkle.stored_hash_count(self.size),
-                appended.new_hashes,
+                prepared.appended.new_hashes,
                 publish=self.config.publish_without_witnesses,
             )
         except HeadMovedError as exc:
@@ -529,31 +535,42 @@ class Sequencer:
             log.error("stopped sequencing: %s", exc)
             self._fail_batch(accepted, NotSequencingError(str(exc)))
             self._fail_pool(NotSequencingError(str(exc)))
-            return
+            return False
         except StorageError as exc:
             log.error("commit failed, batch of %d refused: %s", len(accepted), exc)
             self._fail_batch(accepted, exc)
             self.not_sequencing = f"reloading after a failed commit: {exc}"  # it may have committed after all
-            return
+            return False
         await self._record_committed(new_head)
-        # 6. Acknowledge: the entries are durable.
-        first, self._committed_at = self.size, time.monotonic()
-        if self._recent is not None:
-            self._recent.added(first, [s.leaf_hash for s, _ in accepted])
-        self.head, self._edge, self.registry, self.keys = new_head, appended.edge, registry, keys
-        for offset, (submission, future) in enumerate(accepted):
-            self._resolve(submission, future, Sequenced(first + offset, submission.leaf_hash, False))
-        self.batch_seconds.append(time.perf_counter() - started)
-        await self._settle_queue([*logged, *(s.leaf_hash for s, _ in accepted)], refusals)
+        self._acknowledge(prepared, new_head)
+        await self._settle_queue([*prepared.logged, *prepared.hashes], prepared.refusals)
         # 7. Witnessing, in the background.
         if self.on_checkpoint is not None:
             task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self.on_checkpoint(new_head))
             task.add_done_callback(_log_failure)
+        return True
 
-    def _fail_batch(self, batch: list[tuple[Submission, asyncio.Future[Sequenced]]], error: Exception) -> None:
+    def _acknowledge(self, prepared: "PreparedBatch", new_head: Head) -> None:
+        """6. The entries are durable: the log moves on, and every waiting submitter gets its index."""
+        first, self._committed_at = self.size, time.monotonic()
+        if self._recent is not None:
+            self._recent.added(first, prepared.hashes)
+        self.head, self._edge = new_head, prepared.appended.edge
+        self.registry, self.keys = prepared.outcome.registry, prepared.outcome.keys
+        for offset, (submission, future) in enumerate(prepared.accepted):
+            self._resolve(submission, future, Sequenced(first + offset, submission.leaf_hash, False))
+        self.batch_seconds.append(time.perf_counter() - prepared.started)
+
+    def _return_to_pool(self, items: list[Pooled]) -> None:
+        """Back to the front of the pool, in order, to be looked up again: the log may have moved meanwhile."""
+        self._recheck.update(s.leaf_hash for s, _ in items)
+        self._pool[:0] = items
+
+    def _fail_batch(self, batch: list[Pooled], error: Exception) -> None:
         for submission, future in batch:
             self._pending.pop(submission.leaf_hash, None)
             self._group_of.pop(submission.leaf_hash, None)
+            self._recheck.discard(submission.leaf_hash)
             self.handoff.forget(submission.leaf_hash)  # still queued: drained again later
             if not future.done():
                 future.set_exception(error)

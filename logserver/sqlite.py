@@ -1,10 +1,12 @@
-"""SQLite storage (aiosqlite, WAL): the embedded default, needing no setup.
+"""SQLite storage (WAL; commits on a writer thread of its own, merges on aiosqlite): the default, needing no setup.
 
 Durability: WAL journal with synchronous=FULL, so a commit is fsync'd before
 `commit_batch` returns (storage contract 1). The head update is
 `UPDATE head ... WHERE size = ? AND root = ?` inside the same transaction,
 checked by row count (contract 2, STYLE.md §8). Writes go through one
-aiosqlite connection (the fsync happens off the event loop); reads use a plain
+connection on its own thread (the fsync happens off the event loop), a whole
+commit in one hand-off to that thread: while it runs, the event loop prepares
+the next batch (logserver/sequencer.py, issue 20); reads use a plain
 read-only connection on the event loop itself: they are point reads of cached
 pages taking microseconds, and a thread hop per query cost several times more
 (BENCHMARKS.md, log server).
@@ -28,12 +30,16 @@ restarted server sequences at once and a second server on the same database
 is told who holds it. The compare-and-swap stays the last line of defence.
 """
 
+import asyncio
 import contextlib
 import fcntl
+import itertools
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
 
@@ -49,12 +55,13 @@ from logserver.storage import (
     StoredEntry,
     by_document,
     hash_keys,
-    lookup_rows,
 )
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.merkle import leaf_hash
 
 MERGE_FAILED = "merging the lookup tables failed (they stay correct)"
+COMMIT_FAILED = "commit failed, nothing was stored"
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -82,6 +89,14 @@ async def immediate_transaction(
 INSERT_HASHES = (
     "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?3)"
     " INSERT INTO hashes (id, hash) SELECT ?1 + i, substr(?2, 32 * i + 1, 32) FROM n"
+)
+# A batch's leaves in one statement too: their bytes end to end in one blob, and per leaf [offset, length, leaf key,
+# document key, registry] in one JSON array, cut into rows by SQLite. executemany bound each row under the GIL, and
+# the event loop, preparing the next batch meanwhile (sequencer.py), held the GIL up to 5 ms at each turn (issue 20).
+INSERT_LEAVES = (
+    "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) SELECT ?1 + key,"
+    " substr(?2, json_extract(value, '$[0]') + 1, json_extract(value, '$[1]')), json_extract(value, '$[2]'),"
+    " json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?3)"
 )
 CHUNK = 400  # hashes per query on old builds, whose bound-parameter limit is 999
 READ_CACHE_BYTES = 256 * 1024 * 1024  # the read connection's page cache (SQLite's default is 2 MiB)
@@ -118,14 +133,69 @@ def hash_blob(hashes: Sequence[bytes]) -> bytes:
     return blob
 
 
+def leaf_columns(entries: Sequence[EntryRecord]) -> tuple[bytes, str]:
+    """The blob and the JSON array INSERT_LEAVES cuts into the `leaves` rows of `entries` (as `lookup_rows`)."""
+    datas = [e.data for e in entries]
+    leaf_keys = hash_keys([e.leaf_hash for e in entries])
+    document_keys = iter(hash_keys([e.document for e in entries if e.document]))
+    offsets = itertools.accumulate(map(len, datas), initial=0)
+    cells = [
+        f"[{at},{len(data)},{key},{next(document_keys) if e.document else 'null'},{1 if e.registry else 0}]"
+        for e, data, key, at in zip(entries, datas, leaf_keys, offsets, strict=False)  # one offset more: the end
+    ]
+    return b"".join(datas), "[" + ",".join(cells) + "]"
+
+
 def json_keys(digests: Iterable[bytes]) -> str:
     """The distinct lookup keys of `digests` as one JSON array of integers, for FIND's json_each."""
     return "[" + ",".join(map(str, set(hash_keys(digests)))) + "]"
 
 
+def commit_rows(
+    db: sqlite3.Connection,
+    old: Head | None,
+    new: Head,
+    leaves: tuple[bytes, str],
+    first_hash: int,
+    blob: bytes,
+    publish: bool,
+) -> None:
+    """One commit on the writer's thread: the compare-and-swap on the head, leaves, node hashes, the checkpoint.
+    One hand-off from the event loop for all of it (six awaited statements cost six thread switches)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        if old is None:
+            cursor = db.execute(
+                "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING", (new.size, new.root)
+            )
+        else:
+            cursor = db.execute(
+                "UPDATE head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
+                (new.size, new.root, old.size, old.root),
+            )
+        if cursor.rowcount != 1:
+            raise HeadMovedError(
+                f"the head moved from size {old.size if old else 0}: another sequencer wrote to this log"
+            )
+        if leaves[0]:
+            db.execute(INSERT_LEAVES, (old.size if old else 0, *leaves))
+        if blob:
+            db.execute(INSERT_HASHES, (first_hash, blob, len(blob) // HASH_SIZE))
+        db.execute(
+            "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
+            (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
+        )
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL or an I/O error
+            db.execute("ROLLBACK")
+        raise
+
+
 class SQLiteStorage:
-    def __init__(self, writer: aiosqlite.Connection, reader: sqlite3.Connection, lock_path: Path) -> None:
-        self._writer = writer
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, lock_path: Path) -> None:
+        self._writer = writer  # used on _write_thread only
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="log-db-write")
         self._reader = reader
         self._lock_path = lock_path
         self._lock_fd: int | None = None
@@ -145,9 +215,9 @@ class SQLiteStorage:
         10^7 entries, where the lookup tables and hashes outgrow SQLite's 2 MiB default (issue 20)."""
         try:
             create_schema(path)  # also fails cleanly here: a failed aiosqlite.connect leaks its thread
-            writer = await aiosqlite.connect(path, isolation_level=None)
-            await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await writer.execute("PRAGMA synchronous = FULL")
+            writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            writer.execute("PRAGMA synchronous = FULL")
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             attach_lookups(reader, path)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -169,7 +239,15 @@ class SQLiteStorage:
         self._reader.close()
         if self._merger is not None:
             await self._merger.close()
-        await self._writer.close()
+        await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
+        self._write_thread.shutdown()
+
+    async def _write(self, work: Callable[[], T], failed: str) -> T:
+        """`work` on the writer's thread; an SQLite error becomes one StorageError starting with `failed`."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._write_thread, work)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{failed}: {exc}") from exc
 
     async def head(self) -> Head | None:
         rows = await self._read(
@@ -186,30 +264,9 @@ class SQLiteStorage:
         hashes: Sequence[bytes],
         publish: bool,
     ) -> None:
-        old_size = old.size if old else 0
-        async with immediate_transaction(self._writer, "commit failed, nothing was stored") as db:
-            if old is None:
-                cursor = await db.execute(
-                    "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING",
-                    (new.size, new.root),
-                )
-            else:
-                cursor = await db.execute(
-                    "UPDATE head SET size = ?, root = ? WHERE id = 1 AND size = ? AND root = ?",
-                    (new.size, new.root, old.size, old.root),
-                )
-            if cursor.rowcount != 1:
-                raise HeadMovedError(f"the head moved from size {old_size}: another sequencer wrote to this log")
-            await db.executemany(
-                "INSERT INTO leaves (idx, data, leaf_key, document_key, registry) VALUES (?, ?, ?, ?, ?)",
-                lookup_rows(old_size, entries),
-            )
-            if hashes:
-                await db.execute(INSERT_HASHES, (first_hash, hash_blob(hashes), len(hashes)))
-            await db.execute(
-                "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
-                (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
-            )
+        leaves = leaf_columns(entries)
+        blob = hash_blob(hashes)
+        await self._write(lambda: commit_rows(self._writer, old, new, leaves, first_hash, blob, publish), COMMIT_FAILED)
 
     async def _read(self, sql: str, params: Sequence[object]) -> list[sqlite3.Row]:
         try:
@@ -273,7 +330,8 @@ class SQLiteStorage:
                 await self._merger.execute("ATTACH DATABASE ? AS lk", (str(lookup_path(path)),))
                 await self._merger.execute("PRAGMA lk.synchronous = NORMAL")
                 await self._merger.execute("PRAGMA wal_autocheckpoint = 0")
-                await self._writer.execute("PRAGMA wal_autocheckpoint = 0")  # the merger checkpoints from now on
+                off = "PRAGMA wal_autocheckpoint = 0"  # the merger checkpoints from now on
+                await self._write(lambda: self._writer.execute(off), MERGE_FAILED)
             db = self._merger
             if not await self.merge_pending():
                 return 0  # idle: no write lock taken
@@ -314,10 +372,8 @@ class SQLiteStorage:
         return rows[0][0] if rows else None
 
     async def set_cosigned(self, size: int, note: bytes) -> None:
-        try:
-            await self._writer.execute("UPDATE checkpoints SET published = ? WHERE size = ?", (note, size))
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot record cosignatures: {exc}") from exc
+        sql = "UPDATE checkpoints SET published = ? WHERE size = ?"
+        await self._write(lambda: self._writer.execute(sql, (note, size)), "cannot record cosignatures")
 
     async def latest_published(self) -> bytes | None:
         rows = await self._read(
@@ -330,13 +386,9 @@ class SQLiteStorage:
         return LogIdentity(rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     async def record_identity(self, identity: LogIdentity) -> None:
-        try:
-            await self._writer.execute(
-                "INSERT INTO identity (id, origin, log_vkey, registry_vkey) VALUES (1, ?, ?, ?) ON CONFLICT DO NOTHING",
-                (identity.origin, identity.log_vkey, identity.registry_vkey),
-            )
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot record the log's identity: {exc}") from exc
+        sql = "INSERT INTO identity (id, origin, log_vkey, registry_vkey) VALUES (1, ?, ?, ?) ON CONFLICT DO NOTHING"
+        values = (identity.origin, identity.log_vkey, identity.registry_vkey)
+        await self._write(lambda: self._writer.execute(sql, values), "cannot record the log's identity")
         stored = await self.identity()
         if stored != identity:
             raise IdentityError(f"the database already belongs to log {stored.origin if stored else '?'!r}")

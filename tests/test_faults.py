@@ -157,9 +157,9 @@ def test_database_full_during_a_commit(tmp_path: Path) -> None:
                 if not await storage.merge_pending():
                     break
                 await asyncio.sleep(0.05)
-            writer = storage._writer  # the server's own connection: the limit applies to its commits
-            pages = (await (await writer.execute("PRAGMA page_count")).fetchone() or [0])[0]
-            await writer.execute(f"PRAGMA max_page_count = {pages + 2}")  # "the disk is full"
+            writer = storage._writer  # the server's own connection (idle now): the limit applies to its commits
+            pages = (writer.execute("PRAGMA page_count").fetchone() or [0])[0]
+            writer.execute(f"PRAGMA max_page_count = {pages + 2}")  # "the disk is full"
             big = documents(100, 500)
             full = await client.post("/api/v1/entries", json=statement_body(big))
             assert full.status_code == 503, full.text
@@ -171,7 +171,7 @@ def test_database_full_during_a_commit(tmp_path: Path) -> None:
             assert found == {}  # ...not even partly
             reads = await client.get("/api/v1/bundle/5")
             assert reads.status_code == 200  # reads go on
-            await writer.execute("PRAGMA max_page_count = 1073741823")  # room again
+            writer.execute("PRAGMA max_page_count = 1073741823")  # room again
             for _ in range(50):  # the sequencer reloads after a failed commit, then takes writes again
                 again = await client.post("/api/v1/entries", json=statement_body(big))
                 if again.status_code == 200:

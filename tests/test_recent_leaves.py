@@ -109,6 +109,37 @@ def test_recent_leaves_load_the_tail_and_forget_what_is_merged(engine: tuple[str
     asyncio.run(scenario())
 
 
+def test_a_merge_ending_during_a_lookup_hides_no_leaf(engine: tuple[str, str]) -> None:
+    """The table's answer is read in a snapshot from before a merge; the merge ends and its runs leave memory before
+    the answer comes back (as a PostgreSQL read can wait): the lookup must still find them (it missed them before)."""
+
+    async def scenario() -> None:
+        storage = await open_engine(engine)
+        try:
+            records = [record(i) for i in range(40)]
+            now = await append(storage, [], None)
+            await append(storage, records, now)
+            recent = await RecentLeaves.load(storage, 40)
+            assert recent.floor == 0 and len(recent) == 40
+            find_merged = storage.find_merged
+
+            async def merge_while_reading(leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+                before: dict[bytes, int] = await find_merged(leaf_hashes)  # the snapshot before the merge
+                if recent.floor == 0:
+                    await storage.merge_lookups(100)
+                    recent.merged_up_to(await storage.lookup_watermark())
+                return before
+
+            storage.find_merged = merge_while_reading
+            found = await recent.find(storage, [r.leaf_hash for r in records])
+            assert recent.floor == 40 and len(recent) == 0
+            assert found == {r.leaf_hash: i for i, r in enumerate(records)}
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
 def test_merges_wait_for_enough_leaves_or_an_idle_log(engine: tuple[str, str]) -> None:
     async def scenario() -> None:
         when = int(time.time()) - 60

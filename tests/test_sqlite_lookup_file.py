@@ -9,7 +9,7 @@ from pathlib import Path
 
 from test_lookup_merge import append, check_lookups, record
 
-from logserver.sqlite import SQLiteStorage
+from logserver.sqlite import SQLiteStorage, hash_key
 from logserver.sqlite_schema import lookup_path
 from logserver.storage import EntryRecord
 from tlogcore.merkle import leaf_hash
@@ -164,3 +164,41 @@ def test_merges_keep_the_lookup_files_write_ahead_log_bounded(tmp_path: Path) ->
     # Without checkpoints every merge adds its pages to the log: the last size would be ~merges x the first.
     # With them, SQLite reuses the log from its start once a checkpoint has copied it all.
     assert sizes[-1] <= 3 * max(sizes[:3]), sizes
+
+
+def test_leaves_cut_from_one_blob_keep_their_bytes_and_the_extreme_keys(tmp_path: Path) -> None:
+    """A commit's leaves go in as one blob and one JSON array of offsets and keys (sqlite.INSERT_LEAVES): every
+    leaf's bytes come back exact, and 64-bit keys at both ends of the range are stored as those integers and found,
+    before and after a merge (a key read back as a REAL would never match)."""
+    lowest, highest = b"\x80" + b"\x00" * 31, b"\x7f" + b"\xff" * 31  # keys -2**63 and 2**63 - 1
+
+    def naming(document: bytes, digest: bytes) -> EntryRecord:
+        data = b"log.example\nissue\ndocument " + document.hex().encode() + b"\n\x00\xff\r"
+        return EntryRecord(data, digest, document, False)
+
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        try:
+            registry = EntryRecord(b"\x00\xff\r\n" * 3, leaf_hash(b"r"), None, True)
+            records = [naming(lowest, highest), naming(highest, lowest), registry, record(3)]
+            now = await append(storage, [], None)
+            await append(storage, records, now)
+            assert await storage.get_entries(0, 4) == [r.data for r in records]
+            assert [e.index for e in await storage.registry_entries()] == [2]
+            for _ in range(2):  # from the unmerged tail, then from the lookup tables
+                found = await storage.documents_entries([highest, lowest])
+                assert {d: [e.index for e in entries] for d, entries in found.items()} == {highest: [1], lowest: [0]}
+                assert await storage.merge_lookups(10) in (4, 0)
+            rows = storage._reader.execute(
+                "SELECT typeof(leaf_key), leaf_key, typeof(document_key), document_key, registry FROM leaves"
+                " ORDER BY idx"
+            ).fetchall()
+            assert rows[:3] == [
+                ("integer", 2**63 - 1, "integer", -(2**63), 0),
+                ("integer", -(2**63), "integer", 2**63 - 1, 0),
+                ("integer", hash_key(leaf_hash(b"r")), "null", None, 1),
+            ]
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())

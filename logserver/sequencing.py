@@ -1,0 +1,78 @@
+"""The sequencer's data: its configuration, what it takes in, what it answers, and a batch ready to commit."""
+
+import asyncio
+from dataclasses import dataclass
+
+from logserver.batchrules import RulesOutcome
+from logserver.storage import EntryRecord
+from tlogcore import merkle
+from tlogcore.indexroot import IndexRoot
+from tlogcore.logkey import LogKeyRotation
+from tlogcore.statement import REGISTRY_KINDS, Statement
+
+
+@dataclass(frozen=True)
+class Submission:
+    data: bytes
+    # an index-root is logged by the status indexer (statusindexer.py), a log-key by `tlog-server rotate-key`
+    statement: Statement | IndexRoot | LogKeyRotation
+    leaf_hash: bytes
+
+    @property
+    def record(self) -> EntryRecord:
+        statement = self.statement  # a log-key entry is stored among the registry's: load() replays both
+        replayed = statement.kind in REGISTRY_KINDS or isinstance(statement, LogKeyRotation)
+        return EntryRecord(self.data, self.leaf_hash, statement.document, replayed)
+
+
+@dataclass(frozen=True)
+class Sequenced:
+    index: int
+    leaf_hash: bytes
+    duplicate: bool
+
+
+Pooled = tuple[Submission, "asyncio.Future[Sequenced]"]  # a statement in the pool, and its submitter's future
+
+
+@dataclass
+class PreparedBatch:
+    """A batch ready to be signed and committed at `first` (steps 2 and 3 done): what the log becomes with it."""
+
+    started: float  # time.perf_counter() when its flush began, for the metrics
+    first: int
+    accepted: list[Pooled]
+    hashes: list[bytes]  # their leaf hashes
+    records: list[EntryRecord]
+    logged: dict[bytes, int]  # statements of the batch found already in the log
+    refusals: dict[bytes, str]
+    outcome: RulesOutcome
+    appended: merkle.Appended
+    changes_rules: bool  # a registry or key change: the next batch waits for this commit before its rules
+
+    @property
+    def size(self) -> int:
+        return self.first + len(self.accepted)
+
+
+@dataclass
+class SequencerConfig:
+    origin: str
+    registry_keys: frozenset[str]
+    flush_interval: float = 0.1  # seconds; DESIGN.md asks for at most 250 ms
+    max_batch: int = 10_000
+    flush_at: int = 1_000  # statements waiting that wake the sequencer before the interval (submit(), issue 20)
+    max_pool: int = 50_000
+    lease_ttl: float = 5.0
+    owner: str = "sequencer"
+    publish_without_witnesses: bool = True
+    queue_poll: float = 0.05  # seconds between checks of a submitter waiting on a shared queue
+    queue_timeout: float = 30.0  # then it gets 503; its statements stay queued and are logged later
+    # At most this many leaves per merge. A merge takes all that wait (up to this), so a merger that falls behind
+    # makes bigger merges, which touch each page of the lookup tables once for more leaves, and catches up.
+    merge_rows: int = 1_000_000
+    merge_idle: float = 0.2  # seconds between merges when none is waiting
+    # A merge waits for this many leaves (or for merge_idle seconds without a commit): a merge of 1,000 leaves
+    # cost ~10x more per leaf than one of 10,000, since each rewrites most pages of the lookup tables it touches.
+    merge_min: int = 10_000
+    names_owned_from: int = 0  # the registry's ownership rule from this index on (logserver/registryrule.py)
