@@ -44,6 +44,7 @@ BENCHES = [
     Bench("status_http_bench", ("--documents", "5000", "--seconds", "5"), ("--documents", "100000", "--seconds", "20")),
     Bench("static_tiles_bench", ("--quick",)),
     Bench("storage_bench", ("--entries", "20000", "--failovers", "2"), (), in_quick=False),
+    Bench("pg_merge_wal", (), (), in_quick=False),  # a diagnostic of the 10^7 growth (PostgreSQL's merge WAL)
     Bench("qr_sizes", ()),
 ]
 NOT_IN_THE_SET = {
