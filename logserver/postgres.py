@@ -113,8 +113,9 @@ LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one re
 )
 # Every read here is a point read or a short range: a parallel plan only adds the start of worker processes. At
 # 10^6 entries the tail branch of the lookups (`idx >= merged`, a value the generic plan cannot see) was planned as
-# a parallel index scan, two workers per proof (35-48 ms each; tests/test_leafproof.py).
-SETTINGS = {"synchronous_commit": "on", "max_parallel_workers_per_gather": "0"}
+# a parallel index scan, two workers per proof (35-48 ms each); at 10^7 that estimate put the plan's cost above
+# jit_above_cost, and every proof was compiled to machine code first (33 ms). Both off (tests/test_leafproof.py).
+SETTINGS = {"synchronous_commit": "on", "max_parallel_workers_per_gather": "0", "jit": "off"}
 # Everything a lost connection or a dead server raises (InternalClientError: a connection killed mid-operation).
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
