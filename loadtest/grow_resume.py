@@ -136,15 +136,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--entries", type=parse_sizes, default=[100_000], help="entries appended to each kept log")
     parser.add_argument("--baseline", type=parse_sizes, default=[100_000], help="size of the fresh log")
     parser.add_argument("--wrk-seconds", type=float, default=0.0, help="then proofs by leaf hash with wrk (0: no)")
+    parser.add_argument("--reads-only", action="store_true", help="no appends: only the wrk reads of each kept log")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     print("integration at the kept size beside a fresh log, same run")
     for line in machine_info():
         print("  " + line)
-    with signing_pool() as pool:
-        rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
-    print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
-    print("\n".join(rows))
+    if not args.reads_only:
+        with signing_pool() as pool:
+            rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
+        print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
+        print("\n".join(rows))
     if args.wrk_seconds > 0:
         reads = []
         for name in names:
