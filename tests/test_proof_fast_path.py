@@ -60,6 +60,13 @@ def questions(leaf: bytes) -> list[str]:
     ]
 
 
+async def teapot(scope: Scope, receive: Receive, send: Send) -> None:
+    """A stand-in for Starlette's middleware stack: whatever reaches it is answered 418."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 418, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
 def answer(response: httpx.Response) -> tuple[int, bytes, list[tuple[str, str]]]:
     headers = sorted((k, v) for k, v in response.headers.items() if k != "x-request-id")
     return response.status_code, response.content, headers
@@ -91,11 +98,6 @@ def test_only_the_proof_route_skips_the_middleware_stack(tmp_path: Path) -> None
     """With Starlette's stack replaced by one that answers 418, the proof is still answered; every other path (and
     a HEAD of the proof route) reaches the stack."""
     both = Both()
-
-    async def teapot(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 418, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
 
     async def scenario() -> None:
         async with app_client(tmp_path, wrap=both.wrap) as (client, raw):

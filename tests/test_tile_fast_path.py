@@ -6,10 +6,8 @@ import asyncio
 import random
 from pathlib import Path
 
-from starlette.types import Receive, Scope, Send
-
 from tests.api_helpers import ISSUER, REGISTRY_KEY, app_client, statement
-from tests.test_proof_fast_path import Both, answer
+from tests.test_proof_fast_path import Both, answer, teapot
 from tlogcore import merkle
 from tlogcore.errors import MalformedError
 from tlogcore.statement import ISSUE, ISSUER_ADD
@@ -95,11 +93,6 @@ def test_only_tile_gets_skip_the_middleware_stack(tmp_path: Path) -> None:
     """With Starlette's stack replaced by one that answers 418, tile GETs are still answered (and their 404s); a
     HEAD of a tile and every other path reach the stack."""
     both = Both()
-
-    async def teapot(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 418, "headers": []})
-            await send({"type": "http.response.body", "body": b""})
 
     async def scenario() -> None:
         async with app_client(tmp_path, wrap=both.wrap) as (client, raw):
