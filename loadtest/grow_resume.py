@@ -35,7 +35,7 @@ from loadtest.grow import (
     signing_pool,
 )
 from loadtest.log_bench import machine_info
-from loadtest.wrk_reads import LUA, run_wrk
+from loadtest.wrk_reads import proofs_and_health
 from tlogcore.merkle import stored_hash_index
 
 FLAT_LIMIT = 1.25  # issue 20: at most 1.25x lower at 10^7 than at 10^5
@@ -99,14 +99,9 @@ async def leaf_sample(engine: Engine, size: int, count: int) -> list[bytes]:
 
 def wrk_proofs(engine: Engine, size: int, seconds: float, tmp: Path) -> str:
     """Inclusion proofs by leaf hash of 2,000 random leaves, then /healthz, each `seconds` with wrk, one process."""
-    paths, lua = tmp / "proof-paths.txt", tmp / "paths.lua"
     sample = asyncio.run(leaf_sample(engine, size, 2_000))
-    paths.write_text("".join(f"/api/v1/proof/inclusion?leaf_hash={h.hex()}\n" for h in sample))
-    lua.write_text(LUA)
     with engine.serve() as server:
-        run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections
-        proofs = run_wrk(server.url, seconds, paths, lua)
-        health = run_wrk(server.url + "/healthz", seconds, None, lua)
+        proofs, health = proofs_and_health(server, sample, seconds, tmp)
     return (
         f"| {engine.name} | {size:,} | {proofs.rate:,.0f}/s, p50 {proofs.p50_ms:.1f} ms, p99 {proofs.p99_ms:.1f} ms "
         f"({proofs.errors} errors) | {health.rate:,.0f}/s ({proofs.rate / health.rate:.2f}) | "

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest.grow import Grower, SQLiteEngine, grow_all, parse_sizes, signing_pool
-from loadtest.log_bench import machine_info
+from loadtest.log_bench import ServerProcess, machine_info
 from logserver import cli
 from logserver.app import RequestLog, build_app
 from logserver.identity import read_keys
@@ -92,23 +92,30 @@ def run_wrk(url: str, seconds: float, paths_file: Path | None, lua: Path) -> Wrk
 
 
 def measure(engine: SQLiteEngine, grower: Grower, workers: int, seconds: float, tmp: Path) -> tuple[WrkResult, ...]:
-    paths = tmp / "proof-paths.txt"
-    paths.write_text("".join(f"/api/v1/proof/inclusion?leaf_hash={h.hex()}\n" for h in grower.sample))
-    lua = tmp / "paths.lua"
-    lua.write_text(LUA)
     settings = f"[server]\nworkers = {workers}\n" if workers > 1 else ""
     (engine.data / "server.toml").write_text(settings, encoding="utf-8")
     with engine.serve() as server:
-        run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
+        return proofs_and_health(server, grower.sample, seconds, tmp)
 
-        def cpu() -> float:
-            return server.cpu_seconds() + server.workers_cpu_seconds()
 
-        before = cpu()
-        proofs = run_wrk(server.url, seconds, paths, lua)
-        between = cpu()
-        health = run_wrk(server.url + "/healthz", seconds, None, lua)
-        after = cpu()
+def proofs_and_health(
+    server: ServerProcess, sample: Sequence[bytes], seconds: float, tmp: Path
+) -> tuple[WrkResult, WrkResult]:
+    """Inclusion proofs by leaf hash of random leaves of `sample`, then `GET /healthz`, each `seconds` with wrk,
+    each with the server's CPU per answer."""
+    paths, lua = tmp / "proof-paths.txt", tmp / "paths.lua"
+    paths.write_text("".join(f"/api/v1/proof/inclusion?leaf_hash={h.hex()}\n" for h in sample))
+    lua.write_text(LUA)
+    run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
+
+    def cpu() -> float:
+        return server.cpu_seconds() + server.workers_cpu_seconds()
+
+    before = cpu()
+    proofs = run_wrk(server.url, seconds, paths, lua)
+    between = cpu()
+    health = run_wrk(server.url + "/healthz", seconds, None, lua)
+    after = cpu()
     return with_cpu(proofs, between - before), with_cpu(health, after - between)
 
 
