@@ -177,16 +177,21 @@ _TREE = """tree(head, n) AS (
     SELECT h, CASE WHEN {size} IS NULL OR {size} > h THEN h ELSE {size} END
     FROM (SELECT coalesce((SELECT size FROM head WHERE id = 1), 0) AS h) AS x
 )"""
-# Every committed leaf whose key matches, as `find_leaves` reads them: the lookup table, and the tail above it.
+# Every committed leaf whose key matches (storage contract 6): the lookup table below the watermark, the indexes the
+# process holds of the tail (readtail.py) from the watermark on, and a scan of the rows from the end of what it holds
+# on (storage.TailHint; with no hint, the whole tail). Disjoint ranges, so a leaf is never found twice.
 _CANDIDATE = """candidate(idx) AS (
     SELECT idx FROM leaf_lookup WHERE key = {key}
     UNION ALL
-    SELECT idx FROM leaves WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND leaf_key = {key}
+    SELECT value FROM {held} WHERE value >= (SELECT merged FROM lookup_state WHERE id = 1)
+    UNION ALL
+    SELECT idx FROM leaves WHERE idx >= {greatest}((SELECT merged FROM lookup_state WHERE id = 1), {scan_from})
+        AND leaf_key = {key}
 )"""
 
 SQLITE_FUNCTION = "tlog_inclusion_ids"
 SQLITE = f"""WITH {_TREE.format(size="?2")},
-{_CANDIDATE.format(key="?1")}
+{_CANDIDATE.format(key="?1", held="json_each(?3)", greatest="max", scan_from="?4")}
 SELECT head, n, NULL, NULL, NULL FROM tree
 UNION ALL
 SELECT NULL, NULL, c.idx, h.id, h.hash FROM candidate c CROSS JOIN tree t CROSS JOIN hashes h
@@ -201,7 +206,7 @@ def _pg_id(m: str, level: str) -> str:
 
 _NODE = "(c.idx >> l)"
 POSTGRES = f"""WITH {_TREE.format(size="$2::bigint")},
-{_CANDIDATE.format(key="$1::bigint")},
+{_CANDIDATE.format(key="$1::bigint", held="unnest($3::bigint[]) AS value", greatest="greatest", scan_from="$4")},
 ids(idx, id) AS (
     SELECT c.idx, {_pg_id("c.idx", "0")} FROM candidate c
     UNION ALL

@@ -299,7 +299,7 @@ def test_sqlite_lookups_send_one_statement_whatever_the_number_of_keys(tmp_path:
             for count in (1, 7):
                 entries = await storage.documents_entries(documents[:count])
                 assert [len(entries[d]) for d in documents[:count]] == [429 - (d >= 4) for d in range(count)]
-            assert len(sent) == 4 and {n for _, n in sent} == {1}  # one statement, one parameter, each time
+            assert len(sent) == 4 and {n for _, n in sent} == {3}  # one statement: the keys in one, the tail hint's two
             assert sent[0][0] == sent[1][0] and sent[2][0] == sent[3][0]  # the same text for 3 and 3,000 keys
         finally:
             await storage.close()
