@@ -15,8 +15,10 @@ so the statement's snapshot has a watermark W at least `floor`: the table holds 
 from W to `end` (storage drops hinted indexes below W, so a merge that ended meanwhile doubles nothing), and the scan
 those from max(W, end) on. No leaf is hidden, none is doubled.
 
-Memory: about 120 bytes per held leaf (two dict entries of small ints, the run's key lists; measured by
-tests/test_read_tail.py), so ~60 MB for a tail of 5*10^5 leaves, the bound of the merge policy.
+Memory: about 250 bytes per held leaf naming a document (two dict entries and their integers; measured by
+tests/test_read_tail.py), so ~125 MB per process for a tail of 5*10^5 leaves, the bound of the merge policy. Time:
+keys are added in one C-speed dict update per batch, and dropped a segment of 2^16 leaves at a time (the dicts
+freed whole), so neither the sequencer's commits nor a merge stall the event loop for long.
 """
 
 from collections import deque
@@ -25,61 +27,74 @@ from collections.abc import Sequence
 from logserver.storage import EntryRecord, Storage, TailHint, hash_keys
 
 FOLLOW_CHUNK = 50_000  # leaves' keys read per query while following
+SEGMENT = 1 << 16  # leaves per segment: dropped whole once merged (a few ms), looked up one dict per segment
 
 
-class KeyTail:
-    """Key -> indexes of the held leaves (64-bit keys may collide: the oldest in a dict, the rest in `_more`)."""
+class KeyMap:
+    """Key -> indexes of one segment's leaves (64-bit keys may collide, and a document is named by several
+    statements: the first index in `first`, the others in `more`)."""
 
     def __init__(self) -> None:
-        self._first: dict[int, int] = {}
-        self._more: dict[int, list[int]] = {}
+        self.first: dict[int, int] = {}
+        self.more: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
-        return len(self._first) + sum(len(more) for more in self._more.values())
+        return len(self.first) + sum(len(more) for more in self.more.values())
 
-    def add(self, index: int, key: int) -> None:
-        if key in self._first:
-            self._more.setdefault(key, []).append(index)
-        else:
-            self._first[key] = index
-
-    def drop(self, index: int, key: int) -> None:
-        """Forget the oldest index held for `key` (runs are dropped oldest first, so it is `index`)."""
-        if self._first.get(key) != index:
+    def add(self, keys: Sequence[int], indexes: Sequence[int]) -> None:
+        """Indexes ascending. In one C-speed update when no key repeats (almost always), else one by one."""
+        fresh = dict(zip(keys, indexes, strict=True))
+        if len(fresh) == len(keys) and fresh.keys().isdisjoint(self.first.keys()):  # views: the smaller is walked
+            self.first.update(fresh)
             return
-        more = self._more.get(key)
-        if more:
-            self._first[key] = more.pop(0)
-            if not more:
-                del self._more[key]
-        else:
-            del self._first[key]
+        for key, index in zip(keys, indexes, strict=True):
+            if key in self.first:
+                self.more.setdefault(key, []).append(index)
+            else:
+                self.first[key] = index
 
-    def indexes(self, key: int) -> tuple[int, ...]:
-        at = self._first.get(key)
-        if at is None:
-            return ()
-        more = self._more.get(key)
-        return (at, *more) if more else (at,)
+    def find(self, key: int, into: list[int]) -> None:
+        at = self.first.get(key)
+        if at is not None:
+            into.append(at)
+            if self.more:
+                into += self.more.get(key, ())
+
+
+class Segment:
+    """The keys of leaves `start`..`end`, held and dropped together."""
+
+    def __init__(self, start: int) -> None:
+        self.start = self.end = start
+        self.leaves, self.documents = KeyMap(), KeyMap()
 
 
 class ReadTail:
     """The lookup keys of leaves `floor`..`end` (module docstring: the invariant, the rule for what is not held)."""
 
-    def __init__(self) -> None:
+    def __init__(self, segment: int = SEGMENT) -> None:
+        self._segments: deque[Segment] = deque()
+        self._segment = segment
         self.floor = self.end = 0
-        self.leaves, self.documents = KeyTail(), KeyTail()
-        self._runs: deque[tuple[int, list[int], list[int | None]]] = deque()  # (first index, leaf keys, doc keys)
 
     def __len__(self) -> int:
         return self.end - self.floor
 
+    def leaf_indexes(self, key: int) -> list[int]:
+        found: list[int] = []
+        for segment in self._segments:
+            segment.leaves.find(key, found)
+        return found
+
     def leaf_hint(self, leaf_hash: bytes) -> TailHint:
-        return TailHint(self.leaves.indexes(hash_keys([leaf_hash])[0]), self.end)
+        return TailHint(tuple(self.leaf_indexes(int.from_bytes(leaf_hash[:8], "big", signed=True))), self.end)
 
     def documents_hint(self, documents: Sequence[bytes]) -> TailHint:
-        held = sorted({i for key in set(hash_keys(documents)) for i in self.documents.indexes(key)})
-        return TailHint(tuple(held), self.end)
+        found: list[int] = []
+        for key in set(hash_keys(documents)):
+            for segment in self._segments:
+                segment.documents.find(key, found)
+        return TailHint(tuple(sorted(found)), self.end)
 
     def added(self, first: int, leaf_keys: Sequence[int], document_keys: Sequence[int | None]) -> None:
         """Leaves `first`, `first + 1`, ... were committed with these keys. Only the part that extends `end` is
@@ -87,31 +102,26 @@ class ReadTail:
         skip = self.end - first
         if skip < 0 or skip >= len(leaf_keys):
             return
-        leaves, documents = list(leaf_keys[skip:]), list(document_keys[skip:])
-        for offset, (leaf, document) in enumerate(zip(leaves, documents, strict=True)):
-            self.leaves.add(self.end + offset, leaf)
-            if document is not None:
-                self.documents.add(self.end + offset, document)
-        self._runs.append((self.end, leaves, documents))
-        self.end += len(leaves)
+        if not self._segments or self._segments[-1].end - self._segments[-1].start >= self._segment:
+            self._segments.append(Segment(self.end))
+        segment, start, end = self._segments[-1], self.end, first + len(leaf_keys)
+        segment.leaves.add(leaf_keys[skip:], range(start, end))
+        named = [(key, start + at) for at, key in enumerate(document_keys[skip:]) if key is not None]
+        segment.documents.add([key for key, _ in named], [index for _, index in named])
+        segment.end = self.end = end
 
     def added_records(self, first: int, records: Sequence[EntryRecord]) -> None:
         """`added`, from the records the sequencer committed at `first` (their keys as storage derives them)."""
         documents = iter(hash_keys([r.document for r in records if r.document]))
-        self.added(
-            first, hash_keys([r.leaf_hash for r in records]), [next(documents) if r.document else None for r in records]
-        )
+        document_keys = [next(documents) if r.document else None for r in records]
+        self.added(first, hash_keys([r.leaf_hash for r in records]), document_keys)
 
     def merged_up_to(self, watermark: int) -> None:
-        """The lookup tables hold every leaf below `watermark` (read from storage): forget the runs wholly below."""
-        while self._runs and self._runs[0][0] + len(self._runs[0][1]) <= watermark:
-            first, leaves, documents = self._runs.popleft()
-            for offset, (leaf, document) in enumerate(zip(leaves, documents, strict=True)):
-                self.leaves.drop(first + offset, leaf)
-                if document is not None:
-                    self.documents.drop(first + offset, document)
-            self.floor = first + len(leaves)
-        if not self._runs and watermark > self.end:  # nothing held: start above the watermark
+        """The lookup tables hold every leaf below `watermark` (read from storage): drop the segments wholly below
+        it (the floor may stay below the watermark by up to a segment: storage drops hinted indexes below it)."""
+        while self._segments and self._segments[0].end <= watermark:
+            self.floor = self._segments.popleft().end
+        if not self._segments and watermark > self.end:  # nothing held: start above the watermark
             self.floor = self.end = watermark
 
     async def follow(self, storage: Storage, size: int) -> None:

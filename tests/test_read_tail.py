@@ -17,7 +17,7 @@ from test_recent_leaves import sequencer_on, sequencing, stop
 
 from loadtest import log_bench
 from logserver import leafproof
-from logserver.readtail import KeyTail, ReadTail
+from logserver.readtail import KeyMap, ReadTail
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import EntryRecord, hash_keys
 
@@ -38,17 +38,16 @@ async def exact(storage: Any, tail: ReadTail, records: list[EntryRecord]) -> Non
     assert [e.index for e in one] == want[DOCUMENTS[3]]
 
 
-def test_key_tail_keeps_colliding_keys_and_drops_the_oldest_first() -> None:
-    keys = KeyTail()
-    for index, key in enumerate([5, 9, 5, 5, 7]):
-        keys.add(index, key)
-    assert keys.indexes(5) == (0, 2, 3) and keys.indexes(9) == (1,) and keys.indexes(1) == () and len(keys) == 5
-    keys.drop(0, 5)
-    keys.drop(1, 9)
-    assert keys.indexes(5) == (2, 3) and keys.indexes(9) == ()
-    keys.drop(2, 5)
-    keys.drop(3, 5)
-    assert keys.indexes(5) == () and len(keys) == 1
+def test_a_key_map_keeps_repeated_keys_in_index_order() -> None:
+    keys = KeyMap()
+    keys.add([5, 9, 7], [0, 1, 2])  # no key repeats: one update
+    keys.add([5, 3, 5], [3, 4, 5])  # 5 again (a collision, or a document named twice): kept beside the first
+    found: list[int] = []
+    keys.find(5, found)
+    keys.find(1, found)
+    assert found == [0, 3, 5] and len(keys) == 6
+    keys.find(3, found)
+    assert found == [0, 3, 5, 4]
 
 
 def test_the_tail_follows_storage_and_forgets_what_is_merged(engine: tuple[str, str]) -> None:
@@ -59,7 +58,7 @@ def test_the_tail_follows_storage_and_forgets_what_is_merged(engine: tuple[str, 
             log = Log(storage)
             await log.append(records[:50])
             await storage.merge_lookups(20)
-            tail = ReadTail()
+            tail = ReadTail(segment=1)  # a segment per follow, so what is dropped is seen here
             await tail.follow(storage, 50)
             assert (tail.floor, tail.end) == (20, 50)  # from the watermark on, no more
             await exact(storage, tail, records[:50])
@@ -68,11 +67,11 @@ def test_the_tail_follows_storage_and_forgets_what_is_merged(engine: tuple[str, 
             await tail.follow(storage, 80)
             await storage.merge_lookups(45)  # watermark 65: the run 20..49 is wholly below it, 50..79 is not
             await tail.follow(storage, 80)
-            assert (tail.floor, tail.end) == (50, 80) and len(tail.leaves) == 30
+            assert (tail.floor, tail.end) == (50, 80) and tail.leaf_indexes(hash_keys([records[20].leaf_hash])[0]) == []
             await exact(storage, tail, records)
             await storage.merge_lookups(100)
             await tail.follow(storage, 80)
-            assert (tail.floor, tail.end, len(tail.leaves), len(tail.documents)) == (80, 80, 0, 0)
+            assert (tail.floor, tail.end, tail.documents_hint(DOCUMENTS).indexes) == (80, 80, ())
             await exact(storage, tail, records)
         finally:
             await storage.close()
@@ -191,7 +190,8 @@ def test_every_serving_process_follows_the_tail(engine: tuple[str, str]) -> None
         try:
             sequencer, task = await sequencing(storage)  # merge_rows 0: nothing is merged
             logged = await sequencer.submit([log_bench.issuer_add(when), *log_bench.issue_chunk((0, 30, when))])
-            assert (sequencer.tail.floor, sequencer.tail.end) == (0, 31) and len(sequencer.tail.leaves) == 31
+            assert (sequencer.tail.floor, sequencer.tail.end) == (0, 31)
+            assert [sequencer.tail.leaf_hint(s.leaf_hash).indexes for s in logged] == [(i,) for i in range(31)]
             reader = sequencer_on(storage)  # not sequencing: a reader worker
             await reader.load()
             leaf = logged[-1].leaf_hash
@@ -208,28 +208,32 @@ def test_every_serving_process_follows_the_tail(engine: tuple[str, str]) -> None
 
 
 def test_memory_per_tail_entry_is_bounded() -> None:
-    """About 120 bytes per leaf held (readtail.py states it: ~60 MB for the merge policy's 5*10^5)."""
-    records = [record(i) for i in range(20_000)]
-    leaf_keys = hash_keys([r.leaf_hash for r in records])
-    document_keys = [k if i % 2 else None for i, k in enumerate(hash_keys([r.leaf_hash[::-1] for r in records]))]
+    """About 250 bytes per leaf held, every leaf naming a document (readtail.py states it: ~125 MB for the merge
+    policy's 5*10^5), the keys made as storage returns them (new integers)."""
+    digests = [(hashlib.sha256(b"l%d" % i).digest(), hashlib.sha256(b"d%d" % i).digest()) for i in range(20_000)]
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         tail = ReadTail()
         for first in range(0, 20_000, 1000):
-            tail.added(first, leaf_keys[first : first + 1000], document_keys[first : first + 1000])
+            part = digests[first : first + 1000]
+            leaves, documents = hash_keys([d for d, _ in part]), hash_keys([d for _, d in part])
+            tail.added(first, leaves, list(documents))
+            del leaves, documents
         per_entry = (tracemalloc.get_traced_memory()[0] - before) / 20_000
     finally:
         tracemalloc.stop()
-    assert len(tail) == 20_000 and 40 < per_entry < 200, per_entry
+    assert len(tail) == 20_000 and 100 < per_entry < 320, per_entry
 
 
 def test_a_gap_is_never_held_as_if_followed() -> None:
     tail = ReadTail()
     tail.added(0, [1, 2, 3], [None, 4, None])
     tail.added(5, [9], [None])  # leaves 3 and 4 were not seen: not taken, the scan from `end` covers them
-    assert tail.end == 3 and tail.leaves.indexes(9) == ()
+    assert tail.end == 3 and tail.leaf_indexes(9) == []
     tail.added(2, [3, 7], [None, None])  # overlaps what is held: only the new part
-    assert tail.end == 4 and tail.leaves.indexes(3) == (2,) and tail.leaves.indexes(7) == (3,)
+    assert tail.end == 4 and tail.leaf_indexes(3) == [2] and tail.leaf_indexes(7) == [3]
+    tail.merged_up_to(3)  # the segment reaches 4: kept whole
+    assert (tail.floor, tail.leaf_indexes(1)) == (0, [0])
     tail.merged_up_to(10)  # everything merged, even beyond what is held: hold from the watermark on
-    assert (tail.floor, tail.end, len(tail.leaves), len(tail.documents)) == (10, 10, 0, 0)
+    assert (tail.floor, tail.end, tail.leaf_indexes(7), tail.documents_hint([]).indexes) == (10, 10, [], ())
