@@ -2,10 +2,11 @@
 
 `GET /api/v1/proof/inclusion?leaf_hash=H` used to read storage three times: the head (the tree size), the leaf's
 index, then the proof's hashes, whose stored ids depend on both. Here one SQL statement does all three: it reads the
-head, finds the candidate leaves by the 8-byte key of H (the lookup table below the watermark and the unmerged tail,
-as `find_leaves` does, storage contract 6), and reads, for each candidate, its own stored leaf hash and the stored
-hashes its proof needs. One statement is one snapshot, so the head and the leaf always agree (the old three reads
-needed a second look at the head when a commit landed between them).
+head, finds the candidate leaves by the 8-byte key of H (the lookup table below the watermark, and in the unmerged
+tail the indexes this process holds in memory and a scan only past them: storage contract 6, readtail.py), and
+reads, for each candidate, its own stored leaf hash and the stored hashes its proof needs. One statement is one
+snapshot, so the head and the leaf always agree (the old three reads needed a second look at the head when a commit
+landed between them).
 
 The stored ids of PATH(index, size) (RFC 9162 §2.1.3.1) in the layout of `tlogcore.merkle.stored_hash_index`:
 walking up from the leaf, level l holds the node `index >> l`; its sibling is part of the path when it exists in the

@@ -20,8 +20,9 @@ order, into the `leaf_lookup` and `document_lookup` tables and moves the
 (synchronous = NORMAL: WAL mode cannot be corrupted by it, and a merge lost to
 a power cut is simply redone). The lookup tables live in their own file beside
 the log (logserver/sqlite_schema.py), so a merge never holds the write lock a
-commit needs. A read looks up the tables below the watermark and scans the
-unmerged tail above it in one statement.
+commit needs. A read looks up the tables below the watermark, reads the tail's
+rows the serving process names from memory (logserver/readtail.py), and scans
+only the rows past what it holds, in one statement.
 The read connection has a large page cache and a memory map for big logs.
 
 The sequencer lease is an exclusive `flock` on `<database>.sequencer.lock`:
