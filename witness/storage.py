@@ -153,11 +153,7 @@ class SQLiteStorage:
     def _open(cls, path: str) -> "SQLiteStorage":
         writer = connect(path)
         try:
-            mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()
-            if mode is None or str(mode[0]).lower() != "wal":
-                raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode!r})")
-            writer.execute("PRAGMA synchronous = FULL")
-            writer.executescript(SCHEMA)
+            _set_up(writer, path)
             reader = connect(path)
         except BaseException:
             writer.close()
@@ -222,6 +218,24 @@ class SQLiteStorage:
         await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
         self._write_thread.shutdown()
         self._reader.close()
+
+
+def _set_up(writer: sqlite3.Connection, path: str) -> None:
+    mode = writer.execute("PRAGMA journal_mode = WAL").fetchone()
+    if mode is None or str(mode[0]).lower() != "wal":
+        raise RuntimeError(f"{path}: SQLite refused WAL mode (got {mode!r})")
+    writer.execute("PRAGMA synchronous = FULL")
+    writer.executescript(SCHEMA)
+
+
+def create_database(path: str) -> None:
+    """Make the database (WAL, the schema) once, before several server processes open it (witness/processes.py);
+    no thread or event loop is left behind, so the caller may fork next."""
+    writer = connect(path)
+    try:
+        _set_up(writer, path)
+    finally:
+        writer.close()
 
 
 def connect(path: str) -> sqlite3.Connection:
