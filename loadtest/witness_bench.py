@@ -2,11 +2,13 @@
 
     .venv/bin/python -m loadtest.witness_bench [--seconds 10] [--concurrency 32] [--httpx-concurrency 8]
     .venv/bin/python -m loadtest.witness_bench --quick          (3 s per row, about 40 s)
+    .venv/bin/python -m loadtest.witness_bench --quick --processes 2 --workers 0   (two servers on the port)
+    .venv/bin/python -m loadtest.witness_bench --write-lock 3   (two processes' commits: busy handler or flock)
 
-Starts `tlog-witness serve` (uvicorn on uvloop + httptools, two worker processes that verify
-and cosign, SQLite WAL + synchronous=FULL, group commit: every cosignature is committed and
-fsynced before it is returned) in a subprocess on 127.0.0.1, then drives it over keep-alive
-connections, per client:
+Starts `tlog-witness serve` (uvicorn on uvloop + httptools; `--processes` servers on the port, default 1, each
+with `--workers` processes that verify and cosign, default 2; SQLite WAL + synchronous=FULL, group commit: every
+cosignature is committed and fsynced before it is returned) in a subprocess on 127.0.0.1, then drives it over
+keep-alive connections, per client:
 
 * GET /healthz: the HTTP stack alone (uvicorn + httptools + starlette), no work;
 * advance: one log per connection, each request growing its log by one entry
@@ -58,6 +60,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from loadtest import witness_writers
 from loadtest.localproc import free_port
 from loadtest.wrk_reads import WRK, parse_wrk
 from tlogcore import merkle
@@ -120,10 +123,12 @@ def ceiling(seconds: float = 1.0) -> tuple[float, float, float]:
     return signs, verifies, 1 / (1 / signs + 1 / verifies)
 
 
-def start_witness(directory: Path, logs: list[BenchLog], port: int) -> subprocess.Popen[bytes]:
+def start_witness(
+    directory: Path, logs: list[BenchLog], port: int, processes: int = 1, workers: int = 2
+) -> subprocess.Popen[bytes]:
     config = directory / "witness.toml"
     config.write_text(
-        'name = "bench.witness"\n'
+        f'name = "bench.witness"\nprocesses = {processes}\nworkers = {workers}\n'
         + "".join(f'[[log]]\norigin = "{log.origin}"\nvkey = "{log.key.verifier().vkey}"\n' for log in logs)
     )
     return start_server(
@@ -180,24 +185,41 @@ def _cpu_seconds(stat: Path) -> tuple[int, float]:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(pid: int) -> tuple[float, float]:
-    """CPU seconds used by `pid` with its children still running (the witness's workers), and by its main thread
-    alone (the event loop, which one core bounds), from /proc (Linux; zeros elsewhere)."""
-    if not os.path.isdir("/proc"):
-        return 0.0, 0.0
-    total = 0.0
+def _tree(pid: int) -> dict[int, float]:
+    """`pid` and every process descended from it (its server processes, their cosigning workers): CPU seconds."""
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            parent, seconds = _cpu_seconds(Path(f"/proc/{entry}/stat"))
+            parents[int(entry)], seconds[int(entry)] = _cpu_seconds(Path(f"/proc/{entry}/stat"))
         except OSError:  # it ended meanwhile
             continue
-        if int(entry) == pid or parent == pid:
-            total += seconds
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return {member: seconds.get(member, 0.0) for member in tree}
+
+
+def _event_loop_seconds(pid: int) -> float:
+    """The main thread of `pid` when it is a server (not a cosigning worker): where its event loop runs."""
     try:
-        loop = _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))[1]
+        if b"witness.workerprocess" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return 0.0
+        return _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))[1]
     except OSError:
-        loop = 0.0
-    return total, loop
+        return 0.0
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds used by `pid` and the processes under it still running (the witness's server processes and
+    their workers), and by the servers' main threads alone (the event loops, one core bounding each), from /proc
+    (Linux; zeros elsewhere)."""
+    if not os.path.isdir("/proc"):
+        return 0.0, 0.0
+    tree = _tree(pid)
+    return sum(tree.values()), sum(_event_loop_seconds(member) for member in tree)
 
 
 def cpu_since(pid: int, before: tuple[float, float]) -> tuple[float, float]:
@@ -403,7 +425,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each row")
     parser.add_argument("--concurrency", type=int, default=32, help="connections of the raw client")
     parser.add_argument("--httpx-concurrency", type=int, default=8, help="connections of the httpx client")
+    parser.add_argument("--processes", type=int, default=1, help="the witness's `processes` (servers on the port)")
+    parser.add_argument("--workers", type=int, default=2, help="the witness's `workers` (cosigning, per server)")
     parser.add_argument("--phases", type=int, metavar="N", help="only time a worker's steps, each over N bodies")
+    parser.add_argument("--write-lock", type=float, metavar="SECONDS", help="only loadtest/witness_writers.py")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the no-work server
     args = parser.parse_args(argv)
     if args.bare_server is not None:
@@ -411,6 +436,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.quick:
         args.seconds = 3.0
+    if args.write_lock:
+        witness_writers.compare_writers(args.write_lock)
+        return
     if args.phases:
         print_ceiling()
         print_phases(args.phases)
@@ -443,12 +471,13 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="witness-bench-") as directory:
         port = free_port()
         every_log = [log for logs in growing.values() for log in logs] + list(fixed.values())
-        process = start_witness(Path(directory), every_log, port)
+        process = start_witness(Path(directory), every_log, port, args.processes, args.workers)
         url = f"http://{LOCALHOST}:{port}"
         try:
             print(
-                "\nwitness over HTTP on 127.0.0.1: uvicorn on uvloop (httptools), 2 worker processes verify and "
-                "cosign, SQLite WAL, group commit (every cosignature fsynced before it is answered); "
+                f"\nwitness over HTTP on 127.0.0.1: processes = {args.processes} (uvicorn on uvloop, httptools), "
+                f"workers = {args.workers} each (verify and cosign), SQLite WAL, group commit (every cosignature "
+                "fsynced before it is answered); "
                 f"{args.seconds:g} s per row"
             )
             print(
