@@ -9,6 +9,8 @@ import hashlib
 import os
 import signal
 import socket
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from tlogcore.errors import MalformedError
 from tlogcore.note import open_note
 from tlogcore.vkeys import parse_verifier_key
 from witness.config import parse_config
+from witness.storage import WRITE_LOCK_SUFFIX, LogState, SQLiteStorage
 
 NAME = "witness.processes.test"
 LOG = tiny_log("log.example.test/processes", 0x31)
@@ -213,3 +216,43 @@ def test_processes_must_be_a_whole_number_from_1_to_64(value: str) -> None:
     with pytest.raises(MalformedError, match="processes must be a whole number from 1 to 64"):
         parse_config(f'processes = {value}\n[[log]]\norigin = "{LOG.origin}"\nvkey = "{LOG.vkey}"\n')
     assert parse_config(f'[[log]]\norigin = "{LOG.origin}"\nvkey = "{LOG.vkey}"\n').processes == 1
+
+
+def test_a_writer_waits_for_the_write_lock_another_process_holds(tmp_path: Path) -> None:
+    """The flock beside the database (witness/storage.py `_holding`) orders the processes' commits: while another
+    process holds it, a compare-and-swap waits and stores nothing; once it is let go, the swap commits."""
+    database = str(tmp_path / "witness.sqlite")
+    log = trunk()
+    new = LogState(1, log.root(1), log.checkpoint(1))
+
+    async def run() -> None:
+        storage = await SQLiteStorage.open(database)
+        try:
+            holder = subprocess.Popen(
+                [sys.executable, "-c", HOLD_LOCK, database + WRITE_LOCK_SUFFIX], stdout=subprocess.PIPE
+            )
+            try:
+                assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+                swap = asyncio.create_task(storage.compare_and_swap(LOG.origin, None, new))
+                await asyncio.sleep(0.5)
+                assert not swap.done() and await storage.latest(LOG.origin) is None
+            finally:
+                holder.kill()
+                holder.wait(10)
+                if holder.stdout is not None:
+                    holder.stdout.close()
+            await asyncio.wait_for(swap, 10)
+            assert await storage.latest(LOG.origin) == new
+        finally:
+            await storage.close()
+
+    asyncio.run(run())
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+lock = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o600)
+fcntl.flock(lock, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(60)
+"""

@@ -6,9 +6,10 @@ starts a server.
     tlog-witness info --data DIR [--json]
 
 DIR holds one key file per cosignature algorithm the config lists (`witness.key`, Ed25519; `witness-mldsa44.key`,
-ML-DSA-44; witness/keyfiles.py), mode 0600, made by `init` or on first run, and `witness.sqlite` (the state). Each
-cosignature verifier key printed (`vkey …`, one line per key, Ed25519 first) is what logs and verifiers put in their
-trust policy (`witness <name> <vkey>`, c2sp.org/tlog-policy).
+ML-DSA-44; witness/keyfiles.py), mode 0600, made by `init` or on first run, `witness.sqlite` (the state) and
+`witness.sqlite-writelock` (empty: the writers' turn, witness/storage.py). Each cosignature verifier key printed
+(`vkey …`, one line per key, Ed25519 first) is what logs and verifiers put in their trust policy (`witness <name>
+<vkey>`, c2sp.org/tlog-policy).
 """
 
 import functools
