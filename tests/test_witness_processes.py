@@ -165,7 +165,7 @@ async def advance(url: str, vkey: str, log: TinyLog, until: int, acknowledged: l
 
 def test_a_process_killed_with_9_loses_nothing_acknowledged_and_is_replaced(tmp_path: Path) -> None:
     witness = witness_with(tmp_path, 2, workers=1)
-    log, acknowledged = tiny_log(LOG.origin, 0x31), []
+    log, acknowledged = tiny_log(LOG.origin, 0x31), list[int]()
 
     async def stream_and_kill(victim: int) -> None:
         task = asyncio.create_task(advance(witness.url, witness.vkey, log, 120, acknowledged))
