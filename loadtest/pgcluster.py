@@ -106,7 +106,9 @@ def _unprivileged() -> tuple[list[str], int, int]:
     return prefix, user.pw_uid, user.pw_gid
 
 
-def _launch(bin_dir: Path, directory: Path, port: int, as_user: list[str]) -> subprocess.Popen[bytes]:
+def _launch(
+    bin_dir: Path, directory: Path, port: int, as_user: list[str], settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     args = [
         str(bin_dir / "postgres"),
         "-D",
@@ -125,6 +127,7 @@ def _launch(bin_dir: Path, directory: Path, port: int, as_user: list[str]) -> su
         "fsync=on",
         "-c",
         "synchronous_commit=on",
+        *(f"-c{name}={value}" for name, value in (settings or {}).items()),
     ]
     log = (directory / "postgres.log").open("ab")
     with log:
@@ -150,8 +153,9 @@ def _tail(directory: Path) -> str:
     return path.read_text(errors="replace")[-2000:] if path.exists() else "(no log)"
 
 
-def start_cluster(base: Path | None = None) -> PgCluster:
-    """initdb into a new temp dir and start postgres on a free port of 127.0.0.1; ready when it returns."""
+def start_cluster(base: Path | None = None, settings: dict[str, str] | None = None) -> PgCluster:
+    """initdb into a new temp dir and start postgres on a free port of 127.0.0.1; ready when it returns.
+    `settings` are extra server settings (name: value), for benchmarks comparing them."""
     bin_dir = postgres_bin()
     as_user, uid, gid = _unprivileged()
     directory = Path(tempfile.mkdtemp(prefix="tlog-pg-", dir=base))
@@ -180,7 +184,7 @@ def start_cluster(base: Path | None = None) -> PgCluster:
         shutil.rmtree(directory, ignore_errors=True)
         raise ClusterError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
     port = free_port()
-    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user), bin_dir, as_user)
+    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user, settings), bin_dir, as_user)
     try:
         _wait_ready(cluster)
     except BaseException:
