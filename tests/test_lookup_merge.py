@@ -18,6 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from loadtest import log_bench
 from logserver.postgres import PostgresStorage
+from logserver.recentleaves import RecentLeaves
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
 from logserver.sqlite_schema import lookup_path
@@ -361,6 +362,25 @@ def test_the_sequencers_merger_waits_for_a_share_of_the_table(engine: tuple[str,
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_commit_is_not_an_idle_log_for_the_merger(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        try:
+            config = SequencerConfig("o", frozenset(), merge_min=100, merge_idle=0.05)
+            sequencer = Sequencer(storage, log_bench.log_key(), config)
+            sequencer.head = head(30)  # 30 leaves committed, none merged: below merge_min
+            sequencer._recent = RecentLeaves(0)
+            sequencer._committed_at = time.monotonic() - 1.0  # the last commit ended a second ago
+            sequencer._pending[b"\x01" * 32] = asyncio.get_running_loop().create_future()  # a batch still commits
+            assert not sequencer._merge_due()
+            sequencer._pending.clear()  # nothing waits any more: the log is idle, the short tail is merged
+            assert sequencer._merge_due()
         finally:
             await storage.close()
 
