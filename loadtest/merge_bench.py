@@ -13,7 +13,7 @@ batch of new leaves, for each batch size asked (`--batches`; `policy` is the seq
 `sequencing.merge_batch`), and prints per key: wall time, CPU (SQLite: this thread, which runs SQLite; PostgreSQL:
 the server backend's, from /proc), and what it wrote (SQLite: lookup-file WAL pages, then the TRUNCATE checkpoint
 the merger runs after each merge; PostgreSQL: WAL bytes, right after a CHECKPOINT, so the worst case of
-full-page images). Prints figures; asserts nothing.
+full-page images; `--no-checkpoint`: none). Prints figures; asserts nothing.
 """
 
 import argparse
@@ -133,9 +133,12 @@ def backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def pg_merge(db: asyncpg.Connection, pid: int, rows: int, keys: int) -> Merge:
+async def pg_merge(db: asyncpg.Connection, pid: int, rows: int, keys: int, checkpoint: bool) -> Merge:
+    """One merge as PostgresStorage.merge_lookups; after a CHECKPOINT, every page it first touches is written whole
+    to the WAL (the worst case); without, no full-page images (checkpoints far apart: a large max_wal_size)."""
     await db.execute(PG_LEAVES, rows, rows + keys)
-    await db.execute("CHECKPOINT")
+    if checkpoint:
+        await db.execute("CHECKPOINT")
     before = await db.fetchval("SELECT pg_current_wal_lsn()")
     started, cpu = time.perf_counter(), backend_cpu(pid)
     async with db.transaction():  # as PostgresStorage.merge_lookups
@@ -147,7 +150,7 @@ async def pg_merge(db: asyncpg.Connection, pid: int, rows: int, keys: int) -> Me
     return Merge("postgresql", rows, keys, seconds, cpu, written, 0.0)
 
 
-async def pg_measure(dsn: str, sizes: Sequence[int], batches: str) -> None:
+async def pg_measure(dsn: str, sizes: Sequence[int], batches: str, checkpoint: bool) -> None:
     db = await asyncpg.connect(dsn)
     try:
         await db.execute(postgres.SCHEMA)
@@ -160,18 +163,22 @@ async def pg_measure(dsn: str, sizes: Sequence[int], batches: str) -> None:
             await db.execute("VACUUM ANALYZE")
             rows = target
             for keys in batch_sizes(batches, target):
-                print((await pg_merge(db, pid, rows, keys)).line(), flush=True)
+                print((await pg_merge(db, pid, rows, keys, checkpoint)).line(), flush=True)
                 rows += keys
     finally:
         await db.close()
 
 
-def run_postgresql(sizes: Sequence[int], batches: str, settings: dict[str, str]) -> None:
+def run_postgresql(sizes: Sequence[int], batches: str, settings: dict[str, str], checkpoint: bool) -> None:
     cluster = start_cluster(settings=settings)
     try:
         dsn = cluster.create_database("merge")
-        print(f"  [postgresql] server settings beyond the defaults: {settings or 'none'}", flush=True)
-        asyncio.run(pg_measure(dsn, sizes, batches))
+        print(
+            f"  [postgresql] server settings beyond the cluster's: {settings or 'none'}; "
+            f"{'a CHECKPOINT before each merge' if checkpoint else 'no checkpoint before the merges'}",
+            flush=True,
+        )
+        asyncio.run(pg_measure(dsn, sizes, batches, checkpoint))
     finally:
         cluster.stop()
 
@@ -182,7 +189,9 @@ def parse_settings(text: str) -> dict[str, str]:
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, Sequence[int], Path], None]] = {
     "sqlite": lambda args, sizes, scratch: run_sqlite(sizes, args.batches, scratch),
-    "postgresql": lambda args, sizes, scratch: run_postgresql(sizes, args.batches, parse_settings(args.pg_settings)),
+    "postgresql": lambda args, sizes, scratch: run_postgresql(
+        sizes, args.batches, parse_settings(args.pg_settings), not args.no_checkpoint
+    ),
 }
 
 
@@ -192,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batches", default="1e4,policy", help="keys per merge at each size (default 1e4,policy)")
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument("--pg-settings", default="", help="extra server settings, e.g. wal_compression=lz4")
+    parser.add_argument("--no-checkpoint", action="store_true", help="PostgreSQL: no CHECKPOINT before each merge")
     parser.add_argument("--scratch", default=None, help="folder for the SQLite files (default: a temp dir)")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]

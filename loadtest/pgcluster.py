@@ -127,6 +127,13 @@ def _launch(
         "fsync=on",
         "-c",
         "synchronous_commit=on",
+        # Checkpoints far apart: after each, the first change to a page writes the whole page to the WAL every commit
+        # waits behind; a lookup merge touches pages all over two B-trees (loadtest/merge_bench.py; docs/reference.md
+        # "PostgreSQL server settings"). The default 1 GB brought a checkpoint about every 25 s of growth.
+        "-c",
+        "max_wal_size=4GB",
+        "-c",
+        "checkpoint_timeout=15min",
         *(f"-c{name}={value}" for name, value in (settings or {}).items()),
     ]
     log = (directory / "postgres.log").open("ab")
