@@ -129,7 +129,7 @@ def _launch(
         "synchronous_commit=on",
         # Checkpoints far apart: after each, the first change to a page writes the whole page to the WAL every commit
         # waits behind; a lookup merge touches pages all over two B-trees (loadtest/merge_bench.py; docs/reference.md
-        # "PostgreSQL server settings"). The default 1 GB brought a checkpoint about every 25 s of growth.
+        # "PostgreSQL server settings"). The default max_wal_size is 1 GB.
         "-c",
         "max_wal_size=4GB",
         "-c",
