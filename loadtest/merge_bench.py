@@ -13,7 +13,9 @@ batch of new leaves, for each batch size asked (`--batches`; `policy` is the seq
 `sequencing.merge_batch`), and prints per key: wall time, CPU (SQLite: this thread, which runs SQLite; PostgreSQL:
 the server backend's, from /proc), and what it wrote (SQLite: lookup-file WAL pages, then the TRUNCATE checkpoint
 the merger runs after each merge; PostgreSQL: WAL bytes, right after a CHECKPOINT, so the worst case of
-full-page images; `--no-checkpoint`: none). Prints figures; asserts nothing.
+full-page images; `--no-checkpoint`: none). Then, for SQLite, how long an open takes with the largest tail the
+policy waits for (`--restart-tail`, merge_cap): it merges the whole tail before serving. Prints figures; asserts
+nothing.
 """
 
 import argparse
@@ -112,7 +114,7 @@ def sqlite_fill(path: Path, start: int, end: int) -> None:
         db.execute("PRAGMA lk.wal_checkpoint(TRUNCATE)")
 
 
-def run_sqlite(sizes: Sequence[int], batches: str, scratch: Path) -> None:
+def run_sqlite(sizes: Sequence[int], batches: str, scratch: Path, restart_tail: int) -> None:
     path = scratch / "log.db"
     sqlite_schema.create_schema(path)
     rows = 0
@@ -122,6 +124,25 @@ def run_sqlite(sizes: Sequence[int], batches: str, scratch: Path) -> None:
         for keys in batch_sizes(batches, target):
             print(sqlite_merge(path, rows, keys).line(), flush=True)
             rows += keys
+    if restart_tail:
+        sqlite_restart(path, rows, restart_tail)
+
+
+def sqlite_restart(path: Path, rows: int, tail: int) -> None:
+    """A restart with `tail` leaves unmerged: opening the log reconciles, merging the whole tail at once
+    (sqlite_schema.reconcile), before the server serves."""
+    with closing(sqlite3.connect(path, isolation_level=None)) as db:
+        db.execute("BEGIN")
+        db.execute(SQLITE_LEAVES, (rows, rows + tail))
+        db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    started = time.perf_counter()
+    sqlite_schema.create_schema(path)
+    print(
+        f"  [sqlite] restart with {tail:,} leaves unmerged at {rows:,}: the open's reconcile took "
+        f"{time.perf_counter() - started:.1f} s; load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------------------
@@ -188,7 +209,7 @@ def parse_settings(text: str) -> dict[str, str]:
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace, Sequence[int], Path], None]] = {
-    "sqlite": lambda args, sizes, scratch: run_sqlite(sizes, args.batches, scratch),
+    "sqlite": lambda args, sizes, scratch: run_sqlite(sizes, args.batches, scratch, args.restart_tail),
     "postgresql": lambda args, sizes, scratch: run_postgresql(
         sizes, args.batches, parse_settings(args.pg_settings), not args.no_checkpoint
     ),
@@ -202,6 +223,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument("--pg-settings", default="", help="extra server settings, e.g. wal_compression=lz4")
     parser.add_argument("--no-checkpoint", action="store_true", help="PostgreSQL: no CHECKPOINT before each merge")
+    parser.add_argument(
+        "--restart-tail",
+        type=int,
+        default=SequencerConfig("bench", frozenset()).merge_cap,
+        help="SQLite: then time an open with this many leaves unmerged (default merge_cap; 0: no)",
+    )
     parser.add_argument("--scratch", default=None, help="folder for the SQLite files (default: a temp dir)")
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
