@@ -83,6 +83,8 @@ class Engine(Protocol):
 
     def disk_bytes(self) -> int: ...
 
+    def server_cpu(self) -> float: ...
+
 
 @dataclass
 class SQLiteEngine:
@@ -102,6 +104,9 @@ class SQLiteEngine:
 
     def disk_bytes(self) -> int:
         return disk_bytes(self.data / DATABASE)
+
+    def server_cpu(self) -> float:
+        return 0.0  # SQLite runs in this process: its CPU is this process's
 
 
 @dataclass
@@ -161,6 +166,9 @@ class PostgresEngine:
     def serve(self) -> contextlib.AbstractContextManager[ServerProcess]:
         return running_server(self.data, ["--config", str(self.data / "server.toml")])
 
+    def server_cpu(self) -> float:
+        return self.cluster.cpu_seconds()
+
     def disk_bytes(self) -> int:
         """The database's tables and indexes (pg_database_size; WAL not counted, as SQLite's is checkpointed)."""
         self.cluster.psql("CHECKPOINT")
@@ -189,19 +197,32 @@ class Grower:
     size: int = 0
     sample: list[bytes] = field(default_factory=list)  # leaf hashes of every SAMPLE_EVERY-th entry
     seconds: list[tuple[int, float]] = field(default_factory=list)  # (entries, seconds) per commit
+    cpu: list[tuple[int, float]] = field(default_factory=list)  # (entries, CPU seconds) per chunk, merge included
     merge_share: int | None = None  # SequencerConfig.merge_share for its sequencer (None: the default)
 
     async def append(self, sequencer: Sequencer, chunk: Sequence[Submission]) -> None:
         """Append `chunk` and wait until its lookups are merged: that wait counts in the chunk's last batch."""
+        cpu = time.process_time() + self.engine.server_cpu()
         per_batch = await asyncio.wait_for(append_timed(sequencer, chunk, APPEND_BATCH), APPEND_TIMEOUT)
         started = time.perf_counter()
         await asyncio.wait_for(merged_up(sequencer), APPEND_TIMEOUT)
         per_batch[-1] += time.perf_counter() - started
+        self.cpu.append((len(chunk), time.process_time() + self.engine.server_cpu() - cpu))
         lengths = [min(APPEND_BATCH, len(chunk) - i) for i in range(0, len(chunk), APPEND_BATCH)]
         self.seconds += zip(lengths, per_batch, strict=True)
         first_sampled = (SAMPLE_EVERY - self.size % SAMPLE_EVERY) % SAMPLE_EVERY
         self.sample += [s.leaf_hash for s in chunk[first_sampled::SAMPLE_EVERY]]
         self.size += len(chunk)
+
+    def cpu_over(self, entries: int) -> float:
+        """CPU microseconds per entry over (about) the last `entries`: this process (the sequencer; SQLite's writer
+        and merger threads) plus the database server's processes (PostgreSQL), merges included."""
+        done, cpu = 0, 0.0
+        for count, spent in reversed(self.cpu):
+            if done >= entries:
+                break
+            done, cpu = done + count, cpu + spent
+        return cpu / done * 1e6 if done else float("nan")
 
     def rate_over(self, entries: int) -> float:
         """Entries/s over (about) the last `entries` entries appended."""
@@ -256,7 +277,10 @@ async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: Proc
                         f"{grower.engine.name}: {len(chunk):,} entries not sequenced in {APPEND_TIMEOUT} s "
                         f"(sequencer: {sequencer.not_sequencing or 'sequencing'})"
                     ) from None
-                progress.append(f"{grower.engine.name} {grower.rate_over(len(chunk)):,.0f}/s")
+                progress.append(
+                    f"{grower.engine.name} {grower.rate_over(len(chunk)):,.0f}/s "
+                    f"{grower.cpu_over(len(chunk)):,.1f} us CPU/entry"
+                )
             size += len(chunk)
             # the trend between the stages, to tell a steady fall from one slow stretch (load average beside it)
             print(f"    {size:,}: {', '.join(progress)}; load {os.getloadavg()[0]:.1f}", flush=True)

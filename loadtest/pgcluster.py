@@ -53,6 +53,19 @@ class PgCluster:
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the server's running processes have used: the postmaster and its children
+        (backends, checkpointer, WAL writer), read from /proc. A backend that exited no longer counts."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                pid, fields = stat.parent.name, stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(pid) == self.process.pid or int(fields[1]) == self.process.pid:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command as the superuser; its output, or ClusterError with PostgreSQL's message."""
         args = [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-h", str(self.socket_dir), "-p", str(self.port)]
