@@ -17,6 +17,11 @@ Both rates are of entries appended AND merged (loadtest/grow.py: each chunk is t
 caught up). A merge waits for a share of the merged table (`SequencerConfig.merge_batch`: 500,000 leaves at 10^7),
 so a window must span several merges to show their cost fairly: at 10^7 append at least 2*10^6
 (`--entries 2e6`, four merges); the script prints how many merges the window spans.
+
+SIZE or LOAD? With `--pairs K` (SQLite) it alternates K times, under the same load, appending the same `--entries`
+to a fresh log first grown to `--baseline` and to the kept log, and prints the CPU per entry of the process's main
+thread (the event loop: the sequencer) and of its other threads (SQLite's writer and merger), from /proc, over the
+appends alone (signing and start-up left out).
 """
 
 import argparse
@@ -28,6 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.grow import (
@@ -41,10 +47,79 @@ from loadtest.grow import (
 )
 from loadtest.log_bench import machine_info
 from loadtest.wrk_reads import proofs_and_health
+from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
 from tlogcore.merkle import stored_hash_index
 
 FLAT_LIMIT = 1.25  # issue 20: at most 1.25x lower at 10^7 than at 10^5
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # /proc/<pid>/task/<tid>/stat counts CPU in these
+
+
+def thread_cpu() -> tuple[float, float]:
+    """CPU seconds of this process's main thread and of all its other threads (utime + stime, proc(5))."""
+    main = others = 0.0
+    for stat in Path("/proc/self/task").glob("*/stat"):
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            seconds = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+            if stat.parent.name == str(os.getpid()):
+                main += seconds
+            else:
+                others += seconds
+    return main, others
+
+
+@dataclass
+class ThreadTimedGrower(Grower):
+    """A Grower that also adds up, over its appends alone, the CPU of the main thread and of the other threads."""
+
+    main_cpu: float = 0.0
+    others_cpu: float = 0.0
+    appended: int = 0
+    windows: list[float] = field(default_factory=list)
+
+    async def append(self, sequencer: Sequencer, chunk: Sequence[Submission]) -> None:
+        main, others = thread_cpu()
+        await super().append(sequencer, chunk)
+        after = thread_cpu()
+        self.main_cpu, self.others_cpu = self.main_cpu + after[0] - main, self.others_cpu + after[1] - others
+        self.appended += len(chunk)
+
+    def line(self, label: str, start: int) -> str:
+        per = 1e6 / self.appended
+        return (
+            f"  {label} at {start:,}: {self.appended:,} appended, {self.rate_over(self.appended):,.0f}/s; main thread "
+            f"{self.main_cpu * per:,.1f} us CPU/entry, other threads {self.others_cpu * per:,.1f}; "
+            f"load {os.getloadavg()[0]:.2f}"
+        )
+
+
+def threads_pair(keep: Path, entries: int, baseline: int, pool: ProcessPoolExecutor) -> tuple[float, float]:
+    """One pair, SQLite: `entries` appended to a fresh log grown to `baseline`, then to the kept log; the main
+    thread's CPU us per entry of each."""
+    when = int(time.time()) - 3600
+    pair = []
+    with tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp:
+        fresh = SQLiteEngine(Path(tmp) / "sqlite")
+        asyncio.run(grow_all([Grower(fresh)], baseline, when, pool))
+        kept = SQLiteEngine(keep / "sqlite")
+        for label, engine in (("fresh log", fresh), ("kept log", kept)):
+            grower = ThreadTimedGrower(engine, size=asyncio.run(head_size(engine)))
+            start = grower.size
+            asyncio.run(grow_all([grower], start + entries, when, pool))
+            print(grower.line(label, start), flush=True)
+            pair.append(grower.main_cpu / grower.appended * 1e6)
+    return pair[0], pair[1]
+
+
+def size_or_load(keep: Path, entries: int, baseline: int, pairs: int, pool: ProcessPoolExecutor) -> None:
+    results = []
+    for number in range(pairs):
+        print(f"pair {number + 1} of {pairs}", flush=True)
+        results.append(threads_pair(keep, entries, baseline, pool))
+    higher = sum(kept > fresh for fresh, kept in results)
+    ratios = ", ".join(f"{kept / fresh:.2f}" for fresh, kept in results)
+    print(f"main thread CPU per entry, kept / fresh: {ratios}; higher at the kept size in {higher} of {pairs} pairs")
 
 
 @contextlib.contextmanager
@@ -150,11 +225,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--baseline", type=parse_sizes, default=[100_000], help="size of the fresh log")
     parser.add_argument("--wrk-seconds", type=float, default=0.0, help="then proofs by leaf hash with wrk (0: no)")
     parser.add_argument("--reads-only", action="store_true", help="no appends: only the wrk reads of each kept log")
+    parser.add_argument("--pairs", type=int, default=0, help="SQLite: alternate fresh and kept appends, per thread")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     print("integration at the kept size beside a fresh log, same run")
     for line in machine_info():
         print("  " + line)
+    if args.pairs:
+        with signing_pool() as pool:
+            size_or_load(args.keep, args.entries[-1], args.baseline[-1], args.pairs, pool)
+        return
     if not args.reads_only:
         with signing_pool() as pool:
             rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
