@@ -98,7 +98,7 @@ def check_and_cosign(
     opened = verify_log_signature(request, trusted)
     head = head_of(request.checkpoint.origin)
     check_update(request, head)
-    return Signed(request.old_size, request.checkpoint, head, cosign(opened, signers))
+    return Signed(request.old_size, request.checkpoint, head, cosign(opened, signers, request.note_bytes))
 
 
 class InlineCosigner:
@@ -117,7 +117,7 @@ class InlineCosigner:
         opened = verify_log_signature(request, self._trusted)
         head = await self._latest(request.checkpoint.origin)
         check_update(request, head)
-        return Signed(request.old_size, request.checkpoint, head, cosign(opened, self._signers))
+        return Signed(request.old_size, request.checkpoint, head, cosign(opened, self._signers, request.note_bytes))
 
     async def close(self) -> None:
         pass
