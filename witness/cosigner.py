@@ -29,7 +29,7 @@ from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Signer, Verifier
 from witness.config import parse_config
 from witness.keyfiles import read_key
-from witness.storage import StorageUnavailable, connect, read_latest, unavailable_on_error
+from witness.storage import StorageUnavailable, connect, read_head, unavailable_on_error
 from witness.witness import (
     Cosigned,
     TreeHead,
@@ -150,8 +150,7 @@ def batch_handler(setup: WorkerSetup) -> Callable[[list[bytes]], Outcomes]:
 
 def stored_head(connection: sqlite3.Connection, origin: str) -> TreeHead | None:
     with unavailable_on_error():
-        state = read_latest(connection, origin)
-    return state.head if state is not None else None
+        return read_head(connection, origin)
 
 
 def sign_batch(
