@@ -24,7 +24,7 @@ from pathlib import Path
 
 from logserver.metrics import Metrics
 from logserver.sequencer import Sequencer, Submission
-from logserver.statuspages import PageSet
+from logserver.statuspages import PageSet, nodes_of
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore, StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.checkpoint import parse_checkpoint
@@ -37,13 +37,13 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE
+from tlogcore.statusindex_pages import STRIDE, Page
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
 # Depths the indexer keeps in memory: the pages starting at depth 12 or above (statusindex_pages.py), at most
 # 2^16 - 1 nodes (about 20 MB), whatever the size.
-UPPER_DEPTH = 15
+UPPER_DEPTH = 15  # the last depth of a page (pages start at multiples of STRIDE): kept pages are kept whole
 KEEP_FROM = 1024  # documents in one update from which the top is worth loading (an indexer catching up)
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 
@@ -88,40 +88,39 @@ class UpperLevels:
     def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM) -> None:
         self._store, self._keep_from = store, keep_from
         self._version: int | None = None
+        self._pages: dict[NodeId, Page] = {}  # the pages holding them: a commit rewrites these whole
         self._nodes: dict[NodeId, StoredNode] = {}
 
     async def plan(self, keys: Sequence[bytes], version: int, pages: PageSet) -> PathPlan:
         """A read plan for `keys` at `version` (the index head), every round done; `pages` keeps the pages read
-        (for the commit)."""
+        (for the commit), the kept ones included (the commit does not read them again)."""
         if self._version != version:
             self.forget()
             if len(keys) < self._keep_from:
                 return await read_plan(self._store, PathPlan(keys, version), version, pages)
-            self._nodes = await self._store.read_upper(UPPER_DEPTH, version)
+            self._pages = await self._store.read_upper(UPPER_DEPTH, version)
+            self._nodes = nodes_of(self._pages, UPPER_DEPTH)
             self._version = version
-        plan = PathPlan(keys, version, first_window=UPPER_DEPTH + 1 + STRIDE, later_window=STRIDE)
+        if pages.version == version:
+            pages.pages.update(self._pages)
+        plan = PathPlan(keys, version, later_window=STRIDE, known=(self._nodes, UPPER_DEPTH))
         while wanted := plan.wanted():
-            found = {
-                node: row for node in wanted if node[0] <= UPPER_DEPTH and (row := self._nodes.get(node)) is not None
-            }
-            deeper = [node for node in wanted if node[0] > UPPER_DEPTH]
-            if deeper:
-                found.update(await self._store.read_nodes(deeper, version, pages))
-            plan.supply(found)
+            plan.supply(await self._store.read_nodes(wanted, version, pages))
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return plan
 
-    def committed(self, old: int, new: int, writes: Mapping[NodeId, StoredNode]) -> None:
-        """The update from version `old` to `new` is committed with these rows: if the top held was `old`'s,
-        they make it `new`'s."""
-        if self._version != old:
+    def committed(self, old: int, new: int, writes: Mapping[NodeId, StoredNode], pages: PageSet) -> None:
+        """The update from version `old` to `new` is committed with these rows, its pages as `pages.written`: if
+        the top held was `old`'s, they make it `new`'s."""
+        if self._version != old or pages.version != old:
             self.forget()
             return
         self._nodes.update((node, row) for node, row in writes.items() if node[0] <= UPPER_DEPTH)
+        self._pages.update((page, nodes) for page, nodes in pages.written.items() if page[0] <= UPPER_DEPTH)
         self._version = new
 
     def forget(self) -> None:
-        self._version, self._nodes = None, {}
+        self._version, self._pages, self._nodes = None, {}, {}
 
 
 @dataclass
@@ -168,7 +167,7 @@ class StatusIndexer:
         except BaseException:
             upper.forget()  # the commit may or may not have landed: read the top again next time
             raise
-        upper.committed(covered, new.size, update.writes)
+        upper.committed(covered, new.size, update.writes, pages)
         self._rewritten.append((new.size, list(update.writes)))
         if new.size >= log_from:  # a rebuild states no size below one already stated (the monitor's rule)
             await self._log_root(new)

@@ -15,6 +15,7 @@ from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, logged_by, read_plan
+from logserver.statuspages import nodes_of
 from logserver.statusstore import (
     IndexLayoutError,
     IndexMovedError,
@@ -251,11 +252,13 @@ def test_the_indexers_kept_top_levels_equal_the_stored_rows(
                 assert kept._version is None  # forgotten: read again on the next step
             else:
                 assert kept._version == head.size
-                assert kept._nodes == await store.read_upper(UPPER_DEPTH, head.size)
+                stored = await store.read_upper(UPPER_DEPTH, head.size)
+                assert kept._pages == stored  # the pages its commit wrote whole are the stored ones
+                assert kept._nodes == nodes_of(stored, UPPER_DEPTH)
                 deeper = (await read_plan(store, PathPlan(docs), head.size)).nodes
                 assert any(depth > UPPER_DEPTH for depth, _ in deeper)
         older = await store.read_upper(UPPER_DEPTH, first)  # an older version's top, read beside the newer rows
-        assert indexer._upper is not None and older and older != indexer._upper._nodes
+        assert indexer._upper is not None and older and older != indexer._upper._pages
 
     run_engine(engine, tmp_path, request, body)
 

@@ -129,11 +129,18 @@ class PathPlan:
     """The stored nodes on the paths of some keys, gathered in rounds; then proofs or a batch update."""
 
     def __init__(
-        self, keys: Iterable[bytes], size_hint: int = 0, first_window: int = 0, later_window: int = LATER_WINDOW
+        self,
+        keys: Iterable[bytes],
+        size_hint: int = 0,
+        first_window: int = 0,
+        later_window: int = LATER_WINDOW,
+        known: tuple[Mapping[NodeId, StoredNode], int] | None = None,
     ) -> None:
         """`first_window` depths are asked per key in the first round (0: about as deep as a path in an index of
         `size_hint` keys), `later_window` in each later one: fewer rounds against more ids asked past a path's
-        end. A reader holding the top levels in memory asks them all at once and then goes one level at a time."""
+        end. A reader holding the top levels in memory passes them as `known` (every node at depth <= the depth
+        given, as of the version read): the paths are walked through them at once, and the first round asks for
+        `later_window` depths below them (no ids asked, then filtered, for the levels already held)."""
         self.nodes: dict[NodeId, StoredNode] = {}
         keys = list(keys)
         if any(len(key) != HASH_SIZE for key in keys):
@@ -148,6 +155,11 @@ class PathPlan:
         self._round_window = 0
         self._asked: set[NodeId] = set()
         self._root_read = False  # the first round always asks for the root, even with no keys
+        if known is not None:
+            held, depth = known
+            self.nodes.update(held)
+            self._root_read, self._round_window, self._window = True, depth + 1, later_window
+            self._walk_open()
 
     def wanted(self) -> list[NodeId]:
         """The node ids to read next (the next `window` depths of every open path); empty once all are read."""
@@ -171,6 +183,10 @@ class PathPlan:
             raise ValueError(f"rows supplied that were not asked for: {sorted(stray)[:3]}")
         self.nodes.update(found)
         self._root_read = True
+        self._walk_open()
+
+    def _walk_open(self) -> None:
+        """Move every open key down through the nodes read, at most the round's window; close the ended ones."""
         previous, previous_start, previous_stop = 0, -1, 0
         for bits, start in list(self._open.items()):
             depth = start
