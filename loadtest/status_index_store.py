@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logserver.gcpause import paused_gc
 from logserver.statusindexer import UpperLevels, document_entries
 from logserver.statuspages import PagedNodes, PageSet, decoded
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
@@ -129,7 +130,8 @@ async def run_updates(
         datas = statements(batch, 1_790_000_000 + head.size, rng, signer)
         counted = phases if step else Phases()
         ticker = asyncio.create_task(counted.pauses.run())
-        head, last_writes = await one_update(store, upper, head, datas, counted)
+        with paused_gc():  # as StatusIndexer.step
+            head, last_writes = await one_update(store, upper, head, datas, counted)
         if previous is not None:
             version, nodes = previous
             await counted.timed("prune", lambda v=version, n=nodes: store.prune(v, n))  # type: ignore[misc]
