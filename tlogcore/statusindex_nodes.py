@@ -27,6 +27,7 @@ from tlogcore.statusindex import (
     ABSENT_OTHER_LEAF,
     EMPTY,
     KEY_BITS,
+    NODE_PREFIX,
     PRESENT,
     StatusProof,
     key_int,
@@ -39,6 +40,7 @@ NodeId = tuple[int, int]  # (depth, the first `depth` bits of the keys below, as
 Added = tuple[list[int], list[int]]  # the issue and revoke entries a batch adds to one document
 INTERIOR_TAG, LEAF_TAG = 0x01, 0x02
 LATER_WINDOW = 8  # depths asked for per key in every round after the first
+_sha256 = hashlib.sha256
 
 
 class IndexStorageError(MalformedError):
@@ -332,6 +334,9 @@ class _Batch:
             return self._fresh(depth, prefix, bits, leaves, 0, len(bits))
         return self._fresh(depth, prefix, self.bits, self.leaves, lo, hi)
 
+    # _fresh and _interior run once per node written (about 10 per document): the hash and the child lookup are
+    # written inline (node_hash, PathPlan.stored_child), as they define them.
+
     def _fresh(self, depth: int, prefix: int, bits: list[int], leaves: list[Leaf], lo: int, hi: int) -> bytes:
         """Build subtree (depth, prefix) from leaves[lo:hi] alone (nothing else is stored below it)."""
         if hi - lo == 1:
@@ -341,22 +346,25 @@ class _Batch:
         middle = bisect.bisect_left(bits, ((prefix << 1) | 1) << (KEY_BITS - 1 - depth), lo, hi)
         left = self._fresh(depth + 1, prefix << 1, bits, leaves, lo, middle) if middle > lo else EMPTY
         right = self._fresh(depth + 1, (prefix << 1) | 1, bits, leaves, middle, hi) if hi > middle else EMPTY
-        node = Interior(left, right)
-        self.writes[(depth, prefix)] = node
-        return node.hash
+        self.writes[(depth, prefix)] = Interior(left, right)
+        return _sha256(NODE_PREFIX + left + right).digest()
 
     def _interior(self, depth: int, prefix: int, current: Interior, lo: int, hi: int) -> bytes:
         middle = bisect.bisect_left(self.bits, ((prefix << 1) | 1) << (KEY_BITS - 1 - depth), lo, hi)
         left, right = current.left, current.right
+        nodes, below = self.plan.nodes, depth + 1
         if middle > lo:
-            child = (depth + 1, prefix << 1)
-            left = self.update(*child, self.plan.stored_child(child, left), lo, middle)
+            child = None if left == EMPTY else nodes.get((below, prefix << 1))
+            if child is None and left != EMPTY:
+                self.plan.stored_child((below, prefix << 1), left)  # raises: the parent names a missing row
+            left = self.update(below, prefix << 1, child, lo, middle)
         if hi > middle:
-            child = (depth + 1, (prefix << 1) | 1)
-            right = self.update(*child, self.plan.stored_child(child, right), middle, hi)
-        node = Interior(left, right)
-        self.writes[(depth, prefix)] = node
-        return node.hash
+            child = None if right == EMPTY else nodes.get((below, (prefix << 1) | 1))
+            if child is None and right != EMPTY:
+                self.plan.stored_child((below, (prefix << 1) | 1), right)  # raises, as above
+            right = self.update(below, (prefix << 1) | 1, child, middle, hi)
+        self.writes[(depth, prefix)] = Interior(left, right)
+        return _sha256(NODE_PREFIX + left + right).digest()
 
 
 def read_paths(plan: PathPlan, rows: Mapping[NodeId, StoredNode]) -> PathPlan:
