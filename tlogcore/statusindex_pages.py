@@ -155,13 +155,17 @@ def pages_of(ids: Iterable[NodeId]) -> set[NodeId]:
 
 def nodes_in(ids: Iterable[NodeId], pages: Mapping[NodeId, Page]) -> dict[NodeId, StoredNode]:
     """The rows of `ids` found in `pages` (which hold every page of them; an id absent there has no row)."""
-    found = {}
+    found: dict[NodeId, StoredNode] = {}
     for node in ids:
         depth, prefix = node
         below = depth % STRIDE
         raw = pages[depth - below, prefix >> below].get((1 << below) | (prefix & ((1 << below) - 1)))
-        if raw is not None:
+        if raw is None:
+            continue
+        if raw[0]:
             found[node] = stored_node(raw)
+        else:  # an interior node (most of them), as stored_node makes it
+            found[node] = Interior(raw[1][:HASH_SIZE], raw[1][HASH_SIZE:])
     return found
 
 
