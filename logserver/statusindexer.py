@@ -76,10 +76,15 @@ async def read_plan(store: StatusStore, plan: PathPlan, version: int, pages: Pag
 
 
 class UpperLevels:
-    """The nodes at depth <= UPPER_DEPTH as of one index version, kept in memory between updates.
+    """The nodes at depth <= UPPER_DEPTH as of one index version, and the pages holding them (the pages starting
+    at depth 0, 4, 8 and 12, whole), kept in memory between updates.
 
-    The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top rows
-    without reading them; any other version (a restart, another writer, a commit that failed) reads them again.
+    The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top pages
+    without reading them (the commit wrote them whole: `PageSet.written`); they are handed to the next commit,
+    which then reads none of them again. They are used only while the head read from storage is the version they
+    are of (a version's rows never change once committed); any other head (a restart, another writer's commit),
+    a failed compare-and-swap and any update that raised (its commit may or may not have landed) make them be read
+    again, so a crash or another process's write never leaves a stale page in use.
     Below the kept depths a path is read a page per round (its 4 levels: one stored row, statusindex_pages.py),
     so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The top is loaded
     only for a batch of `keep_from` documents or more (an indexer catching up, as the monitor does, §9): a small
