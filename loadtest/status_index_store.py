@@ -116,16 +116,16 @@ async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: 
     phases.documents += len(entries)
     phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
     phases.rows += len(pages_of(update.writes))
-    return new, update.writes
+    return new, list(pages.written)  # the pages rewritten: what the prune deletes older rows of (as the indexer)
 
 
 async def run_updates(
     store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random
-) -> tuple[IndexVersion, Phases, dict[NodeId, StoredNode]]:
+) -> tuple[IndexVersion, Phases, list[NodeId]]:
     """`updates` + 1 updates of `batch` documents; the first (it loads the kept top levels) is not counted."""
     signer = Ed25519Signer("issuer.bench.example", rng.randbytes(32))
     upper, phases, previous = UpperLevels(store), Phases(), None
-    last_writes: dict[NodeId, StoredNode] = {}
+    last_writes: list[NodeId] = []
     for step in range(updates + 1):
         datas = statements(batch, 1_790_000_000 + head.size, rng, signer)
         counted = phases if step else Phases()
@@ -136,7 +136,7 @@ async def run_updates(
             version, nodes = previous
             await counted.timed("prune", lambda v=version, n=nodes: store.prune(v, n))  # type: ignore[misc]
         ticker.cancel()
-        previous = (head.size, list(last_writes))
+        previous = (head.size, last_writes)
     return head, phases, last_writes
 
 

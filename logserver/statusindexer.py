@@ -140,8 +140,9 @@ class StatusIndexer:
     interval: float = 0.25
     metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
     may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
-    # Versions this process wrote, with the nodes they rewrote: once no lookup reads below a version, the older
-    # rows of those nodes are deleted (`prune`). Lost on restart: a crash leaks at most a few updates' old rows.
+    # Versions this process wrote, with the pages they rewrote (a page is named by its root node): once no lookup
+    # reads below a version, the older rows of those pages are deleted (`prune`). Lost on restart: a crash leaks
+    # at most a few updates' old rows.
     _rewritten: list[tuple[int, list[NodeId]]] = field(default_factory=list)
     _served: int = 0  # the version lookups were served at, as of the previous cycle
     keep_upper_from: int = KEEP_FROM  # UpperLevels
@@ -184,7 +185,8 @@ class StatusIndexer:
             upper.forget()  # the commit may or may not have landed: read the top again next time
             raise
         upper.committed(covered, new.size, update.writes, pages)
-        self._rewritten.append((new.size, list(update.writes)))
+        # The pages it wrote name the same rows as its nodes do, a third as many ids to prune by.
+        self._rewritten.append((new.size, list(pages.written) if pages.written else list(update.writes)))
         return new
 
     async def _log_root(self, version: IndexVersion) -> None:
