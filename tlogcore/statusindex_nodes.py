@@ -47,7 +47,12 @@ class IndexStorageError(MalformedError):
     """The stored nodes contradict each other (a row is missing or has the wrong shape): the index is damaged."""
 
 
-@dataclass(frozen=True, slots=True)
+# Interior and Leaf are made about 16 times per document an update indexes (nodes read and written): they are
+# plain slot classes, never changed once made, because a frozen dataclass's __init__ (object.__setattr__ per
+# field) costs about twice as much (status-proofs.md §11, fourth round).
+
+
+@dataclass(slots=True)
 class Interior:
     left: bytes
     right: bytes
@@ -60,7 +65,7 @@ class Interior:
         return bytes([INTERIOR_TAG]) + self.left + self.right
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Leaf:
     key: bytes
     record: bytes  # StatusRecord bytes, stored as they are hashed
