@@ -235,8 +235,9 @@ class SQLiteStorage:
             attach_lookups(reader, path)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
-            reader.execute(f"PRAGMA cache_size = {-max(0, int(read_cache_bytes)) // 1024}")  # negative: KiB
-            reader.execute(f"PRAGMA mmap_size = {max(0, int(read_mmap_bytes))}")
+            for schema in ("main", "lk"):  # a cache per file: unnamed, cache_size set log.db's alone (lk kept 2 MiB)
+                reader.execute(f"PRAGMA {schema}.cache_size = {-max(0, int(read_cache_bytes)) // 1024}")  # KiB
+                reader.execute(f"PRAGMA {schema}.mmap_size = {max(0, int(read_mmap_bytes))}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the SQLite database {path}: {exc}") from exc
         return cls(writer, reader, path.with_name(path.name + ".sequencer.lock"))

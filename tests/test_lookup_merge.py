@@ -256,17 +256,18 @@ async def old_indexes(kind: str, where: str) -> list[str]:
 
 
 def test_the_sqlite_read_connection_has_a_large_page_cache_and_a_memory_map(tmp_path: Path) -> None:
-    """Defaults sized for 10^7 entries, and both configurable (0 turns the map off)."""
+    """Defaults sized for 10^7 entries, for log.db and the lookup file alike, and both configurable (0: no map)."""
 
     async def scenario() -> None:
         storage = await SQLiteStorage.open(tmp_path / "log.db")
         small = await SQLiteStorage.open(tmp_path / "log.db", read_cache_bytes=1024 * 1024, read_mmap_bytes=0)
         try:
             reader, small_reader = storage._reader, small._reader
-            assert reader.execute("PRAGMA cache_size").fetchone()[0] == -256 * 1024  # KiB
-            assert reader.execute("PRAGMA mmap_size").fetchone()[0] == 0x7FFF0000
-            assert small_reader.execute("PRAGMA cache_size").fetchone()[0] == -1024
-            assert small_reader.execute("PRAGMA mmap_size").fetchone()[0] == 0
+            for schema in ("main", "lk"):  # each file has its own cache: the lookup file's too (it was 2 MiB)
+                assert reader.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] == -256 * 1024  # KiB
+                assert reader.execute(f"PRAGMA {schema}.mmap_size").fetchone()[0] == 0x7FFF0000
+                assert small_reader.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] == -1024
+                assert small_reader.execute(f"PRAGMA {schema}.mmap_size").fetchone()[0] == 0
         finally:
             await small.close()
             await storage.close()
