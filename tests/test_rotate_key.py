@@ -16,7 +16,7 @@ import pytest
 from log_harness import REPO, SERVER
 from monitor_faults import FaultProxy
 from monitor_helpers import monitor_cli, monitor_config, read_alerts
-from tools_stack import Stack, all_entries, tlog, witnessed_log
+from tools_stack import Stack, all_entries, register_issuer, tlog, witnessed_log
 from witness_helpers import write_config
 
 from loadtest.localproc import free_port
@@ -90,10 +90,7 @@ def rotated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rotated]:
     tmp = tmp_path_factory.mktemp("rotate-key")
     with witnessed_log(tmp) as stack:
         key = tmp / "issuer.key"
-        made = tlog("keygen", "--name", "rupp.edu.kh", "--out", str(key))
-        registry = str(stack.server.data / "registry.key")
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", made.stdout.strip())
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key, "rupp.edu.kh")
         policy = tmp / "before.policy"
         policy.write_text(stack.policy_text)
         submit(stack, tmp, key, policy, "before")

@@ -10,7 +10,7 @@ import httpx
 import pypdfium2
 import zxingcpp
 from PIL import Image
-from tools_stack import tlog, witnessed_log
+from tools_stack import register_issuer, tlog, witnessed_log
 
 from tlogcore.bundle import parse_tlog_proof, verify_bundle
 from tlogcore.policy import parse_policy
@@ -33,10 +33,7 @@ def read_qr(path: Path) -> str:
 def test_paper_documents_from_csv_and_json_with_labels(tmp_path: Path) -> None:
     with witnessed_log(tmp_path) as stack:
         key = tmp_path / "moeys.key"
-        made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
-        registry = str(stack.server.data / "registry.key")
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", made.stdout.strip())
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key)
         policy_path = tmp_path / "trust.policy"
         policy_path.write_text(stack.policy_text)
         policy = parse_policy(stack.policy_text)

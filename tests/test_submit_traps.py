@@ -14,7 +14,7 @@ import httpx
 import pytest
 from click.testing import Result
 from log_harness import free_port
-from tools_stack import Stack, tlog, witnessed_log
+from tools_stack import Stack, register_issuer, tlog, witnessed_log
 
 from tlogcore.bundle import parse_tlog_proof, verify_bundle
 from tlogcore.keys import Ed25519Signer
@@ -40,11 +40,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("traps")
     with witnessed_log(tmp) as stack:
         key = tmp / "moeys.key"
-        made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
-        assert made.exit_code == 0, made.output
-        registry = str(stack.server.data / "registry.key")
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", made.stdout.strip())
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key)
         policy = tmp / "trust.policy"
         policy.write_text(stack.policy_text)
         yield World(stack, tmp, key, policy)

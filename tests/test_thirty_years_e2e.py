@@ -24,7 +24,7 @@ from log_harness import LogProcess
 from playwright.sync_api import Page
 from test_rotate_key import OVERLAP, key_id, log_signers, published_checkpoint, submit, tlog_server
 from test_web_pq import key_type
-from tools_stack import Stack, all_entries, tlog
+from tools_stack import Stack, all_entries, register_issuer, tlog
 from web_browser import chromium, open_verdict, screenshot, wait_published
 from witness_helpers import WitnessProcess
 
@@ -158,10 +158,7 @@ def decades(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Decades]:
 
 def build(stack: Stack, tmp: Path, keys: list[tuple[str, str]]) -> Decades:
     issuer = tmp / "issuer.key"
-    made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(issuer))
-    registry = str(stack.server.data / "registry.key")
-    added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", made.stdout.strip())
-    assert added.exit_code == 0, added.output
+    register_issuer(stack, issuer)
     bundle, link = issue_diploma(stack, tmp, issuer)
     shutil.copy(bundle, tmp / "old.tlog-proof")
     old_size = parse_tlog_proof(bundle.read_bytes()).checkpoint.split(b"\n")[1]

@@ -14,7 +14,7 @@ import pytest
 import zxingcpp
 from log_harness import free_port
 from PIL import Image
-from tools_stack import tlog, witnessed_log
+from tools_stack import register_issuer, tlog, witnessed_log
 
 from tlogcore.bundle import from_binary, parse_tlog_proof, to_binary, verify_bundle
 from tlogcore.cosignature import CosignatureV1Signer
@@ -35,21 +35,7 @@ def issued(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     tmp = tmp_path_factory.mktemp("tools-e2e")
     with witnessed_log(tmp) as stack:
         key = tmp / "moeys.key"
-        made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
-        assert made.exit_code == 0, made.output
-        added = tlog(
-            "issuer",
-            "add",
-            "--log",
-            stack.url,
-            "--registry-key",
-            str(stack.server.data / "registry.key"),
-            "--issuer",
-            made.stdout.strip(),
-            "--label",
-            "Ministry of Education",
-        )
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key, label="Ministry of Education")
         policy = tmp / "trust.policy"
         policy.write_text(stack.policy_text)
         pdf = tmp / "diploma.pdf"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from log_harness import free_port
 from refresh_helpers import forked_bundle
-from tools_stack import tlog, witnessed_log
+from tools_stack import register_issuer, tlog, witnessed_log
 
 from tlogcore.bundle import BINARY_MAGIC, from_binary, parse_tlog_proof, to_binary, verify_bundle
 from tlogcore.policy import parse_policy
@@ -23,10 +23,7 @@ def issued(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     tmp = tmp_path_factory.mktemp("tools-refresh")
     with witnessed_log(tmp) as stack:
         key = tmp / "issuer.key"
-        made = tlog("keygen", "--name", "mlmupc.gov.kh", "--out", str(key))
-        registry = str(stack.server.data / "registry.key")
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", made.stdout.strip())
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key, "mlmupc.gov.kh")
         policy = tmp / "trust.policy"
         policy.write_text(stack.policy_text)
         pdf = tmp / "title.pdf"

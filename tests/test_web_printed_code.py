@@ -19,7 +19,7 @@ import segno
 import zxingcpp
 from PIL import Image, ImageFilter
 from playwright.sync_api import BrowserContext, Page, Route
-from tools_stack import Stack, tlog, witnessed_log
+from tools_stack import Stack, register_issuer, tlog, witnessed_log
 from web_browser import chromium, open_verdict, screenshot, wait_published
 
 from logserver.verifierpage import LOG_LAYOUT, Trust, render_page
@@ -59,11 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("printed")
     with witnessed_log(tmp) as stack:
         key = tmp / "moeys.key"
-        made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
-        assert made.exit_code == 0, made.output
-        registry = str(stack.server.data / "registry.key")
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", made.stdout.strip())
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key)
         rows = io.StringIO()
         writer = csv.writer(rows)
         writer.writerow(["sha256", "name", "ref"])

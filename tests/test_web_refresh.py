@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 from refresh_helpers import forked_bundle
 from test_web_verifier import b64url, wait_published
-from tools_stack import Stack, tlog, witnessed_log
+from tools_stack import Stack, register_issuer, tlog, witnessed_log
 from web_browser import chromium, open_verdict, screenshot
 
 from tlogcore.bundle import parse_tlog_proof, to_binary
@@ -32,10 +32,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("web-refresh")
     with witnessed_log(tmp) as stack:
         key = tmp / "moeys.key"
-        made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
-        registry = str(stack.server.data / "registry.key")
-        added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", made.stdout.strip())
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key)
         (tmp / "diploma.pdf").write_bytes(PDF)
         done = tlog("submit", "--log", stack.url, "--key", str(key), "--qr", "none", str(tmp / "diploma.pdf"))
         assert done.exit_code == 0, done.output

@@ -16,7 +16,7 @@ import pytest
 import zxingcpp
 from PIL import Image
 from playwright.sync_api import BrowserContext, Page
-from tools_stack import Stack, tlog, witnessed_log
+from tools_stack import Stack, register_issuer, tlog, witnessed_log
 from web_browser import chromium, open_verdict, screenshot, wait_published
 
 from logserver.webpage import CSP
@@ -49,21 +49,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     tmp = tmp_path_factory.mktemp("web")
     with witnessed_log(tmp) as stack:
         key = tmp / "moeys.key"
-        made = tlog("keygen", "--name", "moeys.gov.kh", "--out", str(key))
-        assert made.exit_code == 0, made.output
-        added = tlog(
-            "issuer",
-            "add",
-            "--log",
-            stack.url,
-            "--registry-key",
-            str(stack.server.data / "registry.key"),
-            "--issuer",
-            made.stdout.strip(),
-            "--label",
-            "Ministry of Education",
-        )
-        assert added.exit_code == 0, added.output
+        register_issuer(stack, key, label="Ministry of Education")
         urls = []
         for name, data, ref in (("diploma.pdf", PDF, "Diploma 2026/17"), ("licence.pdf", REVOKED_PDF, "Licence 3")):
             (tmp / name).write_bytes(data)

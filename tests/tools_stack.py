@@ -67,6 +67,19 @@ def tlog(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
+def register_issuer(stack: Stack, key: Path, name: str = "moeys.gov.kh", label: str | None = None) -> str:
+    """`tlog keygen` an issuer key into `key` and `tlog issuer add` it to the stack's log with its registry key; the
+    issuer's verifier key."""
+    made = tlog("keygen", "--name", name, "--out", str(key))
+    assert made.exit_code == 0, made.output
+    vkey = made.stdout.strip()
+    registry = str(stack.server.data / "registry.key")
+    labelled = ["--label", label] if label else []
+    added = tlog("issuer", "add", "--log", stack.url, "--registry-key", registry, "--issuer", vkey, *labelled)
+    assert added.exit_code == 0, added.output
+    return vkey
+
+
 def tlog_process(*args: str) -> subprocess.Popen[bytes]:
     """`tlog ARGS` as a real process (to be killed mid-way); its output is not kept."""
     return subprocess.Popen(
