@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -46,9 +47,8 @@ async def submit(request: Request) -> Response:
     head = state.sequencer.head
     if head is None:
         raise HTTPError(503, "not_sequencing", "no checkpoint yet")
-    if not asked.inclusion_proofs:
-        places = tuple(api.EntryReceipt(s.index, s.leaf_hash, s.duplicate) for s in sequenced)
-        return json_response(api.SubmitReceipt(head.checkpoint, places))
+    if not asked.inclusion_proofs:  # a SubmitReceipt, written from `sequenced` itself
+        return Response(orjson.dumps(api.SubmitReceipt.json_of(head.checkpoint, sequenced)), media_type=JSON)
     return json_response(await _with_proofs(state, sequenced, head.size, head.checkpoint))
 
 
