@@ -1,12 +1,14 @@
 """How many cosignatures per second one witness sustains over HTTP, next to the Ed25519 ceiling of the same run.
 
     .venv/bin/python -m loadtest.witness_bench [--seconds 10] [--concurrency 32] [--httpx-concurrency 8]
-    .venv/bin/python -m loadtest.witness_bench --quick          (3 s per row, about 40 s)
+    .venv/bin/python -m loadtest.witness_bench --quick          (3 s per row, about 70 s)
+    .venv/bin/python -m loadtest.witness_bench --quick --setups 2x0,2x1   (processes x workers, one run each)
+    .venv/bin/python -m loadtest.witness_bench --write-lock 3   (two processes' commits: busy handler or flock)
 
-Starts `tlog-witness serve` (uvicorn on uvloop + httptools, two worker processes that verify
-and cosign, SQLite WAL + synchronous=FULL, group commit: every cosignature is committed and
-fsynced before it is returned) in a subprocess on 127.0.0.1, then drives it over keep-alive
-connections, per client:
+Starts `tlog-witness serve` (uvicorn on uvloop + httptools; for each of `--setups`, default 1x2 then 2x0:
+`processes` servers on the port, each with `workers` processes that verify and cosign; SQLite WAL +
+synchronous=FULL, group commit: every cosignature is committed and fsynced before it is returned) in a
+subprocess on 127.0.0.1, then drives it over keep-alive connections, per client:
 
 * GET /healthz: the HTTP stack alone (uvicorn + httptools + starlette), no work;
 * advance: one log per connection, each request growing its log by one entry
@@ -30,7 +32,7 @@ The raw client (and wrk) also drive a no-work bound: the witness's own app class
 with the witness's own uvicorn settings, whose POST /add-checkpoint reads the
 same body and answers a cosignature-sized line without parsing, verifying,
 signing or storing anything (`--bare-server`). Each row also gives the CPU the
-server used per answer (its process and its workers, from /proc): a figure a
+server used per answer (its processes and their workers, from /proc): a figure a
 busy machine disturbs less than the rate, and the share of the ceiling that CPU would give with every core
 busy ("CPU bound": near the row's own share, CPU per cosignature is what stops it). A second wrk row with 4
 connections shows that CPU growing as the batches shrink (docs/performance.md, "The witness"). Published
@@ -39,7 +41,6 @@ anchor: a Go witness (litewitness) sustains about 250–290 requests/s. Prints f
 
 import argparse
 import asyncio
-import itertools
 import os
 import pickle
 import platform
@@ -48,7 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from loadtest import witness_writers
 from loadtest.localproc import free_port
+from loadtest.witness_drivers import DRIVERS, LOCALHOST, Bodies, Tally, per_sender, repeat
 from loadtest.wrk_reads import WRK, parse_wrk
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
@@ -72,8 +75,7 @@ from witness.cosigner import Signed, stored_head
 from witness.storage import LogState, SQLiteStorage, connect
 from witness.witness import AddCheckpoint, TreeHead, check_update, cosign, parse_request, verify_log_signature
 
-LOCALHOST = "127.0.0.1"
-Bodies = Callable[[int], Iterable[bytes]]  # sender number → the request bodies it posts, in order
+SETUPS = "1x2,2x0"  # the witness's processes x workers: the default config, then two servers on the port
 FIXED_SIZE = 1000  # the size of the log the "resubmit" rows post again and again
 # What the no-work server answers: as long as one Ed25519 cosignature line of a witness named "bench.witness".
 BARE_ANSWER = "\u2014 bench.witness " + "A" * 100 + "\n"
@@ -120,10 +122,12 @@ def ceiling(seconds: float = 1.0) -> tuple[float, float, float]:
     return signs, verifies, 1 / (1 / signs + 1 / verifies)
 
 
-def start_witness(directory: Path, logs: list[BenchLog], port: int) -> subprocess.Popen[bytes]:
+def start_witness(
+    directory: Path, logs: list[BenchLog], port: int, processes: int = 1, workers: int = 2
+) -> subprocess.Popen[bytes]:
     config = directory / "witness.toml"
     config.write_text(
-        'name = "bench.witness"\n'
+        f'name = "bench.witness"\nprocesses = {processes}\nworkers = {workers}\n'
         + "".join(f'[[log]]\norigin = "{log.origin}"\nvkey = "{log.key.verifier().vkey}"\n' for log in logs)
     )
     return start_server(
@@ -180,24 +184,41 @@ def _cpu_seconds(stat: Path) -> tuple[int, float]:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def process_cpu(pid: int) -> tuple[float, float]:
-    """CPU seconds used by `pid` with its children still running (the witness's workers), and by its main thread
-    alone (the event loop, which one core bounds), from /proc (Linux; zeros elsewhere)."""
-    if not os.path.isdir("/proc"):
-        return 0.0, 0.0
-    total = 0.0
+def _tree(pid: int) -> dict[int, float]:
+    """`pid` and every process descended from it (its server processes, their cosigning workers): CPU seconds."""
+    parents: dict[int, int] = {}
+    seconds: dict[int, float] = {}
     for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
-            parent, seconds = _cpu_seconds(Path(f"/proc/{entry}/stat"))
+            parents[int(entry)], seconds[int(entry)] = _cpu_seconds(Path(f"/proc/{entry}/stat"))
         except OSError:  # it ended meanwhile
             continue
-        if int(entry) == pid or parent == pid:
-            total += seconds
+    tree, grew = {pid}, True
+    while grew:
+        more = {child for child, parent in parents.items() if parent in tree} - tree
+        tree |= more
+        grew = bool(more)
+    return {member: seconds.get(member, 0.0) for member in tree}
+
+
+def _event_loop_seconds(pid: int) -> float:
+    """The main thread of `pid` when it is a server (not a cosigning worker): where its event loop runs."""
     try:
-        loop = _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))[1]
+        if b"witness.workerprocess" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return 0.0
+        return _cpu_seconds(Path(f"/proc/{pid}/task/{pid}/stat"))[1]
     except OSError:
-        loop = 0.0
-    return total, loop
+        return 0.0
+
+
+def process_cpu(pid: int) -> tuple[float, float]:
+    """CPU seconds used by `pid` and the processes under it still running (the witness's server processes and
+    their workers), and by the servers' main threads alone (the event loops, one core bounding each), from /proc
+    (Linux; zeros elsewhere)."""
+    if not os.path.isdir("/proc"):
+        return 0.0, 0.0
+    tree = _tree(pid)
+    return sum(tree.values()), sum(_event_loop_seconds(member) for member in tree)
 
 
 def cpu_since(pid: int, before: tuple[float, float]) -> tuple[float, float]:
@@ -219,101 +240,6 @@ def per_answer(cpu: tuple[float, float], answers: float) -> str:
     if answers <= 0:
         return f"{'-':>9}"
     return f"{cpu[0] * 1e6 / answers:4.0f}/{cpu[1] * 1e6 / answers:<4.0f}"
-
-
-class Tally:
-    def __init__(self) -> None:
-        self.latencies: list[float] = []
-        self.statuses: dict[int, int] = {}
-        self.exhausted = 0  # senders that ran out of prepared requests before the time was up
-
-    def add(self, status: int, seconds: float) -> None:
-        self.statuses[status] = self.statuses.get(status, 0) + 1
-        if status == 200:
-            self.latencies.append(seconds)
-
-
-async def drive_httpx(url: str, bodies: Bodies, tasks: int, seconds: float) -> tuple[Tally, float]:
-    """`tasks` concurrent senders, each an httpx.AsyncClient on one keep-alive connection, posting bodies(i) in
-    order (an empty body means GET /healthz) until the time is up."""
-    tally = Tally()
-    stop_at = time.perf_counter() + seconds
-
-    async def sender(i: int) -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
-            for body in bodies(i):
-                if time.perf_counter() >= stop_at:
-                    return
-                began = time.perf_counter()
-                try:
-                    if body:
-                        response = await http.post("/add-checkpoint", content=body)
-                    else:
-                        response = await http.get("/healthz")
-                except httpx.TransportError:  # e.g. a keep-alive connection the server just closed
-                    tally.add(0, time.perf_counter() - began)
-                    continue
-                tally.add(response.status_code, time.perf_counter() - began)
-            tally.exhausted += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(sender(i) for i in range(tasks)))
-    return tally, time.perf_counter() - start
-
-
-async def drive_raw(url: str, bodies: Bodies, tasks: int, seconds: float) -> tuple[Tally, float]:
-    """The same load through a minimal asyncio HTTP/1.1 keep-alive client, one connection per sender.
-
-    httpx's async client tops out near 750 requests/s per core here (measured
-    against /healthz too), below what one witness process serves; this client
-    costs a few µs per request, so its figure is the server's.
-    """
-    tally = Tally()
-    stop_at = time.perf_counter() + seconds
-    port = int(url.rsplit(":", 1)[1])
-    healthz = b"GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n" % LOCALHOST.encode()
-
-    async def sender(i: int) -> None:
-        reader, writer = await asyncio.open_connection(LOCALHOST, port)
-        try:
-            for body in bodies(i):
-                if time.perf_counter() >= stop_at:
-                    return
-                began = time.perf_counter()
-                writer.write(
-                    b"POST /add-checkpoint HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s"
-                    % (LOCALHOST.encode(), len(body), body)
-                    if body
-                    else healthz
-                )
-                head = await reader.readuntil(b"\r\n\r\n")
-                status = int(head.split(b" ", 2)[1])
-                length = next(
-                    int(line.split(b":", 1)[1])
-                    for line in head.lower().split(b"\r\n")
-                    if line.startswith(b"content-length:")
-                )
-                await reader.readexactly(length)
-                tally.add(status, time.perf_counter() - began)
-            tally.exhausted += 1
-        finally:
-            writer.close()
-            await writer.wait_closed()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(sender(i) for i in range(tasks)))
-    return tally, time.perf_counter() - start
-
-
-def repeat(body: bytes) -> Bodies:
-    return lambda i: itertools.repeat(body)
-
-
-def per_sender(bodies: list[list[bytes]]) -> Bodies:
-    return lambda i: bodies[i]
-
-
-DRIVERS = {"httpx": drive_httpx, "raw": drive_raw}
 
 
 def row(name: str, tally: Tally, elapsed: float, ceiling_pairs: float | None, cpu: tuple[float, float]) -> None:
@@ -403,7 +329,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each row")
     parser.add_argument("--concurrency", type=int, default=32, help="connections of the raw client")
     parser.add_argument("--httpx-concurrency", type=int, default=8, help="connections of the httpx client")
+    parser.add_argument(
+        "--setups",
+        type=parse_setups,
+        default=parse_setups(SETUPS),
+        help=f"the witness's `processes`x`workers` for each run (default {SETUPS}: the shipped default, then two "
+        "servers signing in their own event loops)",
+    )
     parser.add_argument("--phases", type=int, metavar="N", help="only time a worker's steps, each over N bodies")
+    parser.add_argument("--write-lock", type=float, metavar="SECONDS", help="only loadtest/witness_writers.py")
     parser.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the no-work server
     args = parser.parse_args(argv)
     if args.bare_server is not None:
@@ -411,6 +345,9 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.quick:
         args.seconds = 3.0
+    if args.write_lock:
+        witness_writers.compare_writers(args.write_lock)
+        return
     if args.phases:
         print_ceiling()
         print_phases(args.phases)
@@ -441,35 +378,27 @@ def main(argv: list[str] | None = None) -> None:
         for kind, logs in growing.items()
     }
     with tempfile.TemporaryDirectory(prefix="witness-bench-") as directory:
-        port = free_port()
         every_log = [log for logs in growing.values() for log in logs] + list(fixed.values())
-        process = start_witness(Path(directory), every_log, port)
-        url = f"http://{LOCALHOST}:{port}"
-        try:
-            print(
-                "\nwitness over HTTP on 127.0.0.1: uvicorn on uvloop (httptools), 2 worker processes verify and "
-                "cosign, SQLite WAL, group commit (every cosignature fsynced before it is answered); "
-                f"{args.seconds:g} s per row"
-            )
-            print(
-                f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
-                " CPU µs all/loop  of ceiling  CPU bound  other"
-            )
-            for kind in DRIVERS:
-                asyncio.run(first_checkpoint(url, fixed[kind], FIXED_SIZE))
-                same = fixed[kind].body(FIXED_SIZE, FIXED_SIZE)
-                scenarios: list[Scenario] = [
-                    ("GET /healthz (HTTP stack, no work)", repeat(b""), None),
-                    ("advance: +1 entry, valid proof, log/conn", per_sender(advance[kind]), pairs),
-                    ("resubmit: same size, empty proof, 1 log", repeat(same), pairs),
-                ]
-                run_rows(url, process.pid, kind, tasks[kind], args.seconds, scenarios)
-            same = fixed["raw"].body(FIXED_SIZE, FIXED_SIZE)
-            for connections in (tasks["raw"], 4):  # 4: small batches, each hand-off and commit shared by few
-                wrk_rows(url, process.pid, same, connections, args.seconds, pairs, "resubmit: same size, empty proof")
-        finally:
-            process.terminate()
-            process.wait(10)
+        for processes, workers in args.setups:  # each on a fresh database: the advance bodies start at size 0
+            place = Path(directory) / f"p{processes}w{workers}"
+            place.mkdir()
+            port = free_port()
+            process = start_witness(place, every_log, port, processes, workers)
+            try:
+                drive_witness(
+                    f"http://{LOCALHOST}:{port}",
+                    process,
+                    processes,
+                    workers,
+                    fixed,
+                    advance,
+                    tasks,
+                    args.seconds,
+                    pairs,
+                )
+            finally:
+                process.terminate()
+                process.wait(10)
         measure_bare(Path(directory), fixed["raw"].body(FIXED_SIZE, FIXED_SIZE), tasks["raw"], args.seconds, pairs)
     print("\nCPU µs: the server's CPU per answer, all (its worker processes included) / its event loop's thread alone")
     print("(/proc; the clients' not counted); CPU bound: the share of the ceiling with every core busy at that CPU")
@@ -477,6 +406,52 @@ def main(argv: list[str] | None = None) -> None:
     print("wrk row shows that CPU growing as the batches (per worker hand-off and per commit) shrink")
     print("wrk rows: a C client on one thread, so the server has nearly both cores (the rate wrk_reads.py reports)")
     print("anchor: a Go witness (litewitness) ~250-290 req/s published; goal here >= 0.5 of the sign + verify ceiling")
+
+
+def drive_witness(
+    url: str,
+    process: "subprocess.Popen[bytes]",
+    processes: int,
+    workers: int,
+    fixed: dict[str, BenchLog],
+    advance: dict[str, list[list[bytes]]],
+    tasks: dict[str, int],
+    seconds: float,
+    pairs: float,
+) -> None:
+    """Every row against one running witness (`processes` servers on its port, `workers` each)."""
+    print(
+        f"\nwitness over HTTP on 127.0.0.1: processes = {processes} (uvicorn on uvloop, httptools), workers = "
+        f"{workers} each (verify and cosign), SQLite WAL, group commit (every cosignature fsynced before it is "
+        f"answered); {seconds:g} s per row"
+    )
+    print(
+        f"  {'client (connections): scenario':<54} {'200 OK':>8} {'rate':>10} {'p50 ms':>7} {'p99 ms':>7}"
+        " CPU µs all/loop  of ceiling  CPU bound  other"
+    )
+    for kind in DRIVERS:
+        asyncio.run(first_checkpoint(url, fixed[kind], FIXED_SIZE))
+        same = fixed[kind].body(FIXED_SIZE, FIXED_SIZE)
+        scenarios: list[Scenario] = [
+            ("GET /healthz (HTTP stack, no work)", repeat(b""), None),
+            ("advance: +1 entry, valid proof, log/conn", per_sender(advance[kind]), pairs),
+            ("resubmit: same size, empty proof, 1 log", repeat(same), pairs),
+        ]
+        run_rows(url, process.pid, kind, tasks[kind], seconds, scenarios)
+    same = fixed["raw"].body(FIXED_SIZE, FIXED_SIZE)
+    for connections in (tasks["raw"], 4):  # 4: small batches, each hand-off and commit shared by few
+        wrk_rows(url, process.pid, same, connections, seconds, pairs, "resubmit: same size, empty proof")
+
+
+def parse_setups(text: str) -> list[tuple[int, int]]:
+    """ "1x2,2x0" → [(1, 2), (2, 0)]: the witness's `processes` and `workers` for each run."""
+    try:
+        pairs = [tuple(int(n) for n in item.split("x")) for item in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: want PROCESSESxWORKERS[,…], e.g. 1x2,2x0") from None
+    if not all(len(pair) == 2 and pair[0] >= 1 and pair[1] >= 0 for pair in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: want PROCESSESxWORKERS[,…], e.g. 1x2,2x0")
+    return [(pair[0], pair[1]) for pair in pairs]
 
 
 async def first_checkpoint(url: str, log: BenchLog, size: int) -> None:

@@ -6,13 +6,18 @@ starts a server.
     tlog-witness info --data DIR [--json]
 
 DIR holds one key file per cosignature algorithm the config lists (`witness.key`, Ed25519; `witness-mldsa44.key`,
-ML-DSA-44; witness/keyfiles.py), mode 0600, made by `init` or on first run, and `witness.sqlite` (the state). Each
-cosignature verifier key printed (`vkey …`, one line per key, Ed25519 first) is what logs and verifiers put in their
-trust policy (`witness <name> <vkey>`, c2sp.org/tlog-policy).
+ML-DSA-44; witness/keyfiles.py), mode 0600, made by `init` or on first run, `witness.sqlite` (the state) and
+`witness.sqlite-writelock` (empty: the writers' turn, witness/storage.py). Each cosignature verifier key printed
+(`vkey …`, one line per key, Ed25519 first) is what logs and verifiers put in their trust policy (`witness <name>
+<vkey>`, c2sp.org/tlog-policy).
 """
 
+import functools
 import json
+import os
+import socket
 import sqlite3
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +34,8 @@ from witness.config import ALGORITHMS, ED25519, WitnessConfig, parse_config, par
 from witness.cosigner import Cosigner, PoolCosigner, WorkerSetup
 from witness.headerdeadline import header_deadline_protocol
 from witness.keyfiles import SetupError, existing_keys, load_or_create_keys
-from witness.storage import SQLiteStorage
+from witness.processes import reserve_port, supervise
+from witness.storage import SQLiteStorage, create_database
 
 DATABASE_FILE = "witness.sqlite"
 MAX_FILE_SIZE = 1024 * 1024
@@ -97,7 +103,9 @@ async def run_server(
     listen: tuple[str, int],
     log_level: str,
     access_log: bool,
+    listener: socket.socket | None = None,
 ) -> None:
+    """Serve until SIGINT or SIGTERM, on `listener` (one of `processes`, witness/processes.py) or on `listen`."""
     try:
         storage = await SQLiteStorage.open(str(database))
     except (sqlite3.Error, OSError, RuntimeError) as exc:
@@ -113,7 +121,7 @@ async def run_server(
     try:
         app = create_app(config, storage, signers, time.time, cosigner=cosigner)
         settings = server_settings(app, listen, log_level, access_log)
-        await uvicorn.Server(settings).serve()
+        await uvicorn.Server(settings).serve(sockets=[listener] if listener is not None else None)
     finally:
         if cosigner is not None:
             await cosigner.close()
@@ -154,11 +162,64 @@ def serve(data: Path, config_path: Path, listen: str | None, log_level: str, acc
     except (MalformedError, SetupError, OSError) as exc:
         raise click.ClickException(str(exc)) from None
     print_identity(signers, False)
+    if config.processes > 1:
+        serve_processes(config, config_text, signers, data, address, log_level, access_log)
+        return
     cosigner = cosigner_for(config, config_text, data)
     try:  # uvloop: uvicorn picks it only when it makes the loop itself, which it does not here
         uvloop.run(run_server(config, signers, cosigner, data / DATABASE_FILE, address, log_level, access_log))
     except SetupError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def serve_processes(
+    config: WitnessConfig,
+    config_text: str,
+    signers: Sequence[Signer],
+    data: Path,
+    address: tuple[str, int],
+    log_level: str,
+    access_log: bool,
+) -> None:
+    """`processes = N`: the port held and the database made here, once, then N servers on the port
+    (witness/processes.py), until SIGINT or SIGTERM."""
+    try:
+        held = reserve_port(address)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {address[0]}:{address[1]}: {exc.strerror}; choose another --listen"
+        ) from None
+    try:
+        create_database(str(data / DATABASE_FILE))
+    except (sqlite3.Error, OSError, RuntimeError) as exc:
+        held.close()
+        raise click.ClickException(f"cannot open the database {data / DATABASE_FILE}: {exc}") from None
+    run = functools.partial(serve_process, config, config_text, signers, data, address, log_level, access_log)
+    try:
+        supervise(run, address, config.processes)
+    finally:
+        held.close()
+
+
+def serve_process(
+    config: WitnessConfig,
+    config_text: str,
+    signers: Sequence[Signer],
+    data: Path,
+    address: tuple[str, int],
+    log_level: str,
+    access_log: bool,
+    listener: socket.socket,
+) -> None:
+    """One of `processes`: the whole witness on `listener`; a refusal is one line, and the supervisor starts it
+    again."""
+    cosigner = cosigner_for(config, config_text, data)
+    database = data / DATABASE_FILE
+    try:
+        uvloop.run(run_server(config, signers, cosigner, database, address, log_level, access_log, listener))
+    except SetupError as exc:
+        click.echo(f"tlog-witness process {os.getpid()} stopped: {exc}", err=True)
+        sys.exit(1)
 
 
 def print_identity(signers: Sequence[Signer], as_json: bool) -> None:

@@ -4,6 +4,7 @@
     listen = "127.0.0.1:7380"             # optional; `serve --listen` overrides it
     algorithms = ["ed25519", "ml-dsa-44"] # optional, default ["ed25519"]: the cosignatures it signs, in this order
     workers = 2                           # optional, default 2: processes that verify and cosign; 0: in the server
+    processes = 1                         # optional, default 1: server processes sharing the port (SO_REUSEPORT)
 
     [[log]]                               # one table per log this witness cosigns
     origin = "log.example.gov.kh/documents"
@@ -17,6 +18,9 @@ type 0x06; both, beside each other, let today's verifiers and post-quantum polic
 
 `workers` (witness/cosigner.py): the log signature checks and the cosignatures run in this many processes beside
 the server's own, so they use every core; the state and its durable compare-and-swap stay in the server.
+
+`processes` (witness/processes.py): this many whole servers (HTTP, event loop, their own `workers` each) share the
+listening port; the compare-and-swap is SQLite's, across processes, so the promise holds whichever one answers.
 """
 
 import tomllib
@@ -34,6 +38,7 @@ DEFAULT_LISTEN = "127.0.0.1:7380"
 MAX_LOGS = 10_000
 DEFAULT_WORKERS = 2  # the two cores of the reference machine (docs/performance.md, "The witness")
 MAX_WORKERS = 64
+DEFAULT_PROCESSES, MAX_PROCESSES = 1, 64
 ED25519, ML_DSA_44 = "ed25519", "ml-dsa-44"
 ALGORITHMS = (ED25519, ML_DSA_44)
 
@@ -51,6 +56,7 @@ class WitnessConfig:
     logs: tuple[LogConfig, ...]
     algorithms: tuple[str, ...] = (ED25519,)
     workers: int = DEFAULT_WORKERS
+    processes: int = DEFAULT_PROCESSES
 
     def trusted_keys(self) -> Mapping[str, Sequence[Verifier]]:
         """Origin → the log keys whose signature makes a checkpoint of that origin acceptable. A log that rotated
@@ -112,7 +118,7 @@ def parse_config(text: str) -> WitnessConfig:
         raise MalformedError(f"config: not valid TOML: {exc}") from None
     except RecursionError:  # fuzzing: tomllib recurses once per nested [ or {
         raise MalformedError("config: not valid TOML: nested too deeply") from None
-    _only_keys(document, {"name", "listen", "log", "algorithms", "workers"}, "top level")
+    _only_keys(document, {"name", "listen", "log", "algorithms", "workers", "processes"}, "top level")
     try:
         name = check_key_name(_string(document, "name", "top level", DEFAULT_NAME))
     except MalformedError as exc:
@@ -131,12 +137,23 @@ def parse_config(text: str) -> WitnessConfig:
             raise MalformedError(f"config: the log key {log.verifier.vkey[:80]!r} appears in two [[log]] tables")
         seen.add(log.verifier.vkey)
     algorithms = parse_algorithms(document.get("algorithms", [ED25519]))
-    return WitnessConfig(name, listen, logs, algorithms, parse_workers(document.get("workers", DEFAULT_WORKERS)))
+    workers = parse_workers(document.get("workers", DEFAULT_WORKERS))
+    return WitnessConfig(
+        name, listen, logs, algorithms, workers, parse_processes(document.get("processes", DEFAULT_PROCESSES))
+    )
 
 
 def parse_workers(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WORKERS:
         raise MalformedError(f"config: workers must be a whole number from 0 to {MAX_WORKERS} (0: sign in the server)")
+    return value
+
+
+def parse_processes(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_PROCESSES:
+        raise MalformedError(
+            f"config: processes must be a whole number from 1 to {MAX_PROCESSES} (servers on one port)"
+        )
     return value
 
 
