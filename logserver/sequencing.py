@@ -104,4 +104,14 @@ class SequencerConfig:
     # A merge waits for this many leaves (or for merge_idle seconds without a commit): a merge of 1,000 leaves
     # cost ~10x more per leaf than one of 10,000, since each rewrites most pages of the lookup tables it touches.
     merge_min: int = 10_000
+    # ...or for 1/merge_share of the leaves already merged, whichever is more, up to merge_cap: the keys are random,
+    # so a merge of a fixed count into a table 100x larger dirties ~one page per key instead of one per ~20 keys
+    # (loadtest/merge_bench.py). A merge of a fixed share keeps the pages written per key, so the merge's cost per
+    # entry, flat as the log grows. The cap bounds the tail the sequencer holds in memory (recentleaves.py).
+    merge_share: int = 10
+    merge_cap: int = 500_000
     names_owned_from: int = 0  # the registry's ownership rule from this index on (logserver/registryrule.py)
+
+    def merge_batch(self, merged: int) -> int:
+        """The leaves a merge waits for when the lookup tables hold `merged` (module comment above)."""
+        return max(self.merge_min, min(self.merge_cap, merged // self.merge_share))
