@@ -45,6 +45,7 @@ BENCHES = [
     Bench("static_tiles_bench", ("--quick",)),
     Bench("storage_bench", ("--entries", "20000", "--failovers", "2"), (), in_quick=False),
     Bench("pg_merge_wal", (), (), in_quick=False),  # a diagnostic of the 10^7 growth (PostgreSQL's merge WAL)
+    Bench("merge_bench", (), (), in_quick=False),  # a lookup merge per key by table size, both engines (issue 20)
     Bench("qr_sizes", ()),
 ]
 NOT_IN_THE_SET = {

@@ -6,7 +6,10 @@
 
 For each storage engine, side by side, and at each size:
 - integration rate: entries/s durably appended by the real `Sequencer` in-process (batches of 10,000, one
-  fsync'd commit each), over the last 100,000 entries before the size was reached, and over the whole stage;
+  fsync'd commit each), over the last 100,000 entries before the size was reached, and over the whole stage.
+  Appended AND merged: each chunk of 100,000 is timed until the sequencer's merger has moved all of its lookup
+  keys into the lookup tables (storage contract 6), so the merge work counts wherever the merge policy puts it,
+  the merger's wait for an idle log (merge_idle, 0.2 s) included;
 - inclusion proofs by leaf hash and proof bundles (`GET /api/v1/bundle/<i>`) over HTTP from a real
   `tlog-server serve` on that database: requests/s and latency p50/p99 (16 keep-alive clients);
 - level-0 hash tiles read over HTTP, random full tiles across the tree: reads/s;
@@ -66,6 +69,7 @@ RATE_WINDOW = 100_000  # the integration rate "at" a size: over this many entrie
 APPEND_TIMEOUT = 600.0  # seconds for one chunk: a sequencer that stopped must not hang the run
 CLUSTER_DIR = "cluster-dir"  # with --keep: the name of the kept PostgreSQL cluster's folder inside the engine's
 SAMPLE_EVERY = 97  # keep every 97th leaf hash for the proof requests (spread over the whole tree)
+MERGE_POLL = 0.005  # seconds between looks at the lookup watermark while the merge catches up
 
 
 class Engine(Protocol):
@@ -78,6 +82,8 @@ class Engine(Protocol):
     def serve(self) -> contextlib.AbstractContextManager[ServerProcess]: ...
 
     def disk_bytes(self) -> int: ...
+
+    def server_cpu(self) -> float: ...
 
 
 @dataclass
@@ -98,6 +104,9 @@ class SQLiteEngine:
 
     def disk_bytes(self) -> int:
         return disk_bytes(self.data / DATABASE)
+
+    def server_cpu(self) -> float:
+        return 0.0  # SQLite runs in this process: its CPU is this process's
 
 
 @dataclass
@@ -157,6 +166,9 @@ class PostgresEngine:
     def serve(self) -> contextlib.AbstractContextManager[ServerProcess]:
         return running_server(self.data, ["--config", str(self.data / "server.toml")])
 
+    def server_cpu(self) -> float:
+        return self.cluster.cpu_seconds()
+
     def disk_bytes(self) -> int:
         """The database's tables and indexes (pg_database_size; WAL not counted, as SQLite's is checkpointed)."""
         self.cluster.psql("CHECKPOINT")
@@ -185,14 +197,32 @@ class Grower:
     size: int = 0
     sample: list[bytes] = field(default_factory=list)  # leaf hashes of every SAMPLE_EVERY-th entry
     seconds: list[tuple[int, float]] = field(default_factory=list)  # (entries, seconds) per commit
+    cpu: list[tuple[int, float]] = field(default_factory=list)  # (entries, CPU seconds) per chunk, merge included
+    merge_share: int | None = None  # SequencerConfig.merge_share for its sequencer (None: the default)
 
     async def append(self, sequencer: Sequencer, chunk: Sequence[Submission]) -> None:
+        """Append `chunk` and wait until its lookups are merged: that wait counts in the chunk's last batch."""
+        cpu = time.process_time() + self.engine.server_cpu()
         per_batch = await asyncio.wait_for(append_timed(sequencer, chunk, APPEND_BATCH), APPEND_TIMEOUT)
+        started = time.perf_counter()
+        await asyncio.wait_for(merged_up(sequencer), APPEND_TIMEOUT)
+        per_batch[-1] += time.perf_counter() - started
+        self.cpu.append((len(chunk), time.process_time() + self.engine.server_cpu() - cpu))
         lengths = [min(APPEND_BATCH, len(chunk) - i) for i in range(0, len(chunk), APPEND_BATCH)]
         self.seconds += zip(lengths, per_batch, strict=True)
         first_sampled = (SAMPLE_EVERY - self.size % SAMPLE_EVERY) % SAMPLE_EVERY
         self.sample += [s.leaf_hash for s in chunk[first_sampled::SAMPLE_EVERY]]
         self.size += len(chunk)
+
+    def cpu_over(self, entries: int) -> float:
+        """CPU microseconds per entry over (about) the last `entries`: this process (the sequencer; SQLite's writer
+        and merger threads) plus the database server's processes (PostgreSQL), merges included."""
+        done, cpu = 0, 0.0
+        for count, spent in reversed(self.cpu):
+            if done >= entries:
+                break
+            done, cpu = done + count, cpu + spent
+        return cpu / done * 1e6 if done else float("nan")
 
     def rate_over(self, entries: int) -> float:
         """Entries/s over (about) the last `entries` entries appended."""
@@ -202,6 +232,14 @@ class Grower:
                 break
             done, seconds = done + count, seconds + spent
         return done / seconds if seconds else float("nan")
+
+
+async def merged_up(sequencer: Sequencer) -> None:
+    """Until the sequencer's merger has moved every committed leaf into the lookup tables. Without this wait a
+    merge policy that leaves more leaves unmerged would look faster: the merge would run while the next chunk is
+    signed, outside any timed window. It includes the merger's wait for an idle log (merge_idle)."""
+    while await sequencer.storage.lookup_watermark() < sequencer.size:
+        await asyncio.sleep(MERGE_POLL)
 
 
 def signed(first: int, count: int, when: int, pool: ProcessPoolExecutor) -> list[Submission]:
@@ -219,7 +257,8 @@ async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: Proc
         for grower in growers:
             storage = await grower.engine.open()
             stack.push_async_callback(storage.close)
-            sequencers.append(await stack.enter_async_context(running_sequencer(storage, APPEND_BATCH)))
+            share = {} if grower.merge_share is None else {"merge_share": grower.merge_share}
+            sequencers.append(await stack.enter_async_context(running_sequencer(storage, APPEND_BATCH, **share)))
         size = growers[0].size
         if size == 0:
             for grower, sequencer in zip(growers, sequencers, strict=True):
@@ -238,7 +277,10 @@ async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: Proc
                         f"{grower.engine.name}: {len(chunk):,} entries not sequenced in {APPEND_TIMEOUT} s "
                         f"(sequencer: {sequencer.not_sequencing or 'sequencing'})"
                     ) from None
-                progress.append(f"{grower.engine.name} {grower.rate_over(len(chunk)):,.0f}/s")
+                progress.append(
+                    f"{grower.engine.name} {grower.rate_over(len(chunk)):,.0f}/s "
+                    f"{grower.cpu_over(len(chunk)):,.1f} us CPU/entry"
+                )
             size += len(chunk)
             # the trend between the stages, to tell a steady fall from one slow stretch (load average beside it)
             print(f"    {size:,}: {', '.join(progress)}; load {os.getloadavg()[0]:.1f}", flush=True)
@@ -404,11 +446,15 @@ def run(
     tmp: Path,
     server_settings: str = "",
     keep: bool = False,
+    merge_share: int | None = None,
 ) -> list[Figures]:
     when = int(time.time()) - 3600
     figures: list[Figures] = []
     with contextlib.ExitStack() as stack, signing_pool() as pool:
-        growers = [Grower(make_engine(name, tmp, stack, server_settings, keep)) for name in engine_names]
+        growers = [
+            Grower(make_engine(name, tmp, stack, server_settings, keep), merge_share=merge_share)
+            for name in engine_names
+        ]
         for size in sizes:
             before = [(g.size, sum(s for _, s in g.seconds)) for g in growers]
             asyncio.run(grow_all(growers, size, when, pool))
@@ -425,6 +471,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--engines", default="sqlite", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--seconds", type=float, default=None, help="length of each HTTP read phase (default 10)")
     parser.add_argument("--quick", action="store_true", help="sizes 2e4,1e5 and 3-second read phases")
+    parser.add_argument(
+        "--merge-share",
+        type=int,
+        default=None,
+        help="SequencerConfig.merge_share (default its own; 1000000000: every merge of merge_min, the rule before)",
+    )
     parser.add_argument(
         "--keep", type=Path, default=None, help="grow the logs here and keep them, PostgreSQL's cluster too"
     )
@@ -450,7 +502,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         folder = args.keep or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="grow-")))
         folder.mkdir(parents=True, exist_ok=True)
-        figures = run(engine_names, sizes, seconds, folder, settings, keep=args.keep is not None)
+        figures = run(engine_names, sizes, seconds, folder, settings, args.keep is not None, args.merge_share)
     print_table(figures)
     print_goals(figures)
     print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")

@@ -9,7 +9,8 @@ full-page image), and PostgreSQL has one WAL: every commit's flush waits behind 
 Once the table has more pages than a merge has keys, each key touches a page of its own, and the WAL a merge
 writes per key grows toward a page (8 KiB) per table, where a commit writes under 1 KiB per entry. This prints,
 for each size, the WAL and the time of one merge of 10,000 keys into one such table right after a checkpoint, on
-a throwaway cluster (loadtest/pgcluster.py). Prints figures; asserts nothing.
+a throwaway cluster (loadtest/pgcluster.py). Prints figures; asserts nothing. `loadtest.merge_bench` measures
+both engines, both tables, and the merge sizes the sequencer now waits for.
 """
 
 import argparse
@@ -22,7 +23,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from loadtest.pgcluster import start_cluster
 
-MERGE_KEYS = 10_000  # the sequencer's merge_min: a merge waits for this many leaves
+MERGE_KEYS = 10_000  # merge_min: the fixed merge size before the share rule (SequencerConfig.merge_batch)
 FILL = (
     "INSERT INTO lk SELECT (random() * 9e18)::bigint, g FROM generate_series($1::bigint, $2::bigint - 1) g ORDER BY 1"
 )

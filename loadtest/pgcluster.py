@@ -53,6 +53,19 @@ class PgCluster:
     def dsn(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the server's running processes have used: the postmaster and its children
+        (backends, checkpointer, WAL writer), read from /proc. A backend that exited no longer counts."""
+        ticks = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                pid, fields = stat.parent.name, stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            if int(pid) == self.process.pid or int(fields[1]) == self.process.pid:
+                ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command as the superuser; its output, or ClusterError with PostgreSQL's message."""
         args = [str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-h", str(self.socket_dir), "-p", str(self.port)]
@@ -106,7 +119,9 @@ def _unprivileged() -> tuple[list[str], int, int]:
     return prefix, user.pw_uid, user.pw_gid
 
 
-def _launch(bin_dir: Path, directory: Path, port: int, as_user: list[str]) -> subprocess.Popen[bytes]:
+def _launch(
+    bin_dir: Path, directory: Path, port: int, as_user: list[str], settings: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     args = [
         str(bin_dir / "postgres"),
         "-D",
@@ -125,6 +140,14 @@ def _launch(bin_dir: Path, directory: Path, port: int, as_user: list[str]) -> su
         "fsync=on",
         "-c",
         "synchronous_commit=on",
+        # Checkpoints far apart: after each, the first change to a page writes the whole page to the WAL every commit
+        # waits behind; a lookup merge touches pages all over two B-trees (loadtest/merge_bench.py; docs/reference.md
+        # "PostgreSQL server settings"). The default max_wal_size is 1 GB.
+        "-c",
+        "max_wal_size=4GB",
+        "-c",
+        "checkpoint_timeout=15min",
+        *(f"-c{name}={value}" for name, value in (settings or {}).items()),
     ]
     log = (directory / "postgres.log").open("ab")
     with log:
@@ -150,8 +173,9 @@ def _tail(directory: Path) -> str:
     return path.read_text(errors="replace")[-2000:] if path.exists() else "(no log)"
 
 
-def start_cluster(base: Path | None = None) -> PgCluster:
-    """initdb into a new temp dir and start postgres on a free port of 127.0.0.1; ready when it returns."""
+def start_cluster(base: Path | None = None, settings: dict[str, str] | None = None) -> PgCluster:
+    """initdb into a new temp dir and start postgres on a free port of 127.0.0.1; ready when it returns.
+    `settings` are extra server settings (name: value), for benchmarks comparing them."""
     bin_dir = postgres_bin()
     as_user, uid, gid = _unprivileged()
     directory = Path(tempfile.mkdtemp(prefix="tlog-pg-", dir=base))
@@ -180,7 +204,7 @@ def start_cluster(base: Path | None = None) -> PgCluster:
         shutil.rmtree(directory, ignore_errors=True)
         raise ClusterError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
     port = free_port()
-    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user), bin_dir, as_user)
+    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user, settings), bin_dir, as_user)
     try:
         _wait_ready(cluster)
     except BaseException:

@@ -8,6 +8,9 @@
                                                            in-process without sockets: the figure least moved by load)
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e7    (10^7: the log is grown in-process first, signed on every
                                                            core: a few hours on 2 cores and ~4 GB of disk)
+    .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --burst 1e5,3e5 --engine sqlite --workers 1,2 --seconds 5
+                                                          (right after a burst: the proofs with that many leaves
+                                                           left unmerged, storage contract 6)
 
 For each size, a SQLite log is grown with the real Sequencer (loadtest/grow.py: every leaf a distinct, really
 signed `issue` statement), then served by `tlog-server serve` with `[server] workers = N` for each N asked; wrk
@@ -15,29 +18,55 @@ signed `issue` statement), then served by `tlog-server serve` with `[server] wor
 (`GET /api/v1/proof/inclusion?leaf_hash=...`), then `GET /healthz` for the same time: the ceiling of the server's
 HTTP stack on this machine. Prints requests/s, latency p50/p99 and the server's CPU per answer (every process of
 it, from /proc: on a shared machine the load moves it far less than the rates) for both; asserts nothing.
+
+With `--burst`, after growing to each size, each server (one per burst size and worker count) is sent a burst of that
+many newly signed statements over HTTP (batches of 1,000, 4 in flight) while the benchmark holds the lookup tables'
+write lock (SQLite: the lookup file's; PostgreSQL: the watermark's row), so the server's merger cannot catch up; then
+the reads run, the lock still held: the moment right after a burst, held. The proofs ask for random leaves of the
+whole tree, the burst's among them (a leaf in every 97). A server opening a SQLite log merges its tail first, so
+each server gets its own burst. `--engine postgresql` runs it on a
+throwaway PostgreSQL cluster (loadtest/pgcluster.py).
 """
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from loadtest.grow import Grower, SQLiteEngine, grow_all, parse_sizes, signing_pool
-from loadtest.log_bench import ServerProcess, machine_info
+import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
+import httpx
+
+from loadtest.grow import (
+    SAMPLE_EVERY,
+    Grower,
+    PostgresEngine,
+    SQLiteEngine,
+    grow_all,
+    parse_sizes,
+    signed,
+    signing_pool,
+)
+from loadtest.log_bench import DATABASE, ENTRIES, ServerProcess, chunks, entries_body, machine_info
 from logserver import cli
 from logserver.app import RequestLog, build_app
 from logserver.identity import read_keys
 from logserver.logstate import LogState
+from logserver.sequencer import Submission
+from logserver.sqlite_schema import lookup_path
 from logserver.submission import SubmissionRules
+from tlogcore.merkle import leaf_hash
 
 WRK = "/usr/bin/wrk"
 THREADS, CONNECTIONS = 2, 16
@@ -91,11 +120,96 @@ def run_wrk(url: str, seconds: float, paths_file: Path | None, lua: Path) -> Wrk
     return parse_wrk(done.stdout)
 
 
-def measure(engine: SQLiteEngine, grower: Grower, workers: int, seconds: float, tmp: Path) -> tuple[WrkResult, ...]:
+def measure(
+    engine: SQLiteEngine | PostgresEngine,
+    grower: Grower,
+    workers: int,
+    seconds: float,
+    tmp: Path,
+    burst: Sequence[Submission] = (),
+) -> tuple[WrkResult, WrkResult, int]:
+    """Proofs and /healthz from a server of `workers` processes, and how many leaves were unmerged meanwhile. With a
+    `burst`, the lookup merge is held off once the server serves, the burst is submitted to it over HTTP, then the
+    reads run: the moment right after a burst, before the merge catches up."""
     settings = f"[server]\nworkers = {workers}\n" if workers > 1 else ""
-    (engine.data / "server.toml").write_text(settings, encoding="utf-8")
+    if isinstance(engine, PostgresEngine):
+        engine.write_settings(settings)
+    else:
+        (engine.data / "server.toml").write_text(settings, encoding="utf-8")
     with engine.serve() as server:
-        return proofs_and_health(server, grower.sample, seconds, tmp)
+        if not burst:
+            return (*proofs_and_health(server, grower.sample, seconds, tmp), unmerged(engine))
+        time.sleep(3.0 * (workers - 1))  # the other workers open the database (and the lookup file) once one serves
+        with merges_held(engine):
+            asyncio.run(submit_all(server.url, burst))
+            first = (SAMPLE_EVERY - grower.size % SAMPLE_EVERY) % SAMPLE_EVERY
+            grower.sample += [s.leaf_hash for s in burst[first::SAMPLE_EVERY]]
+            grower.size += len(burst)
+            time.sleep(1.0)  # every worker follows the head (each flush interval)
+            return (*proofs_and_health(server, grower.sample, seconds, tmp), unmerged(engine))
+
+
+@contextlib.contextmanager
+def merges_held(engine: SQLiteEngine | PostgresEngine) -> Iterator[None]:
+    """No lookup merge can commit meanwhile: the lookup tables' write lock is held (SQLite: the lookup file's; a
+    merge waits for it, fails after its busy timeout and is tried again) or the watermark's row (PostgreSQL: a
+    merge's first statement locks it)."""
+    if isinstance(engine, SQLiteEngine):
+        db = sqlite3.connect(lookup_path(engine.data / DATABASE), isolation_level=None)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            yield
+        finally:
+            db.close()  # rolls the empty transaction back
+        return
+    held, release = threading.Event(), threading.Event()
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(engine.dsn)
+        try:
+            async with conn.transaction():
+                await conn.execute("SELECT merged FROM lookup_state WHERE id = 1 FOR UPDATE")
+                held.set()
+                await asyncio.get_running_loop().run_in_executor(None, release.wait)
+        finally:
+            await conn.close()
+
+    holder = threading.Thread(target=asyncio.run, args=(hold(),))
+    holder.start()
+    try:
+        if not held.wait(30):
+            raise RuntimeError("could not lock the lookup watermark's row")
+        yield
+    finally:
+        release.set()
+        holder.join()
+
+
+def unmerged(engine: SQLiteEngine | PostgresEngine) -> int:
+    """How many leaves the lookup tables do not hold yet (read beside the server, without opening its storage)."""
+    query = "SELECT (SELECT size FROM head WHERE id = 1) - (SELECT merged FROM {}lookup_state WHERE id = 1)"
+    if isinstance(engine, PostgresEngine):
+        return int(engine.cluster.psql(query.format(""), engine.database))
+    db = sqlite3.connect(f"file:{engine.data / DATABASE}?mode=ro", uri=True)
+    try:
+        db.execute("ATTACH DATABASE ? AS lk", (f"file:{lookup_path(engine.data / DATABASE)}?mode=ro",))
+        return int(db.execute(query.format("lk.")).fetchone()[0])
+    finally:
+        db.close()
+
+
+async def submit_all(url: str, burst: Sequence[Submission], senders: int = 4) -> None:
+    """The burst over HTTP in batches of 1,000, `senders` requests in flight, each waited for (durable)."""
+    bodies = iter([entries_body(part, inclusion_proofs=False) for part in chunks(burst, 1000)])
+    async with httpx.AsyncClient(timeout=300.0) as client:
+
+        async def sender() -> None:
+            for body in bodies:
+                answer = await client.post(url + ENTRIES, content=body, headers={"content-type": "application/json"})
+                if answer.status_code != 200:
+                    raise RuntimeError(f"the burst was refused: {answer.status_code} {answer.text[:200]}")
+
+        await asyncio.gather(*(sender() for _ in range(senders)))
 
 
 def proofs_and_health(
@@ -190,11 +304,11 @@ async def _cpu_per_request(app: Any, paths: Sequence[str], rounds: int, per_roun
     return best
 
 
-def row(size: int, workers: int, what: str, result: WrkResult, ceiling: WrkResult | None) -> str:
+def row(size: int, tail: int, workers: int, what: str, result: WrkResult, ceiling: WrkResult | None) -> str:
     beside = f"{result.rate / ceiling.rate:.0%} of /healthz" if ceiling is not None else "ceiling"
     return (
-        f"| {size:,} | {workers} | {what} | {result.rate:,.0f}/s | {result.p50_ms:.1f} ms | {result.p99_ms:.1f} ms "
-        f"| {result.server_cpu_us:.0f} us | {result.errors} | {beside} |"
+        f"| {size:,} | {tail:,} | {workers} | {what} | {result.rate:,.0f}/s | {result.p50_ms:.1f} ms "
+        f"| {result.p99_ms:.1f} ms | {result.server_cpu_us:.0f} us | {result.errors} | {beside} |"
     )
 
 
@@ -205,37 +319,62 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=None, help="length of each wrk run (default 10)")
     parser.add_argument("--quick", action="store_true", help="2*10^4 entries, 5-second runs")
     parser.add_argument("--in-process", action="store_true", help="also the app's CPU per request without sockets")
+    parser.add_argument("--burst", type=parse_sizes, default=[], help="unmerged tails to measure, e.g. 1e5,3e5")
+    parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--data", type=Path, default=None, help="keep the SQLite log here, or reuse the one kept")
     args = parser.parse_args(argv)
     if shutil.which(WRK) is None and not Path(WRK).exists():
         raise SystemExit(f"{WRK} is missing: install the Debian package `wrk` (apt-get install wrk)")
     sizes = args.sizes or ([20_000] if args.quick else [20_000, 1_000_000])
     seconds = args.seconds or (5.0 if args.quick else 10.0)
-    workers = [int(n) for n in args.workers.split(",")]
     print("\n".join(machine_info()))
     print(
         f"wrk: {THREADS} threads, {CONNECTIONS} connections, {seconds:g} s per run; load average before: "
         f"{os.getloadavg()[0]:.2f}"
     )
     lines = [
-        "| entries | processes | request | rate | p50 | p99 | server CPU per answer | errors | beside |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| entries | unmerged | processes | request | rate | p50 | p99 | server CPU per answer | errors | beside |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    with tempfile.TemporaryDirectory() as name, signing_pool() as pool:
-        tmp = Path(name)
-        engine = SQLiteEngine(tmp / "sqlite")
+    with contextlib.ExitStack() as stack, signing_pool() as pool:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        engine: SQLiteEngine | PostgresEngine
+        if args.engine == "postgresql":
+            engine = stack.enter_context(PostgresEngine.started(tmp / "postgresql"))
+        else:
+            engine = SQLiteEngine(args.data or tmp / "sqlite")
         grower = Grower(engine)
+        asyncio.run(kept(grower))
         when = int(time.time()) - 3600
         for size in sizes:
             asyncio.run(grow_all([grower], size, when, pool))
             if args.in_process:
                 cpu = asyncio.run(in_process(engine.data, grower.sample))
                 print(f"in-process, {grower.size:,} entries: " + ", ".join(f"{k} {v:.1f} us" for k, v in cpu.items()))
-            for n in workers:
-                proofs, health = measure(engine, grower, n, seconds, tmp)
-                lines.append(row(grower.size, n, "inclusion proof by leaf hash", proofs, health))
-                lines.append(row(grower.size, n, "GET /healthz", health, None))
-                print(lines[-2], lines[-1], sep="\n", flush=True)
+            for tail in args.burst or [0]:
+                for n in [int(n) for n in args.workers.split(",")]:
+                    burst = signed(grower.size - 1, tail, when, pool) if tail else []
+                    proofs, health, waiting = measure(engine, grower, n, seconds, tmp, burst)
+                    lines.append(row(grower.size, waiting, n, "inclusion proof by leaf hash", proofs, health))
+                    lines.append(row(grower.size, waiting, n, "GET /healthz", health, None))
+                    print(lines[-2], lines[-1], f"load average {os.getloadavg()[0]:.2f}", sep="\n", flush=True)
     print("\n" + "\n".join(lines))
+
+
+async def kept(grower: Grower) -> None:
+    """A log kept by an earlier `--data` run: its size and its sample of leaf hashes, read back (none: a new log)."""
+    if not (isinstance(grower.engine, SQLiteEngine) and (grower.engine.data / DATABASE).exists()):
+        return
+    storage = await grower.engine.open()
+    try:
+        head = await storage.head()
+        grower.size = head.size if head else 0
+        for start in range(0, grower.size, 100_000):
+            entries = await storage.get_entries(start, min(grower.size, start + 100_000))
+            first = (SAMPLE_EVERY - start % SAMPLE_EVERY) % SAMPLE_EVERY
+            grower.sample += [leaf_hash(data) for data in entries[first::SAMPLE_EVERY]]
+    finally:
+        await storage.close()
 
 
 if __name__ == "__main__":

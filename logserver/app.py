@@ -127,7 +127,7 @@ async def _inclusion_by_leaf(request: Request, state: LogState) -> Response:
 async def _leaf_proof(state: LogState, leaf: bytes, asked: int | None) -> Response:
     """The head, the leaf and its proof in one read of storage (logserver/leafproof.py), so one snapshot: a leaf
     found is always inside the head read with it."""
-    found = await state.storage.leaf_inclusion(leaf, asked)
+    found = await state.storage.leaf_inclusion(leaf, asked, state.sequencer.tail.leaf_hint(leaf))
     if asked is not None and asked > found.head:
         raise HTTPError(400, "bad_request", f"size {asked} is beyond the tree of size {found.head}")
     if found.index is None:
@@ -188,7 +188,7 @@ async def document(request: Request) -> Response:
     state, reads = state_of(request), state_of(request).reads
     digest = parse_hash_hex(request.path_params["sha256"], "document SHA-256")
     published = await state.storage.latest_published()  # one read for the bundles' checkpoint and the status proof
-    entries = await state.storage.document_entries(digest)
+    entries = await state.storage.document_entries(digest, state.sequencer.tail.documents_hint([digest]))
     statements = [reads.statement(e) for e in entries]
     registry = state.sequencer.registry
     registered = _registered_chain(registry, {s.signer for s in statements})
@@ -248,7 +248,8 @@ async def lookup_documents(request: Request) -> Response:
         raise HTTPError(413, "batch_too_large", f"{len(documents)} documents; at most {api.MAX_LOOKUP} per lookup")
     continues = state.sequencer.registry.continuations()
     summaries = []
-    found = await state.storage.documents_entries(documents)  # one read for the whole batch
+    hint = state.sequencer.tail.documents_hint(documents)  # taken just before the read (readtail.py)
+    found = await state.storage.documents_entries(documents, hint)  # one read for the whole batch
     for digest in documents:
         statements = [(e.index, state.reads.statement(e)) for e in found[digest]]
         listed = tuple(

@@ -2,10 +2,11 @@
 
 `GET /api/v1/proof/inclusion?leaf_hash=H` used to read storage three times: the head (the tree size), the leaf's
 index, then the proof's hashes, whose stored ids depend on both. Here one SQL statement does all three: it reads the
-head, finds the candidate leaves by the 8-byte key of H (the lookup table below the watermark and the unmerged tail,
-as `find_leaves` does, storage contract 6), and reads, for each candidate, its own stored leaf hash and the stored
-hashes its proof needs. One statement is one snapshot, so the head and the leaf always agree (the old three reads
-needed a second look at the head when a commit landed between them).
+head, finds the candidate leaves by the 8-byte key of H (the lookup table below the watermark, and in the unmerged
+tail the indexes this process holds in memory and a scan only past them: storage contract 6, readtail.py), and
+reads, for each candidate, its own stored leaf hash and the stored hashes its proof needs. One statement is one
+snapshot, so the head and the leaf always agree (the old three reads needed a second look at the head when a commit
+landed between them).
 
 The stored ids of PATH(index, size) (RFC 9162 §2.1.3.1) in the layout of `tlogcore.merkle.stored_hash_index`:
 walking up from the leaf, level l holds the node `index >> l`; its sibling is part of the path when it exists in the
@@ -177,16 +178,21 @@ _TREE = """tree(head, n) AS (
     SELECT h, CASE WHEN {size} IS NULL OR {size} > h THEN h ELSE {size} END
     FROM (SELECT coalesce((SELECT size FROM head WHERE id = 1), 0) AS h) AS x
 )"""
-# Every committed leaf whose key matches, as `find_leaves` reads them: the lookup table, and the tail above it.
+# Every committed leaf whose key matches (storage contract 6): the lookup table below the watermark, the indexes the
+# process holds of the tail (readtail.py) from the watermark on, and a scan of the rows from the end of what it holds
+# on (storage.TailHint; with no hint, the whole tail). Disjoint ranges, so a leaf is never found twice.
 _CANDIDATE = """candidate(idx) AS (
     SELECT idx FROM leaf_lookup WHERE key = {key}
     UNION ALL
-    SELECT idx FROM leaves WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND leaf_key = {key}
+    SELECT value FROM {held} WHERE value >= (SELECT merged FROM lookup_state WHERE id = 1)
+    UNION ALL
+    SELECT idx FROM leaves WHERE idx >= {greatest}((SELECT merged FROM lookup_state WHERE id = 1), {scan_from})
+        AND leaf_key = {key}
 )"""
 
 SQLITE_FUNCTION = "tlog_inclusion_ids"
 SQLITE = f"""WITH {_TREE.format(size="?2")},
-{_CANDIDATE.format(key="?1")}
+{_CANDIDATE.format(key="?1", held="json_each(?3)", greatest="max", scan_from="?4")}
 SELECT head, n, NULL, NULL, NULL FROM tree
 UNION ALL
 SELECT NULL, NULL, c.idx, h.id, h.hash FROM candidate c CROSS JOIN tree t CROSS JOIN hashes h
@@ -201,7 +207,7 @@ def _pg_id(m: str, level: str) -> str:
 
 _NODE = "(c.idx >> l)"
 POSTGRES = f"""WITH {_TREE.format(size="$2::bigint")},
-{_CANDIDATE.format(key="$1::bigint")},
+{_CANDIDATE.format(key="$1::bigint", held="unnest($3::bigint[]) AS value", greatest="greatest", scan_from="$4")},
 ids(idx, id) AS (
     SELECT c.idx, {_pg_id("c.idx", "0")} FROM candidate c
     UNION ALL

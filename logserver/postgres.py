@@ -36,6 +36,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver import leafproof
 from logserver.storage import (
+    NO_TAIL,
     EntryRecord,
     Head,
     HeadMovedError,
@@ -43,6 +44,7 @@ from logserver.storage import (
     LogIdentity,
     StorageError,
     StoredEntry,
+    TailHint,
     by_document,
     hash_keys,
     lookup_rows,
@@ -92,11 +94,16 @@ MERGE = (  # leaves [$1, $2) into the lookup tables, in key order, and the water
     "UPDATE lookup_state SET merged = $2 WHERE id = 1 AND merged = $1",
 )
 # As in sqlite.py: the lookup table below the watermark, the short tail above it, in one statement's snapshot.
+# With a tail hint (storage.TailHint, readtail.py): the rows of the indexes held ($2) from the watermark on, and the
+# scan only from the end of what the process holds ($3); no hint ({}, 0) scans the whole tail.
 FIND = """
 SELECT l.idx, l.data FROM {table} k JOIN leaves l ON l.idx = k.idx WHERE k.key = ANY($1::bigint[])
 UNION ALL
 SELECT idx, data FROM leaves
-    WHERE idx >= (SELECT merged FROM lookup_state WHERE id = 1) AND {column} = ANY($1::bigint[])
+    WHERE idx = ANY($2::bigint[]) AND idx >= (SELECT merged FROM lookup_state WHERE id = 1)
+UNION ALL
+SELECT idx, data FROM leaves
+    WHERE idx >= greatest((SELECT merged FROM lookup_state WHERE id = 1), $3::bigint) AND {column} = ANY($1::bigint[])
 ORDER BY 1
 """
 FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
@@ -273,7 +280,7 @@ class PostgresStorage:
         return [bytes(row[0]) for row in rows]
 
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
-        return await self._find(FIND.format(table="leaf_lookup", column="leaf_key"), leaf_hashes)
+        return await self._find(FIND.format(table="leaf_lookup", column="leaf_key"), leaf_hashes, [], 0)
 
     async def find_merged(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
         return await self._find(FIND_MERGED, leaf_hashes)
@@ -282,12 +289,12 @@ class PostgresStorage:
         rows = await self._fetch("SELECT merged FROM lookup_state WHERE id = 1")
         return int(rows[0][0]) if rows else 0
 
-    async def _find(self, sql: str, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+    async def _find(self, sql: str, leaf_hashes: Sequence[bytes], *more: Any) -> dict[bytes, int]:
         """The rows `sql` finds by key (in index order), confirmed against the full hash; the first index of each."""
         wanted = set(leaf_hashes)
         if not wanted:
             return {}
-        rows = await self._fetch(sql, sorted(set(hash_keys(wanted))))
+        rows = await self._fetch(sql, sorted(set(hash_keys(wanted))), *more)
         found: dict[bytes, int] = {}
         for index, data in rows:
             digest = leaf_hash(bytes(data))
@@ -295,13 +302,22 @@ class PostgresStorage:
                 found.setdefault(digest, index)
         return found
 
-    async def document_entries(self, document: bytes) -> list[StoredEntry]:
-        return (await self.documents_entries([document]))[document]
+    async def document_entries(self, document: bytes, tail: TailHint = NO_TAIL) -> list[StoredEntry]:
+        return (await self.documents_entries([document], tail))[document]
 
-    async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
+    async def documents_entries(
+        self, documents: Sequence[bytes], tail: TailHint = NO_TAIL
+    ) -> dict[bytes, list[StoredEntry]]:
         keys = sorted(set(hash_keys(documents)))
-        rows = await self._fetch(FIND.format(table="document_lookup", column="document_key"), keys)
+        sql = FIND.format(table="document_lookup", column="document_key")
+        rows = await self._fetch(sql, keys, list(tail.indexes), tail.scan_from)
         return by_document(documents, [(row[0], bytes(row[1])) for row in rows])
+
+    async def lookup_keys(self, start: int, end: int) -> list[tuple[int, int | None]]:
+        rows = await self._fetch(
+            "SELECT leaf_key, document_key FROM leaves WHERE idx >= $1 AND idx < $2 ORDER BY idx", start, end
+        )
+        return [(row[0], row[1]) for row in rows]
 
     async def merge_lookups(self, limit: int) -> int:
         """Move up to `limit` leaves past the watermark into the lookup tables; how many it moved. Without
@@ -436,8 +452,8 @@ class PostgresStorage:
 
     # --- reads added for issue 20's proofs by leaf hash (logserver/leafproof.py) ---
 
-    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> leafproof.LeafProof:
+    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> leafproof.LeafProof:
         """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
         one statement: one round trip, one snapshot (leafproof.py)."""
-        rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size)
+        rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size, list(tail.indexes), tail.scan_from)
         return leafproof.assemble(rows, leaf_hash)

@@ -26,6 +26,10 @@ Contract (every implementation, SQLite and PostgreSQL alike):
    A process that knows every leaf from the watermark on (the sequencer, which
    committed them) may ask the tables alone: `lookup_watermark`, then
    `find_merged`, in that order, find every leaf below the watermark read.
+   A process that holds the tail's keys (logserver/readtail.py) passes a
+   `TailHint` to `leaf_inclusion` and `documents_entries`: the indexes it holds
+   for the keys asked and the end of what it holds; the read then scans only
+   the rows from that end on, and drops hinted indexes below the watermark.
 """
 
 import struct
@@ -73,6 +77,17 @@ class EntryRecord(NamedTuple):
     leaf_hash: bytes
     document: bytes | None  # SHA-256 of the document, for issue and revoke
     registry: bool  # an issuer-add or issuer-retire statement
+
+
+class TailHint(NamedTuple):
+    """What a process holds of the unmerged tail for one lookup (contract 6, logserver/readtail.py): the indexes of
+    the leaves whose keys match, and the end of what it holds. The default holds nothing: scan the whole tail."""
+
+    indexes: tuple[int, ...] = ()
+    scan_from: int = 0
+
+
+NO_TAIL = TailHint()
 
 
 @dataclass(frozen=True)
@@ -153,15 +168,20 @@ class Storage(Protocol):
     async def lookup_watermark(self) -> int:
         """How many leaves, from index 0, the lookup tables hold (contract 6)."""
 
-    async def document_entries(self, document: bytes) -> list[StoredEntry]:
+    async def document_entries(self, document: bytes, tail: TailHint = NO_TAIL) -> list[StoredEntry]:
         """Every issue or revoke statement about `document`, in log order."""
 
-    async def documents_entries(self, documents: Sequence[bytes]) -> dict[bytes, list[StoredEntry]]:
+    async def documents_entries(
+        self, documents: Sequence[bytes], tail: TailHint = NO_TAIL
+    ) -> dict[bytes, list[StoredEntry]]:
         """`document_entries` for many documents in one read per chunk of keys (the bulk lookup)."""
 
-    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None) -> "LeafProof":
+    async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> "LeafProof":
         """The head's size, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head),
         in one statement, so one round trip and one snapshot (issue 20; logserver/leafproof.py)."""
+
+    async def lookup_keys(self, start: int, end: int) -> list[tuple[int, int | None]]:
+        """The (leaf key, document key) of leaves [start, end) as stored (`hash_keys`), in index order."""
 
     async def merge_lookups(self, limit: int) -> int:
         """Index up to `limit` more committed leaves for lookups (contract 6); how many (0: none are waiting)."""

@@ -194,7 +194,7 @@ def test_once_the_upper_hashes_are_kept_a_proof_reads_only_its_leafs_block(tmp_p
             whole_blocks = 5000 >> leafproof.KEPT_LEVEL << leafproof.KEPT_LEVEL
             for index in range(0, whole_blocks, 7):
                 key = int.from_bytes(log.leaves[index][:8], "big", signed=True)
-                rows = storage._reader.execute(leafproof.SQLITE, (key, None)).fetchall()
+                rows = storage._reader.execute(leafproof.SQLITE, (key, None, "[]", 0)).fetchall()
                 assert len(rows) == 1 + 1 + leafproof.KEPT_LEVEL, index  # the head, the leaf, its block's siblings
             assert len(storage.known.hashes) < 2 * (5000 >> leafproof.KEPT_LEVEL) + 64  # the upper nodes and edge
             await check_every_leaf(log)
@@ -235,9 +235,10 @@ def test_postgresql_reads_each_hash_by_its_key_even_in_a_generic_plan(request: p
             async with storage._pool.acquire() as conn:
                 await conn.execute("SET plan_cache_mode = force_generic_plan")
                 sql = leafproof.POSTGRES.replace("$1::bigint", "$1").replace("$2::bigint", "$2")
-                await conn.execute(f"PREPARE leaf_inclusion (bigint, bigint) AS {sql}")
+                await conn.execute(f"PREPARE leaf_inclusion (bigint, bigint, bigint[], bigint) AS {sql}")
                 key = int.from_bytes(log.leaves[1234][:8], "big", signed=True)
-                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE leaf_inclusion({key}, NULL)"))
+                explain = f"EXPLAIN EXECUTE leaf_inclusion({key}, NULL, '{{}}', 0)"
+                plan = "\n".join(r[0] for r in await conn.fetch(explain))
             assert "hashes_pkey" in plan and "Seq Scan on hashes" not in plan and "Hash" not in plan, plan
             assert (await storage.leaf_inclusion(log.leaves[1234], None)).index == 1234
         finally:
@@ -264,9 +265,10 @@ def test_postgresql_point_reads_never_start_parallel_workers(request: pytest.Fix
                     await conn.execute(f"SET {setting} = 0")
                 await conn.execute("SET plan_cache_mode = force_generic_plan")
                 sql = leafproof.POSTGRES.replace("$1::bigint", "$1").replace("$2::bigint", "$2")
-                await conn.execute(f"PREPARE parallel_probe (bigint, bigint) AS {sql}")
+                await conn.execute(f"PREPARE parallel_probe (bigint, bigint, bigint[], bigint) AS {sql}")
                 key = int.from_bytes(log.leaves[1234][:8], "big", signed=True)
-                plan = "\n".join(r[0] for r in await conn.fetch(f"EXPLAIN EXECUTE parallel_probe({key}, NULL)"))
+                explain = f"EXPLAIN EXECUTE parallel_probe({key}, NULL, '{{}}', 0)"
+                plan = "\n".join(r[0] for r in await conn.fetch(explain))
                 await conn.execute("DEALLOCATE parallel_probe")
                 for setting in ("parallel_setup_cost", "parallel_tuple_cost", "min_parallel_index_scan_size",
                                 "min_parallel_table_scan_size", "plan_cache_mode"):  # fmt: skip
@@ -293,6 +295,7 @@ def test_postgresql_point_reads_are_never_jit_compiled(request: pytest.FixtureRe
             await log.append([entry(i) for i in range(300)])
             key = int.from_bytes(log.leaves[123][:8], "big", signed=True)
             sql = leafproof.POSTGRES.replace("$1::bigint", f"{key}::bigint").replace("$2::bigint", "NULL::bigint")
+            sql = sql.replace("$3::bigint[]", "'{}'::bigint[]").replace("$4", "0")
             plain = await asyncpg.connect(dsn)  # a session without the storage's settings: the control
             try:
                 await plain.execute("SET jit_above_cost = 0")

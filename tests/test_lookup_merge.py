@@ -2,6 +2,7 @@
 kill -9 in the middle of a merge, and on a database from before the lookup tables (SQLite and PostgreSQL)."""
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import signal
@@ -17,6 +18,7 @@ import asyncpg  # type: ignore[import-untyped]
 
 from loadtest import log_bench
 from logserver.postgres import PostgresStorage
+from logserver.recentleaves import RecentLeaves
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
 from logserver.sqlite_schema import lookup_path
@@ -254,17 +256,18 @@ async def old_indexes(kind: str, where: str) -> list[str]:
 
 
 def test_the_sqlite_read_connection_has_a_large_page_cache_and_a_memory_map(tmp_path: Path) -> None:
-    """Defaults sized for 10^7 entries, and both configurable (0 turns the map off)."""
+    """Defaults sized for 10^7 entries, for log.db and the lookup file alike, and both configurable (0: no map)."""
 
     async def scenario() -> None:
         storage = await SQLiteStorage.open(tmp_path / "log.db")
         small = await SQLiteStorage.open(tmp_path / "log.db", read_cache_bytes=1024 * 1024, read_mmap_bytes=0)
         try:
             reader, small_reader = storage._reader, small._reader
-            assert reader.execute("PRAGMA cache_size").fetchone()[0] == -256 * 1024  # KiB
-            assert reader.execute("PRAGMA mmap_size").fetchone()[0] == 0x7FFF0000
-            assert small_reader.execute("PRAGMA cache_size").fetchone()[0] == -1024
-            assert small_reader.execute("PRAGMA mmap_size").fetchone()[0] == 0
+            for schema in ("main", "lk"):  # each file has its own cache: the lookup file's too (it was 2 MiB)
+                assert reader.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] == -256 * 1024  # KiB
+                assert reader.execute(f"PRAGMA {schema}.mmap_size").fetchone()[0] == 0x7FFF0000
+                assert small_reader.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] == -1024
+                assert small_reader.execute(f"PRAGMA {schema}.mmap_size").fetchone()[0] == 0
         finally:
             await small.close()
             await storage.close()
@@ -299,8 +302,86 @@ def test_sqlite_lookups_send_one_statement_whatever_the_number_of_keys(tmp_path:
             for count in (1, 7):
                 entries = await storage.documents_entries(documents[:count])
                 assert [len(entries[d]) for d in documents[:count]] == [429 - (d >= 4) for d in range(count)]
-            assert len(sent) == 4 and {n for _, n in sent} == {1}  # one statement, one parameter, each time
+            assert len(sent) == 4 and {n for _, n in sent} == {3}  # one statement: the keys in one, the tail hint's two
             assert sent[0][0] == sent[1][0] and sent[2][0] == sent[3][0]  # the same text for 3 and 3,000 keys
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_merge_waits_for_a_share_of_the_merged_leaves_up_to_a_cap() -> None:
+    config = SequencerConfig("o", frozenset(), merge_min=10_000, merge_share=10, merge_cap=500_000)
+    assert [config.merge_batch(n) for n in (0, 100_000, 1_000_000, 3_000_000, 10**7)] == [
+        10_000,  # small tables: the floor, as before
+        10_000,
+        100_000,  # a tenth of the table: the same pages written per key as 10,000 into 10^5
+        300_000,
+        500_000,  # the cap: the tail held in memory stays bounded
+    ]
+
+
+def test_the_sequencers_merger_waits_for_a_share_of_the_table(engine: tuple[str, str]) -> None:
+    async def watermark_after(storage: Any, want: int) -> int:
+        for _ in range(100):  # bounded: 5 s
+            if (mark := await storage.lookup_watermark()) == want:
+                return int(mark)
+            await asyncio.sleep(0.05)
+        return int(await storage.lookup_watermark())
+
+    async def scenario() -> None:
+        when = int(time.time()) - 60
+        statements: list[Submission] = log_bench.issue_chunk((0, 80, when))
+        storage = await open_engine(engine)
+        config = SequencerConfig(
+            log_bench.ORIGIN,
+            frozenset([log_bench.registry_key().verifier().vkey]),
+            flush_interval=0.01,
+            merge_min=10,
+            merge_share=2,
+            merge_cap=20,
+            merge_idle=3600,  # never idle here: only the size rule merges
+        )
+        sequencer = Sequencer(storage, log_bench.log_key(), config)
+        try:
+            await sequencer.load()
+            assert await sequencer.take_lease()
+            task = asyncio.create_task(sequencer.run())
+            await sequencer.submit([log_bench.issuer_add(when), *statements[:29]])
+            assert await watermark_after(storage, 30) == 30  # 30 waiting >= merge_min 10: merged
+            await sequencer.submit(statements[29:41])
+            await asyncio.sleep(0.5)  # 12 waiting, below 30 // 2 = 15: the merger ran many rounds, moved nothing
+            assert await storage.lookup_watermark() == 30
+            await sequencer.submit(statements[41:44])
+            assert await watermark_after(storage, 45) == 45  # 15 waiting: merged
+            await sequencer.submit(statements[44:63])
+            await asyncio.sleep(0.5)  # 19 waiting, below the cap 20 (and below 45 // 2 = 22)
+            assert await storage.lookup_watermark() == 45
+            await sequencer.submit(statements[63:64])
+            assert await watermark_after(storage, 65) == 65  # 20 waiting: the cap, not the share 22
+            assert [s.duplicate for s in await sequencer.submit(statements[:64])] == [True] * 64
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_long_commit_is_not_an_idle_log_for_the_merger(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        try:
+            config = SequencerConfig("o", frozenset(), merge_min=100, merge_idle=0.05)
+            sequencer = Sequencer(storage, log_bench.log_key(), config)
+            sequencer.head = head(30)  # 30 leaves committed, none merged: below merge_min
+            sequencer._recent = RecentLeaves(0)
+            sequencer._committed_at = time.monotonic() - 1.0  # the last commit ended a second ago
+            sequencer._pending[b"\x01" * 32] = asyncio.get_running_loop().create_future()  # a batch still commits
+            assert not sequencer._merge_due()
+            sequencer._pending.clear()  # nothing waits any more: the log is idle, the short tail is merged
+            assert sequencer._merge_due()
         finally:
             await storage.close()
 
