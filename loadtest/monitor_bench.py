@@ -2,6 +2,7 @@
 
     .venv/bin/python -m loadtest.monitor_bench            (about 4 minutes on 2 cores: a 10^6-entry log)
     .venv/bin/python -m loadtest.monitor_bench --quick    (about 1 minute: 10^5 entries)
+    .venv/bin/python -m loadtest.monitor_bench --tiles-dir   (either size: tiles from a static mirror, read as files)
 
 1. A log of 10^6 `issue` statements (plus the registry entry) is built in-process with the real `Sequencer` and
    `SQLiteStorage` (statements signed on every core beforehand; not timed), then served by a real
@@ -17,6 +18,10 @@
 3. Raw `hashlib.sha256` calls/s (64-byte input) in the same run: the Merkle audit costs about 2 hashes per
    entry (the leaf hash, and ~1 node hash per leaf to fold each level-0 tile into its parent). And Ed25519
    verifications/s through tlogcore (1 and 2 processes): the ceiling of `verify = "signatures"`.
+   With `--tiles-dir`, each log's tiles are first exported with the real `tlog-server export-tiles` (not timed)
+   and the monitor reads them as files from that directory (`[[log]] tiles_dir`, monitor/mirror.py); the log
+   server then answers only `GET /checkpoint`, as a monitor of a log with a static mirror sees it. Files, not
+   HTTP: there is no non-Python static server here (no nginx), and a Python one would stand in for the log's.
 4. The bounds of both goals from this run's own figures (loadtest/monitor_bounds.py): per level-0 tile, the CPU of
    SHA-256 alone, of tlogcore's calls, of the rest of the monitor and of the log server serving the tile and its
    bundle; with signatures, the CPU per entry of each stage (Ed25519, parsing, the status index, pickling, the main
@@ -118,11 +123,20 @@ def build_log(data: Path, count: int, when: int) -> list[Submission]:
     return pool
 
 
-def write_config(path: Path, url: str, verify: str, workers: int) -> Path:
+def export_tiles(data: Path) -> Path:
+    """The log's static tiles directory, written by the real `tlog-server export-tiles` (what a mirror copies)."""
+    out = data.parent / f"{data.name}-tiles"
+    server = [sys.executable, "-c", "from logserver.cli import main; main()"]
+    subprocess.run([*server, "export-tiles", "--data", str(data), "--out", str(out)], cwd=REPO, check=True)
+    return out
+
+
+def write_config(path: Path, url: str, verify: str, workers: int, tiles_dir: Path | None = None) -> Path:
     registry = registry_key().verifier().vkey
+    mirror = f'tiles_dir = "{tiles_dir}"\n' if tiles_dir is not None else ""
     path.write_text(
         f'state = "{path.stem}.db"\nverify = "{verify}"\nworkers = {workers}\nchunk_tiles = 32\n'
-        f'max_concurrent_requests = 16\n\n[[log]]\nurl = "{url}"\n'
+        f'max_concurrent_requests = 16\n\n[[log]]\nurl = "{url}"\n{mirror}'
         f'policy = """\nlog {log_key().verifier().vkey}\nquorum none\n"""\nregistry_vkeys = ["{registry}"]\n\n'
         '[[watch]]\nname = "registry"\nregistry = true\n\n[[sink]]\ntype = "file"\npath = "alerts.jsonl"\n',
         encoding="utf-8",
@@ -181,9 +195,14 @@ def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audi
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about one minute: 10^5 entries")
-    profile = QUICK if parser.parse_args(argv).quick else FULL
+    parser.add_argument("--tiles-dir", action="store_true", help="tiles from an exported static tiles directory")
+    args = parser.parse_args(argv)
+    profile = QUICK if args.quick else FULL
     began = time.perf_counter()
-    print("monitor benchmark" + (" (--quick)" if profile is QUICK else ""))
+    mode = (" (--quick)" if profile is QUICK else "") + (
+        " (--tiles-dir: tiles read as files)" if args.tiles_dir else ""
+    )
+    print("monitor benchmark" + mode)
     for line in machine_info():
         print("  " + line)
     when = int(time.time()) - 3600
@@ -193,6 +212,7 @@ def main(argv: list[str] | None = None) -> None:
         t = time.perf_counter()
         big = build_log(tmp / "big", profile.entries, when)
         signed = build_log(tmp / "signed", profile.signed_entries, when)
+        mirrors = {name: export_tiles(tmp / name) if args.tiles_dir else None for name in ("big", "signed")}
         print(
             f"  built logs of {profile.entries + 1:,} and {profile.signed_entries + 1:,} entries in "
             f"{time.perf_counter() - t:.0f} s (not timed below)",
@@ -203,13 +223,15 @@ def main(argv: list[str] | None = None) -> None:
         with running_server(tmp / "big") as server:
             size = profile.entries + 1
             for verify in ("tree", "parse"):
-                config = write_config(tmp / f"big-{verify}.toml", server.url, verify, 1)
+                config = write_config(tmp / f"big-{verify}.toml", server.url, verify, 1, mirrors["big"])
                 audits.append(audit(server, config, f'verify = "{verify}"', size))
                 print(f"  {audits[-1].label}: {audits[-1].rate:,.0f} entries/s", flush=True)
         with running_server(tmp / "signed") as server:
             size = profile.signed_entries + 1
             for workers in (1, 2):
-                config = write_config(tmp / f"signed-{workers}.toml", server.url, "signatures", workers)
+                config = write_config(
+                    tmp / f"signed-{workers}.toml", server.url, "signatures", workers, mirrors["signed"]
+                )
                 audits.append(audit(server, config, f'verify = "signatures", workers = {workers}', size))
                 print(f"  {audits[-1].label}: {audits[-1].rate:,.0f} entries/s", flush=True)
     print(

@@ -27,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from logserver.gcpause import paused_gc
 from logserver.statusindexer import UpperLevels, document_entries
-from logserver.statuspages import PagedNodes, PageSet, upper_nodes
+from logserver.statuspages import PagedNodes, PageSet, decoded
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
 from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, read_paths
-from tlogcore.statusindex_pages import STRIDE, pages_of
+from tlogcore.statusindex_pages import STRIDE, Page, pages_of
 from tlogcore.statusrecord import new_record
 
 PHASES = ("parse", "read", "apply", "commit", "prune")
@@ -111,30 +112,31 @@ async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: 
     update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
     new = IndexVersion(head.size + len(datas), update.root, 1)
     await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages))
-    upper.committed(head.size, new.size, update.writes)
+    upper.committed(head.size, new.size, update.writes, pages)
     phases.documents += len(entries)
     phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
     phases.rows += len(pages_of(update.writes))
-    return new, update.writes
+    return new, list(pages.written)  # the pages rewritten: what the prune deletes older rows of (as the indexer)
 
 
 async def run_updates(
     store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random
-) -> tuple[IndexVersion, Phases, dict[NodeId, StoredNode]]:
+) -> tuple[IndexVersion, Phases, list[NodeId]]:
     """`updates` + 1 updates of `batch` documents; the first (it loads the kept top levels) is not counted."""
     signer = Ed25519Signer("issuer.bench.example", rng.randbytes(32))
     upper, phases, previous = UpperLevels(store), Phases(), None
-    last_writes: dict[NodeId, StoredNode] = {}
+    last_writes: list[NodeId] = []
     for step in range(updates + 1):
         datas = statements(batch, 1_790_000_000 + head.size, rng, signer)
         counted = phases if step else Phases()
         ticker = asyncio.create_task(counted.pauses.run())
-        head, last_writes = await one_update(store, upper, head, datas, counted)
+        with paused_gc():  # as StatusIndexer.step
+            head, last_writes = await one_update(store, upper, head, datas, counted)
         if previous is not None:
             version, nodes = previous
             await counted.timed("prune", lambda v=version, n=nodes: store.prune(v, n))  # type: ignore[misc]
         ticker.cancel()
-        previous = (head.size, list(last_writes))
+        previous = (head.size, last_writes)
     return head, phases, last_writes
 
 
@@ -190,9 +192,9 @@ class MemoryPages:
     async def read_nodes(self, ids: Any, version: int, pages: PageSet | None = None) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         bound = (depth + 1).to_bytes(2, "big")
-        return upper_nodes([(page, data) for page, data in self.rows.items() if page < bound], depth)
+        return decoded([(page, data) for page, data in self.rows.items() if page < bound])
 
     async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)

@@ -490,7 +490,7 @@ def phase_costs(count: int) -> list[tuple[str, float]]:
         run("check the old size and the consistency proof", checked)
         run(
             "cosign (sign, lines, the note to keep)",
-            lambda t: Signed(t[0].old_size, t[0].checkpoint, t[2], cosign(t[1], signers)),
+            lambda t: Signed(t[0].old_size, t[0].checkpoint, t[2], cosign(t[1], signers, t[0].note_bytes)),
         )
         run("pickle the outcome (in the worker)", lambda signed: pickle.dumps([signed], pickle.HIGHEST_PROTOCOL))
         run("unpickle it (in the event loop)", pickle.loads)

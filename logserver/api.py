@@ -15,10 +15,10 @@ import base64
 import binascii
 import contextlib
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Annotated, Any, ClassVar, Literal, Self, Union, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, ClassVar, Literal, Protocol, Self, Union, get_args, get_origin, get_type_hints
 
 from tlogcore.encoding import HASH_SIZE, MAX_INT64, b64encode
 from tlogcore.errors import MalformedError
@@ -289,6 +289,17 @@ class SubmitResponse(WireValue):
     entries: tuple[SubmittedEntry, ...]  # one per statement, in request order
 
 
+class Placed(Protocol):
+    """Where one statement is in the log: an EntryReceipt, or the sequencer's own answer (logserver/sequencing.py)."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def leaf_hash(self) -> bytes: ...
+    @property
+    def duplicate(self) -> bool: ...
+
+
 @dataclass(frozen=True)
 class EntryReceipt(WireValue):
     index: Uint
@@ -306,10 +317,15 @@ class SubmitReceipt(WireValue):
     entries: tuple[EntryReceipt, ...]  # one per statement, in request order
 
     def to_json(self) -> dict[str, Any]:
+        return self.json_of(self.checkpoint, self.entries)
+
+    @staticmethod
+    def json_of(checkpoint: bytes, entries: Iterable[Placed]) -> dict[str, Any]:
         """What the codec writes (tests/test_submit_encoding.py compares), without its call per field per entry:
-        the answer to a bulk submission has 1,000 entries (issue 20)."""
-        entries = [{"index": e.index, "leaf_hash": e.leaf_hash.hex(), "duplicate": e.duplicate} for e in self.entries]
-        return {"checkpoint": self.checkpoint.decode("utf-8"), "entries": entries}
+        the answer to a bulk submission has 1,000 entries (issue 20). The server writes it straight from where the
+        sequencer placed each statement, without an EntryReceipt per entry (about 1 us each)."""
+        entries_json = [{"index": e.index, "leaf_hash": e.leaf_hash.hex(), "duplicate": e.duplicate} for e in entries]
+        return {"checkpoint": checkpoint.decode("utf-8"), "entries": entries_json}
 
 
 # --- GET /api/v1/proof/inclusion, /api/v1/proof/consistency ---------------------------------------------------

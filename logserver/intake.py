@@ -9,6 +9,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,7 +20,7 @@ from logserver.sequencer import NotSequencingError, Sequenced, Submission
 from logserver.submission import PositionedError, leaf_hashes, prepare_submissions, statements_from
 from logserver.workerpool import WorkersUnavailable
 from tlogcore.errors import TlogError
-from tlogcore.statement import Statement
+from tlogcore.statement import DOCUMENT_KINDS, Statement
 
 PARALLEL_FROM = 64  # batches at least this big are verified in the worker processes
 
@@ -46,9 +47,8 @@ async def submit(request: Request) -> Response:
     head = state.sequencer.head
     if head is None:
         raise HTTPError(503, "not_sequencing", "no checkpoint yet")
-    if not asked.inclusion_proofs:
-        places = tuple(api.EntryReceipt(s.index, s.leaf_hash, s.duplicate) for s in sequenced)
-        return json_response(api.SubmitReceipt(head.checkpoint, places))
+    if not asked.inclusion_proofs:  # a SubmitReceipt, written from `sequenced` itself
+        return Response(orjson.dumps(api.SubmitReceipt.json_of(head.checkpoint, sequenced)), media_type=JSON)
     return json_response(await _with_proofs(state, sequenced, head.size, head.checkpoint))
 
 
@@ -120,13 +120,21 @@ def _limit_issuers(state: LogState, statements: Sequence[Statement]) -> None:
 
 
 def _check_registry(state: LogState, statements: Sequence[Statement]) -> None:
-    """Whether each signer may write: state, so in the server process (the rest was checked in _prepare_all)."""
+    """Whether each signer may write: state, so in the server process (the rest was checked in _prepare_all).
+    An issue or revoke statement is decided by its signer's key alone (Registry.check), so each key is looked up
+    once per request: a bulk request from one issuer pays one check, not one per statement (issue 20)."""
     registry = state.sequencer.registry
+    allowed: set[str] = set()  # keys whose document statements passed: nothing here changes the registry
     for position, statement in enumerate(statements):
+        documents = statement.kind in DOCUMENT_KINDS
+        if documents and statement.signer in allowed:
+            continue
         try:
             registry.check(statement)
         except TlogError as exc:
             raise positioned(PositionedError(position, exc), len(statements), 0) from None
+        if documents:
+            allowed.add(statement.signer)
 
 
 def positioned(exc: PositionedError, count: int, offset: int) -> TlogError:

@@ -44,7 +44,7 @@ from logserver.keyguard import ForkRefused, KeyGuard
 from logserver.logkeys import KeyRing
 from logserver.readtail import ReadTail
 from logserver.recentleaves import RecentLeaves
-from logserver.sequencing import Pooled, PreparedBatch
+from logserver.sequencing import PreparedBatch, Request
 from logserver.sequencing import Sequenced as Sequenced
 from logserver.sequencing import SequencerConfig as SequencerConfig
 from logserver.sequencing import Submission as Submission
@@ -85,12 +85,11 @@ class Sequencer:
     registry: Registry = field(default_factory=lambda: Registry(frozenset()))
     not_sequencing: str | None = "not started"
     _edge: list[bytes] = field(default_factory=list)
-    _pool: list[Pooled] = field(default_factory=list)
-    _pending: dict[bytes, asyncio.Future[Sequenced]] = field(default_factory=dict)
+    _pool: list[Request] = field(default_factory=list)
+    _pooled: int = 0  # statements in the pool
+    _pending: dict[bytes, Request] = field(default_factory=dict)  # leaf hash -> the request that will log it
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
     _last_lease: float = 0.0
-    _group_of: dict[bytes, int] = field(default_factory=dict)  # leaf hash → the submit() call (request) it came in
-    _requests_seen: int = 0
     batch_seconds: list[float] = field(default_factory=list)  # for metrics: drained by the app
     guard: KeyGuard | None = None  # default: the same rules with the record in memory (tests, benchmarks)
     _refused_at: float | None = None  # when the guard last refused to sequence (retried every lease_ttl)
@@ -98,7 +97,7 @@ class Sequencer:
     _recent: RecentLeaves | None = None  # the unmerged tail, while sequencing (recentleaves.py)
     tail: ReadTail = field(default_factory=ReadTail)  # the tail's lookup keys for reads, in every process (readtail.py)
     _committed_at: float = 0.0  # time.monotonic() of the last commit, for the merger's idle rule
-    # Pooled statements whose first lookup may have missed a commit: looked up again before their batch commits
+    # Statements in the pool whose first lookup may have missed a commit: looked up again before their batch commits
     _recheck: set[bytes] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -115,7 +114,7 @@ class Sequencer:
 
     @property
     def pool_size(self) -> int:
-        return len(self._pool)
+        return self._pooled
 
     @property
     def accepts_submissions(self) -> bool:
@@ -157,7 +156,7 @@ class Sequencer:
             await self.load()
             self._recent = await RecentLeaves.load(self.storage, self.size)
             await self.tail.follow(self.storage, self.size)
-            self._recheck.update(s.leaf_hash for s, _ in self._pool)  # the log may have moved while we did not sequence
+            self._recheck.update(s.leaf_hash for r in self._pool for s in r.submissions)  # the log may have moved
             await self.key_guard.reconcile(self.storage, self.head)  # ForkRefused: never sign behind or beside
             if self.head is None:
                 await self._publish_empty_tree()
@@ -194,36 +193,44 @@ class Sequencer:
                 return await self._submit_as_standby(submissions)
             raise NotSequencingError(self.not_sequencing)
         head = self.head
-        existing = await self.find_leaves([s.leaf_hash for s in submissions])
+        hashes = [s.leaf_hash for s in submissions]
+        existing = await self.find_leaves(hashes)
         stale = self.head is not head  # a commit landed during the lookup (PostgreSQL): the flush looks again
-        new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in self._pending]
-        if len(self._pool) + len(new) > self.config.max_pool:
+        pending = self._pending
+        new = [s for s in submissions if s.leaf_hash not in existing and s.leaf_hash not in pending]
+        if len({s.leaf_hash for s in new}) < len(new):  # the same statement twice in one request: logged once
+            new = list({s.leaf_hash: s for s in new}.values())
+        if self._pooled + len(new) > self.config.max_pool:
             raise PoolFullError(retry_after=1)
-        loop = asyncio.get_running_loop()
-        waiters: list[asyncio.Future[Sequenced] | Sequenced] = []
-        self._requests_seen += 1
-        for s in submissions:
-            if s.leaf_hash in existing:
-                waiters.append(Sequenced(existing[s.leaf_hash], s.leaf_hash, True))
-            elif s.leaf_hash in self._pending:
-                waiters.append(self._pending[s.leaf_hash])
-            else:
-                future: asyncio.Future[Sequenced] = loop.create_future()
-                self._pending[s.leaf_hash] = future
-                self._group_of[s.leaf_hash] = self._requests_seen
-                self._pool.append((s, future))
-                waiters.append(future)
-                if stale:
-                    self._recheck.add(s.leaf_hash)
-        if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
-            self._wake.set()  # a commit's worth (a bulk request, api.MAX_BATCH) waits for no tick; trickles gather
-        # One flush resolves a request's futures together: after the first wait the rest are done, and reading
-        # them directly saves a shield (an outer future and two callbacks) per statement (issue 20).
-        sequenced = [
-            w if isinstance(w, Sequenced) else w.result() if w.done() else await asyncio.shield(w) for w in waiters
-        ]
+        request = None
+        if new:
+            future = asyncio.get_running_loop().create_future()
+            request = Request(new, future, batchrules.changes_rules([s.statement for s in new]))
+            pending.update(dict.fromkeys([s.leaf_hash for s in new], request))
+            self._pool.append(request)
+            self._pooled += len(new)
+            if stale:
+                self._recheck.update(s.leaf_hash for s in new)
+            if self._pooled >= min(self.config.flush_at, self.config.max_batch):
+                self._wake.set()  # a commit's worth (a bulk request, api.MAX_BATCH) waits for no tick; trickles gather
+        if request is not None and len(new) == len(submissions):  # the usual case: all new, one future to wait for
+            await asyncio.shield(request.done)  # shielded: a submitter going away must not cancel the request
+            sequenced = request.entries() if not request.logged else [request.entry(h) for h in hashes]
+        else:
+            sequenced = await self._sequenced(hashes, existing)
         await self._head_covering(sequenced)
         return sequenced
+
+    async def _sequenced(self, hashes: Sequence[bytes], existing: dict[bytes, int]) -> list[Sequenced]:
+        """Where each statement went: found in the log, or logged by the request holding it (this submit()'s own or
+        an earlier one's), in order; the first of those requests refused raises its error."""
+        owners = [None if h in existing else self._pending[h] for h in hashes]
+        for owner in dict.fromkeys(o for o in owners if o is not None):
+            await asyncio.shield(owner.done)
+        return [
+            Sequenced(existing[h], h, True) if owner is None else owner.entry(h)
+            for h, owner in zip(hashes, owners, strict=True)
+        ]
 
     async def find_leaves(self, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
         """`Storage.find_leaves`; while sequencing, the unmerged tail comes from memory, not a scan in storage."""
@@ -278,12 +285,15 @@ class Sequencer:
     async def _drain_queue(self) -> None:
         """Move statements other processes queued into the pool."""
         loop = asyncio.get_running_loop()
-        for queued in await self.handoff.drain(self.config.max_batch - len(self._pool), self._pending):
-            future: asyncio.Future[Sequenced] = loop.create_future()
+        for queued in await self.handoff.drain(self.config.max_batch - self._pooled, self._pending):
+            future: asyncio.Future[None] = loop.create_future()
             future.add_done_callback(_nobody_waits)
-            self._pending[queued.leaf_hash] = future
+            submission = Submission(queued.data, queued.statement, queued.leaf_hash)
+            request = Request([submission], future, batchrules.changes_rules([queued.statement]))
+            self._pending[queued.leaf_hash] = request  # a request of its own: it stands alone
             self._recheck.add(queued.leaf_hash)  # another process took it: it may be in the log already
-            self._pool.append((Submission(queued.data, queued.statement, queued.leaf_hash), future))
+            self._pool.append(request)
+            self._pooled += 1
 
     async def _settle_queue(self, logged: Sequence[bytes], refusals: dict[bytes, str]) -> None:
         try:
@@ -371,83 +381,68 @@ class Sequencer:
         self.not_sequencing, self._refused_at = reason, self.clock()
 
     def _fail_pool(self, error: Exception) -> None:
-        pool, self._pool = self._pool, []
-        for submission, future in pool:
-            self._pending.pop(submission.leaf_hash, None)
-            self._group_of.pop(submission.leaf_hash, None)
-            self._recheck.discard(submission.leaf_hash)
-            self.handoff.forget(submission.leaf_hash)
-            if not future.done():
-                future.set_exception(error)
+        pool, self._pool, self._pooled = self._pool, [], 0
+        self._fail_batch(pool, error)
 
-    def _take_batch(self) -> list[Pooled]:
-        """Up to max_batch from the pool, never cutting one request's statements in two (issue 18, item 11)."""
-        cut = min(self.config.max_batch, len(self._pool))
-        while 0 < cut < len(self._pool) and self._group_at(cut) is not None:
-            if self._group_at(cut) != self._group_at(cut - 1):
-                break
+    def _take_batch(self) -> list[Request]:
+        """Whole requests from the front of the pool, up to max_batch statements: one request's statements are never
+        cut in two (issue 18, item 11), so a batch may end past max_batch by the rest of its last request."""
+        taken = cut = 0
+        while cut < len(self._pool) and taken < self.config.max_batch:
+            taken += len(self._pool[cut])
             cut += 1
         batch, self._pool = self._pool[:cut], self._pool[cut:]
+        self._pooled -= taken
         return batch
 
-    def _group_at(self, position: int) -> int | None:
-        return self._group_of.get(self._pool[position][0].leaf_hash)
-
     def _apply_rules(
-        self, batch: list[Pooled], logged: dict[bytes, int], first: int, registry: Registry, keys: KeyRing | None
-    ) -> tuple[RulesOutcome, list[Pooled], dict[bytes, str]]:
+        self, batch: list[Request], logged: dict[bytes, int], first: int, registry: Registry, keys: KeyRing | None
+    ) -> tuple[RulesOutcome, list[Request], dict[bytes, str]]:
         """Registry rules in log order from index `first` (logserver/batchrules.py), on a copy that becomes real
         only after the commit. A request is all or nothing: one refused statement refuses its whole request."""
-        requests = []
-        for group in self._requests(batch):
-            if logged:  # a racing request already logged these
-                for submission, future in group:
-                    if submission.leaf_hash in logged:
-                        self._resolve(
-                            submission, future, Sequenced(logged[submission.leaf_hash], submission.leaf_hash, True)
-                        )
-                group = [item for item in group if item[0].leaf_hash not in logged]
-            if group:
-                requests.append(group)
-        outcome = batchrules.apply_rules([[s.statement for s, _ in g] for g in requests], first, registry, keys)
-        accepted: list[Pooled] = []
+        requests = [request for request in batch if not logged or self._drop_logged(request, logged)]
+        statements = [[s.statement for s in request.submissions] for request in requests]
+        outcome = batchrules.apply_rules(statements, first, registry, keys)
+        accepted: list[Request] = []
         refusals: dict[bytes, str] = {}
-        for number, group in enumerate(requests):
+        for number, request in enumerate(requests):
             exc = outcome.refused.get(number)
             if exc is None:
-                accepted += group
+                accepted.append(request)
                 continue
-            error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(group) > 1 else exc
-            for submission, future in group:
-                self._resolve(submission, future, error)
-                refusals[submission.leaf_hash] = str(exc)
+            error = NotAllowedError(f"{exc}; nothing from this request was logged") if len(request) > 1 else exc
+            refusals.update(dict.fromkeys([s.leaf_hash for s in request.submissions], str(exc)))
+            self._settle(request, error)
         return outcome, accepted, refusals
 
-    def _requests(self, batch: list[Pooled]) -> list[list[Pooled]]:
-        """The batch cut into requests: runs of one submit() call (queued statements stand alone)."""
-        groups: list[list[Pooled]] = []
-        previous: int | None = None
-        for item in batch:
-            group = self._group_of.get(item[0].leaf_hash)
-            if groups and group is not None and group == previous:
-                groups[-1].append(item)
-            else:
-                groups.append([item])
-            previous = group
-        return groups
+    def _drop_logged(self, request: Request, logged: dict[bytes, int]) -> bool:
+        """Take out of `request` the statements a racing request already logged (they answer with that entry);
+        whether any statement is left in it to log. One with none left is answered now."""
+        kept = [s for s in request.submissions if s.leaf_hash not in logged]
+        if len(kept) < len(request):
+            for submission in request.submissions:
+                if submission.leaf_hash in logged:
+                    request.logged[submission.leaf_hash] = logged[submission.leaf_hash]
+                    self._forget(submission.leaf_hash)
+            request.submissions = kept
+        if not kept:
+            self._settle(request, None)
+        return bool(kept)
 
-    def _resolve(
-        self, submission: Submission, future: "asyncio.Future[Sequenced]", outcome: Sequenced | Exception
-    ) -> None:
-        self._pending.pop(submission.leaf_hash, None)
-        self._group_of.pop(submission.leaf_hash, None)
-        self._recheck.discard(submission.leaf_hash)
-        if future.done():
+    def _forget(self, leaf_hash: bytes) -> None:
+        self._pending.pop(leaf_hash, None)
+        self._recheck.discard(leaf_hash)
+
+    def _settle(self, request: Request, error: Exception | None) -> None:
+        """Answer a request: logged (`first` set) or refused with `error`; it is no longer pending."""
+        for submission in request.submissions:
+            self._forget(submission.leaf_hash)
+        if request.done.done():
             return
-        if isinstance(outcome, Exception):
-            future.set_exception(outcome)
+        if error is None:
+            request.done.set_result(None)
         else:
-            future.set_result(outcome)
+            request.done.set_exception(error)
 
     async def flush(self) -> None:
         """Commit what waits in the pool, a batch at a time. While requests keep arriving, the next batch's lookups,
@@ -466,7 +461,7 @@ class Sequencer:
                 self._return_to_pool(following.accepted)  # prepared on a tree that was not committed: again
                 following = None
             prepared = following
-        if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
+        if self._pooled >= min(self.config.flush_at, self.config.max_batch):
             self._wake.set()  # what arrived meanwhile goes at once (flush_at)
 
     async def _prepare_beside(self, commit: "asyncio.Task[bool]", prepared: PreparedBatch) -> PreparedBatch | None:
@@ -475,7 +470,7 @@ class Sequencer:
         what the next batch's rules decided still holds, and only its hashes are redone."""
         await asyncio.sleep(0)  # the commit signs and hands its work to the key guard and the writer
         while not commit.done() and not prepared.changes_rules and not self._lease_due():
-            if len(self._pool) >= min(self.config.flush_at, self.config.max_batch):
+            if self._pooled >= min(self.config.flush_at, self.config.max_batch):
                 tip = prepared.outcome
                 following = await self._prepare(
                     self._take_batch(), prepared.size, prepared.appended.edge, tip.registry, tip.keys
@@ -490,14 +485,16 @@ class Sequencer:
         return None
 
     async def _prepare(
-        self, batch: list[Pooled], first: int, edge: list[bytes], registry: Registry, keys: KeyRing | None
+        self, batch: list[Request], first: int, edge: list[bytes], registry: Registry, keys: KeyRing | None
     ) -> "PreparedBatch | None":
         """Steps 2 and 3 for `batch` appended at `first` to the tree whose right edge is `edge`; None when
         nothing of it is left to commit."""
         started = time.perf_counter()
         # 2. Drop statements a racing request already logged (only those whose first lookup may be stale).
+        recheck = self._recheck
         try:
-            logged = await self.find_leaves([s.leaf_hash for s, _ in batch if s.leaf_hash in self._recheck])
+            stale = [s.leaf_hash for r in batch for s in r.submissions if s.leaf_hash in recheck] if recheck else []
+            logged = await self.find_leaves(stale) if stale else {}
         except StorageError as exc:
             self._fail_batch(batch, exc)
             return None
@@ -507,10 +504,10 @@ class Sequencer:
             await self._settle_queue(list(logged), refusals)
             return None
         # 3. Hashes and root, from the right edge.
-        hashes = [s.leaf_hash for s, _ in accepted]
+        hashes = [s.leaf_hash for r in accepted for s in r.submissions]
         appended = merkle.append_leaves(first, edge, hashes)
-        changes = batchrules.changes_rules([s.statement for s, _ in accepted])
-        records = [s.record for s, _ in accepted]
+        changes = any(r.changes_rules for r in accepted)
+        records = [s.record for r in accepted for s in r.submissions]
         return PreparedBatch(started, first, accepted, hashes, records, logged, refusals, outcome, appended, changes)
 
     async def _publish(self, prepared: "PreparedBatch") -> bool:
@@ -547,7 +544,7 @@ class Sequencer:
             self._fail_pool(NotSequencingError(str(exc)))
             return False
         except StorageError as exc:
-            log.error("commit failed, batch of %d refused: %s", len(accepted), exc)
+            log.error("commit failed, batch of %d refused: %s", len(prepared.hashes), exc)
             self._fail_batch(accepted, exc)
             self.not_sequencing = f"reloading after a failed commit: {exc}"  # it may have committed after all
             return False
@@ -568,26 +565,31 @@ class Sequencer:
         self.tail.added_records(first, prepared.records)
         self.head, self._edge = new_head, prepared.appended.edge
         self.registry, self.keys = prepared.outcome.registry, prepared.outcome.keys
-        for offset, (submission, future) in enumerate(prepared.accepted):
-            self._resolve(submission, future, Sequenced(first + offset, submission.leaf_hash, False))
+        pending = self._pending
+        for leaf_hash in prepared.hashes:
+            pending.pop(leaf_hash, None)
+        if self._recheck:
+            self._recheck.difference_update(prepared.hashes)
+        for request in prepared.accepted:
+            request.first, first = first, first + len(request)
+            if not request.done.done():
+                request.done.set_result(None)
         self.batch_seconds.append(time.perf_counter() - prepared.started)
 
-    def _return_to_pool(self, items: list[Pooled]) -> None:
+    def _return_to_pool(self, requests: list[Request]) -> None:
         """Back to the front of the pool, in order, to be looked up again: the log may have moved meanwhile."""
-        self._recheck.update(s.leaf_hash for s, _ in items)
-        self._pool[:0] = items
+        self._recheck.update(s.leaf_hash for r in requests for s in r.submissions)
+        self._pool[:0] = requests
+        self._pooled += sum(map(len, requests))
 
-    def _fail_batch(self, batch: list[Pooled], error: Exception) -> None:
-        for submission, future in batch:
-            self._pending.pop(submission.leaf_hash, None)
-            self._group_of.pop(submission.leaf_hash, None)
-            self._recheck.discard(submission.leaf_hash)
-            self.handoff.forget(submission.leaf_hash)  # still queued: drained again later
-            if not future.done():
-                future.set_exception(error)
+    def _fail_batch(self, batch: list[Request], error: Exception) -> None:
+        for request in batch:
+            for submission in request.submissions:
+                self.handoff.forget(submission.leaf_hash)  # still queued: drained again later
+            self._settle(request, error)
 
 
-def _nobody_waits(future: "asyncio.Future[Sequenced]") -> None:
+def _nobody_waits(future: "asyncio.Future[None]") -> None:
     """A queued statement's waiter is in another process: mark any exception as seen."""
     if not future.cancelled():
         future.exception()

@@ -22,9 +22,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from logserver.gcpause import paused_gc
 from logserver.metrics import Metrics
 from logserver.sequencer import Sequencer, Submission
-from logserver.statuspages import PageSet
+from logserver.statuspages import PageSet, nodes_of
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore, StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.checkpoint import parse_checkpoint
@@ -37,13 +38,13 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE
+from tlogcore.statusindex_pages import STRIDE, Page
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
 # Depths the indexer keeps in memory: the pages starting at depth 12 or above (statusindex_pages.py), at most
 # 2^16 - 1 nodes (about 20 MB), whatever the size.
-UPPER_DEPTH = 15
+UPPER_DEPTH = 15  # the last depth of a page (pages start at multiples of STRIDE): kept pages are kept whole
 KEEP_FROM = 1024  # documents in one update from which the top is worth loading (an indexer catching up)
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 
@@ -75,10 +76,15 @@ async def read_plan(store: StatusStore, plan: PathPlan, version: int, pages: Pag
 
 
 class UpperLevels:
-    """The nodes at depth <= UPPER_DEPTH as of one index version, kept in memory between updates.
+    """The nodes at depth <= UPPER_DEPTH as of one index version, and the pages holding them (the pages starting
+    at depth 0, 4, 8 and 12, whole), kept in memory between updates.
 
-    The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top rows
-    without reading them; any other version (a restart, another writer, a commit that failed) reads them again.
+    The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top pages
+    without reading them (the commit wrote them whole: `PageSet.written`); they are handed to the next commit,
+    which then reads none of them again. They are used only while the head read from storage is the version they
+    are of (a version's rows never change once committed); any other head (a restart, another writer's commit),
+    a failed compare-and-swap and any update that raised (its commit may or may not have landed) make them be read
+    again, so a crash or another process's write never leaves a stale page in use.
     Below the kept depths a path is read a page per round (its 4 levels: one stored row, statusindex_pages.py),
     so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The top is loaded
     only for a batch of `keep_from` documents or more (an indexer catching up, as the monitor does, §9): a small
@@ -88,40 +94,39 @@ class UpperLevels:
     def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM) -> None:
         self._store, self._keep_from = store, keep_from
         self._version: int | None = None
+        self._pages: dict[NodeId, Page] = {}  # the pages holding them: a commit rewrites these whole
         self._nodes: dict[NodeId, StoredNode] = {}
 
     async def plan(self, keys: Sequence[bytes], version: int, pages: PageSet) -> PathPlan:
         """A read plan for `keys` at `version` (the index head), every round done; `pages` keeps the pages read
-        (for the commit)."""
+        (for the commit), the kept ones included (the commit does not read them again)."""
         if self._version != version:
             self.forget()
             if len(keys) < self._keep_from:
                 return await read_plan(self._store, PathPlan(keys, version), version, pages)
-            self._nodes = await self._store.read_upper(UPPER_DEPTH, version)
+            self._pages = await self._store.read_upper(UPPER_DEPTH, version)
+            self._nodes = nodes_of(self._pages, UPPER_DEPTH)
             self._version = version
-        plan = PathPlan(keys, version, first_window=UPPER_DEPTH + 1 + STRIDE, later_window=STRIDE)
+        if pages.version == version:
+            pages.pages.update(self._pages)
+        plan = PathPlan(keys, version, later_window=STRIDE, known=(self._nodes, UPPER_DEPTH))
         while wanted := plan.wanted():
-            found = {
-                node: row for node in wanted if node[0] <= UPPER_DEPTH and (row := self._nodes.get(node)) is not None
-            }
-            deeper = [node for node in wanted if node[0] > UPPER_DEPTH]
-            if deeper:
-                found.update(await self._store.read_nodes(deeper, version, pages))
-            plan.supply(found)
+            plan.supply(await self._store.read_nodes(wanted, version, pages))
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return plan
 
-    def committed(self, old: int, new: int, writes: Mapping[NodeId, StoredNode]) -> None:
-        """The update from version `old` to `new` is committed with these rows: if the top held was `old`'s,
-        they make it `new`'s."""
-        if self._version != old:
+    def committed(self, old: int, new: int, writes: Mapping[NodeId, StoredNode], pages: PageSet) -> None:
+        """The update from version `old` to `new` is committed with these rows, its pages as `pages.written`: if
+        the top held was `old`'s, they make it `new`'s."""
+        if self._version != old or pages.version != old:
             self.forget()
             return
         self._nodes.update((node, row) for node, row in writes.items() if node[0] <= UPPER_DEPTH)
+        self._pages.update((page, nodes) for page, nodes in pages.written.items() if page[0] <= UPPER_DEPTH)
         self._version = new
 
     def forget(self) -> None:
-        self._version, self._nodes = None, {}
+        self._version, self._pages, self._nodes = None, {}, {}
 
 
 @dataclass
@@ -135,8 +140,9 @@ class StatusIndexer:
     interval: float = 0.25
     metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
     may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
-    # Versions this process wrote, with the nodes they rewrote: once no lookup reads below a version, the older
-    # rows of those nodes are deleted (`prune`). Lost on restart: a crash leaks at most a few updates' old rows.
+    # Versions this process wrote, with the pages they rewrote (a page is named by its root node): once no lookup
+    # reads below a version, the older rows of those pages are deleted (`prune`). Lost on restart: a crash leaks
+    # at most a few updates' old rows.
     _rewritten: list[tuple[int, list[NodeId]]] = field(default_factory=list)
     _served: int = 0  # the version lookups were served at, as of the previous cycle
     keep_upper_from: int = KEEP_FROM  # UpperLevels
@@ -152,12 +158,22 @@ class StatusIndexer:
         if size <= covered:
             return False
         end = min(size, covered + MAX_ENTRIES_PER_STEP)
+        with paused_gc():  # gcpause.py: a fifth of the update's CPU otherwise
+            new = await self._update(head, covered, end)
+        if new is None:
+            return False
+        if new.size >= log_from:  # a rebuild states no size below one already stated (the monitor's rule)
+            await self._log_root(new)
+        return True
+
+    async def _update(self, head: IndexVersion | None, covered: int, end: int) -> IndexVersion | None:
+        """Index entries [covered, end) over the version `head` and commit; None if they name no document."""
         # Parsing and hashing run in a thread: the event loop (sequencing, lookups) goes on meanwhile (§9).
         entries, grows = await asyncio.to_thread(
             document_entries, await self.storage.get_entries(covered, end), covered
         )
         if not grows:
-            return False
+            return None
         upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from)
         try:
             pages = PageSet(covered)
@@ -168,11 +184,10 @@ class StatusIndexer:
         except BaseException:
             upper.forget()  # the commit may or may not have landed: read the top again next time
             raise
-        upper.committed(covered, new.size, update.writes)
-        self._rewritten.append((new.size, list(update.writes)))
-        if new.size >= log_from:  # a rebuild states no size below one already stated (the monitor's rule)
-            await self._log_root(new)
-        return True
+        upper.committed(covered, new.size, update.writes, pages)
+        # The pages it wrote name the same rows as its nodes do, a third as many ids to prune by.
+        self._rewritten.append((new.size, list(pages.written) if pages.written else list(update.writes)))
+        return new
 
     async def _log_root(self, version: IndexVersion) -> None:
         signer = self.registry_key.verifier().vkey

@@ -28,11 +28,13 @@ from tlogcore.statusindex_pages import (
 
 
 class PageSet:
-    """Pages as of one version, each read once ({} for a page with no row)."""
+    """Pages as of one version, each read once ({} for a page with no row); after a commit over that version,
+    `written` holds the pages it wrote whole (for a reader that keeps some of them: statusindexer.UpperLevels)."""
 
     def __init__(self, version: int) -> None:
         self.version = version
         self.pages: dict[NodeId, Page] = {}
+        self.written: dict[NodeId, Page] = {}
 
 
 Select = Callable[[list[bytes], int], Awaitable[Sequence[Sequence[Any]]]]  # page ids, version -> (page, data) rows
@@ -79,14 +81,17 @@ class PagedNodes:
         """The rows that store `writes` at version `new` over version `old` (None: nothing stored yet)."""
         changes = changed_pages(writes)
         current = {page: {} for page in changes} if old is None else await self.whole(changes, old, known)
-        return await asyncio.to_thread(encoded, merge_pages(current, changes), new)  # encoded off the event loop
+        merged = merge_pages(current, changes)
+        if known is not None:
+            known.written = merged
+        return await asyncio.to_thread(encoded, merged, new)  # encoded off the event loop
 
 
-def upper_nodes(rows: Sequence[Sequence[Any]], depth: int) -> dict[NodeId, StoredNode]:
-    """The nodes at depth <= `depth` in the pages read (every page starting at that depth or above)."""
+def nodes_of(pages: Mapping[NodeId, Page], depth: int) -> dict[NodeId, StoredNode]:
+    """The nodes at depth <= `depth` in these pages (every page starting at that depth or above)."""
     return {
         node: stored_node(raw)
-        for page, nodes in decoded(rows).items()
+        for page, nodes in pages.items()
         for position, raw in nodes.items()
         if (node := node_at(page, position))[0] <= depth
     }

@@ -31,10 +31,10 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
-from logserver.statuspages import PagedNodes, PageSet, upper_nodes
+from logserver.statuspages import PagedNodes, PageSet, decoded
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode
-from tlogcore.statusindex_pages import STRIDE, page_id_bytes, pages_of
+from tlogcore.statusindex_pages import STRIDE, Page, page_id_bytes, pages_of
 
 log = logging.getLogger("logserver.statusstore")
 SQLITE_SCHEMA = """
@@ -101,8 +101,9 @@ class StatusStore(Protocol):
         """The rows of these node ids as of `version` (absent ids have no row); `pages` (of that version) keeps
         the pages read, for the next rounds of one plan and its commit."""
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
-        """Every node at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps it)."""
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
+        """Every page starting at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps
+        it; statuspages.nodes_of gives its nodes)."""
 
     async def commit(
         self,
@@ -222,12 +223,12 @@ class SQLiteStatusStore:
     ) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         rows = self._read(
             "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
             (_upper_bound(depth), version),
         )
-        return upper_nodes(rows, depth)
+        return decoded(rows)
 
     async def commit(
         self,
@@ -334,14 +335,14 @@ class PostgresStatusStore:
     ) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, StoredNode]:
+    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         rows = await self._fetch(
             "SELECT DISTINCT ON (page) page, data FROM status_page WHERE page < $1 AND version <= $2 "
             "ORDER BY page, version DESC",
             _upper_bound(depth),
             version,
         )
-        return upper_nodes(rows, depth)
+        return decoded(rows)
 
     async def commit(
         self,

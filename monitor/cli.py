@@ -36,6 +36,7 @@ from monitor.fetch import Unavailable
 from monitor.follower import Follower, follow
 from monitor.htmlreport import LogPage, render_html
 from monitor.logcontext import Misbehaviour, NotVerified, Shared
+from monitor.mirror import mirror_name, mirror_source
 from monitor.processes import process_pool
 from monitor.progress import Progress
 from monitor.report import render_text, report
@@ -111,8 +112,8 @@ def run_async(coroutine: Coroutine[Any, Any, int]) -> int:
 def describe_watch(config: MonitorConfig, watchlist: Watchlist) -> list[str]:
     """What is watched, one line each (printed at start and by test-alert)."""
     lines = [
-        f"log {lc.origin} at {lc.url}; witnesses checked for split views: "
-        f"{', '.join(sorted(lc.witness_urls)) or 'none'}"
+        f"log {lc.origin} at {lc.url}; tiles from {mirror_name(lc.tiles_url, lc.tiles_dir) or 'the log'}; "
+        f"witnesses checked for split views: {', '.join(sorted(lc.witness_urls)) or 'none'}"
         for lc in config.logs
     ]
     for rule in config.watch:
@@ -163,13 +164,18 @@ class Runtime:
             self.notify,
             self.status_executor,
         )
+        self._mirror_clients: list[LogClient] = []  # https:// tile mirrors' clients, closed with the rest
         self.followers = [self._follower(lc, tile_transport(config)) for lc in config.logs]
 
     def _follower(self, lc: LogConfig, transport: StreamTransport) -> Follower:
-        """One log's follower; its tile GETs go straight through the transport (closed with the client)."""
+        """One log's follower; its tiles come from the log's mirror if one is configured (mirror.py), else from the
+        log, straight through the transport (closed with the client)."""
         witnesses = {name: WitnessClient(url, self.config.timeout) for name, url in sorted(lc.witness_urls.items())}
         client = LogClient(lc.url, self.config.timeout, transport)
-        return Follower(lc, self.shared, client, witnesses, RawTiles.for_url(transport, lc.url))
+        tiles, mirror_client = mirror_source(lc.tiles_url, lc.tiles_dir, transport, self.config.timeout)
+        if mirror_client is not None:
+            self._mirror_clients.append(mirror_client)
+        return Follower(lc, self.shared, client, witnesses, tiles or RawTiles.for_url(transport, lc.url))
 
     def notify(self) -> None:
         """New alerts are in the state: wake the delivery task."""
@@ -192,6 +198,8 @@ class Runtime:
             await self.deliver()
 
     async def close(self) -> None:
+        for mirror_client in self._mirror_clients:
+            await mirror_client.close()
         for follower in self.followers:
             await follower.client.close()
             for witness in follower.witnesses.values():

@@ -29,6 +29,8 @@ class LogConfig:
     policy: Policy
     witness_urls: Mapping[str, str]  # policy witness name -> URL, for the split-view check
     registry_vkeys: tuple[str, ...] | None  # None: learned from the log on first contact, then pinned
+    tiles_url: str | None = None  # a static mirror of the log's tiles (mirror.py); None: from the log itself
+    tiles_dir: Path | None = None  # a local copy of the log's tiles directory, read as files
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,8 @@ _LOG: dict[str, type] = {
     "witness": list,
     "witness_urls": dict,
     "registry_vkeys": list,
+    "tiles_url": str,
+    "tiles_dir": str,
 }
 
 
@@ -233,7 +237,11 @@ def _log(position: int, value: Any, base: Path, read_file: Callable[[Path], str]
                 parse_statement_key(vkey, "registry key")
         except TlogError as exc:
             raise MalformedError(f"{where}: {exc}") from None
-    return LogConfig(_url(table["url"], where), origin, policy, urls, registry)
+    if "tiles_url" in table and "tiles_dir" in table:
+        raise MalformedError(f"{where}: give tiles_url or tiles_dir (where the log's tiles are mirrored), not both")
+    tiles_url = _url(table["tiles_url"], f"{where}.tiles_url") if "tiles_url" in table else None
+    tiles_dir = base / table["tiles_dir"] if "tiles_dir" in table else None
+    return LogConfig(_url(table["url"], where), origin, policy, urls, registry, tiles_url, tiles_dir)
 
 
 def _policy_text(table: dict[str, Any], where: str) -> str:

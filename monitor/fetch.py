@@ -10,8 +10,9 @@ import asyncio
 from collections.abc import Iterable, Sequence
 
 from logserver.client import LogClient, LogClientError
+from monitor.mirror import TileSource
 from monitor.state import State
-from monitor.transport import RawTiles, TileGetError
+from monitor.transport import TileGetError
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import MalformedError
 from tlogcore.tileauth import TreeMismatch, TreeView
@@ -24,9 +25,16 @@ class Unavailable(Exception):
 
 class TileFetcher:
     def __init__(
-        self, client: LogClient, state: State, origin: str, max_concurrent: int, raw: RawTiles | None = None
+        self,
+        client: LogClient,
+        state: State,
+        origin: str,
+        max_concurrent: int,
+        raw: TileSource | None = None,
+        mirror: str | None = None,
     ) -> None:
-        self.client, self.state, self.origin, self.raw = client, state, origin, raw  # raw: http:// logs
+        self.client, self.state, self.origin, self.raw = client, state, origin, raw  # raw: http:// logs, mirrors
+        self.mirror = mirror  # the name of the tile mirror `raw` reads (mirror.py); None: the log itself
         self.stored: set[str] = set()  # paths known to be in the state's tile cache
         self._max_concurrent = max_concurrent
         self._semaphore: asyncio.Semaphore | None = None
@@ -45,6 +53,8 @@ class TileFetcher:
             except LogClientError as exc:
                 raise Unavailable(str(exc)) from None
         if body is None:
+            if self.mirror is not None:  # it copies behind the log: wait for it, never alert (mirror.py)
+                raise Unavailable(f"{self.mirror} does not have {tile.path} yet; retrying in the next round")
             raise Unavailable(f"the log does not serve {tile.path}")
         return body
 
@@ -52,14 +62,15 @@ class TileFetcher:
         """The body served at `path`; None for 404. Raises LogClientError or Unavailable."""
         if self.raw is None:
             return await self.client.tile(path)
+        where = f"{self.mirror}: " if self.mirror is not None else ""
         try:
             status, body = await self.raw.get(path)
         except TileGetError as exc:
-            raise Unavailable(str(exc)) from None
+            raise Unavailable(f"{where}{exc}") from None
         if status == 404:
             return None
         if status >= 400:
-            raise Unavailable(f"GET /{path}: {status} {body[:200].decode('utf-8', 'replace')}")
+            raise Unavailable(f"{where}GET /{path}: {status} {body[:200].decode('utf-8', 'replace')}")
         return body
 
     async def fetch_all(self, tiles: Sequence[Tile]) -> dict[str, bytes]:

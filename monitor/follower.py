@@ -38,8 +38,8 @@ from monitor.entryaudit import EntryAudit
 from monitor.fetch import Unavailable
 from monitor.logcontext import LogContext, Misbehaviour, NotVerified, Shared, note_text
 from monitor.logkeys import check_log_keys
+from monitor.mirror import TileSource
 from monitor.state import LogRow, Signed, StateError
-from monitor.transport import RawTiles
 from monitor.witnesscheck import WitnessCheck
 from tlogcore import merkle
 from tlogcore.errors import MalformedError, NotAllowedError, SignatureError, TlogError, UnverifiedError
@@ -58,7 +58,7 @@ class Follower:
     shared: Shared
     client: LogClient
     witnesses: dict[str, WitnessClient] = field(default_factory=dict)
-    raw_tiles: RawTiles | None = None  # tile GETs without httpx for an http:// log (transport.py)
+    raw_tiles: TileSource | None = None  # tiles without httpx: an http:// log (transport.py) or a mirror (mirror.py)
     _view: TreeView | None = None  # the target's authenticated tiles, kept between poll and audit
     failing_since: float | None = None
     last_error: str | None = None

@@ -15,8 +15,8 @@ from monitor import alerts as A
 from monitor.config import LogConfig, MonitorConfig
 from monitor.expected import Watchlist
 from monitor.fetch import TileFetcher
+from monitor.mirror import TileSource, mirror_name
 from monitor.state import State
-from monitor.transport import RawTiles
 from tlogcore.statement import Statement
 from tlogcore.tileauth import TreeMismatch, TreeView
 from tlogcore.tiles import Tile
@@ -69,10 +69,11 @@ def statement_json(statement: Statement | None) -> dict[str, Any] | None:
 class LogContext:
     """One log, as every step of a round sees it."""
 
-    def __init__(self, log_config: LogConfig, shared: Shared, client: LogClient, raw: RawTiles | None = None) -> None:
+    def __init__(self, log_config: LogConfig, shared: Shared, client: LogClient, raw: TileSource | None = None) -> None:
         self.log_config, self.shared, self.client = log_config, shared, client
         concurrent = shared.config.max_concurrent_requests
-        self.fetcher = TileFetcher(client, shared.state, log_config.origin, concurrent, raw)
+        self.mirror = mirror_name(log_config.tiles_url, log_config.tiles_dir) if raw is not None else None
+        self.fetcher = TileFetcher(client, shared.state, log_config.origin, concurrent, raw, self.mirror)
 
     @property
     def origin(self) -> str:
@@ -97,8 +98,12 @@ class LogContext:
         return Misbehaviour(summary)
 
     def mismatch(self, exc: TreeMismatch, note: bytes) -> Misbehaviour:
-        """Served tiles that do not match the log's own signed checkpoint."""
-        return self.misbehaviour(exc.rule, exc.key, str(exc), {**exc.evidence, "checkpoint": note_text(note)})
+        """Served tiles that do not match the log's own signed checkpoint (served by the log, or by its mirror:
+        the evidence names which; either way the bodies re-check against the checkpoint by themselves)."""
+        evidence = {**exc.evidence, "checkpoint": note_text(note)}
+        if self.mirror is not None:
+            evidence["tiles_from"] = self.mirror
+        return self.misbehaviour(exc.rule, exc.key, str(exc), evidence)
 
     async def checked_view(self, view: TreeView, tiles: Iterable[Tile], note: bytes) -> None:
         """`TileFetcher.authenticate`, turning a mismatch into a misbehaviour alert."""

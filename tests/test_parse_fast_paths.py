@@ -9,7 +9,7 @@ import unicodedata
 import pytest
 
 from tlogcore import statement as statements
-from tlogcore.encoding import parse_hash_hex
+from tlogcore.encoding import b64decode, b64encode, canonical_b64, parse_hash_b64, parse_hash_hex
 from tlogcore.errors import MalformedError
 from tlogcore.keys import is_valid_key_name
 
@@ -182,12 +182,17 @@ def test_control_characters_are_found_in_the_bytes_as_in_the_text() -> None:
             assert with_text == with_bytes, repr(text)
 
 
-def test_signature_base64_is_read_as_the_strict_decoder_reads_it() -> None:
-    """note._canonical_b64 (one C call) accepts exactly the text `b64decode` accepts, with the same bytes; anything
-    else goes to the general path, which names the fault or marks stray padding bits."""
-    from tlogcore.encoding import b64decode, b64encode
-    from tlogcore.note import _canonical_b64
+def reference_b64decode(text: str) -> bytes | str:
+    """The plain definition (RFC 4648 §4 with padding, only the form that re-encodes the same): the bytes, or the
+    reason `b64decode` gives for refusing."""
+    try:
+        data = base64.b64decode(text.encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        return "x: not valid base64"
+    return data if base64.b64encode(data).decode() == text else "x: base64 is not in canonical form"
 
+
+def _base64_texts() -> list[str]:
     rng = random.Random(64)
     texts = [b64encode(rng.randbytes(n)) for n in range(0, 80)]
     alphabet = list("ABCxyz019+/=-_ \n\t") + ["\u00e9", "\u17d2"]
@@ -195,10 +200,30 @@ def test_signature_base64_is_read_as_the_strict_decoder_reads_it() -> None:
         for _ in range(8):
             at = rng.randrange(len(text) + 1)
             texts.append(text[:at] + rng.choice(alphabet) + text[at + rng.randint(0, 1) :])
-    texts += ["", "=", "==", "A===", "AA==AA==", "QQ", "QR==", "QQ==\n"]
+    return texts + ["", "=", "==", "A===", "AA==AA==", "QQ", "QR==", "QQ==\n", "QQ==QQ==", "=QQ=", "Q===", "QQ="]
+
+
+def test_base64_is_read_as_the_plain_definition_reads_it() -> None:
+    """encoding.canonical_b64 (one C call) accepts exactly the text the plain definition accepts, with the same
+    bytes; `b64decode`, which tries it first (every checkpoint root, proof line and signature line), returns the
+    same bytes or refuses with the same message as the general path alone; so do hashes."""
+    texts = _base64_texts()
     for text in texts:
+        expected = reference_b64decode(text)
+        assert canonical_b64(text) == (expected if isinstance(expected, bytes) else None), repr(text)
         try:
-            expected: bytes | None = b64decode(text, "x")
-        except MalformedError:
-            expected = None
-        assert _canonical_b64(text) == expected, repr(text)
+            got: bytes | str = b64decode(text, "x")
+        except MalformedError as exc:
+            got = str(exc)
+        assert got == expected, repr(text)
+    rng = random.Random(32)
+    hashes = [b64encode(rng.randbytes(n)) for n in (31, 32, 33) for _ in range(20)]
+    for text in hashes + texts:
+        expected = reference_b64decode(text)
+        try:
+            parsed: bytes | str = parse_hash_b64(text, "x")
+        except MalformedError as exc:
+            parsed = str(exc)
+        if isinstance(expected, bytes) and len(expected) != 32:
+            expected = f"x: hash is {len(expected)} bytes, want 32"
+        assert parsed == expected, repr(text)

@@ -7,6 +7,7 @@ import binascii
 import random
 
 from logserver import api
+from logserver.sequencing import Sequenced
 from tlogcore.errors import MalformedError
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -70,3 +71,11 @@ def test_the_receipt_is_written_as_the_codec_writes_it() -> None:
         receipt = api.SubmitReceipt("log.example\n12\nroot ✓\n\n— sig\n".encode(), entries)
         assert receipt.to_json() == api.SubmitReceipt.codec().encode(receipt)
         assert api.SubmitReceipt.from_json(receipt.to_json()) == receipt
+
+
+def test_the_server_writes_the_receipt_from_the_sequencers_answer_as_the_codec_writes_it() -> None:
+    rng = random.Random(22)
+    placed = [Sequenced(rng.randrange(2**63), rng.randbytes(32), rng.random() < 0.5) for _ in range(1000)]
+    checkpoint = "log.example\n1000\nroot ✓\n\n— sig\n".encode()
+    receipt = api.SubmitReceipt(checkpoint, tuple(api.EntryReceipt(p.index, p.leaf_hash, p.duplicate) for p in placed))
+    assert api.SubmitReceipt.json_of(checkpoint, placed) == api.SubmitReceipt.codec().encode(receipt)

@@ -31,9 +31,23 @@ def b64encode(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).decode("ascii")  # base64.b64encode without its wrapper
 
 
+def canonical_b64(text: str) -> bytes | None:
+    """The bytes of canonical base64 `text` (it prints back the same), or None: exactly what `b64decode` accepts,
+    by one C call instead of base64.b64decode's checks in Python (issue 20: every checkpoint root, proof line and
+    signature line goes through here; tests/test_parse_fast_paths.py holds it to the plain definition)."""
+    try:
+        blob = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError):
+        return None
+    return blob if b64encode(blob) == text else None
+
+
 def b64decode(text: str, what: str) -> bytes:
     """Decode standard base64 with padding; reject anything that would not re-encode the same."""
-    data = b64decode_lenient_padding(text, what)
+    data = canonical_b64(text)
+    if data is not None:
+        return data
+    data = b64decode_lenient_padding(text, what)  # the general path names the fault
     if b64encode(data) != text:
         raise MalformedError(f"{what}: base64 is not in canonical form")
     return data

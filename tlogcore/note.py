@@ -11,12 +11,11 @@ forged or the text tampered with); lines from unknown keys are kept and
 ignored; with no verified signature at all the note is not trusted.
 """
 
-import binascii
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tlogcore.encoding import b64decode, b64decode_lenient_padding, b64encode, decode_utf8
+from tlogcore.encoding import b64decode, b64decode_lenient_padding, b64encode, canonical_b64, decode_utf8
 from tlogcore.errors import MalformedError, SignatureError, UnverifiedError
 from tlogcore.keys import Signer, Verifier, is_valid_key_name
 
@@ -84,23 +83,13 @@ def _check_bytes(data: bytes, what: str) -> None:
         raise MalformedError(f"{what} contains a control character")
 
 
-def _canonical_b64(text: str) -> bytes | None:
-    """The bytes of canonical base64 `text` (it prints back the same), or None: what `b64decode` accepts, by one
-    C call instead of base64.b64decode's checks in Python (issue 20: every statement has a signature line)."""
-    try:
-        blob = binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
-    except (binascii.Error, UnicodeEncodeError):
-        return None
-    return blob if b64encode(blob) == text else None
-
-
 def _parse_signature_line(line: str) -> Signature:
     if not line.startswith(SIGNATURE_PREFIX):
         raise MalformedError("note signature line does not start with '\u2014 '")
     name, sep, blob_b64 = line[len(SIGNATURE_PREFIX) :].partition(" ")
     if not sep or not is_valid_key_name(name):
         raise MalformedError("note signature line has an invalid key name")
-    blob, noncanonical = _canonical_b64(blob_b64), False
+    blob, noncanonical = canonical_b64(blob_b64), False
     if blob is None:  # the general path names the fault
         try:
             blob = b64decode(blob_b64, "note signature")

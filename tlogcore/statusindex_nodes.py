@@ -27,6 +27,7 @@ from tlogcore.statusindex import (
     ABSENT_OTHER_LEAF,
     EMPTY,
     KEY_BITS,
+    NODE_PREFIX,
     PRESENT,
     StatusProof,
     key_int,
@@ -39,13 +40,19 @@ NodeId = tuple[int, int]  # (depth, the first `depth` bits of the keys below, as
 Added = tuple[list[int], list[int]]  # the issue and revoke entries a batch adds to one document
 INTERIOR_TAG, LEAF_TAG = 0x01, 0x02
 LATER_WINDOW = 8  # depths asked for per key in every round after the first
+_sha256 = hashlib.sha256
 
 
 class IndexStorageError(MalformedError):
     """The stored nodes contradict each other (a row is missing or has the wrong shape): the index is damaged."""
 
 
-@dataclass(frozen=True, slots=True)
+# Interior and Leaf are made about 16 times per document an update indexes (nodes read and written): they are
+# plain slot classes, never changed once made, because a frozen dataclass's __init__ (object.__setattr__ per
+# field) costs about twice as much (status-proofs.md §11, fourth round).
+
+
+@dataclass(slots=True)
 class Interior:
     left: bytes
     right: bytes
@@ -58,7 +65,7 @@ class Interior:
         return bytes([INTERIOR_TAG]) + self.left + self.right
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Leaf:
     key: bytes
     record: bytes  # StatusRecord bytes, stored as they are hashed
@@ -129,11 +136,18 @@ class PathPlan:
     """The stored nodes on the paths of some keys, gathered in rounds; then proofs or a batch update."""
 
     def __init__(
-        self, keys: Iterable[bytes], size_hint: int = 0, first_window: int = 0, later_window: int = LATER_WINDOW
+        self,
+        keys: Iterable[bytes],
+        size_hint: int = 0,
+        first_window: int = 0,
+        later_window: int = LATER_WINDOW,
+        known: tuple[Mapping[NodeId, StoredNode], int] | None = None,
     ) -> None:
         """`first_window` depths are asked per key in the first round (0: about as deep as a path in an index of
         `size_hint` keys), `later_window` in each later one: fewer rounds against more ids asked past a path's
-        end. A reader holding the top levels in memory asks them all at once and then goes one level at a time."""
+        end. A reader holding the top levels in memory passes them as `known` (every node at depth <= the depth
+        given, as of the version read): the paths are walked through them at once, and the first round asks for
+        `later_window` depths below them (no ids asked, then filtered, for the levels already held)."""
         self.nodes: dict[NodeId, StoredNode] = {}
         keys = list(keys)
         if any(len(key) != HASH_SIZE for key in keys):
@@ -148,6 +162,11 @@ class PathPlan:
         self._round_window = 0
         self._asked: set[NodeId] = set()
         self._root_read = False  # the first round always asks for the root, even with no keys
+        if known is not None:
+            held, depth = known
+            self.nodes.update(held)
+            self._root_read, self._round_window, self._window = True, depth + 1, later_window
+            self._walk_open()
 
     def wanted(self) -> list[NodeId]:
         """The node ids to read next (the next `window` depths of every open path); empty once all are read."""
@@ -171,6 +190,10 @@ class PathPlan:
             raise ValueError(f"rows supplied that were not asked for: {sorted(stray)[:3]}")
         self.nodes.update(found)
         self._root_read = True
+        self._walk_open()
+
+    def _walk_open(self) -> None:
+        """Move every open key down through the nodes read, at most the round's window; close the ended ones."""
         previous, previous_start, previous_stop = 0, -1, 0
         for bits, start in list(self._open.items()):
             depth = start
@@ -316,6 +339,9 @@ class _Batch:
             return self._fresh(depth, prefix, bits, leaves, 0, len(bits))
         return self._fresh(depth, prefix, self.bits, self.leaves, lo, hi)
 
+    # _fresh and _interior run once per node written (about 10 per document): the hash and the child lookup are
+    # written inline (node_hash, PathPlan.stored_child), as they define them.
+
     def _fresh(self, depth: int, prefix: int, bits: list[int], leaves: list[Leaf], lo: int, hi: int) -> bytes:
         """Build subtree (depth, prefix) from leaves[lo:hi] alone (nothing else is stored below it)."""
         if hi - lo == 1:
@@ -325,22 +351,25 @@ class _Batch:
         middle = bisect.bisect_left(bits, ((prefix << 1) | 1) << (KEY_BITS - 1 - depth), lo, hi)
         left = self._fresh(depth + 1, prefix << 1, bits, leaves, lo, middle) if middle > lo else EMPTY
         right = self._fresh(depth + 1, (prefix << 1) | 1, bits, leaves, middle, hi) if hi > middle else EMPTY
-        node = Interior(left, right)
-        self.writes[(depth, prefix)] = node
-        return node.hash
+        self.writes[(depth, prefix)] = Interior(left, right)
+        return _sha256(NODE_PREFIX + left + right).digest()
 
     def _interior(self, depth: int, prefix: int, current: Interior, lo: int, hi: int) -> bytes:
         middle = bisect.bisect_left(self.bits, ((prefix << 1) | 1) << (KEY_BITS - 1 - depth), lo, hi)
         left, right = current.left, current.right
+        nodes, below = self.plan.nodes, depth + 1
         if middle > lo:
-            child = (depth + 1, prefix << 1)
-            left = self.update(*child, self.plan.stored_child(child, left), lo, middle)
+            child = None if left == EMPTY else nodes.get((below, prefix << 1))
+            if child is None and left != EMPTY:
+                self.plan.stored_child((below, prefix << 1), left)  # raises: the parent names a missing row
+            left = self.update(below, prefix << 1, child, lo, middle)
         if hi > middle:
-            child = (depth + 1, (prefix << 1) | 1)
-            right = self.update(*child, self.plan.stored_child(child, right), middle, hi)
-        node = Interior(left, right)
-        self.writes[(depth, prefix)] = node
-        return node.hash
+            child = None if right == EMPTY else nodes.get((below, (prefix << 1) | 1))
+            if child is None and right != EMPTY:
+                self.plan.stored_child((below, (prefix << 1) | 1), right)  # raises, as above
+            right = self.update(below, (prefix << 1) | 1, child, middle, hi)
+        self.writes[(depth, prefix)] = Interior(left, right)
+        return _sha256(NODE_PREFIX + left + right).digest()
 
 
 def read_paths(plan: PathPlan, rows: Mapping[NodeId, StoredNode]) -> PathPlan:

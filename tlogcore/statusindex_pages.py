@@ -88,14 +88,13 @@ def stored_node(raw: RawNode) -> StoredNode:
 def encode_raw(page: Mapping[int, RawNode]) -> bytes:
     interior = leaf = 0
     parts = []
-    for position in sorted(page):
-        is_leaf, body = page[position]
+    for position, (is_leaf, body) in sorted(page.items()):  # positions are distinct: only they are compared
         if is_leaf:
             leaf |= 1 << position
         else:
             interior |= 1 << position
         parts.append(body)
-    return interior.to_bytes(2, "big") + leaf.to_bytes(2, "big") + b"".join(parts)
+    return ((interior << 16) | leaf).to_bytes(_MASKS, "big") + b"".join(parts)  # the two u16 masks
 
 
 def encode_page(page: Mapping[int, StoredNode]) -> bytes:
@@ -156,13 +155,17 @@ def pages_of(ids: Iterable[NodeId]) -> set[NodeId]:
 
 def nodes_in(ids: Iterable[NodeId], pages: Mapping[NodeId, Page]) -> dict[NodeId, StoredNode]:
     """The rows of `ids` found in `pages` (which hold every page of them; an id absent there has no row)."""
-    found = {}
+    found: dict[NodeId, StoredNode] = {}
     for node in ids:
         depth, prefix = node
         below = depth % STRIDE
         raw = pages[depth - below, prefix >> below].get((1 << below) | (prefix & ((1 << below) - 1)))
-        if raw is not None:
+        if raw is None:
+            continue
+        if raw[0]:
             found[node] = stored_node(raw)
+        else:  # an interior node (most of them), as stored_node makes it
+            found[node] = Interior(raw[1][:HASH_SIZE], raw[1][HASH_SIZE:])
     return found
 
 
@@ -174,7 +177,11 @@ def changed_pages(writes: Mapping[NodeId, StoredNode]) -> dict[NodeId, Page]:
         page = pages.get((depth - below, prefix >> below))
         if page is None:
             page = pages[depth - below, prefix >> below] = {}
-        page[(1 << below) | (prefix & ((1 << below) - 1))] = raw_node(row)
+        position = (1 << below) | (prefix & ((1 << below) - 1))
+        if isinstance(row, Interior):  # raw_node, inline
+            page[position] = (False, row.left + row.right)
+        else:
+            page[position] = (True, row.key + row.record)
     return pages
 
 

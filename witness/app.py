@@ -34,7 +34,6 @@ from witness.witness import (
     BadSignature,
     Conflict,
     Cosigned,
-    TreeHead,
     UnknownLog,
     WitnessError,
     parse_request,
@@ -149,11 +148,7 @@ def create_app(
     trusted = config.trusted_keys()
     origin_by_hash = {hashlib.sha256(origin.encode()).hexdigest(): origin for origin in trusted}
 
-    async def stored_head(origin: str) -> TreeHead | None:
-        stored = await storage.latest(origin)
-        return stored.head if stored is not None else None
-
-    cosigner = cosigner if cosigner is not None else InlineCosigner(trusted, signers, stored_head)
+    cosigner = cosigner if cosigner is not None else InlineCosigner(trusted, signers, storage.head)
 
     async def cosign_or_refuse(scope: Scope, receive: Receive) -> Response | Cosigned:
         """The cosignature, or the response that refuses the request."""

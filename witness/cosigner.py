@@ -29,7 +29,7 @@ from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Signer, Verifier
 from witness.config import parse_config
 from witness.keyfiles import read_key
-from witness.storage import StorageUnavailable, connect, read_latest, unavailable_on_error
+from witness.storage import StorageUnavailable, connect, read_head, unavailable_on_error
 from witness.witness import (
     Cosigned,
     TreeHead,
@@ -98,7 +98,7 @@ def check_and_cosign(
     opened = verify_log_signature(request, trusted)
     head = head_of(request.checkpoint.origin)
     check_update(request, head)
-    return Signed(request.old_size, request.checkpoint, head, cosign(opened, signers))
+    return Signed(request.old_size, request.checkpoint, head, cosign(opened, signers, request.note_bytes))
 
 
 class InlineCosigner:
@@ -117,7 +117,7 @@ class InlineCosigner:
         opened = verify_log_signature(request, self._trusted)
         head = await self._latest(request.checkpoint.origin)
         check_update(request, head)
-        return Signed(request.old_size, request.checkpoint, head, cosign(opened, self._signers))
+        return Signed(request.old_size, request.checkpoint, head, cosign(opened, self._signers, request.note_bytes))
 
     async def close(self) -> None:
         pass
@@ -150,8 +150,7 @@ def batch_handler(setup: WorkerSetup) -> Callable[[list[bytes]], Outcomes]:
 
 def stored_head(connection: sqlite3.Connection, origin: str) -> TreeHead | None:
     with unavailable_on_error():
-        state = read_latest(connection, origin)
-    return state.head if state is not None else None
+        return read_head(connection, origin)
 
 
 def sign_batch(

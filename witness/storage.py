@@ -75,17 +75,24 @@ class StorageUnavailable(Exception):
     """The database failed (disk full, I/O error, locked too long): nothing was stored; try again later."""
 
 
+def unavailable(exc: sqlite3.Error | OSError) -> StorageUnavailable:
+    return StorageUnavailable(f"the witness database failed, nothing was stored: {exc}")
+
+
 @contextlib.contextmanager
 def unavailable_on_error() -> Iterator[None]:
     try:
         yield
     except (sqlite3.Error, OSError) as exc:
-        raise StorageUnavailable(f"the witness database failed, nothing was stored: {exc}") from exc
+        raise unavailable(exc) from exc
 
 
 class WitnessStorage(Protocol):
     async def latest(self, origin: str) -> LogState | None:
         """The latest cosigned state of `origin`, or None if it was never cosigned."""
+
+    async def head(self, origin: str) -> TreeHead | None:
+        """`latest`'s size and root alone: what every add-checkpoint reads before its checks."""
 
     async def compare_and_swap(self, origin: str, expected: TreeHead | None, new: LogState) -> None:
         """Store `new` if the state is still `expected` (None: no state yet), durably; else raise Conflict."""
@@ -177,6 +184,12 @@ class SQLiteStorage:
     async def latest(self, origin: str) -> LogState | None:
         with unavailable_on_error():
             return read_latest(self._reader, origin)
+
+    async def head(self, origin: str) -> TreeHead | None:
+        try:  # not `unavailable_on_error`: its generator costs more than the read itself (issue 20)
+            return read_head(self._reader, origin)
+        except (sqlite3.Error, OSError) as exc:
+            raise unavailable(exc) from exc
 
     async def compare_and_swap(self, origin: str, expected: TreeHead | None, new: LogState) -> None:
         check_forward(expected, new)
@@ -272,6 +285,12 @@ def connect(path: str) -> sqlite3.Connection:
 def read_latest(connection: sqlite3.Connection, origin: str) -> LogState | None:
     row = connection.execute("SELECT size, root, note FROM latest WHERE origin = ?", (origin,)).fetchone()
     return LogState(int(row[0]), bytes(row[1]), bytes(row[2])) if row is not None else None
+
+
+def read_head(connection: sqlite3.Connection, origin: str) -> TreeHead | None:
+    """The stored (size, root) of `origin`, without its note (never read on the add-checkpoint path)."""
+    row = connection.execute("SELECT size, root FROM latest WHERE origin = ?", (origin,)).fetchone()
+    return TreeHead(int(row[0]), bytes(row[1])) if row is not None else None
 
 
 def _commit(connection: sqlite3.Connection, batch: list[_Swap]) -> list[int | None]:

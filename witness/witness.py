@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from tlogcore import merkle
 from tlogcore.checkpoint import MAX_CHECKPOINT_NOTE_SIZE, Checkpoint, parse_checkpoint
-from tlogcore.encoding import parse_decimal, parse_hash_b64
+from tlogcore.encoding import HASH_SIZE, canonical_b64, parse_decimal, parse_hash_b64
 from tlogcore.errors import MalformedError, ProofError, SignatureError, UnverifiedError
 from tlogcore.keys import Signer, Verifier
-from tlogcore.note import Note, OpenedNote, Signature, open_parsed_note, parse_note, signature_for
+from tlogcore.note import Note, OpenedNote, open_parsed_note, parse_note, signature_for
 
 MAX_PROOF_LINES = 63  # tlog-witness: "at most 63 consistency proof lines"
 
@@ -112,7 +112,7 @@ def parse_request(body: bytes) -> AddCheckpoint:
         raise BadRequest(f"malformed request: {len(proof_lines)} proof lines, at most {MAX_PROOF_LINES}")
     try:
         old_size = parse_decimal(first[4:], "old size", merkle.MAX_TREE_SIZE)
-        proof = tuple(parse_hash_b64(line, f"proof line {i + 1}") for i, line in enumerate(proof_lines))
+        proof = parse_proof(proof_lines)
         note = parse_note(note_bytes, MAX_CHECKPOINT_NOTE_SIZE)
         checkpoint = parse_checkpoint(note.text)
     except MalformedError as exc:
@@ -120,6 +120,18 @@ def parse_request(body: bytes) -> AddCheckpoint:
     if checkpoint.size > merkle.MAX_TREE_SIZE:  # DESIGN.md: sizes stay below 2^63
         raise BadRequest(f"malformed request: checkpoint size {checkpoint.size} is not below 2^63")
     return AddCheckpoint(old_size, proof, note_bytes, checkpoint, note)
+
+
+def parse_proof(lines: list[str]) -> tuple[bytes, ...]:
+    """The consistency-proof lines, each one canonical base64 hash: one C call a line, and the message naming the
+    faulty line built only for a line that fails (issue 20: an advance request carries about 7 of them)."""
+    proof: list[bytes] = []
+    for line in lines:
+        item = canonical_b64(line)
+        if item is None or len(item) != HASH_SIZE:  # the general path names the line and its fault
+            return tuple(parse_hash_b64(line, f"proof line {i + 1}") for i, line in enumerate(lines))
+        proof.append(item)
+    return tuple(proof)
 
 
 # --- the checks, in tlog-witness order (FORMATS.md §e, steps 2-8) ---------------
@@ -165,13 +177,17 @@ def check_update(request: AddCheckpoint, stored: TreeHead | None) -> None:
         raise BadProof(f"bad consistency proof: {exc}") from None
 
 
-def cosign(opened: OpenedNote, signers: Sequence[Signer]) -> Cosigned:
+def cosign(opened: OpenedNote, signers: Sequence[Signer], sent: bytes | None = None) -> Cosigned:
     """Cosign the checkpoint text (tlog-cosignature: timestamped, type 0x04 for Ed25519).
 
     The kept note carries only the log signatures that verified, plus ours:
-    unknown lines sent by the client are not ours to republish.
+    unknown lines sent by the client are not ours to republish. `sent`, the
+    note as the request carried it: when every line of it verified, it is those
+    very bytes (a verified line's base64 is canonical, so it prints back the
+    same), and the kept note is `sent` and our lines, not the note encoded again.
     """
-    ours = tuple(signature_for(opened.text, signer) for signer in signers)
-    log_signatures: tuple[Signature, ...] = tuple(signature for signature, _ in opened.verified)
-    note = Note(opened.text, (*log_signatures, *ours)).to_bytes()
-    return Cosigned(tuple(signature.line for signature in ours), note)
+    lines = tuple(signature_for(opened.text, signer).line for signer in signers)
+    if sent is not None and len(opened.verified) == len(opened.note.signatures):
+        return Cosigned(lines, sent + "".join(lines).encode())
+    log_lines = "".join(signature.line for signature, _ in opened.verified)
+    return Cosigned(lines, (opened.text + "\n" + log_lines + "".join(lines)).encode())
