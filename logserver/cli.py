@@ -21,7 +21,6 @@ import os
 import secrets
 import socket
 import sys
-import threading
 import time
 import tomllib
 from collections.abc import AsyncIterator
@@ -69,6 +68,7 @@ from tlogcore.errors import NotAllowedError, TlogError
 from tlogcore.keys import Ed25519Signer, Verifier
 from tlogcore.vkeys import parse_verifier_key
 from witness.headerdeadline import header_deadline_protocol
+from witness.processes import exit_with_parent
 
 DATABASE = "log.db"
 GC_YOUNGEST = 10_000  # net allocations between collections of the youngest generation (freeze_start_up)
@@ -384,18 +384,6 @@ async def run_server(
     sequencer = parts.sequencer
     served = worker_app(RequestLog(app), RequestLog(inner), sockets, lambda: sequencer.accepts_submissions)
     await http_server(served, config).serve(sockets=[listener, sockets.private])
-
-
-def exit_with_parent(parent: int) -> None:
-    """In each worker process: exit when the server dies. After a kill -9 nobody shuts the pool down, and the
-    workers (which hold their own end of the task pipe, so never see EOF) would stay for ever (RELIABILITY.md)."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
 def writable_tiles_dir(path: Path) -> None:

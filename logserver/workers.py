@@ -34,11 +34,12 @@ import httpx
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from witness.processes import stop_all
+
 log = logging.getLogger("logserver.workers")
 
 ENTRIES = "/api/v1/entries"
 FORWARDED = b"x-tlog-forwarded"
-STOP_SECONDS = 20.0  # a worker's clean shutdown; then it is killed
 RESTART_PAUSE = 1.0  # between a worker's death and its restart
 
 
@@ -218,7 +219,7 @@ def supervise(run: Run, address: tuple[str, int], count: int, watch: Callable[[i
                 log.warning("worker %d (pid %s) exited with %s: starting it again", i, process.pid, process.exitcode)
                 time.sleep(RESTART_PAUSE)
                 processes[i] = start(i)
-    return _stop_all(processes)
+    return stop_all(processes)
 
 
 def _wait_serving(url: str, process: BaseProcess, timeout: float = 120.0) -> None:
@@ -229,19 +230,6 @@ def _wait_serving(url: str, process: BaseProcess, timeout: float = 120.0) -> Non
                 return
         except OSError:
             time.sleep(0.1)
-
-
-def _stop_all(processes: list[BaseProcess]) -> int:
-    for process in processes:
-        if process.is_alive() and process.pid is not None:
-            os.kill(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_SECONDS
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join()
-    return 0
 
 
 def worker_app(public: ASGIApp, inner: ASGIApp, sockets: Sockets, accepts: Callable[[], bool]) -> WorkerApp:

@@ -27,6 +27,8 @@ def allowed(package: str, module_path: Path, target: str) -> bool:
             return module_path.name == "cli.py"
         if target.startswith("witness.workerprocess"):  # both servers' socket-pair worker process, written once
             return module_path.name == "workerpool.py"
+        if target.startswith("witness.processes"):  # both servers' process supervision pieces, written once
+            return module_path.name in ("cli.py", "workers.py")
         return target.startswith("witness.client") and module_path.name == "witnessing.py"
     if package == "loadtest" and top == "logserver":
         return True  # README "Layout": the benchmark driver measures storage and sequencer in-process

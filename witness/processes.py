@@ -57,7 +57,8 @@ def shared_listener(address: tuple[str, int]) -> socket.socket:
 
 
 def exit_with_parent(parent: int) -> None:
-    """Exit when the supervisor dies: after a kill -9 nobody would stop this process, and it would keep the port."""
+    """Exit when the supervisor dies: after a kill -9 nobody would stop this process, and it would keep the port.
+    `tlog-server`'s worker processes use it too (logserver/cli.py), as the log may import from witness/."""
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -103,10 +104,12 @@ def supervise(run: Run, address: tuple[str, int], count: int) -> int:
                 )
                 time.sleep(RESTART_PAUSE)
                 processes[i] = start(i)
-    return _stop_all(processes)
+    return stop_all(processes)
 
 
-def _stop_all(processes: list[BaseProcess]) -> int:
+def stop_all(processes: list[BaseProcess]) -> int:
+    """SIGTERM to every process, then SIGKILL to any still alive after STOP_SECONDS in all; returns 0 (both
+    servers' supervisors: this one and logserver/workers.py)."""
     for process in processes:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
