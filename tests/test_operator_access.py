@@ -31,6 +31,7 @@ from tlogcore.keys import Ed25519Signer, format_signer_key
 from tlogcore.statement import ISSUER_ADD, ISSUER_RETIRE, Statement, sign_statement
 from witness.app import create_app
 from witness.config import WitnessConfig
+from witness.storage import SQLiteStorage as WitnessSQLiteStorage
 
 WRITE_METHODS = ["POST", "PUT", "PATCH", "DELETE"]
 LOG_WRITES = {("/api/v1/entries", "POST")}
@@ -59,7 +60,11 @@ def test_the_log_and_the_witness_have_exactly_one_write_route_each(tmp_path: Pat
             log_writes = write_routes(build_app(state).routes)
         finally:
             await storage.close()
-        witness = create_app(WitnessConfig("w.example", "127.0.0.1:0", ()), None, (), time.time)  # type: ignore[arg-type]
+        witness_storage = await WitnessSQLiteStorage.open(str(tmp_path / "witness.db"))
+        try:
+            witness = create_app(WitnessConfig("w.example", "127.0.0.1:0", ()), witness_storage, (), time.time)
+        finally:
+            await witness_storage.close()
         return log_writes, write_routes(witness.routes)
 
     log_writes, witness_writes = asyncio.run(tables())
