@@ -34,13 +34,12 @@ import httpx
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from witness.processes import stop_all
+from witness.processes import StopSignals, restart_until_stopped
 
 log = logging.getLogger("logserver.workers")
 
 ENTRIES = "/api/v1/entries"
 FORWARDED = b"x-tlog-forwarded"
-RESTART_PAUSE = 1.0  # between a worker's death and its restart
 
 
 @dataclass(frozen=True)
@@ -194,14 +193,7 @@ def supervise(run: Run, address: tuple[str, int], count: int, watch: Callable[[i
     privates = private_sockets(count)
     urls = [url_of(p) for p in privates]
     plans = [Plan(address, privates[i], tuple(u for j, u in enumerate(urls) if j != i)) for i in range(count)]
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signals = StopSignals()
 
     def start(i: int) -> BaseProcess:
         process = context.Process(target=_worker_main, args=(run, plans[i], os.getpid(), watch), name=f"worker-{i}")
@@ -211,15 +203,7 @@ def supervise(run: Run, address: tuple[str, int], count: int, watch: Callable[[i
     processes = [start(0)]
     _wait_serving(urls[0], processes[0])  # the start-up checks (identity, key guard, files in --data) run once, alone
     processes += [start(i) for i in range(1, count)]
-    log.info("serving with %d worker processes: %s", count, ", ".join(str(p.pid) for p in processes))
-    while not stopping:
-        time.sleep(0.2)
-        for i, process in enumerate(processes):
-            if not process.is_alive() and not stopping:
-                log.warning("worker %d (pid %s) exited with %s: starting it again", i, process.pid, process.exitcode)
-                time.sleep(RESTART_PAUSE)
-                processes[i] = start(i)
-    return stop_all(processes)
+    return restart_until_stopped(signals, processes, start, "worker")
 
 
 def _wait_serving(url: str, process: BaseProcess, timeout: float = 120.0) -> None:

@@ -79,37 +79,46 @@ def supervise(run: Run, address: tuple[str, int], count: int) -> int:
     """Run `count` processes on `address` (held by `reserve_port`) until SIGTERM or SIGINT; start again any that
     dies meanwhile. Returns 0."""
     context = multiprocessing.get_context("fork")  # nothing runs here but this thread: the fork is clean
-    stopping = False
-
-    def stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    signals = StopSignals()
 
     def start(i: int) -> BaseProcess:
         process = context.Process(target=_process_main, args=(run, address, os.getpid()), name=f"witness-{i}")
         process.start()
         return process
 
-    processes = [start(i) for i in range(count)]
-    log.info("serving with %d processes: %s", count, ", ".join(str(p.pid) for p in processes))
-    while not stopping:
+    return restart_until_stopped(signals, [start(i) for i in range(count)], start, "witness process")
+
+
+class StopSignals:
+    """SIGTERM and SIGINT set `stopping`; made before any process starts, so that neither is lost meanwhile."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
+
+
+def restart_until_stopped(
+    signals: StopSignals, processes: list[BaseProcess], start: Callable[[int], BaseProcess], what: str
+) -> int:
+    """Until `signals` says stop: start process i again with `start(i)` whenever it has died; then `stop_all`.
+    Both servers' supervisors (this module's and logserver/workers.py's) run their processes so."""
+    log.info("serving with %d processes: %s", len(processes), ", ".join(str(p.pid) for p in processes))
+    while not signals.stopping:
         time.sleep(0.2)
         for i, process in enumerate(processes):
-            if not process.is_alive() and not stopping:
-                log.warning(
-                    "witness process %d (pid %s) exited with %s: starting it again", i, process.pid, process.exitcode
-                )
+            if not process.is_alive() and not signals.stopping:
+                log.warning("%s %d (pid %s) exited with %s: starting it again", what, i, process.pid, process.exitcode)
                 time.sleep(RESTART_PAUSE)
                 processes[i] = start(i)
     return stop_all(processes)
 
 
 def stop_all(processes: list[BaseProcess]) -> int:
-    """SIGTERM to every process, then SIGKILL to any still alive after STOP_SECONDS in all; returns 0 (both
-    servers' supervisors: this one and logserver/workers.py)."""
+    """SIGTERM to every process, then SIGKILL to any still alive after STOP_SECONDS in all; returns 0."""
     for process in processes:
         if process.is_alive() and process.pid is not None:
             os.kill(process.pid, signal.SIGTERM)
