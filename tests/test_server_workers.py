@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 from log_harness import LogProcess, issue, post_statements, register_issuer, running_log, seed
+from proctree import children
 
 from logserver.workers import serving_socket
 from tlogcore.keys import Ed25519Signer
@@ -21,19 +22,6 @@ from tlogcore.merkle import leaf_hash
 
 ISSUER = Ed25519Signer("issuer.workers.example", seed(71))
 CONFIG = "[server]\nworkers = 2\n\n[sequencer]\nlease_ttl_seconds = 1.0\n"
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                found.add(int(entry.name))
-    return found
 
 
 def workers_of(server: LogProcess) -> set[int]:

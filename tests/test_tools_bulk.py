@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 from click.testing import CliRunner
 from log_harness import running_log
+from proctree import alive, children
 from tools_stack import all_entries, tlog, tlog_process
 
 from tlogcore.statement import ISSUE, parse_statement
@@ -34,8 +35,14 @@ def test_bulk_submit_interrupted_and_rerun_logs_each_document_once(tmp_path: Pat
             size = int(httpx.get(server.url + "/api/v1/log").json()["size"])
             time.sleep(0.02)
         assert first.poll() is None, "the first run finished before it could be interrupted"
+        signing_workers = children(first.pid)
+        assert signing_workers, "the run signs in worker processes (tools/signing.py): none found"
         first.send_signal(signal.SIGKILL)
         first.wait(10)
+        deadline = time.monotonic() + 10  # they notice within a second (witness/processes.py: exit_with_parent)
+        while any(alive(pid) for pid in signing_workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(pid) for pid in signing_workers), "signing workers outlived the killed tlog submit"
         interrupted_at = int(httpx.get(server.url + "/api/v1/log").json()["size"])
         assert 1 < interrupted_at < COUNT + 1, interrupted_at
         state = csv.with_name(csv.name + ".tlog-submit.json")

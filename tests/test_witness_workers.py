@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import httpx
+import proctree
+from proctree import alive
 from witness_helpers import TinyLog, WitnessProcess, tiny_log, write_config, write_key
 
 from tlogcore.cosignature import CosignatureV1Signer
@@ -26,28 +28,8 @@ NAME = "witness.example.test"
 
 
 def children(pid: int, workers_only: bool = True) -> set[int]:
-    """The processes whose parent is `pid` (Linux /proc): the workers only, or any."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-                command = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid and (
-                b"witness.workerprocess" in command or not workers_only
-            ):
-                found.add(int(entry))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    """The processes whose parent is `pid`: the workers only, or any."""
+    return proctree.children(pid, b"witness.workerprocess" if workers_only else b"")
 
 
 def wait_until(condition: object, seconds: float = 20) -> bool:

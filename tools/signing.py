@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from tlogcore.keys import Ed25519Signer
 from tlogcore.note import sign_note
 from tlogcore.statement import ISSUE, Statement
+from witness.processes import exit_with_parent
 
 Document = tuple[bytes, str | None]  # (SHA-256, ref)
 
@@ -34,7 +35,10 @@ class BatchSigner:
 
     def __init__(self, signer: Ed25519Signer, origin: str, workers: int) -> None:
         self.name, self.seed, self.origin, self.workers = signer.name, signer.seed, origin, workers
-        self._pool = ProcessPoolExecutor(workers) if workers > 0 else None
+        # Each worker exits when this process dies: after a kill -9 nobody shuts the pool down, and a worker
+        # blocked on its task queue (it holds that pipe's write end too) would stay for ever.
+        pool = ProcessPoolExecutor(workers, initializer=exit_with_parent, initargs=(os.getpid(),)) if workers else None
+        self._pool = pool
 
     async def sign(self, when: int, documents: Sequence[Document]) -> list[bytes]:
         if self._pool is None:
