@@ -46,6 +46,7 @@ from logserver.storage import (
     StoredEntry,
     TailHint,
     by_document,
+    hash_key,
     hash_keys,
     lookup_rows,
 )
@@ -125,11 +126,6 @@ LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one re
 SETTINGS = {"synchronous_commit": "on", "max_parallel_workers_per_gather": "0", "jit": "off"}
 # Everything a lost connection or a dead server raises (InternalClientError: a connection killed mid-operation).
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
-
-
-def hash_key(digest: bytes) -> int:
-    """The indexed prefix of a hash: its first 8 bytes as a signed 64-bit integer (as in sqlite.py)."""
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 async def migrate_lookups(conn: asyncpg.Connection) -> None:

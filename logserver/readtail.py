@@ -24,7 +24,7 @@ freed whole), so neither the sequencer's commits nor a merge stall the event loo
 from collections import deque
 from collections.abc import Sequence
 
-from logserver.storage import EntryRecord, Storage, TailHint, hash_keys
+from logserver.storage import EntryRecord, Storage, TailHint, hash_key, hash_keys
 
 FOLLOW_CHUNK = 50_000  # leaves' keys read per query while following
 SEGMENT = 1 << 16  # leaves per segment: dropped whole once merged (a few ms), looked up one dict per segment
@@ -87,7 +87,7 @@ class ReadTail:
         return found
 
     def leaf_hint(self, leaf_hash: bytes) -> TailHint:
-        return TailHint(tuple(self.leaf_indexes(int.from_bytes(leaf_hash[:8], "big", signed=True))), self.end)
+        return TailHint(tuple(self.leaf_indexes(hash_key(leaf_hash))), self.end)
 
     def documents_hint(self, documents: Sequence[bytes]) -> TailHint:
         found: list[int] = []

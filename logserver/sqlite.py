@@ -58,6 +58,7 @@ from logserver.storage import (
     StoredEntry,
     TailHint,
     by_document,
+    hash_key,
     hash_keys,
 )
 from tlogcore.encoding import HASH_SIZE
@@ -127,11 +128,6 @@ FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the ta
     " WHERE k.key IN (SELECT value FROM json_each(?1))"
 )
 FIND_DOCUMENTS = FIND.format(table="document_lookup", column="document_key")
-
-
-def hash_key(digest: bytes) -> int:
-    """The indexed prefix of a hash: its first 8 bytes as a signed 64-bit integer."""
-    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def hash_blob(hashes: Sequence[bytes]) -> bytes:

@@ -96,6 +96,11 @@ class StoredEntry:
     data: bytes
 
 
+def hash_key(digest: bytes) -> int:
+    """The indexed prefix of one hash: its first 8 bytes as a signed 64-bit integer (`hash_keys` for many)."""
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def hash_keys(digests: Iterable[bytes]) -> list[int]:
     """The indexed prefix of each hash (its first 8 bytes as a signed 64-bit integer), as both engines store it
     in `leaf_key` and `document_key`: one struct call for them all, not one int.from_bytes each (issue 20)."""
