@@ -79,11 +79,20 @@ class ThreadTimedGrower(Grower):
     windows: list[float] = field(default_factory=list)
 
     async def append(self, sequencer: Sequencer, chunk: Sequence[Submission]) -> None:
+        with self.threads_timed():
+            await super().append(sequencer, chunk)
+        self.appended += len(chunk)
+
+    async def settle(self, sequencer: Sequencer) -> None:
+        with self.threads_timed():
+            await super().settle(sequencer)
+
+    @contextlib.contextmanager
+    def threads_timed(self) -> Iterator[None]:
         main, others = thread_cpu()
-        await super().append(sequencer, chunk)
+        yield
         after = thread_cpu()
         self.main_cpu, self.others_cpu = self.main_cpu + after[0] - main, self.others_cpu + after[1] - others
-        self.appended += len(chunk)
 
     def line(self, label: str, start: int) -> str:
         per = 1e6 / self.appended

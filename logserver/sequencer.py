@@ -97,8 +97,8 @@ class Sequencer:
     _recent: RecentLeaves | None = None  # the unmerged tail, while sequencing (recentleaves.py)
     tail: ReadTail = field(default_factory=ReadTail)  # the tail's lookup keys for reads, in every process (readtail.py)
     _committed_at: float = 0.0  # time.monotonic() of the last commit, for the merger's idle rule
-    # Statements in the pool whose first lookup may have missed a commit: looked up again before their batch commits
-    _recheck: set[bytes] = field(default_factory=set)
+    _recheck: set[bytes] = field(default_factory=set)  # statements whose first lookup may have missed a commit
+    merged_through: int = 0  # the lookup watermark after the merger's last merge, checkpoints included (benchmarks)
 
     def __post_init__(self) -> None:
         self.handoff = handoff_for(self.storage)  # the one seam between the two kinds of storage (handoff.py)
@@ -155,6 +155,7 @@ class Sequencer:
         if self.not_sequencing is not None:
             await self.load()
             self._recent = await RecentLeaves.load(self.storage, self.size)
+            self.merged_through = self._recent.floor  # the stored watermark, as the merger's first look would read
             await self.tail.follow(self.storage, self.size)
             self._recheck.update(s.leaf_hash for r in self._pool for s in r.submissions)  # the log may have moved
             await self.key_guard.reconcile(self.storage, self.head)  # ForkRefused: never sign behind or beside
@@ -319,7 +320,7 @@ class Sequencer:
             if self.not_sequencing is None and self._merge_due():
                 try:
                     moved = await self.storage.merge_lookups(self.config.merge_rows)
-                    watermark = await self.storage.lookup_watermark()
+                    self.merged_through = watermark = await self.storage.lookup_watermark()
                     self.tail.merged_up_to(watermark)
                     if self._recent is not None:
                         self._recent.merged_up_to(watermark)
@@ -503,8 +504,7 @@ class Sequencer:
         if not accepted:
             await self._settle_queue(list(logged), refusals)
             return None
-        # 3. Hashes and root, from the right edge.
-        hashes = [s.leaf_hash for r in accepted for s in r.submissions]
+        hashes = [s.leaf_hash for r in accepted for s in r.submissions]  # 3. Hashes and root, from the right edge.
         appended = merkle.append_leaves(first, edge, hashes)
         changes = any(r.changes_rules for r in accepted)
         records = [s.record for r in accepted for s in r.submissions]

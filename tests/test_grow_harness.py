@@ -1,0 +1,78 @@
+"""The growth benchmark's harness (loadtest/grow.py) measures the merges sustained load makes: its own pauses
+(signing the next chunk) must not look like an idle log, or the sequencer merges each chunk's short tail, which at
+10^7 costs ~3x the CPU per key of the policy's merge (docs/performance.md, "Integration in-process", fifth round)."""
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from loadtest import grow, log_bench
+from logserver.sequencer import Sequencer, SequencerConfig
+from logserver.sqlite import SQLiteStorage
+from logserver.storage import Storage
+
+
+class CountingStorage(SQLiteStorage):
+    """The real SQLite storage, remembering how many leaves each merge moved."""
+
+    merges: list[int]
+
+    async def merge_lookups(self, limit: int) -> int:
+        moved = await super().merge_lookups(limit)
+        if moved:
+            self.merges.append(moved)
+        return moved
+
+
+@dataclass
+class CountingEngine(grow.SQLiteEngine):
+    merges: list[int] = field(default_factory=list)
+
+    async def open(self) -> Storage:
+        storage = await CountingStorage.open(self.data / log_bench.DATABASE)
+        assert isinstance(storage, CountingStorage)
+        storage.merges = self.merges
+        return storage
+
+
+def test_a_stage_merges_at_the_policys_size_not_once_per_signed_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(grow, "SIGN_CHUNK", 1_000)  # three chunks, a signing pause between each
+    engine = CountingEngine(tmp_path / "sqlite")
+    grower = grow.Grower(engine)
+    with grow.signing_pool() as pool:
+        asyncio.run(grow.grow_all([grower], 3_001, int(time.time()) - 3600, pool))
+    # 3,000 leaves wait, below merge_min (10,000): no merge while the stage grows, one when it ends (timed)
+    assert engine.merges == [3_001]
+    assert sum(count for count, _ in grower.seconds) == 3_000  # the issuer's leaf 0 is not timed
+    assert len(grower.cpu) == 3
+
+
+def test_merged_through_is_the_stored_watermark_at_start_and_follows_each_finished_merge(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        when = int(time.time()) - 60
+        statements = log_bench.issue_chunk((0, 40, when))
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        registry = frozenset([log_bench.registry_key().verifier().vkey])
+        config = SequencerConfig(log_bench.ORIGIN, registry, flush_interval=0.01, merge_min=20, merge_idle=3600)
+        try:
+            async with log_bench.running_sequencer(storage, 100, merge_min=20, merge_idle=3600) as sequencer:
+                await sequencer.submit([log_bench.issuer_add(when), *statements[:24]])
+                for _ in range(100):  # bounded: 5 s
+                    if sequencer.merged_through == 25:
+                        break
+                    await asyncio.sleep(0.05)
+                assert sequencer.merged_through == 25 == await storage.lookup_watermark()
+                await sequencer.submit(statements[24:30])  # 6 wait, below merge_min: not merged
+            again = Sequencer(storage, log_bench.log_key(), config)
+            await again.load()
+            assert await again.take_lease()
+            assert again.merged_through == 25  # read back at start: a harness waiting on it does not hang
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
