@@ -13,10 +13,12 @@ statement, signed on every core before the timed appends. Then, with `--wrk-seco
 asks for inclusion proofs by leaf hash of random leaves over the whole tree with wrk (loadtest/wrk_reads.py), beside
 `GET /healthz`: issue 20's p99 at 10^7. Prints figures and asserts nothing.
 
-Both rates are of entries appended AND merged (loadtest/grow.py: each chunk is timed until the lookup merge has
-caught up). A merge waits for a share of the merged table (`SequencerConfig.merge_batch`: 500,000 leaves at 10^7),
-so a window must span several merges to show their cost fairly: at 10^7 append at least 2*10^6
-(`--entries 2e6`, four merges); the script prints how many merges the window spans.
+Both rates are of entries appended AND merged (loadtest/grow.py: each chunk is timed until no merge the policy
+calls for is due or running, checkpoints included, and the tail left at the end is merged inside the last chunk's
+time; the harness's own pauses between chunks are not idle time for the merger). A merge waits for a share of the
+merged table (`SequencerConfig.merge_batch`: 500,000 leaves at 10^7), so a window must span several merges to show
+their cost fairly: at 10^7 append at least 2*10^6 (`--entries 2e6`, four merges); the script prints how many merges
+the window spans.
 
 SIZE or LOAD? With `--pairs K` (SQLite) it alternates K times, under the same load, appending the same `--entries`
 to a fresh log first grown to `--baseline` and to the kept log, and prints the CPU per entry of the process's main

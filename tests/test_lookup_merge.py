@@ -268,6 +268,11 @@ def test_the_sqlite_read_connection_has_a_large_page_cache_and_a_memory_map(tmp_
                 assert reader.execute(f"PRAGMA {schema}.mmap_size").fetchone()[0] == 0x7FFF0000
                 assert small_reader.execute(f"PRAGMA {schema}.cache_size").fetchone()[0] == -1024
                 assert small_reader.execute(f"PRAGMA {schema}.mmap_size").fetchone()[0] == 0
+            for opened, mapped in ((storage, 0x7FFF0000), (small, 0)):  # the merger maps the lookup file as the reader
+                await opened.merge_lookups(10)
+                assert opened._merger is not None
+                async with opened._merger.execute("PRAGMA lk.mmap_size") as cursor:
+                    assert (await cursor.fetchone()) == (mapped,)
         finally:
             await small.close()
             await storage.close()
