@@ -108,8 +108,8 @@ class _Upper:
         self.nodes = nodes_of(self.pages, UPPER_DEPTH)
 
     def committed(self, writes: Mapping[NodeId, StoredNode], pages: Mapping[NodeId, Page]) -> None:
-        self.nodes.update((node, row) for node, row in writes.items() if node[0] <= UPPER_DEPTH)
-        self.pages.update((page, nodes) for page, nodes in pages.items() if page[0] <= UPPER_DEPTH)
+        self.nodes.update({node: row for node, row in writes.items() if node[0] <= UPPER_DEPTH})
+        self.pages.update({page: nodes for page, nodes in pages.items() if page[0] <= UPPER_DEPTH})
 
 
 class StatusAudit:
