@@ -41,7 +41,7 @@ def open_index(state_path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(state_path.with_name(state_path.name + ".status-index"), isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
-    # SQLite's default page cache (2 MB): one of 128 MiB cost the same CPU per document at 3·10^5 and 10^6 (it
+    # SQLite's default page cache (2 MB): one of 128 MiB cost the same CPU per document at 3·10^5 (it
     # trades system time for user time), and the status process opens one file per audited log.
     db.executescript(SCHEMA)
     convert_former_layout(db)
