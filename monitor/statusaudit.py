@@ -179,7 +179,8 @@ class StatusAudit:
             )
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:  # a failed COMMIT may have rolled back already
+                self.db.execute("ROLLBACK")
             raise
         head.size, head.root = size, root
 

@@ -74,7 +74,8 @@ def convert_former_layout(db: sqlite3.Connection) -> None:
             db.execute(f"DROP TABLE {FORMER_TABLE}")
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
 
 
