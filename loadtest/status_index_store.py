@@ -5,9 +5,10 @@
 At each size: the index of that many random documents is built in memory and stored as one version (not timed);
 then, per batch size, `--updates` updates run exactly as the indexer runs them (logserver/statusindexer.py):
 the issue statements parsed (`document_entries`), the paths read (`UpperLevels`: the top 16 depths in memory,
-deeper rows one level per round), `apply_entries`, the commit, and the prune of the version before (in the
-server a cycle later). Each phase is timed in wall seconds and in CPU seconds of this process (its threads
-included; PostgreSQL's own CPU is its server's). Beside them, measured in the same run:
+deeper rows one level per round), `apply_entries`, and the commit, which also deletes the rows the version before
+superseded (in the server a cycle later, also in an update's own transaction: the "prune" phase stays 0). Each
+phase is timed in wall seconds and in CPU seconds of this process (its threads included; PostgreSQL's own CPU is
+its server's). Beside them, measured in the same run:
   - raw SHA-256/s over the SHA-256 calls per document the update made (the hashing bound);
   - the storage alone: the same rows, already encoded, inserted in one transaction and deleted in another, with
     no Python work around them (the storage bound of this row layout).
@@ -100,8 +101,11 @@ async def preload(store: Any, size: int, rng: random.Random) -> IndexVersion:
     return version
 
 
-async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: list[bytes], phases: Phases) -> Any:
-    """One indexer step at `head` over the entries `datas` (logged at head.size, head.size + 1, ...)."""
+async def one_update(
+    store: Any, upper: UpperLevels, head: IndexVersion, datas: list[bytes], phases: Phases, prunes: list[Any]
+) -> Any:
+    """One indexer step at `head` over the entries `datas` (logged at head.size, head.size + 1, ...), deleting the
+    rows `prunes` names in its commit's transaction (as StatusIndexer does)."""
 
     async def parse() -> Any:  # in a thread, as StatusIndexer.step does
         return (await asyncio.to_thread(document_entries, datas, head.size))[0]
@@ -111,7 +115,7 @@ async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: 
     plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size, pages))
     update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
     new = IndexVersion(head.size + len(datas), update.root, 1)
-    await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages))
+    await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages, prunes))
     upper.committed(head.size, new.size, update.writes, pages)
     phases.documents += len(entries)
     phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
@@ -131,10 +135,7 @@ async def run_updates(
         counted = phases if step else Phases()
         ticker = asyncio.create_task(counted.pauses.run())
         with paused_gc():  # as StatusIndexer.step
-            head, last_writes = await one_update(store, upper, head, datas, counted)
-        if previous is not None:
-            version, nodes = previous
-            await counted.timed("prune", lambda v=version, n=nodes: store.prune(v, n))  # type: ignore[misc]
+            head, last_writes = await one_update(store, upper, head, datas, counted, [previous] if previous else [])
         ticker.cancel()
         previous = (head.size, last_writes)
     return head, phases, last_writes
@@ -196,7 +197,7 @@ class MemoryPages:
         bound = (depth + 1).to_bytes(2, "big")
         return decoded([(page, data) for page, data in self.rows.items() if page < bound])
 
-    async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None) -> None:
+    async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None, _: Any = ()) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
         self.rows.update((page, data) for page, _, data in rows)
 
