@@ -261,7 +261,7 @@ def report(
 
 
 async def measure(engine: str, sizes: list[int], batches: list[int], updates: int, dsn: str | None,
-                  sha256_ceiling: Callable[[], float]) -> None:  # fmt: skip
+                  sha256_ceiling: Callable[[], float], server_cpu: Callable[[], float] | None) -> None:  # fmt: skip
     rng = random.Random(19)
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="status-index-") as name:
@@ -278,14 +278,28 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                 print(f"  bytes on disk per document: {on_disk / size:.1f} ({on_disk / 1e6:,.0f} MB)")
                 for batch in batches:
                     sha = sha256_ceiling()
+                    server_before = server_cpu() if server_cpu else 0.0
                     head, phases, _ = await run_updates(store, head, batch, updates, rng)
+                    server = server_cpu() - server_before if server_cpu else 0.0
                     alone = await storage_alone(store, head)
                     report(size, batch, phases, sha, alone, updates, engine == "sqlite")
+                    if server_cpu:
+                        all_in(phases, server, batch)
                     python = await python_alone(store, head, batch, updates, rng)
                     print(f"    ceiling: the indexer's Python alone (the same updates, rows in a dict, no SQL): "
                           f"{python:,.0f} documents per CPU second")  # fmt: skip
             finally:
                 await store.close()
+
+
+def all_in(phases: Phases, server: float, batch: int) -> None:
+    """The budget counts the database server's CPU too (PostgreSQL runs beside the indexer on the same cores).
+    The server's CPU is read over all the updates run (the uncounted first one too), so it is scaled to the
+    counted documents; its background writers (checkpointer, WAL writer) are in it."""
+    documents = phases.documents + batch  # run_updates runs one more update than it counts
+    cpu = sum(phases.cpu.values()) / phases.documents + server / documents
+    print(f"    the server's CPU per document: {server / documents * 1e6:,.0f} us (all the updates, first included)")
+    print(f"    all in (this process + the server) per document: {cpu * 1e6:,.0f} us = {1 / cpu:,.0f} per CPU second")
 
 
 async def reset_postgres(store: Any) -> None:
@@ -304,7 +318,8 @@ def run(args: argparse.Namespace, sha256_ceiling: Callable[[], float]) -> None:
         dsn = cluster.create_database("status_index")
     try:
         print(f"storage: {args.store}; load average {os.getloadavg()[0]:.1f} (rates in wall seconds are shared)")
-        asyncio.run(measure(args.store, sizes, batches, args.updates, dsn, sha256_ceiling))
+        server_cpu = cluster.cpu_seconds if cluster is not None else None
+        asyncio.run(measure(args.store, sizes, batches, args.updates, dsn, sha256_ceiling, server_cpu))
     finally:
         if cluster is not None:
             cluster.stop()
