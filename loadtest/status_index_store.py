@@ -193,6 +193,9 @@ class MemoryPages:
     async def read_nodes(self, ids: Any, version: int, pages: PageSet | None = None) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
+    async def read_pages(self, pages: Any, version: int, known: PageSet | None = None) -> dict[NodeId, Page]:
+        return await self._pages.whole(pages, version, known)
+
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         bound = (depth + 1).to_bytes(2, "big")
         return decoded([(page, data) for page, data in self.rows.items() if page < bound])

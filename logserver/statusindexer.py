@@ -38,7 +38,7 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
@@ -109,9 +109,10 @@ class UpperLevels:
             self._version = version
         if pages.version == version:
             pages.pages.update(self._pages)
-        plan = PathPlan(keys, version, later_window=STRIDE, known=(self._nodes, UPPER_DEPTH))
-        while wanted := plan.wanted():
-            plan.supply(await self._store.read_nodes(wanted, version, pages))
+        plan = PathPlan(keys, version, known=(self._nodes, UPPER_DEPTH))
+        while open_paths := plan.open_paths():  # below the kept levels: a page per path per round
+            found = await self._store.read_pages(path_pages(open_paths), version, pages)
+            plan.supply_walked(path_nodes(open_paths, found), STRIDE)
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return plan
 

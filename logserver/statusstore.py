@@ -21,7 +21,7 @@ tables are emptied in one transaction and the indexer rebuilds the index from th
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -105,6 +105,11 @@ class StatusStore(Protocol):
     ) -> dict[NodeId, StoredNode]:
         """The rows of these node ids as of `version` (absent ids have no row); `pages` (of that version) keeps
         the pages read, for the next rounds of one plan and its commit."""
+
+    async def read_pages(
+        self, pages: Iterable[NodeId], version: int, known: PageSet | None = None
+    ) -> dict[NodeId, Page]:
+        """These pages whole as of `version` ({} for a page with no row); `known` (of that version) keeps them."""
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         """Every page starting at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps
@@ -235,6 +240,11 @@ class SQLiteStatusStore:
     ) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
+    async def read_pages(
+        self, pages: Iterable[NodeId], version: int, known: PageSet | None = None
+    ) -> dict[NodeId, Page]:
+        return await self._pages.whole(pages, version, known)
+
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         rows = self._read(
             "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
@@ -349,6 +359,11 @@ class PostgresStatusStore:
         self, ids: Sequence[NodeId], version: int, pages: PageSet | None = None
     ) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
+
+    async def read_pages(
+        self, pages: Iterable[NodeId], version: int, known: PageSet | None = None
+    ) -> dict[NodeId, Page]:
+        return await self._pages.whole(pages, version, known)
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         rows = await self._fetch(

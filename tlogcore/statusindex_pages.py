@@ -212,3 +212,37 @@ def merge_pages(current: Mapping[NodeId, Page], changes: Mapping[NodeId, Page]) 
             raise ValueError(f"index page {page_id_bytes(page).hex()} changed but its stored nodes were not given")
         merged[page] = {**stored, **change}
     return merged
+
+
+# A reader that holds the levels above a page boundary (statusindexer.UpperLevels) reads each open path a page
+# per round: the page holding its next STRIDE depths, and only the nodes on the path are made (PathPlan's id
+# rounds ask STRIDE ids per path and make every node found; this makes about half as many objects per document).
+
+
+def path_pages(open_paths: Mapping[int, int]) -> set[NodeId]:
+    """The page holding the next STRIDE depths of each open path (PathPlan.open_paths: key bits -> depth, a
+    page's root depth)."""
+    if any(depth % STRIDE for depth in open_paths.values()):
+        raise ValueError(f"a path read by pages stops at a multiple of {STRIDE} levels")
+    return {(depth, bits >> (KEY_BITS - depth)) for bits, depth in open_paths.items()}
+
+
+def path_nodes(open_paths: Mapping[int, int], pages: Mapping[NodeId, Page]) -> dict[NodeId, StoredNode]:
+    """The stored nodes on each open path inside its page (`pages` holds every page of `path_pages`; an absent
+    node has no row), down to a leaf or a missing node: PathPlan.supply_walked takes them."""
+    found: dict[NodeId, StoredNode] = {}
+    for bits, depth in open_paths.items():
+        page = pages[depth, bits >> (KEY_BITS - depth)]
+        for below in range(min(STRIDE, KEY_BITS + 1 - depth)):
+            prefix = bits >> (KEY_BITS - depth - below)
+            raw = page.get((1 << below) | (prefix & ((1 << below) - 1)))  # position_of, inline
+            if raw is None:
+                break
+            node = found.get((depth + below, prefix))  # keys sharing the page share its top: made once
+            if node is None:
+                node = found[depth + below, prefix] = (
+                    stored_node(raw) if raw[0] else Interior(raw[1][:HASH_SIZE], raw[1][HASH_SIZE:])
+                )
+            if raw[0]:
+                break  # a leaf ends the path
+    return found
