@@ -50,7 +50,7 @@ from tlogcore.indexroot import parse_index_root
 from tlogcore.statement import DOCUMENT_KINDS, Statement
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
 from tlogcore.statuspageset import PageSet, changed, nodes_of
 from tlogcore.statusrecord import StatusRecord
 
@@ -135,14 +135,18 @@ class StatusAudit:
 
     def _plan(self, keys: list[bytes], size: int, held: PageSet) -> PathPlan:
         """A read plan for `keys` over the index of `size` entries, every round done, its pages kept in `held`.
-        With the top in memory, paths start below it and go down a page (STRIDE depths) per round."""
+        With the top in memory, paths start below it and go down a page (STRIDE depths) per round, each path
+        making only the nodes on it (statusindex_pages.path_nodes, as the log's indexer reads)."""
         if self._upper is None:
             plan = PathPlan(keys, size)
-        else:
-            held.pages.update(self._upper.pages)
-            plan = PathPlan(keys, size, later_window=STRIDE, known=(self._upper.nodes, UPPER_DEPTH))
-        while wanted := plan.wanted():
-            plan.supply(self._pages.nodes(wanted, held))
+            while wanted := plan.wanted():
+                plan.supply(self._pages.nodes(wanted, held))
+            return plan
+        held.pages.update(self._upper.pages)
+        plan = PathPlan(keys, size, known=(self._upper.nodes, UPPER_DEPTH))
+        while open_paths := plan.open_paths():
+            self._pages.fetch(held, path_pages(open_paths))
+            plan.supply_walked(path_nodes(open_paths, held.pages), STRIDE)
         return plan
 
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
