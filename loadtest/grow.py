@@ -67,7 +67,7 @@ from tlogcore.tiles import TILE_WIDTH, Tile
 SIGN_CHUNK = 100_000  # statements signed (on every core) before each timed stretch of appends
 SIGN_JOB = 10_000  # statements per worker job
 APPEND_BATCH = 10_000  # entries per commit, as in log_bench's big trees
-RATE_WINDOW = 100_000  # the integration rate "at" a size: over this many entries before it
+RATE_WINDOW = 100_000  # the integration rate "at" a size: over this many entries before it (at least, rate_window)
 APPEND_TIMEOUT = 600.0  # seconds for one chunk: a sequencer that stopped must not hang the run
 CLUSTER_DIR = "cluster-dir"  # with --keep: the name of the kept PostgreSQL cluster's folder inside the engine's
 SAMPLE_EVERY = 97  # keep every 97th leaf hash for the proof requests (spread over the whole tree)
@@ -186,7 +186,7 @@ class PostgresEngine:
 class Figures:
     engine: str
     size: int
-    rate_at_size: float  # entries/s over the last RATE_WINDOW entries
+    rate_at_size: float  # entries/s over the last rate_window(size) entries
     rate_stage: float  # entries/s over the whole stage
     proofs: Load
     bundles: Load
@@ -253,6 +253,12 @@ class Grower:
                 break
             done, seconds = done + count, seconds + spent
         return done / seconds if seconds else float("nan")
+
+
+def rate_window(size: int) -> int:
+    """Entries the rate "at" `size` is taken over: two of the policy's merges, so the window holds the merges' cost
+    in its share (a stage's last chunk also pays the merge of the tail the stage left, up to one merge)."""
+    return max(RATE_WINDOW, 2 * SequencerConfig("", frozenset()).merge_batch(size))
 
 
 async def policy_merged(sequencer: Sequencer) -> None:
@@ -351,7 +357,7 @@ def measure(engine: Engine, grower: Grower, stage_seconds: float, stage_entries:
     return Figures(
         engine.name,
         grower.size,
-        grower.rate_over(RATE_WINDOW),
+        grower.rate_over(rate_window(grower.size)),
         stage_entries / stage_seconds,
         proofs,
         bundles,
@@ -381,7 +387,7 @@ def failures(load: Load) -> str:
 def print_figures(f: Figures) -> None:
     print(
         f"  [{f.engine}] size {f.size:,}: integration {f.rate_at_size:,.0f}/s over the last "
-        f"{min(RATE_WINDOW, f.size):,} "
+        f"{min(rate_window(f.size), f.size):,} "
         f"({f.rate_stage:,.0f}/s over the stage); proofs {f.proofs.rate:,.0f}/s p50/p99 {latency(f.proofs)} ms"
         f"{failures(f.proofs)}; bundles {f.bundles.rate:,.0f}/s p50/p99 {latency(f.bundles)} ms{failures(f.bundles)}; "
         f"tiles {f.tiles.rate:,.0f}/s{failures(f.tiles)}; disk {f.disk_per_entry:,.0f} B/entry; "
