@@ -97,6 +97,17 @@ KEPT_LEVEL = 8
 KEPT_LIMIT = 1 << 17  # entries: ~20 MB; a log of up to ~1.6·10^7 leaves keeps every node at level 8 and above
 
 
+def upper_ids(size: int, level: int = KEPT_LEVEL, limit: int = KEPT_LIMIT * 3 // 4) -> list[int]:
+    """What a warm-up keeps (logserver/warmup.py): the stored ids of the right edge's nodes below `level` (the
+    subtrees of the cut range of most proofs), then of every perfect node at `level` and above, the top first; at
+    most `limit` of them (a quarter of KnownHashes' room left for what proofs add)."""
+    ids = [stored_hash_index(lv, i) for lv, i in range_nodes(0, size) if lv < level][:limit]
+    for at in range(max(size, 1).bit_length() - 1, level - 1, -1):
+        count = min(size >> at, limit - len(ids))
+        ids += [stored_hash_index(at, i) for i in range(count)]
+    return ids
+
+
 class KnownHashes:
     """Stored hashes kept in memory, so a proof's statement reads only its leaf's own block from storage.
 

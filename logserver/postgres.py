@@ -29,12 +29,13 @@ leaves are in the log (or refused).
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from logserver import leafproof
+from logserver import leafproof, warmup
 from logserver.storage import (
     NO_TAIL,
     EntryRecord,
@@ -125,6 +126,14 @@ LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one re
 # jit_above_cost, and every proof was compiled to machine code first (33 ms). Both off (tests/test_leafproof.py).
 SETTINGS = {"synchronous_commit": "on", "max_parallel_workers_per_gather": "0", "jit": "off"}
 # Everything a lost connection or a dead server raises (InternalClientError: a connection killed mid-operation).
+# What every proof reads (leafproof.POSTGRES): the lookup's index, the hashes' index and rows (warm_reads).
+# (what, enable_seqscan, statement): with pg_prewarm each relation's blocks in order; without, the same by scans.
+PREWARMED = tuple((r, "on", f"SELECT pg_prewarm('{r}', 'read')") for r in ("leaf_lookup_pkey", "hashes_pkey", "hashes"))
+SCANNED = (
+    ("leaf_lookup_pkey", "off", "SELECT count(*) FROM leaf_lookup"),  # an index-only scan: the index's pages
+    ("hashes_pkey", "off", "SELECT count(*) FROM hashes"),
+    ("hashes", "on", "SELECT count(*) FROM hashes"),  # a sequential scan: the rows
+)
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
@@ -142,6 +151,18 @@ async def migrate_lookups(conn: asyncpg.Connection) -> None:
         await conn.execute(statement, 0, end)
     for index in OLD_INDEXES:
         await conn.execute(f"DROP INDEX IF EXISTS {index}")
+
+
+async def _read_until(conn: asyncpg.Connection, sql: str, seqscan: str, seconds: float, timeout: float) -> bool:
+    """Run `sql` for at most `seconds` (the server cancels it); False if cancelled. The settings are put back."""
+    await conn.execute(f"SET statement_timeout = {max(1, int(seconds * 1000))}; SET enable_seqscan = {seqscan}")
+    try:
+        await conn.fetchval(sql, timeout=timeout)  # the server's statement_timeout stops it first
+        return True
+    except asyncpg.QueryCanceledError:
+        return False
+    finally:
+        await conn.execute("RESET statement_timeout; RESET enable_seqscan")
 
 
 class PostgresStorage:
@@ -453,3 +474,18 @@ class PostgresStorage:
         one statement: one round trip, one snapshot (leafproof.py)."""
         rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size, list(tail.indexes), tail.scan_from)
         return leafproof.assemble(rows, leaf_hash)
+
+    async def warm_reads(self, seconds: float) -> warmup.WarmReport:
+        """The relations every proof reads, read whole into the page cache (logserver/warmup.py): by the pg_prewarm
+        extension if the database has it, else by scans (the indexes by index-only scans, the rows in order);
+        each statement stopped at the deadline by the server (statement_timeout)."""
+        started, read = time.monotonic(), []
+        async with self._conn() as conn:
+            prewarm = await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname = 'pg_prewarm'")
+            for name, seqscan, sql in PREWARMED if prewarm else SCANNED:
+                left = started + seconds - time.monotonic()
+                if left <= 0 or not await _read_until(conn, sql, seqscan, left, left + self._timeout):
+                    break
+                read.append(name)
+        finished = len(read) == len(PREWARMED if prewarm else SCANNED) and time.monotonic() <= started + seconds
+        return warmup.WarmReport(tuple(read), 0, finished, time.monotonic() - started)
