@@ -185,6 +185,7 @@ class PostgresStorage:
         self._timeout = timeout
         self._lease_conn: asyncpg.Connection | None = None
         self._lease_held = False
+        self.known = leafproof.KnownHashes()  # the tree's upper stored hashes, for leaf_inclusion (leafproof.py)
 
     @classmethod
     async def open(cls, dsn: str, pool_size: int = 10, timeout: float = 10.0) -> "PostgresStorage":
@@ -485,8 +486,16 @@ class PostgresStorage:
     async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> leafproof.LeafProof:
         """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
         one statement: one round trip, one snapshot (leafproof.py)."""
+        known = self.known
+        if len(known.hashes) > known.limit:  # bounded as on SQLite: dropped whole, filled again
+            known.hashes.clear()
         rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size, list(tail.indexes), tail.scan_from)
-        return leafproof.assemble(rows, leaf_hash)
+        needed = leafproof.unread(rows, leaf_hash, known)
+        if needed is not None:  # upper hashes not kept yet: by key (stored hashes never change: contract 3)
+            index, ids = needed
+            more = await self._fetch("SELECT id, hash FROM hashes WHERE id = ANY($1::bigint[])", ids)
+            rows = [*rows, *((None, None, index, row[0], bytes(row[1])) for row in more)]
+        return leafproof.assemble(rows, leaf_hash, known)
 
     async def warm_reads(self, seconds: float) -> warmup.WarmReport:
         """The relations every proof reads, read whole into the page cache (logserver/warmup.py): by the pg_prewarm
@@ -500,5 +509,21 @@ class PostgresStorage:
                 if left <= 0 or not await _read_until(conn, sql, seqscan, left, left + self._timeout):
                     break
                 read.append(name)
-        finished = len(read) == len(PREWARMED if prewarm else SCANNED) and time.monotonic() <= started + seconds
-        return warmup.WarmReport(tuple(read), 0, finished, time.monotonic() - started)
+        finished = len(read) == len(PREWARMED if prewarm else SCANNED)
+        kept = await self._keep_upper(started + seconds) if finished else 0
+        finished = finished and time.monotonic() <= started + seconds
+        return warmup.WarmReport(tuple(read), kept, finished, time.monotonic() - started)
+
+    async def _keep_upper(self, deadline: float) -> int:
+        """The tree's upper stored hashes into `known`, by key, until the deadline; how many."""
+        head = await self.head()
+        ids = leafproof.upper_ids(head.size if head else 0)
+        kept = 0
+        for start in range(0, len(ids), warmup.KEPT_CHUNK):
+            if time.monotonic() > deadline:
+                break
+            chunk = ids[start : start + warmup.KEPT_CHUNK]
+            rows = await self._fetch("SELECT id, hash FROM hashes WHERE id = ANY($1::bigint[])", chunk)
+            self.known.hashes.update((row[0], bytes(row[1])) for row in rows)
+            kept += len(rows)
+        return kept

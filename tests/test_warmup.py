@@ -127,6 +127,9 @@ def test_postgresql_warm_up_reads_what_proofs_read_with_or_without_pg_prewarm(
             report = await storage.warm_reads(30.0)
             used = PREWARMED if superuser else SCANNED
             assert report.finished and report.tables == tuple(name for name, _, _ in used)
+            ids = leafproof.upper_ids(1200)
+            assert report.kept == len(ids) > 0
+            assert [storage.known.hashes[i] for i in ids] == await storage.get_hashes(ids)
             stopped = await storage.warm_reads(0.0)
             assert (stopped.finished, stopped.tables) == (False, ())
             async with storage._conn() as conn:  # the pooled connection's settings are back to the defaults
