@@ -346,3 +346,31 @@ def test_postgresql_reads_only_below_the_block_level_and_keeps_the_upper_hashes(
             await storage.close()
 
     asyncio.run(scenario())
+
+
+def test_postgresql_a_read_is_one_query_on_its_connection(request: pytest.FixtureRequest) -> None:
+    """A pooled connection goes back to the pool without asyncpg's reset query (a second round trip after every
+    read: logserver/postgres.py `_released`); a transaction left open is still rolled back."""
+
+    async def scenario() -> None:
+        storage = await PostgresStorage.open(request.getfixturevalue("pg_database").dsn, pool_size=1)
+        try:
+            log = Log(storage)
+            await log.append([entry(i) for i in range(300)])
+            assert (await storage.leaf_inclusion(log.leaves[123], None)).index == 123  # prepared, upper hashes kept
+            async with storage._conn() as conn:
+                protocol = conn._con._protocol
+            before = protocol.queries_count
+            assert (await storage.leaf_inclusion(log.leaves[124], None)).index == 124
+            async with storage._conn() as conn:
+                assert conn._con._protocol is protocol  # the same connection (a pool of one)
+            assert protocol.queries_count - before == 1  # the statement alone: no reset query after it
+            async with storage._conn() as conn:
+                await conn.execute("BEGIN")  # left open, as after an error
+            async with storage._conn() as conn:
+                assert not conn.is_in_transaction()
+            await check_every_leaf(log)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
