@@ -27,6 +27,10 @@
    bundle; with signatures, the CPU per entry of each stage (Ed25519, parsing, the status index, pickling, the main
    process, the server) and the entries/s 2 cores allow for the sum. Stage costs are CPU time (`process_time`), so
    other tenants' load changes them less than the wall-time rates above.
+5. The status recomputation per document once the index is large (10^5 with --quick, 10^6 without, or
+   `--status-sizes`): the index built first (not timed), then chunks of the benchmark's size timed. With
+   `--status-only`, only these figures (about 2 minutes at 10^6):
+       .venv/bin/python -m loadtest.monitor_bench --status-only --status-sizes 20000,100000,1000000
 
 Prints figures; asserts nothing. Talks only to 127.0.0.1.
 """
@@ -35,6 +39,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import random
 import resource
 import subprocess
 import sys
@@ -71,10 +76,11 @@ TREE_BATCH = 10_000
 class Profile:
     entries: int  # the big log, audited in "tree" and "parse" modes
     signed_entries: int  # the log audited with every signature checked
+    status_size: int  # the index size at which the status recomputation is also measured (monitor_bounds.py)
 
 
-FULL = Profile(1_000_000, 100_000)
-QUICK = Profile(100_000, 20_000)
+FULL = Profile(1_000_000, 100_000, 1_000_000)
+QUICK = Profile(100_000, 20_000, 100_000)
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="about one minute: 10^5 entries")
     parser.add_argument("--tiles-dir", action="store_true", help="tiles from an exported static tiles directory")
+    parser.add_argument(
+        "--status-sizes",
+        help="index sizes at which to measure the status recomputation per document, e.g. 100000,1000000 "
+        "(default: 100000 with --quick, 1000000 without)",
+    )
+    parser.add_argument("--status-only", action="store_true", help="only the status recomputation at those sizes")
     args = parser.parse_args(argv)
     profile = QUICK if args.quick else FULL
+    status_sizes = [int(size) for size in (args.status_sizes or str(profile.status_size)).split(",")]
+    if args.status_only:
+        print_status_only(status_sizes)
+        return
     began = time.perf_counter()
     mode = (" (--quick)" if profile is QUICK else "") + (
         " (--tiles-dir: tiles read as files)" if args.tiles_dir else ""
@@ -249,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     for n, rate in verifies.items():
         label = f"Ed25519 verifications/s (tlogcore), {n} process{'es' if n > 1 else ''}, same run"
         print(f"| {label} | | {rate:,.0f} | | | |")
-    print_bounds(audits, big, signed)
+    print_bounds(audits, big, signed, status_sizes)
     print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")
 
 
@@ -261,7 +277,20 @@ def startup_cpu() -> float:
     return (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
-def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submission]) -> None:
+def print_status_only(sizes: list[int]) -> None:
+    print("monitor benchmark: the status recomputation per document only")
+    for line in machine_info():
+        print("  " + line)
+    began = time.perf_counter()
+    rng = random.Random(0)
+    items: list[StatusItem] = [(i, "issue", rng.randbytes(32)) for i in range(QUICK.signed_entries)]
+    bounds.print_status_sizes(
+        {size: bounds.status_at_size(size) for size in sizes}, bounds.status_per_document(items), len(items)
+    )
+    print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+
+
+def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submission], status_sizes: list[int]) -> None:
     """The ceilings of both goals from this run's own figures (monitor_bounds.py says what each is)."""
     entries = [s.data for s in big]
     tree, one_worker = audits[0], audits[2]
@@ -288,6 +317,7 @@ def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submis
         "statement parsing and checks without Ed25519, in the workers": parse,
         "status-index recomputation, per document (status process)": bounds.status_per_document(items),
     }
+    status = stages["status-index recomputation, per document (status process)"]
     crossing = bounds.crossing_per_entry(statements, origin)
     whole = (one_worker.monitor_cpu - start) / one_worker.entries
     stages["the rest of the main process (tiles, registry, watch rules, state)"] = max(
@@ -296,6 +326,7 @@ def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submis
     stages["entries to the workers and results back (pickling, workers > 1 only)"] = crossing
     stages["the log server serving tiles and bundles"] = one_worker.server_cpu / one_worker.entries
     bounds.print_signature_bound(stages)
+    bounds.print_status_sizes({size: bounds.status_at_size(size) for size in status_sizes}, status, len(items))
 
 
 if __name__ == "__main__":

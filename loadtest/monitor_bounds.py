@@ -13,6 +13,7 @@
 
 import hashlib
 import pickle
+import random
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -103,6 +104,46 @@ def status_per_document(items: Sequence[StatusItem]) -> float:
             return (time.process_time() - started) / len(items)
         finally:
             audit.close()
+
+
+def timed_documents(size: int, timed_chunks: int = 3) -> int:
+    return min(size, timed_chunks * CHUNK)
+
+
+def status_at_size(size: int, timed_chunks: int = 3, build_chunk: int = 100_000) -> float:
+    """The status-index recomputation's CPU seconds per document as the index reaches `size` documents: built in
+    chunks of `build_chunk` (not timed), then the last `timed_chunks` chunks of CHUNK documents timed. This is what a
+    long audit pays per document at that size (`status_per_document` is the mean from an empty index)."""
+    rng = random.Random(size)
+    built = size - timed_documents(size, timed_chunks)
+    with tempfile.TemporaryDirectory(prefix="monitor-bounds-") as tmp:
+        audit = StatusAudit(Path(tmp) / "state.db", "bench")
+        try:
+            for first in range(0, built, build_chunk):
+                count = min(build_chunk, built - first)
+                audit.chunk_items(
+                    [(first + i, "issue", rng.randbytes(32)) for i in range(count)], first, first + count, frozenset()
+                )
+            items: list[StatusItem] = [(built + i, "issue", rng.randbytes(32)) for i in range(size - built)]
+            started = time.process_time()
+            for first in range(0, len(items), CHUNK):
+                chunk = items[first : first + CHUNK]
+                if audit.chunk_items(chunk, built + first, built + first + len(chunk), frozenset()):
+                    raise AssertionError("a finding in an honest index")
+            return (time.process_time() - started) / len(items)
+        finally:
+            audit.close()
+
+
+def print_status_sizes(figures: dict[int, float], mean: float, signed: int) -> None:
+    """The status recomputation per document at each size (`status_at_size`), beside the mean of the signed run."""
+    print("\n| status-index recomputation (statusaudit.py), CPU per document | µs | documents/s on one core |")
+    print("|---|---:|---:|")
+    label = f"mean from an empty index to {signed:,} documents (the stage in the signature bound)"
+    print(f"| {label} | {mean * 1e6:,.1f} | {1 / mean:,.0f} |")
+    for size, seconds in figures.items():
+        label = f"at {size:,} documents: the last {timed_documents(size):,} timed, in chunks of {CHUNK:,}"
+        print(f"| {label} | {seconds * 1e6:,.1f} | {1 / seconds:,.0f} |")
 
 
 @dataclass(frozen=True)

@@ -5,9 +5,10 @@
 At each size: the index of that many random documents is built in memory and stored as one version (not timed);
 then, per batch size, `--updates` updates run exactly as the indexer runs them (logserver/statusindexer.py):
 the issue statements parsed (`document_entries`), the paths read (`UpperLevels`: the top 16 depths in memory,
-deeper rows one level per round), `apply_entries`, the commit, and the prune of the version before (in the
-server a cycle later). Each phase is timed in wall seconds and in CPU seconds of this process (its threads
-included; PostgreSQL's own CPU is its server's). Beside them, measured in the same run:
+deeper rows one level per round), `apply_entries`, and the commit, which also deletes the rows the version before
+superseded (in the server a cycle later, also in an update's own transaction: the "prune" phase stays 0). Each
+phase is timed in wall seconds and in CPU seconds of this process (its threads included; PostgreSQL's own CPU is
+its server's). Beside them, measured in the same run:
   - raw SHA-256/s over the SHA-256 calls per document the update made (the hashing bound);
   - the storage alone: the same rows, already encoded, inserted in one transaction and deleted in another, with
     no Python work around them (the storage bound of this row layout).
@@ -100,8 +101,11 @@ async def preload(store: Any, size: int, rng: random.Random) -> IndexVersion:
     return version
 
 
-async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: list[bytes], phases: Phases) -> Any:
-    """One indexer step at `head` over the entries `datas` (logged at head.size, head.size + 1, ...)."""
+async def one_update(
+    store: Any, upper: UpperLevels, head: IndexVersion, datas: list[bytes], phases: Phases, prunes: list[Any]
+) -> Any:
+    """One indexer step at `head` over the entries `datas` (logged at head.size, head.size + 1, ...), deleting the
+    rows `prunes` names in its commit's transaction (as StatusIndexer does)."""
 
     async def parse() -> Any:  # in a thread, as StatusIndexer.step does
         return (await asyncio.to_thread(document_entries, datas, head.size))[0]
@@ -111,7 +115,7 @@ async def one_update(store: Any, upper: UpperLevels, head: IndexVersion, datas: 
     plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size, pages))
     update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
     new = IndexVersion(head.size + len(datas), update.root, 1)
-    await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages))
+    await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages, prunes))
     upper.committed(head.size, new.size, update.writes, pages)
     phases.documents += len(entries)
     phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
@@ -131,10 +135,7 @@ async def run_updates(
         counted = phases if step else Phases()
         ticker = asyncio.create_task(counted.pauses.run())
         with paused_gc():  # as StatusIndexer.step
-            head, last_writes = await one_update(store, upper, head, datas, counted)
-        if previous is not None:
-            version, nodes = previous
-            await counted.timed("prune", lambda v=version, n=nodes: store.prune(v, n))  # type: ignore[misc]
+            head, last_writes = await one_update(store, upper, head, datas, counted, [previous] if previous else [])
         ticker.cancel()
         previous = (head.size, last_writes)
     return head, phases, last_writes
@@ -192,11 +193,14 @@ class MemoryPages:
     async def read_nodes(self, ids: Any, version: int, pages: PageSet | None = None) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
+    async def read_pages(self, pages: Any, version: int, known: PageSet | None = None) -> dict[NodeId, Page]:
+        return await self._pages.whole(pages, version, known)
+
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         bound = (depth + 1).to_bytes(2, "big")
         return decoded([(page, data) for page, data in self.rows.items() if page < bound])
 
-    async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None) -> None:
+    async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None, _: Any = ()) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
         self.rows.update((page, data) for page, _, data in rows)
 
@@ -260,7 +264,7 @@ def report(
 
 
 async def measure(engine: str, sizes: list[int], batches: list[int], updates: int, dsn: str | None,
-                  sha256_ceiling: Callable[[], float]) -> None:  # fmt: skip
+                  sha256_ceiling: Callable[[], float], server_cpu: Callable[[], float] | None) -> None:  # fmt: skip
     rng = random.Random(19)
     for size in sizes:
         with tempfile.TemporaryDirectory(prefix="status-index-") as name:
@@ -277,14 +281,28 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                 print(f"  bytes on disk per document: {on_disk / size:.1f} ({on_disk / 1e6:,.0f} MB)")
                 for batch in batches:
                     sha = sha256_ceiling()
+                    server_before = server_cpu() if server_cpu else 0.0
                     head, phases, _ = await run_updates(store, head, batch, updates, rng)
+                    server = server_cpu() - server_before if server_cpu else 0.0
                     alone = await storage_alone(store, head)
                     report(size, batch, phases, sha, alone, updates, engine == "sqlite")
+                    if server_cpu:
+                        all_in(phases, server, batch)
                     python = await python_alone(store, head, batch, updates, rng)
                     print(f"    ceiling: the indexer's Python alone (the same updates, rows in a dict, no SQL): "
                           f"{python:,.0f} documents per CPU second")  # fmt: skip
             finally:
                 await store.close()
+
+
+def all_in(phases: Phases, server: float, batch: int) -> None:
+    """The budget counts the database server's CPU too (PostgreSQL runs beside the indexer on the same cores).
+    The server's CPU is read over all the updates run (the uncounted first one too), so it is scaled to the
+    counted documents; its background writers (checkpointer, WAL writer) are in it."""
+    documents = phases.documents + batch  # run_updates runs one more update than it counts
+    cpu = sum(phases.cpu.values()) / phases.documents + server / documents
+    print(f"    the server's CPU per document: {server / documents * 1e6:,.0f} us (all the updates, first included)")
+    print(f"    all in (this process + the server) per document: {cpu * 1e6:,.0f} us = {1 / cpu:,.0f} per CPU second")
 
 
 async def reset_postgres(store: Any) -> None:
@@ -303,7 +321,8 @@ def run(args: argparse.Namespace, sha256_ceiling: Callable[[], float]) -> None:
         dsn = cluster.create_database("status_index")
     try:
         print(f"storage: {args.store}; load average {os.getloadavg()[0]:.1f} (rates in wall seconds are shared)")
-        asyncio.run(measure(args.store, sizes, batches, args.updates, dsn, sha256_ceiling))
+        server_cpu = cluster.cpu_seconds if cluster is not None else None
+        asyncio.run(measure(args.store, sizes, batches, args.updates, dsn, sha256_ceiling, server_cpu))
     finally:
         if cluster is not None:
             cluster.stop()

@@ -38,7 +38,7 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
@@ -109,9 +109,10 @@ class UpperLevels:
             self._version = version
         if pages.version == version:
             pages.pages.update(self._pages)
-        plan = PathPlan(keys, version, later_window=STRIDE, known=(self._nodes, UPPER_DEPTH))
-        while wanted := plan.wanted():
-            plan.supply(await self._store.read_nodes(wanted, version, pages))
+        plan = PathPlan(keys, version, known=(self._nodes, UPPER_DEPTH))
+        while open_paths := plan.open_paths():  # below the kept levels: a page per path per round
+            found = await self._store.read_pages(path_pages(open_paths), version, pages)
+            plan.supply_walked(path_nodes(open_paths, found), STRIDE)
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return plan
 
@@ -141,10 +142,12 @@ class StatusIndexer:
     metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
     may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
     # Versions this process wrote, with the pages they rewrote (a page is named by its root node): once no lookup
-    # reads below a version, the older rows of those pages are deleted (`prune`). Lost on restart: a crash leaks
-    # at most a few updates' old rows.
+    # reads below a version, the older rows of those pages are deleted, in the next update's own transaction
+    # (`_due`), or alone at the end of a cycle that committed none (`prune`). Lost on restart: a crash leaks at
+    # most a few updates' old rows.
     _rewritten: list[tuple[int, list[NodeId]]] = field(default_factory=list)
     _served: int = 0  # the version lookups were served at, as of the previous cycle
+    _prunable: int = 0  # rows superseded at or below this version are read by no lookup any more
     keep_upper_from: int = KEEP_FROM  # UpperLevels
     _upper: UpperLevels | None = None
 
@@ -180,10 +183,12 @@ class StatusIndexer:
             plan = await upper.plan([doc for _, _, doc in entries], covered, pages)
             update = await asyncio.to_thread(plan.apply_entries, entries)
             new = IndexVersion(end, update.root, int(self.clock()))
-            await self.store.commit(head, new, update.writes, pages)
+            due = self._due()
+            await self.store.commit(head, new, update.writes, pages, due)
         except BaseException:
             upper.forget()  # the commit may or may not have landed: read the top again next time
-            raise
+            raise  # the prunes stay due (pruning twice deletes nothing more)
+        del self._rewritten[: len(due)]
         upper.committed(covered, new.size, update.writes, pages)
         # The pages it wrote name the same rows as its nodes do, a third as many ids to prune by.
         self._rewritten.append((new.size, list(pages.written) if pages.written else list(update.writes)))
@@ -203,16 +208,27 @@ class StatusIndexer:
         lag = size - (logged.size if logged else 0)
         if self.metrics is not None:
             self.metrics.status_index_lag = lag
-        await self.prune(logged.size if logged else 0)
+        self.note_served(logged.size if logged else 0)
         return lag
 
-    async def prune(self, served: int) -> None:
-        """Delete rows superseded at or below the version served one cycle ago: a lookup that began then (it reads
-        in a few rounds, in milliseconds) has finished, and every later one reads at that version or newer."""
-        while self._rewritten and self._rewritten[0][0] <= self._served:
-            version, nodes = self._rewritten.pop(0)
+    def note_served(self, served: int) -> None:
+        """Rows superseded at or below the version served one cycle ago may go: a lookup that began then (it
+        reads in a few rounds, in milliseconds) has finished, and every later one reads at that version or newer."""
+        self._prunable, self._served = self._served, served
+
+    def _due(self) -> list[tuple[int, list[NodeId]]]:
+        """The rewritten versions whose superseded rows no lookup reads any more (oldest first)."""
+        count = 0
+        while count < len(self._rewritten) and self._rewritten[count][0] <= self._prunable:
+            count += 1
+        return self._rewritten[:count]
+
+    async def prune(self) -> None:
+        """Delete the rows that are due and that no update has deleted in its own transaction."""
+        while due := self._due():
+            version, nodes = due[0]
             await self.store.prune(version, nodes)
-        self._served = served
+            self._rewritten.pop(0)
 
     async def run(self) -> None:
         """Step until cancelled; a failing step is logged and retried (the log itself is never held up)."""
@@ -222,6 +238,7 @@ class StatusIndexer:
                 if self.may_write():
                     while await self.step():
                         pass
+                await self.prune()  # what no update deleted (an idle index)
             except (StorageError, TlogError, OSError) as exc:
                 log.warning("status index update failed (retried): %s", exc)
             await asyncio.sleep(self.interval)

@@ -12,40 +12,14 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from tlogcore.statusindex_nodes import NodeId, StoredNode
-from tlogcore.statusindex_pages import (
-    Page,
-    changed_pages,
-    encode_raw,
-    merge_pages,
-    node_at,
-    nodes_in,
-    page_id_bytes,
-    page_id_from_bytes,
-    pages_of,
-    scan_page,
-    stored_node,
-)
+from tlogcore.statusindex_pages import Page, changed_pages, encode_raw, merge_pages, nodes_in, page_id_bytes, pages_of
+from tlogcore.statuspageset import PageSet, decoded, nodes_of
 
-
-class PageSet:
-    """Pages as of one version, each read once ({} for a page with no row); after a commit over that version,
-    `written` holds the pages it wrote whole (for a reader that keeps some of them: statusindexer.UpperLevels)."""
-
-    def __init__(self, version: int) -> None:
-        self.version = version
-        self.pages: dict[NodeId, Page] = {}
-        self.written: dict[NodeId, Page] = {}
+# PageSet, decoded and nodes_of are written once in tlogcore/statuspageset.py (the monitor stores the same pages)
+__all__ = ["PageSet", "PagedNodes", "decoded", "encoded", "nodes_of"]
 
 
 Select = Callable[[list[bytes], int], Awaitable[Sequence[Sequence[Any]]]]  # page ids, version -> (page, data) rows
-
-
-def decoded(rows: Sequence[Sequence[Any]]) -> dict[NodeId, Page]:
-    pages = {}
-    for page_bytes, data, *_ in rows:
-        page = page_id_from_bytes(bytes(page_bytes))
-        pages[page] = scan_page(page[0], bytes(data))
-    return pages
 
 
 def encoded(merged: Mapping[NodeId, Page], version: int) -> list[tuple[bytes, int, bytes]]:
@@ -85,13 +59,3 @@ class PagedNodes:
         if known is not None:
             known.written = merged
         return await asyncio.to_thread(encoded, merged, new)  # encoded off the event loop
-
-
-def nodes_of(pages: Mapping[NodeId, Page], depth: int) -> dict[NodeId, StoredNode]:
-    """The nodes at depth <= `depth` in these pages (every page starting at that depth or above)."""
-    return {
-        node: stored_node(raw)
-        for page, nodes in pages.items()
-        for position, raw in nodes.items()
-        if (node := node_at(page, position))[0] <= depth
-    }

@@ -21,7 +21,7 @@ tables are emptied in one transaction and the indexer rebuilds the index from th
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,8 +67,13 @@ DELETE FROM status_head;
 """
 LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
+SQLITE_PRUNE = "DELETE FROM status_page WHERE page = ? AND version < ?"
+POSTGRES_PRUNE = "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2"
 CHUNK = 400
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
+
+
+Prune = tuple[int, Sequence[NodeId]]  # (version, pages it rewrote): delete their rows older than that version
 
 
 class IndexMovedError(HeadMovedError):
@@ -101,6 +106,11 @@ class StatusStore(Protocol):
         """The rows of these node ids as of `version` (absent ids have no row); `pages` (of that version) keeps
         the pages read, for the next rounds of one plan and its commit."""
 
+    async def read_pages(
+        self, pages: Iterable[NodeId], version: int, known: PageSet | None = None
+    ) -> dict[NodeId, Page]:
+        """These pages whole as of `version` ({} for a page with no row); `known` (of that version) keeps them."""
+
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         """Every page starting at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps
         it; statuspages.nodes_of gives its nodes)."""
@@ -111,9 +121,11 @@ class StatusStore(Protocol):
         new: IndexVersion,
         writes: Mapping[NodeId, StoredNode],
         pages: PageSet | None = None,
+        prunes: Sequence[Prune] = (),
     ) -> None:
         """Write the nodes (their pages whole, the rest of each from `pages` if it is of version old.size, else
-        read) at version new.size and make `new` the head, iff the head is still `old`."""
+        read) at version new.size and make `new` the head, iff the head is still `old`; in the same transaction,
+        `prune` each of `prunes` (its deletes then share the commit's dirty pages and its one sync)."""
 
     async def set_entry(self, size: int, entry: int) -> None:
         """Record where the version's index-root statement was logged."""
@@ -126,6 +138,11 @@ class StatusStore(Protocol):
         for an older version, they are dead weight."""
 
     async def close(self) -> None: ...
+
+
+def _prune_keys(prunes: Sequence[Prune]) -> list[tuple[bytes, int]]:
+    """(page id, version) per page to prune, in key order (the B-tree is walked once, not descended at random)."""
+    return sorted((page_id_bytes(page), version) for version, nodes in prunes for page in pages_of(nodes))
 
 
 def _version(row: Sequence[Any]) -> IndexVersion:
@@ -223,6 +240,11 @@ class SQLiteStatusStore:
     ) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
+    async def read_pages(
+        self, pages: Iterable[NodeId], version: int, known: PageSet | None = None
+    ) -> dict[NodeId, Page]:
+        return await self._pages.whole(pages, version, known)
+
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         rows = self._read(
             "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
@@ -236,9 +258,11 @@ class SQLiteStatusStore:
         new: IndexVersion,
         writes: Mapping[NodeId, StoredNode],
         pages: PageSet | None = None,
+        prunes: Sequence[Prune] = (),
     ) -> None:
         # Merged and encoded before BEGIN: the write lock, which the sequencer's commits wait on, is held for SQL.
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
+        deletes = await asyncio.to_thread(_prune_keys, prunes)
         async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
             if old is None:
                 sql, params = "INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", [new.size]
@@ -247,6 +271,7 @@ class SQLiteStatusStore:
             if (await db.execute(sql, params)).rowcount != 1:
                 raise IndexMovedError("the status index head moved: another indexer wrote")
             await db.executemany("INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)", rows)
+            await db.executemany(SQLITE_PRUNE, deletes)
             await db.execute(
                 "INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)",
                 (new.size, new.root, new.time),
@@ -268,9 +293,9 @@ class SQLiteStatusStore:
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
-        keys = await asyncio.to_thread(lambda: sorted((page_id_bytes(page), version) for page in pages_of(nodes)))
+        keys = await asyncio.to_thread(_prune_keys, [(version, nodes)])
         async with immediate_transaction(self._writer, "cannot prune the status index") as db:
-            await db.executemany("DELETE FROM status_page WHERE page = ? AND version < ?", keys)
+            await db.executemany(SQLITE_PRUNE, keys)
 
 
 class PostgresStatusStore:
@@ -335,6 +360,11 @@ class PostgresStatusStore:
     ) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
 
+    async def read_pages(
+        self, pages: Iterable[NodeId], version: int, known: PageSet | None = None
+    ) -> dict[NodeId, Page]:
+        return await self._pages.whole(pages, version, known)
+
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         rows = await self._fetch(
             "SELECT DISTINCT ON (page) page, data FROM status_page WHERE page < $1 AND version <= $2 "
@@ -350,6 +380,7 @@ class PostgresStatusStore:
         new: IndexVersion,
         writes: Mapping[NodeId, StoredNode],
         pages: PageSet | None = None,
+        prunes: Sequence[Prune] = (),
     ) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
         try:
@@ -369,6 +400,8 @@ class PostgresStatusStore:
                     "INSERT INTO status_version (size, root, time, entry) VALUES ($1, $2, $3, NULL)",
                     new.size, new.root, new.time,
                 )  # fmt: skip
+                for version, nodes in prunes:
+                    await conn.execute(POSTGRES_PRUNE, [page_id_bytes(page) for page in pages_of(nodes)], version)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise StorageError(f"status index update failed, nothing was stored: {exc}") from exc
 
@@ -390,10 +423,6 @@ class PostgresStatusStore:
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         try:
             async with self._pool.acquire() as conn:
-                await conn.execute(
-                    "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2",
-                    [page_id_bytes(page) for page in pages_of(nodes)],
-                    version,
-                )
+                await conn.execute(POSTGRES_PRUNE, [page_id_bytes(page) for page in pages_of(nodes)], version)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise StorageError(f"cannot prune the status index: {exc}") from exc

@@ -11,12 +11,12 @@ called from entryaudit.py for each audited chunk):
   without a new one is an alert (its verifiers fall back to reading ever longer gaps, or to "not proven").
 Every alert carries the statement, its inclusion proof and the checkpoint, the monitor's root, and the entry range.
 
-The rows live in their own SQLite file beside the state database (`<state>.status-index`), written after the
-chunk's entries are applied and before the chunk itself is committed: a crash in between makes the monitor audit the
-chunk again, and applying entries already in the index changes nothing (a record is a set of entry indexes). What
-the audit found about an entry is stored (table `findings`) before the index moves past it, and a chunk audited again
-gets those findings back: its alerts are raised even if the first commit was lost (they are sent once: an alert's id
-is its rule, log and key).
+The index lives in its own SQLite file beside the state database (`<state>.status-index`: statusfile.py, pages of 4
+levels as the log stores them), written after the chunk's entries are applied and before the chunk itself is
+committed: a crash in between makes the monitor audit the chunk again, and applying entries already in the index
+changes nothing (a record is a set of entry indexes). What the audit found about an entry is stored (table
+`findings`) before the index moves past it, and a chunk audited again gets those findings back: its alerts are
+raised even if the first commit was lost (they are sent once: an alert's id is its rule, log and key).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
 
 Where it runs: statusworker.py, in a process of its own when the monitor has workers (it is about half of the
@@ -26,17 +26,16 @@ loadtest/monitor_bench.py prints it.
 
 Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
 with no issue or revoke statement only moves the index's size. Once a chunk brings many documents, the top of the
-tree (every node down to CACHED_DEPTH) is read into memory and kept in step with each commit: every big chunk
-rewrites those nodes, and a key's path below them is read only where its node at CACHED_DEPTH is interior (in the
-compressed tree nothing is stored below a leaf or an empty subtree, docs/status-proofs.md §6). Rows are written in
-key order.
+tree (the pages down to UPPER_DEPTH, whole) is read into memory and kept in step with each commit: every big chunk
+rewrites those pages, and a key's path below them is read a page (4 levels, one row) per round. An update reads
+each page once (tlogcore/statuspageset.py), writes the changed pages whole in key order, and runs with the cyclic
+collector paused (tlogcore/gcpause.py).
 """
 
 import base64
 import json
-import sqlite3
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -44,33 +43,23 @@ from monitor import alerts as A
 from monitor.audit import Checked
 from monitor.indexroots import is_index_root
 from monitor.logcontext import LogContext
+from monitor.statusfile import IndexPages, open_index, write_pages
 from tlogcore.errors import TlogError
+from tlogcore.gcpause import paused_gc
 from tlogcore.indexroot import parse_index_root
 from tlogcore.statement import DOCUMENT_KINDS, Statement
 from tlogcore.statusindex import EMPTY
-from tlogcore.statusindex_nodes import (
-    Interior,
-    NodeId,
-    PathPlan,
-    StoredNode,
-    node_id_bytes,
-    node_id_from_bytes,
-    parse_node,
-)
+from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
+from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
+from tlogcore.statuspageset import PageSet, changed, nodes_of
 from tlogcore.statusrecord import StatusRecord
 
 RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
 MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
-CACHED_DEPTH = 16  # nodes kept in memory while a round lasts: at most 2^17 rows (tens of MB)
+# Depths kept in memory while a round lasts: the pages starting at depth 12 or above, whole (at most 2^16 - 1
+# nodes, about 20 MB), as the log's own indexer keeps them (logserver/statusindexer.py, UpperLevels).
+UPPER_DEPTH = 15
 CACHE_FROM = 1024  # documents in one chunk that make reading the top of the tree into memory worth it
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS rows (origin TEXT NOT NULL, node BLOB NOT NULL, data BLOB NOT NULL,
-                                 PRIMARY KEY (origin, node)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS head (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
-                                 last_root_entry INTEGER, last_root_size INTEGER);
-CREATE TABLE IF NOT EXISTS findings (origin TEXT NOT NULL, idx INTEGER NOT NULL, summary TEXT NOT NULL,
-                                     evidence TEXT NOT NULL, PRIMARY KEY (origin, idx)) WITHOUT ROWID;
-"""
 
 
 @dataclass
@@ -107,16 +96,31 @@ class _Head:
     last_root_size: int | None
 
 
+@dataclass
+class _Upper:
+    """The top of the tree held in memory: the pages starting at depth <= UPPER_DEPTH - 3, whole, and their nodes,
+    as of the index's head; kept in step with each commit, after it (never ahead of the file)."""
+
+    pages: dict[NodeId, Page]
+    nodes: dict[NodeId, StoredNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.nodes = nodes_of(self.pages, UPPER_DEPTH)
+
+    def committed(self, writes: Mapping[NodeId, StoredNode], pages: Mapping[NodeId, Page]) -> None:
+        self.nodes.update({node: row for node, row in writes.items() if node[0] <= UPPER_DEPTH})
+        self.pages.update({page: nodes for page, nodes in pages.items() if page[0] <= UPPER_DEPTH})
+
+
 class StatusAudit:
-    """One log's recomputed index in `<state>.status-index` (a file of its own: state.py stays as it is)."""
+    """One log's recomputed index in `<state>.status-index` (a file of its own: state.py stays as it is; its
+    layout: statusfile.py)."""
 
     def __init__(self, state_path: Path, origin: str) -> None:
         self.origin = origin
-        self.db = sqlite3.connect(state_path.with_name(state_path.name + ".status-index"), isolation_level=None)
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = FULL")
-        self.db.executescript(SCHEMA)
-        self._upper: dict[NodeId, StoredNode] | None = None  # the nodes down to CACHED_DEPTH, once read
+        self.db = open_index(state_path)
+        self._pages = IndexPages(self.db, origin)
+        self._upper: _Upper | None = None  # the top of the tree, once read
 
     def close(self) -> None:
         self.db.close()
@@ -129,79 +133,59 @@ class StatusAudit:
             return _Head(*row)
         return _Head(0, EMPTY, None, None) if start == 0 else None  # entries before `start` were never seen
 
-    def _read(self, ids: Sequence[NodeId]) -> dict[NodeId, StoredNode]:
-        by_bytes = {node_id_bytes(node): node for node in ids}
-        found: dict[NodeId, StoredNode] = {}
-        keys = list(by_bytes)
-        for first in range(0, len(keys), 400):
-            chunk = keys[first : first + 400]
-            rows = self.db.execute(
-                f"SELECT node, data FROM rows WHERE origin = ? AND node IN ({','.join('?' * len(chunk))})",
-                [self.origin, *chunk],
-            ).fetchall()
-            found.update({by_bytes[node]: parse_node(data) for node, data in rows})
-        return found
-
-    def _read_upper(self) -> dict[NodeId, StoredNode]:
+    def _plan(self, keys: list[bytes], size: int, held: PageSet) -> PathPlan:
+        """A read plan for `keys` over the index of `size` entries, every round done, its pages kept in `held`.
+        With the top in memory, paths start below it and go down a page (STRIDE depths) per round, each path
+        making only the nodes on it (statusindex_pages.path_nodes, as the log's indexer reads)."""
         if self._upper is None:
-            rows = self.db.execute(
-                "SELECT node, data FROM rows WHERE origin = ? AND node < ?",
-                (self.origin, (CACHED_DEPTH + 1).to_bytes(2, "big")),  # node ids start with their u16 depth
-            ).fetchall()
-            self._upper = {node_id_from_bytes(node): parse_node(data) for node, data in rows}
-        return self._upper
-
-    def _read_cached(self, ids: Sequence[NodeId], upper: Mapping[NodeId, StoredNode]) -> dict[NodeId, StoredNode]:
-        """`_read`, answering the top of the tree from memory and asking SQLite only below interior nodes."""
-        found: dict[NodeId, StoredNode] = {}
-        deep: list[NodeId] = []
-        for node in ids:
-            depth, prefix = node
-            if depth <= CACHED_DEPTH:
-                if (row := upper.get(node)) is not None:
-                    found[node] = row
-            elif isinstance(upper.get((CACHED_DEPTH, prefix >> (depth - CACHED_DEPTH))), Interior):
-                deep.append(node)
-        found.update(self._read(deep))
-        return found
+            plan = PathPlan(keys, size)
+            while wanted := plan.wanted():
+                plan.supply(self._pages.nodes(wanted, held))
+            return plan
+        held.pages.update(self._upper.pages)
+        plan = PathPlan(keys, size, known=(self._upper.nodes, UPPER_DEPTH))
+        while open_paths := plan.open_paths():
+            self._pages.fetch(held, path_pages(open_paths))
+            plan.supply_walked(path_nodes(open_paths, held.pages), STRIDE)
+        return plan
 
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
         """The document's record in this monitor's index, and the index's size (None: no index kept)."""
         head = self._head(1)
         if head is None:
             return None, None
-        plan = PathPlan([document], head.size)
-        while wanted := plan.wanted():
-            plan.supply(self._read(wanted))
-        return plan.record(document), head.size
+        return self._plan([document], head.size, PageSet(head.size)).record(document), head.size
 
     def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
-        """Add the entries (all below `size`) and write the rows; the head then covers [0, size)."""
+        """Add the entries (all below `size`) and write the pages; the head then covers [0, size)."""
         if not entries:  # nothing for the index in these entries: only its size moves
             self._write(head, {}, size, head.root)
             return
         if self._upper is None and len(entries) >= CACHE_FROM:
-            self._read_upper()
-        upper = self._upper
-        plan = PathPlan([document for _, _, document in entries], head.size)
-        while wanted := plan.wanted():
-            plan.supply(self._read(wanted) if upper is None else self._read_cached(wanted, upper))
-        update = plan.apply_entries(entries)
-        self._write(head, update.writes, size, update.root)
-        if upper is not None:  # after the commit: the memory copy never runs ahead of the file
-            upper.update((node, row) for node, row in update.writes.items() if node[0] <= CACHED_DEPTH)
+            self._upper = _Upper(self._pages.upper(UPPER_DEPTH - STRIDE + 1))
+        held = PageSet(head.size)
+        update = self._plan([document for _, _, document in entries], head.size, held).apply_entries(entries)
+        self._pages.fetch(held, changed(update.writes))  # pages made by this update: none is stored, checked
+        pages = held.merged(update.writes)
+        self._write(head, pages, size, update.root)
+        if self._upper is not None:  # after the commit: the memory copy never runs ahead of the file
+            self._upper.committed(update.writes, pages)
 
-    def _write(self, head: _Head, writes: Mapping[NodeId, StoredNode], size: int, root: bytes) -> None:
-        """The rows and the new head, in one transaction."""
+    def _write(self, head: _Head, pages: Mapping[NodeId, Page], size: int, root: bytes) -> None:
+        """The pages and the new head, in one transaction."""
         self.db.execute("BEGIN IMMEDIATE")
-        origin = self.origin  # rows in key order: each B-tree page is visited once, not once per row
-        rows = sorted([(origin, node_id_bytes(node), row.to_bytes()) for node, row in writes.items()])
-        self.db.executemany("INSERT OR REPLACE INTO rows (origin, node, data) VALUES (?, ?, ?)", rows)
-        self.db.execute(
-            "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) VALUES (?, ?, ?, ?, ?)",
-            (self.origin, size, root, head.last_root_entry, head.last_root_size),
-        )
-        self.db.execute("COMMIT")
+        try:
+            write_pages(self.db, self.origin, pages)
+            self.db.execute(
+                "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self.origin, size, root, head.last_root_entry, head.last_root_size),
+            )
+            self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:  # a failed COMMIT may have rolled back already
+                self.db.execute("ROLLBACK")
+            raise
         head.size, head.root = size, root
 
     def chunk(
@@ -214,7 +198,14 @@ class StatusAudit:
         self, items: Sequence[StatusItem], start: int, end: int, registry_keys: frozenset[str]
     ) -> list[Finding]:
         """`chunk` from what the index needs of entries [start, end) (`status_items`): small enough to send to the
-        process that keeps the index (statusworker.py)."""
+        process that keeps the index (statusworker.py). The cyclic collector is paused meanwhile (tlogcore/gcpause.py:
+        about 40 % of the update's CPU at 10^5 documents otherwise)."""
+        with paused_gc():
+            return self._audit_items(items, start, end, registry_keys)
+
+    def _audit_items(
+        self, items: Sequence[StatusItem], start: int, end: int, registry_keys: frozenset[str]
+    ) -> list[Finding]:
         head = self._head(start)
         if head is None:
             return []

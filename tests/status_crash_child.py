@@ -44,6 +44,11 @@ class Crashing:
             die()
         return await self.store.read_nodes(ids, version, *pages)
 
+    async def read_pages(self, pages: Any, version: int, *known: Any) -> Any:
+        if self.step == "read":
+            die()
+        return await self.store.read_pages(pages, version, *known)
+
     async def commit(self, old: Any, new: Any, writes: Any, *pages: Any) -> None:
         if self.step == "before-commit":
             die()

@@ -1,11 +1,11 @@
-"""logserver/gcpause.py: an index update runs with the cyclic collector paused, and the caller's setting is kept."""
+"""tlogcore/gcpause.py: an index update runs with the cyclic collector paused, and the caller's setting is kept."""
 
 import gc
 from collections.abc import Iterator
 
 import pytest
 
-from logserver.gcpause import paused_gc
+from tlogcore.gcpause import paused_gc
 
 
 @pytest.fixture

@@ -24,6 +24,8 @@ from tlogcore.statusindex_pages import (
     page_id_from_bytes,
     page_of,
     pages_of,
+    path_nodes,
+    path_pages,
     position_of,
     scan_page,
 )
@@ -71,6 +73,32 @@ def test_pages_written_in_batches_are_the_tree_grouped_by_page(seed: int) -> Non
         record, proof = plan.lookup(key)
         assert proof.to_bytes() == ref.proof(known, key)
         verify_status(key, record, proof.to_bytes(), ref.root(known))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_paths_read_a_page_per_round_give_the_same_updates_and_proofs(seed: int) -> None:
+    """Below levels held in memory, a plan fed whole pages on its paths (path_pages, path_nodes, supply_walked:
+    the indexer's reads) updates and proves exactly as one fed the node ids it asks for, and as the reference."""
+    rng = random.Random(100 + seed)
+    paged, every_node, known = PagedRows(), dict[NodeId, StoredNode](), dict[bytes, bytes]()
+    base = rng.randbytes(32)
+    for _ in range(10):
+        batch = random_batch(rng, known, base)
+        held = {node: row for node, row in every_node.items() if node[0] <= 7}  # depths 0-7: two pages deep
+        by_ids = paged.read(PathPlan(batch, known=(held, 7)))
+        by_pages = PathPlan(batch, known=(held, 7))
+        while open_paths := by_pages.open_paths():
+            by_pages.supply_walked(path_nodes(open_paths, paged.pages(path_pages(open_paths))), STRIDE)
+        for key in batch:
+            assert by_pages.lookup(key) == by_ids.lookup(key)
+        update = by_pages.apply(batch)
+        assert update == by_ids.apply(batch)
+        paged.write(update.writes)
+        every_node.update(update.writes)
+        known.update({key: record.to_bytes() for key, record in batch.items()})
+        assert update.root == ref.root(known)
+    with pytest.raises(ValueError):
+        path_pages({1: 5})  # a path read by pages stops at a page's root
 
 
 def test_node_ids_and_page_positions() -> None:

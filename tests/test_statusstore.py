@@ -158,7 +158,9 @@ def test_superseded_rows_are_pruned_once_no_lookup_reads_them(
         head = await store.head()
         before = await count_rows(store)
         await indexer.measure_lag()  # notes the version served now ...
-        await indexer.measure_lag()  # ... and, a cycle later, prunes below it
+        await indexer.measure_lag()  # ... and, a cycle later, may prune below it
+        assert await count_rows(store) == before  # nothing is deleted until an update, or the end of the cycle
+        await indexer.prune()  # the end of a cycle that committed no update
         after = await count_rows(store)
         assert after < before
         # What remains is exactly one row per page holding a non-empty subtree, and every proof at the served
@@ -172,6 +174,59 @@ def test_superseded_rows_are_pruned_once_no_lookup_reads_them(
             verify_status(key, record, proof.to_bytes(), head.root)
 
     run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_next_update_prunes_superseded_rows_in_its_own_transaction(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The deletes share the commit's transaction (one sync, and the B-tree pages the commit dirties anyway):
+    after it only the pages the update itself rewrote keep an older row, and nothing is left to prune apart."""
+
+    async def body(parts: Parts) -> None:
+        _, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        for batch in range(3):
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(100 * batch + i)) for i in range(10)))
+            assert await indexer.step()
+        await indexer.measure_lag()
+        await indexer.measure_lag()  # every version so far is now prunable
+        calls: list[tuple[Any, ...]] = []
+        real_prune = store.prune
+
+        async def prune(*args: Any) -> None:
+            calls.append(args)
+            await real_prune(*args)
+
+        store.prune = prune
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(300 + i)) for i in range(10)))
+        assert await indexer.step()
+        head = await store.head()
+        docs = [doc(100 * b + i) for b in range(4) for i in range(10)]
+        everything = read_paths(PathPlan(docs), {}).apply_entries([(1 + i, ISSUE, d) for i, d in enumerate(docs)])
+        # One row per page of the tree, plus one older row of a page the last update rewrote (still served).
+        versions: dict[bytes, list[int]] = {}
+        for page, version in await page_versions(store):
+            versions.setdefault(page, []).append(version)
+        assert len(versions) == len(pages_of(everything.writes))
+        kept = [sorted(found) for found in versions.values() if len(found) > 1]
+        assert kept and all(len(found) == 2 and found[1] == head.size for found in kept), kept
+        await indexer.prune()
+        assert calls == []  # the update's commit deleted them: no prune of its own
+        plan = await read_plan(store, PathPlan([doc(0), doc(305)], head.size), head.size)
+        for key in (doc(0), doc(305)):
+            record, proof = plan.lookup(key)
+            verify_status(key, record, proof.to_bytes(), head.root)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+async def page_versions(store: Any) -> list[tuple[bytes, int]]:
+    sql = "SELECT page, version FROM status_page"
+    if isinstance(store, SQLiteStatusStore):
+        return [(bytes(page), int(version)) for page, version in store._reader.execute(sql).fetchall()]
+    async with store._pool.acquire() as conn:
+        return [(bytes(page), int(version)) for page, version in await conn.fetch(sql)]
 
 
 async def count_rows(store: Any) -> int:

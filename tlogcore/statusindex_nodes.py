@@ -192,6 +192,22 @@ class PathPlan:
         self._root_read = True
         self._walk_open()
 
+    def open_paths(self) -> dict[int, int]:
+        """The paths not ended yet (key bits -> the depth the walk reached), once the root has been read."""
+        if not self._root_read:
+            raise ValueError("the plan has not read the root yet")
+        return dict(self._open)
+
+    def supply_walked(self, found: Mapping[NodeId, StoredNode], window: int) -> None:
+        """A round the caller chose itself: the stored nodes it found within `window` depths below each open
+        path's depth (`open_paths`), on those paths (a reader of whole pages: statusindex_pages.path_nodes);
+        a node absent there has no row. Then as `supply`."""
+        if not self._root_read or window < 1:
+            raise ValueError("a walked round follows the root's, over at least one depth")
+        self.nodes.update(found)
+        self._round_window = window
+        self._walk_open()
+
     def _walk_open(self) -> None:
         """Move every open key down through the nodes read, at most the round's window; close the ended ones."""
         previous, previous_start, previous_stop = 0, -1, 0

@@ -18,6 +18,7 @@ over about 1,000 bytes would spill to an overflow page).
 """
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.errors import MalformedError
@@ -38,6 +39,7 @@ POSITIONS = range(1, 1 << STRIDE)
 RawNode = tuple[bool, bytes]  # (is a leaf, its bytes in a page row): a stored node not parsed yet
 Page = dict[int, RawNode]  # position -> node
 _MASKS = 4
+_OFFSETS = range(_MASKS, _MASKS + 2 * HASH_SIZE * len(POSITIONS), 2 * HASH_SIZE)  # of a page's interior nodes
 
 
 def page_of(node: NodeId) -> NodeId:
@@ -88,7 +90,8 @@ def stored_node(raw: RawNode) -> StoredNode:
 def encode_raw(page: Mapping[int, RawNode]) -> bytes:
     interior = leaf = 0
     parts = []
-    for position, (is_leaf, body) in sorted(page.items()):  # positions are distinct: only they are compared
+    for position in sorted(page):  # the positions alone sorted: cheaper than sorting (position, node) pairs
+        is_leaf, body = page[position]
         if is_leaf:
             leaf |= 1 << position
         else:
@@ -111,29 +114,42 @@ def _record_end(data: bytes, start: int) -> int:
     return revokes_at + 2 + 8 * int.from_bytes(data[revokes_at : revokes_at + 2], "big")
 
 
+@lru_cache(maxsize=1 << 16)
+def _layout(masks: int) -> tuple[tuple[int, ...], tuple[bool, ...]]:
+    """The positions a page's two masks name, in order, and which are leaves; the masks checked (module
+    docstring). Pages repeat few shapes (a full page of interior nodes, most of all): each is checked once."""
+    interior, leaf = masks >> 16, masks & 0xFFFF
+    present = interior | leaf
+    if interior & leaf or present & 1 or not present & 2:
+        raise MalformedError("index page masks: a position in both, bit 0 set, or no root")
+    positions = tuple(position for position in POSITIONS if present >> position & 1)
+    for position in positions:
+        if position > 1 and not interior >> (position >> 1) & 1:
+            raise MalformedError(f"index page: node at position {position} under no interior node")
+    return positions, tuple(bool(leaf >> position & 1) for position in positions)
+
+
 def scan_page(depth: int, data: bytes) -> Page:
     """Split a stored page whose root is at `depth` into its nodes, checking its structure strictly (module
     docstring); a leaf's record is parsed when the node is (`stored_node`): a read needs a few nodes of a page."""
     if len(data) < _MASKS:
         raise MalformedError(f"index page of {len(data)} bytes has no masks")
-    interior, leaf = int.from_bytes(data[0:2], "big"), int.from_bytes(data[2:4], "big")
-    present = interior | leaf
-    if interior & leaf or present & 1 or not present & 2:
-        raise MalformedError("index page masks: a position in both, bit 0 set, or no root")
-    if depth + (present.bit_length() - 1).bit_length() - 1 > KEY_BITS or (depth == KEY_BITS and interior):
+    masks = int.from_bytes(data[:_MASKS], "big")
+    positions, leaves = _layout(masks)
+    if depth + (positions[-1].bit_length() - 1) > KEY_BITS or (depth == KEY_BITS and masks >> 16):
         raise MalformedError(f"index page at depth {depth}: a node past depth {KEY_BITS}, or interior at it")
+    if True not in leaves:  # interior nodes only (most pages): fixed size, sliced at once
+        if len(data) != _MASKS + 2 * HASH_SIZE * len(positions):
+            raise MalformedError(f"index page of {len(positions)} interior nodes is {len(data)} bytes")
+        slices = zip(positions, _OFFSETS, strict=False)  # the offsets run on past the last position
+        return {position: (False, data[at : at + 2 * HASH_SIZE]) for position, at in slices}
     page: Page = {}
     offset = _MASKS
-    for position in POSITIONS:
-        bit = 1 << position
-        if not present & bit:
-            continue
-        if position > 1 and not interior & (1 << (position >> 1)):
-            raise MalformedError(f"index page: node at position {position} under no interior node")
-        end = offset + 2 * HASH_SIZE if interior & bit else _record_end(data, offset + HASH_SIZE)
+    for position, is_leaf in zip(positions, leaves, strict=True):
+        end = _record_end(data, offset + HASH_SIZE) if is_leaf else offset + 2 * HASH_SIZE
         if end > len(data):
             raise MalformedError("index page ends inside a node")
-        page[position] = (not interior & bit, data[offset:end])
+        page[position] = (is_leaf, data[offset:end])
         offset = end
     if offset != len(data):
         raise MalformedError(f"index page has {len(data) - offset} bytes after its nodes")
@@ -196,3 +212,37 @@ def merge_pages(current: Mapping[NodeId, Page], changes: Mapping[NodeId, Page]) 
             raise ValueError(f"index page {page_id_bytes(page).hex()} changed but its stored nodes were not given")
         merged[page] = {**stored, **change}
     return merged
+
+
+# A reader that holds the levels above a page boundary (statusindexer.UpperLevels) reads each open path a page
+# per round: the page holding its next STRIDE depths, and only the nodes on the path are made (PathPlan's id
+# rounds ask STRIDE ids per path and make every node found; this makes about half as many objects per document).
+
+
+def path_pages(open_paths: Mapping[int, int]) -> set[NodeId]:
+    """The page holding the next STRIDE depths of each open path (PathPlan.open_paths: key bits -> depth, a
+    page's root depth)."""
+    if any(depth % STRIDE for depth in open_paths.values()):
+        raise ValueError(f"a path read by pages stops at a multiple of {STRIDE} levels")
+    return {(depth, bits >> (KEY_BITS - depth)) for bits, depth in open_paths.items()}
+
+
+def path_nodes(open_paths: Mapping[int, int], pages: Mapping[NodeId, Page]) -> dict[NodeId, StoredNode]:
+    """The stored nodes on each open path inside its page (`pages` holds every page of `path_pages`; an absent
+    node has no row), down to a leaf or a missing node: PathPlan.supply_walked takes them."""
+    found: dict[NodeId, StoredNode] = {}
+    for bits, depth in open_paths.items():
+        page = pages[depth, bits >> (KEY_BITS - depth)]
+        for below in range(min(STRIDE, KEY_BITS + 1 - depth)):
+            prefix = bits >> (KEY_BITS - depth - below)
+            raw = page.get((1 << below) | (prefix & ((1 << below) - 1)))  # position_of, inline
+            if raw is None:
+                break
+            node = found.get((depth + below, prefix))  # keys sharing the page share its top: made once
+            if node is None:
+                node = found[depth + below, prefix] = (
+                    stored_node(raw) if raw[0] else Interior(raw[1][:HASH_SIZE], raw[1][HASH_SIZE:])
+                )
+            if raw[0]:
+                break  # a leaf ends the path
+    return found
