@@ -11,7 +11,9 @@ batches of 10,000, exactly as `loadtest.grow` does, and grows a fresh log of eac
 the same way, then prints both rates and their ratio. Each statement is a distinct, really signed `issue`
 statement, signed on every core before the timed appends. Then, with `--wrk-seconds`, it serves each kept log and
 asks for inclusion proofs by leaf hash of random leaves over the whole tree with wrk (loadtest/wrk_reads.py), beside
-`GET /healthz`: issue 20's p99 at 10^7. Prints figures and asserts nothing.
+`GET /healthz`: issue 20's p99 at 10^7, from a process started for it and timed until ready (it warms its reads
+first, logserver/warmup.py); `--cold` drops the kept files from the page cache first (as after a reboot),
+`--warm-seconds 0` turns the warm-up off (the A/B). Prints figures and asserts nothing.
 
 Both rates are of entries appended AND merged (loadtest/grow.py: each chunk is timed until no merge the policy
 calls for is due or running, checkpoints included, and the tail left at the end is merged inside the last chunk's
@@ -190,16 +192,47 @@ async def leaf_sample(engine: Engine, size: int, count: int) -> list[bytes]:
         await storage.close()
 
 
-def wrk_proofs(engine: Engine, size: int, seconds: float, tmp: Path) -> str:
-    """Inclusion proofs by leaf hash of 2,000 random leaves, then /healthz, each `seconds` with wrk, one process."""
+def wrk_proofs(engine: Engine, size: int, seconds: float, tmp: Path, start: "ReadStart") -> str:
+    """Inclusion proofs by leaf hash of 2,000 random leaves, then /healthz, each `seconds` with wrk, one process
+    started for them: ready (its /healthz 200) once it has warmed its reads (logserver/warmup.py), timed."""
     sample = asyncio.run(leaf_sample(engine, size, 2_000))
+    start.prepare(engine)
+    started = time.monotonic()
     with engine.serve() as server:
+        ready = time.monotonic() - started
         proofs, health = proofs_and_health(server, sample, seconds, tmp)
     return (
         f"| {engine.name} | {size:,} | {proofs.rate:,.0f}/s, p50 {proofs.p50_ms:.1f} ms, p99 {proofs.p99_ms:.1f} ms "
         f"({proofs.errors} errors) | {health.rate:,.0f}/s ({proofs.rate / health.rate:.2f}) | "
-        f"{'met' if proofs.p99_ms <= 10 else 'NOT met'} |"
+        f"{'met' if proofs.p99_ms <= 10 else 'NOT met'} | {ready:.1f} s |"
     )
+
+
+@dataclass(frozen=True)
+class ReadStart:
+    """How the served process starts: `[server] warm_seconds` (None: the default), and with `cold` the kept log's
+    files dropped from the OS page cache first (posix_fadvise DONTNEED on this folder's files alone: what a reboot
+    or other jobs leave; the machine's other files are untouched)."""
+
+    warm_seconds: float | None = None
+    cold: bool = False
+
+    def prepare(self, engine: Engine) -> None:
+        settings = "" if self.warm_seconds is None else f"[server]\nwarm_seconds = {self.warm_seconds}\n"
+        if isinstance(engine, PostgresEngine):
+            engine.write_settings(settings)
+            folder = engine.cluster.directory
+        elif isinstance(engine, SQLiteEngine):
+            (engine.data / "server.toml").write_text(settings, encoding="utf-8")
+            folder = engine.data
+        else:
+            raise TypeError(f"no kept files known for {engine.name}")
+        if self.cold:
+            for path in (p for p in folder.rglob("*") if p.is_file()):
+                with contextlib.suppress(OSError):  # a file PostgreSQL removed meanwhile
+                    fd = os.open(path, os.O_RDONLY)
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    os.close(fd)
 
 
 def measure(name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor) -> str:
@@ -236,6 +269,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--baseline", type=parse_sizes, default=[100_000], help="size of the fresh log")
     parser.add_argument("--wrk-seconds", type=float, default=0.0, help="then proofs by leaf hash with wrk (0: no)")
     parser.add_argument("--reads-only", action="store_true", help="no appends: only the wrk reads of each kept log")
+    parser.add_argument("--cold", action="store_true", help="reads: the kept files out of the page cache first")
+    parser.add_argument("--warm-seconds", type=float, default=None, help="reads: the server's warm_seconds (0: off)")
     parser.add_argument("--pairs", type=int, default=0, help="SQLite: alternate fresh and kept appends, per thread")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
@@ -255,10 +290,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         reads = []
         for name in names:
             with tempfile.TemporaryDirectory() as tmp, kept_engine(name, args.keep) as engine:
-                reads.append(wrk_proofs(engine, asyncio.run(head_size(engine)), args.wrk_seconds, Path(tmp)))
+                start = ReadStart(args.warm_seconds, args.cold)
+                reads.append(wrk_proofs(engine, asyncio.run(head_size(engine)), args.wrk_seconds, Path(tmp), start))
                 print(reads[-1], flush=True)
-        print("\n| engine | entries | proofs by leaf hash, wrk, 1 process | /healthz (ratio) | p99 <= 10 ms? |")
-        print("|---|---|---|---|---|\n" + "\n".join(reads))
+        columns = (
+            "engine | entries | proofs by leaf hash, wrk, 1 process | /healthz (ratio) | p99 <= 10 ms? | ready after"
+        )
+        print(f"\n| {columns} |")
+        print("|---|---|---|---|---|---|\n" + "\n".join(reads))
 
 
 if __name__ == "__main__":

@@ -28,14 +28,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logserver.gcpause import paused_gc
 from logserver.statusindexer import UpperLevels, document_entries
-from logserver.statuspages import PagedNodes, PageSet, decoded
+from logserver.statuspages import PagedNodes
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from tlogcore.gcpause import paused_gc
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
 from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, read_paths
 from tlogcore.statusindex_pages import STRIDE, Page, pages_of
+from tlogcore.statuspageset import PageSet, decoded
 from tlogcore.statusrecord import new_record
 
 PHASES = ("parse", "read", "apply", "commit", "prune")

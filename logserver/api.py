@@ -567,8 +567,9 @@ class LogKeyHistory(WireValue):
 
 @dataclass(frozen=True)
 class Health(WireValue):
-    ok: bool
+    ok: bool  # false while warming: /healthz then answers 503 (logserver/warmup.py)
     sequencing: bool
+    warming: bool
 
 
 @dataclass(frozen=True)

@@ -320,7 +320,9 @@ async def log_keys(request: Request) -> Response:
 async def healthz(request: Request) -> Response:
     state = state_of(request)
     await state.storage.head()  # the database answers
-    return json_response(api.Health(True, state.sequencer.not_sequencing is None))
+    warming = state.warmup.warming  # not ready yet: a load balancer waits (logserver/warmup.py)
+    health = api.Health(not warming, state.sequencer.not_sequencing is None, warming)
+    return json_response(health, status=503 if warming else 200)
 
 
 async def metrics(request: Request) -> Response:

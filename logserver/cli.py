@@ -61,6 +61,7 @@ from logserver.statusindexer import StatusIndexer, logged_by, open_status_store
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, batch_checker
 from logserver.verifierpage import ROTATIONS_DIR, read_rotations
+from logserver.warmup import Warmup
 from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import SignaturePool
 from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
@@ -271,7 +272,9 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
         raise
 
 
-def lifespan_of(parts: LogParts, pool: SignaturePool, indexer: StatusIndexer | None) -> Any:
+def lifespan_of(
+    parts: LogParts, pool: SignaturePool, indexer: StatusIndexer | None, warmup: Warmup, warm_seconds: float
+) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         await pool.start()
@@ -283,6 +286,9 @@ def lifespan_of(parts: LogParts, pool: SignaturePool, indexer: StatusIndexer | N
             tasks.append(asyncio.create_task(parts.witnessing.on_checkpoint(sequencer.head)))
         if static is not None:  # catches up at once: a crash between commit and file writes heals here
             tasks.append(asyncio.create_task(static.run()))
+        warming = warmup.start(parts.storage.warm_reads, warm_seconds)  # /healthz 503 until done (warmup.py)
+        if warming is not None:
+            tasks.append(warming)
         freeze_start_up()
         try:
             yield
@@ -371,7 +377,7 @@ async def run_server(
         status=indexer.store if indexer is not None else None,
         trust_rotations=lambda: read_rotations(data / ROTATIONS_DIR),
     )
-    inner: Any = build_app(state, lifespan_of(parts, pool, indexer))
+    inner: Any = build_app(state, lifespan_of(parts, pool, indexer, state.warmup, config.warm_seconds))
     app = inner
     if config.client_requests_per_second:
         limiter = RateLimiter(

@@ -8,6 +8,7 @@ from tlogcore.errors import MalformedError
 from tlogcore.vkeys import WITNESS_KEYS, parse_key_for
 
 DEFAULT_TILE_CACHE_BYTES = 16 * 1024 * 1024
+DEFAULT_WARM_SECONDS = 10.0  # [server] warm_seconds (logserver/warmup.py)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class ServerConfig:
     listen: str = "127.0.0.1:8080"
     verify_workers: int | None = None  # processes checking signatures of big batches; default: one per core
     workers: int = 1  # processes serving the port; one sequences, the others forward submissions (workers.py)
+    warm_seconds: float = (
+        DEFAULT_WARM_SECONDS  # at start, read what proofs read, at most this long (warmup.py); 0 = off
+    )
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES  # full tiles and entry bundles kept in memory; 0 = off
     flush_interval_ms: int = 100
     max_batch: int = 10_000
@@ -61,12 +65,18 @@ class ServerConfig:
 
 
 _ZERO_MEANS_OFF = frozenset(
-    {"client_requests_per_second", "issuer_statements_per_second", "tile_cache_bytes", "index_interval_ms"}
+    {
+        "client_requests_per_second",
+        "issuer_statements_per_second",
+        "tile_cache_bytes",
+        "index_interval_ms",
+        "warm_seconds",
+    }
 )
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
-    "server": {"listen": str, "verify_workers": int, "workers": int, "tile_cache_bytes": int},
+    "server": {"listen": str, "verify_workers": int, "workers": int, "tile_cache_bytes": int, "warm_seconds": float},
     "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
     "limits": {
         "max_body_bytes": int,

@@ -17,9 +17,11 @@ SQLite calls it from the statement (a function on the read connection), and Post
 superset of the same ids in SQL (the same walk, per level, plus every right-edge node), which
 `tests/test_leafproof.py` checks against `tlogcore.merkle.inclusion_plan` on both engines.
 
-On SQLite the hashes above the leaf's block of 2^8 leaves, and the right edge's, are kept in memory once read
+The hashes above the leaf's block of 2^8 leaves, and the right edge's, are kept in memory once read
 (`KnownHashes`: stored hashes never change), so the statement reads the leaf and its 8 block siblings: at 10^6
-leaves 9 rows instead of about 27 (docs/performance.md, "Proofs by leaf hash").
+leaves 9 rows instead of about 27 (docs/performance.md, "Proofs by leaf hash"). SQLite's statement asks the
+function which ids are not kept; PostgreSQL's reads only the ids below the block level and the ones above that are
+not kept yet are read by key after it (`unread`); a new process keeps them all at start (logserver/warmup.py).
 
 Trees are bounded by what storage can hold: stored ids are below 2·size, so sizes stay below 2^62 here.
 """
@@ -97,6 +99,17 @@ KEPT_LEVEL = 8
 KEPT_LIMIT = 1 << 17  # entries: ~20 MB; a log of up to ~1.6·10^7 leaves keeps every node at level 8 and above
 
 
+def upper_ids(size: int, level: int = KEPT_LEVEL, limit: int = KEPT_LIMIT * 3 // 4) -> list[int]:
+    """What a warm-up keeps (logserver/warmup.py): the stored ids of the right edge's nodes below `level` (the
+    subtrees of the cut range of most proofs), then of every perfect node at `level` and above, the top first; at
+    most `limit` of them (a quarter of KnownHashes' room left for what proofs add)."""
+    ids = [stored_hash_index(lv, i) for lv, i in range_nodes(0, size) if lv < level][:limit]
+    for at in range(max(size, 1).bit_length() - 1, level - 1, -1):
+        count = min(size >> at, limit - len(ids))
+        ids += [stored_hash_index(at, i) for i in range(count)]
+    return ids
+
+
 class KnownHashes:
     """Stored hashes kept in memory, so a proof's statement reads only its leaf's own block from storage.
 
@@ -135,13 +148,7 @@ def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes, known: KnownHashes
     read, into the proof of the first candidate whose stored leaf hash is `leaf_hash` (8-byte keys may collide).
     Ids the statement skipped because `known` keeps them are taken from it; what it read outside the leaf's block
     is kept there."""
-    head = size = 0
-    found: dict[int, dict[int, bytes | None]] = {}
-    for row in rows:
-        if row[2] is None:
-            head, size = row[0], row[1]
-        else:
-            found.setdefault(row[2], {})[row[3]] = row[4]
+    head, size, found = _by_candidate(rows)
     for index in sorted(found):  # almost always one
         hashes = found[index]
         if hashes.get(leaf_id(index)) != leaf_hash:
@@ -152,6 +159,35 @@ def assemble(rows: Iterable[Sequence[Any]], leaf_hash: bytes, known: KnownHashes
             known.keep(index, hashes)
         return LeafProof(head, size, index, _proof(index, size, hashes, known.hashes if known is not None else {}))
     return LeafProof(head, size, None, ())
+
+
+def _by_candidate(rows: Iterable[Sequence[Any]]) -> tuple[int, int, dict[int, dict[int, bytes | None]]]:
+    head = size = 0
+    found: dict[int, dict[int, bytes | None]] = {}
+    for row in rows:
+        if row[2] is None:
+            head, size = row[0], row[1]
+        else:
+            found.setdefault(row[2], {})[row[3]] = row[4]
+    return head, size, found
+
+
+def unread(rows: Sequence[Sequence[Any]], leaf_hash: bytes, known: KnownHashes) -> tuple[int, list[int]] | None:
+    """PostgreSQL's statement reads no hash above the leaf's block (POSTGRES): for the candidate whose stored leaf
+    hash is `leaf_hash`, its index and the ids its proof needs that neither the rows nor `known` hold (None: no
+    such candidate, or nothing missing). Those are read by key, then kept: a second round trip only until the
+    upper hashes are kept (at once after a warm-up, logserver/warmup.py)."""
+    _, size, found = _by_candidate(rows)
+    for index in sorted(found):
+        hashes = found[index]
+        if hashes.get(leaf_id(index)) != leaf_hash:
+            continue
+        if index >= size:
+            return None
+        kept = known.hashes
+        missing = [i for group in inclusion_ids(index, size) for i in group if i not in hashes and i not in kept]
+        return (index, missing) if missing else None
+    return None
 
 
 def _proof(index: int, size: int, read: dict[int, bytes | None], kept: dict[int, bytes]) -> tuple[bytes, ...]:
@@ -213,16 +249,19 @@ ids(idx, id) AS (
     UNION ALL
     SELECT c.idx, CASE WHEN {_NODE} & 1 = 1 THEN {_pg_id(f"({_NODE} << l) - 1", "l")}
                        ELSE {_pg_id(f"(({_NODE} + 2) << l) - 1", "l")} END
-    FROM candidate c CROSS JOIN tree t CROSS JOIN generate_series(0, 62) AS l
+    FROM candidate c CROSS JOIN tree t CROSS JOIN generate_series(0, {KEPT_LEVEL - 1}) AS l
     WHERE c.idx < t.n AND ((t.n - 1) >> l) > 0 AND ({_NODE} & 1 = 1 OR (({_NODE} + 2) << l) <= t.n)
     UNION ALL
     SELECT c.idx, {_pg_id("((t.n >> l) << l) - 1", "l")}
-    FROM candidate c CROSS JOIN tree t CROSS JOIN generate_series(0, 62) AS l
+    FROM candidate c CROSS JOIN tree t CROSS JOIN generate_series(0, {KEPT_LEVEL - 1}) AS l
     WHERE c.idx < t.n AND (t.n >> l) & 1 = 1
 )
 SELECT head, n, NULL, NULL, NULL FROM tree
 UNION ALL
 SELECT NULL, NULL, ids.idx, ids.id, (SELECT hash FROM hashes WHERE id = ids.id) FROM ids
 """
+# Only the ids below KEPT_LEVEL (the leaf's block, and the right edge's lower nodes): the ones above come from
+# KnownHashes, or by key when not kept yet (`unread`). At 1.2*10^7 leaves 27 random hashes by key cost ~1.4 ms
+# against ~0.4 ms for 10 (the hashes table is 14 times shared_buffers there); a block's ids lie side by side.
 # Each hash by its own primary-key probe (a subquery per id), never a join: asyncpg prepares the statement, and
 # PostgreSQL's generic plan for a join (used after five runs) hashed the whole hashes table (21 ms at 2·10^4 entries).

@@ -17,6 +17,7 @@ from logserver.sequencer import Sequencer
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from logserver.submission import SubmissionRules
+from logserver.warmup import Warmup
 from logserver.workerpool import SignaturePool
 from tlogcore.logkey import LogKeyRotation
 
@@ -45,6 +46,7 @@ class LogState:
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES
     status: StatusStore | None = None  # the status index (statusstore.py); None: lookups carry no index proof
     trust_rotations: Callable[[], tuple[dict[str, object], ...]] = tuple  # for /verify (verifierpage.read_rotations)
+    warmup: Warmup = field(default_factory=Warmup)  # what /healthz says while the reads warm (warmup.py)
 
     def __post_init__(self) -> None:
         self.tiles = proofs.TileReader(self.storage, self.tile_cache_bytes)

@@ -139,7 +139,12 @@ OPENAPI: dict[str, Any] = {
                 "responses": {"200": _json(api.LogKeyHistory.json_schema()), **_errors(400)},
             }
         },
-        "/healthz": {"get": {"summary": "Liveness", "responses": {"200": _json(api.Health.json_schema())}}},
+        "/healthz": {
+            "get": {
+                "summary": "Readiness: 503 while a new process warms its reads (logserver/warmup.py)",
+                "responses": {"200": _json(api.Health.json_schema()), "503": _json(api.Health.json_schema())},
+            }
+        },
     },
     "components": {
         "schemas": {

@@ -29,12 +29,13 @@ leaves are in the log (or refused).
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from logserver import leafproof
+from logserver import leafproof, warmup
 from logserver.storage import (
     NO_TAIL,
     EntryRecord,
@@ -125,6 +126,14 @@ LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one re
 # jit_above_cost, and every proof was compiled to machine code first (33 ms). Both off (tests/test_leafproof.py).
 SETTINGS = {"synchronous_commit": "on", "max_parallel_workers_per_gather": "0", "jit": "off"}
 # Everything a lost connection or a dead server raises (InternalClientError: a connection killed mid-operation).
+# What every proof reads (leafproof.POSTGRES): the lookup's index, the hashes' index and rows (warm_reads).
+# (what, enable_seqscan, statement): with pg_prewarm each relation's blocks in order; without, the same by scans.
+PREWARMED = tuple((r, "on", f"SELECT pg_prewarm('{r}', 'read')") for r in ("leaf_lookup_pkey", "hashes_pkey", "hashes"))
+SCANNED = (
+    ("leaf_lookup_pkey", "off", "SELECT count(*) FROM leaf_lookup"),  # an index-only scan: the index's pages
+    ("hashes_pkey", "off", "SELECT count(*) FROM hashes"),
+    ("hashes", "on", "SELECT count(*) FROM hashes"),  # a sequential scan: the rows
+)
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
@@ -144,6 +153,40 @@ async def migrate_lookups(conn: asyncpg.Connection) -> None:
         await conn.execute(f"DROP INDEX IF EXISTS {index}")
 
 
+async def _released(conn: asyncpg.Connection) -> None:
+    """What a pooled connection needs when it goes back to the pool: nothing beyond what asyncpg always does (an
+    open transaction rolled back, listeners dropped). asyncpg's default reset query (advisory locks, cursors,
+    LISTEN, RESET ALL) was a second round trip after every read, a proof's included: none of them is left here
+    (transactions are closed by their context managers, locks are transaction-scoped or on the lease's own
+    connection, `_read_until` puts its settings back, nothing listens). Measured at 1.2*10^7: ~280 us of the
+    client's CPU per proof, ~75 us of it the statement's own fetch (docs/performance.md, fifth round)."""
+
+
+async def _has_pg_prewarm(conn: asyncpg.Connection) -> bool:
+    """pg_prewarm reads a relation's blocks in file order: an index filled by random keys is read sequentially,
+    which its own scan in key order is not (measured cold at 1.2*10^7 leaves: the index-only scans did not finish
+    in 10 s). Made here when the database lacks it and the role may (a superuser, or the database's owner once
+    an administrator marks it trusted); else the scans."""
+    find = "SELECT count(*) FROM pg_extension WHERE extname = 'pg_prewarm'"
+    if await conn.fetchval(find):
+        return True
+    with contextlib.suppress(asyncpg.PostgresError):  # not allowed, not installed, or made by a sibling meanwhile
+        await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+    return bool(await conn.fetchval(find))
+
+
+async def _read_until(conn: asyncpg.Connection, sql: str, seqscan: str, seconds: float, timeout: float) -> bool:
+    """Run `sql` for at most `seconds` (the server cancels it); False if cancelled. The settings are put back."""
+    await conn.execute(f"SET statement_timeout = {max(1, int(seconds * 1000))}; SET enable_seqscan = {seqscan}")
+    try:
+        await conn.fetchval(sql, timeout=timeout)  # the server's statement_timeout stops it first
+        return True
+    except asyncpg.QueryCanceledError:
+        return False
+    finally:
+        await conn.execute("RESET statement_timeout; RESET enable_seqscan")
+
+
 class PostgresStorage:
     def __init__(self, pool: asyncpg.Pool, dsn: str, timeout: float) -> None:
         self._pool = pool
@@ -151,6 +194,7 @@ class PostgresStorage:
         self._timeout = timeout
         self._lease_conn: asyncpg.Connection | None = None
         self._lease_held = False
+        self.known = leafproof.KnownHashes()  # the tree's upper stored hashes, for leaf_inclusion (leafproof.py)
 
     @classmethod
     async def open(cls, dsn: str, pool_size: int = 10, timeout: float = 10.0) -> "PostgresStorage":
@@ -165,6 +209,7 @@ class PostgresStorage:
                 timeout=timeout,
                 command_timeout=timeout,
                 server_settings=SETTINGS,
+                reset=_released,
             )
         except (*DB_ERRORS, ValueError) as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
@@ -451,5 +496,44 @@ class PostgresStorage:
     async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> leafproof.LeafProof:
         """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
         one statement: one round trip, one snapshot (leafproof.py)."""
+        known = self.known
+        if len(known.hashes) > known.limit:  # bounded as on SQLite: dropped whole, filled again
+            known.hashes.clear()
         rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size, list(tail.indexes), tail.scan_from)
-        return leafproof.assemble(rows, leaf_hash)
+        needed = leafproof.unread(rows, leaf_hash, known)
+        if needed is not None:  # upper hashes not kept yet: by key (stored hashes never change: contract 3)
+            index, ids = needed
+            more = await self._fetch("SELECT id, hash FROM hashes WHERE id = ANY($1::bigint[])", ids)
+            rows = [*rows, *((None, None, index, row[0], bytes(row[1])) for row in more)]
+        return leafproof.assemble(rows, leaf_hash, known)
+
+    async def warm_reads(self, seconds: float) -> warmup.WarmReport:
+        """The relations every proof reads, read whole into the page cache (logserver/warmup.py): by the pg_prewarm
+        extension (made if the role may: it ships with PostgreSQL), else by scans (the indexes by index-only scans,
+        the rows in order); each statement stopped at the deadline by the server (statement_timeout)."""
+        started, read = time.monotonic(), []
+        async with self._conn() as conn:
+            prewarm = await _has_pg_prewarm(conn)
+            for name, seqscan, sql in PREWARMED if prewarm else SCANNED:
+                left = started + seconds - time.monotonic()
+                if left <= 0 or not await _read_until(conn, sql, seqscan, left, left + self._timeout):
+                    break
+                read.append(name)
+        finished = len(read) == len(PREWARMED if prewarm else SCANNED)
+        kept = await self._keep_upper(started + seconds) if finished else 0
+        finished = finished and time.monotonic() <= started + seconds
+        return warmup.WarmReport(tuple(read), kept, finished, time.monotonic() - started)
+
+    async def _keep_upper(self, deadline: float) -> int:
+        """The tree's upper stored hashes into `known`, by key, until the deadline; how many."""
+        head = await self.head()
+        ids = leafproof.upper_ids(head.size if head else 0)
+        kept = 0
+        for start in range(0, len(ids), warmup.KEPT_CHUNK):
+            if time.monotonic() > deadline:
+                break
+            chunk = ids[start : start + warmup.KEPT_CHUNK]
+            rows = await self._fetch("SELECT id, hash FROM hashes WHERE id = ANY($1::bigint[])", chunk)
+            self.known.hashes.update((row[0], bytes(row[1])) for row in rows)
+            kept += len(rows)
+        return kept

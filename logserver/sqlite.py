@@ -37,6 +37,7 @@ import fcntl
 import itertools
 import os
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -45,7 +46,7 @@ from typing import TypeVar
 import aiosqlite
 import orjson
 
-from logserver import leafproof
+from logserver import leafproof, warmup
 from logserver.sqlite_schema import MERGE, attach_lookups, create_schema, lookup_path
 from logserver.storage import (
     NO_TAIL,
@@ -463,3 +464,16 @@ class SQLiteStorage:
             self._known_function = self.known
         rows = await self._read(leafproof.SQLITE, (hash_key(leaf_hash), size, json_ints(tail.indexes), tail.scan_from))
         return leafproof.assemble(rows, leaf_hash, self.known)
+
+    async def warm_reads(self, seconds: float) -> warmup.WarmReport:
+        """The lookup table and the hashes read in order on a connection of their own in a thread, then the tree's
+        upper hashes kept for `leaf_inclusion` (logserver/warmup.py); at most `seconds`."""
+        head = await self.head()
+        path = self._lock_path.with_name(self._db_name)
+        stop = threading.Event()
+        try:
+            report, kept = await asyncio.to_thread(warmup.warm_sqlite, path, head.size if head else 0, seconds, stop)
+        finally:
+            stop.set()  # cancelled (the server stops): the thread's statement is interrupted at once
+        self.known.hashes.update(kept)  # stored hashes never change (storage contract 3): right for every later tree
+        return report

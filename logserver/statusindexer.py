@@ -22,14 +22,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from logserver.gcpause import paused_gc
 from logserver.metrics import Metrics
 from logserver.sequencer import Sequencer, Submission
-from logserver.statuspages import PageSet, nodes_of
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore, StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import TlogError
+from tlogcore.gcpause import paused_gc
 from tlogcore.indexroot import HEADER as INDEX_ROOT_HEADER
 from tlogcore.indexroot import IndexRoot, parse_index_root, sign_index_root
 from tlogcore.keys import Ed25519Signer
@@ -39,6 +38,7 @@ from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
 from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
+from tlogcore.statuspageset import PageSet, nodes_of
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer

@@ -13,10 +13,9 @@ from typing import Any
 
 from tlogcore.statusindex_nodes import NodeId, StoredNode
 from tlogcore.statusindex_pages import Page, changed_pages, encode_raw, merge_pages, nodes_in, page_id_bytes, pages_of
-from tlogcore.statuspageset import PageSet, decoded, nodes_of
+from tlogcore.statuspageset import PageSet, decoded
 
 # PageSet, decoded and nodes_of are written once in tlogcore/statuspageset.py (the monitor stores the same pages)
-__all__ = ["PageSet", "PagedNodes", "decoded", "encoded", "nodes_of"]
 
 
 Select = Callable[[list[bytes], int], Awaitable[Sequence[Sequence[Any]]]]  # page ids, version -> (page, data) rows

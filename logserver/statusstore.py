@@ -31,10 +31,11 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
-from logserver.statuspages import PagedNodes, PageSet, decoded
+from logserver.statuspages import PagedNodes
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode
 from tlogcore.statusindex_pages import STRIDE, Page, page_id_bytes, pages_of
+from tlogcore.statuspageset import PageSet, decoded
 
 log = logging.getLogger("logserver.statusstore")
 SQLITE_SCHEMA = """

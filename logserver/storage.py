@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # leafproof.py imports StorageError from here
     from logserver.leafproof import LeafProof
+    from logserver.warmup import WarmReport
 
 
 class StorageError(Exception):
@@ -184,6 +185,9 @@ class Storage(Protocol):
     async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> "LeafProof":
         """The head's size, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head),
         in one statement, so one round trip and one snapshot (issue 20; logserver/leafproof.py)."""
+
+    async def warm_reads(self, seconds: float) -> "WarmReport":
+        """Read what every proof reads into the page cache, at most `seconds` (logserver/warmup.py)."""
 
     async def lookup_keys(self, start: int, end: int) -> list[tuple[int, int | None]]:
         """The (leaf key, document key) of leaves [start, end) as stored (`hash_keys`), in index order."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from monitor.state import StateError
 from monitor.statusaudit import Finding, StatusAudit, StatusItem
+from tlogcore.errors import TlogError
 
 _OPEN: dict[tuple[str, str], StatusAudit] = {}  # this process's open indexes, by (state file, origin)
 
@@ -39,6 +40,10 @@ def audit_chunk(
     except sqlite3.Error as exc:
         close_index(state, origin)
         raise StateError(f"the monitor's status index: {exc}") from None
+    except TlogError as exc:  # a stored page that no longer decodes: the file, not the log, is at fault
+        close_index(state, origin)
+        name = Path(state).name + ".status-index"
+        raise StateError(f"the monitor's status index {name} is damaged ({exc}); restore it from a backup") from None
 
 
 def close_index(state: str, origin: str) -> None:

@@ -57,7 +57,7 @@ EXAMPLES: list[api.WireValue] = [
         ORIGIN, "v", ("r",), 9, 8, False, "standby", (api.WitnessStatus("w", "u", "k", None, 1.5, None, None),)
     ),
     api.WitnessStatus("w", "u", "k", 3, 1.5, "422", api.WitnessAlarm(4, 1.5, "422 ...", "note", None)),
-    api.Health(True, True),
+    api.Health(True, True, False),
     api.ErrorBody("malformed", "what was wrong"),
 ]
 

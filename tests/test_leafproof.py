@@ -313,3 +313,64 @@ def test_postgresql_point_reads_are_never_jit_compiled(request: pytest.FixtureRe
             await storage.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("limit", [leafproof.KEPT_LIMIT, 6])
+def test_postgresql_reads_only_below_the_block_level_and_keeps_the_upper_hashes(
+    limit: int, request: pytest.FixtureRequest
+) -> None:
+    """PostgreSQL's statement reads the leaf, its block's siblings and the right edge's nodes below KEPT_LEVEL; the
+    rest comes from KnownHashes, read by key while not kept (a second round trip): every proof is the plan's, with
+    the kept set dropped again and again (limit 6) too. At 1.2*10^7 leaves 27 random hashes by key cost ~1.4 ms
+    against ~0.4 ms for 10 (docs/performance.md, "Proofs by leaf hash", fifth round)."""
+
+    async def scenario() -> None:
+        storage = await PostgresStorage.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+        storage.known = leafproof.KnownHashes(limit=limit)
+        try:
+            log = Log(storage)
+            for first in range(0, 5000, 1000):
+                await log.append([entry(first + i) for i in range(1000)])
+            await storage.merge_lookups(2500)  # half in the lookup table, half in the tail
+            await check_every_leaf(log)
+            await check_every_leaf(log, 4097)
+            lower_edge = [lv for lv, _ in merkle.range_nodes(0, 5000) if lv < leafproof.KEPT_LEVEL]
+            async with storage._conn() as conn:
+                for index in range(0, 4096, 301):
+                    key = int.from_bytes(log.leaves[index][:8], "big", signed=True)
+                    rows = await conn.fetch(leafproof.POSTGRES, key, None, [], 0)
+                    assert len(rows) == 1 + 1 + leafproof.KEPT_LEVEL + len(lower_edge), index
+            if limit == 6:
+                assert len(storage.known.hashes) <= 6 + 2 * (5000).bit_length()
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())
+
+
+def test_postgresql_a_read_is_one_query_on_its_connection(request: pytest.FixtureRequest) -> None:
+    """A pooled connection goes back to the pool without asyncpg's reset query (a second round trip after every
+    read: logserver/postgres.py `_released`); a transaction left open is still rolled back."""
+
+    async def scenario() -> None:
+        storage = await PostgresStorage.open(request.getfixturevalue("pg_database").dsn, pool_size=1)
+        try:
+            log = Log(storage)
+            await log.append([entry(i) for i in range(300)])
+            assert (await storage.leaf_inclusion(log.leaves[123], None)).index == 123  # prepared, upper hashes kept
+            async with storage._conn() as conn:
+                protocol = conn._con._protocol
+            before = protocol.queries_count
+            assert (await storage.leaf_inclusion(log.leaves[124], None)).index == 124
+            async with storage._conn() as conn:
+                assert conn._con._protocol is protocol  # the same connection (a pool of one)
+            assert protocol.queries_count - before == 1  # the statement alone: no reset query after it
+            async with storage._conn() as conn:
+                await conn.execute("BEGIN")  # left open, as after an error
+            async with storage._conn() as conn:
+                assert not conn.is_in_transaction()
+            await check_every_leaf(log)
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())

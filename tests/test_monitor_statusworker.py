@@ -7,6 +7,7 @@ import hashlib
 import multiprocessing
 import os
 import signal
+import sqlite3
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -92,3 +93,24 @@ def test_a_chunk_audited_again_after_a_crash_finds_what_it_found_before(tmp_path
         assert again.chunk_items(items(51, 5), 51, 56, keys) == []  # the next chunk does not repeat it
     finally:
         again.close()
+
+
+def test_a_damaged_index_row_is_a_state_error_naming_the_file(tmp_path: Path) -> None:
+    """A page row that no longer decodes (a disk fault, a hand edit) stops the round with a StateError that names
+    the index file, like a SQLite fault, never a traceback from deep inside the audit."""
+    state = tmp_path / "state.db"
+    asyncio.run(run_chunks(state, None))
+    index_file = next(tmp_path.glob("state.db.status*"))
+    with sqlite3.connect(index_file) as db:
+        db.execute("UPDATE pages SET data = x'ff00'")
+    db.close()
+
+    async def one_more_chunk() -> None:
+        runner = StatusRunner(state, ORIGIN, None)
+        try:
+            await findings_of(runner.submit(items(3541, 3000), (3541, 6541), frozenset()))
+        finally:
+            await runner.close()
+
+    with pytest.raises(StateError, match=f"{index_file.name}.*damaged"):
+        asyncio.run(one_more_chunk())

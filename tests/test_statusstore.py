@@ -16,7 +16,6 @@ from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, logged_by, read_plan
-from logserver.statuspages import nodes_of
 from logserver.statusstore import (
     IndexLayoutError,
     IndexMovedError,
@@ -31,6 +30,7 @@ from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, read_paths
 from tlogcore.statusindex_pages import pages_of
+from tlogcore.statuspageset import nodes_of
 
 Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
 
