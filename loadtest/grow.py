@@ -283,9 +283,13 @@ def signed(first: int, count: int, when: int, pool: ProcessPoolExecutor) -> list
     return [s for part in pool.map(issue_chunk, jobs) for s in part]
 
 
-async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: ProcessPoolExecutor) -> None:
-    """Grow every engine's log to `target`: each chunk is signed once, then appended to each engine in turn, so the
-    engines are measured on the same statements under the same machine load."""
+async def grow_all(
+    growers: Sequence[Grower], target: int, when: int, pool: ProcessPoolExecutor, sign_ahead: int = SIGN_CHUNK
+) -> None:
+    """Grow every engine's log to `target`: each chunk of `sign_ahead` statements is signed once, then appended to
+    each engine in turn, so the engines are measured on the same statements under the same machine load. A chunk
+    that spans a whole measured window (grow_resume) lets the policy's merges run beside the appends, as under a
+    server's sustained load; between chunks the harness signs, and a merge still running then is waited for."""
     async with contextlib.AsyncExitStack() as stack:
         sequencers = []
         for grower in growers:
@@ -302,7 +306,7 @@ async def grow_all(growers: Sequence[Grower], target: int, when: int, pool: Proc
             size = 1
         while size < target:
             # statement n is leaf n + 1 (leaf 0 is the registry statement), so every document is distinct
-            chunk = signed(size - 1, min(SIGN_CHUNK, target - size), when, pool)
+            chunk = signed(size - 1, min(sign_ahead, target - size), when, pool)
             # The server's collector settings, and the chunk out of the collector's sight: a full collection walking
             # the harness's own 100,000 signed statements is a cost the server never pays (log_bench does the same).
             freeze_start_up()

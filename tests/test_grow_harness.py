@@ -7,8 +7,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
-
 from loadtest import grow, log_bench
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
@@ -38,14 +36,11 @@ class CountingEngine(grow.SQLiteEngine):
         return storage
 
 
-def test_a_stage_merges_at_the_policys_size_not_once_per_signed_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(grow, "SIGN_CHUNK", 1_000)  # three chunks, a signing pause between each
+def test_a_stage_merges_at_the_policys_size_not_once_per_signed_chunk(tmp_path: Path) -> None:
     engine = CountingEngine(tmp_path / "sqlite")
     grower = grow.Grower(engine)
     with grow.signing_pool() as pool:
-        asyncio.run(grow.grow_all([grower], 3_001, int(time.time()) - 3600, pool))
+        asyncio.run(grow.grow_all([grower], 3_001, int(time.time()) - 3600, pool, sign_ahead=1_000))  # 3 chunks
     # 3,000 leaves wait, below merge_min (10,000): no merge while the stage grows, one when it ends (timed)
     assert engine.merges == [3_001]
     assert sum(count for count, _ in grower.seconds) == 3_000  # the issuer's leaf 0 is not timed
