@@ -7,8 +7,8 @@ is flushed to PostgreSQL's WAL before `commit_batch` returns (storage contract
 1). The head update is `UPDATE head ... WHERE size = $ AND root = $` in the
 same transaction, checked by row count (contract 2, STYLE.md §8). Leaves and
 node hashes go in with binary COPY (a batch holds up to 10,000 leaves); every
-query runs on a pooled connection, so a connection PostgreSQL dropped is
-replaced on the next call. Lookups use the same 8-byte hash prefixes and the same
+query runs on a pooled connection (reads on ones kept for reads: pgreaders.py),
+so a connection PostgreSQL dropped is replaced on the next call. Lookups use the same 8-byte hash prefixes and the same
 lookup tables merged off the commit path as logserver/sqlite.py (storage
 contract 6), confirmed against the full hash; a merge commits with
 synchronous_commit off (a crash may lose it, never half of it: it is redone).
@@ -36,6 +36,7 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver import leafproof, warmup
+from logserver.pgreaders import Readers
 from logserver.storage import (
     NO_TAIL,
     EntryRecord,
@@ -190,11 +191,7 @@ async def _read_until(conn: asyncpg.Connection, sql: str, seqscan: str, seconds:
 class PostgresStorage:
     def __init__(self, pool: asyncpg.Pool, dsn: str, timeout: float, readers: int = 0) -> None:
         self._pool = pool
-        # Idle pooled connections kept out of the pool for reads (`_fetch`), at most `_readers_max`: a read on one
-        # skips the pool's acquire and release (a task and a shield each: ~50 us of CPU per proof at 2*10^5,
-        # docs/performance.md). Half the pool at most, so commits and transactions always have the other half.
-        self._readers: list[asyncpg.Connection] = []
-        self._readers_max = readers
+        self._readers = Readers(pool, readers, timeout, DB_ERRORS)  # pooled connections kept for reads (pgreaders)
         self._dsn = dsn
         self._timeout = timeout
         self._lease_conn: asyncpg.Connection | None = None
@@ -242,8 +239,8 @@ class PostgresStorage:
             with contextlib.suppress(*DB_ERRORS):
                 await self._lease_conn.close(timeout=2)
             self._lease_conn = None
-        self._readers_max = 0  # a read still running releases its connection: the pool waits for every one
-        await self._drop_readers()
+        self._readers.limit = -1  # a read still running releases its reader: the pool waits for every connection
+        await self._readers.drop()
         await self._pool.close()
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -251,42 +248,19 @@ class PostgresStorage:
         before using it, e.g. after a PostgreSQL restart). Reads are idempotent; writes are never retried."""
         for attempt in (1, 2):
             try:
-                return await self._read(sql, args)
+                if self._readers.limit <= 0:  # a pool of one, or closing: nothing kept
+                    async with self._conn() as pooled:
+                        return await pooled.fetch(sql, *args)  # type: ignore[no-any-return]
+                try:
+                    return await self._readers.fetch(sql, args)
+                except DB_ERRORS as exc:
+                    raise StorageError(f"PostgreSQL: {exc}") from exc
             except StorageError as exc:
                 if attempt == 2 or not isinstance(exc.__cause__, LOST_CONNECTION):
                     raise
-                await self._drop_readers()  # its siblings were most likely dropped too
+                await self._readers.drop()  # its siblings were most likely dropped too
                 await self._pool.expire_connections()
         raise AssertionError("unreachable")
-
-    async def _read(self, sql: str, args: Sequence[Any]) -> list[asyncpg.Record]:
-        """One statement on a kept reader if one is idle, else on a pooled connection, kept afterwards if there is
-        room. Only single statements outside any transaction run on a reader, so it carries no state between reads;
-        after an error (a cancelled or timed-out query, a dropped connection) it goes back to the pool, which ends
-        the query or the connection."""
-        try:
-            if self._readers:
-                conn = self._readers.pop()  # no await between the check and the pop: one task per connection
-            else:
-                conn = await self._pool.acquire(timeout=self._timeout)
-            try:
-                rows: list[asyncpg.Record] = await conn.fetch(sql, *args)
-            except BaseException:
-                await self._pool.release(conn)
-                raise
-            if len(self._readers) < self._readers_max:
-                self._readers.append(conn)
-            else:
-                await self._pool.release(conn)
-            return rows
-        except DB_ERRORS as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
-
-    async def _drop_readers(self) -> None:
-        readers, self._readers = self._readers, []
-        for conn in readers:
-            with contextlib.suppress(*DB_ERRORS):  # a dropped connection: the pool ends it
-                await self._pool.release(conn)
 
     async def head(self) -> Head | None:
         rows = await self._fetch(
