@@ -145,16 +145,21 @@ def test_the_index_head_moves_only_by_compare_and_swap(
     run_engine(engine, tmp_path, request, body)
 
 
+async def index_batches_of_ten(sequencer: Sequencer, indexer: StatusIndexer, batches: int) -> None:
+    """The issuer registered, then `batches` batches of 10 issued documents (doc(100 * batch + i)), each indexed."""
+    await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+    for batch in range(batches):
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(100 * batch + i)) for i in range(10)))
+        assert await indexer.step()
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_superseded_rows_are_pruned_once_no_lookup_reads_them(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     async def body(parts: Parts) -> None:
         _, store, sequencer, indexer = parts
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        for batch in range(4):
-            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(100 * batch + i)) for i in range(10)))
-            assert await indexer.step()
+        await index_batches_of_ten(sequencer, indexer, 4)
         head = await store.head()
         before = await count_rows(store)
         await indexer.measure_lag()  # notes the version served now ...
@@ -185,10 +190,7 @@ def test_the_next_update_prunes_superseded_rows_in_its_own_transaction(
 
     async def body(parts: Parts) -> None:
         _, store, sequencer, indexer = parts
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        for batch in range(3):
-            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(100 * batch + i)) for i in range(10)))
-            assert await indexer.step()
+        await index_batches_of_ten(sequencer, indexer, 3)
         await indexer.measure_lag()
         await indexer.measure_lag()  # every version so far is now prunable
         calls: list[tuple[Any, ...]] = []
