@@ -27,7 +27,7 @@ Trees are bounded by what storage can hold: stored ids are below 2·size, so siz
 """
 
 import functools
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,15 +124,21 @@ class KnownHashes:
         self.level, self.limit = level, limit
         self.hashes: dict[int, bytes] = {}
 
+    def bound(self) -> None:
+        """Drop the whole set once it holds more than `limit` (called before a statement decides what to skip)."""
+        if len(self.hashes) > self.limit:
+            self.hashes.clear()
+
+    def missing(self, index: int, size: int, read: Container[int] = ()) -> list[int]:
+        """The ids the proof of `index` in the tree of `size` needs that neither this set nor `read` holds."""
+        known = self.hashes
+        return [i for group in inclusion_ids(index, size) for i in group if i not in known and i not in read]
+
     def ids_to_read(self, index: int, size: int) -> str:
         """For SQLite's statement: the leaf's own id, then the ids its proof needs (if it is in the tree) that are
         not kept, comma-separated."""
-        if len(self.hashes) > self.limit:
-            self.hashes.clear()
-        ids = [leaf_id(index)]
-        if index < size:
-            known = self.hashes
-            ids += [i for group in inclusion_ids(index, size) for i in group if i not in known]
+        self.bound()
+        ids = [leaf_id(index), *(self.missing(index, size) if index < size else ())]
         return ",".join(map(str, ids))
 
     def keep(self, index: int, read: dict[int, bytes | None]) -> None:
@@ -184,8 +190,7 @@ def unread(rows: Sequence[Sequence[Any]], leaf_hash: bytes, known: KnownHashes) 
             continue
         if index >= size:
             return None
-        kept = known.hashes
-        missing = [i for group in inclusion_ids(index, size) for i in group if i not in hashes and i not in kept]
+        missing = known.missing(index, size, hashes)
         return (index, missing) if missing else None
     return None
 

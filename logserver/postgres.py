@@ -126,7 +126,6 @@ LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one re
 # a parallel index scan, two workers per proof (35-48 ms each); at 10^7 that estimate put the plan's cost above
 # jit_above_cost, and every proof was compiled to machine code first (33 ms). Both off (tests/test_leafproof.py).
 SETTINGS = {"synchronous_commit": "on", "max_parallel_workers_per_gather": "0", "jit": "off"}
-# Everything a lost connection or a dead server raises (InternalClientError: a connection killed mid-operation).
 # What every proof reads (leafproof.POSTGRES): the lookup's index, the hashes' index and rows (warm_reads).
 # (what, enable_seqscan, statement): with pg_prewarm each relation's blocks in order; without, the same by scans.
 PREWARMED = tuple((r, "on", f"SELECT pg_prewarm('{r}', 'read')") for r in ("leaf_lookup_pkey", "hashes_pkey", "hashes"))
@@ -135,6 +134,7 @@ SCANNED = (
     ("hashes_pkey", "off", "SELECT count(*) FROM hashes"),
     ("hashes", "on", "SELECT count(*) FROM hashes"),  # a sequential scan: the rows
 )
+# Everything a lost connection or a dead server raises (InternalClientError: a connection killed mid-operation).
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
@@ -506,8 +506,7 @@ class PostgresStorage:
         """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
         one statement: one round trip, one snapshot (leafproof.py)."""
         known = self.known
-        if len(known.hashes) > known.limit:  # bounded as on SQLite: dropped whole, filled again
-            known.hashes.clear()
+        known.bound()
         rows = await self._fetch(leafproof.POSTGRES, hash_key(leaf_hash), size, list(tail.indexes), tail.scan_from)
         needed = leafproof.unread(rows, leaf_hash, known)
         if needed is not None:  # upper hashes not kept yet: by key (stored hashes never change: contract 3)
