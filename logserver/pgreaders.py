@@ -70,6 +70,12 @@ class Readers:
                 return
         self.idle.append(conn)
 
+    async def close(self) -> None:
+        """No reader kept from now on: the idle ones back to the pool, a read still running releases its own (the
+        pool's close waits for every connection)."""
+        self.limit = -1
+        await self.drop()
+
     async def drop(self) -> None:
         """The idle readers back to the pool, and the waiting reads refused (retried by `_fetch` on a lost
         connection; at close, refused)."""

@@ -239,8 +239,7 @@ class PostgresStorage:
             with contextlib.suppress(*DB_ERRORS):
                 await self._lease_conn.close(timeout=2)
             self._lease_conn = None
-        self._readers.limit = -1  # a read still running releases its reader: the pool waits for every connection
-        await self._readers.drop()
+        await self._readers.close()
         await self._pool.close()
 
     async def _fetch(self, sql: str, *args: Any) -> list[asyncpg.Record]:
