@@ -5,8 +5,9 @@
 At each size: the index of that many random documents is built in memory and stored as one version (not timed);
 then, per batch size, `--updates` updates run exactly as the indexer runs them (logserver/statusindexer.py):
 the issue statements parsed (`document_entries`), the paths read (`UpperLevels`: the top 16 depths in memory,
-deeper rows one level per round), `apply_entries`, and the commit, which also deletes the rows the version before
-superseded (in the server a cycle later, also in an update's own transaction: the "prune" phase stays 0). Each
+deeper rows a page per round), the update made page by page (tlogcore/statuspageupdate.py), and the commit,
+which also deletes the rows the version before superseded (in the server a cycle later, also in an update's own
+transaction: the "prune" phase stays 0). Each
 phase is timed in wall seconds and in CPU seconds of this process (its threads included; PostgreSQL's own CPU is
 its server's). Beside them, measured in the same run:
   - raw SHA-256/s over the SHA-256 calls per document the update made (the hashing bound);
@@ -34,8 +35,8 @@ from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatu
 from tlogcore.gcpause import paused_gc
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
-from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, read_paths
-from tlogcore.statusindex_pages import STRIDE, Page, pages_of
+from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode, read_paths
+from tlogcore.statusindex_pages import STRIDE, Page
 from tlogcore.statuspageset import PageSet, decoded
 from tlogcore.statusrecord import new_record
 
@@ -113,14 +114,15 @@ async def one_update(
 
     entries = await phases.timed("parse", parse)
     pages = PageSet(head.size)
-    plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size, pages))
-    update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
-    new = IndexVersion(head.size + len(datas), update.root, 1)
-    await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages, prunes))
-    upper.committed(head.size, new.size, update.writes, pages)
+    update = await phases.timed("read", lambda: upper.update(entries, head.size, pages))
+    root, written = await phases.timed("apply", lambda: asyncio.to_thread(update.apply))
+    pages.made(written)
+    new = IndexVersion(head.size + len(datas), root, 1)
+    await phases.timed("commit", lambda: store.commit(head, new, {}, pages, prunes))
+    upper.committed(head.size, new.size, pages)
     phases.documents += len(entries)
-    phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
-    phases.rows += len(pages_of(update.writes))
+    phases.hashes += update.hashes
+    phases.rows += len(written)
     return new, list(pages.written)  # the pages rewritten: what the prune deletes older rows of (as the indexer)
 
 
