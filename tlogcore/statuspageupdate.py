@@ -105,76 +105,100 @@ class PageUpdate:
         root = self.pages[(0, 0)].get(1)
         if not self._keys:
             return raw_hash(root), self.written
-        return self._update(0, 0, root, 0, len(self._keys)), self.written
+        return self._child(0, 0, 1, {}, {}, raw_hash(root), 0, len(self._keys)), self.written
 
-    def _node(self, depth: int, prefix: int, expected: bytes) -> RawNode | None:
-        """The stored node a parent names by `expected` (None for EMPTY), checked to be there."""
+    # Every node on a batch key's path is rewritten, so every page the update walks into is written: a page's new
+    # row is made (`_enter`) where the walk crosses into it, and handed down with the position inside it (a node
+    # `r` levels below the page's root with `r` key bits `b` below it is at 2^r + b: its children at 2p, 2p + 1).
+    # _child, _interior and _fresh run once per node written (about 10 per document): nothing else is called.
+
+    def _enter(self, depth: int, prefix: int, expected: bytes) -> tuple[Page, Page]:
+        """The stored page rooted at (depth, prefix) and its new row (a copy, overwritten node by node)."""
+        stored = self.pages.get((depth, prefix))
+        if stored is None:
+            if expected != EMPTY:
+                raise ValueError(f"index page {node_id_bytes((depth, prefix)).hex()} was not read")
+            stored = {}  # under an EMPTY subtree: no row in a consistent index (module docstring)
+        new = self.written[depth, prefix] = dict(stored)
+        return stored, new
+
+    def _child(
+        self, depth: int, prefix: int, position: int, stored: Page, new: Page, expected: bytes, lo: int, hi: int
+    ) -> bytes:
+        """The new hash of subtree (depth, prefix), at `position` of its page unless it starts a page, whose
+        parent names it by `expected`, after adding keys [lo, hi) to it."""
+        if not depth % STRIDE:
+            stored, new = self._enter(depth, prefix, expected)
+            position = 1
         if expected == EMPTY:
-            return None
-        below = depth % STRIDE
-        page = self.pages.get((depth - below, prefix >> below))
-        if page is None:
-            raise ValueError(f"index page above {node_id_bytes((depth, prefix)).hex()} was not read")
-        raw = page.get((1 << below) | (prefix & ((1 << below) - 1)))
+            return self._fresh(depth, prefix, position, new, self._bits, self._keys, self._records, lo, hi)
+        raw = stored.get(position)
         if raw is None:
             raise IndexStorageError(
                 f"index node {node_id_bytes((depth, prefix)).hex()} is missing, but its parent names it"
             )
-        return raw
+        if not raw[0]:
+            return self._interior(depth, prefix, position, stored, new, raw[1], lo, hi)
+        return self._leaf(depth, prefix, position, new, raw[1], lo, hi)
 
-    def _put(self, depth: int, prefix: int, raw: RawNode) -> None:
-        below = depth % STRIDE
-        page_id = (depth - below, prefix >> below)
-        page = self.written.get(page_id)
-        if page is None:
-            page = self.written[page_id] = dict(self.pages.get(page_id, {}))
-        page[(1 << below) | (prefix & ((1 << below) - 1))] = raw
-
-    def _update(self, depth: int, prefix: int, raw: RawNode | None, lo: int, hi: int) -> bytes:
-        """The new hash of subtree (depth, prefix) holding `raw`, after adding keys [lo, hi) to it."""
-        if raw is None:
-            return self._fresh(depth, prefix, self._bits, self._keys, self._records, lo, hi)
-        is_leaf, body = raw
-        if not is_leaf:
-            return self._interior(depth, prefix, body, lo, hi)
+    def _leaf(self, depth: int, prefix: int, position: int, new: Page, body: bytes, lo: int, hi: int) -> bytes:
         key, record = body[:HASH_SIZE], body[HASH_SIZE:]
         stored = parse_record(record)  # strictly, as the reference parses every leaf it reads
         where = bisect.bisect_left(self._bits, int.from_bytes(key, "big"), lo, hi)
         if where < hi and self._keys[where] == key:  # the document is in the index already: entries added
             self._records[where] = stored.with_entries(*self._added[key]).to_bytes()
-            return self._fresh(depth, prefix, self._bits, self._keys, self._records, lo, hi)
+            return self._fresh(depth, prefix, position, new, self._bits, self._keys, self._records, lo, hi)
         # The one key already here moves down beside the new ones: build the subtree from both.
         bits, keys, records = self._bits[lo:hi], self._keys[lo:hi], self._records[lo:hi]
         bits.insert(where - lo, int.from_bytes(key, "big"))
         keys.insert(where - lo, key)
         records.insert(where - lo, record)
-        return self._fresh(depth, prefix, bits, keys, records, 0, len(bits))
+        return self._fresh(depth, prefix, position, new, bits, keys, records, 0, len(bits))
 
     def _fresh(
-        self, depth: int, prefix: int, bits: list[int], keys: list[bytes], records: list[bytes], lo: int, hi: int
+        self,
+        depth: int,
+        prefix: int,
+        position: int,
+        new: Page,
+        bits: list[int],
+        keys: list[bytes],
+        records: list[bytes],
+        lo: int,
+        hi: int,
     ) -> bytes:
         """Build subtree (depth, prefix) from keys[lo:hi] alone (nothing else is stored below it)."""
         if hi - lo == 1:
             key, record = keys[lo], records[lo]
-            self._put(depth, prefix, (True, key + record))
+            new[position] = (True, key + record)
             self.hashes += 2
             return _sha256(LEAF_PREFIX + key + _sha256(record).digest()).digest()
         middle = bisect.bisect_left(bits, ((prefix << 1) | 1) << (KEY_BITS - 1 - depth), lo, hi)
-        left = self._fresh(depth + 1, prefix << 1, bits, keys, records, lo, middle) if middle > lo else EMPTY
-        right = self._fresh(depth + 1, (prefix << 1) | 1, bits, keys, records, middle, hi) if hi > middle else EMPTY
+        below, left, right = depth + 1, EMPTY, EMPTY
+        if middle > lo:
+            left_new, at = (new, position << 1) if below % STRIDE else (self._enter(below, prefix << 1, EMPTY)[1], 1)
+            left = self._fresh(below, prefix << 1, at, left_new, bits, keys, records, lo, middle)
+        if hi > middle:
+            right_prefix = (prefix << 1) | 1
+            right_new, at = (
+                (new, (position << 1) | 1) if below % STRIDE else (self._enter(below, right_prefix, EMPTY)[1], 1)
+            )
+            right = self._fresh(below, right_prefix, at, right_new, bits, keys, records, middle, hi)
         body = left + right
-        self._put(depth, prefix, (False, body))
+        new[position] = (False, body)
         self.hashes += 1
         return _sha256(NODE_PREFIX + body).digest()
 
-    def _interior(self, depth: int, prefix: int, body: bytes, lo: int, hi: int) -> bytes:
+    def _interior(
+        self, depth: int, prefix: int, position: int, stored: Page, new: Page, body: bytes, lo: int, hi: int
+    ) -> bytes:
         middle = bisect.bisect_left(self._bits, ((prefix << 1) | 1) << (KEY_BITS - 1 - depth), lo, hi)
         left, right, below = body[:HASH_SIZE], body[HASH_SIZE:], depth + 1
         if middle > lo:
-            left = self._update(below, prefix << 1, self._node(below, prefix << 1, left), lo, middle)
+            left = self._child(below, prefix << 1, position << 1, stored, new, left, lo, middle)
         if hi > middle:
-            right = self._update(below, (prefix << 1) | 1, self._node(below, (prefix << 1) | 1, right), middle, hi)
+            right = self._child(below, (prefix << 1) | 1, (position << 1) | 1, stored, new, right, middle, hi)
         body = left + right
-        self._put(depth, prefix, (False, body))
+        new[position] = (False, body)
         self.hashes += 1
         return _sha256(NODE_PREFIX + body).digest()
