@@ -1,14 +1,20 @@
 """The page-by-page update (tlogcore/statuspageupdate.py) against the node-level reference (PathPlan.apply_entries
 with its rows merged into pages): the same root and byte-identical page rows on random batches."""
 
+import asyncio
 import random
 from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from logserver.statusindexer import UpperLevels, read_plan
+from logserver.statuspages import encoded
+from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import EMPTY
-from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan
+from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan, read_paths
 from tlogcore.statusindex_pages import (
     Page,
     changed_pages,
@@ -19,6 +25,7 @@ from tlogcore.statusindex_pages import (
     pages_of,
     scan_page,
 )
+from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate, raw_hash
 
 Entries = list[tuple[int, str, bytes]]
@@ -147,3 +154,75 @@ def test_statements_that_name_no_document_are_refused() -> None:
         PageUpdate([(0, "issuer-add", bytes(32))], {})
     with pytest.raises(ValueError, match="32 bytes"):
         PageUpdate([(0, ISSUE, bytes(31))], {})
+
+
+def random_batches(seed: int, batches: int) -> list[Entries]:
+    """Batches of new, clustered, re-issued and revoked documents, some at depth 256 beside a known key."""
+    rng, known, index, made = random.Random(seed), list[bytes](), 0, list[Entries]()
+    cluster = rng.randbytes(32)
+    for _ in range(batches):
+        entries: Entries = []
+        for _ in range(rng.choice([1, 5, 40, 200])):
+            shape = rng.random()
+            if shape < 0.5 or not known:
+                document = rng.randbytes(32)
+            elif shape < 0.7:
+                document = (cluster[: rng.randrange(2, 31)] + rng.randbytes(32))[:32]
+            elif shape < 0.8:
+                other = rng.choice(known)
+                document = other[:31] + bytes([other[31] ^ 1])
+            else:
+                document = rng.choice(known)
+            entries.append((index, REVOKE if document in known and rng.random() < 0.5 else ISSUE, document))
+            known.append(document)
+            index += 1
+        made.append(entries)
+    return made
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("keep_from", [1, 10_000])
+def test_through_storage_the_rows_are_the_references(
+    engine: str, keep_from: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Each update at the stored head made both ways through the engine's own reads (the reference: PathPlan's
+    node rounds and the store's merge of its writes; the page update: UpperLevels, kept top or read from the
+    root): the same root and rows; then committed, and stored exactly as encoded."""
+
+    async def scenario() -> None:
+        if engine == "sqlite":
+            store: Any = await SQLiteStatusStore.open(tmp_path / "index.db")
+        else:
+            store = await PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+        try:
+            upper, head, size = UpperLevels(store, keep_from), None, 0
+            for entries in random_batches(keep_from, 6):
+                version, size = size, size + len(entries)
+                old = PageSet(version)
+                plan = await read_plan(store, PathPlan([d for _, _, d in entries]), version, old)
+                reference = plan.apply_entries(entries)
+                expected = await store._pages.to_write(head and version, size, reference.writes, old)
+                pages = PageSet(version)
+                root, written = (await upper.update(entries, version, pages)).apply()
+                pages.made(written)
+                assert root == reference.root
+                assert encoded(written, size) == expected
+                new = IndexVersion(size, root, 1)
+                await store.commit(head, new, {}, pages)
+                upper.committed(version, size, pages)
+                assert await stored_at(store, size) == [(page, data) for page, _, data in expected]
+                head = new
+            every = [entry for entries in random_batches(keep_from, 6) for entry in entries]
+            assert head is not None and head.root == read_paths(PathPlan([]), {}).apply_entries(every).root
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+async def stored_at(store: Any, version: int) -> list[tuple[bytes, bytes]]:
+    sql = "SELECT page, data FROM status_page WHERE version = {} ORDER BY page"
+    if isinstance(store, SQLiteStatusStore):
+        return [(bytes(p), bytes(d)) for p, d in store._reader.execute(sql.format("?"), (version,)).fetchall()]
+    async with store._pool.acquire() as conn:
+        return [(bytes(p), bytes(d)) for p, d in await conn.fetch(sql.format("$1"), version)]
