@@ -105,10 +105,13 @@ class UpperLevels:
             if len(entries) >= self._keep_from:
                 self._pages = await self._store.read_upper(UPPER_DEPTH, version)
                 self._version = version
+        # Below the kept levels a page per path per round; with no top kept, a path is about log2(size) + 2
+        # deep: its pages that far down are asked in the first round (as PathPlan's first window asks).
+        ahead = 0 if self._version == version else version.bit_length() + 4
         if pages.version == version:
             pages.pages.update(self._pages)
         update = PageUpdate(entries, pages.pages)
-        while wanted := update.wanted():  # below the kept levels: a page per path per round
+        while wanted := update.wanted(ahead):
             update.supply(await self._store.read_pages(wanted, version, pages))
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return update

@@ -62,8 +62,10 @@ class PageUpdate:
         self.written: dict[NodeId, Page] = {}
         self.hashes = 0  # SHA-256 calls made by `apply`
 
-    def wanted(self) -> list[NodeId]:
-        """Walk on through the pages held; the pages to read next (in key order), empty once all are read."""
+    def wanted(self, ahead: int = 0) -> list[NodeId]:
+        """Walk on through the pages held; the pages to read next (in key order), empty once all are read. With
+        `ahead`, the pages on each waiting key's path down to that many depths below are asked too (fewer rounds
+        where little is held, a few pages asked that a path ends above: a consistent index has no row there)."""
         pending, waiting, pages = self._frontier, [], self.pages
         while pending:
             depth, prefix, lo, hi = task = pending.pop()
@@ -73,7 +75,11 @@ class PageUpdate:
             else:
                 self._walk(page, depth, prefix, 1, lo, hi, pending)
         self._frontier = waiting
-        return sorted({(depth, prefix) for depth, prefix, _, _ in waiting})
+        asked = {(depth, prefix) for depth, prefix, _, _ in waiting}
+        for depth, _, lo, hi in waiting if ahead else ():
+            for below in range(depth + STRIDE, min(depth + ahead, KEY_BITS) + 1, STRIDE):
+                asked.update((below, bits >> (KEY_BITS - below)) for bits in self._bits[lo:hi])
+        return sorted(asked - pages.keys())
 
     def supply(self, found: Mapping[NodeId, Page]) -> None:
         """The pages read for `wanted()` ({} for a page with no row)."""
