@@ -322,3 +322,45 @@ def test_the_whole_statement_match_decides_as_the_note_then_text_parse(monkeypat
     assert [_parse_outcome(data) for data in variants] == with_fast
     accepted = sum(isinstance(outcome, statements.Statement) for outcome in with_fast)
     assert fast > 150 and accepted > 50 and len(variants) - accepted > 500, (fast, accepted, len(variants))
+
+
+def test_the_fast_paths_statement_is_the_constructors() -> None:
+    """`_checked_statement` (fields set as unpickling sets them, then `__post_init__`) takes exactly the dataclass's
+    fields, and gives an equal statement with the same fields, or the same refusal, as `Statement(...)`."""
+    import dataclasses
+    import inspect
+
+    names = [f.name for f in dataclasses.fields(statements.Statement)]
+    assert list(inspect.signature(statements._checked_statement).parameters) == names
+    issuer = Ed25519Signer("issuer.example", b"\x01" * 32).verifier().vkey
+    base = {name: None for name in names} | {"origin": "log.example", "kind": "issue", "signer": issuer, "time": 5}
+    changes: list[dict[str, object]] = [
+        {"document": b"\x01" * 32},
+        {"document": b"\x01" * 32, "ref": "Diploma"},
+        {"document": b"\x01" * 31},
+        {},
+        {"issuer": issuer},
+        {"kind": "issuer-add", "issuer": issuer, "continues": issuer},
+        {"kind": "issuer-retire", "issuer": issuer, "unsafe_from": 3, "reason": "stolen"},
+        {"kind": "revoke", "document": b"\x01" * 32, "reason": " x"},
+        {"kind": "issue", "document": b"\x01" * 32, "reason": "x"},
+        {"origin": "a b", "document": b"\x01" * 32},
+        {"time": 0, "document": b"\x01" * 32},
+        {"kind": "other"},
+        {"signer": "not a key", "document": b"\x01" * 32},
+    ]
+    refused = 0
+    for change in changes:
+        fields = base | change
+        try:
+            made: object = statements.Statement(**fields)  # type: ignore[arg-type]
+        except MalformedError as exc:
+            made, refused = (type(exc), str(exc)), refused + 1
+        try:
+            fast: object = statements._checked_statement(**fields)  # type: ignore[arg-type]
+        except MalformedError as exc:
+            fast = (type(exc), str(exc))
+        assert fast == made, change
+        if isinstance(made, statements.Statement):
+            assert vars(fast) == vars(made) and hash(fast) == hash(made), change
+    assert 0 < refused < len(changes)
