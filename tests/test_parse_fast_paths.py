@@ -284,7 +284,9 @@ def _signed_variants() -> list[bytes]:
     rng, signers, out = random.Random(21), _signers(), list[bytes]()
     for text in _statement_texts():
         signer = signers[text.split("\n")[3][len("signer ") :]]
-        for variant in _mutations(text, rng) + [text.replace("time 5\n", f"time {t}\n") for t in _TIMES]:
+        times = [text.replace("time 5\n", f"time {t}\n") for t in _TIMES]
+        controls = [text.replace("log.example\n", f"log.exa{c}mple\n") for c in "\x00\t\r\x1f\x7f\x85\u2028"]
+        for variant in _mutations(text, rng) + times + controls:
             out.append(_signed(variant, signer))
         good = _signed(text, signer)
         out += _note_mutations(good, rng)

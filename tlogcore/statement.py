@@ -22,15 +22,16 @@ its own, offline; whether that key was allowed to write is the log's history
 included), 1..255 bytes, no control characters, no edge whitespace.
 """
 
+import binascii
 import functools
 import re
 import unicodedata
 from dataclasses import dataclass
 
-from tlogcore.encoding import MAX_INT64, canonical_b64, parse_decimal, parse_hash_hex
+from tlogcore.encoding import MAX_INT64, parse_decimal, parse_hash_hex
 from tlogcore.errors import MalformedError, SignatureError, TlogError
 from tlogcore.keys import Signer, Verifier
-from tlogcore.note import SIGNATURE_PREFIX, has_control_bytes, parse_note, sign_note
+from tlogcore.note import SIGNATURE_PREFIX, parse_note, sign_note
 from tlogcore.vkeys import STATEMENT_KEYS, check_key_role, parse_verifier_key
 
 HEADER = "tlog-statement/v1"
@@ -182,12 +183,13 @@ def _checked_statement(
     return statement
 
 
-def _statement_pattern(time: str, document: str) -> str:
-    """The canonical text's lines in order, with `time` and `document` the patterns of those two values."""
+def _statement_pattern(value: str, time: str, document: str) -> str:
+    """The canonical text's lines in order, with `value` the pattern of a line's value, and `time` and `document`
+    those of these two values."""
     return (
-        re.escape(HEADER) + rf"\nlog ([^\n]*)\nkind ([^\n]*)\nsigner ([^\n]*)\ntime ({time})\n"
-        rf"(?:document ({document})\n|issuer ([^\n]*)\n(?:continues ([^\n]*)\n)?(?:unsafe-from ([^\n]*)\n)?)"
-        r"(?:ref ([^\n]*)\n)?(?:reason ([^\n]*)\n)?"
+        re.escape(HEADER) + rf"\nlog ({value})\nkind ({value})\nsigner ({value})\ntime ({time})\n"
+        rf"(?:document ({document})\n|issuer ({value})\n(?:continues ({value})\n)?(?:unsafe-from ({value})\n)?)"
+        rf"(?:ref ({value})\n)?(?:reason ({value})\n)?"
     )
 
 
@@ -195,17 +197,20 @@ def _statement_pattern(time: str, document: str) -> str:
 # third of a parse). A match fixes the field order and spelling; the values are then checked exactly as below, and
 # a time or document that passes its strict parser prints back as it was read, so the text is canonical. Anything
 # else takes the general path, which names the fault.
-_CANONICAL = re.compile(_statement_pattern(r"[^\n]*", r"[^\n]*"))
+_CANONICAL = re.compile(_statement_pattern(r"[^\n]*", r"[^\n]*", r"[^\n]*"))
 
 # A whole signed statement in one match (issue 20, sixth round: splitting the note, then the text, was half of a
 # parse): the canonical text with a time and document that need no parser of their own (canonical decimal below
 # 10^18, lowercase hex), the blank line, and one signature line. Its text has no blank line of its own (each line
-# starts with a key), so the note's last blank line is the one matched: parse_note would split it there.
+# starts with a key), so the note's last blank line is the one matched: parse_note would split it there. No class
+# admits a control character, so the match is also parse_note's check for them. The signature is the one canonical
+# base64 spelling of 68 bytes (RFC 4648 §3.5: the last character's two unused bits zero): a key ID and an Ed25519
+# signature, the only statement key type (vkeys.STATEMENT_KEYS); any other length takes the general path.
 _SIGNED = re.compile(
-    _statement_pattern(r"[1-9][0-9]{0,17}", r"[0-9a-f]{64}")
+    _statement_pattern(r"[^\x00-\x1f]*", r"[1-9][0-9]{0,17}", r"[0-9a-f]{64}")
     + "\n"
     + re.escape(SIGNATURE_PREFIX)
-    + r"([^ \n]+) ([^\n]*)\n"
+    + r"([^ \x00-\x1f]+) ([A-Za-z0-9+/]{90}[AEIMQUYcgkosw048]=)\n"
 )
 
 
@@ -288,7 +293,7 @@ Parsed = tuple[Statement, Verifier, bytes, bytes]  # the statement, its signer's
 def _parse_signed(data: bytes) -> Parsed | None:
     """A canonical signed statement in one match (`_SIGNED`), or None: anything else, and anything this path would
     refuse, goes to `_parse_note_and_text`, which decides and names the fault (tests/test_parse_fast_paths.py)."""
-    if len(data) > MAX_STATEMENT_SIZE or has_control_bytes(data):
+    if len(data) > MAX_STATEMENT_SIZE:
         return None
     try:
         match = _SIGNED.fullmatch(data.decode())
@@ -297,9 +302,7 @@ def _parse_signed(data: bytes) -> Parsed | None:
     if match is None:
         return None
     origin, kind, signer, time, document, issuer, continues, unsafe_from, ref, reason, name, blob_b64 = match.groups()
-    blob = canonical_b64(blob_b64)  # None: not canonical base64 (parse_note decides whether it is a fault)
-    if blob is None or len(blob) < 5:
-        return None
+    blob = binascii.a2b_base64(blob_b64)  # canonical, 68 bytes: the pattern admits no other spelling
     try:
         statement = _checked_statement(
             origin=origin,
