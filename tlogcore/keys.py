@@ -102,7 +102,7 @@ def libsodium_verifies(key: bytes, text: bytes, signature: bytes) -> bool:
     """libsodium's verdict on an Ed25519 signature (64 bytes), called as `nacl.bindings.crypto_sign_open` calls
     it but with no buffer for the message: libsodium (crypto_sign_ed25519_open) then checks the signature and
     copies nothing out. The check PyNaCl's `VerifyKey.verify` makes, without its type checks, buffers and copy
-    (issue 20, sixth round: ~2 of 55 µs; tests/test_ed25519_edges.py holds it to `VerifyKey.verify`)."""
+    (issue 20, sixth round: 1-1.5 of 54 µs; tests/test_ed25519_edges.py holds it to `VerifyKey.verify`)."""
     if len(key) != 32 or len(signature) != 64:  # libsodium reads exactly these sizes from the pointers
         return False
     return bool(_sodium.crypto_sign_open(_ffi.NULL, _ffi.NULL, signature + text, 64 + len(text), key) == 0)
