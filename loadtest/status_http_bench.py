@@ -3,11 +3,16 @@
 the HTTP stack with no work), and the index's lag behind sequencing under a submission load (docs/status-proofs.md).
 
     .venv/bin/python -m loadtest.status_http_bench [--documents 20000] [--seconds 10] [--connections 16]
+    .venv/bin/python -m loadtest.status_http_bench --preload 1e6 --rate 10000 --seconds 30 --engine sqlite,postgresql
 
 Phases: (1) submit `documents` issue statements as fast as the server takes them (batches of 1000), sampling the
 `tlog_status_index_lag_entries` gauge of /metrics every 0.1 s, then time how long the index takes to cover them
 all; (2) wrk on /healthz, then on lookups rotating over 1,000 documents (half present, half never logged). Prints
 figures and the load average; asserts nothing.
+
+With --preload: does the index keep up? (loadtest/status_keepup.py) The log is grown to `preload` entries in-process,
+a real server indexes them, then pre-signed statements are submitted at a paced --rate for --seconds while the lag
+is sampled; per engine. The ceiling printed beside it: raw SHA-256 per second (the index's hashing).
 """
 
 import argparse
@@ -24,6 +29,8 @@ from pathlib import Path
 import httpx
 
 from loadtest.localproc import REPO, free_port, log_identity
+from loadtest.status_index_bench import sha256_ceiling
+from loadtest.status_keepup import keep_up
 from tlogcore.keys import Ed25519Signer, parse_signer_key
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
 
@@ -143,7 +150,13 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=20_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--preload", type=lambda text: int(float(text)), default=0, help="e.g. 1e6: keep-up mode")
+    parser.add_argument("--rate", type=float, default=10_000.0, help="keep-up mode: entries/s submitted, paced")
+    parser.add_argument("--engine", default="sqlite", help="keep-up mode: sqlite, postgresql or both (comma)")
     args = parser.parse_args()
+    if args.preload:
+        keep_up_main(args)
+        return
     with tempfile.TemporaryDirectory() as name:
         tmp = Path(name)
         data = tmp / "log"
@@ -167,6 +180,15 @@ def main() -> None:
     print(
         f"GET /api/v1/documents/<sha256> with status proof: {lookups:,.0f} requests/s ({lookups / healthz:.2f} of it)"
     )
+
+
+def keep_up_main(args: argparse.Namespace) -> None:
+    for engine in args.engine.split(","):
+        with tempfile.TemporaryDirectory() as name:
+            figures = keep_up(engine, Path(name), args.preload, args.rate, args.seconds)
+        print("\n".join(figures.report(engine, args.rate)))
+        print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    print(f"ceiling: raw SHA-256 {sha256_ceiling():,.0f}/s (one core, this run)")
 
 
 if __name__ == "__main__":

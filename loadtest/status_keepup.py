@@ -1,0 +1,208 @@
+"""Does the status index keep up with sequencing? (issue 19, Scale: "the index keeping up with >= 10,000 entries/s
+of sequencing ... say how far [it lags] and measure it"), measured directly on a real `tlog-server serve`.
+
+The log is preloaded to `preload` entries with the in-process sequencer (loadtest/grow.py: really signed `issue`
+statements, batches of 10,000); the server then starts and its own indexer indexes them all (timed: the catch-up
+rate). Then pre-signed statements are submitted over HTTP at a paced `rate` (batches of 1,000, scheduled every
+1000/rate s, at most IN_FLIGHT requests at once, no inclusion proofs asked) for `seconds`, while the
+`tlog_status_index_lag_entries` gauge of /metrics is sampled every SAMPLE_EVERY s. Used by
+loadtest/status_http_bench.py (--preload); prints figures and asserts nothing.
+"""
+
+import asyncio
+import contextlib
+import os
+import re
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from loadtest.grow import Engine, Grower, grow_all, make_engine, signed, signing_pool
+from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
+
+BATCH = 1000  # statements per request (the server's maximum)
+IN_FLIGHT = 4  # requests at once at most: a paced client whose requests overlap when one is slow
+SAMPLE_EVERY = 0.2  # seconds between looks at the lag gauge
+CATCH_UP_LIMIT = 1800.0  # seconds the indexer gets to index the preload (10^6 at ~120 us/doc: ~2 min of CPU)
+SETTLE_LIMIT = 300.0  # seconds the indexer gets to cover the timed phase's last entry
+LAG = re.compile(rb"^tlog_status_index_lag_entries (\d+)$", re.M)
+NEVER_LOGGED = "00" * 32  # a document no statement names: its answer carries the served index root's size
+STATUS_SETTINGS = "[status_index]\nindex_interval_ms = 100\n"
+
+
+@dataclass
+class Samples:
+    """Per look: seconds since the paced phase began, and the lag in entries two ways: `points` from the server's
+    gauge (measured once per indexer cycle, before it catches up: it can be a cycle old), `direct` as a client
+    sees it (the log's size minus the size of the index root its status proofs are served at)."""
+
+    points: list[tuple[float, int]] = field(default_factory=list)
+    direct: list[tuple[float, int]] = field(default_factory=list)
+
+
+def lag(client: httpx.Client) -> int | None:
+    found = LAG.search(client.get("/metrics").content)
+    return int(found.group(1)) if found else None
+
+
+def log_size(client: httpx.Client) -> int:
+    return int(client.get("/api/v1/log").json()["size"])
+
+
+def served_index_size(client: httpx.Client) -> int:
+    served = client.get(f"/api/v1/documents/{NEVER_LOGGED}").json()["index"]
+    return int(served["size"]) if served is not None else 0
+
+
+def wait_indexed(client: httpx.Client, limit: float) -> float:
+    """Seconds until a served status proof's index root covers the log's size now (as phase 1 of
+    status_http_bench times it): the indexer has indexed everything sequenced so far."""
+    started, size = time.perf_counter(), log_size(client)
+    while time.perf_counter() - started < limit:
+        if served_index_size(client) >= size:
+            return time.perf_counter() - started
+        time.sleep(0.05)
+    return float("nan")
+
+
+def sample_lag(url: str, stop: threading.Event, samples: Samples, started: float) -> None:
+    with httpx.Client(base_url=url, timeout=30) as own:
+        while not stop.is_set():
+            value, size = lag(own), log_size(own)
+            direct, now = size - served_index_size(own), time.perf_counter() - started
+            samples.direct.append((now, direct))
+            if value is not None:
+                samples.points.append((now, value))
+            stop.wait(SAMPLE_EVERY)
+
+
+def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> tuple[float, int]:
+    """POST `bodies` at request k's scheduled time k * BATCH / rate (open loop, IN_FLIGHT clients): seconds from the
+    first scheduled send to the last answer, and how many requests started later than 0.1 s behind schedule."""
+    interval, started = BATCH / rate, time.perf_counter()
+    turn, late = iter(range(len(bodies))), [0]
+    lock = threading.Lock()
+    headers = {"content-type": "application/json"}
+
+    def client() -> None:
+        with httpx.Client(base_url=url, timeout=120) as own:
+            while True:
+                with lock:
+                    k = next(turn, None)
+                if k is None:
+                    return
+                delay = started + k * interval - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                elif delay < -0.1:
+                    late[0] += 1
+                own.post("/api/v1/entries", content=bodies[k], headers=headers).raise_for_status()
+
+    threads = [threading.Thread(target=client) for _ in range(IN_FLIGHT)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, late[0]
+
+
+@dataclass
+class KeepUp:
+    preload: int
+    preload_seconds: float
+    ready_seconds: float  # from launching the server to /healthz answering 200 (its warm-up included)
+    catch_up_seconds: float  # from launching the server to a served index root covering the preload
+    catch_up_cpu: float  # the server's CPU seconds (and PostgreSQL's) over that time
+    submitted: int
+    submit_seconds: float
+    late_requests: int
+    samples: Samples
+    settle_seconds: float
+    server_cpu_seconds: float
+
+    def report(self, engine: str, rate: float) -> list[str]:
+        achieved = self.submitted / self.submit_seconds
+        return [
+            f"{engine}: preload {self.preload:,} entries in {self.preload_seconds:,.0f} s (in-process sequencer); "
+            f"server ready {self.ready_seconds:,.1f} s after launch; its indexer covered the preload "
+            f"{self.catch_up_seconds:,.1f} s after launch ({self.preload / self.catch_up_seconds:,.0f} documents/s, "
+            f"{self.catch_up_cpu / self.preload * 1e6:,.0f} us server CPU per document)",
+            f"  paced phase: asked {rate:,.0f} entries/s, achieved {achieved:,.0f} entries/s "
+            f"({self.submitted:,} entries in {self.submit_seconds:,.1f} s; {self.late_requests} requests > 0.1 s late)",
+            f"  server CPU per entry (server process{', PostgreSQL' if engine == 'postgresql' else ''}, until the "
+            f"index covers the last entry): {self.server_cpu_seconds / self.submitted * 1e6:,.0f} us",
+            lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.submit_seconds),
+            lag_line("lag, /metrics gauge", self.samples.points, self.submit_seconds),
+            f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
+        ]
+
+
+def lag_line(what: str, points: list[tuple[float, int]], seconds: float) -> str:
+    during = [v for t, v in points if t <= seconds]
+    second_half = [v for t, v in points if seconds / 2 <= t <= seconds]
+    slope = growth(points, seconds)
+    return (
+        f"  {what}, entries, {len(points)} samples every {SAMPLE_EVERY} s: max {max(during, default=-1):,}, "
+        f"max over the second half {max(second_half, default=-1):,}, at the end {during[-1] if during else -1:,}; "
+        f"growth over the second half {slope:+,.0f} entries/s"
+    )
+
+
+def growth(points: list[tuple[float, int]], seconds: float) -> float:
+    """Least-squares slope (entries/s) of the lag over the paced phase's second half: ~0 when the index keeps up."""
+    half = [(t, v) for t, v in points if seconds / 2 <= t <= seconds]
+    if len(half) < 2:
+        return float("nan")
+    mean_t = sum(t for t, _ in half) / len(half)
+    mean_v = sum(v for _, v in half) / len(half)
+    spread = sum((t - mean_t) ** 2 for t, _ in half)
+    return sum((t - mean_t) * (v - mean_v) for t, v in half) / spread if spread else float("nan")
+
+
+def server_cpu(engine: Engine, server: ServerProcess) -> float:
+    return process_cpu_seconds(server.process.pid) + engine.server_cpu()
+
+
+def timed_phase(engine: Engine, preload: tuple[int, float], bodies: Sequence[bytes], rate: float) -> KeepUp:
+    launched = time.perf_counter()
+    with engine.serve() as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        ready = time.perf_counter() - launched
+        wait_indexed(client, CATCH_UP_LIMIT)
+        catch_up, catch_up_cpu = time.perf_counter() - launched, server_cpu(engine, server)
+        samples, stop = Samples(), threading.Event()
+        cpu, started = server_cpu(engine, server), time.perf_counter()
+        sampler = threading.Thread(target=sample_lag, args=(server.url, stop, samples, started))
+        sampler.start()
+        try:
+            submit_seconds, late = paced_submit(server.url, bodies, rate)
+            settle = wait_indexed(client, SETTLE_LIMIT)
+            cpu = server_cpu(engine, server) - cpu  # until the index covers the last entry: its indexing counts
+        finally:
+            stop.set()
+            sampler.join()
+    submitted = len(bodies) * BATCH
+    return KeepUp(
+        preload[0], preload[1], ready, catch_up, catch_up_cpu, submitted, submit_seconds, late, samples, settle, cpu
+    )
+
+
+def keep_up(engine_name: str, tmp: Path, preload: int, rate: float, seconds: float) -> KeepUp:
+    """Preload, let the server's indexer catch up, then submit at `rate` for `seconds` and sample the lag."""
+    when = int(time.time()) - 3600
+    count = int(rate * seconds) // BATCH * BATCH
+    with contextlib.ExitStack() as stack, signing_pool() as pool:
+        engine = make_engine(engine_name, tmp, stack, STATUS_SETTINGS)
+        grower = Grower(engine)
+        started = time.perf_counter()
+        asyncio.run(grow_all([grower], preload, when, pool))
+        preload_seconds = time.perf_counter() - started
+        # statement n is leaf n + 1 (grow_all), so the paced statements continue the numbering: all distinct
+        paced = signed(grower.size - 1, count, when, pool)
+        bodies = [entries_body(paced[i : i + BATCH], inclusion_proofs=False) for i in range(0, count, BATCH)]
+        del paced
+        print(f"  load average before the paced phase: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        return timed_phase(engine, (grower.size, preload_seconds), bodies, rate)
