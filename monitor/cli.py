@@ -30,14 +30,15 @@ import uvloop
 from logserver.client import LogClient
 from monitor import alerts as A
 from monitor.checkstatus import check_status_file
-from monitor.config import TREE, LogConfig, MonitorConfig, config_from_toml
+from monitor.config import LogConfig, MonitorConfig, config_from_toml
 from monitor.expected import ExpectedError, Watchlist
 from monitor.fetch import Unavailable
 from monitor.follower import Follower, follow
 from monitor.htmlreport import LogPage, render_html
 from monitor.logcontext import Misbehaviour, NotVerified, Shared
 from monitor.mirror import mirror_name, mirror_source
-from monitor.processes import process_pool
+from monitor.modes import TREE
+from monitor.processes import WORKER_NICENESS, process_pool
 from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
@@ -146,7 +147,7 @@ class Runtime:
         self.sinks: list[Sink] = build_sinks(config.sinks, sys.stdout)
         self.executor: Executor | None = None
         if config.workers > 1:  # forked from a clean, preloaded server process: processes.py
-            self.executor = process_pool(config.workers)
+            self.executor = process_pool(config.workers, WORKER_NICENESS)
         self.status_executor: Executor | None = None
         if config.workers > 1 and config.verify != TREE:  # the status index beside the main process: statusworker.py
             self.status_executor = process_pool(1)

@@ -8,24 +8,46 @@ verified checkpoint."""
 import asyncio
 import base64
 import functools
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from monitor import alerts as A
 from monitor.audit import Checked, Tally, apply_registry, check_packed, unpack
-from monitor.config import TREE
 from monitor.daily import Days, count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
+from monitor.modes import TREE
 from monitor.rules import UNEXPECTED, match_all
 from monitor.state import AuditedChunk, LogRow, Signed
-from monitor.statusaudit import Finding, status_alerts, status_items_of
+from monitor.statusaudit import RULE_STATUS_INDEX, Finding, status_items_of
 from monitor.statusworker import StatusRunner, findings_of
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
 from tlogcore.encoding import HASH_SIZE
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile
+
+RAMP = 8  # the first and last chunks are chunk_tiles / RAMP tiles, doubling towards the middle
+
+
+def chunk_sizes(tiles: int, largest: int) -> list[int]:
+    """How many of `tiles` level-0 tiles each chunk takes: `largest` in the middle, halving towards both ends down
+    to largest / RAMP. The stages overlap only in the middle of a round: the workers wait for the first chunk's
+    download, and the last chunk's status index (its own process, after the chunk's checks) and commit run with the
+    workers idle. Small end chunks shorten both; a 2*10^4-entry audit in chunks of 32 tiles spent about a quarter
+    of its time there (docs/performance.md, "The monitor", sixth round)."""
+    front: list[int] = []
+    back: list[int] = []
+    left, size = tiles, max(1, largest // RAMP)
+    while left > 0:
+        for side in (front, back) if size < largest else (front,):
+            take = min(size, left)
+            if take > 0:
+                side.append(take)
+                left -= take
+        size = min(largest, size * 2)
+    return front + back[::-1]
 
 
 @dataclass
@@ -89,8 +111,11 @@ class EntryAudit:
 
     def _chunks(self, start: int, end: int, size: int) -> list[list[Tile]]:
         tiles = level0_tiles(start, end, size)
-        step = self.context.shared.config.chunk_tiles
-        return [tiles[i : i + step] for i in range(0, len(tiles), step)]
+        out, first = [], 0
+        for count in chunk_sizes(len(tiles), self.context.shared.config.chunk_tiles):
+            out.append(tiles[first : first + count])
+            first += count
+        return out
 
     async def run(self, row: LogRow, target: Signed, view: TreeView) -> None:
         """Chunk after chunk, four stages in flight: the next chunk downloads, this one's statements are checked in
@@ -269,3 +294,19 @@ class EntryAudit:
             "inclusion_proof": [b64(h) for h in view.assemble(plan)],
             "checkpoint": note_text(target.note),
         }
+
+
+async def status_alerts(
+    context: LogContext, findings: Sequence[Finding], evidence_of: Callable[[int], Awaitable[dict[str, Any]]]
+) -> list[A.Alert]:
+    """The alerts about the log's status index from a chunk's findings, each with the entry's inclusion proof and the
+    checkpoint (`evidence_of`)."""
+    alerts = []
+    for finding in findings:
+        evidence = dict(finding.evidence)
+        key = f"missing index-root after {finding.evidence.get('last_index_root_entry')}"
+        if finding.index is not None:
+            evidence |= await evidence_of(finding.index)
+            key = f"index-root {finding.index}"
+        alerts.append(context.alert(RULE_STATUS_INDEX, A.MISBEHAVIOUR, key, finding.summary, evidence))
+    return alerts
