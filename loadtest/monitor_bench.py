@@ -223,9 +223,7 @@ def main(argv: list[str] | None = None) -> None:
         print_status_only(status_sizes)
         return
     began = time.perf_counter()
-    mode = (" (--quick)" if args.quick else "") + (
-        " (--tiles-dir: tiles read as files)" if args.tiles_dir else ""
-    )
+    mode = (" (--quick)" if args.quick else "") + (" (--tiles-dir: tiles read as files)" if args.tiles_dir else "")
     print("monitor benchmark" + mode)
     for line in machine_info():
         print("  " + line)
@@ -333,7 +331,7 @@ def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submis
     )
     stages["entries to the workers and results back (pickling, workers > 1 only)"] = crossing
     stages["the log server serving tiles and bundles"] = one_worker.server_cpu / one_worker.entries
-    bounds.print_signature_bound(stages)
+    bounds.print_signature_bound(stages, status, start, one_worker.entries)
     bounds.print_status_sizes({size: bounds.status_at_size(size) for size in status_sizes}, status, len(items))
 
 
