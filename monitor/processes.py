@@ -11,6 +11,7 @@ first tiles.
 
 import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import select
 import threading
@@ -24,6 +25,12 @@ PRELOAD = ["monitor.audit", "monitor.statusworker"]  # what the processes run: c
 # then sat idle (a 2*10^4-entry timeline: docs/performance.md, "The monitor", sixth round). Niced, the workers take
 # what those two leave.
 WORKER_NICENESS = 5
+
+
+def start_forkserver() -> None:
+    """Start the forkserver now, without waiting for it: it imports PRELOAD while this process goes on (cli.py)."""
+    multiprocessing.set_forkserver_preload(PRELOAD)
+    multiprocessing.forkserver.ensure_running()
 
 
 def process_pool(processes: int, niceness: int = 0) -> ProcessPoolExecutor:

@@ -10,6 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from monitor.cli import wants_workers
 from monitor.processes import WORKER_NICENESS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -107,3 +110,29 @@ def test_the_check_workers_run_below_the_main_and_status_processes() -> None:
     assert WORKER_NICENESS > 0
     assert found["workers"] == [min(19, found["monitor"] + WORKER_NICENESS)] * 4  # 19: the kernel's lowest
     assert found["status"] == found["monitor"]
+
+
+@pytest.mark.parametrize(
+    "args, config, want",
+    [
+        (["audit-once", "--config", "{path}"], "workers = 2\n", True),
+        (["run", "--config={path}"], "workers = 4\n", True),
+        (["audit-once", "--config", "{path}"], "workers = 1\n", False),
+        (["audit-once", "--config", "{path}"], "", False),  # the default: one process
+        (["report", "--config", "{path}"], "workers = 2\n", False),  # not an auditing command
+        (["audit-once", "--config", "{path}"], "workers = [\n", False),  # not TOML: commands.py says so
+        (["audit-once", "--config", "{path}"], 'workers = "2"\n', False),  # wrong type: likewise
+        (["audit-once", "--config", "{missing}"], "", False),
+        (["audit-once", "--config"], "", False),
+        ([], "", False),
+    ],
+)
+def test_the_forkserver_starts_before_the_imports_only_for_an_audit_with_workers(
+    tmp_path: Path, args: list[str], config: str, want: bool
+) -> None:
+    """cli.py starts the forkserver early only when the command will start worker processes; any doubt about the
+    config skips it (the command itself then reports the problem)."""
+    path = tmp_path / "monitor.toml"
+    path.write_text(config, encoding="utf-8")
+    filled = [a.format(path=path, missing=tmp_path / "none.toml") for a in args]
+    assert wants_workers(filled) is want
