@@ -38,7 +38,7 @@ from monitor.htmlreport import LogPage, render_html
 from monitor.logcontext import Misbehaviour, NotVerified, Shared
 from monitor.mirror import mirror_name, mirror_source
 from monitor.modes import TREE
-from monitor.processes import WORKER_NICENESS, process_pool
+from monitor.processes import process_pool
 from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
@@ -147,7 +147,7 @@ class Runtime:
         self.sinks: list[Sink] = build_sinks(config.sinks, sys.stdout)
         self.executor: Executor | None = None
         if config.workers > 1:  # forked from a clean, preloaded server process: processes.py
-            self.executor = process_pool(config.workers, WORKER_NICENESS)
+            self.executor = process_pool(config.workers)
         self.status_executor: Executor | None = None
         if config.workers > 1 and config.verify != TREE:  # the status index beside the main process: statusworker.py
             self.status_executor = process_pool(1)

@@ -19,12 +19,6 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 
 PRELOAD = ["monitor.audit", "monitor.statusworker"]  # what the processes run: check_packed, audit_chunk
-# The statement-check workers run below the main and status processes: those two are the audit's serial path (each
-# chunk's status index waits for its checks, the next chunk's resolve for that index), and with 4 busy processes on
-# 2 cores the scheduler gave each half a core, so the status process fell behind while the workers ran ahead and
-# then sat idle (a 2*10^4-entry timeline: docs/performance.md, "The monitor", sixth round). Niced, the workers take
-# what those two leave.
-WORKER_NICENESS = 5
 
 
 def start_forkserver() -> None:
@@ -33,12 +27,11 @@ def start_forkserver() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-def process_pool(processes: int, niceness: int = 0) -> ProcessPoolExecutor:
-    """A pool of `processes` processes forked from the preloaded forkserver, started now, `niceness` below the
-    monitor's priority (WORKER_NICENESS says why)."""
+def process_pool(processes: int) -> ProcessPoolExecutor:
+    """A pool of `processes` processes forked from the preloaded forkserver, started now."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)  # takes effect when the server starts: the first pool of this process
-    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_setup, initargs=(os.getpid(), niceness))
+    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=exit_with, initargs=(os.getpid(),))
     threading.Thread(target=_start, args=(pool, processes), daemon=True, name="start-processes").start()
     return pool
 
@@ -50,12 +43,6 @@ def _start(pool: ProcessPoolExecutor, processes: int) -> None:
     with contextlib.suppress(Exception):  # shut down before all started; or a start failed: the first task says so
         for _ in range(processes):  # each submit with no idle process starts one (forkserver pools start them lazily)
             pool.submit(os.getpid)
-
-
-def _setup(monitor: int, niceness: int) -> None:
-    if niceness:
-        os.nice(niceness)
-    exit_with(monitor)
 
 
 def exit_with(monitor: int) -> None:

@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import wants_workers
-from monitor.processes import WORKER_NICENESS
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = """
@@ -82,34 +81,6 @@ def test_the_processes_exit_when_the_monitor_is_killed() -> None:
     for pid in left:  # the test's own leftovers, by id
         os.kill(pid, signal.SIGKILL)
     assert not left, f"still running after the monitor was killed: {sorted(left)}"
-
-
-NICED = """
-import json, os
-from monitor.processes import WORKER_NICENESS, process_pool
-from tests.worker_probe import niceness
-workers, status = process_pool(2, WORKER_NICENESS), process_pool(1)
-found = {
-    "monitor": os.nice(0),
-    "workers": [workers.submit(niceness).result(timeout=60) for _ in range(4)],
-    "status": status.submit(niceness).result(timeout=60),
-}
-workers.shutdown()
-status.shutdown()
-print(json.dumps(found))
-"""
-
-
-def test_the_check_workers_run_below_the_main_and_status_processes() -> None:
-    """The statement-check workers are niced (processes.py: WORKER_NICENESS says why); the status process is not."""
-    done = subprocess.run(
-        [sys.executable, "-c", NICED], cwd=REPO, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout)
-    assert WORKER_NICENESS > 0
-    assert found["workers"] == [min(19, found["monitor"] + WORKER_NICENESS)] * 4  # 19: the kernel's lowest
-    assert found["status"] == found["monitor"]
 
 
 @pytest.mark.parametrize(
