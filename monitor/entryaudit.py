@@ -28,29 +28,6 @@ from tlogcore.encoding import HASH_SIZE
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile
 
-# The first and last chunks are chunk_tiles / RAMP tiles, doubling towards the middle. Not smaller: each chunk
-# costs the status process a commit and the rewrite of the pages its documents share, and the end chunks come when
-# the index is largest (2*10^4 documents: 0.59 CPU s in chunks of 32 tiles, 0.66-0.69 with RAMP 4, 0.70-0.75 with 8).
-RAMP = 4
-
-
-def chunk_sizes(tiles: int, largest: int) -> list[int]:
-    """How many of `tiles` level-0 tiles each chunk takes: `largest` in the middle, halving towards both ends down
-    to largest / RAMP. The stages overlap only in the middle of a round: the workers wait for the first chunk's
-    download, and the last chunk's status index (its own process, after the chunk's checks) and commit run with the
-    workers idle. Small end chunks shorten both (docs/performance.md, "The monitor", sixth round)."""
-    front: list[int] = []
-    back: list[int] = []
-    left, size = tiles, max(1, largest // RAMP)
-    while left > 0:
-        for side in (front, back) if size < largest else (front,):
-            take = min(size, left)
-            if take > 0:
-                side.append(take)
-                left -= take
-        size = min(largest, size * 2)
-    return front + back[::-1]
-
 
 @dataclass
 class _Prepared:
@@ -113,11 +90,8 @@ class EntryAudit:
 
     def _chunks(self, start: int, end: int, size: int) -> list[list[Tile]]:
         tiles = level0_tiles(start, end, size)
-        out, first = [], 0
-        for count in chunk_sizes(len(tiles), self.context.shared.config.chunk_tiles):
-            out.append(tiles[first : first + count])
-            first += count
-        return out
+        step = self.context.shared.config.chunk_tiles
+        return [tiles[i : i + step] for i in range(0, len(tiles), step)]
 
     async def run(self, row: LogRow, target: Signed, view: TreeView) -> None:
         """Chunk after chunk, four stages in flight: the next chunk downloads, this one's statements are checked in

@@ -11,7 +11,6 @@ from monitor_faults import StaticTree
 from monitor.alerts import MISBEHAVIOUR, WATCH, Alert, alert_id
 from monitor.audit import Checked, Tally, apply_registry, check_statements, parse_unsigned
 from monitor.config import WatchRule, config_from_toml
-from monitor.entryaudit import RAMP, chunk_sizes
 from monitor.modes import PARSE, SIGNATURES, TREE
 from monitor.progress import Progress
 from monitor.rules import (
@@ -440,19 +439,3 @@ def test_progress_lines_and_bar() -> None:
     progress.update("log", 100, 100)
     assert bar.getvalue().startswith("\rlog [####################] 100% 100/100 entries 100/s ETA 0:00:00")
     assert bar.getvalue().endswith("\n")
-
-
-@pytest.mark.parametrize("tiles", [1, 3, 5, 10, 79, 100, 391, 1000])
-@pytest.mark.parametrize("largest", [1, 2, 16, 32])
-def test_chunk_sizes_cover_every_tile_once_small_at_both_ends(tiles: int, largest: int) -> None:
-    """The round's chunks (entryaudit.chunk_sizes): together exactly the tiles, none over chunk_tiles, the first and
-    the last chunk_tiles / RAMP when there are enough tiles, so the workers start and the status process ends
-    sooner."""
-    sizes = chunk_sizes(tiles, largest)
-    assert sum(sizes) == tiles
-    assert all(0 < size <= largest for size in sizes)
-    smallest = max(1, largest // RAMP)
-    if tiles >= 2 * smallest:
-        assert sizes[0] == smallest and sizes[-1] == smallest
-    if tiles >= 8 * largest:
-        assert sizes.count(largest) >= tiles // largest - 2 * RAMP  # the middle is chunk_tiles at a time
