@@ -3,7 +3,8 @@
 the HTTP stack with no work), and the index's lag behind sequencing under a submission load (docs/status-proofs.md).
 
     .venv/bin/python -m loadtest.status_http_bench [--documents 20000] [--seconds 10] [--connections 16]
-    .venv/bin/python -m loadtest.status_http_bench --preload 1e6 --rate 10000 --seconds 30 --engine sqlite,postgresql
+    .venv/bin/python -m loadtest.status_http_bench --preload 1e6 \
+        --rate 10000,5000 --seconds 30 --engine sqlite,postgresql
 
 Phases: (1) submit `documents` issue statements as fast as the server takes them (batches of 1000), sampling the
 `tlog_status_index_lag_entries` gauge of /metrics every 0.1 s, then time how long the index takes to cover them
@@ -151,7 +152,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--preload", type=lambda text: int(float(text)), default=0, help="e.g. 1e6: keep-up mode")
-    parser.add_argument("--rate", type=float, default=10_000.0, help="keep-up mode: entries/s submitted, paced")
+    parser.add_argument("--rate", default="10000", help="keep-up mode: entries/s submitted, paced; a list: in turn")
     parser.add_argument("--engine", default="sqlite", help="keep-up mode: sqlite, postgresql or both (comma)")
     args = parser.parse_args()
     if args.preload:
@@ -185,9 +186,7 @@ def main() -> None:
 def keep_up_main(args: argparse.Namespace) -> None:
     for engine in args.engine.split(","):
         with tempfile.TemporaryDirectory() as name:
-            figures = keep_up(engine, Path(name), args.preload, args.rate, args.seconds)
-        print("\n".join(figures.report(engine, args.rate)))
-        print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+            keep_up(engine, Path(name), args.preload, [float(r) for r in args.rate.split(",")], args.seconds)
     print(f"ceiling: raw SHA-256 {sha256_ceiling():,.0f}/s (one core, this run)")
 
 

@@ -27,7 +27,7 @@ from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
 BATCH = 1000  # statements per request (the server's maximum)
 IN_FLIGHT = 4  # requests at once at most: a paced client whose requests overlap when one is slow
 SAMPLE_EVERY = 0.2  # seconds between looks at the lag gauge
-CATCH_UP_LIMIT = 1800.0  # seconds the indexer gets to index the preload (10^6 at ~120 us/doc: ~2 min of CPU)
+CATCH_UP_LIMIT = 900.0  # seconds the indexer gets to index the preload (10^6 at ~120 us/doc: ~2 min of CPU)
 SETTLE_LIMIT = 300.0  # seconds the indexer gets to cover the timed phase's last entry
 LAG = re.compile(rb"^tlog_status_index_lag_entries (\d+)$", re.M)
 NEVER_LOGGED = "00" * 32  # a document no statement names: its answer carries the served index root's size
@@ -53,9 +53,17 @@ def log_size(client: httpx.Client) -> int:
     return int(client.get("/api/v1/log").json()["size"])
 
 
-def served_index_size(client: httpx.Client) -> int:
+def served_index(client: httpx.Client) -> tuple[int, int]:
+    """The served index root's size and its own `index-root` entry's index (0, -1 before any)."""
     served = client.get(f"/api/v1/documents/{NEVER_LOGGED}").json()["index"]
-    return int(served["size"]) if served is not None else 0
+    return (int(served["size"]), int(served["index_root"]["index"])) if served is not None else (0, -1)
+
+
+def covers(served: tuple[int, int], size: int) -> bool:
+    """The served root covers a log of `size`: every entry, or every entry but its own `index-root` statement
+    (the last one; a root cannot cover the entry that states it, and names no document, §7)."""
+    covered, entry = served
+    return covered >= size or (covered == size - 1 and entry == size - 1)
 
 
 def wait_indexed(client: httpx.Client, limit: float) -> float:
@@ -63,7 +71,7 @@ def wait_indexed(client: httpx.Client, limit: float) -> float:
     status_http_bench times it): the indexer has indexed everything sequenced so far."""
     started, size = time.perf_counter(), log_size(client)
     while time.perf_counter() - started < limit:
-        if served_index_size(client) >= size:
+        if covers(served_index(client), size):
             return time.perf_counter() - started
         time.sleep(0.05)
     return float("nan")
@@ -73,7 +81,7 @@ def sample_lag(url: str, stop: threading.Event, samples: Samples, started: float
     with httpx.Client(base_url=url, timeout=30) as own:
         while not stop.is_set():
             value, size = lag(own), log_size(own)
-            direct, now = size - served_index_size(own), time.perf_counter() - started
+            direct, now = size - served_index(own)[0], time.perf_counter() - started
             samples.direct.append((now, direct))
             if value is not None:
                 samples.points.append((now, value))
@@ -111,12 +119,25 @@ def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> tuple[float,
 
 
 @dataclass
-class KeepUp:
-    preload: int
-    preload_seconds: float
-    ready_seconds: float  # from launching the server to /healthz answering 200 (its warm-up included)
-    catch_up_seconds: float  # from launching the server to a served index root covering the preload
-    catch_up_cpu: float  # the server's CPU seconds (and PostgreSQL's) over that time
+class Preload:
+    entries: int
+    seconds: float  # grown in-process (signing included)
+    ready_seconds: float = float("nan")  # from launching the server to /healthz answering 200 (its warm-up included)
+    catch_up_seconds: float = float("nan")  # from launching the server to a served index root covering the preload
+    catch_up_cpu: float = float("nan")  # the server's CPU seconds (and PostgreSQL's) over that time
+
+    def report(self, engine: str) -> str:
+        return (
+            f"{engine}: preload {self.entries:,} entries in {self.seconds:,.0f} s (in-process sequencer); "
+            f"server ready {self.ready_seconds:,.1f} s after launch; its indexer covered the preload "
+            f"{self.catch_up_seconds:,.1f} s after launch ({self.entries / self.catch_up_seconds:,.0f} documents/s, "
+            f"{self.catch_up_cpu / self.entries * 1e6:,.0f} us server CPU per document, start-up included)"
+        )
+
+
+@dataclass
+class Paced:
+    rate: float  # asked, entries/s
     submitted: int
     submit_seconds: float
     late_requests: int
@@ -124,14 +145,10 @@ class KeepUp:
     settle_seconds: float
     server_cpu_seconds: float
 
-    def report(self, engine: str, rate: float) -> list[str]:
+    def report(self, engine: str) -> list[str]:
         achieved = self.submitted / self.submit_seconds
         return [
-            f"{engine}: preload {self.preload:,} entries in {self.preload_seconds:,.0f} s (in-process sequencer); "
-            f"server ready {self.ready_seconds:,.1f} s after launch; its indexer covered the preload "
-            f"{self.catch_up_seconds:,.1f} s after launch ({self.preload / self.catch_up_seconds:,.0f} documents/s, "
-            f"{self.catch_up_cpu / self.preload * 1e6:,.0f} us server CPU per document)",
-            f"  paced phase: asked {rate:,.0f} entries/s, achieved {achieved:,.0f} entries/s "
+            f"  paced phase: asked {self.rate:,.0f} entries/s, achieved {achieved:,.0f} entries/s "
             f"({self.submitted:,} entries in {self.submit_seconds:,.1f} s; {self.late_requests} requests > 0.1 s late)",
             f"  server CPU per entry (server process{', PostgreSQL' if engine == 'postgresql' else ''}, until the "
             f"index covers the last entry): {self.server_cpu_seconds / self.submitted * 1e6:,.0f} us",
@@ -167,42 +184,62 @@ def server_cpu(engine: Engine, server: ServerProcess) -> float:
     return process_cpu_seconds(server.process.pid) + engine.server_cpu()
 
 
-def timed_phase(engine: Engine, preload: tuple[int, float], bodies: Sequence[bytes], rate: float) -> KeepUp:
-    launched = time.perf_counter()
+def paced_phase(
+    engine: Engine, server: ServerProcess, client: httpx.Client, bodies: Sequence[bytes], rate: float
+) -> Paced:
+    samples, stop = Samples(), threading.Event()
+    cpu, started = server_cpu(engine, server), time.perf_counter()
+    sampler = threading.Thread(target=sample_lag, args=(server.url, stop, samples, started))
+    sampler.start()
+    try:
+        submit_seconds, late = paced_submit(server.url, bodies, rate)
+        settle = wait_indexed(client, SETTLE_LIMIT)
+        cpu = server_cpu(engine, server) - cpu  # until the index covers the last entry: its indexing counts
+    finally:
+        stop.set()
+        sampler.join()
+    return Paced(rate, len(bodies) * BATCH, submit_seconds, late, samples, settle, cpu)
+
+
+def served_phases(engine: Engine, preload: Preload, phases: Sequence[tuple[float, list[bytes]]]) -> list[Paced]:
+    """Launch the server, time its indexer over the preload, then each paced phase in turn (each starts with the
+    index covering the log: the previous phase's backlog is indexed first)."""
+    cpu_before, launched = engine.server_cpu(), time.perf_counter()
     with engine.serve() as server, httpx.Client(base_url=server.url, timeout=60) as client:
-        ready = time.perf_counter() - launched
+        preload.ready_seconds = time.perf_counter() - launched
         wait_indexed(client, CATCH_UP_LIMIT)
-        catch_up, catch_up_cpu = time.perf_counter() - launched, server_cpu(engine, server)
-        samples, stop = Samples(), threading.Event()
-        cpu, started = server_cpu(engine, server), time.perf_counter()
-        sampler = threading.Thread(target=sample_lag, args=(server.url, stop, samples, started))
-        sampler.start()
-        try:
-            submit_seconds, late = paced_submit(server.url, bodies, rate)
-            settle = wait_indexed(client, SETTLE_LIMIT)
-            cpu = server_cpu(engine, server) - cpu  # until the index covers the last entry: its indexing counts
-        finally:
-            stop.set()
-            sampler.join()
-    submitted = len(bodies) * BATCH
-    return KeepUp(
-        preload[0], preload[1], ready, catch_up, catch_up_cpu, submitted, submit_seconds, late, samples, settle, cpu
-    )
+        preload.catch_up_seconds = time.perf_counter() - launched
+        preload.catch_up_cpu = server_cpu(engine, server) - cpu_before
+        print(preload.report(engine.name), flush=True)
+        done = []
+        for rate, bodies in phases:
+            done.append(paced_phase(engine, server, client, bodies, rate))
+            print("\n".join(done[-1].report(engine.name)), flush=True)
+            print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        return done
 
 
-def keep_up(engine_name: str, tmp: Path, preload: int, rate: float, seconds: float) -> KeepUp:
-    """Preload, let the server's indexer catch up, then submit at `rate` for `seconds` and sample the lag."""
+def keep_up(engine_name: str, tmp: Path, preload: int, rates: Sequence[float], seconds: float) -> list[Paced]:
+    """Preload, let the server's indexer catch up, then submit at each of `rates` for `seconds` and sample the lag;
+    prints as it goes."""
     when = int(time.time()) - 3600
-    count = int(rate * seconds) // BATCH * BATCH
     with contextlib.ExitStack() as stack, signing_pool() as pool:
         engine = make_engine(engine_name, tmp, stack, STATUS_SETTINGS)
         grower = Grower(engine)
         started = time.perf_counter()
         asyncio.run(grow_all([grower], preload, when, pool))
-        preload_seconds = time.perf_counter() - started
-        # statement n is leaf n + 1 (grow_all), so the paced statements continue the numbering: all distinct
-        paced = signed(grower.size - 1, count, when, pool)
-        bodies = [entries_body(paced[i : i + BATCH], inclusion_proofs=False) for i in range(0, count, BATCH)]
+        grown = Preload(grower.size, time.perf_counter() - started)
+        phases, first = [], grower.size - 1  # statement n is leaf n + 1 (grow_all): the numbering continues
+        for rate in rates:
+            count = int(rate * seconds) // BATCH * BATCH
+            paced = signed(first, count, when, pool)
+            phases.append((rate, [entries_body(paced[i : i + BATCH], False) for i in range(0, count, BATCH)]))
+            first += count
         del paced
-        print(f"  load average before the paced phase: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-        return timed_phase(engine, (grower.size, preload_seconds), bodies, rate)
+        print(f"  load average before the server starts: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        try:
+            return served_phases(engine, grown, phases)
+        finally:
+            for log in tmp.glob("*server.log"):  # why an indexer stalls, if it does: its retried failures
+                failed = [line for line in log.read_text(errors="replace").splitlines() if "failed" in line]
+                print(f"  {len(failed)} failures in the server's log{': ' + failed[0] if failed else ''}", flush=True)

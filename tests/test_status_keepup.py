@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from loadtest import status_keepup
-from loadtest.status_keepup import BATCH, growth, keep_up
+from loadtest.status_keepup import BATCH, covers, growth, keep_up
 
 
 def test_growth_is_the_lags_slope_over_the_second_half() -> None:
@@ -20,6 +20,14 @@ def test_growth_is_the_lags_slope_over_the_second_half() -> None:
     early_burst = [(t / 10, 5000 if t < 50 else 100) for t in range(0, 101)]  # caught up by the second half
     assert growth(early_burst, 10.0) == 0.0
     assert math.isnan(growth([(1.0, 3)], 10.0))
+
+
+def test_a_root_covers_the_log_up_to_its_own_statement() -> None:
+    assert covers((100, 100), 100)  # its statement not yet in the log
+    assert covers((100, 100), 101)  # its statement is the last entry: a root cannot cover it
+    assert not covers((100, 100), 102)  # one entry after it is not covered
+    assert not covers((100, 150), 101)  # an older root's statement was logged later: the entry at 100 is not covered
+    assert not covers((0, -1), 1)
 
 
 def test_a_small_keep_up_run_sequences_all_it_reports_and_the_index_covers_it(
@@ -34,13 +42,14 @@ def test_a_small_keep_up_run_sequences_all_it_reports_and_the_index_covers_it(
         return seconds
 
     monkeypatch.setattr(status_keepup, "wait_indexed", wait_and_note)
-    figures = keep_up("sqlite", tmp_path, 3000, 2000.0, 2.0)
-    assert figures.preload == 3000
-    assert figures.submitted == 4 * BATCH
+    fast, slow = keep_up("sqlite", tmp_path, 3000, [2000.0, 1000.0], 2.0)
+    assert (fast.submitted, slow.submitted) == (4 * BATCH, 2 * BATCH)
+    figures = fast
     assert figures.submit_seconds >= 1.5  # paced: 4 requests scheduled 0.5 s apart, not sent at once
     assert not math.isnan(figures.settle_seconds)  #: the index covered the last entry
     # every paced entry is in the log: the preload, the 4,000, and the index-root statements the indexer logged
-    assert sizes[-1] >= 3000 + 4 * BATCH
+    assert slow.submit_seconds >= 0.9  # 2 requests, 1 s apart
+    assert sizes[-1] >= 3000 + 6 * BATCH
     assert figures.samples.direct and all(lag >= 0 for _, lag in figures.samples.direct)
-    lines = figures.report("sqlite", 2000.0)
+    lines = figures.report("sqlite")
     assert any("achieved" in line for line in lines) and any("lag, direct" in line for line in lines)
