@@ -150,8 +150,9 @@ class Paced:
         return [
             f"  paced phase: asked {self.rate:,.0f} entries/s, achieved {achieved:,.0f} entries/s "
             f"({self.submitted:,} entries in {self.submit_seconds:,.1f} s; {self.late_requests} requests > 0.1 s late)",
-            f"  server CPU per entry (server process{', PostgreSQL' if engine == 'postgresql' else ''}, until the "
-            f"index covers the last entry): {self.server_cpu_seconds / self.submitted * 1e6:,.0f} us",
+            f"  server CPU per entry (server process{', PostgreSQL' if engine == 'postgresql' else ''}; signature "
+            f"workers not counted; until the index covers the last entry): "
+            f"{self.server_cpu_seconds / self.submitted * 1e6:,.0f} us",
             lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.submit_seconds),
             lag_line("lag, /metrics gauge", self.samples.points, self.submit_seconds),
             f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
