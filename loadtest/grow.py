@@ -55,7 +55,7 @@ from loadtest.log_bench import (
     running_sequencer,
     running_server,
 )
-from loadtest.pgcluster import PgCluster, reopen_cluster, start_cluster
+from loadtest.pgcluster import PgCluster, benchmark_settings, reopen_cluster, start_cluster
 from logserver.cli import freeze_start_up
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
@@ -127,11 +127,15 @@ class PostgresEngine:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, data: Path, server_settings: str = "", keep: bool = False) -> Iterator["PostgresEngine"]:
-        """A new cluster; with `keep`, its files stay beside `data` (named in CLUSTER_DIR) for
-        `loadtest.grow_resume` (not inside: `data` is private to root, the cluster runs as another user)."""
+    def started(
+        cls, data: Path, server_settings: str = "", keep: bool = False, cluster_settings: dict[str, str] | None = None
+    ) -> Iterator["PostgresEngine"]:
+        """A new cluster with `cluster_settings` (default: pgcluster.benchmark_settings()); with `keep`, its files
+        stay beside `data` (named in CLUSTER_DIR) for `loadtest.grow_resume` (not inside: `data` is private to root,
+        the cluster runs as another user)."""
         prepare_data(data)
-        cluster = start_cluster(data.parent if keep else None)
+        settings = benchmark_settings() if cluster_settings is None else cluster_settings
+        cluster = start_cluster(data.parent if keep else None, settings)
         try:
             if keep:
                 (data / CLUSTER_DIR).write_text(cluster.directory.name, encoding="utf-8")
@@ -144,12 +148,16 @@ class PostgresEngine:
 
     @classmethod
     @contextlib.contextmanager
-    def reopened(cls, data: Path, server_settings: str = "") -> Iterator["PostgresEngine"]:
-        """The cluster a `keep` run left in `data`, started again on a new port."""
+    def reopened(
+        cls, data: Path, server_settings: str = "", cluster_settings: dict[str, str] | None = None
+    ) -> Iterator["PostgresEngine"]:
+        """The cluster a `keep` run left in `data`, started again on a new port, with `cluster_settings` (default:
+        pgcluster.benchmark_settings(), as a fresh one: a ratio of the two compares sizes, not settings)."""
         kept = data / CLUSTER_DIR
         if not kept.exists():
             raise RuntimeError(f"{data}: no kept PostgreSQL cluster (grow it with --keep)")
-        cluster = reopen_cluster(data.parent / kept.read_text(encoding="utf-8").strip())
+        settings = benchmark_settings() if cluster_settings is None else cluster_settings
+        cluster = reopen_cluster(data.parent / kept.read_text(encoding="utf-8").strip(), settings)
         try:
             engine = cls(data, cluster)
             engine.write_settings(server_settings)

@@ -52,6 +52,8 @@ from loadtest.grow import (
     signing_pool,
 )
 from loadtest.log_bench import machine_info
+from loadtest.merge_bench import parse_settings
+from loadtest.pgcluster import benchmark_settings
 from loadtest.wrk_reads import proofs_and_health
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
@@ -138,24 +140,24 @@ def size_or_load(keep: Path, entries: int, baseline: int, pairs: int, pool: Proc
 
 
 @contextlib.contextmanager
-def kept_engine(name: str, folder: Path) -> Iterator[Engine]:
+def kept_engine(name: str, folder: Path, pg_settings: dict[str, str] | None = None) -> Iterator[Engine]:
     if name == "sqlite":
         if not (folder / "sqlite").exists():
             raise SystemExit(f"{folder / 'sqlite'}: no kept SQLite log (grow it with loadtest.grow --keep)")
         yield SQLiteEngine(folder / "sqlite")
     elif name == "postgresql":
-        with PostgresEngine.reopened(folder / "postgresql") as engine:
+        with PostgresEngine.reopened(folder / "postgresql", cluster_settings=pg_settings) as engine:
             yield engine
     else:
         raise SystemExit(f"unknown engine {name!r}: sqlite or postgresql")
 
 
 @contextlib.contextmanager
-def fresh_engine(name: str, folder: Path) -> Iterator[Engine]:
+def fresh_engine(name: str, folder: Path, pg_settings: dict[str, str] | None = None) -> Iterator[Engine]:
     if name == "sqlite":
         yield SQLiteEngine(folder / "sqlite")
     else:
-        with PostgresEngine.started(folder / "postgresql") as engine:
+        with PostgresEngine.started(folder / "postgresql", cluster_settings=pg_settings) as engine:
             yield engine
 
 
@@ -238,15 +240,22 @@ class ReadStart:
                     os.close(fd)
 
 
-def measure(name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor) -> str:
-    with tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp, fresh_engine(name, Path(tmp)) as engine:
+def measure(
+    name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor, pg_settings: dict[str, str]
+) -> str:
+    """One engine's row: a fresh log grown to `baseline`, then `entries` appended to the kept log; PostgreSQL's
+    clusters both run with `pg_settings`, so the ratio compares sizes, not settings."""
+    with (
+        tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp,
+        fresh_engine(name, Path(tmp), pg_settings) as engine,
+    ):
         base, base_cpu = fresh_rate(engine, baseline, pool)
     print(
         f"  [{name}] fresh log to {baseline:,}: {base:,.0f}/s, {base_cpu:,.1f} us CPU/entry; "
         f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    with kept_engine(name, folder) as engine:
+    with kept_engine(name, folder, pg_settings) as engine:
         size, rate, cpu = appended_rate(engine, entries, pool)
     merges = entries / SequencerConfig("", frozenset()).merge_batch(size)
     print(
@@ -275,6 +284,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cold", action="store_true", help="reads: the kept files out of the page cache first")
     parser.add_argument("--warm-seconds", type=float, default=None, help="reads: the server's warm_seconds (0: off)")
     parser.add_argument("--pairs", type=int, default=0, help="SQLite: alternate fresh and kept appends, per thread")
+    parser.add_argument(
+        "--pg-settings",
+        default="",
+        help="PostgreSQL: over pgcluster.benchmark_settings()",
+    )
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     print("integration at the kept size beside a fresh log, same run")
@@ -286,7 +300,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if not args.reads_only:
         with signing_pool() as pool:
-            rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
+            settings = {**benchmark_settings(), **parse_settings(args.pg_settings)}
+            print(f"  PostgreSQL clusters (fresh and kept): {settings}")
+            rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool, settings) for name in names]
         print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
         print("\n".join(rows))
     if args.wrk_seconds > 0:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from loadtest.pgcluster import start_cluster
+from loadtest.pgcluster import benchmark_settings, start_cluster
 from logserver import postgres, sqlite_schema
 from logserver.sequencing import SequencerConfig
 
@@ -190,12 +190,13 @@ async def pg_measure(dsn: str, sizes: Sequence[int], batches: str, checkpoint: b
         await db.close()
 
 
-def run_postgresql(sizes: Sequence[int], batches: str, settings: dict[str, str], checkpoint: bool) -> None:
+def run_postgresql(sizes: Sequence[int], batches: str, extra: dict[str, str], checkpoint: bool) -> None:
+    settings = {**benchmark_settings(), **extra}
     cluster = start_cluster(settings=settings)
     try:
         dsn = cluster.create_database("merge")
         print(
-            f"  [postgresql] server settings beyond the cluster's: {settings or 'none'}; "
+            f"  [postgresql] server settings beyond the cluster's: {settings}; "
             f"{'a CHECKPOINT before each merge' if checkpoint else 'no checkpoint before the merges'}",
             flush=True,
         )
@@ -221,7 +222,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1e5,1e6", help="lookup table sizes, ascending (default 1e5,1e6)")
     parser.add_argument("--batches", default="1e4,policy", help="keys per merge at each size (default 1e4,policy)")
     parser.add_argument("--engines", default="sqlite,postgresql")
-    parser.add_argument("--pg-settings", default="", help="extra server settings, e.g. wal_compression=lz4")
+    parser.add_argument(
+        "--pg-settings",
+        default="",
+        help="server settings over pgcluster.benchmark_settings(), e.g. shared_buffers=128MB",
+    )
     parser.add_argument("--no-checkpoint", action="store_true", help="PostgreSQL: no CHECKPOINT before each merge")
     parser.add_argument(
         "--restart-tail",

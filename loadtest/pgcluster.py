@@ -24,6 +24,23 @@ from loadtest.localproc import free_port
 PG_ROOT = Path("/usr/lib/postgresql")
 
 
+# Benchmark clusters (not the test clusters, which keep PostgreSQL's 128 MB): shared_buffers a quarter of the
+# machine's memory, the manual's starting point for a dedicated server (runtime-config-resource), capped. At 10^7
+# entries the lookup B-trees a merge inserts into and the tables every commit and lookup touch are several GB;
+# with 128 MB each random insert evicts a buffer and re-reads it through the OS, and backends write dirty buffers
+# themselves (docs/reference.md "PostgreSQL server settings": measured with loadtest.grow_resume, merge_bench).
+BENCHMARK_BUFFERS_SHARE = 4
+BENCHMARK_BUFFERS_CAP = 4 * 2**30
+
+
+def benchmark_settings(memory: int | None = None) -> dict[str, str]:
+    """The server settings benchmark clusters add to the ones every cluster has: shared_buffers a quarter of
+    `memory` (default: this machine's RAM), at most BENCHMARK_BUFFERS_CAP, never below PostgreSQL's 128 MB."""
+    total = memory if memory is not None else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    buffers = max(128 * 2**20, min(BENCHMARK_BUFFERS_CAP, total // BENCHMARK_BUFFERS_SHARE))
+    return {"shared_buffers": f"{buffers // 2**20}MB"}
+
+
 class ClusterError(RuntimeError):
     """PostgreSQL could not be set up or started."""
 
@@ -45,6 +62,7 @@ class PgCluster:
     process: subprocess.Popen[bytes]
     bin: Path
     as_user: list[str]
+    settings: dict[str, str] | None = None  # extra server settings it was started with (start_cluster)
 
     @property
     def socket_dir(self) -> Path:
@@ -54,15 +72,18 @@ class PgCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def cpu_seconds(self) -> float:
-        """CPU seconds (user + system) the server's running processes have used: the postmaster and its children
-        (backends, checkpointer, WAL writer), read from /proc. A backend that exited no longer counts."""
+        """CPU seconds (user + system) the server has used: the postmaster and its running children (backends,
+        checkpointer, WAL writer), read from /proc, plus the children that have exited (autovacuum workers, closed
+        connections' backends): the postmaster reaps them, so their CPU is in its cutime/cstime (proc(5))."""
         ticks = 0
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
                 pid, fields = stat.parent.name, stat.read_text().rsplit(")", 1)[1].split()
             except OSError:  # the process ended meanwhile
                 continue
-            if int(pid) == self.process.pid or int(fields[1]) == self.process.pid:
+            if int(pid) == self.process.pid:
+                ticks += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
+            elif int(fields[1]) == self.process.pid:
                 ticks += int(fields[11]) + int(fields[12])
         return ticks / os.sysconf("SC_CLK_TCK")
 
@@ -104,9 +125,9 @@ class PgCluster:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def restart(self) -> None:
-        """Start the stopped cluster again on the same port and data."""
+        """Start the stopped cluster again on the same port, data and settings."""
         self.stop(remove=False)
-        self.process = _launch(self.bin, self.directory, self.port, self.as_user)
+        self.process = _launch(self.bin, self.directory, self.port, self.as_user, self.settings)
         _wait_ready(self)
 
 
@@ -204,7 +225,8 @@ def start_cluster(base: Path | None = None, settings: dict[str, str] | None = No
         shutil.rmtree(directory, ignore_errors=True)
         raise ClusterError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
     port = free_port()
-    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user, settings), bin_dir, as_user)
+    launched = _launch(bin_dir, directory, port, as_user, settings)
+    cluster = PgCluster(directory, port, launched, bin_dir, as_user, settings)
     try:
         _wait_ready(cluster)
     except BaseException:
@@ -213,15 +235,16 @@ def start_cluster(base: Path | None = None, settings: dict[str, str] | None = No
     return cluster
 
 
-def reopen_cluster(directory: Path) -> PgCluster:
+def reopen_cluster(directory: Path, settings: dict[str, str] | None = None) -> PgCluster:
     """Start a cluster kept by an earlier `start_cluster` + `stop(remove=False)` again, on a new free port of
-    127.0.0.1 (its data as it was left); ready when it returns."""
+    127.0.0.1 (its data as it was left, with `settings` as in start_cluster); ready when it returns."""
     if not (directory / "data" / "PG_VERSION").exists():
         raise ClusterError(f"{directory} holds no kept PostgreSQL cluster (no data/PG_VERSION)")
     bin_dir = postgres_bin()
     as_user, _, _ = _unprivileged()
     port = free_port()
-    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user), bin_dir, as_user)
+    launched = _launch(bin_dir, directory, port, as_user, settings)
+    cluster = PgCluster(directory, port, launched, bin_dir, as_user, settings)
     try:
         _wait_ready(cluster)
     except BaseException:
