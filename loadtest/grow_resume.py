@@ -177,14 +177,30 @@ def appended_rate(engine: Engine, entries: int, pool: ProcessPoolExecutor) -> tu
     if start == 0:
         raise SystemExit(f"{engine.name}: the kept log is empty")
     # The whole window signed first: its merges run beside the appends, as under a server's sustained load.
+    before = server_kinds(engine)
     asyncio.run(grow_all([grower], start + entries, int(time.time()) - 3600, pool, sign_ahead=entries))
+    print(f"  [{engine.name}] kept log's server CPU per entry: {server_split(engine, before, entries)}", flush=True)
     return start, grower.rate_over(entries), grower.cpu_over(entries)
+
+
+def server_kinds(engine: Engine) -> dict[str, float]:
+    return engine.cluster.cpu_by_kind() if isinstance(engine, PostgresEngine) else {}
+
+
+def server_split(engine: Engine, before: dict[str, float], entries: int) -> str:
+    """The database server's CPU since `before`, in us per entry, by kind of process (PgCluster.cpu_by_kind;
+    signing and start-up included, when the server is idle); empty for SQLite, which runs in this process."""
+    after = server_kinds(engine)
+    spent = {kind: (after[kind] - before.get(kind, 0.0)) / entries * 1e6 for kind in after}
+    return ", ".join(f"{kind} {us:.1f} us" for kind, us in sorted(spent.items(), key=lambda kv: -kv[1]) if us >= 0.05)
 
 
 def fresh_rate(engine: Engine, size: int, pool: ProcessPoolExecutor) -> tuple[float, float]:
     """(entries/s, CPU us per entry) growing a fresh log to `size`."""
     grower = Grower(engine)
+    before = server_kinds(engine)
     asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
+    print(f"  [{engine.name}] fresh log's server CPU per entry: {server_split(engine, before, size)}", flush=True)
     return grower.rate_over(size), grower.cpu_over(size)
 
 

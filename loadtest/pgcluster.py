@@ -75,17 +75,25 @@ class PgCluster:
         """CPU seconds (user + system) the server has used: the postmaster and its running children (backends,
         checkpointer, WAL writer), read from /proc, plus the children that have exited (autovacuum workers, closed
         connections' backends): the postmaster reaps them, so their CPU is in its cutime/cstime (proc(5))."""
-        ticks = 0
+        return sum(self.cpu_by_kind().values())
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """cpu_seconds by kind of process: "client backends", "checkpointer", "walwriter", "autovacuum worker",
+        ... (the process title PostgreSQL sets), "postmaster", and "exited" (reaped children: mostly autovacuum
+        workers and closed connections' backends)."""
+        ticks: dict[str, int] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                pid, fields = stat.parent.name, stat.read_text().rsplit(")", 1)[1].split()
+                pid, fields = int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
+                if pid == self.process.pid:
+                    ticks["postmaster"] = ticks.get("postmaster", 0) + int(fields[11]) + int(fields[12])
+                    ticks["exited"] = ticks.get("exited", 0) + int(fields[13]) + int(fields[14])  # cutime, cstime
+                elif int(fields[1]) == self.process.pid:
+                    kind = _kind((stat.parent / "cmdline").read_bytes())
+                    ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
             except OSError:  # the process ended meanwhile
                 continue
-            if int(pid) == self.process.pid:
-                ticks += sum(int(field) for field in fields[11:15])  # utime, stime, cutime, cstime
-            elif int(fields[1]) == self.process.pid:
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return {kind: count / os.sysconf("SC_CLK_TCK") for kind, count in ticks.items()}
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command as the superuser; its output, or ClusterError with PostgreSQL's message."""
@@ -129,6 +137,17 @@ class PgCluster:
         self.stop(remove=False)
         self.process = _launch(self.bin, self.directory, self.port, self.as_user, self.settings)
         _wait_ready(self)
+
+
+def _kind(cmdline: bytes) -> str:
+    """The kind of a server process from the title PostgreSQL gives it ("postgres: checkpointer ", "postgres:
+    autovacuum worker grow", "postgres: postgres grow 127.0.0.1(5432) idle"): a connection's names its client."""
+    title = cmdline.replace(b"\0", b" ").decode(errors="replace").removeprefix("postgres: ").strip()
+    if title.startswith("autovacuum worker"):
+        return "autovacuum worker"
+    if "127.0.0.1(" in title or "[local]" in title:
+        return "client backends"
+    return title
 
 
 def _unprivileged() -> tuple[list[str], int, int]:
