@@ -64,6 +64,12 @@ class ReadCache:
         self.bundles: Lru[tuple[int, int, bytes], TlogProof] = Lru(entries)
         self.status_proofs: Lru[tuple[bytes, Hashable], api.StatusIndexProof] = Lru(entries)
         self._published: tuple[bytes, int] = (b"", 0)
+        self._damaged: Hashable = None
+
+    def damaged_index_reported(self, version: Hashable) -> bool:
+        """True the first time a damaged status index `version` is met (one log line per version, not per lookup)."""
+        first, self._damaged = self._damaged != version, version
+        return first
 
     def statement(self, entry: StoredEntry) -> Statement:
         """The entry's statement, parsed once (structure checked, signature checked when it was submitted)."""

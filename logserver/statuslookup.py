@@ -6,12 +6,17 @@ that checkpoint can check everything: the statement's inclusion, its signature, 
 A version's rows never change, so the proof is kept per (document, version) (logserver/readcache.py).
 """
 
+import logging
+
 from logserver import api
 from logserver.readcache import ReadCache
 from logserver.statusindexer import read_plan
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
+from tlogcore.errors import MalformedError
 from tlogcore.statusindex_nodes import PathPlan
+
+log = logging.getLogger("logserver.statuslookup")
 
 
 async def status_index_proof(
@@ -28,8 +33,16 @@ async def status_index_proof(
     found = cache.status_proofs.get(key)
     if found is not None:
         return found
-    plan = await read_plan(store, PathPlan([document], version.size), version.size)
-    record, proof = plan.lookup(document)
+    try:
+        plan = await read_plan(store, PathPlan([document], version.size), version.size)
+        record, proof = plan.lookup(document)
+    except MalformedError as exc:  # IndexStorageError included: stored rows that contradict each other
+        # The server's damage, not the client's bad request: the statements are still answered with their proofs;
+        # without a status proof every verifier says the status is not proven. The index is derived from the log
+        # alone, so a copy rebuilt from it mends this (docs/status-proofs.md §6).
+        if cache.damaged_index_reported(version):
+            log.error("status index damaged at size %d (%s): lookups carry no status proof", version.size, exc)
+        return None
     statement = (await storage.get_entries(version.entry, version.entry + 1))[0]
     answer = api.StatusIndexProof(
         version.size,

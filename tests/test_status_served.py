@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from log_harness import issue, post_statements, register_issuer, running_log
 
 from logserver.client import LogClient
@@ -145,3 +146,30 @@ def test_a_real_server_on_both_engines_serves_proofs_tlog_verify_accepts(tmp_pat
         assert kept.status_proven and revoked.status_proven and never.status_proven, kept.message
         lag = httpx.get(server.url + "/metrics").text.split("\ntlog_status_index_lag_entries ")[1].split("\n")[0]
         assert 0 <= int(lag) <= 5, lag  # caught up: about the newest index-root itself is not covered
+
+
+def test_a_damaged_index_page_leaves_lookups_answered_without_status_proof(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A page row that no longer parses is the server's damage, not the client's bad request: the lookup still
+    answers every statement with its proofs, carries no status proof (so verifiers say the status is not proven),
+    and the server logs what is wrong and what to do."""
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, indexed=True) as (client, _):
+            await indexed_up_to(client, await populate(client))
+            later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"later").digest())])
+            await indexed_up_to(client, later.entries[0].index + 1)
+            db = sqlite3.connect(tmp_path / "log.db")
+            db.execute("UPDATE status_page SET data = substr(data, 1, 5)")
+            db.commit()
+            db.close()
+            history = await client.document(KEPT)
+            assert history.index is None and len(history.statements) == 1
+            outcome = await verify(client, KEPT)
+            assert outcome.verdict == GENUINE and not outcome.status_proven, outcome.message
+
+    with caplog.at_level("ERROR", logger="logserver"):
+        asyncio.run(scenario())
+    damaged = [r.getMessage() for r in caplog.records if "status index" in r.getMessage()]
+    assert damaged and "damaged" in damaged[0], [r.getMessage() for r in caplog.records]
