@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadtest.grow import (
@@ -53,7 +53,6 @@ from loadtest.grow import (
 )
 from loadtest.log_bench import machine_info
 from loadtest.merge_bench import parse_settings
-from loadtest.pgcluster import benchmark_settings
 from loadtest.wrk_reads import proofs_and_health
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
@@ -170,9 +169,11 @@ async def head_size(engine: Engine) -> int:
     return head.size if head else 0
 
 
-def appended_rate(engine: Engine, entries: int, pool: ProcessPoolExecutor) -> tuple[int, float, float]:
+def appended_rate(
+    engine: Engine, entries: int, pool: ProcessPoolExecutor, merge_cap: int | None = None
+) -> tuple[int, float, float]:
     """(size before, entries/s, CPU us per entry) over `entries` more appended to a log that has entries."""
-    grower = Grower(engine, size=asyncio.run(head_size(engine)))
+    grower = Grower(engine, size=asyncio.run(head_size(engine)), merge_cap=merge_cap)
     start = grower.size
     if start == 0:
         raise SystemExit(f"{engine.name}: the kept log is empty")
@@ -195,9 +196,11 @@ def server_split(engine: Engine, before: dict[str, float], entries: int) -> str:
     return ", ".join(f"{kind} {us:.1f} us" for kind, us in sorted(spent.items(), key=lambda kv: -kv[1]) if us >= 0.05)
 
 
-def fresh_rate(engine: Engine, size: int, pool: ProcessPoolExecutor) -> tuple[float, float]:
+def fresh_rate(
+    engine: Engine, size: int, pool: ProcessPoolExecutor, merge_cap: int | None = None
+) -> tuple[float, float]:
     """(entries/s, CPU us per entry) growing a fresh log to `size`."""
-    grower = Grower(engine)
+    grower = Grower(engine, merge_cap=merge_cap)
     before = server_kinds(engine)
     asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
     print(f"  [{engine.name}] fresh log's server CPU per entry: {server_split(engine, before, size)}", flush=True)
@@ -257,7 +260,13 @@ class ReadStart:
 
 
 def measure(
-    name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor, pg_settings: dict[str, str]
+    name: str,
+    folder: Path,
+    entries: int,
+    baseline: int,
+    pool: ProcessPoolExecutor,
+    pg_settings: dict[str, str],
+    merge_cap: int | None = None,
 ) -> str:
     """One engine's row: a fresh log grown to `baseline`, then `entries` appended to the kept log; PostgreSQL's
     clusters both run with `pg_settings`, so the ratio compares sizes, not settings."""
@@ -265,15 +274,16 @@ def measure(
         tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp,
         fresh_engine(name, Path(tmp), pg_settings) as engine,
     ):
-        base, base_cpu = fresh_rate(engine, baseline, pool)
+        base, base_cpu = fresh_rate(engine, baseline, pool, merge_cap)
     print(
         f"  [{name}] fresh log to {baseline:,}: {base:,.0f}/s, {base_cpu:,.1f} us CPU/entry; "
         f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     with kept_engine(name, folder, pg_settings) as engine:
-        size, rate, cpu = appended_rate(engine, entries, pool)
-    merges = entries / SequencerConfig("", frozenset()).merge_batch(size)
+        size, rate, cpu = appended_rate(engine, entries, pool, merge_cap)
+    policy = SequencerConfig("", frozenset())
+    merges = entries / (policy if merge_cap is None else replace(policy, merge_cap=merge_cap)).merge_batch(size)
     print(
         f"  [{name}] kept log at {size:,}: {rate:,.0f}/s, {cpu:,.1f} us CPU/entry, appended and merged "
         f"(about {merges:.1f} merges of the "
@@ -303,8 +313,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--pg-settings",
         default="",
-        help="PostgreSQL: over pgcluster.benchmark_settings()",
+        help="extra PostgreSQL server settings (fresh and kept), e.g. shared_buffers=4GB",
     )
+    parser.add_argument("--merge-cap", type=int, default=None, help="SequencerConfig.merge_cap (default its own)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     print("integration at the kept size beside a fresh log, same run")
@@ -316,9 +327,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if not args.reads_only:
         with signing_pool() as pool:
-            settings = {**benchmark_settings(), **parse_settings(args.pg_settings)}
+            settings = parse_settings(args.pg_settings)
             print(f"  PostgreSQL clusters (fresh and kept): {settings}")
-            rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool, settings) for name in names]
+            rows = [
+                measure(name, args.keep, args.entries[-1], args.baseline[-1], pool, settings, args.merge_cap)
+                for name in names
+            ]
         print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
         print("\n".join(rows))
     if args.wrk_seconds > 0:

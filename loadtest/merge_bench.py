@@ -31,7 +31,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from loadtest.pgcluster import benchmark_settings, start_cluster
+from loadtest.pgcluster import start_cluster
 from logserver import postgres, sqlite_schema
 from logserver.sequencing import SequencerConfig
 
@@ -190,8 +190,7 @@ async def pg_measure(dsn: str, sizes: Sequence[int], batches: str, checkpoint: b
         await db.close()
 
 
-def run_postgresql(sizes: Sequence[int], batches: str, extra: dict[str, str], checkpoint: bool) -> None:
-    settings = {**benchmark_settings(), **extra}
+def run_postgresql(sizes: Sequence[int], batches: str, settings: dict[str, str], checkpoint: bool) -> None:
     cluster = start_cluster(settings=settings)
     try:
         dsn = cluster.create_database("merge")
@@ -225,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--pg-settings",
         default="",
-        help="server settings over pgcluster.benchmark_settings(), e.g. shared_buffers=128MB",
+        help="extra server settings, e.g. wal_compression=lz4 or shared_buffers=4GB",
     )
     parser.add_argument("--no-checkpoint", action="store_true", help="PostgreSQL: no CHECKPOINT before each merge")
     parser.add_argument(

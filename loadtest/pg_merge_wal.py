@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from loadtest.merge_bench import parse_settings
-from loadtest.pgcluster import benchmark_settings, start_cluster
+from loadtest.pgcluster import start_cluster
 
 MERGE_KEYS = 10_000  # merge_min: the fixed merge size before the share rule (SequencerConfig.merge_batch)
 FILL = (
@@ -58,12 +58,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", default="1e5,1e6,3e6", help="lookup table sizes, ascending (default 1e5,1e6,3e6)")
     parser.add_argument(
-        "--pg-settings", default="", help="over pgcluster.benchmark_settings(), e.g. shared_buffers=128MB"
+        "--pg-settings",
+        default="",
+        help="extra PostgreSQL server settings, e.g. shared_buffers=4GB",
     )
     args = parser.parse_args(argv)
     sizes = [int(float(s)) for s in args.sizes.split(",")]
     print("WAL written by one PostgreSQL lookup merge right after a checkpoint, by table size")
-    settings = {**benchmark_settings(), **parse_settings(args.pg_settings)}
+    settings = parse_settings(args.pg_settings)
     print(f"  server settings beyond the cluster's: {settings}")
     cluster = start_cluster(settings=settings)
     try:

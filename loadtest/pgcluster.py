@@ -24,23 +24,6 @@ from loadtest.localproc import free_port
 PG_ROOT = Path("/usr/lib/postgresql")
 
 
-# Benchmark clusters (not the test clusters, which keep PostgreSQL's 128 MB): shared_buffers a quarter of the
-# machine's memory, the manual's starting point for a dedicated server (runtime-config-resource), capped. At 10^7
-# entries the lookup B-trees a merge inserts into and the tables every commit and lookup touch are several GB;
-# with 128 MB each random insert evicts a buffer and re-reads it through the OS, and backends write dirty buffers
-# themselves (docs/reference.md "PostgreSQL server settings": measured with loadtest.grow_resume, merge_bench).
-BENCHMARK_BUFFERS_SHARE = 4
-BENCHMARK_BUFFERS_CAP = 4 * 2**30
-
-
-def benchmark_settings(memory: int | None = None) -> dict[str, str]:
-    """The server settings benchmark clusters add to the ones every cluster has: shared_buffers a quarter of
-    `memory` (default: this machine's RAM), at most BENCHMARK_BUFFERS_CAP, never below PostgreSQL's 128 MB."""
-    total = memory if memory is not None else os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    buffers = max(128 * 2**20, min(BENCHMARK_BUFFERS_CAP, total // BENCHMARK_BUFFERS_SHARE))
-    return {"shared_buffers": f"{buffers // 2**20}MB"}
-
-
 class ClusterError(RuntimeError):
     """PostgreSQL could not be set up or started."""
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
-from loadtest.pgcluster import PgCluster, benchmark_settings
+from loadtest.pgcluster import PgCluster
 from tests.pg_cluster import PgDatabase
 
 BURN = "SELECT count(*) FROM generate_series(1, 8000000) a, LATERAL (SELECT md5(a::text)) b"
@@ -37,13 +37,6 @@ def test_cluster_cpu_counts_backends_that_have_exited(pg_cluster: PgCluster, pg_
     wait_gone(asyncio.run(burn_in_a_backend(pg_database.dsn)))
     spent = pg_cluster.cpu_seconds() - before
     assert spent >= 0.4, f"the exited backend's CPU was not counted: {spent:.2f} s"
-
-
-def test_benchmark_clusters_get_a_quarter_of_memory_capped_and_never_less_than_the_default() -> None:
-    gib = 2**30
-    assert benchmark_settings(24 * gib) == {"shared_buffers": "4096MB"}
-    assert benchmark_settings(8 * gib) == {"shared_buffers": "2048MB"}
-    assert benchmark_settings(256 * 2**20) == {"shared_buffers": "128MB"}
 
 
 async def burn_and_read_kinds(cluster: PgCluster, dsn: str) -> tuple[dict[str, float], dict[str, float]]:
