@@ -194,10 +194,18 @@ def print_tree_bound(bound: TreeBound) -> None:
         )
 
 
-def print_signature_bound(stages: dict[str, float]) -> None:
-    """`stages`: CPU seconds per entry of each stage; prints them and the 2-core bound."""
+def print_signature_bound(stages: dict[str, float], status: float = 0.0, start: float = 0.0, entries: int = 0) -> None:
+    """`stages`: CPU seconds per entry of each stage; prints them and the 2-core bound. Then two limits the sum does
+    not show: the status index runs in one process (`status`, seconds per document: never more than one core), and a
+    run of `entries` pays the monitor's start (`start` CPU seconds of imports, on one core while the other waits)."""
     print("\n| audit with signatures, CPU per entry | µs | entries/s on one core |\n|---|---:|---:|")
     for label, seconds in stages.items():
         print(f"| {label} | {seconds * 1e6:,.1f} | {1 / seconds if seconds else 0:,.0f} |")
     total = sum(stages.values())
     print(f"| all of it: the bound on 2 cores | {total * 1e6:,.1f} | {2 / total:,.0f} (2 cores) |")
+    if status:
+        print(f"| the status process alone: one process, at most one core | {status * 1e6:,.1f} | {1 / status:,.0f} |")
+    if entries:
+        pace = max(total / 2, status)
+        label = f"bound of the whole command for {entries:,} entries: the start ({start:.2f} CPU s), then the lower of"
+        print(f"| {label} the two above | | {entries / (start + entries * pace):,.0f} |")

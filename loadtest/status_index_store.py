@@ -5,19 +5,24 @@
 At each size: the index of that many random documents is built in memory and stored as one version (not timed);
 then, per batch size, `--updates` updates run exactly as the indexer runs them (logserver/statusindexer.py):
 the issue statements parsed (`document_entries`), the paths read (`UpperLevels`: the top 16 depths in memory,
-deeper rows one level per round), `apply_entries`, and the commit, which also deletes the rows the version before
-superseded (in the server a cycle later, also in an update's own transaction: the "prune" phase stays 0). Each
+deeper rows a page per round), the update made page by page (tlogcore/statuspageupdate.py), and the commit,
+which also deletes the rows the version before superseded (in the server a cycle later, also in an update's own
+transaction: the "prune" phase stays 0). Each
 phase is timed in wall seconds and in CPU seconds of this process (its threads included; PostgreSQL's own CPU is
 its server's). Beside them, measured in the same run:
   - raw SHA-256/s over the SHA-256 calls per document the update made (the hashing bound);
   - the storage alone: the same rows, already encoded, inserted in one transaction and deleted in another, with
     no Python work around them (the storage bound of this row layout).
+  - the Python alone (the same updates over page rows in a dict, no SQL), and under it the floor of this row
+    layout in Python: the statements parsed, the pages read split, the pages written encoded and the SHA-256
+    calls, redone alone (what any update logic over these rows pays before its own work).
 Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_page with its index.
 Prints figures; asserts nothing.
 """
 
 import argparse
 import asyncio
+import hashlib
 import os
 import random
 import sqlite3
@@ -29,13 +34,13 @@ from pathlib import Path
 from typing import Any
 
 from logserver.statusindexer import UpperLevels, document_entries
-from logserver.statuspages import PagedNodes
+from logserver.statuspages import PagedNodes, encoded
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.gcpause import paused_gc
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
-from tlogcore.statusindex_nodes import Leaf, NodeId, PathPlan, StoredNode, read_paths
-from tlogcore.statusindex_pages import STRIDE, Page, pages_of
+from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode, read_paths
+from tlogcore.statusindex_pages import STRIDE, Page
 from tlogcore.statuspageset import PageSet, decoded
 from tlogcore.statusrecord import new_record
 
@@ -113,14 +118,15 @@ async def one_update(
 
     entries = await phases.timed("parse", parse)
     pages = PageSet(head.size)
-    plan = await phases.timed("read", lambda: upper.plan([d for _, _, d in entries], head.size, pages))
-    update = await phases.timed("apply", lambda: asyncio.to_thread(plan.apply_entries, entries))
-    new = IndexVersion(head.size + len(datas), update.root, 1)
-    await phases.timed("commit", lambda: store.commit(head, new, update.writes, pages, prunes))
-    upper.committed(head.size, new.size, update.writes, pages)
+    update = await phases.timed("read", lambda: upper.update(entries, head.size, pages))
+    root, written = await phases.timed("apply", lambda: asyncio.to_thread(update.apply))
+    pages.made(written)
+    new = IndexVersion(head.size + len(datas), root, 1)
+    await phases.timed("commit", lambda: store.commit(head, new, {}, pages, prunes))
+    upper.committed(head.size, new.size, pages)
     phases.documents += len(entries)
-    phases.hashes += sum(2 if isinstance(row, Leaf) else 1 for row in update.writes.values())
-    phases.rows += len(pages_of(update.writes))
+    phases.hashes += update.hashes
+    phases.rows += len(written)
     return new, list(pages.written)  # the pages rewritten: what the prune deletes older rows of (as the indexer)
 
 
@@ -187,9 +193,13 @@ class MemoryPages:
     def __init__(self, rows: dict[bytes, bytes]) -> None:
         self.rows = rows
         self._pages = PagedNodes(self._select)
+        self._selected: list[tuple[bytes, bytes]] = []
+        self.updates: list[tuple[list[tuple[bytes, bytes]], dict[NodeId, Page]]] = []  # per commit: rows read, written
 
     async def _select(self, pages: list[bytes], version: int) -> list[tuple[bytes, bytes]]:
-        return [(page, data) for page in pages if (data := self.rows.get(page)) is not None]
+        found = [(page, data) for page in pages if (data := self.rows.get(page)) is not None]
+        self._selected += found
+        return found
 
     async def read_nodes(self, ids: Any, version: int, pages: PageSet | None = None) -> dict[NodeId, StoredNode]:
         return await self._pages.nodes(ids, version, pages)
@@ -204,6 +214,8 @@ class MemoryPages:
     async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None, _: Any = ()) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
         self.rows.update((page, data) for page, _, data in rows)
+        self.updates.append((self._selected, pages.written if pages is not None else {}))
+        self._selected = []
 
     async def prune(self, version: int, nodes: Any) -> None:
         pass
@@ -218,11 +230,29 @@ async def newest_rows(store: Any, version: int) -> dict[bytes, bytes]:
         return {bytes(p): bytes(d) for p, d in await conn.fetch(sql, version)}
 
 
-async def python_alone(store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random) -> float:
-    """Documents per CPU second of the same updates with the rows in a dict (MemoryPages): the Python's bound."""
+async def python_alone(
+    store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random
+) -> tuple[float, float]:
+    """Documents per CPU second of the same updates with the rows in a dict (MemoryPages): the Python's bound;
+    and the floor of this row layout under it (`layout_floor`), in CPU seconds per document."""
     memory = MemoryPages(await newest_rows(store, head.size))
     _, phases, _ = await run_updates(memory, head, batch, updates, rng)
-    return phases.documents / sum(phases.cpu.values())
+    return phases.documents / sum(phases.cpu.values()), layout_floor(memory, phases)
+
+
+def layout_floor(memory: MemoryPages, phases: Phases) -> float:
+    """CPU seconds per document that any update over these page rows spends in Python whatever its own logic: the
+    statements parsed (the phase as timed), the pages it read split, the pages it wrote encoded, and its SHA-256
+    calls, each redone here alone over the counted updates' own rows (the first, uncounted one left out)."""
+    began = time.process_time()
+    with paused_gc():
+        for read, written in memory.updates[1:]:
+            decoded(read)
+            encoded(written, 0)
+        node = bytes(65)
+        for _ in range(phases.hashes):
+            hashlib.sha256(node).digest()
+    return (time.process_time() - began + phases.cpu["parse"]) / phases.documents
 
 
 async def bytes_on_disk(store: Any, directory: Path) -> int:
@@ -289,9 +319,11 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                     report(size, batch, phases, sha, alone, updates, engine == "sqlite")
                     if server_cpu:
                         all_in(phases, server, batch)
-                    python = await python_alone(store, head, batch, updates, rng)
+                    python, floor = await python_alone(store, head, batch, updates, rng)
                     print(f"    ceiling: the indexer's Python alone (the same updates, rows in a dict, no SQL): "
-                          f"{python:,.0f} documents per CPU second")  # fmt: skip
+                          f"{python:,.0f} documents per CPU second = {1e6 / python:,.1f} us per document")  # fmt: skip
+                    print(f"      of which the row layout's floor (statements parsed, pages read split, pages written "
+                          f"encoded, SHA-256 calls; no update logic): {floor * 1e6:,.1f} us per document")  # fmt: skip
             finally:
                 await store.close()
 

@@ -3,8 +3,8 @@
 One task in the sequencing process. Each step:
 1. the index covers entries [0, N) (statusstore head), the log holds [0, S); if S > N, read entries [N, S) and
    keep their `issue` and `revoke` statements (index, kind, document);
-2. read the rows on those documents' paths at version N in rounds (tlogcore PathPlan), compute the update, and
-   commit it at version S with a compare-and-swap of the index head, in one transaction;
+2. read the pages on those documents' paths at version N in rounds (tlogcore PageUpdate), compute the update
+   page by page, and commit it at version S with a compare-and-swap of the index head, in one transaction;
 3. sign `index-root(size S, root, time)` with the log's registry key and log it as an ordinary entry, then
    record where it landed.
 A crash (kill -9) anywhere leaves either version N or version S whole; a version whose statement was not logged
@@ -18,7 +18,7 @@ a new version (otherwise each statement would call for the next, one entry per s
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,9 +36,10 @@ from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, parse_statement
-from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
-from tlogcore.statuspageset import PageSet, nodes_of
+from tlogcore.statusindex_nodes import NodeId, PathPlan
+from tlogcore.statusindex_pages import Page
+from tlogcore.statuspageset import PageSet
+from tlogcore.statuspageupdate import PageUpdate
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
@@ -76,8 +77,8 @@ async def read_plan(store: StatusStore, plan: PathPlan, version: int, pages: Pag
 
 
 class UpperLevels:
-    """The nodes at depth <= UPPER_DEPTH as of one index version, and the pages holding them (the pages starting
-    at depth 0, 4, 8 and 12, whole), kept in memory between updates.
+    """The pages holding the nodes at depth <= UPPER_DEPTH as of one index version (the pages starting at depth
+    0, 4, 8 and 12, whole), kept in memory between updates.
 
     The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top pages
     without reading them (the commit wrote them whole: `PageSet.written`); they are handed to the next commit,
@@ -88,46 +89,44 @@ class UpperLevels:
     Below the kept depths a path is read a page per round (its 4 levels: one stored row, statusindex_pages.py),
     so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The top is loaded
     only for a batch of `keep_from` documents or more (an indexer catching up, as the monitor does, §9): a small
-    batch reads its few paths from storage.
+    batch reads its few paths from storage, a page per round from the root.
     """
 
     def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM) -> None:
         self._store, self._keep_from = store, keep_from
         self._version: int | None = None
-        self._pages: dict[NodeId, Page] = {}  # the pages holding them: a commit rewrites these whole
-        self._nodes: dict[NodeId, StoredNode] = {}
+        self._pages: dict[NodeId, Page] = {}  # a commit rewrites these whole
 
-    async def plan(self, keys: Sequence[bytes], version: int, pages: PageSet) -> PathPlan:
-        """A read plan for `keys` at `version` (the index head), every round done; `pages` keeps the pages read
-        (for the commit), the kept ones included (the commit does not read them again)."""
+    async def update(self, entries: Sequence[tuple[int, str, bytes]], version: int, pages: PageSet) -> PageUpdate:
+        """The update adding `entries` at `version` (the index head), every page it needs read; `pages` keeps
+        the pages read (for the commit), the kept ones included (the commit does not read them again)."""
         if self._version != version:
             self.forget()
-            if len(keys) < self._keep_from:
-                return await read_plan(self._store, PathPlan(keys, version), version, pages)
-            self._pages = await self._store.read_upper(UPPER_DEPTH, version)
-            self._nodes = nodes_of(self._pages, UPPER_DEPTH)
-            self._version = version
+            if len(entries) >= self._keep_from:
+                self._pages = await self._store.read_upper(UPPER_DEPTH, version)
+                self._version = version
+        # Below the kept levels a page per path per round; with no top kept, a path is about log2(size) + 2
+        # deep: its pages that far down are asked in the first round (as PathPlan's first window asks).
+        ahead = 0 if self._version == version else version.bit_length() + 4
         if pages.version == version:
             pages.pages.update(self._pages)
-        plan = PathPlan(keys, version, known=(self._nodes, UPPER_DEPTH))
-        while open_paths := plan.open_paths():  # below the kept levels: a page per path per round
-            found = await self._store.read_pages(path_pages(open_paths), version, pages)
-            plan.supply_walked(path_nodes(open_paths, found), STRIDE)
+        update = PageUpdate(entries, pages.pages)
+        while wanted := update.wanted(ahead):
+            update.supply(await self._store.read_pages(wanted, version, pages))
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
-        return plan
+        return update
 
-    def committed(self, old: int, new: int, writes: Mapping[NodeId, StoredNode], pages: PageSet) -> None:
-        """The update from version `old` to `new` is committed with these rows, its pages as `pages.written`: if
-        the top held was `old`'s, they make it `new`'s."""
+    def committed(self, old: int, new: int, pages: PageSet) -> None:
+        """The update from version `old` to `new` is committed, its pages as `pages.written`: if the top held
+        was `old`'s, they make it `new`'s."""
         if self._version != old or pages.version != old:
             self.forget()
             return
-        self._nodes.update((node, row) for node, row in writes.items() if node[0] <= UPPER_DEPTH)
         self._pages.update((page, nodes) for page, nodes in pages.written.items() if page[0] <= UPPER_DEPTH)
         self._version = new
 
     def forget(self) -> None:
-        self._version, self._pages, self._nodes = None, {}, {}
+        self._version, self._pages = None, {}
 
 
 @dataclass
@@ -180,18 +179,18 @@ class StatusIndexer:
         upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from)
         try:
             pages = PageSet(covered)
-            plan = await upper.plan([doc for _, _, doc in entries], covered, pages)
-            update = await asyncio.to_thread(plan.apply_entries, entries)
-            new = IndexVersion(end, update.root, int(self.clock()))
+            update = await upper.update(entries, covered, pages)
+            root, written = await asyncio.to_thread(update.apply)
+            pages.made(written)
+            new = IndexVersion(end, root, int(self.clock()))
             due = self._due()
-            await self.store.commit(head, new, update.writes, pages, due)
+            await self.store.commit(head, new, {}, pages, due)
         except BaseException:
             upper.forget()  # the commit may or may not have landed: read the top again next time
             raise  # the prunes stay due (pruning twice deletes nothing more)
         del self._rewritten[: len(due)]
-        upper.committed(covered, new.size, update.writes, pages)
-        # The pages it wrote name the same rows as its nodes do, a third as many ids to prune by.
-        self._rewritten.append((new.size, list(pages.written) if pages.written else list(update.writes)))
+        upper.committed(covered, new.size, pages)
+        self._rewritten.append((new.size, list(pages.written)))  # the pages it rewrote: what a prune deletes by
         return new
 
     async def _log_root(self, version: IndexVersion) -> None:

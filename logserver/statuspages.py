@@ -51,7 +51,12 @@ class PagedNodes:
     async def to_write(
         self, old: int | None, new: int, writes: Mapping[NodeId, StoredNode], known: PageSet | None
     ) -> list[tuple[bytes, int, bytes]]:
-        """The rows that store `writes` at version `new` over version `old` (None: nothing stored yet)."""
+        """The rows that store `writes` at version `new` over version `old` (None: nothing stored yet); or, if
+        `known` was made whole by its update (statuspageupdate.py, `writes` then empty), its pages as they are."""
+        if known is not None and known.whole:
+            if writes:
+                raise ValueError("an update's pages are given whole or as node writes, not both")
+            return await asyncio.to_thread(encoded, known.written, new)
         changes = changed_pages(writes)
         current = {page: {} for page in changes} if old is None else await self.whole(changes, old, known)
         merged = merge_pages(current, changes)

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from monitor.modes import SIGNATURES, VERIFY_MODES
 from tlogcore.errors import MalformedError, TlogError
 from tlogcore.policy import Policy, parse_policy
 from tlogcore.statement import parse_statement_key
 
-SIGNATURES, PARSE, TREE = "signatures", "parse", "tree"
-VERIFY_MODES = (SIGNATURES, PARSE, TREE)
 SINK_TYPES = ("stdout", "file", "webhook", "command")
 
 

@@ -8,18 +8,19 @@ verified checkpoint."""
 import asyncio
 import base64
 import functools
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from monitor import alerts as A
 from monitor.audit import Checked, Tally, apply_registry, check_packed, unpack
-from monitor.config import TREE
 from monitor.daily import Days, count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
-from monitor.rules import UNEXPECTED, match_all
+from monitor.modes import TREE
+from monitor.rules import UNEXPECTED, match_chunk
 from monitor.state import AuditedChunk, LogRow, Signed
-from monitor.statusaudit import Finding, status_alerts, status_items_of
+from monitor.statusaudit import RULE_STATUS_INDEX, Finding, status_items_of
 from monitor.statusworker import StatusRunner, findings_of
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
@@ -227,15 +228,17 @@ class EntryAudit:
     ) -> list[A.Alert]:
         watchlist = self.context.shared.watchlist
         rules = watchlist.rules
-        matches = [(item, match_all(rules, watchlist.expected, self.context.origin, item)) for item in checked]
-        if any(m.what == UNEXPECTED for _, ms in matches for m in ms):
+        matches = match_chunk(rules, watchlist.expected, self.context.origin, checked)
+        if any(m.what == UNEXPECTED for ms in matches.values() for m in ms):
             # An issuer may list a document just before logging it: look again before saying "unexpected".
             for error in await asyncio.to_thread(watchlist.refresh, True):
                 log.warning("%s", error)
-            matches = [(item, match_all(rules, watchlist.expected, self.context.origin, item)) for item in checked]
+            matches = match_chunk(rules, watchlist.expected, self.context.origin, checked)
         good_indexes, good_leaves = self.context.state.known_good(self.context.origin)
         out = []
-        for item, found in matches:
+        flagged = sorted(matches.keys() | {item.index for item in checked if item.problem is not None})
+        for index in flagged:  # checked[i] is entry start + i
+            item, found = checked[index - start], matches.get(index, [])
             watch = [m for m in found if item.index not in good_indexes and item.leaf_hash not in good_leaves]
             if item.problem is None and not watch:
                 continue
@@ -269,3 +272,19 @@ class EntryAudit:
             "inclusion_proof": [b64(h) for h in view.assemble(plan)],
             "checkpoint": note_text(target.note),
         }
+
+
+async def status_alerts(
+    context: LogContext, findings: Sequence[Finding], evidence_of: Callable[[int], Awaitable[dict[str, Any]]]
+) -> list[A.Alert]:
+    """The alerts about the log's status index from a chunk's findings, each with the entry's inclusion proof and the
+    checkpoint (`evidence_of`)."""
+    alerts = []
+    for finding in findings:
+        evidence = dict(finding.evidence)
+        key = f"missing index-root after {finding.evidence.get('last_index_root_entry')}"
+        if finding.index is not None:
+            evidence |= await evidence_of(finding.index)
+            key = f"index-root {finding.index}"
+        alerts.append(context.alert(RULE_STATUS_INDEX, A.MISBEHAVIOUR, key, finding.summary, evidence))
+    return alerts

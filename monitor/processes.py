@@ -5,10 +5,13 @@ processes run are imported once, in that server (`set_forkserver_preload`), so e
 with them: without it, a monitor started other than through its `tlog-monitor` script (`python -c`, whose
 `__main__` the forkserver cannot re-import) had each process import monitor and tlogcore itself, 0.1-0.25 CPU s
 apiece, about a quarter of a 2*10^4-entry audit's CPU with 2 workers and the status process (loadtest/monitor_bench.py).
-The processes are started at once, so they are up while the main process reads the checkpoint and the first tiles.
+The processes are started at once, from a thread, so they start while the main process reads the checkpoint and the
+first tiles.
 """
 
+import contextlib
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import select
 import threading
@@ -18,14 +21,28 @@ from concurrent.futures import ProcessPoolExecutor
 PRELOAD = ["monitor.audit", "monitor.statusworker"]  # what the processes run: check_packed, audit_chunk
 
 
+def start_forkserver() -> None:
+    """Start the forkserver now, without waiting for it: it imports PRELOAD while this process goes on (cli.py)."""
+    multiprocessing.set_forkserver_preload(PRELOAD)
+    multiprocessing.forkserver.ensure_running()
+
+
 def process_pool(processes: int) -> ProcessPoolExecutor:
     """A pool of `processes` processes forked from the preloaded forkserver, started now."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)  # takes effect when the server starts: the first pool of this process
     pool = ProcessPoolExecutor(processes, mp_context=context, initializer=exit_with, initargs=(os.getpid(),))
-    for _ in range(processes):  # each submit with no idle process starts one (forkserver pools start them lazily)
-        pool.submit(os.getpid)
+    threading.Thread(target=_start, args=(pool, processes), daemon=True, name="start-processes").start()
     return pool
+
+
+def _start(pool: ProcessPoolExecutor, processes: int) -> None:
+    """Start the pool's processes, in a thread: each start waits for the forkserver, which first imports PRELOAD
+    (~0.2-0.3 CPU s); meanwhile the main process reads its state and the first tiles (a 2*10^4-entry audit waited
+    ~0.28 s for it here). A task submitted before they are up waits for them, as it would have."""
+    with contextlib.suppress(Exception):  # shut down before all started; or a start failed: the first task says so
+        for _ in range(processes):  # each submit with no idle process starts one (forkserver pools start them lazily)
+            pool.submit(os.getpid)
 
 
 def exit_with(monitor: int) -> None:

@@ -34,15 +34,13 @@ collector paused (tlogcore/gcpause.py).
 
 import base64
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor import alerts as A
 from monitor.audit import Checked
 from monitor.indexroots import is_index_root
-from monitor.logcontext import LogContext
 from monitor.statusfile import IndexPages, open_index, write_pages
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
@@ -291,19 +289,3 @@ def status_items_of(checked: Sequence[Checked], entries: Sequence[bytes], start:
     """The items of an audited chunk: only statements the checks and the registry accepted name a document."""
     statements = {c.index: c.statement for c in checked if c.statement is not None and c.problem is None}
     return status_items(entries, statements, start)
-
-
-async def status_alerts(
-    context: LogContext, findings: Sequence[Finding], evidence_of: Callable[[int], Awaitable[dict[str, Any]]]
-) -> list[A.Alert]:
-    """The alerts about the log's status index from a chunk's findings, each with the entry's inclusion proof and the
-    checkpoint (`evidence_of`)."""
-    alerts = []
-    for finding in findings:
-        evidence = dict(finding.evidence)
-        key = f"missing index-root after {finding.evidence.get('last_index_root_entry')}"
-        if finding.index is not None:
-            evidence |= await evidence_of(finding.index)
-            key = f"index-root {finding.index}"
-        alerts.append(context.alert(RULE_STATUS_INDEX, A.MISBEHAVIOUR, key, finding.summary, evidence))
-    return alerts

@@ -16,7 +16,7 @@ from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
 from tlogcore.cosignature import CosignatureV1Signer
-from tlogcore.keys import Ed25519Signer, Ed25519Verifier
+from tlogcore.keys import Ed25519Signer, Ed25519Verifier, libsodium_verifies
 
 P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493  # the prime order of the base point
@@ -178,6 +178,7 @@ def test_edge_case_verdicts(name: str, case: object, openssl: bool, libsodium: b
     key, message, signature = case()  # type: ignore[operator]
     assert openssl_accepts(key, message, signature) is openssl, name
     assert libsodium_accepts(key, message, signature) is libsodium, name
+    assert libsodium_verifies(key, message, signature) is libsodium, f"{name}: the direct call is not PyNaCl's"
     assert ours_accepts(key, message, signature) is openssl, f"{name}: the verdict changed from before"
 
 
@@ -198,6 +199,8 @@ def test_rfc8032_test_1() -> None:
     assert not ours_accepts(key, b"\x00", signature)
     assert not ours_accepts(key, b"", signature[:63] + bytes([signature[63] ^ 1]))
     assert not ours_accepts(key, b"", signature[:63])
+    assert libsodium_verifies(key, b"", signature)
+    assert not libsodium_verifies(key, b"", signature[:63]) and not libsodium_verifies(key[:31], b"", signature)
 
 
 def test_random_signatures_and_mutations_agree_with_openssl() -> None:
@@ -216,6 +219,8 @@ def test_random_signatures_and_mutations_agree_with_openssl() -> None:
         mutated_key[rng.randrange(32)] ^= 1 << bit
         for case in ((key, message, bytes(mutated_signature)), (bytes(mutated_key), message, signature)):
             assert ours_accepts(*case) is openssl_accepts(*case)
+            assert libsodium_verifies(*case) is libsodium_accepts(*case)
+        assert libsodium_verifies(key, message, signature)
         if message:
             changed = bytes([message[0] ^ 1]) + message[1:]
             assert not ours_accepts(key, changed, signature)

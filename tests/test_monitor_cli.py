@@ -139,7 +139,7 @@ def test_stopping_while_an_alert_wakes_the_delivery_task_still_stops(tmp_path: P
     """SIGTERM cancels every task; one that is woken in the same moment must still end. Python 3.11's
     asyncio.wait_for returns the result and drops the cancellation when its awaitable is already done: the delivery
     loop then ran on and `tlog-monitor run` had to be killed (seen once under load, exit -9)."""
-    from monitor.cli import Runtime, load_config
+    from monitor.commands import Runtime, load_config
 
     config = load_config(monitor_config(tmp_path / "m.toml", "http://127.0.0.1:9", POLICY))
 

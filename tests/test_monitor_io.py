@@ -358,7 +358,7 @@ def test_concurrent_tile_gets_reuse_their_connections(tmp_path: Path) -> None:
     """A round's tile GETs, `max_concurrent_requests` at a time, through the transport the monitor builds: each
     connection is kept for the next GET, so a catch-up opens at most one per request in flight. (With 8 idle
     connections kept for 16 in flight, those beyond 8 were closed after each burst: these 160 GETs opened 88.)"""
-    from monitor.cli import Runtime, load_config
+    from monitor.commands import Runtime, load_config
     from tests.log_harness import seed
     from tests.monitor_helpers import monitor_config
     from tlogcore.keys import Ed25519Signer

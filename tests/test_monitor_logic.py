@@ -10,9 +10,19 @@ from monitor_faults import StaticTree
 
 from monitor.alerts import MISBEHAVIOUR, WATCH, Alert, alert_id
 from monitor.audit import Checked, Tally, apply_registry, check_statements, parse_unsigned
-from monitor.config import PARSE, SIGNATURES, TREE, WatchRule, config_from_toml
+from monitor.config import WatchRule, config_from_toml
+from monitor.modes import PARSE, SIGNATURES, TREE
 from monitor.progress import Progress
-from monitor.rules import ISSUER_ADDED, ISSUER_RETIRED, REVOCATION, UNEXPECTED, match_rule, parse_expected
+from monitor.rules import (
+    ISSUER_ADDED,
+    ISSUER_RETIRED,
+    REVOCATION,
+    UNEXPECTED,
+    match_all,
+    match_chunk,
+    match_rule,
+    parse_expected,
+)
 from monitor.splitview import open_witness_checkpoint, proof_conflict, same_size_conflict
 from monitor.state import Signed
 from tlogcore import merkle
@@ -260,6 +270,33 @@ def test_watch_rules(rule: WatchRule, expected: frozenset[bytes] | None, data: b
     assert [m.what for m in matches] == want
     for match in matches:
         assert match.rule == rule.name and "entry 5" in match.summary
+
+
+def test_a_chunk_matches_as_each_entry_does() -> None:
+    """match_chunk (what the audit calls per chunk) gives every entry exactly match_all's matches, in its order,
+    over several rules, one of them for another log, with a bad entry among the chunk's."""
+    rules = [
+        ISSUER_RULE,
+        REGISTRY_RULE,
+        WatchRule("m", issuer_keys=frozenset([ISSUER.verifier().vkey]), revocations=True),
+        WatchRule("elsewhere", issuer_names=frozenset(["moeys.example"]), logs=frozenset(["x"])),
+    ]
+    expected = {"moeys": frozenset([b"\x11" * 32]), "m": frozenset([b"\x11" * 32])}
+    datas = [
+        stmt(ISSUE, ISSUER, document=b"\x11" * 32),
+        stmt(ISSUE, ISSUER, document=b"\x12" * 32),
+        stmt(REVOKE, ISSUER, document=b"\x11" * 32),
+        stmt(ISSUER_ADD, REGISTRY, issuer=ISSUER.verifier().vkey),
+        stmt(ISSUE, THIEF, document=b"\x12" * 32),
+        stmt(REVOKE, THIEF, document=b"\x12" * 32),
+    ]
+    items = [checked(data, 10 + i) for i, data in enumerate(datas)]
+    items.append(Checked(10 + len(datas), b"\x00" * 32, items[1].statement, "bad signature"))
+    found = match_chunk(rules, expected, ORIGIN, items)
+    each = {item.index: match_all(rules, expected, ORIGIN, item) for item in items}
+    assert found == {index: ms for index, ms in each.items() if ms}
+    assert sum(len(ms) for ms in found.values()) >= 6  # the rules did match, several on one entry
+    assert any(len(ms) > 1 for ms in found.values())
 
 
 def test_a_bad_entry_never_matches_a_watch_rule() -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from tlogcore import statement as statements
 from tlogcore.encoding import b64decode, b64encode, canonical_b64, parse_hash_b64, parse_hash_hex
-from tlogcore.errors import MalformedError
-from tlogcore.keys import is_valid_key_name
+from tlogcore.errors import MalformedError, SignatureError
+from tlogcore.keys import Ed25519Signer, is_valid_key_name
 
 ASCII = [chr(c) for c in range(128)]
 SPACES = [chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()]
@@ -227,3 +227,142 @@ def test_base64_is_read_as_the_plain_definition_reads_it() -> None:
         if isinstance(expected, bytes) and len(expected) != 32:
             expected = f"x: hash is {len(expected)} bytes, want 32"
         assert parsed == expected, repr(text)
+
+
+def _signers() -> dict[str, Ed25519Signer]:
+    return {
+        s.verifier().vkey: s
+        for s in (Ed25519Signer("issuer.example", b"\x01" * 32), Ed25519Signer("log.example/registry", b"\x03" * 32))
+    }
+
+
+def _signed(text: str, signer: Ed25519Signer, key_id: int | None = None) -> bytes:
+    """`text` and a blank line and one signature line by `signer`, whatever the text (it need not be a statement,
+    nor end with a newline)."""
+    blob = (signer.key_id if key_id is None else key_id).to_bytes(4, "big") + signer.sign(text.encode())
+    return f"{text}\n\u2014 {signer.name} {b64encode(blob)}\n".encode()
+
+
+def _note_mutations(good: bytes, rng: random.Random) -> list[bytes]:
+    """The signed bytes changed where the note's structure is: the blank line, the signature line, the encoding."""
+    text, _, line = good.decode()[:-1].rpartition("\n\n")  # the text without its last newline
+    name, _, blob = line[2:].partition(" ")
+    raw = base64.b64decode(blob)
+    other = base64.b64encode(raw[:4] + bytes([raw[4] ^ 1]) + raw[5:]).decode()
+    out = [
+        good,
+        good[:-1],
+        good + b"\n",
+        good + good[-len(line.encode()) - 1 :],  # two signature lines
+        good.replace(b"\n\n", b"\n\n\n"),
+        good.replace(b"\n\n", b"\n"),
+        good.replace(b"\n", b"\r\n"),
+        f"{text}\n\n\u2014 {name}  {blob}\n".encode(),
+        f"{text}\n\n\u2014 {name} {blob} \n".encode(),
+        f"{text}\n\n\u2014 {name}x {blob}\n".encode(),
+        f"{text}\n\n- {name} {blob}\n".encode(),
+        f"{text}\n\n\u2014 {name} {blob[:-1]}\n".encode(),
+        f"{text}\n\n\u2014 {name} {blob.rstrip('=')}\n".encode(),
+        f"{text}\n\n\u2014 {name} {blob[:-2] + chr(ord(blob[-2]) + 1)}=\n".encode(),  # stray padding bits
+        f"{text}\n\n\u2014 {name} {other}\n".encode(),  # the signature changed: does not verify
+        f"{text}\n\n\u2014 {name} {base64.b64encode(raw[:4]).decode()}\n".encode(),  # a key ID alone
+        f"{text}\n\n\u2014 {name} {base64.b64encode(raw[:5]).decode()}\n".encode(),
+        f"{text}\n\n\u2014 {name} {base64.b64encode(bytes([raw[0] ^ 1]) + raw[1:]).decode()}\n".encode(),
+        f"{text}\x01\n\n\u2014 {name} {blob}\n".encode(),
+        good[:10] + b"\xff" + good[11:],
+        good + b" " * statements.MAX_STATEMENT_SIZE,
+    ]
+    for _ in range(100):  # single bytes changed, dropped or added anywhere
+        at = rng.randrange(len(good))
+        out.append(
+            good[:at] + rng.choice([b"", b" ", b"\n", b"x", b"0", b"A", b"\x00"]) + good[at + rng.randint(0, 1) :]
+        )
+    return out
+
+
+def _signed_variants() -> list[bytes]:
+    rng, signers, out = random.Random(21), _signers(), list[bytes]()
+    for text in _statement_texts():
+        signer = signers[text.split("\n")[3][len("signer ") :]]
+        times = [text.replace("time 5\n", f"time {t}\n") for t in _TIMES]
+        controls = [text.replace("log.example\n", f"log.exa{c}mple\n") for c in "\x00\t\r\x1f\x7f\x85\u2028"]
+        for variant in _mutations(text, rng) + times + controls:
+            out.append(_signed(variant, signer))
+        good = _signed(text, signer)
+        out += _note_mutations(good, rng)
+        out.append(_signed(text, signer, key_id=signer.key_id ^ 1))
+        other = next(s for s in signers.values() if s is not signer)
+        out.append(_signed(text, other))  # signed by another key than its signer line names
+    return out
+
+
+_TIMES = ["1", "0", "05", "9" * 18, "1" + "0" * 17, "9" * 19, "9223372036854775807", "9223372036854775808", "-1"]
+
+
+def _parse_outcome(data: bytes) -> object:
+    try:
+        return statements.parse_statement(data)
+    except (MalformedError, SignatureError) as exc:
+        return (type(exc), str(exc))
+
+
+def test_the_whole_statement_match_decides_as_the_note_then_text_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`_parse_signed` reads a canonical signed statement in one match, and hands anything else to
+    `_parse_note_and_text` (the note, then the text, as before): whenever it answers, the general parse gives the
+    same statement, key, signed text and signature; and parse_statement's verdict, signature checked, is the
+    same with the fast path taken out."""
+    variants, fast = _signed_variants(), 0
+    for data in variants:
+        taken = statements._parse_signed(data)
+        if taken is not None:
+            fast += 1
+            statement, verifier, text, signature = statements._parse_note_and_text(data)
+            assert taken[0] == statement and taken[1] is verifier, data
+            assert taken[2:] == (text, signature), data
+    with_fast = [_parse_outcome(data) for data in variants]
+    monkeypatch.setattr(statements, "_parse_signed", lambda data: None)
+    assert [_parse_outcome(data) for data in variants] == with_fast
+    accepted = sum(isinstance(outcome, statements.Statement) for outcome in with_fast)
+    assert fast > 150 and accepted > 50 and len(variants) - accepted > 500, (fast, accepted, len(variants))
+
+
+def test_the_fast_paths_statement_is_the_constructors() -> None:
+    """`_checked_statement` (fields set as unpickling sets them, then `__post_init__`) takes exactly the dataclass's
+    fields, and gives an equal statement with the same fields, or the same refusal, as `Statement(...)`."""
+    import dataclasses
+    import inspect
+
+    names = [f.name for f in dataclasses.fields(statements.Statement)]
+    assert list(inspect.signature(statements._checked_statement).parameters) == names
+    issuer = Ed25519Signer("issuer.example", b"\x01" * 32).verifier().vkey
+    base = {name: None for name in names} | {"origin": "log.example", "kind": "issue", "signer": issuer, "time": 5}
+    changes: list[dict[str, object]] = [
+        {"document": b"\x01" * 32},
+        {"document": b"\x01" * 32, "ref": "Diploma"},
+        {"document": b"\x01" * 31},
+        {},
+        {"issuer": issuer},
+        {"kind": "issuer-add", "issuer": issuer, "continues": issuer},
+        {"kind": "issuer-retire", "issuer": issuer, "unsafe_from": 3, "reason": "stolen"},
+        {"kind": "revoke", "document": b"\x01" * 32, "reason": " x"},
+        {"kind": "issue", "document": b"\x01" * 32, "reason": "x"},
+        {"origin": "a b", "document": b"\x01" * 32},
+        {"time": 0, "document": b"\x01" * 32},
+        {"kind": "other"},
+        {"signer": "not a key", "document": b"\x01" * 32},
+    ]
+    refused = 0
+    for change in changes:
+        fields = base | change
+        try:
+            made: object = statements.Statement(**fields)  # type: ignore[arg-type]
+        except MalformedError as exc:
+            made, refused = (type(exc), str(exc)), refused + 1
+        try:
+            fast: object = statements._checked_statement(**fields)  # type: ignore[arg-type]
+        except MalformedError as exc:
+            fast = (type(exc), str(exc))
+        assert fast == made, change
+        if isinstance(made, statements.Statement):
+            assert vars(fast) == vars(made) and hash(fast) == hash(made), change
+    assert 0 < refused < len(changes)

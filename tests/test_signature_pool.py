@@ -43,7 +43,9 @@ def same_as_in_process(datas: Sequence[bytes], answer: object) -> None:
     assert isinstance(answer, tuple)
     rows, hashes = answer
     expected = prepare_submissions(datas, RULES, time.time())
-    assert statements_from(rows) == [s.statement for s in expected]
+    rebuilt = statements_from(rows)
+    assert rebuilt == [s.statement for s in expected]
+    assert [(vars(s), hash(s)) for s in rebuilt] == [(vars(s.statement), hash(s.statement)) for s in expected]
     assert leaf_hashes(hashes) == [s.leaf_hash for s in expected]
 
 

@@ -104,16 +104,6 @@ def encode_page(page: Mapping[int, StoredNode]) -> bytes:
     return encode_raw({position: raw_node(node) for position, node in page.items()})
 
 
-def _record_end(data: bytes, start: int) -> int:
-    """Where the status record starting at `start` ends, from its two counts (§2); parse_record checks the rest."""
-    if start + 3 > len(data):
-        raise MalformedError("index page ends inside a status record")
-    revokes_at = start + 3 + 8 * int.from_bytes(data[start + 1 : start + 3], "big")
-    if revokes_at + 2 > len(data):
-        raise MalformedError("index page ends inside a status record")
-    return revokes_at + 2 + 8 * int.from_bytes(data[revokes_at : revokes_at + 2], "big")
-
-
 @lru_cache(maxsize=1 << 16)
 def _layout(masks: int) -> tuple[tuple[int, ...], tuple[bool, ...]]:
     """The positions a page's two masks name, in order, and which are leaves; the masks checked (module
@@ -144,15 +134,22 @@ def scan_page(depth: int, data: bytes) -> Page:
         slices = zip(positions, _OFFSETS, strict=False)  # the offsets run on past the last position
         return {position: (False, data[at : at + 2 * HASH_SIZE]) for position, at in slices}
     page: Page = {}
-    offset = _MASKS
+    offset, size = _MASKS, len(data)
     for position, is_leaf in zip(positions, leaves, strict=True):
-        end = _record_end(data, offset + HASH_SIZE) if is_leaf else offset + 2 * HASH_SIZE
-        if end > len(data):
-            raise MalformedError("index page ends inside a node")
+        if is_leaf:  # key (32), then the record (§2): a version byte and two counted lists of u64 entries
+            at = offset + HASH_SIZE + 1
+            revokes_at = at + 2 + 8 * int.from_bytes(data[at : at + 2], "big")
+            end = revokes_at + 2 + 8 * int.from_bytes(data[revokes_at : revokes_at + 2], "big")
+        else:
+            end = offset + 2 * HASH_SIZE
+        if end > size:  # a count cut short by the end reads small, but then its own end is past the data
+            raise MalformedError(
+                "index page ends inside a status record" if is_leaf else "index page ends inside a node"
+            )
         page[position] = (is_leaf, data[offset:end])
         offset = end
-    if offset != len(data):
-        raise MalformedError(f"index page has {len(data) - offset} bytes after its nodes")
+    if offset != size:
+        raise MalformedError(f"index page has {size - offset} bytes after its nodes")
     return page
 
 

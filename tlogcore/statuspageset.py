@@ -42,6 +42,7 @@ class PageSet:
         self.version = version
         self.pages: dict[NodeId, Page] = {}
         self.written: dict[NodeId, Page] = {}
+        self.whole = False  # `written` was made whole by the update itself (`made`)
 
     def missing(self, pages: Iterable[NodeId]) -> list[NodeId]:
         """The pages among these not held yet: the ones to read from storage."""
@@ -55,6 +56,10 @@ class PageSet:
     def nodes(self, ids: Sequence[NodeId]) -> dict[NodeId, StoredNode]:
         """The rows of `ids` (absent ids have none); every page of them must be held."""
         return nodes_in(ids, self.pages)
+
+    def made(self, written: dict[NodeId, Page]) -> None:
+        """The pages an update made whole itself (statuspageupdate.PageUpdate): a commit stores them as they are."""
+        self.written, self.whole = written, True
 
     def merged(self, writes: Mapping[NodeId, StoredNode]) -> dict[NodeId, Page]:
         """The pages an update writes, whole (merge_pages); every changed page must be held (`changed`)."""

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from logserver.cli import load_config as server_load_config
 from logserver.config import ServerConfig
 from logserver.config import config_from_toml as server_config_from_toml
-from monitor.cli import load_config as monitor_load_config
+from monitor.commands import load_config as monitor_load_config
 from monitor.config import MonitorConfig
 from monitor.config import config_from_toml as monitor_config_from_toml
 from tlogcore.errors import MalformedError, TlogError

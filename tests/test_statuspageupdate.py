@@ -1,0 +1,249 @@
+"""The page-by-page update (tlogcore/statuspageupdate.py) against the node-level reference (PathPlan.apply_entries
+with its rows merged into pages): the same root and byte-identical page rows on random batches."""
+
+import asyncio
+import random
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logserver.statusindexer import UpperLevels, read_plan
+from logserver.statuspages import encoded
+from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from tlogcore.statement import ISSUE, REVOKE
+from tlogcore.statusindex import EMPTY
+from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan, read_paths
+from tlogcore.statusindex_pages import (
+    Page,
+    changed_pages,
+    encode_raw,
+    merge_pages,
+    nodes_in,
+    page_id_bytes,
+    pages_of,
+    scan_page,
+)
+from tlogcore.statuspageset import PageSet
+from tlogcore.statuspageupdate import PageUpdate, raw_hash
+
+Entries = list[tuple[int, str, bytes]]
+
+
+class Rows:
+    """Page rows as storage holds them (page id bytes -> row), the newest version only."""
+
+    def __init__(self) -> None:
+        self.rows: dict[bytes, bytes] = {}
+        self.reads = 0
+
+    def pages(self, ids: Iterable[NodeId]) -> dict[NodeId, Page]:
+        self.reads += 1
+        found = {page: self.rows.get(page_id_bytes(page)) for page in ids}
+        return {page: {} if data is None else scan_page(page[0], data) for page, data in found.items()}
+
+    def store(self, pages: dict[NodeId, Page]) -> None:
+        self.rows.update((page_id_bytes(page), encode_raw(nodes)) for page, nodes in pages.items())
+
+
+def reference(rows: Rows, entries: Entries) -> tuple[bytes, dict[bytes, bytes]]:
+    """The node-level update, merged into whole pages as the stores did before the sixth round."""
+    plan = PathPlan([document for _, _, document in entries])
+    while wanted := plan.wanted():
+        plan.supply(nodes_in(wanted, rows.pages(pages_of(wanted))))
+    update = plan.apply_entries(entries)
+    changes = changed_pages(update.writes)
+    merged = merge_pages(rows.pages(changes), changes)
+    return update.root, {page_id_bytes(page): encode_raw(nodes) for page, nodes in merged.items()}
+
+
+def paged(
+    rows: Rows, entries: Entries, held: dict[NodeId, Page] | None = None, ahead: int = 0
+) -> tuple[bytes, dict[bytes, bytes]]:
+    update = PageUpdate(entries, dict(held or {}))
+    for _ in range(70):  # at most one round per page of a 256-deep path
+        wanted = update.wanted(ahead)
+        if not wanted:
+            break
+        update.supply(rows.pages(wanted))
+    root, written = update.apply()
+    return root, {page_id_bytes(page): encode_raw(nodes) for page, nodes in written.items()}
+
+
+def both(rows: Rows, entries: Entries) -> bytes:
+    """Apply `entries` both ways to the same rows, the page update reading a page per path per round and also
+    far ahead; they must agree byte for byte. The new rows are stored."""
+    expected_root, expected_rows = reference(rows, entries)
+    for ahead in (0, 24):
+        root, written = paged(rows, entries, ahead=ahead)
+        assert root == expected_root
+        assert written == expected_rows
+    rows.rows.update(written)
+    return root
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_batches_give_the_reference_root_and_rows(seed: int) -> None:
+    """Random, clustered, repeated and revoked documents over several batches; leaves at depth 256 too."""
+    rng, rows, known, index = random.Random(seed), Rows(), list[bytes](), 0
+    cluster = rng.randbytes(32)
+    for _ in range(8):
+        entries: Entries = []
+        for _ in range(rng.choice([1, 2, 7, 60, 300])):
+            shape = rng.random()
+            if shape < 0.4 or not known:
+                document = rng.randbytes(32)
+            elif shape < 0.6:  # a long shared prefix: deep paths, several pages
+                document = (cluster[: rng.randrange(2, 31)] + rng.randbytes(32))[:32]
+            elif shape < 0.7:  # differs from a known key in its last bit only: two leaves at depth 256
+                other = rng.choice(known)
+                document = other[:31] + bytes([other[31] ^ 1])
+            else:  # re-issued or revoked: the stored record grows
+                document = rng.choice(known)
+            kind = REVOKE if document in known and rng.random() < 0.5 else ISSUE
+            entries.append((index, kind, document))
+            known.append(document)
+            index += 1
+        both(rows, entries)
+
+
+def test_an_empty_index_and_an_update_naming_no_document() -> None:
+    rows = Rows()
+    assert paged(rows, []) == (EMPTY, {})
+    document = bytes(32)
+    root = both(rows, [(0, ISSUE, document)])
+    assert paged(rows, []) == (root, {})
+    assert both(rows, [(1, ISSUE, document), (2, REVOKE, document)]) != root
+
+
+def test_the_same_document_twice_in_one_batch_and_leaves_at_depth_256() -> None:
+    rows = Rows()
+    low, high = bytes(31) + b"\x00", bytes(31) + b"\x01"
+    both(rows, [(0, ISSUE, low), (1, ISSUE, low), (2, ISSUE, high)])
+    both(rows, [(3, REVOKE, high), (4, ISSUE, bytes(31) + b"\x02")])
+
+
+def test_pages_already_held_are_not_read_again() -> None:
+    rng, rows = random.Random(3), Rows()
+    both(rows, [(i, ISSUE, rng.randbytes(32)) for i in range(2000)])
+    top = rows.pages([(0, 0)])
+    entries = [(2000 + i, ISSUE, rng.randbytes(32)) for i in range(50)]
+    expected = reference(rows, entries)
+    rows.reads = 0
+    assert paged(rows, entries, held=top) == expected
+    update = PageUpdate(entries, dict(top))
+    assert (0, 0) not in update.wanted()
+
+
+def test_pages_asked_ahead_take_fewer_rounds() -> None:
+    """With nothing held, a page per round takes a round per 4 depths; asked ahead (as the indexer does for a
+    small batch with no top kept), one or two."""
+    rng, rows = random.Random(6), Rows()
+    both(rows, [(i, ISSUE, rng.randbytes(32)) for i in range(3000)])  # paths about 13 deep: 4 pages
+    entries = [(3000 + i, ISSUE, rng.randbytes(32)) for i in range(5)]
+    rounds = []
+    for ahead in (0, (3000).bit_length() + 4):
+        update = PageUpdate(entries, {})
+        count = 0
+        while wanted := update.wanted(ahead):
+            update.supply(rows.pages(wanted))
+            count += 1
+        rounds.append(count)
+    assert rounds[0] >= 4 and rounds[1] <= 2, rounds
+
+
+def test_a_missing_node_named_by_its_parent_is_reported_and_the_plan_must_be_read_first() -> None:
+    rng, rows = random.Random(4), Rows()
+    keys = [rng.randbytes(32) for _ in range(40)]
+    both(rows, [(i, ISSUE, key) for i, key in enumerate(keys)])
+    pages = rows.pages([(0, 0)])
+    root_page = dict(pages[(0, 0)])
+    del root_page[2]  # the root's left child, whose hash the root names
+    update = PageUpdate([(99, ISSUE, bytes(31) + b"\x07")], {(0, 0): root_page})
+    assert update.wanted() == []  # the walk stops where the page holds no node
+    with pytest.raises(IndexStorageError, match="missing, but its parent names it"):
+        update.apply()
+    unread = PageUpdate([(99, ISSUE, keys[0])], {})
+    with pytest.raises(ValueError, match="not finished reading"):
+        unread.apply()
+    assert raw_hash(None) == EMPTY
+
+
+def test_statements_that_name_no_document_are_refused() -> None:
+    with pytest.raises(ValueError, match="names no document"):
+        PageUpdate([(0, "issuer-add", bytes(32))], {})
+    with pytest.raises(ValueError, match="32 bytes"):
+        PageUpdate([(0, ISSUE, bytes(31))], {})
+
+
+def random_batches(seed: int, batches: int) -> list[Entries]:
+    """Batches of new, clustered, re-issued and revoked documents, some at depth 256 beside a known key."""
+    rng, known, index, made = random.Random(seed), list[bytes](), 0, list[Entries]()
+    cluster = rng.randbytes(32)
+    for _ in range(batches):
+        entries: Entries = []
+        for _ in range(rng.choice([1, 5, 40, 200])):
+            shape = rng.random()
+            if shape < 0.5 or not known:
+                document = rng.randbytes(32)
+            elif shape < 0.7:
+                document = (cluster[: rng.randrange(2, 31)] + rng.randbytes(32))[:32]
+            elif shape < 0.8:
+                other = rng.choice(known)
+                document = other[:31] + bytes([other[31] ^ 1])
+            else:
+                document = rng.choice(known)
+            entries.append((index, REVOKE if document in known and rng.random() < 0.5 else ISSUE, document))
+            known.append(document)
+            index += 1
+        made.append(entries)
+    return made
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("keep_from", [1, 10_000])
+def test_through_storage_the_rows_are_the_references(
+    engine: str, keep_from: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Each update at the stored head made both ways through the engine's own reads (the reference: PathPlan's
+    node rounds and the store's merge of its writes; the page update: UpperLevels, kept top or read from the
+    root): the same root and rows; then committed, and stored exactly as encoded."""
+
+    async def scenario() -> None:
+        if engine == "sqlite":
+            store: Any = await SQLiteStatusStore.open(tmp_path / "index.db")
+        else:
+            store = await PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+        try:
+            upper, head, size = UpperLevels(store, keep_from), None, 0
+            for entries in random_batches(keep_from, 6):
+                version, size = size, size + len(entries)
+                old = PageSet(version)
+                plan = await read_plan(store, PathPlan([d for _, _, d in entries]), version, old)
+                reference = plan.apply_entries(entries)
+                expected = await store._pages.to_write(head and version, size, reference.writes, old)
+                pages = PageSet(version)
+                root, written = (await upper.update(entries, version, pages)).apply()
+                pages.made(written)
+                assert root == reference.root
+                assert encoded(written, size) == expected
+                new = IndexVersion(size, root, 1)
+                await store.commit(head, new, {}, pages)
+                upper.committed(version, size, pages)
+                assert await stored_at(store, size) == [(page, data) for page, _, data in expected]
+                head = new
+            every = [entry for entries in random_batches(keep_from, 6) for entry in entries]
+            assert head is not None and head.root == read_paths(PathPlan([]), {}).apply_entries(every).root
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+async def stored_at(store: Any, version: int) -> list[tuple[bytes, bytes]]:
+    sql = "SELECT page, data FROM status_page WHERE version = {} ORDER BY page"
+    if isinstance(store, SQLiteStatusStore):
+        return [(bytes(p), bytes(d)) for p, d in store._reader.execute(sql.format("?"), (version,)).fetchall()]
+    async with store._pool.acquire() as conn:
+        return [(bytes(p), bytes(d)) for p, d in await conn.fetch(sql.format("$1"), version)]
