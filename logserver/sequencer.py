@@ -344,7 +344,7 @@ class Sequencer:
     async def _sequence_loop(self) -> None:
         while True:
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation (SIGTERM) that lands as
-            # the event is set, and the loop would run on (monitor/cli.py has the test that showed it).
+            # the event is set, and the loop would run on (monitor/commands.py has the test that showed it).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.config.flush_interval):
                     await self._wake.wait()

@@ -264,7 +264,7 @@ class StaticTiles:
             else:
                 self.synced_size = None  # another process writes now; rescan if we take over
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation (SIGTERM) that lands as
-            # the event is set, and the loop would run on (monitor/cli.py has the test that showed it).
+            # the event is set, and the loop would run on (monitor/commands.py has the test that showed it).
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.poll_interval):
                     await self._wake.wait()
