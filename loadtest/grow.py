@@ -127,11 +127,14 @@ class PostgresEngine:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, data: Path, server_settings: str = "", keep: bool = False) -> Iterator["PostgresEngine"]:
-        """A new cluster; with `keep`, its files stay beside `data` (named in CLUSTER_DIR) for
-        `loadtest.grow_resume` (not inside: `data` is private to root, the cluster runs as another user)."""
+    def started(
+        cls, data: Path, server_settings: str = "", keep: bool = False, cluster_settings: dict[str, str] | None = None
+    ) -> Iterator["PostgresEngine"]:
+        """A new cluster (with `cluster_settings`: PostgreSQL's own, e.g. shared_buffers); with `keep`, its files
+        stay beside `data` (named in CLUSTER_DIR) for `loadtest.grow_resume` (not inside: `data` is private to root,
+        the cluster runs as another user)."""
         prepare_data(data)
-        cluster = start_cluster(data.parent if keep else None)
+        cluster = start_cluster(data.parent if keep else None, cluster_settings)
         try:
             if keep:
                 (data / CLUSTER_DIR).write_text(cluster.directory.name, encoding="utf-8")
@@ -144,12 +147,14 @@ class PostgresEngine:
 
     @classmethod
     @contextlib.contextmanager
-    def reopened(cls, data: Path, server_settings: str = "") -> Iterator["PostgresEngine"]:
-        """The cluster a `keep` run left in `data`, started again on a new port."""
+    def reopened(
+        cls, data: Path, server_settings: str = "", cluster_settings: dict[str, str] | None = None
+    ) -> Iterator["PostgresEngine"]:
+        """The cluster a `keep` run left in `data`, started again on a new port (with `cluster_settings`)."""
         kept = data / CLUSTER_DIR
         if not kept.exists():
             raise RuntimeError(f"{data}: no kept PostgreSQL cluster (grow it with --keep)")
-        cluster = reopen_cluster(data.parent / kept.read_text(encoding="utf-8").strip())
+        cluster = reopen_cluster(data.parent / kept.read_text(encoding="utf-8").strip(), cluster_settings)
         try:
             engine = cls(data, cluster)
             engine.write_settings(server_settings)
@@ -206,6 +211,7 @@ class Grower:
     seconds: list[tuple[int, float]] = field(default_factory=list)  # (entries, seconds) per commit
     cpu: list[tuple[int, float]] = field(default_factory=list)  # (entries, CPU seconds) per chunk, merge included
     merge_share: int | None = None  # SequencerConfig.merge_share for its sequencer (None: the default)
+    merge_cap: int | None = None  # SequencerConfig.merge_cap for its sequencer (None: the default)
 
     async def append(self, sequencer: Sequencer, chunk: Sequence[Submission]) -> None:
         """Append `chunk` and wait until no merge the policy calls for is due or running: that wait counts in the
@@ -295,7 +301,8 @@ async def grow_all(
         for grower in growers:
             storage = await grower.engine.open()
             stack.push_async_callback(storage.close)
-            share = {} if grower.merge_share is None else {"merge_share": grower.merge_share}
+            policy = {"merge_share": grower.merge_share, "merge_cap": grower.merge_cap}
+            share = {name: value for name, value in policy.items() if value is not None}
             running = running_sequencer(storage, APPEND_BATCH, merge_idle=HARNESS_MERGE_IDLE, **share)
             sequencers.append(await stack.enter_async_context(running))
         size = growers[0].size

@@ -39,7 +39,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from loadtest.grow import (
@@ -52,6 +52,7 @@ from loadtest.grow import (
     signing_pool,
 )
 from loadtest.log_bench import machine_info
+from loadtest.merge_bench import parse_settings
 from loadtest.wrk_reads import proofs_and_health
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
@@ -138,24 +139,24 @@ def size_or_load(keep: Path, entries: int, baseline: int, pairs: int, pool: Proc
 
 
 @contextlib.contextmanager
-def kept_engine(name: str, folder: Path) -> Iterator[Engine]:
+def kept_engine(name: str, folder: Path, pg_settings: dict[str, str] | None = None) -> Iterator[Engine]:
     if name == "sqlite":
         if not (folder / "sqlite").exists():
             raise SystemExit(f"{folder / 'sqlite'}: no kept SQLite log (grow it with loadtest.grow --keep)")
         yield SQLiteEngine(folder / "sqlite")
     elif name == "postgresql":
-        with PostgresEngine.reopened(folder / "postgresql") as engine:
+        with PostgresEngine.reopened(folder / "postgresql", cluster_settings=pg_settings) as engine:
             yield engine
     else:
         raise SystemExit(f"unknown engine {name!r}: sqlite or postgresql")
 
 
 @contextlib.contextmanager
-def fresh_engine(name: str, folder: Path) -> Iterator[Engine]:
+def fresh_engine(name: str, folder: Path, pg_settings: dict[str, str] | None = None) -> Iterator[Engine]:
     if name == "sqlite":
         yield SQLiteEngine(folder / "sqlite")
     else:
-        with PostgresEngine.started(folder / "postgresql") as engine:
+        with PostgresEngine.started(folder / "postgresql", cluster_settings=pg_settings) as engine:
             yield engine
 
 
@@ -168,21 +169,41 @@ async def head_size(engine: Engine) -> int:
     return head.size if head else 0
 
 
-def appended_rate(engine: Engine, entries: int, pool: ProcessPoolExecutor) -> tuple[int, float, float]:
+def appended_rate(
+    engine: Engine, entries: int, pool: ProcessPoolExecutor, merge_cap: int | None = None
+) -> tuple[int, float, float]:
     """(size before, entries/s, CPU us per entry) over `entries` more appended to a log that has entries."""
-    grower = Grower(engine, size=asyncio.run(head_size(engine)))
+    grower = Grower(engine, size=asyncio.run(head_size(engine)), merge_cap=merge_cap)
     start = grower.size
     if start == 0:
         raise SystemExit(f"{engine.name}: the kept log is empty")
     # The whole window signed first: its merges run beside the appends, as under a server's sustained load.
+    before = server_kinds(engine)
     asyncio.run(grow_all([grower], start + entries, int(time.time()) - 3600, pool, sign_ahead=entries))
+    print(f"  [{engine.name}] kept log's server CPU per entry: {server_split(engine, before, entries)}", flush=True)
     return start, grower.rate_over(entries), grower.cpu_over(entries)
 
 
-def fresh_rate(engine: Engine, size: int, pool: ProcessPoolExecutor) -> tuple[float, float]:
+def server_kinds(engine: Engine) -> dict[str, float]:
+    return engine.cluster.cpu_by_kind() if isinstance(engine, PostgresEngine) else {}
+
+
+def server_split(engine: Engine, before: dict[str, float], entries: int) -> str:
+    """The database server's CPU since `before`, in us per entry, by kind of process (PgCluster.cpu_by_kind;
+    signing and start-up included, when the server is idle); empty for SQLite, which runs in this process."""
+    after = server_kinds(engine)
+    spent = {kind: (after[kind] - before.get(kind, 0.0)) / entries * 1e6 for kind in after}
+    return ", ".join(f"{kind} {us:.1f} us" for kind, us in sorted(spent.items(), key=lambda kv: -kv[1]) if us >= 0.05)
+
+
+def fresh_rate(
+    engine: Engine, size: int, pool: ProcessPoolExecutor, merge_cap: int | None = None
+) -> tuple[float, float]:
     """(entries/s, CPU us per entry) growing a fresh log to `size`."""
-    grower = Grower(engine)
+    grower = Grower(engine, merge_cap=merge_cap)
+    before = server_kinds(engine)
     asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
+    print(f"  [{engine.name}] fresh log's server CPU per entry: {server_split(engine, before, size)}", flush=True)
     return grower.rate_over(size), grower.cpu_over(size)
 
 
@@ -238,17 +259,31 @@ class ReadStart:
                     os.close(fd)
 
 
-def measure(name: str, folder: Path, entries: int, baseline: int, pool: ProcessPoolExecutor) -> str:
-    with tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp, fresh_engine(name, Path(tmp)) as engine:
-        base, base_cpu = fresh_rate(engine, baseline, pool)
+def measure(
+    name: str,
+    folder: Path,
+    entries: int,
+    baseline: int,
+    pool: ProcessPoolExecutor,
+    pg_settings: dict[str, str],
+    merge_cap: int | None = None,
+) -> str:
+    """One engine's row: a fresh log grown to `baseline`, then `entries` appended to the kept log; PostgreSQL's
+    clusters both run with `pg_settings`, so the ratio compares sizes, not settings."""
+    with (
+        tempfile.TemporaryDirectory(prefix="grow-baseline-") as tmp,
+        fresh_engine(name, Path(tmp), pg_settings) as engine,
+    ):
+        base, base_cpu = fresh_rate(engine, baseline, pool, merge_cap)
     print(
         f"  [{name}] fresh log to {baseline:,}: {base:,.0f}/s, {base_cpu:,.1f} us CPU/entry; "
         f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
-    with kept_engine(name, folder) as engine:
-        size, rate, cpu = appended_rate(engine, entries, pool)
-    merges = entries / SequencerConfig("", frozenset()).merge_batch(size)
+    with kept_engine(name, folder, pg_settings) as engine:
+        size, rate, cpu = appended_rate(engine, entries, pool, merge_cap)
+    policy = SequencerConfig("", frozenset())
+    merges = entries / (policy if merge_cap is None else replace(policy, merge_cap=merge_cap)).merge_batch(size)
     print(
         f"  [{name}] kept log at {size:,}: {rate:,.0f}/s, {cpu:,.1f} us CPU/entry, appended and merged "
         f"(about {merges:.1f} merges of the "
@@ -275,6 +310,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--cold", action="store_true", help="reads: the kept files out of the page cache first")
     parser.add_argument("--warm-seconds", type=float, default=None, help="reads: the server's warm_seconds (0: off)")
     parser.add_argument("--pairs", type=int, default=0, help="SQLite: alternate fresh and kept appends, per thread")
+    parser.add_argument(
+        "--pg-settings",
+        default="",
+        help="extra PostgreSQL server settings (fresh and kept), e.g. shared_buffers=4GB",
+    )
+    parser.add_argument("--merge-cap", type=int, default=None, help="SequencerConfig.merge_cap (default its own)")
     args = parser.parse_args(argv)
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     print("integration at the kept size beside a fresh log, same run")
@@ -286,7 +327,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if not args.reads_only:
         with signing_pool() as pool:
-            rows = [measure(name, args.keep, args.entries[-1], args.baseline[-1], pool) for name in names]
+            settings = parse_settings(args.pg_settings)
+            print(f"  PostgreSQL clusters (fresh and kept): {settings}")
+            rows = [
+                measure(name, args.keep, args.entries[-1], args.baseline[-1], pool, settings, args.merge_cap)
+                for name in names
+            ]
         print("\n| engine | fresh log | kept log | fresh / kept | flat? |\n|---|---|---|---|---|")
         print("\n".join(rows))
     if args.wrk_seconds > 0:

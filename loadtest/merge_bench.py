@@ -195,7 +195,7 @@ def run_postgresql(sizes: Sequence[int], batches: str, settings: dict[str, str],
     try:
         dsn = cluster.create_database("merge")
         print(
-            f"  [postgresql] server settings beyond the cluster's: {settings or 'none'}; "
+            f"  [postgresql] server settings beyond the cluster's: {settings}; "
             f"{'a CHECKPOINT before each merge' if checkpoint else 'no checkpoint before the merges'}",
             flush=True,
         )
@@ -221,7 +221,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1e5,1e6", help="lookup table sizes, ascending (default 1e5,1e6)")
     parser.add_argument("--batches", default="1e4,policy", help="keys per merge at each size (default 1e4,policy)")
     parser.add_argument("--engines", default="sqlite,postgresql")
-    parser.add_argument("--pg-settings", default="", help="extra server settings, e.g. wal_compression=lz4")
+    parser.add_argument(
+        "--pg-settings",
+        default="",
+        help="extra server settings, e.g. wal_compression=lz4 or shared_buffers=4GB",
+    )
     parser.add_argument("--no-checkpoint", action="store_true", help="PostgreSQL: no CHECKPOINT before each merge")
     parser.add_argument(
         "--restart-tail",

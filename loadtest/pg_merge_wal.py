@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
+from loadtest.merge_bench import parse_settings
 from loadtest.pgcluster import start_cluster
 
 MERGE_KEYS = 10_000  # merge_min: the fixed merge size before the share rule (SequencerConfig.merge_batch)
@@ -56,9 +57,17 @@ async def measure(dsn: str, sizes: Sequence[int]) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", default="1e5,1e6,3e6", help="lookup table sizes, ascending (default 1e5,1e6,3e6)")
-    sizes = [int(float(s)) for s in parser.parse_args(argv).sizes.split(",")]
+    parser.add_argument(
+        "--pg-settings",
+        default="",
+        help="extra PostgreSQL server settings, e.g. shared_buffers=4GB",
+    )
+    args = parser.parse_args(argv)
+    sizes = [int(float(s)) for s in args.sizes.split(",")]
     print("WAL written by one PostgreSQL lookup merge right after a checkpoint, by table size")
-    cluster = start_cluster()
+    settings = parse_settings(args.pg_settings)
+    print(f"  server settings beyond the cluster's: {settings}")
+    cluster = start_cluster(settings=settings)
     try:
         asyncio.run(measure(cluster.dsn(), sizes))
     finally:

@@ -45,6 +45,7 @@ class PgCluster:
     process: subprocess.Popen[bytes]
     bin: Path
     as_user: list[str]
+    settings: dict[str, str] | None = None  # extra server settings it was started with (start_cluster)
 
     @property
     def socket_dir(self) -> Path:
@@ -54,17 +55,28 @@ class PgCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
     def cpu_seconds(self) -> float:
-        """CPU seconds (user + system) the server's running processes have used: the postmaster and its children
-        (backends, checkpointer, WAL writer), read from /proc. A backend that exited no longer counts."""
-        ticks = 0
+        """CPU seconds (user + system) the server has used: the postmaster and its running children (backends,
+        checkpointer, WAL writer), read from /proc, plus the children that have exited (autovacuum workers, closed
+        connections' backends): the postmaster reaps them, so their CPU is in its cutime/cstime (proc(5))."""
+        return sum(self.cpu_by_kind().values())
+
+    def cpu_by_kind(self) -> dict[str, float]:
+        """cpu_seconds by kind of process: "client backends", "checkpointer", "walwriter", "autovacuum worker",
+        ... (the process title PostgreSQL sets), "postmaster", and "exited" (reaped children: mostly autovacuum
+        workers and closed connections' backends)."""
+        ticks: dict[str, int] = {}
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                pid, fields = stat.parent.name, stat.read_text().rsplit(")", 1)[1].split()
+                pid, fields = int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
+                if pid == self.process.pid:
+                    ticks["postmaster"] = ticks.get("postmaster", 0) + int(fields[11]) + int(fields[12])
+                    ticks["exited"] = ticks.get("exited", 0) + int(fields[13]) + int(fields[14])  # cutime, cstime
+                elif int(fields[1]) == self.process.pid:
+                    kind = _kind((stat.parent / "cmdline").read_bytes())
+                    ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
             except OSError:  # the process ended meanwhile
                 continue
-            if int(pid) == self.process.pid or int(fields[1]) == self.process.pid:
-                ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return {kind: count / os.sysconf("SC_CLK_TCK") for kind, count in ticks.items()}
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command as the superuser; its output, or ClusterError with PostgreSQL's message."""
@@ -104,10 +116,21 @@ class PgCluster:
             shutil.rmtree(self.directory, ignore_errors=True)
 
     def restart(self) -> None:
-        """Start the stopped cluster again on the same port and data."""
+        """Start the stopped cluster again on the same port, data and settings."""
         self.stop(remove=False)
-        self.process = _launch(self.bin, self.directory, self.port, self.as_user)
+        self.process = _launch(self.bin, self.directory, self.port, self.as_user, self.settings)
         _wait_ready(self)
+
+
+def _kind(cmdline: bytes) -> str:
+    """The kind of a server process from the title PostgreSQL gives it ("postgres: checkpointer ", "postgres:
+    autovacuum worker grow", "postgres: postgres grow 127.0.0.1(5432) idle"): a connection's names its client."""
+    title = cmdline.replace(b"\0", b" ").decode(errors="replace").removeprefix("postgres: ").strip()
+    if title.startswith("autovacuum worker"):
+        return "autovacuum worker"
+    if "127.0.0.1(" in title or "[local]" in title:
+        return "client backends"
+    return title
 
 
 def _unprivileged() -> tuple[list[str], int, int]:
@@ -204,7 +227,8 @@ def start_cluster(base: Path | None = None, settings: dict[str, str] | None = No
         shutil.rmtree(directory, ignore_errors=True)
         raise ClusterError(f"initdb failed: {init.stderr.strip() or init.stdout.strip()}")
     port = free_port()
-    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user, settings), bin_dir, as_user)
+    launched = _launch(bin_dir, directory, port, as_user, settings)
+    cluster = PgCluster(directory, port, launched, bin_dir, as_user, settings)
     try:
         _wait_ready(cluster)
     except BaseException:
@@ -213,15 +237,16 @@ def start_cluster(base: Path | None = None, settings: dict[str, str] | None = No
     return cluster
 
 
-def reopen_cluster(directory: Path) -> PgCluster:
+def reopen_cluster(directory: Path, settings: dict[str, str] | None = None) -> PgCluster:
     """Start a cluster kept by an earlier `start_cluster` + `stop(remove=False)` again, on a new free port of
-    127.0.0.1 (its data as it was left); ready when it returns."""
+    127.0.0.1 (its data as it was left, with `settings` as in start_cluster); ready when it returns."""
     if not (directory / "data" / "PG_VERSION").exists():
         raise ClusterError(f"{directory} holds no kept PostgreSQL cluster (no data/PG_VERSION)")
     bin_dir = postgres_bin()
     as_user, _, _ = _unprivileged()
     port = free_port()
-    cluster = PgCluster(directory, port, _launch(bin_dir, directory, port, as_user), bin_dir, as_user)
+    launched = _launch(bin_dir, directory, port, as_user, settings)
+    cluster = PgCluster(directory, port, launched, bin_dir, as_user, settings)
     try:
         _wait_ready(cluster)
     except BaseException:

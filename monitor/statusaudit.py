@@ -35,7 +35,7 @@ collector paused (tlogcore/gcpause.py).
 import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,8 @@ from tlogcore.statement import DOCUMENT_KINDS, Statement
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
 from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
-from tlogcore.statuspageset import PageSet, changed, nodes_of
+from tlogcore.statuspageset import PageSet, nodes_of
+from tlogcore.statuspageupdate import PageUpdate
 from tlogcore.statusrecord import StatusRecord
 
 RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
@@ -96,18 +97,21 @@ class _Head:
 
 @dataclass
 class _Upper:
-    """The top of the tree held in memory: the pages starting at depth <= UPPER_DEPTH - 3, whole, and their nodes,
-    as of the index's head; kept in step with each commit, after it (never ahead of the file)."""
+    """The top of the tree held in memory: the pages starting at depth <= UPPER_DEPTH - 3, whole, as of the
+    index's head; kept in step with each commit, after it (never ahead of the file). Their nodes are made only
+    for a lookup (`record`), which is rare: an update works on the pages (tlogcore/statuspageupdate.py)."""
 
     pages: dict[NodeId, Page]
-    nodes: dict[NodeId, StoredNode] = field(init=False)
+    _nodes: dict[NodeId, StoredNode] | None = None
 
-    def __post_init__(self) -> None:
-        self.nodes = nodes_of(self.pages, UPPER_DEPTH)
+    def nodes(self) -> dict[NodeId, StoredNode]:
+        if self._nodes is None:
+            self._nodes = nodes_of(self.pages, UPPER_DEPTH)
+        return self._nodes
 
-    def committed(self, writes: Mapping[NodeId, StoredNode], pages: Mapping[NodeId, Page]) -> None:
-        self.nodes.update({node: row for node, row in writes.items() if node[0] <= UPPER_DEPTH})
+    def committed(self, pages: Mapping[NodeId, Page]) -> None:
         self.pages.update({page: nodes for page, nodes in pages.items() if page[0] <= UPPER_DEPTH})
+        self._nodes = None
 
 
 class StatusAudit:
@@ -141,7 +145,7 @@ class StatusAudit:
                 plan.supply(self._pages.nodes(wanted, held))
             return plan
         held.pages.update(self._upper.pages)
-        plan = PathPlan(keys, size, known=(self._upper.nodes, UPPER_DEPTH))
+        plan = PathPlan(keys, size, known=(self._upper.nodes(), UPPER_DEPTH))
         while open_paths := plan.open_paths():
             self._pages.fetch(held, path_pages(open_paths))
             plan.supply_walked(path_nodes(open_paths, held.pages), STRIDE)
@@ -162,12 +166,20 @@ class StatusAudit:
         if self._upper is None and len(entries) >= CACHE_FROM:
             self._upper = _Upper(self._pages.upper(UPPER_DEPTH - STRIDE + 1))
         held = PageSet(head.size)
-        update = self._plan([document for _, _, document in entries], head.size, held).apply_entries(entries)
-        self._pages.fetch(held, changed(update.writes))  # pages made by this update: none is stored, checked
-        pages = held.merged(update.writes)
-        self._write(head, pages, size, update.root)
+        # The update page by page, as the log's indexer makes it (logserver/statusindexer.py UpperLevels): below
+        # the top held, a page per path per round; with no top held, each path's pages about log2(size) + 2 deep
+        # are asked in the first round.
+        ahead = head.size.bit_length() + 4
+        if self._upper is not None:
+            held.pages.update(self._upper.pages)
+            ahead = 0
+        update = PageUpdate(entries, held.pages)
+        while wanted := update.wanted(ahead):
+            self._pages.fetch(held, wanted)  # into held.pages, the update's own page dict
+        root, pages = update.apply()
+        self._write(head, pages, size, root)
         if self._upper is not None:  # after the commit: the memory copy never runs ahead of the file
-            self._upper.committed(update.writes, pages)
+            self._upper.committed(pages)
 
     def _write(self, head: _Head, pages: Mapping[NodeId, Page], size: int, root: bytes) -> None:
         """The pages and the new head, in one transaction."""

@@ -53,7 +53,7 @@ def test_chunks_through_one_open_index_reach_the_root_computed_from_scratch(tmp_
     fresh = StatusAudit(state, "log.example/a")
     try:
         read = _Upper(fresh._pages.upper(UPPER_DEPTH - STRIDE + 1))  # the memory copy never differs from the file
-        assert cached is not None and (cached.pages, cached.nodes) == (read.pages, read.nodes)
+        assert cached is not None and (cached.pages, cached.nodes()) == (read.pages, read.nodes())
         for document in rng.sample(documents, 50) + [hashlib.sha256(b"never logged").digest()]:
             assert fresh.record(document) == (expected.record(document), start)
     finally:

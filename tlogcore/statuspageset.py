@@ -4,8 +4,8 @@ the same page rows; what they share is here, without I/O.
 
 A read plan goes down its paths in rounds; the node ids it wants become page ids (`pages_of`), the pages not held
 yet are read by the caller's storage and added (`PageSet.add`), and the plan is answered from the pages held
-(`PageSet.nodes`): the 4 levels of a page are read once. The update's writes then become whole pages
-(`PageSet.merged`): the stored nodes of each changed page, overwritten by the written ones.
+(`PageSet.nodes`): the 4 levels of a page are read once. An update made page by page
+(statuspageupdate.PageUpdate) hands its pages whole to the commit (`PageSet.made`).
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -14,12 +14,9 @@ from typing import Any
 from tlogcore.statusindex_nodes import NodeId, StoredNode
 from tlogcore.statusindex_pages import (
     Page,
-    changed_pages,
-    merge_pages,
     node_at,
     nodes_in,
     page_id_from_bytes,
-    pages_of,
     scan_page,
     stored_node,
 )
@@ -60,16 +57,6 @@ class PageSet:
     def made(self, written: dict[NodeId, Page]) -> None:
         """The pages an update made whole itself (statuspageupdate.PageUpdate): a commit stores them as they are."""
         self.written, self.whole = written, True
-
-    def merged(self, writes: Mapping[NodeId, StoredNode]) -> dict[NodeId, Page]:
-        """The pages an update writes, whole (merge_pages); every changed page must be held (`changed`)."""
-        self.written = merge_pages(self.pages, changed_pages(writes))
-        return self.written
-
-
-def changed(writes: Mapping[NodeId, StoredNode]) -> set[NodeId]:
-    """The pages an update's writes fall in (to be held before `PageSet.merged`)."""
-    return pages_of(writes)
 
 
 def nodes_of(pages: Mapping[NodeId, Page], depth: int) -> dict[NodeId, StoredNode]:

@@ -1,7 +1,7 @@
 """A batch update of the status index made page by page (docs/status-proofs.md §6, §11 "Sixth round").
 
 The same tree, root and page rows as the node-level reference (statusindex_nodes.PathPlan.apply_entries, whose
-rows statuspageset.PageSet.merged turns into pages), cross-checked against it in tests/test_statuspageupdate.py,
+rows statusindex_pages.merge_pages turns into pages), cross-checked against it in tests/test_statuspageupdate.py,
 but with no Python object per node: the pages are kept as they are scanned (position -> (is a leaf, its bytes)),
 the paths are walked inside them, and each node the update writes goes straight into its page's new row.
 

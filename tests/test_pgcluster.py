@@ -1,0 +1,58 @@
+"""loadtest/pgcluster.py: what the benchmarks read from the throwaway cluster (its CPU, its settings)."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
+
+from loadtest.pgcluster import PgCluster
+from tests.pg_cluster import PgDatabase
+
+BURN = "SELECT count(*) FROM generate_series(1, 8000000) a, LATERAL (SELECT md5(a::text)) b"
+
+
+async def burn_in_a_backend(dsn: str) -> int:
+    """Burn CPU in a new connection's backend, close it; the backend's pid."""
+    db = await asyncpg.connect(dsn)
+    try:
+        pid = int(await db.fetchval("SELECT pg_backend_pid()"))
+        await db.fetchval(BURN)
+    finally:
+        await db.close()
+    return pid
+
+
+def wait_gone(pid: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while Path(f"/proc/{pid}").exists():  # the backend exits, the postmaster reaps it
+        assert time.monotonic() < deadline, f"backend {pid} still running after {seconds} s"
+        time.sleep(0.02)
+
+
+def test_cluster_cpu_counts_backends_that_have_exited(pg_cluster: PgCluster, pg_database: PgDatabase) -> None:
+    # An autovacuum worker or a closed connection's backend ends inside a benchmark's window; its CPU is the
+    # server's all the same (the postmaster reaps it: cutime/cstime, proc(5)).
+    before = pg_cluster.cpu_seconds()
+    wait_gone(asyncio.run(burn_in_a_backend(pg_database.dsn)))
+    spent = pg_cluster.cpu_seconds() - before
+    assert spent >= 0.4, f"the exited backend's CPU was not counted: {spent:.2f} s"
+
+
+async def burn_and_read_kinds(cluster: PgCluster, dsn: str) -> tuple[dict[str, float], dict[str, float]]:
+    """cpu_by_kind before and after a burn in a connection that is still open when read."""
+    db = await asyncpg.connect(dsn)
+    try:
+        before = cluster.cpu_by_kind()
+        await db.fetchval(BURN)
+        return before, cluster.cpu_by_kind()
+    finally:
+        await db.close()
+
+
+def test_cluster_cpu_by_kind_names_the_backends_and_the_background_processes(
+    pg_cluster: PgCluster, pg_database: PgDatabase
+) -> None:
+    before, after = asyncio.run(burn_and_read_kinds(pg_cluster, pg_database.dsn))
+    assert {"postmaster", "exited", "checkpointer", "walwriter", "client backends"} <= set(after), after
+    assert after["client backends"] - before.get("client backends", 0.0) >= 0.4, (before, after)
