@@ -199,16 +199,28 @@ class StatusIndexer:
         entry = await self.log_statement(sign_index_root(statement, self.registry_key))
         await self.store.set_entry(version.size, entry)
 
-    async def measure_lag(self) -> int:
-        """Entries of the newest published checkpoint that no index root inside it covers (§9: the lag)."""
+    async def lag(self) -> tuple[int, int]:
+        """(entries of the newest published checkpoint that no index root inside it covers, the size the newest
+        such root covers): §9's lag, and the version lookups are served at."""
         published = await self.storage.latest_published()
         size = parse_checkpoint(parse_note(published).text).size if published else 0
         logged = await self.store.newest_logged(size)
-        lag = size - (logged.size if logged else 0)
+        served = logged.size if logged else 0
+        return size - served, served
+
+    async def measure_lag(self) -> int:
+        """The lag, published in the metrics, and the served version noted for pruning (once per cycle)."""
+        lag, served = await self.publish_lag()
+        self.note_served(served)
+        return lag
+
+    async def publish_lag(self) -> tuple[int, int]:
+        """The lag and served version, the lag published in the metrics (after every step: an indexer catching
+        up stays in one cycle for as long as the log outruns it, and the gauge must not stand still meanwhile)."""
+        lag, served = await self.lag()
         if self.metrics is not None:
             self.metrics.status_index_lag = lag
-        self.note_served(logged.size if logged else 0)
-        return lag
+        return lag, served
 
     def note_served(self, served: int) -> None:
         """Rows superseded at or below the version served one cycle ago may go: a lookup that began then (it
@@ -236,7 +248,7 @@ class StatusIndexer:
                 await self.measure_lag()  # before catching up: the gauge shows the worst point of each cycle
                 if self.may_write():
                     while await self.step():
-                        pass
+                        await self.publish_lag()  # not note_served: a prune waits a whole cycle (note_served)
                 await self.prune()  # what no update deleted (an idle index)
             except (StorageError, TlogError, OSError) as exc:
                 log.warning("status index update failed (retried): %s", exc)

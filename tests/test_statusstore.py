@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from logserver import statusindexer
+from logserver.metrics import Metrics
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
@@ -25,7 +26,9 @@ from logserver.statusstore import (
 )
 from logserver.storage import Storage, StorageError
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
+from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.indexroot import parse_index_root
+from tlogcore.note import parse_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, read_paths
@@ -417,3 +420,49 @@ def test_an_update_runs_with_the_cyclic_collector_paused(tmp_path: Path, request
         assert seen == [False, False]
 
     run_engine("sqlite", tmp_path, request, body)
+
+
+async def true_lag(storage: Storage, store: Any) -> int:
+    """§9's lag read straight from storage: published entries that no logged index root inside them covers."""
+    published = await storage.latest_published()
+    size = parse_checkpoint(parse_note(published).text).size if published else 0
+    logged = await store.newest_logged(size)
+    return size - (logged.size if logged else 0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_lag_gauge_moves_while_the_indexer_catches_up(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An indexer behind the log stays in one cycle's catch-up loop for as long as the log outruns it: the gauge
+    must say the lag at every step, not the lag of the cycle's start (it once stood still, under-reporting)."""
+    monkeypatch.setattr(statusindexer, "MAX_ENTRIES_PER_STEP", 10)
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, indexer = parts
+        indexer.metrics, indexer.interval = Metrics(), 0.01
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(60)))
+        seen: list[tuple[int | None, int]] = []
+        real_step = indexer.step
+
+        async def step() -> bool:
+            seen.append((indexer.metrics.status_index_lag if indexer.metrics else None, await true_lag(storage, store)))
+            return await real_step()
+
+        indexer.step = step  # type: ignore[method-assign]
+        task = asyncio.create_task(indexer.run())
+        try:
+            for _ in range(500):
+                if len(seen) >= 7 and seen[-1][1] <= 1:
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        # It started 61 behind and caught up: to 1, its own newest index-root statement (which no root covers).
+        assert seen[0][1] == 61 and seen[-1][1] == 1, seen
+        assert len({lag for _, lag in seen}) >= 6, seen  # in steps of 10 (index roots aside)
+        assert all(gauge == lag for gauge, lag in seen), seen
+
+    run_engine(engine, tmp_path, request, body)
