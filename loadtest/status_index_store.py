@@ -165,13 +165,13 @@ async def storage_alone(store: Any, head: IndexVersion) -> tuple[float, float, i
     deletes = [(page, head.size + 1) for page, _, _ in rows]  # the same rows again: the index stays as it was
     began, cpu = time.perf_counter(), time.process_time()
     if isinstance(store, SQLiteStatusStore):
-        db = store._writer
-        await db.execute("BEGIN IMMEDIATE")
-        await db.executemany("INSERT INTO status_page (page, version, data) VALUES (?, ?, ?)", rows)
-        await db.execute("COMMIT")
-        await db.execute("BEGIN IMMEDIATE")
-        await db.executemany("DELETE FROM status_page WHERE page = ? AND version = ?", deletes)
-        await db.execute("COMMIT")
+        db = store._writer  # a plain connection, idle between updates: used here on this thread
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("INSERT INTO status_page (page, version, data) VALUES (?, ?, ?)", rows)
+        db.execute("COMMIT")
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany("DELETE FROM status_page WHERE page = ? AND version = ?", deletes)
+        db.execute("COMMIT")
     else:
         async with store._pool.acquire() as conn:
             async with conn.transaction():
@@ -257,7 +257,7 @@ def layout_floor(memory: MemoryPages, phases: Phases) -> float:
 
 async def bytes_on_disk(store: Any, directory: Path) -> int:
     if isinstance(store, SQLiteStatusStore):
-        await store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return sum(f.stat().st_size for f in directory.iterdir() if f.name.startswith("index.db"))
     async with store._pool.acquire() as conn:
         return int(await conn.fetchval("SELECT pg_total_relation_size('status_page')"))

@@ -10,6 +10,7 @@ loadtest/status_http_bench.py (--preload); prints figures and asserts nothing.
 """
 
 import asyncio
+import collections
 import contextlib
 import os
 import re
@@ -88,11 +89,23 @@ def sample_lag(url: str, stop: threading.Event, samples: Samples, started: float
             stop.wait(SAMPLE_EVERY)
 
 
-def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> tuple[float, int]:
+def refusal(response: httpx.Response) -> str:
+    """A refused request as `status error-code` (the JSON error body's code, logserver/httpkit.py)."""
+    try:
+        code = str(response.json().get("error", "?"))
+    except ValueError:
+        code = "?"
+    return f"{response.status_code} {code}"
+
+
+def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> tuple[float, int, list[str]]:
     """POST `bodies` at request k's scheduled time k * BATCH / rate (open loop, IN_FLIGHT clients): seconds from the
-    first scheduled send to the last answer, and how many requests started later than 0.1 s behind schedule."""
+    first scheduled send to the last answer, how many requests started later than 0.1 s behind schedule, and the
+    refused ones (any answer but 2xx, as `status error-code`: their entries were not logged, and are not counted as
+    submitted; the client goes on with the next request, as an issuer retrying later would)."""
     interval, started = BATCH / rate, time.perf_counter()
     turn, late = iter(range(len(bodies))), [0]
+    refused: list[str] = []
     lock = threading.Lock()
     headers = {"content-type": "application/json"}
 
@@ -108,14 +121,17 @@ def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> tuple[float,
                     time.sleep(delay)
                 elif delay < -0.1:
                     late[0] += 1
-                own.post("/api/v1/entries", content=bodies[k], headers=headers).raise_for_status()
+                response = own.post("/api/v1/entries", content=bodies[k], headers=headers)
+                if not response.is_success:
+                    with lock:
+                        refused.append(refusal(response))
 
     threads = [threading.Thread(target=client) for _ in range(IN_FLIGHT)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - started, late[0]
+    return time.perf_counter() - started, late[0], refused
 
 
 @dataclass
@@ -138,9 +154,10 @@ class Preload:
 @dataclass
 class Paced:
     rate: float  # asked, entries/s
-    submitted: int
+    submitted: int  # entries the server accepted (refused requests left out)
     submit_seconds: float
     late_requests: int
+    refused: list[str]  # per refused request: `status error-code`
     samples: Samples
     settle_seconds: float
     server_cpu_seconds: float
@@ -149,10 +166,13 @@ class Paced:
         achieved = self.submitted / self.submit_seconds
         return [
             f"  paced phase: asked {self.rate:,.0f} entries/s, achieved {achieved:,.0f} entries/s "
-            f"({self.submitted:,} entries in {self.submit_seconds:,.1f} s; {self.late_requests} requests > 0.1 s late)",
+            f"({self.submitted:,} entries accepted in {self.submit_seconds:,.1f} s; {self.late_requests} requests "
+            f"> 0.1 s late)",
+            f"  refused requests (not counted as submitted): {len(self.refused)}"
+            + "".join(f"; {what} x{count}" for what, count in sorted(collections.Counter(self.refused).items())),
             f"  server CPU per entry (server process{', PostgreSQL' if engine == 'postgresql' else ''}; signature "
             f"workers not counted; until the index covers the last entry): "
-            f"{self.server_cpu_seconds / self.submitted * 1e6:,.0f} us",
+            f"{self.server_cpu_seconds / max(self.submitted, 1) * 1e6:,.0f} us",
             lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.submit_seconds),
             lag_line("lag, /metrics gauge", self.samples.points, self.submit_seconds),
             f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
@@ -193,13 +213,13 @@ def paced_phase(
     sampler = threading.Thread(target=sample_lag, args=(server.url, stop, samples, started))
     sampler.start()
     try:
-        submit_seconds, late = paced_submit(server.url, bodies, rate)
+        submit_seconds, late, refused = paced_submit(server.url, bodies, rate)
         settle = wait_indexed(client, SETTLE_LIMIT)
         cpu = server_cpu(engine, server) - cpu  # until the index covers the last entry: its indexing counts
     finally:
         stop.set()
         sampler.join()
-    return Paced(rate, len(bodies) * BATCH, submit_seconds, late, samples, settle, cpu)
+    return Paced(rate, (len(bodies) - len(refused)) * BATCH, submit_seconds, late, refused, samples, settle, cpu)
 
 
 def served_phases(engine: Engine, preload: Preload, phases: Sequence[tuple[float, list[bytes]]]) -> list[Paced]:

@@ -19,18 +19,20 @@ tables are emptied in one transaction and the indexer rebuilds the index from th
 """
 
 import asyncio
+import itertools
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-import aiosqlite
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
+import orjson
 
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
-from logserver.sqlite import READ_MMAP_BYTES, immediate_transaction
+from logserver.sqlite import READ_MMAP_BYTES
 from logserver.statuspages import PagedNodes
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode
@@ -68,13 +70,27 @@ DELETE FROM status_head;
 """
 LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
-SQLITE_PRUNE = "DELETE FROM status_page WHERE page = ? AND version < ?"
+# An update's rows, and a prune's deletes, each in ONE statement, cut from blobs by SQLite (as the log's leaves,
+# sqlite.py INSERT_LEAVES): executemany takes the GIL back after every row, and with the event loop busy (a batch of
+# submissions decoded) each take waits up to the switch interval (5 ms), all with the write lock held, which the
+# sequencer's commits need (docs/status-proofs.md §11, "Seventh round"; tests/test_status_write_lock.py).
+# Per row [page offset, page length, data offset, data length] in a JSON array; pages and datas each end to end.
+SQLITE_INSERT_PAGES = (
+    "INSERT OR REPLACE INTO status_page (page, version, data) SELECT"
+    " substr(?1, json_extract(value, '$[0]') + 1, json_extract(value, '$[1]')), ?3,"
+    " substr(?2, json_extract(value, '$[2]') + 1, json_extract(value, '$[3]')) FROM json_each(?4)"
+)
+SQLITE_PRUNE = (  # per page [offset, length]: each page's rows older than ?3 (one seek per page on the key)
+    "DELETE FROM status_page WHERE version < ?3 AND page IN"
+    " (SELECT substr(?1, json_extract(value, '$[0]') + 1, json_extract(value, '$[1]')) FROM json_each(?2))"
+)
 POSTGRES_PRUNE = "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2"
 CHUNK = 400
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
 
 
 Prune = tuple[int, Sequence[NodeId]]  # (version, pages it rewrote): delete their rows older than that version
+T = TypeVar("T")
 
 
 class IndexMovedError(HeadMovedError):
@@ -141,9 +157,62 @@ class StatusStore(Protocol):
     async def close(self) -> None: ...
 
 
-def _prune_keys(prunes: Sequence[Prune]) -> list[tuple[bytes, int]]:
-    """(page id, version) per page to prune, in key order (the B-tree is walked once, not descended at random)."""
-    return sorted((page_id_bytes(page), version) for version, nodes in prunes for page in pages_of(nodes))
+def _cut(blobs: Sequence[bytes]) -> tuple[bytes, list[tuple[int, int]]]:
+    """The blobs end to end, and each one's (offset, length) in it: SQL's substr cuts them out again."""
+    offsets = itertools.accumulate(map(len, blobs), initial=0)  # one more than the blobs: zip stops at the last
+    return b"".join(blobs), list(zip(offsets, map(len, blobs), strict=False))
+
+
+def _packed_rows(rows: Sequence[tuple[bytes, int, bytes]], version: int) -> tuple[bytes, bytes, int, str]:
+    """An update's rows (all of `version`) as the parameters of SQLITE_INSERT_PAGES."""
+    if any(row[1] != version for row in rows):
+        raise ValueError("an update writes all its rows at its own version")
+    pages, page_cuts = _cut([row[0] for row in rows])
+    datas, data_cuts = _cut([row[2] for row in rows])
+    cuts = [(*page, *data) for page, data in zip(page_cuts, data_cuts, strict=True)]
+    return pages, datas, version, orjson.dumps(cuts).decode()
+
+
+def _packed_prunes(prunes: Sequence[Prune]) -> list[tuple[bytes, str, int]]:
+    """Each prune as the parameters of SQLITE_PRUNE: its pages in key order (the B-tree walked once, not
+    descended at random), then its version."""
+    packed = []
+    for version, nodes in prunes:
+        pages, cuts = _cut(sorted(page_id_bytes(page) for page in pages_of(nodes)))
+        packed.append((pages, orjson.dumps(cuts).decode(), version))
+    return packed
+
+
+def _immediate(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """BEGIN IMMEDIATE, `work`, COMMIT, all in the calling thread: the write lock is never held while waiting for
+    the event loop (or for the GIL between statements: each statement is one step). A rollback on any failure
+    (unless SQLite has already rolled back, as after SQLITE_FULL or an I/O error)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _sqlite_commit(
+    db: sqlite3.Connection, old: IndexVersion | None, new: IndexVersion, rows: tuple[bytes, bytes, int, str],
+    prunes: Sequence[tuple[bytes, str, int]],
+) -> None:  # fmt: skip
+    """One update on the writer's thread: the compare-and-swap of the head, the rows, the prunes, the version."""
+    if old is None:
+        swapped = db.execute("INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", (new.size,))
+    else:
+        swapped = db.execute("UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", (new.size, old.size))
+    if swapped.rowcount != 1:
+        raise IndexMovedError("the status index head moved: another indexer wrote")
+    db.execute(SQLITE_INSERT_PAGES, rows)
+    _prune_all(db, prunes)
+    version = (new.size, new.root, new.time)
+    db.execute("INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)", version)
 
 
 def _version(row: Sequence[Any]) -> IndexVersion:
@@ -161,38 +230,46 @@ def _check_layout(row: Sequence[Any] | None) -> int:
     return int(row[1])
 
 
-async def _sqlite_layout(writer: aiosqlite.Connection) -> None:
+def _prune_all(db: sqlite3.Connection, prunes: Sequence[tuple[bytes, str, int]]) -> None:
+    for prune in prunes:
+        db.execute(SQLITE_PRUNE, prune)
+
+
+def _sqlite_layout(writer: sqlite3.Connection) -> None:
     """Create the tables; a file of the former layout has its index emptied (rebuilt from the log), in one
     transaction with the new tables."""
-    async with immediate_transaction(writer, "cannot create the status index tables") as db:
-        cursor = await db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_node'")
-        former = await cursor.fetchone() is not None
-        logged = int((await (await db.execute(LOGGED_SIZE)).fetchone() or [0])[0]) if former else 0
+
+    def create(db: sqlite3.Connection) -> None:
+        former = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_node'").fetchone()
+        logged = int((db.execute(LOGGED_SIZE).fetchone() or [0])[0]) if former else 0
         for sql in filter(str.strip, (SQLITE_SCHEMA + (FORMER_LAYOUT if former else "")).split(";")):
-            await db.execute(sql)
-        await db.execute("INSERT OR IGNORE INTO status_layout VALUES (1, ?, ?)", (STRIDE, logged))
-    if former:
-        log.warning("status index: former row layout found; rebuilding it from the log (roots logged from %d)", logged)
+            db.execute(sql)
+        db.execute("INSERT OR IGNORE INTO status_layout VALUES (1, ?, ?)", (STRIDE, logged))
+        if former:
+            log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
+
+    _immediate(writer, create)
 
 
 class SQLiteStatusStore:
-    """The index in the log's SQLite file (its own tables; its own connections, so the sequencer never waits)."""
+    """The index in the log's SQLite file (its own tables; its own connections, so the sequencer never waits on
+    them but for SQLite's one write lock, which each write here holds for one call on its own thread)."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: sqlite3.Connection) -> None:
-        self._writer, self._reader = writer, reader
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
+        self._writer, self._reader = writer, reader  # the writer is used on _write_thread only
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="status-db-write")
         self._pages = PagedNodes(self._select_pages)
 
     @classmethod
     async def open(cls, path: Path, busy_timeout_ms: int = 5000) -> "SQLiteStatusStore":
         try:
-            sqlite3.connect(path).close()
-            writer = await aiosqlite.connect(path, isolation_level=None)
-            await writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            await writer.execute("PRAGMA synchronous = FULL")
+            writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            writer.execute("PRAGMA synchronous = FULL")
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
             # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
-            await writer.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
-            await _sqlite_layout(writer)
+            writer.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
+            await asyncio.to_thread(_sqlite_layout, writer)  # may wait for the write lock: off the event loop
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
@@ -204,7 +281,16 @@ class SQLiteStatusStore:
 
     async def close(self) -> None:
         self._reader.close()
-        await self._writer.close()
+        await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
+        self._write_thread.shutdown()
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T], failed: str) -> T:
+        """`work` in one transaction on the writer's thread, in one hand-off (_immediate); an SQLite error becomes
+        one StorageError starting with `failed`."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._write_thread, _immediate, self._writer, work)
+        except sqlite3.Error as exc:
+            raise StorageError(f"{failed}: {exc}") from exc
 
     def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
         try:
@@ -261,28 +347,17 @@ class SQLiteStatusStore:
         pages: PageSet | None = None,
         prunes: Sequence[Prune] = (),
     ) -> None:
-        # Merged and encoded before BEGIN: the write lock, which the sequencer's commits wait on, is held for SQL.
+        # Merged, encoded and packed before BEGIN; then the whole transaction is one call on the writer's thread:
+        # the write lock, which the sequencer's commits wait on, is held for SQL alone.
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
-        deletes = await asyncio.to_thread(_prune_keys, prunes)
-        async with immediate_transaction(self._writer, "status index update failed, nothing was stored") as db:
-            if old is None:
-                sql, params = "INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", [new.size]
-            else:
-                sql, params = "UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", [new.size, old.size]
-            if (await db.execute(sql, params)).rowcount != 1:
-                raise IndexMovedError("the status index head moved: another indexer wrote")
-            await db.executemany("INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)", rows)
-            await db.executemany(SQLITE_PRUNE, deletes)
-            await db.execute(
-                "INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)",
-                (new.size, new.root, new.time),
-            )
+        packed = await asyncio.to_thread(_packed_rows, rows, new.size)
+        deletes = await asyncio.to_thread(_packed_prunes, prunes)
+        update = "status index update failed, nothing was stored"
+        await self._write(lambda db: _sqlite_commit(db, old, new, packed, deletes), update)
 
     async def set_entry(self, size: int, entry: int) -> None:
-        try:
-            await self._writer.execute("UPDATE status_version SET entry = ? WHERE size = ?", (entry, size))
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot record the index-root entry: {exc}") from exc
+        sql = "UPDATE status_version SET entry = ? WHERE size = ?"
+        await self._write(lambda db: db.execute(sql, (entry, size)), "cannot record the index-root entry")
 
     async def newest_logged(self, below: int) -> IndexVersion | None:
         rows = self._read(
@@ -294,9 +369,8 @@ class SQLiteStatusStore:
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
-        keys = await asyncio.to_thread(_prune_keys, [(version, nodes)])
-        async with immediate_transaction(self._writer, "cannot prune the status index") as db:
-            await db.executemany(SQLITE_PRUNE, keys)
+        deletes = await asyncio.to_thread(_packed_prunes, [(version, nodes)])
+        await self._write(lambda db: _prune_all(db, deletes), "cannot prune the status index")
 
 
 class PostgresStatusStore:

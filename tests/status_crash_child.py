@@ -65,14 +65,14 @@ class Crashing:
 def crash_mid_commit(store: Any) -> None:
     """Kill after the rows are written inside the transaction, before its COMMIT."""
     if isinstance(store, SQLiteStatusStore):
-        writer, execute = store._writer, store._writer.execute
+        written = [False]
 
-        async def killing(sql: str, *args: Any) -> Any:
-            if sql == "COMMIT":
+        def killing(sql: str) -> None:  # SQLite calls it as each statement starts, on the writer's thread
+            written[0] = written[0] or sql.startswith("INSERT OR REPLACE INTO status_page")
+            if written[0] and sql == "COMMIT":
                 die()
-            return await execute(sql, *args)
 
-        writer.execute = killing  # type: ignore[method-assign]
+        store._writer.set_trace_callback(killing)
     else:
         copy = asyncpg.Connection.copy_records_to_table
 
