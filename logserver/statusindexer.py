@@ -47,11 +47,12 @@ MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), 
 # 2^16 - 1 nodes (about 20 MB), whatever the size.
 UPPER_DEPTH = 15  # the last depth of a page (pages start at multiples of STRIDE): kept pages are kept whole
 KEEP_FROM = 1024  # documents in one update from which the top is worth loading (an indexer catching up)
-# Pages whose superseded rows one write transaction deletes at most (whole versions, at least one): a catch-up of many
-# steps in one cycle leaves them all due at once (50 steps of 20,000 at 10^6: 1.85 million), and deleting them in one
-# transaction held SQLite's write lock for 12.5 s, past the sequencer's 5 s busy timeout (docs/status-proofs.md §11,
-# "Seventh round"). About what one full step rewrites at 10^6 (45,000 pages), so a step's transaction at most doubles.
-PRUNE_PAGES_PER_WRITE = 50_000
+# Pages one write transaction of the indexer rewrites or prunes at most (its update's own pages included; a version
+# pruned whole, alone if it is bigger): a catch-up of many steps in one cycle leaves them all due at once (50 steps
+# of 20,000 at 10^6: 1.85 million), and deleting them in one transaction held SQLite's write lock for 12.5 s, past
+# the sequencer's 5 s busy timeout (docs/status-proofs.md §11, "Seventh round"). One full step at 10^6 rewrites
+# about 45,000 pages: its commit then prunes nothing, the end of the cycle one version alone.
+PAGES_PER_WRITE = 50_000
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 
 
@@ -153,7 +154,7 @@ class StatusIndexer:
     _served: int = 0  # the version lookups were served at, as of the previous cycle
     _prunable: int = 0  # rows superseded at or below this version are read by no lookup any more
     keep_upper_from: int = KEEP_FROM  # UpperLevels
-    prune_pages_per_write: int = PRUNE_PAGES_PER_WRITE
+    pages_per_write: int = PAGES_PER_WRITE
     _upper: UpperLevels | None = None
 
     async def step(self) -> bool:
@@ -189,7 +190,7 @@ class StatusIndexer:
             root, written = await asyncio.to_thread(update.apply)
             pages.made(written)
             new = IndexVersion(end, root, int(self.clock()))
-            due = self._due()
+            due = self._due(self.pages_per_write - len(pages.written))
             await self.store.commit(head, new, {}, pages, due)
         except BaseException:
             upper.forget()  # the commit may or may not have landed: read the top again next time
@@ -233,21 +234,23 @@ class StatusIndexer:
         reads in a few rounds, in milliseconds) has finished, and every later one reads at that version or newer."""
         self._prunable, self._served = self._served, served
 
-    def _due(self) -> list[tuple[int, list[NodeId]]]:
-        """The oldest rewritten versions whose superseded rows no lookup reads any more, as many as one write
-        deletes: `prune_pages_per_write` pages, whole versions, at least one. The rest wait for the next writes."""
+    def _due(self, budget: int) -> list[tuple[int, list[NodeId]]]:
+        """The oldest rewritten versions whose superseded rows no lookup reads any more, whole, as many as rewrote
+        `budget` pages at most. The rest wait for the next writes."""
         count, pages = 0, 0
         while count < len(self._rewritten) and self._rewritten[count][0] <= self._prunable:
             pages += len(self._rewritten[count][1])
-            if count and pages > self.prune_pages_per_write:
+            if pages > budget:
                 break
             count += 1
         return self._rewritten[:count]
 
     async def prune(self) -> None:
         """Delete rows that are due and that no update has deleted in its own transaction: one write's worth per
-        cycle (`_due`), each version in a transaction of its own; the cycle's pause then lets the sequencer in."""
-        for version, nodes in self._due():
+        cycle (`pages_per_write`; one version alone if it is bigger), each version in a transaction of its own;
+        the cycle's pause then lets the sequencer in."""
+        due = self._due(self.pages_per_write) or self._due(len(self._rewritten[0][1]) if self._rewritten else 0)
+        for version, nodes in due:
             await self.store.prune(version, nodes)
             self._rewritten.pop(0)
 

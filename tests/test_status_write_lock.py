@@ -5,14 +5,15 @@ Found under load: a real server at 10^6 documents, 5,000 entries/s submitted, re
 failed, nothing was stored: database is locked`: the sequencer's commit waited past its 5 s busy timeout for the
 indexer's write transaction. Measured: that transaction was the first update after the indexer had caught up over
 50 steps in one cycle; every superseded row of those steps had become due at once, and it deleted 1.85 million of
-them, holding the lock 12.5 s. Each write now deletes a bounded number (statusindexer.py, PRUNE_PAGES_PER_WRITE).
-And its statements were awaited one by one on the event loop, rows bound one by one, each taking the GIL back from
-a busy loop: each write is now one call on the writer's thread, its rows and its deletes one statement each.
+them, holding the lock 12.5 s. Each write now rewrites or deletes a bounded number of pages (statusindexer.py,
+PAGES_PER_WRITE). And its statements were awaited one by one on the event loop, the lock held meanwhile: each
+write is now one call on the writer's thread, BEGIN to COMMIT.
 
-For the second, the event loop is made as busy as that server's, on purpose and boundedly: every turn is LOOP_TURN
-seconds of pure Python holding the GIL. A writer on a connection of its own (as the sequencer's) takes the write
-lock over and over meanwhile, waiting at most LOCK_WAIT seconds each time (its busy timeout), while the indexer's
-store commits updates, prunes and records an index-root entry on the same file. Real SQLite, real threads.
+For the second, the event loop is made slow on purpose and boundedly: every turn takes LOOP_TURN seconds (blocked
+in a call, as the server's loop is in its synchronous SQLite reads). A writer on a connection of its own (as the
+sequencer's) takes the write lock over and over meanwhile, waiting at most LOCK_WAIT seconds each time (its busy
+timeout), while the indexer's store commits updates, prunes and records an index-root entry on the same file.
+Real SQLite, real threads.
 """
 
 import asyncio
@@ -34,7 +35,7 @@ from tlogcore.statement import ISSUE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, Update, read_paths
 
-LOOP_TURN = 0.25  # seconds of pure Python per event-loop turn (a server decoding a batch takes tens of ms)
+LOOP_TURN = 0.4  # seconds per event-loop turn (a server's turns take tens of ms; a transaction awaited 6 of them)
 LOCK_WAIT = 1.0  # the other writer's busy timeout, seconds (the sequencer's is 5 s; its refusal is this one's)
 DOCUMENTS = 300  # per update: a few hundred rows, written in milliseconds when the lock is held for SQL alone
 LIMIT = 120.0  # seconds the whole scenario may take (before the fix it took about 10)
@@ -44,18 +45,11 @@ def doc(i: int) -> bytes:
     return hashlib.sha256(b"document %d" % i).digest()
 
 
-def spin(seconds: float) -> None:
-    """Pure Python for `seconds`, holding the GIL as decoding a batch of submissions does."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
-
-
 async def busy_loop(stop: asyncio.Event) -> int:
     """Keep every turn of the event loop busy until `stop`; how many turns it took."""
     turns = 0
     while not stop.is_set():
-        spin(LOOP_TURN)
+        time.sleep(LOOP_TURN)  # blocks the loop, as a synchronous read on it does
         turns += 1
         await asyncio.sleep(0)
     return turns
@@ -138,12 +132,13 @@ def test_the_indexers_writes_never_refuse_a_log_commit_while_the_event_loop_is_b
 def test_a_catch_up_leaves_each_write_a_bounded_number_of_rows_to_prune(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Versions made in one cycle (a catch-up) all become due together: each later write deletes the superseded
-    rows of at most `prune_pages_per_write` pages (whole versions, at least one), never all of them at once."""
+    """Versions made in one cycle (a catch-up) all become due together: each later write rewrites or prunes at most
+    `pages_per_write` pages (whole versions; the end of a cycle one version alone if it is bigger), never all the
+    due rows at once."""
 
     async def body(parts: Parts) -> None:
         _, store, sequencer, indexer = parts
-        indexer.prune_pages_per_write = 1  # one version per write: the smallest budget
+        indexer.pages_per_write = 0  # the smallest budget: a commit prunes nothing, a cycle's end one version
         await index_batches_of_ten(sequencer, indexer, 6)  # 6 versions in one cycle, as a catch-up makes them
         await indexer.measure_lag()
         await indexer.measure_lag()  # all 6 are due now
@@ -160,14 +155,21 @@ def test_a_catch_up_leaves_each_write_a_bounded_number_of_rows_to_prune(
             await real_prune(version, nodes)
 
         store.commit, store.prune = commit, prune
-        await log(sequencer, *(statement(ISSUE, ISSUER, document=hashlib.sha256(b"late %d" % i).digest()) for i in
-                               range(10)))  # fmt: skip
-        assert await indexer.step()
-        assert carried == [1]  # not 6
-        await indexer.prune()  # the end of the cycle: one more write's worth
-        assert len(pruned) == 1
+
+        async def log_and_index(batch: int) -> None:
+            late = [hashlib.sha256(b"late %d %d" % (batch, i)).digest() for i in range(10)]
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=d) for d in late))
+            assert await indexer.step()
+
+        await log_and_index(0)
+        assert carried == [0]  # not 6: its own pages already exceed the budget
+        await indexer.prune()  # the end of the cycle: one version alone
         for _ in range(4):
             await indexer.prune()
-        assert len(pruned) == 5 and len(indexer._rewritten) == 1  # all 6 pruned, one write each; the newest waits
+        assert len(pruned) == 5
+        indexer.pages_per_write = 10**6  # room for every due version
+        await log_and_index(1)
+        assert carried == [0, 1]  # the last due version, in the update's own transaction
+        assert len(pruned) == 5 and len(indexer._rewritten) == 2  # the two newest versions, not due yet
 
     run_engine("sqlite", tmp_path, request, body)
