@@ -38,7 +38,7 @@ STATUS_SETTINGS = "[status_index]\nindex_interval_ms = 100\n"
 @dataclass
 class Samples:
     """Per look: seconds since the paced phase began, and the lag in entries two ways: `points` from the server's
-    gauge (measured once per indexer cycle, before it catches up: it can be a cycle old), `direct` as a client
+    gauge (measured at each cycle's start and after each step of a catch-up: up to a step old), `direct` as a client
     sees it (the log's size minus the size of the index root its status proofs are served at)."""
 
     points: list[tuple[float, int]] = field(default_factory=list)
