@@ -70,6 +70,21 @@ COMMIT_FAILED = "commit failed, nothing was stored"
 T = TypeVar("T")
 
 
+def in_immediate_transaction(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """BEGIN IMMEDIATE, `work`, COMMIT, all in the calling thread (a writer's own thread: the write lock is never
+    held while waiting for the event loop). A rollback on any failure, unless SQLite has already rolled back (as it
+    does after SQLITE_FULL or an I/O error)."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
 @contextlib.asynccontextmanager
 async def immediate_transaction(
     db: aiosqlite.Connection, failed: str, begin: str = "BEGIN IMMEDIATE"
@@ -177,8 +192,8 @@ def commit_rows(
 ) -> None:
     """One commit on the writer's thread: the compare-and-swap on the head, leaves, node hashes, the checkpoint.
     One hand-off from the event loop for all of it (six awaited statements cost six thread switches)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
+
+    def write(db: sqlite3.Connection) -> None:
         if old is None:
             cursor = db.execute(
                 "INSERT INTO head (id, size, root) VALUES (1, ?, ?) ON CONFLICT DO NOTHING", (new.size, new.root)
@@ -200,11 +215,8 @@ def commit_rows(
             "INSERT INTO checkpoints (size, root, note, published) VALUES (?, ?, ?, ?)",
             (new.size, new.root, new.checkpoint, new.checkpoint if publish else None),
         )
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:  # SQLite has already rolled back after SQLITE_FULL or an I/O error
-            db.execute("ROLLBACK")
-        raise
+
+    in_immediate_transaction(db, write)
 
 
 class SQLiteStorage:

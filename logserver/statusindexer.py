@@ -206,15 +206,6 @@ class StatusIndexer:
         entry = await self.log_statement(sign_index_root(statement, self.registry_key))
         await self.store.set_entry(version.size, entry)
 
-    async def lag(self) -> tuple[int, int]:
-        """(entries of the newest published checkpoint that no index root inside it covers, the size the newest
-        such root covers): §9's lag, and the version lookups are served at."""
-        published = await self.storage.latest_published()
-        size = parse_checkpoint(parse_note(published).text).size if published else 0
-        logged = await self.store.newest_logged(size)
-        served = logged.size if logged else 0
-        return size - served, served
-
     async def measure_lag(self) -> int:
         """The lag, published in the metrics, and the served version noted for pruning (once per cycle)."""
         lag, served = await self.publish_lag()
@@ -222,12 +213,17 @@ class StatusIndexer:
         return lag
 
     async def publish_lag(self) -> tuple[int, int]:
-        """The lag and served version, the lag published in the metrics (after every step: an indexer catching
-        up stays in one cycle for as long as the log outruns it, and the gauge must not stand still meanwhile)."""
-        lag, served = await self.lag()
+        """(entries of the newest published checkpoint that no index root inside it covers, the size the newest such
+        root covers): §9's lag, published in the metrics, and the version lookups are served at. Also after every
+        step: an indexer catching up stays in one cycle for as long as the log outruns it, and the gauge must not
+        stand still meanwhile."""
+        published = await self.storage.latest_published()
+        size = parse_checkpoint(parse_note(published).text).size if published else 0
+        logged = await self.store.newest_logged(size)
+        served = logged.size if logged else 0
         if self.metrics is not None:
-            self.metrics.status_index_lag = lag
-        return lag, served
+            self.metrics.status_index_lag = size - served
+        return size - served, served
 
     def note_served(self, served: int) -> None:
         """Rows superseded at or below the version served one cycle ago may go: a lookup that began then (it
@@ -249,8 +245,8 @@ class StatusIndexer:
         """Delete rows that are due and that no update has deleted in its own transaction: one write's worth per
         cycle (`pages_per_write`; one version alone if it is bigger), each version in a transaction of its own;
         the cycle's pause then lets the sequencer in."""
-        due = self._due(self.pages_per_write) or self._due(len(self._rewritten[0][1]) if self._rewritten else 0)
-        for version, nodes in due:
+        oldest = len(self._rewritten[0][1]) if self._rewritten else 0
+        for version, nodes in self._due(max(self.pages_per_write, oldest)):
             await self.store.prune(version, nodes)
             self._rewritten.pop(0)
 

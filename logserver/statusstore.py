@@ -30,7 +30,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
-from logserver.sqlite import READ_MMAP_BYTES
+from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
 from logserver.statuspages import PagedNodes
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode
@@ -148,21 +148,6 @@ def _prune_keys(prunes: Sequence[Prune]) -> list[tuple[bytes, int]]:
     return sorted((page_id_bytes(page), version) for version, nodes in prunes for page in pages_of(nodes))
 
 
-def _immediate(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
-    """BEGIN IMMEDIATE, `work`, COMMIT, all in the calling thread: the write lock is never held while waiting for
-    the event loop. A rollback on any failure (unless SQLite has already rolled back, as after SQLITE_FULL or an
-    I/O error)."""
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(db)
-        db.execute("COMMIT")
-    except BaseException:
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return result
-
-
 def _sqlite_commit(
     db: sqlite3.Connection, old: IndexVersion | None, new: IndexVersion, rows: Sequence[tuple[bytes, int, bytes]],
     prunes: Sequence[tuple[bytes, int]],
@@ -208,7 +193,7 @@ def _sqlite_layout(writer: sqlite3.Connection) -> None:
         if former:
             log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
 
-    _immediate(writer, create)
+    in_immediate_transaction(writer, create)
 
 
 class SQLiteStatusStore:
@@ -245,10 +230,12 @@ class SQLiteStatusStore:
         self._write_thread.shutdown()
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], failed: str) -> T:
-        """`work` in one transaction on the writer's thread, in one hand-off (_immediate); an SQLite error becomes
-        one StorageError starting with `failed`."""
+        """`work` in one transaction on the writer's thread, in one hand-off (in_immediate_transaction); an SQLite
+        error becomes one StorageError starting with `failed`."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._write_thread, _immediate, self._writer, work)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._write_thread, in_immediate_transaction, self._writer, work
+            )
         except sqlite3.Error as exc:
             raise StorageError(f"{failed}: {exc}") from exc
 
