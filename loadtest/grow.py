@@ -83,6 +83,7 @@ class Engine(Protocol):
     """A storage engine the driver can grow a log in and serve it from."""
 
     name: str
+    data: Path  # the served log's data directory (keys, server.toml; SQLite's database)
 
     async def open(self) -> Storage: ...
 

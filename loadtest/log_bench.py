@@ -500,12 +500,16 @@ def wait_ready(server: ServerProcess, timeout: float = 60.0) -> None:
     raise TimeoutError("server did not start")
 
 
-@contextlib.contextmanager
-def running_server(data: Path, extra_args: Sequence[str] = ()) -> Iterator[ServerProcess]:
-    # `serve` needs the database claimed by `init` (docs/key-guard.md); init adopts one this log key filled.
+def claim_database(data: Path, extra_args: Sequence[str] = ()) -> None:
+    """`serve` needs the database claimed by `init` (docs/key-guard.md); init adopts one this log key filled."""
     config = list(extra_args[extra_args.index("--config") :][:2]) if "--config" in extra_args else []
     init = [sys.executable, "-c", "from logserver.cli import main; main()", "init", "--data", str(data), *config]
     subprocess.run(init, cwd=REPO, check=True, capture_output=True)
+
+
+@contextlib.contextmanager
+def running_server(data: Path, extra_args: Sequence[str] = ()) -> Iterator[ServerProcess]:
+    claim_database(data, extra_args)
     port = free_port()
     args = [
         sys.executable,

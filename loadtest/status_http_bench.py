@@ -13,7 +13,9 @@ figures and the load average; asserts nothing.
 
 With --preload: does the index keep up? (loadtest/status_keepup.py) The log is grown to `preload` entries in-process,
 a real server indexes them, then pre-signed statements are submitted at a paced --rate for --seconds while the lag
-is sampled; per engine. The ceiling printed beside it: raw SHA-256 per second (the index's hashing).
+is sampled; per engine. With --intake sequencer the server's parts run in this process and the statements go straight
+to its sequencer (loadtest/status_keepup_inprocess.py): the index's rate without the intake's CPU. The ceiling
+printed beside it: raw SHA-256 per second (the index's hashing).
 """
 
 import argparse
@@ -31,7 +33,8 @@ import httpx
 
 from loadtest.localproc import REPO, free_port, log_identity
 from loadtest.status_index_bench import sha256_ceiling
-from loadtest.status_keepup import keep_up
+from loadtest.status_keepup import keep_up, served_phases
+from loadtest.status_keepup_inprocess import served_in_process
 from tlogcore.keys import Ed25519Signer, parse_signer_key
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
 
@@ -154,6 +157,12 @@ def main() -> None:
     parser.add_argument("--preload", type=lambda text: int(float(text)), default=0, help="e.g. 1e6: keep-up mode")
     parser.add_argument("--rate", default="10000", help="keep-up mode: entries/s submitted, paced; a list: in turn")
     parser.add_argument("--engine", default="sqlite", help="keep-up mode: sqlite, postgresql or both (comma)")
+    parser.add_argument(
+        "--intake",
+        choices=["http", "sequencer"],
+        default="http",
+        help="keep-up mode: POSTs to a real server (signatures checked), or the server's parts fed in-process",
+    )
     args = parser.parse_args()
     if args.preload:
         keep_up_main(args)
@@ -184,9 +193,11 @@ def main() -> None:
 
 
 def keep_up_main(args: argparse.Namespace) -> None:
+    serve = served_in_process if args.intake == "sequencer" else served_phases
     for engine in args.engine.split(","):
         with tempfile.TemporaryDirectory() as name:
-            keep_up(engine, Path(name), args.preload, [float(r) for r in args.rate.split(",")], args.seconds)
+            rates = [float(r) for r in args.rate.split(",")]
+            keep_up(engine, Path(name), args.preload, rates, args.seconds, serve)
     print(f"ceiling: raw SHA-256 {sha256_ceiling():,.0f}/s (one core, this run)")
 
 

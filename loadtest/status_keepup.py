@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +24,7 @@ import httpx
 
 from loadtest.grow import Engine, Grower, grow_all, make_engine, signed, signing_pool
 from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
+from logserver.sequencer import Submission
 
 BATCH = 1000  # statements per request (the server's maximum)
 IN_FLIGHT = 4  # requests at once at most: a paced client whose requests overlap when one is slow
@@ -33,6 +34,8 @@ SETTLE_LIMIT = 300.0  # seconds the indexer gets to cover the timed phase's last
 LAG = re.compile(rb"^tlog_status_index_lag_entries (\d+)$", re.M)
 NEVER_LOGGED = "00" * 32  # a document no statement names: its answer carries the served index root's size
 STATUS_SETTINGS = "[status_index]\nindex_interval_ms = 100\n"
+SERVER_CPU = "the server process; its signature workers not counted"
+Phase = tuple[float, list[list[Submission]]]  # entries/s asked, and the batches to submit at that rate
 
 
 @dataclass
@@ -54,25 +57,20 @@ def log_size(client: httpx.Client) -> int:
     return int(client.get("/api/v1/log").json()["size"])
 
 
-def served_index(client: httpx.Client) -> tuple[int, int]:
-    """The served index root's size and its own `index-root` entry's index (0, -1 before any)."""
+def served_index(client: httpx.Client) -> int:
+    """The size of the index root status proofs are served at (0 before any)."""
     served = client.get(f"/api/v1/documents/{NEVER_LOGGED}").json()["index"]
-    return (int(served["size"]), int(served["index_root"]["index"])) if served is not None else (0, -1)
+    return int(served["size"]) if served is not None else 0
 
 
-def covers(served: tuple[int, int], size: int) -> bool:
-    """The served root covers a log of `size`: every entry, or every entry but its own `index-root` statement
-    (the last one; a root cannot cover the entry that states it, and names no document, §7)."""
-    covered, entry = served
-    return covered >= size or (covered == size - 1 and entry == size - 1)
-
-
-def wait_indexed(client: httpx.Client, limit: float) -> float:
-    """Seconds until a served status proof's index root covers the log's size now (as phase 1 of
-    status_http_bench times it): the indexer has indexed everything sequenced so far."""
-    started, size = time.perf_counter(), log_size(client)
+def wait_indexed(client: httpx.Client, limit: float, target: int) -> float:
+    """Seconds until a served status proof's index root covers entries [0, target): the indexer has indexed
+    every entry submitted so far (`target` is one past the last one). Not the log's size: `index-root` statements
+    logged after the last submission name no document, and no root covers the one that states it (§7), so a
+    log ending in several of them would never count as covered (before: a wait of CATCH_UP_LIMIT)."""
+    started = time.perf_counter()
     while time.perf_counter() - started < limit:
-        if covers(served_index(client), size):
+        if served_index(client) >= target:
             return time.perf_counter() - started
         time.sleep(0.05)
     return float("nan")
@@ -82,7 +80,7 @@ def sample_lag(url: str, stop: threading.Event, samples: Samples, started: float
     with httpx.Client(base_url=url, timeout=30) as own:
         while not stop.is_set():
             value, size = lag(own), log_size(own)
-            direct, now = size - served_index(own)[0], time.perf_counter() - started
+            direct, now = size - served_index(own), time.perf_counter() - started
             samples.direct.append((now, direct))
             if value is not None:
                 samples.points.append((now, value))
@@ -98,14 +96,28 @@ def refusal(response: httpx.Response) -> str:
     return f"{response.status_code} {code}"
 
 
-def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> tuple[float, int, list[str]]:
-    """POST `bodies` at request k's scheduled time k * BATCH / rate (open loop, IN_FLIGHT clients): seconds from the
-    first scheduled send to the last answer, how many requests started later than 0.1 s behind schedule, and the
-    refused ones (any answer but 2xx, as `status error-code`: their entries were not logged, and are not counted as
-    submitted; the client goes on with the next request, as an issuer retrying later would)."""
+@dataclass
+class Submitted:
+    """A paced phase's submissions: seconds from the first scheduled send to the last answer, requests started
+    later than 0.1 s behind schedule, the refused ones (`status error-code`: their entries were not logged and are
+    not counted as submitted), the entries accepted, and one past the highest log index one of them got."""
+
+    seconds: float = 0.0
+    late: int = 0
+    refused: list[str] = field(default_factory=list)
+    accepted: int = 0
+    end: int = 0
+
+    def took(self, indexes: Sequence[int]) -> None:
+        self.accepted += len(indexes)
+        self.end = max(self.end, 1 + max(indexes))
+
+
+def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> Submitted:
+    """POST `bodies` at request k's scheduled time k * BATCH / rate (open loop, IN_FLIGHT clients); a refused
+    request is counted and the client goes on with the next, as an issuer retrying later would."""
     interval, started = BATCH / rate, time.perf_counter()
-    turn, late = iter(range(len(bodies))), [0]
-    refused: list[str] = []
+    turn, done = iter(range(len(bodies))), Submitted()
     lock = threading.Lock()
     headers = {"content-type": "application/json"}
 
@@ -120,18 +132,21 @@ def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> tuple[float,
                 if delay > 0:
                     time.sleep(delay)
                 elif delay < -0.1:
-                    late[0] += 1
+                    done.late += 1
                 response = own.post("/api/v1/entries", content=bodies[k], headers=headers)
-                if not response.is_success:
-                    with lock:
-                        refused.append(refusal(response))
+                with lock:
+                    if response.is_success:
+                        done.took([entry["index"] for entry in response.json()["entries"]])
+                    else:
+                        done.refused.append(refusal(response))
 
     threads = [threading.Thread(target=client) for _ in range(IN_FLIGHT)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - started, late[0], refused
+    done.seconds = time.perf_counter() - started
+    return done
 
 
 @dataclass
@@ -154,27 +169,24 @@ class Preload:
 @dataclass
 class Paced:
     rate: float  # asked, entries/s
-    submitted: int  # entries the server accepted (refused requests left out)
-    submit_seconds: float
-    late_requests: int
-    refused: list[str]  # per refused request: `status error-code`
+    done: Submitted
     samples: Samples
     settle_seconds: float
-    server_cpu_seconds: float
+    cpu_seconds: float
+    cpu_what: str  # whose CPU `cpu_seconds` counts
 
     def report(self, engine: str) -> list[str]:
-        achieved = self.submitted / self.submit_seconds
+        accepted = self.done.accepted
+        achieved = accepted / self.done.seconds
         return [
             f"  paced phase: asked {self.rate:,.0f} entries/s, achieved {achieved:,.0f} entries/s "
-            f"({self.submitted:,} entries accepted in {self.submit_seconds:,.1f} s; {self.late_requests} requests "
-            f"> 0.1 s late)",
-            f"  refused requests (not counted as submitted): {len(self.refused)}"
-            + "".join(f"; {what} x{count}" for what, count in sorted(collections.Counter(self.refused).items())),
-            f"  server CPU per entry (server process{', PostgreSQL' if engine == 'postgresql' else ''}; signature "
-            f"workers not counted; until the index covers the last entry): "
-            f"{self.server_cpu_seconds / max(self.submitted, 1) * 1e6:,.0f} us",
-            lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.submit_seconds),
-            lag_line("lag, /metrics gauge", self.samples.points, self.submit_seconds),
+            f"({accepted:,} entries accepted in {self.done.seconds:,.1f} s; {self.done.late} requests > 0.1 s late)",
+            f"  refused requests (not counted as submitted): {len(self.done.refused)}"
+            + "".join(f"; {what} x{count}" for what, count in sorted(collections.Counter(self.done.refused).items())),
+            f"  CPU per entry ({self.cpu_what}{', PostgreSQL' if engine == 'postgresql' else ''}; until the index "
+            f"covers the last entry): {self.cpu_seconds / max(accepted, 1) * 1e6:,.0f} us",
+            lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.done.seconds),
+            lag_line("lag, /metrics gauge", self.samples.points, self.done.seconds),
             f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
         ]
 
@@ -201,6 +213,10 @@ def growth(points: list[tuple[float, int]], seconds: float) -> float:
     return sum((t - mean_t) * (v - mean_v) for t, v in half) / spread if spread else float("nan")
 
 
+def print_load(when: str) -> None:
+    print(f"  load average{when}: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+
+
 def server_cpu(engine: Engine, server: ServerProcess) -> float:
     return process_cpu_seconds(server.process.pid) + engine.server_cpu()
 
@@ -213,36 +229,43 @@ def paced_phase(
     sampler = threading.Thread(target=sample_lag, args=(server.url, stop, samples, started))
     sampler.start()
     try:
-        submit_seconds, late, refused = paced_submit(server.url, bodies, rate)
-        settle = wait_indexed(client, SETTLE_LIMIT)
+        done = paced_submit(server.url, bodies, rate)
+        settle = wait_indexed(client, SETTLE_LIMIT, done.end)
         cpu = server_cpu(engine, server) - cpu  # until the index covers the last entry: its indexing counts
     finally:
         stop.set()
         sampler.join()
-    return Paced(rate, (len(bodies) - len(refused)) * BATCH, submit_seconds, late, refused, samples, settle, cpu)
+    return Paced(rate, done, samples, settle, cpu, SERVER_CPU)
 
 
-def served_phases(engine: Engine, preload: Preload, phases: Sequence[tuple[float, list[bytes]]]) -> list[Paced]:
+def served_phases(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> list[Paced]:
     """Launch the server, time its indexer over the preload, then each paced phase in turn (each starts with the
     index covering the log: the previous phase's backlog is indexed first)."""
     cpu_before, launched = engine.server_cpu(), time.perf_counter()
     with engine.serve() as server, httpx.Client(base_url=server.url, timeout=60) as client:
         preload.ready_seconds = time.perf_counter() - launched
-        wait_indexed(client, CATCH_UP_LIMIT)
+        wait_indexed(client, CATCH_UP_LIMIT, preload.entries)
         preload.catch_up_seconds = time.perf_counter() - launched
         preload.catch_up_cpu = server_cpu(engine, server) - cpu_before
         print(preload.report(engine.name), flush=True)
         done = []
-        for rate, bodies in phases:
+        for rate, batches in phases:
+            bodies = [entries_body(batch, False) for batch in batches]
             done.append(paced_phase(engine, server, client, bodies, rate))
             print("\n".join(done[-1].report(engine.name)), flush=True)
-            print(f"  load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+            print_load("")
         return done
 
 
-def keep_up(engine_name: str, tmp: Path, preload: int, rates: Sequence[float], seconds: float) -> list[Paced]:
+Serve = Callable[[Engine, Preload, Sequence[Phase]], list[Paced]]
+
+
+def keep_up(
+    engine_name: str, tmp: Path, preload: int, rates: Sequence[float], seconds: float, serve: Serve = served_phases
+) -> list[Paced]:
     """Preload, let the server's indexer catch up, then submit at each of `rates` for `seconds` and sample the lag;
-    prints as it goes."""
+    prints as it goes. `serve`: `served_phases`, a real `tlog-server serve` taking POSTs (its signature workers
+    checking every statement), or status_keepup_inprocess.served_in_process, the same server's parts without HTTP."""
     when = int(time.time()) - 3600
     with contextlib.ExitStack() as stack, signing_pool() as pool:
         engine = make_engine(engine_name, tmp, stack, STATUS_SETTINGS)
@@ -254,12 +277,12 @@ def keep_up(engine_name: str, tmp: Path, preload: int, rates: Sequence[float], s
         for rate in rates:
             count = int(rate * seconds) // BATCH * BATCH
             paced = signed(first, count, when, pool)
-            phases.append((rate, [entries_body(paced[i : i + BATCH], False) for i in range(0, count, BATCH)]))
+            phases.append((rate, [paced[i : i + BATCH] for i in range(0, count, BATCH)]))
             first += count
         del paced
-        print(f"  load average before the server starts: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        print_load(" before the server starts")
         try:
-            return served_phases(engine, grown, phases)
+            return serve(engine, grown, phases)
         finally:
             for log in tmp.glob("*server.log"):  # why an indexer stalls, if it does: its retried failures
                 failed = [line for line in log.read_text(errors="replace").splitlines() if "failed" in line]

@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 from loadtest import status_keepup
-from loadtest.status_keepup import BATCH, covers, growth, keep_up
+from loadtest.status_keepup import BATCH, growth, keep_up
+from loadtest.status_keepup_inprocess import served_in_process
 
 
 def test_growth_is_the_lags_slope_over_the_second_half() -> None:
@@ -23,23 +24,17 @@ def test_growth_is_the_lags_slope_over_the_second_half() -> None:
     assert math.isnan(growth([(1.0, 3)], 10.0))
 
 
-def test_a_root_covers_the_log_up_to_its_own_statement() -> None:
-    assert covers((100, 100), 100)  # its statement not yet in the log
-    assert covers((100, 100), 101)  # its statement is the last entry: a root cannot cover it
-    assert not covers((100, 100), 102)  # one entry after it is not covered
-    assert not covers((100, 150), 101)  # an older root's statement was logged later: the entry at 100 is not covered
-    assert not covers((0, -1), 1)
-
-
 def test_a_small_keep_up_run_sequences_all_it_reports_and_the_index_covers_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sizes: list[int] = []
+    covered: list[tuple[int, int]] = []  # (served index root's size, one past the last accepted entry) per wait
     real_wait = status_keepup.wait_indexed
 
-    def wait_and_note(client: httpx.Client, limit: float) -> float:
-        seconds = real_wait(client, limit)
+    def wait_and_note(client: httpx.Client, limit: float, target: int) -> float:
+        seconds = real_wait(client, limit, target)
         sizes.append(status_keepup.log_size(client))
+        covered.append((status_keepup.served_index(client), target))
         return seconds
 
     monkeypatch.setattr(status_keepup, "wait_indexed", wait_and_note)
@@ -53,16 +48,31 @@ def test_a_small_keep_up_run_sequences_all_it_reports_and_the_index_covers_it(
 
     monkeypatch.setattr(status_keepup, "entries_body", one_refused)
     fast, slow = keep_up("sqlite", tmp_path, 3000, [2000.0, 1000.0], 2.0)
-    assert (fast.submitted, slow.submitted) == (4 * BATCH, BATCH)  # accepted entries only
-    assert (fast.refused, slow.refused) == ([], ["400 malformed"])
+    assert (fast.done.accepted, slow.done.accepted) == (4 * BATCH, BATCH)  # accepted entries only
+    assert (fast.done.refused, slow.done.refused) == ([], ["400 malformed"])
     assert any(line.endswith("refused requests (not counted as submitted): 1; 400 malformed x1") for line in
                slow.report("sqlite"))  # fmt: skip
     figures = fast
-    assert figures.submit_seconds >= 1.5  # paced: 4 requests scheduled 0.5 s apart, not sent at once
+    assert figures.done.seconds >= 1.5  # paced: 4 requests scheduled 0.5 s apart, not sent at once
     assert not math.isnan(figures.settle_seconds)  #: the index covered the last entry
     # every paced entry is in the log: the preload, the 4,000, and the index-root statements the indexer logged
-    assert slow.submit_seconds >= 0.9  # 2 requests, 1 s apart
+    assert slow.done.seconds >= 0.9  # 2 requests, 1 s apart
     assert sizes[-1] >= 3000 + 5 * BATCH
+    # each wait ended with the served root covering every entry accepted so far (the preload: its 3,000)
+    assert covered[0][1] == 3000 and slow.done.end > fast.done.end >= 3000 + 4 * BATCH
+    assert all(served >= target for served, target in covered)
     assert figures.samples.direct and all(lag >= 0 for _, lag in figures.samples.direct)
     lines = figures.report("sqlite")
     assert any("achieved" in line for line in lines) and any("lag, direct" in line for line in lines)
+
+
+def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(tmp_path: Path) -> None:
+    """--intake sequencer: the server's own parts (its sequencer, storage and indexer) fed in this process."""
+    fast, slow = keep_up("sqlite", tmp_path, 3000, [2000.0, 1000.0], 2.0, served_in_process)
+    assert (fast.done.accepted, slow.done.accepted) == (4 * BATCH, 2 * BATCH)
+    assert fast.done.refused == slow.done.refused == []
+    assert fast.done.seconds >= 1.5 and slow.done.seconds >= 1.0  # paced: 0.5 s and 1 s apart
+    assert slow.done.end > fast.done.end >= 3000 + 4 * BATCH  # the numbering went on from the preload
+    assert not math.isnan(fast.settle_seconds) and not math.isnan(slow.settle_seconds)
+    assert fast.samples.direct and all(lag >= 0 for _, lag in fast.samples.direct)
+    assert any("no HTTP, no signature checks" in line for line in fast.report("sqlite"))

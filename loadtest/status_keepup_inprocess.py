@@ -1,0 +1,160 @@
+"""Does the status index keep up with sequencing, the intake aside? (issue 19, Scale: "the index keeping up with
+>= 10,000 entries/s of sequencing"; docs/status-proofs.md §11.)
+
+The parts `tlog-server serve` runs besides HTTP, built by the server's own functions (logserver/cli.py:
+`build_parts`, `start_sequencing`, `status_indexer`: the same sequencer, storage, status indexer, configuration
+and keys, under uvloop with the server's collector settings), in this process. Pre-signed statements go straight
+to the sequencer at a paced rate: no HTTP and no signature workers. What the HTTP mode (status_keepup.
+served_phases) adds is the intake, the requests and every statement's signature check; on a 2-core machine those
+take the CPU the index needs, so this mode tells the index's own rate from the machine's. The lag is read as the
+HTTP mode reads it: the log's size minus the size of the index root status proofs are served at
+(`newest_logged`, as logserver/statuslookup.py), and the `/metrics` gauge's value. Prints; asserts nothing.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+
+import uvloop
+
+from loadtest.grow import Engine
+from loadtest.log_bench import claim_database
+from loadtest.status_keepup import (
+    CATCH_UP_LIMIT,
+    IN_FLIGHT,
+    SAMPLE_EVERY,
+    SETTLE_LIMIT,
+    Paced,
+    Phase,
+    Preload,
+    Samples,
+    Submitted,
+    print_load,
+)
+from logserver.cli import build_parts, database_name, freeze_start_up, load_config, open_storage, start_sequencing
+from logserver.cli import status_indexer as make_status_indexer
+from logserver.identity import read_keys
+from logserver.metrics import Metrics
+from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
+from logserver.statusindexer import StatusIndexer
+from logserver.storage import StorageError
+
+PROCESS_CPU = "this process: the sequencer, the indexer and SQLite's threads; no HTTP, no signature checks"
+
+
+def served_in_process(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> list[Paced]:
+    """status_keepup.Serve: the server's parts in this process, its indexer timed over the preload, then each paced
+    phase in turn (each starts once the index covers the previous one)."""
+    return uvloop.run(_served(engine, preload, phases))
+
+
+def cpu_now(engine: Engine) -> float:
+    return time.process_time() + engine.server_cpu()
+
+
+async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> list[Paced]:
+    data, launched = engine.data, time.perf_counter()
+    claim_database(data, ["--config", str(data / "server.toml")])  # as the HTTP mode's server start does
+    cpu = cpu_now(engine)
+    config = load_config(data / "server.toml")
+    keys = read_keys(data)
+    parts = build_parts(data, config, keys, await open_storage(data, config))
+    await start_sequencing(parts, keys, data, database_name(data, config))
+    indexer = await make_status_indexer(data, config, keys, parts)
+    if indexer is None:
+        raise RuntimeError(f"{data / 'server.toml'}: no [status_index] index_interval_ms")
+    sequencer = parts.sequencer
+    tasks = [asyncio.create_task(sequencer.run()), asyncio.create_task(indexer.run())]
+    freeze_start_up()  # as the server's lifespan does
+    try:
+        preload.ready_seconds = time.perf_counter() - launched
+        await covered(sequencer, indexer, preload.entries, CATCH_UP_LIMIT)
+        preload.catch_up_seconds = time.perf_counter() - launched
+        preload.catch_up_cpu = cpu_now(engine) - cpu
+        print(preload.report(engine.name), flush=True)
+        done = []
+        for rate, batches in phases:
+            done.append(await paced_phase(engine, sequencer, indexer, parts.metrics, batches, rate))
+            print("\n".join(done[-1].report(engine.name)), flush=True)
+            print_load("")
+        return done
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await indexer.store.close()
+        await parts.storage.close()
+
+
+async def served_size(sequencer: Sequencer, indexer: StatusIndexer) -> int:
+    version = await indexer.store.newest_logged(sequencer.size)
+    return version.size if version is not None else 0
+
+
+async def covered(sequencer: Sequencer, indexer: StatusIndexer, target: int, limit: float) -> float:
+    """Seconds until the served index root covers entries [0, target) (status_keepup.wait_indexed's rule)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit:
+        if await served_size(sequencer, indexer) >= target:
+            return time.perf_counter() - started
+        await asyncio.sleep(0.05)
+    return float("nan")
+
+
+async def sample_lag(
+    sequencer: Sequencer, indexer: StatusIndexer, metrics: Metrics, samples: Samples, started: float
+) -> None:
+    while True:
+        direct, now = sequencer.size - await served_size(sequencer, indexer), time.perf_counter() - started
+        samples.direct.append((now, direct))
+        if metrics.status_index_lag is not None:
+            samples.points.append((now, metrics.status_index_lag))
+        await asyncio.sleep(SAMPLE_EVERY)
+
+
+async def paced_submit(sequencer: Sequencer, batches: Sequence[list[Submission]], rate: float) -> Submitted:
+    """Batch k handed to the sequencer at k * len(batch) / rate s (open loop, at most IN_FLIGHT at once), as
+    status_keepup.paced_submit POSTs them; a refusal is counted and the next batch goes on."""
+    interval, started = len(batches[0]) / rate, time.perf_counter()
+    turn, done = iter(range(len(batches))), Submitted()
+
+    async def client() -> None:
+        for k in turn:  # one iterator shared by the clients: each batch is sent once
+            delay = started + k * interval - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.1:
+                done.late += 1
+            try:
+                placed = await sequencer.submit(batches[k])
+            except (NotSequencingError, PoolFullError, StorageError) as exc:
+                done.refused.append(type(exc).__name__)
+            else:
+                done.took([entry.index for entry in placed])
+
+    await asyncio.gather(*(client() for _ in range(IN_FLIGHT)))
+    done.seconds = time.perf_counter() - started
+    return done
+
+
+async def paced_phase(
+    engine: Engine,
+    sequencer: Sequencer,
+    indexer: StatusIndexer,
+    metrics: Metrics,
+    batches: Sequence[list[Submission]],
+    rate: float,
+) -> Paced:
+    samples, cpu, started = Samples(), cpu_now(engine), time.perf_counter()
+    sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
+    try:
+        done = await paced_submit(sequencer, batches, rate)
+        settle = await covered(sequencer, indexer, done.end, SETTLE_LIMIT)
+        cpu = cpu_now(engine) - cpu  # until the index covers the last entry: its indexing counts
+    finally:
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
+    return Paced(rate, done, samples, settle, cpu, PROCESS_CPU)
