@@ -174,6 +174,7 @@ class Paced:
     settle_seconds: float
     cpu_seconds: float
     cpu_what: str  # whose CPU `cpu_seconds` counts
+    loop_cpu_seconds: float | None = None  # of it, the event loop's thread (in-process: one core at most)
 
     def report(self, engine: str) -> list[str]:
         accepted = self.done.accepted
@@ -184,11 +185,20 @@ class Paced:
             f"  refused requests (not counted as submitted): {len(self.done.refused)}"
             + "".join(f"; {what} x{count}" for what, count in sorted(collections.Counter(self.done.refused).items())),
             f"  CPU per entry ({self.cpu_what}{', PostgreSQL' if engine == 'postgresql' else ''}; until the index "
-            f"covers the last entry): {self.cpu_seconds / max(accepted, 1) * 1e6:,.0f} us",
+            f"covers the last entry): {self.cpu_seconds / max(accepted, 1) * 1e6:,.0f} us" + self.loop_share(),
             lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.done.seconds),
             lag_line("lag, /metrics gauge", self.samples.points, self.done.seconds),
             f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
         ]
+
+    def loop_share(self) -> str:
+        """The event loop's thread runs the sequencer's and the indexer's Python (one GIL): at most one core."""
+        if self.loop_cpu_seconds is None:
+            return ""
+        return (
+            f"; of it the event loop's thread {self.loop_cpu_seconds / max(self.done.accepted, 1) * 1e6:,.0f} us, "
+            f"{self.loop_cpu_seconds / (self.done.seconds + self.settle_seconds):.2f} of a core"
+        )
 
 
 def lag_line(what: str, points: list[tuple[float, int]], seconds: float) -> str:

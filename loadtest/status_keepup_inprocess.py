@@ -148,13 +148,15 @@ async def paced_phase(
     rate: float,
 ) -> Paced:
     samples, cpu, started = Samples(), cpu_now(engine), time.perf_counter()
+    loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
     try:
         done = await paced_submit(sequencer, batches, rate)
         settle = await covered(sequencer, indexer, done.end, SETTLE_LIMIT)
         cpu = cpu_now(engine) - cpu  # until the index covers the last entry: its indexing counts
+        loop_cpu = time.thread_time() - loop_cpu
     finally:
         sampler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sampler
-    return Paced(rate, done, samples, settle, cpu, PROCESS_CPU)
+    return Paced(rate, done, samples, settle, cpu, PROCESS_CPU, loop_cpu)
