@@ -35,7 +35,7 @@ from tlogcore.keys import Ed25519Signer
 from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
-from tlogcore.statement import DOCUMENT_KINDS, parse_statement
+from tlogcore.statement import DOCUMENT_KINDS, logged_document, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan
 from tlogcore.statusindex_pages import Page
 from tlogcore.statuspageset import PageSet
@@ -68,7 +68,11 @@ def document_entries(datas: Sequence[bytes], first: int) -> tuple[list[tuple[int
         if is_index_root(data) or is_log_key(data):  # neither names a document (a log-key: logkeys.py)
             continue
         other = True
-        statement = parse_statement(data, check_signature=False)  # logged: checked when it was submitted
+        document = logged_document(data)  # logged: parsed whole when it was submitted
+        if document is not None:
+            found.append((first + offset, *document))
+            continue
+        statement = parse_statement(data, check_signature=False)  # a registry statement (or never seen before)
         if statement.kind in DOCUMENT_KINDS and statement.document is not None:
             found.append((first + offset, statement.kind, statement.document))
     return found, other

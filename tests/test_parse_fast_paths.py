@@ -326,6 +326,21 @@ def test_the_whole_statement_match_decides_as_the_note_then_text_parse(monkeypat
     assert fast > 150 and accepted > 50 and len(variants) - accepted > 500, (fast, accepted, len(variants))
 
 
+def test_a_logged_documents_kind_and_hash_are_read_as_the_whole_parse_reads_them() -> None:
+    """`logged_document` (the status index's read of logged entries) gives, for every statement parse_statement
+    accepts, exactly its kind and document when it is an issue or revoke statement, and None otherwise."""
+    variants, read = _signed_variants(), 0
+    for data in variants:
+        try:
+            statement = statements.parse_statement(data, check_signature=False)
+        except (MalformedError, SignatureError):  # never logged
+            continue
+        expected = (statement.kind, statement.document) if statement.kind in statements.DOCUMENT_KINDS else None
+        assert statements.logged_document(data) == expected, data
+        read += expected is not None
+    assert read > 50, read
+
+
 def test_the_fast_paths_statement_is_the_constructors() -> None:
     """`_checked_statement` (fields set as unpickling sets them, then `__post_init__`) takes exactly the dataclass's
     fields, and gives an equal statement with the same fields, or the same refusal, as `Statement(...)`."""
