@@ -280,11 +280,16 @@ class SQLiteStatusStore:
         return await self._pages.whole(pages, version, known)
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
-        rows = self._read(
-            "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
-            (_upper_bound(depth), version),
-        )
-        return decoded(rows)
+        def read() -> dict[NodeId, Page]:
+            return decoded(
+                self._read(
+                    "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
+                    (_upper_bound(depth), version),
+                )
+            )
+
+        # ~70,000 pages at 10^6 (1.2-1.4 s): off the event loop (the reader is serialized, sqlite3.threadsafety 3)
+        return await asyncio.to_thread(read)
 
     async def commit(
         self,
@@ -395,7 +400,7 @@ class PostgresStatusStore:
             _upper_bound(depth),
             version,
         )
-        return decoded(rows)
+        return await asyncio.to_thread(decoded, rows)  # ~70,000 pages at 10^6: the event loop goes on meanwhile
 
     async def commit(
         self,
