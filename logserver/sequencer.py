@@ -19,14 +19,12 @@ Order of one flush, and what a crash at each step leaves behind:
 7. Hand the checkpoint to witnessing, in the background (a slow witness never
    slows sequencing).
 
-On a shared storage (PostgreSQL, a SharedQueue) a process that does not
-sequence still accepts submissions: it queues them durably and waits until
-they are in the log (or refused); the sequencing process drains the queue into
-its pool on every flush. A crash anywhere leaves queued statements queued, to
-be logged by whichever process sequences next; a submitter is only answered
-once its entry is in the log. A failed commit (the database went away, maybe
-mid-commit) reloads the head before the next flush, since the outcome is not
-known: the compare-and-swap decides, never a guess.
+On a shared storage (PostgreSQL, a SharedQueue) a process that does not sequence still accepts submissions: it
+queues them durably and waits until they are in the log (or refused); the sequencing process drains the queue into
+its pool on every flush. A crash anywhere leaves queued statements queued, to be logged by whichever process
+sequences next; a submitter is only answered once its entry is in the log. A failed commit (the database went away,
+maybe mid-commit) reloads the head before the next flush, since the outcome is not known: the compare-and-swap
+decides, never a guess. A lease renewal that fails refuses the pool at once (503, retry): nothing in it was stored.
 """
 
 import asyncio
@@ -354,6 +352,7 @@ class Sequencer:
                     await self.take_lease()
                 except StorageError as exc:
                     log.error("lease renewal failed: %s", exc)
+                    self._fail_pool(exc)  # 503 now, not held for as long as the database is away
                     continue
                 except ForkRefused as exc:
                     self._refuse(str(exc))

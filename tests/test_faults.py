@@ -27,6 +27,7 @@ from logserver.config import WitnessConfig as LogWitnessConfig
 from logserver.metrics import Metrics
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
+from logserver.storage import StorageError
 from logserver.submission import SubmissionRules
 from logserver.witnessing import Witnessing
 from tests.log_harness import REPO, LogProcess, issue, post_statements, register_issuer, running_log, seed
@@ -238,6 +239,33 @@ def test_database_locked_by_another_process(tmp_path: Path) -> None:
             client.get("/checkpoint").content,
         ]
         assert_consistent(notes, notes[-1], consistency_from(client), log.key("log.key").verifier())
+
+
+def test_a_pooled_submission_is_answered_when_the_lease_cannot_be_renewed(tmp_path: Path) -> None:
+    """The database goes away while a submission waits in the pool for its flush, and the lease renewal due before
+    that flush fails: the submission is refused at once (503, retry), not held until the database is back. Before,
+    the sequencer skipped the flush and left the pool waiting: on PostgreSQL a stream's request was held for the
+    whole 15 s outage (tests/test_faults_postgres.py)."""
+
+    async def scenario() -> None:
+        clock = SteppableClock()
+        async with (
+            log_in_process(tmp_path, clock) as (url, storage),
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            await register(client)
+
+            async def unavailable(*_: object) -> None:
+                raise StorageError("sequencer lease: [Errno 111] Connection refused")
+
+            storage.acquire_lease = unavailable  # type: ignore[method-assign]
+            clock.offset += 10  # the lease (5 s) is due for renewal before the next flush
+            refused = await client.post("/api/v1/entries", json=statement_body(documents(0, 3)))
+            assert refused.status_code == 503 and refused.json()["error"] == "storage_unavailable", refused.text
+            assert "retry-after" in refused.headers
+            assert (await client.get("/api/v1/log")).json()["size"] == 1  # only the registration: nothing stored
+
+    asyncio.run(scenario())
 
 
 # --- (c) a witness that never answers ---------------------------------------------------------------------------

@@ -123,7 +123,11 @@ def test_database_down_gives_503_then_the_log_recovers(tmp_path: Path, pg_databa
             assert down.status_code == 503 and down.json()["error"] == "storage_unavailable", down.text
             read = client.get("/checkpoint")
             assert read.status_code == 503 and read.json()["error"] == "storage_unavailable", read.text
-        time.sleep(1.0)
+        # Down until the stream too has been answered 503 (a fixed second was not always enough on a loaded machine:
+        # its one request in flight could span the outage); a request held for the whole outage fails the test.
+        deadline = time.monotonic() + 15
+        while stream.statuses[503] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         cluster.restart()
         healthy_and_accepting(server, origin)
         time.sleep(1.0)
