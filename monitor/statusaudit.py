@@ -33,25 +33,26 @@ collector paused (tlogcore/gcpause.py).
 """
 
 import base64
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monitor.audit import Checked
 from monitor.indexroots import is_index_root
-from monitor.statusfile import IndexPages, open_index, write_pages
+from monitor.statusfile import IndexPages, append_journal, clear_journal, open_index, read_journal, write_pages
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
 from tlogcore.indexroot import parse_index_root
-from tlogcore.statement import DOCUMENT_KINDS, Statement
+from tlogcore.statement import DOCUMENT_KINDS, ISSUE, Statement
 from tlogcore.statusindex import EMPTY
-from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
-from tlogcore.statuspageset import PageSet, nodes_of
+from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan
+from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
-from tlogcore.statusrecord import StatusRecord
+from tlogcore.statusrecord import StatusRecord, new_record
 
 RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
 MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
@@ -59,6 +60,10 @@ MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
 # nodes, about 20 MB), as the log's own indexer keeps them (logserver/statusindexer.py, UpperLevels).
 UPPER_DEPTH = 15
 CACHE_FROM = 1024  # documents in one chunk that make reading the top of the tree into memory worth it
+# Documents journaled between folds (statusfile.py): the pages changed meanwhile are held in memory (at 10^6
+# documents, about 10^5 pages for 32,768 documents), and each is written once per fold instead of once per chunk.
+FOLD_DOCUMENTS = 32_768
+KEEP_PAGES = 1 << 16  # pages held past a fold: all of them up to this many (the index to about 10^5), else the top
 
 
 @dataclass
@@ -96,22 +101,25 @@ class _Head:
 
 
 @dataclass
-class _Upper:
-    """The top of the tree held in memory: the pages starting at depth <= UPPER_DEPTH - 3, whole, as of the
-    index's head; kept in step with each commit, after it (never ahead of the file). Their nodes are made only
-    for a lookup (`record`), which is rare: an update works on the pages (tlogcore/statuspageupdate.py)."""
+class _Held:
+    """The pages as of the index's head, kept in memory while a round lasts: every page read or written since the
+    file was opened (once a chunk brings many documents, the top of the tree, the pages starting at depth <=
+    UPPER_DEPTH - 3, whole). `dirty` are the pages written since the last fold: the file holds them only as the
+    journal's documents (statusfile.py). Kept in step with each commit, after it (never ahead of the file)."""
 
-    pages: dict[NodeId, Page]
-    _nodes: dict[NodeId, StoredNode] | None = None
+    pages: dict[NodeId, Page] = field(default_factory=dict)
+    dirty: set[NodeId] = field(default_factory=set)
+    journaled: int = 0  # documents in the journal, written by this object since the last fold
+    upper: bool = False  # the top of the tree is held whole
 
-    def nodes(self) -> dict[NodeId, StoredNode]:
-        if self._nodes is None:
-            self._nodes = nodes_of(self.pages, UPPER_DEPTH)
-        return self._nodes
-
-    def committed(self, pages: Mapping[NodeId, Page]) -> None:
-        self.pages.update({page: nodes for page, nodes in pages.items() if page[0] <= UPPER_DEPTH})
-        self._nodes = None
+    def committed(self, pages: Mapping[NodeId, Page], folded: bool) -> None:
+        self.pages.update(pages)
+        if folded:
+            self.dirty.clear()
+            if len(self.pages) > KEEP_PAGES:  # the deeper pages go; the top stays, as before folds
+                self.pages = {page: nodes for page, nodes in self.pages.items() if page[0] <= UPPER_DEPTH}
+        else:
+            self.dirty.update(pages)
 
 
 class StatusAudit:
@@ -122,10 +130,18 @@ class StatusAudit:
         self.origin = origin
         self.db = open_index(state_path)
         self._pages = IndexPages(self.db, origin)
-        self._upper: _Upper | None = None  # the top of the tree, once read
+        self._held = _Held()
+        self._recovered = False  # the journal a crash may have left has been folded into the pages
 
-    def close(self) -> None:
-        self.db.close()
+    def close(self, fold: bool = True) -> None:
+        """Close the file, its journal folded into the pages first (`fold`: not after an error, when the memory
+        may be ahead of a write that failed; the journal is then folded when the file is next written)."""
+        try:
+            if fold and self._held.journaled:
+                with paused_gc():  # as for an update: the pages held are many long-lived objects
+                    self._fold({})
+        finally:
+            self.db.close()
 
     def _head(self, start: int) -> _Head | None:
         row = self.db.execute(
@@ -135,68 +151,106 @@ class StatusAudit:
             return _Head(*row)
         return _Head(0, EMPTY, None, None) if start == 0 else None  # entries before `start` were never seen
 
-    def _plan(self, keys: list[bytes], size: int, held: PageSet) -> PathPlan:
-        """A read plan for `keys` over the index of `size` entries, every round done, its pages kept in `held`.
-        With the top in memory, paths start below it and go down a page (STRIDE depths) per round, each path
-        making only the nodes on it (statusindex_pages.path_nodes, as the log's indexer reads)."""
-        if self._upper is None:
-            plan = PathPlan(keys, size)
-            while wanted := plan.wanted():
-                plan.supply(self._pages.nodes(wanted, held))
-            return plan
-        held.pages.update(self._upper.pages)
-        plan = PathPlan(keys, size, known=(self._upper.nodes(), UPPER_DEPTH))
-        while open_paths := plan.open_paths():
-            self._pages.fetch(held, path_pages(open_paths))
-            plan.supply_walked(path_nodes(open_paths, held.pages), STRIDE)
-        return plan
-
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
-        """The document's record in this monitor's index, and the index's size (None: no index kept)."""
+        """The document's record in this monitor's index, and the index's size (None: no index kept): its record
+        in the stored pages, with the journal's entries about it added (the file is only read)."""
         head = self._head(1)
         if head is None:
             return None, None
-        return self._plan([document], head.size, PageSet(head.size)).record(document), head.size
+        plan, held = PathPlan([document], head.size), PageSet(head.size)
+        while wanted := plan.wanted():
+            plan.supply(self._pages.nodes(wanted, held))
+        stored = plan.record(document)
+        issued = [index for index, kind, key in read_journal(self.db, self.origin) if key == document and kind == ISSUE]
+        revoked = [
+            index for index, kind, key in read_journal(self.db, self.origin) if key == document and kind != ISSUE
+        ]
+        if issued or revoked:
+            stored = stored.with_entries(issued, revoked) if stored is not None else new_record(issued, revoked)
+        return stored, head.size
+
+    def _update(self, entries: list[tuple[int, str, bytes]], size: int, ahead: int) -> tuple[bytes, dict[NodeId, Page]]:
+        """The entries added to the pages held (those missing read from the file): the new root and changed pages."""
+        update = PageUpdate(entries, self._held.pages)
+        reads = PageSet(size)
+        reads.pages = self._held.pages  # the update's own page dict: what is read stays held
+        while wanted := update.wanted(ahead):
+            self._pages.fetch(reads, wanted)
+        return update.apply()
+
+    def _recover(self, head: _Head) -> None:
+        """Once per open, before the first update: a journal left by a crash (or an error) is folded into the pages;
+        the root it reaches must be the head's, or the file is damaged."""
+        documents = read_journal(self.db, self.origin)
+        if documents:
+            root, pages = self._update(documents, head.size, head.size.bit_length() + 4)
+            if root != head.root:
+                raise IndexStorageError("the status index's journal does not reach the root of its head")
+            self._fold(pages)
+        self._recovered = True
 
     def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
-        """Add the entries (all below `size`) and write the pages; the head then covers [0, size)."""
+        """Add the entries (all below `size`): the head then covers [0, size). Committed as a journal row and the
+        head; every FOLD_DOCUMENTS documents (and at close) the changed pages are written and the journal emptied."""
         if not entries:  # nothing for the index in these entries: only its size moves
-            self._write(head, {}, size, head.root)
+            self._commit(head, size, head.root, entries, None)
             return
-        if self._upper is None and len(entries) >= CACHE_FROM:
-            self._upper = _Upper(self._pages.upper(UPPER_DEPTH - STRIDE + 1))
-        held = PageSet(head.size)
+        held = self._held
+        if not held.upper and len(entries) >= CACHE_FROM:
+            for page, nodes in self._pages.upper(UPPER_DEPTH - STRIDE + 1).items():
+                held.pages.setdefault(page, nodes)  # a page written since the last fold is newer than the file's
+            held.upper = True
         # The update page by page, as the log's indexer makes it (logserver/statusindexer.py UpperLevels): below
         # the top held, a page per path per round; with no top held, each path's pages about log2(size) + 2 deep
         # are asked in the first round.
-        ahead = head.size.bit_length() + 4
-        if self._upper is not None:
-            held.pages.update(self._upper.pages)
-            ahead = 0
-        update = PageUpdate(entries, held.pages)
-        while wanted := update.wanted(ahead):
-            self._pages.fetch(held, wanted)  # into held.pages, the update's own page dict
-        root, pages = update.apply()
-        self._write(head, pages, size, root)
-        if self._upper is not None:  # after the commit: the memory copy never runs ahead of the file
-            self._upper.committed(pages)
+        root, pages = self._update(entries, head.size, 0 if held.upper else head.size.bit_length() + 4)
+        fold = held.journaled + len(entries) >= FOLD_DOCUMENTS
+        self._commit(head, size, root, entries, {**{p: held.pages[p] for p in held.dirty}, **pages} if fold else None)
+        held.journaled = 0 if fold else held.journaled + len(entries)
+        held.committed(pages, fold)  # after the commit: the memory never runs ahead of the file
 
-    def _write(self, head: _Head, pages: Mapping[NodeId, Page], size: int, root: bytes) -> None:
-        """The pages and the new head, in one transaction."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            write_pages(self.db, self.origin, pages)
+    def _commit(
+        self,
+        head: _Head,
+        size: int,
+        root: bytes,
+        entries: Sequence[tuple[int, str, bytes]],
+        fold: Mapping[NodeId, Page] | None,
+    ) -> None:
+        """The new head with either the entries' journal row, or (`fold`) every page changed since the last fold
+        and an empty journal: one transaction."""
+        with self._transaction():
+            if fold is not None:
+                write_pages(self.db, self.origin, fold)
+                clear_journal(self.db, self.origin)
+            elif entries:
+                append_journal(self.db, self.origin, entries)
             self.db.execute(
                 "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (self.origin, size, root, head.last_root_entry, head.last_root_size),
             )
+        head.size, head.root = size, root
+
+    def _fold(self, pages: Mapping[NodeId, Page]) -> None:
+        """Write every page changed since the last fold (and `pages`, not held yet) and empty the journal."""
+        held = self._held
+        with self._transaction():
+            write_pages(self.db, self.origin, {**{p: held.pages[p] for p in held.dirty}, **pages})
+            clear_journal(self.db, self.origin)
+        held.journaled = 0
+        held.committed(pages, True)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:  # a failed COMMIT may have rolled back already
                 self.db.execute("ROLLBACK")
             raise
-        head.size, head.root = size, root
 
     def chunk(
         self, entries: Sequence[bytes], statements: Mapping[int, Statement], start: int, registry_keys: frozenset[str]
@@ -219,6 +273,8 @@ class StatusAudit:
         head = self._head(start)
         if head is None:
             return []
+        if not self._recovered:
+            self._recover(head)
         findings = self._found_before(start, min(end, head.size))  # this chunk again, after a crash
         if end <= head.size:
             return findings
