@@ -23,7 +23,7 @@ from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import EMPTY, KEY_BITS, LEAF_PREFIX, NODE_PREFIX
 from tlogcore.statusindex_nodes import IndexStorageError, NodeId, node_id_bytes
 from tlogcore.statusindex_pages import STRIDE, Page, RawNode
-from tlogcore.statusrecord import new_record, parse_record
+from tlogcore.statusrecord import check_record, parse_record, record_bytes
 
 Task = tuple[int, int, int, int]  # (depth, prefix, lo, hi): the page rooted there, and the keys [lo, hi) below it
 _sha256 = hashlib.sha256
@@ -56,7 +56,7 @@ class PageUpdate:
         self._added = added
         self._keys = sorted(added)  # 32-byte keys: byte order is key order (statusindex.py)
         self._bits = [int.from_bytes(key, "big") for key in self._keys]
-        self._records = [new_record(*added[key]).to_bytes() for key in self._keys]
+        self._records = [record_bytes(*added[key]) for key in self._keys]
         self.pages = pages
         self._frontier: list[Task] = [(0, 0, 0, len(self._keys))]  # the root's page is always read
         self.written: dict[NodeId, Page] = {}
@@ -149,11 +149,11 @@ class PageUpdate:
 
     def _leaf(self, depth: int, prefix: int, position: int, new: Page, body: bytes, lo: int, hi: int) -> bytes:
         key, record = body[:HASH_SIZE], body[HASH_SIZE:]
-        stored = parse_record(record)  # strictly, as the reference parses every leaf it reads
         where = bisect.bisect_left(self._bits, int.from_bytes(key, "big"), lo, hi)
         if where < hi and self._keys[where] == key:  # the document is in the index already: entries added
-            self._records[where] = stored.with_entries(*self._added[key]).to_bytes()
+            self._records[where] = parse_record(record).with_entries(*self._added[key]).to_bytes()
             return self._fresh(depth, prefix, position, new, self._bits, self._keys, self._records, lo, hi)
+        check_record(record)  # strictly, as the reference parses every leaf it reads
         # The one key already here moves down beside the new ones: build the subtree from both.
         bits, keys, records = self._bits[lo:hi], self._keys[lo:hi], self._records[lo:hi]
         bits.insert(where - lo, int.from_bytes(key, "big"))
