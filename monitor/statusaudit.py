@@ -111,6 +111,9 @@ class _Held:
     dirty: set[NodeId] = field(default_factory=set)
     journaled: int = 0  # documents in the journal, written by this object since the last fold
     upper: bool = False  # the top of the tree is held whole
+    # Every stored page is held (the index was empty when this object first updated it, and nothing was let go
+    # since): an update then reads nothing and skips its read walk (PageUpdate held_all).
+    whole: bool | None = None
 
     def committed(self, pages: Mapping[NodeId, Page], folded: bool) -> None:
         self.pages.update(pages)
@@ -118,6 +121,7 @@ class _Held:
             self.dirty.clear()
             if len(self.pages) > KEEP_PAGES:  # the deeper pages go; the top stays, as before folds
                 self.pages = {page: nodes for page, nodes in self.pages.items() if page[0] <= UPPER_DEPTH}
+                self.whole = False
         else:
             self.dirty.update(pages)
 
@@ -169,9 +173,11 @@ class StatusAudit:
             stored = stored.with_entries(issued, revoked) if stored is not None else new_record(issued, revoked)
         return stored, head.size
 
-    def _update(self, entries: list[tuple[int, str, bytes]], size: int, ahead: int) -> tuple[bytes, dict[NodeId, Page]]:
+    def _update(
+        self, entries: list[tuple[int, str, bytes]], size: int, ahead: int, held_all: bool = False
+    ) -> tuple[bytes, dict[NodeId, Page]]:
         """The entries added to the pages held (those missing read from the file): the new root and changed pages."""
-        update = PageUpdate(entries, self._held.pages)
+        update = PageUpdate(entries, self._held.pages, held_all)
         reads = PageSet(size)
         reads.pages = self._held.pages  # the update's own page dict: what is read stays held
         while wanted := update.wanted(ahead):
@@ -196,14 +202,16 @@ class StatusAudit:
             self._commit(head, size, head.root, entries, None)
             return
         held = self._held
-        if not held.upper and len(entries) >= CACHE_FROM:
+        if held.whole is None:  # the first update: an index with no document has no page (a consistent one)
+            held.whole = head.root == EMPTY
+        if not held.upper and len(entries) >= CACHE_FROM and not held.whole:
             for page, nodes in self._pages.upper(UPPER_DEPTH - STRIDE + 1).items():
                 held.pages.setdefault(page, nodes)  # a page written since the last fold is newer than the file's
             held.upper = True
         # The update page by page, as the log's indexer makes it (logserver/statusindexer.py UpperLevels): below
         # the top held, a page per path per round; with no top held, each path's pages about log2(size) + 2 deep
         # are asked in the first round.
-        root, pages = self._update(entries, head.size, 0 if held.upper else head.size.bit_length() + 4)
+        root, pages = self._update(entries, head.size, 0 if held.upper else head.size.bit_length() + 4, held.whole)
         fold = held.journaled + len(entries) >= FOLD_DOCUMENTS
         self._commit(head, size, root, entries, {**{p: held.pages[p] for p in held.dirty}, **pages} if fold else None)
         held.journaled = 0 if fold else held.journaled + len(entries)

@@ -133,3 +133,38 @@ def test_a_journal_that_does_not_reach_the_head_is_a_damaged_file(tmp_path: Path
         audit_chunk(str(state), ORIGIN, documents(500, 10, rng, seen), (500, 510), frozenset())
     close_index(str(state), ORIGIN)
     assert rows(state, "journal") == 1  # left as it was: nothing folded over the damage
+
+
+def test_an_index_built_from_empty_reads_no_page_until_pages_are_let_go(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every page of an index this object built from empty is in memory: its updates read nothing from the file.
+    Once a fold lets the deeper pages go (KEEP_PAGES), they are read again, and the root stays the reference's."""
+    reads: list[int] = []
+    real_fetch = statusaudit.IndexPages.fetch
+
+    def counted(self: statusaudit.IndexPages, held: object, pages: object) -> None:
+        reads.append(1)
+        real_fetch(self, held, pages)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(statusaudit.IndexPages, "fetch", counted)
+    monkeypatch.setattr(statusaudit, "FOLD_DOCUMENTS", 1500)
+    rng, seen, state = random.Random(17), [], tmp_path / "state.db"
+    audit = StatusAudit(state, ORIGIN)
+    logged: list[StatusItem] = []
+    try:
+        for start in range(0, 3000, 1000):
+            chunk = documents(start, 1000, rng, seen)
+            logged += chunk
+            assert audit.chunk_items(chunk, start, start + 1000, frozenset()) == []
+        assert reads == []  # two folds, nothing read
+        monkeypatch.setattr(statusaudit, "KEEP_PAGES", 10)
+        for start in range(3000, 6000, 1000):
+            chunk = documents(start, 1000, rng, seen)
+            logged += chunk
+            assert audit.chunk_items(chunk, start, start + 1000, frozenset()) == []
+        assert reads  # the pages let go at the fold are read again
+        head = audit._head(0)
+        assert head is not None and head.root == from_scratch(logged).root_hash()
+    finally:
+        audit.close()

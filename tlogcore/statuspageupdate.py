@@ -42,9 +42,13 @@ def raw_hash(raw: RawNode | None) -> bytes:
 class PageUpdate:
     """One batch of log entries added to the index, over pages read in rounds; then the new root and pages."""
 
-    def __init__(self, entries: Iterable[tuple[int, str, bytes]], pages: dict[NodeId, Page]) -> None:
+    def __init__(
+        self, entries: Iterable[tuple[int, str, bytes]], pages: dict[NodeId, Page], held_all: bool = False
+    ) -> None:
         """`entries` (index, kind, document SHA-256) are issue and revoke statements; `pages` holds the pages
-        read so far (page id -> page; {} for a page with no row), as of one version, and is added to."""
+        read so far (page id -> page; {} for a page with no row), as of one version, and is added to. With
+        `held_all`, `pages` holds every stored page (a page absent has no row): nothing is read, `wanted()` is
+        empty (a page it lacked after all is found missing by `apply`, which then raises, as for a page not read)."""
         added: dict[bytes, tuple[list[int], list[int]]] = {}
         for index, kind, document in entries:
             if kind not in (ISSUE, REVOKE):
@@ -58,7 +62,7 @@ class PageUpdate:
         self._bits = [int.from_bytes(key, "big") for key in self._keys]
         self._records = [record_bytes(*added[key]) for key in self._keys]
         self.pages = pages
-        self._frontier: list[Task] = [(0, 0, 0, len(self._keys))]  # the root's page is always read
+        self._frontier: list[Task] = [] if held_all else [(0, 0, 0, len(self._keys))]  # the root's page is read
         self.written: dict[NodeId, Page] = {}
         self.hashes = 0  # SHA-256 calls made by `apply`
 
@@ -108,7 +112,7 @@ class PageUpdate:
         """The new root, and every page the update changed, whole (its stored nodes, then the written ones)."""
         if self._frontier:
             raise ValueError("the update has not finished reading (wanted() is not empty yet)")
-        root = self.pages[(0, 0)].get(1)
+        root = self.pages.get((0, 0), {}).get(1)  # read (or, with held_all, absent: no row)
         if not self._keys:
             return raw_hash(root), self.written
         return self._child(0, 0, 1, {}, {}, raw_hash(root), 0, len(self._keys)), self.written
