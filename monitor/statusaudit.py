@@ -12,9 +12,10 @@ called from entryaudit.py for each audited chunk):
 Every alert carries the statement, its inclusion proof and the checkpoint, the monitor's root, and the entry range.
 
 The index lives in its own SQLite file beside the state database (`<state>.status-index`: statusfile.py, pages of 4
-levels as the log stores them), written after the chunk's entries are applied and before the chunk itself is
-committed: a crash in between makes the monitor audit the chunk again, and applying entries already in the index
-changes nothing (a record is a set of entry indexes). What the audit found about an entry is stored (table
+levels as the log stores them, and a journal of the documents applied since the pages were last written),
+committed after the chunk's entries are applied and before the chunk itself is: a crash in between makes the
+monitor audit the chunk again, and applying entries already in the index changes nothing (a record is a set of
+entry indexes). What the audit found about an entry is stored (table
 `findings`) before the index moves past it, and a chunk audited again gets those findings back: its alerts are
 raised even if the first commit was lost (they are sent once: an alert's id is its rule, log and key).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
@@ -25,11 +26,15 @@ of the kind of the log's own indexer's (the same tlogcore code, in batches of on
 loadtest/monitor_bench.py prints it.
 
 Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
-with no issue or revoke statement only moves the index's size. Once a chunk brings many documents, the top of the
-tree (the pages down to UPPER_DEPTH, whole) is read into memory and kept in step with each commit: every big chunk
-rewrites those pages, and a key's path below them is read a page (4 levels, one row) per round. An update reads
-each page once (tlogcore/statuspageset.py), writes the changed pages whole in key order, and runs with the cyclic
-collector paused (tlogcore/gcpause.py).
+with no issue or revoke statement only moves the index's size. The pages an update reads or writes stay in memory
+as of the head (`_Held`); a chunk commits only its documents (one journal row) and the head, and the changed pages
+are written whole, in key order, at a fold: every FOLD_DOCUMENTS documents and when the index is closed, so a page
+that several chunks change (the top of the tree above all) is written once per fold, not once per chunk. A
+journal left by a crash is folded in by the next update, which first checks that it reaches the head's root. An
+index this process built from empty holds every page until a fold lets the deeper ones go (KEEP_PAGES), and its
+updates then read nothing; otherwise, once a chunk brings many documents, the top of the tree (the pages down to
+UPPER_DEPTH, whole) is read into memory, and a key's path below it is read a page (4 levels, one row) per round.
+Updates run with the cyclic collector paused (tlogcore/gcpause.py).
 """
 
 import base64
