@@ -162,18 +162,23 @@ class StatusAudit:
 
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
         """The document's record in this monitor's index, and the index's size (None: no index kept): its record
-        in the stored pages, with the journal's entries about it added (the file is only read)."""
-        head = self._head(1)
-        if head is None:
-            return None, None
-        plan, held = PathPlan([document], head.size), PageSet(head.size)
-        while wanted := plan.wanted():
-            plan.supply(self._pages.nodes(wanted, held))
-        stored = plan.record(document)
-        issued = [index for index, kind, key in read_journal(self.db, self.origin) if key == document and kind == ISSUE]
-        revoked = [
-            index for index, kind, key in read_journal(self.db, self.origin) if key == document and kind != ISSUE
-        ]
+        in the stored pages, with the journal's entries about it added (the file is only read). One read
+        transaction: a fold by the running monitor between the page reads and the journal's would otherwise hide
+        the entries it moved from the journal into pages already read."""
+        self.db.execute("BEGIN")
+        try:
+            head = self._head(1)
+            if head is None:
+                return None, None
+            plan, held = PathPlan([document], head.size), PageSet(head.size)
+            while wanted := plan.wanted():
+                plan.supply(self._pages.nodes(wanted, held))
+            stored = plan.record(document)
+            journal = [(i, kind) for i, kind, key in read_journal(self.db, self.origin) if key == document]
+        finally:
+            self.db.execute("COMMIT")
+        issued = [index for index, kind in journal if kind == ISSUE]
+        revoked = [index for index, kind in journal if kind != ISSUE]
         if issued or revoked:
             stored = stored.with_entries(issued, revoked) if stored is not None else new_record(issued, revoked)
         return stored, head.size

@@ -168,3 +168,27 @@ def test_an_index_built_from_empty_reads_no_page_until_pages_are_let_go(
         assert head is not None and head.root == from_scratch(logged).root_hash()
     finally:
         audit.close()
+
+
+def test_a_record_read_while_the_monitor_folds_still_has_every_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """check-status reads the pages, then the journal; the running monitor may fold the journal into the pages
+    in between. The reader's one read transaction keeps both reads at one point: the entries are not lost."""
+    rng, seen, state = random.Random(23), [], tmp_path / "state.db"
+    writer = StatusAudit(state, ORIGIN)
+    chunk = documents(0, 400, rng, seen)
+    assert writer.chunk_items(chunk, 0, 400, frozenset()) == []  # journaled, not folded yet
+    real_read_journal = statusaudit.read_journal
+
+    def fold_first(db: sqlite3.Connection, origin: str) -> list[StatusItem]:
+        writer.close()  # the monitor's fold lands between the reader's page reads and its journal read
+        return real_read_journal(db, origin)  # type: ignore[return-value]
+
+    monkeypatch.setattr(statusaudit, "read_journal", fold_first)
+    reader = StatusAudit(state, ORIGIN)
+    try:
+        assert reader.record(seen[0]) == (from_scratch(chunk).record(seen[0]), 400)
+    finally:
+        reader.close()
+    assert rows(state, "journal") == 0  # the fold did land
