@@ -29,12 +29,10 @@ import uvloop
 
 from logserver.client import LogClient
 from monitor import alerts as A
-from monitor.checkstatus import check_status_file
 from monitor.config import LogConfig, MonitorConfig, config_from_toml
 from monitor.expected import ExpectedError, Watchlist
 from monitor.fetch import Unavailable
 from monitor.follower import Follower, follow
-from monitor.htmlreport import LogPage, render_html
 from monitor.logcontext import Misbehaviour, NotVerified, Shared
 from monitor.mirror import mirror_name, mirror_source
 from monitor.modes import TREE
@@ -360,6 +358,8 @@ def report_command(config_path: Path, as_json: bool, html_out: Path | None) -> N
     """Per log: last verified checkpoint, issuer keys and their history, counts, revocations, alerts.
 
     Example: tlog-monitor report --config monitor.toml --html report.html"""
+    from monitor.htmlreport import LogPage, render_html  # here: audits need neither (their start, performance.md)
+
     config = load_config(config_path)
     state = open_state(config)
     try:
@@ -390,6 +390,8 @@ def check_status(config_path: Path, answer: Path) -> None:
     """Check a saved lookup answer's status proof against this monitor's own index (monitor/checkstatus.py).
 
     Example: tlog-monitor check-status --config monitor.toml answer.json"""
+    from monitor.checkstatus import check_status_file  # here: it imports the log's API module, audits do not
+
     config = load_config(config_path)
     state = open_state(config)
     try:

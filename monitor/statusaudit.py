@@ -12,9 +12,10 @@ called from entryaudit.py for each audited chunk):
 Every alert carries the statement, its inclusion proof and the checkpoint, the monitor's root, and the entry range.
 
 The index lives in its own SQLite file beside the state database (`<state>.status-index`: statusfile.py, pages of 4
-levels as the log stores them), written after the chunk's entries are applied and before the chunk itself is
-committed: a crash in between makes the monitor audit the chunk again, and applying entries already in the index
-changes nothing (a record is a set of entry indexes). What the audit found about an entry is stored (table
+levels as the log stores them, and a journal of the documents applied since the pages were last written),
+committed after the chunk's entries are applied and before the chunk itself is: a crash in between makes the
+monitor audit the chunk again, and applying entries already in the index changes nothing (a record is a set of
+entry indexes). What the audit found about an entry is stored (table
 `findings`) before the index moves past it, and a chunk audited again gets those findings back: its alerts are
 raised even if the first commit was lost (they are sent once: an alert's id is its rule, log and key).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
@@ -25,33 +26,38 @@ of the kind of the log's own indexer's (the same tlogcore code, in batches of on
 loadtest/monitor_bench.py prints it.
 
 Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
-with no issue or revoke statement only moves the index's size. Once a chunk brings many documents, the top of the
-tree (the pages down to UPPER_DEPTH, whole) is read into memory and kept in step with each commit: every big chunk
-rewrites those pages, and a key's path below them is read a page (4 levels, one row) per round. An update reads
-each page once (tlogcore/statuspageset.py), writes the changed pages whole in key order, and runs with the cyclic
-collector paused (tlogcore/gcpause.py).
+with no issue or revoke statement only moves the index's size. The pages an update reads or writes stay in memory
+as of the head (`_Held`); a chunk commits only its documents (one journal row) and the head, and the changed pages
+are written whole, in key order, at a fold: every FOLD_DOCUMENTS documents and when the index is closed, so a page
+that several chunks change (the top of the tree above all) is written once per fold, not once per chunk. A
+journal left by a crash is folded in by the next update, which first checks that it reaches the head's root. An
+index this process built from empty holds every page until a fold lets the deeper ones go (KEEP_PAGES), and its
+updates then read nothing; otherwise, once a chunk brings many documents, the top of the tree (the pages down to
+UPPER_DEPTH, whole) is read into memory, and a key's path below it is read a page (4 levels, one row) per round.
+Updates run with the cyclic collector paused (tlogcore/gcpause.py).
 """
 
 import base64
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from monitor.audit import Checked
 from monitor.indexroots import is_index_root
-from monitor.statusfile import IndexPages, open_index, write_pages
+from monitor.statusfile import IndexPages, append_journal, clear_journal, open_index, read_journal, write_pages
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
 from tlogcore.indexroot import parse_index_root
-from tlogcore.statement import DOCUMENT_KINDS, Statement
+from tlogcore.statement import DOCUMENT_KINDS, ISSUE, Statement
 from tlogcore.statusindex import EMPTY
-from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page, path_nodes, path_pages
-from tlogcore.statuspageset import PageSet, nodes_of
+from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan
+from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
-from tlogcore.statusrecord import StatusRecord
+from tlogcore.statusrecord import StatusRecord, new_record
 
 RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
 MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
@@ -59,6 +65,10 @@ MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
 # nodes, about 20 MB), as the log's own indexer keeps them (logserver/statusindexer.py, UpperLevels).
 UPPER_DEPTH = 15
 CACHE_FROM = 1024  # documents in one chunk that make reading the top of the tree into memory worth it
+# Documents journaled between folds (statusfile.py): the pages changed meanwhile are held in memory (at 10^6
+# documents, about 10^5 pages for 32,768 documents), and each is written once per fold instead of once per chunk.
+FOLD_DOCUMENTS = 32_768
+KEEP_PAGES = 1 << 16  # pages held past a fold: all of them up to this many (the index to about 10^5), else the top
 
 
 @dataclass
@@ -96,22 +106,29 @@ class _Head:
 
 
 @dataclass
-class _Upper:
-    """The top of the tree held in memory: the pages starting at depth <= UPPER_DEPTH - 3, whole, as of the
-    index's head; kept in step with each commit, after it (never ahead of the file). Their nodes are made only
-    for a lookup (`record`), which is rare: an update works on the pages (tlogcore/statuspageupdate.py)."""
+class _Held:
+    """The pages as of the index's head, kept in memory while a round lasts: every page read or written since the
+    file was opened (once a chunk brings many documents, the top of the tree, the pages starting at depth <=
+    UPPER_DEPTH - 3, whole). `dirty` are the pages written since the last fold: the file holds them only as the
+    journal's documents (statusfile.py). Kept in step with each commit, after it (never ahead of the file)."""
 
-    pages: dict[NodeId, Page]
-    _nodes: dict[NodeId, StoredNode] | None = None
+    pages: dict[NodeId, Page] = field(default_factory=dict)
+    dirty: set[NodeId] = field(default_factory=set)
+    journaled: int = 0  # documents in the journal, written by this object since the last fold
+    upper: bool = False  # the top of the tree is held whole
+    # Every stored page is held (the index was empty when this object first updated it, and nothing was let go
+    # since): an update then reads nothing and skips its read walk (PageUpdate held_all).
+    whole: bool | None = None
 
-    def nodes(self) -> dict[NodeId, StoredNode]:
-        if self._nodes is None:
-            self._nodes = nodes_of(self.pages, UPPER_DEPTH)
-        return self._nodes
-
-    def committed(self, pages: Mapping[NodeId, Page]) -> None:
-        self.pages.update({page: nodes for page, nodes in pages.items() if page[0] <= UPPER_DEPTH})
-        self._nodes = None
+    def committed(self, pages: Mapping[NodeId, Page], folded: bool) -> None:
+        self.pages.update(pages)
+        if folded:
+            self.dirty.clear()
+            if len(self.pages) > KEEP_PAGES:  # the deeper pages go; the top stays, as before folds
+                self.pages = {page: nodes for page, nodes in self.pages.items() if page[0] <= UPPER_DEPTH}
+                self.whole = False
+        else:
+            self.dirty.update(pages)
 
 
 class StatusAudit:
@@ -122,10 +139,18 @@ class StatusAudit:
         self.origin = origin
         self.db = open_index(state_path)
         self._pages = IndexPages(self.db, origin)
-        self._upper: _Upper | None = None  # the top of the tree, once read
+        self._held = _Held()
+        self._recovered = False  # the journal a crash may have left has been folded into the pages
 
-    def close(self) -> None:
-        self.db.close()
+    def close(self, fold: bool = True) -> None:
+        """Close the file, its journal folded into the pages first (`fold`: not after an error, when the memory
+        may be ahead of a write that failed; the journal is then folded when the file is next written)."""
+        try:
+            if fold and self._held.journaled:
+                with paused_gc():  # as for an update: the pages held are many long-lived objects
+                    self._fold({})
+        finally:
+            self.db.close()
 
     def _head(self, start: int) -> _Head | None:
         row = self.db.execute(
@@ -135,68 +160,115 @@ class StatusAudit:
             return _Head(*row)
         return _Head(0, EMPTY, None, None) if start == 0 else None  # entries before `start` were never seen
 
-    def _plan(self, keys: list[bytes], size: int, held: PageSet) -> PathPlan:
-        """A read plan for `keys` over the index of `size` entries, every round done, its pages kept in `held`.
-        With the top in memory, paths start below it and go down a page (STRIDE depths) per round, each path
-        making only the nodes on it (statusindex_pages.path_nodes, as the log's indexer reads)."""
-        if self._upper is None:
-            plan = PathPlan(keys, size)
+    def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
+        """The document's record in this monitor's index, and the index's size (None: no index kept): its record
+        in the stored pages, with the journal's entries about it added (the file is only read). One read
+        transaction: a fold by the running monitor between the page reads and the journal's would otherwise hide
+        the entries it moved from the journal into pages already read."""
+        self.db.execute("BEGIN")
+        try:
+            head = self._head(1)
+            if head is None:
+                return None, None
+            plan, held = PathPlan([document], head.size), PageSet(head.size)
             while wanted := plan.wanted():
                 plan.supply(self._pages.nodes(wanted, held))
-            return plan
-        held.pages.update(self._upper.pages)
-        plan = PathPlan(keys, size, known=(self._upper.nodes(), UPPER_DEPTH))
-        while open_paths := plan.open_paths():
-            self._pages.fetch(held, path_pages(open_paths))
-            plan.supply_walked(path_nodes(open_paths, held.pages), STRIDE)
-        return plan
+            stored = plan.record(document)
+            journal = [(i, kind) for i, kind, key in read_journal(self.db, self.origin) if key == document]
+        finally:
+            self.db.execute("COMMIT")
+        issued = [index for index, kind in journal if kind == ISSUE]
+        revoked = [index for index, kind in journal if kind != ISSUE]
+        if issued or revoked:
+            stored = stored.with_entries(issued, revoked) if stored is not None else new_record(issued, revoked)
+        return stored, head.size
 
-    def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
-        """The document's record in this monitor's index, and the index's size (None: no index kept)."""
-        head = self._head(1)
-        if head is None:
-            return None, None
-        return self._plan([document], head.size, PageSet(head.size)).record(document), head.size
+    def _update(
+        self, entries: list[tuple[int, str, bytes]], size: int, ahead: int, held_all: bool = False
+    ) -> tuple[bytes, dict[NodeId, Page]]:
+        """The entries added to the pages held (those missing read from the file): the new root and changed pages."""
+        update = PageUpdate(entries, self._held.pages, held_all)
+        reads = PageSet(size)
+        reads.pages = self._held.pages  # the update's own page dict: what is read stays held
+        while wanted := update.wanted(ahead):
+            self._pages.fetch(reads, wanted)
+        return update.apply()
+
+    def _recover(self, head: _Head) -> None:
+        """Once per open, before the first update: a journal left by a crash (or an error) is folded into the pages;
+        the root it reaches must be the head's, or the file is damaged."""
+        documents = read_journal(self.db, self.origin)
+        if documents:
+            root, pages = self._update(documents, head.size, head.size.bit_length() + 4)
+            if root != head.root:
+                raise IndexStorageError("the status index's journal does not reach the root of its head")
+            self._fold(pages)
+        self._recovered = True
 
     def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
-        """Add the entries (all below `size`) and write the pages; the head then covers [0, size)."""
+        """Add the entries (all below `size`): the head then covers [0, size). Committed as a journal row and the
+        head; every FOLD_DOCUMENTS documents (and at close) the changed pages are written and the journal emptied."""
         if not entries:  # nothing for the index in these entries: only its size moves
-            self._write(head, {}, size, head.root)
+            self._commit(head, size, head.root, entries, None)
             return
-        if self._upper is None and len(entries) >= CACHE_FROM:
-            self._upper = _Upper(self._pages.upper(UPPER_DEPTH - STRIDE + 1))
-        held = PageSet(head.size)
+        held = self._held
+        if held.whole is None:  # the first update: an index with no document has no page (a consistent one)
+            held.whole = head.root == EMPTY
+        if not held.upper and len(entries) >= CACHE_FROM and not held.whole:
+            for page, nodes in self._pages.upper(UPPER_DEPTH - STRIDE + 1).items():
+                held.pages.setdefault(page, nodes)  # a page written since the last fold is newer than the file's
+            held.upper = True
         # The update page by page, as the log's indexer makes it (logserver/statusindexer.py UpperLevels): below
         # the top held, a page per path per round; with no top held, each path's pages about log2(size) + 2 deep
         # are asked in the first round.
-        ahead = head.size.bit_length() + 4
-        if self._upper is not None:
-            held.pages.update(self._upper.pages)
-            ahead = 0
-        update = PageUpdate(entries, held.pages)
-        while wanted := update.wanted(ahead):
-            self._pages.fetch(held, wanted)  # into held.pages, the update's own page dict
-        root, pages = update.apply()
-        self._write(head, pages, size, root)
-        if self._upper is not None:  # after the commit: the memory copy never runs ahead of the file
-            self._upper.committed(pages)
+        root, pages = self._update(entries, head.size, 0 if held.upper else head.size.bit_length() + 4, held.whole)
+        fold = held.journaled + len(entries) >= FOLD_DOCUMENTS
+        self._commit(head, size, root, entries, {**{p: held.pages[p] for p in held.dirty}, **pages} if fold else None)
+        held.journaled = 0 if fold else held.journaled + len(entries)
+        held.committed(pages, fold)  # after the commit: the memory never runs ahead of the file
 
-    def _write(self, head: _Head, pages: Mapping[NodeId, Page], size: int, root: bytes) -> None:
-        """The pages and the new head, in one transaction."""
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
-            write_pages(self.db, self.origin, pages)
+    def _commit(
+        self,
+        head: _Head,
+        size: int,
+        root: bytes,
+        entries: Sequence[tuple[int, str, bytes]],
+        fold: Mapping[NodeId, Page] | None,
+    ) -> None:
+        """The new head with either the entries' journal row, or (`fold`) every page changed since the last fold
+        and an empty journal: one transaction."""
+        with self._transaction():
+            if fold is not None:
+                write_pages(self.db, self.origin, fold)
+                clear_journal(self.db, self.origin)
+            elif entries:
+                append_journal(self.db, self.origin, entries)
             self.db.execute(
                 "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) "
                 "VALUES (?, ?, ?, ?, ?)",
                 (self.origin, size, root, head.last_root_entry, head.last_root_size),
             )
+        head.size, head.root = size, root
+
+    def _fold(self, pages: Mapping[NodeId, Page]) -> None:
+        """Write every page changed since the last fold (and `pages`, not held yet) and empty the journal."""
+        held = self._held
+        with self._transaction():
+            write_pages(self.db, self.origin, {**{p: held.pages[p] for p in held.dirty}, **pages})
+            clear_journal(self.db, self.origin)
+        held.journaled = 0
+        held.committed(pages, True)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:  # a failed COMMIT may have rolled back already
                 self.db.execute("ROLLBACK")
             raise
-        head.size, head.root = size, root
 
     def chunk(
         self, entries: Sequence[bytes], statements: Mapping[int, Statement], start: int, registry_keys: frozenset[str]
@@ -219,6 +291,8 @@ class StatusAudit:
         head = self._head(start)
         if head is None:
             return []
+        if not self._recovered:
+            self._recover(head)
         findings = self._found_before(start, min(end, head.size))  # this chunk again, after a crash
         if end <= head.size:
             return findings

@@ -6,21 +6,29 @@
                                   only: the monitor serves no proofs, it keeps one root
     head(origin, size, root, …)   the index covers entries [0, size) of the log
     findings(origin, idx, …)      what the audit found about an entry, kept across a crash (statusaudit.py)
+    journal(origin, start, items) the documents of the entries applied since the pages were last written (a "fold"),
+                                  one row per update: (u64 entry index, kind byte, 32-byte document) each
 
-An update writes its changed pages whole and the new head in ONE transaction, so a crash leaves the old index or
-the new one. Pages, not one row per node: an update then writes about 2.5 rows per document instead of about 10,
-and SQLite's cost is per row far more than per byte (§11).
+The pages hold the index as of the last fold; the head is that index with the journal's documents added. Each
+update writes its journal row and the new head in ONE transaction; a fold writes the changed pages whole and
+empties the journal in one transaction: a crash leaves the old index or the new one, and the journal is applied
+to the pages again when the file is next written (statusaudit.py). Pages, not one row per node: a fold then
+writes about 2.5 rows per document instead of about 10, and SQLite's cost is per row far more than per byte
+(§11); folds, not a write per update: the pages an update shares with the next ones (the top of the tree, the
+pages a key lands on again) are written once per fold instead of once per update.
 
 A file of the former layout (table `rows`, one row per node) is converted in place when it is opened: every node
 is put in its page, in one transaction, and the table dropped; nothing is read again from the log.
 """
 
 import sqlite3
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import KEY_BITS
-from tlogcore.statusindex_nodes import NodeId, StoredNode, node_id_from_bytes, parse_node
+from tlogcore.statusindex_nodes import IndexStorageError, NodeId, StoredNode, node_id_from_bytes, parse_node
 from tlogcore.statusindex_pages import STRIDE, Page, changed_pages, encode_raw, page_id_bytes, pages_of
 from tlogcore.statuspageset import PageSet, decoded
 
@@ -31,9 +39,14 @@ CREATE TABLE IF NOT EXISTS head (origin TEXT PRIMARY KEY, size INTEGER NOT NULL,
                                  last_root_entry INTEGER, last_root_size INTEGER);
 CREATE TABLE IF NOT EXISTS findings (origin TEXT NOT NULL, idx INTEGER NOT NULL, summary TEXT NOT NULL,
                                      evidence TEXT NOT NULL, PRIMARY KEY (origin, idx)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (origin TEXT NOT NULL, start INTEGER NOT NULL, items BLOB NOT NULL,
+                                    PRIMARY KEY (origin, start));
 """
 FORMER_TABLE = "rows"  # the layout before pages: (origin, node id, node bytes), one row per node
 CHUNK = 400  # page ids per SELECT (SQLite's limit on bound parameters is far above)
+_JOURNAL_ITEM = struct.Struct(">QB32s")  # entry index, kind (0 issue, 1 revoke), document SHA-256
+_KINDS = (ISSUE, REVOKE)
+Document = tuple[int, str, bytes]  # (entry index, "issue" or "revoke", the document's SHA-256)
 
 
 def open_index(state_path: Path) -> sqlite3.Connection:
@@ -83,6 +96,32 @@ def write_pages(db: sqlite3.Connection, origin: str, pages: Mapping[NodeId, Page
     """Store these pages whole, in key order (each B-tree page is visited once, not once per row)."""
     rows = sorted((origin, page_id_bytes(page), encode_raw(nodes)) for page, nodes in pages.items())
     db.executemany("INSERT OR REPLACE INTO pages (origin, page, data) VALUES (?, ?, ?)", rows)
+
+
+def append_journal(db: sqlite3.Connection, origin: str, documents: Sequence[Document]) -> None:
+    """One update's documents, as one journal row (inside the caller's transaction)."""
+    pack = _JOURNAL_ITEM.pack
+    data = b"".join([pack(index, kind == REVOKE, document) for index, kind, document in documents])
+    db.execute(
+        "INSERT OR REPLACE INTO journal (origin, start, items) VALUES (?, ?, ?)", (origin, documents[0][0], data)
+    )
+
+
+def read_journal(db: sqlite3.Connection, origin: str) -> list[Document]:
+    """Every document in the journal, in log order; a row that does not decode is a damaged file."""
+    documents: list[Document] = []
+    for (data,) in db.execute("SELECT items FROM journal WHERE origin = ? ORDER BY start", (origin,)):
+        if len(data) % _JOURNAL_ITEM.size:
+            raise IndexStorageError(f"status index journal row of {len(data)} bytes")
+        for index, kind, document in _JOURNAL_ITEM.iter_unpack(data):
+            if kind > 1:
+                raise IndexStorageError(f"status index journal: entry {index} of kind {kind}")
+            documents.append((index, _KINDS[kind], document))
+    return documents
+
+
+def clear_journal(db: sqlite3.Connection, origin: str) -> None:
+    db.execute("DELETE FROM journal WHERE origin = ?", (origin,))
 
 
 class IndexPages:

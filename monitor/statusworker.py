@@ -38,18 +38,19 @@ def audit_chunk(
             audit = _OPEN[(state, origin)] = StatusAudit(Path(state), origin)
         return audit.chunk_items(items, span[0], span[1], registry_keys)
     except sqlite3.Error as exc:
-        close_index(state, origin)
+        close_index(state, origin, fold=False)
         raise StateError(f"the monitor's status index: {exc}") from None
     except TlogError as exc:  # a stored page that no longer decodes: the file, not the log, is at fault
-        close_index(state, origin)
+        close_index(state, origin, fold=False)
         name = Path(state).name + ".status-index"
         raise StateError(f"the monitor's status index {name} is damaged ({exc}); restore it from a backup") from None
 
 
-def close_index(state: str, origin: str) -> None:
+def close_index(state: str, origin: str, fold: bool = True) -> None:
+    """Close the index (its journal folded into its pages first, unless after an error: statusaudit.py)."""
     audit = _OPEN.pop((state, origin), None)
     if audit is not None:
-        audit.close()
+        audit.close(fold)
 
 
 class StatusRunner:

@@ -118,7 +118,7 @@ def test_an_update_runs_with_the_collector_paused_and_enabled_again_after(
 ) -> None:
     rng, seen = random.Random(7), []
     audit = StatusAudit(tmp_path / "state.db", ORIGIN)
-    real_write, during = statusaudit.write_pages, []
+    real_write, during = statusaudit.append_journal, []  # an update's write (the pages are written at a fold)
 
     def write_then_maybe_fail(*args: Any) -> None:
         during.append(gc.isenabled())
@@ -126,7 +126,7 @@ def test_an_update_runs_with_the_collector_paused_and_enabled_again_after(
         if len(during) == 2:
             raise sqlite3.OperationalError("disk I/O error")
 
-    monkeypatch.setattr(statusaudit, "write_pages", write_then_maybe_fail)
+    monkeypatch.setattr(statusaudit, "append_journal", write_then_maybe_fail)
     gc.enable()
     try:
         chunk = entries(0, 50, rng, seen)

@@ -25,6 +25,9 @@ from tlogcore.statusindex_pages import (
     pages_of,
     scan_page,
 )
+from tlogcore.statusindex_pages import (
+    page_id_from_bytes as page_of_bytes,
+)
 from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate, raw_hash
 
@@ -134,6 +137,25 @@ def test_pages_already_held_are_not_read_again() -> None:
     assert paged(rows, entries, held=top) == expected
     update = PageUpdate(entries, dict(top))
     assert (0, 0) not in update.wanted()
+
+
+def test_with_every_page_held_nothing_is_read_and_a_page_lacking_after_all_is_an_error() -> None:
+    """held_all (the monitor's index, built in memory from empty): no read round, the reference's root and rows;
+    a page the caller lacked after all is reported by apply, never taken as empty under a named child."""
+    rng, rows = random.Random(4), Rows()
+    both(rows, [(i, ISSUE, rng.randbytes(32)) for i in range(3000)])
+    every = {page: scan_page(page[0], data) for page, data in ((page_of_bytes(b), d) for b, d in rows.rows.items())}
+    entries = [(3000 + i, REVOKE if i % 7 == 0 else ISSUE, rng.randbytes(32)) for i in range(400)]
+    expected = reference(rows, entries)
+    update = PageUpdate(entries, dict(every), held_all=True)
+    assert update.wanted() == []
+    root, written = update.apply()
+    assert (root, {page_id_bytes(page): encode_raw(nodes) for page, nodes in written.items()}) == expected
+    assert PageUpdate([], {}, held_all=True).apply() == (EMPTY, {})  # an empty index: no page at all
+    lacking = dict(every)
+    del lacking[max(page for page in lacking if page[0] == 4)]
+    with pytest.raises((ValueError, IndexStorageError)):
+        PageUpdate([(5000, ISSUE, bytes([255]) * 32)], lacking, held_all=True).apply()
 
 
 def test_pages_asked_ahead_take_fewer_rounds() -> None:

@@ -23,7 +23,7 @@ from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import EMPTY, KEY_BITS, LEAF_PREFIX, NODE_PREFIX
 from tlogcore.statusindex_nodes import IndexStorageError, NodeId, node_id_bytes
 from tlogcore.statusindex_pages import STRIDE, Page, RawNode
-from tlogcore.statusrecord import new_record, parse_record
+from tlogcore.statusrecord import check_record, parse_record, record_bytes
 
 Task = tuple[int, int, int, int]  # (depth, prefix, lo, hi): the page rooted there, and the keys [lo, hi) below it
 _sha256 = hashlib.sha256
@@ -42,9 +42,13 @@ def raw_hash(raw: RawNode | None) -> bytes:
 class PageUpdate:
     """One batch of log entries added to the index, over pages read in rounds; then the new root and pages."""
 
-    def __init__(self, entries: Iterable[tuple[int, str, bytes]], pages: dict[NodeId, Page]) -> None:
+    def __init__(
+        self, entries: Iterable[tuple[int, str, bytes]], pages: dict[NodeId, Page], held_all: bool = False
+    ) -> None:
         """`entries` (index, kind, document SHA-256) are issue and revoke statements; `pages` holds the pages
-        read so far (page id -> page; {} for a page with no row), as of one version, and is added to."""
+        read so far (page id -> page; {} for a page with no row), as of one version, and is added to. With
+        `held_all`, `pages` holds every stored page (a page absent has no row): nothing is read, `wanted()` is
+        empty (a page it lacked after all is found missing by `apply`, which then raises, as for a page not read)."""
         added: dict[bytes, tuple[list[int], list[int]]] = {}
         for index, kind, document in entries:
             if kind not in (ISSUE, REVOKE):
@@ -56,9 +60,9 @@ class PageUpdate:
         self._added = added
         self._keys = sorted(added)  # 32-byte keys: byte order is key order (statusindex.py)
         self._bits = [int.from_bytes(key, "big") for key in self._keys]
-        self._records = [new_record(*added[key]).to_bytes() for key in self._keys]
+        self._records = [record_bytes(*added[key]) for key in self._keys]
         self.pages = pages
-        self._frontier: list[Task] = [(0, 0, 0, len(self._keys))]  # the root's page is always read
+        self._frontier: list[Task] = [] if held_all else [(0, 0, 0, len(self._keys))]  # the root's page is read
         self.written: dict[NodeId, Page] = {}
         self.hashes = 0  # SHA-256 calls made by `apply`
 
@@ -108,7 +112,7 @@ class PageUpdate:
         """The new root, and every page the update changed, whole (its stored nodes, then the written ones)."""
         if self._frontier:
             raise ValueError("the update has not finished reading (wanted() is not empty yet)")
-        root = self.pages[(0, 0)].get(1)
+        root = self.pages.get((0, 0), {}).get(1)  # read (or, with held_all, absent: no row)
         if not self._keys:
             return raw_hash(root), self.written
         return self._child(0, 0, 1, {}, {}, raw_hash(root), 0, len(self._keys)), self.written
@@ -149,11 +153,11 @@ class PageUpdate:
 
     def _leaf(self, depth: int, prefix: int, position: int, new: Page, body: bytes, lo: int, hi: int) -> bytes:
         key, record = body[:HASH_SIZE], body[HASH_SIZE:]
-        stored = parse_record(record)  # strictly, as the reference parses every leaf it reads
         where = bisect.bisect_left(self._bits, int.from_bytes(key, "big"), lo, hi)
         if where < hi and self._keys[where] == key:  # the document is in the index already: entries added
-            self._records[where] = stored.with_entries(*self._added[key]).to_bytes()
+            self._records[where] = parse_record(record).with_entries(*self._added[key]).to_bytes()
             return self._fresh(depth, prefix, position, new, self._bits, self._keys, self._records, lo, hi)
+        check_record(record)  # strictly, as the reference parses every leaf it reads
         # The one key already here moves down beside the new ones: build the subtree from both.
         bits, keys, records = self._bits[lo:hi], self._keys[lo:hi], self._records[lo:hi]
         bits.insert(where - lo, int.from_bytes(key, "big"))
