@@ -59,6 +59,7 @@ from logserver.cli import freeze_start_up
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import Head, Storage, lookup_rows
+from logserver.tasks import cancel_and_wait
 from tlogcore.keys import Ed25519Signer, format_signer_key, libsodium_verifies
 from tlogcore.merkle import leaf_hash, stored_hash_count
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, parse_statement, sign_statement
@@ -290,9 +291,7 @@ async def running_sequencer(storage: Storage, batch: int, **settings: Any) -> As
     try:
         yield sequencer
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
 
 
 async def append_timed(sequencer: Sequencer, submissions: Sequence[Submission], batch: int) -> list[float]:

@@ -19,7 +19,6 @@ Prints figures; asserts nothing. Files go to a temporary folder on the same file
 
 import argparse
 import asyncio
-import contextlib
 import os
 import platform
 import shutil
@@ -33,6 +32,7 @@ from loadtest.log_bench import ORIGIN, issuer_add, log_key, make_pool, registry_
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import StaticTiles, SyncResult
+from logserver.tasks import cancel_and_wait
 
 
 @dataclass
@@ -110,10 +110,7 @@ async def sequence(db: Path, tiles: Path | None, submissions: Sequence[Submissio
                 await asyncio.sleep(0.01)
         return Run(seconds, cpu, len(sequencer.batch_seconds), acks, static)
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         await storage.close()
 
 

@@ -39,6 +39,7 @@ from logserver.metrics import Metrics
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
 from logserver.statusindexer import StatusIndexer
 from logserver.storage import StorageError
+from logserver.tasks import cancel_and_wait
 
 PROCESS_CPU = "this process: the sequencer, the indexer and SQLite's threads; no HTTP, no signature checks"
 
@@ -80,10 +81,7 @@ async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> 
             print_load("")
         return done
     finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         await indexer.store.close()
         await parts.storage.close()
 

@@ -60,6 +60,7 @@ from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable
 from logserver.statusindexer import StatusIndexer, logged_by, open_status_store
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, batch_checker
+from logserver.tasks import cancel_and_wait
 from logserver.verifierpage import ROTATIONS_DIR, read_rotations
 from logserver.warmup import Warmup
 from logserver.witnessing import Witnessing, newest_from_witnesses
@@ -293,10 +294,7 @@ def lifespan_of(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_and_wait(tasks)
             await parts.witnessing.close()
             if indexer is not None:
                 await indexer.store.close()
