@@ -12,7 +12,6 @@ HTTP mode reads it: the log's size minus the size of the index root status proof
 """
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Sequence
 
@@ -154,7 +153,5 @@ async def paced_phase(
         cpu = cpu_now(engine) - cpu  # until the index covers the last entry: its indexing counts
         loop_cpu = time.thread_time() - loop_cpu
     finally:
-        sampler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sampler
+        await cancel_and_wait([sampler])
     return Paced(rate, done, samples, settle, cpu, PROCESS_CPU, loop_cpu)

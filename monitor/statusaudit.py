@@ -120,6 +120,10 @@ class _Held:
     # since): an update then reads nothing and skips its read walk (PageUpdate held_all).
     whole: bool | None = None
 
+    def to_fold(self, pages: Mapping[NodeId, Page]) -> dict[NodeId, Page]:
+        """What a fold writes: every page changed since the last fold, and `pages` (changed now, not held yet)."""
+        return {**{page: self.pages[page] for page in self.dirty}, **pages}
+
     def committed(self, pages: Mapping[NodeId, Page], folded: bool) -> None:
         self.pages.update(pages)
         if folded:
@@ -223,7 +227,7 @@ class StatusAudit:
         # are asked in the first round.
         root, pages = self._update(entries, head.size, 0 if held.upper else head.size.bit_length() + 4, held.whole)
         fold = held.journaled + len(entries) >= FOLD_DOCUMENTS
-        self._commit(head, size, root, entries, {**{p: held.pages[p] for p in held.dirty}, **pages} if fold else None)
+        self._commit(head, size, root, entries, held.to_fold(pages) if fold else None)
         held.journaled = 0 if fold else held.journaled + len(entries)
         held.committed(pages, fold)  # after the commit: the memory never runs ahead of the file
 
@@ -254,7 +258,7 @@ class StatusAudit:
         """Write every page changed since the last fold (and `pages`, not held yet) and empty the journal."""
         held = self._held
         with self._transaction():
-            write_pages(self.db, self.origin, {**{p: held.pages[p] for p in held.dirty}, **pages})
+            write_pages(self.db, self.origin, held.to_fold(pages))
             clear_journal(self.db, self.origin)
         held.journaled = 0
         held.committed(pages, True)

@@ -220,7 +220,9 @@ _SIGNED = re.compile(
 # `_statement_pattern` fixes, and a document statement begins exactly so (tests/test_parse_fast_paths.py).
 _LOGGED_DOCUMENT = re.compile(
     (
-        re.escape(HEADER) + r"\nlog [^\n]*\nkind (issue|revoke)\nsigner [^\n]*\ntime [^\n]*\ndocument ([0-9a-f]{64})\n"
+        re.escape(HEADER)
+        + rf"\nlog [^\n]*\nkind ({'|'.join(map(re.escape, DOCUMENT_KINDS))})\nsigner [^\n]*\ntime [^\n]*\n"
+        + r"document ([0-9a-f]{64})\n"
     ).encode()
 )
 
