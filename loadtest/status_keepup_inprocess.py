@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import uvloop
 
 from loadtest.grow import Engine
-from loadtest.log_bench import claim_database
+from loadtest.log_bench import claim_database, process_cpu_seconds
 from loadtest.status_keepup import (
     CATCH_UP_LIMIT,
     IN_FLIGHT,
@@ -31,16 +31,17 @@ from loadtest.status_keepup import (
     Submitted,
     print_load,
 )
-from logserver.cli import build_parts, database_name, freeze_start_up, load_config, open_storage, start_sequencing
+from logserver.cli import build_parts, freeze_start_up, load_config, start_sequencing
 from logserver.cli import status_indexer as make_status_indexer
 from logserver.identity import read_keys
+from logserver.indexerprocess import IndexerProcess
 from logserver.metrics import Metrics
+from logserver.opening import database_name, open_storage
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
-from logserver.statusindexer import StatusIndexer
 from logserver.storage import StorageError
 from logserver.tasks import cancel_and_wait
 
-PROCESS_CPU = "this process: the sequencer, the indexer and SQLite's threads; no HTTP, no signature checks"
+PROCESS_CPU = "this process (the sequencer, SQLite's threads) and the indexer's; no HTTP, no signature checks"
 
 
 def served_in_process(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> list[Paced]:
@@ -49,8 +50,10 @@ def served_in_process(engine: Engine, preload: Preload, phases: Sequence[Phase])
     return uvloop.run(_served(engine, preload, phases))
 
 
-def cpu_now(engine: Engine) -> float:
-    return time.process_time() + engine.server_cpu()
+def cpu_now(engine: Engine, indexer: IndexerProcess | None = None) -> float:
+    """This process's CPU seconds, the database server's and the indexer process's (logserver/indexerprocess.py)."""
+    pid = indexer.pid if indexer is not None else None  # none before the indexer's first cycle
+    return time.process_time() + engine.server_cpu() + (process_cpu_seconds(pid) if pid is not None else 0.0)
 
 
 async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> list[Paced]:
@@ -71,7 +74,7 @@ async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> 
         preload.ready_seconds = time.perf_counter() - launched
         await covered(sequencer, indexer, preload.entries, CATCH_UP_LIMIT)
         preload.catch_up_seconds = time.perf_counter() - launched
-        preload.catch_up_cpu = cpu_now(engine) - cpu
+        preload.catch_up_cpu = cpu_now(engine, indexer) - cpu
         print(preload.report(engine.name), flush=True)
         done = []
         for rate, batches in phases:
@@ -85,12 +88,12 @@ async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> 
         await parts.storage.close()
 
 
-async def served_size(sequencer: Sequencer, indexer: StatusIndexer) -> int:
+async def served_size(sequencer: Sequencer, indexer: IndexerProcess) -> int:
     version = await indexer.store.newest_logged(sequencer.size)
     return version.size if version is not None else 0
 
 
-async def covered(sequencer: Sequencer, indexer: StatusIndexer, target: int, limit: float) -> float:
+async def covered(sequencer: Sequencer, indexer: IndexerProcess, target: int, limit: float) -> float:
     """Seconds until the served index root covers entries [0, target) (status_keepup.wait_indexed's rule)."""
     started = time.perf_counter()
     while time.perf_counter() - started < limit:
@@ -101,7 +104,7 @@ async def covered(sequencer: Sequencer, indexer: StatusIndexer, target: int, lim
 
 
 async def sample_lag(
-    sequencer: Sequencer, indexer: StatusIndexer, metrics: Metrics, samples: Samples, started: float
+    sequencer: Sequencer, indexer: IndexerProcess, metrics: Metrics, samples: Samples, started: float
 ) -> None:
     while True:
         direct, now = sequencer.size - await served_size(sequencer, indexer), time.perf_counter() - started
@@ -139,18 +142,18 @@ async def paced_submit(sequencer: Sequencer, batches: Sequence[list[Submission]]
 async def paced_phase(
     engine: Engine,
     sequencer: Sequencer,
-    indexer: StatusIndexer,
+    indexer: IndexerProcess,
     metrics: Metrics,
     batches: Sequence[list[Submission]],
     rate: float,
 ) -> Paced:
-    samples, cpu, started = Samples(), cpu_now(engine), time.perf_counter()
+    samples, cpu, started = Samples(), cpu_now(engine, indexer), time.perf_counter()
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
     try:
         done = await paced_submit(sequencer, batches, rate)
         settle = await covered(sequencer, indexer, done.end, SETTLE_LIMIT)
-        cpu = cpu_now(engine) - cpu  # until the index covers the last entry: its indexing counts
+        cpu = cpu_now(engine, indexer) - cpu  # until the index covers the last entry: its indexing counts
         loop_cpu = time.thread_time() - loop_cpu
     finally:
         await cancel_and_wait([sampler])

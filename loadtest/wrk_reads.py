@@ -63,6 +63,7 @@ from logserver import cli
 from logserver.app import RequestLog, build_app
 from logserver.identity import read_keys
 from logserver.logstate import LogState
+from logserver.opening import open_storage
 from logserver.sequencer import Submission
 from logserver.sqlite_schema import lookup_path
 from logserver.submission import SubmissionRules
@@ -240,7 +241,7 @@ async def in_process(data: Path, sample: Sequence[bytes], rounds: int = 7, per_r
     `serve` has it (there to stderr, here to /dev/null)."""
     config = cli.load_config(data / "server.toml")
     keys = read_keys(data)
-    storage = await cli.open_storage(data, config)
+    storage = await open_storage(data, config)
     requests = logging.getLogger("logserver.requests")
     saved = requests.level, requests.propagate
     handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed below)

@@ -47,17 +47,17 @@ from logserver.identity import (
     read_key,
     read_keys,
 )
+from logserver.indexerprocess import IndexerProcess, IndexerSettings
 from logserver.keyguard import RECORD_NAME, ExternalHead, ForkRefused, KeyGuard, RecordFile, verified_head
 from logserver.metrics import Metrics
-from logserver.postgres import PostgresStorage
+from logserver.opening import DATABASE, database_name, open_status_store, open_storage
 from logserver.ratelimit import RateLimiter
 from logserver.recover import RecoverError, check_against_record, read_tiles, write_back
 from logserver.registryrule import names_owned_from
 from logserver.rotatekey import rotate, take_lease
 from logserver.sequencer import Sequencer, SequencerConfig
-from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
-from logserver.statusindexer import StatusIndexer, logged_by, open_status_store
+from logserver.statusindexer import IndexRootLogger, logged_by
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, batch_checker
 from logserver.tasks import cancel_and_wait
@@ -72,7 +72,6 @@ from tlogcore.vkeys import parse_verifier_key
 from witness.headerdeadline import header_deadline_protocol
 from witness.processes import exit_with_parent
 
-DATABASE = "log.db"
 GC_YOUNGEST = 10_000  # net allocations between collections of the youngest generation (freeze_start_up)
 
 
@@ -162,17 +161,6 @@ def reserved_port(host: str, port: int) -> socket.socket:
         return reserve_port(host, port)
     except OSError as exc:
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --listen") from None
-
-
-async def open_storage(data: Path, config: ServerConfig) -> Storage:
-    """[storage] engine: SQLite in the data directory, or a PostgreSQL database several servers may share."""
-    if config.engine == "postgresql":
-        return await PostgresStorage.open(config.postgresql_dsn, config.postgresql_pool_size)
-    return await SQLiteStorage.open(data / DATABASE, config.sqlite_busy_timeout_ms)
-
-
-def database_name(data: Path, config: ServerConfig) -> str:
-    return "the PostgreSQL database" if config.engine == "postgresql" else str(data / DATABASE)
 
 
 @dataclass(frozen=True)
@@ -274,7 +262,7 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
 
 
 def lifespan_of(
-    parts: LogParts, pool: SignaturePool, indexer: StatusIndexer | None, warmup: Warmup, warm_seconds: float
+    parts: LogParts, pool: SignaturePool, indexer: IndexerProcess | None, warmup: Warmup, warm_seconds: float
 ) -> Any:
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
@@ -316,20 +304,18 @@ def freeze_start_up() -> None:
     gc.set_threshold(GC_YOUNGEST, *gc.get_threshold()[1:])
 
 
-async def status_indexer(data: Path, config: ServerConfig, keys: LogKeys, parts: LogParts) -> StatusIndexer | None:
-    """The status index beside the log (docs/status-proofs.md §9), updated by the sequencing process only;
-    None unless [status_index] index_interval_ms is set."""
+async def status_indexer(data: Path, config: ServerConfig, keys: LogKeys, parts: LogParts) -> IndexerProcess | None:
+    """The status index beside the log (docs/status-proofs.md §9), updated in a process of its own while this one
+    sequences (indexerprocess.py); None unless [status_index] index_interval_ms is set."""
     if not config.index_interval_ms:
         return None
-    dsn = config.postgresql_dsn if config.engine == "postgresql" else None
-    store = await open_status_store(data / DATABASE, dsn)
+    store = await open_status_store(data, config)
     sequencer = parts.sequencer
-    return StatusIndexer(
+    return IndexerProcess(
+        IndexerSettings(data, config, os.getpid()),
         parts.storage,
         store,
-        keys.registry,
-        keys.log.name,
-        logged_by(sequencer),
+        IndexRootLogger(store, keys.registry, keys.log.name, logged_by(sequencer)),
         interval=config.index_interval_ms / 1000,
         metrics=parts.metrics,
         may_write=lambda: sequencer.not_sequencing is None,

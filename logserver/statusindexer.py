@@ -19,12 +19,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import KW_ONLY, dataclass, field
 
 from logserver.metrics import Metrics
-from logserver.sequencer import Sequencer, Submission
-from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore, StatusStore
+from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
+from logserver.statusstore import IndexVersion, StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import TlogError
@@ -56,6 +55,9 @@ KEEP_FROM = 1024  # documents in one update from which the top is worth loading 
 # about 45,000 pages: its commit then prunes nothing, the end of the cycle one version alone.
 PAGES_PER_WRITE = 50_000
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
+# What a cycle may meet and retry at the next: storage down, a damaged row, and the sequencer refusing the
+# `index-root` statement (its pool full under load, or the lease lost). The last two once ended the indexer's task.
+UPDATE_FAILURES = (StorageError, TlogError, OSError, NotSequencingError, PoolFullError)
 
 
 def is_index_root(data: bytes) -> bool:
@@ -141,17 +143,24 @@ class UpperLevels:
         self._version, self._pages = None, {}
 
 
+@dataclass(frozen=True)
+class Advanced:
+    """A version the indexer committed, and whether its root is to be stated in the log (`IndexUpdater.advance`)."""
+
+    version: IndexVersion
+    stated: bool
+
+
 @dataclass
-class StatusIndexer:
+class IndexUpdater:
+    """The index's own work: each `advance` commits the next version (read, apply, commit, prune what is due);
+    stating its root in the log is the caller's (`StatusIndexer` in one process; the server with the updater in a
+    process of its own: indexerprocess.py)."""
+
     storage: Storage
     store: StatusStore
-    registry_key: Ed25519Signer
-    origin: str
-    log_statement: Callable[[bytes], Awaitable[int]]  # logs an entry, returns its index once durable
+    _: KW_ONLY
     clock: Callable[[], float] = time.time
-    interval: float = 0.25
-    metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
-    may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
     # Versions this process wrote, with the pages they rewrote (a page is named by its root node): once no lookup
     # reads below a version, the older rows of those pages are deleted, in the next update's own transaction
     # (`_due`), or alone at the end of a cycle that committed none (`prune`). Lost on restart: a crash leaks at
@@ -161,25 +170,22 @@ class StatusIndexer:
     _prunable: int = 0  # rows superseded at or below this version are read by no lookup any more
     keep_upper_from: int = KEEP_FROM  # UpperLevels
     pages_per_write: int = PAGES_PER_WRITE
+    max_entries_per_step: int = field(default_factory=lambda: MAX_ENTRIES_PER_STEP)  # read when made (tests set it)
     _upper: UpperLevels | None = None
 
-    async def step(self) -> bool:
-        """One update if the log has grown; True if the index advanced."""
+    async def advance(self) -> Advanced | None:
+        """One update if the log has grown, committed but not yet stated in the log (the caller logs its root
+        when `stated`: `IndexRootLogger`); None if the index did not advance."""
         head, log_from = await self.store.head(), await self.store.log_roots_from()
-        if head is not None and head.entry is None and head.size >= log_from:
-            await self._log_root(head)  # committed before a crash, its statement not yet logged
         log_head = await self.storage.head()
         covered, size = (head.size if head else 0), (log_head.size if log_head else 0)
         if size <= covered:
-            return False
-        end = min(size, covered + MAX_ENTRIES_PER_STEP)
+            return None
+        end = min(size, covered + self.max_entries_per_step)
         with paused_gc():  # gcpause.py: a fifth of the update's CPU otherwise
             new = await self._update(head, covered, end)
-        if new is None:
-            return False
-        if new.size >= log_from:  # a rebuild states no size below one already stated (the monitor's rule)
-            await self._log_root(new)
-        return True
+        # a rebuild states no size below one already stated (the monitor's rule)
+        return None if new is None else Advanced(new, new.size >= log_from)
 
     async def _update(self, head: IndexVersion | None, covered: int, end: int) -> IndexVersion | None:
         """Index entries [covered, end) over the version `head` and commit; None if they name no document."""
@@ -206,31 +212,6 @@ class StatusIndexer:
         self._rewritten.append((new.size, list(pages.written)))  # the pages it rewrote: what a prune deletes by
         return new
 
-    async def _log_root(self, version: IndexVersion) -> None:
-        signer = self.registry_key.verifier().vkey
-        statement = IndexRoot(self.origin, signer, version.time, version.size, version.root)
-        entry = await self.log_statement(sign_index_root(statement, self.registry_key))
-        await self.store.set_entry(version.size, entry)
-
-    async def measure_lag(self) -> int:
-        """The lag, published in the metrics, and the served version noted for pruning (once per cycle)."""
-        lag, served = await self.publish_lag()
-        self.note_served(served)
-        return lag
-
-    async def publish_lag(self) -> tuple[int, int]:
-        """(entries of the newest published checkpoint that no index root inside it covers, the size the newest such
-        root covers): §9's lag, published in the metrics, and the version lookups are served at. Also after every
-        step: an indexer catching up stays in one cycle for as long as the log outruns it, and the gauge must not
-        stand still meanwhile."""
-        published = await self.storage.latest_published()
-        size = parse_checkpoint(parse_note(published).text).size if published else 0
-        logged = await self.store.newest_logged(size)
-        served = logged.size if logged else 0
-        if self.metrics is not None:
-            self.metrics.status_index_lag = size - served
-        return size - served, served
-
     def note_served(self, served: int) -> None:
         """Rows superseded at or below the version served one cycle ago may go: a lookup that began then (it
         reads in a few rounds, in milliseconds) has finished, and every later one reads at that version or newer."""
@@ -256,6 +237,44 @@ class StatusIndexer:
             await self.store.prune(version, nodes)
             self._rewritten.pop(0)
 
+
+@dataclass
+class StatusIndexer(IndexUpdater):
+    """The updater in the sequencing process's event loop, stating each version's root through `log_statement`."""
+
+    registry_key: Ed25519Signer
+    origin: str
+    log_statement: Callable[[bytes], Awaitable[int]]  # logs an entry, returns its index once durable
+    interval: float = 0.25
+    metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
+    may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
+
+    async def step(self) -> bool:
+        """One update if the log has grown; True if the index advanced."""
+        unlogged = await unlogged_version(self.store)
+        if unlogged is not None:
+            await self._log_root(unlogged)  # committed before a crash, its statement not yet logged
+        advanced = await self.advance()
+        if advanced is None:
+            return False
+        if advanced.stated:
+            await self._log_root(advanced.version)
+        return True
+
+    async def _log_root(self, version: IndexVersion) -> None:
+        await IndexRootLogger(self.store, self.registry_key, self.origin, self.log_statement).log(version)
+
+    async def measure_lag(self) -> int:
+        """The lag, published in the metrics, and the served version noted for pruning (once per cycle)."""
+        lag, served = await self.publish_lag()
+        self.note_served(served)
+        return lag
+
+    async def publish_lag(self) -> tuple[int, int]:
+        """Also after every step: an indexer catching up stays in one cycle for as long as the log outruns it, and
+        the gauge must not stand still meanwhile."""
+        return await publish_lag(self.storage, self.store, self.metrics)
+
     async def run(self) -> None:
         """Step until cancelled; a failing step is logged and retried (the log itself is never held up)."""
         while True:
@@ -265,9 +284,45 @@ class StatusIndexer:
                     while await self.step():
                         await self.publish_lag()  # not note_served: a prune waits a whole cycle (note_served)
                 await self.prune()  # what no update deleted (an idle index)
-            except (StorageError, TlogError, OSError) as exc:
+            except UPDATE_FAILURES as exc:
                 log.warning("status index update failed (retried): %s", exc)
             await asyncio.sleep(self.interval)
+
+
+async def unlogged_version(store: StatusStore) -> IndexVersion | None:
+    """The head version if it was committed but its `index-root` statement not logged (a crash between the two)."""
+    head, log_from = await store.head(), await store.log_roots_from()
+    return head if head is not None and head.entry is None and head.size >= log_from else None
+
+
+async def publish_lag(storage: Storage, store: StatusStore, metrics: Metrics | None) -> tuple[int, int]:
+    """(entries of the newest published checkpoint that no index root inside it covers, the size the newest such
+    root covers): §9's lag, set in `metrics`, and the version lookups are served at."""
+    published = await storage.latest_published()
+    size = parse_checkpoint(parse_note(published).text).size if published else 0
+    logged = await store.newest_logged(size)
+    served = logged.size if logged else 0
+    if metrics is not None:
+        metrics.status_index_lag = size - served
+    return size - served, served
+
+
+@dataclass(frozen=True)
+class IndexRootLogger:
+    """Signs a committed version's `index-root` statement with the log's registry key, logs it as an ordinary
+    entry and records where it landed (§9: a version whose statement is not logged yet is logged again later; the
+    signature is deterministic and its time stored with the version, so the retry is the same leaf)."""
+
+    store: StatusStore
+    registry_key: Ed25519Signer
+    origin: str
+    log_statement: Callable[[bytes], Awaitable[int]]
+
+    async def log(self, version: IndexVersion) -> None:
+        signer = self.registry_key.verifier().vkey
+        statement = IndexRoot(self.origin, signer, version.time, version.size, version.root)
+        entry = await self.log_statement(sign_index_root(statement, self.registry_key))
+        await self.store.set_entry(version.size, entry)
 
 
 def logged_by(sequencer: Sequencer) -> Callable[[bytes], Awaitable[int]]:
@@ -278,10 +333,3 @@ def logged_by(sequencer: Sequencer) -> Callable[[bytes], Awaitable[int]]:
         return (await sequencer.submit([submission]))[0].index
 
     return log_statement
-
-
-async def open_status_store(sqlite_path: Path, dsn: str | None) -> StatusStore:
-    """The index beside the log: in the same PostgreSQL database, or the same SQLite file."""
-    if dsn is not None:
-        return await PostgresStatusStore.open(dsn)
-    return await SQLiteStatusStore.open(sqlite_path)

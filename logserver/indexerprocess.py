@@ -1,0 +1,183 @@
+"""The status index updated in a process of its own (docs/status-proofs.md §9, §11 "Ninth round").
+
+Why: an update is one chain (read the paths' pages, apply, commit) of about 100 µs of Python per document. In the
+server's process it shared the GIL and the event loop with the sequencer, so each waited for the other, and an
+update paused the event loop for up to half a second. Here the chain runs in a child interpreter with its own
+connections to the log and the index (witness/workerprocess.py: a socket pair, one request and one answer at a
+time; the child exits at end of file and, through `exit_with_parent`, within half a second of the server's death,
+even mid-update). The server keeps what needs the sequencer or the registry key, which never leaves it: it states
+each version's root in the log (`IndexRootLogger`) and publishes the lag.
+
+The server drives. `advance`: the child commits the next version and answers it (None once the index covers the
+log); the server sends the next `advance` before it logs the answer's root, so the child computes version k + 1
+while the sequencer logs version k's statement (two links of the chain overlapped). Roots are logged in the order
+the versions were committed. On any failure the child is stopped and a new one started at the next cycle: a crash
+of either process leaves the index as `StatusIndexer` leaves it (a version whole or not at all; a version committed
+but not yet stated is stated at the next cycle's start).
+"""
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from logserver.config import ServerConfig
+from logserver.metrics import Metrics
+from logserver.opening import open_status_store, open_storage
+from logserver.statusindexer import (
+    UPDATE_FAILURES,
+    Advanced,
+    IndexRootLogger,
+    IndexUpdater,
+    publish_lag,
+    unlogged_version,
+)
+from logserver.statusstore import StatusStore
+from logserver.storage import Storage, StorageError
+from tlogcore.errors import TlogError
+from witness.processes import exit_with_parent
+from witness.workerprocess import WorkerProcess
+
+log = logging.getLogger("logserver.indexerprocess")
+START_TIMEOUT = 60.0  # seconds for the child to import and open its connections
+CHILD_POOL = 2  # PostgreSQL connections of the child's log storage (it reads entries and the head)
+
+
+class ChildFailed(Exception):
+    """The child could not take its step (its storage failed, or it is gone): a new one is started."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The child's answer when its step failed (a storage error): the message, for the server's log."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class IndexerSettings:
+    """What the child opens (pickled to it: paths and configuration, never a key)."""
+
+    data: Path
+    config: ServerConfig
+    parent: int  # the server's process id: the child exits when it is gone
+
+
+class IndexWorker:
+    """The child: an `IndexUpdater` on an event loop of its own, one request at a time (`__call__`)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, updater: IndexUpdater) -> None:
+        self._loop, self._updater = loop, updater
+
+    @classmethod
+    def open(cls, settings: IndexerSettings) -> "IndexWorker":
+        exit_with_parent(settings.parent)
+        loop = asyncio.new_event_loop()
+        storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL))
+        store = loop.run_until_complete(open_status_store(settings.data, settings.config))
+        return cls(loop, IndexUpdater(storage, store))
+
+    def __call__(self, request: tuple[Any, ...]) -> Advanced | Failed | None:
+        try:
+            return self._loop.run_until_complete(self._answer(request))
+        except (StorageError, TlogError, OSError) as exc:  # answered, not raised: a raise would end the child
+            return Failed(str(exc))
+
+    async def _answer(self, request: tuple[Any, ...]) -> Advanced | None:
+        if request[0] == "advance":
+            served = request[1]
+            if served is not None:  # once per cycle (IndexUpdater.note_served)
+                self._updater.note_served(served)
+            return await self._updater.advance()
+        if request[0] == "prune":
+            await self._updater.prune()
+            return None
+        raise ValueError(f"unknown request {request[0]!r}")
+
+
+def open_worker(settings: IndexerSettings) -> IndexWorker:
+    return IndexWorker.open(settings)
+
+
+async def answer_of(worker: WorkerProcess) -> Advanced | None:
+    try:
+        answer = await worker.receive()
+    except EOFError as exc:
+        raise ChildFailed(str(exc)) from None
+    if isinstance(answer, Failed):
+        raise ChildFailed(answer.message)
+    return answer  # type: ignore[no-any-return]
+
+
+@dataclass
+class IndexerProcess:
+    """The server's side: the lag, the child's cycle every `interval` while this process sequences, each root
+    stated. `store` is the server's own connection to the index (lookups read it)."""
+
+    settings: IndexerSettings
+    storage: Storage
+    store: StatusStore
+    roots: IndexRootLogger
+    interval: float = 0.25
+    metrics: Metrics | None = None
+    may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
+    _worker: WorkerProcess | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs (benchmarks add its CPU; tests kill it)."""
+        return self._worker.pid if self._worker is not None else None
+
+    async def run(self) -> None:
+        """Cycle until cancelled; a failing cycle is logged and retried with a new child (the log is never held
+        up). The child is started at the first cycle this process sequences, and stopped with the task."""
+        try:
+            while True:
+                try:
+                    _, served = await self.publish_lag()
+                    if self.may_write():
+                        await self._cycle(await self._started(), served)
+                except (ChildFailed, TimeoutError) as exc:  # TimeoutError: the child did not start in time
+                    log.warning("status index update failed (retried with a new indexer process): %s", exc)
+                    self.stop()
+                except UPDATE_FAILURES as exc:
+                    log.warning("status index update failed (retried): %s", exc)
+                await asyncio.sleep(self.interval)
+        finally:
+            self.stop()
+
+    async def _cycle(self, worker: WorkerProcess, served: int) -> None:
+        unlogged = await unlogged_version(self.store)
+        if unlogged is not None:
+            await self.roots.log(unlogged)  # committed before a crash, its statement not yet logged
+        worker.send(("advance", served))
+        while (advanced := await answer_of(worker)) is not None:
+            worker.send(("advance", None))  # the next version is made while this one's root is logged
+            try:
+                if advanced.stated:
+                    await self.roots.log(advanced.version)
+                await self.publish_lag()
+            except UPDATE_FAILURES:
+                with contextlib.suppress(EOFError):  # the version in flight, committed or not: stated next cycle
+                    await worker.receive()
+                raise
+        worker.send(("prune",))
+        await answer_of(worker)
+
+    async def publish_lag(self) -> tuple[int, int]:
+        return await publish_lag(self.storage, self.store, self.metrics)
+
+    async def _started(self) -> WorkerProcess:
+        if self._worker is None:
+            self._worker = await WorkerProcess.start(functools.partial(open_worker, self.settings), START_TIMEOUT)
+        return self._worker
+
+    def stop(self) -> None:
+        """Stop the child (killed if busy: a kill mid-update leaves the index whole, as any crash does)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.stop()

@@ -1,0 +1,176 @@
+"""The status index updated in a process of its own (logserver/indexerprocess.py, docs/status-proofs.md §9): the
+server's sequencer states each root, the child commits the versions; a killed child is replaced and the index stays
+the log's; the child never outlives the server; an `index-root` the sequencer refuses does not stop the indexer."""
+
+import asyncio
+import dataclasses
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from log_harness import issue, post_statements, register_issuer, running_log
+
+from logserver.config import ServerConfig
+from logserver.indexerprocess import IndexerProcess, IndexerSettings
+from logserver.statusindexer import IndexRootLogger, document_entries, logged_by
+from logserver.statusstore import IndexVersion
+from logserver.storage import Storage
+from tests.api_helpers import ISSUER, ORIGIN, REGISTRY_KEY, statement
+from tests.test_statusstore import ENGINES, Parts, doc, expected_rows, log, open_parts
+from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
+
+Driver = Any  # StatusIndexer (one process) or IndexerProcess (its own)
+
+
+def process_driver(parts: Parts, data: Path, dsn: str | None) -> IndexerProcess:
+    """The server's wiring (logserver/cli.py status_indexer), on the test's storage, store and sequencer."""
+    storage, store, sequencer, _ = parts
+    config = ServerConfig(engine="postgresql", postgresql_dsn=dsn) if dsn else ServerConfig()
+    roots = IndexRootLogger(store, REGISTRY_KEY, ORIGIN, logged_by(sequencer))
+    return IndexerProcess(IndexerSettings(data, config, os.getpid()), storage, store, roots, interval=0.02)
+
+
+async def covered(storage: Storage, store: Any, limit: float = 60.0) -> IndexVersion:
+    """Wait (bounded) until a logged index root covers the log: every entry past it is an `index-root` statement
+    (several may follow the last document: a root is logged while the next version is made); its version."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        head = await storage.head()
+        logged = await store.newest_logged(head.size if head else 0)
+        if head is not None and logged is not None:
+            _, others = document_entries(await storage.get_entries(logged.size, head.size), logged.size)
+            if not others:
+                return logged  # type: ignore[no-any-return]
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the index did not cover the log within {limit} s")
+
+
+async def log_root_is_the_logs(storage: Storage, version: IndexVersion) -> None:
+    """The root logged for `version` is the one computed from the log's entries alone, in memory."""
+    entries, _ = document_entries(await storage.get_entries(0, version.size), 0)
+    assert version.root == expected_rows(entries)
+
+
+def run_with(engine: str, tmp_path: Path, request: pytest.FixtureRequest, body: Callable[..., Awaitable[None]]) -> None:
+    dsn = request.getfixturevalue("pg_database").dsn if engine == "postgresql" else None
+
+    async def scenario() -> None:
+        parts = await open_parts(engine, tmp_path, dsn)
+        task = asyncio.create_task(parts[2].run())
+        try:
+            await body(parts, dsn)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await parts[1].close()
+            await parts[0].close()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_killed_indexer_process_is_replaced_and_the_index_stays_the_logs(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    async def body(parts: Parts, dsn: str | None) -> None:
+        storage, store, sequencer, _ = parts
+        indexer = process_driver(parts, tmp_path, dsn)
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(400)))
+        task = asyncio.create_task(indexer.run())
+        try:
+            while indexer.pid is None:
+                await asyncio.sleep(0.01)
+            first = indexer.pid
+            assert first != os.getpid()
+            os.kill(first, signal.SIGKILL)  # during its first update (or just after it)
+            deadline = time.monotonic() + 30
+            while indexer.pid in (None, first) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            assert indexer.pid not in (None, first)  # replaced
+            await log_root_is_the_logs(storage, await covered(storage, store))
+            await log(sequencer, statement(REVOKE, ISSUER, document=doc(7), reason="error"))
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(400, 450)))
+            await log_root_is_the_logs(storage, await covered(storage, store))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        assert indexer.pid is None  # stopped with its task
+
+    run_with(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("driver", ["one process", "own process"])
+def test_an_index_root_the_sequencer_refuses_does_not_stop_the_indexer(
+    driver: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The sequencer refuses the `index-root` statement (its pool is full: PoolFullError). Before, StatusIndexer.run
+    caught storage errors only, and its task ended for good: the index stood still until the server restarted."""
+
+    async def body(parts: Parts, dsn: str | None) -> None:
+        storage, store, sequencer, in_process = parts
+        indexer: Driver = process_driver(parts, tmp_path, dsn) if driver == "own process" else in_process
+        indexer.interval = 0.02
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(20)))
+        taking = sequencer.config
+        sequencer.config = dataclasses.replace(taking, max_pool=0)  # every new statement refused: pool full
+        task = asyncio.create_task(indexer.run())
+        try:
+            deadline = time.monotonic() + 30
+            while (await store.head()) is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)  # a version committed, its root refused
+            await asyncio.sleep(0.2)  # several cycles refused
+            assert not task.done(), task
+            assert (await store.newest_logged(10**9)) is None  # nothing stated while refused
+            sequencer.config = taking
+            await log_root_is_the_logs(storage, await covered(storage, store, 30))
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    run_with("sqlite", tmp_path, request, body)
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path) -> None:
+    """kill -9 of `tlog-server serve` leaves no process behind: the indexer's child (and the signature workers)
+    exit by themselves, even mid-update (witness/processes.exit_with_parent)."""
+    config = "[server]\nverify_workers = 1\n[status_index]\nindex_interval_ms = 20\n"
+    with running_log(tmp_path, config_text=config) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        register_issuer(client, server, ISSUER)
+        origin = client.get("/api/v1/log").json()["origin"]
+        post_statements(client, [issue(origin, ISSUER, doc(i)) for i in range(200)]).raise_for_status()
+        deadline = time.monotonic() + 30
+        while len(children := children_of(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the signature worker, and the indexer's child once it has work
+        assert len(children) == 2, children
+        for first in (200, 1200):  # 1,000 statements per request at most
+            post_statements(
+                client, [issue(origin, ISSUER, doc(i)) for i in range(first, first + 1000)]
+            ).raise_for_status()
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait(10)
+        deadline = time.monotonic() + 10
+        while any(alive(child) for child in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(child) for child in children), [c for c in children if alive(c)]
