@@ -1,12 +1,13 @@
 """The status indexer: keeps the status index up with the log, off the commit path (docs/status-proofs.md §9).
 
-One task in the sequencing process. Each step:
+`IndexUpdater` does the index's own work; `tlog-server serve` runs it in a process of its own (indexerprocess.py)
+and `StatusIndexer` in the caller's event loop (tests, tools). Each step:
 1. the index covers entries [0, N) (statusstore head), the log holds [0, S); if S > N, read entries [N, S) and
    keep their `issue` and `revoke` statements (index, kind, document);
 2. read the pages on those documents' paths at version N in rounds (tlogcore PageUpdate), compute the update
    page by page, and commit it at version S with a compare-and-swap of the index head, in one transaction;
 3. sign `index-root(size S, root, time)` with the log's registry key and log it as an ordinary entry, then
-   record where it landed.
+   record where it landed (`IndexRootLogger`, in the process that sequences).
 A crash (kill -9) anywhere leaves either version N or version S whole; a version whose statement was not logged
 yet is logged on the next step (the signature is deterministic and its time is stored with the version, so the
 resubmission is the same leaf and the sequencer answers with the entry it already has).

@@ -7,7 +7,6 @@ import dataclasses
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from logserver.statusindexer import IndexRootLogger, document_entries, logged_by
 from logserver.statusstore import IndexVersion
 from logserver.storage import Storage
 from tests.api_helpers import ISSUER, ORIGIN, REGISTRY_KEY, statement
-from tests.test_statusstore import ENGINES, Parts, doc, expected_rows, log, open_parts
+from tests.proctree import alive, children
+from tests.test_statusstore import ENGINES, Parts, doc, expected_rows, log, run_engine
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 
 Driver = Any  # StatusIndexer (one process) or IndexerProcess (its own)
@@ -56,28 +56,17 @@ async def log_root_is_the_logs(storage: Storage, version: IndexVersion) -> None:
     assert version.root == expected_rows(entries)
 
 
-def run_with(engine: str, tmp_path: Path, request: pytest.FixtureRequest, body: Callable[..., Awaitable[None]]) -> None:
-    dsn = request.getfixturevalue("pg_database").dsn if engine == "postgresql" else None
-
-    async def scenario() -> None:
-        parts = await open_parts(engine, tmp_path, dsn)
-        task = asyncio.create_task(parts[2].run())
-        try:
-            await body(parts, dsn)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await parts[1].close()
-            await parts[0].close()
-
-    asyncio.run(scenario())
+def dsn_of(engine: str, request: pytest.FixtureRequest) -> str | None:
+    return request.getfixturevalue("pg_database").dsn if engine == "postgresql" else None  # run_engine's database
 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_a_killed_indexer_process_is_replaced_and_the_index_stays_the_logs(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    async def body(parts: Parts, dsn: str | None) -> None:
+    dsn = dsn_of(engine, request)
+
+    async def body(parts: Parts) -> None:
         storage, store, sequencer, _ = parts
         indexer = process_driver(parts, tmp_path, dsn)
         await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
@@ -102,7 +91,7 @@ def test_a_killed_indexer_process_is_replaced_and_the_index_stays_the_logs(
             await asyncio.gather(task, return_exceptions=True)
         assert indexer.pid is None  # stopped with its task
 
-    run_with(engine, tmp_path, request, body)
+    run_engine(engine, tmp_path, request, body)
 
 
 @pytest.mark.parametrize("driver", ["one process", "own process"])
@@ -112,9 +101,9 @@ def test_an_index_root_the_sequencer_refuses_does_not_stop_the_indexer(
     """The sequencer refuses the `index-root` statement (its pool is full: PoolFullError). Before, StatusIndexer.run
     caught storage errors only, and its task ended for good: the index stood still until the server restarted."""
 
-    async def body(parts: Parts, dsn: str | None) -> None:
+    async def body(parts: Parts) -> None:
         storage, store, sequencer, in_process = parts
-        indexer: Driver = process_driver(parts, tmp_path, dsn) if driver == "own process" else in_process
+        indexer: Driver = process_driver(parts, tmp_path, None) if driver == "own process" else in_process
         indexer.interval = 0.02
         await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
         await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(20)))
@@ -134,22 +123,7 @@ def test_an_index_root_the_sequencer_refuses_does_not_stop_the_indexer(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    run_with("sqlite", tmp_path, request, body)
-
-
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    run_engine("sqlite", tmp_path, request, body)
 
 
 def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path) -> None:
@@ -161,9 +135,9 @@ def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path)
         origin = client.get("/api/v1/log").json()["origin"]
         post_statements(client, [issue(origin, ISSUER, doc(i)) for i in range(200)]).raise_for_status()
         deadline = time.monotonic() + 30
-        while len(children := children_of(server.process.pid)) < 2 and time.monotonic() < deadline:
+        while len(found := children(server.process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)  # the signature worker, and the indexer's child once it has work
-        assert len(children) == 2, children
+        assert len(found) == 2, found
         for first in (200, 1200):  # 1,000 statements per request at most
             post_statements(
                 client, [issue(origin, ISSUER, doc(i)) for i in range(first, first + 1000)]
@@ -171,6 +145,6 @@ def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path)
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(10)
         deadline = time.monotonic() + 10
-        while any(alive(child) for child in children) and time.monotonic() < deadline:
+        while any(alive(child) for child in found) and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert not any(alive(child) for child in children), [c for c in children if alive(c)]
+        assert not any(alive(child) for child in found), [c for c in found if alive(c)]
