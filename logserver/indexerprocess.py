@@ -86,7 +86,7 @@ class IndexWorker:
         storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL))
         store = loop.run_until_complete(open_status_store(settings.data, settings.config))
         step = STEP.get(settings.config.engine, MAX_ENTRIES_PER_STEP)
-        return cls(loop, IndexUpdater(storage, store, max_entries_per_step=step))
+        return cls(loop, IndexUpdater(storage, store, max_entries_per_step=step, overlap=True))
 
     def __call__(self, request: tuple[Any, ...]) -> Advanced | Failed | None:
         try:

@@ -26,6 +26,7 @@ from logserver.metrics import Metrics
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
 from logserver.statusstore import IndexVersion, StatusStore
 from logserver.storage import Storage, StorageError
+from logserver.tasks import cancel_and_wait
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
@@ -107,8 +108,8 @@ class UpperLevels:
     batch reads its few paths from storage, a page per round from the root.
     """
 
-    def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM) -> None:
-        self._store, self._keep_from = store, keep_from
+    def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM, depth: int = UPPER_DEPTH) -> None:
+        self._store, self._keep_from, self._depth = store, keep_from, depth
         self._version: int | None = None
         self._pages: dict[NodeId, Page] = {}  # a commit rewrites these whole
 
@@ -118,7 +119,7 @@ class UpperLevels:
         if self._version != version:
             self.forget()
             if len(entries) >= self._keep_from:
-                self._pages = await self._store.read_upper(UPPER_DEPTH, version)
+                self._pages = await self._store.read_upper(self._depth, version)
                 self._version = version
         # Below the kept levels a page per path per round; with no top kept, a path is about log2(size) + 2
         # deep: its pages that far down are asked in the first round (as PathPlan's first window asks).
@@ -137,8 +138,12 @@ class UpperLevels:
         if self._version != old or pages.version != old:
             self.forget()
             return
-        self._pages.update((page, nodes) for page, nodes in pages.written.items() if page[0] <= UPPER_DEPTH)
+        self._pages.update((page, nodes) for page, nodes in pages.written.items() if page[0] <= self._depth)
         self._version = new
+
+    def holds(self, version: int) -> bool:
+        """Whether the top kept is `version`'s."""
+        return self._version == version
 
     def forget(self) -> None:
         self._version, self._pages = None, {}
@@ -150,6 +155,21 @@ class Advanced:
 
     version: IndexVersion
     stated: bool
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An update applied over `base` (None: the empty index) and not committed: the version it makes, its pages."""
+
+    base: IndexVersion | None
+    new: IndexVersion
+    pages: PageSet
+
+    def builds_on(self, head: IndexVersion | None) -> bool:
+        """Whether `head` (read from storage) is the version it was made over."""
+        if head is None or self.base is None:
+            return head is None and self.base is None
+        return (head.size, head.root) == (self.base.size, self.base.root)
 
 
 @dataclass
@@ -170,48 +190,94 @@ class IndexUpdater:
     _served: int = 0  # the version lookups were served at, as of the previous cycle
     _prunable: int = 0  # rows superseded at or below this version are read by no lookup any more
     keep_upper_from: int = KEEP_FROM  # UpperLevels
+    upper_depth: int = UPPER_DEPTH  # UpperLevels (tests keep fewer depths, so that small indexes read pages)
     pages_per_write: int = PAGES_PER_WRITE
     max_entries_per_step: int = field(default_factory=lambda: MAX_ENTRIES_PER_STEP)  # read when made (tests set it)
     _upper: UpperLevels | None = None
+    overlap: bool = False  # prepare the next update while one commits (the indexer's own process)
+    _prepared: "Prepared | None" = None  # the next update, applied, not committed
+    _prepared_pages: dict[NodeId, Page] | None = None  # while it is prepared: the pages the commit in flight writes
 
     async def advance(self) -> Advanced | None:
         """One update if the log has grown, committed but not yet stated in the log (the caller logs its root
-        when `stated`: `IndexRootLogger`); None if the index did not advance."""
+        when `stated`: `IndexRootLogger`); None if the index did not advance. With `overlap`, the next update is
+        prepared while this one commits (`_prepare_following`) and committed by the next call."""
         head, log_from = await self.store.head(), await self.store.log_roots_from()
-        log_head = await self.storage.head()
-        covered, size = (head.size if head else 0), (log_head.size if log_head else 0)
-        if size <= covered:
-            return None
-        end = min(size, covered + self.max_entries_per_step)
+        prepared, self._prepared = self._prepared, None
         with paused_gc():  # gcpause.py: a fifth of the update's CPU otherwise
-            new = await self._update(head, covered, end)
+            if prepared is None or not prepared.builds_on(head):
+                self._forget_upper()  # a prepared update over another head: its kept pages are not the head's
+                prepared = await self._prepare(head, head.size if head else 0)
+                if prepared is None:
+                    return None
+            following = asyncio.create_task(self._prepare_following(prepared)) if self.overlap else None
+            try:
+                await self._commit(prepared)
+            except BaseException:
+                await cancel_and_wait([following] if following else [])
+                raise
+            if following is not None:
+                self._prepared = await following
         # a rebuild states no size below one already stated (the monitor's rule)
-        return None if new is None else Advanced(new, new.size >= log_from)
+        return Advanced(prepared.new, prepared.new.size >= log_from)
 
-    async def _update(self, head: IndexVersion | None, covered: int, end: int) -> IndexVersion | None:
-        """Index entries [covered, end) over the version `head` and commit; None if they name no document."""
+    async def _prepare(self, base: IndexVersion | None, covered: int) -> Prepared | None:
+        """Entries [covered, the log's size) (a step at most) applied over `base`, not committed; None if the log
+        holds none or they name no document. The kept top pages move to the new version at once (`_commit`
+        forgets them if the commit fails)."""
+        log_head = await self.storage.head()
+        end = min(log_head.size if log_head else 0, covered + self.max_entries_per_step)
+        if end <= covered:
+            return None
         # Parsing and hashing run in a thread: the event loop (sequencing, lookups) goes on meanwhile (§9).
         entries, grows = await asyncio.to_thread(
             document_entries, await self.storage.get_entries(covered, end), covered
         )
         if not grows:
             return None
-        upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from)
+        upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from, self.upper_depth)
         try:
             pages = PageSet(covered)
+            if base is not None and base.size == covered and self._prepared_pages is not None:
+                pages.pages.update(self._prepared_pages)  # the pages the commit in flight writes (below)
             update = await upper.update(entries, covered, pages)
             root, written = await asyncio.to_thread(update.apply)
-            pages.made(written)
-            new = IndexVersion(end, root, int(self.clock()))
-            due = self._due(self.pages_per_write - len(pages.written))
-            await self.store.commit(head, new, {}, pages, due)
         except BaseException:
-            upper.forget()  # the commit may or may not have landed: read the top again next time
+            upper.forget()  # read the top again next time
+            raise
+        pages.made(written)
+        upper.committed(covered, end, pages)
+        return Prepared(base, IndexVersion(end, root, int(self.clock())), pages)
+
+    async def _prepare_following(self, prepared: Prepared) -> Prepared | None:
+        """The update after `prepared`, made while `prepared` commits: its pages are read at `prepared`'s
+        version, which has no rows yet, so each read returns the row before it; that is the new version's row
+        for every page the commit does not write, and the pages it writes are taken from it, whole. Only with the
+        top kept (else it would be read from rows the commit has not written yet): None otherwise, or on any
+        failure (the next call prepares again, after the commit)."""
+        if self._upper is None or not self._upper.holds(prepared.new.size):
+            return None
+        self._prepared_pages = prepared.pages.written
+        try:
+            return await self._prepare(prepared.new, prepared.new.size)
+        except (StorageError, TlogError, OSError):
+            return None
+        finally:
+            self._prepared_pages = None
+
+    async def _commit(self, prepared: Prepared) -> None:
+        due = self._due(self.pages_per_write - len(prepared.pages.written))
+        try:
+            await self.store.commit(prepared.base, prepared.new, {}, prepared.pages, due)
+        except BaseException:
+            self._forget_upper()  # the commit may or may not have landed: read the top again next time
             raise  # the prunes stay due (pruning twice deletes nothing more)
         del self._rewritten[: len(due)]
-        upper.committed(covered, new.size, pages)
-        self._rewritten.append((new.size, list(pages.written)))  # the pages it rewrote: what a prune deletes by
-        return new
+        self._rewritten.append((prepared.new.size, list(prepared.pages.written)))  # what a prune deletes by
+
+    def _forget_upper(self) -> None:
+        if self._upper is not None:
+            self._upper.forget()
 
     def note_served(self, served: int) -> None:
         """Rows superseded at or below the version served one cycle ago may go: a lookup that began then (it

@@ -16,7 +16,7 @@ from log_harness import issue, post_statements, register_issuer, running_log
 
 from logserver.config import ServerConfig
 from logserver.indexerprocess import IndexerProcess, IndexerSettings
-from logserver.statusindexer import IndexRootLogger, document_entries, logged_by
+from logserver.statusindexer import IndexRootLogger, IndexUpdater, document_entries, logged_by
 from logserver.statusstore import IndexVersion
 from logserver.storage import Storage
 from tests.api_helpers import ISSUER, ORIGIN, REGISTRY_KEY, statement
@@ -148,3 +148,73 @@ def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path)
         while any(alive(child) for child in found) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(alive(child) for child in found), [c for c in found if alive(c)]
+
+
+class SlowCommits:
+    """The real store, its commits landing 50 ms late (staging the race the overlap must survive); counts reads
+    made at the version whose commit is in flight (so the test fails if the race was not staged)."""
+
+    def __init__(self, store: Any) -> None:
+        self._store, self._committing, self.read_in_flight = store, -1, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def commit(self, old: Any, new: IndexVersion, *rest: Any) -> None:
+        self._committing = new.size
+        try:
+            await asyncio.sleep(0.05)
+            await self._store.commit(old, new, *rest)
+        finally:
+            self._committing = -1
+
+    async def read_pages(self, wanted: Any, version: int, pages: Any) -> Any:
+        self.read_in_flight += version == self._committing
+        return await self._store.read_pages(wanted, version, pages)
+
+
+async def advance_all(updater: IndexUpdater, storage: Storage, versions: list[IndexVersion]) -> int:
+    """Advance until the index covers the log, each version's root held to the log's; advances that left the
+    next update prepared (made while the commit ran)."""
+    overlapped = 0
+    while (advanced := await updater.advance()) is not None:
+        await log_root_is_the_logs(storage, advanced.version)
+        versions.append(advanced.version)
+        overlapped += updater._prepared is not None
+    return overlapped
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_next_update_made_while_one_commits_gives_the_logs_roots(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`overlap` (the indexer's process): update k + 1 is read and applied while update k commits, from the rows
+    before k's and k's own pages. Documents revoked or issued again in the step right after the one that added
+    them (their leaf is in a page the commit in flight writes); then another writer moves the head, and the update
+    prepared over the old head is dropped, not committed over it."""
+
+    async def body(parts: Parts) -> None:
+        storage, real_store, sequencer, _ = parts
+        store = SlowCommits(real_store)  # the next update's reads land while the commit is in flight
+        updater = IndexUpdater(
+            storage, store, keep_upper_from=1, upper_depth=3, max_entries_per_step=40, overlap=True
+        )  # only the root's page kept: the paths below are read from the rows, at the version in flight
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        for first in range(0, 400, 40):  # each batch revokes and re-issues documents of the batch before
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(first, first + 30)))
+            before = range(max(0, first - 25), first)
+            await log(sequencer, *(statement(REVOKE, ISSUER, document=doc(i), reason="error") for i in before))
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i), ref="again") for i in before))
+        versions: list[IndexVersion] = []
+        assert await advance_all(updater, storage, versions) >= 5  # the overlap ran, more than once
+        assert len(versions) >= 10
+        assert store.read_in_flight >= 5  # pages read at the version being committed, before it landed
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(400, 500)))
+        assert await updater.advance() is not None and updater._prepared is not None  # one prepared
+        other = IndexUpdater(storage, store)  # another writer (a restarted indexer) moves the head
+        assert (await other.advance()) is not None
+        await advance_all(updater, storage, versions)  # the prepared one dropped; the roots still the log's
+        head = await store.head()
+        assert head is not None and head.size == (await storage.head()).size  # type: ignore[union-attr]
+
+    run_engine(engine, tmp_path, request, body)
