@@ -205,8 +205,10 @@ class IndexUpdater:
         head, log_from = await self.store.head(), await self.store.log_roots_from()
         prepared, self._prepared = self._prepared, None
         with paused_gc():  # gcpause.py: a fifth of the update's CPU otherwise
-            if prepared is None or not prepared.builds_on(head):
-                self._forget_upper()  # a prepared update over another head: its kept pages are not the head's
+            if prepared is not None and not prepared.builds_on(head):
+                prepared = None  # made over a head that another writer has moved since
+                self._forget_upper()  # its kept pages are that update's, not the head's
+            if prepared is None:
                 prepared = await self._prepare(head, head.size if head else 0)
                 if prepared is None:
                     return None

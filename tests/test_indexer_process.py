@@ -150,12 +150,14 @@ def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path)
         assert not any(alive(child) for child in found), [c for c in found if alive(c)]
 
 
-class SlowCommits:
-    """The real store, its commits landing 50 ms late (staging the race the overlap must survive); counts reads
-    made at the version whose commit is in flight (so the test fails if the race was not staged)."""
+class WatchedStore:
+    """The real store, its commits landing `delay` s late (staging the race the overlap must survive). Counts the
+    reads made at the version whose commit is in flight (so a test fails if the race was not staged) and the loads
+    of the kept top."""
 
-    def __init__(self, store: Any) -> None:
-        self._store, self._committing, self.read_in_flight = store, -1, 0
+    def __init__(self, store: Any, delay: float = 0.0) -> None:
+        self._store, self._delay, self._committing = store, delay, -1
+        self.read_in_flight = self.top_loads = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
@@ -163,7 +165,7 @@ class SlowCommits:
     async def commit(self, old: Any, new: IndexVersion, *rest: Any) -> None:
         self._committing = new.size
         try:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(self._delay)
             await self._store.commit(old, new, *rest)
         finally:
             self._committing = -1
@@ -171,6 +173,10 @@ class SlowCommits:
     async def read_pages(self, wanted: Any, version: int, pages: Any) -> Any:
         self.read_in_flight += version == self._committing
         return await self._store.read_pages(wanted, version, pages)
+
+    async def read_upper(self, depth: int, version: int) -> Any:
+        self.top_loads += 1
+        return await self._store.read_upper(depth, version)
 
 
 async def advance_all(updater: IndexUpdater, storage: Storage, versions: list[IndexVersion]) -> int:
@@ -195,7 +201,7 @@ def test_the_next_update_made_while_one_commits_gives_the_logs_roots(
 
     async def body(parts: Parts) -> None:
         storage, real_store, sequencer, _ = parts
-        store = SlowCommits(real_store)  # the next update's reads land while the commit is in flight
+        store = WatchedStore(real_store, 0.05)  # the next update's reads land while the commit is in flight
         updater = IndexUpdater(
             storage, store, keep_upper_from=1, upper_depth=3, max_entries_per_step=40, overlap=True
         )  # only the root's page kept: the paths below are read from the rows, at the version in flight
@@ -218,3 +224,23 @@ def test_the_next_update_made_while_one_commits_gives_the_logs_roots(
         assert head is not None and head.size == (await storage.head()).size  # type: ignore[union-attr]
 
     run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_the_kept_top_is_loaded_once_while_the_indexer_writes_alone(
+    overlap: bool, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Its own commits keep the top current: one load for many updates, with or without the overlap (a
+    version of the overlap forgot it before every update, in one process: a load per update)."""
+
+    async def body(parts: Parts) -> None:
+        storage, real_store, sequencer, _ = parts
+        store = WatchedStore(real_store)
+        updater = IndexUpdater(storage, store, keep_upper_from=1, max_entries_per_step=20, overlap=overlap)
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(200)))
+        versions: list[IndexVersion] = []
+        await advance_all(updater, storage, versions)
+        assert len(versions) >= 10 and store.top_loads == 1, (len(versions), store.top_loads)
+
+    run_engine("sqlite", tmp_path, request, body)
