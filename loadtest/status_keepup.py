@@ -34,7 +34,7 @@ SETTLE_LIMIT = 300.0  # seconds the indexer gets to cover the timed phase's last
 LAG = re.compile(rb"^tlog_status_index_lag_entries (\d+)$", re.M)
 NEVER_LOGGED = "00" * 32  # a document no statement names: its answer carries the served index root's size
 STATUS_SETTINGS = "[status_index]\nindex_interval_ms = 100\n"
-SERVER_CPU = "the server process; its signature workers not counted"
+SERVER_CPU = "the server process; its children (signature workers, the status indexer) not counted"
 Phase = tuple[float, list[list[Submission]]]  # entries/s asked, and the batches to submit at that rate
 
 

@@ -148,6 +148,8 @@ class IndexerProcess:
                     _, served = await self.publish_lag()
                     if self.may_write():
                         await self._cycle(await self._started(), served)
+                    else:
+                        self.stop()  # a standby: its memory back (the kept top) until it sequences again
                 except (ChildFailed, TimeoutError) as exc:  # TimeoutError: the child did not start in time
                     log.warning("status index update failed (retried with a new indexer process): %s", exc)
                     self.stop()

@@ -244,3 +244,36 @@ def test_the_kept_top_is_loaded_once_while_the_indexer_writes_alone(
         assert len(versions) >= 10 and store.top_loads == 1, (len(versions), store.top_loads)
 
     run_engine("sqlite", tmp_path, request, body)
+
+
+def test_a_standby_stops_its_indexer_process_and_starts_one_when_it_sequences(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """`may_write` false (another process holds the lease): no child, its memory given back; true again: a new
+    child, and the index catches up."""
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, _ = parts
+        sequencing = [True]
+        indexer = process_driver(parts, tmp_path, None)
+        indexer.may_write = lambda: sequencing[0]
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        task = asyncio.create_task(indexer.run())
+        try:
+            await covered(storage, store, 30)
+            first = indexer.pid
+            assert first is not None
+            sequencing[0] = False
+            deadline = time.monotonic() + 10
+            while indexer.pid is not None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert indexer.pid is None and not alive(first)
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(30)))
+            sequencing[0] = True
+            await log_root_is_the_logs(storage, await covered(storage, store, 30))
+            assert indexer.pid not in (None, first)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    run_engine("sqlite", tmp_path, request, body)
