@@ -11,9 +11,10 @@ each version's root in the log (`IndexRootLogger`) and publishes the lag.
 The server drives. `advance`: the child commits the next version and answers it (None once the index covers the
 log); the server sends the next `advance` before it logs the answer's root, so the child computes version k + 1
 while the sequencer logs version k's statement (two links of the chain overlapped). Roots are logged in the order
-the versions were committed. On any failure the child is stopped and a new one started at the next cycle: a crash
-of either process leaves the index as `StatusIndexer` leaves it (a version whole or not at all; a version committed
-but not yet stated is stated at the next cycle's start).
+the versions were committed. A child that fails or dies is stopped and a new one started at the next cycle (a
+failure on the server's side, e.g. the sequencer refusing a root, keeps the child). A crash of either process
+leaves the index as `StatusIndexer` leaves it (a version whole or not at all; a version committed but not yet
+stated is stated at the next cycle's start).
 """
 
 import asyncio

@@ -196,7 +196,6 @@ class IndexUpdater:
     _upper: UpperLevels | None = None
     overlap: bool = False  # prepare the next update while one commits (the indexer's own process)
     _prepared: "Prepared | None" = None  # the next update, applied, not committed
-    _prepared_pages: dict[NodeId, Page] | None = None  # while it is prepared: the pages the commit in flight writes
 
     async def advance(self) -> Advanced | None:
         """One update if the log has grown, committed but not yet stated in the log (the caller logs its root
@@ -209,7 +208,7 @@ class IndexUpdater:
                 prepared = None  # made over a head that another writer has moved since
                 self._forget_upper()  # its kept pages are that update's, not the head's
             if prepared is None:
-                prepared = await self._prepare(head, head.size if head else 0)
+                prepared = await self._prepare(head)
                 if prepared is None:
                     return None
             following = asyncio.create_task(self._prepare_following(prepared)) if self.overlap else None
@@ -223,10 +222,11 @@ class IndexUpdater:
         # a rebuild states no size below one already stated (the monitor's rule)
         return Advanced(prepared.new, prepared.new.size >= log_from)
 
-    async def _prepare(self, base: IndexVersion | None, covered: int) -> Prepared | None:
-        """Entries [covered, the log's size) (a step at most) applied over `base`, not committed; None if the log
-        holds none or they name no document. The kept top pages move to the new version at once (`_commit`
-        forgets them if the commit fails)."""
+    async def _prepare(self, base: IndexVersion | None, in_flight: dict[NodeId, Page] | None = None) -> Prepared | None:
+        """The entries after `base` (a step at most) applied over it, not committed; None if the log holds none or
+        they name no document. `in_flight`: the pages `base`'s commit, not landed yet, writes. The kept top pages
+        move to the new version at once (`_commit` forgets them if the commit fails)."""
+        covered = base.size if base else 0
         log_head = await self.storage.head()
         end = min(log_head.size if log_head else 0, covered + self.max_entries_per_step)
         if end <= covered:
@@ -240,8 +240,7 @@ class IndexUpdater:
         upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from, self.upper_depth)
         try:
             pages = PageSet(covered)
-            if base is not None and base.size == covered and self._prepared_pages is not None:
-                pages.pages.update(self._prepared_pages)  # the pages the commit in flight writes (below)
+            pages.pages.update(in_flight or {})  # taken whole: reads at `covered` do not see them yet
             update = await upper.update(entries, covered, pages)
             root, written = await asyncio.to_thread(update.apply)
         except BaseException:
@@ -259,13 +258,10 @@ class IndexUpdater:
         failure (the next call prepares again, after the commit)."""
         if self._upper is None or not self._upper.holds(prepared.new.size):
             return None
-        self._prepared_pages = prepared.pages.written
         try:
-            return await self._prepare(prepared.new, prepared.new.size)
+            return await self._prepare(prepared.new, prepared.pages.written)
         except (StorageError, TlogError, OSError):
             return None
-        finally:
-            self._prepared_pages = None
 
     async def _commit(self, prepared: Prepared) -> None:
         due = self._due(self.pages_per_write - len(prepared.pages.written))
