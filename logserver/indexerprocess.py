@@ -41,6 +41,7 @@ from logserver.statusindexer import (
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.errors import TlogError
+from tlogcore.gcpause import FrozenSurvivors
 from witness.processes import exit_with_parent
 from witness.workerprocess import WorkerProcess
 
@@ -52,6 +53,9 @@ CHILD_POOL = 2  # PostgreSQL connections of the child's log storage (it reads en
 # round), which no longer reaches the sequencer. SQLite keeps 20,000: one update is one write transaction, and
 # the sequencer's commits wait for it.
 STEP = {"postgresql": 50_000, "sqlite": 20_000}
+# Updates between the child's full collections (tlogcore/gcpause.py FrozenSurvivors), made once it is caught up: a
+# full collection walks the kept top (about a million objects at 10^6), so not after every small update.
+COLLECT_EVERY = 256
 
 
 class ChildFailed(Exception):
@@ -75,25 +79,42 @@ class IndexerSettings:
 
 
 class IndexWorker:
-    """The child: an `IndexUpdater` on an event loop of its own, one request at a time (`__call__`)."""
+    """The child: an `IndexUpdater` on an event loop of its own, one request at a time (`__call__`). Its collector
+    never walks what an update leaves (`FrozenSurvivors`)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, updater: IndexUpdater) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, updater: IndexUpdater, collect_every: int = COLLECT_EVERY
+    ) -> None:
         self._loop, self._updater = loop, updater
+        self._survivors = FrozenSurvivors(collect_every)
 
     @classmethod
-    def open(cls, settings: IndexerSettings) -> "IndexWorker":
+    def open(cls, settings: IndexerSettings, collect_every: int = COLLECT_EVERY) -> "IndexWorker":
         exit_with_parent(settings.parent)
         loop = asyncio.new_event_loop()
         storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL))
         store = loop.run_until_complete(open_status_store(settings.data, settings.config))
         step = STEP.get(settings.config.engine, MAX_ENTRIES_PER_STEP)
-        return cls(loop, IndexUpdater(storage, store, max_entries_per_step=step, overlap=True))
+        return cls(loop, IndexUpdater(storage, store, max_entries_per_step=step, overlap=True), collect_every)
+
+    def close(self) -> None:
+        """Close its connections and loop (the child needs not: it exits at end of file; a caller running a worker
+        in its own process does)."""
+        self._loop.run_until_complete(self._updater.store.close())
+        self._loop.run_until_complete(self._updater.storage.close())
+        self._loop.close()
 
     def __call__(self, request: tuple[Any, ...]) -> Advanced | Failed | None:
+        answer: Advanced | Failed | None
         try:
-            return self._loop.run_until_complete(self._answer(request))
+            answer = self._loop.run_until_complete(self._answer(request))
         except (StorageError, TlogError, OSError) as exc:  # answered, not raised: a raise would end the child
-            return Failed(str(exc))
+            answer = Failed(str(exc))
+        if request[0] == "prune":  # the end of a cycle: the index covers the log
+            self._survivors.at_rest()
+        else:
+            self._survivors.after_update(isinstance(answer, Advanced))
+        return answer
 
     async def _answer(self, request: tuple[Any, ...]) -> Advanced | None:
         if request[0] == "advance":
