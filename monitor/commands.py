@@ -41,6 +41,7 @@ from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
 from monitor.state import State, StateError
+from monitor.statusworker import start_status_process
 from monitor.transport import RawTiles, StreamTransport
 from tlogcore.encoding import parse_hash_hex
 from tlogcore.errors import TlogError
@@ -148,7 +149,7 @@ class Runtime:
             self.executor = process_pool(config.workers)
         self.status_executor: Executor | None = None
         if config.workers > 1 and config.verify != TREE:  # the status index beside the main process: statusworker.py
-            self.status_executor = process_pool(1)
+            self.status_executor = process_pool(1, start_status_process)
         self._deliver_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         bar = Progress(sys.stderr, sys.stderr.isatty(), time.monotonic)

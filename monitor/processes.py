@@ -16,6 +16,7 @@ import os
 import select
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 PRELOAD = ["monitor.audit", "monitor.statusworker"]  # what the processes run: check_packed, audit_chunk
@@ -27,11 +28,14 @@ def start_forkserver() -> None:
     multiprocessing.forkserver.ensure_running()
 
 
-def process_pool(processes: int) -> ProcessPoolExecutor:
-    """A pool of `processes` processes forked from the preloaded forkserver, started now."""
+def process_pool(processes: int, initializer: "Callable[[int], None] | None" = None) -> ProcessPoolExecutor:
+    """A pool of `processes` processes forked from the preloaded forkserver, started now. Each runs `initializer`
+    (default `exit_with`) with the monitor's process id."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)  # takes effect when the server starts: the first pool of this process
-    pool = ProcessPoolExecutor(processes, mp_context=context, initializer=exit_with, initargs=(os.getpid(),))
+    pool = ProcessPoolExecutor(
+        processes, mp_context=context, initializer=initializer or exit_with, initargs=(os.getpid(),)
+    )
     threading.Thread(target=_start, args=(pool, processes), daemon=True, name="start-processes").start()
     return pool
 

@@ -11,6 +11,9 @@ chunk; a second process would hold a second copy of that memory, which would go 
 What crosses the process boundary is small: the chunk's `StatusItem`s (index, kind, 32-byte document) and the
 findings (rare). The rows of chunk k are committed before chunk k is (entryaudit.py awaits the findings first), so
 the crash rule of statusaudit.py holds unchanged.
+
+Its collector never walks what a chunk leaves (the top of the tree it keeps: tlogcore/gcpause.py FrozenSurvivors,
+as in the log's indexer process); cyclic garbage is collected when a round ends (`close_index`).
 """
 
 import asyncio
@@ -21,11 +24,22 @@ from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
+from monitor.processes import exit_with
 from monitor.state import StateError
 from monitor.statusaudit import Finding, StatusAudit, StatusItem
 from tlogcore.errors import TlogError
+from tlogcore.gcpause import FrozenSurvivors
 
 _OPEN: dict[tuple[str, str], StatusAudit] = {}  # this process's open indexes, by (state file, origin)
+_SURVIVORS: list[FrozenSurvivors] = []  # in the status process only (`start_status_process`), not the main one
+COLLECT_EVERY = 64  # chunks between full collections, made at a round's end (FrozenSurvivors)
+
+
+def start_status_process(monitor: int) -> None:
+    """The status process's initializer (commands.py): it exits with the monitor, and keeps its collector off
+    what the chunks leave."""
+    exit_with(monitor)
+    _SURVIVORS.append(FrozenSurvivors(COLLECT_EVERY))
 
 
 def audit_chunk(
@@ -36,7 +50,10 @@ def audit_chunk(
         audit = _OPEN.get((state, origin))
         if audit is None:
             audit = _OPEN[(state, origin)] = StatusAudit(Path(state), origin)
-        return audit.chunk_items(items, span[0], span[1], registry_keys)
+        findings = audit.chunk_items(items, span[0], span[1], registry_keys)
+        for survivors in _SURVIVORS:
+            survivors.after_update(True)
+        return findings
     except sqlite3.Error as exc:
         close_index(state, origin, fold=False)
         raise StateError(f"the monitor's status index: {exc}") from None
@@ -49,8 +66,12 @@ def audit_chunk(
 def close_index(state: str, origin: str, fold: bool = True) -> None:
     """Close the index (its journal folded into its pages first, unless after an error: statusaudit.py)."""
     audit = _OPEN.pop((state, origin), None)
-    if audit is not None:
-        audit.close(fold)
+    try:
+        if audit is not None:
+            audit.close(fold)
+    finally:
+        for survivors in _SURVIVORS:
+            survivors.at_rest()
 
 
 class StatusRunner:

@@ -28,15 +28,16 @@ def paused_gc() -> Iterator[None]:
 
 
 class FrozenSurvivors:
-    """The collector's policy in a process whose work is index updates alone (the log's indexer process,
-    logserver/indexerprocess.py). What outlives an update (the kept top of the tree, the next update already
-    prepared: about a million objects per 50,000 documents) is frozen at its end, out of the collector's sight;
-    reference counting still frees it when it goes. Left in the youngest generation, it was all walked by the
-    collection that followed each update, to find nothing: collected 0 in each of 17 updates of 50,000 at 10^6,
-    0.23-0.34 s apiece, about a tenth of the process's time (gc.callbacks; a 4·10^6 youngest threshold instead
-    made one pause of 2.8 s). Freezing costs nothing (the generations are spliced, not walked). Cyclic garbage made
-    meanwhile would stay frozen with it: once `collect_every` updates have been made, the next time the process is
-    at rest (caught up with the log) everything is unfrozen and collected once."""
+    """The collector's policy in a process whose work is index updates alone: the log's indexer process
+    (logserver/indexerprocess.py) and the monitor's status process (monitor/statusworker.py). What outlives an
+    update (the kept top of the tree, the next update already prepared: about a million objects per 50,000
+    documents) is frozen at its end, out of the collector's sight; reference counting still frees it when it goes.
+    Left in the youngest generation, it was all walked by the collection that followed each update, to find
+    nothing: collected 0 in each of 17 updates of 50,000 at 10^6, 0.23-0.34 s apiece, about a tenth of the
+    process's time (gc.callbacks; a 4·10^6 youngest threshold instead made one pause of 2.8 s). Freezing costs
+    nothing (the generations are spliced, not walked). Cyclic garbage made meanwhile would stay frozen with it: once
+    `collect_every` updates have been made, the next time the process is at rest (caught up with the log, or at
+    the end of a monitor's round) everything is unfrozen and collected once."""
 
     def __init__(self, collect_every: int) -> None:
         self.collect_every = collect_every

@@ -1,7 +1,9 @@
-"""The indexer process's garbage collector (logserver/indexerprocess.py, tlogcore/gcpause.py FrozenSurvivors): what an
+"""The garbage collector of the processes that update a status index (tlogcore/gcpause.py FrozenSurvivors): the log's
+indexer process (logserver/indexerprocess.py) and the monitor's status process (monitor/statusworker.py). What an
 update leaves (the kept top of the tree) is out of the collector's sight once the update ends, and cyclic garbage is
-still collected once the process is at rest. The worker runs as the child runs it (IndexWorker.open, its requests),
-in a thread of this process: the collector's state is the process's, so the fixture gives it back."""
+still collected once the process is at rest. Each runs here as the process runs it (IndexWorker.open and its
+requests; the status process's initializer and its calls), in this process: the collector's state is the process's,
+so the fixture gives it back."""
 
 import asyncio
 import gc
@@ -16,6 +18,8 @@ import pytest
 from logserver.config import ServerConfig
 from logserver.indexerprocess import IndexerSettings, IndexWorker
 from logserver.statusindexer import KEEP_FROM, Advanced
+from monitor import statusworker
+from monitor.statusworker import audit_chunk, close_index, start_status_process
 from tests.api_helpers import ISSUER, REGISTRY_KEY, statement
 from tests.test_statusstore import Parts, doc, log, run_engine
 from tlogcore.statement import ISSUE, ISSUER_ADD
@@ -25,6 +29,7 @@ from tlogcore.statement import ISSUE, ISSUER_ADD
 def collector_given_back() -> Iterator[None]:
     threshold, enabled = gc.get_threshold(), gc.isenabled()
     yield
+    statusworker._SURVIVORS.clear()  # start_status_process's, if a test made one
     gc.unfreeze()
     gc.set_threshold(*threshold)
     if enabled:
@@ -103,3 +108,17 @@ def test_cyclic_garbage_frozen_with_an_update_is_collected_once_the_indexer_is_a
             worker.close()
 
     logged_documents(tmp_path, request, 50, update)
+
+
+def test_the_monitors_status_process_keeps_its_collector_off_what_a_chunk_leaves(
+    tmp_path: Path, collector_given_back: None
+) -> None:
+    """The same in the monitor's status process: before, the collection after each chunk walked the pages it kept."""
+    start_status_process(os.getppid())  # as its pool's initializer does (it exits with the given process)
+    state = str(tmp_path / "monitor.db")
+    try:
+        documents = [(index, "issue", doc(index)) for index in range(3000)]
+        assert audit_chunk(state, "example.org/log", documents, (0, 3000), frozenset()) == []
+        assert not pages_in_sight()
+    finally:
+        close_index(state, "example.org/log")
