@@ -26,7 +26,7 @@ from monitor.audit import check_packed
 from monitor.statusaudit import StatusAudit, StatusItem
 from monitor.statusworker import COLLECT_EVERY
 from tlogcore import merkle
-from tlogcore.gcpause import FrozenSurvivors
+from tlogcore.gcpause import CollectorAtRest
 from tlogcore.tileauth import fold_tile
 from tlogcore.tiles import TILE_WIDTH, decode_entry_bundle, encode_entry_bundle
 
@@ -93,19 +93,22 @@ def crossing_per_entry(entries: Sequence[bytes], origin: str) -> float:
 
 
 @contextlib.contextmanager
-def status_process_collector() -> Iterator[FrozenSurvivors]:
+def status_process_collector() -> Iterator[CollectorAtRest]:
     """The status process's collector policy (monitor/statusworker.py), here for the timing, given back after."""
+    enabled = gc.isenabled()
     try:
-        yield FrozenSurvivors(COLLECT_EVERY)
+        yield CollectorAtRest(COLLECT_EVERY)
     finally:
         gc.unfreeze()
+        if enabled:
+            gc.enable()
 
 
 def status_per_document(items: Sequence[StatusItem]) -> float:
     """The monitor's status-index recomputation (statusaudit.py, chunks of CHUNK entries into a fresh index file),
     CPU seconds per document, under the status process's collector policy. `items` are entries 0, 1, … each
     naming a document."""
-    with tempfile.TemporaryDirectory(prefix="monitor-bounds-") as tmp, status_process_collector() as survivors:
+    with tempfile.TemporaryDirectory(prefix="monitor-bounds-") as tmp, status_process_collector() as collector:
         audit = StatusAudit(Path(tmp) / "state.db", "bench")
         started = time.process_time()
         try:
@@ -113,7 +116,7 @@ def status_per_document(items: Sequence[StatusItem]) -> float:
                 chunk = items[first : first + CHUNK]
                 if audit.chunk_items(chunk, first, first + len(chunk), frozenset()):
                     raise AssertionError("a finding in an honest index")
-                survivors.after_update(True)
+                collector.after_update(True)
             if audit.record(items[-1][2])[1] != len(items):
                 raise AssertionError("the index did not take every document")
         finally:
@@ -131,7 +134,7 @@ def status_at_size(size: int, timed_chunks: int = 3, build_chunk: int = 100_000)
     long audit pays per document at that size (`status_per_document` is the mean from an empty index)."""
     rng = random.Random(size)
     built = size - timed_documents(size, timed_chunks)
-    with tempfile.TemporaryDirectory(prefix="monitor-bounds-") as tmp, status_process_collector() as survivors:
+    with tempfile.TemporaryDirectory(prefix="monitor-bounds-") as tmp, status_process_collector() as collector:
         audit = StatusAudit(Path(tmp) / "state.db", "bench")
         try:
             for first in range(0, built, build_chunk):
@@ -139,14 +142,14 @@ def status_at_size(size: int, timed_chunks: int = 3, build_chunk: int = 100_000)
                 audit.chunk_items(
                     [(first + i, "issue", rng.randbytes(32)) for i in range(count)], first, first + count, frozenset()
                 )
-                survivors.after_update(True)
+                collector.after_update(True)
             items: list[StatusItem] = [(built + i, "issue", rng.randbytes(32)) for i in range(size - built)]
             started = time.process_time()
             for first in range(0, len(items), CHUNK):
                 chunk = items[first : first + CHUNK]
                 if audit.chunk_items(chunk, built + first, built + first + len(chunk), frozenset()):
                     raise AssertionError("a finding in an honest index")
-                survivors.after_update(True)
+                collector.after_update(True)
             audit.close()  # timed: it writes the pages the updates journaled since the last fold
             return (time.process_time() - started) / len(items)
         finally:

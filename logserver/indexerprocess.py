@@ -41,7 +41,7 @@ from logserver.statusindexer import (
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.errors import TlogError
-from tlogcore.gcpause import FrozenSurvivors
+from tlogcore.gcpause import CollectorAtRest
 from witness.processes import exit_with_parent
 from witness.workerprocess import WorkerProcess
 
@@ -53,7 +53,7 @@ CHILD_POOL = 2  # PostgreSQL connections of the child's log storage (it reads en
 # round), which no longer reaches the sequencer. SQLite keeps 20,000: one update is one write transaction, and
 # the sequencer's commits wait for it.
 STEP = {"postgresql": 50_000, "sqlite": 20_000}
-# Updates between the child's full collections (tlogcore/gcpause.py FrozenSurvivors), made once it is caught up: a
+# Updates between the child's full collections (tlogcore/gcpause.py CollectorAtRest), made once it is caught up: a
 # full collection walks the kept top (about a million objects at 10^6), so not after every small update.
 COLLECT_EVERY = 256
 
@@ -80,13 +80,13 @@ class IndexerSettings:
 
 class IndexWorker:
     """The child: an `IndexUpdater` on an event loop of its own, one request at a time (`__call__`). Its collector
-    never walks what an update leaves (`FrozenSurvivors`)."""
+    runs only at rest (`CollectorAtRest`), never over what an update leaves."""
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, updater: IndexUpdater, collect_every: int = COLLECT_EVERY
     ) -> None:
         self._loop, self._updater = loop, updater
-        self._survivors = FrozenSurvivors(collect_every)
+        self._collector = CollectorAtRest(collect_every)
 
     @classmethod
     def open(cls, settings: IndexerSettings, collect_every: int = COLLECT_EVERY) -> "IndexWorker":
@@ -111,9 +111,9 @@ class IndexWorker:
         except (StorageError, TlogError, OSError) as exc:  # answered, not raised: a raise would end the child
             answer = Failed(str(exc))
         if request[0] == "prune":  # the end of a cycle: the index covers the log
-            self._survivors.at_rest()
+            self._collector.at_rest()
         else:
-            self._survivors.after_update(isinstance(answer, Advanced))
+            self._collector.after_update(isinstance(answer, Advanced))
         return answer
 
     async def _answer(self, request: tuple[Any, ...]) -> Advanced | None:

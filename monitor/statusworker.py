@@ -12,8 +12,8 @@ What crosses the process boundary is small: the chunk's `StatusItem`s (index, ki
 findings (rare). The rows of chunk k are committed before chunk k is (entryaudit.py awaits the findings first), so
 the crash rule of statusaudit.py holds unchanged.
 
-Its collector never walks what a chunk leaves (the top of the tree it keeps: tlogcore/gcpause.py FrozenSurvivors,
-as in the log's indexer process); cyclic garbage is collected when a round ends (`close_index`).
+Its collector runs only at rest, never over what a chunk leaves (the top of the tree it keeps: tlogcore/gcpause.py
+CollectorAtRest, as in the log's indexer process): a full collection when a round ends (`close_index`).
 """
 
 import asyncio
@@ -28,18 +28,18 @@ from monitor.processes import exit_with
 from monitor.state import StateError
 from monitor.statusaudit import Finding, StatusAudit, StatusItem
 from tlogcore.errors import TlogError
-from tlogcore.gcpause import FrozenSurvivors
+from tlogcore.gcpause import CollectorAtRest
 
 _OPEN: dict[tuple[str, str], StatusAudit] = {}  # this process's open indexes, by (state file, origin)
-_SURVIVORS: list[FrozenSurvivors] = []  # in the status process only (`start_status_process`), not the main one
-COLLECT_EVERY = 64  # chunks between full collections, made at a round's end (FrozenSurvivors)
+_COLLECTOR: list[CollectorAtRest] = []  # in the status process only (`start_status_process`), not the main one
+COLLECT_EVERY = 64  # chunks between full collections, made at a round's end (CollectorAtRest)
 
 
 def start_status_process(monitor: int) -> None:
-    """The status process's initializer (commands.py): it exits with the monitor, and keeps its collector off
-    what the chunks leave."""
+    """The status process's initializer (commands.py): it exits with the monitor, and its collector runs only at
+    rest."""
     exit_with(monitor)
-    _SURVIVORS.append(FrozenSurvivors(COLLECT_EVERY))
+    _COLLECTOR.append(CollectorAtRest(COLLECT_EVERY))
 
 
 def audit_chunk(
@@ -51,8 +51,8 @@ def audit_chunk(
         if audit is None:
             audit = _OPEN[(state, origin)] = StatusAudit(Path(state), origin)
         findings = audit.chunk_items(items, span[0], span[1], registry_keys)
-        for survivors in _SURVIVORS:
-            survivors.after_update(True)
+        for collector in _COLLECTOR:
+            collector.after_update(True)
         return findings
     except sqlite3.Error as exc:
         close_index(state, origin, fold=False)
@@ -70,8 +70,8 @@ def close_index(state: str, origin: str, fold: bool = True) -> None:
         if audit is not None:
             audit.close(fold)
     finally:
-        for survivors in _SURVIVORS:
-            survivors.at_rest()
+        for collector in _COLLECTOR:
+            collector.at_rest()
 
 
 class StatusRunner:

@@ -27,33 +27,37 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-class FrozenSurvivors:
+class CollectorAtRest:
     """The collector's policy in a process whose work is index updates alone: the log's indexer process
-    (logserver/indexerprocess.py) and the monitor's status process (monitor/statusworker.py). What outlives an
-    update (the kept top of the tree, the next update already prepared: about a million objects per 50,000
-    documents) is frozen at its end, out of the collector's sight; reference counting still frees it when it goes.
-    Left in the youngest generation, it was all walked by the collection that followed each update, to find
-    nothing: collected 0 in each of 17 updates of 50,000 at 10^6, 0.23-0.34 s apiece, about a tenth of the
-    process's time (gc.callbacks; a 4·10^6 youngest threshold instead made one pause of 2.8 s). Freezing costs
-    nothing (the generations are spliced, not walked). Cyclic garbage made meanwhile would stay frozen with it: once
-    `collect_every` updates have been made, the next time the process is at rest (caught up with the log, or at
-    the end of a monitor's round) everything is unfrozen and collected once."""
+    (logserver/indexerprocess.py) and the monitor's status process (monitor/statusworker.py). No automatic
+    collection: a full one once `collect_every` updates have been made, when the process is next at rest (caught up
+    with the log, or at the end of a monitor's round), or after four times as many if it never rests.
+
+    Why: what outlives an update (the kept top of the tree, the next update already prepared: about a million
+    objects per 50,000 documents) was all walked by the collection that followed each update (the first allocation
+    after `paused_gc` gives the collector back), to find nothing: collected 0 in each of 17 updates of 50,000 at
+    10^6, 0.23-0.34 s apiece, about a tenth of the process's time (gc.callbacks). A 4·10^6 youngest threshold
+    instead made one pause of 2.8 s. None of an update's objects is in a cycle (gcpause's first rule); what cyclic
+    garbage the rest of the process makes (its event loop, its connections) waits for the next full collection."""
 
     def __init__(self, collect_every: int) -> None:
         self.collect_every = collect_every
         self._updates = 0  # since the last full collection
+        gc.disable()
         gc.collect()
         gc.freeze()  # what start-up made (modules, connections), as the server's own start-up does
 
     def after_update(self, made: bool) -> None:
         """After a request that may have made an update (`made`: it did)."""
         self._updates += made
-        gc.freeze()
+        if self._updates >= 4 * self.collect_every:
+            self._collect()
 
     def at_rest(self) -> None:
         """After the process caught up: the full collection, if due."""
         if self._updates >= self.collect_every:
-            gc.unfreeze()
-            gc.collect()
-            self._updates = 0
-        gc.freeze()
+            self._collect()
+
+    def _collect(self) -> None:
+        gc.collect()
+        self._updates = 0
