@@ -24,6 +24,7 @@ class Cycle:
 
 
 def cyclic_garbage() -> "weakref.ref[Cycle]":
+    """Only a collection frees it (tests/test_index_collector.py too)."""
     cycle = Cycle()
     cycle.me = cycle
     return weakref.ref(cycle)

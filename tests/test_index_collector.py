@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import weakref
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from logserver.statusindexer import KEEP_FROM, Advanced
 from monitor import statusworker
 from monitor.statusworker import audit_chunk, close_index, start_status_process
 from tests.api_helpers import ISSUER, REGISTRY_KEY, statement
+from tests.test_gcpause import cyclic_garbage
 from tests.test_statusstore import Parts, doc, log, run_engine
 from tlogcore.statement import ISSUE, ISSUER_ADD
 
@@ -61,17 +61,6 @@ def collections_made() -> Iterator[list[dict[str, int]]]:
         gc.callbacks.remove(record)
 
 
-class Cycle:
-    me: "Cycle"
-
-
-def made() -> "weakref.ref[Cycle]":
-    """Cyclic garbage: only a collection frees it."""
-    cycle = Cycle()
-    cycle.me = cycle
-    return weakref.ref(cycle)
-
-
 def logged_documents(tmp_path: Path, request: pytest.FixtureRequest, count: int, then: Any) -> None:
     """A log of `count` issued documents, then `then(data)` in a thread (the worker's own loop)."""
 
@@ -106,7 +95,7 @@ def test_cyclic_garbage_frozen_with_an_update_is_collected_once_the_indexer_is_a
     def update(data: Path) -> None:
         worker = worker_on(data, collect_every=1)
         try:
-            cycle = made()
+            cycle = cyclic_garbage()
             assert isinstance(worker(("advance", 0)), Advanced)
             assert cycle() is not None  # garbage, but no collection has run
             assert worker(("advance", None)) is None
@@ -128,7 +117,7 @@ def test_the_monitors_status_process_keeps_its_collector_off_what_a_chunk_leaves
     statusworker._COLLECTOR[0].collect_every = 2
     state = str(tmp_path / "monitor.db")
     try:
-        cycle = made()
+        cycle = cyclic_garbage()
         with collections_made() as collections:
             for first in (0, 3000):
                 documents = [(first + index, "issue", doc(first + index)) for index in range(3000)]
