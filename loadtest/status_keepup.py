@@ -175,6 +175,8 @@ class Paced:
     cpu_seconds: float
     cpu_what: str  # whose CPU `cpu_seconds` counts
     loop_cpu_seconds: float | None = None  # of it, the event loop's thread (in-process: one core at most)
+    cpu_parts: tuple[float, ...] | None = None  # in-process: this process, the database server, the indexer's
+    database_kinds: dict[str, float] = field(default_factory=dict)  # in-process: PostgreSQL's CPU by kind
 
     def report(self, engine: str) -> list[str]:
         accepted = self.done.accepted
@@ -185,11 +187,33 @@ class Paced:
             f"  refused requests (not counted as submitted): {len(self.done.refused)}"
             + "".join(f"; {what} x{count}" for what, count in sorted(collections.Counter(self.done.refused).items())),
             f"  CPU per entry ({self.cpu_what}{', PostgreSQL' if engine == 'postgresql' else ''}; until the index "
-            f"covers the last entry): {self.cpu_seconds / max(accepted, 1) * 1e6:,.0f} us" + self.loop_share(),
+            f"covers the last entry): {self.cpu_seconds / max(accepted, 1) * 1e6:,.0f} us"
+            + self.loop_share()
+            + self.parts_share(),
+            *self.database_share(),
             lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.done.seconds),
             lag_line("lag, /metrics gauge", self.samples.points, self.done.seconds),
             f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
         ]
+
+    def parts_share(self) -> str:
+        """In-process: who spent it (the machine's 2 cores are shared by the three)."""
+        if self.cpu_parts is None:
+            return ""
+        wall = self.done.seconds + self.settle_seconds
+        named = zip(("this process", "the database server", "the indexer's process"), self.cpu_parts, strict=True)
+        return "; " + ", ".join(
+            f"{who} {cpu / max(self.done.accepted, 1) * 1e6:,.0f} us ({cpu / wall:.2f} of a core)" for who, cpu in named
+        )
+
+    def database_share(self) -> list[str]:
+        """PostgreSQL's share by kind of process, biggest first, per entry (in-process runs on PostgreSQL)."""
+        if not self.database_kinds:
+            return []
+        kinds = sorted(self.database_kinds.items(), key=lambda kind: -kind[1])
+        per_entry = 1e6 / max(self.done.accepted, 1)
+        shares = ", ".join(f"{kind} {cpu * per_entry:,.0f} us" for kind, cpu in kinds)
+        return [f"    of the database server's: {shares}"]
 
     def loop_share(self) -> str:
         """The event loop's thread runs the sequencer's and the indexer's Python (one GIL): at most one core."""

@@ -50,10 +50,20 @@ def served_in_process(engine: Engine, preload: Preload, phases: Sequence[Phase])
     return uvloop.run(_served(engine, preload, phases))
 
 
-def cpu_now(engine: Engine, indexer: IndexerProcess | None = None) -> float:
-    """This process's CPU seconds, the database server's and the indexer process's (logserver/indexerprocess.py)."""
+def cpu_parts(engine: Engine, indexer: IndexerProcess | None = None) -> tuple[float, float, float]:
+    """CPU seconds of this process, of the database server and of the indexer's process (indexerprocess.py)."""
     pid = indexer.pid if indexer is not None else None  # none before the indexer's first cycle
-    return time.process_time() + engine.server_cpu() + (process_cpu_seconds(pid) if pid is not None else 0.0)
+    return time.process_time(), engine.server_cpu(), process_cpu_seconds(pid) if pid is not None else 0.0
+
+
+def database_cpu(engine: Engine) -> dict[str, float]:
+    """PostgreSQL's CPU seconds by kind of process (its backends, autovacuum, checkpointer...); {} for SQLite."""
+    cluster = getattr(engine, "cluster", None)
+    return cluster.cpu_by_kind() if cluster is not None else {}
+
+
+def cpu_now(engine: Engine, indexer: IndexerProcess | None = None) -> float:
+    return sum(cpu_parts(engine, indexer))
 
 
 async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> list[Paced]:
@@ -147,14 +157,18 @@ async def paced_phase(
     batches: Sequence[list[Submission]],
     rate: float,
 ) -> Paced:
-    samples, cpu, started = Samples(), cpu_now(engine, indexer), time.perf_counter()
+    samples, started = Samples(), time.perf_counter()
+    parts: tuple[float, ...] = cpu_parts(engine, indexer)
+    kinds = database_cpu(engine)
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
     try:
         done = await paced_submit(sequencer, batches, rate)
         settle = await covered(sequencer, indexer, done.end, SETTLE_LIMIT)
-        cpu = cpu_now(engine, indexer) - cpu  # until the index covers the last entry: its indexing counts
+        # until the index covers the last entry: its indexing counts
+        parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexer), parts, strict=True))
+        kinds = {kind: cpu - kinds.get(kind, 0.0) for kind, cpu in database_cpu(engine).items()}
         loop_cpu = time.thread_time() - loop_cpu
     finally:
         await cancel_and_wait([sampler])
-    return Paced(rate, done, samples, settle, cpu, PROCESS_CPU, loop_cpu)
+    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds)

@@ -38,7 +38,7 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, logged_document, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan
-from tlogcore.statusindex_pages import Page
+from tlogcore.statusindex_pages import STRIDE, Page
 from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
 
@@ -124,9 +124,11 @@ class UpperLevels:
         # Below the kept levels a page per path per round; with no top kept, a path is about log2(size) + 2
         # deep: its pages that far down are asked in the first round (as PathPlan's first window asks).
         ahead = 0 if self._version == version else version.bit_length() + 4
+        held = self._version == version and pages.version == version
         if pages.version == version:
             pages.pages.update(self._pages)
-        update = PageUpdate(entries, pages.pages)
+        # With the top held, the walk starts below it (every page starting at depth <= self._depth is held).
+        update = PageUpdate(entries, pages.pages, held_above=(self._depth // STRIDE + 1) * STRIDE if held else 0)
         while wanted := update.wanted(ahead):
             update.supply(await self._store.read_pages(wanted, version, pages))
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds

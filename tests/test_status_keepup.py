@@ -76,3 +76,6 @@ def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(
     assert not math.isnan(fast.settle_seconds) and not math.isnan(slow.settle_seconds)
     assert fast.samples.direct and all(lag >= 0 for _, lag in fast.samples.direct)
     assert any("no HTTP, no signature checks" in line for line in fast.report("sqlite"))
+    # the CPU split: the indexer's process did the indexing (its own CPU, beside this process's)
+    assert fast.cpu_parts is not None and fast.cpu_parts[0] > 0 and fast.cpu_parts[2] > 0
+    assert any("the indexer's process" in line for line in fast.report("sqlite"))

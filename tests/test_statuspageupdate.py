@@ -62,9 +62,9 @@ def reference(rows: Rows, entries: Entries) -> tuple[bytes, dict[bytes, bytes]]:
 
 
 def paged(
-    rows: Rows, entries: Entries, held: dict[NodeId, Page] | None = None, ahead: int = 0
+    rows: Rows, entries: Entries, held: dict[NodeId, Page] | None = None, ahead: int = 0, held_above: int = 0
 ) -> tuple[bytes, dict[bytes, bytes]]:
-    update = PageUpdate(entries, dict(held or {}))
+    update = PageUpdate(entries, dict(held or {}), held_above=held_above)
     for _ in range(70):  # at most one round per page of a 256-deep path
         wanted = update.wanted(ahead)
         if not wanted:
@@ -137,6 +137,34 @@ def test_pages_already_held_are_not_read_again() -> None:
     assert paged(rows, entries, held=top) == expected
     update = PageUpdate(entries, dict(top))
     assert (0, 0) not in update.wanted()
+
+
+def held_top(rows: Rows, above: int) -> dict[NodeId, Page]:
+    """Every stored page starting above depth `above`, as an indexer keeps its top (UpperLevels)."""
+    return {page: scan_page(page[0], data) for page, data in ((page_of_bytes(b), d) for b, d in rows.rows.items())
+            if page[0] < above}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_with_the_top_held_the_walk_starts_below_it_and_finds_what_the_walk_from_the_root_finds(seed: int) -> None:
+    """held_above: the frontier found key by key from the held page just above (paths ending above it, at a leaf,
+    an EMPTY side or a page with no row) is the one the walk from the root finds, and the update is the
+    reference's, byte for byte; for documents new and already indexed (a leaf moving down, a record growing)."""
+    rng, rows = random.Random(40 + seed), Rows()
+    known = [rng.randbytes(32) for _ in range(rng.choice((30, 700, 4000)))]
+    both(rows, [(i, ISSUE, key) for i, key in enumerate(known)])
+    again = rng.sample(known, 20)
+    near = [key[:2] + rng.randbytes(30) for key in rng.sample(known, 20)]  # sharing a path with a stored leaf
+    entries = [(9000 + i, REVOKE if i % 3 else ISSUE, key) for i, key in enumerate(again + near)]
+    entries += [(9100 + i, ISSUE, rng.randbytes(32)) for i in range(rng.choice((1, 50, 600)))]
+    expected = reference(rows, entries)
+    for above in (4, 8, 12, 16):
+        top = held_top(rows, above)
+        walked, started = PageUpdate(entries, dict(top)), PageUpdate(entries, dict(top), held_above=above)
+        assert started.wanted() == walked.wanted()
+        assert paged(rows, entries, held=top, held_above=above) == expected
+        started = PageUpdate(entries, dict(top), held_above=above)
+        assert all(depth >= above for depth, _ in started.wanted())  # nothing above it is asked
 
 
 def test_with_every_page_held_nothing_is_read_and_a_page_lacking_after_all_is_an_error() -> None:
