@@ -191,7 +191,9 @@ class StatusAudit:
         self, entries: list[tuple[int, str, bytes]], size: int, ahead: int, held_all: bool = False
     ) -> tuple[bytes, dict[NodeId, Page]]:
         """The entries added to the pages held (those missing read from the file): the new root and changed pages."""
-        update = PageUpdate(entries, self._held.pages, held_all)
+        # With the top held whole (the pages starting at depth <= UPPER_DEPTH - 3), the read plan starts below it.
+        held_above = (UPPER_DEPTH // STRIDE + 1) * STRIDE if self._held.upper else 0
+        update = PageUpdate(entries, self._held.pages, held_all, held_above)
         reads = PageSet(size)
         reads.pages = self._held.pages  # the update's own page dict: what is read stays held
         while wanted := update.wanted(ahead):

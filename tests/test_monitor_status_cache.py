@@ -62,3 +62,28 @@ def test_chunks_through_one_open_index_reach_the_root_computed_from_scratch(tmp_
             assert fresh.record(document) == (expected.record(document), start)
     finally:
         fresh.close()
+
+
+def test_a_reopened_index_holding_its_top_reads_below_it_and_reaches_the_root_computed_from_scratch(
+    tmp_path: Path,
+) -> None:
+    """Reopened over stored pages (not all held), a big chunk loads the top whole and the read plan starts below
+    it (PageUpdate held_above): chunk after chunk, the root is the one computed from scratch."""
+    rng = random.Random(23)
+    documents: list[bytes] = []
+    state = tmp_path / "state.db"
+    seen: dict[int, Any] = {}
+    start = 0
+    for sizes in ([6000], [CACHE_FROM + 50, CACHE_FROM * 3, 30]):  # built from empty, then reopened
+        audit = StatusAudit(state, "log.example/a")
+        try:
+            for count in sizes:
+                chunk = statements(start, count, documents, rng)
+                seen |= chunk
+                assert audit.chunk([b"not an index root"] * count, chunk, start, frozenset()) == []
+                start += count
+                head = audit._head(0)
+                assert head is not None and (head.size, head.root) == (start, from_scratch(seen).root_hash())
+            assert audit._held.upper == (sizes[0] != 6000)  # the reopened one held its top, whole
+        finally:
+            audit.close()
