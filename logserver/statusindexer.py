@@ -38,7 +38,7 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, logged_document, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan
-from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statusindex_pages import Page, first_depth_below
 from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
 
@@ -128,7 +128,7 @@ class UpperLevels:
         if pages.version == version:
             pages.pages.update(self._pages)
         # With the top held, the walk starts below it (every page starting at depth <= self._depth is held).
-        update = PageUpdate(entries, pages.pages, held_above=(self._depth // STRIDE + 1) * STRIDE if held else 0)
+        update = PageUpdate(entries, pages.pages, held_above=first_depth_below(self._depth) if held else 0)
         while wanted := update.wanted(ahead):
             update.supply(await self._store.read_pages(wanted, version, pages))
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds

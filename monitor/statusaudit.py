@@ -54,7 +54,7 @@ from tlogcore.indexroot import parse_index_root
 from tlogcore.statement import DOCUMENT_KINDS, ISSUE, Statement
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan
-from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statusindex_pages import STRIDE, Page, first_depth_below
 from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
 from tlogcore.statusrecord import StatusRecord, new_record
@@ -192,7 +192,7 @@ class StatusAudit:
     ) -> tuple[bytes, dict[NodeId, Page]]:
         """The entries added to the pages held (those missing read from the file): the new root and changed pages."""
         # With the top held whole (the pages starting at depth <= UPPER_DEPTH - 3), the read plan starts below it.
-        held_above = (UPPER_DEPTH // STRIDE + 1) * STRIDE if self._held.upper else 0
+        held_above = first_depth_below(UPPER_DEPTH) if self._held.upper else 0
         update = PageUpdate(entries, self._held.pages, held_all, held_above)
         reads = PageSet(size)
         reads.pages = self._held.pages  # the update's own page dict: what is read stays held

@@ -165,6 +165,8 @@ def test_with_the_top_held_the_walk_starts_below_it_and_finds_what_the_walk_from
         assert paged(rows, entries, held=top, held_above=above) == expected
         started = PageUpdate(entries, dict(top), held_above=above)
         assert all(depth >= above for depth, _ in started.wanted())  # nothing above it is asked
+    with pytest.raises(ValueError, match="no page starts at that depth"):
+        PageUpdate(entries, {}, held_above=18)
 
 
 def test_with_every_page_held_nothing_is_read_and_a_page_lacking_after_all_is_an_error() -> None:

@@ -42,6 +42,12 @@ _MASKS = 4
 _OFFSETS = range(_MASKS, _MASKS + 2 * HASH_SIZE * len(POSITIONS), 2 * HASH_SIZE)  # of a page's interior nodes
 
 
+def first_depth_below(depth: int) -> int:
+    """The depth of the first page starting below `depth`: for a reader holding every page that holds a node at
+    `depth` or above (PageUpdate's `held_above`)."""
+    return (depth // STRIDE + 1) * STRIDE
+
+
 def page_of(node: NodeId) -> NodeId:
     """The id of the page holding `node`: its ancestor at the nearest depth above that is a multiple of STRIDE."""
     depth, prefix = node

@@ -69,7 +69,9 @@ class PageUpdate:
         self._records = [record_bytes(*added[key]) for key in self._keys]
         self.pages = pages
         self._frontier: list[Task] = [] if held_all else [(0, 0, 0, len(self._keys))]  # the root's page is read
-        if STRIDE <= held_above <= KEY_BITS and not held_all:
+        if held_above % STRIDE or not 0 <= held_above <= KEY_BITS:
+            raise ValueError(f"held_above {held_above}: no page starts at that depth")
+        if held_above and not held_all:
             self._frontier = self._frontier_below(held_above)
         self.written: dict[NodeId, Page] = {}
         self.hashes = 0  # SHA-256 calls made by `apply`
