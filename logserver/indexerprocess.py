@@ -9,12 +9,14 @@ even mid-update). The server keeps what needs the sequencer or the registry key,
 each version's root in the log (`IndexRootLogger`) and publishes the lag.
 
 The server drives. `advance`: the child commits the next version and answers it (None once the index covers the
-log); the server sends the next `advance` before it logs the answer's root, so the child computes version k + 1
-while the sequencer logs version k's statement (two links of the chain overlapped). Roots are logged in the order
-the versions were committed. A child that fails or dies is stopped and a new one started at the next cycle (a
-failure on the server's side, e.g. the sequencer refusing a root, keeps the child). A crash of either process
-leaves the index as `StatusIndexer` leaves it (a version whole or not at all; a version committed but not yet
-stated is stated at the next cycle's start).
+log) as soon as it is committed, version k + 1 being made meanwhile from the rows before it (`overlap`). The
+server sends the next `advance` before it logs the answer's root, so the child goes on computing version k + 1
+while the sequencer logs version k's statement (§11 "Twelfth round": the answer once waited for version k + 1 to
+be made, so each root was stated an update late). Roots are logged in the order the versions were committed. A
+child that fails or dies is stopped and a new one started at the next cycle (a failure on the server's side, e.g.
+the sequencer refusing a root, keeps the child). A crash of either process leaves the index as `StatusIndexer`
+leaves it (a version whole or not at all; a version committed but not yet stated is stated at the next cycle's
+start).
 """
 
 import asyncio
@@ -52,7 +54,7 @@ CHILD_POOL = 2  # PostgreSQL connections of the child's log storage (it reads en
 # in one process they were held to 20,000 by the event-loop pause an update made (1.1 s at 50,000, §11 eighth
 # round), which no longer reaches the sequencer. SQLite keeps 20,000: one update is one write transaction, and
 # the sequencer's commits wait for it.
-STEP = {"postgresql": 50_000, "sqlite": 20_000}
+STEP = {"postgresql": 150_000, "sqlite": 20_000}
 # Updates between the child's full collections (tlogcore/gcpause.py CollectorAtRest), made once it is caught up. A
 # full collection walks the kept top: 0.8-2.1 s at 10^6, collecting nothing (gc.callbacks, status-proofs.md §11
 # "Tenth round"); at 4 cycles a second with an update each, 2,048 updates are about 8.5 minutes (under 0.5 %).
@@ -101,6 +103,7 @@ class IndexWorker:
     def close(self) -> None:
         """Close its connections and loop (the child needs not: it exits at end of file; a caller running a worker
         in its own process does)."""
+        self._loop.run_until_complete(self._updater.close())
         self._loop.run_until_complete(self._updater.store.close())
         self._loop.run_until_complete(self._updater.storage.close())
         self._loop.close()

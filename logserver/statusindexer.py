@@ -197,14 +197,15 @@ class IndexUpdater:
     max_entries_per_step: int = field(default_factory=lambda: MAX_ENTRIES_PER_STEP)  # read when made (tests set it)
     _upper: UpperLevels | None = None
     overlap: bool = False  # prepare the next update while one commits (the indexer's own process)
-    _prepared: "Prepared | None" = None  # the next update, applied, not committed
+    _following: "asyncio.Task[Prepared | None] | None" = None  # the next update, being made or made, not committed
 
     async def advance(self) -> Advanced | None:
         """One update if the log has grown, committed but not yet stated in the log (the caller logs its root
         when `stated`: `IndexRootLogger`); None if the index did not advance. With `overlap`, the next update is
-        prepared while this one commits (`_prepare_following`) and committed by the next call."""
+        prepared while this one commits (`_prepare_following`), goes on being prepared after this call returns
+        (the caller states this root meanwhile, §11 "Twelfth round"), and is committed by the next call."""
+        prepared = await self._take_following()
         head, log_from = await self.store.head(), await self.store.log_roots_from()
-        prepared, self._prepared = self._prepared, None
         with paused_gc():  # gcpause.py: a fifth of the update's CPU otherwise
             if prepared is not None and not prepared.builds_on(head):
                 prepared = None  # made over a head that another writer has moved since
@@ -219,10 +220,22 @@ class IndexUpdater:
             except BaseException:
                 await cancel_and_wait([following] if following else [])
                 raise
-            if following is not None:
-                self._prepared = await following
+            self._following = following  # not awaited here: this root is stated while the next one is made
         # a rebuild states no size below one already stated (the monitor's rule)
         return Advanced(prepared.new, prepared.new.size >= log_from)
+
+    async def _take_following(self) -> "Prepared | None":
+        """The update the previous call left being made, once made (None if there is none or it failed)."""
+        following, self._following = self._following, None
+        if following is None:
+            return None
+        with paused_gc():
+            return await following
+
+    async def close(self) -> None:
+        """Stop making the next update (nothing of it is stored; a new updater makes it again)."""
+        following, self._following = self._following, None
+        await cancel_and_wait([following] if following else [])
 
     async def _prepare(self, base: IndexVersion | None, in_flight: dict[NodeId, Page] | None = None) -> Prepared | None:
         """The entries after `base` (a step at most) applied over it, not committed; None if the log holds none or

@@ -186,7 +186,8 @@ async def advance_all(updater: IndexUpdater, storage: Storage, versions: list[In
     while (advanced := await updater.advance()) is not None:
         await log_root_is_the_logs(storage, advanced.version)
         versions.append(advanced.version)
-        overlapped += updater._prepared is not None
+        following = updater._following  # the next update, being made while this root is checked
+        overlapped += following is not None and await following is not None
     return overlapped
 
 
@@ -216,12 +217,57 @@ def test_the_next_update_made_while_one_commits_gives_the_logs_roots(
         assert len(versions) >= 10
         assert store.read_in_flight >= 5  # pages read at the version being committed, before it landed
         await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(400, 500)))
-        assert await updater.advance() is not None and updater._prepared is not None  # one prepared
+        assert await updater.advance() is not None and updater._following is not None  # one being made
+        assert await updater._following is not None
         other = IndexUpdater(storage, store)  # another writer (a restarted indexer) moves the head
         assert (await other.advance()) is not None
         await advance_all(updater, storage, versions)  # the prepared one dropped; the roots still the log's
         head = await store.head()
         assert head is not None and head.size == (await storage.head()).size  # type: ignore[union-attr]
+
+    run_engine(engine, tmp_path, request, body)
+
+
+class GatedStorage:
+    """The real log storage, its entries from `gated` on held back until `gate` is set: the next update cannot
+    be made until the test lets it."""
+
+    def __init__(self, storage: Storage, gated: int) -> None:
+        self._storage, self._gated, self.gate = storage, gated, asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._storage, name)
+
+    async def get_entries(self, start: int, end: int) -> Any:
+        if start >= self._gated:
+            await self.gate.wait()
+        return await self._storage.get_entries(start, end)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_version_is_answered_once_committed_while_the_next_one_is_still_being_made(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """With `overlap`, `advance` answers version k as soon as it is committed, so that its root is stated while
+    version k + 1 is made (the answer once waited for k + 1 to be made: each root stated an update late, §11
+    "Twelfth round"). Here k + 1 cannot be made until the test lets it; version k's root is logged meanwhile."""
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, _ = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(80)))
+        gated = GatedStorage(storage, 41)  # the first step is [0, 41): the registry statement and 40 documents
+        updater = IndexUpdater(gated, store, keep_upper_from=1, max_entries_per_step=41, overlap=True)
+        first = await asyncio.wait_for(updater.advance(), 10)  # before: waited for the gated update, timed out
+        assert first is not None and first.version.size == 41
+        assert updater._following is not None and not updater._following.done()  # k + 1 still being made
+        await IndexRootLogger(store, REGISTRY_KEY, ORIGIN, logged_by(sequencer)).log(first.version)
+        await log_root_is_the_logs(storage, first.version)
+        gated.gate.set()
+        second = await asyncio.wait_for(updater.advance(), 10)
+        assert second is not None and second.version.size == 81
+        await log_root_is_the_logs(storage, second.version)
+        await updater.close()
 
     run_engine(engine, tmp_path, request, body)
 
