@@ -204,9 +204,10 @@ class IndexUpdater:
         when `stated`: `IndexRootLogger`); None if the index did not advance. With `overlap`, the next update is
         prepared while this one commits (`_prepare_following`), goes on being prepared after this call returns
         (the caller states this root meanwhile, §11 "Twelfth round"), and is committed by the next call."""
-        prepared = await self._take_following()
-        head, log_from = await self.store.head(), await self.store.log_roots_from()
         with paused_gc():  # gcpause.py: a fifth of the update's CPU otherwise
+            following, self._following = self._following, None
+            prepared = await following if following is not None else None  # made while the caller stated a root
+            head, log_from = await self.store.head(), await self.store.log_roots_from()
             if prepared is not None and not prepared.builds_on(head):
                 prepared = None  # made over a head that another writer has moved since
                 self._forget_upper()  # its kept pages are that update's, not the head's
@@ -223,14 +224,6 @@ class IndexUpdater:
             self._following = following  # not awaited here: this root is stated while the next one is made
         # a rebuild states no size below one already stated (the monitor's rule)
         return Advanced(prepared.new, prepared.new.size >= log_from)
-
-    async def _take_following(self) -> "Prepared | None":
-        """The update the previous call left being made, once made (None if there is none or it failed)."""
-        following, self._following = self._following, None
-        if following is None:
-            return None
-        with paused_gc():
-            return await following
 
     async def close(self) -> None:
         """Stop making the next update (nothing of it is stored; a new updater makes it again)."""
