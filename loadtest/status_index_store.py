@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from logserver.statusindexer import UpperLevels
+from logserver.statusindexer import UpperLevels, document_entries
 from logserver.statuspages import PagedNodes, encoded
-from logserver.statussteps import document_entries
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.gcpause import paused_gc
 from tlogcore.keys import Ed25519Signer

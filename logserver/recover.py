@@ -20,7 +20,7 @@ from pathlib import Path
 
 from logserver.keyguard import RecordFile, SignedRecord, TreeHead, verified_head
 from logserver.static_tiles import read_checkpoint_file
-from logserver.statussteps import is_index_root
+from logserver.statusindexer import is_index_root
 from logserver.storage import EntryRecord, Head, Storage
 from tlogcore import merkle
 from tlogcore.errors import TlogError

@@ -17,7 +17,6 @@ a new version (otherwise each statement would call for the next, one entry per s
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -25,17 +24,19 @@ from dataclasses import KW_ONLY, dataclass, field
 
 from logserver.metrics import Metrics
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
-from logserver.statussteps import Entry, ReadAhead, Step, read_ahead, read_step
 from logserver.statusstore import IndexVersion, StatusStore
 from logserver.storage import Storage, StorageError
 from logserver.tasks import cancel_and_wait
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
+from tlogcore.indexroot import HEADER as INDEX_ROOT_HEADER
 from tlogcore.indexroot import IndexRoot, parse_index_root, sign_index_root
 from tlogcore.keys import Ed25519Signer
+from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
+from tlogcore.statement import DOCUMENT_KINDS, logged_document, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan
 from tlogcore.statusindex_pages import Page, first_depth_below
 from tlogcore.statuspageset import PageSet
@@ -55,9 +56,32 @@ KEEP_FROM = 1024  # documents in one update from which the top is worth loading 
 # the sequencer's 5 s busy timeout (docs/status-proofs.md §11, "Seventh round"). One full step at 10^6 rewrites
 # about 45,000 pages: its commit then prunes nothing, the end of the cycle one version alone.
 PAGES_PER_WRITE = 50_000
+INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 # What a cycle may meet and retry at the next: storage down, a damaged row, and the sequencer refusing the
 # `index-root` statement (its pool full under load, or the lease lost). The last two once ended the indexer's task.
 UPDATE_FAILURES = (StorageError, TlogError, OSError, NotSequencingError, PoolFullError)
+
+
+def is_index_root(data: bytes) -> bool:
+    return data.startswith(INDEX_ROOT_PREFIX)
+
+
+def document_entries(datas: Sequence[bytes], first: int) -> tuple[list[tuple[int, str, bytes]], bool]:
+    """The (index, kind, document) of the issue and revoke statements among entries first, first+1, …, and
+    whether any entry is not an index-root statement (then the range calls for a new index version)."""
+    found, other = [], False
+    for offset, data in enumerate(datas):
+        if is_index_root(data) or is_log_key(data):  # neither names a document (a log-key: logkeys.py)
+            continue
+        other = True
+        document = logged_document(data)  # logged: parsed whole when it was submitted
+        if document is not None:
+            found.append((first + offset, *document))
+            continue
+        statement = parse_statement(data, check_signature=False)  # a registry statement (or never seen before)
+        if statement.kind in DOCUMENT_KINDS and statement.document is not None:
+            found.append((first + offset, statement.kind, statement.document))
+    return found, other
 
 
 async def read_plan(store: StatusStore, plan: PathPlan, version: int, pages: PageSet | None = None) -> PathPlan:
@@ -89,7 +113,7 @@ class UpperLevels:
         self._version: int | None = None
         self._pages: dict[NodeId, Page] = {}  # a commit rewrites these whole
 
-    async def update(self, entries: Sequence[Entry], version: int, pages: PageSet) -> PageUpdate:
+    async def update(self, entries: Sequence[tuple[int, str, bytes]], version: int, pages: PageSet) -> PageUpdate:
         """The update adding `entries` at `version` (the index head), every page it needs read; `pages` keeps
         the pages read (for the commit), the kept ones included (the commit does not read them again)."""
         if self._version != version:
@@ -147,7 +171,7 @@ class Prepared:
         """Whether `head` (read from storage) is the version it was made over."""
         if head is None or self.base is None:
             return head is None and self.base is None
-        return head.same_tree(self.base)
+        return (head.size, head.root) == (self.base.size, self.base.root)
 
 
 @dataclass
@@ -174,8 +198,6 @@ class IndexUpdater:
     _upper: UpperLevels | None = None
     overlap: bool = False  # prepare the next update while one commits (the indexer's own process)
     _following: "asyncio.Task[Prepared | None] | None" = None  # the next update, being made or made, not committed
-    _ahead: "asyncio.Task[ReadAhead | None] | None" = None  # the update after the one being applied, read ahead
-    _ahead_after: IndexVersion | None = None  # the version that update builds on, once applied
 
     async def advance(self) -> Advanced | None:
         """One update if the log has grown, committed but not yet stated in the log (the caller logs its root
@@ -198,7 +220,6 @@ class IndexUpdater:
                 await self._commit(prepared)
             except BaseException:
                 await cancel_and_wait([following] if following else [])
-                await self._drop_ahead()  # read for an update over one that may not have landed
                 raise
             self._following = following  # not awaited here: this root is stated while the next one is made
         # a rebuild states no size below one already stated (the monitor's rule)
@@ -208,58 +229,34 @@ class IndexUpdater:
         """Stop making the next update (nothing of it is stored; a new updater makes it again)."""
         following, self._following = self._following, None
         await cancel_and_wait([following] if following else [])
-        await self._drop_ahead()
-
-    async def _drop_ahead(self) -> None:
-        ahead, self._ahead, self._ahead_after = self._ahead, None, None
-        await cancel_and_wait([ahead] if ahead else [])
-
-    async def _step_after(self, base: IndexVersion | None) -> tuple[Step, dict[NodeId, Page]] | None:
-        """The entries of the update over `base`, and the pages read ahead for it (`_prepare` lays its pages in
-        flight over them): from the read-ahead if it was made for an update over `base` (the same size and root),
-        else read now, with no pages."""
-        ahead, after = self._ahead, self._ahead_after
-        if ahead is not None and base is not None and after is not None and after.same_tree(base):
-            self._ahead = self._ahead_after = None
-            with contextlib.suppress(StorageError, TlogError, OSError):  # then read again below
-                if (found := await ahead) is not None:
-                    return found.step, found.pages
-        await self._drop_ahead()
-        step = await read_step(self.storage, base.size if base else 0, self.max_entries_per_step)
-        return (step, {}) if step is not None else None
 
     async def _prepare(self, base: IndexVersion | None, in_flight: dict[NodeId, Page] | None = None) -> Prepared | None:
         """The entries after `base` (a step at most) applied over it, not committed; None if the log holds none or
         they name no document. `in_flight`: the pages `base`'s commit, not landed yet, writes. The kept top pages
-        move to the new version at once (`_commit` forgets them if the commit fails). With `overlap`, the update
-        after this one is read ahead while this one is applied (statussteps.py)."""
+        move to the new version at once (`_commit` forgets them if the commit fails)."""
         covered = base.size if base else 0
-        found = await self._step_after(base)
-        if found is None or not found[0].grows:
+        log_head = await self.storage.head()
+        end = min(log_head.size if log_head else 0, covered + self.max_entries_per_step)
+        if end <= covered:
             return None
-        step, read = found
+        # Parsing and hashing run in a thread: the event loop (sequencing, lookups) goes on meanwhile (§9).
+        entries, grows = await asyncio.to_thread(
+            document_entries, await self.storage.get_entries(covered, end), covered
+        )
+        if not grows:
+            return None
         upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from, self.upper_depth)
         try:
             pages = PageSet(covered)
-            pages.pages.update(read)  # read ahead as of `covered`, but for the pages in flight:
             pages.pages.update(in_flight or {})  # taken whole: reads at `covered` do not see them yet
-            update = await upper.update(step.entries, covered, pages)
-            if self.overlap and upper.holds(covered):  # the walk below the kept top needs it
-                below = first_depth_below(self.upper_depth)
-                ahead = read_ahead(
-                    self.storage, self.store, step, self.max_entries_per_step, pages.pages, below, in_flight
-                )
-                self._ahead = asyncio.create_task(ahead)
+            update = await upper.update(entries, covered, pages)
             root, written = await asyncio.to_thread(update.apply)
         except BaseException:
             upper.forget()  # read the top again next time
-            await self._drop_ahead()
             raise
         pages.made(written)
-        upper.committed(covered, step.end, pages)
-        new = IndexVersion(step.end, root, int(self.clock()))
-        self._ahead_after = new if self._ahead is not None else None
-        return Prepared(base, new, pages)
+        upper.committed(covered, end, pages)
+        return Prepared(base, IndexVersion(end, root, int(self.clock())), pages)
 
     async def _prepare_following(self, prepared: Prepared) -> Prepared | None:
         """The update after `prepared`, made while `prepared` commits: its pages are read at `prepared`'s

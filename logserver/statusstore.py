@@ -94,10 +94,6 @@ class IndexVersion:
     time: int  # POSIX seconds, as signed into its index-root statement
     entry: int | None = None  # the log index of its index-root statement, once logged
 
-    def same_tree(self, other: "IndexVersion") -> bool:
-        """Whether `other` is this version of the index, whoever made it (the same size and root)."""
-        return (self.size, self.root) == (other.size, other.root)
-
 
 class StatusStore(Protocol):
     async def head(self) -> IndexVersion | None:

@@ -13,7 +13,7 @@ import pytest
 
 from logserver.postgres import PostgresStorage
 from logserver.sqlite import SQLiteStorage
-from logserver.statussteps import document_entries, is_index_root
+from logserver.statusindexer import document_entries, is_index_root
 from logserver.statusstore import PostgresStatusStore, SQLiteStatusStore
 from tests.status_crash_child import STEPS
 from tlogcore.indexroot import parse_index_root

@@ -39,29 +39,6 @@ def raw_hash(raw: RawNode | None) -> bytes:
     return _sha256(NODE_PREFIX + body).digest()
 
 
-def frontier_below(bits: list[int], pages: Mapping[NodeId, Page], depth: int) -> list[Task]:
-    """The walk's tasks at `depth` for the sorted key `bits` when `pages` holds every stored page above it, found
-    key by key instead of by the walk's ~7 nodes per document through the top (§11 "Eleventh round"): a key's path
-    goes on below `depth` iff the node just above it, the held page's bottom node on the path, is interior with its
-    side not EMPTY (a stored node is on a path: the index never removes one). A page with no row, a leaf or a
-    missing node ends the path higher. If the rows were inconsistent, this reads a page too many or too few, and
-    `PageUpdate.apply`, which follows every node from the root, reports it. Keys sharing a path to `depth` make one
-    task."""
-    shift, mask = KEY_BITS - depth, (1 << (STRIDE - 1)) - 1
-    top = depth - STRIDE
-    starts: list[tuple[int, int, bool]] = []  # (prefix at depth, first key, whether the path goes on)
-    for at, key_bits in enumerate(bits):
-        prefix = key_bits >> shift
-        if starts and starts[-1][0] == prefix:
-            continue
-        page = pages.get((top, prefix >> STRIDE))
-        raw = page.get((mask + 1) | ((prefix >> 1) & mask)) if page else None  # position_of, inline
-        side = (prefix & 1) * HASH_SIZE
-        starts.append((prefix, at, raw is not None and not raw[0] and raw[1][side : side + HASH_SIZE] != EMPTY))
-    ends = [at for _, at, _ in starts[1:]] + [len(bits)]
-    return [(depth, prefix, lo, hi) for (prefix, lo, goes_on), hi in zip(starts, ends, strict=True) if goes_on]
-
-
 class PageUpdate:
     """One batch of log entries added to the index, over pages read in rounds; then the new root and pages."""
 
@@ -77,7 +54,7 @@ class PageUpdate:
         `held_all`, `pages` holds every stored page (a page absent has no row): nothing is read, `wanted()` is
         empty (a page it lacked after all is found missing by `apply`, which then raises, as for a page not read).
         With `held_above` (a multiple of STRIDE), it holds every stored page starting above that depth (the top an
-        indexer keeps): the walk starts there (`frontier_below`)."""
+        indexer keeps): the walk starts there (`_frontier_below`)."""
         added: dict[bytes, tuple[list[int], list[int]]] = {}
         for index, kind, document in entries:
             if kind not in (ISSUE, REVOKE):
@@ -95,7 +72,7 @@ class PageUpdate:
         if held_above % STRIDE or not 0 <= held_above <= KEY_BITS:
             raise ValueError(f"held_above {held_above}: no page starts at that depth")
         if held_above and not held_all:
-            self._frontier = frontier_below(self._bits, self.pages, held_above)
+            self._frontier = self._frontier_below(held_above)
         self.written: dict[NodeId, Page] = {}
         self.hashes = 0  # SHA-256 calls made by `apply`
 
@@ -117,6 +94,27 @@ class PageUpdate:
             for below in range(depth + STRIDE, min(depth + ahead, KEY_BITS) + 1, STRIDE):
                 asked.update((below, bits >> (KEY_BITS - below)) for bits in self._bits[lo:hi])
         return sorted(asked.difference(pages))  # not `- pages.keys()`: that copies and walks every held page
+
+    def _frontier_below(self, depth: int) -> list[Task]:
+        """The walk's tasks at `depth` when every stored page above it is held, found key by key instead of by the
+        walk's ~7 nodes per document through the top (§11 "Eleventh round"): a key's path goes on below `depth`
+        iff the node just above it, the held page's bottom node on the path, is interior with its side not EMPTY
+        (a stored node is on a path: the index never removes one). A page with no row, a leaf or a missing node
+        ends the path higher. If the rows were inconsistent, this reads a page too many or too few, and `apply`,
+        which follows every node from the root, reports it. Keys sharing a path to `depth` make one task."""
+        shift, mask = KEY_BITS - depth, (1 << (STRIDE - 1)) - 1
+        top, pages = depth - STRIDE, self.pages
+        starts: list[tuple[int, int, bool]] = []  # (prefix at depth, first key, whether the path goes on)
+        for at, bits in enumerate(self._bits):
+            prefix = bits >> shift
+            if starts and starts[-1][0] == prefix:
+                continue
+            page = pages.get((top, prefix >> STRIDE))
+            raw = page.get((mask + 1) | ((prefix >> 1) & mask)) if page else None  # position_of, inline
+            side = (prefix & 1) * HASH_SIZE
+            starts.append((prefix, at, raw is not None and not raw[0] and raw[1][side : side + HASH_SIZE] != EMPTY))
+        ends = [at for _, at, _ in starts[1:]] + [len(self._bits)]
+        return [(depth, prefix, lo, hi) for (prefix, lo, goes_on), hi in zip(starts, ends, strict=True) if goes_on]
 
     def supply(self, found: Mapping[NodeId, Page]) -> None:
         """The pages read for `wanted()` ({} for a page with no row)."""
