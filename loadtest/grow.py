@@ -477,11 +477,18 @@ def parse_sizes(text: str) -> list[int]:
     return sizes
 
 
-def make_engine(name: str, tmp: Path, stack: contextlib.ExitStack, server_settings: str, keep: bool = False) -> Engine:
+def make_engine(
+    name: str,
+    tmp: Path,
+    stack: contextlib.ExitStack,
+    server_settings: str,
+    keep: bool = False,
+    cluster_settings: dict[str, str] | None = None,
+) -> Engine:
     if name == "sqlite":
         return SQLiteEngine(tmp / "sqlite", server_settings)
     if name == "postgresql":
-        return stack.enter_context(PostgresEngine.started(tmp / "postgresql", server_settings, keep))
+        return stack.enter_context(PostgresEngine.started(tmp / "postgresql", server_settings, keep, cluster_settings))
     raise argparse.ArgumentTypeError(f"unknown engine {name!r}: sqlite or postgresql")
 
 

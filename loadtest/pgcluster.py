@@ -38,6 +38,17 @@ def postgres_bin() -> Path:
     return versions[-1]
 
 
+# What the server writes, per entry under load: every byte passes through the kernel's page cache, and those copies
+# were ~10 % of both cores at 10,000 entries/s (docs/status-proofs.md §11, fourteenth round). Data pages are
+# counted in block_size units (8 KiB unless PostgreSQL was built otherwise).
+WRITE_FIELDS = ("wal", "wal records", "full-page images", "by backends", "by the checkpointer", "by the bgwriter",
+                "database", "status_page")  # fmt: skip
+WRITE_COUNTERS = """SELECT w.wal_bytes::bigint, w.wal_records, w.wal_fpi, b.buffers_backend * s.block,
+    b.buffers_checkpoint * s.block, b.buffers_clean * s.block, pg_database_size(current_database()),
+    COALESCE(pg_relation_size(to_regclass('status_page')), 0)
+FROM pg_stat_wal w, pg_stat_bgwriter b, (SELECT current_setting('block_size')::bigint AS block) s"""
+
+
 @dataclass
 class PgCluster:
     directory: Path
@@ -77,6 +88,17 @@ class PgCluster:
             except OSError:  # the process ended meanwhile
                 continue
         return {kind: count / os.sysconf("SC_CLK_TCK") for kind, count in ticks.items()}
+
+    def write_counters(self, database: str) -> dict[str, int]:
+        """What the server has written so far, in bytes (PostgreSQL 14-16 statistics views, cumulative): the WAL,
+        the data pages written out by the client backends themselves, by the checkpointer and by the background
+        writer (8 KiB each), with the WAL's records and full-page images counted; and the sizes of `database` and
+        of its `status_page` table (0 if it has none). {} where the views differ (PostgreSQL 17 moved them)."""
+        try:
+            row = self.psql(WRITE_COUNTERS, database)
+        except ClusterError:
+            return {}
+        return dict(zip(WRITE_FIELDS, (int(value) for value in row.split("|")), strict=True))
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command as the superuser; its output, or ClusterError with PostgreSQL's message."""

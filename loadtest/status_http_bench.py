@@ -163,6 +163,14 @@ def main() -> None:
         default="http",
         help="keep-up mode: POSTs to a real server (signatures checked), or the server's parts fed in-process",
     )
+    parser.add_argument(
+        "--pg-settings", default="", help="keep-up mode: PostgreSQL's own settings, e.g. shared_buffers=2GB (comma)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        action="store_true",
+        help="keep-up mode, PostgreSQL: CHECKPOINT once the preload is indexed (WAL segments recycled, not new)",
+    )
     args = parser.parse_args()
     if args.preload:
         keep_up_main(args)
@@ -192,13 +200,38 @@ def main() -> None:
     )
 
 
+def page_cache_writes(directory: Path, size: int = 256 << 20, block: int = 8192) -> tuple[float, float]:
+    """CPU seconds per MB (user + system) of writing a new file in 8 KiB blocks, then of writing the same pages
+    again while they are cached: what a byte the database writes costs this machine (not synced: the kernel's
+    copy into the page cache alone, as PostgreSQL's own writes between its syncs)."""
+    path, data, costs = directory / "page-cache-writes", b"\1" * block, []
+    try:
+        with path.open("wb", buffering=0) as out:
+            for _ in range(2):
+                out.seek(0)
+                started = time.process_time()
+                for _ in range(size // block):
+                    out.write(data)
+                costs.append((time.process_time() - started) / (size / 1e6))
+    finally:
+        path.unlink(missing_ok=True)
+    return costs[0], costs[1]
+
+
 def keep_up_main(args: argparse.Namespace) -> None:
     serve = served_in_process if args.intake == "sequencer" else served_phases
+    settings = dict(part.split("=", 1) for part in args.pg_settings.split(",") if part)
     for engine in args.engine.split(","):
         with tempfile.TemporaryDirectory() as name:
             rates = [float(r) for r in args.rate.split(",")]
-            keep_up(engine, Path(name), args.preload, rates, args.seconds, serve)
+            keep_up(engine, Path(name), args.preload, rates, args.seconds, serve, settings, args.checkpoint)
     print(f"ceiling: raw SHA-256 {sha256_ceiling():,.0f}/s (one core, this run)")
+    with tempfile.TemporaryDirectory(dir=REPO) as name:  # the disk the benchmark's data was on
+        fresh, cached = page_cache_writes(Path(name))
+    print(
+        f"ceiling: writing file pages into the page cache, {1 / fresh:,.0f} MB per CPU second for new pages "
+        f"({fresh * 1e3:.2f} us per KB), {1 / cached:,.0f} MB per CPU second rewriting cached ones (this run)"
+    )
 
 
 if __name__ == "__main__":

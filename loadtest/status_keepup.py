@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from loadtest.grow import Engine, Grower, grow_all, make_engine, signed, signing_pool
+from loadtest.grow import Engine, Grower, PostgresEngine, grow_all, make_engine, signed, signing_pool
 from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
 from logserver.sequencer import Submission
 
@@ -156,6 +156,7 @@ class Preload:
     ready_seconds: float = float("nan")  # from launching the server to /healthz answering 200 (its warm-up included)
     catch_up_seconds: float = float("nan")  # from launching the server to a served index root covering the preload
     catch_up_cpu: float = float("nan")  # the server's CPU seconds (and PostgreSQL's) over that time
+    checkpoint: bool = False  # PostgreSQL: a CHECKPOINT once the preload is indexed (`settle_wal`)
 
     def report(self, engine: str) -> str:
         return (
@@ -177,6 +178,7 @@ class Paced:
     loop_cpu_seconds: float | None = None  # of it, the event loop's thread (in-process: one core at most)
     cpu_parts: tuple[float, ...] | None = None  # in-process: this process, the database server, the indexer's
     database_kinds: dict[str, float] = field(default_factory=dict)  # in-process: PostgreSQL's CPU by kind
+    database_writes: dict[str, int] = field(default_factory=dict)  # in-process: what PostgreSQL wrote (pgcluster)
 
     def report(self, engine: str) -> list[str]:
         accepted = self.done.accepted
@@ -191,6 +193,7 @@ class Paced:
             + self.loop_share()
             + self.parts_share(),
             *self.database_share(),
+            *self.writes_share(),
             lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.done.seconds),
             lag_line("lag, /metrics gauge", self.samples.points, self.done.seconds),
             f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
@@ -214,6 +217,19 @@ class Paced:
         per_entry = 1e6 / max(self.done.accepted, 1)
         shares = ", ".join(f"{kind} {cpu * per_entry:,.0f} us" for kind, cpu in kinds)
         return [f"    of the database server's: {shares}"]
+
+    def writes_share(self) -> list[str]:
+        """What PostgreSQL wrote per entry (in-process runs on PostgreSQL): bytes that pass through the page cache."""
+        if not self.database_writes:
+            return []
+        per = {what: count / max(self.done.accepted, 1) for what, count in self.database_writes.items()}
+        writers = ("by backends", "by the checkpointer", "by the bgwriter")
+        pages = ", ".join(f"{who} {per[who]:,.0f} B" for who in writers)
+        return [
+            f"    PostgreSQL's writes per entry: WAL {per['wal']:,.0f} B ({per['wal records']:.1f} records, "
+            f"{per['full-page images']:.2f} full-page images); data pages written {pages}; the database grew "
+            f"{per['database']:,.0f} B, of it status_page {per['status_page']:,.0f} B"
+        ]
 
     def loop_share(self) -> str:
         """The event loop's thread runs the sequencer's and the indexer's Python (one GIL): at most one core."""
@@ -245,6 +261,17 @@ def growth(points: list[tuple[float, int]], seconds: float) -> float:
     mean_v = sum(v for _, v in half) / len(half)
     spread = sum((t - mean_t) ** 2 for t, _ in half)
     return sum((t - mean_t) * (v - mean_v) for t, v in half) / spread if spread else float("nan")
+
+
+def settle_wal(engine: Engine, preload: Preload) -> None:
+    """With `preload.checkpoint`, make PostgreSQL checkpoint before the paced phases, as a server past its first
+    checkpoint: the WAL segments the preload and its catch-up filled are then recycled for the phases' WAL. Without
+    it, a fresh cluster creates and zero-fills a new 16 MB segment for every 16 MB it writes (XLogFileInit, fsynced
+    on the commit path), until its first checkpoint: 4.7 % of both cores at 10,000/s (§11, fourteenth round)."""
+    if preload.checkpoint and isinstance(engine, PostgresEngine):
+        started = time.perf_counter()
+        engine.cluster.psql("CHECKPOINT")
+        print(f"  CHECKPOINT before the paced phases: {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def print_load(when: str) -> None:
@@ -282,6 +309,7 @@ def served_phases(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> 
         preload.catch_up_seconds = time.perf_counter() - launched
         preload.catch_up_cpu = server_cpu(engine, server) - cpu_before
         print(preload.report(engine.name), flush=True)
+        settle_wal(engine, preload)
         done = []
         for rate, batches in phases:
             bodies = [entries_body(batch, False) for batch in batches]
@@ -295,18 +323,27 @@ Serve = Callable[[Engine, Preload, Sequence[Phase]], list[Paced]]
 
 
 def keep_up(
-    engine_name: str, tmp: Path, preload: int, rates: Sequence[float], seconds: float, serve: Serve = served_phases
+    engine_name: str,
+    tmp: Path,
+    preload: int,
+    rates: Sequence[float],
+    seconds: float,
+    serve: Serve = served_phases,
+    pg_settings: dict[str, str] | None = None,
+    checkpoint: bool = False,
 ) -> list[Paced]:
     """Preload, let the server's indexer catch up, then submit at each of `rates` for `seconds` and sample the lag;
     prints as it goes. `serve`: `served_phases`, a real `tlog-server serve` taking POSTs (its signature workers
-    checking every statement), or status_keepup_inprocess.served_in_process, the same server's parts without HTTP."""
+    checking every statement), or status_keepup_inprocess.served_in_process, the same server's parts without HTTP.
+    `pg_settings`: PostgreSQL's own (its cluster's command line), e.g. {"shared_buffers": "2GB"}; `checkpoint`: a
+    CHECKPOINT between the preload and the phases (`settle_wal`)."""
     when = int(time.time()) - 3600
     with contextlib.ExitStack() as stack, signing_pool() as pool:
-        engine = make_engine(engine_name, tmp, stack, STATUS_SETTINGS)
+        engine = make_engine(engine_name, tmp, stack, STATUS_SETTINGS, cluster_settings=pg_settings)
         grower = Grower(engine)
         started = time.perf_counter()
         asyncio.run(grow_all([grower], preload, when, pool))
-        grown = Preload(grower.size, time.perf_counter() - started)
+        grown = Preload(grower.size, time.perf_counter() - started, checkpoint=checkpoint)
         phases, first = [], grower.size - 1  # statement n is leaf n + 1 (grow_all): the numbering continues
         for rate in rates:
             count = int(rate * seconds) // BATCH * BATCH

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import uvloop
 
-from loadtest.grow import Engine
+from loadtest.grow import Engine, PostgresEngine
 from loadtest.log_bench import claim_database, process_cpu_seconds
 from loadtest.status_keepup import (
     CATCH_UP_LIMIT,
@@ -30,6 +30,7 @@ from loadtest.status_keepup import (
     Samples,
     Submitted,
     print_load,
+    settle_wal,
 )
 from logserver.cli import build_parts, freeze_start_up, load_config, start_sequencing
 from logserver.cli import status_indexer as make_status_indexer
@@ -62,6 +63,13 @@ def database_cpu(engine: Engine) -> dict[str, float]:
     return cluster.cpu_by_kind() if cluster is not None else {}
 
 
+def database_writes(engine: Engine) -> dict[str, int]:
+    """PostgreSQL's bytes written so far (pgcluster.PgCluster.write_counters); {} for SQLite."""
+    if not isinstance(engine, PostgresEngine):
+        return {}
+    return engine.cluster.write_counters(engine.database)
+
+
 def cpu_now(engine: Engine, indexer: IndexerProcess | None = None) -> float:
     return sum(cpu_parts(engine, indexer))
 
@@ -86,6 +94,7 @@ async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> 
         preload.catch_up_seconds = time.perf_counter() - launched
         preload.catch_up_cpu = cpu_now(engine, indexer) - cpu
         print(preload.report(engine.name), flush=True)
+        await asyncio.to_thread(settle_wal, engine, preload)
         done = []
         for rate, batches in phases:
             done.append(await paced_phase(engine, sequencer, indexer, parts.metrics, batches, rate))
@@ -159,7 +168,7 @@ async def paced_phase(
 ) -> Paced:
     samples, started = Samples(), time.perf_counter()
     parts: tuple[float, ...] = cpu_parts(engine, indexer)
-    kinds = database_cpu(engine)
+    kinds, writes = database_cpu(engine), database_writes(engine)
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
     try:
@@ -168,7 +177,8 @@ async def paced_phase(
         # until the index covers the last entry: its indexing counts
         parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexer), parts, strict=True))
         kinds = {kind: cpu - kinds.get(kind, 0.0) for kind, cpu in database_cpu(engine).items()}
+        writes = {what: count - writes[what] for what, count in database_writes(engine).items() if what in writes}
         loop_cpu = time.thread_time() - loop_cpu
     finally:
         await cancel_and_wait([sampler])
-    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds)
+    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds, writes)

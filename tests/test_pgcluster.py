@@ -56,3 +56,26 @@ def test_cluster_cpu_by_kind_names_the_backends_and_the_background_processes(
     before, after = asyncio.run(burn_and_read_kinds(pg_cluster, pg_database.dsn))
     assert {"postmaster", "exited", "checkpointer", "walwriter", "client backends"} <= set(after), after
     assert after["client backends"] - before.get("client backends", 0.0) >= 0.4, (before, after)
+
+
+def test_write_counters_count_the_wal_and_the_status_pages_a_load_writes(
+    pg_cluster: PgCluster, pg_database: PgDatabase
+) -> None:
+    # The keep-up benchmark prints these per entry (status_keepup.Paced.writes_share): what it divides must move
+    # with what was written, and name the index's own table.
+    before = pg_cluster.write_counters(pg_database.name)
+    assert before["status_page"] == 0  # no such table yet
+    rows = 4000  # ~4 MB of incompressible page rows
+    pg_cluster.psql(
+        "CREATE TABLE status_page (page bytea PRIMARY KEY, data bytea NOT NULL); "
+        f"INSERT INTO status_page SELECT int4send(i), decode(repeat(md5(i::text), 32), 'hex') "
+        f"FROM generate_series(1, {rows}) i",
+        pg_database.name,
+    )
+    after = pg_cluster.write_counters(pg_database.name)
+    written = rows * 512
+    assert after["status_page"] >= written, after
+    assert after["wal"] - before["wal"] >= written, (before, after)
+    assert after["wal records"] - before["wal records"] >= rows, (before, after)
+    assert after["database"] - before["database"] >= written, (before, after)
+    assert all(after[what] >= before[what] for what in ("by backends", "by the checkpointer", "by the bgwriter"))

@@ -79,3 +79,19 @@ def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(
     # the CPU split: the indexer's process did the indexing (its own CPU, beside this process's)
     assert fast.cpu_parts is not None and fast.cpu_parts[0] > 0 and fast.cpu_parts[2] > 0
     assert any("the indexer's process" in line for line in fast.report("sqlite"))
+
+
+def test_on_postgresql_the_in_process_intake_reports_what_the_database_wrote_after_a_checkpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--engine postgresql --checkpoint --pg-settings: the cluster starts with the settings given, checkpoints
+    between the preload and the phases, and each phase reports the bytes PostgreSQL wrote per entry."""
+    (figures,) = keep_up(
+        "postgresql", tmp_path, 3000, [2000.0], 2.0, served_in_process, {"shared_buffers": "64MB"}, checkpoint=True
+    )
+    assert figures.done.accepted == 4 * BATCH and not math.isnan(figures.settle_seconds)
+    written = figures.database_writes
+    assert written["wal"] > 4 * BATCH * 100 and written["wal records"] >= 4 * BATCH  # each entry is logged
+    assert written["status_page"] > 0 and written["database"] > 0  # the index's pages grew with the entries
+    assert any(line.startswith("    PostgreSQL's writes per entry: WAL") for line in figures.report("postgresql"))
+    assert "CHECKPOINT before the paced phases" in capsys.readouterr().out
