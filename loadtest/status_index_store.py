@@ -35,7 +35,7 @@ from typing import Any
 
 from logserver.statusindexer import UpperLevels, document_entries
 from logserver.statuspages import PagedNodes, encoded
-from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore, lone_leaves_below
+from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.gcpause import paused_gc
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
@@ -208,9 +208,8 @@ class MemoryPages:
         return await self._pages.whole(pages, version, known)
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
-        bound, (low, high, lone) = (depth + 1).to_bytes(2, "big"), lone_leaves_below(depth)
-        kept = [(page, data) for page, data in self.rows.items() if page < bound or low <= page < high]
-        return decoded([(page, data) for page, data in kept if page < bound or data[:4] == lone])
+        bound = (depth + 1).to_bytes(2, "big")
+        return decoded([(page, data) for page, data in self.rows.items() if page < bound])
 
     async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None, _: Any = ()) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)

@@ -38,7 +38,7 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, logged_document, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan
-from tlogcore.statusindex_pages import Page, first_depth_below, is_lone_leaf
+from tlogcore.statusindex_pages import Page, first_depth_below
 from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
 
@@ -103,9 +103,7 @@ class UpperLevels:
     a failed compare-and-swap and any update that raised (its commit may or may not have landed) make them be read
     again, so a crash or another process's write never leaves a stale page in use.
     Below the kept depths a path is read a page per round (its 4 levels: one stored row, statusindex_pages.py),
-    so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The pages just
-    below the kept depths that hold a lone leaf are kept too (`read_upper`): at 10^6 they were half of an update's
-    reads, and a path ending in one then reads nothing (docs/status-proofs.md §11, fourteenth round). The top is loaded
+    so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The top is loaded
     only for a batch of `keep_from` documents or more (an indexer catching up, as the monitor does, §9): a small
     batch reads its few paths from storage, a page per round from the root.
     """
@@ -142,15 +140,7 @@ class UpperLevels:
         if self._version != old or pages.version != old:
             self.forget()
             return
-        below = first_depth_below(self._depth)
-        for page, nodes in pages.written.items():
-            if page[0] <= self._depth:
-                self._pages[page] = nodes
-            elif page[0] == below:  # a lone leaf kept stays one until a document lands beside it
-                if is_lone_leaf(nodes):
-                    self._pages[page] = nodes
-                else:
-                    self._pages.pop(page, None)
+        self._pages.update((page, nodes) for page, nodes in pages.written.items() if page[0] <= self._depth)
         self._version = new
 
     def holds(self, version: int) -> bool:

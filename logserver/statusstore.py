@@ -34,7 +34,7 @@ from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
 from logserver.statuspages import PagedNodes
 from logserver.storage import HeadMovedError, StorageError
 from tlogcore.statusindex_nodes import NodeId, StoredNode
-from tlogcore.statusindex_pages import LONE_LEAF_MASKS, STRIDE, Page, first_depth_below, page_id_bytes, pages_of
+from tlogcore.statusindex_pages import STRIDE, Page, page_id_bytes, pages_of
 from tlogcore.statuspageset import PageSet, decoded
 
 log = logging.getLogger("logserver.statusstore")
@@ -116,8 +116,7 @@ class StatusStore(Protocol):
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         """Every page starting at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps
-        it; statuspages.nodes_of gives its nodes), and the pages starting at the next page depth that hold a lone
-        leaf (`lone_leaves_below`)."""
+        it; statuspages.nodes_of gives its nodes)."""
 
     async def commit(
         self,
@@ -173,13 +172,6 @@ def _version(row: Sequence[Any]) -> IndexVersion:
 def _upper_bound(depth: int) -> bytes:
     """Page ids start with their u16 depth, so the pages starting at depth <= `depth` are exactly those below."""
     return (depth + 1).to_bytes(2, "big")
-
-
-def lone_leaves_below(depth: int) -> tuple[bytes, bytes, bytes]:
-    """The page ids starting at the first page depth below `depth` lie in [low, high); the masks of a page holding
-    a lone leaf. A reader keeping the top keeps these pages too: a path ending there needs no read (§11)."""
-    below = first_depth_below(depth)
-    return below.to_bytes(2, "big"), (below + 1).to_bytes(2, "big"), LONE_LEAF_MASKS
 
 
 def _check_layout(row: Sequence[Any] | None) -> int:
@@ -289,17 +281,12 @@ class SQLiteStatusStore:
 
     async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
         def read() -> dict[NodeId, Page]:
-            top = self._read(
-                "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
-                (_upper_bound(depth), version),
+            return decoded(
+                self._read(
+                    "SELECT page, data, MAX(version) FROM status_page WHERE page < ? AND version <= ? GROUP BY page",
+                    (_upper_bound(depth), version),
+                )
             )
-            low, high, masks = lone_leaves_below(depth)
-            lone = self._read(  # a bare column beside MAX() is the newest row's (SQLite's aggregate rule)
-                "SELECT page, data FROM (SELECT page, data, MAX(version) FROM status_page WHERE page >= ? "
-                "AND page < ? AND version <= ? GROUP BY page) WHERE substr(data, 1, 4) = ?",
-                (low, high, version, masks),
-            )
-            return decoded(top + lone)
 
         # ~70,000 pages at 10^6 (1.2-1.4 s): off the event loop (the reader is serialized, sqlite3.threadsafety 3)
         return await asyncio.to_thread(read)
@@ -412,15 +399,6 @@ class PostgresStatusStore:
             "ORDER BY page, version DESC",
             _upper_bound(depth),
             version,
-        )
-        low, high, masks = lone_leaves_below(depth)
-        rows += await self._fetch(
-            "SELECT page, data FROM (SELECT DISTINCT ON (page) page, data FROM status_page WHERE page >= $1 "
-            "AND page < $2 AND version <= $3 ORDER BY page, version DESC) newest WHERE substring(data, 1, 4) = $4",
-            low,
-            high,
-            version,
-            masks,
         )
         return await asyncio.to_thread(decoded, rows)  # ~70,000 pages at 10^6: the event loop goes on meanwhile
 

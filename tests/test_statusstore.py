@@ -32,7 +32,7 @@ from tlogcore.note import parse_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, read_paths
-from tlogcore.statusindex_pages import is_lone_leaf, pages_of
+from tlogcore.statusindex_pages import pages_of
 
 Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
 
@@ -464,66 +464,5 @@ def test_the_lag_gauge_moves_while_the_indexer_catches_up(
         assert seen[0][1] == 61 and seen[-1][1] == 1, seen
         assert len({lag for _, lag in seen}) >= 6, seen  # in steps of 10 (index roots aside)
         assert all(gauge == lag for gauge, lag in seen), seen
-
-    run_engine(engine, tmp_path, request, body)
-
-
-def near(base: bytes, shared: int, i: int) -> bytes:
-    """A document whose first `shared` key bits are `base`'s and whose next bit differs: the two diverge there."""
-    bits, tail = int.from_bytes(base, "big"), int.from_bytes(hashlib.sha256(b"near %d" % i).digest(), "big")
-    low = (1 << (255 - shared)) - 1  # the bits below the differing one: anything
-    flipped = (bits >> (255 - shared) ^ 1) << (255 - shared)
-    return (flipped | (tail & low)).to_bytes(32, "big")
-
-
-@pytest.mark.parametrize("engine", ENGINES)
-def test_the_lone_leaves_below_the_kept_top_are_kept_read_from_memory_and_dropped_once_joined(
-    engine: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    """UpperLevels also keeps the pages just below its depths that hold a lone leaf (§11, fourteenth round): a path
-    ending in one reads nothing from storage. A kept one that a new document joins is no longer lone: its stale
-    copy must go, or the next update would build on it. Each step: the kept pages are the stored ones, the root is
-    the in-memory reference's."""
-    below = UPPER_DEPTH + 1  # the first page depth under the kept top (20)
-    a = bytes(2) + b"\x55" + hashlib.sha256(b"a").digest()[3:]
-    b = near(a, below - 1, 0)  # a and b share 19 bits: each is alone in its subtree at depth 20
-    page_a, page_b = ((below, int.from_bytes(key, "big") >> (256 - below)) for key in (a, b))
-
-    async def body(parts: Parts) -> None:
-        _, store, sequencer, indexer = parts
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        indexer.keep_upper_from = 1
-        entries: list[tuple[int, str, bytes]] = []
-        asked: list[Any] = []
-        real_read = store.read_pages
-
-        async def noted_read(pages: Any, version: int, known: Any = None) -> Any:
-            asked.extend(pages)
-            return await real_read(pages, version, known)
-
-        store.read_pages = noted_read
-        batches = [
-            [(ISSUE, a), (ISSUE, b)] + [(ISSUE, doc(i)) for i in range(30)],
-            [(REVOKE, b), (ISSUE, near(a, below + 5, 1))] + [(ISSUE, doc(i)) for i in range(30, 60)],
-            [(REVOKE, a), (ISSUE, near(b, below + 2, 2))],
-        ]
-        for number, batch in enumerate(batches):
-            extra = [{"reason": "error"} if kind == REVOKE else {} for kind, _ in batch]
-            datas = [statement(kind, ISSUER, document=d, **x) for (kind, d), x in zip(batch, extra, strict=True)]
-            indexes = await log(sequencer, *datas)
-            entries += [(i, kind, d) for i, (kind, d) in zip(indexes, batch, strict=True)]
-            asked.clear()
-            assert await indexer.step(), number
-            head = await store.head()
-            assert head is not None and head.root == expected_rows(entries), number
-            kept = indexer._upper
-            assert kept is not None and kept._version == head.size
-            assert kept._pages == await store.read_upper(UPPER_DEPTH, head.size), number
-            if number == 0:  # both are lone leaves, kept
-                assert is_lone_leaf(kept._pages[page_a]) and is_lone_leaf(kept._pages[page_b])
-            if number == 1:  # b's path ended in its kept page: not read; a's page was joined: dropped
-                assert page_b not in asked and page_a not in kept._pages and page_b in kept._pages
-            if number == 2:  # b's page now joined too; a's is read from storage, as any page not kept
-                assert page_a in asked and page_b not in asked and page_b not in kept._pages
 
     run_engine(engine, tmp_path, request, body)

@@ -48,16 +48,6 @@ def first_depth_below(depth: int) -> int:
     return (depth // STRIDE + 1) * STRIDE
 
 
-# The masks of a page whose only node is a leaf at its root (a path ends there): about half the pages an update
-# reads just below the top an indexer keeps, at 10^6 documents (docs/status-proofs.md §11, fourteenth round).
-LONE_LEAF_MASKS = (1 << 1).to_bytes(_MASKS, "big")
-
-
-def is_lone_leaf(page: Page) -> bool:
-    """Whether the page holds one node, a leaf, at its root."""
-    return len(page) == 1 and page.get(1, (False, b""))[0]
-
-
 def page_of(node: NodeId) -> NodeId:
     """The id of the page holding `node`: its ancestor at the nearest depth above that is a multiple of STRIDE."""
     depth, prefix = node
