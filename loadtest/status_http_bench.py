@@ -14,8 +14,12 @@ figures and the load average; asserts nothing.
 With --preload: does the index keep up? (loadtest/status_keepup.py) The log is grown to `preload` entries in-process,
 a real server indexes them, then pre-signed statements are submitted at a paced --rate for --seconds while the lag
 is sampled; per engine. With --intake sequencer the server's parts run in this process and the statements go straight
-to its sequencer (loadtest/status_keepup_inprocess.py): the index's rate without the intake's CPU. The ceiling
-printed beside it: raw SHA-256 per second (the index's hashing).
+to its sequencer (loadtest/status_keepup_inprocess.py): the index's rate without the intake's CPU. The ceilings
+printed beside it: raw SHA-256 per second (the index's hashing), and the CPU this machine spends writing file pages
+into the page cache, new and cached (every byte the database writes goes through it). On PostgreSQL the in-process
+phases also print what the database wrote per entry (WAL, data pages by who wrote them, growth); --pg-settings
+shared_buffers=2GB,... starts its cluster with those settings, and --checkpoint checkpoints between the preload and
+the phases, as a server that has run a while (a fresh cluster zero-fills a new WAL segment per 16 MB written).
 """
 
 import argparse
