@@ -58,7 +58,10 @@ class FaultProxy:
         self.tree: StaticTree | None = None
         self.transform: dict[str, Callable[[bytes], bytes]] = {}
         self.requests: list[str] = []
-        self._http = httpx.Client(base_url=self.upstream, timeout=30)
+        # A connection per request: a kept-alive one can be closed by the log server as idle just as the next request
+        # goes out on it, and the proxy would then fail a request the monitor made honestly (tests/test_fault_proxy.py)
+        no_pool = httpx.Limits(max_keepalive_connections=0)
+        self._http = httpx.Client(base_url=self.upstream, timeout=30, limits=no_pool)
         self._lock = threading.Lock()
         proxy = self
 
