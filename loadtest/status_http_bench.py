@@ -36,6 +36,7 @@ from pathlib import Path
 import httpx
 
 from loadtest.localproc import REPO, free_port, log_identity
+from loadtest.merge_bench import parse_settings
 from loadtest.status_index_bench import sha256_ceiling
 from loadtest.status_keepup import keep_up, served_phases
 from loadtest.status_keepup_inprocess import served_in_process
@@ -224,7 +225,7 @@ def page_cache_writes(directory: Path, size: int = 256 << 20, block: int = 8192)
 
 def keep_up_main(args: argparse.Namespace) -> None:
     serve = served_in_process if args.intake == "sequencer" else served_phases
-    settings = dict(part.split("=", 1) for part in args.pg_settings.split(",") if part)
+    settings = parse_settings(args.pg_settings)
     for engine in args.engine.split(","):
         with tempfile.TemporaryDirectory() as name:
             rates = [float(r) for r in args.rate.split(",")]
