@@ -89,6 +89,17 @@ class PgCluster:
                 continue
         return {kind: count / os.sysconf("SC_CLK_TCK") for kind, count in ticks.items()}
 
+    def process_ids(self) -> list[int]:
+        """The postmaster and its live children (client backends, checkpointer, WAL writer, autovacuum...)."""
+        pids = [self.process.pid]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.process.pid:
+                    pids.append(int(stat.parent.name))
+            except OSError:  # the process ended meanwhile
+                continue
+        return pids
+
     def write_counters(self, database: str) -> dict[str, int]:
         """What the server has written so far, in bytes (PostgreSQL 14-16 statistics views, cumulative): the WAL,
         the data pages written out by the client backends themselves, by the checkpointer and by the background

@@ -24,6 +24,7 @@ import httpx
 
 from loadtest.grow import Engine, Grower, PostgresEngine, grow_all, make_engine, signed, signing_pool
 from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
+from loadtest.schedwait import RunQueueWait
 from logserver.sequencer import Submission
 
 BATCH = 1000  # statements per request (the server's maximum)
@@ -179,6 +180,7 @@ class Paced:
     cpu_parts: tuple[float, ...] | None = None  # in-process: this process, the database server, the indexer's
     database_kinds: dict[str, float] = field(default_factory=dict)  # in-process: PostgreSQL's CPU by kind
     database_writes: dict[str, int] = field(default_factory=dict)  # in-process: what PostgreSQL wrote (pgcluster)
+    waits: tuple[RunQueueWait, ...] = ()  # in-process: each party's ready work that waited for a core (schedwait.py)
 
     def report(self, engine: str) -> list[str]:
         accepted = self.done.accepted
@@ -194,6 +196,7 @@ class Paced:
             + self.parts_share(),
             *self.database_share(),
             *self.writes_share(),
+            *self.waits_share(),
             lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.done.seconds),
             lag_line("lag, /metrics gauge", self.samples.points, self.done.seconds),
             f"  seconds from the last answer to a served index root covering it: {self.settle_seconds:,.2f}",
@@ -230,6 +233,19 @@ class Paced:
             f"{per['full-page images']:.2f} full-page images); data pages written {pages}; the database grew "
             f"{per['database']:,.0f} B, of it status_page {per['status_page']:,.0f} B"
         ]
+
+    def waits_share(self) -> list[str]:
+        """In-process: how much of each party's ready work waited for a core (thread-seconds per second of the
+        window), and how often a running thread was taken off its core: short of cores, or short of work."""
+        if not self.waits:
+            return []
+        wall = self.done.seconds + self.settle_seconds
+        parties = ("this process", "the database server", "the indexer's process")
+        shares = ", ".join(
+            f"{who} {wait.waited / wall:.2f} ({wait.preempted / wall:,.0f} preemptions/s)"
+            for who, wait in zip(parties, self.waits, strict=True)
+        )
+        return [f"    ready but waiting for a core (thread-seconds per second, schedstat): {shares}"]
 
     def loop_share(self) -> str:
         """The event loop's thread runs the sequencer's and the indexer's Python (one GIL): at most one core."""

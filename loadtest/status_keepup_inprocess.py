@@ -12,6 +12,7 @@ HTTP mode reads it: the log's size minus the size of the index root status proof
 """
 
 import asyncio
+import os
 import time
 from collections.abc import Sequence
 
@@ -19,6 +20,7 @@ import uvloop
 
 from loadtest.grow import Engine, PostgresEngine
 from loadtest.log_bench import claim_database, process_cpu_seconds
+from loadtest.schedwait import RunQueueWait, waited_between, waits_by_process
 from loadtest.status_keepup import (
     CATCH_UP_LIMIT,
     IN_FLIGHT,
@@ -55,6 +57,14 @@ def cpu_parts(engine: Engine, indexer: IndexerProcess | None = None) -> tuple[fl
     """CPU seconds of this process, of the database server and of the indexer's process (indexerprocess.py)."""
     pid = indexer.pid if indexer is not None else None  # none before the indexer's first cycle
     return time.process_time(), engine.server_cpu(), process_cpu_seconds(pid) if pid is not None else 0.0
+
+
+def party_waits(engine: Engine, indexer: IndexerProcess) -> tuple[dict[int, RunQueueWait], ...]:
+    """Each party's threads' waiting for a core so far (schedwait.py): this process, the database server (PostgreSQL's
+    processes; SQLite runs in this one) and the indexer's process."""
+    cluster = engine.cluster.process_ids() if isinstance(engine, PostgresEngine) else []
+    pids = ([os.getpid()], cluster, [indexer.pid] if indexer.pid is not None else [])
+    return tuple(waits_by_process(party) for party in pids)
 
 
 def database_cpu(engine: Engine) -> dict[str, float]:
@@ -170,6 +180,7 @@ async def paced_phase(
     parts: tuple[float, ...] = cpu_parts(engine, indexer)
     kinds, writes = database_cpu(engine), database_writes(engine)
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
+    waits = party_waits(engine, indexer)
     sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
     try:
         done = await paced_submit(sequencer, batches, rate)
@@ -179,6 +190,7 @@ async def paced_phase(
         kinds = {kind: cpu - kinds.get(kind, 0.0) for kind, cpu in database_cpu(engine).items()}
         writes = {what: count - writes[what] for what, count in database_writes(engine).items() if what in writes}
         loop_cpu = time.thread_time() - loop_cpu
+        waited = tuple(waited_between(*party) for party in zip(waits, party_waits(engine, indexer), strict=True))
     finally:
         await cancel_and_wait([sampler])
-    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds, writes)
+    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds, writes, waited)

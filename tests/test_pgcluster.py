@@ -79,3 +79,23 @@ def test_write_counters_count_the_wal_and_the_status_pages_a_load_writes(
     assert after["wal records"] - before["wal records"] >= rows, (before, after)
     assert after["database"] - before["database"] >= written, (before, after)
     assert all(after[what] >= before[what] for what in ("by backends", "by the checkpointer", "by the bgwriter"))
+
+
+async def backend_pid_seen(cluster: PgCluster, dsn: str) -> tuple[int, list[int]]:
+    """An open connection's backend pid, and the cluster's process ids read while it is open."""
+    db = await asyncpg.connect(dsn)
+    try:
+        return int(await db.fetchval("SELECT pg_backend_pid()")), cluster.process_ids()
+    finally:
+        await db.close()
+
+
+def test_cluster_process_ids_are_the_postmaster_and_its_live_children(
+    pg_cluster: PgCluster, pg_database: PgDatabase
+) -> None:
+    # The keep-up benchmark sums these processes' waits for a core (loadtest/schedwait.py).
+    backend, pids = asyncio.run(backend_pid_seen(pg_cluster, pg_database.dsn))
+    assert pids[0] == pg_cluster.process.pid and backend in pids, (backend, pids)
+    assert len(pids) >= 4  # checkpointer, background writer, WAL writer at least
+    wait_gone(backend)
+    assert backend not in pg_cluster.process_ids()

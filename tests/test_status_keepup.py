@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from loadtest import status_keepup
+from loadtest.schedwait import RunQueueWait
 from loadtest.status_keepup import BATCH, growth, keep_up
 from loadtest.status_keepup_inprocess import served_in_process
 
@@ -79,6 +80,9 @@ def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(
     # the CPU split: the indexer's process did the indexing (its own CPU, beside this process's)
     assert fast.cpu_parts is not None and fast.cpu_parts[0] > 0 and fast.cpu_parts[2] > 0
     assert any("the indexer's process" in line for line in fast.report("sqlite"))
+    # each party's ready work that waited for a core: three parties, SQLite's in this process (no server's)
+    assert len(fast.waits) == 3 and fast.waits[1] == RunQueueWait() and fast.waits[2].waited >= 0
+    assert any("ready but waiting for a core" in line for line in fast.report("sqlite"))
 
 
 def test_on_postgresql_the_in_process_intake_reports_what_the_database_wrote_after_a_checkpoint(
@@ -94,4 +98,7 @@ def test_on_postgresql_the_in_process_intake_reports_what_the_database_wrote_aft
     assert written["wal"] > 4 * BATCH * 100 and written["wal records"] >= 4 * BATCH  # each entry is logged
     assert written["status_page"] > 0 and written["database"] > 0  # the index's pages grew with the entries
     assert any(line.startswith("    PostgreSQL's writes per entry: WAL") for line in figures.report("postgresql"))
+    # three parties read, PostgreSQL's processes among them: with three busy parties on the machine's cores,
+    # running threads were taken off a core for another
+    assert len(figures.waits) == 3 and sum(wait.preempted for wait in figures.waits) > 0
     assert "CHECKPOINT before the paced phases" in capsys.readouterr().out

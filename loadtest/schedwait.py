@@ -1,0 +1,74 @@
+"""How long a process's threads were ready to run but waited for a CPU: Linux's scheduler statistics.
+
+A process that falls behind on a busy machine either has no work ready (it waits for a lock, a reply, a disk) or
+has work ready that no core runs. CPU seconds cannot tell the two apart; `/proc/<pid>/task/<tid>/schedstat` can.
+Its three fields are the time the thread ran, the time it spent runnable in a run queue waiting for a core (both
+in nanoseconds), and the number of times it ran. Summed over a process's threads, the second is "thread-seconds
+of ready work that waited for a core": over a window of W seconds, W x 0.3 means that on average 0.3 of a thread
+was ready and not running. The keep-up benchmark prints it for each party (status_keepup.py), issue 19's question
+being whether the indexer is short of cores or short of work it can do at once (docs/status-proofs.md §11
+"Fifteenth round").
+
+Only live threads are counted: the waits of a thread or a child process that ended inside a window are lost (the
+kernel keeps no cumulative figure for them, unlike CPU time's cutime). Needs a kernel with schedstats (every
+Debian and Ubuntu kernel): RunQueueWait.available says whether this one has them.
+"""
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RunQueueWait:
+    """The threads' waiting for a core, so far: seconds summed over threads (`waited`) and involuntary context
+    switches (the times a running thread was taken off its core for another)."""
+
+    waited: float = 0.0
+    preempted: int = 0
+
+    def __sub__(self, before: "RunQueueWait") -> "RunQueueWait":
+        return RunQueueWait(self.waited - before.waited, self.preempted - before.preempted)
+
+    def __add__(self, other: "RunQueueWait") -> "RunQueueWait":
+        return RunQueueWait(self.waited + other.waited, self.preempted + other.preempted)
+
+    @staticmethod
+    def available() -> bool:
+        return Path(f"/proc/{os.getpid()}/schedstat").exists()
+
+
+def process_wait(pid: int) -> RunQueueWait:
+    """The live threads of `pid` (RunQueueWait() if it has ended)."""
+    total = RunQueueWait()
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return total
+    for task in tasks:
+        try:
+            waited_ns = int((task / "schedstat").read_text().split()[1])
+            status = (task / "status").read_text()
+        except (OSError, IndexError, ValueError):  # the thread ended meanwhile
+            continue
+        total += RunQueueWait(waited_ns / 1e9, _preempted(status))
+    return total
+
+
+def _preempted(status: str) -> int:
+    """The `nonvoluntary_ctxt_switches` of a /proc status file (0 if the kernel does not count them)."""
+    _, found, rest = status.partition("nonvoluntary_ctxt_switches:")
+    return int(rest.split(None, 1)[0]) if found else 0
+
+
+def waits_by_process(pids: Iterable[int]) -> dict[int, RunQueueWait]:
+    return {pid: process_wait(pid) for pid in pids}
+
+
+def waited_between(before: dict[int, RunQueueWait], after: dict[int, RunQueueWait]) -> RunQueueWait:
+    """What the processes alive at `after` waited since `before` (a process born meanwhile: all its life)."""
+    total = RunQueueWait()
+    for pid, now in after.items():
+        total += now - before.get(pid, RunQueueWait())
+    return total

@@ -1,0 +1,54 @@
+"""loadtest/schedwait.py: a process's ready work that waited for a core, from Linux's scheduler statistics."""
+
+import os
+import subprocess
+import sys
+import time
+
+from loadtest.log_bench import process_cpu_seconds
+from loadtest.schedwait import RunQueueWait, process_wait, waited_between, waits_by_process
+
+BURN_SECONDS = 1.5
+# CPU-bound children pinned to one core (one this test may use): three of them share it, so each runs about a third
+# of the time and is ready and waiting for about two thirds; a sleeping child is neither.
+BURNER = "import os,sys,time; os.sched_setaffinity(0,{%d}); t=time.time()+%f\nwhile time.time()<t: pass"
+
+
+def spawn(code: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+def test_the_kernel_keeps_scheduler_statistics() -> None:
+    # Every Debian and Ubuntu kernel does; without them the benchmark's line would read 0 and mean nothing.
+    assert RunQueueWait.available()
+
+
+def test_processes_sharing_one_core_wait_for_it_longer_than_they_run_and_a_sleeping_one_does_not() -> None:
+    core = min(os.sched_getaffinity(0))
+    burners = [spawn(BURNER % (core, BURN_SECONDS)) for _ in range(3)]
+    sleeper = spawn(f"import time; time.sleep({BURN_SECONDS})")
+    pids = [child.pid for child in (*burners, sleeper)]
+    time.sleep(0.2)  # past the interpreters' start
+    before, cpu_before = waits_by_process(pids), [process_cpu_seconds(pid) for pid in pids]
+    time.sleep(BURN_SECONDS * 0.6)
+    after, cpu_after = waits_by_process(pids), [process_cpu_seconds(pid) for pid in pids]
+    for child in (*burners, sleeper):
+        assert child.wait(timeout=30) == 0
+    waited = [after[pid] - before[pid] for pid in pids]
+    ran = [later - earlier for later, earlier in zip(cpu_after, cpu_before, strict=True)]
+    for burner, its_cpu in zip(waited[:3], ran[:3], strict=True):
+        # ready about twice as long as it ran (the run queue's wait, not the time on the core: the second field)
+        assert burner.waited >= 1.3 * its_cpu and burner.preempted > 0, (waited, ran)
+    assert waited[3].waited < 0.02, waited
+
+
+def test_a_window_counts_the_difference_and_a_process_born_inside_it_whole() -> None:
+    before = {1: RunQueueWait(2.0, 5)}
+    after = {1: RunQueueWait(2.5, 9), 2: RunQueueWait(0.25, 3)}
+    assert waited_between(before, after) == RunQueueWait(0.75, 7)
+
+
+def test_an_ended_process_reads_as_no_wait() -> None:
+    child = spawn("pass")
+    child.wait(timeout=30)
+    assert process_wait(child.pid) == RunQueueWait()
