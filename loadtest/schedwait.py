@@ -9,6 +9,10 @@ was ready and not running. The keep-up benchmark prints it for each party (statu
 being whether the indexer is short of cores or short of work it can do at once (docs/status-proofs.md §11
 "Fifteenth round").
 
+Beside it, what the machine's cores did over the same window (`machine_times`, /proc/stat): a core that no party
+used was idle, ran the kernel for all of them (softirq: the network and disk completions), or was taken by the
+hypervisor for another guest (steal), which a virtual machine's "2 cores" can hide.
+
 Only live threads are counted: the waits of a thread or a child process that ended inside a window are lost (the
 kernel keeps no cumulative figure for them, unlike CPU time's cutime). Needs a kernel with schedstats (every
 Debian and Ubuntu kernel): RunQueueWait.available says whether this one has them.
@@ -60,6 +64,18 @@ def _preempted(status: str) -> int:
     """The `nonvoluntary_ctxt_switches` of a /proc status file (0 if the kernel does not count them)."""
     _, found, rest = status.partition("nonvoluntary_ctxt_switches:")
     return int(rest.split(None, 1)[0]) if found else 0
+
+
+# /proc/stat's first line: the machine's time in each state, all cores together (proc(5)); "steal" is time the
+# hypervisor ran something else while this guest's virtual core had work.
+MACHINE_STATES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def machine_times() -> dict[str, float]:
+    """Seconds spent so far by all cores together in each of MACHINE_STATES."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    tick = os.sysconf("SC_CLK_TCK")
+    return {state: int(value) / tick for state, value in zip(MACHINE_STATES, fields, strict=False)}
 
 
 def waits_by_process(pids: Iterable[int]) -> dict[int, RunQueueWait]:

@@ -181,6 +181,7 @@ class Paced:
     database_kinds: dict[str, float] = field(default_factory=dict)  # in-process: PostgreSQL's CPU by kind
     database_writes: dict[str, int] = field(default_factory=dict)  # in-process: what PostgreSQL wrote (pgcluster)
     waits: tuple[RunQueueWait, ...] = ()  # in-process: each party's ready work that waited for a core (schedwait.py)
+    machine: dict[str, float] = field(default_factory=dict)  # in-process: the cores' seconds by state (schedwait.py)
 
     def report(self, engine: str) -> list[str]:
         accepted = self.done.accepted
@@ -245,7 +246,11 @@ class Paced:
             f"{who} {wait.waited / wall:.2f} ({wait.preempted / wall:,.0f} preemptions/s)"
             for who, wait in zip(parties, self.waits, strict=True)
         )
-        return [f"    ready but waiting for a core (thread-seconds per second, schedstat): {shares}"]
+        lines = [f"    ready but waiting for a core (thread-seconds per second, schedstat): {shares}"]
+        if self.machine:
+            states = ", ".join(f"{state} {seconds / wall:.2f}" for state, seconds in self.machine.items() if seconds)
+            lines.append(f"    the machine's cores, in cores over the window (/proc/stat): {states}")
+        return lines
 
     def loop_share(self) -> str:
         """The event loop's thread runs the sequencer's and the indexer's Python (one GIL): at most one core."""

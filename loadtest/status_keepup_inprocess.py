@@ -20,7 +20,7 @@ import uvloop
 
 from loadtest.grow import Engine, PostgresEngine
 from loadtest.log_bench import claim_database, process_cpu_seconds
-from loadtest.schedwait import RunQueueWait, waited_between, waits_by_process
+from loadtest.schedwait import RunQueueWait, machine_times, waited_between, waits_by_process
 from loadtest.status_keepup import (
     CATCH_UP_LIMIT,
     IN_FLIGHT,
@@ -180,7 +180,7 @@ async def paced_phase(
     parts: tuple[float, ...] = cpu_parts(engine, indexer)
     kinds, writes = database_cpu(engine), database_writes(engine)
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
-    waits = party_waits(engine, indexer)
+    waits, machine = party_waits(engine, indexer), machine_times()
     sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
     try:
         done = await paced_submit(sequencer, batches, rate)
@@ -191,6 +191,7 @@ async def paced_phase(
         writes = {what: count - writes[what] for what, count in database_writes(engine).items() if what in writes}
         loop_cpu = time.thread_time() - loop_cpu
         waited = tuple(waited_between(*party) for party in zip(waits, party_waits(engine, indexer), strict=True))
+        machine = {state: seconds - machine[state] for state, seconds in machine_times().items()}
     finally:
         await cancel_and_wait([sampler])
-    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds, writes, waited)
+    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds, writes, waited, machine)

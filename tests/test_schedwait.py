@@ -6,7 +6,14 @@ import sys
 import time
 
 from loadtest.log_bench import process_cpu_seconds
-from loadtest.schedwait import RunQueueWait, process_wait, waited_between, waits_by_process
+from loadtest.schedwait import (
+    MACHINE_STATES,
+    RunQueueWait,
+    machine_times,
+    process_wait,
+    waited_between,
+    waits_by_process,
+)
 
 BURN_SECONDS = 1.5
 # CPU-bound children pinned to one core (one this test may use): three of them share it, so each runs about a third
@@ -52,3 +59,15 @@ def test_an_ended_process_reads_as_no_wait() -> None:
     child = spawn("pass")
     child.wait(timeout=30)
     assert process_wait(child.pid) == RunQueueWait()
+
+
+def test_the_machines_cores_account_for_the_window_and_a_burn_shows_as_user_time() -> None:
+    cores = os.cpu_count() or 1
+    before, started = machine_times(), time.monotonic()
+    deadline = started + 0.5
+    while time.monotonic() < deadline:  # this process busy on one core
+        pass
+    after, window = machine_times(), time.monotonic() - started
+    spent = {state: after[state] - before[state] for state in MACHINE_STATES}
+    assert abs(sum(spent.values()) - window * cores) <= 0.1 * window * cores + 0.05, (spent, window)
+    assert spent["user"] + spent["system"] >= 0.4, spent

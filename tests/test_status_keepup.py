@@ -83,6 +83,7 @@ def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(
     # each party's ready work that waited for a core: three parties, SQLite's in this process (no server's)
     assert len(fast.waits) == 3 and fast.waits[1] == RunQueueWait() and fast.waits[2].waited >= 0
     assert any("ready but waiting for a core" in line for line in fast.report("sqlite"))
+    assert fast.machine["user"] > 0 and any("the machine's cores" in line for line in fast.report("sqlite"))
 
 
 def test_on_postgresql_the_in_process_intake_reports_what_the_database_wrote_after_a_checkpoint(
