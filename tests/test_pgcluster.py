@@ -2,25 +2,37 @@
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from loadtest.pgcluster import PgCluster
 from tests.pg_cluster import PgDatabase
 
+T = TypeVar("T")
 BURN = "SELECT count(*) FROM generate_series(1, 8000000) a, LATERAL (SELECT md5(a::text)) b"
+
+
+async def while_connected(dsn: str, during: Callable[[Any], Awaitable[T]]) -> T:
+    """`during(connection)` with a new connection open; the connection closed after."""
+    db = await asyncpg.connect(dsn)
+    try:
+        return await during(db)
+    finally:
+        await db.close()
 
 
 async def burn_in_a_backend(dsn: str) -> int:
     """Burn CPU in a new connection's backend, close it; the backend's pid."""
-    db = await asyncpg.connect(dsn)
-    try:
+
+    async def burn(db: Any) -> int:
         pid = int(await db.fetchval("SELECT pg_backend_pid()"))
         await db.fetchval(BURN)
-    finally:
-        await db.close()
-    return pid
+        return pid
+
+    return await while_connected(dsn, burn)
 
 
 def wait_gone(pid: int, seconds: float = 10.0) -> None:
@@ -41,13 +53,13 @@ def test_cluster_cpu_counts_backends_that_have_exited(pg_cluster: PgCluster, pg_
 
 async def burn_and_read_kinds(cluster: PgCluster, dsn: str) -> tuple[dict[str, float], dict[str, float]]:
     """cpu_by_kind before and after a burn in a connection that is still open when read."""
-    db = await asyncpg.connect(dsn)
-    try:
+
+    async def burn(db: Any) -> tuple[dict[str, float], dict[str, float]]:
         before = cluster.cpu_by_kind()
         await db.fetchval(BURN)
         return before, cluster.cpu_by_kind()
-    finally:
-        await db.close()
+
+    return await while_connected(dsn, burn)
 
 
 def test_cluster_cpu_by_kind_names_the_backends_and_the_background_processes(
@@ -83,11 +95,11 @@ def test_write_counters_count_the_wal_and_the_status_pages_a_load_writes(
 
 async def backend_pid_seen(cluster: PgCluster, dsn: str) -> tuple[int, list[int]]:
     """An open connection's backend pid, and the cluster's process ids read while it is open."""
-    db = await asyncpg.connect(dsn)
-    try:
+
+    async def read(db: Any) -> tuple[int, list[int]]:
         return int(await db.fetchval("SELECT pg_backend_pid()")), cluster.process_ids()
-    finally:
-        await db.close()
+
+    return await while_connected(dsn, read)
 
 
 def test_cluster_process_ids_are_the_postmaster_and_its_live_children(
