@@ -16,6 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,29 +77,31 @@ class PgCluster:
         ... (the process title PostgreSQL sets), "postmaster", and "exited" (reaped children: mostly autovacuum
         workers and closed connections' backends)."""
         ticks: dict[str, int] = {}
-        for stat in Path("/proc").glob("[0-9]*/stat"):
+        for pid, fields in self._processes():
+            if pid == self.process.pid:
+                ticks["postmaster"] = ticks.get("postmaster", 0) + int(fields[11]) + int(fields[12])
+                ticks["exited"] = ticks.get("exited", 0) + int(fields[13]) + int(fields[14])  # cutime, cstime
+                continue
             try:
-                pid, fields = int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
-                if pid == self.process.pid:
-                    ticks["postmaster"] = ticks.get("postmaster", 0) + int(fields[11]) + int(fields[12])
-                    ticks["exited"] = ticks.get("exited", 0) + int(fields[13]) + int(fields[14])  # cutime, cstime
-                elif int(fields[1]) == self.process.pid:
-                    kind = _kind((stat.parent / "cmdline").read_bytes())
-                    ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
+                kind = _kind(Path(f"/proc/{pid}/cmdline").read_bytes())
             except OSError:  # the process ended meanwhile
                 continue
+            ticks[kind] = ticks.get(kind, 0) + int(fields[11]) + int(fields[12])
         return {kind: count / os.sysconf("SC_CLK_TCK") for kind, count in ticks.items()}
 
     def process_ids(self) -> list[int]:
-        """The postmaster and its live children (client backends, checkpointer, WAL writer, autovacuum...)."""
-        pids = [self.process.pid]
+        """The postmaster, then its live children (client backends, checkpointer, WAL writer, autovacuum...)."""
+        return sorted((pid for pid, _ in self._processes()), key=lambda pid: pid != self.process.pid)
+
+    def _processes(self) -> Iterator[tuple[int, list[str]]]:
+        """The postmaster and its live children, each with the fields of /proc/<pid>/stat after its name (proc(5))."""
         for stat in Path("/proc").glob("[0-9]*/stat"):
             try:
-                if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                    pids.append(int(stat.parent.name))
+                pid, fields = int(stat.parent.name), stat.read_text().rsplit(")", 1)[1].split()
             except OSError:  # the process ended meanwhile
                 continue
-        return pids
+            if pid == self.process.pid or int(fields[1]) == self.process.pid:
+                yield pid, fields
 
     def write_counters(self, database: str) -> dict[str, int]:
         """What the server has written so far, in bytes (PostgreSQL 14-16 statistics views, cumulative): the WAL,
