@@ -43,21 +43,26 @@ class RunQueueWait:
         return Path(f"/proc/{os.getpid()}/schedstat").exists()
 
 
-def process_wait(pid: int) -> RunQueueWait:
-    """The live threads of `pid` (RunQueueWait() if it has ended)."""
-    total = RunQueueWait()
+def thread_waits(pid: int) -> dict[int, RunQueueWait]:
+    """Each live thread of `pid`, by thread id ({} if the process has ended)."""
     try:
         tasks = list(Path(f"/proc/{pid}/task").iterdir())
     except OSError:
-        return total
+        return {}
+    waits = {}
     for task in tasks:
         try:
             waited_ns = int((task / "schedstat").read_text().split()[1])
             status = (task / "status").read_text()
         except (OSError, IndexError, ValueError):  # the thread ended meanwhile
             continue
-        total += RunQueueWait(waited_ns / 1e9, _preempted(status))
-    return total
+        waits[int(task.name)] = RunQueueWait(waited_ns / 1e9, _preempted(status))
+    return waits
+
+
+def process_wait(pid: int) -> RunQueueWait:
+    """The live threads of `pid` together (RunQueueWait() if it has ended)."""
+    return sum(thread_waits(pid).values(), RunQueueWait())
 
 
 def _preempted(status: str) -> int:
@@ -78,13 +83,15 @@ def machine_times() -> dict[str, float]:
     return {state: int(value) / tick for state, value in zip(MACHINE_STATES, fields, strict=False)}
 
 
-def waits_by_process(pids: Iterable[int]) -> dict[int, RunQueueWait]:
-    return {pid: process_wait(pid) for pid in pids}
+def waits_by_thread(pids: Iterable[int]) -> dict[int, RunQueueWait]:
+    """The live threads of these processes, by thread id (thread ids are unique on the machine)."""
+    return {tid: wait for pid in pids for tid, wait in thread_waits(pid).items()}
 
 
 def waited_between(before: dict[int, RunQueueWait], after: dict[int, RunQueueWait]) -> RunQueueWait:
-    """What the processes alive at `after` waited since `before` (a process born meanwhile: all its life)."""
+    """What the threads alive at `after` waited since `before` (a thread born meanwhile: all its life; one that
+    ended meanwhile is left out, not subtracted)."""
     total = RunQueueWait()
-    for pid, now in after.items():
-        total += now - before.get(pid, RunQueueWait())
+    for tid, now in after.items():
+        total += now - before.get(tid, RunQueueWait())
     return total

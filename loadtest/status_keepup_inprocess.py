@@ -20,7 +20,7 @@ import uvloop
 
 from loadtest.grow import Engine, PostgresEngine
 from loadtest.log_bench import claim_database, process_cpu_seconds
-from loadtest.schedwait import RunQueueWait, machine_times, waited_between, waits_by_process
+from loadtest.schedwait import RunQueueWait, machine_times, waited_between, waits_by_thread
 from loadtest.status_keepup import (
     CATCH_UP_LIMIT,
     IN_FLIGHT,
@@ -64,7 +64,7 @@ def party_waits(engine: Engine, indexer: IndexerProcess) -> tuple[dict[int, RunQ
     processes; SQLite runs in this one) and the indexer's process."""
     cluster = engine.cluster.process_ids() if isinstance(engine, PostgresEngine) else []
     pids = ([os.getpid()], cluster, [indexer.pid] if indexer.pid is not None else [])
-    return tuple(waits_by_process(party) for party in pids)
+    return tuple(waits_by_thread(party) for party in pids)
 
 
 def database_cpu(engine: Engine) -> dict[str, float]:

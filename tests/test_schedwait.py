@@ -12,7 +12,7 @@ from loadtest.schedwait import (
     machine_times,
     process_wait,
     waited_between,
-    waits_by_process,
+    waits_by_thread,
 )
 
 WINDOW = 0.9  # seconds
@@ -44,9 +44,9 @@ def test_processes_sharing_one_core_wait_for_it_longer_than_they_run_and_a_sleep
     try:
         started(children)
         pids = [child.pid for child in children]
-        before, cpu_before = waits_by_process(pids), [process_cpu_seconds(pid) for pid in pids]
+        before, cpu_before = waits_by_thread(pids), [process_cpu_seconds(pid) for pid in pids]
         time.sleep(WINDOW)
-        after, cpu_after = waits_by_process(pids), [process_cpu_seconds(pid) for pid in pids]
+        after, cpu_after = waits_by_thread(pids), [process_cpu_seconds(pid) for pid in pids]
     finally:
         for child in children:
             child.kill()
@@ -61,10 +61,24 @@ def test_processes_sharing_one_core_wait_for_it_longer_than_they_run_and_a_sleep
     assert waited[3].waited < 0.02, waited
 
 
-def test_a_window_counts_the_difference_and_a_process_born_inside_it_whole() -> None:
-    before = {1: RunQueueWait(2.0, 5)}
+def test_a_window_counts_the_difference_a_thread_born_inside_it_whole_and_one_that_ended_not_at_all() -> None:
+    before = {1: RunQueueWait(2.0, 5), 3: RunQueueWait(4.0, 8)}  # thread 3 ends inside the window
     after = {1: RunQueueWait(2.5, 9), 2: RunQueueWait(0.25, 3)}
     assert waited_between(before, after) == RunQueueWait(0.75, 7)
+
+
+def test_waits_are_read_thread_by_thread() -> None:
+    # Per thread, not per process: a process's total would fall when one of its threads ends, and the window's
+    # difference would subtract that thread's past waits from the others'.
+    second = f"threading.Thread(target=time.sleep, args=({LIFE},)).start()"
+    child = spawn(f"import threading,time; {second}; print(flush=True); time.sleep({LIFE})")
+    try:
+        started([child])
+        threads = waits_by_thread([child.pid])
+    finally:
+        child.kill()
+        child.communicate(timeout=30)
+    assert len(threads) == 2 and child.pid in threads, threads
 
 
 def test_an_ended_process_reads_as_no_wait() -> None:
