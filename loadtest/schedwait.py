@@ -60,11 +60,6 @@ def thread_waits(pid: int) -> dict[int, RunQueueWait]:
     return waits
 
 
-def process_wait(pid: int) -> RunQueueWait:
-    """The live threads of `pid` together (RunQueueWait() if it has ended)."""
-    return sum(thread_waits(pid).values(), RunQueueWait())
-
-
 def _preempted(status: str) -> int:
     """The `nonvoluntary_ctxt_switches` of a /proc status file (0 if the kernel does not count them)."""
     _, found, rest = status.partition("nonvoluntary_ctxt_switches:")

@@ -10,7 +10,7 @@ from loadtest.schedwait import (
     MACHINE_STATES,
     RunQueueWait,
     machine_times,
-    process_wait,
+    thread_waits,
     waited_between,
     waits_by_thread,
 )
@@ -84,7 +84,7 @@ def test_waits_are_read_thread_by_thread() -> None:
 def test_an_ended_process_reads_as_no_wait() -> None:
     child = spawn("pass")
     child.communicate(timeout=30)  # its end, and its pipe closed
-    assert process_wait(child.pid) == RunQueueWait()
+    assert thread_waits(child.pid) == {}
 
 
 def test_the_machines_cores_account_for_the_window_and_a_burn_shows_as_user_time() -> None:
