@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from loadtest.localproc import free_port
+from loadtest.localproc import children, free_port
 from tlogcore.checkpoint import Checkpoint, parse_checkpoint
 from tlogcore.keys import Ed25519Signer, Verifier, parse_signer_key
 from tlogcore.merkle import append_leaves, leaf_hash, verify_consistency, verify_inclusion
@@ -61,14 +61,6 @@ def rss_kib(pid: int) -> int:
     except OSError:
         pass
     return 0
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in Path(f"/proc/{pid}/task").iterdir():
-            found += [int(c) for c in (task / "children").read_text().split()]
-    return found
 
 
 @dataclass

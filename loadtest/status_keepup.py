@@ -35,6 +35,7 @@ SETTLE_LIMIT = 300.0  # seconds the indexer gets to cover the timed phase's last
 LAG = re.compile(rb"^tlog_status_index_lag_entries (\d+)$", re.M)
 NEVER_LOGGED = "00" * 32  # a document no statement names: its answer carries the served index root's size
 STATUS_SETTINGS = "[status_index]\nindex_interval_ms = 100\n"
+PARTIES = ("this process", "the database server", "the indexer's processes (its own and its shards')")
 SERVER_CPU = "the server process; its children (signature workers, the status indexer) not counted"
 Phase = tuple[float, list[list[Submission]]]  # entries/s asked, and the batches to submit at that rate
 
@@ -208,7 +209,11 @@ class Paced:
         if self.cpu_parts is None:
             return ""
         wall = self.done.seconds + self.settle_seconds
-        named = zip(("this process", "the database server", "the indexer's process"), self.cpu_parts, strict=True)
+        named = zip(
+            ("this process", "the database server", "the indexer's processes (with its shards)"),
+            self.cpu_parts,
+            strict=True,
+        )
         return "; " + ", ".join(
             f"{who} {cpu / max(self.done.accepted, 1) * 1e6:,.0f} us ({cpu / wall:.2f} of a core)" for who, cpu in named
         )
@@ -241,10 +246,9 @@ class Paced:
         if not self.waits:
             return []
         wall = self.done.seconds + self.settle_seconds
-        parties = ("this process", "the database server", "the indexer's process")
         shares = ", ".join(
             f"{who} {wait.waited / wall:.2f} ({wait.preempted / wall:,.0f} preemptions/s)"
-            for who, wait in zip(parties, self.waits, strict=True)
+            for who, wait in zip(PARTIES, self.waits, strict=True)
         )
         lines = [f"    ready but waiting for a core (thread-seconds per second, schedstat): {shares}"]
         if self.machine:

@@ -12,6 +12,7 @@ HTTP mode reads it: the log's size minus the size of the index root status proof
 """
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 import uvloop
 
 from loadtest.grow import Engine, PostgresEngine
+from loadtest.localproc import children
 from loadtest.log_bench import claim_database, process_cpu_seconds
 from loadtest.schedwait import RunQueueWait, machine_times, waited_between, waits_by_thread
 from loadtest.status_keepup import (
@@ -53,17 +55,26 @@ def served_in_process(engine: Engine, preload: Preload, phases: Sequence[Phase])
     return uvloop.run(_served(engine, preload, phases))
 
 
+def indexer_processes(indexer: IndexerProcess | None) -> list[int]:
+    """The indexer's process and its shards (statusshards.py); none before the indexer's first cycle."""
+    pid = indexer.pid if indexer is not None else None
+    return [pid, *children(pid)] if pid is not None else []
+
+
 def cpu_parts(engine: Engine, indexer: IndexerProcess | None = None) -> tuple[float, float, float]:
-    """CPU seconds of this process, of the database server and of the indexer's process (indexerprocess.py)."""
-    pid = indexer.pid if indexer is not None else None  # none before the indexer's first cycle
-    return time.process_time(), engine.server_cpu(), process_cpu_seconds(pid) if pid is not None else 0.0
+    """CPU seconds of this process, of the database server and of the indexer's process with its shards."""
+    indexing = 0.0
+    for pid in indexer_processes(indexer):
+        with contextlib.suppress(OSError):  # a shard replaced meanwhile
+            indexing += process_cpu_seconds(pid)
+    return time.process_time(), engine.server_cpu(), indexing
 
 
 def party_waits(engine: Engine, indexer: IndexerProcess) -> tuple[dict[int, RunQueueWait], ...]:
     """Each party's threads' waiting for a core so far (schedwait.py): this process, the database server (PostgreSQL's
     processes; SQLite runs in this one) and the indexer's process."""
     cluster = engine.cluster.process_ids() if isinstance(engine, PostgresEngine) else []
-    pids = ([os.getpid()], cluster, [indexer.pid] if indexer.pid is not None else [])
+    pids = ([os.getpid()], cluster, indexer_processes(indexer))
     return tuple(waits_by_thread(party) for party in pids)
 
 

@@ -62,6 +62,7 @@ class ServerConfig:
     tiles_dir: str = ""  # [static]: keep the read path as files here (logserver/static_tiles.py); "" = off
     # [status_index]: provable status (docs/status-proofs.md): update the index and log its root this often; 0 = off
     index_interval_ms: int = 0
+    index_shards: int = 2  # processes making a big update, one per half of the tree (statusshards.py); 1 = none
 
 
 _ZERO_MEANS_OFF = frozenset(
@@ -96,7 +97,7 @@ _SECTIONS: dict[str, dict[str, type]] = {
     "storage": {"sqlite_busy_timeout_ms": int, "engine": str, "postgresql_dsn": str, "postgresql_pool_size": int},
     "witnessing": {"witness_timeout_ms": int, "witness_retries": int},
     "static": {"tiles_dir": str},
-    "status_index": {"index_interval_ms": int},
+    "status_index": {"index_interval_ms": int, "index_shards": int},
 }
 
 
@@ -126,6 +127,8 @@ def config_from_toml(document: dict[str, Any]) -> ServerConfig:
             values[key] = value
     known = {f.name for f in fields(ServerConfig)}
     config = ServerConfig(**{k: v for k, v in values.items() if k in known})
+    if config.index_shards not in (1, 2):
+        raise MalformedError(f"config: status_index.index_shards must be 1 or 2, not {config.index_shards}")
     if config.engine not in ("sqlite", "postgresql"):
         raise MalformedError(f'config: storage.engine must be "sqlite" or "postgresql", not {config.engine!r}')
     if config.engine == "postgresql" and not config.postgresql_dsn:

@@ -32,14 +32,17 @@ from logserver.config import ServerConfig
 from logserver.metrics import Metrics
 from logserver.opening import open_status_store, open_storage
 from logserver.statusindexer import (
+    KEEP_FROM,
     MAX_ENTRIES_PER_STEP,
     UPDATE_FAILURES,
+    UPPER_DEPTH,
     Advanced,
     IndexRootLogger,
     IndexUpdater,
     publish_lag,
     unlogged_version,
 )
+from logserver.statusshards import ShardPool, shard_settings
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.errors import TlogError
@@ -99,7 +102,12 @@ class IndexWorker:
         storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL))
         store = loop.run_until_complete(open_status_store(settings.data, settings.config))
         step = STEP.get(settings.config.engine, MAX_ENTRIES_PER_STEP)
-        return cls(loop, IndexUpdater(storage, store, max_entries_per_step=step, overlap=True), collect_every)
+        updater = IndexUpdater(storage, store, max_entries_per_step=step, overlap=True)
+        if settings.config.index_shards > 1:
+            shards = shard_settings(settings.data, settings.config, KEEP_FROM, UPPER_DEPTH, collect_every)
+            updater.shards = ShardPool(shards)
+            loop.run_until_complete(updater.shards.start())
+        return cls(loop, updater, collect_every)
 
     def close(self) -> None:
         """Close its connections and loop (the child needs not: it exits at end of file; a caller running a worker
@@ -117,6 +125,9 @@ class IndexWorker:
             answer = Failed(str(exc))
         if request[0] == "prune":  # the end of a cycle: the index covers the log
             self._collector.at_rest()
+            if self._updater.shards is not None:
+                with contextlib.suppress(StorageError):  # a shard gone: the next big update fails and says so
+                    self._loop.run_until_complete(self._updater.shards.rest())
         else:
             self._collector.after_update(isinstance(answer, Advanced))
         return answer

@@ -17,6 +17,7 @@ a new version (otherwise each statement would call for the next, one entry per s
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -24,6 +25,7 @@ from dataclasses import KW_ONLY, dataclass, field
 
 from logserver.metrics import Metrics
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
+from logserver.statusshards import ShardPool
 from logserver.statusstore import IndexVersion, StatusStore
 from logserver.storage import Storage, StorageError
 from logserver.tasks import cancel_and_wait
@@ -38,7 +40,7 @@ from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, logged_document, parse_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan
-from tlogcore.statusindex_pages import Page, first_depth_below
+from tlogcore.statusindex_pages import Page, first_depth_below, half_of
 from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
 
@@ -108,8 +110,11 @@ class UpperLevels:
     batch reads its few paths from storage, a page per round from the root.
     """
 
-    def __init__(self, store: StatusStore, keep_from: int = KEEP_FROM, depth: int = UPPER_DEPTH) -> None:
-        self._store, self._keep_from, self._depth = store, keep_from, depth
+    def __init__(
+        self, store: StatusStore, keep_from: int = KEEP_FROM, depth: int = UPPER_DEPTH, half: int | None = None
+    ) -> None:
+        """`half`: keep only the root's page and the pages of that half of the tree (a shard: statusshards.py)."""
+        self._store, self._keep_from, self._depth, self._half = store, keep_from, depth, half
         self._version: int | None = None
         self._pages: dict[NodeId, Page] = {}  # a commit rewrites these whole
 
@@ -120,6 +125,10 @@ class UpperLevels:
             self.forget()
             if len(entries) >= self._keep_from:
                 self._pages = await self._store.read_upper(self._depth, version)
+                if self._half is not None:
+                    self._pages = {
+                        page: nodes for page, nodes in self._pages.items() if half_of(page) in (None, self._half)
+                    }
                 self._version = version
         # Below the kept levels a page per path per round; with no top kept, a path is about log2(size) + 2
         # deep: its pages that far down are asked in the first round (as PathPlan's first window asks).
@@ -167,6 +176,11 @@ class Prepared:
     new: IndexVersion
     pages: PageSet
 
+    @property
+    def sharded(self) -> bool:
+        """Made by the shards (statusshards.py): its pages are rows only, and the shards hold them for the next."""
+        return self.pages.rows is not None
+
     def builds_on(self, head: IndexVersion | None) -> bool:
         """Whether `head` (read from storage) is the version it was made over."""
         if head is None or self.base is None:
@@ -198,6 +212,7 @@ class IndexUpdater:
     _upper: UpperLevels | None = None
     overlap: bool = False  # prepare the next update while one commits (the indexer's own process)
     _following: "asyncio.Task[Prepared | None] | None" = None  # the next update, being made or made, not committed
+    shards: ShardPool | None = None  # big updates made as two halves (the indexer's own process)
 
     async def advance(self) -> Advanced | None:
         """One update if the log has grown, committed but not yet stated in the log (the caller logs its root
@@ -226,14 +241,19 @@ class IndexUpdater:
         return Advanced(prepared.new, prepared.new.size >= log_from)
 
     async def close(self) -> None:
-        """Stop making the next update (nothing of it is stored; a new updater makes it again)."""
+        """Stop making the next update (nothing of it is stored; a new updater makes it again), and the shards."""
         following, self._following = self._following, None
         await cancel_and_wait([following] if following else [])
+        if self.shards is not None:
+            self.shards.close()
 
-    async def _prepare(self, base: IndexVersion | None, in_flight: dict[NodeId, Page] | None = None) -> Prepared | None:
+    async def _prepare(
+        self, base: IndexVersion | None, in_flight: dict[NodeId, Page] | None = None, after_shards: bool = False
+    ) -> Prepared | None:
         """The entries after `base` (a step at most) applied over it, not committed; None if the log holds none or
-        they name no document. `in_flight`: the pages `base`'s commit, not landed yet, writes. The kept top pages
-        move to the new version at once (`_commit` forgets them if the commit fails)."""
+        they name no document. `in_flight`: the pages `base`'s commit, not landed yet, writes; `after_shards`:
+        that commit's update was made by the shards, which hold its pages (None if they cannot make this one).
+        The kept top pages move to the new version at once (`_commit` forgets them if the commit fails)."""
         covered = base.size if base else 0
         log_head = await self.storage.head()
         end = min(log_head.size if log_head else 0, covered + self.max_entries_per_step)
@@ -245,6 +265,12 @@ class IndexUpdater:
         )
         if not grows:
             return None
+        if self.shards is not None and in_flight is None and len(entries) >= self.keep_upper_from:
+            made = await self.shards.prepare(self.store, covered, end, entries, after_shards)
+            if made is not None:
+                return Prepared(base, IndexVersion(end, made[0], int(self.clock())), made[1])
+        if after_shards:
+            return None  # made whole here it would read rows the commit in flight has not written yet
         upper = self._upper = self._upper or UpperLevels(self.store, self.keep_upper_from, self.upper_depth)
         try:
             pages = PageSet(covered)
@@ -264,6 +290,10 @@ class IndexUpdater:
         for every page the commit does not write, and the pages it writes are taken from it, whole. Only with the
         top kept (else it would be read from rows the commit has not written yet): None otherwise, or on any
         failure (the next call prepares again, after the commit)."""
+        if prepared.sharded:
+            with contextlib.suppress(StorageError, TlogError, OSError):
+                return await self._prepare(prepared.new, after_shards=True)
+            return None
         if self._upper is None or not self._upper.holds(prepared.new.size):
             return None
         try:
@@ -279,11 +309,13 @@ class IndexUpdater:
             self._forget_upper()  # the commit may or may not have landed: read the top again next time
             raise  # the prunes stay due (pruning twice deletes nothing more)
         del self._rewritten[: len(due)]
-        self._rewritten.append((prepared.new.size, list(prepared.pages.written)))  # what a prune deletes by
+        self._rewritten.append((prepared.new.size, prepared.pages.pages_written()))  # what a prune deletes by
 
     def _forget_upper(self) -> None:
         if self._upper is not None:
             self._upper.forget()
+        if self.shards is not None:
+            self.shards.forget()
 
     def note_served(self, served: int) -> None:
         """Rows superseded at or below the version served one cycle ago may go: a lookup that began then (it

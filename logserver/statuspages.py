@@ -56,6 +56,8 @@ class PagedNodes:
         if known is not None and known.whole:
             if writes:
                 raise ValueError("an update's pages are given whole or as node writes, not both")
+            if known.rows is not None:  # encoded by the shards (statusshards.py)
+                return known.rows
             return await asyncio.to_thread(encoded, known.written, new)
         changes = changed_pages(writes)
         current = {page: {} for page in changes} if old is None else await self.whole(changes, old, known)

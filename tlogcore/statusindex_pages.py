@@ -17,7 +17,7 @@ A full page of 15 interior nodes is 4 + 15 * 64 = 964 bytes: it stays inside one
 over about 1,000 bytes would spill to an overflow page).
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 
 from tlogcore.encoding import HASH_SIZE
@@ -162,6 +162,34 @@ def scan_page(depth: int, data: bytes) -> Page:
 def decode_page(depth: int, data: bytes) -> dict[int, StoredNode]:
     """Parse a stored page whose root is at `depth`, strictly: one encoding per page (module docstring)."""
     return {position: stored_node(raw) for position, raw in scan_page(depth, data).items()}
+
+
+ROOT_PAGE: NodeId = (0, 0)
+
+
+def half_of(page: NodeId) -> int | None:
+    """The half of the tree a page lies in (the first bit of every key below it); None for the root's page."""
+    depth, prefix = page
+    return prefix >> (depth - 1) if depth else None
+
+
+def join_halves(base: Page, halves: Sequence[Page | None]) -> Page:
+    """The root's page of one update made as two (logserver/statusshards.py), each over `base` with the documents
+    of one half of the tree only (first key bit 0, then 1; None: that half had none). A key's path never leaves its
+    half, so below the root each half's nodes are exactly its own update's; the root node is interior in `base`
+    (else the halves are not apart yet: the caller makes the update whole), and keeps each side's hash from the
+    update of that side. Positions 2, 4-5, 8-11 are the left half's, 3, 6-7, 12-15 the right's (module docstring)."""
+    sides = [half if half is not None else base for half in halves]
+    if len(sides) != 2 or any(side.get(1, (True, b""))[0] for side in (base, *sides)):
+        raise ValueError("a root's page is joined from two halves under an interior root")
+    joined: Page = {
+        position: raw
+        for side, page in enumerate(sides)
+        for position, raw in page.items()
+        if position > 1 and (position >> (position.bit_length() - 2)) & 1 == side
+    }
+    joined[1] = (False, sides[0][1][1][:HASH_SIZE] + sides[1][1][1][HASH_SIZE:])
+    return dict(sorted(joined.items()))
 
 
 # pages_of, nodes_in and changed_pages run for every node an update reads or writes (about 10 per document):

@@ -40,6 +40,8 @@ class PageSet:
         self.pages: dict[NodeId, Page] = {}
         self.written: dict[NodeId, Page] = {}
         self.whole = False  # `written` was made whole by the update itself (`made`)
+        self.rows: list[tuple[bytes, int, bytes]] | None = None  # encoded elsewhere (`made_rows`)
+        self.row_pages: list[NodeId] = []  # the pages `rows` stores
 
     def missing(self, pages: Iterable[NodeId]) -> list[NodeId]:
         """The pages among these not held yet: the ones to read from storage."""
@@ -57,6 +59,15 @@ class PageSet:
     def made(self, written: dict[NodeId, Page]) -> None:
         """The pages an update made whole itself (statuspageupdate.PageUpdate): a commit stores them as they are."""
         self.written, self.whole = written, True
+
+    def made_rows(self, rows: list[tuple[bytes, int, bytes]], pages: list[NodeId]) -> None:
+        """The rows (page id, version, page row) of an update made and encoded by other processes
+        (logserver/statusshards.py), storing `pages`: a commit stores them as they are; `written` stays empty."""
+        self.rows, self.row_pages, self.whole = rows, pages, True
+
+    def pages_written(self) -> list[NodeId]:
+        """The pages the update stores (what a later prune deletes the older rows of)."""
+        return self.row_pages if self.rows is not None else list(self.written)
 
 
 def nodes_of(pages: Mapping[NodeId, Page], depth: int) -> dict[NodeId, StoredNode]:
