@@ -16,7 +16,8 @@ be made, so each root was stated an update late). Roots are logged in the order 
 child that fails or dies is stopped and a new one started at the next cycle (a failure on the server's side, e.g.
 the sequencer refusing a root, keeps the child). A crash of either process leaves the index as `StatusIndexer`
 leaves it (a version whole or not at all; a version committed but not yet stated is stated at the next cycle's
-start).
+start). The child makes a big update as two, one per half of the tree, in two shard processes of its own
+(statusshards.py, `[status_index] index_shards`), and commits it alone.
 """
 
 import asyncio
@@ -105,8 +106,7 @@ class IndexWorker:
         updater = IndexUpdater(storage, store, max_entries_per_step=step, overlap=True)
         if settings.config.index_shards > 1:
             shards = shard_settings(settings.data, settings.config, KEEP_FROM, UPPER_DEPTH, collect_every)
-            updater.shards = ShardPool(shards)
-            loop.run_until_complete(updater.shards.start())
+            updater.shards = ShardPool(shards)  # started at the first update they make
         return cls(loop, updater, collect_every)
 
     def close(self) -> None:

@@ -268,6 +268,8 @@ class IndexUpdater:
         if self.shards is not None and in_flight is None and len(entries) >= self.keep_upper_from:
             made = await self.shards.prepare(self.store, covered, end, entries, after_shards)
             if made is not None:
+                if self._upper is not None:
+                    self._upper.forget()  # its memory back: the shards keep the top now
                 return Prepared(base, IndexVersion(end, made[0], int(self.clock())), made[1])
         if after_shards:
             return None  # made whole here it would read rows the commit in flight has not written yet

@@ -144,16 +144,23 @@ class ShardPool:
         self._root: tuple[int, Page] | None = None  # the last joined root's page and its version
         self.updates = 0  # made by the shards (tests, metrics)
 
-    async def start(self) -> None:
-        for settings in self._settings:
-            self._shards.append(await WorkerProcess.start(functools.partial(open_shard, settings), START_TIMEOUT))
+    async def _started(self) -> None:
+        """Start the shards at the first update they make (a log that never has a big batch never needs them)."""
+        try:
+            while len(self._shards) < len(self._settings):
+                settings = self._settings[len(self._shards)]
+                self._shards.append(await WorkerProcess.start(functools.partial(open_shard, settings), START_TIMEOUT))
+        except (OSError, TimeoutError, EOFError) as exc:
+            self.close()
+            raise ShardFailed(f"a status index shard did not start: {exc}") from None
+        self._owed = [0] * len(self._shards)
 
     @property
     def pids(self) -> list[int]:
         return [shard.pid for shard in self._shards]
 
     def close(self) -> None:
-        shards, self._shards = self._shards, []
+        shards, self._shards, self._root = self._shards, [], None
         for shard in shards:
             with contextlib.suppress(OSError):
                 shard.stop()
@@ -173,10 +180,12 @@ class ShardPool:
     ) -> tuple[bytes, PageSet] | None:
         """The update of `entries` over version `covered` made by the shards: its root and its rows (PageSet.rows),
         not committed; None if the halves are not apart, or if `following` and a shard no longer holds `covered`."""
-        await self._settle()
         base = await self._root_page(store, covered)
         if base.get(1, (True, b""))[0]:
             return None  # no root yet, or a leaf: the update is made whole
+        if not self._shards:
+            await self._started()
+        await self._settle()
         halves: list[list[Entry]] = [[] for _ in self._shards]
         for entry in entries:
             halves[entry[2][0] >> 7].append(entry)

@@ -127,9 +127,9 @@ def test_an_index_root_the_sequencer_refuses_does_not_stop_the_indexer(
 
 
 def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path) -> None:
-    """kill -9 of `tlog-server serve` leaves no process behind: the indexer's child (and the signature workers)
-    exit by themselves, even mid-update (witness/processes.exit_with_parent)."""
-    config = "[server]\nverify_workers = 1\n[status_index]\nindex_interval_ms = 20\n"
+    """kill -9 of `tlog-server serve` leaves no process behind: the indexer's child, its shards and the signature
+    workers exit by themselves, even mid-update (witness/processes.exit_with_parent)."""
+    config = "[server]\nverify_workers = 1\n[status_index]\nindex_interval_ms = 1000\n"
     with running_log(tmp_path, config_text=config) as server, httpx.Client(base_url=server.url, timeout=10) as client:
         register_issuer(client, server, ISSUER)
         origin = client.get("/api/v1/log").json()["origin"]
@@ -138,16 +138,24 @@ def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path)
         while len(found := children(server.process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)  # the signature worker, and the indexer's child once it has work
         assert len(found) == 2, found
-        for first in (200, 1200):  # 1,000 statements per request at most
+        first = 200
+        while len(shards := grandchildren(found)) < 2 and first < 20_200:  # 1,000 statements per request at most
             post_statements(
                 client, [issue(origin, ISSUER, doc(i)) for i in range(first, first + 1000)]
             ).raise_for_status()
+            first += 1000  # several land in one cycle's second: an update of 1,024 or more starts the shards
+        assert len(shards) == 2, shards  # the indexer's shards (statusshards.py)
+        found |= shards
         server.process.send_signal(signal.SIGKILL)
         server.process.wait(10)
         deadline = time.monotonic() + 10
         while any(alive(child) for child in found) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not any(alive(child) for child in found), [c for c in found if alive(c)]
+
+
+def grandchildren(parents: set[int]) -> set[int]:
+    return set().union(*(children(parent) for parent in parents))
 
 
 class WatchedStore:

@@ -122,7 +122,6 @@ def test_updates_made_by_shard_processes_are_the_logs_with_the_next_one_made_whi
         versions: list[IndexVersion] = []
         await advance_all(updater, storage, versions)  # the first update is made whole: no root yet
         updater.shards = ShardPool(shard_settings(tmp_path, config, 1, 7, 2048))
-        await updater.shards.start()
         try:
             for first in range(40, 600, 40):
                 await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(first, first + 30)))
@@ -162,10 +161,13 @@ def test_a_killed_shard_fails_the_update_and_a_new_indexer_process_makes_it(
             await log_root_is_the_logs(storage, await covered(storage, store))
             first = indexer.pid
             assert first is not None
-            shards = children(first, b"witness.workerprocess")
-            assert len(shards) == 2, shards
-            os.kill(min(shards), signal.SIGKILL)
+            assert not children(first)  # the first update is made whole (no root yet): no shard started
             await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(1500, 3000)))
+            await log_root_is_the_logs(storage, await covered(storage, store))
+            shards = children(first, b"witness.workerprocess")
+            assert len(shards) == 2, shards  # started for the second
+            os.kill(min(shards), signal.SIGKILL)
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(3000, 4500)))
             await log_root_is_the_logs(storage, await covered(storage, store))
             assert indexer.pid not in (None, first)  # replaced
             assert len(children(indexer.pid, b"witness.workerprocess")) == 2  # type: ignore[arg-type]
