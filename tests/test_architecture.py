@@ -26,9 +26,9 @@ def allowed(package: str, module_path: Path, target: str) -> bool:
         if target.startswith("witness.headerdeadline"):  # both servers' slowloris deadline, written once
             return module_path.name == "cli.py"
         if target.startswith("witness.workerprocess"):  # both servers' socket-pair worker process, written once
-            return module_path.name in ("workerpool.py", "indexerprocess.py")  # signature workers, status index
+            return module_path.name in ("workerpool.py", "indexerprocess.py", "statusshards.py")  # and its shards
         if target.startswith("witness.processes"):  # both servers' process supervision pieces, written once
-            return module_path.name in ("cli.py", "workers.py", "indexerprocess.py")
+            return module_path.name in ("cli.py", "workers.py", "indexerprocess.py", "statusshards.py")
         return target.startswith("witness.client") and module_path.name == "witnessing.py"
     if package == "tools" and target.startswith("witness.processes"):  # signing workers exit with `tlog`
         return module_path.name == "signing.py"
