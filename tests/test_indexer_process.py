@@ -56,6 +56,12 @@ async def log_root_is_the_logs(storage: Storage, version: IndexVersion) -> None:
     assert version.root == expected_rows(entries)
 
 
+async def registered_and_issued(sequencer: Any, documents: int) -> None:
+    """The issuer registered, then `documents` issued (doc(0), doc(1), ...)."""
+    await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+    await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(documents)))
+
+
 def dsn_of(engine: str, request: pytest.FixtureRequest) -> str | None:
     return request.getfixturevalue("pg_database").dsn if engine == "postgresql" else None  # run_engine's database
 
@@ -69,8 +75,7 @@ def test_a_killed_indexer_process_is_replaced_and_the_index_stays_the_logs(
     async def body(parts: Parts) -> None:
         storage, store, sequencer, _ = parts
         indexer = process_driver(parts, tmp_path, dsn)
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(400)))
+        await registered_and_issued(sequencer, 400)
         task = asyncio.create_task(indexer.run())
         try:
             while indexer.pid is None:
@@ -105,8 +110,7 @@ def test_an_index_root_the_sequencer_refuses_does_not_stop_the_indexer(
         storage, store, sequencer, in_process = parts
         indexer: Driver = process_driver(parts, tmp_path, None) if driver == "own process" else in_process
         indexer.interval = 0.02
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(20)))
+        await registered_and_issued(sequencer, 20)
         taking = sequencer.config
         sequencer.config = dataclasses.replace(taking, max_pool=0)  # every new statement refused: pool full
         task = asyncio.create_task(indexer.run())
@@ -262,8 +266,7 @@ def test_a_version_is_answered_once_committed_while_the_next_one_is_still_being_
 
     async def body(parts: Parts) -> None:
         storage, store, sequencer, _ = parts
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(80)))
+        await registered_and_issued(sequencer, 80)
         gated = GatedStorage(storage, 41)  # the first step is [0, 41): the registry statement and 40 documents
         updater = IndexUpdater(gated, store, keep_upper_from=1, max_entries_per_step=41, overlap=True)
         first = await asyncio.wait_for(updater.advance(), 10)  # before: waited for the gated update, timed out
@@ -291,8 +294,7 @@ def test_the_kept_top_is_loaded_once_while_the_indexer_writes_alone(
         storage, real_store, sequencer, _ = parts
         store = WatchedStore(real_store)
         updater = IndexUpdater(storage, store, keep_upper_from=1, max_entries_per_step=20, overlap=overlap)
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(200)))
+        await registered_and_issued(sequencer, 200)
         versions: list[IndexVersion] = []
         await advance_all(updater, storage, versions)
         assert len(versions) >= 10 and store.top_loads == 1, (len(versions), store.top_loads)

@@ -17,7 +17,7 @@ from logserver.config import ServerConfig
 from logserver.statusindexer import IndexUpdater
 from logserver.statusshards import ShardPool, shard_settings
 from logserver.statusstore import IndexVersion
-from tests.api_helpers import ISSUER, REGISTRY_KEY, statement
+from tests.api_helpers import ISSUER, statement
 from tests.proctree import alive, children
 from tests.test_indexer_process import (
     advance_all,
@@ -25,10 +25,11 @@ from tests.test_indexer_process import (
     dsn_of,
     log_root_is_the_logs,
     process_driver,
+    registered_and_issued,
 )
 from tests.test_statuspageupdate import Entries, Rows, both, reference
 from tests.test_statusstore import ENGINES, Parts, doc, log, run_engine
-from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
+from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import NODE_PREFIX
 from tlogcore.statusindex_pages import ROOT_PAGE, Page, encode_raw, half_of, join_halves, page_id_bytes
 from tlogcore.statuspageupdate import PageUpdate
@@ -117,8 +118,7 @@ def test_updates_made_by_shard_processes_are_the_logs_with_the_next_one_made_whi
     async def body(parts: Parts) -> None:
         storage, store, sequencer, _ = parts
         updater = IndexUpdater(storage, store, keep_upper_from=1, upper_depth=7, max_entries_per_step=40, overlap=True)
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(30)))
+        await registered_and_issued(sequencer, 30)
         versions: list[IndexVersion] = []
         await advance_all(updater, storage, versions)  # the first update is made whole: no root yet
         updater.shards = ShardPool(shard_settings(tmp_path, config, 1, 7, 2048))
@@ -154,8 +154,7 @@ def test_a_killed_shard_fails_the_update_and_a_new_indexer_process_makes_it(
     async def body(parts: Parts) -> None:
         storage, store, sequencer, _ = parts
         indexer = process_driver(parts, tmp_path, dsn)
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(1500)))
+        await registered_and_issued(sequencer, 1500)
         task = asyncio.create_task(indexer.run())
         try:
             await log_root_is_the_logs(storage, await covered(storage, store))
