@@ -33,7 +33,6 @@ from logserver.config import ServerConfig
 from logserver.metrics import Metrics
 from logserver.opening import open_status_store, open_storage
 from logserver.statusindexer import (
-    KEEP_FROM,
     MAX_ENTRIES_PER_STEP,
     UPDATE_FAILURES,
     UPPER_DEPTH,
@@ -105,7 +104,7 @@ class IndexWorker:
         step = STEP.get(settings.config.engine, MAX_ENTRIES_PER_STEP)
         updater = IndexUpdater(storage, store, max_entries_per_step=step, overlap=True)
         if settings.config.index_shards > 1:
-            shards = shard_settings(settings.data, settings.config, KEEP_FROM, UPPER_DEPTH, collect_every)
+            shards = shard_settings(settings.data, settings.config, UPPER_DEPTH, collect_every)
             updater.shards = ShardPool(shards)  # started at the first update they make
         return cls(loop, updater, collect_every)
 

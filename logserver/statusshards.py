@@ -59,7 +59,6 @@ class ShardSettings:
     data: Any  # Path of the log's data directory
     config: ServerConfig
     half: int
-    keep_from: int
     depth: int  # UpperLevels' depth
     collect_every: int
 
@@ -78,13 +77,20 @@ class IndexShard:
     """In the shard's process: the top of its half (UpperLevels), and the pages its last update wrote, for the next
     update made while that one commits (IndexUpdater's `overlap`)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, store: StatusStore, settings: ShardSettings) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        store: StatusStore,
+        settings: ShardSettings,
+        collector: CollectorAtRest | None = None,  # the shard's process's (open_shard)
+    ) -> None:
         from logserver.statusindexer import UpperLevels  # statusindexer imports this module
 
         self._loop, self._store = loop, store
-        self._upper = UpperLevels(store, settings.keep_from, settings.depth, half=settings.half)
+        # Its top is kept whatever its half's share of the batch: the pool sends only big batches (KEEP_FROM)
+        self._upper = UpperLevels(store, 1, settings.depth, half=settings.half)
         self._in_flight: tuple[int, dict[NodeId, Page]] | None = None  # (version, its pages), not committed yet
-        self._collector = CollectorAtRest(settings.collect_every)
+        self._collector = collector
 
     def __call__(self, request: tuple[Any, ...]) -> HalfUpdate | str | None:
         """("update", covered, end, entries, following) → HalfUpdate, None (declined: `following` and the version
@@ -94,7 +100,8 @@ class IndexShard:
             self._in_flight = None
             return None
         if request[0] == "rest":  # the indexer caught up with the log
-            self._collector.at_rest()
+            if self._collector is not None:
+                self._collector.at_rest()
             return None
         try:
             with paused_gc():
@@ -103,7 +110,8 @@ class IndexShard:
             self._upper.forget()
             self._in_flight = None
             return str(exc)
-        self._collector.after_update(answer is not None)
+        if self._collector is not None:
+            self._collector.after_update(answer is not None)
         return answer
 
     async def _update(self, covered: int, end: int, entries: Sequence[Entry], following: bool) -> HalfUpdate | None:
@@ -130,7 +138,7 @@ def open_shard(settings: ShardSettings) -> IndexShard:
     exit_with_parent(os.getppid())  # the indexer's process
     loop = asyncio.new_event_loop()
     store = loop.run_until_complete(open_status_store(settings.data, settings.config))
-    return IndexShard(loop, store, settings)
+    return IndexShard(loop, store, settings, CollectorAtRest(settings.collect_every))
 
 
 class ShardPool:
@@ -240,7 +248,5 @@ class ShardPool:
         return answer  # type: ignore[no-any-return]
 
 
-def shard_settings(
-    data: Any, config: ServerConfig, keep_from: int, depth: int, collect_every: int
-) -> list[ShardSettings]:
-    return [ShardSettings(data, config, half, keep_from, depth, collect_every) for half in range(HALVES)]
+def shard_settings(data: Any, config: ServerConfig, depth: int, collect_every: int) -> list[ShardSettings]:
+    return [ShardSettings(data, config, half, depth, collect_every) for half in range(HALVES)]

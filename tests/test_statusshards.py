@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from logserver.config import ServerConfig
-from logserver.statusindexer import IndexUpdater
-from logserver.statusshards import ShardPool, shard_settings
+from logserver.statusindexer import UPPER_DEPTH, IndexUpdater
+from logserver.statusshards import IndexShard, ShardPool, shard_settings
 from logserver.statusstore import IndexVersion
 from tests.api_helpers import ISSUER, statement
 from tests.proctree import alive, children
@@ -121,7 +121,7 @@ def test_updates_made_by_shard_processes_are_the_logs_with_the_next_one_made_whi
         await registered_and_issued(sequencer, 30)
         versions: list[IndexVersion] = []
         await advance_all(updater, storage, versions)  # the first update is made whole: no root yet
-        updater.shards = ShardPool(shard_settings(tmp_path, config, 1, 7, 2048))
+        updater.shards = ShardPool(shard_settings(tmp_path, config, 7, 2048))
         try:
             for first in range(40, 600, 40):
                 await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(first, first + 30)))
@@ -179,3 +179,29 @@ def test_a_killed_shard_fails_the_update_and_a_new_indexer_process_makes_it(
         assert not any(alive(shard) for shard in shards)  # the other one left with its process
 
     run_engine(engine, tmp_path, request, body)
+
+
+def test_a_shard_keeps_its_top_for_its_half_of_any_big_batch(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """The pool sends a shard only batches of KEEP_FROM documents or more, about half of one each: a shard that
+    kept its top only for KEEP_FROM documents of its own read every path from the root and declined every update
+    made while one commits (the wiring once passed KEEP_FROM to the shards). It keeps the root's page and its
+    half's pages only."""
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, _ = parts
+        await registered_and_issued(sequencer, 1200)
+        updater = IndexUpdater(storage, store)
+        await advance_all(updater, storage, [])  # the root exists: later batches may be split
+        settings = shard_settings(tmp_path, ServerConfig(), UPPER_DEPTH, 2048)[1]
+        shard = IndexShard(asyncio.get_running_loop(), store, settings)
+        head = await store.head()
+        assert head is not None
+        entries = [
+            (head.size + i, ISSUE, bytes([0x80 | i % 128]) + bytes(31 - 2) + i.to_bytes(2, "big")) for i in range(600)
+        ]
+        answer = await shard._update(head.size, head.size + 600, entries, False)
+        assert answer is not None and answer.rows
+        assert shard._upper.holds(head.size + 600)
+        assert {half_of(page) for page in shard._upper._pages} == {None, 1}
+
+    run_engine("sqlite", tmp_path, request, body)
