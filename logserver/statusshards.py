@@ -23,10 +23,10 @@ then replaces the indexer's process, its shards with it (indexerprocess.py).
 import asyncio
 import contextlib
 import functools
-import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from logserver.config import ServerConfig
@@ -36,10 +36,10 @@ from logserver.statusstore import StatusStore
 from logserver.storage import StorageError
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import CollectorAtRest, paused_gc
-from tlogcore.statusindex import NODE_PREFIX
 from tlogcore.statusindex_nodes import NodeId
 from tlogcore.statusindex_pages import ROOT_PAGE, Page, encode_raw, join_halves, page_id_bytes
 from tlogcore.statuspageset import PageSet
+from tlogcore.statuspageupdate import raw_hash
 from witness.processes import exit_with_parent
 from witness.workerprocess import WorkerProcess
 
@@ -56,7 +56,7 @@ class ShardFailed(StorageError):
 class ShardSettings:
     """What a shard opens (pickled to it: paths and configuration, never a key)."""
 
-    data: Any  # Path of the log's data directory
+    data: Path  # the log's data directory
     config: ServerConfig
     half: int
     depth: int  # UpperLevels' depth
@@ -150,7 +150,7 @@ class ShardPool:
         self._shards: list[WorkerProcess] = []
         self._owed = [0] * len(self._settings)
         self._root: tuple[int, Page] | None = None  # the last joined root's page and its version
-        self.updates = 0  # made by the shards (tests, metrics)
+        self.updates = 0  # made by the shards (the tests check they made them)
 
     async def _started(self) -> None:
         """Start the shards at the first update they make (a log that never has a big batch never needs them)."""
@@ -162,10 +162,6 @@ class ShardPool:
             self.close()
             raise ShardFailed(f"a status index shard did not start: {exc}") from None
         self._owed = [0] * len(self._shards)
-
-    @property
-    def pids(self) -> list[int]:
-        return [shard.pid for shard in self._shards]
 
     def close(self) -> None:
         shards, self._shards, self._root = self._shards, [], None
@@ -212,7 +208,7 @@ class ShardPool:
         )
         self._root = (end, root_page)
         self.updates += 1
-        return hashlib.sha256(NODE_PREFIX + root_page[1][1]).digest(), pages
+        return raw_hash(root_page[1]), pages
 
     async def _root_page(self, store: StatusStore, version: int) -> Page:
         if self._root is not None and self._root[0] == version:
@@ -248,5 +244,5 @@ class ShardPool:
         return answer  # type: ignore[no-any-return]
 
 
-def shard_settings(data: Any, config: ServerConfig, depth: int, collect_every: int) -> list[ShardSettings]:
+def shard_settings(data: Path, config: ServerConfig, depth: int, collect_every: int) -> list[ShardSettings]:
     return [ShardSettings(data, config, half, depth, collect_every) for half in range(HALVES)]

@@ -189,7 +189,7 @@ def join_halves(base: Page, halves: Sequence[Page | None]) -> Page:
         if position > 1 and (position >> (position.bit_length() - 2)) & 1 == side
     }
     joined[1] = (False, sides[0][1][1][:HASH_SIZE] + sides[1][1][1][HASH_SIZE:])
-    return dict(sorted(joined.items()))
+    return joined  # encode_raw orders the positions
 
 
 # pages_of, nodes_in and changed_pages run for every node an update reads or writes (about 10 per document):
