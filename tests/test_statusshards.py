@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from logserver.config import ServerConfig
-from logserver.statusindexer import UPPER_DEPTH, IndexUpdater
+from logserver.statusindexer import UPPER_DEPTH, IndexUpdater, document_entries
 from logserver.statusshards import IndexShard, ShardPool, shard_settings
 from logserver.statusstore import IndexVersion
 from tests.api_helpers import ISSUER, statement
@@ -135,7 +135,6 @@ def test_updates_made_by_shard_processes_are_the_logs_with_the_next_one_made_whi
         head = await store.head()
         log_head = await storage.head()
         assert head is not None and log_head is not None and head.size == log_head.size
-        from logserver.statusindexer import document_entries
 
         entries, _ = document_entries(await storage.get_entries(0, head.size), 0)
         assert await stored_rows(store, head.size) == whole_rows(entries)
