@@ -16,6 +16,7 @@ import contextlib
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import uvloop
 
@@ -61,13 +62,25 @@ def indexer_processes(indexer: IndexerProcess | None) -> list[int]:
     return [pid, *children(pid)] if pid is not None else []
 
 
-def cpu_parts(engine: Engine, indexer: IndexerProcess | None = None) -> tuple[float, float, float]:
+@dataclass
+class IndexingCpu:
+    """The CPU seconds of the indexer's process and its shards, summed over every such process seen: one replaced
+    during a phase (a failed update) keeps what it had used at its last sample (every SAMPLE_EVERY), instead of
+    leaving the sum (which then printed a negative CPU per entry)."""
+
+    indexer: IndexerProcess | None
+    seen: dict[int, float] = field(default_factory=dict)  # each process's CPU seconds when last sampled
+
+    def sample(self) -> float:
+        for pid in indexer_processes(self.indexer):
+            with contextlib.suppress(OSError):  # gone meanwhile
+                self.seen[pid] = process_cpu_seconds(pid)
+        return sum(self.seen.values())
+
+
+def cpu_parts(engine: Engine, indexing: IndexingCpu | None = None) -> tuple[float, float, float]:
     """CPU seconds of this process, of the database server and of the indexer's process with its shards."""
-    indexing = 0.0
-    for pid in indexer_processes(indexer):
-        with contextlib.suppress(OSError):  # a shard replaced meanwhile
-            indexing += process_cpu_seconds(pid)
-    return time.process_time(), engine.server_cpu(), indexing
+    return time.process_time(), engine.server_cpu(), indexing.sample() if indexing is not None else 0.0
 
 
 def party_waits(engine: Engine, indexer: IndexerProcess) -> tuple[dict[int, RunQueueWait], ...]:
@@ -91,8 +104,8 @@ def database_writes(engine: Engine) -> dict[str, int]:
     return engine.cluster.write_counters(engine.database)
 
 
-def cpu_now(engine: Engine, indexer: IndexerProcess | None = None) -> float:
-    return sum(cpu_parts(engine, indexer))
+def cpu_now(engine: Engine, indexing: IndexingCpu | None = None) -> float:
+    return sum(cpu_parts(engine, indexing))
 
 
 async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> list[Paced]:
@@ -113,7 +126,7 @@ async def _served(engine: Engine, preload: Preload, phases: Sequence[Phase]) -> 
         preload.ready_seconds = time.perf_counter() - launched
         await covered(sequencer, indexer, preload.entries, CATCH_UP_LIMIT)
         preload.catch_up_seconds = time.perf_counter() - launched
-        preload.catch_up_cpu = cpu_now(engine, indexer) - cpu
+        preload.catch_up_cpu = cpu_now(engine, IndexingCpu(indexer)) - cpu
         print(preload.report(engine.name), flush=True)
         await asyncio.to_thread(settle_wal, engine, preload)
         done = []
@@ -144,9 +157,12 @@ async def covered(sequencer: Sequencer, indexer: IndexerProcess, target: int, li
 
 
 async def sample_lag(
-    sequencer: Sequencer, indexer: IndexerProcess, metrics: Metrics, samples: Samples, started: float
+    sequencer: Sequencer, indexing: IndexingCpu, metrics: Metrics, samples: Samples, started: float
 ) -> None:
+    indexer = indexing.indexer
+    assert indexer is not None
     while True:
+        indexing.sample()
         direct, now = sequencer.size - await served_size(sequencer, indexer), time.perf_counter() - started
         samples.direct.append((now, direct))
         if metrics.status_index_lag is not None:
@@ -187,17 +203,17 @@ async def paced_phase(
     batches: Sequence[list[Submission]],
     rate: float,
 ) -> Paced:
-    samples, started = Samples(), time.perf_counter()
-    parts: tuple[float, ...] = cpu_parts(engine, indexer)
+    samples, started, indexing = Samples(), time.perf_counter(), IndexingCpu(indexer)
+    parts: tuple[float, ...] = cpu_parts(engine, indexing)
     kinds, writes = database_cpu(engine), database_writes(engine)
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     waits, machine = party_waits(engine, indexer), machine_times()
-    sampler = asyncio.create_task(sample_lag(sequencer, indexer, metrics, samples, started))
+    sampler = asyncio.create_task(sample_lag(sequencer, indexing, metrics, samples, started))
     try:
         done = await paced_submit(sequencer, batches, rate)
         settle = await covered(sequencer, indexer, done.end, SETTLE_LIMIT)
         # until the index covers the last entry: its indexing counts
-        parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexer), parts, strict=True))
+        parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexing), parts, strict=True))
         kinds = {kind: cpu - kinds.get(kind, 0.0) for kind, cpu in database_cpu(engine).items()}
         writes = {what: count - writes[what] for what, count in database_writes(engine).items() if what in writes}
         loop_cpu = time.thread_time() - loop_cpu

@@ -43,7 +43,7 @@ from logserver.statusindexer import (
     unlogged_version,
 )
 from logserver.statusshards import ShardPool, shard_settings
-from logserver.statusstore import StatusStore
+from logserver.statusstore import INDEXER_TIMEOUT, StatusStore
 from logserver.storage import Storage, StorageError
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import CollectorAtRest
@@ -99,8 +99,8 @@ class IndexWorker:
     def open(cls, settings: IndexerSettings, collect_every: int = COLLECT_EVERY) -> "IndexWorker":
         exit_with_parent(settings.parent)
         loop = asyncio.new_event_loop()
-        storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL))
-        store = loop.run_until_complete(open_status_store(settings.data, settings.config))
+        storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL, INDEXER_TIMEOUT))
+        store = loop.run_until_complete(open_status_store(settings.data, settings.config, indexer=True))
         step = STEP.get(settings.config.engine, MAX_ENTRIES_PER_STEP)
         updater = IndexUpdater(storage, store, max_entries_per_step=step, overlap=True)
         if settings.config.index_shards > 1:
@@ -133,9 +133,7 @@ class IndexWorker:
 
     async def _answer(self, request: tuple[Any, ...]) -> Advanced | None:
         if request[0] == "advance":
-            served = request[1]
-            if served is not None:  # once per cycle (IndexUpdater.note_served)
-                self._updater.note_served(served)
+            self._updater.note_served(request[1])  # each step: pruning keeps pace with a long cycle
             return await self._updater.advance()
         if request[0] == "prune":
             await self._updater.prune()
@@ -202,11 +200,11 @@ class IndexerProcess:
             await self.roots.log(unlogged)  # committed before a crash, its statement not yet logged
         worker.send(("advance", served))
         while (advanced := await answer_of(worker)) is not None:
-            worker.send(("advance", None))  # the next version is made while this one's root is logged
+            worker.send(("advance", served))  # the next version is made while this one's root is logged
             try:
                 if advanced.stated:
                     await self.roots.log(advanced.version)
-                await self.publish_lag()
+                _, served = await self.publish_lag()
             except UPDATE_FAILURES:
                 with contextlib.suppress(EOFError):  # the version in flight, committed or not: stated next cycle
                     await worker.receive()

@@ -6,23 +6,34 @@ from pathlib import Path
 from logserver.config import ServerConfig
 from logserver.postgres import PostgresStorage
 from logserver.sqlite import SQLiteStorage
-from logserver.statusstore import PostgresStatusStore, SQLiteStatusStore, StatusStore
+from logserver.statusstore import (
+    INDEXER_TIMEOUT,
+    LOOKUP_TIMEOUT,
+    PostgresStatusStore,
+    SQLiteStatusStore,
+    StatusStore,
+)
 from logserver.storage import Storage
 
 DATABASE = "log.db"
 
 
-async def open_storage(data: Path, config: ServerConfig, pool_size: int | None = None) -> Storage:
-    """[storage] engine: SQLite in the data directory, or a PostgreSQL database several servers may share."""
+async def open_storage(
+    data: Path, config: ServerConfig, pool_size: int | None = None, timeout: float = LOOKUP_TIMEOUT
+) -> Storage:
+    """[storage] engine: SQLite in the data directory, or a PostgreSQL database several servers may share.
+    `timeout`: each PostgreSQL statement's (the indexer's process reads its steps' entries with INDEXER_TIMEOUT)."""
     if config.engine == "postgresql":
-        return await PostgresStorage.open(config.postgresql_dsn, pool_size or config.postgresql_pool_size)
+        return await PostgresStorage.open(config.postgresql_dsn, pool_size or config.postgresql_pool_size, timeout)
     return await SQLiteStorage.open(data / DATABASE, config.sqlite_busy_timeout_ms)
 
 
-async def open_status_store(data: Path, config: ServerConfig) -> StatusStore:
-    """The status index beside the log: in the same PostgreSQL database, or the same SQLite file."""
+async def open_status_store(data: Path, config: ServerConfig, indexer: bool = False) -> StatusStore:
+    """The status index beside the log: in the same PostgreSQL database, or the same SQLite file. `indexer`: for the
+    indexer's process or a shard, whose statements may take longer than a lookup's (statusstore.INDEXER_TIMEOUT)."""
     if config.engine == "postgresql":
-        return await PostgresStatusStore.open(config.postgresql_dsn)
+        timeout = INDEXER_TIMEOUT if indexer else LOOKUP_TIMEOUT
+        return await PostgresStatusStore.open(config.postgresql_dsn, timeout=timeout)
     return await SQLiteStatusStore.open(data / DATABASE)
 
 

@@ -48,6 +48,7 @@ from logserver.storage import (
     StoredEntry,
     TailHint,
     by_document,
+    failure_text,
     hash_key,
     hash_keys,
     lookup_rows,
@@ -214,7 +215,7 @@ class PostgresStorage:
                 reset=_released,
             )
         except (*DB_ERRORS, ValueError) as exc:
-            raise StorageError(f"cannot connect to PostgreSQL: {exc}") from exc
+            raise StorageError(f"cannot connect to PostgreSQL: {failure_text(exc)}") from exc
         storage = cls(pool, dsn, timeout, readers=pool_size // 2)
         try:
             async with storage._conn() as conn, conn.transaction():
@@ -232,7 +233,7 @@ class PostgresStorage:
             async with self._pool.acquire(timeout=self._timeout) as conn:
                 yield conn
         except DB_ERRORS as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
+            raise StorageError(f"PostgreSQL: {failure_text(exc)}") from exc
 
     async def close(self) -> None:
         if self._lease_conn is not None:
@@ -253,7 +254,7 @@ class PostgresStorage:
                 try:
                     return await self._readers.fetch(sql, args)
                 except DB_ERRORS as exc:
-                    raise StorageError(f"PostgreSQL: {exc}") from exc
+                    raise StorageError(f"PostgreSQL: {failure_text(exc)}") from exc
             except StorageError as exc:
                 if attempt == 2 or not isinstance(exc.__cause__, LOST_CONNECTION):
                     raise
@@ -315,7 +316,7 @@ class PostgresStorage:
         except StorageError as exc:
             if isinstance(exc, HeadMovedError):
                 raise
-            raise StorageError(f"commit failed, nothing was acknowledged: {exc}") from exc
+            raise StorageError(f"commit failed, nothing was acknowledged: {failure_text(exc)}") from exc
 
     async def get_hashes(self, indexes: Sequence[int]) -> list[bytes]:
         rows = await self._fetch("SELECT id, hash FROM hashes WHERE id = ANY($1::bigint[])", sorted(set(indexes)))
@@ -454,7 +455,7 @@ class PostgresStorage:
             return holder or "another process"
         except DB_ERRORS as exc:
             await self._drop_lease_conn()
-            raise StorageError(f"sequencer lease: {exc}") from exc
+            raise StorageError(f"sequencer lease: {failure_text(exc)}") from exc
 
     async def _drop_lease_conn(self) -> None:
         self._lease_held = False

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 
@@ -58,6 +59,11 @@ KEEP_FROM = 1024  # documents in one update from which the top is worth loading 
 # the sequencer's 5 s busy timeout (docs/status-proofs.md §11, "Seventh round"). One full step at 10^6 rewrites
 # about 45,000 pages: its commit then prunes nothing, the end of the cycle one version alone.
 PAGES_PER_WRITE = 50_000
+# Seconds between noting the version lookups are served at and deleting the rows it supersedes: a lookup that began
+# before the note (it reads in a few rounds, in milliseconds) has finished by then. Time, not cycles: an index that
+# never catches up with the log stays in one cycle, and pruning once waited for the cycle's end, so under a
+# sustained load the superseded rows were never deleted (docs/status-proofs.md §11, "Seventeenth round").
+PRUNE_GRACE = 2.0
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 # What a cycle may meet and retry at the next: storage down, a damaged row, and the sequencer refusing the
 # `index-root` statement (its pool full under load, or the lease lost). The last two once ended the indexer's task.
@@ -203,8 +209,10 @@ class IndexUpdater:
     # (`_due`), or alone at the end of a cycle that committed none (`prune`). Lost on restart: a crash leaks at
     # most a few updates' old rows.
     _rewritten: list[tuple[int, list[NodeId]]] = field(default_factory=list)
-    _served: int = 0  # the version lookups were served at, as of the previous cycle
+    _notes: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic time, version served), note_served
     _prunable: int = 0  # rows superseded at or below this version are read by no lookup any more
+    prune_grace: float = PRUNE_GRACE
+    monotonic: Callable[[], float] = time.monotonic
     keep_upper_from: int = KEEP_FROM  # UpperLevels
     upper_depth: int = UPPER_DEPTH  # UpperLevels (tests keep fewer depths, so that small indexes read pages)
     pages_per_write: int = PAGES_PER_WRITE
@@ -304,14 +312,15 @@ class IndexUpdater:
             return None
 
     async def _commit(self, prepared: Prepared) -> None:
-        due = self._due(self.pages_per_write - len(prepared.pages.written))
+        written = prepared.pages.pages_written()  # `written` is empty for the shards' rows
+        due = self._due(self.pages_per_write - len(written))
         try:
             await self.store.commit(prepared.base, prepared.new, {}, prepared.pages, due)
         except BaseException:
             self._forget_upper()  # the commit may or may not have landed: read the top again next time
             raise  # the prunes stay due (pruning twice deletes nothing more)
         del self._rewritten[: len(due)]
-        self._rewritten.append((prepared.new.size, prepared.pages.pages_written()))  # what a prune deletes by
+        self._rewritten.append((prepared.new.size, written))  # what a prune deletes by
 
     def _forget_upper(self) -> None:
         if self._upper is not None:
@@ -320,17 +329,25 @@ class IndexUpdater:
             self.shards.forget()
 
     def note_served(self, served: int) -> None:
-        """Rows superseded at or below the version served one cycle ago may go: a lookup that began then (it
-        reads in a few rounds, in milliseconds) has finished, and every later one reads at that version or newer."""
-        self._prunable, self._served = self._served, served
+        """Note the version lookups are served at now (each step may). Rows superseded at or below a version noted
+        `prune_grace` seconds ago, before this note, may go: a lookup that began before that note has finished, and
+        every later one reads at that version or newer (the served version never moves back)."""
+        now = self.monotonic()
+        while len(self._notes) > 1 and self._notes[1][0] <= now - self.prune_grace:
+            self._notes.popleft()  # the newest note old enough is kept
+        if self._notes and self._notes[0][0] <= now - self.prune_grace:
+            self._prunable = max(self._prunable, self._notes[0][1])
+        self._notes.append((now, served))
 
     def _due(self, budget: int) -> list[tuple[int, list[NodeId]]]:
         """The oldest rewritten versions whose superseded rows no lookup reads any more, whole, as many as rewrote
-        `budget` pages at most. The rest wait for the next writes."""
+        `budget` pages at most, and the oldest alone if it is bigger: so each write prunes at least a version when
+        one is due, and pruning keeps pace with an index that never catches up (a step rewrites more pages than
+        the budget at 10^6). The rest wait for the next writes."""
         count, pages = 0, 0
         while count < len(self._rewritten) and self._rewritten[count][0] <= self._prunable:
             pages += len(self._rewritten[count][1])
-            if pages > budget:
+            if pages > budget and count > 0:
                 break
             count += 1
         return self._rewritten[:count]
@@ -339,8 +356,7 @@ class IndexUpdater:
         """Delete rows that are due and that no update has deleted in its own transaction: one write's worth per
         cycle (`pages_per_write`; one version alone if it is bigger), each version in a transaction of its own;
         the cycle's pause then lets the sequencer in."""
-        oldest = len(self._rewritten[0][1]) if self._rewritten else 0
-        for version, nodes in self._due(max(self.pages_per_write, oldest)):
+        for version, nodes in self._due(self.pages_per_write):
             await self.store.prune(version, nodes)
             self._rewritten.pop(0)
 
@@ -372,14 +388,12 @@ class StatusIndexer(IndexUpdater):
         await IndexRootLogger(self.store, self.registry_key, self.origin, self.log_statement).log(version)
 
     async def measure_lag(self) -> int:
-        """The lag, published in the metrics, and the served version noted for pruning (once per cycle)."""
+        """The lag, published in the metrics, and the served version noted for pruning (note_served)."""
         lag, served = await self.publish_lag()
         self.note_served(served)
         return lag
 
     async def publish_lag(self) -> tuple[int, int]:
-        """Also after every step: an indexer catching up stays in one cycle for as long as the log outruns it, and
-        the gauge must not stand still meanwhile."""
         return await publish_lag(self.storage, self.store, self.metrics)
 
     async def run(self) -> None:
@@ -389,7 +403,7 @@ class StatusIndexer(IndexUpdater):
                 await self.measure_lag()  # before catching up: the gauge shows the worst point of each cycle
                 if self.may_write():
                     while await self.step():
-                        await self.publish_lag()  # not note_served: a prune waits a whole cycle (note_served)
+                        await self.measure_lag()  # the gauge moves, and pruning keeps pace (note_served)
                 await self.prune()  # what no update deleted (an idle index)
             except UPDATE_FAILURES as exc:
                 log.warning("status index update failed (retried): %s", exc)

@@ -137,7 +137,7 @@ class IndexShard:
 def open_shard(settings: ShardSettings) -> IndexShard:
     exit_with_parent(os.getppid())  # the indexer's process
     loop = asyncio.new_event_loop()
-    store = loop.run_until_complete(open_status_store(settings.data, settings.config))
+    store = loop.run_until_complete(open_status_store(settings.data, settings.config, indexer=True))
     return IndexShard(loop, store, settings, CollectorAtRest(settings.collect_every))
 
 

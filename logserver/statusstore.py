@@ -32,7 +32,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
 from logserver.statuspages import PagedNodes
-from logserver.storage import HeadMovedError, StorageError
+from logserver.storage import HeadMovedError, StorageError, failure_text
 from tlogcore.statusindex_nodes import NodeId, StoredNode
 from tlogcore.statusindex_pages import STRIDE, Page, page_id_bytes, pages_of
 from tlogcore.statuspageset import PageSet, decoded
@@ -72,6 +72,17 @@ SQLITE_INSERT_PAGE = "INSERT OR REPLACE INTO status_page (page, version, data) V
 SQLITE_PRUNE = "DELETE FROM status_page WHERE page = ? AND version < ?"
 POSTGRES_PRUNE = "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2"
 CHUNK = 400
+# A bulk statement's timeout grows by this per row (PostgresStatusStore._bulk): about ten times what a row of a
+# commit cost on a loaded 2-core machine, where a commit of a step at 10^6 outran the pool's 10 s.
+ROW_SECONDS = 100e-6
+# Seconds a statement may take before the call fails: a lookup's, and the indexer's (its process and its shards).
+# The indexer is off the commit path and nothing waits for it but the lag, while a failure replaces its process and
+# reloads its top; its statements are big (a step's COPY, its prunes, its reads: PG_IDS at a time) and a loaded
+# machine slows them (§11, "Seventeenth round").
+LOOKUP_TIMEOUT = 10.0
+INDEXER_TIMEOUT = 60.0
+UPPER_PAGES = 2**17  # the pages read_upper reads at most: 2^16 pages start at depth 16, fewer above (UPPER_DEPTH 19)
+PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
 
 
@@ -169,6 +180,13 @@ def _version(row: Sequence[Any]) -> IndexVersion:
     return IndexVersion(int(row[0]), bytes(row[1]), int(row[2]), None if row[3] is None else int(row[3]))
 
 
+def ids_in_chunks(ids: list[bytes]) -> list[list[bytes]]:
+    """Page ids for `= ANY($1)` in chunks of PG_IDS: PostgreSQL 15 plans a longer array over a table of 3·10^6 rows
+    as a sequential scan of the whole table (EXPLAIN: from about 10^5 ids on), and the table grows with the index
+    and its superseded rows: a prune of 227,464 pages outran 80 s under load (§11, "Seventeenth round")."""
+    return [ids[start : start + PG_IDS] for start in range(0, len(ids), PG_IDS)]
+
+
 def _upper_bound(depth: int) -> bytes:
     """Page ids start with their u16 depth, so the pages starting at depth <= `depth` are exactly those below."""
     return (depth + 1).to_bytes(2, "big")
@@ -221,7 +239,7 @@ class SQLiteStatusStore:
             reader.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
             reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the status index in {path}: {exc}") from exc
+            raise StorageError(f"cannot open the status index in {path}: {failure_text(exc)}") from exc
         return cls(writer, reader)
 
     async def close(self) -> None:
@@ -237,13 +255,13 @@ class SQLiteStatusStore:
                 self._write_thread, in_immediate_transaction, self._writer, work
             )
         except sqlite3.Error as exc:
-            raise StorageError(f"{failed}: {exc}") from exc
+            raise StorageError(f"{failed}: {failure_text(exc)}") from exc
 
     def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
         try:
             return self._reader.execute(sql, params).fetchall()
         except sqlite3.Error as exc:
-            raise StorageError(f"status index read failed: {exc}") from exc
+            raise StorageError(f"status index read failed: {failure_text(exc)}") from exc
 
     async def _select_pages(self, pages: list[bytes], version: int) -> list[Any]:
         found = []
@@ -329,12 +347,19 @@ class SQLiteStatusStore:
 class PostgresStatusStore:
     """The index in the log's PostgreSQL database (its own tables, its own small pool)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+    def __init__(self, pool: asyncpg.Pool, timeout: float = 10.0) -> None:
+        self._pool, self._timeout = pool, timeout
         self._pages = PagedNodes(self._select_pages)
 
+    def _bulk(self, rows: int) -> float:
+        """The timeout of a statement over `rows` rows: the pool's, which catches a database gone or hung, and
+        ROW_SECONDS per row on top. A commit of a step at 10^6 (its rows, and the prunes beside them) timed out with
+        the pool's 10 s alone on a loaded machine, which failed the update and replaced the indexer's process
+        (docs/status-proofs.md §11, "Seventeenth round")."""
+        return self._timeout + rows * ROW_SECONDS
+
     @classmethod
-    async def open(cls, dsn: str, pool_size: int = 4, timeout: float = 10.0) -> "PostgresStatusStore":
+    async def open(cls, dsn: str, pool_size: int = 4, timeout: float = LOOKUP_TIMEOUT) -> "PostgresStatusStore":
         try:
             pool = await asyncpg.create_pool(
                 dsn, min_size=1, max_size=pool_size, timeout=timeout, command_timeout=timeout,
@@ -349,29 +374,37 @@ class PostgresStatusStore:
                     "INSERT INTO status_layout VALUES (1, $1, $2) ON CONFLICT DO NOTHING", STRIDE, logged
                 )
         except (asyncpg.PostgresError, OSError, TimeoutError, ValueError) as exc:
-            raise StorageError(f"cannot open the status index in PostgreSQL: {exc}") from exc
+            raise StorageError(f"cannot open the status index in PostgreSQL: {failure_text(exc)}") from exc
         if former:
             log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
-        return cls(pool)
+        return cls(pool, timeout)
 
     async def close(self) -> None:
         await self._pool.close()
 
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+    async def _fetch(self, sql: str, *args: Any, timeout: float | None = None) -> list[Any]:
         try:
             async with self._pool.acquire() as conn:
-                rows: list[Any] = await conn.fetch(sql, *args)
+                rows: list[Any] = await conn.fetch(sql, *args, timeout=timeout)
                 return rows
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise StorageError(f"status index: PostgreSQL: {exc}") from exc
+            raise StorageError(f"status index: PostgreSQL: {failure_text(exc)}") from exc
 
     async def _select_pages(self, pages: list[bytes], version: int) -> list[Any]:
-        return await self._fetch(
-            "SELECT DISTINCT ON (page) page, data FROM status_page WHERE page = ANY($1::bytea[]) AND version <= $2 "
-            "ORDER BY page, version DESC",
-            pages,
-            version,
-        )
+        found: list[Any] = []
+        for chunk in ids_in_chunks(pages):
+            found += await self._fetch(
+                "SELECT DISTINCT ON (page) page, data FROM status_page WHERE page = ANY($1::bytea[]) "
+                "AND version <= $2 ORDER BY page, version DESC",
+                chunk,
+                version,
+                timeout=self._bulk(len(chunk)),
+            )
+        return found
+
+    async def _prune(self, conn: asyncpg.Connection, ids: list[bytes], version: int) -> None:
+        for chunk in ids_in_chunks(ids):
+            await conn.execute(POSTGRES_PRUNE, chunk, version, timeout=self._bulk(len(chunk)))
 
     async def head(self) -> IndexVersion | None:
         rows = await self._fetch(
@@ -399,6 +432,7 @@ class PostgresStatusStore:
             "ORDER BY page, version DESC",
             _upper_bound(depth),
             version,
+            timeout=self._bulk(UPPER_PAGES),
         )
         return await asyncio.to_thread(decoded, rows)  # ~70,000 pages at 10^6: the event loop goes on meanwhile
 
@@ -411,6 +445,7 @@ class PostgresStatusStore:
         prunes: Sequence[Prune] = (),
     ) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
+        stage = "the head's compare-and-swap"  # named in the error: which part of a big commit failed
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 if old is None:
@@ -423,22 +458,31 @@ class PostgresStatusStore:
                     )
                 if not status.endswith(" 1"):
                     raise IndexMovedError("the status index head moved: another indexer wrote")
-                await conn.copy_records_to_table("status_page", records=rows, columns=["page", "version", "data"])
+                stage = f"the COPY of {len(rows)} page rows"
+                await conn.copy_records_to_table(
+                    "status_page", records=rows, columns=["page", "version", "data"], timeout=self._bulk(len(rows))
+                )
+                stage = "the version's row"
                 await conn.execute(
                     "INSERT INTO status_version (size, root, time, entry) VALUES ($1, $2, $3, NULL)",
                     new.size, new.root, new.time,
                 )  # fmt: skip
                 for version, nodes in prunes:
-                    await conn.execute(POSTGRES_PRUNE, [page_id_bytes(page) for page in pages_of(nodes)], version)
+                    ids = [page_id_bytes(page) for page in pages_of(nodes)]
+                    stage = f"the prune of {len(ids)} pages' rows"
+                    await self._prune(conn, ids, version)
+                stage = "COMMIT"  # the context's exit commits
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise StorageError(f"status index update failed, nothing was stored: {exc}") from exc
+            raise StorageError(
+                f"status index update failed at {stage}, nothing was stored: {failure_text(exc)}"
+            ) from exc
 
     async def set_entry(self, size: int, entry: int) -> None:
         try:
             async with self._pool.acquire() as conn:
                 await conn.execute("UPDATE status_version SET entry = $1 WHERE size = $2", entry, size)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise StorageError(f"cannot record the index-root entry: {exc}") from exc
+            raise StorageError(f"cannot record the index-root entry: {failure_text(exc)}") from exc
 
     async def newest_logged(self, below: int) -> IndexVersion | None:
         rows = await self._fetch(
@@ -450,7 +494,8 @@ class PostgresStatusStore:
 
     async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
         try:
-            async with self._pool.acquire() as conn:
-                await conn.execute(POSTGRES_PRUNE, [page_id_bytes(page) for page in pages_of(nodes)], version)
+            ids = [page_id_bytes(page) for page in pages_of(nodes)]
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._prune(conn, ids, version)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise StorageError(f"cannot prune the status index: {exc}") from exc
+            raise StorageError(f"cannot prune the status index: {failure_text(exc)}") from exc

@@ -46,6 +46,16 @@ class StorageError(Exception):
     """The storage failed (I/O error, disk full, lock timeout); nothing was committed."""
 
 
+def failure_text(exc: BaseException) -> str:
+    """What a database failure says, for a StorageError's message: a timeout's own text is empty (asyncpg's
+    statement and pool timeouts), which once left "status index: PostgreSQL: " and nothing after it in the log."""
+    if str(exc):
+        return str(exc)
+    if isinstance(exc, TimeoutError):
+        return "no answer within the timeout (the database is overloaded or unreachable)"
+    return type(exc).__name__
+
+
 class HeadMovedError(StorageError):
     """The head is no longer the one this writer extended: another sequencer wrote to this log."""
 

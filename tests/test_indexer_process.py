@@ -142,9 +142,12 @@ def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path)
         while len(found := children(server.process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)  # the signature worker, and the indexer's child once it has work
         assert len(found) == 2, found
-        first = 200
-        while len(shards := grandchildren(found)) < 2 and first < 20_200:  # 1,000 statements per request at most
-            post_statements(
+        first, deadline = 200, time.monotonic() + 30
+        while len(shards := grandchildren(found)) < 2 and time.monotonic() < deadline:
+            if first >= 20_200:
+                time.sleep(0.05)  # the shards start one after the other, each importing the server's code
+                continue
+            post_statements(  # 1,000 statements per request at most
                 client, [issue(origin, ISSUER, doc(i)) for i in range(first, first + 1000)]
             ).raise_for_status()
             first += 1000  # several land in one cycle's second: an update of 1,024 or more starts the shards

@@ -32,7 +32,7 @@ from tlogcore.note import parse_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, read_paths
-from tlogcore.statusindex_pages import pages_of
+from tlogcore.statusindex_pages import ROOT_PAGE, page_id_bytes, pages_of
 
 Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
 
@@ -56,6 +56,7 @@ async def open_parts(engine: str, tmp_path: Path, dsn: str | None) -> Parts:
     await sequencer.load()
     assert await sequencer.take_lease()
     indexer = StatusIndexer(storage, store, REGISTRY_KEY, ORIGIN, logged_by(sequencer), clock=lambda: 1_790_000_000)
+    indexer.prune_grace = 0.0  # the tests' two notes in a row stand for the grace (test_pruning_waits_for_the_grace)
     return storage, store, sequencer, indexer
 
 
@@ -177,6 +178,59 @@ def test_superseded_rows_are_pruned_once_no_lookup_reads_them(
         assert after == len(pages_of(everything.writes)) < len(everything.writes)
         plan = await read_plan(store, PathPlan([doc(0), doc(301), doc(999)], head.size), head.size)
         for key in (doc(0), doc(301), doc(999)):
+            record, proof = plan.lookup(key)
+            verify_status(key, record, proof.to_bytes(), head.root)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+def test_pruning_waits_for_the_grace_after_the_served_version_is_noted() -> None:
+    """Rows superseded at a served version go only once `prune_grace` seconds have passed since it was noted, so a
+    lookup that began before the note has finished; a note is needed after that time, as each step makes one."""
+    now = [100.0]
+    updater = StatusIndexer(None, None, REGISTRY_KEY, ORIGIN, logged_by(None), monotonic=lambda: now[0])  # type: ignore[arg-type]
+    assert updater.prune_grace == statusindexer.PRUNE_GRACE == 2.0
+    for at, served in ((100.0, 10), (101.0, 20), (101.9, 25)):
+        now[0] = at
+        updater.note_served(served)
+        assert updater._prunable == 0  # no note is 2 s old yet
+    now[0] = 102.5
+    updater.note_served(30)
+    assert updater._prunable == 10  # noted at 100.0; the one at 101.0 is 1.5 s old
+    now[0] = 103.95
+    updater.note_served(40)
+    assert updater._prunable == 25  # the newest note at least 2 s old (101.9)
+    now[0] = 200.0
+    updater.note_served(50)
+    assert updater._prunable == 40  # not 50: noted just now
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pruning_keeps_pace_while_the_index_never_catches_up(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A log growing faster than the index keeps the indexer in one cycle: each step still notes the served version
+    (as the server's cycle does), and each commit prunes at least the oldest due version even when its own pages
+    exceed the budget (a full step at 10^6 rewrites more than PAGES_PER_WRITE). Before, the served version was
+    noted once per cycle and such a commit pruned nothing: every step left the root's page one more row, and the
+    table only grew until the load stopped."""
+
+    async def body(parts: Parts) -> None:
+        _, store, sequencer, indexer = parts
+        now = [0.0]
+        indexer.monotonic, indexer.prune_grace = (lambda: now[0]), statusindexer.PRUNE_GRACE
+        indexer.pages_per_write = 0  # every step's own pages exceed the budget, as at 10^6
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        for batch in range(10):  # one cycle: StatusIndexer.run's inner loop, never at rest, no prune() call
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(100 * batch + i)) for i in range(10)))
+            assert await indexer.step()
+            await indexer.measure_lag()
+            now[0] += 1.5
+        root_rows = [version for page, version in await page_versions(store) if page == page_id_bytes(ROOT_PAGE)]
+        assert len(root_rows) <= 4, root_rows  # the served version and the few noted within the grace
+        head = await store.head()
+        plan = await read_plan(store, PathPlan([doc(0), doc(905), doc(7)], head.size), head.size)
+        for key in (doc(0), doc(905), doc(7)):
             record, proof = plan.lookup(key)
             verify_status(key, record, proof.to_bytes(), head.root)
 

@@ -8,6 +8,9 @@ import hashlib
 import os
 import pickle
 import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +24,7 @@ from tlogcore.note import open_note
 from tlogcore.vkeys import parse_verifier_key
 from witness.cosigner import MIN_SHARE, check_and_cosign, split_batches
 from witness.witness import TreeHead
+from witness.workerprocess import _frame
 
 LOGS = [tiny_log(f"log.example.test/workers-{i}", 0x60 + i) for i in range(6)]
 UNKNOWN = tiny_log("log.example.test/not-configured", 0x70)
@@ -218,3 +222,19 @@ def test_a_turns_bodies_are_split_over_the_workers_only_in_shares_worth_a_hand_o
             assert len(batches) == max(1, min(workers, count // MIN_SHARE))
             assert len(batches) == 1 or min(map(len, batches)) >= MIN_SHARE
             assert max(map(len, batches)) - min(map(len, batches)) <= 1
+
+
+def test_a_worker_whose_caller_is_gone_mid_request_exits_quietly() -> None:
+    """The caller killed while a worker computes (the indexer's process replaced while its shards work): the
+    worker's answer meets a closed socket. It once died on a BrokenPipeError with a traceback on stderr, in the
+    server's log, for what is the normal end of its life."""
+    ours, theirs = socket.socketpair()
+    command = [sys.executable, "-m", "witness.workerprocess", str(theirs.fileno())]
+    process = subprocess.Popen(command, pass_fds=(theirs.fileno(),), stderr=subprocess.PIPE)
+    theirs.close()
+    with ours:
+        ours.sendall(_frame(functools.partial(functools.partial, time.sleep)))  # the handler: time.sleep
+        assert ours.recv(4096)  # ready
+        ours.sendall(_frame(0.5))  # a request taking half a second
+    _, stderr = process.communicate(timeout=20)  # our side closed while it sleeps: its answer has nowhere to go
+    assert (process.returncode, stderr) == (0, b"")

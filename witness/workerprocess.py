@@ -14,6 +14,7 @@ server's end and the worker exits. The pickles travel only between this server a
 """
 
 import asyncio
+import contextlib
 import pickle
 import socket
 import subprocess
@@ -50,7 +51,7 @@ def _read_frame(sock: socket.socket) -> Any:
 def serve_requests(sock: socket.socket) -> None:
     """The worker's whole life: build the handler the first frame names, say so (None: ready), then answer each
     request until end of file."""
-    with sock:
+    with sock, contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the caller gone: the life is over
         make_handler = _read_frame(sock)
         if make_handler is None:
             return
