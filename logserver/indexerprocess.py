@@ -133,7 +133,8 @@ class IndexWorker:
 
     async def _answer(self, request: tuple[Any, ...]) -> Advanced | None:
         if request[0] == "advance":
-            self._updater.note_served(request[1])  # each step: pruning keeps pace with a long cycle
+            if request[1] is not None:  # the server sends it with each step: pruning keeps pace with a long cycle
+                self._updater.note_served(request[1])
             return await self._updater.advance()
         if request[0] == "prune":
             await self._updater.prune()

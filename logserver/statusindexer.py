@@ -57,7 +57,7 @@ KEEP_FROM = 1024  # documents in one update from which the top is worth loading 
 # pruned whole, alone if it is bigger): a catch-up of many steps in one cycle leaves them all due at once (50 steps
 # of 20,000 at 10^6: 1.85 million), and deleting them in one transaction held SQLite's write lock for 12.5 s, past
 # the sequencer's 5 s busy timeout (docs/status-proofs.md §11, "Seventh round"). One full step at 10^6 rewrites
-# about 45,000 pages: its commit then prunes nothing, the end of the cycle one version alone.
+# about 45,000 pages: its commit then prunes the oldest due version alone (`_due`), as the end of a cycle does.
 PAGES_PER_WRITE = 50_000
 # Seconds between noting the version lookups are served at and deleting the rows it supersedes: a lookup that began
 # before the note (it reads in a few rounds, in milliseconds) has finished by then. Time, not cycles: an index that
