@@ -83,6 +83,7 @@ LOOKUP_TIMEOUT = 10.0
 INDEXER_TIMEOUT = 60.0
 UPPER_PAGES = 2**17  # the pages read_upper reads at most: 2^16 pages start at depth 16, fewer above (UPPER_DEPTH 19)
 PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
+PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)  # a call's failures, worded
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
 
 
@@ -347,7 +348,7 @@ class SQLiteStatusStore:
 class PostgresStatusStore:
     """The index in the log's PostgreSQL database (its own tables, its own small pool)."""
 
-    def __init__(self, pool: asyncpg.Pool, timeout: float = 10.0) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeout: float = LOOKUP_TIMEOUT) -> None:
         self._pool, self._timeout = pool, timeout
         self._pages = PagedNodes(self._select_pages)
 
@@ -387,7 +388,7 @@ class PostgresStatusStore:
             async with self._pool.acquire() as conn:
                 rows: list[Any] = await conn.fetch(sql, *args, timeout=timeout)
                 return rows
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except PG_FAILURES as exc:
             raise StorageError(f"status index: PostgreSQL: {failure_text(exc)}") from exc
 
     async def _select_pages(self, pages: list[bytes], version: int) -> list[Any]:
@@ -472,7 +473,7 @@ class PostgresStatusStore:
                     stage = f"the prune of {len(ids)} pages' rows"
                     await self._prune(conn, ids, version)
                 stage = "COMMIT"  # the context's exit commits
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except PG_FAILURES as exc:
             raise StorageError(
                 f"status index update failed at {stage}, nothing was stored: {failure_text(exc)}"
             ) from exc
@@ -481,7 +482,7 @@ class PostgresStatusStore:
         try:
             async with self._pool.acquire() as conn:
                 await conn.execute("UPDATE status_version SET entry = $1 WHERE size = $2", entry, size)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except PG_FAILURES as exc:
             raise StorageError(f"cannot record the index-root entry: {failure_text(exc)}") from exc
 
     async def newest_logged(self, below: int) -> IndexVersion | None:
@@ -497,5 +498,5 @@ class PostgresStatusStore:
             ids = [page_id_bytes(page) for page in pages_of(nodes)]
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._prune(conn, ids, version)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+        except PG_FAILURES as exc:
             raise StorageError(f"cannot prune the status index: {failure_text(exc)}") from exc
