@@ -53,6 +53,7 @@ NOT_IN_THE_SET = {
     "run_locust": "a locust scenario driver (python -m loadtest.run_locust); wrk and the scripts above give figures",
     "bench_set": "this runner",
     "grow_resume": "needs the logs a `loadtest.grow --keep DIR` run to 10^7 left (hours); run it after one",
+    "monitor_ab": "compares source trees (worktrees of two commits), not a figure of the tree it runs in",
     "mldsa_fallback_bench": "needs Node.js (it runs the page's vendored ML-DSA-44 bundle in V8); run it by itself",
 }
 

@@ -56,12 +56,12 @@ from loadtest.log_bench import (
     running_server,
 )
 from loadtest.pgcluster import PgCluster, reopen_cluster, start_cluster
-from logserver.cli import freeze_start_up
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import Storage
+from tlogcore.gcpause import freeze_start_up
 from tlogcore.tiles import TILE_WIDTH, Tile
 
 SIGN_CHUNK = 100_000  # statements signed (on every core) before each timed stretch of appends

@@ -55,11 +55,11 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from loadtest import pymerkle_baseline
 from loadtest.localproc import free_port
 from logserver import proofs, sqlite, sqlite_schema
-from logserver.cli import freeze_start_up
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import Head, Storage, lookup_rows
 from logserver.tasks import cancel_and_wait
+from tlogcore.gcpause import freeze_start_up
 from tlogcore.keys import Ed25519Signer, format_signer_key, libsodium_verifies
 from tlogcore.merkle import leaf_hash, stored_hash_count
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, parse_statement, sign_statement

@@ -64,6 +64,7 @@ from loadtest.log_bench import (
     running_server,
     sequence,
 )
+from loadtest.schedwait import machine_times
 from logserver.sequencer import Submission
 from monitor.statusaudit import StatusItem
 from tlogcore.tiles import TILE_WIDTH
@@ -92,6 +93,7 @@ class Audit:
     monitor_cpu: float  # the main process
     server_cpu: float
     all_cpu: float  # the main process and every process it started (workers, status process)
+    idle: float  # the machine's cores left idle, on average over the audit (/proc/stat: loadtest/schedwait.py)
 
     @property
     def rate(self) -> float:
@@ -167,15 +169,24 @@ def session_cpu(session: int) -> dict[int, float]:
     return found
 
 
-def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audit:
-    """One `audit-once` from scratch; the monitor's CPU is its main process's (getrusage) and, polled from /proc
-    every 20 ms, that of all its processes (a process's last 20 ms may be missed)."""
-    server_cpu = server.cpu_seconds()
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+@dataclass(frozen=True)
+class AuditOnce:
+    """One `audit-once` as a process: its wall time, every process's CPU, and the machine's idle cores."""
+
+    seconds: float
+    pid: int  # the monitor's main process
+    cpu_by_pid: dict[int, float]  # polled from /proc every 20 ms (a process's last 20 ms may be missed)
+    idle: float  # the machine's cores left idle, on average over the audit (/proc/stat: loadtest/schedwait.py)
+
+
+def run_audit_once(config: Path, entries: int, cwd: Path = REPO) -> AuditOnce:
+    """`tlog-monitor audit-once` with the code of the tree `cwd` (`python -c` imports from it); it must verify size
+    `entries`."""
+    machine = machine_times()
     started = time.perf_counter()
     process = subprocess.Popen(
         [*MONITOR, "audit-once", "--config", str(config)],
-        cwd=REPO,
+        cwd=cwd,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,  # its session id is its pid: every process it starts is found by that
@@ -187,16 +198,27 @@ def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audi
         seen.update(session_cpu(process.pid))
         time.sleep(0.02)
     seconds = time.perf_counter() - started
+    idle = sum(machine_times()[state] - machine[state] for state in ("idle", "iowait")) / seconds
     text = stderr.result().decode("utf-8", "replace") if stderr else ""
     stderr_reader.shutdown()
     if process.returncode not in (0, 3):
         raise RuntimeError(f"audit-once failed ({process.returncode}): {text[-2000:]}")
     if f"verified size {entries}" not in text:
         raise RuntimeError(f"the monitor did not verify size {entries}: {text[-2000:]}")
+    return AuditOnce(seconds, process.pid, seen, idle)
+
+
+def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audit:
+    """One `audit-once` from scratch; the monitor's CPU is its main process's (getrusage) and, polled from /proc
+    every 20 ms, that of all its processes (a process's last 20 ms may be missed)."""
+    server_cpu = server.cpu_seconds()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    done = run_audit_once(config, entries)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     monitor_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
-    others = sum(cpu for pid, cpu in seen.items() if pid != process.pid)
-    return Audit(label, entries, seconds, monitor_cpu, server.cpu_seconds() - server_cpu, monitor_cpu + others)
+    others = sum(cpu for pid, cpu in done.cpu_by_pid.items() if pid != done.pid)
+    server_used = server.cpu_seconds() - server_cpu
+    return Audit(label, entries, done.seconds, monitor_cpu, server_used, monitor_cpu + others, done.idle)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -262,15 +284,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         "\n| audit (tlog-monitor audit-once, from scratch) | entries | entries/s | monitor CPU s: main process / all "
-        "its processes | server CPU s | entries per monitor CPU s (all) |\n|---|---:|---:|---:|---:|---:|"
+        "its processes | server CPU s | entries per monitor CPU s (all) | the machine's idle cores |"
+        "\n|---|---:|---:|---:|---:|---:|---:|"
     )
     for a in audits:
         cpu, per_cpu = f"{a.monitor_cpu:.1f} / {a.all_cpu:.1f}", f"{a.entries / a.all_cpu:,.0f}"
-        print(f"| {a.label} | {a.entries:,} | {a.rate:,.0f} | {cpu} | {a.server_cpu:.1f} | {per_cpu} |")
-    print(f"| raw `hashlib.sha256` calls/s (64 bytes), same run | | {hashes:,.0f} | | | |")
+        row = f"| {a.label} | {a.entries:,} | {a.rate:,.0f} | {cpu} | {a.server_cpu:.1f} | {per_cpu} | {a.idle:.2f} |"
+        print(row)
+    print(f"| raw `hashlib.sha256` calls/s (64 bytes), same run | | {hashes:,.0f} | | | | |")
     for n, rate in verifies.items():
         label = f"Ed25519 verifications/s (tlogcore), {n} process{'es' if n > 1 else ''}, same run"
-        print(f"| {label} | | {rate:,.0f} | | | |")
+        print(f"| {label} | | {rate:,.0f} | | | | |")
     print_bounds(audits, big, signed, status_sizes)
     print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")
 

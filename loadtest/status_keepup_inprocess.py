@@ -37,7 +37,7 @@ from loadtest.status_keepup import (
     print_load,
     settle_wal,
 )
-from logserver.cli import build_parts, freeze_start_up, load_config, start_sequencing
+from logserver.cli import build_parts, load_config, start_sequencing
 from logserver.cli import status_indexer as make_status_indexer
 from logserver.identity import read_keys
 from logserver.indexerprocess import IndexerProcess
@@ -46,6 +46,7 @@ from logserver.opening import database_name, open_storage
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
 from logserver.storage import StorageError
 from logserver.tasks import cancel_and_wait
+from tlogcore.gcpause import freeze_start_up
 
 PROCESS_CPU = "this process (the sequencer, SQLite's threads) and the indexer's; no HTTP, no signature checks"
 

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import gc
 import json
 import logging
 import os
@@ -67,12 +66,11 @@ from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import SignaturePool
 from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
 from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.gcpause import freeze_start_up
 from tlogcore.keys import Ed25519Signer, Verifier
 from tlogcore.vkeys import parse_verifier_key
 from witness.headerdeadline import header_deadline_protocol
 from witness.processes import exit_with_parent
-
-GC_YOUNGEST = 10_000  # net allocations between collections of the youngest generation (freeze_start_up)
 
 
 def load_config(path: Path | None) -> ServerConfig:
@@ -290,18 +288,6 @@ def lifespan_of(
             await pool.close()
 
     return lifespan
-
-
-def freeze_start_up() -> None:
-    """What start-up made (modules, the app, the registry, the key ring) lives as long as the process: moved out
-    of the garbage collector's sight, so that a full collection walks only what requests made since. Before, each
-    full collection walked ~55,000 objects, and collections took about 5 µs of the server's CPU per entry
-    submitted (gc.callbacks, batches of 1,000: docs/performance.md, "HTTP submit"). The youngest generation is
-    collected after 10,000 net allocations instead of 700: a batch makes and drops ~4 objects per statement, so
-    at 700 its own live objects were walked and promoted again and again (about 2 µs per entry, measured)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNGEST, *gc.get_threshold()[1:])
 
 
 async def status_indexer(data: Path, config: ServerConfig, keys: LogKeys, parts: LogParts) -> IndexerProcess | None:

@@ -45,6 +45,7 @@ from monitor.statusworker import start_status_process
 from monitor.transport import RawTiles, StreamTransport
 from tlogcore.encoding import parse_hash_hex
 from tlogcore.errors import TlogError
+from tlogcore.gcpause import freeze_start_up
 from witness.client import WitnessClient
 
 log = logging.getLogger("monitor")
@@ -166,6 +167,7 @@ class Runtime:
         )
         self._mirror_clients: list[LogClient] = []  # https:// tile mirrors' clients, closed with the rest
         self.followers = [self._follower(lc, tile_transport(config)) for lc in config.logs]
+        freeze_start_up()  # what start-up made stays out of the collector's walks (tlogcore/gcpause.py)
 
     def _follower(self, lc: LogConfig, transport: StreamTransport) -> Follower:
         """One log's follower; its tiles come from the log's mirror if one is configured (mirror.py), else from the

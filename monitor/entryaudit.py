@@ -7,6 +7,7 @@ verified checkpoint."""
 
 import asyncio
 import base64
+import collections
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
@@ -25,8 +26,14 @@ from monitor.statusworker import StatusRunner, findings_of
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
 from tlogcore.encoding import HASH_SIZE
+from tlogcore.registry import Registry
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile
+
+# Chunks whose statements are checked in the workers while the one before them is resolved. 2 was measured against
+# 1 (four alternating audits of 2*10^5 entries each): no less idle CPU, as the status process's page writes (folds)
+# outlast two chunks of checks; and each chunk more in flight is downloaded again after a kill.
+CHECKS_AHEAD = 1
 
 
 @dataclass
@@ -50,6 +57,7 @@ class _Resolved:
     alerts: list[A.Alert]  # the watch-rule, bad-entry and stolen-key alerts; the status index's come at commit
     findings: "asyncio.Future[list[Finding]]"
     days: Days
+    registry: Registry | None  # as of the chunk's end (None: mode tree)
 
 
 @dataclass
@@ -94,13 +102,15 @@ class EntryAudit:
         return [tiles[i : i + step] for i in range(0, len(tiles), step)]
 
     async def run(self, row: LogRow, target: Signed, view: TreeView) -> None:
-        """Chunk after chunk, four stages in flight: the next chunk downloads, this one's statements are checked in
-        the workers, the one before is resolved here (registry, watch rules) while its status index is computed in
-        the status process, and the one before that is committed. Commits stay in log order, and the registry a
-        commit stores is the one as of its chunk's end (a chunk is resolved only after the one before is committed)."""
+        """Chunk after chunk, four in flight: the next chunk downloads; this one's statements are checked in the
+        workers (the last CHECKS_AHEAD chunks'); the one before is resolved here (registry, watch rules) and its
+        status index queued in the status process behind the index of the one before it, which is then committed.
+        Resolving a chunk before the one before it is committed keeps the status process fed while this process
+        commits (docs/performance.md, "The monitor"). Commits stay in log order, each with the registry as of its
+        own chunk's end (a snapshot taken when the chunk was resolved)."""
         chunks = self._chunks(row.next_index, target.size, target.size)
         prefetch: asyncio.Future[dict[str, bytes]] | None = None
-        checking: _Prepared | None = None
+        checking: collections.deque[_Prepared] = collections.deque()  # what `finally` cancels if this fails
         resolved: _Resolved | None = None
         self.status = StatusRunner(self.context.shared.config.state, self.context.origin, self._status_executor())
         try:
@@ -109,23 +119,20 @@ class EntryAudit:
                 prefetch = None
                 if number + 1 < len(chunks):
                     prefetch = asyncio.ensure_future(self._fetch_chunk(view, chunks[number + 1], target.note))
-                first = row.next_index if checking is None else tiles[0].index * TILE_WIDTH
+                first = row.next_index if number == 0 else tiles[0].index * TILE_WIDTH
                 try:
-                    prepared = await self._prepare(view, target, tiles, first, await current)
+                    checking.append(await self._prepare(view, target, tiles, first, await current))
                 except Exception:  # the chunks before still count: commit them, then stop (as before pipelining)
-                    await self._drain(row, target, view, resolved, checking)
-                    resolved = checking = None
+                    done, resolved = resolved, None
+                    await self._drain(row, target, view, done, checking)
                     raise
-                previous, checking = checking, prepared  # `checking` is what `finally` cancels if this fails
-                done, resolved = resolved, None
-                if done is not None:
-                    await self._commit(row, target, view, done)
-                if previous is not None:
-                    resolved = await self._resolve(row, target, view, previous)
-            last, checking, done, resolved = checking, None, resolved, None
-            await self._drain(row, target, view, done, last)
+                if len(checking) > CHECKS_AHEAD:
+                    done, resolved = resolved, None
+                    resolved = await self._resolve_then_commit(row, target, view, checking.popleft(), done)
+            done, resolved = resolved, None
+            await self._drain(row, target, view, done, checking)
         finally:
-            for pending in (prefetch, checking.checks if checking is not None else None):
+            for pending in (prefetch, *(chunk.checks for chunk in checking)):
                 if pending is not None:
                     pending.cancel()
                     await asyncio.gather(pending, return_exceptions=True)
@@ -144,13 +151,38 @@ class EntryAudit:
         return shared.status_executor if shared.config.verify != TREE else None
 
     async def _drain(
-        self, row: LogRow, target: Signed, view: TreeView, resolved: "_Resolved | None", checking: "_Prepared | None"
+        self,
+        row: LogRow,
+        target: Signed,
+        view: TreeView,
+        resolved: "_Resolved | None",
+        checking: "collections.deque[_Prepared]",
     ) -> None:
-        """Commit what is in flight, in order: the resolved chunk, then the one being checked."""
+        """Commit what is in flight, in order: the resolved chunk, then those being checked (taken from `checking`
+        one by one: what is left there if this fails is the caller's to cancel)."""
+        while checking:
+            resolved = await self._resolve_then_commit(row, target, view, checking.popleft(), resolved)
         if resolved is not None:
             await self._commit(row, target, view, resolved)
-        if checking is not None:
-            await self._commit(row, target, view, await self._resolve(row, target, view, checking))
+
+    async def _resolve_then_commit(
+        self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared", done: "_Resolved | None"
+    ) -> "_Resolved":
+        """Resolve `chunk`, whose status index then waits in the status process behind that of `done`, the chunk
+        before it; then commit `done`. If the resolving fails, `done` is committed all the same."""
+        try:
+            resolved = await self._resolve(row, target, view, chunk)
+        except Exception:
+            if done is not None:
+                await self._commit(row, target, view, done)
+            raise
+        if done is not None:
+            try:
+                await self._commit(row, target, view, done)
+            except BaseException:  # the chunk just resolved may be writing its rows: let that end first
+                await asyncio.gather(resolved.findings, return_exceptions=True)
+                raise
+        return resolved
 
     async def _prepare(
         self, view: TreeView, target: Signed, tiles: list[Tile], first: int, bundles: dict[str, bytes]
@@ -178,11 +210,13 @@ class EntryAudit:
         started in the status process."""
         checked = await chunk.checks
         registry = row.registry
+        snapshot = None
         tally = Tally()
         alerts: list[A.Alert] = []
         findings: asyncio.Future[list[Finding]] | None = None
         if self.context.shared.config.verify != TREE and self.status is not None:
             checked = apply_registry(registry, checked)
+            snapshot = registry.snapshot()  # what this chunk's commit stores, whatever the next chunk changes
             tally.add(checked)
             items = status_items_of(checked, chunk.entries, chunk.first)
             findings = self.status.submit(items, (chunk.first, chunk.end), registry.registry_keys)
@@ -192,7 +226,7 @@ class EntryAudit:
             findings = asyncio.get_running_loop().create_future()
             findings.set_result([])
         days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
-        return _Resolved(chunk, checked, tally, alerts, findings, days)
+        return _Resolved(chunk, checked, tally, alerts, findings, days, snapshot)
 
     async def _commit(self, row: LogRow, target: Signed, view: TreeView, resolved: "_Resolved") -> None:
         """The chunk's status-index alerts (its rows are written first), then its commit."""
@@ -206,7 +240,7 @@ class EntryAudit:
         done = chunk.end >= target.size
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}
         counters = {"entries": len(chunk.entries), "bad_entries": tally.bad_entries}
-        tracked = row.registry if self.context.shared.config.verify != TREE else None
+        tracked = resolved.registry if self.context.shared.config.verify != TREE else None
         audited = AuditedChunk(
             chunk.end, tracked, tally.issued, tally.revoked, counters, alerts, fresh, target if done else None,
             resolved.days,

@@ -30,7 +30,7 @@ the log server records the index once (logserver/registryrule.py).
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tlogcore.errors import NotAllowedError
 from tlogcore.statement import DOCUMENT_KINDS, ISSUER_ADD, ISSUER_RETIRE, Statement
@@ -63,6 +63,11 @@ class Registry:
     keys: dict[str, IssuerKey] = field(default_factory=dict)
     names_owned_from: int = 0  # the ownership rule applies to entries from this index on
     grandfathered: list[int] = field(default_factory=list)  # issuer-add entries below it that break the rule
+
+    def snapshot(self) -> "Registry":
+        """A copy that later `apply` calls leave as it is (each key is copied: retiring one changes it in place)."""
+        keys = {vkey: replace(key) for vkey, key in self.keys.items()}
+        return Registry(self.registry_keys, keys, self.names_owned_from, list(self.grandfathered))
 
     def continuations(self) -> dict[str, str]:
         """Each rotated key -> the key it continues: what the status rule needs (tlogcore/status.py)."""
