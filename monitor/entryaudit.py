@@ -123,21 +123,19 @@ class EntryAudit:
                 try:
                     checking.append(await self._prepare(view, target, tiles, first, await current))
                 except Exception:  # the chunks before still count: commit them, then stop (as before pipelining)
-                    done, resolved = resolved, None
-                    await self._drain(row, target, view, done, checking)
+                    await self._drain(row, target, view, resolved, checking)
                     raise
-                if len(checking) > CHECKS_AHEAD:
-                    done, resolved = resolved, None
-                    resolved = await self._resolve_then_commit(row, target, view, checking.popleft(), done)
-            done, resolved = resolved, None
-            await self._drain(row, target, view, done, checking)
+                if len(checking) > CHECKS_AHEAD:  # `resolved` stays the one before until it is committed
+                    resolved = await self._resolve_then_commit(row, target, view, checking.popleft(), resolved)
+            await self._drain(row, target, view, resolved, checking)
+            resolved = None
         finally:
             for pending in (prefetch, *(chunk.checks for chunk in checking)):
                 if pending is not None:
                     pending.cancel()
                     await asyncio.gather(pending, return_exceptions=True)
             if resolved is not None:  # its rows may be being written: let that end before the index is closed
-                await asyncio.gather(resolved.findings, return_exceptions=True)
+                await asyncio.gather(resolved.findings, return_exceptions=True)  # (at once if it was committed)
             await self.status.close()
             self.status = None
         if row.next_index >= target.size and row.target is not None:  # nothing left (e.g. a size-0 target)
