@@ -49,7 +49,7 @@ from logserver.logstate import Limits, LogState, state_of
 from logserver.openapi import OPENAPI
 from logserver.ratelimit import RateLimiter
 from logserver.sequencer import NotSequencingError, PoolFullError
-from logserver.statuslookup import status_index_proof
+from logserver.statuslookup import IndexVersionGone, status_index_proof
 from logserver.storage import StorageError
 from logserver.tileroute import IMMUTABLE, PARTIAL, TILE_PREFIX, TileRoute
 from logserver.webpage import PublicReads, web_routes
@@ -185,9 +185,22 @@ async def document(request: Request) -> Response:
     (the newest published one that holds them), and the status by the one rule (tlogcore/status.py). The parts
     that do not change (parsed statements, bundles per checkpoint, the status proof per index version) come from
     `state.reads` (logserver/readcache.py); the answer's bytes are the same either way."""
-    state, reads = state_of(request), state_of(request).reads
+    state = state_of(request)
     digest = parse_hash_hex(request.path_params["sha256"], "document SHA-256")
     published = await state.storage.latest_published()  # one read for the bundles' checkpoint and the status proof
+    try:
+        history = await _document_history(state, digest, published, may_retry=True)
+    except IndexVersionGone:  # a slow answer: its index version's rows were pruned meanwhile (statuslookup.py)
+        history = await _document_history(state, digest, await state.storage.latest_published(), may_retry=False)
+    return json_response(history)
+
+
+async def _document_history(
+    state: LogState, digest: bytes, published: bytes | None, may_retry: bool
+) -> api.DocumentHistory:
+    """`document`'s answer, every part under `published`; IndexVersionGone (if `may_retry`) when the status index
+    version that checkpoint names can no longer be read whole."""
+    reads = state.reads
     entries = await state.storage.document_entries(digest, state.sequencer.tail.documents_hint([digest]))
     statements = [reads.statement(e) for e in entries]
     registry = state.sequencer.registry
@@ -228,11 +241,10 @@ async def document(request: Request) -> Response:
     status = document_status(statements, registry.continuations())
     index = None
     if state.status is not None:
-        index = await status_index_proof(state.storage, state.status, digest, published, reads)
-    history = api.DocumentHistory(
+        index = await status_index_proof(state.storage, state.status, digest, published, reads, may_retry)
+    return api.DocumentHistory(
         digest, status, tuple(items), tuple(registrations), index=index, retirements=tuple(retirements)
     )
-    return json_response(history)
 
 
 async def lookup_documents(request: Request) -> Response:

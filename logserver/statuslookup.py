@@ -4,6 +4,13 @@ The proof is served for the newest index version whose `index-root` statement is
 (cosigned) checkpoint, read at that version (newer rows may already be written beside it), so a verifier holding
 that checkpoint can check everything: the statement's inclusion, its signature, and the proof against its root.
 A version's rows never change, so the proof is kept per (document, version) (logserver/readcache.py).
+
+A version's rows do go, though: those a newer version superseded are pruned `PRUNE_GRACE` after the newer one is
+served (logserver/statusindexer.py). A lookup slower than that, whose checkpoint was read before, reads what is
+left of its version: an empty page where the root was, say, and a proof that does not lead to the root it states
+(every verifier would call the answer tampered). So no proof is served before it is checked against its root; one
+that fails while the served version has moved on makes the caller answer again under the newest checkpoint
+(`IndexVersionGone`); one that fails at the served version itself is damage.
 """
 
 import logging
@@ -11,19 +18,31 @@ import logging
 from logserver import api
 from logserver.readcache import ReadCache
 from logserver.statusindexer import read_plan
-from logserver.statusstore import StatusStore
+from logserver.statusstore import IndexVersion, StatusStore
 from logserver.storage import Storage
-from tlogcore.errors import MalformedError
+from tlogcore.errors import MalformedError, ProofError
+from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan
 
 log = logging.getLogger("logserver.statuslookup")
 
 
+class IndexVersionGone(Exception):
+    """The index version the caller's checkpoint names was pruned while it was read: answer again, under the newest
+    published checkpoint."""
+
+
 async def status_index_proof(
-    storage: Storage, store: StatusStore, document: bytes, published: bytes | None, cache: ReadCache
+    storage: Storage,
+    store: StatusStore,
+    document: bytes,
+    published: bytes | None,
+    cache: ReadCache,
+    may_retry: bool = False,
 ) -> api.StatusIndexProof | None:
     """The record and proof of `document` under the newest logged index root in `published`, the newest published
-    checkpoint (read once by the caller, for the bundles too)."""
+    checkpoint (read once by the caller, for the bundles too). With `may_retry`, IndexVersionGone if that version
+    was pruned meanwhile (module docstring)."""
     if published is None:
         return None
     version = await store.newest_logged(cache.published_size(published))
@@ -36,7 +55,10 @@ async def status_index_proof(
     try:
         plan = await read_plan(store, PathPlan([document], version.size), version.size)
         record, proof = plan.lookup(document)
-    except MalformedError as exc:  # IndexStorageError included: stored rows that contradict each other
+        verify_status(document, record, proof.to_bytes(), version.root)  # never a proof of another tree
+    except (MalformedError, ProofError) as exc:  # IndexStorageError included: stored rows that contradict each other
+        if may_retry and await _served_moved_on(storage, store, version, cache):
+            raise IndexVersionGone(f"index version {version.size} was pruned during the lookup") from None
         # The server's damage, not the client's bad request: the statements are still answered with their proofs;
         # without a status proof every verifier says the status is not proven. The index is derived from the log
         # alone, so a copy rebuilt from it mends this (docs/status-proofs.md §6).
@@ -52,3 +74,10 @@ async def status_index_proof(
         api.IndexRootEntry(version.entry, statement),
     )
     return cache.status_proofs.put(key, answer)
+
+
+async def _served_moved_on(storage: Storage, store: StatusStore, version: IndexVersion, cache: ReadCache) -> bool:
+    """Whether lookups are served at a newer version than `version` now (its superseded rows may be gone)."""
+    published = await storage.latest_published()
+    newest = await store.newest_logged(cache.published_size(published)) if published is not None else None
+    return newest is not None and newest.size > version.size

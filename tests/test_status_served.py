@@ -3,22 +3,28 @@ index proof bound to a logged index-root, `tlog verify` (online) checks all of i
 "not logged", and a log or a proxy that hides a revocation is caught."""
 
 import asyncio
+import base64
 import hashlib
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
 from log_harness import issue, post_statements, register_issuer, running_log
 
+from logserver import api
 from logserver.client import LogClient
+from logserver.statusindexer import PRUNE_GRACE
 from tests.api_helpers import ISSUER, LOG_KEY, REGISTRY_KEY, app_client, corrupting, statement
 from tests.status_tamper import drop_stored_revocations
 from tlogcore.indexroot import parse_index_root
 from tlogcore.policy import parse_policy
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, sign_statement
+from tlogcore.statusindex import verify_status
+from tlogcore.statusrecord import new_record, parse_record
 from tools.verdict import GENUINE, NOT_LOGGED, REVOKED, TAMPERED, Outcome
 from tools.verify import check_online
 
@@ -100,7 +106,12 @@ def test_a_proxy_that_drops_a_revocation_is_caught(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-def test_a_tampered_index_row_is_caught(tmp_path: Path) -> None:
+def test_a_tampered_index_row_is_not_served_as_a_proof(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """An operator rewrites the revoked document's leaf so that its record lists no revocation, while the rows
+    above it still hash the true leaf. The server checks each proof against its root before serving it: it serves
+    no status proof (the status is "not proven", never "not revoked"; the statements still say revoked) and logs
+    the damage. Before, it served the lie, and only the verifier's check stood between it and the citizen."""
+
     async def scenario() -> None:
         async with app_client(tmp_path, indexed=True) as (client, _):
             await indexed_up_to(client, await populate(client))  # the revocation is inside the index itself
@@ -115,8 +126,31 @@ def test_a_tampered_index_row_is_caught(tmp_path: Path) -> None:
             db.commit()
             db.close()
             assert changed
-            lying = await client.document(REVOKED_DOC)
-            assert lying.index is not None and lying.index.record is not None
+            assert (await client.document(REVOKED_DOC)).index is None
+            outcome = await verify(client, REVOKED_DOC)
+            assert outcome.verdict == REVOKED and not outcome.status_proven, outcome.message
+
+    with caplog.at_level("ERROR", logger="logserver"):
+        asyncio.run(scenario())
+    assert any("damaged" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+def hide_revocation_in_record(body: bytes) -> bytes:
+    """The status record as a lying server would send it: its revocations gone, the proof as it was."""
+    answer = orjson.loads(body)
+    record = parse_record(base64.b64decode(answer["index"]["record"]))
+    answer["index"]["record"] = base64.b64encode(new_record(list(record.issued)).to_bytes()).decode()
+    return orjson.dumps(answer)
+
+
+def test_a_status_record_that_hides_a_revocation_is_caught(tmp_path: Path) -> None:
+    """The answer's status record lists no revocation (a lying server or a proxy): its proof no longer leads to the
+    logged root, and `tlog verify` says the answer is tampered."""
+
+    async def scenario() -> None:
+        path = f"/api/v1/documents/{REVOKED_DOC.hex()}"
+        async with app_client(tmp_path, corrupting(path, hide_revocation_in_record), indexed=True) as (client, _):
+            await indexed_up_to(client, await populate(client))
             outcome = await verify(client, REVOKED_DOC)
             assert outcome.verdict == TAMPERED, outcome.message
 
@@ -173,3 +207,55 @@ def test_a_damaged_index_page_leaves_lookups_answered_without_status_proof(
         asyncio.run(scenario())
     damaged = [r.getMessage() for r in caplog.records if "status index" in r.getMessage()]
     assert damaged and "damaged" in damaged[0], [r.getMessage() for r in caplog.records]
+
+
+class StalePublishedOnce:
+    """The storage as a slow lookup sees it: the first latest_published() after `stale` is set answers that older
+    checkpoint (read before the index moved on); everything else is the real storage."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage
+        self.stale: bytes | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+    async def latest_published(self) -> bytes | None:
+        stale, self.stale = self.stale, None
+        return stale if stale is not None else await self.storage.latest_published()
+
+
+def test_a_lookup_whose_version_was_pruned_meanwhile_is_answered_at_the_newer_one(tmp_path: Path) -> None:
+    """A slow lookup read the published checkpoint; then the index moved on and, `PRUNE_GRACE` after the newer
+    version was served, the rows the old version's pages had were pruned. The lookup read what was left of its
+    version (no root page: an empty tree) and served an absence proof that does not lead to the root it stated,
+    cached for that version: `tlog verify` said TAMPERED for a genuine document. It is now answered again under the
+    newest published checkpoint."""
+    view: list[StalePublishedOnce] = []
+
+    def reads(storage: Any) -> StalePublishedOnce:
+        view.append(StalePublishedOnce(storage))
+        return view[0]
+
+    async def scenario() -> tuple[api.DocumentHistory, int, int]:
+        async with app_client(tmp_path, reads=reads, indexed=True) as (client, _):
+            first = await indexed_up_to(client, await populate(client))
+            held = await view[0].storage.latest_published()
+            for n in range(2):  # two more versions, each rewriting the root page
+                later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"%d" % n).digest())])
+                await indexed_up_to(client, later.entries[0].index + 1)
+            await asyncio.sleep(PRUNE_GRACE + 0.5)  # the newer versions served long enough: the old rows may go
+            later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"last").digest())])
+            await indexed_up_to(client, later.entries[0].index + 1)  # its commit prunes
+            db = sqlite3.connect(tmp_path / "log.db")
+            (old_rows,) = db.execute("SELECT COUNT(*) FROM status_page WHERE version <= ?", (first,)).fetchone()
+            db.close()
+            view[0].stale = held  # the lookup's handler reads this checkpoint, from before the index moved on
+            return await client.document(KEPT), old_rows, first
+
+    history, old_rows, first = asyncio.run(scenario())
+    assert old_rows == 0, "the old version's rows were not pruned: the race was not staged"
+    found = history.index
+    assert found is not None
+    verify_status(KEPT, parse_record(found.record) if found.record is not None else None, found.proof, found.root)
+    assert found.size > first  # the newest version's proof, under the checkpoint read again
