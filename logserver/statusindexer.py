@@ -416,13 +416,19 @@ async def unlogged_version(store: StatusStore) -> IndexVersion | None:
     return head if head is not None and head.entry is None and head.size >= log_from else None
 
 
-async def publish_lag(storage: Storage, store: StatusStore, metrics: Metrics | None) -> tuple[int, int]:
-    """(entries of the newest published checkpoint that no index root inside it covers, the size the newest such
-    root covers): §9's lag, set in `metrics`, and the version lookups are served at."""
+async def published_and_served(storage: Storage, store: StatusStore) -> tuple[int, int]:
+    """(the newest published checkpoint's size, the size the newest index root inside it covers): the second is the
+    version lookups are served at (statuslookup.py), which pruning waits for (`IndexUpdater.note_served`)."""
     published = await storage.latest_published()
     size = parse_checkpoint(parse_note(published).text).size if published else 0
     logged = await store.newest_logged(size)
-    served = logged.size if logged else 0
+    return size, logged.size if logged else 0
+
+
+async def publish_lag(storage: Storage, store: StatusStore, metrics: Metrics | None) -> tuple[int, int]:
+    """(entries of the newest published checkpoint that no index root inside it covers, the size the newest such
+    root covers): §9's lag, set in `metrics`, and the version lookups are served at."""
+    size, served = await published_and_served(storage, store)
     if metrics is not None:
         metrics.status_index_lag = size - served
     return size - served, served

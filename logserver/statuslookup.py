@@ -17,8 +17,8 @@ import logging
 
 from logserver import api
 from logserver.readcache import ReadCache
-from logserver.statusindexer import read_plan
-from logserver.statusstore import IndexVersion, StatusStore
+from logserver.statusindexer import published_and_served, read_plan
+from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from tlogcore.errors import MalformedError, ProofError
 from tlogcore.statusindex import verify_status
@@ -57,7 +57,7 @@ async def status_index_proof(
         record, proof = plan.lookup(document)
         verify_status(document, record, proof.to_bytes(), version.root)  # never a proof of another tree
     except (MalformedError, ProofError) as exc:  # IndexStorageError included: stored rows that contradict each other
-        if may_retry and await _served_moved_on(storage, store, version, cache):
+        if may_retry and (await published_and_served(storage, store))[1] > version.size:  # served has moved on
             raise IndexVersionGone(f"index version {version.size} was pruned during the lookup") from None
         # The server's damage, not the client's bad request: the statements are still answered with their proofs;
         # without a status proof every verifier says the status is not proven. The index is derived from the log
@@ -74,10 +74,3 @@ async def status_index_proof(
         api.IndexRootEntry(version.entry, statement),
     )
     return cache.status_proofs.put(key, answer)
-
-
-async def _served_moved_on(storage: Storage, store: StatusStore, version: IndexVersion, cache: ReadCache) -> bool:
-    """Whether lookups are served at a newer version than `version` now (its superseded rows may be gone)."""
-    published = await storage.latest_published()
-    newest = await store.newest_logged(cache.published_size(published)) if published is not None else None
-    return newest is not None and newest.size > version.size
