@@ -50,6 +50,28 @@ WRITE_COUNTERS = """SELECT w.wal_bytes::bigint, w.wal_records, w.wal_fpi, b.buff
 FROM pg_stat_wal w, pg_stat_bgwriter b, (SELECT current_setting('block_size')::bigint AS block) s"""
 
 
+# The statements that took the server's time, with the 8 KiB blocks each read from outside shared_buffers (the OS
+# page cache or the disk), dirtied, and wrote out itself to make room (docs/status-proofs.md §11, nineteenth round).
+STATEMENT_FIELDS = ("seconds", "calls", "rows", "blocks read", "blocks dirtied", "blocks written")
+TOP_STATEMENTS = """SELECT round(total_exec_time::numeric / 1000, 2), calls, rows, shared_blks_read,
+    shared_blks_dirtied, shared_blks_written, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ORDER BY total_exec_time DESC LIMIT {count}"""
+
+
+@dataclass(frozen=True)
+class StatementCost:
+    """One statement's share of the server's time since `PgCluster.reset_statements` (pg_stat_statements)."""
+
+    seconds: float
+    counts: dict[str, int]  # STATEMENT_FIELDS after "seconds"
+    query: str  # normalized, its first 90 characters
+
+    def line(self) -> str:
+        counts = ", ".join(f"{what} {count:,}" for what, count in self.counts.items())
+        return f"{self.seconds:,.1f} s, {counts}: {self.query}"
+
+
 @dataclass
 class PgCluster:
     directory: Path
@@ -113,6 +135,25 @@ class PgCluster:
         except ClusterError:
             return {}
         return dict(zip(WRITE_FIELDS, (int(value) for value in row.split("|")), strict=True))
+
+    def counts_statements(self) -> bool:
+        """Whether the cluster was started with pg_stat_statements loaded (`--pg-settings
+        shared_preload_libraries=pg_stat_statements`)."""
+        return "pg_stat_statements" in (self.settings or {}).get("shared_preload_libraries", "")
+
+    def reset_statements(self, database: str) -> None:
+        """Start counting each statement's time and blocks from now (the extension created in `database`)."""
+        self.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements", database)
+        self.psql("SELECT pg_stat_statements_reset()", database)
+
+    def top_statements(self, database: str, count: int = 8) -> list[StatementCost]:
+        """The `count` statements of `database` that took the most time since `reset_statements`."""
+        costs = []
+        for row in self.psql(TOP_STATEMENTS.format(count=int(count)), database).splitlines():
+            seconds, *counts, query = row.split("|", len(STATEMENT_FIELDS))
+            named = dict(zip(STATEMENT_FIELDS[1:], map(int, counts), strict=True))
+            costs.append(StatementCost(float(seconds), named, query))
+        return costs
 
     def psql(self, sql: str, database: str = "postgres") -> str:
         """Run one SQL command as the superuser; its output, or ClusterError with PostgreSQL's message."""

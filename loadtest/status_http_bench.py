@@ -18,12 +18,13 @@ to its sequencer (loadtest/status_keepup_inprocess.py): the index's rate without
 printed beside it: raw SHA-256 per second (the index's hashing), and the CPU this machine spends writing file pages
 into the page cache, new and cached (every byte the database writes goes through it). On PostgreSQL the in-process
 phases also print what the database wrote per entry (WAL, data pages by who wrote them, growth); --pg-settings
-shared_buffers=2GB,... starts its cluster with those settings, and --checkpoint checkpoints between the preload and
-the phases, as a server that has run a while (a fresh cluster zero-fills a new WAL segment per 16 MB written). The
-in-process phases also print, for each party (this process, the database server, the indexer's process), how much of
-its ready work waited for a core (Linux's scheduler statistics, loadtest/schedwait.py), and what the machine's cores
-did meanwhile (user, system, idle, steal...): whether a party that falls behind is short of cores or of work it can
-do at once.
+shared_buffers=4GB,... starts its cluster with those settings (with shared_preload_libraries=pg_stat_statements,
+each phase also prints the statements that took the database's time, with the blocks each read, dirtied and wrote
+out), and --checkpoint checkpoints between the preload and the phases, as a server that has run a while (a fresh
+cluster zero-fills a new WAL segment per 16 MB written). The in-process phases also print, for each party (this
+process, the database server, the indexer's process), how much of its ready work waited for a core (Linux's
+scheduler statistics, loadtest/schedwait.py), and what the machine's cores did meanwhile (user, system, idle,
+steal...): whether a party that falls behind is short of cores or of work it can do at once.
 """
 
 import argparse

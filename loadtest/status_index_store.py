@@ -127,16 +127,16 @@ async def one_update(
     phases.documents += len(entries)
     phases.hashes += update.hashes
     phases.rows += len(written)
-    return new, list(pages.written)  # the pages rewritten: what the prune deletes older rows of (as the indexer)
+    return new, pages.page_ids_written()  # the pages rewritten: what the prune deletes older rows of (as the indexer)
 
 
 async def run_updates(
     store: Any, head: IndexVersion, batch: int, updates: int, rng: random.Random
-) -> tuple[IndexVersion, Phases, list[NodeId]]:
+) -> tuple[IndexVersion, Phases, list[bytes]]:
     """`updates` + 1 updates of `batch` documents; the first (it loads the kept top levels) is not counted."""
     signer = Ed25519Signer("issuer.bench.example", rng.randbytes(32))
     upper, phases, previous = UpperLevels(store), Phases(), None
-    last_writes: list[NodeId] = []
+    last_writes: list[bytes] = []
     for step in range(updates + 1):
         datas = statements(batch, 1_790_000_000 + head.size, rng, signer)
         counted = phases if step else Phases()

@@ -24,6 +24,7 @@ import httpx
 
 from loadtest.grow import Engine, Grower, PostgresEngine, grow_all, make_engine, signed, signing_pool
 from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
+from loadtest.pgcluster import StatementCost
 from loadtest.schedwait import RunQueueWait
 from logserver.sequencer import Submission
 
@@ -183,6 +184,7 @@ class Paced:
     database_writes: dict[str, int] = field(default_factory=dict)  # in-process: what PostgreSQL wrote (pgcluster)
     waits: tuple[RunQueueWait, ...] = ()  # in-process: each party's ready work that waited for a core (schedwait.py)
     machine: dict[str, float] = field(default_factory=dict)  # in-process: the cores' seconds by state (schedwait.py)
+    statements: list[StatementCost] = field(default_factory=list)  # in-process, pg_stat_statements loaded
 
     def report(self, engine: str) -> list[str]:
         accepted = self.done.accepted
@@ -198,6 +200,7 @@ class Paced:
             + self.parts_share(),
             *self.database_share(),
             *self.writes_share(),
+            *self.statements_share(),
             *self.waits_share(),
             lag_line("lag, direct (log size - served index root size)", self.samples.direct, self.done.seconds),
             lag_line("lag, /metrics gauge", self.samples.points, self.done.seconds),
@@ -238,6 +241,14 @@ class Paced:
             f"    PostgreSQL's writes per entry: WAL {per['wal']:,.0f} B ({per['wal records']:.1f} records, "
             f"{per['full-page images']:.2f} full-page images); data pages written {pages}; the database grew "
             f"{per['database']:,.0f} B, of it status_page {per['status_page']:,.0f} B"
+        ]
+
+    def statements_share(self) -> list[str]:
+        """PostgreSQL's statements that took the most time over the phase (in-process, with pg_stat_statements)."""
+        if not self.statements:
+            return []
+        return ["    PostgreSQL's statements by time (pg_stat_statements; 8 KiB blocks):"] + [
+            f"      {statement.line()}" for statement in self.statements
         ]
 
     def waits_share(self) -> list[str]:

@@ -23,6 +23,7 @@ import uvloop
 from loadtest.grow import Engine, PostgresEngine
 from loadtest.localproc import children
 from loadtest.log_bench import claim_database, process_cpu_seconds
+from loadtest.pgcluster import StatementCost
 from loadtest.schedwait import RunQueueWait, machine_times, waited_between, waits_by_thread
 from loadtest.status_keepup import (
     CATCH_UP_LIMIT,
@@ -103,6 +104,19 @@ def database_writes(engine: Engine) -> dict[str, int]:
     if not isinstance(engine, PostgresEngine):
         return {}
     return engine.cluster.write_counters(engine.database)
+
+
+def reset_statements(engine: Engine) -> None:
+    """With pg_stat_statements loaded (`--pg-settings shared_preload_libraries=pg_stat_statements`), count each
+    statement's time from now."""
+    if isinstance(engine, PostgresEngine) and engine.cluster.counts_statements():
+        engine.cluster.reset_statements(engine.database)
+
+
+def top_statements(engine: Engine) -> list[StatementCost]:
+    if isinstance(engine, PostgresEngine) and engine.cluster.counts_statements():
+        return engine.cluster.top_statements(engine.database)
+    return []
 
 
 def cpu_now(engine: Engine, indexing: IndexingCpu | None = None) -> float:
@@ -207,6 +221,7 @@ async def paced_phase(
     samples, started, indexing = Samples(), time.perf_counter(), IndexingCpu(indexer)
     parts: tuple[float, ...] = cpu_parts(engine, indexing)
     kinds, writes = database_cpu(engine), database_writes(engine)
+    await asyncio.to_thread(reset_statements, engine)
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     waits, machine = party_waits(engine, indexer), machine_times()
     sampler = asyncio.create_task(sample_lag(sequencer, indexing, metrics, samples, started))
@@ -217,9 +232,11 @@ async def paced_phase(
         parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexing), parts, strict=True))
         kinds = {kind: cpu - kinds.get(kind, 0.0) for kind, cpu in database_cpu(engine).items()}
         writes = {what: count - writes[what] for what, count in database_writes(engine).items() if what in writes}
+        statements = await asyncio.to_thread(top_statements, engine)
         loop_cpu = time.thread_time() - loop_cpu
         waited = tuple(waited_between(*party) for party in zip(waits, party_waits(engine, indexer), strict=True))
         machine = {state: seconds - machine[state] for state, seconds in machine_times().items()}
     finally:
         await cancel_and_wait([sampler])
-    return Paced(rate, done, samples, settle, sum(parts), PROCESS_CPU, loop_cpu, parts, kinds, writes, waited, machine)
+    cpu = (sum(parts), PROCESS_CPU, loop_cpu, parts, kinds)
+    return Paced(rate, done, samples, settle, *cpu, writes, waited, machine, statements)

@@ -204,11 +204,11 @@ class IndexUpdater:
     store: StatusStore
     _: KW_ONLY
     clock: Callable[[], float] = time.time
-    # Versions this process wrote, with the pages they rewrote (a page is named by its root node): once no lookup
+    # Versions this process wrote, with the pages they rewrote (their stored ids): once no lookup
     # reads below a version, the older rows of those pages are deleted, in the next update's own transaction
     # (`_due`), or alone at the end of a cycle that committed none (`prune`). Lost on restart: a crash leaks at
     # most a few updates' old rows.
-    _rewritten: list[tuple[int, list[NodeId]]] = field(default_factory=list)
+    _rewritten: list[tuple[int, list[bytes]]] = field(default_factory=list)
     _notes: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic time, version served), note_served
     _prunable: int = 0  # rows superseded at or below this version are read by no lookup any more
     prune_grace: float = PRUNE_GRACE
@@ -312,7 +312,7 @@ class IndexUpdater:
             return None
 
     async def _commit(self, prepared: Prepared) -> None:
-        written = prepared.pages.pages_written()  # `written` is empty for the shards' rows
+        written = prepared.pages.page_ids_written()
         due = self._due(self.pages_per_write - len(written))
         try:
             await self.store.commit(prepared.base, prepared.new, {}, prepared.pages, due)
@@ -339,7 +339,7 @@ class IndexUpdater:
             self._prunable = max(self._prunable, self._notes[0][1])
         self._notes.append((now, served))
 
-    def _due(self, budget: int) -> list[tuple[int, list[NodeId]]]:
+    def _due(self, budget: int) -> list[tuple[int, list[bytes]]]:
         """The oldest rewritten versions whose superseded rows no lookup reads any more, whole, as many as rewrote
         `budget` pages at most, and the oldest alone if it is bigger: so each write prunes at least a version when
         one is due, and pruning keeps pace with an index that never catches up (a step rewrites more pages than
@@ -356,8 +356,8 @@ class IndexUpdater:
         """Delete rows that are due and that no update has deleted in its own transaction: one write's worth per
         cycle (`pages_per_write`; one version alone if it is bigger), each version in a transaction of its own;
         the cycle's pause then lets the sequencer in."""
-        for version, nodes in self._due(self.pages_per_write):
-            await self.store.prune(version, nodes)
+        for version, pages in self._due(self.pages_per_write):
+            await self.store.prune(version, pages)
             self._rewritten.pop(0)
 
 

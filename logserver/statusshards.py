@@ -66,11 +66,10 @@ class ShardSettings:
 @dataclass(frozen=True)
 class HalfUpdate:
     """A shard's answer: the root's page as its update made it (its own side new, the other as it last read it),
-    and its half's other pages, encoded at the new version (statuspages.encoded), with their ids."""
+    and its half's other pages, encoded at the new version (statuspages.encoded)."""
 
     root_page: Page | None  # None: the half had no document
     rows: list[tuple[bytes, int, bytes]]
-    pages: list[NodeId]
 
 
 class IndexShard:
@@ -124,14 +123,14 @@ class IndexShard:
             pages.made({})
             self._upper.committed(covered, end, pages)
             self._in_flight = (end, {})
-            return HalfUpdate(None, [], [])
+            return HalfUpdate(None, [])
         update = await self._upper.update(entries, covered, pages)
         _, written = update.apply()  # the root's hash is the joined page's, not this half's alone
         pages.made(written)
         self._upper.committed(covered, end, pages)
         self._in_flight = (end, written)
         below_root = {page: nodes for page, nodes in written.items() if page != ROOT_PAGE}
-        return HalfUpdate(written[ROOT_PAGE], encoded(below_root, end), list(below_root))
+        return HalfUpdate(written[ROOT_PAGE], encoded(below_root, end))
 
 
 def open_shard(settings: ShardSettings) -> IndexShard:
@@ -203,8 +202,7 @@ class ShardPool:
         root_page = join_halves(base, [answer.root_page for answer in made])
         pages = PageSet(covered)
         pages.made_rows(
-            [(page_id_bytes(ROOT_PAGE), end, encode_raw(root_page))] + [row for half in made for row in half.rows],
-            [ROOT_PAGE] + [page for half in made for page in half.pages],
+            [(page_id_bytes(ROOT_PAGE), end, encode_raw(root_page))] + [row for half in made for row in half.rows]
         )
         self._root = (end, root_page)
         self.updates += 1

@@ -34,7 +34,7 @@ from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
 from logserver.statuspages import PagedNodes
 from logserver.storage import HeadMovedError, StorageError, failure_text
 from tlogcore.statusindex_nodes import NodeId, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page, page_id_bytes, pages_of
+from tlogcore.statusindex_pages import STRIDE, Page
 from tlogcore.statuspageset import PageSet, decoded
 
 log = logging.getLogger("logserver.statusstore")
@@ -87,7 +87,7 @@ PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutEr
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
 
 
-Prune = tuple[int, Sequence[NodeId]]  # (version, pages it rewrote): delete their rows older than that version
+Prune = tuple[int, Sequence[bytes]]  # (version, ids of the pages it rewrote): delete their rows older than that version
 T = TypeVar("T")
 
 
@@ -148,8 +148,8 @@ class StatusStore(Protocol):
     async def newest_logged(self, below: int) -> IndexVersion | None:
         """The newest version whose index-root statement is logged at an index below `below`."""
 
-    async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
-        """Delete the rows older than `version` of the pages holding `nodes` (which it rewrote): once no read asks
+    async def prune(self, version: int, pages: Sequence[bytes]) -> None:
+        """Delete the rows older than `version` of these pages (stored ids: pages it rewrote): once no read asks
         for an older version, they are dead weight."""
 
     async def close(self) -> None: ...
@@ -157,7 +157,7 @@ class StatusStore(Protocol):
 
 def _prune_keys(prunes: Sequence[Prune]) -> list[tuple[bytes, int]]:
     """(page id, version) per page to prune, in key order (the B-tree is walked once, not descended at random)."""
-    return sorted((page_id_bytes(page), version) for version, nodes in prunes for page in pages_of(nodes))
+    return sorted((page, version) for version, pages in prunes for page in pages)
 
 
 def _sqlite_commit(
@@ -339,9 +339,9 @@ class SQLiteStatusStore:
         )
         return _version(rows[0]) if rows else None
 
-    async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
+    async def prune(self, version: int, pages: Sequence[bytes]) -> None:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
-        keys = await asyncio.to_thread(_prune_keys, [(version, nodes)])
+        keys = await asyncio.to_thread(_prune_keys, [(version, pages)])
         await self._write(lambda db: db.executemany(SQLITE_PRUNE, keys), "cannot prune the status index")
 
 
@@ -468,10 +468,9 @@ class PostgresStatusStore:
                     "INSERT INTO status_version (size, root, time, entry) VALUES ($1, $2, $3, NULL)",
                     new.size, new.root, new.time,
                 )  # fmt: skip
-                for version, nodes in prunes:
-                    ids = [page_id_bytes(page) for page in pages_of(nodes)]
-                    stage = f"the prune of {len(ids)} pages' rows"
-                    await self._prune(conn, ids, version)
+                for version, pages_rewritten in prunes:
+                    stage = f"the prune of {len(pages_rewritten)} pages' rows"
+                    await self._prune(conn, list(pages_rewritten), version)
                 stage = "COMMIT"  # the context's exit commits
         except PG_FAILURES as exc:
             raise StorageError(
@@ -493,10 +492,9 @@ class PostgresStatusStore:
         )
         return _version(rows[0]) if rows else None
 
-    async def prune(self, version: int, nodes: Sequence[NodeId]) -> None:
+    async def prune(self, version: int, pages: Sequence[bytes]) -> None:
         try:
-            ids = [page_id_bytes(page) for page in pages_of(nodes)]
             async with self._pool.acquire() as conn, conn.transaction():
-                await self._prune(conn, ids, version)
+                await self._prune(conn, list(pages), version)
         except PG_FAILURES as exc:
             raise StorageError(f"cannot prune the status index: {failure_text(exc)}") from exc

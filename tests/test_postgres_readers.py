@@ -206,7 +206,7 @@ def test_the_status_index_bulk_statements_get_time_by_their_rows(pg_database: Pg
 
 def made_rows(rows: list[tuple[bytes, int, bytes]]) -> PageSet:
     pages = PageSet(0)
-    pages.made_rows(rows, [])
+    pages.made_rows(rows)
     return pages
 
 
@@ -252,8 +252,8 @@ def test_the_status_index_sends_page_ids_in_chunks(pg_database: PgDatabase) -> N
             assert sorted((bytes(row["page"]), bytes(row["data"])) for row in found) == [
                 (page, b"p" * 20) for page in sorted(ids[:12_345])
             ]
-            await status.commit(None, IndexVersion(3, b"r" * 32, 1), {}, made_rows([]), [(2, pages[:20_000])])
-            await status.prune(2, pages[20_000:])
+            await status.commit(None, IndexVersion(3, b"r" * 32, 1), {}, made_rows([]), [(2, ids[:20_000])])
+            await status.prune(2, ids[20_000:])
             assert [count for count in sent if count > 1] == [PG_IDS, PG_IDS, 2_345] + [PG_IDS] * 4 + [PG_IDS] * 2
             async with status._pool.acquire() as conn:
                 assert await conn.fetchval("SELECT count(*) FROM status_page WHERE version = 1") == 0

@@ -90,15 +90,18 @@ def test_on_postgresql_the_in_process_intake_reports_what_the_database_wrote_aft
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--engine postgresql --checkpoint --pg-settings: the cluster starts with the settings given, checkpoints
-    between the preload and the phases, and each phase reports the bytes PostgreSQL wrote per entry."""
-    (figures,) = keep_up(
-        "postgresql", tmp_path, 3000, [2000.0], 2.0, served_in_process, {"shared_buffers": "64MB"}, checkpoint=True
-    )
+    between the preload and the phases, and each phase reports the bytes PostgreSQL wrote per entry; with
+    pg_stat_statements loaded, the statements that took its time over the phase (the index's COPY among them)."""
+    settings = {"shared_buffers": "64MB", "shared_preload_libraries": "pg_stat_statements"}
+    (figures,) = keep_up("postgresql", tmp_path, 3000, [2000.0], 2.0, served_in_process, settings, checkpoint=True)
     assert figures.done.accepted == 4 * BATCH and not math.isnan(figures.settle_seconds)
     written = figures.database_writes
     assert written["wal"] > 4 * BATCH * 100 and written["wal records"] >= 4 * BATCH  # each entry is logged
     assert written["status_page"] > 0 and written["database"] > 0  # the index's pages grew with the entries
     assert any(line.startswith("    PostgreSQL's writes per entry: WAL") for line in figures.report("postgresql"))
+    copies = [cost for cost in figures.statements if cost.query.startswith('COPY "status_page"')]
+    assert len(copies) == 1 and copies[0].counts["rows"] > 0 and copies[0].seconds > 0
+    assert any(line.startswith("    PostgreSQL's statements by time") for line in figures.report("postgresql"))
     # three parties read, PostgreSQL's processes among them: with three busy parties on the machine's cores,
     # running threads were taken off a core for another
     assert len(figures.waits) == 3 and sum(wait.preempted for wait in figures.waits) > 0

@@ -34,6 +34,7 @@ from tests.test_statusstore import Parts, index_batches_of_ten, log, run_engine
 from tlogcore.statement import ISSUE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, Update, read_paths
+from tlogcore.statusindex_pages import page_ids_of
 
 LOOP_TURN = 0.4  # seconds per event-loop turn (a server's turns take tens of ms; a transaction awaited 6 of them)
 LOCK_WAIT = 1.0  # the other writer's busy timeout, seconds (the sequencer's is 5 s; its refusal is this one's)
@@ -101,8 +102,8 @@ def test_the_indexers_writes_never_refuse_a_log_commit_while_the_event_loop_is_b
             try:
                 await store.commit(v1, v2, second.writes)
                 v3, third = await next_update(store, v2, 2 * DOCUMENTS)
-                await store.commit(v2, v3, third.writes, None, [(v2.size, list(second.writes))])
-                await store.prune(v3.size, list(third.writes))
+                await store.commit(v2, v3, third.writes, None, [(v2.size, page_ids_of(second.writes))])
+                await store.prune(v3.size, page_ids_of(third.writes))
                 await store.set_entry(v3.size, v3.size)
             finally:
                 stop_loop.set()

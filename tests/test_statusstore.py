@@ -32,7 +32,7 @@ from tlogcore.note import parse_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, read_paths
-from tlogcore.statusindex_pages import ROOT_PAGE, page_id_bytes, pages_of
+from tlogcore.statusindex_pages import ROOT_PAGE, page_id_bytes, page_ids_of, pages_of
 
 Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
 
@@ -306,7 +306,7 @@ def test_pruning_an_update_is_one_sqlite_transaction(tmp_path: Path) -> None:
             await store.commit(None, IndexVersion(50, writes.root, 1), writes.writes)
             statements: list[str] = []
             store._writer.set_trace_callback(statements.append)
-            await store.prune(60, list(writes.writes))
+            await store.prune(60, page_ids_of(writes.writes))
             deletes = [s for s in statements if s.startswith("DELETE")]
             assert len(deletes) == len(pages_of(writes.writes)) > 10
             assert statements[0].startswith("BEGIN") and statements[-1] == "COMMIT", statements[:2]

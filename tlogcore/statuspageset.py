@@ -16,6 +16,7 @@ from tlogcore.statusindex_pages import (
     Page,
     node_at,
     nodes_in,
+    page_id_bytes,
     page_id_from_bytes,
     scan_page,
     stored_node,
@@ -41,7 +42,6 @@ class PageSet:
         self.written: dict[NodeId, Page] = {}
         self.whole = False  # `written` was made whole by the update itself (`made`)
         self.rows: list[tuple[bytes, int, bytes]] | None = None  # encoded elsewhere (`made_rows`)
-        self.row_pages: list[NodeId] = []  # the pages `rows` stores
 
     def missing(self, pages: Iterable[NodeId]) -> list[NodeId]:
         """The pages among these not held yet: the ones to read from storage."""
@@ -60,14 +60,18 @@ class PageSet:
         """The pages an update made whole itself (statuspageupdate.PageUpdate): a commit stores them as they are."""
         self.written, self.whole = written, True
 
-    def made_rows(self, rows: list[tuple[bytes, int, bytes]], pages: list[NodeId]) -> None:
+    def made_rows(self, rows: list[tuple[bytes, int, bytes]]) -> None:
         """The rows (page id, version, page row) of an update made and encoded by other processes
-        (logserver/statusshards.py), storing `pages`: a commit stores them as they are; `written` stays empty."""
-        self.rows, self.row_pages, self.whole = rows, pages, True
+        (logserver/statusshards.py): a commit stores them as they are; `written` stays empty."""
+        self.rows, self.whole = rows, True
 
-    def pages_written(self) -> list[NodeId]:
-        """The pages the update stores (what a later prune deletes the older rows of)."""
-        return self.row_pages if self.rows is not None else list(self.written)
+    def page_ids_written(self) -> list[bytes]:
+        """The stored ids of the pages the update stores (what a later prune deletes the older rows of): the
+        rows' own ids, not made again from node ids (a fifth of the indexer's process at 10,000 entries/s did
+        that, §11 "Nineteenth round")."""
+        if self.rows is not None:
+            return [row[0] for row in self.rows]
+        return [page_id_bytes(page) for page in self.written]
 
 
 def nodes_of(pages: Mapping[NodeId, Page], depth: int) -> dict[NodeId, StoredNode]:
