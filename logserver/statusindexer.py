@@ -298,11 +298,17 @@ class IndexUpdater:
         """The update after `prepared`, made while `prepared` commits: its pages are read at `prepared`'s
         version, which has no rows yet, so each read returns the row before it; that is the new version's row
         for every page the commit does not write, and the pages it writes are taken from it, whole. Only with the
-        top kept (else it would be read from rows the commit has not written yet): None otherwise, or on any
-        failure (the next call prepares again, after the commit)."""
+        top kept (else it would be read from rows the commit has not written yet), and, with shards, only after
+        an update they made: None otherwise, or on any failure (the next call prepares again, after the commit)."""
         if prepared.sharded:
             with contextlib.suppress(StorageError, TlogError, OSError):
                 return await self._prepare(prepared.new, after_shards=True)
+            return None
+        if self.shards is not None:
+            # Made whole here (a small batch, or no halves apart yet): the next update, made over this one's pages
+            # in flight, would be made whole too, and so on while the log outruns the index, the shards idle (a
+            # whole paced phase at 10,000/s, §11 "Nineteenth round"). It is made after this commit instead, by the
+            # shards if it is big.
             return None
         if self._upper is None or not self._upper.holds(prepared.new.size):
             return None

@@ -143,6 +143,37 @@ def test_updates_made_by_shard_processes_are_the_logs_with_the_next_one_made_whi
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_after_an_update_made_whole_the_next_big_ones_are_made_by_the_shards(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The first update over an empty index is made whole (no halves yet); the next one was then made while it
+    committed, over its pages in flight, which the shards do not hold: whole again, and every one after it, for as
+    long as the log stayed ahead (a whole paced phase at 10,000/s ran with the shards idle). Now the update after a
+    whole one is made after its commit, and the big ones go back to the shards."""
+    dsn = dsn_of(engine, request)
+    config = ServerConfig(engine="postgresql", postgresql_dsn=dsn) if dsn else ServerConfig()
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, _ = parts
+        updater = IndexUpdater(storage, store, keep_upper_from=1, upper_depth=7, max_entries_per_step=40, overlap=True)
+        updater.shards = ShardPool(shard_settings(tmp_path, config, 7, 2048))
+        await registered_and_issued(sequencer, 30)
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(100, 400)))
+        versions: list[IndexVersion] = []
+        try:
+            overlapped = await advance_all(updater, storage, versions)
+            assert len(versions) >= 8
+            assert updater.shards.updates >= len(versions) - 2  # all but the first (and the one after it)
+            assert overlapped >= len(versions) - 3  # the shards' own chain still overlaps commits
+        finally:
+            await updater.close()
+        entries, _ = document_entries(await storage.get_entries(0, versions[-1].size), 0)
+        assert await stored_rows(store, versions[-1].size) == whole_rows(entries)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_killed_shard_fails_the_update_and_a_new_indexer_process_makes_it(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
