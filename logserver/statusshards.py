@@ -11,8 +11,10 @@ row, the version and the head in one transaction, as the whole update does. So a
 whole or not at all, and the rows, roots and proofs are byte for byte the whole update's.
 
 The indexer's process makes the update whole itself, as before, where the halves are not apart (an empty index,
-or a root that is a leaf), for a batch under `keep_from` documents (a shard keeps its top only for big batches), and
-when the next update is to be made while one commits but a shard no longer holds the version in flight.
+or a root that is a leaf), and for a batch under `keep_from` documents (a shard keeps its top only for big batches).
+The update after one made whole is made once that one has committed (the shards do not hold its pages), so the
+next big one goes back to the shards (docs/status-proofs.md §11 "Nineteenth round"); an update is not made while
+one commits if a shard no longer holds the version in flight either.
 
 A shard is `python -m witness.workerprocess` (a socket pair, one request and one answer at a time, in order), a
 child of the indexer's process: it exits at end of file and, through `exit_with_parent`, within half a second of
