@@ -30,11 +30,10 @@ from logserver.sqlite import SQLiteStorage
 from logserver.statusindexer import read_plan
 from logserver.statusstore import IndexVersion, SQLiteStatusStore
 from tests.api_helpers import ISSUER, statement
-from tests.test_statusstore import Parts, index_batches_of_ten, log, run_engine
+from tests.test_statusstore import Parts, index_batches_of_ten, log, page_ids_of, run_engine
 from tlogcore.statement import ISSUE
 from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, Update, read_paths
-from tlogcore.statusindex_pages import page_ids_of
 
 LOOP_TURN = 0.4  # seconds per event-loop turn (a server's turns take tens of ms; a transaction awaited 6 of them)
 LOCK_WAIT = 1.0  # the other writer's busy timeout, seconds (the sequencer's is 5 s; its refusal is this one's)

@@ -5,7 +5,7 @@ import asyncio
 import gc
 import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,15 @@ from tlogcore.indexroot import parse_index_root
 from tlogcore.note import parse_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 from tlogcore.statusindex import verify_status
-from tlogcore.statusindex_nodes import PathPlan, read_paths
-from tlogcore.statusindex_pages import ROOT_PAGE, page_id_bytes, page_ids_of, pages_of
+from tlogcore.statusindex_nodes import NodeId, PathPlan, read_paths
+from tlogcore.statusindex_pages import ROOT_PAGE, page_id_bytes, pages_of
 
 Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
+
+
+def page_ids_of(nodes: Iterable[NodeId]) -> list[bytes]:
+    """The stored ids of the pages holding these nodes: what a prune names (StatusStore.prune)."""
+    return [page_id_bytes(page) for page in pages_of(nodes)]
 
 
 def doc(i: int) -> bytes:

@@ -200,11 +200,6 @@ def pages_of(ids: Iterable[NodeId]) -> set[NodeId]:
     return {(depth - depth % STRIDE, prefix >> depth % STRIDE) for depth, prefix in ids}
 
 
-def page_ids_of(ids: Iterable[NodeId]) -> list[bytes]:
-    """The stored ids of the pages holding these nodes (what a prune deletes the older rows of)."""
-    return [page_id_bytes(page) for page in pages_of(ids)]
-
-
 def nodes_in(ids: Iterable[NodeId], pages: Mapping[NodeId, Page]) -> dict[NodeId, StoredNode]:
     """The rows of `ids` found in `pages` (which hold every page of them; an id absent there has no row)."""
     found: dict[NodeId, StoredNode] = {}
