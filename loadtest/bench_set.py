@@ -46,6 +46,11 @@ BENCHES = [
     Bench("storage_bench", ("--entries", "20000", "--failovers", "2"), (), in_quick=False),
     Bench("pg_merge_wal", (), (), in_quick=False),  # a diagnostic of the 10^7 growth (PostgreSQL's merge WAL)
     Bench("merge_bench", (), (), in_quick=False),  # a lookup merge per key by table size, both engines (issue 20)
+    Bench(
+        "page_layout_bench",
+        ("--documents", "1e5", "--updates", "5", "--batch", "2000", "--rounds", "1"),
+        ("--rounds", "2"),
+    ),  # PostgreSQL per index update, four layouts of its rows (issue 19)
     Bench("qr_sizes", ()),
 ]
 NOT_IN_THE_SET = {

@@ -56,7 +56,7 @@ from logserver.registryrule import names_owned_from
 from logserver.rotatekey import rotate, take_lease
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
-from logserver.statusindexer import IndexRootLogger, logged_by
+from logserver.statusindexer import IndexRootLogger, logged_by, reconcile_index
 from logserver.storage import Head, Storage, StorageError
 from logserver.submission import SubmissionRules, batch_checker
 from logserver.tasks import cancel_and_wait
@@ -297,6 +297,10 @@ async def status_indexer(data: Path, config: ServerConfig, keys: LogKeys, parts:
         return None
     store = await open_status_store(data, config)
     sequencer = parts.sequencer
+    if sequencer.not_sequencing is None:  # the one process that writes the index, before its indexer starts
+        done = await reconcile_index(parts.storage, store)
+        if done is not None:
+            logging.getLogger("logserver").warning("%s", done)
     return IndexerProcess(
         IndexerSettings(data, config, os.getpid()),
         parts.storage,

@@ -16,6 +16,8 @@ from logserver.statusstore import (
 from logserver.storage import Storage
 
 DATABASE = "log.db"
+# SQLite: the status index's own file (statusstore.py): its updates never hold the log's write lock.
+STATUS_DATABASE = "log.db.status"
 
 
 async def open_storage(
@@ -29,12 +31,13 @@ async def open_storage(
 
 
 async def open_status_store(data: Path, config: ServerConfig, indexer: bool = False) -> StatusStore:
-    """The status index beside the log: in the same PostgreSQL database, or the same SQLite file. `indexer`: for the
-    indexer's process or a shard, whose statements may take longer than a lookup's (statusstore.INDEXER_TIMEOUT)."""
+    """The status index beside the log: in the same PostgreSQL database, or an SQLite file of its own beside the
+    log's. `indexer`: for the indexer's process or a shard, whose statements may take longer than a lookup's
+    (statusstore.INDEXER_TIMEOUT)."""
     if config.engine == "postgresql":
         timeout = INDEXER_TIMEOUT if indexer else LOOKUP_TIMEOUT
         return await PostgresStatusStore.open(config.postgresql_dsn, timeout=timeout)
-    return await SQLiteStatusStore.open(data / DATABASE)
+    return await SQLiteStatusStore.open(data / STATUS_DATABASE, log_path=data / DATABASE)
 
 
 def database_name(data: Path, config: ServerConfig) -> str:

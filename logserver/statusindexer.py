@@ -64,6 +64,10 @@ PAGES_PER_WRITE = 50_000
 # never catches up with the log stays in one cycle, and pruning once waited for the cycle's end, so under a
 # sustained load the superseded rows were never deleted (docs/status-proofs.md §11, "Seventeenth round").
 PRUNE_GRACE = 2.0
+# reconcile_index: entries read back from the log's end for its last index-root, and per read. An index writes one
+# every few seconds, so a lost index finds it in the first read; a log never indexed is read this far back.
+ROOT_SCAN = 1_000_000
+SCAN_CHUNK = 10_000
 INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 # What a cycle may meet and retry at the next: storage down, a damaged row, and the sequencer refusing the
 # `index-root` statement (its pool full under load, or the lease lost). The last two once ended the indexer's task.
@@ -414,6 +418,42 @@ class StatusIndexer(IndexUpdater):
             except UPDATE_FAILURES as exc:
                 log.warning("status index update failed (retried): %s", exc)
             await asyncio.sleep(self.interval)
+
+
+async def last_stated(storage: Storage, size: int, scan: int = ROOT_SCAN) -> int:
+    """A size that no `index-root` among the log's entries [0, size) goes beyond: the one the last of them states,
+    read back from the log's end; if there is none among the last `scan` entries, the size where the reading stopped
+    (an index-root states a size below its own position), or 0 if it read the whole log."""
+    end, floor = size, max(0, size - scan)
+    while end > floor:
+        start = max(floor, end - SCAN_CHUNK)
+        for data in reversed(await storage.get_entries(start, end)):
+            if is_index_root(data):
+                return parse_index_root(data, check_signature=False).size  # logged: checked when submitted
+        end = start
+    return floor
+
+
+async def reconcile_index(storage: Storage, store: StatusStore, scan: int = ROOT_SCAN) -> str | None:
+    """At the server's start, before its indexer: the index derived from this log, or started over (what was done,
+    for the server's log). An index ahead of the log (its file from another time or place) is emptied; so is none
+    at all (a file lost, or an earlier release's moved: statusstore.py) told where to state roots from. Either way
+    the rebuilt index states roots only from the size the log's last `index-root` covers (`last_stated`): the
+    monitor alerts on a size that goes back. The index is read first: it never covers more than the log had when
+    it was committed."""
+    head = await store.head()
+    log_head = await storage.head()
+    size = log_head.size if log_head else 0
+    if head is not None and head.size <= size:
+        return None
+    stated = await last_stated(storage, size, scan)
+    if head is None:
+        if stated <= await store.log_roots_from():
+            return None  # roots from 0 for a log never indexed, or already told
+        await store.start_over(stated)
+        return f"status index: none stored; it is built from the log, its roots stated from size {stated} on"
+    await store.start_over(stated)
+    return f"status index covers {head.size} entries but the log holds {size}: started over, rebuilt from the log"
 
 
 async def unlogged_version(store: StatusStore) -> IndexVersion | None:

@@ -16,6 +16,11 @@ a crash before the commit leaves the old version whole, after it the new one; a 
 
 A file or database holding the former layout (status_node: one row per node) is not read: at open its index
 tables are emptied in one transaction and the indexer rebuilds the index from the log (§6 "Layout change").
+
+SQLite keeps the index in a file of its own beside the log's (`log.db.status`, logserver/opening.py): SQLite has one
+writer per file, and an update's transaction (tens of thousands of rows) in `log.db` held the sequencer's commits
+for its whole length (§11 "Twenty-first round"). The index is derived from the log: a file lost is rebuilt, and an
+index ahead of its log is started over (`start_over`, called by statusindexer.reconcile_index at the server's start).
 """
 
 import asyncio
@@ -71,6 +76,14 @@ SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together
 SQLITE_INSERT_PAGE = "INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)"
 SQLITE_PRUNE = "DELETE FROM status_page WHERE page = ? AND version < ?"
 POSTGRES_PRUNE = "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2"
+# The index emptied, to be rebuilt from the log (StatusStore.start_over): roots stated only from the given size on.
+START_OVER = (
+    "DELETE FROM status_page",
+    "DELETE FROM status_version",
+    "DELETE FROM status_head",
+)
+SET_ROOTS_FROM = "UPDATE status_layout SET log_roots_from = {} WHERE id = 1"
+INDEX_TABLES = ("status_page", "status_node", "status_version", "status_head", "status_layout")
 CHUNK = 400
 # A bulk statement's timeout grows by this per row (PostgresStatusStore._bulk): about ten times what a row of a
 # commit cost on a loaded 2-core machine, where a commit of a step at 10^6 outran the pool's 10 s.
@@ -152,6 +165,10 @@ class StatusStore(Protocol):
         """Delete the rows older than `version` of these pages (stored ids: pages it rewrote): once no read asks
         for an older version, they are dead weight."""
 
+    async def start_over(self, logged_from: int) -> None:
+        """Empty the index (it is rebuilt from the log) and state its roots only from `logged_from` on, in one
+        transaction."""
+
     async def close(self) -> None: ...
 
 
@@ -199,6 +216,29 @@ def _check_layout(row: Sequence[Any] | None) -> int:
     return int(row[1])
 
 
+def _drop_index_tables(log_path: Path, busy_timeout_ms: int) -> None:
+    """Drop the index's tables from the log's SQLite file, where releases before the twenty-first round kept them
+    (one transaction; several processes opening at once drop them once)."""
+    if not log_path.exists():
+        return
+    db = sqlite3.connect(log_path, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        marks = ",".join("?" * len(INDEX_TABLES))
+        query = f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
+        if not db.execute(query, INDEX_TABLES).fetchall():
+            return
+
+        def drop(conn: sqlite3.Connection) -> None:
+            for (name,) in conn.execute(query, INDEX_TABLES).fetchall():
+                conn.execute(f"DROP TABLE {name}")
+
+        in_immediate_transaction(db, drop)
+        log.warning("status index: its tables moved out of %s into a file of their own; rebuilding it", log_path)
+    finally:
+        db.close()
+
+
 def _sqlite_layout(writer: sqlite3.Connection) -> None:
     """Create the tables; a file of the former layout has its index emptied (rebuilt from the log), in one
     transaction with the new tables."""
@@ -216,8 +256,8 @@ def _sqlite_layout(writer: sqlite3.Connection) -> None:
 
 
 class SQLiteStatusStore:
-    """The index in the log's SQLite file (its own tables; its own connections, so the sequencer never waits on
-    them but for SQLite's one write lock, which each write here holds for one call on its own thread)."""
+    """The index in an SQLite file of its own beside the log's (`log.db.status`: its write lock is never the
+    sequencer's); its own connections, each write one call on its own thread."""
 
     def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._writer, self._reader = writer, reader  # the writer is used on _write_thread only
@@ -225,10 +265,15 @@ class SQLiteStatusStore:
         self._pages = PagedNodes(self._select_pages)
 
     @classmethod
-    async def open(cls, path: Path, busy_timeout_ms: int = 5000) -> "SQLiteStatusStore":
+    async def open(cls, path: Path, busy_timeout_ms: int = 5000, log_path: Path | None = None) -> "SQLiteStatusStore":
+        """The index in the SQLite file `path`; `log_path`: the log's own file, if another, from which the index's
+        tables of an earlier release are dropped (the index is rebuilt in `path`)."""
         try:
+            if log_path is not None and log_path != path:
+                await asyncio.to_thread(_drop_index_tables, log_path, busy_timeout_ms)
             writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            writer.execute("PRAGMA journal_mode = WAL")  # lookups read while the indexer writes
             writer.execute("PRAGMA synchronous = FULL")
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
             # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
@@ -343,6 +388,14 @@ class SQLiteStatusStore:
         # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
         keys = await asyncio.to_thread(_prune_keys, [(version, pages)])
         await self._write(lambda db: db.executemany(SQLITE_PRUNE, keys), "cannot prune the status index")
+
+    async def start_over(self, logged_from: int) -> None:
+        def empty(db: sqlite3.Connection) -> None:
+            for sql in START_OVER:
+                db.execute(sql)
+            db.execute(SET_ROOTS_FROM.format("?"), (logged_from,))
+
+        await self._write(empty, "cannot empty the status index")
 
 
 class PostgresStatusStore:
@@ -498,3 +551,12 @@ class PostgresStatusStore:
                 await self._prune(conn, list(pages), version)
         except PG_FAILURES as exc:
             raise StorageError(f"cannot prune the status index: {failure_text(exc)}") from exc
+
+    async def start_over(self, logged_from: int) -> None:
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                for sql in START_OVER:
+                    await conn.execute(sql)
+                await conn.execute(SET_ROOTS_FROM.format("$1"), logged_from)
+        except PG_FAILURES as exc:
+            raise StorageError(f"cannot empty the status index: {failure_text(exc)}") from exc

@@ -49,7 +49,7 @@ async def app_client(
     state = LogState(reads(storage), sequencer, SubmissionRules(ORIGIN, 300), LOG_KEY.verifier().vkey, [registry])
     tasks = [asyncio.create_task(sequencer.run())]
     if indexed:
-        state.status = await SQLiteStatusStore.open(tmp_path / "log.db")
+        state.status = await SQLiteStatusStore.open(tmp_path / "log.db.status", log_path=tmp_path / "log.db")
         indexer = StatusIndexer(storage, state.status, REGISTRY_KEY, ORIGIN, logged_by(sequencer), interval=0.02)
         tasks.append(asyncio.create_task(indexer.run()))
     transport = httpx.ASGITransport(app=wrap(build_app(state)))

@@ -86,7 +86,8 @@ def crash_mid_commit(store: Any) -> None:
 async def main(where: str, step: str, round_number: int) -> None:
     pg = where.startswith("postgresql://")
     storage: Any = await (PostgresStorage.open(where, 3) if pg else SQLiteStorage.open(Path(where), 5000))
-    store: Any = await (PostgresStatusStore.open(where, 2) if pg else SQLiteStatusStore.open(Path(where)))
+    log_file, beside = Path(where), Path(where + ".status")  # the index has its own SQLite file (opening.py)
+    store: Any = await (PostgresStatusStore.open(where, 2) if pg else SQLiteStatusStore.open(beside, log_path=log_file))
     if step == "mid-commit":
         crash_mid_commit(store)
     registry = REGISTRY_KEY.verifier().vkey

@@ -69,7 +69,7 @@ def test_an_honest_indexed_log_raises_no_alert_and_a_tampered_index_is_caught(tm
             checked = monitor_cli("check-status", "--config", str(tmp_path / "monitor.toml"), str(honest))
             assert checked.returncode == 0 and "consistent" in checked.stdout, checked.stdout + checked.stderr
             # The operator's database is changed: the revoked document's record loses its revocation, in every version.
-            db = sqlite3.connect(server.data / "log.db", timeout=10)
+            db = sqlite3.connect(server.data / "log.db.status", timeout=10)
             assert drop_stored_revocations(db, docs[3])
             db.commit()
             db.close()

@@ -38,7 +38,8 @@ async def check_consistent(where: str) -> tuple[int, int]:
     """Every logged index root and the stored head agree with the log; (index size, log size)."""
     pg = where.startswith("postgresql://")
     storage: Any = await (PostgresStorage.open(where, 2) if pg else SQLiteStorage.open(Path(where), 5000))
-    store: Any = await (PostgresStatusStore.open(where, 1) if pg else SQLiteStatusStore.open(Path(where)))
+    log_file, beside = Path(where), Path(where + ".status")  # the index has its own SQLite file (opening.py)
+    store: Any = await (PostgresStatusStore.open(where, 1) if pg else SQLiteStatusStore.open(beside, log_path=log_file))
     try:
         head, log_head = await store.head(), await storage.head()
         datas = await storage.get_entries(0, log_head.size)

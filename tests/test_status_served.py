@@ -121,7 +121,7 @@ def test_a_tampered_index_row_is_not_served_as_a_proof(tmp_path: Path, caplog: p
             later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"later").digest())])
             await indexed_up_to(client, later.entries[0].index + 1)
             # Rewrite the revoked document's leaf, in every version: its record now lists no revocation.
-            db = sqlite3.connect(tmp_path / "log.db")
+            db = sqlite3.connect(tmp_path / "log.db.status")
             changed = drop_stored_revocations(db, REVOKED_DOC)
             db.commit()
             db.close()
@@ -194,7 +194,7 @@ def test_a_damaged_index_page_leaves_lookups_answered_without_status_proof(
             await indexed_up_to(client, await populate(client))
             later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"later").digest())])
             await indexed_up_to(client, later.entries[0].index + 1)
-            db = sqlite3.connect(tmp_path / "log.db")
+            db = sqlite3.connect(tmp_path / "log.db.status")
             db.execute("UPDATE status_page SET data = substr(data, 1, 5)")
             db.commit()
             db.close()
@@ -247,7 +247,7 @@ def test_a_lookup_whose_version_was_pruned_meanwhile_is_answered_at_the_newer_on
             await asyncio.sleep(PRUNE_GRACE + 0.5)  # the newer versions served long enough: the old rows may go
             later = await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"last").digest())])
             await indexed_up_to(client, later.entries[0].index + 1)  # its commit prunes
-            db = sqlite3.connect(tmp_path / "log.db")
+            db = sqlite3.connect(tmp_path / "log.db.status")
             (old_rows,) = db.execute("SELECT COUNT(*) FROM status_page WHERE version <= ?", (first,)).fetchone()
             db.close()
             view[0].stale = held  # the lookup's handler reads this checkpoint, from before the index moved on

@@ -13,7 +13,9 @@ For the second, the event loop is made slow on purpose and boundedly: every turn
 in a call, as the server's loop is in its synchronous SQLite reads). A writer on a connection of its own (as the
 sequencer's) takes the write lock over and over meanwhile, waiting at most LOCK_WAIT seconds each time (its busy
 timeout), while the indexer's store commits updates, prunes and records an index-root entry on the same file.
-Real SQLite, real threads.
+Real SQLite, real threads. (A server now keeps the index in a file of its own, whose lock the log's commits never
+need: tests/test_status_file.py. This test keeps both in one file: what it checks of the store's writes holds for
+any file they share with another writer.)
 """
 
 import asyncio

@@ -50,7 +50,7 @@ async def open_parts(engine: str, tmp_path: Path, dsn: str | None) -> Parts:
     storage: Storage
     if engine == "sqlite":
         storage = await SQLiteStorage.open(tmp_path / "log.db", 5000)
-        store: Any = await SQLiteStatusStore.open(tmp_path / "log.db")
+        store: Any = await SQLiteStatusStore.open(tmp_path / "log.db.status", log_path=tmp_path / "log.db")
     else:
         assert dsn is not None
         storage = await PostgresStorage.open(dsn, pool_size=3)
@@ -408,7 +408,7 @@ def test_an_index_of_the_former_layout_is_rebuilt_from_the_log(
         assert logged is not None and logged.entry is not None and logged.size > 8
         await execute(store, "ALTER TABLE status_page RENAME TO status_node; DROP TABLE status_layout")
         reopened: Any = await (
-            SQLiteStatusStore.open(tmp_path / "log.db")
+            SQLiteStatusStore.open(tmp_path / "log.db.status", log_path=tmp_path / "log.db")
             if engine == "sqlite"
             else PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn)
         )

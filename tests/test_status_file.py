@@ -1,0 +1,221 @@
+"""Where the status index lives beside its log, and what happens when the two do not match (logserver/statusstore.py,
+statusindexer.reconcile_index; docs/status-proofs.md §9 "Storage").
+
+SQLite keeps the index in a file of its own (`log.db.status`): an update's write transaction in `log.db` held the
+sequencer's commits for its whole length (docs/status-proofs.md §11 "Twenty-first round"). The index is derived from
+the log, so a lost file is rebuilt, and an index ahead of its log (a file from another time) is started over; in
+both cases the rebuilt index states no root for a size below one already in the log (the monitor's rule)."""
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logserver.config import ServerConfig
+from logserver.opening import DATABASE, STATUS_DATABASE, open_status_store, open_storage
+from logserver.sequencer import Sequencer, SequencerConfig
+from logserver.statusindexer import StatusIndexer, logged_by, reconcile_index
+from logserver.statusstore import PostgresStatusStore, SQLiteStatusStore
+from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
+from tests.test_statusstore import ENGINES, Parts, doc, expected_rows, log, run_engine
+from tlogcore.indexroot import parse_index_root
+from tlogcore.statement import ISSUE, ISSUER_ADD
+
+TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'status_%' ORDER BY name"
+
+
+async def sequencing(data: Path, config: ServerConfig) -> tuple[Any, Any, Sequencer]:
+    """The log and its index opened as `tlog-server serve` opens them, the sequencer running."""
+    storage = await open_storage(data, config)
+    store = await open_status_store(data, config)
+    registry = REGISTRY_KEY.verifier().vkey
+    settings = SequencerConfig(ORIGIN, frozenset([registry]), flush_interval=0.02, publish_without_witnesses=True)
+    sequencer = Sequencer(storage, LOG_KEY, settings)
+    await sequencer.load()
+    assert await sequencer.take_lease()
+    return storage, store, sequencer
+
+
+def test_an_index_write_never_holds_the_logs_write_lock(tmp_path: Path) -> None:
+    """An update of the index holds its file's write lock for its whole transaction (tens of thousands of rows). The
+    log's commits do not wait for it: here an index write transaction is held open while the log commits a batch,
+    with a busy timeout far shorter than the hold. Before, both lived in `log.db`, and the batch failed."""
+    config = ServerConfig(sqlite_busy_timeout_ms=200)
+
+    async def scenario() -> list[int]:
+        storage, store, sequencer = await sequencing(tmp_path, config)
+        task = asyncio.create_task(sequencer.run())
+        holder = store._writer  # the index's own writer, idle between updates
+        try:
+            holder.execute("BEGIN IMMEDIATE")  # what the indexer's commit holds
+            holder.execute("DELETE FROM status_head")
+            add = statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry")
+            indexes = await asyncio.wait_for(log(sequencer, add), 30)
+            indexes += await asyncio.wait_for(log(sequencer, statement(ISSUE, ISSUER, document=doc(1))), 30)
+            return indexes
+        finally:
+            if holder.in_transaction:
+                holder.execute("ROLLBACK")
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await store.close()
+            await storage.close()
+
+    assert asyncio.run(scenario()) == [0, 1]
+    with sqlite3.connect(tmp_path / DATABASE) as db:
+        assert db.execute(TABLES).fetchall() == []  # the log's file holds none of the index's tables
+
+
+def test_the_index_tables_of_an_earlier_release_leave_the_logs_file(tmp_path: Path) -> None:
+    """A data directory from before: the index's tables in `log.db`. At open they are dropped from it (in one
+    transaction) and the index starts in its own file, empty: the server rebuilds it from the log."""
+
+    async def scenario() -> tuple[Any, Any]:
+        former = await SQLiteStatusStore.open(tmp_path / DATABASE)  # the earlier layout: the log's own file
+        await former.close()
+        with sqlite3.connect(tmp_path / DATABASE) as db:
+            assert [name for (name,) in db.execute(TABLES)] == [
+                "status_head", "status_layout", "status_page", "status_version"
+            ]  # fmt: skip
+        store = await open_status_store(tmp_path, ServerConfig())
+        try:
+            return await store.head(), await store.log_roots_from()
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == (None, 0)
+    with sqlite3.connect(tmp_path / DATABASE) as db:
+        assert db.execute(TABLES).fetchall() == []
+    with sqlite3.connect(tmp_path / STATUS_DATABASE) as db:
+        assert len(db.execute(TABLES).fetchall()) == 4
+
+
+async def log_size(storage: Any) -> int:
+    head = await storage.head()
+    return int(head.size) if head is not None else 0
+
+
+async def logged_sizes(storage: Any, start: int) -> list[int]:
+    head = await storage.head()
+    return [parse_index_root(data).size for data in await storage.get_entries(start, head.size)]
+
+
+async def index_all(indexer: StatusIndexer) -> None:
+    while await indexer.step():
+        pass
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_lost_index_is_rebuilt_and_states_no_size_below_the_log(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The index's rows are lost (its file deleted, its tables emptied) while the log holds index-root statements.
+    At the server's start `reconcile_index` finds the last of them and has the rebuilt index state roots only from
+    the size it covers on: every index-root the rebuild logs covers at least as much, and the roots are the log's.
+    Before, a new index stated roots from 0 again, and the monitor alerted on sizes going back."""
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        indexes = await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(6)))
+        await index_all(indexer)
+        stated = (await store.head()).size
+        await store.start_over(0)  # as if the file were lost: no rows, roots from 0 (a new file's layout)
+        assert await store.head() is None and await store.log_roots_from() == 0
+        more = await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(6, 9)))
+        size = await log_size(storage)
+        assert "none stored" in (await reconcile_index(storage, store) or "")
+        assert await store.log_roots_from() == stated
+        assert await reconcile_index(storage, store) is None  # done once: nothing more to do
+        rebuilder = StatusIndexer(storage, store, REGISTRY_KEY, ORIGIN, logged_by(sequencer), clock=time.time)
+        rebuilder.max_entries_per_step = 3  # the rebuild takes several steps, the first ones below `stated`
+        await index_all(rebuilder)
+        sizes = await logged_sizes(storage, size)
+        assert sizes and min(sizes) >= stated, sizes
+        assert await log_size(storage) > size + 1  # more than one step was stated: the steps above `stated`
+        head = await store.head()
+        entries = [(index, ISSUE, doc(n)) for n, index in enumerate(indexes + more)]
+        assert head is not None and head.root == expected_rows(entries)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_an_index_ahead_of_its_log_is_started_over(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """An index covering entries its log does not hold (an index file copied from a log that had grown further,
+    beside a log restored from before that) would serve proofs of documents this log never logged. At the server's
+    start it is emptied and rebuilt from the log, its roots stated from what the log's last index-root covers."""
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(4)))
+        await index_all(indexer)
+        size = await log_size(storage)
+        assert await reconcile_index(storage, store) is None  # in step with its log: kept as it is
+        head = await store.head()
+        ahead = type(head)(size + 10, head.root, head.time)  # the same index, claiming entries the log lacks
+        await store.commit(head, ahead, {})
+        done = await reconcile_index(storage, store)
+        assert done is not None and f"covers {size + 10} entries but the log holds {size}" in done
+        assert await store.head() is None and await store.newest_logged(10**9) is None
+        assert await store.log_roots_from() == head.size  # the log's last index-root: this version's
+        await index_all(indexer.__class__(storage, store, REGISTRY_KEY, ORIGIN, logged_by(sequencer)))
+        rebuilt = await store.head()
+        assert rebuilt is not None and rebuilt.size >= size and rebuilt.entry is not None
+
+    run_engine(engine, tmp_path, request, body)
+
+
+def test_a_fresh_index_beside_an_empty_log_is_left_alone(tmp_path: Path) -> None:
+    async def scenario() -> tuple[str | None, int]:
+        storage = await open_storage(tmp_path, ServerConfig())
+        store = await open_status_store(tmp_path, ServerConfig())
+        try:
+            return await reconcile_index(storage, store), await store.log_roots_from()
+        finally:
+            await store.close()
+            await storage.close()
+
+    assert asyncio.run(scenario()) == (None, 0)
+
+
+def test_postgres_start_over_sets_where_roots_start(request: pytest.FixtureRequest) -> None:
+    """PostgreSQL keeps the index in the log's database; `start_over` empties it and sets where roots start."""
+    dsn = request.getfixturevalue("pg_database").dsn
+
+    async def scenario() -> list[int]:
+        store = await PostgresStatusStore.open(dsn)
+        try:
+            seen = []
+            for size in (7, 3):
+                await store.start_over(size)
+                seen.append(await store.log_roots_from())
+            return seen
+        finally:
+            await store.close()
+
+    assert asyncio.run(scenario()) == [7, 3]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_log_never_indexed_gets_roots_from_the_start(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A log that has no index-root yet (the index switched on late) keeps stating roots from 0: its catch-up
+    states each step. The log is read back at most `scan` entries: with none found there, roots start where the
+    reading stopped (an older index-root covers less than its own position)."""
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, _ = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(5)))
+        assert await reconcile_index(storage, store) is None
+        assert await store.log_roots_from() == 0
+        done = await reconcile_index(storage, store, scan=2)
+        assert done is not None and await store.log_roots_from() == await log_size(storage) - 2
+
+    run_engine(engine, tmp_path, request, body)
