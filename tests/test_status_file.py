@@ -219,3 +219,29 @@ def test_a_log_never_indexed_gets_roots_from_the_start(
         assert done is not None and await store.log_roots_from() == await log_size(storage) - 2
 
     run_engine(engine, tmp_path, request, body)
+
+
+def test_a_malformed_index_root_in_the_log_does_not_stop_the_start(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An `index-root` entry that does not parse (a log that accepted one, or a damaged row: a monitor alerts on
+    it) is passed over when the start looks for the last stated size: the one before it counts, and the server
+    starts. Before, its parse error ended the start."""
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(3)))
+        await index_all(indexer)
+        first = (await store.head()).size
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(3, 6)))
+        await index_all(indexer)
+        last = await log_size(storage) - 1  # the second index-root
+        assert parse_index_root((await storage.get_entries(last, last + 1))[0]).size > first
+        with sqlite3.connect(tmp_path / DATABASE) as db:
+            db.execute("UPDATE leaves SET data = CAST(substr(data, 1, 40) AS BLOB) WHERE idx = ?", (last,))
+        await store.start_over(0)
+        assert await reconcile_index(storage, store) is not None
+        assert await store.log_roots_from() == first
+
+    run_engine("sqlite", tmp_path, request, body)
