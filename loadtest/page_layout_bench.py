@@ -136,14 +136,18 @@ class Versioned(Layout):
         "ORDER BY page, version DESC"
     )
 
+    TABLE = (
+        "CREATE TABLE status_page (page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, "
+        "PRIMARY KEY (page, version))"
+    )
+    SETUP: tuple[str, ...] = ()  # run after TABLE
+
     def __init__(self) -> None:
         self._written: dict[int, list[bytes]] = {}
 
     async def create(self, db: asyncpg.Connection, preload: Sequence[Row]) -> None:
-        await db.execute(
-            "CREATE TABLE status_page (page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, "
-            "PRIMARY KEY (page, version))"
-        )
+        for sql in (self.TABLE, *self.SETUP):
+            await db.execute(sql)
         await db.copy_records_to_table("status_page", records=[(p, 0, d) for p, d in preload])
 
     async def update(self, db: asyncpg.Connection, version: int, rows: Sequence[Row], due: int | None) -> None:
@@ -208,13 +212,8 @@ class Bucketed(Versioned):
     def rows(self, work: Workload) -> tuple[list[Row], list[list[Row]]]:
         return work.bucket_preload, work.bucket_updates
 
-    async def create(self, db: asyncpg.Connection, preload: Sequence[Row]) -> None:
-        await db.execute(
-            "CREATE TABLE status_page (page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, "
-            "PRIMARY KEY (page, version)) WITH (toast_tuple_target = 8160)"
-        )
-        await db.execute("ALTER TABLE status_page ALTER COLUMN data SET STORAGE EXTERNAL")
-        await db.copy_records_to_table("status_page", records=[(p, 0, d) for p, d in preload])
+    TABLE = Versioned.TABLE + " WITH (toast_tuple_target = 8160)"
+    SETUP = ("ALTER TABLE status_page ALTER COLUMN data SET STORAGE EXTERNAL",)
 
     async def read(self, db: asyncpg.Connection, ids: list[bytes], version: int) -> dict[bytes, bytes]:
         """The pages of these buckets (each bucket's row split into its pages)."""
@@ -237,12 +236,7 @@ class Unlogged(Versioned):
 
     name = "versioned, unlogged"
 
-    async def create(self, db: asyncpg.Connection, preload: Sequence[Row]) -> None:
-        await db.execute(
-            "CREATE UNLOGGED TABLE status_page (page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, "
-            "PRIMARY KEY (page, version))"
-        )
-        await db.copy_records_to_table("status_page", records=[(p, 0, d) for p, d in preload])
+    TABLE = Versioned.TABLE.replace("CREATE TABLE", "CREATE UNLOGGED TABLE")
 
 
 @dataclass(frozen=True)

@@ -227,7 +227,7 @@ def _drop_index_tables(log_path: Path, busy_timeout_ms: int) -> None:
         marks = ",".join("?" * len(INDEX_TABLES))
         query = f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
         if not db.execute(query, INDEX_TABLES).fetchall():
-            return
+            return  # the usual case: none, and the log's write lock is not taken
 
         def drop(conn: sqlite3.Connection) -> None:
             for (name,) in conn.execute(query, INDEX_TABLES).fetchall():
