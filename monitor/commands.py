@@ -13,6 +13,7 @@ audited (unreachable, quorum not met) and 3 when new alerts were raised.
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import sys
@@ -41,6 +42,7 @@ from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
 from monitor.state import State, StateError
+from monitor.statusfile import indexed_size
 from monitor.statusworker import start_status_process
 from monitor.transport import RawTiles, StreamTransport
 from tlogcore.encoding import parse_hash_hex
@@ -366,7 +368,8 @@ def report_command(config_path: Path, as_json: bool, html_out: Path | None) -> N
     config = load_config(config_path)
     state = open_state(config)
     try:
-        data = report(state, [lc.origin for lc in config.logs])
+        indexed = None if config.verify == TREE else functools.partial(indexed_size, config.state)
+        data = report(state, [lc.origin for lc in config.logs], indexed)
         pages = [
             LogPage(d, state.alerts(o), state.checkpoint_history(o), state.issuer_days(o))
             for d in data["logs"]

@@ -11,7 +11,7 @@ import collections
 import functools
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from monitor import alerts as A
@@ -22,6 +22,7 @@ from monitor.modes import TREE
 from monitor.rules import UNEXPECTED, match_chunk
 from monitor.state import AuditedChunk, LogRow, Signed
 from monitor.statusaudit import RULE_STATUS_INDEX, Finding, status_items_of
+from monitor.statusfile import indexed_size
 from monitor.statusworker import StatusRunner, findings_of
 from monitor.stolenkeys import stolen_key_alerts
 from tlogcore import merkle
@@ -64,6 +65,7 @@ class _Resolved:
 class EntryAudit:
     context: LogContext
     status: StatusRunner | None = None  # the log's recomputed status index, open while `run` audits chunks
+    rebuilding_to: int = 0  # while the status index is rebuilt: the end of the entries read again for it
 
     async def _fetch_chunk(self, view: TreeView, tiles: list[Tile], note: bytes) -> dict[str, bytes]:
         """Authenticate a chunk's level-0 tiles; fetch their entry bundles alongside."""
@@ -102,17 +104,63 @@ class EntryAudit:
         return [tiles[i : i + step] for i in range(0, len(tiles), step)]
 
     async def run(self, row: LogRow, target: Signed, view: TreeView) -> None:
+        """The entries from `row.next_index` to the target's size, chunk after chunk (`_chunk_after_chunk`); first,
+        when the status index covers fewer entries than the state says were audited, those entries again for the
+        index alone (`_rebuild_index`)."""
+        self.status = StatusRunner(self.context.shared.config.state, self.context.origin, self._status_executor())
+        try:
+            if await self._index_behind(row):
+                await self._rebuild_index(row, target, view)
+            await self._chunk_after_chunk(row, target, view)
+        finally:
+            await self.status.close()
+            self.status = None
+        if row.next_index >= target.size and row.target is not None:  # nothing left (e.g. a size-0 target)
+            self.context.state.commit_chunk(
+                self.context.origin, AuditedChunk(row.next_index, verified=target), self.context.now()
+            )
+            row.verified, row.target = target, None
+
+    def index_lost(self, row: LogRow) -> bool:
+        """The state says [0, next_index) were audited, and the status index (kept only for a log audited from
+        entry 0, with statement checks) covers fewer: its file lost, or restored from an older backup."""
+        kept = self.context.shared.config.verify != TREE and not row.audited_from
+        return kept and indexed_size(self.context.shared.config.state, self.context.origin) < row.next_index
+
+    async def _index_behind(self, row: LogRow) -> bool:
+        """`index_lost`, asked of the process that keeps the index, which then empties it to be rebuilt
+        (statusaudit.py "Rebuilt")."""
+        if self.status is None or self.context.shared.config.verify == TREE or row.audited_from or not row.next_index:
+            return False
+        return await self.status.start_over_if_behind(row.next_index)
+
+    async def _rebuild_index(self, row: LogRow, target: Signed, view: TreeView) -> None:
+        """Entries [0, row.next_index) again, on a copy of the row with the registry from its start: their statements
+        checked and the registry replayed as when they were first audited, for the status index alone."""
+        log.warning(
+            "%s: the status index covers fewer entries than were audited (its file lost, or restored from an older"
+            " backup): rebuilding it from entries 0-%d", self.context.origin, row.next_index - 1,
+        )  # fmt: skip
+        again = replace(row, next_index=0, registry=Registry(row.registry.registry_keys))
+        self.rebuilding_to = row.next_index
+        try:
+            await self._chunk_after_chunk(again, target, view)
+        finally:
+            self.rebuilding_to = 0
+        log.info("%s: status index rebuilt over entries 0-%d", self.context.origin, again.next_index - 1)
+
+    async def _chunk_after_chunk(self, row: LogRow, target: Signed, view: TreeView) -> None:
         """Chunk after chunk, four in flight: the next chunk downloads; this one's statements are checked in the
         workers (the last CHECKS_AHEAD chunks'); the one before is resolved here (registry, watch rules) and its
         status index queued in the status process behind the index of the one before it, which is then committed.
         Resolving a chunk before the one before it is committed keeps the status process fed while this process
         commits (docs/performance.md, "The monitor"). Commits stay in log order, each with the registry as of its
         own chunk's end (a snapshot taken when the chunk was resolved)."""
-        chunks = self._chunks(row.next_index, target.size, target.size)
+        end = self.rebuilding_to or target.size
+        chunks = self._chunks(row.next_index, end, target.size)
         prefetch: asyncio.Future[dict[str, bytes]] | None = None
         checking: collections.deque[_Prepared] = collections.deque()  # what `finally` cancels if this fails
         resolved: _Resolved | None = None
-        self.status = StatusRunner(self.context.shared.config.state, self.context.origin, self._status_executor())
         try:
             for number, tiles in enumerate(chunks):
                 current = prefetch or asyncio.ensure_future(self._fetch_chunk(view, tiles, target.note))
@@ -136,13 +184,6 @@ class EntryAudit:
                     await asyncio.gather(pending, return_exceptions=True)
             if resolved is not None:  # its rows may be being written: let that end before the index is closed
                 await asyncio.gather(resolved.findings, return_exceptions=True)  # (at once if it was committed)
-            await self.status.close()
-            self.status = None
-        if row.next_index >= target.size and row.target is not None:  # nothing left (e.g. a size-0 target)
-            self.context.state.commit_chunk(
-                self.context.origin, AuditedChunk(row.next_index, verified=target), self.context.now()
-            )
-            row.verified, row.target = target, None
 
     def _status_executor(self) -> Executor | None:
         shared = self.context.shared
@@ -218,8 +259,9 @@ class EntryAudit:
             tally.add(checked)
             items = status_items_of(checked, chunk.entries, chunk.first)
             findings = self.status.submit(items, (chunk.first, chunk.end), registry.registry_keys)
-            alerts = await self._entry_alerts(view, target, checked, chunk.entries, chunk.first)
-            alerts += await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
+            if not self.rebuilding_to:  # raised when the entries were first audited
+                alerts = await self._entry_alerts(view, target, checked, chunk.entries, chunk.first)
+                alerts += await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
         if findings is None:
             findings = asyncio.get_running_loop().create_future()
             findings.set_result([])
@@ -234,6 +276,11 @@ class EntryAudit:
             self.context, await findings_of(resolved.findings),
             lambda i: self._entry_evidence(view, target, checked[i - start], chunk.entries[i - start]),
         )  # fmt: skip
+        if self.rebuilding_to:  # the entries' audit was committed before: only the index moves, and its alerts
+            self.context.state.add_alerts(alerts)
+            row.next_index = chunk.end
+            view.drop(chunk.tiles)
+            return
         alerts = resolved.alerts + alerts
         done = chunk.end >= target.size
         fresh = {p: b for p, b in view.full_tiles(1).items() if p not in self.context.fetcher.stored}

@@ -117,8 +117,10 @@ class Follower:
                 self._view = await self._open(row.target, row.verified)
             await self.entry_audit.run(row, row.target, self._view)
             self._view = None
-        else:
-            self.context.state.touch_verified(self.origin, self.now())
+            return
+        if row.verified is not None and self.entry_audit.index_lost(row):  # rebuilt now, not when the log grows
+            await self.entry_audit.run(row, row.verified, await self._open(row.verified, None))
+        self.context.state.touch_verified(self.origin, self.now())
 
     def _verify(self, note: bytes) -> Signed:
         policy = self.log_config.policy

@@ -3,12 +3,15 @@ revocations, and the alerts raised. Built from the state alone (no network)."""
 
 import base64
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from monitor.state import State
 
 
-def log_report(state: State, origin: str) -> dict[str, Any]:
+def log_report(state: State, origin: str, indexed: Callable[[str], int] | None = None) -> dict[str, Any]:
+    """`indexed`: how many entries the monitor's status index covers, per origin (None: the monitor keeps none,
+    as with `verify = "tree"`)."""
     row = state.log(origin)
     if row is None:
         return {"origin": origin, "verified": None, "note": "not followed yet"}
@@ -50,12 +53,14 @@ def log_report(state: State, origin: str) -> dict[str, Any]:
         "registry_keys": list(row.registry_vkeys),
         "issuers": issuers,
         "revocations": sum(r for _, r in counts.values()),
+        # The recomputed status index (statusaudit.py): None when not kept (tree mode, or --start-at-end).
+        "status_index": None if indexed is None or row.audited_from else {"size": indexed(origin)},
         "alerts": dict(sorted(Counter(a["rule"] for a in alerts).items())),
     }
 
 
-def report(state: State, origins: list[str]) -> dict[str, Any]:
-    return {"logs": [log_report(state, origin) for origin in origins]}
+def report(state: State, origins: list[str], indexed: Callable[[str], int] | None = None) -> dict[str, Any]:
+    return {"logs": [log_report(state, origin, indexed) for origin in origins]}
 
 
 def render_text(data: dict[str, Any]) -> str:
@@ -77,6 +82,7 @@ def render_text(data: dict[str, Any]) -> str:
             f"  entries audited: {item['entries_audited']:,}; the log should have refused: "
             f"{item['bad_entries']:,}; revocations: {item['revocations']:,}"
         )
+        lines.append(status_index_line(item))
         lines.append(f"  issuer keys ({len(item['issuers'])}):")
         for key in item["issuers"]:
             state = "active" if key["active"] else f"retired at entry {key['retired']['index']:,}"
@@ -89,3 +95,17 @@ def render_text(data: dict[str, Any]) -> str:
         alerts = ", ".join(f"{rule} {count}" for rule, count in item["alerts"].items()) or "none"
         lines.append(f"  alerts: {alerts}")
     return "\n".join(lines) + "\n"
+
+
+def status_index_line(item: dict[str, Any]) -> str:
+    index = item.get("status_index")
+    if index is None:
+        return "  status index: not recomputed (tree mode, or history not audited)"
+    if index["size"] < item["next_index"]:
+        return (
+            f"  status index: covers {index['size']:,} of the {item['next_index']:,} entries audited (its file lost,"
+            " or restored from an older backup): the next round rebuilds it from entry 0"
+        )
+    return (
+        f"  status index: recomputed over entries 0-{index['size'] - 1:,}" if index["size"] else "  status index: empty"
+    )

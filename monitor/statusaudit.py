@@ -20,6 +20,13 @@ entry indexes). What the audit found about an entry is stored (table
 raised even if the first commit was lost (they are sent once: an alert's id is its rule, log and key).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
 
+Rebuilt: the file is apart from the state, so it can be lost, or restored from an older backup than the state's,
+while the state says entries [0, N) were audited. Left so, the index-root audit would stop without a word (no
+head for a chunk starting past 0). Each round first asks `start_over_if_behind(N)`: an index covering fewer than N
+entries is emptied, and entryaudit.py reads entries [0, N) again (authenticated against the round's checkpoint,
+their statements checked and the registry replayed from its start) to rebuild it before auditing new entries; only
+the index's alerts are raised then (the others were raised when the entries were first audited).
+
 Where it runs: statusworker.py, in a process of its own when the monitor has workers (it is about half of the
 main process's work per entry otherwise), fed the chunk's `StatusItem`s (status_items_of). Its cost per document is
 of the kind of the log's own indexer's (the same tlogcore code, in batches of one chunk, split at each index-root);
@@ -47,7 +54,15 @@ from typing import Any
 
 from monitor.audit import Checked
 from monitor.indexroots import is_index_root
-from monitor.statusfile import IndexPages, append_journal, clear_journal, open_index, read_journal, write_pages
+from monitor.statusfile import (
+    IndexPages,
+    append_journal,
+    clear_journal,
+    forget_index,
+    open_index,
+    read_journal,
+    write_pages,
+)
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
 from tlogcore.indexroot import parse_index_root
@@ -163,6 +178,17 @@ class StatusAudit:
         if row is not None:
             return _Head(*row)
         return _Head(0, EMPTY, None, None) if start == 0 else None  # entries before `start` were never seen
+
+    def start_over_if_behind(self, audited: int) -> bool:
+        """The state says entries [0, `audited`) were audited: an index that covers fewer (its file lost, or
+        restored from an older backup than the state) is emptied, to be rebuilt from entry 0 ("Rebuilt" above)."""
+        head = self._head(0)
+        if head is not None and head.size >= audited:
+            return False
+        with self._transaction():
+            forget_index(self.db, self.origin)
+        self._held, self._recovered = _Held(), True
+        return True
 
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
         """The document's record in this monitor's index, and the index's size (None: no index kept): its record
@@ -295,7 +321,7 @@ class StatusAudit:
         self, items: Sequence[StatusItem], start: int, end: int, registry_keys: frozenset[str]
     ) -> list[Finding]:
         head = self._head(start)
-        if head is None:
+        if head is None or head.size < start:  # entries [size, start) never applied here: no index over a gap
             return []
         if not self._recovered:
             self._recover(head)

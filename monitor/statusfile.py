@@ -124,6 +124,28 @@ def clear_journal(db: sqlite3.Connection, origin: str) -> None:
     db.execute("DELETE FROM journal WHERE origin = ?", (origin,))
 
 
+def forget_index(db: sqlite3.Connection, origin: str) -> None:
+    """One log's index emptied (its pages, journal and head; inside the caller's transaction), to be rebuilt from
+    entry 0. Its findings stay: what the audit found about an entry stays true."""
+    for table in ("pages", "journal", "head"):
+        db.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
+
+
+def indexed_size(state_path: Path, origin: str) -> int:
+    """How many of the log's entries the index covers (0: no index yet, or no file), read without writing."""
+    path = state_path.with_name(state_path.name + ".status-index")
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT size FROM head WHERE origin = ?", (origin,)).fetchone()
+    except sqlite3.OperationalError:  # a file with no table yet
+        return 0
+    finally:
+        db.close()
+    return int(row[0]) if row else 0
+
+
 class IndexPages:
     """One log's pages in the index file: read into a `PageSet` (each page once per update), and the top pages."""
 

@@ -19,7 +19,7 @@ CollectorAtRest, as in the log's indexer process): a full collection when a roun
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -42,25 +42,44 @@ def start_status_process(monitor: int) -> None:
     _COLLECTOR.append(CollectorAtRest(COLLECT_EVERY))
 
 
+def _opened(state: str, origin: str) -> StatusAudit:
+    audit = _OPEN.get((state, origin))
+    if audit is None:
+        audit = _OPEN[(state, origin)] = StatusAudit(Path(state), origin)
+    return audit
+
+
 def audit_chunk(
     state: str, origin: str, items: Sequence[StatusItem], span: tuple[int, int], registry_keys: frozenset[str]
 ) -> list[Finding]:
     """`StatusAudit.chunk_items` for entries [start, end) of one log, on the index this process keeps open."""
-    try:
-        audit = _OPEN.get((state, origin))
-        if audit is None:
-            audit = _OPEN[(state, origin)] = StatusAudit(Path(state), origin)
-        findings = audit.chunk_items(items, span[0], span[1], registry_keys)
+    with _index_errors(state, origin):
+        findings = _opened(state, origin).chunk_items(items, span[0], span[1], registry_keys)
         for collector in _COLLECTOR:
             collector.after_update(True)
         return findings
+
+
+def start_over_if_behind(state: str, origin: str, audited: int) -> bool:
+    """`StatusAudit.start_over_if_behind` on the index this process keeps open."""
+    with _index_errors(state, origin):
+        return _opened(state, origin).start_over_if_behind(audited)
+
+
+@contextlib.contextmanager
+def _index_errors(state: str, origin: str) -> Iterator[None]:
+    """A storage error closes the index (not folded: statusaudit.py) and is the state's error, named."""
+    try:
+        yield
     except sqlite3.Error as exc:
         close_index(state, origin, fold=False)
         raise StateError(f"the monitor's status index: {exc}") from None
     except TlogError as exc:  # a stored page that no longer decodes: the file, not the log, is at fault
         close_index(state, origin, fold=False)
         name = Path(state).name + ".status-index"
-        raise StateError(f"the monitor's status index {name} is damaged ({exc}); restore it from a backup") from None
+        raise StateError(
+            f"the monitor's status index {name} is damaged ({exc}); delete it: the next round rebuilds it from the log"
+        ) from None
 
 
 def close_index(state: str, origin: str, fold: bool = True) -> None:
@@ -94,6 +113,16 @@ class StatusRunner:
         except StateError as exc:
             future.set_exception(exc)
         return future
+
+    async def start_over_if_behind(self, audited: int) -> bool:
+        """True when the index covered fewer than `audited` entries and was emptied, to be rebuilt from entry 0."""
+        if self.executor is None:
+            return start_over_if_behind(self.state, self.origin, audited)
+        future = self.executor.submit(start_over_if_behind, self.state, self.origin, audited)
+        try:
+            return await asyncio.wrap_future(future)
+        except BrokenProcessPool:
+            raise StateError("the monitor's status index process stopped") from None
 
     async def close(self) -> None:
         """Close the index for this round (its connection, and the memory copy of the top of the tree)."""
