@@ -446,7 +446,7 @@ async def reconcile_index(storage: Storage, store: StatusStore, scan: int = ROOT
     log_head = await storage.head()
     size = log_head.size if log_head else 0
     if head is not None and head.size <= size:
-        return None
+        return await _behind(storage, store, head.size, size, scan)
     stated = await last_stated(storage, size, scan)
     if head is None:
         if stated <= await store.log_roots_from():
@@ -455,6 +455,18 @@ async def reconcile_index(storage: Storage, store: StatusStore, scan: int = ROOT
         return f"status index: none stored; it is built from the log, its roots stated from size {stated} on"
     await store.start_over(stated)
     return f"status index covers {head.size} entries but the log holds {size}: started over, rebuilt from the log"
+
+
+async def _behind(storage: Storage, store: StatusStore, indexed: int, size: int, scan: int) -> str | None:
+    """An index behind its log (as it is while it catches up, or older than the log's last index-root: its file
+    restored from an older copy, its last commits lost in a power cut) goes on from its head, stating roots only
+    from that index-root's size. Only the entries past the index are read back: an index-root before them states a
+    size below the index's."""
+    stated = await last_stated(storage, size, min(scan, size - indexed))
+    if stated <= indexed or stated <= await store.log_roots_from():
+        return None
+    await store.state_roots_from(stated)
+    return f"status index covers {indexed} entries, the log's last index root {stated}: its roots stated from there"
 
 
 async def unlogged_version(store: StatusStore) -> IndexVersion | None:

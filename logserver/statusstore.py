@@ -169,6 +169,9 @@ class StatusStore(Protocol):
         """Empty the index (it is rebuilt from the log) and state its roots only from `logged_from` on, in one
         transaction."""
 
+    async def state_roots_from(self, logged_from: int) -> None:
+        """Keep the index, and state its roots only from `logged_from` on (an index behind its log's last root)."""
+
     async def close(self) -> None: ...
 
 
@@ -397,6 +400,12 @@ class SQLiteStatusStore:
 
         await self._write(empty, "cannot empty the status index")
 
+    async def state_roots_from(self, logged_from: int) -> None:
+        def set_from(db: sqlite3.Connection) -> None:
+            db.execute(SET_ROOTS_FROM.format("?"), (logged_from,))
+
+        await self._write(set_from, "cannot set where the status index's roots start")
+
 
 class PostgresStatusStore:
     """The index in the log's PostgreSQL database (its own tables, its own small pool)."""
@@ -560,3 +569,10 @@ class PostgresStatusStore:
                 await conn.execute(SET_ROOTS_FROM.format("$1"), logged_from)
         except PG_FAILURES as exc:
             raise StorageError(f"cannot empty the status index: {failure_text(exc)}") from exc
+
+    async def state_roots_from(self, logged_from: int) -> None:
+        try:
+            async with self._pool.acquire() as conn:
+                await conn.execute(SET_ROOTS_FROM.format("$1"), logged_from)
+        except PG_FAILURES as exc:
+            raise StorageError(f"cannot set where the status index's roots start: {failure_text(exc)}") from exc

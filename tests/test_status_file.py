@@ -7,6 +7,7 @@ the log, so a lost file is rebuilt, and an index ahead of its log (a file from a
 both cases the rebuilt index states no root for a size below one already in the log (the monitor's rule)."""
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -184,7 +185,8 @@ def test_a_fresh_index_beside_an_empty_log_is_left_alone(tmp_path: Path) -> None
 
 
 def test_postgres_start_over_sets_where_roots_start(request: pytest.FixtureRequest) -> None:
-    """PostgreSQL keeps the index in the log's database; `start_over` empties it and sets where roots start."""
+    """PostgreSQL keeps the index in the log's database; `start_over` empties it and sets where roots start;
+    `state_roots_from` only sets it."""
     dsn = request.getfixturevalue("pg_database").dsn
 
     async def scenario() -> list[int]:
@@ -194,11 +196,12 @@ def test_postgres_start_over_sets_where_roots_start(request: pytest.FixtureReque
             for size in (7, 3):
                 await store.start_over(size)
                 seen.append(await store.log_roots_from())
-            return seen
+            await store.state_roots_from(9)  # the index kept: only where its roots start moves
+            return [*seen, await store.log_roots_from()]
         finally:
             await store.close()
 
-    assert asyncio.run(scenario()) == [7, 3]
+    assert asyncio.run(scenario()) == [7, 3, 9]
 
 
 @pytest.mark.parametrize("engine", ENGINES)
@@ -245,3 +248,39 @@ def test_a_malformed_index_root_in_the_log_does_not_stop_the_start(
         assert await store.log_roots_from() == first
 
     run_engine("sqlite", tmp_path, request, body)
+
+
+def test_an_older_index_file_states_no_size_below_the_log(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """`log.db.status` restored from an older copy (or its last commits lost in a power cut) beside a log that has
+    since logged index roots for larger sizes: the index is behind, not ahead, and goes on from its own head; at the
+    start `reconcile_index` has it state roots only from the size the log's last index-root covers. Before, it
+    stated each step of its catch-up again, sizes going back, and the monitor alerted."""
+    status = tmp_path / STATUS_DATABASE
+    kept = tmp_path / "older"
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(3)))
+        await index_all(indexer)
+        copy_database(status, kept)  # the older file: a consistent copy of the index as of now
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(3, 9)))
+        await index_all(indexer)
+        stated = (await store.head()).size
+        copy_database(kept, status)  # restored over the newer one
+        assert (await store.head()).size < stated
+        size = await log_size(storage)
+        done = await reconcile_index(storage, store)
+        assert done is not None and await store.log_roots_from() == stated
+        catching_up = StatusIndexer(storage, store, REGISTRY_KEY, ORIGIN, logged_by(sequencer), clock=time.time)
+        catching_up.max_entries_per_step = 2  # its first steps end below `stated`
+        await index_all(catching_up)
+        sizes = await logged_sizes(storage, size)
+        assert sizes and min(sizes) >= stated, sizes
+
+    run_engine("sqlite", tmp_path, request, body)
+
+
+def copy_database(source: Path, target: Path) -> None:
+    with contextlib.closing(sqlite3.connect(source)) as db, contextlib.closing(sqlite3.connect(target)) as copy:
+        db.backup(copy)
