@@ -85,6 +85,11 @@ START_OVER = (
 SET_ROOTS_FROM = "UPDATE status_layout SET log_roots_from = {} WHERE id = 1"
 INDEX_TABLES = ("status_page", "status_node", "status_version", "status_head", "status_layout")
 CHUNK = 400
+# How long a write to SQLite's index file waits for the file's other writer. It has two: the indexer's process
+# (each update one transaction: over 5 s at steps of 50,000 on a loaded 2-core machine, §11 "Twenty-second round")
+# and the sequencing process (where each root's statement landed, `set_entry`), which must wait rather than fail: a
+# failed record left the version without its entry, and its statement was logged a second time.
+WRITE_WAIT_MS = 120_000
 # A bulk statement's timeout grows by this per row (PostgresStatusStore._bulk): about ten times what a row of a
 # commit cost on a loaded 2-core machine, where a commit of a step at 10^6 outran the pool's 10 s.
 ROW_SECONDS = 100e-6
@@ -275,7 +280,7 @@ class SQLiteStatusStore:
             if log_path is not None and log_path != path:
                 await asyncio.to_thread(_drop_index_tables, log_path, busy_timeout_ms)
             writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            writer.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            writer.execute(f"PRAGMA busy_timeout = {max(int(busy_timeout_ms), WRITE_WAIT_MS)}")
             writer.execute("PRAGMA journal_mode = WAL")  # lookups read while the indexer writes
             writer.execute("PRAGMA synchronous = FULL")
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the

@@ -48,6 +48,14 @@ def revoke_then_hide(client: httpx.Client, server: LogProcess, origin: str, docu
     wait_index_root(client, later["entries"][0]["index"] + 1)
 
 
+def monitored(client: httpx.Client, server: LogProcess, tmp: Path, workers: int) -> tuple[str, Path]:
+    """The log's origin, with its issuer registered, and a monitor's config for it."""
+    info = client.get("/api/v1/log").json()
+    policy = f"log {info['log_vkey']}\nquorum none\n"
+    register_issuer(client, server, ISSUER, "Ministry of Education")
+    return info["origin"], monitor_config(tmp / "monitor.toml", server.url, policy, extra=f"workers = {workers}")
+
+
 def audit_once(config: Path) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
     result = monitor_cli("audit-once", "--config", str(config))
     assert "Traceback" not in result.stderr, result.stderr
@@ -63,10 +71,7 @@ def test_a_lost_status_index_is_rebuilt_and_a_hidden_revocation_still_caught(
     state = tmp_path / "state.db"
     try:
         with httpx.Client(base_url=server.url, timeout=20) as client:
-            info = client.get("/api/v1/log").json()
-            origin, policy = info["origin"], f"log {info['log_vkey']}\nquorum none\n"
-            config = monitor_config(tmp_path / "monitor.toml", server.url, policy, extra=f"workers = {workers}")
-            register_issuer(client, server, ISSUER, "Ministry of Education")
+            origin, config = monitored(client, server, tmp_path, workers)
             issue_some(client, origin, b"first", 12)
             backup = tmp_path / "backup"
             backup.mkdir()
@@ -104,10 +109,7 @@ def test_a_rebuilt_index_reaches_the_root_it_had(tmp_path: Path) -> None:
     state = tmp_path / "state.db"
     try:
         with httpx.Client(base_url=server.url, timeout=20) as client:
-            info = client.get("/api/v1/log").json()
-            origin, policy = info["origin"], f"log {info['log_vkey']}\nquorum none\n"
-            config = monitor_config(tmp_path / "monitor.toml", server.url, policy, extra="workers = 2")
-            register_issuer(client, server, ISSUER, "Ministry of Education")
+            origin, config = monitored(client, server, tmp_path, 2)
             issue_some(client, origin, b"doc", 30)
             wait_index_root(client, client.get("/api/v1/log").json()["size"])
             assert audit_once(config) == (0, [])

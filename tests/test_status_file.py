@@ -19,7 +19,7 @@ from logserver.config import ServerConfig
 from logserver.opening import DATABASE, STATUS_DATABASE, open_status_store, open_storage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.statusindexer import StatusIndexer, logged_by, reconcile_index
-from logserver.statusstore import PostgresStatusStore, SQLiteStatusStore
+from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
 from tests.test_statusstore import ENGINES, Parts, doc, expected_rows, log, run_engine
 from tlogcore.indexroot import parse_index_root
@@ -284,3 +284,28 @@ def test_an_older_index_file_states_no_size_below_the_log(tmp_path: Path, reques
 def copy_database(source: Path, target: Path) -> None:
     with contextlib.closing(sqlite3.connect(source)) as db, contextlib.closing(sqlite3.connect(target)) as copy:
         db.backup(copy)
+
+
+def test_recording_where_a_root_was_logged_waits_for_a_long_index_update(tmp_path: Path) -> None:
+    """The index file has two writers: the indexer's process (each update one transaction, several seconds at big
+    steps on a loaded machine) and the sequencing process, which records where each root's statement landed. That
+    record waits for the update instead of failing: a failed one left the version without its entry, and logged its
+    statement a second time. Here an update's write lock is held for longer than the busy timeout."""
+    hold = 1.0
+
+    async def scenario() -> tuple[float, Any]:
+        store = await SQLiteStatusStore.open(tmp_path / STATUS_DATABASE, busy_timeout_ms=200)
+        holder = sqlite3.connect(tmp_path / STATUS_DATABASE, isolation_level=None)
+        try:
+            await store.commit(None, IndexVersion(4, b"\x01" * 32, 0), {})
+            holder.execute("BEGIN IMMEDIATE")  # what an update's commit holds
+            asyncio.get_running_loop().call_later(hold, holder.rollback)
+            started = time.monotonic()
+            await store.set_entry(4, 9)
+            return time.monotonic() - started, await store.newest_logged(10)
+        finally:
+            holder.close()
+            await store.close()
+
+    waited, logged = asyncio.run(scenario())
+    assert waited >= hold * 0.9 and logged is not None and (logged.size, logged.entry) == (4, 9)
