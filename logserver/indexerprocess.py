@@ -33,7 +33,6 @@ from logserver.config import ServerConfig
 from logserver.metrics import Metrics
 from logserver.opening import open_status_store, open_storage
 from logserver.statusindexer import (
-    MAX_ENTRIES_PER_STEP,
     UPDATE_FAILURES,
     UPPER_DEPTH,
     Advanced,
@@ -53,12 +52,13 @@ from witness.workerprocess import WorkerProcess
 log = logging.getLogger("logserver.indexerprocess")
 START_TIMEOUT = 60.0  # seconds for the child to import and open its connections
 CHILD_POOL = 2  # PostgreSQL connections of the child's log storage (it reads entries and the head)
-# Documents per update. Bigger steps cost less per document (the pages near the top are rewritten once per step);
-# in one process they were held to 20,000 by the event-loop pause an update made (1.1 s at 50,000, §11 eighth
-# round), which no longer reaches the sequencer; 50,000 then 150,000 (a catch-up of 10^6 25-45 % faster, for a peak
-# of 1.1 GB in the child instead of 0.8: §11 twelfth round). SQLite keeps 20,000: one update is one write
-# transaction, and the sequencer's commits wait for it.
-STEP = {"postgresql": 150_000, "sqlite": 20_000}
+# Documents per update, both engines. Bigger steps cost less per document (the pages near the top are rewritten once
+# per step); in one process they were held to 20,000 by the event-loop pause an update made (1.1 s at 50,000, §11
+# eighth round), which no longer reaches the sequencer; 50,000 then 150,000 on PostgreSQL (a catch-up of 10^6 25-45 %
+# faster, for a peak of 1.1 GB in the child instead of 0.8: §11 twelfth round). SQLite kept 20,000 while its index
+# shared the log's write lock; in a file of its own, 150,000 against 20,000 at 10^6 (§11 twenty-second round): a
+# catch-up 25,828-26,549 against 13,502-14,891 documents/s, and at 10,000/s the lag's growth +385 against +3,027.
+STEP = 150_000
 # Updates between the child's full collections (tlogcore/gcpause.py CollectorAtRest), made once it is caught up. A
 # full collection walks the kept top: 0.8-2.1 s at 10^6, collecting nothing (gc.callbacks, status-proofs.md §11
 # "Tenth round"); at 4 cycles a second with an update each, 2,048 updates are about 8.5 minutes (under 0.5 %).
@@ -101,8 +101,7 @@ class IndexWorker:
         loop = asyncio.new_event_loop()
         storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL, INDEXER_TIMEOUT))
         store = loop.run_until_complete(open_status_store(settings.data, settings.config, indexer=True))
-        step = STEP.get(settings.config.engine, MAX_ENTRIES_PER_STEP)
-        updater = IndexUpdater(storage, store, max_entries_per_step=step, overlap=True)
+        updater = IndexUpdater(storage, store, max_entries_per_step=STEP, overlap=True)
         if settings.config.index_shards > 1:
             shards = shard_settings(settings.data, settings.config, UPPER_DEPTH, collect_every)
             updater.shards = ShardPool(shards)  # started at the first update they make

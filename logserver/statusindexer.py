@@ -46,7 +46,7 @@ from tlogcore.statuspageset import PageSet
 from tlogcore.statuspageupdate import PageUpdate
 
 log = logging.getLogger("logserver.statusindexer")
-MAX_ENTRIES_PER_STEP = 20_000  # bigger batches are cheaper per document (§8), but hold SQLite's write lock longer
+MAX_ENTRIES_PER_STEP = 20_000  # an updater's default (tests); the server's indexer process: indexerprocess.STEP
 # Depths the indexer keeps in memory: the pages starting at depths 0 to 16 (statusindex_pages.py), at most
 # 2^20 - 1 nodes whatever the size (186 MiB at 10^6 documents: 69,905 pages, 942,490 nodes). At 10^6 a path is
 # about 20 deep, so the pages at depth 16 were most of an update's reads: keeping them took the read phase from
