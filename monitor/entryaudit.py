@@ -121,18 +121,22 @@ class EntryAudit:
             )
             row.verified, row.target = target, None
 
+    def _index_kept(self, row: LogRow) -> bool:
+        """Entries were audited from entry 0 with statement checks: a status index is kept, and must cover them."""
+        return self.context.shared.config.verify != TREE and not row.audited_from and row.next_index > 0
+
     def index_lost(self, row: LogRow) -> bool:
-        """The state says [0, next_index) were audited, and the status index (kept only for a log audited from
-        entry 0, with statement checks) covers fewer: its file lost, or restored from an older backup."""
-        kept = self.context.shared.config.verify != TREE and not row.audited_from
-        return kept and indexed_size(self.context.shared.config.state, self.context.origin) < row.next_index
+        """The state says [0, next_index) were audited, and the status index covers fewer: its file lost, or
+        restored from an older backup (read here from the file, without writing)."""
+        shared = self.context.shared
+        return self._index_kept(row) and indexed_size(shared.config.state, self.context.origin) < row.next_index
 
     async def _index_behind(self, row: LogRow) -> bool:
         """`index_lost`, asked of the process that keeps the index, which then empties it to be rebuilt
-        (statusaudit.py "Rebuilt")."""
-        if self.status is None or self.context.shared.config.verify == TREE or row.audited_from or not row.next_index:
-            return False
-        return await self.status.start_over_if_behind(row.next_index)
+        (statusaudit.py "Rebuilt": a rebuild cut short by a crash starts again from entry 0)."""
+        return (
+            self.status is not None and self._index_kept(row) and await self.status.start_over_if_behind(row.next_index)
+        )
 
     async def _rebuild_index(self, row: LogRow, target: Signed, view: TreeView) -> None:
         """Entries [0, row.next_index) again, on a copy of the row with the registry from its start: their statements

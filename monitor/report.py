@@ -98,6 +98,7 @@ def render_text(data: dict[str, Any]) -> str:
 
 
 def status_index_line(item: dict[str, Any]) -> str:
+    """How far the monitor's recomputed status index covers the entries audited (statusaudit.py)."""
     index = item.get("status_index")
     if index is None:
         return "  status index: not recomputed (tree mode, or history not audited)"
@@ -106,6 +107,6 @@ def status_index_line(item: dict[str, Any]) -> str:
             f"  status index: covers {index['size']:,} of the {item['next_index']:,} entries audited (its file lost,"
             " or restored from an older backup): the next round rebuilds it from entry 0"
         )
-    return (
-        f"  status index: recomputed over entries 0-{index['size'] - 1:,}" if index["size"] else "  status index: empty"
-    )
+    if not index["size"]:
+        return "  status index: empty"
+    return f"  status index: recomputed over entries 0-{index['size'] - 1:,}"

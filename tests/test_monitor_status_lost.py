@@ -56,6 +56,12 @@ def monitored(client: httpx.Client, server: LogProcess, tmp: Path, workers: int)
     return info["origin"], monitor_config(tmp / "monitor.toml", server.url, policy, extra=f"workers = {workers}")
 
 
+def report_text(config: Path) -> str:
+    result = monitor_cli("report", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 def audit_once(config: Path) -> tuple[int, list[dict]]:  # type: ignore[type-arg]
     result = monitor_cli("audit-once", "--config", str(config))
     assert "Traceback" not in result.stderr, result.stderr
@@ -116,8 +122,10 @@ def test_a_rebuilt_index_reaches_the_root_it_had(tmp_path: Path) -> None:
             before, counts = status_head(state, origin), report_json(config)
             for path in index_files(state):
                 path.unlink(missing_ok=True)
+            assert "the next round rebuilds it from entry 0" in report_text(config)
             assert audit_once(config) == (0, [])  # nothing new in the log: the index is rebuilt all the same
             assert status_head(state, origin) == before
+            assert f"status index: recomputed over entries 0-{before[0] - 1:,}\n" in report_text(config)
             after = report_json(config)
             assert after["issuers"] == counts["issuers"] and after["next_index"] == counts["next_index"]
             assert after["entries_audited"] == counts["entries_audited"] == counts["next_index"]
