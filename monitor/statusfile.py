@@ -49,9 +49,14 @@ _KINDS = (ISSUE, REVOKE)
 Document = tuple[int, str, bytes]  # (entry index, "issue" or "revoke", the document's SHA-256)
 
 
+def index_path(state_path: Path) -> Path:
+    """`<state>.status-index`: the index file beside this state database."""
+    return state_path.with_name(state_path.name + ".status-index")
+
+
 def open_index(state_path: Path) -> sqlite3.Connection:
     """The index file of this state database, created or converted to pages as needed."""
-    db = sqlite3.connect(state_path.with_name(state_path.name + ".status-index"), isolation_level=None)
+    db = sqlite3.connect(index_path(state_path), isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = FULL")
     # SQLite's default page cache (2 MB): one of 128 MiB cost the same CPU per document at 3·10^5 (it
@@ -132,14 +137,15 @@ def forget_index(db: sqlite3.Connection, origin: str) -> None:
 
 
 def indexed_size(state_path: Path, origin: str) -> int:
-    """How many of the log's entries the index covers (0: no index yet, or no file), read without writing."""
-    path = state_path.with_name(state_path.name + ".status-index")
+    """How many of the log's entries the index covers, read without writing: 0 with no file, no table yet, or a
+    file that does not read (the status process, which opens it to rebuild it, then names the damage)."""
+    path = index_path(state_path)
     if not path.exists():
         return 0
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         row = db.execute("SELECT size FROM head WHERE origin = ?", (origin,)).fetchone()
-    except sqlite3.OperationalError:  # a file with no table yet
+    except sqlite3.Error:
         return 0
     finally:
         db.close()

@@ -23,13 +23,16 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import TypeVar
 
 from monitor.processes import exit_with
 from monitor.state import StateError
 from monitor.statusaudit import Finding, StatusAudit, StatusItem
+from monitor.statusfile import index_path
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import CollectorAtRest
 
+T = TypeVar("T")
 _OPEN: dict[tuple[str, str], StatusAudit] = {}  # this process's open indexes, by (state file, origin)
 _COLLECTOR: list[CollectorAtRest] = []  # in the status process only (`start_status_process`), not the main one
 COLLECT_EVERY = 64  # chunks between full collections, made at a round's end (CollectorAtRest)
@@ -76,7 +79,7 @@ def _index_errors(state: str, origin: str) -> Iterator[None]:
         raise StateError(f"the monitor's status index: {exc}") from None
     except TlogError as exc:  # a stored page that no longer decodes: the file, not the log, is at fault
         close_index(state, origin, fold=False)
-        name = Path(state).name + ".status-index"
+        name = index_path(Path(state)).name
         raise StateError(
             f"the monitor's status index {name} is damaged ({exc}); delete it: the next round rebuilds it from the log"
         ) from None
@@ -118,11 +121,9 @@ class StatusRunner:
         """True when the index covered fewer than `audited` entries and was emptied, to be rebuilt from entry 0."""
         if self.executor is None:
             return start_over_if_behind(self.state, self.origin, audited)
-        future = self.executor.submit(start_over_if_behind, self.state, self.origin, audited)
-        try:
-            return await asyncio.wrap_future(future)
-        except BrokenProcessPool:
-            raise StateError("the monitor's status index process stopped") from None
+        return await answer_of(
+            asyncio.wrap_future(self.executor.submit(start_over_if_behind, self.state, self.origin, audited))
+        )
 
     async def close(self) -> None:
         """Close the index for this round (its connection, and the memory copy of the top of the tree)."""
@@ -136,6 +137,11 @@ class StatusRunner:
 async def findings_of(future: "asyncio.Future[list[Finding]]") -> list[Finding]:
     """The findings, or StateError when the status process died (its rows are then not committed: the chunk is not
     committed either, and the next round audits it again)."""
+    return await answer_of(future)
+
+
+async def answer_of(future: "asyncio.Future[T]") -> T:
+    """What the status process answered, or StateError when it died."""
     try:
         return await future
     except BrokenProcessPool:

@@ -17,6 +17,7 @@ from log_harness import LogProcess, issue, post_statements, register_issuer
 from monitor_helpers import monitor_cli, monitor_config, read_alerts, report_json, status_head
 
 from monitor.statusaudit import RULE_STATUS_INDEX, StatusAudit
+from monitor.statusfile import index_path, indexed_size
 from tests.status_tamper import drop_stored_revocations
 from tests.test_monitor_status import ISSUER, indexed_log, wait_index_root
 from tests.test_monitor_status_journal import ORIGIN, documents
@@ -25,7 +26,7 @@ from tlogcore.statusindex import EMPTY
 
 
 def index_files(state: Path) -> list[Path]:
-    base = state.with_name(state.name + ".status-index")
+    base = index_path(state)
     return [base, base.with_name(base.name + "-wal"), base.with_name(base.name + "-shm")]
 
 
@@ -154,3 +155,12 @@ def status_of(audit: StatusAudit) -> tuple[int, bytes]:
     head = audit._head(0)
     assert head is not None
     return head.size, head.root
+
+
+def test_a_damaged_index_file_reads_as_covering_nothing(tmp_path: Path) -> None:
+    """`indexed_size` is read by the main process each round and by `report`: a file that is not a database reads
+    as covering nothing (the round then asks the status process, which names the damage), not a traceback."""
+    state = tmp_path / "state.db"
+    assert indexed_size(state, ORIGIN) == 0  # no file
+    index_path(state).write_bytes(b"not a database" * 100)
+    assert indexed_size(state, ORIGIN) == 0
