@@ -103,10 +103,6 @@ UPPER_PAGES = 2**17  # the pages read_upper reads at most: 2^16 pages start at d
 PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
 PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)  # a call's failures, worded
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
-# SQLite's file pages of a new index file: 64 KiB, its largest (an existing file keeps the size it was made with). An
-# update inserts and deletes rows at random keys all over the table, so it rewrites nearly every page of the file;
-# the same bytes in pages 16 times larger are fewer pages, WAL frames and system calls (§11 "Twenty-third round").
-PAGE_BYTES = 65536
 
 
 Prune = tuple[int, Sequence[bytes]]  # (version, ids of the pages it rewrote): delete their rows older than that version
@@ -285,7 +281,6 @@ class SQLiteStatusStore:
                 await asyncio.to_thread(_drop_index_tables, log_path, busy_timeout_ms)
             writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             writer.execute(f"PRAGMA busy_timeout = {max(int(busy_timeout_ms), WRITE_WAIT_MS)}")
-            writer.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # before the file's first table, or a no-op
             writer.execute("PRAGMA journal_mode = WAL")  # lookups read while the indexer writes
             writer.execute("PRAGMA synchronous = FULL")
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the

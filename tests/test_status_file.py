@@ -19,7 +19,7 @@ from logserver.config import ServerConfig
 from logserver.opening import DATABASE, STATUS_DATABASE, open_status_store, open_storage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.statusindexer import StatusIndexer, logged_by, reconcile_index
-from logserver.statusstore import PAGE_BYTES, IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
 from tests.test_statusstore import ENGINES, Parts, doc, expected_rows, log, run_engine
 from tlogcore.indexroot import parse_index_root
@@ -309,29 +309,3 @@ def test_recording_where_a_root_was_logged_waits_for_a_long_index_update(tmp_pat
 
     waited, logged = asyncio.run(scenario())
     assert waited >= hold * 0.9 and logged is not None and (logged.size, logged.entry) == (4, 9)
-
-
-def file_with_pages(path: Path, page_bytes: int) -> None:
-    """An empty SQLite file whose pages are `page_bytes` long (the size is fixed once the header is written)."""
-    with contextlib.closing(sqlite3.connect(path)) as db:
-        db.execute(f"PRAGMA page_size = {page_bytes}")
-        db.execute("PRAGMA journal_mode = WAL")
-
-
-def test_a_new_index_file_takes_large_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
-    older = tmp_path / "older" / STATUS_DATABASE
-    older.parent.mkdir()
-    file_with_pages(older, 4096)
-
-    async def scenario(path: Path) -> IndexVersion | None:
-        store = await SQLiteStatusStore.open(path)
-        try:
-            await store.commit(None, IndexVersion(4, b"\x01" * 32, 0), {})
-            return await store.head()
-        finally:
-            await store.close()
-
-    for path, pages in ((tmp_path / STATUS_DATABASE, PAGE_BYTES), (older, 4096)):
-        assert asyncio.run(scenario(path)) == IndexVersion(4, b"\x01" * 32, 0)
-        with contextlib.closing(sqlite3.connect(path)) as db:
-            assert db.execute("PRAGMA page_size").fetchone()[0] == pages
