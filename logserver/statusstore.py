@@ -10,6 +10,8 @@
     status_layout(id = 1, stride, log_roots_from)  the row layout; index roots are logged again only from this size
                                            (an index rebuilt from the log must not state a size that goes back)
 
+The tables' statements and the SQLite file's set-up: logserver/statusstore_schema.py.
+
 A read at version V takes, per page, the row with the largest version <= V. An update writes its pages whole at
 version = its size, inserts the version and moves the head from the old size to the new one in ONE transaction:
 a crash before the commit leaves the old version whole, after it the new one; a second indexer loses the swap.
@@ -37,59 +39,36 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
 from logserver.statuspages import PagedNodes
+from logserver.statusstore_schema import (
+    FORMER_LAYOUT,
+    LOGGED_SIZE,
+    POSTGRES_PRUNE,
+    POSTGRES_SCHEMA,
+    SCHEMA_LOCK,
+    SET_ROOTS_FROM,
+    SQLITE_INSERT_PAGE,
+    SQLITE_PRUNE,
+    START_OVER,
+    check_layout,
+    drop_index_tables,
+    sqlite_layout,
+)
 from logserver.storage import HeadMovedError, StorageError, failure_text
 from tlogcore.statusindex_nodes import NodeId, StoredNode
 from tlogcore.statusindex_pages import STRIDE, Page
 from tlogcore.statuspageset import PageSet, decoded
 
 log = logging.getLogger("logserver.statusstore")
-SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS status_page (
-    page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (page, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS status_version (
-    size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, entry INTEGER
-);
-CREATE TABLE IF NOT EXISTS status_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS status_layout (
-    id INTEGER PRIMARY KEY CHECK (id = 1), stride INTEGER NOT NULL, log_roots_from INTEGER NOT NULL
-);
-"""
-POSTGRES_SCHEMA = """
-CREATE TABLE IF NOT EXISTS status_page (
-    page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (page, version)
-);
-CREATE TABLE IF NOT EXISTS status_version (size bigint PRIMARY KEY, root bytea NOT NULL, time bigint NOT NULL,
-    entry bigint);
-CREATE TABLE IF NOT EXISTS status_head (id integer PRIMARY KEY CHECK (id = 1), size bigint NOT NULL);
-CREATE TABLE IF NOT EXISTS status_layout (id integer PRIMARY KEY CHECK (id = 1), stride integer NOT NULL,
-    log_roots_from bigint NOT NULL);
-"""
-# The former layout, one row per node: its rows are dropped, its versions forgotten, the size it had logged kept.
-FORMER_LAYOUT = """
-DROP TABLE status_node;
-DELETE FROM status_version;
-DELETE FROM status_head;
-"""
-LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
-SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
-SQLITE_INSERT_PAGE = "INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)"
-SQLITE_PRUNE = "DELETE FROM status_page WHERE page = ? AND version < ?"
-POSTGRES_PRUNE = "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2"
-# The index emptied, to be rebuilt from the log (StatusStore.start_over): roots stated only from the given size on.
-START_OVER = (
-    "DELETE FROM status_page",
-    "DELETE FROM status_version",
-    "DELETE FROM status_head",
-)
-SET_ROOTS_FROM = "UPDATE status_layout SET log_roots_from = {} WHERE id = 1"
-INDEX_TABLES = ("status_page", "status_node", "status_version", "status_head", "status_layout")
 CHUNK = 400
 # How long a write to SQLite's index file waits for the file's other writer. It has two: the indexer's process
 # (each update one transaction: over 5 s at steps of 50,000 on a loaded 2-core machine, §11 "Twenty-second round")
 # and the sequencing process (where each root's statement landed, `set_entry`), which must wait rather than fail: a
 # failed record left the version without its entry, and its statement was logged a second time.
 WRITE_WAIT_MS = 120_000
+# How long emptying the WAL after a write waits for the readers inside it (SQLiteStatusStore._truncate_wal): each is a
+# statement long (the longest, read_upper, 1.2-1.4 s at 10^6), and a reader held open for longer (a backup) must not
+# hold the next update back for WRITE_WAIT_MS: the WAL then waits for the next write.
+WAL_WAIT_MS = 5_000
 # A bulk statement's timeout grows by this per row (PostgresStatusStore._bulk): about ten times what a row of a
 # commit cost on a loaded 2-core machine, where a commit of a step at 10^6 outran the pool's 10 s.
 ROW_SECONDS = 100e-6
@@ -103,6 +82,10 @@ UPPER_PAGES = 2**17  # the pages read_upper reads at most: 2^16 pages start at d
 PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
 PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)  # a call's failures, worded
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
+# SQLite's file pages of a new index file: 64 KiB, its largest (an existing file keeps the size it was made with). An
+# update inserts and deletes rows at random keys all over the table, so it rewrites nearly every page of the file;
+# the same bytes in pages 16 times larger are fewer pages, WAL frames and system calls (§11, 23rd and 24th rounds).
+PAGE_BYTES = 65536
 
 
 Prune = tuple[int, Sequence[bytes]]  # (version, ids of the pages it rewrote): delete their rows older than that version
@@ -111,10 +94,6 @@ T = TypeVar("T")
 
 class IndexMovedError(HeadMovedError):
     """The status index head is no longer the one this indexer extended (another indexer wrote)."""
-
-
-class IndexLayoutError(StorageError):
-    """The stored index has a row layout this version does not read."""
 
 
 @dataclass(frozen=True)
@@ -218,57 +197,13 @@ def _upper_bound(depth: int) -> bytes:
     return (depth + 1).to_bytes(2, "big")
 
 
-def _check_layout(row: Sequence[Any] | None) -> int:
-    if row is None or int(row[0]) != STRIDE:
-        raise IndexLayoutError(f"the status index's layout is {row and row[0]} levels per row, not {STRIDE}")
-    return int(row[1])
-
-
-def _drop_index_tables(log_path: Path, busy_timeout_ms: int) -> None:
-    """Drop the index's tables from the log's SQLite file, where releases before the twenty-first round kept them
-    (one transaction; several processes opening at once drop them once)."""
-    if not log_path.exists():
-        return
-    db = sqlite3.connect(log_path, isolation_level=None)
-    try:
-        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        marks = ",".join("?" * len(INDEX_TABLES))
-        query = f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
-        if not db.execute(query, INDEX_TABLES).fetchall():
-            return  # the usual case: none, and the log's write lock is not taken
-
-        def drop(conn: sqlite3.Connection) -> None:
-            for (name,) in conn.execute(query, INDEX_TABLES).fetchall():
-                conn.execute(f"DROP TABLE {name}")
-
-        in_immediate_transaction(db, drop)
-        log.warning("status index: its tables moved out of %s into a file of their own; rebuilding it", log_path)
-    finally:
-        db.close()
-
-
-def _sqlite_layout(writer: sqlite3.Connection) -> None:
-    """Create the tables; a file of the former layout has its index emptied (rebuilt from the log), in one
-    transaction with the new tables."""
-
-    def create(db: sqlite3.Connection) -> None:
-        former = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_node'").fetchone()
-        logged = int((db.execute(LOGGED_SIZE).fetchone() or [0])[0]) if former else 0
-        for sql in filter(str.strip, (SQLITE_SCHEMA + (FORMER_LAYOUT if former else "")).split(";")):
-            db.execute(sql)
-        db.execute("INSERT OR IGNORE INTO status_layout VALUES (1, ?, ?)", (STRIDE, logged))
-        if former:
-            log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
-
-    in_immediate_transaction(writer, create)
-
-
 class SQLiteStatusStore:
     """The index in an SQLite file of its own beside the log's (`log.db.status`: its write lock is never the
     sequencer's); its own connections, each write one call on its own thread."""
 
-    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, write_wait_ms: int) -> None:
         self._writer, self._reader = writer, reader  # the writer is used on _write_thread only
+        self._write_wait_ms = write_wait_ms  # the writer's busy timeout
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="status-db-write")
         self._pages = PagedNodes(self._select_pages)
 
@@ -278,15 +213,18 @@ class SQLiteStatusStore:
         tables of an earlier release are dropped (the index is rebuilt in `path`)."""
         try:
             if log_path is not None and log_path != path:
-                await asyncio.to_thread(_drop_index_tables, log_path, busy_timeout_ms)
+                await asyncio.to_thread(drop_index_tables, log_path, busy_timeout_ms)
             writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            writer.execute(f"PRAGMA busy_timeout = {max(int(busy_timeout_ms), WRITE_WAIT_MS)}")
+            write_wait_ms = max(int(busy_timeout_ms), WRITE_WAIT_MS)
+            writer.execute(f"PRAGMA busy_timeout = {write_wait_ms}")
+            writer.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # before the file's first table, or a no-op
             writer.execute("PRAGMA journal_mode = WAL")  # lookups read while the indexer writes
             writer.execute("PRAGMA synchronous = FULL")
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
             # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
             writer.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
-            await asyncio.to_thread(_sqlite_layout, writer)  # may wait for the write lock: off the event loop
+            writer.execute("PRAGMA wal_autocheckpoint = 0")  # the indexer's writes checkpoint (_truncate_wal)
+            await asyncio.to_thread(sqlite_layout, writer)  # may wait for the write lock: off the event loop
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
@@ -294,22 +232,44 @@ class SQLiteStatusStore:
             reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the status index in {path}: {failure_text(exc)}") from exc
-        return cls(writer, reader)
+        return cls(writer, reader, write_wait_ms)
 
     async def close(self) -> None:
         self._reader.close()
         await asyncio.get_running_loop().run_in_executor(self._write_thread, self._writer.close)
         self._write_thread.shutdown()
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T], failed: str) -> T:
+    async def _write(self, work: Callable[[sqlite3.Connection], T], failed: str, checkpoint: bool = True) -> T:
         """`work` in one transaction on the writer's thread, in one hand-off (in_immediate_transaction); an SQLite
-        error becomes one StorageError starting with `failed`."""
+        error becomes one StorageError starting with `failed`. Then, unless `checkpoint` is False, the WAL is
+        copied into the file and emptied on that thread, after the answer: before the next write."""
         try:
-            return await asyncio.get_running_loop().run_in_executor(
+            result = await asyncio.get_running_loop().run_in_executor(
                 self._write_thread, in_immediate_transaction, self._writer, work
             )
         except sqlite3.Error as exc:
             raise StorageError(f"{failed}: {failure_text(exc)}") from exc
+        if checkpoint:
+            self._write_thread.submit(self._truncate_wal)
+        return result
+
+    def _truncate_wal(self) -> None:
+        """TRUNCATE, not SQLite's automatic PASSIVE checkpoint: an update rewrites pages all over the file, and
+        PASSIVE never starts the WAL over while a reader is inside it, which lookups and shards always are: the
+        WAL grew with the run, to 2.98 GB beside a file of 733 MB in 120 s (§11 "Twenty-fourth round"). TRUNCATE
+        waits for those readers (WAL_WAIT_MS at most), holding back new writers, not new readers: the WAL holds
+        one write and the rows recorded since."""
+        try:
+            self._writer.execute(f"PRAGMA busy_timeout = {WAL_WAIT_MS}")
+            try:
+                busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                self._writer.execute(f"PRAGMA busy_timeout = {self._write_wait_ms}")
+        except sqlite3.Error as exc:
+            log.warning("status index: the WAL was not checkpointed: %s", failure_text(exc))
+            return
+        if busy:
+            log.warning("status index: the WAL was not checkpointed (readers stayed inside it); the next write tries")
 
     def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
         try:
@@ -339,7 +299,7 @@ class SQLiteStatusStore:
 
     async def log_roots_from(self) -> int:
         rows = self._read("SELECT stride, log_roots_from FROM status_layout WHERE id = 1", ())
-        return _check_layout(rows[0] if rows else None)
+        return check_layout(rows[0] if rows else None)
 
     async def read_nodes(
         self, ids: Sequence[NodeId], version: int, pages: PageSet | None = None
@@ -382,7 +342,8 @@ class SQLiteStatusStore:
 
     async def set_entry(self, size: int, entry: int) -> None:
         sql = "UPDATE status_version SET entry = ? WHERE size = ?"
-        await self._write(lambda db: db.execute(sql, (entry, size)), "cannot record the index-root entry")
+        # No checkpoint from the sequencing process: one row, copied in by the indexer's next write.
+        await self._write(lambda db: db.execute(sql, (entry, size)), "cannot record the index-root entry", False)
 
     async def newest_logged(self, below: int) -> IndexVersion | None:
         rows = self._read(
@@ -482,7 +443,7 @@ class PostgresStatusStore:
 
     async def log_roots_from(self) -> int:
         rows = await self._fetch("SELECT stride, log_roots_from FROM status_layout WHERE id = 1")
-        return _check_layout(rows[0] if rows else None)
+        return check_layout(rows[0] if rows else None)
 
     async def read_nodes(
         self, ids: Sequence[NodeId], version: int, pages: PageSet | None = None

@@ -9,21 +9,24 @@ both cases the rebuilt index states no root for a size below one already in the 
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from logserver import statusstore
 from logserver.config import ServerConfig
 from logserver.opening import DATABASE, STATUS_DATABASE, open_status_store, open_storage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.statusindexer import StatusIndexer, logged_by, reconcile_index
-from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
+from logserver.statusstore import PAGE_BYTES, IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
-from tests.test_statusstore import ENGINES, Parts, doc, expected_rows, log, run_engine
+from tests.test_statusstore import ENGINES, Parts, checkpointed, count_rows, doc, expected_rows, log, run_engine
 from tlogcore.indexroot import parse_index_root
 from tlogcore.statement import ISSUE, ISSUER_ADD
+from tlogcore.statusindex_nodes import PathPlan, read_paths
 
 TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'status_%' ORDER BY name"
 
@@ -309,3 +312,117 @@ def test_recording_where_a_root_was_logged_waits_for_a_long_index_update(tmp_pat
 
     waited, logged = asyncio.run(scenario())
     assert waited >= hold * 0.9 and logged is not None and (logged.size, logged.entry) == (4, 9)
+
+
+def wal_bytes(path: Path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_the_index_files_wal_holds_one_write_while_lookups_read(tmp_path: Path) -> None:
+    """Lookups and shards read the index file all the time, so some reader is always inside its WAL. SQLite's
+    automatic checkpoint (PASSIVE) then never starts the WAL over, and every update was appended to it: 1.46 GB
+    beside a file of 769 MB at 10^6 documents (docs/status-proofs.md §11 "Twenty-third round"), and growing with
+    the run. Here two readers overlap all through eight updates of fresh pages; the WAL after each holds no more
+    than what one update wrote, and the rows all read back."""
+    path = tmp_path / STATUS_DATABASE
+    stop = threading.Event()
+
+    def read_all_the_time() -> None:
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            while not stop.is_set():
+                db.execute("SELECT count(*), sum(length(data)) FROM status_page").fetchall()  # as lookups: whole
+
+    async def scenario() -> tuple[list[int], list[int], int]:
+        store = await SQLiteStatusStore.open(path)
+        readers = [threading.Thread(target=read_all_the_time) for _ in range(2)]
+        written, after, old = [], [], None
+        try:
+            for reader in readers:
+                reader.start()
+            for update in range(8):
+                docs = [doc(i) for i in range(300 * (update + 1))]  # the tree whole again: every page rewritten
+                writes = read_paths(PathPlan(docs), {}).apply_entries([(0, ISSUE, d) for d in docs])
+                new = IndexVersion(300 * (update + 1), writes.root, 1)
+                before = wal_bytes(path)
+                await store.commit(old, new, writes.writes)
+                written.append(wal_bytes(path) - before)
+                old = new
+                await checkpointed(store)
+                after.append(wal_bytes(path))
+            return written, after, await count_rows(store)
+        finally:
+            stop.set()
+            for reader in readers:
+                reader.join()
+            await store.close()
+
+    written, after, rows = asyncio.run(scenario())
+    assert min(written) > 0, written  # each update did go through the WAL
+    assert max(after) <= max(written), (written, after)  # before: the sum of them all, and more
+    assert rows > 8 * 100, rows
+
+
+def file_with_pages(path: Path, page_bytes: int) -> None:
+    """An empty SQLite file whose pages are `page_bytes` long (the size is fixed once the header is written)."""
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute(f"PRAGMA page_size = {page_bytes}")
+        db.execute("PRAGMA journal_mode = WAL")
+
+
+def test_a_new_index_file_takes_large_pages_and_an_existing_one_keeps_its_own(tmp_path: Path) -> None:
+    """An update rewrites nearly every page of the index file: in pages of 64 KiB, 16 times fewer pages, WAL frames
+    and system calls than in SQLite's default 4 KiB (docs/status-proofs.md §11 "Twenty-fourth round"). A file made
+    before keeps its pages (SQLite fixes them with the first table) and still opens and serves."""
+    older = tmp_path / "older" / STATUS_DATABASE
+    older.parent.mkdir()
+    file_with_pages(older, 4096)
+
+    async def scenario(path: Path) -> IndexVersion | None:
+        store = await SQLiteStatusStore.open(path)
+        try:
+            await store.commit(None, IndexVersion(4, b"\x01" * 32, 0), {})
+            return await store.head()
+        finally:
+            await store.close()
+
+    for path, pages in ((tmp_path / STATUS_DATABASE, PAGE_BYTES), (older, 4096)):
+        assert asyncio.run(scenario(path)) == IndexVersion(4, b"\x01" * 32, 0)
+        with contextlib.closing(sqlite3.connect(path)) as db:
+            assert db.execute("PRAGMA page_size").fetchone()[0] == pages
+
+
+def test_a_reader_held_open_holds_the_index_back_for_a_moment_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Emptying the WAL after a write waits for the readers inside it. One held open (a backup, a forgotten shell)
+    made it wait the writer's busy timeout, two minutes, and every update and root record behind it; now it waits
+    WAL_WAIT_MS (made short here), leaves the WAL for a later write, and the next write empties it."""
+    monkeypatch.setattr(statusstore, "WAL_WAIT_MS", 200)
+    path = tmp_path / STATUS_DATABASE
+    first, second, third = (IndexVersion(size, bytes([size]) * 32, 0) for size in (4, 8, 12))
+
+    async def scenario() -> tuple[float, int, int, IndexVersion | None]:
+        store = await SQLiteStatusStore.open(path)
+        holder = sqlite3.connect(path, isolation_level=None)
+        try:
+            await store.commit(None, first, {})
+            await store.set_entry(4, 9)  # a row in the WAL, not emptied: the reader's snapshot is inside it
+            holder.execute("BEGIN")
+            holder.execute("SELECT count(*) FROM status_version").fetchall()
+            started = time.monotonic()
+            await store.commit(first, second, {})
+            await asyncio.wait_for(checkpointed(store), 30)
+            waited, kept = time.monotonic() - started, wal_bytes(path)
+            holder.execute("COMMIT")
+            await store.commit(second, third, {})
+            await checkpointed(store)
+            return waited, kept, wal_bytes(path), await store.head()
+        finally:
+            holder.close()
+            await store.close()
+
+    waited, kept, emptied, head = asyncio.run(scenario())
+    assert 0.15 < waited < 10, waited  # it did wait for the reader, and gave up
+    assert kept > 0 and emptied == 0, (kept, emptied)
+    assert head == third

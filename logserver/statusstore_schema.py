@@ -1,0 +1,105 @@
+"""The status index's tables on both engines (their rows: logserver/statusstore.py), the layout check, and the
+SQLite file's set-up: its tables created, the former row layout emptied, an earlier release's tables dropped from
+the log's own file."""
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from logserver.sqlite import in_immediate_transaction
+from logserver.storage import StorageError
+from tlogcore.statusindex_pages import STRIDE
+
+log = logging.getLogger("logserver.statusstore")
+SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS status_page (
+    page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (page, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS status_version (
+    size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, entry INTEGER
+);
+CREATE TABLE IF NOT EXISTS status_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS status_layout (
+    id INTEGER PRIMARY KEY CHECK (id = 1), stride INTEGER NOT NULL, log_roots_from INTEGER NOT NULL
+);
+"""
+POSTGRES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS status_page (
+    page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (page, version)
+);
+CREATE TABLE IF NOT EXISTS status_version (size bigint PRIMARY KEY, root bytea NOT NULL, time bigint NOT NULL,
+    entry bigint);
+CREATE TABLE IF NOT EXISTS status_head (id integer PRIMARY KEY CHECK (id = 1), size bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS status_layout (id integer PRIMARY KEY CHECK (id = 1), stride integer NOT NULL,
+    log_roots_from bigint NOT NULL);
+"""
+# The former layout, one row per node: its rows are dropped, its versions forgotten, the size it had logged kept.
+FORMER_LAYOUT = """
+DROP TABLE status_node;
+DELETE FROM status_version;
+DELETE FROM status_head;
+"""
+LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
+SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
+SQLITE_INSERT_PAGE = "INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)"
+SQLITE_PRUNE = "DELETE FROM status_page WHERE page = ? AND version < ?"
+POSTGRES_PRUNE = "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2"
+# The index emptied, to be rebuilt from the log (StatusStore.start_over): roots stated only from the given size on.
+START_OVER = (
+    "DELETE FROM status_page",
+    "DELETE FROM status_version",
+    "DELETE FROM status_head",
+)
+SET_ROOTS_FROM = "UPDATE status_layout SET log_roots_from = {} WHERE id = 1"
+INDEX_TABLES = ("status_page", "status_node", "status_version", "status_head", "status_layout")
+
+
+class IndexLayoutError(StorageError):
+    """The stored index has a row layout this version does not read."""
+
+
+def check_layout(row: Sequence[Any] | None) -> int:
+    if row is None or int(row[0]) != STRIDE:
+        raise IndexLayoutError(f"the status index's layout is {row and row[0]} levels per row, not {STRIDE}")
+    return int(row[1])
+
+
+def drop_index_tables(log_path: Path, busy_timeout_ms: int) -> None:
+    """Drop the index's tables from the log's SQLite file, where releases before the twenty-first round kept them
+    (one transaction; several processes opening at once drop them once)."""
+    if not log_path.exists():
+        return
+    db = sqlite3.connect(log_path, isolation_level=None)
+    try:
+        db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        marks = ",".join("?" * len(INDEX_TABLES))
+        query = f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({marks})"
+        if not db.execute(query, INDEX_TABLES).fetchall():
+            return  # the usual case: none, and the log's write lock is not taken
+
+        def drop(conn: sqlite3.Connection) -> None:
+            for (name,) in conn.execute(query, INDEX_TABLES).fetchall():
+                conn.execute(f"DROP TABLE {name}")
+
+        in_immediate_transaction(db, drop)
+        log.warning("status index: its tables moved out of %s into a file of their own; rebuilding it", log_path)
+    finally:
+        db.close()
+
+
+def sqlite_layout(writer: sqlite3.Connection) -> None:
+    """Create the tables; a file of the former layout has its index emptied (rebuilt from the log), in one
+    transaction with the new tables."""
+
+    def create(db: sqlite3.Connection) -> None:
+        former = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_node'").fetchone()
+        logged = int((db.execute(LOGGED_SIZE).fetchone() or [0])[0]) if former else 0
+        for sql in filter(str.strip, (SQLITE_SCHEMA + (FORMER_LAYOUT if former else "")).split(";")):
+            db.execute(sql)
+        db.execute("INSERT OR IGNORE INTO status_layout VALUES (1, ?, ?)", (STRIDE, logged))
+        if former:
+            log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
+
+    in_immediate_transaction(writer, create)
