@@ -201,9 +201,8 @@ class SQLiteStatusStore:
     """The index in an SQLite file of its own beside the log's (`log.db.status`: its write lock is never the
     sequencer's); its own connections, each write one call on its own thread."""
 
-    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection, write_wait_ms: int) -> None:
+    def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._writer, self._reader = writer, reader  # the writer is used on _write_thread only
-        self._write_wait_ms = write_wait_ms  # the writer's busy timeout
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="status-db-write")
         self._pages = PagedNodes(self._select_pages)
 
@@ -215,8 +214,7 @@ class SQLiteStatusStore:
             if log_path is not None and log_path != path:
                 await asyncio.to_thread(drop_index_tables, log_path, busy_timeout_ms)
             writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            write_wait_ms = max(int(busy_timeout_ms), WRITE_WAIT_MS)
-            writer.execute(f"PRAGMA busy_timeout = {write_wait_ms}")
+            writer.execute(f"PRAGMA busy_timeout = {max(int(busy_timeout_ms), WRITE_WAIT_MS)}")
             writer.execute(f"PRAGMA page_size = {PAGE_BYTES}")  # before the file's first table, or a no-op
             writer.execute("PRAGMA journal_mode = WAL")  # lookups read while the indexer writes
             writer.execute("PRAGMA synchronous = FULL")
@@ -232,7 +230,7 @@ class SQLiteStatusStore:
             reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the status index in {path}: {failure_text(exc)}") from exc
-        return cls(writer, reader, write_wait_ms)
+        return cls(writer, reader)
 
     async def close(self) -> None:
         self._reader.close()
@@ -260,11 +258,12 @@ class SQLiteStatusStore:
         waits for those readers (WAL_WAIT_MS at most), holding back new writers, not new readers: the WAL holds
         one write and the rows recorded since."""
         try:
+            write_wait_ms = int(self._writer.execute("PRAGMA busy_timeout").fetchone()[0])
             self._writer.execute(f"PRAGMA busy_timeout = {WAL_WAIT_MS}")
             try:
                 busy = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
             finally:
-                self._writer.execute(f"PRAGMA busy_timeout = {self._write_wait_ms}")
+                self._writer.execute(f"PRAGMA busy_timeout = {write_wait_ms}")
         except sqlite3.Error as exc:
             log.warning("status index: the WAL was not checkpointed: %s", failure_text(exc))
             return

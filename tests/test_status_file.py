@@ -323,8 +323,8 @@ def test_the_index_files_wal_holds_one_write_while_lookups_read(tmp_path: Path) 
     """Lookups and shards read the index file all the time, so some reader is always inside its WAL. SQLite's
     automatic checkpoint (PASSIVE) then never starts the WAL over, and every update was appended to it: 1.46 GB
     beside a file of 769 MB at 10^6 documents (docs/status-proofs.md §11 "Twenty-third round"), and growing with
-    the run. Here two readers overlap all through eight updates of fresh pages; the WAL after each holds no more
-    than what one update wrote, and the rows all read back."""
+    the run. Here two readers overlap all through eight updates, each rewriting every page; the WAL after each holds
+    no more than what one update wrote, and the rows all read back."""
     path = tmp_path / STATUS_DATABASE
     stop = threading.Event()
 
