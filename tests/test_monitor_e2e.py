@@ -142,7 +142,8 @@ def test_catch_up_then_follow_a_stolen_key_raises_exactly_one_alert(
             ("registry", "issuer-added", 0),
             ("registry", "issuer-added", 1),
         ]
-        assert "audited" in monitor.stderr() and "entries/s" in monitor.stderr()  # plain progress lines
+        # Plain progress lines. The last is written just after the state's commit the wait above saw: wait for it.
+        wait_for(lambda: "audited" in monitor.stderr() and "entries/s" in monitor.stderr(), 10, "a progress line")
 
         # A document the ministry lists before logging it: no alert (the list is re-read without restart).
         listed = log.issue("moeys", [doc(1, b"new diploma")])
