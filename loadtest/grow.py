@@ -48,7 +48,6 @@ from loadtest.log_bench import (
     issuer_add,
     machine_info,
     measured,
-    percentile,
     prepare_data,
     proof_jobs,
     raw_closed_loop,
@@ -56,6 +55,7 @@ from loadtest.log_bench import (
     running_server,
 )
 from loadtest.pgcluster import PgCluster, reopen_cluster, start_cluster
+from loadtest.quantiles import percentile
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig

@@ -54,6 +54,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from loadtest import pymerkle_baseline
 from loadtest.localproc import free_port
+from loadtest.quantiles import percentile
 from logserver import proofs, sqlite, sqlite_schema
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
@@ -172,11 +173,6 @@ def chunks(items: Sequence[Submission], size: int) -> list[Sequence[Submission]]
 
 
 # --- small helpers ------------------------------------------------------------
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[round(q * (len(ordered) - 1))] if ordered else float("nan")
 
 
 def per_s(value: float) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loadtest.log_bench import ORIGIN, issuer_add, log_key, make_pool, registry_key
+from loadtest.quantiles import percentile
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
 from logserver.sqlite import SQLiteStorage
 from logserver.static_tiles import StaticTiles, SyncResult
@@ -137,11 +138,6 @@ def lags(run: Run) -> list[float]:
             break
         out.append(max(0.0, finished[position][0] - acked_at))
     return out
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def directory_size(root: Path) -> tuple[int, int]:

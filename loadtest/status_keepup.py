@@ -25,6 +25,7 @@ import httpx
 from loadtest.grow import Engine, Grower, PostgresEngine, grow_all, make_engine, signed, signing_pool
 from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
 from loadtest.pgcluster import StatementCost
+from loadtest.quantiles import percentile
 from loadtest.schedwait import RunQueueWait
 from logserver.sequencer import Submission
 
@@ -103,17 +104,31 @@ def refusal(response: httpx.Response) -> str:
 class Submitted:
     """A paced phase's submissions: seconds from the first scheduled send to the last answer, requests started
     later than 0.1 s behind schedule, the refused ones (`status error-code`: their entries were not logged and are
-    not counted as submitted), the entries accepted, and one past the highest log index one of them got."""
+    not counted as submitted), the entries accepted, one past the highest log index one of them got, and each
+    accepted request's answer time, from its send and from its scheduled send (the sequencer's commit latency as an
+    issuer sees it, a held commit included; docs/operating.md "Disk": the log file's WAL emptied)."""
 
     seconds: float = 0.0
     late: int = 0
     refused: list[str] = field(default_factory=list)
     accepted: int = 0
     end: int = 0
+    answers: list[tuple[float, float]] = field(default_factory=list)  # (from the send, from the scheduled send)
 
-    def took(self, indexes: Sequence[int]) -> None:
+    def took(self, indexes: Sequence[int], sent: float, scheduled: float) -> None:
+        """One accepted request, sent at `sent` for `scheduled` (perf_counter), answered now."""
+        answered = time.perf_counter()
         self.accepted += len(indexes)
         self.end = max(self.end, 1 + max(indexes))
+        self.answers.append((answered - sent, answered - scheduled))
+
+    def answers_line(self) -> str:
+        sent, scheduled = ([answer[i] * 1000 for answer in self.answers] for i in (0, 1))
+        figures = ", ".join(
+            f"{name} {percentile(sent, q):,.0f} / {percentile(scheduled, q):,.0f}"
+            for name, q in (("p50", 0.5), ("p99", 0.99), ("max", 1.0))
+        )
+        return f"  answers, ms from the send / from the scheduled send ({len(self.answers):,} requests): {figures}"
 
 
 def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> Submitted:
@@ -131,15 +146,17 @@ def paced_submit(url: str, bodies: Sequence[bytes], rate: float) -> Submitted:
                     k = next(turn, None)
                 if k is None:
                     return
-                delay = started + k * interval - time.perf_counter()
+                scheduled = started + k * interval
+                delay = scheduled - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
                 elif delay < -0.1:
                     done.late += 1
+                sent = time.perf_counter()
                 response = own.post("/api/v1/entries", content=bodies[k], headers=headers)
                 with lock:
                     if response.is_success:
-                        done.took([entry["index"] for entry in response.json()["entries"]])
+                        done.took([entry["index"] for entry in response.json()["entries"]], sent, scheduled)
                     else:
                         done.refused.append(refusal(response))
 
@@ -194,6 +211,7 @@ class Paced:
             f"({accepted:,} entries accepted in {self.done.seconds:,.1f} s; {self.done.late} requests > 0.1 s late)",
             f"  refused requests (not counted as submitted): {len(self.done.refused)}"
             + "".join(f"; {what} x{count}" for what, count in sorted(collections.Counter(self.done.refused).items())),
+            self.done.answers_line(),
             f"  CPU per entry ({self.cpu_what}{', PostgreSQL' if engine == 'postgresql' else ''}; until the index "
             f"covers the last entry): {self.cpu_seconds / max(accepted, 1) * 1e6:,.0f} us"
             + self.loop_share()

@@ -193,17 +193,19 @@ async def paced_submit(sequencer: Sequencer, batches: Sequence[list[Submission]]
 
     async def client() -> None:
         for k in turn:  # one iterator shared by the clients: each batch is sent once
-            delay = started + k * interval - time.perf_counter()
+            scheduled = started + k * interval
+            delay = scheduled - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             elif delay < -0.1:
                 done.late += 1
+            sent = time.perf_counter()
             try:
-                placed = await sequencer.submit(batches[k])
+                placed = await sequencer.submit(batches[k])  # answered once durable: the commit's latency
             except (NotSequencingError, PoolFullError, StorageError) as exc:
                 done.refused.append(type(exc).__name__)
             else:
-                done.took([entry.index for entry in placed])
+                done.took([entry.index for entry in placed], sent, scheduled)
 
     await asyncio.gather(*(client() for _ in range(IN_FLIGHT)))
     done.seconds = time.perf_counter() - started

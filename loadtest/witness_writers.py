@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from loadtest.quantiles import percentile
+
 TURN = 0.0002  # seconds between two commits of one process
 
 
@@ -55,10 +57,10 @@ def measure(directory: Path, use_flock: bool, seconds: float) -> tuple[float, fl
     writers = [context.Process(target=_writer, args=(path, use_flock, seconds, row, results)) for row in (0, 1)]
     for writer in writers:
         writer.start()
-    waits = sorted(wait for _ in writers for wait in results.get())
+    waits = [wait for _ in writers for wait in results.get()]
     for writer in writers:
         writer.join()
-    p50, p99, longest = (waits[int(q * (len(waits) - 1))] * 1000 for q in (0.5, 0.99, 1.0))
+    p50, p99, longest = (percentile(waits, q) * 1000 for q in (0.5, 0.99, 1.0))
     return len(waits) / seconds, p50, p99, longest
 
 

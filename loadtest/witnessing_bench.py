@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from loadtest.localproc import free_port, log_identity
+from loadtest.quantiles import percentile
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.keys import Ed25519Signer, parse_signer_key
 from tlogcore.note import parse_note
@@ -96,11 +97,6 @@ def measure(url: str, data: Path, rounds: int, cosignatures: int) -> list[float]
                     break
                 time.sleep(POLL)
     return added
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run(tmp: Path, rounds: int, witnesses: int) -> list[float]:

@@ -65,6 +65,17 @@ def test_a_small_keep_up_run_sequences_all_it_reports_and_the_index_covers_it(
     assert figures.samples.direct and all(lag >= 0 for _, lag in figures.samples.direct)
     lines = figures.report("sqlite")
     assert any("achieved" in line for line in lines) and any("lag, direct" in line for line in lines)
+    assert_answers_timed(fast, 4)
+    assert_answers_timed(slow, 1)  # the refused request has no answer time
+
+
+def assert_answers_timed(figures: status_keepup.Paced, requests: int) -> None:
+    """Each accepted request's answer time, from its send and from its scheduled send (which a late request was
+    sent after; a timer may wake a little early), and the report's line of their percentiles."""
+    answers = figures.done.answers
+    assert len(answers) == requests and all(0 < sent <= scheduled + 0.005 for sent, scheduled in answers)
+    line = f"answers, ms from the send / from the scheduled send ({requests:,} requests): p50 "
+    assert sum(line in text for text in figures.report("sqlite")) == 1
 
 
 def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(tmp_path: Path) -> None:
@@ -77,6 +88,8 @@ def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(
     assert not math.isnan(fast.settle_seconds) and not math.isnan(slow.settle_seconds)
     assert fast.samples.direct and all(lag >= 0 for _, lag in fast.samples.direct)
     assert any("no HTTP, no signature checks" in line for line in fast.report("sqlite"))
+    assert_answers_timed(fast, 4)  # the sequencer's answers: each batch once durable
+    assert_answers_timed(slow, 2)
     # the CPU split: the indexer's process did the indexing (its own CPU, beside this process's)
     assert fast.cpu_parts is not None and fast.cpu_parts[0] > 0 and fast.cpu_parts[2] > 0
     assert any("the indexer's process" in line for line in fast.report("sqlite"))
