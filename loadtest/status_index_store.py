@@ -16,8 +16,10 @@ its server's). Beside them, measured in the same run:
   - the Python alone (the same updates over page rows in a dict, no SQL), and under it the floor of this row
     layout in Python: the statements parsed, the pages read split, the pages written encoded and the SHA-256
     calls, redone alone (what any update logic over these rows pays before its own work).
-Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_page with its index.
-Prints figures; asserts nothing.
+Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_page with its index. On
+SQLite, the bytes an update writes: its page rows as stored, beside what SQLite wrote for it (this process's
+`write()` bytes, /proc/self/io `wchar`: the WAL, then its emptying into the file), which an update of random keys
+spreads over the file's pages. Prints figures; asserts nothing.
 """
 
 import argparse
@@ -25,7 +27,6 @@ import asyncio
 import hashlib
 import os
 import random
-import sqlite3
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.looppauses import LoopPauses
 from logserver.statusindexer import UpperLevels, document_entries
 from logserver.statuspages import PagedNodes, encoded
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
@@ -48,20 +50,6 @@ PHASES = ("parse", "read", "apply", "commit", "prune")
 ORIGIN = "bench.status.example"
 
 
-class LoopPauses:
-    """The longest time the event loop went without running a 5 ms ticker (the sequencer shares that loop)."""
-
-    def __init__(self) -> None:
-        self.longest = 0.0
-
-    async def run(self) -> None:
-        last = time.perf_counter()
-        while True:
-            await asyncio.sleep(0.005)
-            now = time.perf_counter()
-            self.longest, last = max(self.longest, now - last - 0.005), now
-
-
 @dataclass
 class Phases:
     wall: dict[str, float] = field(default_factory=lambda: dict.fromkeys(PHASES, 0.0))
@@ -70,6 +58,7 @@ class Phases:
     hashes: int = 0
     rows: int = 0
     pauses: LoopPauses = field(default_factory=LoopPauses)
+    file_writes: int = 0  # SQLite: bytes this process wrote, the WAL's emptying after each commit included
 
     async def timed(self, phase: str, work: Callable[[], Awaitable[Any]]) -> Any:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -92,10 +81,9 @@ def statements(count: int, first_time: int, rng: random.Random, signer: Ed25519S
 async def open_store(engine: str, directory: Path, dsn: str | None) -> Any:
     if engine == "postgresql" and dsn is not None:
         return await PostgresStatusStore.open(dsn, timeout=600.0)  # the preload is one COPY of millions of rows
-    path = directory / "index.db"
-    with sqlite3.connect(path) as db:
-        db.execute("PRAGMA journal_mode = WAL")  # as the log's own file is (logserver/sqlite.py)
-    return await SQLiteStatusStore.open(path)
+    # A new file, made as the server makes it (its page size is set before its WAL: 64 KiB; a file put in WAL mode
+    # first took SQLite's 4 KiB, and this benchmark measured those until the twenty-fifth round).
+    return await SQLiteStatusStore.open(directory / "index.db")
 
 
 async def preload(store: Any, size: int, rng: random.Random) -> IndexVersion:
@@ -141,11 +129,32 @@ async def run_updates(
         datas = statements(batch, 1_790_000_000 + head.size, rng, signer)
         counted = phases if step else Phases()
         ticker = asyncio.create_task(counted.pauses.run())
+        written = bytes_written()
         with paused_gc():  # as StatusIndexer.step
             head, last_writes = await one_update(store, upper, head, datas, counted, [previous] if previous else [])
         ticker.cancel()
+        if isinstance(store, SQLiteStatusStore):  # the WAL's emptying runs after the commit's answer: wait for it
+            await asyncio.get_running_loop().run_in_executor(store._write_thread, lambda: None)
+            counted.file_writes += bytes_written() - written
         previous = (head.size, last_writes)
     return head, phases, last_writes
+
+
+def bytes_written() -> int:
+    """Bytes this process has passed to write() and pwrite() (Linux: /proc/self/io `wchar`)."""
+    with open("/proc/self/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+
+
+def write_volume(batch: int, phases: Phases, updates: int, rows: list[tuple[bytes, bytes]]) -> str:
+    """SQLite: what one update wrote (its page rows as stored; what SQLite wrote for them), beside the file."""
+    row_bytes = sum(len(page) + len(data) for page, data in rows)
+    written = phases.file_writes / updates
+    return (
+        f"    bytes one update wrote: its {len(rows):,} page rows {row_bytes / 1e6:,.2f} MB "
+        f"({row_bytes / batch:,.0f} B per document); SQLite (its WAL, then emptied into the file) "
+        f"{written / 1e6:,.2f} MB ({written / batch:,.0f} B per document, {written / max(row_bytes, 1):.1f} x the rows)"
+    )
 
 
 async def written_rows(store: Any, version: int) -> list[tuple[bytes, bytes]]:
@@ -255,6 +264,13 @@ def layout_floor(memory: MemoryPages, phases: Phases) -> float:
     return (time.process_time() - began + phases.cpu["parse"]) / phases.documents
 
 
+def pages_of(store: Any) -> str:
+    """SQLite: the file's page size, as the server makes it (statusstore.PAGE_BYTES)."""
+    if not isinstance(store, SQLiteStatusStore):
+        return ""
+    return f", in SQLite pages of {store._reader.execute('PRAGMA page_size').fetchone()[0]:,} bytes"
+
+
 async def bytes_on_disk(store: Any, directory: Path) -> int:
     if isinstance(store, SQLiteStatusStore):
         store._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -309,7 +325,7 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                 took = time.perf_counter() - began
                 print(f"\nIndex of {size:,} documents in {engine} (built and stored in {took:.0f} s)")
                 on_disk = await bytes_on_disk(store, directory)
-                print(f"  bytes on disk per document: {on_disk / size:.1f} ({on_disk / 1e6:,.0f} MB)")
+                print(f"  bytes on disk per document: {on_disk / size:.1f} ({on_disk / 1e6:,.0f} MB{pages_of(store)})")
                 for batch in batches:
                     sha = sha256_ceiling()
                     server_before = server_cpu() if server_cpu else 0.0
@@ -317,6 +333,8 @@ async def measure(engine: str, sizes: list[int], batches: list[int], updates: in
                     server = server_cpu() - server_before if server_cpu else 0.0
                     alone = await storage_alone(store, head)
                     report(size, batch, phases, sha, alone, updates, engine == "sqlite")
+                    if engine == "sqlite":
+                        print(write_volume(batch, phases, updates, await written_rows(store, head.size)))
                     if server_cpu:
                         all_in(phases, server, batch)
                     python, floor = await python_alone(store, head, batch, updates, rng)

@@ -24,6 +24,7 @@ import httpx
 
 from loadtest.grow import Engine, Grower, PostgresEngine, grow_all, make_engine, signed, signing_pool
 from loadtest.log_bench import ServerProcess, entries_body, process_cpu_seconds
+from loadtest.looppauses import LoopPauses, StepTimes
 from loadtest.pgcluster import StatementCost
 from loadtest.quantiles import percentile
 from loadtest.schedwait import RunQueueWait
@@ -202,6 +203,8 @@ class Paced:
     waits: tuple[RunQueueWait, ...] = ()  # in-process: each party's ready work that waited for a core (schedwait.py)
     machine: dict[str, float] = field(default_factory=dict)  # in-process: the cores' seconds by state (schedwait.py)
     statements: list[StatementCost] = field(default_factory=list)  # in-process, pg_stat_statements loaded
+    pauses: LoopPauses | None = None  # in-process: the event loop the sequencer answers on (looppauses.py)
+    steps: StepTimes | None = None  # in-process: the sequencer's key guard and commit, each call timed
 
     def report(self, engine: str) -> list[str]:
         accepted = self.done.accepted
@@ -212,6 +215,8 @@ class Paced:
             f"  refused requests (not counted as submitted): {len(self.done.refused)}"
             + "".join(f"; {what} x{count}" for what, count in sorted(collections.Counter(self.done.refused).items())),
             self.done.answers_line(),
+            *([self.pauses.line()] if self.pauses is not None else []),
+            *([self.steps.line()] if self.steps is not None else []),
             f"  CPU per entry ({self.cpu_what}{', PostgreSQL' if engine == 'postgresql' else ''}; until the index "
             f"covers the last entry): {self.cpu_seconds / max(accepted, 1) * 1e6:,.0f} us"
             + self.loop_share()

@@ -23,6 +23,7 @@ import uvloop
 from loadtest.grow import Engine, PostgresEngine
 from loadtest.localproc import children
 from loadtest.log_bench import claim_database, process_cpu_seconds
+from loadtest.looppauses import LoopPauses, StepTimes
 from loadtest.pgcluster import StatementCost
 from loadtest.schedwait import RunQueueWait, machine_times, waited_between, waits_by_thread
 from loadtest.status_keepup import (
@@ -227,8 +228,13 @@ async def paced_phase(
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     waits, machine = party_waits(engine, indexer), machine_times()
     sampler = asyncio.create_task(sample_lag(sequencer, indexing, metrics, samples, started))
+    steps = sequencer_steps(sequencer)
+    pauses = LoopPauses()
+    ticker = asyncio.create_task(pauses.run())
     try:
         done = await paced_submit(sequencer, batches, rate)
+        await cancel_and_wait([ticker])  # the pauses while submissions were answered
+        unwatch(sequencer)
         settle = await covered(sequencer, indexer, done.end, SETTLE_LIMIT)
         # until the index covers the last entry: its indexing counts
         parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexing), parts, strict=True))
@@ -239,6 +245,27 @@ async def paced_phase(
         waited = tuple(waited_between(*party) for party in zip(waits, party_waits(engine, indexer), strict=True))
         machine = {state: seconds - machine[state] for state, seconds in machine_times().items()}
     finally:
-        await cancel_and_wait([sampler])
+        await cancel_and_wait([sampler, ticker])
     cpu = (sum(parts), PROCESS_CPU, loop_cpu, parts, kinds)
-    return Paced(rate, done, samples, settle, *cpu, writes, waited, machine, statements)
+    return Paced(rate, done, samples, settle, *cpu, writes, waited, machine, statements, pauses, steps)
+
+
+SEQUENCER_STEPS = (  # (owner, method, name): what a batch's answer waits for after its signature, in order
+    ("key_guard", "before_publish", "key guard (the signed size, fsync'd)"),
+    ("storage", "commit_batch", "commit (fsync'd)"),
+    ("key_guard", "committed", "key guard (committed)"),
+)
+
+
+def sequencer_steps(sequencer: Sequencer) -> StepTimes:
+    """The sequencer's steps timed from now (looppauses.StepTimes), until `unwatch`."""
+    steps = StepTimes()
+    for owner, method, name in SEQUENCER_STEPS:
+        steps.watch(getattr(sequencer, owner), method, name)
+    return steps
+
+
+def unwatch(sequencer: Sequencer) -> None:
+    """The instances' own methods again (StepTimes.watch set them on the instances)."""
+    for owner, method, _ in SEQUENCER_STEPS:
+        vars(getattr(sequencer, owner)).pop(method, None)

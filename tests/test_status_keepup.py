@@ -90,6 +90,13 @@ def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(
     assert any("no HTTP, no signature checks" in line for line in fast.report("sqlite"))
     assert_answers_timed(fast, 4)  # the sequencer's answers: each batch once durable
     assert_answers_timed(slow, 2)
+    assert fast.pauses is not None and fast.pauses.longest > 0  # the loop the sequencer answers on, watched
+    assert sum("the event loop's pauses" in line for line in fast.report("sqlite")) == 1
+    # the sequencer's steps, each call timed: a key-guard record before and after every commit; then unwatched
+    steps = fast.steps.seconds if fast.steps is not None else {}
+    assert [len(calls) > 0 for calls in steps.values()] == [True, True, True]
+    assert len(set(map(len, steps.values()))) == 1  # as many records as commits
+    assert sum("the sequencer's steps, ms: key guard" in line for line in fast.report("sqlite")) == 1
     # the CPU split: the indexer's process did the indexing (its own CPU, beside this process's)
     assert fast.cpu_parts is not None and fast.cpu_parts[0] > 0 and fast.cpu_parts[2] > 0
     assert any("the indexer's process" in line for line in fast.report("sqlite"))
