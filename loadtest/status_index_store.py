@@ -18,7 +18,7 @@ its server's). Beside them, measured in the same run:
     calls, redone alone (what any update logic over these rows pays before its own work).
 Bytes on disk per document: the SQLite file after a checkpoint, or PostgreSQL's status_page with its index. On
 SQLite, the bytes an update writes: its page rows as stored, beside what SQLite wrote for it (this process's
-`write()` bytes, /proc/self/io `wchar`: the WAL, then its emptying into the file), which an update of random keys
+`write()` bytes, /proc/self/io `wchar`: the WAL, then its copy into the file), which an update of random keys
 spreads over the file's pages. Prints figures; asserts nothing.
 """
 
@@ -58,7 +58,7 @@ class Phases:
     hashes: int = 0
     rows: int = 0
     pauses: LoopPauses = field(default_factory=LoopPauses)
-    file_writes: int = 0  # SQLite: bytes this process wrote, the WAL's emptying after each commit included
+    file_writes: int = 0  # SQLite: bytes this process wrote, the WAL copied into the file after each commit included
 
     async def timed(self, phase: str, work: Callable[[], Awaitable[Any]]) -> Any:
         wall, cpu = time.perf_counter(), time.process_time()
@@ -133,7 +133,7 @@ async def run_updates(
         with paused_gc():  # as StatusIndexer.step
             head, last_writes = await one_update(store, upper, head, datas, counted, [previous] if previous else [])
         ticker.cancel()
-        if isinstance(store, SQLiteStatusStore):  # the WAL's emptying runs after the commit's answer: wait for it
+        if isinstance(store, SQLiteStatusStore):  # the WAL's checkpoint runs after the commit's answer: wait for it
             await asyncio.get_running_loop().run_in_executor(store._write_thread, lambda: None)
             counted.file_writes += bytes_written() - written
         previous = (head.size, last_writes)
@@ -152,7 +152,7 @@ def write_volume(batch: int, phases: Phases, updates: int, rows: list[tuple[byte
     written = phases.file_writes / updates
     return (
         f"    bytes one update wrote: its {len(rows):,} page rows {row_bytes / 1e6:,.2f} MB "
-        f"({row_bytes / batch:,.0f} B per document); SQLite (its WAL, then emptied into the file) "
+        f"({row_bytes / batch:,.0f} B per document); SQLite (its WAL, then copied into the file) "
         f"{written / 1e6:,.2f} MB ({written / batch:,.0f} B per document, {written / max(row_bytes, 1):.1f} x the rows)"
     )
 

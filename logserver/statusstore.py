@@ -259,7 +259,7 @@ class SQLiteStatusStore:
         starts at the WAL's beginning, so it holds one write and the rows recorded since. Not TRUNCATE: the WAL
         keeps its blocks (about the file's size), where emptying it to 0 made each update allocate them again, and
         every fsync on the disk (the key guard's, before each commit of the log) then waited for those new blocks'
-        data (ext4's ordered mode): its p99 149 against 243-277 ms at 10,000 entries/s (§11 "Twenty-fifth round")."""
+        data (ext4's ordered mode): its p99 149-157 against 243-277 ms at 10,000/s (§11 "Twenty-fifth round")."""
         try:
             write_wait_ms = int(self._writer.execute("PRAGMA busy_timeout").fetchone()[0])
             self._writer.execute(f"PRAGMA busy_timeout = {WAL_WAIT_MS}")

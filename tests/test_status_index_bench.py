@@ -34,6 +34,6 @@ def test_the_benchmark_runs_the_indexers_loop_through_sqlite() -> None:
     assert "ceiling: the indexer's Python alone" in out
     assert "rows (pages of 4 levels) written per document" in out
     assert "in SQLite pages of 65,536 bytes)" in out  # as the server makes the file (4,096 before: WAL set first)
-    (volume,) = re.findall(r"page rows ([\d.]+) MB .*; SQLite \(its WAL, then emptied into the file\) ([\d.]+) MB", out)
+    (volume,) = re.findall(r"page rows ([\d.]+) MB .*; SQLite \(its WAL, then copied into the file\) ([\d.]+) MB", out)
     rows, written = (float(figure) for figure in volume)
     assert rows > 0 and written >= 2 * rows  # each row's page goes to the WAL, then into the file
