@@ -37,15 +37,17 @@ class LoopPauses:
 
 @dataclass
 class StepTimes:
-    """Each call's wall time of some awaited steps of one object, by step name: `watch` wraps the instance's bound
-    method (the class is untouched), so a benchmark sees where the sequencer's answer waits (its key guard's fsyncs,
-    its commit)."""
+    """Each call's wall time of some awaited steps, by step name: `watch` wraps an instance's bound method (on the
+    instance: its class is untouched) until `unwatch`, so a benchmark sees where the sequencer's answer waits (its key
+    guard's fsyncs, its commit)."""
 
     seconds: dict[str, list[float]] = field(default_factory=dict)
+    _watched: list[tuple[object, str]] = field(default_factory=list)
 
     def watch(self, owner: object, method: str, name: str) -> None:
         real = getattr(owner, method)
         calls = self.seconds.setdefault(name, [])
+        self._watched.append((owner, method))
 
         async def timed(*args: object, **kwargs: object) -> object:
             started = time.perf_counter()
@@ -55,6 +57,12 @@ class StepTimes:
                 calls.append(time.perf_counter() - started)
 
         setattr(owner, method, timed)
+
+    def unwatch(self) -> None:
+        """The instances' own methods again (no more calls timed); twice is harmless."""
+        for owner, method in self._watched:
+            vars(owner).pop(method, None)
+        self._watched.clear()
 
     def line(self) -> str:
         figures = "; ".join(

@@ -233,8 +233,8 @@ async def paced_phase(
     ticker = asyncio.create_task(pauses.run())
     try:
         done = await paced_submit(sequencer, batches, rate)
-        await cancel_and_wait([ticker])  # the pauses while submissions were answered
-        unwatch(sequencer)
+        await cancel_and_wait([ticker])  # the pauses and the steps while submissions were answered
+        steps.unwatch()
         settle = await covered(sequencer, indexer, done.end, SETTLE_LIMIT)
         # until the index covers the last entry: its indexing counts
         parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexing), parts, strict=True))
@@ -245,6 +245,7 @@ async def paced_phase(
         waited = tuple(waited_between(*party) for party in zip(waits, party_waits(engine, indexer), strict=True))
         machine = {state: seconds - machine[state] for state, seconds in machine_times().items()}
     finally:
+        steps.unwatch()
         await cancel_and_wait([sampler, ticker])
     cpu = (sum(parts), PROCESS_CPU, loop_cpu, parts, kinds)
     return Paced(rate, done, samples, settle, *cpu, writes, waited, machine, statements, pauses, steps)
@@ -258,14 +259,8 @@ SEQUENCER_STEPS = (  # (owner, method, name): what a batch's answer waits for af
 
 
 def sequencer_steps(sequencer: Sequencer) -> StepTimes:
-    """The sequencer's steps timed from now (looppauses.StepTimes), until `unwatch`."""
+    """The sequencer's steps timed from now (looppauses.StepTimes), until the steps' `unwatch`."""
     steps = StepTimes()
     for owner, method, name in SEQUENCER_STEPS:
         steps.watch(getattr(sequencer, owner), method, name)
     return steps
-
-
-def unwatch(sequencer: Sequencer) -> None:
-    """The instances' own methods again (StepTimes.watch set them on the instances)."""
-    for owner, method, _ in SEQUENCER_STEPS:
-        vars(getattr(sequencer, owner)).pop(method, None)
