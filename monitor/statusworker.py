@@ -19,11 +19,11 @@ CollectorAtRest, as in the log's indexer process): a full collection when a roun
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from monitor.processes import exit_with
 from monitor.state import StateError
@@ -107,9 +107,7 @@ class StatusRunner:
     ) -> "asyncio.Future[list[Finding]]":
         """The chunk's findings: computed now in this process, or in the status process while the caller goes on."""
         if self.executor is not None:
-            return asyncio.wrap_future(
-                self.executor.submit(audit_chunk, self.state, self.origin, items, span, registry_keys)
-            )
+            return in_status_process(self.executor, audit_chunk, self.state, self.origin, items, span, registry_keys)
         future: asyncio.Future[list[Finding]] = asyncio.get_running_loop().create_future()
         try:
             future.set_result(audit_chunk(self.state, self.origin, items, span, registry_keys))
@@ -121,9 +119,7 @@ class StatusRunner:
         """True when the index covered fewer than `audited` entries and was emptied, to be rebuilt from entry 0."""
         if self.executor is None:
             return start_over_if_behind(self.state, self.origin, audited)
-        return await answer_of(
-            asyncio.wrap_future(self.executor.submit(start_over_if_behind, self.state, self.origin, audited))
-        )
+        return await answer_of(in_status_process(self.executor, start_over_if_behind, self.state, self.origin, audited))
 
     async def close(self) -> None:
         """Close the index for this round (its connection, and the memory copy of the top of the tree)."""
@@ -132,6 +128,18 @@ class StatusRunner:
             return
         with contextlib.suppress(BrokenProcessPool):  # the process is gone, and its connection with it
             await asyncio.wrap_future(self.executor.submit(close_index, self.state, self.origin))
+
+
+def in_status_process(executor: Executor, work: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
+    """`work(*args)` in the status process. A pool that already knows its process died refuses the call itself
+    (BrokenProcessPool from `submit`, not from the future): that is the same failure, answered the same way, as a
+    future failed with it (`answer_of`), not a traceback out of the round."""
+    try:
+        return asyncio.wrap_future(executor.submit(work, *args))
+    except BrokenProcessPool as exc:
+        refused: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        refused.set_exception(exc)
+        return refused
 
 
 async def findings_of(future: "asyncio.Future[list[Finding]]") -> list[Finding]:

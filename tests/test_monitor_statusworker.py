@@ -9,6 +9,7 @@ import os
 import signal
 import sqlite3
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,33 @@ def test_a_status_process_that_dies_is_a_state_error(tmp_path: Path) -> None:
         with pytest.raises(StateError, match="status index process stopped"):
             asyncio.run(one_chunk())
     close_index(str(tmp_path / "state.db"), ORIGIN)
+
+
+def test_a_status_process_known_dead_refuses_the_next_call_as_a_state_error(tmp_path: Path) -> None:
+    """Once the pool has noticed its process died, `submit` itself raises BrokenProcessPool instead of returning a
+    future that fails with it. That escaped as a traceback (CI, twenty-fifth round, in the test above: a race on
+    when the pool notices); it is the same failure, the state's error."""
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(1, mp_context=context) as executor:
+        os.kill(executor.submit(os.getpid).result(), signal.SIGKILL)
+        with pytest.raises(BrokenProcessPool):
+            executor.submit(os.getpid).result(timeout=30)  # the pool has noticed: its next submit raises itself
+        with pytest.raises(BrokenProcessPool):
+            executor.submit(os.getpid)
+
+        async def calls() -> list[str]:
+            runner, failures = StatusRunner(tmp_path / "state.db", ORIGIN, executor), []
+            for call in (
+                lambda: findings_of(runner.submit(items(0, 10), (0, 10), frozenset())),
+                lambda: runner.start_over_if_behind(10),
+            ):
+                with pytest.raises(StateError, match="status index process stopped") as failed:
+                    await call()
+                failures.append(str(failed.value))
+            await runner.close()  # a dead process is closed without an error
+            return failures
+
+        assert len(asyncio.run(calls())) == 2
 
 
 def test_a_chunk_audited_again_after_a_crash_finds_what_it_found_before(tmp_path: Path) -> None:
