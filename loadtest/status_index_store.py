@@ -147,7 +147,7 @@ def bytes_written() -> int:
 
 
 def write_volume(batch: int, phases: Phases, updates: int, rows: list[tuple[bytes, bytes]]) -> str:
-    """SQLite: what one update wrote (its page rows as stored; what SQLite wrote for them), beside the file."""
+    """SQLite: what one update wrote (its page rows as stored; what SQLite wrote for them, its WAL and the copy)."""
     row_bytes = sum(len(page) + len(data) for page, data in rows)
     written = phases.file_writes / updates
     return (

@@ -127,7 +127,7 @@ class StatusRunner:
             close_index(self.state, self.origin)
             return
         with contextlib.suppress(BrokenProcessPool):  # the process is gone, and its connection with it
-            await asyncio.wrap_future(self.executor.submit(close_index, self.state, self.origin))
+            await in_status_process(self.executor, close_index, self.state, self.origin)
 
 
 def in_status_process(executor: Executor, work: Callable[..., T], *args: Any) -> "asyncio.Future[T]":
