@@ -21,6 +21,13 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def bytes_written(pid: int | str = "self") -> int:
+    """Bytes a process has passed to write() and pwrite() so far, to files and pipes alike (Linux: /proc/<pid>/io
+    `wchar`); OSError once it is gone."""
+    with open(f"/proc/{pid}/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
     with socket.socket() as sock:

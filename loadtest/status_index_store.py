@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadtest.localproc import bytes_written
 from loadtest.looppauses import LoopPauses
 from logserver.statusindexer import UpperLevels, document_entries
 from logserver.statuspages import PagedNodes, encoded
@@ -138,12 +139,6 @@ async def run_updates(
             counted.file_writes += bytes_written() - written
         previous = (head.size, last_writes)
     return head, phases, last_writes
-
-
-def bytes_written() -> int:
-    """Bytes this process has passed to write() and pwrite() (Linux: /proc/self/io `wchar`)."""
-    with open("/proc/self/io") as io:
-        return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
 
 
 def write_volume(batch: int, phases: Phases, updates: int, rows: list[tuple[bytes, bytes]]) -> str:

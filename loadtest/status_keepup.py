@@ -38,6 +38,7 @@ SETTLE_LIMIT = 300.0  # seconds the indexer gets to cover the timed phase's last
 LAG = re.compile(rb"^tlog_status_index_lag_entries (\d+)$", re.M)
 NEVER_LOGGED = "00" * 32  # a document no statement names: its answer carries the served index root's size
 STATUS_SETTINGS = "[status_index]\nindex_interval_ms = 100\n"
+SQLITE_WRITERS = ("the indexer's processes", "this process")  # status_keepup_inprocess.database_writes
 PARTIES = ("this process", "the database server", "the indexer's processes (its own and its shards')")
 SERVER_CPU = "the server process; its children (signature workers, the status indexer) not counted"
 Phase = tuple[float, list[list[Submission]]]  # entries/s asked, and the batches to submit at that rate
@@ -199,7 +200,7 @@ class Paced:
     loop_cpu_seconds: float | None = None  # of it, the event loop's thread (in-process: one core at most)
     cpu_parts: tuple[float, ...] | None = None  # in-process: this process, the database server, the indexer's
     database_kinds: dict[str, float] = field(default_factory=dict)  # in-process: PostgreSQL's CPU by kind
-    database_writes: dict[str, int] = field(default_factory=dict)  # in-process: what PostgreSQL wrote (pgcluster)
+    database_writes: dict[str, int] = field(default_factory=dict)  # in-process: what the database wrote
     waits: tuple[RunQueueWait, ...] = ()  # in-process: each party's ready work that waited for a core (schedwait.py)
     machine: dict[str, float] = field(default_factory=dict)  # in-process: the cores' seconds by state (schedwait.py)
     statements: list[StatementCost] = field(default_factory=list)  # in-process, pg_stat_statements loaded
@@ -254,10 +255,13 @@ class Paced:
         return [f"    of the database server's: {shares}"]
 
     def writes_share(self) -> list[str]:
-        """What PostgreSQL wrote per entry (in-process runs on PostgreSQL): bytes that pass through the page cache."""
+        """What the database wrote per entry (in-process runs): bytes that pass through the page cache."""
         if not self.database_writes:
             return []
         per = {what: count / max(self.done.accepted, 1) for what, count in self.database_writes.items()}
+        if "wal" not in per:  # SQLite: what each party passed to write()
+            parties = ", ".join(f"{who} {per[who]:,.0f} B" for who in SQLITE_WRITERS)
+            return [f"    SQLite's writes per entry (bytes passed to write(), /proc/<pid>/io wchar): {parties}"]
         writers = ("by backends", "by the checkpointer", "by the bgwriter")
         pages = ", ".join(f"{who} {per[who]:,.0f} B" for who in writers)
         return [

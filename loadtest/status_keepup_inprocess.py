@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import uvloop
 
 from loadtest.grow import Engine, PostgresEngine
-from loadtest.localproc import children
+from loadtest.localproc import bytes_written, children
 from loadtest.log_bench import claim_database, process_cpu_seconds
 from loadtest.looppauses import LoopPauses, StepTimes
 from loadtest.pgcluster import StatementCost
@@ -73,11 +73,13 @@ class IndexingCpu:
 
     indexer: IndexerProcess | None
     seen: dict[int, float] = field(default_factory=dict)  # each process's CPU seconds when last sampled
+    written: dict[int, int] = field(default_factory=dict)  # and its bytes passed to write() (SQLite's index file)
 
     def sample(self) -> float:
         for pid in indexer_processes(self.indexer):
             with contextlib.suppress(OSError):  # gone meanwhile
                 self.seen[pid] = process_cpu_seconds(pid)
+                self.written[pid] = bytes_written(pid)
         return sum(self.seen.values())
 
 
@@ -100,10 +102,12 @@ def database_cpu(engine: Engine) -> dict[str, float]:
     return cluster.cpu_by_kind() if cluster is not None else {}
 
 
-def database_writes(engine: Engine) -> dict[str, int]:
-    """PostgreSQL's bytes written so far (pgcluster.PgCluster.write_counters); {} for SQLite."""
+def database_writes(engine: Engine, indexing: IndexingCpu) -> dict[str, int]:
+    """PostgreSQL's bytes written so far (pgcluster.PgCluster.write_counters); on SQLite, the bytes passed to
+    write() by the indexer's processes (the index file: its WAL, then the copy into the file) as last sampled, and by
+    this process (the log's file and its WAL, the key guard's record)."""
     if not isinstance(engine, PostgresEngine):
-        return {}
+        return {"the indexer's processes": sum(indexing.written.values()), "this process": bytes_written()}
     return engine.cluster.write_counters(engine.database)
 
 
@@ -223,7 +227,7 @@ async def paced_phase(
 ) -> Paced:
     samples, started, indexing = Samples(), time.perf_counter(), IndexingCpu(indexer)
     parts: tuple[float, ...] = cpu_parts(engine, indexing)
-    kinds, writes = database_cpu(engine), database_writes(engine)
+    kinds, writes = database_cpu(engine), database_writes(engine, indexing)
     await asyncio.to_thread(reset_statements, engine)
     loop_cpu = time.thread_time()  # this coroutine runs on the event loop's thread
     waits, machine = party_waits(engine, indexer), machine_times()
@@ -239,7 +243,8 @@ async def paced_phase(
         # until the index covers the last entry: its indexing counts
         parts = tuple(after - before for after, before in zip(cpu_parts(engine, indexing), parts, strict=True))
         kinds = {kind: cpu - kinds.get(kind, 0.0) for kind, cpu in database_cpu(engine).items()}
-        writes = {what: count - writes[what] for what, count in database_writes(engine).items() if what in writes}
+        written = database_writes(engine, indexing)
+        writes = {what: count - writes[what] for what, count in written.items() if what in writes}
         statements = await asyncio.to_thread(top_statements, engine)
         loop_cpu = time.thread_time() - loop_cpu
         waited = tuple(waited_between(*party) for party in zip(waits, party_waits(engine, indexer), strict=True))

@@ -104,6 +104,11 @@ def test_the_in_process_intake_sequences_all_it_reports_and_the_index_covers_it(
     assert len(fast.waits) == 3 and fast.waits[1] == RunQueueWait() and fast.waits[2].waited >= 0
     assert any("ready but waiting for a core" in line for line in fast.report("sqlite"))
     assert fast.machine["user"] > 0 and any("the machine's cores" in line for line in fast.report("sqlite"))
+    # what each SQLite writer passed to write(): the index's rows (a page row is tens of bytes at least, per entry)
+    # and the log's entries (each entry's bytes are written at least once into the log's WAL)
+    written = fast.database_writes
+    assert written["the indexer's processes"] > 4 * BATCH * 32 and written["this process"] > 4 * BATCH * 100
+    assert sum(line.startswith("    SQLite's writes per entry") for line in fast.report("sqlite")) == 1
 
 
 def test_on_postgresql_the_in_process_intake_reports_what_the_database_wrote_after_a_checkpoint(
