@@ -51,6 +51,9 @@ BENCHES = [
         ("--documents", "1e5", "--updates", "5", "--batch", "2000", "--rounds", "1"),
         ("--rounds", "2"),
     ),  # PostgreSQL per index update, four layouts of its rows (issue 19)
+    Bench(
+        "sqlite_layout_bench", ("--documents", "1e5", "--updates", "5", "--batch", "2000"), ()
+    ),  # SQLite: what an index update writes, two layouts of its rows (issue 19)
     Bench("qr_sizes", ()),
 ]
 NOT_IN_THE_SET = {

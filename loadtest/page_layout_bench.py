@@ -283,22 +283,33 @@ async def run_layout(cluster: PgCluster, layout: Layout, work: Workload, batch: 
         await db.close()
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_workload_arguments(parser: argparse.ArgumentParser, updates: int, rounds: int) -> None:
+    """The workload's options, shared with sqlite_layout_bench."""
     parser.add_argument("--documents", type=float, default=1e6, help="documents indexed before the updates")
-    parser.add_argument("--updates", type=int, default=30, help="updates timed per layout")
+    parser.add_argument("--updates", type=int, default=updates, help="updates timed per layout")
     parser.add_argument("--batch", type=int, default=10_000, help="documents per update")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds, each running both layouts")
-    parser.add_argument("--pg-settings", type=parse_settings, default={}, help="e.g. shared_buffers=4GB")
-    args = parser.parse_args(argv)
+    parser.add_argument("--rounds", type=int, default=rounds, help="rounds, each running every layout")
+
+
+def built_workload(args: argparse.Namespace) -> tuple[Workload, str]:
+    """The workload of these options, and a line saying what it is and how long it took to build."""
     started = time.perf_counter()
     work = build_workload(int(args.documents), args.updates, args.batch)
     rows = sum(len(r) for r in work.updates)
-    print(
-        f"page layouts: {len(work.preload):,} pages for {int(args.documents):,} documents, then {args.updates} updates "
-        f"of {args.batch:,} documents ({rows / (args.updates * args.batch):.2f} page rows per document) built in "
-        f"{time.perf_counter() - started:.0f} s; cores {os.cpu_count()}; settings {args.pg_settings or 'default'}"
+    return work, (
+        f"{len(work.preload):,} pages for {int(args.documents):,} documents, then {args.updates} updates of "
+        f"{args.batch:,} documents ({rows / (args.updates * args.batch):.2f} page rows per document) built in "
+        f"{time.perf_counter() - started:.0f} s; cores {os.cpu_count()}"
     )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_workload_arguments(parser, updates=30, rounds=2)
+    parser.add_argument("--pg-settings", type=parse_settings, default={}, help="e.g. shared_buffers=4GB")
+    args = parser.parse_args(argv)
+    work, built = built_workload(args)
+    print(f"page layouts: {built}; settings {args.pg_settings or 'default'}")
     biggest = max(len(data) for rows in work.bucket_updates for _, data in rows)
     print(f"  the biggest bucket row written: {biggest:,} B")
     print(

@@ -1,0 +1,204 @@
+"""What one update of SQLite's status index writes under two layouts of its page rows: the one in use and rows
+appended in the order written (docs/status-proofs.md §11 "Twenty-sixth round").
+
+    .venv/bin/python -m loadtest.sqlite_layout_bench [--documents 1000000] [--updates 40] [--batch 10000] [--rounds 1]
+
+Why: at 10,000 entries/s the indexer's processes passed about 55-60 KB per entry to write(), each update about the
+index file twice (its WAL, then the copy into the file): the keys are random, so an update of a few tens of
+thousands of rows dirties nearly every page of the file (§11 "Twenty-sixth round"). Before building another layout,
+this measures the prize on the same rows.
+
+The rows are real: page_layout_bench.build_workload (tlogcore's PageUpdate, not timed). Each layout gets a new file
+made as the server makes it (64 KiB pages, WAL, synchronous FULL, the store's cache and spill bounds), the index's
+pages loaded at version 0 (not timed); then each update runs in one transaction, followed by the WAL started over
+(RESTART, as `_restart_wal`), then the read an update makes of the next update's pages at the version before:
+
+- `versioned` (in use, logserver/statusstore.py): `status_page(page, version, data)` WITHOUT ROWID; an update
+  inserts its rows and deletes the rows that GRACE updates earlier superseded (`page = ? AND version < v`).
+- `appended`: `status_row(seq INTEGER PRIMARY KEY, page, version, data)` and an index on (page, version): an update
+  appends its rows at the end of the table; superseded rows are not deleted one by one but by compaction: while
+  the table holds more than SPACE times the live pages' rows, its oldest `batch`-worth of rows is taken, the rows
+  still read (no newer row of their page at or below the version due) appended again, and the range deleted.
+
+Printed per layout and round: bytes passed to write() per update (/proc/self/io `wchar`: the WAL and its copy
+into the file) and their ratio to the update's rows, CPU per update, the file at the end, a read's time per page.
+Both layouts must read the same rows (checked); asserts nothing else.
+"""
+
+import argparse
+import contextlib
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtest.localproc import bytes_written
+from loadtest.page_layout_bench import GRACE, Row, Workload, add_workload_arguments, built_workload
+from logserver.statusstore import CACHE_BYTES, PAGE_BYTES, SPILL_BYTES
+
+SPACE = 1.5  # `appended`: the table's rows at most this many times the live pages' (the rest awaits compaction)
+CHUNK = 400  # page ids per read statement (as SQLiteStatusStore)
+
+
+def open_file(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None)
+    for pragma in (f"page_size = {PAGE_BYTES}", "journal_mode = WAL", "synchronous = FULL",
+                   f"cache_size = {-CACHE_BYTES // 1024}", f"cache_spill = {SPILL_BYTES // PAGE_BYTES}",
+                   "wal_autocheckpoint = 0"):  # fmt: skip
+        db.execute(f"PRAGMA {pragma}")
+    return db
+
+
+class Versioned:
+    name = "versioned (in use)"
+    TABLE = "status_page"
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db, self.written = db, dict[int, list[bytes]]()
+        db.execute(
+            "CREATE TABLE status_page (page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, "
+            "PRIMARY KEY (page, version)) WITHOUT ROWID"
+        )
+
+    def load(self, rows: Sequence[Row]) -> None:
+        self.db.executemany("INSERT INTO status_page VALUES (?, 0, ?)", rows)
+
+    def update(self, version: int, rows: Sequence[Row], due: int | None) -> None:
+        self.written[version] = [page for page, _ in rows]
+        self.db.executemany("INSERT INTO status_page VALUES (?, ?, ?)", [(p, version, d) for p, d in rows])
+        if due is not None:
+            self.db.executemany(
+                "DELETE FROM status_page WHERE page = ? AND version < ?", [(p, due) for p in self.written.pop(due)]
+            )
+
+
+class Appended:
+    name = "appended, compacted"
+    TABLE = "status_row"
+    COPY_LIVE = (  # the oldest rows below `high` that a read at `due` or later may still take
+        "INSERT INTO status_row (page, version, data) SELECT r.page, r.version, r.data FROM status_row r "
+        "WHERE r.seq < ? AND NOT EXISTS (SELECT 1 FROM status_row n WHERE n.page = r.page AND n.version > r.version "
+        "AND n.version <= ?) ORDER BY r.seq"
+    )
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db, self.pages, self.rows, self.batch = db, set[bytes](), 0, 1
+        db.execute(
+            "CREATE TABLE status_row (seq INTEGER PRIMARY KEY, page BLOB NOT NULL, version INTEGER NOT NULL, "
+            "data BLOB NOT NULL)"
+        )
+        db.execute("CREATE INDEX status_row_page ON status_row (page, version)")
+
+    def load(self, rows: Sequence[Row]) -> None:
+        self.db.executemany("INSERT INTO status_row (page, version, data) VALUES (?, 0, ?)", rows)
+        self.pages, self.rows = {page for page, _ in rows}, len(rows)
+
+    def update(self, version: int, rows: Sequence[Row], due: int | None) -> None:
+        self.db.executemany(
+            "INSERT INTO status_row (page, version, data) VALUES (?, ?, ?)", [(p, version, d) for p, d in rows]
+        )
+        self.rows += len(rows)
+        self.pages.update(page for page, _ in rows)
+        self.batch = max(self.batch, len(rows))
+        while due is not None and self.rows > SPACE * len(self.pages):
+            (low,) = self.db.execute("SELECT min(seq) FROM status_row").fetchone()
+            high = low + self.batch
+            copied = self.db.execute(self.COPY_LIVE, (high, due)).rowcount
+            deleted = self.db.execute("DELETE FROM status_row WHERE seq < ?", (high,)).rowcount
+            self.rows += copied - deleted
+            if copied >= deleted:  # every row of the oldest is still read: the rest waits for later updates
+                break
+
+
+def read(db: sqlite3.Connection, table: str, ids: list[bytes], version: int) -> dict[bytes, bytes]:
+    """The rows of these ids as of `version` (SQLiteStatusStore's read: the bare columns of the MAX row)."""
+    found = {}
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        sql = (
+            f"SELECT page, data, MAX(version) FROM {table} WHERE page IN ({','.join('?' * len(chunk))}) "
+            "AND version <= ? GROUP BY page"
+        )
+        found.update({bytes(page): bytes(data) for page, data, _ in db.execute(sql, [*chunk, version])})
+    return found
+
+
+@dataclass
+class Figures:
+    written: int = 0  # bytes passed to write() over the updates (their WALs and checkpoints)
+    cpu: float = 0.0
+    read_seconds: float = 0.0
+    pages_read: int = 0
+    file_bytes: int = 0
+    row_bytes: int = 0
+
+    def line(self, layout: str, number: int, updates: int) -> str:
+        return (
+            f"| {layout} | {number} | {self.written / updates / 1e6:,.1f} | {self.written / self.row_bytes:.1f} "
+            f"| {self.cpu / updates * 1e3:,.0f} | {self.file_bytes / 1e6:,.0f} "
+            f"| {self.read_seconds / max(self.pages_read, 1) * 1e6:.1f} |"
+        )
+
+
+def run_layout(
+    kind: type[Versioned] | type[Appended], work: Workload, batch: int
+) -> tuple[Figures, dict[bytes, bytes]]:
+    with tempfile.TemporaryDirectory(prefix="sqlite-layout-") as scratch:
+        path = Path(scratch) / "index.db"
+        db = open_file(path)
+        layout = kind(db)
+        db.execute("BEGIN")
+        layout.load(work.preload)
+        db.execute("COMMIT")
+        db.execute("PRAGMA wal_checkpoint(RESTART)")
+        figures, reads, versions = Figures(), dict[bytes, bytes](), list[int]()
+        for number, rows in enumerate(work.updates):
+            version = (number + 1) * batch
+            versions.append(version)
+            due = versions[-1 - GRACE] if len(versions) > GRACE else None
+            written, cpu = bytes_written(), time.process_time()
+            db.execute("BEGIN")
+            layout.update(version, rows, due)
+            db.execute("COMMIT")
+            db.execute("PRAGMA wal_checkpoint(RESTART)")
+            figures.written += bytes_written() - written
+            figures.cpu += time.process_time() - cpu
+            figures.row_bytes += sum(len(page) + len(data) for page, data in rows)
+            following = work.updates[number + 1] if number + 1 < len(work.updates) else rows
+            started = time.perf_counter()
+            reads = read(db, layout.TABLE, [page for page, _ in following], version - batch)
+            figures.read_seconds += time.perf_counter() - started
+            figures.pages_read += len(following)
+        figures.file_bytes = path.stat().st_size
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
+        return figures, reads
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_workload_arguments(parser, updates=40, rounds=1)
+    args = parser.parse_args(argv)
+    work, built = built_workload(args)
+    print(f"SQLite page layouts: {built}; SQLite {sqlite3.sqlite_version}")
+    print(
+        "\n| layout | round | MB passed to write() per update | times its rows | CPU ms per update | file MB at the "
+        "end | a read's µs per page |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for number in range(args.rounds):
+        answers = []
+        for kind in (Versioned, Appended):
+            figures, reads = run_layout(kind, work, args.batch)
+            answers.append(reads)
+            print(figures.line(kind.name, number, args.updates), flush=True)
+        if answers[0] != answers[1]:
+            raise SystemExit("the layouts read different rows: the appended layout is wrong")
+    print(f"\nload average now {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
