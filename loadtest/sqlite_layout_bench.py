@@ -9,7 +9,7 @@ thousands of rows dirties nearly every page of the file (§11 "Twenty-sixth roun
 this measures the prize on the same rows.
 
 The rows are real: page_layout_bench.build_workload (tlogcore's PageUpdate, not timed). Each layout gets a new file
-made as the server makes it (64 KiB pages, WAL, synchronous FULL, the store's cache and spill bounds), the index's
+made as the server makes it (64 KiB pages, WAL, synchronous FULL, the store writer's cache), the index's
 pages loaded at version 0 (not timed); then each update runs in one transaction, followed by the WAL started over
 (RESTART, as `_restart_wal`), then the read an update makes of the next update's pages at the version before:
 
@@ -37,7 +37,7 @@ from pathlib import Path
 
 from loadtest.localproc import bytes_written
 from loadtest.page_layout_bench import GRACE, Row, Workload, add_workload_arguments, built_workload
-from logserver.statusstore import CACHE_BYTES, PAGE_BYTES, SPILL_BYTES
+from logserver.statusstore import PAGE_BYTES, WRITER_CACHE_BYTES
 
 SPACE = 1.5  # `appended`: the table's rows at most this many times the live pages' (the rest awaits compaction)
 CHUNK = 400  # page ids per read statement (as SQLiteStatusStore)
@@ -46,7 +46,7 @@ CHUNK = 400  # page ids per read statement (as SQLiteStatusStore)
 def open_file(path: Path) -> sqlite3.Connection:
     db = sqlite3.connect(path, isolation_level=None)
     for pragma in (f"page_size = {PAGE_BYTES}", "journal_mode = WAL", "synchronous = FULL",
-                   f"cache_size = {-CACHE_BYTES // 1024}", f"cache_spill = {SPILL_BYTES // PAGE_BYTES}",
+                   f"cache_size = {-WRITER_CACHE_BYTES // 1024}",
                    "wal_autocheckpoint = 0"):  # fmt: skip
         db.execute(f"PRAGMA {pragma}")
     return db

@@ -81,17 +81,18 @@ INDEXER_TIMEOUT = 60.0
 UPPER_PAGES = 2**17  # the pages read_upper reads at most: 2^16 pages start at depth 16, fewer above (UPPER_DEPTH 19)
 PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
 PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)  # a call's failures, worded
-CACHE_BYTES = 256 * 1024 * 1024  # page cache of each SQLite connection (bounded; the index is ~200 B per document)
+CACHE_BYTES = 256 * 1024 * 1024  # page cache of each reading connection (bounded; the index is ~200 B per document)
 # SQLite's file pages of a new index file: 64 KiB, its largest (an existing file keeps the size it was made with). An
 # update inserts and deletes rows at random keys all over the table, so it rewrites nearly every page of the file;
 # the same bytes in pages 16 times larger are fewer pages, WAL frames and system calls (§11, 23rd and 24th rounds).
 PAGE_BYTES = 65536
-# The dirty pages an update's transaction may hold in the writer's memory before SQLite writes them to the WAL early
-# (its cache_spill threshold; the cache_size above bounds the clean ones). An update dirties pages all over the
-# file, more than CACHE_BYTES of them from about 10^6 documents on, and a page spilled then dirtied again is
-# written again: one update of 150,000 at 10^6 wrote 1,134 MB with spills and 757 MB without (§11 "Twenty-sixth
-# round"). Up to this bound the memory follows the update's dirty pages; past it, it spills as before.
-SPILL_BYTES = 2 * 1024**3
+# The page cache of the index file's writer. An update dirties pages all over the file, past the 256 MiB of
+# CACHE_BYTES from about 10^6 documents on; SQLite then spilled dirty pages into the WAL in the middle of the
+# transaction and wrote a page again each time the update dirtied it anew: one update of 150,000 at 10^6 wrote
+# 1,134 MB, at 4·10^6 2,891 MB. Holding them only past CACHE_BYTES (cache_spill) cut the bytes but cost more CPU
+# than it saved: every page fetched then found the cache over its size, and clean pages had no room. A cache this
+# size holds both, up to the file's size: the writer's process keeps that much memory (§11 "Twenty-sixth round").
+WRITER_CACHE_BYTES = 2 * 1024**3
 
 
 Prune = tuple[int, Sequence[bytes]]  # (version, ids of the pages it rewrote): delete their rows older than that version
@@ -226,11 +227,9 @@ class SQLiteStatusStore:
             writer.execute("PRAGMA synchronous = FULL")
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
             # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
-            writer.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
+            writer.execute(f"PRAGMA cache_size = {-WRITER_CACHE_BYTES // 1024}")
             writer.execute("PRAGMA wal_autocheckpoint = 0")  # the indexer's writes checkpoint (_truncate_wal)
             await asyncio.to_thread(sqlite_layout, writer)  # may wait for the write lock: off the event loop
-            page_bytes = int(writer.execute("PRAGMA page_size").fetchone()[0])  # an older file keeps its own
-            writer.execute(f"PRAGMA cache_spill = {SPILL_BYTES // page_bytes}")
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")

@@ -435,11 +435,12 @@ def test_a_reader_held_open_holds_the_index_back_for_a_moment_only(
 
 
 def test_an_update_larger_than_the_cache_writes_each_page_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An update dirties pages all over the index file. When they outgrew the writer's page cache, SQLite spilled
-    them into the WAL in the middle of the transaction, and wrote a page again each time the update dirtied it
-    anew: one update of 150,000 documents at 10^6 wrote 1,134 MB for a file of 172 MB (docs/status-proofs.md §11
-    "Twenty-sixth round"). The cache is made 16 pages here, the file about ten times that: the update that rewrites
-    every page, and prunes the rows it superseded, writes at most the file once into the WAL, and all reads back."""
+    """An update dirties pages all over the index file. When they outgrew the writer's page cache (the readers'
+    256 MiB), SQLite spilled them into the WAL in the middle of the transaction, and wrote a page again each time
+    the update dirtied it anew: one update of 150,000 documents at 10^6 wrote 1,134 MB for a file of 172 MB
+    (docs/status-proofs.md §11 "Twenty-sixth round"). The readers' cache is made 16 pages here, the file about ten
+    times that: the writer's own cache holds the update that rewrites every page and prunes the rows it superseded,
+    which writes the file once into the WAL and once back, and all reads back."""
     monkeypatch.setattr(statusstore, "CACHE_BYTES", 16 * PAGE_BYTES)
     path = tmp_path / STATUS_DATABASE
     docs = [doc(i) for i in range(30_000)]
