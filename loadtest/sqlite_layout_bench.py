@@ -1,24 +1,24 @@
-"""What one update of SQLite's status index writes under two layouts of its page rows: the one in use and rows
-appended in the order written (docs/status-proofs.md §11 "Twenty-sixth round").
+"""What one update of SQLite's status index writes under two layouts of its page rows: rows keyed by page (until the
+twenty-seventh round) and rows appended in the order written, the one in use (docs/status-proofs.md §11,
+"Twenty-sixth round" and "Twenty-seventh round").
 
     .venv/bin/python -m loadtest.sqlite_layout_bench [--documents 1000000] [--updates 40] [--batch 10000] [--rounds 1]
 
 Why: at 10,000 entries/s the indexer's processes passed about 55-60 KB per entry to write(), each update about the
 index file twice (its WAL, then the copy into the file): the keys are random, so an update of a few tens of
-thousands of rows dirties nearly every page of the file (§11 "Twenty-sixth round"). Before building another layout,
-this measures the prize on the same rows.
+thousands of rows dirties nearly every page of the file (§11 "Twenty-sixth round"). This measured the prize of
+another layout on the same rows before it was built, and measures what it keeps.
 
 The rows are real: page_layout_bench.build_workload (tlogcore's PageUpdate, not timed). Each layout gets a new file
 made as the server makes it (64 KiB pages, WAL, synchronous FULL, the store writer's cache), the index's
 pages loaded at version 0 (not timed); then each update runs in one transaction, followed by the WAL started over
 (RESTART, as `_restart_wal`), then the read an update makes of the next update's pages at the version before:
 
-- `versioned` (in use, logserver/statusstore.py): `status_page(page, version, data)` WITHOUT ROWID; an update
+- keyed by page (until the twenty-seventh round): `status_page(page, version, data)` WITHOUT ROWID; an update
   inserts its rows and deletes the rows that GRACE updates earlier superseded (`page = ? AND version < v`).
-- `appended`: `status_row(seq INTEGER PRIMARY KEY, page, version, data)` and an index on (page, version): an update
-  appends its rows at the end of the table; superseded rows are not deleted one by one but by compaction: while
-  the table holds more than SPACE times the live pages' rows, its oldest `batch`-worth of rows is taken, the rows
-  still read (no newer row of their page at or below the version due) appended again, and the range deleted.
+- appended (in use): the store's own table, statements and compaction (logserver/statuscompaction.py): rows keyed
+  by the order written, an index on (page, version); an update appends its rows at the table's end; superseded
+  rows go by compaction of the table's oldest end, in the update's transaction.
 
 Printed per layout and round: bytes passed to write() per update (/proc/self/io `wchar`: the WAL and its copy
 into the file) and their ratio to the update's rows, CPU per update, the file at the end, a read's time per page.
@@ -37,9 +37,10 @@ from pathlib import Path
 
 from loadtest.localproc import bytes_written
 from loadtest.page_layout_bench import GRACE, Row, Workload, add_workload_arguments, built_workload
+from logserver.statuscompaction import Compaction
 from logserver.statusstore import PAGE_BYTES, WRITER_CACHE_BYTES
+from logserver.statusstore_schema import SQLITE_INSERT_PAGE, SQLITE_SCHEMA
 
-SPACE = 1.5  # `appended`: the table's rows at most this many times the live pages' (the rest awaits compaction)
 CHUNK = 400  # page ids per read statement (as SQLiteStatusStore)
 
 
@@ -53,7 +54,7 @@ def open_file(path: Path) -> sqlite3.Connection:
 
 
 class Versioned:
-    name = "versioned (in use)"
+    name = "keyed by page (until the 27th round)"
     TABLE = "status_page"
 
     def __init__(self, db: sqlite3.Connection) -> None:
@@ -76,41 +77,26 @@ class Versioned:
 
 
 class Appended:
-    name = "appended, compacted"
-    TABLE = "status_row"
-    COPY_LIVE = (  # the oldest rows below `high` that a read at `due` or later may still take
-        "INSERT INTO status_row (page, version, data) SELECT r.page, r.version, r.data FROM status_row r "
-        "WHERE r.seq < ? AND NOT EXISTS (SELECT 1 FROM status_row n WHERE n.page = r.page AND n.version > r.version "
-        "AND n.version <= ?) ORDER BY r.seq"
-    )
+    name = "appended, compacted (in use)"
+    TABLE = "status_page"
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self.db, self.pages, self.rows, self.batch = db, set[bytes](), 0, 1
-        db.execute(
-            "CREATE TABLE status_row (seq INTEGER PRIMARY KEY, page BLOB NOT NULL, version INTEGER NOT NULL, "
-            "data BLOB NOT NULL)"
-        )
-        db.execute("CREATE INDEX status_row_page ON status_row (page, version)")
+        self.db, self.written, self.compaction = db, dict[int, int](), Compaction()
+        for sql in filter(str.strip, SQLITE_SCHEMA.split(";")):
+            if "status_page" in sql:
+                db.execute(sql)
 
     def load(self, rows: Sequence[Row]) -> None:
-        self.db.executemany("INSERT INTO status_row (page, version, data) VALUES (?, 0, ?)", rows)
-        self.pages, self.rows = {page for page, _ in rows}, len(rows)
+        self.db.executemany("INSERT INTO status_page (page, version, data) VALUES (?, 0, ?)", rows)
 
     def update(self, version: int, rows: Sequence[Row], due: int | None) -> None:
-        self.db.executemany(
-            "INSERT INTO status_row (page, version, data) VALUES (?, ?, ?)", [(p, version, d) for p, d in rows]
-        )
-        self.rows += len(rows)
-        self.pages.update(page for page, _ in rows)
-        self.batch = max(self.batch, len(rows))
-        while due is not None and self.rows > SPACE * len(self.pages):
-            (low,) = self.db.execute("SELECT min(seq) FROM status_row").fetchone()
-            high = low + self.batch
-            copied = self.db.execute(self.COPY_LIVE, (high, due)).rowcount
-            deleted = self.db.execute("DELETE FROM status_row WHERE seq < ?", (high,)).rowcount
-            self.rows += copied - deleted
-            if copied >= deleted:  # every row of the oldest is still read: the rest waits for later updates
-                break
+        """As the store's commit (logserver/statusstore.py, `_sqlite_commit`): rows appended, then compaction of
+        what the prune of version `due` superseded."""
+        self.written[version] = len(rows)
+        self.compaction.appended(self.db, len(rows))
+        self.db.executemany(SQLITE_INSERT_PAGE, [(p, version, d) for p, d in rows])
+        if due is not None:
+            self.compaction.run(self.db, due, self.written.pop(due))
 
 
 def read(db: sqlite3.Connection, table: str, ids: list[bytes], version: int) -> dict[bytes, bytes]:

@@ -38,6 +38,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
+from logserver.statuscompaction import Compaction
 from logserver.statuspages import PagedNodes
 from logserver.statusstore_schema import (
     FORMER_LAYOUT,
@@ -47,7 +48,6 @@ from logserver.statusstore_schema import (
     SCHEMA_LOCK,
     SET_ROOTS_FROM,
     SQLITE_INSERT_PAGE,
-    SQLITE_PRUNE,
     START_OVER,
     check_layout,
     drop_index_tables,
@@ -166,24 +166,22 @@ class StatusStore(Protocol):
     async def close(self) -> None: ...
 
 
-def _prune_keys(prunes: Sequence[Prune]) -> list[tuple[bytes, int]]:
-    """(page id, version) per page to prune, in key order (the B-tree is walked once, not descended at random)."""
-    return sorted((page, version) for version, pages in prunes for page in pages)
-
-
 def _sqlite_commit(
     db: sqlite3.Connection, old: IndexVersion | None, new: IndexVersion, rows: Sequence[tuple[bytes, int, bytes]],
-    prunes: Sequence[tuple[bytes, int]],
+    prunes: Sequence[Prune], compaction: Compaction,
 ) -> None:  # fmt: skip
-    """One update on the writer's thread: the compare-and-swap of the head, the rows, the prunes, the version."""
+    """One update on the writer's thread: the compare-and-swap of the head, the rows, the compaction of what the
+    prunes superseded, the version."""
     if old is None:
         swapped = db.execute("INSERT INTO status_head (id, size) VALUES (1, ?) ON CONFLICT DO NOTHING", (new.size,))
     else:
         swapped = db.execute("UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", (new.size, old.size))
     if swapped.rowcount != 1:
         raise IndexMovedError("the status index head moved: another indexer wrote")
+    compaction.appended(db, len(rows))
     db.executemany(SQLITE_INSERT_PAGE, rows)
-    db.executemany(SQLITE_PRUNE, prunes)
+    if prunes:
+        compaction.run(db, max(version for version, _ in prunes), sum(len(pages) for _, pages in prunes))
     version = (new.size, new.root, new.time)
     db.execute("INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)", version)
 
@@ -210,6 +208,7 @@ class SQLiteStatusStore:
 
     def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._writer, self._reader = writer, reader  # the writer is used on _write_thread only
+        self._compaction = Compaction()  # on _write_thread too
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="status-db-write")
         self._pages = PagedNodes(self._select_pages)
 
@@ -253,7 +252,11 @@ class SQLiteStatusStore:
                 self._write_thread, in_immediate_transaction, self._writer, work
             )
         except sqlite3.Error as exc:
+            self._compaction.forget()  # rolled back: the counts are counted again
             raise StorageError(f"{failed}: {failure_text(exc)}") from exc
+        except BaseException:
+            self._compaction.forget()  # rolled back, or not known (cancelled while the thread wrote)
+            raise
         if checkpoint:
             self._write_thread.submit(self._restart_wal)
         return result
@@ -345,9 +348,8 @@ class SQLiteStatusStore:
         # bound by executemany, measured faster than one statement cutting them from blobs with json_each: 0.27-0.36
         # against 0.57-0.62 s for 45,000 rows, §11 "Seventh round".)
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)
-        deletes = await asyncio.to_thread(_prune_keys, prunes)
         update = "status index update failed, nothing was stored"
-        await self._write(lambda db: _sqlite_commit(db, old, new, rows, deletes), update)
+        await self._write(lambda db: _sqlite_commit(db, old, new, rows, prunes, self._compaction), update)
 
     async def set_entry(self, size: int, entry: int) -> None:
         sql = "UPDATE status_version SET entry = ? WHERE size = ?"
@@ -363,14 +365,14 @@ class SQLiteStatusStore:
         return _version(rows[0]) if rows else None
 
     async def prune(self, version: int, pages: Sequence[bytes]) -> None:
-        # One transaction: in autocommit every DELETE would be its own commit, and its own fsync.
-        keys = await asyncio.to_thread(_prune_keys, [(version, pages)])
-        await self._write(lambda db: db.executemany(SQLITE_PRUNE, keys), "cannot prune the status index")
+        # One transaction: in autocommit every statement would be its own commit, and its own fsync.
+        await self._write(lambda db: self._compaction.run(db, version, len(pages)), "cannot prune the status index")
 
     async def start_over(self, logged_from: int) -> None:
         def empty(db: sqlite3.Connection) -> None:
             for sql in START_OVER:
                 db.execute(sql)
+            self._compaction.forget()
             db.execute(SET_ROOTS_FROM.format("?"), (logged_from,))
 
         await self._write(empty, "cannot empty the status index")

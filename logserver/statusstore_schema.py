@@ -13,10 +13,12 @@ from logserver.storage import StorageError
 from tlogcore.statusindex_pages import STRIDE
 
 log = logging.getLogger("logserver.statusstore")
+# SQLite's rows in the order written (seq), each page's versions found by the index (logserver/statuscompaction.py).
 SQLITE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS status_page (
-    page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (page, version)
-) WITHOUT ROWID;
+    seq INTEGER PRIMARY KEY, page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS status_page_key ON status_page (page, version);
 CREATE TABLE IF NOT EXISTS status_version (
     size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, entry INTEGER
 );
@@ -41,10 +43,22 @@ DROP TABLE status_node;
 DELETE FROM status_version;
 DELETE FROM status_head;
 """
+# The layout before the twenty-seventh round, rows keyed by (page, version): its rows are kept, appended oldest
+# version first into the table of rows in the order written (one transaction with the new tables).
+KEYED_LAYOUT = (
+    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_page' AND sql LIKE '%WITHOUT ROWID%'"
+)
+FROM_KEYED_LAYOUT = """
+ALTER TABLE status_page RENAME TO status_page_keyed;
+CREATE TABLE status_page (
+    seq INTEGER PRIMARY KEY, page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL
+);
+INSERT INTO status_page (page, version, data) SELECT page, version, data FROM status_page_keyed ORDER BY version, page;
+DROP TABLE status_page_keyed;
+"""
 LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
 SQLITE_INSERT_PAGE = "INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)"
-SQLITE_PRUNE = "DELETE FROM status_page WHERE page = ? AND version < ?"
 POSTGRES_PRUNE = "DELETE FROM status_page WHERE page = ANY($1::bytea[]) AND version < $2"
 # The index emptied, to be rebuilt from the log (StatusStore.start_over): roots stated only from the given size on.
 START_OVER = (
@@ -95,11 +109,15 @@ def sqlite_layout(writer: sqlite3.Connection) -> None:
 
     def create(db: sqlite3.Connection) -> None:
         former = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_node'").fetchone()
+        keyed = db.execute(KEYED_LAYOUT).fetchone()
         logged = int((db.execute(LOGGED_SIZE).fetchone() or [0])[0]) if former else 0
-        for sql in filter(str.strip, (SQLITE_SCHEMA + (FORMER_LAYOUT if former else "")).split(";")):
+        steps = (FROM_KEYED_LAYOUT if keyed else "") + SQLITE_SCHEMA + (FORMER_LAYOUT if former else "")
+        for sql in filter(str.strip, steps.split(";")):
             db.execute(sql)
         db.execute("INSERT OR IGNORE INTO status_layout VALUES (1, ?, ?)", (STRIDE, logged))
         if former:
             log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
+        if keyed:
+            log.warning("status index: its rows were keyed by page; now kept in the order written (rows moved)")
 
     in_immediate_transaction(writer, create)

@@ -23,7 +23,7 @@ from logserver.submission import SubmissionRules, check_submission
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, parse_statement
 
-STEPS = ("read", "before-commit", "mid-commit", "after-commit", "after-log", "none")
+STEPS = ("read", "before-commit", "mid-commit", "mid-compaction", "after-commit", "after-log", "none")
 
 
 def die() -> None:
@@ -62,17 +62,28 @@ class Crashing:
         await self.store.set_entry(size, entry)
 
 
-def crash_mid_commit(store: Any) -> None:
-    """Kill after the rows are written inside the transaction, before its COMMIT."""
+def crash_mid_commit(store: Any, after: str = "INSERT OR REPLACE INTO status_page") -> None:
+    """Kill after the rows are written inside the transaction, before its COMMIT: SQLite, after a statement that
+    starts with `after`; PostgreSQL, after its COPY or, with `after` a DELETE, after a statement that starts so."""
     if isinstance(store, SQLiteStatusStore):
         written = [False]
 
         def killing(sql: str) -> None:  # SQLite calls it as each statement starts, on the writer's thread
-            written[0] = written[0] or sql.startswith("INSERT OR REPLACE INTO status_page")
+            written[0] = written[0] or sql.startswith(after)
             if written[0] and sql == "COMMIT":
                 die()
 
         store._writer.set_trace_callback(killing)
+    elif after.startswith("DELETE"):
+        execute = asyncpg.Connection.execute
+
+        async def killing_execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            done = await execute(self, query, *args, **kwargs)
+            if query.startswith("DELETE FROM status_page"):
+                die()
+            return done
+
+        asyncpg.Connection.execute = killing_execute
     else:
         copy = asyncpg.Connection.copy_records_to_table
 
@@ -90,6 +101,8 @@ async def main(where: str, step: str, round_number: int) -> None:
     store: Any = await (PostgresStatusStore.open(where, 2) if pg else SQLiteStatusStore.open(beside, log_path=log_file))
     if step == "mid-commit":
         crash_mid_commit(store)
+    if step == "mid-compaction":  # SQLite's compaction (statuscompaction.py) moved rows, PostgreSQL's prune deleted
+        crash_mid_commit(store, "DELETE FROM status_page")
     registry = REGISTRY_KEY.verifier().vkey
     config = SequencerConfig(ORIGIN, frozenset([registry]), flush_interval=0.02)
     sequencer = Sequencer(storage, LOG_KEY, config)
@@ -102,11 +115,15 @@ async def main(where: str, step: str, round_number: int) -> None:
     datas += [statement(ISSUE, ISSUER, document=d) for d in docs]
     datas += [statement(REVOKE, ISSUER, document=hashlib.sha256(b"doc %d 0" % max(0, round_number - 1)).digest())]
     rules = SubmissionRules(ORIGIN, 300)
-    for data in datas:  # one at a time: an issuer-add must be applied before the issues it allows
-        await sequencer.submit([check_submission(data, parse_statement(data), rules, sequencer.registry, time.time())])
     indexer = StatusIndexer(storage, Crashing(store, step), REGISTRY_KEY, ORIGIN, logged_by(sequencer))
-    while await indexer.step():
-        pass
+    indexer.prune_grace = 0.0  # each version noted twice below is due at the next commit: its rows are pruned
+    for part in (datas[:20], datas[20:]):  # two updates: the second prunes what the first superseded
+        for data in part:  # one at a time: an issuer-add must be applied before the issues it allows
+            checked = check_submission(data, parse_statement(data), rules, sequencer.registry, time.time())
+            await sequencer.submit([checked])
+        while await indexer.step():
+            for _ in range(2):
+                indexer.note_served((await store.head()).size)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     await store.close()

@@ -17,6 +17,7 @@ from logserver.statusindexer import document_entries, is_index_root
 from logserver.statusstore import PostgresStatusStore, SQLiteStatusStore
 from tests.status_crash_child import STEPS
 from tlogcore.indexroot import parse_index_root
+from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import PathPlan, read_paths
 
 CHILD = Path(__file__).resolve().parent / "status_crash_child.py"
@@ -49,10 +50,15 @@ async def check_consistent(where: str) -> tuple[int, int]:
                 assert logged.size <= index and logged.root == root_of(datas, logged.size), f"entry {index}"
         if head is not None:
             assert head.root == root_of(datas, head.size)
-            plan = PathPlan([], head.size)
+            entries, _ = document_entries(datas[: head.size], 0)
+            keys = sorted({key for _, _, key in entries})
+            plan = PathPlan(keys, head.size)
             while wanted := plan.wanted():
                 plan.supply(await store.read_nodes(wanted, head.size))
             assert plan.root_hash() == head.root  # the stored rows at the head's version hash to its root
+            for key in keys:  # and every document's rows are there (a compaction moves them)
+                record, proof = plan.lookup(key)
+                verify_status(key, record, proof.to_bytes(), head.root)
         return (head.size if head else 0), log_head.size
     finally:
         await store.close()

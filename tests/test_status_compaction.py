@@ -1,0 +1,161 @@
+"""SQLite's status index rows in the order written, and their compaction (logserver/statuscompaction.py): every
+version a read may still ask for stays whole and proves; the table stays bounded; an update writes about its own
+rows, not the file; a file of the layout before is converted in place, its rows kept."""
+
+import asyncio
+import hashlib
+import random
+import sqlite3
+from pathlib import Path
+
+from loadtest.localproc import bytes_written
+from logserver.statuscompaction import SPACE, Compaction
+from logserver.statusindexer import read_plan
+from logserver.statusstore import PAGE_BYTES, IndexVersion, SQLiteStatusStore
+from tests.test_statusstore import checkpointed, count_rows, page_ids_of, page_versions
+from tlogcore.statement import ISSUE, REVOKE
+from tlogcore.statusindex import verify_status
+from tlogcore.statusindex_nodes import PathPlan, read_paths
+
+GRACE = 2  # versions a read may still be behind the head (the server's is a time: statusindexer.PRUNE_GRACE)
+
+
+def doc(i: int) -> bytes:
+    return hashlib.sha256(b"compacted %d" % i).digest()
+
+
+async def proves_at(store: SQLiteStatusStore, version: IndexVersion, keys: list[bytes]) -> None:
+    plan = await read_plan(store, PathPlan(keys, version.size), version.size)
+    assert plan.root_hash() == version.root, version.size
+    for key in keys:
+        record, proof = plan.lookup(key)
+        verify_status(key, record, proof.to_bytes(), version.root)
+
+
+def test_every_version_a_read_may_ask_for_proves_while_compaction_bounds_the_table(tmp_path: Path) -> None:
+    """Thirty updates (issues and revocations at random keys), each committed with the prune of the version
+    GRACE behind it, compaction in steps of 64 rows (several per write): after each, every version from the due one
+    to the head reads rows that hash to its root and prove present and absent documents; the table holds at most
+    SPACE times its pages' rows, plus a step and an update, and compaction did take rows."""
+    shuffled = random.Random(7)
+
+    async def scenario() -> tuple[int, int, int]:
+        store = await SQLiteStatusStore.open(tmp_path / "index.db")
+        store._compaction = Compaction(step=64)
+        try:
+            versions: list[IndexVersion] = []
+            rewritten: list[tuple[int, list[bytes]]] = []
+            size, written = 0, 0
+            for _ in range(30):
+                head = versions[-1] if versions else None
+                entries = [(size + i, ISSUE, doc(size + i)) for i in range(40)]
+                entries += [(size + 40 + i, REVOKE, doc(shuffled.randrange(size + 1))) for i in range(3)]
+                plan = await read_plan(store, PathPlan([d for _, _, d in entries], size), size)
+                update = plan.apply_entries(entries)
+                size += len(entries)
+                new = IndexVersion(size, update.root, len(versions))
+                due = [entry for entry in rewritten if len(versions) >= GRACE and entry[0] <= versions[-GRACE].size]
+                await store.commit(head, new, update.writes, prunes=due)
+                del rewritten[: len(due)]
+                rewritten.append((size, page_ids_of(update.writes)))
+                versions.append(new)
+                written += len(page_ids_of(update.writes))
+                sample = [doc(shuffled.randrange(size)) for _ in range(20)] + [doc(10**6 + size)]
+                for version in versions[-GRACE:]:
+                    await proves_at(store, version, sample)
+            pages = len({page for page, _ in await page_versions(store)})
+            return await count_rows(store), pages, written
+        finally:
+            await store.close()
+
+    rows, pages, written = asyncio.run(scenario())
+    assert rows < written  # compaction took rows
+    assert rows <= SPACE * pages + 64 + 200, (rows, pages)  # at most SPACE times, a step and an update beyond
+
+
+def test_an_update_writes_about_its_own_rows_not_the_file(tmp_path: Path) -> None:
+    """Rows keyed by (page, version) put each of an update's rows, and each pruned row, on a page of its own all
+    over the file: an update of 1,000 documents in an index of 30,000 wrote the file about twice (its
+    WAL, then the copy). Rows appended in the order written land together at the table's end: the update (and the
+    WAL's copy) writes its rows and the pages of the (page, version) index it touches."""
+    path = tmp_path / "index.db"
+    docs = [doc(i) for i in range(31_000)]
+
+    async def scenario() -> tuple[int, int, int]:
+        store = await SQLiteStatusStore.open(path)
+        try:
+            first = read_paths(PathPlan(docs[:30_000]), {}).apply_entries(
+                [(i, ISSUE, d) for i, d in enumerate(docs[:30_000])]
+            )
+            v1 = IndexVersion(30_000, first.root, 1)
+            await store.commit(None, v1, first.writes)
+            await checkpointed(store)
+            plan = await read_plan(store, PathPlan(docs[30_000:], 30_000), 30_000)
+            second = plan.apply_entries([(30_000 + i, ISSUE, d) for i, d in enumerate(docs[30_000:])])
+            before = bytes_written()
+            await store.commit(v1, IndexVersion(31_000, second.root, 2), second.writes)
+            await checkpointed(store)
+            rows = store._reader.execute("SELECT sum(length(data)) FROM status_page WHERE version = 31000")
+            return bytes_written() - before, int(rows.fetchone()[0]), path.stat().st_size
+        finally:
+            await store.close()
+
+    written, row_bytes, file_bytes = asyncio.run(scenario())
+    assert written < file_bytes, (written, row_bytes, file_bytes)  # the keyed layout: about twice the file
+    assert written < 4 * row_bytes + 32 * PAGE_BYTES, (written, row_bytes, file_bytes)
+
+
+KEYED_SCHEMA = """
+CREATE TABLE status_page (
+    page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL, PRIMARY KEY (page, version)
+) WITHOUT ROWID;
+CREATE TABLE status_version (size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, entry INTEGER);
+CREATE TABLE status_head (id INTEGER PRIMARY KEY CHECK (id = 1), size INTEGER NOT NULL);
+CREATE TABLE status_layout (
+    id INTEGER PRIMARY KEY CHECK (id = 1), stride INTEGER NOT NULL, log_roots_from INTEGER NOT NULL
+);
+"""
+
+
+def test_a_file_of_rows_keyed_by_page_is_converted_in_place(tmp_path: Path) -> None:
+    """A file the release before made (rows keyed by (page, version), WITHOUT ROWID) is opened: its rows move into
+    the table in the order written, every version of them, in one transaction; the head, its entry and the layout
+    stay, so the index is not rebuilt, and it still proves."""
+    path = tmp_path / "index.db"
+    docs = [doc(i) for i in range(300)]
+    update = read_paths(PathPlan(docs), {}).apply_entries([(i, ISSUE, d) for i, d in enumerate(docs)])
+
+    async def rows_of_a_new_store() -> list[tuple[bytes, int, bytes]]:
+        store = await SQLiteStatusStore.open(tmp_path / "fresh.db")
+        try:
+            await store.commit(None, IndexVersion(300, update.root, 1), update.writes)
+            return [
+                (bytes(p), v, bytes(d))
+                for p, v, d in store._reader.execute("SELECT page, version, data FROM status_page")
+            ]
+        finally:
+            await store.close()
+
+    rows = asyncio.run(rows_of_a_new_store())
+    db = sqlite3.connect(path)
+    db.executescript(KEYED_SCHEMA)
+    db.executemany("INSERT INTO status_page VALUES (?, ?, ?)", rows)
+    db.execute("INSERT INTO status_version VALUES (300, ?, 1, 301)", (update.root,))
+    db.execute("INSERT INTO status_head VALUES (1, 300)")
+    db.execute("INSERT INTO status_layout SELECT 1, 4, 0")
+    db.commit()
+    db.close()
+
+    async def reopened() -> None:
+        store = await SQLiteStatusStore.open(path)
+        try:
+            head = await store.head()
+            assert head == IndexVersion(300, update.root, 1, 301)
+            assert await count_rows(store) == len(rows)
+            columns = [c[1] for c in store._reader.execute("PRAGMA table_info(status_page)")]
+            assert columns == ["seq", "page", "version", "data"]
+            await proves_at(store, head, docs[::10] + [doc(10**6)])
+        finally:
+            await store.close()
+
+    asyncio.run(reopened())
