@@ -21,7 +21,8 @@ from dataclasses import dataclass
 SPACE = 1.5  # the table's rows at most about this many times the live ones: the rest awaits compaction
 LEAST_STEP = 4096  # rows one compaction step takes at least (the largest update's rows if more)
 STEPS_PER_WRITE = 4  # compaction steps one write makes at most: its transaction stays bounded
-COUNT_ROWS = "SELECT count(*), count(DISTINCT page) FROM status_page"
+# (rows, pages) in one walk of the index in page order (count(DISTINCT page) sorted them again in a temporary B-tree)
+COUNT_ROWS = "SELECT COALESCE(sum(n), 0), count(*) FROM (SELECT count(*) AS n FROM status_page GROUP BY page)"
 OLDEST = "SELECT min(seq), max(seq) FROM status_page"
 STILL_READ = (  # rows of the oldest range that a read at the due version or later may take
     "SELECT page, version, data FROM status_page r WHERE r.seq < ? AND NOT EXISTS (SELECT 1 FROM status_page n "

@@ -15,6 +15,8 @@ The tables' statements and the SQLite file's set-up: logserver/statusstore_schem
 A read at version V takes, per page, the row with the largest version <= V. An update writes its pages whole at
 version = its size, inserts the version and moves the head from the old size to the new one in ONE transaction:
 a crash before the commit leaves the old version whole, after it the new one; a second indexer loses the swap.
+PostgreSQL keys the rows by (page, version) and a prune deletes them; SQLite keeps them in the order written (`seq`,
+with a unique index on (page, version)) and compacts them from the oldest end (logserver/statuscompaction.py).
 
 A file or database holding the former layout (status_node: one row per node) is not read: at open its index
 tables are emptied in one transaction and the indexer rebuilds the index from the log (§6 "Layout change").
