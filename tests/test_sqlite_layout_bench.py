@@ -14,12 +14,12 @@ from logserver.statuscompaction import SPACE, Compaction
 
 
 def test_the_appended_layout_reads_what_rows_keyed_by_page_read_and_stays_bounded(tmp_path: Path) -> None:
-    batch, step = 500, 256  # compaction in steps smaller than an update: several per write
+    batch, step = 500, 256  # compaction in steps of a write's rows (256 at least)
     work = build_workload(3_000, 12, batch)
     layouts = [kind(open_file(tmp_path / f"{kind.__name__}.db")) for kind in (Versioned, Appended)]
     appended = layouts[1]
     assert isinstance(appended, Appended)
-    appended.compaction = Compaction(step=step)
+    appended.compaction = Compaction(least_step=step, step=step)
     for layout in layouts:
         layout.db.execute("BEGIN")
         layout.load(work.preload)
@@ -41,7 +41,7 @@ def test_the_appended_layout_reads_what_rows_keyed_by_page_read_and_stays_bounde
         assert stored == appended.compaction.rows  # the count it keeps is the table's
         compacted |= stored < len(work.preload) + sum(len(r) for r in work.updates[: number + 1])
         if due is not None:  # SPACE times the live rows, beyond it what is not due yet and a step
-            assert stored <= SPACE * pages + GRACE * max(map(len, work.updates)) + step, stored
+            assert stored <= SPACE * pages + (GRACE + 1) * max(map(len, work.updates)), stored
     assert compacted  # rows were removed, not only appended
     for layout in layouts:
         layout.db.close()

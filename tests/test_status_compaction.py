@@ -9,9 +9,11 @@ import sqlite3
 from pathlib import Path
 
 from loadtest.localproc import bytes_written
+from logserver import statuscompaction
 from logserver.statuscompaction import SPACE, Compaction
 from logserver.statusindexer import read_plan
 from logserver.statusstore import PAGE_BYTES, IndexVersion, SQLiteStatusStore
+from logserver.statusstore_schema import SQLITE_SCHEMA
 from tests.test_statusstore import checkpointed, count_rows, page_ids_of, page_versions
 from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import verify_status
@@ -34,14 +36,14 @@ async def proves_at(store: SQLiteStatusStore, version: IndexVersion, keys: list[
 
 def test_every_version_a_read_may_ask_for_proves_while_compaction_bounds_the_table(tmp_path: Path) -> None:
     """Thirty updates (issues and revocations at random keys), each committed with the prune of the version
-    GRACE behind it, compaction in steps of 64 rows (several per write): after each, every version from the due one
+    GRACE behind it, compaction in steps of a write's rows (64 at least): after each, every version from the due one
     to the head reads rows that hash to its root and prove present and absent documents; the table holds at most
     SPACE times its pages' rows, plus a step and an update, and compaction did take rows."""
     shuffled = random.Random(7)
 
     async def scenario() -> tuple[int, int, int]:
         store = await SQLiteStatusStore.open(tmp_path / "index.db")
-        store._compaction = Compaction(step=64)
+        store._compaction = Compaction(least_step=64, step=64)
         try:
             versions: list[IndexVersion] = []
             rewritten: list[tuple[int, list[bytes]]] = []
@@ -159,3 +161,17 @@ def test_a_file_of_rows_keyed_by_page_is_converted_in_place(tmp_path: Path) -> N
             await store.close()
 
     asyncio.run(reopened())
+
+
+def test_compaction_seeks_and_never_scans_the_table(tmp_path: Path) -> None:
+    """Every statement a compaction step runs is planned as a seek (SQLite's EXPLAIN QUERY PLAN): the table's ends
+    asked together (`min(seq), max(seq)`) scanned the whole (page, version) index at each step, two thirds of the
+    writer's time at 10,000 entries/s over 10^6 documents. Only the count, made once, walks the index on purpose."""
+    db = sqlite3.connect(tmp_path / "plan.db")
+    for sql in filter(str.strip, SQLITE_SCHEMA.split(";")):
+        db.execute(sql)
+    for statement in (statuscompaction.OLDEST, statuscompaction.NEWEST, statuscompaction.STILL_READ,
+                      statuscompaction.DELETE_RANGE):  # fmt: skip
+        plan = [row[3] for row in db.execute("EXPLAIN QUERY PLAN " + statement, [1] * statement.count("?"))]
+        assert plan and not any(step.startswith("SCAN") for step in plan), (statement, plan)
+    db.close()
