@@ -37,7 +37,7 @@ from pathlib import Path
 
 from loadtest.localproc import bytes_written
 from loadtest.page_layout_bench import GRACE, Row, Workload, add_workload_arguments, built_workload
-from logserver.statuscompaction import Compaction
+from logserver.statuscompaction import NEWEST, Compaction
 from logserver.statusstore import PAGE_BYTES, WRITER_CACHE_BYTES
 from logserver.statusstore_schema import SQLITE_INSERT_PAGE, SQLITE_SCHEMA
 
@@ -81,7 +81,7 @@ class Appended:
     TABLE = "status_page"
 
     def __init__(self, db: sqlite3.Connection) -> None:
-        self.db, self.written, self.compaction = db, dict[int, int](), Compaction()
+        self.db, self.compaction = db, Compaction()
         for sql in filter(str.strip, SQLITE_SCHEMA.split(";")):
             if "status_page" in sql:
                 db.execute(sql)
@@ -92,11 +92,11 @@ class Appended:
     def update(self, version: int, rows: Sequence[Row], due: int | None) -> None:
         """As the store's commit (logserver/statusstore.py, `_sqlite_commit`): rows appended, then compaction of
         what the prune of version `due` superseded."""
-        self.written[version] = len(rows)
-        self.compaction.appended(self.db, len(rows))
+        (first,) = self.db.execute(NEWEST).fetchone()
         self.db.executemany(SQLITE_INSERT_PAGE, [(p, version, d) for p, d in rows])
+        self.compaction.appended(self.db, (first or 0) + 1, len(rows))
         if due is not None:
-            self.compaction.run(self.db, due, self.written.pop(due))
+            self.compaction.run(self.db, due)
 
 
 def read(db: sqlite3.Connection, table: str, ids: list[bytes], version: int) -> dict[bytes, bytes]:

@@ -33,51 +33,57 @@ STILL_READ = (  # rows of the oldest range that a read at the due version or lat
 )
 DELETE_RANGE = "DELETE FROM status_page WHERE seq < ?"
 APPEND = "INSERT INTO status_page (page, version, data) VALUES (?, ?, ?)"
+# The rows appended from a seq on whose page had a row already: each supersedes one (the rest are new pages).
+COUNT_SUPERSEDING = (
+    "SELECT count(*) FROM status_page n WHERE n.seq >= ? AND EXISTS (SELECT 1 FROM status_page o "
+    "WHERE o.page = n.page AND o.version < n.version)"
+)
 
 
 @dataclass
 class Compaction:
-    """The writer's count of the table's rows and of those superseded (an estimate: counted at the first write
-    since open, then kept up by each write; counted again when a step finds nothing to take). Used on the writer's
-    thread only, inside its transactions; a failed transaction forgets the counts (`forget`)."""
+    """The table's rows and its pages (a live row each), exact: counted at the first write since open, then kept
+    by each write (`appended`: its rows, less those whose page had a row already) and each step (what it took).
+    Used on the writer's thread only, inside its transactions; a failed transaction forgets them (`forget`)."""
 
     space: float = SPACE
     least_step: int = LEAST_STEP
     step: int = LEAST_STEP
     rows: int | None = None
-    superseded: int = 0
+    pages: int = 0
 
     def forget(self) -> None:
         self.rows = None
 
-    def _count(self, db: sqlite3.Connection) -> int:
+    def _count(self, db: sqlite3.Connection) -> None:
         rows, pages = db.execute(COUNT_ROWS).fetchone()
-        self.rows, self.superseded = int(rows), int(rows) - int(pages)
-        return self.rows
+        self.rows, self.pages = int(rows), int(pages)
 
-    def appended(self, db: sqlite3.Connection, rows: int) -> None:
-        """`rows` are about to be appended by this transaction (counted before them, the first time)."""
-        self.rows = (self.rows if self.rows is not None else self._count(db)) + rows
+    def appended(self, db: sqlite3.Connection, first: int, rows: int) -> None:
+        """This transaction appended `rows` rows from seq `first` on."""
         self.step = max(self.least_step, rows)  # this write's, not the largest (a catch-up's step of 150,000)
+        if self.rows is None:
+            self._count(db)
+            return
+        (superseding,) = db.execute(COUNT_SUPERSEDING, (first,)).fetchone()
+        self.rows += rows
+        self.pages += rows - int(superseding)
 
     def _due(self) -> bool:
         rows = self.rows or 0
-        live = rows - self.superseded
-        return self.superseded > 0 and (rows <= self.step or self.superseded > (self.space - 1) * live)
+        return rows > self.pages and (rows <= self.step or rows > self.space * self.pages)
 
-    def run(self, db: sqlite3.Connection, due: int, superseded: int) -> None:
-        """`superseded` more rows became superseded at or below version `due`, which no read goes below any
-        more: compact while the table holds too many of them (`_due`), STEPS_PER_WRITE steps at most."""
+    def run(self, db: sqlite3.Connection, due: int) -> None:
+        """Rows superseded at or below version `due` are read no more: compact while the table holds too many
+        superseded rows (`_due`), STEPS_PER_WRITE steps at most, and no further once a step takes none."""
         if self.rows is None:
             self._count(db)
-        else:
-            self.superseded += superseded
         for _ in range(STEPS_PER_WRITE):
             if not self._due() or not self._compact_oldest(db, due):
                 return
 
     def _compact_oldest(self, db: sqlite3.Connection, due: int) -> bool:
-        """One step; False when it took nothing (the counts were then counted again)."""
+        """One step; False if it took nothing (the oldest rows are all still read, or superseded after `due`)."""
         (low,) = db.execute(OLDEST).fetchone()
         if low is None:
             return False
@@ -87,9 +93,5 @@ class Compaction:
         deleted = db.execute(DELETE_RANGE, (end,)).rowcount
         db.executemany(APPEND, kept)
         taken = deleted - len(kept)
-        if taken <= 0:
-            self._count(db)  # the estimate ran ahead (new pages, rows not due yet): the oldest were all read
-            return False
         self.rows = (self.rows or 0) - taken
-        self.superseded = max(0, self.superseded - taken)
-        return True
+        return taken > 0

@@ -40,7 +40,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
 from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
-from logserver.statuscompaction import Compaction
+from logserver.statuscompaction import NEWEST, Compaction
 from logserver.statuspages import PagedNodes
 from logserver.statusstore_schema import (
     FORMER_LAYOUT,
@@ -180,10 +180,11 @@ def _sqlite_commit(
         swapped = db.execute("UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", (new.size, old.size))
     if swapped.rowcount != 1:
         raise IndexMovedError("the status index head moved: another indexer wrote")
-    compaction.appended(db, len(rows))
+    (first,) = db.execute(NEWEST).fetchone()
     db.executemany(SQLITE_INSERT_PAGE, rows)
+    compaction.appended(db, (first or 0) + 1, len(rows))
     if prunes:
-        compaction.run(db, max(version for version, _ in prunes), sum(len(pages) for _, pages in prunes))
+        compaction.run(db, max(version for version, _ in prunes))
     version = (new.size, new.root, new.time)
     db.execute("INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)", version)
 
@@ -368,7 +369,7 @@ class SQLiteStatusStore:
 
     async def prune(self, version: int, pages: Sequence[bytes]) -> None:
         # One transaction: in autocommit every statement would be its own commit, and its own fsync.
-        await self._write(lambda db: self._compaction.run(db, version, len(pages)), "cannot prune the status index")
+        await self._write(lambda db: self._compaction.run(db, version), "cannot prune the status index")
 
     async def start_over(self, logged_from: int) -> None:
         def empty(db: sqlite3.Connection) -> None:
