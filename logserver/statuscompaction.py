@@ -11,14 +11,16 @@ against 609 MB per update of 20,000 rows at 10^6).
 A prune then deletes nothing where it lies. It counts what became superseded, and the table is compacted from its
 oldest end: the oldest `step` rows are taken, those a read at the due version or later may still take (no newer row
 of their page at or below it) are appended again, and the range is deleted, in the same transaction as the rest of
-the write. The table holds at most about SPACE times its live rows; a small table (at most `step` rows) is
-compacted whole at every prune that has something to take, so it holds no superseded row once due.
+the write, once the table holds more than SPACE times as many rows as pages, STEPS_PER_WRITE steps per write at
+most: under a steady load the table settles where those steps take what the writes supersede, and superseded rows
+are mostly the big pages near the top, so in bytes the file is several times its live rows (§11). A small table
+(at most `step` rows) is compacted whole at every prune that has something to take.
 """
 
 import sqlite3
 from dataclasses import dataclass
 
-SPACE = 1.5  # the table's rows at most about this many times the live ones: the rest awaits compaction
+SPACE = 1.5  # compaction starts once the table holds more rows than this many times its pages (live rows)
 LEAST_STEP = 4096  # rows one compaction step takes at least (the write's own rows if more)
 STEPS_PER_WRITE = 4  # compaction steps one write makes at most: its transaction stays bounded
 # (rows, pages) in one walk of the index in page order (count(DISTINCT page) sorted them again in a temporary B-tree)
