@@ -36,6 +36,7 @@ from typing import Any
 
 from loadtest.localproc import bytes_written
 from loadtest.looppauses import LoopPauses
+from logserver.statuscompaction import NEWEST
 from logserver.statusindexer import UpperLevels, document_entries
 from logserver.statuspages import PagedNodes, encoded
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
@@ -171,11 +172,11 @@ async def storage_alone(store: Any, head: IndexVersion) -> tuple[float, float, i
     if isinstance(store, SQLiteStatusStore):
         db = store._writer  # a plain connection, idle between updates: used here on this thread
         db.execute("BEGIN IMMEDIATE")
-        (first,) = db.execute("SELECT COALESCE(max(seq), 0) + 1 FROM status_page").fetchone()
+        (newest,) = db.execute(NEWEST).fetchone()
         db.executemany("INSERT INTO status_page (page, version, data) VALUES (?, ?, ?)", rows)
         db.execute("COMMIT")
         db.execute("BEGIN IMMEDIATE")  # appended in the order written (statuscompaction.py): they are a range
-        db.execute("DELETE FROM status_page WHERE seq >= ?", (first,))
+        db.execute("DELETE FROM status_page WHERE seq > ?", (newest or 0,))
         db.execute("COMMIT")
     else:
         async with store._pool.acquire() as conn:

@@ -1,5 +1,5 @@
 """SQLite's status index in the order its rows were written, and the compaction that takes its superseded rows away
-(docs/status-proofs.md §6 "Appended rows", §11 "Twenty-seventh round").
+(docs/status-proofs.md §9 "Pruning", §11 "Twenty-seventh round").
 
 An update writes tens of thousands of rows at random page ids. In a table keyed by (page, version) each lands on its
 own B-tree page, and so did each prune of a superseded row: one update dirtied nearly every page of the file, and
@@ -20,6 +20,8 @@ are mostly the big pages near the top, so in bytes the file is several times its
 import sqlite3
 from dataclasses import dataclass
 
+from logserver.statusstore_schema import SQLITE_INSERT_PAGE
+
 SPACE = 1.5  # compaction starts once the table holds more rows than this many times its pages (live rows)
 LEAST_STEP = 4096  # rows one compaction step takes at least (the write's own rows if more)
 STEPS_PER_WRITE = 4  # compaction steps one write makes at most: its transaction stays bounded
@@ -34,7 +36,6 @@ STILL_READ = (  # rows of the oldest range that a read at the due version or lat
     "WHERE n.page = r.page AND n.version > r.version AND n.version <= ?) ORDER BY r.seq"
 )
 DELETE_RANGE = "DELETE FROM status_page WHERE seq < ?"
-APPEND = "INSERT INTO status_page (page, version, data) VALUES (?, ?, ?)"
 # The rows appended from a seq on whose page had a row already: each supersedes one (the rest are new pages).
 COUNT_SUPERSEDING = (
     "SELECT count(*) FROM status_page n WHERE n.seq >= ? AND EXISTS (SELECT 1 FROM status_page o "
@@ -93,7 +94,7 @@ class Compaction:
         end = db.execute(NEWEST).fetchone()[0] + 1 if whole else low + self.step
         kept = db.execute(STILL_READ, (end, due)).fetchall()
         deleted = db.execute(DELETE_RANGE, (end,)).rowcount
-        db.executemany(APPEND, kept)
+        db.executemany(SQLITE_INSERT_PAGE, kept)  # their own rows were deleted: nothing to replace
         taken = deleted - len(kept)
         self.rows = (self.rows or 0) - taken
         return taken > 0

@@ -14,10 +14,14 @@ from tlogcore.statusindex_pages import STRIDE
 
 log = logging.getLogger("logserver.statusstore")
 # SQLite's rows in the order written (seq), each page's versions found by the index (logserver/statuscompaction.py).
-SQLITE_SCHEMA = """
+SQLITE_PAGE_TABLE = """
 CREATE TABLE IF NOT EXISTS status_page (
     seq INTEGER PRIMARY KEY, page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL
 );
+"""
+SQLITE_SCHEMA = (
+    SQLITE_PAGE_TABLE
+    + """
 CREATE UNIQUE INDEX IF NOT EXISTS status_page_key ON status_page (page, version);
 CREATE TABLE IF NOT EXISTS status_version (
     size INTEGER PRIMARY KEY, root BLOB NOT NULL, time INTEGER NOT NULL, entry INTEGER
@@ -27,6 +31,7 @@ CREATE TABLE IF NOT EXISTS status_layout (
     id INTEGER PRIMARY KEY CHECK (id = 1), stride INTEGER NOT NULL, log_roots_from INTEGER NOT NULL
 );
 """
+)
 POSTGRES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS status_page (
     page bytea NOT NULL, version bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (page, version)
@@ -48,14 +53,14 @@ DELETE FROM status_head;
 KEYED_LAYOUT = (
     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'status_page' AND sql LIKE '%WITHOUT ROWID%'"
 )
-FROM_KEYED_LAYOUT = """
-ALTER TABLE status_page RENAME TO status_page_keyed;
-CREATE TABLE status_page (
-    seq INTEGER PRIMARY KEY, page BLOB NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL
-);
+FROM_KEYED_LAYOUT = (
+    "ALTER TABLE status_page RENAME TO status_page_keyed;"
+    + SQLITE_PAGE_TABLE
+    + """
 INSERT INTO status_page (page, version, data) SELECT page, version, data FROM status_page_keyed ORDER BY version, page;
 DROP TABLE status_page_keyed;
 """
+)
 LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
 SQLITE_INSERT_PAGE = "INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)"
