@@ -39,7 +39,7 @@ from loadtest.localproc import bytes_written
 from loadtest.page_layout_bench import GRACE, Row, Workload, add_workload_arguments, built_workload
 from logserver.statuscompaction import NEWEST, Compaction
 from logserver.statusstore import PAGE_BYTES, WRITER_CACHE_BYTES
-from logserver.statusstore_schema import SQLITE_INSERT_PAGE, SQLITE_SCHEMA
+from logserver.statusstore_schema import SQLITE_INSERT_PAGE, SQLITE_SCHEMA, sqlite_newest_rows
 
 CHUNK = 400  # page ids per read statement (as SQLiteStatusStore)
 
@@ -55,7 +55,8 @@ def open_file(path: Path) -> sqlite3.Connection:
 
 class Versioned:
     name = "keyed by page (until the 27th round)"
-    TABLE = "status_page"
+    # each page's newest row at or below a version: the bare column of the MAX row, in the same B-tree
+    SELECT = "SELECT page, data, MAX(version) FROM status_page WHERE {} AND version <= ? GROUP BY page"
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db, self.written = db, dict[int, list[bytes]]()
@@ -78,7 +79,7 @@ class Versioned:
 
 class Appended:
     name = "appended, compacted (in use)"
-    TABLE = "status_page"
+    SELECT = sqlite_newest_rows("{}")  # the store's own read
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db, self.compaction = db, Compaction()
@@ -99,16 +100,14 @@ class Appended:
             self.compaction.run(self.db, due)
 
 
-def read(db: sqlite3.Connection, table: str, ids: list[bytes], version: int) -> dict[bytes, bytes]:
-    """The rows of these ids as of `version` (SQLiteStatusStore's read: the bare columns of the MAX row)."""
+def read(db: sqlite3.Connection, select: str, ids: list[bytes], version: int) -> dict[bytes, bytes]:
+    """The rows of these ids as of `version`, with the layout's statement (`select`, its condition on `page` left
+    as {})."""
     found = {}
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
-        sql = (
-            f"SELECT page, data, MAX(version) FROM {table} WHERE page IN ({','.join('?' * len(chunk))}) "
-            "AND version <= ? GROUP BY page"
-        )
-        found.update({bytes(page): bytes(data) for page, data, _ in db.execute(sql, [*chunk, version])})
+        sql = select.format(f"page IN ({','.join('?' * len(chunk))})")
+        found.update({bytes(row[0]): bytes(row[1]) for row in db.execute(sql, [*chunk, version])})
     return found
 
 
@@ -155,7 +154,7 @@ def run_layout(
             figures.row_bytes += sum(len(page) + len(data) for page, data in rows)
             following = work.updates[number + 1] if number + 1 < len(work.updates) else rows
             started = time.perf_counter()
-            reads = read(db, layout.TABLE, [page for page, _ in following], version - batch)
+            reads = read(db, layout.SELECT, [page for page, _ in following], version - batch)
             figures.read_seconds += time.perf_counter() - started
             figures.pages_read += len(following)
         figures.file_bytes = path.stat().st_size

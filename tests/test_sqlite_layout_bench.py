@@ -36,7 +36,7 @@ def test_the_appended_layout_reads_what_rows_keyed_by_page_read_and_stays_bounde
             layout.db.execute("COMMIT")
         ids = [page for page, _ in work.preload] + [page for page, _ in rows]
         for asked in {max(version - batch, 0), version, due or 0}:  # every version a read may still ask for
-            assert read(layouts[1].db, Appended.TABLE, ids, asked) == read(layouts[0].db, Versioned.TABLE, ids, asked)
+            assert read(layouts[1].db, Appended.SELECT, ids, asked) == read(layouts[0].db, Versioned.SELECT, ids, asked)
         stored, pages = appended.db.execute("SELECT count(*), count(DISTINCT page) FROM status_page").fetchone()
         assert stored == appended.compaction.rows  # the count it keeps is the table's
         compacted |= stored < len(work.preload) + sum(len(r) for r in work.updates[: number + 1])
