@@ -53,6 +53,7 @@ def ensure_environment() -> None:
 BROWSER = Path("/usr/bin/chromium")
 KHMER_FONT = Path("/usr/share/fonts/truetype/khmeros/KhmerOS.ttf")
 BROWSER_PACKAGES = ["chromium", "fonts-khmeros"]  # the web pages' tests: Debian's Chromium, a Khmer font
+WRK = Path("/usr/bin/wrk")  # the benchmarks' HTTP load generator (Debian's wrk): the lookups harness is tested
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 POSTGRES_PACKAGES = ["postgresql"]  # the PostgreSQL engine's tests start throwaway clusters (loadtest/pgcluster.py)
 
@@ -73,11 +74,16 @@ def apt_install(packages: list[str], why: str) -> None:
 
 
 def ensure_system_packages() -> None:
-    """Chromium and a Khmer font for the pages' tests, PostgreSQL's server for the scale-out engine's tests."""
+    """Chromium and a Khmer font for the pages' tests, wrk for the benchmark harness's, PostgreSQL's server
+    for the scale-out engine's tests."""
     if not (BROWSER.exists() and KHMER_FONT.exists()):
         apt_install(BROWSER_PACKAGES, "for the web pages' tests")
         if not (BROWSER.exists() and KHMER_FONT.exists()):
             raise SystemExit(f"{BROWSER} or {KHMER_FONT} is still missing after installing {BROWSER_PACKAGES}")
+    if not WRK.exists():
+        apt_install(["wrk"], "for the benchmark harness's tests")
+        if not WRK.exists():
+            raise SystemExit(f"{WRK} is still missing after installing wrk")
     if not postgres_installed():
         apt_install(POSTGRES_PACKAGES, "for the PostgreSQL engine's tests")
         if not postgres_installed():

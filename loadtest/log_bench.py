@@ -136,6 +136,11 @@ def issuer_add(when: int) -> Submission:
     return signed(statement, registry)
 
 
+def document_of(number: int) -> bytes:
+    """The document statement `number` of a benchmark's log issues (leaf number + 1 in loadtest/grow.py's logs)."""
+    return hashlib.sha256(b"document %d" % number).digest()
+
+
 def issue_chunk(job: tuple[int, int, int]) -> list[Submission]:
     """Signed `issue` statements number start..start+count (runs in a worker process)."""
     start, count, when = job
@@ -143,9 +148,7 @@ def issue_chunk(job: tuple[int, int, int]) -> list[Submission]:
     vkey = issuer.verifier().vkey
     return [
         signed(
-            Statement(
-                ORIGIN, ISSUE, vkey, when, document=hashlib.sha256(b"document %d" % i).digest(), ref=f"Diploma 2026/{i}"
-            ),
+            Statement(ORIGIN, ISSUE, vkey, when, document=document_of(i), ref=f"Diploma 2026/{i}"),
             issuer,
         )
         for i in range(start, start + count)

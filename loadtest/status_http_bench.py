@@ -24,7 +24,9 @@ out), and --checkpoint checkpoints between the preload and the phases, as a serv
 cluster zero-fills a new WAL segment per 16 MB written). The in-process phases also print, for each party (this
 process, the database server, the indexer's process), how much of its ready work waited for a core (Linux's
 scheduler statistics, loadtest/schedwait.py), and what the machine's cores did meanwhile (user, system, idle,
-steal...): whether a party that falls behind is short of cores or of work it can do at once.
+steal...): whether a party that falls behind is short of cores or of work it can do at once. --lookups SECONDS then
+starts a server anew on the log and measures status lookups at that size with wrk, beside /healthz
+(loadtest/status_lookups.py: lookups at 10^7 with --preload 1e7).
 """
 
 import argparse
@@ -181,6 +183,12 @@ def main() -> None:
         action="store_true",
         help="keep-up mode, PostgreSQL: CHECKPOINT once the preload is indexed (WAL segments recycled, not new)",
     )
+    parser.add_argument(
+        "--lookups",
+        type=float,
+        default=0.0,
+        help="keep-up mode: then SECONDS of wrk on status lookups at that size, from a server started anew",
+    )
     args = parser.parse_args()
     if args.preload:
         keep_up_main(args)
@@ -234,7 +242,9 @@ def keep_up_main(args: argparse.Namespace) -> None:
     for engine in args.engine.split(","):
         with tempfile.TemporaryDirectory() as name:
             rates = [float(r) for r in args.rate.split(",")]
-            keep_up(engine, Path(name), args.preload, rates, args.seconds, serve, settings, args.checkpoint)
+            keep_up(
+                engine, Path(name), args.preload, rates, args.seconds, serve, settings, args.checkpoint, args.lookups
+            )
     print(f"ceiling: raw SHA-256 {sha256_ceiling():,.0f}/s (one core, this run)")
     with tempfile.TemporaryDirectory(dir=REPO) as name:  # the disk the benchmark's data was on
         fresh, cached = page_cache_writes(Path(name))

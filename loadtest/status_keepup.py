@@ -28,6 +28,7 @@ from loadtest.looppauses import LoopPauses, StepTimes
 from loadtest.pgcluster import StatementCost
 from loadtest.quantiles import percentile
 from loadtest.schedwait import RunQueueWait
+from loadtest.status_lookups import measure_lookups
 from logserver.sequencer import Submission
 
 BATCH = 1000  # statements per request (the server's maximum)
@@ -394,12 +395,14 @@ def keep_up(
     serve: Serve = served_phases,
     pg_settings: dict[str, str] | None = None,
     checkpoint: bool = False,
+    lookups: float = 0.0,
 ) -> list[Paced]:
     """Preload, let the server's indexer catch up, then submit at each of `rates` for `seconds` and sample the lag;
     prints as it goes. `serve`: `served_phases`, a real `tlog-server serve` taking POSTs (its signature workers
     checking every statement), or status_keepup_inprocess.served_in_process, the same server's parts without HTTP.
     `pg_settings`: PostgreSQL's own (its cluster's command line), e.g. {"shared_buffers": "2GB"}; `checkpoint`: a
-    CHECKPOINT between the preload and the phases (`settle_wal`)."""
+    CHECKPOINT between the preload and the phases (`settle_wal`). `lookups`: then as many seconds of wrk on status
+    lookups of the preload's documents, from a server started anew on the log (loadtest/status_lookups.py)."""
     when = int(time.time()) - 3600
     with contextlib.ExitStack() as stack, signing_pool() as pool:
         engine = make_engine(engine_name, tmp, stack, STATUS_SETTINGS, cluster_settings=pg_settings)
@@ -416,8 +419,11 @@ def keep_up(
         del paced
         print_load(" before the server starts")
         try:
-            return serve(engine, grown, phases)
+            done = serve(engine, grown, phases)
         finally:
             for log in tmp.glob("*server.log"):  # why an indexer stalls, if it does: its retried failures
                 failed = [line for line in log.read_text(errors="replace").splitlines() if "failed" in line]
                 print(f"  {len(failed)} failures in the server's log{': ' + failed[0] if failed else ''}", flush=True)
+        if lookups:
+            print("\n".join(measure_lookups(engine, grown.entries - 1, lookups, tmp).report(engine_name)), flush=True)
+        return done

@@ -218,8 +218,16 @@ def proofs_and_health(
 ) -> tuple[WrkResult, WrkResult]:
     """Inclusion proofs by leaf hash of random leaves of `sample`, then `GET /healthz`, each `seconds` with wrk,
     each with the server's CPU per answer."""
-    paths, lua = tmp / "proof-paths.txt", tmp / "paths.lua"
-    paths.write_text("".join(f"/api/v1/proof/inclusion?leaf_hash={h.hex()}\n" for h in sample))
+    return paths_and_health(server, [f"/api/v1/proof/inclusion?leaf_hash={h.hex()}" for h in sample], seconds, tmp)
+
+
+def paths_and_health(
+    server: ServerProcess, targets: Sequence[str], seconds: float, tmp: Path
+) -> tuple[WrkResult, WrkResult]:
+    """`GET` of a random one of `targets` per request, then `GET /healthz`, each `seconds` with wrk, each with the
+    server's CPU per answer."""
+    paths, lua = tmp / "paths.txt", tmp / "paths.lua"
+    paths.write_text("".join(f"{target}\n" for target in targets))
     lua.write_text(LUA)
     run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
 
@@ -227,11 +235,11 @@ def proofs_and_health(
         return server.cpu_seconds() + server.workers_cpu_seconds()
 
     before = cpu()
-    proofs = run_wrk(server.url, seconds, paths, lua)
+    reads = run_wrk(server.url, seconds, paths, lua)
     between = cpu()
     health = run_wrk(server.url + "/healthz", seconds, None, lua)
     after = cpu()
-    return with_cpu(proofs, between - before), with_cpu(health, after - between)
+    return with_cpu(reads, between - before), with_cpu(health, after - between)
 
 
 async def in_process(data: Path, sample: Sequence[bytes], rounds: int = 7, per_round: int = 1500) -> dict[str, float]:

@@ -3,6 +3,7 @@ submits, every entry it reports is in the log, and the lag it reports is the one
 asserted (figures come from the script beside their ceiling, docs/status-proofs.md §11)."""
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +11,11 @@ import httpx
 import pytest
 
 from loadtest import status_keepup
+from loadtest.log_bench import document_of
 from loadtest.schedwait import RunQueueWait
 from loadtest.status_keepup import BATCH, growth, keep_up
 from loadtest.status_keepup_inprocess import served_in_process
+from loadtest.status_lookups import lookup_targets
 
 
 def test_growth_is_the_lags_slope_over_the_second_half() -> None:
@@ -131,3 +134,23 @@ def test_on_postgresql_the_in_process_intake_reports_what_the_database_wrote_aft
     # running threads were taken off a core for another
     assert len(figures.waits) == 3 and sum(wait.preempted for wait in figures.waits) > 0
     assert "CHECKPOINT before the paced phases" in capsys.readouterr().out
+
+
+def test_lookups_after_a_run_ask_logged_and_never_logged_documents_of_a_server_started_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--lookups: wrk on status lookups, half of documents spread over the preload and half never logged, each answer
+    with its status proof (a logged document's record present, another's absent), beside /healthz."""
+    targets = lookup_targets(3000, count=10)
+    logged = {f"/api/v1/documents/{document_of(n).hex()}" for n in range(3000)}
+    assert [target in logged for target in targets] == [True] * 5 + [False] * 5
+    keep_up("sqlite", tmp_path, 3000, [1000.0], 1.0, served_in_process, lookups=1.0)
+    report = capsys.readouterr().out
+    covered = re.search(r"sqlite: status lookups, the index covering ([\d,]+) entries", report)
+    assert covered is not None and int(covered.group(1).replace(",", "")) >= 3000 + BATCH
+    proofs = re.search(r"index proof bytes: ([\d,]+) for a logged document, ([\d,]+) for one never logged", report)
+    assert proofs is not None and int(proofs.group(1)) > 0 and int(proofs.group(2)) > 0
+    lookups = re.search(r"GET /api/v1/documents/<sha256> with status proof: ([\d,]+) requests/s.* (\d+) errors", report)
+    healthz = re.search(r"ceiling: GET /healthz: ([\d,]+) requests/s.* (\d+) errors", report)
+    assert lookups is not None and healthz is not None
+    assert int(lookups.group(1).replace(",", "")) > 0 and lookups.group(2) == healthz.group(2) == "0"
