@@ -81,7 +81,7 @@ ROW_SECONDS = 100e-6
 # machine slows them (§11, "Seventeenth round").
 LOOKUP_TIMEOUT = 10.0
 INDEXER_TIMEOUT = 60.0
-UPPER_PAGES = 2**17  # the pages read_upper reads at most: 2^16 pages start at depth 16, fewer above (UPPER_DEPTH 19)
+UPPER_PAGES = 2**21  # the pages read_upper reads at most: 2^20 pages start at depth 20, fewer above (UPPER_DEPTH 23)
 PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
 PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)  # a call's failures, worded
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each reading connection (bounded; the index is ~200 B per document)
