@@ -47,18 +47,16 @@ from tlogcore.statuspageupdate import PageUpdate
 
 log = logging.getLogger("logserver.statusindexer")
 MAX_ENTRIES_PER_STEP = 20_000  # an updater's default (tests); the server's indexer process: indexerprocess.STEP
-# Depths the indexer keeps in memory: the pages starting at depths 0 to 16 (statusindex_pages.py), at most
-# 2^20 - 1 nodes whatever the size (186 MiB at 10^6 documents: 69,905 pages, 942,490 nodes). At 10^6 a path is
-# about 20 deep, so the pages at depth 16 were most of an update's reads: keeping them took the read phase from
-# 45 to 26 us and the update from 147 to 125 us per document, all in (docs/status-proofs.md §11, eighth round).
-UPPER_DEPTH = 19  # the last depth of a page (pages start at multiples of STRIDE): kept pages are kept whole
-# From DEEPER_FROM entries on, the pages starting at depth 20 too (at most 2^24 - 1 nodes). At 10^7 a path is about
-# 23 deep and those pages were about one read per entry, each a `pread` of the index file beyond SQLite's memory
-# map: keeping them took the indexing processes from 171-198 to 159-160 us per entry at 10,000 entries/s, for about
-# 2.3 GB per shard process; at 10^6, where most of them hold a document or two, it cost more (155 against 141 us)
-# and 0.3 GB more per shard (§11, twenty-ninth round). A path is 22 deep from about 4·10^6 documents on.
-DEEPER_DEPTH = 23
-DEEPER_FROM = 4_000_000
+# Depths the indexer keeps in memory: the pages starting at depths 0 to 20 (statusindex_pages.py), at most
+# 2^24 - 1 nodes whatever the size. At 10^6 a path is about 20 deep, so the pages at depth 16 were most of an
+# update's reads: keeping them took the read phase from 45 to 26 us and the update from 147 to 125 us per document,
+# all in (docs/status-proofs.md §11, eighth round). At 10^7 a path is about 23 deep and the pages at depth 20 were
+# about one read per entry, each a `pread` of the index file beyond SQLite's memory map: keeping them took the
+# indexing processes from 171-198 to 159-160 us per entry at 10,000 entries/s, for about 2.3 GB per shard process;
+# at 10^6 it costs more than it saves (155 against 141 us, 0.3 GB more per shard: §11, twenty-ninth round). The
+# depth is one for every size: a depth that changes with the size must read the top again, and a shard making the
+# next update while the last one commits cannot (its rows are not readable yet).
+UPPER_DEPTH = 23  # the last depth of a page (pages start at multiples of STRIDE): kept pages are kept whole
 KEEP_FROM = 1024  # documents in one update from which the top is worth loading (an indexer catching up)
 # Pages one write transaction of the indexer rewrites or prunes at most (its update's own pages included; a version
 # pruned whole, alone if it is bigger): a catch-up of many steps in one cycle leaves them all due at once (50 steps
@@ -113,7 +111,7 @@ async def read_plan(store: StatusStore, plan: PathPlan, version: int, pages: Pag
 
 class UpperLevels:
     """The pages holding the nodes at depth <= UPPER_DEPTH as of one index version (the pages starting at depth
-    0, 4, 8, 12 and 16, whole; from DEEPER_FROM entries on, down to DEEPER_DEPTH), kept in memory between updates.
+    0, 4, 8, 12, 16 and 20, whole), kept in memory between updates.
 
     The indexer is the index's only writer (compare-and-swap), so after its own commit it knows the new top pages
     without reading them (the commit wrote them whole: `PageSet.written`); they are handed to the next commit,
@@ -128,31 +126,18 @@ class UpperLevels:
     """
 
     def __init__(
-        self,
-        store: StatusStore,
-        keep_from: int = KEEP_FROM,
-        depth: int = UPPER_DEPTH,
-        half: int | None = None,
-        deeper: tuple[int, int] = (DEEPER_FROM, DEEPER_DEPTH),
+        self, store: StatusStore, keep_from: int = KEEP_FROM, depth: int = UPPER_DEPTH, half: int | None = None
     ) -> None:
-        """`half`: keep only the root's page and the pages of that half of the tree (a shard: statusshards.py);
-        `deeper`: (from an index of this many entries on, this depth instead of `depth`)."""
-        self._store, self._keep_from, self._half = store, keep_from, half
-        self._shallow, self._deeper = depth, deeper
-        self._depth = depth  # of the pages kept now
+        """`half`: keep only the root's page and the pages of that half of the tree (a shard: statusshards.py)."""
+        self._store, self._keep_from, self._depth, self._half = store, keep_from, depth, half
         self._version: int | None = None
         self._pages: dict[NodeId, Page] = {}  # a commit rewrites these whole
-
-    def depth_at(self, version: int) -> int:
-        """The depth kept for an index of `version` entries."""
-        return self._deeper[1] if version >= self._deeper[0] else self._shallow
 
     async def update(self, entries: Sequence[tuple[int, str, bytes]], version: int, pages: PageSet) -> PageUpdate:
         """The update adding `entries` at `version` (the index head), every page it needs read; `pages` keeps
         the pages read (for the commit), the kept ones included (the commit does not read them again)."""
-        if self._version != version or self._depth != self.depth_at(version):
+        if self._version != version:
             self.forget()
-            self._depth = self.depth_at(version)  # the index grew past DEEPER_FROM: its top is read deeper
             if len(entries) >= self._keep_from:
                 self._pages = await self._store.read_upper(self._depth, version)
                 if self._half is not None:

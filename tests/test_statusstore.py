@@ -16,7 +16,7 @@ from logserver.metrics import Metrics
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
-from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, UpperLevels, logged_by, read_plan
+from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, logged_by, read_plan
 from logserver.statusstore import (
     IndexMovedError,
     IndexVersion,
@@ -395,36 +395,6 @@ def test_the_indexers_kept_top_levels_equal_the_stored_rows(
         assert indexer._upper is not None and older and older != indexer._upper._pages
 
     run_engine(engine, tmp_path, request, body)
-
-
-def test_the_kept_top_goes_deeper_once_the_index_is_big_enough(tmp_path: Path, request: pytest.FixtureRequest) -> None:
-    """UpperLevels keeps `depth` below `deeper`'s size and `deeper`'s depth from it on (DEEPER_FROM, DEEPER_DEPTH:
-    the pages at depth 20 at 10^7): the update made at that size reads the top again, deeper, and from then on
-    what it keeps is the stored top to that depth; the roots stay the in-memory index's."""
-
-    async def body(parts: Parts) -> None:
-        _, store, sequencer, indexer = parts
-        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        entries: list[tuple[int, str, bytes]] = []
-        kept = indexer._upper = UpperLevels(store, 1, 3, deeper=(10**9, 7))  # the size is set once known
-        depths = []
-        for batch in range(3):
-            docs = [deep_doc(100 + 40 * batch + i) for i in range(40)] + [doc(500 + 40 * batch + i) for i in range(40)]
-            indexes = await log(sequencer, *(statement(ISSUE, ISSUER, document=d) for d in docs))
-            entries += [(i, ISSUE, d) for i, d in zip(indexes, docs, strict=True)]
-            assert await indexer.step(), batch
-            head = await store.head()
-            assert head is not None and head.root == expected_rows(entries)
-            if batch == 0:
-                kept._deeper = (head.size, 7)  # the next update is made at this size: deeper from it on
-            depths.append(kept._depth)
-            assert kept._version == head.size
-            assert kept._pages == await store.read_upper(kept._depth, head.size)
-            assert any(depth > 7 for depth, _ in (await read_plan(store, PathPlan(docs), head.size)).nodes)
-        assert depths == [3, 7, 7]
-        assert any(page[0] == 4 for page in kept._pages)  # pages below the shallow depth, kept
-
-    run_engine("sqlite", tmp_path, request, body)
 
 
 async def execute(store: Any, sql: str) -> None:
