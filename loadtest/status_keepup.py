@@ -28,7 +28,7 @@ from loadtest.looppauses import LoopPauses, StepTimes
 from loadtest.pgcluster import StatementCost
 from loadtest.quantiles import percentile
 from loadtest.schedwait import RunQueueWait
-from loadtest.status_lookups import measure_lookups
+from loadtest.status_lookups import measure_lookups, served_size
 from logserver.sequencer import Submission
 
 BATCH = 1000  # statements per request (the server's maximum)
@@ -66,8 +66,7 @@ def log_size(client: httpx.Client) -> int:
 
 def served_index(client: httpx.Client) -> int:
     """The size of the index root status proofs are served at (0 before any)."""
-    served = client.get(f"/api/v1/documents/{NEVER_LOGGED}").json()["index"]
-    return int(served["size"]) if served is not None else 0
+    return served_size(client, f"/api/v1/documents/{NEVER_LOGGED}")
 
 
 def wait_indexed(client: httpx.Client, limit: float, target: int) -> float:
