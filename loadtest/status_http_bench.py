@@ -26,13 +26,19 @@ process, the database server, the indexer's process), how much of its ready work
 scheduler statistics, loadtest/schedwait.py), and what the machine's cores did meanwhile (user, system, idle,
 steal...): whether a party that falls behind is short of cores or of work it can do at once. --lookups SECONDS then
 starts a server anew on the log and measures status lookups at that size with wrk, beside /healthz
-(loadtest/status_lookups.py: lookups at 10^7 with --preload 1e7).
+(loadtest/status_lookups.py: lookups at 10^7 with --preload 1e7). --keep DIR grows the log in DIR and leaves it
+there; --lookups-on DIR --lookups SECONDS then measures lookups again on that log, without growing it (variants of
+the server compared on the same files, in turn).
 """
 
 import argparse
+import asyncio
+import contextlib
 import hashlib
 import os
+import random
 import re
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -42,11 +48,15 @@ from pathlib import Path
 
 import httpx
 
+from loadtest.grow import SQLiteEngine
 from loadtest.localproc import REPO, free_port, log_identity
+from loadtest.log_bench import DATABASE
 from loadtest.merge_bench import parse_settings
 from loadtest.status_index_bench import sha256_ceiling
-from loadtest.status_keepup import keep_up, served_phases
+from loadtest.status_keepup import STATUS_SETTINGS, keep_up, served_phases
 from loadtest.status_keepup_inprocess import served_in_process
+from loadtest.status_lookups import lookup_targets, measure_lookups
+from loadtest.wrk_reads import app_cpu
 from tlogcore.keys import Ed25519Signer, parse_signer_key
 from tlogcore.statement import ISSUE, ISSUER_ADD, Statement, sign_statement
 
@@ -189,7 +199,14 @@ def main() -> None:
         default=0.0,
         help="keep-up mode: then SECONDS of wrk on status lookups at that size, from a server started anew",
     )
+    parser.add_argument("--keep", type=Path, help="keep-up mode: grow the log in this folder and leave it there")
+    parser.add_argument(
+        "--lookups-on", type=Path, help="--lookups SECONDS on the SQLite log a --keep run left in this folder"
+    )
     args = parser.parse_args()
+    if args.lookups_on:
+        lookups_on_main(args.lookups_on, args.lookups or args.seconds)
+        return
     if args.preload:
         keep_up_main(args)
         return
@@ -240,7 +257,7 @@ def keep_up_main(args: argparse.Namespace) -> None:
     serve = served_in_process if args.intake == "sequencer" else served_phases
     settings = parse_settings(args.pg_settings)
     for engine in args.engine.split(","):
-        with tempfile.TemporaryDirectory() as name:
+        with contextlib.nullcontext(str(args.keep)) if args.keep else tempfile.TemporaryDirectory() as name:
             rates = [float(r) for r in args.rate.split(",")]
             keep_up(
                 engine, Path(name), args.preload, rates, args.seconds, serve, settings, args.checkpoint, args.lookups
@@ -251,6 +268,26 @@ def keep_up_main(args: argparse.Namespace) -> None:
     print(
         f"ceiling: writing file pages into the page cache, {1 / fresh:,.0f} MB per CPU second for new pages "
         f"({fresh * 1e3:.2f} us per KB), {1 / cached:,.0f} MB per CPU second rewriting cached ones (this run)"
+    )
+
+
+def lookups_on_main(folder: Path, seconds: float) -> None:
+    """Status lookups on the SQLite log a `--keep` run left in `folder` (its documents: statements 0..n-1)."""
+    data = folder / "sqlite"
+    if not (data / DATABASE).is_file():
+        raise SystemExit(f"{data / DATABASE}: no log there; grow one first with --preload N --keep {folder}")
+    with contextlib.closing(sqlite3.connect(f"file:{data / DATABASE}?mode=ro", uri=True)) as db:
+        statements = db.execute("SELECT COUNT(*) FROM leaves WHERE document_key IS NOT NULL").fetchone()[0]
+    with tempfile.TemporaryDirectory() as name:
+        found = measure_lookups(SQLiteEngine(data, STATUS_SETTINGS), statements, seconds, Path(name))
+    print("\n".join(found.report("sqlite")), flush=True)
+    targets = lookup_targets(statements)
+    random.Random(30).shuffle(targets)  # logged and never logged in every round (the list is half, then half)
+    cpu = asyncio.run(app_cpu(data, targets, status=True))
+    print(
+        f"  without sockets (the app driven in-process, best of 7 rounds of 1,500): {cpu['paths']:,.0f} us per "
+        f"lookup, {cpu['/healthz']:,.0f} us per /healthz",
+        flush=True,
     )
 
 

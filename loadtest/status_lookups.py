@@ -22,7 +22,9 @@ from loadtest.grow import Engine
 from loadtest.log_bench import document_of
 from loadtest.wrk_reads import WrkResult, paths_and_health
 
-PATHS = 20_000  # documents asked, half logged and half never logged: far more than the server's proof cache holds
+PATHS = (
+    100_000  # documents asked, half logged and half never logged: 24 times the proofs the server keeps (readcache.py)
+)
 SETTLE_LIMIT = 300.0  # seconds a restarted server's indexer gets to cover the log
 
 

@@ -63,9 +63,10 @@ from logserver import cli
 from logserver.app import RequestLog, build_app
 from logserver.identity import read_keys
 from logserver.logstate import LogState
-from logserver.opening import open_storage
+from logserver.opening import STATUS_DATABASE, open_storage
 from logserver.sequencer import Submission
 from logserver.sqlite_schema import lookup_path
+from logserver.statusstore import SQLiteStatusStore
 from logserver.submission import SubmissionRules
 from tlogcore.merkle import leaf_hash
 
@@ -245,11 +246,22 @@ def paths_and_health(
 async def in_process(data: Path, sample: Sequence[bytes], rounds: int = 7, per_round: int = 1500) -> dict[str, float]:
     """CPU per request (best of `rounds`) of the server's app, request log around it as `serve` runs it, driven
     without sockets: the proofs by leaf hash of `sample`, then `GET /healthz`. What the app itself costs, apart from
-    the HTTP stack and the machine's load (the figure the third round's A/B compared). The request log is on, as
-    `serve` has it (there to stderr, here to /dev/null)."""
+    the HTTP stack and the machine's load (the figure the third round's A/B compared)."""
+    paths = [f"/api/v1/proof/inclusion?leaf_hash={leaf.hex()}" for leaf in sample]
+    found = await app_cpu(data, paths, rounds, per_round)
+    return {"proof": found["paths"], "/healthz": found["/healthz"]}
+
+
+async def app_cpu(
+    data: Path, paths: Sequence[str], rounds: int = 7, per_round: int = 1500, status: bool = False
+) -> dict[str, float]:
+    """CPU per request (µs, best of `rounds`) of the app serving the log in `data`, driven without sockets: `paths`
+    in turn, then `GET /healthz`. The request log is on, as `serve` has it (there to stderr, here to /dev/null).
+    `status`: with the log's SQLite status index (`log.db.status`), for status lookups."""
     config = cli.load_config(data / "server.toml")
     keys = read_keys(data)
     storage = await open_storage(data, config)
+    store = await SQLiteStatusStore.open(data / STATUS_DATABASE, log_path=data / DATABASE) if status else None
     requests = logging.getLogger("logserver.requests")
     saved = requests.level, requests.propagate
     handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed below)
@@ -262,16 +274,18 @@ async def in_process(data: Path, sample: Sequence[bytes], rounds: int = 7, per_r
         await parts.sequencer.load()
         rules = SubmissionRules(keys.log.name, config.max_future_seconds)
         state = LogState(storage, parts.sequencer, rules, keys.log.verifier().vkey, [keys.registry.verifier().vkey])
+        state.status = store
         app = RequestLog(build_app(state))
-        paths = [f"/api/v1/proof/inclusion?leaf_hash={leaf.hex()}" for leaf in sample]
         return {
-            "proof": await _cpu_per_request(app, paths, rounds, per_round),
+            "paths": await _cpu_per_request(app, paths, rounds, per_round),
             "/healthz": await _cpu_per_request(app, ["/healthz"], rounds, per_round),
         }
     finally:
         requests.removeHandler(handler)
         handler.stream.close()
         requests.level, requests.propagate = saved
+        if store is not None:
+            await store.close()
         await storage.close()
 
 

@@ -210,7 +210,7 @@ async def _document_history(
     size, note = await _checkpoint_covering(state, max(indexes), published) if indexes else (0, b"")
     items = []
     for entry, statement in zip(entries, statements, strict=True):
-        item = await reads.bundle(entry.index, size, note)
+        item = await reads.bundle(entry.index, size, note, entry.data)
         key = registry.keys.get(statement.signer)
         items.append(
             api.DocumentStatement(

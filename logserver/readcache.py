@@ -11,50 +11,63 @@ Each part is a function of a key that names everything it is made of, so a cache
   bytes served;
 - a status proof, by (document, index version): the rows of a version never change once written
   (logserver/statusstore.py), and the version names its size, root and the entry of its `index-root` statement;
-- the size a published checkpoint note names, by the note's bytes.
+- the size a published checkpoint note names, by the note's bytes;
+- an entry's bytes, by entry index (an index version's `index-root` statement, which every lookup at it carries);
+- the stored hashes near the top of the tree that inclusion proofs share, by stored index (proofs.UpperHashes);
+- the status index's top pages, by (index version, page): the pages starting at depth <= STATUS_TOP_DEPTH that
+  the lookups at the newest version read (`StatusTop`). Every path starts with the same few: at 10^7 documents 4
+  of the 7 pages of a path, each a read of the index file otherwise (docs/status-proofs.md §11 "Thirtieth round").
+  Only the pages of a proof checked against its root are kept. A row an operator rewrites afterwards is not seen
+  by this process until the next version (its answers stay the true ones); a server started anew reads it.
 
 A new checkpoint or index version is a new key, so nothing is ever invalidated; old keys age out. The bounds are in
-entries: 4,096 bundles (~2 KB each) and status proofs (~1 KB), 16,384 statements (~1 KB): about 30 MB at most.
+entries: 4,096 bundles (~2 KB each) and status proofs (~1 KB), 16,384 statements (~1 KB), 65,536 hashes (~150 B),
+and the 4,369 top pages of one index version (~3 KB each, 13 MB at 10^7 documents): about 55 MB at most.
 """
 
-from collections import OrderedDict
 from collections.abc import Hashable
-from typing import Generic, TypeVar
 
 from logserver import api, proofs
+from logserver.lru import Lru
 from logserver.storage import Storage, StoredEntry
 from tlogcore.bundle import TlogProof
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.note import parse_note
 from tlogcore.statement import Statement, parse_statement
+from tlogcore.statusindex import KEY_BITS
+from tlogcore.statusindex_pages import STRIDE
+from tlogcore.statuspageset import PageSet
 
-K = TypeVar("K", bound=Hashable)
-V = TypeVar("V")
 DEFAULT_ENTRIES = 4096
+STATUS_TOP_DEPTH = 12  # pages starting at depth 0, 4, 8 and 12: 4,369 at most (docs/status-proofs.md §9 "API")
 
 
-class Lru(Generic[K, V]):
-    """A dict bounded in entries; the least recently used goes first."""
+class StatusTop:
+    """The status index's pages starting at depth <= `depth` as of one index version (a version's rows never
+    change), as the lookups at that version read them; a lookup at another version starts the set again."""
 
-    def __init__(self, limit: int) -> None:
-        self._items: OrderedDict[K, V] = OrderedDict()
-        self._limit = limit
+    def __init__(self, depth: int = STATUS_TOP_DEPTH) -> None:
+        self._depth = depth
+        self._held = PageSet(-1)
 
-    def get(self, key: K) -> V | None:
-        value = self._items.get(key)
-        if value is not None:
-            self._items.move_to_end(key)
-        return value
+    def pages_for(self, key: bytes, version: int) -> PageSet:
+        """A lookup's page set at `version`, holding the top pages on `key`'s path that are held already."""
+        pages = PageSet(version)
+        if self._held.version == version:
+            bits = int.from_bytes(key, "big")
+            for depth in range(0, self._depth + 1, STRIDE):
+                page = (depth, bits >> (KEY_BITS - depth))
+                if (nodes := self._held.pages.get(page)) is not None:
+                    pages.pages[page] = nodes
+        return pages
 
-    def put(self, key: K, value: V) -> V:
-        if self._limit > 0:
-            self._items[key] = value
-            if len(self._items) > self._limit:
-                self._items.popitem(last=False)
-        return value
-
-    def __len__(self) -> int:
-        return len(self._items)
+    def keep(self, pages: PageSet) -> None:
+        """Hold the top pages a lookup read (its set is of the newest version asked: an older one is not kept)."""
+        if self._held.version != pages.version:
+            if pages.version < self._held.version:
+                return
+            self._held = PageSet(pages.version)
+        self._held.pages.update({page: nodes for page, nodes in pages.pages.items() if page[0] <= self._depth})
 
 
 class ReadCache:
@@ -63,6 +76,9 @@ class ReadCache:
         self.statements: Lru[int, Statement] = Lru(4 * entries)
         self.bundles: Lru[tuple[int, int, bytes], TlogProof] = Lru(entries)
         self.status_proofs: Lru[tuple[bytes, Hashable], api.StatusIndexProof] = Lru(entries)
+        self.upper_hashes = proofs.UpperHashes(16 * entries)
+        self.entries: Lru[int, bytes] = Lru(min(entries, 64))
+        self.status_top = StatusTop(STATUS_TOP_DEPTH if entries else -1)
         self._published: tuple[bytes, int] = (b"", 0)
         self._damaged: Hashable = None
 
@@ -76,11 +92,19 @@ class ReadCache:
         found = self.statements.get(entry.index)
         return found or self.statements.put(entry.index, parse_statement(entry.data, check_signature=False))
 
-    async def bundle(self, index: int, size: int, checkpoint: bytes) -> TlogProof:
-        """`proofs.bundle_for`, once per (index, size, checkpoint)."""
+    async def bundle(self, index: int, size: int, checkpoint: bytes, statement: bytes | None = None) -> TlogProof:
+        """`proofs.bundle_for`, once per (index, size, checkpoint); `statement`: the entry's bytes, if read."""
         key = (index, size, checkpoint)
         found = self.bundles.get(key)
-        return found or self.bundles.put(key, await proofs.bundle_for(self._storage, index, size, checkpoint))
+        if found is not None:
+            return found
+        made = await proofs.bundle_for(self._storage, index, size, checkpoint, statement, self.upper_hashes)
+        return self.bundles.put(key, made)
+
+    async def entry(self, index: int) -> bytes:
+        """The stored entry's bytes (an index version's `index-root` statement: every lookup at it carries it)."""
+        found = self.entries.get(index)
+        return found or self.entries.put(index, (await self._storage.get_entries(index, index + 1))[0])
 
     def published_size(self, note: bytes) -> int:
         """The size the checkpoint note names (the last note asked for is remembered: it is nearly always the same)."""

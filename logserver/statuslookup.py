@@ -53,7 +53,8 @@ async def status_index_proof(
     if found is not None:
         return found
     try:
-        plan = await read_plan(store, PathPlan([document], version.size), version.size)
+        pages = cache.status_top.pages_for(document, version.size)
+        plan = await read_plan(store, PathPlan([document], version.size), version.size, pages)
         record, proof = plan.lookup(document)
         verify_status(document, record, proof.to_bytes(), version.root)  # never a proof of another tree
     except (MalformedError, ProofError) as exc:  # IndexStorageError included: stored rows that contradict each other
@@ -65,7 +66,8 @@ async def status_index_proof(
         if cache.damaged_index_reported(version):
             log.error("status index damaged at size %d (%s): lookups carry no status proof", version.size, exc)
         return None
-    statement = (await storage.get_entries(version.entry, version.entry + 1))[0]
+    cache.status_top.keep(pages)  # only now: the pages of a proof that failed are never kept
+    statement = await cache.entry(version.entry)
     answer = api.StatusIndexProof(
         version.size,
         version.root,

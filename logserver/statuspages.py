@@ -4,7 +4,8 @@ A read plan goes down its paths in rounds, level by level below the top its read
 whole pages. A `PageSet` holds the pages one plan has read, as of its version, so that the 4 levels of a page are
 read from storage once, and the update's commit finds the nodes it does not change without reading them again.
 It lives as long as one plan and its update (a page as of a version never changes, but a set kept longer would
-hide from readers what an operator did to the stored rows; the tests that tamper with them rely on that).
+hide from readers what an operator did to the stored rows). The one set kept longer is the server's top pages
+for its lookups (logserver/readcache.py, `StatusTop`): the tests that tamper with stored rows start a server anew.
 """
 
 import asyncio

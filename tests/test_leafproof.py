@@ -374,3 +374,44 @@ def test_postgresql_a_read_is_one_query_on_its_connection(request: pytest.Fixtur
             await storage.close()
 
     asyncio.run(scenario())
+
+
+def test_upper_hashes_give_the_same_proofs_reading_only_the_lower_hashes_again(tmp_path: Path) -> None:
+    """proofs.UpperHashes keeps the stored hashes of subtrees of 2^UPPER_LEVEL leaves and more that proofs read:
+    every proof is the one read without it, and once the proofs were made, making them again reads from storage
+    only hashes below that level; it holds no more hashes than its bound."""
+
+    async def scenario() -> None:
+        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        try:
+            log = Log(storage)
+            for start in range(0, 5000, 1000):
+                await log.append([entry(i) for i in range(start, start + 1000)])
+            asked: list[int] = []
+            real_read = storage.get_hashes
+
+            async def counted(indexes: Sequence[int]) -> list[bytes]:
+                asked.extend(indexes)
+                return await real_read(indexes)
+
+            storage.get_hashes = counted  # type: ignore[method-assign]
+            rng = random.Random(3)
+            cases = [(size, index) for size in (5000, 4321) for index in [0, size - 1, *rng.sample(range(size), 30)]]
+            upper, small = proofs.UpperHashes(1000), proofs.UpperHashes(2)
+            for again in (False, True):
+                for size, index in cases:
+                    plain = await proofs.inclusion_proofs(storage, [index], size)
+                    asked.clear()
+                    assert await proofs.inclusion_proofs(storage, [index], size, upper) == plain
+                    level = {
+                        merkle.stored_hash_index(*node): node[0] for node in merkle.inclusion_plan(index, size).nodes
+                    }
+                    assert max(level.values()) >= proofs.UPPER_LEVEL, (index, size)  # it crosses some upper nodes
+                    if again:
+                        assert asked and all(level[i] < proofs.UPPER_LEVEL for i in asked), (index, size)
+                    assert await proofs.inclusion_proofs(storage, [index], size, small) == plain
+            assert len(small._held) == 2
+        finally:
+            await storage.close()
+
+    asyncio.run(scenario())

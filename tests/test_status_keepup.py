@@ -13,6 +13,7 @@ import pytest
 from loadtest import status_keepup
 from loadtest.log_bench import document_of
 from loadtest.schedwait import RunQueueWait
+from loadtest.status_http_bench import lookups_on_main
 from loadtest.status_keepup import BATCH, growth, keep_up
 from loadtest.status_keepup_inprocess import served_in_process
 from loadtest.status_lookups import lookup_targets
@@ -154,3 +155,11 @@ def test_lookups_after_a_run_ask_logged_and_never_logged_documents_of_a_server_s
     healthz = re.search(r"ceiling: GET /healthz: ([\d,]+) requests/s.* (\d+) errors", report)
     assert lookups is not None and healthz is not None
     assert int(lookups.group(1).replace(",", "")) > 0 and lookups.group(2) == healthz.group(2) == "0"
+    lookups_on_main(tmp_path, 1.0)  # --lookups-on: again on the log the run left (--keep), not grown again
+    again = capsys.readouterr().out
+    covered_again = re.search(r"sqlite: status lookups, the index covering ([\d,]+) entries", again)
+    assert covered_again is not None, again
+    assert int(covered_again.group(1).replace(",", "")) >= int(covered.group(1).replace(",", "")), again
+    assert re.search(r"with status proof: [\d,]+ requests/s.* 0 errors", again), again
+    in_process = re.search(r"without sockets .*: ([\d,]+) us per lookup, ([\d,]+) us per /healthz", again)
+    assert in_process is not None and int(in_process.group(1).replace(",", "")) > 0, again

@@ -14,6 +14,7 @@ import pytest
 from logserver import statusindexer
 from logserver.metrics import Metrics
 from logserver.postgres import PostgresStorage
+from logserver.readcache import STATUS_TOP_DEPTH, StatusTop
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, logged_by, read_plan
@@ -393,6 +394,62 @@ def test_the_indexers_kept_top_levels_equal_the_stored_rows(
                 assert any(depth > UPPER_DEPTH for depth, _ in deeper)
         older = await store.read_upper(UPPER_DEPTH, first)  # an older version's top, read beside the newer rows
         assert indexer._upper is not None and older and older != indexer._upper._pages
+
+    run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """StatusTop (readcache.py) keeps the pages starting at depth <= STATUS_TOP_DEPTH that the lookups at the newest
+    version read: a second lookup there reads only the pages below them, with the same proof as a lookup that holds
+    nothing; a newer version starts again, and an older version's pages never replace the newer's."""
+
+    async def body(parts: Parts) -> None:
+        _, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=d) for d in [*map(deep_doc, range(40)), doc(1)]))
+        assert await indexer.step()
+        first = await store.head()
+        read: list[NodeId] = []
+        real_read = store.read_nodes
+
+        async def counted(ids: list[NodeId], version: int, pages: Any = None) -> Any:
+            read.extend(pages_of(ids) - (pages.pages.keys() if pages is not None else set()))
+            return await real_read(ids, version, pages)
+
+        store.read_nodes = counted
+        top = StatusTop()
+
+        async def lookup(key: bytes, version: int) -> bytes:
+            alone = (await read_plan(store, PathPlan([key], version), version)).lookup(key)
+            read.clear()
+            pages = top.pages_for(key, version)
+            record, proof = (await read_plan(store, PathPlan([key], version), version, pages)).lookup(key)
+            assert (record, proof.to_bytes()) == (alone[0], alone[1].to_bytes())
+            top.keep(pages)
+            return proof.to_bytes()
+
+        keys = [deep_doc(3), deep_doc(77), doc(1), doc(2)]  # logged deep, never logged deep, logged, never logged
+        assert first is not None
+        for key in keys:
+            await lookup(key, first.size)
+        for key in keys:
+            await lookup(key, first.size)
+            assert all(depth > STATUS_TOP_DEPTH for depth, _ in read), read  # the top came from memory
+            assert bool(read) == (key in keys[:2])  # the deep paths go on below the top
+        await log(sequencer, statement(REVOKE, ISSUER, document=deep_doc(3), reason="error"))
+        assert await indexer.step()
+        second = await store.head()
+        assert second is not None and second.size > first.size
+        assert not top.pages_for(deep_doc(3), second.size).pages  # nothing held of the newer version yet
+        await lookup(deep_doc(3), second.size)
+        assert (0, 0) in read  # its root page read from storage
+        older = top.pages_for(doc(2), first.size)
+        await read_plan(store, PathPlan([doc(2)], first.size), first.size, older)
+        top.keep(older)  # a slow lookup at the older version: the newer version's pages stay
+        assert top.pages_for(doc(2), second.size).pages and not top.pages_for(doc(2), first.size).pages
 
     run_engine(engine, tmp_path, request, body)
 
