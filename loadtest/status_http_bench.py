@@ -5,6 +5,9 @@ the HTTP stack with no work), and the index's lag behind sequencing under a subm
     .venv/bin/python -m loadtest.status_http_bench [--documents 20000] [--seconds 10] [--connections 16]
     .venv/bin/python -m loadtest.status_http_bench --preload 1e6 \
         --rate 10000,5000 --seconds 30 --engine sqlite,postgresql
+    .venv/bin/python -m loadtest.status_http_bench --preload 1e7 --rate 10000 --seconds 30 \
+        --engine sqlite --intake sequencer --keep /var/tmp/log1e7
+    .venv/bin/python -m loadtest.status_http_bench --lookups-on /var/tmp/log1e7 --lookups 30
 
 Phases: (1) submit `documents` issue statements as fast as the server takes them (batches of 1000), sampling the
 `tlog_status_index_lag_entries` gauge of /metrics every 0.1 s, then time how long the index takes to cover them
