@@ -22,9 +22,7 @@ from loadtest.grow import Engine
 from loadtest.log_bench import document_of
 from loadtest.wrk_reads import WrkResult, paths_and_health
 
-PATHS = (
-    100_000  # documents asked, half logged and half never logged: 24 times the proofs the server keeps (readcache.py)
-)
+PATHS = 100_000  # documents asked, half logged, half never logged: 24 times the proofs kept (readcache.py)
 SETTLE_LIMIT = 300.0  # seconds a restarted server's indexer gets to cover the log
 
 

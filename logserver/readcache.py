@@ -34,12 +34,12 @@ from tlogcore.bundle import TlogProof
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.note import parse_note
 from tlogcore.statement import Statement, parse_statement
-from tlogcore.statusindex import KEY_BITS
+from tlogcore.statusindex import KEY_BITS, key_int
 from tlogcore.statusindex_pages import STRIDE
 from tlogcore.statuspageset import PageSet
 
 DEFAULT_ENTRIES = 4096
-STATUS_TOP_DEPTH = 12  # pages starting at depth 0, 4, 8 and 12: 4,369 at most (docs/status-proofs.md §9 "API")
+STATUS_TOP_DEPTH = 12  # pages starting at depth 0, 4, 8 and 12: 4,369 at most (docs/status-proofs.md §9 "Serving")
 
 
 class StatusTop:
@@ -54,7 +54,7 @@ class StatusTop:
         """A lookup's page set at `version`, holding the top pages on `key`'s path that are held already."""
         pages = PageSet(version)
         if self._held.version == version:
-            bits = int.from_bytes(key, "big")
+            bits = key_int(key)
             for depth in range(0, self._depth + 1, STRIDE):
                 page = (depth, bits >> (KEY_BITS - depth))
                 if (nodes := self._held.pages.get(page)) is not None:
@@ -77,7 +77,7 @@ class ReadCache:
         self.bundles: Lru[tuple[int, int, bytes], TlogProof] = Lru(entries)
         self.status_proofs: Lru[tuple[bytes, Hashable], api.StatusIndexProof] = Lru(entries)
         self.upper_hashes = proofs.UpperHashes(16 * entries)
-        self.entries: Lru[int, bytes] = Lru(min(entries, 64))
+        self.entry_bytes: Lru[int, bytes] = Lru(min(entries, 64))
         self.status_top = StatusTop(STATUS_TOP_DEPTH if entries else -1)
         self._published: tuple[bytes, int] = (b"", 0)
         self._damaged: Hashable = None
@@ -103,8 +103,8 @@ class ReadCache:
 
     async def entry(self, index: int) -> bytes:
         """The stored entry's bytes (an index version's `index-root` statement: every lookup at it carries it)."""
-        found = self.entries.get(index)
-        return found or self.entries.put(index, (await self._storage.get_entries(index, index + 1))[0])
+        found = self.entry_bytes.get(index)
+        return found or self.entry_bytes.put(index, (await self._storage.get_entries(index, index + 1))[0])
 
     def published_size(self, note: bytes) -> int:
         """The size the checkpoint note names (the last note asked for is remembered: it is nearly always the same)."""
