@@ -115,7 +115,7 @@ async def inclusion(request: Request) -> Response:
     index = query_int(request, "index")
     if index >= size:
         raise HTTPError(400, "bad_request", f"index {index} is not in a tree of size {size}")
-    proof = (await proofs.inclusion_proofs(state.storage, [index], size))[0]
+    proof = await state.storage.inclusion_proof(index, size)
     return Response(inclusion_proof_json(index, size, proof), media_type=JSON)
 
 
@@ -223,20 +223,20 @@ async def _document_history(
                 statement.ref,
                 statement.reason,
                 entry.data,
-                item.to_text(),
+                item.text,
             )
         )
     registrations = []
     for key in registered:
         item = await reads.bundle(key.added_index, size, note)
         registrations.append(
-            api.Registration(key.vkey, key.label, key.continues, key.added_index, item.extra or b"", item.to_text())
+            api.Registration(key.vkey, key.label, key.continues, key.added_index, item.extra or b"", item.text)
         )
     retirements = []
     for key in retired:
         item = await reads.bundle(key.retired_index or 0, size, note)
         retirements.append(
-            api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.to_text())
+            api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.text)
         )
     status = document_status(statements, registry.continuations())
     index = None

@@ -27,7 +27,7 @@ Trees are bounded by what storage can hold: stored ids are below 2·size, so siz
 """
 
 import functools
-from collections.abc import Container, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +193,21 @@ def unread(rows: Sequence[Sequence[Any]], leaf_hash: bytes, known: KnownHashes) 
         missing = known.missing(index, size, hashes)
         return (index, missing) if missing else None
     return None
+
+
+async def kept_inclusion_proof(
+    index: int, size: int, known: KnownHashes, get_hashes: Callable[[list[int]], Awaitable[list[bytes]]]
+) -> tuple[bytes, ...]:
+    """PATH(index, D[0:size]) by index (the bundles, `GET /api/v1/proof/inclusion?index=`), both engines: only
+    the ids `known` does not keep are read (`get_hashes`), so once the tree's upper hashes are kept a proof reads
+    its 8 siblings inside the leaf's block; what it read above the block is kept."""
+    if not 0 <= index < size:
+        raise ValueError(f"index {index} is not in a tree of size {size}")
+    known.bound()
+    missing = known.missing(index, size)
+    read: dict[int, bytes | None] = dict(zip(missing, await get_hashes(missing), strict=True)) if missing else {}
+    known.keep(index, read)
+    return _proof(index, size, read, known.hashes)
 
 
 def _proof(index: int, size: int, read: dict[int, bytes | None], kept: dict[int, bytes]) -> tuple[bytes, ...]:

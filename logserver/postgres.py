@@ -502,6 +502,9 @@ class PostgresStorage:
 
     # --- reads added for issue 20's proofs by leaf hash (logserver/leafproof.py) ---
 
+    async def inclusion_proof(self, index: int, size: int) -> tuple[bytes, ...]:
+        return await leafproof.kept_inclusion_proof(index, size, self.known, self.get_hashes)
+
     async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> leafproof.LeafProof:
         """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in
         one statement: one round trip, one snapshot (leafproof.py)."""

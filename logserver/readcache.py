@@ -13,7 +13,6 @@ Each part is a function of a key that names everything it is made of, so a cache
   (logserver/statusstore.py), and the version names its size, root and the entry of its `index-root` statement;
 - the size a published checkpoint note names, by the note's bytes;
 - an entry's bytes, by entry index (an index version's `index-root` statement, which every lookup at it carries);
-- the stored hashes near the top of the tree that inclusion proofs share, by stored index (proofs.UpperHashes);
 - the status index's top pages, by (index version, page): the pages starting at depth <= STATUS_TOP_DEPTH that
   the lookups at the newest version read (`StatusTop`). Every path starts with the same few: at 10^7 documents 4
   of the 7 pages of a path, each a read of the index file otherwise (docs/status-proofs.md §11 "Thirtieth round").
@@ -21,16 +20,17 @@ Each part is a function of a key that names everything it is made of, so a cache
   by this process until the next version (its answers stay the true ones); a server started anew reads it.
 
 A new checkpoint or index version is a new key, so nothing is ever invalidated; old keys age out. The bounds are in
-entries: 4,096 bundles (~2 KB each) and status proofs (~1 KB), 16,384 statements (~1 KB), 65,536 hashes (~150 B),
-and the 4,369 top pages of one index version (~3 KB each, 13 MB at 10^7 documents): about 55 MB at most.
+entries: 4,096 bundles (~2 KB each) and status proofs (~1 KB), 16,384 statements (~1 KB), and the 4,369 top pages
+of one index version (~3 KB each, 13 MB at 10^7 documents): about 45 MB at most. The stored hashes that inclusion
+proofs share are kept by the storage itself (leafproof.KnownHashes, for every proof by index or by leaf hash).
 """
 
 from collections.abc import Hashable
+from typing import NamedTuple
 
 from logserver import api, proofs
 from logserver.lru import Lru
 from logserver.storage import Storage, StoredEntry
-from tlogcore.bundle import TlogProof
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.note import parse_note
 from tlogcore.statement import Statement, parse_statement
@@ -40,6 +40,13 @@ from tlogcore.statuspageset import PageSet
 
 DEFAULT_ENTRIES = 4096
 STATUS_TOP_DEPTH = 12  # pages starting at depth 0, 4, 8 and 12: 4,369 at most (docs/status-proofs.md §9 "Serving")
+
+
+class ServedBundle(NamedTuple):
+    """What an answer carries of an offline bundle: its extra data (a registration's) and its text form."""
+
+    extra: bytes | None
+    text: bytes
 
 
 class StatusTop:
@@ -74,9 +81,8 @@ class ReadCache:
     def __init__(self, storage: Storage, entries: int = DEFAULT_ENTRIES) -> None:
         self._storage = storage
         self.statements: Lru[int, Statement] = Lru(4 * entries)
-        self.bundles: Lru[tuple[int, int, bytes], TlogProof] = Lru(entries)
+        self.bundles: Lru[tuple[int, int, bytes], ServedBundle] = Lru(entries)
         self.status_proofs: Lru[tuple[bytes, Hashable], api.StatusIndexProof] = Lru(entries)
-        self.upper_hashes = proofs.UpperHashes(16 * entries)
         self.entry_bytes: Lru[int, bytes] = Lru(min(entries, 64))
         self.status_top = StatusTop(STATUS_TOP_DEPTH if entries else -1)
         self._published: tuple[bytes, int] = (b"", 0)
@@ -92,14 +98,15 @@ class ReadCache:
         found = self.statements.get(entry.index)
         return found or self.statements.put(entry.index, parse_statement(entry.data, check_signature=False))
 
-    async def bundle(self, index: int, size: int, checkpoint: bytes, statement: bytes | None = None) -> TlogProof:
-        """`proofs.bundle_for`, once per (index, size, checkpoint); `statement`: the entry's bytes, if read."""
+    async def bundle(self, index: int, size: int, checkpoint: bytes, statement: bytes | None = None) -> ServedBundle:
+        """`proofs.bundle_for` and its text, once per (index, size, checkpoint); `statement`: the entry's bytes,
+        if read. The text is kept too: a signer's registration is in every answer about its documents."""
         key = (index, size, checkpoint)
         found = self.bundles.get(key)
         if found is not None:
             return found
-        made = await proofs.bundle_for(self._storage, index, size, checkpoint, statement, self.upper_hashes)
-        return self.bundles.put(key, made)
+        made = await proofs.bundle_for(self._storage, index, size, checkpoint, statement)
+        return self.bundles.put(key, ServedBundle(made.extra, made.to_text()))
 
     async def entry(self, index: int) -> bytes:
         """The stored entry's bytes (an index version's `index-root` statement: every lookup at it carries it)."""

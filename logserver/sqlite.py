@@ -134,21 +134,24 @@ MERGER_WAIT_MS = 5000
 # With a tail hint (storage.TailHint, readtail.py): the rows of the indexes held (?2) from the watermark on, and the
 # scan only from the end of what the process holds (?3); no hint ('[]', 0) scans the whole tail.
 FIND = """
-SELECT l.idx, l.data FROM lk.{table} k JOIN leaves l ON l.idx = k.idx WHERE k.key IN (SELECT value FROM json_each(?1))
+SELECT l.idx, l.data FROM lk.{table} k JOIN leaves l ON l.idx = k.idx WHERE k.key {keys}
 UNION ALL
 SELECT idx, data FROM leaves WHERE idx IN (SELECT value FROM json_each(?2))
     AND idx >= (SELECT merged FROM lk.lookup_state WHERE id = 1)
 UNION ALL
 SELECT idx, data FROM leaves WHERE idx >= max((SELECT merged FROM lk.lookup_state WHERE id = 1), ?3)
-    AND {column} IN (SELECT value FROM json_each(?1))
+    AND {column} {keys}
 ORDER BY 1
 """
-FIND_LEAVES = FIND.format(table="leaf_lookup", column="leaf_key")
+KEYS_IN_JSON = "IN (SELECT value FROM json_each(?1))"
+FIND_LEAVES = FIND.format(table="leaf_lookup", column="leaf_key", keys=KEYS_IN_JSON)
 FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
     "SELECT l.idx, l.data FROM lk.leaf_lookup k JOIN leaves l ON l.idx = k.idx"
     " WHERE k.key IN (SELECT value FROM json_each(?1))"
 )
-FIND_DOCUMENTS = FIND.format(table="document_lookup", column="document_key")
+FIND_DOCUMENTS = FIND.format(table="document_lookup", column="document_key", keys=KEYS_IN_JSON)
+# One document (GET /api/v1/documents/<sha256>): its key bound as it is, without json_each (~13 of ~33 us at 10^7).
+FIND_DOCUMENT = FIND.format(table="document_lookup", column="document_key", keys="= ?1")
 
 
 def hash_blob(hashes: Sequence[bytes]) -> bytes:
@@ -354,7 +357,9 @@ class SQLiteStorage:
     ) -> dict[bytes, list[StoredEntry]]:
         if not documents:
             return {}
-        rows = await self._read(FIND_DOCUMENTS, (json_keys(documents), json_ints(tail.indexes), tail.scan_from))
+        keys = hash_keys(documents)[0] if len(documents) == 1 else json_keys(documents)
+        sql = FIND_DOCUMENT if len(documents) == 1 else FIND_DOCUMENTS
+        rows = await self._read(sql, (keys, json_ints(tail.indexes), tail.scan_from))
         return by_document(documents, [(row[0], row[1]) for row in rows])
 
     async def lookup_keys(self, start: int, end: int) -> list[tuple[int, int | None]]:
@@ -492,6 +497,9 @@ class SQLiteStorage:
         return None
 
     # --- reads added for issue 20's proofs by leaf hash (logserver/leafproof.py) ---
+
+    async def inclusion_proof(self, index: int, size: int) -> tuple[bytes, ...]:
+        return await leafproof.kept_inclusion_proof(index, size, self.known, self.get_hashes)
 
     async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> leafproof.LeafProof:
         """The head, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head), in

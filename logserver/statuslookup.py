@@ -17,12 +17,14 @@ import logging
 
 from logserver import api
 from logserver.readcache import ReadCache
-from logserver.statusindexer import published_and_served, read_plan
+from logserver.statusindexer import published_and_served
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from tlogcore.errors import MalformedError, ProofError
 from tlogcore.statusindex import verify_status
-from tlogcore.statusindex_nodes import PathPlan
+from tlogcore.statusindex_nodes import LATER_WINDOW
+from tlogcore.statuspageproof import Found, path_page_ids, path_proof
+from tlogcore.statuspageset import PageSet
 
 log = logging.getLogger("logserver.statuslookup")
 
@@ -54,9 +56,9 @@ async def status_index_proof(
         return found
     try:
         pages = cache.status_top.pages_for(document, version.size)
-        plan = await read_plan(store, PathPlan([document], version.size), version.size, pages)
-        record, proof = plan.lookup(document)
-        verify_status(document, record, proof.to_bytes(), version.root)  # never a proof of another tree
+        record, proof = await read_proof(store, document, version.size, pages)
+        proof_bytes = proof.to_bytes()
+        verify_status(document, record, proof_bytes, version.root)  # never a proof of another tree
     except (MalformedError, ProofError) as exc:  # IndexStorageError included: stored rows that contradict each other
         if may_retry and (await published_and_served(storage, store))[1] > version.size:  # served has moved on
             raise IndexVersionGone(f"index version {version.size} was pruned during the lookup") from None
@@ -72,7 +74,20 @@ async def status_index_proof(
         version.size,
         version.root,
         record.to_bytes() if record is not None else None,
-        proof.to_bytes(),
+        proof_bytes,
         api.IndexRootEntry(version.entry, statement),
     )
     return cache.status_proofs.put(key, answer)
+
+
+async def read_proof(store: StatusStore, document: bytes, version: int, pages: PageSet) -> Found:
+    """The document's record and proof as of `version`, from the pages on its path: those `pages` lacks down to
+    about the path's expected depth in one read (log2 of the documents + 4, as PathPlan asks), more if it goes
+    deeper (tlogcore/statuspageproof.py)."""
+    start, end = 0, version.bit_length() + 4
+    while True:
+        await store.read_pages(path_page_ids(document, start, end), version, pages)
+        found = path_proof(document, pages.pages)
+        if not isinstance(found, int):
+            return found
+        start, end = found, found + LATER_WINDOW

@@ -43,6 +43,7 @@ from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
 from logserver.statuscompaction import NEWEST, Compaction
 from logserver.statuspages import PagedNodes
 from logserver.statusstore_schema import (
+    FEW_PAGES,
     FORMER_LAYOUT,
     LOGGED_SIZE,
     POSTGRES_PRUNE,
@@ -54,6 +55,7 @@ from logserver.statusstore_schema import (
     check_layout,
     drop_index_tables,
     sqlite_layout,
+    sqlite_newest_each,
     sqlite_newest_rows,
 )
 from logserver.storage import HeadMovedError, StorageError, failure_text
@@ -294,6 +296,8 @@ class SQLiteStatusStore:
             raise StorageError(f"status index read failed: {failure_text(exc)}") from exc
 
     async def _select_pages(self, pages: list[bytes], version: int) -> list[Any]:
+        if len(pages) <= FEW_PAGES:
+            return self._read(sqlite_newest_each(len(pages)), [x for page in pages for x in (page, version)])
         found = []
         for start in range(0, len(pages), CHUNK):
             chunk = pages[start : start + CHUNK]

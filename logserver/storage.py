@@ -196,6 +196,10 @@ class Storage(Protocol):
         """The head's size, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head),
         in one statement, so one round trip and one snapshot (issue 20; logserver/leafproof.py)."""
 
+    async def inclusion_proof(self, index: int, size: int) -> tuple[bytes, ...]:
+        """PATH(index, D[0:size]) (index < size), the tree's upper hashes from memory once read, as `leaf_inclusion`
+        keeps them (leafproof.kept_inclusion_proof)."""
+
     async def warm_reads(self, seconds: float) -> "WarmReport":
         """Read what every proof reads into the page cache, at most `seconds` (logserver/warmup.py)."""
 

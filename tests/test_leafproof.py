@@ -25,7 +25,7 @@ def test_inclusion_ids_are_the_plan_of_tlogcore_for_every_leaf_of_small_trees() 
         for index in range(size):
             plan = merkle.inclusion_plan(index, size)
             groups = leafproof.inclusion_ids(index, size)
-            assert [i for g in groups for i in g] == plan.stored_indexes, (index, size)
+            assert [i for g in groups for i in g] == list(plan.stored_indexes), (index, size)
             assert [len(g) for g in groups] == [len(merkle.range_nodes(s, e)) for s, e in plan.ranges], (index, size)
 
 
@@ -34,7 +34,7 @@ def test_inclusion_ids_are_the_plan_of_tlogcore_in_big_trees() -> None:
     for size in [10**6, 10**7, 2**40 + 12345, 2**61 - 1, 2**32, 2**32 + 1]:
         for index in [0, size - 1, size // 2, *(rng.randrange(size) for _ in range(50))]:
             plan = merkle.inclusion_plan(index, size)
-            assert [i for g in leafproof.inclusion_ids(index, size) for i in g] == plan.stored_indexes
+            assert [i for g in leafproof.inclusion_ids(index, size) for i in g] == list(plan.stored_indexes)
 
 
 class Log:
@@ -376,13 +376,21 @@ def test_postgresql_a_read_is_one_query_on_its_connection(request: pytest.Fixtur
     asyncio.run(scenario())
 
 
-def test_upper_hashes_give_the_same_proofs_reading_only_the_lower_hashes_again(tmp_path: Path) -> None:
-    """proofs.UpperHashes keeps the stored hashes of subtrees of 2^UPPER_LEVEL leaves and more that proofs read:
-    every proof is the one read without it, and once the proofs were made, making them again reads from storage
-    only hashes below that level; it holds no more hashes than its bound."""
+@pytest.mark.parametrize(("engine", "limit"), [("sqlite", leafproof.KEPT_LIMIT), ("sqlite", 6), ("postgresql", 100)])
+def test_proofs_by_index_keep_the_upper_hashes_and_read_only_the_leafs_block_again(
+    engine: str, limit: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """storage.inclusion_proof (the bundles, `?index=`) shares the hashes proofs by leaf hash keep
+    (leafproof.KnownHashes): every proof is the plan's, at the head and below it, and once the proofs were made,
+    making them again reads from storage only the leaf's 8 block siblings; with a small bound (6) the kept set is
+    dropped again and again and the proofs stay the same. A proof of an index outside the tree is refused."""
 
     async def scenario() -> None:
-        storage = await SQLiteStorage.open(tmp_path / "log.db")
+        if engine == "sqlite":
+            storage: Any = await SQLiteStorage.open(tmp_path / "log.db")
+        else:
+            storage = await PostgresStorage.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+        storage.known = leafproof.KnownHashes(limit=limit)
         try:
             log = Log(storage)
             for start in range(0, 5000, 1000):
@@ -394,23 +402,25 @@ def test_upper_hashes_give_the_same_proofs_reading_only_the_lower_hashes_again(t
                 asked.extend(indexes)
                 return await real_read(indexes)
 
-            storage.get_hashes = counted  # type: ignore[method-assign]
+            storage.get_hashes = counted
             rng = random.Random(3)
             cases = [(size, index) for size in (5000, 4321) for index in [0, size - 1, *rng.sample(range(size), 30)]]
-            upper, small = proofs.UpperHashes(1000), proofs.UpperHashes(2)
             for again in (False, True):
                 for size, index in cases:
-                    plain = await proofs.inclusion_proofs(storage, [index], size)
+                    plain = (await proofs.inclusion_proofs(storage, [index], size))[0]
                     asked.clear()
-                    assert await proofs.inclusion_proofs(storage, [index], size, upper) == plain
-                    level = {
-                        merkle.stored_hash_index(*node): node[0] for node in merkle.inclusion_plan(index, size).nodes
-                    }
-                    assert max(level.values()) >= proofs.UPPER_LEVEL, (index, size)  # it crosses some upper nodes
-                    if again:
-                        assert asked and all(level[i] < proofs.UPPER_LEVEL for i in asked), (index, size)
-                    assert await proofs.inclusion_proofs(storage, [index], size, small) == plain
-            assert len(small._held) == 2
+                    assert list(await storage.inclusion_proof(index, size)) == plain, (index, size)
+                    block = index >> leafproof.KEPT_LEVEL
+                    if again and limit > 6 and (block + 1) << leafproof.KEPT_LEVEL <= size:
+                        first = leafproof.leaf_id(block << leafproof.KEPT_LEVEL)
+                        root = merkle.stored_hash_index(leafproof.KEPT_LEVEL, block)
+                        # its block's siblings alone (fewer where a smaller tree's right edge kept one of them)
+                        assert 0 < len(asked) <= leafproof.KEPT_LEVEL, (index, size)
+                        assert all(first <= i < root for i in asked), (index, size)
+            assert len(storage.known.hashes) <= limit + 2 * (5000).bit_length()  # one proof's worth past the bound
+            for index, size in [(5000, 5000), (-1, 5000)]:
+                with pytest.raises(ValueError):
+                    await storage.inclusion_proof(index, size)
         finally:
             await storage.close()
 

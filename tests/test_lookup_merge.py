@@ -20,7 +20,7 @@ from loadtest import log_bench
 from logserver.postgres import PostgresStorage
 from logserver.recentleaves import RecentLeaves
 from logserver.sequencer import Sequencer, SequencerConfig, Submission
-from logserver.sqlite import SQLiteStorage
+from logserver.sqlite import FIND_DOCUMENT, SQLiteStorage
 from logserver.sqlite_schema import lookup_path
 from logserver.storage import EntryRecord, Head
 from tlogcore.merkle import leaf_hash
@@ -304,11 +304,15 @@ def test_sqlite_lookups_send_one_statement_whatever_the_number_of_keys(tmp_path:
                 found = await storage.find_leaves([r.leaf_hash for r in records[:count]] + absent)
                 assert found == {r.leaf_hash: i for i, r in enumerate(records[:count])}
             documents = [hashlib.sha256(b"doc %d" % d).digest() for d in range(7)]
-            for count in (1, 7):
-                entries = await storage.documents_entries(documents[:count])
+            answers = []
+            for count in (1, 2, 7):
+                answers.append(entries := await storage.documents_entries(documents[:count]))
                 assert [len(entries[d]) for d in documents[:count]] == [429 - (d >= 4) for d in range(count)]
-            assert len(sent) == 4 and {n for _, n in sent} == {3}  # one statement: the keys in one, the tail hint's two
-            assert sent[0][0] == sent[1][0] and sent[2][0] == sent[3][0]  # the same text for 3 and 3,000 keys
+            assert len(sent) == 5 and {n for _, n in sent} == {3}  # one statement: the keys in one, the tail hint's two
+            assert sent[0][0] == sent[1][0] and sent[3][0] == sent[4][0]  # the same text for 3 and 3,000 keys, 2 and 7
+            # One document (GET /api/v1/documents/<sha256>) binds its one key as it is: the same entries.
+            assert sent[2][0] == FIND_DOCUMENT != sent[3][0]
+            assert answers[0][documents[0]] == answers[1][documents[0]] == answers[2][documents[0]]
         finally:
             await storage.close()
 

@@ -18,13 +18,14 @@ from logserver.readcache import STATUS_TOP_DEPTH, StatusTop
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.statusindexer import UPPER_DEPTH, StatusIndexer, logged_by, read_plan
+from logserver.statuslookup import read_proof
 from logserver.statusstore import (
     IndexMovedError,
     IndexVersion,
     PostgresStatusStore,
     SQLiteStatusStore,
 )
-from logserver.statusstore_schema import IndexLayoutError
+from logserver.statusstore_schema import FEW_PAGES, IndexLayoutError, sqlite_newest_each, sqlite_newest_rows
 from logserver.storage import Storage, StorageError
 from tests.api_helpers import ISSUER, LOG_KEY, ORIGIN, REGISTRY_KEY, statement
 from tlogcore.checkpoint import parse_checkpoint
@@ -413,20 +414,20 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
         assert await indexer.step()
         first = await store.head()
         read: list[NodeId] = []
-        real_read = store.read_nodes
+        real_read = store.read_pages
 
         async def counted(ids: list[NodeId], version: int, pages: Any = None) -> Any:
-            read.extend(pages_of(ids) - (pages.pages.keys() if pages is not None else set()))
+            read.extend(set(ids) - (pages.pages.keys() if pages is not None else set()))
             return await real_read(ids, version, pages)
 
-        store.read_nodes = counted
+        store.read_pages = counted  # the pages the server's lookups read (read_proof); read_plan reads by node ids
         top = StatusTop()
 
         async def lookup(key: bytes, version: int) -> bytes:
             alone = (await read_plan(store, PathPlan([key], version), version)).lookup(key)
             read.clear()
             pages = top.pages_for(key, version)
-            record, proof = (await read_plan(store, PathPlan([key], version), version, pages)).lookup(key)
+            record, proof = await read_proof(store, key, version, pages)
             assert (record, proof.to_bytes()) == (alone[0], alone[1].to_bytes())
             top.keep(pages)
             return proof.to_bytes()
@@ -447,11 +448,36 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
         await lookup(deep_doc(3), second.size)
         assert (0, 0) in read  # its root page read from storage
         older = top.pages_for(doc(2), first.size)
-        await read_plan(store, PathPlan([doc(2)], first.size), first.size, older)
+        await read_proof(store, doc(2), first.size, older)
         top.keep(older)  # a slow lookup at the older version: the newer version's pages stay
         assert top.pages_for(doc(2), second.size).pages and not top.pages_for(doc(2), first.size).pages
 
     run_engine(engine, tmp_path, request, body)
+
+
+def test_a_few_pages_read_as_many_are_at_every_version(tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    """SQLite reads a lookup's few pages with one seek each (sqlite_newest_each) and an update's many with one
+    grouped pass (sqlite_newest_rows): at every version stored, both find the same row of each page, superseded
+    rows and pages with no row at that version included."""
+
+    async def body(parts: Parts) -> None:
+        _, store, sequencer, indexer = parts
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        for batch in range(4):
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=deep_doc(50 * batch + i)) for i in range(9)))
+            assert await indexer.step()
+        rows = store._read("SELECT page, count(*) FROM status_page GROUP BY page", ())
+        assert max(count for _, count in rows) > 1  # superseded rows not pruned yet
+        pages = sorted(bytes(page) for page, _ in rows) + [page_id_bytes((40, 12345))]  # and a page never written
+        versions = [size for (size,) in store._read("SELECT size FROM status_version", ())]
+        for version in [0, *versions]:
+            for start in range(0, len(pages), FEW_PAGES):
+                chunk = pages[start : start + FEW_PAGES]
+                few = store._read(sqlite_newest_each(len(chunk)), [x for page in chunk for x in (page, version)])
+                many = store._read(sqlite_newest_rows(f"page IN ({','.join('?' * len(chunk))})"), [*chunk, version])
+                assert sorted(map(tuple, few)) == sorted(map(tuple, many))
+
+    run_engine("sqlite", tmp_path, request, body)
 
 
 async def execute(store: Any, sql: str) -> None:

@@ -15,8 +15,7 @@ nodes to fetch; the caller reads them however it likes (SQL, tiles, memory);
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 
 from tlogcore.encoding import HASH_SIZE, MAX_INT64
 from tlogcore.errors import MalformedError, ProofError
@@ -160,23 +159,22 @@ class HashPlan:
     """The ranges a proof (or root) is made of, and the stored nodes they need."""
 
     ranges: tuple[tuple[int, int], ...]
+    # Made once, with the plan: the log answers a batch of 1,000 submissions with 1,000 proofs, and a lookup reads
+    # each twice (issue 20). Not cached properties: on Python 3.11 each of their reads takes a lock.
+    range_counts: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    nodes: tuple[Node, ...] = field(init=False, repr=False, compare=False)
+    stored_indexes: tuple[int, ...] = field(init=False, repr=False, compare=False)  # where `nodes` are stored
 
-    @cached_property
-    def _range_nodes(self) -> tuple[tuple[Node, ...], ...]:
-        # Computed once per plan: the log answers a batch of 1,000 submissions with 1,000 proofs (issue 20).
-        return tuple(tuple(range_nodes(start, end)) for start, end in self.ranges)
-
-    @property
-    def nodes(self) -> list[Node]:
-        return [node for nodes in self._range_nodes for node in nodes]
-
-    @property
-    def stored_indexes(self) -> list[int]:
-        return [stored_hash_index(level, index) for nodes in self._range_nodes for level, index in nodes]
+    def __post_init__(self) -> None:
+        per_range = [range_nodes(start, end) for start, end in self.ranges]
+        nodes = tuple(node for nodes in per_range for node in nodes)
+        object.__setattr__(self, "range_counts", tuple(map(len, per_range)))
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "stored_indexes", tuple(stored_hash_index(level, index) for level, index in nodes))
 
     def assemble(self, node_hashes: Sequence[bytes]) -> list[bytes]:
         """Phase two: turn the hashes of `self.nodes` (in that order) into one hash per range."""
-        counts = [len(nodes) for nodes in self._range_nodes]
+        counts = self.range_counts
         if len(node_hashes) != sum(counts):
             raise MalformedError(f"plan needs {sum(counts)} hashes, got {len(node_hashes)}")
         out, pos = [], 0

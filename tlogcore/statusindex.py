@@ -133,10 +133,10 @@ def root_from_proof(key: bytes, record: StatusRecord | None, proof_bytes: bytes)
     proof = parse_proof(proof_bytes)
     acc = _terminal_hash(key, record, proof)
     bits, bitmap, siblings = key_int(key), proof.bitmap, iter(proof.siblings)
-    for depth in range(proof.depth - 1, -1, -1):
-        shift = KEY_BITS - 1 - depth
+    sha256 = hashlib.sha256  # node_hash, inline: a server checks every proof it serves (§9 "Serving")
+    for shift in range(KEY_BITS - proof.depth, KEY_BITS):  # depth d - 1 up to 0: shift = KEY_BITS - 1 - depth
         sibling = next(siblings) if (bitmap >> shift) & 1 else EMPTY
-        acc = node_hash(sibling, acc) if (bits >> shift) & 1 else node_hash(acc, sibling)
+        acc = sha256(NODE_PREFIX + sibling + acc if (bits >> shift) & 1 else NODE_PREFIX + acc + sibling).digest()
     return acc
 
 
