@@ -318,6 +318,10 @@ def http_server(app: Any, config: ServerConfig) -> uvicorn.Server:
             app,
             log_level="warning",
             access_log=False,
+            # The client is the TCP peer unless `trusted_proxy_header` says otherwise (ClientRateLimit): uvicorn's
+            # default takes X-Forwarded-For from any client on 127.0.0.1, so one there named itself anew per request
+            # and was never limited (tests/test_limits.py).
+            proxy_headers=False,
             # the header deadline (slowloris: uvicorn has none) and each answer in one send (witness/onewrite.py)
             http=header_deadline_protocol(config.header_timeout_seconds, one_write=True),
             timeout_keep_alive=max(1, round(config.keep_alive_seconds)),

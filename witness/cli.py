@@ -83,6 +83,7 @@ def server_settings(app: Any, listen: tuple[str, int], log_level: str, access_lo
         log_level=log_level,
         access_log=access_log,
         lifespan="off",
+        proxy_headers=False,  # the TCP peer is the client: no header from it says otherwise (logserver/cli.py)
         http=header_deadline_protocol(HEADER_TIMEOUT, one_write=True),
         limit_concurrency=MAX_CONNECTIONS,
         timeout_keep_alive=KEEP_ALIVE,
