@@ -102,7 +102,9 @@ def document_entries(datas: Sequence[bytes], first: int) -> tuple[list[tuple[int
 
 
 async def read_plan(store: StatusStore, plan: PathPlan, version: int, pages: PageSet | None = None) -> PathPlan:
-    """Every round of `plan` against the stored rows as of `version` (each page read once, kept in `pages`)."""
+    """Every round of `plan` against the stored rows as of `version` (each page read once, kept in `pages`): any
+    plan, by node ids. The server's lookups read one key's pages whole instead (statuslookup.read_proof); the tests
+    read with this one too, a second reader to compare them with."""
     pages = pages or PageSet(version)
     while wanted := plan.wanted():
         plan.supply(await store.read_nodes(wanted, version, pages))

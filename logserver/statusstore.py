@@ -128,7 +128,7 @@ class StatusStore(Protocol):
         self, ids: Sequence[NodeId], version: int, pages: PageSet | None = None
     ) -> dict[NodeId, StoredNode]:
         """The rows of these node ids as of `version` (absent ids have no row); `pages` (of that version) keeps
-        the pages read, for the next rounds of one plan and its commit."""
+        the pages read, for the next rounds of one plan and its commit (statusindexer.read_plan)."""
 
     async def read_pages(
         self, pages: Iterable[NodeId], version: int, known: PageSet | None = None
