@@ -63,10 +63,9 @@ from logserver import cli
 from logserver.app import RequestLog, build_app
 from logserver.identity import read_keys
 from logserver.logstate import LogState
-from logserver.opening import STATUS_DATABASE, open_storage
+from logserver.opening import open_status_store, open_storage
 from logserver.sequencer import Submission
 from logserver.sqlite_schema import lookup_path
-from logserver.statusstore import SQLiteStatusStore
 from logserver.submission import SubmissionRules
 from tlogcore.merkle import leaf_hash
 
@@ -261,7 +260,7 @@ async def app_cpu(
     config = cli.load_config(data / "server.toml")
     keys = read_keys(data)
     storage = await open_storage(data, config)
-    store = await SQLiteStatusStore.open(data / STATUS_DATABASE, log_path=data / DATABASE) if status else None
+    store = await open_status_store(data, config) if status else None  # as `serve` opens it
     requests = logging.getLogger("logserver.requests")
     saved = requests.level, requests.propagate
     handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed below)

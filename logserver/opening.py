@@ -7,7 +7,9 @@ from logserver.config import ServerConfig
 from logserver.postgres import PostgresStorage
 from logserver.sqlite import SQLiteStorage
 from logserver.statusstore import (
+    CACHE_BYTES,
     INDEXER_TIMEOUT,
+    LOOKUP_CACHE_BYTES,
     LOOKUP_TIMEOUT,
     PostgresStatusStore,
     SQLiteStatusStore,
@@ -33,11 +35,13 @@ async def open_storage(
 async def open_status_store(data: Path, config: ServerConfig, indexer: bool = False) -> StatusStore:
     """The status index beside the log: in the same PostgreSQL database, or an SQLite file of its own beside the
     log's. `indexer`: for the indexer's process or a shard, whose statements may take longer than a lookup's
-    (statusstore.INDEXER_TIMEOUT)."""
+    (statusstore.INDEXER_TIMEOUT); a serving process's SQLite reader caches more of the file for its lookups
+    (statusstore.LOOKUP_CACHE_BYTES)."""
     if config.engine == "postgresql":
         timeout = INDEXER_TIMEOUT if indexer else LOOKUP_TIMEOUT
         return await PostgresStatusStore.open(config.postgresql_dsn, timeout=timeout)
-    return await SQLiteStatusStore.open(data / STATUS_DATABASE, log_path=data / DATABASE)
+    cache = CACHE_BYTES if indexer else LOOKUP_CACHE_BYTES
+    return await SQLiteStatusStore.open(data / STATUS_DATABASE, log_path=data / DATABASE, read_cache_bytes=cache)
 
 
 def database_name(data: Path, config: ServerConfig) -> str:

@@ -87,6 +87,11 @@ UPPER_PAGES = 2**21  # the pages read_upper reads at most: 2^20 pages start at d
 PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
 PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)  # a call's failures, worded
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each reading connection (bounded; the index is ~200 B per document)
+# A serving process's reader (status lookups, open_status_store): past the 2 GiB memory map (about 2·10^6 documents)
+# each row a lookup reads copies a 64 KiB file page from the OS unless it is cached. With 1 GiB, at 10^7 documents a
+# lookup took 370-377 against 413-430 us and a process answered 1,931 / 2,111 against 1,860 / 1,965 lookups/s over
+# HTTP (§11 "Thirty-second round"); at most that much more memory per serving process, filled only past the map.
+LOOKUP_CACHE_BYTES = 1024 * 1024 * 1024
 # SQLite's file pages of a new index file: 64 KiB, its largest (an existing file keeps the size it was made with). An
 # update inserts and deletes rows at random keys all over the table, so it rewrites nearly every page of the file;
 # the same bytes in pages 16 times larger are fewer pages, WAL frames and system calls (§11, 23rd and 24th rounds).
@@ -219,9 +224,12 @@ class SQLiteStatusStore:
         self._pages = PagedNodes(self._select_pages)
 
     @classmethod
-    async def open(cls, path: Path, busy_timeout_ms: int = 5000, log_path: Path | None = None) -> "SQLiteStatusStore":
+    async def open(
+        cls, path: Path, busy_timeout_ms: int = 5000, log_path: Path | None = None, read_cache_bytes: int = CACHE_BYTES
+    ) -> "SQLiteStatusStore":
         """The index in the SQLite file `path`; `log_path`: the log's own file, if another, from which the index's
-        tables of an earlier release are dropped (the index is rebuilt in `path`)."""
+        tables of an earlier release are dropped (the index is rebuilt in `path`); `read_cache_bytes`: the reading
+        connection's page cache (LOOKUP_CACHE_BYTES for a serving process's lookups)."""
         try:
             if log_path is not None and log_path != path:
                 await asyncio.to_thread(drop_index_tables, log_path, busy_timeout_ms)
@@ -238,7 +246,7 @@ class SQLiteStatusStore:
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
-            reader.execute(f"PRAGMA cache_size = {-CACHE_BYTES // 1024}")
+            reader.execute(f"PRAGMA cache_size = {-max(0, int(read_cache_bytes)) // 1024}")  # KiB
             reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the status index in {path}: {failure_text(exc)}") from exc

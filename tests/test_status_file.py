@@ -467,3 +467,21 @@ def test_an_update_larger_than_the_cache_writes_each_page_once(tmp_path: Path, m
     # The commit writes each page once into the WAL (and a 24-byte header), then the checkpoint copies it once.
     assert written <= 2 * (1.01 * file_bytes + PAGE_BYTES), (written, file_bytes)
     assert rows_left_over == 0  # the new version's rows, and none of the pruned ones
+
+
+def test_a_serving_process_reads_the_index_through_a_larger_cache_than_the_indexer_s(tmp_path: Path) -> None:
+    """Past the reader's 2 GiB memory map a lookup copies a 64 KiB file page per row it reads unless SQLite caches it;
+    a serving process's reader caches LOOKUP_CACHE_BYTES (docs/status-proofs.md §11 "Thirty-second round"), the
+    indexer's and its shards' CACHE_BYTES (they keep their own pages in memory, and are several processes)."""
+
+    async def reader_cache_kib(indexer: bool) -> int:
+        store = await open_status_store(tmp_path, ServerConfig(), indexer=indexer)
+        try:
+            assert isinstance(store, SQLiteStatusStore)
+            return int(store._reader.execute("PRAGMA cache_size").fetchone()[0])
+        finally:
+            await store.close()
+
+    assert statusstore.LOOKUP_CACHE_BYTES > statusstore.CACHE_BYTES
+    assert asyncio.run(reader_cache_kib(indexer=False)) == -statusstore.LOOKUP_CACHE_BYTES // 1024
+    assert asyncio.run(reader_cache_kib(indexer=True)) == -statusstore.CACHE_BYTES // 1024
