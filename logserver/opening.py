@@ -7,7 +7,6 @@ from logserver.config import ServerConfig
 from logserver.postgres import PostgresStorage
 from logserver.sqlite import SQLiteStorage
 from logserver.statusstore import (
-    CACHE_BYTES,
     INDEXER_TIMEOUT,
     LOOKUP_CACHE_BYTES,
     LOOKUP_TIMEOUT,
@@ -40,7 +39,7 @@ async def open_status_store(data: Path, config: ServerConfig, indexer: bool = Fa
     if config.engine == "postgresql":
         timeout = INDEXER_TIMEOUT if indexer else LOOKUP_TIMEOUT
         return await PostgresStatusStore.open(config.postgresql_dsn, timeout=timeout)
-    cache = CACHE_BYTES if indexer else LOOKUP_CACHE_BYTES
+    cache = None if indexer else LOOKUP_CACHE_BYTES  # None: the store's own (CACHE_BYTES)
     return await SQLiteStatusStore.open(data / STATUS_DATABASE, log_path=data / DATABASE, read_cache_bytes=cache)
 
 

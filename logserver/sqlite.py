@@ -121,7 +121,6 @@ INSERT_LEAVES = (
     " json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?3)"
 )
 CHUNK = 400  # hashes per query on old builds, whose bound-parameter limit is 999
-
 READ_CACHE_BYTES = 256 * 1024 * 1024  # the read connection's page cache (SQLite's default is 2 MiB)
 READ_MMAP_BYTES = 0x7FFF0000  # memory-mapped reads (the OS page cache, no copy), at the usual build cap of ~2 GiB
 # The log file's WAL, emptied by the merger past this size (SQLiteStorage._bound_log_wal), and how long that waits for

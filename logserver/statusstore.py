@@ -225,11 +225,11 @@ class SQLiteStatusStore:
 
     @classmethod
     async def open(
-        cls, path: Path, busy_timeout_ms: int = 5000, log_path: Path | None = None, read_cache_bytes: int = CACHE_BYTES
+        cls, path: Path, busy_timeout_ms: int = 5000, log_path: Path | None = None, read_cache_bytes: int | None = None
     ) -> "SQLiteStatusStore":
         """The index in the SQLite file `path`; `log_path`: the log's own file, if another, from which the index's
         tables of an earlier release are dropped (the index is rebuilt in `path`); `read_cache_bytes`: the reading
-        connection's page cache (LOOKUP_CACHE_BYTES for a serving process's lookups)."""
+        connection's page cache (None: CACHE_BYTES; LOOKUP_CACHE_BYTES for a serving process's lookups)."""
         try:
             if log_path is not None and log_path != path:
                 await asyncio.to_thread(drop_index_tables, log_path, busy_timeout_ms)
@@ -246,7 +246,8 @@ class SQLiteStatusStore:
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             reader.execute("PRAGMA query_only = 1")
-            reader.execute(f"PRAGMA cache_size = {-max(0, int(read_cache_bytes)) // 1024}")  # KiB
+            cache = CACHE_BYTES if read_cache_bytes is None else read_cache_bytes  # read now: tests shrink it
+            reader.execute(f"PRAGMA cache_size = {-max(0, int(cache)) // 1024}")  # KiB
             reader.execute(f"PRAGMA mmap_size = {READ_MMAP_BYTES}")
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the status index in {path}: {failure_text(exc)}") from exc

@@ -448,6 +448,7 @@ def test_an_update_larger_than_the_cache_writes_each_page_once(tmp_path: Path, m
     async def scenario() -> tuple[int, int, int]:
         store = await SQLiteStatusStore.open(path)
         try:
+            assert store._reader.execute("PRAGMA cache_size").fetchone()[0] == -16 * PAGE_BYTES // 1024  # made small
             writes = read_paths(PathPlan(docs), {}).apply_entries([(0, ISSUE, d) for d in docs])
             first = IndexVersion(30_000, writes.root, 1)
             await store.commit(None, first, writes.writes)
