@@ -222,6 +222,7 @@ class IndexUpdater:
     _rewritten: list[tuple[int, list[bytes]]] = field(default_factory=list)
     _notes: deque[tuple[float, int]] = field(default_factory=deque)  # (monotonic time, version served), note_served
     _prunable: int = 0  # rows superseded at or below this version are read by no lookup any more
+    _unread: tuple[int, int] = (0, 0)  # (log_roots_from, versions at or below it never read: `_note_unread`)
     prune_grace: float = PRUNE_GRACE
     monotonic: Callable[[], float] = time.monotonic
     keep_upper_from: int = KEEP_FROM  # UpperLevels
@@ -242,6 +243,7 @@ class IndexUpdater:
             following, self._following = self._following, None
             prepared = await following if following is not None else None  # made while the caller stated a root
             head, log_from = await self.store.head(), await self.store.log_roots_from()
+            await self._note_unread(log_from)
             if prepared is not None and not prepared.builds_on(head):
                 prepared = None  # made over a head that another writer has moved since
                 self._forget_upper()  # its kept pages are that update's, not the head's
@@ -356,13 +358,22 @@ class IndexUpdater:
             self._prunable = max(self._prunable, self._notes[0][1])
         self._notes.append((now, served))
 
+    async def _note_unread(self, log_from: int) -> None:
+        """Versions of fewer than `log_from` entries get no index-root statement (`advance`); if none of them
+        had one before either, no lookup ever reads one, and a row superseded at or below `log_from` is read by
+        nothing: it may go at once, without a served version. An index rebuilt from a log of 10^7 states roots
+        from about 9*10^6 on: its catch-up pruned nothing before, and left SQLite's table 3.2 rows per page,
+        compacted by the first minutes of load (docs/status-proofs.md §11 "Thirty-third round")."""
+        if log_from != self._unread[0]:
+            self._unread = (log_from, 0 if await self.store.logged_below(log_from) else log_from)
+
     def _due(self, budget: int) -> list[tuple[int, list[bytes]]]:
         """The oldest rewritten versions whose superseded rows no lookup reads any more, whole, as many as rewrote
         `budget` pages at most, and the oldest alone if it is bigger: so each write prunes at least a version when
         one is due, and pruning keeps pace with an index that never catches up (a step rewrites more pages than
         the budget at 10^6). The rest wait for the next writes."""
-        count, pages = 0, 0
-        while count < len(self._rewritten) and self._rewritten[count][0] <= self._prunable:
+        count, pages, prunable = 0, 0, max(self._prunable, self._unread[1])
+        while count < len(self._rewritten) and self._rewritten[count][0] <= prunable:
             pages += len(self._rewritten[count][1])
             if pages > budget and count > 0:
                 break

@@ -45,6 +45,7 @@ from logserver.statuspages import PagedNodes
 from logserver.statusstore_schema import (
     FEW_PAGES,
     FORMER_LAYOUT,
+    LOGGED_BELOW,
     LOGGED_SIZE,
     POSTGRES_PRUNE,
     POSTGRES_SCHEMA,
@@ -161,6 +162,10 @@ class StatusStore(Protocol):
 
     async def newest_logged(self, below: int) -> IndexVersion | None:
         """The newest version whose index-root statement is logged at an index below `below`."""
+
+    async def logged_below(self, size: int) -> bool:
+        """Whether a version of fewer than `size` entries has its index-root statement logged (a lookup may read
+        it: statuslookup.py)."""
 
     async def prune(self, version: int, pages: Sequence[bytes]) -> None:
         """Delete the rows older than `version` of these pages (stored ids: pages it rewrote): once no read asks
@@ -372,6 +377,9 @@ class SQLiteStatusStore:
         )
         return _version(rows[0]) if rows else None
 
+    async def logged_below(self, size: int) -> bool:
+        return bool(self._read(LOGGED_BELOW.format("?"), (size,)))
+
     async def prune(self, version: int, pages: Sequence[bytes]) -> None:
         # One transaction: in autocommit every statement would be its own commit, and its own fsync.
         await self._write(lambda db: self._compaction.run(db, version), "cannot prune the status index")
@@ -538,6 +546,9 @@ class PostgresStatusStore:
             below,
         )
         return _version(rows[0]) if rows else None
+
+    async def logged_below(self, size: int) -> bool:
+        return bool(await self._fetch(LOGGED_BELOW.format("$1"), size))
 
     async def prune(self, version: int, pages: Sequence[bytes]) -> None:
         try:

@@ -91,6 +91,7 @@ INSERT INTO status_page (page, version, data) SELECT page, version, data FROM st
 DROP TABLE status_page_keyed;
 """
 )
+LOGGED_BELOW = "SELECT 1 FROM status_version WHERE entry IS NOT NULL AND size < {} LIMIT 1"
 LOGGED_SIZE = "SELECT COALESCE(MAX(size), 0) FROM status_version WHERE entry IS NOT NULL"
 SCHEMA_LOCK = 0x746C6F67_00000013  # "tlog", issue 19: servers starting together create the tables once
 SQLITE_INSERT_PAGE = "INSERT OR REPLACE INTO status_page (page, version, data) VALUES (?, ?, ?)"

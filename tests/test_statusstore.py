@@ -212,6 +212,22 @@ def test_pruning_waits_for_the_grace_after_the_served_version_is_noted() -> None
     assert updater._prunable == 40  # not 50: noted just now
 
 
+async def steps_of_ten(sequencer: Sequencer, indexer: StatusIndexer, first: int, batches: int) -> None:
+    """`batches` batches of 10 issued documents from batch `first` on, each indexed, the served version noted after
+    each step (as the server's cycle does) and 1.5 s passing between them."""
+    now = [0.0]
+    indexer.monotonic, indexer.prune_grace = (lambda: now[0]), statusindexer.PRUNE_GRACE
+    for batch in range(first, first + batches):
+        await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(100 * batch + i)) for i in range(10)))
+        assert await indexer.step()
+        await indexer.measure_lag()
+        now[0] += 1.5
+
+
+async def root_page_versions(store: Any) -> list[int]:
+    return sorted(version for page, version in await page_versions(store) if page == page_id_bytes(ROOT_PAGE))
+
+
 @pytest.mark.parametrize("engine", ENGINES)
 def test_pruning_keeps_pace_while_the_index_never_catches_up(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
@@ -224,22 +240,67 @@ def test_pruning_keeps_pace_while_the_index_never_catches_up(
 
     async def body(parts: Parts) -> None:
         _, store, sequencer, indexer = parts
-        now = [0.0]
-        indexer.monotonic, indexer.prune_grace = (lambda: now[0]), statusindexer.PRUNE_GRACE
         indexer.pages_per_write = 0  # every step's own pages exceed the budget, as at 10^6
         await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
-        for batch in range(10):  # one cycle: StatusIndexer.run's inner loop, never at rest, no prune() call
-            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(100 * batch + i)) for i in range(10)))
-            assert await indexer.step()
-            await indexer.measure_lag()
-            now[0] += 1.5
-        root_rows = [version for page, version in await page_versions(store) if page == page_id_bytes(ROOT_PAGE)]
+        await steps_of_ten(sequencer, indexer, 0, 10)  # one cycle: StatusIndexer.run's inner loop, no prune() call
+        root_rows = await root_page_versions(store)
         assert len(root_rows) <= 4, root_rows  # the served version and the few noted within the grace
         head = await store.head()
         plan = await read_plan(store, PathPlan([doc(0), doc(905), doc(7)], head.size), head.size)
         for key in (doc(0), doc(905), doc(7)):
             record, proof = plan.lookup(key)
             verify_status(key, record, proof.to_bytes(), head.root)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_catch_up_below_the_first_stated_root_prunes_as_it_goes(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """An index rebuilt from the log states roots only from the size the log's last `index-root` covers
+    (reconcile_index): the versions below it are never read by a lookup, and no version is served until the index
+    gets there. Their superseded rows go as the index catches up. Before, pruning waited for a served version:
+    at 10^7 the catch-up left SQLite's table 3.2 rows per page, which the first minutes of load then compacted
+    (docs/status-proofs.md §11 "Thirty-third round")."""
+
+    async def body(parts: Parts) -> None:
+        _, store, sequencer, indexer = parts
+        await store.state_roots_from(10**6)  # as reconcile_index does for a log whose last root covers 10^6
+        indexer.pages_per_write = 0  # a version pruned per write, as at 10^7
+        await log(sequencer, statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry"))
+        await steps_of_ten(sequencer, indexer, 0, 8)
+        assert await store.newest_logged(10**6) is None  # nothing stated, nothing served
+        head = await store.head()
+        assert (await root_page_versions(store))[:-1] == [head.size - 10]  # one version pruned per write
+        plan = await read_plan(store, PathPlan([doc(0), doc(705), doc(9)], head.size), head.size)
+        for key in (doc(0), doc(705), doc(9)):
+            record, proof = plan.lookup(key)
+            verify_status(key, record, proof.to_bytes(), head.root)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_rows_a_stated_version_below_the_roots_start_reads_stay_until_it_is_no_longer_served(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The catch-up's pruning (above) only where no version below the roots' start was stated: an index whose
+    roots were stated and is told later to state them only from further on (an index behind its log's last root,
+    reconcile_index) keeps what its stated versions read until the served version moves past them."""
+
+    async def body(parts: Parts) -> None:
+        _, store, sequencer, indexer = parts
+        await index_batches_of_ten(sequencer, indexer, 2)  # stated and logged, from 0 on
+        stated = await store.newest_logged(10**6)
+        assert stated is not None
+        await store.state_roots_from(10**6)
+        indexer.pages_per_write = 0
+        await steps_of_ten(sequencer, indexer, 2, 6)
+        # The served version stays the last stated one: rows at it are kept, and none stated after is pruned.
+        assert stated.size in await root_page_versions(store)
+        record, proof = (await read_plan(store, PathPlan([doc(105)], stated.size), stated.size)).lookup(doc(105))
+        verify_status(doc(105), record, proof.to_bytes(), stated.root)
 
     run_engine(engine, tmp_path, request, body)
 
