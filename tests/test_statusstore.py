@@ -183,10 +183,7 @@ def test_superseded_rows_are_pruned_once_no_lookup_reads_them(
         rows = read_paths(PathPlan([doc(100 * b + i) for b in range(4) for i in range(10)]), {})
         everything = rows.apply_entries([(1 + i, ISSUE, doc(100 * b + i)) for b in range(4) for i in range(10)])
         assert after == len(pages_of(everything.writes)) < len(everything.writes)
-        plan = await read_plan(store, PathPlan([doc(0), doc(301), doc(999)], head.size), head.size)
-        for key in (doc(0), doc(301), doc(999)):
-            record, proof = plan.lookup(key)
-            verify_status(key, record, proof.to_bytes(), head.root)
+        await proofs_verify_at(store, head, [doc(0), doc(301), doc(999)])
 
     run_engine(engine, tmp_path, request, body)
 
@@ -210,6 +207,14 @@ def test_pruning_waits_for_the_grace_after_the_served_version_is_noted() -> None
     now[0] = 200.0
     updater.note_served(50)
     assert updater._prunable == 40  # not 50: noted just now
+
+
+async def proofs_verify_at(store: Any, version: IndexVersion, keys: list[bytes]) -> None:
+    """Every key's record and proof at `version`, read from the store, verify against its root."""
+    plan = await read_plan(store, PathPlan(keys, version.size), version.size)
+    for key in keys:
+        record, proof = plan.lookup(key)
+        verify_status(key, record, proof.to_bytes(), version.root)
 
 
 async def steps_of_ten(sequencer: Sequencer, indexer: StatusIndexer, first: int, batches: int) -> None:
@@ -246,10 +251,7 @@ def test_pruning_keeps_pace_while_the_index_never_catches_up(
         root_rows = await root_page_versions(store)
         assert len(root_rows) <= 4, root_rows  # the served version and the few noted within the grace
         head = await store.head()
-        plan = await read_plan(store, PathPlan([doc(0), doc(905), doc(7)], head.size), head.size)
-        for key in (doc(0), doc(905), doc(7)):
-            record, proof = plan.lookup(key)
-            verify_status(key, record, proof.to_bytes(), head.root)
+        await proofs_verify_at(store, head, [doc(0), doc(905), doc(7)])
 
     run_engine(engine, tmp_path, request, body)
 
@@ -273,10 +275,7 @@ def test_a_catch_up_below_the_first_stated_root_prunes_as_it_goes(
         assert await store.newest_logged(10**6) is None  # nothing stated, nothing served
         head = await store.head()
         assert (await root_page_versions(store))[:-1] == [head.size - 10]  # one version pruned per write
-        plan = await read_plan(store, PathPlan([doc(0), doc(705), doc(9)], head.size), head.size)
-        for key in (doc(0), doc(705), doc(9)):
-            record, proof = plan.lookup(key)
-            verify_status(key, record, proof.to_bytes(), head.root)
+        await proofs_verify_at(store, head, [doc(0), doc(705), doc(9)])
 
     run_engine(engine, tmp_path, request, body)
 
@@ -339,10 +338,7 @@ def test_the_next_update_prunes_superseded_rows_in_its_own_transaction(
         assert kept and all(len(found) == 2 and found[1] == head.size for found in kept), kept
         await indexer.prune()
         assert calls == []  # the update's commit deleted them: no prune of its own
-        plan = await read_plan(store, PathPlan([doc(0), doc(305)], head.size), head.size)
-        for key in (doc(0), doc(305)):
-            record, proof = plan.lookup(key)
-            verify_status(key, record, proof.to_bytes(), head.root)
+        await proofs_verify_at(store, head, [doc(0), doc(305)])
 
     run_engine(engine, tmp_path, request, body)
 
