@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +15,7 @@ from log_harness import REPO, running_log
 UNITS = sorted((REPO / "contrib" / "systemd").glob("*.service"))
 RULES = REPO / "contrib" / "prometheus" / "tlog-alerts.yml"
 PROMETHEUS_BUILTINS = {"up"}
+STATUS_INDEX_ON = "[status_index]\nindex_interval_ms = 50\n"  # its lag gauge exported too
 
 
 def test_systemd_units_verify(tmp_path: Path) -> None:
@@ -46,15 +48,25 @@ def rule_metrics() -> set[str]:
     return names - PROMETHEUS_BUILTINS
 
 
+def exported_metrics(url: str, timeout: float = 20.0) -> str:
+    """/metrics once the status index's first cycle has set its lag (the gauge is absent before it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx.get(url + "/metrics").text
+        if "# TYPE tlog_status_index_lag_entries " in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.1)
+
+
 def families(metrics_text: str) -> set[str]:
     return {line.split()[2] for line in metrics_text.splitlines() if line.startswith("# TYPE ")}
 
 
 def test_alert_rules_name_only_metrics_the_log_exports(tmp_path: Path) -> None:
     used = rule_metrics()
-    assert len(used) >= 8
-    with running_log(tmp_path) as server:
-        exported = families(httpx.get(server.url + "/metrics").text)
+    assert len(used) >= 9
+    with running_log(tmp_path, config_text=STATUS_INDEX_ON) as server:
+        exported = families(exported_metrics(server.url))
     suffixes = ("_bucket", "_sum", "_count")
     missing = {m for m in used if m not in exported and not any(m.removesuffix(s) in exported for s in suffixes)}
     assert missing == set(), f"alert rules use metrics the log does not export: {missing}"
