@@ -54,6 +54,7 @@ BROWSER = Path("/usr/bin/chromium")
 KHMER_FONT = Path("/usr/share/fonts/truetype/khmeros/KhmerOS.ttf")
 BROWSER_PACKAGES = ["chromium", "fonts-khmeros"]  # the web pages' tests: Debian's Chromium, a Khmer font
 WRK = Path("/usr/bin/wrk")  # the benchmarks' HTTP load generator (Debian's wrk): the lookups harness is tested
+PROMTOOL = TOOLS / "promtool"  # Prometheus's rule checker, for the alert rules' tests (`ensure_promtool`)
 POSTGRES_ROOT = Path("/usr/lib/postgresql")
 POSTGRES_PACKAGES = ["postgresql"]  # the PostgreSQL engine's tests start throwaway clusters (loadtest/pgcluster.py)
 
@@ -73,9 +74,27 @@ def apt_install(packages: list[str], why: str) -> None:
         raise SystemExit(f"cannot install {packages} ({why}): {exc}; install them and run again") from exc
 
 
+def ensure_promtool() -> None:
+    """promtool alone, taken from Debian's prometheus package into .venv/bin: installing the package would also
+    enable a Prometheus server listening on every interface, which the tests do not need."""
+    if PROMTOOL.exists():
+        return
+    print("fetching promtool (Debian's prometheus package, unpacked into .venv/bin)...", flush=True)
+    with tempfile.TemporaryDirectory() as name:
+        try:
+            if subprocess.run(["apt-get", "download", "prometheus"], cwd=name, capture_output=True).returncode:
+                subprocess.run(["apt-get", "update", "-q"], check=True)  # no package lists yet
+                subprocess.run(["apt-get", "download", "prometheus"], cwd=name, check=True)
+            package = next(Path(name).glob("prometheus_*.deb"))
+            subprocess.run(["dpkg-deb", "-x", str(package), str(Path(name) / "root")], check=True)
+            shutil.copy2(Path(name) / "root" / "usr" / "bin" / "promtool", PROMTOOL)
+        except (OSError, StopIteration, subprocess.CalledProcessError) as exc:
+            raise SystemExit(f"cannot fetch promtool (apt-get download prometheus): {exc}; run again") from exc
+
+
 def ensure_system_packages() -> None:
-    """Chromium and a Khmer font for the pages' tests, wrk for the benchmark harness's, PostgreSQL's server
-    for the scale-out engine's tests."""
+    """Chromium and a Khmer font for the pages' tests, wrk for the benchmark harness's, promtool for the alert
+    rules', PostgreSQL's server for the scale-out engine's tests."""
     if not (BROWSER.exists() and KHMER_FONT.exists()):
         apt_install(BROWSER_PACKAGES, "for the web pages' tests")
         if not (BROWSER.exists() and KHMER_FONT.exists()):
@@ -84,6 +103,7 @@ def ensure_system_packages() -> None:
         apt_install(["wrk"], "for the benchmark harness's tests")
         if not WRK.exists():
             raise SystemExit(f"{WRK} is still missing after installing wrk")
+    ensure_promtool()
     if not postgres_installed():
         apt_install(POSTGRES_PACKAGES, "for the PostgreSQL engine's tests")
         if not postgres_installed():

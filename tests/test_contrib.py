@@ -1,5 +1,6 @@
-"""contrib/: the systemd units pass `systemd-analyze verify` (with their paths pointed at this checkout), and every
-metric the Prometheus alert rules use is one a real `tlog-server` exports at /metrics."""
+"""contrib/: the systemd units pass `systemd-analyze verify` (with their paths pointed at this checkout), every
+metric the Prometheus alert rules use is one a real `tlog-server` exports at /metrics, and the status index's alerts
+fire (and stay quiet) as their rules say, evaluated by Prometheus's own `promtool test rules`."""
 
 import re
 import shutil
@@ -7,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -15,6 +17,7 @@ from log_harness import REPO, running_log
 UNITS = sorted((REPO / "contrib" / "systemd").glob("*.service"))
 RULES = REPO / "contrib" / "prometheus" / "tlog-alerts.yml"
 PROMETHEUS_BUILTINS = {"up"}
+PROMTOOL = Path(sys.executable).parent / "promtool"  # from Debian's prometheus package (dev.py fetches it)
 STATUS_INDEX_ON = "[status_index]\nindex_interval_ms = 50\n"  # its lag gauge exported too
 
 
@@ -70,3 +73,54 @@ def test_alert_rules_name_only_metrics_the_log_exports(tmp_path: Path) -> None:
     suffixes = ("_bucket", "_sum", "_count")
     missing = {m for m in used if m not in exported and not any(m.removesuffix(s) in exported for s in suffixes)}
     assert missing == set(), f"alert rules use metrics the log does not export: {missing}"
+
+
+SAWTOOTH = " ".join(["0 150000 30000 160000 20000"] * 8)  # a heavy load: the lag rises and falls by about a step
+LAG_SCENARIOS = [  # (the lag gauge, one value a minute; when evaluated; the alert; whether it fires then)
+    ("0x5 250000x20", "10m", "TlogStatusIndexBehind", False),  # far behind for 5 minutes only
+    ("0x5 250000x20", "22m", "TlogStatusIndexBehind", True),  # far behind for 16 minutes
+    (SAWTOOTH, "35m", "TlogStatusIndexBehind", False),
+    ("5000x40", "31m", "TlogStatusIndexStuck", True),  # frozen with entries waiting: the updates stopped
+    ("1x40", "31m", "TlogStatusIndexStuck", False),  # caught up and idle: only the newest index-root uncovered
+    (SAWTOOTH, "35m", "TlogStatusIndexStuck", False),
+]
+
+
+def lag_alert_tests(rules: Path) -> dict[str, Any]:
+    """A `promtool test rules` file for LAG_SCENARIOS against `rules` (its annotations are what it must carry)."""
+    annotations = {
+        rule["alert"]: rule for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]
+    }
+    tests = []
+    for values, when, name, fires in LAG_SCENARIOS:
+        rule = annotations[name]
+        expected = [{"exp_labels": {**rule["labels"], "job": "tlog"}, "exp_annotations": rule["annotations"]}]
+        tests.append(
+            {
+                "interval": "1m",
+                "input_series": [{"series": 'tlog_status_index_lag_entries{job="tlog"}', "values": values}],
+                "alert_rule_test": [{"eval_time": when, "alertname": name, "exp_alerts": expected if fires else []}],
+            }
+        )
+    return {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}
+
+
+def promtool_test(tmp: Path, rules_text: str) -> subprocess.CompletedProcess[str]:
+    rules = tmp / RULES.name
+    rules.write_text(rules_text)
+    tests = tmp / "lag-alerts.test.yml"
+    tests.write_text(yaml.safe_dump(lag_alert_tests(rules), allow_unicode=True))
+    return subprocess.run([str(PROMTOOL), "test", "rules", str(tests)], capture_output=True, text=True, timeout=60)
+
+
+def test_the_status_index_alerts_fire_as_their_rules_say(tmp_path: Path) -> None:
+    assert PROMTOOL.exists(), f"{PROMTOOL} is missing: python3 dev.py test fetches it"
+    checked = subprocess.run([str(PROMTOOL), "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    result = promtool_test(tmp_path, RULES.read_text())
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The scenarios can tell: with the threshold moved past the far-behind scenario's lag, one of them fails.
+    moved = RULES.read_text().replace("[15m]) > 200000", "[15m]) > 300000")
+    assert moved != RULES.read_text()
+    failed = promtool_test(tmp_path, moved)
+    assert failed.returncode != 0 and "TlogStatusIndexBehind" in failed.stdout + failed.stderr, failed.stdout
