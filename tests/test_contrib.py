@@ -88,12 +88,10 @@ LAG_SCENARIOS = [  # (the lag gauge, one value a minute; when evaluated; the ale
 
 def lag_alert_tests(rules: Path) -> dict[str, Any]:
     """A `promtool test rules` file for LAG_SCENARIOS against `rules` (its annotations are what it must carry)."""
-    annotations = {
-        rule["alert"]: rule for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]
-    }
+    by_name = {rule["alert"]: rule for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]}
     tests = []
     for values, when, name, fires in LAG_SCENARIOS:
-        rule = annotations[name]
+        rule = by_name[name]
         expected = [{"exp_labels": {**rule["labels"], "job": "tlog"}, "exp_annotations": rule["annotations"]}]
         tests.append(
             {
