@@ -8,30 +8,34 @@ the HTTP stack with no work), and the index's lag behind sequencing under a subm
     .venv/bin/python -m loadtest.status_http_bench --preload 1e7 --rate 10000 --seconds 30 \
         --engine sqlite --intake sequencer --keep /var/tmp/log1e7
     .venv/bin/python -m loadtest.status_http_bench --lookups-on /var/tmp/log1e7 --lookups 30
+    .venv/bin/python -m loadtest.status_http_bench --preload 1e7 --rate 10000 --seconds 300 \
+        --engine postgresql --intake sequencer --checkpoint \
+        --pg-settings shared_buffers=4GB,shared_preload_libraries=pg_stat_statements,max_wal_size=16GB
 
 Phases: (1) submit `documents` issue statements as fast as the server takes them (batches of 1000), sampling the
 `tlog_status_index_lag_entries` gauge of /metrics every 0.1 s, then time how long the index takes to cover them
 all; (2) wrk on /healthz, then on lookups rotating over 1,000 documents (half present, half never logged). Prints
 figures and the load average; asserts nothing.
 
-With --preload: does the index keep up? (loadtest/status_keepup.py) The log is grown to `preload` entries in-process,
-a real server indexes them, then pre-signed statements are submitted at a paced --rate for --seconds while the lag
-is sampled; per engine. With --intake sequencer the server's parts run in this process and the statements go straight
-to its sequencer (loadtest/status_keepup_inprocess.py): the index's rate without the intake's CPU. The ceilings
-printed beside it: raw SHA-256 per second (the index's hashing), and the CPU this machine spends writing file pages
-into the page cache, new and cached (every byte the database writes goes through it). On PostgreSQL the in-process
-phases also print what the database wrote per entry (WAL, data pages by who wrote them, growth); --pg-settings
-shared_buffers=4GB,... starts its cluster with those settings (with shared_preload_libraries=pg_stat_statements,
-each phase also prints the statements that took the database's time, with the blocks each read, dirtied and wrote
-out), and --checkpoint checkpoints between the preload and the phases, as a server that has run a while (a fresh
-cluster zero-fills a new WAL segment per 16 MB written). The in-process phases also print, for each party (this
-process, the database server, the indexer's process), how much of its ready work waited for a core (Linux's
-scheduler statistics, loadtest/schedwait.py), and what the machine's cores did meanwhile (user, system, idle,
-steal...): whether a party that falls behind is short of cores or of work it can do at once. --lookups SECONDS then
-starts a server anew on the log and measures status lookups at that size with wrk, beside /healthz
-(loadtest/status_lookups.py: lookups at 10^7 with --preload 1e7). --keep DIR grows the log in DIR and leaves it
-there; --lookups-on DIR --lookups SECONDS then measures lookups again on that log, without growing it (variants of
-the server compared on the same files, in turn).
+With --preload: does the index keep up? (loadtest/status_keepup.py) The log is grown to `preload` entries
+in-process, a real server indexes them, then pre-signed statements are submitted at a paced --rate for --seconds
+while the lag is sampled; per engine. With --intake sequencer the server's parts run in this process and the
+statements go straight to its sequencer (loadtest/status_keepup_inprocess.py): the index's rate without the intake's
+CPU. The ceilings printed beside it: raw SHA-256 per second (the index's hashing), and the CPU this machine spends
+writing file pages into the page cache, new and cached (every byte the database writes goes through it). On
+PostgreSQL the in-process phases also print what the database wrote per entry (WAL, data pages by who wrote them,
+growth); --pg-settings shared_buffers=4GB,... starts its cluster with those settings (with
+shared_preload_libraries=pg_stat_statements, each phase also prints the statements that took the database's time,
+with the blocks each read, dirtied and wrote out), and --checkpoint checkpoints between the preload and the phases,
+as a server that has run a while (a fresh cluster zero-fills a new WAL segment per 16 MB written). The benchmark
+cluster runs with max_wal_size=4GB; at 10^7 a status index keeps up with 16GB (BENCHMARKS.md "Thirty-fifth round"),
+as docs/reference.md recommends. The in-process phases also print, for each party (this process, the database
+server, the indexer's process), how much of its ready work waited for a core (Linux's scheduler statistics,
+loadtest/schedwait.py), and what the machine's cores did meanwhile (user, system, idle, steal...): whether a party
+that falls behind is short of cores or of work it can do at once. --lookups SECONDS then starts a server anew on the
+log and measures status lookups at that size with wrk, beside /healthz (loadtest/status_lookups.py: lookups at 10^7
+with --preload 1e7). --keep DIR grows the log in DIR and leaves it there; --lookups-on DIR --lookups SECONDS then
+measures lookups again on that log, without growing it (variants of the server compared on the same files, in turn).
 """
 
 import argparse

@@ -29,6 +29,7 @@ leaves are in the log (or refused).
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -54,6 +55,25 @@ from logserver.storage import (
     lookup_rows,
 )
 from tlogcore.merkle import leaf_hash
+
+log = logging.getLogger("logserver.postgres")
+# Below this, checkpoints come so often under load that most changed pages are written whole to the WAL again after
+# each: at 10^7 entries and 10,000 entries/s, 4 GB gave 2.08 full-page images and 15.0 KB of WAL per entry, 16 GB
+# 0.35 and 5.5 KB (docs/reference.md "PostgreSQL server settings"; docs/status-proofs.md §11, thirty-fifth round).
+LEAST_MAX_WAL_SIZE = 4 << 30
+MAX_WAL_SIZE = "SELECT pg_size_bytes(current_setting('max_wal_size'))"
+
+
+def wal_size_advice(max_wal_size: int) -> str | None:
+    """What to tell an operator whose server runs with `max_wal_size` bytes, or None if that is enough."""
+    if max_wal_size >= LEAST_MAX_WAL_SIZE:
+        return None
+    return (
+        f"PostgreSQL's max_wal_size is {max_wal_size >> 20} MB: checkpoints come often under load and write whole "
+        "pages to the WAL again; set 4GB or more in postgresql.conf (16GB for a status index of 10^7 documents; "
+        'docs/reference.md "PostgreSQL server settings")'
+    )
+
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (
@@ -222,9 +242,12 @@ class PostgresStorage:
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)  # servers starting together
                 await conn.execute(SCHEMA)
                 await migrate_lookups(conn)
+                advice = wal_size_advice(await conn.fetchval(MAX_WAL_SIZE))
         except BaseException:
             await pool.close()
             raise
+        if advice:
+            log.warning("%s", advice)
         return storage
 
     @contextlib.asynccontextmanager
