@@ -313,7 +313,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--pg-settings",
         default="",
-        help="extra PostgreSQL server settings (fresh and kept), e.g. shared_buffers=4GB",
+        help="extra PostgreSQL server settings (fresh and kept, the reads too), e.g. shared_buffers=4GB",
     )
     parser.add_argument("--merge-cap", type=int, default=None, help="SequencerConfig.merge_cap (default its own)")
     args = parser.parse_args(argv)
@@ -325,9 +325,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         with signing_pool() as pool:
             size_or_load(args.keep, args.entries[-1], args.baseline[-1], args.pairs, pool)
         return
+    settings = parse_settings(args.pg_settings)
     if not args.reads_only:
         with signing_pool() as pool:
-            settings = parse_settings(args.pg_settings)
             print(f"  PostgreSQL clusters (fresh and kept): {settings}")
             rows = [
                 measure(name, args.keep, args.entries[-1], args.baseline[-1], pool, settings, args.merge_cap)
@@ -338,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.wrk_seconds > 0:
         reads = []
         for name in names:
-            with tempfile.TemporaryDirectory() as tmp, kept_engine(name, args.keep) as engine:
+            with tempfile.TemporaryDirectory() as tmp, kept_engine(name, args.keep, settings) as engine:
                 start = ReadStart(args.warm_seconds, args.cold)
                 reads.append(wrk_proofs(engine, asyncio.run(head_size(engine)), args.wrk_seconds, Path(tmp), start))
                 print(reads[-1], flush=True)

@@ -458,8 +458,16 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def rss_bytes(self) -> int:
+        return self._status_bytes("VmRSS")
+
+    def rss_anon_bytes(self) -> int:
+        """The resident set less its file pages: a SQLite reader's memory map of the log (up to READ_MMAP_BYTES)
+        counts in VmRSS, but those pages are the OS page cache, shared and reclaimable, not the server's heap."""
+        return self._status_bytes("RssAnon")
+
+    def _status_bytes(self, field: str) -> int:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS"))
+        return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith(f"{field}:"))
 
     def cpu_seconds(self) -> float:
         return process_cpu_seconds(self.process.pid)

@@ -50,6 +50,9 @@ WRITE_COUNTERS = """SELECT w.wal_bytes::bigint, w.wal_records, w.wal_fpi, b.buff
 FROM pg_stat_wal w, pg_stat_bgwriter b, (SELECT current_setting('block_size')::bigint AS block) s"""
 
 
+# What a benchmark prints of the server it ran against (docs/reference.md "PostgreSQL server settings").
+REPORTED_SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout")
+
 # The statements that took the server's time, with the 8 KiB blocks each read from outside shared_buffers (the OS
 # page cache or the disk), dirtied, and wrote out itself to make room (docs/status-proofs.md §11, nineteenth round).
 STATEMENT_FIELDS = ("seconds", "calls", "rows", "blocks read", "blocks dirtied", "blocks written")
@@ -167,6 +170,14 @@ class PgCluster:
         if result.returncode != 0:
             raise ClusterError(f"psql {sql!r}: {result.stderr.strip()}")
         return result.stdout.strip()
+
+    def settings_line(self) -> str:
+        """The server settings the benchmarks' figures depend on, as the running server reports them."""
+        shown = self.psql(
+            "SELECT string_agg(name || ' ' || current_setting(name), ', ' ORDER BY name) FROM unnest(ARRAY"
+            f"[{', '.join(repr(name) for name in REPORTED_SETTINGS)}]::text[]) AS name"
+        )
+        return f"PostgreSQL server: {shown}"
 
     def create_database(self, name: str) -> str:
         """A new empty database (a copy of template1); returns its DSN."""

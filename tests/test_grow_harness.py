@@ -3,11 +3,16 @@
 10^7 costs ~3x the CPU per key of the policy's merge (docs/performance.md, "Integration in-process", fifth round)."""
 
 import asyncio
+import re
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loadtest import grow, log_bench
+import pytest
+
+from loadtest import grow, grow_resume, log_bench
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import Storage
@@ -71,3 +76,44 @@ def test_merged_through_is_the_stored_watermark_at_start_and_follows_each_finish
             await storage.close()
 
     asyncio.run(scenario())
+
+
+def test_growth_runs_start_postgresql_with_the_settings_asked_and_print_what_the_server_reports(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The figures of record name the server settings they ran with (docs/reference.md "PostgreSQL server
+    # settings"), as the server reports them, not as asked: the kept log's reads had run on the defaults.
+    kept = Path(tempfile.mkdtemp(prefix="grow-kept-"))  # not under pytest's tmp_path: the cluster's user must enter it
+    try:
+        kept.chmod(0o711)
+        keep = ["--keep", str(kept)]
+        grow.main(
+            [
+                "--sizes",
+                "512",
+                "--engines",
+                "postgresql",
+                "--seconds",
+                "0.3",
+                "--pg-settings",
+                "max_wal_size=6GB",
+                *keep,
+            ]
+        )
+        printed = capsys.readouterr().out
+        assert (
+            "[postgresql] PostgreSQL server: checkpoint_timeout 15min, max_wal_size 6GB, shared_buffers 128MB"
+            in printed
+        )
+        assert "[postgresql] size 512: integration" in printed
+        assert re.search(r"RSS \d+ -> \d+ MiB \(anonymous \d+ -> \d+\)", printed)  # the heap, apart from mapped files
+        reads = ["--reads-only", "--wrk-seconds", "1", "--engines", "postgresql", "--pg-settings", "max_wal_size=7GB"]
+        grow_resume.main([*keep, *reads])
+        printed = capsys.readouterr().out
+        assert (
+            "kept cluster: PostgreSQL server: checkpoint_timeout 15min, max_wal_size 7GB, shared_buffers 128MB"
+            in printed
+        )
+        assert "| postgresql | 512 | " in printed
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
