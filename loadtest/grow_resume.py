@@ -15,7 +15,9 @@ instead of alone between signed chunks. Then, with `--wrk-seconds`, it serves ea
 proofs by leaf hash of random leaves over the whole tree with wrk (loadtest/wrk_reads.py), beside `GET /healthz`:
 issue 20's p99 at 10^7, from a process started for it and timed until ready (it warms its reads first,
 logserver/warmup.py); `--cold` drops the kept files from the page cache first (as after a reboot), `--warm-seconds
-0` turns the warm-up off (the A/B). Prints figures and asserts nothing.
+0` turns the warm-up off (the A/B). With `--pg-settings shared_preload_libraries=pg_stat_statements` it prints
+PostgreSQL's costliest statements over each window, in us per entry: which of them grow with the log. Prints
+figures and asserts nothing.
 
 Both rates are of entries appended AND merged (loadtest/grow.py: each chunk is timed until no merge the policy
 calls for is due or running, checkpoints included, and the tail left at the end is merged inside the last chunk's
@@ -179,13 +181,27 @@ def appended_rate(
         raise SystemExit(f"{engine.name}: the kept log is empty")
     # The whole window signed first: its merges run beside the appends, as under a server's sustained load.
     before = server_kinds(engine)
-    asyncio.run(grow_all([grower], start + entries, int(time.time()) - 3600, pool, sign_ahead=entries))
+    with statements_counted(engine, "kept", entries):
+        asyncio.run(grow_all([grower], start + entries, int(time.time()) - 3600, pool, sign_ahead=entries))
     print(f"  [{engine.name}] kept log's server CPU per entry: {server_split(engine, before, entries)}", flush=True)
     return start, grower.rate_over(entries), grower.cpu_over(entries)
 
 
 def server_kinds(engine: Engine) -> dict[str, float]:
     return engine.cluster.cpu_by_kind() if isinstance(engine, PostgresEngine) else {}
+
+
+@contextlib.contextmanager
+def statements_counted(engine: Engine, which: str, entries: int) -> Iterator[None]:
+    """With pg_stat_statements loaded (`--pg-settings shared_preload_libraries=pg_stat_statements`), the
+    statements that took PostgreSQL's time over the window, in us per entry: which of them grow with the log."""
+    if not (isinstance(engine, PostgresEngine) and engine.cluster.counts_statements()):
+        yield
+        return
+    engine.cluster.reset_statements(engine.database)
+    yield
+    for cost in engine.cluster.top_statements(engine.database, 6):
+        print(f"  [{engine.name}] {which} log: {cost.seconds / entries * 1e6:.1f} us per entry in {cost.line()}")
 
 
 def server_split(engine: Engine, before: dict[str, float], entries: int) -> str:
@@ -202,7 +218,8 @@ def fresh_rate(
     """(entries/s, CPU us per entry) growing a fresh log to `size`."""
     grower = Grower(engine, merge_cap=merge_cap)
     before = server_kinds(engine)
-    asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
+    with statements_counted(engine, "fresh", size):
+        asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
     print(f"  [{engine.name}] fresh log's server CPU per entry: {server_split(engine, before, size)}", flush=True)
     return grower.rate_over(size), grower.cpu_over(size)
 

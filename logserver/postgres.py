@@ -147,6 +147,19 @@ LOST_CONNECTION = (  # a pooled connection that PostgreSQL dropped: worth one re
 # a parallel index scan, two workers per proof (35-48 ms each); at 10^7 that estimate put the plan's cost above
 # jit_above_cost, and every proof was compiled to machine code first (33 ms). Both off (tests/test_leafproof.py).
 SETTINGS = {"synchronous_commit": "on", "max_parallel_workers_per_gather": "0", "jit": "off"}
+# A bulk statement's timeout grows by this per row (`bulk_timeout`): about ten times what a row of a status index
+# commit cost on a loaded 2-core machine, where a commit of a step at 10^6 outran the pool's 10 s.
+ROW_SECONDS = 100e-6
+
+
+def bulk_timeout(timeout: float, rows: int) -> float:
+    """The timeout of a statement over `rows` rows: the pool's `timeout`, which catches a database gone or hung, and
+    ROW_SECONDS per row on top. A statement off the commit path that outruns a fixed timeout is undone and done
+    again from the start: the status index's commit of a step at 10^6 (docs/status-proofs.md §11, "Seventeenth
+    round"), a lookup merge of 500,000 leaves at 3·10^7 (BENCHMARKS.md "Thirty-sixth round")."""
+    return timeout + rows * ROW_SECONDS
+
+
 # What every proof reads (leafproof.POSTGRES): the lookup's index, the hashes' index and rows (warm_reads).
 # (what, enable_seqscan, statement): with pg_prewarm each relation's blocks in order; without, the same by scans.
 PREWARMED = tuple((r, "on", f"SELECT pg_prewarm('{r}', 'read')") for r in ("leaf_lookup_pkey", "hashes_pkey", "hashes"))
@@ -159,9 +172,10 @@ SCANNED = (
 DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, asyncio.TimeoutError)
 
 
-async def migrate_lookups(conn: asyncpg.Connection) -> None:
+async def migrate_lookups(conn: asyncpg.Connection, timeout: float) -> None:
     """A database from before issue 20: fill the lookup tables from the leaves and drop the old indexes, in the
-    schema transaction (a crash leaves the old schema, migrated again on the next start)."""
+    schema transaction (a crash leaves the old schema, migrated again on the next start). Its merge gets time by
+    its rows (`bulk_timeout`): with the pool's alone, a large log would fail every start the same way."""
     old = await conn.fetchval(
         "SELECT count(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = ANY($1::text[])",
         OLD_INDEXES,
@@ -170,7 +184,7 @@ async def migrate_lookups(conn: asyncpg.Connection) -> None:
         return
     end = await conn.fetchval("SELECT coalesce(max(idx) + 1, 0) FROM leaves")
     for statement in MERGE:
-        await conn.execute(statement, 0, end)
+        await conn.execute(statement, 0, end, timeout=bulk_timeout(timeout, end))
     for index in OLD_INDEXES:
         await conn.execute(f"DROP INDEX IF EXISTS {index}")
 
@@ -241,7 +255,7 @@ class PostgresStorage:
             async with storage._conn() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SCHEMA_LOCK)  # servers starting together
                 await conn.execute(SCHEMA)
-                await migrate_lookups(conn)
+                await migrate_lookups(conn, timeout)
                 advice = wal_size_advice(await conn.fetchval(MAX_WAL_SIZE))
         except BaseException:
             await pool.close()
@@ -405,7 +419,7 @@ class PostgresStorage:
             end = min(stored, merged + limit)
             if end > merged:
                 for statement in MERGE:
-                    await conn.execute(statement, merged, end)
+                    await conn.execute(statement, merged, end, timeout=bulk_timeout(self._timeout, end - merged))
         return end - merged
 
     async def registry_entries(self) -> list[StoredEntry]:

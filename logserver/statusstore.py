@@ -39,6 +39,7 @@ from typing import Any, Protocol, TypeVar
 import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 
 from logserver.postgres import SETTINGS as POSTGRES_SETTINGS
+from logserver.postgres import bulk_timeout
 from logserver.sqlite import READ_MMAP_BYTES, in_immediate_transaction
 from logserver.statuscompaction import NEWEST, Compaction
 from logserver.statuspages import PagedNodes
@@ -75,9 +76,6 @@ WRITE_WAIT_MS = 120_000
 # is a statement long (the longest, read_upper, 1.2-1.4 s at 10^6), and a reader held open for longer (a backup) must
 # not hold the next update back for WRITE_WAIT_MS: the WAL then waits for the next write.
 WAL_WAIT_MS = 5_000
-# A bulk statement's timeout grows by this per row (PostgresStatusStore._bulk): about ten times what a row of a
-# commit cost on a loaded 2-core machine, where a commit of a step at 10^6 outran the pool's 10 s.
-ROW_SECONDS = 100e-6
 # Seconds a statement may take before the call fails: a lookup's, and the indexer's (its process and its shards).
 # The indexer is off the commit path and nothing waits for it but the lag, while a failure replaces its process and
 # reloads its top; its statements are big (a step's COPY, its prunes, its reads: PG_IDS at a time) and a loaded
@@ -412,7 +410,7 @@ class PostgresStatusStore:
         ROW_SECONDS per row on top. A commit of a step at 10^6 (its rows, and the prunes beside them) timed out with
         the pool's 10 s alone on a loaded machine, which failed the update and replaced the indexer's process
         (docs/status-proofs.md §11, "Seventeenth round")."""
-        return self._timeout + rows * ROW_SECONDS
+        return bulk_timeout(self._timeout, rows)
 
     @classmethod
     async def open(cls, dsn: str, pool_size: int = 4, timeout: float = LOOKUP_TIMEOUT) -> "PostgresStatusStore":

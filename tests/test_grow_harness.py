@@ -115,5 +115,10 @@ def test_growth_runs_start_postgresql_with_the_settings_asked_and_print_what_the
             in printed
         )
         assert "| postgresql | 512 | " in printed
+        statements = ["--engines", "postgresql", "--entries", "600", "--baseline", "600"]
+        grow_resume.main([*keep, *statements, "--pg-settings", "shared_preload_libraries=pg_stat_statements"])
+        printed = capsys.readouterr().out
+        for window in ("fresh", "kept"):  # which statements grow with the log (BENCHMARKS.md "Thirty-sixth round")
+            assert re.search(rf"\[postgresql\] {window} log: [0-9.]+ us per entry in .*COPY \"leaves\"", printed)
     finally:
         shutil.rmtree(kept, ignore_errors=True)
