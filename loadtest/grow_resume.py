@@ -16,8 +16,9 @@ proofs by leaf hash of random leaves over the whole tree with wrk (loadtest/wrk_
 issue 20's p99 at 10^7, from a process started for it and timed until ready (it warms its reads first,
 logserver/warmup.py); `--cold` drops the kept files from the page cache first (as after a reboot), `--warm-seconds
 0` turns the warm-up off (the A/B). With `--pg-settings shared_preload_libraries=pg_stat_statements` it prints
-PostgreSQL's costliest statements over each window, in us per entry: which of them grow with the log. Prints
-figures and asserts nothing.
+PostgreSQL's costliest statements over each window, in us per entry: which of them grow with the log; with
+`--without-duplicate-probe`, a bound: the sequencer's duplicate probe answered at once (what a filter in front of it
+could save at most). Prints figures and asserts nothing.
 
 Both rates are of entries appended AND merged (loadtest/grow.py: each chunk is timed until no merge the policy
 calls for is due or running, checkpoints included, and the tail left at the end is merged inside the last chunk's
@@ -56,6 +57,7 @@ from loadtest.grow import (
 from loadtest.log_bench import machine_info
 from loadtest.merge_bench import parse_settings
 from loadtest.wrk_reads import proofs_and_health
+from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
 from tlogcore.merkle import stored_hash_index
@@ -316,6 +318,12 @@ def measure(
     )
 
 
+async def all_new(storage: PostgresStorage, leaf_hashes: Sequence[bytes]) -> dict[bytes, int]:
+    """`find_merged` for a bound only: what a filter in front of the sequencer's duplicate probe could save at most.
+    The answer is right here because every leaf this harness appends is new; a log must always ask its table."""
+    return {}
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--keep", type=Path, required=True, help="the folder a `loadtest.grow --keep` run left")
@@ -333,11 +341,28 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="extra PostgreSQL server settings (fresh and kept, the reads too), e.g. shared_buffers=4GB",
     )
     parser.add_argument("--merge-cap", type=int, default=None, help="SequencerConfig.merge_cap (default its own)")
+    parser.add_argument(
+        "--without-duplicate-probe",
+        action="store_true",
+        help="a bound, PostgreSQL: the sequencer's duplicate probe of the lookup table answered at once (never a log)",
+    )
     args = parser.parse_args(argv)
+    probe = PostgresStorage.find_merged
+    if args.without_duplicate_probe:
+        PostgresStorage.find_merged = all_new  # type: ignore[method-assign,assignment]
+    try:
+        run(args)
+    finally:
+        PostgresStorage.find_merged = probe  # type: ignore[method-assign]
+
+
+def run(args: argparse.Namespace) -> None:
     names = [name.strip() for name in args.engines.split(",") if name.strip()]
     print("integration at the kept size beside a fresh log, same run")
     for line in machine_info():
         print("  " + line)
+    if args.without_duplicate_probe:
+        print("  a BOUND: the sequencer's duplicate probe of PostgreSQL's lookup table answered at once (all new)")
     if args.pairs:
         with signing_pool() as pool:
             size_or_load(args.keep, args.entries[-1], args.baseline[-1], args.pairs, pool)

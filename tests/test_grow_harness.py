@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from loadtest import grow, grow_resume, log_bench
+from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.sqlite import SQLiteStorage
 from logserver.storage import Storage
@@ -122,3 +123,14 @@ def test_growth_runs_start_postgresql_with_the_settings_asked_and_print_what_the
             assert re.search(rf"\[postgresql\] {window} log: [0-9.]+ us per entry in .*COPY \"leaves\"", printed)
     finally:
         shutil.rmtree(kept, ignore_errors=True)
+
+
+def test_the_bound_without_the_duplicate_probe_says_so_and_puts_the_probe_back(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The bound replaces PostgresStorage.find_merged for the run (right only because a benchmark's leaves are all
+    # new); a log in the same process afterwards must ask its table again.
+    probe = PostgresStorage.find_merged
+    grow_resume.main(["--keep", str(tmp_path), "--reads-only", "--without-duplicate-probe"])
+    assert "a BOUND: the sequencer's duplicate probe" in capsys.readouterr().out
+    assert PostgresStorage.find_merged is probe
