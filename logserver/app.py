@@ -440,10 +440,14 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
 
 
 class RequestLog:
-    """ASGI middleware: a request id header and one JSON log line per request."""
+    """ASGI middleware: a request id header and one JSON log line per request, through `logging`, or, with `lines`,
+    straight to it (the server's batch of request lines, logserver/requestlines.py: no LogRecord, no handler chain,
+    about 20 us less per request in-process, a third of `/healthz`'s; BENCHMARKS.md "Thirty-seventh round")."""
 
-    def __init__(self, app: ASGIApp, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.app, self.clock = app, clock
+    def __init__(
+        self, app: ASGIApp, clock: Callable[[], float] = time.perf_counter, lines: Callable[[str], None] | None = None
+    ) -> None:
+        self.app, self.clock, self.lines = app, clock, lines
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -462,12 +466,14 @@ class RequestLog:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if log.isEnabledFor(logging.INFO):
+            if self.lines is not None or log.isEnabledFor(logging.INFO):
                 line = {"request_id": request_id, "method": scope["method"], "path": scope["path"], "status": status}
                 line["ms"] = round((self.clock() - started) * 1000, 2)
-                # The record made directly: `log.info` would also walk the stack for its caller, which no line shows
-                # (a visible share of a cheap request in the profile under wrk: docs/performance.md, issue 20).
-                log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, orjson.dumps(line).decode(), (), None))
+                text = orjson.dumps(line).decode()
+                if self.lines is not None:
+                    self.lines(text)
+                else:  # the record made directly: `log.info` would also walk the stack for a caller no line shows
+                    log.handle(log.makeRecord(log.name, logging.INFO, __file__, 0, text, (), None))
 
 
 class ClientRateLimit:

@@ -53,6 +53,7 @@ from logserver.opening import DATABASE, database_name, open_status_store, open_s
 from logserver.ratelimit import RateLimiter
 from logserver.recover import RecoverError, check_against_record, read_tiles, write_back
 from logserver.registryrule import names_owned_from
+from logserver.requestlines import batch_request_lines, flush_all, flush_every, request_lines
 from logserver.rotatekey import rotate, take_lease
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
@@ -124,6 +125,8 @@ def serve(data: Path, listen: str | None, config_path: Path | None, origin: str 
     print_identity(keys.log, keys.registry)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per witness request is noise
+    if config.request_log_flush_ms:
+        batch_request_lines(sys.stderr)  # not a write(2) per request (logserver/requestlines.py)
     try:
         if config.workers > 1:  # N processes on this port, one sequencing (logserver/workers.py)
             run = functools.partial(serve_worker, data, config, keys)
@@ -260,13 +263,21 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
 
 
 def lifespan_of(
-    parts: LogParts, pool: SignaturePool, indexer: IndexerProcess | None, warmup: Warmup, warm_seconds: float
+    parts: LogParts,
+    pool: SignaturePool,
+    indexer: IndexerProcess | None,
+    warmup: Warmup,
+    config: ServerConfig,
 ) -> Any:
+    warm_seconds, request_lines_every = config.warm_seconds, config.request_log_flush_ms / 1000
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         await pool.start()
         sequencer, static = parts.sequencer, parts.static
         tasks = [asyncio.create_task(sequencer.run())]
+        if request_lines_every:
+            tasks.append(asyncio.create_task(flush_every(request_lines_every)))
         if indexer is not None:
             tasks.append(asyncio.create_task(indexer.run()))
         if parts.witnessing.witnesses and sequencer.head is not None:  # a head left unwitnessed by a crash
@@ -281,6 +292,7 @@ def lifespan_of(
             yield
         finally:
             await cancel_and_wait(tasks)
+            flush_all()
             await parts.witnessing.close()
             if indexer is not None:
                 await indexer.store.close()
@@ -355,18 +367,21 @@ async def run_server(
         status=indexer.store if indexer is not None else None,
         trust_rotations=lambda: read_rotations(data / ROTATIONS_DIR),
     )
-    inner: Any = build_app(state, lifespan_of(parts, pool, indexer, state.warmup, config.warm_seconds))
+    inner: Any = build_app(state, lifespan_of(parts, pool, indexer, state.warmup, config))
     app = inner
     if config.client_requests_per_second:
         limiter = RateLimiter(
             config.client_requests_per_second, config.client_burst, time.monotonic, config.rate_limit_max_keys
         )
         app = ClientRateLimit(app, limiter, config.trusted_proxy_header)
+    lines = request_lines()  # straight to the batch of request lines, if `serve` set one up (requestlines.py)
     if sockets is None:
-        await http_server(RequestLog(app), config).serve(sockets=[listener])
+        await http_server(RequestLog(app, lines=lines), config).serve(sockets=[listener])
         return
     sequencer = parts.sequencer
-    served = worker_app(RequestLog(app), RequestLog(inner), sockets, lambda: sequencer.accepts_submissions)
+    served = worker_app(
+        RequestLog(app, lines=lines), RequestLog(inner, lines=lines), sockets, lambda: sequencer.accepts_submissions
+    )
     await http_server(served, config).serve(sockets=[listener, sockets.private])
 
 

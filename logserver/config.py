@@ -34,6 +34,7 @@ class ServerConfig:
         DEFAULT_WARM_SECONDS  # at start, read what proofs read, at most this long (warmup.py); 0 = off
     )
     tile_cache_bytes: int = DEFAULT_TILE_CACHE_BYTES  # full tiles and entry bundles kept in memory; 0 = off
+    request_log_flush_ms: int = 250  # request lines written together at least this often (requestlines.py); 0 = each
     flush_interval_ms: int = 100
     max_batch: int = 10_000
     max_pool: int = 50_000
@@ -72,12 +73,20 @@ _ZERO_MEANS_OFF = frozenset(
         "tile_cache_bytes",
         "index_interval_ms",
         "warm_seconds",
+        "request_log_flush_ms",
     }
 )
 
 _SECTIONS: dict[str, dict[str, type]] = {
     "log": {"origin": str},
-    "server": {"listen": str, "verify_workers": int, "workers": int, "tile_cache_bytes": int, "warm_seconds": float},
+    "server": {
+        "listen": str,
+        "verify_workers": int,
+        "workers": int,
+        "tile_cache_bytes": int,
+        "warm_seconds": float,
+        "request_log_flush_ms": int,
+    },
     "sequencer": {"flush_interval_ms": int, "max_batch": int, "max_pool": int, "lease_ttl_seconds": float},
     "limits": {
         "max_body_bytes": int,

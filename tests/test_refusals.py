@@ -52,7 +52,10 @@ def test_an_abandoned_upload_is_one_line_and_no_server_error(tmp_path: Path) -> 
         )
         time.sleep(0.3)
         sock.close()  # half-way
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10  # its request line is written within a fraction of a second (batched)
+        while '"path":"/api/v1/entries"' not in server.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # a second line, if the server were to write one, would have come by now
         metrics = httpx.get(server.url + "/metrics").text
         output = server.output()
     assert "Traceback" not in output, output[-3000:]

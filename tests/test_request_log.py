@@ -54,3 +54,20 @@ def test_nothing_is_built_when_the_request_log_is_off(caplog: pytest.LogCaptureF
         answer = asyncio.run(scenario())
     assert answer.status_code == 200 and "x-request-id" in answer.headers
     assert not [r for r in caplog.records if r.name == "logserver.requests"]
+
+
+def test_lines_go_straight_to_the_servers_batch_when_given(caplog: pytest.LogCaptureFixture) -> None:
+    written: list[str] = []
+    app = RequestLog(Starlette(routes=[Route("/a", hello)]), lines=written.append)
+
+    async def scenario() -> list[httpx.Response]:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://log.test") as client:
+            return [await client.get("/a"), await client.get("/nothing")]
+
+    with caplog.at_level(logging.INFO, logger="logserver.requests"):
+        answers = asyncio.run(scenario())
+    assert not [r for r in caplog.records if r.name == "logserver.requests"]  # no LogRecord made
+    lines = [json.loads(text) for text in written]
+    assert [list(line) for line in lines] == [["request_id", "method", "path", "status", "ms"]] * 2  # as logged
+    assert [(line["path"], line["status"]) for line in lines] == [("/a", 200), ("/nothing", 404)]
+    assert [line["request_id"] for line in lines] == [a.headers["x-request-id"] for a in answers]
