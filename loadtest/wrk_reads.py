@@ -31,7 +31,6 @@ throwaway PostgreSQL cluster (loadtest/pgcluster.py).
 import argparse
 import asyncio
 import contextlib
-import logging
 import os
 import re
 import shutil
@@ -64,6 +63,7 @@ from logserver.app import RequestLog, build_app
 from logserver.identity import read_keys
 from logserver.logstate import LogState
 from logserver.opening import open_status_store, open_storage
+from logserver.requestlines import BatchedLines
 from logserver.sequencer import Submission
 from logserver.sqlite_schema import lookup_path
 from logserver.submission import SubmissionRules
@@ -255,34 +255,28 @@ async def app_cpu(
     data: Path, paths: Sequence[str], rounds: int = 7, per_round: int = 1500, status: bool = False
 ) -> dict[str, float]:
     """CPU per request (µs, best of `rounds`) of the app serving the log in `data`, driven without sockets: `paths`
-    in turn, then `GET /healthz`. The request log is on, as `serve` has it (there to stderr, here to /dev/null).
-    `status`: with the log's SQLite status index (`log.db.status`), for status lookups."""
+    in turn, then `GET /healthz`. The request log is on, as `serve` has it: each line handed to a batch of lines
+    (logserver/requestlines.py), there written to stderr, here to /dev/null. `status`: with the log's SQLite status
+    index (`log.db.status`), for status lookups."""
     config = cli.load_config(data / "server.toml")
     keys = read_keys(data)
     storage = await open_storage(data, config)
     store = await open_status_store(data, config) if status else None  # as `serve` opens it
-    requests = logging.getLogger("logserver.requests")
-    saved = requests.level, requests.propagate
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115 (closed below)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    requests.addHandler(handler)
-    requests.setLevel(logging.INFO)
-    requests.propagate = False
+    lines = BatchedLines(open(os.devnull, "w"))  # noqa: SIM115 (closed below)
     try:
         parts = cli.build_parts(data, config, keys, storage)
         await parts.sequencer.load()
         rules = SubmissionRules(keys.log.name, config.max_future_seconds)
         state = LogState(storage, parts.sequencer, rules, keys.log.verifier().vkey, [keys.registry.verifier().vkey])
         state.status = store
-        app = RequestLog(build_app(state))
+        app = RequestLog(build_app(state), lines=lines.add)
         return {
             "paths": await _cpu_per_request(app, paths, rounds, per_round),
             "/healthz": await _cpu_per_request(app, ["/healthz"], rounds, per_round),
         }
     finally:
-        requests.removeHandler(handler)
-        handler.stream.close()
-        requests.level, requests.propagate = saved
+        lines.close()
+        lines.stream.close()
         if store is not None:
             await store.close()
         await storage.close()
