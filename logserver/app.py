@@ -442,7 +442,7 @@ def build_app(state: LogState, lifespan: Any = None) -> Starlette:
 class RequestLog:
     """ASGI middleware: a request id header and one JSON log line per request, through `logging`, or, with `lines`,
     straight to it (the server's batch of request lines, logserver/requestlines.py: no LogRecord, no handler chain,
-    about 20 us less per request in-process, a third of `/healthz`'s; BENCHMARKS.md "Thirty-seventh round")."""
+    about 22 us less per request in-process, nearly a third of `/healthz`'s; BENCHMARKS.md "Thirty-seventh round")."""
 
     def __init__(
         self, app: ASGIApp, clock: Callable[[], float] = time.perf_counter, lines: Callable[[str], None] | None = None

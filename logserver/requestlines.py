@@ -48,7 +48,7 @@ class BatchedLines(logging.Handler):
             self.release()
 
     def flush(self) -> None:
-        self.acquire()  # reentrant: emit calls this with the lock held
+        self.acquire()  # reentrant: `add` calls this with the lock held
         try:
             if not self._lines:
                 return
