@@ -1,7 +1,7 @@
 """The request log's lines written in batches, not one write(2) each (RequestLog, logserver/app.py, makes them).
 
 A line per request through `logging`, written at once, cost every answer a LogRecord, the handler chain, a system
-call and a flush: 24-31 us of the server's CPU per `/healthz` over HTTP (about a sixth) went with it when the
+call and a flush: 24-32 us of the server's CPU per `/healthz` over HTTP (about a sixth) went with it when the
 server's RequestLog handed its lines straight to a batch (`BatchedLines.add`; BENCHMARKS.md "Thirty-seventh
 round"). So the lines wait in memory and go out together, as nginx's `access_log ... buffer= flush=` does: at most
 `[server] request_log_flush_ms` (250 ms by default; 0 writes each line at once, through the root logger) after
