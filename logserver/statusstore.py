@@ -406,10 +406,7 @@ class PostgresStatusStore:
         self._pages = PagedNodes(self._select_pages)
 
     def _bulk(self, rows: int) -> float:
-        """The timeout of a statement over `rows` rows: the pool's, which catches a database gone or hung, and
-        ROW_SECONDS per row on top. A commit of a step at 10^6 (its rows, and the prunes beside them) timed out with
-        the pool's 10 s alone on a loaded machine, which failed the update and replaced the indexer's process
-        (docs/status-proofs.md §11, "Seventeenth round")."""
+        """`bulk_timeout` (logserver/postgres.py, with its reasons) over this store's own timeout."""
         return bulk_timeout(self._timeout, rows)
 
     @classmethod
