@@ -34,7 +34,6 @@ is told who holds it. The compare-and-swap stays the last line of defence.
 import asyncio
 import contextlib
 import fcntl
-import functools
 import itertools
 import os
 import sqlite3
@@ -120,7 +119,6 @@ INSERT_LEAVES = (
     " substr(?2, json_extract(value, '$[0]') + 1, json_extract(value, '$[1]')), json_extract(value, '$[2]'),"
     " json_extract(value, '$[3]'), json_extract(value, '$[4]') FROM json_each(?3)"
 )
-CHUNK = 400  # hashes per query on old builds, whose bound-parameter limit is 999
 READ_CACHE_BYTES = 256 * 1024 * 1024  # the read connection's page cache (SQLite's default is 2 MiB)
 READ_MMAP_BYTES = 0x7FFF0000  # memory-mapped reads (the OS page cache, no copy), at the usual build cap of ~2 GiB
 # The log file's WAL, emptied by the merger past this size (SQLiteStorage._bound_log_wal), and how long that waits for
@@ -134,15 +132,19 @@ MERGER_WAIT_MS = 5000
 # cached. A list of 10,000 `?` took SQLite ~0.7 s to prepare, for each new count of keys (issue 20).
 # With a tail hint (storage.TailHint, readtail.py): the rows of the indexes held (?2) from the watermark on, and the
 # scan only from the end of what the process holds (?3); no hint ('[]', 0) scans the whole tail.
+# No temporary table for one key (a lookup's statement, per request): SQLite builds one for `ORDER BY` over the
+# compound (its callers sort the few rows: by_document, _find) and one for `IN (SELECT ... json_each)`, even empty
+# (the held indexes are joined instead); each about as dear as the rest of the statement in a loaded server
+# (docs/performance.md, "Proofs by leaf hash in one statement"). The first column is k.idx: the lookup table's own
+# order.
 FIND = """
-SELECT l.idx, l.data FROM lk.{table} k JOIN leaves l ON l.idx = k.idx WHERE k.key {keys}
+SELECT k.idx, l.data FROM lk.{table} k JOIN leaves l ON l.idx = k.idx WHERE k.key {keys}
 UNION ALL
-SELECT idx, data FROM leaves WHERE idx IN (SELECT value FROM json_each(?2))
-    AND idx >= (SELECT merged FROM lk.lookup_state WHERE id = 1)
+SELECT l.idx, l.data FROM json_each(?2) AS held CROSS JOIN leaves l ON l.idx = held.value
+    WHERE held.value >= (SELECT merged FROM lk.lookup_state WHERE id = 1)
 UNION ALL
 SELECT idx, data FROM leaves WHERE idx >= max((SELECT merged FROM lk.lookup_state WHERE id = 1), ?3)
     AND {column} {keys}
-ORDER BY 1
 """
 KEYS_IN_JSON = "IN (SELECT value FROM json_each(?1))"
 FIND_LEAVES = FIND.format(table="leaf_lookup", column="leaf_key", keys=KEYS_IN_JSON)
@@ -228,9 +230,9 @@ def commit_rows(
     in_immediate_transaction(db, write)
 
 
-@functools.lru_cache(maxsize=64)  # a proof by index reads its leaf block's 8 siblings, or fewer: a few counts recur
-def _select_hashes(count: int) -> str:
-    return f"SELECT id, hash FROM hashes WHERE id IN ({','.join('?' * count)})"
+# The ids as one JSON array, joined: a rowid seek each. `WHERE id IN (?, ?, ...)` built the list into an ephemeral
+# index first, and was one statement text per count (docs/performance.md, "Proofs by leaf hash in one statement").
+SELECT_HASHES = "SELECT h.id, h.hash FROM json_each(?) AS ids CROSS JOIN hashes h ON h.id = ids.value"
 
 
 class SQLiteStorage:
@@ -317,11 +319,8 @@ class SQLiteStorage:
             raise StorageError(f"read failed: {exc}") from exc
 
     async def get_hashes(self, indexes: Sequence[int]) -> list[bytes]:
-        found: dict[int, bytes] = {}
-        unique = list(dict.fromkeys(indexes))  # SQLite orders an IN list itself
-        for start in range(0, len(unique), CHUNK):
-            chunk = unique[start : start + CHUNK]
-            found.update((row[0], row[1]) for row in await self._read(_select_hashes(len(chunk)), chunk))
+        unique = sorted(set(indexes))  # in key order: the seeks go forward through the table
+        found = {row[0]: row[1] for row in await self._read(SELECT_HASHES, (json_ints(unique),))}
         return [found[i] for i in indexes]
 
     async def get_entries(self, start: int, end: int) -> list[bytes]:

@@ -173,6 +173,30 @@ def test_slowloris_clients_are_cut_off_while_normal_clients_are_served(limited: 
     trickling.close()
 
 
+def test_the_header_deadline_moves_with_each_request_on_a_kept_connection(limited: LogProcess) -> None:
+    """The deadline is a time that each request moves, checked by one timer per connection (witness/headerdeadline.py):
+    requests on one connection for twice the header timeout are all answered, and the connection is closed once it
+    has been idle for the timeout after its last answer, not earlier and not never."""
+    sock = connect(limited)
+    sock.settimeout(5)
+    opened = time.monotonic()
+    answered = 0
+    while time.monotonic() - opened < 3.2:  # header_timeout_seconds = 1.5: the first deadline passes long before
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not (b"\r\n\r\n" in answer and answer.endswith(b"}")):
+            chunk = sock.recv(4096)
+            assert chunk, f"the server closed a busy connection after {time.monotonic() - opened:.1f} s"
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200")
+        answered += 1
+        time.sleep(0.4)
+    idle_for = closed_by_server(sock, within=6) + 0.4
+    sock.close()
+    assert answered >= 6
+    assert 1.2 < idle_for < 3.0, f"closed {idle_for:.1f} s after the last answer; the header timeout is 1.5 s"
+
+
 def test_a_body_trickled_too_slowly_gets_408(limited: LogProcess) -> None:
     sock = connect(limited)
     head = b"POST /api/v1/entries HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n"

@@ -99,6 +99,23 @@ def test_commit_then_read_back_byte_for_byte(open_storage: Opener) -> None:
     run(scenario())
 
 
+def test_thousands_of_hashes_in_one_read_unsorted_and_repeated(open_storage: Opener) -> None:
+    """SQLite reads the ids as one JSON array (once in chunks of 400 bound parameters); every id its own hash, in
+    the order asked, repeats included, and one id not stored fails the whole read."""
+
+    async def scenario() -> None:
+        async with opened(open_storage) as s:
+            await s.commit_batch(None, head(0), [], 0, [], publish=True)
+            hashes = [hashlib.sha256(b"node %d" % i).digest() for i in range(3000)]
+            await s.commit_batch(head(0), head(1), [entry(0)], 0, hashes, publish=False)
+            asked = [i * 1103 % 3000 for i in range(3000)] + [5, 5, 2999, 0]
+            assert await s.get_hashes(asked) == [hashes[i] for i in asked]
+            with pytest.raises(KeyError):
+                await s.get_hashes([*asked, 3000])
+
+    run(scenario())
+
+
 def test_compare_and_swap_refuses_a_stale_head_and_writes_nothing(open_storage: Opener) -> None:
     async def scenario() -> None:
         async with opened(open_storage) as one, opened(open_storage) as two:

@@ -10,6 +10,11 @@ never re-arms anything (issue 18, items 4 and 6). Here every connection that is 
 closed when a request's headers are not complete `header_timeout` seconds after the connection opened, the previous
 response completed, or the request's first byte arrived, whatever it sends meanwhile. Bodies have their own deadline
 in each app.
+
+The deadline moves with every request, so it is a time, not a timer: each connection has at most one timer, which
+on firing closes the connection if the deadline has passed and is set again for the deadline otherwise. Setting and
+cancelling a timer twice per request (uvloop's `call_later` and `cancel`, 2.3 µs a pair here) was a few percent of
+a cheap read's CPU (docs/performance.md, "Read figures with wrk").
 """
 
 import asyncio
@@ -24,7 +29,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     header_timeout: float = 10.0
     one_write: bool = False  # each response in one send (witness/onewrite.py)
-    _header_deadline: asyncio.TimerHandle | None = None
+    _deadline: float | None = None  # loop time by which the headers must be complete; None while a request runs
+    _timer: asyncio.TimerHandle | None = None  # the one pending check of `_deadline`
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(OneWriteTransport(transport, self.loop) if self.one_write else transport)
@@ -35,7 +41,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._arm()
 
     def on_headers_complete(self) -> None:
-        self._disarm()
+        self._deadline = None
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
@@ -45,21 +51,24 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self._deadline = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         super().connection_lost(exc)
 
     def _arm(self) -> None:
-        self._disarm()
-        self._header_deadline = self.loop.call_later(self.header_timeout, self._too_slow)
+        self._deadline = self.loop.time() + self.header_timeout
+        if self._timer is None:  # else the pending check finds the later deadline and waits for it
+            self._timer = self.loop.call_at(self._deadline, self._check)
 
-    def _disarm(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
-
-    def _too_slow(self) -> None:
-        self._header_deadline = None
-        if not self.transport.is_closing():
+    def _check(self) -> None:
+        self._timer = None
+        if self._deadline is None:  # a request is running: the next _arm sets a timer again
+            return
+        if self.loop.time() < self._deadline:
+            self._timer = self.loop.call_at(self._deadline, self._check)
+        elif not self.transport.is_closing():
             self.transport.close()
 
 
