@@ -133,10 +133,11 @@ MERGER_WAIT_MS = 5000
 # With a tail hint (storage.TailHint, readtail.py): the rows of the indexes held (?2) from the watermark on, and the
 # scan only from the end of what the process holds (?3); no hint ('[]', 0) scans the whole tail.
 # No temporary table for one key (a lookup's statement, per request): SQLite builds one for `ORDER BY` over the
-# compound (its callers sort the few rows: by_document, _find) and one for `IN (SELECT ... json_each)`, even empty
-# (the held indexes are joined instead). With the CPU's caches emptied between statements, as a busy server's other
-# work does, the two were 8-21 of one document's 41-54 µs at 10^7 (docs/performance.md, "Proofs by leaf hash in one
-# statement"). The first column is k.idx, in the lookup table's own order.
+# compound (no caller needs the order: by_document sorts its rows, _find keeps each key's lowest index) and one for
+# `IN (SELECT ... json_each)`, even empty (the held indexes are joined instead). With the CPU's caches emptied
+# between statements, as a busy server's other work does, the two were 8-21 of one document's 41-54 µs at 10^7
+# (docs/performance.md, "Proofs by leaf hash in one statement"). The first column is k.idx, in the lookup table's
+# own order.
 FIND = """
 SELECT k.idx, l.data FROM lk.{table} k JOIN leaves l ON l.idx = k.idx WHERE k.key {keys}
 UNION ALL
