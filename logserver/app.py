@@ -20,7 +20,7 @@ Dynamic (JSON unless said otherwise; described in /openapi.json):
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -187,21 +187,19 @@ async def document(request: Request) -> Response:
     `state.reads` (logserver/readcache.py); the answer's bytes are the same either way."""
     state = state_of(request)
     digest = parse_hash_hex(request.path_params["sha256"], "document SHA-256")
-    published = await state.storage.latest_published()  # one read for the bundles' checkpoint and the status proof
     try:
-        history = await _document_history(state, digest, published, may_retry=True)
+        history = await _document_history(state, digest, may_retry=True)
     except IndexVersionGone:  # a slow answer: its index version's rows were pruned meanwhile (statuslookup.py)
-        history = await _document_history(state, digest, await state.storage.latest_published(), may_retry=False)
+        history = await _document_history(state, digest, may_retry=False)
     return json_response(history)
 
 
-async def _document_history(
-    state: LogState, digest: bytes, published: bytes | None, may_retry: bool
-) -> api.DocumentHistory:
-    """`document`'s answer, every part under `published`; IndexVersionGone (if `may_retry`) when the status index
-    version that checkpoint names can no longer be read whole."""
+async def _document_history(state: LogState, digest: bytes, may_retry: bool) -> api.DocumentHistory:
+    """`document`'s answer, every part under the newest published checkpoint, read with the document's entries
+    (one read for the bundles' checkpoint and the status proof); IndexVersionGone (if `may_retry`) when the status
+    index version that checkpoint names can no longer be read whole."""
     reads = state.reads
-    entries = await state.storage.document_entries(digest, state.sequencer.tail.documents_hint([digest]))
+    entries, published = await state.storage.document_read(digest, state.sequencer.tail.documents_hint([digest]))
     statements = [reads.statement(e) for e in entries]
     registry = state.sequencer.registry
     registered = _registered_chain(registry, {s.signer for s in statements})
@@ -379,37 +377,56 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 # The errors a handler may raise on purpose, each answered as JSON by `httpkit.error_for`'s table.
 HANDLED_ERRORS: tuple[type[Exception], ...] = (HTTPError, TlogError, PoolFullError, NotSequencingError, StorageError)
 PROOF_PATH = "/api/v1/proof/inclusion"
+DOCUMENT_PREFIX = "/api/v1/documents/"  # then the document's SHA-256: the route "/api/v1/documents/{sha256}"
 CORS = (b"access-control-allow-origin", b"*")  # as webpage.PublicReads adds to every public GET
+ShortHandler = Callable[[Scope, Receive, Send], Awaitable[Response]]  # a route LogApp answers before the stack
 
 
 class LogApp(Starlette):
-    """Starlette, with `GET /api/v1/proof/inclusion` (the read a verifier makes most) answered before the middleware
-    stack and the router, as the witness does for its POST (witness/app.py WitnessApp): the same handler, the same
-    answer and CORS header, the same JSON errors, without about a tenth of a proof's CPU spent in layers that do
-    nothing for it (docs/performance.md, "Proofs by leaf hash"). The request log and the rate limit wrap this app,
-    so they see the request as before; the route stays in the table (openapi, HEAD). Tile GETs likewise
-    (`tile_route`, logserver/tileroute.py)."""
+    """Starlette, with the two reads verifiers make most answered before the middleware stack and the router:
+    `GET /api/v1/proof/inclusion` and `GET /api/v1/documents/<sha256>` (a citizen's lookup), as the witness does
+    for its POST (witness/app.py WitnessApp): the same handler, the same answer and CORS header, the same JSON
+    errors, without the CPU spent in layers that do nothing for them (about a tenth of a proof's; for a lookup the
+    routes matched before its own too: docs/performance.md, "Proofs by leaf hash"). The request log and the rate
+    limit wrap this app, so they see the request as before; the routes stay in the table (openapi, HEAD). Tile
+    GETs likewise (`tile_route`, logserver/tileroute.py)."""
 
     tile_route: TileRoute
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"] == PROOF_PATH and scope["method"] == "GET":
-            scope["app"] = self  # what Starlette sets first: state_of(request) reads it
-            leaf = plain_leaf_query(scope["query_string"])
-            try:
-                if leaf is not None:  # no Request, no query parser: the same answer (tests/test_proof_fast_path.py)
-                    response = await _leaf_proof(self.state.log, leaf, None)
-                else:
-                    response = await inclusion(Request(scope, receive, send))
-            except HANDLED_ERRORS as exc:
-                response = error_response(error_for(exc))
-            response.raw_headers.append(CORS)
-            await response(scope, receive, send)
-            return
-        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"].startswith(TILE_PREFIX):
-            await self.tile_route(scope, receive, send)  # a monitor's two GETs per 256 entries (tileroute.py)
-            return
+        if scope["type"] == "http" and scope["method"] == "GET":
+            path: str = scope["path"]
+            if path == PROOF_PATH:
+                await self._short(scope, receive, send, self._proof)
+                return
+            document_hex = path[len(DOCUMENT_PREFIX) :] if path.startswith(DOCUMENT_PREFIX) else ""
+            if document_hex and "/" not in document_hex:  # what the route's {sha256} matches
+                scope["path_params"] = {"sha256": document_hex}
+                await self._short(scope, receive, send, _document)
+                return
+            if path.startswith(TILE_PREFIX):
+                await self.tile_route(scope, receive, send)  # a monitor's two GETs per 256 entries (tileroute.py)
+                return
         await super().__call__(scope, receive, send)
+
+    async def _short(self, scope: Scope, receive: Receive, send: Send, handler: ShortHandler) -> None:
+        scope["app"] = self  # what Starlette sets first: state_of(request) reads it
+        try:
+            response = await handler(scope, receive, send)
+        except HANDLED_ERRORS as exc:
+            response = error_response(error_for(exc))
+        response.raw_headers.append(CORS)
+        await response(scope, receive, send)
+
+    async def _proof(self, scope: Scope, receive: Receive, send: Send) -> Response:
+        leaf = plain_leaf_query(scope["query_string"])
+        if leaf is not None:  # no Request, no query parser: the same answer (tests/test_proof_fast_path.py)
+            return await _leaf_proof(self.state.log, leaf, None)
+        return await inclusion(Request(scope, receive, send))
+
+
+async def _document(scope: Scope, receive: Receive, send: Send) -> Response:
+    return await document(Request(scope, receive, send))
 
 
 def build_app(state: LogState, lifespan: Any = None) -> Starlette:

@@ -40,6 +40,8 @@ from logserver import leafproof, warmup
 from logserver.pgreaders import Readers
 from logserver.storage import (
     NO_TAIL,
+    PUBLISHED_ROW_INDEX,
+    DocumentRead,
     EntryRecord,
     Head,
     HeadMovedError,
@@ -49,6 +51,7 @@ from logserver.storage import (
     StoredEntry,
     TailHint,
     by_document,
+    document_read,
     failure_text,
     hash_key,
     hash_keys,
@@ -130,6 +133,12 @@ SELECT idx, data FROM leaves
     WHERE idx >= greatest((SELECT merged FROM lookup_state WHERE id = 1), $3::bigint) AND {column} = ANY($1::bigint[])
 ORDER BY 1
 """
+# One document's entries and the newest published checkpoint (storage.DocumentRead): a lookup's two reads in one.
+FIND_DOCUMENT = FIND.format(table="document_lookup", column="document_key").replace(
+    "ORDER BY 1",
+    f"UNION ALL\nSELECT {PUBLISHED_ROW_INDEX}, published FROM"
+    " (SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1) AS p\nORDER BY 1",
+)
 FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
     "SELECT l.idx, l.data FROM leaf_lookup k JOIN leaves l ON l.idx = k.idx WHERE k.key = ANY($1::bigint[]) ORDER BY 1"
 )
@@ -389,8 +398,9 @@ class PostgresStorage:
                 found.setdefault(digest, index)
         return found
 
-    async def document_entries(self, document: bytes, tail: TailHint = NO_TAIL) -> list[StoredEntry]:
-        return (await self.documents_entries([document], tail))[document]
+    async def document_read(self, document: bytes, tail: TailHint = NO_TAIL) -> DocumentRead:
+        rows = await self._fetch(FIND_DOCUMENT, hash_keys([document]), list(tail.indexes), tail.scan_from)
+        return document_read(document, [(row[0], bytes(row[1])) for row in rows])
 
     async def documents_entries(
         self, documents: Sequence[bytes], tail: TailHint = NO_TAIL

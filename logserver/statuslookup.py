@@ -21,7 +21,6 @@ from logserver.statusindexer import published_and_served
 from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from tlogcore.errors import MalformedError, ProofError
-from tlogcore.statusindex import verify_status
 from tlogcore.statusindex_nodes import LATER_WINDOW
 from tlogcore.statuspageproof import Found, path_page_ids, path_proof
 from tlogcore.statuspageset import PageSet
@@ -56,9 +55,8 @@ async def status_index_proof(
         return found
     try:
         pages = cache.status_top.pages_for(document, version.size)
-        record, proof = await read_proof(store, document, version.size, pages)
+        record, proof = await read_proof(store, document, version.size, pages, version.root)  # never another tree's
         proof_bytes = proof.to_bytes()
-        verify_status(document, record, proof_bytes, version.root)  # never a proof of another tree
     except (MalformedError, ProofError) as exc:  # IndexStorageError included: stored rows that contradict each other
         if may_retry and (await published_and_served(storage, store))[1] > version.size:  # served has moved on
             raise IndexVersionGone(f"index version {version.size} was pruned during the lookup") from None
@@ -80,14 +78,14 @@ async def status_index_proof(
     return cache.status_proofs.put(key, answer)
 
 
-async def read_proof(store: StatusStore, document: bytes, version: int, pages: PageSet) -> Found:
+async def read_proof(store: StatusStore, document: bytes, version: int, pages: PageSet, root: bytes) -> Found:
     """The document's record and proof as of `version`, from the pages on its path: those `pages` lacks down to
     about the path's expected depth in one read (log2 of the documents + 4, as PathPlan asks), more if it goes
-    deeper (tlogcore/statuspageproof.py)."""
+    deeper; checked against the version's `root` as the path is walked (tlogcore/statuspageproof.py)."""
     start, end = 0, version.bit_length() + 4
     while True:
         await store.read_pages(path_page_ids(document, start, end), version, pages)
-        found = path_proof(document, pages.pages)
+        found = path_proof(document, pages.pages, root)
         if not isinstance(found, int):
             return found
         start, end = found, found + LATER_WINDOW

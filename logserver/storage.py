@@ -17,7 +17,7 @@ Contract (every implementation, SQLite and PostgreSQL alike):
    process that does not sequence stores submissions with `enqueue` (durable
    once it returns) and the sequencing process drains them; an entry is
    acknowledged only once `find_leaves` finds it in the log.
-6. Lookups by leaf hash and by document hash (`find_leaves`, `document_entries`)
+6. Lookups by leaf hash and by document hash (`find_leaves`, `document_read`)
    see every committed entry at every moment. Their indexes are kept off the
    fsync'd commit (issue 20): `merge_lookups` moves committed leaves into
    sorted lookup tables in the background, up to a watermark stored with them;
@@ -142,6 +142,23 @@ def named_document(data: bytes) -> bytes | None:
         return None
 
 
+class DocumentRead(NamedTuple):
+    """A document's entries and the newest published checkpoint (None: none yet), read in one statement."""
+
+    entries: list[StoredEntry]
+    published: bytes | None
+
+
+PUBLISHED_ROW_INDEX = -1  # the index column of the published checkpoint's row beside a document's (no entry's)
+
+
+def document_read(document: bytes, rows: Sequence[tuple[int, bytes]]) -> DocumentRead:
+    """The rows of one document's lookup with the published checkpoint's row (at PUBLISHED_ROW_INDEX) among them."""
+    published = next((data for index, data in rows if index == PUBLISHED_ROW_INDEX), None)
+    entries = by_document([document], [row for row in rows if row[0] != PUBLISHED_ROW_INDEX])[document]
+    return DocumentRead(entries, published)
+
+
 def by_document(documents: Sequence[bytes], rows: Sequence[tuple[int, bytes]]) -> dict[bytes, list[StoredEntry]]:
     """Rows of a lookup by document key (keys may collide: 64 bits) sorted to the documents they really name."""
     found: dict[bytes, list[StoredEntry]] = {d: [] for d in documents}
@@ -184,13 +201,14 @@ class Storage(Protocol):
     async def lookup_watermark(self) -> int:
         """How many leaves, from index 0, the lookup tables hold (contract 6)."""
 
-    async def document_entries(self, document: bytes, tail: TailHint = NO_TAIL) -> list[StoredEntry]:
-        """Every issue or revoke statement about `document`, in log order."""
+    async def document_read(self, document: bytes, tail: TailHint = NO_TAIL) -> DocumentRead:
+        """Every issue or revoke statement about `document`, in log order, and the newest published checkpoint
+        (`latest_published`), in one statement: a lookup needs both (one snapshot, one statement's cost less)."""
 
     async def documents_entries(
         self, documents: Sequence[bytes], tail: TailHint = NO_TAIL
     ) -> dict[bytes, list[StoredEntry]]:
-        """`document_entries` for many documents in one read per chunk of keys (the bulk lookup)."""
+        """`document_read`'s entries for many documents in one read (the bulk lookup)."""
 
     async def leaf_inclusion(self, leaf_hash: bytes, size: int | None, tail: TailHint = NO_TAIL) -> "LeafProof":
         """The head's size, the index of `leaf_hash` and its inclusion proof in the tree of `size` (None: the head),

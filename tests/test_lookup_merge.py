@@ -61,7 +61,7 @@ async def check_lookups(storage: Any, records: Sequence[EntryRecord]) -> None:
     for d in range(7):
         document = hashlib.sha256(b"doc %d" % d).digest()
         want = [i for i, r in enumerate(records) if r.document == document]
-        assert [e.index for e in await storage.document_entries(document)] == want
+        assert [e.index for e in (await storage.document_read(document)).entries] == want
 
 
 def test_lookups_are_exact_before_during_and_after_merging(engine: tuple[str, str]) -> None:
@@ -309,11 +309,12 @@ def test_sqlite_lookups_send_one_statement_whatever_the_number_of_keys(tmp_path:
             for count in (1, 2, 7):
                 answers.append(entries := await storage.documents_entries(documents[:count]))
                 assert [len(entries[d]) for d in documents[:count]] == [429 - (d >= 4) for d in range(count)]
-            assert len(sent) == 5 and {n for _, n in sent} == {3}  # one statement: the keys in one, the tail hint's two
-            assert sent[0][0] == sent[1][0] and sent[3][0] == sent[4][0]  # the same text for 3 and 3,000 keys, 2 and 7
+            one = await storage.document_read(documents[0])
+            assert len(sent) == 6 and {n for _, n in sent} == {3}  # one statement: the keys in one, the tail hint's two
+            assert sent[0][0] == sent[1][0] and sent[2][0] == sent[3][0] == sent[4][0]  # 3 and 3,000 keys; 1, 2 and 7
             # One document (GET /api/v1/documents/<sha256>) binds its one key as it is: the same entries.
-            assert sent[2][0] == FIND_DOCUMENT != sent[3][0]
-            assert answers[0][documents[0]] == answers[1][documents[0]] == answers[2][documents[0]]
+            assert sent[5][0] == FIND_DOCUMENT != sent[4][0]
+            assert one.entries == answers[0][documents[0]] == answers[1][documents[0]] == answers[2][documents[0]]
         finally:
             await storage.close()
 

@@ -1,5 +1,6 @@
-"""GET /api/v1/proof/inclusion is answered before Starlette's middleware and router (logserver/app.py LogApp, issue
-20): the same answers, headers and JSON errors as through the router, and only that route takes the short way."""
+"""GET /api/v1/proof/inclusion and GET /api/v1/documents/<sha256> are answered before Starlette's middleware and
+router (logserver/app.py LogApp, issues 19 and 20): the same answers, headers and JSON errors as through the router,
+and only those routes take the short way."""
 
 import asyncio
 from pathlib import Path
@@ -94,9 +95,51 @@ def test_the_proof_route_answers_exactly_as_through_the_router(tmp_path: Path) -
     asyncio.run(scenario())
 
 
-def test_only_the_proof_route_skips_the_middleware_stack(tmp_path: Path) -> None:
-    """With Starlette's stack replaced by one that answers 418, the proof is still answered; every other path (and
-    a HEAD of the proof route) reaches the stack."""
+def document_questions(document: bytes) -> list[str]:
+    base = "/api/v1/documents/"
+    return [
+        base + document.hex(),  # logged
+        base + "11" * 32,  # never logged
+        base + document.hex().upper(),
+        base + "%" + f"{ord(document.hex()[0]):02x}" + document.hex()[1:],  # percent-encoded: the path is decoded
+        base + document.hex()[:63],
+        base + "zz",
+        base + document.hex() + "/",  # another segment: no route
+        base + document.hex() + "/x",
+        base,
+        base + document.hex() + "?x=1",
+    ]
+
+
+def test_the_document_route_answers_exactly_as_through_the_router(tmp_path: Path) -> None:
+    both = Both()
+    document = bytes(range(32))
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, wrap=both.wrap) as (client, raw):
+            await client.submit([statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry")])
+            await client.submit([statement(ISSUE, ISSUER, document=document)])
+            statuses = set()
+            for path in document_questions(document):
+                both.router_only = False
+                short = await raw.get(path)
+                both.router_only = True
+                routed = await raw.get(path)
+                assert answer(short) == answer(routed), path
+                statuses.add(short.status_code)
+            both.router_only = False
+            logged = await raw.get("/api/v1/documents/" + document.hex())
+            assert logged.headers["access-control-allow-origin"] == "*"
+            assert logged.json()["statements"][0]["kind"] == "issue"
+            assert statuses == {200, 307, 400, 404}  # 307: the trailing slash, redirected by the router
+
+    asyncio.run(scenario())
+
+
+def test_only_the_proof_and_document_routes_skip_the_middleware_stack(tmp_path: Path) -> None:
+    """With Starlette's stack replaced by one that answers 418, the proof and a document's lookup are still
+    answered; every other path (a HEAD of those routes, the batch lookup, the documents path with no hash or another
+    segment) reaches the stack."""
     both = Both()
 
     async def scenario() -> None:
@@ -108,6 +151,12 @@ def test_only_the_proof_route_skips_the_middleware_stack(tmp_path: Path) -> None
             assert (await raw.head("/api/v1/proof/inclusion?index=0")).status_code == 418
             assert (await raw.get("/api/v1/proof/consistency?old=1&new=1")).status_code == 418
             assert (await raw.get("/healthz")).status_code == 418
+            assert (await raw.get("/api/v1/documents/" + "11" * 32)).status_code == 200
+            assert (await raw.get("/api/v1/documents/zz")).status_code == 400
+            assert (await raw.head("/api/v1/documents/" + "11" * 32)).status_code == 418
+            assert (await raw.post("/api/v1/documents:lookup", json={"documents": []})).status_code == 418
+            for other in ["/api/v1/documents/", "/api/v1/documents/" + "11" * 32 + "/x", "/api/v1/documentsX"]:
+                assert (await raw.get(other)).status_code == 418, other
 
     asyncio.run(scenario())
 

@@ -34,7 +34,7 @@ async def exact(storage: Any, tail: ReadTail, records: list[EntryRecord]) -> Non
     want = {d: [i for i, r in enumerate(records) if r.document == d] for d in DOCUMENTS}
     found_all = await storage.documents_entries(DOCUMENTS, tail.documents_hint(DOCUMENTS))
     assert {d: [e.index for e in found_all[d]] for d in DOCUMENTS} == want
-    one = await storage.document_entries(DOCUMENTS[3], tail.documents_hint([DOCUMENTS[3]]))
+    one = (await storage.document_read(DOCUMENTS[3], tail.documents_hint([DOCUMENTS[3]]))).entries
     assert [e.index for e in one] == want[DOCUMENTS[3]]
 
 
@@ -99,11 +99,12 @@ def test_a_merge_ending_between_the_hint_and_the_read_hides_and_doubles_nothing(
             tail.merged_up_to(await storage.lookup_watermark())
             for i, r in enumerate(records):
                 assert (await storage.leaf_inclusion(r.leaf_hash, None, leaf_hints[i])).index == i
-            assert [e.index for e in await storage.document_entries(DOCUMENTS[2], document_hint)] == want
+            assert [e.index for e in (await storage.document_read(DOCUMENTS[2], document_hint)).entries] == want
             await storage.merge_lookups(100)  # ended, and the tail is not told: its hints name merged leaves
             assert tail.floor == 0
             assert [
-                e.index for e in await storage.document_entries(DOCUMENTS[2], tail.documents_hint([DOCUMENTS[2]]))
+                e.index
+                for e in (await storage.document_read(DOCUMENTS[2], tail.documents_hint([DOCUMENTS[2]]))).entries
             ] == want
             await exact(storage, tail, records)
         finally:

@@ -3,6 +3,7 @@ server's lookups): the same record and proof as PathPlan.lookup and the referenc
 ones (ending in an empty subtree or at another document's leaf), paths deeper than the pages given, and damaged
 pages."""
 
+import hashlib
 import random
 
 import pytest
@@ -10,11 +11,12 @@ import statusindex_reference as ref
 from test_statusindex_pages import PagedRows
 from test_statusindex_reference import clustered_key, random_batch
 
-from tlogcore.errors import MalformedError
+from tlogcore.errors import MalformedError, ProofError
 from tlogcore.statusindex import ABSENT_EMPTY, ABSENT_OTHER_LEAF, EMPTY, KEY_BITS, PRESENT, key_int, verify_status
 from tlogcore.statusindex_nodes import IndexStorageError, Interior, NodeId, PathPlan
 from tlogcore.statusindex_pages import STRIDE, Page, page_of, position_of, raw_node
 from tlogcore.statuspageproof import path_page_ids, path_proof
+from tlogcore.statusrecord import new_record
 
 
 def grown(seed: int, batches: int = 12) -> tuple[PagedRows, dict[bytes, bytes], bytes]:
@@ -78,6 +80,9 @@ def test_an_empty_index_proves_every_key_absent() -> None:
     found = path_proof(key, {(0, 0): {}})
     assert not isinstance(found, int)
     assert found[0] is None and found[1].to_bytes() == ref.proof({}, key)
+    assert path_proof(key, {(0, 0): {}}, ref.root({})) == found  # checked against the empty tree's root
+    with pytest.raises(ProofError):  # an index emptied under a root that names documents
+        path_proof(key, {(0, 0): {}}, ref.leaf(key, b"r"))
 
 
 def without_a_path_node(pages: dict[NodeId, Page], key: bytes) -> list[dict[NodeId, Page]]:
@@ -119,3 +124,88 @@ def test_an_interior_node_with_an_empty_side_ends_the_path_there() -> None:
     found = path_proof(key, {(0, 0): page})
     assert not isinstance(found, int)
     assert found[0] is None and found[1].kind == ABSENT_EMPTY and found[1].siblings == (ref.leaf(other, b"r"),)
+
+
+REFUSED = "refused"  # damage (MalformedError) or a proof of another tree (ProofError): the lookup catches both
+
+
+def checked(key: bytes, pages: dict[NodeId, Page], root: bytes) -> object:
+    """What the walk that checks against `root` gives: the found proof, or REFUSED."""
+    try:
+        return path_proof(key, pages, root)
+    except (MalformedError, ProofError):
+        return REFUSED
+
+
+def unchecked_then_verified(key: bytes, pages: dict[NodeId, Page], root: bytes) -> object:
+    """What the walk gave before it checked as it went: the walk, then verify_status on the proof's bytes."""
+    try:
+        found = path_proof(key, pages)
+        assert not isinstance(found, int)
+        verify_status(key, found[0], found[1].to_bytes(), root)
+    except (MalformedError, ProofError):
+        return REFUSED
+    return found
+
+
+def mutated(pages: dict[NodeId, Page], rng: random.Random) -> dict[NodeId, Page]:
+    """A copy of the pages with one byte of one stored node changed (its position's bytes, leaf or interior)."""
+    copy = {page: dict(nodes) for page, nodes in pages.items()}
+    page = rng.choice(sorted(page for page, nodes in copy.items() if nodes))
+    position = rng.choice(sorted(copy[page]))
+    is_leaf, body = copy[page][position]
+    at = rng.randrange(len(body))
+    copy[page][position] = (is_leaf, body[:at] + bytes([body[at] ^ rng.randrange(1, 256)]) + body[at + 1 :])
+    return copy
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_walk_checked_against_the_root_accepts_what_verify_status_accepts(seed: int) -> None:
+    """The server checks a proof as it walks it (one SHA-256 per node it reads) instead of verify_status on the
+    proof's bytes: on the rows as stored and on rows with any one byte changed, the two agree, proof for proof."""
+    paged, known, base = grown(seed)
+    rng = random.Random(seed)
+    root = ref.root(known)
+    outcomes = set()
+    for key in probes(rng, known, base):
+        pages = paged.pages(set(path_page_ids(key, 0, KEY_BITS + 1)))
+        assert checked(key, pages, root) == unchecked_then_verified(key, pages, root)
+        assert checked(key, pages, rng.randbytes(32)) == REFUSED  # another tree's root
+        for _ in range(60):
+            copy = mutated(pages, rng)
+            outcome = checked(key, copy, root)
+            assert outcome == unchecked_then_verified(key, copy, root)
+            outcomes.add(REFUSED if outcome == REFUSED else "served")
+    assert outcomes == {"served", REFUSED}  # a change off the path is served, as before
+
+
+def consistent(leaves: dict[int, bytes], interior: set[int]) -> tuple[dict[NodeId, Page], bytes]:
+    """One page (the top): leaves (key || record) at their positions, and interior nodes whose halves are their
+    children's hashes; and the root it all hashes to: a tree whose hashes agree, however wrong its shape."""
+    nodes: Page = {position: (True, body) for position, body in leaves.items()}
+
+    def hash_at(position: int) -> bytes:
+        if position in interior:
+            body = hash_at(2 * position) + hash_at(2 * position + 1)
+            nodes[position] = (False, body)
+            return hashlib.sha256(b"\x11" + body).digest()
+        return ref.leaf(leaves[position][:32], leaves[position][32:]) if position in leaves else EMPTY
+
+    return {(0, 0): nodes}, hash_at(1)
+
+
+def test_a_tree_whose_hashes_agree_but_whose_shape_no_verifier_accepts_is_not_served() -> None:
+    """Rows tampered with care (every hash recomputed up to a new root) can still make a proof no verifier
+    accepts; the checked walk refuses what verify_status would: a path going on below an empty sibling, and an
+    other leaf that is not under the key's prefix."""
+    key, record = bytes(32), new_record([7]).to_bytes()
+    near = b"\x20" + bytes(31)  # shares the key's first 2 bits, not its third
+    far = b"\x80" + bytes(31)  # parts from the key at bit 0
+    below_empty = consistent({4: near + record, 3: far + record}, {1, 2})  # position 5 (depth 2) is empty
+    off_prefix = consistent({2: far + record, 3: near + record}, {1})  # the key's side holds `far`
+    for pages, root in (below_empty, off_prefix):
+        assert unchecked_then_verified(key, pages, root) == REFUSED  # what a verifier would say
+        with pytest.raises(ProofError):
+            path_proof(key, pages, root)
+    as_built = consistent({4: near + record, 5: bytes([0x10]) + bytes(31) + record, 3: far + record}, {1, 2})
+    assert checked(key, *as_built) == unchecked_then_verified(key, *as_built) != REFUSED  # the same shape, whole

@@ -479,11 +479,12 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
         store.read_pages = counted  # the pages the server's lookups read (read_proof); read_plan reads by node ids
         top = StatusTop()
 
-        async def lookup(key: bytes, version: int) -> bytes:
+        async def lookup(key: bytes, at: IndexVersion) -> bytes:
+            version = at.size
             alone = (await read_plan(store, PathPlan([key], version), version)).lookup(key)
             read.clear()
             pages = top.pages_for(key, version)
-            record, proof = await read_proof(store, key, version, pages)
+            record, proof = await read_proof(store, key, version, pages, at.root)
             assert (record, proof.to_bytes()) == (alone[0], alone[1].to_bytes())
             top.keep(pages)
             return proof.to_bytes()
@@ -491,9 +492,9 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
         keys = [deep_doc(3), deep_doc(77), doc(1), doc(2)]  # logged deep, never logged deep, logged, never logged
         assert first is not None
         for key in keys:
-            await lookup(key, first.size)
+            await lookup(key, first)
         for key in keys:
-            await lookup(key, first.size)
+            await lookup(key, first)
             assert all(depth > STATUS_TOP_DEPTH for depth, _ in read), read  # the top came from memory
             assert bool(read) == (key in keys[:2])  # the deep paths go on below the top
         await log(sequencer, statement(REVOKE, ISSUER, document=deep_doc(3), reason="error"))
@@ -501,10 +502,10 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
         second = await store.head()
         assert second is not None and second.size > first.size
         assert not top.pages_for(deep_doc(3), second.size).pages  # nothing held of the newer version yet
-        await lookup(deep_doc(3), second.size)
+        await lookup(deep_doc(3), second)
         assert (0, 0) in read  # its root page read from storage
         older = top.pages_for(doc(2), first.size)
-        await read_proof(store, doc(2), first.size, older)
+        await read_proof(store, doc(2), first.size, older, first.root)
         top.keep(older)  # a slow lookup at the older version: the newer version's pages stay
         assert top.pages_for(doc(2), second.size).pages and not top.pages_for(doc(2), first.size).pages
 

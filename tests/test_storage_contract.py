@@ -13,7 +13,7 @@ from pg_cluster import PgDatabase
 from loadtest.localproc import free_port
 from logserver.postgres import PostgresStorage
 from logserver.sqlite import SQLiteStorage
-from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError
+from logserver.storage import EntryRecord, Head, HeadMovedError, Storage, StorageError, StoredEntry
 from tlogcore.merkle import leaf_hash
 
 Opener = Callable[[], Awaitable[Any]]
@@ -58,6 +58,7 @@ def test_commit_then_read_back_byte_for_byte(open_storage: Opener) -> None:
         async with opened(open_storage) as storage:
             s: Storage = storage
             assert await s.head() is None and await s.latest_published() is None
+            assert await s.document_read(bytes(32)) == ([], None)  # no checkpoint published yet
             await s.commit_batch(None, head(0), [], 0, [], publish=True)
             entries = [entry(i, registry=i == 1) for i in range(5)]
             hashes = [hashlib.sha256(b"node %d" % i).digest() for i in range(8)]
@@ -76,7 +77,10 @@ def test_commit_then_read_back_byte_for_byte(open_storage: Opener) -> None:
             }
             document = entries[0].document
             assert document is not None
-            assert [e.index for e in await s.document_entries(document)] == [0, 3]  # entry 1 is a registry one
+            read = await s.document_read(document)
+            assert [e.index for e in read.entries] == [0, 3]  # entry 1 is a registry one
+            assert read.published == head(0).checkpoint  # the newest published checkpoint, read beside them
+            assert await s.document_read(absent) == ([], head(0).checkpoint)
             many = await s.documents_entries([document, absent, entries[2].document or b"", entries[4].document or b""])
             assert {d: [e.index for e in found] for d, found in many.items()} == {
                 document: [0, 3],
@@ -91,6 +95,10 @@ def test_commit_then_read_back_byte_for_byte(open_storage: Opener) -> None:
             cosigned = head(5).checkpoint + b"\n\xe2\x80\x94 witness sig\n"
             await s.set_cosigned(5, cosigned)
             assert await s.latest_published() == cosigned and await s.checkpoint_at(5) == cosigned
+            assert await s.document_read(document) == (
+                [StoredEntry(0, entries[0].data), StoredEntry(3, entries[3].data)],
+                cosigned,
+            )
             assert await s.checkpoint_at(4) is None
         async with opened(open_storage) as reopened:  # durable: another connection sees it all
             assert await reopened.head() == head(5)

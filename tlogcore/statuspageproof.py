@@ -9,14 +9,29 @@ the proof is taken from the interior nodes' hash halves as they lie in the row.
 A page's id follows from the key alone, so every page a path can cross down to a depth is known before anything
 is read: the caller reads them in one query, and reads on only in the rare case that the path goes deeper.
 Nothing here trusts the rows: a node its parent names but no row holds is IndexStorageError, a leaf's record is
-parsed strictly, and the caller checks the proof against the version's root before serving it.
+parsed strictly, and, given the version's root, the walk checks the path against it as it goes down (`root`): each
+node must hash to what its parent names, from the root to the end of the path, and the proof must be the one
+`statusindex.verify_status` accepts for that root (its shortest form, an other leaf under the key's prefix). So a
+server checks the proof it serves with one SHA-256 per node it reads, on the bytes it holds, instead of walking it
+again from the proof's bytes (docs/status-proofs.md §9 "Serving").
 """
 
 import hashlib
 from collections.abc import Mapping
 
 from tlogcore.encoding import HASH_SIZE
-from tlogcore.statusindex import ABSENT_EMPTY, ABSENT_OTHER_LEAF, EMPTY, KEY_BITS, PRESENT, StatusProof, key_int
+from tlogcore.errors import ProofError
+from tlogcore.statusindex import (
+    ABSENT_EMPTY,
+    ABSENT_OTHER_LEAF,
+    EMPTY,
+    KEY_BITS,
+    NODE_PREFIX,
+    PRESENT,
+    StatusProof,
+    key_int,
+    leaf_hash,
+)
 from tlogcore.statusindex_nodes import IndexStorageError, NodeId, node_id_bytes
 from tlogcore.statusindex_pages import STRIDE, Page
 from tlogcore.statusrecord import StatusRecord, parse_record
@@ -31,28 +46,34 @@ def path_page_ids(key: bytes, start: int, end: int) -> list[NodeId]:
     return [(depth, bits >> (KEY_BITS - depth)) for depth in range(start, min(end, KEY_BITS + 1), STRIDE)]
 
 
-def path_proof(key: bytes, pages: Mapping[NodeId, Page]) -> Found | int:
+def path_proof(key: bytes, pages: Mapping[NodeId, Page], root: bytes | None = None) -> Found | int:
     """The key's record (None: absent) and proof, as PathPlan.lookup makes them, from the pages on its path
-    (a page with no row: {}); or, if the path reaches a page not in `pages`, that page's depth (read on from it)."""
+    (a page with no row: {}); or, if the path reaches a page not in `pages`, that page's depth (read on from it).
+    With `root`, ProofError unless the proof is one that verify_status accepts for `root` (module docstring)."""
     bits = key_int(key)
     page = pages.get((0, 0))
     if page is None:
         return 0
     raw = page.get(1)
     if raw is None:  # no document at all
+        if root is not None and root != EMPTY:
+            raise _not_named(0)
         return None, StatusProof(ABSENT_EMPTY, 0, ())
-    depth, bitmap, siblings = 0, 0, []
+    depth, bitmap, siblings, named, sha256 = 0, 0, [], root, hashlib.sha256
     while not raw[0]:  # an interior node: left child hash (32) || right child hash (32)
         body, shift = raw[1], KEY_BITS - 1 - depth
+        if named is not None and sha256(NODE_PREFIX + body).digest() != named:
+            raise _not_named(depth)
         if (bits >> shift) & 1:
-            child, sibling = body[HASH_SIZE:], body[:HASH_SIZE]
+            named, sibling = body[HASH_SIZE:], body[:HASH_SIZE]
         else:
-            child, sibling = body[:HASH_SIZE], body[HASH_SIZE:]
+            named, sibling = body[:HASH_SIZE], body[HASH_SIZE:]
         if sibling != EMPTY:
             bitmap |= 1 << shift
             siblings.append(sibling)
         depth += 1
-        if child == EMPTY:
+        if named == EMPTY:
+            _shortest(root, bitmap, depth)
             siblings.reverse()  # deepest first (statusindex.py)
             return None, StatusProof(ABSENT_EMPTY, bitmap, tuple(siblings))
         below, prefix = depth % STRIDE, bits >> (KEY_BITS - depth)
@@ -67,7 +88,24 @@ def path_proof(key: bytes, pages: Mapping[NodeId, Page]) -> Found | int:
             )
     siblings.reverse()
     leaf_key, record = raw[1][:HASH_SIZE], raw[1][HASH_SIZE:]
-    parsed = parse_record(record)  # strictly, as statusindex_pages.stored_node does
+    parsed = parse_record(record)  # strictly, as statusindex_pages.stored_node does: to_bytes gives `record` back
+    if root is not None:
+        if leaf_hash(leaf_key, record) != named:
+            raise _not_named(depth)
+        _shortest(root, bitmap, depth)
+        if (key_int(leaf_key) ^ bits) >> (KEY_BITS - depth):
+            raise ProofError(f"status index leaf at depth {depth} holds a key off the path to it")
     if leaf_key == key:
         return parsed, StatusProof(PRESENT, bitmap, tuple(siblings))
     return None, StatusProof(ABSENT_OTHER_LEAF, bitmap, tuple(siblings), leaf_key, hashlib.sha256(record).digest())
+
+
+def _not_named(depth: int) -> ProofError:
+    return ProofError(f"status index node at depth {depth} does not hash to what its parent (or the root) names")
+
+
+def _shortest(root: bytes | None, bitmap: int, depth: int) -> None:
+    """A proof ends where its deepest non-empty sibling is (statusindex.StatusProof.depth): a path that goes on
+    below an EMPTY sibling is not the compressed tree's, and no verifier would reach the root from it."""
+    if root is not None and depth and not (bitmap >> (KEY_BITS - depth)) & 1:
+        raise ProofError(f"status index path ends at depth {depth} below an empty sibling")
