@@ -39,8 +39,9 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 from logserver import leafproof, warmup
 from logserver.pgreaders import Readers
 from logserver.storage import (
+    NEWEST_PUBLISHED,
     NO_TAIL,
-    PUBLISHED_ROW_INDEX,
+    PUBLISHED_ROW,
     DocumentRead,
     EntryRecord,
     Head,
@@ -123,7 +124,7 @@ MERGE = (  # leaves [$1, $2) into the lookup tables, in key order, and the water
 # As in sqlite.py: the lookup table below the watermark, the short tail above it, in one statement's snapshot.
 # With a tail hint (storage.TailHint, readtail.py): the rows of the indexes held ($2) from the watermark on, and the
 # scan only from the end of what the process holds ($3); no hint ({}, 0) scans the whole tail.
-FIND = """
+FIND_ARMS = """
 SELECT l.idx, l.data FROM {table} k JOIN leaves l ON l.idx = k.idx WHERE k.key = ANY($1::bigint[])
 UNION ALL
 SELECT idx, data FROM leaves
@@ -131,13 +132,11 @@ SELECT idx, data FROM leaves
 UNION ALL
 SELECT idx, data FROM leaves
     WHERE idx >= greatest((SELECT merged FROM lookup_state WHERE id = 1), $3::bigint) AND {column} = ANY($1::bigint[])
-ORDER BY 1
 """
+FIND = FIND_ARMS + "ORDER BY 1\n"
 # One document's entries and the newest published checkpoint (storage.DocumentRead): a lookup's two reads in one.
-FIND_DOCUMENT = FIND.format(table="document_lookup", column="document_key").replace(
-    "ORDER BY 1",
-    f"UNION ALL\nSELECT {PUBLISHED_ROW_INDEX}, published FROM"
-    " (SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1) AS p\nORDER BY 1",
+FIND_DOCUMENT = (
+    FIND_ARMS.format(table="document_lookup", column="document_key") + f"UNION ALL\n{PUBLISHED_ROW}\nORDER BY 1\n"
 )
 FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the tail itself (storage contract 6)
     "SELECT l.idx, l.data FROM leaf_lookup k JOIN leaves l ON l.idx = k.idx WHERE k.key = ANY($1::bigint[]) ORDER BY 1"
@@ -445,9 +444,7 @@ class PostgresStorage:
             await conn.execute("UPDATE checkpoints SET published = $1 WHERE size = $2", note, size)
 
     async def latest_published(self) -> bytes | None:
-        rows = await self._fetch(
-            "SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1"
-        )
+        rows = await self._fetch(NEWEST_PUBLISHED)
         return bytes(rows[0][0]) if rows else None
 
     async def identity(self) -> LogIdentity | None:

@@ -49,8 +49,9 @@ import orjson
 from logserver import leafproof, warmup
 from logserver.sqlite_schema import MERGE, attach_lookups, create_schema, lookup_path
 from logserver.storage import (
+    NEWEST_PUBLISHED,
     NO_TAIL,
-    PUBLISHED_ROW_INDEX,
+    PUBLISHED_ROW,
     DocumentRead,
     EntryRecord,
     Head,
@@ -159,10 +160,7 @@ FIND_MERGED = (  # the lookup table alone, for the sequencer, which knows the ta
 FIND_DOCUMENTS = FIND.format(table="document_lookup", column="document_key", keys=KEYS_IN_JSON)
 # One document (GET /api/v1/documents/<sha256>): its key bound as it is, without json_each (~13 of ~33 us at 10^7),
 # and the newest published checkpoint beside its entries (storage.DocumentRead): the lookup's two reads in one.
-FIND_DOCUMENT = FIND.format(table="document_lookup", column="document_key", keys="= ?1") + (
-    f"UNION ALL\nSELECT {PUBLISHED_ROW_INDEX}, published FROM"
-    " (SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1)"
-)
+FIND_DOCUMENT = FIND.format(table="document_lookup", column="document_key", keys="= ?1") + "UNION ALL\n" + PUBLISHED_ROW
 
 
 def hash_blob(hashes: Sequence[bytes]) -> bytes:
@@ -459,9 +457,7 @@ class SQLiteStorage:
         await self._write(lambda: self._writer.execute(sql, (note, size)), "cannot record cosignatures")
 
     async def latest_published(self) -> bytes | None:
-        rows = await self._read(
-            "SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1", ()
-        )
+        rows = await self._read(NEWEST_PUBLISHED, ())
         return rows[0][0] if rows else None
 
     async def identity(self) -> LogIdentity | None:

@@ -150,6 +150,10 @@ class DocumentRead(NamedTuple):
 
 
 PUBLISHED_ROW_INDEX = -1  # the index column of the published checkpoint's row beside a document's (no entry's)
+# Both engines' SQL: the newest published checkpoint (`latest_published`), and that row beside a document's
+# entries (`document_read`), as (PUBLISHED_ROW_INDEX, note).
+NEWEST_PUBLISHED = "SELECT published FROM checkpoints WHERE published IS NOT NULL ORDER BY size DESC LIMIT 1"
+PUBLISHED_ROW = f"SELECT {PUBLISHED_ROW_INDEX}, published FROM ({NEWEST_PUBLISHED}) AS p"
 
 
 def document_read(document: bytes, rows: Sequence[tuple[int, bytes]]) -> DocumentRead:
