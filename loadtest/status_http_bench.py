@@ -7,7 +7,7 @@ the HTTP stack with no work), and the index's lag behind sequencing under a subm
         --rate 10000,5000 --seconds 30 --engine sqlite,postgresql
     .venv/bin/python -m loadtest.status_http_bench --preload 1e7 --rate 10000 --seconds 30 \
         --engine sqlite --intake sequencer --keep /var/tmp/log1e7
-    .venv/bin/python -m loadtest.status_http_bench --lookups-on /var/tmp/log1e7 --lookups 30
+    .venv/bin/python -m loadtest.status_http_bench --lookups-on /var/tmp/log1e7 --lookups 30 [--settle 30]
     .venv/bin/python -m loadtest.status_http_bench --preload 1e7 --rate 10000 --seconds 300 \
         --engine postgresql --intake sequencer --checkpoint \
         --pg-settings shared_buffers=4GB,shared_preload_libraries=pg_stat_statements,max_wal_size=16GB
@@ -35,7 +35,9 @@ loadtest/schedwait.py), and what the machine's cores did meanwhile (user, system
 that falls behind is short of cores or of work it can do at once. --lookups SECONDS then starts a server anew on the
 log and measures status lookups at that size with wrk, beside /healthz (loadtest/status_lookups.py: lookups at 10^7
 with --preload 1e7). --keep DIR grows the log in DIR and leaves it there; --lookups-on DIR --lookups SECONDS then
-measures lookups again on that log, without growing it (variants of the server compared on the same files, in turn).
+measures lookups again on that log, without growing it (variants of the server compared on the same files, in turn);
+with --settle SECONDS, the server's first SECONDS of lookups are reported apart and the measured run follows them
+(a new process is slower until its caches have filled: loadtest/wrk_reads.py `first_reads`).
 """
 
 import argparse
@@ -210,9 +212,12 @@ def main() -> None:
     parser.add_argument(
         "--lookups-on", type=Path, help="--lookups SECONDS on the SQLite log a --keep run left in this folder"
     )
+    parser.add_argument(
+        "--settle", type=float, default=0.0, help="--lookups-on: SECONDS of lookups first, reported apart"
+    )
     args = parser.parse_args()
     if args.lookups_on:
-        lookups_on_main(args.lookups_on, args.lookups or args.seconds)
+        lookups_on_main(args.lookups_on, args.lookups or args.seconds, args.settle)
         return
     if args.preload:
         keep_up_main(args)
@@ -278,7 +283,7 @@ def keep_up_main(args: argparse.Namespace) -> None:
     )
 
 
-def lookups_on_main(folder: Path, seconds: float) -> None:
+def lookups_on_main(folder: Path, seconds: float, settle: float = 0.0) -> None:
     """Status lookups on the SQLite log a `--keep` run left in `folder` (its documents: statements 0..n-1)."""
     data = folder / "sqlite"
     if not (data / DATABASE).is_file():
@@ -286,7 +291,7 @@ def lookups_on_main(folder: Path, seconds: float) -> None:
     with contextlib.closing(sqlite3.connect(f"file:{data / DATABASE}?mode=ro", uri=True)) as db:
         statements = db.execute("SELECT COUNT(*) FROM leaves WHERE document_key IS NOT NULL").fetchone()[0]
     with tempfile.TemporaryDirectory() as name:
-        found = measure_lookups(SQLiteEngine(data, STATUS_SETTINGS), statements, seconds, Path(name))
+        found = measure_lookups(SQLiteEngine(data, STATUS_SETTINGS), statements, seconds, Path(name), settle)
     print("\n".join(found.report("sqlite")), flush=True)
     targets = lookup_targets(statements)
     random.Random(30).shuffle(targets)  # logged and never logged in every round (the list is half, then half)

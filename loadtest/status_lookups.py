@@ -20,7 +20,7 @@ import httpx
 
 from loadtest.grow import Engine
 from loadtest.log_bench import document_of
-from loadtest.wrk_reads import WrkResult, paths_and_health
+from loadtest.wrk_reads import WrkResult, first_reads, paths_and_health
 
 PATHS = 100_000  # documents asked, half logged, half never logged: 24 times the proofs kept (readcache.py)
 SETTLE_LIMIT = 300.0  # seconds a restarted server's indexer gets to cover the log
@@ -32,6 +32,7 @@ class Lookups:
     proof_bytes: tuple[int, int]  # the index proof of a logged document, of one never logged
     lookups: WrkResult
     healthz: WrkResult
+    first: WrkResult | None = None  # the lookups of the server's first seconds, measured apart (`settle`)
 
     def report(self, engine: str) -> list[str]:
         def line(what: str, result: WrkResult) -> str:
@@ -40,11 +41,13 @@ class Lookups:
                 f"{result.server_cpu_us:,.0f} us server CPU per answer, {result.errors} errors"
             )
 
+        first = [] if self.first is None else [line("the same, the server's first seconds (then settled)", self.first)]
         return [
             f"{engine}: status lookups, the index covering {self.documents:,} entries, one server process, "
             f"wrk -t2 -c16, {PATHS:,} documents at random (half never logged)",
             f"  index proof bytes: {self.proof_bytes[0]:,} for a logged document, {self.proof_bytes[1]:,} for one "
             "never logged",
+            *first,
             line("GET /api/v1/documents/<sha256> with status proof", self.lookups),
             line("ceiling: GET /healthz", self.healthz)
             + f" (lookups {self.lookups.rate / self.healthz.rate:.2f} of it)",
@@ -73,9 +76,10 @@ def served_size(client: httpx.Client, target: str) -> int:
     return int(index["size"]) if index is not None else 0
 
 
-def measure_lookups(engine: Engine, statements: int, seconds: float, tmp: Path) -> Lookups:
+def measure_lookups(engine: Engine, statements: int, seconds: float, tmp: Path, settle: float = 0.0) -> Lookups:
     """Serve the log (statements 0..statements-1 logged as leaves 1..statements, and maybe more after them), wait
-    until its index covers them, then wrk: lookups, then /healthz."""
+    until its index covers them, then wrk: lookups, then /healthz; with `settle`, lookups for that many seconds
+    first, measured apart (loadtest/wrk_reads.py `first_reads`)."""
     targets = lookup_targets(statements)
     with engine.serve() as server, httpx.Client(base_url=server.url, timeout=60) as client:
         deadline = time.monotonic() + SETTLE_LIMIT
@@ -86,5 +90,6 @@ def measure_lookups(engine: Engine, statements: int, seconds: float, tmp: Path) 
                 )
             time.sleep(0.1)
         sizes = (proof_bytes(client, targets[0], True), proof_bytes(client, targets[-1], False))
+        first = first_reads(server, targets, settle, tmp) if settle else None
         lookups, healthz = paths_and_health(server, targets, seconds, tmp)
-    return Lookups(size, sizes, lookups, healthz)
+    return Lookups(size, sizes, lookups, healthz, first)

@@ -6,6 +6,8 @@
     .venv/bin/python -m loadtest.wrk_reads --sizes 2e4,1e6 --workers 1,2
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --workers 1 --in-process   (also the app's CPU per request,
                                                            in-process without sockets: the figure least moved by load)
+    .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --workers 1 --settle 20   (the server's first 20 s of proofs
+                                                           reported apart, then the run measured: a settled server)
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e7    (10^7: the log is grown in-process first, signed on every
                                                            core: a few hours on 2 cores and ~4 GB of disk)
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --burst 1e5,3e5 --engine sqlite --workers 1,2 --seconds 5
@@ -128,10 +130,12 @@ def measure(
     seconds: float,
     tmp: Path,
     burst: Sequence[Submission] = (),
-) -> tuple[WrkResult, WrkResult, int]:
-    """Proofs and /healthz from a server of `workers` processes, and how many leaves were unmerged meanwhile. With a
-    `burst`, the lookup merge is held off once the server serves, the burst is submitted to it over HTTP, then the
-    reads run: the moment right after a burst, before the merge catches up."""
+    settle: float = 0.0,
+) -> tuple[WrkResult, WrkResult, int, WrkResult | None]:
+    """Proofs and /healthz from a server of `workers` processes, how many leaves were unmerged meanwhile, and with
+    `settle` the proofs of the server's first `settle` seconds, measured apart (`first_reads`). With a `burst`, the
+    lookup merge is held off once the server serves, the burst is submitted to it over HTTP, then the reads run:
+    the moment right after a burst, before the merge catches up."""
     settings = f"[server]\nworkers = {workers}\n" if workers > 1 else ""
     if isinstance(engine, PostgresEngine):
         engine.write_settings(settings)
@@ -139,7 +143,8 @@ def measure(
         (engine.data / "server.toml").write_text(settings, encoding="utf-8")
     with engine.serve() as server:
         if not burst:
-            return (*proofs_and_health(server, grower.sample, seconds, tmp), unmerged(engine))
+            opening = first_reads(server, proof_paths(grower.sample), settle, tmp) if settle else None
+            return (*proofs_and_health(server, grower.sample, seconds, tmp), unmerged(engine), opening)
         time.sleep(3.0 * (workers - 1))  # the other workers open the database (and the lookup file) once one serves
         with merges_held(engine):
             asyncio.run(submit_all(server.url, burst))
@@ -147,7 +152,8 @@ def measure(
             grower.sample += [s.leaf_hash for s in burst[first::SAMPLE_EVERY]]
             grower.size += len(burst)
             time.sleep(1.0)  # every worker follows the head (each flush interval)
-            return (*proofs_and_health(server, grower.sample, seconds, tmp), unmerged(engine))
+            opening = first_reads(server, proof_paths(grower.sample), settle, tmp) if settle else None
+            return (*proofs_and_health(server, grower.sample, seconds, tmp), unmerged(engine), opening)
 
 
 @contextlib.contextmanager
@@ -218,7 +224,11 @@ def proofs_and_health(
 ) -> tuple[WrkResult, WrkResult]:
     """Inclusion proofs by leaf hash of random leaves of `sample`, then `GET /healthz`, each `seconds` with wrk,
     each with the server's CPU per answer."""
-    return paths_and_health(server, [f"/api/v1/proof/inclusion?leaf_hash={h.hex()}" for h in sample], seconds, tmp)
+    return paths_and_health(server, proof_paths(sample), seconds, tmp)
+
+
+def proof_paths(sample: Sequence[bytes]) -> list[str]:
+    return [f"/api/v1/proof/inclusion?leaf_hash={h.hex()}" for h in sample]
 
 
 def paths_and_health(
@@ -226,20 +236,39 @@ def paths_and_health(
 ) -> tuple[WrkResult, WrkResult]:
     """`GET` of a random one of `targets` per request, then `GET /healthz`, each `seconds` with wrk, each with the
     server's CPU per answer."""
+    paths, lua = _scripts(targets, tmp)
+    run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
+    reads = _timed(server, server.url, seconds, paths, lua)
+    return reads, _timed(server, server.url + "/healthz", seconds, None, lua)
+
+
+def first_reads(server: ServerProcess, targets: Sequence[str], seconds: float, tmp: Path) -> WrkResult:
+    """The reads of `paths_and_health` for `seconds` right after the server started, measured apart (`--settle`):
+    a new process is slower until its caches have filled (SQLite's page cache, the file pages it maps, the kept
+    hashes): at 10^7 a server's first 15 s of status lookups took ~11 minor page faults and ~600 us of CPU per
+    answer, its fourth 0.2 and ~540 us (docs/performance.md, "Status lookups"). A server runs for days: the
+    figures after this are the ones its users meet, these the ones right after a restart."""
+    paths, lua = _scripts(targets, tmp)
+    run_wrk(server.url + "/healthz", 1.0, None, lua)
+    return _timed(server, server.url, seconds, paths, lua)
+
+
+def _scripts(targets: Sequence[str], tmp: Path) -> tuple[Path, Path]:
     paths, lua = tmp / "paths.txt", tmp / "paths.lua"
     paths.write_text("".join(f"{target}\n" for target in targets))
     lua.write_text(LUA)
-    run_wrk(server.url + "/healthz", 1.0, None, lua)  # warm up: connections, page cache
+    return paths, lua
+
+
+def _timed(server: ServerProcess, url: str, seconds: float, paths: Path | None, lua: Path) -> WrkResult:
+    """wrk on `url` (a random one of `paths` per request, if given), with the server's CPU per answer."""
 
     def cpu() -> float:
         return server.cpu_seconds() + server.workers_cpu_seconds()
 
     before = cpu()
-    reads = run_wrk(server.url, seconds, paths, lua)
-    between = cpu()
-    health = run_wrk(server.url + "/healthz", seconds, None, lua)
-    after = cpu()
-    return with_cpu(reads, between - before), with_cpu(health, after - between)
+    result = run_wrk(url, seconds, paths, lua)
+    return with_cpu(result, cpu() - before)
 
 
 async def in_process(data: Path, sample: Sequence[bytes], rounds: int = 7, per_round: int = 1500) -> dict[str, float]:
@@ -338,6 +367,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--burst", type=parse_sizes, default=[], help="unmerged tails to measure, e.g. 1e5,3e5")
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--data", type=Path, default=None, help="keep the SQLite log here, or reuse the one kept")
+    parser.add_argument(
+        "--settle", type=float, default=0.0, help="seconds of proofs first, reported apart (a new process's caches)"
+    )
     args = parser.parse_args(argv)
     if shutil.which(WRK) is None and not Path(WRK).exists():
         raise SystemExit(f"{WRK} is missing: install the Debian package `wrk` (apt-get install wrk)")
@@ -370,7 +402,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             for tail in args.burst or [0]:
                 for n in [int(n) for n in args.workers.split(",")]:
                     burst = signed(grower.size - 1, tail, when, pool) if tail else []
-                    proofs, health, waiting = measure(engine, grower, n, seconds, tmp, burst)
+                    proofs, health, waiting, first = measure(engine, grower, n, seconds, tmp, burst, args.settle)
+                    if first is not None:
+                        what = f"inclusion proof by leaf hash, the server's first {args.settle:g} s"
+                        lines.append(row(grower.size, waiting, n, what, first, health))
+                        print(lines[-1], flush=True)
                     lines.append(row(grower.size, waiting, n, "inclusion proof by leaf hash", proofs, health))
                     lines.append(row(grower.size, waiting, n, "GET /healthz", health, None))
                     print(lines[-2], lines[-1], f"load average {os.getloadavg()[0]:.2f}", sep="\n", flush=True)

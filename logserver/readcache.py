@@ -13,32 +13,47 @@ Each part is a function of a key that names everything it is made of, so a cache
   (logserver/statusstore.py), and the version names its size, root and the entry of its `index-root` statement;
 - the size a published checkpoint note names, by the note's bytes;
 - an entry's bytes, by entry index (an index version's `index-root` statement, which every lookup at it carries);
+- the newest index version whose `index-root` statement a published checkpoint holds, by the checkpoint's size, for
+  NEWEST_LOGGED_SECONDS at most: the one part that is not a function of its key alone. Its answer moves on when
+  the statement of a newer version is recorded after the checkpoint that holds it was published (the sequencing
+  process records it right after the commit), or when the index is rebuilt; so it is read again after that long,
+  and at once after a lookup found its version pruned (statuslookup.py). Meanwhile the version served is one whose
+  statement the same checkpoint holds, so the answer is as true, at most that much older; a version's rows are
+  kept PRUNE_GRACE (2 s) after a newer one is served. A read of it is 3 % of a lookup at 10^7 documents;
 - the status index's top pages, by (index version, page): the pages starting at depth <= STATUS_TOP_DEPTH that
   the lookups at the newest version read (`StatusTop`). Every path starts with the same few: at 10^7 documents 4
   of the 7 pages of a path, each a read of the index file otherwise (docs/status-proofs.md §11 "Thirtieth round").
   Only the pages of a proof checked against its root are kept. A row an operator rewrites afterwards is not seen
-  by this process until the next version (its answers stay the true ones); a server started anew reads it.
+  by this process until the next version (its answers stay the true ones); a server started anew reads it;
+- the tops of the paths walked at that version, by the key's first 12 bits (`StatusTop.prefixes_for`, at most
+  4,096: each the proof's part above depth 12 and the hash named there, checked against the version's root as a
+  walk went down), so a walk under a kept prefix starts at depth 12 (tlogcore/statuspageproof.py).
 
-A new checkpoint or index version is a new key, so nothing is ever invalidated; old keys age out. The bounds are in
-entries: 4,096 bundles (~2 KB each) and status proofs (~1 KB), 16,384 statements (~1 KB), and the 4,369 top pages
-of one index version (~3 KB each, 13 MB at 10^7 documents): about 45 MB at most. The stored hashes that inclusion
+Apart from the newest logged version, a new checkpoint or index version is a new key, so nothing is invalidated;
+old keys age out. The bounds are in entries: 4,096 bundles (~2 KB each) and status proofs (~1 KB), 16,384
+statements (~1 KB), and the 4,369 top pages of one index version (~3 KB each, 13 MB at 10^7 documents) with its
+4,096 path tops (~0.6 KB each): about 48 MB at most. The stored hashes that inclusion
 proofs share are kept by the storage itself (leafproof.KnownHashes, for every proof by index or by leaf hash).
 """
 
-from collections.abc import Hashable
+import time
+from collections.abc import Awaitable, Callable, Hashable
 from typing import NamedTuple
 
 from logserver import api, proofs
 from logserver.lru import Lru
+from logserver.statusstore import IndexVersion
 from logserver.storage import Storage, StoredEntry
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.note import parse_note
 from tlogcore.statement import Statement, parse_statement
 from tlogcore.statusindex import KEY_BITS, key_int
 from tlogcore.statusindex_pages import STRIDE
+from tlogcore.statuspageproof import Prefixes
 from tlogcore.statuspageset import PageSet
 
 DEFAULT_ENTRIES = 4096
+NEWEST_LOGGED_SECONDS = 0.1  # at 2,000 lookups/s one read of the newest logged index version for ~200 (module doc)
 STATUS_TOP_DEPTH = 12  # pages starting at depth 0, 4, 8 and 12: 4,369 at most (docs/status-proofs.md §9 "Serving")
 
 
@@ -51,11 +66,18 @@ class ServedBundle(NamedTuple):
 
 class StatusTop:
     """The status index's pages starting at depth <= `depth` as of one index version (a version's rows never
-    change), as the lookups at that version read them; a lookup at another version starts the set again."""
+    change), as the lookups at that version read them, and the tops of the paths walked at that version, checked
+    against its root (`prefixes`, tlogcore/statuspageproof.py); a lookup at another version starts them again."""
 
     def __init__(self, depth: int = STATUS_TOP_DEPTH) -> None:
         self._depth = depth
         self._held = PageSet(-1)
+        self._prefixes: Prefixes = {}
+
+    def prefixes_for(self, version: int) -> Prefixes | None:
+        """The path tops kept for `version`, for its lookup's walk to use and add to (None: not the version held,
+        or nothing is kept)."""
+        return self._prefixes if self._held.version == version and self._depth >= 0 else None
 
     def pages_for(self, key: bytes, version: int) -> PageSet:
         """A lookup's page set at `version`, holding the top pages on `key`'s path that are held already."""
@@ -73,19 +95,23 @@ class StatusTop:
         if self._held.version != pages.version:
             if pages.version < self._held.version:
                 return
-            self._held = PageSet(pages.version)
+            self._held, self._prefixes = PageSet(pages.version), {}
         self._held.pages.update({page: nodes for page, nodes in pages.pages.items() if page[0] <= self._depth})
 
 
 class ReadCache:
-    def __init__(self, storage: Storage, entries: int = DEFAULT_ENTRIES) -> None:
-        self._storage = storage
+    def __init__(
+        self, storage: Storage, entries: int = DEFAULT_ENTRIES, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._storage, self._clock = storage, clock
         self.statements: Lru[int, Statement] = Lru(4 * entries)
         self.bundles: Lru[tuple[int, int, bytes], ServedBundle] = Lru(entries)
         self.status_proofs: Lru[tuple[bytes, Hashable], api.StatusIndexProof] = Lru(entries)
         self.entry_bytes: Lru[int, bytes] = Lru(min(entries, 64))
         self.status_top = StatusTop(STATUS_TOP_DEPTH if entries else -1)
         self._published: tuple[bytes, int] = (b"", 0)
+        self._logged_for = NEWEST_LOGGED_SECONDS if entries else 0.0
+        self._logged: tuple[int, float, IndexVersion | None] | None = None  # (below, read at, the version)
         self._damaged: Hashable = None
 
     def damaged_index_reported(self, version: Hashable) -> bool:
@@ -112,6 +138,22 @@ class ReadCache:
         """The stored entry's bytes (an index version's `index-root` statement: every lookup at it carries it)."""
         found = self.entry_bytes.get(index)
         return found or self.entry_bytes.put(index, (await self._storage.get_entries(index, index + 1))[0])
+
+    async def newest_logged(
+        self, below: int, read: Callable[[int], Awaitable[IndexVersion | None]]
+    ) -> IndexVersion | None:
+        """`read(below)` (the status store's `newest_logged`), kept NEWEST_LOGGED_SECONDS for the same `below`
+        (module docstring)."""
+        now, kept = self._clock(), self._logged
+        if kept is not None and kept[0] == below and now - kept[1] < self._logged_for:
+            return kept[2]
+        version = await read(below)
+        self._logged = (below, now, version)
+        return version
+
+    def forget_newest_logged(self) -> None:
+        """Read the newest logged version again at the next lookup (the one kept was pruned meanwhile)."""
+        self._logged = None
 
     def published_size(self, note: bytes) -> int:
         """The size the checkpoint note names (the last note asked for is remembered: it is nearly always the same)."""

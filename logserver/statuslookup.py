@@ -22,7 +22,7 @@ from logserver.statusstore import StatusStore
 from logserver.storage import Storage
 from tlogcore.errors import MalformedError, ProofError
 from tlogcore.statusindex_nodes import LATER_WINDOW
-from tlogcore.statuspageproof import Found, path_page_ids, path_proof
+from tlogcore.statuspageproof import Found, Prefixes, path_page_ids, path_proof
 from tlogcore.statuspageset import PageSet
 
 log = logging.getLogger("logserver.statuslookup")
@@ -46,7 +46,7 @@ async def status_index_proof(
     was pruned meanwhile (module docstring)."""
     if published is None:
         return None
-    version = await store.newest_logged(cache.published_size(published))
+    version = await cache.newest_logged(cache.published_size(published), store.newest_logged)
     if version is None or version.entry is None:
         return None
     key = (document, version)
@@ -55,9 +55,11 @@ async def status_index_proof(
         return found
     try:
         pages = cache.status_top.pages_for(document, version.size)
-        record, proof = await read_proof(store, document, version.size, pages, version.root)  # never another tree's
+        prefixes = cache.status_top.prefixes_for(version.size)
+        record, proof = await read_proof(store, document, version.size, pages, version.root, prefixes)
         proof_bytes = proof.to_bytes()
     except (MalformedError, ProofError) as exc:  # IndexStorageError included: stored rows that contradict each other
+        cache.forget_newest_logged()  # read again by the next lookup, and by this one's answer again
         if may_retry and (await published_and_served(storage, store))[1] > version.size:  # served has moved on
             raise IndexVersionGone(f"index version {version.size} was pruned during the lookup") from None
         # The server's damage, not the client's bad request: the statements are still answered with their proofs;
@@ -78,14 +80,17 @@ async def status_index_proof(
     return cache.status_proofs.put(key, answer)
 
 
-async def read_proof(store: StatusStore, document: bytes, version: int, pages: PageSet, root: bytes) -> Found:
+async def read_proof(
+    store: StatusStore, document: bytes, version: int, pages: PageSet, root: bytes, prefixes: Prefixes | None = None
+) -> Found:
     """The document's record and proof as of `version`, from the pages on its path: those `pages` lacks down to
     about the path's expected depth in one read (log2 of the documents + 4, as PathPlan asks), more if it goes
-    deeper; checked against the version's `root` as the path is walked (tlogcore/statuspageproof.py)."""
+    deeper; checked against the version's `root` (never another tree's) as the path is walked, from the top kept
+    in `prefixes` (of that version) if its prefix has one (tlogcore/statuspageproof.py)."""
     start, end = 0, version.bit_length() + 4
     while True:
         await store.read_pages(path_page_ids(document, start, end), version, pages)
-        found = path_proof(document, pages.pages, root)
+        found = path_proof(document, pages.pages, root, prefixes)
         if not isinstance(found, int):
             return found
         start, end = found, found + LATER_WINDOW

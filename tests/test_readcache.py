@@ -9,7 +9,8 @@ from typing import Any
 
 import httpx
 
-from logserver.readcache import Lru, ReadCache
+from logserver.readcache import NEWEST_LOGGED_SECONDS, Lru, ReadCache
+from logserver.statusstore import IndexVersion
 from tests.api_helpers import ISSUER, REGISTRY_KEY, app_client, statement
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
 
@@ -26,6 +27,40 @@ def test_lru_keeps_the_recently_used_within_its_bound() -> None:
     assert (lru.get(2), lru.get(1), lru.get(3), len(lru)) == (None, "a", "c", 2)
     off: Lru[int, str] = Lru(0)
     assert off.put(1, "a") == "a" and off.get(1) is None and len(off) == 0
+
+
+def test_the_newest_logged_index_version_is_read_again_after_its_lifetime_or_once_forgotten() -> None:
+    """The one kept part that is not a function of its key: at most NEWEST_LOGGED_SECONDS old, per checkpoint size;
+    forgotten when a lookup found its version pruned; never kept by a cache of no entries."""
+    versions = {100: IndexVersion(90, b"\x01" * 32, 1, 95)}
+    reads: list[int] = []
+
+    async def read(below: int) -> IndexVersion | None:
+        reads.append(below)
+        return versions.get(below)
+
+    async def scenario() -> None:
+        now = [1000.0]
+        cache = ReadCache(None, clock=lambda: now[0])  # type: ignore[arg-type]  # no storage read here
+
+        async def served(below: int, into: ReadCache = cache) -> int | None:
+            version = await into.newest_logged(below, read)
+            return version.size if version is not None else None
+
+        assert await served(100) == 90 and reads == [100]
+        versions[100] = IndexVersion(99, b"\x02" * 32, 2, 99)  # a newer version's statement recorded late
+        now[0] += NEWEST_LOGGED_SECONDS / 2
+        assert await served(100) == 90 and reads == [100]  # kept: at most its lifetime old
+        assert await served(50) is None and reads == [100, 50]  # another checkpoint's size: read
+        assert await served(100) == 99 and reads == [100, 50, 100]
+        now[0] += NEWEST_LOGGED_SECONDS
+        assert await served(100) == 99 and len(reads) == 4  # past its lifetime: read again
+        cache.forget_newest_logged()
+        assert await served(100) == 99 and len(reads) == 5
+        uncached = ReadCache(None, 0, clock=lambda: now[0])  # type: ignore[arg-type]
+        assert await served(100, uncached) == await served(100, uncached) == 99 and len(reads) == 7
+
+    asyncio.run(scenario())
 
 
 async def answers(raw: httpx.AsyncClient, uncached: httpx.AsyncClient) -> list[tuple[bytes, bytes]]:

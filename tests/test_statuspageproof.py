@@ -15,7 +15,7 @@ from tlogcore.errors import MalformedError, ProofError
 from tlogcore.statusindex import ABSENT_EMPTY, ABSENT_OTHER_LEAF, EMPTY, KEY_BITS, PRESENT, key_int, verify_status
 from tlogcore.statusindex_nodes import IndexStorageError, Interior, NodeId, PathPlan
 from tlogcore.statusindex_pages import STRIDE, Page, page_of, position_of, raw_node
-from tlogcore.statuspageproof import path_page_ids, path_proof
+from tlogcore.statuspageproof import PREFIX_DEPTH, Prefixes, path_page_ids, path_proof
 from tlogcore.statusrecord import new_record
 
 
@@ -209,3 +209,69 @@ def test_a_tree_whose_hashes_agree_but_whose_shape_no_verifier_accepts_is_not_se
             path_proof(key, pages, root)
     as_built = consistent({4: near + record, 5: bytes([0x10]) + bytes(31) + record, 3: far + record}, {1, 2})
     assert checked(key, *as_built) == unchecked_then_verified(key, *as_built) != REFUSED  # the same shape, whole
+
+
+def kept_prefix_of(key: bytes) -> int:
+    return key_int(key) >> (KEY_BITS - PREFIX_DEPTH)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_walk_from_a_kept_path_top_gives_the_same_proof_and_refuses_the_same_damage_below(seed: int) -> None:
+    """A server keeps the tops of the paths it walked at one version (statuspageproof.Prefixes): a walk under a
+    kept prefix starts at PREFIX_DEPTH. Its proof is the whole walk's, damage below the top is refused as the whole
+    walk refuses it, and above the top it serves what was checked against the root when the top was kept."""
+    paged, known, base = grown(seed)
+    rng = random.Random(seed)
+    root = ref.root(known)
+    prefixes: Prefixes = {}
+    keys = probes(rng, known, base)
+    pages_of = {key: paged.pages(set(path_page_ids(key, 0, KEY_BITS + 1))) for key in keys}
+    for key in keys:  # the first walks go from the root, and keep the tops of the paths reaching PREFIX_DEPTH
+        assert path_proof(key, pages_of[key], root, prefixes) == path_proof(key, pages_of[key], root)
+    deep = [key for key in keys if kept_prefix_of(key) in prefixes]
+    assert deep and len(deep) < len(keys)  # some paths reach the depth, some end above it
+    for key in deep:
+        pages = pages_of[key]
+        assert path_proof(key, pages, root, prefixes) == path_proof(key, pages, root)
+        for _ in range(40):
+            copy = mutated({page: nodes for page, nodes in pages.items() if page[0] >= PREFIX_DEPTH}, rng)
+            copy.update({page: nodes for page, nodes in pages.items() if page[0] < PREFIX_DEPTH})
+            assert checked_from_top(key, copy, root, prefixes) == checked(key, copy, root)
+        # the pages above the top are not read again: the root's page gone, the kept top still gives the proof
+        above_gone = {page: nodes for page, nodes in pages.items() if page[0] >= PREFIX_DEPTH}
+        assert path_proof(key, above_gone, root, prefixes) == path_proof(key, pages, root)
+        assert path_proof(key, above_gone, root) == 0  # a walk from the root needs the root's page
+
+
+def checked_from_top(key: bytes, pages: dict[NodeId, Page], root: bytes, prefixes: Prefixes) -> object:
+    try:
+        return path_proof(key, pages, root, dict(prefixes))
+    except (MalformedError, ProofError):
+        return REFUSED
+
+
+def test_a_path_top_is_kept_only_from_a_walk_checked_against_the_root() -> None:
+    """No top is kept from a walk that is not checked (no root given) or whose root the nodes do not hash to, nor
+    from one that fails above PREFIX_DEPTH; a failure below it keeps the top checked on the way down."""
+    paged, known, base = grown(0)
+    root = ref.root(known)
+    deep = [key for key in probes(random.Random(0), known, base) if path_proof_depth(paged, key, root) > PREFIX_DEPTH]
+    assert deep
+    key = deep[0]
+    pages = paged.pages(set(path_page_ids(key, 0, KEY_BITS + 1)))
+    unchecked: Prefixes = {}
+    path_proof(key, pages, None, unchecked)
+    wrong: Prefixes = {}
+    with pytest.raises(ProofError):
+        path_proof(key, pages, hashlib.sha256(b"another tree").digest(), wrong)
+    assert unchecked == wrong == {}
+    cut: Prefixes = {}
+    below = {page: nodes for page, nodes in pages.items() if page[0] <= PREFIX_DEPTH}  # the path's end missing
+    assert path_proof(key, below, root, cut) == PREFIX_DEPTH + STRIDE  # read on from there
+    assert list(cut) == [kept_prefix_of(key)]
+
+
+def path_proof_depth(paged: PagedRows, key: bytes, root: bytes) -> int:
+    found = path_proof(key, paged.pages(set(path_page_ids(key, 0, KEY_BITS + 1))), root)
+    assert not isinstance(found, int)
+    return found[1].depth

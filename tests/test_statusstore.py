@@ -32,9 +32,10 @@ from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.indexroot import parse_index_root
 from tlogcore.note import parse_note
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE
-from tlogcore.statusindex import verify_status
+from tlogcore.statusindex import KEY_BITS, key_int, verify_status
 from tlogcore.statusindex_nodes import NodeId, PathPlan, read_paths
 from tlogcore.statusindex_pages import ROOT_PAGE, page_id_bytes, pages_of
+from tlogcore.statuspageproof import PREFIX_DEPTH
 
 Parts = tuple[Storage, Any, Sequencer, StatusIndexer]
 
@@ -461,7 +462,8 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
 ) -> None:
     """StatusTop (readcache.py) keeps the pages starting at depth <= STATUS_TOP_DEPTH that the lookups at the newest
     version read: a second lookup there reads only the pages below them, with the same proof as a lookup that holds
-    nothing; a newer version starts again, and an older version's pages never replace the newer's."""
+    nothing; a newer version starts again, and an older version's pages never replace the newer's. The paths' tops
+    kept with them (`prefixes_for`) go with their version likewise."""
 
     async def body(parts: Parts) -> None:
         _, store, sequencer, indexer = parts
@@ -484,7 +486,7 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
             alone = (await read_plan(store, PathPlan([key], version), version)).lookup(key)
             read.clear()
             pages = top.pages_for(key, version)
-            record, proof = await read_proof(store, key, version, pages, at.root)
+            record, proof = await read_proof(store, key, version, pages, at.root, top.prefixes_for(version))
             assert (record, proof.to_bytes()) == (alone[0], alone[1].to_bytes())
             top.keep(pages)
             return proof.to_bytes()
@@ -497,13 +499,19 @@ def test_lookups_at_one_version_read_its_top_pages_from_storage_once(
             await lookup(key, first)
             assert all(depth > STATUS_TOP_DEPTH for depth, _ in read), read  # the top came from memory
             assert bool(read) == (key in keys[:2])  # the deep paths go on below the top
+        deep_prefix = key_int(deep_doc(3)) >> (KEY_BITS - PREFIX_DEPTH)
+        assert deep_prefix in (top.prefixes_for(first.size) or {})  # its path's top, kept from a checked walk
         await log(sequencer, statement(REVOKE, ISSUER, document=deep_doc(3), reason="error"))
         assert await indexer.step()
         second = await store.head()
         assert second is not None and second.size > first.size
         assert not top.pages_for(deep_doc(3), second.size).pages  # nothing held of the newer version yet
+        assert top.prefixes_for(second.size) is None
         await lookup(deep_doc(3), second)
         assert (0, 0) in read  # its root page read from storage
+        assert top.prefixes_for(first.size) is None and top.prefixes_for(second.size) == {}  # started again
+        await lookup(deep_doc(3), second)
+        assert list(top.prefixes_for(second.size) or {}) == [deep_prefix]
         older = top.pages_for(doc(2), first.size)
         await read_proof(store, doc(2), first.size, older, first.root)
         top.keep(older)  # a slow lookup at the older version: the newer version's pages stay
