@@ -245,9 +245,9 @@ def paths_and_health(
 def first_reads(server: ServerProcess, targets: Sequence[str], seconds: float, tmp: Path) -> WrkResult:
     """The reads of `paths_and_health` for `seconds` right after the server started, measured apart (`--settle`):
     a new process is slower until its caches have filled (SQLite's page cache, the file pages it maps, the kept
-    hashes): at 10^7 a server's first 15 s of status lookups took ~11 minor page faults and ~600 us of CPU per
-    answer, its fourth 0.2 and ~540 us (docs/performance.md, "Status lookups"). A server runs for days: the
-    figures after this are the ones its users meet, these the ones right after a restart."""
+    hashes): at 10^7 a server's first 15 s of status lookups took ~11 minor page faults and ~610 us of CPU per
+    answer, from its third on 0.1-0.7 and 501-541 us (docs/performance.md, "Read figures with wrk"). A server runs
+    for days: the figures after this are the ones its users meet, these the ones right after a restart."""
     paths, lua = _scripts(targets, tmp)
     run_wrk(server.url + "/healthz", 1.0, None, lua)
     return _timed(server, server.url, seconds, paths, lua)
