@@ -44,7 +44,7 @@ from tlogcore.gcpause import paused_gc
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUE, Statement, sign_statement
 from tlogcore.statusindex_nodes import NodeId, PathPlan, StoredNode, read_paths
-from tlogcore.statusindex_pages import STRIDE, Page
+from tlogcore.statusindex_pages import STRIDE, Page, top_ranges
 from tlogcore.statuspageset import PageSet, decoded
 from tlogcore.statusrecord import new_record
 
@@ -213,9 +213,9 @@ class MemoryPages:
     async def read_pages(self, pages: Any, version: int, known: PageSet | None = None) -> dict[NodeId, Page]:
         return await self._pages.whole(pages, version, known)
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
-        bound = (depth + 1).to_bytes(2, "big")
-        return decoded([(page, data) for page, data in self.rows.items() if page < bound])
+    async def read_upper_rows(self, depth: int, version: int, half: int | None = None) -> list[tuple[bytes, bytes]]:
+        ranges = top_ranges(depth, half)
+        return [(page, data) for page, data in self.rows.items() if any(low <= page < high for low, high in ranges)]
 
     async def commit(self, old: Any, new: IndexVersion, writes: Any, pages: PageSet | None = None, _: Any = ()) -> None:
         rows = await self._pages.to_write(None if old is None else old.size, new.size, writes, pages)

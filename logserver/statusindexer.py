@@ -40,9 +40,10 @@ from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.note import parse_note
 from tlogcore.statement import DOCUMENT_KINDS, logged_document, parse_statement
+from tlogcore.statusindex import KEY_BITS
 from tlogcore.statusindex_nodes import NodeId, PathPlan
-from tlogcore.statusindex_pages import Page, first_depth_below, half_of
-from tlogcore.statuspageset import PageSet
+from tlogcore.statusindex_pages import STRIDE, Page, first_depth_below, page_id_bytes, scan_page
+from tlogcore.statuspageset import PageSet, decoded
 from tlogcore.statuspageupdate import PageUpdate
 
 log = logging.getLogger("logserver.statusindexer")
@@ -125,6 +126,9 @@ class UpperLevels:
     so a round reads at most one row per open path and an update at 10^6 takes about 3 rounds. The top is loaded
     only for a batch of `keep_from` documents or more (an indexer catching up, as the monitor does, §9): a small
     batch reads its few paths from storage, a page per round from the root.
+    The pages of the deepest kept depth are most of the top (2^20 of 1.1 million at 10^7), and parsing them all
+    took 22 of the 26 s a load took there, while the index fell behind the log: their rows are kept as stored and
+    each is parsed when a batch's path first reaches it (`_parse_paths`), before the walk that needs it.
     """
 
     def __init__(
@@ -132,8 +136,10 @@ class UpperLevels:
     ) -> None:
         """`half`: keep only the root's page and the pages of that half of the tree (a shard: statusshards.py)."""
         self._store, self._keep_from, self._depth, self._half = store, keep_from, depth, half
+        self._bottom = depth - depth % STRIDE  # the deepest kept pages start here
         self._version: int | None = None
         self._pages: dict[NodeId, Page] = {}  # a commit rewrites these whole
+        self._unparsed: dict[bytes, bytes] = {}  # stored rows of pages at `_bottom` no path has reached yet
 
     async def update(self, entries: Sequence[tuple[int, str, bytes]], version: int, pages: PageSet) -> PageUpdate:
         """The update adding `entries` at `version` (the index head), every page it needs read; `pages` keeps
@@ -141,24 +147,38 @@ class UpperLevels:
         if self._version != version:
             self.forget()
             if len(entries) >= self._keep_from:
-                self._pages = await self._store.read_upper(self._depth, version)
-                if self._half is not None:
-                    self._pages = {
-                        page: nodes for page, nodes in self._pages.items() if half_of(page) in (None, self._half)
-                    }
+                rows = await self._store.read_upper_rows(self._depth, version, self._half)
+                self._pages, self._unparsed = await asyncio.to_thread(self._split, rows)
                 self._version = version
+        if self._version == version and self._unparsed:
+            await asyncio.to_thread(self._parse_paths, entries)
         # Below the kept levels a page per path per round; with no top kept, a path is about log2(size) + 2
         # deep: its pages that far down are asked in the first round (as PathPlan's first window asks).
         ahead = 0 if self._version == version else version.bit_length() + 4
         held = self._version == version and pages.version == version
         if pages.version == version:
             pages.pages.update(self._pages)
-        # With the top held, the walk starts below it (every page starting at depth <= self._depth is held).
+        # With the top held, the walk starts below it (every page starting at depth <= self._depth that a path of
+        # this batch reaches is held: the walk reads no other).
         update = PageUpdate(entries, pages.pages, held_above=first_depth_below(self._depth) if held else 0)
         while wanted := update.wanted(ahead):
             update.supply(await self._store.read_pages(wanted, version, pages))
             await asyncio.sleep(0)  # SQLite reads do not yield: let the event loop run between rounds
         return update
+
+    def _split(self, rows: Sequence[tuple[bytes, bytes]]) -> tuple[dict[NodeId, Page], dict[bytes, bytes]]:
+        """The top's rows: those above `_bottom` parsed, those at it as stored (none kept unparsed if it is 0)."""
+        bottom = self._bottom.to_bytes(2, "big") if self._bottom else None
+        return decoded([row for row in rows if row[0][:2] != bottom]), {p: d for p, d in rows if p[:2] == bottom}
+
+    def _parse_paths(self, entries: Sequence[tuple[int, str, bytes]]) -> None:
+        """Parse the kept page at `_bottom` on each entry's path, unless parsed already (or written since: the
+        parsed page is then the newer one) or stored nowhere (the path ends above it)."""
+        shift = KEY_BITS - self._bottom
+        for _, _, document in entries:
+            page = (self._bottom, int.from_bytes(document, "big") >> shift)
+            if page not in self._pages and (data := self._unparsed.pop(page_id_bytes(page), None)) is not None:
+                self._pages[page] = scan_page(self._bottom, data)
 
     def committed(self, old: int, new: int, pages: PageSet) -> None:
         """The update from version `old` to `new` is committed, its pages as `pages.written`: if the top held
@@ -174,7 +194,7 @@ class UpperLevels:
         return self._version == version
 
     def forget(self) -> None:
-        self._version, self._pages = None, {}
+        self._version, self._pages, self._unparsed = None, {}, {}
 
 
 @dataclass(frozen=True)

@@ -62,8 +62,8 @@ from logserver.statusstore_schema import (
 )
 from logserver.storage import HeadMovedError, StorageError, failure_text
 from tlogcore.statusindex_nodes import NodeId, StoredNode
-from tlogcore.statusindex_pages import STRIDE, Page
-from tlogcore.statuspageset import PageSet, decoded
+from tlogcore.statusindex_pages import STRIDE, Page, top_ranges
+from tlogcore.statuspageset import PageSet
 
 log = logging.getLogger("logserver.statusstore")
 CHUNK = 400
@@ -73,8 +73,8 @@ CHUNK = 400
 # failed record left the version without its entry, and its statement was logged a second time.
 WRITE_WAIT_MS = 120_000
 # How long starting the WAL over after a write waits for the readers inside it (SQLiteStatusStore._restart_wal): each
-# is a statement long (the longest, read_upper, 1.2-1.4 s at 10^6), and a reader held open for longer (a backup) must
-# not hold the next update back for WRITE_WAIT_MS: the WAL then waits for the next write.
+# is a statement long (the longest, read_upper_rows: 2.1-2.3 s for half the top at 10^7), and a reader held open for
+# longer (a backup) must not hold the next update back for WRITE_WAIT_MS: the WAL then waits for the next write.
 WAL_WAIT_MS = 5_000
 # Seconds a statement may take before the call fails: a lookup's, and the indexer's (its process and its shards).
 # The indexer is off the commit path and nothing waits for it but the lag, while a failure replaces its process and
@@ -82,7 +82,7 @@ WAL_WAIT_MS = 5_000
 # machine slows them (§11, "Seventeenth round").
 LOOKUP_TIMEOUT = 10.0
 INDEXER_TIMEOUT = 60.0
-UPPER_PAGES = 2**21  # the pages read_upper reads at most: 2^20 pages start at depth 20, fewer above (UPPER_DEPTH 23)
+UPPER_PAGES = 2**21  # read_upper_rows' pages at most: 2^20 pages start at depth 20, fewer above (UPPER_DEPTH 23)
 PG_IDS = 5_000  # page ids per statement (ids_in_chunks): each chunk a bitmap index scan
 PG_FAILURES = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)  # a call's failures, worded
 CACHE_BYTES = 256 * 1024 * 1024  # page cache of each reading connection (bounded; the index is ~200 B per document)
@@ -139,9 +139,10 @@ class StatusStore(Protocol):
     ) -> dict[NodeId, Page]:
         """These pages whole as of `version` ({} for a page with no row); `known` (of that version) keeps them."""
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
-        """Every page starting at depth <= `depth` as of `version` (the top of the tree, for a reader that keeps
-        it; statuspages.nodes_of gives its nodes)."""
+    async def read_upper_rows(self, depth: int, version: int, half: int | None = None) -> list[tuple[bytes, bytes]]:
+        """The stored rows (page id, page data) of every page starting at depth <= `depth` as of `version`, or with
+        `half`, of the root's page and that half's (statusindex_pages.top_ranges): the top of the tree, for a reader
+        that keeps it (`decoded` makes them pages; UpperLevels parses its bottom depth's as the paths reach them)."""
 
     async def commit(
         self,
@@ -209,11 +210,6 @@ def ids_in_chunks(ids: list[bytes]) -> list[list[bytes]]:
     as a sequential scan of the whole table (EXPLAIN: from about 10^5 ids on), and the table grows with the index
     and its superseded rows: a prune of 227,464 pages outran 80 s under load (§11, "Seventeenth round")."""
     return [ids[start : start + PG_IDS] for start in range(0, len(ids), PG_IDS)]
-
-
-def _upper_bound(depth: int) -> bytes:
-    """Page ids start with their u16 depth, so the pages starting at depth <= `depth` are exactly those below."""
-    return (depth + 1).to_bytes(2, "big")
 
 
 class SQLiteStatusStore:
@@ -339,12 +335,11 @@ class SQLiteStatusStore:
     ) -> dict[NodeId, Page]:
         return await self._pages.whole(pages, version, known)
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
-        def read() -> dict[NodeId, Page]:
-            return decoded(self._read(sqlite_newest_rows("page < ?"), (_upper_bound(depth), version)))
-
-        # ~70,000 pages at 10^6 (1.2-1.4 s): off the event loop (the reader is serialized, sqlite3.threadsafety 3)
-        return await asyncio.to_thread(read)
+    async def read_upper_rows(self, depth: int, version: int, half: int | None = None) -> list[tuple[bytes, bytes]]:
+        ranges = top_ranges(depth, half)
+        sql = sqlite_newest_rows("page >= ? AND page < ?", len(ranges))
+        # 1.1 million pages at 10^7 (2.1-2.3 s a half): off the event loop (the reader is serialized, threadsafety 3)
+        return await asyncio.to_thread(self._read, sql, [x for low, high in ranges for x in (low, high, version)])
 
     async def commit(
         self,
@@ -477,15 +472,20 @@ class PostgresStatusStore:
     ) -> dict[NodeId, Page]:
         return await self._pages.whole(pages, version, known)
 
-    async def read_upper(self, depth: int, version: int) -> dict[NodeId, Page]:
+    async def read_upper_rows(self, depth: int, version: int, half: int | None = None) -> list[tuple[bytes, bytes]]:
+        ranges = top_ranges(depth, half)
+        arms = " UNION ALL ".join(  # each range one index scan in page order, as the whole top's one range was
+            f"(SELECT DISTINCT ON (page) page, data FROM status_page WHERE page >= ${2 * i + 2} "
+            f"AND page < ${2 * i + 3} AND version <= $1 ORDER BY page, version DESC)"
+            for i in range(len(ranges))
+        )
         rows = await self._fetch(
-            "SELECT DISTINCT ON (page) page, data FROM status_page WHERE page < $1 AND version <= $2 "
-            "ORDER BY page, version DESC",
-            _upper_bound(depth),
+            arms,
             version,
+            *(x for low, high in ranges for x in (low, high)),
             timeout=self._bulk(UPPER_PAGES),
         )
-        return await asyncio.to_thread(decoded, rows)  # ~70,000 pages at 10^6: the event loop goes on meanwhile
+        return [(bytes(page), bytes(data)) for page, data in rows]
 
     async def commit(
         self,

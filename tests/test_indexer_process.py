@@ -189,9 +189,9 @@ class WatchedStore:
         self.read_in_flight += version == self._committing
         return await self._store.read_pages(wanted, version, pages)
 
-    async def read_upper(self, depth: int, version: int) -> Any:
+    async def read_upper_rows(self, depth: int, version: int, half: int | None = None) -> Any:
         self.top_loads += 1
-        return await self._store.read_upper(depth, version)
+        return await self._store.read_upper_rows(depth, version, half)
 
 
 async def advance_all(updater: IndexUpdater, storage: Storage, versions: list[IndexVersion]) -> int:

@@ -17,6 +17,7 @@ from tlogcore.statusindex_pages import (
     decode_page,
     encode_page,
     encode_raw,
+    half_of,
     merge_pages,
     node_at,
     nodes_in,
@@ -28,6 +29,7 @@ from tlogcore.statusindex_pages import (
     path_pages,
     position_of,
     scan_page,
+    top_ranges,
 )
 from tlogcore.statusrecord import new_record
 
@@ -114,6 +116,22 @@ def test_node_ids_and_page_positions() -> None:
         page_id_bytes((5, 0))
     with pytest.raises(MalformedError):
         page_id_from_bytes(bytes([0, 5, 0]))
+
+
+def test_the_tops_id_ranges_hold_exactly_its_pages_whole_or_by_halves() -> None:
+    """top_ranges: a page id falls in one of the ranges iff the page starts at depth <= `depth` and, with a half,
+    is the root's page or lies in that half (half_of), at the edges of each depth's ids too."""
+    rng = random.Random(5)
+    pages = [(0, 0)] + [(d, p) for d in range(STRIDE, 257, STRIDE) for p in (0, (1 << d) - 1, 1 << (d - 1))]
+    pages += [(d, rng.getrandbits(d)) for d in range(STRIDE, 257, STRIDE) for _ in range(30)]
+    for depth in (0, 3, 4, 16, 20, 23, 256):
+        for half in (None, 0, 1):
+            ranges = top_ranges(depth, half)
+            for page in pages:
+                inside = any(low <= page_id_bytes(page) < high for low, high in ranges)
+                assert inside == (page[0] <= depth and (half is None or half_of(page) in (None, half))), (page, half)
+    with pytest.raises(ValueError):
+        top_ranges(20, 2)
 
 
 # §6's example: the page at depth 4 under prefix 1011, holding an interior node (position 1) whose left child is

@@ -13,12 +13,13 @@ from logserver.statusindexer import UpperLevels, read_plan
 from logserver.statuspages import encoded
 from logserver.statusstore import IndexVersion, PostgresStatusStore, SQLiteStatusStore
 from tlogcore.statement import ISSUE, REVOKE
-from tlogcore.statusindex import EMPTY
+from tlogcore.statusindex import EMPTY, KEY_BITS
 from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan, read_paths
 from tlogcore.statusindex_pages import (
     Page,
     changed_pages,
     encode_raw,
+    half_of,
     merge_pages,
     nodes_in,
     page_id_bytes,
@@ -28,7 +29,7 @@ from tlogcore.statusindex_pages import (
 from tlogcore.statusindex_pages import (
     page_id_from_bytes as page_of_bytes,
 )
-from tlogcore.statuspageset import PageSet
+from tlogcore.statuspageset import PageSet, decoded
 from tlogcore.statuspageupdate import PageUpdate, raw_hash
 
 Entries = list[tuple[int, str, bytes]]
@@ -299,3 +300,69 @@ async def stored_at(store: Any, version: int) -> list[tuple[bytes, bytes]]:
         return [(bytes(p), bytes(d)) for p, d in store._reader.execute(sql.format("?"), (version,)).fetchall()]
     async with store._pool.acquire() as conn:
         return [(bytes(p), bytes(d)) for p, d in await conn.fetch(sql.format("$1"), version)]
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_a_kept_top_parses_its_deepest_pages_as_the_paths_reach_them(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """UpperLevels loads its top's rows (one half's, for a shard) and parses those of its deepest kept depth only
+    when a batch's path reaches them: after an update exactly the pages on its paths are parsed, the rest kept as
+    stored; the roots are the reference's, update after update, whole or by halves, and the parsed and unparsed
+    pages together are the stored top (of that half)."""
+    depth, bottom = 11, 8  # kept: the pages starting at depth 0, 4 and 8; those at 8 parsed lazily
+
+    async def scenario() -> None:
+        if engine == "sqlite":
+            store: Any = await SQLiteStatusStore.open(tmp_path / "index.db")
+        else:
+            store = await PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+        try:
+            rng, head, every = random.Random(7), None, list[tuple[int, str, bytes]]()
+            for _ in range(3):  # 1,500 documents: every page at depth 8 stored (256), and some below
+                entries = [(len(every) + i, ISSUE, rng.randbytes(32)) for i in range(500)]
+                head = await commit_whole(store, head, entries, UpperLevels(store, 1, depth))
+                every += entries
+            assert head is not None
+            for half in (None, 0, 1):
+                upper, version, reached = UpperLevels(store, 1, depth, half), head.size, set[NodeId]()
+                for size in (3, 40):
+                    batch = [(version + i, ISSUE, rng.randbytes(32)) for i in range(size)]
+                    if half is not None:
+                        batch = [entry for entry in batch if entry[2][0] >> 7 == half]
+                    pages = PageSet(version)
+                    update = await upper.update(batch, version, pages)
+                    reached |= {(bottom, int.from_bytes(d, "big") >> (KEY_BITS - bottom)) for _, _, d in batch}
+                    whole = decoded(await store.read_upper_rows(depth, version))
+                    stored = {
+                        page: nodes for page, nodes in whole.items() if half is None or half_of(page) in (None, half)
+                    }
+                    assert decoded(await store.read_upper_rows(depth, version, half)) == stored
+                    assert {page for page in upper._pages if page[0] == bottom} == reached
+                    assert decoded(list(upper._unparsed.items())) | upper._pages == stored
+                    root, written = update.apply()
+                    if half is None:  # a half's update alone is no version: its top stays where it was read
+                        pages.made(written)
+                        upper.committed(version, version + len(batch), pages)
+                        new = IndexVersion(version + len(batch), root, 1)
+                        await store.commit(head, new, {}, pages)
+                        every, head, version = every + batch, new, new.size
+                        assert root == read_paths(PathPlan([]), {}).apply_entries(every).root
+                    else:
+                        assert {half_of(page) for page in written} == {None, half}
+                        assert len(reached) < len([page for page in stored if page[0] == bottom])
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
+async def commit_whole(store: Any, head: IndexVersion | None, entries: Entries, upper: UpperLevels) -> IndexVersion:
+    """One update made by `upper` over `head`, committed."""
+    version = head.size if head else 0
+    pages = PageSet(version)
+    root, written = (await upper.update(entries, version, pages)).apply()
+    pages.made(written)
+    new = IndexVersion(version + len(entries), root, 1)
+    await store.commit(head, new, {}, pages)
+    return new

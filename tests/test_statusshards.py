@@ -95,8 +95,7 @@ def test_halves_are_not_joined_under_a_root_that_is_a_leaf() -> None:
 
 async def stored_rows(store: object, version: int) -> dict[bytes, bytes]:
     """Every page row as of `version`."""
-    pages = await store.read_upper(256, version)  # type: ignore[attr-defined]
-    return {page_id_bytes(page): encode_raw(nodes) for page, nodes in pages.items()}
+    return dict(await store.read_upper_rows(256, version))  # type: ignore[attr-defined]
 
 
 def whole_rows(entries: Entries) -> dict[bytes, bytes]:

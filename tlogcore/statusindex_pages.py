@@ -165,12 +165,28 @@ def decode_page(depth: int, data: bytes) -> dict[int, StoredNode]:
 
 
 ROOT_PAGE: NodeId = (0, 0)
+ROOT_ID = node_id_bytes(ROOT_PAGE)  # b"\0\0": depth 0, no prefix bytes
 
 
 def half_of(page: NodeId) -> int | None:
     """The half of the tree a page lies in (the first bit of every key below it); None for the root's page."""
     depth, prefix = page
     return prefix >> (depth - 1) if depth else None
+
+
+def top_ranges(depth: int, half: int | None = None) -> list[tuple[bytes, bytes]]:
+    """Stored page id ranges [low, high) holding exactly the pages starting at depth <= `depth`, or, with `half`,
+    the root's page and those of that half (`half_of`): a page id is its u16 depth, then its prefix from the first
+    key bit on (§6), so a half at one depth is the ids whose first prefix byte's top bit is `half`."""
+    if half is None:
+        return [(b"", (depth + 1).to_bytes(2, "big"))]
+    if half not in (0, 1):
+        raise ValueError(f"a tree has halves 0 and 1, not {half}")
+    ranges = [(ROOT_ID, ROOT_ID + b"\0")]
+    for start in range(STRIDE, depth + 1, STRIDE):
+        head = start.to_bytes(2, "big")
+        ranges.append((head + (b"\x80" if half else b""), (start + 1).to_bytes(2, "big") if half else head + b"\x80"))
+    return ranges
 
 
 def join_halves(base: Page, halves: Sequence[Page | None]) -> Page:
