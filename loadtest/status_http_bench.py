@@ -8,6 +8,7 @@ the HTTP stack with no work), and the index's lag behind sequencing under a subm
     .venv/bin/python -m loadtest.status_http_bench --preload 1e7 --rate 10000 --seconds 30 \
         --engine sqlite --intake sequencer --keep /var/tmp/log1e7
     .venv/bin/python -m loadtest.status_http_bench --lookups-on /var/tmp/log1e7 --lookups 30 [--settle 30]
+    .venv/bin/python -m loadtest.status_http_bench --keep-up-on /var/tmp/log1e7 --rate 10000 --seconds 120
     .venv/bin/python -m loadtest.status_http_bench --preload 1e7 --rate 10000 --seconds 300 \
         --engine postgresql --intake sequencer --checkpoint \
         --pg-settings shared_buffers=4GB,shared_preload_libraries=pg_stat_statements,max_wal_size=16GB
@@ -37,7 +38,9 @@ log and measures status lookups at that size with wrk, beside /healthz (loadtest
 with --preload 1e7). --keep DIR grows the log in DIR and leaves it there; --lookups-on DIR --lookups SECONDS then
 measures lookups again on that log, without growing it (variants of the server compared on the same files, in turn);
 with --settle SECONDS, the server's first SECONDS of lookups are reported apart and the measured run follows them
-(a new process is slower until its caches have filled: loadtest/wrk_reads.py `first_reads`).
+(a new process is slower until its caches have filled: loadtest/wrk_reads.py `first_reads`). --keep-up-on DIR runs
+the in-process keep-up on a copy of that log instead of growing one: its server's parts started anew, a first
+phase of 20,000 entries reported apart (the indexer's first update after a start), then --rate for --seconds.
 """
 
 import argparse
@@ -63,7 +66,7 @@ from loadtest.log_bench import DATABASE
 from loadtest.merge_bench import parse_settings
 from loadtest.status_index_bench import sha256_ceiling
 from loadtest.status_keepup import STATUS_SETTINGS, keep_up, served_phases
-from loadtest.status_keepup_inprocess import served_in_process
+from loadtest.status_keepup_inprocess import keep_up_on, served_in_process
 from loadtest.status_lookups import lookup_targets, measure_lookups
 from loadtest.wrk_reads import app_cpu
 from tlogcore.keys import Ed25519Signer, parse_signer_key
@@ -215,7 +218,16 @@ def main() -> None:
     parser.add_argument(
         "--settle", type=float, default=0.0, help="--lookups-on: SECONDS of lookups first, reported apart"
     )
+    parser.add_argument(
+        "--keep-up-on",
+        type=Path,
+        help="keep-up mode, in-process, on a copy of the SQLite log a --keep run left there (--rate, --seconds)",
+    )
     args = parser.parse_args()
+    if args.keep_up_on:
+        keep_up_on(args.keep_up_on, [float(r) for r in args.rate.split(",")], args.seconds)
+        print(f"ceiling: raw SHA-256 {sha256_ceiling():,.0f}/s (one core, this run)")
+        return
     if args.lookups_on:
         lookups_on_main(args.lookups_on, args.lookups or args.seconds, args.settle)
         return

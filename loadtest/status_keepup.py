@@ -179,8 +179,11 @@ class Preload:
     catch_up_seconds: float = float("nan")  # from launching the server to a served index root covering the preload
     catch_up_cpu: float = float("nan")  # the server's CPU seconds (and PostgreSQL's) over that time
     checkpoint: bool = False  # PostgreSQL: a CHECKPOINT once the preload is indexed (`settle_wal`)
+    kept: bool = False  # a log a --keep run left, its index caught up (status_keepup_inprocess.keep_up_on)
 
     def report(self, engine: str) -> str:
+        if self.kept:
+            return f"{engine}: server ready {self.ready_seconds:,.1f} s after launch, its index covering the log"
         return (
             f"{engine}: preload {self.entries:,} entries in {self.seconds:,.0f} s (in-process sequencer); "
             f"server ready {self.ready_seconds:,.1f} s after launch; its indexer covered the preload "

@@ -14,23 +14,29 @@ HTTP mode reads it: the log's size minus the size of the index root status proof
 import asyncio
 import contextlib
 import os
+import shutil
+import sqlite3
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import uvloop
 
-from loadtest.grow import Engine, PostgresEngine
+from loadtest.grow import Engine, PostgresEngine, SQLiteEngine, signed, signing_pool
 from loadtest.localproc import bytes_written, children
-from loadtest.log_bench import claim_database, process_cpu_seconds
+from loadtest.log_bench import DATABASE, claim_database, process_cpu_seconds
 from loadtest.looppauses import LoopPauses, StepTimes
 from loadtest.pgcluster import StatementCost
 from loadtest.schedwait import RunQueueWait, machine_times, waited_between, waits_by_thread
 from loadtest.status_keepup import (
+    BATCH,
     CATCH_UP_LIMIT,
     IN_FLIGHT,
     SAMPLE_EVERY,
     SETTLE_LIMIT,
+    STATUS_SETTINGS,
     Paced,
     Phase,
     Preload,
@@ -57,6 +63,36 @@ def served_in_process(engine: Engine, preload: Preload, phases: Sequence[Phase])
     """status_keepup.Serve: the server's parts in this process, its indexer timed over the preload, then each paced
     phase in turn (each starts once the index covers the previous one)."""
     return uvloop.run(_served(engine, preload, phases))
+
+
+WARM = 20_000  # keep_up_on: the first phase's entries, reported apart (the indexer's first update after a start)
+
+
+def keep_up_on(folder: Path, rates: Sequence[float], seconds: float, warm: int = WARM) -> list[Paced]:
+    """The paced phases on a copy of the SQLite log (its index caught up) a `--keep` run left in `folder`, its
+    server's parts started anew on it: first `warm` entries at the first rate, reported apart (the indexer's first
+    update after a start loads the top of the index it keeps: at 10^7 that once took 24-33 s, §11 "Forty-first
+    round"), then each rate for `seconds`. The copy, made in `folder` and removed after, leaves the kept log as it
+    was, so that variants of the server are measured on the same files in turn."""
+    source = folder / "sqlite"
+    if not (source / DATABASE).is_file():
+        raise SystemExit(f"{source / DATABASE}: no log there; grow one first with --preload N --keep {folder}")
+    with tempfile.TemporaryDirectory(dir=folder) as name, signing_pool() as pool:
+        data = Path(name) / "sqlite"
+        shutil.copytree(source, data, ignore=shutil.ignore_patterns("*.lock"))  # the kept run's own
+        os.sync()  # the copy written back now, not under the phases' first commits
+        with contextlib.closing(sqlite3.connect(f"file:{data / DATABASE}?mode=ro", uri=True)) as db:
+            (size,) = db.execute("SELECT COUNT(*) FROM leaves").fetchone()
+            (documents,) = db.execute("SELECT MAX(idx) + 1 FROM leaves WHERE document_key IS NOT NULL").fetchone()
+        when, counts = int(time.time()) - 3600, [warm] + [int(rate * seconds) // BATCH * BATCH for rate in rates]
+        signed_all = signed(size, sum(counts), when, pool)  # numbered past every statement the log may hold
+        phases, start = [], 0
+        for rate, count in zip([rates[0], *rates], counts, strict=True):
+            phases.append((rate, [signed_all[i : i + BATCH] for i in range(start, start + count, BATCH)]))
+            start += count
+        del signed_all
+        print(f"sqlite: a copy of the log kept in {folder}, {size:,} entries; a first phase of {warm:,} entries")
+        return served_in_process(SQLiteEngine(data, STATUS_SETTINGS), Preload(documents, 0.0, kept=True), phases)
 
 
 def indexer_processes(indexer: IndexerProcess | None) -> list[int]:

@@ -2,6 +2,7 @@
 submits, every entry it reports is in the log, and the lag it reports is the one a client sees. No figure is
 asserted (figures come from the script beside their ceiling, docs/status-proofs.md §11)."""
 
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -15,7 +16,7 @@ from loadtest.log_bench import document_of
 from loadtest.schedwait import RunQueueWait
 from loadtest.status_http_bench import lookups_on_main
 from loadtest.status_keepup import BATCH, growth, keep_up
-from loadtest.status_keepup_inprocess import served_in_process
+from loadtest.status_keepup_inprocess import keep_up_on, served_in_process
 from loadtest.status_lookups import lookup_targets
 
 
@@ -169,3 +170,26 @@ def test_lookups_after_a_run_ask_logged_and_never_logged_documents_of_a_server_s
     assert re.search(r"with status proof: [\d,]+ requests/s.* 0 errors", again), again
     in_process = re.search(r"without sockets .*: ([\d,]+) us per lookup, ([\d,]+) us per /healthz", again)
     assert in_process is not None and int(in_process.group(1).replace(",", "")) > 0, again
+
+
+def file_hashes(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir() if p.suffix != ".lock"}
+
+
+def test_keep_up_on_a_kept_log_runs_on_a_copy_from_a_server_started_anew(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--keep-up-on: the paced phases on a copy of a kept log (its index caught up), a first phase reported apart;
+    every entry reported is sequenced and covered, numbered past the kept log's, and the kept files stay as they
+    were (a copy each run: variants of the server measured on the same files in turn)."""
+    keep_up("sqlite", tmp_path, 3000, [2000.0], 1.0, served_in_process)  # the log left in tmp_path / "sqlite"
+    kept = file_hashes(tmp_path / "sqlite")
+    warm, paced = keep_up_on(tmp_path, [2000.0], 1.0, warm=BATCH)
+    assert (warm.done.accepted, paced.done.accepted) == (BATCH, 2 * BATCH)
+    assert warm.done.refused == paced.done.refused == []
+    assert paced.done.end > warm.done.end > 3000 + 2 * BATCH  # after the kept log's entries
+    assert not math.isnan(warm.settle_seconds) and not math.isnan(paced.settle_seconds)  # the index covered them
+    report = capsys.readouterr().out
+    assert "a copy of the log kept in" in report and "its index covering the log" in report
+    assert file_hashes(tmp_path / "sqlite") == kept  # the kept log untouched
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sqlite"]  # the copy removed
