@@ -254,6 +254,12 @@ def random_batches(seed: int, batches: int) -> list[Entries]:
     return made
 
 
+async def open_store(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> Any:
+    if engine == "sqlite":
+        return await SQLiteStatusStore.open(tmp_path / "index.db")
+    return await PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+
+
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
 @pytest.mark.parametrize("keep_from", [1, 10_000])
 def test_through_storage_the_rows_are_the_references(
@@ -264,10 +270,7 @@ def test_through_storage_the_rows_are_the_references(
     root): the same root and rows; then committed, and stored exactly as encoded."""
 
     async def scenario() -> None:
-        if engine == "sqlite":
-            store: Any = await SQLiteStatusStore.open(tmp_path / "index.db")
-        else:
-            store = await PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+        store = await open_store(engine, tmp_path, request)
         try:
             upper, head, size = UpperLevels(store, keep_from), None, 0
             for entries in random_batches(keep_from, 6):
@@ -313,10 +316,7 @@ def test_a_kept_top_parses_its_deepest_pages_as_the_paths_reach_them(
     depth, bottom = 11, 8  # kept: the pages starting at depth 0, 4 and 8; those at 8 parsed lazily
 
     async def scenario() -> None:
-        if engine == "sqlite":
-            store: Any = await SQLiteStatusStore.open(tmp_path / "index.db")
-        else:
-            store = await PostgresStatusStore.open(request.getfixturevalue("pg_database").dsn, pool_size=2)
+        store = await open_store(engine, tmp_path, request)
         try:
             rng, head, every = random.Random(7), None, list[tuple[int, str, bytes]]()
             for _ in range(3):  # 1,500 documents: every page at depth 8 stored (256), and some below
