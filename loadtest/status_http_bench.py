@@ -66,7 +66,7 @@ from loadtest.log_bench import DATABASE
 from loadtest.merge_bench import parse_settings
 from loadtest.status_index_bench import sha256_ceiling
 from loadtest.status_keepup import STATUS_SETTINGS, keep_up, served_phases
-from loadtest.status_keepup_inprocess import keep_up_on, served_in_process
+from loadtest.status_keepup_inprocess import keep_up_on, kept_log, served_in_process
 from loadtest.status_lookups import lookup_targets, measure_lookups
 from loadtest.wrk_reads import app_cpu
 from tlogcore.keys import Ed25519Signer, parse_signer_key
@@ -297,9 +297,7 @@ def keep_up_main(args: argparse.Namespace) -> None:
 
 def lookups_on_main(folder: Path, seconds: float, settle: float = 0.0) -> None:
     """Status lookups on the SQLite log a `--keep` run left in `folder` (its documents: statements 0..n-1)."""
-    data = folder / "sqlite"
-    if not (data / DATABASE).is_file():
-        raise SystemExit(f"{data / DATABASE}: no log there; grow one first with --preload N --keep {folder}")
+    data = kept_log(folder)
     with contextlib.closing(sqlite3.connect(f"file:{data / DATABASE}?mode=ro", uri=True)) as db:
         statements = db.execute("SELECT COUNT(*) FROM leaves WHERE document_key IS NOT NULL").fetchone()[0]
     with tempfile.TemporaryDirectory() as name:

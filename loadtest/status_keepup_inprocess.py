@@ -65,6 +65,14 @@ def served_in_process(engine: Engine, preload: Preload, phases: Sequence[Phase])
     return uvloop.run(_served(engine, preload, phases))
 
 
+def kept_log(folder: Path) -> Path:
+    """The SQLite log's data directory a `--keep` run left in `folder`; exits with what to do if there is none."""
+    data = folder / "sqlite"
+    if not (data / DATABASE).is_file():
+        raise SystemExit(f"{data / DATABASE}: no log there; grow one first with --preload N --keep {folder}")
+    return data
+
+
 WARM = 20_000  # keep_up_on: the first phase's entries, reported apart (the indexer's first update after a start)
 
 
@@ -74,15 +82,13 @@ def keep_up_on(folder: Path, rates: Sequence[float], seconds: float, warm: int =
     update after a start loads the top of the index it keeps: at 10^7 that once took 24-33 s, §11 "Forty-first
     round"), then each rate for `seconds`. The copy, made in `folder` and removed after, leaves the kept log as it
     was, so that variants of the server are measured on the same files in turn."""
-    source = folder / "sqlite"
-    if not (source / DATABASE).is_file():
-        raise SystemExit(f"{source / DATABASE}: no log there; grow one first with --preload N --keep {folder}")
+    source = kept_log(folder)
     with tempfile.TemporaryDirectory(dir=folder) as name, signing_pool() as pool:
         data = Path(name) / "sqlite"
         shutil.copytree(source, data, ignore=shutil.ignore_patterns("*.lock"))  # the kept run's own
         os.sync()  # the copy written back now, not under the phases' first commits
         with contextlib.closing(sqlite3.connect(f"file:{data / DATABASE}?mode=ro", uri=True)) as db:
-            (size,) = db.execute("SELECT COUNT(*) FROM leaves").fetchone()
+            (size,) = db.execute("SELECT MAX(idx) + 1 FROM leaves").fetchone()  # a seek, not a count of 10^7
             (documents,) = db.execute("SELECT MAX(idx) + 1 FROM leaves WHERE document_key IS NOT NULL").fetchone()
         when, counts = int(time.time()) - 3600, [warm] + [int(rate * seconds) // BATCH * BATCH for rate in rates]
         signed_all = signed(size, sum(counts), when, pool)  # numbered past every statement the log may hold
