@@ -101,6 +101,7 @@ class IndexWorker:
         loop = asyncio.new_event_loop()
         storage = loop.run_until_complete(open_storage(settings.data, settings.config, CHILD_POOL, INDEXER_TIMEOUT))
         store = loop.run_until_complete(open_status_store(settings.data, settings.config, indexer=True))
+        store.count_ahead()  # while the first update reads the log and starts its shards
         updater = IndexUpdater(storage, store, max_entries_per_step=STEP, overlap=True)
         if settings.config.index_shards > 1:
             shards = shard_settings(settings.data, settings.config, UPPER_DEPTH, collect_every)

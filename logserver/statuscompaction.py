@@ -43,20 +43,44 @@ COUNT_SUPERSEDING = (
 )
 
 
+def _ends(db: sqlite3.Connection) -> tuple[int | None, int | None]:
+    return db.execute(OLDEST).fetchone()[0], db.execute(NEWEST).fetchone()[0]
+
+
 @dataclass
 class Compaction:
-    """The table's rows and its pages (a live row each), exact: counted at the first write since open, then kept
-    by each write (`appended`: its rows, less those whose page had a row already) and each step (what it took).
-    Used on the writer's thread only, inside its transactions; a failed transaction forgets them (`forget`)."""
+    """The table's rows and its pages (a live row each), exact: counted at the first write since open, or ahead of
+    it (`count_ahead`), then kept by each write (`appended`: its rows, less those whose page had a row already) and
+    each step (what it took). Used on the writer's thread only; a failed transaction forgets them (`forget`)."""
 
     space: float = SPACE
     least_step: int = LEAST_STEP
     step: int = LEAST_STEP
     rows: int | None = None
     pages: int = 0
+    ends: tuple[int | None, int | None] | None = None  # the table's (oldest, newest) seq when counted ahead
+
+    def count_ahead(self, db: sqlite3.Connection) -> None:
+        """Count now, before the first write, in a read transaction of its own: at 10^7 documents the count walks
+        the whole (page, version) index (2.3 s), and the indexer's first update after a start waited for it
+        (docs/status-proofs.md §11 "Forty-second round"). The table's ends are kept with the counts, and the first
+        write counts again if another connection changed them meanwhile (only the indexer writes the table)."""
+        if self.rows is not None:
+            return
+        db.execute("BEGIN")
+        try:
+            ends = _ends(db)
+            self._count(db)
+            db.execute("COMMIT")  # a read: nothing to commit, the snapshot let go
+        except BaseException:
+            self.forget()
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        self.ends = ends
 
     def forget(self) -> None:
-        self.rows = None
+        self.rows, self.ends = None, None
 
     def _count(self, db: sqlite3.Connection) -> None:
         rows, pages = db.execute(COUNT_ROWS).fetchone()
@@ -72,6 +96,14 @@ class Compaction:
         self.rows += rows
         self.pages += rows - int(superseding)
 
+    def counted(self, db: sqlite3.Connection) -> None:
+        """At a write's start, before its rows: counts made ahead hold only if nobody changed the table since
+        (`count_ahead`); else they are made again by the write (`appended`, `run`)."""
+        if self.ends is not None:
+            if _ends(db) != self.ends:
+                self.rows = None
+            self.ends = None
+
     def _due(self) -> bool:
         rows = self.rows or 0
         return rows > self.pages and (rows <= self.step or rows > self.space * self.pages)
@@ -79,6 +111,7 @@ class Compaction:
     def run(self, db: sqlite3.Connection, due: int) -> None:
         """Rows superseded at or below version `due` are read no more: compact while the table holds too many
         superseded rows (`_due`), STEPS_PER_WRITE steps at most, and no further once a step takes none."""
+        self.counted(db)
         if self.rows is None:
             self._count(db)
         for _ in range(STEPS_PER_WRITE):

@@ -306,7 +306,11 @@ class IndexUpdater:
         )
         if not grows:
             return None
-        if self.shards is not None and in_flight is None and len(entries) >= self.keep_upper_from:
+        # A batch goes to the shards if big, or if they hold `covered` (the update before was theirs): made here,
+        # it would leave their tops behind, and the next big one waited while they read them again (2-4 s at 10^7,
+        # docs/status-proofs.md §11 "Forty-second round").
+        big = len(entries) >= self.keep_upper_from
+        if self.shards is not None and in_flight is None and (big or self.shards.holds(covered)):
             made = await self.shards.prepare(self.store, covered, end, entries, after_shards)
             if made is not None:
                 if self._upper is not None:

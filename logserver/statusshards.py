@@ -11,10 +11,11 @@ row, the version and the head in one transaction, as the whole update does. So a
 whole or not at all, and the rows, roots and proofs are byte for byte the whole update's.
 
 The indexer's process makes the update whole itself, as before, where the halves are not apart (an empty index,
-or a root that is a leaf), and for a batch under `keep_from` documents (a shard keeps its top only for big batches).
-The update after one made whole is made once that one has committed (the shards do not hold its pages), so the
-next big one goes back to the shards (docs/status-proofs.md §11 "Nineteenth round"); an update is not made while
-one commits if a shard no longer holds the version in flight either.
+or a root that is a leaf), and for a batch under `keep_from` documents unless the shards made the update before
+(`holds`): the shards start at the first big batch, and from then on take small ones too, so that their tops stay
+the head's (§11 "Forty-second round"). The update after one made whole is made once that one has committed (the
+shards do not hold its pages), so the next big one goes back to the shards (§11 "Nineteenth round"); an update is
+not made while one commits if a shard no longer holds the version in flight either.
 
 A shard is `python -m witness.workerprocess` (a socket pair, one request and one answer at a time, in order), a
 child of the indexer's process: it exits at end of file and, through `exit_with_parent`, within half a second of
@@ -88,7 +89,7 @@ class IndexShard:
         from logserver.statusindexer import UpperLevels  # statusindexer imports this module
 
         self._loop, self._store = loop, store
-        # Its top is kept whatever its half's share of the batch: the pool sends only big batches (KEEP_FROM)
+        # Its top is kept whatever its half's share of the batch (a small batch comes only once it holds it)
         self._upper = UpperLevels(store, 1, settings.depth, half=settings.half)
         self._in_flight: tuple[int, dict[NodeId, Page]] | None = None  # (version, its pages), not committed yet
         self._collector = collector
@@ -163,6 +164,10 @@ class ShardPool:
             self.close()
             raise ShardFailed(f"a status index shard did not start: {exc}") from None
         self._owed = [0] * len(self._shards)
+
+    def holds(self, version: int) -> bool:
+        """Whether their last update (committed or in flight) made `version`: its tops are theirs to build on."""
+        return self._root is not None and self._root[0] == version
 
     def close(self) -> None:
         shards, self._shards, self._root = self._shards, [], None

@@ -177,6 +177,10 @@ class StatusStore(Protocol):
     async def state_roots_from(self, logged_from: int) -> None:
         """Keep the index, and state its roots only from `logged_from` on (an index behind its log's last root)."""
 
+    def count_ahead(self) -> None:
+        """Start now, off the first update's path, what the first write would do first (the indexer's start;
+        SQLite: the compaction's counts of its rows; PostgreSQL: nothing)."""
+
     async def close(self) -> None: ...
 
 
@@ -192,6 +196,7 @@ def _sqlite_commit(
         swapped = db.execute("UPDATE status_head SET size = ? WHERE id = 1 AND size = ?", (new.size, old.size))
     if swapped.rowcount != 1:
         raise IndexMovedError("the status index head moved: another indexer wrote")
+    compaction.counted(db)
     (first,) = db.execute(NEWEST).fetchone()
     db.executemany(SQLITE_INSERT_PAGE, rows)
     compaction.appended(db, (first or 0) + 1, len(rows))
@@ -251,6 +256,15 @@ class SQLiteStatusStore:
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the status index in {path}: {failure_text(exc)}") from exc
         return cls(writer, reader)
+
+    def count_ahead(self) -> None:
+        self._write_thread.submit(self._count_ahead)  # the writer's thread runs it before any write asked later
+
+    def _count_ahead(self) -> None:
+        try:
+            self._compaction.count_ahead(self._writer)
+        except sqlite3.Error as exc:
+            log.warning("status index: rows not counted ahead, the first write counts them: %s", failure_text(exc))
 
     async def close(self) -> None:
         self._reader.close()
@@ -424,6 +438,9 @@ class PostgresStatusStore:
         if former:
             log.warning("status index: former row layout found; rebuilding it from the log (roots from %d)", logged)
         return cls(pool, timeout)
+
+    def count_ahead(self) -> None:
+        return None  # PostgreSQL prunes by page (`_prune`): nothing counted
 
     async def close(self) -> None:
         await self._pool.close()

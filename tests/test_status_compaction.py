@@ -8,6 +8,8 @@ import random
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from loadtest.localproc import bytes_written
 from logserver import statuscompaction
 from logserver.statuscompaction import SPACE, Compaction
@@ -75,6 +77,62 @@ def test_every_version_a_read_may_ask_for_proves_while_compaction_bounds_the_tab
     rows, pages, written = asyncio.run(scenario())
     assert rows < written  # compaction took rows
     assert rows <= SPACE * pages + 64 + 200, (rows, pages)  # at most SPACE times, a step and an update beyond
+
+
+async def grown(store: SQLiteStatusStore, head: IndexVersion | None, documents: range) -> IndexVersion:
+    """`head` with one update more: an issue of each of `documents`, committed with the prune of `head`."""
+    size = head.size if head else 0
+    entries = [(size + i, ISSUE, doc(d)) for i, d in enumerate(documents)]
+    plan = await read_plan(store, PathPlan([d for _, _, d in entries], size), size)
+    update = plan.apply_entries(entries)
+    new = IndexVersion(size + len(entries), update.root, size)
+    await store.commit(head, new, update.writes, prunes=[(size, page_ids_of(update.writes))] if head else [])
+    return new
+
+
+async def counts_exact(store: SQLiteStatusStore) -> None:
+    pages = len({page for page, _ in await page_versions(store)})
+    assert (store._compaction.rows, store._compaction.pages) == (await count_rows(store), pages)
+
+
+@pytest.mark.parametrize("changed", [False, True])
+def test_the_rows_counted_ahead_spare_the_first_write_its_count_unless_the_table_changed(
+    tmp_path: Path, changed: bool
+) -> None:
+    """The indexer counts the table's rows and pages when it opens the index (`count_ahead`, on the writer's
+    thread), not inside its first update's transaction, which waited 2.3 s for the count at 10^7 documents while
+    the log went on growing (docs/status-proofs.md §11 "Forty-second round"). The first write then runs no count
+    and the counts stay exact; if another connection changed the table in between, the write counts again."""
+
+    async def scenario() -> None:
+        store = await SQLiteStatusStore.open(tmp_path / "index.db")
+        head = None
+        try:
+            for first in range(0, 400, 100):
+                head = await grown(store, head, range(first, first + 100))
+        finally:
+            await store.close()
+        store = await SQLiteStatusStore.open(tmp_path / "index.db")
+        try:
+            store.count_ahead()
+            await asyncio.get_running_loop().run_in_executor(store._write_thread, lambda: None)  # counted
+            assert store._compaction.rows == await count_rows(store)
+            if changed:  # another writer: a row of a new page appended (only the indexer writes, in truth)
+                other = sqlite3.connect(tmp_path / "index.db")
+                other.execute("INSERT INTO status_page (page, version, data) VALUES (?, 1, x'')", (b"\xff" * 5,))
+                other.commit()
+                other.close()
+            statements: list[str] = []
+            store._writer.set_trace_callback(statements.append)  # called on the writer's thread
+            head = await grown(store, head, range(400, 450))
+            store._writer.set_trace_callback(None)
+            counted = [sql for sql in statements if sql.startswith(statuscompaction.COUNT_ROWS)]
+            assert len(counted) == (1 if changed else 0), statements
+            await counts_exact(store)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
 
 
 def test_an_update_writes_about_its_own_rows_not_the_file(tmp_path: Path) -> None:

@@ -173,6 +173,48 @@ def test_after_an_update_made_whole_the_next_big_ones_are_made_by_the_shards(
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_once_the_shards_made_an_update_they_make_the_small_ones_after_it(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A batch under `keep_upper_from` was made whole in the indexer's process even right after an update the
+    shards made: their tops were then behind the head, and the next big batch waited while each shard read its
+    half of the top again (2-4 s at 10^7, docs/status-proofs.md §11 "Forty-second round"). Now, once the shards
+    made an update, they make the small ones after it too (most while the one before commits), nothing is made
+    whole in the indexer's process, and the rows stored are the whole update's."""
+    dsn = dsn_of(engine, request)
+    config = ServerConfig(engine="postgresql", postgresql_dsn=dsn) if dsn else ServerConfig()
+
+    async def body(parts: Parts) -> None:
+        storage, store, sequencer, _ = parts
+        updater = IndexUpdater(
+            storage, store, keep_upper_from=100, upper_depth=7, max_entries_per_step=400, overlap=True
+        )
+        await registered_and_issued(sequencer, 30)
+        versions: list[IndexVersion] = []
+        await advance_all(updater, storage, versions)  # made whole: no root yet
+        made_whole = len(versions)
+        updater.shards = ShardPool(shard_settings(tmp_path, config, 7, 2048))
+        try:
+            await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(100, 300)))
+            await advance_all(updater, storage, versions)  # one batch of 200: the shards start
+            assert updater.shards.updates == 1
+            updater.max_entries_per_step = 20  # small batches from here on
+            for first in range(300, 420, 60):
+                await log(sequencer, *(statement(ISSUE, ISSUER, document=doc(i)) for i in range(first, first + 50)))
+                revoked = range(first - 10, first)  # documents of the batch before: leaves its commit writes
+                await log(sequencer, *(statement(REVOKE, ISSUER, document=doc(i), reason="x") for i in revoked))
+            overlapped = await advance_all(updater, storage, versions)
+            assert updater.shards.updates == len(versions) - made_whole  # every update since the first big one
+            assert overlapped >= 3  # small ones made while the one before committed
+        finally:
+            await updater.close()
+        entries, _ = document_entries(await storage.get_entries(0, versions[-1].size), 0)
+        assert await stored_rows(store, versions[-1].size) == whole_rows(entries)
+
+    run_engine(engine, tmp_path, request, body)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 def test_a_killed_shard_fails_the_update_and_a_new_indexer_process_makes_it(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
