@@ -43,6 +43,13 @@ COUNT_SUPERSEDING = (
 )
 
 
+# The counts as of each write's end, with the table's ends then (statusstore_schema.py, `status_counts`): read when
+# the indexer opens the file, they hold if the ends are still those (a write of another release, or a start over,
+# moves them).
+SAVE_COUNTS = "INSERT OR REPLACE INTO status_counts (id, rows, pages, oldest, newest) VALUES (1, ?, ?, ?, ?)"
+SAVED_COUNTS = "SELECT rows, pages, oldest, newest FROM status_counts WHERE id = 1"
+
+
 def _ends(db: sqlite3.Connection) -> tuple[int | None, int | None]:
     return db.execute(OLDEST).fetchone()[0], db.execute(NEWEST).fetchone()[0]
 
@@ -61,16 +68,21 @@ class Compaction:
     ends: tuple[int | None, int | None] | None = None  # the table's (oldest, newest) seq when counted ahead
 
     def count_ahead(self, db: sqlite3.Connection) -> None:
-        """Count now, before the first write, in a read transaction of its own: at 10^7 documents the count walks
-        the whole (page, version) index (2.3 s), and the indexer's first update after a start waited for it
-        (docs/status-proofs.md §11 "Forty-second round"). The table's ends are kept with the counts, and the first
+        """The counts the last write saved, if the table's ends are still those it saved; else counted now. Before
+        the first write, in a read transaction of its own: at 10^7 documents the count walks the whole (page,
+        version) index (2.3 s), and the indexer's first update after a start waited for it, then shared the cores
+        with it (docs/status-proofs.md §11 "Forty-second round"). The ends are kept with the counts, and the first
         write counts again if another connection changed them meanwhile (only the indexer writes the table)."""
         if self.rows is not None:
             return
         db.execute("BEGIN")
         try:
             ends = _ends(db)
-            self._count(db)
+            saved = db.execute(SAVED_COUNTS).fetchone()
+            if saved is not None and (saved[2], saved[3]) == ends:
+                self.rows, self.pages = int(saved[0]), int(saved[1])
+            else:
+                self._count(db)
             db.execute("COMMIT")  # a read: nothing to commit, the snapshot let go
         except BaseException:
             self.forget()
@@ -96,6 +108,11 @@ class Compaction:
         self.rows += rows
         self.pages += rows - int(superseding)
 
+    def save(self, db: sqlite3.Connection) -> None:
+        """At a write's end, in its transaction: the counts and the table's ends, for the next start."""
+        if self.rows is not None:
+            db.execute(SAVE_COUNTS, (self.rows, self.pages, *_ends(db)))
+
     def counted(self, db: sqlite3.Connection) -> None:
         """At a write's start, before its rows: counts made ahead hold only if nobody changed the table since
         (`count_ahead`); else they are made again by the write (`appended`, `run`)."""
@@ -116,7 +133,8 @@ class Compaction:
             self._count(db)
         for _ in range(STEPS_PER_WRITE):
             if not self._due() or not self._compact_oldest(db, due):
-                return
+                break
+        self.save(db)
 
     def _compact_oldest(self, db: sqlite3.Connection, due: int) -> bool:
         """One step; False if it took nothing (the oldest rows are all still read, or superseded after `due`)."""

@@ -202,6 +202,8 @@ def _sqlite_commit(
     compaction.appended(db, (first or 0) + 1, len(rows))
     if prunes:
         compaction.run(db, max(version for version, _ in prunes))
+    else:
+        compaction.save(db)
     version = (new.size, new.root, new.time)
     db.execute("INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)", version)
 

@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS status_head (id INTEGER PRIMARY KEY CHECK (id = 1), s
 CREATE TABLE IF NOT EXISTS status_layout (
     id INTEGER PRIMARY KEY CHECK (id = 1), stride INTEGER NOT NULL, log_roots_from INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS status_counts (
+    id INTEGER PRIMARY KEY CHECK (id = 1), rows INTEGER NOT NULL, pages INTEGER NOT NULL, oldest INTEGER, newest INTEGER
+);
 """
 )
 POSTGRES_SCHEMA = """
@@ -104,7 +107,7 @@ START_OVER = (
     "DELETE FROM status_head",
 )
 SET_ROOTS_FROM = "UPDATE status_layout SET log_roots_from = {} WHERE id = 1"
-INDEX_TABLES = ("status_page", "status_node", "status_version", "status_head", "status_layout")
+INDEX_TABLES = ("status_page", "status_node", "status_version", "status_head", "status_layout", "status_counts")
 
 
 class IndexLayoutError(StorageError):
