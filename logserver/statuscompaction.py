@@ -56,9 +56,10 @@ def _ends(db: sqlite3.Connection) -> tuple[int | None, int | None]:
 
 @dataclass
 class Compaction:
-    """The table's rows and its pages (a live row each), exact: counted at the first write since open, or ahead of
-    it (`count_ahead`), then kept by each write (`appended`: its rows, less those whose page had a row already) and
-    each step (what it took). Used on the writer's thread only; a failed transaction forgets them (`forget`)."""
+    """The table's rows and its pages (a live row each), exact: read from what the last write saved, or counted, at
+    the indexer's start (`count_ahead`) or else at the first write since open; then kept by each write (`appended`:
+    its rows, less those whose page had a row already) and each step (what it took), and saved at each write's end
+    (`save`). Used on the writer's thread only; a failed transaction forgets them (`forget`)."""
 
     space: float = SPACE
     least_step: int = LEAST_STEP

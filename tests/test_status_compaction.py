@@ -3,6 +3,7 @@ version a read may still ask for stays whole and proves; the table stays bounded
 rows, not the file; a file of the layout before is converted in place, its rows kept."""
 
 import asyncio
+import contextlib
 import hashlib
 import random
 import sqlite3
@@ -95,44 +96,23 @@ async def counts_exact(store: SQLiteStatusStore) -> None:
     assert (store._compaction.rows, store._compaction.pages) == (await count_rows(store), pages)
 
 
-@pytest.mark.parametrize("changed", [False, True])
-def test_the_rows_counted_ahead_spare_the_first_write_its_count_unless_the_table_changed(
-    tmp_path: Path, changed: bool
-) -> None:
-    """The indexer counts the table's rows and pages when it opens the index (`count_ahead`, on the writer's
-    thread), not inside its first update's transaction, which waited 2.3 s for the count at 10^7 documents while
-    the log went on growing (docs/status-proofs.md §11 "Forty-second round"). The first write then runs no count
-    and the counts stay exact; if another connection changed the table in between, the write counts again."""
+async def grown_file(path: Path, updates: int) -> IndexVersion | None:
+    """An index file of `updates` updates of 100 documents (each with the prune of the one before); its head."""
+    store = await SQLiteStatusStore.open(path)
+    head = None
+    try:
+        for first in range(0, 100 * updates, 100):
+            head = await grown(store, head, range(first, first + 100))
+    finally:
+        await store.close()
+    return head
 
-    async def scenario() -> None:
-        store = await SQLiteStatusStore.open(tmp_path / "index.db")
-        head = None
-        try:
-            for first in range(0, 400, 100):
-                head = await grown(store, head, range(first, first + 100))
-        finally:
-            await store.close()
-        store = await SQLiteStatusStore.open(tmp_path / "index.db")
-        try:
-            store.count_ahead()
-            await asyncio.get_running_loop().run_in_executor(store._write_thread, lambda: None)  # counted
-            assert store._compaction.rows == await count_rows(store)
-            if changed:  # another writer: a row of a new page appended (only the indexer writes, in truth)
-                other = sqlite3.connect(tmp_path / "index.db")
-                other.execute("INSERT INTO status_page (page, version, data) VALUES (?, 1, x'')", (b"\xff" * 5,))
-                other.commit()
-                other.close()
-            statements: list[str] = []
-            store._writer.set_trace_callback(statements.append)  # called on the writer's thread
-            head = await grown(store, head, range(400, 450))
-            store._writer.set_trace_callback(None)
-            counted = [sql for sql in statements if sql.startswith(statuscompaction.COUNT_ROWS)]
-            assert len(counted) == (1 if changed else 0), statements
-            await counts_exact(store)
-        finally:
-            await store.close()
 
-    asyncio.run(scenario())
+def append_a_row(path: Path, page: bytes) -> None:
+    """Another connection's write to the table (in truth only the indexer writes it): a row of a new page."""
+    with contextlib.closing(sqlite3.connect(path)) as other:
+        other.execute("INSERT INTO status_page (page, version, data) VALUES (?, 1, x'')", (page,))
+        other.commit()
 
 
 async def counted_ahead(path: Path) -> tuple[SQLiteStatusStore, list[str]]:
@@ -150,6 +130,35 @@ def counts_made(statements: list[str]) -> int:
     return sum(sql.startswith(statuscompaction.COUNT_ROWS) for sql in statements)
 
 
+@pytest.mark.parametrize("changed", [False, True])
+def test_the_rows_counted_ahead_spare_the_first_write_its_count_unless_the_table_changed(
+    tmp_path: Path, changed: bool
+) -> None:
+    """The indexer counts the table's rows and pages when it opens the index (`count_ahead`, on the writer's
+    thread), not inside its first update's transaction, which waited 2.3 s for the count at 10^7 documents while
+    the log went on growing (docs/status-proofs.md §11 "Forty-second round"). The first write then runs no count
+    and the counts stay exact; if another connection changed the table in between, the write counts again."""
+
+    async def scenario() -> None:
+        path = tmp_path / "index.db"
+        head = await grown_file(path, 4)
+        store, _ = await counted_ahead(path)
+        try:
+            assert store._compaction.rows == await count_rows(store)
+            if changed:
+                append_a_row(path, b"\xff" * 5)
+            statements: list[str] = []
+            store._writer.set_trace_callback(statements.append)  # called on the writer's thread
+            head = await grown(store, head, range(400, 450))
+            store._writer.set_trace_callback(None)
+            assert counts_made(statements) == (1 if changed else 0), statements
+            await counts_exact(store)
+        finally:
+            await store.close()
+
+    asyncio.run(scenario())
+
+
 def test_the_counts_a_write_saved_are_read_at_the_next_start_unless_the_table_moved(tmp_path: Path) -> None:
     """Each write saves the counts with the table's two ends (`status_counts`, in its transaction), and the
     indexer's next start reads them instead of walking the index to count (2.5 s of CPU at 10^7, beside the shards'
@@ -159,13 +168,7 @@ def test_the_counts_a_write_saved_are_read_at_the_next_start_unless_the_table_mo
 
     async def scenario() -> None:
         path = tmp_path / "index.db"
-        store = await SQLiteStatusStore.open(path)
-        head = None
-        try:
-            for first in range(0, 500, 100):
-                head = await grown(store, head, range(first, first + 100))
-        finally:
-            await store.close()
+        head = await grown_file(path, 5)
         store, statements = await counted_ahead(path)
         try:
             assert counts_made(statements) == 0, statements  # read, not counted
@@ -174,10 +177,7 @@ def test_the_counts_a_write_saved_are_read_at_the_next_start_unless_the_table_mo
             await counts_exact(store)
         finally:
             await store.close()
-        other = sqlite3.connect(path)  # an older release's write: rows appended, the counts not saved
-        other.execute("INSERT INTO status_page (page, version, data) VALUES (?, 1, x'')", (b"\xfe" * 5,))
-        other.commit()
-        other.close()
+        append_a_row(path, b"\xfe" * 5)  # an older release's write: rows appended, the counts not saved
         store, statements = await counted_ahead(path)
         try:
             assert counts_made(statements) == 1
