@@ -84,7 +84,7 @@ class Appended:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db, self.compaction = db, Compaction()
         for sql in filter(str.strip, SQLITE_SCHEMA.split(";")):
-            if "status_page" in sql:
+            if "status_page" in sql or "status_counts" in sql:  # the rows, and where each write saves their counts
                 db.execute(sql)
 
     def load(self, rows: Sequence[Row]) -> None:
@@ -98,6 +98,8 @@ class Appended:
         self.compaction.appended(self.db, (first or 0) + 1, len(rows))
         if due is not None:
             self.compaction.run(self.db, due)
+        else:
+            self.compaction.save(self.db)
 
 
 def read(db: sqlite3.Connection, select: str, ids: list[bytes], version: int) -> dict[bytes, bytes]:
