@@ -95,11 +95,7 @@ class Appended:
         what the prune of version `due` superseded."""
         (first,) = self.db.execute(NEWEST).fetchone()
         self.db.executemany(SQLITE_INSERT_PAGE, [(p, version, d) for p, d in rows])
-        self.compaction.appended(self.db, (first or 0) + 1, len(rows))
-        if due is not None:
-            self.compaction.run(self.db, due)
-        else:
-            self.compaction.save(self.db)
+        self.compaction.wrote(self.db, (first or 0) + 1, len(rows), due)
 
 
 def read(db: sqlite3.Connection, select: str, ids: list[bytes], version: int) -> dict[bytes, bytes]:

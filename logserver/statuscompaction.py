@@ -109,6 +109,15 @@ class Compaction:
         self.rows += rows
         self.pages += rows - int(superseding)
 
+    def wrote(self, db: sqlite3.Connection, first: int, rows: int, due: int | None) -> None:
+        """A commit's end, in its transaction: `rows` rows appended from seq `first`, compaction of what versions up
+        to `due` superseded (None: nothing pruned), the counts saved."""
+        self.appended(db, first, rows)
+        if due is not None:
+            self.run(db, due)  # saves them
+        else:
+            self.save(db)
+
     def save(self, db: sqlite3.Connection) -> None:
         """At a write's end, in its transaction: the counts and the table's ends, for the next start."""
         if self.rows is not None:

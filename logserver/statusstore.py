@@ -199,11 +199,7 @@ def _sqlite_commit(
     compaction.counted(db)
     (first,) = db.execute(NEWEST).fetchone()
     db.executemany(SQLITE_INSERT_PAGE, rows)
-    compaction.appended(db, (first or 0) + 1, len(rows))
-    if prunes:
-        compaction.run(db, max(version for version, _ in prunes))
-    else:
-        compaction.save(db)
+    compaction.wrote(db, (first or 0) + 1, len(rows), max((version for version, _ in prunes), default=None))
     version = (new.size, new.root, new.time)
     db.execute("INSERT INTO status_version (size, root, time, entry) VALUES (?, ?, ?, NULL)", version)
 
