@@ -35,9 +35,10 @@ loadtest/monitor_bench.py prints it.
 Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
 with no issue or revoke statement only moves the index's size. The pages an update reads or writes stay in memory
 as of the head (`_Held`); a chunk commits only its documents (one journal row) and the head, and the changed pages
-are written whole, in key order, at a fold: every FOLD_DOCUMENTS documents and when the index is closed, so a page
-that several chunks change (the top of the tree above all) is written once per fold, not once per chunk. A
-journal left by a crash is folded in by the next update, which first checks that it reaches the head's root. An
+are written whole, in key order, at a fold: once FOLD_DOCUMENTS documents are journaled or FOLD_PAGES pages have
+changed (what the memory holds meanwhile), and when the index is closed, so a page that several chunks change (the
+top of the tree above all) is written once per fold, not once per chunk. A journal left by a crash is folded in
+by the next update, which first checks that it reaches the head's root. An
 index this process built from empty holds every page until a fold lets the deeper ones go (KEEP_PAGES), and its
 updates then read nothing; otherwise, once a chunk brings many documents, the top of the tree (the pages down to
 UPPER_DEPTH, whole) is read into memory, and a key's path below it is read a page (4 levels, one row) per round.
@@ -80,10 +81,13 @@ MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
 # nodes, about 20 MB), as the log's own indexer keeps them (logserver/statusindexer.py, UpperLevels).
 UPPER_DEPTH = 15
 CACHE_FROM = 1024  # documents in one chunk that make reading the top of the tree into memory worth it
-# Documents journaled between folds (statusfile.py): the pages changed meanwhile are held in memory (at 10^6
-# documents, about 10^5 pages for 32,768 documents), and each is written once per fold instead of once per chunk.
-FOLD_DOCUMENTS = 32_768
-KEEP_PAGES = 1 << 16  # pages held past a fold: all of them up to this many (the index to about 10^5), else the top
+# A fold (statusfile.py) comes once the journal holds FOLD_DOCUMENTS documents, or the pages changed since the last
+# fold, held in memory meanwhile, reach FOLD_PAGES (about 1.2 KB each: ~150 MB; at 10^6 documents and more a
+# document changes about 2.3 pages, so the pages come first there). Each changed page is written once per fold
+# instead of once per chunk, the top of the tree above all: fewer folds, fewer writes (§11 "Forty-third round").
+FOLD_DOCUMENTS = 1 << 17  # also bounds what a start after a crash applies again from the journal (a few seconds)
+FOLD_PAGES = 1 << 17
+KEEP_PAGES = 1 << 17  # pages held past a fold: all of them up to this many (the index to about 2·10^5), else the top
 
 
 @dataclass
@@ -239,7 +243,8 @@ class StatusAudit:
 
     def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
         """Add the entries (all below `size`): the head then covers [0, size). Committed as a journal row and the
-        head; every FOLD_DOCUMENTS documents (and at close) the changed pages are written and the journal emptied."""
+        head; at a fold (FOLD_DOCUMENTS, FOLD_PAGES; and at close) the changed pages are written and the journal
+        emptied."""
         if not entries:  # nothing for the index in these entries: only its size moves
             self._commit(head, size, head.root, entries, None)
             return
@@ -254,7 +259,8 @@ class StatusAudit:
         # the top held, a page per path per round; with no top held, each path's pages about log2(size) + 2 deep
         # are asked in the first round.
         root, pages = self._update(entries, head.size, 0 if held.upper else head.size.bit_length() + 4, held.whole)
-        fold = held.journaled + len(entries) >= FOLD_DOCUMENTS
+        # len(dirty) + len(pages) counts a page changed again twice: a bound, not the count (a union costs more)
+        fold = held.journaled + len(entries) >= FOLD_DOCUMENTS or len(held.dirty) + len(pages) >= FOLD_PAGES
         self._commit(head, size, root, entries, held.to_fold(pages) if fold else None)
         held.journaled = 0 if fold else held.journaled + len(entries)
         held.committed(pages, fold)  # after the commit: the memory never runs ahead of the file

@@ -1,7 +1,7 @@
 """The monitor's status index between folds (monitor/statusaudit.py, statusfile.py): each update commits a journal
-row and the head, the pages are written every FOLD_DOCUMENTS documents and when the index is closed, and a journal
-left by a crash is folded in by the next writer. At every point the file's head, its records and its root are
-those of the index computed from scratch."""
+row and the head, the pages are written once FOLD_DOCUMENTS documents or FOLD_PAGES changed pages wait and when
+the index is closed, and a journal left by a crash is folded in by the next writer. At every point the file's
+head, its records and its root are those of the index computed from scratch."""
 
 import hashlib
 import random
@@ -96,6 +96,38 @@ def test_the_pages_are_written_every_fold_documents_and_hold_the_head_then(
         assert head is not None and head.root == expected.root_hash()
     finally:
         audit.close()
+
+
+def test_the_pages_are_written_once_the_pages_changed_since_the_last_fold_reach_fold_pages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The memory the changed pages hold between folds is bounded by their count, whatever the documents: a fold
+    comes once the pages changed since the last one (counted chunk by chunk) reach FOLD_PAGES."""
+    monkeypatch.setattr(statusaudit, "FOLD_DOCUMENTS", 10**6)
+    monkeypatch.setattr(statusaudit, "FOLD_PAGES", 400)
+    rng, seen, state = random.Random(7), [], tmp_path / "state.db"
+    audit = StatusAudit(state, ORIGIN)
+    logged: list[StatusItem] = []
+    try:
+        journal_rows, dirty = [], []
+        for start in range(0, 1200, 200):
+            chunk = documents(start, 200, rng, seen)
+            logged += chunk
+            assert audit.chunk_items(chunk, start, start + 200, frozenset()) == []
+            journal_rows.append(rows(state, "journal"))
+            dirty.append(len(audit._held.dirty))
+        assert 0 in journal_rows and journal_rows[-1] < len(journal_rows)  # folded before the documents' bound
+        assert max(dirty) < 400  # never held past the bound
+        head = audit._head(0)
+        assert head is not None and head.root == from_scratch(logged).root_hash()
+    finally:
+        audit.close()
+    again = StatusAudit(state, ORIGIN)
+    try:
+        document = logged[0][2]
+        assert again.record(document) == (from_scratch(logged).record(document), 1200)
+    finally:
+        again.close()
 
 
 def test_a_journal_left_by_a_crash_is_folded_in_by_the_next_writer(tmp_path: Path) -> None:
