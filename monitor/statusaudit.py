@@ -38,10 +38,10 @@ as of the head (`_Held`); a chunk commits only its documents (one journal row) a
 are written whole, in key order, at a fold: once FOLD_DOCUMENTS documents are journaled or FOLD_PAGES pages have
 changed (what the memory holds meanwhile), and when the index is closed, so a page that several chunks change (the
 top of the tree above all) is written once per fold, not once per chunk. A journal left by a crash is folded in
-by the next update, which first checks that it reaches the head's root. An
-index this process built from empty holds every page until a fold lets the deeper ones go (KEEP_PAGES), and its
-updates then read nothing; otherwise, once a chunk brings many documents, the top of the tree (the pages down to
-UPPER_DEPTH, whole) is read into memory, and a key's path below it is read a page (4 levels, one row) per round.
+by the next update, which first checks that it reaches the head's root. An index this process built from empty
+holds every page until a fold lets the deeper ones go (KEEP_PAGES), and its updates then read nothing; otherwise,
+once a chunk brings many documents, the top of the tree (the pages down to UPPER_DEPTH, whole) is read into
+memory, and a key's path below it is read a page (4 levels, one row) per round.
 Updates run with the cyclic collector paused (tlogcore/gcpause.py).
 """
 
