@@ -118,14 +118,15 @@ def test_the_pages_are_written_once_the_pages_changed_since_the_last_fold_reach_
             dirty.append(len(audit._held.dirty))
         assert 0 in journal_rows and journal_rows[-1] < len(journal_rows)  # folded before the documents' bound
         assert max(dirty) < 400  # never held past the bound
+        expected = from_scratch(logged)
         head = audit._head(0)
-        assert head is not None and head.root == from_scratch(logged).root_hash()
+        assert head is not None and head.root == expected.root_hash()
     finally:
         audit.close()
     again = StatusAudit(state, ORIGIN)
     try:
         document = logged[0][2]
-        assert again.record(document) == (from_scratch(logged).record(document), 1200)
+        assert again.record(document) == (expected.record(document), 1200)
     finally:
         again.close()
 
