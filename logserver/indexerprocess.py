@@ -9,15 +9,17 @@ even mid-update). The server keeps what needs the sequencer or the registry key,
 each version's root in the log (`IndexRootLogger`) and publishes the lag.
 
 The server drives. `advance`: the child commits the next version and answers it (None once the index covers the
-log) as soon as it is committed, version k + 1 being made meanwhile from the rows before it (`overlap`). The
-server sends the next `advance` before it logs the answer's root, so the child goes on computing version k + 1
-while the sequencer logs version k's statement (§11 "Twelfth round": the answer once waited for version k + 1 to
-be made, so each root was stated an update late). Roots are logged in the order the versions were committed. A
-child that fails or dies is stopped and a new one started at the next cycle (a failure on the server's side, e.g.
-the sequencer refusing a root, keeps the child). A crash of either process leaves the index as `StatusIndexer`
-leaves it (a version whole or not at all; a version committed but not yet stated is stated at the next cycle's
-start). The child makes a big update as two, one per half of the tree, in two shard processes of its own
-(statusshards.py, `[status_index] index_shards`), and commits it alone.
+log) as soon as it is committed, version k + 1 being made meanwhile from the rows before it (`overlap`). The child
+goes on computing version k + 1 while the sequencer logs version k's statement (§11 "Twelfth round": the answer
+once waited for version k + 1 to be made, so each root was stated an update late); the server then sends the next
+`advance` with the entry where that statement landed, and the child records it on its writer's thread before
+version k + 1's commit. A version is served once its entry is recorded: recorded by the server, it waited on
+SQLite's write lock for the child's next commit, a whole update (§11 "Forty-fourth round"). Roots are logged in the
+order the versions were committed. A child that fails or dies is stopped and a new one started at the next cycle (a
+failure on the server's side, e.g. the sequencer refusing a root, keeps the child). A crash of either process
+leaves the index as `StatusIndexer` leaves it (a version whole or not at all; a version committed but not yet
+stated is stated at the next cycle's start). The child makes a big update as two, one per half of the tree, in two
+shard processes of its own (statusshards.py, `[status_index] index_shards`), and commits it alone.
 """
 
 import asyncio
@@ -133,8 +135,11 @@ class IndexWorker:
 
     async def _answer(self, request: tuple[Any, ...]) -> Advanced | None:
         if request[0] == "advance":
-            if request[1] is not None:  # the server sends it with each step: pruning keeps pace with a long cycle
-                self._updater.note_served(request[1])
+            _, served, entry = request
+            if entry is not None:  # where the last version's root landed: recorded before the next commit
+                await self._updater.store.set_entry(*entry)
+            if served is not None:  # the server sends it with each step: pruning keeps pace with a long cycle
+                self._updater.note_served(served)
             return await self._updater.advance()
         if request[0] == "prune":
             await self._updater.prune()
@@ -199,12 +204,13 @@ class IndexerProcess:
         unlogged = await unlogged_version(self.store)
         if unlogged is not None:
             await self.roots.log(unlogged)  # committed before a crash, its statement not yet logged
-        worker.send(("advance", served))
+        worker.send(("advance", served, None))
         while (advanced := await answer_of(worker)) is not None:
-            worker.send(("advance", served))  # the next version is made while this one's root is logged
+            # The child goes on making the next version meanwhile (its shards' requests are out), and records
+            # the entry on its writer's thread before that version's commit (`IndexWorker._answer`).
+            entry = await self.roots.state(advanced.version) if advanced.stated else None
+            worker.send(("advance", served, None if entry is None else (advanced.version.size, entry)))
             try:
-                if advanced.stated:
-                    await self.roots.log(advanced.version)
                 _, served = await self.publish_lag()
             except UPDATE_FAILURES:
                 with contextlib.suppress(EOFError):  # the version in flight, committed or not: stated next cycle

@@ -547,10 +547,14 @@ class IndexRootLogger:
     log_statement: Callable[[bytes], Awaitable[int]]
 
     async def log(self, version: IndexVersion) -> None:
+        await self.store.set_entry(version.size, await self.state(version))
+
+    async def state(self, version: IndexVersion) -> int:
+        """Log the version's statement; the entry it landed at, not recorded yet (the caller's: `log`, or the
+        indexer's process on its writer's thread, indexerprocess.py)."""
         signer = self.registry_key.verifier().vkey
         statement = IndexRoot(self.origin, signer, version.time, version.size, version.root)
-        entry = await self.log_statement(sign_index_root(statement, self.registry_key))
-        await self.store.set_entry(version.size, entry)
+        return await self.log_statement(sign_index_root(statement, self.registry_key))
 
 
 def logged_by(sequencer: Sequencer) -> Callable[[bytes], Awaitable[int]]:

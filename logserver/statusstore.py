@@ -68,9 +68,10 @@ from tlogcore.statuspageset import PageSet
 log = logging.getLogger("logserver.statusstore")
 CHUNK = 400
 # How long a write to SQLite's index file waits for the file's other writer. It has two: the indexer's process
-# (each update one transaction: over 5 s at steps of 50,000 on a loaded 2-core machine, §11 "Twenty-second round")
-# and the sequencing process (where each root's statement landed, `set_entry`), which must wait rather than fail: a
-# failed record left the version without its entry, and its statement was logged a second time.
+# (each update one transaction: over 5 s at steps of 50,000 on a loaded 2-core machine, §11 "Twenty-second round";
+# it records where each root's statement landed too, `set_entry`, indexerprocess.py) and the sequencing process
+# (that record for a version committed before a crash, or with the index in its own process off), which must wait
+# rather than fail: a failed record left the version without its entry, and its statement was logged a second time.
 WRITE_WAIT_MS = 120_000
 # How long starting the WAL over after a write waits for the readers inside it (SQLiteStatusStore._restart_wal): each
 # is a statement long (the longest, read_upper_rows: 2.1-2.3 s for half the top at 10^7), and a reader held open for
@@ -222,6 +223,7 @@ class SQLiteStatusStore:
     def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._writer, self._reader = writer, reader  # the writer is used on _write_thread only
         self._compaction = Compaction()  # on _write_thread too
+        self._restart_due = False  # on _write_thread too: the WAL holds a write that started it over (_after_write)
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="status-db-write")
         self._pages = PagedNodes(self._select_pages)
 
@@ -271,11 +273,11 @@ class SQLiteStatusStore:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], failed: str, checkpoint: bool = True) -> T:
         """`work` in one transaction on the writer's thread, in one hand-off (in_immediate_transaction); an SQLite
-        error becomes one StorageError starting with `failed`. Then, unless `checkpoint` is False, the WAL is
-        copied into the file and started over on that thread, after the answer: before the next write."""
+        error becomes one StorageError starting with `failed`. A write with `checkpoint` (the indexer's) leaves the
+        WAL to be copied into the file and started over on that thread, after the answer (`_after_write`)."""
         try:
             result = await asyncio.get_running_loop().run_in_executor(
-                self._write_thread, in_immediate_transaction, self._writer, work
+                self._write_thread, self._transaction, work, checkpoint
             )
         except sqlite3.Error as exc:
             self._compaction.forget()  # rolled back: the counts are counted again
@@ -283,9 +285,28 @@ class SQLiteStatusStore:
         except BaseException:
             self._compaction.forget()  # rolled back, or not known (cancelled while the thread wrote)
             raise
-        if checkpoint:
-            self._write_thread.submit(self._restart_wal)
+        self._write_thread.submit(self._after_write, checkpoint)
         return result
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T], checkpoint: bool) -> T:
+        if checkpoint:
+            self._restart_if_due()  # the WAL holds one of the indexer's writes at most
+        return in_immediate_transaction(self._writer, work)
+
+    def _after_write(self, checkpoint: bool) -> None:
+        """After the indexer's write, the WAL is started over after the next small one, or before the next write
+        if that comes first: the small one is where the version's `index-root` statement landed (`set_entry`), and
+        lookups serve a version from then on; behind the restart (0.25-0.45 s at 10^7) it waited that much longer
+        to be served (docs/status-proofs.md §11 "Forty-fourth round")."""
+        if checkpoint:
+            self._restart_due = True
+        else:
+            self._restart_if_due()
+
+    def _restart_if_due(self) -> None:
+        if self._restart_due:
+            self._restart_due = False
+            self._restart_wal()
 
     def _restart_wal(self) -> None:
         """RESTART, not SQLite's automatic PASSIVE checkpoint: an update rewrites pages all over the file, and

@@ -80,7 +80,7 @@ def test_no_collection_walks_what_an_update_of_the_indexer_process_leaves(
         worker = worker_on(data)
         try:
             with collections_made() as made:
-                assert isinstance(worker(("advance", 0)), Advanced)  # the top of the tree kept (KEEP_FROM documents)
+                assert isinstance(worker(("advance", 0, None)), Advanced)  # the top kept (KEEP_FROM documents)
                 fresh = [object() for _ in range(10_000)]  # what the process does between updates
             assert made == [] and fresh
         finally:
@@ -96,9 +96,9 @@ def test_cyclic_garbage_frozen_with_an_update_is_collected_once_the_indexer_is_a
         worker = worker_on(data, collect_every=1)
         try:
             cycle = cyclic_garbage()
-            assert isinstance(worker(("advance", 0)), Advanced)
+            assert isinstance(worker(("advance", 0, None)), Advanced)
             assert cycle() is not None  # garbage, but no collection has run
-            assert worker(("advance", None)) is None
+            assert worker(("advance", None, None)) is None
             assert cycle() is not None  # not at rest yet
             assert worker(("prune",)) is None  # the cycle's end: at rest, one update made since the last collection
             assert cycle() is None

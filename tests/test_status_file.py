@@ -436,6 +436,40 @@ def test_a_reader_held_open_holds_the_index_back_for_a_moment_only(
     assert head == third
 
 
+def test_a_versions_entry_is_recorded_before_the_wal_starts_over_and_the_next_write_after_it(tmp_path: Path) -> None:
+    """Lookups serve a version once its `index-root` entry is recorded (`set_entry`). The WAL was started over right
+    after each of the indexer's writes, and the record waited behind that (0.25-0.45 s at 10^7, docs/status-proofs.md
+    §11 "Forty-fourth round"). Now the record comes first, then the WAL is started over; with no record between
+    two writes, the second starts it over first: the WAL still holds one write at most."""
+    versions = [IndexVersion(size, bytes([size]) * 32, 0) for size in (4, 8, 12)]
+
+    async def scenario() -> list[str]:
+        store = await SQLiteStatusStore.open(tmp_path / STATUS_DATABASE)
+        statements: list[str] = []
+        try:
+            store._writer.set_trace_callback(statements.append)
+            await store.commit(None, versions[0], {})
+            await store.set_entry(4, 5)
+            await store.commit(versions[0], versions[1], {})
+            await store.commit(versions[1], versions[2], {})
+            await checkpointed(store)
+        finally:
+            await store.close()
+        return [s.split(" (")[0] for s in statements if s.startswith(("BEGIN", "UPDATE status_version", "PRAGMA wal"))]
+
+    steps = asyncio.run(scenario())
+    assert steps == [
+        "BEGIN IMMEDIATE",  # the first version
+        "BEGIN IMMEDIATE",  # its entry recorded (before: after the WAL started over)
+        "UPDATE status_version SET entry = 5 WHERE size = 4",
+        "PRAGMA wal_checkpoint(RESTART)",
+        "BEGIN IMMEDIATE",  # the second version
+        "PRAGMA wal_checkpoint(RESTART)",  # no record since: started over before the third
+        "BEGIN IMMEDIATE",
+        "PRAGMA wal_checkpoint(RESTART)",  # after the last (the test's `checkpointed`, as a record would)
+    ], steps
+
+
 def test_an_update_larger_than_the_cache_writes_each_page_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """An update dirties pages all over the index file. When they outgrew the writer's page cache (the readers'
     256 MiB), SQLite spilled them into the WAL in the middle of the transaction, and wrote a page again each time
