@@ -12,7 +12,7 @@ another layout on the same rows before it was built, and measures what it keeps.
 The rows are real: page_layout_bench.build_workload (tlogcore's PageUpdate, not timed). Each layout gets a new file
 made as the server makes it (64 KiB pages, WAL, synchronous FULL, the store writer's cache), the index's
 pages loaded at version 0 (not timed); then each update runs in one transaction, followed by the WAL started over
-(RESTART, as `_restart_wal`), then the read an update makes of the next update's pages at the version before:
+(RESTART, as `IndexWal.restart`), then the read an update makes of the next update's pages at the version before:
 
 - keyed by page (until the twenty-seventh round): `status_page(page, version, data)` WITHOUT ROWID; an update
   inserts its rows and deletes the rows that GRACE updates earlier superseded (`page = ? AND version < v`).

@@ -60,6 +60,7 @@ from logserver.statusstore_schema import (
     sqlite_newest_each,
     sqlite_newest_rows,
 )
+from logserver.statuswal import IndexWal
 from logserver.storage import HeadMovedError, StorageError, failure_text
 from tlogcore.statusindex_nodes import NodeId, StoredNode
 from tlogcore.statusindex_pages import STRIDE, Page, top_ranges
@@ -73,10 +74,6 @@ CHUNK = 400
 # (that record for a version committed before a crash, or with the index in its own process off), which must wait
 # rather than fail: a failed record left the version without its entry, and its statement was logged a second time.
 WRITE_WAIT_MS = 120_000
-# How long starting the WAL over after a write waits for the readers inside it (SQLiteStatusStore._restart_wal): each
-# is a statement long (the longest, read_upper_rows: 2.1-2.3 s for half the top at 10^7), and a reader held open for
-# longer (a backup) must not hold the next update back for WRITE_WAIT_MS: the WAL then waits for the next write.
-WAL_WAIT_MS = 5_000
 # Seconds a statement may take before the call fails: a lookup's, and the indexer's (its process and its shards).
 # The indexer is off the commit path and nothing waits for it but the lag, while a failure replaces its process and
 # reloads its top; its statements are big (a step's COPY, its prunes, its reads: PG_IDS at a time) and a loaded
@@ -223,7 +220,7 @@ class SQLiteStatusStore:
     def __init__(self, writer: sqlite3.Connection, reader: sqlite3.Connection) -> None:
         self._writer, self._reader = writer, reader  # the writer is used on _write_thread only
         self._compaction = Compaction()  # on _write_thread too
-        self._restart_due = False  # on _write_thread too: the WAL holds a write that started it over (_after_write)
+        self._wal = IndexWal(writer)  # on _write_thread too
         self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="status-db-write")
         self._pages = PagedNodes(self._select_pages)
 
@@ -245,7 +242,7 @@ class SQLiteStatusStore:
             # An update rewrites rows all over the table (random keys): without a cache holding its B-tree the
             # writer re-reads pages at every row (SQLite's default cache is 2 MiB).
             writer.execute(f"PRAGMA cache_size = {-WRITER_CACHE_BYTES // 1024}")
-            writer.execute("PRAGMA wal_autocheckpoint = 0")  # the indexer's writes checkpoint (_truncate_wal)
+            writer.execute("PRAGMA wal_autocheckpoint = 0")  # the indexer's writes checkpoint (statuswal.py)
             await asyncio.to_thread(sqlite_layout, writer)  # may wait for the write lock: off the event loop
             reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             reader.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
@@ -274,7 +271,7 @@ class SQLiteStatusStore:
     async def _write(self, work: Callable[[sqlite3.Connection], T], failed: str, checkpoint: bool = True) -> T:
         """`work` in one transaction on the writer's thread, in one hand-off (in_immediate_transaction); an SQLite
         error becomes one StorageError starting with `failed`. A write with `checkpoint` (the indexer's) leaves the
-        WAL to be copied into the file and started over on that thread, after the answer (`_after_write`)."""
+        WAL to be copied into the file and started over on that thread, after the answer (statuswal.py)."""
         try:
             result = await asyncio.get_running_loop().run_in_executor(
                 self._write_thread, self._transaction, work, checkpoint
@@ -285,50 +282,12 @@ class SQLiteStatusStore:
         except BaseException:
             self._compaction.forget()  # rolled back, or not known (cancelled while the thread wrote)
             raise
-        self._write_thread.submit(self._after_write, checkpoint)
+        self._write_thread.submit(self._wal.written, checkpoint)
         return result
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T], checkpoint: bool) -> T:
-        if checkpoint:
-            self._restart_if_due()  # the WAL holds one of the indexer's writes at most
+        self._wal.before(checkpoint)
         return in_immediate_transaction(self._writer, work)
-
-    def _after_write(self, checkpoint: bool) -> None:
-        """After the indexer's write, the WAL is started over after the next small one, or before the next write
-        if that comes first: the small one is where the version's `index-root` statement landed (`set_entry`), and
-        lookups serve a version from then on; behind the restart (0.25-0.45 s at 10^7) it waited that much longer
-        to be served (docs/status-proofs.md §11 "Forty-fourth round")."""
-        if checkpoint:
-            self._restart_due = True
-        else:
-            self._restart_if_due()
-
-    def _restart_if_due(self) -> None:
-        if self._restart_due:
-            self._restart_due = False
-            self._restart_wal()
-
-    def _restart_wal(self) -> None:
-        """RESTART, not SQLite's automatic PASSIVE checkpoint: an update rewrites pages all over the file, and
-        PASSIVE never starts the WAL over while a reader is inside it, which lookups and shards always are: the
-        WAL grew with the run, to 2.98 GB beside a file of 733 MB in 120 s (§11 "Twenty-fourth round"). RESTART
-        waits for those readers (WAL_WAIT_MS at most), holding back new writers, not new readers: the next write
-        starts at the WAL's beginning, so it holds one write and the rows recorded since. Not TRUNCATE: the WAL
-        keeps its blocks (about the file's size), where emptying it to 0 made each update allocate them again, and
-        every fsync on the disk (the key guard's, before each commit of the log) then waited for those new blocks'
-        data (ext4's ordered mode): its p99 149-157 against 243-277 ms at 10,000/s (§11 "Twenty-fifth round")."""
-        try:
-            write_wait_ms = int(self._writer.execute("PRAGMA busy_timeout").fetchone()[0])
-            self._writer.execute(f"PRAGMA busy_timeout = {WAL_WAIT_MS}")
-            try:
-                busy = self._writer.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
-            finally:
-                self._writer.execute(f"PRAGMA busy_timeout = {write_wait_ms}")
-        except sqlite3.Error as exc:
-            log.warning("status index: the WAL was not checkpointed: %s", failure_text(exc))
-            return
-        if busy:
-            log.warning("status index: the WAL was not checkpointed (readers stayed inside it); the next write tries")
 
     def _read(self, sql: str, params: Sequence[object]) -> list[Any]:
         try:

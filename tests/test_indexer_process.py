@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -144,14 +145,20 @@ def test_no_indexer_process_outlives_a_server_killed_with_kill_9(tmp_path: Path)
             time.sleep(0.05)  # the signature worker, and the indexer's child once it has work
         assert len(found) == 2, found
         first, deadline = 200, time.monotonic() + 30
-        while len(shards := grandchildren(found)) < 2 and time.monotonic() < deadline:
-            if first >= 20_200:
-                time.sleep(0.05)  # the shards start one after the other, each importing the server's code
-                continue
-            post_statements(  # 1,000 statements per request at most
-                client, [issue(origin, ISSUER, doc(i)) for i in range(first, first + 1000)]
-            ).raise_for_status()
-            first += 1000  # several land in one cycle's second: an update of 1,024 or more starts the shards
+        with ThreadPoolExecutor(4) as posts:
+            while len(shards := grandchildren(found)) < 2 and time.monotonic() < deadline:
+                if first >= 20_200:
+                    time.sleep(0.05)  # the shards start one after the other, each importing the server's code
+                    continue
+                # Four requests at once (1,000 statements per request at most): an update of 1,024 or more starts
+                # the shards. One at a time, each could be indexed before the next landed, the cycle never resting.
+                batches = [
+                    [issue(origin, ISSUER, doc(i)) for i in range(at, at + 1000)]
+                    for at in range(first, first + 4000, 1000)
+                ]
+                for answer in posts.map(lambda batch: post_statements(client, batch), batches):
+                    answer.raise_for_status()
+                first += 4000
         assert len(shards) == 2, shards  # the indexer's shards (statusshards.py)
         found |= shards
         server.process.send_signal(signal.SIGKILL)

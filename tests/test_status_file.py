@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from loadtest.localproc import bytes_written
-from logserver import statusstore
+from logserver import statusstore, statuswal
 from logserver.config import ServerConfig
 from logserver.opening import DATABASE, STATUS_DATABASE, open_status_store, open_storage
 from logserver.sequencer import Sequencer, SequencerConfig
@@ -404,7 +404,7 @@ def test_a_reader_held_open_holds_the_index_back_for_a_moment_only(
     shell) made it wait the writer's busy timeout, two minutes, and every update and root record behind it; now it
     waits WAL_WAIT_MS (made short here), leaves the WAL for a later write, and the next write starts it over: the
     write after that lands at its beginning, and the WAL does not grow."""
-    monkeypatch.setattr(statusstore, "WAL_WAIT_MS", 200)
+    monkeypatch.setattr(statuswal, "WAL_WAIT_MS", 200)
     path = tmp_path / STATUS_DATABASE
     first, second, third = (IndexVersion(size, bytes([size]) * 32, 0) for size in (4, 8, 12))
 

@@ -354,8 +354,8 @@ async def page_versions(store: Any) -> list[tuple[bytes, int]]:
 
 async def checkpointed(store: SQLiteStatusStore) -> None:
     """Once the writer's thread has done what was handed to it, and the WAL started over after the last write, as
-    the small write after it does (the version's `set_entry`, SQLiteStatusStore._after_write)."""
-    await asyncio.get_running_loop().run_in_executor(store._write_thread, store._restart_if_due)
+    the small write after it does (the version's `set_entry`, statuswal.IndexWal)."""
+    await asyncio.get_running_loop().run_in_executor(store._write_thread, store._wal.restart_if_due)
 
 
 async def count_rows(store: Any) -> int:
