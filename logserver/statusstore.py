@@ -71,7 +71,7 @@ CHUNK = 400
 # How long a write to SQLite's index file waits for the file's other writer. It has two: the indexer's process
 # (each update one transaction: over 5 s at steps of 50,000 on a loaded 2-core machine, §11 "Twenty-second round";
 # it records where each root's statement landed too, `set_entry`, indexerprocess.py) and the sequencing process
-# (that record for a version committed before a crash, or with the index in its own process off), which must wait
+# (that record for a version committed before a crash; the one-process StatusIndexer's, in tests), which must wait
 # rather than fail: a failed record left the version without its entry, and its statement was logged a second time.
 WRITE_WAIT_MS = 120_000
 # Seconds a statement may take before the call fails: a lookup's, and the indexer's (its process and its shards).
