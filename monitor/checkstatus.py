@@ -4,7 +4,8 @@ from the entries it audited (docs/status-proofs.md §9 "Monitor").
 The file is a log's answer to `GET /api/v1/documents/<sha256>` (what the page and `tlog verify` were given). If its
 proof verifies against an `index-root` signed by the log's registry key, the log stands behind it; if it then says
 something else than the monitor's own index (records only grow with the entry index, so the monitor's record cut
-below the proof's size is what the proof must show), the log signed a lie: an alert with the evidence is stored
+below the proof's size is what the proof must show, whole: an entry at or past that size, which no index over those
+entries can list, is a lie too), the log signed a lie: an alert with the evidence is stored
 (and sent by the running monitor), exit 3. Consistent: exit 0. Not audited that far yet: exit 2. A file that proves
 nothing (malformed, unsigned, not verifying): one line, exit 1.
 """
@@ -34,10 +35,12 @@ class Checked:
     line: str
 
 
-def _cut(record: StatusRecord | None, size: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _cut(record: StatusRecord | None, size: int | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The record's (issued, revoked) entries below `size` (None: all of them)."""
     if record is None:
         return (), ()
-    return tuple(i for i in record.issued if i < size), tuple(i for i in record.revoked if i < size)
+    end = size if size is not None else 1 << 63
+    return tuple(i for i in record.issued if i < end), tuple(i for i in record.revoked if i < end)
 
 
 def check_status_file(path: Path, state: State, state_path: Path, now: float) -> Checked:
@@ -64,7 +67,7 @@ def check_status_file(path: Path, state: State, state_path: Path, now: float) ->
         audit.close()
     if size is None or size < statement.size:
         return Checked(NOT_AUDITED, f"{path}: this monitor has not audited entries up to {statement.size} yet")
-    shown, computed = _cut(record, statement.size), _cut(own, statement.size)
+    shown, computed = _cut(record, None), _cut(own, statement.size)
     if shown == computed:
         return Checked(CONSISTENT, f"{path}: consistent with the {statement.size} entries this monitor audited")
     evidence: dict[str, Any] = {

@@ -275,10 +275,9 @@ class EntryAudit:
     async def _commit(self, row: LogRow, target: Signed, view: TreeView, resolved: "_Resolved") -> None:
         """The chunk's status-index alerts (its rows are written first), then its commit."""
         chunk, checked, tally = resolved.chunk, resolved.checked, resolved.tally
-        start = chunk.first
         alerts = await status_alerts(
             self.context, await findings_of(resolved.findings),
-            lambda i: self._entry_evidence(view, target, checked[i - start], chunk.entries[i - start]),
+            lambda finding: self._finding_evidence(view, target, chunk, checked, finding),
         )  # fmt: skip
         if self.rebuilding_to:  # the entries' audit was committed before: only the index moves, and its alerts
             self.context.state.add_alerts(alerts)
@@ -344,6 +343,26 @@ class EntryAudit:
                 )
         return out
 
+    async def _finding_evidence(
+        self, view: TreeView, target: Signed, chunk: "_Prepared", checked: list[Checked], finding: Finding
+    ) -> dict[str, Any]:
+        """The evidence of the entry a status finding is about: in the chunk, or an earlier one (the last index-root,
+        for "no index-root for too long"), whose bytes the finding carries when the index file kept them."""
+        index = finding.index
+        if index is None:
+            return {}
+        if chunk.first <= index < chunk.end:
+            offset = index - chunk.first
+            return await self._entry_evidence(view, target, checked[offset], chunk.entries[offset])
+        entry = finding.evidence.get("entry")
+        if entry is not None:
+            data = base64.b64decode(entry)
+            return await self._entry_evidence(view, target, Checked(index, merkle.leaf_hash(data), None), data)
+        plan = merkle.inclusion_plan(index, target.size)
+        await self.context.checked_view(view, view.tiles_for_nodes(plan.nodes), target.note)
+        proof = [b64(h) for h in view.assemble(plan)]
+        return {"index": index, "inclusion_proof": proof, "checkpoint": note_text(target.note)}
+
     async def _entry_evidence(self, view: TreeView, target: Signed, item: Checked, entry: bytes) -> dict[str, Any]:
         plan = merkle.inclusion_plan(item.index, target.size)
         await self.context.checked_view(view, view.tiles_for_nodes(plan.nodes), target.note)
@@ -358,16 +377,17 @@ class EntryAudit:
 
 
 async def status_alerts(
-    context: LogContext, findings: Sequence[Finding], evidence_of: Callable[[int], Awaitable[dict[str, Any]]]
+    context: LogContext, findings: Sequence[Finding], evidence_of: Callable[[Finding], Awaitable[dict[str, Any]]]
 ) -> list[A.Alert]:
-    """The alerts about the log's status index from a chunk's findings, each with the entry's inclusion proof and the
-    checkpoint (`evidence_of`)."""
+    """The alerts about the log's status index from a chunk's findings, each with its entry's inclusion proof and the
+    checkpoint (`evidence_of`). "No index-root for too long" is about the last root's entry, and keyed by it."""
     alerts = []
     for finding in findings:
         evidence = dict(finding.evidence)
-        key = f"missing index-root after {finding.evidence.get('last_index_root_entry')}"
         if finding.index is not None:
-            evidence |= await evidence_of(finding.index)
-            key = f"index-root {finding.index}"
+            evidence |= await evidence_of(finding)
+        key = f"index-root {finding.index}"
+        if "last_index_root_entry" in finding.evidence:
+            key = f"missing index-root after {finding.evidence['last_index_root_entry']}"
         alerts.append(context.alert(RULE_STATUS_INDEX, A.MISBEHAVIOUR, key, finding.summary, evidence))
     return alerts

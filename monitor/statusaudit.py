@@ -1,23 +1,44 @@
 """The monitor's own status index (docs/status-proofs.md §9 "Monitor"): recomputed from the entries it audits, and
 compared with every `index-root` entry the log appends.
 
+What it indexes is what the log indexes (logserver/statusindexer.py `document_entries`, §1): every entry that
+parses as an `issue` or `revoke` statement naming a document, whatever the monitor's checks say of it (a bad
+signature, another log's, a signer the registry refuses: each is a `log-bad-entry` alert of its own).
+
 Each `index-root` entry is audited like a statement (canonical, signed by its own signer, for this log, covering
 only entries before itself: `index_root_problem`, called from audit.py). Then, in log order (`StatusAudit.chunk`,
 called from entryaudit.py for each audited chunk):
-- its signer must be one of the log's registry keys and its size must not go back;
-- the monitor's root over entries [0, size) must equal the statement's root: else the log's index hides or invents
-  entries, and every status proof checked against that root is worthless;
-- a log that has logged an index root must keep doing so: more than MAX_UNINDEXED entries after the last one
-  without a new one is an alert (its verifiers fall back to reading ever longer gaps, or to "not proven").
+- its signer must be one of the log's registry keys (else an alert, and the entry counts for nothing more);
+- its size must not go back below the largest size a root was checked at;
+- its root must equal the monitor's root over entries [0, size): else the log's index hides or invents entries,
+  and every status proof checked against that root is worthless. The size is the index's head (`indexed`) or past
+  it: the documents waiting below the size are applied and the head moves there. The size last checked (a second
+  root for it): compared with the monitor's root for it and with the first root logged for it, and two different
+  roots for one size are an alert with both statements. Below the head, down to `kept`: compared with the index
+  cut back to that size (statuscut.py). Below `kept`: it cannot be checked, an alert (it was logged more than
+  KEEP_ENTRIES entries after its size, and the monitor let those entries' documents go), except below
+  `unchecked_below` (a file written before documents were kept: such roots were never checkable, and stay unsaid);
+- a log that has logged an index root must keep doing so: more than MAX_UNINDEXED entries after the last one seen
+  (whatever it said) without a new one is an alert about that root's entry (entryaudit.py adds its inclusion proof
+  and the checkpoint), raised once, by the entry that crosses the bound. A log that never logged one raises none.
 Every alert carries the statement, its inclusion proof and the checkpoint, the monitor's root, and the entry range.
 
+Where the head stands: a root for size S is logged at an entry i >= S, under load tens of thousands of entries
+later, past chunk and round boundaries. While a log has logged no index root, the documents are applied as their
+chunk ends (`indexed` = `size`: a log with no status index never logs one); the first root, for a size the head
+passed, is checked by the cut back. Once a root was seen, the head moves only to sizes index roots state: the
+documents of entries [indexed, size) wait in the file (table `recent`) for the next root, and are applied up to
+`size - KEEP_ENTRIES` once more than that many entries wait (the file, the memory and a root's work stay bounded
+when roots stop). `recent` also keeps the documents applied within the last KEEP_ENTRIES entries, for the cut back.
+
 The index lives in its own SQLite file beside the state database (`<state>.status-index`: statusfile.py, pages of 4
-levels as the log stores them, and a journal of the documents applied since the pages were last written),
-committed after the chunk's entries are applied and before the chunk itself is: a crash in between makes the
-monitor audit the chunk again, and applying entries already in the index changes nothing (a record is a set of
-entry indexes). What the audit found about an entry is stored (table
-`findings`) before the index moves past it, and a chunk audited again gets those findings back: its alerts are
-raised even if the first commit was lost (they are sent once: an alert's id is its rule, log and key).
+levels as the log stores them, a journal of the documents applied since the pages were last written, the documents
+kept). Crash: each commit (at an index-root entry that counts, and at the chunk's end) writes, in ONE transaction,
+the head (its `size` past the entries it covers), their documents (in `recent`; those applied also in the journal),
+and what the audit found about them (table `findings`); all of a chunk's commits come before the chunk is
+committed in the state. A crash in between makes the monitor audit the chunk again: the entries below the head's
+size are skipped, so no document is lost or kept twice, and the findings stored about them are returned, so their
+alerts are raised even if the first commit was lost (they are sent once: an alert's id is its rule, log and key).
 A monitor that started at the log's end (`--start-at-end`) has not seen the early entries and keeps no index.
 
 Rebuilt: the file is apart from the state, so it can be lost, or restored from an older backup than the state's,
@@ -34,14 +55,14 @@ loadtest/monitor_bench.py prints it.
 
 Cost: the status process keeps one `StatusAudit` open for a whole round (one connection, not one per chunk). A chunk
 with no issue or revoke statement only moves the index's size. The pages an update reads or writes stay in memory
-as of the head (`_Held`); a chunk commits only its documents (one journal row) and the head, and the changed pages
-are written whole, in key order, at a fold: once FOLD_DOCUMENTS documents are journaled or FOLD_PAGES pages have
-changed (what the memory holds meanwhile), and when the index is closed, so a page that several chunks change (the
-top of the tree above all) is written once per fold, not once per chunk. A journal left by a crash is folded in
-by the next update, which first checks that it reaches the head's root. An index this process built from empty
-holds every page until a fold lets the deeper ones go (KEEP_PAGES), and its updates then read nothing; otherwise,
-once a chunk brings many documents, the top of the tree (the pages down to UPPER_DEPTH, whole) is read into
-memory, and a key's path below it is read a page (4 levels, one row) per round.
+as of the head (`_Held`); a commit writes only its documents (a journal row, a `recent` row) and the head, and the
+changed pages are written whole, in key order, at a fold: once FOLD_DOCUMENTS documents are journaled or FOLD_PAGES
+pages have changed (what the memory holds meanwhile), and when the index is closed, so a page that several chunks
+change (the top of the tree above all) is written once per fold, not once per chunk. A journal left by a crash is
+folded in by the next update, which first checks that it reaches the head's root. An index this process built from
+empty holds every page until a fold lets the deeper ones go (KEEP_PAGES), and its updates then read nothing;
+otherwise, once a chunk brings many documents, the top of the tree (the pages down to UPPER_DEPTH, whole) is read
+into memory, and a key's path below it is read a page (4 levels, one row) per round.
 Updates run with the cyclic collector paused (tlogcore/gcpause.py).
 """
 
@@ -53,20 +74,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.audit import Checked
+from monitor.audit import Checked, parse_unsigned
 from monitor.indexroots import is_index_root
+from monitor.statuscut import root_before
 from monitor.statusfile import (
+    HEAD_COLUMNS,
+    Document,
     IndexPages,
     append_journal,
+    append_recent,
     clear_journal,
     forget_index,
     open_index,
     read_journal,
+    read_recent,
+    trim_recent,
     write_pages,
 )
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
-from tlogcore.indexroot import parse_index_root
+from tlogcore.indexroot import IndexRoot, parse_index_root
+from tlogcore.logkey import is_log_key
 from tlogcore.statement import DOCUMENT_KINDS, ISSUE, Statement
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan
@@ -77,6 +105,10 @@ from tlogcore.statusrecord import StatusRecord, new_record
 
 RULE_STATUS_INDEX = "log-status-index"  # an index-root that disagrees with the entries, or none for too long
 MAX_UNINDEXED = 100_000  # entries after the last index-root without a new one
+# Entries whose documents the file keeps: waiting for a root (past them the head moves without one), and applied
+# (a root for a size below the head is checked down to them). Twice MAX_UNINDEXED: a root logged late by less than
+# the alert's bound is always checked. At most about 8 MB in the file (41 bytes a document).
+KEEP_ENTRIES = 2 * MAX_UNINDEXED
 # Depths kept in memory while a round lasts: the pages starting at depth 12 or above, whole (at most 2^16 - 1
 # nodes, about 20 MB), as the log's own indexer keeps them (logserver/statusindexer.py, UpperLevels).
 UPPER_DEPTH = 15
@@ -92,11 +124,13 @@ KEEP_PAGES = 1 << 17  # pages held past a fold: all of them up to this many (the
 
 @dataclass
 class Finding:
-    """Something the index audit found wrong: what, about which entry (None: a range), and the evidence."""
+    """Something the index audit found wrong: what, about which entry (its inclusion proof is added; None: a
+    range), and the evidence. `at`: the entry whose audit found it, where it is kept (None: `index`)."""
 
     index: int | None
     summary: str
     evidence: dict[str, Any]
+    at: int | None = None
 
 
 # What the index needs of one entry: (index, "issue" or "revoke", the document's SHA-256) for a statement about a
@@ -105,7 +139,7 @@ StatusItem = tuple[int, str | None, bytes]
 
 
 def status_items(entries: Sequence[bytes], statements: Mapping[int, Statement], start: int) -> list[StatusItem]:
-    """The items of entries start, start+1, … in log order (statements: the checked ones, by index)."""
+    """The items of entries start, start+1, … in log order (statements: those to index, by index)."""
     items: list[StatusItem] = []
     for offset, data in enumerate(entries):
         statement = statements.get(start + offset)
@@ -118,10 +152,31 @@ def status_items(entries: Sequence[bytes], statements: Mapping[int, Statement], 
 
 @dataclass
 class _Head:
-    size: int  # the monitor's index covers entries [0, size)
-    root: bytes
-    last_root_entry: int | None  # where the log last logged an index root, and the size it stated
-    last_root_size: int | None
+    size: int  # entries [0, size) were audited into the file: their documents are in the index or wait in `recent`
+    root: bytes  # the index's root over entries [0, indexed)
+    last_root_entry: int | None  # the last index-root seen (MAX_UNINDEXED counts from it), and the size it stated
+    last_root_size: int | None  # the largest size an index-root was checked at
+    indexed: int
+    kept: int  # `recent` holds the documents of entries [kept, size)
+    unchecked_below: int  # a file from before `recent`: a root below this size was never checkable
+    last_root: bytes | None = None  # the statement at last_root_entry
+    checked_entry: int | None = None  # the first index-root for last_root_size, and the monitor's root for it
+    checked_statement: bytes | None = None
+    checked_root: bytes | None = None
+
+
+@dataclass
+class _Step:
+    """What one commit writes beside the head: the documents of the entries it covers (`docs`, from the head's
+    size on), those applied to the index (the waiting ones below `indexed`, and the new root and pages), and the
+    findings about those entries."""
+
+    docs: list[Document] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    indexed: int | None = None
+    applied: list[Document] = field(default_factory=list)
+    root: bytes = EMPTY
+    pages: dict[NodeId, Page] = field(default_factory=dict)
 
 
 @dataclass
@@ -154,6 +209,10 @@ class _Held:
             self.dirty.update(pages)
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 class StatusAudit:
     """One log's recomputed index in `<state>.status-index` (a file of its own: state.py stays as it is; its
     layout: statusfile.py)."""
@@ -176,12 +235,10 @@ class StatusAudit:
             self.db.close()
 
     def _head(self, start: int) -> _Head | None:
-        row = self.db.execute(
-            "SELECT size, root, last_root_entry, last_root_size FROM head WHERE origin = ?", (self.origin,)
-        ).fetchone()
+        row = self.db.execute(f"SELECT {', '.join(HEAD_COLUMNS)} FROM head WHERE origin = ?", (self.origin,)).fetchone()
         if row is not None:
             return _Head(*row)
-        return _Head(0, EMPTY, None, None) if start == 0 else None  # entries before `start` were never seen
+        return _Head(0, EMPTY, None, None, 0, 0, 0) if start == 0 else None  # entries before `start` never seen
 
     def start_over_if_behind(self, audited: int) -> bool:
         """The state says entries [0, `audited`) were audited: an index that covers fewer (its file lost, or
@@ -195,30 +252,32 @@ class StatusAudit:
         return True
 
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
-        """The document's record in this monitor's index, and the index's size (None: no index kept): its record
-        in the stored pages, with the journal's entries about it added (the file is only read). One read
-        transaction: a fold by the running monitor between the page reads and the journal's would otherwise hide
-        the entries it moved from the journal into pages already read."""
+        """The document's record over the entries audited into this index, and their count (None: no index kept):
+        its record in the stored pages, with the journal's entries about it and those of the documents waiting
+        for an index root added (the file is only read). One read transaction: a fold by the running monitor
+        between the page reads and the journal's would otherwise hide the entries it moved from the journal into
+        pages already read."""
         self.db.execute("BEGIN")
         try:
             head = self._head(1)
             if head is None:
                 return None, None
-            plan, held = PathPlan([document], head.size), PageSet(head.size)
+            plan, held = PathPlan([document], head.indexed), PageSet(head.indexed)
             while wanted := plan.wanted():
                 plan.supply(self._pages.nodes(wanted, held))
             stored = plan.record(document)
-            journal = [(i, kind) for i, kind, key in read_journal(self.db, self.origin) if key == document]
+            later = read_journal(self.db, self.origin) + read_recent(self.db, self.origin, head.indexed, head.size)
+            found = [(i, kind) for i, kind, key in later if key == document]
         finally:
             self.db.execute("COMMIT")
-        issued = [index for index, kind in journal if kind == ISSUE]
-        revoked = [index for index, kind in journal if kind != ISSUE]
+        issued = [index for index, kind in found if kind == ISSUE]
+        revoked = [index for index, kind in found if kind != ISSUE]
         if issued or revoked:
             stored = stored.with_entries(issued, revoked) if stored is not None else new_record(issued, revoked)
         return stored, head.size
 
     def _update(
-        self, entries: list[tuple[int, str, bytes]], size: int, ahead: int, held_all: bool = False
+        self, entries: list[Document], size: int, ahead: int, held_all: bool = False
     ) -> tuple[bytes, dict[NodeId, Page]]:
         """The entries added to the pages held (those missing read from the file): the new root and changed pages."""
         # With the top held whole (the pages starting at depth <= UPPER_DEPTH - 3), the read plan starts below it.
@@ -235,58 +294,78 @@ class StatusAudit:
         the root it reaches must be the head's, or the file is damaged."""
         documents = read_journal(self.db, self.origin)
         if documents:
-            root, pages = self._update(documents, head.size, head.size.bit_length() + 4)
+            root, pages = self._update(documents, head.indexed, head.indexed.bit_length() + 4)
             if root != head.root:
                 raise IndexStorageError("the status index's journal does not reach the root of its head")
             self._fold(pages)
+        elif head.root != EMPTY:  # the pages are the head: their top must say so (a chunk may apply nothing for long)
+            plan, reads = PathPlan([], head.indexed), PageSet(head.indexed)
+            reads.pages = self._held.pages
+            while wanted := plan.wanted():
+                plan.supply(self._pages.nodes(wanted, reads))
+            if plan.root_hash() != head.root:
+                raise IndexStorageError("the status index's pages do not reach the root of its head")
         self._recovered = True
 
-    def _apply(self, head: _Head, entries: list[tuple[int, str, bytes]], size: int) -> None:
-        """Add the entries (all below `size`): the head then covers [0, size). Committed as a journal row and the
-        head; at a fold (FOLD_DOCUMENTS, FOLD_PAGES; and at close) the changed pages are written and the journal
-        emptied."""
-        if not entries:  # nothing for the index in these entries: only its size moves
-            self._commit(head, size, head.root, entries, None)
-            return
+    def _apply_below(self, head: _Head, step: _Step, size: int) -> bytes:
+        """The documents waiting below `size` (in the file, and the step's own) added to the index, which then
+        covers [0, size): its new root, and the step's update to commit."""
+        waiting = read_recent(self.db, self.origin, head.indexed, size) if head.indexed < head.size else []
+        step.applied = waiting + [document for document in step.docs if document[0] < size]
+        step.indexed, step.root, step.pages = size, head.root, {}
+        if not step.applied:  # nothing for the index in these entries: only its size moves
+            return head.root
         held = self._held
         if held.whole is None:  # the first update: an index with no document has no page (a consistent one)
             held.whole = head.root == EMPTY
-        if not held.upper and len(entries) >= CACHE_FROM and not held.whole:
+        if not held.upper and len(step.applied) >= CACHE_FROM and not held.whole:
             for page, nodes in self._pages.upper(UPPER_DEPTH - STRIDE + 1).items():
                 held.pages.setdefault(page, nodes)  # a page written since the last fold is newer than the file's
             held.upper = True
         # The update page by page, as the log's indexer makes it (logserver/statusindexer.py UpperLevels): below
         # the top held, a page per path per round; with no top held, each path's pages about log2(size) + 2 deep
         # are asked in the first round.
-        root, pages = self._update(entries, head.size, 0 if held.upper else head.size.bit_length() + 4, held.whole)
-        # len(dirty) + len(pages) counts a page changed again twice: a bound, not the count (a union costs more)
-        fold = held.journaled + len(entries) >= FOLD_DOCUMENTS or len(held.dirty) + len(pages) >= FOLD_PAGES
-        self._commit(head, size, root, entries, held.to_fold(pages) if fold else None)
-        held.journaled = 0 if fold else held.journaled + len(entries)
-        held.committed(pages, fold)  # after the commit: the memory never runs ahead of the file
+        ahead = 0 if held.upper else head.indexed.bit_length() + 4
+        step.root, step.pages = self._update(step.applied, head.indexed, ahead, held.whole)
+        return step.root
 
-    def _commit(
-        self,
-        head: _Head,
-        size: int,
-        root: bytes,
-        entries: Sequence[tuple[int, str, bytes]],
-        fold: Mapping[NodeId, Page] | None,
-    ) -> None:
-        """The new head with either the entries' journal row, or (`fold`) every page changed since the last fold
-        and an empty journal: one transaction."""
+    def _root_cut_to(self, head: _Head, size: int) -> bytes:
+        """The index's root over [0, size), for a size below its head and at or past `kept` (statuscut.py)."""
+        documents = {document for _, _, document in read_recent(self.db, self.origin, size, head.indexed)}
+        reads = PageSet(head.indexed)
+        reads.pages = self._held.pages  # as in `_update`: the pages held are the head's, and what is read stays
+        return root_before(size, documents, lambda ids: self._pages.nodes(ids, reads))
+
+    def _commit(self, head: _Head, size: int, step: _Step) -> None:
+        """One transaction: the step's documents kept (a `recent` row) and those applied journaled, or (a fold)
+        every page changed since the last fold written and the journal emptied; the documents before the window
+        let go; the head at `size`; the step's findings stored."""
+        held, applied, pages = self._held, step.applied, step.pages
+        fold = bool(applied) and (
+            held.journaled + len(applied) >= FOLD_DOCUMENTS or len(held.dirty) + len(pages) >= FOLD_PAGES
+        )  # len(dirty) + len(pages) counts a page changed again twice: a bound, not the count (a union costs more)
         with self._transaction():
-            if fold is not None:
-                write_pages(self.db, self.origin, fold)
+            if fold:
+                write_pages(self.db, self.origin, held.to_fold(pages))
                 clear_journal(self.db, self.origin)
-            elif entries:
-                append_journal(self.db, self.origin, entries)
+            elif applied:
+                append_journal(self.db, self.origin, applied)
+            if step.docs:
+                append_recent(self.db, self.origin, head.size, step.docs)
+            if step.indexed is not None:
+                head.indexed, head.root = step.indexed, step.root
+            head.size = size
+            head.kept = trim_recent(self.db, self.origin, head.kept, min(head.indexed, size - KEEP_ENTRIES))
+            values = [getattr(head, name) for name in HEAD_COLUMNS]
             self.db.execute(
-                "INSERT OR REPLACE INTO head (origin, size, root, last_root_entry, last_root_size) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (self.origin, size, root, head.last_root_entry, head.last_root_size),
+                f"INSERT OR REPLACE INTO head (origin, {', '.join(HEAD_COLUMNS)}) "
+                f"VALUES (?{', ?' * len(HEAD_COLUMNS)})",
+                [self.origin, *values],
             )
-        head.size, head.root = size, root
+            self._keep(step.findings)
+        if applied:
+            held.journaled = 0 if fold else held.journaled + len(applied)
+            held.committed(pages, fold)  # after the commit: the memory never runs ahead of the file
 
     def _fold(self, pages: Mapping[NodeId, Page]) -> None:
         """Write every page changed since the last fold (and `pages`, not held yet) and empty the journal."""
@@ -334,57 +413,102 @@ class StatusAudit:
         findings = self._found_before(start, min(end, head.size))  # this chunk again, after a crash
         if end <= head.size:
             return findings
-        pending: list[tuple[int, str, bytes]] = []
+        step = _Step()
         for index, kind, data in items:
             if index < head.size:
-                continue  # applied before a crash, chunk audited again
+                continue  # in the file already (a chunk audited again after a crash)
             if kind is not None:
-                pending.append((index, kind, data))
-            else:
-                findings += self._keep(self._index_root(head, data, index, pending, registry_keys))
-                pending = [item for item in pending if item[0] >= head.size]
-        self._apply(head, pending, end)
-        if head.last_root_entry is not None and end - head.last_root_entry > MAX_UNINDEXED:
-            findings.append(self._missing(head, end))
+                step.docs.append((index, kind, data))
+            elif self._index_root(head, step, data, index, registry_keys):
+                findings += step.findings
+                self._commit(head, index + 1, step)  # what the root changed, with the entries up to it
+                step = _Step()
+        step.findings += self._missing(head, end)
+        findings += step.findings
+        if head.last_root_entry is None:  # no root yet, maybe never: nothing to wait for
+            self._apply_below(head, step, end)
+        elif head.indexed < end - KEEP_ENTRIES:  # too many waiting: the head moves on without a root
+            self._apply_below(head, step, end - KEEP_ENTRIES)
+        self._commit(head, end, step)
         return findings
 
-    def _index_root(
-        self, head: _Head, data: bytes, index: int, pending: list[tuple[int, str, bytes]], registry_keys: frozenset[str]
-    ) -> list[Finding]:
+    def _index_root(self, head: _Head, step: _Step, data: bytes, index: int, registry_keys: frozenset[str]) -> bool:
+        """Audit an index-root entry (its findings into the step); True when it counts as the log's root (the head
+        then changed: commit it)."""
         try:
             statement = parse_index_root(data, check_signature=False)  # its form: audit.py reports a bad one
         except TlogError:
-            return []
-        evidence = {"index": index, "entry": base64.b64encode(data).decode(), "size": statement.size}
+            return False
+        evidence = {"index": index, "entry": b64(data), "size": statement.size}
         if statement.signer not in registry_keys:
-            return [Finding(index, f"entry {index}: index-root not signed by the log's registry key", evidence)]
-        if head.last_root_size is not None and statement.size < head.last_root_size:
-            summary = f"entry {index}: index-root covers {statement.size} entries, fewer than the previous one"
-            return [Finding(index, summary, evidence)]
-        if statement.size > index or statement.size < head.size:
-            return []  # audit.py reports the first; the second cannot be checked any more (it is below our index)
-        self._apply(head, [item for item in pending if item[0] < statement.size], statement.size)
-        head.last_root_entry, head.last_root_size = index, statement.size
-        self._save_last_root(head)
-        if head.root != statement.root:
-            evidence |= {
-                "logged_root": base64.b64encode(statement.root).decode(),
-                "monitor_root": base64.b64encode(head.root).decode(),
-                "entries": [0, statement.size],
-            }
-            summary = f"entry {index}: the log's status index root for entries 0-{statement.size - 1} is not the "
-            summary += "one the monitor computes from those entries: its status proofs cannot be trusted"
-            return [Finding(index, summary, evidence)]
-        return []
+            summary = f"entry {index}: index-root not signed by the log's registry key"
+            step.findings.append(Finding(index, summary, evidence))
+            return False
+        if statement.size > index:
+            return False  # audit.py reports it
+        step.findings += self._missing(head, index)
+        head.last_root_entry, head.last_root = index, data
+        step.findings += self._check_root(head, step, statement, evidence)
+        return True
 
-    def _keep(self, findings: list[Finding]) -> list[Finding]:
-        """Store findings about an entry before the index moves past it: if the chunk's commit in the state is lost,
-        the chunk is audited again with the index already past that entry, and `_found_before` answers."""
+    def _check_root(self, head: _Head, step: _Step, statement: IndexRoot, evidence: dict[str, Any]) -> list[Finding]:
+        """The rules of the module's docstring for a root stating `statement.size`, in their order."""
+        index, size = evidence["index"], statement.size
+        if head.last_root_size is not None and size < head.last_root_size:
+            summary = f"entry {index}: index-root covers {size} entries, fewer than the previous one"
+            return [Finding(index, summary, evidence)]
+        if size == head.last_root_size:
+            return self._again(head, statement, evidence)
+        if size >= head.indexed:
+            root = self._apply_below(head, step, size)
+        elif size >= head.kept:
+            root = self._root_cut_to(head, size)
+        elif size < head.unchecked_below:
+            return []  # written by a monitor that could not check it then; nor can this one now
+        else:
+            summary = f"entry {index}: the index-root for entries 0-{size - 1} cannot be checked: it was logged "
+            summary += f"more than {KEEP_ENTRIES} entries after them, and the monitor's index moved past them"
+            return [Finding(index, summary, evidence | {"entries": [0, size], "kept_from": head.kept})]
+        head.last_root_size, head.checked_entry, head.checked_root = size, index, root
+        head.checked_statement = head.last_root  # this entry's statement: the first root for that size
+        if root == statement.root:
+            return []
+        evidence |= {"logged_root": b64(statement.root), "monitor_root": b64(root), "entries": [0, size]}
+        summary = f"entry {index}: the log's status index root for entries 0-{size - 1} is not the "
+        summary += "one the monitor computes from those entries: its status proofs cannot be trusted"
+        return [Finding(index, summary, evidence)]
+
+    def _again(self, head: _Head, statement: IndexRoot, evidence: dict[str, Any]) -> list[Finding]:
+        """A second root for the size last checked: the same as the monitor's root, and as the first one logged."""
+        first = head.checked_statement
+        if head.checked_root is None or first is None:
+            return []  # checked by a monitor that kept neither (a file from before): nothing to compare with
+        first_root = parse_index_root(first, check_signature=False).root
+        if statement.root == head.checked_root == first_root:
+            return []
+        index, size = evidence["index"], statement.size
+        evidence |= {
+            "logged_root": b64(statement.root),
+            "monitor_root": b64(head.checked_root),
+            "entries": [0, size],
+            "first_index_root_entry": head.checked_entry,
+            "first_index_root": b64(first),
+        }
+        summary = f"entry {index}: a second index-root for entries 0-{size - 1}"
+        if statement.root != first_root:
+            summary += f", with another root than the one entry {head.checked_entry} logged for them"
+        if statement.root != head.checked_root:
+            summary += ", and not the one the monitor computes from those entries"
+        return [Finding(index, summary, evidence)]
+
+    def _keep(self, findings: list[Finding]) -> None:
+        """Store findings about entries (inside the commit that moves the index past them): if the chunk's commit
+        in the state is lost, the chunk is audited again with the index already past them, and `_found_before`
+        answers."""
         self.db.executemany(
             "INSERT OR REPLACE INTO findings (origin, idx, summary, evidence) VALUES (?, ?, ?, ?)",
-            [(self.origin, f.index, f.summary, json.dumps(f.evidence)) for f in findings],
+            [(self.origin, f.index if f.at is None else f.at, f.summary, json.dumps(f.evidence)) for f in findings],
         )
-        return findings
 
     def _found_before(self, start: int, end: int) -> list[Finding]:
         if start >= end:
@@ -393,23 +517,50 @@ class StatusAudit:
             "SELECT idx, summary, evidence FROM findings WHERE origin = ? AND idx >= ? AND idx < ? ORDER BY idx",
             (self.origin, start, end),
         ).fetchall()
-        return [Finding(index, summary, json.loads(evidence)) for index, summary, evidence in rows]
+        found = []
+        for at, summary, text in rows:
+            evidence = json.loads(text)
+            about = evidence.get("last_index_root_entry", at)  # "no index-root for too long" is about that root
+            found.append(Finding(about, summary, evidence, at if about != at else None))
+        return found
 
-    def _save_last_root(self, head: _Head) -> None:
-        self.db.execute(
-            "UPDATE head SET last_root_entry = ?, last_root_size = ? WHERE origin = ?",
-            (head.last_root_entry, head.last_root_size, self.origin),
-        )
+    def _missing(self, head: _Head, upto: int) -> list[Finding]:
+        """More than MAX_UNINDEXED entries before `upto` since the last index-root seen: a finding about that root,
+        kept at the entry that crosses the bound (raised once: the head's size is not past that entry yet)."""
+        last = head.last_root_entry
+        if last is None or not head.size <= last + MAX_UNINDEXED < upto:
+            return []
+        size = parse_index_root(head.last_root, check_signature=False).size if head.last_root is not None else None
+        evidence: dict[str, Any] = {
+            "last_index_root_entry": last,
+            "last_index_root_size": size,
+            "entries": [last + 1, last + MAX_UNINDEXED + 1],
+        }
+        if head.last_root is not None:
+            evidence["entry"] = b64(head.last_root)
+        summary = f"no index-root in the {MAX_UNINDEXED} entries after entry {last}: entries {last + 1}-"
+        summary += f"{last + MAX_UNINDEXED} are not covered by the log's status index"
+        return [Finding(last, summary, evidence, last + MAX_UNINDEXED)]
 
-    def _missing(self, head: _Head, end: int) -> Finding:
-        summary = f"no index-root since entry {head.last_root_entry}: {end - (head.last_root_entry or 0)} entries "
-        summary += "are not covered by the log's status index"
-        return Finding(
-            None, summary, {"last_index_root_entry": head.last_root_entry, "entries": [head.last_root_entry, end]}
-        )
+
+def _unsigned_statement(data: bytes) -> Statement | None:
+    """A statement as the log's indexer parses it (without its signature); None for an entry that is not one."""
+    if is_index_root(data) or is_log_key(data):
+        return None
+    try:
+        return parse_unsigned(data)
+    except TlogError:
+        return None
 
 
 def status_items_of(checked: Sequence[Checked], entries: Sequence[bytes], start: int) -> list[StatusItem]:
-    """The items of an audited chunk: only statements the checks and the registry accepted name a document."""
-    statements = {c.index: c.statement for c in checked if c.statement is not None and c.problem is None}
+    """The items of an audited chunk, by the log's rule (the module's docstring): a statement the checks refused
+    names its document all the same; an entry that does not parse at all names none."""
+    statements = {}
+    for item in checked:
+        statement = item.statement
+        if statement is None and item.problem is not None:  # not parsed with its signature, or not at all
+            statement = _unsigned_statement(entries[item.index - start])
+        if statement is not None:
+            statements[item.index] = statement
     return status_items(entries, statements, start)

@@ -4,10 +4,14 @@
     pages(origin, page, data)     one row per page of the tree, 4 levels of nodes, laid out exactly as the log's
                                   own index stores them (tlogcore/statusindex_pages.py), in its newest version
                                   only: the monitor serves no proofs, it keeps one root
-    head(origin, size, root, …)   the index covers entries [0, size) of the log
+    head(origin, size, root, …)   entries [0, size) of the log were audited into this file; the root is the index's
+                                  over entries [0, indexed), and what the audit knows of the log's index-roots
     findings(origin, idx, …)      what the audit found about an entry, kept across a crash (statusaudit.py)
     journal(origin, start, items) the documents of the entries applied since the pages were last written (a "fold"),
                                   one row per update: (u64 entry index, kind byte, 32-byte document) each
+    recent(origin, start, items)  the documents of entries [kept, size), one row per commit of the audit (`start`:
+                                  the first entry it covers), encoded as the journal's; those at or past `indexed`
+                                  wait for an index-root (statusaudit.py), the others let a late root be checked
 
 The pages hold the index as of the last fold; the head is that index with the journal's documents added. Each
 update writes its journal row and the new head in ONE transaction; a fold writes the changed pages whole and
@@ -19,11 +23,14 @@ pages a key lands on again) are written once per fold instead of once per update
 
 A file of the former layout (table `rows`, one row per node) is converted in place when it is opened: every node
 is put in its page, in one transaction, and the table dropped; nothing is read again from the log.
+A head written before documents were kept (no column `indexed`) gains the new columns when the file is opened, in
+one transaction: nothing waits (indexed = size), nothing is kept (kept = size), and the roots for sizes below
+that head, which the monitor could not check then, are not checked now either (unchecked_below = size).
 """
 
 import sqlite3
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tlogcore.statement import ISSUE, REVOKE
@@ -36,12 +43,23 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS pages (origin TEXT NOT NULL, page BLOB NOT NULL, data BLOB NOT NULL,
                                   PRIMARY KEY (origin, page)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS head (origin TEXT PRIMARY KEY, size INTEGER NOT NULL, root BLOB NOT NULL,
-                                 last_root_entry INTEGER, last_root_size INTEGER);
+                                 last_root_entry INTEGER, last_root_size INTEGER, indexed INTEGER, kept INTEGER,
+                                 unchecked_below INTEGER, last_root BLOB, checked_entry INTEGER,
+                                 checked_statement BLOB, checked_root BLOB);
 CREATE TABLE IF NOT EXISTS findings (origin TEXT NOT NULL, idx INTEGER NOT NULL, summary TEXT NOT NULL,
                                      evidence TEXT NOT NULL, PRIMARY KEY (origin, idx)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS journal (origin TEXT NOT NULL, start INTEGER NOT NULL, items BLOB NOT NULL,
                                     PRIMARY KEY (origin, start));
+CREATE TABLE IF NOT EXISTS recent (origin TEXT NOT NULL, start INTEGER NOT NULL, items BLOB NOT NULL,
+                                   PRIMARY KEY (origin, start));
 """
+# The head's columns in the order `_Head` (statusaudit.py) takes them; those after the first five came with `recent`.
+HEAD_COLUMNS = (
+    "size", "root", "last_root_entry", "last_root_size", "indexed", "kept", "unchecked_below", "last_root",
+    "checked_entry", "checked_statement", "checked_root",
+)  # fmt: skip
+_ADDED_COLUMNS = {"indexed": "INTEGER", "kept": "INTEGER", "unchecked_below": "INTEGER", "last_root": "BLOB",
+                  "checked_entry": "INTEGER", "checked_statement": "BLOB", "checked_root": "BLOB"}  # fmt: skip
 FORMER_TABLE = "rows"  # the layout before pages: (origin, node id, node bytes), one row per node
 CHUNK = 400  # page ids per SELECT (SQLite's limit on bound parameters is far above)
 _JOURNAL_ITEM = struct.Struct(">QB32s")  # entry index, kind (0 issue, 1 revoke), document SHA-256
@@ -63,7 +81,29 @@ def open_index(state_path: Path) -> sqlite3.Connection:
     # trades system time for user time), and the status process opens one file per audited log.
     db.executescript(SCHEMA)
     convert_former_layout(db)
+    add_head_columns(db)
     return db
+
+
+def _missing_columns(db: sqlite3.Connection) -> list[str]:
+    present = {row[1] for row in db.execute("PRAGMA table_info(head)")}
+    return [name for name in _ADDED_COLUMNS if name not in present]
+
+
+def add_head_columns(db: sqlite3.Connection) -> None:
+    """A head of a file from before `recent` gains its columns (see the module's docstring): one transaction."""
+    if not _missing_columns(db):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        for name in _missing_columns(db):  # another process may have added them while this one waited
+            db.execute(f"ALTER TABLE head ADD COLUMN {name} {_ADDED_COLUMNS[name]}")
+        db.execute("UPDATE head SET indexed = size, kept = size, unchecked_below = size WHERE indexed IS NULL")
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 def _has_former_table(db: sqlite3.Connection) -> bool:
@@ -103,26 +143,62 @@ def write_pages(db: sqlite3.Connection, origin: str, pages: Mapping[NodeId, Page
     db.executemany("INSERT OR REPLACE INTO pages (origin, page, data) VALUES (?, ?, ?)", rows)
 
 
+def _packed(documents: Sequence[Document]) -> bytes:
+    pack = _JOURNAL_ITEM.pack
+    return b"".join([pack(index, kind == REVOKE, document) for index, kind, document in documents])
+
+
+def _unpacked(data: bytes, table: str) -> Iterator[Document]:
+    """A row's documents; a row that does not decode is a damaged file."""
+    if len(data) % _JOURNAL_ITEM.size:
+        raise IndexStorageError(f"status index {table} row of {len(data)} bytes")
+    for index, kind, document in _JOURNAL_ITEM.iter_unpack(data):
+        if kind > 1:
+            raise IndexStorageError(f"status index {table}: entry {index} of kind {kind}")
+        yield index, _KINDS[kind], document
+
+
 def append_journal(db: sqlite3.Connection, origin: str, documents: Sequence[Document]) -> None:
     """One update's documents, as one journal row (inside the caller's transaction)."""
-    pack = _JOURNAL_ITEM.pack
-    data = b"".join([pack(index, kind == REVOKE, document) for index, kind, document in documents])
     db.execute(
-        "INSERT OR REPLACE INTO journal (origin, start, items) VALUES (?, ?, ?)", (origin, documents[0][0], data)
+        "INSERT OR REPLACE INTO journal (origin, start, items) VALUES (?, ?, ?)",
+        (origin, documents[0][0], _packed(documents)),
     )
 
 
 def read_journal(db: sqlite3.Connection, origin: str) -> list[Document]:
-    """Every document in the journal, in log order; a row that does not decode is a damaged file."""
-    documents: list[Document] = []
-    for (data,) in db.execute("SELECT items FROM journal WHERE origin = ? ORDER BY start", (origin,)):
-        if len(data) % _JOURNAL_ITEM.size:
-            raise IndexStorageError(f"status index journal row of {len(data)} bytes")
-        for index, kind, document in _JOURNAL_ITEM.iter_unpack(data):
-            if kind > 1:
-                raise IndexStorageError(f"status index journal: entry {index} of kind {kind}")
-            documents.append((index, _KINDS[kind], document))
-    return documents
+    """Every document in the journal, in log order."""
+    rows = db.execute("SELECT items FROM journal WHERE origin = ? ORDER BY start", (origin,))
+    return [document for (data,) in rows for document in _unpacked(data, "journal")]
+
+
+def append_recent(db: sqlite3.Connection, origin: str, start: int, documents: Sequence[Document]) -> None:
+    """The documents of the entries one commit audited, from entry `start` (inside the caller's transaction)."""
+    db.execute(
+        "INSERT OR REPLACE INTO recent (origin, start, items) VALUES (?, ?, ?)", (origin, start, _packed(documents))
+    )
+
+
+def read_recent(db: sqlite3.Connection, origin: str, low: int, high: int) -> list[Document]:
+    """The kept documents of entries [low, high), in log order (from the row covering `low` on)."""
+    rows = db.execute(
+        "SELECT items FROM recent WHERE origin = ? AND start < ? AND start >= coalesce("
+        "(SELECT max(start) FROM recent WHERE origin = ? AND start <= ?), 0) ORDER BY start",
+        (origin, high, origin, low),
+    )
+    return [d for (data,) in rows for d in _unpacked(data, "recent") if low <= d[0] < high]
+
+
+def trim_recent(db: sqlite3.Connection, origin: str, kept: int, cut: int) -> int:
+    """Let the documents of the entries before `cut` go, whole rows only (inside the caller's transaction): the
+    new `kept`, the first entry whose documents are all still kept."""
+    if cut <= kept:
+        return kept
+    row = db.execute("SELECT max(start) FROM recent WHERE origin = ? AND start <= ?", (origin, cut)).fetchone()
+    if row[0] is None:  # no row starts at or before `cut`: the entries up to it named no document
+        return cut
+    db.execute("DELETE FROM recent WHERE origin = ? AND start < ?", (origin, row[0]))
+    return max(kept, int(row[0]))
 
 
 def clear_journal(db: sqlite3.Connection, origin: str) -> None:
@@ -130,9 +206,9 @@ def clear_journal(db: sqlite3.Connection, origin: str) -> None:
 
 
 def forget_index(db: sqlite3.Connection, origin: str) -> None:
-    """One log's index emptied (its pages, journal and head; inside the caller's transaction), to be rebuilt from
-    entry 0. Its findings stay: what the audit found about an entry stays true."""
-    for table in ("pages", "journal", "head"):
+    """One log's index emptied (its pages, journal, kept documents and head; inside the caller's transaction), to
+    be rebuilt from entry 0. Its findings stay: what the audit found about an entry stays true."""
+    for table in ("pages", "journal", "recent", "head"):
         db.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
 
 

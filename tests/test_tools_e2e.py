@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def test_pdf_bundle_verifies_offline_with_quorum(issued) -> None:  # type: ignor
     code, line = verify(str(pdf), "--policy", str(policy))
     assert code == 0 and line.startswith("GENUINE: issued by key moeys.gov.kh+"), line
     assert "(registration not checked offline; use --log for it), ref 'Diploma 2026/17'" in line, line
+    # When the witnesses cosigned: an older checkpoint replayed with the answers of its time shows its age
+    assert re.search(r"cosigned by [^)]+ at \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", line), line
     code, out = verify(str(pdf), "--policy", str(policy), "--json")
     data = json.loads(out)
     assert code == 0 and data["verdict"] == "genuine" and data["kind"] == "issue"
@@ -193,6 +196,7 @@ def test_online_genuine_revoked_not_logged_and_errors(issued) -> None:  # type: 
     stack, tmp, key, policy, pdf = issued
     code, line = verify(str(pdf), "--policy", str(policy), "--log", stack.url)
     assert code == 0 and line.startswith("GENUINE") and "not revoked" in line, line
+    assert re.search(r"cosigned by [^)]+ at \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", line), line
     stranger = tmp / "never-issued.pdf"
     stranger.write_bytes(b"%PDF-1.7 never issued")
     code, line = verify(str(stranger), "--policy", str(policy), "--log", stack.url)

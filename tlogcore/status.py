@@ -19,7 +19,7 @@ The page implements the same rule (verify.js, `signedWhileUnsafe`) over the same
 tests/vectors/registry/unsafe_from.json.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from tlogcore.statement import ISSUE, REVOKE, Statement
@@ -51,6 +51,25 @@ def document_status(statements: Sequence[Statement], continues: Mapping[str, str
     if not any(s.kind == ISSUE for s in statements):
         return UNKNOWN
     return REVOKED if counted_revocations(statements, continues) else VALID
+
+
+def unshown_registration(
+    statements: Sequence[Statement], registered: Collection[str], continues: Mapping[str, str]
+) -> str | None:
+    """The first key whose registration a verifier needs to tell whether a revocation counts, and was not shown: a
+    revocation's signer that is not an issuing key, or a key on its chain of continuations. The server shows the
+    registration of every signer and of the keys they continue (logserver/app.py); one left out turns a counted
+    revocation into an ignored one (a proxy dropping the new key's issuer-add after a rotation)."""
+    issuing_keys = {s.signer for s in statements if s.kind == ISSUE}
+    for revoke in (s for s in statements if s.kind == REVOKE):
+        key: str | None = revoke.signer
+        seen: set[str] = set()
+        while key is not None and key not in issuing_keys and key not in seen:
+            if key not in registered:
+                return key
+            seen.add(key)
+            key = continues.get(key)
+    return None
 
 
 def signed_while_unsafe(signer: str, index: int, unsafe_from: Mapping[str, int]) -> bool:

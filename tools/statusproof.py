@@ -6,7 +6,9 @@
 2. The status proof verifies for SHA-256(document): the record lists ALL the entries in [0, N) that name the
    document (presence), or there is none (absence).
 3. The gap [N, size of the checkpoint): the entries after the index root, read from the log's tiles and
-   authenticated against the checkpoint (at most MAX_GAP of them; a longer gap is named, not read).
+   authenticated against the checkpoint (at most MAX_GAP of them). A longer gap is not read, and then nothing is
+   proven: any index root the log ever logged verifies, so a proxy could answer with an early one and leave out a
+   revocation logged after it (`ProvenStatus.complete`).
 The caller then requires every listed entry (and every gap entry naming the document) to be among the statements
 it verified, with the listed kind: a log (or a proxy) that leaves a revocation out is caught here.
 """
@@ -39,12 +41,25 @@ class ProvenStatus:
     issued: tuple[int, ...]  # from the record and the gap
     revoked: tuple[int, ...]
     checked_to: int  # the gap was read up to here (the checkpoint's size), or N when it was too long to read
+    checkpoint_size: int  # the trusted checkpoint's: what "proven" must reach
 
     @property
     def listed(self) -> set[int]:
         return {*self.issued, *self.revoked}
 
+    @property
+    def complete(self) -> bool:
+        """Every entry of the trusted checkpoint is covered: by the index, or read one by one after it."""
+        return self.checked_to >= self.checkpoint_size
+
     def words(self) -> str:
+        if not self.complete:
+            unread = self.checkpoint_size - self.size
+            return (
+                f"the log's word, not proven: its status index covers entries 0-{self.size - 1} only (index root "
+                f"logged in entry {self.index_root_entry}), and the {unread:,} entries after it are more than the "
+                f"{MAX_GAP:,} tlog verify reads itself"
+            )
         gap = f"and entries {self.size}-{self.checked_to - 1} read one by one" if self.checked_to > self.size else ""
         return (
             f"proven by the log's status index (all entries 0-{self.size - 1} about this document, index root "
@@ -81,7 +96,7 @@ async def prove_status(
         for index, kind in await _gap(client, document, statement.size, current):
             (issued if kind == ISSUE else revoked).append(index)
         checked_to = current.size
-    return ProvenStatus(statement.size, entry, statement.time, tuple(issued), tuple(revoked), checked_to)
+    return ProvenStatus(statement.size, entry, statement.time, tuple(issued), tuple(revoked), checked_to, current.size)
 
 
 async def _gap(client: LogClient, document: bytes, start: int, current: Checkpoint) -> list[tuple[int, str]]:

@@ -164,10 +164,15 @@ def describe(
     witnesses: Sequence[str],
     registered: Registered | None = None,
     online: bool = False,
+    cosigned_at: float | None = None,
 ) -> str:
+    """The statement in words, with the checkpoint it stands on. `cosigned_at`, the newest cosignature's time: a proxy
+    can replay an older checkpoint, cosigned then, with the answers of that time; the time is what shows it."""
     when = datetime.datetime.fromtimestamp(statement.time, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     ref = f", ref {statement.ref!r}" if statement.ref else ""
     cosigned = f", cosigned by {', '.join(sorted(witnesses))}" if witnesses else ", no witness cosignatures"
+    if witnesses and cosigned_at is not None:
+        cosigned += datetime.datetime.fromtimestamp(cosigned_at, datetime.UTC).strftime(" at %Y-%m-%d %H:%M UTC")
     return (
         f"issued by {issuer_words(statement, registered, online)}{ref} on {when}; entry {index} of "
         f"{checkpoint.origin} (tree size {checkpoint.size}{cosigned})"

@@ -29,7 +29,7 @@ from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, parse_statement
 from tlogcore.status import REVOKED as REVOKED_STATUS
-from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe
+from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe, unshown_registration
 from tools.logkeys import following_rotations
 from tools.qr import OnlineRef, parse_payload
 from tools.statusproof import ProvenStatus, prove_status
@@ -87,7 +87,7 @@ def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> 
             f"bundle vouches for ({statement.document.hex()[:16]}...): the document was changed",
             **where,
         )
-    about = describe(statement, verified.index, checkpoint, witnesses)
+    about = describe(statement, verified.index, checkpoint, witnesses, cosigned_at=newest_cosignature(verified.trusted))
     if statement.kind == REVOKE:
         return Outcome(REVOKED, document, f"this bundle is a revocation, {about}", **where)
     note = (
@@ -146,7 +146,22 @@ async def _judge_online(client: LogClient, document: bytes, trusted: TrustedChec
     if lookup.index is not None:
         proven = await prove_status(client, document, lookup.index, current, registry_keys)
         check_complete(proven, included)
+    check_registrations_shown(included, registered)
     return online_verdict(document, included, registered, trusted, proven, unsafe)
+
+
+def check_registrations_shown(
+    included: Sequence[tuple[int, Statement]], registered: Mapping[str, tuple[int, Statement]]
+) -> None:
+    """Every registration that decides whether a revocation counts was shown (tlogcore.status.unshown_registration):
+    else the answer is incomplete, and "not revoked" could be a revocation made not to count."""
+    continues = {key: s.continues for key, (_, s) in registered.items() if s.continues is not None}
+    missing = unshown_registration([s for _, s in included], registered.keys(), continues)
+    if missing is not None:
+        raise ProofError(
+            f"a revocation of this document relies on key {missing}, but the log did not show that key's "
+            "registration: whether the revocation counts cannot be told, and it may be hidden from you"
+        )
 
 
 def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement]]) -> None:
@@ -203,16 +218,22 @@ def misbehaved_outcome(document: bytes, exc: InconsistentLogError) -> Outcome:
     )
 
 
-def relied_on(trusted: TrustedCheckpoint) -> str:
-    """The checkpoint a verdict stands on, in words: size, newest cosignature time if any, cosigners."""
+def newest_cosignature(trusted: TrustedCheckpoint) -> float | None:
+    """The newest verified cosignature's timestamp (c2sp.org/tlog-cosignature: the signed time), None without one."""
     times = [
         signature_timestamp(signature.signature)
         for signature, verifier in trusted.opened.verified
         if verifier.key_type in (0x04, 0x05, 0x06) and len(signature.signature) >= 8
     ]
+    return max(times) if times else None
+
+
+def relied_on(trusted: TrustedCheckpoint) -> str:
+    """The checkpoint a verdict stands on, in words: size, newest cosignature time if any, cosigners."""
+    newest = newest_cosignature(trusted)
     when = ""
-    if times:
-        stamp = datetime.datetime.fromtimestamp(max(times), datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if newest is not None:
+        stamp = datetime.datetime.fromtimestamp(newest, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         when = f", cosigned at {stamp}"
     cosigners = ", ".join(sorted(trusted.witnesses)) or "no witness"
     return f"checkpoint of tree size {trusted.checkpoint.size}{when} by {cosigners}"
@@ -294,14 +315,14 @@ def online_verdict(
             f"; {proof_words}",
             checkpoint=current,
             witnesses=witnesses,
-            status_proven=proven is not None,
+            status_proven=proven is not None and proven.complete,
         )
     index, statement = next((i, s) for i, s in included if s.kind == ISSUE)
     entry = registered.get(statement.signer)
     known = Registered(entry[1].ref, entry[0]) if entry is not None and entry[0] < index else None
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
-    where["status_proven"] = proven is not None
-    about = describe(statement, index, current, witnesses, known, online=True)
+    where["status_proven"] = proven is not None and proven.complete
+    about = describe(statement, index, current, witnesses, known, online=True, cosigned_at=newest_cosignature(trusted))
     if known is None:
         return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)
     where["registered"] = known
@@ -324,4 +345,6 @@ def online_verdict(
             f"revoked{reason} by key {revoke.signer} in entry {revoke_index}; it was {about}",
             **where,
         )
-    return Outcome(GENUINE, document, f"{about}; not revoked: {proof_words}", **where)
+    # Stolen-key reports (issuer-retire ... unsafe-from) are not in the status index: their absence is not proven
+    unsafe = "whether this key was reported stolen: none shown, the log's word (monitors check it)"
+    return Outcome(GENUINE, document, f"{about}; not revoked: {proof_words}; {unsafe}", **where)

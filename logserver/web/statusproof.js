@@ -117,6 +117,43 @@
     return { origin: values.log, signer: values.signer, time: BigInt(values.time), size: BigInt(values.size), root };
   }
 
+  // --- the log's entry tiles (c2sp.org/tlog-tiles; tlogcore/tiles.py), for the entries after an index root -------
+  const TILE_WIDTH = 256n;
+  // tile/entries/x001/x234/067[.p/W]: 3-digit groups, all but the last prefixed with "x".
+  function entryTilePath(tile, width) {
+    let text = String(tile % 1000n).padStart(3, "0");
+    for (let n = tile / 1000n; n > 0n; n /= 1000n) text = "x" + String(n % 1000n).padStart(3, "0") + "/" + text;
+    return "tile/entries/" + text + (width < TILE_WIDTH ? ".p/" + width : "");
+  }
+  // An entry bundle: each entry a big-endian u16 length, then its bytes; exactly `count` of them.
+  function splitEntryBundle(bytes, count) {
+    const entries = [];
+    let at = 0;
+    while (at < bytes.length && entries.length < count) {
+      if (at + 2 > bytes.length) fail("entry bundle: truncated length");
+      const end = at + 2 + ((bytes[at] << 8) | bytes[at + 1]);
+      if (end > bytes.length) fail("entry bundle: truncated entry");
+      entries.push(bytes.slice(at + 2, end));
+      at = end;
+    }
+    if (at !== bytes.length || entries.length !== count) fail("entry bundle: not " + count + " entries");
+    return entries;
+  }
+  // RFC 9162 §2.1.1: the Merkle tree hash of these leaf hashes (a log's nodes: 0x01, unlike the index's 0x11).
+  async function logTreeHash(leaves) {
+    if (leaves.length === 1) return leaves[0];
+    let k = 1;
+    while (k * 2 < leaves.length) k *= 2;
+    return sha256(concat(new Uint8Array([1]), await logTreeHash(leaves.slice(0, k)), await logTreeHash(leaves.slice(k))));
+  }
+  // How many hashes an RFC 9162 inclusion proof of `index` in a tree of `size` has (BigInts): a tile's subtree is a
+  // node of the log's tree, so the first this-many hashes of an entry's proof lead to the tile's own hash.
+  function inclusionLength(index, size) {
+    const inner = (index ^ (size - 1n)).toString(2).replace(/^0+/, "").length;
+    return inner + (index >> BigInt(inner)).toString(2).split("").filter((c) => c === "1").length;
+  }
+
   window.TLOG_STATUS_PROOF = Object.freeze({ parseRecord, rootFromProof, verifyStatus, parseIndexRootText,
-                                             StatusProofError });
+                                             entryTilePath, splitEntryBundle, logTreeHash, inclusionLength,
+                                             TILE_WIDTH, StatusProofError });
 })();

@@ -396,7 +396,9 @@
     return lines.map((l) => l + "\n").join("");
   }
 
-  async function parseStatement(bytes, checks) {
+  // A statement's fields, strictly, its signature not checked (parseStatement checks it; the gap after an index
+  // root needs only the kind and document of entries proven in the log).
+  function statementFields(bytes) {
     const note = parseNote(bytes, 8 * 1024);
     const lines = note.text.slice(0, -1).split("\n");
     if (lines[0] !== "tlog-statement/v1") throw malformed("not a statement");
@@ -422,6 +424,11 @@
       s.unsafeFrom = decimal(s.unsafeFrom, "unsafe-from").toString();
     }
     if (statementText(s) !== note.text || note.signatures.length !== 1) throw malformed("statement is not canonical");
+    return { s, note };
+  }
+
+  async function parseStatement(bytes, checks) {
+    const { s, note } = statementFields(bytes);
     const signer = await parseVkey(s.signer, "statement signer");
     const sig = note.signatures[0];
     if (signer.type !== 0x01 || sig.name !== signer.name || sig.id !== signer.id ||
@@ -716,12 +723,13 @@
   class Checks {
     // quiet: a side check (a revocation's proof, the newest checkpoint) that must not replace the list shown
     constructor(quiet) { this.items = []; this.quiet = Boolean(quiet); }
-    pass(key, detail) { this.set(key, true, detail); }
+    pass(key, detail, vars) { this.set(key, true, detail, vars); }  // vars: the values the label names ({n})
+    note(key, detail, vars) { this.set(key, null, detail, vars); }  // neither passed nor failed: not proven
     fail(key, detail) { this.set(key, false, detail); }
-    set(key, ok, detail) {
+    set(key, ok, detail, vars) {
       const old = this.items.find((c) => c.key === key);
       if (old && old.ok === false) return;
-      if (old) { old.ok = ok; old.detail = detail; } else this.items.push({ key, ok, detail });
+      if (old) Object.assign(old, { ok, detail, vars }); else this.items.push({ key, ok, detail, vars });
       if (this.quiet) return;
       state.checks = this.items;
       renderChecks();
@@ -732,13 +740,13 @@
     const list = $("check-list");
     list.replaceChildren(...state.checks.map((c) => {
       const li = document.createElement("li");
-      li.className = c.ok ? "ok" : "fail";
+      li.className = c.ok ? "ok" : c.ok === null ? "note" : "fail";
       const mark = document.createElement("span");
       mark.className = "mark";
       mark.setAttribute("aria-hidden", "true");
-      mark.textContent = c.ok ? "✓" : "✗";
+      mark.textContent = c.ok ? "✓" : c.ok === null ? "!" : "✗";
       const label = document.createElement("span");
-      label.textContent = t(c.key) + (c.ok ? "" : " — ✗");
+      label.textContent = t(c.key, c.vars) + (c.ok === false ? " — ✗" : "");
       li.append(mark, label);
       if (c.detail) {
         const d = document.createElement("span");
@@ -970,12 +978,13 @@
     for (let k = continues.get(key); k !== undefined && !keys.has(k); k = continues.get(k)) keys.add(k);
     return keys;
   }
+  const countsAgainst = (issuing, rotations) => (s) => s.kind === "revoke" &&
+    [...continuedKeys(s.key, rotations)].some((k) => issuing.has(k));
   function documentStatus(statements, continues) {
     const rotations = new Map(Object.entries(continues || {}));
     const issuing = new Set(statements.filter((s) => s.kind === "issue").map((s) => s.key));
     if (!issuing.size) return "unknown";
-    const counts = (s) => s.kind === "revoke" && [...continuedKeys(s.key, rotations)].some((k) => issuing.has(k));
-    return statements.some(counts) ? "revoked" : "valid";
+    return statements.some(countsAgainst(issuing, rotations)) ? "revoked" : "valid";
   }
   // Stolen keys (tlogcore/status.py `signed_while_unsafe`, same vectors): what a key retired with unsafe-from N
   // signed at log index N or later is flagged; before N it stays valid. unsafe: Map vkey -> N (BigInt).
@@ -1017,9 +1026,10 @@
     }
     return found;
   }
+  // Stolen-key reports are not in the status index: that none is shown is the log's word, and the line says so.
   function stolenKeyVerdict(v, stolen, checks) {
     if (!signedWhileUnsafe(v.statement.signer, v.index, stolen)) {
-      checks.pass("c_key_safe", stolen.has(v.statement.signer)
+      checks.pass("c_key_safe_unproven", stolen.has(v.statement.signer)
         ? "signed in #" + v.index + ", before the key was reported stolen (#" + stolen.get(v.statement.signer) + ")"
         : t("none"));
       return null;
@@ -1035,22 +1045,53 @@
     return out;
   }
 
-  // The revocation that makes document h revoked under the one status rule (documentStatus), among the listing's
-  // revoke statements whose proofs verify; null when the document stands.
-  async function revocationOf(listing, policy, now, h, issue, registered) {
-    const verified = [issue];
-    for (const s of listing.statements.filter((x) => x.kind === "revoke")) {
+  // The statements the log returned about h, each proven here by its own bundle: [{index, statement}], the index
+  // and kind those of the signed, proven entry, never the answer's JSON. A proof that does not verify is kept
+  // aside (failed): it counts for nothing, and fails any verdict that needs that entry.
+  async function statementsOf(listing, policy, now, h) {
+    const items = [];
+    const failed = [];
+    for (const s of Array.isArray(listing.statements) ? listing.statements : []) {
+      let v;
       try {
-        verified.push(await verifyBundle(utf8.encode(s.bundle), policy, now, h, new Checks(true)));
-      } catch (e) { /* a revocation whose proof fails does not count */ }
+        v = await verifyBundle(utf8.encode(String(s.bundle)), policy, now, h, new Checks(true));
+      } catch (e) {
+        failed.push({ index: String(s.index), error: e });
+        continue;
+      }
+      if (String(v.index) !== String(s.index)) {
+        throw tampered("c_status_list", "the log's answer names entry " + s.index + ", but its proof is for entry " + v.index);
+      }
+      items.push({ index: v.index, statement: v.statement });
     }
-    const continues = continuationsOf(registered);
-    const counted = (r) => r.statement.kind === "revoke" &&
-      documentStatus([{ kind: "issue", key: issue.statement.signer }, { kind: "revoke", key: r.statement.signer }],
-        continues) === "revoked";
-    const status = documentStatus(verified.map((r) => ({ kind: r.statement.kind, key: r.statement.signer })), continues);
-    if (status !== "revoked") return null;
-    return verified.find(counted);
+    return { items, failed };
+  }
+
+  const issuingKeys = (all) => new Set(all.filter((r) => r.statement.kind === "issue").map((r) => r.statement.signer));
+
+  // The revocation that makes the document revoked under the one status rule (documentStatus: by an issuing key or
+  // a key that continues one), among the verified statements; null when the document stands.
+  function revocationOf(items, issue, registered) {
+    const counts = countsAgainst(issuingKeys([issue, ...items]), new Map(Object.entries(continuationsOf(registered))));
+    return items.find((r) => counts({ kind: r.statement.kind, key: r.statement.signer })) || null;
+  }
+
+  // Every registration that decides whether a revocation counts must be in the answer (the twin of
+  // tlogcore/status.py unshown_registration): a revocation's signer that is not an issuing key, and each key on its
+  // chain of continuations. The log returns them all; one left out would make a rotated key's revocation not count.
+  function checkRegistrationsShown(items, issue, registered) {
+    const rotations = new Map(Object.entries(continuationsOf(registered)));
+    const issuing = issuingKeys([issue, ...items]);
+    for (const r of items.filter((x) => x.statement.kind === "revoke")) {
+      const seen = new Set();
+      for (let key = r.statement.signer; key !== undefined && !issuing.has(key) && !seen.has(key); key = rotations.get(key)) {
+        if (!registered.has(key)) {
+          throw tampered("c_status_list", "the revocation in entry " + r.index + " relies on key " + key +
+            ", but the log's answer leaves out that key's registration");
+        }
+        seen.add(key);
+      }
+    }
   }
 
   // The issuing key must have been added by the registry before the document's entry (tlog verify does the same).
@@ -1074,33 +1115,32 @@
   }
 
   // --- provable status (docs/status-proofs.md §9): the log's complete list of entries about the document ------
+  // Everything here is proven in `anchor`, the checkpoint the verdict stands on (never one the log picks for it).
   const SP = window.TLOG_STATUS_PROOF;
-  const MAX_PAGE_GAP = 64n; // entries after the index root this page reads itself, one proven bundle each
+  // Entries after the index root this page reads itself, as tools/statusproof.py MAX_GAP: at most five entry
+  // tiles, each bound to the anchor by one inclusion proof. A longer gap is not read, and then nothing is proven.
+  const MAX_PAGE_GAP = 1024n;
   const INDEX_ROOT_HEADER = utf8.encode("tlog-index-root/v1\n");
   const LOG_KEY_HEADER = utf8.encode("tlog-log-key/v1\n"); // tlogcore/logkey.py: a log key rotation, no document
   const startsWith = (bytes, prefix) => bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
   const hexBytes = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
+  const leafHash = (data) => sha256(concat(new Uint8Array([0]), data));
 
-  // Entry `index` of the log, proven included under a checkpoint the policy accepts (its bundle from the log).
-  async function provenEntry(index, policy, now) {
-    const r = await fetchOk("/api/v1/bundle/" + index);
-    if (!r.ok) throw new VerifyError("cannot_verify", "c_status_list", "entry " + index + ": the log answered " + r.status);
-    const bundle = parseTextBundle(new Uint8Array(await r.arrayBuffer()));
-    const trusted = await verifyCheckpoint(bundle.checkpoint, policy, now, new Checks(true));
-    const leaf = await sha256(concat(new Uint8Array([0]), bundle.extra));
-    const root = await rootFromInclusion(leaf, bundle.index, trusted.checkpoint.size, bundle.proof);
-    if (bundle.index !== BigInt(index) || !equal(root, trusted.checkpoint.root)) {
-      throw tampered("c_status_list", "entry " + index + " is not proven in the log");
-    }
-    return { data: bundle.extra, checkpoint: trusted.checkpoint };
+  // Whether `leaf` is entry `index` of the anchor's tree, by the log's inclusion proof for that size.
+  async function inAnchor(leaf, index, anchor) {
+    const proof = await proofHashes("/api/v1/proof/inclusion?index=" + index + "&size=" + anchor.size);
+    return { proof, ok: equal(await rootFromInclusion(leaf, index, anchor.size, proof), anchor.root) };
   }
 
-  // The logged index-root the proof is for: included, signed by a registry key this page pins, for this log,
-  // covering only entries before itself, and stating the root and size the proof names.
-  async function indexRootOf(served, policy, now) {
+  // The logged index-root the proof is for: entry p of the anchor, signed by a registry key this page pins, for
+  // this log, covering only entries before itself, and stating the root and size the proof names. Null when p is
+  // not inside the anchor (an offline proof's old checkpoint): then nothing is proven against it.
+  async function indexRootOf(served, anchor) {
     const at = BigInt(served.index_root.index);
-    const entry = await provenEntry(at, policy, now);
-    const note = parseNote(entry.data, 1024);
+    if (at >= anchor.size) return null;
+    const data = b64decode(String(served.index_root.statement), "index root");
+    if (!(await inAnchor(await leafHash(data), at, anchor)).ok) throw tampered("c_status_list", "entry " + at + " is not proven in the log");
+    const note = parseNote(data, 1024);
     let root;
     try { root = SP.parseIndexRootText(note.text); } catch (e) { throw tampered("c_status_list", String(e.message)); }
     const signer = await parseVkey(root.signer, "index-root signer");
@@ -1109,57 +1149,98 @@
         sig.id !== signer.id || !(await ed25519Verify(signer.material, sig.sig, note.textBytes))) {
       throw tampered("c_status_list", "the index root is not signed by the log's registry key");
     }
-    if (root.origin !== entry.checkpoint.origin || root.size > at) throw tampered("c_status_list", "the index root is for another log");
+    if (root.origin !== anchor.origin || root.size > at) throw tampered("c_status_list", "the index root is for another log");
     if (root.size !== BigInt(served.size) || b64encode(root.root) !== served.root) {
       throw tampered("c_status_list", "the status proof is not for the logged index root");
     }
-    return { ...root, entry: at, end: entry.checkpoint.size };
+    return { ...root, entry: at };
   }
 
-  // The issue and revoke entries about h among entries [from, to), each read here from its proven bundle.
-  async function gapEntries(h, from, to, policy, now) {
+  // Entry tile `tile` of the anchor's tree, its entries bound to the anchor's root: their tree hash must be the node
+  // that the inclusion proof of one of them (`at`, inside the tile) passes through.
+  async function provenTile(tile, at, anchor) {
+    const first = tile * SP.TILE_WIDTH;
+    const width = anchor.size - first < SP.TILE_WIDTH ? anchor.size - first : SP.TILE_WIDTH;
+    const r = await fetchOk("/" + SP.entryTilePath(tile, width));
+    if (!r.ok) throw new VerifyError("cannot_verify", "c_status_list", "entries " + first + "+: the log answered " + r.status);
+    let entries;
+    try { entries = SP.splitEntryBundle(new Uint8Array(await r.arrayBuffer()), Number(width)); } catch (e) {
+      throw tampered("c_status_list", String(e.message));
+    }
+    const leaves = [];
+    for (const data of entries) leaves.push(await leafHash(data));
+    const { proof, ok } = await inAnchor(leaves[Number(at)], first + at, anchor);
+    const own = proof.slice(0, SP.inclusionLength(at, width));
+    if (!ok || !equal(await rootFromInclusion(leaves[Number(at)], at, width, own), await SP.logTreeHash(leaves))) {
+      throw tampered("c_status_list", "the log's entries " + first + "–" + (first + width - 1n) + " do not match its checkpoint");
+    }
+    return entries;
+  }
+
+  // The issue and revoke entries about h among entries [from, anchor size), read here from the log's entry tiles.
+  async function gapEntries(h, from, anchor) {
     const found = [];
-    for (let i = from; i < to; i++) {
-      const data = (await provenEntry(i, policy, now)).data;
-      if (startsWith(data, INDEX_ROOT_HEADER) || startsWith(data, LOG_KEY_HEADER)) continue;
-      const s = await parseStatement(data, new Checks(true));
-      if (s.document === h) found.push({ index: i, kind: s.kind });
+    for (let tile = from / SP.TILE_WIDTH; tile * SP.TILE_WIDTH < anchor.size; tile++) {
+      const first = tile * SP.TILE_WIDTH;
+      const entries = await provenTile(tile, from > first ? from - first : 0n, anchor);
+      for (const [k, data] of entries.entries()) {
+        const index = first + BigInt(k);
+        if (index < from || startsWith(data, INDEX_ROOT_HEADER) || startsWith(data, LOG_KEY_HEADER)) continue;
+        let s;
+        try { s = statementFields(data).s; } catch (e) { throw tampered("c_status_list", "entry " + index + " of the log does not parse"); }
+        if (s.document === h) found.push({ index, kind: s.kind });  // its signature: checked on the answer's copy
+      }
     }
     return found;
   }
 
-  // Every entry about h that the index (and the gap) lists must be in the log's answer, of the listed kind, with a
-  // proof that verifies; and the answer holds no other entry below the point checked. Null: no index proof given
-  // (then the page never says the list is complete: statusVerdict writes "not proven").
-  async function provenStatus(listing, h, policy, now, checks) {
-    const served = listing.index;
-    if (!served) return null; // said in the revocation check's detail: "none — not proven"
-    const root = await indexRootOf(served, policy, now);
-    let record;
+  async function statusRecord(served, h, root) {
     try {
       const recordBytes = served.record === null ? null : b64decode(served.record, "status record");
-      record = await SP.verifyStatus(hexBytes(h), recordBytes, b64decode(served.proof, "status proof"), root.root);
+      return await SP.verifyStatus(hexBytes(h), recordBytes, b64decode(served.proof, "status proof"), root.root);
     } catch (e) {
       if (e instanceof SP.StatusProofError) throw tampered("c_status_list", e.message);
       throw e;
     }
+  }
+
+  // Every entry the index (and the gap) lists is among the verified statements, of the listed kind; and no other
+  // verified statement lies below the point checked.
+  function checkListed(listed, found, checkedTo) {
+    for (const [i, kind] of listed) {
+      if (found.items.some((x) => x.index === i && x.statement.kind === kind)) continue;
+      const failure = found.failed.find((x) => x.index === String(i));
+      if (failure) throw failure.error;
+      throw tampered("c_status_list", "the log's own index lists entry " + i + " (" + kind + "), but the log did not return it");
+    }
+    const extra = found.items.find((x) => x.index < checkedTo && !listed.has(x.index));
+    if (extra) throw tampered("c_status_list", "entry " + extra.index + " is not in the log's own index");
+  }
+
+  // The index's record, and the gap after it when short enough to read, against the verified statements. Null: no
+  // index proof to check (the page then never says the list is complete). `complete` false: the gap was too long,
+  // and the page says that the status is the log's word (as `tlog verify`: ProvenStatus.complete).
+  async function provenStatus(listing, found, h, anchor, checks) {
+    const served = listing.index;
+    if (!served) return null; // said in the revocation check's detail: "none — not proven"
+    const root = await indexRootOf(served, anchor);
+    if (!root) return null;
+    const record = await statusRecord(served, h, root);
     const listed = new Map();
     for (const i of record ? record.issued : []) listed.set(i, "issue");
     for (const i of record ? record.revoked : []) listed.set(i, "revoke");
-    const checkedTo = root.end - root.size <= MAX_PAGE_GAP ? root.end : root.size;
-    for (const e of await gapEntries(h, root.size, checkedTo, policy, now)) listed.set(e.index, e.kind);
-    for (const [i, kind] of listed) {
-      const item = listing.statements.find((s) => BigInt(s.index) === i);
-      if (!item || item.kind !== kind) {
-        throw tampered("c_status_list", "the log's own index lists entry " + i + " (" + kind + "), but the log did not return it");
-      }
-      await verifyBundle(utf8.encode(item.bundle), policy, now, h, new Checks(true));
+    const complete = anchor.size - root.size <= MAX_PAGE_GAP;
+    const checkedTo = complete ? anchor.size : root.size;
+    if (complete) for (const e of await gapEntries(h, root.size, anchor)) listed.set(e.index, e.kind);
+    checkListed(listed, found, checkedTo);
+    const where = " (index root #" + root.entry + ")";
+    if (!complete) {
+      checks.note("c_status_partial", "#0–" + (root.size - 1n) + where, { n: root.size, m: anchor.size - root.size });
+    } else {
+      const gap = checkedTo > root.size ? ", " + root.size + "–" + (checkedTo - 1n) : "";
+      checks.pass("c_status", "#0–" + (root.size - 1n) + gap + where);
     }
-    const extra = listing.statements.find((s) => BigInt(s.index) < checkedTo && !listed.has(BigInt(s.index)));
-    if (extra) throw tampered("c_status_list", "entry " + extra.index + " is not in the log's own index");
-    const gap = checkedTo > root.size ? ", " + root.size + "–" + (checkedTo - 1n) : "";
-    checks.pass("c_status", "#0–" + (root.size - 1n) + gap + " (index root #" + root.entry + ")");
-    return { size: root.size, checkedTo };
+    return { size: root.size, checkedTo, complete };
   }
 
   function genuineReason() {
@@ -1168,7 +1249,8 @@
   }
 
   function statusVerdict(revoked, checks, proven) {
-    checks.pass(proven || revoked ? "c_revocation" : "c_revocation_unproven", revoked ? "#" + revoked.index : t("none"));
+    const key = revoked || (proven && proven.complete) ? "c_revocation" : proven ? "c_revocation_partial" : "c_revocation_unproven";
+    checks.pass(key, revoked ? "#" + revoked.index : t("none"));
     if (revoked) {
       state.revokeReason = revoked.statement.reason || "";
       return ["revoked", "r_revoked", ""];
@@ -1176,15 +1258,52 @@
     return ["genuine", genuineReason(), ""];
   }
 
-  // The log's newest checkpoint, verified under the policy: how far the log has grown since the proof. Best effort.
-  async function newestCheckpoint(policy, now, checks) {
+  // The log's newest checkpoint, verified under the policy, or null (unreachable, or not vouched for).
+  async function latestCheckpoint(policy, now) {
     try {
       const r = await fetch(logUrl("/checkpoint"), { cache: "no-cache" });
-      if (!r.ok) return;
-      const trusted = await verifyCheckpoint(new Uint8Array(await r.arrayBuffer()), policy, now, new Checks(true));
-      state.facts.newestSize = trusted.checkpoint.size.toString();
-      checks.pass("c_newest", "size " + trusted.checkpoint.size);
-    } catch (e) { /* unreachable, or not vouched for: shown as not checked */ }
+      if (!r.ok) return null;
+      return await verifyCheckpoint(new Uint8Array(await r.arrayBuffer()), policy, now, new Checks(true));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  // How far the log has grown since the proof, shown. Best effort.
+  async function newestCheckpoint(policy, now, checks) {
+    const trusted = await latestCheckpoint(policy, now);
+    if (!trusted) return;
+    state.facts.newestSize = trusted.checkpoint.size.toString();
+    checks.pass("c_newest", "size " + trusted.checkpoint.size);
+  }
+
+  async function lookup(h) {
+    const docs = await fetchOk("/api/v1/documents/" + h);
+    if (!docs.ok) throw new VerifyError("cannot_verify", null, "the log answered " + docs.status);
+    return docs.json();
+  }
+
+  // No verified issue statement: "not logged", its status proven against the log's newest checkpoint (there is
+  // no statement to stand on). A statement whose proof failed may be the issue: then nothing can be said.
+  async function notLogged(listing, found, h, policy, now, checks) {
+    if (found.failed.length) throw found.failed[0].error;
+    state.expected = h;
+    const newest = await latestCheckpoint(policy, now);
+    if (newest) await provenStatus(listing, found, h, newest.checkpoint, checks);
+    return new VerifyError("not_logged", null, "");
+  }
+
+  // The verdict from the verified statements, the issue `v` and the registry's word, once the status is checked.
+  async function judged(listing, found, v, proven, policy, now, checks) {
+    const registered = await registrationsOf(listing, policy, now, state.trust);
+    checkRegistrationsShown(found.items, v, registered);
+    const unregistered = registrationVerdict(v, registered, checks, listing);
+    if (unregistered) return unregistered;
+    const stolen = stolenKeyVerdict(v, await stolenKeysOf(listing, policy, now, state.trust), checks);
+    if (stolen) return stolen;
+    const revoked = revocationOf(found.items, v, registered);
+    await newestCheckpoint(policy, now, checks);
+    return statusVerdict(revoked, checks, proven);
   }
 
   async function verifyOnline(h, i, checks) {
@@ -1193,30 +1312,22 @@
     }
     const policy = await loadPolicy(checks);
     const now = Date.now() / 1000;
-    const docs = await fetchOk("/api/v1/documents/" + h);
-    if (!docs.ok) throw new VerifyError("cannot_verify", null, "the log answered " + docs.status);
-    const listing = await docs.json();
-    const proven = await provenStatus(listing, h, policy, now, checks);
+    const listing = await lookup(h);
+    const found = await statementsOf(listing, policy, now, h);
+    if (!found.items.some((x) => x.statement.kind === "issue")) throw await notLogged(listing, found, h, policy, now, checks);
     const bundleResponse = await fetchOk("/api/v1/bundle/" + i);
-    const issues = listing.statements.filter((s) => s.kind === "issue");
-    if (!issues.length) {
-      state.expected = h;
-      throw new VerifyError("not_logged", null, "");
-    }
     if (!bundleResponse.ok) throw new VerifyError("cannot_verify", null, "bundle: the log answered " + bundleResponse.status);
     const bundle = new Uint8Array(await bundleResponse.arrayBuffer());
     const v = await verifyBundle(bundle, policy, now, h, checks);
     state.expected = v.statement.document;
     state.facts = factsFrom(v, policy, false);
     if (v.statement.kind !== "issue") throw tampered("c_document", "the log entry is not an issue statement");
-    const registered = await registrationsOf(listing, policy, now, state.trust);
-    const unregistered = registrationVerdict(v, registered, checks, listing);
-    if (unregistered) return unregistered;
-    const stolen = stolenKeyVerdict(v, await stolenKeysOf(listing, policy, now, state.trust), checks);
-    if (stolen) return stolen;
-    const revoked = await revocationOf(listing, policy, now, h, v, registered);
-    await newestCheckpoint(policy, now, checks);
-    return statusVerdict(revoked, checks, proven);
+    // The verdict stands on the log's newest checkpoint, as tlog verify's (and the offline path's): the bundle's is
+    // one the log picked, and an older one would let an early index root's short gap stop before a revocation.
+    const newest = await refreshOnPage(v, policy, now, checks);
+    reliedOn(newest, v.checkpoint, policy);
+    const proven = await provenStatus(listing, found, h, (newest || v).checkpoint, checks);
+    return judged(listing, found, v, proven, policy, now, checks);
   }
 
   // An offline proof, verified on this device; then, whenever the log answers, its revocations and newest
@@ -1234,17 +1345,13 @@
       if (r.ok) listing = await r.json();
     } catch (e) { listing = null; }
     if (!listing || !Array.isArray(listing.statements)) return ["genuine", genuineReason(), ""];
-    reliedOn(await refreshOnPage(v, policy, now, checks), v.checkpoint, policy);
+    const newest = await refreshOnPage(v, policy, now, checks);
+    reliedOn(newest, v.checkpoint, policy);
     state.facts.checked = true;
-    const proven = await provenStatus(listing, v.statement.document, policy, now, checks);
-    const registered = await registrationsOf(listing, policy, now, state.trust);
-    const unregistered = registrationVerdict(v, registered, checks, listing);
-    if (unregistered) return unregistered;
-    const stolen = stolenKeyVerdict(v, await stolenKeysOf(listing, policy, now, state.trust), checks);
-    if (stolen) return stolen;
-    const revoked = await revocationOf(listing, policy, now, v.statement.document, v, registered);
-    await newestCheckpoint(policy, now, checks);
-    return statusVerdict(revoked, checks, proven);
+    const found = await statementsOf(listing, policy, now, v.statement.document);
+    const anchor = (newest || v).checkpoint;  // the checkpoint the verdict now stands on
+    const proven = await provenStatus(listing, found, v.statement.document, anchor, checks);
+    return judged(listing, found, v, proven, policy, now, checks);
   }
 
   async function verifyOffline(b, checks) {

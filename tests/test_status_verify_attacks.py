@@ -1,0 +1,129 @@
+"""`tlog verify` online against a proxy that lies about a document's status with genuine, logged material: an old
+index root, a dropped registration, a dropped stolen-key report (found by an adversarial review in the
+forty-fifth round; docs/status-proofs.md §9, §10). The log is the real app with its indexer (tests/api_helpers.py),
+the lie a rewrite of its lookup answer."""
+
+import asyncio
+import hashlib
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from log_harness import seed
+
+from logserver.client import LogClient
+from tests.api_helpers import ISSUER, LOG_KEY, REGISTRY_KEY, app_client, corrupting, statement
+from tlogcore.keys import Ed25519Signer
+from tlogcore.policy import parse_policy
+from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE
+from tools.statusproof import MAX_GAP
+from tools.verdict import GENUINE, REVOKED, STOLEN_KEY, TAMPERED, Outcome
+from tools.verify import check_online
+
+POLICY = parse_policy(f"log {LOG_KEY.verifier().vkey}\nquorum none\n")
+DOCUMENT = hashlib.sha256(b"a diploma").digest()
+PATH = f"/api/v1/documents/{DOCUMENT.hex()}"
+NEW_KEY = Ed25519Signer("issuer.api.example", seed(250))  # the issuer's next key: same name, continues ISSUER
+
+
+class Proxy:
+    """Passes the lookup answer through until `change` is set, then rewrites it (parsed JSON in, JSON out)."""
+
+    def __init__(self) -> None:
+        self.change: Any = None
+
+    def __call__(self, body: bytes) -> bytes:
+        return body if self.change is None else orjson.dumps(self.change(orjson.loads(body)))
+
+
+async def proven(client: LogClient, document: bytes) -> Outcome:
+    """The honest verdict once the index covers every entry about the document (bounded wait)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        outcome = await check_online(client, document, POLICY, time.time())
+        if outcome.status_proven and (await client.document(document)).index is not None:
+            return outcome
+        await asyncio.sleep(0.05)
+    raise AssertionError("the index never covered the document within 20 s")
+
+
+async def registered_issuer(client: LogClient) -> None:
+    await client.submit([statement(ISSUER_ADD, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, ref="Ministry")])
+
+
+def test_an_old_index_root_with_more_entries_after_it_than_are_read_proves_nothing(tmp_path: Path) -> None:
+    """A proxy replays the genuine answer of an early index root (any index root can be recomputed from public
+    entries) and leaves the later revocation out. The entries between that root and the checkpoint are more than
+    `tlog verify` reads, so "not revoked" is not proven: before, it said "proven by the log's status index"."""
+    proxy = Proxy()
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, corrupting(PATH, proxy), indexed=True) as (client, raw):
+            await registered_issuer(client)
+            await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])
+            await proven(client, DOCUMENT)
+            early = (await raw.get(PATH)).json()  # the answer as served: the proxy passes it through until told
+            others = [hashlib.sha256(b"other %d" % i).digest() for i in range(MAX_GAP + 100)]
+            for start in range(0, len(others), 1000):
+                await client.submit([statement(ISSUE, ISSUER, document=d) for d in others[start : start + 1000]])
+            await client.submit([statement(REVOKE, ISSUER, document=DOCUMENT, reason="fraud")])
+            assert (await proven(client, DOCUMENT)).verdict == REVOKED
+            proxy.change = lambda answer: {
+                **answer,
+                "statements": [s for s in answer["statements"] if s["kind"] != REVOKE],
+                "index": early["index"],
+            }
+            lie = await check_online(client, DOCUMENT, POLICY, time.time())
+            assert not lie.status_proven, lie.message
+            assert "proven by the log's status index" not in lie.message
+            assert "not proven" in lie.message and f"more than the {MAX_GAP:,}" in lie.message
+
+    asyncio.run(scenario())
+
+
+def test_a_revocation_by_a_rotated_key_whose_registration_is_dropped_is_tampering(tmp_path: Path) -> None:
+    """The issuer rotated to NEW_KEY (its registration says it continues the old key) and revoked with it. Which key
+    continues which is read from the answer's registrations: a proxy that drops NEW_KEY's made the revocation not
+    count, and the verdict was "genuine, not revoked: proven"."""
+    proxy = Proxy()
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, corrupting(PATH, proxy), indexed=True) as (client, _):
+            await registered_issuer(client)
+            await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])
+            old = ISSUER.verifier().vkey
+            new = NEW_KEY.verifier().vkey
+            await client.submit([statement(ISSUER_ADD, REGISTRY_KEY, issuer=new, ref="Ministry", continues=old)])
+            await client.submit([statement(REVOKE, NEW_KEY, document=DOCUMENT, reason="fraud")])
+            assert (await proven(client, DOCUMENT)).verdict == REVOKED
+            proxy.change = lambda answer: {
+                **answer,
+                "registrations": [r for r in answer["registrations"] if r["key"] != new],
+            }
+            lie = await check_online(client, DOCUMENT, POLICY, time.time())
+            assert lie.verdict == TAMPERED, lie.message
+            assert new in lie.message and "registration" in lie.message
+
+    asyncio.run(scenario())
+
+
+def test_a_genuine_verdict_does_not_claim_the_key_was_not_reported_stolen_as_proven(tmp_path: Path) -> None:
+    """Stolen-key reports (issuer-retire with unsafe-from) are not in the status index: a proxy that drops them turns
+    "signed with a stolen key" into "genuine". The verdict cannot prove otherwise, so it must say that this part is
+    the log's word (before, "not revoked: proven" read as if everything were proven)."""
+    proxy = Proxy()
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, corrupting(PATH, proxy), indexed=True) as (client, _):
+            await registered_issuer(client)
+            at = (await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])).entries[0].index
+            key = ISSUER.verifier().vkey
+            await client.submit([statement(ISSUER_RETIRE, REGISTRY_KEY, issuer=key, unsafe_from=at)])
+            assert (await proven(client, DOCUMENT)).verdict == STOLEN_KEY
+            proxy.change = lambda answer: {**answer, "retirements": []}
+            lie = await check_online(client, DOCUMENT, POLICY, time.time())
+            assert lie.verdict == GENUINE and lie.status_proven  # what a hidden report leaves: the log's word
+            assert "reported stolen" in lie.message and "the log's word" in lie.message, lie.message
+
+    asyncio.run(scenario())
