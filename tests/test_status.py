@@ -13,7 +13,7 @@ from conftest import REPO, VECTORS, load_vectors
 
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import DOCUMENT_KINDS, Statement
-from tlogcore.status import counted_revocations, document_status
+from tlogcore.status import counted_revocations, document_status, unshown_registration
 
 VECTORS_FILE = load_vectors("status/status.json")
 CASES, KEYS = VECTORS_FILE["cases"], VECTORS_FILE["keys"]
@@ -68,3 +68,19 @@ def test_no_other_copy_of_the_rule() -> None:
             if shape.search(path.read_text(encoding="utf-8")):
                 copies.append(str(path.relative_to(REPO)))
     assert copies == ["tlogcore/status.py"]
+
+
+def test_a_revocation_needs_every_registration_on_its_chain_of_rotations_shown() -> None:
+    """K3 continues K2, which continues K1, which issued the document; K3 revoked it. Whether that counts rests on
+    both registrations: each one left out is named (tools/verify.py then says "tampered"); a revocation by the
+    issuing key itself, or with no issue at all, needs none."""
+    k1, k2, k3 = (vkey(token) for token in ("A", "A2", "A3"))
+    issued = Statement("log.example", "issue", k1, 1790000000, DOCUMENT)
+    revoked = Statement("log.example", "revoke", k3, 1790000001, DOCUMENT)
+    continues = {k3: k2, k2: k1}
+    assert unshown_registration([issued, revoked], {k1, k2, k3}, continues) is None
+    assert unshown_registration([issued, revoked], {k1, k3}, {k3: k2}) == k2
+    assert unshown_registration([issued, revoked], {k1, k2}, {k2: k1}) == k3
+    by_issuer = Statement("log.example", "revoke", k1, 1790000002, DOCUMENT)
+    assert unshown_registration([issued, by_issuer], set(), {}) is None
+    assert unshown_registration([revoked], set(), {}) is None

@@ -59,8 +59,11 @@ def unshown_registration(
     """The first key whose registration a verifier needs to tell whether a revocation counts, and was not shown: a
     revocation's signer that is not an issuing key, or a key on its chain of continuations. The server shows the
     registration of every signer and of the keys they continue (logserver/app.py); one left out turns a counted
-    revocation into an ignored one (a proxy dropping the new key's issuer-add after a rotation)."""
+    revocation into an ignored one (a proxy dropping the new key's issuer-add after a rotation). With no issue
+    statement nothing can count, so nothing is needed (the page's `checkRegistrationsShown` runs only then too)."""
     issuing_keys = {s.signer for s in statements if s.kind == ISSUE}
+    if not issuing_keys:
+        return None
     for revoke in (s for s in statements if s.kind == REVOKE):
         key: str | None = revoke.signer
         seen: set[str] = set()
