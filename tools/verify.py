@@ -150,12 +150,17 @@ async def _judge_online(client: LogClient, document: bytes, trusted: TrustedChec
     return online_verdict(document, included, registered, trusted, proven, unsafe)
 
 
+def continuations(registered: Mapping[str, tuple[int, Statement]]) -> dict[str, str]:
+    """Which key continues which, from the proven registrations (vkey -> the key its issuer-add continues)."""
+    return {key: s.continues for key, (_, s) in registered.items() if s.continues is not None}
+
+
 def check_registrations_shown(
     included: Sequence[tuple[int, Statement]], registered: Mapping[str, tuple[int, Statement]]
 ) -> None:
     """Every registration that decides whether a revocation counts was shown (tlogcore.status.unshown_registration):
     else the answer is incomplete, and "not revoked" could be a revocation made not to count."""
-    continues = {key: s.continues for key, (_, s) in registered.items() if s.continues is not None}
+    continues = continuations(registered)
     missing = unshown_registration([s for _, s in included], registered.keys(), continues)
     if missing is not None:
         raise ProofError(
@@ -305,7 +310,7 @@ def online_verdict(
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
     proof_words = proven.words() if proven is not None else "not proven: the log gave no status index proof"
     statements = [s for _, s in included]
-    continues = {key: s.continues for key, (_, s) in registered.items() if s.continues is not None}
+    continues = continuations(registered)
     status = document_status(statements, continues)
     if status == UNKNOWN:
         return Outcome(

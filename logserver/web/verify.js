@@ -1269,9 +1269,10 @@
     }
   }
 
-  // How far the log has grown since the proof, shown. Best effort.
-  async function newestCheckpoint(policy, now, checks) {
-    const trusted = await latestCheckpoint(policy, now);
+  // How far the log has grown since the proof, shown. Best effort. `known`: the newest checkpoint the proof was
+  // just refreshed onto (refreshOnPage), not fetched again.
+  async function newestCheckpoint(policy, now, checks, known) {
+    const trusted = known || await latestCheckpoint(policy, now);
     if (!trusted) return;
     state.facts.newestSize = trusted.checkpoint.size.toString();
     checks.pass("c_newest", "size " + trusted.checkpoint.size);
@@ -1294,7 +1295,7 @@
   }
 
   // The verdict from the verified statements, the issue `v` and the registry's word, once the status is checked.
-  async function judged(listing, found, v, proven, policy, now, checks) {
+  async function judged(listing, found, v, proven, newest, policy, now, checks) {
     const registered = await registrationsOf(listing, policy, now, state.trust);
     checkRegistrationsShown(found.items, v, registered);
     const unregistered = registrationVerdict(v, registered, checks, listing);
@@ -1302,7 +1303,7 @@
     const stolen = stolenKeyVerdict(v, await stolenKeysOf(listing, policy, now, state.trust), checks);
     if (stolen) return stolen;
     const revoked = revocationOf(found.items, v, registered);
-    await newestCheckpoint(policy, now, checks);
+    await newestCheckpoint(policy, now, checks, newest);
     return statusVerdict(revoked, checks, proven);
   }
 
@@ -1327,7 +1328,7 @@
     const newest = await refreshOnPage(v, policy, now, checks);
     reliedOn(newest, v.checkpoint, policy);
     const proven = await provenStatus(listing, found, h, (newest || v).checkpoint, checks);
-    return judged(listing, found, v, proven, policy, now, checks);
+    return judged(listing, found, v, proven, newest, policy, now, checks);
   }
 
   // An offline proof, verified on this device; then, whenever the log answers, its revocations and newest
@@ -1351,7 +1352,7 @@
     const found = await statementsOf(listing, policy, now, v.statement.document);
     const anchor = (newest || v).checkpoint;  // the checkpoint the verdict now stands on
     const proven = await provenStatus(listing, found, v.statement.document, anchor, checks);
-    return judged(listing, found, v, proven, policy, now, checks);
+    return judged(listing, found, v, proven, newest, policy, now, checks);
   }
 
   async function verifyOffline(b, checks) {
