@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 import tomllib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import SignaturePool
 from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
 from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.freshness import MAX_AGE_SECONDS
 from tlogcore.gcpause import freeze_start_up
 from tlogcore.keys import Ed25519Signer, Verifier
 from tlogcore.vkeys import parse_verifier_key
@@ -262,6 +263,11 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
         raise
 
 
+def sequencing_head(sequencer: Sequencer) -> Callable[[], Head | None]:
+    """The head to have cosigned afresh (Witnessing.refresh): this process's, while it sequences."""
+    return lambda: sequencer.head if sequencer.not_sequencing is None else None
+
+
 def lifespan_of(
     parts: LogParts,
     pool: SignaturePool,
@@ -282,6 +288,16 @@ def lifespan_of(
             tasks.append(asyncio.create_task(indexer.run()))
         if parts.witnessing.witnesses and sequencer.head is not None:  # a head left unwitnessed by a crash
             tasks.append(asyncio.create_task(parts.witnessing.on_checkpoint(sequencer.head)))
+        publish, every = sequencer.on_checkpoint, config.witness_refresh_seconds
+        if parts.witnessing.witnesses and every and publish is not None:  # an idle log's cosignatures kept fresh
+            tasks.append(asyncio.create_task(parts.witnessing.refresh(sequencing_head(sequencer), publish, every)))
+        if parts.witnessing.witnesses and not 0 < every < MAX_AGE_SECONDS:
+            logging.getLogger("logserver").warning(
+                "witness_refresh_seconds = %d: an idle log's checkpoint grows older than the %d s verifiers accept, "
+                "and its documents' status reads 'not proven current' (docs/trust.md \"Freshness\")",
+                every,
+                MAX_AGE_SECONDS,
+            )
         if static is not None:  # catches up at once: a crash between commit and file writes heals here
             tasks.append(asyncio.create_task(static.run()))
         warming = warmup.start(parts.storage.warm_reads, warm_seconds)  # /healthz 503 until done (warmup.py)

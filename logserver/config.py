@@ -5,6 +5,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from tlogcore.errors import MalformedError
+from tlogcore.freshness import REFRESH_SECONDS
 from tlogcore.vkeys import WITNESS_KEYS, parse_key_for
 
 DEFAULT_TILE_CACHE_BYTES = 16 * 1024 * 1024
@@ -59,6 +60,9 @@ class ServerConfig:
     postgresql_pool_size: int = 10  # connections per process for reads and commits (plus one for the lease)
     witness_timeout_ms: int = 2000
     witness_retries: int = 2
+    # the newest checkpoint sent to the witnesses again after this long without a round (logserver/witnessing.py
+    # `refresh`; verifiers refuse to call a status proven on an hour-old one, tlogcore/freshness.py); 0 = never
+    witness_refresh_seconds: int = REFRESH_SECONDS
     witnesses: tuple[WitnessConfig, ...] = field(default_factory=tuple)
     tiles_dir: str = ""  # [static]: keep the read path as files here (logserver/static_tiles.py); "" = off
     # [status_index]: provable status (docs/status-proofs.md): update the index and log its root this often; 0 = off
@@ -70,6 +74,7 @@ _ZERO_MEANS_OFF = frozenset(
     {
         "client_requests_per_second",
         "issuer_statements_per_second",
+        "witness_refresh_seconds",
         "tile_cache_bytes",
         "index_interval_ms",
         "warm_seconds",
@@ -104,7 +109,7 @@ _SECTIONS: dict[str, dict[str, type]] = {
         "max_connections": int,
     },
     "storage": {"sqlite_busy_timeout_ms": int, "engine": str, "postgresql_dsn": str, "postgresql_pool_size": int},
-    "witnessing": {"witness_timeout_ms": int, "witness_retries": int},
+    "witnessing": {"witness_timeout_ms": int, "witness_retries": int, "witness_refresh_seconds": int},
     "static": {"tiles_dir": str},
     "status_index": {"index_interval_ms": int, "index_shards": int},
 }

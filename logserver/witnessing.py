@@ -22,8 +22,9 @@ witness that is down or slow never stops or slows sequencing.
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,7 @@ class Witnessing:
     _next: Head | None = None
     _running: bool = False
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    _round_started: float = field(default_factory=time.monotonic)  # when the last round began (monotonic)
 
     @classmethod
     def create(
@@ -118,9 +120,39 @@ class Witnessing:
         if self._running:
             await self._idle.wait()
 
+    async def refresh(
+        self, newest: Callable[[], Head | None], publish: Callable[[Head], Awaitable[None]], every: float
+    ) -> None:
+        """Send the newest checkpoint to the witnesses again whenever no round has run for `every` seconds: an
+        idle log's checkpoint keeps its size, and without this its cosignatures grow old, until a verifier can no
+        longer tell it from an older checkpoint replayed by a proxy (tlogcore/freshness.py). The same note, so the
+        log key signs nothing new; each witness answers with a fresh cosignature (c2sp.org/tlog-witness:
+        re-submitting the same size and root). `newest`: the head to send, None while this process does not
+        sequence; `publish`: what a commit calls (witnessing, then the static directory). Runs until cancelled."""
+        while True:
+            due = every * random.uniform(0.9, 1.1)  # not on a beat an attacker on the witnesses' path could time
+            await asyncio.sleep(max(0.0, self._round_started + due - time.monotonic()))
+            if self._running:
+                await self.wait_idle()
+                continue
+            if time.monotonic() - self._round_started < due:
+                continue  # a round ran meanwhile: wait from its start
+            head = newest()
+            if head is None:
+                self._round_started = time.monotonic()
+                continue
+            try:
+                await publish(head)
+            except Exception:  # this task must outlive any one round: log it, try again next time
+                log.exception("refreshing the cosignatures of checkpoint %d failed", head.size)
+                self._round_started = time.monotonic()
+
     async def _round(self, head: Head) -> None:
-        results = await asyncio.gather(*(self._cosign(w, head) for w in self.witnesses))
+        self._round_started = time.monotonic()
+        results = await asyncio.gather(*(self._cosign_guarded(w, head) for w in self.witnesses))
         note = parse_note(head.checkpoint)
+        if not all(results):
+            results = await self._keep_earlier(note, results)
         signatures = list(note.signatures)
         for lines in results:
             signatures += parse_note(b"x\n\n" + "".join(lines).encode()).signatures if lines else []
@@ -128,6 +160,36 @@ class Witnessing:
             await self.storage.set_cosigned(head.size, Note(note.text, tuple(signatures)).to_bytes())
         except StorageError as exc:
             log.error("could not publish checkpoint %d: %s", head.size, exc)
+
+    async def _keep_earlier(self, note: Note, results: list[list[str]]) -> list[list[str]]:
+        """For each witness that did not answer this round, its cosignature of this same checkpoint published
+        earlier, if any: a refresh (the same note again) during a witness's outage must not take away the quorum
+        the checkpoint already had. Each witness keeps only its newest lines, never two of one key."""
+        try:
+            published = await self.storage.latest_published()
+        except StorageError as exc:
+            log.warning("could not read the published checkpoint to keep its cosignatures: %s", exc)
+            return results
+        if published is None or parse_note(published).text != note.text:
+            return results
+        earlier = parse_note(published).signatures
+        kept = []
+        for witness, lines in zip(self.witnesses, results, strict=True):
+            keys = {(v.name, v.key_id) for v in map(parse_verifier_key, witness.config.vkeys)}
+            own = [s.line for s in earlier if (s.name, s.key_id) in keys]
+            kept.append(lines or own)
+        return kept
+
+    async def _cosign_guarded(self, witness: WitnessState, head: Head) -> list[str]:
+        """`_cosign`, where anything unforeseen is that witness failing this round, not the round failing: one
+        witness's strange answer must not keep the others' cosignatures from being published."""
+        try:
+            return await self._cosign(witness, head)
+        except Exception as exc:  # logged with its traceback; the other witnesses go on
+            witness.last_error = f"unexpected failure: {type(exc).__name__}"
+            self.metrics.witness_failures[witness.config.name] += 1
+            log.exception("witness %s: unexpected failure cosigning size %d", witness.config.name, head.size)
+            return []
 
     async def _cosign(self, witness: WitnessState, head: Head) -> list[str]:
         started = time.perf_counter()

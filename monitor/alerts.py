@@ -35,6 +35,7 @@ RULE_ENTRY = "log-bad-entry"  # an entry the log must have refused (bad signatur
 RULE_SPLIT_VIEW = "log-split-view"  # the log's checkpoint and a witness's cannot both be true
 RULE_STALE = "log-stale"
 RULE_UNREACHABLE = "log-unreachable"
+RULE_UNVOUCHED = "log-unvouched"  # the witnesses' quorum has not vouched for the newest checkpoint lately (freshness)
 RULE_RETIRED_KEY = "log-retired-key"  # a checkpoint signed by a log key the log's rotation retired (logkeys.py)
 RULE_TEST = "test-alert"
 BUILTIN_RULES = (
@@ -48,6 +49,7 @@ BUILTIN_RULES = (
     RULE_SPLIT_VIEW,
     RULE_STALE,
     RULE_UNREACHABLE,
+    RULE_UNVOUCHED,
     RULE_RETIRED_KEY,
     RULE_TEST,
 )

@@ -1,11 +1,25 @@
-"""Availability alerts: a log that has not answered, or not grown, for longer than the configured thresholds."""
+"""Availability alerts: a log that has not answered, or not grown, for longer than the configured thresholds, or
+whose newest checkpoint the witnesses have not vouched for lately."""
+
+import datetime
+from dataclasses import dataclass
 
 from monitor import alerts as A
 from monitor.logcontext import LogContext, note_text
 
 
+@dataclass(frozen=True)
+class Vouched:
+    """The log's newest checkpoint as last fetched, and the latest time its policy's quorum vouched for it
+    (tlogcore.freshness.vouched_at; None: never, or `quorum none`)."""
+
+    size: int
+    note: bytes
+    at: int | None
+
+
 def availability_alerts(
-    context: LogContext, failing_since: float | None, last_error: str | None, now: float
+    context: LogContext, failing_since: float | None, last_error: str | None, now: float, vouched: Vouched | None = None
 ) -> list[A.Alert]:
     config = context.shared.config
     out = []
@@ -41,4 +55,26 @@ def availability_alerts(
                 },
             )
         )
-    return out
+    unvouched = unvouched_alert(context, vouched, now)
+    return out + ([unvouched] if unvouched is not None else [])
+
+
+def unvouched_alert(context: LogContext, vouched: Vouched | None, now: float) -> A.Alert | None:
+    """The witnesses' quorum has not vouched for the log's newest checkpoint for longer than `unvouched_after`: every
+    verifier online now says a document's status is "not proven current" (docs/trust.md "Freshness"). The log is
+    not asking its witnesses again while idle (`witness_refresh_seconds`), or they do not answer."""
+    after = context.shared.config.unvouched_after
+    if vouched is None or not after or context.log_config.policy.quorum is None:
+        return None
+    if vouched.at is not None and now - vouched.at <= after:
+        return None
+    since = "never" if vouched.at is None else datetime.datetime.fromtimestamp(vouched.at, datetime.UTC).isoformat()
+    return context.alert(
+        A.RULE_UNVOUCHED,
+        A.AVAILABILITY,
+        f"size {vouched.size}",  # one alert while this checkpoint stays unvouched, however its time moves
+        f"the witnesses have not vouched for the log's newest checkpoint (size {vouched.size}) since {since}: "
+        "verifiers no longer call a document's status proven current; the log is not asking its witnesses again, "
+        "they do not answer, or their clocks run behind",
+        {"size": vouched.size, "vouched_at": vouched.at, "checkpoint": note_text(vouched.note)},
+    )

@@ -15,6 +15,7 @@ from typing import Any
 
 from monitor.modes import SIGNATURES, VERIFY_MODES
 from tlogcore.errors import MalformedError, TlogError
+from tlogcore.freshness import MAX_AGE_SECONDS
 from tlogcore.policy import Policy, parse_policy
 from tlogcore.statement import parse_statement_key
 
@@ -74,6 +75,9 @@ class MonitorConfig:
     poll_interval: float = 10.0
     stale_after: float = 3600.0  # 0: never
     unreachable_after: float = 300.0  # 0: never
+    # the newest checkpoint not vouched for by the policy's quorum for this long: verifiers online stop calling a
+    # status proven (tlogcore/freshness.py); 0: never
+    unvouched_after: float = float(MAX_AGE_SECONDS)
     verify: str = SIGNATURES
     workers: int = 1
     chunk_tiles: int = 16
@@ -86,6 +90,7 @@ _TOP: dict[str, type] = {
     "poll_interval_seconds": float,
     "stale_after_seconds": float,
     "unreachable_after_seconds": float,
+    "unvouched_after_seconds": float,
     "verify": str,
     "workers": int,
     "chunk_tiles": int,
@@ -156,7 +161,7 @@ def config_from_toml(document: Mapping[str, Any], base: Path, read_file: Callabl
     for name in positive:
         if top.get(name, 1) <= 0:
             raise MalformedError(f"config: {name} must be positive")
-    for name in ("stale_after_seconds", "unreachable_after_seconds"):
+    for name in ("stale_after_seconds", "unreachable_after_seconds", "unvouched_after_seconds"):
         if top.get(name, 0) < 0:
             raise MalformedError(f"config: {name} must be 0 (never) or positive")
     return MonitorConfig(
@@ -167,6 +172,7 @@ def config_from_toml(document: Mapping[str, Any], base: Path, read_file: Callabl
         poll_interval=top.get("poll_interval_seconds", 10.0),
         stale_after=top.get("stale_after_seconds", 3600.0),
         unreachable_after=top.get("unreachable_after_seconds", 300.0),
+        unvouched_after=top.get("unvouched_after_seconds", float(MAX_AGE_SECONDS)),
         verify=verify,
         workers=top.get("workers", 1),
         chunk_tiles=top.get("chunk_tiles", 16),

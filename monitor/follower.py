@@ -32,7 +32,7 @@ from typing import Any
 
 from logserver.client import LogClient, LogClientError
 from monitor import alerts as A
-from monitor.availability import availability_alerts
+from monitor.availability import Vouched, availability_alerts
 from monitor.config import LogConfig
 from monitor.entryaudit import EntryAudit
 from monitor.fetch import Unavailable
@@ -43,6 +43,7 @@ from monitor.state import LogRow, Signed, StateError
 from monitor.witnesscheck import WitnessCheck
 from tlogcore import merkle
 from tlogcore.errors import MalformedError, NotAllowedError, SignatureError, TlogError, UnverifiedError
+from tlogcore.freshness import vouched_at
 from tlogcore.registry import Registry
 from tlogcore.statement import parse_statement, parse_statement_key
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of
@@ -62,6 +63,7 @@ class Follower:
     _view: TreeView | None = None  # the target's authenticated tiles, kept between poll and audit
     failing_since: float | None = None
     last_error: str | None = None
+    vouched: Vouched | None = None  # the newest checkpoint fetched, and when its quorum last vouched for it
 
     def __post_init__(self) -> None:
         self.context = LogContext(self.log_config, self.shared, self.client, self.raw_tiles)
@@ -76,7 +78,7 @@ class Follower:
         return self.shared.clock()
 
     def availability_alerts(self, now: float) -> list[A.Alert]:
-        return availability_alerts(self.context, self.failing_since, self.last_error, now)
+        return availability_alerts(self.context, self.failing_since, self.last_error, now, self.vouched)
 
     # --- the round -------------------------------------------------------------------------------
 
@@ -138,6 +140,7 @@ class Follower:
         checkpoint = trusted.checkpoint
         if checkpoint.origin != self.origin:
             raise NotVerified(f"the log served a checkpoint of {checkpoint.origin!r}, not {self.origin!r}")
+        self.vouched = Vouched(checkpoint.size, note, vouched_at(policy, trusted))
         return Signed(checkpoint.size, checkpoint.root, note)
 
     def check_fork(self, signed: Signed, source: str) -> None:

@@ -23,7 +23,7 @@ import pytest
 from log_harness import LogProcess, issue, post_statements, register_issuer, running_log
 from playwright.sync_api import BrowserContext, Page, Route
 from reference import mth
-from web_browser import chromium, open_verdict
+from web_browser import chromium, open_verdict, screenshots_in_both_languages
 
 from tlogcore.keys import Ed25519Signer
 from tlogcore.merkle import inclusion_proof_length
@@ -129,25 +129,6 @@ def checks(page: Page) -> str:
     return page.text_content("#check-list") or ""
 
 
-def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    for label, size in (("phone", {"width": 390, "height": 844}), ("desktop", {"width": 1280, "height": 800})):
-        page.set_viewport_size(size)
-        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size({"width": 1280, "height": 800})
-
-
-def shot_in_both_languages(page: Page, name: str, khmer: str) -> None:
-    """Screenshots of the verdict in English, then in Khmer, whose check list must hold `khmer`."""
-    shot(page, name)
-    page.click("#lang-km")
-    try:
-        assert khmer in checks(page), checks(page)
-        shot(page, f"{name}-km")
-    finally:
-        page.click("#lang-en")
-
-
 def without_revocations(early: Answer | None = None) -> Callable[[Answer], Answer]:
     def change(a: Answer) -> Answer:
         a["statements"] = [s for s in a["statements"] if s["kind"] != REVOKE]
@@ -195,7 +176,7 @@ def test_an_index_root_too_old_to_check_the_gap_proves_nothing(world: World, pag
     assert open_verdict(page, link(world, "far")) == "genuine", checks(page)
     text = checks(page)
     assert "proven #0–" not in text and "too many to check" in text and "its word only" in text, text
-    shot_in_both_languages(page, "status-not-proven-old-root", "ច្រើនពេក")
+    screenshots_in_both_languages(page, "status-not-proven-old-root", "ច្រើនពេក", SHOTS)
     lying(page, "never", lambda a: a | {"index": world.early["never"]["index"]})
     assert open_verdict(page, link(world, "never")) == "not_logged", checks(page)
     assert "proven #0–" not in checks(page) and "too many to check" in checks(page), checks(page)
@@ -230,7 +211,7 @@ def test_a_genuine_verdict_says_the_stolen_key_report_is_the_logs_word(world: Wo
     assert open_verdict(page, link(world, "stolen")) == "genuine"  # a hidden report: nothing can prove otherwise
     text = checks(page)
     assert "proven #0–" in text and "reported stolen" in text and "the log's word" in text, text
-    shot_in_both_languages(page, "stolen-key-word", "តាមពាក្យរបស់បញ្ជី")
+    screenshots_in_both_languages(page, "stolen-key-word", "តាមពាក្យរបស់បញ្ជី", SHOTS)
 
 
 def test_every_text_is_in_both_languages(world: World, page: Page) -> None:

@@ -20,7 +20,9 @@ from logserver.client import LogClient
 from logserver.statusindexer import PRUNE_GRACE
 from tests.api_helpers import ISSUER, LOG_KEY, REGISTRY_KEY, app_client, corrupting, statement
 from tests.status_tamper import drop_stored_revocations
+from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.indexroot import parse_index_root
+from tlogcore.note import parse_note
 from tlogcore.policy import parse_policy
 from tlogcore.statement import ISSUE, ISSUER_ADD, REVOKE, Statement, sign_statement
 from tlogcore.statusindex import verify_status
@@ -69,6 +71,8 @@ def test_lookup_carries_a_proof_bound_to_a_logged_index_root(tmp_path: Path) -> 
             assert "not revoked: proven by the log's status index" in genuine.message
             assert revoked.verdict == REVOKED and revoked.status_proven
             assert never.verdict == NOT_LOGGED and never.status_proven and "proven" in never.message
+            # `quorum none`: proven by the log's own signed index, but no witness dates it (docs/trust.md "Freshness")
+            assert all("no witness dates the log's checkpoint" in o.message for o in (genuine, never)), never.message
 
     asyncio.run(scenario())
 
@@ -257,3 +261,46 @@ def test_a_lookup_whose_version_was_pruned_meanwhile_is_answered_at_the_newer_on
     assert found is not None
     verify_status(KEPT, parse_record(found.record) if found.record is not None else None, found.proof, found.root)
     assert found.size > first  # the newest version's proof, under the checkpoint read again
+
+
+class GrowsBeforeOneLookup:
+    """The real app; the next lookup of KEPT waits while the log grows and publishes a newer index root: what a busy,
+    honest log does between two requests of one verifier."""
+
+    def __init__(self) -> None:
+        self.grow: Any = None
+
+    def __call__(self, app: Any) -> Any:
+        async def growing(scope: Any, receive: Any, send: Any) -> None:
+            if self.grow is not None and scope["type"] == "http" and scope["path"] == f"/api/v1/documents/{KEPT.hex()}":
+                grow, self.grow = self.grow, None
+                await grow()
+            await app(scope, receive, send)
+
+        return growing
+
+
+def test_a_newer_index_root_published_while_the_verifier_asks_is_not_tampering(tmp_path: Path) -> None:
+    """`tlog verify` fetched the checkpoint, then the lookup. A busy log published a newer checkpoint in between, and
+    the lookup's index root (the newest inside a published checkpoint) lay past the verifier's checkpoint: the
+    verdict was "tampered" for an honest log (found while testing freshness). The lookup now comes first."""
+    hook = GrowsBeforeOneLookup()
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, hook, indexed=True) as (client, _):
+            size = await indexed_up_to(client, await populate(client))
+
+            async def grow() -> None:
+                await client.submit([statement(ISSUE, ISSUER, document=hashlib.sha256(b"later").digest())])
+                root = await indexed_up_to(client, size + 2)  # the issue and the root before it, covered
+                deadline = time.monotonic() + 20
+                while parse_checkpoint(parse_note(await client.checkpoint()).text).size <= root:
+                    assert time.monotonic() < deadline, "the newer root was never published"
+                    await asyncio.sleep(0.05)
+
+            hook.grow = grow
+            outcome = await verify(client, KEPT)
+            assert hook.grow is None  # the log did grow while the verifier asked
+            assert outcome.verdict == GENUINE and outcome.status_proven, outcome.message
+
+    asyncio.run(scenario())

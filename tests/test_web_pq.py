@@ -24,7 +24,7 @@ from conftest import load_vectors
 from log_harness import REPO, LogProcess, free_port, issue, post_statements, register_issuer, seed
 from playwright.sync_api import BrowserContext, Page
 from web_browser import checked_page, chromium, open_verdict, screenshot
-from witness_helpers import WitnessProcess
+from witness_helpers import WitnessProcess, write_config
 
 from loadtest.localproc import log_identity
 from tlogcore.keys import Ed25519Signer
@@ -71,12 +71,8 @@ def retire_as_stolen(server: LogProcess, vkey: str, unsafe_from: int) -> None:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PQWorld]:
     tmp = tmp_path_factory.mktemp("web-pq")
     ident = log_identity(tmp / "log")
-    config = tmp / "w.toml"
-    config.write_text(
-        f'name = "pq.witness.example.org"\nalgorithms = ["ml-dsa-44"]\n'
-        f'[[log]]\norigin = "{ident.origin}"\nvkey = "{ident.log_vkey}"\n',
-        encoding="utf-8",
-    )
+    logs = [(ident.origin, ident.log_vkey)]
+    config = write_config(tmp / "w.toml", "pq.witness.example.org", logs, algorithms=["ml-dsa-44"])
     with WitnessProcess(tmp / "w", config) as witness:
         assert key_type(witness.vkey) == 0x06  # an ML-DSA-44 key only
         log_config = tmp / "log.toml"

@@ -28,6 +28,10 @@ ROOTS = load_vectors("statusindex/index_root.json")["good"]
 ISSUER = Ed25519Signer("moeys.gov.kh", b"\x41" * 32)
 INDEXED = "[status_index]\nindex_interval_ms = 50\n"
 DOCS = {name: hashlib.sha256(name.encode()).digest() for name in ("kept", "revoked", "never")}
+# This log has no witnesses (its published policy says `quorum none`): nothing dates its newest checkpoint, so a
+# replay of its older answers cannot be told apart, and the page says so beside the proven status, as `tlog verify`
+UNDATED = "No witness vouches that the log's newest record is recent"
+UNDATED_KM = "គ្មានសាក្សីណាធានាថា"
 
 
 @dataclass
@@ -123,21 +127,36 @@ def checks_text(page: Page) -> str:
     return page.text_content("#check-list") or ""
 
 
+def undated_notes(page: Page) -> list[list[str]]:
+    """The "!" lines saying that no witness dates the log's checkpoint: [text, its detail's language]."""
+    notes = page.eval_on_selector_all(
+        "#check-list li.note", "lis => lis.map((li) => [li.textContent, li.querySelector('.detail').lang])"
+    )
+    return [note for note in notes if UNDATED in note[0] or UNDATED_KM in note[0]]
+
+
 def test_not_revoked_and_not_logged_are_shown_as_proven(world: World, page: Page) -> None:
     url = world.server.url
     assert open_verdict(page, f"{url}/verify#h={DOCS['kept'].hex()}&i={world.index['kept']}") == "genuine"
     text = checks_text(page)
     assert "The log's complete list of entries about this document: proven #0–" in text, text
     assert "✗" not in text and "its word only" not in text, text
+    # Proven, and said to stand on the log's word for time (before: "proven" with nothing about time)
+    [[undated, lang]] = undated_notes(page)
+    assert "the log's word only" in undated and "quorum none" in undated and lang == "en", undated
     screenshot(page, "status-proven")
     page.click("#lang-km")
     assert "អំពីឯកសារនេះ៖ បានបញ្ជាក់" in checks_text(page)
+    [[undated, lang]] = undated_notes(page)
+    assert UNDATED_KM in undated and "តាមពាក្យរបស់បញ្ជីតែប៉ុណ្ណោះ" in undated and lang == "km", undated
+    assert "vouches" not in checks_text(page) and "c_undated" not in checks_text(page), checks_text(page)
     screenshot(page, "status-proven-km")
     page.click("#lang-en")
     assert open_verdict(page, f"{url}/verify#h={DOCS['revoked'].hex()}&i={world.index['revoked']}") == "revoked"
-    assert "about this document: proven #0–" in checks_text(page)
+    assert "about this document: proven #0–" in checks_text(page) and len(undated_notes(page)) == 1
     assert open_verdict(page, f"{url}/verify#h={DOCS['never'].hex()}&i=0") == "not_logged"
     assert "about this document: proven #0–" in checks_text(page), checks_text(page)
+    assert len(undated_notes(page)) == 1, checks_text(page)
     screenshot(page, "status-not-logged-proven")
 
 
@@ -165,7 +184,7 @@ def test_without_the_index_the_page_says_not_proven(tmp_path: Path, browser: Bro
             assert open_verdict(page, f"{server.url}/verify#h={DOCS['kept'].hex()}&i={index}") == "genuine"
             text = checks_text(page)
             assert "its word only: it gave no proof that its list is complete" in text, text
-            assert "proven #" not in text, text
+            assert "proven #" not in text and len(undated_notes(page)) == 1, text
             screenshot(page, "status-not-proven")
         finally:
             page.close()

@@ -3,10 +3,12 @@ verifier holds, and running the tool through click's runner or as a real process
 
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from click.testing import CliRunner, Result
@@ -16,6 +18,8 @@ from witness_helpers import WitnessProcess, write_config
 from loadtest.localproc import log_identity
 from tlogcore.tiles import decode_entry_bundle, entry_bundle_for
 from tools.cli import main
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,7 +36,11 @@ class Stack:
 
 
 @contextmanager
-def witnessed_log(tmp: Path) -> Iterator[Stack]:
+def witnessed_log(
+    tmp: Path, witnessing: str = "", more_config: str = "", route: Callable[[int, str], str] | None = None
+) -> Iterator[Stack]:
+    """A log with three real witnesses and a policy of two of them; `witnessing`: more lines of the log's
+    [witnessing] table, `more_config`: more tables; `route(i, url)`: the URL the log uses for witness i (a proxy)."""
     ident = log_identity(tmp / "log")
     origin, log_vkey = ident.origin, ident.log_vkey
     witnesses: list[WitnessProcess] = []
@@ -45,7 +53,12 @@ def witnessed_log(tmp: Path) -> Iterator[Stack]:
         log_config = tmp / "log.toml"
         log_config.write_text(
             "[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n"
-            + "".join(f'[[witness]]\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for w in witnesses)
+            + witnessing
+            + "".join(
+                f'[[witness]]\nurl = "{route(i, w.url) if route else w.url}"\nvkey = "{w.vkey}"\n'
+                for i, w in enumerate(witnesses)
+            )
+            + more_config
         )
         server = LogProcess(tmp / "log", free_port(), config=log_config).start()
         policy = (
@@ -102,3 +115,14 @@ def all_entries(url: str) -> list[bytes]:
             response.raise_for_status()
             entries.extend(decode_entry_bundle(response.content, tile.width))
         return entries
+
+
+def wait_for(found: Callable[[], T | None], seconds: float = 30) -> T:
+    """The first value `found` gives that is not None, asked every 0.1 s (bounded)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = found()
+        if value is not None:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not within {seconds} s")

@@ -63,13 +63,27 @@ def open_verdict(page: Page, url: str) -> str:
     return str(page.get_attribute("#verdict", "data-verdict"))
 
 
-def screenshot(page: Page, name: str) -> None:
-    """The page as it is, at phone and then desktop width: SCREENSHOTS/<name>-phone.png / -desktop.png."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+def screenshot(page: Page, name: str, directory: Path | None = None) -> None:
+    """The page as it is, at phone and then desktop width: <directory>/<name>-phone.png / -desktop.png (default
+    SCREENSHOTS)."""
+    directory = directory or SCREENSHOTS
+    directory.mkdir(parents=True, exist_ok=True)
     for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
         page.set_viewport_size(size)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
+        page.screenshot(path=str(directory / f"{name}-{label}.png"), full_page=True)
     page.set_viewport_size(DESKTOP)
+
+
+def screenshots_in_both_languages(page: Page, name: str, khmer: str, directory: Path) -> None:
+    """Screenshots of the verdict in English, then in Khmer, whose check list must hold `khmer`."""
+    screenshot(page, name, directory)
+    page.click("#lang-km")
+    try:
+        checks = page.text_content("#check-list") or ""
+        assert khmer in checks, checks
+        screenshot(page, f"{name}-km", directory)
+    finally:
+        page.click("#lang-en")
 
 
 @contextmanager

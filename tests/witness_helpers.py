@@ -91,9 +91,10 @@ def tiny_log(origin: str = "log.example.test/witness-tests", seed: int = 0x21) -
 # --- files ------------------------------------------------------------------------
 
 
-def write_config(path: Path, name: str, logs: Sequence[tuple[str, str]]) -> Path:
-    """A witness TOML config with one [[log]] table per (origin, vkey)."""
-    text = f'name = "{name}"\n' + "".join(f'\n[[log]]\norigin = "{o}"\nvkey = "{v}"\n' for o, v in logs)
+def write_config(path: Path, name: str, logs: Sequence[tuple[str, str]], algorithms: Sequence[str] = ()) -> Path:
+    """A witness TOML config with one [[log]] table per (origin, vkey); `algorithms`: its keys' (default Ed25519)."""
+    text = f'name = "{name}"\n' + (f"algorithms = {list(algorithms)!r}\n".replace("'", '"') if algorithms else "")
+    text += "".join(f'\n[[log]]\norigin = "{o}"\nvkey = "{v}"\n' for o, v in logs)
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -18,7 +18,7 @@ that size: the old key's signature after a rotation is refused.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from tlogcore.checkpoint import MAX_CHECKPOINT_NOTE_SIZE, Checkpoint, parse_checkpoint
@@ -133,20 +133,22 @@ class Policy:
         opened = open_note(note, [*self.logs, *self.witnesses.values()], MAX_CHECKPOINT_NOTE_SIZE)
         checkpoint = parse_checkpoint(opened.text)
         self._check_log_signature(checkpoint, opened)
-        cosigned = set()
+        cosigned, times = set(), {}
         for name, witness in self.witnesses.items():
             signature = opened.verified_by(witness)
             if signature is None:
                 continue
-            timestamped = now is not None and witness.key_type in _TIMESTAMPED_TYPES
-            if timestamped and signature_timestamp(signature.signature) > (now or 0) + MAX_FUTURE_SKEW:
+            time = signature_timestamp(signature.signature) if witness.key_type in _TIMESTAMPED_TYPES else None
+            if time is not None and now is not None and time > now + MAX_FUTURE_SKEW:
                 continue
             cosigned.add(name)
+            if time:  # 0 claims no time (tlog-cosignature: an ML-DSA subtree cosignature's "no latest claim")
+                times[name] = time
         if not self.is_satisfied(cosigned):
             raise UnverifiedError(
                 f"witness quorum not met: cosigned by {sorted(cosigned) or 'none'} of {sorted(self.witnesses)}"
             )
-        return TrustedCheckpoint(checkpoint, opened, frozenset(cosigned))
+        return TrustedCheckpoint(checkpoint, opened, frozenset(cosigned), times)
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,9 @@ class TrustedCheckpoint:
     checkpoint: Checkpoint
     opened: OpenedNote
     witnesses: frozenset[str]
+    # the signed time of each counted cosignature that carries one (c2sp.org/tlog-cosignature: "as of this time,
+    # this is the largest consistent tree I have seen"); tlogcore/freshness.py reads it
+    times: Mapping[str, int] = field(default_factory=dict)
 
 
 def _parse_key(token: str, kind: str, name: str) -> Verifier:

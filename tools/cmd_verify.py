@@ -12,6 +12,7 @@ import click
 from logserver.client import LogClient
 from tlogcore.bundle import TlogProof
 from tlogcore.errors import TlogError
+from tlogcore.freshness import MAX_AGE_SECONDS
 from tlogcore.policy import parse_policy
 from tools import qr as qrcodes
 from tools.clikit import policy_option
@@ -125,6 +126,15 @@ def _read_source(
     metavar="URL",
     help="Online: ask this log for the current checkpoint, proofs and revocation status.",
 )
+@click.option(
+    "--max-age",
+    type=click.IntRange(min=0),
+    default=MAX_AGE_SECONDS,
+    show_default=True,
+    metavar="SECONDS",
+    help="Online: a status (not revoked, never logged) counts as proven only if the witnesses vouched for the log's "
+    "newest checkpoint at most this long ago (0: do not check).",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object instead of the verdict line.")
 def verify(
     document: Path,
@@ -133,6 +143,7 @@ def verify(
     qr_image: Path | None,
     qr_text: str | None,
     log_url: str | None,
+    max_age: int,
     as_json: bool,
 ) -> None:
     """Check DOCUMENT: offline against a bundle or QR code (no network: only the trust policy is trusted), or
@@ -198,6 +209,6 @@ def verify(
 
     async def online(url: str) -> Outcome:
         async with LogClient(url, timeout=20) as client:
-            return await check_online(client, digest, trust, time.time(), bundle, url)
+            return await check_online(client, digest, trust, time.time(), bundle, url, max_age)
 
     _emit(asyncio.run(online(log_url)), as_json)

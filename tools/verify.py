@@ -23,8 +23,8 @@ from logserver import api
 from logserver.client import LogClient, LogClientError
 from tlogcore.bundle import InconsistentLogError, Refreshed, TlogProof, VerifiedBundle, refresh_bundle, verify_bundle
 from tlogcore.checkpoint import Checkpoint
-from tlogcore.cosignature import signature_timestamp
 from tlogcore.errors import MalformedError, ProofError, TlogError
+from tlogcore.freshness import MAX_AGE_SECONDS, is_stale, vouched_at
 from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.policy import Policy, TrustedCheckpoint
 from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, parse_statement
@@ -99,10 +99,18 @@ def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> 
 
 
 async def check_online(
-    client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None = None, url: str = ""
+    client: LogClient,
+    document: bytes,
+    policy: Policy,
+    now: float,
+    bundle: TlogProof | None = None,
+    url: str = "",
+    max_age: float = MAX_AGE_SECONDS,
 ) -> Outcome:
+    """`max_age`: seconds since the witnesses last vouched for the log's newest checkpoint beyond which a status
+    is not proven (tlogcore/freshness.py; 0 checks nothing)."""
     try:
-        return await _check_online(client, document, policy, now, bundle)
+        return await _check_online(client, document, policy, now, bundle, max_age)
     except LogClientError as exc:
         return Outcome(NETWORK_ERROR, document, plain_client_error(url or "the configured URL", exc))
     except TlogError as exc:
@@ -110,8 +118,12 @@ async def check_online(
 
 
 async def _check_online(
-    client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None
+    client: LogClient, document: bytes, policy: Policy, now: float, bundle: TlogProof | None, max_age: float
 ) -> Outcome:
+    # The lookup before the checkpoint: its index root is inside a checkpoint the log published before answering,
+    # so the newest one fetched after it holds that root. The other way round, a checkpoint published in between
+    # put the root of an honest, busy log past the verifier's checkpoint, and the answer read as tampered.
+    lookup = await client.document(document)
     newest = await client.checkpoint()
     policy = await following_rotations(client, newest, policy, now)  # a rotated log key: tools/logkeys.py
     trusted = policy.verify_checkpoint(newest, now)
@@ -124,13 +136,54 @@ async def _check_online(
         if isinstance(found, InconsistentLogError):
             return misbehaved_outcome(document, found)
         refreshed = found
-    outcome = await _judge_online(client, document, trusted)
+    stale = stale_words(policy, trusted, now, max_age)
+    if stale is None and policy.quorum is None and max_age > 0:
+        stale = UNDATED
+    outcome = await _judge_online(client, document, lookup, trusted, stale)
     return outcome if refreshed is None else with_refresh_words(outcome, refreshed)
 
 
-async def _judge_online(client: LogClient, document: bytes, trusted: TrustedCheckpoint) -> Outcome:
+# `quorum none`: the policy trusts the log alone, and no witness dates its checkpoint; the status stays proven by the
+# log's own signed index, but a replay of its older answers cannot be told apart (docs/trust.md "Freshness")
+UNDATED = "no witness dates the log's checkpoint (quorum none): whether it is recent is the log's word"
+
+
+def stale_words(policy: Policy, trusted: TrustedCheckpoint, now: float, max_age: float) -> str | None:
+    """Why a status cannot be proven current, when the witnesses last vouched for the log's newest checkpoint too
+    long ago (tlogcore/freshness.py): a proxy replaying an older cosigned checkpoint with that time's answers, or
+    a log whose witnesses stopped answering. None when fresh enough."""
+    if not is_stale(policy, trusted, now, max_age):
+        return None
+    at = vouched_at(policy, trusted)
+    limit = f"the {_duration(max_age)} this verifier accepts (--max-age)"
+    size = trusted.checkpoint.size
+    if at is None:
+        when = (
+            f"no quorum of the witnesses' cosignatures on the log's newest checkpoint (tree size {size}) carries a time"
+        )
+    else:
+        stamp = datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = (
+            f"the witnesses last vouched for the log's newest checkpoint (tree size {size}) at {stamp}, "
+            f"{_duration(now - at)} ago, longer than {limit}"
+        )
+    return f"the log's word, not proven current: {when}; a revocation logged since would not show"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)} second{'s' if int(seconds) != 1 else ''}"
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = minutes // 60
+    return f"{hours} hours" if hours < 48 else f"{hours // 24} days"
+
+
+async def _judge_online(
+    client: LogClient, document: bytes, lookup: api.DocumentHistory, trusted: TrustedCheckpoint, stale: str | None
+) -> Outcome:
     current = trusted.checkpoint
-    lookup = await client.document(document)
     included: list[tuple[int, Statement]] = []
     for item in lookup.statements:
         if item.index >= current.size:
@@ -147,7 +200,7 @@ async def _judge_online(client: LogClient, document: bytes, trusted: TrustedChec
         proven = await prove_status(client, document, lookup.index, current, registry_keys)
         check_complete(proven, included)
     check_registrations_shown(included, registered)
-    return online_verdict(document, included, registered, trusted, proven, unsafe)
+    return online_verdict(document, included, registered, trusted, proven, unsafe, stale)
 
 
 def continuations(registered: Mapping[str, tuple[int, Statement]]) -> dict[str, str]:
@@ -224,13 +277,10 @@ def misbehaved_outcome(document: bytes, exc: InconsistentLogError) -> Outcome:
 
 
 def newest_cosignature(trusted: TrustedCheckpoint) -> float | None:
-    """The newest verified cosignature's timestamp (c2sp.org/tlog-cosignature: the signed time), None without one."""
-    times = [
-        signature_timestamp(signature.signature)
-        for signature, verifier in trusted.opened.verified
-        if verifier.key_type in (0x04, 0x05, 0x06) and len(signature.signature) >= 8
-    ]
-    return max(times) if times else None
+    """The newest counted cosignature's timestamp (c2sp.org/tlog-cosignature: the signed time), None without one. Only
+    those the policy counted: a witness whose clock runs days ahead is not counted, and its time is not shown as
+    the others' (nor, at 2^62 seconds, given to a date formatter)."""
+    return max(trusted.times.values()) if trusted.times else None
 
 
 def relied_on(trusted: TrustedCheckpoint) -> str:
@@ -306,9 +356,16 @@ def online_verdict(
     trusted: TrustedCheckpoint,
     proven: ProvenStatus | None = None,
     unsafe_from: Mapping[str, int] | None = None,
+    stale: str | None = None,
 ) -> Outcome:
+    """`stale`: why the status is not proven current (`stale_words`), which then replaces the index's proof; or
+    UNDATED, said beside it."""
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
     proof_words = proven.words() if proven is not None else "not proven: the log gave no status index proof"
+    undated = stale == UNDATED
+    status_proven = proven is not None and proven.complete and (stale is None or undated)
+    if stale is not None:
+        proof_words = f"{proof_words}; {stale}" if undated else stale
     statements = [s for _, s in included]
     continues = continuations(registered)
     status = document_status(statements, continues)
@@ -320,13 +377,13 @@ def online_verdict(
             f"; {proof_words}",
             checkpoint=current,
             witnesses=witnesses,
-            status_proven=proven is not None and proven.complete,
+            status_proven=status_proven,
         )
     index, statement = next((i, s) for i, s in included if s.kind == ISSUE)
     entry = registered.get(statement.signer)
     known = Registered(entry[1].ref, entry[0]) if entry is not None and entry[0] < index else None
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
-    where["status_proven"] = proven is not None and proven.complete
+    where["status_proven"] = status_proven
     about = describe(statement, index, current, witnesses, known, online=True, cosigned_at=newest_cosignature(trusted))
     if known is None:
         return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)

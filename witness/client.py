@@ -107,6 +107,8 @@ class WitnessClient:
                 return response.status_code, media_type, b"".join(chunks)
         except httpx.TransportError as exc:  # connection refused, timeout, reset…
             raise WitnessUnavailableError(f"witness {self.base_url}: {type(exc).__name__}: {exc}") from exc
+        except httpx.HTTPError as exc:  # an answer httpx cannot read (a body its Content-Encoding does not decode…)
+            raise WitnessProtocolError(f"witness {self.base_url}: unreadable answer: {type(exc).__name__}") from exc
 
     async def add_checkpoint(self, old_size: int, proof: Sequence[bytes], checkpoint_note: bytes) -> list[str]:
         """POST /add-checkpoint; the cosignature lines on 200, ConflictError on 409, WitnessClientError else."""

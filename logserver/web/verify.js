@@ -9,6 +9,9 @@
   const utf8Strict = new TextDecoder("utf-8", { fatal: true });
   const KINDS = ["issue", "revoke", "issuer-add", "issuer-retire"];
   const MAX_FUTURE_SKEW = 600n;
+  // Online, a status is called proven only on a checkpoint its witnesses vouched for this recently (seconds), as
+  // tlogcore/freshness.py MAX_AGE_SECONDS: an idle log asks its witnesses again every 5 minutes.
+  const MAX_AGE_SECONDS = 3600;
   const MAX_INT64 = (1n << 63n) - 1n;
 
   class VerifyError extends Error {
@@ -266,11 +269,41 @@
   }
   const policyError = (m) => new VerifyError("cannot_verify", "c_policy", "trust policy: " + m);
 
+  // One pass over the groups in definition order, each naming only earlier names (the parse enforces it), as
+  // Policy.is_satisfied: a recursive walk takes exponential time on groups sharing members (g2 = g1 + g0, ...).
   function satisfied(policy, name, cosigned) {
-    if (policy.witnesses.has(name)) return cosigned.has(name);
-    const group = policy.groups.get(name);
-    return group.members.filter((m) => satisfied(policy, m, cosigned)).length >= group.threshold;
+    const met = new Map([...policy.witnesses.keys()].map((w) => [w, cosigned.has(w)]));
+    for (const [group, { threshold, members }] of policy.groups) {
+      met.set(group, members.filter((m) => met.get(m)).length >= threshold);
+    }
+    return met.get(name) === true;
   }
+  // The twin of vouched_at in tlogcore/freshness.py: the latest time T at which the policy's quorum is met by the
+  // counted cosignatures dated T or later. `cosigned`: witness name -> the time its cosignature signs (types 0x04
+  // and 0x06 alike: "as of this time, this is the largest consistent tree I have seen"). A time of 0 claims no time
+  // (c2sp.org/tlog-cosignature: an ML-DSA-44 subtree cosignature's "no latest claim"): it counts for the quorum's
+  // trust, never as a time. Null with `quorum none`, or when the quorum's cosignatures carry no time.
+  function vouchedAt(policy, cosigned) {
+    if (policy.quorum === null) return null;
+    const dated = [...cosigned].filter(([, at]) => at > 0);
+    for (const time of [...new Set(dated.map(([, at]) => at))].sort((a, b) => b - a)) {
+      const since = new Set(dated.filter(([, at]) => at >= time).map(([name]) => name));
+      if (satisfied(policy, policy.quorum, since)) return time;
+    }
+    return null;
+  }
+  // The newest time a counted cosignature claims, for the facts' "checkpoint age"; null when none claims one.
+  function newestTime(cosigned) {
+    const times = [...cosigned.values()].filter((at) => at > 0);
+    return times.length ? Math.max(...times) : null;
+  }
+  // The twin of is_stale: nothing to measure (no maximum age, `quorum none`) is never stale; never vouched is.
+  function isStale(policy, cosigned, now, maxAge) {
+    if (maxAge <= 0 || policy.quorum === null) return false;
+    const at = vouchedAt(policy, cosigned);
+    return at === null || now - at > maxAge;
+  }
+
   // A witness may cosign with several keys (Ed25519 and ML-DSA-44, one `witness` line each, grouped as one member of
   // the quorum): people count witnesses, so the facts name each by its keys' name, once (docs/thirty-years.md).
   function witnessNames(policy, names) {
@@ -684,10 +717,9 @@
   function reliedOn(newest, from, policy) {
     if (!newest) return;
     const f = state.facts;
-    const times = [...newest.cosigned.values()];
     Object.assign(f, {
       size: newest.checkpoint.size.toString(), witnesses: witnessNames(policy, [...newest.cosigned.keys()]),
-      newest: times.length ? Math.max(...times) : 0, newestSize: newest.checkpoint.size.toString(),
+      newest: newestTime(newest.cosigned), newestSize: newest.checkpoint.size.toString(),
       refreshedFrom: newest.checkpoint.size === from.size ? null : from.size.toString(),
       witnessCount: witnessNames(policy, [...policy.witnesses.keys()]).length,
     });
@@ -701,7 +733,10 @@
 
   function t(key, vars) {
     let s = (I18N[state.lang] && I18N[state.lang][key]) || I18N.en[key] || key;
-    for (const [k, v] of Object.entries(vars || {})) s = s.replace("{" + k + "}", String(v));
+    // A value may be a function, called now: words that depend on the language shown (an age) or on the time
+    for (const [k, v] of Object.entries(vars || {})) {
+      s = s.replace("{" + k + "}", String(typeof v === "function" ? v() : v));
+    }
     return s;
   }
 
@@ -952,13 +987,12 @@
   const logUrl = (path) => (state.trust ? state.trust.log_url : "") + path;
 
   function factsFrom(v, policy, offline) {
-    const times = [...v.cosigned.values()];
     return {
       issuer: v.statement.issuerName, key: v.statement.signer, registration: offline ? "unchecked" : null, ref: v.statement.ref, kind: v.statement.kind, time: v.statement.time,
       document: v.statement.document, index: v.index.toString(), origin: v.checkpoint.origin,
       size: v.checkpoint.size.toString(), witnesses: witnessNames(policy, [...v.cosigned.keys()]),
       witnessCount: witnessNames(policy, [...policy.witnesses.keys()]).length,
-      quorumNeeds: quorumNeeds(policy), newest: times.length ? Math.max(...times) : 0, offline,
+      quorumNeeds: quorumNeeds(policy), newest: newestTime(v.cosigned), offline,
       checked: !offline, newestSize: null,
     };
   }
@@ -1219,8 +1253,9 @@
 
   // The index's record, and the gap after it when short enough to read, against the verified statements. Null: no
   // index proof to check (the page then never says the list is complete). `complete` false: the gap was too long,
-  // and the page says that the status is the log's word (as `tlog verify`: ProvenStatus.complete).
-  async function provenStatus(listing, found, h, anchor, checks) {
+  // or the anchor is not vouched current (`stale`, said by `freshness`), and the page says that the status is the
+  // log's word (as `tlog verify`: ProvenStatus.complete, and its stale_words).
+  async function provenStatus(listing, found, h, anchor, checks, stale) {
     const served = listing.index;
     if (!served) return null; // said in the revocation check's detail: "none — not proven"
     const root = await indexRootOf(served, anchor);
@@ -1236,11 +1271,35 @@
     const where = " (index root #" + root.entry + ")";
     if (!complete) {
       checks.note("c_status_partial", "#0–" + (root.size - 1n) + where, { n: root.size, m: anchor.size - root.size });
-    } else {
+    } else if (!stale) {
       const gap = checkedTo > root.size ? ", " + root.size + "–" + (checkedTo - 1n) : "";
       checks.pass("c_status", "#0–" + (root.size - 1n) + gap + where);
     }
-    return { size: root.size, checkedTo, complete };
+    return { size: root.size, checkedTo, complete: complete && !stale };
+  }
+
+  // Whether the checkpoint the verdict stands on online is vouched current (tlogcore/freshness.py): its log
+  // signature has no time, so a proxy can replay an older one, cosigned then, with that time's answers, and a
+  // revocation logged since would not show. Said in the checks either way; true (stale): no status is proven.
+  // Only where the log was asked: a QR proof checked with no network shows its age in the facts, and freshness
+  // cannot be proven without the log.
+  function freshness(policy, trusted, now, checks) {
+    const size = "size " + trusted.checkpoint.size;
+    if (policy.quorum === null) {  // no witness dates any checkpoint: the status stands, its time on the log's word
+      checks.note("c_undated", size + ", quorum none");  // as `tlog verify`'s UNDATED words
+      return false;
+    }
+    const at = vouchedAt(policy, trusted.cosigned);
+    if (at === null) {  // the quorum's cosignatures claim no time (timestamp 0): never vouched current, so stale
+      checks.note("c_stale_untimed", size + ", no quorum of cosignatures carries a time (timestamp 0)");
+      return true;
+    }
+    const age = { age: () => ageText(Math.max(0, Date.now() / 1000 - at)) };  // in the language shown
+    const when = new Date(at * 1000).toISOString().slice(0, 16).replace("T", " ");
+    const detail = size + ", vouched for at " + when + " UTC";
+    const stale = isStale(policy, trusted.cosigned, now, MAX_AGE_SECONDS);
+    if (stale) checks.note("c_stale", detail, age); else checks.pass("c_fresh", detail, age);
+    return stale;
   }
 
   function genuineReason() {
@@ -1290,7 +1349,10 @@
     if (found.failed.length) throw found.failed[0].error;
     state.expected = h;
     const newest = await latestCheckpoint(policy, now);
-    if (newest) await provenStatus(listing, found, h, newest.checkpoint, checks);
+    if (newest) {
+      const stale = freshness(policy, newest, now, checks);
+      await provenStatus(listing, found, h, newest.checkpoint, checks, stale);
+    }
     return new VerifyError("not_logged", null, "");
   }
 
@@ -1327,7 +1389,9 @@
     // one the log picked, and an older one would let an early index root's short gap stop before a revocation.
     const newest = await refreshOnPage(v, policy, now, checks);
     reliedOn(newest, v.checkpoint, policy);
-    const proven = await provenStatus(listing, found, h, (newest || v).checkpoint, checks);
+    const standing = newest || v;  // the checkpoint the verdict stands on
+    const stale = freshness(policy, standing, now, checks);
+    const proven = await provenStatus(listing, found, h, standing.checkpoint, checks, stale);
     return judged(listing, found, v, proven, newest, policy, now, checks);
   }
 
@@ -1350,8 +1414,9 @@
     reliedOn(newest, v.checkpoint, policy);
     state.facts.checked = true;
     const found = await statementsOf(listing, policy, now, v.statement.document);
-    const anchor = (newest || v).checkpoint;  // the checkpoint the verdict now stands on
-    const proven = await provenStatus(listing, found, v.statement.document, anchor, checks);
+    const standing = newest || v;  // the checkpoint the verdict now stands on, asked of the log: freshness applies
+    const stale = freshness(policy, standing, now, checks);
+    const proven = await provenStatus(listing, found, v.statement.document, standing.checkpoint, checks, stale);
     return judged(listing, found, v, proven, newest, policy, now, checks);
   }
 

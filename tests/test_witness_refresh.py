@@ -1,0 +1,152 @@
+"""An idle log's cosignatures kept fresh (logserver/witnessing.py `Witnessing.refresh`) against witnesses that fail,
+found by an adversarial review of the freshness feature (docs/trust.md "Freshness"). A real log, three real witness
+processes, and in front of one of them a proxy that can answer with bytes no HTTP client decodes:
+
+- a refresh while two of three witnesses are down kept only the one that answered: the checkpoint, cosigned by the
+  quorum minutes before, lost its quorum and every verifier refused the log until the next refresh;
+- one undecodable answer ended the refresh task for good, without a word (and held back a commit's publication)."""
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from log_harness import issue, post_statements
+from log_harness import register_issuer as register_key
+from tools_stack import Stack, wait_for, witnessed_log
+
+from tlogcore.cosignature import signature_timestamp
+from tlogcore.keys import Ed25519Signer
+from tlogcore.note import parse_note
+from tlogcore.policy import parse_policy
+
+ISSUER = Ed25519Signer("moeys.gov.kh", b"\x33" * 32)
+
+
+class Garbling:
+    """A pass-through proxy in front of one witness; while `garble` is set, each POST is answered 200 with
+    `Content-Encoding: gzip` and a body that is not gzip (a broken middlebox, or a witness operator's mischief)."""
+
+    def __init__(self) -> None:
+        self.upstream, self.garble, self.garbled = "", False, 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                if proxy.garble:
+                    proxy.garbled += 1
+                    self.answer(200, "text/plain", b"not gzip at all", {"Content-Encoding": "gzip"})
+                    return
+                self.forward(lambda: httpx.post(proxy.upstream + self.path, content=body, timeout=10))
+
+            def do_GET(self) -> None:
+                self.forward(lambda: httpx.get(proxy.upstream + self.path, timeout=10))
+
+            def forward(self, send: Callable[[], httpx.Response]) -> None:
+                try:
+                    found = send()
+                except httpx.HTTPError:  # the witness behind is down
+                    self.answer(502, "text/plain", b"witness down", {})
+                    return
+                self.answer(found.status_code, found.headers.get("content-type", ""), found.content, {})
+
+            def answer(self, status: int, media: str, body: bytes, headers: dict[str, str]) -> None:
+                self.send_response(status)
+                for name, value in {"Content-Type": media, "Content-Length": str(len(body)), **headers}.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def route(self, upstream: str) -> str:
+        self.upstream = upstream
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def garbling() -> Iterator[Garbling]:
+    proxy = Garbling()
+    try:
+        yield proxy
+    finally:
+        proxy.server.shutdown()
+        proxy.server.server_close()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, garbling: Garbling) -> Iterator[Stack]:
+    """Refreshed after one idle second; witness 2 reached through the proxy."""
+
+    def route(i: int, url: str) -> str:
+        return garbling.route(url) if i == 2 else url
+
+    with witnessed_log(tmp_path, witnessing="witness_refresh_seconds = 1\n", route=route) as found:
+        with httpx.Client(base_url=found.url, timeout=20) as client:
+            register_key(client, found.server, ISSUER)
+        yield found
+
+
+def cosignatures(stack: Stack) -> dict[str, list[int]]:
+    """The published checkpoint's cosignature times, by witness key name (a list: a key must appear once)."""
+    found: dict[str, list[int]] = {}
+    for line in parse_note(httpx.get(f"{stack.url}/checkpoint", timeout=10).content).signatures:
+        if line.name != stack.origin:
+            found.setdefault(line.name, []).append(signature_timestamp(line.signature))
+    return found
+
+
+def names(stack: Stack) -> list[str]:
+    return [w.vkey.split("+")[0] for w in stack.witnesses]
+
+
+def all_after(stack: Stack, which: list[str], after: int) -> dict[str, list[int]] | None:
+    times = cosignatures(stack)
+    return times if all(times.get(n) and times[n][0] > after for n in which) else None
+
+
+def test_a_refresh_while_two_witnesses_are_down_keeps_the_quorum_the_checkpoint_had(stack: Stack) -> None:
+    every = names(stack)
+    wait_for(lambda: all_after(stack, every, 0))
+    stack.witnesses[1].stop()
+    stack.witnesses[2].stop()
+    mark = max(t for times in cosignatures(stack).values() for t in times)
+    held = wait_for(lambda: all_after(stack, every[:1], mark))  # a refresh that only witness 0 answered
+    assert set(held) == set(every), held  # before: witness 0's line alone
+    again = wait_for(lambda: all_after(stack, every[:1], held[every[0]][0]))  # and another
+    assert again[every[1]] == held[every[1]] and again[every[2]] == held[every[2]], (held, again)
+    assert all(len(times) == 1 for times in again.values()), again  # never two lines of one key
+    body = httpx.get(f"{stack.url}/checkpoint", timeout=10).content
+    trusted = parse_policy(stack.policy_text).verify_checkpoint(body, now=time.time())
+    assert trusted.witnesses == {"W0", "W1", "W2"}  # before: W0 alone, "witness quorum not met"
+
+
+def test_an_undecodable_witness_answer_neither_ends_the_refresh_nor_holds_back_a_commit(
+    stack: Stack, garbling: Garbling
+) -> None:
+    every = names(stack)
+    wait_for(lambda: all_after(stack, every, 0))
+    garbling.garble = True
+    wait_for(lambda: garbling.garbled or None)
+    mark = max(cosignatures(stack)[every[0]])
+    wait_for(lambda: all_after(stack, every[:2], mark + 1))  # refreshed twice more (before: never again)
+    with httpx.Client(base_url=stack.url, timeout=20) as client:
+        post_statements(client, [issue(stack.origin, ISSUER, b"d" * 32)]).raise_for_status()
+    body = wait_for(lambda: published_at_least(stack, 2))  # before: the new checkpoint was never published
+    trusted = parse_policy(stack.policy_text).verify_checkpoint(body, now=time.time())
+    assert trusted.witnesses >= {"W0", "W1"}
+    status = httpx.get(f"{stack.url}/api/v1/log", timeout=10).json()["witnesses"]
+    assert any("unreadable answer" in (w["last_error"] or "") for w in status), status
+
+
+def published_at_least(stack: Stack, size: int) -> bytes | None:
+    body = httpx.get(f"{stack.url}/checkpoint", timeout=10).content
+    return body if int(parse_note(body).text.split("\n")[1]) >= size else None
