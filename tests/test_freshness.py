@@ -207,8 +207,16 @@ def test_the_cli_max_age_option(stack: Stack, tmp_path: Path) -> None:
         register_key(client, stack.server, ISSUER)
         post_statements(client, [issue(stack.origin, ISSUER, DOCUMENT)]).raise_for_status()
     args = ["verify", str(document), "--policy", str(policy), "--log", stack.url, "--json"]
-    found = wait_for(lambda: proven_json(tlog(*args)))
+
+    def proven_on_the_published() -> tuple[dict[str, Any], bytes] | None:
+        found, note = proven_json(tlog(*args)), published(stack.url)
+        size = int(parse_note(note).text.split("\n")[1])
+        return (found, note) if found is not None and found["checkpoint"]["size"] == size else None
+
+    found, note = wait_for(proven_on_the_published)
     assert found["verdict"] == "genuine"
+    times = cosignature_times(note, stack.origin)
+    assert found["checkpoint"]["vouched_at"] == times[1], (found, times)  # two of three: the second newest
     time.sleep(2.5)  # older than one second, whatever the refresh did meanwhile
     strict = json.loads(tlog(*args, "--max-age", "1").stdout)
     assert strict["verdict"] == "genuine" and not strict["status_proven"], strict

@@ -108,6 +108,7 @@ class Outcome:
     registered: Registered | None = None  # None: offline (not checked), or not registered
     status_proven: bool = False  # online: "not revoked" / "not logged" proven by the log's status index
     refreshed_from: int | None = None  # online with a bundle: the tree size of the bundle's own checkpoint
+    vouched_at: int | None = None  # when the witnesses' quorum last vouched for that checkpoint (tlogcore/freshness.py)
 
     @property
     def exit_code(self) -> int:
@@ -130,6 +131,7 @@ class Outcome:
                 "origin": self.checkpoint.origin,
                 "size": self.checkpoint.size,
                 "refreshed_from": self.refreshed_from,
+                "vouched_at": self.vouched_at,
             }
             if self.checkpoint is not None
             else None,

@@ -69,7 +69,8 @@ def check_bundle(document: bytes, bundle: TlogProof, policy: Policy, now: float)
         verified = verify_bundle(bundle, policy, now)
     except TlogError as exc:
         return Outcome(verdict_for_error(exc), document, f"the bundle does not verify: {exc}")
-    return _bundle_outcome(document, verified, online=False)
+    outcome = _bundle_outcome(document, verified, online=False)
+    return dataclasses.replace(outcome, vouched_at=vouched_at(policy, verified.trusted))
 
 
 def _bundle_outcome(document: bytes, verified: VerifiedBundle, online: bool) -> Outcome:
@@ -140,6 +141,7 @@ async def _check_online(
     if stale is None and policy.quorum is None and max_age > 0:
         stale = UNDATED
     outcome = await _judge_online(client, document, lookup, trusted, stale)
+    outcome = dataclasses.replace(outcome, vouched_at=vouched_at(policy, trusted))
     return outcome if refreshed is None else with_refresh_words(outcome, refreshed)
 
 
