@@ -41,6 +41,7 @@ class Metrics:
     witness_latency: dict[str, Histogram] = field(default_factory=dict)
     witness_failures: Counter[str] = field(default_factory=Counter)
     witness_alarms: Counter[str] = field(default_factory=Counter)  # 422: the witness holds another tree
+    witness_cosigned_at: dict[str, float] = field(default_factory=dict)  # POSIX time of each witness's last cosignature
     worker_pools_replaced: int = 0  # signature worker pools rebuilt after a worker died (workerpool.py)
     status_index_lag: int | None = None  # published entries no logged index root covers (statusindexer.py)
 
@@ -80,6 +81,12 @@ class Metrics:
         ]
         alarms = sorted(self.witness_alarms.items())
         lines += [f'tlog_witness_fork_alarms_total{{witness="{w}"}} {n}' for w, n in alarms]
+        lines += [  # freshness: verifiers want the quorum's cosignatures under an hour old (tlogcore/freshness.py)
+            "# HELP tlog_witness_last_cosigned_timestamp_seconds When each witness last cosigned (this process's).",
+            "# TYPE tlog_witness_last_cosigned_timestamp_seconds gauge",
+        ]
+        cosigned = sorted(self.witness_cosigned_at.items())
+        lines += [f'tlog_witness_last_cosigned_timestamp_seconds{{witness="{w}"}} {t:.0f}' for w, t in cosigned]
         lines += [
             "# HELP tlog_worker_pools_replaced_total Signature worker pools replaced after a worker process died.",
             "# TYPE tlog_worker_pools_replaced_total counter",

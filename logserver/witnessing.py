@@ -225,6 +225,7 @@ class Witnessing:
                 break
             witness.known_size = head.size
             witness.last_cosigned_size, witness.last_cosigned_at, witness.last_error = head.size, self.clock(), None
+            self.metrics.witness_cosigned_at[witness.config.name] = witness.last_cosigned_at
             self.metrics.witness_latency.setdefault(witness.config.name, Histogram()).observe(
                 time.perf_counter() - started
             )

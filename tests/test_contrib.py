@@ -86,20 +86,45 @@ LAG_SCENARIOS = [  # (the lag gauge, one value a minute; when evaluated; the ale
 ]
 
 
+FRESH, STOPS = "0+60x60", "0+60x10 600x50"  # a witness's last cosignature time: kept up, or stopped at minute 10
+COSIGNED = "tlog_witness_last_cosigned_timestamp_seconds"
+COSIGN_SCENARIOS = [  # ({series: values}; when; fires): the log's published policy needs 2 of 3
+    ({"a": FRESH, "b": FRESH, "c": FRESH}, "45m", False),
+    ({"a": FRESH, "b": STOPS, "c": STOPS}, "35m", False),  # stopped 25 minutes ago: not yet
+    ({"a": FRESH, "b": STOPS, "c": STOPS}, "45m", True),  # 35 minutes: one of three left
+    ({"a": FRESH, "b": FRESH, "c": STOPS}, "45m", False),  # two of three: the quorum
+    ({"a": STOPS, "b": STOPS, "c": STOPS}, "45m", True),  # none at all
+    # a takeover: the former sequencing process still exports its old times, the new one fresh ones
+    ({f"{w}@old": STOPS for w in "abc"} | {f"{w}@new": FRESH for w in "abc"}, "45m", False),
+]
+
+
+def alert_test(rule: dict[str, Any], series: dict[str, str], when: str, fires: bool, labels: dict[str, str]) -> Any:
+    """One `promtool test rules` case: `series` (a series' selector text -> its values, a minute apart)."""
+    expected = [{"exp_labels": {**rule["labels"], **labels}, "exp_annotations": rule["annotations"]}]
+    return {
+        "interval": "1m",
+        "input_series": [{"series": name, "values": values} for name, values in series.items()],
+        "alert_rule_test": [{"eval_time": when, "alertname": rule["alert"], "exp_alerts": expected if fires else []}],
+    }
+
+
+def cosigned_series(spec: str) -> str:
+    witness, _, process = spec.partition("@")
+    return f'{COSIGNED}{{job="tlog",witness="{witness}",instance="{process or "one"}"}}'
+
+
 def lag_alert_tests(rules: Path) -> dict[str, Any]:
-    """A `promtool test rules` file for LAG_SCENARIOS against `rules` (its annotations are what it must carry)."""
+    """A `promtool test rules` file for LAG_SCENARIOS and COSIGN_SCENARIOS against `rules` (its annotations are what
+    each alert must carry)."""
     by_name = {rule["alert"]: rule for group in yaml.safe_load(rules.read_text())["groups"] for rule in group["rules"]}
-    tests = []
-    for values, when, name, fires in LAG_SCENARIOS:
-        rule = by_name[name]
-        expected = [{"exp_labels": {**rule["labels"], "job": "tlog"}, "exp_annotations": rule["annotations"]}]
-        tests.append(
-            {
-                "interval": "1m",
-                "input_series": [{"series": 'tlog_status_index_lag_entries{job="tlog"}', "values": values}],
-                "alert_rule_test": [{"eval_time": when, "alertname": name, "exp_alerts": expected if fires else []}],
-            }
-        )
+    tests = [
+        alert_test(by_name[name], {'tlog_status_index_lag_entries{job="tlog"}': values}, when, fires, {"job": "tlog"})
+        for values, when, name, fires in LAG_SCENARIOS
+    ]
+    for series, when, fires in COSIGN_SCENARIOS:
+        named = {cosigned_series(spec): values for spec, values in series.items()}
+        tests.append(alert_test(by_name["TlogCosignaturesGrowingOld"], named, when, fires, {}))
     return {"rule_files": [rules.name], "evaluation_interval": "1m", "tests": tests}
 
 
@@ -122,3 +147,8 @@ def test_the_status_index_alerts_fire_as_their_rules_say(tmp_path: Path) -> None
     assert moved != RULES.read_text()
     failed = promtool_test(tmp_path, moved)
     assert failed.returncode != 0 and "TlogStatusIndexBehind" in failed.stdout + failed.stderr, failed.stdout
+    # and the witnesses' rule: without `max by (witness)`, the takeover's old times count as witnesses gone
+    naive = RULES.read_text().replace("max by (witness) (tlog_witness_last_cosigned_timestamp_seconds)", COSIGNED)
+    assert naive != RULES.read_text()
+    failed = promtool_test(tmp_path, naive)
+    assert failed.returncode != 0 and "TlogCosignaturesGrowingOld" in failed.stdout + failed.stderr, failed.stdout

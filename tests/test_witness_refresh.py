@@ -6,6 +6,7 @@ processes, and in front of one of them a proxy that can answer with bytes no HTT
   quorum minutes before, lost its quorum and every verifier refused the log until the next refresh;
 - one undecodable answer ended the refresh task for good, without a word (and held back a commit's publication)."""
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -150,3 +151,21 @@ def test_an_undecodable_witness_answer_neither_ends_the_refresh_nor_holds_back_a
 def published_at_least(stack: Stack, size: int) -> bytes | None:
     body = httpx.get(f"{stack.url}/checkpoint", timeout=10).content
     return body if int(parse_note(body).text.split("\n")[1]) >= size else None
+
+
+def test_the_metrics_say_when_each_witness_last_cosigned(stack: Stack) -> None:
+    """What the TlogCosignaturesGrowingOld alert reads (contrib/prometheus/tlog-alerts.yml): a series per witness,
+    its last cosignature's time, moving with each refresh."""
+    every = names(stack)
+    times = wait_for(lambda: all_after(stack, every, 0))
+    wait_for(lambda: all_after(stack, every, max(t for found in times.values() for t in found)))  # a refresh later
+
+    def exported() -> dict[str, float]:
+        text = httpx.get(f"{stack.url}/metrics", timeout=10).text
+        found = re.findall(r'^tlog_witness_last_cosigned_timestamp_seconds\{witness="([^"]+)"\} (\d+)$', text, re.M)
+        return {name: float(at) for name, at in found}
+
+    first = wait_for(lambda: exported() if len(exported()) == 3 else None)
+    assert set(first) == set(every) and all(abs(at - time.time()) < 60 for at in first.values()), first
+    later = wait_for(lambda: exported() if min(exported().values()) > max(first.values()) else None)
+    assert set(later) == set(every)
