@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 import tomllib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ import uvicorn
 import uvloop
 
 from logserver.app import ClientRateLimit, Limits, LogState, RequestLog, build_app
+from logserver.background import background_tasks
 from logserver.check import Audit, audit
 from logserver.config import ServerConfig, config_from_toml
 from logserver.identity import (
@@ -53,7 +54,7 @@ from logserver.opening import DATABASE, database_name, open_status_store, open_s
 from logserver.ratelimit import RateLimiter
 from logserver.recover import RecoverError, check_against_record, read_tiles, write_back
 from logserver.registryrule import names_owned_from
-from logserver.requestlines import batch_request_lines, flush_all, flush_every, request_lines
+from logserver.requestlines import batch_request_lines, flush_all, request_lines
 from logserver.rotatekey import rotate, take_lease
 from logserver.sequencer import Sequencer, SequencerConfig
 from logserver.static_tiles import StaticTiles, StaticTilesError, check_writable, read_checkpoint_file
@@ -67,7 +68,6 @@ from logserver.witnessing import Witnessing, newest_from_witnesses
 from logserver.workerpool import SignaturePool
 from logserver.workers import Sockets, reserve_port, serving_socket, supervise, worker_app
 from tlogcore.errors import NotAllowedError, TlogError
-from tlogcore.freshness import MAX_AGE_SECONDS
 from tlogcore.gcpause import freeze_start_up
 from tlogcore.keys import Ed25519Signer, Verifier
 from tlogcore.vkeys import parse_verifier_key
@@ -263,11 +263,6 @@ async def start_sequencing(parts: LogParts, keys: LogKeys, data: Path, where: st
         raise
 
 
-def sequencing_head(sequencer: Sequencer) -> Callable[[], Head | None]:
-    """The head to have cosigned afresh (Witnessing.refresh): this process's, while it sequences."""
-    return lambda: sequencer.head if sequencer.not_sequencing is None else None
-
-
 def lifespan_of(
     parts: LogParts,
     pool: SignaturePool,
@@ -275,31 +270,12 @@ def lifespan_of(
     warmup: Warmup,
     config: ServerConfig,
 ) -> Any:
-    warm_seconds, request_lines_every = config.warm_seconds, config.request_log_flush_ms / 1000
+    warm_seconds = config.warm_seconds
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         await pool.start()
-        sequencer, static = parts.sequencer, parts.static
-        tasks = [asyncio.create_task(sequencer.run())]
-        if request_lines_every:
-            tasks.append(asyncio.create_task(flush_every(request_lines_every)))
-        if indexer is not None:
-            tasks.append(asyncio.create_task(indexer.run()))
-        if parts.witnessing.witnesses and sequencer.head is not None:  # a head left unwitnessed by a crash
-            tasks.append(asyncio.create_task(parts.witnessing.on_checkpoint(sequencer.head)))
-        publish, every = sequencer.on_checkpoint, config.witness_refresh_seconds
-        if parts.witnessing.witnesses and every and publish is not None:  # an idle log's cosignatures kept fresh
-            tasks.append(asyncio.create_task(parts.witnessing.refresh(sequencing_head(sequencer), publish, every)))
-        if parts.witnessing.witnesses and not 0 < every < MAX_AGE_SECONDS:
-            logging.getLogger("logserver").warning(
-                "witness_refresh_seconds = %d: an idle log's checkpoint grows older than the %d s verifiers accept, "
-                "and its documents' status reads 'not proven current' (docs/trust.md \"Freshness\")",
-                every,
-                MAX_AGE_SECONDS,
-            )
-        if static is not None:  # catches up at once: a crash between commit and file writes heals here
-            tasks.append(asyncio.create_task(static.run()))
+        tasks = background_tasks(parts.sequencer, parts.witnessing, parts.static, indexer, config)
         warming = warmup.start(parts.storage.warm_reads, warm_seconds)  # /healthz 503 until done (warmup.py)
         if warming is not None:
             tasks.append(warming)

@@ -34,6 +34,7 @@ from logserver.keyguard import ExternalHead, verified_head
 from logserver.metrics import Histogram, Metrics
 from logserver.proofs import consistency_proof
 from logserver.storage import Head, Storage, StorageError
+from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import TlogError
 from tlogcore.keys import Verifier
 from tlogcore.note import Note, open_note, parse_note
@@ -41,6 +42,7 @@ from tlogcore.vkeys import parse_verifier_key
 from witness.client import ConflictError, WitnessClient, WitnessClientError
 
 log = logging.getLogger("logserver.witnessing")
+STANDBY_CHECK = 5.0  # seconds between a standby's looks at whether it took the lease over (`refresh`)
 
 
 @dataclass
@@ -128,19 +130,22 @@ class Witnessing:
         longer tell it from an older checkpoint replayed by a proxy (tlogcore/freshness.py). The same note, so the
         log key signs nothing new; each witness answers with a fresh cosignature (c2sp.org/tlog-witness:
         re-submitting the same size and root). `newest`: the head to send, None while this process does not
-        sequence; `publish`: what a commit calls (witnessing, then the static directory). Runs until cancelled."""
+        sequence, which it asks every STANDBY_CHECK seconds: a process that takes the lease over sends its head at
+        once (the former holder may have committed it unpublished); `publish`: what a commit calls (witnessing,
+        then the static directory). Runs until cancelled."""
+        standby = newest() is None
+        due = every * random.uniform(0.9, 1.1)  # not on a beat an attacker on the witnesses' path could time
         while True:
-            due = every * random.uniform(0.9, 1.1)  # not on a beat an attacker on the witnesses' path could time
-            await asyncio.sleep(max(0.0, self._round_started + due - time.monotonic()))
+            wait = STANDBY_CHECK if standby else self._round_started + due - time.monotonic()
+            await asyncio.sleep(max(0.0, wait))
             if self._running:
                 await self.wait_idle()
                 continue
-            if time.monotonic() - self._round_started < due:
-                continue  # a round ran meanwhile: wait from its start
             head = newest()
-            if head is None:
-                self._round_started = time.monotonic()
-                continue
+            took_over, standby = standby and head is not None, head is None
+            if head is None or (not took_over and time.monotonic() - self._round_started < due):
+                continue  # a standby, or a round ran meanwhile: wait from its start
+            due = every * random.uniform(0.9, 1.1)
             try:
                 await publish(head)
             except Exception:  # this task must outlive any one round: log it, try again next time
@@ -152,7 +157,15 @@ class Witnessing:
         results = await asyncio.gather(*(self._cosign_guarded(w, head) for w in self.witnesses))
         note = parse_note(head.checkpoint)
         if not all(results):
-            results = await self._keep_earlier(note, results)
+            published = await self._published()
+            if published is not None and not any(results) and published[0] > head.size:
+                log.warning(
+                    "checkpoint %d not published again: the log published %d since (another process sequences)",
+                    head.size,
+                    published[0],
+                )
+                return  # a process that lost the lease unawares: its round must not strip an older row
+            results = self._keep_earlier(note, results, published[1] if published else None)
         signatures = list(note.signatures)
         for lines in results:
             signatures += parse_note(b"x\n\n" + "".join(lines).encode()).signatures if lines else []
@@ -161,15 +174,21 @@ class Witnessing:
         except StorageError as exc:
             log.error("could not publish checkpoint %d: %s", head.size, exc)
 
-    async def _keep_earlier(self, note: Note, results: list[list[str]]) -> list[list[str]]:
-        """For each witness that did not answer this round, its cosignature of this same checkpoint published
-        earlier, if any: a refresh (the same note again) during a witness's outage must not take away the quorum
-        the checkpoint already had. Each witness keeps only its newest lines, never two of one key."""
+    async def _published(self) -> tuple[int, bytes] | None:
+        """The newest published checkpoint's size and note; None if none, or unreadable (logged)."""
         try:
             published = await self.storage.latest_published()
         except StorageError as exc:
-            log.warning("could not read the published checkpoint to keep its cosignatures: %s", exc)
-            return results
+            log.warning("could not read the published checkpoint: %s", exc)
+            return None
+        if published is None:
+            return None
+        return parse_checkpoint(parse_note(published).text).size, published
+
+    def _keep_earlier(self, note: Note, results: list[list[str]], published: bytes | None) -> list[list[str]]:
+        """For each witness that did not answer this round, its cosignature of this same checkpoint published
+        earlier, if any: a refresh (the same note again) during a witness's outage must not take away the quorum
+        the checkpoint already had. Each witness keeps only its newest lines, never two of one key."""
         if published is None or parse_note(published).text != note.text:
             return results
         earlier = parse_note(published).signatures

@@ -6,22 +6,33 @@ processes, and in front of one of them a proxy that can answer with bytes no HTT
   quorum minutes before, lost its quorum and every verifier refused the log until the next refresh;
 - one undecodable answer ended the refresh task for good, without a word (and held back a commit's publication)."""
 
+import asyncio
 import re
 import threading
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from log_harness import issue, post_statements
+from log_harness import LogProcess, free_port, issue, post_statements
 from log_harness import register_issuer as register_key
 from tools_stack import Stack, wait_for, witnessed_log
+from witness_helpers import WitnessProcess, write_config
 
+from loadtest.localproc import log_identity
+from logserver.config import config_from_toml
+from logserver.metrics import Metrics
+from logserver.sqlite import SQLiteStorage
+from logserver.storage import Head
+from logserver.witnessing import Witnessing
+from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.cosignature import signature_timestamp
 from tlogcore.keys import Ed25519Signer
-from tlogcore.note import parse_note
+from tlogcore.note import Note, parse_note
 from tlogcore.policy import parse_policy
 
 ISSUER = Ed25519Signer("moeys.gov.kh", b"\x33" * 32)
@@ -97,21 +108,28 @@ def stack(tmp_path: Path, garbling: Garbling) -> Iterator[Stack]:
 
 
 def cosignatures(stack: Stack) -> dict[str, list[int]]:
+    return cosignature_times(stack.url, stack.origin)
+
+
+def cosignature_times(url: str, origin: str) -> dict[str, list[int]]:
     """The published checkpoint's cosignature times, by witness key name (a list: a key must appear once)."""
     found: dict[str, list[int]] = {}
-    for line in parse_note(httpx.get(f"{stack.url}/checkpoint", timeout=10).content).signatures:
-        if line.name != stack.origin:
+    for line in parse_note(httpx.get(f"{url}/checkpoint", timeout=10).content).signatures:
+        if line.name != origin:
             found.setdefault(line.name, []).append(signature_timestamp(line.signature))
     return found
 
 
 def names(stack: Stack) -> list[str]:
-    return [w.vkey.split("+")[0] for w in stack.witnesses]
+    return key_names(stack.witnesses)
+
+
+def key_names(witnesses: list[WitnessProcess]) -> list[str]:
+    return [w.vkey.split("+")[0] for w in witnesses]
 
 
 def all_after(stack: Stack, which: list[str], after: int) -> dict[str, list[int]] | None:
-    times = cosignatures(stack)
-    return times if all(times.get(n) and times[n][0] > after for n in which) else None
+    return times_after(stack.url, stack.origin, which, after)
 
 
 def test_a_refresh_while_two_witnesses_are_down_keeps_the_quorum_the_checkpoint_had(stack: Stack) -> None:
@@ -169,3 +187,86 @@ def test_the_metrics_say_when_each_witness_last_cosigned(stack: Stack) -> None:
     assert set(first) == set(every) and all(abs(at - time.time()) < 60 for at in first.values()), first
     later = wait_for(lambda: exported() if min(exported().values()) > max(first.values()) else None)
     assert set(later) == set(every)
+
+
+def published_note(url: str) -> bytes:
+    return httpx.get(f"{url}/checkpoint", timeout=10).content
+
+
+def test_a_process_that_lost_the_lease_unawares_does_not_strip_an_older_checkpoints_cosignatures(
+    stack: Stack,
+) -> None:
+    """A sequencing process paused past its lease (PostgreSQL: its session ended) wakes with its old head while
+    another process has published a newer checkpoint: its round's witnesses all answer that they know a larger tree,
+    and it stored the older checkpoint again with no cosignature (found by a review of the refresh across
+    processes). Here the stale process is a Witnessing of this test's own on the log's database."""
+    every = names(stack)
+    wait_for(lambda: all_after(stack, every, 0))
+    first = published_note(stack.url)
+    with httpx.Client(base_url=stack.url, timeout=20) as client:
+        post_statements(client, [issue(stack.origin, ISSUER, b"e" * 32)]).raise_for_status()
+    wait_for(lambda: published_at_least(stack, 2))
+    own = tuple(s for s in parse_note(first).signatures if s.name == stack.origin)
+    checkpoint = parse_checkpoint(parse_note(first).text)
+    stale = Head(checkpoint.size, checkpoint.root, Note(parse_note(first).text, own).to_bytes())
+    config = config_from_toml(tomllib.loads((stack.server.data.parent / "log.toml").read_text()))
+
+    async def stale_round() -> bytes | None:
+        storage = await SQLiteStorage.open(stack.server.data / "log.db", 5000)
+        witnessing = Witnessing.create(storage, list(config.witnesses), Metrics(), 2.0, 1)
+        try:
+            await witnessing.on_checkpoint(stale)
+            return await storage.checkpoint_at(checkpoint.size)
+        finally:
+            await witnessing.close()
+            await storage.close()
+
+    kept = asyncio.run(stale_round())
+    assert kept is not None and len(parse_note(kept).signatures) == len(parse_note(first).signatures), kept
+
+
+def sequencing(url: str) -> bool:
+    try:
+        return bool(httpx.get(url + "/api/v1/log", timeout=2).json()["sequencing"])
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_server_taking_the_lease_over_has_its_checkpoint_cosigned_at_once(tmp_path: Path, pg_database: Any) -> None:
+    """Two servers on one PostgreSQL database; kill -9 the sequencing one. Its successor took the lease and waited
+    a whole refresh period (300 s) before asking the witnesses: a head its predecessor committed unpublished stayed
+    unpublished that long (found by a review of the refresh across processes). It now asks within seconds."""
+    ident = log_identity(tmp_path / "log")
+    witnesses = []
+    for i in range(3):
+        config = write_config(tmp_path / f"w{i}.toml", f"witness{i}.example.org", [(ident.origin, ident.log_vkey)])
+        witnesses.append(WitnessProcess(tmp_path / f"w{i}", config))
+    log_config = tmp_path / "log.toml"
+    servers = [LogProcess(tmp_path / "log", free_port(), config=log_config, dsn=pg_database.dsn) for _ in range(2)]
+    try:
+        for witness in witnesses:
+            witness.start()
+        log_config.write_text(
+            "[witnessing]\nwitness_timeout_ms = 500\nwitness_retries = 1\n"
+            + "".join(f'[[witness]]\nurl = "{w.url}"\nvkey = "{w.vkey}"\n' for w in witnesses)
+        )
+        for server in servers:
+            server.start()
+        assert [sequencing(s.url) for s in servers] == [True, False]
+        with httpx.Client(base_url=servers[0].url, timeout=20) as client:
+            register_key(client, servers[0], ISSUER)
+        every = key_names(witnesses)
+        before = wait_for(lambda: times_after(servers[1].url, ident.origin, every, 0))
+        mark = max(t for found in before.values() for t in found)
+        time.sleep(1.1)  # a later second: the successor's cosignatures must be newer
+        servers[0].kill()
+        wait_for(lambda: sequencing(servers[1].url) or None, 10)
+        wait_for(lambda: times_after(servers[1].url, ident.origin, every, mark), 20)  # before: only after 300 s
+    finally:
+        for process in (*servers, *witnesses):
+            process.stop()
+
+
+def times_after(url: str, origin: str, which: list[str], after: int) -> dict[str, list[int]] | None:
+    found = cosignature_times(url, origin)
+    return found if all(found.get(n) and found[n][0] > after for n in which) else None
