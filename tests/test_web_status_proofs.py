@@ -150,6 +150,7 @@ def test_not_revoked_and_not_logged_are_shown_as_proven(world: World, page: Page
     [[undated, lang]] = undated_notes(page)
     assert UNDATED_KM in undated and "តាមពាក្យរបស់បញ្ជីតែប៉ុណ្ណោះ" in undated and lang == "km", undated
     assert "vouches" not in checks_text(page) and "c_undated" not in checks_text(page), checks_text(page)
+    assert "ដោយ none" not in checks_text(page), checks_text(page)  # "cosigned by none", its English word kept
     screenshot(page, "status-proven-km")
     page.click("#lang-en")
     assert open_verdict(page, f"{url}/verify#h={DOCS['revoked'].hex()}&i={world.index['revoked']}") == "revoked"

@@ -236,6 +236,7 @@ window.TLOG_DETAIL_KM = [
   [/^size (\d+), vouched for at (\d{4}-\d\d-\d\d \d\d:\d\d) UTC$/, "ទំហំ $1, សាក្សីបានធានានៅ $2 UTC"],
   [/^size (\d+), no quorum of cosignatures carries a time \(timestamp 0\)$/, "ទំហំ $1, ហត្ថលេខារួមដែលមានពេលវេលា មិនគ្រប់កូរ៉ុមទេ (ពេលវេលា 0)"],
   [/^size (\d+), quorum none$/, "ទំហំ $1, គ្មានសាក្សី (quorum none)"],
+  [/^size (\d+) → (\d+), cosigned by none$/, "ទំហំ $1 → $2, គ្មានសាក្សីណាចុះហត្ថលេខាទេ"],
   [/^size (\d+) → (\d+), cosigned by (.+)$/, "ទំហំ $1 → $2, ចុះហត្ថលេខាដោយ $3"],
   [/^signed in #(\d+), before the key was reported stolen \(#(\d+)\)$/, "បានចុះហត្ថលេខានៅធាតុ #$1 មុនពេលកូនសោត្រូវបានរាយការណ៍ថាត្រូវបានលួច (#$2)"],
   [/^signed in #(\d+); key reported stolen, unsafe from #(\d+)$/, "បានចុះហត្ថលេខានៅធាតុ #$1; កូនសោត្រូវបានរាយការណ៍ថាត្រូវបានលួច មិនមានសុវត្ថិភាពចាប់ពីធាតុ #$2"],
