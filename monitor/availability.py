@@ -8,14 +8,16 @@ from monitor import alerts as A
 from monitor.logcontext import LogContext, note_text
 
 
-@dataclass(frozen=True)
+@dataclass
 class Vouched:
-    """The log's newest checkpoint as last fetched, and the latest time its policy's quorum vouched for it
-    (tlogcore.freshness.vouched_at; None: never, or `quorum none`)."""
+    """The log's newest checkpoint as last fetched, the latest time its policy's quorum vouched for it
+    (tlogcore.freshness.vouched_at; None: never, or `quorum none`), and since when the monitor has seen it unvouched
+    for too long (this episode: one alert for it, and a new one for the next)."""
 
     size: int
     note: bytes
     at: int | None
+    unvouched_since: float | None = None
 
 
 def availability_alerts(
@@ -62,17 +64,22 @@ def availability_alerts(
 def unvouched_alert(context: LogContext, vouched: Vouched | None, now: float) -> A.Alert | None:
     """The witnesses' quorum has not vouched for the log's newest checkpoint for longer than `unvouched_after`: every
     verifier online now says a document's status is "not proven current" (docs/trust.md "Freshness"). The log is
-    not asking its witnesses again while idle (`witness_refresh_seconds`), or they do not answer."""
+    not asking its witnesses again while idle (`witness_refresh_seconds`), they do not answer, or their clocks run
+    behind. One alert per episode, however the vouched time moves within it (it moves at each refresh when the
+    witnesses' clocks run behind); a checkpoint vouched for again ends the episode."""
     after = context.shared.config.unvouched_after
     if vouched is None or not after or context.log_config.policy.quorum is None:
         return None
     if vouched.at is not None and now - vouched.at <= after:
+        vouched.unvouched_since = None
         return None
+    if vouched.unvouched_since is None:
+        vouched.unvouched_since = now
     since = "never" if vouched.at is None else datetime.datetime.fromtimestamp(vouched.at, datetime.UTC).isoformat()
     return context.alert(
         A.RULE_UNVOUCHED,
         A.AVAILABILITY,
-        f"size {vouched.size}",  # one alert while this checkpoint stays unvouched, however its time moves
+        f"size {vouched.size} from {int(vouched.unvouched_since)}",
         f"the witnesses have not vouched for the log's newest checkpoint (size {vouched.size}) since {since}: "
         "verifiers no longer call a document's status proven current; the log is not asking its witnesses again, "
         "they do not answer, or their clocks run behind",

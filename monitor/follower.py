@@ -140,7 +140,10 @@ class Follower:
         checkpoint = trusted.checkpoint
         if checkpoint.origin != self.origin:
             raise NotVerified(f"the log served a checkpoint of {checkpoint.origin!r}, not {self.origin!r}")
-        self.vouched = Vouched(checkpoint.size, note, vouched_at(policy, trusted))
+        since = (
+            self.vouched.unvouched_since if self.vouched is not None and self.vouched.size == checkpoint.size else None
+        )
+        self.vouched = Vouched(checkpoint.size, note, vouched_at(policy, trusted), since)  # an episode spans polls
         return Signed(checkpoint.size, checkpoint.root, note)
 
     def check_fork(self, signed: Signed, source: str) -> None:

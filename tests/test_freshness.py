@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import mldsa
 from log_harness import issue, post_statements
 from log_harness import register_issuer as register_key
 from monitor_helpers import MonitorProcess, monitor_config, read_alerts, state_progress
-from tools_stack import Stack, tlog, wait_for, witnessed_log
+from tools_stack import Stack, local_http_server, reply, tlog, wait_for, witnessed_log
 
 from logserver.client import LogClient
 from tlogcore.checkpoint import parse_checkpoint
@@ -32,11 +33,13 @@ from tlogcore.cosignature import CosignatureV1Signer, signature_timestamp, subtr
 from tlogcore.freshness import is_stale, vouched_at
 from tlogcore.keys import Ed25519Signer, Signer
 from tlogcore.mldsa import MLDSA44CosignatureSigner
-from tlogcore.note import Note, Signature, parse_note, sign_note
+from tlogcore.note import Note, Signature, parse_note, sign_note, signature_for
 from tlogcore.policy import Policy, parse_policy
 from tools.verdict import GENUINE, NOT_LOGGED, Outcome
 from tools.verify import check_online, newest_cosignature, relied_on, stale_words
-from witness.keyfiles import existing_keys
+from witness.config import ED25519
+from witness.keyfiles import existing_keys, read_key
+from witness.witness import parse_request
 
 ORIGIN = "freshness.example/log"
 LOG = Ed25519Signer(ORIGIN, b"\x31" * 32)
@@ -264,24 +267,59 @@ def test_an_idle_log_whose_cosignatures_are_refreshed_raises_no_such_alert(refre
     assert not [a for a in read_alerts(alerts) if a["rule"] == "log-unvouched"], read_alerts(alerts)
 
 
-def test_a_refreshed_checkpoint_that_stays_unvouched_raises_one_alert_not_one_per_refresh(
-    refreshing: Stack, tmp_path: Path
-) -> None:
-    """A bound shorter than the refresh's period: each refresh moves the vouched time, and the checkpoint is still
-    too old at every poll (as with witness clocks running behind). One alert for the checkpoint (before: one per
-    refresh, as the alert's key held the time)."""
-    with httpx.Client(base_url=refreshing.url, timeout=20) as client:
-        register_key(client, refreshing.server, ISSUER)
-    first = wait_for(lambda: cosigned_note(refreshing, lambda times: len(times) == 3))
-    monitor, alerts = watched(refreshing, tmp_path, 0.5), tmp_path / "alerts.jsonl"
+class SlowClockWitness:
+    """A witness whose clock runs two hours behind: an HTTP front that answers add-checkpoint with a cosignature by
+    the real witness's own key (read from its data directory) dated by that clock. Its cosignatures are genuine, and
+    every checkpoint the quorum needs it for is two hours old, however often the log asks."""
+
+    def __init__(self, data: Path) -> None:
+        signer = read_key(data, ED25519, lambda: time.time() - TWO_HOURS)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                request = parse_request(self.rfile.read(int(self.headers.get("content-length") or 0)))
+                reply(self, 200, "text/plain", signature_for(request.note.text, signer).line.encode())
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server, self.url = local_http_server(Handler)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_witnesses_whose_clocks_run_behind_raise_one_alert_not_one_per_refresh(tmp_path: Path) -> None:
+    """Two of three witnesses two hours behind: each refresh (every second here) moves the vouched time, and the
+    checkpoint stays two hours old at every poll. One alert for that (before: one per refresh, as the alert's key
+    held the time)."""
+    fronts: list[SlowClockWitness] = []
+
+    def route(i: int, url: str) -> str:  # called once witness i has started: its key exists
+        if i == 0:
+            return url
+        fronts.append(SlowClockWitness(tmp_path / f"w{i}"))
+        return fronts[-1].url
+
     try:
-        wait_for(lambda: [a for a in read_alerts(alerts) if a["rule"] == "log-unvouched"] or None)
-        newest = max(cosignature_times(first, refreshing.origin))
-        wait_for(lambda: cosigned_note(refreshing, lambda times: len(times) == 3 and min(times) > newest + 2))
-        time.sleep(1.0)  # the monitor polls every 0.2 s: it has seen the moved times
+        with witnessed_log(tmp_path, witnessing="witness_refresh_seconds = 1\n", route=route) as stack:
+            with httpx.Client(base_url=stack.url, timeout=20) as client:
+                register_key(client, stack.server, ISSUER)
+            first = wait_for(lambda: cosigned_note(stack, lambda times: len(times) == 3))
+            monitor, alerts = watched(stack, tmp_path, 3600), tmp_path / "alerts.jsonl"
+            try:
+                wait_for(lambda: [a for a in read_alerts(alerts) if a["rule"] == "log-unvouched"] or None)
+                behind = sorted(cosignature_times(first, stack.origin))[1]
+                wait_for(lambda: cosigned_note(stack, lambda times: len(times) == 3 and sorted(times)[1] > behind + 2))
+                time.sleep(1.0)  # the monitor polls every 0.2 s: it has seen the moved times
+            finally:
+                assert monitor.stop() == 0, monitor.stderr()
     finally:
-        assert monitor.stop() == 0, monitor.stderr()
-    assert len([a for a in read_alerts(alerts) if a["rule"] == "log-unvouched"]) == 1, read_alerts(alerts)
+        for front in fronts:
+            front.close()
+    found = [a for a in read_alerts(alerts) if a["rule"] == "log-unvouched"]
+    assert len(found) == 1 and found[0]["evidence"]["vouched_at"] < time.time() - 7000, found
 
 
 def mldsa_at_zero(seed: bytes) -> tuple[str, Signature]:
@@ -320,3 +358,32 @@ def test_an_age_under_two_minutes_is_said_in_seconds() -> None:
     trusted = policy.verify_checkpoint(cosigned({0: 900}), now=1000)
     words = stale_words(policy, trusted, now=1000, max_age=1)
     assert words is not None and "100 seconds ago" in words and "the 1 second this" in words, words
+
+
+def test_a_second_outage_of_the_same_checkpoint_raises_a_second_alert(refreshing: Stack, tmp_path: Path) -> None:
+    """One alert per episode: the witnesses go, come back (the refresh vouches for the checkpoint again), and go
+    again, the log's size unchanged throughout. Before, the alert's key was the size alone, and the second outage
+    was never said."""
+    with httpx.Client(base_url=refreshing.url, timeout=20) as client:
+        register_key(client, refreshing.server, ISSUER)
+    wait_for(lambda: cosigned_note(refreshing, lambda times: len(times) == 3))
+    monitor, alerts = watched(refreshing, tmp_path, 3), tmp_path / "alerts.jsonl"
+
+    def unvouched() -> list[dict[str, Any]]:
+        return [a for a in read_alerts(alerts) if a["rule"] == "log-unvouched"]
+
+    try:
+        wait_for(lambda: state_progress(tmp_path / "state.db")[0] or None)
+        for outage in (1, 2):
+            for witness in refreshing.witnesses[1:]:
+                witness.stop()
+            wait_for(lambda n=outage: len(unvouched()) == n or None)
+            for witness in refreshing.witnesses[1:]:
+                witness.start()
+            back = int(time.time())
+            wait_for(lambda at=back: cosigned_note(refreshing, lambda times: len(times) == 3 and min(times) > at))
+            time.sleep(1.0)  # the monitor sees the checkpoint vouched for again: the episode ends
+    finally:
+        assert monitor.stop() == 0, monitor.stderr()
+    found = unvouched()
+    assert len(found) == 2 and {a["evidence"]["size"] for a in found} == {1}, found

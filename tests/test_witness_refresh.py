@@ -8,11 +8,10 @@ processes, and in front of one of them a proxy that can answer with bytes no HTT
 
 import asyncio
 import re
-import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import httpx
 import pytest
 from log_harness import LogProcess, free_port, issue, post_statements
 from log_harness import register_issuer as register_key
-from tools_stack import Stack, wait_for, witnessed_log
+from tools_stack import Stack, local_http_server, reply, wait_for, witnessed_log
 from witness_helpers import WitnessProcess, write_config
 
 from loadtest.localproc import log_identity
@@ -67,21 +66,16 @@ class Garbling:
                 self.answer(found.status_code, found.headers.get("content-type", ""), found.content, {})
 
             def answer(self, status: int, media: str, body: bytes, headers: dict[str, str]) -> None:
-                self.send_response(status)
-                for name, value in {"Content-Type": media, "Content-Length": str(len(body)), **headers}.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(body)
+                reply(self, status, media, body, **headers)
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.url = local_http_server(Handler)
 
     def route(self, upstream: str) -> str:
         self.upstream = upstream
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.url
 
 
 @pytest.fixture

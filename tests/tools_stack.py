@@ -3,10 +3,12 @@ verifier holds, and running the tool through click's runner or as a real process
 
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TypeVar
 
@@ -126,3 +128,18 @@ def wait_for(found: Callable[[], T | None], seconds: float = 30) -> T:
             return value
         time.sleep(0.1)
     raise AssertionError(f"not within {seconds} s")
+
+
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """`handler` served on 127.0.0.1 in a thread of its own; the server (shut down by the caller) and its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def reply(handler: BaseHTTPRequestHandler, status: int, media: str, body: bytes, **headers: str) -> None:
+    handler.send_response(status)
+    for name, value in {"Content-Type": media, "Content-Length": str(len(body)), **headers}.items():
+        handler.send_header(name, value)
+    handler.end_headers()
+    handler.wfile.write(body)
