@@ -174,8 +174,8 @@ class Witnessing:
         except StorageError as exc:
             log.error("could not publish checkpoint %d: %s", head.size, exc)
 
-    async def _published(self) -> tuple[int, bytes] | None:
-        """The newest published checkpoint's size and note; None if none, or unreadable (logged)."""
+    async def _published(self) -> tuple[int, Note] | None:
+        """The newest published checkpoint's size and note, parsed; None if none, or unreadable (logged)."""
         try:
             published = await self.storage.latest_published()
         except StorageError as exc:
@@ -183,15 +183,16 @@ class Witnessing:
             return None
         if published is None:
             return None
-        return parse_checkpoint(parse_note(published).text).size, published
+        note = parse_note(published)
+        return parse_checkpoint(note.text).size, note
 
-    def _keep_earlier(self, note: Note, results: list[list[str]], published: bytes | None) -> list[list[str]]:
+    def _keep_earlier(self, note: Note, results: list[list[str]], published: Note | None) -> list[list[str]]:
         """For each witness that did not answer this round, its cosignature of this same checkpoint published
         earlier, if any: a refresh (the same note again) during a witness's outage must not take away the quorum
         the checkpoint already had. Each witness keeps only its newest lines, never two of one key."""
-        if published is None or parse_note(published).text != note.text:
+        if published is None or published.text != note.text:
             return results
-        earlier = parse_note(published).signatures
+        earlier = published.signatures
         kept = []
         for witness, lines in zip(self.witnesses, results, strict=True):
             keys = {(v.name, v.key_id) for v in map(parse_verifier_key, witness.config.vkeys)}

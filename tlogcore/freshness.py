@@ -5,7 +5,7 @@ checkpoint, cosigned back then, and with the answers of that time: a revocation 
 witness's cosignature does carry one: "as of this time, this is the largest consistent tree I have seen for this
 origin" (c2sp.org/tlog-cosignature). The time a checkpoint is vouched current is therefore the latest T at which
 the policy's quorum is met by cosignatures all dated T or later (`vouched_at`), and a verifier online refuses to
-call a status proven when that is older than its maximum age (`staleness`).
+call a status proven when that is older than its maximum age (`is_stale`).
 
 An idle log's newest checkpoint keeps its size: the log sends the same checkpoint to its witnesses again now and
 then, and each answers with a fresh cosignature (c2sp.org/tlog-witness: "re-submitting the same size/root yields a
