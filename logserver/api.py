@@ -385,6 +385,16 @@ class IndexRootEntry(WireValue):
 
 
 @dataclass(frozen=True)
+class KeyStatusProof(WireValue):
+    """A signer key's record in the key index (docs/status-proofs.md §12): the complete list of entries in [0, size)
+    that add or retire the key, or the proof that none does."""
+
+    key: str  # the signer's verifier key
+    record: B64Bytes | None  # the key record (§12: its issuer-add entries, then its issuer-retire entries)
+    proof: B64Bytes  # the §4 proof of presence or absence, against the index root's `keys`
+
+
+@dataclass(frozen=True)
 class StatusIndexProof(WireValue):
     """The document's status record and its proof in the status index (docs/status-proofs.md §4, §9): the
     complete list of entries in [0, size) that name the document, or the proof that none does."""
@@ -394,6 +404,7 @@ class StatusIndexProof(WireValue):
     record: B64Bytes | None  # the status record (§2); None: the document is absent from the index
     proof: B64Bytes  # the §4 proof of presence or absence
     index_root: IndexRootEntry
+    keys: tuple[KeyStatusProof, ...] = ()  # of each key that signed a statement above; none under a v1 index root
 
 
 @dataclass(frozen=True)

@@ -239,7 +239,8 @@ async def _document_history(state: LogState, digest: bytes, may_retry: bool) -> 
     status = document_status(statements, registry.continuations())
     index = None
     if state.status is not None:
-        index = await status_index_proof(state.storage, state.status, digest, published, reads, may_retry)
+        signers = [s.signer for s in statements]
+        index = await status_index_proof(state.storage, state.status, digest, published, reads, may_retry, signers)
     return api.DocumentHistory(
         digest, status, tuple(items), tuple(registrations), index=index, retirements=tuple(retirements)
     )

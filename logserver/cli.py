@@ -49,6 +49,7 @@ from logserver.identity import (
 )
 from logserver.indexerprocess import IndexerProcess, IndexerSettings
 from logserver.keyguard import RECORD_NAME, ExternalHead, ForkRefused, KeyGuard, RecordFile, verified_head
+from logserver.keyindex import KeyIndex
 from logserver.metrics import Metrics
 from logserver.opening import DATABASE, database_name, open_status_store, open_storage
 from logserver.ratelimit import RateLimiter
@@ -309,7 +310,7 @@ async def status_indexer(data: Path, config: ServerConfig, keys: LogKeys, parts:
         IndexerSettings(data, config, os.getpid()),
         parts.storage,
         store,
-        IndexRootLogger(store, keys.registry, keys.log.name, logged_by(sequencer)),
+        IndexRootLogger(store, keys.registry, keys.log.name, logged_by(sequencer), KeyIndex(parts.storage)),
         interval=config.index_interval_ms / 1000,
         metrics=parts.metrics,
         may_write=lambda: sequencer.not_sequencing is None,

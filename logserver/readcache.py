@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from typing import NamedTuple
 
 from logserver import api, proofs
+from logserver.keyindex import KeyIndex
 from logserver.lru import Lru
 from logserver.statusstore import IndexVersion
 from logserver.storage import Storage, StoredEntry
@@ -113,6 +114,7 @@ class ReadCache:
         self._logged_for = NEWEST_LOGGED_SECONDS if entries else 0.0
         self._logged: tuple[int, float, IndexVersion | None] | None = None  # (below, read at, the version)
         self._damaged: Hashable = None
+        self.keys = KeyIndex(storage)
 
     def damaged_index_reported(self, version: Hashable) -> bool:
         """True the first time a damaged status index `version` is met (one log line per version, not per lookup)."""

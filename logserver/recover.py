@@ -20,10 +20,10 @@ from pathlib import Path
 
 from logserver.keyguard import RecordFile, SignedRecord, TreeHead, verified_head
 from logserver.static_tiles import read_checkpoint_file
-from logserver.statusindexer import is_index_root
 from logserver.storage import EntryRecord, Head, Storage
 from tlogcore import merkle
 from tlogcore.errors import TlogError
+from tlogcore.indexroot import is_index_root
 from tlogcore.keys import Verifier
 from tlogcore.logkey import is_log_key
 from tlogcore.note import Note, open_note, parse_note

@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
 
+from logserver.keyindex import KeyIndex
 from logserver.metrics import Metrics
 from logserver.sequencer import NotSequencingError, PoolFullError, Sequencer, Submission
 from logserver.statusshards import ShardPool
@@ -33,8 +34,7 @@ from logserver.tasks import cancel_and_wait
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
-from tlogcore.indexroot import HEADER as INDEX_ROOT_HEADER
-from tlogcore.indexroot import IndexRoot, parse_index_root, sign_index_root
+from tlogcore.indexroot import IndexRoot, is_index_root, parse_index_root, sign_index_root
 from tlogcore.keys import Ed25519Signer
 from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
@@ -74,14 +74,9 @@ PRUNE_GRACE = 2.0
 # every few seconds, so a lost index finds it in the first read; a log never indexed is read this far back.
 ROOT_SCAN = 1_000_000
 SCAN_CHUNK = 10_000
-INDEX_ROOT_PREFIX = (INDEX_ROOT_HEADER + "\n").encode()
 # What a cycle may meet and retry at the next: storage down, a damaged row, and the sequencer refusing the
 # `index-root` statement (its pool full under load, or the lease lost). The last two once ended the indexer's task.
 UPDATE_FAILURES = (StorageError, TlogError, OSError, NotSequencingError, PoolFullError)
-
-
-def is_index_root(data: bytes) -> bool:
-    return data.startswith(INDEX_ROOT_PREFIX)
 
 
 def document_entries(datas: Sequence[bytes], first: int) -> tuple[list[tuple[int, str, bytes]], bool]:
@@ -423,6 +418,7 @@ class StatusIndexer(IndexUpdater):
     interval: float = 0.25
     metrics: Metrics | None = None  # gets the lag: published entries no logged index root covers yet
     may_write: Callable[[], bool] = field(default=lambda: True)  # only the sequencing process indexes
+    _keys: KeyIndex | None = field(default=None, init=False, repr=False)
 
     async def step(self) -> bool:
         """One update if the log has grown; True if the index advanced."""
@@ -437,7 +433,9 @@ class StatusIndexer(IndexUpdater):
         return True
 
     async def _log_root(self, version: IndexVersion) -> None:
-        await IndexRootLogger(self.store, self.registry_key, self.origin, self.log_statement).log(version)
+        if self._keys is None:
+            self._keys = KeyIndex(self.storage)
+        await IndexRootLogger(self.store, self.registry_key, self.origin, self.log_statement, self._keys).log(version)
 
     async def measure_lag(self) -> int:
         """The lag, published in the metrics, and the served version noted for pruning (note_served)."""
@@ -539,12 +537,14 @@ async def publish_lag(storage: Storage, store: StatusStore, metrics: Metrics | N
 class IndexRootLogger:
     """Signs a committed version's `index-root` statement with the log's registry key, logs it as an ordinary
     entry and records where it landed (§9: a version whose statement is not logged yet is logged again later; the
-    signature is deterministic and its time stored with the version, so the retry is the same leaf)."""
+    signature is deterministic, its time stored with the version and its key index root a function of the log's
+    entries below its size, so the retry is the same leaf). It states v2 roots (§12: the key index's beside)."""
 
     store: StatusStore
     registry_key: Ed25519Signer
     origin: str
     log_statement: Callable[[bytes], Awaitable[int]]
+    keys: KeyIndex
 
     async def log(self, version: IndexVersion) -> None:
         await self.store.set_entry(version.size, await self.state(version))
@@ -553,7 +553,8 @@ class IndexRootLogger:
         """Log the version's statement; the entry it landed at, not recorded yet (the caller's: `log`, or the
         indexer's process on its writer's thread, indexerprocess.py)."""
         signer = self.registry_key.verifier().vkey
-        statement = IndexRoot(self.origin, signer, version.time, version.size, version.root)
+        keys_root = (await self.keys.at(version.size)).root
+        statement = IndexRoot(self.origin, signer, version.time, version.size, version.root, keys_root)
         return await self.log_statement(sign_index_root(statement, self.registry_key))
 
 

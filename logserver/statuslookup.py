@@ -13,6 +13,7 @@ that fails while the served version has moved on makes the caller answer again u
 (`IndexVersionGone`); one that fails at the served version itself is damage.
 """
 
+import dataclasses
 import logging
 
 from logserver import api
@@ -40,10 +41,27 @@ async def status_index_proof(
     published: bytes | None,
     cache: ReadCache,
     may_retry: bool = False,
+    signers: list[str] | None = None,
 ) -> api.StatusIndexProof | None:
     """The record and proof of `document` under the newest logged index root in `published`, the newest published
-    checkpoint (read once by the caller, for the bundles too). With `may_retry`, IndexVersionGone if that version
-    was pruned meanwhile (module docstring)."""
+    checkpoint (read once by the caller, for the bundles too), with the key index proofs of `signers` (the keys
+    that signed the document's statements). With `may_retry`, IndexVersionGone if that version was pruned
+    meanwhile (module docstring)."""
+    answer = await _document_proof(storage, store, document, published, cache, may_retry)
+    if answer is None or not signers:
+        return answer
+    keys = await cache.keys.proofs(answer.index_root.statement, signers)
+    return dataclasses.replace(answer, keys=keys) if keys else answer
+
+
+async def _document_proof(
+    storage: Storage,
+    store: StatusStore,
+    document: bytes,
+    published: bytes | None,
+    cache: ReadCache,
+    may_retry: bool,
+) -> api.StatusIndexProof | None:
     if published is None:
         return None
     version = await cache.newest_logged(cache.published_size(published), store.newest_logged)

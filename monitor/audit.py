@@ -22,10 +22,11 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from monitor.indexroots import index_root_problem, is_index_root
+from monitor.indexroots import index_root_problem
 from monitor.logkeyentry import log_key_problem
 from monitor.modes import PARSE, SIGNATURES, TREE
 from tlogcore.errors import NotAllowedError, TlogError
+from tlogcore.indexroot import is_index_root
 from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry

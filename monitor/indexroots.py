@@ -2,13 +2,7 @@
 entry the log must have refused if it is malformed, for another log, or covers entries after itself. Pure."""
 
 from tlogcore.errors import TlogError
-from tlogcore.indexroot import HEADER, IndexRoot, parse_index_root
-
-PREFIX = (HEADER + "\n").encode()
-
-
-def is_index_root(data: bytes) -> bool:
-    return data.startswith(PREFIX)
+from tlogcore.indexroot import IndexRoot, parse_index_root
 
 
 def index_root_problem(

@@ -75,7 +75,6 @@ from pathlib import Path
 from typing import Any
 
 from monitor.audit import Checked, parse_unsigned
-from monitor.indexroots import is_index_root
 from monitor.statuscut import root_before
 from monitor.statusfile import (
     HEAD_COLUMNS,
@@ -93,7 +92,7 @@ from monitor.statusfile import (
 )
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
-from tlogcore.indexroot import IndexRoot, parse_index_root
+from tlogcore.indexroot import IndexRoot, is_index_root, parse_index_root
 from tlogcore.logkey import is_log_key
 from tlogcore.statement import DOCUMENT_KINDS, ISSUE, Statement
 from tlogcore.statusindex import EMPTY

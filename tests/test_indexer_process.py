@@ -18,6 +18,7 @@ from log_harness import issue, post_statements, register_issuer, running_log
 
 from logserver.config import ServerConfig
 from logserver.indexerprocess import IndexerProcess, IndexerSettings
+from logserver.keyindex import KeyIndex
 from logserver.statusindexer import IndexRootLogger, IndexUpdater, document_entries, logged_by
 from logserver.statusstore import IndexVersion
 from logserver.storage import Storage
@@ -33,7 +34,7 @@ def process_driver(parts: Parts, data: Path, dsn: str | None) -> IndexerProcess:
     """The server's wiring (logserver/cli.py status_indexer), on the test's storage, store and sequencer."""
     storage, store, sequencer, _ = parts
     config = ServerConfig(engine="postgresql", postgresql_dsn=dsn) if dsn else ServerConfig()
-    roots = IndexRootLogger(store, REGISTRY_KEY, ORIGIN, logged_by(sequencer))
+    roots = IndexRootLogger(store, REGISTRY_KEY, ORIGIN, logged_by(sequencer), KeyIndex(storage))
     return IndexerProcess(IndexerSettings(data, config, os.getpid()), storage, store, roots, interval=0.02)
 
 
@@ -283,7 +284,7 @@ def test_a_version_is_answered_once_committed_while_the_next_one_is_still_being_
         first = await asyncio.wait_for(updater.advance(), 10)  # before: waited for the gated update, timed out
         assert first is not None and first.version.size == 41
         assert updater._following is not None and not updater._following.done()  # k + 1 still being made
-        await IndexRootLogger(store, REGISTRY_KEY, ORIGIN, logged_by(sequencer)).log(first.version)
+        await IndexRootLogger(store, REGISTRY_KEY, ORIGIN, logged_by(sequencer), KeyIndex(storage)).log(first.version)
         await log_root_is_the_logs(storage, first.version)
         gated.gate.set()
         second = await asyncio.wait_for(updater.advance(), 10)

@@ -21,7 +21,9 @@ def load(name: str) -> Any:
     return json.loads((HERE / name).read_text(encoding="utf-8"))
 
 
-RECORDS, PROOFS, ROOTS, INDEX_ROOTS = (load(f"{n}.json") for n in ("records", "proofs", "roots", "index_root"))
+RECORDS, PROOFS, ROOTS, INDEX_ROOTS, KEY_STATUS = (
+    load(f"{n}.json") for n in ("records", "proofs", "roots", "index_root", "key_status")
+)
 GOOD_PROOFS = [c for c in PROOFS["cases"] if c["expect_valid"]]
 
 
@@ -34,6 +36,7 @@ def test_vector_files_are_what_the_generator_writes() -> None:
         "proofs.json": PROOFS,
         "roots.json": ROOTS,
         "index_root.json": INDEX_ROOTS,
+        "key_status.json": KEY_STATUS,
     }
 
 
@@ -131,10 +134,12 @@ def test_index_root_statements(v: dict[str, Any]) -> None:
             parse_index_root(data)
         return
     statement = parse_index_root(data)
-    assert (statement.origin, statement.signer, statement.time, statement.size, statement.root.hex()) == (
+    keys = statement.keys.hex() if statement.keys is not None else None
+    assert (statement.origin, statement.signer, statement.time, statement.size, statement.root.hex(), keys) == (
         v["origin"],
         v["signer"],
         v["time"],
         v["size"],
         v["root"],
+        v["keys"],
     )

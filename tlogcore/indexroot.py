@@ -9,7 +9,14 @@ A signed note (c2sp.org/signed-note@v1.0.0) whose text is, line by line, in this
     size <N>                       the index covers exactly the entries [0, N) of this log
     root <base64 of 32 bytes>      the status index root (statusindex.py) after those N entries
 
-followed by exactly one signature line, by `signer`. Example text (without the signature line):
+followed by exactly one signature line, by `signer`. Version 2 (`tlog-index-root/v2`) adds one line after `root`:
+
+    keys <base64 of 32 bytes>      the key index root (keystatus.py) after those N entries
+
+so a verifier can prove which registry entries name an issuer key (a stolen-key report, docs/status-proofs.md
+§12). A log states v2 roots from then on; a verifier reads v1 ones as before (no key index proven).
+
+Example text of a v1 statement (without the signature line):
 
     tlog-index-root/v1
     log example.gov.kh/diplomas
@@ -32,7 +39,10 @@ from tlogcore.note import parse_note, sign_note
 from tlogcore.statement import parse_statement_key
 
 HEADER = "tlog-index-root/v1"
-FIELDS = ("log", "signer", "time", "size", "root")
+HEADER_V2 = "tlog-index-root/v2"
+FIELDS: tuple[str, ...] = ("log", "signer", "time", "size", "root")
+FIELDS_V2: tuple[str, ...] = (*FIELDS, "keys")
+PREFIXES = ((HEADER + "\n").encode(), (HEADER_V2 + "\n").encode())
 MAX_INDEX_ROOT_SIZE = 1024  # the text is about 250 bytes; one signature line adds about 100
 
 
@@ -43,6 +53,7 @@ class IndexRoot:
     time: int
     size: int  # the index covers entries [0, size)
     root: bytes
+    keys: bytes | None = None  # the key index root (v2); None: a v1 statement, which states none
 
     def __post_init__(self) -> None:
         if not self.origin or any(c.isspace() for c in self.origin) or "+" in self.origin:
@@ -54,6 +65,8 @@ class IndexRoot:
             raise MalformedError("index-root size must be in 0..2^63-1")
         if len(self.root) != 32:
             raise MalformedError("index-root root must be 32 bytes")
+        if self.keys is not None and len(self.keys) != 32:
+            raise MalformedError("index-root keys must be 32 bytes")
 
     kind = "index-root"  # beside the statement kinds: an entry names no document and changes no registry
     document = None
@@ -64,27 +77,40 @@ class IndexRoot:
 
     @property
     def text(self) -> str:
-        values = (self.origin, self.signer, str(self.time), str(self.size), b64encode(self.root))
-        return HEADER + "\n" + "".join(f"{name} {value}\n" for name, value in zip(FIELDS, values, strict=True))
+        values = [self.origin, self.signer, str(self.time), str(self.size), b64encode(self.root)]
+        header, fields = HEADER, FIELDS
+        if self.keys is not None:
+            header, fields = HEADER_V2, FIELDS_V2
+            values.append(b64encode(self.keys))
+        return header + "\n" + "".join(f"{name} {value}\n" for name, value in zip(fields, values, strict=True))
+
+
+def is_index_root(data: bytes) -> bool:
+    """Whether a logged entry is an index-root statement of either version (it names no document)."""
+    return data.startswith(PREFIXES)
 
 
 def _parse_text(text: str) -> IndexRoot:
     lines = text[:-1].split("\n") if text.endswith("\n") else []
-    if len(lines) != 1 + len(FIELDS) or lines[0] != HEADER:
-        raise MalformedError(f"index-root must be {HEADER!r} followed by the lines {', '.join(FIELDS)}")
+    fields = FIELDS_V2 if lines and lines[0] == HEADER_V2 else FIELDS
+    if len(lines) != 1 + len(fields) or lines[0] not in (HEADER, HEADER_V2):
+        raise MalformedError(
+            f"index-root must be {HEADER!r} or {HEADER_V2!r} followed by the lines {', '.join(FIELDS)}[, keys]"
+        )
     values = []
-    for name, line in zip(FIELDS, lines[1:], strict=True):
+    for name, line in zip(fields, lines[1:], strict=True):
         key, sep, value = line.partition(" ")
         if key != name or not sep:
             raise MalformedError(f"index-root line {line[:40]!r} is not the {name!r} line")
         values.append(value)
-    origin, signer, time, size, root = values
+    origin, signer, time, size, root = values[:5]
     statement = IndexRoot(
         origin=origin,
         signer=signer,
         time=parse_decimal(time, "index-root time", MAX_INT64),
         size=parse_decimal(size, "index-root size", MAX_INT64),
         root=parse_hash_b64(root, "index-root root"),
+        keys=parse_hash_b64(values[5], "index-root keys") if len(values) > 5 else None,
     )
     if statement.text != text:
         raise MalformedError("index-root is not in canonical form")

@@ -20,7 +20,7 @@ from logserver.client import LogClient
 from tlogcore import tileauth
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import MalformedError, ProofError
-from tlogcore.indexroot import HEADER, parse_index_root
+from tlogcore.indexroot import is_index_root, parse_index_root
 from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.statement import DOCUMENT_KINDS, ISSUE, parse_statement
@@ -118,7 +118,7 @@ async def _gap(client: LogClient, document: bytes, start: int, current: Checkpoi
     for tile, entries in bundles:
         first = tile.index * TILE_WIDTH
         for offset, data in enumerate(entries):
-            if first + offset < start or data.startswith(HEADER.encode()) or is_log_key(data):
+            if first + offset < start or is_index_root(data) or is_log_key(data):
                 continue  # an index root or a log-key rotation names no document
             statement = parse_statement(data, check_signature=False)  # only its kind and document matter here
             if statement.kind in DOCUMENT_KINDS and statement.document == document:

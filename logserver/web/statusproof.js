@@ -98,12 +98,23 @@
   }
 
   // tlogcore/indexroot.py: the text of an index-root note, strictly (the signature is the caller's, as for notes).
+  // Version 2 adds a `keys` line: the key index root (tlogcore/keystatus.py); keys is null for a v1 statement.
   const FIELDS = ["log", "signer", "time", "size", "root"];
+  const FIELDS_V2 = [...FIELDS, "keys"];
+  function hash32(value, what) {
+    let bytes = new Uint8Array(0);
+    try { bytes = Uint8Array.from(atob(value), (c) => c.charCodeAt(0)); } catch (e) { fail(what); }
+    if (bytes.length !== 32 || btoa(String.fromCharCode(...bytes)) !== value) fail(what);
+    return bytes;
+  }
   function parseIndexRootText(text) {
     const lines = text.endsWith("\n") ? text.slice(0, -1).split("\n") : [];
-    if (lines.length !== 1 + FIELDS.length || lines[0] !== "tlog-index-root/v1") fail("not an index-root statement");
+    const fields = lines[0] === "tlog-index-root/v2" ? FIELDS_V2 : FIELDS;
+    if (lines.length !== 1 + fields.length || (lines[0] !== "tlog-index-root/v1" && lines[0] !== "tlog-index-root/v2")) {
+      fail("not an index-root statement");
+    }
     const values = {};
-    FIELDS.forEach((name, i) => {
+    fields.forEach((name, i) => {
       const line = lines[i + 1];
       if (!line.startsWith(name + " ") || line.length === name.length + 1) fail("index-root line " + name);
       values[name] = line.slice(name.length + 1);
@@ -111,10 +122,9 @@
     for (const name of ["time", "size"]) {
       if (!/^(0|[1-9][0-9]{0,18})$/.test(values[name]) || BigInt(values[name]) > MAX_INDEX) fail("index-root " + name);
     }
-    let root = new Uint8Array(0);
-    try { root = Uint8Array.from(atob(values.root), (c) => c.charCodeAt(0)); } catch (e) { fail("index-root root"); }
-    if (root.length !== 32 || btoa(String.fromCharCode(...root)) !== values.root) fail("index-root root");
-    return { origin: values.log, signer: values.signer, time: BigInt(values.time), size: BigInt(values.size), root };
+    const root = hash32(values.root, "index-root root");
+    const keys = values.keys === undefined ? null : hash32(values.keys, "index-root keys");
+    return { origin: values.log, signer: values.signer, time: BigInt(values.time), size: BigInt(values.size), root, keys };
   }
 
   // --- the log's entry tiles (c2sp.org/tlog-tiles; tlogcore/tiles.py), for the entries after an index root -------

@@ -1154,7 +1154,7 @@
   // Entries after the index root this page reads itself, as tools/statusproof.py MAX_GAP: at most five entry
   // tiles, each bound to the anchor by one inclusion proof. A longer gap is not read, and then nothing is proven.
   const MAX_PAGE_GAP = 1024n;
-  const INDEX_ROOT_HEADER = utf8.encode("tlog-index-root/v1\n");
+  const INDEX_ROOT_HEADERS = [utf8.encode("tlog-index-root/v1\n"), utf8.encode("tlog-index-root/v2\n")];
   const LOG_KEY_HEADER = utf8.encode("tlog-log-key/v1\n"); // tlogcore/logkey.py: a log key rotation, no document
   const startsWith = (bytes, prefix) => bytes.length >= prefix.length && prefix.every((b, i) => bytes[i] === b);
   const hexBytes = (h) => Uint8Array.from(h.match(/../g), (x) => parseInt(x, 16));
@@ -1219,7 +1219,7 @@
       const entries = await provenTile(tile, from > first ? from - first : 0n, anchor);
       for (const [k, data] of entries.entries()) {
         const index = first + BigInt(k);
-        if (index < from || startsWith(data, INDEX_ROOT_HEADER) || startsWith(data, LOG_KEY_HEADER)) continue;
+        if (index < from || INDEX_ROOT_HEADERS.some((h) => startsWith(data, h)) || startsWith(data, LOG_KEY_HEADER)) continue;
         let s;
         try { s = statementFields(data).s; } catch (e) { throw tampered("c_status_list", "entry " + index + " of the log does not parse"); }
         if (s.document === h) found.push({ index, kind: s.kind });  // its signature: checked on the answer's copy

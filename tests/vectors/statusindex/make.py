@@ -6,9 +6,12 @@ vectors test. Files:
   records.json     status record encodings, good and bad (docs/status-proofs.md §2)
   proofs.json      maps with their roots; per case: key, claimed record (or null), proof, root, expect_valid
   roots.json       roots of small maps built from log entries, for anyone reimplementing the hashing
-  index_root.json  signed index-root statements, good and mutated (docs/status-proofs.md §7)
+  index_root.json  signed index-root statements, v1 and v2, good and mutated (docs/status-proofs.md §7)
+  key_status.json  a key index (docs/status-proofs.md §12): registry entries, each key's slot and record, the
+                   root, and a proof per key, present and absent
 """
 
+import hashlib
 import json
 import random
 import sys
@@ -180,10 +183,17 @@ def index_root_vectors() -> dict[str, Any]:
     good = sign_index_root(statement, REGISTRY).decode()
     text, signature = good.split("\n\n")
     other = Ed25519Signer("registry.example.gov.kh", bytes(range(1, 33)))
+    keys = bytes(range(32, 64))
+    v2 = sign_index_root(IndexRoot(ORIGIN, statement.signer, NOW, 1048576, statement.root, keys), REGISTRY).decode()
+    v2_text = v2.split("\n\n")[0]
     bad = [
         ("size with a leading zero", good.replace("size 1048576", "size 01048576")),
         ("fields out of order", good.replace("time 1790000000\nsize 1048576", "size 1048576\ntime 1790000000")),
-        ("unknown header", good.replace("tlog-index-root/v1", "tlog-index-root/v2")),
+        ("unknown header", good.replace("tlog-index-root/v1", "tlog-index-root/v3")),
+        ("v2 header without the keys line", good.replace("tlog-index-root/v1", "tlog-index-root/v2")),
+        ("v1 header with a keys line", v2.replace("tlog-index-root/v2", "tlog-index-root/v1")),
+        ("v2 keys of 31 bytes", v2.replace(f"keys {b64encode(keys)}", f"keys {b64encode(keys[:31])}")),
+        ("v2 keys before root", _swap_last_lines(v2_text) + "\n\n" + v2.split("\n\n")[1]),
         (
             "root of 31 bytes",
             good.replace(f"root {b64encode(statement.root)}", f"root {b64encode(statement.root[:31])}"),
@@ -203,10 +213,62 @@ def index_root_vectors() -> dict[str, Any]:
                 "time": NOW,
                 "size": 1048576,
                 "root": bytes(range(32)).hex(),
-            }
+                "keys": None,
+            },
+            {
+                "name": "index-root v2 for 2^20 entries, with a key index root",
+                "signed": v2,
+                "origin": ORIGIN,
+                "signer": statement.signer,
+                "time": NOW,
+                "size": 1048576,
+                "root": bytes(range(32)).hex(),
+                "keys": keys.hex(),
+            },
         ],
         "bad": [{"name": n, "signed": s} for n, s in bad],
     }
+
+
+def _swap_last_lines(text: str) -> str:
+    *head, root, keys = text.split("\n")
+    return "\n".join([*head, keys, root])
+
+
+def key_slot(vkey: str) -> bytes:
+    """Written out here with hashlib, not through tlogcore.keystatus (the code the vectors test)."""
+    return hashlib.sha256(b"tlog-key-slot/v1\n" + vkey.encode()).digest()
+
+
+def key_status_vectors() -> dict[str, Any]:
+    """A registry of five keys in log order (two retired, one as stolen, one rotated), and a proof per key."""
+    keys = [Ed25519Signer(f"issuer{i}.example.gov.kh", bytes([i + 7]) * 32).verifier().vkey for i in range(9)]
+    entries = [  # (index, kind, key): what a key record lists, whoever signed it
+        (0, "issuer-add", keys[0]),
+        (1, "issuer-add", keys[1]),
+        (5, "issuer-add", keys[2]),
+        (9, "issuer-retire", keys[1]),
+        (12, "issuer-add", keys[3]),
+        (20, "issuer-retire", keys[2]),
+        (21, "issuer-add", keys[4]),
+    ]
+    records: dict[str, tuple[list[int], list[int]]] = {}
+    for index, kind, key in entries:
+        records.setdefault(key, ([], []))[0 if kind == "issuer-add" else 1].append(index)
+    items = {key_slot(k): ref.record_bytes(*r) for k, r in records.items()}
+    root = ref.root(items)
+    cases = []
+    for key in keys:  # keys[5:] are absent
+        slot = key_slot(key)
+        cases.append(
+            {
+                "key": key,
+                "slot": slot.hex(),
+                "record": items[slot].hex() if slot in items else None,
+                "proof": ref.proof(items, slot).hex(),
+            }
+        )
+    return {"entries": [[i, k, key] for i, k, key in entries], "root": root.hex(), "cases": cases}
 
 
 def _signature_line(signer: Ed25519Signer, text: str) -> str:
@@ -221,6 +283,7 @@ def all_files() -> dict[str, Any]:
         "proofs.json": {"cases": proof_cases(random.Random(19))},
         "roots.json": {"sequences": root_vectors()},
         "index_root.json": index_root_vectors(),
+        "key_status.json": key_status_vectors(),
     }
 
 

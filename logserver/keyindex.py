@@ -1,0 +1,73 @@
+"""The key index at an index version, from the log's registry entries (tlogcore/keystatus.py; docs/status-proofs.md
+§12): its root, which each `tlog-index-root/v2` statement states, and the proofs a document lookup serves for the
+keys that signed the document's statements.
+
+A registry is small and its entries below a size never change, so the map is made once per size asked (the
+sequencing process: each version it states; a serving process: the version it serves) from one read of the
+registry entries, each parsed once.
+"""
+
+import logging
+
+from logserver import api
+from logserver.lru import Lru
+from logserver.storage import Storage, StoredEntry
+from tlogcore.indexroot import IndexRoot, parse_index_root
+from tlogcore.keystatus import KeyMap, key_records
+from tlogcore.logkey import is_log_key
+from tlogcore.statement import Statement, parse_statement
+
+log = logging.getLogger("logserver.keyindex")
+KEPT_SIZES = 4  # the versions being stated and served, and the one before each
+
+
+class KeyIndex:
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+        self._statements: dict[int, Statement] = {}
+        self._maps: Lru[int, KeyMap] = Lru(KEPT_SIZES)
+        self._mismatch_reported: int | None = None
+        self._statement_of: tuple[bytes, IndexRoot] | None = None
+
+    async def at(self, size: int) -> KeyMap:
+        """The key index of entries [0, size)."""
+        found = self._maps.get(size)
+        if found is not None:
+            return found
+        named = [(e.index, self._statement(e)) for e in await self._storage.registry_entries() if e.index < size]
+        return self._maps.put(size, KeyMap(key_records([(i, s) for i, s in named if s is not None], size)))
+
+    def _statement(self, entry: StoredEntry) -> Statement | None:
+        """The registry entry's statement, parsed once (checked when it was submitted); None for a log-key entry."""
+        if is_log_key(entry.data):
+            return None
+        found = self._statements.get(entry.index)
+        if found is None:
+            found = self._statements[entry.index] = parse_statement(entry.data, check_signature=False)
+        return found
+
+    def _index_root(self, data: bytes) -> IndexRoot:
+        """The served version's index-root statement, parsed once (the log signed and checked it)."""
+        if self._statement_of is None or self._statement_of[0] != data:
+            self._statement_of = (data, parse_index_root(data, check_signature=False))
+        return self._statement_of[1]
+
+    async def proofs(self, index_root: bytes, signers: list[str]) -> tuple[api.KeyStatusProof, ...]:
+        """The proof of each signer's key record under the `keys` root of the logged `index_root` statement; none
+        for a v1 statement, or
+        when the map made here does not lead to that root (damage, said once per version: every verifier would
+        call the proofs tampered, and without them a verdict says the stolen-key part is the log's word)."""
+        statement = self._index_root(index_root)
+        if statement.keys is None:
+            return ()
+        keymap = await self.at(statement.size)
+        if keymap.root != statement.keys:
+            if self._mismatch_reported != statement.size:
+                self._mismatch_reported = statement.size
+                log.error("key index at size %d differs from its logged root: no key proofs served", statement.size)
+            return ()
+        answers = []
+        for vkey in sorted(set(signers)):
+            record, proof = keymap.prove(vkey)
+            answers.append(api.KeyStatusProof(vkey, record.to_bytes() if record is not None else None, proof))
+        return tuple(answers)
