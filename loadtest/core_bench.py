@@ -18,7 +18,10 @@ from nacl.signing import SigningKey
 from tlogcore import merkle
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.keys import Ed25519Signer
+from tlogcore.keystatus import KeyMap, verify_key_status
 from tlogcore.note import open_note, sign_note
+from tlogcore.statusindex import parse_proof
+from tlogcore.statusrecord import new_record
 
 BATCH = 100_000
 
@@ -97,6 +100,7 @@ def main() -> None:
     # Verifying costs one leaf hash plus one hash per proof element (17 here): ceiling = raw / 18.
     row(f"inclusion proofs verified/s (size {BATCH:,})", rate("inclv", inclusion_verify_only), sha_ceiling / 18)
     row(f"consistency proofs built + verified/s (new {BATCH:,})", rate("cons", consistency))
+    key_index_rows(sha_ceiling)
 
     print("\nEd25519 (cryptography signs; tlogcore verifies with PyNaCl first)")
     key = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x05" * 32)
@@ -141,6 +145,35 @@ def main() -> None:
 
 STATEMENT = b"tlog-statement/v1\n" + b"x" * 300  # about a statement's text
 SEED = b"\x05" * 32
+
+
+def key_index_rows(sha_ceiling: float) -> None:
+    """The key index (docs/status-proofs.md §12) for registries of 10 to 10^4 keys, one in ten retired: a whole map
+    made (the sequencing process, once per registry change), a proof made from the kept map (each lookup, per
+    signing key) and one verified, beside raw SHA-256 over the hashes each needs."""
+    print("\nKey index (tlogcore/keystatus.py), in memory")
+    for keys in (10, 1_000, 10_000):
+        key_index_row(keys, sha_ceiling)
+
+
+def key_index_row(keys: int, sha_ceiling: float) -> None:
+    records = {f"issuer{i}.example+{i:08x}+AQ": new_record([i], [keys + i] * (i % 10 == 0)) for i in range(keys)}
+    made = KeyMap(records)
+    hashes = 2 * keys + len(made._hashes)  # a leaf: its record's SHA-256 and its own; then each interior node
+    row(f"maps made/s ({keys:,} keys)", rate("map", lambda: len([KeyMap(records)])), sha_ceiling / hashes)
+    sample = list(records)[:1000]
+    proofs = [(vkey, *made.prove(vkey)) for vkey in sample]
+    row(f"proofs made/s ({keys:,} keys)", rate("prove", lambda: len([made.prove(v) for v in sample])))
+
+    def verify() -> int:
+        for vkey, record, proof in proofs:
+            verify_key_status(vkey, record, proof, made.root)
+        return len(proofs)
+
+    per_proof = sum(parse_proof(proof).depth + 2 for _, _, proof in proofs) / len(proofs)  # the path, record, leaf
+    row(f"proofs verified/s ({keys:,} keys)", rate("verify", verify), sha_ceiling / per_proof)
+    sizes = [len(proof) for _, _, proof in proofs]
+    row(f"proof bytes, mean / most ({keys:,} keys)", sum(sizes) / len(sizes), unit=f" B / {max(sizes):,} B")
 
 
 def cryptography_verifies(seconds: float) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from log_harness import seed
 
 from logserver.client import LogClient
@@ -108,22 +109,81 @@ def test_a_revocation_by_a_rotated_key_whose_registration_is_dropped_is_tamperin
     asyncio.run(scenario())
 
 
-def test_a_genuine_verdict_does_not_claim_the_key_was_not_reported_stolen_as_proven(tmp_path: Path) -> None:
-    """Stolen-key reports (issuer-retire with unsafe-from) are not in the status index: a proxy that drops them turns
-    "signed with a stolen key" into "genuine". The verdict cannot prove otherwise, so it must say that this part is
-    the log's word (before, "not revoked: proven" read as if everything were proven)."""
+async def index_past(client: LogClient, entry: int) -> dict[str, Any]:
+    """The honest lookup answer once its index covers `entry` (bounded wait), as JSON."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        answer = (await client.document(DOCUMENT)).to_json()
+        if answer["index"] is not None and answer["index"]["size"] > entry:
+            return answer
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"the index never covered entry {entry} within 20 s")
+
+
+STOLEN_KEY_LIES = {
+    # the report dropped from the answer, the key index covering it: before the key index, "genuine"
+    "retirement dropped": lambda answer, early: {**answer, "retirements": []},
+    "retirement and the key's proof dropped": lambda answer, early: {
+        **answer,
+        "retirements": [],
+        "index": {**answer["index"], "keys": []},
+    },
+    "the key's record and proof from before the report": lambda answer, early: {
+        **answer,
+        "retirements": [],
+        "index": {**answer["index"], "keys": early["index"]["keys"]},
+    },
+    "an index root from before the report, the report in the gap dropped": lambda answer, early: {
+        **answer,
+        "retirements": [],
+        "index": early["index"],
+    },
+}
+
+
+@pytest.mark.parametrize("lie", STOLEN_KEY_LIES, ids=str)
+def test_a_dropped_stolen_key_report_is_tampering(tmp_path: Path, lie: str) -> None:
+    """A proxy that drops a stolen-key report (issuer-retire with unsafe-from) turned "signed with a stolen key"
+    into "genuine" while the key's retirements were not in any index: the verdict said "the log's word". Now the
+    log's key index lists them (docs/status-proofs.md §12), so each way of hiding one is "tampered"."""
     proxy = Proxy()
 
     async def scenario() -> None:
         async with app_client(tmp_path, corrupting(PATH, proxy), indexed=True) as (client, _):
             await registered_issuer(client)
             at = (await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])).entries[0].index
+            early = await index_past(client, at)
             key = ISSUER.verifier().vkey
-            await client.submit([statement(ISSUER_RETIRE, REGISTRY_KEY, issuer=key, unsafe_from=at)])
+            retire = statement(ISSUER_RETIRE, REGISTRY_KEY, issuer=key, unsafe_from=at)
+            retired_at = (await client.submit([retire])).entries[0].index
+            answer = await index_past(client, retired_at)
+            assert [k["key"] for k in answer["index"]["keys"]] == [key]
             assert (await proven(client, DOCUMENT)).verdict == STOLEN_KEY
-            proxy.change = lambda answer: {**answer, "retirements": []}
-            lie = await check_online(client, DOCUMENT, POLICY, time.time())
-            assert lie.verdict == GENUINE and lie.status_proven  # what a hidden report leaves: the log's word
-            assert "reported stolen" in lie.message and "the log's word" in lie.message, lie.message
+            proxy.change = lambda served: STOLEN_KEY_LIES[lie](answer, early)
+            outcome = await check_online(client, DOCUMENT, POLICY, time.time())
+            assert outcome.verdict == TAMPERED, outcome.message
+            assert key in outcome.message or "key index" in outcome.message, outcome.message
+
+    asyncio.run(scenario())
+
+
+def test_a_genuine_verdict_proves_the_key_was_not_reported_stolen(tmp_path: Path) -> None:
+    """Honest answers: a key never retired, and one retired without a stolen-key report (its documents stay
+    genuine), each "not reported stolen: proven by the log's key index"."""
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, indexed=True) as (client, _):
+            await registered_issuer(client)
+            at = (await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])).entries[0].index
+            await index_past(client, at)
+            outcome = await proven(client, DOCUMENT)
+            assert outcome.verdict == GENUINE and outcome.key_status_proven, outcome.message
+            assert "key not reported stolen: proven by the log's key index" in outcome.message
+            assert outcome.to_json()["key_status_proven"] is True
+            key = ISSUER.verifier().vkey
+            retired_at = (await client.submit([statement(ISSUER_RETIRE, REGISTRY_KEY, issuer=key)])).entries[0].index
+            await index_past(client, retired_at)
+            outcome = await proven(client, DOCUMENT)
+            assert outcome.verdict == GENUINE and outcome.key_status_proven, outcome.message
 
     asyncio.run(scenario())

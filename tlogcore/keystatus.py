@@ -26,6 +26,7 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping
 
+from tlogcore.errors import ProofError
 from tlogcore.statement import ISSUER_ADD, ISSUER_RETIRE, Statement
 from tlogcore.statusindex import (
     ABSENT_EMPTY,
@@ -65,7 +66,10 @@ def key_records(entries: Iterable[tuple[int, Statement]], size: int) -> dict[str
 
 def verify_key_status(vkey: str, record: StatusRecord | None, proof: bytes, keys_root: bytes) -> None:
     """ProofError unless the key index with `keys_root` maps `vkey` to `record` (None: no entry names it)."""
-    verify_status(key_slot(vkey), record, proof, keys_root)
+    try:
+        verify_status(key_slot(vkey), record, proof, keys_root)
+    except ProofError as exc:
+        raise ProofError(f"key index proof for key {vkey}: {exc}") from None
 
 
 def _bit(key: int, depth: int) -> int:

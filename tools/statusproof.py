@@ -11,6 +11,11 @@
    revocation logged after it (`ProvenStatus.complete`).
 The caller then requires every listed entry (and every gap entry naming the document) to be among the statements
 it verified, with the listed kind: a log (or a proxy) that leaves a revocation out is caught here.
+
+Under a `tlog-index-root/v2` statement the same holds for the keys that signed the document's statements (§12):
+each key's record in the key index is proven against the statement's `keys` root, the gap's `issuer-add` and
+`issuer-retire` entries naming it are added, and the caller requires the retirements and registration it was
+shown to be exactly those: a stolen-key report left out is caught too.
 """
 
 from dataclasses import dataclass
@@ -20,15 +25,24 @@ from logserver.client import LogClient
 from tlogcore import tileauth
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import MalformedError, ProofError
-from tlogcore.indexroot import is_index_root, parse_index_root
+from tlogcore.indexroot import IndexRoot, is_index_root, parse_index_root
+from tlogcore.keystatus import verify_key_status
 from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash, verify_inclusion
-from tlogcore.statement import DOCUMENT_KINDS, ISSUE, parse_statement
+from tlogcore.statement import DOCUMENT_KINDS, ISSUE, ISSUER_ADD, REGISTRY_KINDS, parse_statement
 from tlogcore.statusindex import verify_status
 from tlogcore.statusrecord import parse_record
 from tlogcore.tiles import TILE_WIDTH
 
 MAX_GAP = 1024  # entries after the index root a verifier reads itself (four entry tiles)
+
+
+@dataclass(frozen=True)
+class KeyEntries:
+    """The entries that add and retire one key, complete up to the `ProvenStatus`'s `checked_to`."""
+
+    added: tuple[int, ...]
+    retired: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -42,6 +56,7 @@ class ProvenStatus:
     revoked: tuple[int, ...]
     checked_to: int  # the gap was read up to here (the checkpoint's size), or N when it was too long to read
     checkpoint_size: int  # the trusted checkpoint's: what "proven" must reach
+    keys: dict[str, KeyEntries] | None = None  # the served keys' records (§12); None under a v1 index root
 
     @property
     def listed(self) -> set[int]:
@@ -91,17 +106,38 @@ async def prove_status(
     record = parse_record(served.record) if served.record is not None else None
     verify_status(document, record, served.proof, statement.root)
     issued, revoked = (list(record.issued), list(record.revoked)) if record is not None else ([], [])
+    keys = _proven_keys(served, statement)
     checked_to = statement.size
     if current.size - statement.size <= MAX_GAP:
-        for index, kind in await _gap(client, document, statement.size, current):
-            (issued if kind == ISSUE else revoked).append(index)
+        for index, kind, subject in await _gap(client, statement.size, current):
+            if subject == document:
+                (issued if kind == ISSUE else revoked).append(index)
+            elif keys is not None and isinstance(subject, str) and subject in keys:
+                added, retired = keys[subject]
+                (added if kind == ISSUER_ADD else retired).append(index)
         checked_to = current.size
-    return ProvenStatus(statement.size, entry, statement.time, tuple(issued), tuple(revoked), checked_to, current.size)
+    proven_keys = None if keys is None else {k: KeyEntries(tuple(a), tuple(r)) for k, (a, r) in keys.items()}
+    return ProvenStatus(
+        statement.size, entry, statement.time, tuple(issued), tuple(revoked), checked_to, current.size, proven_keys
+    )
 
 
-async def _gap(client: LogClient, document: bytes, start: int, current: Checkpoint) -> list[tuple[int, str]]:
-    """(index, kind) of the entries in [start, size) naming the document, read from tiles authenticated
-    against the checkpoint."""
+def _proven_keys(served: api.StatusIndexProof, statement: IndexRoot) -> dict[str, tuple[list[int], list[int]]] | None:
+    """Each served key's (added, retired) entries below the statement's size, proven against its key index root;
+    None under a v1 statement, which states no key index."""
+    if statement.keys is None:
+        return None
+    found: dict[str, tuple[list[int], list[int]]] = {}
+    for item in served.keys:
+        record = parse_record(item.record) if item.record is not None else None
+        verify_key_status(item.key, record, item.proof, statement.keys)
+        found[item.key] = (list(record.issued), list(record.revoked)) if record is not None else ([], [])
+    return found
+
+
+async def _gap(client: LogClient, start: int, current: Checkpoint) -> list[tuple[int, str, bytes | str | None]]:
+    """(index, kind, document or key) of the document and registry statements in [start, size), read from tiles
+    authenticated against the checkpoint."""
     if start >= current.size:
         return []
     view = tileauth.TreeView(current.size, current.root)
@@ -109,7 +145,7 @@ async def _gap(client: LogClient, document: bytes, start: int, current: Checkpoi
     bodies = {}
     for tile in view.missing(tiles):
         bodies[tile.path] = await _tile(client, tile.path)
-    found = []
+    found: list[tuple[int, str, bytes | str | None]] = []
     try:
         view.add(bodies)
         bundles = [(tile, view.entries(tile, await _tile(client, tileauth.bundle_of(tile).path))) for tile in tiles]
@@ -120,9 +156,11 @@ async def _gap(client: LogClient, document: bytes, start: int, current: Checkpoi
         for offset, data in enumerate(entries):
             if first + offset < start or is_index_root(data) or is_log_key(data):
                 continue  # an index root or a log-key rotation names no document
-            statement = parse_statement(data, check_signature=False)  # only its kind and document matter here
-            if statement.kind in DOCUMENT_KINDS and statement.document == document:
-                found.append((first + offset, statement.kind))
+            statement = parse_statement(data, check_signature=False)  # only its kind and subject matter here
+            if statement.kind in DOCUMENT_KINDS:
+                found.append((first + offset, statement.kind, statement.document))
+            elif statement.kind in REGISTRY_KINDS:
+                found.append((first + offset, statement.kind, statement.issuer))
     return found
 
 

@@ -107,6 +107,7 @@ class Outcome:
     witnesses: Sequence[str] = field(default_factory=tuple)
     registered: Registered | None = None  # None: offline (not checked), or not registered
     status_proven: bool = False  # online: "not revoked" / "not logged" proven by the log's status index
+    key_status_proven: bool = False  # online: the signing key's stolen-key reports proven complete (key index)
     refreshed_from: int | None = None  # online with a bundle: the tree size of the bundle's own checkpoint
     vouched_at: int | None = None  # when the witnesses' quorum last vouched for that checkpoint (tlogcore/freshness.py)
 
@@ -137,6 +138,7 @@ class Outcome:
             else None,
             "witnesses": sorted(self.witnesses),
             "status_proven": self.status_proven,
+            "key_status_proven": self.key_status_proven,
             "message": self.message,
             "exit_code": self.exit_code,
         }

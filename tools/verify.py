@@ -9,7 +9,9 @@ checkpoint, and so must the `issuer-add` entries that registered the signers' ke
 log names). The issuing key must have been registered before the document's entry, else the verdict is "not from a
 registered issuer"; the issuer is named by its registered label. The `issuer-retire` entries of those keys are proven
 the same way: a key retired as stolen (`unsafe-from N`) that signed the document at entry N or later gives "signed
-with a stolen key" (tlogcore/status.py); a key merely retired leaves its documents valid. The verdict then follows
+with a stolen key" (tlogcore/status.py); a key merely retired leaves its documents valid. Under a v2 index root the
+log's key index proves those retirements (and registrations) complete for every key that signed a statement about
+the document, so a stolen-key report left out is "tampered" (check_keys_complete). The verdict then follows
 the one status rule (tlogcore/status.py) over the verified statements and the verified continuations. A log could
 still hide a revocation from one verifier; monitors, which see every entry, are what catch that.
 """
@@ -196,13 +198,15 @@ async def _judge_online(
         included.append((item.index, statement))
     registry_keys = frozenset((await client.info()).registry_vkeys)
     registered = await _registrations(client, lookup.registrations, registry_keys, current)
-    unsafe = await _stolen_keys(client, lookup.retirements, registry_keys, current)
-    proven = None
+    retired = await _retirements(client, lookup.retirements, registry_keys, current)
+    unsafe = {key: s.unsafe_from for key, found in retired.items() for _, s in found if s.unsafe_from is not None}
+    proven, keys_proven = None, False
     if lookup.index is not None:
         proven = await prove_status(client, document, lookup.index, current, registry_keys)
         check_complete(proven, included)
+        keys_proven = check_keys_complete(proven, included, registered, retired)
     check_registrations_shown(included, registered)
-    return online_verdict(document, included, registered, trusted, proven, unsafe, stale)
+    return online_verdict(document, included, registered, trusted, proven, unsafe, stale, keys_proven)
 
 
 def continuations(registered: Mapping[str, tuple[int, Statement]]) -> dict[str, str]:
@@ -222,6 +226,43 @@ def check_registrations_shown(
             f"a revocation of this document relies on key {missing}, but the log did not show that key's "
             "registration: whether the revocation counts cannot be told, and it may be hidden from you"
         )
+
+
+def check_keys_complete(
+    proven: ProvenStatus,
+    included: Sequence[tuple[int, Statement]],
+    registered: Mapping[str, tuple[int, Statement]],
+    retired: Mapping[str, Sequence[tuple[int, Statement]]],
+) -> bool:
+    """The registration and retirements shown for each key that signed a statement about the document are exactly
+    the ones the log's key index lists, and the gap holds (docs/status-proofs.md §12): a stolen-key report left out
+    of the answer is caught here. True when that is proven; False under a v1 index root or an unread gap."""
+    if proven.keys is None or not proven.complete:
+        return False
+    for vkey in sorted({s.signer for _, s in included}):
+        entries = proven.keys.get(vkey)
+        if entries is None:
+            raise ProofError(f"the log gave no key index proof for key {vkey}, which signed a statement about this")
+        shown = {index for index, _ in retired.get(vkey, ())}
+        hidden = sorted(set(entries.retired) - shown)
+        if hidden:
+            raise ProofError(
+                f"the log's own key index lists entry {hidden[0]} retiring key {vkey}, but the log did not return "
+                "it: a report that the key was stolen may be hidden from you"
+            )
+        if shown - set(entries.retired):
+            raise ProofError(
+                f"entry {min(shown - set(entries.retired))} retires key {vkey}, but the key index does not list it"
+            )
+        registration = registered.get(vkey)
+        if registration is not None and registration[0] not in entries.added:
+            raise ProofError(f"entry {registration[0]} registers key {vkey}, but the key index does not list it")
+        if registration is None and entries.added:
+            raise ProofError(
+                f"the log's own key index lists entry {entries.added[0]}, the registration of key {vkey}, but the "
+                "log did not return it"
+            )
+    return True
 
 
 def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement]]) -> None:
@@ -334,20 +375,19 @@ async def _registrations(
     return found
 
 
-async def _stolen_keys(
+async def _retirements(
     client: LogClient, listed: Sequence[api.Retirement], registry_keys: frozenset[str], current: Checkpoint
-) -> dict[str, int]:
-    """Keys retired as stolen, from the issuer-retire entries the log returned, each proven included and signed by a
-    registry key: vkey -> the first unsafe index (its `unsafe-from`, as the signed statement says)."""
-    found: dict[str, int] = {}
+) -> dict[str, list[tuple[int, Statement]]]:
+    """The issuer-retire entries the log returned, each proven included and signed by a registry key, by the key
+    they retire; one with `unsafe-from N` reports the key stolen from entry N on."""
+    found: dict[str, list[tuple[int, Statement]]] = {}
     for item in listed:
         if item.index >= current.size:
             continue
         statement = await _proven(client, item.index, item.statement, current)
         if statement.kind != ISSUER_RETIRE or statement.issuer != item.key or statement.signer not in registry_keys:
             raise MalformedError(f"entry {item.index} is not an issuer-retire of {item.key} by the registry key")
-        if statement.unsafe_from is not None:
-            found[item.key] = statement.unsafe_from
+        found.setdefault(item.key, []).append((item.index, statement))
     return found
 
 
@@ -359,9 +399,10 @@ def online_verdict(
     proven: ProvenStatus | None = None,
     unsafe_from: Mapping[str, int] | None = None,
     stale: str | None = None,
+    keys_proven: bool = False,
 ) -> Outcome:
     """`stale`: why the status is not proven current (`stale_words`), which then replaces the index's proof; or
-    UNDATED, said beside it."""
+    UNDATED, said beside it. `keys_proven`: the signers' stolen-key reports proven complete (check_keys_complete)."""
     current, witnesses = trusted.checkpoint, _witnesses(trusted)
     proof_words = proven.words() if proven is not None else "not proven: the log gave no status index proof"
     undated = stale == UNDATED
@@ -386,6 +427,7 @@ def online_verdict(
     known = Registered(entry[1].ref, entry[0]) if entry is not None and entry[0] < index else None
     where: dict[str, Any] = dict(statement=statement, index=index, checkpoint=current, witnesses=witnesses)
     where["status_proven"] = status_proven
+    where["key_status_proven"] = key_status_proven = keys_proven and status_proven
     about = describe(statement, index, current, witnesses, known, online=True, cosigned_at=newest_cosignature(trusted))
     if known is None:
         return Outcome(NOT_REGISTERED, document, f"signed and logged, but {about}", **where)
@@ -409,6 +451,9 @@ def online_verdict(
             f"revoked{reason} by key {revoke.signer} in entry {revoke_index}; it was {about}",
             **where,
         )
-    # Stolen-key reports (issuer-retire ... unsafe-from) are not in the status index: their absence is not proven
     unsafe = "whether this key was reported stolen: none shown, the log's word (monitors check it)"
+    if key_status_proven and proven is not None:
+        unsafe = (
+            f"key not reported stolen: proven by the log's key index (root logged in entry {proven.index_root_entry})"
+        )
     return Outcome(GENUINE, document, f"{about}; not revoked: {proof_words}; {unsafe}", **where)
