@@ -13,9 +13,9 @@ from logserver import api
 from logserver.lru import Lru
 from logserver.storage import Storage, StoredEntry
 from tlogcore.indexroot import IndexRoot, parse_index_root
-from tlogcore.keystatus import KeyMap, key_records
+from tlogcore.keystatus import KeyMap, RegistryItem, key_records, registry_item
 from tlogcore.logkey import is_log_key
-from tlogcore.statement import Statement, parse_statement
+from tlogcore.statement import parse_statement
 
 log = logging.getLogger("logserver.keyindex")
 KEPT_SIZES = 4  # the versions being stated and served, and the one before each
@@ -24,7 +24,7 @@ KEPT_SIZES = 4  # the versions being stated and served, and the one before each
 class KeyIndex:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._statements: dict[int, Statement] = {}
+        self._items: dict[int, RegistryItem | None] = {}
         self._maps: Lru[int, KeyMap] = Lru(KEPT_SIZES)  # by size
         self._by_count: Lru[int, KeyMap] = Lru(KEPT_SIZES)  # by the number of registry entries below the size
         self._mismatch_reported: int | None = None
@@ -38,19 +38,18 @@ class KeyIndex:
         below = [e for e in await self._storage.registry_entries() if e.index < size]
         keymap = self._by_count.get(len(below))  # the same entries (log order): the same map, made again only when
         if keymap is None:  # the registry changed (at 10^4 keys a map takes about 80 ms to make)
-            named = [(e.index, self._statement(e)) for e in below]
-            keymap = KeyMap(key_records([(i, s) for i, s in named if s is not None], size))
+            items = [self._item(e) for e in below]
+            keymap = KeyMap(key_records([item for item in items if item is not None], size))
             self._by_count.put(len(below), keymap)
         return self._maps.put(size, keymap)
 
-    def _statement(self, entry: StoredEntry) -> Statement | None:
-        """The registry entry's statement, parsed once (checked when it was submitted); None for a log-key entry."""
-        if is_log_key(entry.data):
-            return None
-        found = self._statements.get(entry.index)
-        if found is None:
-            found = self._statements[entry.index] = parse_statement(entry.data, check_signature=False)
-        return found
+    def _item(self, entry: StoredEntry) -> RegistryItem | None:
+        """The registry entry's key index item, its statement parsed once (checked when it was submitted); None for
+        a log-key entry."""
+        if entry.index not in self._items:
+            statement = None if is_log_key(entry.data) else parse_statement(entry.data, check_signature=False)
+            self._items[entry.index] = registry_item(entry.index, statement) if statement is not None else None
+        return self._items[entry.index]
 
     def _index_root(self, data: bytes) -> IndexRoot:
         """The served version's index-root statement, parsed once (the log signed and checked it)."""

@@ -142,8 +142,9 @@ class EntryAudit:
         """Entries [0, row.next_index) again, on a copy of the row with the registry from its start: their statements
         checked and the registry replayed as when they were first audited, for the status index alone."""
         log.warning(
-            "%s: the status index covers fewer entries than were audited (its file lost, or restored from an older"
-            " backup): rebuilding it from entries 0-%d", self.context.origin, row.next_index - 1,
+            "%s: the status index covers fewer entries than were audited (its file lost, restored from an older"
+            " backup, or written before the key index): rebuilding it from entries 0-%d", self.context.origin,
+            row.next_index - 1,
         )  # fmt: skip
         again = replace(row, next_index=0, registry=Registry(row.registry.registry_keys))
         self.rebuilding_to = row.next_index

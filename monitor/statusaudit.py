@@ -22,6 +22,8 @@ called from entryaudit.py for each audited chunk):
   (whatever it said) without a new one is an alert about that root's entry (entryaudit.py adds its inclusion proof
   and the checkpoint), raised once, by the entry that crosses the bound. A log that never logged one raises none.
 Every alert carries the statement, its inclusion proof and the checkpoint, the monitor's root, and the entry range.
+A `tlog-index-root/v2` entry's `keys` root is checked too (keyaudit.py, §12): against the key index of the registry
+statements of entries [0, size), all kept in the file; a mismatch joins the entry's finding (one alert per entry).
 
 Where the head stands: a root for size S is logged at an entry i >= S, under load tens of thousands of entries
 later, past chunk and round boundaries. While a log has logged no index root, the documents are applied as their
@@ -46,7 +48,8 @@ while the state says entries [0, N) were audited. Left so, the index-root audit 
 head for a chunk starting past 0). Each round first asks `start_over_if_behind(N)`: an index covering fewer than N
 entries is emptied, and entryaudit.py reads entries [0, N) again (authenticated against the round's checkpoint,
 their statements checked and the registry replayed from its start) to rebuild it before auditing new entries; only
-the index's alerts are raised then (the others were raised when the entries were first audited).
+the index's alerts are raised then (the others were raised when the entries were first audited). A file written
+before the key index kept no registry statements (its head's `keys_from` > 0): it is rebuilt the same way (§12).
 
 Where it runs: statusworker.py, in a process of its own when the monitor has workers (it is about half of the
 main process's work per entry otherwise), fed the chunk's `StatusItem`s (status_items_of). Its cost per document is
@@ -75,6 +78,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.audit import Checked, parse_unsigned
+from monitor.keyaudit import KeyLedger, append_keys
 from monitor.statuscut import root_before
 from monitor.statusfile import (
     HEAD_COLUMNS,
@@ -93,8 +97,9 @@ from monitor.statusfile import (
 from tlogcore.errors import TlogError
 from tlogcore.gcpause import paused_gc
 from tlogcore.indexroot import IndexRoot, is_index_root, parse_index_root
+from tlogcore.keystatus import RegistryItem
 from tlogcore.logkey import is_log_key
-from tlogcore.statement import DOCUMENT_KINDS, ISSUE, Statement
+from tlogcore.statement import DOCUMENT_KINDS, ISSUE, REGISTRY_KINDS, Statement
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import IndexStorageError, NodeId, PathPlan
 from tlogcore.statusindex_pages import STRIDE, Page, first_depth_below
@@ -133,7 +138,8 @@ class Finding:
 
 
 # What the index needs of one entry: (index, "issue" or "revoke", the document's SHA-256) for a statement about a
-# document, (index, None, the entry) for an `index-root` entry; other entries need nothing.
+# document, (index, "issuer-add" or "issuer-retire", the issuer key's text) for a registry statement (the key
+# index, §12), (index, None, the entry) for an `index-root` entry; other entries need nothing.
 StatusItem = tuple[int, str | None, bytes]
 
 
@@ -144,6 +150,8 @@ def status_items(entries: Sequence[bytes], statements: Mapping[int, Statement], 
         statement = statements.get(start + offset)
         if statement is not None and statement.kind in DOCUMENT_KINDS and statement.document is not None:
             items.append((start + offset, statement.kind, statement.document))
+        elif statement is not None and statement.kind in REGISTRY_KINDS and statement.issuer is not None:
+            items.append((start + offset, statement.kind, statement.issuer.encode()))
         elif is_index_root(data):
             items.append((start + offset, None, data))
     return items
@@ -162,6 +170,9 @@ class _Head:
     checked_entry: int | None = None  # the first index-root for last_root_size, and the monitor's root for it
     checked_statement: bytes | None = None
     checked_root: bytes | None = None
+    keys_from: int = 0  # the key index (keyaudit.py): registry statements kept from this entry (0: all of them)
+    keys_checked: int = 0  # v2 roots whose key index root was checked
+    keys_size: int | None = None  # the largest size whose logged key index root was the monitor's
 
 
 @dataclass
@@ -171,6 +182,7 @@ class _Step:
     findings about those entries."""
 
     docs: list[Document] = field(default_factory=list)
+    keys: list[RegistryItem] = field(default_factory=list)  # the registry statements, kept (keyaudit.py)
     findings: list[Finding] = field(default_factory=list)
     indexed: int | None = None
     applied: list[Document] = field(default_factory=list)
@@ -222,6 +234,7 @@ class StatusAudit:
         self._pages = IndexPages(self.db, origin)
         self._held = _Held()
         self._recovered = False  # the journal a crash may have left has been folded into the pages
+        self._keys: KeyLedger | None = None  # the registry statements the file keeps, once a v2 root needs them
 
     def close(self, fold: bool = True) -> None:
         """Close the file, its journal folded into the pages first (`fold`: not after an error, when the memory
@@ -243,11 +256,11 @@ class StatusAudit:
         """The state says entries [0, `audited`) were audited: an index that covers fewer (its file lost, or
         restored from an older backup than the state) is emptied, to be rebuilt from entry 0 ("Rebuilt" above)."""
         head = self._head(0)
-        if head is not None and head.size >= audited:
+        if head is not None and head.size >= audited and not head.keys_from:  # keys_from: a file from before §12
             return False
         with self._transaction():
             forget_index(self.db, self.origin)
-        self._held, self._recovered = _Held(), True
+        self._held, self._recovered, self._keys = _Held(), True, None
         return True
 
     def record(self, document: bytes) -> tuple[StatusRecord | None, int | None]:
@@ -351,6 +364,7 @@ class StatusAudit:
                 append_journal(self.db, self.origin, applied)
             if step.docs:
                 append_recent(self.db, self.origin, head.size, step.docs)
+            append_keys(self.db, self.origin, step.keys)
             if step.indexed is not None:
                 head.indexed, head.root = step.indexed, step.root
             head.size = size
@@ -362,6 +376,8 @@ class StatusAudit:
                 [self.origin, *values],
             )
             self._keep(step.findings)
+        if self._keys is not None:
+            self._keys.committed(step.keys)
         if applied:
             held.journaled = 0 if fold else held.journaled + len(applied)
             held.committed(pages, fold)  # after the commit: the memory never runs ahead of the file
@@ -416,7 +432,9 @@ class StatusAudit:
         for index, kind, data in items:
             if index < head.size:
                 continue  # in the file already (a chunk audited again after a crash)
-            if kind is not None:
+            if kind in REGISTRY_KINDS:
+                step.keys.append((index, str(kind), data.decode()))
+            elif kind is not None:
                 step.docs.append((index, kind, data))
             elif self._index_root(head, step, data, index, registry_keys):
                 findings += step.findings
@@ -447,7 +465,14 @@ class StatusAudit:
             return False  # audit.py reports it
         step.findings += self._missing(head, index)
         head.last_root_entry, head.last_root = index, data
-        step.findings += self._check_root(head, step, statement, evidence)
+        found = self._check_root(head, step, statement, evidence)
+        if self._keys is None:
+            self._keys = KeyLedger(self.db, self.origin)
+        keys = self._keys.check(head, statement, step.keys, index)
+        if keys is not None:  # one finding per entry, as one alert (its id): a key index mismatch joins it (§12)
+            first = found[0] if found else Finding(index, "", evidence)
+            found = [Finding(index, "; ".join(filter(None, (first.summary, keys[0]))), first.evidence | keys[1])]
+        step.findings += found
         return True
 
     def _check_root(self, head: _Head, step: _Step, statement: IndexRoot, evidence: dict[str, Any]) -> list[Finding]:

@@ -12,6 +12,8 @@
     recent(origin, start, items)  the documents of entries [kept, size), one row per commit of the audit (`start`:
                                   the first entry it covers), encoded as the journal's; those at or past `indexed`
                                   wait for an index-root (statusaudit.py), the others let a late root be checked
+    keys(origin, idx, kind, vkey) the registry statements (issuer-add 0, issuer-retire 1) of entries [0, size) and
+                                  the issuer key each names, whoever signed them: the key index (keyaudit.py, §12)
 
 The pages hold the index as of the last fold; the head is that index with the journal's documents added. Each
 update writes its journal row and the new head in ONE transaction; a fold writes the changed pages whole and
@@ -26,6 +28,8 @@ is put in its page, in one transaction, and the table dropped; nothing is read a
 A head written before documents were kept (no column `indexed`) gains the new columns when the file is opened, in
 one transaction: nothing waits (indexed = size), nothing is kept (kept = size), and the roots for sizes below
 that head, which the monitor could not check then, are not checked now either (unchecked_below = size).
+A head written before the key index (no column `keys_from`) gains it with keys_from = size: the registry statements
+of those entries were not kept, so the next round rebuilds the file from entry 0 (statusaudit.py "Rebuilt", §12).
 """
 
 import sqlite3
@@ -52,14 +56,17 @@ CREATE TABLE IF NOT EXISTS journal (origin TEXT NOT NULL, start INTEGER NOT NULL
                                     PRIMARY KEY (origin, start));
 CREATE TABLE IF NOT EXISTS recent (origin TEXT NOT NULL, start INTEGER NOT NULL, items BLOB NOT NULL,
                                    PRIMARY KEY (origin, start));
+CREATE TABLE IF NOT EXISTS keys (origin TEXT NOT NULL, idx INTEGER NOT NULL, kind INTEGER NOT NULL,
+                                 vkey TEXT NOT NULL, PRIMARY KEY (origin, idx)) WITHOUT ROWID;
 """
-# The head's columns in the order `_Head` (statusaudit.py) takes them; those after the first five came with `recent`.
+# The head's columns in the order `_Head` (statusaudit.py) takes them; those after the first five came later.
 HEAD_COLUMNS = (
     "size", "root", "last_root_entry", "last_root_size", "indexed", "kept", "unchecked_below", "last_root",
-    "checked_entry", "checked_statement", "checked_root",
+    "checked_entry", "checked_statement", "checked_root", "keys_from", "keys_checked", "keys_size",
 )  # fmt: skip
 _ADDED_COLUMNS = {"indexed": "INTEGER", "kept": "INTEGER", "unchecked_below": "INTEGER", "last_root": "BLOB",
-                  "checked_entry": "INTEGER", "checked_statement": "BLOB", "checked_root": "BLOB"}  # fmt: skip
+                  "checked_entry": "INTEGER", "checked_statement": "BLOB", "checked_root": "BLOB",
+                  "keys_from": "INTEGER", "keys_checked": "INTEGER", "keys_size": "INTEGER"}  # fmt: skip
 FORMER_TABLE = "rows"  # the layout before pages: (origin, node id, node bytes), one row per node
 CHUNK = 400  # page ids per SELECT (SQLite's limit on bound parameters is far above)
 _JOURNAL_ITEM = struct.Struct(">QB32s")  # entry index, kind (0 issue, 1 revoke), document SHA-256
@@ -99,6 +106,7 @@ def add_head_columns(db: sqlite3.Connection) -> None:
         for name in _missing_columns(db):  # another process may have added them while this one waited
             db.execute(f"ALTER TABLE head ADD COLUMN {name} {_ADDED_COLUMNS[name]}")
         db.execute("UPDATE head SET indexed = size, kept = size, unchecked_below = size WHERE indexed IS NULL")
+        db.execute("UPDATE head SET keys_from = size, keys_checked = 0 WHERE keys_from IS NULL")  # §12: not kept
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
@@ -208,24 +216,25 @@ def clear_journal(db: sqlite3.Connection, origin: str) -> None:
 def forget_index(db: sqlite3.Connection, origin: str) -> None:
     """One log's index emptied (its pages, journal, kept documents and head; inside the caller's transaction), to
     be rebuilt from entry 0. Its findings stay: what the audit found about an entry stays true."""
-    for table in ("pages", "journal", "recent", "head"):
+    for table in ("pages", "journal", "recent", "keys", "head"):
         db.execute(f"DELETE FROM {table} WHERE origin = ?", (origin,))
 
 
 def indexed_size(state_path: Path, origin: str) -> int:
-    """How many of the log's entries the index covers, read without writing: 0 with no file, no table yet, or a
-    file that does not read (the status process, which opens it to rebuild it, then names the damage)."""
+    """How many of the log's entries the index covers, read without writing: 0 with no file, no table yet, a file
+    that does not read (the status process, which opens it to rebuild it, then names the damage), or one from
+    before the key index (its registry statements not kept from entry 0: rebuilt too, §12)."""
     path = index_path(state_path)
     if not path.exists():
         return 0
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = db.execute("SELECT size FROM head WHERE origin = ?", (origin,)).fetchone()
+        row = db.execute("SELECT size, keys_from FROM head WHERE origin = ?", (origin,)).fetchone()
     except sqlite3.Error:
         return 0
     finally:
         db.close()
-    return int(row[0]) if row else 0
+    return int(row[0]) if row and not row[1] else 0
 
 
 class IndexPages:

@@ -10,7 +10,7 @@ import statusindex_reference as ref
 
 from tlogcore.errors import MalformedError, ProofError
 from tlogcore.keys import Ed25519Signer
-from tlogcore.keystatus import KeyMap, key_records, key_slot, verify_key_status
+from tlogcore.keystatus import KeyMap, key_records, key_slot, registry_item, verify_key_status
 from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, Statement
 from tlogcore.statusrecord import new_record, parse_record
 
@@ -102,5 +102,8 @@ def test_key_records_list_the_entries_naming_each_key_below_the_size() -> None:
         (3, _statement(ISSUER_RETIRE, issuer=a)),
         (4, _statement(ISSUER_RETIRE, issuer=b)),
     ]
-    assert key_records(entries, 4) == {a: new_record([0], [3]), b: new_record([2])}
-    assert key_records(entries, 0) == {}
+    items = [item for index, s in entries if (item := registry_item(index, s)) is not None]
+    assert items == [(0, ISSUER_ADD, a), (2, ISSUER_ADD, b), (3, ISSUER_RETIRE, a), (4, ISSUER_RETIRE, b)]
+    assert key_records(items, 4) == {a: new_record([0], [3]), b: new_record([2])}
+    assert key_records(items, 0) == {}
+    assert key_records(items) == {a: new_record([0], [3]), b: new_record([2], [4])}

@@ -49,18 +49,24 @@ def key_slot(vkey: str) -> bytes:
     return hashlib.sha256(SLOT_PREFIX + vkey.encode()).digest()
 
 
-def key_records(entries: Iterable[tuple[int, Statement]], size: int) -> dict[str, StatusRecord]:
-    """The key index's content for entries [0, size): issuer key -> (its issuer-add entries, its issuer-retire
-    entries), from the logged (index, statement) pairs given (any others are ignored)."""
+RegistryItem = tuple[int, str, str]  # (entry index, "issuer-add" or "issuer-retire", the issuer key it names)
+
+
+def registry_item(index: int, statement: Statement) -> RegistryItem | None:
+    """What the key index takes from a logged statement: None unless it adds or retires an issuer key."""
+    if statement.kind in (ISSUER_ADD, ISSUER_RETIRE) and statement.issuer is not None:
+        return index, statement.kind, statement.issuer
+    return None
+
+
+def key_records(items: Iterable[RegistryItem], size: int | None = None) -> dict[str, StatusRecord]:
+    """The key index's content (of entries [0, size) if given): issuer key -> (its issuer-add entries, its
+    issuer-retire entries). MalformedError for a key named more often than a record holds (statusrecord.py)."""
     adds: dict[str, set[int]] = {}
     retires: dict[str, set[int]] = {}
-    for index, statement in entries:
-        if index >= size or statement.issuer is None:
-            continue
-        if statement.kind == ISSUER_ADD:
-            adds.setdefault(statement.issuer, set()).add(index)
-        elif statement.kind == ISSUER_RETIRE:
-            retires.setdefault(statement.issuer, set()).add(index)
+    for index, kind, key in items:
+        if size is None or index < size:
+            (adds if kind == ISSUER_ADD else retires).setdefault(key, set()).add(index)
     return {key: new_record(adds.get(key, ()), retires.get(key, ())) for key in adds.keys() | retires.keys()}
 
 
