@@ -57,11 +57,11 @@ class KeyIndex:
             self._statement_of = (data, parse_index_root(data, check_signature=False))
         return self._statement_of[1]
 
-    async def proofs(self, index_root: bytes, signers: list[str]) -> tuple[api.KeyStatusProof, ...]:
+    async def proofs(self, index_root: bytes, signers: list[str]) -> tuple[api.KeyStatusProof, ...] | None:
         """The proof of each signer's key record under the `keys` root of the logged `index_root` statement; none
-        for a v1 statement, or
-        when the map made here does not lead to that root (damage, said once per version: every verifier would
-        call the proofs tampered, and without them a verdict says the stolen-key part is the log's word)."""
+        for a v1 statement. None when the map made here does not lead to that root: damage, said once per version,
+        and the caller then serves no status proof at all (a v2 answer without the signers' key proofs is what a
+        proxy hiding a stolen-key report sends, which verifiers call tampered)."""
         statement = self._index_root(index_root)
         if statement.keys is None:
             return ()
@@ -69,8 +69,8 @@ class KeyIndex:
         if keymap.root != statement.keys:
             if self._mismatch_reported != statement.size:
                 self._mismatch_reported = statement.size
-                log.error("key index at size %d differs from its logged root: no key proofs served", statement.size)
-            return ()
+                log.error("key index at size %d differs from its logged root: no status proofs served", statement.size)
+            return None
         answers = []
         for vkey in sorted(set(signers)):
             record, proof = keymap.prove(vkey)

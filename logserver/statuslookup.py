@@ -51,6 +51,8 @@ async def status_index_proof(
     if answer is None or not signers:
         return answer
     keys = await cache.keys.proofs(answer.index_root.statement, signers)
+    if keys is None:  # the key index is damaged: as for a damaged status index, no status proof (not "tampered")
+        return None
     return dataclasses.replace(answer, keys=keys) if keys else answer
 
 

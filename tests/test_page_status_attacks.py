@@ -7,7 +7,9 @@ lookup answer by Playwright's request routing (as in tests/test_web_status_proof
 - an early index root replayed with the revocation logged after it left out (a gap the page reads through the
   log's tiles, and one longer than it reads: then nothing about the status is proven);
 - the rotated key's registration left out (a revocation made not to count);
-- the stolen-key report left out (not provable: the page says it is the log's word)."""
+- the stolen-key report left out: the log's key index lists it (docs/status-proofs.md §12), so the answer is
+  tampered (before the key index: "genuine", the report's absence the log's word; tests/test_page_key_status.py has
+  the rest)."""
 
 import hashlib
 import json
@@ -176,6 +178,7 @@ def test_an_index_root_too_old_to_check_the_gap_proves_nothing(world: World, pag
     assert open_verdict(page, link(world, "far")) == "genuine", checks(page)
     text = checks(page)
     assert "proven #0–" not in text and "too many to check" in text and "its word only" in text, text
+    assert "the log's word, not proven" in text and "proven from the log's complete list" not in text, text  # §12
     screenshots_in_both_languages(page, "status-not-proven-old-root", "ច្រើនពេក", SHOTS)
     lying(page, "never", lambda a: a | {"index": world.early["never"]["index"]})
     assert open_verdict(page, link(world, "never")) == "not_logged", checks(page)
@@ -205,13 +208,15 @@ def test_a_revocation_by_a_rotated_key_whose_registration_is_dropped_is_tamperin
     assert k2 in detail and "registration" in detail, detail
 
 
-def test_a_genuine_verdict_says_the_stolen_key_report_is_the_logs_word(world: World, page: Page) -> None:
+def test_a_stolen_key_report_left_out_is_tampering(world: World, page: Page) -> None:
+    """The key index lists the report, which the answer leaves out (before: "genuine", the report's absence the
+    log's word, and this test asserted so)."""
     assert open_verdict(page, link(world, "stolen")) == "stolen"
     lying(page, "stolen", lambda a: a | {"retirements": []})
-    assert open_verdict(page, link(world, "stolen")) == "genuine"  # a hidden report: nothing can prove otherwise
-    text = checks(page)
-    assert "proven #0–" in text and "reported stolen" in text and "the log's word" in text, text
-    screenshots_in_both_languages(page, "stolen-key-word", "តាមពាក្យរបស់បញ្ជី", SHOTS)
+    assert open_verdict(page, link(world, "stolen")) == "tampered", checks(page)
+    detail = page.text_content("#verdict-detail") or ""
+    assert "left out entry" in detail and THEFT.verifier().vkey in detail, detail
+    screenshots_in_both_languages(page, "stolen-key-hidden", "បញ្ជីពេញលេញនៃកំណត់ត្រាទាំងអស់អំពីសោរបស់អ្នកចេញ", SHOTS)
 
 
 def test_every_text_is_in_both_languages(world: World, page: Page) -> None:

@@ -26,6 +26,7 @@ POLICY = parse_policy(f"log {LOG_KEY.verifier().vkey}\nquorum none\n")
 DOCUMENT = hashlib.sha256(b"a diploma").digest()
 PATH = f"/api/v1/documents/{DOCUMENT.hex()}"
 NEW_KEY = Ed25519Signer("issuer.api.example", seed(250))  # the issuer's next key: same name, continues ISSUER
+OTHER_ISSUER = Ed25519Signer("other.api.example", seed(251))
 
 
 class Proxy:
@@ -185,5 +186,30 @@ def test_a_genuine_verdict_proves_the_key_was_not_reported_stolen(tmp_path: Path
             await index_past(client, retired_at)
             outcome = await proven(client, DOCUMENT)
             assert outcome.verdict == GENUINE and outcome.key_status_proven, outcome.message
+
+    asyncio.run(scenario())
+
+
+def test_a_report_left_out_of_a_proven_key_record_is_tampering_even_past_the_gap(tmp_path: Path) -> None:
+    """A proxy answers with an index root that lists the stolen-key report, more entries than `tlog verify` reads
+    after it, and drops the report from the retirements. Nothing after the root is proven, but the record up to it
+    is: before, the key check was skipped whenever the gap was unread, and the verdict was "genuine"."""
+    proxy = Proxy()
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, corrupting(PATH, proxy), indexed=True) as (client, _):
+            await registered_issuer(client)
+            at = (await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])).entries[0].index
+            retire = statement(ISSUER_RETIRE, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, unsafe_from=at)
+            listed = await index_past(client, (await client.submit([retire])).entries[0].index)
+            other = OTHER_ISSUER.verifier().vkey  # another issuer's key: the retired one may no longer write
+            await client.submit([statement(ISSUER_ADD, REGISTRY_KEY, issuer=other, ref="Other ministry")])
+            others = [hashlib.sha256(b"other %d" % i).digest() for i in range(MAX_GAP + 100)]
+            for start in range(0, len(others), 1000):
+                await client.submit([statement(ISSUE, OTHER_ISSUER, document=d) for d in others[start : start + 1000]])
+            assert (await proven(client, DOCUMENT)).verdict == STOLEN_KEY
+            proxy.change = lambda answer: {**answer, "retirements": [], "index": listed["index"]}
+            lie = await check_online(client, DOCUMENT, POLICY, time.time())
+            assert lie.verdict == TAMPERED and "retiring key" in lie.message, lie.message
 
     asyncio.run(scenario())

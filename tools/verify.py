@@ -34,7 +34,7 @@ from tlogcore.status import REVOKED as REVOKED_STATUS
 from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe, unshown_registration
 from tools.logkeys import following_rotations
 from tools.qr import OnlineRef, parse_payload
-from tools.statusproof import ProvenStatus, prove_status
+from tools.statusproof import KeyEntries, ProvenStatus, prove_status
 from tools.verdict import (
     GENUINE,
     INPUT_ERROR,
@@ -236,33 +236,42 @@ def check_keys_complete(
 ) -> bool:
     """The registration and retirements shown for each key that signed a statement about the document are exactly
     the ones the log's key index lists, and the gap holds (docs/status-proofs.md §12): a stolen-key report left out
-    of the answer is caught here. True when that is proven; False under a v1 index root or an unread gap."""
-    if proven.keys is None or not proven.complete:
+    of the answer is caught here, up to the entry the index and gap cover even when the gap was too long to read
+    (then "proven" reaches only that far). True when proven; False under a v1 index root or an unread gap."""
+    if proven.keys is None:
         return False
     for vkey in sorted({s.signer for _, s in included}):
         entries = proven.keys.get(vkey)
         if entries is None:
             raise ProofError(f"the log gave no key index proof for key {vkey}, which signed a statement about this")
-        shown = {index for index, _ in retired.get(vkey, ())}
-        hidden = sorted(set(entries.retired) - shown)
-        if hidden:
-            raise ProofError(
-                f"the log's own key index lists entry {hidden[0]} retiring key {vkey}, but the log did not return "
-                "it: a report that the key was stolen may be hidden from you"
-            )
-        if shown - set(entries.retired):
-            raise ProofError(
-                f"entry {min(shown - set(entries.retired))} retires key {vkey}, but the key index does not list it"
-            )
-        registration = registered.get(vkey)
-        if registration is not None and registration[0] not in entries.added:
-            raise ProofError(f"entry {registration[0]} registers key {vkey}, but the key index does not list it")
-        if registration is None and entries.added:
-            raise ProofError(
-                f"the log's own key index lists entry {entries.added[0]}, the registration of key {vkey}, but the "
-                "log did not return it"
-            )
-    return True
+        _check_key_listed(vkey, entries, proven.checked_to, registered.get(vkey), retired.get(vkey, ()))
+    return proven.complete
+
+
+def _check_key_listed(
+    vkey: str,
+    entries: KeyEntries,
+    checked_to: int,
+    registration: tuple[int, Statement] | None,
+    retirements: Sequence[tuple[int, Statement]],
+) -> None:
+    shown = {index for index, _ in retirements}
+    hidden = sorted(set(entries.retired) - shown)
+    if hidden:
+        raise ProofError(
+            f"the log's own key index lists entry {hidden[0]} retiring key {vkey}, but the log did not return "
+            "it: a report that the key was stolen may be hidden from you"
+        )
+    unlisted = sorted(index for index in shown - set(entries.retired) if index < checked_to)
+    if unlisted:
+        raise ProofError(f"entry {unlisted[0]} retires key {vkey}, but the key index does not list it")
+    if registration is not None and registration[0] < checked_to and registration[0] not in entries.added:
+        raise ProofError(f"entry {registration[0]} registers key {vkey}, but the key index does not list it")
+    if registration is None and entries.added:
+        raise ProofError(
+            f"the log's own key index lists entry {entries.added[0]}, the registration of key {vkey}, but the "
+            "log did not return it"
+        )
 
 
 def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement]]) -> None:

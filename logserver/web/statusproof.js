@@ -97,6 +97,15 @@
     return record === null ? null : parseRecord(record);
   }
 
+  // The key index (tlogcore/keystatus.py, docs/status-proofs.md §12): the same tree and proofs, at the key's slot
+  // SHA-256("tlog-key-slot/v1\n" || vkey); the record's two lists are its issuer-add and issuer-retire entries.
+  const utf8 = new TextEncoder();
+  const keySlot = (vkey) => sha256(concat(utf8.encode("tlog-key-slot/v1\n"), utf8.encode(vkey)));
+  async function verifyKeyStatus(vkey, record, proof, keysRoot) {
+    const found = await verifyStatus(await keySlot(vkey), record, proof, keysRoot);
+    return found === null ? null : { added: found.issued, retired: found.revoked };
+  }
+
   // tlogcore/indexroot.py: the text of an index-root note, strictly (the signature is the caller's, as for notes).
   // Version 2 adds a `keys` line: the key index root (tlogcore/keystatus.py); keys is null for a v1 statement.
   const FIELDS = ["log", "signer", "time", "size", "root"];
@@ -164,6 +173,6 @@
   }
 
   window.TLOG_STATUS_PROOF = Object.freeze({ parseRecord, rootFromProof, verifyStatus, parseIndexRootText,
-                                             entryTilePath, splitEntryBundle, logTreeHash, inclusionLength,
-                                             TILE_WIDTH, StatusProofError });
+                                             keySlot, verifyKeyStatus, entryTilePath, splitEntryBundle, logTreeHash,
+                                             inclusionLength, TILE_WIDTH, StatusProofError });
 })();

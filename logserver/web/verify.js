@@ -1045,32 +1045,46 @@
     return found;
   }
 
-  // The keys reported stolen among the listing's retirements: each issuer-retire entry verified here like a
-  // registration (its proof under a checkpoint the policy accepts, signed by a pinned registry key). vkey -> N.
-  async function stolenKeysOf(listing, policy, now, trust) {
-    const found = new Map();
+  // The issuer-retire entries the listing returned, each verified here like a registration (its proof under a
+  // checkpoint the policy accepts): [{key, index, unsafeFrom, counts}], counts when signed by a registry key this
+  // page pins. A proof that fails is kept aside (failed), as in statementsOf: it fails the check that needs it.
+  async function retirementsOf(listing, policy, now, trust) {
+    const items = [];
+    const failed = [];
     for (const r of Array.isArray(listing.retirements) ? listing.retirements : []) {
       let v;
       try {
-        v = await verifyBundle(utf8.encode(r.bundle), policy, now, undefined, new Checks(true));
-      } catch (e) { continue; /* a retirement whose proof fails proves nothing */ }
+        v = await verifyBundle(utf8.encode(String(r.bundle)), policy, now, undefined, new Checks(true));
+      } catch (e) {
+        failed.push({ index: String(r.index), error: e });
+        continue;
+      }
       const s = v.statement;
-      if (s.kind !== "issuer-retire" || s.issuer !== r.key || !trust.registry.includes(s.signer)) continue;
-      if (s.unsafeFrom !== undefined) found.set(s.issuer, BigInt(s.unsafeFrom));
+      if (s.kind !== "issuer-retire" || s.issuer !== r.key) continue;
+      const counts = trust.registry.includes(s.signer);
+      items.push({ key: s.issuer, index: v.index, unsafeFrom: s.unsafeFrom, counts });
     }
+    return { items, failed };
+  }
+  // The keys reported stolen among them: vkey -> N (what it signed from entry N on is flagged).
+  function stolenKeysOf(retired) {
+    const found = new Map();
+    for (const r of retired.items) if (r.counts && r.unsafeFrom !== undefined) found.set(r.key, BigInt(r.unsafeFrom));
     return found;
   }
-  // Stolen-key reports are not in the status index: that none is shown is the log's word, and the line says so.
-  function stolenKeyVerdict(v, stolen, checks) {
-    if (!signedWhileUnsafe(v.statement.signer, v.index, stolen)) {
-      checks.pass("c_key_safe_unproven", stolen.has(v.statement.signer)
-        ? "signed in #" + v.index + ", before the key was reported stolen (#" + stolen.get(v.statement.signer) + ")"
-        : t("none"));
-      return null;
+  // The line on the signing key: proven not reported stolen when the key index proved it (`proven`: the detail of
+  // the range checked, docs/status-proofs.md §12), else the log's word; or the stolen verdict.
+  function stolenKeyVerdict(v, stolen, checks, proven) {
+    const signer = v.statement.signer;
+    if (signedWhileUnsafe(signer, v.index, stolen)) {
+      checks.fail("c_key_safe", "signed in #" + v.index + "; key reported stolen, unsafe from #" + stolen.get(signer));
+      return ["stolen", "r_stolen", ""];
     }
-    checks.fail("c_key_safe", "signed in #" + v.index + "; key reported stolen, unsafe from #" +
-      stolen.get(v.statement.signer));
-    return ["stolen", "r_stolen", ""];
+    const before = stolen.has(signer) ? "signed in #" + v.index + ", before the key was reported stolen (#" +
+      stolen.get(signer) + ")" : null;
+    if (proven) checks.pass("c_key_safe_proven", before || proven);
+    else checks.pass("c_key_safe_unproven", before || t("none"));
+    return null;
   }
 
   function continuationsOf(registered) {
@@ -1211,9 +1225,11 @@
     return entries;
   }
 
-  // The issue and revoke entries about h among entries [from, anchor size), read here from the log's entry tiles.
+  // Among entries [from, anchor size), read here from the log's entry tiles: the issue and revoke entries about h
+  // (`about`), and the issuer-add and issuer-retire entries with the key each names (`registry`, §12).
   async function gapEntries(h, from, anchor) {
     const found = [];
+    const registry = [];
     for (let tile = from / SP.TILE_WIDTH; tile * SP.TILE_WIDTH < anchor.size; tile++) {
       const first = tile * SP.TILE_WIDTH;
       const entries = await provenTile(tile, from > first ? from - first : 0n, anchor);
@@ -1223,9 +1239,10 @@
         let s;
         try { s = statementFields(data).s; } catch (e) { throw tampered("c_status_list", "entry " + index + " of the log does not parse"); }
         if (s.document === h) found.push({ index, kind: s.kind });  // its signature: checked on the answer's copy
+        if (s.issuer !== undefined) registry.push({ index, kind: s.kind, key: s.issuer });
       }
     }
-    return found;
+    return { about: found, registry };
   }
 
   async function statusRecord(served, h, root) {
@@ -1266,16 +1283,84 @@
     for (const i of record ? record.revoked : []) listed.set(i, "revoke");
     const complete = anchor.size - root.size <= MAX_PAGE_GAP;
     const checkedTo = complete ? anchor.size : root.size;
-    if (complete) for (const e of await gapEntries(h, root.size, anchor)) listed.set(e.index, e.kind);
+    const gap = complete ? await gapEntries(h, root.size, anchor) : { about: [], registry: [] };
+    for (const e of gap.about) listed.set(e.index, e.kind);
     checkListed(listed, found, checkedTo);
     const where = " (index root #" + root.entry + ")";
+    const read = checkedTo > root.size ? ", " + root.size + "–" + (checkedTo - 1n) : "";
+    const detail = "#0–" + (root.size - 1n) + read + where;
     if (!complete) {
       checks.note("c_status_partial", "#0–" + (root.size - 1n) + where, { n: root.size, m: anchor.size - root.size });
     } else if (!stale) {
-      const gap = checkedTo > root.size ? ", " + root.size + "–" + (checkedTo - 1n) : "";
-      checks.pass("c_status", "#0–" + (root.size - 1n) + gap + where);
+      checks.pass("c_status", detail);
     }
-    return { size: root.size, checkedTo, complete: complete && !stale };
+    // keys: the key index root (null under a v1 root); registry: the gap's registry entries, for keyStatusProven
+    return { size: root.size, checkedTo, complete: complete && !stale, detail,
+             keys: root.keys, registry: gap.registry };
+  }
+
+  // --- the signing key's status (docs/status-proofs.md §12): the key index, whose root a v2 index root states ----
+  // The key's record (its issuer-add and issuer-retire entries in [0, N)), proven as a document's status is. Under a
+  // v2 root the log must give it: none, or a proof that does not lead to the root, is tampered.
+  async function keyRecord(served, key, keysRoot) {
+    const items = (Array.isArray(served.keys) ? served.keys : []).filter((x) => x && x.key === key);
+    if (!items.length) throw tampered("c_key_status", "the log's answer gives no key index proof for key " + key);
+    let record = null;
+    for (const item of items) {
+      try {
+        const bytes = item.record === null ? null : b64decode(String(item.record), "key record");
+        record = await SP.verifyKeyStatus(key, bytes, b64decode(String(item.proof), "key proof"), keysRoot);
+      } catch (e) {
+        if (!(e instanceof SP.StatusProofError)) throw e;
+        throw tampered("c_key_status", "the key index proof for key " + key + " does not hold: " + e.message);
+      }
+    }
+    return record;
+  }
+
+  // Every retirement of the key that its record or the gap lists was returned and verified here, and every one
+  // returned below the point checked is listed; so is its registration, and none is listed that was not returned.
+  function checkKeyListed(key, listed, registration, retired, checkedTo, offered) {
+    for (const [i, kind] of listed) {
+      if (kind !== "issuer-retire" || retired.items.some((r) => r.key === key && r.index === i)) continue;
+      const failure = retired.failed.find((x) => x.index === String(i));
+      if (failure) throw failure.error;
+      throw tampered("c_key_status", "the log left out entry " + i + ", which retires key " + key);
+    }
+    const unlisted = (i, kind) => i < checkedTo && listed.get(i) !== kind;
+    const notIndexed = (i, what) => tampered("c_key_status", "entry " + i + ", which " + what + " key " + key +
+      ", is not in the log's own key index");
+    const extra = retired.items.find((r) => r.key === key && unlisted(r.index, "issuer-retire"));
+    if (extra) throw notIndexed(extra.index, "retires");
+    if (registration && unlisted(registration.index, "issuer-add")) throw notIndexed(registration.index, "adds");
+    const added = [...listed].find(([, kind]) => kind === "issuer-add");
+    if (!registration && added && offered) {  // shown, but its proof fails here: as registrationVerdict
+      throw new VerifyError("cannot_verify", "c_registered",
+        "the log's proof of this key's registration does not verify here");
+    }
+    if (!registration && added) {
+      throw tampered("c_key_status", "the log left out entry " + added[0] + ", which adds key " + key);
+    }
+  }
+
+  // Whether "not reported stolen" is proven for the key that signed the issue `v`: under a v2 root the record of
+  // each key that signed a statement about the document is checked against the registration and retirements shown
+  // (tampered if they disagree), as `tlog verify` does; proven where the document's status is (the gap read, the
+  // anchor vouched current). A v1 root or no index: the log's word.
+  async function keyStatusProven(proven, listing, v, found, registered, retired) {
+    if (!proven || !proven.keys) return false;
+    for (const key of new Set([v.statement.signer, ...found.items.map((x) => x.statement.signer)])) {
+      const record = await keyRecord(listing.index, key, proven.keys);
+      const listed = new Map();
+      for (const i of record ? record.added : []) listed.set(i, "issuer-add");
+      for (const i of record ? record.retired : []) listed.set(i, "issuer-retire");
+      for (const e of proven.registry) if (e.key === key) listed.set(e.index, e.kind);
+      const offered = (Array.isArray(listing.registrations) ? listing.registrations : []).some((x) => x.key === key);
+      checkKeyListed(key, listed, registered.get(key), retired, proven.checkedTo, offered);
+    }
+    // A stolen-key report signed by a registry key this page does not pin does not count here: then nothing is proven
+    const unpinned = (r) => r.key === v.statement.signer && !r.counts && r.unsafeFrom !== undefined;
+    return proven.complete && !retired.items.some(unpinned);
   }
 
   // Whether the checkpoint the verdict stands on online is vouched current (tlogcore/freshness.py): its log
@@ -1361,8 +1446,11 @@
     const registered = await registrationsOf(listing, policy, now, state.trust);
     checkRegistrationsShown(found.items, v, registered);
     const unregistered = registrationVerdict(v, registered, checks, listing);
+    const retired = await retirementsOf(listing, policy, now, state.trust);
+    // §12: the keys' records first, so that a registration left out is tampered, as in `tlog verify`
+    const keyProven = await keyStatusProven(proven, listing, v, found, registered, retired);
     if (unregistered) return unregistered;
-    const stolen = stolenKeyVerdict(v, await stolenKeysOf(listing, policy, now, state.trust), checks);
+    const stolen = stolenKeyVerdict(v, stolenKeysOf(retired), checks, keyProven ? proven.detail : null);
     if (stolen) return stolen;
     const revoked = revocationOf(found.items, v, registered);
     await newestCheckpoint(policy, now, checks, newest);
