@@ -169,6 +169,8 @@ def test_an_early_index_root_with_the_revocation_in_the_gap_is_caught(world: Wor
     lying(page, "near", without_revocations(world.early["near"]))
     assert open_verdict(page, link(world, "near")) == "tampered", checks(page)
     assert "did not return it" in checks(page), checks(page)
+    issuer = page.text_content("#f-issuer") or ""  # the check stopped before the registration: not "NOT registered"
+    assert "registration not checked (the check stopped before it)" in issuer and "NOT a registered" not in issuer
 
 
 def test_an_index_root_too_old_to_check_the_gap_proves_nothing(world: World, page: Page) -> None:

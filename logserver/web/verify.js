@@ -848,7 +848,8 @@
   function issuerText(f) {
     const r = f.registration;
     if (r === "unchecked") return f.issuer + " — " + t("issuer_unchecked") + " (" + f.key + ")";
-    if (r === "none" || r === null) return t("issuer_unregistered") + " (" + f.key + ")";
+    if (r === null) return f.issuer + " — " + t("issuer_not_reached") + " (" + f.key + ")";  // stopped before it
+    if (r === "none") return t("issuer_unregistered") + " (" + f.key + ")";
     return (r.label || f.issuer) + " — " + t("registered_at", { n: r.index }) + " (" + f.key + ")";
   }
 
