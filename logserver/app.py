@@ -60,6 +60,7 @@ from tlogcore.errors import TlogError
 from tlogcore.logkey import is_log_key
 from tlogcore.note import parse_note
 from tlogcore.registry import IssuerKey, Registry
+from tlogcore.statement import ISSUER_ADD, Statement, parse_statement
 from tlogcore.status import continued_keys, document_status
 
 __all__ = ["ROUTES", "ClientRateLimit", "Limits", "LogState", "RequestLog", "build_app"]
@@ -236,6 +237,8 @@ async def _document_history(state: LogState, digest: bytes, may_retry: bool) -> 
         retirements.append(
             api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.text)
         )
+    if entries:  # a serving process's registry may lag the storage the key proofs are made from: agree with them
+        registrations, retirements = await _stored_registry(state, statements, (size, note), registrations, retirements)
     status = document_status(statements, registry.continuations())
     index = None
     if state.status is not None:
@@ -269,6 +272,34 @@ async def lookup_documents(request: Request) -> Response:
         status = document_status([s for _, s in statements], continues)
         summaries.append(api.DocumentSummary(digest, status, listed))
     return json_response(api.LookupResponse(tuple(summaries)))
+
+
+async def _stored_registry(
+    state: LogState,
+    statements: list[Statement],
+    checkpoint: tuple[int, bytes],
+    registrations: list[api.Registration],
+    retirements: list[api.Retirement],
+) -> tuple[list[api.Registration], list[api.Retirement]]:
+    """The answer's registrations and retirements, with those of the signers' keys below the bundles' checkpoint
+    that the process's registry lacks added from storage: a process that follows the log replays its registry
+    only as the head moves, while the key index proofs (and the verifier's read of the gap) come from storage, and
+    an answer whose parts disagree reads as a report left out (docs/status-proofs.md §12)."""
+    size, note = checkpoint
+    shown = {r.index for r in registrations} | {r.index for r in retirements}
+    for index, kind, key in await state.reads.keys.named({s.signer for s in statements}, size):
+        if index in shown:
+            continue
+        data = (await state.storage.get_entries(index, index + 1))[0]
+        statement, item = (
+            parse_statement(data, check_signature=False),
+            await state.reads.bundle(index, size, note, data),
+        )
+        if kind == ISSUER_ADD:
+            registrations.append(api.Registration(key, statement.ref, statement.continues, index, data, item.text))
+        else:
+            retirements.append(api.Retirement(key, statement.unsafe_from, index, data, item.text))
+    return sorted(registrations, key=lambda r: r.index), sorted(retirements, key=lambda r: r.index)
 
 
 def _registered_chain(registry: Registry, signers: set[str]) -> list[IssuerKey]:

@@ -3,15 +3,17 @@
 keys that signed the document's statements.
 
 A registry is small and its entries below a size never change: each size asked (the sequencing process: each
-version it states; a serving process: the version it serves) costs one read of the registry entries, and the map
-is made again only when their number below the size changed, each entry parsed once.
+version it states; a serving process: the version it serves) reads only the registry rows committed since the last
+read, each parsed once, and the map is made again (in a thread) only when their number below the size changed.
 """
 
+import asyncio
 import logging
+from bisect import bisect_left
 
 from logserver import api
 from logserver.lru import Lru
-from logserver.storage import Storage, StoredEntry
+from logserver.storage import Storage
 from tlogcore.indexroot import IndexRoot, parse_index_root
 from tlogcore.keystatus import KeyMap, RegistryItem, key_records, registry_item
 from tlogcore.logkey import is_log_key
@@ -24,32 +26,48 @@ KEPT_SIZES = 4  # the versions being stated and served, and the one before each
 class KeyIndex:
     def __init__(self, storage: Storage) -> None:
         self._storage = storage
-        self._items: dict[int, RegistryItem | None] = {}
+        self._items: list[RegistryItem] = []  # every issuer-add and issuer-retire read so far, in log order
+        self._by_key: dict[str, list[RegistryItem]] = {}  # the same, by the key each names
+        self._read_from = 0  # the registry rows from this index on are not read yet
+        self._covered = 0  # every registry row below this size has been read
+        self._reading = asyncio.Lock()
         self._maps: Lru[int, KeyMap] = Lru(KEPT_SIZES)  # by size
-        self._by_count: Lru[int, KeyMap] = Lru(KEPT_SIZES)  # by the number of registry entries below the size
+        self._by_count: Lru[int, KeyMap] = Lru(KEPT_SIZES)  # by the number of registry items below the size
         self._mismatch_reported: int | None = None
         self._statement_of: tuple[bytes, IndexRoot] | None = None
+
+    async def _read_below(self, size: int) -> None:
+        """Read the registry rows committed since the last read, once per larger `size` asked: rows are committed in
+        log order by one writer, and a size asked is a committed one, so then every row below it has been read."""
+        async with self._reading:  # lookups run concurrently: one read at a time, none answered from a partial one
+            if size <= self._covered:
+                return
+            for entry in await self._storage.registry_entries(self._read_from):
+                statement = None if is_log_key(entry.data) else parse_statement(entry.data, check_signature=False)
+                item = registry_item(entry.index, statement) if statement is not None else None
+                if item is not None:
+                    self._items.append(item)
+                    self._by_key.setdefault(item[2], []).append(item)
+                self._read_from = entry.index + 1
+            self._covered = size
 
     async def at(self, size: int) -> KeyMap:
         """The key index of entries [0, size)."""
         found = self._maps.get(size)
         if found is not None:
             return found
-        below = [e for e in await self._storage.registry_entries() if e.index < size]
-        keymap = self._by_count.get(len(below))  # the same entries (log order): the same map, made again only when
-        if keymap is None:  # the registry changed (at 10^4 keys a map takes about 80 ms to make)
-            items = [self._item(e) for e in below]
-            keymap = KeyMap(key_records([item for item in items if item is not None], size))
-            self._by_count.put(len(below), keymap)
+        await self._read_below(size)
+        count = bisect_left(self._items, size, key=lambda item: item[0])
+        keymap = self._by_count.get(count)  # the same items (log order): the same map, made again only when the
+        if keymap is None:  # registry changed, in a thread (at 10^4 keys about 80 ms: requests go on meanwhile)
+            keymap = await asyncio.to_thread(KeyMap, key_records(self._items[:count]))
+            self._by_count.put(count, keymap)
         return self._maps.put(size, keymap)
 
-    def _item(self, entry: StoredEntry) -> RegistryItem | None:
-        """The registry entry's key index item, its statement parsed once (checked when it was submitted); None for
-        a log-key entry."""
-        if entry.index not in self._items:
-            statement = None if is_log_key(entry.data) else parse_statement(entry.data, check_signature=False)
-            self._items[entry.index] = registry_item(entry.index, statement) if statement is not None else None
-        return self._items[entry.index]
+    async def named(self, keys: set[str], below: int) -> list[RegistryItem]:
+        """The issuer-add and issuer-retire entries below `below` that name one of `keys`, in log order."""
+        await self._read_below(below)
+        return sorted(item for key in keys for item in self._by_key.get(key, ()) if item[0] < below)
 
     def _index_root(self, data: bytes) -> IndexRoot:
         """The served version's index-root statement, parsed once (the log signed and checked it)."""

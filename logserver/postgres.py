@@ -431,8 +431,8 @@ class PostgresStorage:
                     await conn.execute(statement, merged, end, timeout=bulk_timeout(self._timeout, end - merged))
         return end - merged
 
-    async def registry_entries(self) -> list[StoredEntry]:
-        rows = await self._fetch("SELECT idx, data FROM leaves WHERE registry ORDER BY idx")
+    async def registry_entries(self, start: int = 0) -> list[StoredEntry]:
+        rows = await self._fetch("SELECT idx, data FROM leaves WHERE registry AND idx >= $1 ORDER BY idx", start)
         return [StoredEntry(row[0], bytes(row[1])) for row in rows]
 
     async def checkpoint_at(self, size: int) -> bytes | None:

@@ -444,8 +444,8 @@ class SQLiteStorage:
         )
         return bool(rows and rows[0][0])
 
-    async def registry_entries(self) -> list[StoredEntry]:
-        rows = await self._read("SELECT idx, data FROM leaves WHERE registry = 1 ORDER BY idx", ())
+    async def registry_entries(self, start: int = 0) -> list[StoredEntry]:
+        rows = await self._read("SELECT idx, data FROM leaves WHERE registry = 1 AND idx >= ? ORDER BY idx", (start,))
         return [StoredEntry(row[0], row[1]) for row in rows]
 
     async def checkpoint_at(self, size: int) -> bytes | None:

@@ -231,8 +231,8 @@ class Storage(Protocol):
     async def merge_lookups(self, limit: int) -> int:
         """Index up to `limit` more committed leaves for lookups (contract 6); how many (0: none are waiting)."""
 
-    async def registry_entries(self) -> list[StoredEntry]:
-        """Every registry statement, in log order."""
+    async def registry_entries(self, start: int = 0) -> list[StoredEntry]:
+        """Every registry statement at index `start` or later, in log order."""
 
     async def checkpoint_at(self, size: int) -> bytes | None:
         """The signed checkpoint of this size, with whatever cosignatures were attached."""

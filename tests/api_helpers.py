@@ -33,11 +33,13 @@ async def app_client(
     wrap: Callable[[Any], Any] = lambda app: app,
     reads: Callable[[Any], Any] = lambda storage: storage,
     indexed: bool = False,
+    indexer_class: type[StatusIndexer] = StatusIndexer,
 ) -> AsyncIterator[tuple[LogClient, httpx.AsyncClient]]:
     """The log as `tlog-server serve` wires it (SQLite, the sequencer running), reached through ASGITransport by
     the project's client and by a plain HTTP client (for requests the project's client never sends). `reads` may
     put a view in front of the storage the handlers read (the sequencer keeps the real one), to stage races.
-    With `indexed`, the status indexer runs too (logserver/statusindexer.py) and lookups carry status proofs."""
+    With `indexed`, the status indexer runs too (logserver/statusindexer.py) and lookups carry status proofs;
+    `indexer_class` may state its roots otherwise (a log from before the key index: v1 roots)."""
     storage = await SQLiteStorage.open(tmp_path / "log.db", 5000)
     registry = REGISTRY_KEY.verifier().vkey
     sequencer = Sequencer(
@@ -50,7 +52,7 @@ async def app_client(
     tasks = [asyncio.create_task(sequencer.run())]
     if indexed:
         state.status = await SQLiteStatusStore.open(tmp_path / "log.db.status", log_path=tmp_path / "log.db")
-        indexer = StatusIndexer(storage, state.status, REGISTRY_KEY, ORIGIN, logged_by(sequencer), interval=0.02)
+        indexer = indexer_class(storage, state.status, REGISTRY_KEY, ORIGIN, logged_by(sequencer), interval=0.02)
         tasks.append(asyncio.create_task(indexer.run()))
     transport = httpx.ASGITransport(app=wrap(build_app(state)))
     try:

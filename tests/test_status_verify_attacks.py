@@ -4,6 +4,7 @@ forty-fifth round; docs/status-proofs.md §9, §10). The log is the real app wit
 the lie a rewrite of its lookup answer."""
 
 import asyncio
+import base64
 import hashlib
 import time
 from pathlib import Path
@@ -14,7 +15,10 @@ import pytest
 from log_harness import seed
 
 from logserver.client import LogClient
+from logserver.statusindexer import StatusIndexer
+from logserver.statusstore import IndexVersion
 from tests.api_helpers import ISSUER, LOG_KEY, REGISTRY_KEY, app_client, corrupting, statement
+from tlogcore.indexroot import IndexRoot, parse_index_root, sign_index_root
 from tlogcore.keys import Ed25519Signer
 from tlogcore.policy import parse_policy
 from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE
@@ -211,5 +215,60 @@ def test_a_report_left_out_of_a_proven_key_record_is_tampering_even_past_the_gap
             proxy.change = lambda answer: {**answer, "retirements": [], "index": listed["index"]}
             lie = await check_online(client, DOCUMENT, POLICY, time.time())
             assert lie.verdict == TAMPERED and "retiring key" in lie.message, lie.message
+
+    asyncio.run(scenario())
+
+
+class V1Indexer(StatusIndexer):
+    """States each root as a log from before the key index did: `tlog-index-root/v1`, no key index root."""
+
+    async def _log_root(self, version: IndexVersion) -> None:
+        statement = IndexRoot(self.origin, self.registry_key.verifier().vkey, version.time, version.size, version.root)
+        await self.store.set_entry(
+            version.size, await self.log_statement(sign_index_root(statement, self.registry_key))
+        )
+
+
+def test_under_a_v1_index_root_a_report_read_in_the_gap_is_not_ignored(tmp_path: Path) -> None:
+    """A log upgraded from before the key index keeps its v1 roots. A proxy answers with an early one and drops the
+    stolen-key report, which lies in the gap `tlog verify` reads itself: the report was read, authenticated, and
+    ignored, and the verdict was "genuine" (found by an adversarial review)."""
+    proxy = Proxy()
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, corrupting(PATH, proxy), indexed=True, indexer_class=V1Indexer) as (client, _):
+            await registered_issuer(client)
+            at = (await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])).entries[0].index
+            early = await index_past(client, at)
+            assert parse_index_root(base64.b64decode(early["index"]["index_root"]["statement"])).keys is None
+            retire = statement(ISSUER_RETIRE, REGISTRY_KEY, issuer=ISSUER.verifier().vkey, unsafe_from=at)
+            await index_past(client, (await client.submit([retire])).entries[0].index)
+            assert (await proven(client, DOCUMENT)).verdict == STOLEN_KEY
+            proxy.change = lambda answer: {**answer, "retirements": [], "index": early["index"]}
+            lie = await check_online(client, DOCUMENT, POLICY, time.time())
+            assert lie.verdict == TAMPERED and "retires key" in lie.message, lie.message
+
+    asyncio.run(scenario())
+
+
+def test_an_entry_logged_between_the_answer_and_the_checkpoint_is_not_tampering(tmp_path: Path) -> None:
+    """A busy, honest log: the answer is made, then a key's retirement (no stolen-key report) is logged, then the
+    verifier fetches the newest checkpoint, whose gap holds the retirement the answer could not list. Served here
+    as the answer from before the retirement, once: it read as "tampered" (found by an adversarial review); now
+    `tlog verify` asks once more. A proxy that always answers so is still caught (the first test above)."""
+    proxy = Proxy()
+
+    async def scenario() -> None:
+        async with app_client(tmp_path, corrupting(PATH, proxy), indexed=True) as (client, _):
+            await registered_issuer(client)
+            at = (await client.submit([statement(ISSUE, ISSUER, document=DOCUMENT)])).entries[0].index
+            before = await index_past(client, at)
+            retire = statement(ISSUER_RETIRE, REGISTRY_KEY, issuer=ISSUER.verifier().vkey)
+            await index_past(client, (await client.submit([retire])).entries[0].index)
+            served = [before]
+            proxy.change = lambda answer: served.pop() if served else answer
+            outcome = await check_online(client, DOCUMENT, POLICY, time.time())
+            assert not served  # the stale answer was served, once
+            assert outcome.verdict == GENUINE and outcome.key_status_proven, outcome.message
 
     asyncio.run(scenario())

@@ -89,6 +89,8 @@ def test_commit_then_read_back_byte_for_byte(open_storage: Opener) -> None:
                 entries[4].document: [4],
             }  # the bulk lookup: one read, each document its own entries in log order
             assert [(e.index, e.data) for e in await s.registry_entries()] == [(1, entries[1].data)]
+            assert [e.index for e in await s.registry_entries(1)] == [1]  # from index 1 on (the key index's reads)
+            assert await s.registry_entries(2) == []
             # Published: size 0 at once; size 5 only once cosigned.
             assert await s.latest_published() == head(0).checkpoint
             assert await s.checkpoint_at(5) == head(5).checkpoint

@@ -26,7 +26,7 @@ from tlogcore import tileauth
 from tlogcore.checkpoint import Checkpoint
 from tlogcore.errors import MalformedError, ProofError
 from tlogcore.indexroot import IndexRoot, is_index_root, parse_index_root
-from tlogcore.keystatus import verify_key_status
+from tlogcore.keystatus import RegistryItem, verify_key_status
 from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash, verify_inclusion
 from tlogcore.statement import DOCUMENT_KINDS, ISSUE, ISSUER_ADD, REGISTRY_KINDS, parse_statement
@@ -35,6 +35,12 @@ from tlogcore.statusrecord import parse_record
 from tlogcore.tiles import TILE_WIDTH
 
 MAX_GAP = 1024  # entries after the index root a verifier reads itself (four entry tiles)
+
+
+class LeftOut(ProofError):
+    """An entry the log's own index lists, or the gap holds, that its answer lacks: tampered, unless it was logged
+    between the answer and the checkpoint the verifier fetched after it (a busy, honest log), so `tlog verify`
+    asks once more before it says so."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,7 @@ class ProvenStatus:
     checked_to: int  # the gap was read up to here (the checkpoint's size), or N when it was too long to read
     checkpoint_size: int  # the trusted checkpoint's: what "proven" must reach
     keys: dict[str, KeyEntries] | None = None  # the served keys' records (§12); None under a v1 index root
+    gap_registry: tuple[RegistryItem, ...] = ()  # the issuer-add and issuer-retire entries read in the gap
 
     @property
     def listed(self) -> set[int]:
@@ -107,19 +114,22 @@ async def prove_status(
     verify_status(document, record, served.proof, statement.root)
     issued, revoked = (list(record.issued), list(record.revoked)) if record is not None else ([], [])
     keys = _proven_keys(served, statement)
-    checked_to = statement.size
+    checked_to, gap_registry = statement.size, []
     if current.size - statement.size <= MAX_GAP:
         for index, kind, subject in await _gap(client, statement.size, current):
             if subject == document:
                 (issued if kind == ISSUE else revoked).append(index)
-            elif keys is not None and isinstance(subject, str) and subject in keys:
-                added, retired = keys[subject]
-                (added if kind == ISSUER_ADD else retired).append(index)
+            elif isinstance(subject, str):  # kept under a v1 root too: a report read here is never ignored
+                gap_registry.append((index, kind, subject))
+                if keys is not None and subject in keys:
+                    added, retired = keys[subject]
+                    (added if kind == ISSUER_ADD else retired).append(index)
         checked_to = current.size
     proven_keys = None if keys is None else {k: KeyEntries(tuple(a), tuple(r)) for k, (a, r) in keys.items()}
     return ProvenStatus(
-        statement.size, entry, statement.time, tuple(issued), tuple(revoked), checked_to, current.size, proven_keys
-    )
+        statement.size, entry, statement.time, tuple(issued), tuple(revoked), checked_to, current.size, proven_keys,
+        tuple(gap_registry),
+    )  # fmt: skip
 
 
 def _proven_keys(served: api.StatusIndexProof, statement: IndexRoot) -> dict[str, tuple[list[int], list[int]]] | None:

@@ -34,7 +34,7 @@ from tlogcore.status import REVOKED as REVOKED_STATUS
 from tlogcore.status import UNKNOWN, counted_revocations, document_status, signed_while_unsafe, unshown_registration
 from tools.logkeys import following_rotations
 from tools.qr import OnlineRef, parse_payload
-from tools.statusproof import KeyEntries, ProvenStatus, prove_status
+from tools.statusproof import KeyEntries, LeftOut, ProvenStatus, prove_status
 from tools.verdict import (
     GENUINE,
     INPUT_ERROR,
@@ -112,12 +112,17 @@ async def check_online(
 ) -> Outcome:
     """`max_age`: seconds since the witnesses last vouched for the log's newest checkpoint beyond which a status
     is not proven (tlogcore/freshness.py; 0 checks nothing)."""
-    try:
-        return await _check_online(client, document, policy, now, bundle, max_age)
-    except LogClientError as exc:
-        return Outcome(NETWORK_ERROR, document, plain_client_error(url or "the configured URL", exc))
-    except TlogError as exc:
-        return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
+    for last in (False, True):
+        try:
+            return await _check_online(client, document, policy, now, bundle, max_age)
+        except LeftOut as exc:  # logged between the answer and the checkpoint (statusproof.LeftOut): ask once more
+            if last:
+                return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
+        except LogClientError as exc:
+            return Outcome(NETWORK_ERROR, document, plain_client_error(url or "the configured URL", exc))
+        except TlogError as exc:
+            return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
+    raise AssertionError("unreachable: the second attempt returns")
 
 
 async def _check_online(
@@ -149,6 +154,7 @@ async def _check_online(
 
 # `quorum none`: the policy trusts the log alone, and no witness dates its checkpoint; the status stays proven by the
 # log's own signed index, but a replay of its older answers cannot be told apart (docs/trust.md "Freshness")
+HIDDEN_REPORT = "a report that the key was stolen may be hidden from you"
 UNDATED = "no witness dates the log's checkpoint (quorum none): whether it is recent is the log's word"
 
 
@@ -238,9 +244,14 @@ def check_keys_complete(
     the ones the log's key index lists, and the gap holds (docs/status-proofs.md §12): a stolen-key report left out
     of the answer is caught here, up to the entry the index and gap cover even when the gap was too long to read
     (then "proven" reaches only that far). True when proven; False under a v1 index root or an unread gap."""
-    if proven.keys is None:
+    signers = sorted({s.signer for _, s in included})
+    if proven.keys is None:  # a v1 root proves no key record, but a report read in the gap is never ignored
+        for index, kind, vkey in proven.gap_registry:
+            shown = {i for i, _ in retired.get(vkey, ())}
+            if kind == ISSUER_RETIRE and vkey in signers and index not in shown:
+                raise LeftOut(f"entry {index} retires key {vkey}, but the log did not return it: {HIDDEN_REPORT}")
         return False
-    for vkey in sorted({s.signer for _, s in included}):
+    for vkey in signers:
         entries = proven.keys.get(vkey)
         if entries is None:
             raise ProofError(f"the log gave no key index proof for key {vkey}, which signed a statement about this")
@@ -258,9 +269,9 @@ def _check_key_listed(
     shown = {index for index, _ in retirements}
     hidden = sorted(set(entries.retired) - shown)
     if hidden:
-        raise ProofError(
+        raise LeftOut(
             f"the log's own key index lists entry {hidden[0]} retiring key {vkey}, but the log did not return "
-            "it: a report that the key was stolen may be hidden from you"
+            f"it: {HIDDEN_REPORT}"
         )
     unlisted = sorted(index for index in shown - set(entries.retired) if index < checked_to)
     if unlisted:
@@ -268,7 +279,7 @@ def _check_key_listed(
     if registration is not None and registration[0] < checked_to and registration[0] not in entries.added:
         raise ProofError(f"entry {registration[0]} registers key {vkey}, but the key index does not list it")
     if registration is None and entries.added:
-        raise ProofError(
+        raise LeftOut(
             f"the log's own key index lists entry {entries.added[0]}, the registration of key {vkey}, but the "
             "log did not return it"
         )
@@ -280,7 +291,7 @@ def check_complete(proven: ProvenStatus, included: Sequence[tuple[int, Statement
     kinds = {index: statement.kind for index, statement in included}
     for index in sorted(proven.listed):
         if index not in kinds:
-            raise ProofError(
+            raise LeftOut(
                 f"the log's own status index lists entry {index} about this document, but the log did not return "
                 "it: a revocation may be hidden from you"
             )
