@@ -14,31 +14,41 @@ said "genuine" whenever the answer showed no stolen-key report, the report's abs
 - the signing key's registration left out (which the key index lists): tampered, no longer "not from a registered
   issuer";
 - a checkpoint the witnesses vouched for 2 hours ago: the key part is not proven current, as the document's status,
-  and a report left out is still caught."""
+  and a report left out is still caught;
+- a busy, honest log that logs a revocation of the document, or a retirement of its key, between its answer and the
+  newest checkpoint the page fetches after it (the gap then holds an entry the answer could not list): the page asks
+  once more and judges the new answer (before: "tampered"); a proxy that always leaves the entry out is still caught;
+- a log upgraded from before the key index, whose v1 index roots state none: a proxy replaying an answer under such a
+  root, a stolen-key report in the gap the page reads and left out of the answer, is tampered (before: "genuine",
+  the key line the log's word)."""
 
 import base64
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import httpx
+import log_harness
 import pytest
 from conftest import load_vectors
-from log_harness import issue, post_statements, register_issuer
+from log_harness import LogProcess, issue, post_statements, register_issuer
 from playwright.sync_api import BrowserContext, Page, Route
 from tools_stack import Stack, witnessed_log
 from web_browser import SCREENSHOTS, chromium, open_verdict, screenshots_in_both_languages
 
-from tlogcore.bundle import parse_tlog_proof
+from loadtest.localproc import free_port
+from tlogcore.bundle import parse_tlog_proof, to_binary
 from tlogcore.checkpoint import parse_checkpoint
 from tlogcore.keys import Ed25519Signer, Signer
 from tlogcore.note import Note, parse_note, signature_for
-from tlogcore.statement import ISSUER_RETIRE, Statement, sign_statement
+from tlogcore.statement import ISSUER_RETIRE, REVOKE, Statement, sign_statement
 from tlogcore.statusrecord import new_record, parse_record
 from witness.config import ED25519
 from witness.keyfiles import read_key
@@ -46,8 +56,13 @@ from witness.keyfiles import read_key
 SAFE = Ed25519Signer("moeys.gov.kh", b"\x51" * 32)  # never retired
 THEFT = Ed25519Signer("victim.gov.kh", b"\x52" * 32)  # reported stolen before the index root the answers state
 LATE = Ed25519Signer("late.gov.kh", b"\x53" * 32)  # reported stolen after the early index root kept below
-DOCS = {name: hashlib.sha256(b"key-status " + name.encode()).digest() for name in ("safe", "stolen", "late")}
-SIGNER = {"safe": SAFE, "stolen": THEFT, "late": LATE}
+BUSY = Ed25519Signer("busy.gov.kh", b"\x54" * 32)  # revokes "busy" while the page checks it
+RETIRING = Ed25519Signer("retiring.gov.kh", b"\x55" * 32)  # retired (no unsafe-from) while the page checks "retiring"
+DOCS = {
+    name: hashlib.sha256(b"key-status " + name.encode()).digest()
+    for name in ("safe", "stolen", "late", "busy", "retiring")
+}
+SIGNER = {"safe": SAFE, "stolen": THEFT, "late": LATE, "busy": BUSY, "retiring": RETIRING}
 VECTORS = load_vectors("statusindex/key_status.json")
 SHOTS = SCREENSHOTS / "key-status"
 AGO = 2 * 3600  # a replayed checkpoint's age: beyond the hour the page accepts
@@ -94,7 +109,8 @@ def proven_past(url: str, entry: int) -> dict[str, Answer]:
     raise TimeoutError(f"no cosigned index root covering entry {entry}")
 
 
-def stolen_report(client: httpx.Client, stack: Stack, key: Ed25519Signer, unsafe_from: int) -> int:
+def stolen_report(client: httpx.Client, stack: Stack, key: Ed25519Signer, unsafe_from: int | None) -> int:
+    """An issuer-retire of `key` (a stolen-key report with `unsafe_from`); its entry."""
     registry = stack.server.key("registry.key")
     report = Statement(stack.origin, ISSUER_RETIRE, registry.verifier().vkey, int(time.time()),
                        issuer=key.verifier().vkey, unsafe_from=unsafe_from)  # fmt: skip
@@ -314,3 +330,221 @@ def test_a_checkpoint_not_vouched_current_proves_no_key_status(world: World, pag
     assert WORD in text and PROVEN not in text and "NOT proven up to date" in text, text
     lying(page, "stolen", without_reports)
     assert open_verdict(page, link(world, "stolen")) == "tampered", checks(page)
+
+
+# --- a busy, honest log: an entry logged between the answer and the newest checkpoint ------------------------------
+
+
+def cosigned(url: str, entry: int) -> None:
+    """Until the log publishes a checkpoint holding `entry` that the quorum cosigned (bounded)."""
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        size, lines = published(url)
+        if size > entry and lines >= 3:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"no cosigned checkpoint holding entry {entry}")
+
+
+def logged_between(page: Page, world: World, name: str, log: Callable[[httpx.Client], int]) -> list[str | int]:
+    """The page's requests routed so that, once the log has answered the page's first lookup of `name` and before
+    the page's request for the newest checkpoint goes on, `log` logs an entry and the log publishes a cosigned
+    checkpoint holding it: what a busy log does between the two. The list returned gets "lookup" for each lookup
+    and the entry logged, in order."""
+    events: list[str | int] = []
+
+    def lookup(route: Route) -> None:
+        events.append("lookup")
+        route.continue_()
+
+    def checkpoint(route: Route) -> None:
+        if events and not any(isinstance(e, int) for e in events):  # once, after the first answer
+            with httpx.Client(base_url=world.stack.url, timeout=30) as client:
+                entry = log(client)
+            cosigned(world.stack.url, entry)
+            events.append(entry)
+        route.continue_()
+
+    page.route(f"**/api/v1/documents/{DOCS[name].hex()}", lookup)
+    page.route("**/checkpoint", checkpoint)
+    return events
+
+
+def counted(lookups: list[Answer], change: Callable[[Answer], Answer]) -> Callable[[Answer], Answer]:
+    """`change`, each answer it changes kept in `lookups`."""
+
+    def counting(a: Answer) -> Answer:
+        lookups.append(a)
+        return change(a)
+
+    return counting
+
+
+def revocation_of(name: str, world: World) -> Callable[[httpx.Client], int]:
+    def log(client: httpx.Client) -> int:
+        signer = SIGNER[name]
+        revoke = Statement(world.stack.origin, REVOKE, signer.verifier().vkey, int(time.time()),
+                           document=DOCS[name], reason="fraud")  # fmt: skip
+        response = post_statements(client, [sign_statement(revoke, signer)])
+        response.raise_for_status()
+        return int(response.json()["entries"][0]["index"])
+
+    return log
+
+
+def offline_link(world: World, name: str) -> str:
+    """A QR proof of the document's issue (its bundle, binary): checked on the device, then against the log."""
+    text = httpx.get(f"{world.stack.url}/api/v1/bundle/{world.index[name]}", timeout=20).content
+    binary = base64.urlsafe_b64encode(to_binary(parse_tlog_proof(text))).rstrip(b"=").decode()
+    return f"{world.stack.url}/verify#b={binary}"
+
+
+def test_a_revocation_logged_while_the_page_checks_is_not_tampering(world: World, page: Page) -> None:
+    """A revocation logged after the log answered and before the page fetched its newest checkpoint: the page read it
+    in the gap, which the first answer could not list, asked again and says "revoked" (before: "tampered", "the log's
+    own index lists entry N (revoke), but the log did not return it"). A proxy that leaves the revocation out is
+    asked twice and still caught."""
+    events = logged_between(page, world, "busy", revocation_of("busy", world))
+    assert open_verdict(page, link(world, "busy")) == "revoked", checks(page) + detail(page)
+    revoked = events[1]
+    assert events == ["lookup", revoked, "lookup"], events  # asked once more, after the checkpoint holding it
+    assert f"#{revoked}" in checks(page), checks(page)
+    page.unroute_all()
+    lookups: list[Answer] = []
+    lying(page, "busy", counted(lookups, lambda a: a | {"statements": [
+        s for s in a["statements"] if s["index"] != revoked]}))  # fmt: skip
+    assert open_verdict(page, link(world, "busy")) == "tampered", checks(page)
+    assert f"lists entry {revoked} (revoke), but the log did not return it" in detail(page), detail(page)
+    assert len(lookups) == 2, lookups
+
+
+def test_a_key_retired_while_the_page_checks_a_qr_proof_is_not_tampering(world: World, page: Page) -> None:
+    """The signing key retired (no unsafe-from: what it signed stays valid) between the answer and the newest
+    checkpoint, while the page checks a QR proof against the log: genuine, the key proven not reported stolen
+    (before: "tampered", "the log left out entry N, which retires key ..."). A proxy that leaves the retirement out
+    is still caught."""
+    offline = offline_link(world, "retiring")  # its checkpoint from before the retirement
+    events = logged_between(page, world, "retiring", lambda c: stolen_report(c, world.stack, RETIRING, None))
+    assert open_verdict(page, offline) == "genuine", checks(page) + detail(page)
+    retired = events[1]
+    assert events == ["lookup", retired, "lookup"], events
+    assert PROVEN in checks(page), checks(page)
+    page.unroute_all()
+    lookups: list[Answer] = []
+    lying(page, "retiring", counted(lookups, without_reports))
+    assert open_verdict(page, link(world, "retiring")) == "tampered", checks(page)
+    assert detail(page) == f"the log left out entry {retired}, which retires key {RETIRING.verifier().vkey}"
+    assert len(lookups) == 2, lookups
+
+
+# --- a log upgraded from before the key index: v1 index roots state none ------------------------------------------
+
+# `tlog-server` as it stated index roots before the key index: `tlog-index-root/v1`, no `keys` line (the rest of the
+# server as now: under such a root a lookup serves no key proofs, logserver/keyindex.py). The log's API accepts no
+# index-root statement from outside (logserver/submission.py parses statements only), so the log states them itself.
+V1_SERVER = [sys.executable, "-c", """
+from logserver.statusindexer import IndexRootLogger
+from tlogcore.indexroot import IndexRoot, sign_index_root
+
+async def state(self, version):
+    statement = IndexRoot(self.origin, self.registry_key.verifier().vkey, version.time, version.size, version.root)
+    return await self.log_statement(sign_index_root(statement, self.registry_key))
+
+IndexRootLogger.state = state
+from logserver.cli import main
+main()
+"""]  # fmt: skip
+V1_DOCS = {name: hashlib.sha256(b"v1 root " + name.encode()).digest() for name in ("safe", "stolen")}
+V1_SIGNER = {"safe": SAFE, "stolen": THEFT}
+
+
+@dataclass
+class UpgradedLog:
+    server: LogProcess
+    index: dict[str, int]  # each document's issue entry
+    v1: dict[str, Answer]  # each document's answer under a v1 index root, from before the upgrade
+    retired: int  # THEFT's stolen-key report, logged after the upgrade: after those roots
+
+
+def v1_answer(url: str, name: str, entry: int) -> Answer:
+    """The answer about `name` once its index covers `entry`, under a v1 root (bounded)."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = dict(httpx.get(f"{url}/api/v1/documents/{V1_DOCS[name].hex()}", timeout=20).json())
+        served = found["index"]
+        if served and served["size"] > entry:
+            assert base64.b64decode(served["index_root"]["statement"]).startswith(b"tlog-index-root/v1\n"), served
+            assert served["keys"] == [], served
+            return found
+        time.sleep(0.1)
+    raise TimeoutError(f"no v1 index root covering entry {entry}")
+
+
+@pytest.fixture(scope="module")
+def upgraded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UpgradedLog]:
+    """A log that stated v1 roots, then upgraded (the same data, today's server): THEFT reported stolen after."""
+    tmp = tmp_path_factory.mktemp("page-key-status-v1")
+    config = tmp / "log.toml"
+    config.write_text("[status_index]\nindex_interval_ms = 50\n")
+    server = LogProcess(tmp / "log", free_port(), config=config)
+    with mock.patch.object(log_harness, "SERVER", V1_SERVER):
+        server.start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for key in V1_SIGNER.values():
+                register_issuer(client, server, key)
+            origin = client.get("/api/v1/log").json()["origin"]
+            index = {}
+            for name, key in V1_SIGNER.items():
+                posted = post_statements(client, [issue(origin, key, V1_DOCS[name])])
+                index[name] = int(posted.json()["entries"][0]["index"])
+            v1 = {name: v1_answer(server.url, name, max(index.values())) for name in V1_DOCS}
+        server.stop()
+        server.start()  # the upgrade: it states v2 roots from now on
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            registry = server.key("registry.key")
+            report = Statement(origin, ISSUER_RETIRE, registry.verifier().vkey, int(time.time()),
+                               issuer=THEFT.verifier().vkey, unsafe_from=index["stolen"])  # fmt: skip
+            response = post_statements(client, [sign_statement(report, registry)])
+            response.raise_for_status()
+            retired = int(response.json()["entries"][0]["index"])
+            deadline = time.monotonic() + 60
+            while True:  # the newest answer: under a v2 root past the report
+                served = client.get(f"/api/v1/documents/{V1_DOCS['stolen'].hex()}").json()["index"]
+                if served and served["size"] > retired and served["keys"]:
+                    break
+                assert time.monotonic() < deadline, served
+                time.sleep(0.1)
+        yield UpgradedLog(server, index, v1, retired)
+    finally:
+        server.stop()
+
+
+def test_a_report_in_the_gap_of_a_v1_root_left_out_is_tampering(upgraded: UpgradedLog, page: Page) -> None:
+    """A proxy replays an answer under a v1 index root (every logged root verifies) and leaves out the stolen-key
+    report logged after it: the page read the report in the gap itself, so tampered (before: "genuine", the key line
+    "the log's word"). Shown, the report gives the stolen verdict; for a key not reported, the key line under a v1
+    root stays the log's word, not proven."""
+    url = upgraded.server.url
+
+    def early(name: str, retirements: bool) -> Callable[[Answer], Answer]:
+        return lambda a: upgraded.v1[name] | {"retirements": a["retirements"] if retirements else []}
+
+    def opened(name: str) -> str:
+        return open_verdict(page, f"{url}/verify#h={V1_DOCS[name].hex()}&i={upgraded.index[name]}")
+
+    page.route(f"**/api/v1/documents/{V1_DOCS['stolen'].hex()}",
+               lambda r: r.fulfill(json=early("stolen", False)(r.fetch().json())))  # fmt: skip
+    assert opened("stolen") == "tampered", checks(page)
+    assert detail(page) == f"the log left out entry {upgraded.retired}, which retires key {THEFT.verifier().vkey}"
+    page.unroute_all()
+    page.route(f"**/api/v1/documents/{V1_DOCS['stolen'].hex()}",
+               lambda r: r.fulfill(json=early("stolen", True)(r.fetch().json())))  # fmt: skip
+    assert opened("stolen") == "stolen", checks(page)
+    assert f"unsafe from #{upgraded.index['stolen']}" in checks(page), checks(page)
+    page.unroute_all()
+    page.route(f"**/api/v1/documents/{V1_DOCS['safe'].hex()}",
+               lambda r: r.fulfill(json=early("safe", True)(r.fetch().json())))  # fmt: skip
+    assert opened("safe") == "genuine", checks(page)
+    assert WORD in checks(page) and PROVEN not in checks(page), checks(page)
+    assert f"(index root #{upgraded.v1['safe']['index']['index_root']['index']})" in checks(page), checks(page)

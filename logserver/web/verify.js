@@ -23,6 +23,9 @@
     }
   }
   const tampered = (check, message) => new VerifyError("tampered", check, message);
+  // An entry the log's own index, or the gap read here, lists that its answer lacks: tampered, unless a busy log
+  // logged it between its answer and the checkpoint fetched after it (askedTwice then asks once more).
+  const leftOut = (check, message) => Object.assign(tampered(check, message), { leftOut: true });
   const malformed = (message) => new VerifyError("tampered", "c_leaf", "damaged bundle: " + message);
 
   // --- bytes ------------------------------------------------------------------------------------------------
@@ -1263,7 +1266,7 @@
       if (found.items.some((x) => x.index === i && x.statement.kind === kind)) continue;
       const failure = found.failed.find((x) => x.index === String(i));
       if (failure) throw failure.error;
-      throw tampered("c_status_list", "the log's own index lists entry " + i + " (" + kind + "), but the log did not return it");
+      throw leftOut("c_status_list", "the log's own index lists entry " + i + " (" + kind + "), but the log did not return it");
     }
     const extra = found.items.find((x) => x.index < checkedTo && !listed.has(x.index));
     if (extra) throw tampered("c_status_list", "entry " + extra.index + " is not in the log's own index");
@@ -1319,15 +1322,29 @@
     return record;
   }
 
-  // Every retirement of the key that its record or the gap lists was returned and verified here, and every one
-  // returned below the point checked is listed; so is its registration, and none is listed that was not returned.
-  function checkKeyListed(key, listed, registration, retired, checkedTo, offered) {
+  // The entries that add and retire `key`: its record's (below the index root; null: none), then the gap's.
+  function keyListed(key, record, registry) {
+    const listed = new Map();
+    for (const i of record ? record.added : []) listed.set(i, "issuer-add");
+    for (const i of record ? record.retired : []) listed.set(i, "issuer-retire");
+    for (const e of registry) if (e.key === key) listed.set(e.index, e.kind);
+    return listed;
+  }
+
+  // Every retirement of the key that `listed` names was returned and verified here.
+  function checkRetirementsShown(key, listed, retired) {
     for (const [i, kind] of listed) {
       if (kind !== "issuer-retire" || retired.items.some((r) => r.key === key && r.index === i)) continue;
       const failure = retired.failed.find((x) => x.index === String(i));
       if (failure) throw failure.error;
-      throw tampered("c_key_status", "the log left out entry " + i + ", which retires key " + key);
+      throw leftOut("c_key_status", "the log left out entry " + i + ", which retires key " + key);
     }
+  }
+
+  // Every retirement of the key that its record or the gap lists was returned and verified here, and every one
+  // returned below the point checked is listed; so is its registration, and none is listed that was not returned.
+  function checkKeyListed(key, listed, registration, retired, checkedTo, offered) {
+    checkRetirementsShown(key, listed, retired);
     const unlisted = (i, kind) => i < checkedTo && listed.get(i) !== kind;
     const notIndexed = (i, what) => tampered("c_key_status", "entry " + i + ", which " + what + " key " + key +
       ", is not in the log's own key index");
@@ -1340,25 +1357,27 @@
         "the log's proof of this key's registration does not verify here");
     }
     if (!registration && added) {
-      throw tampered("c_key_status", "the log left out entry " + added[0] + ", which adds key " + key);
+      throw leftOut("c_key_status", "the log left out entry " + added[0] + ", which adds key " + key);
     }
   }
 
   // Whether "not reported stolen" is proven for the key that signed the issue `v`: under a v2 root the record of
   // each key that signed a statement about the document is checked against the registration and retirements shown
   // (tampered if they disagree), as `tlog verify` does; proven where the document's status is (the gap read, the
-  // anchor vouched current). A v1 root or no index: the log's word.
+  // anchor vouched current). A v1 root states no key index: the log's word, but a retirement of such a key that
+  // this page read in the gap itself must still be among those shown (tampered otherwise). No index: the log's word.
   async function keyStatusProven(proven, listing, v, found, registered, retired) {
-    if (!proven || !proven.keys) return false;
+    if (!proven) return false;
     for (const key of new Set([v.statement.signer, ...found.items.map((x) => x.statement.signer)])) {
-      const record = await keyRecord(listing.index, key, proven.keys);
-      const listed = new Map();
-      for (const i of record ? record.added : []) listed.set(i, "issuer-add");
-      for (const i of record ? record.retired : []) listed.set(i, "issuer-retire");
-      for (const e of proven.registry) if (e.key === key) listed.set(e.index, e.kind);
+      if (!proven.keys) {
+        checkRetirementsShown(key, keyListed(key, null, proven.registry), retired);
+        continue;
+      }
+      const listed = keyListed(key, await keyRecord(listing.index, key, proven.keys), proven.registry);
       const offered = (Array.isArray(listing.registrations) ? listing.registrations : []).some((x) => x.key === key);
       checkKeyListed(key, listed, registered.get(key), retired, proven.checkedTo, offered);
     }
+    if (!proven.keys) return false;
     // A stolen-key report signed by a registry key this page does not pin does not count here: then nothing is proven
     const unpinned = (r) => r.key === v.statement.signer && !r.counts && r.unsafeFrom !== undefined;
     return proven.complete && !retired.items.some(unpinned);
@@ -1458,11 +1477,36 @@
     return statusVerdict(revoked, checks, proven);
   }
 
+  // The log is asked for its answer first and for its newest checkpoint after, so a busy, honest log may log an
+  // entry about the document (or a report about its key) in between: the gap read here then holds an entry the
+  // answer could not list. So an answer found to leave an entry out (a `leftOut` error) is asked for once more and
+  // judged again from the start, the checks and facts shown since put back; only a second failure is tampered. A
+  // proxy that leaves the entry out fails both times (docs/status-proofs.md §9).
+  async function askedTwice(checks, judge) {
+    const kept = checks.items.length;
+    const facts = state.facts && { ...state.facts };
+    try {
+      return await judge();
+    } catch (e) {
+      if (!(e instanceof VerifyError && e.leftOut)) throw e;
+    }
+    checks.items.splice(kept);
+    state.checks = checks.items;
+    state.facts = facts;
+    render();
+    return judge();
+  }
+
   async function verifyOnline(h, i, checks) {
     if (!/^[0-9a-f]{64}$/.test(h) || !/^(0|[1-9][0-9]{0,18})$/.test(i)) {
       throw new VerifyError("cannot_verify", null, "the link is malformed");
     }
     const policy = await loadPolicy(checks);
+    return askedTwice(checks, () => judgedOnline(h, i, policy, checks));
+  }
+
+  // The document's answer, its issue's bundle refreshed onto the newest checkpoint, and the verdict.
+  async function judgedOnline(h, i, policy, checks) {
     const now = Date.now() / 1000;
     const listing = await lookup(h);
     const found = await statementsOf(listing, policy, now, h);
@@ -1493,6 +1537,11 @@
     state.facts = factsFrom(v, policy, true);
     if (v.statement.kind === "revoke") return ["revoked", "r_revoked", ""];  // the proof is of the revocation itself
     if (v.statement.kind !== "issue") throw tampered("c_document", "the bundle is not about a document");
+    return askedTwice(checks, () => judgedWithLog(v, policy, now, checks));
+  }
+
+  // The verified offline proof `v` against the log's answer and newest checkpoint, when it answers.
+  async function judgedWithLog(v, policy, now, checks) {
     let listing = null;
     try {
       const r = await fetch(logUrl("/api/v1/documents/" + v.statement.document), { cache: "no-cache" });
