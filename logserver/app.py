@@ -237,13 +237,13 @@ async def _document_history(state: LogState, digest: bytes, may_retry: bool) -> 
         retirements.append(
             api.Retirement(key.vkey, key.unsafe_from, key.retired_index or 0, item.extra or b"", item.text)
         )
-    if entries:  # a serving process's registry may lag the storage the key proofs are made from: agree with them
-        registrations, retirements = await _stored_registry(state, statements, (size, note), registrations, retirements)
     status = document_status(statements, registry.continuations())
     index = None
     if state.status is not None:
         signers = [s.signer for s in statements]
         index = await status_index_proof(state.storage, state.status, digest, published, reads, may_retry, signers)
+    if entries:  # a serving process's registry may lag the storage the key proofs are made from: agree with them
+        registrations, retirements = await _stored_registry(state, statements, (size, note), registrations, retirements)
     return api.DocumentHistory(
         digest, status, tuple(items), tuple(registrations), index=index, retirements=tuple(retirements)
     )

@@ -21,6 +21,7 @@ from tlogcore.statement import parse_statement
 
 log = logging.getLogger("logserver.keyindex")
 KEPT_SIZES = 4  # the versions being stated and served, and the one before each
+THREAD_FROM = 1_000  # registry items from which a map is made in a thread (1,000 keys: about 5 ms inline)
 
 
 class KeyIndex:
@@ -59,8 +60,9 @@ class KeyIndex:
         await self._read_below(size)
         count = bisect_left(self._items, size, key=lambda item: item[0])
         keymap = self._by_count.get(count)  # the same items (log order): the same map, made again only when the
-        if keymap is None:  # registry changed, in a thread (at 10^4 keys about 80 ms: requests go on meanwhile)
-            keymap = await asyncio.to_thread(KeyMap, key_records(self._items[:count]))
+        if keymap is None:  # registry changed; a large map in a thread (at 10^4 keys about 80 ms: requests go on)
+            records = key_records(self._items[:count])
+            keymap = KeyMap(records) if count < THREAD_FROM else await asyncio.to_thread(KeyMap, records)
             self._by_count.put(count, keymap)
         return self._maps.put(size, keymap)
 

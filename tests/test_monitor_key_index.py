@@ -106,12 +106,16 @@ def keys_checked(state: Path, origin: str) -> tuple[int, int | None]:
 
 
 def hide_retirement(client: httpx.Client, server: LogProcess, retired: int) -> int:
-    """The operator's database changed: the retirement no longer counts as a registry entry, so the log's key index
-    leaves it out. One statement more makes the log state a v2 root over it: that root's entry."""
+    """The operator's database changed, the server started again on it: the retirement no longer counts as a
+    registry entry, so the log's key index leaves it out (a running server keeps the registry rows it read, and
+    then serves no status proof: its map and the logged root differ). One statement more makes the log state a v2
+    root over it: that root's entry."""
+    server.stop()
     db = sqlite3.connect(server.data / "log.db", timeout=10)
     assert db.execute("UPDATE leaves SET registry = 0 WHERE idx = ?", (retired,)).rowcount == 1
     db.commit()
     db.close()
+    server.start(init=False)
     origin = client.get("/api/v1/log").json()["origin"]
     last = submit(client, [issue(origin, ROTATED, hashlib.sha256(b"diploma 10").digest())])[0]
     wait_index_root(client, last + 1)
