@@ -40,6 +40,8 @@ class KeyIndex:
     async def _read_below(self, size: int) -> None:
         """Read the registry rows committed since the last read, once per larger `size` asked: rows are committed in
         log order by one writer, and a size asked is a committed one, so then every row below it has been read."""
+        if size <= self._covered:  # nearly every lookup: no lock taken
+            return
         async with self._reading:  # lookups run concurrently: one read at a time, none answered from a partial one
             if size <= self._covered:
                 return

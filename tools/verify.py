@@ -112,17 +112,15 @@ async def check_online(
 ) -> Outcome:
     """`max_age`: seconds since the witnesses last vouched for the log's newest checkpoint beyond which a status
     is not proven (tlogcore/freshness.py; 0 checks nothing)."""
-    for last in (False, True):
+    try:
         try:
             return await _check_online(client, document, policy, now, bundle, max_age)
-        except LeftOut as exc:  # logged between the answer and the checkpoint (statusproof.LeftOut): ask once more
-            if last:
-                return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
-        except LogClientError as exc:
-            return Outcome(NETWORK_ERROR, document, plain_client_error(url or "the configured URL", exc))
-        except TlogError as exc:
-            return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
-    raise AssertionError("unreachable: the second attempt returns")
+        except LeftOut:  # logged between the answer and the checkpoint (statusproof.LeftOut): ask once more
+            return await _check_online(client, document, policy, now, bundle, max_age)
+    except LogClientError as exc:
+        return Outcome(NETWORK_ERROR, document, plain_client_error(url or "the configured URL", exc))
+    except TlogError as exc:  # a second LeftOut included: tampered
+        return Outcome(verdict_for_error(exc), document, f"the log's answer does not verify: {exc}")
 
 
 async def _check_online(
