@@ -42,6 +42,7 @@ import hashlib
 import os
 import random
 import resource
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -66,7 +67,8 @@ from loadtest.log_bench import (
 )
 from loadtest.schedwait import machine_times
 from logserver.sequencer import Submission
-from monitor.statusaudit import StatusItem
+from monitor.statusaudit import APPLY_EVERY, StatusItem
+from monitor.statusfile import index_path
 from tlogcore.tiles import TILE_WIDTH
 
 REPO = Path(__file__).resolve().parent.parent
@@ -94,6 +96,7 @@ class Audit:
     server_cpu: float
     all_cpu: float  # the main process and every process it started (workers, status process)
     idle: float  # the machine's cores left idle, on average over the audit (/proc/stat: loadtest/schedwait.py)
+    indexed: tuple[int, int] = (0, 0)  # the status index after it: entries applied, entries audited into its file
 
     @property
     def rate(self) -> float:
@@ -218,7 +221,23 @@ def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audi
     monitor_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     others = sum(cpu for pid, cpu in done.cpu_by_pid.items() if pid != done.pid)
     server_used = server.cpu_seconds() - server_cpu
-    return Audit(label, entries, done.seconds, monitor_cpu, server_used, monitor_cpu + others, done.idle)
+    indexed = status_indexed(config)
+    return Audit(label, entries, done.seconds, monitor_cpu, server_used, monitor_cpu + others, done.idle, indexed)
+
+
+def status_indexed(config: Path) -> tuple[int, int]:
+    """Where the audit left the monitor's status index (monitor/statusfile.py head): the entries whose documents it
+    applied, and the entries audited into its file (those past the first wait for a batch: statusaudit.py
+    APPLY_EVERY). (0, 0) with no index (verify = "tree")."""
+    path = index_path(config.parent / f"{config.stem}.db")  # write_config's `state`, beside the config
+    if not path.exists():
+        return 0, 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        row = db.execute("SELECT indexed, size FROM head").fetchone()
+    finally:
+        db.close()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -295,8 +314,22 @@ def main(argv: list[str] | None = None) -> None:
     for n, rate in verifies.items():
         label = f"Ed25519 verifications/s (tlogcore), {n} process{'es' if n > 1 else ''}, same run"
         print(f"| {label} | | {rate:,.0f} | | | | |")
+    print_indexed(audits)
     print_bounds(audits, big, signed, status_sizes)
     print(f"\ntotal time {time.perf_counter() - began:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+
+
+def print_indexed(audits: list[Audit]) -> None:
+    """How much of each audit's status-index work it did: this log logs no index root, so its documents
+    go into the index APPLY_EVERY entries at a time, and those after the last batch wait for the next round."""
+    print()
+    for a in audits:
+        applied, audited = a.indexed
+        if audited:
+            print(
+                f"{a.label}: the status index applied to entry {applied:,} of {audited:,} (no index root in this"
+                f" log: batches of {APPLY_EVERY:,} entries; the rest waits in its file for the next round)"
+            )
 
 
 def startup_cpu() -> float:

@@ -27,3 +27,13 @@ def page(browser: BrowserContext) -> Iterator[Page]:
     """A fresh page in the module's `browser` fixture; fails the test on a CSP violation or a script error."""
     with checked_page(browser) as page:
         yield page
+
+
+@pytest.fixture
+def apply_each_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monitor's status index applies each chunk's documents as the chunk ends, as it did for a log with no
+    index root before monitor/statusaudit.py APPLY_EVERY: for tests about one update's work, or about roots that
+    find the head past their size. The batches themselves: tests/test_monitor_status_batches.py."""
+    import monitor.statusaudit as statusaudit  # here, not at the top: only the tests that use it import it
+
+    monkeypatch.setattr(statusaudit, "APPLY_EVERY", 1)

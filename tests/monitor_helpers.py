@@ -18,7 +18,7 @@ import httpx
 from log_harness import REPO, LogProcess, free_port, issue, post_statements, seed
 
 from monitor.audit import parse_unsigned
-from monitor.statusaudit import StatusAudit
+from monitor.statusaudit import StatusAudit, _Step
 from tlogcore.keys import Ed25519Signer
 from tlogcore.statement import ISSUER_ADD, Statement, sign_statement
 
@@ -27,12 +27,17 @@ BATCH = 1000
 
 
 def status_head(state: Path, origin: str) -> tuple[int, bytes]:
-    """The size and root of the status index a monitor's state database holds."""
+    """The size of the status index a monitor's state database holds, and its root over all of it: the documents
+    that wait in the file for a batch or a root (monitor/statusaudit.py APPLY_EVERY) applied in memory, not
+    written."""
     audit = StatusAudit(state, origin)
     try:
         head = audit._head(0)
         assert head is not None
-        return head.size, head.root
+        if head.indexed == head.size:
+            return head.size, head.root
+        audit._recover(head)  # as an update does first: a journal left by a crash folded in
+        return head.size, audit._apply_below(head, _Step(), head.size)
     finally:
         audit.close()
 

@@ -23,6 +23,8 @@ from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import EMPTY
 from tlogcore.statusindex_nodes import PathPlan, read_paths
 
+pytestmark = pytest.mark.usefixtures("apply_each_chunk")  # each chunk applied as it ends (conftest.py)
+
 ORIGIN = "log.example/late"
 REGISTRY = Ed25519Signer("registry.example", b"\x41" * 32)
 KEYS = frozenset([REGISTRY.verifier().vkey])

@@ -8,11 +8,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from monitor.statusaudit import CACHE_FROM, UPPER_DEPTH, StatusAudit
 from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import KEY_BITS
 from tlogcore.statusindex_nodes import PathPlan, read_paths
 from tlogcore.statusindex_pages import STRIDE
+
+pytestmark = pytest.mark.usefixtures("apply_each_chunk")  # each chunk applied as it ends (conftest.py)
 
 
 def statements(start: int, count: int, documents: list[bytes], rng: random.Random) -> dict[int, Any]:

@@ -17,6 +17,8 @@ from monitor.statusworker import audit_chunk, close_index
 from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex_nodes import PathPlan, read_paths
 
+pytestmark = pytest.mark.usefixtures("apply_each_chunk")  # each chunk applied as it ends (conftest.py)
+
 ORIGIN = "log.example/journal"
 
 

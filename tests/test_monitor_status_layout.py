@@ -18,6 +18,8 @@ from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex_nodes import PathPlan, node_id_bytes, read_paths
 from tlogcore.statusindex_pages import pages_of
 
+pytestmark = pytest.mark.usefixtures("apply_each_chunk")  # each chunk applied as it ends (conftest.py)
+
 ORIGIN = "log.example/a"
 FORMER_SCHEMA = """
 CREATE TABLE rows (origin TEXT NOT NULL, node BLOB NOT NULL, data BLOB NOT NULL,
