@@ -3,8 +3,8 @@ chunk or round boundary of the monitor. Every such root is checked: against the 
 documents of the entries after the last root's size wait, kept in the index file), or, for a root below the
 index's head, against the root recomputed with the later entries cut away (statuscut.py). A second root for a
 size already checked is compared with the first; a crash between the index's commit and the state's neither loses
-nor doubles the waiting documents; a log that never logs a root stays quiet; and "no index-root for too long" is
-kept across a crash, with the last root's entry as evidence."""
+nor doubles the waiting documents; and "no index-root for too long" is kept across a crash, with the last root's
+entry as evidence. (A log that never logs a root: tests/test_monitor_status_batches.py.)"""
 
 import base64
 import random
@@ -298,33 +298,6 @@ def test_no_root_for_too_long_is_kept_with_the_last_roots_entry(
         assert again.chunk_items([], log.size, log.size + 300, KEYS) == []  # raised once
     finally:
         again.close()
-
-
-def recent_rows(state: Path) -> int:
-    db = sqlite3.connect(index_path(state))
-    try:
-        return int(db.execute("SELECT count(*) FROM recent").fetchone()[0])
-    finally:
-        db.close()
-
-
-def test_a_log_that_never_logs_a_root_stays_quiet_and_keeps_few_documents(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(statusaudit, "MAX_UNINDEXED", 150)
-    monkeypatch.setattr(statusaudit, "KEEP_ENTRIES", 300)
-    log = Log(9)
-    log.documents(3000)
-    state = tmp_path / "state.db"
-    audit = StatusAudit(state, ORIGIN)
-    try:
-        assert audit_range(audit, log, 0, log.size) == []
-        head = audit._head(0)
-        assert head is not None and (head.size, head.indexed) == (log.size, log.size)  # applied as they come
-        assert head.root == reference_root(log.items, log.size) and head.kept >= log.size - 300 - CHUNK
-        assert recent_rows(state) <= 300 // CHUNK + 1
-    finally:
-        audit.close()
 
 
 def test_roots_below_the_head_are_checked_against_the_index_cut_back_to_their_size(audit: StatusAudit) -> None:

@@ -4,13 +4,15 @@ batch reaches the root computed from scratch; a document waiting is in the file'
 above the head or below it, is checked, a lying one caught; a crash loses no waiting document; a log that never
 logs a root stays quiet and the file keeps a bounded number of documents."""
 
+import sqlite3
 from pathlib import Path
 
 import pytest
-from test_monitor_late_roots import CHUNK, ORIGIN, Log, audit_range, recent_rows, reference_root
+from test_monitor_late_roots import CHUNK, ORIGIN, Log, audit_range, reference_root
 
 import monitor.statusaudit as statusaudit
 from monitor.statusaudit import StatusAudit
+from monitor.statusfile import index_path
 from tlogcore.statement import ISSUE, REVOKE
 from tlogcore.statusindex import EMPTY
 
@@ -20,6 +22,14 @@ EVERY = 500  # entries per batch here (APPLY_EVERY), five chunks of CHUNK
 @pytest.fixture(autouse=True)
 def batches_of_500(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(statusaudit, "APPLY_EVERY", EVERY)
+
+
+def recent_rows(state: Path) -> int:
+    db = sqlite3.connect(index_path(state))
+    try:
+        return int(db.execute("SELECT count(*) FROM recent").fetchone()[0])
+    finally:
+        db.close()
 
 
 def head_of(audit: StatusAudit) -> statusaudit._Head:
