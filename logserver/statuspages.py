@@ -23,8 +23,9 @@ Select = Callable[[list[bytes], int], Awaitable[Sequence[Sequence[Any]]]]  # pag
 
 
 def encoded(merged: Mapping[NodeId, Page], version: int) -> list[tuple[bytes, int, bytes]]:
-    """The rows, in key order: the B-tree takes them in one pass instead of one random descent each."""
-    return sorted((page_id_bytes(page), version, encode_raw(nodes)) for page, nodes in merged.items())
+    """The rows, in key order: the B-tree takes them in one pass instead of one random descent each. Sorted by
+    node id, the page ids' own order (tlogcore/statusindex_pages.py `page_id_bytes`), without comparing bytes."""
+    return [(page_id_bytes(page), version, encode_raw(merged[page])) for page in sorted(merged)]
 
 
 class PagedNodes:

@@ -146,8 +146,9 @@ def convert_former_layout(db: sqlite3.Connection) -> None:
 
 
 def write_pages(db: sqlite3.Connection, origin: str, pages: Mapping[NodeId, Page]) -> None:
-    """Store these pages whole, in key order (each B-tree page is visited once, not once per row)."""
-    rows = sorted((origin, page_id_bytes(page), encode_raw(nodes)) for page, nodes in pages.items())
+    """Store these pages whole, in key order (each B-tree page is visited once, not once per row): sorted by node
+    id, the page ids' own order (tlogcore/statusindex_pages.py `page_id_bytes`), without comparing bytes."""
+    rows = [(origin, page_id_bytes(page), encode_raw(pages[page])) for page in sorted(pages)]
     db.executemany("INSERT OR REPLACE INTO pages (origin, page, data) VALUES (?, ?, ?)", rows)
 
 

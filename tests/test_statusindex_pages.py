@@ -144,6 +144,18 @@ EXAMPLE_HEX = (
 )  # fmt: skip
 
 
+def test_page_ids_in_byte_order_are_in_node_id_order() -> None:
+    """Rows are written sorted by node id (logserver/statuspages.py, monitor/statusfile.py), which must be the
+    order of their keys' bytes: every page depth, prefixes at both ends of their range and at random."""
+    rng = random.Random(7)
+    pages: list[NodeId] = []
+    for depth in range(0, KEY_BITS, STRIDE):
+        top = (1 << depth) - 1
+        pages += {(depth, 0), (depth, top), *((depth, rng.randint(0, top)) for _ in range(20))}
+    rng.shuffle(pages)
+    assert [page_id_bytes(page) for page in sorted(pages)] == sorted(page_id_bytes(page) for page in pages)
+
+
 def test_a_page_row_byte_for_byte() -> None:
     assert encode_page(EXAMPLE).hex() == EXAMPLE_HEX
     assert decode_page(4, bytes.fromhex(EXAMPLE_HEX)) == EXAMPLE

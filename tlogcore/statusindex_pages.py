@@ -67,6 +67,9 @@ def node_at(page: NodeId, position: int) -> NodeId:
 
 
 def page_id_bytes(page: NodeId) -> bytes:
+    """A page's row key. Its byte order is its node id's order, depth first, then the prefix (`node_id_bytes`:
+    the depth in two bytes, the prefix left-aligned in a width that depends on the depth alone), so rows are
+    written sorted by node id (tests/test_statusindex_pages.py)."""
     if page[0] % STRIDE:
         raise ValueError(f"no page starts at depth {page[0]}")
     return node_id_bytes(page)
