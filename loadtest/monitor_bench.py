@@ -42,7 +42,6 @@ import hashlib
 import os
 import random
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from pathlib import Path
 from loadtest import monitor_bounds as bounds
 from loadtest.log_bench import (
     DATABASE,
+    ORIGIN,
     ServerProcess,
     issuer_add,
     log_key,
@@ -68,7 +68,7 @@ from loadtest.log_bench import (
 from loadtest.schedwait import machine_times
 from logserver.sequencer import Submission
 from monitor.statusaudit import APPLY_EVERY, StatusItem
-from monitor.statusfile import index_path
+from monitor.statusfile import read_head
 from tlogcore.tiles import TILE_WIDTH
 
 REPO = Path(__file__).resolve().parent.parent
@@ -224,22 +224,15 @@ def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audi
     monitor_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     others = sum(cpu for pid, cpu in done.cpu_by_pid.items() if pid != done.pid)
     server_used = server.cpu_seconds() - server_cpu
-    indexed = status_indexed(config)
+    indexed = status_indexed(config, ORIGIN)
     return Audit(label, entries, done.seconds, monitor_cpu, server_used, monitor_cpu + others, done.idle, indexed)
 
 
-def status_indexed(config: Path) -> tuple[int, int]:
+def status_indexed(config: Path, origin: str) -> tuple[int, int]:
     """Where the audit left the monitor's status index (monitor/statusfile.py head): the entries whose documents it
     applied, and the entries audited into its file (those past the first wait for a batch: statusaudit.py
     APPLY_EVERY). (0, 0) with no index (verify = "tree")."""
-    path = index_path(config.parent / f"{config.stem}.db")  # write_config's `state`, beside the config
-    if not path.exists():
-        return 0, 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        row = db.execute("SELECT indexed, size FROM head").fetchone()
-    finally:
-        db.close()
+    row = read_head(config.parent / f"{config.stem}.db", origin, ("indexed", "size"))  # write_config's `state`
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 

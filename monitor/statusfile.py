@@ -225,17 +225,24 @@ def indexed_size(state_path: Path, origin: str) -> int:
     """How many of the log's entries the index covers, read without writing: 0 with no file, no table yet, a file
     that does not read (the status process, which opens it to rebuild it, then names the damage), or one from
     before the key index (its registry statements not kept from entry 0: rebuilt too, §12)."""
+    row = read_head(state_path, origin, ("size", "keys_from"))
+    return int(row[0]) if row and not row[1] else 0
+
+
+def read_head(state_path: Path, origin: str, columns: Sequence[str]) -> tuple[int, ...] | None:
+    """These columns of the log's head (HEAD_COLUMNS), read without writing; None with no file, no table or head
+    yet, or a file that does not read."""
     path = index_path(state_path)
     if not path.exists():
-        return 0
+        return None
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        row = db.execute("SELECT size, keys_from FROM head WHERE origin = ?", (origin,)).fetchone()
+        row = db.execute(f"SELECT {', '.join(columns)} FROM head WHERE origin = ?", (origin,)).fetchone()
     except sqlite3.Error:
-        return 0
+        return None
     finally:
         db.close()
-    return int(row[0]) if row and not row[1] else 0
+    return tuple(row) if row else None
 
 
 class IndexPages:
