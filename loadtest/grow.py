@@ -8,17 +8,19 @@
 
 For each storage engine, side by side, and at each size:
 - integration rate: entries/s durably appended by the real `Sequencer` in-process (batches of 10,000, one
-  fsync'd commit each), over the last 100,000 entries before the size was reached, and over the whole stage.
-  Appended AND merged: each chunk of 100,000 is timed until the sequencer's merger has moved all of its lookup
-  keys into the lookup tables (storage contract 6), so the merge work counts wherever the merge policy puts it,
-  the merger's wait for an idle log (merge_idle, 0.2 s) included;
+  fsync'd commit each), over the last entries before the size was reached (`rate_window`: four of the merge
+  policy's merges, 2*10^6 at 10^7), and over the whole stage. Appended AND merged: each chunk is timed until the
+  sequencer's merger has moved all of its lookup keys into the lookup tables (storage contract 6), so the merge
+  work counts wherever the merge policy puts it, the merger's wait for an idle log (merge_idle, 0.2 s) included;
 - inclusion proofs by leaf hash and proof bundles (`GET /api/v1/bundle/<i>`) over HTTP from a real
   `tlog-server serve` on that database: requests/s and latency p50/p99 (16 keep-alive clients);
 - level-0 hash tiles read over HTTP, random full tiles across the tree: reads/s;
 - bytes on disk per entry, and the server's RSS after the reads (and of it the anonymous pages: its heap).
 
 Every leaf is a distinct `issue` statement, really signed by the registered issuer key (the server would accept
-each one): statements are signed in chunks of 100,000 on every core, between timed appends, never during them.
+each one): statements are signed on every core, never during timed appends. A stage is signed in chunks of
+100,000 between timed appends up to its rate window; the window is signed whole before it (`stage_plan`), so the
+window's merges run beside its appends, as a server's do under sustained load (2 GB of statements at 10^7).
 Prints figures as it goes (flushed, so the output can be followed in a log file) and asserts nothing.
 """
 
@@ -32,12 +34,13 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from loadtest.grow_report import Figures, print_figures, print_goals, print_table
 from loadtest.log_bench import (
     DATABASE,
     PROOF_CLIENTS,
@@ -58,7 +61,6 @@ from loadtest.log_bench import (
 )
 from loadtest.merge_bench import parse_settings
 from loadtest.pgcluster import PgCluster, reopen_cluster, start_cluster
-from loadtest.quantiles import percentile
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
@@ -71,6 +73,7 @@ SIGN_CHUNK = 100_000  # statements signed (on every core) before each timed stre
 SIGN_JOB = 10_000  # statements per worker job
 APPEND_BATCH = 10_000  # entries per commit, as in log_bench's big trees
 RATE_WINDOW = 100_000  # the integration rate "at" a size: over this many entries before it (at least, rate_window)
+MERGES_PER_WINDOW = 4  # rate_window: the policy's merges in the window the rate "at" a size is taken over
 APPEND_TIMEOUT = 600.0  # seconds for one chunk: a sequencer that stopped must not hang the run
 CLUSTER_DIR = "cluster-dir"  # with --keep: the name of the kept PostgreSQL cluster's folder inside the engine's
 SAMPLE_EVERY = 97  # keep every 97th leaf hash for the proof requests (spread over the whole tree)
@@ -194,22 +197,6 @@ class PostgresEngine:
 
 
 @dataclass
-class Figures:
-    engine: str
-    size: int
-    rate_at_size: float  # entries/s over the last rate_window(size) entries
-    rate_stage: float  # entries/s over the whole stage
-    proofs: Load
-    bundles: Load
-    tiles: Load
-    disk_per_entry: float
-    rss: int
-    rss_start: int
-    rss_anon: int  # of them anonymous (ServerProcess.rss_anon_bytes): the heap, without the mapped file pages
-    rss_anon_start: int
-
-
-@dataclass
 class Grower:
     """One engine's log, appended to through the real Sequencer; remembers what it needs for the reads."""
 
@@ -270,9 +257,21 @@ class Grower:
 
 
 def rate_window(size: int) -> int:
-    """Entries the rate "at" `size` is taken over: two of the policy's merges, so the window holds the merges' cost
-    in its share (a stage's last chunk also pays the merge of the tail the stage left, up to one merge)."""
-    return max(RATE_WINDOW, 2 * SequencerConfig("", frozenset()).merge_batch(size))
+    """Entries the rate "at" `size` is taken over: four of the policy's merges (2*10^6 at 10^7, as grow_resume's
+    windows), so the window holds the merges' cost in its share. Its last merge runs alone once the appends end (the
+    window is timed until merged): with two merges per window that edge was half the window's merge work."""
+    return max(RATE_WINDOW, MERGES_PER_WINDOW * SequencerConfig("", frozenset()).merge_batch(size))
+
+
+def stage_plan(start: int, size: int) -> list[tuple[int, int]]:
+    """How a stage from `start` entries grows to `size`: (target, statements signed ahead) for each `grow_all`.
+    First to where the rate window begins, in chunks of SIGN_CHUNK signed between timed appends; then the window
+    itself signed whole before it, so the policy's merges run on the other core beside the appends, as under a
+    server's sustained load (as grow_resume's windows). Signed in chunks, each merge a chunk started runs alone
+    while the harness waits for it before signing the next: its whole wall time added to the appends'."""
+    window_start = max(start, size - rate_window(size))
+    plan = [(window_start, SIGN_CHUNK)] if window_start > max(start, 1) else []
+    return plan + [(size, max(1, size - max(window_start, 1)))]
 
 
 async def policy_merged(sequencer: Sequencer) -> None:
@@ -377,6 +376,7 @@ def measure(engine: Engine, grower: Grower, stage_seconds: float, stage_entries:
         engine.name,
         grower.size,
         grower.rate_over(rate_window(grower.size)),
+        min(rate_window(grower.size), grower.size),
         stage_entries / stage_seconds,
         proofs,
         bundles,
@@ -387,99 +387,6 @@ def measure(engine: Engine, grower: Grower, stage_seconds: float, stage_entries:
         rss_anon,
         rss_anon_start,
     )
-
-
-# --- the report ---------------------------------------------------------------------
-
-
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f}"
-
-
-def latency(load: Load) -> str:
-    return f"{ms(percentile(load.latencies, 0.5))} / {ms(percentile(load.latencies, 0.99))}"
-
-
-def failures(load: Load) -> str:
-    bad = load.requests - load.ok
-    return f" ({bad} non-200: {dict(load.statuses)})" if bad else ""
-
-
-def print_figures(f: Figures) -> None:
-    print(
-        f"  [{f.engine}] size {f.size:,}: integration {f.rate_at_size:,.0f}/s over the last "
-        f"{min(rate_window(f.size), f.size):,} "
-        f"({f.rate_stage:,.0f}/s over the stage); proofs {f.proofs.rate:,.0f}/s p50/p99 {latency(f.proofs)} ms"
-        f"{failures(f.proofs)}; bundles {f.bundles.rate:,.0f}/s p50/p99 {latency(f.bundles)} ms{failures(f.bundles)}; "
-        f"tiles {f.tiles.rate:,.0f}/s{failures(f.tiles)}; disk {f.disk_per_entry:,.0f} B/entry; "
-        f"RSS {f.rss_start / 2**20:,.0f} -> {f.rss / 2**20:,.0f} MiB (anonymous {f.rss_anon_start / 2**20:,.0f} -> "
-        f"{f.rss_anon / 2**20:,.0f}); load average {os.getloadavg()[0]:.2f}",
-        flush=True,
-    )
-
-
-def print_table(figures: Sequence[Figures]) -> None:
-    print(
-        "\n| engine | entries | integration, last 10^5 (entries/s) | integration, whole stage | "
-        "inclusion by leaf hash /s | p50 / p99 ms | bundles /s | p50 / p99 ms | level-0 tiles /s | "
-        "disk B/entry | server RSS MiB (start → after reads; anonymous) |\n"
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    )
-    for f in figures:
-        print(
-            f"| {f.engine} | {f.size:,} | {f.rate_at_size:,.0f} | {f.rate_stage:,.0f} | {f.proofs.rate:,.0f} | "
-            f"{latency(f.proofs)} | {f.bundles.rate:,.0f} | {latency(f.bundles)} | {f.tiles.rate:,.0f} | "
-            f"{f.disk_per_entry:,.0f} | {f.rss_start / 2**20:,.0f} → {f.rss / 2**20:,.0f} "
-            f"({f.rss_anon_start / 2**20:,.0f} → {f.rss_anon / 2**20:,.0f}) |"
-        )
-
-
-@dataclass(frozen=True)
-class Goal:
-    name: str
-    value: Callable[[Figures], float]
-    higher_is_better: bool
-    limit: float = 2.0  # how many times worse the largest size may be than the smallest
-
-
-GOALS = (
-    Goal("integration rate", lambda f: f.rate_at_size, True),
-    Goal("inclusion proofs/s", lambda f: f.proofs.rate, True),
-    Goal("inclusion proof p99", lambda f: percentile(f.proofs.latencies, 0.99), False),
-    Goal("bundles/s", lambda f: f.bundles.rate, True),
-    Goal("bundle p99", lambda f: percentile(f.bundles.latencies, 0.99), False),
-    Goal("tile reads/s", lambda f: f.tiles.rate, True),
-    Goal("bytes on disk per entry", lambda f: f.disk_per_entry, False),
-    # Anonymous: SQLite's reader maps the log file (logserver/sqlite.py READ_MMAP_BYTES), so its VmRSS counts the
-    # page cache's pages of the file it read, up to ~2 GiB at 10^7 (BENCHMARKS.md "Thirty-sixth round").
-    Goal("server RSS, anonymous", lambda f: f.rss_anon, False, limit=1.25),  # "flat": within 25%
-)
-
-
-def print_goals(figures: Sequence[Figures]) -> None:
-    """Goal: no figure more than 2x worse from the smallest size to the largest; RSS flat; PostgreSQL
-    integration >= 50% of SQLite's at each size."""
-    print("\nGoals")
-    for engine in dict.fromkeys(f.engine for f in figures):
-        mine = [f for f in figures if f.engine == engine]
-        first, last = mine[0], mine[-1]
-        if first is last:
-            continue
-        for goal in GOALS:
-            a, b = goal.value(first), goal.value(last)
-            worse = a / b if goal.higher_is_better else b / a
-            verdict = "met" if worse <= goal.limit else "NOT met"
-            change = f"{worse:.2f}x worse" if worse > 1 else f"not worse ({worse:.2f}x)"
-            sizes = f"{first.size:,} -> {last.size:,}"
-            print(f"  [{engine}] {goal.name}, {sizes}: {change} (limit {goal.limit}x): {verdict}")
-    by_size = {(f.engine, f.size): f for f in figures}
-    for f in figures:
-        if f.engine == "postgresql" and ("sqlite", f.size) in by_size:
-            share = f.rate_at_size / by_size["sqlite", f.size].rate_at_size
-            print(
-                f"  PostgreSQL integration at {f.size:,}: {share:.0%} of SQLite's (goal >= 50%): "
-                f"{'met' if share >= 0.5 else 'NOT met'}"
-            )
 
 
 # --- main ----------------------------------------------------------------------------
@@ -532,7 +439,8 @@ def run(
         ]
         for size in sizes:
             before = [(g.size, sum(s for _, s in g.seconds)) for g in growers]
-            asyncio.run(grow_all(growers, size, when, pool))
+            for target, sign_ahead in stage_plan(growers[0].size, size):
+                asyncio.run(grow_all(growers, target, when, pool, sign_ahead))
             for grower, (size_before, seconds_before) in zip(growers, before, strict=True):
                 stage_seconds = sum(s for _, s in grower.seconds) - seconds_before
                 figures.append(measure(grower.engine, grower, stage_seconds, grower.size - size_before, seconds))
@@ -575,8 +483,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print("  " + line)
     print(
         f"  statements: distinct `issue` statements, each signed by the registered issuer key, {SIGN_CHUNK:,} at a "
-        f"time on every core between timed appends (not timed); reads: {PROOF_CLIENTS} keep-alive clients, "
-        f"{seconds:g} s per phase",
+        f"time on every core between timed appends (not timed), each rate window signed whole before it; "
+        f"reads: {PROOF_CLIENTS} keep-alive clients, {seconds:g} s per phase",
         flush=True,
     )
     with contextlib.ExitStack() as stack:

@@ -134,3 +134,17 @@ def test_the_bound_without_the_duplicate_probe_says_so_and_puts_the_probe_back(
     grow_resume.main(["--keep", str(tmp_path), "--reads-only", "--without-duplicate-probe"])
     assert "a BOUND: the sequencer's duplicate probe" in capsys.readouterr().out
     assert PostgresStorage.find_merged is probe
+
+
+def test_a_stage_signs_its_rate_window_whole_so_the_windows_merges_run_beside_the_appends() -> None:
+    # From empty: the issuer's leaf 0, then the whole window of 10^5 signed at once
+    assert grow.stage_plan(0, 100_000) == [(100_000, 99_999)]
+    # 10^6 (window 4*10^5) and 10^7 (window 2*10^6, four merges of 500,000): chunks up to the window, then the
+    # window in one signed chunk
+    assert grow.stage_plan(100_000, 1_000_000) == [(600_000, grow.SIGN_CHUNK), (1_000_000, 400_000)]
+    assert grow.stage_plan(1_000_000, 10_000_000) == [(8_000_000, grow.SIGN_CHUNK), (10_000_000, 2_000_000)]
+    # a stage shorter than its window (--quick: 2*10^4 then 10^5) is one window
+    assert grow.stage_plan(20_000, 100_000) == [(100_000, 80_000)]
+    for start, size in ((0, 100_000), (100_000, 1_000_000), (20_000, 100_000), (1_000_000, 10_000_000)):
+        plan = grow.stage_plan(start, size)
+        assert plan[-1][0] == size and plan[-1][1] <= grow.rate_window(size)
