@@ -15,9 +15,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import zxingcpp
 from log_harness import REPO, free_port
-from PIL import Image
+from qr_scan import scanned_text
 from web_browser import chromium, open_verdict, screenshot
 
 TLOG = Path(sys.executable).parent / "tlog"
@@ -115,7 +114,7 @@ def test_demo_issues_a_certificate_whose_qr_codes_verify(local_run: Run) -> None
     for made in (pdf, paper):
         for suffix in (".tlog-proof", ".qr.png", ".qr.svg", ".label.pdf", ".label.svg"):
             assert Path(f"{made}{suffix}").stat().st_size > 0, suffix
-    links = [decoded(Path(f"{made}.qr.png")) for made in (pdf, paper)]
+    links = [scanned_text(Path(f"{made}.qr.png")) for made in (pdf, paper)]
     for link in links:
         assert link.startswith(f"{local_run.url}/verify#") and link in done.stdout
     policy = demo / "trust-policy.txt"
@@ -132,12 +131,6 @@ def test_demo_issues_a_certificate_whose_qr_codes_verify(local_run: Run) -> None
     assert (demo / "certificate-2.pdf.qr.png").exists()
     issuers = httpx.get(local_run.url + "/api/v1/issuers").json()["issuers"]
     assert [len(i["keys"]) for i in issuers] == [1]
-
-
-def decoded(code: Path) -> str:
-    found = zxingcpp.read_barcodes(Image.open(code))
-    assert len(found) == 1
-    return str(found[0].text)
 
 
 def test_sigterm_stops_run_cleanly(local_run: Run) -> None:

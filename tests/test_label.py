@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pypdfium2
 import pytest
-import zxingcpp
 from PIL import Image, ImageChops
+from qr_scan import scanned_text
 from web_browser import SCREENSHOTS, chromium
 
 from tlogcore.errors import MalformedError
@@ -31,12 +31,6 @@ def render_pdf(data: bytes, dpi: int = 300) -> Image.Image:
         document.close()
 
 
-def read(image: Image.Image) -> str:
-    found = zxingcpp.read_barcodes(image)
-    assert len(found) == 1, found
-    return found[0].text
-
-
 def test_pdf_label_reads_back_to_the_link_and_fits_a4() -> None:
     data = labels.label_pdf(LABEL)
     assert data.startswith(b"%PDF-") and b"KhmerOS" in data  # the Khmer font is embedded
@@ -46,7 +40,7 @@ def test_pdf_label_reads_back_to_the_link_and_fits_a4() -> None:
     width_mm, height_mm = width_pt * 25.4 / 72, height_pt * 25.4 / 72
     assert width_mm <= 210 - 2 * 20 and height_mm <= 100, (width_mm, height_mm)  # A4 less 20 mm margins
     image = render_pdf(data)
-    assert read(image) == LINK
+    assert scanned_text(image) == LINK
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     image.save(SCREENSHOTS / "label-pdf.png")
 
@@ -80,7 +74,7 @@ def test_svg_label_renders_in_chromium_and_reads_back(tmp_path: Path) -> None:
         page.evaluate("document.documentElement.setAttribute('height', '480px')")
         png = page.screenshot()
     image = Image.open(io.BytesIO(png)).convert("L")
-    assert read(image) == LINK
+    assert scanned_text(image) == LINK
     image.save(SCREENSHOTS / "label-svg.png")
 
 
@@ -92,5 +86,5 @@ def test_missing_font_is_one_clear_error(tmp_path: Path) -> None:
 def test_an_online_link_makes_a_small_label() -> None:
     online = next(g["url"] for g in VECTORS["good"] if not g["offline"] and not g["paper"])
     small = labels.Label(online, "Diploma 2026/0000 · #0")
-    assert read(render_pdf(labels.label_pdf(small))) == online
+    assert scanned_text(render_pdf(labels.label_pdf(small))) == online
     assert labels.layout(small, small.code()).height_mm == labels.MIN_HEIGHT_MM

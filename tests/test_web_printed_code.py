@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import pytest
 import segno
-import zxingcpp
 from PIL import Image, ImageFilter
 from playwright.sync_api import BrowserContext, Page, Route
+from qr_scan import scanned_text
 from tools_stack import Stack, register_issuer, tlog, witnessed_log
 from web_browser import chromium, open_verdict, screenshot, wait_published
 
@@ -107,9 +107,7 @@ def photo_of(url: str) -> Image.Image:
 
 
 def scanned(url: str) -> str:
-    found = zxingcpp.read_barcodes(photo_of(url))
-    assert len(found) == 1 and found[0].format == zxingcpp.BarcodeFormat.QRCode
-    return found[0].text
+    return scanned_text(photo_of(url))
 
 
 def offline_note(page: Page) -> bool:

@@ -5,7 +5,6 @@ bundles must not verify; offline works with the log down."""
 
 import base64
 import hashlib
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-import zxingcpp
-from PIL import Image
 from playwright.sync_api import BrowserContext, Page
+from qr_scan import scanned_text
 from tools_stack import Stack, register_issuer, tlog, witnessed_log
 from web_browser import chromium, open_verdict, screenshot, wait_published
 
@@ -57,9 +55,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 "submit", "--log", stack.url, "--key", str(key), "--ref", ref, "--qr", "online", str(tmp / name)
             )
             assert done.exit_code == 0, done.output
-            found = zxingcpp.read_barcodes(Image.open(io.BytesIO((tmp / f"{name}.qr.png").read_bytes())))
-            assert len(found) == 1
-            urls.append(found[0].text)
+            urls.append(scanned_text(tmp / f"{name}.qr.png"))
         revoked = tlog(
             "revoke", "--log", stack.url, "--key", str(key), str(tmp / "licence.pdf"), "--reason", "issued in error"
         )

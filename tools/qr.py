@@ -19,6 +19,7 @@ import io
 import re
 from dataclasses import dataclass
 from itertools import combinations
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import segno
@@ -39,6 +40,9 @@ from tlogcore.qrlink import (
     split_link,
     to_bundle,
 )
+
+if TYPE_CHECKING:
+    import zxingcpp  # imported where a picture is read: `tlog` starts without it
 
 ERROR_LEVELS = ("L", "M", "Q", "H")
 AUTO = "auto"  # level M, or L where M would be wider than GOAL_MM and L is not (fitted_qr)
@@ -188,10 +192,18 @@ def _svg_image(data: bytes) -> Image.Image:
     return image
 
 
-def decode_image(data: bytes) -> bytes:
-    """The bytes of the one QR code in an image (PNG, JPEG, ..., or an SVG this tool wrote), read with zxing-cpp."""
+def read_qr_codes(image: Image.Image) -> list["zxingcpp.Barcode"]:
+    """The QR codes zxing-cpp finds in `image`, and nothing else: in about one code in a hundred that it writes, the
+    random modules of a large QR code also read as a linear barcode (Codabar has no check digit; EAN-13's is one
+    digit), so a reader looking for every symbology finds two codes in a picture of one."""
     import zxingcpp
 
+    found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
+    return [code for code in found if code.valid and code.format == zxingcpp.BarcodeFormat.QRCode]
+
+
+def decode_image(data: bytes) -> bytes:
+    """The bytes of the one QR code in an image (PNG, JPEG, ..., or an SVG this tool wrote), read with zxing-cpp."""
     image: Image.Image
     if data.lstrip().startswith((b"<?xml", b"<svg")):
         image = _svg_image(data)
@@ -201,7 +213,7 @@ def decode_image(data: bytes) -> bytes:
             image.load()
         except (UnidentifiedImageError, OSError) as exc:
             raise NotACodeError("not a picture (PNG, JPEG) or an SVG written by tlog") from exc
-    found = [r for r in zxingcpp.read_barcodes(image) if r.valid and r.format == zxingcpp.BarcodeFormat.QRCode]
+    found = read_qr_codes(image)
     if len(found) != 1:
         raise MalformedError(f"want exactly one QR code in the image, found {len(found)}")
     return bytes(found[0].bytes)
