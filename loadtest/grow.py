@@ -61,6 +61,7 @@ from loadtest.log_bench import (
 )
 from loadtest.merge_bench import parse_settings
 from loadtest.pgcluster import PgCluster, reopen_cluster, start_cluster
+from loadtest.serverwindow import ServerSnapshot, describe, snapshot
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
 from logserver.sequencing import SequencerConfig
@@ -99,6 +100,8 @@ class Engine(Protocol):
 
     def server_cpu(self) -> float: ...
 
+    def server_snapshot(self) -> ServerSnapshot: ...
+
 
 @dataclass
 class SQLiteEngine:
@@ -121,6 +124,9 @@ class SQLiteEngine:
 
     def server_cpu(self) -> float:
         return 0.0  # SQLite runs in this process: its CPU is this process's
+
+    def server_snapshot(self) -> ServerSnapshot:
+        return snapshot(None)
 
 
 @dataclass
@@ -190,6 +196,9 @@ class PostgresEngine:
     def server_cpu(self) -> float:
         return self.cluster.cpu_seconds()
 
+    def server_snapshot(self) -> ServerSnapshot:
+        return snapshot(self.cluster, self.database)
+
     def disk_bytes(self) -> int:
         """The database's tables and indexes (pg_database_size; WAL not counted, as SQLite's is checkpointed)."""
         self.cluster.psql("CHECKPOINT")
@@ -207,10 +216,13 @@ class Grower:
     cpu: list[tuple[int, float]] = field(default_factory=list)  # (entries, CPU seconds) per chunk, merge included
     merge_share: int | None = None  # SequencerConfig.merge_share for its sequencer (None: the default)
     merge_cap: int | None = None  # SequencerConfig.merge_cap for its sequencer (None: the default)
+    last_chunk: tuple[int, str] = (0, "")  # the last chunk's entries, and serverwindow.describe over it
+    _chunk_start: ServerSnapshot | None = None
 
     async def append(self, sequencer: Sequencer, chunk: Sequence[Submission]) -> None:
         """Append `chunk` and wait until no merge the policy calls for is due or running: that wait counts in the
         chunk's last batch (HARNESS_MERGE_IDLE; `settle` merges the rest at the end of a stage)."""
+        self._chunk_start = self.engine.server_snapshot()
         cpu = time.process_time() + self.engine.server_cpu()
         per_batch = await asyncio.wait_for(append_timed(sequencer, chunk, APPEND_BATCH), APPEND_TIMEOUT)
         started = time.perf_counter()
@@ -235,6 +247,14 @@ class Grower:
             self.seconds[-1] = (self.seconds[-1][0], self.seconds[-1][1] + time.perf_counter() - started)
             spent = time.process_time() + self.engine.server_cpu() - cpu
             self.cpu[-1] = (self.cpu[-1][0], self.cpu[-1][1] + spent)
+
+    def describe_last_chunk(self) -> None:
+        """`last_chunk`, from the snapshot its append began with to now (after `settle`). With the sequencer's
+        connections still open, so their CPU shows as client backends, apart from autovacuum's; PostgreSQL's WAL
+        statistics then lag by at most about a second's worth (a busy backend sends them once a second)."""
+        if self._chunk_start is not None and self.cpu:
+            entries = self.cpu[-1][0]
+            self.last_chunk = (entries, describe(self._chunk_start, self.engine.server_snapshot(), entries))
 
     def cpu_over(self, entries: int) -> float:
         """CPU microseconds per entry over (about) the last `entries`: this process (the sequencer; SQLite's writer
@@ -342,6 +362,7 @@ async def grow_all(
             print(f"    {size:,}: {', '.join(progress)}; load {os.getloadavg()[0]:.1f}", flush=True)
         for grower, sequencer in zip(growers, sequencers, strict=True):
             await grower.settle(sequencer)  # the tail the stage left, merged and timed (HARNESS_MERGE_IDLE)
+            grower.describe_last_chunk()
 
 
 # --- reads over HTTP -------------------------------------------------------------
@@ -386,6 +407,7 @@ def measure(engine: Engine, grower: Grower, stage_seconds: float, stage_entries:
         rss_start,
         rss_anon,
         rss_anon_start,
+        grower.last_chunk,
     )
 
 

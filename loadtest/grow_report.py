@@ -23,6 +23,7 @@ class Figures:
     rss_start: int
     rss_anon: int  # of them anonymous (ServerProcess.rss_anon_bytes): the heap, without the mapped file pages
     rss_anon_start: int
+    last_chunk: tuple[int, str] = (0, "")  # the stage's last chunk (its rate window): entries, and the work in it
 
 
 def ms(seconds: float) -> str:
@@ -48,6 +49,9 @@ def print_figures(f: Figures) -> None:
         f"{f.rss_anon / 2**20:,.0f}); load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
+    entries, work = f.last_chunk
+    if work:  # what fell inside the window: a slow one is told apart by it (loadtest/serverwindow.py)
+        print(f"  [{f.engine}] its last {entries:,} appended and merged: {work}", flush=True)
 
 
 def print_table(figures: Sequence[Figures]) -> None:

@@ -56,6 +56,7 @@ from loadtest.grow import (
 )
 from loadtest.log_bench import machine_info
 from loadtest.merge_bench import parse_settings
+from loadtest.serverwindow import describe
 from loadtest.wrk_reads import proofs_and_health
 from logserver.postgres import PostgresStorage
 from logserver.sequencer import Sequencer, Submission
@@ -182,15 +183,11 @@ def appended_rate(
     if start == 0:
         raise SystemExit(f"{engine.name}: the kept log is empty")
     # The whole window signed first: its merges run beside the appends, as under a server's sustained load.
-    before = server_kinds(engine)
+    before = engine.server_snapshot()
     with statements_counted(engine, "kept", entries):
         asyncio.run(grow_all([grower], start + entries, int(time.time()) - 3600, pool, sign_ahead=entries))
-    print(f"  [{engine.name}] kept log's server CPU per entry: {server_split(engine, before, entries)}", flush=True)
+    print(f"  [{engine.name}] kept log: {describe(before, engine.server_snapshot(), entries)}", flush=True)
     return start, grower.rate_over(entries), grower.cpu_over(entries)
-
-
-def server_kinds(engine: Engine) -> dict[str, float]:
-    return engine.cluster.cpu_by_kind() if isinstance(engine, PostgresEngine) else {}
 
 
 @contextlib.contextmanager
@@ -206,23 +203,15 @@ def statements_counted(engine: Engine, which: str, entries: int) -> Iterator[Non
         print(f"  [{engine.name}] {which} log: {cost.seconds / entries * 1e6:.1f} us per entry in {cost.line()}")
 
 
-def server_split(engine: Engine, before: dict[str, float], entries: int) -> str:
-    """The database server's CPU since `before`, in us per entry, by kind of process (PgCluster.cpu_by_kind;
-    signing and start-up included, when the server is idle); empty for SQLite, which runs in this process."""
-    after = server_kinds(engine)
-    spent = {kind: (after[kind] - before.get(kind, 0.0)) / entries * 1e6 for kind in after}
-    return ", ".join(f"{kind} {us:.1f} us" for kind, us in sorted(spent.items(), key=lambda kv: -kv[1]) if us >= 0.05)
-
-
 def fresh_rate(
     engine: Engine, size: int, pool: ProcessPoolExecutor, merge_cap: int | None = None
 ) -> tuple[float, float]:
     """(entries/s, CPU us per entry) growing a fresh log to `size`."""
     grower = Grower(engine, merge_cap=merge_cap)
-    before = server_kinds(engine)
+    before = engine.server_snapshot()
     with statements_counted(engine, "fresh", size):
         asyncio.run(grow_all([grower], size, int(time.time()) - 3600, pool))
-    print(f"  [{engine.name}] fresh log's server CPU per entry: {server_split(engine, before, size)}", flush=True)
+    print(f"  [{engine.name}] fresh log: {describe(before, engine.server_snapshot(), size)}", flush=True)
     return grower.rate_over(size), grower.cpu_over(size)
 
 

@@ -49,6 +49,14 @@ WRITE_COUNTERS = """SELECT w.wal_bytes::bigint, w.wal_records, w.wal_fpi, b.buff
     COALESCE(pg_relation_size(to_regclass('status_page')), 0)
 FROM pg_stat_wal w, pg_stat_bgwriter b, (SELECT current_setting('block_size')::bigint AS block) s"""
 
+# What fell inside a measured window (loadtest/serverwindow.py): checkpoints begun and the bytes they wrote, vacuum
+# and analyze runs on the database's tables (autovacuum's and manual), and the WAL with its full-page images.
+MAINTENANCE_FIELDS = ("checkpoints", "checkpoint bytes", "vacuums", "analyzes", "wal", "full-page images")
+MAINTENANCE_COUNTERS = """SELECT b.checkpoints_timed + b.checkpoints_req, b.buffers_checkpoint * s.block,
+    COALESCE(t.vacuums, 0), COALESCE(t.analyzes, 0), w.wal_bytes::bigint, w.wal_fpi
+FROM pg_stat_bgwriter b, pg_stat_wal w, (SELECT current_setting('block_size')::bigint AS block) s,
+    (SELECT sum(vacuum_count + autovacuum_count) AS vacuums, sum(analyze_count + autoanalyze_count) AS analyzes
+     FROM pg_stat_all_tables) t"""
 
 # What a benchmark prints of the server it ran against (docs/reference.md "PostgreSQL server settings").
 REPORTED_SETTINGS = ("shared_buffers", "max_wal_size", "checkpoint_timeout")
@@ -138,6 +146,15 @@ class PgCluster:
         except ClusterError:
             return {}
         return dict(zip(WRITE_FIELDS, (int(value) for value in row.split("|")), strict=True))
+
+    def maintenance(self, database: str) -> dict[str, int]:
+        """PostgreSQL's cumulative maintenance counters (MAINTENANCE_FIELDS; PostgreSQL 14-16 statistics views),
+        vacuums and analyzes counted on `database`'s tables; {} where the views differ (PostgreSQL 17 moved them)."""
+        try:
+            row = self.psql(MAINTENANCE_COUNTERS, database)
+        except ClusterError:
+            return {}
+        return dict(zip(MAINTENANCE_FIELDS, (int(value) for value in row.split("|")), strict=True))
 
     def counts_statements(self) -> bool:
         """Whether the cluster was started with pg_stat_statements loaded (`--pg-settings

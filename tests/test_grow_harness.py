@@ -51,6 +51,8 @@ def test_a_stage_merges_at_the_policys_size_not_once_per_signed_chunk(tmp_path: 
     assert engine.merges == [3_001]
     assert sum(count for count, _ in grower.seconds) == 3_000  # the issuer's leaf 0 is not timed
     assert len(grower.cpu) == 3
+    entries, work = grower.last_chunk  # the last chunk, its merge at the stage's end included
+    assert entries == 1_000 and re.fullmatch(r"CPU per entry: this process \d+\.\d us", work), work
 
 
 def test_merged_through_is_the_stored_watermark_at_start_and_follows_each_finished_merge(tmp_path: Path) -> None:
@@ -107,6 +109,11 @@ def test_growth_runs_start_postgresql_with_the_settings_asked_and_print_what_the
             in printed
         )
         assert "[postgresql] size 512: integration" in printed
+        # what the server did in the window: its processes' CPU and its upkeep (loadtest/serverwindow.py)
+        window = re.search(r"\[postgresql\] its last 511 appended and merged: CPU per entry: (.*)", printed)
+        assert window and "this process" in window[1], printed  # the backends' few ms: under /proc's 10 ms tick
+        assert re.search(r"checkpoints begun \d+ \([0-9.]+ GiB written by checkpoints\); vacuum runs \d+", window[1])
+        assert re.search(r"WAL [0-9,]+ B and [0-9.]+ full-page images per entry$", window[1]), window[1]
         assert re.search(r"RSS \d+ -> \d+ MiB \(anonymous \d+ -> \d+\)", printed)  # the heap, apart from mapped files
         reads = ["--reads-only", "--wrk-seconds", "1", "--engines", "postgresql", "--pg-settings", "max_wal_size=7GB"]
         grow_resume.main([*keep, *reads])
@@ -121,6 +128,7 @@ def test_growth_runs_start_postgresql_with_the_settings_asked_and_print_what_the
         printed = capsys.readouterr().out
         for window in ("fresh", "kept"):  # which statements grow with the log (BENCHMARKS.md "Thirty-sixth round")
             assert re.search(rf"\[postgresql\] {window} log: [0-9.]+ us per entry in .*COPY \"leaves\"", printed)
+            assert re.search(rf"\[postgresql\] {window} log: CPU per entry: .*this process .*checkpoints", printed)
     finally:
         shutil.rmtree(kept, ignore_errors=True)
 

@@ -93,6 +93,26 @@ def test_write_counters_count_the_wal_and_the_status_pages_a_load_writes(
     assert all(after[what] >= before[what] for what in ("by backends", "by the checkpointer", "by the bgwriter"))
 
 
+def test_maintenance_counts_the_checkpoints_vacuums_analyzes_and_wal_a_window_holds(
+    pg_cluster: PgCluster, pg_database: PgDatabase
+) -> None:
+    # The growth driver prints these over each rate window (loadtest/serverwindow.py): each must move with its cause.
+    before = pg_cluster.maintenance(pg_database.name)
+    pg_cluster.psql(
+        "CREATE TABLE upkeep (k bigint PRIMARY KEY); INSERT INTO upkeep SELECT generate_series(1, 20000)",
+        pg_database.name,
+    )
+    pg_cluster.psql("CHECKPOINT", pg_database.name)
+    pg_cluster.psql("UPDATE upkeep SET k = -k WHERE k <= 1000", pg_database.name)  # after it: full-page images
+    pg_cluster.psql("VACUUM upkeep", pg_database.name)
+    pg_cluster.psql("ANALYZE upkeep", pg_database.name)
+    after = pg_cluster.maintenance(pg_database.name)
+    done = {name: after[name] - before[name] for name in after}
+    assert done["checkpoints"] >= 1 and done["checkpoint bytes"] >= 8192, done
+    assert done["vacuums"] >= 1 and done["analyzes"] >= 1, done
+    assert done["wal"] >= 20000 * 8 and done["full-page images"] >= 1, done
+
+
 async def backend_pid_seen(cluster: PgCluster, dsn: str) -> tuple[int, list[int]]:
     """An open connection's backend pid, and the cluster's process ids read while it is open."""
 
