@@ -30,13 +30,15 @@ import contextlib
 import multiprocessing
 import os
 import random
+import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -78,6 +80,7 @@ MERGES_PER_WINDOW = 4  # rate_window: the policy's merges in the window the rate
 APPEND_TIMEOUT = 600.0  # seconds for one chunk: a sequencer that stopped must not hang the run
 CLUSTER_DIR = "cluster-dir"  # with --keep: the name of the kept PostgreSQL cluster's folder inside the engine's
 SAMPLE_EVERY = 97  # keep every 97th leaf hash for the proof requests (spread over the whole tree)
+FRESH_LOGS = 3  # the first stage's rate is the median over this many fresh logs: its window is short (1.5 s at 10^5)
 MERGE_POLL = 0.005  # seconds between looks at the lookup watermark while the merge catches up
 # The harness's own pauses (signing the next chunk, the read phases) must not look like an idle log: the sequencer
 # would merge whatever tail waits (SequencerConfig.merge_idle), 100,000 leaves per chunk where sustained load merges
@@ -436,6 +439,49 @@ def make_engine(
     raise argparse.ArgumentTypeError(f"unknown engine {name!r}: sqlite or postgresql")
 
 
+@contextlib.contextmanager
+def fresh_twin(engine: Engine, number: int) -> Iterator[Engine]:
+    """Another empty log on `engine`'s engine (SQLite: a folder beside its own; PostgreSQL: a database in the same
+    cluster), removed afterwards."""
+    data = engine.data.with_name(f"{engine.data.name}-fresh{number}")
+    if not isinstance(engine, PostgresEngine):
+        try:
+            yield SQLiteEngine(data)
+        finally:
+            shutil.rmtree(data, ignore_errors=True)
+        return
+    twin = PostgresEngine(data, engine.cluster, f"{engine.database}_fresh{number}")
+    prepare_data(data)
+    engine.cluster.create_database(twin.database)
+    twin.write_settings("")
+    try:
+        yield twin
+    finally:
+        engine.cluster.psql(f'DROP DATABASE IF EXISTS "{twin.database}"')
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def fresh_rates(engines: Sequence[Engine], size: int, when: int, pool: ProcessPoolExecutor) -> list[list[float]]:
+    """Each engine's rate over the first `size` entries of FRESH_LOGS - 1 more fresh logs, grown as the first
+    stage is (`stage_plan`). A fresh stage's window lasts about 1.5 s at 10^5: one such window swung 59,267 to
+    76,025/s between runs on one night, against 2*10^6 over about 35 s at 10^7 (BENCHMARKS.md "Fiftieth round")."""
+    rates: list[list[float]] = [[] for _ in engines]
+    for number in range(1, FRESH_LOGS):
+        with contextlib.ExitStack() as stack:
+            twins = [Grower(stack.enter_context(fresh_twin(engine, number))) for engine in engines]
+            for target, sign_ahead in stage_plan(0, size):
+                asyncio.run(grow_all(twins, target, when, pool, sign_ahead))
+            for mine, twin in zip(rates, twins, strict=True):
+                mine.append(twin.rate_over(rate_window(size)))
+    return rates
+
+
+def with_fresh_rates(figures: Figures, others: Sequence[float]) -> Figures:
+    """The first stage's figures, its rate the median of its own fresh log's and `others`' (all kept, printed)."""
+    every = (figures.rate_at_size, *others)
+    return replace(figures, rate_at_size=statistics.median(every), fresh_rates=every)
+
+
 def signing_pool() -> ProcessPoolExecutor:
     # forkserver, not fork: a forked worker would inherit the SQLite sequencer lock's file descriptor (a flock),
     # and keep the lease held after the in-process sequencer closes, so no server could sequence afterwards
@@ -463,9 +509,12 @@ def run(
             before = [(g.size, sum(s for _, s in g.seconds)) for g in growers]
             for target, sign_ahead in stage_plan(growers[0].size, size):
                 asyncio.run(grow_all(growers, target, when, pool, sign_ahead))
-            for grower, (size_before, seconds_before) in zip(growers, before, strict=True):
+            first = before[0][0] == 0
+            others = fresh_rates([g.engine for g in growers], size, when, pool) if first else [[] for _ in growers]
+            for grower, (size_before, seconds_before), more in zip(growers, before, others, strict=True):
                 stage_seconds = sum(s for _, s in grower.seconds) - seconds_before
-                figures.append(measure(grower.engine, grower, stage_seconds, grower.size - size_before, seconds))
+                figure = measure(grower.engine, grower, stage_seconds, grower.size - size_before, seconds)
+                figures.append(with_fresh_rates(figure, more) if first else figure)
                 print_figures(figures[-1])
     return figures
 

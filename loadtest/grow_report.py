@@ -24,6 +24,7 @@ class Figures:
     rss_anon: int  # of them anonymous (ServerProcess.rss_anon_bytes): the heap, without the mapped file pages
     rss_anon_start: int
     last_chunk: tuple[int, str] = (0, "")  # the stage's last chunk (its rate window): entries, and the work in it
+    fresh_rates: tuple[float, ...] = ()  # the first stage: its own fresh log's rate and the others' (grow.FRESH_LOGS)
 
 
 def ms(seconds: float) -> str:
@@ -49,6 +50,9 @@ def print_figures(f: Figures) -> None:
         f"{f.rss_anon / 2**20:,.0f}); load average {os.getloadavg()[0]:.2f}",
         flush=True,
     )
+    if f.fresh_rates:  # rate_at_size is their median
+        every = " / ".join(f"{rate:,.0f}" for rate in f.fresh_rates)
+        print(f"  [{f.engine}] integration at {f.size:,}: the median of {len(f.fresh_rates)} fresh logs: {every}/s")
     entries, work = f.last_chunk
     if work:  # what fell inside the window: a slow one is told apart by it (loadtest/serverwindow.py)
         print(f"  [{f.engine}] its last {entries:,} appended and merged: {work}", flush=True)

@@ -50,10 +50,13 @@ WRITE_COUNTERS = """SELECT w.wal_bytes::bigint, w.wal_records, w.wal_fpi, b.buff
 FROM pg_stat_wal w, pg_stat_bgwriter b, (SELECT current_setting('block_size')::bigint AS block) s"""
 
 # What fell inside a measured window (loadtest/serverwindow.py): checkpoints begun and the bytes they wrote, vacuum
-# and analyze runs on the database's tables (autovacuum's and manual), and the WAL with its full-page images.
+# and analyze runs on the database's tables (autovacuum's and manual), and the WAL with its full-page images. The
+# WAL's bytes from its insert position, exact at once; the statistics views lag by up to a second of a busy
+# backend's work (it sends its counts once a second), so a window of a few seconds shows too few images.
 MAINTENANCE_FIELDS = ("checkpoints", "checkpoint bytes", "vacuums", "analyzes", "wal", "full-page images")
 MAINTENANCE_COUNTERS = """SELECT b.checkpoints_timed + b.checkpoints_req, b.buffers_checkpoint * s.block,
-    COALESCE(t.vacuums, 0), COALESCE(t.analyzes, 0), w.wal_bytes::bigint, w.wal_fpi
+    COALESCE(t.vacuums, 0), COALESCE(t.analyzes, 0), pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
+    w.wal_fpi
 FROM pg_stat_bgwriter b, pg_stat_wal w, (SELECT current_setting('block_size')::bigint AS block) s,
     (SELECT sum(vacuum_count + autovacuum_count) AS vacuums, sum(analyze_count + autoanalyze_count) AS analyzes
      FROM pg_stat_all_tables) t"""
