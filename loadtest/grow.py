@@ -11,7 +11,10 @@ For each storage engine, side by side, and at each size:
   fsync'd commit each), over the last entries before the size was reached (`rate_window`: four of the merge
   policy's merges, 2*10^6 at 10^7), and over the whole stage. Appended AND merged: each chunk is timed until the
   sequencer's merger has moved all of its lookup keys into the lookup tables (storage contract 6), so the merge
-  work counts wherever the merge policy puts it, the merger's wait for an idle log (merge_idle, 0.2 s) included;
+  work counts wherever the merge policy puts it, the merger's wait for an idle log (merge_idle, 0.2 s) included.
+  The first stage's rate is the median over three fresh logs (`fresh_rates`: its window lasts ~1.5 s at 10^5),
+  each printed; after each stage, the work in its window (`loadtest/serverwindow.py`: CPU per entry by process,
+  PostgreSQL's checkpoints, vacuums and WAL);
 - inclusion proofs by leaf hash and proof bundles (`GET /api/v1/bundle/<i>`) over HTTP from a real
   `tlog-server serve` on that database: requests/s and latency p50/p99 (16 keep-alive clients);
 - level-0 hash tiles read over HTTP, random full tiles across the tree: reads/s;
