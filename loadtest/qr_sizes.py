@@ -92,7 +92,7 @@ def photographed(code: segno.QRCode) -> Image.Image:
 
 
 def read_back(code: segno.QRCode, url: str) -> bool:
-    # QR codes only, as a phone's camera app reads (tools.qr.read_qr_codes): about one large code in a hundred also
+    # QR codes only, as a phone's camera app reads (tools.qr.read_qr_codes): about one large code in 200 also
     # reads as a Codabar barcode, which counted as a failed read here.
     found = zxingcpp.read_barcodes(photographed(code), formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
     return len(found) == 1 and found[0].text == url

@@ -1,5 +1,5 @@
 """Reading a code back in the tests as a phone's camera app does: QR codes only (tools.qr.read_qr_codes), since the
-random modules of about one large code in a hundred also read as a linear barcode (tests/test_qr_reading.py)."""
+random modules of about one large code in 200 also read as a linear barcode (tests/test_qr_reading.py)."""
 
 from pathlib import Path
 

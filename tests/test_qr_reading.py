@@ -1,6 +1,6 @@
 """A printed code reads back as one QR code, even when its modules also read as another symbology.
 
-zxing-cpp (3.1.1 here) looking for every symbology finds a Codabar barcode inside about one code in a hundred of
+zxing-cpp (3.1.1 here) looking for every symbology finds a Codabar barcode inside about one code in 200 of
 those `tlog submit` writes: random modules happen to form its bars, and Codabar has no check digit. The tests read
 codes through tests/qr_scan.py and `tlog verify --qr-image` through tools.qr.decode_image; both look for QR codes
 only. The seeds below give such codes (found by trying seeds; each code is version 17, level M)."""

@@ -193,9 +193,9 @@ def _svg_image(data: bytes) -> Image.Image:
 
 
 def read_qr_codes(image: Image.Image) -> list["zxingcpp.Barcode"]:
-    """The QR codes zxing-cpp finds in `image`, and nothing else: in about one code in a hundred that it writes, the
-    random modules of a large QR code also read as a linear barcode (Codabar has no check digit; EAN-13's is one
-    digit), so a reader looking for every symbology finds two codes in a picture of one."""
+    """The QR codes zxing-cpp finds in `image`, and nothing else: in about one in 200 of the codes `tlog submit`
+    writes, the random modules also read as a linear barcode (Codabar has no check digit; EAN-13's is one digit), so
+    a reader looking for every symbology finds two codes in a picture of one (docs/printed-code.md)."""
     import zxingcpp
 
     found = zxingcpp.read_barcodes(image, formats=zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode))
