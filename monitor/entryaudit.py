@@ -21,7 +21,7 @@ from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.modes import TREE
 from monitor.rules import UNEXPECTED, match_chunk
 from monitor.state import AuditedChunk, LogRow, Signed
-from monitor.statusaudit import RULE_STATUS_INDEX, Finding, status_items_of
+from monitor.statusaudit import APPLY_EVERY, RULE_STATUS_INDEX, Finding, status_items_of
 from monitor.statusfile import indexed_size
 from monitor.statusworker import StatusRunner, findings_of
 from monitor.stolenkeys import stolen_key_alerts
@@ -35,6 +35,12 @@ from tlogcore.tiles import TILE_WIDTH, Tile
 # 1 (four alternating audits of 2*10^5 entries each): no less idle CPU, as the status process's page writes (folds)
 # outlast two chunks of checks; and each chunk more in flight is downloaded again after a kill.
 CHECKS_AHEAD = 1
+# Entries of the chunks resolved (their status index queued in the status process) and not yet committed. The
+# status process works in bursts: a root-less log's batch of APPLY_EVERY documents, and a fold, keep it busy for
+# 0.4-1.2 s at 2·10^5 and 2-3 s at 10^6 (statusaudit.py). The main process waits for a chunk's findings to commit
+# it; while it waits it feeds the workers no more, and a core idles. A batch's worth of entries checked ahead (about
+# 2 s of the workers' time on 2 cores) outlasts the burst; each is downloaded again after a kill.
+STATUS_AHEAD_ENTRIES = APPLY_EVERY
 
 
 @dataclass
@@ -155,17 +161,17 @@ class EntryAudit:
         log.info("%s: status index rebuilt over entries 0-%d", self.context.origin, again.next_index - 1)
 
     async def _chunk_after_chunk(self, row: LogRow, target: Signed, view: TreeView) -> None:
-        """Chunk after chunk, four in flight: the next chunk downloads; this one's statements are checked in the
-        workers (the last CHECKS_AHEAD chunks'); the one before is resolved here (registry, watch rules) and its
-        status index queued in the status process behind the index of the one before it, which is then committed.
-        Resolving a chunk before the one before it is committed keeps the status process fed while this process
-        commits (docs/performance.md, "The monitor"). Commits stay in log order, each with the registry as of its
-        own chunk's end (a snapshot taken when the chunk was resolved)."""
+        """Chunk after chunk, pipelined: the next chunk downloads; this one's statements are checked in the workers
+        (the last CHECKS_AHEAD chunks'); the one before is resolved here (registry, watch rules) and its status index
+        queued in the status process, behind those of the chunks resolved before it and not yet committed
+        (`pending`, up to STATUS_AHEAD_ENTRIES entries). A chunk is committed once its status findings are back, or
+        when more than that wait: the workers stay fed while the status process writes a batch. Commits stay in log
+        order, each with the registry as of its own chunk's end (a snapshot taken when the chunk was resolved)."""
         end = self.rebuilding_to or target.size
         chunks = self._chunks(row.next_index, end, target.size)
         prefetch: asyncio.Future[dict[str, bytes]] | None = None
         checking: collections.deque[_Prepared] = collections.deque()  # what `finally` cancels if this fails
-        resolved: _Resolved | None = None
+        pending: collections.deque[_Resolved] = collections.deque()  # resolved, not committed, in log order
         try:
             for number, tiles in enumerate(chunks):
                 current = prefetch or asyncio.ensure_future(self._fetch_chunk(view, tiles, target.note))
@@ -176,19 +182,18 @@ class EntryAudit:
                 try:
                     checking.append(await self._prepare(view, target, tiles, first, await current))
                 except Exception:  # the chunks before still count: commit them, then stop (as before pipelining)
-                    await self._drain(row, target, view, resolved, checking)
+                    await self._drain(row, target, view, pending, checking)
                     raise
-                if len(checking) > CHECKS_AHEAD:  # `resolved` stays the one before until it is committed
-                    resolved = await self._resolve_then_commit(row, target, view, checking.popleft(), resolved)
-            await self._drain(row, target, view, resolved, checking)
-            resolved = None
+                if len(checking) > CHECKS_AHEAD:
+                    await self._resolve_then_commit(row, target, view, checking.popleft(), pending)
+            await self._drain(row, target, view, pending, checking)
         finally:
-            for pending in (prefetch, *(chunk.checks for chunk in checking)):
-                if pending is not None:
-                    pending.cancel()
-                    await asyncio.gather(pending, return_exceptions=True)
-            if resolved is not None:  # its rows may be being written: let that end before the index is closed
-                await asyncio.gather(resolved.findings, return_exceptions=True)  # (at once if it was committed)
+            for waiting in (prefetch, *(chunk.checks for chunk in checking)):
+                if waiting is not None:
+                    waiting.cancel()
+                    await asyncio.gather(waiting, return_exceptions=True)
+            # Their rows may be being written: let that end before the index is closed.
+            await asyncio.gather(*(resolved.findings for resolved in pending), return_exceptions=True)
 
     def _status_executor(self) -> Executor | None:
         shared = self.context.shared
@@ -199,34 +204,39 @@ class EntryAudit:
         row: LogRow,
         target: Signed,
         view: TreeView,
-        resolved: "_Resolved | None",
+        pending: "collections.deque[_Resolved]",
         checking: "collections.deque[_Prepared]",
     ) -> None:
-        """Commit what is in flight, in order: the resolved chunk, then those being checked (taken from `checking`
-        one by one: what is left there if this fails is the caller's to cancel)."""
+        """Commit what is in flight, in order: the resolved chunks, then those being checked (each taken from
+        `checking` or `pending` as it is handled: what is left in them if this fails is the caller's)."""
         while checking:
-            resolved = await self._resolve_then_commit(row, target, view, checking.popleft(), resolved)
-        if resolved is not None:
-            await self._commit(row, target, view, resolved)
+            await self._resolve_then_commit(row, target, view, checking.popleft(), pending)
+        await self._commit_while(row, target, view, pending, 0)
 
     async def _resolve_then_commit(
-        self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared", done: "_Resolved | None"
-    ) -> "_Resolved":
-        """Resolve `chunk`, whose status index then waits in the status process behind that of `done`, the chunk
-        before it; then commit `done`. If the resolving fails, `done` is committed all the same."""
+        self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared", pending: "collections.deque[_Resolved]"
+    ) -> None:
+        """Resolve `chunk`, whose status index then waits in the status process behind those of the chunks in
+        `pending`; then commit the chunks whose findings are back, and the oldest while their entries are more than
+        STATUS_AHEAD_ENTRIES. If the resolving fails, the chunks resolved before it are committed all the same."""
         try:
-            resolved = await self._resolve(row, target, view, chunk)
+            pending.append(await self._resolve(row, target, view, chunk))
         except Exception:
-            if done is not None:
-                await self._commit(row, target, view, done)
+            await self._commit_while(row, target, view, pending, 0)
             raise
-        if done is not None:
-            try:
-                await self._commit(row, target, view, done)
-            except BaseException:  # the chunk just resolved may be writing its rows: let that end first
-                await asyncio.gather(resolved.findings, return_exceptions=True)
-                raise
-        return resolved
+        await self._commit_while(row, target, view, pending, STATUS_AHEAD_ENTRIES)
+
+    async def _commit_while(
+        self, row: LogRow, target: Signed, view: TreeView, pending: "collections.deque[_Resolved]", ahead: int
+    ) -> None:
+        """Commit the oldest pending chunk while the pending chunks hold more than `ahead` entries, or while its
+        findings are back and a chunk resolved after it is queued behind it (the status process is then never left
+        idle by a commit)."""
+        while pending and (
+            sum(r.chunk.end - r.chunk.first for r in pending) > ahead
+            or (len(pending) > 1 and pending[0].findings.done())
+        ):
+            await self._commit(row, target, view, pending.popleft())
 
     async def _prepare(
         self, view: TreeView, target: Signed, tiles: list[Tile], first: int, bundles: dict[str, bytes]
