@@ -12,9 +12,11 @@ For each storage engine, side by side, and at each size:
   policy's merges, 2*10^6 at 10^7), and over the whole stage. Appended AND merged: each chunk is timed until the
   sequencer's merger has moved all of its lookup keys into the lookup tables (storage contract 6), so the merge
   work counts wherever the merge policy puts it, the merger's wait for an idle log (merge_idle, 0.2 s) included.
-  The first stage's rate is the median over three fresh logs (`fresh_rates`: its window lasts ~1.5 s at 10^5),
-  each printed; after each stage, the work in its window (`loadtest/serverwindow.py`: CPU per entry by process,
-  PostgreSQL's checkpoints, vacuums and WAL);
+  The first stage's rate is the median over fresh logs (`fresh_rates`: its window lasts ~1.5 s at 10^5), each
+  printed: three grown as the run starts, and, when the run has more than one size, three more after its last
+  stage, so the first size's rate is taken beside the last one's in time too (the machine's speed drifts);
+  after each stage, the work in its window (`loadtest/serverwindow.py`: CPU per entry by process, PostgreSQL's
+  checkpoints, vacuums and WAL);
 - inclusion proofs by leaf hash and proof bundles (`GET /api/v1/bundle/<i>`) over HTTP from a real
   `tlog-server serve` on that database: requests/s and latency p50/p99 (16 keep-alive clients);
 - level-0 hash tiles read over HTTP, random full tiles across the tree: reads/s;
@@ -45,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
-from loadtest.grow_report import Figures, print_figures, print_goals, print_table
+from loadtest.grow_report import Figures, print_figures, print_fresh_after, print_goals, print_table
 from loadtest.log_bench import (
     DATABASE,
     PROOF_CLIENTS,
@@ -84,6 +86,7 @@ APPEND_TIMEOUT = 600.0  # seconds for one chunk: a sequencer that stopped must n
 CLUSTER_DIR = "cluster-dir"  # with --keep: the name of the kept PostgreSQL cluster's folder inside the engine's
 SAMPLE_EVERY = 97  # keep every 97th leaf hash for the proof requests (spread over the whole tree)
 FRESH_LOGS = 3  # the first stage's rate is the median over this many fresh logs: its window is short (1.5 s at 10^5)
+FRESH_LOGS_AFTER = 3  # and as many more after the last stage: the machine's speed drifts over a run (fresh_rates)
 MERGE_POLL = 0.005  # seconds between looks at the lookup watermark while the merge catches up
 # The harness's own pauses (signing the next chunk, the read phases) must not look like an idle log: the sequencer
 # would merge whatever tail waits (SequencerConfig.merge_idle), 100,000 leaves per chunk where sustained load merges
@@ -464,12 +467,16 @@ def fresh_twin(engine: Engine, number: int) -> Iterator[Engine]:
         shutil.rmtree(data, ignore_errors=True)
 
 
-def fresh_rates(engines: Sequence[Engine], size: int, when: int, pool: ProcessPoolExecutor) -> list[list[float]]:
-    """Each engine's rate over the first `size` entries of FRESH_LOGS - 1 more fresh logs, grown as the first
-    stage is (`stage_plan`). A fresh stage's window lasts about 1.5 s at 10^5: one such window swung 59,267 to
-    76,025/s between runs on one night, against 2*10^6 over about 35 s at 10^7 (BENCHMARKS.md "Fiftieth round")."""
+def fresh_rates(
+    engines: Sequence[Engine], size: int, when: int, pool: ProcessPoolExecutor, numbers: range
+) -> list[list[float]]:
+    """Each engine's rate over the first `size` entries of one more fresh log per number in `numbers`, grown as the
+    first stage is (`stage_plan`). A fresh stage's window lasts about 1.5 s at 10^5: one such window swung 59,267 to
+    76,025/s between runs on one morning, and the fresh rate rose through the morning while the rate at 10^7 held
+    within 3 %, so the ratio's verdict was the fresh window's (BENCHMARKS.md "Fiftieth round"). Hence several,
+    some grown as the run starts and some after its last stage."""
     rates: list[list[float]] = [[] for _ in engines]
-    for number in range(1, FRESH_LOGS):
+    for number in numbers:
         with contextlib.ExitStack() as stack:
             twins = [Grower(stack.enter_context(fresh_twin(engine, number))) for engine in engines]
             for target, sign_ahead in stage_plan(0, size):
@@ -483,6 +490,13 @@ def with_fresh_rates(figures: Figures, others: Sequence[float]) -> Figures:
     """The first stage's figures, its rate the median of its own fresh log's and `others`' (all kept, printed)."""
     every = (figures.rate_at_size, *others)
     return replace(figures, rate_at_size=statistics.median(every), fresh_rates=every)
+
+
+def with_fresh_rates_after(figures: Figures, after: Sequence[float]) -> Figures:
+    """The first stage's figures once fresh logs were grown again after the last stage: its rate the median of
+    every fresh log's, before and after."""
+    every = (*figures.fresh_rates, *after)
+    return replace(figures, rate_at_size=statistics.median(every), fresh_rates_after=tuple(after))
 
 
 def signing_pool() -> ProcessPoolExecutor:
@@ -513,12 +527,19 @@ def run(
             for target, sign_ahead in stage_plan(growers[0].size, size):
                 asyncio.run(grow_all(growers, target, when, pool, sign_ahead))
             first = before[0][0] == 0
-            others = fresh_rates([g.engine for g in growers], size, when, pool) if first else [[] for _ in growers]
-            for grower, (size_before, seconds_before), more in zip(growers, before, others, strict=True):
+            numbers = range(1, FRESH_LOGS)
+            others = fresh_rates([g.engine for g in growers], size, when, pool, numbers) if first else None
+            for number, (grower, (size_before, seconds_before)) in enumerate(zip(growers, before, strict=True)):
                 stage_seconds = sum(s for _, s in grower.seconds) - seconds_before
                 figure = measure(grower.engine, grower, stage_seconds, grower.size - size_before, seconds)
-                figures.append(with_fresh_rates(figure, more) if first else figure)
+                figures.append(with_fresh_rates(figure, others[number]) if others is not None else figure)
                 print_figures(figures[-1])
+        if len(sizes) > 1 and figures[0].fresh_rates:
+            numbers = range(FRESH_LOGS, FRESH_LOGS + FRESH_LOGS_AFTER)
+            after = fresh_rates([g.engine for g in growers], sizes[0], when, pool, numbers)
+            for number, rates in enumerate(after):
+                figures[number] = with_fresh_rates_after(figures[number], rates)
+                print_fresh_after(figures[number])
     return figures
 
 

@@ -1,6 +1,7 @@
 """The growth driver's report (loadtest/grow.py): each stage's figures as it ends, the table, and the goals."""
 
 import os
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,7 @@ class Figures:
     rss_anon_start: int
     last_chunk: tuple[int, str] = (0, "")  # the stage's last chunk (its rate window): entries, and the work in it
     fresh_rates: tuple[float, ...] = ()  # the first stage: its own fresh log's rate and the others' (grow.FRESH_LOGS)
+    fresh_rates_after: tuple[float, ...] = ()  # and those of the fresh logs grown after the last stage
 
 
 def ms(seconds: float) -> str:
@@ -38,6 +40,19 @@ def latency(load: Load) -> str:
 def failures(load: Load) -> str:
     bad = load.requests - load.ok
     return f" ({bad} non-200: {dict(load.statuses)})" if bad else ""
+
+
+def print_fresh_after(f: Figures) -> None:
+    """The first size's fresh logs grown again after the last stage, and the median over all of them (the rate
+    the goals below take), beside that of those grown as the run started."""
+    after = " / ".join(f"{rate:,.0f}" for rate in f.fresh_rates_after)
+    every = len(f.fresh_rates) + len(f.fresh_rates_after)
+    print(
+        f"  [{f.engine}] integration at {f.size:,}: {len(f.fresh_rates_after)} fresh logs again after the last stage: "
+        f"{after}/s; the median of all {every}: {f.rate_at_size:,.0f}/s (of the {len(f.fresh_rates)} as the run "
+        f"started: {statistics.median(f.fresh_rates):,.0f}/s)",
+        flush=True,
+    )
 
 
 def print_figures(f: Figures) -> None:
