@@ -26,7 +26,7 @@ class Figures:
     rss_anon_start: int
     last_chunk: tuple[int, str] = (0, "")  # the stage's last chunk (its rate window): entries, and the work in it
     fresh_rates: tuple[float, ...] = ()  # the first stage: its own fresh log's rate and the others' (grow.FRESH_LOGS)
-    fresh_rates_after: tuple[float, ...] = ()  # and those of the fresh logs grown after the last stage
+    fresh_rates_after: tuple[float, ...] = ()  # the fresh logs grown after the last stage (printed, not a goal)
 
 
 def ms(seconds: float) -> str:
@@ -42,15 +42,16 @@ def failures(load: Load) -> str:
     return f" ({bad} non-200: {dict(load.statuses)})" if bad else ""
 
 
-def print_fresh_after(f: Figures) -> None:
-    """The first size's fresh logs grown again after the last stage, and the median over all of them (the rate
-    the goals below take), beside that of those grown as the run started."""
-    after = " / ".join(f"{rate:,.0f}" for rate in f.fresh_rates_after)
-    every = len(f.fresh_rates) + len(f.fresh_rates_after)
+def print_fresh_after(first: Figures, last: Figures) -> None:
+    """The first size's fresh logs grown again after the last stage, and the ratio of their median to the last
+    size's rate, beside the goals' ratio (the median of those grown as the run started)."""
+    after = " / ".join(f"{rate:,.0f}" for rate in first.fresh_rates_after)
+    median = statistics.median(first.fresh_rates_after)
     print(
-        f"  [{f.engine}] integration at {f.size:,}: {len(f.fresh_rates_after)} fresh logs again after the last stage: "
-        f"{after}/s; the median of all {every}: {f.rate_at_size:,.0f}/s (of the {len(f.fresh_rates)} as the run "
-        f"started: {statistics.median(f.fresh_rates):,.0f}/s)",
+        f"  [{first.engine}] integration at {first.size:,}: {len(first.fresh_rates_after)} fresh logs again after the "
+        f"last stage: {after}/s, median {median:,.0f}/s: {median / last.rate_at_size:.2f}x the rate at {last.size:,} "
+        f"(the goal's ratio, from the {len(first.fresh_rates)} as the run started: "
+        f"{first.rate_at_size / last.rate_at_size:.2f}x)",
         flush=True,
     )
 

@@ -56,22 +56,24 @@ def test_a_stage_merges_at_the_policys_size_not_once_per_signed_chunk(tmp_path: 
     assert entries == 1_000 and re.fullmatch(r"CPU per entry: this process \d+\.\d us", work), work
 
 
-def test_the_first_stages_rate_is_the_median_of_fresh_logs_before_and_after_and_their_folders_go(
+def test_the_first_stages_rate_is_the_median_of_three_fresh_logs_and_three_more_follow_the_last_stage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # A fresh 10^5 lasts ~1.5 s, and one such window swung 59,267-76,025/s between runs (BENCHMARKS.md "Fiftieth
-    # round"), and rose through a morning while the rate at 10^7 held: three fresh logs as the run starts, three
-    # more after its last stage, beside the last stage in time. Later stages are measured once, on the growing log.
+    # round"), and rose through a morning while the rate at 10^7 held: three fresh logs as the run starts (the
+    # goal's ratio), three more after its last stage, printed beside it. Later stages are measured once.
     first, second = grow.run(["sqlite"], [1_500, 3_000], 0.2, tmp_path)
     assert len(first.fresh_rates) == grow.FRESH_LOGS == 3 and len(set(first.fresh_rates)) == 3
+    assert first.rate_at_size == sorted(first.fresh_rates)[1]
     assert len(first.fresh_rates_after) == grow.FRESH_LOGS_AFTER == 3
-    every = sorted(first.fresh_rates + first.fresh_rates_after)
-    assert len(set(every)) == 6 and first.rate_at_size == (every[2] + every[3]) / 2
+    assert len(set(first.fresh_rates + first.fresh_rates_after)) == 6
     assert second.fresh_rates == second.fresh_rates_after == () and second.size == 3_000
     assert not [path for path in tmp_path.iterdir() if "fresh" in path.name]  # the fresh logs removed
+    after = sorted(first.fresh_rates_after)[1] / second.rate_at_size
     printed = capsys.readouterr().out
     assert f"3 fresh logs again after the last stage: {first.fresh_rates_after[0]:,.0f} / " in printed
-    assert f"the median of all 6: {first.rate_at_size:,.0f}/s" in printed
+    assert f"{after:.2f}x the rate at 3,000 (the goal's ratio" in printed
+    assert f"{first.rate_at_size / second.rate_at_size:.2f}x)" in printed
 
 
 def test_a_run_of_one_size_grows_no_fresh_log_after_it(tmp_path: Path) -> None:
