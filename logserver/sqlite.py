@@ -102,11 +102,24 @@ async def immediate_transaction(
             yield db
             await db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                await db.execute("ROLLBACK")
+            await _rolled_back(db)
             raise
     except sqlite3.Error as exc:
         raise StorageError(f"{failed}: {exc}") from exc
+
+
+async def _rolled_back(db: aiosqlite.Connection) -> None:
+    """ROLLBACK, unless the transaction has ended. A statement whose await was cancelled still runs on aiosqlite's
+    thread: a COMMIT queued there ends the transaction before the ROLLBACK queued behind it, which then finds none.
+    That ROLLBACK's error must not replace the cancellation (it did: the merger, cancelled as the sequencer stopped,
+    logged a failed merge and ran on, and the sequencer waited for it forever)."""
+    if not db.in_transaction:
+        return
+    try:
+        await db.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        if db.in_transaction:  # the rollback itself failed: the transaction is still open
+            raise
 
 
 # A batch's node hashes as one blob, cut into rows by SQLite itself: one statement instead of two Python-bound rows
