@@ -494,7 +494,7 @@ def with_fresh_rates(figures: Figures, others: Sequence[float]) -> Figures:
 
 def with_fresh_rates_after(figures: Figures, after: Sequence[float]) -> Figures:
     """The first stage's figures with the rates of the fresh logs grown again after the last stage. Printed beside
-    the goals' ratio, not part of it: right after a stage of 10^7 fresh logs ran 20-27 % slower than at the run's
+    the goals' ratio, not part of it: right after a stage of 10^7 fresh logs ran 17-27 % slower than at the run's
     start, each on less CPU, so they waited on something the start did not (BENCHMARKS.md "Fifty-first round")."""
     return replace(figures, fresh_rates_after=tuple(after))
 
@@ -529,17 +529,17 @@ def run(
             first = before[0][0] == 0
             numbers = range(1, FRESH_LOGS)
             others = fresh_rates([g.engine for g in growers], size, when, pool, numbers) if first else None
-            for number, (grower, (size_before, seconds_before)) in enumerate(zip(growers, before, strict=True)):
+            for engine, (grower, (size_before, seconds_before)) in enumerate(zip(growers, before, strict=True)):
                 stage_seconds = sum(s for _, s in grower.seconds) - seconds_before
                 figure = measure(grower.engine, grower, stage_seconds, grower.size - size_before, seconds)
-                figures.append(with_fresh_rates(figure, others[number]) if others is not None else figure)
+                figures.append(with_fresh_rates(figure, others[engine]) if others is not None else figure)
                 print_figures(figures[-1])
         if len(sizes) > 1 and figures[0].fresh_rates:
             numbers = range(FRESH_LOGS, FRESH_LOGS + FRESH_LOGS_AFTER)
             after = fresh_rates([g.engine for g in growers], sizes[0], when, pool, numbers)
-            for number, rates in enumerate(after):
-                figures[number] = with_fresh_rates_after(figures[number], rates)
-                print_fresh_after(figures[number], figures[-len(growers) + number])
+            for engine, rates in enumerate(after):  # the first stage's figures come first, one per engine
+                figures[engine] = with_fresh_rates_after(figures[engine], rates)
+                print_fresh_after(figures[engine], figures[-len(growers) + engine])
     return figures
 
 
