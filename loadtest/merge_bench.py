@@ -11,7 +11,7 @@ page of its own, so a merge of a fixed 10,000 keys costs more per key as the log
 a merge reads only their keys) straight to each size, without growing a log, then times the real MERGE of a
 batch of new leaves, for each batch size asked (`--batches`; `policy` is the sequencer's rule,
 `sequencing.merge_batch`), and prints per key: wall time, CPU (SQLite: this thread, which runs SQLite; PostgreSQL:
-the server backend's, from /proc), and what it wrote (SQLite: lookup-file WAL pages, then the TRUNCATE checkpoint
+the server backend's, from /proc), and what it wrote (SQLite: lookup-file WAL pages, then the RESTART checkpoint
 the merger runs after each merge; PostgreSQL: WAL bytes, right after a CHECKPOINT, so the worst case of
 full-page images; `--no-checkpoint`: none). Then, for SQLite, how long an open takes with the largest tail the
 policy waits for (`--restart-tail`, merge_cap): it merges the whole tail before serving. Prints figures; asserts
@@ -34,6 +34,7 @@ import asyncpg  # type: ignore[import-untyped]  # no stubs shipped
 from loadtest.pgcluster import start_cluster
 from logserver import postgres, sqlite_schema
 from logserver.sequencing import SequencerConfig
+from logserver.sqlite import WAL_FRAME_HEADER
 
 SQLITE_LEAVES = (  # leaves [?1, ?2) with random keys; data is one byte: the merge reads only idx and the keys
     "INSERT INTO leaves (idx, data, leaf_key, document_key, registry)"
@@ -55,7 +56,7 @@ class Merge:
     seconds: float  # the merge transaction, wall
     cpu: float  # CPU seconds of whoever ran it (SQLite: this thread; PostgreSQL: the backend)
     written: float  # bytes: SQLite the lookup WAL (pages + frame headers), PostgreSQL the WAL
-    after: float  # seconds after the commit the merger also spends: SQLite's TRUNCATE checkpoint
+    after: float  # seconds after the commit the merger also spends: SQLite's RESTART checkpoint
 
     def line(self) -> str:
         per_key = 1e6 / self.keys
@@ -94,10 +95,10 @@ def sqlite_merge(path: Path, rows: int, keys: int) -> Merge:
             merger.execute(statement, (rows, rows + keys))
         merger.execute("COMMIT")
         seconds, cpu = time.perf_counter() - started, time.thread_time() - cpu
-        written = sqlite_schema.lookup_path(path).with_name(path.name + ".lookups-wal").stat().st_size
         started = time.perf_counter()
-        merger.execute("PRAGMA lk.wal_checkpoint(TRUNCATE)")
+        _, frames, _ = merger.execute("PRAGMA lk.wal_checkpoint(RESTART)").fetchone()  # the pages the merge wrote
         after = time.perf_counter() - started
+        written = frames * (WAL_FRAME_HEADER + int(merger.execute("PRAGMA lk.page_size").fetchone()[0]))
     return Merge("sqlite", rows, keys, seconds, cpu, float(written), after)
 
 

@@ -138,9 +138,11 @@ INSERT_LEAVES = (
 )
 READ_CACHE_BYTES = 256 * 1024 * 1024  # the read connection's page cache (SQLite's default is 2 MiB)
 READ_MMAP_BYTES = 0x7FFF0000  # memory-mapped reads (the OS page cache, no copy), at the usual build cap of ~2 GiB
-# The log file's WAL, emptied by the merger past this size (SQLiteStorage._bound_log_wal), and how long that waits for
-# the log's readers, holding the sequencer's next commit back meanwhile (a failed try waits for the next merge).
+# The log file's WAL, started over by the merger once it holds more than this (SQLiteStorage._bound_log_wal), and how
+# long that waits for the log's readers, holding the sequencer's next commit back meanwhile (a failed try waits for
+# the next merge).
 LOG_WAL_BOUND = 64 * 1024 * 1024
+WAL_FRAME_HEADER = 24  # bytes before each page in a WAL (sqlite.org/fileformat.html "WAL File Format")
 LOG_WAL_WAIT_MS = 100
 MERGER_WAIT_MS = 5000
 # Every committed leaf is found: through the lookup table below the watermark, by scanning the short tail above it.
@@ -420,33 +422,35 @@ class SQLiteStorage:
                         await db.execute(statement, (merged, end))
             # The WALs copied into their databases here, beside the commits rather than inside one of them (SQLite's
             # automatic checkpoint runs in whichever commit crosses 1,000 pages). PASSIVE: no lock, no waiting (the
-            # log's WAL emptied only past its bound, _bound_log_wal).
+            # log's WAL started over only past its bound, _bound_log_wal).
             # Both files: automatic checkpoints are off for every database this connection holds, and the lookup
-            # file's WAL, never checkpointed, grew by every merge (3.1 GB at 1.9 million entries). Only TRUNCATE
-            # bounds it: after PASSIVE or RESTART this connection's next merge still appended to the old WAL
-            # (SQLite 3.40, tests/test_sqlite_lookup_file.py). It waits only for readers of the lookup file.
-            await db.execute("PRAGMA main.wal_checkpoint(PASSIVE)")
-            await db.execute("PRAGMA lk.wal_checkpoint(TRUNCATE)")
-            await self._bound_log_wal(db)
+            # file's WAL, never checkpointed, grew by every merge (3.1 GB at 1.9 million entries). RESTART waits for
+            # the lookup file's readers to leave it, so the next merge writes from the WAL's start, over the blocks
+            # the file already has (tests/test_sqlite_lookup_file.py). Not TRUNCATE: emptied, the WAL gave its blocks
+            # back and each merge allocated them again, 0.56 GB at 10^7 entries, where ext4's write_begin for new
+            # blocks took 17 % of the appending process (BENCHMARKS.md "Fifty-second round"; as statuswal.py found).
+            async with db.execute("PRAGMA main.wal_checkpoint(PASSIVE)") as cursor:
+                _, log_frames, _ = await cursor.fetchone() or (0, 0, 0)
+            await db.execute("PRAGMA lk.wal_checkpoint(RESTART)")
+            await self._bound_log_wal(db, log_frames)
         except sqlite3.Error as exc:
             raise StorageError(f"{MERGE_FAILED}: {exc}") from exc
         return int(end - merged)
 
-    async def _bound_log_wal(self, db: aiosqlite.Connection) -> None:
-        """Empty the log file's WAL once it outgrows LOG_WAL_BOUND. PASSIVE copies it into the file but never starts
-        it over while a reader is inside it, and under a steady load one always is (the indexer, proofs, tiles): it
-        grew by every commit, 646 MB in a 120 s run at 10,000 entries/s (docs/operating.md "Disk"). TRUNCATE
-        waits for those readers, holding new writers back, so it is tried seldom and waits briefly: left busy,
-        the next merge tries again."""
-        try:
-            size = self._lock_path.with_name(self._db_name + "-wal").stat().st_size
-        except OSError:
-            return  # no WAL: nothing to bound
-        if size <= LOG_WAL_BOUND:
+    async def _bound_log_wal(self, db: aiosqlite.Connection, frames: int) -> None:
+        """Start the log file's WAL over once its `frames` (pages written since it last started) outgrow
+        LOG_WAL_BOUND. PASSIVE copies it into the file but never starts it over while a reader is inside it, and
+        under a steady load one always is (the indexer, proofs, tiles): it grew by every commit, 646 MB in a 120 s
+        run at 10,000 entries/s (docs/operating.md "Disk"). RESTART waits for those readers, holding new writers
+        back, so it is tried seldom and waits briefly: left busy, the next merge tries again. Once it succeeds the
+        next commit writes from the WAL's start, over the file's blocks (not TRUNCATE, as in merge_lookups)."""
+        async with db.execute("PRAGMA main.page_size") as cursor:
+            page_size = int((await cursor.fetchone() or (4096,))[0])
+        if frames * (WAL_FRAME_HEADER + page_size) <= LOG_WAL_BOUND:  # what it holds, not its file's size
             return
         await db.execute(f"PRAGMA busy_timeout = {LOG_WAL_WAIT_MS}")
         try:
-            await db.execute("PRAGMA main.wal_checkpoint(TRUNCATE)")
+            await db.execute("PRAGMA main.wal_checkpoint(RESTART)")
         finally:
             await db.execute(f"PRAGMA busy_timeout = {MERGER_WAIT_MS}")
 

@@ -5,6 +5,7 @@ bounded."""
 
 import asyncio
 import contextlib
+import itertools
 import shutil
 import sqlite3
 import threading
@@ -144,32 +145,49 @@ def test_lookup_tables_inside_log_db_move_to_their_own_file(tmp_path: Path) -> N
     assert left.isdisjoint({"leaf_lookup", "document_lookup", "lookup_state"}) and "leaves" in left
 
 
-def test_merges_keep_the_lookup_files_write_ahead_log_bounded(tmp_path: Path) -> None:
+def wal_generation(wal: Path) -> int:
+    """The WAL header's checkpoint sequence number (sqlite.org/fileformat.html "WAL File Format", bytes 12-15): one
+    more each time the WAL starts over from its beginning."""
+    with wal.open("rb") as file:
+        header = file.read(16)
+    assert len(header) == 16, f"{wal} has no header: {len(header)} bytes"
+    return int.from_bytes(header[12:16], "big")
+
+
+def test_merges_keep_the_lookup_files_write_ahead_log_bounded_and_its_blocks(tmp_path: Path) -> None:
     """The merger turns off automatic checkpoints on its connection, which holds both files: it must checkpoint the
     lookup file too, or that file's write-ahead log grows with every merge, forever (3.1 GB at 1.9·10^6 entries in
-    a growth run, beside a 37 MB lookup file)."""
+    a growth run, beside a 37 MB lookup file). And it must start the WAL over without emptying it: a WAL truncated
+    to 0 bytes gives its blocks back, and the next merge allocates them again (at 10^7 entries ext4's write_begin
+    for new blocks took 17 % of the appending process)."""
     path = tmp_path / "log.db"
     wal = Path(str(lookup_path(path)) + "-wal")
-    merges, per_merge = 24, 2_000
+    merges, per_merge = 12, 2_000
 
-    async def scenario() -> list[int]:
+    async def scenario() -> list[tuple[int, int, int]]:
         storage = await SQLiteStorage.open(path)
-        sizes = []
+        after = []  # after each merge: the WAL file's size, its generation, the pages in it (its frames)
         try:
             now = await append(storage, [], None)
             for m in range(merges):
                 batch = [other_record(m * per_merge + i) for i in range(per_merge)]
                 now = await append(storage, batch, now)
                 assert await storage.merge_lookups(per_merge) == per_merge
-                sizes.append(wal.stat().st_size)
+                with contextlib.closing(sqlite3.connect(lookup_path(path))) as probe:
+                    frames = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+                after.append((wal.stat().st_size, wal_generation(wal), frames))
         finally:
             await storage.close()
-        return sizes
+        return after
 
-    sizes = asyncio.run(scenario())
-    # Without checkpoints every merge adds its pages to the log: the last size would be ~merges x the first.
-    # With them, SQLite reuses the log from its start once a checkpoint has copied it all.
-    assert sizes[-1] <= 3 * max(sizes[:3]), sizes
+    after = asyncio.run(scenario())
+    generations = [generation for _, generation, _ in after]
+    # Each merge wrote from the WAL's start (a new generation), after the checkpoint before it: never appended.
+    assert all(b == a + 1 for a, b in itertools.pairwise(generations)), after
+    first = after[0][0]
+    assert all(size >= first > 0 for size, _, _ in after), after  # its blocks kept, never given back
+    largest = max(frames for _, _, frames in after)
+    assert after[-1][0] <= 32 + largest * (24 + 4096), after  # no more than the largest merge's pages (one header)
 
 
 def read_all_the_time(path: Path, offset: float, stop: threading.Event) -> None:
@@ -190,13 +208,15 @@ def test_merges_keep_the_log_files_write_ahead_log_bounded_while_readers_read(
     """Proofs, tiles and the status indexer read the log file all the time, so under a steady load some reader is
     always inside its WAL, and SQLite's PASSIVE checkpoint never starts it over: it grew by every commit, 646 MB in
     a 120 s run at 10,000 entries/s. Here two readers take turns inside it through 24 commits and merges; the
-    merger empties the WAL once it passes its bound (made small here), so it stays near the bound."""
+    merger starts the WAL over once it passes its bound (made small here), so it stays near the bound, and keeps
+    its blocks."""
     bound = 512 * 1024
     monkeypatch.setattr(sqlite_storage, "LOG_WAL_BOUND", bound)
     path = tmp_path / "log.db"
     wal = Path(str(path) + "-wal")
     merges, per_merge = 24, 2_000
     stop = threading.Event()
+    generations: list[int] = []
 
     async def scenario() -> tuple[list[int], int]:
         storage = await SQLiteStorage.open(path)
@@ -213,6 +233,7 @@ def test_merges_keep_the_log_files_write_ahead_log_bounded_while_readers_read(
                 grown = max(grown, wal.stat().st_size - before)
                 assert await storage.merge_lookups(per_merge) == per_merge
                 sizes.append(wal.stat().st_size)
+                generations.append(wal_generation(wal))
         finally:
             stop.set()
             for reader in readers:
@@ -223,6 +244,10 @@ def test_merges_keep_the_log_files_write_ahead_log_bounded_while_readers_read(
     sizes, grown = asyncio.run(scenario())
     assert 0 < grown < bound, grown  # a commit does write to the WAL, less than the bound
     assert max(sizes) <= bound + 3 * grown, sizes  # a try may find a reader too slow; before: ~24 commits' worth
+    # Started over from its beginning (a new generation) several times, its blocks kept (never emptied to 0 bytes).
+    assert generations[-1] - generations[0] >= 2, generations
+    reached = next(i for i, size in enumerate(sizes) if size > bound)
+    assert min(sizes[reached:]) > bound, sizes
 
 
 def test_leaves_cut_from_one_blob_keep_their_bytes_and_the_extreme_keys(tmp_path: Path) -> None:
