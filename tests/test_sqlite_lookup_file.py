@@ -245,7 +245,9 @@ def test_merges_keep_the_log_files_write_ahead_log_bounded_while_readers_read(
     assert 0 < grown < bound, grown  # a commit does write to the WAL, less than the bound
     assert max(sizes) <= bound + 3 * grown, sizes  # a try may find a reader too slow; before: ~24 commits' worth
     # Started over from its beginning (a new generation) several times, its blocks kept (never emptied to 0 bytes).
-    assert generations[-1] - generations[0] >= 2, generations
+    # Only past the bound, counted in the WAL's frames since it started, not its file's size, which no longer
+    # shrinks: about every third merge here (each try holds the sequencer's next commit back).
+    assert 2 <= generations[-1] - generations[0] <= merges // 2, generations
     reached = next(i for i, size in enumerate(sizes) if size > bound)
     assert min(sizes[reached:]) > bound, sizes
 
