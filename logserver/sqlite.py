@@ -264,6 +264,7 @@ class SQLiteStorage:
         self._lock_path = lock_path
         self._lock_fd: int | None = None
         self._merger: aiosqlite.Connection | None = None  # opened by the first merge_lookups
+        self._log_frame_bytes = 0  # a frame of the log file's WAL (its page and header), read with the merger's open
         self.known = leafproof.KnownHashes()  # stored hashes of the tree's upper nodes, for leaf_inclusion
         self._known_function: leafproof.KnownHashes | None = None
 
@@ -408,6 +409,8 @@ class SQLiteStorage:
                 await self._merger.execute("PRAGMA wal_autocheckpoint = 0")
                 off = "PRAGMA wal_autocheckpoint = 0"  # the merger checkpoints from now on
                 await self._write(lambda: self._writer.execute(off), MERGE_FAILED)
+                page_size = int(self._reader.execute("PRAGMA main.page_size").fetchone()[0])
+                self._log_frame_bytes = WAL_FRAME_HEADER + page_size  # fixed for the file's life (WAL mode)
             db = self._merger
             if not await self.merge_pending():
                 return 0  # idle: no write lock taken
@@ -444,9 +447,7 @@ class SQLiteStorage:
         run at 10,000 entries/s (docs/operating.md "Disk"). RESTART waits for those readers, holding new writers
         back, so it is tried seldom and waits briefly: left busy, the next merge tries again. Once it succeeds the
         next commit writes from the WAL's start, over the file's blocks (not TRUNCATE, as in merge_lookups)."""
-        async with db.execute("PRAGMA main.page_size") as cursor:
-            page_size = int((await cursor.fetchone() or (4096,))[0])
-        if frames * (WAL_FRAME_HEADER + page_size) <= LOG_WAL_BOUND:  # what it holds, not its file's size
+        if frames * self._log_frame_bytes <= LOG_WAL_BOUND:  # what it holds, not its file's size
             return
         await db.execute(f"PRAGMA busy_timeout = {LOG_WAL_WAIT_MS}")
         try:
