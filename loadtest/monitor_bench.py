@@ -373,7 +373,7 @@ def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submis
     stages = {
         "Ed25519 verification of a statement, in the workers": bounds.check_per_entry(statements, origin, "signatures")
         - parse,
-        "statement parsing and checks without Ed25519, in the workers": parse,
+        "statement parsing and checks without Ed25519, in the main process (monitor/checkstages.py)": parse,
         "status-index recomputation, per document (status process)": bounds.status_per_document(items),
     }
     status = stages["status-index recomputation, per document (status process)"]
@@ -382,7 +382,7 @@ def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submis
     stages["the rest of the main process (tiles, registry, watch rules, state)"] = max(
         0.0, whole - sum(stages.values())
     )
-    stages["entries to the workers and results back (pickling, workers > 1 only)"] = crossing
+    stages["signed texts to the workers (pickling, workers > 1 only)"] = crossing
     stages["the log server serving tiles and bundles"] = one_worker.server_cpu / one_worker.entries
     bounds.print_signature_bound(stages, status, start, one_worker.entries)
     bounds.print_status_sizes({size: bounds.status_at_size(size) for size in status_sizes}, status, len(items))

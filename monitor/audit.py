@@ -9,8 +9,9 @@ Pure. For each entry, in log order (DESIGN.md "Statements"):
    rules the log applies, replayed from the log's own history.
 
 An entry that fails any of these is log misbehaviour: the log must have refused
-it. Steps 1-2 are independent per entry, so `check_packed` runs in worker
-processes (each statement parsed there, once); step 3 runs in order in
+it. Steps 1-2 are independent per entry: each statement is parsed once
+(`parse_packed`) and its Ed25519 signature verified (`verify_packed`), in worker
+processes (checkstages.py says which where); step 3 runs in order in
 `apply_registry`.
 
 Modes: `signatures` (everything), `parse` (skip the Ed25519 check: trusts that
@@ -19,7 +20,7 @@ only that every entry is in the tree; no registry, no watch rules).
 """
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from monitor.indexroots import index_root_problem
@@ -30,7 +31,15 @@ from tlogcore.indexroot import is_index_root
 from tlogcore.logkey import is_log_key
 from tlogcore.merkle import leaf_hash
 from tlogcore.registry import Registry
-from tlogcore.statement import ISSUE, REVOKE, Statement, parse_statement
+from tlogcore.statement import (
+    ISSUE,
+    REVOKE,
+    Statement,
+    parse_signed_statement,
+    parse_statement,
+    parse_statement_key,
+    require_signature,
+)
 
 
 @dataclass(frozen=True)
@@ -52,29 +61,86 @@ def parse_unsigned(data: bytes) -> Statement:
 # pickle in a quarter of the time of Statement objects, and the leaf hash is not sent: the caller has it in the
 # entry's authenticated level-0 tile.
 Packed = list[tuple[tuple[object, ...] | None, str | None]]
+# A statement whose signature is still to verify (mode `signatures`): (its offset in the entries, its signer's
+# vkey, its signed text, the signature).
+Unverified = list[tuple[int, str, bytes, bytes]]
 _FIELDS = tuple(f.name for f in dataclasses.fields(Statement))
 
 
 def check_packed(entries: Sequence[bytes], first: int, origin: str, mode: str) -> Packed:
-    """Steps 1-2 for entries first, first+1, …, in a worker process: each statement parsed once, here."""
-    out: Packed = []
+    """Steps 1-2 for entries first, first+1, …, in a worker process: `parse_packed`, then `verify_packed`, here."""
+    packed, unverified = parse_packed(entries, first, origin, mode)
+    return with_failures(packed, verify_packed(unverified))
+
+
+def parse_packed(entries: Sequence[bytes], first: int, origin: str, mode: str) -> tuple[Packed, Unverified]:
+    """Steps 1-2 for entries first, first+1, …, each statement parsed once, in a worker process; but the Ed25519
+    verifications of mode `signatures` are returned, to be made by `verify_packed`."""
+    unverified: Unverified = []
+    checks = _parsed(entries, first, origin, mode, unverified)
+    packed: Packed = [
+        (None if statement is None else tuple(getattr(statement, name) for name in _FIELDS), problem)
+        for statement, problem in checks
+    ]
+    return packed, unverified
+
+
+def parse_checked(
+    entries: Sequence[bytes], first: int, leaf_hashes: Sequence[bytes], origin: str, mode: str
+) -> tuple[list[Checked], Unverified]:
+    """`parse_packed` in this process, its statements kept as they are parsed (no fields to pack and unpack):
+    the main process's, when the workers only verify (checkstages.py)."""
+    unverified: Unverified = []
+    checks = _parsed(entries, first, origin, mode, unverified)
+    checked = [
+        Checked(first + offset, leaf, statement, problem)
+        for offset, ((statement, problem), leaf) in enumerate(zip(checks, leaf_hashes, strict=True))
+    ]
+    return checked, unverified
+
+
+def _parsed(
+    entries: Sequence[bytes], first: int, origin: str, mode: str, unverified: Unverified
+) -> Iterator[tuple[Statement | None, str | None]]:
+    """Each entry's statement (None if it is none) and problem (None if none), but the Ed25519 verifications of
+    mode `signatures`, added to `unverified` instead. Those of index-root and log-key entries are rare: made here."""
+    signers: dict[str, str] = {}  # one string per signer: each pickles once per batch (pickle's memo), not per entry
     for offset, data in enumerate(entries):
         if is_index_root(data):  # the log's status index root (indexroots.py), not a statement
-            out.append((None, index_root_problem(data, first + offset, origin, mode == SIGNATURES)[1]))
+            yield None, index_root_problem(data, first + offset, origin, mode == SIGNATURES)[1]
             continue
         if is_log_key(data):  # a log key rotation (logkeyentry.py), not a statement
-            out.append((None, log_key_problem(data, origin)))
+            yield None, log_key_problem(data, origin)
             continue
         try:
-            statement = parse_statement(data) if mode == SIGNATURES else parse_unsigned(data)
+            statement, _, text, signature = parse_signed_statement(data)
         except TlogError as exc:
-            out.append((None, f"not a valid signed statement: {exc}"))
+            yield None, f"not a valid signed statement: {exc}"
             continue
-        fields = tuple(getattr(statement, name) for name in _FIELDS)
+        if mode == SIGNATURES:
+            unverified.append((offset, signers.setdefault(statement.signer, statement.signer), text, signature))
         if statement.origin != origin:
-            out.append((fields, f"statement is for log {statement.origin!r}, not this one"))
+            yield statement, f"statement is for log {statement.origin!r}, not this one"
             continue
-        out.append((fields, None))
+        yield statement, None
+
+
+def verify_packed(unverified: Sequence[tuple[int, str, bytes, bytes]]) -> list[tuple[int, str]]:
+    """The Ed25519 verifications `parse_packed` left: (offset, problem) for each that fails."""
+    failed = []
+    for offset, signer, text, signature in unverified:
+        try:
+            require_signature(parse_statement_key(signer, "statement signer"), text, signature)
+        except TlogError as exc:
+            failed.append((offset, f"not a valid signed statement: {exc}"))
+    return failed
+
+
+def with_failures(packed: Packed, failed: Sequence[tuple[int, str]]) -> Packed:
+    """A statement whose signature fails is not one (`parse_statement` refuses it), whatever else is wrong."""
+    out = list(packed)
+    for offset, problem in failed:
+        out[offset] = (None, problem)
     return out
 
 

@@ -8,14 +8,14 @@ verified checkpoint."""
 import asyncio
 import base64
 import collections
-import functools
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from monitor import alerts as A
-from monitor.audit import Checked, Tally, apply_registry, check_packed, unpack
+from monitor.audit import Checked, Tally, apply_registry
+from monitor.checkstages import Checker, ChunkChecks
 from monitor.daily import Days, count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.modes import TREE
@@ -31,16 +31,20 @@ from tlogcore.registry import Registry
 from tlogcore.tileauth import TreeMismatch, TreeView, b64, bundle_of, level0_tiles
 from tlogcore.tiles import TILE_WIDTH, Tile
 
-# Chunks whose statements are checked in the workers while the one before them is resolved. 2 was measured against
-# 1 (four alternating audits of 2*10^5 entries each): no less idle CPU, as the status process's page writes (folds)
-# outlast two chunks of checks; and each chunk more in flight is downloaded again after a kill.
-CHECKS_AHEAD = 1
+# Entries of the chunks parsed (their status index queued) whose signatures are checked in the workers while the
+# oldest of them waits to be resolved: the status process works this far ahead of the signature checks
+# (checkstages.py). A batch of APPLY_EVERY documents and a fold keep it busy for 1-1.5 s at 2·10^5 and 2-3 s at
+# 10^6 (statusaudit.py), about as long as the workers take to check a batch's worth of signatures on 2 cores: a
+# burst then overlaps the checks instead of coming after the last one. Each chunk in flight is downloaded again
+# after a kill; the chunk being resolved always has one more after it.
+CHECKS_AHEAD_ENTRIES = APPLY_EVERY
 # Entries of the chunks resolved (their status index queued in the status process) and not yet committed. The
 # status process works in bursts: a root-less log's batch of APPLY_EVERY documents, and a fold, keep it busy for
 # 0.4-1.2 s at 2·10^5 and 2-3 s at 10^6 (statusaudit.py). The main process waits for a chunk's findings to commit
 # it; while it waits it feeds the workers no more, and a core idles. A batch's worth of entries checked ahead (about
 # 2 s of the workers' time on 2 cores) outlasts the burst; each is downloaded again after a kill.
 STATUS_AHEAD_ENTRIES = APPLY_EVERY
+T = TypeVar("T")
 
 
 @dataclass
@@ -51,7 +55,9 @@ class _Prepared:
     first: int  # the index of entries[0]
     end: int  # one past the chunk's last index
     entries: list[bytes]
-    checks: "asyncio.Future[list[Checked]]"
+    checks: ChunkChecks
+    queued: "asyncio.Future[None]"  # done once its status index is queued (`_queue_index`): `findings` are then its
+    findings: "asyncio.Future[list[Finding]]"
 
 
 @dataclass
@@ -83,26 +89,6 @@ class EntryAudit:
             await asyncio.gather(bundles, return_exceptions=True)
             raise
         return await bundles
-
-    async def _check(self, entries: list[bytes], leaves: list[bytes], first: int) -> list[Checked]:
-        mode, origin = self.context.shared.config.verify, self.context.origin
-        if mode == TREE:
-            return []  # the entries are in the tree (checked against their tile): nothing more to do
-        loop = asyncio.get_running_loop()
-        workers = self.context.shared.config.workers if self.context.shared.executor is not None else 1
-        step = max(1, -(-len(entries) // workers))
-        starts = range(0, len(entries), step)
-        results = await asyncio.gather(
-            *(
-                loop.run_in_executor(
-                    self.context.shared.executor,
-                    functools.partial(check_packed, entries[i : i + step], first + i, origin, mode),
-                )
-                for i in starts
-            )
-        )
-        parts = zip(starts, results, strict=True)
-        return [item for i, packed in parts for item in unpack(packed, first + i, leaves[i : i + step])]
 
     def _chunks(self, start: int, end: int, size: int) -> list[list[Tile]]:
         tiles = level0_tiles(start, end, size)
@@ -161,17 +147,22 @@ class EntryAudit:
         log.info("%s: status index rebuilt over entries 0-%d", self.context.origin, again.next_index - 1)
 
     async def _chunk_after_chunk(self, row: LogRow, target: Signed, view: TreeView) -> None:
-        """Chunk after chunk, pipelined: the next chunk downloads; this one's statements are checked in the workers
-        (the last CHECKS_AHEAD chunks'); the one before is resolved here (registry, watch rules) and its status index
-        queued in the status process, behind those of the chunks resolved before it and not yet committed
-        (`pending`, up to STATUS_AHEAD_ENTRIES entries). A chunk is committed once its status findings are back, or
-        when more than that wait: the workers stay fed while the status process writes a batch. Commits stay in log
-        order, each with the registry as of its own chunk's end (a snapshot taken when the chunk was resolved)."""
+        """Chunk after chunk, pipelined: the next chunk downloads; this one's statements are parsed in the workers,
+        and its status index queued in the status process as soon as they are, then their signatures checked (the
+        chunks in `checking`, up to CHECKS_AHEAD_ENTRIES entries); the oldest is resolved here (registry, watch
+        rules) once checked. A resolved chunk is committed once its status findings are back, or when the chunks
+        resolved and not committed (`pending`) hold more than STATUS_AHEAD_ENTRIES entries: the workers stay fed
+        while the status process writes a batch. Commits stay in log order, each with the registry as of its own
+        chunk's end (a snapshot taken when the chunk was resolved)."""
         end = self.rebuilding_to or target.size
         chunks = self._chunks(row.next_index, end, target.size)
         prefetch: asyncio.Future[dict[str, bytes]] | None = None
         checking: collections.deque[_Prepared] = collections.deque()  # what `finally` cancels if this fails
         pending: collections.deque[_Resolved] = collections.deque()  # resolved, not committed, in log order
+        queued = _found(None)  # the status index of the chunk before is queued: this one's may be
+        shared = self.context.shared
+        workers = shared.config.workers if shared.executor is not None else 1
+        checker = Checker(shared.executor, workers, self.context.origin, shared.config.verify)
         try:
             for number, tiles in enumerate(chunks):
                 current = prefetch or asyncio.ensure_future(self._fetch_chunk(view, tiles, target.note))
@@ -180,20 +171,25 @@ class EntryAudit:
                     prefetch = asyncio.ensure_future(self._fetch_chunk(view, chunks[number + 1], target.note))
                 first = row.next_index if number == 0 else tiles[0].index * TILE_WIDTH
                 try:
-                    checking.append(await self._prepare(view, target, tiles, first, await current))
+                    bundles = await current
+                    checking.append(await self._prepare(row, view, target, checker, tiles, first, bundles, queued))
+                    queued = checking[-1].queued
                 except Exception:  # the chunks before still count: commit them, then stop (as before pipelining)
                     await self._drain(row, target, view, pending, checking)
                     raise
-                if len(checking) > CHECKS_AHEAD:
+                while len(checking) > 1 and sum(c.end - c.first for c in checking) > CHECKS_AHEAD_ENTRIES:
                     await self._resolve_then_commit(row, target, view, checking.popleft(), pending)
             await self._drain(row, target, view, pending, checking)
         finally:
-            for waiting in (prefetch, *(chunk.checks for chunk in checking)):
-                if waiting is not None:
-                    waiting.cancel()
-                    await asyncio.gather(waiting, return_exceptions=True)
+            if prefetch is not None:
+                prefetch.cancel()
+                await asyncio.gather(prefetch, return_exceptions=True)
+            for chunk in checking:
+                await chunk.checks.cancel()
+                await asyncio.gather(chunk.queued, return_exceptions=True)  # queued, or failed with the parse
             # Their rows may be being written: let that end before the index is closed.
-            await asyncio.gather(*(resolved.findings for resolved in pending), return_exceptions=True)
+            writing = [r.findings for r in pending] + [c.findings for c in checking]
+            await asyncio.gather(*writing, return_exceptions=True)
 
     def _status_executor(self) -> Executor | None:
         shared = self.context.shared
@@ -239,9 +235,18 @@ class EntryAudit:
             await self._commit(row, target, view, pending.popleft())
 
     async def _prepare(
-        self, view: TreeView, target: Signed, tiles: list[Tile], first: int, bundles: dict[str, bytes]
+        self,
+        row: LogRow,
+        view: TreeView,
+        target: Signed,
+        checker: Checker,
+        tiles: list[Tile],
+        first: int,
+        bundles: dict[str, bytes],
+        before: "asyncio.Future[None]",
     ) -> "_Prepared":
-        """A chunk's entries, each checked against its authenticated tile, and its statement checks started."""
+        """A chunk's entries, each checked against its authenticated tile, its statement checks started, and its
+        status index queued once they are parsed and the chunk before's was (`before`)."""
         entries: list[bytes] = []
         leaves: list[bytes] = []
         tree_only = self.context.shared.config.verify == TREE
@@ -256,32 +261,42 @@ class EntryAudit:
             await asyncio.sleep(0)  # let the next chunk's downloads progress between tiles
         skip = first - tiles[0].index * TILE_WIDTH
         entries, leaves = entries[skip:], leaves[skip:]
-        checks = asyncio.ensure_future(self._check(entries, leaves, first))
-        return _Prepared(tiles, first, min(target.size, (tiles[-1].index + 1) * TILE_WIDTH), entries, checks)
+        checks = checker.start(entries, leaves, first)
+        end = min(target.size, (tiles[-1].index + 1) * TILE_WIDTH)
+        chunk = _Prepared(tiles, first, end, entries, checks, _found(None), _found([]))  # no status index: no findings
+        if self.context.shared.config.verify != TREE and self.status is not None:
+            chunk.queued = asyncio.ensure_future(self._queue_index(self.status, row, chunk, before))
+        return chunk
+
+    async def _queue_index(
+        self, status: StatusRunner, row: LogRow, chunk: "_Prepared", before: "asyncio.Future[None]"
+    ) -> None:
+        """The chunk's status index queued in the status process once its statements are parsed, before their
+        signatures are checked (checkstages.py), and after the chunk before's (the process applies chunks in the
+        order they come: log order; none past a chunk that failed)."""
+        parsed = await chunk.checks.parsed
+        await before
+        items = status_items_of(parsed, chunk.entries, chunk.first)
+        chunk.findings = status.submit(items, (chunk.first, chunk.end), row.registry.registry_keys)
 
     async def _resolve(self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared") -> "_Resolved":
-        """Once a chunk's statement checks are back: the registry, tallies and watch rules here, and its status index
-        started in the status process."""
-        checked = await chunk.checks
+        """Once a chunk's statement checks are back: the registry, tallies and watch rules here (its status index was
+        queued when it was parsed)."""
+        checked = await chunk.checks.checked
+        await chunk.queued  # its status index queued: `chunk.findings` are its findings
         registry = row.registry
         snapshot = None
         tally = Tally()
         alerts: list[A.Alert] = []
-        findings: asyncio.Future[list[Finding]] | None = None
         if self.context.shared.config.verify != TREE and self.status is not None:
             checked = apply_registry(registry, checked)
             snapshot = registry.snapshot()  # what this chunk's commit stores, whatever the next chunk changes
             tally.add(checked)
-            items = status_items_of(checked, chunk.entries, chunk.first)
-            findings = self.status.submit(items, (chunk.first, chunk.end), registry.registry_keys)
             if not self.rebuilding_to:  # raised when the entries were first audited
                 alerts = await self._entry_alerts(view, target, checked, chunk.entries, chunk.first)
                 alerts += await stolen_key_alerts(self.context, view, target, checked, self._fetch_chunk)
-        if findings is None:
-            findings = asyncio.get_running_loop().create_future()
-            findings.set_result([])
         days = count_days(c.statement for c in checked if c.problem is None and c.statement is not None)
-        return _Resolved(chunk, checked, tally, alerts, findings, days, snapshot)
+        return _Resolved(chunk, checked, tally, alerts, chunk.findings, days, snapshot)
 
     async def _commit(self, row: LogRow, target: Signed, view: TreeView, resolved: "_Resolved") -> None:
         """The chunk's status-index alerts (its rows are written first), then its commit."""
@@ -402,3 +417,10 @@ async def status_alerts(
             key = f"missing index-root after {finding.evidence['last_index_root_entry']}"
         alerts.append(context.alert(RULE_STATUS_INDEX, A.MISBEHAVIOUR, key, finding.summary, evidence))
     return alerts
+
+
+def _found(result: T) -> "asyncio.Future[T]":
+    """A future already done: no findings for a chunk whose status index is not computed."""
+    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+    future.set_result(result)
+    return future

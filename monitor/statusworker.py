@@ -3,8 +3,9 @@ worker processes (`workers > 1`), else in the main process.
 
 Why a process: recomputing the index (reading the rows on each document's path, hashing the new nodes, writing them)
 is about half of the main process's work per audited entry, and the main process is what bounds an audit with
-signatures (docs/performance.md, "The monitor"). In its own process the index of chunk k is computed while the main
-process prepares chunk k+1 and resolves chunk k+1's checks (entryaudit.py pipelines them).
+signatures (docs/performance.md, "The monitor"). In its own process the index of chunk k is computed while the
+workers verify the signatures of the chunks before it and after it: the main process queues it as soon as chunk k
+is parsed (checkstages.py), up to CHECKS_AHEAD_ENTRIES entries ahead of the signature checks (entryaudit.py).
 
 One process, not a pool: it keeps each log's index connection, and the top of the tree in memory, from chunk to
 chunk; a second process would hold a second copy of that memory, which would go stale as soon as the first wrote.

@@ -28,7 +28,7 @@ from monitor_helpers import (
 from witness_helpers import WitnessProcess, write_config
 
 from loadtest.localproc import log_identity
-from monitor.entryaudit import STATUS_AHEAD_ENTRIES
+from monitor.entryaudit import CHECKS_AHEAD_ENTRIES, STATUS_AHEAD_ENTRIES
 from tlogcore.statement import DOCUMENT_KINDS, REVOKE, Statement, sign_statement
 from tlogcore.statusindex_nodes import PathPlan, read_paths
 from tlogcore.tiles import parse_tile_path
@@ -238,8 +238,8 @@ def test_kill_9_mid_catch_up_resumes_without_missing_or_repeating(
     assert status_head(state, log.origin) == (log.size, status_root_from_scratch(log))
     # Nothing committed before the kill was downloaded again: a full entry bundle is fetched twice only for the
     # chunks in flight when the process died, past the last commit (entryaudit.py: the ones resolved and waiting
-    # for their status index, up to STATUS_AHEAD_ENTRIES entries, the one being committed, the one in the workers
-    # and the one prefetched).
+    # for their status index, up to STATUS_AHEAD_ENTRIES entries, the one being committed, those being checked, up
+    # to CHECKS_AHEAD_ENTRIES entries, and the one prefetched).
     bundles: Counter[int] = Counter()
     with server_log.open("rb") as handle:
         handle.seek(offset)
@@ -252,4 +252,4 @@ def test_kill_9_mid_catch_up_resumes_without_missing_or_repeating(
     again = sorted(tile for tile, count in bundles.items() if count > 1)
     assert all(count <= 2 for count in bundles.values()), bundles.most_common(10)
     assert not again or again[0] >= next_index // 256, (next_index, again)  # none committed before the kill
-    assert len(again) <= STATUS_AHEAD_ENTRIES // 256 + 4 * 2, again
+    assert len(again) <= (STATUS_AHEAD_ENTRIES + CHECKS_AHEAD_ENTRIES) // 256 + 4 * 2, again

@@ -1,8 +1,11 @@
 """The monitor's pure parts: tiles authenticated against a root (and every mutation caught), entry checks,
 watch rules, expected lists, alert ids, split-view verdicts, config parsing, progress lines."""
 
+import asyncio
+import contextlib
 import io
 import tomllib
+from concurrent.futures import Executor
 from pathlib import Path
 
 import pytest
@@ -10,8 +13,10 @@ from monitor_faults import StaticTree
 
 from monitor.alerts import MISBEHAVIOUR, WATCH, Alert, alert_id
 from monitor.audit import Checked, Tally, apply_registry, check_statements, parse_unsigned
+from monitor.checkstages import Checker
 from monitor.config import WatchRule, config_from_toml
 from monitor.modes import PARSE, SIGNATURES, TREE
+from monitor.processes import process_pool
 from monitor.progress import Progress
 from monitor.rules import (
     ISSUER_ADDED,
@@ -33,7 +38,7 @@ from tlogcore.keys import Ed25519Signer
 from tlogcore.note import Note, Signature, sign_note
 from tlogcore.policy import parse_policy
 from tlogcore.registry import Registry
-from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, sign_statement
+from tlogcore.statement import ISSUE, ISSUER_ADD, ISSUER_RETIRE, REVOKE, Statement, parse_statement, sign_statement
 from tlogcore.tileauth import TreeMismatch, TreeView, bundle_of, level0_tiles, partial_tiles
 from tlogcore.tiles import Tile
 
@@ -199,6 +204,48 @@ def test_entry_checks_in_each_mode() -> None:
     tree = check_statements(batch, 10, ORIGIN, TREE)
     assert all(c.problem is None and c.statement is None for c in tree)
     assert [c.leaf_hash for c in tree] == [merkle.leaf_hash(b) for b in batch]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_two_stages_of_the_checks_find_what_one_parse_with_its_signature_finds(workers: int) -> None:
+    """monitor/checkstages.py: with workers, the main process parses and the workers verify the signatures the parse
+    left (a real process pool); without, one stage. Either way each entry ends as `parse_statement` judges it, and
+    the parse stage already holds the statements whose signature then fails (the status index names their
+    documents all the same)."""
+    good = stmt(ISSUE, ISSUER, document=b"\x11" * 32)
+    wrong = Signature(ISSUER.name, ISSUER.key_id, ISSUER.sign(b"other"))
+    forged = Note(parse_unsigned(good).text, (wrong,)).to_bytes()
+    wrong_log = stmt(ISSUE, ISSUER, document=b"\x12" * 32, origin="other.example/log")
+    forged_wrong_log = Note(parse_unsigned(wrong_log).text, (wrong,)).to_bytes()
+    batch = [good, forged, wrong_log, forged_wrong_log, b"not a statement", good]
+
+    def judged(data: bytes) -> tuple[Statement | None, str | None]:
+        try:
+            statement = parse_statement(data)
+        except TlogError as exc:
+            return None, f"not a valid signed statement: {exc}"
+        return (
+            statement,
+            None if statement.origin == ORIGIN else f"statement is for log {statement.origin!r}, not this one",
+        )
+
+    async def stages(executor: Executor | None) -> tuple[list[Checked], list[Checked]]:
+        checks = Checker(executor, workers, ORIGIN, SIGNATURES).start(batch, [merkle.leaf_hash(b) for b in batch], 10)
+        return await checks.parsed, await checks.checked
+
+    with process_pool(workers) if workers > 1 else contextlib.nullcontext() as executor:
+        parsed, checked = asyncio.run(stages(executor))
+    assert [(c.index, c.statement, c.problem) for c in checked] == [(10 + i, *judged(b)) for i, b in enumerate(batch)]
+    assert [c.leaf_hash for c in checked] == [merkle.leaf_hash(b) for b in batch]
+    if workers > 1:  # two stages: the forged statements parsed, for the status index
+        assert [c.statement.document if c.statement else None for c in parsed] == [
+            b"\x11" * 32,
+            b"\x11" * 32,
+            b"\x12" * 32,
+            b"\x12" * 32,
+            None,
+            b"\x11" * 32,
+        ]
 
 
 def test_parse_unsigned_is_strict() -> None:

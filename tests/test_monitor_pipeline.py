@@ -1,8 +1,8 @@
-"""The order of the monitor's audit stages (monitor/entryaudit.py): a chunk is resolved, and its status index
-queued, before the chunk before it is committed, so the status process is never left idle while the main process
-commits; each commit still stores the registry as of its own chunk's end; a chunk that fails to resolve leaves the
-one before it committed. Against a real log server, the monitor in this process (workers = 1), with chunks of one
-tile (256 entries)."""
+"""The order of the monitor's audit stages (monitor/entryaudit.py): a chunk's status index is queued once it is
+parsed, before its signatures are verified (with workers), and chunks are queued ahead while the status process is
+busy, so it is never left idle while the main process commits; each commit still stores the registry as of its own
+chunk's end; a chunk that fails to resolve leaves the one before it committed. Against a real log server, the
+monitor in this process (workers = 1, unless a test says), with chunks of one tile (256 entries)."""
 
 import asyncio
 import gc
@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 
 from monitor import entryaudit
+from monitor.audit import Checked
+from monitor.checkstages import Checker
 from monitor.commands import Runtime, load_config
 from monitor.entryaudit import EntryAudit
 from monitor.state import AuditedChunk, State, registry_to_json
 from monitor.statusworker import StatusRunner
-from tests.monitor_helpers import FilledLog, doc, issuer_key, monitor_config, start_log
+from tests.monitor_helpers import FilledLog, doc, issuer_key, monitor_config, read_alerts, start_log
 from tlogcore.gcpause import GC_YOUNGEST
 from tlogcore.statement import ISSUER_RETIRE
 
@@ -90,20 +92,39 @@ def record_stages(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int, Any]]
 
 
 @pytest.mark.usefixtures("collector_as_it_was")
-def test_each_chunk_is_queued_for_the_status_index_before_the_one_before_it_is_committed(
+def test_with_workers_each_chunks_status_index_is_queued_before_its_signatures_are_verified(
     tmp_path: Path, log: FilledLog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """checkstages.py: with worker processes and every signature checked, a chunk's status index is queued once its
+    statements are parsed, so that the status process works ahead of the signature checks. Here no signature is
+    verified until the status index of the last chunk is queued (after 30 s the audit fails instead: the status
+    index waited for the signatures); the audit ends all the same, every entry once, nothing found wrong."""
     events = record_stages(monkeypatch)
-    run_audit(audit(tmp_path, log))
+    submit, verified = StatusRunner.submit, Checker._verified
+    last_queued = asyncio.Event()
+
+    def queued(runner: StatusRunner, items: Any, span: tuple[int, int], keys: frozenset[str]) -> Any:
+        if span[1] == log.size:
+            last_queued.set()
+        return submit(runner, items, span, keys)
+
+    async def held(checker: Checker, parsed: list[Checked], unverified: Any) -> list[Checked]:
+        await asyncio.wait_for(last_queued.wait(), 30)
+        events.append(("verified", parsed[-1].index + 1, None))
+        return await verified(checker, parsed, unverified)
+
+    monkeypatch.setattr(StatusRunner, "submit", queued)
+    monkeypatch.setattr(Checker, "_verified", held)
+    policy = f"log {log.log_vkey}\nquorum none\n"
+    config = monitor_config(tmp_path / "m.toml", log.server.url, policy, extra="chunk_tiles = 1\nworkers = 2")
+    run_audit(Runtime(load_config(config), False, progress=False))
     order = [(stage, end) for stage, end, _ in events]
-    assert order == [
-        ("status", 256),
-        ("status", 512),
-        ("commit", 256),
-        ("status", 603),
-        ("commit", 512),
-        ("commit", 603),
-    ]
+    assert order[:3] == [("status", 256), ("status", 512), ("status", 603)]
+    assert sorted(order[3:6]) == [("verified", 256), ("verified", 512), ("verified", 603)]
+    assert order[6:] == [("commit", 256), ("commit", 512), ("commit", 603)]
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        assert db.execute("SELECT next_index FROM logs").fetchone() == (603,)
+    assert [a for a in read_alerts(tmp_path / "alerts.jsonl") if a["category"] == "misbehaviour"] == []
 
 
 @pytest.mark.usefixtures("collector_as_it_was")

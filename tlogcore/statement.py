@@ -302,13 +302,25 @@ def parse_statement(data: bytes, *, check_signature: bool = True) -> Statement:
     signature line naming the signer) but skips the Ed25519 verification: for
     readers that only tally a log they do not audit signature by signature.
     """
-    statement, verifier, text, signature = _parse_signed(data) or _parse_note_and_text(data)
-    if check_signature and not verifier.verify(text, signature):
-        raise SignatureError(f"signature by {verifier.name} ({verifier.key_id:08x}) does not verify")
+    statement, verifier, text, signature = parse_signed_statement(data)
+    if check_signature:
+        require_signature(verifier, text, signature)
     return statement
 
 
 Parsed = tuple[Statement, Verifier, bytes, bytes]  # the statement, its signer's key, the signed text, the signature
+
+
+def parse_signed_statement(data: bytes) -> Parsed:
+    """Every check of `parse_statement` but the Ed25519 verification, and what it verifies: for a caller that
+    verifies elsewhere (the monitor, in another process: monitor/audit.py), with `require_signature`."""
+    return _parse_signed(data) or _parse_note_and_text(data)
+
+
+def require_signature(verifier: Verifier, text: bytes, signature: bytes) -> None:
+    """SignatureError unless `signature` over `text` verifies with `verifier` (the last check of a statement)."""
+    if not verifier.verify(text, signature):
+        raise SignatureError(f"signature by {verifier.name} ({verifier.key_id:08x}) does not verify")
 
 
 def _parse_signed(data: bytes) -> Parsed | None:
