@@ -37,7 +37,7 @@ from monitor.follower import Follower, follow
 from monitor.logcontext import Misbehaviour, NotVerified, Shared
 from monitor.mirror import mirror_name, mirror_source
 from monitor.modes import TREE
-from monitor.processes import process_pool
+from monitor.processes import process_pool, start_check_worker
 from monitor.progress import Progress
 from monitor.report import render_text, report
 from monitor.sinks import Sink, SinkError, build_sinks, deliver_pending
@@ -149,7 +149,7 @@ class Runtime:
         self.sinks: list[Sink] = build_sinks(config.sinks, sys.stdout)
         self.executor: Executor | None = None
         if config.workers > 1:  # forked from a clean, preloaded server process: processes.py
-            self.executor = process_pool(config.workers)
+            self.executor = process_pool(config.workers, start_check_worker)
         self.status_executor: Executor | None = None
         if config.workers > 1 and config.verify != TREE:  # the status index beside the main process: statusworker.py
             self.status_executor = process_pool(1, start_status_process)

@@ -19,7 +19,12 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
-PRELOAD = ["monitor.audit", "monitor.statusworker"]  # what the processes run: check_packed, audit_chunk
+# The check workers' niceness: CFS then gives the main and status processes (niceness 0) about three times their
+# weight. Those two are serial stages that feed the workers and keep up with them; the workers are throughput, and
+# take whatever CPU the others leave. Without it, at 10^6 entries the status process fell behind on its share of
+# the cores and the audit ended on it alone, a core idle (docs/performance.md, "The monitor", fifty-third round).
+CHECK_WORKER_NICENESS = 5
+PRELOAD = ["monitor.audit", "monitor.statusworker"]  # what they run: verify_packed, check_packed, audit_chunk
 
 
 def start_forkserver() -> None:
@@ -47,6 +52,14 @@ def _start(pool: ProcessPoolExecutor, processes: int) -> None:
     with contextlib.suppress(Exception):  # shut down before all started; or a start failed: the first task says so
         for _ in range(processes):  # each submit with no idle process starts one (forkserver pools start them lazily)
             pool.submit(os.getpid)
+
+
+def start_check_worker(monitor: int) -> None:
+    """A worker's initializer (commands.py): it exits with the monitor, and yields the cores to the main and status
+    processes while they have work (CHECK_WORKER_NICENESS)."""
+    exit_with(monitor)
+    with contextlib.suppress(OSError):  # raising one's own niceness needs no privilege; a sandbox may refuse all
+        os.nice(CHECK_WORKER_NICENESS)
 
 
 def exit_with(monitor: int) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from monitor.cli import wants_workers
+from monitor.processes import CHECK_WORKER_NICENESS, process_pool, start_check_worker
+from monitor.statusworker import start_status_process
 
 REPO = Path(__file__).resolve().parent.parent
 PROBE = """
@@ -120,3 +122,14 @@ def test_the_forkserver_preload_stays_free_of_the_main_process_modules() -> None
     loaded = set(json.loads(done.stdout))
     assert {"monitor.audit", "monitor.statusworker", "tlogcore.statement"} <= loaded
     assert not loaded & {"httpx", "rich", "click", "tlogcore.policy", "monitor.config", "monitor.logcontext"}
+
+
+def test_the_check_workers_yield_the_cores_to_the_main_and_status_processes() -> None:
+    """monitor/processes.py CHECK_WORKER_NICENESS: the signature workers run CHECK_WORKER_NICENESS nicer than the
+    monitor, the status index's process as nice as the monitor (its stages are serial; the workers take the rest)."""
+    own = os.nice(0)
+    with process_pool(2, start_check_worker) as workers, process_pool(1, start_status_process) as status:
+        worker_niceness = {workers.submit(os.nice, 0).result(timeout=60) for _ in range(4)}
+        status_niceness = status.submit(os.nice, 0).result(timeout=60)
+    assert worker_niceness == {min(19, own + CHECK_WORKER_NICENESS)}
+    assert status_niceness == own
