@@ -163,7 +163,23 @@ def check_statements(entries: Sequence[bytes], first: int, origin: str, mode: st
     leaves = [leaf_hash(data) for data in entries]
     if mode == TREE:
         return [Checked(first + offset, leaf, None) for offset, leaf in enumerate(leaves)]
-    return unpack(check_packed(entries, first, origin, mode), first, leaves)
+    return checked_here(entries, first, leaves, origin, mode)
+
+
+def checked_here(
+    entries: Sequence[bytes], first: int, leaf_hashes: Sequence[bytes], origin: str, mode: str
+) -> list[Checked]:
+    """Steps 1-2 in this process (a thread of it, with no workers: checkstages.py), nothing packed."""
+    checked, unverified = parse_checked(entries, first, leaf_hashes, origin, mode)
+    return with_failed(checked, verify_packed(unverified))
+
+
+def with_failed(checked: Sequence[Checked], failed: Sequence[tuple[int, str]]) -> list[Checked]:
+    """`with_failures` for entries already unpacked (a copy: `checked` stays as it was parsed)."""
+    out = list(checked)
+    for offset, problem in failed:
+        out[offset] = Checked(out[offset].index, out[offset].leaf_hash, None, problem)
+    return out
 
 
 def apply_registry(registry: Registry, checked: Sequence[Checked]) -> list[Checked]:

@@ -22,7 +22,17 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from monitor.audit import Checked, Packed, Unverified, check_packed, parse_checked, unpack, verify_packed
+from monitor.audit import (
+    Checked,
+    Packed,
+    Unverified,
+    check_packed,
+    checked_here,
+    parse_checked,
+    unpack,
+    verify_packed,
+    with_failed,
+)
 from monitor.modes import SIGNATURES, TREE
 
 T = TypeVar("T")
@@ -51,27 +61,27 @@ class Checker:
         """The chunk's checks started: its parse made now (mode `signatures`, with workers) or in the workers."""
         if self.mode == TREE:  # the entries are in the tree (checked against their tile): nothing more to do
             return ChunkChecks(_done([]), _done([]))
-        if self.executor is None or self.mode != SIGNATURES:
-            loop, origin, mode = asyncio.get_running_loop(), self.origin, self.mode
+        loop, origin, mode = asyncio.get_running_loop(), self.origin, self.mode
+        if self.executor is None:  # one stage, in a thread (the status index is in this process too)
+            both = loop.run_in_executor(None, checked_here, entries, first, leaves, origin, mode)
+            return ChunkChecks(both, both)
+        if mode != SIGNATURES:  # mode parse: the parse in the workers, the only stage
             parts = [
                 loop.run_in_executor(self.executor, check_packed, part, first + i, origin, mode)
                 for i, part in self._parts(entries)
             ]
             both = asyncio.ensure_future(_unpacked(parts, first, leaves))
             return ChunkChecks(both, both)
-        parsed, unverified = parse_checked(entries, first, leaves, self.origin, self.mode)
+        parsed, unverified = parse_checked(entries, first, leaves, origin, mode)
         return ChunkChecks(_done(parsed), asyncio.ensure_future(self._verified(parsed, unverified)))
 
     async def _verified(self, parsed: list[Checked], unverified: Unverified) -> list[Checked]:
-        """The parsed chunk, its statements whose signature fails made entries with a problem (audit.with_failures)."""
+        """The parsed chunk, its statements whose signature fails made entries with a problem."""
         loop = asyncio.get_running_loop()
         failed = await asyncio.gather(
             *(loop.run_in_executor(self.executor, verify_packed, part) for _, part in self._parts(unverified))
         )
-        out = list(parsed)  # a copy: the status index was given the parse
-        for offset, problem in (item for part in failed for item in part):
-            out[offset] = Checked(out[offset].index, out[offset].leaf_hash, None, problem)
-        return out
+        return with_failed(parsed, [item for part in failed for item in part])  # the status index kept the parse
 
     def _parts(self, items: Sequence[T]) -> list[tuple[int, Sequence[T]]]:
         """`items` in `workers` parts, each with its offset: one per worker."""
