@@ -33,12 +33,14 @@ class Run:
     server_cpu: float
     idle: float  # the machine's idle cores, on average over the audit
     sha256: float  # raw SHA-256 calls/s on one core, measured just before
+    main_peak_mb: float  # the main process's largest resident set
 
     def row(self, tree: str, number: int) -> str:
         per = 1e6 / self.entries
         return (
             f"| {tree} | {number} | {self.entries / self.seconds:,.0f} | {self.all_cpu * per:.1f} | "
-            f"{self.main_cpu * per:.1f} | {self.server_cpu * per:.1f} | {self.idle:.2f} | {self.sha256:,.0f} |"
+            f"{self.main_cpu * per:.1f} | {self.server_cpu * per:.1f} | {self.idle:.2f} | {self.sha256:,.0f} | "
+            f"{self.main_peak_mb:,.0f} |"
         )
 
 
@@ -47,7 +49,8 @@ def audit(tree: Path, config: Path, entries: int, server_cpu: Callable[[], float
     server_before = server_cpu()
     done = run_audit_once(config, entries, cwd=tree)
     main_cpu, server = done.cpu_by_pid.get(done.pid, 0.0), server_cpu() - server_before
-    return Run(entries, done.seconds, main_cpu, sum(done.cpu_by_pid.values()), server, done.idle, sha256)
+    all_cpu = sum(done.cpu_by_pid.values())
+    return Run(entries, done.seconds, main_cpu, all_cpu, server, done.idle, sha256, done.main_peak_mb)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,7 +68,8 @@ def main(argv: list[str] | None = None) -> None:
         print("  " + line)
     print(
         "\n| tree | round | entries/s | CPU µs per entry, all its processes | main process | the log server "
-        "| the machine's idle cores | raw SHA-256/s just before |\n|---|---:|---:|---:|---:|---:|---:|---:|"
+        "| the machine's idle cores | raw SHA-256/s just before | main process peak MB |"
+        "\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     runs: dict[Path, list[Run]] = {tree: [] for tree in trees}
     with tempfile.TemporaryDirectory(prefix="monitor-ab-") as tmp_name:

@@ -183,6 +183,16 @@ class AuditOnce:
     pid: int  # the monitor's main process
     cpu_by_pid: dict[int, float]  # polled from /proc every 20 ms (a process's last 20 ms may be missed)
     idle: float  # the machine's cores left idle, on average over the audit (/proc/stat: loadtest/schedwait.py)
+    main_peak_mb: float = 0.0  # the main process's largest resident set seen (polled as the CPU is)
+
+
+def resident_mb(pid: int) -> float:
+    """A process's resident set now (0 once it is gone)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return 0.0
+    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), 0.0)
 
 
 def run_audit_once(config: Path, entries: int, cwd: Path = REPO) -> AuditOnce:
@@ -198,10 +208,12 @@ def run_audit_once(config: Path, entries: int, cwd: Path = REPO) -> AuditOnce:
         start_new_session=True,  # its session id is its pid: every process it starts is found by that
     )
     seen: dict[int, float] = {}
+    peak = 0.0
     stderr_reader = ThreadPoolExecutor(1)
     stderr = stderr_reader.submit(process.stderr.read) if process.stderr else None
     while process.poll() is None:
         seen.update(session_cpu(process.pid))
+        peak = max(peak, resident_mb(process.pid))
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     idle = sum(machine_times()[state] - machine[state] for state in ("idle", "iowait")) / seconds
@@ -211,7 +223,7 @@ def run_audit_once(config: Path, entries: int, cwd: Path = REPO) -> AuditOnce:
         raise RuntimeError(f"audit-once failed ({process.returncode}): {text[-2000:]}")
     if f"verified size {entries}" not in text:
         raise RuntimeError(f"the monitor did not verify size {entries}: {text[-2000:]}")
-    return AuditOnce(seconds, process.pid, seen, idle)
+    return AuditOnce(seconds, process.pid, seen, idle, peak)
 
 
 def audit(server: ServerProcess, config: Path, label: str, entries: int) -> Audit:
