@@ -206,12 +206,13 @@ def test_entry_checks_in_each_mode() -> None:
     assert [c.leaf_hash for c in tree] == [merkle.leaf_hash(b) for b in batch]
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_the_two_stages_of_the_checks_find_what_one_parse_with_its_signature_finds(workers: int) -> None:
+@pytest.mark.parametrize(("workers", "mode"), [(1, SIGNATURES), (2, SIGNATURES), (2, PARSE)])
+def test_the_two_stages_of_the_checks_find_what_one_parse_with_its_signature_finds(workers: int, mode: str) -> None:
     """monitor/checkstages.py: with workers, the main process parses and the workers verify the signatures the parse
-    left (a real process pool); without, one stage. Either way each entry ends as `parse_statement` judges it, and
-    the parse stage already holds the statements whose signature then fails (the status index names their
-    documents all the same)."""
+    left (a real process pool); without, or in mode `parse` (the workers parse), one stage. Either way each entry
+    ends as `parse_statement` judges it (without its signature in mode `parse`), and with two stages the parse
+    already holds the statements whose signature then fails (the status index names their documents all the
+    same)."""
     good = stmt(ISSUE, ISSUER, document=b"\x11" * 32)
     wrong = Signature(ISSUER.name, ISSUER.key_id, ISSUER.sign(b"other"))
     forged = Note(parse_unsigned(good).text, (wrong,)).to_bytes()
@@ -221,7 +222,7 @@ def test_the_two_stages_of_the_checks_find_what_one_parse_with_its_signature_fin
 
     def judged(data: bytes) -> tuple[Statement | None, str | None]:
         try:
-            statement = parse_statement(data)
+            statement = parse_statement(data, check_signature=mode == SIGNATURES)
         except TlogError as exc:
             return None, f"not a valid signed statement: {exc}"
         return (
@@ -230,14 +231,14 @@ def test_the_two_stages_of_the_checks_find_what_one_parse_with_its_signature_fin
         )
 
     async def stages(executor: Executor | None) -> tuple[list[Checked], list[Checked]]:
-        checks = Checker(executor, workers, ORIGIN, SIGNATURES).start(batch, [merkle.leaf_hash(b) for b in batch], 10)
+        checks = Checker(executor, workers, ORIGIN, mode).start(batch, [merkle.leaf_hash(b) for b in batch], 10)
         return await checks.parsed, await checks.checked
 
     with process_pool(workers) if workers > 1 else contextlib.nullcontext() as executor:
         parsed, checked = asyncio.run(stages(executor))
     assert [(c.index, c.statement, c.problem) for c in checked] == [(10 + i, *judged(b)) for i, b in enumerate(batch)]
     assert [c.leaf_hash for c in checked] == [merkle.leaf_hash(b) for b in batch]
-    if workers > 1:  # two stages: the forged statements parsed, for the status index
+    if workers > 1:  # the forged statements parsed, for the status index
         assert [c.statement.document if c.statement else None for c in parsed] == [
             b"\x11" * 32,
             b"\x11" * 32,
