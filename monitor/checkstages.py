@@ -1,5 +1,5 @@
 """A chunk's statement checks (audit.py steps 1-2) in two stages: each statement parsed and checked
-(`parse_packed`), then, in mode `signatures`, its Ed25519 signature verified (`verify_packed`).
+(`parse_checked`), then, in mode `signatures`, its Ed25519 signature verified (`verify_packed`).
 
 Why two stages: the status index (statusworker.py) needs what the parse finds (each entry's document, whatever its
 signature), not the signatures' verdicts. Queued as soon as its chunk is parsed (entryaudit.py), the status process
@@ -10,10 +10,10 @@ fold: 1-3 s of one core) overlap them, instead of coming after the last one with
 Where: with worker processes and mode `signatures`, the parse is made here, in the main process, as the chunk
 arrives (about 7 µs per entry: 30-60 ms a chunk), and the workers only verify. A parse in the workers would wait
 behind the verifications queued there (a pool runs its tasks in the order they come), and keep the status process
-a chunk ahead at most; and each entry would cross to the workers twice. The main process has the CPU to spare (about
-a third of a core at 2·10^4 entries/s). Each statement is still parsed once, and the verifications are the
-parse's own (`Unverified`). In mode `parse` the workers parse (there is no second stage to wait behind); with no
-workers both stages run in one thread, as one.
+a chunk ahead at most; and each entry would cross to the workers twice (measured: BENCHMARKS.md "Fifty-third
+round"). The main process has the CPU to spare (about a third of a core at 2·10^4 entries/s). Each statement is
+still parsed once, and the verifications are the parse's own (`Unverified`). In mode `parse` the workers parse
+(there is no second stage to wait behind); with no workers both stages run in one thread, as one.
 """
 
 import asyncio
@@ -52,7 +52,8 @@ class ChunkChecks:
 
 
 class Checker:
-    """One log's checks for one round: `start` a chunk's, in log order."""
+    """One log's checks for one round: `start` each chunk's, in log order. The workers (`executor`; None: a thread
+    of this process) run at a lower priority than this process (processes.py CHECK_WORKER_NICENESS)."""
 
     def __init__(self, executor: Executor | None, workers: int, origin: str, mode: str) -> None:
         self.executor, self.workers, self.origin, self.mode = executor, workers, origin, mode
@@ -60,7 +61,7 @@ class Checker:
     def start(self, entries: Sequence[bytes], leaves: Sequence[bytes], first: int) -> ChunkChecks:
         """The chunk's checks started: its parse made now (mode `signatures`, with workers) or in the workers."""
         if self.mode == TREE:  # the entries are in the tree (checked against their tile): nothing more to do
-            return ChunkChecks(_done([]), _done([]))
+            return ChunkChecks(done([]), done([]))
         loop, origin, mode = asyncio.get_running_loop(), self.origin, self.mode
         if self.executor is None:  # one stage, in a thread (the status index is in this process too)
             both = loop.run_in_executor(None, checked_here, entries, first, leaves, origin, mode)
@@ -73,7 +74,7 @@ class Checker:
             both = asyncio.ensure_future(_unpacked(parts, first, leaves))
             return ChunkChecks(both, both)
         parsed, unverified = parse_checked(entries, first, leaves, origin, mode)
-        return ChunkChecks(_done(parsed), asyncio.ensure_future(self._verified(parsed, unverified)))
+        return ChunkChecks(done(parsed), asyncio.ensure_future(self._verified(parsed, unverified)))
 
     async def _verified(self, parsed: list[Checked], unverified: Unverified) -> list[Checked]:
         """The parsed chunk, its statements whose signature fails made entries with a problem."""
@@ -96,7 +97,8 @@ async def _unpacked(parts: "list[asyncio.Future[Packed]]", first: int, leaves: S
     return out
 
 
-def _done(result: T) -> "asyncio.Future[T]":
+def done(result: T) -> "asyncio.Future[T]":
+    """A future already done (a stage with nothing left to wait for)."""
     future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
     future.set_result(result)
     return future

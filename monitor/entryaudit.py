@@ -11,11 +11,11 @@ import collections
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any
 
 from monitor import alerts as A
 from monitor.audit import Checked, Tally, apply_registry
-from monitor.checkstages import Checker, ChunkChecks
+from monitor.checkstages import Checker, ChunkChecks, done
 from monitor.daily import Days, count_days
 from monitor.logcontext import LogContext, log, note_text, statement_json
 from monitor.modes import TREE
@@ -44,7 +44,6 @@ CHECKS_AHEAD_ENTRIES = APPLY_EVERY
 # it; while it waits it feeds the workers no more, and a core idles. A batch's worth of entries checked ahead (about
 # 2 s of the workers' time on 2 cores) outlasts the burst; each is downloaded again after a kill.
 STATUS_AHEAD_ENTRIES = APPLY_EVERY
-T = TypeVar("T")
 
 
 @dataclass
@@ -147,19 +146,19 @@ class EntryAudit:
         log.info("%s: status index rebuilt over entries 0-%d", self.context.origin, again.next_index - 1)
 
     async def _chunk_after_chunk(self, row: LogRow, target: Signed, view: TreeView) -> None:
-        """Chunk after chunk, pipelined: the next chunk downloads; this one's statements are parsed in the workers,
-        and its status index queued in the status process as soon as they are, then their signatures checked (the
-        chunks in `checking`, up to CHECKS_AHEAD_ENTRIES entries); the oldest is resolved here (registry, watch
-        rules) once checked. A resolved chunk is committed once its status findings are back, or when the chunks
-        resolved and not committed (`pending`) hold more than STATUS_AHEAD_ENTRIES entries: the workers stay fed
-        while the status process writes a batch. Commits stay in log order, each with the registry as of its own
-        chunk's end (a snapshot taken when the chunk was resolved)."""
+        """Chunk after chunk, pipelined: the next chunk downloads; this one's statements are parsed (checkstages.py
+        says where), its status index queued in the status process as soon as they are, then their signatures
+        checked in the workers (the chunks in `checking`, up to CHECKS_AHEAD_ENTRIES entries); the oldest is
+        resolved here (registry, watch rules) once checked. A resolved chunk is committed once its status findings
+        are back, or when the chunks resolved and not committed (`pending`) hold more than STATUS_AHEAD_ENTRIES
+        entries: the workers stay fed while the status process writes a batch. Commits stay in log order, each with
+        the registry as of its own chunk's end (a snapshot taken when the chunk was resolved)."""
         end = self.rebuilding_to or target.size
         chunks = self._chunks(row.next_index, end, target.size)
         prefetch: asyncio.Future[dict[str, bytes]] | None = None
         checking: collections.deque[_Prepared] = collections.deque()  # what `finally` cancels if this fails
         pending: collections.deque[_Resolved] = collections.deque()  # resolved, not committed, in log order
-        queued = _found(None)  # the status index of the chunk before is queued: this one's may be
+        queued = done(None)  # the status index of the chunk before is queued: this one's may be
         shared = self.context.shared
         workers = shared.config.workers if shared.executor is not None else 1
         checker = Checker(shared.executor, workers, self.context.origin, shared.config.verify)
@@ -263,7 +262,7 @@ class EntryAudit:
         entries, leaves = entries[skip:], leaves[skip:]
         checks = checker.start(entries, leaves, first)
         end = min(target.size, (tiles[-1].index + 1) * TILE_WIDTH)
-        chunk = _Prepared(tiles, first, end, entries, checks, _found(None), _found([]))  # no status index: no findings
+        chunk = _Prepared(tiles, first, end, entries, checks, done(None), done([]))  # no status index: no findings
         if self.context.shared.config.verify != TREE and self.status is not None:
             chunk.queued = asyncio.ensure_future(self._queue_index(self.status, row, chunk, before))
         return chunk
@@ -282,7 +281,11 @@ class EntryAudit:
     async def _resolve(self, row: LogRow, target: Signed, view: TreeView, chunk: "_Prepared") -> "_Resolved":
         """Once a chunk's statement checks are back: the registry, tallies and watch rules here (its status index was
         queued when it was parsed)."""
-        checked = await chunk.checks.checked
+        try:
+            checked = await chunk.checks.checked
+        except BaseException:
+            await asyncio.gather(chunk.queued, return_exceptions=True)  # its own failure, if the parse's: taken
+            raise
         await chunk.queued  # its status index queued: `chunk.findings` are its findings
         registry = row.registry
         snapshot = None
@@ -417,10 +420,3 @@ async def status_alerts(
             key = f"missing index-root after {finding.evidence['last_index_root_entry']}"
         alerts.append(context.alert(RULE_STATUS_INDEX, A.MISBEHAVIOUR, key, finding.summary, evidence))
     return alerts
-
-
-def _found(result: T) -> "asyncio.Future[T]":
-    """A future already done: no findings for a chunk whose status index is not computed."""
-    future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-    future.set_result(result)
-    return future

@@ -170,6 +170,31 @@ def test_a_chunk_that_fails_to_resolve_leaves_the_one_before_it_committed(
 
 
 @pytest.mark.usefixtures("collector_as_it_was")
+def test_with_workers_a_chunk_whose_signature_checks_fail_leaves_the_one_before_it_committed(
+    tmp_path: Path, log: FilledLog, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The verification of chunk [256, 512) fails (made to raise here, as a worker that died would): the chunk before
+    it is committed all the same, the audit stops at 256 with the error, and no task of the chunks in flight is
+    left with a failure nobody took (asyncio would log "exception was never retrieved")."""
+    verified = Checker._verified
+
+    async def failing(checker: Checker, parsed: list[Checked], unverified: Any) -> list[Checked]:
+        if parsed[0].index == 256:
+            raise RuntimeError("a worker died")
+        return await verified(checker, parsed, unverified)
+
+    monkeypatch.setattr(Checker, "_verified", failing)
+    policy = f"log {log.log_vkey}\nquorum none\n"
+    config = monitor_config(tmp_path / "m.toml", log.server.url, policy, extra="chunk_tiles = 1\nworkers = 2")
+    with pytest.raises(RuntimeError, match="a worker died"):
+        run_audit(Runtime(load_config(config), False, progress=False))
+    gc.collect()  # an unretrieved failure is logged when its task is collected
+    with sqlite3.connect(tmp_path / "state.db") as db:
+        assert db.execute("SELECT next_index FROM logs").fetchone() == (256,)
+    assert "never retrieved" not in caplog.text
+
+
+@pytest.mark.usefixtures("collector_as_it_was")
 def test_the_monitor_keeps_what_start_up_made_out_of_the_collectors_walks(tmp_path: Path, log: FilledLog) -> None:
     """tlogcore/gcpause.py freeze_start_up: the main process spent 6.6 µs per audited entry in collections."""
     gc.unfreeze()
