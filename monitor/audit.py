@@ -10,8 +10,9 @@ Pure. For each entry, in log order (DESIGN.md "Statements"):
 
 An entry that fails any of these is log misbehaviour: the log must have refused
 it. Steps 1-2 are independent per entry: each statement is parsed once
-(`parse_packed`) and its Ed25519 signature verified (`verify_packed`), in worker
-processes (checkstages.py says which where); step 3 runs in order in
+(`parse_checked` in the process that keeps the result, `parse_packed` in a worker
+that sends it back) and its Ed25519 signature verified (`verify_packed`);
+checkstages.py says which process does which. Step 3 runs in order in
 `apply_registry`.
 
 Modes: `signatures` (everything), `parse` (skip the Ed25519 check: trusts that
