@@ -381,11 +381,11 @@ def print_bounds(audits: list[Audit], big: list[Submission], signed: list[Submis
     origin = signed[0].statement.origin
     items: list[StatusItem] = [(i, s.statement.kind, s.statement.document or b"") for i, s in enumerate(signed)]
     statements = [s.data for s in signed]
-    parse = bounds.check_per_entry(statements, origin, "parse")
     stages = {
-        "Ed25519 verification of a statement, in the workers": bounds.check_per_entry(statements, origin, "signatures")
-        - parse,
-        "statement parsing and checks without Ed25519, in the main process (monitor/checkstages.py)": parse,
+        "Ed25519 verification of a statement, in the workers": bounds.verify_per_entry(statements, origin),
+        "statement parsing and checks without Ed25519, in the main process (monitor/checkstages.py)": (
+            bounds.parse_per_entry(statements, origin)
+        ),
         "status-index recomputation, per document (status process)": bounds.status_per_document(items),
     }
     status = stages["status-index recomputation, per document (status process)"]
