@@ -8,6 +8,8 @@
                                                            in-process without sockets: the figure least moved by load)
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --workers 1 --settle 20   (the server's first 20 s of proofs
                                                            reported apart, then the run measured: a settled server)
+    .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --workers 1 --tiles --data DIR   (also level-0 hash tiles,
+                                                           random over the whole tree, from a server of their own)
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e7    (10^7: the log is grown in-process first, signed on every
                                                            core: a few hours on 2 cores and ~4 GB of disk)
     .venv/bin/python -m loadtest.wrk_reads --sizes 1e6 --burst 1e5,3e5 --engine sqlite --workers 1,2 --seconds 5
@@ -33,6 +35,7 @@ throwaway PostgreSQL cluster (loadtest/pgcluster.py).
 import argparse
 import asyncio
 import contextlib
+import itertools
 import os
 import re
 import shutil
@@ -58,6 +61,7 @@ from loadtest.grow import (
     parse_sizes,
     signed,
     signing_pool,
+    tile_jobs,
 )
 from loadtest.log_bench import DATABASE, ENTRIES, ServerProcess, chunks, entries_body, machine_info
 from logserver import cli
@@ -72,6 +76,7 @@ from logserver.submission import SubmissionRules
 from tlogcore.merkle import leaf_hash
 
 WRK = "/usr/bin/wrk"
+TILE_PATHS = 20_000  # random tiles wrk picks from (`--tiles`)
 THREADS, CONNECTIONS = 2, 16
 LUA = """-- a random path from the file named by WRK_PATHS, per request
 local paths = {}
@@ -136,11 +141,7 @@ def measure(
     `settle` the proofs of the server's first `settle` seconds, measured apart (`first_reads`). With a `burst`, the
     lookup merge is held off once the server serves, the burst is submitted to it over HTTP, then the reads run:
     the moment right after a burst, before the merge catches up."""
-    settings = f"[server]\nworkers = {workers}\n" if workers > 1 else ""
-    if isinstance(engine, PostgresEngine):
-        engine.write_settings(settings)
-    else:
-        (engine.data / "server.toml").write_text(settings, encoding="utf-8")
+    configure(engine, workers)
     with engine.serve() as server:
         if not burst:
             opening = first_reads(server, proof_paths(grower.sample), settle, tmp) if settle else None
@@ -154,6 +155,26 @@ def measure(
             time.sleep(1.0)  # every worker follows the head (each flush interval)
             opening = first_reads(server, proof_paths(grower.sample), settle, tmp) if settle else None
             return (*proofs_and_health(server, grower.sample, seconds, tmp), unmerged(engine), opening)
+
+
+def configure(engine: SQLiteEngine | PostgresEngine, workers: int) -> None:
+    """The served log's settings: `[server] workers` processes."""
+    settings = f"[server]\nworkers = {workers}\n" if workers > 1 else ""
+    if isinstance(engine, PostgresEngine):
+        engine.write_settings(settings)
+    else:
+        (engine.data / "server.toml").write_text(settings, encoding="utf-8")
+
+
+def measure_tiles(
+    engine: SQLiteEngine | PostgresEngine, size: int, workers: int, seconds: float, tmp: Path
+) -> tuple[WrkResult, WrkResult]:
+    """Level-0 hash tiles, random and full, from anywhere in the tree (`--tiles`: grow.py's `tile_jobs`, what a
+    monitor or a mirror's cache miss asks for), then `GET /healthz`, from a server of `workers` processes."""
+    configure(engine, workers)
+    targets = [path for _, path, _ in itertools.islice(tile_jobs(size, size + 2), TILE_PATHS)]
+    with engine.serve() as server:
+        return paths_and_health(server, targets, seconds, tmp)
 
 
 @contextlib.contextmanager
@@ -367,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--burst", type=parse_sizes, default=[], help="unmerged tails to measure, e.g. 1e5,3e5")
     parser.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--data", type=Path, default=None, help="keep the SQLite log here, or reuse the one kept")
+    parser.add_argument("--tiles", action="store_true", help="also random level-0 hash tiles over the whole tree")
     parser.add_argument(
         "--settle", type=float, default=0.0, help="seconds of proofs first, reported apart (a new process's caches)"
     )
@@ -410,6 +432,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     lines.append(row(grower.size, waiting, n, "inclusion proof by leaf hash", proofs, health))
                     lines.append(row(grower.size, waiting, n, "GET /healthz", health, None))
                     print(lines[-2], lines[-1], f"load average {os.getloadavg()[0]:.2f}", sep="\n", flush=True)
+            for n in [int(n) for n in args.workers.split(",")] if args.tiles else []:
+                tiles, health = measure_tiles(engine, grower.size, n, seconds, tmp)
+                lines.append(row(grower.size, 0, n, "level-0 hash tile, random over the tree", tiles, health))
+                lines.append(row(grower.size, 0, n, "GET /healthz", health, None))
+                print(lines[-2], lines[-1], f"load average {os.getloadavg()[0]:.2f}", sep="\n", flush=True)
     print("\n" + "\n".join(lines))
 
 
