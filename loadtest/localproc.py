@@ -28,6 +28,17 @@ def bytes_written(pid: int | str = "self") -> int:
         return next(int(line.split()[1]) for line in io if line.startswith("wchar:"))
 
 
+def rss_kib(pid: int) -> int:
+    """Resident memory of one process, from /proc (0 once it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now (the OS picks it)."""
     with socket.socket() as sock:

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from loadtest import monitor_bounds as bounds
+from loadtest.localproc import rss_kib
 from loadtest.log_bench import (
     DATABASE,
     ORIGIN,
@@ -186,15 +187,6 @@ class AuditOnce:
     main_peak_mb: float = 0.0  # the main process's largest resident set seen (polled as the CPU is)
 
 
-def resident_mb(pid: int) -> float:
-    """A process's resident set now (0 once it is gone)."""
-    try:
-        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except OSError:
-        return 0.0
-    return next((int(line.split()[1]) / 1024 for line in lines if line.startswith("VmRSS:")), 0.0)
-
-
 def run_audit_once(config: Path, entries: int, cwd: Path = REPO) -> AuditOnce:
     """`tlog-monitor audit-once` with the code of the tree `cwd` (`python -c` imports from it); it must verify size
     `entries`."""
@@ -213,7 +205,7 @@ def run_audit_once(config: Path, entries: int, cwd: Path = REPO) -> AuditOnce:
     stderr = stderr_reader.submit(process.stderr.read) if process.stderr else None
     while process.poll() is None:
         seen.update(session_cpu(process.pid))
-        peak = max(peak, resident_mb(process.pid))
+        peak = max(peak, rss_kib(process.pid) / 1024)
         time.sleep(0.02)
     seconds = time.perf_counter() - started
     idle = sum(machine_times()[state] - machine[state] for state in ("idle", "iowait")) / seconds

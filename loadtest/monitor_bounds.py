@@ -33,6 +33,7 @@ from tlogcore.tileauth import fold_tile
 from tlogcore.tiles import TILE_WIDTH, decode_entry_bundle, encode_entry_bundle
 
 CHUNK = 32 * TILE_WIDTH  # the benchmark's chunk_tiles = 32
+SAMPLE_ENTRIES = 2000  # statements each stage of the checks is timed on
 
 
 def per_call_seconds(work: Callable[[], object], seconds: float = 0.5) -> float:
@@ -78,14 +79,14 @@ def parse_per_entry(entries: Sequence[bytes], origin: str) -> float:
     """The main process's stage of the checks with workers (monitor/checkstages.py): `parse_checked` in mode
     "signatures", every check but the Ed25519 verifications, which it leaves for the workers. CPU seconds per
     entry: CPU time, not wall time, so that other tenants' load does not count."""
-    sample = list(entries[:2000])
+    sample = list(entries[:SAMPLE_ENTRIES])
     leaves = [merkle.leaf_hash(data) for data in sample]  # the Merkle audit's, made before the checks
     return per_call_seconds(lambda: parse_checked(sample, 1, leaves, origin, "signatures"), 1.0) / len(sample)
 
 
 def _unverified(entries: Sequence[bytes], origin: str) -> Unverified:
-    """What the main process's parse leaves for the workers, for a sample of 2,000 entries."""
-    sample = list(entries[:2000])
+    """What the main process's parse leaves for the workers, for a sample of the entries."""
+    sample = list(entries[:SAMPLE_ENTRIES])
     return parse_checked(sample, 1, [b""] * len(sample), origin, "signatures")[1]
 
 

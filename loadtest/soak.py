@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 
-from loadtest.localproc import children, free_port
+from loadtest.localproc import children, free_port, rss_kib
 from tlogcore.checkpoint import Checkpoint, parse_checkpoint
 from tlogcore.keys import Ed25519Signer, Verifier, parse_signer_key
 from tlogcore.merkle import append_leaves, leaf_hash, verify_consistency, verify_inclusion
@@ -50,17 +50,6 @@ from tlogcore.vkeys import parse_verifier_key
 
 REPO = Path(__file__).resolve().parent.parent
 QUORUM = 2  # cosignatures the merge-delay prober waits for (2 of 3)
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of one process, from /proc (0 once it is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 @dataclass

@@ -378,6 +378,15 @@ def row(size: int, tail: int, workers: int, what: str, result: WrkResult, ceilin
     )
 
 
+def rows_beside_health(
+    lines: list[str], where: tuple[int, int, int], what: str, result: WrkResult, health: WrkResult
+) -> None:
+    """The rows of one server's reads and of its `/healthz` (entries, unmerged, processes), added and printed."""
+    lines.append(row(*where, what, result, health))
+    lines.append(row(*where, "GET /healthz", health, None))
+    print(lines[-2], lines[-1], f"load average {os.getloadavg()[0]:.2f}", sep="\n", flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=parse_sizes, default=None, help="comma-separated, e.g. 2e4,1e6 (1e7: hours)")
@@ -416,27 +425,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         grower = Grower(engine)
         asyncio.run(kept(grower))
         when = int(time.time()) - 3600
+        worker_counts = [int(n) for n in args.workers.split(",")]
         for size in sizes:
             asyncio.run(grow_all([grower], size, when, pool))
             if args.in_process:
                 cpu = asyncio.run(in_process(engine.data, grower.sample))
                 print(f"in-process, {grower.size:,} entries: " + ", ".join(f"{k} {v:.1f} us" for k, v in cpu.items()))
             for tail in args.burst or [0]:
-                for n in [int(n) for n in args.workers.split(",")]:
+                for n in worker_counts:
                     burst = signed(grower.size - 1, tail, when, pool) if tail else []
                     proofs, health, waiting, first = measure(engine, grower, n, seconds, tmp, burst, args.settle)
                     if first is not None:
                         what = f"inclusion proof by leaf hash, the server's first {args.settle:g} s"
                         lines.append(row(grower.size, waiting, n, what, first, health))
                         print(lines[-1], flush=True)
-                    lines.append(row(grower.size, waiting, n, "inclusion proof by leaf hash", proofs, health))
-                    lines.append(row(grower.size, waiting, n, "GET /healthz", health, None))
-                    print(lines[-2], lines[-1], f"load average {os.getloadavg()[0]:.2f}", sep="\n", flush=True)
-            for n in [int(n) for n in args.workers.split(",")] if args.tiles else []:
+                    rows_beside_health(lines, (grower.size, waiting, n), "inclusion proof by leaf hash", proofs, health)
+            for n in worker_counts if args.tiles else []:
                 tiles, health = measure_tiles(engine, grower.size, n, seconds, tmp)
-                lines.append(row(grower.size, 0, n, "level-0 hash tile, random over the tree", tiles, health))
-                lines.append(row(grower.size, 0, n, "GET /healthz", health, None))
-                print(lines[-2], lines[-1], f"load average {os.getloadavg()[0]:.2f}", sep="\n", flush=True)
+                rows_beside_health(lines, (grower.size, 0, n), "level-0 hash tile, random over the tree", tiles, health)
     print("\n" + "\n".join(lines))
 
 
